@@ -1,1 +1,71 @@
-//! stub
+//! The pack engine: everything GitClaw does with Git packs, as blocking code.
+//!
+//! - [`odb`]: a read view over one repository's objects — its stored packs (opened
+//!   from local `.pack`/`.idx` files) plus a [`odb::LooseSource`] the caller supplies.
+//! - [`ingest`]: index a pushed pack, complete it when thin, hash, parse and check
+//!   the connectivity of every object before anything is stored.
+//! - [`walk`]: the object-graph walk of upload-pack — shallow boundaries, the set of
+//!   objects reachable from the wants and not from the haves, negotiation helpers.
+//! - [`writer`]: streams a pack for a set of objects, copying stored entries verbatim
+//!   (deltas included when their base goes out too) and deflating the rest.
+//!
+//! Not here: HTTP, SQL, object storage. Callers run this code on blocking threads
+//! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
+
+pub mod entry;
+pub mod ingest;
+pub mod odb;
+pub mod walk;
+pub mod writer;
+
+pub use gix_hash::{oid, ObjectId};
+pub use gix_object::Kind;
+
+/// Errors of the pack engine, split by whose fault they are.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// The client sent a pack that is malformed, truncated or inconsistent.
+    #[error("invalid pack: {0}")]
+    InvalidPack(String),
+    /// An object in the pack does not parse as its type says.
+    #[error("object {oid} is malformed: {detail}")]
+    MalformedObject { oid: ObjectId, detail: String },
+    /// An object needed to complete the history is neither sent nor stored.
+    #[error("missing necessary object {0}")]
+    MissingObject(ObjectId),
+    /// Stored data does not match what its index promises.
+    #[error("stored pack data is corrupt: {0}")]
+    Corrupt(String),
+    /// Reading loose objects from the object store failed.
+    #[error("object store: {0}")]
+    Store(String),
+    /// A local file could not be read or written.
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation was cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl PackError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PackError {
+        let context = context.into();
+        move |source| PackError::Io { context, source }
+    }
+
+    /// True when the failure lies with the client's input rather than the server.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            PackError::InvalidPack(_)
+                | PackError::MalformedObject { .. }
+                | PackError::MissingObject(_)
+        )
+    }
+}
+
+pub type Result<T, E = PackError> = std::result::Result<T, E>;

@@ -1,0 +1,212 @@
+//! Ingest of a pushed pack: index it, complete it when thin, verify every object.
+//!
+//! The pack arrives as a local spool file (the caller caps its size). gix-pack
+//! indexes it into a `.pack` + `.idx` pair in a work directory, hashing every
+//! object (ids are computed, never taken from the client) and appending the bases
+//! of a thin pack from the repository's objects. Then every object is parsed as its
+//! type says, and every object it references must be in the pack or already in the
+//! repository. Because every stored object passed this check when it was stored,
+//! the closure of every stored object is stored too: a ref may then point at any
+//! object of the repository without a deep connectivity walk.
+//!
+//! Not here: deciding pack-versus-loose storage or uploading (the caller's job).
+
+use std::{
+    cell::RefCell,
+    io::BufRead,
+    path::{Path, PathBuf},
+    sync::atomic::AtomicBool,
+};
+
+use gix_hash::{oid, ObjectId};
+use gix_object::{Kind, ObjectRef};
+
+use crate::{
+    odb::{DecodeState, ObjectDb, ObjectReader, PackHandle},
+    PackError, Result,
+};
+
+/// Limits that keep ingest bounded whatever the client sends.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The largest single object (or delta result) the ingest may allocate.
+    pub max_object_bytes: usize,
+    /// Threads used to resolve deltas.
+    pub threads: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            max_object_bytes: 1 << 30,
+            threads: 2,
+        }
+    }
+}
+
+/// One object of an ingested pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestedObject {
+    pub id: ObjectId,
+    pub kind: Kind,
+    pub size: u64,
+    /// True when the repository had this object before the push (a thin-pack base
+    /// or an object the client sent again).
+    pub already_stored: bool,
+}
+
+/// A verified pack on local disk.
+pub struct IngestedPack {
+    pub pack: PackHandle,
+    pub pack_path: PathBuf,
+    pub index_path: PathBuf,
+    pub objects: Vec<IngestedObject>,
+}
+
+impl IngestedPack {
+    /// Objects the repository did not have before.
+    pub fn new_objects(&self) -> impl Iterator<Item = &IngestedObject> {
+        self.objects.iter().filter(|o| !o.already_stored)
+    }
+
+    pub fn contains(&self, id: &oid) -> bool {
+        self.pack.lookup(id).is_some()
+    }
+}
+
+/// Bridges the repository's objects to gix-pack's thin-pack base lookup.
+struct BaseLookup<'a> {
+    reader: RefCell<ObjectReader<'a>>,
+}
+
+impl gix_object::Find for BaseLookup<'_> {
+    fn try_find<'b>(
+        &self,
+        id: &oid,
+        buffer: &'b mut Vec<u8>,
+    ) -> gix_error::Result<Option<gix_object::Data<'b>>> {
+        let mut reader = self.reader.borrow_mut();
+        match reader.read(id, buffer) {
+            Ok(Some(kind)) => Ok(Some(gix_object::Data::new(
+                buffer,
+                kind,
+                gix_hash::Kind::Sha1,
+            ))),
+            Ok(None) => Ok(None),
+            Err(err) => Err(gix_error::Error::from_error(std::io::Error::other(
+                err.to_string(),
+            ))),
+        }
+    }
+}
+
+/// Index, complete and verify the pack read from `input`, writing the result into `work_dir`.
+///
+/// Returns `Ok(None)` for an empty pack (zero objects), which git sends for pushes
+/// that only delete refs or only move refs to objects the server has.
+pub fn ingest(
+    input: &mut dyn BufRead,
+    work_dir: &Path,
+    db: &ObjectDb,
+    options: &IngestOptions,
+) -> Result<Option<IngestedPack>> {
+    let interrupt = AtomicBool::new(false);
+    let lookup = BaseLookup {
+        reader: RefCell::new(db.reader()),
+    };
+    let outcome = gix_pack::Bundle::write_to_directory(
+        input,
+        Some(work_dir),
+        &mut gix_utils::progress::Discard,
+        &interrupt,
+        Some(lookup),
+        gix_hash::Kind::Sha1,
+        gix_pack::bundle::write::Options {
+            thread_limit: Some(options.threads.max(1)),
+            iteration_mode: gix_pack::data::input::Mode::Verify,
+            index_version: gix_pack::index::Version::V2,
+            alloc_limit_bytes: Some(options.max_object_bytes),
+            compression: gix_zlib::Compression::DEFAULT,
+        },
+    )
+    .map_err(|err| PackError::InvalidPack(one_line(&err)))?;
+
+    let (Some(pack_path), Some(index_path)) = (outcome.data_path, outcome.index_path) else {
+        return Ok(None);
+    };
+    if let Some(keep) = outcome.keep_path {
+        // The keep file guards against a concurrent `git gc`; we have none here.
+        let _ = std::fs::remove_file(keep);
+    }
+    let pack = PackHandle::open(&index_path)?;
+    let objects = verify_objects(&pack, db, options)?;
+    Ok(Some(IngestedPack {
+        pack,
+        pack_path,
+        index_path,
+        objects,
+    }))
+}
+
+fn one_line(err: &dyn std::fmt::Display) -> String {
+    err.to_string().replace('\n', " ")
+}
+
+/// Parse every object of the pack and check that everything it references exists.
+fn verify_objects(
+    pack: &PackHandle,
+    db: &ObjectDb,
+    options: &IngestOptions,
+) -> Result<Vec<IngestedObject>> {
+    let mut state = DecodeState::default();
+    let mut buf = Vec::new();
+    let mut objects = Vec::with_capacity(pack.num_objects() as usize);
+    let exists = |id: &oid| pack.lookup(id).is_some() || db.contains(id);
+    for index in 0..pack.num_objects() {
+        let id = pack.oid_at(index);
+        let kind = pack.decode(index, &mut buf, &mut state)?;
+        if buf.len() > options.max_object_bytes {
+            return Err(PackError::InvalidPack(format!(
+                "object {id} is larger than the limit"
+            )));
+        }
+        let parsed = ObjectRef::from_bytes(&buf, kind, gix_hash::Kind::Sha1).map_err(|err| {
+            PackError::MalformedObject {
+                oid: id,
+                detail: one_line(&err),
+            }
+        })?;
+        let check = |target: ObjectId| -> Result<()> {
+            if exists(&target) {
+                Ok(())
+            } else {
+                Err(PackError::MissingObject(target))
+            }
+        };
+        match parsed {
+            ObjectRef::Commit(commit) => {
+                check(commit.tree())?;
+                for parent in commit.parents() {
+                    check(parent)?;
+                }
+            }
+            ObjectRef::Tree(tree) => {
+                for entry in &tree.entries {
+                    // Gitlinks name commits of another repository.
+                    if !entry.mode.is_commit() {
+                        check(entry.oid.to_owned())?;
+                    }
+                }
+            }
+            ObjectRef::Tag(tag) => check(tag.target())?,
+            ObjectRef::Blob(_) => {}
+        }
+        objects.push(IngestedObject {
+            id,
+            kind,
+            size: buf.len() as u64,
+            already_stored: db.contains(&id),
+        });
+    }
+    Ok(objects)
+}

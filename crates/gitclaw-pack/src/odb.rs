@@ -1,0 +1,343 @@
+//! A read view over one repository's objects: its packs and its loose objects.
+//!
+//! Packs are local `.pack` + `.idx` files (mmapped by gix-pack); where they come
+//! from (the filesystem store, a disk cache of S3) is the caller's business. Loose
+//! objects come through [`LooseSource`], which the caller backs with its object
+//! store and its loose-object index. Every lookup is scoped to the packs and loose
+//! objects given here, so one repository never sees another's objects.
+
+use std::{
+    path::Path,
+    sync::{Arc, OnceLock},
+};
+
+use gix_hash::{oid, ObjectId};
+use gix_object::Kind;
+use gix_pack::data::entry::Header;
+
+use crate::{PackError, Result};
+
+/// Loose objects of one repository, as the caller stores them.
+pub trait LooseSource: Send + Sync {
+    /// Whether the repository has this loose object (an index lookup, no store access).
+    fn contains(&self, id: &oid) -> bool;
+    /// Read and verify a loose object; `Ok(None)` when the repository has no such object.
+    fn read(&self, id: &oid) -> Result<Option<(Kind, Vec<u8>)>>;
+}
+
+/// A repository with no loose objects.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoLoose;
+
+impl LooseSource for NoLoose {
+    fn contains(&self, _id: &oid) -> bool {
+        false
+    }
+    fn read(&self, _id: &oid) -> Result<Option<(Kind, Vec<u8>)>> {
+        Ok(None)
+    }
+}
+
+fn gix_err(context: &str) -> impl FnOnce(gix_error::Error) -> PackError + '_ {
+    move |err| PackError::Corrupt(format!("{context}: {err}"))
+}
+
+/// One opened pack with its index.
+pub struct PackHandle {
+    hash: ObjectId,
+    bundle: gix_pack::Bundle,
+    /// `(offset, index)` pairs sorted by offset, built on first need.
+    by_offset: OnceLock<Vec<(u64, u32)>>,
+}
+
+impl std::fmt::Debug for PackHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackHandle")
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// A stored pack entry as it lies in the pack file.
+pub struct RawEntry<'a> {
+    pub header: Header,
+    /// Size of the inflated entry data (the object, or the delta instructions).
+    pub decompressed_size: u64,
+    /// The zlib stream of the entry, without the entry header.
+    pub compressed: &'a [u8],
+    /// The whole entry (header included), for CRC checks.
+    pub whole: &'a [u8],
+}
+
+impl PackHandle {
+    /// Open a pack given the path of its `.idx` (the `.pack` must lie beside it).
+    pub fn open(index_path: &Path) -> Result<Self> {
+        let bundle = gix_pack::Bundle::at(index_path, gix_hash::Kind::Sha1).map_err(|err| {
+            PackError::Corrupt(format!("cannot open pack {}: {err}", index_path.display()))
+        })?;
+        let hash = bundle.index.pack_checksum().to_owned();
+        if bundle.pack.num_objects() != bundle.index.num_objects() {
+            return Err(PackError::Corrupt(format!(
+                "pack {hash} holds {} objects but its index lists {}",
+                bundle.pack.num_objects(),
+                bundle.index.num_objects()
+            )));
+        }
+        Ok(PackHandle {
+            hash,
+            bundle,
+            by_offset: OnceLock::new(),
+        })
+    }
+
+    /// The pack's checksum, which is also its name.
+    pub fn hash(&self) -> &ObjectId {
+        &self.hash
+    }
+
+    pub fn num_objects(&self) -> u32 {
+        self.bundle.index.num_objects()
+    }
+
+    /// Path of the `.idx` file this pack was opened from.
+    pub fn index_path(&self) -> &Path {
+        self.bundle.index.path()
+    }
+
+    /// Decode the object at index position `index` into `buf`, resolving deltas in this pack.
+    pub fn decode(&self, index: u32, buf: &mut Vec<u8>, state: &mut DecodeState) -> Result<Kind> {
+        let (data, _) = self
+            .bundle
+            .get_object_by_index(index, buf, &mut state.inflate, &mut state.cache)
+            .map_err(|err| {
+                PackError::Corrupt(format!(
+                    "object {} in pack {}: {err}",
+                    self.oid_at(index),
+                    self.hash
+                ))
+            })?;
+        Ok(data.kind)
+    }
+
+    /// The index position of an object in this pack.
+    pub fn lookup(&self, id: &oid) -> Option<u32> {
+        self.bundle.index.lookup(id)
+    }
+
+    pub fn oid_at(&self, index: u32) -> ObjectId {
+        self.bundle.index.oid_at_index(index).to_owned()
+    }
+
+    pub fn offset_at(&self, index: u32) -> u64 {
+        self.bundle.index.pack_offset_at_index(index)
+    }
+
+    /// Every object id of the pack, in index order.
+    pub fn oids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        (0..self.num_objects()).map(|i| self.oid_at(i))
+    }
+
+    fn sorted_offsets(&self) -> &[(u64, u32)] {
+        self.by_offset.get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = (0..self.num_objects())
+                .map(|i| (self.offset_at(i), i))
+                .collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// The object id of the entry starting at `offset`, if an entry starts there.
+    pub fn oid_at_offset(&self, offset: u64) -> Option<ObjectId> {
+        let sorted = self.sorted_offsets();
+        sorted
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+            .map(|pos| self.oid_at(sorted[pos].1))
+    }
+
+    /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
+    pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
+        let offset = self.offset_at(index);
+        let sorted = self.sorted_offsets();
+        let pos = sorted
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .map_err(|_| {
+                PackError::Corrupt(format!("pack {}: no entry at offset {offset}", self.hash))
+            })?;
+        let end = sorted
+            .get(pos + 1)
+            .map(|(o, _)| *o)
+            .unwrap_or(self.bundle.pack.pack_end() as u64);
+        let entry = self
+            .bundle
+            .pack
+            .entry(offset)
+            .map_err(gix_err("reading pack entry"))?;
+        let whole = self.bundle.pack.entry_slice(offset..end).ok_or_else(|| {
+            PackError::Corrupt(format!(
+                "pack {}: entry at {offset} is out of bounds",
+                self.hash
+            ))
+        })?;
+        if let Some(expected) = self.bundle.index.crc32_at_index(index) {
+            let actual = crc32fast::hash(whole);
+            if actual != expected {
+                return Err(PackError::Corrupt(format!(
+                    "pack {}: entry at offset {offset} fails its CRC check",
+                    self.hash
+                )));
+            }
+        }
+        let header_len = usize::try_from(entry.data_offset - offset)
+            .map_err(|_| PackError::Corrupt("entry header too long".into()))?;
+        let compressed = whole.get(header_len..).ok_or_else(|| {
+            PackError::Corrupt(format!(
+                "pack {}: entry at {offset} is truncated",
+                self.hash
+            ))
+        })?;
+        Ok(RawEntry {
+            header: entry.header,
+            decompressed_size: entry.decompressed_size,
+            compressed,
+            whole,
+        })
+    }
+}
+
+/// Scratch state for decoding pack entries: an inflater and a cache of delta bases.
+pub struct DecodeState {
+    inflate: gix_zlib::Inflate,
+    cache: gix_pack::cache::lru::MemoryCappedHashmap,
+}
+
+impl Default for DecodeState {
+    fn default() -> Self {
+        DecodeState {
+            inflate: gix_zlib::Inflate::default(),
+            cache: gix_pack::cache::lru::MemoryCappedHashmap::new(64 * 1024 * 1024),
+        }
+    }
+}
+
+/// Where an object of the repository lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Location {
+    /// In `packs[pack]` at index position `index`.
+    Packed {
+        pack: usize,
+        index: u32,
+    },
+    Loose,
+}
+
+/// All objects of one repository.
+#[derive(Clone)]
+pub struct ObjectDb {
+    packs: Vec<Arc<PackHandle>>,
+    loose: Arc<dyn LooseSource>,
+}
+
+impl ObjectDb {
+    pub fn new(packs: Vec<Arc<PackHandle>>, loose: Arc<dyn LooseSource>) -> Self {
+        ObjectDb { packs, loose }
+    }
+
+    pub fn packs(&self) -> &[Arc<PackHandle>] {
+        &self.packs
+    }
+
+    pub fn loose(&self) -> &Arc<dyn LooseSource> {
+        &self.loose
+    }
+
+    /// Where the object lives; packs are searched in the order given, then loose objects.
+    pub fn locate(&self, id: &oid) -> Option<Location> {
+        for (pack, handle) in self.packs.iter().enumerate() {
+            if let Some(index) = handle.lookup(id) {
+                return Some(Location::Packed { pack, index });
+            }
+        }
+        self.loose.contains(id).then_some(Location::Loose)
+    }
+
+    pub fn contains(&self, id: &oid) -> bool {
+        self.locate(id).is_some()
+    }
+
+    /// A reader with its own inflate state and delta-base cache.
+    pub fn reader(&self) -> ObjectReader<'_> {
+        ObjectReader {
+            db: self,
+            state: DecodeState::default(),
+        }
+    }
+}
+
+/// Reads whole objects from an [`ObjectDb`], resolving deltas.
+pub struct ObjectReader<'a> {
+    db: &'a ObjectDb,
+    state: DecodeState,
+}
+
+impl ObjectReader<'_> {
+    /// Read an object into `buf`; `Ok(None)` when the repository does not have it.
+    pub fn read(&mut self, id: &oid, buf: &mut Vec<u8>) -> Result<Option<Kind>> {
+        match self.db.locate(id) {
+            Some(loc) => self.read_at(id, loc, buf).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Read an object whose location is known.
+    pub fn read_at(&mut self, id: &oid, loc: Location, buf: &mut Vec<u8>) -> Result<Kind> {
+        match loc {
+            Location::Packed { pack, index } => {
+                let handle = self
+                    .db
+                    .packs
+                    .get(pack)
+                    .ok_or_else(|| PackError::Corrupt(format!("no pack #{pack}")))?;
+                handle.decode(index, buf, &mut self.state)
+            }
+            Location::Loose => match self.db.loose.read(id)? {
+                Some((kind, data)) => {
+                    buf.clear();
+                    buf.extend_from_slice(&data);
+                    Ok(kind)
+                }
+                None => Err(PackError::Store(format!(
+                    "loose object {id} is indexed but missing"
+                ))),
+            },
+        }
+    }
+
+    /// Read an object that must exist.
+    pub fn read_existing(&mut self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind> {
+        self.read(id, buf)?
+            .ok_or_else(|| PackError::MissingObject(id.to_owned()))
+    }
+
+    /// Follow annotated tags until a non-tag object; returns its id and kind.
+    pub fn peel(&mut self, id: &oid) -> Result<(ObjectId, Kind)> {
+        let mut current = id.to_owned();
+        let mut buf = Vec::new();
+        // Bounded so a tag cycle (impossible with honest hashes) cannot spin forever.
+        for _ in 0..64 {
+            let kind = self.read_existing(&current, &mut buf)?;
+            if kind != Kind::Tag {
+                return Ok((current, kind));
+            }
+            let tag = gix_object::TagRefIter::from_bytes(&buf, gix_hash::Kind::Sha1);
+            current = tag.target_id().map_err(|err| PackError::MalformedObject {
+                oid: current,
+                detail: err.to_string(),
+            })?;
+        }
+        Err(PackError::Corrupt(format!(
+            "tag chain from {id} is too long"
+        )))
+    }
+}

@@ -1,0 +1,545 @@
+//! The object-graph walk of upload-pack.
+//!
+//! [`plan_shallow`] decides the shallow boundary of a fetch (`deepen`,
+//! `deepen-relative`, `deepen-since`, `deepen-not`, unshallow) the way git's
+//! upload-pack does; [`enumerate`] then lists exactly the objects reachable from
+//! the wants and not reachable from the haves, honouring that boundary and the
+//! client's own shallow commits. [`ok_to_give_up`] is the negotiation's "ready" test.
+//!
+//! Not here: parsing requests or writing packs.
+
+use std::collections::VecDeque;
+
+use gix_hash::ObjectId;
+use gix_hashtable::{HashMap, HashSet};
+use gix_object::{CommitRef, Kind, ObjectRef};
+
+use crate::{
+    odb::{ObjectDb, ObjectReader},
+    PackError, Result,
+};
+
+/// `deepen` with this value means "all of history" (what `git fetch --unshallow` sends).
+pub const INFINITE_DEPTH: u32 = 0x7fff_ffff;
+
+#[derive(Debug, Clone)]
+struct CommitInfo {
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+    time: i64,
+}
+
+/// Reads and memoizes commits during one request.
+pub struct Graph<'a> {
+    reader: ObjectReader<'a>,
+    db: &'a ObjectDb,
+    commits: HashMap<ObjectId, CommitInfo>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Graph<'a> {
+    pub fn new(db: &'a ObjectDb) -> Self {
+        Graph {
+            reader: db.reader(),
+            db,
+            commits: HashMap::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn db(&self) -> &'a ObjectDb {
+        self.db
+    }
+
+    fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
+        if !self.commits.contains_key(id) {
+            let kind = self.reader.read_existing(id, &mut self.buf)?;
+            if kind != Kind::Commit {
+                return Err(PackError::MalformedObject {
+                    oid: *id,
+                    detail: format!("expected a commit, found a {kind}"),
+                });
+            }
+            let commit = CommitRef::from_bytes(&self.buf, gix_hash::Kind::Sha1).map_err(|err| {
+                PackError::MalformedObject {
+                    oid: *id,
+                    detail: err.to_string(),
+                }
+            })?;
+            let info = CommitInfo {
+                tree: commit.tree(),
+                parents: commit.parents().collect(),
+                time: commit.time().map(|t| t.seconds).unwrap_or(0),
+            };
+            self.commits.insert(*id, info);
+        }
+        self.commits.get(id).ok_or(PackError::MissingObject(*id))
+    }
+
+    /// Peel tags; returns the final object and its kind, plus the tags passed on the way.
+    fn peel(&mut self, id: &ObjectId) -> Result<(ObjectId, Kind, Vec<ObjectId>)> {
+        let mut tags = Vec::new();
+        let mut current = *id;
+        for _ in 0..64 {
+            let kind = self.reader.read_existing(&current, &mut self.buf)?;
+            if kind != Kind::Tag {
+                return Ok((current, kind, tags));
+            }
+            tags.push(current);
+            let tag =
+                gix_object::TagRef::from_bytes(&self.buf, gix_hash::Kind::Sha1).map_err(|err| {
+                    PackError::MalformedObject {
+                        oid: current,
+                        detail: err.to_string(),
+                    }
+                })?;
+            current = tag.target();
+        }
+        Err(PackError::Corrupt(format!(
+            "tag chain from {id} is too long"
+        )))
+    }
+
+    /// The commit a want or have names, if it peels to one.
+    pub fn peel_to_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
+        let (target, kind, _) = self.peel(id)?;
+        Ok((kind == Kind::Commit).then_some(target))
+    }
+
+    pub fn commit_time(&mut self, id: &ObjectId) -> Result<i64> {
+        Ok(self.commit(id)?.time)
+    }
+
+    fn parents(&mut self, id: &ObjectId) -> Result<Vec<ObjectId>> {
+        Ok(self.commit(id)?.parents.clone())
+    }
+}
+
+/// What the client asked for about history depth.
+#[derive(Debug, Clone, Default)]
+pub struct DeepenRequest {
+    /// The client's current shallow commits (`shallow` lines).
+    pub client_shallow: Vec<ObjectId>,
+    pub depth: Option<u32>,
+    pub relative: bool,
+    pub since: Option<i64>,
+    /// Tips (already resolved from ref names) whose history is excluded.
+    pub not: Vec<ObjectId>,
+}
+
+impl DeepenRequest {
+    pub fn is_deepen(&self) -> bool {
+        self.depth.is_some() || self.since.is_some() || !self.not.is_empty()
+    }
+}
+
+/// The shallow boundary of a fetch and what to tell the client about it.
+#[derive(Debug, Clone, Default)]
+pub struct ShallowPlan {
+    /// Commits to announce as `shallow`.
+    pub shallow: Vec<ObjectId>,
+    /// Commits to announce as `unshallow`.
+    pub unshallow: Vec<ObjectId>,
+    /// Commits whose parents the walk must not follow.
+    grafts: HashSet<ObjectId>,
+    /// Parents of unshallowed commits: sent as if wanted.
+    extra_wants: Vec<ObjectId>,
+    /// Unshallowed commits: the client has them and their trees.
+    extra_edges: Vec<ObjectId>,
+}
+
+/// Decide the shallow boundary as git's upload-pack does.
+pub fn plan_shallow(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    request: &DeepenRequest,
+) -> Result<ShallowPlan> {
+    let mut client_shallow = Vec::new();
+    for id in &request.client_shallow {
+        // Unknown shallow commits are ignored, as git does.
+        if graph.db.contains(id) && graph.peel_to_commit(id)? == Some(*id) {
+            client_shallow.push(*id);
+        }
+    }
+    let mut plan = ShallowPlan::default();
+    if !request.is_deepen() {
+        plan.grafts = client_shallow.iter().copied().collect();
+        return Ok(plan);
+    }
+
+    let mut not_shallow: HashSet<ObjectId> = HashSet::default();
+    let mut boundary: Vec<ObjectId> = Vec::new();
+    let mut want_commits = Vec::new();
+    for want in wants {
+        if let Some(commit) = graph.peel_to_commit(want)? {
+            want_commits.push(commit);
+        }
+    }
+
+    if request.since.is_some() || !request.not.is_empty() {
+        boundary = shallow_by_rev_list(graph, &want_commits, request, &mut not_shallow)?;
+        if boundary.is_empty() && not_shallow.is_empty() {
+            return Err(PackError::InvalidPack(
+                "no commits selected for shallow requests".into(),
+            ));
+        }
+    } else if let Some(depth) = request.depth {
+        if depth == INFINITE_DEPTH && !request.relative {
+            not_shallow.extend(client_shallow.iter().copied());
+        } else {
+            let (heads, depth) = if request.relative {
+                (client_shallow.clone(), depth.saturating_add(1))
+            } else {
+                (want_commits.clone(), depth)
+            };
+            boundary = shallow_by_depth(graph, &heads, depth, &mut not_shallow)?;
+        }
+    }
+
+    let client_set: HashSet<ObjectId> = client_shallow.iter().copied().collect();
+    for id in &boundary {
+        if !client_set.contains(id) && !not_shallow.contains(id) {
+            plan.shallow.push(*id);
+        }
+        plan.grafts.insert(*id);
+    }
+    for id in &client_shallow {
+        if not_shallow.contains(id) {
+            plan.unshallow.push(*id);
+            plan.extra_wants.extend(graph.parents(id)?);
+            plan.extra_edges.push(*id);
+        }
+        plan.grafts.insert(*id);
+    }
+    Ok(plan)
+}
+
+/// Commits at exactly `depth` from `heads` (by their shortest path) form the boundary.
+fn shallow_by_depth(
+    graph: &mut Graph<'_>,
+    heads: &[ObjectId],
+    depth: u32,
+    not_shallow: &mut HashSet<ObjectId>,
+) -> Result<Vec<ObjectId>> {
+    let mut seen: HashSet<ObjectId> = HashSet::default();
+    let mut queue: VecDeque<(ObjectId, u32)> = VecDeque::new();
+    for head in heads {
+        if seen.insert(*head) {
+            queue.push_back((*head, 1));
+        }
+    }
+    let mut boundary = Vec::new();
+    while let Some((id, d)) = queue.pop_front() {
+        if d >= depth {
+            boundary.push(id);
+            continue;
+        }
+        not_shallow.insert(id);
+        for parent in graph.parents(&id)? {
+            if seen.insert(parent) {
+                queue.push_back((parent, d + 1));
+            }
+        }
+    }
+    Ok(boundary)
+}
+
+/// `deepen-since` / `deepen-not`: the selected commits are those reachable from the
+/// wants, not from the excluded tips, and not older than the cut-off; a selected
+/// commit with an unselected parent is a boundary commit.
+fn shallow_by_rev_list(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    request: &DeepenRequest,
+    not_shallow: &mut HashSet<ObjectId>,
+) -> Result<Vec<ObjectId>> {
+    let mut excluded: HashSet<ObjectId> = HashSet::default();
+    let mut stack: Vec<ObjectId> = Vec::new();
+    for tip in &request.not {
+        if let Some(commit) = graph.peel_to_commit(tip)? {
+            stack.push(commit);
+        }
+    }
+    while let Some(id) = stack.pop() {
+        if excluded.insert(id) {
+            stack.extend(graph.parents(&id)?);
+        }
+    }
+    let mut selected: Vec<ObjectId> = Vec::new();
+    let mut seen: HashSet<ObjectId> = HashSet::default();
+    stack.extend(wants.iter().copied());
+    while let Some(id) = stack.pop() {
+        if excluded.contains(&id) || !seen.insert(id) {
+            continue;
+        }
+        if let Some(since) = request.since {
+            if graph.commit_time(&id)? < since {
+                continue;
+            }
+        }
+        selected.push(id);
+        not_shallow.insert(id);
+        stack.extend(graph.parents(&id)?);
+    }
+    let mut boundary = Vec::new();
+    for id in selected {
+        let parents = graph.parents(&id)?;
+        if parents.iter().any(|p| !not_shallow.contains(p)) {
+            boundary.push(id);
+        }
+    }
+    // Boundary commits are shallow, not "not shallow".
+    for id in &boundary {
+        not_shallow.remove(id);
+    }
+    Ok(boundary)
+}
+
+/// An object to send, with its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkObject {
+    pub id: ObjectId,
+    pub kind: Kind,
+}
+
+/// The outcome of [`enumerate`].
+#[derive(Debug, Default)]
+pub struct WalkOutcome {
+    /// Every object to send, commits first (newest first), then tags, trees and blobs.
+    pub objects: Vec<WalkObject>,
+    pub commits: usize,
+}
+
+/// What to send besides the plain wants.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Annotated tags (their object ids) to add when the object they point at is sent (`include-tag`).
+    pub include_tags: Vec<ObjectId>,
+}
+
+/// List the objects reachable from `wants` and not reachable from `haves`.
+pub fn enumerate(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    plan: &ShallowPlan,
+    options: &WalkOptions,
+) -> Result<WalkOutcome> {
+    // 1. Everything the client has: commits from the haves and the extra edges, then their objects.
+    let mut have_commits: HashSet<ObjectId> = HashSet::default();
+    let mut have_roots: Vec<ObjectId> = Vec::new(); // non-commit objects the client has
+    let mut stack: Vec<ObjectId> = Vec::new();
+    for have in haves.iter().chain(&plan.extra_edges) {
+        if !graph.db.contains(have) {
+            continue;
+        }
+        let (target, kind, tags) = graph.peel(have)?;
+        have_roots.extend(tags);
+        match kind {
+            Kind::Commit => stack.push(target),
+            _ => have_roots.push(target),
+        }
+    }
+    while let Some(id) = stack.pop() {
+        if !have_commits.insert(id) {
+            continue;
+        }
+        if !plan.grafts.contains(&id) {
+            stack.extend(graph.parents(&id)?);
+        }
+    }
+
+    let have_root_set: HashSet<ObjectId> = have_roots.iter().copied().collect();
+
+    // 2. Commits to send.
+    let mut out = WalkOutcome::default();
+    let mut sent: HashSet<ObjectId> = HashSet::default();
+    let mut tags_out: Vec<WalkObject> = Vec::new();
+    let mut roots: Vec<(ObjectId, Kind)> = Vec::new();
+    let mut commit_stack: Vec<ObjectId> = Vec::new();
+    for want in wants.iter().chain(&plan.extra_wants) {
+        let (target, kind, tags) = graph.peel(want)?;
+        for tag in tags {
+            if !have_root_set.contains(&tag) && sent.insert(tag) {
+                tags_out.push(WalkObject {
+                    id: tag,
+                    kind: Kind::Tag,
+                });
+            }
+        }
+        match kind {
+            Kind::Commit => commit_stack.push(target),
+            other => roots.push((target, other)),
+        }
+    }
+    let mut commits: Vec<ObjectId> = Vec::new();
+    // Newest first: a max-heap on commit time keeps the output in git's recency order.
+    let mut heap: std::collections::BinaryHeap<(i64, ObjectId)> =
+        std::collections::BinaryHeap::new();
+    for id in commit_stack {
+        if !have_commits.contains(&id) && sent.insert(id) {
+            heap.push((graph.commit_time(&id)?, id));
+        }
+    }
+    while let Some((_, id)) = heap.pop() {
+        commits.push(id);
+        if plan.grafts.contains(&id) {
+            continue;
+        }
+        for parent in graph.parents(&id)? {
+            if !have_commits.contains(&parent) && sent.insert(parent) {
+                heap.push((graph.commit_time(&parent)?, parent));
+            }
+        }
+    }
+    out.commits = commits.len();
+
+    // 3. Trees and blobs the client has: everything under the trees of its commits.
+    let mut have_objects: HashSet<ObjectId> = HashSet::default();
+    if !commits.is_empty() || !roots.is_empty() {
+        let mut tree_roots: Vec<(ObjectId, Kind)> = Vec::new();
+        for id in &have_commits {
+            tree_roots.push((graph.commit(id)?.tree, Kind::Tree));
+        }
+        let mut buf = Vec::new();
+        for id in &have_roots {
+            let kind = graph.reader.read_existing(id, &mut buf)?;
+            tree_roots.push((*id, kind));
+        }
+        walk_trees(
+            graph,
+            tree_roots,
+            &mut have_objects,
+            &HashSet::default(),
+            |_| {},
+        )?;
+    }
+
+    // 4. Trees and blobs to send.
+    out.objects.extend(commits.iter().map(|id| WalkObject {
+        id: *id,
+        kind: Kind::Commit,
+    }));
+    let mut tree_roots: Vec<(ObjectId, Kind)> = Vec::new();
+    for id in &commits {
+        tree_roots.push((graph.commit(id)?.tree, Kind::Tree));
+    }
+    tree_roots.extend(roots);
+    let mut objects = Vec::new();
+    walk_trees(graph, tree_roots, &mut sent, &have_objects, |obj| {
+        objects.push(obj)
+    })?;
+
+    // 5. include-tag: tags whose target goes out (or that peel to something that does).
+    for tag in &options.include_tags {
+        if sent.contains(tag) || have_root_set.contains(tag) {
+            continue;
+        }
+        let (target, _, chain) = graph.peel(tag)?;
+        if sent.contains(&target) {
+            for id in chain {
+                if sent.insert(id) {
+                    tags_out.push(WalkObject {
+                        id,
+                        kind: Kind::Tag,
+                    });
+                }
+            }
+        }
+    }
+    out.objects.extend(tags_out);
+    out.objects.extend(objects);
+    Ok(out)
+}
+
+/// Depth-first walk of trees from `roots`, calling `emit` for every object not in
+/// `skip` and not yet in `seen` (which collects what was visited).
+fn walk_trees(
+    graph: &mut Graph<'_>,
+    roots: Vec<(ObjectId, Kind)>,
+    seen: &mut HashSet<ObjectId>,
+    skip: &HashSet<ObjectId>,
+    mut emit: impl FnMut(WalkObject),
+) -> Result<()> {
+    let mut stack = roots;
+    let mut buf = Vec::new();
+    while let Some((id, kind)) = stack.pop() {
+        if skip.contains(&id) || !seen.insert(id) {
+            continue;
+        }
+        emit(WalkObject { id, kind });
+        if kind != Kind::Tree {
+            continue;
+        }
+        let actual = graph.reader.read_existing(&id, &mut buf)?;
+        let parsed = ObjectRef::from_bytes(&buf, actual, gix_hash::Kind::Sha1).map_err(|err| {
+            PackError::MalformedObject {
+                oid: id,
+                detail: err.to_string(),
+            }
+        })?;
+        let ObjectRef::Tree(tree) = parsed else {
+            return Err(PackError::MalformedObject {
+                oid: id,
+                detail: format!("expected a tree, found a {actual}"),
+            });
+        };
+        // Reverse so the stack pops entries in tree order.
+        for entry in tree.entries.iter().rev() {
+            if entry.mode.is_commit() {
+                continue;
+            }
+            let child_kind = if entry.mode.is_tree() {
+                Kind::Tree
+            } else {
+                Kind::Blob
+            };
+            let child = entry.oid.to_owned();
+            if !skip.contains(&child) && !seen.contains(&child) {
+                stack.push((child, child_kind));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether every want reaches one of the `common` commits: git's `ok_to_give_up`,
+/// which lets the server answer `ready` and end negotiation.
+pub fn ok_to_give_up(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    common: &[ObjectId],
+) -> Result<bool> {
+    if common.is_empty() {
+        return Ok(false);
+    }
+    let common_set: HashSet<ObjectId> = common.iter().copied().collect();
+    let mut cutoff = i64::MAX;
+    for id in common {
+        if let Some(commit) = graph.peel_to_commit(id)? {
+            cutoff = cutoff.min(graph.commit_time(&commit)?);
+        }
+    }
+    for want in wants {
+        let Some(start) = graph.peel_to_commit(want)? else {
+            continue;
+        };
+        let mut seen: HashSet<ObjectId> = HashSet::default();
+        let mut stack = vec![start];
+        let mut reached = false;
+        while let Some(id) = stack.pop() {
+            if common_set.contains(&id) {
+                reached = true;
+                break;
+            }
+            if !seen.insert(id) || graph.commit_time(&id)? < cutoff {
+                continue;
+            }
+            stack.extend(graph.parents(&id)?);
+        }
+        if !reached {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,317 @@
+//! The pack engine against real git: packs made by `git pack-objects` are ingested,
+//! and packs we write are checked by `git index-pack --strict`.
+
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Arc,
+};
+
+use gitclaw_pack::{
+    ingest::{ingest, IngestOptions},
+    odb::{NoLoose, ObjectDb, PackHandle},
+    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    writer::{write_pack, WriteOptions},
+    ObjectId, PackError,
+};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "A U Thor")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "C O Mitter")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("git finishes");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A repository with a few commits on two branches, a merge, a tag, and a file that changes a lot (for deltas).
+fn make_repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    let big: String = (0..2000)
+        .map(|i| format!("line {i} of a long file\n"))
+        .collect();
+    for i in 0..6 {
+        std::fs::write(dir.join("big.txt"), format!("{big}change {i}\n")).unwrap();
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", &format!("commit {i}")]);
+    }
+    git(dir, &["checkout", "-q", "-b", "side", "HEAD~2"]);
+    std::fs::write(dir.join("side.txt"), "side\n").unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "side"]);
+    git(dir, &["checkout", "-q", "main"]);
+    git(dir, &["merge", "-q", "--no-edit", "side"]);
+    git(dir, &["tag", "-a", "-m", "v1", "v1", "HEAD~1"]);
+}
+
+fn pack_of(dir: &Path, revs: &str, thin: bool) -> Vec<u8> {
+    let mut args = vec!["pack-objects", "--stdout", "--revs", "-q"];
+    if thin {
+        args.push("--thin");
+    }
+    let input = if revs == "--all\n" {
+        args.push("--all");
+        ""
+    } else {
+        revs
+    };
+    let (ok, out, err) = git_stdin(dir, &args, input.as_bytes());
+    assert!(ok, "pack-objects: {err}");
+    out
+}
+
+fn oid(s: &str) -> ObjectId {
+    ObjectId::from_hex(s.trim().as_bytes()).expect("oid")
+}
+
+fn rev_list_objects(dir: &Path, args: &[&str]) -> BTreeSet<String> {
+    let mut full = vec!["rev-list", "--objects"];
+    full.extend_from_slice(args);
+    git(dir, &full)
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+fn ingest_bytes(
+    pack: &[u8],
+    work: &Path,
+    db: &ObjectDb,
+) -> Result<Option<gitclaw_pack::ingest::IngestedPack>, PackError> {
+    let mut input = std::io::BufReader::new(pack);
+    ingest(&mut input, work, db, &IngestOptions::default())
+}
+
+fn empty_db() -> ObjectDb {
+    ObjectDb::new(Vec::new(), Arc::new(NoLoose))
+}
+
+/// Index a pack with `git index-pack --strict` and list its objects. `objects_from`
+/// is a repository whose objects stand for what the client already has, so that
+/// connectivity checks of partial packs can pass.
+fn index_with_git(pack: &[u8], scratch: &Path, objects_from: Option<&Path>) -> BTreeSet<String> {
+    let repo = tempfile::tempdir_in(scratch).unwrap().keep();
+    git(&repo, &["init", "-q", "--bare"]);
+    if let Some(src) = objects_from {
+        std::fs::write(
+            repo.join("objects/info/alternates"),
+            format!("{}\n", src.join(".git/objects").display()),
+        )
+        .unwrap();
+    }
+    let (ok, _, err) = git_stdin(
+        &repo,
+        &["index-pack", "--strict", "--stdin", "-o", "out.idx"],
+        pack,
+    );
+    assert!(ok, "git index-pack rejected our pack: {err}");
+    let idx = std::fs::read(repo.join("out.idx")).unwrap();
+    let (ok, out, err) = git_stdin(&repo, &["show-index"], &idx);
+    assert!(ok, "{err}");
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    scratch: PathBuf,
+    db: ObjectDb,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    make_repo(&repo);
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let pack = pack_of(&repo, "--all\n", false);
+    let ingested = ingest_bytes(&pack, &store, &empty_db())
+        .unwrap()
+        .expect("non-empty pack");
+    let all = rev_list_objects(&repo, &["--all"]);
+    let got: BTreeSet<String> = ingested.objects.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(got, all, "ingest lists every object of the pack");
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    Fixture {
+        _tmp: tmp,
+        repo,
+        scratch,
+        db,
+    }
+}
+
+fn write_for(
+    db: &ObjectDb,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    deepen: &DeepenRequest,
+) -> (Vec<u8>, Vec<ObjectId>) {
+    let mut graph = Graph::new(db);
+    let plan = plan_shallow(&mut graph, wants, deepen).unwrap();
+    let outcome = enumerate(&mut graph, wants, haves, &plan, &WalkOptions::default()).unwrap();
+    let mut out = Vec::new();
+    write_pack(
+        db,
+        &outcome.objects,
+        &WriteOptions::default(),
+        &mut out,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    (out, plan.shallow)
+}
+
+#[test]
+fn full_clone_pack_holds_exactly_the_reachable_objects() {
+    let f = fixture();
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let (pack, shallow) = write_for(&f.db, &[head], &[], &DeepenRequest::default());
+    assert!(shallow.is_empty());
+    let got = index_with_git(&pack, &f.scratch, None);
+    assert_eq!(got, rev_list_objects(&f.repo, &["main"]));
+}
+
+#[test]
+fn incremental_pack_excludes_what_the_client_has() {
+    let f = fixture();
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let old = oid(&git(&f.repo, &["rev-parse", "main~3"]));
+    let (pack, _) = write_for(&f.db, &[head], &[old], &DeepenRequest::default());
+    let all_new = rev_list_objects(&f.repo, &["main"]);
+    let have = rev_list_objects(&f.repo, &["main~3"]);
+    let expected: BTreeSet<String> = all_new.difference(&have).cloned().collect();
+    // The client's pack must resolve on its own: index it against the full repo's objects.
+    let got = index_with_git(&pack, &f.scratch, Some(&f.repo));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn annotated_tag_want_sends_the_tag_and_its_history() {
+    let f = fixture();
+    let tag = oid(&git(&f.repo, &["rev-parse", "v1"]));
+    let (pack, _) = write_for(&f.db, &[tag], &[], &DeepenRequest::default());
+    let got = index_with_git(&pack, &f.scratch, None);
+    let mut expected = rev_list_objects(&f.repo, &["v1^{commit}"]);
+    expected.insert(tag.to_string());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn depth_one_sends_only_the_tip_and_marks_it_shallow() {
+    let f = fixture();
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let deepen = DeepenRequest {
+        depth: Some(1),
+        ..Default::default()
+    };
+    let (pack, shallow) = write_for(&f.db, &[head], &[], &deepen);
+    assert_eq!(shallow, vec![head]);
+    let got = index_with_git(&pack, &f.scratch, Some(&f.repo));
+    let mut expected = rev_list_objects(&f.repo, &["--no-walk", "main"]);
+    expected.extend(rev_list_objects(&f.repo, &["main^{tree}"]));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn thin_pack_is_completed_and_connected() {
+    let f = fixture();
+    let store = f.scratch.join("thin");
+    std::fs::create_dir_all(&store).unwrap();
+    // A new commit on top of main, sent as a thin pack against main.
+    std::fs::write(f.repo.join("big.txt"), "rewritten\n".repeat(3000)).unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "more"]);
+    let thin = pack_of(&f.repo, "main\n^main~1\n", true);
+    let ingested = ingest_bytes(&thin, &store, &f.db)
+        .unwrap()
+        .expect("objects");
+    let new: BTreeSet<String> = ingested.new_objects().map(|o| o.id.to_string()).collect();
+    let expected: BTreeSet<String> = rev_list_objects(&f.repo, &["main", "--not", "main~1"]);
+    assert_eq!(new, expected);
+    // The stored pack resolves on its own (every delta base is inside it).
+    let bytes = std::fs::read(&ingested.pack_path).unwrap();
+    let repo = tempfile::tempdir_in(&f.scratch).unwrap();
+    git(repo.path(), &["init", "-q", "--bare"]);
+    let (ok, _, err) = git_stdin(
+        repo.path(),
+        &["index-pack", "--stdin", "-o", "out.idx"],
+        &bytes,
+    );
+    assert!(ok, "stored pack does not stand alone: {err}");
+}
+
+#[test]
+fn truncated_pack_is_refused() {
+    let f = fixture();
+    let pack = pack_of(&f.repo, "--all\n", false);
+    let store = f.scratch.join("trunc");
+    std::fs::create_dir_all(&store).unwrap();
+    let err = ingest_bytes(&pack[..pack.len() / 2], &store, &empty_db())
+        .err()
+        .expect("error");
+    assert!(err.is_client_error(), "{err}");
+    let mut corrupt = pack.clone();
+    let n = corrupt.len();
+    corrupt[n / 2] ^= 0xff;
+    let err = ingest_bytes(&corrupt, &store, &empty_db())
+        .err()
+        .expect("error");
+    assert!(err.is_client_error(), "{err}");
+}
+
+#[test]
+fn pack_missing_history_is_refused() {
+    let f = fixture();
+    let store = f.scratch.join("missing");
+    std::fs::create_dir_all(&store).unwrap();
+    // Only the newest commit's objects, into an empty repository: its parent is missing.
+    let pack = pack_of(&f.repo, "main\n^main~1\n", false);
+    let err = ingest_bytes(&pack, &store, &empty_db())
+        .err()
+        .expect("error");
+    assert!(matches!(err, PackError::MissingObject(_)), "{err}");
+}
