@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run the whole test suite: formatting, lints, unit, property and end-to-end tests.
+# Installs what the tests need when it is missing (git, python3 for fixtures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  if need apt-get; then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$@"; else sudo apt-get update -qq && sudo apt-get install -y -qq "$@"; fi
+  else
+    echo "please install: $*" >&2; exit 1
+  fi
+}
+need git || apt_install git
+need python3 || apt_install python3
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
