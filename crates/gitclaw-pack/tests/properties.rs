@@ -1,0 +1,240 @@
+//! SPEC properties 10 and 11 over random histories built with `git fast-import`:
+//! a fetch pack holds exactly what is reachable from the wants and not from the
+//! haves (and `git index-pack --strict` accepts it); a depth-N shallow fetch holds
+//! the commits up to depth N and none deeper.
+
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    io::Write,
+    path::Path,
+    process::{Command, Stdio},
+    sync::Arc,
+};
+
+use gitclaw_pack::{
+    ingest::{ingest, IngestOptions},
+    odb::{NoLoose, ObjectDb, PackHandle},
+    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    writer::{write_pack, WriteOptions},
+    Kind, ObjectId,
+};
+use proptest::prelude::*;
+
+fn run(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[derive(Debug, Clone)]
+struct CommitSpec {
+    parents: Vec<usize>,
+    edits: Vec<(u8, u8)>, // (file index, content seed)
+}
+
+fn history() -> impl Strategy<Value = Vec<CommitSpec>> {
+    (1usize..14).prop_flat_map(|n| {
+        let commits: Vec<_> = (0..n)
+            .map(|i| {
+                let parents = if i == 0 {
+                    Just(Vec::new()).boxed()
+                } else {
+                    proptest::collection::btree_set(0..i, 0..=2usize.min(i))
+                        .prop_map(|s| s.into_iter().rev().collect::<Vec<_>>())
+                        .boxed()
+                };
+                (
+                    parents,
+                    proptest::collection::vec((0u8..6, any::<u8>()), 1..4),
+                )
+                    .prop_map(|(parents, edits)| CommitSpec { parents, edits })
+            })
+            .collect();
+        commits
+    })
+}
+
+/// Build the history in a fresh repository; commit i is at refs/heads/c{i}.
+fn build(dir: &Path, commits: &[CommitSpec]) -> Vec<ObjectId> {
+    run(dir, &["init", "-q", "--bare"], b"");
+    let mut stream = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        writeln!(stream, "commit refs/heads/c{i}\nmark :{}", i + 1).unwrap();
+        writeln!(
+            stream,
+            "committer C <c@example.com> {} +0000",
+            1_700_000_000 + i * 100
+        )
+        .unwrap();
+        let msg = format!("commit {i}");
+        write!(stream, "data {}\n{msg}\n", msg.len()).unwrap();
+        if let Some(first) = c.parents.first() {
+            writeln!(stream, "from :{}", first + 1).unwrap();
+        }
+        for p in c.parents.iter().skip(1) {
+            writeln!(stream, "merge :{}", p + 1).unwrap();
+        }
+        for (file, seed) in &c.edits {
+            let content = format!("file {file} seed {seed}\n").repeat(1 + *seed as usize % 7);
+            write!(
+                stream,
+                "M 100644 inline dir{}/f{file}.txt\ndata {}\n{content}\n",
+                file % 2,
+                content.len()
+            )
+            .unwrap();
+        }
+    }
+    run(dir, &["fast-import", "--quiet"], &stream);
+    (0..commits.len())
+        .map(|i| {
+            let out = run(dir, &["rev-parse", &format!("refs/heads/c{i}")], b"");
+            ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()
+        })
+        .collect()
+}
+
+fn objects_of(dir: &Path, tips: &[ObjectId]) -> BTreeSet<String> {
+    if tips.is_empty() {
+        return BTreeSet::new();
+    }
+    let mut args = vec!["rev-list".to_string(), "--objects".to_string()];
+    args.extend(tips.iter().map(|t| t.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    String::from_utf8(run(dir, &args, b""))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+fn open_db(dir: &Path, work: &Path) -> ObjectDb {
+    let pack = run(
+        dir,
+        &["pack-objects", "--stdout", "--revs", "--all", "-q"],
+        b"",
+    );
+    let ingested = ingest(
+        &mut &pack[..],
+        work,
+        &ObjectDb::new(vec![], Arc::new(NoLoose)),
+        &IngestOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    )
+}
+
+fn indexed_objects(pack: &[u8], source: &Path, scratch: &Path) -> BTreeSet<String> {
+    let repo = tempfile::tempdir_in(scratch).unwrap();
+    run(repo.path(), &["init", "-q", "--bare"], b"");
+    std::fs::write(
+        repo.path().join("objects/info/alternates"),
+        format!("{}\n", source.join("objects").display()),
+    )
+    .unwrap();
+    run(
+        repo.path(),
+        &["index-pack", "--strict", "--stdin", "-o", "p.idx"],
+        pack,
+    );
+    let idx = std::fs::read(repo.path().join("p.idx")).unwrap();
+    String::from_utf8(run(repo.path(), &["show-index"], &idx))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Property 10.
+    #[test]
+    fn fetch_pack_is_exactly_wants_minus_haves(
+        commits in history(),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 1..5),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ids = build(&repo, &commits);
+        let db = open_db(&repo, tmp.path());
+        let mut wants = Vec::new();
+        let mut haves = Vec::new();
+        for (index, is_want) in &picks {
+            let id = ids[index.index(ids.len())];
+            if *is_want { wants.push(id) } else { haves.push(id) }
+        }
+        if wants.is_empty() {
+            wants.push(*ids.last().unwrap());
+        }
+        let mut graph = Graph::new(&db);
+        let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
+        let outcome = enumerate(&mut graph, &wants, &haves, &plan, &WalkOptions::default()).unwrap();
+        let mut pack = Vec::new();
+        write_pack(&db, &outcome.objects, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        let expected: BTreeSet<String> = objects_of(&repo, &wants).difference(&objects_of(&repo, &haves)).cloned().collect();
+        let got = indexed_objects(&pack, &repo, tmp.path());
+        prop_assert_eq!(got, expected);
+    }
+
+    /// Property 11.
+    #[test]
+    fn depth_n_has_commits_up_to_depth_n_and_none_deeper(
+        commits in history(),
+        want in any::<prop::sample::Index>(),
+        depth in 1u32..6,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ids = build(&repo, &commits);
+        let db = open_db(&repo, tmp.path());
+        let want_index = want.index(ids.len());
+        let want = ids[want_index];
+
+        // Expected: breadth-first depth from the want over the recorded parents.
+        let mut depth_of: HashMap<usize, u32> = HashMap::new();
+        let mut queue = VecDeque::from([(want_index, 1u32)]);
+        while let Some((i, d)) = queue.pop_front() {
+            if depth_of.contains_key(&i) { continue; }
+            depth_of.insert(i, d);
+            if d < depth {
+                for p in &commits[i].parents { queue.push_back((*p, d + 1)); }
+            }
+        }
+        let expected: BTreeSet<ObjectId> = depth_of.keys().map(|i| ids[*i]).collect();
+        let expected_shallow: BTreeSet<ObjectId> = depth_of.iter().filter(|(_, d)| **d == depth).map(|(i, _)| ids[*i]).collect();
+
+        let mut graph = Graph::new(&db);
+        let request = DeepenRequest { depth: Some(depth), ..Default::default() };
+        let plan = plan_shallow(&mut graph, &[want], &request).unwrap();
+        let outcome = enumerate(&mut graph, &[want], &[], &plan, &WalkOptions::default()).unwrap();
+        let got: BTreeSet<ObjectId> = outcome.objects.iter().filter(|o| o.kind == Kind::Commit).map(|o| o.id).collect();
+        prop_assert_eq!(got, expected);
+        let shallow: BTreeSet<ObjectId> = plan.shallow.iter().copied().collect();
+        prop_assert_eq!(shallow, expected_shallow);
+        let mut pack = Vec::new();
+        write_pack(&db, &outcome.objects, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        indexed_objects(&pack, &repo, tmp.path());
+    }
+}
