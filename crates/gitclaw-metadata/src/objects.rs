@@ -1,0 +1,221 @@
+//! The pack list and the loose-object index of each repository.
+//!
+//! For: knowing which packs and loose objects a repository has without
+//! listing the object store (no S3 LIST on the hot path), and the numbers
+//! behind the stats endpoint. Rows are added by [`Metadata::commit_push`]
+//! and fork, removed with the repository. Not for: object bytes, pack
+//! indexes, or which pack holds which object (that is in the `.idx`).
+
+use gix_hash::ObjectId;
+use serde::Serialize;
+
+use sqlx::AnyConnection;
+
+use crate::util::{get_i64, get_oid, get_str, get_u64, oid_hex, to_db_u64};
+use crate::{Error, Metadata, Result};
+
+/// The object types a loose object may have, as stored in `object_type`.
+pub const OBJECT_KINDS: [&str; 4] = ["commit", "tree", "blob", "tag"];
+
+pub(crate) fn check_kind(kind: &str) -> Result<()> {
+    if OBJECT_KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "object type {kind:?} is not one of commit, tree, blob, tag"
+        )))
+    }
+}
+
+/// Records a pack on `conn` (inside the caller's transaction). Recording the
+/// same pack twice is a no-op: a retried push must not fail on it.
+pub(crate) async fn insert_pack(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    pack_hash: &ObjectId,
+    object_count: u64,
+    pack_bytes: u64,
+    index_bytes: u64,
+    created_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO packs (repo_id, pack_hash, object_count, pack_bytes, index_bytes, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(repo_id)
+    .bind(oid_hex(pack_hash))
+    .bind(to_db_u64(object_count, "pack object count")?)
+    .bind(to_db_u64(pack_bytes, "pack size")?)
+    .bind(to_db_u64(index_bytes, "pack index size")?)
+    .bind(created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a loose object on `conn` (inside the caller's transaction);
+/// idempotent like [`insert_pack`].
+pub(crate) async fn insert_loose(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    oid: &ObjectId,
+    kind: &str,
+    size: u64,
+    created_at: i64,
+) -> Result<()> {
+    check_kind(kind)?;
+    sqlx::query(
+        "INSERT INTO loose_objects (repo_id, oid, object_type, size, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(repo_id)
+    .bind(oid_hex(oid))
+    .bind(kind)
+    .bind(to_db_u64(size, "object size")?)
+    .bind(created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A stored pack: `{repo_id}/pack/pack-{pack_hash}.pack` and `.idx`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PackRecord {
+    /// The pack's own checksum (its trailer), which names its files.
+    pub pack_hash: ObjectId,
+    pub object_count: u64,
+    pub pack_bytes: u64,
+    pub index_bytes: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A stored loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LooseRecord {
+    pub oid: ObjectId,
+    /// `commit`, `tree`, `blob` or `tag`.
+    pub kind: String,
+    /// Inflated size of the object's content, as in its header.
+    pub size: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What a repository stores, for the stats endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RepoStats {
+    /// Number of packs.
+    pub packs: u64,
+    /// Number of loose objects.
+    pub loose_objects: u64,
+    /// Objects in all packs plus loose objects. An object stored twice
+    /// (in two packs, or packed and loose) counts twice.
+    pub object_count: u64,
+    /// `pack_bytes + index_bytes + loose_bytes`.
+    pub stored_bytes: u64,
+    /// Sum of the packs' sizes.
+    pub pack_bytes: u64,
+    /// Sum of the pack indexes' sizes.
+    pub index_bytes: u64,
+    /// Sum of the loose objects' inflated sizes (their compressed size is not
+    /// recorded, so this over-counts what the store holds).
+    pub loose_bytes: u64,
+}
+
+impl Metadata {
+    /// The repository's packs, oldest first (ties by hash).
+    pub async fn list_packs(&self, repo_id: &str) -> Result<Vec<PackRecord>> {
+        let rows = sqlx::query(
+            "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at \
+             FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
+        )
+        .bind(repo_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PackRecord {
+                    pack_hash: get_oid(row, "pack_hash")?,
+                    object_count: get_u64(row, "object_count")?,
+                    pack_bytes: get_u64(row, "pack_bytes")?,
+                    index_bytes: get_u64(row, "index_bytes")?,
+                    created_at: get_i64(row, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The repository's loose objects, sorted by id.
+    pub async fn list_loose(&self, repo_id: &str) -> Result<Vec<LooseRecord>> {
+        let rows = sqlx::query(
+            "SELECT oid, object_type, size, created_at \
+             FROM loose_objects WHERE repo_id = $1 ORDER BY oid",
+        )
+        .bind(repo_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LooseRecord {
+                    oid: get_oid(row, "oid")?,
+                    kind: get_str(row, "object_type")?,
+                    size: get_u64(row, "size")?,
+                    created_at: get_i64(row, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the repository has `oid` as a loose object.
+    pub async fn loose_exists(&self, repo_id: &str, oid: &ObjectId) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2")
+            .bind(repo_id)
+            .bind(oid_hex(oid))
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Counts and sizes of what the repository stores. All zero for an
+    /// unknown repository.
+    pub async fn repo_stats(&self, repo_id: &str) -> Result<RepoStats> {
+        // SUM over BIGINT is NUMERIC on PostgreSQL, which `Any` cannot read:
+        // cast back to BIGINT.
+        let packs = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+                    CAST(COALESCE(SUM(object_count), 0) AS BIGINT) AS objects, \
+                    CAST(COALESCE(SUM(pack_bytes), 0) AS BIGINT) AS pack_bytes, \
+                    CAST(COALESCE(SUM(index_bytes), 0) AS BIGINT) AS index_bytes \
+             FROM packs WHERE repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_one(self.pool())
+        .await?;
+        let loose = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+             FROM loose_objects WHERE repo_id = $1",
+        )
+        .bind(repo_id)
+        .fetch_one(self.pool())
+        .await?;
+
+        let packs_n = get_u64(&packs, "n")?;
+        let pack_objects = get_u64(&packs, "objects")?;
+        let pack_bytes = get_u64(&packs, "pack_bytes")?;
+        let index_bytes = get_u64(&packs, "index_bytes")?;
+        let loose_n = get_u64(&loose, "n")?;
+        let loose_bytes = get_u64(&loose, "bytes")?;
+        Ok(RepoStats {
+            packs: packs_n,
+            loose_objects: loose_n,
+            object_count: pack_objects.saturating_add(loose_n),
+            stored_bytes: pack_bytes
+                .saturating_add(index_bytes)
+                .saturating_add(loose_bytes),
+            pack_bytes,
+            index_bytes,
+            loose_bytes,
+        })
+    }
+}

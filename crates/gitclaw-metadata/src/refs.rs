@@ -1,0 +1,49 @@
+//! Reading refs.
+//!
+//! For: the ref advertisement and lookups of single refs. Not for: changing
+//! refs — every change goes through [`Metadata::commit_push`] (or repository
+//! create/fork/delete), so it is compare-and-swapped and audited.
+//! Symbolic refs other than HEAD are not stored; HEAD is
+//! [`crate::Repo::head_ref`].
+
+use gix_hash::ObjectId;
+
+use crate::util::{get_oid, get_str};
+use crate::{Metadata, Result};
+
+/// A ref and the object it points to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RefRecord {
+    /// Full name, e.g. `refs/heads/main`.
+    pub name: String,
+    pub oid: ObjectId,
+}
+
+impl Metadata {
+    /// Every ref of the repository, sorted bytewise by name (the order Git
+    /// advertises them in). Empty for an unknown repository.
+    pub async fn list_refs(&self, repo_id: &str) -> Result<Vec<RefRecord>> {
+        let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
+            .bind(repo_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RefRecord {
+                    name: get_str(row, "name")?,
+                    oid: get_oid(row, "oid")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The object a ref points to, if the ref exists.
+    pub async fn get_ref(&self, repo_id: &str, name: &str) -> Result<Option<ObjectId>> {
+        let row = sqlx::query("SELECT oid FROM refs WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| get_oid(&row, "oid")).transpose()
+    }
+}

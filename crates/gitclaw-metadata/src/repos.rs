@@ -1,0 +1,415 @@
+//! Repository rows: create, look up, list, fork, delete.
+//!
+//! For: the repository's identity (`id`, the storage key prefix, never
+//! reused), its `owner/name`, visibility, HEAD and lifecycle state, each
+//! change audited in its own transaction. Not for: validating names (the
+//! server rejects `..`, `/`, control characters… before calling in), or
+//! storage keys — deleting a repository here removes its rows only; the
+//! caller removes the bytes under `{id}/`.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+use crate::audit::{self, AuditAction, NewEvent};
+use crate::objects::{check_kind, insert_loose, insert_pack, LooseRecord, PackRecord};
+use crate::refs::RefRecord;
+use crate::util::{get_bool, get_i64, get_str, now_secs, oid_hex};
+use crate::{Error, Metadata, Result};
+
+/// HEAD of a new repository.
+pub const DEFAULT_HEAD_REF: &str = "refs/heads/main";
+
+/// The columns [`repo_from_row`] reads, for `concat!`.
+macro_rules! repo_columns {
+    () => {
+        "id, owner, name, private, head_ref, state, created_at"
+    };
+}
+
+/// A repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Repo {
+    /// UUID v4, the storage key prefix. Stable for the repository's life.
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub private: bool,
+    /// The ref HEAD points to, e.g. `refs/heads/main`. It may not exist yet
+    /// (unborn HEAD).
+    pub head_ref: String,
+    /// Lifecycle state, `"active"` unless the caller set another with
+    /// [`Metadata::set_repo_state`].
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Everything [`Metadata::fork_repo`] needs. Build `refs`, `packs` and
+/// `loose` from [`Metadata::snapshot`] of the source, copy those objects to
+/// the new id's prefix, then call `fork_repo`: the new repository then only
+/// names objects that were copied.
+#[derive(Clone, Debug)]
+pub struct ForkRepo {
+    /// The new repository's id, from [`Metadata::new_repo_id`], chosen before
+    /// the objects are copied under it.
+    pub id: String,
+    pub source_id: String,
+    pub owner: String,
+    pub name: String,
+    pub private: bool,
+    pub head_ref: String,
+    pub refs: Vec<RefRecord>,
+    pub packs: Vec<PackRecord>,
+    pub loose: Vec<LooseRecord>,
+    pub actor: String,
+}
+
+/// A repository with its refs, packs and loose objects, read in that order
+/// so that every listed ref names an object in a listed pack or loose object
+/// (objects are recorded no later than the refs that name them).
+#[derive(Clone, Debug)]
+pub struct RepoSnapshot {
+    pub repo: Repo,
+    pub refs: Vec<RefRecord>,
+    pub packs: Vec<PackRecord>,
+    pub loose: Vec<LooseRecord>,
+}
+
+pub(crate) fn repo_from_row(row: &AnyRow) -> Result<Repo> {
+    Ok(Repo {
+        id: get_str(row, "id")?,
+        owner: get_str(row, "owner")?,
+        name: get_str(row, "name")?,
+        private: get_bool(row, "private")?,
+        head_ref: get_str(row, "head_ref")?,
+        state: get_str(row, "state")?,
+        created_at: get_i64(row, "created_at")?,
+    })
+}
+
+fn check_names(owner: &str, name: &str) -> Result<()> {
+    if owner.is_empty() || name.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "repository owner and name must not be empty (got {owner:?}/{name:?})"
+        )));
+    }
+    Ok(())
+}
+
+impl Metadata {
+    /// A fresh repository id (UUID v4), for callers that must write storage
+    /// keys before the row exists ([`Metadata::fork_repo`]).
+    pub fn new_repo_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// Creates `owner/name` (names compare case-sensitively) with HEAD at
+    /// `refs/heads/main` and no refs, and records `repo.create` by `actor`
+    /// in the same transaction.
+    ///
+    /// [`Error::AlreadyExists`] if the name is taken, also when two callers
+    /// race for it: the unique constraint decides.
+    pub async fn create_repo(
+        &self,
+        owner: &str,
+        name: &str,
+        private: bool,
+        actor: &str,
+    ) -> Result<Repo> {
+        check_names(owner, name)?;
+        let repo = Repo {
+            id: Self::new_repo_id(),
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            private,
+            head_ref: DEFAULT_HEAD_REF.to_owned(),
+            state: "active".to_owned(),
+            created_at: now_secs(),
+        };
+        let mut tx = self.begin_write().await?;
+        insert_repo(&mut tx, &repo).await?;
+        let details = serde_json::json!({ "id": repo.id, "private": private });
+        audit::append(
+            &mut tx,
+            NewEvent {
+                repo_id: &repo.id,
+                owner,
+                name,
+                action: AuditAction::RepoCreate,
+                actor,
+                details: &details,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(repo_id = %repo.id, %owner, %name, "repository created");
+        Ok(repo)
+    }
+
+    /// The repository `owner/name` (exact, case-sensitive match).
+    pub async fn get_repo(&self, owner: &str, name: &str) -> Result<Option<Repo>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repositories WHERE owner = $1 AND name = $2"
+        ))
+        .bind(owner)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// The repository with this id.
+    pub async fn get_repo_by_id(&self, id: &str) -> Result<Option<Repo>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repositories WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(repo_from_row).transpose()
+    }
+
+    /// Up to `limit` repositories sorted by `(owner, name)` (bytewise),
+    /// starting after `after` — pass the last `(owner, name)` of the previous
+    /// page; `None` for the first page.
+    pub async fn list_repos(&self, after: Option<(&str, &str)>, limit: u32) -> Result<Vec<Repo>> {
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    repo_columns!(),
+                    " FROM repositories ORDER BY owner, name LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+            Some((owner, name)) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    repo_columns!(),
+                    " FROM repositories WHERE owner > $1 OR (owner = $1 AND name > $2) \
+                     ORDER BY owner, name LIMIT $3"
+                ))
+                .bind(owner)
+                .bind(name)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(repo_from_row).collect()
+    }
+
+    /// Sets the repository's lifecycle state (e.g. `"deleting"` while its
+    /// objects are removed, so a cleanup retry can find it).
+    /// [`Error::NotFound`] if there is no such repository.
+    pub async fn set_repo_state(&self, id: &str, state: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE repositories SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("repository {id}")));
+        }
+        Ok(())
+    }
+
+    /// Deletes the repository row with its refs, packs and loose-object
+    /// rows, and records `repo.delete` by `actor`, in one transaction.
+    /// Returns the deleted repository. Its storage keys (`{id}/…`) are the
+    /// caller's to remove. [`Error::NotFound`] if there is no such
+    /// repository.
+    pub async fn delete_repo(&self, id: &str, actor: &str) -> Result<Repo> {
+        let mut tx = self.begin_write().await?;
+        // Lock the row first (a no-op update is portable `SELECT … FOR
+        // UPDATE`), so a concurrent push either commits before us or finds
+        // the repository gone.
+        let row = sqlx::query(concat!(
+            "UPDATE repositories SET state = state WHERE id = $1 RETURNING ",
+            repo_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("repository {id}")));
+        };
+        let repo = repo_from_row(&row)?;
+        let mut removed = [0u64; 3];
+        for (i, sql) in [
+            "DELETE FROM refs WHERE repo_id = $1",
+            "DELETE FROM packs WHERE repo_id = $1",
+            "DELETE FROM loose_objects WHERE repo_id = $1",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            removed[i] = sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let details = serde_json::json!({
+            "id": id,
+            "refs": removed[0],
+            "packs": removed[1],
+            "loose_objects": removed[2],
+        });
+        audit::append(
+            &mut tx,
+            NewEvent {
+                repo_id: id,
+                owner: &repo.owner,
+                name: &repo.name,
+                action: AuditAction::RepoDelete,
+                actor,
+                details: &details,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(repo_id = %id, owner = %repo.owner, name = %repo.name, "repository deleted");
+        Ok(repo)
+    }
+
+    /// The repository with its refs, packs and loose objects; the input for
+    /// a fork. [`Error::NotFound`] if there is no such repository.
+    pub async fn snapshot(&self, repo_id: &str) -> Result<RepoSnapshot> {
+        let repo = self
+            .get_repo_by_id(repo_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("repository {repo_id}")))?;
+        // Refs before objects: a push records objects in the same
+        // transaction as the refs, so objects read later cover every ref
+        // read earlier.
+        let refs = self.list_refs(repo_id).await?;
+        let packs = self.list_packs(repo_id).await?;
+        let loose = self.list_loose(repo_id).await?;
+        Ok(RepoSnapshot {
+            repo,
+            refs,
+            packs,
+            loose,
+        })
+    }
+
+    /// Creates the fork `fork.owner/fork.name` with id `fork.id` and the
+    /// given refs, packs and loose objects, and records `repo.fork` on the
+    /// new repository, in one transaction. The objects must already be
+    /// stored under the new id. [`Error::AlreadyExists`] if the name (or id)
+    /// is taken, [`Error::NotFound`] if the source is gone.
+    pub async fn fork_repo(&self, fork: ForkRepo) -> Result<Repo> {
+        check_names(&fork.owner, &fork.name)?;
+        for loose in &fork.loose {
+            check_kind(&loose.kind)?;
+        }
+        let repo = Repo {
+            id: fork.id.clone(),
+            owner: fork.owner.clone(),
+            name: fork.name.clone(),
+            private: fork.private,
+            head_ref: fork.head_ref.clone(),
+            state: "active".to_owned(),
+            created_at: now_secs(),
+        };
+        let mut tx = self.begin_write().await?;
+        let source = sqlx::query("SELECT owner, name FROM repositories WHERE id = $1")
+            .bind(&fork.source_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(source) = source else {
+            return Err(Error::NotFound(format!("repository {}", fork.source_id)));
+        };
+        let source_name = format!(
+            "{}/{}",
+            get_str(&source, "owner")?,
+            get_str(&source, "name")?
+        );
+        insert_repo(&mut tx, &repo).await?;
+        for r in &fork.refs {
+            sqlx::query("INSERT INTO refs (repo_id, name, oid) VALUES ($1, $2, $3)")
+                .bind(&repo.id)
+                .bind(&r.name)
+                .bind(oid_hex(&r.oid))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in &fork.packs {
+            insert_pack(
+                &mut tx,
+                &repo.id,
+                &p.pack_hash,
+                p.object_count,
+                p.pack_bytes,
+                p.index_bytes,
+                p.created_at,
+            )
+            .await?;
+        }
+        for l in &fork.loose {
+            insert_loose(&mut tx, &repo.id, &l.oid, &l.kind, l.size, l.created_at).await?;
+        }
+        let details = serde_json::json!({
+            "id": repo.id,
+            "source_id": fork.source_id,
+            "source": source_name,
+            "private": repo.private,
+            "refs": fork.refs.len(),
+            "packs": fork.packs.len(),
+            "loose_objects": fork.loose.len(),
+        });
+        audit::append(
+            &mut tx,
+            NewEvent {
+                repo_id: &repo.id,
+                owner: &repo.owner,
+                name: &repo.name,
+                action: AuditAction::RepoFork,
+                actor: &fork.actor,
+                details: &details,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(repo)
+    }
+}
+
+/// Inserts the row; [`Error::AlreadyExists`] when the name or id is taken.
+/// `ON CONFLICT DO NOTHING` instead of catching the unique violation keeps a
+/// PostgreSQL transaction usable and waits out a concurrent insert of the
+/// same name before deciding.
+async fn insert_repo(conn: &mut sqlx::AnyConnection, repo: &Repo) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO repositories (id, owner, name, private, head_ref, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&repo.id)
+    .bind(&repo.owner)
+    .bind(&repo.name)
+    .bind(repo.private)
+    .bind(&repo.head_ref)
+    .bind(&repo.state)
+    .bind(repo.created_at)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::AlreadyExists(format!(
+            "repository {}/{}",
+            repo.owner, repo.name
+        )));
+    }
+    Ok(())
+}

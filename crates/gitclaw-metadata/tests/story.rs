@@ -1,0 +1,605 @@
+//! The metadata story, written once and run on every database: repositories,
+//! pushes (CAS, atomic, HEAD), stats, audit, fork and delete.
+//! SQLite always; PostgreSQL when `GITCLAW_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use common::{oid, unique};
+use gitclaw_metadata::{
+    AuditEvent, Error, ForkRepo, Metadata, NewLoose, NewPack, ObjectId, PushCommit, RefRecord,
+    RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID, REASON_STALE,
+};
+use serde_json::json;
+
+fn create(name: &str, new: ObjectId) -> RefUpdate {
+    RefUpdate {
+        name: name.into(),
+        old: None,
+        new: Some(new),
+    }
+}
+
+fn update(name: &str, old: ObjectId, new: ObjectId) -> RefUpdate {
+    RefUpdate {
+        name: name.into(),
+        old: Some(old),
+        new: Some(new),
+    }
+}
+
+fn delete(name: &str, old: ObjectId) -> RefUpdate {
+    RefUpdate {
+        name: name.into(),
+        old: Some(old),
+        new: None,
+    }
+}
+
+fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
+    PushCommit {
+        repo_id: repo_id.into(),
+        updates,
+        atomic: false,
+        pack: None,
+        loose: Vec::new(),
+        actor: "tester".into(),
+        details: serde_json::Value::Null,
+    }
+}
+
+fn stale() -> RefResult {
+    RefResult::Rejected(REASON_STALE.into())
+}
+
+fn refs(list: &[(&str, ObjectId)]) -> Vec<RefRecord> {
+    list.iter()
+        .map(|(name, oid)| RefRecord {
+            name: (*name).into(),
+            oid: *oid,
+        })
+        .collect()
+}
+
+async fn audit(md: &Metadata, repo_id: &str) -> Vec<AuditEvent> {
+    md.list_audit(Some(repo_id), None, 1000)
+        .await
+        .expect("list audit")
+}
+
+async fn story(md: Metadata) {
+    let owner = unique("owner");
+    let (a, b, c, d) = (oid(0xaa), oid(0xbb), oid(0xcc), oid(0xdd));
+
+    // --- create, duplicate, case-sensitivity, lookups -------------------
+    let repo = md
+        .create_repo(&owner, "one", false, "alice")
+        .await
+        .expect("create");
+    assert_eq!(repo.owner, owner);
+    assert_eq!(repo.name, "one");
+    assert_eq!(repo.head_ref, "refs/heads/main");
+    assert_eq!(repo.state, "active");
+    assert!(!repo.private);
+    assert_eq!(repo.id.len(), 36, "uuid: {}", repo.id);
+    assert!(matches!(
+        md.create_repo(&owner, "one", true, "mallory").await,
+        Err(Error::AlreadyExists(_))
+    ));
+    let upper = md
+        .create_repo(&owner, "ONE", true, "alice")
+        .await
+        .expect("names are case-sensitive");
+    assert!(upper.private);
+    assert_ne!(upper.id, repo.id);
+    assert!(matches!(
+        md.create_repo(&owner, "", false, "alice").await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    assert_eq!(
+        md.get_repo(&owner, "one").await.unwrap(),
+        Some(repo.clone())
+    );
+    assert_eq!(md.get_repo(&owner, "One").await.unwrap(), None);
+    assert_eq!(
+        md.get_repo_by_id(&repo.id).await.unwrap(),
+        Some(repo.clone())
+    );
+    assert_eq!(md.get_repo_by_id("no-such-id").await.unwrap(), None);
+    let created = audit(&md, &repo.id).await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].action, "repo.create");
+    assert_eq!(created[0].actor, "alice");
+    assert_eq!(created[0].owner, owner);
+    assert_eq!(created[0].name, "one");
+    assert_eq!(created[0].repo_id.as_deref(), Some(repo.id.as_str()));
+    assert_eq!(created[0].details, json!({"id": repo.id, "private": false}));
+    assert_eq!(audit(&md, &upper.id).await.len(), 1);
+
+    // --- list with keyset pagination --------------------------------------
+    for name in ["e", "c", "a", "d", "b"] {
+        md.create_repo(&owner, &format!("p-{name}"), false, "alice")
+            .await
+            .expect("create page repo");
+    }
+    // Start just before this run's owner, so other data in a shared
+    // database does not matter; bytewise order puts "ONE" before "one" and
+    // "one" before "p-…".
+    let mut seen = Vec::new();
+    let mut after: Option<(String, String)> = Some((owner.clone(), String::new()));
+    loop {
+        let page = md
+            .list_repos(after.as_ref().map(|(o, n)| (o.as_str(), n.as_str())), 2)
+            .await
+            .expect("list");
+        assert!(page.len() <= 2);
+        let ours: Vec<_> = page.iter().filter(|r| r.owner == owner).collect();
+        seen.extend(ours.iter().map(|r| r.name.clone()));
+        if ours.len() < 2 {
+            break;
+        }
+        let last = page.last().expect("non-empty page");
+        after = Some((last.owner.clone(), last.name.clone()));
+    }
+    assert_eq!(seen, ["ONE", "one", "p-a", "p-b", "p-c", "p-d", "p-e"]);
+    let first = md.list_repos(None, 1).await.expect("first page");
+    assert_eq!(first.len(), 1);
+
+    // --- first push: creates branches and a tag with a pack ---------------
+    let pack1 = NewPack {
+        pack_hash: oid(0x01),
+        object_count: 20,
+        pack_bytes: 1000,
+        index_bytes: 300,
+    };
+    let mut first_push = push(
+        &repo.id,
+        vec![
+            create("refs/heads/dev", b),
+            create("refs/heads/main", a),
+            create("refs/tags/v1", a),
+        ],
+    );
+    first_push.pack = Some(pack1.clone());
+    first_push.details = json!({"objects": 20, "bytes": 1300, "storage": "pack"});
+    let res = md.commit_push(first_push).await.expect("push 1");
+    assert_eq!(res, vec![RefResult::Applied; 3]);
+    assert_eq!(
+        md.list_refs(&repo.id).await.unwrap(),
+        refs(&[
+            ("refs/heads/dev", b),
+            ("refs/heads/main", a),
+            ("refs/tags/v1", a)
+        ])
+    );
+    let head = md.get_repo_by_id(&repo.id).await.unwrap().unwrap().head_ref;
+    assert_eq!(head, "refs/heads/main", "main exists, so HEAD is main");
+    let packs = md.list_packs(&repo.id).await.unwrap();
+    assert_eq!(packs.len(), 1);
+    assert_eq!(packs[0].pack_hash, pack1.pack_hash);
+    assert_eq!(packs[0].object_count, 20);
+    assert_eq!(packs[0].pack_bytes, 1000);
+    assert_eq!(packs[0].index_bytes, 300);
+    let events = audit(&md, &repo.id).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].action, "push");
+    assert_eq!(events[0].actor, "tester");
+    let details = &events[0].details;
+    assert_eq!(details["objects"], json!(20));
+    assert_eq!(details["storage"], json!("pack"));
+    assert_eq!(details["pack"], json!(pack1.pack_hash.to_string()));
+    assert_eq!(
+        details["refs"],
+        json!([
+            {"name": "refs/heads/dev", "old": null, "new": b.to_string()},
+            {"name": "refs/heads/main", "old": null, "new": a.to_string()},
+            {"name": "refs/tags/v1", "old": null, "new": a.to_string()},
+        ])
+    );
+
+    // --- HEAD follows the first pushed branch when main is absent ---------
+    let other = md
+        .create_repo(&owner, "no-main", false, "alice")
+        .await
+        .unwrap();
+    let res = md
+        .commit_push(push(&other.id, vec![create("refs/tags/t", a)]))
+        .await
+        .unwrap();
+    assert_eq!(res, vec![RefResult::Applied]);
+    let head = md
+        .get_repo_by_id(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .head_ref;
+    assert_eq!(head, "refs/heads/main", "a tag alone does not move HEAD");
+    let res = md
+        .commit_push(push(
+            &other.id,
+            vec![
+                create("refs/tags/t2", a),
+                create("refs/heads/zeta", b),
+                create("refs/heads/alpha", c),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res, vec![RefResult::Applied; 3]);
+    let head = md
+        .get_repo_by_id(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .head_ref;
+    assert_eq!(
+        head, "refs/heads/zeta",
+        "first created branch in command order"
+    );
+    let events = audit(&md, &other.id).await;
+    assert_eq!(events[0].details["head"], json!("refs/heads/zeta"));
+    // HEAD, once it exists, stays where it is even when later pushes create
+    // main, or delete HEAD's branch.
+    md.commit_push(push(&other.id, vec![create("refs/heads/main", a)]))
+        .await
+        .unwrap();
+    let head = md
+        .get_repo_by_id(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .head_ref;
+    assert_eq!(head, "refs/heads/zeta");
+    let res = md
+        .commit_push(push(
+            &other.id,
+            vec![delete("refs/heads/zeta", b), create("refs/heads/beta", b)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res, vec![RefResult::Applied; 2]);
+    let head = md
+        .get_repo_by_id(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .head_ref;
+    assert_eq!(head, "refs/heads/zeta", "HEAD existed before this push");
+
+    // --- CAS misses record nothing ----------------------------------------
+    let before = audit(&md, &repo.id).await.len();
+    let mut miss = push(
+        &repo.id,
+        vec![
+            update("refs/heads/main", b, c), // main is at a
+            create("refs/heads/dev", c),     // dev exists
+            delete("refs/tags/v1", b),       // v1 is at a
+            update("refs/heads/gone", a, c), // does not exist
+            RefUpdate {
+                name: "refs/heads/nothing".into(),
+                old: None,
+                new: None,
+            },
+        ],
+    );
+    miss.loose = vec![NewLoose {
+        oid: c,
+        kind: "commit".into(),
+        size: 10,
+    }];
+    miss.pack = Some(NewPack {
+        pack_hash: oid(0x02),
+        object_count: 11,
+        pack_bytes: 1,
+        index_bytes: 1,
+    });
+    let res = md.commit_push(miss).await.unwrap();
+    assert_eq!(
+        res,
+        vec![
+            stale(),
+            stale(),
+            stale(),
+            stale(),
+            RefResult::Rejected(REASON_INVALID.into())
+        ]
+    );
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/dev").await.unwrap(),
+        Some(b)
+    );
+    assert_eq!(md.get_ref(&repo.id, "refs/tags/v1").await.unwrap(), Some(a));
+    assert_eq!(md.get_ref(&repo.id, "refs/heads/gone").await.unwrap(), None);
+    assert!(md.list_loose(&repo.id).await.unwrap().is_empty());
+    assert_eq!(md.list_packs(&repo.id).await.unwrap().len(), 1);
+    assert_eq!(
+        audit(&md, &repo.id).await.len(),
+        before,
+        "no event for nothing"
+    );
+
+    // --- atomic push with one failing ref: nothing moves ------------------
+    let loose = vec![
+        NewLoose {
+            oid: c,
+            kind: "commit".into(),
+            size: 200,
+        },
+        NewLoose {
+            oid: d,
+            kind: "tree".into(),
+            size: 50,
+        },
+    ];
+    let mixed = vec![
+        update("refs/heads/main", a, c),
+        create("refs/heads/new", c),
+        update("refs/heads/dev", a, d), // stale: dev is at b
+    ];
+    let mut atomic = push(&repo.id, mixed.clone());
+    atomic.atomic = true;
+    atomic.loose = loose.clone();
+    atomic.pack = Some(NewPack {
+        pack_hash: oid(0x03),
+        object_count: 12,
+        pack_bytes: 1,
+        index_bytes: 1,
+    });
+    let res = md.commit_push(atomic).await.unwrap();
+    assert_eq!(
+        res,
+        vec![
+            RefResult::Rejected(REASON_ATOMIC_FAILED.into()),
+            RefResult::Rejected(REASON_ATOMIC_FAILED.into()),
+            stale(),
+        ]
+    );
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        Some(a)
+    );
+    assert_eq!(md.get_ref(&repo.id, "refs/heads/new").await.unwrap(), None);
+    assert!(md.list_loose(&repo.id).await.unwrap().is_empty());
+    assert_eq!(md.list_packs(&repo.id).await.unwrap().len(), 1);
+    assert_eq!(audit(&md, &repo.id).await.len(), before);
+
+    // --- the same push, not atomic: passing updates apply -----------------
+    let mut non_atomic = push(&repo.id, mixed);
+    non_atomic.loose = loose.clone();
+    non_atomic.details = json!({"objects": 2, "storage": "loose", "refs": "caller cannot clobber"});
+    let res = md.commit_push(non_atomic).await.unwrap();
+    assert_eq!(res, vec![RefResult::Applied, RefResult::Applied, stale()]);
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        Some(c)
+    );
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/new").await.unwrap(),
+        Some(c)
+    );
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/dev").await.unwrap(),
+        Some(b)
+    );
+    let stored = md.list_loose(&repo.id).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|l| (l.oid, l.kind.as_str(), l.size))
+            .collect::<Vec<_>>(),
+        vec![(c, "commit", 200), (d, "tree", 50)]
+    );
+    assert!(md.loose_exists(&repo.id, &c).await.unwrap());
+    assert!(md.loose_exists(&repo.id, &d).await.unwrap());
+    assert!(!md.loose_exists(&repo.id, &a).await.unwrap());
+    assert!(
+        !md.loose_exists(&other.id, &c).await.unwrap(),
+        "scoped to the repo"
+    );
+    let events = audit(&md, &repo.id).await;
+    assert_eq!(events.len(), before + 1);
+    assert_eq!(events[0].details["storage"], json!("loose"));
+    assert_eq!(events[0].details["loose_objects"], json!(2));
+    assert_eq!(events[0].details["pack"], json!(null));
+    assert_eq!(
+        events[0].details["refs"],
+        json!([
+            {"name": "refs/heads/main", "old": a.to_string(), "new": c.to_string()},
+            {"name": "refs/heads/new", "old": null, "new": c.to_string()},
+        ])
+    );
+
+    // --- delete a ref; a stale delete; re-recording objects is harmless ----
+    let res = md
+        .commit_push(push(&repo.id, vec![delete("refs/heads/new", d)]))
+        .await
+        .unwrap();
+    assert_eq!(res, vec![stale()]);
+    let mut del = push(&repo.id, vec![delete("refs/heads/new", c)]);
+    del.pack = Some(pack1.clone()); // already recorded
+    del.loose = loose.clone(); // already recorded
+    let res = md.commit_push(del).await.unwrap();
+    assert_eq!(res, vec![RefResult::Applied]);
+    assert_eq!(md.get_ref(&repo.id, "refs/heads/new").await.unwrap(), None);
+    assert_eq!(md.list_packs(&repo.id).await.unwrap().len(), 1);
+    assert_eq!(md.list_loose(&repo.id).await.unwrap().len(), 2);
+    let events = audit(&md, &repo.id).await;
+    assert_eq!(events.len(), before + 2);
+    assert_eq!(
+        events[0].details["refs"],
+        json!([{"name": "refs/heads/new", "old": c.to_string(), "new": null}])
+    );
+
+    // --- stats --------------------------------------------------------------
+    let stats = md.repo_stats(&repo.id).await.unwrap();
+    assert_eq!(stats.packs, 1);
+    assert_eq!(stats.loose_objects, 2);
+    assert_eq!(stats.object_count, 22);
+    assert_eq!(stats.pack_bytes, 1000);
+    assert_eq!(stats.index_bytes, 300);
+    assert_eq!(stats.loose_bytes, 250);
+    assert_eq!(stats.stored_bytes, 1550);
+    let empty = md.repo_stats(&upper.id).await.unwrap();
+    assert_eq!(empty, Default::default());
+
+    // --- bad input is refused before anything happens ---------------------
+    let mut bad = push(&repo.id, vec![update("refs/heads/main", c, a)]);
+    bad.loose = vec![NewLoose {
+        oid: a,
+        kind: "blobby".into(),
+        size: 1,
+    }];
+    assert!(matches!(
+        md.commit_push(bad).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let mut bad = push(&repo.id, vec![update("refs/heads/main", c, a)]);
+    bad.pack = Some(NewPack {
+        pack_hash: a,
+        object_count: u64::MAX,
+        pack_bytes: 1,
+        index_bytes: 1,
+    });
+    assert!(matches!(
+        md.commit_push(bad).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        Some(c)
+    );
+    assert!(matches!(
+        md.commit_push(push("no-such-repo", vec![create("refs/heads/x", a)]))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+
+    // --- audit pagination, newest first -----------------------------------
+    let all = audit(&md, &repo.id).await;
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(all.last().map(|e| e.action.as_str()), Some("repo.create"));
+    let page1 = md.list_audit(Some(&repo.id), None, 2).await.unwrap();
+    let page2 = md
+        .list_audit(Some(&repo.id), Some(page1[1].id), 2)
+        .await
+        .unwrap();
+    assert_eq!(page1, all[0..2]);
+    assert_eq!(page2, all[2..4]);
+    let global = md.list_audit(None, None, 5).await.unwrap();
+    assert_eq!(global.len(), 5);
+    assert!(global.windows(2).all(|w| w[0].id > w[1].id));
+
+    // --- fork ---------------------------------------------------------------
+    let snap = md.snapshot(&repo.id).await.unwrap();
+    assert_eq!(snap.repo.id, repo.id);
+    let fork_id = Metadata::new_repo_id();
+    let fork = ForkRepo {
+        id: fork_id.clone(),
+        source_id: repo.id.clone(),
+        owner: owner.clone(),
+        name: "fork".into(),
+        private: true,
+        head_ref: snap.repo.head_ref.clone(),
+        refs: snap.refs.clone(),
+        packs: snap.packs.clone(),
+        loose: snap.loose.clone(),
+        actor: "bob".into(),
+    };
+    let forked = md.fork_repo(fork.clone()).await.unwrap();
+    assert_eq!(forked.id, fork_id);
+    assert_eq!(md.list_refs(&fork_id).await.unwrap(), snap.refs);
+    assert_eq!(md.list_packs(&fork_id).await.unwrap(), snap.packs);
+    assert_eq!(md.list_loose(&fork_id).await.unwrap(), snap.loose);
+    assert_eq!(
+        md.repo_stats(&fork_id).await.unwrap(),
+        md.repo_stats(&repo.id).await.unwrap()
+    );
+    let events = audit(&md, &fork_id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "repo.fork");
+    assert_eq!(events[0].actor, "bob");
+    assert_eq!(events[0].details["source_id"], json!(repo.id));
+    assert_eq!(events[0].details["source"], json!(format!("{owner}/one")));
+    let mut again = fork.clone();
+    again.id = Metadata::new_repo_id();
+    assert!(matches!(
+        md.fork_repo(again).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(md.get_repo(&owner, "fork").await.unwrap().is_some());
+
+    // --- delete the repository ---------------------------------------------
+    let deleted = md.delete_repo(&repo.id, "carol").await.unwrap();
+    assert_eq!(deleted.id, repo.id);
+    assert_eq!(md.get_repo(&owner, "one").await.unwrap(), None);
+    assert_eq!(md.get_repo_by_id(&repo.id).await.unwrap(), None);
+    assert!(md.list_refs(&repo.id).await.unwrap().is_empty());
+    assert!(md.list_packs(&repo.id).await.unwrap().is_empty());
+    assert!(md.list_loose(&repo.id).await.unwrap().is_empty());
+    assert_eq!(md.repo_stats(&repo.id).await.unwrap(), Default::default());
+    let events = audit(&md, &repo.id).await;
+    assert_eq!(
+        events.len(),
+        all.len() + 1,
+        "the log survives the repository"
+    );
+    assert_eq!(events[0].action, "repo.delete");
+    assert_eq!(events[0].actor, "carol");
+    assert_eq!(events[0].owner, owner);
+    assert_eq!(events[0].name, "one");
+    assert_eq!(
+        events[0].details,
+        json!({"id": repo.id, "refs": 3, "packs": 1, "loose_objects": 2})
+    );
+    assert!(matches!(
+        md.delete_repo(&repo.id, "carol").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        md.commit_push(push(&repo.id, vec![create("refs/heads/x", a)]))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    // The fork is independent of its source.
+    assert_eq!(md.list_refs(&fork_id).await.unwrap(), snap.refs);
+    // The name is free again.
+    let reborn = md.create_repo(&owner, "one", false, "alice").await.unwrap();
+    assert_ne!(reborn.id, repo.id);
+    assert!(md.list_refs(&reborn.id).await.unwrap().is_empty());
+
+    // --- state ----------------------------------------------------------------
+    md.set_repo_state(&reborn.id, "deleting").await.unwrap();
+    assert_eq!(
+        md.get_repo_by_id(&reborn.id).await.unwrap().unwrap().state,
+        "deleting"
+    );
+    assert!(matches!(
+        md.set_repo_state("no-such-repo", "x").await,
+        Err(Error::NotFound(_))
+    ));
+
+    md.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn story_sqlite() {
+    let (md, _dir) = common::sqlite().await;
+    story(md).await;
+}
+
+#[tokio::test]
+async fn story_sqlite_in_memory() {
+    let md = Metadata::connect("sqlite::memory:").await.unwrap();
+    story(md).await;
+}
+
+#[tokio::test]
+async fn story_postgres() {
+    if let Some(md) = common::postgres("story_postgres").await {
+        story(md).await;
+    }
+}
