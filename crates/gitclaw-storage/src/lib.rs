@@ -1,1 +1,22 @@
-//! stub
+//! Object storage for GitClaw: the [`ObjectStorageBackend`] trait, the key layout
+//! of SPEC §4, Git's loose object format, the filesystem backend, and a
+//! conformance suite every backend runs.
+//!
+//! Not here: Git semantics beyond keys and hashes (packs are opaque bytes), and
+//! which objects a repository has (the metadata database knows that).
+
+mod backend;
+pub mod conformance;
+mod error;
+mod fs;
+mod keys;
+mod loose;
+
+pub use backend::{ObjectMeta, ObjectStorageBackend, PutOptions};
+pub use error::{Result, StorageError};
+pub use fs::FilesystemBackend;
+pub use keys::{KeyKind, KeyPrefix, ObjectKey, RepoId};
+pub use loose::{
+    decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_object,
+    MAX_LOOSE_OBJECT_BYTES,
+};

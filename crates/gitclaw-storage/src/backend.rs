@@ -1,0 +1,91 @@
+//! The storage trait every backend implements.
+
+use std::{collections::BTreeMap, ops::Range, path::Path, path::PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{
+    error::Result,
+    keys::{KeyPrefix, ObjectKey},
+};
+
+/// Content type and user metadata of a stored object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    /// User metadata; S3 backends send these as `x-amz-meta-{name}`.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl PutOptions {
+    /// A loose object: Git's zlib format, with its type and inflated size.
+    pub fn loose(kind: gix_object::Kind, size: u64) -> Self {
+        PutOptions {
+            content_type: Some("application/x-git-loose-object".into()),
+            metadata: vec![
+                ("git-type".into(), kind.to_string()),
+                ("git-size".into(), size.to_string()),
+            ],
+        }
+    }
+
+    pub fn pack() -> Self {
+        PutOptions {
+            content_type: Some("application/x-git-packfile".into()),
+            metadata: Vec::new(),
+        }
+    }
+
+    pub fn pack_index() -> Self {
+        PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// What a `head` or `list` tells about a stored object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An object store holding bytes under [`ObjectKey`]s.
+///
+/// Contract, for every backend:
+/// - `put`/`put_file` replace the whole object atomically: a reader sees the old
+///   bytes or the new, never a mix; `put_file` streams and never holds the file whole.
+/// - `get` of a missing key is `NotFound`; `delete` of a missing key is `Ok`.
+/// - `get_range` returns the bytes of `range` clamped to the object's end, and
+///   `InvalidKey`-free `Other` error when the range starts at or past the end of a
+///   non-empty object (as S3 answers 416).
+/// - `list` returns every key under the prefix, sorted, following pagination.
+/// - `delete_prefix` removes every key under the prefix and returns how many;
+///   `copy_prefix` copies every key under `from` to the same suffix under `to`,
+///   with content type and metadata, server-side where the store allows.
+/// - Prefixes are [`KeyPrefix`]es, so no call can reach outside one repository.
+#[async_trait]
+pub trait ObjectStorageBackend: Send + Sync + std::fmt::Debug + 'static {
+    /// `"filesystem"`, `"s3"`.
+    fn name(&self) -> &'static str;
+    async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> Result<()>;
+    async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()>;
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes>;
+    async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes>;
+    /// Download into `dest`, written atomically (temp file + rename); returns the size.
+    async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64>;
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta>;
+    async fn delete(&self, key: &ObjectKey) -> Result<()>;
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<ObjectMeta>>;
+    async fn delete_prefix(&self, prefix: &KeyPrefix) -> Result<u64>;
+    async fn copy_prefix(&self, from: &KeyPrefix, to: &KeyPrefix) -> Result<u64>;
+    /// Where the bytes already lie in a local file (the filesystem backend), so
+    /// pack readers can map them instead of downloading.
+    fn local_path(&self, _key: &ObjectKey) -> Option<PathBuf> {
+        None
+    }
+}

@@ -1,0 +1,198 @@
+//! The key layout of SPEC §4, built in one place.
+//!
+//! - loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`
+//! - pack: `{repo_id}/pack/pack-{hash}.pack`, its index `{repo_id}/pack/pack-{hash}.idx`
+//!
+//! Keys can only be made by these constructors (or parsed back from one of these
+//! shapes), so no caller can address anything outside a repository's prefix.
+
+use gix_hash::{oid, ObjectId};
+
+use crate::error::{Result, StorageError};
+
+/// A repository's stable id, the first segment of all its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoId(String);
+
+impl RepoId {
+    /// Accepts 1 to 64 characters of `[A-Za-z0-9_-]`.
+    pub fn new(id: impl AsRef<str>) -> Result<RepoId> {
+        let id = id.as_ref();
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(RepoId(id.to_string()))
+        } else {
+            Err(StorageError::InvalidKey(format!(
+                "'{}' is not a repository id",
+                id.escape_default()
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `{repo_id}/`: everything the repository stores lies under it.
+    pub fn prefix(&self) -> KeyPrefix {
+        KeyPrefix(format!("{}/", self.0))
+    }
+}
+
+impl std::fmt::Display for RepoId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A prefix of keys: one repository's `{repo_id}/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyPrefix(String);
+
+impl KeyPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    Loose { repo: RepoId, oid: ObjectId },
+    Pack { repo: RepoId, hash: ObjectId },
+    PackIndex { repo: RepoId, hash: ObjectId },
+}
+
+/// A key of the layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    pub fn loose(repo: &RepoId, id: &oid) -> ObjectKey {
+        let hex = id.to_hex().to_string();
+        ObjectKey(format!("{repo}/objects/{}/{}", &hex[..2], &hex[2..]))
+    }
+
+    pub fn pack(repo: &RepoId, hash: &oid) -> ObjectKey {
+        ObjectKey(format!("{repo}/pack/pack-{}.pack", hash.to_hex()))
+    }
+
+    pub fn pack_index(repo: &RepoId, hash: &oid) -> ObjectKey {
+        ObjectKey(format!("{repo}/pack/pack-{}.idx", hash.to_hex()))
+    }
+
+    /// Parse a key read back from a listing; only the three shapes above are keys.
+    pub fn parse(key: &str) -> Result<ObjectKey> {
+        Self::kind_of(key)?;
+        Ok(ObjectKey(key.to_string()))
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        // Constructed or parsed only from valid shapes.
+        Self::kind_of(&self.0).unwrap_or_else(|_| unreachable!("ObjectKey holds a valid key"))
+    }
+
+    fn kind_of(key: &str) -> Result<KeyKind> {
+        let bad =
+            || StorageError::InvalidKey(format!("'{}' is not a GitClaw key", key.escape_default()));
+        let parts: Vec<&str> = key.split('/').collect();
+        let hex = |s: &str| {
+            if s.len() == 40
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                ObjectId::from_hex(s.as_bytes()).ok()
+            } else {
+                None
+            }
+        };
+        match parts.as_slice() {
+            [repo, "objects", dir, rest] if dir.len() == 2 && rest.len() == 38 => {
+                let repo = RepoId::new(repo).map_err(|_| bad())?;
+                let oid = hex(&format!("{dir}{rest}")).ok_or_else(bad)?;
+                Ok(KeyKind::Loose { repo, oid })
+            }
+            [repo, "pack", file] => {
+                let repo = RepoId::new(repo).map_err(|_| bad())?;
+                let name = file.strip_prefix("pack-").ok_or_else(bad)?;
+                if let Some(h) = name.strip_suffix(".pack") {
+                    Ok(KeyKind::Pack {
+                        repo,
+                        hash: hex(h).ok_or_else(bad)?,
+                    })
+                } else if let Some(h) = name.strip_suffix(".idx") {
+                    Ok(KeyKind::PackIndex {
+                        repo,
+                        hash: hex(h).ok_or_else(bad)?,
+                    })
+                } else {
+                    Err(bad())
+                }
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bad_repo_ids_are_refused() {
+        for id in ["", "a/b", "..", "a.b", "a b", &"x".repeat(65)] {
+            assert!(RepoId::new(id).is_err(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn foreign_keys_do_not_parse() {
+        for key in [
+            "",
+            "x",
+            "a/objects/zz/0000",
+            "a/pack/foo.pack",
+            "../etc/passwd",
+            "a/objects/ab/../../x",
+        ] {
+            assert!(ObjectKey::parse(key).is_err(), "{key:?}");
+        }
+    }
+
+    proptest! {
+        /// SPEC property 1: keys follow the layout for any repo id and object id.
+        #[test]
+        fn keys_follow_the_layout(repo in "[A-Za-z0-9_-]{1,64}", bytes in any::<[u8; 20]>()) {
+            let repo = RepoId::new(&repo).unwrap();
+            let id = ObjectId::from_bytes_or_panic(&bytes);
+            let hex = id.to_hex().to_string();
+            let loose = ObjectKey::loose(&repo, &id);
+            prop_assert_eq!(loose.as_str(), format!("{repo}/objects/{}/{}", &hex[..2], &hex[2..]));
+            prop_assert_eq!(loose.kind(), KeyKind::Loose { repo: repo.clone(), oid: id });
+            let pack = ObjectKey::pack(&repo, &id);
+            prop_assert_eq!(pack.as_str(), format!("{repo}/pack/pack-{hex}.pack"));
+            prop_assert_eq!(pack.kind(), KeyKind::Pack { repo: repo.clone(), hash: id });
+            let idx = ObjectKey::pack_index(&repo, &id);
+            prop_assert_eq!(idx.as_str(), format!("{repo}/pack/pack-{hex}.idx"));
+            for key in [&loose, &pack, &idx] {
+                prop_assert_eq!(&ObjectKey::parse(key.as_str()).unwrap(), key);
+                prop_assert!(key.as_str().starts_with(repo.prefix().as_str()));
+            }
+        }
+    }
+}
