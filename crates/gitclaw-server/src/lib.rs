@@ -1,6 +1,51 @@
-//! stub
-pub mod cli {
-    pub fn main() -> std::process::ExitCode {
-        std::process::ExitCode::SUCCESS
+//! The GitClaw server: configuration, HTTP routes, the push and fetch services and
+//! the `gitclaw` command line. The other crates know nothing of HTTP; this one wires
+//! them together.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod names;
+pub mod service;
+
+use std::future::Future;
+
+pub use app::AppState;
+pub use config::Config;
+
+/// Serve on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = http::router(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
     }
+    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -1,0 +1,196 @@
+//! The shared state of a running server and access to one repository's objects.
+//!
+//! `AppState` holds the services (metadata, object store, pack cache). `RepoObjects`
+//! turns the metadata's pack list and loose-object index into a pack-engine
+//! [`ObjectDb`] without listing the store: the hot path never does a LIST or HEAD.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use gitclaw_metadata::{Metadata, Repo};
+use gitclaw_pack::odb::{LooseSource, ObjectDb, PackHandle};
+use gitclaw_pack::{Kind, ObjectId, PackError};
+use gitclaw_storage::{FilesystemBackend, ObjectKey, ObjectStorageBackend, RepoId};
+use gix_hashtable::HashSet;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub meta: Metadata,
+    pub store: Arc<dyn ObjectStorageBackend>,
+    pub packs: PackCache,
+    pub push_slots: Semaphore,
+    /// Scratch space for spooled pushes and packs being indexed.
+    pub tmp_dir: PathBuf,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Open the metadata database and the object store the configuration names.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|err| {
+            anyhow::anyhow!(
+                "GITCLAW_DATA_DIR: cannot create {}: {err}",
+                config.data_dir.display()
+            )
+        })?;
+        let meta = Metadata::connect(&config.database_url)
+            .await
+            .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
+        let store: Arc<dyn ObjectStorageBackend> = Arc::new(
+            FilesystemBackend::new(config.data_dir.join("objects"))
+                .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: {err}"))?,
+        );
+        let tmp_dir = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|err| {
+            anyhow::anyhow!(
+                "GITCLAW_DATA_DIR: cannot create {}: {err}",
+                tmp_dir.display()
+            )
+        })?;
+        let cache_dir = config.data_dir.join("cache");
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                push_slots: Semaphore::new(config.max_concurrent_pushes),
+                packs: PackCache::new(cache_dir),
+                config,
+                meta,
+                store,
+                tmp_dir,
+            }),
+        })
+    }
+
+    /// The pack-engine view of a repository's objects, from the metadata's lists.
+    pub async fn object_db(&self, repo: &Repo) -> anyhow::Result<ObjectDb> {
+        let repo_id = RepoId::new(&repo.id)?;
+        let packs = self.meta.list_packs(&repo.id).await?;
+        let mut handles = Vec::with_capacity(packs.len());
+        for pack in packs {
+            handles.push(
+                self.packs
+                    .open(&*self.store, &repo_id, &pack.pack_hash)
+                    .await?,
+            );
+        }
+        let loose = self.meta.list_loose(&repo.id).await?;
+        let ids: HashSet<ObjectId> = loose.into_iter().map(|l| l.oid).collect();
+        let source = StoreLoose {
+            repo: repo_id,
+            store: self.store.clone(),
+            ids,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        Ok(ObjectDb::new(handles, Arc::new(source)))
+    }
+}
+
+/// Opened packs, shared by all requests. Packs are named by their checksum and never
+/// change, so an entry can never be stale.
+pub struct PackCache {
+    dir: PathBuf,
+    open: Mutex<std::collections::HashMap<(String, ObjectId), Arc<PackHandle>>>,
+}
+
+impl PackCache {
+    pub fn new(dir: PathBuf) -> Self {
+        PackCache {
+            dir,
+            open: Mutex::new(Default::default()),
+        }
+    }
+
+    fn lookup(&self, key: &(String, ObjectId)) -> Option<Arc<PackHandle>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// The opened pack, reading it from the store's local file or downloading it into the cache dir.
+    pub async fn open(
+        &self,
+        store: &dyn ObjectStorageBackend,
+        repo: &RepoId,
+        hash: &ObjectId,
+    ) -> anyhow::Result<Arc<PackHandle>> {
+        let key = (repo.as_str().to_string(), *hash);
+        if let Some(handle) = self.lookup(&key) {
+            return Ok(handle);
+        }
+        let pack_key = ObjectKey::pack(repo, hash);
+        let index_key = ObjectKey::pack_index(repo, hash);
+        let index_path = match (store.local_path(&pack_key), store.local_path(&index_key)) {
+            (Some(_), Some(index)) => index,
+            _ => {
+                let dir = self.dir.join(repo.as_str());
+                tokio::fs::create_dir_all(&dir).await?;
+                let pack_path = dir.join(format!("pack-{hash}.pack"));
+                let index_path = dir.join(format!("pack-{hash}.idx"));
+                if !tokio::fs::try_exists(&pack_path).await.unwrap_or(false) {
+                    store.get_to_file(&pack_key, &pack_path).await?;
+                }
+                if !tokio::fs::try_exists(&index_path).await.unwrap_or(false) {
+                    store.get_to_file(&index_key, &index_path).await?;
+                }
+                index_path
+            }
+        };
+        let handle = tokio::task::spawn_blocking(move || PackHandle::open(&index_path)).await??;
+        if handle.hash() != hash {
+            anyhow::bail!("pack {hash} has checksum {} in the store", handle.hash());
+        }
+        let handle = Arc::new(handle);
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, handle.clone());
+        Ok(handle)
+    }
+}
+
+/// Loose objects of one repository: the metadata's index for existence, the store for bytes.
+struct StoreLoose {
+    repo: RepoId,
+    store: Arc<dyn ObjectStorageBackend>,
+    ids: HashSet<ObjectId>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl LooseSource for StoreLoose {
+    fn contains(&self, id: &gitclaw_pack::oid) -> bool {
+        self.ids.contains(id)
+    }
+
+    fn read(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, Vec<u8>)>, PackError> {
+        if !self.ids.contains(id) {
+            return Ok(None);
+        }
+        // Called from blocking pack-engine threads, never from the async runtime.
+        self.runtime
+            .block_on(gitclaw_storage::get_loose_object(
+                &*self.store,
+                &self.repo,
+                id,
+            ))
+            .map(Some)
+            .map_err(|err| PackError::Store(err.to_string()))
+    }
+}

@@ -1,0 +1,151 @@
+//! The `gitclaw` command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{app::AppState, config::Config, config::LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitclaw",
+    version,
+    about = "A Git smart-HTTP server that keeps objects in S3-compatible storage"
+)]
+struct Cli {
+    /// A TOML configuration file; environment variables override it.
+    #[arg(long, global = true, env = "GITCLAW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Manage repositories.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Validate the configuration and reach the database and the object store.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum RepoCommand {
+    /// Create a repository.
+    Create {
+        /// OWNER/NAME
+        name: String,
+        /// Only readers with a token may see it.
+        #[arg(long)]
+        private: bool,
+    },
+}
+
+/// Entry point of the binary: one readable line and a non-zero status on any error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            for err in errors {
+                eprintln!("gitclaw: configuration error: {err}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("gitclaw: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Repo(RepoCommand::Create { name, private }) => {
+                repo_create(config, &name, private).await
+            }
+            Command::Check => check(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gitclaw: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!("GITCLAW_LISTEN: cannot listen on {}: {err}", config.listen)
+        })?;
+    let state = AppState::open(config.clone()).await?;
+    tracing::warn!(
+        "no authentication is configured: anyone who can reach {} may read and push",
+        config.listen
+    );
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        database = %state.meta.backend_name(),
+        store = %state.store.name(),
+        "gitclaw is serving"
+    );
+    crate::serve(listener, state, crate::shutdown_signal()).await
+}
+
+fn split_name(full: &str) -> anyhow::Result<(&str, &str)> {
+    full.split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| anyhow::anyhow!("expected OWNER/NAME, got '{full}'"))
+}
+
+async fn repo_create(config: Config, full: &str, private: bool) -> anyhow::Result<()> {
+    let (owner, name) = split_name(full)?;
+    let state = AppState::open(config).await?;
+    let repo = crate::http::api::create_repo(&state, owner, name, private, "cli")
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+    let view = crate::http::api::RepoView::new(&state, repo);
+    println!("created {}/{} (id {})", view.owner, view.name, view.id);
+    println!("{}", view.clone_url);
+    Ok(())
+}
+
+async fn check(config: Config) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    state
+        .meta
+        .list_repos(None, 1)
+        .await
+        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
+    println!(
+        "configuration ok: database {}, object store {}",
+        state.meta.backend_name(),
+        state.store.name()
+    );
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Git smart-HTTP routes: `info/refs`, `git-upload-pack`, `git-receive-pack`.
+//!
+//! Failures reach git in terms it prints: HTTP 404 "repository not found" for an
+//! unknown repository, `ERR` packets for a bad upload-pack request, `unpack`/`ng`
+//! lines for a failed push.
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use gitclaw_metadata::Repo;
+use gitclaw_protocol::{pktline, refs, v0, v2};
+use serde::Deserialize;
+
+use crate::{
+    app::AppState,
+    http::body::{body_reader, read_limited, streamed_body},
+    names,
+    service::{
+        receive_pack,
+        upload_pack::{self, peel_refs, FetchJob, PeeledRef},
+    },
+};
+
+/// Upload-pack request bodies (wants and haves) larger than this are refused.
+pub const MAX_NEGOTIATION_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct InfoRefsQuery {
+    service: Option<String>,
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut message = message.into();
+    message.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+fn no_cache(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Fri, 01 Jan 1980 00:00:00 GMT"),
+    );
+}
+
+fn git_response(content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    no_cache(response.headers_mut());
+    response
+}
+
+/// Find the repository a git URL names, or the response that says why not.
+async fn resolve(state: &AppState, owner: &str, segment: &str) -> Result<Repo, Response> {
+    let name = names::strip_git_suffix(segment);
+    if let Err(message) =
+        names::validate_name("owner", owner).and_then(|_| names::validate_name("repository", name))
+    {
+        return Err(plain(StatusCode::BAD_REQUEST, message));
+    }
+    match state.meta.get_repo(owner, name).await {
+        Ok(Some(repo)) => Ok(repo),
+        Ok(None) => Err(plain(
+            StatusCode::NOT_FOUND,
+            format!("repository not found: {owner}/{name}"),
+        )),
+        Err(err) => {
+            tracing::error!(error = %err, "metadata lookup failed");
+            Err(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata database unavailable",
+            ))
+        }
+    }
+}
+
+fn wants_v2(headers: &HeaderMap) -> bool {
+    headers
+        .get("git-protocol")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(':').any(|p| p.trim() == "version=2"))
+}
+
+/// Refs with peeled tags and the HEAD symref target, read on a blocking thread.
+async fn ref_view(
+    state: &AppState,
+    repo: &Repo,
+) -> anyhow::Result<(Vec<PeeledRef>, gitclaw_pack::odb::ObjectDb)> {
+    let records = state.meta.list_refs(&repo.id).await?;
+    let db = state.object_db(repo).await?;
+    let db2 = db.clone();
+    let refs = tokio::task::spawn_blocking(move || peel_refs(&db2, records)).await?;
+    Ok((refs, db))
+}
+
+fn head_of<'a>(repo: &'a Repo, refs: &[PeeledRef]) -> Option<(gitclaw_pack::ObjectId, &'a str)> {
+    refs.iter()
+        .find(|r| r.name == repo.head_ref)
+        .map(|r| (r.oid, repo.head_ref.as_str()))
+}
+
+pub async fn info_refs(
+    State(state): State<AppState>,
+    Path((owner, segment)): Path<(String, String)>,
+    Query(query): Query<InfoRefsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let service = match query.service.as_deref() {
+        Some(s @ ("git-upload-pack" | "git-receive-pack")) => s.to_string(),
+        _ => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "only the smart HTTP protocol is supported: use a git client",
+            )
+        }
+    };
+    let repo = match resolve(&state, &owner, &segment).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    if service == "git-upload-pack" && wants_v2(&headers) {
+        return match refs::advertise_v2_capabilities(&upload_pack::v2_capabilities()) {
+            Ok(body) => git_response(
+                "application/x-git-upload-pack-advertisement",
+                Body::from(body),
+            ),
+            Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+        };
+    }
+    let (refs, _) = match ref_view(&state, &repo).await {
+        Ok(view) => view,
+        Err(err) => {
+            tracing::error!(error = %err, repo = %repo.id, "cannot read refs");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read refs: {err}"),
+            );
+        }
+    };
+    let upload = service == "git-upload-pack";
+    let mut body = refs::http_service_header(if upload {
+        refs::Service::UploadPack
+    } else {
+        refs::Service::ReceivePack
+    });
+    let advertisement = if upload {
+        let head = head_of(&repo, &refs);
+        let mut caps: Vec<String> = upload_pack::V0_CAPABILITIES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        caps.push(upload_pack::agent());
+        let advertised: Vec<refs::AdvertisedRef> = refs
+            .iter()
+            .map(|r| refs::AdvertisedRef {
+                name: r.name.clone(),
+                oid: r.oid,
+                peeled: r.peeled,
+            })
+            .collect();
+        refs::advertise_v0(&advertised, head, &caps)
+    } else {
+        let advertised: Vec<refs::AdvertisedRef> = refs
+            .iter()
+            .map(|r| refs::AdvertisedRef {
+                name: r.name.clone(),
+                oid: r.oid,
+                peeled: None,
+            })
+            .collect();
+        refs::advertise_v0(&advertised, None, &receive_pack::capabilities())
+    };
+    match advertisement {
+        Ok(bytes) => body.extend(bytes),
+        Err(err) => {
+            tracing::error!(error = %err, repo = %repo.id, "cannot advertise refs");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot advertise refs: {err}"),
+            );
+        }
+    }
+    let content_type = if upload {
+        "application/x-git-upload-pack-advertisement"
+    } else {
+        "application/x-git-receive-pack-advertisement"
+    };
+    git_response(content_type, Body::from(body))
+}
+
+fn err_packet(message: &str) -> Response {
+    let mut body = Vec::new();
+    pktline::write_err(&mut body, message);
+    git_response("application/x-git-upload-pack-result", Body::from(body))
+}
+
+pub async fn upload_pack(
+    State(state): State<AppState>,
+    Path((owner, segment)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let repo = match resolve(&state, &owner, &segment).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let mut reader = match body_reader(&headers, body) {
+        Ok(reader) => reader,
+        Err(message) => return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
+    };
+    let request = match read_limited(&mut reader, MAX_NEGOTIATION_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(message) => return plain(StatusCode::PAYLOAD_TOO_LARGE, message),
+    };
+    let (refs, db) = match ref_view(&state, &repo).await {
+        Ok(view) => view,
+        Err(err) => {
+            tracing::error!(error = %err, repo = %repo.id, "cannot open repository");
+            return err_packet(&format!("upload-pack: cannot read repository: {err}"));
+        }
+    };
+    let job = if wants_v2(&headers) {
+        let command = match v2::parse_command_request(&request) {
+            Ok(Some(command)) => command,
+            Ok(None) => return git_response("application/x-git-upload-pack-result", Body::empty()),
+            Err(err) => return err_packet(&format!("upload-pack: {err}")),
+        };
+        match command.command.as_str() {
+            "ls-refs" => {
+                let args = match v2::LsRefsArgs::parse(&command.args) {
+                    Ok(args) => args,
+                    Err(err) => return err_packet(&format!("ls-refs: {err}")),
+                };
+                return git_response(
+                    "application/x-git-upload-pack-result",
+                    Body::from(ls_refs(&repo, &refs, &args)),
+                );
+            }
+            "fetch" => match v2::FetchArgs::parse(&command.args) {
+                Ok(args) => fetch_job_v2(args),
+                Err(err) => return err_packet(&format!("fetch: {err}")),
+            },
+            other => return err_packet(&format!("upload-pack: unknown command '{other}'")),
+        }
+    } else {
+        match v0::parse_upload_request(&request) {
+            Ok(parsed) => {
+                match unknown_capability(&parsed.capabilities, upload_pack::V0_CAPABILITIES) {
+                    Some(name) => {
+                        return err_packet(&format!("upload-pack: unknown capability '{name}'"))
+                    }
+                    None => fetch_job_v0(parsed),
+                }
+            }
+            Err(err) => return err_packet(&format!("upload-pack: {err}")),
+        }
+    };
+    let (mut writer, body) = streamed_body();
+    let repo_name = format!("{}/{}", repo.owner, repo.name);
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = upload_pack::run_fetch(&db, &refs, &job, &mut writer) {
+            tracing::warn!(repo = %repo_name, error = %err.0, "fetch failed");
+        }
+    });
+    git_response("application/x-git-upload-pack-result", body)
+}
+
+fn ls_refs(repo: &Repo, refs: &[PeeledRef], args: &v2::LsRefsArgs) -> Vec<u8> {
+    let matches = |name: &str| {
+        args.ref_prefixes.is_empty()
+            || args
+                .ref_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+    };
+    let mut out = Vec::new();
+    let mut line = |text: String| {
+        let _ = pktline::write_text(&mut out, &text);
+    };
+    if matches("HEAD") {
+        match refs.iter().find(|r| r.name == repo.head_ref) {
+            Some(head) => {
+                let mut text = format!("{} HEAD", head.oid);
+                if args.symrefs {
+                    text.push_str(&format!(" symref-target:{}", repo.head_ref));
+                }
+                text.push('\n');
+                line(text);
+            }
+            None if args.unborn => line(format!("unborn HEAD symref-target:{}\n", repo.head_ref)),
+            None => {}
+        }
+    }
+    for r in refs.iter().filter(|r| matches(&r.name)) {
+        let mut text = format!("{} {}", r.oid, r.name);
+        if let (true, Some(peeled)) = (args.peel, r.peeled) {
+            text.push_str(&format!(" peeled:{peeled}"));
+        }
+        text.push('\n');
+        line(text);
+    }
+    out.extend_from_slice(pktline::FLUSH);
+    out
+}
+
+/// The first capability the client asked for that the server did not advertise.
+pub fn unknown_capability<'a>(
+    caps: &'a gitclaw_protocol::capabilities::Capabilities,
+    advertised: &[&str],
+) -> Option<&'a str> {
+    caps.iter().map(|(name, _)| name).find(|name| {
+        *name != "agent"
+            && *name != "session-id"
+            && !advertised
+                .iter()
+                .any(|a| a.split('=').next() == Some(*name))
+    })
+}
+
+fn fetch_job_v2(args: v2::FetchArgs) -> FetchJob {
+    FetchJob {
+        v2: true,
+        wants: args.wants,
+        haves: args.haves,
+        done: args.done,
+        deepen: gitclaw_pack::walk::DeepenRequest {
+            client_shallow: args.shallow,
+            depth: args.deepen,
+            relative: args.deepen_relative,
+            since: args.deepen_since,
+            not: Vec::new(),
+        },
+        deepen_not_refs: args.deepen_not,
+        sideband: Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX),
+        no_progress: args.no_progress,
+        ofs_delta: args.ofs_delta,
+        include_tag: args.include_tag,
+        multi_ack: false,
+        multi_ack_detailed: false,
+        no_done: false,
+        wait_for_done: args.wait_for_done,
+    }
+}
+
+fn fetch_job_v0(req: v0::UploadRequest) -> FetchJob {
+    let caps = &req.capabilities;
+    let sideband = if caps.has("side-band-64k") {
+        Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX)
+    } else if caps.has("side-band") {
+        Some(gitclaw_protocol::sideband::SIDEBAND_MAX)
+    } else {
+        None
+    };
+    FetchJob {
+        v2: false,
+        multi_ack: caps.has("multi_ack"),
+        multi_ack_detailed: caps.has("multi_ack_detailed"),
+        no_done: caps.has("no-done"),
+        no_progress: caps.has("no-progress"),
+        ofs_delta: caps.has("ofs-delta"),
+        include_tag: caps.has("include-tag"),
+        sideband,
+        deepen: gitclaw_pack::walk::DeepenRequest {
+            client_shallow: req.shallow,
+            depth: req.deepen,
+            relative: req.deepen_relative,
+            since: req.deepen_since,
+            not: Vec::new(),
+        },
+        deepen_not_refs: req.deepen_not,
+        wants: req.wants,
+        haves: req.haves,
+        done: req.done,
+        wait_for_done: false,
+    }
+}
+
+pub async fn receive_pack(
+    State(state): State<AppState>,
+    Path((owner, segment)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let repo = match resolve(&state, &owner, &segment).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let reader = match body_reader(&headers, body) {
+        Ok(reader) => reader,
+        Err(message) => return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
+    };
+    let report = receive_pack::receive_pack(&state, &repo, "anonymous", reader).await;
+    git_response("application/x-git-receive-pack-result", Body::from(report))
+}

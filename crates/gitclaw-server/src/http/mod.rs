@@ -1,0 +1,23 @@
+//! The HTTP surface: git smart-HTTP routes, the REST API and operational endpoints.
+
+pub mod api;
+pub mod body;
+pub mod git;
+
+use axum::{
+    routing::{get, post},
+    Router,
+};
+
+use crate::app::AppState;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/api/v1/repos", post(api::post_repo))
+        .route("/{owner}/{repo}/info/refs", get(git::info_refs))
+        .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
+        .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
+        .with_state(state)
+}

@@ -1,0 +1,4 @@
+//! Services behind the routes: the push and fetch paths.
+
+pub mod receive_pack;
+pub mod upload_pack;

@@ -1,0 +1,488 @@
+//! receive-pack: the push path.
+//!
+//! Order of work, which keeps invariant 1 (a ref never names an object that is not
+//! fully stored): read the command list → spool the pack to a size-capped temp file
+//! → index, complete and verify it (pack engine, blocking thread) → check the new
+//! tips → store the pack + idx (more than 10 new objects) or loose objects → one
+//! metadata transaction that compare-and-swaps the refs, records the objects and
+//! appends the audit event → report per ref. Any failure before the transaction
+//! leaves every ref as it was.
+
+use std::{path::Path, time::Duration};
+
+use gitclaw_metadata::{NewLoose, NewPack, PushCommit, RefResult, RefUpdate, Repo};
+use gitclaw_pack::{
+    ingest::{ingest, IngestOptions, IngestedPack},
+    odb::{DecodeState, ObjectDb},
+    Kind, ObjectId,
+};
+use gitclaw_protocol::{
+    capabilities::Capabilities,
+    pktline,
+    receive_pack::{
+        report_status, ParseProgress, PushRequest, PushRequestParser, RefCommand, RefStatus,
+    },
+    sideband,
+};
+use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{app::AppState, http::body::BodyReader};
+
+/// Capabilities advertised by receive-pack (besides `agent`).
+pub const CAPABILITIES: &[&str] = &[
+    "report-status",
+    "report-status-v2",
+    "delete-refs",
+    "side-band-64k",
+    "quiet",
+    "atomic",
+    "ofs-delta",
+    "push-options",
+    "object-format=sha1",
+];
+
+/// The full advertised capability list.
+pub fn capabilities() -> Vec<String> {
+    let mut caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    caps.push(crate::service::upload_pack::agent());
+    caps
+}
+
+/// More new objects than this go into the store as one pack; fewer as loose objects.
+pub const LOOSE_THRESHOLD: usize = 10;
+
+/// Why a push failed as a whole.
+#[derive(Debug)]
+struct Unpack(String);
+
+impl<E: std::fmt::Display> From<E> for Unpack {
+    fn from(err: E) -> Self {
+        Unpack(err.to_string())
+    }
+}
+
+/// The outcome of a push, ready to be written as git's report.
+struct Report {
+    unpack: Result<(), String>,
+    refs: Vec<(String, RefStatus)>,
+}
+
+/// Handle one receive-pack POST; returns the response body.
+pub async fn receive_pack(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    mut body: BodyReader,
+) -> Vec<u8> {
+    let request = match read_commands(&mut body).await {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Vec::new(),
+        Err(err) => {
+            let report = Report {
+                unpack: Err(err.0),
+                refs: Vec::new(),
+            };
+            return encode_report(&report, &Capabilities::default());
+        }
+    };
+    let (request, leftover) = request;
+    if let Some(name) = crate::http::git::unknown_capability(&request.capabilities, CAPABILITIES) {
+        let report = Report {
+            unpack: Err(format!("unknown capability '{name}'")),
+            refs: request
+                .commands
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        RefStatus::Rejected("unknown capability".into()),
+                    )
+                })
+                .collect(),
+        };
+        return encode_report(&report, &request.capabilities);
+    }
+    let report = process(state, repo, actor, &request, leftover, body).await;
+    if let Err(err) = &report.unpack {
+        tracing::warn!(repo = %format!("{}/{}", repo.owner, repo.name), error = %err, "push failed");
+    }
+    encode_report(&report, &request.capabilities)
+}
+
+/// Read the command list; `None` when the client sent nothing to do (a lone flush).
+async fn read_commands(body: &mut BodyReader) -> Result<Option<(PushRequest, Vec<u8>)>, Unpack> {
+    let mut parser = PushRequestParser::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut fed = 0usize;
+    loop {
+        let n = body.read(&mut chunk).await?;
+        fed += n;
+        if n == 0 {
+            // An empty body is a client with nothing to push; a cut-off one is an error.
+            return if fed == 0 {
+                Ok(None)
+            } else {
+                Err(Unpack("unexpected end of the push request".into()))
+            };
+        }
+        match parser.feed(&chunk[..n])? {
+            ParseProgress::NeedMore => {}
+            ParseProgress::Complete { request, consumed } => {
+                if request.commands.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some((request, chunk[consumed..n].to_vec())));
+            }
+        }
+    }
+}
+
+async fn process(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    request: &PushRequest,
+    leftover: Vec<u8>,
+    body: BodyReader,
+) -> Report {
+    let mut statuses: Vec<Option<RefStatus>> = vec![None; request.commands.len()];
+    check_commands(&request.commands, &mut statuses);
+    let fail_all = |message: String, statuses: &[Option<RefStatus>]| Report {
+        refs: request
+            .commands
+            .iter()
+            .zip(statuses)
+            .map(|(c, s)| {
+                (
+                    c.name.clone(),
+                    s.clone()
+                        .unwrap_or_else(|| RefStatus::Rejected("unpacker error".into())),
+                )
+            })
+            .collect(),
+        unpack: Err(message),
+    };
+
+    let _slot =
+        match tokio::time::timeout(Duration::from_secs(60), state.push_slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return fail_all(
+                    "server busy: too many concurrent pushes, try again later".into(),
+                    &statuses,
+                )
+            }
+        };
+    let work = match tempfile::Builder::new()
+        .prefix("push-")
+        .tempdir_in(&state.tmp_dir)
+    {
+        Ok(dir) => dir,
+        Err(err) => return fail_all(format!("cannot create work directory: {err}"), &statuses),
+    };
+    let spool = work.path().join("incoming.pack");
+    let pack_bytes = match spool_pack(leftover, body, &spool, state.config.max_pack_bytes).await {
+        Ok(n) => n,
+        Err(err) => return fail_all(err.0, &statuses),
+    };
+
+    let outcome = store_and_commit(
+        state,
+        repo,
+        actor,
+        request,
+        &mut statuses,
+        &spool,
+        pack_bytes,
+        work.path(),
+    )
+    .await;
+    match outcome {
+        Ok(()) => Report {
+            unpack: Ok(()),
+            refs: request
+                .commands
+                .iter()
+                .zip(&statuses)
+                .map(|(c, s)| (c.name.clone(), s.clone().unwrap_or(RefStatus::Ok)))
+                .collect(),
+        },
+        Err(err) => fail_all(err.0, &statuses),
+    }
+}
+
+/// Refuse malformed commands up front: bad names, duplicates, no-ops.
+fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>]) {
+    let mut seen = std::collections::HashSet::new();
+    for (command, status) in commands.iter().zip(statuses.iter_mut()) {
+        let valid = command.name.starts_with("refs/")
+            && gix_validate::reference::name(command.name.as_bytes().into()).is_ok();
+        if !valid {
+            *status = Some(RefStatus::Rejected("funny refname".into()));
+        } else if !seen.insert(command.name.clone()) {
+            *status = Some(RefStatus::Rejected("duplicate ref update".into()));
+        } else if command.old.is_null() && command.new.is_null() {
+            *status = Some(RefStatus::Rejected("nothing to do".into()));
+        }
+    }
+}
+
+/// Copy the pack (already-read bytes, then the rest of the body) into `path`, capped.
+async fn spool_pack(
+    leftover: Vec<u8>,
+    mut body: BodyReader,
+    path: &Path,
+    limit: u64,
+) -> Result<u64, Unpack> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut total = leftover.len() as u64;
+    if total > limit {
+        return Err(too_large(limit));
+    }
+    file.write_all(&leftover).await?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(|err| Unpack(format!("reading the pack: {err}")))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&buf[..n]).await?;
+    }
+    file.flush().await?;
+    Ok(total)
+}
+
+fn too_large(limit: u64) -> Unpack {
+    Unpack(format!(
+        "pack exceeds the maximum allowed size of {limit} bytes"
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store_and_commit(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    request: &PushRequest,
+    statuses: &mut [Option<RefStatus>],
+    spool: &Path,
+    pack_bytes: u64,
+    work: &Path,
+) -> Result<(), Unpack> {
+    let repo_id = RepoId::new(&repo.id)?;
+    let db = state.object_db(repo).await?;
+
+    // Index and verify on a blocking thread.
+    let ingested: Option<IngestedPack> = if pack_bytes > 0 {
+        let (db2, spool, work) = (db.clone(), spool.to_owned(), work.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<Option<IngestedPack>, Unpack> {
+            let file = std::fs::File::open(&spool)?;
+            let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+            Ok(ingest(&mut reader, &work, &db2, &IngestOptions::default())?)
+        })
+        .await??
+    } else {
+        None
+    };
+
+    // Every new tip must exist; branches must point at commits.
+    {
+        let commands = request.commands.clone();
+        let db2 = db.clone();
+        let ingested_index = ingested.as_ref().map(|p| p.index_path.clone());
+        let checks = tokio::task::spawn_blocking(move || {
+            tip_checks(&commands, &db2, ingested_index.as_deref())
+        })
+        .await??;
+        for (status, check) in statuses.iter_mut().zip(checks) {
+            if status.is_none() {
+                *status = check;
+            }
+        }
+    }
+    let updates: Vec<(usize, RefUpdate)> = request
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| statuses[*i].is_none())
+        .map(|(i, c)| {
+            (
+                i,
+                RefUpdate {
+                    name: c.name.clone(),
+                    old: (!c.old.is_null()).then_some(c.old),
+                    new: (!c.new.is_null()).then_some(c.new),
+                },
+            )
+        })
+        .collect();
+    let atomic = request.capabilities.has("atomic");
+    if atomic && statuses.iter().any(|s| s.is_some()) {
+        for status in statuses.iter_mut() {
+            if status.is_none() {
+                *status = Some(RefStatus::Rejected("atomic push failed".into()));
+            }
+        }
+        return Ok(());
+    }
+    if updates.is_empty() {
+        return Ok(());
+    }
+
+    // Store the objects before any ref can see them.
+    let mut pack_record = None;
+    let mut loose_records = Vec::new();
+    let mut details = serde_json::json!({ "objects": 0, "bytes": 0, "storage": "none" });
+    if let Some(pack) = &ingested {
+        let new: Vec<_> = pack.new_objects().cloned().collect();
+        if new.len() > LOOSE_THRESHOLD {
+            let pack_key = ObjectKey::pack(&repo_id, pack.pack.hash());
+            let index_key = ObjectKey::pack_index(&repo_id, pack.pack.hash());
+            state
+                .store
+                .put_file(&pack_key, &pack.pack_path, &PutOptions::pack())
+                .await?;
+            state
+                .store
+                .put_file(&index_key, &pack.index_path, &PutOptions::pack_index())
+                .await?;
+            let size = tokio::fs::metadata(&pack.pack_path).await?.len();
+            let index_size = tokio::fs::metadata(&pack.index_path).await?.len();
+            pack_record = Some(NewPack {
+                pack_hash: *pack.pack.hash(),
+                object_count: u64::from(pack.pack.num_objects()),
+                pack_bytes: size,
+                index_bytes: index_size,
+            });
+            details = serde_json::json!({
+                "objects": new.len(), "bytes": size, "storage": "pack", "pack": pack.pack.hash().to_string(),
+            });
+        } else if !new.is_empty() {
+            let index_path = pack.index_path.clone();
+            let ids: Vec<ObjectId> = new.iter().map(|o| o.id).collect();
+            let objects =
+                tokio::task::spawn_blocking(move || read_objects(&index_path, &ids)).await??;
+            let mut bytes = 0u64;
+            for (id, kind, data) in objects {
+                let stored =
+                    gitclaw_storage::put_loose_object(&*state.store, &repo_id, kind, &data).await?;
+                if stored != id {
+                    return Err(Unpack(format!(
+                        "object {id} hashed to {stored} when stored"
+                    )));
+                }
+                bytes += data.len() as u64;
+                loose_records.push(NewLoose {
+                    oid: id,
+                    kind: kind.to_string(),
+                    size: data.len() as u64,
+                });
+            }
+            details = serde_json::json!({ "objects": loose_records.len(), "bytes": bytes, "storage": "loose" });
+        }
+    }
+
+    let results = state
+        .meta
+        .commit_push(PushCommit {
+            repo_id: repo.id.clone(),
+            updates: updates.iter().map(|(_, u)| u.clone()).collect(),
+            atomic,
+            pack: pack_record,
+            loose: loose_records,
+            actor: actor.to_string(),
+            details,
+        })
+        .await?;
+    for ((i, _), result) in updates.iter().zip(results) {
+        statuses[*i] = match result {
+            RefResult::Applied => Some(RefStatus::Ok),
+            RefResult::Rejected(reason) => Some(RefStatus::Rejected(reason)),
+        };
+    }
+    Ok(())
+}
+
+/// Per-command result of checking the new tip, `None` when it passes.
+fn tip_checks(
+    commands: &[RefCommand],
+    db: &ObjectDb,
+    new_pack: Option<&Path>,
+) -> Result<Vec<Option<RefStatus>>, Unpack> {
+    let pack = match new_pack {
+        Some(path) => Some(gitclaw_pack::odb::PackHandle::open(path)?),
+        None => None,
+    };
+    let mut state = DecodeState::default();
+    let mut reader = db.reader();
+    let mut buf = Vec::new();
+    let mut out = Vec::with_capacity(commands.len());
+    for command in commands {
+        if command.new.is_null() {
+            out.push(None);
+            continue;
+        }
+        let kind = match pack
+            .as_ref()
+            .and_then(|p| p.lookup(&command.new).map(|i| (p, i)))
+        {
+            Some((p, index)) => Some(p.decode(index, &mut buf, &mut state)?),
+            None => reader.read(&command.new, &mut buf)?,
+        };
+        out.push(match kind {
+            None => Some(RefStatus::Rejected("missing necessary objects".into())),
+            Some(kind) if command.name.starts_with("refs/heads/") && kind != Kind::Commit => Some(
+                RefStatus::Rejected("non-commit object cannot be a branch tip".into()),
+            ),
+            Some(_) => None,
+        });
+    }
+    Ok(out)
+}
+
+fn read_objects(
+    index_path: &Path,
+    ids: &[ObjectId],
+) -> Result<Vec<(ObjectId, Kind, Vec<u8>)>, Unpack> {
+    let pack = gitclaw_pack::odb::PackHandle::open(index_path)?;
+    let mut state = DecodeState::default();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let index = pack
+            .lookup(id)
+            .ok_or_else(|| Unpack(format!("object {id} vanished from the received pack")))?;
+        let mut buf = Vec::new();
+        let kind = pack.decode(index, &mut buf, &mut state)?;
+        out.push((*id, kind, buf));
+    }
+    Ok(out)
+}
+
+fn encode_report(report: &Report, caps: &Capabilities) -> Vec<u8> {
+    let unpack = report.unpack.as_ref().map(|_| ()).map_err(|e| e.as_str());
+    let status = report_status(unpack, &report.refs);
+    if !caps.has("report-status") && !caps.has("report-status-v2") {
+        return Vec::new();
+    }
+    if caps.has("side-band-64k") || caps.has("side-band") {
+        let max = if caps.has("side-band-64k") {
+            sideband::SIDEBAND_64K_MAX
+        } else {
+            sideband::SIDEBAND_MAX
+        };
+        let mut out = Vec::with_capacity(status.len() + 64);
+        sideband::write_band(&mut out, sideband::Band::Data, &status, max);
+        out.extend_from_slice(pktline::FLUSH);
+        out
+    } else {
+        status
+    }
+}

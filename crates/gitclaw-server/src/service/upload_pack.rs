@@ -1,0 +1,388 @@
+//! upload-pack: ref advertisement, negotiation and pack streaming for clone and fetch,
+//! in protocol v0/v1 (stateless RPC, as over HTTP) and v2.
+//!
+//! The negotiation mirrors git's upload-pack (`multi_ack_detailed`, `no-done`, v2
+//! `acknowledgments`/`ready`), the object selection and pack writing are the pack
+//! engine's. Everything here after request parsing runs on a blocking thread and
+//! writes into a streamed response body.
+
+use std::io::Write;
+
+use gitclaw_metadata::RefRecord;
+use gitclaw_pack::{
+    odb::ObjectDb,
+    walk::{
+        enumerate, ok_to_give_up, plan_shallow, DeepenRequest, Graph, ShallowPlan, WalkOptions,
+    },
+    writer::{write_pack, WriteOptions},
+    Kind, ObjectId,
+};
+use gitclaw_protocol::{pktline, sideband};
+
+/// Capabilities advertised in v0/v1 (symref and agent are added per response).
+pub const V0_CAPABILITIES: &[&str] = &[
+    "multi_ack",
+    "thin-pack",
+    "side-band",
+    "side-band-64k",
+    "ofs-delta",
+    "shallow",
+    "deepen-since",
+    "deepen-not",
+    "deepen-relative",
+    "no-progress",
+    "include-tag",
+    "multi_ack_detailed",
+    "no-done",
+    "object-format=sha1",
+];
+
+pub fn agent() -> String {
+    format!("agent=gitclaw/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The v2 capability advertisement.
+pub fn v2_capabilities() -> Vec<String> {
+    vec![
+        agent(),
+        "ls-refs=unborn".into(),
+        "fetch=shallow wait-for-done".into(),
+        "server-option".into(),
+        "object-format=sha1".into(),
+    ]
+}
+
+/// A ref with its peeled value (for annotated tags).
+#[derive(Debug, Clone)]
+pub struct PeeledRef {
+    pub name: String,
+    pub oid: ObjectId,
+    pub peeled: Option<ObjectId>,
+}
+
+/// Peel every ref that points at a tag object. Blocking.
+pub fn peel_refs(db: &ObjectDb, refs: Vec<RefRecord>) -> Vec<PeeledRef> {
+    let mut reader = db.reader();
+    let mut buf = Vec::new();
+    refs.into_iter()
+        .map(|r| {
+            // Only tags can point at tag objects in practice; reading every branch tip
+            // just to learn it is a commit would cost a read per ref.
+            let peeled = if r.name.starts_with("refs/tags/") {
+                match reader.read(&r.oid, &mut buf) {
+                    Ok(Some(Kind::Tag)) => reader.peel(&r.oid).ok().map(|(id, _)| id),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            PeeledRef {
+                name: r.name,
+                oid: r.oid,
+                peeled,
+            }
+        })
+        .collect()
+}
+
+/// What one upload-pack request asks for, in either protocol version.
+#[derive(Debug, Clone, Default)]
+pub struct FetchJob {
+    pub v2: bool,
+    pub wants: Vec<ObjectId>,
+    pub haves: Vec<ObjectId>,
+    pub done: bool,
+    pub deepen: DeepenRequest,
+    pub deepen_not_refs: Vec<String>,
+    /// Largest sideband packet, or `None` for no sideband.
+    pub sideband: Option<usize>,
+    pub no_progress: bool,
+    pub ofs_delta: bool,
+    pub include_tag: bool,
+    pub multi_ack: bool,
+    pub multi_ack_detailed: bool,
+    pub no_done: bool,
+    pub wait_for_done: bool,
+}
+
+fn pkt(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(text.len() + 4);
+    pktline::write_text(&mut buf, text).map_err(std::io::Error::other)?;
+    out.write_all(&buf)
+}
+
+/// Writes pack data as sideband packets on band 1, or raw when no sideband was negotiated.
+struct PackSink<'a> {
+    out: &'a mut dyn Write,
+    sideband: Option<usize>,
+}
+
+impl PackSink<'_> {
+    fn band(&mut self, band: sideband::Band, data: &[u8]) -> std::io::Result<()> {
+        if let Some(max) = self.sideband {
+            let mut buf = Vec::with_capacity(data.len() + 16);
+            sideband::write_band(&mut buf, band, data, max);
+            self.out.write_all(&buf)
+        } else if matches!(band, sideband::Band::Data) {
+            self.out.write_all(data)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Write for PackSink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.band(sideband::Band::Data, data)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A failure to report to the client, before or during the pack.
+#[derive(Debug)]
+pub struct FetchError(pub String);
+
+impl<E: std::fmt::Display> From<E> for FetchError {
+    fn from(err: E) -> Self {
+        FetchError(err.to_string())
+    }
+}
+
+/// Run one upload-pack request against `db`, writing the whole response to `out`.
+/// Blocking. Errors are reported to the client in git's terms before returning.
+pub fn run_fetch(
+    db: &ObjectDb,
+    refs: &[PeeledRef],
+    job: &FetchJob,
+    out: &mut dyn Write,
+) -> Result<(), FetchError> {
+    let mut pack_started = false;
+    let result = fetch_inner(db, refs, job, out, &mut pack_started);
+    if let Err(err) = &result {
+        let message = format!("upload-pack: {}", err.0);
+        if pack_started && job.sideband.is_some() {
+            let mut sink = PackSink {
+                out,
+                sideband: job.sideband,
+            };
+            let _ = sink.band(sideband::Band::Error, format!("{message}\n").as_bytes());
+        } else if !pack_started {
+            let _ = pkt(out, &format!("ERR {message}\n"));
+        }
+        let _ = out.flush();
+    }
+    result
+}
+
+fn fetch_inner(
+    db: &ObjectDb,
+    refs: &[PeeledRef],
+    job: &FetchJob,
+    out: &mut dyn Write,
+    pack_started: &mut bool,
+) -> Result<(), FetchError> {
+    for want in &job.wants {
+        if !db.contains(want) {
+            return Err(FetchError(format!("not our ref {want}")));
+        }
+    }
+    if job.wants.is_empty() {
+        if job.v2 {
+            out.write_all(pktline::FLUSH)?;
+        }
+        return Ok(());
+    }
+    let mut graph = Graph::new(db);
+    let mut deepen = job.deepen.clone();
+    for name in &job.deepen_not_refs {
+        let tip = refs
+            .iter()
+            .find(|r| {
+                &r.name == name
+                    || r.name == format!("refs/heads/{name}")
+                    || r.name == format!("refs/tags/{name}")
+            })
+            .ok_or_else(|| FetchError(format!("git upload-pack: ambiguous deepen-not: {name}")))?;
+        deepen.not.push(tip.oid);
+    }
+    if deepen.depth.is_some() && (deepen.since.is_some() || !deepen.not.is_empty()) {
+        return Err(FetchError(
+            "deepen and deepen-since (or deepen-not) cannot be used together".into(),
+        ));
+    }
+    let plan = plan_shallow(&mut graph, &job.wants, &deepen)?;
+
+    // v0 sends the shallow section before negotiation, in every request that deepens.
+    if !job.v2 && deepen.is_deepen() {
+        write_shallow_lines(out, &plan)?;
+        out.write_all(pktline::FLUSH)?;
+    }
+
+    let commons: Vec<ObjectId> = job
+        .haves
+        .iter()
+        .copied()
+        .filter(|h| db.contains(h))
+        .collect();
+    let send_pack = if job.v2 {
+        negotiate_v2(&mut graph, job, &commons, out)?
+    } else {
+        negotiate_v0(&mut graph, job, &commons, out)?
+    };
+    if !send_pack {
+        out.flush()?;
+        return Ok(());
+    }
+
+    if job.v2 {
+        if deepen.is_deepen() || !deepen.client_shallow.is_empty() {
+            pkt(out, "shallow-info\n")?;
+            write_shallow_lines(out, &plan)?;
+            out.write_all(pktline::DELIM)?;
+        }
+        pkt(out, "packfile\n")?;
+    }
+    *pack_started = true;
+    send_pack_data(db, refs, job, &mut graph, &commons, &plan, out)?;
+    Ok(())
+}
+
+fn write_shallow_lines(out: &mut dyn Write, plan: &ShallowPlan) -> std::io::Result<()> {
+    for id in &plan.shallow {
+        pkt(out, &format!("shallow {id}\n"))?;
+    }
+    for id in &plan.unshallow {
+        pkt(out, &format!("unshallow {id}\n"))?;
+    }
+    Ok(())
+}
+
+/// v0/v1 stateless negotiation; returns whether the pack follows.
+fn negotiate_v0(
+    graph: &mut Graph<'_>,
+    job: &FetchJob,
+    commons: &[ObjectId],
+    out: &mut dyn Write,
+) -> Result<bool, FetchError> {
+    for (i, id) in commons.iter().enumerate() {
+        if job.multi_ack_detailed {
+            pkt(out, &format!("ACK {id} common\n"))?;
+        } else if job.multi_ack {
+            pkt(out, &format!("ACK {id} continue\n"))?;
+        } else if i == 0 {
+            pkt(out, &format!("ACK {id}\n"))?;
+        }
+    }
+    let last = commons.last();
+    if job.done {
+        match last {
+            Some(id) if job.multi_ack || job.multi_ack_detailed => {
+                pkt(out, &format!("ACK {id}\n"))?
+            }
+            Some(_) => {}
+            None => pkt(out, "NAK\n")?,
+        }
+        return Ok(true);
+    }
+    let ready = match last {
+        Some(_) if job.multi_ack_detailed => ok_to_give_up(graph, &job.wants, commons)?,
+        _ => false,
+    };
+    if let (true, Some(id)) = (ready, last) {
+        pkt(out, &format!("ACK {id} ready\n"))?;
+    }
+    if commons.is_empty() || job.multi_ack || job.multi_ack_detailed {
+        pkt(out, "NAK\n")?;
+    }
+    if let (true, true, Some(id)) = (ready, job.no_done, last) {
+        pkt(out, &format!("ACK {id}\n"))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// v2 negotiation; returns whether the pack follows.
+fn negotiate_v2(
+    graph: &mut Graph<'_>,
+    job: &FetchJob,
+    commons: &[ObjectId],
+    out: &mut dyn Write,
+) -> Result<bool, FetchError> {
+    if job.done || job.haves.is_empty() {
+        return Ok(true);
+    }
+    pkt(out, "acknowledgments\n")?;
+    if commons.is_empty() {
+        pkt(out, "NAK\n")?;
+    }
+    for id in commons {
+        pkt(out, &format!("ACK {id}\n"))?;
+    }
+    if !job.wait_for_done && ok_to_give_up(graph, &job.wants, commons)? {
+        pkt(out, "ready\n")?;
+        out.write_all(pktline::DELIM)?;
+        return Ok(true);
+    }
+    out.write_all(pktline::FLUSH)?;
+    Ok(false)
+}
+
+fn send_pack_data(
+    db: &ObjectDb,
+    refs: &[PeeledRef],
+    job: &FetchJob,
+    graph: &mut Graph<'_>,
+    commons: &[ObjectId],
+    plan: &ShallowPlan,
+    out: &mut dyn Write,
+) -> Result<(), FetchError> {
+    let mut sink = PackSink {
+        out,
+        sideband: job.sideband,
+    };
+    let progress = !job.no_progress && job.sideband.is_some();
+    if progress {
+        sink.band(sideband::Band::Progress, b"Enumerating objects, done.\n")?;
+    }
+    let options = WalkOptions {
+        include_tags: if job.include_tag {
+            refs.iter()
+                .filter(|r| r.peeled.is_some())
+                .map(|r| r.oid)
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    if progress {
+        let line = format!("Counting objects: {}, done.\n", outcome.objects.len());
+        sink.band(sideband::Band::Progress, line.as_bytes())?;
+    }
+    let write_options = WriteOptions {
+        ofs_delta: job.ofs_delta,
+        ..Default::default()
+    };
+    let stats = write_pack(
+        db,
+        &outcome.objects,
+        &write_options,
+        &mut sink,
+        &mut |_, _| {},
+    )?;
+    if progress {
+        let line = format!(
+            "Total {} (reused {}, deltas reused {}), pack {} bytes\n",
+            stats.objects, stats.reused, stats.reused_deltas, stats.bytes
+        );
+        sink.band(sideband::Band::Progress, line.as_bytes())?;
+    }
+    if job.sideband.is_some() {
+        sink.out.write_all(pktline::FLUSH)?;
+    }
+    sink.out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The `gitclaw` binary as a user runs it: start, health, create, clone, stop.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+fn gitclaw() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("GITCLAW_CONFIG")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn configuration_errors_are_one_line_naming_the_variable() {
+    let out = gitclaw()
+        .env("GITCLAW_LISTEN", "not-an-address")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("GITCLAW_LISTEN"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn serve_create_push_clone_and_stop_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+
+    // `repo create` works before the server runs (same data dir).
+    let out = gitclaw()
+        .env("GITCLAW_DATA_DIR", data.path())
+        .env("GITCLAW_LISTEN", &listen)
+        .args(["repo", "create", "alice/cli"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let url = stdout.lines().last().unwrap().trim().to_string();
+    assert_eq!(url, format!("http://{listen}/alice/cli.git"));
+
+    let dup = gitclaw()
+        .env("GITCLAW_DATA_DIR", data.path())
+        .args(["repo", "create", "alice/cli"])
+        .output()
+        .unwrap();
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+
+    let mut server = gitclaw()
+        .env("GITCLAW_DATA_DIR", data.path())
+        .env("GITCLAW_LISTEN", &listen)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = http(addr, "GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    git(&src, &["push", "-q", &url, "main"]);
+    let clone = work.path().join("clone");
+    git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+    assert_eq!(
+        git(&clone, &["rev-parse", "HEAD"]),
+        git(&src, &["rev-parse", "main"])
+    );
+
+    // SIGTERM: the server stops cleanly.
+    let pid = server.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(
+        logs.iter().any(|l| l.contains("no authentication")),
+        "the open server says so: {logs:?}"
+    );
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+}

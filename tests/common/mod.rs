@@ -1,0 +1,250 @@
+//! Test support: a GitClaw server on port 0 and a `git` that ignores the user's config.
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use gitclaw_server::{AppState, Config};
+
+/// A server on 127.0.0.1:0 with its own data directory, stopped on drop.
+pub struct Server {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    pub data: tempfile::TempDir,
+    pub state: AppState,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_data_dir(data.path());
+        adjust(&mut config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (state, addr) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            config.listen = addr;
+            let state = AppState::open(config).await.expect("server state opens");
+            let serving = state.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                gitclaw_server::serve(listener, serving, shutdown)
+                    .await
+                    .expect("serve");
+            });
+            (state, addr)
+        });
+        Server {
+            url: format!("http://{addr}"),
+            addr,
+            data,
+            state,
+            runtime: Some(runtime),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.runtime.as_ref().expect("running").block_on(fut)
+    }
+
+    /// Create a repository through the REST API; returns the clone URL.
+    pub fn create_repo(&self, owner: &str, name: &str) -> String {
+        let body = format!(r#"{{"owner":"{owner}","name":"{name}"}}"#);
+        let (status, text) = http(
+            self.addr,
+            "POST",
+            "/api/v1/repos",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(
+            status,
+            201,
+            "create repo: {}",
+            String::from_utf8_lossy(&text)
+        );
+        format!("{}/{owner}/{name}.git", self.url)
+    }
+
+    /// Where the filesystem store keeps a repository's keys.
+    pub fn repo_dir(&self, owner: &str, name: &str) -> PathBuf {
+        let repo = self
+            .block_on(self.state.meta.get_repo(owner, name))
+            .expect("metadata")
+            .expect("repo exists");
+        self.data.path().join("objects").join(repo.id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request, `Connection: close`, returns status and body.
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .expect("chunk size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// `git` with a clean environment: no user or system config, no prompts.
+pub fn git_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "A U Thor")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "C O Mitter")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub fn git_output(dir: &Path, args: &[&str]) -> Output {
+    git_cmd(dir).args(args).output().expect("git runs")
+}
+
+/// Run git and return stdout; panics with stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_output(dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Build the standard fixture repository with real git.
+pub fn fixture_repo(dir: &Path, extra_commits: u32) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-history.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .arg(extra_commits.to_string())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("fixture script runs");
+    assert!(
+        out.status.success(),
+        "fixture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `objectname refname` lines of every ref under `prefix`, sorted.
+pub fn refs_of(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut lines: Vec<String> = git(
+        dir,
+        &["for-each-ref", "--format=%(objectname) %(refname)", prefix],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    lines.sort();
+    lines
+}
+
+/// Refs the server advertises (`git ls-remote`), as `oid name` lines without HEAD.
+pub fn remote_refs(dir: &Path, url: &str) -> Vec<String> {
+    let mut lines: Vec<String> = git(dir, &["ls-remote", url])
+        .lines()
+        .filter(|l| !l.ends_with("\tHEAD"))
+        .map(|l| l.replace('\t', " "))
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub fn commit_file(dir: &Path, file: &str, content: &str, message: &str) -> String {
+    std::fs::write(dir.join(file), content).expect("write file");
+    git(dir, &["add", file]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
