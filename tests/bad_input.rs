@@ -165,11 +165,17 @@ fn truncated_and_corrupt_packs_are_rejected_and_refs_stay() {
 
 #[test]
 fn pack_over_the_limit_is_refused() {
-    let p = pushed_repo(|c| c.max_pack_bytes = 4096);
+    // The fixture (with its 6 MiB blob) fits; a further 10 MiB of noise does not.
+    let p = pushed_repo(|c| c.max_pack_bytes = 8 << 20);
     let before = remote_refs(&p.src, &p.url);
-    std::fs::write(p.src.join("large.bin"), vec![7u8; 1 << 20]).unwrap();
-    let noise: Vec<u8> = (0..200_000u32)
-        .flat_map(|i| i.wrapping_mul(2654435761).to_le_bytes())
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..10 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
         .collect();
     std::fs::write(p.src.join("noise.bin"), noise).unwrap();
     git(&p.src, &["add", "-A"]);

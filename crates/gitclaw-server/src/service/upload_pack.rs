@@ -267,6 +267,11 @@ fn negotiate_v0(
     commons: &[ObjectId],
     out: &mut dyn Write,
 ) -> Result<bool, FetchError> {
+    if !job.done && job.haves.is_empty() {
+        // The request ended after the want section (the first round of a shallow
+        // fetch): git's upload-pack answers only the shallow list, nothing more.
+        return Ok(false);
+    }
     for (i, id) in commons.iter().enumerate() {
         if job.multi_ack_detailed {
             pkt(out, &format!("ACK {id} common\n"))?;
