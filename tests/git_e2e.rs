@@ -7,8 +7,8 @@ use std::path::Path;
 
 use common::*;
 
-fn versions() -> [&'static str; 2] {
-    ["0", "2"]
+fn versions() -> [&'static str; 3] {
+    ["0", "1", "2"]
 }
 
 fn proto(v: &str) -> String {
@@ -160,6 +160,61 @@ fn incremental_push_and_fetch() {
             expected.sort();
             expected
         });
+    }
+}
+
+#[test]
+fn negotiation_over_several_rounds() {
+    for v in versions() {
+        let server = Server::start();
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 2);
+        let url = server.create_repo("nina", "rounds");
+        push_all(&src, &url, v);
+        let clone = work.path().join("clone");
+        git(
+            work.path(),
+            &[
+                "-c",
+                &proto(v),
+                "clone",
+                "-q",
+                &url,
+                clone.to_str().unwrap(),
+            ],
+        );
+        // Many local commits the server never saw make the client send haves in
+        // several stateless rounds before it finds the common base.
+        git(&clone, &["checkout", "-q", "-b", "local"]);
+        for i in 0..120 {
+            commit_file(
+                &clone,
+                "local.txt",
+                &format!("local {i}\n"),
+                &format!("local {i}"),
+            );
+        }
+        let new = commit_file(&src, "upstream.txt", "upstream\n", "upstream");
+        git(&src, &["-c", &proto(v), "push", "-q", &url, "main"]);
+        let out = git_cmd(&clone)
+            .args(["-c", &proto(v), "fetch", "origin"])
+            .env("GIT_TRACE_PACKET", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trace = String::from_utf8_lossy(&out.stderr);
+        let requests = trace.lines().filter(|l| l.contains("> have ")).count();
+        assert!(
+            requests > 32,
+            "the client negotiated over several rounds (v{v}): {requests} haves"
+        );
+        assert_eq!(git(&clone, &["rev-parse", "origin/main"]).trim(), new);
+        git(&clone, &["fsck", "--strict"]);
     }
 }
 

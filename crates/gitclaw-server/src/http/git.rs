@@ -88,11 +88,21 @@ async fn resolve(state: &AppState, owner: &str, segment: &str) -> Result<Repo, R
     }
 }
 
+/// The protocol version the client asked for in `Git-Protocol` (0 when absent).
+fn requested_version(headers: &HeaderMap) -> u8 {
+    let Some(value) = headers.get("git-protocol").and_then(|v| v.to_str().ok()) else {
+        return 0;
+    };
+    value
+        .split(':')
+        .filter_map(|p| p.trim().strip_prefix("version="))
+        .filter_map(|v| v.parse::<u8>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 fn wants_v2(headers: &HeaderMap) -> bool {
-    headers
-        .get("git-protocol")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(':').any(|p| p.trim() == "version=2"))
+    requested_version(headers) == 2
 }
 
 /// Refs with peeled tags and the HEAD symref target, read on a blocking thread.
@@ -157,6 +167,11 @@ pub async fn info_refs(
     } else {
         refs::Service::ReceivePack
     });
+    // Version 1 is version 0 behind a "version 1" line; push has no version 2 and
+    // answers a v2 request in version 0.
+    if requested_version(&headers) == 1 {
+        body.extend(refs::version1_line());
+    }
     let advertisement = if upload {
         let head = head_of(&repo, &refs);
         let mut caps: Vec<String> = upload_pack::V0_CAPABILITIES
