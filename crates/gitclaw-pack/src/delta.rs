@@ -1,0 +1,351 @@
+//! Git's delta format: encode a target as copy/insert instructions against a base,
+//! and apply such a delta.
+//!
+//! Format (as `git/diff-delta.c` writes it): the base size and the result size as
+//! little-endian base-128 varints, then instructions — `0xxxxxxx` inserts the next
+//! 1..=127 literal bytes, `1ooossss` copies from the base, its offset and size
+//! given by the bytes whose bits are set (a size of 0 means 0x10000).
+//!
+//! The encoder indexes the base in 16-byte blocks by a rolling hash and scans the
+//! target byte by byte, extending every candidate match forwards and backwards
+//! and taking the longest. Not here: choosing which objects to delta against which
+//! (see the writer's window search).
+
+/// Block size of the base index and the shortest match worth a copy.
+const BLOCK: usize = 16;
+/// Candidates kept per hash bucket, so repetitive bases stay cheap.
+const BUCKET_LIMIT: usize = 64;
+/// Largest size one copy instruction carries (git's own limit, for old readers).
+const MAX_COPY: usize = 0x10000;
+
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *data.get(*pos)?;
+        *pos += 1;
+        if shift > 63 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+}
+
+fn block_hash(block: &[u8]) -> u32 {
+    // FNV-1a over the block; blocks are short and hashed once per position.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in block {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// An index of a base for repeated delta encoding against it.
+pub struct DeltaIndex<'a> {
+    base: &'a [u8],
+    mask: usize,
+    buckets: Vec<Vec<u32>>,
+}
+
+impl<'a> DeltaIndex<'a> {
+    pub fn new(base: &'a [u8]) -> Self {
+        let blocks = base.len() / BLOCK;
+        let size = blocks.next_power_of_two().max(1);
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); size];
+        // Later blocks first, so the kept candidates favour the start of the base.
+        for i in (0..blocks).rev() {
+            let start = i * BLOCK;
+            let bucket =
+                &mut buckets[block_hash(&base[start..start + BLOCK]) as usize & (size - 1)];
+            if bucket.len() < BUCKET_LIMIT {
+                bucket.push(start as u32);
+            }
+        }
+        DeltaIndex {
+            base,
+            mask: size - 1,
+            buckets,
+        }
+    }
+
+    /// Encode `target` against the base. Returns `None` when the delta would exceed
+    /// `max_size` bytes (not worth it).
+    pub fn encode(&self, target: &[u8], max_size: usize) -> Option<Vec<u8>> {
+        let base = self.base;
+        let mut out = Vec::with_capacity((target.len() / 4).min(max_size) + 16);
+        write_varint(&mut out, base.len() as u64);
+        write_varint(&mut out, target.len() as u64);
+        let mut literal_start = 0usize;
+        let mut i = 0usize;
+        while i + BLOCK <= target.len() {
+            let bucket = &self.buckets[block_hash(&target[i..i + BLOCK]) as usize & self.mask];
+            let mut best_len = 0usize;
+            let mut best_src = 0usize;
+            let mut best_back = 0usize;
+            for &src in bucket {
+                let src = src as usize;
+                let forward = base[src..]
+                    .iter()
+                    .zip(&target[i..])
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                if forward < BLOCK {
+                    continue;
+                }
+                // Extend backwards into bytes not yet emitted.
+                let back = (1..=src.min(i - literal_start))
+                    .take_while(|k| base[src - k] == target[i - k])
+                    .count();
+                if forward + back > best_len {
+                    best_len = forward + back;
+                    best_src = src;
+                    best_back = back;
+                }
+            }
+            if best_len >= BLOCK {
+                let start = i - best_back;
+                emit_inserts(&mut out, &target[literal_start..start]);
+                emit_copies(&mut out, best_src - best_back, best_len);
+                i = start + best_len;
+                literal_start = i;
+                if out.len() > max_size {
+                    return None;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        emit_inserts(&mut out, &target[literal_start..]);
+        (out.len() <= max_size).then_some(out)
+    }
+}
+
+fn emit_inserts(out: &mut Vec<u8>, mut data: &[u8]) {
+    while !data.is_empty() {
+        let n = data.len().min(127);
+        out.push(n as u8);
+        out.extend_from_slice(&data[..n]);
+        data = &data[n..];
+    }
+}
+
+fn emit_copies(out: &mut Vec<u8>, mut offset: usize, mut len: usize) {
+    while len > 0 {
+        let n = len.min(MAX_COPY);
+        let mut op = 0x80u8;
+        let at = out.len();
+        out.push(0);
+        for (bit, shift) in [(0x01u8, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
+            let byte = ((offset as u64) >> shift) as u8;
+            if byte != 0 {
+                op |= bit;
+                out.push(byte);
+            }
+        }
+        let size = if n == MAX_COPY { 0 } else { n };
+        for (bit, shift) in [(0x10u8, 0), (0x20, 8), (0x40, 16)] {
+            let byte = (size >> shift) as u8;
+            if byte != 0 {
+                op |= bit;
+                out.push(byte);
+            }
+        }
+        out[at] = op;
+        offset += n;
+        len -= n;
+    }
+}
+
+/// Encode `target` against `base` in one go.
+pub fn encode(base: &[u8], target: &[u8]) -> Vec<u8> {
+    DeltaIndex::new(base)
+        .encode(target, usize::MAX)
+        .unwrap_or_default()
+}
+
+/// Why a delta cannot be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeltaError {
+    #[error("delta header is truncated")]
+    Header,
+    #[error("delta expects a base of {expected} bytes, got {actual}")]
+    BaseSize { expected: u64, actual: usize },
+    #[error("delta result size {0} exceeds the limit")]
+    TooLarge(u64),
+    #[error("delta instruction at byte {0} is malformed or points outside the base")]
+    Instruction(usize),
+    #[error("delta produced {actual} bytes, its header says {expected}")]
+    ResultSize { expected: u64, actual: usize },
+}
+
+/// Apply `delta` to `base`; the result may be at most `max_result` bytes.
+pub fn apply(base: &[u8], delta: &[u8], max_result: u64) -> Result<Vec<u8>, DeltaError> {
+    let mut pos = 0;
+    let base_size = read_varint(delta, &mut pos).ok_or(DeltaError::Header)?;
+    let result_size = read_varint(delta, &mut pos).ok_or(DeltaError::Header)?;
+    if base_size != base.len() as u64 {
+        return Err(DeltaError::BaseSize {
+            expected: base_size,
+            actual: base.len(),
+        });
+    }
+    if result_size > max_result {
+        return Err(DeltaError::TooLarge(result_size));
+    }
+    let mut out = Vec::with_capacity(result_size as usize);
+    while pos < delta.len() {
+        let at = pos;
+        let op = delta[pos];
+        pos += 1;
+        if op & 0x80 != 0 {
+            let mut offset = 0usize;
+            let mut size = 0usize;
+            for (bit, shift) in [(0x01u8, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
+                if op & bit != 0 {
+                    offset |=
+                        usize::from(*delta.get(pos).ok_or(DeltaError::Instruction(at))?) << shift;
+                    pos += 1;
+                }
+            }
+            for (bit, shift) in [(0x10u8, 0), (0x20, 8), (0x40, 16)] {
+                if op & bit != 0 {
+                    size |=
+                        usize::from(*delta.get(pos).ok_or(DeltaError::Instruction(at))?) << shift;
+                    pos += 1;
+                }
+            }
+            if size == 0 {
+                size = MAX_COPY;
+            }
+            let chunk = offset
+                .checked_add(size)
+                .and_then(|end| base.get(offset..end))
+                .ok_or(DeltaError::Instruction(at))?;
+            if (out.len() + chunk.len()) as u64 > result_size {
+                return Err(DeltaError::Instruction(at));
+            }
+            out.extend_from_slice(chunk);
+        } else if op != 0 {
+            let n = usize::from(op);
+            let chunk = delta.get(pos..pos + n).ok_or(DeltaError::Instruction(at))?;
+            if (out.len() + n) as u64 > result_size {
+                return Err(DeltaError::Instruction(at));
+            }
+            out.extend_from_slice(chunk);
+            pos += n;
+        } else {
+            return Err(DeltaError::Instruction(at));
+        }
+    }
+    if out.len() as u64 != result_size {
+        return Err(DeltaError::ResultSize {
+            expected: result_size,
+            actual: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn similar_texts_give_small_deltas() {
+        let base: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut target = base.clone();
+        target.splice(5000..5000, b"an inserted line\n".iter().copied());
+        target.truncate(target.len() - 300);
+        let delta = encode(&base, &target);
+        assert!(delta.len() < 64, "delta of {} bytes", delta.len());
+        assert_eq!(apply(&base, &delta, u64::MAX).unwrap(), target);
+    }
+
+    #[test]
+    fn long_copies_are_split() {
+        let base: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let delta = encode(&base, &base);
+        assert_eq!(apply(&base, &delta, u64::MAX).unwrap(), base);
+    }
+
+    #[test]
+    fn malformed_deltas_are_errors() {
+        let base = b"0123456789abcdef0123456789abcdef".to_vec();
+        assert_eq!(apply(&base, &[], 100), Err(DeltaError::Header));
+        assert!(matches!(
+            apply(&base, &[5, 5], 100),
+            Err(DeltaError::BaseSize { .. })
+        ));
+        // Copy past the end of the base.
+        assert!(matches!(
+            apply(&base, &[32, 10, 0x91, 30, 10], 100),
+            Err(DeltaError::Instruction(2))
+        ));
+        // Result larger than its header says.
+        assert!(matches!(
+            apply(&base, &[32, 2, 3, b'a', b'b', b'c'], 100),
+            Err(DeltaError::Instruction(2))
+        ));
+        assert!(matches!(
+            apply(&base, &[32, 200, 1], 100),
+            Err(DeltaError::TooLarge(200))
+        ));
+    }
+
+    fn mutated() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..3000),
+            proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..20),
+        )
+            .prop_map(|(base, edits)| {
+                let mut target = base.clone();
+                for (at, byte, kind) in edits {
+                    let at = if target.is_empty() {
+                        0
+                    } else {
+                        at % target.len()
+                    };
+                    match kind {
+                        0 => target.insert(at, byte),
+                        1 if !target.is_empty() => {
+                            target.remove(at);
+                        }
+                        _ if !target.is_empty() => target[at] = byte,
+                        _ => target.push(byte),
+                    }
+                }
+                (base, target)
+            })
+    }
+
+    proptest! {
+        /// Encode then apply gives the target back, for related and unrelated inputs.
+        #[test]
+        fn encode_apply_round_trip((base, target) in mutated(), other in proptest::collection::vec(any::<u8>(), 0..500)) {
+            prop_assert_eq!(apply(&base, &encode(&base, &target), u64::MAX).unwrap(), target);
+            prop_assert_eq!(apply(&base, &encode(&base, &other), u64::MAX).unwrap(), other);
+        }
+
+        /// Applying arbitrary bytes never panics.
+        #[test]
+        fn apply_never_panics(base in proptest::collection::vec(any::<u8>(), 0..100), delta in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = apply(&base, &delta, 1 << 20);
+        }
+    }
+}
