@@ -156,6 +156,16 @@ impl PackHandle {
             .map(|pos| self.oid_at(sorted[pos].1))
     }
 
+    /// The header of the stored entry at index position `index`, without reading its data.
+    pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
+        let entry = self
+            .bundle
+            .pack
+            .entry(self.offset_at(index))
+            .map_err(gix_err("reading pack entry"))?;
+        Ok((entry.header, entry.decompressed_size))
+    }
+
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
         let offset = self.offset_at(index);

@@ -300,6 +300,29 @@ fn shallow_by_rev_list(
 pub struct WalkObject {
     pub id: ObjectId,
     pub kind: Kind,
+    /// Git's path-name hash of where the walk met the object (0 for commits and
+    /// tags); objects at similar paths sort together for delta search.
+    pub name_hash: u32,
+}
+
+impl WalkObject {
+    pub fn new(id: ObjectId, kind: Kind) -> Self {
+        WalkObject {
+            id,
+            kind,
+            name_hash: 0,
+        }
+    }
+}
+
+/// Git's `pack_name_hash`: a sortable number from the last non-whitespace
+/// characters of a path, the final ones counting most (so `*.c` sort together).
+pub fn name_hash(path: &[u8]) -> u32 {
+    path.iter()
+        .filter(|c| !c.is_ascii_whitespace())
+        .fold(0u32, |hash, &c| {
+            (hash >> 2).wrapping_add(u32::from(c) << 24)
+        })
 }
 
 /// The outcome of [`enumerate`].
@@ -361,10 +384,7 @@ pub fn enumerate(
         let (target, kind, tags) = graph.peel(want)?;
         for tag in tags {
             if !have_root_set.contains(&tag) && sent.insert(tag) {
-                tags_out.push(WalkObject {
-                    id: tag,
-                    kind: Kind::Tag,
-                });
+                tags_out.push(WalkObject::new(tag, Kind::Tag));
             }
         }
         match kind {
@@ -416,10 +436,8 @@ pub fn enumerate(
     }
 
     // 4. Trees and blobs to send.
-    out.objects.extend(commits.iter().map(|id| WalkObject {
-        id: *id,
-        kind: Kind::Commit,
-    }));
+    out.objects
+        .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
     let mut tree_roots: Vec<(ObjectId, Kind)> = Vec::new();
     for id in &commits {
         tree_roots.push((graph.commit(id)?.tree, Kind::Tree));
@@ -439,10 +457,7 @@ pub fn enumerate(
         if sent.contains(&target) {
             for id in chain {
                 if sent.insert(id) {
-                    tags_out.push(WalkObject {
-                        id,
-                        kind: Kind::Tag,
-                    });
+                    tags_out.push(WalkObject::new(id, Kind::Tag));
                 }
             }
         }
@@ -461,13 +476,21 @@ fn walk_trees(
     skip: &HashSet<ObjectId>,
     mut emit: impl FnMut(WalkObject),
 ) -> Result<()> {
-    let mut stack = roots;
+    // (id, kind, path of the entry relative to the root tree)
+    let mut stack: Vec<(ObjectId, Kind, Vec<u8>)> = roots
+        .into_iter()
+        .map(|(id, kind)| (id, kind, Vec::new()))
+        .collect();
     let mut buf = Vec::new();
-    while let Some((id, kind)) = stack.pop() {
+    while let Some((id, kind, path)) = stack.pop() {
         if skip.contains(&id) || !seen.insert(id) {
             continue;
         }
-        emit(WalkObject { id, kind });
+        emit(WalkObject {
+            id,
+            kind,
+            name_hash: name_hash(&path),
+        });
         if kind != Kind::Tree {
             continue;
         }
@@ -496,7 +519,13 @@ fn walk_trees(
             };
             let child = entry.oid.to_owned();
             if !skip.contains(&child) && !seen.contains(&child) {
-                stack.push((child, child_kind));
+                let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
+                if !path.is_empty() {
+                    child_path.extend_from_slice(&path);
+                    child_path.push(b'/');
+                }
+                child_path.extend_from_slice(entry.filename);
+                stack.push((child, child_kind, child_path));
             }
         }
     }

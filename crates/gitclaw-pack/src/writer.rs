@@ -1,24 +1,31 @@
 //! Streams a version-2 pack for a list of objects.
 //!
-//! Stored entries are copied verbatim (CRC-checked against their index): whole
-//! objects as they are, deltas when their base goes out in the same pack — as an
-//! OFS_DELTA when the base was already written and the client speaks `ofs-delta`,
-//! else as a REF_DELTA. A delta whose base is not sent is inflated and sent whole,
-//! as are loose objects. Objects go out grouped by pack in offset order, so stored
-//! delta bases usually precede their deltas.
+//! Reuse first: stored entries are copied verbatim (CRC-checked against their
+//! index) — whole objects as they are, deltas when their base goes out in the same
+//! pack, as an OFS_DELTA when the base was already written and the client speaks
+//! `ofs-delta`, else as a REF_DELTA. Objects with nothing to reuse (loose objects,
+//! deltas whose base is not sent) go through a delta search over a sliding window,
+//! as git does it: sorted by type, path-name hash and size, each is tried against
+//! the previous `window` objects, and the smallest delta under half the object's
+//! size wins, within a maximum chain depth. What finds no delta goes out whole.
+//! Objects go out grouped by pack in offset order, so stored bases precede their
+//! deltas.
 //!
-//! Not here: choosing the objects (see [`crate::walk`]) or new delta search.
+//! Not here: choosing the objects (see [`crate::walk`]).
 
-use std::io::Write;
+use std::{collections::VecDeque, io::Write};
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
+use gix_object::Kind;
 use gix_pack::data::entry::Header;
 use sha1::Digest;
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 
 use crate::{
+    delta::DeltaIndex,
     entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
-    odb::{Location, ObjectDb},
+    odb::{Location, ObjectDb, ObjectReader},
     walk::WalkObject,
     PackError, Result,
 };
@@ -30,6 +37,12 @@ pub struct WriteOptions {
     pub ofs_delta: bool,
     /// zlib level for objects that are deflated anew.
     pub compression: u32,
+    /// Objects each delta candidate is compared with (git's `pack.window`); 0 disables the search.
+    pub window: usize,
+    /// Longest chain of new deltas (git's `pack.depth`).
+    pub max_depth: u32,
+    /// Objects larger than this are never delta-searched (git's `core.bigFileThreshold`).
+    pub max_delta_object_bytes: u64,
 }
 
 impl Default for WriteOptions {
@@ -37,6 +50,9 @@ impl Default for WriteOptions {
         WriteOptions {
             ofs_delta: true,
             compression: 6,
+            window: 10,
+            max_depth: 50,
+            max_delta_object_bytes: 512 << 20,
         }
     }
 }
@@ -49,6 +65,8 @@ pub struct WriteStats {
     pub reused: u32,
     /// Of those, deltas.
     pub reused_deltas: u32,
+    /// Deltas found by the delta search.
+    pub new_deltas: u32,
     pub bytes: u64,
     pub checksum: Option<ObjectId>,
 }
@@ -72,10 +90,25 @@ impl HashingWriter<'_> {
     }
 }
 
+/// How one object goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Copy the stored whole object.
+    ReuseWhole,
+    /// Copy the stored delta; its base (item index) goes out too.
+    ReuseDelta { base: usize },
+    /// Nothing to reuse: deflate anew (or delta, if the search finds one).
+    Fresh,
+}
+
 struct Item {
     id: ObjectId,
-    kind: gix_object::Kind,
+    kind: Kind,
+    name_hash: u32,
     loc: Location,
+    plan: Plan,
+    /// Inflated size, where known without reading the object.
+    size: Option<u64>,
 }
 
 /// Write a pack holding exactly `objects` to `out`.
@@ -86,16 +119,19 @@ pub fn write_pack(
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
+    let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {
         let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
         items.push(Item {
             id: obj.id,
             kind: obj.kind,
+            name_hash: obj.name_hash,
             loc,
+            plan: Plan::Fresh,
+            size: None,
         });
     }
-    let packs = db.packs();
     items.sort_by_key(|item| match item.loc {
         Location::Packed { pack, index } => (0u8, pack, packs[pack].offset_at(index)),
         Location::Loose => (1u8, 0, 0),
@@ -107,6 +143,14 @@ pub fn write_pack(
         .collect();
     let total = u32::try_from(items.len())
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
+    classify(db, &mut items, &position)?;
+
+    let mut reader = db.reader();
+    let new_deltas = if options.window > 0 {
+        delta_search(&mut reader, &items, options)?
+    } else {
+        StdHashMap::new()
+    };
 
     let mut w = HashingWriter {
         inner: out,
@@ -124,85 +168,57 @@ pub fn write_pack(
         ..Default::default()
     };
     let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
-    let mut reader = db.reader();
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
     for (i, item) in items.iter().enumerate() {
         let here = w.written;
-        let mut whole = true;
-        if let Location::Packed { pack, index } = item.loc {
-            let handle = &packs[pack];
-            let raw = handle.raw_entry(index)?;
-            let base = match raw.header {
-                Header::OfsDelta { base_distance } => {
-                    let offset = handle.offset_at(index);
-                    let base_offset = offset.checked_sub(base_distance).ok_or_else(|| {
-                        PackError::Corrupt(format!(
-                            "delta of {} points before the pack start",
-                            item.id
-                        ))
-                    })?;
-                    Some(handle.oid_at_offset(base_offset).ok_or_else(|| {
-                        PackError::Corrupt(format!("delta base of {} is not an entry", item.id))
-                    })?)
-                }
-                Header::RefDelta { base_id } => Some(base_id),
-                _ => None,
-            };
-            match base {
-                None => {
-                    w.put(raw.whole)?;
-                    stats.reused += 1;
-                    whole = false;
-                }
-                Some(base_id) => {
-                    if let Some(&j) = position.get(&base_id) {
-                        head.clear();
-                        match (options.ofs_delta, written_at[j]) {
-                            (true, Some(base_pos)) => {
-                                write_type_and_size(
-                                    &mut head,
-                                    OBJ_OFS_DELTA,
-                                    raw.decompressed_size,
-                                );
-                                write_ofs_distance(&mut head, here - base_pos);
-                            }
-                            _ => {
-                                write_type_and_size(
-                                    &mut head,
-                                    OBJ_REF_DELTA,
-                                    raw.decompressed_size,
-                                );
-                                head.extend_from_slice(base_id.as_bytes());
-                            }
-                        }
-                        w.put(&head)?;
-                        w.put(raw.compressed)?;
-                        stats.reused += 1;
-                        stats.reused_deltas += 1;
-                        whole = false;
-                    }
-                }
-            }
-        }
-        if whole {
-            let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
-            if kind != item.kind {
-                return Err(PackError::Corrupt(format!(
-                    "object {} is a {kind}, expected a {}",
-                    item.id, item.kind
-                )));
-            }
+        let delta_base = |base: usize, head: &mut Vec<u8>, size: u64| {
             head.clear();
-            write_type_and_size(&mut head, kind_type(kind), buf.len() as u64);
-            w.put(&head)?;
-            let mut enc = flate2::write::ZlibEncoder::new(
-                Vec::with_capacity(buf.len() / 2 + 64),
-                flate2::Compression::new(options.compression.min(9)),
-            );
-            enc.write_all(&buf).map_err(PackError::io("compressing"))?;
-            let compressed = enc.finish().map_err(PackError::io("compressing"))?;
-            w.put(&compressed)?;
+            match (options.ofs_delta, written_at[base]) {
+                (true, Some(base_pos)) => {
+                    write_type_and_size(head, OBJ_OFS_DELTA, size);
+                    write_ofs_distance(head, here - base_pos);
+                }
+                _ => {
+                    write_type_and_size(head, OBJ_REF_DELTA, size);
+                    head.extend_from_slice(items[base].id.as_bytes());
+                }
+            }
+        };
+        match (item.plan, item.loc) {
+            (Plan::ReuseWhole, Location::Packed { pack, index }) => {
+                w.put(packs[pack].raw_entry(index)?.whole)?;
+                stats.reused += 1;
+            }
+            (Plan::ReuseDelta { base }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                delta_base(base, &mut head, raw.decompressed_size);
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
+            }
+            _ => match new_deltas.get(&i) {
+                Some((base, delta)) => {
+                    delta_base(*base, &mut head, delta.len() as u64);
+                    w.put(&head)?;
+                    w.put(&deflate(delta, options.compression)?)?;
+                    stats.new_deltas += 1;
+                }
+                None => {
+                    let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
+                    if kind != item.kind {
+                        return Err(PackError::Corrupt(format!(
+                            "object {} is a {kind}, expected a {}",
+                            item.id, item.kind
+                        )));
+                    }
+                    head.clear();
+                    write_type_and_size(&mut head, kind_type(kind), buf.len() as u64);
+                    w.put(&head)?;
+                    w.put(&deflate(&buf, options.compression)?)?;
+                }
+            },
         }
         written_at[i] = Some(here);
         if i % 1024 == 0 {
@@ -218,4 +234,144 @@ pub fn write_pack(
         .flush()
         .map_err(PackError::io("sending pack data"))?;
     Ok(stats)
+}
+
+fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
+    enc.write_all(data).map_err(PackError::io("compressing"))?;
+    enc.finish().map_err(PackError::io("compressing"))
+}
+
+/// Decide for every packed item whether its stored entry can be copied.
+fn classify(db: &ObjectDb, items: &mut [Item], position: &HashMap<ObjectId, usize>) -> Result<()> {
+    let packs = db.packs();
+    for item in items.iter_mut() {
+        let Location::Packed { pack, index } = item.loc else {
+            continue;
+        };
+        let handle = &packs[pack];
+        let (header, size) = handle.entry_header(index)?;
+        let base = match header {
+            Header::OfsDelta { base_distance } => {
+                let offset = handle.offset_at(index);
+                let base_offset = offset.checked_sub(base_distance).ok_or_else(|| {
+                    PackError::Corrupt(format!("delta of {} points before the pack start", item.id))
+                })?;
+                Some(handle.oid_at_offset(base_offset).ok_or_else(|| {
+                    PackError::Corrupt(format!("delta base of {} is not an entry", item.id))
+                })?)
+            }
+            Header::RefDelta { base_id } => Some(base_id),
+            _ => None,
+        };
+        item.plan = match base {
+            None => {
+                item.size = Some(size);
+                Plan::ReuseWhole
+            }
+            Some(base_id) => match position.get(&base_id) {
+                Some(&base) => Plan::ReuseDelta { base },
+                None => Plan::Fresh,
+            },
+        };
+    }
+    Ok(())
+}
+
+struct WindowEntry {
+    item: usize,
+    data: Vec<u8>,
+    depth: u32,
+}
+
+/// Find deltas for the items with nothing to reuse. Returns item → (base item, delta).
+///
+/// Bases are only objects written whole or as new deltas (never reused stored
+/// deltas), and always earlier in the search order, so no cycle can form.
+fn delta_search(
+    reader: &mut ObjectReader<'_>,
+    items: &[Item],
+    options: &WriteOptions,
+) -> Result<StdHashMap<usize, (usize, Vec<u8>)>> {
+    let mut found: StdHashMap<usize, (usize, Vec<u8>)> = StdHashMap::new();
+    let candidates: Vec<usize> = (0..items.len())
+        .filter(|&i| {
+            items[i].plan == Plan::Fresh && matches!(items[i].kind, Kind::Blob | Kind::Tree)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(found);
+    }
+    // Stored whole objects help as bases only near a candidate's path.
+    let wanted_hashes: StdHashSet<(u8, u32)> = candidates
+        .iter()
+        .map(|&i| (kind_type(items[i].kind), items[i].name_hash))
+        .collect();
+    let mut order: Vec<usize> = (0..items.len())
+        .filter(|&i| match items[i].plan {
+            Plan::Fresh => matches!(items[i].kind, Kind::Blob | Kind::Tree),
+            Plan::ReuseWhole => {
+                wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
+            }
+            Plan::ReuseDelta { .. } => false,
+        })
+        .collect();
+    order.sort_by_key(|&i| {
+        let item = &items[i];
+        (
+            kind_type(item.kind),
+            item.name_hash,
+            std::cmp::Reverse(item.size.unwrap_or(0)),
+        )
+    });
+
+    let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
+    let mut buf = Vec::new();
+    for &i in &order {
+        let item = &items[i];
+        reader.read_at(&item.id, item.loc, &mut buf)?;
+        let size = buf.len();
+        let mut depth = 0;
+        if item.plan == Plan::Fresh && size >= 64 && size as u64 <= options.max_delta_object_bytes {
+            let mut best: Option<(usize, Vec<u8>, u32)> = None;
+            for entry in window.iter().rev() {
+                if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
+                    continue;
+                }
+                let base_len = entry.data.len();
+                // Bases far smaller or larger than the target rarely pay off.
+                if base_len < size / 32 || size < base_len / 32 {
+                    continue;
+                }
+                let limit = match &best {
+                    Some((_, delta, _)) => delta.len().saturating_sub(1),
+                    None => (size / 2).saturating_sub(20),
+                };
+                if limit == 0 {
+                    break;
+                }
+                if let Some(delta) = DeltaIndex::new(&entry.data).encode(&buf, limit) {
+                    best = Some((entry.item, delta, entry.depth + 1));
+                }
+            }
+            if let Some((base, delta, d)) = best {
+                depth = d;
+                found.insert(i, (base, delta));
+            }
+        }
+        if size as u64 <= options.max_delta_object_bytes {
+            if window.len() == options.window {
+                window.pop_front();
+            }
+            window.push_back(WindowEntry {
+                item: i,
+                data: std::mem::take(&mut buf),
+                depth,
+            });
+        }
+    }
+    Ok(found)
 }

@@ -315,3 +315,56 @@ fn pack_missing_history_is_refused() {
         .expect("error");
     assert!(matches!(err, PackError::MissingObject(_)), "{err}");
 }
+
+/// Loose objects held in memory, as a repository that only ever got small pushes.
+struct MemLoose(std::collections::HashMap<ObjectId, (gitclaw_pack::Kind, Vec<u8>)>);
+
+impl gitclaw_pack::odb::LooseSource for MemLoose {
+    fn contains(&self, id: &gitclaw_pack::oid) -> bool {
+        self.0.contains_key(id)
+    }
+    fn read(
+        &self,
+        id: &gitclaw_pack::oid,
+    ) -> Result<Option<(gitclaw_pack::Kind, Vec<u8>)>, PackError> {
+        Ok(self.0.get(id).cloned())
+    }
+}
+
+#[test]
+fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
+    let f = fixture();
+    // Every object of the repository, but loose: nothing to reuse.
+    let mut loose = std::collections::HashMap::new();
+    let mut reader = f.db.reader();
+    let mut buf = Vec::new();
+    for id in f.db.packs()[0].oids() {
+        let kind = reader.read_existing(&id, &mut buf).unwrap();
+        loose.insert(id, (kind, buf.clone()));
+    }
+    let raw_size: usize = loose.values().map(|(_, d)| d.len()).sum();
+    let db = ObjectDb::new(Vec::new(), Arc::new(MemLoose(loose)));
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let mut graph = Graph::new(&db);
+    let plan = plan_shallow(&mut graph, &[head], &DeepenRequest::default()).unwrap();
+    let outcome = enumerate(&mut graph, &[head], &[], &plan, &WalkOptions::default()).unwrap();
+    for (ofs_delta, label) in [(true, "ofs"), (false, "ref")] {
+        let mut pack = Vec::new();
+        let options = WriteOptions {
+            ofs_delta,
+            ..WriteOptions::default()
+        };
+        let stats = write_pack(&db, &outcome.objects, &options, &mut pack, &mut |_, _| {}).unwrap();
+        assert!(
+            stats.new_deltas > 5,
+            "{label}: the versions of big.txt delta against each other: {stats:?}"
+        );
+        assert!(
+            pack.len() < raw_size / 4,
+            "{label}: pack of {} bytes for {raw_size} bytes of objects",
+            pack.len()
+        );
+        let got = index_with_git(&pack, &f.scratch, None);
+        assert_eq!(got, rev_list_objects(&f.repo, &["main"]), "{label}");
+    }
+}
