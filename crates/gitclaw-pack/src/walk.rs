@@ -331,6 +331,8 @@ pub struct WalkOutcome {
     /// Every object to send, commits first (newest first), then tags, trees and blobs.
     pub objects: Vec<WalkObject>,
     pub commits: usize,
+    /// Objects the client is known to have: delta bases for a thin pack.
+    pub client_has: HashSet<ObjectId>,
 }
 
 /// What to send besides the plain wants.
@@ -464,6 +466,9 @@ pub fn enumerate(
     }
     out.objects.extend(tags_out);
     out.objects.extend(objects);
+    have_objects.extend(have_commits);
+    have_objects.extend(have_root_set);
+    out.client_has = have_objects;
     Ok(out)
 }
 

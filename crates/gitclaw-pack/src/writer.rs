@@ -43,6 +43,9 @@ pub struct WriteOptions {
     pub max_depth: u32,
     /// Objects larger than this are never delta-searched (git's `core.bigFileThreshold`).
     pub max_delta_object_bytes: u64,
+    /// The client asked for a thin pack: stored deltas against objects it has may be
+    /// sent as they are (REF_DELTA to a base outside the pack).
+    pub thin: bool,
 }
 
 impl Default for WriteOptions {
@@ -53,6 +56,7 @@ impl Default for WriteOptions {
             window: 10,
             max_depth: 50,
             max_delta_object_bytes: 512 << 20,
+            thin: false,
         }
     }
 }
@@ -97,6 +101,8 @@ enum Plan {
     ReuseWhole,
     /// Copy the stored delta; its base (item index) goes out too.
     ReuseDelta { base: usize },
+    /// Copy the stored delta against a base the client has (thin pack).
+    ReuseThin { base: ObjectId },
     /// Nothing to reuse: deflate anew (or delta, if the search finds one).
     Fresh,
 }
@@ -111,10 +117,12 @@ struct Item {
     size: Option<u64>,
 }
 
-/// Write a pack holding exactly `objects` to `out`.
+/// Write a pack holding exactly `objects` to `out`. `client_has` (used when
+/// `options.thin`) names objects the client already has.
 pub fn write_pack(
     db: &ObjectDb,
     objects: &[WalkObject],
+    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
     options: &WriteOptions,
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
@@ -143,7 +151,8 @@ pub fn write_pack(
         .collect();
     let total = u32::try_from(items.len())
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
-    classify(db, &mut items, &position)?;
+    let thin_bases = if options.thin { client_has } else { None };
+    classify(db, &mut items, &position, thin_bases)?;
 
     let mut reader = db.reader();
     let new_deltas = if options.window > 0 {
@@ -189,6 +198,16 @@ pub fn write_pack(
             (Plan::ReuseWhole, Location::Packed { pack, index }) => {
                 w.put(packs[pack].raw_entry(index)?.whole)?;
                 stats.reused += 1;
+            }
+            (Plan::ReuseThin { base }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                head.clear();
+                write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
+                head.extend_from_slice(base.as_bytes());
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
             }
             (Plan::ReuseDelta { base }, Location::Packed { pack, index }) => {
                 let raw = packs[pack].raw_entry(index)?;
@@ -246,7 +265,12 @@ fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {
 }
 
 /// Decide for every packed item whether its stored entry can be copied.
-fn classify(db: &ObjectDb, items: &mut [Item], position: &HashMap<ObjectId, usize>) -> Result<()> {
+fn classify(
+    db: &ObjectDb,
+    items: &mut [Item],
+    position: &HashMap<ObjectId, usize>,
+    thin_bases: Option<&gix_hashtable::HashSet<ObjectId>>,
+) -> Result<()> {
     let packs = db.packs();
     for item in items.iter_mut() {
         let Location::Packed { pack, index } = item.loc else {
@@ -274,6 +298,9 @@ fn classify(db: &ObjectDb, items: &mut [Item], position: &HashMap<ObjectId, usiz
             }
             Some(base_id) => match position.get(&base_id) {
                 Some(&base) => Plan::ReuseDelta { base },
+                None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
+                    Plan::ReuseThin { base: base_id }
+                }
                 None => Plan::Fresh,
             },
         };
@@ -316,7 +343,7 @@ fn delta_search(
             Plan::ReuseWhole => {
                 wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
             }
-            Plan::ReuseDelta { .. } => false,
+            Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } => false,
         })
         .collect();
     order.sort_by_key(|&i| {

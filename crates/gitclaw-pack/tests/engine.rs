@@ -198,6 +198,7 @@ fn write_for(
     write_pack(
         db,
         &outcome.objects,
+        None,
         &WriteOptions::default(),
         &mut out,
         &mut |_, _| {},
@@ -354,7 +355,15 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
             ofs_delta,
             ..WriteOptions::default()
         };
-        let stats = write_pack(&db, &outcome.objects, &options, &mut pack, &mut |_, _| {}).unwrap();
+        let stats = write_pack(
+            &db,
+            &outcome.objects,
+            None,
+            &options,
+            &mut pack,
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert!(
             stats.new_deltas > 5,
             "{label}: the versions of big.txt delta against each other: {stats:?}"
@@ -367,4 +376,88 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
         let got = index_with_git(&pack, &f.scratch, None);
         assert_eq!(got, rev_list_objects(&f.repo, &["main"]), "{label}");
     }
+}
+
+#[test]
+fn thin_fetch_reuses_deltas_against_what_the_client_has() {
+    let f = fixture();
+    // Push a new version of big.txt as a thin pack so the stored pack holds a delta
+    // against the previous version, which a client at main~0 already has.
+    let store = f.scratch.join("thin-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let old = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let mut big = std::fs::read_to_string(f.repo.join("big.txt")).unwrap();
+    big.push_str("one more line\n");
+    std::fs::write(f.repo.join("big.txt"), big).unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "grow big.txt"]);
+    let new = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let thin = pack_of(&f.repo, &format!("{new}\n^{old}\n"), true);
+    let ingested = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
+    let mut packs = f.db.packs().to_vec();
+    packs.push(Arc::new(PackHandle::open(&ingested.index_path).unwrap()));
+    let db = ObjectDb::new(packs, Arc::new(NoLoose));
+
+    let mut graph = Graph::new(&db);
+    let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
+    let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
+    let write = |thin: bool| {
+        let mut pack = Vec::new();
+        let options = WriteOptions {
+            thin,
+            ..WriteOptions::default()
+        };
+        let stats = write_pack(
+            &db,
+            &outcome.objects,
+            Some(&outcome.client_has),
+            &options,
+            &mut pack,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        (pack, stats)
+    };
+    let (fat, _) = write(false);
+    let (thin_pack, stats) = write(true);
+    assert!(stats.reused_deltas >= 1, "{stats:?}");
+    assert!(
+        thin_pack.len() * 4 < fat.len(),
+        "thin {} vs full {}",
+        thin_pack.len(),
+        fat.len()
+    );
+    // The client completes it with the objects it has.
+    let repo = tempfile::tempdir_in(&f.scratch).unwrap();
+    git(repo.path(), &["init", "-q", "--bare"]);
+    std::fs::write(
+        repo.path().join("objects/info/alternates"),
+        format!("{}\n", f.repo.join(".git/objects").display()),
+    )
+    .unwrap();
+    let (ok, _, err) = git_stdin(
+        repo.path(),
+        &[
+            "index-pack",
+            "--strict",
+            "--stdin",
+            "--fix-thin",
+            "-o",
+            "t.idx",
+        ],
+        &thin_pack,
+    );
+    assert!(ok, "{err}");
+    let expected: BTreeSet<String> = rev_list_objects(&f.repo, &["main", "--not", "main~1"]);
+    let (ok, listing, _) = git_stdin(
+        repo.path(),
+        &["show-index"],
+        &std::fs::read(repo.path().join("t.idx")).unwrap(),
+    );
+    assert!(ok);
+    let got: BTreeSet<String> = String::from_utf8(listing)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    assert!(expected.is_subset(&got), "every new object arrives");
 }

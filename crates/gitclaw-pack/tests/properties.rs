@@ -191,7 +191,7 @@ proptest! {
         let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
         let outcome = enumerate(&mut graph, &wants, &haves, &plan, &WalkOptions::default()).unwrap();
         let mut pack = Vec::new();
-        write_pack(&db, &outcome.objects, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
         let expected: BTreeSet<String> = objects_of(&repo, &wants).difference(&objects_of(&repo, &haves)).cloned().collect();
         let got = indexed_objects(&pack, &repo, tmp.path());
         prop_assert_eq!(got, expected);
@@ -234,7 +234,7 @@ proptest! {
         let shallow: BTreeSet<ObjectId> = plan.shallow.iter().copied().collect();
         prop_assert_eq!(shallow, expected_shallow);
         let mut pack = Vec::new();
-        write_pack(&db, &outcome.objects, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
         indexed_objects(&pack, &repo, tmp.path());
     }
 }

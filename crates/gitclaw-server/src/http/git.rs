@@ -363,6 +363,7 @@ fn fetch_job_v2(args: v2::FetchArgs) -> FetchJob {
         sideband: Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX),
         no_progress: args.no_progress,
         ofs_delta: args.ofs_delta,
+        thin_pack: args.thin_pack,
         include_tag: args.include_tag,
         multi_ack: false,
         multi_ack_detailed: false,
@@ -387,6 +388,7 @@ fn fetch_job_v0(req: v0::UploadRequest) -> FetchJob {
         no_done: caps.has("no-done"),
         no_progress: caps.has("no-progress"),
         ofs_delta: caps.has("ofs-delta"),
+        thin_pack: caps.has("thin-pack"),
         include_tag: caps.has("include-tag"),
         sideband,
         deepen: gitclaw_pack::walk::DeepenRequest {

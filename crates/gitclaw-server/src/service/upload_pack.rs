@@ -98,6 +98,7 @@ pub struct FetchJob {
     pub sideband: Option<usize>,
     pub no_progress: bool,
     pub ofs_delta: bool,
+    pub thin_pack: bool,
     pub include_tag: bool,
     pub multi_ack: bool,
     pub multi_ack_detailed: bool,
@@ -369,19 +370,21 @@ fn send_pack_data(
     }
     let write_options = WriteOptions {
         ofs_delta: job.ofs_delta,
+        thin: job.thin_pack,
         ..Default::default()
     };
     let stats = write_pack(
         db,
         &outcome.objects,
+        Some(&outcome.client_has),
         &write_options,
         &mut sink,
         &mut |_, _| {},
     )?;
     if progress {
         let line = format!(
-            "Total {} (reused {}, deltas reused {}), pack {} bytes\n",
-            stats.objects, stats.reused, stats.reused_deltas, stats.bytes
+            "Total {} (reused {}, deltas reused {}, new deltas {}), pack {} bytes\n",
+            stats.objects, stats.reused, stats.reused_deltas, stats.new_deltas, stats.bytes
         );
         sink.band(sideband::Band::Progress, line.as_bytes())?;
     }
