@@ -577,3 +577,72 @@ pub fn ok_to_give_up(
     }
     Ok(true)
 }
+
+/// The wants that are not reachable from `tips` (ref tips): what
+/// `uploadpack.allowReachableSHA1InWant` refuses. Wants equal to a tip (or to
+/// what a tip peels to) pass at once; commits are found by a commit walk, other
+/// objects by walking the trees of reachable commits, stopping as soon as every
+/// want is found.
+pub fn unreachable_wants(
+    graph: &mut Graph<'_>,
+    tips: &[ObjectId],
+    wants: &[ObjectId],
+) -> Result<Vec<ObjectId>> {
+    let mut missing: HashSet<ObjectId> = HashSet::default();
+    let mut tip_set: HashSet<ObjectId> = tips.iter().copied().collect();
+    let mut starts = Vec::new();
+    for tip in tips {
+        if !graph.db.contains(tip) {
+            continue;
+        }
+        let (target, kind, chain) = graph.peel(tip)?;
+        tip_set.insert(target);
+        tip_set.extend(chain);
+        if kind == Kind::Commit {
+            starts.push(target);
+        }
+    }
+    for want in wants {
+        if !tip_set.contains(want) {
+            missing.insert(*want);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Commits first: the common case (a CI checkout of a commit by SHA).
+    let mut seen: HashSet<ObjectId> = HashSet::default();
+    let mut stack = starts;
+    let mut commits = Vec::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        missing.remove(&id);
+        commits.push(id);
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        stack.extend(graph.parents(&id)?);
+    }
+    // Trees, blobs and tags: walk the trees of every reachable commit.
+    let mut objects_seen: HashSet<ObjectId> = HashSet::default();
+    for id in commits {
+        let tree = graph.commit(&id)?.tree;
+        walk_trees(
+            graph,
+            vec![(tree, Kind::Tree)],
+            &mut objects_seen,
+            &HashSet::default(),
+            |o| {
+                missing.remove(&o.id);
+            },
+        )?;
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
+    let mut left: Vec<ObjectId> = missing.into_iter().collect();
+    left.sort();
+    Ok(left)
+}

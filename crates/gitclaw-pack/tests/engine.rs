@@ -461,3 +461,34 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
         .collect();
     assert!(expected.is_subset(&got), "every new object arrives");
 }
+
+#[test]
+fn wants_must_be_reachable_from_the_tips() {
+    let f = fixture();
+    let main = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let old = oid(&git(&f.repo, &["rev-parse", "main~3"]));
+    let blob = oid(&git(&f.repo, &["rev-parse", "main~2:big.txt"]));
+    let side = oid(&git(&f.repo, &["rev-parse", "side"]));
+    let mut graph = Graph::new(&f.db);
+    assert!(
+        gitclaw_pack::walk::unreachable_wants(&mut graph, &[main], &[main, old, blob])
+            .unwrap()
+            .is_empty()
+    );
+    // `side` was merged into main, so it is reachable too; a tag object of v1 is not under main.
+    assert!(
+        gitclaw_pack::walk::unreachable_wants(&mut graph, &[main], &[side])
+            .unwrap()
+            .is_empty()
+    );
+    let tag = oid(&git(&f.repo, &["rev-parse", "v1"]));
+    assert_eq!(
+        gitclaw_pack::walk::unreachable_wants(&mut graph, &[main], &[tag]).unwrap(),
+        vec![tag]
+    );
+    assert!(
+        gitclaw_pack::walk::unreachable_wants(&mut graph, &[tag], &[tag, old])
+            .unwrap()
+            .is_empty()
+    );
+}
