@@ -23,6 +23,10 @@ pub trait LooseSource: Send + Sync {
     fn contains(&self, id: &oid) -> bool;
     /// Read and verify a loose object; `Ok(None)` when the repository has no such object.
     fn read(&self, id: &oid) -> Result<Option<(Kind, Vec<u8>)>>;
+    /// The inflated size of a loose object, from an index when the source has one.
+    fn size(&self, id: &oid) -> Result<Option<u64>> {
+        Ok(self.read(id)?.map(|(_, data)| data.len() as u64))
+    }
 }
 
 /// A repository with no loose objects.
@@ -154,6 +158,33 @@ impl PackHandle {
             .binary_search_by_key(&offset, |(o, _)| *o)
             .ok()
             .map(|pos| self.oid_at(sorted[pos].1))
+    }
+
+    /// The inflated size of the object at index position `index`, following deltas
+    /// only as far as their headers.
+    pub fn object_size(&self, index: u32, state: &mut DecodeState) -> Result<u64> {
+        let entry = self
+            .bundle
+            .pack
+            .entry(self.offset_at(index))
+            .map_err(gix_err("reading pack entry"))?;
+        let outcome = self
+            .bundle
+            .pack
+            .decode_header(entry, &mut state.inflate, &|id| {
+                self.bundle
+                    .index
+                    .lookup(id)
+                    .map(|i| {
+                        self.bundle
+                            .pack
+                            .entry(self.offset_at(i))
+                            .map(gix_pack::data::decode::header::ResolvedBase::InPack)
+                    })
+                    .transpose()
+            })
+            .map_err(gix_err("reading an object header"))?;
+        Ok(outcome.object_size)
     }
 
     /// The header of the stored entry at index position `index`, without reading its data.
@@ -321,6 +352,21 @@ impl ObjectReader<'_> {
                     "loose object {id} is indexed but missing"
                 ))),
             },
+        }
+    }
+
+    /// The inflated size of an object that must exist.
+    pub fn size(&mut self, id: &oid) -> Result<u64> {
+        match self.db.locate(id) {
+            Some(Location::Packed { pack, index }) => {
+                self.db.packs[pack].object_size(index, &mut self.state)
+            }
+            Some(Location::Loose) => self
+                .db
+                .loose
+                .size(id)?
+                .ok_or_else(|| PackError::MissingObject(id.to_owned())),
+            None => Err(PackError::MissingObject(id.to_owned())),
         }
     }
 

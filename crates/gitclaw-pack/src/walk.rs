@@ -335,9 +335,115 @@ pub struct WalkOutcome {
     pub client_has: HashSet<ObjectId>,
 }
 
+/// A partial-clone object filter (`--filter=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `blob:none`: no blobs.
+    BlobNone,
+    /// `blob:limit=<n>`: no blobs of `n` bytes or more.
+    BlobLimit(u64),
+    /// `tree:<depth>`: no trees or blobs at `depth` or deeper below a root tree.
+    TreeDepth(u64),
+    /// `combine:<a>+<b>…`: an object goes out only if every filter lets it.
+    Combine(Vec<Filter>),
+}
+
+impl Filter {
+    /// Parse a filter spec as git sends it.
+    pub fn parse(spec: &str) -> std::result::Result<Filter, String> {
+        if spec == "blob:none" {
+            return Ok(Filter::BlobNone);
+        }
+        if let Some(limit) = spec.strip_prefix("blob:limit=") {
+            return parse_size(limit)
+                .map(Filter::BlobLimit)
+                .ok_or_else(|| format!("invalid filter-spec '{spec}'"));
+        }
+        if let Some(depth) = spec.strip_prefix("tree:") {
+            return depth
+                .parse::<u64>()
+                .map(Filter::TreeDepth)
+                .map_err(|_| format!("invalid filter-spec '{spec}'"));
+        }
+        if let Some(list) = spec.strip_prefix("combine:") {
+            let parts: std::result::Result<Vec<Filter>, String> = list
+                .split('+')
+                .map(|part| {
+                    let decoded = percent_decode(part)
+                        .ok_or_else(|| format!("invalid filter-spec '{spec}'"))?;
+                    if decoded.starts_with("combine:") {
+                        return Err(format!(
+                            "nested combine filters are not supported: '{spec}'"
+                        ));
+                    }
+                    Filter::parse(&decoded)
+                })
+                .collect();
+            let parts = parts?;
+            if parts.is_empty() {
+                return Err(format!("invalid filter-spec '{spec}'"));
+            }
+            return Ok(Filter::Combine(parts));
+        }
+        Err(format!("unsupported filter-spec '{spec}'"))
+    }
+
+    /// Whether an object of `kind` at `depth` below its root tree goes out;
+    /// `size` is asked for only by size filters.
+    fn admits(
+        &self,
+        kind: Kind,
+        depth: u64,
+        size: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<bool> {
+        Ok(match self {
+            Filter::BlobNone => kind != Kind::Blob,
+            Filter::BlobLimit(limit) => kind != Kind::Blob || size()? < *limit,
+            Filter::TreeDepth(max) => !matches!(kind, Kind::Tree | Kind::Blob) || depth < *max,
+            Filter::Combine(all) => {
+                for filter in all {
+                    if !filter.admits(kind, depth, size)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+        })
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, factor) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 1u64 << 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// What to send besides the plain wants.
 #[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
+    /// Partial clone: objects the filter refuses stay out (wanted objects never do).
+    pub filter: Option<Filter>,
     /// Annotated tags (their object ids) to add when the object they point at is sent (`include-tag`).
     pub include_tags: Vec<ObjectId>,
 }
@@ -419,20 +525,21 @@ pub fn enumerate(
     // 3. Trees and blobs the client has: everything under the trees of its commits.
     let mut have_objects: HashSet<ObjectId> = HashSet::default();
     if !commits.is_empty() || !roots.is_empty() {
-        let mut tree_roots: Vec<(ObjectId, Kind)> = Vec::new();
+        let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
         for id in &have_commits {
-            tree_roots.push((graph.commit(id)?.tree, Kind::Tree));
+            tree_roots.push((graph.commit(id)?.tree, Kind::Tree, true));
         }
         let mut buf = Vec::new();
         for id in &have_roots {
             let kind = graph.reader.read_existing(id, &mut buf)?;
-            tree_roots.push((*id, kind));
+            tree_roots.push((*id, kind, true));
         }
         walk_trees(
             graph,
             tree_roots,
             &mut have_objects,
             &HashSet::default(),
+            None,
             |_| {},
         )?;
     }
@@ -440,15 +547,20 @@ pub fn enumerate(
     // 4. Trees and blobs to send.
     out.objects
         .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
-    let mut tree_roots: Vec<(ObjectId, Kind)> = Vec::new();
+    let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
     for id in &commits {
-        tree_roots.push((graph.commit(id)?.tree, Kind::Tree));
+        tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));
     }
-    tree_roots.extend(roots);
+    tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
     let mut objects = Vec::new();
-    walk_trees(graph, tree_roots, &mut sent, &have_objects, |obj| {
-        objects.push(obj)
-    })?;
+    walk_trees(
+        graph,
+        tree_roots,
+        &mut sent,
+        &have_objects,
+        options.filter.as_ref(),
+        |obj| objects.push(obj),
+    )?;
 
     // 5. include-tag: tags whose target goes out (or that peel to something that does).
     for tag in &options.include_tags {
@@ -472,25 +584,36 @@ pub fn enumerate(
     Ok(out)
 }
 
-/// Depth-first walk of trees from `roots`, calling `emit` for every object not in
-/// `skip` and not yet in `seen` (which collects what was visited).
+/// Depth-first walk of trees from `roots` (with whether each was asked for by
+/// name: such objects pass any filter), calling `emit` for every object not in
+/// `skip` and not yet in `seen` (which collects what was visited) that `filter`
+/// admits.
 fn walk_trees(
     graph: &mut Graph<'_>,
-    roots: Vec<(ObjectId, Kind)>,
+    roots: Vec<(ObjectId, Kind, bool)>,
     seen: &mut HashSet<ObjectId>,
     skip: &HashSet<ObjectId>,
+    filter: Option<&Filter>,
     mut emit: impl FnMut(WalkObject),
 ) -> Result<()> {
-    // (id, kind, path of the entry relative to the root tree)
-    let mut stack: Vec<(ObjectId, Kind, Vec<u8>)> = roots
+    // (id, kind, depth below the root tree, path relative to it, asked for by name)
+    let mut stack: Vec<(ObjectId, Kind, u64, Vec<u8>, bool)> = roots
         .into_iter()
-        .map(|(id, kind)| (id, kind, Vec::new()))
+        .map(|(id, kind, explicit)| (id, kind, 0, Vec::new(), explicit))
         .collect();
     let mut buf = Vec::new();
-    while let Some((id, kind, path)) = stack.pop() {
-        if skip.contains(&id) || !seen.insert(id) {
+    while let Some((id, kind, depth, path, explicit)) = stack.pop() {
+        if skip.contains(&id) || seen.contains(&id) {
             continue;
         }
+        if let (Some(filter), false) = (filter, explicit) {
+            let reader = &mut graph.reader;
+            if !filter.admits(kind, depth, &mut || reader.size(&id))? {
+                // Not marked seen: the same object higher up a tree may still go out.
+                continue;
+            }
+        }
+        seen.insert(id);
         emit(WalkObject {
             id,
             kind,
@@ -530,7 +653,7 @@ fn walk_trees(
                     child_path.push(b'/');
                 }
                 child_path.extend_from_slice(entry.filename);
-                stack.push((child, child_kind, child_path));
+                stack.push((child, child_kind, depth + 1, child_path, false));
             }
         }
     }
@@ -631,9 +754,10 @@ pub fn unreachable_wants(
         let tree = graph.commit(&id)?.tree;
         walk_trees(
             graph,
-            vec![(tree, Kind::Tree)],
+            vec![(tree, Kind::Tree, true)],
             &mut objects_seen,
             &HashSet::default(),
+            None,
             |o| {
                 missing.remove(&o.id);
             },

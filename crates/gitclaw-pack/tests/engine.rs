@@ -492,3 +492,41 @@ fn wants_must_be_reachable_from_the_tips() {
             .is_empty()
     );
 }
+
+#[test]
+fn partial_clone_filters_match_git_rev_list() {
+    let f = fixture();
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    for spec in [
+        "blob:none",
+        "blob:limit=1k",
+        "blob:limit=100",
+        "tree:0",
+        "tree:1",
+        "tree:2",
+        "combine:blob:limit=1k+tree:2",
+        "combine:tree%3A3+blob:none",
+    ] {
+        let filter = gitclaw_pack::walk::Filter::parse(spec).unwrap();
+        let mut graph = Graph::new(&f.db);
+        let plan = plan_shallow(&mut graph, &[head], &DeepenRequest::default()).unwrap();
+        let options = WalkOptions {
+            filter: Some(filter),
+            ..WalkOptions::default()
+        };
+        let outcome = enumerate(&mut graph, &[head], &[], &plan, &options).unwrap();
+        let got: BTreeSet<String> = outcome.objects.iter().map(|o| o.id.to_string()).collect();
+        let expected = rev_list_objects(&f.repo, &[&format!("--filter={spec}"), "main"]);
+        assert_eq!(got, expected, "{spec}");
+    }
+    for bad in [
+        "blob:some",
+        "blob:limit=x",
+        "tree:-1",
+        "sparse:oid=abc",
+        "combine:",
+        "combine:combine:blob:none",
+    ] {
+        assert!(gitclaw_pack::walk::Filter::parse(bad).is_err(), "{bad}");
+    }
+}
