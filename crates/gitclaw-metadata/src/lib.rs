@@ -28,6 +28,7 @@
 //! ```
 
 mod audit;
+mod compaction;
 mod connect;
 mod error;
 mod objects;
@@ -37,6 +38,7 @@ mod repos;
 mod util;
 
 pub use audit::{AuditAction, AuditEvent};
+pub use compaction::{Compaction, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;

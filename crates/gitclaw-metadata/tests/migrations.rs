@@ -53,12 +53,13 @@ async fn sqlite_fresh_database_and_reconnect() {
             "audit_events",
             "loose_objects",
             "packs",
+            "pending_deletions",
             "refs",
             "repositories"
         ]
     );
     let first = applied(&mut conn).await;
-    assert_eq!(first, [(1, true)]);
+    assert_eq!(first, [(1, true), (2, true)]);
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

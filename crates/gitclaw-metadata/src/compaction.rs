@@ -1,0 +1,126 @@
+//! Compaction's bookkeeping: swap a repository's packs and loose objects for one
+//! merged pack in a single transaction, and remember the replaced keys until their
+//! grace period ends so clones in flight never lose a pack under them.
+//!
+//! Not for: writing packs or deleting keys from the store (the server does that,
+//! driven by [`Metadata::due_deletions`]).
+
+use gix_hash::ObjectId;
+
+use crate::objects::insert_pack;
+use crate::push::NewPack;
+use crate::util::{get_i64, get_str, now_secs, oid_hex};
+use crate::{Error, Metadata, Result};
+
+/// One compaction of one repository.
+#[derive(Clone, Debug)]
+pub struct Compaction {
+    pub repo_id: String,
+    /// Packs merged into `new_pack` (they must all still be listed).
+    pub removed_packs: Vec<ObjectId>,
+    /// Loose objects merged into `new_pack` (they must all still be listed).
+    pub removed_loose: Vec<ObjectId>,
+    pub new_pack: NewPack,
+    /// Store keys of what was merged, deleted once `delete_after` (unix seconds) has passed.
+    pub replaced_keys: Vec<String>,
+    pub delete_after: i64,
+}
+
+/// A store key whose grace period is over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDeletion {
+    pub repo_id: String,
+    pub key: String,
+}
+
+impl Metadata {
+    /// Apply a compaction in one transaction: record the new pack, drop the merged
+    /// pack and loose rows, schedule the replaced keys for deletion. Fails with
+    /// [`Error::InvalidInput`] when something it merges is no longer listed
+    /// (another compaction won the race); then nothing changes.
+    pub async fn apply_compaction(&self, c: &Compaction) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for pack in &c.removed_packs {
+            let gone = sqlx::query("DELETE FROM packs WHERE repo_id = $1 AND pack_hash = $2")
+                .bind(&c.repo_id)
+                .bind(oid_hex(pack))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone != 1 && *pack != c.new_pack.pack_hash {
+                tx.rollback().await?;
+                return Err(Error::InvalidInput(format!(
+                    "pack {pack} is no longer listed"
+                )));
+            }
+        }
+        for oid in &c.removed_loose {
+            let gone = sqlx::query("DELETE FROM loose_objects WHERE repo_id = $1 AND oid = $2")
+                .bind(&c.repo_id)
+                .bind(oid_hex(oid))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone != 1 {
+                tx.rollback().await?;
+                return Err(Error::InvalidInput(format!(
+                    "loose object {oid} is no longer listed"
+                )));
+            }
+        }
+        insert_pack(
+            &mut tx,
+            &c.repo_id,
+            &c.new_pack.pack_hash,
+            c.new_pack.object_count,
+            c.new_pack.pack_bytes,
+            c.new_pack.index_bytes,
+            now_secs(),
+        )
+        .await?;
+        for key in &c.replaced_keys {
+            sqlx::query(
+                "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&c.repo_id)
+            .bind(key)
+            .bind(c.delete_after)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keys whose grace period ended at or before `now`, oldest first.
+    pub async fn due_deletions(&self, now: i64, limit: u32) -> Result<Vec<DueDeletion>> {
+        let rows = sqlx::query(
+            "SELECT repo_id, object_key, delete_after FROM pending_deletions \
+             WHERE delete_after <= $1 ORDER BY delete_after, repo_id, object_key LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let _ = get_i64(row, "delete_after")?;
+                Ok(DueDeletion {
+                    repo_id: get_str(row, "repo_id")?,
+                    key: get_str(row, "object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forget deletions that were carried out.
+    pub async fn finish_deletion(&self, repo_id: &str, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
+            .bind(repo_id)
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Compaction bookkeeping: one transaction swaps packs and loose objects for the
+//! merged pack; replaced keys wait out their grace period; a lost race changes nothing.
+
+mod common;
+
+use common::{oid, unique};
+use gitclaw_metadata::{Compaction, Error, Metadata, NewLoose, NewPack, PushCommit, RefUpdate};
+
+fn pack(n: u8) -> NewPack {
+    NewPack {
+        pack_hash: oid(n),
+        object_count: 20,
+        pack_bytes: 1000,
+        index_bytes: 100,
+    }
+}
+
+async fn compaction_story(md: Metadata) {
+    let repo = md.create_repo(&unique("o"), "r", false, "t").await.unwrap();
+    // Two pushes: one pack, then two loose objects.
+    for (i, (p, loose)) in [(Some(pack(1)), vec![]), (None, vec![oid(11), oid(12)])]
+        .into_iter()
+        .enumerate()
+    {
+        let results = md
+            .commit_push(PushCommit {
+                repo_id: repo.id.clone(),
+                updates: vec![RefUpdate {
+                    name: format!("refs/heads/b{i}"),
+                    old: None,
+                    new: Some(oid(50 + i as u8)),
+                }],
+                atomic: false,
+                pack: p,
+                loose: loose
+                    .into_iter()
+                    .map(|o| NewLoose {
+                        oid: o,
+                        kind: "blob".into(),
+                        size: 3,
+                    })
+                    .collect(),
+                actor: "t".into(),
+                details: serde_json::Value::Null,
+            })
+            .await
+            .unwrap();
+        assert!(results.iter().all(|r| r.is_applied()));
+    }
+    let compaction = Compaction {
+        repo_id: repo.id.clone(),
+        removed_packs: vec![oid(1)],
+        removed_loose: vec![oid(11), oid(12)],
+        new_pack: pack(9),
+        replaced_keys: vec![
+            format!("{}/pack/pack-a.pack", repo.id),
+            format!("{}/objects/0b/x", repo.id),
+        ],
+        delete_after: 1_000,
+    };
+    md.apply_compaction(&compaction).await.unwrap();
+    let packs: Vec<_> = md
+        .list_packs(&repo.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.pack_hash)
+        .collect();
+    assert_eq!(packs, vec![oid(9)]);
+    assert!(md.list_loose(&repo.id).await.unwrap().is_empty());
+    assert_eq!(
+        md.list_refs(&repo.id).await.unwrap().len(),
+        2,
+        "refs are untouched"
+    );
+
+    // A second compaction of the same sources lost the race: nothing changes.
+    let again = Compaction {
+        new_pack: pack(10),
+        ..compaction.clone()
+    };
+    assert!(matches!(
+        md.apply_compaction(&again).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let packs: Vec<_> = md
+        .list_packs(&repo.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.pack_hash)
+        .collect();
+    assert_eq!(packs, vec![oid(9)]);
+
+    // Grace period.
+    let mine = |due: Vec<gitclaw_metadata::DueDeletion>| {
+        due.into_iter().filter(|d| d.repo_id == repo.id).count()
+    };
+    assert_eq!(
+        mine(md.due_deletions(999, 100).await.unwrap()),
+        0,
+        "not before the grace period ends"
+    );
+    let due: Vec<_> = md
+        .due_deletions(1_000, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.repo_id == repo.id)
+        .collect();
+    assert_eq!(due.len(), 2);
+    for d in &due {
+        md.finish_deletion(&d.repo_id, &d.key).await.unwrap();
+    }
+    assert_eq!(mine(md.due_deletions(i64::MAX, 100).await.unwrap()), 0);
+}
+
+#[tokio::test]
+async fn compaction_sqlite() {
+    let (md, _dir) = common::sqlite().await;
+    compaction_story(md).await;
+}
+
+#[tokio::test]
+async fn compaction_postgres() {
+    if let Some(md) = common::postgres("compaction_postgres").await {
+        compaction_story(md).await;
+    }
+}
