@@ -16,6 +16,7 @@ pub mod delta;
 pub mod entry;
 pub mod ingest;
 pub mod odb;
+pub mod repack;
 pub mod walk;
 pub mod writer;
 

@@ -23,6 +23,8 @@ pub trait LooseSource: Send + Sync {
     fn contains(&self, id: &oid) -> bool;
     /// Read and verify a loose object; `Ok(None)` when the repository has no such object.
     fn read(&self, id: &oid) -> Result<Option<(Kind, Vec<u8>)>>;
+    /// Every loose object with its type, for compaction.
+    fn list(&self) -> Vec<(ObjectId, Kind)>;
     /// The inflated size of a loose object, from an index when the source has one.
     fn size(&self, id: &oid) -> Result<Option<u64>> {
         Ok(self.read(id)?.map(|(_, data)| data.len() as u64))
@@ -39,6 +41,9 @@ impl LooseSource for NoLoose {
     }
     fn read(&self, _id: &oid) -> Result<Option<(Kind, Vec<u8>)>> {
         Ok(None)
+    }
+    fn list(&self) -> Vec<(ObjectId, Kind)> {
+        Vec::new()
     }
 }
 
@@ -163,6 +168,11 @@ impl PackHandle {
     /// The inflated size of the object at index position `index`, following deltas
     /// only as far as their headers.
     pub fn object_size(&self, index: u32, state: &mut DecodeState) -> Result<u64> {
+        self.object_header(index, state).map(|(_, size)| size)
+    }
+
+    /// The type and inflated size of the object at index position `index`.
+    pub fn object_header(&self, index: u32, state: &mut DecodeState) -> Result<(Kind, u64)> {
         let entry = self
             .bundle
             .pack
@@ -184,7 +194,7 @@ impl PackHandle {
                     .transpose()
             })
             .map_err(gix_err("reading an object header"))?;
-        Ok(outcome.object_size)
+        Ok((outcome.kind, outcome.object_size))
     }
 
     /// The header of the stored entry at index position `index`, without reading its data.

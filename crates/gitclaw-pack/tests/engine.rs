@@ -330,6 +330,9 @@ impl gitclaw_pack::odb::LooseSource for MemLoose {
     ) -> Result<Option<(gitclaw_pack::Kind, Vec<u8>)>, PackError> {
         Ok(self.0.get(id).cloned())
     }
+    fn list(&self) -> Vec<(ObjectId, gitclaw_pack::Kind)> {
+        self.0.iter().map(|(id, (kind, _))| (*id, *kind)).collect()
+    }
 }
 
 #[test]
@@ -529,4 +532,53 @@ fn partial_clone_filters_match_git_rev_list() {
     ] {
         assert!(gitclaw_pack::walk::Filter::parse(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn repack_merges_packs_and_loose_objects_into_one() {
+    let f = fixture();
+    // A second pack (thin push, completed) and some loose objects.
+    let store = f.scratch.join("repack-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let old = oid(&git(&f.repo, &["rev-parse", "main"]));
+    std::fs::write(f.repo.join("big.txt"), "rewritten for repack\n".repeat(500)).unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "for repack"]);
+    let new = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let thin = pack_of(&f.repo, &format!("{new}\n^{old}\n"), true);
+    let second = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
+    let mut loose = std::collections::HashMap::new();
+    for text in ["loose one\n", "loose two\n"] {
+        let out = git_stdin(&f.repo, &["hash-object", "-w", "--stdin"], text.as_bytes());
+        let id = oid(&String::from_utf8(out.1).unwrap());
+        loose.insert(id, (gitclaw_pack::Kind::Blob, text.as_bytes().to_vec()));
+    }
+    let loose_ids: Vec<ObjectId> = loose.keys().copied().collect();
+    let packs = vec![
+        Arc::new(PackHandle::open(f.db.packs()[0].index_path()).unwrap()),
+        Arc::new(PackHandle::open(&second.index_path).unwrap()),
+    ];
+    let db = ObjectDb::new(packs, Arc::new(MemLoose(loose)));
+
+    let work = f.scratch.join("repack-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let merged = gitclaw_pack::repack::repack(&db, &[new], &work, &WriteOptions::default())
+        .unwrap()
+        .expect("objects");
+    let mut expected: BTreeSet<String> = rev_list_objects(&f.repo, &["--all"]);
+    expected.extend(loose_ids.iter().map(|id| id.to_string()));
+    let got: BTreeSet<String> = merged.objects.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(
+        got, expected,
+        "every stored object, reachable or not, is kept"
+    );
+    // git agrees the merged pack and its index are sound.
+    let out = Command::new("git")
+        .args(["verify-pack", merged.index_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
