@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Serve one repository from GitClaw and from C git's `git http-backend` (under
+# lighttpd) on this machine, run the same git operations against both, and report
+# side by side: wall time, server CPU time, bytes on the wire, server peak RSS.
+#
+# Usage: bench/compare.sh [--repo PATH] [--commits N] [--runs N] [--s3]
+#   --repo PATH   benchmark an existing repository (default: a generated one)
+#   --commits N   size of the generated repository (default 3000)
+#   --runs N      repetitions per operation (default 5; the median is reported)
+#   --s3          serve GitClaw from the S3 bucket and database named by the S3_* and
+#                 DATABASE_URL variables instead of the filesystem + SQLite
+# Needs: lighttpd, git, python3, /usr/bin/time (installed from apt when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+repo="" commits=3000 runs=5 use_s3=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repo) repo=$2; shift 2 ;;
+    --commits) commits=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --s3) use_s3=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need lighttpd || ! need bc || ! [ -x /usr/bin/time ]; then
+  apt-get update -qq && apt-get install -y -qq lighttpd time bc >/dev/null
+fi
+backend=$(git --exec-path)/git-http-backend
+[ -x "$backend" ] || backend=/usr/lib/git-core/git-http-backend
+
+work=$(mktemp -d /tmp/gitclaw-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== building gitclaw (release)"
+cargo build --release --quiet --bin gitclaw
+gitclaw=$root/target/release/gitclaw
+
+# --- the repository ---------------------------------------------------------
+if [ -z "$repo" ]; then
+  echo "== generating a repository with $commits commits"
+  repo=$work/src
+  bash "$root/bench/make-large-repo.sh" "$repo" "$commits"
+fi
+git clone -q --bare "$repo" "$work/served/bench.git"
+git -C "$work/served/bench.git" config http.receivepack true
+git -C "$work/served/bench.git" config uploadpack.allowFilter true
+git -C "$work/served/bench.git" config uploadpack.allowReachableSHA1InWant true
+git -C "$work/served/bench.git" repack -adq
+objects=$(git -C "$work/served/bench.git" count-objects -v | awk '/^in-pack/ {print $2}')
+packsize=$(git -C "$work/served/bench.git" count-objects -v | awk '/^size-pack/ {print $2}')
+echo "   $objects objects, pack ${packsize} KiB"
+
+# --- git http-backend under lighttpd ------------------------------------------
+ref_port=$(free_port)
+rsslog=$work/http-backend-rss.log
+cat > "$work/cgi-wrapper.sh" <<EOF
+#!/bin/sh
+exec /usr/bin/time -a -o $rsslog -f "%M" $backend
+EOF
+chmod +x "$work/cgi-wrapper.sh"
+cat > "$work/lighttpd.conf" <<EOF
+server.document-root = "$work/served"
+server.port = $ref_port
+server.bind = "127.0.0.1"
+server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
+server.errorlog = "$work/lighttpd.err"
+alias.url = ("/git/" => "$work/cgi-wrapper.sh/")
+\$HTTP["url"] =~ "^/git/" {
+  cgi.assign = ("" => "")
+  setenv.add-environment = ("GIT_PROJECT_ROOT" => "$work/served", "GIT_HTTP_EXPORT_ALL" => "1")
+}
+EOF
+lighttpd -D -f "$work/lighttpd.conf" & pids+=($!)
+ref_pid=$!
+ref_url=http://127.0.0.1:$ref_port/git/bench.git
+
+# --- GitClaw ---------------------------------------------------------------
+claw_port=$(free_port)
+export GITCLAW_DATA_DIR=$work/gitclaw-data GITCLAW_LISTEN=127.0.0.1:$claw_port RUST_LOG=warn
+export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0
+if [ "$use_s3" = 1 ]; then
+  # Point at your own bucket and database: S3_* and DATABASE_URL from the environment.
+  [ -n "${S3_BUCKET:-}" ] || { echo "--s3 needs S3_BUCKET, S3_REGION, … and DATABASE_URL set" >&2; exit 1; }
+fi
+"$gitclaw" repo create bench/bench >/dev/null
+"$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
+claw_pid=$!
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$claw_port) 2>/dev/null && break; sleep 0.1; done
+claw_url=http://127.0.0.1:$claw_port/bench/bench.git
+git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
+# The comparison is with a repacked repository on both sides.
+"$gitclaw" gc bench/bench >/dev/null
+
+cpu_of() { # user+system ticks of a process and its waited-for children
+  awk '{print $14+$15+$16+$17}' "/proc/$1/stat"
+}
+rx_bytes() { awk '/^ *lo:/ {print $2}' /proc/net/dev; }
+hz=$(getconf CLK_TCK)
+
+# run NAME URL PID COMMAND… : median wall time, CPU, bytes, for one server
+measure() {
+  local pid=$1; shift
+  local walls=() cpus=() bytes=()
+  for _ in $(seq "$runs"); do
+    rm -rf "$work/client"
+    local c0 b0 t0 t1 c1 b1
+    c0=$(cpu_of "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
+    t1=$(date +%s.%N); c1=$(cpu_of "$pid"); b1=$(rx_bytes)
+    walls+=("$(echo "$t1 - $t0" | bc)")
+    cpus+=("$(echo "scale=3; ($c1 - $c0) / $hz" | bc)")
+    bytes+=("$((b1 - b0))")
+  done
+  median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}")"
+}
+
+prep_incremental() { # a clone 50 commits behind, reused for every fetch run
+  rm -rf "$work/behind"
+  git clone -q --bare "$repo" "$work/behind"
+  git -C "$work/behind" update-ref refs/heads/main "$(git -C "$repo" rev-parse main~50)"
+  git -C "$work/behind" for-each-ref --format='delete %(refname)' refs/tags | git -C "$work/behind" update-ref --stdin
+  git -C "$work/behind" gc -q --prune=now
+}
+
+# The operations, as functions of $URL (and of the server kind, for push).
+full_clone()    { git clone -q --bare "$URL" "$work/client"; }
+shallow_clone() { git clone -q --bare --depth 1 "$URL" "$work/client"; }
+partial_clone() { git clone -q --bare --filter=blob:none "$URL" "$work/client"; }
+incremental()   { rm -rf "$work/inc"; cp -r "$work/behind" "$work/inc"; git -C "$work/inc" fetch -q "$URL" "+refs/heads/*:refs/heads/*"; }
+push_new() {
+  local url
+  if [ "$URL" = "$ref_url" ]; then
+    rm -rf "$work/served/push.git"
+    git init -q --bare "$work/served/push.git"
+    git -C "$work/served/push.git" config http.receivepack true
+    url=${URL%bench.git}push.git
+  else
+    local name="p$(date +%s%N)"
+    "$gitclaw" repo create "bench/$name" >/dev/null
+    url=${URL%bench.git}$name.git
+  fi
+  git -C "$repo" push -q "$url" main
+}
+
+op() { # op LABEL FUNCTION
+  local ref claw
+  ref=$(URL=$ref_url measure "$ref_pid" "$2")
+  claw=$(URL=$claw_url measure "$claw_pid" "$2")
+  printf '%-18s' "$1"
+  python3 - "$ref" "$claw" <<'PY'
+import sys
+r = [float(x) for x in sys.argv[1].split()]
+c = [float(x) for x in sys.argv[2].split()]
+def ratio(a, b): return f"{b / a:.2f}x" if a else "-"
+print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])})   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])})")
+PY
+}
+
+echo
+echo "== git http-backend / GitClaw (ratio = GitClaw / git), median of $runs runs"
+op "full clone" full_clone
+op "shallow clone" shallow_clone
+op "partial clone" partial_clone
+prep_incremental
+op "incremental fetch" incremental
+op "push (new repo)" push_new
+
+echo
+echo "== peak RSS"
+echo "git http-backend (largest request): $(sort -n "$rsslog" | tail -1) KiB"
+echo "GitClaw (whole process, all runs):   $(awk '/VmHWM/ {print $2}' "/proc/$claw_pid/status") KiB"
