@@ -7,8 +7,12 @@ use std::path::Path;
 
 use common::*;
 
-fn versions() -> [&'static str; 3] {
-    ["0", "1", "2"]
+/// Every protocol version on every backend setup.
+fn combos() -> Vec<(Backend, &'static str)> {
+    BACKENDS
+        .into_iter()
+        .flat_map(|b| ["0", "1", "2"].into_iter().map(move |v| (b, v)))
+        .collect()
 }
 
 fn proto(v: &str) -> String {
@@ -33,8 +37,8 @@ fn push_all(src: &Path, url: &str, v: &str) {
 
 #[test]
 fn push_then_clone_gives_identical_refs_and_trees() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 8);
@@ -58,7 +62,7 @@ fn push_then_clone_gives_identical_refs_and_trees() {
         assert_eq!(
             refs_of(&mirror, "refs/"),
             refs_of(&src, "refs/"),
-            "protocol v{v}"
+            "{b:?} protocol v{v}"
         );
         git(&mirror, &["fsck", "--strict", "--no-dangling"]);
 
@@ -82,7 +86,7 @@ fn push_then_clone_gives_identical_refs_and_trees() {
         assert_eq!(
             git(&clone, &["rev-parse", "HEAD^{tree}"]),
             git(&src, &["rev-parse", "main^{tree}"]),
-            "protocol v{v}"
+            "{b:?} protocol v{v}"
         );
         let meta = std::fs::symlink_metadata(clone.join("link-to-main")).unwrap();
         assert!(meta.file_type().is_symlink());
@@ -110,8 +114,8 @@ fn push_then_clone_gives_identical_refs_and_trees() {
 
 #[test]
 fn incremental_push_and_fetch() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 3);
@@ -165,8 +169,8 @@ fn incremental_push_and_fetch() {
 
 #[test]
 fn negotiation_over_several_rounds() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 2);
@@ -220,8 +224,8 @@ fn negotiation_over_several_rounds() {
 
 #[test]
 fn shallow_clone_and_deepen() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 6);
@@ -245,7 +249,7 @@ fn shallow_clone_and_deepen() {
         assert_eq!(
             git(&clone, &["rev-list", "--count", "HEAD"]).trim(),
             "1",
-            "v{v}"
+            "{b:?} v{v}"
         );
         let head = git(&src, &["rev-parse", "main"]).trim().to_string();
         assert_eq!(
@@ -260,7 +264,7 @@ fn shallow_clone_and_deepen() {
         assert_eq!(
             git(&clone, &["rev-list", "--count", "HEAD"]).trim(),
             "3",
-            "v{v}"
+            "{b:?} v{v}"
         );
         let expected_shallow = git(&src, &["rev-parse", "main~2"]).trim().to_string();
         assert_eq!(
@@ -282,8 +286,8 @@ fn shallow_clone_and_deepen() {
 
 #[test]
 fn branch_deletion_and_forced_non_fast_forward() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 2);
@@ -315,7 +319,13 @@ fn branch_deletion_and_forced_non_fast_forward() {
 
 #[test]
 fn concurrent_pushes() {
-    let server = Server::start();
+    for b in BACKENDS {
+        concurrent_pushes_on(b);
+    }
+}
+
+fn concurrent_pushes_on(b: Backend) {
+    let server = Server::start_on(b);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 1);
@@ -369,8 +379,8 @@ fn concurrent_pushes() {
 
 #[test]
 fn atomic_push_with_one_failing_ref_moves_nothing() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 1);
@@ -423,7 +433,7 @@ fn atomic_push_with_one_failing_ref_moves_nothing() {
 fn unknown_repository_is_reported_as_not_found() {
     let server = Server::start();
     let work = tempfile::tempdir().unwrap();
-    for v in versions() {
+    for v in ["0", "1", "2"] {
         let out = git_output(
             work.path(),
             &[
@@ -454,8 +464,8 @@ fn unknown_repository_is_reported_as_not_found() {
 
 #[test]
 fn empty_repository_clones_and_first_branch_becomes_head() {
-    for v in versions() {
-        let server = Server::start();
+    for (b, v) in combos() {
+        let server = Server::start_on(b);
         let work = tempfile::tempdir().unwrap();
         let url = server.create_repo("gina", "empty");
         let clone = work.path().join("clone");

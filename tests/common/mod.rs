@@ -20,9 +20,44 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Where a test server keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Filesystem object store + SQLite under the data dir.
+    Embedded,
+    /// A real S3 server (Garage on loopback) + a real PostgreSQL.
+    S3Postgres,
+}
+
+/// The setups every such test runs on.
+pub const BACKENDS: [Backend; 1] = [Backend::Embedded];
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Point a configuration at S3 and PostgreSQL (not available in this build yet).
+pub fn use_s3_postgres(_config: &mut Config, _endpoint: Option<&str>) {
+    panic!("the S3 + PostgreSQL test setup is not available yet");
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(|_| {})
+    }
+
+    pub fn start_on(backend: Backend) -> Server {
+        Server::start_with(|config| {
+            if backend == Backend::S3Postgres {
+                use_s3_postgres(config, None);
+            }
+        })
     }
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Server {
@@ -84,6 +119,24 @@ impl Server {
             String::from_utf8_lossy(&text)
         );
         format!("{}/{owner}/{name}.git", self.url)
+    }
+
+    /// The repository's stable id.
+    pub fn repo_id(&self, owner: &str, name: &str) -> String {
+        self.block_on(self.state.meta.get_repo(owner, name))
+            .expect("metadata")
+            .expect("repo exists")
+            .id
+    }
+
+    /// Every key the store holds for a repository.
+    pub fn stored_keys(&self, owner: &str, name: &str) -> Vec<String> {
+        let id = gitclaw_storage::RepoId::new(self.repo_id(owner, name)).expect("repo id");
+        self.block_on(self.state.store.list(&id.prefix()))
+            .expect("list")
+            .into_iter()
+            .map(|m| m.key)
+            .collect()
     }
 
     /// Where the filesystem store keeps a repository's keys.

@@ -13,7 +13,7 @@ use gitclaw_metadata::{Metadata, Repo};
 use gitclaw_pack::odb::{LooseSource, ObjectDb, PackHandle};
 use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_storage::{FilesystemBackend, ObjectKey, ObjectStorageBackend, RepoId};
-use gix_hashtable::HashSet;
+use gix_hashtable::HashMap;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
@@ -30,6 +30,7 @@ pub struct Inner {
     pub store: Arc<dyn ObjectStorageBackend>,
     pub packs: PackCache,
     pub push_slots: Semaphore,
+    pub gc_locks: crate::service::gc::GcLocks,
     /// Scratch space for spooled pushes and packs being indexed.
     pub tmp_dir: PathBuf,
 }
@@ -53,10 +54,7 @@ impl AppState {
         let meta = Metadata::connect(&config.database_url)
             .await
             .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
-        let store: Arc<dyn ObjectStorageBackend> = Arc::new(
-            FilesystemBackend::new(config.data_dir.join("objects"))
-                .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: {err}"))?,
-        );
+        let store = open_store(&config).await?;
         let tmp_dir = config.data_dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|err| {
             anyhow::anyhow!(
@@ -68,6 +66,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 push_slots: Semaphore::new(config.max_concurrent_pushes),
+                gc_locks: Default::default(),
                 packs: PackCache::new(cache_dir),
                 config,
                 meta,
@@ -90,7 +89,17 @@ impl AppState {
             );
         }
         let loose = self.meta.list_loose(&repo.id).await?;
-        let ids: HashSet<ObjectId> = loose.into_iter().map(|l| l.oid).collect();
+        let mut ids: HashMap<ObjectId, (Kind, u64)> = HashMap::default();
+        for record in loose {
+            let kind = Kind::from_bytes(record.kind.as_bytes()).map_err(|_| {
+                anyhow::anyhow!(
+                    "loose object {} has unknown type {}",
+                    record.oid,
+                    record.kind
+                )
+            })?;
+            ids.insert(record.oid, (kind, record.size));
+        }
         let source = StoreLoose {
             repo: repo_id,
             store: self.store.clone(),
@@ -99,6 +108,20 @@ impl AppState {
         };
         Ok(ObjectDb::new(handles, Arc::new(source)))
     }
+}
+
+/// The object store the configuration names: S3 when `S3_BUCKET` is set, else the
+/// filesystem under the data directory.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStorageBackend>> {
+    Ok(match &config.s3 {
+        Some(s3) => crate::s3_pending::connect(s3)
+            .await
+            .map_err(|err| anyhow::anyhow!("S3_BUCKET: {err}"))?,
+        None => Arc::new(
+            FilesystemBackend::new(config.data_dir.join("objects"))
+                .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: {err}"))?,
+        ),
+    })
 }
 
 /// Opened packs, shared by all requests. Packs are named by their checksum and never
@@ -170,17 +193,29 @@ impl PackCache {
 struct StoreLoose {
     repo: RepoId,
     store: Arc<dyn ObjectStorageBackend>,
-    ids: HashSet<ObjectId>,
+    /// Loose object ids with their types and inflated sizes.
+    ids: HashMap<ObjectId, (Kind, u64)>,
     runtime: tokio::runtime::Handle,
 }
 
 impl LooseSource for StoreLoose {
     fn contains(&self, id: &gitclaw_pack::oid) -> bool {
-        self.ids.contains(id)
+        self.ids.contains_key(id)
+    }
+
+    fn size(&self, id: &gitclaw_pack::oid) -> Result<Option<u64>, PackError> {
+        Ok(self.ids.get(id).map(|(_, size)| *size))
+    }
+
+    fn list(&self) -> Vec<(ObjectId, Kind)> {
+        self.ids
+            .iter()
+            .map(|(id, (kind, _))| (*id, *kind))
+            .collect()
     }
 
     fn read(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, Vec<u8>)>, PackError> {
-        if !self.ids.contains(id) {
+        if !self.ids.contains_key(id) {
             return Ok(None);
         }
         // Called from blocking pack-engine threads, never from the async runtime.

@@ -29,6 +29,12 @@ enum Command {
     Repo(RepoCommand),
     /// Validate the configuration and reach the database and the object store.
     Check,
+    /// Compact repositories: merge loose objects and packs into one pack per repo
+    /// (safe while the server runs), then delete replaced keys whose grace period is over.
+    Gc {
+        /// OWNER/NAME; every repository when omitted.
+        repo: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +79,7 @@ pub fn main() -> ExitCode {
                 repo_create(config, &name, private).await
             }
             Command::Check => check(config).await,
+            Command::Gc { repo } => gc(config, repo.as_deref()).await,
         }
     });
     match result {
@@ -135,17 +142,71 @@ async fn repo_create(config: Config, full: &str, private: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// Reach every service the configuration names; print one line per problem.
 async fn check(config: Config) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    match gitclaw_metadata::Metadata::connect(&config.database_url).await {
+        Ok(meta) => {
+            if let Err(err) = meta.ping().await {
+                problems.push(format!("DATABASE_URL: {err}"));
+            } else {
+                println!("database: ok ({})", meta.backend_name());
+            }
+        }
+        Err(err) => problems.push(format!("DATABASE_URL: {err}")),
+    }
+    match crate::app::open_store(&config).await {
+        Ok(store) => println!("object store: ok ({})", store.name()),
+        Err(err) => problems.push(format!("{err:#}")),
+    }
+    if problems.is_empty() {
+        println!("configuration ok");
+        Ok(())
+    } else {
+        for problem in &problems {
+            eprintln!("gitclaw: {problem}");
+        }
+        Err(anyhow::anyhow!("{} problem(s) found", problems.len()))
+    }
+}
+
+async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let state = AppState::open(config).await?;
-    state
-        .meta
-        .list_repos(None, 1)
-        .await
-        .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
-    println!(
-        "configuration ok: database {}, object store {}",
-        state.meta.backend_name(),
-        state.store.name()
-    );
+    let repos = match only {
+        Some(full) => {
+            let (owner, name) = split_name(full)?;
+            vec![state
+                .meta
+                .get_repo(owner, name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("repository not found: {full}"))?]
+        }
+        None => {
+            let mut all = Vec::new();
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let page = state
+                    .meta
+                    .list_repos(after.as_ref().map(|(o, n)| (o.as_str(), n.as_str())), 500)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.owner.clone(), last.name.clone()));
+                all.extend(page);
+            }
+            all
+        }
+    };
+    for repo in &repos {
+        let outcome = crate::service::gc::gc_repo(&state, repo).await?;
+        match outcome.new_pack {
+            Some(pack) => println!(
+                "{}/{}: {} packs and {} loose objects merged into pack-{pack} ({} objects)",
+                repo.owner, repo.name, outcome.packs_before, outcome.loose_before, outcome.objects
+            ),
+            None => println!("{}/{}: nothing to compact", repo.owner, repo.name),
+        }
+    }
+    let deleted = crate::service::gc::run_due_deletions(&state).await?;
+    println!("deleted {deleted} replaced keys past their grace period");
     Ok(())
 }

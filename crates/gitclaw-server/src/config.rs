@@ -8,8 +8,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
-
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -28,6 +26,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Base URL used in `clone_url` answers; derived from the listen address when unset.
     pub public_url: Option<String>,
+    /// The S3 backend's settings; `None` selects the filesystem store under `data_dir`.
+    pub s3: Option<crate::s3_pending::S3Config>,
+    /// Compaction thresholds and grace period.
+    pub gc: crate::service::gc::GcSettings,
 }
 
 /// One configuration problem, naming the variable.
@@ -45,21 +47,92 @@ fn problem(variable: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The TOML file's shape: the same names as the environment variables, lower-case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    gitclaw_listen: Option<String>,
-    gitclaw_data_dir: Option<String>,
-    database_url: Option<String>,
-    gitclaw_max_pack_bytes: Option<u64>,
-    gitclaw_max_concurrent_pushes: Option<usize>,
-    gitclaw_log_format: Option<String>,
-    gitclaw_public_url: Option<String>,
-}
+/// Every variable the configuration file may set (in lower case there).
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "GITCLAW_LISTEN",
+    "GITCLAW_DATA_DIR",
+    "DATABASE_URL",
+    "GITCLAW_MAX_PACK_BYTES",
+    "GITCLAW_MAX_CONCURRENT_PUSHES",
+    "GITCLAW_LOG_FORMAT",
+    "GITCLAW_PUBLIC_URL",
+    "GITCLAW_GC_GRACE_SECS",
+    "GITCLAW_GC_LOOSE_THRESHOLD",
+    "GITCLAW_GC_PACK_THRESHOLD",
+    "S3_ENDPOINT",
+    "S3_BUCKET",
+    "S3_REGION",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "S3_USE_PATH_STYLE",
+    "S3_AUTO_CREATE_BUCKET",
+    "S3_CA_CERT",
+    "S3_MAX_RETRIES",
+    "S3_RETRY_MAX_BACKOFF",
+    "S3_SLOW_OP_MS",
+    "S3_CONNECT_TIMEOUT_MS",
+    "S3_READ_TIMEOUT_MS",
+];
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_PACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Values from a TOML file, keyed by upper-case variable name.
+fn read_file(
+    path: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> std::collections::HashMap<String, String> {
+    let mut values = std::collections::HashMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => {
+            errors.push(problem(
+                "GITCLAW_CONFIG",
+                format!("cannot read {}: {err}", path.display()),
+            ));
+            return values;
+        }
+    };
+    let table = match text.parse::<toml::Table>() {
+        Ok(table) => table,
+        Err(err) => {
+            errors.push(problem(
+                "GITCLAW_CONFIG",
+                format!("{}: {}", path.display(), err.message()),
+            ));
+            return values;
+        }
+    };
+    for (key, value) in table {
+        let name = key.to_ascii_uppercase();
+        if !KNOWN_VARIABLES.contains(&name.as_str()) {
+            errors.push(problem(
+                "GITCLAW_CONFIG",
+                format!("{}: unknown setting '{key}'", path.display()),
+            ));
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                errors.push(problem(
+                    "GITCLAW_CONFIG",
+                    format!(
+                        "{}: '{key}' must be a string, number or boolean, not {}",
+                        path.display(),
+                        other.type_str()
+                    ),
+                ));
+                continue;
+            }
+        };
+        values.insert(name, text);
+    }
+    values
+}
 
 impl Config {
     /// Load from the process environment and, when given, a TOML file.
@@ -67,40 +140,21 @@ impl Config {
         Config::from_sources(|name| std::env::var(name).ok(), file)
     }
 
-    /// Load from a variable lookup (the environment in production, a map in tests).
+    /// Load from a variable lookup (the environment in production, a map in tests)
+    /// over an optional TOML file; the lookup wins.
     pub fn from_sources(
         env: impl Fn(&str) -> Option<String>,
         file: Option<&Path>,
     ) -> Result<Config, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let file_cfg = match file {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => match toml::from_str::<FileConfig>(&text) {
-                    Ok(cfg) => cfg,
-                    Err(err) => {
-                        errors.push(problem(
-                            "GITCLAW_CONFIG",
-                            format!("{}: {}", path.display(), err.message()),
-                        ));
-                        FileConfig::default()
-                    }
-                },
-                Err(err) => {
-                    errors.push(problem(
-                        "GITCLAW_CONFIG",
-                        format!("cannot read {}: {err}", path.display()),
-                    ));
-                    FileConfig::default()
-                }
-            },
-            None => FileConfig::default(),
-        };
-        let get = |name: &str, from_file: Option<String>| {
-            env(name).filter(|v| !v.is_empty()).or(from_file)
+        let file_values = file.map(|p| read_file(p, &mut errors)).unwrap_or_default();
+        let get = |name: &str| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .or_else(|| file_values.get(name).cloned())
         };
 
-        let listen_text = get("GITCLAW_LISTEN", file_cfg.gitclaw_listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen_text = get("GITCLAW_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = match listen_text.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -111,11 +165,9 @@ impl Config {
                 None
             }
         };
-        let data_dir = PathBuf::from(
-            get("GITCLAW_DATA_DIR", file_cfg.gitclaw_data_dir)
-                .unwrap_or_else(|| "./gitclaw-data".into()),
-        );
-        let database_url = get("DATABASE_URL", file_cfg.database_url)
+        let data_dir =
+            PathBuf::from(get("GITCLAW_DATA_DIR").unwrap_or_else(|| "./gitclaw-data".into()));
+        let database_url = get("DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gitclaw.db").display()));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
@@ -126,7 +178,7 @@ impl Config {
                 "must start with sqlite: or postgres:// (e.g. sqlite://./gitclaw-data/gitclaw.db)",
             ));
         }
-        let max_pack_bytes = match env("GITCLAW_MAX_PACK_BYTES").filter(|v| !v.is_empty()) {
+        let max_pack_bytes = match get("GITCLAW_MAX_PACK_BYTES") {
             Some(text) => match parse_bytes(&text) {
                 Some(n) if n > 0 => n,
                 _ => {
@@ -137,25 +189,22 @@ impl Config {
                     0
                 }
             },
-            None => file_cfg
-                .gitclaw_max_pack_bytes
-                .unwrap_or(DEFAULT_MAX_PACK_BYTES),
+            None => DEFAULT_MAX_PACK_BYTES,
         };
-        let max_concurrent_pushes =
-            match env("GITCLAW_MAX_CONCURRENT_PUSHES").filter(|v| !v.is_empty()) {
-                Some(text) => match text.parse::<usize>() {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        errors.push(problem(
-                            "GITCLAW_MAX_CONCURRENT_PUSHES",
-                            format!("'{text}' is not a positive number"),
-                        ));
-                        1
-                    }
-                },
-                None => file_cfg.gitclaw_max_concurrent_pushes.unwrap_or(16),
-            };
-        let log_format = match get("GITCLAW_LOG_FORMAT", file_cfg.gitclaw_log_format).as_deref() {
+        let max_concurrent_pushes = match get("GITCLAW_MAX_CONCURRENT_PUSHES") {
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    errors.push(problem(
+                        "GITCLAW_MAX_CONCURRENT_PUSHES",
+                        format!("'{text}' is not a positive number"),
+                    ));
+                    1
+                }
+            },
+            None => 16,
+        };
+        let log_format = match get("GITCLAW_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -166,8 +215,7 @@ impl Config {
                 LogFormat::Text
             }
         };
-        let public_url = get("GITCLAW_PUBLIC_URL", file_cfg.gitclaw_public_url)
-            .map(|u| u.trim_end_matches('/').to_string());
+        let public_url = get("GITCLAW_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
         if let Some(url) = &public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 errors.push(problem(
@@ -176,6 +224,33 @@ impl Config {
                 ));
             }
         }
+        let mut number = |name: &'static str, default: u64| match get(name) {
+            Some(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+                errors.push(problem(name, format!("'{text}' is not a whole number")));
+                default
+            }),
+            None => default,
+        };
+        let defaults = crate::service::gc::GcSettings::default();
+        let gc = crate::service::gc::GcSettings {
+            grace_secs: number("GITCLAW_GC_GRACE_SECS", defaults.grace_secs),
+            loose_threshold: number(
+                "GITCLAW_GC_LOOSE_THRESHOLD",
+                defaults.loose_threshold as u64,
+            ) as usize,
+            pack_threshold: number("GITCLAW_GC_PACK_THRESHOLD", defaults.pack_threshold as u64)
+                as usize,
+        };
+        let s3 = match crate::s3_pending::S3Config::from_lookup(get) {
+            Ok(s3) => s3,
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|p| ConfigError {
+                    variable: p.variable,
+                    message: p.message,
+                }));
+                None
+            }
+        };
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
                 listen,
@@ -185,6 +260,8 @@ impl Config {
                 max_concurrent_pushes,
                 log_format,
                 public_url,
+                s3,
+                gc,
             }),
             _ => Err(errors),
         }
@@ -200,6 +277,8 @@ impl Config {
             max_concurrent_pushes: 16,
             log_format: LogFormat::Text,
             public_url: None,
+            s3: None,
+            gc: crate::service::gc::GcSettings::default(),
         }
     }
 }
@@ -277,6 +356,15 @@ mod tests {
             "gitclaw_listen = \"127.0.0.1:9000\"\ngitclaw_data_dir = \"/srv/git\"\n",
         )
         .unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "gitclaw_lisen = \"x\"\n").unwrap();
+        let errs = Config::from_sources(|_| None, Some(&bad)).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("unknown setting 'gitclaw_lisen'"),
+            "{errs:?}"
+        );
         let cfg = Config::from_sources(
             |k| (k == "GITCLAW_LISTEN").then(|| "127.0.0.1:9100".to_string()),
             Some(&path),

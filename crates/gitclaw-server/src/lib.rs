@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod names;
+mod s3_pending;
 pub mod service;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    service::gc::spawn_deletion_loop(state.clone(), std::time::Duration::from_secs(60));
     let router = http::router(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -132,3 +132,25 @@ pub async fn post_repo(
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
+
+/// Ready when the database answers and the object store can be listed.
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.meta.ping().await.map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DATABASE_UNAVAILABLE",
+            err.to_string(),
+        )
+    })?;
+    let probe = gitclaw_storage::RepoId::new("readyz").map_err(|err| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            err.to_string(),
+        )
+    })?;
+    state.store.list(&probe.prefix()).await.map_err(|err| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.code(), err.to_string())
+    })?;
+    Ok("ready\n")
+}

@@ -1,4 +1,5 @@
 //! Services behind the routes: the push and fetch paths.
 
+pub mod gc;
 pub mod receive_pack;
 pub mod upload_pack;

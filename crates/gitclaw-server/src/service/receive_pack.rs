@@ -402,11 +402,18 @@ async fn store_and_commit(
             details,
         })
         .await?;
+    let mut any_applied = false;
     for ((i, _), result) in updates.iter().zip(results) {
         statuses[*i] = match result {
-            RefResult::Applied => Some(RefStatus::Ok),
+            RefResult::Applied => {
+                any_applied = true;
+                Some(RefStatus::Ok)
+            }
             RefResult::Rejected(reason) => Some(RefStatus::Rejected(reason)),
         };
+    }
+    if any_applied {
+        crate::service::gc::maybe_auto_gc(state, repo);
     }
     Ok(())
 }

@@ -12,7 +12,8 @@ use gitclaw_metadata::RefRecord;
 use gitclaw_pack::{
     odb::ObjectDb,
     walk::{
-        enumerate, ok_to_give_up, plan_shallow, DeepenRequest, Graph, ShallowPlan, WalkOptions,
+        enumerate, ok_to_give_up, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph,
+        ShallowPlan, WalkOptions,
     },
     writer::{write_pack, WriteOptions},
     Kind, ObjectId,
@@ -34,6 +35,9 @@ pub const V0_CAPABILITIES: &[&str] = &[
     "include-tag",
     "multi_ack_detailed",
     "no-done",
+    "allow-tip-sha1-in-want",
+    "allow-reachable-sha1-in-want",
+    "filter",
     "object-format=sha1",
 ];
 
@@ -46,7 +50,7 @@ pub fn v2_capabilities() -> Vec<String> {
     vec![
         agent(),
         "ls-refs=unborn".into(),
-        "fetch=shallow wait-for-done".into(),
+        "fetch=shallow wait-for-done filter".into(),
         "server-option".into(),
         "object-format=sha1".into(),
     ]
@@ -94,6 +98,8 @@ pub struct FetchJob {
     pub done: bool,
     pub deepen: DeepenRequest,
     pub deepen_not_refs: Vec<String>,
+    /// Partial clone filter spec, as the client sent it.
+    pub filter: Option<String>,
     /// Largest sideband packet, or `None` for no sideband.
     pub sideband: Option<usize>,
     pub no_progress: bool,
@@ -197,6 +203,12 @@ fn fetch_inner(
         return Ok(());
     }
     let mut graph = Graph::new(db);
+    // A want need not be a ref tip, but it must be reachable from one
+    // (`allowReachableSHA1InWant`): CI checkouts fetch commits by SHA.
+    let tips: Vec<ObjectId> = refs.iter().map(|r| r.oid).collect();
+    if let Some(id) = unreachable_wants(&mut graph, &tips, &job.wants)?.first() {
+        return Err(FetchError(format!("not our ref {id}")));
+    }
     let mut deepen = job.deepen.clone();
     for name in &job.deepen_not_refs {
         let tip = refs
@@ -353,7 +365,12 @@ fn send_pack_data(
     if progress {
         sink.band(sideband::Band::Progress, b"Enumerating objects, done.\n")?;
     }
+    let filter = match &job.filter {
+        Some(spec) => Some(Filter::parse(spec).map_err(FetchError)?),
+        None => None,
+    };
     let options = WalkOptions {
+        filter,
         include_tags: if job.include_tag {
             refs.iter()
                 .filter(|r| r.peeled.is_some())

@@ -1,0 +1,246 @@
+//! Compaction ("gc"): merge a repository's loose objects and packs into one pack,
+//! swap the pack list in one transaction, and delete the replaced keys only after a
+//! grace period so clones in flight never lose a pack under them.
+//!
+//! Safe while the server runs: a push landing during compaction records its own
+//! pack or loose objects, which this compaction neither lists nor removes; two
+//! compactions of one repository race in the metadata transaction and the loser
+//! changes nothing.
+
+use std::{
+    collections::HashSet,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use gitclaw_metadata::{Compaction, NewPack, Repo};
+use gitclaw_pack::{repack::repack, writer::WriteOptions, ObjectId};
+use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
+
+use crate::app::AppState;
+
+/// Thresholds and timing of compaction.
+#[derive(Debug, Clone)]
+pub struct GcSettings {
+    /// Replaced keys are deleted this many seconds after the swap.
+    pub grace_secs: u64,
+    /// Compact automatically after a push once a repo has more loose objects than this (0: never).
+    pub loose_threshold: usize,
+    /// …or more packs than this (0: never).
+    pub pack_threshold: usize,
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings {
+            grace_secs: 3600,
+            loose_threshold: 100,
+            pack_threshold: 10,
+        }
+    }
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, Default)]
+pub struct GcOutcome {
+    pub packs_before: usize,
+    pub loose_before: usize,
+    pub new_pack: Option<ObjectId>,
+    pub objects: usize,
+}
+
+/// Repositories being compacted by this process.
+#[derive(Default)]
+pub struct GcLocks(Mutex<HashSet<String>>);
+
+struct GcGuard<'a> {
+    locks: &'a GcLocks,
+    repo_id: String,
+}
+
+impl Drop for GcGuard<'_> {
+    fn drop(&mut self) {
+        self.locks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.repo_id);
+    }
+}
+
+impl GcLocks {
+    fn try_lock(&self, repo_id: &str) -> Option<GcGuard<'_>> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(repo_id.to_string()).then(|| GcGuard {
+            locks: self,
+            repo_id: repo_id.to_string(),
+        })
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Compact one repository now. Does nothing when it already has one pack and no
+/// loose objects, or when another compaction of it runs in this process.
+pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
+    let Some(_guard) = state.gc_locks.try_lock(&repo.id) else {
+        return Ok(GcOutcome::default());
+    };
+    let repo_id = RepoId::new(&repo.id)?;
+    let packs = state.meta.list_packs(&repo.id).await?;
+    let loose = state.meta.list_loose(&repo.id).await?;
+    let mut outcome = GcOutcome {
+        packs_before: packs.len(),
+        loose_before: loose.len(),
+        ..Default::default()
+    };
+    if packs.len() <= 1 && loose.is_empty() {
+        return Ok(outcome);
+    }
+    let db = state.object_db(repo).await?;
+    let tips: Vec<ObjectId> = state
+        .meta
+        .list_refs(&repo.id)
+        .await?
+        .into_iter()
+        .map(|r| r.oid)
+        .collect();
+    let work = tempfile::Builder::new()
+        .prefix("gc-")
+        .tempdir_in(&state.tmp_dir)?;
+    let work_path = work.path().to_owned();
+    let merged = tokio::task::spawn_blocking(move || {
+        repack(&db, &tips, &work_path, &WriteOptions::default())
+    })
+    .await??;
+    let Some(merged) = merged else {
+        return Ok(outcome);
+    };
+    let hash = *merged.pack.hash();
+    state
+        .store
+        .put_file(
+            &ObjectKey::pack(&repo_id, &hash),
+            &merged.pack_path,
+            &PutOptions::pack(),
+        )
+        .await?;
+    state
+        .store
+        .put_file(
+            &ObjectKey::pack_index(&repo_id, &hash),
+            &merged.index_path,
+            &PutOptions::pack_index(),
+        )
+        .await?;
+
+    let mut replaced_keys = Vec::new();
+    for pack in &packs {
+        if pack.pack_hash != hash {
+            replaced_keys.push(
+                ObjectKey::pack(&repo_id, &pack.pack_hash)
+                    .as_str()
+                    .to_string(),
+            );
+            replaced_keys.push(
+                ObjectKey::pack_index(&repo_id, &pack.pack_hash)
+                    .as_str()
+                    .to_string(),
+            );
+        }
+    }
+    for record in &loose {
+        replaced_keys.push(ObjectKey::loose(&repo_id, &record.oid).as_str().to_string());
+    }
+    let compaction = Compaction {
+        repo_id: repo.id.clone(),
+        removed_packs: packs.iter().map(|p| p.pack_hash).collect(),
+        removed_loose: loose.iter().map(|l| l.oid).collect(),
+        new_pack: NewPack {
+            pack_hash: hash,
+            object_count: merged.objects.len() as u64,
+            pack_bytes: tokio::fs::metadata(&merged.pack_path).await?.len(),
+            index_bytes: tokio::fs::metadata(&merged.index_path).await?.len(),
+        },
+        replaced_keys,
+        delete_after: now_secs() + state.config.gc.grace_secs as i64,
+    };
+    state.meta.apply_compaction(&compaction).await?;
+    outcome.new_pack = Some(hash);
+    outcome.objects = merged.objects.len();
+    tracing::info!(
+        repo = %format!("{}/{}", repo.owner, repo.name),
+        packs_before = outcome.packs_before,
+        loose_before = outcome.loose_before,
+        objects = outcome.objects,
+        pack = %hash,
+        "compacted"
+    );
+    Ok(outcome)
+}
+
+/// After a push: compact in the background when the repo passed a threshold.
+pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
+    let settings = &state.config.gc;
+    if settings.loose_threshold == 0 && settings.pack_threshold == 0 {
+        return;
+    }
+    let state = state.clone();
+    let repo = repo.clone();
+    tokio::spawn(async move {
+        let check = async {
+            let stats = state.meta.repo_stats(&repo.id).await?;
+            let settings = &state.config.gc;
+            let loose_over = settings.loose_threshold > 0
+                && stats.loose_objects as usize > settings.loose_threshold;
+            let packs_over =
+                settings.pack_threshold > 0 && stats.packs as usize > settings.pack_threshold;
+            if loose_over || packs_over {
+                gc_repo(&state, &repo).await?;
+            }
+            anyhow::Ok(())
+        };
+        if let Err(err) = check.await {
+            tracing::warn!(repo = %repo.id, error = %format!("{err:#}"), "automatic compaction failed");
+        }
+    });
+}
+
+/// Delete the keys whose grace period is over; returns how many.
+pub async fn run_due_deletions(state: &AppState) -> anyhow::Result<usize> {
+    let mut done = 0;
+    loop {
+        let due = state.meta.due_deletions(now_secs(), 500).await?;
+        if due.is_empty() {
+            return Ok(done);
+        }
+        for item in &due {
+            match ObjectKey::parse(&item.key) {
+                Ok(key) => state.store.delete(&key).await?,
+                Err(err) => {
+                    tracing::warn!(key = %item.key, error = %err, "dropping a malformed pending deletion")
+                }
+            }
+            state.meta.finish_deletion(&item.repo_id, &item.key).await?;
+            done += 1;
+        }
+    }
+}
+
+/// Run due deletions every `period` until the process ends.
+pub fn spawn_deletion_loop(state: AppState, period: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = run_due_deletions(&state).await {
+                tracing::warn!(error = %format!("{err:#}"), "deleting replaced packs failed; will retry");
+            }
+        }
+    });
+}

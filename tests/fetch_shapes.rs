@@ -1,0 +1,211 @@
+//! The fetch shapes CI systems use: partial clones and their lazy fetches, fetch
+//! of a commit by SHA, shallow by date and by excluded ref.
+
+mod common;
+
+use common::*;
+
+struct Setup {
+    server: Server,
+    work: tempfile::TempDir,
+    src: std::path::PathBuf,
+    url: String,
+}
+
+fn setup(name: &str) -> Setup {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 10);
+    let url = server.create_repo("shapes", name);
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            &url,
+            "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*",
+        ],
+    );
+    Setup {
+        server,
+        work,
+        src,
+        url,
+    }
+}
+
+fn missing_objects(dir: &std::path::Path) -> usize {
+    git(dir, &["rev-list", "--objects", "--missing=print", "--all"])
+        .lines()
+        .filter(|l| l.starts_with('?'))
+        .count()
+}
+
+#[test]
+fn partial_clones_and_lazy_fetches() {
+    for v in ["0", "2"] {
+        let s = setup(&format!("partial-v{v}"));
+        for spec in ["blob:none", "blob:limit=1k", "tree:0"] {
+            let dir = s
+                .work
+                .path()
+                .join(format!("clone-{v}-{}", spec.replace([':', '='], "-")));
+            git(
+                s.work.path(),
+                &[
+                    "-c",
+                    &format!("protocol.version={v}"),
+                    "clone",
+                    "-q",
+                    &format!("--filter={spec}"),
+                    &s.url,
+                    dir.to_str().unwrap(),
+                ],
+            );
+            assert!(
+                missing_objects(&dir) > 0,
+                "{spec} v{v}: the clone is partial"
+            );
+            assert_eq!(
+                git(&dir, &["rev-parse", "HEAD^{tree}"]),
+                git(&s.src, &["rev-parse", "main^{tree}"])
+            );
+            // Lazy fetches of what an old checkout needs.
+            git(
+                &dir,
+                &[
+                    "-c",
+                    &format!("protocol.version={v}"),
+                    "checkout",
+                    "-q",
+                    "main~5",
+                ],
+            );
+            assert_eq!(
+                std::fs::read(dir.join("history.txt")).unwrap(),
+                git(&s.src, &["show", "main~5:history.txt"]).into_bytes(),
+                "{spec} v{v}"
+            );
+            git(&dir, &["fsck"]);
+        }
+    }
+}
+
+#[test]
+fn fetch_of_a_reachable_commit_by_sha() {
+    let s = setup("by-sha");
+    let target = git(&s.src, &["rev-parse", "main~4"]).trim().to_string();
+    for v in ["0", "2"] {
+        let dir = s.work.path().join(format!("ci-{v}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q"]);
+        git(
+            &dir,
+            &[
+                "-c",
+                &format!("protocol.version={v}"),
+                "fetch",
+                "-q",
+                "--depth=1",
+                &s.url,
+                &target,
+            ],
+        );
+        assert_eq!(git(&dir, &["rev-parse", "FETCH_HEAD"]).trim(), target);
+        assert_eq!(
+            git(&dir, &["rev-list", "--count", "FETCH_HEAD"]).trim(),
+            "1"
+        );
+        git(&dir, &["fsck", "--strict", "--no-dangling"]);
+
+        // Unknown: refused.
+        let unknown = "0123456789abcdef0123456789abcdef01234567";
+        let out = git_output(
+            &dir,
+            &[
+                "-c",
+                &format!("protocol.version={v}"),
+                "fetch",
+                "--depth=1",
+                &s.url,
+                unknown,
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not our ref"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Unreachable: a branch pushed, then deleted, leaves its commit stored but unreachable.
+    git(&s.src, &["checkout", "-q", "-b", "doomed"]);
+    let doomed = commit_file(&s.src, "doomed.txt", "soon gone\n", "doomed");
+    git(&s.src, &["push", "-q", &s.url, "doomed"]);
+    git(&s.src, &["push", "-q", &s.url, "--delete", "doomed"]);
+    let dir = s.work.path().join("ci-unreachable");
+    std::fs::create_dir_all(&dir).unwrap();
+    git(&dir, &["init", "-q"]);
+    let out = git_output(&dir, &["fetch", "--depth=1", &s.url, &doomed]);
+    assert!(!out.status.success(), "an unreachable commit is not served");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not our ref"));
+    let _ = &s.server;
+}
+
+#[test]
+fn shallow_since_and_shallow_exclude() {
+    let s = setup("since");
+    for v in ["0", "2"] {
+        // The fixture's commits are one minute apart from 1700000000.
+        let cut = git(&s.src, &["log", "-1", "--format=%ct", "main~3"])
+            .trim()
+            .to_string();
+        let dir = s.work.path().join(format!("since-{v}"));
+        git(
+            s.work.path(),
+            &[
+                "-c",
+                &format!("protocol.version={v}"),
+                "clone",
+                "-q",
+                &format!("--shallow-since=@{cut}"),
+                "--single-branch",
+                &s.url,
+                dir.to_str().unwrap(),
+            ],
+        );
+        let expected = git(
+            &s.src,
+            &["rev-list", "--count", &format!("--since=@{cut}"), "main"],
+        );
+        assert_eq!(
+            git(&dir, &["rev-list", "--count", "HEAD"]),
+            expected,
+            "v{v}"
+        );
+        git(&dir, &["fsck", "--strict", "--no-dangling"]);
+
+        let dir = s.work.path().join(format!("exclude-{v}"));
+        git(
+            s.work.path(),
+            &[
+                "-c",
+                &format!("protocol.version={v}"),
+                "clone",
+                "-q",
+                "--shallow-exclude=v1.0",
+                "--single-branch",
+                &s.url,
+                dir.to_str().unwrap(),
+            ],
+        );
+        let expected = git(&s.src, &["rev-list", "--count", "main", "--not", "v1.0"]);
+        assert_eq!(
+            git(&dir, &["rev-list", "--count", "HEAD"]),
+            expected,
+            "v{v}"
+        );
+    }
+}

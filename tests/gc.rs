@@ -1,0 +1,175 @@
+//! Compaction: loose objects and packs merge into one pack; replaced keys go only
+//! after their grace period; automatic compaction after pushes; clones stay whole.
+
+mod common;
+
+use common::*;
+
+fn count(keys: &[String], suffix: &str) -> usize {
+    keys.iter().filter(|k| k.ends_with(suffix)).count()
+}
+
+fn loose(keys: &[String]) -> usize {
+    keys.iter().filter(|k| k.contains("/objects/")).count()
+}
+
+#[test]
+fn gc_merges_everything_into_one_pack_and_deletes_after_the_grace_period() {
+    for backend in BACKENDS {
+        let server = Server::start_with(|c| {
+            if backend == Backend::S3Postgres {
+                use_s3_postgres(c, None);
+            }
+            c.gc.loose_threshold = 0;
+            c.gc.pack_threshold = 0;
+            c.gc.grace_secs = 0;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 2);
+        let url = server.create_repo("gary", "gc");
+        git(&src, &["push", "-q", &url, "main"]);
+        for i in 0..6 {
+            commit_file(
+                &src,
+                "small.txt",
+                &format!("small {i}\n"),
+                &format!("small {i}"),
+            );
+            git(&src, &["push", "-q", &url, "main"]);
+        }
+        for i in 0..15 {
+            std::fs::write(src.join(format!("bulk-{i}.txt")), format!("bulk {i}\n")).unwrap();
+        }
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", "bulk"]);
+        git(&src, &["push", "-q", &url, "main"]);
+        let before = server.stored_keys("gary", "gc");
+        assert!(
+            count(&before, ".pack") >= 2 && loose(&before) >= 18,
+            "{backend:?}: {before:?}"
+        );
+
+        let repo = server
+            .block_on(server.state.meta.get_repo("gary", "gc"))
+            .unwrap()
+            .unwrap();
+        let outcome = server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .unwrap();
+        assert!(outcome.new_pack.is_some());
+        let stats = server
+            .block_on(server.state.meta.repo_stats(&repo.id))
+            .unwrap();
+        assert_eq!((stats.packs, stats.loose_objects), (1, 0), "{backend:?}");
+
+        // Until deletions run, the replaced keys are still there for clones in flight.
+        assert!(server.stored_keys("gary", "gc").len() > 2);
+        let deleted = server
+            .block_on(gitclaw_server::service::gc::run_due_deletions(
+                &server.state,
+            ))
+            .unwrap();
+        assert!(deleted > 0);
+        let after = server.stored_keys("gary", "gc");
+        assert_eq!(
+            (count(&after, ".pack"), count(&after, ".idx"), loose(&after)),
+            (1, 1, 0),
+            "{backend:?}: {after:?}"
+        );
+
+        let clone = work.path().join("clone");
+        git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+        assert_eq!(
+            git(&clone, &["rev-parse", "HEAD"]),
+            git(&src, &["rev-parse", "HEAD"])
+        );
+        git(&clone, &["fsck", "--strict"]);
+        // Pushing and fetching go on as before.
+        let tip = commit_file(&src, "after.txt", "after gc\n", "after gc");
+        git(&src, &["push", "-q", &url, "main"]);
+        git(&clone, &["pull", "-q", "--ff-only"]);
+        assert_eq!(git(&clone, &["rev-parse", "HEAD"]).trim(), tip);
+    }
+}
+
+#[test]
+fn grace_period_keeps_replaced_packs_readable() {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+        c.gc.grace_secs = 3600;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    let url = server.create_repo("gina", "grace");
+    git(&src, &["push", "-q", &url, "main"]);
+    commit_file(&src, "x.txt", "x\n", "x");
+    git(&src, &["push", "-q", &url, "main"]);
+    let before = server.stored_keys("gina", "grace");
+    let repo = server
+        .block_on(server.state.meta.get_repo("gina", "grace"))
+        .unwrap()
+        .unwrap();
+    server
+        .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+        .unwrap();
+    assert_eq!(
+        server
+            .block_on(gitclaw_server::service::gc::run_due_deletions(
+                &server.state
+            ))
+            .unwrap(),
+        0,
+        "nothing is deleted inside the grace period"
+    );
+    let after = server.stored_keys("gina", "grace");
+    for key in &before {
+        assert!(after.contains(key), "{key} survives the grace period");
+    }
+}
+
+#[test]
+fn automatic_compaction_after_pushes() {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 8;
+        c.gc.pack_threshold = 3;
+        c.gc.grace_secs = 3600;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    let url = server.create_repo("hank", "auto");
+    git(&src, &["push", "-q", &url, "main"]);
+    for i in 0..5 {
+        commit_file(
+            &src,
+            "auto.txt",
+            &format!("auto {i}\n"),
+            &format!("auto {i}"),
+        );
+        git(&src, &["push", "-q", &url, "main"]);
+    }
+    let repo = server
+        .block_on(server.state.meta.get_repo("hank", "auto"))
+        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stats = server
+            .block_on(server.state.meta.repo_stats(&repo.id))
+            .unwrap();
+        if stats.loose_objects <= 8 && stats.packs <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no automatic compaction: {stats:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let clone = work.path().join("clone");
+    git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+    git(&clone, &["fsck", "--strict"]);
+}
