@@ -197,6 +197,25 @@ impl PackHandle {
         Ok((outcome.kind, outcome.object_size))
     }
 
+    /// The whole pack file: header, entries and trailing checksum.
+    pub fn raw_pack(&self) -> Result<&[u8]> {
+        let len = self.bundle.pack.data_len() as u64;
+        self.bundle
+            .pack
+            .entry_slice(0..len)
+            .ok_or_else(|| PackError::Corrupt(format!("pack {} cannot be mapped whole", self.hash)))
+    }
+
+    /// Whether any entry of the pack is an OFS_DELTA (which needs the client's `ofs-delta`).
+    pub fn has_ofs_deltas(&self) -> Result<bool> {
+        for index in 0..self.num_objects() {
+            if matches!(self.entry_header(index)?.0, Header::OfsDelta { .. }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The header of the stored entry at index position `index`, without reading its data.
     pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
         let entry = self

@@ -117,6 +117,33 @@ struct Item {
     size: Option<u64>,
 }
 
+/// When one stored pack holds exactly `objects` (a full clone of a compacted
+/// repository), copy the pack file as it is: no per-entry work at all.
+fn whole_pack(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+) -> Result<Option<usize>> {
+    let Some(first) = objects.first() else {
+        return Ok(None);
+    };
+    let Some(Location::Packed { pack, .. }) = db.locate(&first.id) else {
+        return Ok(None);
+    };
+    let handle = &db.packs()[pack];
+    if handle.num_objects() as usize != objects.len() {
+        return Ok(None);
+    }
+    // Equal counts and every object found in this pack: the sets are equal (ids are unique).
+    if !objects.iter().all(|o| handle.lookup(&o.id).is_some()) {
+        return Ok(None);
+    }
+    if !options.ofs_delta && handle.has_ofs_deltas()? {
+        return Ok(None);
+    }
+    Ok(Some(pack))
+}
+
 /// Write a pack holding exactly `objects` to `out`. `client_has` (used when
 /// `options.thin`) names objects the client already has.
 pub fn write_pack(
@@ -128,6 +155,24 @@ pub fn write_pack(
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
     let packs = db.packs();
+    if let Some(pack) = whole_pack(db, objects, options)? {
+        let bytes = packs[pack].raw_pack()?;
+        progress(0, objects.len() as u32);
+        for chunk in bytes.chunks(1 << 20) {
+            out.write_all(chunk)
+                .map_err(PackError::io("sending pack data"))?;
+        }
+        out.flush().map_err(PackError::io("sending pack data"))?;
+        progress(objects.len() as u32, objects.len() as u32);
+        return Ok(WriteStats {
+            objects: objects.len() as u32,
+            reused: objects.len() as u32,
+            reused_deltas: 0,
+            new_deltas: 0,
+            bytes: bytes.len() as u64,
+            checksum: Some(*packs[pack].hash()),
+        });
+    }
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {
         let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;

@@ -582,3 +582,32 @@ fn repack_merges_packs_and_loose_objects_into_one() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_pack_holding_exactly_the_clone_is_streamed_as_is() {
+    let f = fixture();
+    let tips: Vec<ObjectId> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let mut graph = Graph::new(&f.db);
+    let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default()).unwrap();
+    let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default()).unwrap();
+    let mut pack = Vec::new();
+    let stats = write_pack(
+        &f.db,
+        &outcome.objects,
+        None,
+        &WriteOptions::default(),
+        &mut pack,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let stored = std::fs::read(f.db.packs()[0].index_path().with_extension("pack")).unwrap();
+    assert!(pack == stored, "the stored pack goes out byte for byte");
+    assert_eq!(stats.reused, stats.objects);
+    assert_eq!(
+        index_with_git(&pack, &f.scratch, None),
+        rev_list_objects(&f.repo, &["--all"])
+    );
+}
