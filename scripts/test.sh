@@ -14,6 +14,8 @@ apt_install() {
 }
 need git || apt_install git
 need python3 || apt_install python3
+# git http-backend under lighttpd is the reference server of the parity tests.
+[ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
