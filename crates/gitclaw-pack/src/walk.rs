@@ -35,7 +35,13 @@ pub struct Graph<'a> {
     db: &'a ObjectDb,
     commits: HashMap<ObjectId, CommitInfo>,
     buf: Vec<u8>,
+    /// Commits and trees parsed so far, and who wants to hear about it.
+    parsed: u64,
+    on_progress: Option<Box<dyn FnMut(u64) + 'a>>,
 }
+
+/// Parsed objects between two progress calls.
+const PROGRESS_EVERY: u64 = 1024;
 
 impl<'a> Graph<'a> {
     pub fn new(db: &'a ObjectDb) -> Self {
@@ -44,6 +50,23 @@ impl<'a> Graph<'a> {
             db,
             commits: HashMap::default(),
             buf: Vec::new(),
+            parsed: 0,
+            on_progress: None,
+        }
+    }
+
+    /// Call `f` with the number of commits and trees parsed so far, every so often
+    /// during long walks (for progress lines and keepalives).
+    pub fn on_progress(&mut self, f: impl FnMut(u64) + 'a) {
+        self.on_progress = Some(Box::new(f));
+    }
+
+    fn count_parsed(&mut self) {
+        self.parsed += 1;
+        if self.parsed % PROGRESS_EVERY == 0 {
+            if let Some(f) = self.on_progress.as_mut() {
+                f(self.parsed);
+            }
         }
     }
 
@@ -53,6 +76,7 @@ impl<'a> Graph<'a> {
 
     fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
         if !self.commits.contains_key(id) {
+            self.count_parsed();
             let kind = self.reader.read_existing(id, &mut self.buf)?;
             if kind != Kind::Commit {
                 return Err(PackError::MalformedObject {
@@ -622,6 +646,7 @@ fn walk_trees(
         if kind != Kind::Tree {
             continue;
         }
+        graph.count_parsed();
         let actual = graph.reader.read_existing(&id, &mut buf)?;
         let parsed = ObjectRef::from_bytes(&buf, actual, gix_hash::Kind::Sha1).map_err(|err| {
             PackError::MalformedObject {

@@ -6,7 +6,12 @@
 //! engine's. Everything here after request parsing runs on a blocking thread and
 //! writes into a streamed response body.
 
-use std::io::Write;
+use std::{
+    cell::{Cell, RefCell},
+    io::Write,
+    rc::Rc,
+    time::Instant,
+};
 
 use gitclaw_metadata::RefRecord;
 use gitclaw_pack::{
@@ -167,7 +172,9 @@ pub fn run_fetch(
     out: &mut dyn Write,
 ) -> Result<(), FetchError> {
     let mut pack_started = false;
-    let result = fetch_inner(db, refs, job, out, &mut pack_started);
+    let shared = RefCell::new(out);
+    let result = fetch_inner(db, refs, job, &shared, &mut pack_started);
+    let out = shared.into_inner();
     if let Err(err) = &result {
         let message = format!("upload-pack: {}", err.0);
         if pack_started && job.sideband.is_some() {
@@ -184,13 +191,31 @@ pub fn run_fetch(
     result
 }
 
+/// The response writer, shared between the request's own writes and the
+/// keepalives sent from inside long walks (one thread; never both at once).
+struct Shared<'r, 'w>(&'r RefCell<&'w mut dyn Write>);
+
+impl Write for Shared<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(data)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// Seconds of silence after which a keepalive (or a progress line) goes out.
+const KEEPALIVE_SECS: u64 = 2;
+
 fn fetch_inner(
     db: &ObjectDb,
     refs: &[PeeledRef],
     job: &FetchJob,
-    out: &mut dyn Write,
+    shared: &RefCell<&mut dyn Write>,
     pack_started: &mut bool,
 ) -> Result<(), FetchError> {
+    let mut out_writer = Shared(shared);
+    let out: &mut dyn Write = &mut out_writer;
     for want in &job.wants {
         if !db.contains(want) {
             return Err(FetchError(format!("not our ref {want}")));
@@ -203,6 +228,31 @@ fn fetch_inner(
         return Ok(());
     }
     let mut graph = Graph::new(db);
+    // Once the pack phase has begun (sideband open), long walks send progress lines,
+    // or empty keepalive packets under no-progress, so proxies and clients never see
+    // the connection go quiet.
+    let keepalive_from: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+    if let Some(max) = job.sideband {
+        let last = keepalive_from.clone();
+        let progress = !job.no_progress;
+        graph.on_progress(move |parsed| {
+            let Some(since) = last.get() else { return };
+            if since.elapsed().as_secs() < KEEPALIVE_SECS {
+                return;
+            }
+            let mut buf = Vec::new();
+            if progress {
+                let line = format!("Counting objects: {parsed}\r");
+                sideband::write_band(&mut buf, sideband::Band::Progress, line.as_bytes(), max);
+            } else {
+                sideband::write_band(&mut buf, sideband::Band::Data, b"", max);
+            }
+            if let Ok(mut w) = shared.try_borrow_mut() {
+                let _ = w.write_all(&buf).and_then(|_| w.flush());
+            }
+            last.set(Some(Instant::now()));
+        });
+    }
     // A want need not be a ref tip, but it must be reachable from one
     // (`allowReachableSHA1InWant`): CI checkouts fetch commits by SHA.
     let tips: Vec<ObjectId> = refs.iter().map(|r| r.oid).collect();
@@ -259,6 +309,7 @@ fn fetch_inner(
         pkt(out, "packfile\n")?;
     }
     *pack_started = true;
+    keepalive_from.set(Some(Instant::now()));
     send_pack_data(db, refs, job, &mut graph, &commons, &plan, out)?;
     Ok(())
 }
