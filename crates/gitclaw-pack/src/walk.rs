@@ -63,7 +63,7 @@ impl<'a> Graph<'a> {
 
     fn count_parsed(&mut self) {
         self.parsed += 1;
-        if self.parsed % PROGRESS_EVERY == 0 {
+        if self.parsed.is_multiple_of(PROGRESS_EVERY) {
             if let Some(f) = self.on_progress.as_mut() {
                 f(self.parsed);
             }
