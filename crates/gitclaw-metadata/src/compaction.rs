@@ -114,6 +114,26 @@ impl Metadata {
             .collect()
     }
 
+    /// Remember a key — or, ending in `/`, a whole prefix — to delete once
+    /// `delete_after` has passed (a repository whose deletion did not finish).
+    pub async fn schedule_deletion(
+        &self,
+        repo_id: &str,
+        key: &str,
+        delete_after: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(key)
+        .bind(delete_after)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Forget deletions that were carried out.
     pub async fn finish_deletion(&self, repo_id: &str, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")

@@ -47,6 +47,20 @@ enum RepoCommand {
         #[arg(long)]
         private: bool,
     },
+    /// Delete a repository and every object it stores.
+    Delete {
+        /// OWNER/NAME
+        name: String,
+    },
+    /// Fork a repository: a server-side copy of its objects and refs.
+    Fork {
+        /// OWNER/NAME of the source
+        source: String,
+        /// OWNER/NAME of the new repository
+        target: String,
+    },
+    /// List repositories.
+    List,
 }
 
 /// Entry point of the binary: one readable line and a non-zero status on any error.
@@ -78,6 +92,11 @@ pub fn main() -> ExitCode {
             Command::Repo(RepoCommand::Create { name, private }) => {
                 repo_create(config, &name, private).await
             }
+            Command::Repo(RepoCommand::Delete { name }) => repo_delete(config, &name).await,
+            Command::Repo(RepoCommand::Fork { source, target }) => {
+                repo_fork(config, &source, &target).await
+            }
+            Command::Repo(RepoCommand::List) => repo_list(config).await,
             Command::Check => check(config).await,
             Command::Gc { repo } => gc(config, repo.as_deref()).await,
         }
@@ -208,5 +227,61 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     }
     let deleted = crate::service::gc::run_due_deletions(&state).await?;
     println!("deleted {deleted} replaced keys past their grace period");
+    Ok(())
+}
+
+async fn find(state: &AppState, full: &str) -> anyhow::Result<gitclaw_metadata::Repo> {
+    let (owner, name) = split_name(full)?;
+    state
+        .meta
+        .get_repo(owner, name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("repository not found: {full}"))
+}
+
+async fn repo_delete(config: Config, full: &str) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let repo = find(&state, full).await?;
+    crate::service::lifecycle::delete_repo(&state, &repo, "cli").await?;
+    println!("deleted {full}");
+    Ok(())
+}
+
+async fn repo_fork(config: Config, source: &str, target: &str) -> anyhow::Result<()> {
+    let (owner, name) = split_name(target)?;
+    crate::names::validate_name("owner", owner).map_err(|m| anyhow::anyhow!(m))?;
+    crate::names::validate_name("repository", name).map_err(|m| anyhow::anyhow!(m))?;
+    let state = AppState::open(config).await?;
+    let repo = find(&state, source).await?;
+    let fork = crate::service::lifecycle::fork_repo(&state, &repo, owner, name, "cli").await?;
+    let view = crate::http::api::RepoView::new(&state, fork);
+    println!(
+        "forked {source} to {}/{} (id {})",
+        view.owner, view.name, view.id
+    );
+    println!("{}", view.clone_url);
+    Ok(())
+}
+
+async fn repo_list(config: Config) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = state
+            .meta
+            .list_repos(after.as_ref().map(|(o, n)| (o.as_str(), n.as_str())), 500)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.owner.clone(), last.name.clone()));
+        for repo in &page {
+            println!(
+                "{}/{}\t{}\t{}",
+                repo.owner,
+                repo.name,
+                if repo.private { "private" } else { "public" },
+                repo.id
+            );
+        }
+    }
     Ok(())
 }

@@ -11,7 +11,11 @@ use axum::{
 use gitclaw_metadata::{Error as MetadataError, Repo};
 use serde::{Deserialize, Serialize};
 
-use crate::{app::AppState, names};
+use crate::{
+    app::AppState,
+    names,
+    service::lifecycle::{self, LifecycleError},
+};
 
 /// An API error as JSON.
 #[derive(Debug, Serialize)]
@@ -153,4 +157,188 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.code(), err.to_string())
     })?;
     Ok("ready\n")
+}
+
+fn db_error(err: MetadataError) -> ApiError {
+    tracing::error!(error = %err, "metadata request failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "DATABASE_ERROR",
+        err.to_string(),
+    )
+}
+
+/// The repository an API path names, or 400 / 404.
+async fn find_repo(state: &AppState, owner: &str, name: &str) -> Result<Repo, ApiError> {
+    names::validate_name("owner", owner)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
+    names::validate_name("repository", name)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
+    state
+        .meta
+        .get_repo(owner, name)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("repository {owner}/{name} not found"),
+            )
+        })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Continue after this `owner/name` (the `next` of the previous page).
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RepoPage {
+    pub repos: Vec<RepoView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+pub async fn list_repos(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RepoPage>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", r.body_text()))?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let after = match &query.after {
+        Some(text) => Some(text.split_once('/').ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "after must be OWNER/NAME",
+            )
+        })?),
+        None => None,
+    };
+    let repos = state
+        .meta
+        .list_repos(after, limit)
+        .await
+        .map_err(db_error)?;
+    let next = (repos.len() == limit as usize)
+        .then(|| repos.last().map(|r| format!("{}/{}", r.owner, r.name)))
+        .flatten();
+    Ok(Json(RepoPage {
+        repos: repos
+            .into_iter()
+            .map(|r| RepoView::new(&state, r))
+            .collect(),
+        next,
+    }))
+}
+
+pub async fn get_repo(
+    State(state): State<AppState>,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<RepoView>, ApiError> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    Ok(Json(RepoView::new(&state, repo)))
+}
+
+fn lifecycle_error(err: LifecycleError) -> ApiError {
+    match err {
+        LifecycleError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
+        LifecycleError::AlreadyExists(m) => ApiError::new(
+            StatusCode::CONFLICT,
+            "ALREADY_EXISTS",
+            format!("repository {m} already exists"),
+        ),
+        LifecycleError::Metadata(err) => db_error(err),
+        LifecycleError::Storage(err) => {
+            tracing::error!(error = %err, code = err.code(), "object store request failed");
+            let status = if err.is_retryable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            ApiError::new(status, err.code(), err.to_string())
+        }
+    }
+}
+
+pub async fn delete_repo(
+    State(state): State<AppState>,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    lifecycle::delete_repo(&state, &repo, "anonymous")
+        .await
+        .map_err(lifecycle_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    pub owner: String,
+    pub name: String,
+}
+
+pub async fn fork_repo(
+    State(state): State<AppState>,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    payload: Result<Json<ForkRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<RepoView>), ApiError> {
+    let Json(req) = payload?;
+    let source = find_repo(&state, &owner, &name).await?;
+    names::validate_name("owner", &req.owner)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
+    names::validate_name("repository", &req.name)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
+    let fork = lifecycle::fork_repo(&state, &source, &req.owner, &req.name, "anonymous")
+        .await
+        .map_err(lifecycle_error)?;
+    Ok((StatusCode::CREATED, Json(RepoView::new(&state, fork))))
+}
+
+pub async fn repo_stats(
+    State(state): State<AppState>,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<gitclaw_metadata::RepoStats>, ApiError> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    Ok(Json(
+        state.meta.repo_stats(&repo.id).await.map_err(db_error)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// Events older than this id (the `next` of the previous page).
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    pub events: Vec<gitclaw_metadata::AuditEvent>,
+    pub next: Option<i64>,
+}
+
+pub async fn repo_audit(
+    State(state): State<AppState>,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", r.body_text()))?;
+    let repo = find_repo(&state, &owner, &name).await?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let events = state
+        .meta
+        .list_audit(Some(&repo.id), query.before, limit)
+        .await
+        .map_err(db_error)?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage { events, next }))
 }

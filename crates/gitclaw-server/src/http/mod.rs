@@ -16,7 +16,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .route("/api/v1/repos", post(api::post_repo))
+        .route("/api/v1/repos", post(api::post_repo).get(api::list_repos))
+        .route(
+            "/api/v1/repos/{owner}/{name}",
+            get(api::get_repo).delete(api::delete_repo),
+        )
+        .route("/api/v1/repos/{owner}/{name}/fork", post(api::fork_repo))
+        .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))
+        .route("/api/v1/repos/{owner}/{name}/audit", get(api::repo_audit))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))

@@ -220,10 +220,19 @@ pub async fn run_due_deletions(state: &AppState) -> anyhow::Result<usize> {
             return Ok(done);
         }
         for item in &due {
-            match ObjectKey::parse(&item.key) {
-                Ok(key) => state.store.delete(&key).await?,
-                Err(err) => {
-                    tracing::warn!(key = %item.key, error = %err, "dropping a malformed pending deletion")
+            if let Some(repo) = item.key.strip_suffix('/') {
+                // A whole repository whose deletion did not finish.
+                let prefix = RepoId::new(repo)?.prefix();
+                state.store.delete_prefix(&prefix).await?;
+                if !state.store.list(&prefix).await?.is_empty() {
+                    anyhow::bail!("keys remain under {}", prefix.as_str());
+                }
+            } else {
+                match ObjectKey::parse(&item.key) {
+                    Ok(key) => state.store.delete(&key).await?,
+                    Err(err) => {
+                        tracing::warn!(key = %item.key, error = %err, "dropping a malformed pending deletion")
+                    }
                 }
             }
             state.meta.finish_deletion(&item.repo_id, &item.key).await?;
