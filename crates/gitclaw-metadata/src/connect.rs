@@ -91,6 +91,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "compaction",
         include_str!("../migrations/sqlite/0002_compaction.sql"),
     ),
+    (
+        3,
+        "tokens",
+        include_str!("../migrations/sqlite/0003_tokens.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -102,6 +107,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "compaction",
         include_str!("../migrations/postgres/0002_compaction.sql"),
+    ),
+    (
+        3,
+        "tokens",
+        include_str!("../migrations/postgres/0003_tokens.sql"),
     ),
 ];
 

@@ -35,6 +35,7 @@ mod objects;
 mod push;
 mod refs;
 mod repos;
+mod tokens;
 mod util;
 
 pub use audit::{AuditAction, AuditEvent};
@@ -49,6 +50,7 @@ pub use push::{
 };
 pub use refs::RefRecord;
 pub use repos::{ForkRepo, Repo, RepoSnapshot, DEFAULT_HEAD_REF};
+pub use tokens::{Access, Token};
 
 use sqlx::AnyPool;
 

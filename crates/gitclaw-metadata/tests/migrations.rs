@@ -55,11 +55,13 @@ async fn sqlite_fresh_database_and_reconnect() {
             "packs",
             "pending_deletions",
             "refs",
-            "repositories"
+            "repositories",
+            "token_scopes",
+            "tokens"
         ]
     );
     let first = applied(&mut conn).await;
-    assert_eq!(first, [(1, true), (2, true)]);
+    assert_eq!(first, [(1, true), (2, true), (3, true)]);
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

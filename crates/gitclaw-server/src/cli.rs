@@ -29,11 +29,30 @@ enum Command {
     Repo(RepoCommand),
     /// Validate the configuration and reach the database and the object store.
     Check,
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Compact repositories: merge loose objects and packs into one pack per repo
     /// (safe while the server runs), then delete replaced keys whose grace period is over.
     Gc {
         /// OWNER/NAME; every repository when omitted.
         repo: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line of the output.
+    Create {
+        /// A name for the token (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        /// The token may do anything.
+        #[arg(long)]
+        admin: bool,
+        /// OWNER/NAME:read or OWNER/NAME:write (repeatable).
+        #[arg(long = "repo")]
+        repos: Vec<String>,
     },
 }
 
@@ -98,6 +117,9 @@ pub fn main() -> ExitCode {
             }
             Command::Repo(RepoCommand::List) => repo_list(config).await,
             Command::Check => check(config).await,
+            Command::Token(TokenCommand::Create { name, admin, repos }) => {
+                token_create(config, &name, admin, &repos).await
+            }
             Command::Gc { repo } => gc(config, repo.as_deref()).await,
         }
     });
@@ -123,16 +145,25 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.admin_token.is_none() && !config.listen.ip().is_loopback() && !config.allow_anonymous
+    {
+        anyhow::bail!(
+            "GITCLAW_LISTEN: refusing to serve {} without authentication; set GITCLAW_ADMIN_TOKEN, or GITCLAW_ALLOW_ANONYMOUS=true to run open",
+            config.listen
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|err| {
             anyhow::anyhow!("GITCLAW_LISTEN: cannot listen on {}: {err}", config.listen)
         })?;
     let state = AppState::open(config.clone()).await?;
-    tracing::warn!(
-        "no authentication is configured: anyone who can reach {} may read and push",
-        config.listen
-    );
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "no authentication is configured (GITCLAW_ADMIN_TOKEN is unset): anyone who can reach {} may read and push",
+            config.listen
+        );
+    }
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
@@ -283,5 +314,32 @@ async fn repo_list(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn token_create(
+    config: Config,
+    name: &str,
+    admin: bool,
+    repos: &[String],
+) -> anyhow::Result<()> {
+    let mut scopes = Vec::with_capacity(repos.len());
+    for spec in repos {
+        let (repo, access) = spec.rsplit_once(':').ok_or_else(|| {
+            anyhow::anyhow!("--repo expects OWNER/NAME:read or OWNER/NAME:write, got '{spec}'")
+        })?;
+        scopes.push((repo.to_string(), access.to_string()));
+    }
+    let state = AppState::open(config).await?;
+    let token = crate::http::api::mint_token(&state, name, admin, &scopes)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+    println!(
+        "created token '{}' (id {}{})",
+        token.name,
+        token.id,
+        if token.admin { ", admin" } else { "" }
+    );
+    println!("{}", token.token);
     Ok(())
 }

@@ -30,6 +30,10 @@ pub struct Config {
     pub s3: Option<crate::s3_pending::S3Config>,
     /// Compaction thresholds and grace period.
     pub gc: crate::service::gc::GcSettings,
+    /// The bootstrap admin token; `None` runs the server open (no authentication).
+    pub admin_token: Option<String>,
+    /// Allow running open on a non-loopback address.
+    pub allow_anonymous: bool,
 }
 
 /// One configuration problem, naming the variable.
@@ -56,6 +60,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_MAX_CONCURRENT_PUSHES",
     "GITCLAW_LOG_FORMAT",
     "GITCLAW_PUBLIC_URL",
+    "GITCLAW_ADMIN_TOKEN",
+    "GITCLAW_ALLOW_ANONYMOUS",
     "GITCLAW_GC_GRACE_SECS",
     "GITCLAW_GC_LOOSE_THRESHOLD",
     "GITCLAW_GC_PACK_THRESHOLD",
@@ -241,6 +247,26 @@ impl Config {
             pack_threshold: number("GITCLAW_GC_PACK_THRESHOLD", defaults.pack_threshold as u64)
                 as usize,
         };
+        let admin_token = get("GITCLAW_ADMIN_TOKEN");
+        if let Some(token) = &admin_token {
+            if token.len() < 16 {
+                errors.push(problem(
+                    "GITCLAW_ADMIN_TOKEN",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        let allow_anonymous = match get("GITCLAW_ALLOW_ANONYMOUS").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                errors.push(problem(
+                    "GITCLAW_ALLOW_ANONYMOUS",
+                    format!("'{other}' is neither true nor false"),
+                ));
+                false
+            }
+        };
         let s3 = match crate::s3_pending::S3Config::from_lookup(get) {
             Ok(s3) => s3,
             Err(problems) => {
@@ -262,6 +288,8 @@ impl Config {
                 public_url,
                 s3,
                 gc,
+                admin_token,
+                allow_anonymous,
             }),
             _ => Err(errors),
         }
@@ -279,6 +307,8 @@ impl Config {
             public_url: None,
             s3: None,
             gc: crate::service::gc::GcSettings::default(),
+            admin_token: None,
+            allow_anonymous: false,
         }
     }
 }

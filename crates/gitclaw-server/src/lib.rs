@@ -3,6 +3,7 @@
 //! them together.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{rejection::JsonRejection, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     app::AppState,
+    auth::{self, Caller, Denied},
     names,
     service::lifecycle::{self, LifecycleError},
 };
@@ -38,7 +39,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"GitClaw\""),
+            );
+        }
+        response
     }
 }
 
@@ -126,10 +134,13 @@ pub async fn create_repo(
 
 pub async fn post_repo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     payload: Result<Json<CreateRepo>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RepoView>), ApiError> {
+    let caller = caller(&state, &headers).await?;
+    auth::check_admin(&caller).map_err(auth_error)?;
     let Json(req) = payload?;
-    let repo = create_repo(&state, &req.owner, &req.name, req.private, "anonymous").await?;
+    let repo = create_repo(&state, &req.owner, &req.name, req.private, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(RepoView::new(&state, repo))))
 }
 
@@ -157,6 +168,20 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.code(), err.to_string())
     })?;
     Ok("ready\n")
+}
+
+fn auth_error(d: Denied) -> ApiError {
+    match d {
+        Denied::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m),
+        Denied::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
+        Denied::Unavailable(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "DATABASE_ERROR", m)
+        }
+    }
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    auth::authenticate(state, headers).await.map_err(auth_error)
 }
 
 fn db_error(err: MetadataError) -> ApiError {
@@ -204,8 +229,10 @@ pub struct RepoPage {
 
 pub async fn list_repos(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RepoPage>, ApiError> {
+    let caller = caller(&state, &headers).await?;
     let axum::extract::Query(query) =
         query.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", r.body_text()))?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
@@ -230,6 +257,7 @@ pub async fn list_repos(
     Ok(Json(RepoPage {
         repos: repos
             .into_iter()
+            .filter(|r| auth::check_read(&caller, r).is_ok())
             .map(|r| RepoView::new(&state, r))
             .collect(),
         next,
@@ -238,9 +266,11 @@ pub async fn list_repos(
 
 pub async fn get_repo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<RepoView>, ApiError> {
     let repo = find_repo(&state, &owner, &name).await?;
+    auth::check_read(&caller(&state, &headers).await?, &repo).map_err(auth_error)?;
     Ok(Json(RepoView::new(&state, repo)))
 }
 
@@ -267,10 +297,13 @@ fn lifecycle_error(err: LifecycleError) -> ApiError {
 
 pub async fn delete_repo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let repo = find_repo(&state, &owner, &name).await?;
-    lifecycle::delete_repo(&state, &repo, "anonymous")
+    let caller = caller(&state, &headers).await?;
+    auth::check_write(&caller, &repo).map_err(auth_error)?;
+    lifecycle::delete_repo(&state, &repo, &caller.actor())
         .await
         .map_err(lifecycle_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -285,16 +318,19 @@ pub struct ForkRequest {
 
 pub async fn fork_repo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
     payload: Result<Json<ForkRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RepoView>), ApiError> {
+    let caller = caller(&state, &headers).await?;
+    auth::check_admin(&caller).map_err(auth_error)?;
     let Json(req) = payload?;
     let source = find_repo(&state, &owner, &name).await?;
     names::validate_name("owner", &req.owner)
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
     names::validate_name("repository", &req.name)
         .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m))?;
-    let fork = lifecycle::fork_repo(&state, &source, &req.owner, &req.name, "anonymous")
+    let fork = lifecycle::fork_repo(&state, &source, &req.owner, &req.name, &caller.actor())
         .await
         .map_err(lifecycle_error)?;
     Ok((StatusCode::CREATED, Json(RepoView::new(&state, fork))))
@@ -302,9 +338,11 @@ pub async fn fork_repo(
 
 pub async fn repo_stats(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<gitclaw_metadata::RepoStats>, ApiError> {
     let repo = find_repo(&state, &owner, &name).await?;
+    auth::check_read(&caller(&state, &headers).await?, &repo).map_err(auth_error)?;
     Ok(Json(
         state.meta.repo_stats(&repo.id).await.map_err(db_error)?,
     ))
@@ -325,9 +363,11 @@ pub struct AuditPage {
 
 pub async fn repo_audit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
     query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    auth::check_admin(&caller(&state, &headers).await?).map_err(auth_error)?;
     let axum::extract::Query(query) =
         query.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", r.body_text()))?;
     let repo = find_repo(&state, &owner, &name).await?;
@@ -341,4 +381,91 @@ pub async fn repo_audit(
         .then(|| events.last().map(|e| e.id))
         .flatten();
     Ok(Json(AuditPage { events, next }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenScope {
+    /// OWNER/NAME
+    pub repo: String,
+    /// `read` or `write`
+    pub access: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub repos: Vec<TokenScope>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub admin: bool,
+    /// The secret: shown this once, stored only as a hash.
+    pub token: String,
+}
+
+/// Mint a token: the shared rule for the API and the command line.
+pub async fn mint_token(
+    state: &AppState,
+    name: &str,
+    admin: bool,
+    scopes: &[(String, String)],
+) -> Result<NewToken, ApiError> {
+    let mut resolved = Vec::with_capacity(scopes.len());
+    for (full, access) in scopes {
+        let access = gitclaw_metadata::Access::parse(access).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("access must be read or write, not '{access}'"),
+            )
+        })?;
+        let (owner, repo) = full.split_once('/').ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("'{full}' is not OWNER/NAME"),
+            )
+        })?;
+        let repo = find_repo(state, owner, repo).await?;
+        resolved.push((repo.id, access));
+    }
+    let secret = auth::new_secret();
+    let token = state
+        .meta
+        .create_token(name, &auth::hash_secret(&secret), admin, &resolved)
+        .await
+        .map_err(|err| match err {
+            MetadataError::InvalidInput(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m)
+            }
+            other => db_error(other),
+        })?;
+    Ok(NewToken {
+        id: token.id,
+        name: token.name,
+        admin: token.admin,
+        token: secret,
+    })
+}
+
+pub async fn post_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Result<Json<CreateToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    auth::check_admin(&caller(&state, &headers).await?).map_err(auth_error)?;
+    let Json(req) = payload?;
+    let scopes: Vec<(String, String)> = req.repos.into_iter().map(|s| (s.repo, s.access)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(mint_token(&state, &req.name, req.admin, &scopes).await?),
+    ))
 }

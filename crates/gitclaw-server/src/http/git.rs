@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::{
     app::AppState,
+    auth::{self, Caller, Denied},
     http::body::{body_reader, read_limited, streamed_body},
     names,
     service::{
@@ -62,6 +63,41 @@ fn git_response(content_type: &'static str, body: Body) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     no_cache(response.headers_mut());
     response
+}
+
+/// The answer to a request that may not proceed, in terms git understands.
+pub fn denied(d: Denied) -> Response {
+    match d {
+        Denied::Unauthenticated(message) => {
+            let mut response = plain(StatusCode::UNAUTHORIZED, message);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"GitClaw\""),
+            );
+            response
+        }
+        Denied::Forbidden(message) => plain(StatusCode::FORBIDDEN, message),
+        Denied::Unavailable(message) => plain(StatusCode::SERVICE_UNAVAILABLE, message),
+    }
+}
+
+/// Resolve the repository and check the caller may read (or write) it.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    owner: &str,
+    segment: &str,
+    write: bool,
+) -> Result<(Repo, Caller), Response> {
+    let repo = resolve(state, owner, segment).await?;
+    let caller = auth::authenticate(state, headers).await.map_err(denied)?;
+    let check = if write {
+        auth::check_write(&caller, &repo)
+    } else {
+        auth::check_read(&caller, &repo)
+    };
+    check.map_err(denied)?;
+    Ok((repo, caller))
 }
 
 /// Find the repository a git URL names, or the response that says why not.
@@ -138,8 +174,9 @@ pub async fn info_refs(
             )
         }
     };
-    let repo = match resolve(&state, &owner, &segment).await {
-        Ok(repo) => repo,
+    let write = service == "git-receive-pack";
+    let repo = match authorize(&state, &headers, &owner, &segment, write).await {
+        Ok((repo, _)) => repo,
         Err(response) => return response,
     };
     if service == "git-upload-pack" && wants_v2(&headers) {
@@ -229,8 +266,8 @@ pub async fn upload_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let repo = match resolve(&state, &owner, &segment).await {
-        Ok(repo) => repo,
+    let repo = match authorize(&state, &headers, &owner, &segment, false).await {
+        Ok((repo, _)) => repo,
         Err(response) => return response,
     };
     let mut reader = match body_reader(&headers, body) {
@@ -414,14 +451,14 @@ pub async fn receive_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let repo = match resolve(&state, &owner, &segment).await {
-        Ok(repo) => repo,
+    let (repo, caller) = match authorize(&state, &headers, &owner, &segment, true).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let reader = match body_reader(&headers, body) {
         Ok(reader) => reader,
         Err(message) => return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
     };
-    let report = receive_pack::receive_pack(&state, &repo, "anonymous", reader).await;
+    let report = receive_pack::receive_pack(&state, &repo, &caller.actor(), reader).await;
     git_response("application/x-git-receive-pack-result", Body::from(report))
 }

@@ -1,0 +1,258 @@
+//! Authentication and access: who is calling, and what they may do.
+//!
+//! Tokens arrive as the HTTP Basic password (any user name — what git credential
+//! helpers send) or as `Authorization: Bearer`. `GITCLAW_ADMIN_TOKEN` is the
+//! bootstrap admin; other tokens live hashed (SHA-256) in the metadata database,
+//! each an admin or scoped to repositories with read or write access. With no
+//! admin token configured the server runs open: everyone may read and write.
+//!
+//! Rules with auth on: public repositories are readable by anyone; private ones
+//! need a read (or write, or admin) token; pushes and API writes need write or
+//! admin for that repository; creating repositories, forking and minting tokens
+//! need admin. A missing or unknown token is a 401 with `WWW-Authenticate: Basic`
+//! (so git asks its credential helper); a valid token without the scope is a 403.
+
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+use gitclaw_metadata::{Access, Repo, Token};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Authentication is off: the server runs open.
+    Open,
+    /// No credentials were sent.
+    Anonymous,
+    /// The bootstrap admin token.
+    Admin,
+    /// A stored token.
+    Token(Token),
+}
+
+impl Caller {
+    /// The name recorded in audit events.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Open => "anonymous".into(),
+            Caller::Anonymous => "anonymous".into(),
+            Caller::Admin => "admin".into(),
+            Caller::Token(t) => format!("token:{}", t.name),
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        matches!(self, Caller::Open | Caller::Admin) || matches!(self, Caller::Token(t) if t.admin)
+    }
+
+    fn access_to(&self, repo: &Repo) -> Option<Access> {
+        match self {
+            Caller::Open | Caller::Admin => Some(Access::Write),
+            Caller::Anonymous => None,
+            Caller::Token(t) => t.access_to(&repo.id),
+        }
+    }
+}
+
+/// Why a request may not proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No valid credentials: answer 401 with `WWW-Authenticate`.
+    Unauthenticated(String),
+    /// Valid credentials without the scope: answer 403.
+    Forbidden(String),
+    /// The token store could not be read.
+    Unavailable(String),
+}
+
+/// The SHA-256 of a token secret, as stored.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Compare without an early exit, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new token secret: 32 random bytes, hex, with a recognisable prefix.
+pub fn new_secret() -> String {
+    let a = uuid::Uuid::new_v4();
+    let b = uuid::Uuid::new_v4();
+    format!("gct_{}{}", a.simple(), b.simple())
+}
+
+fn secret_from(headers: &HeaderMap) -> Result<Option<String>, Denied> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Denied::Unauthenticated("malformed Authorization header".into()))?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Ok(Some(token.trim().to_string()));
+    }
+    if let Some(encoded) = value.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| Denied::Unauthenticated("malformed Basic credentials".into()))?;
+        let text = String::from_utf8(decoded)
+            .map_err(|_| Denied::Unauthenticated("malformed Basic credentials".into()))?;
+        let password = text.split_once(':').map(|(_, p)| p).unwrap_or("");
+        return Ok((!password.is_empty()).then(|| password.to_string()));
+    }
+    Err(Denied::Unauthenticated(
+        "unsupported Authorization scheme: use Basic or Bearer".into(),
+    ))
+}
+
+/// Identify the caller from the request headers.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Denied> {
+    let Some(admin) = &state.config.admin_token else {
+        return Ok(Caller::Open);
+    };
+    let Some(secret) = secret_from(headers)? else {
+        return Ok(Caller::Anonymous);
+    };
+    if constant_time_eq(secret.as_bytes(), admin.as_bytes()) {
+        return Ok(Caller::Admin);
+    }
+    match state.meta.token_by_hash(&hash_secret(&secret)).await {
+        Ok(Some(token)) => Ok(Caller::Token(token)),
+        Ok(None) => Err(Denied::Unauthenticated("invalid token".into())),
+        Err(err) => Err(Denied::Unavailable(err.to_string())),
+    }
+}
+
+/// Read access to a repository.
+pub fn check_read(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
+    if !repo.private || caller.access_to(repo).is_some() {
+        return Ok(());
+    }
+    match caller {
+        Caller::Anonymous => Err(Denied::Unauthenticated(format!(
+            "authentication required to read {}/{}",
+            repo.owner, repo.name
+        ))),
+        _ => Err(Denied::Forbidden(format!(
+            "this token may not read {}/{}",
+            repo.owner, repo.name
+        ))),
+    }
+}
+
+/// Write access (push, delete) to a repository.
+pub fn check_write(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
+    match (caller, caller.access_to(repo)) {
+        (_, Some(Access::Write)) => Ok(()),
+        (Caller::Anonymous, _) => Err(Denied::Unauthenticated(format!(
+            "authentication required to write to {}/{}",
+            repo.owner, repo.name
+        ))),
+        _ => Err(Denied::Forbidden(format!(
+            "this token may not write to {}/{}",
+            repo.owner, repo.name
+        ))),
+    }
+}
+
+/// Admin-only operations (create repositories, fork, mint tokens, audit).
+pub fn check_admin(caller: &Caller) -> Result<(), Denied> {
+    if caller.is_admin() {
+        Ok(())
+    } else if matches!(caller, Caller::Anonymous) {
+        Err(Denied::Unauthenticated("authentication required".into()))
+    } else {
+        Err(Denied::Forbidden(
+            "this operation needs an admin token".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(private: bool) -> Repo {
+        Repo {
+            id: "r1".into(),
+            owner: "o".into(),
+            name: "n".into(),
+            private,
+            head_ref: "refs/heads/main".into(),
+            state: "active".into(),
+            created_at: 0,
+        }
+    }
+
+    fn token(admin: bool, scopes: &[(&str, Access)]) -> Caller {
+        Caller::Token(Token {
+            id: "t".into(),
+            name: "t".into(),
+            admin,
+            scopes: scopes.iter().map(|(r, a)| (r.to_string(), *a)).collect(),
+            created_at: 0,
+        })
+    }
+
+    #[test]
+    fn access_rules() {
+        let (public, private) = (repo(false), repo(true));
+        assert!(check_read(&Caller::Anonymous, &public).is_ok());
+        assert!(matches!(
+            check_read(&Caller::Anonymous, &private),
+            Err(Denied::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            check_read(&token(false, &[]), &private),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(check_read(&token(false, &[("r1", Access::Read)]), &private).is_ok());
+        assert!(matches!(
+            check_write(&token(false, &[("r1", Access::Read)]), &public),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(check_write(&token(false, &[("r1", Access::Write)]), &private).is_ok());
+        assert!(matches!(
+            check_write(&token(false, &[("r2", Access::Write)]), &public),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(check_write(&token(true, &[]), &private).is_ok());
+        assert!(check_write(&Caller::Open, &private).is_ok());
+        assert!(matches!(
+            check_write(&Caller::Anonymous, &public),
+            Err(Denied::Unauthenticated(_))
+        ));
+        assert!(check_admin(&Caller::Admin).is_ok());
+        assert!(matches!(
+            check_admin(&token(false, &[("r1", Access::Write)])),
+            Err(Denied::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn credentials_from_headers() {
+        let mut headers = HeaderMap::new();
+        let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {basic}").parse().unwrap(),
+        );
+        assert_eq!(secret_from(&headers).unwrap().as_deref(), Some("s3cret"));
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(secret_from(&headers).unwrap().as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
+        assert!(secret_from(&headers).is_err());
+        assert!(
+            constant_time_eq(b"abc", b"abc")
+                && !constant_time_eq(b"abc", b"abd")
+                && !constant_time_eq(b"a", b"ab")
+        );
+        assert!(new_secret().starts_with("gct_") && new_secret().len() == 68);
+    }
+}
