@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, unit, property and end-to-end tests.
-# Installs what the tests need when it is missing (git, python3 for fixtures).
+# Installs what the tests need when it is missing (git, python3 for fixtures,
+# lighttpd for the reference git http-backend, PostgreSQL) and starts a
+# throw-away PostgreSQL cluster for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,13 @@ need git || apt_install git
 need python3 || apt_install python3
 # git http-backend under lighttpd is the reference server of the parity tests.
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
+# A real PostgreSQL for the metadata and end-to-end tests, on a free loopback port.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+if [ -z "${GITCLAW_TEST_POSTGRES_URL:-}" ]; then
+  eval "$(scripts/postgres.sh)"
+  trap 'scripts/postgres.sh stop "$GITCLAW_TEST_PG_DIR"' EXIT
+fi
+echo "== PostgreSQL for tests: $GITCLAW_TEST_POSTGRES_URL"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -25,12 +25,12 @@ pub struct Server {
 pub enum Backend {
     /// Filesystem object store + SQLite under the data dir.
     Embedded,
-    /// A real S3 server (Garage on loopback) + a real PostgreSQL.
-    S3Postgres,
+    /// Filesystem object store + a real PostgreSQL server.
+    Postgres,
 }
 
 /// The setups every such test runs on.
-pub const BACKENDS: [Backend; 1] = [Backend::Embedded];
+pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::Postgres];
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,9 +42,55 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// Point a configuration at S3 and PostgreSQL (not available in this build yet).
-pub fn use_s3_postgres(_config: &mut Config, _endpoint: Option<&str>) {
-    panic!("the S3 + PostgreSQL test setup is not available yet");
+/// A PostgreSQL server for the tests: the one `scripts/test.sh` started
+/// (`GITCLAW_TEST_POSTGRES_URL`), else one started here for this test process.
+fn postgres_base_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("GITCLAW_TEST_POSTGRES_URL") {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("scripts/postgres.sh runs");
+        assert!(
+            out.status.success(),
+            "cannot start PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8_lossy(&out.stdout).into_owned();
+        env.lines()
+            .find_map(|l| l.strip_prefix("export GITCLAW_TEST_POSTGRES_URL="))
+            .expect("the script prints the URL")
+            .to_string()
+    })
+}
+
+/// A fresh database on the test PostgreSQL server.
+pub fn postgres_database() -> String {
+    let base = postgres_base_url();
+    let name = unique("gitclaw");
+    let out = Command::new("psql")
+        .arg(base)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+    format!("{prefix}/{name}")
+}
+
+/// Point a configuration at a fresh PostgreSQL database.
+pub fn use_postgres(config: &mut Config) {
+    config.database_url = postgres_database();
 }
 
 impl Server {
@@ -54,8 +100,8 @@ impl Server {
 
     pub fn start_on(backend: Backend) -> Server {
         Server::start_with(|config| {
-            if backend == Backend::S3Postgres {
-                use_s3_postgres(config, None);
+            if backend == Backend::Postgres {
+                use_postgres(config);
             }
         })
     }
