@@ -19,9 +19,10 @@ use crate::{
 };
 
 /// An API error as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
@@ -60,7 +61,7 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRepo {
     pub owner: String,
@@ -69,7 +70,7 @@ pub struct CreateRepo {
     pub private: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RepoView {
     pub id: String,
     pub owner: String,
@@ -132,6 +133,7 @@ pub async fn create_repo(
         })
 }
 
+#[utoipa::path(post, path = "/api/v1/repos", request_body = CreateRepo, responses((status = 201, body = RepoView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn post_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,13 +222,14 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RepoPage {
     pub repos: Vec<RepoView>,
     /// Pass as `after` to get the next page; absent on the last page.
     pub next: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/repos", params(("after" = Option<String>, Query, description = "continue after OWNER/NAME"), ("limit" = Option<u32>, Query)), responses((status = 200, body = RepoPage), (status = 400, body = ApiError)))]
 pub async fn list_repos(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,6 +267,7 @@ pub async fn list_repos(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = RepoView), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn get_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -295,6 +299,7 @@ fn lifecycle_error(err: LifecycleError) -> ApiError {
     }
 }
 
+#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -309,13 +314,14 @@ pub async fn delete_repo(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForkRequest {
     pub owner: String,
     pub name: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/fork", params(("owner" = String, Path), ("name" = String, Path)), request_body = ForkRequest, responses((status = 201, body = RepoView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn fork_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -336,6 +342,7 @@ pub async fn fork_repo(
     Ok((StatusCode::CREATED, Json(RepoView::new(&state, fork))))
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/stats", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = Object, description = "object count, stored bytes, packs, loose objects"), (status = 404, body = ApiError)))]
 pub async fn repo_stats(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -355,12 +362,14 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<gitclaw_metadata::AuditEvent>,
     pub next: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/audit", params(("owner" = String, Path), ("name" = String, Path), ("before" = Option<i64>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, body = AuditPage), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn repo_audit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -383,7 +392,7 @@ pub async fn repo_audit(
     Ok(Json(AuditPage { events, next }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenScope {
     /// OWNER/NAME
@@ -392,7 +401,7 @@ pub struct TokenScope {
     pub access: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -402,7 +411,7 @@ pub struct CreateToken {
     pub repos: Vec<TokenScope>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     pub id: String,
     pub name: String,
@@ -456,6 +465,7 @@ pub async fn mint_token(
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = CreateToken, responses((status = 201, body = NewToken), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn post_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -468,4 +478,39 @@ pub async fn post_token(
         StatusCode::CREATED,
         Json(mint_token(&state, &req.name, req.admin, &scopes).await?),
     ))
+}
+
+/// The OpenAPI document of this API, generated from the handlers above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GitClaw API",
+        description = "Repositories, tokens and audit of a GitClaw server."
+    ),
+    paths(
+        post_repo,
+        list_repos,
+        get_repo,
+        delete_repo,
+        fork_repo,
+        repo_stats,
+        repo_audit,
+        post_token
+    ),
+    components(schemas(
+        ApiError,
+        CreateRepo,
+        RepoView,
+        RepoPage,
+        ForkRequest,
+        AuditPage,
+        CreateToken,
+        TokenScope,
+        NewToken
+    ))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
 }

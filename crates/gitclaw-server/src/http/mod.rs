@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))
         .route("/api/v1/repos/{owner}/{name}/audit", get(api::repo_audit))
         .route("/api/v1/tokens", post(api::post_token))
+        .route("/api/openapi.json", get(api::openapi))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
