@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, unit, property and end-to-end tests.
 # Installs what the tests need when it is missing (git, python3 for fixtures,
-# lighttpd for the reference git http-backend, PostgreSQL) and starts a
-# throw-away PostgreSQL cluster for the run.
+# lighttpd for the reference git http-backend, PostgreSQL, Garage) and starts a
+# throw-away PostgreSQL cluster and S3 server for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +18,24 @@ need git || apt_install git
 need python3 || apt_install python3
 # git http-backend under lighttpd is the reference server of the parity tests.
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
+cleanup=()
+on_exit() { for c in "${cleanup[@]}"; do $c || true; done; }
+trap on_exit EXIT
 # A real PostgreSQL for the metadata and end-to-end tests, on a free loopback port.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 if [ -z "${GITCLAW_TEST_POSTGRES_URL:-}" ]; then
   eval "$(scripts/postgres.sh)"
-  trap 'scripts/postgres.sh stop "$GITCLAW_TEST_PG_DIR"' EXIT
+  cleanup+=("scripts/postgres.sh stop $GITCLAW_TEST_PG_DIR")
 fi
 echo "== PostgreSQL for tests: $GITCLAW_TEST_POSTGRES_URL"
+# A real S3 server (Garage, built once with cargo install and cached in
+# ~/.cache/gitclaw-tools) on free loopback ports.
+if [ -z "${GITCLAW_TEST_S3_ENDPOINT:-}" ]; then
+  scripts/garage.sh install
+  eval "$(scripts/garage.sh)"
+  cleanup+=("scripts/garage.sh stop $GITCLAW_TEST_GARAGE_DIR")
+fi
+echo "== S3 for tests: $GITCLAW_TEST_S3_ENDPOINT"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,9 +17,7 @@ fn loose(keys: &[String]) -> usize {
 fn gc_merges_everything_into_one_pack_and_deletes_after_the_grace_period() {
     for backend in BACKENDS {
         let server = Server::start_with(|c| {
-            if backend == Backend::Postgres {
-                use_postgres(c);
-            }
+            use_backend(c, backend);
             c.gc.loose_threshold = 0;
             c.gc.pack_threshold = 0;
             c.gc.grace_secs = 0;

@@ -1,6 +1,8 @@
 //! Test support: a GitClaw server on port 0 and a `git` that ignores the user's config.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::{
     io::{Read, Write},
     net::TcpStream,
@@ -27,10 +29,12 @@ pub enum Backend {
     Embedded,
     /// Filesystem object store + a real PostgreSQL server.
     Postgres,
+    /// A real S3 server (Garage) + a real PostgreSQL server: the production setup.
+    S3Postgres,
 }
 
 /// The setups every such test runs on.
-pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::Postgres];
+pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::S3Postgres];
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,17 +97,109 @@ pub fn use_postgres(config: &mut Config) {
     config.database_url = postgres_database();
 }
 
+/// How to reach the test S3 server.
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// A bucket that exists; tests that want their own set `auto_create_bucket`.
+    pub bucket: String,
+}
+
+/// The S3 server for the tests: the one `scripts/test.sh` started
+/// (`GITCLAW_TEST_S3_*`), else a Garage started here for this test process.
+pub fn s3_env() -> &'static S3Env {
+    static ENV: std::sync::OnceLock<S3Env> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let vars: std::collections::HashMap<String, String> =
+            if from_env("GITCLAW_TEST_S3_ENDPOINT").is_some() {
+                std::env::vars()
+                    .filter(|(k, _)| k.starts_with("GITCLAW_TEST_S3_"))
+                    .collect()
+            } else {
+                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/garage.sh");
+                let out = Command::new("bash")
+                    .arg(script)
+                    .output()
+                    .expect("scripts/garage.sh runs");
+                assert!(
+                    out.status.success(),
+                    "cannot start the S3 server: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            };
+        let get = |name: &str| {
+            vars.get(name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} is not set"))
+        };
+        S3Env {
+            endpoint: get("GITCLAW_TEST_S3_ENDPOINT"),
+            region: get("GITCLAW_TEST_S3_REGION"),
+            access_key_id: get("GITCLAW_TEST_S3_ACCESS_KEY_ID"),
+            secret_access_key: get("GITCLAW_TEST_S3_SECRET_ACCESS_KEY"),
+            bucket: get("GITCLAW_TEST_S3_BUCKET"),
+        }
+    })
+}
+
+/// A fresh, not yet created bucket name.
+pub fn fresh_bucket() -> String {
+    unique("gc").replace('_', "-")
+}
+
+/// S3 settings for the test server, with a fresh bucket created at start.
+pub fn s3_settings() -> gitclaw_storage::S3Settings {
+    let env = s3_env();
+    let mut s3 = gitclaw_storage::S3Settings::new(fresh_bucket(), env.region.clone());
+    s3.endpoint = Some(env.endpoint.clone());
+    s3.credentials = Some((env.access_key_id.clone(), env.secret_access_key.clone()));
+    s3.path_style = true;
+    s3.auto_create_bucket = true;
+    s3
+}
+
+/// The environment that points a `gitclaw` process at the test S3 server.
+pub fn s3_process_env(bucket: &str) -> Vec<(&'static str, String)> {
+    let env = s3_env();
+    vec![
+        ("S3_BUCKET", bucket.to_string()),
+        ("S3_REGION", env.region.clone()),
+        ("S3_ENDPOINT", env.endpoint.clone()),
+        ("S3_ACCESS_KEY_ID", env.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", env.secret_access_key.clone()),
+        ("S3_USE_PATH_STYLE", "true".into()),
+        ("S3_AUTO_CREATE_BUCKET", "true".into()),
+    ]
+}
+
+/// Set up a configuration for one of the backend setups.
+pub fn use_backend(config: &mut Config, backend: Backend) {
+    match backend {
+        Backend::Embedded => {}
+        Backend::Postgres => use_postgres(config),
+        Backend::S3Postgres => {
+            use_postgres(config);
+            config.s3 = Some(s3_settings());
+        }
+    }
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(|_| {})
     }
 
     pub fn start_on(backend: Backend) -> Server {
-        Server::start_with(|config| {
-            if backend == Backend::Postgres {
-                use_postgres(config);
-            }
-        })
+        Server::start_with(|config| use_backend(config, backend))
     }
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Server {

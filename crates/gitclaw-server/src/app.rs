@@ -114,9 +114,15 @@ impl AppState {
 /// filesystem under the data directory.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStorageBackend>> {
     Ok(match &config.s3 {
-        Some(s3) => crate::s3_pending::connect(s3)
-            .await
-            .map_err(|err| anyhow::anyhow!("S3_BUCKET: {err}"))?,
+        Some(s3) => {
+            let backend = gitclaw_storage::S3Backend::new(s3.clone())
+                .await
+                .map_err(|err| anyhow::anyhow!("S3_BUCKET: {err}"))?;
+            backend.verify().await.map_err(|err| {
+                anyhow::anyhow!("S3_BUCKET: bucket '{}': {err}", backend.bucket())
+            })?;
+            Arc::new(backend)
+        }
         None => Arc::new(
             FilesystemBackend::new(config.data_dir.join("objects"))
                 .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: {err}"))?,

@@ -27,7 +27,7 @@ pub struct Config {
     /// Base URL used in `clone_url` answers; derived from the listen address when unset.
     pub public_url: Option<String>,
     /// The S3 backend's settings; `None` selects the filesystem store under `data_dir`.
-    pub s3: Option<crate::s3_pending::S3Config>,
+    pub s3: Option<gitclaw_storage::S3Settings>,
     /// Compaction thresholds and grace period.
     pub gc: crate::service::gc::GcSettings,
     /// The bootstrap admin token; `None` runs the server open (no authentication).
@@ -267,16 +267,7 @@ impl Config {
                 false
             }
         };
-        let s3 = match crate::s3_pending::S3Config::from_lookup(get) {
-            Ok(s3) => s3,
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|p| ConfigError {
-                    variable: p.variable,
-                    message: p.message,
-                }));
-                None
-            }
-        };
+        let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
                 listen,
@@ -311,6 +302,162 @@ impl Config {
             allow_anonymous: false,
         }
     }
+}
+
+/// The S3 settings when `S3_BUCKET` is set; every problem is pushed naming its variable.
+fn s3_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<gitclaw_storage::S3Settings> {
+    let Some(bucket) = get("S3_BUCKET") else {
+        // S3 settings without a bucket are a half-done setup, not a choice of the filesystem.
+        for name in [
+            "S3_ENDPOINT",
+            "S3_REGION",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+        ] {
+            if get(name).is_some() {
+                errors.push(problem(
+                    "S3_BUCKET",
+                    format!("{name} is set but S3_BUCKET is not; set S3_BUCKET to use S3, or unset {name}"),
+                ));
+                break;
+            }
+        }
+        return None;
+    };
+    let before = errors.len();
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !valid_bucket {
+        errors.push(problem(
+            "S3_BUCKET",
+            format!("'{bucket}' is not a bucket name (3 to 63 of a-z, 0-9, '-', '.')"),
+        ));
+    }
+    let region = get("S3_REGION").unwrap_or_default();
+    if region.is_empty() {
+        errors.push(problem(
+            "S3_REGION",
+            "required when S3_BUCKET is set (e.g. us-east-1; 'garage' for Garage, 'auto' for R2)",
+        ));
+    }
+    let endpoint = get("S3_ENDPOINT").map(|e| e.trim_end_matches('/').to_string());
+    if let Some(endpoint) = &endpoint {
+        let ok = match endpoint.parse::<axum::http::Uri>() {
+            Ok(uri) => {
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some_and(|h| !h.is_empty())
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            errors.push(problem(
+                "S3_ENDPOINT",
+                format!("'{endpoint}' is not an http(s) URL like http://127.0.0.1:3900"),
+            ));
+        }
+    }
+    let credentials = match (get("S3_ACCESS_KEY_ID"), get("S3_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push(problem(
+                "S3_SECRET_ACCESS_KEY",
+                "required when S3_ACCESS_KEY_ID is set",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(problem(
+                "S3_ACCESS_KEY_ID",
+                "required when S3_SECRET_ACCESS_KEY is set",
+            ));
+            None
+        }
+    };
+    let mut flag = |name: &'static str| match get(name).as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            errors.push(problem(
+                name,
+                format!("'{other}' is neither true nor false"),
+            ));
+            false
+        }
+    };
+    let path_style = flag("S3_USE_PATH_STYLE");
+    let auto_create_bucket = flag("S3_AUTO_CREATE_BUCKET");
+    let ca_cert = get("S3_CA_CERT").map(PathBuf::from);
+    if let Some(path) = &ca_cert {
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => errors.push(problem(
+                "S3_CA_CERT",
+                format!("{} holds no PEM certificate", path.display()),
+            )),
+            Err(err) => errors.push(problem(
+                "S3_CA_CERT",
+                format!("cannot read {}: {err}", path.display()),
+            )),
+        }
+    }
+    let mut number = |name: &'static str, default: u64, min: u64| match get(name) {
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n >= min => n,
+            _ => {
+                errors.push(problem(
+                    name,
+                    format!("'{text}' is not a whole number of at least {min}"),
+                ));
+                default
+            }
+        },
+        None => default,
+    };
+    let defaults = gitclaw_storage::S3Settings::new("", "");
+    let max_retries = number("S3_MAX_RETRIES", defaults.max_retries as u64, 0).min(100) as u32;
+    let retry_max_backoff = std::time::Duration::from_secs(number(
+        "S3_RETRY_MAX_BACKOFF",
+        defaults.retry_max_backoff.as_secs(),
+        1,
+    ));
+    let ms = std::time::Duration::from_millis;
+    let slow_op = ms(number(
+        "S3_SLOW_OP_MS",
+        defaults.slow_op.as_millis() as u64,
+        1,
+    ));
+    let connect_timeout = ms(number(
+        "S3_CONNECT_TIMEOUT_MS",
+        defaults.connect_timeout.as_millis() as u64,
+        1,
+    ));
+    let read_timeout = ms(number(
+        "S3_READ_TIMEOUT_MS",
+        defaults.read_timeout.as_millis() as u64,
+        1,
+    ));
+    (errors.len() == before).then_some(gitclaw_storage::S3Settings {
+        bucket,
+        region,
+        endpoint,
+        credentials,
+        path_style,
+        auto_create_bucket,
+        ca_cert,
+        max_retries,
+        retry_max_backoff,
+        slow_op,
+        connect_timeout,
+        read_timeout,
+    })
 }
 
 /// Parse `123`, `512K`, `64M`, `2G` (powers of 1024).
@@ -402,5 +549,97 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.listen.port(), 9100);
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/git"));
+    }
+
+    #[test]
+    fn s3_settings_are_read_and_checked() {
+        let cfg = load(&[
+            ("S3_BUCKET", "git-objects"),
+            ("S3_REGION", "garage"),
+            ("S3_ENDPOINT", "http://127.0.0.1:3900/"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("S3_USE_PATH_STYLE", "true"),
+            ("S3_MAX_RETRIES", "5"),
+            ("S3_RETRY_MAX_BACKOFF", "2"),
+            ("S3_SLOW_OP_MS", "250"),
+        ])
+        .unwrap();
+        let s3 = cfg.s3.expect("S3_BUCKET selects S3");
+        assert_eq!(s3.bucket, "git-objects");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(s3.credentials, Some(("GK1".into(), "s3cr3t".into())));
+        assert!(s3.path_style && !s3.auto_create_bucket);
+        assert_eq!(s3.max_retries, 5);
+        assert_eq!(s3.retry_max_backoff.as_secs(), 2);
+        assert_eq!(s3.slow_op.as_millis(), 250);
+        let defaults = load(&[("S3_BUCKET", "b-1"), ("S3_REGION", "us-east-1")])
+            .unwrap()
+            .s3
+            .unwrap();
+        assert_eq!(
+            (defaults.max_retries, defaults.retry_max_backoff.as_secs()),
+            (3, 30)
+        );
+        assert_eq!(defaults.credentials, None, "no keys: the AWS default chain");
+
+        let errs = load(&[
+            ("S3_BUCKET", "Bad_Bucket"),
+            ("S3_ENDPOINT", "ftp://x"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_CA_CERT", "/nonexistent/ca.pem"),
+            ("S3_MAX_RETRIES", "many"),
+        ])
+        .unwrap_err();
+        let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            named,
+            [
+                "S3_BUCKET",
+                "S3_REGION",
+                "S3_ENDPOINT",
+                "S3_SECRET_ACCESS_KEY",
+                "S3_CA_CERT",
+                "S3_MAX_RETRIES"
+            ],
+            "{errs:?}"
+        );
+        let half = load(&[("S3_ENDPOINT", "http://127.0.0.1:3900")]).unwrap_err();
+        assert_eq!(half[0].variable, "S3_BUCKET");
+    }
+
+    proptest::proptest! {
+        /// Property 3: a configuration missing a required field is refused with a
+        /// message naming it; a complete one is accepted.
+        #[test]
+        fn missing_required_s3_fields_are_named(
+            region in proptest::bool::ANY,
+            key_id in proptest::bool::ANY,
+            secret in proptest::bool::ANY,
+            endpoint in proptest::bool::ANY,
+        ) {
+            let mut vars = vec![("S3_BUCKET", "gitclaw-objects")];
+            if region { vars.push(("S3_REGION", "eu-west-1")); }
+            if key_id { vars.push(("S3_ACCESS_KEY_ID", "AKIAEXAMPLE")); }
+            if secret { vars.push(("S3_SECRET_ACCESS_KEY", "secret")); }
+            if endpoint { vars.push(("S3_ENDPOINT", "https://s3.example.com")); }
+            let mut missing = Vec::new();
+            if !region { missing.push("S3_REGION"); }
+            if key_id && !secret { missing.push("S3_SECRET_ACCESS_KEY"); }
+            if secret && !key_id { missing.push("S3_ACCESS_KEY_ID"); }
+            match load(&vars) {
+                Ok(cfg) => {
+                    proptest::prop_assert!(missing.is_empty(), "accepted without {missing:?}");
+                    proptest::prop_assert!(cfg.s3.is_some());
+                }
+                Err(errs) => {
+                    let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+                    proptest::prop_assert_eq!(named, missing.clone());
+                    for err in &errs {
+                        proptest::prop_assert!(err.to_string().starts_with(err.variable));
+                    }
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod names;
-mod s3_pending;
 pub mod service;
 
 use std::future::Future;

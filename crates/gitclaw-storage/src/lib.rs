@@ -11,6 +11,7 @@ mod error;
 mod fs;
 mod keys;
 mod loose;
+mod s3;
 
 pub use backend::{ObjectMeta, ObjectStorageBackend, PutOptions};
 pub use error::{Result, StorageError};
@@ -20,3 +21,4 @@ pub use loose::{
     decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_object,
     MAX_LOOSE_OBJECT_BYTES,
 };
+pub use s3::{backoff_delay, S3Backend, S3Settings, MULTIPART_THRESHOLD};
