@@ -41,6 +41,77 @@ fn configuration_errors_are_one_line_naming_the_variable() {
 }
 
 #[test]
+fn check_reaches_s3_and_postgres_and_names_each_problem() {
+    let data = tempfile::tempdir().unwrap();
+    let bucket = fresh_bucket();
+    let mut cmd = gitclaw();
+    cmd.env("GITCLAW_DATA_DIR", data.path())
+        .env("DATABASE_URL", postgres_database());
+    for (k, v) in s3_process_env(&bucket) {
+        cmd.env(k, v);
+    }
+    let out = cmd.arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("database: ok (postgres)"), "{stdout}");
+    assert!(stdout.contains("object store: ok (s3)"), "{stdout}");
+
+    // Every configuration problem on its own line, naming its variable.
+    let out = gitclaw()
+        .env("GITCLAW_DATA_DIR", data.path())
+        .env("S3_BUCKET", "Not_A_Bucket")
+        .env("S3_ENDPOINT", "localhost:3900")
+        .env("S3_ACCESS_KEY_ID", "GK1")
+        .env("S3_CA_CERT", data.path().join("missing.pem"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{stderr}");
+    for variable in [
+        "S3_BUCKET",
+        "S3_REGION",
+        "S3_ENDPOINT",
+        "S3_SECRET_ACCESS_KEY",
+        "S3_CA_CERT",
+    ] {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains(&format!("error: {variable}:")))
+                .count(),
+            1,
+            "one line names {variable}: {stderr}"
+        );
+    }
+
+    // Valid settings but the store refuses the key: one line, non-zero exit.
+    let mut cmd = gitclaw();
+    cmd.env("GITCLAW_DATA_DIR", data.path());
+    for (k, v) in s3_process_env(&bucket) {
+        cmd.env(k, v);
+    }
+    cmd.env("S3_SECRET_ACCESS_KEY", "0".repeat(64))
+        .env("S3_MAX_RETRIES", "0");
+    let out = cmd.arg("check").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("S3_BUCKET") && l.contains("access denied")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
 fn serve_create_push_clone_and_stop_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -122,7 +122,13 @@ fn create_list_get_stats_and_bad_input() {
 
 #[test]
 fn fork_and_delete_keep_repositories_apart() {
-    let server = Server::start();
+    for backend in BACKENDS {
+        fork_and_delete_on(backend);
+    }
+}
+
+fn fork_and_delete_on(backend: Backend) {
+    let server = Server::start_on(backend);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 3);
@@ -175,18 +181,22 @@ fn fork_and_delete_keep_repositories_apart() {
 
     // Deleting the source: gone from the API and git at once, every key gone (property 4),
     // and the fork stays whole.
+    let origin_id = gitclaw_storage::RepoId::new(server.repo_id("mona", "origin")).unwrap();
     let (status, _) = json(&server, "DELETE", "/api/v1/repos/mona/origin", "");
     assert_eq!(status, 204);
     assert_eq!(json(&server, "GET", "/api/v1/repos/mona/origin", "").0, 404);
     let out = git_output(work.path(), &["ls-remote", &url]);
     assert!(!out.status.success());
-    let repo_dir_gone = std::fs::read_dir(server.data.path().join("objects"))
-        .unwrap()
-        .flatten()
-        .count();
-    assert_eq!(
-        repo_dir_gone, 1,
-        "only the fork's prefix remains in the store"
+    assert!(
+        server
+            .block_on(server.state.store.list(&origin_id.prefix()))
+            .unwrap()
+            .is_empty(),
+        "no key remains under the deleted repository's prefix ({backend:?})"
+    );
+    assert!(
+        !server.stored_keys("nick", "copy").is_empty(),
+        "the fork's keys remain"
     );
     let clone = work.path().join("fork-clone");
     git(

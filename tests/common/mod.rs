@@ -281,6 +281,19 @@ impl Server {
             .collect()
     }
 
+    /// The repository's refs as the database holds them, as sorted `oid name` lines.
+    pub fn stored_refs(&self, owner: &str, name: &str) -> Vec<String> {
+        let id = self.repo_id(owner, name);
+        let mut lines: Vec<String> = self
+            .block_on(self.state.meta.list_refs(&id))
+            .expect("metadata")
+            .into_iter()
+            .map(|r| format!("{} {}", r.oid, r.name))
+            .collect();
+        lines.sort();
+        lines
+    }
+
     /// Where the filesystem store keeps a repository's keys.
     pub fn repo_dir(&self, owner: &str, name: &str) -> PathBuf {
         let repo = self

@@ -1,0 +1,208 @@
+//! GitClaw on S3 + PostgreSQL with faults injected between it and the S3 server:
+//! nothing essential lives on local disk (a server with an empty data dir serves
+//! the same repositories), property 19 (store down: reads fail clearly, pushes
+//! leave refs unchanged, the server keeps serving) and property 7 (any failed
+//! upload leaves every ref as it was).
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::{proxy::*, *};
+use gitclaw_server::Config;
+use proptest::prelude::*;
+
+/// Settings for servers that share one bucket (through `proxy`) and one database.
+fn shared_setup(proxy: &FaultProxy, max_retries: u32) -> impl Fn(&mut Config) + Clone {
+    let mut s3 = s3_settings();
+    s3.endpoint = Some(proxy.endpoint());
+    s3.max_retries = max_retries;
+    s3.retry_max_backoff = Duration::from_millis(400);
+    s3.read_timeout = Duration::from_millis(1000);
+    s3.connect_timeout = Duration::from_millis(500);
+    let database_url = postgres_database();
+    move |config: &mut Config| {
+        config.s3 = Some(s3.clone());
+        config.database_url = database_url.clone();
+    }
+}
+
+fn clone_into(dir: &Path, url: &str, name: &str) -> std::process::Output {
+    git_output(dir, &["clone", "-q", url, dir.join(name).to_str().unwrap()])
+}
+
+#[test]
+fn a_store_outage_fails_reads_clearly_and_leaves_refs_unchanged() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let setup = shared_setup(&proxy, 2);
+    let first = Server::start_with(setup.clone());
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let url = first.create_repo("olga", "outage");
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            &url,
+            "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*",
+        ],
+    );
+    commit_file(&src, "small.txt", "a loose object or two\n", "small change");
+    git(&src, &["push", "-q", &url, "main"]);
+    let pushed = remote_refs(&src, &url);
+    let stored = first.stored_refs("olga", "outage");
+
+    // Nothing essential on local disk: a server with an empty data dir, on the same
+    // bucket and database, serves the same repository.
+    let second = Server::start_with(setup.clone());
+    let url2 = format!("{}/olga/outage.git", second.url);
+    let out = clone_into(work.path(), &url2, "from-second");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = work.path().join("from-second");
+    git(&copy, &["fsck", "--strict"]);
+    assert_eq!(remote_refs(&src, &url2), pushed);
+    assert_eq!(
+        git(&copy, &["rev-parse", "HEAD"]),
+        git(&src, &["rev-parse", "HEAD"])
+    );
+
+    // The store goes down. A third server has nothing cached, so reads need the store.
+    let third = Server::start_with(setup.clone());
+    let url3 = format!("{}/olga/outage.git", third.url);
+    proxy.inject(Fault::Drop, &[], 0, None);
+
+    let out = clone_into(work.path(), &url3, "during-outage");
+    assert!(
+        !out.status.success(),
+        "a clone cannot succeed without the store"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("object store"),
+        "git shows a clear error: {stderr}"
+    );
+
+    commit_file(
+        &src,
+        "during.txt",
+        "pushed while the store is down\n",
+        "during outage",
+    );
+    let out = git_output(&src, &["push", &url3, "main"]);
+    assert!(
+        !out.status.success(),
+        "a push cannot succeed without the store"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("object store"),
+        "the push is told why: {stderr}"
+    );
+    assert_eq!(
+        third.stored_refs("olga", "outage"),
+        stored,
+        "refs unchanged"
+    );
+
+    // The server keeps serving what does not need the store.
+    let (status, _) = http(third.addr, "GET", "/healthz", &[], b"");
+    assert_eq!(status, 200);
+    let (status, body) = http(third.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(status, 503, "not ready while the store is down");
+    assert!(String::from_utf8_lossy(&body).contains("S3_CONNECTION_ERROR"));
+    let (status, _) = http(third.addr, "GET", "/api/v1/repos/olga/outage", &[], b"");
+    assert_eq!(status, 200);
+
+    // The store is back: the same server clones and pushes again.
+    proxy.clear();
+    let out = clone_into(work.path(), &url3, "after-outage");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(&src, &["push", "-q", &url3, "main"]);
+    assert_eq!(
+        git(&src, &["ls-remote", &url, "refs/heads/main"]),
+        format!(
+            "{}\trefs/heads/main\n",
+            git(&src, &["rev-parse", "main"]).trim()
+        )
+    );
+    let (status, _) = http(third.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(status, 200);
+}
+
+/// One server on S3 behind a proxy, shared by the property's cases.
+fn upload_server() -> &'static (FaultProxy, Server, tempfile::TempDir, String) {
+    static SERVER: std::sync::OnceLock<(FaultProxy, Server, tempfile::TempDir, String)> =
+        std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let proxy = FaultProxy::start(&s3_env().endpoint);
+        let server = Server::start_with(shared_setup(&proxy, 1));
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 1);
+        git(&src, &["checkout", "-q", "-b", "side"]);
+        git(&src, &["checkout", "-q", "main"]);
+        let url = server.create_repo("uma", "uploads");
+        git(&src, &["push", "-q", &url, "main", "side"]);
+        (proxy, server, work, url)
+    })
+}
+
+static CASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// SPEC property 7: if any upload of a push fails, every ref is as it was; if
+    /// all succeed, the refs move together. The `fail_after`-th upload and every
+    /// later one fail (past the retries), for pushes stored as loose objects or as a pack.
+    #[test]
+    fn a_failed_upload_moves_no_ref(files in 1usize..20, fail_after in 0usize..6) {
+        let (proxy, _server, work, url) = upload_server();
+        let src = work.path().join("src");
+        let before = remote_refs(&src, url);
+        for branch in ["main", "side"] {
+            git(&src, &["checkout", "-q", branch]);
+            for i in 0..files.div_ceil(2) {
+                let n = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                commit_file(&src, &format!("{branch}-{i}.txt"), &format!("{branch} {i} case {n}\n"), "change");
+            }
+        }
+        proxy.forget();
+        proxy.inject(Fault::InternalError, &["PUT"], fail_after, None);
+        let out = git_output(&src, &["push", "--atomic", url, "main", "side"]);
+        proxy.clear();
+        let uploads = proxy.seen().iter().filter(|s| s.method == "PUT").count();
+        let after = remote_refs(&src, url);
+        if out.status.success() {
+            // Every upload went through before the fault would have hit.
+            prop_assert!(uploads <= fail_after, "{} uploads, fault after {}", uploads, fail_after);
+            for branch in ["main", "side"] {
+                let tip = git(&src, &["rev-parse", branch]).trim().to_string();
+                prop_assert!(after.contains(&format!("{tip} refs/heads/{branch}")), "{:?}", after);
+            }
+        } else {
+            prop_assert!(uploads > fail_after, "failed with {} uploads, fault after {}: {}", uploads, fail_after, String::from_utf8_lossy(&out.stderr));
+            prop_assert_eq!(&after, &before, "refs unchanged after a failed upload");
+            // Reset the local branches so the next case starts from the server's state.
+            git(&src, &["checkout", "-q", "--detach"]);
+            for line in &before {
+                let (sha, name) = line.split_once(' ').unwrap();
+                if let Some(branch) = name.strip_prefix("refs/heads/") {
+                    git(&src, &["branch", "-f", branch, sha]);
+                }
+            }
+            git(&src, &["checkout", "-q", "-f", "main"]);
+        }
+    }
+}
