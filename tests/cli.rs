@@ -60,6 +60,36 @@ fn check_reaches_s3_and_postgres_and_names_each_problem() {
     assert!(stdout.contains("database: ok (postgres)"), "{stdout}");
     assert!(stdout.contains("object store: ok (s3)"), "{stdout}");
 
+    // Property 21: a call slower than S3_SLOW_OP_MS logs a warning naming the call and its duration.
+    let mut cmd = gitclaw();
+    cmd.env("GITCLAW_DATA_DIR", data.path())
+        .env("S3_SLOW_OP_MS", "1");
+    let proxy = common::proxy::FaultProxy::start(&s3_env().endpoint);
+    proxy.inject(
+        common::proxy::Fault::Delay(Duration::from_millis(50)),
+        &["HEAD"],
+        0,
+        None,
+    );
+    for (k, v) in s3_process_env(&bucket) {
+        cmd.env(k, v);
+    }
+    cmd.env("S3_ENDPOINT", proxy.endpoint());
+    let out = cmd.arg("check").output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("slow S3 call: HeadBucket"))
+        .unwrap_or_else(|| panic!("no slow-call warning: {stderr}"));
+    let ms: u64 = warning
+        .split("duration_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the warning gives the duration: {warning}"));
+    assert!(ms >= 50, "{warning}");
+
     // Every configuration problem on its own line, naming its variable.
     let out = gitclaw()
         .env("GITCLAW_DATA_DIR", data.path())
