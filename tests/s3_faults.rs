@@ -206,3 +206,45 @@ proptest! {
         }
     }
 }
+
+/// Two servers sharing one PostgreSQL database and one bucket: pushes racing for
+/// the same branch through different servers, round after round — exactly one
+/// wins each round, and both servers then serve the winner.
+#[test]
+fn two_servers_sharing_database_and_bucket_race_exactly() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let setup = shared_setup(&proxy, 3);
+    let (one, two) = (Server::start_with(setup.clone()), Server::start_with(setup));
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    let url1 = one.create_repo("rita", "race");
+    let url2 = format!("{}/rita/race.git", two.url);
+    git(&src, &["push", "-q", &url1, "main"]);
+    let clone = |name: &str, url: &str| {
+        let dir = work.path().join(name);
+        git(work.path(), &["clone", "-q", url, dir.to_str().unwrap()]);
+        dir
+    };
+    let (a, b) = (clone("a", &url1), clone("b", &url2));
+    for round in 0..4 {
+        git(&a, &["pull", "-q", "--rebase", &url1, "main"]);
+        git(&b, &["pull", "-q", "--rebase", &url2, "main"]);
+        let tip_a = commit_file(&a, "a.txt", &format!("a {round}\n"), "a");
+        let tip_b = commit_file(&b, "b.txt", &format!("b {round}\n"), "b");
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| git_output(&a, &["push", &url1, "HEAD:main"]));
+            let hb = s.spawn(|| git_output(&b, &["push", &url2, "HEAD:main"]));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        assert_ne!(
+            ra.status.success(),
+            rb.status.success(),
+            "round {round}: exactly one push wins"
+        );
+        let winner = if ra.status.success() { tip_a } else { tip_b };
+        let expected = format!("{winner} refs/heads/main");
+        assert!(remote_refs(&a, &url1).contains(&expected), "round {round}");
+        assert!(remote_refs(&a, &url2).contains(&expected), "round {round}");
+    }
+}

@@ -468,3 +468,107 @@ pub fn commit_file(dir: &Path, file: &str, content: &str, message: &str) -> Stri
     git(dir, &["commit", "-q", "-m", message]);
     git(dir, &["rev-parse", "HEAD"]).trim().to_string()
 }
+
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub anon: u64,
+    pub file: u64,
+}
+
+/// A `gitclaw serve` process (the real binary) on a free port, killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub url: String,
+    pub data: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Start the binary with an empty data dir and `env` on top of a clean environment.
+    pub fn start(env: &[(&str, String)]) -> ServerProcess {
+        let data = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("GITCLAW_CONFIG")
+            .env("RUST_LOG", "warn")
+            .env("GITCLAW_DATA_DIR", data.path())
+            .env("GITCLAW_LISTEN", addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.arg("serve").spawn().expect("gitclaw starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gitclaw did not start listening"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ServerProcess {
+            child,
+            addr,
+            url: format!("http://{addr}"),
+            data,
+        }
+    }
+
+    /// Create a repository through the API; returns its clone URL.
+    pub fn create_repo(&self, owner: &str, name: &str) -> String {
+        let body = format!(r#"{{"owner":"{owner}","name":"{name}"}}"#);
+        let (status, text) = http(
+            self.addr,
+            "POST",
+            "/api/v1/repos",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
+        format!("{}/{owner}/{name}.git", self.url)
+    }
+
+    /// Resident memory now: heap and other anonymous pages, and mapped file pages.
+    pub fn memory(&self) -> Memory {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Memory {
+            anon: field("RssAnon:"),
+            file: field("RssFile:"),
+        }
+    }
+
+    /// Peak resident memory of the process so far, in bytes (Linux `VmHWM`).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

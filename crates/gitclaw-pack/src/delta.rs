@@ -6,9 +6,9 @@
 //! 1..=127 literal bytes, `1ooossss` copies from the base, its offset and size
 //! given by the bytes whose bits are set (a size of 0 means 0x10000).
 //!
-//! The encoder indexes the base in 16-byte blocks by a rolling hash and scans the
-//! target byte by byte, extending every candidate match forwards and backwards
-//! and taking the longest. Not here: choosing which objects to delta against which
+//! The encoder indexes the base in 16-byte blocks by a polynomial hash and scans
+//! the target byte by byte with the same hash rolled along, extending every
+//! candidate match forwards and backwards and taking the longest. Not here: choosing which objects to delta against which
 //! (see the writer's window search).
 
 /// Block size of the base index and the shortest match worth a copy.
@@ -43,59 +43,114 @@ fn read_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
     }
 }
 
-fn block_hash(block: &[u8]) -> u32 {
-    // FNV-1a over the block; blocks are short and hashed once per position.
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in block {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+/// Multiplier of the polynomial block hash (odd, so no information is lost).
+const HASH_MUL: u32 = 0x0100_0193;
+/// `HASH_MUL^(BLOCK-1)`: the weight of the byte leaving the rolling window.
+const HASH_OUT: u32 = {
+    let mut p = 1u32;
+    let mut i = 1;
+    while i < BLOCK {
+        p = p.wrapping_mul(HASH_MUL);
+        i += 1;
     }
-    h
+    p
+};
+
+/// Polynomial hash of one block; [`roll`] moves it one byte along in O(1).
+fn block_hash(block: &[u8]) -> u32 {
+    block.iter().fold(0u32, |h, &b| {
+        h.wrapping_mul(HASH_MUL).wrapping_add(u32::from(b))
+    })
 }
 
-/// An index of a base for repeated delta encoding against it.
-pub struct DeltaIndex<'a> {
-    base: &'a [u8],
-    mask: usize,
-    buckets: Vec<Vec<u32>>,
+fn roll(h: u32, leaving: u8, entering: u8) -> u32 {
+    h.wrapping_sub(u32::from(leaving).wrapping_mul(HASH_OUT))
+        .wrapping_mul(HASH_MUL)
+        .wrapping_add(u32::from(entering))
 }
 
-impl<'a> DeltaIndex<'a> {
-    pub fn new(base: &'a [u8]) -> Self {
+/// The index of a base's blocks, without the base itself: built once per base
+/// and used for every target tried against it.
+pub struct BaseIndex {
+    /// Bits of the bucket number (taken from the top of a mixed hash).
+    bits: u32,
+    /// `starts[b]..starts[b + 1]` are bucket `b`'s block offsets in `offsets`.
+    starts: Vec<u32>,
+    offsets: Vec<u32>,
+    base_len: usize,
+}
+
+impl BaseIndex {
+    pub fn new(base: &[u8]) -> Self {
         let blocks = base.len() / BLOCK;
-        let size = blocks.next_power_of_two().max(1);
-        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); size];
-        // Later blocks first, so the kept candidates favour the start of the base.
-        for i in (0..blocks).rev() {
+        let size = blocks.next_power_of_two().max(2);
+        let bits = size.trailing_zeros();
+        let bucket_of = |i: usize| {
             let start = i * BLOCK;
-            let bucket =
-                &mut buckets[block_hash(&base[start..start + BLOCK]) as usize & (size - 1)];
-            if bucket.len() < BUCKET_LIMIT {
-                bucket.push(start as u32);
+            bucket(block_hash(&base[start..start + BLOCK]), bits)
+        };
+        let hashes: Vec<u32> = (0..blocks).map(|i| bucket_of(i) as u32).collect();
+        let mut counts = vec![0u32; size + 1];
+        for &b in &hashes {
+            let c = &mut counts[b as usize];
+            if (*c as usize) < BUCKET_LIMIT {
+                *c += 1;
             }
         }
-        DeltaIndex {
-            base,
-            mask: size - 1,
-            buckets,
+        let mut starts = Vec::with_capacity(size + 1);
+        let mut total = 0u32;
+        for &c in &counts[..size] {
+            starts.push(total);
+            total += c;
+        }
+        starts.push(total);
+        let mut offsets = vec![0u32; total as usize];
+        let mut fill = vec![0u32; size];
+        // Later blocks first, so the kept candidates favour the start of the base.
+        for i in (0..blocks).rev() {
+            let b = hashes[i] as usize;
+            let have = fill[b];
+            if starts[b] + have < starts[b + 1] {
+                offsets[(starts[b] + have) as usize] = (i * BLOCK) as u32;
+                fill[b] = have + 1;
+            }
+        }
+        BaseIndex {
+            bits,
+            starts,
+            offsets,
+            base_len: base.len(),
         }
     }
 
-    /// Encode `target` against the base. Returns `None` when the delta would exceed
-    /// `max_size` bytes (not worth it).
-    pub fn encode(&self, target: &[u8], max_size: usize) -> Option<Vec<u8>> {
-        let base = self.base;
+    fn candidates(&self, hash: u32) -> &[u32] {
+        let b = bucket(hash, self.bits);
+        &self.offsets[self.starts[b] as usize..self.starts[b + 1] as usize]
+    }
+
+    /// Encode `target` against `base` (the bytes this index was built from).
+    /// Returns `None` when the delta would exceed `max_size` bytes (not worth it).
+    pub fn encode(&self, base: &[u8], target: &[u8], max_size: usize) -> Option<Vec<u8>> {
+        assert_eq!(
+            base.len(),
+            self.base_len,
+            "the index belongs to another base"
+        );
         let mut out = Vec::with_capacity((target.len() / 4).min(max_size) + 16);
         write_varint(&mut out, base.len() as u64);
         write_varint(&mut out, target.len() as u64);
         let mut literal_start = 0usize;
         let mut i = 0usize;
+        let mut hash = if target.len() >= BLOCK {
+            block_hash(&target[..BLOCK])
+        } else {
+            0
+        };
         while i + BLOCK <= target.len() {
-            let bucket = &self.buckets[block_hash(&target[i..i + BLOCK]) as usize & self.mask];
             let mut best_len = 0usize;
             let mut best_src = 0usize;
             let mut best_back = 0usize;
-            for &src in bucket {
+            for &src in self.candidates(hash) {
                 let src = src as usize;
                 let forward = base[src..]
                     .iter()
@@ -124,12 +179,49 @@ impl<'a> DeltaIndex<'a> {
                 if out.len() > max_size {
                     return None;
                 }
+                if i + BLOCK <= target.len() {
+                    hash = block_hash(&target[i..i + BLOCK]);
+                }
             } else {
+                if i + BLOCK < target.len() {
+                    hash = roll(hash, target[i], target[i + BLOCK]);
+                }
                 i += 1;
+            }
+            // Give up early once the literal run alone is past the limit.
+            if i - literal_start > max_size {
+                return None;
             }
         }
         emit_inserts(&mut out, &target[literal_start..]);
         (out.len() <= max_size).then_some(out)
+    }
+}
+
+/// Bucket number of a block hash: the top `bits` of a multiplicative mix (the low
+/// bits of a polynomial hash depend on the low bits of the bytes only).
+fn bucket(hash: u32, bits: u32) -> usize {
+    (hash.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+/// An index of a base for repeated delta encoding against it.
+pub struct DeltaIndex<'a> {
+    base: &'a [u8],
+    index: BaseIndex,
+}
+
+impl<'a> DeltaIndex<'a> {
+    pub fn new(base: &'a [u8]) -> Self {
+        DeltaIndex {
+            base,
+            index: BaseIndex::new(base),
+        }
+    }
+
+    /// Encode `target` against the base. Returns `None` when the delta would exceed
+    /// `max_size` bytes (not worth it).
+    pub fn encode(&self, target: &[u8], max_size: usize) -> Option<Vec<u8>> {
+        self.index.encode(self.base, target, max_size)
     }
 }
 

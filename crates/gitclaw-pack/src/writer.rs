@@ -23,9 +23,9 @@ use sha1::Digest;
 use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 
 use crate::{
-    delta::DeltaIndex,
+    delta::BaseIndex,
     entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
-    odb::{Location, ObjectDb, ObjectReader},
+    odb::{Location, ObjectDb},
     walk::WalkObject,
     PackError, Result,
 };
@@ -46,6 +46,10 @@ pub struct WriteOptions {
     /// The client asked for a thin pack: stored deltas against objects it has may be
     /// sent as they are (REF_DELTA to a base outside the pack).
     pub thin: bool,
+    /// Threads the delta search may use (git's `pack.threads`); capped by the cores.
+    pub threads: usize,
+    /// Fewest objects worth a search thread of their own.
+    pub objects_per_thread: usize,
 }
 
 impl Default for WriteOptions {
@@ -57,6 +61,8 @@ impl Default for WriteOptions {
             max_depth: 50,
             max_delta_object_bytes: 512 << 20,
             thin: false,
+            threads: usize::MAX,
+            objects_per_thread: 2048,
         }
     }
 }
@@ -199,12 +205,12 @@ pub fn write_pack(
     let thin_bases = if options.thin { client_has } else { None };
     classify(db, &mut items, &position, thin_bases)?;
 
-    let mut reader = db.reader();
     let new_deltas = if options.window > 0 {
-        delta_search(&mut reader, &items, options)?
+        delta_search(db, &items, options)?
     } else {
         StdHashMap::new()
     };
+    let mut reader = db.reader();
 
     let mut w = HashingWriter {
         inner: out,
@@ -353,29 +359,36 @@ fn classify(
     Ok(())
 }
 
+/// Deltas found by the search: item → (base item, delta).
+type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
+
 struct WindowEntry {
     item: usize,
     data: Vec<u8>,
     depth: u32,
+    /// Built the first time the entry serves as a base, then kept.
+    index: Option<BaseIndex>,
 }
 
 /// Find deltas for the items with nothing to reuse. Returns item → (base item, delta).
 ///
 /// Bases are only objects written whole or as new deltas (never reused stored
-/// deltas), and always earlier in the search order, so no cycle can form.
+/// deltas), and always earlier in the search order, so no cycle can form. The
+/// search order is cut into one segment per thread, at changes of path-name hash
+/// so similar objects stay together, and the segments are searched in parallel,
+/// each with its own window and object reader.
 fn delta_search(
-    reader: &mut ObjectReader<'_>,
+    db: &ObjectDb,
     items: &[Item],
     options: &WriteOptions,
-) -> Result<StdHashMap<usize, (usize, Vec<u8>)>> {
-    let mut found: StdHashMap<usize, (usize, Vec<u8>)> = StdHashMap::new();
+) -> Result<NewDeltas> {
     let candidates: Vec<usize> = (0..items.len())
         .filter(|&i| {
             items[i].plan == Plan::Fresh && matches!(items[i].kind, Kind::Blob | Kind::Tree)
         })
         .collect();
     if candidates.is_empty() {
-        return Ok(found);
+        return Ok(StdHashMap::new());
     }
     // Stored whole objects help as bases only near a candidate's path.
     let wanted_hashes: StdHashSet<(u8, u32)> = candidates
@@ -391,25 +404,70 @@ fn delta_search(
             Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } => false,
         })
         .collect();
-    order.sort_by_key(|&i| {
-        let item = &items[i];
-        (
-            kind_type(item.kind),
-            item.name_hash,
-            std::cmp::Reverse(item.size.unwrap_or(0)),
-        )
-    });
+    let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);
+    order.sort_by_key(|&i| (group(i), std::cmp::Reverse(items[i].size.unwrap_or(0))));
 
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(options.threads.max(1))
+        .min(order.len() / options.objects_per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return search_segment(db, items, &order, options);
+    }
+    let mut segments = Vec::with_capacity(threads);
+    let mut rest: &[usize] = &order;
+    for t in (1..=threads).rev() {
+        let mut cut = rest.len() / t;
+        while cut > 0 && cut < rest.len() && group(rest[cut]) == group(rest[cut - 1]) {
+            cut += 1;
+        }
+        let (segment, tail) = rest.split_at(cut.min(rest.len()));
+        segments.push(segment);
+        rest = tail;
+    }
+    let results: Vec<Result<NewDeltas>> = std::thread::scope(|s| {
+        let handles: Vec<_> = segments
+            .into_iter()
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| s.spawn(move || search_segment(db, items, segment, options)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(PackError::Corrupt("delta search thread failed".into()))
+                })
+            })
+            .collect()
+    });
+    let mut found = StdHashMap::new();
+    for result in results {
+        found.extend(result?);
+    }
+    Ok(found)
+}
+
+/// The sliding-window search over one segment of the search order.
+fn search_segment(
+    db: &ObjectDb,
+    items: &[Item],
+    order: &[usize],
+    options: &WriteOptions,
+) -> Result<NewDeltas> {
+    let mut reader = db.reader();
+    let mut found: NewDeltas = StdHashMap::new();
     let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
     let mut buf = Vec::new();
-    for &i in &order {
+    for &i in order {
         let item = &items[i];
         reader.read_at(&item.id, item.loc, &mut buf)?;
         let size = buf.len();
         let mut depth = 0;
         if item.plan == Plan::Fresh && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
-            for entry in window.iter().rev() {
+            for entry in window.iter_mut().rev() {
                 if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
                     continue;
                 }
@@ -425,7 +483,10 @@ fn delta_search(
                 if limit == 0 {
                     break;
                 }
-                if let Some(delta) = DeltaIndex::new(&entry.data).encode(&buf, limit) {
+                let index = entry
+                    .index
+                    .get_or_insert_with(|| BaseIndex::new(&entry.data));
+                if let Some(delta) = index.encode(&entry.data, &buf, limit) {
                     best = Some((entry.item, delta, entry.depth + 1));
                 }
             }
@@ -442,6 +503,7 @@ fn delta_search(
                 item: i,
                 data: std::mem::take(&mut buf),
                 depth,
+                index: None,
             });
         }
     }

@@ -352,10 +352,14 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
     let mut graph = Graph::new(&db);
     let plan = plan_shallow(&mut graph, &[head], &DeepenRequest::default()).unwrap();
     let outcome = enumerate(&mut graph, &[head], &[], &plan, &WalkOptions::default()).unwrap();
-    for (ofs_delta, label) in [(true, "ofs"), (false, "ref")] {
+    // Also with the search split over two threads, however few the objects.
+    for (ofs_delta, threads, label) in [(true, 1, "ofs"), (false, 1, "ref"), (true, 2, "parallel")]
+    {
         let mut pack = Vec::new();
         let options = WriteOptions {
             ofs_delta,
+            threads,
+            objects_per_thread: 1,
             ..WriteOptions::default()
         };
         let stats = write_pack(
