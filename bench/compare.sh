@@ -7,8 +7,10 @@
 #   --repo PATH   benchmark an existing repository (default: a generated one)
 #   --commits N   size of the generated repository (default 3000)
 #   --runs N      repetitions per operation (default 5; the median is reported)
-#   --s3          serve GitClaw from the S3 bucket and database named by the S3_* and
-#                 DATABASE_URL variables instead of the filesystem + SQLite
+#   --s3          serve GitClaw from S3 + PostgreSQL instead of the filesystem + SQLite:
+#                 the bucket and database named by S3_* and DATABASE_URL, or, when
+#                 S3_BUCKET is unset, a throw-away Garage and PostgreSQL on loopback;
+#                 the report adds S3 requests per operation (first run, median)
 # Needs: lighttpd, git, python3, /usr/bin/time (installed from apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +35,14 @@ backend=$(git --exec-path)/git-http-backend
 [ -x "$backend" ] || backend=/usr/lib/git-core/git-http-backend
 
 work=$(mktemp -d /tmp/gitclaw-bench.XXXXXX)
+own_garage="" own_pg=""
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -z "$own_garage" ] || "$root/scripts/garage.sh" stop "$own_garage"
+  [ -z "$own_pg" ] || "$root/scripts/postgres.sh" stop "$own_pg"
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
@@ -88,8 +96,22 @@ claw_port=$(free_port)
 export GITCLAW_DATA_DIR=$work/gitclaw-data GITCLAW_LISTEN=127.0.0.1:$claw_port RUST_LOG=warn
 export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0
 if [ "$use_s3" = 1 ]; then
-  # Point at your own bucket and database: S3_* and DATABASE_URL from the environment.
-  [ -n "${S3_BUCKET:-}" ] || { echo "--s3 needs S3_BUCKET, S3_REGION, … and DATABASE_URL set" >&2; exit 1; }
+  if [ -z "${S3_BUCKET:-}" ]; then
+    # No store named: a throw-away Garage and PostgreSQL on loopback, as the tests use.
+    eval "$("$root/scripts/garage.sh")"
+    own_garage=$GITCLAW_TEST_GARAGE_DIR
+    export S3_ENDPOINT=$GITCLAW_TEST_S3_ENDPOINT S3_REGION=$GITCLAW_TEST_S3_REGION \
+      S3_ACCESS_KEY_ID=$GITCLAW_TEST_S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY=$GITCLAW_TEST_S3_SECRET_ACCESS_KEY \
+      S3_BUCKET=bench-$(date +%s) S3_AUTO_CREATE_BUCKET=true S3_USE_PATH_STYLE=true
+    if [ -z "${DATABASE_URL:-}" ]; then
+      eval "$("$root/scripts/postgres.sh")"
+      own_pg=$GITCLAW_TEST_PG_DIR
+      export DATABASE_URL=$GITCLAW_TEST_POSTGRES_URL
+    fi
+  fi
+  echo "   GitClaw on S3 bucket $S3_BUCKET at ${S3_ENDPOINT:-AWS}"
+  # Every S3 call is logged at DEBUG: counted per operation below.
+  export RUST_LOG=warn,gitclaw_storage=debug
 fi
 "$gitclaw" repo create bench/bench >/dev/null
 "$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
@@ -100,6 +122,8 @@ git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs
 # The comparison is with a repacked repository on both sides.
 "$gitclaw" gc bench/bench >/dev/null
 
+s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" || true; }
+
 cpu_of() { # user+system ticks of a process and its waited-for children
   awk '{print $14+$15+$16+$17}' "/proc/$1/stat"
 }
@@ -109,19 +133,20 @@ hz=$(getconf CLK_TCK)
 # run NAME URL PID COMMAND… : median wall time, CPU, bytes, for one server
 measure() {
   local pid=$1; shift
-  local walls=() cpus=() bytes=()
+  local walls=() cpus=() bytes=() calls=()
   for _ in $(seq "$runs"); do
     rm -rf "$work/client"
-    local c0 b0 t0 t1 c1 b1
-    c0=$(cpu_of "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+    local c0 b0 t0 t1 c1 b1 s0 s1
+    s0=$(s3_calls); c0=$(cpu_of "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
     "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
-    t1=$(date +%s.%N); c1=$(cpu_of "$pid"); b1=$(rx_bytes)
+    t1=$(date +%s.%N); c1=$(cpu_of "$pid"); b1=$(rx_bytes); s1=$(s3_calls)
     walls+=("$(echo "$t1 - $t0" | bc)")
     cpus+=("$(echo "scale=3; ($c1 - $c0) / $hz" | bc)")
     bytes+=("$((b1 - b0))")
+    calls+=("$((s1 - s0))")
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}")"
+  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}")"
 }
 
 prep_incremental() { # a clone 50 commits behind, reused for every fetch run
@@ -162,7 +187,8 @@ import sys
 r = [float(x) for x in sys.argv[1].split()]
 c = [float(x) for x in sys.argv[2].split()]
 def ratio(a, b): return f"{b / a:.2f}x" if a else "-"
-print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])})   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])})")
+s3 = f"   S3 requests {int(c[3])} first, {int(c[4])} median" if c[3] or c[4] else ""
+print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])})   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])}){s3}")
 PY
 }
 

@@ -377,11 +377,7 @@ struct WindowEntry {
 /// search order is cut into one segment per thread, at changes of path-name hash
 /// so similar objects stay together, and the segments are searched in parallel,
 /// each with its own window and object reader.
-fn delta_search(
-    db: &ObjectDb,
-    items: &[Item],
-    options: &WriteOptions,
-) -> Result<NewDeltas> {
+fn delta_search(db: &ObjectDb, items: &[Item], options: &WriteOptions) -> Result<NewDeltas> {
     let candidates: Vec<usize> = (0..items.len())
         .filter(|&i| {
             items[i].plan == Plan::Fresh && matches!(items[i].kind, Kind::Blob | Kind::Tree)
