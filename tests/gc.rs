@@ -171,3 +171,91 @@ fn automatic_compaction_after_pushes() {
     git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
     git(&clone, &["fsck", "--strict"]);
 }
+
+#[test]
+fn repeated_full_clones_of_a_compacted_repository_are_answered_by_its_pack() {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    commit_file(
+        &src,
+        "unique.txt",
+        &format!("{:?}\n", work.path()),
+        "unique",
+    );
+    let url = server.create_repo("wren", "whole");
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            &url,
+            "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*",
+        ],
+    );
+    let gc = |server: &Server| {
+        let repo = server
+            .block_on(server.state.meta.get_repo("wren", "whole"))
+            .unwrap()
+            .unwrap();
+        server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .unwrap();
+    };
+    gc(&server);
+    let mut n = 0;
+    let mut clone = |version: &str| {
+        n += 1;
+        let dir = work.path().join(format!("clone-{n}"));
+        let out = git_output(
+            work.path(),
+            &[
+                "-c",
+                &format!("protocol.version={version}"),
+                "clone",
+                "--progress",
+                "--mirror",
+                &url,
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        git(&dir, &["fsck", "--strict"]);
+        let refs = refs_of(&dir, "refs/");
+        (String::from_utf8_lossy(&out.stderr).into_owned(), refs)
+    };
+    let (_, first) = clone("2");
+    assert_eq!(first, refs_of(&src, "refs/"), "the clone has every ref");
+    for version in ["2", "0"] {
+        let (progress, refs) = clone(version);
+        assert!(
+            progress.contains("answered by a stored pack"),
+            "v{version}: a repeated full clone is answered by the stored pack: {progress}"
+        );
+        assert_eq!(refs, first);
+    }
+    // New history: the old answer no longer fits, the walk runs and the clone is whole.
+    let tip = commit_file(&src, "more.txt", "more\n", "more");
+    git(&src, &["push", "-q", &url, "main"]);
+    let (progress, refs) = clone("2");
+    assert!(
+        !progress.contains("answered by a stored pack"),
+        "{progress}"
+    );
+    assert!(refs.iter().any(|r| r.contains(&tip)), "{refs:?}");
+    // Compacted again: answered by the new pack from the second clone on.
+    gc(&server);
+    clone("2");
+    let (progress, again) = clone("2");
+    assert!(progress.contains("answered by a stored pack"), "{progress}");
+    assert!(again.iter().any(|r| r.contains(&tip)));
+}

@@ -172,6 +172,17 @@ pub struct ShallowPlan {
     extra_edges: Vec<ObjectId>,
 }
 
+impl ShallowPlan {
+    /// Nothing shallow about this fetch: the walk follows every parent.
+    pub fn is_full(&self) -> bool {
+        self.shallow.is_empty()
+            && self.unshallow.is_empty()
+            && self.grafts.is_empty()
+            && self.extra_wants.is_empty()
+            && self.extra_edges.is_empty()
+    }
+}
+
 /// Decide the shallow boundary as git's upload-pack does.
 pub fn plan_shallow(
     graph: &mut Graph<'_>,

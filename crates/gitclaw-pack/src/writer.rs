@@ -25,7 +25,7 @@ use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use crate::{
     delta::BaseIndex,
     entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
-    odb::{Location, ObjectDb},
+    odb::{Location, ObjectDb, PackHandle},
     walk::WalkObject,
     PackError, Result,
 };
@@ -79,6 +79,8 @@ pub struct WriteStats {
     pub new_deltas: u32,
     pub bytes: u64,
     pub checksum: Option<ObjectId>,
+    /// The pack went out as one stored pack file, untouched.
+    pub whole_pack: bool,
 }
 
 /// Progress of a pack being written: objects done out of total.
@@ -150,6 +152,33 @@ fn whole_pack(
     Ok(Some(pack))
 }
 
+/// Send a stored pack file as it is (it must suit the client: see
+/// [`PackHandle::has_ofs_deltas`] for clients without `ofs-delta`).
+pub fn stream_pack(
+    handle: &PackHandle,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    let bytes = handle.raw_pack()?;
+    let count = handle.num_objects();
+    progress(0, count);
+    for chunk in bytes.chunks(1 << 20) {
+        out.write_all(chunk)
+            .map_err(PackError::io("sending pack data"))?;
+    }
+    out.flush().map_err(PackError::io("sending pack data"))?;
+    progress(count, count);
+    Ok(WriteStats {
+        objects: count,
+        reused: count,
+        reused_deltas: 0,
+        new_deltas: 0,
+        bytes: bytes.len() as u64,
+        checksum: Some(*handle.hash()),
+        whole_pack: true,
+    })
+}
+
 /// Write a pack holding exactly `objects` to `out`. `client_has` (used when
 /// `options.thin`) names objects the client already has.
 pub fn write_pack(
@@ -162,22 +191,7 @@ pub fn write_pack(
 ) -> Result<WriteStats> {
     let packs = db.packs();
     if let Some(pack) = whole_pack(db, objects, options)? {
-        let bytes = packs[pack].raw_pack()?;
-        progress(0, objects.len() as u32);
-        for chunk in bytes.chunks(1 << 20) {
-            out.write_all(chunk)
-                .map_err(PackError::io("sending pack data"))?;
-        }
-        out.flush().map_err(PackError::io("sending pack data"))?;
-        progress(objects.len() as u32, objects.len() as u32);
-        return Ok(WriteStats {
-            objects: objects.len() as u32,
-            reused: objects.len() as u32,
-            reused_deltas: 0,
-            new_deltas: 0,
-            bytes: bytes.len() as u64,
-            checksum: Some(*packs[pack].hash()),
-        });
+        return stream_pack(&packs[pack], out, progress);
     }
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {

@@ -8,6 +8,7 @@
 
 use std::{
     cell::{Cell, RefCell},
+    collections::HashMap,
     io::Write,
     rc::Rc,
     time::Instant,
@@ -15,12 +16,12 @@ use std::{
 
 use gitclaw_metadata::RefRecord;
 use gitclaw_pack::{
-    odb::ObjectDb,
+    odb::{ObjectDb, PackHandle},
     walk::{
         enumerate, ok_to_give_up, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph,
         ShallowPlan, WalkOptions,
     },
-    writer::{write_pack, WriteOptions},
+    writer::{stream_pack, write_pack, WriteOptions, WriteStats},
     Kind, ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband};
@@ -431,16 +432,35 @@ fn send_pack_data(
             Vec::new()
         },
     };
-    let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
-    if progress {
-        let line = format!("Counting objects: {}, done.\n", outcome.objects.len());
-        sink.band(sideband::Band::Progress, line.as_bytes())?;
-    }
+    // A full clone that one stored pack answered before is answered by it again,
+    // without walking the history (the answer depends on content only).
     let write_options = WriteOptions {
         ofs_delta: job.ofs_delta,
         thin: job.thin_pack,
         ..Default::default()
     };
+    let answer_key = (commons.is_empty() && plan.is_full() && options.filter.is_none())
+        .then(|| whole_pack_key(&job.wants, &options.include_tags));
+    if let Some(key) = &answer_key {
+        if let Some(handle) = known_whole_pack(db, key) {
+            if job.ofs_delta || !handle.has_ofs_deltas()? {
+                if progress {
+                    let line = format!(
+                        "Counting objects: {}, done (answered by a stored pack).\n",
+                        handle.num_objects()
+                    );
+                    sink.band(sideband::Band::Progress, line.as_bytes())?;
+                }
+                let stats = stream_pack(&handle, &mut sink, &mut |_, _| {})?;
+                return finish_pack(&mut sink, &stats, progress, job);
+            }
+        }
+    }
+    let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    if progress {
+        let line = format!("Counting objects: {}, done.\n", outcome.objects.len());
+        sink.band(sideband::Band::Progress, line.as_bytes())?;
+    }
     let stats = write_pack(
         db,
         &outcome.objects,
@@ -449,6 +469,18 @@ fn send_pack_data(
         &mut sink,
         &mut |_, _| {},
     )?;
+    if let (Some(key), Some(pack), true) = (answer_key, stats.checksum, stats.whole_pack) {
+        remember_whole_pack(key, pack);
+    }
+    finish_pack(&mut sink, &stats, progress, job)
+}
+
+fn finish_pack(
+    sink: &mut PackSink<'_>,
+    stats: &WriteStats,
+    progress: bool,
+    job: &FetchJob,
+) -> Result<(), FetchError> {
     if progress {
         let line = format!(
             "Total {} (reused {}, deltas reused {}, new deltas {}), pack {} bytes\n",
@@ -461,4 +493,47 @@ fn send_pack_data(
     }
     sink.out.flush()?;
     Ok(())
+}
+
+/// Full clones that one stored pack answered exactly: digest of (wants, included
+/// tags) → that pack's checksum. Commit ids and pack checksums name immutable
+/// content, so an entry is never stale and holds for every repository that has
+/// the pack; the map is bounded by starting afresh when full.
+static WHOLE_PACK_ANSWERS: std::sync::Mutex<Option<HashMap<ObjectId, ObjectId>>> =
+    std::sync::Mutex::new(None);
+const WHOLE_PACK_ANSWERS_MAX: usize = 4096;
+
+fn whole_pack_key(wants: &[ObjectId], include_tags: &[ObjectId]) -> ObjectId {
+    use sha1::Digest;
+    let mut wants = wants.to_vec();
+    wants.sort();
+    wants.dedup();
+    let mut tags = include_tags.to_vec();
+    tags.sort();
+    let mut hasher = sha1::Sha1::new();
+    for id in &wants {
+        hasher.update(id.as_bytes());
+    }
+    hasher.update(b"tags");
+    for id in &tags {
+        hasher.update(id.as_bytes());
+    }
+    ObjectId::from_bytes_or_panic(&hasher.finalize())
+}
+
+fn known_whole_pack(db: &ObjectDb, key: &ObjectId) -> Option<std::sync::Arc<PackHandle>> {
+    let pack = {
+        let answers = WHOLE_PACK_ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
+        *answers.as_ref()?.get(key)?
+    };
+    db.packs().iter().find(|p| *p.hash() == pack).cloned()
+}
+
+fn remember_whole_pack(key: ObjectId, pack: ObjectId) {
+    let mut answers = WHOLE_PACK_ANSWERS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = answers.get_or_insert_with(HashMap::new);
+    if map.len() >= WHOLE_PACK_ANSWERS_MAX {
+        map.clear();
+    }
+    map.insert(key, pack);
 }
