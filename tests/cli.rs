@@ -60,6 +60,30 @@ fn check_reaches_s3_and_postgres_and_names_each_problem() {
     assert!(stdout.contains("database: ok (postgres)"), "{stdout}");
     assert!(stdout.contains("object store: ok (s3)"), "{stdout}");
 
+    // Without S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY the AWS default chain is used:
+    // here its environment source.
+    let mut cmd = gitclaw();
+    cmd.env("GITCLAW_DATA_DIR", data.path());
+    for (k, v) in s3_process_env(&bucket) {
+        match k {
+            "S3_ACCESS_KEY_ID" => cmd.env("AWS_ACCESS_KEY_ID", v),
+            "S3_SECRET_ACCESS_KEY" => cmd.env("AWS_SECRET_ACCESS_KEY", v),
+            _ => cmd.env(k, v),
+        };
+    }
+    let out = cmd
+        .env("AWS_CONFIG_FILE", data.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", data.path().join("none"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "default credential chain: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("object store: ok (s3)"));
+
     // Property 21: a call slower than S3_SLOW_OP_MS logs a warning naming the call and its duration.
     let mut cmd = gitclaw();
     cmd.env("GITCLAW_DATA_DIR", data.path())
