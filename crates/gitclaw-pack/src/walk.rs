@@ -681,6 +681,13 @@ fn walk_trees(
             } else {
                 Kind::Blob
             };
+            // What the filter refuses at any size (blob:none, tree:<depth>) is not
+            // even queued; size-dependent refusals are decided when popped.
+            if let Some(filter) = filter {
+                if !filter.admits(child_kind, depth + 1, &mut || Ok(0))? {
+                    continue;
+                }
+            }
             let child = entry.oid.to_owned();
             if !skip.contains(&child) && !seen.contains(&child) {
                 let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);

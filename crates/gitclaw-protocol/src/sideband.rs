@@ -28,13 +28,18 @@ pub enum Band {
     Error = 3,
 }
 
+/// Data bytes one packet of at most `max_pkt` bytes carries.
+pub fn payload_len(max_pkt: usize) -> usize {
+    max_pkt.clamp(OVERHEAD + 1, MAX_PKT_LEN) - OVERHEAD
+}
+
 /// Appends `data` on `band`, split into as many packets of at most `max_pkt`
 /// bytes (header included) as needed. `max_pkt` is [`SIDEBAND_64K_MAX`] or
 /// [`SIDEBAND_MAX`]; other values are clamped to what a packet can hold.
 /// Empty `data` writes one packet holding only the band byte, which is what
 /// git sends on band 2 as a keepalive.
 pub fn write_band(out: &mut Vec<u8>, band: Band, data: &[u8], max_pkt: usize) {
-    let chunk_len = max_pkt.clamp(OVERHEAD + 1, MAX_PKT_LEN) - OVERHEAD;
+    let chunk_len = payload_len(max_pkt);
     if data.is_empty() {
         out.extend_from_slice(b"0005");
         out.push(band as u8);

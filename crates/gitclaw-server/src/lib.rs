@@ -23,6 +23,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     service::gc::spawn_deletion_loop(state.clone(), std::time::Duration::from_secs(60));
     let router = http::router(state);
+    // No Nagle: pkt-line answers are many small writes, and waiting on delayed ACKs
+    // costs tens of milliseconds per round trip.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {err}");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;

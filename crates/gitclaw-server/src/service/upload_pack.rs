@@ -125,13 +125,26 @@ fn pkt(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
 }
 
 /// Writes pack data as sideband packets on band 1, or raw when no sideband was negotiated.
+/// Pack data and messages on their sideband channels. Pack data is gathered into
+/// full packets (the writer hands it over an entry header at a time, and a packet
+/// per write would cost five bytes and a copy each).
 struct PackSink<'a> {
     out: &'a mut dyn Write,
     sideband: Option<usize>,
+    pending: Vec<u8>,
 }
 
-impl PackSink<'_> {
+impl<'a> PackSink<'a> {
+    fn new(out: &'a mut dyn Write, sideband: Option<usize>) -> Self {
+        PackSink {
+            out,
+            sideband,
+            pending: Vec::new(),
+        }
+    }
+
     fn band(&mut self, band: sideband::Band, data: &[u8]) -> std::io::Result<()> {
+        self.send_pending(true)?;
         if let Some(max) = self.sideband {
             let mut buf = Vec::with_capacity(data.len() + 16);
             sideband::write_band(&mut buf, band, data, max);
@@ -142,14 +155,40 @@ impl PackSink<'_> {
             Ok(())
         }
     }
+
+    /// Send the gathered pack data: only whole packets, or everything when `all`.
+    fn send_pending(&mut self, all: bool) -> std::io::Result<()> {
+        let Some(max) = self.sideband else {
+            return Ok(());
+        };
+        let chunk = sideband::payload_len(max);
+        let ready = if all {
+            self.pending.len()
+        } else {
+            self.pending.len() / chunk * chunk
+        };
+        if ready == 0 {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(ready + ready.div_ceil(chunk) * 5);
+        sideband::write_band(&mut buf, sideband::Band::Data, &self.pending[..ready], max);
+        self.pending.drain(..ready);
+        self.out.write_all(&buf)
+    }
 }
 
 impl Write for PackSink<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.band(sideband::Band::Data, data)?;
+        if self.sideband.is_none() {
+            self.out.write_all(data)?;
+        } else {
+            self.pending.extend_from_slice(data);
+            self.send_pending(false)?;
+        }
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
+        self.send_pending(true)?;
         self.out.flush()
     }
 }
@@ -179,10 +218,7 @@ pub fn run_fetch(
     if let Err(err) = &result {
         let message = format!("upload-pack: {}", err.0);
         if pack_started && job.sideband.is_some() {
-            let mut sink = PackSink {
-                out,
-                sideband: job.sideband,
-            };
+            let mut sink = PackSink::new(out, job.sideband);
             let _ = sink.band(sideband::Band::Error, format!("{message}\n").as_bytes());
         } else if !pack_started {
             let _ = pkt(out, &format!("ERR {message}\n"));
@@ -409,10 +445,7 @@ fn send_pack_data(
     plan: &ShallowPlan,
     out: &mut dyn Write,
 ) -> Result<(), FetchError> {
-    let mut sink = PackSink {
-        out,
-        sideband: job.sideband,
-    };
+    let mut sink = PackSink::new(out, job.sideband);
     let progress = !job.no_progress && job.sideband.is_some();
     if progress {
         sink.band(sideband::Band::Progress, b"Enumerating objects, done.\n")?;
@@ -488,6 +521,7 @@ fn finish_pack(
         );
         sink.band(sideband::Band::Progress, line.as_bytes())?;
     }
+    sink.send_pending(true)?;
     if job.sideband.is_some() {
         sink.out.write_all(pktline::FLUSH)?;
     }
@@ -536,4 +570,34 @@ fn remember_whole_pack(key: ObjectId, pack: ObjectId) {
         map.clear();
     }
     map.insert(key, pack);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_data_goes_out_in_full_sideband_packets() {
+        let mut out = Vec::new();
+        let mut sink = PackSink::new(&mut out, Some(sideband::SIDEBAND_64K_MAX));
+        let piece = [7u8; 10];
+        for _ in 0..20_000 {
+            sink.write_all(&piece).unwrap();
+        }
+        sink.band(sideband::Band::Progress, b"done\n").unwrap();
+        sink.flush().unwrap();
+        // 200,000 data bytes: three full packets and one for the rest, then the message.
+        let mut lengths = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&out[at..at + 4]).unwrap(), 16).unwrap();
+            lengths.push((len, out[at + 4]));
+            at += len;
+        }
+        assert_eq!(
+            lengths,
+            [(65520, 1), (65520, 1), (65520, 1), (3460, 1), (10, 2)]
+        );
+    }
 }
