@@ -146,7 +146,7 @@ measure() {
     calls+=("$((s1 - s0))")
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}")"
+  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}") ${walls[0]}"
 }
 
 prep_incremental() { # a clone 50 commits behind, reused for every fetch run
@@ -188,12 +188,13 @@ r = [float(x) for x in sys.argv[1].split()]
 c = [float(x) for x in sys.argv[2].split()]
 def ratio(a, b): return f"{b / a:.2f}x" if a else "-"
 s3 = f"   S3 requests {int(c[3])} first, {int(c[4])} median" if c[3] or c[4] else ""
-print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])})   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])}){s3}")
+print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])}, first run {r[5]:.3f}s / {c[5]:.3f}s)   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])}){s3}")
 PY
 }
 
 echo
 echo "== git http-backend / GitClaw (ratio = GitClaw / git), median of $runs runs"
+echo "   (GitClaw answers a repeated identical clone from its pack cache; the first run is the cold one)"
 op "full clone" full_clone
 op "shallow clone" shallow_clone
 op "partial clone" partial_clone

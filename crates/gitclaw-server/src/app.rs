@@ -33,6 +33,8 @@ pub struct Inner {
     pub gc_locks: crate::service::gc::GcLocks,
     /// Scratch space for spooled pushes and packs being indexed.
     pub tmp_dir: PathBuf,
+    /// Generated clone packs, for repeated identical clones.
+    pub responses: Arc<crate::service::response_cache::ResponseCache>,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,6 +65,11 @@ impl AppState {
             )
         })?;
         let cache_dir = config.data_dir.join("cache");
+        let responses = crate::service::response_cache::ResponseCache::open(
+            config.data_dir.join("pack-cache"),
+            config.pack_cache_bytes,
+        )
+        .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: cannot open the pack cache: {err}"))?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 push_slots: Semaphore::new(config.max_concurrent_pushes),
@@ -72,6 +79,7 @@ impl AppState {
                 meta,
                 store,
                 tmp_dir,
+                responses,
             }),
         })
     }

@@ -34,6 +34,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Allow running open on a non-loopback address.
     pub allow_anonymous: bool,
+    /// Bytes of generated clone packs kept on disk for repeated identical clones (0: off).
+    pub pack_cache_bytes: u64,
 }
 
 /// One configuration problem, naming the variable.
@@ -65,6 +67,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_GC_GRACE_SECS",
     "GITCLAW_GC_LOOSE_THRESHOLD",
     "GITCLAW_GC_PACK_THRESHOLD",
+    "GITCLAW_PACK_CACHE_BYTES",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -82,6 +85,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_PACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+pub const DEFAULT_PACK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Values from a TOML file, keyed by upper-case variable name.
 fn read_file(
@@ -267,6 +271,16 @@ impl Config {
                 false
             }
         };
+        let pack_cache_bytes = match get("GITCLAW_PACK_CACHE_BYTES") {
+            Some(text) => parse_bytes(&text).unwrap_or_else(|| {
+                errors.push(problem(
+                    "GITCLAW_PACK_CACHE_BYTES",
+                    format!("'{text}' is not a size (e.g. 0, 512M, 2G)"),
+                ));
+                0
+            }),
+            None => DEFAULT_PACK_CACHE_BYTES,
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -281,6 +295,7 @@ impl Config {
                 gc,
                 admin_token,
                 allow_anonymous,
+                pack_cache_bytes,
             }),
             _ => Err(errors),
         }
@@ -300,6 +315,7 @@ impl Config {
             gc: crate::service::gc::GcSettings::default(),
             admin_token: None,
             allow_anonymous: false,
+            pack_cache_bytes: DEFAULT_PACK_CACHE_BYTES,
         }
     }
 }

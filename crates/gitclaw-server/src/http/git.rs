@@ -321,6 +321,8 @@ pub async fn upload_pack(
             Err(err) => return err_packet(&format!("upload-pack: {err}")),
         }
     };
+    let mut job = job;
+    job.cache = Some((state.responses.clone(), repo.id.clone()));
     let (mut writer, body) = streamed_body();
     let repo_name = format!("{}/{}", repo.owner, repo.name);
     tokio::task::spawn_blocking(move || {
@@ -407,6 +409,7 @@ fn fetch_job_v2(args: v2::FetchArgs) -> FetchJob {
         multi_ack_detailed: false,
         no_done: false,
         wait_for_done: args.wait_for_done,
+        cache: None,
     }
 }
 
@@ -442,6 +445,7 @@ fn fetch_job_v0(req: v0::UploadRequest) -> FetchJob {
         haves: req.haves,
         done: req.done,
         wait_for_done: false,
+        cache: None,
     }
 }
 

@@ -3,4 +3,5 @@
 pub mod gc;
 pub mod lifecycle;
 pub mod receive_pack;
+pub mod response_cache;
 pub mod upload_pack;

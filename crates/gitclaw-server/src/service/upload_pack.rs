@@ -26,6 +26,8 @@ use gitclaw_pack::{
 };
 use gitclaw_protocol::{pktline, sideband};
 
+use crate::service::response_cache::{CacheFill, CacheKey, ResponseCache};
+
 /// Capabilities advertised in v0/v1 (symref and agent are added per response).
 pub const V0_CAPABILITIES: &[&str] = &[
     "multi_ack",
@@ -116,6 +118,8 @@ pub struct FetchJob {
     pub multi_ack_detailed: bool,
     pub no_done: bool,
     pub wait_for_done: bool,
+    /// The clone-pack cache and the repository id that scopes its keys.
+    pub cache: Option<(std::sync::Arc<ResponseCache>, String)>,
 }
 
 fn pkt(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
@@ -489,23 +493,89 @@ fn send_pack_data(
             }
         }
     }
+    // A clone asked for before (same commits, depth, filter) is answered from the
+    // pack the first one wrote.
+    let deepen = &job.deepen;
+    let cacheable = commons.is_empty()
+        && deepen.client_shallow.is_empty()
+        && deepen.since.is_none()
+        && deepen.not.is_empty()
+        && job.deepen_not_refs.is_empty()
+        && !deepen.relative;
+    let cache_key = match (&job.cache, cacheable) {
+        (Some((cache, repo_id)), true) => Some((
+            cache,
+            CacheKey {
+                repo_id,
+                wants: &job.wants,
+                depth: deepen.depth,
+                filter: job.filter.as_deref(),
+                include_tags: &options.include_tags,
+                ofs_delta: job.ofs_delta,
+            }
+            .digest(),
+        )),
+        _ => None,
+    };
+    if let Some((cache, key)) = &cache_key {
+        if let Some((mut file, size)) = cache.get(key) {
+            if progress {
+                let line = format!("Reusing a cached pack of {size} bytes, done.\n");
+                sink.band(sideband::Band::Progress, line.as_bytes())?;
+            }
+            std::io::copy(&mut file, &mut sink)?;
+            sink.send_pending(true)?;
+            if job.sideband.is_some() {
+                sink.out.write_all(pktline::FLUSH)?;
+            }
+            sink.out.flush()?;
+            return Ok(());
+        }
+    }
     let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
     if progress {
         let line = format!("Counting objects: {}, done.\n", outcome.objects.len());
         sink.band(sideband::Band::Progress, line.as_bytes())?;
     }
+    let mut tee = Tee {
+        sink: &mut sink,
+        fill: cache_key.as_ref().and_then(|(cache, key)| cache.fill(*key)),
+    };
     let stats = write_pack(
         db,
         &outcome.objects,
         Some(&outcome.client_has),
         &write_options,
-        &mut sink,
+        &mut tee,
         &mut |_, _| {},
     )?;
+    // A pack streamed from the store as it is needs no second copy.
+    if let (Some(fill), false) = (tee.fill.take(), stats.whole_pack) {
+        fill.finish();
+    }
     if let (Some(key), Some(pack), true) = (answer_key, stats.checksum, stats.whole_pack) {
         remember_whole_pack(key, pack);
     }
     finish_pack(&mut sink, &stats, progress, job)
+}
+
+/// The response, and a copy of the pack data for the cache.
+struct Tee<'s, 'a> {
+    sink: &'s mut PackSink<'a>,
+    fill: Option<CacheFill>,
+}
+
+impl Write for Tee<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sink.write_all(data)?;
+        if let Some(fill) = &mut self.fill {
+            fill.copy(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
 }
 
 fn finish_pack(

@@ -1,0 +1,361 @@
+//! A disk cache of generated clone packs, for CI systems that clone the same
+//! commit many times (full, shallow or partial): the second identical request is
+//! answered from the file the first one wrote, with no walk and no pack writing.
+//!
+//! What is cached: the pack data (without sideband framing) of a fetch with no
+//! haves, keyed by the repository id and everything that shapes the pack — the
+//! wants, the depth, the filter, the included tags and the client's `ofs-delta`.
+//! Wants are commit (or object) ids, so the objects a key stands for never
+//! change and an entry can never be stale; a repository's deletion simply leaves
+//! entries nobody can ask for until they age out. The cache holds at most
+//! `max_bytes`; the least recently used entries go first. Files are written under
+//! a temporary name and renamed once the pack is complete, so a reader never sees
+//! a partial pack.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use gitclaw_pack::ObjectId;
+use sha1::Digest;
+
+/// The cache; shared by all requests.
+pub struct ResponseCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<ObjectId, Entry>,
+    total: u64,
+    clock: u64,
+}
+
+struct Entry {
+    size: u64,
+    last_used: u64,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("dir", &self.dir)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What shapes a cacheable clone pack.
+pub struct CacheKey<'a> {
+    pub repo_id: &'a str,
+    pub wants: &'a [ObjectId],
+    pub depth: Option<u32>,
+    pub filter: Option<&'a str>,
+    pub include_tags: &'a [ObjectId],
+    pub ofs_delta: bool,
+}
+
+impl CacheKey<'_> {
+    pub fn digest(&self) -> ObjectId {
+        let mut wants = self.wants.to_vec();
+        wants.sort();
+        wants.dedup();
+        let mut tags = self.include_tags.to_vec();
+        tags.sort();
+        let mut h = sha1::Sha1::new();
+        h.update(b"gitclaw clone pack v1\0");
+        h.update(self.repo_id.as_bytes());
+        h.update(b"\0");
+        for id in &wants {
+            h.update(id.as_bytes());
+        }
+        h.update(format!(
+            "\0depth={:?}\0filter={:?}\0ofs={}\0",
+            self.depth, self.filter, self.ofs_delta
+        ));
+        for id in &tags {
+            h.update(id.as_bytes());
+        }
+        ObjectId::from_bytes_or_panic(&h.finalize())
+    }
+}
+
+impl ResponseCache {
+    /// A cache in `dir` (created), holding at most `max_bytes`; entries left by an
+    /// earlier run are taken up, half-written ones removed.
+    pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Arc<ResponseCache>> {
+        std::fs::create_dir_all(&dir)?;
+        let mut state = State::default();
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let key = name
+                .strip_suffix(".pack")
+                .and_then(|hex| ObjectId::from_hex(hex.as_bytes()).ok());
+            match (key, entry.metadata()) {
+                (Some(key), Ok(meta)) if meta.is_file() => {
+                    state.clock += 1;
+                    state.total += meta.len();
+                    state.entries.insert(
+                        key,
+                        Entry {
+                            size: meta.len(),
+                            last_used: state.clock,
+                        },
+                    );
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let cache = Arc::new(ResponseCache {
+            dir,
+            max_bytes,
+            state: Mutex::new(state),
+        });
+        cache.evict();
+        Ok(cache)
+    }
+
+    fn path(&self, key: &ObjectId) -> PathBuf {
+        self.dir.join(format!("{key}.pack"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached pack for `key`, opened, with its size.
+    pub fn get(&self, key: &ObjectId) -> Option<(std::fs::File, u64)> {
+        {
+            let mut state = self.lock();
+            state.clock += 1;
+            let now = state.clock;
+            state.entries.get_mut(key)?.last_used = now;
+        }
+        match std::fs::File::open(self.path(key)) {
+            Ok(file) => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                Some((file, size))
+            }
+            Err(_) => {
+                // Removed behind our back: forget it.
+                let mut state = self.lock();
+                if let Some(entry) = state.entries.remove(key) {
+                    state.total -= entry.size;
+                }
+                None
+            }
+        }
+    }
+
+    /// A writer that fills the entry for `key`; nothing is cached unless
+    /// [`CacheFill::finish`] is called.
+    pub fn fill(self: &Arc<Self>, key: ObjectId) -> Option<CacheFill> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let file = tempfile::Builder::new()
+            .prefix(".fill-")
+            .tempfile_in(&self.dir)
+            .ok()?;
+        Some(CacheFill {
+            cache: self.clone(),
+            key,
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            written: 0,
+        })
+    }
+
+    fn insert(&self, key: ObjectId, size: u64) {
+        {
+            let mut state = self.lock();
+            state.clock += 1;
+            let now = state.clock;
+            if let Some(old) = state.entries.insert(
+                key,
+                Entry {
+                    size,
+                    last_used: now,
+                },
+            ) {
+                state.total -= old.size;
+            }
+            state.total += size;
+        }
+        self.evict();
+    }
+
+    /// Drop least recently used entries until the cache fits.
+    fn evict(&self) {
+        loop {
+            let victim = {
+                let mut state = self.lock();
+                if state.total <= self.max_bytes {
+                    return;
+                }
+                let Some(key) = state
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_used)
+                    .map(|(k, _)| *k)
+                else {
+                    return;
+                };
+                let entry = state.entries.remove(&key).expect("present");
+                state.total -= entry.size;
+                key
+            };
+            let _ = std::fs::remove_file(self.path(&victim));
+        }
+    }
+
+    /// Bytes held now.
+    pub fn size(&self) -> u64 {
+        self.lock().total
+    }
+}
+
+/// A pack being written into the cache alongside the response.
+pub struct CacheFill {
+    cache: Arc<ResponseCache>,
+    key: ObjectId,
+    out: Option<std::io::BufWriter<tempfile::NamedTempFile>>,
+    written: u64,
+}
+
+impl CacheFill {
+    /// Keep a copy of `data`; a failing disk only disables the copy.
+    pub fn copy(&mut self, data: &[u8]) {
+        let too_big = self.written + data.len() as u64 > self.cache.max_bytes;
+        if let Some(out) = &mut self.out {
+            if too_big || out.write_all(data).is_err() {
+                self.out = None;
+            } else {
+                self.written += data.len() as u64;
+            }
+        }
+    }
+
+    /// The pack is complete: make it the entry.
+    pub fn finish(mut self) {
+        let Some(out) = self.out.take() else {
+            return;
+        };
+        let Ok(file) = out.into_inner() else {
+            return;
+        };
+        let path = self.cache.path(&self.key);
+        if file.persist(&path).is_ok() {
+            self.cache.insert(self.key, self.written);
+        }
+    }
+}
+
+/// Whether a path is inside the cache directory (for tests and diagnostics).
+pub fn is_cache_file(dir: &Path, path: &Path) -> bool {
+    path.starts_with(dir) && path.extension().is_some_and(|e| e == "pack")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[n; 20])
+    }
+
+    fn put(cache: &Arc<ResponseCache>, k: ObjectId, bytes: usize) {
+        let mut fill = cache.fill(k).unwrap();
+        fill.copy(&vec![1u8; bytes]);
+        fill.finish();
+    }
+
+    #[test]
+    fn entries_round_trip_and_the_least_recently_used_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResponseCache::open(dir.path().join("c"), 3000).unwrap();
+        put(&cache, key(1), 1000);
+        put(&cache, key(2), 1000);
+        put(&cache, key(3), 1000);
+        assert!(cache.get(&key(1)).is_some(), "1 is now the most recent");
+        put(&cache, key(4), 1000);
+        assert!(cache.size() <= 3000, "the bound holds");
+        assert!(cache.get(&key(2)).is_none(), "the least recently used went");
+        let (_, size) = cache.get(&key(1)).unwrap();
+        assert_eq!(size, 1000);
+        assert!(cache.get(&key(3)).is_some() && cache.get(&key(4)).is_some());
+
+        // An unfinished fill leaves nothing behind.
+        let mut fill = cache.fill(key(9)).unwrap();
+        fill.copy(b"partial");
+        drop(fill);
+        assert!(cache.get(&key(9)).is_none());
+
+        // A restart takes up what is there.
+        drop(cache);
+        let again = ResponseCache::open(dir.path().join("c"), 3000).unwrap();
+        assert_eq!(again.size(), 3000);
+        assert!(again.get(&key(4)).is_some());
+        let stray: Vec<_> = std::fs::read_dir(dir.path().join("c"))
+            .unwrap()
+            .flatten()
+            .filter(|e| !is_cache_file(&dir.path().join("c"), &e.path()))
+            .collect();
+        assert!(stray.is_empty(), "no half-written files remain");
+    }
+
+    #[test]
+    fn keys_differ_in_everything_that_shapes_the_pack() {
+        let wants = [key(1), key(2)];
+        let base = CacheKey {
+            repo_id: "r",
+            wants: &wants,
+            depth: None,
+            filter: None,
+            include_tags: &[],
+            ofs_delta: true,
+        };
+        let reversed = [key(2), key(1)];
+        let same = CacheKey {
+            wants: &reversed,
+            ..base
+        };
+        assert_eq!(base.digest(), same.digest(), "want order does not matter");
+        let variants = [
+            CacheKey {
+                repo_id: "s",
+                ..base
+            },
+            CacheKey {
+                wants: &wants[..1],
+                ..base
+            },
+            CacheKey {
+                depth: Some(1),
+                ..base
+            },
+            CacheKey {
+                filter: Some("blob:none"),
+                ..base
+            },
+            CacheKey {
+                include_tags: &wants[..1],
+                ..base
+            },
+            CacheKey {
+                ofs_delta: false,
+                ..base
+            },
+        ];
+        for v in &variants {
+            assert_ne!(v.digest(), base.digest());
+        }
+    }
+}
