@@ -10,7 +10,9 @@
 #   --s3          serve GitClaw from S3 + PostgreSQL instead of the filesystem + SQLite:
 #                 the bucket and database named by S3_* and DATABASE_URL, or, when
 #                 S3_BUCKET is unset, a throw-away Garage and PostgreSQL on loopback;
-#                 the report adds S3 requests per operation (first run, median)
+#                 the report adds S3 requests per operation (first run, median); bytes
+#                 are counted on loopback, so in this mode they include GitClaw's own
+#                 traffic with the store and the database
 # Needs: lighttpd, git, python3, /usr/bin/time (installed from apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,14 +115,14 @@ if [ "$use_s3" = 1 ]; then
   # Every S3 call is logged at DEBUG: counted per operation below.
   export RUST_LOG=warn,gitclaw_storage=debug
 fi
-"$gitclaw" repo create bench/bench >/dev/null
+"$gitclaw" repo create bench/bench >/dev/null 2>>"$work/cli.err"
 "$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
 claw_pid=$!
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$claw_port) 2>/dev/null && break; sleep 0.1; done
 claw_url=http://127.0.0.1:$claw_port/bench/bench.git
 git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
 # The comparison is with a repacked repository on both sides.
-"$gitclaw" gc bench/bench >/dev/null
+"$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
 
 s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" || true; }
 
@@ -171,7 +173,7 @@ push_new() {
     url=${URL%bench.git}push.git
   else
     local name="p$(date +%s%N)"
-    "$gitclaw" repo create "bench/$name" >/dev/null
+    "$gitclaw" repo create "bench/$name" >/dev/null 2>>"$work/cli.err"
     url=${URL%bench.git}$name.git
   fi
   git -C "$repo" push -q "$url" main
