@@ -110,6 +110,10 @@ fn a_store_outage_fails_reads_clearly_and_leaves_refs_unchanged() {
         stored,
         "refs unchanged"
     );
+    // Listing refs needs only the database (what tags peel to is recorded there),
+    // so ls-remote works while the store is down, annotated tags peeled.
+    assert_eq!(remote_refs(&src, &url3), pushed);
+    assert!(pushed.iter().any(|r| r.ends_with("^{}")), "{pushed:?}");
 
     // The server keeps serving what does not need the store.
     let (status, _) = http(third.addr, "GET", "/healthz", &[], b"");

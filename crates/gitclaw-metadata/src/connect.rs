@@ -96,6 +96,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "tokens",
         include_str!("../migrations/sqlite/0003_tokens.sql"),
     ),
+    (
+        4,
+        "peeled_refs",
+        include_str!("../migrations/sqlite/0004_peeled_refs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -112,6 +117,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "tokens",
         include_str!("../migrations/postgres/0003_tokens.sql"),
+    ),
+    (
+        4,
+        "peeled_refs",
+        include_str!("../migrations/postgres/0004_peeled_refs.sql"),
     ),
 ];
 

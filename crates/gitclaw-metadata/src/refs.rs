@@ -37,6 +37,41 @@ impl Metadata {
             .collect()
     }
 
+    /// What tag-ref objects peel to, as recorded by [`Metadata::record_peeled`]:
+    /// object id → the non-tag object it peels to (itself for a non-tag).
+    pub async fn peeled_refs(
+        &self,
+        repo_id: &str,
+    ) -> Result<std::collections::HashMap<ObjectId, ObjectId>> {
+        let rows = sqlx::query("SELECT oid, peeled FROM peeled_refs WHERE repo_id = $1")
+            .bind(repo_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((get_oid(row, "oid")?, get_oid(row, "peeled")?)))
+            .collect()
+    }
+
+    /// Remember what objects peel to. Content-addressed, so it may be recorded
+    /// at any time, more than once, by any server.
+    pub async fn record_peeled(
+        &self,
+        repo_id: &str,
+        peeled: &[(ObjectId, ObjectId)],
+    ) -> Result<()> {
+        for (oid, target) in peeled {
+            sqlx::query(
+                "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(oid.to_string())
+            .bind(target.to_string())
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The object a ref points to, if the ref exists.
     pub async fn get_ref(&self, repo_id: &str, name: &str) -> Result<Option<ObjectId>> {
         let row = sqlx::query("SELECT oid FROM refs WHERE repo_id = $1 AND name = $2")

@@ -346,6 +346,13 @@ impl Metadata {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query(
+            "INSERT INTO peeled_refs (repo_id, oid, peeled) SELECT $1, oid, peeled FROM peeled_refs WHERE repo_id = $2",
+        )
+        .bind(&repo.id)
+        .bind(&fork.source_id)
+        .execute(&mut *tx)
+        .await?;
         for p in &fork.packs {
             insert_pack(
                 &mut tx,

@@ -53,6 +53,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "audit_events",
             "loose_objects",
             "packs",
+            "peeled_refs",
             "pending_deletions",
             "refs",
             "repositories",
@@ -61,7 +62,7 @@ async fn sqlite_fresh_database_and_reconnect() {
         ]
     );
     let first = applied(&mut conn).await;
-    assert_eq!(first, [(1, true), (2, true), (3, true)]);
+    assert_eq!(first, [(1, true), (2, true), (3, true), (4, true)]);
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

@@ -141,16 +141,41 @@ fn wants_v2(headers: &HeaderMap) -> bool {
     requested_version(headers) == 2
 }
 
-/// Refs with peeled tags and the HEAD symref target, read on a blocking thread.
-async fn ref_view(
-    state: &AppState,
-    repo: &Repo,
-) -> anyhow::Result<(Vec<PeeledRef>, gitclaw_pack::odb::ObjectDb)> {
+/// Refs with their peeled values, from the database alone when it knows what
+/// every tag ref peels to; otherwise the objects are read once and what they peel
+/// to is recorded for every later advertisement (on any server).
+async fn advertised_refs(state: &AppState, repo: &Repo) -> anyhow::Result<Vec<PeeledRef>> {
     let records = state.meta.list_refs(&repo.id).await?;
+    let known = state.meta.peeled_refs(&repo.id).await?;
+    let is_tag = |r: &gitclaw_metadata::RefRecord| r.name.starts_with("refs/tags/");
+    if records
+        .iter()
+        .filter(|r| is_tag(r))
+        .all(|r| known.contains_key(&r.oid))
+    {
+        return Ok(records
+            .into_iter()
+            .map(|r| {
+                let peeled = known.get(&r.oid).filter(|p| **p != r.oid).copied();
+                PeeledRef {
+                    name: r.name,
+                    oid: r.oid,
+                    peeled,
+                }
+            })
+            .collect());
+    }
     let db = state.object_db(repo).await?;
-    let db2 = db.clone();
-    let refs = tokio::task::spawn_blocking(move || peel_refs(&db2, records)).await?;
-    Ok((refs, db))
+    let refs = tokio::task::spawn_blocking(move || peel_refs(&db, records)).await?;
+    let learned: Vec<_> = refs
+        .iter()
+        .filter(|r| r.name.starts_with("refs/tags/") && !known.contains_key(&r.oid))
+        .map(|r| (r.oid, r.peeled.unwrap_or(r.oid)))
+        .collect();
+    if let Err(err) = state.meta.record_peeled(&repo.id, &learned).await {
+        tracing::warn!(repo = %repo.id, error = %err, "cannot record peeled tags");
+    }
+    Ok(refs)
 }
 
 fn head_of<'a>(repo: &'a Repo, refs: &[PeeledRef]) -> Option<(gitclaw_pack::ObjectId, &'a str)> {
@@ -188,8 +213,29 @@ pub async fn info_refs(
             Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
         };
     }
-    let (refs, _) = match ref_view(&state, &repo).await {
-        Ok(view) => view,
+    let upload = service == "git-upload-pack";
+    let refs = if upload {
+        advertised_refs(&state, &repo).await
+    } else {
+        // Push needs no peeled values.
+        state
+            .meta
+            .list_refs(&repo.id)
+            .await
+            .map_err(Into::into)
+            .map(|records| {
+                records
+                    .into_iter()
+                    .map(|r| PeeledRef {
+                        name: r.name,
+                        oid: r.oid,
+                        peeled: None,
+                    })
+                    .collect()
+            })
+    };
+    let refs = match refs {
+        Ok(refs) => refs,
         Err(err) => {
             tracing::error!(error = %err, repo = %repo.id, "cannot read refs");
             return plain(
@@ -198,7 +244,6 @@ pub async fn info_refs(
             );
         }
     };
-    let upload = service == "git-upload-pack";
     let mut body = refs::http_service_header(if upload {
         refs::Service::UploadPack
     } else {
@@ -278,10 +323,10 @@ pub async fn upload_pack(
         Ok(bytes) => bytes,
         Err(message) => return plain(StatusCode::PAYLOAD_TOO_LARGE, message),
     };
-    let (refs, db) = match ref_view(&state, &repo).await {
-        Ok(view) => view,
+    let refs = match advertised_refs(&state, &repo).await {
+        Ok(refs) => refs,
         Err(err) => {
-            tracing::error!(error = %err, repo = %repo.id, "cannot open repository");
+            tracing::error!(error = %err, repo = %repo.id, "cannot read refs");
             return err_packet(&format!("upload-pack: cannot read repository: {err}"));
         }
     };
@@ -319,6 +364,13 @@ pub async fn upload_pack(
                 }
             }
             Err(err) => return err_packet(&format!("upload-pack: {err}")),
+        }
+    };
+    let db = match state.object_db(&repo).await {
+        Ok(db) => db,
+        Err(err) => {
+            tracing::error!(error = %err, repo = %repo.id, "cannot open repository");
+            return err_packet(&format!("upload-pack: cannot read repository: {err}"));
         }
     };
     let mut job = job;
