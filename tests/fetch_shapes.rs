@@ -18,16 +18,7 @@ fn setup(name: &str) -> Setup {
     let src = work.path().join("src");
     fixture_repo(&src, 10);
     let url = server.create_repo("shapes", name);
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url,
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
+    push_everything(&src, &url);
     Setup {
         server,
         work,

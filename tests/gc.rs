@@ -188,16 +188,7 @@ fn repeated_full_clones_of_a_compacted_repository_are_answered_by_its_pack() {
         "unique",
     );
     let url = server.create_repo("wren", "whole");
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url,
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
+    push_everything(&src, &url);
     let gc = |server: &Server| {
         let repo = server
             .block_on(server.state.meta.get_repo("wren", "whole"))

@@ -133,16 +133,7 @@ fn fork_and_delete_on(backend: Backend) {
     let src = work.path().join("src");
     fixture_repo(&src, 3);
     let url = server.create_repo("mona", "origin");
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url,
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
+    push_everything(&src, &url);
     commit_file(&src, "loose.txt", "a loose object\n", "small push");
     git(&src, &["push", "-q", &url, "main"]);
 

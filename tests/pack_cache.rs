@@ -46,16 +46,7 @@ fn repeated_clones_are_answered_from_the_cached_pack() {
     let src = work.path().join("src");
     fixture_repo(&src, 3);
     let url = server.create_repo("cara", "cached");
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url,
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
+    push_everything(&src, &url);
     // Two pushes' worth of packs: no single stored pack answers a clone.
     commit_file(&src, "extra.txt", "extra\n", "extra");
     git(&src, &["push", "-q", &url, "main"]);

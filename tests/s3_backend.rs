@@ -12,8 +12,8 @@ use std::{
 use bytes::Bytes;
 use common::{proxy::*, *};
 use gitclaw_storage::{
-    conformance, get_loose_object, loose_object_id, put_loose_object, ObjectKey,
-    ObjectStorageBackend, PutOptions, RepoId, S3Backend, S3Settings, StorageError,
+    conformance, loose_object_id, put_loose_object, ObjectKey, ObjectStorageBackend, PutOptions,
+    RepoId, S3Backend, S3Settings, StorageError,
 };
 use gix_object::Kind;
 use proptest::prelude::*;
@@ -148,29 +148,10 @@ proptest! {
     ) {
         let (rt, store) = shared();
         let repo = RepoId::new("prop2").unwrap();
-        rt.block_on(async {
-            let id = put_loose_object(store, &repo, kind, &data).await.unwrap();
-            prop_assert_eq!(id, loose_object_id(kind, &data));
-            let (k, back) = get_loose_object(store, &repo, &id).await.unwrap();
-            prop_assert_eq!(k, kind);
-            prop_assert_eq!(&back, &data);
-
-            let key = ObjectKey::loose(&repo, &id);
-            let mut stored = store.get(&key).await.unwrap().to_vec();
-            let at = flip.index(stored.len());
-            stored[at] ^= mask;
-            store.put(&key, Bytes::from(stored), &PutOptions::default()).await.unwrap();
-            match get_loose_object(store, &repo, &id).await {
-                Err(err @ StorageError::Corrupted { .. }) => prop_assert_eq!(err.code(), "OBJECT_CORRUPTED"),
-                Err(other) => prop_assert!(false, "expected Corrupted, got {other}"),
-                Ok((k2, d2)) => {
-                    prop_assert_eq!(k2, kind);
-                    prop_assert_eq!(d2, data.clone());
-                }
-            }
-            store.delete(&key).await.unwrap();
-            Ok(())
-        })?;
+        let result = rt.block_on(conformance::round_trip_then_corrupt(
+            store, &repo, kind, &data, |len| flip.index(len), mask,
+        ));
+        prop_assert!(result.is_ok(), "{:?}", result);
     }
 }
 

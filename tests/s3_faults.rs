@@ -40,16 +40,7 @@ fn a_store_outage_fails_reads_clearly_and_leaves_refs_unchanged() {
     let src = work.path().join("src");
     fixture_repo(&src, 3);
     let url = first.create_repo("olga", "outage");
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url,
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
+    push_everything(&src, &url);
     commit_file(&src, "small.txt", "a loose object or two\n", "small change");
     git(&src, &["push", "-q", &url, "main"]);
     let pushed = remote_refs(&src, &url);

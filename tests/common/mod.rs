@@ -46,6 +46,28 @@ fn unique(tag: &str) -> String {
     )
 }
 
+/// Run `scripts/{script}`, which starts a throw-away service for this test
+/// process and prints `export NAME=value` lines; returns those variables.
+fn start_service(script: &str) -> std::collections::HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let out = Command::new("bash")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|err| panic!("scripts/{script} runs: {err}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// A PostgreSQL server for the tests: the one `scripts/test.sh` started
 /// (`GITCLAW_TEST_POSTGRES_URL`), else one started here for this test process.
 fn postgres_base_url() -> &'static str {
@@ -56,21 +78,9 @@ fn postgres_base_url() -> &'static str {
                 return url;
             }
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("scripts/postgres.sh runs");
-        assert!(
-            out.status.success(),
-            "cannot start PostgreSQL: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = String::from_utf8_lossy(&out.stdout).into_owned();
-        env.lines()
-            .find_map(|l| l.strip_prefix("export GITCLAW_TEST_POSTGRES_URL="))
+        start_service("postgres.sh")
+            .remove("GITCLAW_TEST_POSTGRES_URL")
             .expect("the script prints the URL")
-            .to_string()
     })
 }
 
@@ -120,21 +130,7 @@ pub fn s3_env() -> &'static S3Env {
                     .filter(|(k, _)| k.starts_with("GITCLAW_TEST_S3_"))
                     .collect()
             } else {
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/garage.sh");
-                let out = Command::new("bash")
-                    .arg(script)
-                    .output()
-                    .expect("scripts/garage.sh runs");
-                assert!(
-                    out.status.success(),
-                    "cannot start the S3 server: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
+                start_service("garage.sh")
             };
         let get = |name: &str| {
             vars.get(name)
@@ -246,21 +242,7 @@ impl Server {
 
     /// Create a repository through the REST API; returns the clone URL.
     pub fn create_repo(&self, owner: &str, name: &str) -> String {
-        let body = format!(r#"{{"owner":"{owner}","name":"{name}"}}"#);
-        let (status, text) = http(
-            self.addr,
-            "POST",
-            "/api/v1/repos",
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        );
-        assert_eq!(
-            status,
-            201,
-            "create repo: {}",
-            String::from_utf8_lossy(&text)
-        );
-        format!("{}/{owner}/{name}.git", self.url)
+        create_repo_at(self.addr, owner, name)
     }
 
     /// The repository's stable id.
@@ -462,6 +444,39 @@ pub fn remote_refs(dir: &Path, url: &str) -> Vec<String> {
     lines
 }
 
+/// Create a repository through the REST API of the server at `addr`; returns the clone URL.
+pub fn create_repo_at(addr: std::net::SocketAddr, owner: &str, name: &str) -> String {
+    let body = format!(r#"{{"owner":"{owner}","name":"{name}"}}"#);
+    let (status, text) = http(
+        addr,
+        "POST",
+        "/api/v1/repos",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(
+        status,
+        201,
+        "create repo: {}",
+        String::from_utf8_lossy(&text)
+    );
+    format!("http://{addr}/{owner}/{name}.git")
+}
+
+/// Push every branch and tag of `src` to `url`.
+pub fn push_everything(src: &Path, url: &str) {
+    git(
+        src,
+        &[
+            "push",
+            "-q",
+            url,
+            "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*",
+        ],
+    );
+}
+
 pub fn commit_file(dir: &Path, file: &str, content: &str, message: &str) -> String {
     std::fs::write(dir.join(file), content).expect("write file");
     git(dir, &["add", file]);
@@ -523,16 +538,7 @@ impl ServerProcess {
 
     /// Create a repository through the API; returns its clone URL.
     pub fn create_repo(&self, owner: &str, name: &str) -> String {
-        let body = format!(r#"{{"owner":"{owner}","name":"{name}"}}"#);
-        let (status, text) = http(
-            self.addr,
-            "POST",
-            "/api/v1/repos",
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        );
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
-        format!("{}/{owner}/{name}.git", self.url)
+        create_repo_at(self.addr, owner, name)
     }
 
     /// Resident memory now: heap and other anonymous pages, and mapped file pages.

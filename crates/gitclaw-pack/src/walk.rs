@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use gix_hash::ObjectId;
 use gix_hashtable::{HashMap, HashSet};
-use gix_object::{CommitRef, Kind, ObjectRef};
+use gix_object::{CommitRef, Kind};
 
 use crate::{
     odb::{ObjectDb, ObjectReader},
@@ -659,20 +659,20 @@ fn walk_trees(
         }
         graph.count_parsed();
         let actual = graph.reader.read_existing(&id, &mut buf)?;
-        let parsed = ObjectRef::from_bytes(&buf, actual, gix_hash::Kind::Sha1).map_err(|err| {
-            PackError::MalformedObject {
-                oid: id,
-                detail: err.to_string(),
-            }
-        })?;
-        let ObjectRef::Tree(tree) = parsed else {
+        if actual != Kind::Tree {
             return Err(PackError::MalformedObject {
                 oid: id,
                 detail: format!("expected a tree, found a {actual}"),
             });
-        };
-        // Reverse so the stack pops entries in tree order.
-        for entry in tree.entries.iter().rev() {
+        }
+        // Children are pushed in tree order, then that run is reversed so the
+        // stack pops them in tree order; no entry list is allocated.
+        let first_child = stack.len();
+        for entry in gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+            let entry = entry.map_err(|err| PackError::MalformedObject {
+                oid: id,
+                detail: err.to_string(),
+            })?;
             if entry.mode.is_commit() {
                 continue;
             }
@@ -699,6 +699,7 @@ fn walk_trees(
                 stack.push((child, child_kind, depth + 1, child_path, false));
             }
         }
+        stack[first_child..].reverse();
     }
     Ok(())
 }

@@ -286,3 +286,50 @@ async fn loose_objects(b: &dyn ObjectStorageBackend) {
     ));
     b.delete_prefix(&repo.prefix()).await.expect("cleanup");
 }
+
+/// SPEC property 2 for one object: stored, it reads back as the same bytes whose
+/// SHA-1 is its id; once byte `flip_at(stored length)` of its stored form is
+/// XORed with `mask`, reading it fails as `OBJECT_CORRUPTED` (or, where zlib
+/// ignores the changed bits, still gives the exact content). The object is
+/// deleted afterwards. Returns what broke, for property tests to report.
+pub async fn round_trip_then_corrupt(
+    b: &dyn ObjectStorageBackend,
+    repo: &RepoId,
+    kind: Kind,
+    data: &[u8],
+    flip_at: impl FnOnce(usize) -> usize,
+    mask: u8,
+) -> Result<(), String> {
+    let id = put_loose_object(b, repo, kind, data)
+        .await
+        .map_err(|e| format!("put: {e}"))?;
+    if id != loose_object_id(kind, data) {
+        return Err(format!("stored under {id}, not its SHA-1"));
+    }
+    let (k, back) = get_loose_object(b, repo, &id)
+        .await
+        .map_err(|e| format!("get: {e}"))?;
+    if (k, back.as_slice()) != (kind, data) {
+        return Err("read back other content".into());
+    }
+    let key = ObjectKey::loose(repo, &id);
+    let mut stored = b
+        .get(&key)
+        .await
+        .map_err(|e| format!("raw get: {e}"))?
+        .to_vec();
+    let at = flip_at(stored.len());
+    stored[at] ^= mask;
+    b.put(&key, Bytes::from(stored), &PutOptions::default())
+        .await
+        .map_err(|e| format!("overwrite: {e}"))?;
+    let outcome = match get_loose_object(b, repo, &id).await {
+        Err(err @ StorageError::Corrupted { .. }) if err.code() == "OBJECT_CORRUPTED" => Ok(()),
+        Err(other) => Err(format!("expected OBJECT_CORRUPTED, got {other}")),
+        // zlib can ignore some trailer bits; then the content must still be exact.
+        Ok((k2, d2)) if k2 == kind && d2 == data => Ok(()),
+        Ok(_) => Err("a corrupted object was served with other content".into()),
+    };
+    b.delete(&key).await.map_err(|e| format!("delete: {e}"))?;
+    outcome
+}

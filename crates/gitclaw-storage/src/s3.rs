@@ -472,36 +472,51 @@ impl S3Backend {
     }
 
     async fn put_raw(&self, key: &str, data: Bytes, opts: &PutOptions) -> Result<()> {
-        if data.len() as u64 > MULTIPART_THRESHOLD {
-            let source = PartSource::Memory(data);
-            return self.multipart_upload(key, &source, opts).await;
+        self.put_source(key, &PartSource::Memory(data), opts).await
+    }
+
+    /// Upload `source` as `key`: one PutObject, or a multipart upload above 5 MiB.
+    async fn put_source(
+        &self,
+        key: &str,
+        source: &PartSource<'_>,
+        opts: &PutOptions,
+    ) -> Result<()> {
+        let size = source.len();
+        if size > MULTIPART_THRESHOLD {
+            return self.multipart_upload(key, source, opts).await;
         }
-        self.call("PutObject", key, || {
-            let body = ByteStream::from(data.clone());
-            async move {
-                self.client
-                    .put_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .set_content_type(opts.content_type.clone())
-                    .set_metadata(metadata_map(opts))
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify("PutObject", key, e))
-            }
+        self.call("PutObject", key, || async {
+            let body = source.body(0, size).await?;
+            self.client
+                .put_object()
+                .bucket(self.bucket())
+                .key(key)
+                .content_length(size as i64)
+                .set_content_type(opts.content_type.clone())
+                .set_metadata(metadata_map(opts))
+                .body(body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("PutObject", key, e))
         })
         .await
     }
 
     async fn get_raw(&self, key: &str) -> Result<Bytes> {
+        self.get_bytes(key, None).await
+    }
+
+    /// The object's bytes, or those of an HTTP `Range` (`bytes=a-b`).
+    async fn get_bytes(&self, key: &str, range: Option<&str>) -> Result<Bytes> {
         self.call("GetObject", key, || async {
             let out = self
                 .client
                 .get_object()
                 .bucket(self.bucket())
                 .key(key)
+                .set_range(range.map(str::to_string))
                 .send()
                 .await
                 .map_err(|e| classify("GetObject", key, e))?;
@@ -597,26 +612,7 @@ impl S3Backend {
     ) -> Result<()> {
         let size = source.len();
         let part_size = PART_SIZE.max(size.div_ceil(10_000));
-        let upload_id = self
-            .call("CreateMultipartUpload", key, || async {
-                let out = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .set_content_type(opts.content_type.clone())
-                    .set_metadata(metadata_map(opts))
-                    .send()
-                    .await
-                    .map_err(|e| classify("CreateMultipartUpload", key, e))?;
-                out.upload_id().map(str::to_string).ok_or_else(|| {
-                    Failure::fatal(StorageError::UploadFailed {
-                        key: key.to_string(),
-                        detail: "the store returned no upload id".into(),
-                    })
-                })
-            })
-            .await?;
+        let upload_id = self.create_upload(key, opts).await?;
         let parts: Vec<(i32, u64, u64)> = (0..size.div_ceil(part_size).max(1))
             .map(|i| {
                 let start = i * part_size;
@@ -653,24 +649,7 @@ impl S3Backend {
             .try_collect()
             .await;
         let result = match uploaded {
-            Ok(parts) => {
-                let completed = CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build();
-                self.call("CompleteMultipartUpload", key, || async {
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(self.bucket())
-                        .key(key)
-                        .upload_id(upload_id_ref)
-                        .multipart_upload(completed.clone())
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify("CompleteMultipartUpload", key, e))
-                })
-                .await
-            }
+            Ok(parts) => self.complete_upload(key, upload_id_ref, parts).await,
             Err(err) => Err(err),
         };
         if let Err(err) = result {
@@ -688,6 +667,54 @@ impl S3Backend {
             });
         }
         Ok(())
+    }
+
+    /// Start a multipart upload; returns its id.
+    async fn create_upload(&self, key: &str, opts: &PutOptions) -> Result<String> {
+        self.call("CreateMultipartUpload", key, || async {
+            let out = self
+                .client
+                .create_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .set_content_type(opts.content_type.clone())
+                .set_metadata(metadata_map(opts))
+                .send()
+                .await
+                .map_err(|e| classify("CreateMultipartUpload", key, e))?;
+            out.upload_id().map(str::to_string).ok_or_else(|| {
+                Failure::fatal(StorageError::UploadFailed {
+                    key: key.to_string(),
+                    detail: "the store returned no upload id".into(),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Join the uploaded parts into the object.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()> {
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        self.call("CompleteMultipartUpload", key, || async {
+            self.client
+                .complete_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(upload_id)
+                .multipart_upload(completed.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("CompleteMultipartUpload", key, e))
+        })
+        .await
     }
 
     /// Best effort: a failed abort leaves parts the bucket's lifecycle rules reclaim.
@@ -728,26 +755,7 @@ impl S3Backend {
             content_type: meta.content_type,
             metadata: meta.metadata.into_iter().collect(),
         };
-        let upload_id = self
-            .call("CreateMultipartUpload", to, || async {
-                let out = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(self.bucket())
-                    .key(to)
-                    .set_content_type(opts.content_type.clone())
-                    .set_metadata(metadata_map(&opts))
-                    .send()
-                    .await
-                    .map_err(|e| classify("CreateMultipartUpload", to, e))?;
-                out.upload_id().map(str::to_string).ok_or_else(|| {
-                    Failure::fatal(StorageError::UploadFailed {
-                        key: to.to_string(),
-                        detail: "the store returned no upload id".into(),
-                    })
-                })
-            })
-            .await?;
+        let upload_id = self.create_upload(to, &opts).await?;
         let mut parts = Vec::new();
         let mut result = Ok(());
         for (i, start) in (0..size).step_by(COPY_PART_SIZE as usize).enumerate() {
@@ -786,23 +794,7 @@ impl S3Backend {
             }
         }
         if result.is_ok() {
-            let completed = CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build();
-            result = self
-                .call("CompleteMultipartUpload", to, || async {
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(self.bucket())
-                        .key(to)
-                        .upload_id(&upload_id)
-                        .multipart_upload(completed.clone())
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify("CompleteMultipartUpload", to, e))
-                })
-                .await;
+            result = self.complete_upload(to, &upload_id, parts).await;
         }
         if result.is_err() {
             self.abort_upload(to, &upload_id).await;
@@ -917,32 +909,12 @@ impl ObjectStorageBackend for S3Backend {
     }
 
     async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()> {
-        let key = key.as_str();
         let size = tokio::fs::metadata(path)
             .await
             .map_err(StorageError::io(format!("reading {}", path.display())))?
             .len();
-        if size > MULTIPART_THRESHOLD {
-            return self
-                .multipart_upload(key, &PartSource::File(path, size), opts)
-                .await;
-        }
-        self.call("PutObject", key, || async {
-            let body = PartSource::File(path, size).body(0, size).await?;
-            self.client
-                .put_object()
-                .bucket(self.bucket())
-                .key(key)
-                .content_length(size as i64)
-                .set_content_type(opts.content_type.clone())
-                .set_metadata(metadata_map(opts))
-                .body(body)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify("PutObject", key, e))
-        })
-        .await
+        self.put_source(key.as_str(), &PartSource::File(path, size), opts)
+            .await
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes> {
@@ -950,29 +922,11 @@ impl ObjectStorageBackend for S3Backend {
     }
 
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes> {
-        let key = key.as_str();
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
         let header = format!("bytes={}-{}", range.start, range.end - 1);
-        self.call("GetObject", key, || async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(self.bucket())
-                .key(key)
-                .range(&header)
-                .send()
-                .await
-                .map_err(|e| classify("GetObject", key, e))?;
-            let data = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Failure::transfer(key, e))?;
-            Ok(data.into_bytes())
-        })
-        .await
+        self.get_bytes(key.as_str(), Some(&header)).await
     }
 
     async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64> {
