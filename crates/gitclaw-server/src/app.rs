@@ -35,6 +35,8 @@ pub struct Inner {
     pub tmp_dir: PathBuf,
     /// Generated clone packs, for repeated identical clones.
     pub responses: Arc<crate::service::response_cache::ResponseCache>,
+    /// Inflated commits and trees, shared by all walks.
+    pub objects: Arc<gitclaw_pack::odb::ObjectCache>,
 }
 
 impl std::ops::Deref for AppState {
@@ -65,6 +67,7 @@ impl AppState {
             )
         })?;
         let cache_dir = config.data_dir.join("cache");
+        let config_object_cache = config.object_cache_bytes;
         let responses = crate::service::response_cache::ResponseCache::open(
             config.data_dir.join("pack-cache"),
             config.pack_cache_bytes,
@@ -80,6 +83,9 @@ impl AppState {
                 store,
                 tmp_dir,
                 responses,
+                objects: Arc::new(gitclaw_pack::odb::ObjectCache::new(
+                    usize::try_from(config_object_cache).unwrap_or(usize::MAX),
+                )),
             }),
         })
     }
@@ -114,7 +120,12 @@ impl AppState {
             ids,
             runtime: tokio::runtime::Handle::current(),
         };
-        Ok(ObjectDb::new(handles, Arc::new(source)))
+        let db = ObjectDb::new(handles, Arc::new(source));
+        Ok(if self.config.object_cache_bytes > 0 {
+            db.with_cache(self.objects.clone())
+        } else {
+            db
+        })
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Config {
     pub allow_anonymous: bool,
     /// Bytes of generated clone packs kept on disk for repeated identical clones (0: off).
     pub pack_cache_bytes: u64,
+    /// Bytes of inflated commits and trees kept in memory across requests (0: off).
+    pub object_cache_bytes: u64,
 }
 
 /// One configuration problem, naming the variable.
@@ -68,6 +70,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_GC_LOOSE_THRESHOLD",
     "GITCLAW_GC_PACK_THRESHOLD",
     "GITCLAW_PACK_CACHE_BYTES",
+    "GITCLAW_OBJECT_CACHE_BYTES",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -86,6 +89,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_PACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_PACK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+pub const DEFAULT_OBJECT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Values from a TOML file, keyed by upper-case variable name.
 fn read_file(
@@ -281,6 +285,16 @@ impl Config {
             }),
             None => DEFAULT_PACK_CACHE_BYTES,
         };
+        let object_cache_bytes = match get("GITCLAW_OBJECT_CACHE_BYTES") {
+            Some(text) => parse_bytes(&text).unwrap_or_else(|| {
+                errors.push(problem(
+                    "GITCLAW_OBJECT_CACHE_BYTES",
+                    format!("'{text}' is not a size (e.g. 0, 256M, 1G)"),
+                ));
+                0
+            }),
+            None => DEFAULT_OBJECT_CACHE_BYTES,
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -296,6 +310,7 @@ impl Config {
                 admin_token,
                 allow_anonymous,
                 pack_cache_bytes,
+                object_cache_bytes,
             }),
             _ => Err(errors),
         }
@@ -316,6 +331,7 @@ impl Config {
             admin_token: None,
             allow_anonymous: false,
             pack_cache_bytes: DEFAULT_PACK_CACHE_BYTES,
+            object_cache_bytes: DEFAULT_OBJECT_CACHE_BYTES,
         }
     }
 }
