@@ -243,3 +243,56 @@ fn two_servers_sharing_database_and_bucket_race_exactly() {
         assert!(remote_refs(&a, &url2).contains(&expected), "round {round}");
     }
 }
+
+/// Packs downloaded from S3 are kept on local disk only up to the configured
+/// bound: the least recently used go, and what goes is downloaded again when
+/// needed.
+#[test]
+fn downloaded_packs_stay_within_the_disk_bound() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let setup = shared_setup(&proxy, 3);
+    let server = Server::start_with(|c| {
+        setup(c);
+        c.store_cache_bytes = 1;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let mut urls = Vec::new();
+    for name in ["first", "second"] {
+        let src = work.path().join(name);
+        fixture_repo(&src, 2);
+        commit_file(&src, "own.txt", name, name);
+        let url = server.create_repo("dina", name);
+        push_everything(&src, &url);
+        urls.push((src, url));
+    }
+    let cached_packs = || {
+        let mut packs = Vec::new();
+        let mut stack = vec![server.data.path().join("cache")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "pack") {
+                    packs.push(path);
+                }
+            }
+        }
+        packs
+    };
+    for (i, (src, url)) in urls.iter().chain(urls.iter()).enumerate() {
+        let dir = work.path().join(format!("clone-{i}"));
+        git(work.path(), &["clone", "-q", url, dir.to_str().unwrap()]);
+        git(&dir, &["fsck", "--strict"]);
+        assert_eq!(
+            git(&dir, &["rev-parse", "HEAD"]),
+            git(src, &["rev-parse", "HEAD"])
+        );
+        assert!(
+            cached_packs().len() <= 1,
+            "only the pack in use is kept: {:?}",
+            cached_packs()
+        );
+    }
+    assert!(server.state.packs.downloaded_bytes() > 0);
+}

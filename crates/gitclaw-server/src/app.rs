@@ -68,6 +68,7 @@ impl AppState {
         })?;
         let cache_dir = config.data_dir.join("cache");
         let config_object_cache = config.object_cache_bytes;
+        let config_store_cache = config.store_cache_bytes;
         let responses = crate::service::response_cache::ResponseCache::open(
             config.data_dir.join("pack-cache"),
             config.pack_cache_bytes,
@@ -77,7 +78,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 push_slots: Semaphore::new(config.max_concurrent_pushes),
                 gc_locks: Default::default(),
-                packs: PackCache::new(cache_dir),
+                packs: PackCache::new(cache_dir, config_store_cache),
                 config,
                 meta,
                 store,
@@ -150,26 +151,51 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStorage
 }
 
 /// Opened packs, shared by all requests. Packs are named by their checksum and never
-/// change, so an entry can never be stale.
+/// change, so an entry can never be stale. Packs that had to be downloaded (the S3
+/// backend) live in the cache directory, which is bounded: past `max_bytes` the
+/// least recently used downloads are forgotten and their files deleted (requests
+/// still holding one keep reading it: the mapping outlives the file's name).
 pub struct PackCache {
     dir: PathBuf,
-    open: Mutex<std::collections::HashMap<(String, ObjectId), Arc<PackHandle>>>,
+    max_bytes: u64,
+    open: Mutex<std::collections::HashMap<(String, ObjectId), CachedPack>>,
+}
+
+struct CachedPack {
+    handle: Arc<PackHandle>,
+    /// Bytes this entry keeps in the cache directory (0: the store's own file).
+    downloaded: u64,
+    last_used: u64,
+}
+
+static PACK_CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn tick() -> u64 {
+    PACK_CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl PackCache {
-    pub fn new(dir: PathBuf) -> Self {
+    /// A cache over `dir` (files an earlier run left there are used again when
+    /// their pack is opened).
+    pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
         PackCache {
             dir,
+            max_bytes,
             open: Mutex::new(Default::default()),
         }
     }
 
     fn lookup(&self, key: &(String, ObjectId)) -> Option<Arc<PackHandle>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = open.get_mut(key)?;
+        entry.last_used = tick();
+        Some(entry.handle.clone())
+    }
+
+    /// Bytes of downloaded packs held in the cache directory.
+    pub fn downloaded_bytes(&self) -> u64 {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.values().map(|e| e.downloaded).sum()
     }
 
     /// The opened pack, reading it from the store's local file or downloading it into the cache dir.
@@ -185,31 +211,60 @@ impl PackCache {
         }
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
-        let index_path = match (store.local_path(&pack_key), store.local_path(&index_key)) {
-            (Some(_), Some(index)) => index,
-            _ => {
-                let dir = self.dir.join(repo.as_str());
-                tokio::fs::create_dir_all(&dir).await?;
-                let pack_path = dir.join(format!("pack-{hash}.pack"));
-                let index_path = dir.join(format!("pack-{hash}.idx"));
-                if !tokio::fs::try_exists(&pack_path).await.unwrap_or(false) {
-                    store.get_to_file(&pack_key, &pack_path).await?;
+        let (index_path, downloaded) =
+            match (store.local_path(&pack_key), store.local_path(&index_key)) {
+                (Some(_), Some(index)) => (index, 0),
+                _ => {
+                    let dir = self.dir.join(repo.as_str());
+                    tokio::fs::create_dir_all(&dir).await?;
+                    let pack_path = dir.join(format!("pack-{hash}.pack"));
+                    let index_path = dir.join(format!("pack-{hash}.idx"));
+                    let mut bytes = 0;
+                    for (key, path) in [(&pack_key, &pack_path), (&index_key, &index_path)] {
+                        bytes += match tokio::fs::metadata(path).await {
+                            Ok(meta) => meta.len(),
+                            Err(_) => store.get_to_file(key, path).await?,
+                        };
+                    }
+                    (index_path, bytes)
                 }
-                if !tokio::fs::try_exists(&index_path).await.unwrap_or(false) {
-                    store.get_to_file(&index_key, &index_path).await?;
-                }
-                index_path
-            }
-        };
+            };
         let handle = tokio::task::spawn_blocking(move || PackHandle::open(&index_path)).await??;
         if handle.hash() != hash {
             anyhow::bail!("pack {hash} has checksum {} in the store", handle.hash());
         }
         let handle = Arc::new(handle);
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, handle.clone());
+        let evicted = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            open.insert(
+                key.clone(),
+                CachedPack {
+                    handle: handle.clone(),
+                    downloaded,
+                    last_used: tick(),
+                },
+            );
+            let mut evicted = Vec::new();
+            let mut total: u64 = open.values().map(|e| e.downloaded).sum();
+            while total > self.max_bytes {
+                let victim = open
+                    .iter()
+                    .filter(|(k, e)| e.downloaded > 0 && **k != key)
+                    .min_by_key(|(_, e)| e.last_used)
+                    .map(|(k, _)| k.clone());
+                let Some(victim) = victim else { break };
+                if let Some(entry) = open.remove(&victim) {
+                    total -= entry.downloaded;
+                    evicted.push(victim);
+                }
+            }
+            evicted
+        };
+        for (repo, hash) in evicted {
+            let dir = self.dir.join(&repo);
+            let _ = tokio::fs::remove_file(dir.join(format!("pack-{hash}.pack"))).await;
+            let _ = tokio::fs::remove_file(dir.join(format!("pack-{hash}.idx"))).await;
+        }
         Ok(handle)
     }
 }

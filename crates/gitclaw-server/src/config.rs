@@ -38,6 +38,8 @@ pub struct Config {
     pub pack_cache_bytes: u64,
     /// Bytes of inflated commits and trees kept in memory across requests (0: off).
     pub object_cache_bytes: u64,
+    /// Disk space for packs downloaded from the object store.
+    pub store_cache_bytes: u64,
 }
 
 /// One configuration problem, naming the variable.
@@ -71,6 +73,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_GC_PACK_THRESHOLD",
     "GITCLAW_PACK_CACHE_BYTES",
     "GITCLAW_OBJECT_CACHE_BYTES",
+    "GITCLAW_STORE_CACHE_BYTES",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -90,6 +93,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_PACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_PACK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_OBJECT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_STORE_CACHE_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
 /// Values from a TOML file, keyed by upper-case variable name.
 fn read_file(
@@ -295,6 +299,16 @@ impl Config {
             }),
             None => DEFAULT_OBJECT_CACHE_BYTES,
         };
+        let store_cache_bytes = match get("GITCLAW_STORE_CACHE_BYTES") {
+            Some(text) => parse_bytes(&text).unwrap_or_else(|| {
+                errors.push(problem(
+                    "GITCLAW_STORE_CACHE_BYTES",
+                    format!("'{text}' is not a size (e.g. 512M, 10G)"),
+                ));
+                0
+            }),
+            None => DEFAULT_STORE_CACHE_BYTES,
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -311,6 +325,7 @@ impl Config {
                 allow_anonymous,
                 pack_cache_bytes,
                 object_cache_bytes,
+                store_cache_bytes,
             }),
             _ => Err(errors),
         }
@@ -332,6 +347,7 @@ impl Config {
             allow_anonymous: false,
             pack_cache_bytes: DEFAULT_PACK_CACHE_BYTES,
             object_cache_bytes: DEFAULT_OBJECT_CACHE_BYTES,
+            store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
         }
     }
 }
