@@ -279,36 +279,19 @@ impl Config {
                 false
             }
         };
-        let pack_cache_bytes = match get("GITCLAW_PACK_CACHE_BYTES") {
+        let mut size = |name: &'static str, default: u64| match get(name) {
             Some(text) => parse_bytes(&text).unwrap_or_else(|| {
                 errors.push(problem(
-                    "GITCLAW_PACK_CACHE_BYTES",
+                    name,
                     format!("'{text}' is not a size (e.g. 0, 512M, 2G)"),
                 ));
                 0
             }),
-            None => DEFAULT_PACK_CACHE_BYTES,
+            None => default,
         };
-        let object_cache_bytes = match get("GITCLAW_OBJECT_CACHE_BYTES") {
-            Some(text) => parse_bytes(&text).unwrap_or_else(|| {
-                errors.push(problem(
-                    "GITCLAW_OBJECT_CACHE_BYTES",
-                    format!("'{text}' is not a size (e.g. 0, 256M, 1G)"),
-                ));
-                0
-            }),
-            None => DEFAULT_OBJECT_CACHE_BYTES,
-        };
-        let store_cache_bytes = match get("GITCLAW_STORE_CACHE_BYTES") {
-            Some(text) => parse_bytes(&text).unwrap_or_else(|| {
-                errors.push(problem(
-                    "GITCLAW_STORE_CACHE_BYTES",
-                    format!("'{text}' is not a size (e.g. 512M, 10G)"),
-                ));
-                0
-            }),
-            None => DEFAULT_STORE_CACHE_BYTES,
-        };
+        let pack_cache_bytes = size("GITCLAW_PACK_CACHE_BYTES", DEFAULT_PACK_CACHE_BYTES);
+        let object_cache_bytes = size("GITCLAW_OBJECT_CACHE_BYTES", DEFAULT_OBJECT_CACHE_BYTES);
+        let store_cache_bytes = size("GITCLAW_STORE_CACHE_BYTES", DEFAULT_STORE_CACHE_BYTES);
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -654,6 +637,26 @@ mod tests {
         );
         let half = load(&[("S3_ENDPOINT", "http://127.0.0.1:3900")]).unwrap_err();
         assert_eq!(half[0].variable, "S3_BUCKET");
+    }
+
+    #[test]
+    fn cache_sizes_are_read_and_checked() {
+        let cfg = load(&[
+            ("GITCLAW_PACK_CACHE_BYTES", "0"),
+            ("GITCLAW_OBJECT_CACHE_BYTES", "64M"),
+            ("GITCLAW_STORE_CACHE_BYTES", "2G"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.pack_cache_bytes,
+                cfg.object_cache_bytes,
+                cfg.store_cache_bytes
+            ),
+            (0, 64 << 20, 2 << 30)
+        );
+        let errs = load(&[("GITCLAW_OBJECT_CACHE_BYTES", "lots")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_OBJECT_CACHE_BYTES");
     }
 
     proptest::proptest! {
