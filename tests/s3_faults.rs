@@ -296,3 +296,42 @@ fn downloaded_packs_stay_within_the_disk_bound() {
     }
     assert!(server.state.packs.downloaded_bytes() > 0);
 }
+
+/// A walk that goes quiet for seconds (here: every loose object read from a slow
+/// store) keeps the client informed with progress lines, and the clone completes.
+#[test]
+fn long_quiet_walks_send_progress_while_counting() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let setup = shared_setup(&proxy, 3);
+    let first = Server::start_with(setup.clone());
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    let url = first.create_repo("kai", "slow");
+    git(&src, &["push", "-q", &url, "main"]);
+    // Small pushes: their commits and trees are stored as loose objects.
+    for i in 0..3 {
+        commit_file(&src, "small.txt", &format!("{i}\n"), &format!("small {i}"));
+        git(&src, &["push", "-q", &url, "main"]);
+    }
+    // A fresh server (nothing cached), and a store that takes 700 ms per read.
+    let second = Server::start_with(setup);
+    let url2 = format!("{}/kai/slow.git", second.url);
+    proxy.inject(Fault::Delay(Duration::from_millis(700)), &["GET"], 0, None);
+    let dir = work.path().join("clone");
+    let out = git_output(
+        work.path(),
+        &["clone", "--progress", &url2, dir.to_str().unwrap()],
+    );
+    proxy.clear();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&src, &["rev-parse", "HEAD"])
+    );
+    assert!(
+        stderr.matches("Counting objects: ").count() >= 2,
+        "progress went out during the quiet walk, not only at its end: {stderr}"
+    );
+}

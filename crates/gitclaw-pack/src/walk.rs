@@ -40,9 +40,6 @@ pub struct Graph<'a> {
     on_progress: Option<Box<dyn FnMut(u64) + 'a>>,
 }
 
-/// Parsed objects between two progress calls.
-const PROGRESS_EVERY: u64 = 1024;
-
 impl<'a> Graph<'a> {
     pub fn new(db: &'a ObjectDb) -> Self {
         Graph {
@@ -55,18 +52,18 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Call `f` with the number of commits and trees parsed so far, every so often
-    /// during long walks (for progress lines and keepalives).
+    /// Call `f` with the number of commits and trees parsed so far, after each
+    /// one (for progress lines and keepalives; `f` decides by the clock when to speak).
     pub fn on_progress(&mut self, f: impl FnMut(u64) + 'a) {
         self.on_progress = Some(Box::new(f));
     }
 
+    /// Offer the progress callback every parsed object: a single object can take
+    /// seconds (a slow store), so the callback decides by the clock, not by count.
     fn count_parsed(&mut self) {
         self.parsed += 1;
-        if self.parsed.is_multiple_of(PROGRESS_EVERY) {
-            if let Some(f) = self.on_progress.as_mut() {
-                f(self.parsed);
-            }
+        if let Some(f) = self.on_progress.as_mut() {
+            f(self.parsed);
         }
     }
 
