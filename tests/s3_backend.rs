@@ -180,6 +180,9 @@ fn sample_key(repo: &str) -> (ObjectKey, Vec<u8>) {
     )
 }
 
+/// Timing noise tolerated between two consecutive pauses (sleep overshoot, scheduling).
+const SCHEDULING_SLACK: Duration = Duration::from_millis(60);
+
 /// Gaps between consecutive requests for the key.
 fn gaps(seen: &[Seen]) -> Vec<Duration> {
     seen.windows(2).map(|w| w[1].at - w[0].at).collect()
@@ -209,12 +212,15 @@ fn retries_grow_then_give_up_and_transient_faults_are_ridden_out() {
         "one try and S3_MAX_RETRIES=3 retries: {seen:?}"
     );
     let gaps = gaps(&seen);
+    // Nominal pauses never shrink (equal jitter); allow for a busy machine's
+    // scheduling noise pair by pair, and demand real growth end to end.
     for pair in gaps.windows(2) {
         assert!(
-            pair[1] + Duration::from_millis(20) >= pair[0],
+            pair[1] + SCHEDULING_SLACK >= pair[0],
             "pauses grow: {gaps:?}"
         );
     }
+    assert!(gaps[2] > gaps[0], "pauses grow: {gaps:?}");
     assert!(
         gaps[0] >= Duration::from_millis(50),
         "a pause before the first retry: {gaps:?}"
@@ -331,7 +337,7 @@ proptest! {
         }
         let gaps = gaps(&proxy.seen());
         for pair in gaps.windows(2) {
-            prop_assert!(pair[1] + Duration::from_millis(20) >= pair[0], "pauses grow: {:?}", gaps);
+            prop_assert!(pair[1] + SCHEDULING_SLACK >= pair[0], "pauses grow: {:?}", gaps);
         }
     }
 }
