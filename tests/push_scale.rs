@@ -199,3 +199,55 @@ fn sample_peak_memory(server: &ServerProcess, f: impl FnOnce()) -> Memory {
         sampler.join().unwrap()
     })
 }
+
+#[test]
+fn pushes_past_the_cap_wait_then_are_told_why() {
+    let server = Server::start_with(|c| {
+        c.max_concurrent_pushes = 1;
+        c.push_wait_secs = 1;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    let url = server.create_repo("cap", "busy");
+    git(&src, &["push", "-q", &url, "main"]);
+    let before = remote_refs(&src, &url);
+
+    // Hold the only push slot: a receive-pack request whose pack never arrives.
+    let mut held = std::net::TcpStream::connect(server.addr).unwrap();
+    let command = format!(
+        "{} {} refs/heads/held\0report-status\n",
+        "0".repeat(40),
+        "1".repeat(40)
+    );
+    let pkt = format!("{:04x}{command}0000", command.len() + 4);
+    write!(
+        held,
+        "POST /cap/busy.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{pkt}\r\n",
+        pkt.len()
+    )
+    .unwrap();
+    held.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    commit_file(&src, "next.txt", "next\n", "next");
+    let out = git_output(&src, &["push", &url, "main"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the push past the cap is refused");
+    assert!(
+        stderr.contains("too many concurrent pushes"),
+        "and told why: {stderr}"
+    );
+    assert_eq!(remote_refs(&src, &url), before, "nothing moved");
+
+    // The slot comes free when the held push goes away.
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    git(&src, &["push", "-q", &url, "main"]);
+    assert!(remote_refs(&src, &url).contains(&format!(
+        "{} refs/heads/main",
+        git(&src, &["rev-parse", "main"]).trim()
+    )));
+}

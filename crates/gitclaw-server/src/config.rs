@@ -23,6 +23,8 @@ pub struct Config {
     pub database_url: String,
     pub max_pack_bytes: u64,
     pub max_concurrent_pushes: usize,
+    /// How long a push waits for a free slot before it is refused.
+    pub push_wait_secs: u64,
     pub log_format: LogFormat,
     /// Base URL used in `clone_url` answers; derived from the listen address when unset.
     pub public_url: Option<String>,
@@ -64,6 +66,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "DATABASE_URL",
     "GITCLAW_MAX_PACK_BYTES",
     "GITCLAW_MAX_CONCURRENT_PUSHES",
+    "GITCLAW_PUSH_WAIT_SECS",
     "GITCLAW_LOG_FORMAT",
     "GITCLAW_PUBLIC_URL",
     "GITCLAW_ADMIN_TOKEN",
@@ -279,6 +282,16 @@ impl Config {
                 false
             }
         };
+        let push_wait_secs = match get("GITCLAW_PUSH_WAIT_SECS") {
+            Some(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+                errors.push(problem(
+                    "GITCLAW_PUSH_WAIT_SECS",
+                    format!("'{text}' is not a whole number of seconds"),
+                ));
+                0
+            }),
+            None => 60,
+        };
         let mut size = |name: &'static str, default: u64| match get(name) {
             Some(text) => parse_bytes(&text).unwrap_or_else(|| {
                 errors.push(problem(
@@ -300,6 +313,7 @@ impl Config {
                 database_url,
                 max_pack_bytes,
                 max_concurrent_pushes,
+                push_wait_secs,
                 log_format,
                 public_url,
                 s3,
@@ -322,6 +336,7 @@ impl Config {
             database_url: format!("sqlite://{}", data_dir.join("gitclaw.db").display()),
             max_pack_bytes: DEFAULT_MAX_PACK_BYTES,
             max_concurrent_pushes: 16,
+            push_wait_secs: 60,
             log_format: LogFormat::Text,
             public_url: None,
             s3: None,

@@ -164,16 +164,20 @@ async fn process(
         unpack: Err(message),
     };
 
-    let _slot =
-        match tokio::time::timeout(Duration::from_secs(60), state.push_slots.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return fail_all(
-                    "server busy: too many concurrent pushes, try again later".into(),
-                    &statuses,
-                )
-            }
-        };
+    let _slot = match tokio::time::timeout(
+        Duration::from_secs(state.config.push_wait_secs),
+        state.push_slots.acquire(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return fail_all(
+                "server busy: too many concurrent pushes, try again later".into(),
+                &statuses,
+            )
+        }
+    };
     let work = match tempfile::Builder::new()
         .prefix("push-")
         .tempdir_in(&state.tmp_dir)
