@@ -254,3 +254,143 @@ fn repeated_full_clones_of_a_compacted_repository_are_answered_by_its_pack() {
     );
     assert!(again.iter().any(|r| r.contains(&tip)));
 }
+
+/// A mirror clone with progress: (stderr, refs).
+fn mirror_clone(url: &str, dir: &std::path::Path) -> (String, Vec<String>) {
+    let out = git_output(
+        dir.parent().unwrap(),
+        &[
+            "clone",
+            "--progress",
+            "--mirror",
+            url,
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(dir, &["fsck", "--strict"]);
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        refs_of(dir, "refs/"),
+    )
+}
+
+#[test]
+fn gc_keeps_unreachable_objects_apart_and_the_first_clone_streams_the_reachable_pack() {
+    for backend in BACKENDS {
+        let server = Server::start_with(|c| {
+            use_backend(c, backend);
+            c.gc.loose_threshold = 0;
+            c.gc.pack_threshold = 0;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 3);
+        let url = server.create_repo("ursula", "cruft");
+        push_everything(&src, &url);
+        // A branch pushed and then deleted leaves its commit stored but unreachable.
+        git(&src, &["checkout", "-q", "-b", "doomed"]);
+        let doomed = commit_file(
+            &src,
+            "doomed.txt",
+            &format!("doomed {:?}\n", work.path()),
+            "doomed",
+        );
+        git(&src, &["push", "-q", &url, "doomed"]);
+        git(&src, &["push", "-q", &url, ":doomed"]);
+        git(&src, &["checkout", "-q", "main"]);
+        git(&src, &["branch", "-q", "-D", "doomed"]);
+        let tip = commit_file(&src, "more.txt", "more\n", "more");
+        git(&src, &["push", "-q", &url, "main"]);
+
+        let repo = server
+            .block_on(server.state.meta.get_repo("ursula", "cruft"))
+            .unwrap()
+            .unwrap();
+        let gc = || {
+            server
+                .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+                .unwrap()
+        };
+        let outcome = gc();
+        assert!(
+            outcome.new_pack.is_some() && outcome.cruft_pack.is_some() && outcome.closure_recorded,
+            "{backend:?}: {outcome:?}"
+        );
+        let stats = server
+            .block_on(server.state.meta.repo_stats(&repo.id))
+            .unwrap();
+        assert_eq!((stats.packs, stats.loose_objects), (2, 0), "{backend:?}");
+        let again = gc();
+        assert!(
+            again.new_pack.is_none() && !again.closure_recorded,
+            "a compacted repository is left alone: {again:?}"
+        );
+
+        // The very first clone needs no walk: the reachable pack is the answer.
+        let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
+        assert!(
+            progress.contains("answered by a stored pack"),
+            "{backend:?}: {progress}"
+        );
+        assert_eq!(refs, refs_of(&src, "refs/"), "{backend:?}");
+        assert!(refs.iter().any(|r| r.contains(&tip)));
+        let clone = work.path().join("clone");
+        assert!(
+            !git_output(&clone, &["cat-file", "-e", &doomed])
+                .status
+                .success(),
+            "{backend:?}: the unreachable commit does not go out with the clone"
+        );
+        // …and is still refused by id, while the server keeps it.
+        assert!(
+            !git_output(&clone, &["fetch", "-q", &url, &doomed])
+                .status
+                .success(),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn gc_records_a_single_pack_that_already_is_the_closure() {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    commit_file(
+        &src,
+        "unique.txt",
+        &format!("{:?}\n", work.path()),
+        "unique",
+    );
+    let url = server.create_repo("uma", "closed");
+    push_everything(&src, &url);
+    let before = server.stored_keys("uma", "closed");
+    let repo = server
+        .block_on(server.state.meta.get_repo("uma", "closed"))
+        .unwrap()
+        .unwrap();
+    let outcome = server
+        .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+        .unwrap();
+    assert!(
+        outcome.new_pack.is_none() && outcome.closure_recorded,
+        "{outcome:?}"
+    );
+    assert_eq!(
+        server.stored_keys("uma", "closed"),
+        before,
+        "nothing is rewritten"
+    );
+    let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
+    assert!(progress.contains("answered by a stored pack"), "{progress}");
+    assert_eq!(refs, refs_of(&src, "refs/"));
+}

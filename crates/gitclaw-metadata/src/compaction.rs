@@ -1,5 +1,5 @@
-//! Compaction's bookkeeping: swap a repository's packs and loose objects for one
-//! merged pack in a single transaction, and remember the replaced keys until their
+//! Compaction's bookkeeping: swap a repository's packs and loose objects for the
+//! merged pack (and the pack of unreachable objects) in a single transaction, and remember the replaced keys until their
 //! grace period ends so clones in flight never lose a pack under them.
 //!
 //! Not for: writing packs or deleting keys from the store (the server does that,
@@ -21,6 +21,11 @@ pub struct Compaction {
     /// Loose objects merged into `new_pack` (they must all still be listed).
     pub removed_loose: Vec<ObjectId>,
     pub new_pack: NewPack,
+    /// When `new_pack` holds exactly the objects reachable from a set of tips:
+    /// that set's closure key.
+    pub closure_of: Option<ObjectId>,
+    /// The objects no ref reaches, kept in a pack of their own.
+    pub cruft_pack: Option<NewPack>,
     /// Store keys of what was merged, deleted once `delete_after` (unix seconds) has passed.
     pub replaced_keys: Vec<String>,
     pub delete_after: i64,
@@ -47,7 +52,9 @@ impl Metadata {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if gone != 1 && *pack != c.new_pack.pack_hash {
+            let rewritten = *pack == c.new_pack.pack_hash
+                || c.cruft_pack.as_ref().is_some_and(|p| p.pack_hash == *pack);
+            if gone != 1 && !rewritten {
                 tx.rollback().await?;
                 return Err(Error::InvalidInput(format!(
                     "pack {pack} is no longer listed"
@@ -68,16 +75,11 @@ impl Metadata {
                 )));
             }
         }
-        insert_pack(
-            &mut tx,
-            &c.repo_id,
-            &c.new_pack.pack_hash,
-            c.new_pack.object_count,
-            c.new_pack.pack_bytes,
-            c.new_pack.index_bytes,
-            now_secs(),
-        )
-        .await?;
+        let now = now_secs();
+        insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, c.closure_of)).await?;
+        if let Some(cruft) = &c.cruft_pack {
+            insert_pack(&mut tx, &c.repo_id, &cruft.record(now, None)).await?;
+        }
         for key in &c.replaced_keys {
             sqlx::query(
                 "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \

@@ -101,6 +101,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "peeled_refs",
         include_str!("../migrations/sqlite/0004_peeled_refs.sql"),
     ),
+    (
+        5,
+        "pack_closures",
+        include_str!("../migrations/sqlite/0005_pack_closures.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -122,6 +127,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "peeled_refs",
         include_str!("../migrations/postgres/0004_peeled_refs.sql"),
+    ),
+    (
+        5,
+        "pack_closures",
+        include_str!("../migrations/postgres/0005_pack_closures.sql"),
     ),
 ];
 

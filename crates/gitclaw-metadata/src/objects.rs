@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use sqlx::AnyConnection;
 
-use crate::util::{get_i64, get_oid, get_str, get_u64, oid_hex, to_db_u64};
+use crate::util::{get_i64, get_oid, get_opt_oid, get_str, get_u64, oid_hex, to_db_u64};
 use crate::{Error, Metadata, Result};
 
 /// The object types a loose object may have, as stored in `object_type`.
@@ -32,22 +32,19 @@ pub(crate) fn check_kind(kind: &str) -> Result<()> {
 pub(crate) async fn insert_pack(
     conn: &mut AnyConnection,
     repo_id: &str,
-    pack_hash: &ObjectId,
-    object_count: u64,
-    pack_bytes: u64,
-    index_bytes: u64,
-    created_at: i64,
+    pack: &PackRecord,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO packs (repo_id, pack_hash, object_count, pack_bytes, index_bytes, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO packs (repo_id, pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(repo_id)
-    .bind(oid_hex(pack_hash))
-    .bind(to_db_u64(object_count, "pack object count")?)
-    .bind(to_db_u64(pack_bytes, "pack size")?)
-    .bind(to_db_u64(index_bytes, "pack index size")?)
-    .bind(created_at)
+    .bind(oid_hex(&pack.pack_hash))
+    .bind(to_db_u64(pack.object_count, "pack object count")?)
+    .bind(to_db_u64(pack.pack_bytes, "pack size")?)
+    .bind(to_db_u64(pack.index_bytes, "pack index size")?)
+    .bind(pack.created_at)
+    .bind(pack.closure_of.as_ref().map(oid_hex))
     .execute(conn)
     .await?;
     Ok(())
@@ -88,6 +85,9 @@ pub struct PackRecord {
     pub index_bytes: u64,
     /// Unix seconds.
     pub created_at: i64,
+    /// When the pack holds exactly the objects reachable from a set of tips:
+    /// that set's digest (`gitclaw_pack::repack::closure_key`).
+    pub closure_of: Option<ObjectId>,
 }
 
 /// A stored loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`.
@@ -127,7 +127,7 @@ impl Metadata {
     /// The repository's packs, oldest first (ties by hash).
     pub async fn list_packs(&self, repo_id: &str) -> Result<Vec<PackRecord>> {
         let rows = sqlx::query(
-            "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at \
+            "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
              FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
         )
         .bind(repo_id)
@@ -141,9 +141,27 @@ impl Metadata {
                     pack_bytes: get_u64(row, "pack_bytes")?,
                     index_bytes: get_u64(row, "index_bytes")?,
                     created_at: get_i64(row, "created_at")?,
+                    closure_of: get_opt_oid(row, "closure_of")?,
                 })
             })
             .collect()
+    }
+
+    /// Record that `pack` holds exactly the objects reachable from the tips whose
+    /// [closure key](PackRecord::closure_of) is `key`.
+    pub async fn record_closure(
+        &self,
+        repo_id: &str,
+        pack: &ObjectId,
+        key: &ObjectId,
+    ) -> Result<()> {
+        sqlx::query("UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3")
+            .bind(oid_hex(key))
+            .bind(repo_id)
+            .bind(oid_hex(pack))
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// The repository's loose objects, sorted by id.

@@ -21,7 +21,7 @@
 use gix_hash::ObjectId;
 
 use crate::audit::{self, AuditAction, NewEvent};
-use crate::objects::{check_kind, insert_loose, insert_pack};
+use crate::objects::{check_kind, insert_loose, insert_pack, PackRecord};
 use crate::repos::DEFAULT_HEAD_REF;
 use crate::util::{get_str, now_secs, oid_hex, to_db_u64};
 use crate::{Error, Metadata, Result};
@@ -51,6 +51,20 @@ pub struct NewPack {
     pub object_count: u64,
     pub pack_bytes: u64,
     pub index_bytes: u64,
+}
+
+impl NewPack {
+    /// The row for this pack, created at `created_at`.
+    pub(crate) fn record(&self, created_at: i64, closure_of: Option<ObjectId>) -> PackRecord {
+        PackRecord {
+            pack_hash: self.pack_hash,
+            object_count: self.object_count,
+            pack_bytes: self.pack_bytes,
+            index_bytes: self.index_bytes,
+            created_at,
+            closure_of,
+        }
+    }
 }
 
 /// A loose object a push stored.
@@ -166,16 +180,7 @@ impl Metadata {
 
         let now = now_secs();
         if let Some(pack) = &push.pack {
-            insert_pack(
-                &mut tx,
-                &push.repo_id,
-                &pack.pack_hash,
-                pack.object_count,
-                pack.pack_bytes,
-                pack.index_bytes,
-                now,
-            )
-            .await?;
+            insert_pack(&mut tx, &push.repo_id, &pack.record(now, None)).await?;
         }
         for loose in &push.loose {
             insert_loose(

@@ -354,16 +354,7 @@ impl Metadata {
         .execute(&mut *tx)
         .await?;
         for p in &fork.packs {
-            insert_pack(
-                &mut tx,
-                &repo.id,
-                &p.pack_hash,
-                p.object_count,
-                p.pack_bytes,
-                p.index_bytes,
-                p.created_at,
-            )
-            .await?;
+            insert_pack(&mut tx, &repo.id, p).await?;
         }
         for l in &fork.loose {
             insert_loose(&mut tx, &repo.id, &l.oid, &l.kind, l.size, l.created_at).await?;

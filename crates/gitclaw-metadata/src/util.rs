@@ -56,6 +56,13 @@ pub(crate) fn get_oid(row: &AnyRow, col: &str) -> Result<ObjectId> {
     parse_oid(&get_str(row, col)?, col)
 }
 
+/// A nullable object id column.
+pub(crate) fn get_opt_oid(row: &AnyRow, col: &str) -> Result<Option<ObjectId>> {
+    row.try_get::<Option<String>, _>(col)?
+        .map(|hex| parse_oid(&hex, col))
+        .transpose()
+}
+
 /// A boolean column: `BOOLEAN` on PostgreSQL, `INTEGER` 0/1 on SQLite (the
 /// `Any` driver cannot read SQLite columns declared `BOOLEAN`).
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool> {

@@ -52,6 +52,8 @@ async fn compaction_story(md: Metadata) {
         removed_packs: vec![oid(1)],
         removed_loose: vec![oid(11), oid(12)],
         new_pack: pack(9),
+        closure_of: Some(oid(90)),
+        cruft_pack: Some(pack(8)),
         replaced_keys: vec![
             format!("{}/pack/pack-a.pack", repo.id),
             format!("{}/objects/0b/x", repo.id),
@@ -59,14 +61,27 @@ async fn compaction_story(md: Metadata) {
         delete_after: 1_000,
     };
     md.apply_compaction(&compaction).await.unwrap();
-    let packs: Vec<_> = md
+    let mut packs: Vec<_> = md
         .list_packs(&repo.id)
         .await
         .unwrap()
         .into_iter()
-        .map(|p| p.pack_hash)
+        .map(|p| (p.pack_hash, p.closure_of))
         .collect();
-    assert_eq!(packs, vec![oid(9)]);
+    packs.sort();
+    assert_eq!(
+        packs,
+        vec![(oid(8), None), (oid(9), Some(oid(90)))],
+        "the merged pack with what it is the closure of, and the cruft pack"
+    );
+    // A closure learnt later is recorded on the pack.
+    md.record_closure(&repo.id, &oid(8), &oid(80))
+        .await
+        .unwrap();
+    let cruft = md.list_packs(&repo.id).await.unwrap();
+    assert!(cruft
+        .iter()
+        .any(|p| p.pack_hash == oid(8) && p.closure_of == Some(oid(80))));
     assert!(md.list_loose(&repo.id).await.unwrap().is_empty());
     assert_eq!(
         md.list_refs(&repo.id).await.unwrap().len(),
@@ -90,7 +105,8 @@ async fn compaction_story(md: Metadata) {
         .into_iter()
         .map(|p| p.pack_hash)
         .collect();
-    assert_eq!(packs, vec![oid(9)]);
+    assert_eq!(packs.len(), 2);
+    assert!(!packs.contains(&oid(10)));
 
     // Grace period.
     let mine = |due: Vec<gitclaw_metadata::DueDeletion>| {

@@ -62,7 +62,10 @@ async fn sqlite_fresh_database_and_reconnect() {
         ]
     );
     let first = applied(&mut conn).await;
-    assert_eq!(first, [(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        first,
+        [(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

@@ -378,6 +378,9 @@ pub struct ObjectDb {
     packs: Vec<Arc<PackHandle>>,
     loose: Arc<dyn LooseSource>,
     cache: Option<Arc<ObjectCache>>,
+    /// Packs known to hold exactly the objects reachable from a set of tips,
+    /// by that set's [`closure_key`](crate::repack::closure_key).
+    closures: Vec<(ObjectId, Arc<PackHandle>)>,
 }
 
 impl ObjectDb {
@@ -386,7 +389,22 @@ impl ObjectDb {
             packs,
             loose,
             cache: None,
+            closures: Vec::new(),
         }
+    }
+
+    /// Record that the pack at `pack` (an index into [`ObjectDb::packs`]) holds
+    /// exactly the objects reachable from the tips whose closure key is `key`.
+    pub fn with_closure(mut self, pack: usize, key: ObjectId) -> Self {
+        if let Some(handle) = self.packs.get(pack) {
+            self.closures.push((key, handle.clone()));
+        }
+        self
+    }
+
+    /// The pack holding exactly the objects reachable from the tips with closure key `key`.
+    pub fn closure_pack(&self, key: &ObjectId) -> Option<&Arc<PackHandle>> {
+        self.closures.iter().find(|(k, _)| k == key).map(|(_, p)| p)
     }
 
     /// Share inflated commits, trees and tags through `cache`.

@@ -1,10 +1,14 @@
-//! Compaction: merge every pack and loose object of a repository into one pack.
+//! Compaction: merge every pack and loose object of a repository into at most two
+//! packs — the objects reachable from the given tips, and ("cruft") the objects no
+//! tip reaches, which are kept because a push may be about to reference them.
 //!
-//! Objects reachable from the given tips go first, in walk order and with their
-//! path hashes (so the delta search pairs versions of one file); objects no tip
-//! reaches are kept too — a push may be about to reference them. Stored entries are
-//! reused, deltas included; only objects with nothing to reuse are delta-searched.
-//! The result is indexed and verified exactly like a pushed pack.
+//! The reachable pack holds exactly what a full clone of those tips needs, so it
+//! is recorded as their closure ([`closure_key`]) and a later clone of the same
+//! tips is answered by streaming it, without a walk (what reachability bitmaps do
+//! for git). Objects go in walk order with their path hashes (so the delta search
+//! pairs versions of one file); stored entries are reused, deltas included; only
+//! objects with nothing to reuse are delta-searched. Each result is indexed and
+//! verified exactly like a pushed pack.
 //!
 //! Not here: uploading the result or swapping it into the pack list.
 
@@ -21,15 +25,44 @@ use crate::{
     PackError, Result,
 };
 
-/// Write every object of `db` into one new pack under `work_dir`.
-/// Returns `None` when the repository has no objects.
+/// A digest naming a set of tips (order and repeats do not matter): the key under
+/// which a pack holding exactly the objects reachable from them is recorded.
+pub fn closure_key(tips: &[ObjectId]) -> ObjectId {
+    use sha1::Digest;
+    let mut tips = tips.to_vec();
+    tips.sort();
+    tips.dedup();
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(b"gitclaw closure\0");
+    for id in &tips {
+        hasher.update(id.as_bytes());
+    }
+    ObjectId::from_bytes_or_panic(&hasher.finalize())
+}
+
+/// What a compaction wrote.
+#[derive(Default)]
+pub struct Repacked {
+    /// Everything reachable from the tips, and nothing else; `None` when no tip
+    /// exists or when the one stored pack already is exactly that (see `closure_of`).
+    pub reachable: Option<IngestedPack>,
+    /// The objects no tip reaches, when there are any.
+    pub cruft: Option<IngestedPack>,
+    /// The key of the tips whose closure the reachable pack — the new one, or the
+    /// single stored pack — is.
+    pub closure_of: Option<ObjectId>,
+    /// The stored pack that already held exactly the tips' closure (nothing written).
+    pub already_closed: Option<ObjectId>,
+}
+
+/// Split every object of `db` into a reachable pack and a cruft pack under `work_dir`.
 pub fn repack(
     db: &ObjectDb,
     tips: &[ObjectId],
     work_dir: &Path,
     options: &WriteOptions,
-) -> Result<Option<IngestedPack>> {
-    let mut objects: Vec<WalkObject> = Vec::new();
+) -> Result<Repacked> {
+    let mut reachable: Vec<WalkObject> = Vec::new();
     let mut listed: HashSet<ObjectId> = HashSet::default();
     let tips: Vec<ObjectId> = tips.iter().copied().filter(|t| db.contains(t)).collect();
     if !tips.is_empty() {
@@ -38,29 +71,56 @@ pub fn repack(
         let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default())?;
         for obj in outcome.objects {
             listed.insert(obj.id);
-            objects.push(obj);
+            reachable.push(obj);
         }
     }
+    let mut cruft: Vec<WalkObject> = Vec::new();
     let mut state = DecodeState::default();
     for pack in db.packs() {
         for index in 0..pack.num_objects() {
             let id = pack.oid_at(index);
             if listed.insert(id) {
                 let (kind, _) = pack.object_header(index, &mut state)?;
-                objects.push(WalkObject::new(id, kind));
+                cruft.push(WalkObject::new(id, kind));
             }
         }
     }
     for (id, kind) in db.loose().list() {
         if listed.insert(id) {
-            objects.push(WalkObject::new(id, kind));
+            cruft.push(WalkObject::new(id, kind));
         }
     }
+    let closure_of = (!tips.is_empty()).then(|| closure_key(&tips));
+    // One stored pack that holds the closure and nothing else needs no rewrite.
+    if let ([pack], true, true) = (db.packs(), cruft.is_empty(), db.loose().list().is_empty()) {
+        if pack.num_objects() as usize == reachable.len() {
+            return Ok(Repacked {
+                closure_of,
+                already_closed: Some(*pack.hash()),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(Repacked {
+        reachable: write_verified(db, &reachable, &work_dir.join("reachable"), options)?,
+        cruft: write_verified(db, &cruft, &work_dir.join("cruft"), options)?,
+        closure_of,
+        already_closed: None,
+    })
+}
+
+/// Write `objects` as one self-contained pack in `dir`, then index and verify it.
+fn write_verified(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    dir: &Path,
+    options: &WriteOptions,
+) -> Result<Option<IngestedPack>> {
     if objects.is_empty() {
         return Ok(None);
     }
-
-    let merged = work_dir.join("merged.pack");
+    std::fs::create_dir_all(dir).map_err(PackError::io("creating the repack directory"))?;
+    let merged = dir.join("merged.pack");
     {
         let file =
             std::fs::File::create(&merged).map_err(PackError::io("creating the merged pack"))?;
@@ -70,11 +130,11 @@ pub fn repack(
             ofs_delta: true,
             ..options.clone()
         };
-        write_pack(db, &objects, None, &options, &mut out, &mut |_, _| {})?;
+        write_pack(db, objects, None, &options, &mut out, &mut |_, _| {})?;
         out.flush()
             .map_err(PackError::io("writing the merged pack"))?;
     }
-    let index_dir = work_dir.join("indexed");
+    let index_dir = dir.join("indexed");
     std::fs::create_dir_all(&index_dir).map_err(PackError::io("creating the index directory"))?;
     let file = std::fs::File::open(&merged).map_err(PackError::io("reading the merged pack"))?;
     let mut input = std::io::BufReader::with_capacity(1 << 20, file);

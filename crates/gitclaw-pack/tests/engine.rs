@@ -565,26 +565,66 @@ fn repack_merges_packs_and_loose_objects_into_one() {
 
     let work = f.scratch.join("repack-work");
     std::fs::create_dir_all(&work).unwrap();
-    let merged = gitclaw_pack::repack::repack(&db, &[new], &work, &WriteOptions::default())
-        .unwrap()
-        .expect("objects");
-    let mut expected: BTreeSet<String> = rev_list_objects(&f.repo, &["--all"]);
-    expected.extend(loose_ids.iter().map(|id| id.to_string()));
-    let got: BTreeSet<String> = merged.objects.iter().map(|o| o.id.to_string()).collect();
+    let repacked =
+        gitclaw_pack::repack::repack(&db, &[new], &work, &WriteOptions::default()).unwrap();
+    let reachable = repacked.reachable.expect("reachable objects");
+    let cruft = repacked.cruft.expect("unreachable objects");
     assert_eq!(
-        got, expected,
+        repacked.closure_of,
+        Some(gitclaw_pack::repack::closure_key(&[new, new]))
+    );
+    let ids = |pack: &gitclaw_pack::ingest::IngestedPack| -> BTreeSet<String> {
+        pack.objects.iter().map(|o| o.id.to_string()).collect()
+    };
+    assert_eq!(
+        ids(&reachable),
+        rev_list_objects(&f.repo, &[&new.to_string()]),
+        "the reachable pack is exactly the closure of the tip"
+    );
+    let mut everything: BTreeSet<String> = rev_list_objects(&f.repo, &["--all"]);
+    everything.extend(loose_ids.iter().map(|id| id.to_string()));
+    let mut kept = ids(&reachable);
+    assert!(ids(&cruft).is_disjoint(&kept));
+    kept.extend(ids(&cruft));
+    assert_eq!(
+        kept, everything,
         "every stored object, reachable or not, is kept"
     );
-    // git agrees the merged pack and its index are sound.
-    let out = Command::new("git")
-        .args(["verify-pack", merged.index_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    for pack in [&reachable, &cruft] {
+        // git agrees each pack and its index are sound.
+        let out = Command::new("git")
+            .args(["verify-pack", pack.index_path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn repack_leaves_a_pack_that_already_is_the_closure() {
+    let f = fixture();
+    let tips: Vec<ObjectId> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let work = f.scratch.join("repack-closed");
+    std::fs::create_dir_all(&work).unwrap();
+    let repacked =
+        gitclaw_pack::repack::repack(&f.db, &tips, &work, &WriteOptions::default()).unwrap();
+    assert!(repacked.reachable.is_none() && repacked.cruft.is_none());
+    assert_eq!(repacked.already_closed, Some(*f.db.packs()[0].hash()));
+    assert_eq!(
+        repacked.closure_of,
+        Some(gitclaw_pack::repack::closure_key(&tips))
     );
+    // A tip set that leaves objects out does not make the pack its closure.
+    let repacked =
+        gitclaw_pack::repack::repack(&f.db, &tips[..1], &work, &WriteOptions::default()).unwrap();
+    assert_eq!(repacked.already_closed, None);
 }
 
 #[test]

@@ -96,7 +96,7 @@ impl AppState {
         let repo_id = RepoId::new(&repo.id)?;
         let packs = self.meta.list_packs(&repo.id).await?;
         let mut handles = Vec::with_capacity(packs.len());
-        for pack in packs {
+        for pack in &packs {
             handles.push(
                 self.packs
                     .open(&*self.store, &repo_id, &pack.pack_hash)
@@ -121,7 +121,12 @@ impl AppState {
             ids,
             runtime: tokio::runtime::Handle::current(),
         };
-        let db = ObjectDb::new(handles, Arc::new(source));
+        let mut db = ObjectDb::new(handles, Arc::new(source));
+        for (index, pack) in packs.iter().enumerate() {
+            if let Some(key) = pack.closure_of {
+                db = db.with_closure(index, key);
+            }
+        }
         Ok(if self.config.object_cache_bytes > 0 {
             db.with_cache(self.objects.clone())
         } else {

@@ -249,10 +249,18 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     };
     for repo in &repos {
         let outcome = crate::service::gc::gc_repo(&state, repo).await?;
+        let unreachable = match outcome.cruft_pack {
+            Some(cruft) => format!(", unreachable objects in pack-{cruft}"),
+            None => String::new(),
+        };
         match outcome.new_pack {
             Some(pack) => println!(
-                "{}/{}: {} packs and {} loose objects merged into pack-{pack} ({} objects)",
+                "{}/{}: {} packs and {} loose objects merged into pack-{pack}{unreachable} ({} objects)",
                 repo.owner, repo.name, outcome.packs_before, outcome.loose_before, outcome.objects
+            ),
+            None if outcome.closure_recorded => println!(
+                "{}/{}: nothing to compact; its pack holds exactly what the refs reach (recorded for clones)",
+                repo.owner, repo.name
             ),
             None => println!("{}/{}: nothing to compact", repo.owner, repo.name),
         }

@@ -1,4 +1,5 @@
-//! Compaction ("gc"): merge a repository's loose objects and packs into one pack,
+//! Compaction ("gc"): merge a repository's loose objects and packs into one pack
+//! of what its refs reach (and one of what they do not),
 //! swap the pack list in one transaction, and delete the replaced keys only after a
 //! grace period so clones in flight never lose a pack under them.
 //!
@@ -14,7 +15,12 @@ use std::{
 };
 
 use gitclaw_metadata::{Compaction, NewPack, Repo};
-use gitclaw_pack::{repack::repack, writer::WriteOptions, ObjectId};
+use gitclaw_pack::{
+    ingest::IngestedPack,
+    repack::{closure_key, repack},
+    writer::WriteOptions,
+    ObjectId,
+};
 use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
 
 use crate::app::AppState;
@@ -45,8 +51,14 @@ impl Default for GcSettings {
 pub struct GcOutcome {
     pub packs_before: usize,
     pub loose_before: usize,
+    /// The pack of everything the refs reach (or of everything, when no ref exists).
     pub new_pack: Option<ObjectId>,
+    /// The pack of the objects no ref reaches, when there were any.
+    pub cruft_pack: Option<ObjectId>,
+    /// Objects in the new packs.
     pub objects: usize,
+    /// A pack is now recorded as holding exactly what the refs reach.
+    pub closure_recorded: bool,
 }
 
 /// Repositories being compacted by this process.
@@ -85,8 +97,12 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Compact one repository now. Does nothing when it already has one pack and no
-/// loose objects, or when another compaction of it runs in this process.
+/// Compact one repository now: every pack and loose object goes into one pack of
+/// what the refs reach — recorded as their closure, so a full clone streams it
+/// without a walk — and one pack of what they do not (kept: a push may be about
+/// to reference it). Does nothing when the repository is already in that shape,
+/// or when another compaction of it runs in this process. A repository whose one
+/// pack already is the closure of its refs is left as it is and the fact recorded.
 pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
     let Some(_guard) = state.gc_locks.try_lock(&repo.id) else {
         return Ok(GcOutcome::default());
@@ -99,10 +115,6 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         loose_before: loose.len(),
         ..Default::default()
     };
-    if packs.len() <= 1 && loose.is_empty() {
-        return Ok(outcome);
-    }
-    let db = state.object_db(repo).await?;
     let tips: Vec<ObjectId> = state
         .meta
         .list_refs(&repo.id)
@@ -110,49 +122,73 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         .into_iter()
         .map(|r| r.oid)
         .collect();
+    let compacted = loose.is_empty()
+        && if tips.is_empty() {
+            packs.len() <= 1
+        } else {
+            let key = closure_key(&tips);
+            packs.len() <= 2 && packs.iter().any(|p| p.closure_of == Some(key))
+        };
+    if compacted {
+        return Ok(outcome);
+    }
+    let db = state.object_db(repo).await?;
     let work = tempfile::Builder::new()
         .prefix("gc-")
         .tempdir_in(&state.tmp_dir)?;
     let work_path = work.path().to_owned();
-    let merged = tokio::task::spawn_blocking(move || {
+    let repacked = tokio::task::spawn_blocking(move || {
         repack(&db, &tips, &work_path, &WriteOptions::default())
     })
     .await??;
-    let Some(merged) = merged else {
+    let name = format!("{}/{}", repo.owner, repo.name);
+    if let (Some(pack), Some(key)) = (repacked.already_closed, repacked.closure_of) {
+        state.meta.record_closure(&repo.id, &pack, &key).await?;
+        tracing::info!(repo = %name, pack = %pack, "the one pack holds exactly what the refs reach");
+        outcome.closure_recorded = true;
         return Ok(outcome);
+    }
+    let (main, closure_of, cruft) = match (repacked.reachable, repacked.cruft) {
+        (Some(reachable), cruft) => (reachable, repacked.closure_of, cruft),
+        (None, Some(cruft)) => (cruft, None, None),
+        (None, None) => return Ok(outcome),
     };
-    let hash = *merged.pack.hash();
-    state
-        .store
-        .put_file(
-            &ObjectKey::pack(&repo_id, &hash),
-            &merged.pack_path,
-            &PutOptions::pack(),
-        )
-        .await?;
-    state
-        .store
-        .put_file(
-            &ObjectKey::pack_index(&repo_id, &hash),
-            &merged.index_path,
-            &PutOptions::pack_index(),
-        )
-        .await?;
+    let new_hashes: Vec<ObjectId> = std::iter::once(&main)
+        .chain(cruft.as_ref())
+        .map(|p| *p.pack.hash())
+        .collect();
+    for pack in std::iter::once(&main).chain(cruft.as_ref()) {
+        let hash = pack.pack.hash();
+        state
+            .store
+            .put_file(
+                &ObjectKey::pack(&repo_id, hash),
+                &pack.pack_path,
+                &PutOptions::pack(),
+            )
+            .await?;
+        state
+            .store
+            .put_file(
+                &ObjectKey::pack_index(&repo_id, hash),
+                &pack.index_path,
+                &PutOptions::pack_index(),
+            )
+            .await?;
+    }
 
     let mut replaced_keys = Vec::new();
-    for pack in &packs {
-        if pack.pack_hash != hash {
-            replaced_keys.push(
-                ObjectKey::pack(&repo_id, &pack.pack_hash)
-                    .as_str()
-                    .to_string(),
-            );
-            replaced_keys.push(
-                ObjectKey::pack_index(&repo_id, &pack.pack_hash)
-                    .as_str()
-                    .to_string(),
-            );
-        }
+    for pack in packs.iter().filter(|p| !new_hashes.contains(&p.pack_hash)) {
+        replaced_keys.push(
+            ObjectKey::pack(&repo_id, &pack.pack_hash)
+                .as_str()
+                .to_string(),
+        );
+        replaced_keys.push(
+            ObjectKey::pack_index(&repo_id, &pack.pack_hash)
+                .as_str()
+                .to_string(),
+        );
     }
     for record in &loose {
         replaced_keys.push(ObjectKey::loose(&repo_id, &record.oid).as_str().to_string());
@@ -161,27 +197,39 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         repo_id: repo.id.clone(),
         removed_packs: packs.iter().map(|p| p.pack_hash).collect(),
         removed_loose: loose.iter().map(|l| l.oid).collect(),
-        new_pack: NewPack {
-            pack_hash: hash,
-            object_count: merged.objects.len() as u64,
-            pack_bytes: tokio::fs::metadata(&merged.pack_path).await?.len(),
-            index_bytes: tokio::fs::metadata(&merged.index_path).await?.len(),
+        new_pack: new_pack(&main).await?,
+        closure_of,
+        cruft_pack: match &cruft {
+            Some(pack) => Some(new_pack(pack).await?),
+            None => None,
         },
         replaced_keys,
         delete_after: now_secs() + state.config.gc.grace_secs as i64,
     };
     state.meta.apply_compaction(&compaction).await?;
-    outcome.new_pack = Some(hash);
-    outcome.objects = merged.objects.len();
+    outcome.new_pack = Some(new_hashes[0]);
+    outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());
+    outcome.objects = main.objects.len() + cruft.as_ref().map_or(0, |p| p.objects.len());
+    outcome.closure_recorded = closure_of.is_some();
     tracing::info!(
-        repo = %format!("{}/{}", repo.owner, repo.name),
+        repo = %name,
         packs_before = outcome.packs_before,
         loose_before = outcome.loose_before,
         objects = outcome.objects,
-        pack = %hash,
+        pack = %new_hashes[0],
+        unreachable = cruft.as_ref().map_or(0, |p| p.objects.len()),
         "compacted"
     );
     Ok(outcome)
+}
+
+async fn new_pack(pack: &IngestedPack) -> anyhow::Result<NewPack> {
+    Ok(NewPack {
+        pack_hash: *pack.pack.hash(),
+        object_count: pack.objects.len() as u64,
+        pack_bytes: tokio::fs::metadata(&pack.pack_path).await?.len(),
+        index_bytes: tokio::fs::metadata(&pack.index_path).await?.len(),
+    })
 }
 
 /// After a push: compact in the background when the repo passed a threshold.

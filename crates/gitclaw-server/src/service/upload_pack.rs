@@ -17,6 +17,7 @@ use std::{
 use gitclaw_metadata::RefRecord;
 use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
+    repack::closure_key,
     walk::{
         enumerate, ok_to_give_up, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph,
         ShallowPlan, WalkOptions,
@@ -479,7 +480,10 @@ fn send_pack_data(
     let answer_key = (commons.is_empty() && plan.is_full() && options.filter.is_none())
         .then(|| whole_pack_key(&job.wants, &options.include_tags));
     if let Some(key) = &answer_key {
-        if let Some(handle) = known_whole_pack(db, key) {
+        // Compaction records the pack that holds exactly the closure of the refs it
+        // saw; a full clone of those refs is that pack.
+        let stored = db.closure_pack(key).cloned();
+        if let Some(handle) = stored.or_else(|| known_whole_pack(db, key)) {
             if job.ofs_delta || !handle.has_ofs_deltas()? {
                 if progress {
                     let line = format!(
@@ -607,8 +611,15 @@ static WHOLE_PACK_ANSWERS: std::sync::Mutex<Option<HashMap<ObjectId, ObjectId>>>
     std::sync::Mutex::new(None);
 const WHOLE_PACK_ANSWERS_MAX: usize = 4096;
 
+/// The key of a full clone's answer. When every tag `include-tag` could add is
+/// wanted anyway, the answer is exactly the closure of the wants, the key
+/// compaction records its packs under.
 fn whole_pack_key(wants: &[ObjectId], include_tags: &[ObjectId]) -> ObjectId {
     use sha1::Digest;
+    let wanted: std::collections::HashSet<&ObjectId> = wants.iter().collect();
+    if include_tags.iter().all(|t| wanted.contains(t)) {
+        return closure_key(wants);
+    }
     let mut wants = wants.to_vec();
     wants.sort();
     wants.dedup();
