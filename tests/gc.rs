@@ -394,3 +394,74 @@ fn gc_records_a_single_pack_that_already_is_the_closure() {
     assert!(progress.contains("answered by a stored pack"), "{progress}");
     assert_eq!(refs, refs_of(&src, "refs/"));
 }
+
+#[test]
+fn clones_after_later_pushes_send_the_compacted_pack_and_walk_only_what_is_new() {
+    for backend in BACKENDS {
+        let server = Server::start_with(|c| {
+            use_backend(c, backend);
+            c.gc.loose_threshold = 0;
+            c.gc.pack_threshold = 0;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 4);
+        commit_file(
+            &src,
+            "unique.txt",
+            &format!("{:?}\n", work.path()),
+            "unique",
+        );
+        let url = server.create_repo("ulla", "later");
+        push_everything(&src, &url);
+        let repo = server
+            .block_on(server.state.meta.get_repo("ulla", "later"))
+            .unwrap()
+            .unwrap();
+        let outcome = server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .unwrap();
+        assert!(outcome.closure_recorded, "{backend:?}: {outcome:?}");
+
+        // Later pushes: main moves on (a big file rewritten, so deltas against the
+        // compacted pack are worth reusing), and a new annotated tag.
+        std::fs::write(src.join("big.txt"), "a large file\n".repeat(2000)).unwrap();
+        git(&src, &["add", "big.txt"]);
+        git(&src, &["commit", "-q", "-m", "big"]);
+        git(&src, &["push", "-q", &url, "main"]);
+        std::fs::write(src.join("big.txt"), "a large file, edited\n".repeat(2000)).unwrap();
+        commit_file(&src, "more.txt", "more\n", "more");
+        git(&src, &["commit", "-q", "-am", "edited"]);
+        let tip = git(&src, &["rev-parse", "HEAD"]).trim().to_string();
+        git(&src, &["tag", "-a", "-m", "later", "v-later"]);
+        push_everything(&src, &url);
+
+        let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
+        assert!(
+            progress.contains("from a stored pack"),
+            "{backend:?}: the clone starts from the compacted pack: {progress}"
+        );
+        assert_eq!(refs, refs_of(&src, "refs/"), "{backend:?}");
+        assert!(refs.iter().any(|r| r.contains(&tip)));
+
+        // A branch the compacted pack was taken of is deleted: that pack would now
+        // carry history the clone does not reach, so the clone walks instead.
+        let topic = git(&src, &["rev-parse", "topic"]).trim().to_string();
+        git(&src, &["push", "-q", &url, ":topic"]);
+        git(&src, &["branch", "-q", "-D", "topic"]);
+        let (progress, refs) = mirror_clone(&url, &work.path().join("clone-2"));
+        assert!(
+            !progress.contains("from a stored pack")
+                && !progress.contains("answered by a stored pack"),
+            "{backend:?}: {progress}"
+        );
+        assert_eq!(refs, refs_of(&src, "refs/"), "{backend:?}");
+        let clone = work.path().join("clone-2");
+        assert!(
+            !git_output(&clone, &["cat-file", "-e", &topic])
+                .status
+                .success(),
+            "{backend:?}: the deleted branch's own commit does not go out"
+        );
+    }
+}

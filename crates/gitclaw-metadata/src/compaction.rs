@@ -7,7 +7,7 @@
 
 use gix_hash::ObjectId;
 
-use crate::objects::insert_pack;
+use crate::objects::{insert_closure_tips, insert_pack};
 use crate::push::NewPack;
 use crate::util::{get_i64, get_str, now_secs, oid_hex};
 use crate::{Error, Metadata, Result};
@@ -24,6 +24,8 @@ pub struct Compaction {
     /// When `new_pack` holds exactly the objects reachable from a set of tips:
     /// that set's closure key.
     pub closure_of: Option<ObjectId>,
+    /// …and those tips.
+    pub closure_tips: Vec<ObjectId>,
     /// The objects no ref reaches, kept in a pack of their own.
     pub cruft_pack: Option<NewPack>,
     /// Store keys of what was merged, deleted once `delete_after` (unix seconds) has passed.
@@ -77,6 +79,10 @@ impl Metadata {
         }
         let now = now_secs();
         insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, c.closure_of)).await?;
+        if c.closure_of.is_some() {
+            insert_closure_tips(&mut tx, &c.repo_id, &c.new_pack.pack_hash, &c.closure_tips)
+                .await?;
+        }
         if let Some(cruft) = &c.cruft_pack {
             insert_pack(&mut tx, &c.repo_id, &cruft.record(now, None)).await?;
         }

@@ -106,6 +106,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pack_closures",
         include_str!("../migrations/sqlite/0005_pack_closures.sql"),
     ),
+    (
+        6,
+        "pack_closure_tips",
+        include_str!("../migrations/sqlite/0006_pack_closure_tips.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -132,6 +137,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "pack_closures",
         include_str!("../migrations/postgres/0005_pack_closures.sql"),
+    ),
+    (
+        6,
+        "pack_closure_tips",
+        include_str!("../migrations/postgres/0006_pack_closure_tips.sql"),
     ),
 ];
 

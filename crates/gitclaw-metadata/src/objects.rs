@@ -9,7 +9,7 @@
 use gix_hash::ObjectId;
 use serde::Serialize;
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::util::{get_i64, get_oid, get_opt_oid, get_str, get_u64, oid_hex, to_db_u64};
 use crate::{Error, Metadata, Result};
@@ -47,6 +47,39 @@ pub(crate) async fn insert_pack(
     .bind(pack.closure_of.as_ref().map(oid_hex))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records the tips a pack is the closure of, in batches (a repository may have
+/// many thousands of refs).
+pub(crate) async fn insert_closure_tips(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    pack: &ObjectId,
+    tips: &[ObjectId],
+) -> Result<()> {
+    let mut tips: Vec<&ObjectId> = tips.iter().collect();
+    tips.sort();
+    tips.dedup();
+    for chunk in tips.chunks(300) {
+        let mut sql =
+            String::from("INSERT INTO pack_closure_tips (repo_id, pack_hash, oid) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, $2, ${})", i + 3));
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        // Only placeholders are formatted into the statement.
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(repo_id)
+            .bind(oid_hex(pack));
+        for tip in chunk {
+            query = query.bind(oid_hex(tip));
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -147,21 +180,41 @@ impl Metadata {
             .collect()
     }
 
-    /// Record that `pack` holds exactly the objects reachable from the tips whose
+    /// Record that `pack` holds exactly the objects reachable from `tips`, whose
     /// [closure key](PackRecord::closure_of) is `key`.
     pub async fn record_closure(
         &self,
         repo_id: &str,
         pack: &ObjectId,
         key: &ObjectId,
+        tips: &[ObjectId],
     ) -> Result<()> {
-        sqlx::query("UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3")
-            .bind(oid_hex(key))
-            .bind(repo_id)
-            .bind(oid_hex(pack))
-            .execute(self.pool())
-            .await?;
+        let mut tx = self.begin_write().await?;
+        let updated =
+            sqlx::query("UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3")
+                .bind(oid_hex(key))
+                .bind(repo_id)
+                .bind(oid_hex(pack))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if updated == 1 {
+            insert_closure_tips(&mut tx, repo_id, pack, tips).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The tips a pack was recorded as the closure of (empty when none were).
+    pub async fn closure_tips(&self, repo_id: &str, pack: &ObjectId) -> Result<Vec<ObjectId>> {
+        let rows = sqlx::query(
+            "SELECT oid FROM pack_closure_tips WHERE repo_id = $1 AND pack_hash = $2 ORDER BY oid",
+        )
+        .bind(repo_id)
+        .bind(oid_hex(pack))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| get_oid(row, "oid")).collect()
     }
 
     /// The repository's loose objects, sorted by id.

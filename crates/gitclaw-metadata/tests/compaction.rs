@@ -53,6 +53,7 @@ async fn compaction_story(md: Metadata) {
         removed_loose: vec![oid(11), oid(12)],
         new_pack: pack(9),
         closure_of: Some(oid(90)),
+        closure_tips: vec![oid(50), oid(51), oid(50)],
         cruft_pack: Some(pack(8)),
         replaced_keys: vec![
             format!("{}/pack/pack-a.pack", repo.id),
@@ -74,10 +75,17 @@ async fn compaction_story(md: Metadata) {
         vec![(oid(8), None), (oid(9), Some(oid(90)))],
         "the merged pack with what it is the closure of, and the cruft pack"
     );
-    // A closure learnt later is recorded on the pack.
-    md.record_closure(&repo.id, &oid(8), &oid(80))
+    assert_eq!(
+        md.closure_tips(&repo.id, &oid(9)).await.unwrap(),
+        vec![oid(50), oid(51)]
+    );
+    assert!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().is_empty());
+    // A closure learnt later is recorded on the pack, with its tips.
+    let many: Vec<_> = (0..=255u8).chain(0..=255).map(oid).collect();
+    md.record_closure(&repo.id, &oid(8), &oid(80), &many)
         .await
         .unwrap();
+    assert_eq!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().len(), 256);
     let cruft = md.list_packs(&repo.id).await.unwrap();
     assert!(cruft
         .iter()

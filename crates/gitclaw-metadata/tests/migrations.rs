@@ -52,6 +52,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "_sqlx_migrations",
             "audit_events",
             "loose_objects",
+            "pack_closure_tips",
             "packs",
             "peeled_refs",
             "pending_deletions",
@@ -64,7 +65,14 @@ async fn sqlite_fresh_database_and_reconnect() {
     let first = applied(&mut conn).await;
     assert_eq!(
         first,
-        [(1, true), (2, true), (3, true), (4, true), (5, true)]
+        [
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut conn)

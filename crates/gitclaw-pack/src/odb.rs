@@ -402,6 +402,11 @@ impl ObjectDb {
         self
     }
 
+    /// The packs known to hold exactly the closure of some tips, with their keys.
+    pub fn closure_packs(&self) -> &[(ObjectId, Arc<PackHandle>)] {
+        &self.closures
+    }
+
     /// The pack holding exactly the objects reachable from the tips with closure key `key`.
     pub fn closure_pack(&self, key: &ObjectId) -> Option<&Arc<PackHandle>> {
         self.closures.iter().find(|(k, _)| k == key).map(|(_, p)| p)

@@ -51,6 +51,8 @@ pub struct Repacked {
     /// The key of the tips whose closure the reachable pack — the new one, or the
     /// single stored pack — is.
     pub closure_of: Option<ObjectId>,
+    /// Those tips (the given ones the repository has).
+    pub closure_tips: Vec<ObjectId>,
     /// The stored pack that already held exactly the tips' closure (nothing written).
     pub already_closed: Option<ObjectId>,
 }
@@ -96,6 +98,7 @@ pub fn repack(
         if pack.num_objects() as usize == reachable.len() {
             return Ok(Repacked {
                 closure_of,
+                closure_tips: tips,
                 already_closed: Some(*pack.hash()),
                 ..Default::default()
             });
@@ -105,6 +108,7 @@ pub fn repack(
         reachable: write_verified(db, &reachable, &work_dir.join("reachable"), options)?,
         cruft: write_verified(db, &cruft, &work_dir.join("cruft"), options)?,
         closure_of,
+        closure_tips: tips,
         already_closed: None,
     })
 }

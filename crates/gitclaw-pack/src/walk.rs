@@ -475,12 +475,38 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// What to send besides the plain wants.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct WalkOptions {
     /// Partial clone: objects the filter refuses stay out (wanted objects never do).
     pub filter: Option<Filter>,
     /// Annotated tags (their object ids) to add when the object they point at is sent (`include-tag`).
     pub include_tags: Vec<ObjectId>,
+    /// A pack closed under reachability (every object it holds has everything it
+    /// reaches in it too) that goes out whole ahead of the listed objects: the walk
+    /// neither lists nor enters anything it holds.
+    pub closed: Option<std::sync::Arc<crate::odb::PackHandle>>,
+}
+
+impl std::fmt::Debug for WalkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalkOptions")
+            .field("filter", &self.filter)
+            .field("include_tags", &self.include_tags.len())
+            .field("closed", &self.closed.as_ref().map(|p| *p.hash()))
+            .finish()
+    }
+}
+
+/// Objects a walk does not enter: a set, and optionally a closed pack.
+struct Skip<'a> {
+    set: &'a HashSet<ObjectId>,
+    closed: Option<&'a crate::odb::PackHandle>,
+}
+
+impl Skip<'_> {
+    fn has(&self, id: &ObjectId) -> bool {
+        self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some())
+    }
 }
 
 /// List the objects reachable from `wants` and not reachable from `haves` (with
@@ -514,19 +540,25 @@ pub fn enumerate(
     let mut tags_out: Vec<WalkObject> = Vec::new();
     let mut roots: Vec<(ObjectId, Kind)> = Vec::new();
     let mut want_commits: Vec<ObjectId> = Vec::new();
+    let closed = options.closed.as_deref();
+    let in_closed = |id: &ObjectId| closed.is_some_and(|p| p.lookup(id).is_some());
     for want in wants.iter().chain(&plan.extra_wants) {
+        if in_closed(want) {
+            continue;
+        }
         let (target, kind, tags) = graph.peel(want)?;
         for tag in tags {
-            if !have_root_set.contains(&tag) && sent.insert(tag) {
+            if !have_root_set.contains(&tag) && !in_closed(&tag) && sent.insert(tag) {
                 tags_out.push(WalkObject::new(tag, Kind::Tag));
             }
         }
         match kind {
+            Kind::Commit if in_closed(&target) => {}
             Kind::Commit => want_commits.push(target),
             other => roots.push((target, other)),
         }
     }
-    let walk = limit_commits(graph, &want_commits, &have_tips, plan)?;
+    let walk = limit_commits(graph, &want_commits, &have_tips, plan, closed)?;
     let commits = walk.commits;
     sent.extend(commits.iter().copied());
     out.commits = commits.len();
@@ -546,14 +578,9 @@ pub fn enumerate(
             let kind = graph.reader.read_existing(id, &mut buf)?;
             tree_roots.push((*id, kind, true));
         }
-        walk_trees(
-            graph,
-            tree_roots,
-            &mut have_objects,
-            &HashSet::default(),
-            None,
-            |_| {},
-        )?;
+        let none = HashSet::default();
+        let skip = Skip { set: &none, closed };
+        walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |_| {})?;
     }
     let have_commits = walk.uninteresting;
 
@@ -566,24 +593,28 @@ pub fn enumerate(
     }
     tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
     let mut objects = Vec::new();
+    let skip = Skip {
+        set: &have_objects,
+        closed,
+    };
     walk_trees(
         graph,
         tree_roots,
         &mut sent,
-        &have_objects,
+        &skip,
         options.filter.as_ref(),
         |obj| objects.push(obj),
     )?;
 
     // 5. include-tag: tags whose target goes out (or that peel to something that does).
     for tag in &options.include_tags {
-        if sent.contains(tag) || have_root_set.contains(tag) {
+        if sent.contains(tag) || have_root_set.contains(tag) || in_closed(tag) {
             continue;
         }
         let (target, _, chain) = graph.peel(tag)?;
-        if sent.contains(&target) {
+        if sent.contains(&target) || in_closed(&target) {
             for id in chain {
-                if sent.insert(id) {
+                if !in_closed(&id) && sent.insert(id) {
                     tags_out.push(WalkObject::new(id, Kind::Tag));
                 }
             }
@@ -624,6 +655,7 @@ fn limit_commits(
     wants: &[ObjectId],
     haves: &[ObjectId],
     plan: &ShallowPlan,
+    closed: Option<&crate::odb::PackHandle>,
 ) -> Result<CommitWalk> {
     /// Extra steps once only uninteresting commits are queued (git's SLOP).
     const SLOP: u32 = 5;
@@ -662,6 +694,10 @@ fn limit_commits(
                 mark_uninteresting(graph, &mut flags, &parents, plan, &mut interesting_queued)?;
             }
             for parent in parents {
+                if !uninteresting && closed.is_some_and(|p| p.lookup(&parent).is_some()) {
+                    // It and all it reaches go out with the closed pack.
+                    continue;
+                }
                 let f = flags.entry(parent).or_insert(0);
                 if *f & SEEN == 0 {
                     *f |= SEEN | QUEUED;
@@ -747,7 +783,7 @@ fn walk_trees(
     graph: &mut Graph<'_>,
     roots: Vec<(ObjectId, Kind, bool)>,
     seen: &mut HashSet<ObjectId>,
-    skip: &HashSet<ObjectId>,
+    skip: &Skip<'_>,
     filter: Option<&Filter>,
     mut emit: impl FnMut(WalkObject),
 ) -> Result<()> {
@@ -758,7 +794,7 @@ fn walk_trees(
         .collect();
     let mut buf = Vec::new();
     while let Some((id, kind, depth, path, explicit)) = stack.pop() {
-        if skip.contains(&id) || seen.contains(&id) {
+        if skip.has(&id) || seen.contains(&id) {
             continue;
         }
         if let (Some(filter), false) = (filter, explicit) {
@@ -809,7 +845,7 @@ fn walk_trees(
                 }
             }
             let child = entry.oid.to_owned();
-            if !skip.contains(&child) && !seen.contains(&child) {
+            if !skip.has(&child) && !seen.contains(&child) {
                 let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
                 if !path.is_empty() {
                     child_path.extend_from_slice(&path);
@@ -822,6 +858,55 @@ fn walk_trees(
         stack[first_child..].reverse();
     }
     Ok(())
+}
+
+/// Whether everything `tips` names is reachable from `wants`: each tip is wanted
+/// itself or is a commit found walking the wants' history, newest first, within
+/// `limit` commits (beyond it the answer is "no", which only costs the caller its
+/// shortcut).
+pub fn reaches_all(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    tips: &[ObjectId],
+    limit: usize,
+) -> Result<bool> {
+    let wanted: HashSet<ObjectId> = wants.iter().copied().collect();
+    let mut missing: HashSet<ObjectId> = HashSet::default();
+    for tip in tips.iter().filter(|t| !wanted.contains(*t)) {
+        // A tag or tree that is not wanted could only be reached through another
+        // tag; not worth a search.
+        if graph.peel_to_commit(tip)? != Some(*tip) {
+            return Ok(false);
+        }
+        missing.insert(*tip);
+    }
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    let mut heap: std::collections::BinaryHeap<(i64, ObjectId)> =
+        std::collections::BinaryHeap::new();
+    let mut seen: HashSet<ObjectId> = HashSet::default();
+    for want in wants {
+        if let Some(commit) = graph.peel_to_commit(want)? {
+            if seen.insert(commit) {
+                heap.push((graph.commit_time(&commit)?, commit));
+            }
+        }
+    }
+    while let Some((_, id)) = heap.pop() {
+        if missing.remove(&id) && missing.is_empty() {
+            return Ok(true);
+        }
+        if seen.len() > limit {
+            return Ok(false);
+        }
+        for parent in graph.parents(&id)? {
+            if seen.insert(parent) {
+                heap.push((graph.commit_time(&parent)?, parent));
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Whether every want reaches one of the `common` commits: git's `ok_to_give_up`,
@@ -920,7 +1005,10 @@ pub fn unreachable_wants(
             graph,
             vec![(tree, Kind::Tree, true)],
             &mut objects_seen,
-            &HashSet::default(),
+            &Skip {
+                set: &HashSet::default(),
+                closed: None,
+            },
             None,
             |o| {
                 missing.remove(&o.id);

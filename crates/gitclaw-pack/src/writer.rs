@@ -9,7 +9,9 @@
 //! the previous `window` objects, and the smallest delta under half the object's
 //! size wins, within a maximum chain depth. What finds no delta goes out whole.
 //! Objects go out grouped by pack in offset order, so stored bases precede their
-//! deltas.
+//! deltas. A pack may also start with every entry of a stored pack closed under
+//! reachability ([`write_pack_after`]); the listed objects follow it and may keep
+//! their stored deltas against its entries.
 //!
 //! Not here: choosing the objects (see [`crate::walk`]).
 
@@ -111,6 +113,9 @@ enum Plan {
     ReuseDelta { base: usize },
     /// Copy the stored delta against a base the client has (thin pack).
     ReuseThin { base: ObjectId },
+    /// Copy the stored delta against a base in the pack that went out first, at
+    /// this offset of the output.
+    ReusePrefix { base: ObjectId, offset: u64 },
     /// Nothing to reuse: deflate anew (or delta, if the search finds one).
     Fresh,
 }
@@ -189,10 +194,37 @@ pub fn write_pack(
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
-    let packs = db.packs();
     if let Some(pack) = whole_pack(db, objects, options)? {
-        return stream_pack(&packs[pack], out, progress);
+        return stream_pack(&db.packs()[pack], out, progress);
     }
+    write_entries(db, None, objects, client_has, options, out, progress)
+}
+
+/// Write a pack of every entry of the stored pack `first`, copied as it is, then
+/// `objects` (none of which `first` holds): the answer to a clone whose history
+/// `first` holds all of but the newest part. Deltas of `objects` may use bases in
+/// `first`. `first` must suit the client (see [`PackHandle::has_ofs_deltas`]).
+pub fn write_pack_after(
+    db: &ObjectDb,
+    first: &PackHandle,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    write_entries(db, Some(first), objects, None, options, out, progress)
+}
+
+fn write_entries(
+    db: &ObjectDb,
+    first: Option<&PackHandle>,
+    objects: &[WalkObject],
+    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {
         let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
@@ -214,10 +246,11 @@ pub fn write_pack(
         .enumerate()
         .map(|(i, item)| (item.id, i))
         .collect();
-    let total = u32::try_from(items.len())
+    let prefix_count = first.map_or(0, |p| u64::from(p.num_objects()));
+    let total = u32::try_from(items.len() as u64 + prefix_count)
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
     let thin_bases = if options.thin { client_has } else { None };
-    classify(db, &mut items, &position, thin_bases)?;
+    classify(db, &mut items, &position, thin_bases, first)?;
 
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options)?
@@ -241,6 +274,17 @@ pub fn write_pack(
         objects: total,
         ..Default::default()
     };
+    if let Some(first) = first {
+        // Its entries keep their offsets: both packs start with a 12-byte header.
+        let raw = first.raw_pack()?;
+        let body = raw
+            .get(12..raw.len().saturating_sub(20))
+            .ok_or_else(|| PackError::Corrupt("stored pack is too short".into()))?;
+        for chunk in body.chunks(1 << 20) {
+            w.put(chunk)?;
+        }
+        stats.reused += first.num_objects();
+    }
     let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
@@ -269,6 +313,21 @@ pub fn write_pack(
                 head.clear();
                 write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
                 head.extend_from_slice(base.as_bytes());
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
+            }
+            (Plan::ReusePrefix { base, offset }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                head.clear();
+                if options.ofs_delta {
+                    write_type_and_size(&mut head, OBJ_OFS_DELTA, raw.decompressed_size);
+                    write_ofs_distance(&mut head, here - offset);
+                } else {
+                    write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
+                    head.extend_from_slice(base.as_bytes());
+                }
                 w.put(&head)?;
                 w.put(raw.compressed)?;
                 stats.reused += 1;
@@ -306,7 +365,7 @@ pub fn write_pack(
         }
         written_at[i] = Some(here);
         if i % 1024 == 0 {
-            progress(i as u32, total);
+            progress(i as u32 + prefix_count as u32, total);
         }
     }
     progress(total, total);
@@ -335,8 +394,10 @@ fn classify(
     items: &mut [Item],
     position: &HashMap<ObjectId, usize>,
     thin_bases: Option<&gix_hashtable::HashSet<ObjectId>>,
+    first: Option<&PackHandle>,
 ) -> Result<()> {
     let packs = db.packs();
+    let in_first = |id: &ObjectId| first.and_then(|p| p.lookup(id).map(|i| p.offset_at(i)));
     for item in items.iter_mut() {
         let Location::Packed { pack, index } = item.loc else {
             continue;
@@ -363,6 +424,10 @@ fn classify(
             }
             Some(base_id) => match position.get(&base_id) {
                 Some(&base) => Plan::ReuseDelta { base },
+                None if in_first(&base_id).is_some() => Plan::ReusePrefix {
+                    base: base_id,
+                    offset: in_first(&base_id).unwrap_or_default(),
+                },
                 None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
                     Plan::ReuseThin { base: base_id }
                 }
@@ -411,7 +476,7 @@ fn delta_search(db: &ObjectDb, items: &[Item], options: &WriteOptions) -> Result
             Plan::ReuseWhole => {
                 wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
             }
-            Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } => false,
+            Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } | Plan::ReusePrefix { .. } => false,
         })
         .collect();
     let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);

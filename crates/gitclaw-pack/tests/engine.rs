@@ -655,3 +655,80 @@ fn a_pack_holding_exactly_the_clone_is_streamed_as_is() {
         rev_list_objects(&f.repo, &["--all"])
     );
 }
+
+#[test]
+fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
+    let f = fixture();
+    // The fixture's one pack is the closure of its refs at this point.
+    let old_tips: Vec<ObjectId> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let old_main = oid(&git(&f.repo, &["rev-parse", "main"]));
+    // New history on main (a rewritten large file, so its blob is a delta against
+    // the old one in the push's pack), pushed as a thin pack and completed.
+    std::fs::write(
+        f.repo.join("big.txt"),
+        "rewritten past the closure\n".repeat(400),
+    )
+    .unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "past the closure"]);
+    std::fs::write(f.repo.join("new.txt"), "new file\n").unwrap();
+    git(&f.repo, &["add", "new.txt"]);
+    git(&f.repo, &["commit", "-q", "-m", "another"]);
+    let new_main = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let store = f.scratch.join("closed-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let thin = pack_of(&f.repo, &format!("{new_main}\n^{old_main}\n"), true);
+    let second = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
+    let closed = Arc::new(PackHandle::open(f.db.packs()[0].index_path()).unwrap());
+    let db = ObjectDb::new(
+        vec![
+            closed.clone(),
+            Arc::new(PackHandle::open(&second.index_path).unwrap()),
+        ],
+        Arc::new(NoLoose),
+    );
+    let wants: Vec<ObjectId> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+
+    let mut graph = Graph::new(&db);
+    assert!(gitclaw_pack::walk::reaches_all(&mut graph, &wants, &old_tips, 1000).unwrap());
+    // A clone of one branch does not reach every old tip: no shortcut for it.
+    let side = oid(&git(&f.repo, &["rev-parse", "side"]));
+    assert!(!gitclaw_pack::walk::reaches_all(&mut graph, &[side], &old_tips, 1000).unwrap());
+
+    let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
+    let options = WalkOptions {
+        closed: Some(closed.clone()),
+        ..Default::default()
+    };
+    let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
+    let listed: BTreeSet<String> = outcome.objects.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(
+        listed,
+        rev_list_objects(&f.repo, &[&new_main.to_string(), &format!("^{old_main}")]),
+        "the walk lists only what the closed pack lacks"
+    );
+    let mut pack = Vec::new();
+    let stats = gitclaw_pack::writer::write_pack_after(
+        &db,
+        &closed,
+        &outcome.objects,
+        &WriteOptions::default(),
+        &mut pack,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(
+        stats.reused_deltas >= 1,
+        "the new blob's stored delta against the old one is reused: {stats:?}"
+    );
+    assert_eq!(
+        index_with_git(&pack, &f.scratch, None),
+        rev_list_objects(&f.repo, &["--all"]),
+        "git indexes the pack on its own, and it is the whole clone"
+    );
+}

@@ -375,6 +375,16 @@ pub async fn upload_pack(
     };
     let mut job = job;
     job.cache = Some((state.responses.clone(), repo.id.clone()));
+    if job.is_full_clone() {
+        if let Some((_, pack)) = db.closure_packs().last() {
+            match state.meta.closure_tips(&repo.id, pack.hash()).await {
+                Ok(tips) => job.closure = Some((pack.clone(), tips)),
+                Err(err) => {
+                    tracing::warn!(error = %err, repo = %repo.id, "cannot read a pack's closure tips; walking instead")
+                }
+            }
+        }
+    }
     let (mut writer, body) = streamed_body();
     let repo_name = format!("{}/{}", repo.owner, repo.name);
     tokio::task::spawn_blocking(move || {
@@ -462,6 +472,7 @@ fn fetch_job_v2(args: v2::FetchArgs) -> FetchJob {
         no_done: false,
         wait_for_done: args.wait_for_done,
         cache: None,
+        closure: None,
     }
 }
 
@@ -498,6 +509,7 @@ fn fetch_job_v0(req: v0::UploadRequest) -> FetchJob {
         done: req.done,
         wait_for_done: false,
         cache: None,
+        closure: None,
     }
 }
 

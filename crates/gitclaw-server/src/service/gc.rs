@@ -137,13 +137,19 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         .prefix("gc-")
         .tempdir_in(&state.tmp_dir)?;
     let work_path = work.path().to_owned();
+    let walked = tips.clone();
     let repacked = tokio::task::spawn_blocking(move || {
-        repack(&db, &tips, &work_path, &WriteOptions::default())
+        repack(&db, &walked, &work_path, &WriteOptions::default())
     })
     .await??;
     let name = format!("{}/{}", repo.owner, repo.name);
+    // The tips the closure was taken of (those the store has).
+    let closure_tips: Vec<ObjectId> = repacked.closure_tips.clone();
     if let (Some(pack), Some(key)) = (repacked.already_closed, repacked.closure_of) {
-        state.meta.record_closure(&repo.id, &pack, &key).await?;
+        state
+            .meta
+            .record_closure(&repo.id, &pack, &key, &closure_tips)
+            .await?;
         tracing::info!(repo = %name, pack = %pack, "the one pack holds exactly what the refs reach");
         outcome.closure_recorded = true;
         return Ok(outcome);
@@ -199,6 +205,7 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         removed_loose: loose.iter().map(|l| l.oid).collect(),
         new_pack: new_pack(&main).await?,
         closure_of,
+        closure_tips,
         cruft_pack: match &cruft {
             Some(pack) => Some(new_pack(pack).await?),
             None => None,

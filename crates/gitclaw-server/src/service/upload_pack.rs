@@ -19,10 +19,10 @@ use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
     repack::closure_key,
     walk::{
-        enumerate, ok_to_give_up, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph,
-        ShallowPlan, WalkOptions,
+        enumerate, ok_to_give_up, plan_shallow, reaches_all, unreachable_wants, DeepenRequest,
+        Filter, Graph, ShallowPlan, WalkOptions,
     },
-    writer::{stream_pack, write_pack, WriteOptions, WriteStats},
+    writer::{stream_pack, write_pack, write_pack_after, WriteOptions, WriteStats},
     Kind, ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband};
@@ -121,7 +121,24 @@ pub struct FetchJob {
     pub wait_for_done: bool,
     /// The clone-pack cache and the repository id that scopes its keys.
     pub cache: Option<(std::sync::Arc<ResponseCache>, String)>,
+    /// For a full clone: the newest pack recorded as the closure of some tips, and
+    /// those tips.
+    pub closure: Option<(std::sync::Arc<PackHandle>, Vec<ObjectId>)>,
 }
+
+impl FetchJob {
+    /// No haves, no depth, no filter: a clone of whole history.
+    pub fn is_full_clone(&self) -> bool {
+        self.haves.is_empty()
+            && self.filter.is_none()
+            && !self.deepen.is_deepen()
+            && self.deepen.client_shallow.is_empty()
+            && self.deepen_not_refs.is_empty()
+    }
+}
+
+/// Commits searched, at most, for the tips a stored closure was taken of.
+const CLOSURE_SEARCH_LIMIT: usize = 100_000;
 
 fn pkt(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(text.len() + 4);
@@ -459,7 +476,8 @@ fn send_pack_data(
         Some(spec) => Some(Filter::parse(spec).map_err(FetchError)?),
         None => None,
     };
-    let options = WalkOptions {
+    let mut options = WalkOptions {
+        closed: None,
         filter,
         include_tags: if job.include_tag {
             refs.iter()
@@ -536,23 +554,54 @@ fn send_pack_data(
             return Ok(());
         }
     }
+    // A clone of refs that moved on since the last compaction: the pack that holds
+    // all of their old state goes out whole, and the walk covers only what is newer
+    // (what reachability bitmaps give git). Only when the wants reach every tip
+    // that pack was taken of: it must not carry anything the clone does not reach.
+    let mut first = None;
+    if let (Some(_), Some((pack, tips))) = (&answer_key, &job.closure) {
+        if !tips.is_empty()
+            && (job.ofs_delta || !pack.has_ofs_deltas()?)
+            && reaches_all(graph, &job.wants, tips, CLOSURE_SEARCH_LIMIT)?
+        {
+            options.closed = Some(pack.clone());
+            first = Some(pack.clone());
+        }
+    }
     let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
     if progress {
-        let line = format!("Counting objects: {}, done.\n", outcome.objects.len());
+        let line = match &first {
+            Some(pack) => format!(
+                "Counting objects: {}, done ({} from a stored pack).\n",
+                outcome.objects.len() + pack.num_objects() as usize,
+                pack.num_objects()
+            ),
+            None => format!("Counting objects: {}, done.\n", outcome.objects.len()),
+        };
         sink.band(sideband::Band::Progress, line.as_bytes())?;
     }
     let mut tee = Tee {
         sink: &mut sink,
         fill: cache_key.as_ref().and_then(|(cache, key)| cache.fill(*key)),
     };
-    let stats = write_pack(
-        db,
-        &outcome.objects,
-        Some(&outcome.client_has),
-        &write_options,
-        &mut tee,
-        &mut |_, _| {},
-    )?;
+    let stats = match &first {
+        Some(pack) => write_pack_after(
+            db,
+            pack,
+            &outcome.objects,
+            &write_options,
+            &mut tee,
+            &mut |_, _| {},
+        )?,
+        None => write_pack(
+            db,
+            &outcome.objects,
+            Some(&outcome.client_has),
+            &write_options,
+            &mut tee,
+            &mut |_, _| {},
+        )?,
+    };
     // A pack streamed from the store as it is needs no second copy.
     if let (Some(fill), false) = (tee.fill.take(), stats.whole_pack) {
         fill.finish();
