@@ -393,6 +393,50 @@ fn gc_records_a_single_pack_that_already_is_the_closure() {
     let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
     assert!(progress.contains("answered by a stored pack"), "{progress}");
     assert_eq!(refs, refs_of(&src, "refs/"));
+    partial_clone_from_stored_pack(&url, &src, &work.path().join("partial"));
+}
+
+/// A `--filter=blob:none` clone that starts from a stored pack: it holds exactly
+/// the commits, trees and tags, and fetches a blob when asked for it.
+fn partial_clone_from_stored_pack(url: &str, src: &std::path::Path, dir: &std::path::Path) {
+    let out = git_output(
+        dir.parent().unwrap(),
+        &[
+            "clone",
+            "--progress",
+            "--bare",
+            "--filter=blob:none",
+            url,
+            dir.to_str().unwrap(),
+        ],
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{progress}");
+    assert!(progress.contains("from a stored pack"), "{progress}");
+    let ids = |text: String| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let local = ids(git(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    ));
+    let expected = ids(git(
+        src,
+        &["rev-list", "--objects", "--all", "--filter=blob:none"],
+    ));
+    assert_eq!(local, expected, "commits, trees and tags, and no blob");
+    git(dir, &["fsck"]);
+    assert_eq!(
+        git(dir, &["cat-file", "-p", "HEAD:README.md"]),
+        git(src, &["cat-file", "-p", "HEAD:README.md"]),
+        "a blob is fetched when needed"
+    );
 }
 
 #[test]
@@ -443,6 +487,8 @@ fn clones_after_later_pushes_send_the_compacted_pack_and_walk_only_what_is_new()
         );
         assert_eq!(refs, refs_of(&src, "refs/"), "{backend:?}");
         assert!(refs.iter().any(|r| r.contains(&tip)));
+        // So does a blobless clone, with the commits, trees and tags of that pack.
+        partial_clone_from_stored_pack(&url, &src, &work.path().join("partial"));
 
         // A branch the compacted pack was taken of is deleted: that pack would now
         // carry history the clone does not reach, so the clone walks instead.

@@ -156,6 +156,52 @@ impl PackHandle {
         })
     }
 
+    /// Every object with its type, in pack order. Reads entry headers only: a
+    /// delta has its base's type, which an earlier entry (or, for a REF_DELTA to a
+    /// later one, a header walk down its chain) tells.
+    pub fn kinds(&self) -> Result<Vec<(ObjectId, Kind)>> {
+        let sorted = self.sorted_offsets();
+        let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
+        let mut out = Vec::with_capacity(sorted.len());
+        let mut state = DecodeState::default();
+        for (pos, &(offset, index)) in sorted.iter().enumerate() {
+            let (header, _) = self.entry_header(index)?;
+            let base_pos = match header {
+                Header::OfsDelta { base_distance } => offset
+                    .checked_sub(base_distance)
+                    .and_then(|base| sorted.binary_search_by_key(&base, |(o, _)| *o).ok()),
+                Header::RefDelta { base_id } => self.lookup(&base_id).and_then(|i| {
+                    sorted
+                        .binary_search_by_key(&self.offset_at(i), |(o, _)| *o)
+                        .ok()
+                }),
+                Header::Commit => {
+                    kinds[pos] = Some(Kind::Commit);
+                    None
+                }
+                Header::Tree => {
+                    kinds[pos] = Some(Kind::Tree);
+                    None
+                }
+                Header::Blob => {
+                    kinds[pos] = Some(Kind::Blob);
+                    None
+                }
+                Header::Tag => {
+                    kinds[pos] = Some(Kind::Tag);
+                    None
+                }
+            };
+            let kind = match (kinds[pos], base_pos.and_then(|b| kinds[b])) {
+                (Some(kind), _) | (None, Some(kind)) => kind,
+                (None, None) => self.object_header(index, &mut state)?.0,
+            };
+            kinds[pos] = Some(kind);
+            out.push((self.oid_at(index), kind));
+        }
+        Ok(out)
+    }
+
     /// The object id of the entry starting at `offset`, if an entry starts there.
     pub fn oid_at_offset(&self, offset: u64) -> Option<ObjectId> {
         let sorted = self.sorted_offsets();

@@ -732,3 +732,35 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         "git indexes the pack on its own, and it is the whole clone"
     );
 }
+
+#[test]
+fn pack_kinds_come_from_entry_headers_and_match_git() {
+    let f = fixture();
+    let pack = &f.db.packs()[0];
+    let kinds = pack.kinds().unwrap();
+    assert_eq!(kinds.len(), pack.num_objects() as usize);
+    let input: String = kinds.iter().map(|(id, _)| format!("{id}\n")).collect();
+    let (ok, out, err) = git_stdin(
+        &f.repo,
+        &["cat-file", "--batch-check=%(objecttype)"],
+        input.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    let expected: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let got: Vec<String> = kinds.iter().map(|(_, kind)| kind.to_string()).collect();
+    assert_eq!(got, expected);
+    assert!(
+        (0..pack.num_objects()).any(|i| !matches!(
+            pack.entry_header(i).unwrap().0,
+            gix_pack::data::entry::Header::Commit
+                | gix_pack::data::entry::Header::Tree
+                | gix_pack::data::entry::Header::Blob
+                | gix_pack::data::entry::Header::Tag
+        )),
+        "the fixture pack has deltas, so their types were resolved"
+    );
+}

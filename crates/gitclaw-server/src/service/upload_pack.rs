@@ -18,6 +18,7 @@ use gitclaw_metadata::RefRecord;
 use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
     repack::closure_key,
+    walk::WalkObject,
     walk::{
         enumerate, ok_to_give_up, plan_shallow, reaches_all, unreachable_wants, DeepenRequest,
         Filter, Graph, ShallowPlan, WalkOptions,
@@ -127,10 +128,10 @@ pub struct FetchJob {
 }
 
 impl FetchJob {
-    /// No haves, no depth, no filter: a clone of whole history.
+    /// No haves, no depth, no filter but `blob:none`: a clone of whole history.
     pub fn is_full_clone(&self) -> bool {
         self.haves.is_empty()
-            && self.filter.is_none()
+            && self.filter.as_deref().is_none_or(|f| f == "blob:none")
             && !self.deepen.is_deepen()
             && self.deepen.client_shallow.is_empty()
             && self.deepen_not_refs.is_empty()
@@ -558,25 +559,55 @@ fn send_pack_data(
     // all of their old state goes out whole, and the walk covers only what is newer
     // (what reachability bitmaps give git). Only when the wants reach every tip
     // that pack was taken of: it must not carry anything the clone does not reach.
+    // A `blob:none` clone takes that pack's commits, trees and tags the same way.
     let mut first = None;
-    if let (Some(_), Some((pack, tips))) = (&answer_key, &job.closure) {
-        if !tips.is_empty()
-            && (job.ofs_delta || !pack.has_ofs_deltas()?)
-            && reaches_all(graph, &job.wants, tips, CLOSURE_SEARCH_LIMIT)?
-        {
-            options.closed = Some(pack.clone());
-            first = Some(pack.clone());
+    let mut from_first: Vec<WalkObject> = Vec::new();
+    let blob_none = matches!(options.filter, Some(Filter::BlobNone));
+    if commons.is_empty() && plan.is_full() && (options.filter.is_none() || blob_none) {
+        let key = whole_pack_key(&job.wants, &options.include_tags);
+        let base = match (db.closure_pack(&key), &job.closure) {
+            (Some(pack), _) => Some(pack.clone()),
+            (None, Some((pack, tips))) if !tips.is_empty() => {
+                reaches_all(graph, &job.wants, tips, CLOSURE_SEARCH_LIMIT)?.then(|| pack.clone())
+            }
+            _ => None,
+        };
+        if let Some(pack) = base {
+            if blob_none {
+                // Wanted blobs would pass the filter: only commits and tags here.
+                let mut all_commits = true;
+                for want in &job.wants {
+                    all_commits &= graph.peel_to_commit(want)?.is_some();
+                }
+                if all_commits {
+                    from_first = pack
+                        .kinds()?
+                        .into_iter()
+                        .filter(|(_, kind)| *kind != Kind::Blob)
+                        .map(|(id, kind)| WalkObject::new(id, kind))
+                        .collect();
+                    options.closed = Some(pack);
+                }
+            } else if job.ofs_delta || !pack.has_ofs_deltas()? {
+                options.closed = Some(pack.clone());
+                first = Some(pack);
+            }
         }
     }
-    let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    let mut outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    let stored = first
+        .as_ref()
+        .map_or(from_first.len(), |p| p.num_objects() as usize);
+    if !from_first.is_empty() {
+        from_first.append(&mut outcome.objects);
+        outcome.objects = from_first;
+    }
     if progress {
-        let line = match &first {
-            Some(pack) => format!(
-                "Counting objects: {}, done ({} from a stored pack).\n",
-                outcome.objects.len() + pack.num_objects() as usize,
-                pack.num_objects()
-            ),
-            None => format!("Counting objects: {}, done.\n", outcome.objects.len()),
+        let total = outcome.objects.len() + first.as_ref().map_or(0, |p| p.num_objects() as usize);
+        let line = if stored > 0 {
+            format!("Counting objects: {total}, done ({stored} from a stored pack).\n")
+        } else {
+            format!("Counting objects: {total}, done.\n")
         };
         sink.band(sideband::Band::Progress, line.as_bytes())?;
     }
