@@ -156,6 +156,12 @@ impl PackHandle {
         })
     }
 
+    /// Index positions of the entries in the order they are stored: decoding in
+    /// this order finds delta bases fresh in the cache.
+    pub fn indices_in_pack_order(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sorted_offsets().iter().map(|(_, index)| *index)
+    }
+
     /// Every object with its type, in pack order. Reads entry headers only: a
     /// delta has its base's type, which an earlier entry (or, for a REF_DELTA to a
     /// later one, a header walk down its chain) tells.
@@ -330,9 +336,16 @@ pub struct DecodeState {
 
 impl Default for DecodeState {
     fn default() -> Self {
+        DecodeState::with_cache_bytes(64 * 1024 * 1024)
+    }
+}
+
+impl DecodeState {
+    /// Keep at most `bytes` of decoded delta bases.
+    pub fn with_cache_bytes(bytes: usize) -> Self {
         DecodeState {
             inflate: gix_zlib::Inflate::default(),
-            cache: gix_pack::cache::lru::MemoryCappedHashmap::new(64 * 1024 * 1024),
+            cache: gix_pack::cache::lru::MemoryCappedHashmap::new(bytes),
         }
     }
 }
