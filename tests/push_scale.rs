@@ -251,3 +251,49 @@ fn pushes_past_the_cap_wait_then_are_told_why() {
         git(&src, &["rev-parse", "main"]).trim()
     )));
 }
+
+#[test]
+fn pushes_of_long_delta_chains_keep_server_memory_below_the_content() {
+    const COMMITS: usize = 2000;
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    growing_file_history(&src, COMMITS);
+    // Every version of the file, inflated: what resolving the pushed deltas touches.
+    let line = "line 0000: the quick brown fox jumps over the lazy dog\n".len() as u64;
+    let inflated = line * (COMMITS as u64) * (COMMITS as u64 + 1) / 2;
+    let url = server.create_repo("meg", "chains");
+    let before = server.memory();
+    let peak = sample_peak_memory(&server, || {
+        git(&src, &["-c", "pack.depth=4095", "push", "-q", &url, "main"]);
+        // More history on top: a thin pack whose bases are in the stored one.
+        for i in 0..50 {
+            commit_file(
+                &src,
+                "log.txt",
+                &format!("{}\nmore {i}\n", git(&src, &["show", "main:log.txt"])),
+                &format!("more {i}"),
+            );
+        }
+        git(&src, &["push", "-q", &url, "main"]);
+    });
+    eprintln!(
+        "server heap before: {} MiB; peak during pushes of {} MiB of inflated content: {} MiB",
+        before.anon >> 20,
+        inflated >> 20,
+        peak.anon >> 20
+    );
+    assert!(
+        peak.anon.saturating_sub(before.anon) < inflated / 4,
+        "the heap grew by {} MiB while pushing {} MiB of content",
+        peak.anon.saturating_sub(before.anon) >> 20,
+        inflated >> 20
+    );
+    assert_eq!(
+        remote_refs(&src, &url),
+        vec![format!(
+            "{} refs/heads/main",
+            git(&src, &["rev-parse", "main"]).trim()
+        )]
+    );
+}

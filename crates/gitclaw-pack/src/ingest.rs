@@ -112,7 +112,7 @@ pub fn ingest(
 ) -> Result<Option<IngestedPack>> {
     let interrupt = AtomicBool::new(false);
     let lookup = BaseLookup {
-        reader: RefCell::new(db.reader()),
+        reader: RefCell::new(db.reader_with_cache_bytes(VERIFY_CACHE_BYTES)),
     };
     let outcome = gix_pack::Bundle::write_to_directory(
         input,

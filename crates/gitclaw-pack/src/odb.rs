@@ -506,6 +506,15 @@ impl ObjectDb {
             state: DecodeState::default(),
         }
     }
+
+    /// A reader keeping at most `bytes` of decoded delta bases (for reads in
+    /// pack order, or few reads, where a large cache only holds memory).
+    pub fn reader_with_cache_bytes(&self, bytes: usize) -> ObjectReader<'_> {
+        ObjectReader {
+            db: self,
+            state: DecodeState::with_cache_bytes(bytes),
+        }
+    }
 }
 
 /// Reads whole objects from an [`ObjectDb`], resolving deltas.
