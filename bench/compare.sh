@@ -121,6 +121,9 @@ fi
 claw_pid=$!
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$claw_port) 2>/dev/null && break; sleep 0.1; done
 claw_url=http://127.0.0.1:$claw_port/bench/bench.git
+# The default branch first: the first branch pushed to an empty repository
+# becomes its HEAD, as HEAD is in the repository git serves.
+git -C "$repo" push -q "$claw_url" "$branch"
 git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
 # The comparison is with a repacked repository on both sides.
 "$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
@@ -129,6 +132,17 @@ s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" || true; 
 
 cpu_of() { # user+system ticks of a process and its waited-for children
   awk '{print $14+$15+$16+$17}' "/proc/$1/stat"
+}
+settled_cpu() { # cpu_of once it stops moving: a CGI child may still be finishing
+  local last now
+  last=$(cpu_of "$1")
+  for _ in $(seq 50); do
+    sleep 0.1
+    now=$(cpu_of "$1")
+    [ "$now" = "$last" ] && break
+    last=$now
+  done
+  echo "$now"
 }
 rx_bytes() { awk '/^ *lo:/ {print $2}' /proc/net/dev; }
 hz=$(getconf CLK_TCK)
@@ -140,16 +154,16 @@ measure() {
   for _ in $(seq "$runs"); do
     rm -rf "$work/client"
     local c0 b0 t0 t1 c1 b1 s0 s1
-    s0=$(s3_calls); c0=$(cpu_of "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+    s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
     "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
-    t1=$(date +%s.%N); c1=$(cpu_of "$pid"); b1=$(rx_bytes); s1=$(s3_calls)
+    t1=$(date +%s.%N); b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
     walls+=("$(echo "$t1 - $t0" | bc)")
     cpus+=("$(echo "scale=3; ($c1 - $c0) / $hz" | bc)")
     bytes+=("$((b1 - b0))")
     calls+=("$((s1 - s0))")
   done
   median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}") ${walls[0]}"
+  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}") ${walls[0]} ${cpus[0]}"
 }
 
 prep_incremental() { # a clone 50 commits behind, reused for every fetch run
@@ -191,7 +205,7 @@ r = [float(x) for x in sys.argv[1].split()]
 c = [float(x) for x in sys.argv[2].split()]
 def ratio(a, b): return f"{b / a:.2f}x" if a else "-"
 s3 = f"   S3 requests {int(c[3])} first, {int(c[4])} median" if c[3] or c[4] else ""
-print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])}, first run {r[5]:.3f}s / {c[5]:.3f}s)   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])})   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])}){s3}")
+print(f"wall {r[0]:7.3f}s / {c[0]:7.3f}s ({ratio(r[0], c[0])}, first run {r[5]:.3f}s / {c[5]:.3f}s)   cpu {r[1]:6.2f}s / {c[1]:6.2f}s ({ratio(r[1], c[1])}, first run {r[6]:.2f}s / {c[6]:.2f}s)   bytes {int(r[2]):>11} / {int(c[2]):>11} ({ratio(r[2], c[2])}){s3}")
 PY
 }
 
