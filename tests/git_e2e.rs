@@ -501,3 +501,56 @@ fn empty_repository_clones_and_first_branch_becomes_head() {
         );
     }
 }
+
+#[test]
+fn clone_progress_names_the_delta_search_of_loose_objects() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let url = server.create_repo("bob", "progress");
+    push_everything(&src, &url);
+    // A small push is stored as loose objects: a clone searches deltas for its
+    // trees and blobs (the packed ones are reused as they are).
+    let before = git(&src, &["rev-parse", "main"]).trim().to_string();
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    commit_file(&src, "docs/notes.txt", "notes, first version\n", "notes");
+    git(&src, &["push", "-q", &url, "main"]);
+    let listed = git(&src, &["rev-list", "--objects", &format!("{before}..main")]);
+    let mut searched = 0;
+    for line in listed.lines() {
+        let id = line.split(' ').next().unwrap();
+        let kind = git(&src, &["cat-file", "-t", id]);
+        searched += usize::from(matches!(kind.trim(), "tree" | "blob"));
+    }
+    assert!(
+        searched >= 3,
+        "a root tree, a docs tree and a blob: {listed}"
+    );
+    // The second clone asks for other refs: a repeated clone would be answered
+    // from the pack cache, with no search at all.
+    for (v, refs) in [("0", "--no-single-branch"), ("2", "--single-branch")] {
+        let clone = work.path().join(format!("clone-v{v}"));
+        let out = git_output(
+            work.path(),
+            &[
+                "-c",
+                &proto(v),
+                "clone",
+                "--progress",
+                refs,
+                &url,
+                clone.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let done = format!("Compressing objects: 100% ({searched}/{searched}), done.");
+        assert!(stderr.contains(&done), "v{v}: no {done:?} in\n{stderr}");
+        git(&clone, &["fsck", "--strict"]);
+        assert_eq!(
+            git(&clone, &["rev-parse", "HEAD"]),
+            git(&src, &["rev-parse", "main"])
+        );
+    }
+}

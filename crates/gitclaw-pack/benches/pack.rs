@@ -159,7 +159,7 @@ fn bench_phases(c: &mut Criterion) {
                     None,
                     &WriteOptions::default(),
                     &mut out,
-                    &mut |_, _| {},
+                    &mut |_, _, _| {},
                 )
                 .unwrap()
             },
@@ -188,7 +188,7 @@ fn bench_phases(c: &mut Criterion) {
                     None,
                     &WriteOptions::default(),
                     &mut out,
-                    &mut |_, _| {},
+                    &mut |_, _, _| {},
                 )
                 .unwrap()
             },

@@ -134,7 +134,7 @@ fn write_verified(
             ofs_delta: true,
             ..options.clone()
         };
-        write_pack(db, objects, None, &options, &mut out, &mut |_, _| {})?;
+        write_pack(db, objects, None, &options, &mut out, &mut |_, _, _| {})?;
         out.flush()
             .map_err(PackError::io("writing the merged pack"))?;
     }

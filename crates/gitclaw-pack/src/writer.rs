@@ -85,8 +85,19 @@ pub struct WriteStats {
     pub whole_pack: bool,
 }
 
-/// Progress of a pack being written: objects done out of total.
-pub type ProgressFn<'a> = &'a mut dyn FnMut(u32, u32);
+/// The phases of writing a pack that report progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The delta search: objects searched out of those that need a delta.
+    Compressing,
+    /// Entries written out of all entries of the pack.
+    Writing,
+}
+
+/// Progress of a pack being written: phase, done, total. It is offered often
+/// (during a long delta search at least every quarter second, from the calling
+/// thread); the callee decides by the clock when to speak.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Phase, u32, u32);
 
 struct HashingWriter<'a> {
     inner: &'a mut dyn Write,
@@ -166,13 +177,13 @@ pub fn stream_pack(
 ) -> Result<WriteStats> {
     let bytes = handle.raw_pack()?;
     let count = handle.num_objects();
-    progress(0, count);
+    progress(Phase::Writing, 0, count);
     for chunk in bytes.chunks(1 << 20) {
         out.write_all(chunk)
             .map_err(PackError::io("sending pack data"))?;
     }
     out.flush().map_err(PackError::io("sending pack data"))?;
-    progress(count, count);
+    progress(Phase::Writing, count, count);
     Ok(WriteStats {
         objects: count,
         reused: count,
@@ -253,7 +264,7 @@ fn write_entries(
     classify(db, &mut items, &position, thin_bases, first)?;
 
     let new_deltas = if options.window > 0 {
-        delta_search(db, &items, options)?
+        delta_search(db, &items, options, progress)?
     } else {
         StdHashMap::new()
     };
@@ -365,10 +376,10 @@ fn write_entries(
         }
         written_at[i] = Some(here);
         if i % 1024 == 0 {
-            progress(i as u32 + prefix_count as u32, total);
+            progress(Phase::Writing, i as u32 + prefix_count as u32, total);
         }
     }
-    progress(total, total);
+    progress(Phase::Writing, total, total);
     let checksum = ObjectId::from_bytes_or_panic(&w.hasher.clone().finalize());
     w.put(checksum.as_bytes())?;
     stats.bytes = w.written;
@@ -456,19 +467,25 @@ struct WindowEntry {
 /// search order is cut into one segment per thread, at changes of path-name hash
 /// so similar objects stay together, and the segments are searched in parallel,
 /// each with its own window and object reader.
-fn delta_search(db: &ObjectDb, items: &[Item], options: &WriteOptions) -> Result<NewDeltas> {
-    let candidates: Vec<usize> = (0..items.len())
-        .filter(|&i| {
-            items[i].plan == Plan::Fresh && matches!(items[i].kind, Kind::Blob | Kind::Tree)
-        })
-        .collect();
-    if candidates.is_empty() {
+fn delta_search(
+    db: &ObjectDb,
+    items: &[Item],
+    options: &WriteOptions,
+    progress: ProgressFn<'_>,
+) -> Result<NewDeltas> {
+    let candidates = items
+        .iter()
+        .filter(|item| item.plan == Plan::Fresh && matches!(item.kind, Kind::Blob | Kind::Tree))
+        .count();
+    if candidates == 0 {
         return Ok(StdHashMap::new());
     }
+    let total = u32::try_from(candidates).unwrap_or(u32::MAX);
     // Stored whole objects help as bases only near a candidate's path.
-    let wanted_hashes: StdHashSet<(u8, u32)> = candidates
+    let wanted_hashes: StdHashSet<(u8, u32)> = items
         .iter()
-        .map(|&i| (kind_type(items[i].kind), items[i].name_hash))
+        .filter(|item| item.plan == Plan::Fresh && matches!(item.kind, Kind::Blob | Kind::Tree))
+        .map(|item| (kind_type(item.kind), item.name_hash))
         .collect();
     let mut order: Vec<usize> = (0..items.len())
         .filter(|&i| match items[i].plan {
@@ -488,9 +505,6 @@ fn delta_search(db: &ObjectDb, items: &[Item], options: &WriteOptions) -> Result
         .min(options.threads.max(1))
         .min(order.len() / options.objects_per_thread.max(1))
         .max(1);
-    if threads == 1 {
-        return search_segment(db, items, &order, options);
-    }
     let mut segments = Vec::with_capacity(threads);
     let mut rest: &[usize] = &order;
     for t in (1..=threads).rev() {
@@ -502,25 +516,47 @@ fn delta_search(db: &ObjectDb, items: &[Item], options: &WriteOptions) -> Result
         segments.push(segment);
         rest = tail;
     }
-    let results: Vec<Result<NewDeltas>> = std::thread::scope(|s| {
-        let handles: Vec<_> = segments
-            .into_iter()
-            .filter(|segment| !segment.is_empty())
-            .map(|segment| s.spawn(move || search_segment(db, items, segment, options)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(PackError::Corrupt("delta search thread failed".into()))
-                })
-            })
-            .collect()
-    });
+    // The search runs on worker threads; this one reports their progress, so the
+    // caller can keep its connection alive however long the search takes.
+    let done = std::sync::atomic::AtomicU32::new(0);
+    let (sender, results) = std::sync::mpsc::channel::<Result<NewDeltas>>();
+    progress(Phase::Compressing, 0, total);
     let mut found = StdHashMap::new();
-    for result in results {
-        found.extend(result?);
+    let mut failure = None;
+    std::thread::scope(|s| {
+        let mut running = 0;
+        for segment in segments.into_iter().filter(|segment| !segment.is_empty()) {
+            let sender = sender.clone();
+            let done = &done;
+            running += 1;
+            s.spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    search_segment(db, items, segment, options, done)
+                }))
+                .unwrap_or_else(|_| Err(PackError::Corrupt("delta search thread failed".into())));
+                let _ = sender.send(result);
+            });
+        }
+        while running > 0 {
+            match results.recv_timeout(std::time::Duration::from_millis(250)) {
+                Ok(result) => {
+                    running -= 1;
+                    match result {
+                        Ok(deltas) => found.extend(deltas),
+                        Err(err) => failure = failure.take().or(Some(err)),
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let now = done.load(std::sync::atomic::Ordering::Relaxed).min(total);
+            progress(Phase::Compressing, now, total);
+        }
+    });
+    if let Some(err) = failure {
+        return Err(err);
     }
+    progress(Phase::Compressing, total, total);
     Ok(found)
 }
 
@@ -530,6 +566,7 @@ fn search_segment(
     items: &[Item],
     order: &[usize],
     options: &WriteOptions,
+    done: &std::sync::atomic::AtomicU32,
 ) -> Result<NewDeltas> {
     let mut reader = db.reader();
     let mut found: NewDeltas = StdHashMap::new();
@@ -569,6 +606,9 @@ fn search_segment(
                 depth = d;
                 found.insert(i, (base, delta));
             }
+        }
+        if item.plan == Plan::Fresh {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if size as u64 <= options.max_delta_object_bytes {
             if window.len() == options.window {

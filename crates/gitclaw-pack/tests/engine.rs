@@ -13,7 +13,7 @@ use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
-    writer::{write_pack, WriteOptions},
+    writer::{write_pack, Phase, WriteOptions},
     ObjectId, PackError,
 };
 
@@ -201,7 +201,7 @@ fn write_for(
         None,
         &WriteOptions::default(),
         &mut out,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )
     .unwrap();
     (out, plan.shallow)
@@ -362,15 +362,49 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
             objects_per_thread: 1,
             ..WriteOptions::default()
         };
+        let mut heard = Vec::new();
         let stats = write_pack(
             &db,
             &outcome.objects,
             None,
             &options,
             &mut pack,
-            &mut |_, _| {},
+            &mut |phase, done, total| heard.push((phase, done, total)),
         )
         .unwrap();
+        // The search reports on every blob and tree (all loose here), from 0 to all
+        // of them, before the first entry is written; then the writing runs to the end.
+        let searched = outcome
+            .objects
+            .iter()
+            .filter(|o| matches!(o.kind, gitclaw_pack::Kind::Blob | gitclaw_pack::Kind::Tree))
+            .count() as u32;
+        let compressing: Vec<_> = heard
+            .iter()
+            .take_while(|(phase, _, _)| *phase == Phase::Compressing)
+            .collect();
+        assert_eq!(
+            compressing.first(),
+            Some(&&(Phase::Compressing, 0, searched)),
+            "{label}"
+        );
+        assert_eq!(
+            compressing.last(),
+            Some(&&(Phase::Compressing, searched, searched)),
+            "{label}"
+        );
+        assert!(
+            compressing.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{label}: {heard:?}"
+        );
+        let all = outcome.objects.len() as u32;
+        assert!(
+            heard[compressing.len()..]
+                .iter()
+                .all(|(phase, _, total)| *phase == Phase::Writing && *total == all),
+            "{label}"
+        );
+        assert_eq!(heard.last(), Some(&(Phase::Writing, all, all)), "{label}");
         assert!(
             stats.new_deltas > 5,
             "{label}: the versions of big.txt delta against each other: {stats:?}"
@@ -419,7 +453,7 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
             Some(&outcome.client_has),
             &options,
             &mut pack,
-            &mut |_, _| {},
+            &mut |_, _, _| {},
         )
         .unwrap();
         (pack, stats)
@@ -644,7 +678,7 @@ fn a_pack_holding_exactly_the_clone_is_streamed_as_is() {
         None,
         &WriteOptions::default(),
         &mut pack,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )
     .unwrap();
     let stored = std::fs::read(f.db.packs()[0].index_path().with_extension("pack")).unwrap();
@@ -719,7 +753,7 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         &outcome.objects,
         &WriteOptions::default(),
         &mut pack,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
     )
     .unwrap();
     assert!(

@@ -238,7 +238,7 @@ proptest! {
         let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
         let outcome = enumerate(&mut graph, &wants, &haves, &plan, &WalkOptions::default()).unwrap();
         let mut pack = Vec::new();
-        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _, _| {}).unwrap();
         let reachable = objects_of(&repo, &wants);
         let had = objects_of(&repo, &haves);
         let needed: BTreeSet<String> = reachable.difference(&had).cloned().collect();
@@ -291,7 +291,7 @@ proptest! {
         let shallow: BTreeSet<ObjectId> = plan.shallow.iter().copied().collect();
         prop_assert_eq!(shallow, expected_shallow);
         let mut pack = Vec::new();
-        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _| {}).unwrap();
+        write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _, _| {}).unwrap();
         indexed_objects(&pack, &repo, tmp.path());
     }
 }

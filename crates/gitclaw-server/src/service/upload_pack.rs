@@ -23,7 +23,7 @@ use gitclaw_pack::{
         enumerate, ok_to_give_up, plan_shallow, reaches_all, unreachable_wants, DeepenRequest,
         Filter, Graph, ShallowPlan, WalkOptions,
     },
-    writer::{stream_pack, write_pack, write_pack_after, WriteOptions, WriteStats},
+    writer::{stream_pack, write_pack, write_pack_after, Phase, WriteOptions, WriteStats},
     Kind, ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband};
@@ -267,6 +267,104 @@ impl Write for Shared<'_, '_> {
 /// Seconds of silence after which a keepalive (or a progress line) goes out.
 const KEEPALIVE_SECS: u64 = 2;
 
+/// What the client hears during the quiet phases of the pack (counting,
+/// compressing): progress lines, or empty keepalive packets under `no-progress`,
+/// at most one per [`KEEPALIVE_SECS`], so proxies and clients never see the
+/// connection go idle. Written straight to the response, between the pack
+/// sink's whole packets; silent until [`Heartbeat::start`] (sideband open).
+struct Heartbeat<'r, 'w> {
+    shared: &'r RefCell<&'w mut dyn Write>,
+    sideband: Option<usize>,
+    progress: bool,
+    since: Cell<Option<Instant>>,
+}
+
+impl<'r, 'w> Heartbeat<'r, 'w> {
+    fn new(shared: &'r RefCell<&'w mut dyn Write>, job: &FetchJob) -> Self {
+        Heartbeat {
+            shared,
+            sideband: job.sideband,
+            progress: !job.no_progress && job.sideband.is_some(),
+            since: Cell::new(None),
+        }
+    }
+
+    fn start(&self) {
+        self.since.set(Some(Instant::now()));
+    }
+
+    /// Speak if the connection has been quiet long enough: `line()` when the
+    /// client takes progress, an empty data packet when it does not.
+    fn beat(&self, line: impl FnOnce() -> String) {
+        let (Some(since), Some(max)) = (self.since.get(), self.sideband) else {
+            return;
+        };
+        if since.elapsed().as_secs() < KEEPALIVE_SECS {
+            return;
+        }
+        let mut buf = Vec::new();
+        if self.progress {
+            sideband::write_band(&mut buf, sideband::Band::Progress, line().as_bytes(), max);
+        } else {
+            sideband::write_band(&mut buf, sideband::Band::Data, b"", max);
+        }
+        self.send(&buf);
+    }
+
+    /// A progress line now, whatever the clock says (a phase's closing line).
+    fn say(&self, line: &str) {
+        let (true, Some(max)) = (self.progress, self.sideband) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        sideband::write_band(&mut buf, sideband::Band::Progress, line.as_bytes(), max);
+        self.send(&buf);
+    }
+
+    fn send(&self, packet: &[u8]) {
+        // Never inside a write of the response itself (the same thread).
+        if let Ok(mut w) = self.shared.try_borrow_mut() {
+            let _ = w.write_all(packet).and_then(|_| w.flush());
+        }
+        self.since.set(Some(Instant::now()));
+    }
+}
+
+/// The progress callback of the pack writer: "Compressing objects" while the
+/// delta search runs (git's wording), keepalives under `no-progress`.
+fn compress_progress<'h, 'r, 'w>(
+    heartbeat: &'h Heartbeat<'r, 'w>,
+) -> impl FnMut(Phase, u32, u32) + use<'h, 'r, 'w> {
+    let mut closed = false;
+    move |phase, done, total| {
+        if phase != Phase::Compressing {
+            heartbeat.beat(String::new);
+            return;
+        }
+        if done < total {
+            heartbeat.beat(|| {
+                format!(
+                    "Compressing objects: {}% ({done}/{total})\r",
+                    percent(done, total)
+                )
+            });
+        } else if !closed {
+            closed = true;
+            heartbeat.say(&format!(
+                "Compressing objects: 100% ({total}/{total}), done.\n"
+            ));
+        }
+    }
+}
+
+fn percent(done: u32, total: u32) -> u64 {
+    if total == 0 {
+        100
+    } else {
+        u64::from(done) * 100 / u64::from(total)
+    }
+}
+
 fn fetch_inner(
     db: &ObjectDb,
     refs: &[PeeledRef],
@@ -288,29 +386,13 @@ fn fetch_inner(
         return Ok(());
     }
     let mut graph = Graph::new(db);
-    // Once the pack phase has begun (sideband open), long walks send progress lines,
-    // or empty keepalive packets under no-progress, so proxies and clients never see
-    // the connection go quiet.
-    let keepalive_from: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
-    if let Some(max) = job.sideband {
-        let last = keepalive_from.clone();
-        let progress = !job.no_progress;
+    // Once the pack phase has begun (sideband open), long walks keep the client
+    // hearing from us.
+    let heartbeat = Rc::new(Heartbeat::new(shared, job));
+    {
+        let heartbeat = heartbeat.clone();
         graph.on_progress(move |parsed| {
-            let Some(since) = last.get() else { return };
-            if since.elapsed().as_secs() < KEEPALIVE_SECS {
-                return;
-            }
-            let mut buf = Vec::new();
-            if progress {
-                let line = format!("Counting objects: {parsed}\r");
-                sideband::write_band(&mut buf, sideband::Band::Progress, line.as_bytes(), max);
-            } else {
-                sideband::write_band(&mut buf, sideband::Band::Data, b"", max);
-            }
-            if let Ok(mut w) = shared.try_borrow_mut() {
-                let _ = w.write_all(&buf).and_then(|_| w.flush());
-            }
-            last.set(Some(Instant::now()));
+            heartbeat.beat(|| format!("Counting objects: {parsed}\r"));
         });
     }
     // A want need not be a ref tip, but it must be reachable from one
@@ -369,8 +451,8 @@ fn fetch_inner(
         pkt(out, "packfile\n")?;
     }
     *pack_started = true;
-    keepalive_from.set(Some(Instant::now()));
-    send_pack_data(db, refs, job, &mut graph, &commons, &plan, out)?;
+    heartbeat.start();
+    send_pack_data(db, refs, job, &mut graph, &commons, &plan, &heartbeat)?;
     Ok(())
 }
 
@@ -466,9 +548,11 @@ fn send_pack_data(
     graph: &mut Graph<'_>,
     commons: &[ObjectId],
     plan: &ShallowPlan,
-    out: &mut dyn Write,
+    heartbeat: &Heartbeat<'_, '_>,
 ) -> Result<(), FetchError> {
-    let mut sink = PackSink::new(out, job.sideband);
+    // The response, written through the same cell the heartbeat speaks into.
+    let mut out = Shared(heartbeat.shared);
+    let mut sink = PackSink::new(&mut out, job.sideband);
     let progress = !job.no_progress && job.sideband.is_some();
     if progress {
         sink.band(sideband::Band::Progress, b"Enumerating objects, done.\n")?;
@@ -511,7 +595,7 @@ fn send_pack_data(
                     );
                     sink.band(sideband::Band::Progress, line.as_bytes())?;
                 }
-                let stats = stream_pack(&handle, &mut sink, &mut |_, _| {})?;
+                let stats = stream_pack(&handle, &mut sink, &mut |_, _, _| {})?;
                 return finish_pack(&mut sink, &stats, progress, job);
             }
         }
@@ -615,6 +699,7 @@ fn send_pack_data(
         sink: &mut sink,
         fill: cache_key.as_ref().and_then(|(cache, key)| cache.fill(*key)),
     };
+    let mut report = compress_progress(heartbeat);
     let stats = match &first {
         Some(pack) => write_pack_after(
             db,
@@ -622,7 +707,7 @@ fn send_pack_data(
             &outcome.objects,
             &write_options,
             &mut tee,
-            &mut |_, _| {},
+            &mut report,
         )?,
         None => write_pack(
             db,
@@ -630,7 +715,7 @@ fn send_pack_data(
             Some(&outcome.client_has),
             &write_options,
             &mut tee,
-            &mut |_, _| {},
+            &mut report,
         )?,
     };
     // A pack streamed from the store as it is needs no second copy.
@@ -759,6 +844,97 @@ mod tests {
         assert_eq!(
             lengths,
             [(65520, 1), (65520, 1), (65520, 1), (3460, 1), (10, 2)]
+        );
+    }
+
+    /// The packets in `out`: (band, payload).
+    fn packets(out: &[u8]) -> Vec<(u8, String)> {
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&out[at..at + 4]).unwrap(), 16).unwrap();
+            found.push((
+                out[at + 4],
+                String::from_utf8_lossy(&out[at + 5..at + len]).into_owned(),
+            ));
+            at += len;
+        }
+        found
+    }
+
+    fn heartbeat<'r, 'w>(
+        shared: &'r RefCell<&'w mut dyn Write>,
+        progress: bool,
+    ) -> Heartbeat<'r, 'w> {
+        Heartbeat {
+            shared,
+            sideband: Some(sideband::SIDEBAND_64K_MAX),
+            progress,
+            since: Cell::new(None),
+        }
+    }
+
+    fn quiet_for(seconds: u64) -> Option<Instant> {
+        Instant::now().checked_sub(std::time::Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn quiet_phases_speak_only_after_a_silence() {
+        let mut out = Vec::new();
+        {
+            let shared: RefCell<&mut dyn Write> = RefCell::new(&mut out);
+            let beat = heartbeat(&shared, true);
+            // Before the pack phase, and right after something was said: nothing.
+            beat.beat(|| "early\r".into());
+            beat.start();
+            beat.beat(|| "too soon\r".into());
+            // After a silence: one line, and the clock starts again.
+            beat.since.set(quiet_for(KEEPALIVE_SECS + 1));
+            beat.beat(|| "Counting objects: 7\r".into());
+            beat.beat(|| "again\r".into());
+        }
+        assert_eq!(packets(&out), [(2, "Counting objects: 7\r".to_string())]);
+    }
+
+    #[test]
+    fn without_progress_a_silence_gets_an_empty_data_packet() {
+        let mut out = Vec::new();
+        {
+            let shared: RefCell<&mut dyn Write> = RefCell::new(&mut out);
+            let beat = heartbeat(&shared, false);
+            beat.since.set(quiet_for(KEEPALIVE_SECS + 1));
+            beat.beat(|| "Counting objects: 7\r".into());
+            beat.say("Compressing objects: 100% (1/1), done.\n");
+        }
+        assert_eq!(out, b"0005\x01");
+    }
+
+    #[test]
+    fn a_long_delta_search_reports_its_share_then_done_once() {
+        let mut out = Vec::new();
+        {
+            let shared: RefCell<&mut dyn Write> = RefCell::new(&mut out);
+            let beat = heartbeat(&shared, true);
+            beat.start();
+            let mut report = compress_progress(&beat);
+            report(Phase::Compressing, 0, 400);
+            beat.since.set(quiet_for(KEEPALIVE_SECS + 1));
+            report(Phase::Compressing, 100, 400);
+            report(Phase::Compressing, 200, 400);
+            report(Phase::Compressing, 400, 400);
+            report(Phase::Compressing, 400, 400);
+            report(Phase::Writing, 10, 500);
+        }
+        assert_eq!(
+            packets(&out),
+            [
+                (2, "Compressing objects: 25% (100/400)\r".to_string()),
+                (
+                    2,
+                    "Compressing objects: 100% (400/400), done.\n".to_string()
+                ),
+            ]
         );
     }
 }
