@@ -7,6 +7,8 @@
 #   --repo PATH   benchmark an existing repository (default: a generated one)
 #   --commits N   size of the generated repository (default 3000)
 #   --runs N      repetitions per operation (default 5; the median is reported)
+#   --hold        set both servers up, print their URLs and wait (Ctrl-C ends), for
+#                 measuring other operations by hand against the same repository
 #   --s3          serve GitClaw from S3 + PostgreSQL instead of the filesystem + SQLite:
 #                 the bucket and database named by S3_* and DATABASE_URL, or, when
 #                 S3_BUCKET is unset, a throw-away Garage and PostgreSQL on loopback;
@@ -18,13 +20,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-repo="" commits=3000 runs=5 use_s3=0
+repo="" commits=3000 runs=5 use_s3=0 hold=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --repo) repo=$2; shift 2 ;;
     --commits) commits=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --s3) use_s3=1; shift ;;
+    --hold) hold=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -128,6 +131,14 @@ git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs
 # The comparison is with a repacked repository on both sides.
 "$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
 
+if [ "$hold" = 1 ]; then
+  echo "== serving (Ctrl-C ends)"
+  echo "git http-backend: $ref_url"
+  echo "GitClaw:          $claw_url   (pid $claw_pid, data $GITCLAW_DATA_DIR)"
+  wait "$claw_pid"
+  exit 0
+fi
+
 s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" || true; }
 
 cpu_of() { # user+system ticks of a process and its waited-for children
@@ -148,22 +159,23 @@ rx_bytes() { awk '/^ *lo:/ {print $2}' /proc/net/dev; }
 hz=$(getconf CLK_TCK)
 
 # run NAME URL PID COMMAND… : median wall time, CPU, bytes, for one server
-measure() {
+run_once() { # run_once PID FUNCTION...: "wall cpu bytes s3-calls" of one run
   local pid=$1; shift
-  local walls=() cpus=() bytes=() calls=()
-  for _ in $(seq "$runs"); do
-    rm -rf "$work/client"
-    local c0 b0 t0 t1 c1 b1 s0 s1
-    s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
-    t1=$(date +%s.%N); b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
-    walls+=("$(echo "$t1 - $t0" | bc)")
-    cpus+=("$(echo "scale=3; ($c1 - $c0) / $hz" | bc)")
-    bytes+=("$((b1 - b0))")
-    calls+=("$((s1 - s0))")
-  done
-  median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  echo "$(median "${walls[@]}") $(median "${cpus[@]}") $(median "${bytes[@]}") ${calls[0]} $(median "${calls[@]}") ${walls[0]} ${cpus[0]}"
+  rm -rf "$work/client"
+  local c0 b0 t0 t1 c1 b1 s0 s1
+  s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
+  t1=$(date +%s.%N); b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
+  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=3; ($c1 - $c0) / $hz" | bc) $((b1 - b0)) $((s1 - s0))"
+}
+
+summary() { # medians of the runs, then the first run: wall cpu bytes calls calls-median wall1 cpu1
+  printf '%s\n' "$@" | python3 -c '
+import sys
+runs = [[float(x) for x in line.split()] for line in sys.stdin if line.strip()]
+med = lambda k: sorted(r[k] for r in runs)[(len(runs) - 1) // 2]
+first = runs[0]
+print(med(0), med(1), med(2), first[3], med(3), first[0], first[1])'
 }
 
 prep_incremental() { # a clone 50 commits behind, reused for every fetch run
@@ -195,9 +207,20 @@ push_new() {
 }
 
 op() { # op LABEL FUNCTION
-  local ref claw
-  ref=$(URL=$ref_url measure "$ref_pid" "$2")
-  claw=$(URL=$claw_url measure "$claw_pid" "$2")
+  # The servers take turns, and which one goes first alternates, so a drift of
+  # the machine (caches, clock, other load) weighs on both alike.
+  local ref_runs=() claw_runs=() ref claw i
+  for i in $(seq "$runs"); do
+    if [ $((i % 2)) = 1 ]; then
+      ref_runs+=("$(URL=$ref_url run_once "$ref_pid" "$2")")
+      claw_runs+=("$(URL=$claw_url run_once "$claw_pid" "$2")")
+    else
+      claw_runs+=("$(URL=$claw_url run_once "$claw_pid" "$2")")
+      ref_runs+=("$(URL=$ref_url run_once "$ref_pid" "$2")")
+    fi
+  done
+  ref=$(summary "${ref_runs[@]}")
+  claw=$(summary "${claw_runs[@]}")
   printf '%-18s' "$1"
   python3 - "$ref" "$claw" <<'PY'
 import sys
