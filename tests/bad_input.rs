@@ -165,11 +165,13 @@ fn truncated_and_corrupt_packs_are_rejected_and_refs_stay() {
 
 #[test]
 fn pack_over_the_limit_is_refused() {
-    // The fixture (with its 6 MiB blob) fits; a further 10 MiB of noise does not.
+    // The fixture (with its 6 MiB blob) fits; a further 24 MiB of noise does not.
+    // git sends the whole pack before it reads the answer: the server must take it
+    // in (and drop it) for the client to read why, not "broken pipe".
     let p = pushed_repo(|c| c.max_pack_bytes = 8 << 20);
     let before = remote_refs(&p.src, &p.url);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let noise: Vec<u8> = (0..10 << 20)
+    let noise: Vec<u8> = (0..24 << 20)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;

@@ -242,6 +242,7 @@ async fn spool_pack(
     let mut file = tokio::fs::File::create(path).await?;
     let mut total = leftover.len() as u64;
     if total > limit {
+        discard_rest(&mut body, limit).await;
         return Err(too_large(limit));
     }
     file.write_all(&leftover).await?;
@@ -256,12 +257,34 @@ async fn spool_pack(
         }
         total += n as u64;
         if total > limit {
+            discard_rest(&mut body, limit).await;
             return Err(too_large(limit));
         }
         file.write_all(&buf[..n]).await?;
     }
     file.flush().await?;
     Ok(total)
+}
+
+/// How long the rest of a refused pack is read and dropped.
+const DISCARD_SECS: u64 = 30;
+
+/// Read and drop what is left of a refused pack — at most as much again as the
+/// limit (and 64 MiB at least), for at most [`DISCARD_SECS`] — so a client that
+/// sends its whole pack before reading the answer gets to read why it was
+/// refused rather than a broken pipe. Past either bound the connection closes.
+async fn discard_rest(body: &mut BodyReader, limit: u64) {
+    let mut left = limit.max(64 << 20);
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(DISCARD_SECS), async {
+        while left > 0 {
+            match body.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n as u64),
+            }
+        }
+    })
+    .await;
 }
 
 fn too_large(limit: u64) -> Unpack {
