@@ -141,6 +141,13 @@ struct Item {
     size: Option<u64>,
 }
 
+impl Item {
+    /// Nothing to reuse, and of a kind that deltas pay for: the delta search's work.
+    fn needs_search(&self) -> bool {
+        self.plan == Plan::Fresh && matches!(self.kind, Kind::Blob | Kind::Tree)
+    }
+}
+
 /// When one stored pack holds exactly `objects` (a full clone of a compacted
 /// repository), copy the pack file as it is: no per-entry work at all.
 fn whole_pack(
@@ -473,29 +480,29 @@ fn delta_search(
     options: &WriteOptions,
     progress: ProgressFn<'_>,
 ) -> Result<NewDeltas> {
-    let candidates = items
-        .iter()
-        .filter(|item| item.plan == Plan::Fresh && matches!(item.kind, Kind::Blob | Kind::Tree))
-        .count();
-    if candidates == 0 {
-        return Ok(StdHashMap::new());
-    }
-    let total = u32::try_from(candidates).unwrap_or(u32::MAX);
     // Stored whole objects help as bases only near a candidate's path.
     let wanted_hashes: StdHashSet<(u8, u32)> = items
         .iter()
-        .filter(|item| item.plan == Plan::Fresh && matches!(item.kind, Kind::Blob | Kind::Tree))
+        .filter(|item| item.needs_search())
         .map(|item| (kind_type(item.kind), item.name_hash))
         .collect();
     let mut order: Vec<usize> = (0..items.len())
         .filter(|&i| match items[i].plan {
-            Plan::Fresh => matches!(items[i].kind, Kind::Blob | Kind::Tree),
+            Plan::Fresh => items[i].needs_search(),
             Plan::ReuseWhole => {
                 wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
             }
             Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } | Plan::ReusePrefix { .. } => false,
         })
         .collect();
+    let total = order
+        .iter()
+        .filter(|&&i| items[i].plan == Plan::Fresh)
+        .count();
+    if total == 0 {
+        return Ok(StdHashMap::new());
+    }
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
     let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);
     order.sort_by_key(|&i| (group(i), std::cmp::Reverse(items[i].size.unwrap_or(0))));
 
@@ -524,11 +531,8 @@ fn delta_search(
     let mut found = StdHashMap::new();
     let mut failure = None;
     std::thread::scope(|s| {
-        let mut running = 0;
         for segment in segments.into_iter().filter(|segment| !segment.is_empty()) {
-            let sender = sender.clone();
-            let done = &done;
-            running += 1;
+            let (sender, done) = (sender.clone(), &done);
             s.spawn(move || {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     search_segment(db, items, segment, options, done)
@@ -537,14 +541,13 @@ fn delta_search(
                 let _ = sender.send(result);
             });
         }
-        while running > 0 {
+        // Every worker holds a sender: the channel closes when the last one ends.
+        drop(sender);
+        loop {
             match results.recv_timeout(std::time::Duration::from_millis(250)) {
-                Ok(result) => {
-                    running -= 1;
-                    match result {
-                        Ok(deltas) => found.extend(deltas),
-                        Err(err) => failure = failure.take().or(Some(err)),
-                    }
+                Ok(Ok(deltas)) => found.extend(deltas),
+                Ok(Err(err)) => {
+                    failure.get_or_insert(err);
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -553,11 +556,10 @@ fn delta_search(
             progress(Phase::Compressing, now, total);
         }
     });
-    if let Some(err) = failure {
-        return Err(err);
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(found),
     }
-    progress(Phase::Compressing, total, total);
-    Ok(found)
 }
 
 /// The sliding-window search over one segment of the search order.

@@ -294,8 +294,23 @@ impl<'r, 'w> Heartbeat<'r, 'w> {
     }
 
     /// Speak if the connection has been quiet long enough: `line()` when the
-    /// client takes progress, an empty data packet when it does not.
+    /// client takes progress, an empty data packet (git's keepalive) when it does not.
     fn beat(&self, line: impl FnOnce() -> String) {
+        self.after_silence(|max, buf| {
+            if self.progress {
+                sideband::write_band(buf, sideband::Band::Progress, line().as_bytes(), max);
+            } else {
+                sideband::write_band(buf, sideband::Band::Data, b"", max);
+            }
+        });
+    }
+
+    /// An empty data packet if the connection has been quiet long enough.
+    fn keep_alive(&self) {
+        self.after_silence(|max, buf| sideband::write_band(buf, sideband::Band::Data, b"", max));
+    }
+
+    fn after_silence(&self, packet: impl FnOnce(usize, &mut Vec<u8>)) {
         let (Some(since), Some(max)) = (self.since.get(), self.sideband) else {
             return;
         };
@@ -303,11 +318,7 @@ impl<'r, 'w> Heartbeat<'r, 'w> {
             return;
         }
         let mut buf = Vec::new();
-        if self.progress {
-            sideband::write_band(&mut buf, sideband::Band::Progress, line().as_bytes(), max);
-        } else {
-            sideband::write_band(&mut buf, sideband::Band::Data, b"", max);
-        }
+        packet(max, &mut buf);
         self.send(&buf);
     }
 
@@ -331,22 +342,19 @@ impl<'r, 'w> Heartbeat<'r, 'w> {
 }
 
 /// The progress callback of the pack writer: "Compressing objects" while the
-/// delta search runs (git's wording), keepalives under `no-progress`.
+/// delta search runs (git's wording; keepalives under `no-progress`), keepalives
+/// if the writing stalls.
 fn compress_progress<'h, 'r, 'w>(
     heartbeat: &'h Heartbeat<'r, 'w>,
 ) -> impl FnMut(Phase, u32, u32) + use<'h, 'r, 'w> {
     let mut closed = false;
     move |phase, done, total| {
         if phase != Phase::Compressing {
-            heartbeat.beat(String::new);
-            return;
-        }
-        if done < total {
+            heartbeat.keep_alive();
+        } else if done < total {
             heartbeat.beat(|| {
-                format!(
-                    "Compressing objects: {}% ({done}/{total})\r",
-                    percent(done, total)
-                )
+                let percent = u64::from(done) * 100 / u64::from(total);
+                format!("Compressing objects: {percent}% ({done}/{total})\r")
             });
         } else if !closed {
             closed = true;
@@ -354,14 +362,6 @@ fn compress_progress<'h, 'r, 'w>(
                 "Compressing objects: 100% ({total}/{total}), done.\n"
             ));
         }
-    }
-}
-
-fn percent(done: u32, total: u32) -> u64 {
-    if total == 0 {
-        100
-    } else {
-        u64::from(done) * 100 / u64::from(total)
     }
 }
 
@@ -553,7 +553,7 @@ fn send_pack_data(
     // The response, written through the same cell the heartbeat speaks into.
     let mut out = Shared(heartbeat.shared);
     let mut sink = PackSink::new(&mut out, job.sideband);
-    let progress = !job.no_progress && job.sideband.is_some();
+    let progress = heartbeat.progress;
     if progress {
         sink.band(sideband::Band::Progress, b"Enumerating objects, done.\n")?;
     }
@@ -833,32 +833,23 @@ mod tests {
         sink.band(sideband::Band::Progress, b"done\n").unwrap();
         sink.flush().unwrap();
         // 200,000 data bytes: three full packets and one for the rest, then the message.
-        let mut lengths = Vec::new();
-        let mut at = 0;
-        while at < out.len() {
-            let len =
-                usize::from_str_radix(std::str::from_utf8(&out[at..at + 4]).unwrap(), 16).unwrap();
-            lengths.push((len, out[at + 4]));
-            at += len;
-        }
+        let lengths: Vec<(usize, u8)> = packets(&out)
+            .iter()
+            .map(|(band, payload)| (payload.len() + 5, *band))
+            .collect();
         assert_eq!(
             lengths,
             [(65520, 1), (65520, 1), (65520, 1), (3460, 1), (10, 2)]
         );
     }
 
-    /// The packets in `out`: (band, payload).
+    /// The sideband packets in `out`: (band, payload).
     fn packets(out: &[u8]) -> Vec<(u8, String)> {
+        let mut reader = pktline::PktReader::new(out);
         let mut found = Vec::new();
-        let mut at = 0;
-        while at < out.len() {
-            let len =
-                usize::from_str_radix(std::str::from_utf8(&out[at..at + 4]).unwrap(), 16).unwrap();
-            found.push((
-                out[at + 4],
-                String::from_utf8_lossy(&out[at + 5..at + len]).into_owned(),
-            ));
-            at += len;
+        while let Some(pkt) = reader.read().unwrap() {
+            let data = pkt.data().expect("only data packets");
+            found.push((data[0], String::from_utf8_lossy(&data[1..]).into_owned()));
         }
         found
     }
