@@ -5,26 +5,8 @@ mod common;
 
 use common::*;
 
-struct Setup {
-    server: Server,
-    work: tempfile::TempDir,
-    src: std::path::PathBuf,
-    url: String,
-}
-
-fn setup(name: &str) -> Setup {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 10);
-    let url = server.create_repo("shapes", name);
-    push_everything(&src, &url);
-    Setup {
-        server,
-        work,
-        src,
-        url,
-    }
+fn setup(name: &str) -> Pushed {
+    Pushed::fixture("shapes", name, 10)
 }
 
 fn missing_objects(dir: &std::path::Path) -> usize {

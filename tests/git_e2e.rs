@@ -504,12 +504,12 @@ fn empty_repository_clones_and_first_branch_becomes_head() {
 
 #[test]
 fn clone_progress_names_the_delta_search_of_loose_objects() {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 3);
-    let url = server.create_repo("bob", "progress");
-    push_everything(&src, &url);
+    let Pushed {
+        server: _server,
+        work,
+        src,
+        url,
+    } = Pushed::fixture("bob", "progress", 3);
     // A small push is stored as loose objects: a clone searches deltas for its
     // trees and blobs (the packed ones are reused as they are).
     let before = git(&src, &["rev-parse", "main"]).trim().to_string();

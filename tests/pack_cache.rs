@@ -41,12 +41,12 @@ fn objects(dir: &Path) -> Vec<String> {
 
 #[test]
 fn repeated_clones_are_answered_from_the_cached_pack() {
-    let server = Server::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 3);
-    let url = server.create_repo("cara", "cached");
-    push_everything(&src, &url);
+    let Pushed {
+        server: _server,
+        work,
+        src,
+        url,
+    } = Pushed::fixture("cara", "cached", 3);
     // Two pushes' worth of packs: no single stored pack answers a clone.
     commit_file(&src, "extra.txt", "extra\n", "extra");
     git(&src, &["push", "-q", &url, "main"]);

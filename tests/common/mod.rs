@@ -484,6 +484,32 @@ pub fn commit_file(dir: &Path, file: &str, content: &str, message: &str) -> Stri
     git(dir, &["rev-parse", "HEAD"]).trim().to_string()
 }
 
+/// A server with the standard fixture repository (plus `extra_commits`) pushed,
+/// branches and tags, to `owner/name`; `work` holds `src` and room for clones.
+pub struct Pushed {
+    pub server: Server,
+    pub work: tempfile::TempDir,
+    pub src: PathBuf,
+    pub url: String,
+}
+
+impl Pushed {
+    pub fn fixture(owner: &str, name: &str, extra_commits: u32) -> Pushed {
+        let server = Server::start();
+        let work = tempfile::tempdir().expect("temp dir");
+        let src = work.path().join("src");
+        fixture_repo(&src, extra_commits);
+        let url = server.create_repo(owner, name);
+        push_everything(&src, &url);
+        Pushed {
+            server,
+            work,
+            src,
+            url,
+        }
+    }
+}
+
 /// Resident memory of a process, in bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
