@@ -511,3 +511,62 @@ fn clones_after_later_pushes_send_the_compacted_pack_and_walk_only_what_is_new()
         );
     }
 }
+
+#[test]
+fn gc_keeps_new_delta_chains_within_the_configured_depth() {
+    // One file growing over pushes small enough to be stored as loose objects:
+    // gc's delta search chains its versions, as deep as the configuration allows.
+    let mut longest = Vec::new();
+    for depth in [50, 2] {
+        let server = Server::start_with(|c| {
+            c.gc.loose_threshold = 0;
+            c.gc.pack_threshold = 0;
+            c.pack_depth = depth;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        git(
+            work.path(),
+            &["init", "-q", "-b", "main", src.to_str().unwrap()],
+        );
+        let url = server.create_repo("wren", "deep");
+        let mut text: String = (0..100)
+            .map(|i| format!("line {i} of the base text\n"))
+            .collect();
+        for i in 0..8 {
+            text.push_str(&format!("added in version {i}\n"));
+            commit_file(&src, "growing.txt", &text, &format!("v{i}"));
+            git(&src, &["push", "-q", &url, "main"]);
+        }
+        assert!(loose(&server.stored_keys("wren", "deep")) > 0);
+        let repo = server
+            .block_on(server.state.meta.get_repo("wren", "deep"))
+            .unwrap()
+            .unwrap();
+        server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .unwrap();
+        // A full clone of a compacted repository is its stored pack, as it is.
+        let dir = work.path().join("clone");
+        git(
+            work.path(),
+            &["clone", "-q", "--mirror", &url, dir.to_str().unwrap()],
+        );
+        git(&dir, &["fsck", "--strict"]);
+        let idx = std::fs::read_dir(dir.join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "idx"))
+            .unwrap();
+        longest.push(longest_chain(&dir, &idx));
+    }
+    assert!(
+        longest[0] > 2,
+        "eight versions chain deeper by default: {longest:?}"
+    );
+    assert!(
+        longest[1] <= 2,
+        "GITCLAW_PACK_DEPTH=2 bounds the chains: {longest:?}"
+    );
+}

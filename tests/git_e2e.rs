@@ -554,3 +554,30 @@ fn clone_progress_names_the_delta_search_of_loose_objects() {
         );
     }
 }
+
+#[test]
+fn pack_window_zero_turns_the_delta_search_off() {
+    let Pushed {
+        server: _server,
+        work,
+        src,
+        url,
+    } = Pushed::fixture_with(|c| c.pack_window = 0, "bob", "no-search", 3);
+    // Loose objects, which a clone would search deltas for (see the test above).
+    commit_file(&src, "notes.txt", "notes, first version\n", "notes");
+    git(&src, &["push", "-q", &url, "main"]);
+    let clone = work.path().join("clone");
+    let out = git_output(
+        work.path(),
+        &["clone", "--progress", &url, clone.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Compressing objects"), "{stderr}");
+    assert!(stderr.contains("new deltas 0"), "{stderr}");
+    git(&clone, &["fsck", "--strict"]);
+    assert_eq!(
+        git(&clone, &["rev-parse", "HEAD"]),
+        git(&src, &["rev-parse", "main"])
+    );
+}

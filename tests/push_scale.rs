@@ -46,16 +46,6 @@ fn growing_file_history(dir: &Path, commits: usize) {
     assert!(child.wait().unwrap().success());
 }
 
-/// The longest delta chain in a pack, from `git verify-pack -v`.
-fn longest_chain(dir: &Path, idx: &Path) -> usize {
-    git(dir, &["verify-pack", "-v", idx.to_str().unwrap()])
-        .lines()
-        .filter_map(|l| l.strip_prefix("chain length = "))
-        .filter_map(|rest| rest.split(':').next()?.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 #[test]
 fn delta_chains_4095_deep_are_taken_and_served() {
     let server = Server::start();

@@ -495,7 +495,16 @@ pub struct Pushed {
 
 impl Pushed {
     pub fn fixture(owner: &str, name: &str, extra_commits: u32) -> Pushed {
-        let server = Server::start();
+        Pushed::fixture_with(|_| {}, owner, name, extra_commits)
+    }
+
+    pub fn fixture_with(
+        adjust: impl FnOnce(&mut Config),
+        owner: &str,
+        name: &str,
+        extra_commits: u32,
+    ) -> Pushed {
+        let server = Server::start_with(adjust);
         let work = tempfile::tempdir().expect("temp dir");
         let src = work.path().join("src");
         fixture_repo(&src, extra_commits);
@@ -508,6 +517,16 @@ impl Pushed {
             url,
         }
     }
+}
+
+/// The longest delta chain in a pack, from `git verify-pack -v`.
+pub fn longest_chain(dir: &Path, idx: &Path) -> usize {
+    git(dir, &["verify-pack", "-v", idx.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| l.strip_prefix("chain length = "))
+        .filter_map(|rest| rest.split(':').next()?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Resident memory of a process, in bytes.

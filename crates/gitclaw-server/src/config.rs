@@ -42,6 +42,10 @@ pub struct Config {
     pub object_cache_bytes: u64,
     /// Disk space for packs downloaded from the object store.
     pub store_cache_bytes: u64,
+    /// Objects each delta candidate is compared with (git's `pack.window`; 0: no search).
+    pub pack_window: usize,
+    /// Longest chain of new deltas (git's `pack.depth`).
+    pub pack_depth: u32,
 }
 
 /// One configuration problem, naming the variable.
@@ -77,6 +81,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_PACK_CACHE_BYTES",
     "GITCLAW_OBJECT_CACHE_BYTES",
     "GITCLAW_STORE_CACHE_BYTES",
+    "GITCLAW_PACK_WINDOW",
+    "GITCLAW_PACK_DEPTH",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -97,6 +103,8 @@ pub const DEFAULT_MAX_PACK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_PACK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_OBJECT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_STORE_CACHE_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+/// Largest delta-search window: each entry holds an object's body in memory.
+pub const MAX_PACK_WINDOW: u64 = 1000;
 
 /// Values from a TOML file, keyed by upper-case variable name.
 fn read_file(
@@ -305,6 +313,29 @@ impl Config {
         let pack_cache_bytes = size("GITCLAW_PACK_CACHE_BYTES", DEFAULT_PACK_CACHE_BYTES);
         let object_cache_bytes = size("GITCLAW_OBJECT_CACHE_BYTES", DEFAULT_OBJECT_CACHE_BYTES);
         let store_cache_bytes = size("GITCLAW_STORE_CACHE_BYTES", DEFAULT_STORE_CACHE_BYTES);
+        let defaults = gitclaw_pack::writer::WriteOptions::default();
+        let mut bounded = |name: &'static str, low: u64, high: u64, default: u64| match get(name) {
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if (low..=high).contains(&n) => n,
+                _ => {
+                    errors.push(problem(
+                        name,
+                        format!("'{text}' is not a number from {low} to {high}"),
+                    ));
+                    default
+                }
+            },
+            None => default,
+        };
+        let pack_window = bounded(
+            "GITCLAW_PACK_WINDOW",
+            0,
+            MAX_PACK_WINDOW,
+            defaults.window as u64,
+        ) as usize;
+        // Readers (git's and ours) follow chains up to 4095 deep.
+        let pack_depth =
+            bounded("GITCLAW_PACK_DEPTH", 1, 4095, u64::from(defaults.max_depth)) as u32;
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -323,6 +354,8 @@ impl Config {
                 pack_cache_bytes,
                 object_cache_bytes,
                 store_cache_bytes,
+                pack_window,
+                pack_depth,
             }),
             _ => Err(errors),
         }
@@ -346,6 +379,8 @@ impl Config {
             pack_cache_bytes: DEFAULT_PACK_CACHE_BYTES,
             object_cache_bytes: DEFAULT_OBJECT_CACHE_BYTES,
             store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
+            pack_window: gitclaw_pack::writer::WriteOptions::default().window,
+            pack_depth: gitclaw_pack::writer::WriteOptions::default().max_depth,
         }
     }
 }
@@ -506,6 +541,18 @@ fn s3_settings(
     })
 }
 
+impl Config {
+    /// How packs are written (clones, fetches, compaction): the configured delta
+    /// search, everything else as the pack writer's defaults.
+    pub fn write_options(&self) -> gitclaw_pack::writer::WriteOptions {
+        gitclaw_pack::writer::WriteOptions {
+            window: self.pack_window,
+            max_depth: self.pack_depth,
+            ..Default::default()
+        }
+    }
+}
+
 /// Parse `123`, `512K`, `64M`, `2G` (powers of 1024).
 pub fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -652,6 +699,26 @@ mod tests {
         );
         let half = load(&[("S3_ENDPOINT", "http://127.0.0.1:3900")]).unwrap_err();
         assert_eq!(half[0].variable, "S3_BUCKET");
+    }
+
+    #[test]
+    fn delta_search_settings_are_read_and_checked() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!((cfg.pack_window, cfg.pack_depth), (10, 50));
+        let cfg = load(&[("GITCLAW_PACK_WINDOW", "0"), ("GITCLAW_PACK_DEPTH", "4095")]).unwrap();
+        let options = cfg.write_options();
+        assert_eq!((options.window, options.max_depth), (0, 4095));
+        let errs =
+            load(&[("GITCLAW_PACK_WINDOW", "1001"), ("GITCLAW_PACK_DEPTH", "0")]).unwrap_err();
+        let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        assert_eq!(named, ["GITCLAW_PACK_WINDOW", "GITCLAW_PACK_DEPTH"]);
+        assert!(errs[0].message.contains("from 0 to 1000"), "{}", errs[0]);
+        let errs = load(&[
+            ("GITCLAW_PACK_DEPTH", "4096"),
+            ("GITCLAW_PACK_WINDOW", "ten"),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 2);
     }
 
     #[test]

@@ -375,6 +375,7 @@ pub async fn upload_pack(
     };
     let mut job = job;
     job.cache = Some((state.responses.clone(), repo.id.clone()));
+    job.pack = state.config.write_options();
     if job.is_full_clone() {
         if let Some((_, pack)) = db.closure_packs().last() {
             match state.meta.closure_tips(&repo.id, pack.hash()).await {
@@ -473,6 +474,7 @@ fn fetch_job_v2(args: v2::FetchArgs) -> FetchJob {
         wait_for_done: args.wait_for_done,
         cache: None,
         closure: None,
+        pack: Default::default(),
     }
 }
 
@@ -510,6 +512,7 @@ fn fetch_job_v0(req: v0::UploadRequest) -> FetchJob {
         wait_for_done: false,
         cache: None,
         closure: None,
+        pack: Default::default(),
     }
 }
 

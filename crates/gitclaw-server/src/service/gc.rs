@@ -18,7 +18,6 @@ use gitclaw_metadata::{Compaction, NewPack, Repo};
 use gitclaw_pack::{
     ingest::IngestedPack,
     repack::{closure_key, repack},
-    writer::WriteOptions,
     ObjectId,
 };
 use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
@@ -138,10 +137,9 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         .tempdir_in(&state.tmp_dir)?;
     let work_path = work.path().to_owned();
     let walked = tips.clone();
-    let repacked = tokio::task::spawn_blocking(move || {
-        repack(&db, &walked, &work_path, &WriteOptions::default())
-    })
-    .await??;
+    let options = state.config.write_options();
+    let repacked =
+        tokio::task::spawn_blocking(move || repack(&db, &walked, &work_path, &options)).await??;
     let name = format!("{}/{}", repo.owner, repo.name);
     // The tips the closure was taken of (those the store has).
     let closure_tips: Vec<ObjectId> = repacked.closure_tips.clone();

@@ -125,6 +125,9 @@ pub struct FetchJob {
     /// For a full clone: the newest pack recorded as the closure of some tips, and
     /// those tips.
     pub closure: Option<(std::sync::Arc<PackHandle>, Vec<ObjectId>)>,
+    /// The configured delta search (window, depth); the client's capabilities
+    /// decide the rest of how the pack is written.
+    pub pack: WriteOptions,
 }
 
 impl FetchJob {
@@ -578,7 +581,7 @@ fn send_pack_data(
     let write_options = WriteOptions {
         ofs_delta: job.ofs_delta,
         thin: job.thin_pack,
-        ..Default::default()
+        ..job.pack.clone()
     };
     let answer_key = (commons.is_empty() && plan.is_full() && options.filter.is_none())
         .then(|| whole_pack_key(&job.wants, &options.include_tags));
