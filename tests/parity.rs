@@ -88,8 +88,10 @@ impl Drop for HttpBackend {
     }
 }
 
-/// What a client ends up with: refs, shallow boundary, and objects present.
+/// What a client ends up with: refs, shallow boundary, and objects present
+/// (after `git fsck --strict` found nothing wrong).
 fn client_state(dir: &Path) -> (String, String, Vec<String>) {
+    git(dir, &["fsck", "--strict", "--no-dangling"]);
     let refs = git(dir, &["for-each-ref", "--format=%(objectname) %(refname)"]);
     let shallow = std::fs::read_to_string(dir.join("shallow"))
         .or_else(|_| std::fs::read_to_string(dir.join(".git/shallow")))
@@ -170,6 +172,26 @@ fn fetch_shapes_match_git_http_backend() {
             vec!["clone", "--bare", "--filter=blob:limit=2k"],
         ),
         ("tree:0".into(), vec!["clone", "--bare", "--filter=tree:0"]),
+        (
+            "combine".into(),
+            vec!["clone", "--bare", "--filter=combine:blob:limit=2k+tree:3"],
+        ),
+        (
+            // git asks for ofs-delta only when it would write offsets itself.
+            "no ofs-delta".into(),
+            vec!["-c", "repack.useDeltaBaseOffset=false", "clone", "--bare"],
+        ),
+        (
+            "no ofs-delta, depth 2".into(),
+            vec![
+                "-c",
+                "repack.useDeltaBaseOffset=false",
+                "clone",
+                "--bare",
+                "--depth",
+                "2",
+            ],
+        ),
     ]
     .into_iter()
     .map(|(name, args)| (name, args.into_iter().map(String::from).collect()))
@@ -181,7 +203,13 @@ fn fetch_shapes_match_git_http_backend() {
                 let dir = work
                     .path()
                     .join(format!("{label}-{v}-{}", name.replace([' ', ','], "_")));
-                let mut full = vec!["-c".to_string(), format!("protocol.version={v}")];
+                // Every pack is checked as it arrives (index-pack --strict).
+                let mut full = vec![
+                    "-c".to_string(),
+                    format!("protocol.version={v}"),
+                    "-c".to_string(),
+                    "transfer.fsckObjects=true".to_string(),
+                ];
                 full.extend(args.iter().cloned());
                 full.push(url.to_string());
                 full.push(dir.to_str().unwrap().to_string());
@@ -230,6 +258,32 @@ fn fetch_shapes_match_git_http_backend() {
         assert_eq!(
             states[0], states[1],
             "v{v} by-SHA: GitClaw and git http-backend disagree"
+        );
+        // A shallow clone made whole again.
+        let mut states = Vec::new();
+        for (label, url) in [("git", &git_url), ("gitclaw", &claw_url)] {
+            let dir = work.path().join(format!("{label}-{v}-unshallow"));
+            let proto = format!("protocol.version={v}");
+            git(
+                work.path(),
+                &[
+                    "-c",
+                    &proto,
+                    "clone",
+                    "-q",
+                    "--depth",
+                    "1",
+                    url,
+                    dir.to_str().unwrap(),
+                ],
+            );
+            git(&dir, &["-c", &proto, "fetch", "-q", "--unshallow"]);
+            assert!(!dir.join(".git/shallow").exists(), "{label}: still shallow");
+            states.push(client_state(&dir));
+        }
+        assert_eq!(
+            states[0], states[1],
+            "v{v} unshallow: GitClaw and git http-backend disagree"
         );
     }
 }
