@@ -254,3 +254,74 @@ fn serve_create_push_clone_and_stop_on_sigterm() {
     );
     assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
 }
+
+#[test]
+fn gc_on_the_command_line_compacts_a_repository_the_server_is_serving() {
+    let quiet_gc = [
+        ("GITCLAW_GC_LOOSE_THRESHOLD", "0".to_string()),
+        ("GITCLAW_GC_PACK_THRESHOLD", "0".to_string()),
+        ("GITCLAW_GC_GRACE_SECS", "0".to_string()),
+    ];
+    let server = ServerProcess::start(&quiet_gc);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    let url = server.create_repo("gail", "compact");
+    push_everything(&src, &url);
+    // Small pushes are stored as loose objects, a larger one as a second pack.
+    for i in 0..3 {
+        commit_file(&src, "small.txt", &format!("small {i}\n"), "small");
+        git(&src, &["push", "-q", &url, "main"]);
+    }
+    for i in 0..15 {
+        std::fs::write(src.join(format!("many-{i}.txt")), format!("many {i}\n")).unwrap();
+    }
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-q", "-m", "many"]);
+    git(&src, &["push", "-q", &url, "main"]);
+    let stats = || -> serde_json::Value {
+        let (status, body) = http(
+            server.addr,
+            "GET",
+            "/api/v1/repos/gail/compact/stats",
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    };
+    let before = stats();
+    assert!(before["packs"].as_u64().unwrap() >= 2, "{before}");
+    assert!(before["loose_objects"].as_u64().unwrap() >= 9, "{before}");
+
+    // The same configuration as the server, while it runs.
+    let mut cmd = gitclaw();
+    cmd.env("GITCLAW_DATA_DIR", server.data.path());
+    for (k, v) in &quiet_gc {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(["gc", "gail/compact"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("gail/compact: "), "{stdout}");
+    assert!(stdout.contains("merged into pack-"), "{stdout}");
+
+    let after = stats();
+    assert_eq!(after["loose_objects"].as_u64(), Some(0), "{after}");
+    assert!(after["packs"].as_u64().unwrap() <= 2, "{after}");
+    // The running server serves the compacted repository whole.
+    let clone = work.path().join("clone");
+    git(
+        work.path(),
+        &["clone", "-q", "--mirror", &url, clone.to_str().unwrap()],
+    );
+    git(&clone, &["fsck", "--strict"]);
+    let mut expected = refs_of(&src, "refs/heads/");
+    expected.extend(refs_of(&src, "refs/tags/"));
+    expected.sort();
+    assert_eq!(refs_of(&clone, "refs/"), expected);
+}
