@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod wire;
 
 use std::{
     io::{Read, Write},
@@ -542,6 +543,7 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     pub url: String,
     pub data: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
@@ -553,6 +555,46 @@ impl ServerProcess {
             .expect("free port")
             .port();
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let child = Self::spawn(&data, addr, &env);
+        ServerProcess {
+            child,
+            addr,
+            url: format!("http://{addr}"),
+            data,
+            env,
+        }
+    }
+
+    /// Kill the process with SIGKILL (no chance to clean up) and start it again on
+    /// the same data directory, address and environment.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.data, self.addr, &self.env);
+    }
+
+    /// Run a `gitclaw` command with the server's data directory and environment.
+    pub fn command(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("GITCLAW_CONFIG")
+            .env("RUST_LOG", "warn")
+            .env("GITCLAW_DATA_DIR", self.data.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.args(args).output().expect("gitclaw runs")
+    }
+
+    fn spawn(
+        data: &tempfile::TempDir,
+        addr: std::net::SocketAddr,
+        env: &[(String, String)],
+    ) -> std::process::Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
         cmd.env_remove("DATABASE_URL")
             .env_remove("GITCLAW_CONFIG")
@@ -573,12 +615,7 @@ impl ServerProcess {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        ServerProcess {
-            child,
-            addr,
-            url: format!("http://{addr}"),
-            data,
-        }
+        child
     }
 
     /// Create a repository through the API; returns its clone URL.
@@ -622,4 +659,20 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every file under `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

@@ -111,6 +111,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pack_closure_tips",
         include_str!("../migrations/sqlite/0006_pack_closure_tips.sql"),
     ),
+    (
+        8,
+        "store_claims",
+        include_str!("../migrations/sqlite/0008_store_claims.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +147,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "pack_closure_tips",
         include_str!("../migrations/postgres/0006_pack_closure_tips.sql"),
+    ),
+    (
+        8,
+        "store_claims",
+        include_str!("../migrations/postgres/0008_store_claims.sql"),
     ),
 ];
 

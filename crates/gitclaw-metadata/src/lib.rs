@@ -28,6 +28,7 @@
 //! ```
 
 mod audit;
+mod claims;
 mod compaction;
 mod connect;
 mod error;
@@ -39,6 +40,7 @@ mod tokens;
 mod util;
 
 pub use audit::{AuditAction, AuditEvent};
+pub use claims::{DeleteCandidate, Recorded, UploadClaim};
 pub use compaction::{Compaction, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};

@@ -31,8 +31,9 @@ pub struct Inner {
     pub packs: PackCache,
     pub push_slots: Semaphore,
     pub gc_locks: crate::service::gc::GcLocks,
-    /// Scratch space for spooled pushes and packs being indexed.
+    /// Scratch space for spooled pushes and packs being indexed: this process's own.
     pub tmp_dir: PathBuf,
+    _scratch: Scratch,
     /// Generated clone packs, for repeated identical clones.
     pub responses: Arc<crate::service::response_cache::ResponseCache>,
     /// Inflated commits and trees, shared by all walks.
@@ -59,13 +60,13 @@ impl AppState {
             .await
             .map_err(|err| anyhow::anyhow!("DATABASE_URL: {err}"))?;
         let store = open_store(&config).await?;
-        let tmp_dir = config.data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp_dir).map_err(|err| {
+        let scratch = Scratch::open(&config.data_dir.join("tmp")).map_err(|err| {
             anyhow::anyhow!(
-                "GITCLAW_DATA_DIR: cannot create {}: {err}",
-                tmp_dir.display()
+                "GITCLAW_DATA_DIR: cannot prepare scratch space under {}: {err}",
+                config.data_dir.join("tmp").display()
             )
         })?;
+        let tmp_dir = scratch.dir.clone();
         let cache_dir = config.data_dir.join("cache");
         let config_object_cache = config.object_cache_bytes;
         let config_store_cache = config.store_cache_bytes;
@@ -83,6 +84,7 @@ impl AppState {
                 meta,
                 store,
                 tmp_dir,
+                _scratch: scratch,
                 responses,
                 objects: Arc::new(gitclaw_pack::odb::ObjectCache::new(
                     usize::try_from(config_object_cache).unwrap_or(usize::MAX),
@@ -132,6 +134,86 @@ impl AppState {
         } else {
             db
         })
+    }
+}
+
+/// This process's scratch directory, `<root>/<id>/`, beside a lock file
+/// `<root>/<id>.lock` held for as long as the process lives. Opening one first
+/// removes the scratch directories whose lock nobody holds: their process died
+/// (killed mid-push, say) and left its spooled packs behind. Entries without a
+/// lock file come from older versions and are removed too.
+pub struct Scratch {
+    pub dir: PathBuf,
+    lock: std::fs::File,
+}
+
+impl Scratch {
+    pub fn open(root: &std::path::Path) -> std::io::Result<Scratch> {
+        std::fs::create_dir_all(root)?;
+        Scratch::remove_abandoned(root)?;
+        loop {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let lock = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(root.join(format!("{id}.lock")))?;
+            if lock.try_lock().is_err() {
+                // Another process's clean-up got to it first: take another name.
+                continue;
+            }
+            let dir = root.join(&id);
+            std::fs::create_dir(&dir)?;
+            return Ok(Scratch { dir, lock });
+        }
+    }
+
+    fn remove_abandoned(root: &std::path::Path) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(root)? {
+            let path = entry?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".lock"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                let dir = root.join(&id);
+                if dir.exists() {
+                    tracing::info!(dir = %dir.display(), "removing the scratch space of a process that ended");
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                std::fs::remove_file(&path)?;
+            }
+        }
+        for entry in std::fs::read_dir(root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") || root.join(format!("{name}.lock")).exists() {
+                continue;
+            }
+            tracing::info!(entry = %entry.path().display(), "removing scratch space left behind");
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let mut lock_path = self.dir.clone().into_os_string();
+        lock_path.push(".lock");
+        let _ = std::fs::remove_file(lock_path);
+        let _ = self.lock.unlock();
     }
 }
 

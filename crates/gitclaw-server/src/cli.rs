@@ -264,6 +264,16 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
             ),
             None => println!("{}/{}: nothing to compact", repo.owner, repo.name),
         }
+        if outcome.swept.unrecorded > 0 {
+            println!(
+                "{}/{}: {} stored keys no row records; deleted {} of them ({} bytes) older than the grace period",
+                repo.owner,
+                repo.name,
+                outcome.swept.unrecorded,
+                outcome.swept.deleted,
+                outcome.swept.deleted_bytes
+            );
+        }
     }
     let deleted = crate::service::gc::run_due_deletions(&state).await?;
     println!("deleted {deleted} replaced keys past their grace period");

@@ -46,6 +46,50 @@ pub struct Config {
     pub pack_window: usize,
     /// Longest chain of new deltas (git's `pack.depth`).
     pub pack_depth: u32,
+    /// How long the server waits on clients.
+    pub timeouts: Timeouts,
+}
+
+/// How long the server waits on a client, and how slowly it lets one send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Request headers must arrive within this many seconds; an idle kept-alive
+    /// connection is closed after as long.
+    pub header_secs: u64,
+    /// Longest silence while a request body arrives, and the stretch over which
+    /// its rate is measured.
+    pub body_secs: u64,
+    /// Slowest request body accepted, in bytes a second over each stretch (0: any).
+    pub body_min_rate: u64,
+    /// A response the client takes nothing of for this many seconds is abandoned.
+    pub send_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_secs: 30,
+            body_secs: 60,
+            body_min_rate: 1024,
+            send_secs: 120,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn connection(&self) -> crate::connections::ConnectionTimeouts {
+        crate::connections::ConnectionTimeouts {
+            header: std::time::Duration::from_secs(self.header_secs),
+            send: std::time::Duration::from_secs(self.send_secs),
+        }
+    }
+
+    pub fn body_pace(&self) -> crate::http::body::BodyPace {
+        crate::http::body::BodyPace {
+            idle: std::time::Duration::from_secs(self.body_secs),
+            min_rate: self.body_min_rate,
+        }
+    }
 }
 
 /// One configuration problem, naming the variable.
@@ -83,6 +127,12 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_STORE_CACHE_BYTES",
     "GITCLAW_PACK_WINDOW",
     "GITCLAW_PACK_DEPTH",
+    "GITCLAW_HEADER_TIMEOUT_SECS",
+    "GITCLAW_BODY_TIMEOUT_SECS",
+    "GITCLAW_BODY_MIN_RATE",
+    "GITCLAW_SEND_TIMEOUT_SECS",
+    "GITCLAW_SWEEP_INTERVAL_SECS",
+    "GITCLAW_CLAIM_LEASE_SECS",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -269,6 +319,11 @@ impl Config {
             ) as usize,
             pack_threshold: number("GITCLAW_GC_PACK_THRESHOLD", defaults.pack_threshold as u64)
                 as usize,
+            sweep_interval_secs: number(
+                "GITCLAW_SWEEP_INTERVAL_SECS",
+                defaults.sweep_interval_secs,
+            ),
+            claim_lease_secs: number("GITCLAW_CLAIM_LEASE_SECS", defaults.claim_lease_secs),
         };
         let admin_token = get("GITCLAW_ADMIN_TOKEN");
         if let Some(token) = &admin_token {
@@ -313,6 +368,7 @@ impl Config {
         let pack_cache_bytes = size("GITCLAW_PACK_CACHE_BYTES", DEFAULT_PACK_CACHE_BYTES);
         let object_cache_bytes = size("GITCLAW_OBJECT_CACHE_BYTES", DEFAULT_OBJECT_CACHE_BYTES);
         let store_cache_bytes = size("GITCLAW_STORE_CACHE_BYTES", DEFAULT_STORE_CACHE_BYTES);
+        let body_min_rate = size("GITCLAW_BODY_MIN_RATE", Timeouts::default().body_min_rate);
         let defaults = gitclaw_pack::writer::WriteOptions::default();
         let mut bounded = |name: &'static str, low: u64, high: u64, default: u64| match get(name) {
             Some(text) => match text.trim().parse::<u64>() {
@@ -336,6 +392,18 @@ impl Config {
         // Readers (git's and ours) follow chains up to 4095 deep.
         let pack_depth =
             bounded("GITCLAW_PACK_DEPTH", 1, 4095, u64::from(defaults.max_depth)) as u32;
+        let defaults = Timeouts::default();
+        let timeouts = Timeouts {
+            header_secs: bounded(
+                "GITCLAW_HEADER_TIMEOUT_SECS",
+                1,
+                86400,
+                defaults.header_secs,
+            ),
+            body_secs: bounded("GITCLAW_BODY_TIMEOUT_SECS", 1, 86400, defaults.body_secs),
+            send_secs: bounded("GITCLAW_SEND_TIMEOUT_SECS", 1, 86400, defaults.send_secs),
+            body_min_rate,
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -356,6 +424,7 @@ impl Config {
                 store_cache_bytes,
                 pack_window,
                 pack_depth,
+                timeouts,
             }),
             _ => Err(errors),
         }
@@ -381,6 +450,7 @@ impl Config {
             store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
             pack_window: gitclaw_pack::writer::WriteOptions::default().window,
             pack_depth: gitclaw_pack::writer::WriteOptions::default().max_depth,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -739,6 +809,58 @@ mod tests {
         );
         let errs = load(&[("GITCLAW_OBJECT_CACHE_BYTES", "lots")]).unwrap_err();
         assert_eq!(errs[0].variable, "GITCLAW_OBJECT_CACHE_BYTES");
+    }
+
+    #[test]
+    fn timeouts_and_store_hygiene_are_read_and_checked() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!(cfg.timeouts, Timeouts::default());
+        assert_eq!(
+            (cfg.gc.sweep_interval_secs, cfg.gc.claim_lease_secs),
+            (6 * 3600, 300)
+        );
+        let cfg = load(&[
+            ("GITCLAW_HEADER_TIMEOUT_SECS", "5"),
+            ("GITCLAW_BODY_TIMEOUT_SECS", "7"),
+            ("GITCLAW_BODY_MIN_RATE", "4K"),
+            ("GITCLAW_SEND_TIMEOUT_SECS", "9"),
+            ("GITCLAW_SWEEP_INTERVAL_SECS", "0"),
+            ("GITCLAW_CLAIM_LEASE_SECS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.timeouts,
+            Timeouts {
+                header_secs: 5,
+                body_secs: 7,
+                body_min_rate: 4096,
+                send_secs: 9
+            }
+        );
+        assert_eq!(
+            cfg.timeouts.connection().header,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            (cfg.gc.sweep_interval_secs, cfg.gc.claim_lease_secs),
+            (0, 30)
+        );
+        let errs = load(&[
+            ("GITCLAW_HEADER_TIMEOUT_SECS", "0"),
+            ("GITCLAW_BODY_TIMEOUT_SECS", "soon"),
+            ("GITCLAW_BODY_MIN_RATE", "fast"),
+        ])
+        .unwrap_err();
+        let mut named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        named.sort();
+        assert_eq!(
+            named,
+            [
+                "GITCLAW_BODY_MIN_RATE",
+                "GITCLAW_BODY_TIMEOUT_SECS",
+                "GITCLAW_HEADER_TIMEOUT_SECS"
+            ]
+        );
     }
 
     proptest::proptest! {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod names;
 pub mod service;
@@ -22,17 +23,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     service::gc::spawn_deletion_loop(state.clone(), std::time::Duration::from_secs(60));
+    service::gc::spawn_sweep_loop(state.clone());
+    let timeouts = state.config.timeouts.connection();
     let router = http::router(state);
-    // No Nagle: pkt-line answers are many small writes, and waiting on delayed ACKs
-    // costs tens of milliseconds per round trip.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {err}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    connections::serve(listener, router, timeouts, shutdown).await?;
     Ok(())
 }
 

@@ -52,6 +52,8 @@ pub struct ObjectMeta {
     pub size: u64,
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// When the bytes under the key were last written, where the store tells.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// An object store holding bytes under [`ObjectKey`]s.
@@ -63,7 +65,8 @@ pub struct ObjectMeta {
 /// - `get_range` returns the bytes of `range` clamped to the object's end, and
 ///   `InvalidKey`-free `Other` error when the range starts at or past the end of a
 ///   non-empty object (as S3 answers 416).
-/// - `list` returns every key under the prefix, sorted, following pagination.
+/// - `list` returns every key under the prefix, sorted, following pagination,
+///   each with its size and last-modified time.
 /// - `delete_prefix` removes every key under the prefix and returns how many;
 ///   `copy_prefix` copies every key under `from` to the same suffix under `to`,
 ///   with content type and metadata, server-side where the store allows.

@@ -188,13 +188,21 @@ async fn listing_and_prefixes(b: &dyn ObjectStorageBackend) {
     .await
     .expect("put");
     keys.sort();
-    let listed: Vec<String> = b
-        .list(&a.prefix())
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|m| m.key)
-        .collect();
+    let metas = b.list(&a.prefix()).await.expect("list");
+    // Stores keep whole seconds (S3) or better; allow for clocks a little apart.
+    let window = std::time::Duration::from_secs(120);
+    let now = std::time::SystemTime::now();
+    for meta in &metas {
+        let written = meta
+            .last_modified
+            .unwrap_or_else(|| panic!("list tells when {} was written", meta.key));
+        assert!(
+            written <= now + window && written + window >= now,
+            "{} was written just now, not at {written:?}",
+            meta.key
+        );
+    }
+    let listed: Vec<String> = metas.into_iter().map(|m| m.key).collect();
     assert_eq!(
         listed, keys,
         "list returns every key under the prefix, sorted, and nothing else"

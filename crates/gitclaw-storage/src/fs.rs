@@ -119,15 +119,14 @@ fn read_meta(path: &Path) -> (Option<String>, BTreeMap<String, String>) {
 }
 
 fn meta_of(key: &str, path: &Path) -> Result<ObjectMeta> {
-    let size = std::fs::metadata(path)
-        .map_err(not_found_or(key, "reading metadata"))?
-        .len();
+    let stat = std::fs::metadata(path).map_err(not_found_or(key, "reading metadata"))?;
     let (content_type, metadata) = read_meta(path);
     Ok(ObjectMeta {
         key: key.to_string(),
-        size,
+        size: stat.len(),
         content_type,
         metadata,
+        last_modified: stat.modified().ok(),
     })
 }
 

@@ -562,12 +562,13 @@ impl S3Backend {
                     .metadata()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
+                last_modified: out.last_modified().and_then(to_system_time),
             })
         })
         .await
     }
 
-    /// Every key under `prefix` with its size, following pagination, sorted.
+    /// Every key under `prefix` with its size and time, following pagination, sorted.
     async fn list_raw(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
@@ -591,6 +592,7 @@ impl S3Backend {
                         size: object.size().unwrap_or(0).max(0) as u64,
                         content_type: None,
                         metadata: BTreeMap::new(),
+                        last_modified: object.last_modified().and_then(to_system_time),
                     });
                 }
             }
@@ -1043,6 +1045,12 @@ impl ObjectStorageBackend for S3Backend {
             .await?;
         Ok(count)
     }
+}
+
+/// An S3 timestamp as a `SystemTime` (`None` before the epoch or out of range).
+fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(t.secs()).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, t.subsec_nanos()))
 }
 
 #[cfg(test)]

@@ -342,17 +342,37 @@ pub async fn fork_repo(
     Ok((StatusCode::CREATED, Json(RepoView::new(&state, fork))))
 }
 
-#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/stats", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = Object, description = "object count, stored bytes, packs, loose objects"), (status = 404, body = ApiError)))]
+/// A repository's statistics: what the metadata records, and what the store holds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RepoStatsView {
+    /// Packs, loose objects, objects and bytes as the metadata records them.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub recorded: gitclaw_metadata::RepoStats,
+    /// Keys and bytes under the repository's prefix in the object store.
+    pub store: crate::service::gc::StoreUsage,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/stats", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = RepoStatsView, description = "object count, stored bytes, packs, loose objects, and what the store holds"), (status = 404, body = ApiError)))]
 pub async fn repo_stats(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
-) -> Result<Json<gitclaw_metadata::RepoStats>, ApiError> {
+) -> Result<Json<RepoStatsView>, ApiError> {
     let repo = find_repo(&state, &owner, &name).await?;
     auth::check_read(&caller(&state, &headers).await?, &repo).map_err(auth_error)?;
-    Ok(Json(
-        state.meta.repo_stats(&repo.id).await.map_err(db_error)?,
-    ))
+    let recorded = state.meta.repo_stats(&repo.id).await.map_err(db_error)?;
+    let store = crate::service::gc::store_usage(&state, &repo)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %format!("{err:#}"), "cannot list the repository's store keys");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "S3_CONNECTION_ERROR",
+                "cannot list the repository's keys in the object store",
+            )
+        })?;
+    Ok(Json(RepoStatsView { recorded, store }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -499,6 +519,8 @@ pub async fn post_token(
     ),
     components(schemas(
         ApiError,
+        RepoStatsView,
+        crate::service::gc::StoreUsage,
         CreateRepo,
         RepoView,
         RepoPage,

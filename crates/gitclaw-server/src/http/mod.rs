@@ -13,6 +13,7 @@ use crate::app::AppState;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
+    let pace = state.config.timeouts.body_pace();
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
@@ -29,5 +30,9 @@ pub fn router(state: AppState) -> Router {
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
+        .layer(axum::middleware::map_request_with_state(
+            pace,
+            body::pace_request_body,
+        ))
         .with_state(state)
 }

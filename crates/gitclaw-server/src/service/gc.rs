@@ -20,9 +20,12 @@ use gitclaw_pack::{
     repack::{closure_key, repack},
     ObjectId,
 };
-use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
+use gitclaw_storage::{KeyKind, ObjectKey, PutOptions, RepoId};
 
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    service::claims::{self, StoreClaim},
+};
 
 /// Thresholds and timing of compaction.
 #[derive(Debug, Clone)]
@@ -33,6 +36,12 @@ pub struct GcSettings {
     pub loose_threshold: usize,
     /// …or more packs than this (0: never).
     pub pack_threshold: usize,
+    /// Every this many seconds, each repository's store keys that no row records
+    /// and that are older than the grace period are deleted (0: only by `gc`).
+    pub sweep_interval_secs: u64,
+    /// How long a push's hold on the keys it is writing lasts unless renewed
+    /// (a dead process's holds lapse after this).
+    pub claim_lease_secs: u64,
 }
 
 impl Default for GcSettings {
@@ -41,6 +50,8 @@ impl Default for GcSettings {
             grace_secs: 3600,
             loose_threshold: 100,
             pack_threshold: 10,
+            sweep_interval_secs: 6 * 3600,
+            claim_lease_secs: 300,
         }
     }
 }
@@ -58,6 +69,18 @@ pub struct GcOutcome {
     pub objects: usize,
     /// A pack is now recorded as holding exactly what the refs reach.
     pub closure_recorded: bool,
+    /// What the sweep of unrecorded keys found and deleted.
+    pub swept: SweepOutcome,
+}
+
+/// What a sweep of one repository's store keys found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Keys under the repository's prefix that no row records.
+    pub unrecorded: usize,
+    /// Of those, the keys deleted (older than the grace period, held by no push).
+    pub deleted: usize,
+    pub deleted_bytes: u64,
 }
 
 /// Repositories being compacted by this process.
@@ -102,10 +125,18 @@ fn now_secs() -> i64 {
 /// to reference it). Does nothing when the repository is already in that shape,
 /// or when another compaction of it runs in this process. A repository whose one
 /// pack already is the closure of its refs is left as it is and the fact recorded.
+/// Then sweep: delete the keys of the repository that no row records and that
+/// are older than the grace period (what failed and crashed pushes left).
 pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
     let Some(_guard) = state.gc_locks.try_lock(&repo.id) else {
         return Ok(GcOutcome::default());
     };
+    let mut outcome = compact_repo(state, repo).await?;
+    outcome.swept = sweep_repo(state, repo).await?;
+    Ok(outcome)
+}
+
+async fn compact_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
     let repo_id = RepoId::new(&repo.id)?;
     let packs = state.meta.list_packs(&repo.id).await?;
     let loose = state.meta.list_loose(&repo.id).await?;
@@ -161,6 +192,21 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         .chain(cruft.as_ref())
         .map(|p| *p.pack.hash())
         .collect();
+    // Held until the compaction records the new packs; deleted again if it does not.
+    let claim = StoreClaim::upload(
+        state,
+        &repo.id,
+        new_hashes
+            .iter()
+            .flat_map(|h| {
+                [
+                    ObjectKey::pack(&repo_id, h),
+                    ObjectKey::pack_index(&repo_id, h),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
     for pack in std::iter::once(&main).chain(cruft.as_ref()) {
         let hash = pack.pack.hash();
         state
@@ -212,6 +258,7 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
         delete_after: now_secs() + state.config.gc.grace_secs as i64,
     };
     state.meta.apply_compaction(&compaction).await?;
+    claim.release().await;
     outcome.new_pack = Some(new_hashes[0]);
     outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());
     outcome.objects = main.objects.len() + cruft.as_ref().map_or(0, |p| p.objects.len());
@@ -305,4 +352,152 @@ pub fn spawn_deletion_loop(state: AppState, period: std::time::Duration) {
             }
         }
     });
+}
+
+/// What the store holds under one repository's prefix, against what the
+/// metadata records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct StoreUsage {
+    /// Keys under the repository's prefix.
+    pub keys: u64,
+    /// Their bytes, as stored.
+    pub bytes: u64,
+    /// Keys that no row records (left by failed pushes until a sweep deletes
+    /// them, or replaced by compaction and waiting for their grace period).
+    pub unrecorded_keys: u64,
+    pub unrecorded_bytes: u64,
+}
+
+/// List the repository's keys; returns the usage and the unrecorded keys.
+async fn store_listing(
+    state: &AppState,
+    repo: &Repo,
+) -> anyhow::Result<(StoreUsage, Vec<(ObjectKey, gitclaw_storage::ObjectMeta)>)> {
+    let repo_id = RepoId::new(&repo.id)?;
+    let packs: HashSet<ObjectId> = state
+        .meta
+        .list_packs(&repo.id)
+        .await?
+        .into_iter()
+        .map(|p| p.pack_hash)
+        .collect();
+    let loose: HashSet<ObjectId> = state
+        .meta
+        .list_loose(&repo.id)
+        .await?
+        .into_iter()
+        .map(|l| l.oid)
+        .collect();
+    let mut usage = StoreUsage::default();
+    let mut unrecorded = Vec::new();
+    for meta in state.store.list(&repo_id.prefix()).await? {
+        usage.keys += 1;
+        usage.bytes += meta.size;
+        let recorded = match ObjectKey::parse(&meta.key) {
+            Ok(key) => {
+                let recorded = match key.kind() {
+                    KeyKind::Loose { oid, .. } => loose.contains(&oid),
+                    KeyKind::Pack { hash, .. } | KeyKind::PackIndex { hash, .. } => {
+                        packs.contains(&hash)
+                    }
+                };
+                if !recorded {
+                    unrecorded.push((key, meta.clone()));
+                }
+                recorded
+            }
+            Err(_) => false,
+        };
+        if !recorded {
+            usage.unrecorded_keys += 1;
+            usage.unrecorded_bytes += meta.size;
+        }
+    }
+    Ok((usage, unrecorded))
+}
+
+/// What the store holds for a repository (one listing of its prefix).
+pub async fn store_usage(state: &AppState, repo: &Repo) -> anyhow::Result<StoreUsage> {
+    Ok(store_listing(state, repo).await?.0)
+}
+
+/// Delete the keys under a repository's prefix that no row records, that were
+/// written longer than the grace period ago and that no push holds — what
+/// rejected, failed and killed pushes left. Keys a compaction replaced are left
+/// to the deletion schedule; keys whose age the store does not tell are kept.
+pub async fn sweep_repo(state: &AppState, repo: &Repo) -> anyhow::Result<SweepOutcome> {
+    let (usage, unrecorded) = store_listing(state, repo).await?;
+    let cutoff = SystemTime::now()
+        .checked_sub(std::time::Duration::from_secs(state.config.gc.grace_secs))
+        .unwrap_or(UNIX_EPOCH);
+    let mut outcome = SweepOutcome {
+        unrecorded: usage.unrecorded_keys as usize,
+        ..Default::default()
+    };
+    let mut sizes = std::collections::HashMap::new();
+    let mut candidates = Vec::new();
+    for (key, meta) in unrecorded {
+        if meta.last_modified.is_some_and(|written| written <= cutoff) {
+            sizes.insert(meta.key, meta.size);
+            candidates.push(claims::candidate(&key));
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(outcome);
+    }
+    let claim_id = uuid::Uuid::new_v4().simple().to_string();
+    let deleted = claims::delete_claimed(state, &repo.id, &claim_id, &candidates).await;
+    state.meta.release_claim(&claim_id).await?;
+    outcome.deleted = deleted.len();
+    outcome.deleted_bytes = deleted.iter().filter_map(|k| sizes.get(k)).sum();
+    if outcome.deleted > 0 {
+        tracing::info!(
+            repo = %format!("{}/{}", repo.owner, repo.name),
+            keys = outcome.deleted,
+            bytes = outcome.deleted_bytes,
+            "deleted store keys no row records"
+        );
+    }
+    Ok(outcome)
+}
+
+/// Sweep every repository every `sweep_interval_secs` (never when 0), the first
+/// time one interval after start.
+pub fn spawn_sweep_loop(state: AppState) {
+    let period = state.config.gc.sweep_interval_secs;
+    if period == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(period);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = sweep_all(&state).await {
+                tracing::warn!(error = %format!("{err:#}"), "sweeping unrecorded keys failed; will retry");
+            }
+        }
+    });
+}
+
+/// Sweep every repository, one page of them at a time.
+pub async fn sweep_all(state: &AppState) -> anyhow::Result<SweepOutcome> {
+    let mut total = SweepOutcome::default();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = state
+            .meta
+            .list_repos(after.as_ref().map(|(o, n)| (o.as_str(), n.as_str())), 100)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(total);
+        };
+        after = Some((last.owner.clone(), last.name.clone()));
+        for repo in &page {
+            let swept = sweep_repo(state, repo).await?;
+            total.unrecorded += swept.unrecorded;
+            total.deleted += swept.deleted;
+            total.deleted_bytes += swept.deleted_bytes;
+        }
+    }
 }

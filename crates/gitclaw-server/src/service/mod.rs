@@ -1,5 +1,6 @@
 //! Services behind the routes: the push and fetch paths.
 
+pub mod claims;
 pub mod gc;
 pub mod lifecycle;
 pub mod receive_pack;

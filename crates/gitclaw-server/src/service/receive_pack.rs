@@ -27,7 +27,7 @@ use gitclaw_protocol::{
 use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{app::AppState, http::body::BodyReader};
+use crate::{app::AppState, http::body::BodyReader, service::claims::StoreClaim};
 
 /// Capabilities advertised by receive-pack (besides `agent`).
 pub const CAPABILITIES: &[&str] = &[
@@ -164,6 +164,20 @@ async fn process(
         unpack: Err(message),
     };
 
+    let work = match tempfile::Builder::new()
+        .prefix("push-")
+        .tempdir_in(&state.tmp_dir)
+    {
+        Ok(dir) => dir,
+        Err(err) => return fail_all(format!("cannot create work directory: {err}"), &statuses),
+    };
+    let spool = work.path().join("incoming.pack");
+    let pack_bytes = match spool_pack(leftover, body, &spool, state.config.max_pack_bytes).await {
+        Ok(n) => n,
+        Err(err) => return fail_all(err.0, &statuses),
+    };
+    // A slot is for the work below, not for waiting on the client: a pack still
+    // arriving (or never arriving) holds none.
     let _slot = match tokio::time::timeout(
         Duration::from_secs(state.config.push_wait_secs),
         state.push_slots.acquire(),
@@ -177,18 +191,6 @@ async fn process(
                 &statuses,
             )
         }
-    };
-    let work = match tempfile::Builder::new()
-        .prefix("push-")
-        .tempdir_in(&state.tmp_dir)
-    {
-        Ok(dir) => dir,
-        Err(err) => return fail_all(format!("cannot create work directory: {err}"), &statuses),
-    };
-    let spool = work.path().join("incoming.pack");
-    let pack_bytes = match spool_pack(leftover, body, &spool, state.config.max_pack_bytes).await {
-        Ok(n) => n,
-        Err(err) => return fail_all(err.0, &statuses),
     };
 
     let outcome = store_and_commit(
@@ -232,7 +234,15 @@ fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>]) {
     }
 }
 
-/// Copy the pack (already-read bytes, then the rest of the body) into `path`, capped.
+/// A compressed push body may inflate to at most this many times the bytes
+/// received (plus [`INFLATE_ALLOWANCE`]). Packs are zlib streams already, so a
+/// real pack gzips to about its own size; a body that inflates a hundredfold
+/// is a compression bomb, refused before it fills the disk.
+const MAX_INFLATE_RATIO: u64 = 64;
+const INFLATE_ALLOWANCE: u64 = 1 << 20;
+
+/// Copy the pack (already-read bytes, then the rest of the body) into `path`,
+/// capped at `limit` bytes as they inflate.
 async fn spool_pack(
     leftover: Vec<u8>,
     mut body: BodyReader,
@@ -242,7 +252,7 @@ async fn spool_pack(
     let mut file = tokio::fs::File::create(path).await?;
     let mut total = leftover.len() as u64;
     if total > limit {
-        discard_rest(&mut body, limit).await;
+        refuse_rest(&mut body, limit).await;
         return Err(too_large(limit));
     }
     file.write_all(&leftover).await?;
@@ -257,13 +267,30 @@ async fn spool_pack(
         }
         total += n as u64;
         if total > limit {
-            discard_rest(&mut body, limit).await;
+            refuse_rest(&mut body, limit).await;
             return Err(too_large(limit));
+        }
+        if let Some(wire) = body.compressed_bytes() {
+            if total > wire.saturating_mul(MAX_INFLATE_RATIO) + INFLATE_ALLOWANCE {
+                return Err(Unpack(format!(
+                    "the compressed request inflates more than {MAX_INFLATE_RATIO} times \
+                     ({wire} bytes became {total}): refused"
+                )));
+            }
         }
         file.write_all(&buf[..n]).await?;
     }
     file.flush().await?;
     Ok(total)
+}
+
+/// Before refusing an oversized pack: drain a plain body so the client reads
+/// the reason ([`discard_rest`]); a compressed one is not inflated any further
+/// (git never compresses a push), the connection just closes after the answer.
+async fn refuse_rest(body: &mut BodyReader, limit: u64) {
+    if body.compressed_bytes().is_none() {
+        discard_rest(body, limit).await;
+    }
 }
 
 /// How long the rest of a refused pack is read and dropped.
@@ -364,7 +391,19 @@ async fn store_and_commit(
         return Ok(());
     }
 
-    // Store the objects before any ref can see them.
+    // Store the objects before any ref can see them, holding their keys until the
+    // commit records them; if it records nothing, the keys are deleted again.
+    let claim = match &ingested {
+        Some(pack) => {
+            let keys = keys_to_store(&repo_id, pack);
+            if keys.is_empty() {
+                None
+            } else {
+                Some(StoreClaim::upload(state, &repo.id, keys).await?)
+            }
+        }
+        None => None,
+    };
     let mut pack_record = None;
     let mut loose_records = Vec::new();
     let mut details = serde_json::json!({ "objects": 0, "bytes": 0, "storage": "none" });
@@ -439,10 +478,34 @@ async fn store_and_commit(
             RefResult::Rejected(reason) => Some(RefStatus::Rejected(reason)),
         };
     }
+    if let Some(claim) = claim {
+        if any_applied {
+            claim.release().await;
+        } else {
+            let deleted = claim.discard().await;
+            tracing::info!(repo = %repo.id, keys = deleted, "no update applied; deleted what the push stored");
+        }
+    }
     if any_applied {
         crate::service::gc::maybe_auto_gc(state, repo);
     }
     Ok(())
+}
+
+/// The keys [`store_and_commit`] writes for a pack: the pack and its index when
+/// it brings more than [`LOOSE_THRESHOLD`] new objects, else each new object.
+fn keys_to_store(repo: &RepoId, pack: &IngestedPack) -> Vec<ObjectKey> {
+    let new: Vec<&ObjectId> = pack.new_objects().map(|o| &o.id).collect();
+    if new.len() > LOOSE_THRESHOLD {
+        vec![
+            ObjectKey::pack(repo, pack.pack.hash()),
+            ObjectKey::pack_index(repo, pack.pack.hash()),
+        ]
+    } else {
+        new.into_iter()
+            .map(|id| ObjectKey::loose(repo, id))
+            .collect()
+    }
 }
 
 /// Per-command result of checking the new tip, `None` when it passes.

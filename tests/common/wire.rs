@@ -1,0 +1,75 @@
+//! Hand-built protocol bytes: pkt-lines, receive-pack requests, and reading the
+//! sideband report back.
+
+/// One pkt-line holding `text`.
+pub fn pkt(text: &str) -> Vec<u8> {
+    let mut out = format!("{:04x}", text.len() + 4).into_bytes();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+pub const ZERO: &str = "0000000000000000000000000000000000000000";
+
+/// A receive-pack request: `(old, new, ref)` commands (report-status and
+/// side-band-64k asked for), a flush, then `pack`.
+pub fn push_request(commands: &[(&str, &str, &str)], pack: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, (old, new, name)) in commands.iter().enumerate() {
+        let line = if i == 0 {
+            format!("{old} {new} {name}\0report-status side-band-64k\n")
+        } else {
+            format!("{old} {new} {name}\n")
+        };
+        body.extend(pkt(&line));
+    }
+    body.extend_from_slice(b"0000");
+    body.extend_from_slice(pack);
+    body
+}
+
+/// The text of a sideband-wrapped report (band 1).
+pub fn report_text(body: &[u8]) -> String {
+    let mut text = Vec::new();
+    let mut rest = body;
+    while rest.len() >= 4 {
+        let Some(len) = std::str::from_utf8(&rest[..4])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+        else {
+            break;
+        };
+        if len == 0 {
+            rest = &rest[4..];
+            continue;
+        }
+        if len < 5 || len > rest.len() {
+            break;
+        }
+        if rest[4] == 1 {
+            text.extend_from_slice(&rest[5..len]);
+        }
+        rest = &rest[len..];
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// A pack of the objects `revs` name (as `git pack-objects --revs` reads them),
+/// made by git in `dir`.
+pub fn pack_of(dir: &std::path::Path, revs: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = super::git_cmd(dir)
+        .args(["pack-objects", "--stdout", "--revs", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git pack-objects runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(revs.as_bytes())
+        .expect("revs written");
+    let out = child.wait_with_output().expect("pack-objects ends");
+    assert!(out.status.success(), "git pack-objects failed");
+    out.stdout
+}
