@@ -46,6 +46,8 @@ pub struct Config {
     pub pack_window: usize,
     /// Longest chain of new deltas (git's `pack.depth`).
     pub pack_depth: u32,
+    /// Which of git's fsck checks a pushed object must pass.
+    pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
 }
 
 /// One configuration problem, naming the variable.
@@ -83,6 +85,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_STORE_CACHE_BYTES",
     "GITCLAW_PACK_WINDOW",
     "GITCLAW_PACK_DEPTH",
+    "GITCLAW_FSCK_OBJECTS",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -336,6 +339,18 @@ impl Config {
         // Readers (git's and ours) follow chains up to 4095 deep.
         let pack_depth =
             bounded("GITCLAW_PACK_DEPTH", 1, 4095, u64::from(defaults.max_depth)) as u32;
+        let fsck_objects = match get("GITCLAW_FSCK_OBJECTS") {
+            None => gitclaw_pack::fsck::FsckLevel::default(),
+            Some(text) => {
+                gitclaw_pack::fsck::FsckLevel::from_name(text.trim()).unwrap_or_else(|| {
+                    errors.push(problem(
+                        "GITCLAW_FSCK_OBJECTS",
+                        format!("'{text}' is not one of 'off', 'safe', 'strict'"),
+                    ));
+                    gitclaw_pack::fsck::FsckLevel::default()
+                })
+            }
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -356,6 +371,7 @@ impl Config {
                 store_cache_bytes,
                 pack_window,
                 pack_depth,
+                fsck_objects,
             }),
             _ => Err(errors),
         }
@@ -381,6 +397,7 @@ impl Config {
             store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
             pack_window: gitclaw_pack::writer::WriteOptions::default().window,
             pack_depth: gitclaw_pack::writer::WriteOptions::default().max_depth,
+            fsck_objects: gitclaw_pack::fsck::FsckLevel::default(),
         }
     }
 }
@@ -719,6 +736,27 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn object_checks_are_read_and_checked() {
+        use gitclaw_pack::fsck::FsckLevel;
+        assert_eq!(load(&[]).unwrap().fsck_objects, FsckLevel::Safe);
+        for (text, level) in [
+            ("off", FsckLevel::Off),
+            ("safe", FsckLevel::Safe),
+            ("strict", FsckLevel::Strict),
+        ] {
+            let cfg = load(&[("GITCLAW_FSCK_OBJECTS", text)]).unwrap();
+            assert_eq!(cfg.fsck_objects, level);
+        }
+        let errs = load(&[("GITCLAW_FSCK_OBJECTS", "paranoid")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_FSCK_OBJECTS");
+        assert!(
+            errs[0].message.contains("'off', 'safe', 'strict'"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

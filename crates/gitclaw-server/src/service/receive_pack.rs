@@ -399,10 +399,14 @@ async fn store_and_commit(
     // Index and verify on a blocking thread.
     let ingested: Option<IngestedPack> = if pack_bytes > 0 {
         let (db2, spool, work) = (db.clone(), spool.to_owned(), work.to_owned());
+        let options = IngestOptions {
+            fsck: state.config.fsck_objects,
+            ..IngestOptions::default()
+        };
         tokio::task::spawn_blocking(move || -> Result<Option<IngestedPack>, Unpack> {
             let file = std::fs::File::open(&spool)?;
             let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            Ok(ingest(&mut reader, &work, &db2, &IngestOptions::default())?)
+            Ok(ingest(&mut reader, &work, &db2, &options)?)
         })
         .await??
     } else {
