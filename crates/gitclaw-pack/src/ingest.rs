@@ -5,7 +5,8 @@
 //! object (ids are computed, never taken from the client) and appending the bases
 //! of a thin pack from the repository's objects. Then every object is parsed as its
 //! type says, and every object it references must be in the pack or already in the
-//! repository. Because every stored object passed this check when it was stored,
+//! repository, and every object passes git's fsck checks at the chosen
+//! [`FsckLevel`]. Because every stored object passed this check when it was stored,
 //! the closure of every stored object is stored too: a ref may then point at any
 //! object of the repository without a deep connectivity walk.
 //!
@@ -22,6 +23,7 @@ use gix_hash::{oid, ObjectId};
 use gix_object::{Kind, ObjectRef};
 
 use crate::{
+    fsck::{self, FsckLevel},
     odb::{DecodeState, ObjectDb, ObjectReader, PackHandle},
     PackError, Result,
 };
@@ -33,6 +35,8 @@ pub struct IngestOptions {
     pub max_object_bytes: usize,
     /// Threads used to resolve deltas.
     pub threads: usize,
+    /// Which of git's fsck checks every object must pass.
+    pub fsck: FsckLevel,
 }
 
 impl Default for IngestOptions {
@@ -40,6 +44,7 @@ impl Default for IngestOptions {
         IngestOptions {
             max_object_bytes: 1 << 30,
             threads: 2,
+            fsck: FsckLevel::default(),
         }
     }
 }
@@ -175,6 +180,7 @@ fn verify_objects(
                 "object {id} is larger than the limit"
             )));
         }
+        fsck::check_object(&id, kind, &buf, options.fsck)?;
         let parsed = ObjectRef::from_bytes(&buf, kind, gix_hash::Kind::Sha1).map_err(|err| {
             PackError::MalformedObject {
                 oid: id,

@@ -4,6 +4,8 @@
 //!   from local `.pack`/`.idx` files) plus a [`odb::LooseSource`] the caller supplies.
 //! - [`ingest`]: index a pushed pack, complete it when thin, hash, parse and check
 //!   the connectivity of every object before anything is stored.
+//! - [`fsck`]: git's fsck checks on one object (tree entries a checkout must not
+//!   write, and at the strict level modes, order and commit/tag headers).
 //! - [`walk`]: the object-graph walk of upload-pack — shallow boundaries, the set of
 //!   objects reachable from the wants and not from the haves, negotiation helpers.
 //! - [`writer`]: streams a pack for a set of objects, copying stored entries verbatim
@@ -14,6 +16,7 @@
 
 pub mod delta;
 pub mod entry;
+pub mod fsck;
 pub mod ingest;
 pub mod odb;
 pub mod repack;
@@ -32,6 +35,9 @@ pub enum PackError {
     /// An object in the pack does not parse as its type says.
     #[error("object {oid} is malformed: {detail}")]
     MalformedObject { oid: ObjectId, detail: String },
+    /// An object fails one of git's fsck checks (see [`fsck`]).
+    #[error(transparent)]
+    Fsck(#[from] fsck::FsckError),
     /// An object needed to complete the history is neither sent nor stored.
     #[error("missing necessary object {0}")]
     MissingObject(ObjectId),

@@ -41,12 +41,15 @@
 //!   [`write_ready`](v2::write_ready), [`write_shallow`](v2::write_shallow),
 //!   [`write_unshallow`](v2::write_unshallow), [`write_wanted_ref`](v2::write_wanted_ref).
 //! - [`receive_pack`] — [`PushRequestParser`](receive_pack::PushRequestParser)
-//!   (`new`, `feed` → [`ParseProgress`](receive_pack::ParseProgress)),
+//!   (`new`, `feed` → [`ParseProgress`](receive_pack::ParseProgress),
+//!   `partial` and `capabilities` after an error),
 //!   [`parse_push_request`](receive_pack::parse_push_request) →
 //!   [`PushRequest`](receive_pack::PushRequest) of
 //!   [`RefCommand`](receive_pack::RefCommand)s;
 //!   [`report_status`](receive_pack::report_status) with
-//!   [`RefStatus`](receive_pack::RefStatus).
+//!   [`RefStatus`](receive_pack::RefStatus);
+//!   [`push_response`](receive_pack::push_response) (the report or the
+//!   failure, shaped by the client's capabilities).
 //! - [`ProtocolError`] — the error of every fallible function.
 
 pub mod capabilities;

@@ -5,15 +5,18 @@
 //! [<old> <new> <ref>]* flush [push-option* flush] PACK...`. The command
 //! section is parsed incrementally by [`PushRequestParser`] (or at once by
 //! [`parse_push_request`]) so the caller can hand the bytes that follow to
-//! the pack reader without buffering the pack. Not here: reading the pack,
-//! validating ref names as `git check-ref-format` would (only control
-//! characters are refused here), and deciding the status of each update.
+//! the pack reader without buffering the pack. Ref names are taken as sent
+//! (only an empty one is malformed), so that a name the server refuses is
+//! answered with an `ng` line for that ref rather than a failed request.
+//! Not here: reading the pack, validating ref names as `git
+//! check-ref-format` would, and deciding the status of each update.
 
 use gix_hash::ObjectId;
 
 use crate::{
     capabilities::Capabilities,
     pktline::{self, trim_newline, PktLine, FLUSH},
+    sideband,
     text::{self, parse_oid, HEX_LEN},
     ProtocolError,
 };
@@ -32,8 +35,9 @@ pub struct RefCommand {
     pub old: ObjectId,
     /// The value to set; zero when deleting.
     pub new: ObjectId,
-    /// The ref name as sent (UTF-8, no control characters, not empty;
-    /// otherwise unchecked).
+    /// The ref name as sent, not empty and otherwise unchecked: it may hold
+    /// control characters, and bytes that are not UTF-8 are replaced by
+    /// U+FFFD (so a checker refusing that character refuses them).
     pub name: String,
 }
 
@@ -103,6 +107,8 @@ pub struct PushRequestParser {
     section_bytes: usize,
     /// Whether the first command line (the one with the capabilities) was seen.
     seen_command: bool,
+    /// Whether the capabilities were read (they may be empty).
+    capabilities_known: bool,
 }
 
 impl Default for PushRequestParser {
@@ -120,7 +126,24 @@ impl PushRequestParser {
             pending: Vec::new(),
             section_bytes: 0,
             seen_command: false,
+            capabilities_known: false,
         }
+    }
+
+    /// What was read before an error or a premature end of input: the
+    /// commands read in full, the shallow lines and push options so far.
+    /// Empty once [`ParseProgress::Complete`] handed the request out.
+    pub fn partial(&self) -> &PushRequest {
+        &self.request
+    }
+
+    /// The client's capabilities, once the first command line was read (even
+    /// when its command part is malformed); `None` before, or when the
+    /// capability list itself is malformed. Lets the caller answer a broken
+    /// request in the form the client asked for.
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities_known
+            .then_some(&self.request.capabilities)
     }
 
     /// Feeds the next bytes of the request body.
@@ -247,6 +270,17 @@ impl PushRequestParser {
             Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
             None => (line, None),
         };
+        // Only the first command carries capabilities (as git's clients
+        // send them); later ones are not kept so the list stays bounded.
+        // They are read before the command so that a malformed first
+        // command can still be answered in the form the client asked for.
+        if !self.seen_command {
+            self.seen_command = true;
+            if let Some(caps) = caps {
+                self.request.capabilities = Capabilities::parse(caps)?;
+            }
+            self.capabilities_known = true;
+        }
         if command == b"push-cert" {
             return Err(ProtocolError::PushCertUnsupported);
         }
@@ -254,14 +288,6 @@ impl PushRequestParser {
             return Err(ProtocolError::TooManyCommands(MAX_COMMANDS));
         }
         self.request.commands.push(parse_command(command)?);
-        // Only the first command carries capabilities (as git's clients
-        // send them); later ones are not kept so the list stays bounded.
-        if !self.seen_command {
-            self.seen_command = true;
-            if let Some(caps) = caps {
-                self.request.capabilities = Capabilities::parse(caps)?;
-            }
-        }
         Ok(())
     }
 }
@@ -273,10 +299,16 @@ fn parse_command(line: &[u8]) -> Result<RefCommand, ProtocolError> {
     let rest = line[HEX_LEN..].strip_prefix(b" ").ok_or_else(invalid)?;
     let new = rest.get(..HEX_LEN).ok_or_else(invalid)?;
     let name = rest[HEX_LEN..].strip_prefix(b" ").ok_or_else(invalid)?;
+    if name.is_empty() {
+        return Err(ProtocolError::InvalidText {
+            what: "ref name",
+            value: String::new(),
+        });
+    }
     Ok(RefCommand {
         old: parse_oid(old)?,
         new: parse_oid(new)?,
-        name: text::non_empty_text(name, "ref name")?,
+        name: String::from_utf8_lossy(name).into_owned(),
     })
 }
 
@@ -330,6 +362,85 @@ pub fn report_status(unpack: Result<(), &str>, refs: &[(String, RefStatus)]) -> 
     }
     out.extend_from_slice(FLUSH);
     out
+}
+
+/// Longest failure message sent outside a report: one sideband packet of
+/// plain `side-band`, which a client reads whole.
+const MESSAGE_MAX: usize = 900;
+
+/// The body of a receive-pack answer, in the form the client asked for.
+///
+/// `caps` are the client's capabilities, `None` when the request broke
+/// before they were read.
+/// - With `report-status` (or `report-status-v2`): the [`report_status`]
+///   report, on sideband channel 1 (then a flush) when `side-band-64k` or
+///   `side-band` was asked for.
+/// - Without, when everything went through: nothing, as git's receive-pack.
+/// - Without, on a failure: one message saying why (the unpack failure, else
+///   the refused refs with their reasons) that git prints. It goes on
+///   sideband channel 3 (then a flush) with a sideband, and also when the
+///   capabilities are unknown — git prints it as `remote: <message>` with a
+///   sideband and inside `unable to parse remote unpack status` without —
+///   else in an `ERR` packet (`fatal: remote error: <message>`).
+pub fn push_response(
+    unpack: Result<(), &str>,
+    refs: &[(String, RefStatus)],
+    caps: Option<&Capabilities>,
+) -> Vec<u8> {
+    let report = caps.is_some_and(|c| c.has("report-status") || c.has("report-status-v2"));
+    let sideband_max = match caps {
+        Some(c) if c.has("side-band-64k") => Some(sideband::SIDEBAND_64K_MAX),
+        Some(c) if c.has("side-band") => Some(sideband::SIDEBAND_MAX),
+        Some(_) => None,
+        None => Some(sideband::SIDEBAND_MAX),
+    };
+    let mut out = Vec::new();
+    if report {
+        let status = report_status(unpack, refs);
+        match sideband_max {
+            Some(max) => {
+                sideband::write_band(&mut out, sideband::Band::Data, &status, max);
+                out.extend_from_slice(FLUSH);
+            }
+            None => out = status,
+        }
+        return out;
+    }
+    let message = match unpack {
+        Err(reason) => reason.to_string(),
+        Ok(()) => {
+            let refused: Vec<String> = refs
+                .iter()
+                .filter_map(|(name, status)| match status {
+                    RefStatus::Ok => None,
+                    RefStatus::Rejected(reason) => Some(format!("{name} ({reason})")),
+                })
+                .collect();
+            if refused.is_empty() {
+                return out;
+            }
+            format!("refused {}", refused.join(", "))
+        }
+    };
+    let message = one_line(&message, MESSAGE_MAX);
+    match sideband_max {
+        Some(max) => {
+            sideband::write_band(&mut out, sideband::Band::Error, message.as_bytes(), max);
+            out.extend_from_slice(FLUSH);
+        }
+        None => pktline::write_err(&mut out, &message),
+    }
+    out
+}
+
+/// `text` with line breaks as spaces, cut to at most `max` bytes at a
+/// character boundary.
+fn one_line(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]
@@ -508,21 +619,6 @@ mod tests {
             ProtocolError::InvalidText { .. }
         ));
         assert!(matches!(
-            bad(&cmd(format!("{B} {A} refs/heads/a\nb"))),
-            ProtocolError::InvalidText { .. }
-        ));
-        assert!(matches!(
-            bad(&cmd(format!("{B} {A} refs/heads/a\x01"))),
-            ProtocolError::InvalidText { .. }
-        ));
-        assert_eq!(
-            bad(&cmd(format!("{B} {A} refs/heads/\u{1}"))),
-            ProtocolError::InvalidText {
-                what: "ref name",
-                value: "refs/heads/\\x01".into()
-            }
-        );
-        assert!(matches!(
             bad(&cmd(format!("g{} {A} refs/heads/x", &B[1..]))),
             ProtocolError::InvalidObjectId(_)
         ));
@@ -564,6 +660,115 @@ mod tests {
         );
         assert_eq!(bad(b"PACK"), ProtocolError::InvalidLength("PACK".into()));
         assert_eq!(bad(b"fff1"), ProtocolError::LengthTooLarge(0xfff1));
+    }
+
+    /// Names the server will refuse still parse, so each can get its own
+    /// `ng` line instead of failing the whole request.
+    #[test]
+    fn ref_names_are_taken_as_sent() {
+        let mut body = pkt(format!("{ZERO} {A} refs/heads/a\x01b\0report-status").as_bytes());
+        body.extend(pkt(format!("{ZERO} {A} refs/heads/a\nb").as_bytes()));
+        body.extend(pkt(&[
+            format!("{ZERO} {A} refs/heads/").as_bytes(),
+            b"\xff\xfe",
+        ]
+        .concat()));
+        body.extend_from_slice(FLUSH);
+        let (request, _) = parse_push_request(&body).unwrap();
+        let names: Vec<&str> = request.commands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "refs/heads/a\u{1}b",
+                "refs/heads/a\nb",
+                "refs/heads/\u{fffd}\u{fffd}"
+            ]
+        );
+        assert!(request.capabilities.has("report-status"));
+    }
+
+    #[test]
+    fn what_was_read_before_an_error_is_kept() {
+        let mut parser = PushRequestParser::new();
+        assert_eq!(parser.capabilities(), None);
+        let mut body =
+            pkt(format!("{ZERO} {A} refs/heads/ok\0report-status side-band-64k").as_bytes());
+        body.extend(pkt(format!("{ZERO} g{} refs/heads/bad", &A[1..]).as_bytes()));
+        assert!(matches!(
+            parser.feed(&body),
+            Err(ProtocolError::InvalidObjectId(_))
+        ));
+        assert_eq!(parser.partial().commands.len(), 1);
+        assert_eq!(parser.partial().commands[0].name, "refs/heads/ok");
+        assert!(parser.capabilities().unwrap().has("side-band-64k"));
+
+        // A malformed first command: its capabilities are still known.
+        let mut parser = PushRequestParser::new();
+        let line = pkt(format!("{ZERO} {} refs/heads/x\0report-status", &A[..39]).as_bytes());
+        assert!(parser.feed(&line).is_err());
+        assert!(parser.partial().commands.is_empty());
+        assert!(parser.capabilities().unwrap().has("report-status"));
+
+        // Without a NUL the capabilities are known to be none.
+        let mut parser = PushRequestParser::new();
+        assert!(parser.feed(&pkt(b"not a command")).is_err());
+        assert_eq!(parser.capabilities(), Some(&Capabilities::default()));
+
+        // Broken framing before any command: unknown.
+        let mut parser = PushRequestParser::new();
+        assert!(parser.feed(b"zzzz").is_err());
+        assert_eq!(parser.capabilities(), None);
+    }
+
+    fn caps(text: &str) -> Capabilities {
+        Capabilities::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn push_response_follows_the_client_capabilities() {
+        let refs = vec![
+            ("refs/heads/a".to_string(), RefStatus::Ok),
+            (
+                "refs/heads/b".to_string(),
+                RefStatus::Rejected("funny refname".into()),
+            ),
+        ];
+        let report = report_status(Ok(()), &refs);
+        // report-status alone: the bare report.
+        assert_eq!(
+            push_response(Ok(()), &refs, Some(&caps("report-status"))),
+            report
+        );
+        // With a sideband: the report on channel 1, then a flush.
+        let mut banded = Vec::new();
+        sideband::write_band(
+            &mut banded,
+            sideband::Band::Data,
+            &report,
+            sideband::SIDEBAND_64K_MAX,
+        );
+        banded.extend_from_slice(FLUSH);
+        assert_eq!(
+            push_response(Ok(()), &refs, Some(&caps("report-status-v2 side-band-64k"))),
+            banded
+        );
+        // No report asked for and nothing failed: nothing to say.
+        let all_ok = [("refs/heads/a".to_string(), RefStatus::Ok)];
+        assert_eq!(push_response(Ok(()), &all_ok, Some(&caps("agent=x"))), b"");
+        // No report asked for, refused refs: one message.
+        assert_eq!(
+            push_response(Ok(()), &refs, Some(&caps("agent=x"))),
+            b"002dERR refused refs/heads/b (funny refname)\n".to_vec()
+        );
+        assert_eq!(
+            push_response(Ok(()), &refs, Some(&caps("side-band-64k"))),
+            b"0029\x03refused refs/heads/b (funny refname)0000".to_vec()
+        );
+        // Capabilities unknown: channel 3, which git prints either way.
+        assert_eq!(
+            push_response(Err("invalid push request: bad\nthing"), &[], None),
+            b"0024\x03invalid push request: bad thing0000".to_vec()
+        );
     }
 
     #[test]

@@ -82,51 +82,76 @@ pub fn version1_line() -> Vec<u8> {
 /// space-separated `capabilities`; with no refs at all the only line is
 /// `<zero-id> capabilities^{}\0<capabilities>`.
 ///
-/// Fails only if a line does not fit in a pkt-line.
+/// A line that cannot fit in a pkt-line is left out rather than failing the
+/// whole advertisement, so one ref stored with an over-long name (the push
+/// path caps names well below this) cannot make a repository unreadable:
+/// the `symref=HEAD:` capability is dropped when the HEAD line would not fit
+/// with it, and a ref (or its peeled line) whose line would not fit is not
+/// advertised, the capabilities then riding on the next line.
+///
+/// Fails only if the capability list alone does not fit in a pkt-line.
 pub fn advertise_v0(
     refs: &[AdvertisedRef],
     head: Option<(ObjectId, &str)>,
     capabilities: &[String],
 ) -> Result<Vec<u8>, ProtocolError> {
-    let mut caps = capabilities.join(" ");
-    if let Some((_, target)) = head {
-        if !target.is_empty() && !capabilities.iter().any(|c| c.starts_with("symref=HEAD:")) {
-            if !caps.is_empty() {
-                caps.push(' ');
-            }
-            caps.push_str("symref=HEAD:");
-            caps.push_str(target);
-        }
-    }
-
+    let caps = capabilities.join(" ");
     let mut out = Vec::new();
-    let mut caps = Some(caps);
-    let mut line = |out: &mut Vec<u8>, oid: &ObjectId, name: &str, peeled: bool| {
-        let mut text = format!("{oid} {name}");
-        if peeled {
-            text.push_str("^{}");
+    // The capabilities, until a line has carried them.
+    let mut pending = Some(caps);
+    if let Some((oid, target)) = head {
+        let mut caps = pending.take().unwrap_or_default();
+        if !target.is_empty() && !capabilities.iter().any(|c| c.starts_with("symref=HEAD:")) {
+            let mut with_symref = caps.clone();
+            if !with_symref.is_empty() {
+                with_symref.push(' ');
+            }
+            with_symref.push_str("symref=HEAD:");
+            with_symref.push_str(target);
+            if fits(&ref_line(&oid, "HEAD", false, Some(&with_symref))) {
+                caps = with_symref;
+            }
         }
-        if let Some(caps) = caps.take() {
-            text.push('\0');
-            text.push_str(&caps);
-        }
-        text.push('\n');
-        pktline::write_text(out, &text)
-    };
-    if let Some((oid, _)) = head {
-        line(&mut out, &oid, "HEAD", false)?;
+        pktline::write_text(&mut out, &ref_line(&oid, "HEAD", false, Some(&caps)))?;
     }
     for r in refs {
-        line(&mut out, &r.oid, &r.name, false)?;
+        let line = ref_line(&r.oid, &r.name, false, pending.as_deref());
+        if !fits(&line) {
+            continue;
+        }
+        pktline::write_text(&mut out, &line)?;
+        pending = None;
         if let Some(peeled) = &r.peeled {
-            line(&mut out, peeled, &r.name, true)?;
+            let line = ref_line(peeled, &r.name, true, None);
+            if fits(&line) {
+                pktline::write_text(&mut out, &line)?;
+            }
         }
     }
-    if head.is_none() && refs.is_empty() {
-        line(&mut out, &zero_oid(), "capabilities^{}", false)?;
+    if let Some(caps) = pending {
+        let line = ref_line(&zero_oid(), "capabilities^{}", false, Some(&caps));
+        pktline::write_text(&mut out, &line)?;
     }
     out.extend_from_slice(FLUSH);
     Ok(out)
+}
+
+/// `<oid> <name>[^{}][\0<caps>]\n`.
+fn ref_line(oid: &ObjectId, name: &str, peeled: bool, caps: Option<&str>) -> String {
+    let mut text = format!("{oid} {name}");
+    if peeled {
+        text.push_str("^{}");
+    }
+    if let Some(caps) = caps {
+        text.push('\0');
+        text.push_str(caps);
+    }
+    text.push('\n');
+    text
+}
+
+fn fits(line: &str) -> bool {
+    line.len() <= pktline::MAX_PKT_DATA
 }
 
 /// The protocol v2 capability advertisement: `version 2\n`, one pkt-line
@@ -296,14 +321,79 @@ mod tests {
     }
 
     #[test]
-    fn oversize_ref_line_is_an_error() {
+    fn a_ref_too_long_to_advertise_is_left_out() {
+        let id = oid("7217a7c7e582c46cec22a130adf4b9d7d950fba0");
+        let long = format!("refs/heads/{}", "r".repeat(70_000));
+        let refs = vec![
+            AdvertisedRef {
+                name: long.clone(),
+                oid: id,
+                peeled: None,
+            },
+            AdvertisedRef {
+                name: "refs/heads/main".into(),
+                oid: id,
+                peeled: None,
+            },
+        ];
+        // The capabilities ride on the first line that fits.
+        let expected: &[u8] =
+            b"00457217a7c7e582c46cec22a130adf4b9d7d950fba0 refs/heads/main\0agent=x\n0000";
+        let out = advertise_v0(&refs, None, &strings(&["agent=x"])).unwrap();
+        assert_eq!(out, expected);
+        // Nothing left: the capabilities line.
+        let out = advertise_v0(&refs[..1], None, &strings(&["agent=x"])).unwrap();
+        assert!(
+            out.starts_with(b"00450000000000000000000000000000000000000000"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(out.ends_with(b" capabilities^{}\0agent=x\n0000"));
+    }
+
+    /// A HEAD symref that no longer fits next to the capabilities (a
+    /// 65,400-byte branch name pushed first) is dropped; the ref itself
+    /// still fits on its own line and is advertised.
+    #[test]
+    fn a_head_symref_too_long_to_advertise_is_dropped() {
+        let id = oid("7217a7c7e582c46cec22a130adf4b9d7d950fba0");
+        let name = format!("refs/heads/{}", "b".repeat(65_400));
         let refs = vec![AdvertisedRef {
-            name: "r".repeat(70_000),
-            oid: zero_oid(),
+            name: name.clone(),
+            oid: id,
             peeled: None,
         }];
+        let caps = strings(&[
+            "multi_ack",
+            "side-band-64k",
+            "ofs-delta",
+            "agent=gitclaw/0.1.0",
+        ]);
+        let out = advertise_v0(&refs, Some((id, &name)), &caps).unwrap();
+        let mut reader = pktline::PktReader::new(&out);
+        let Some(pktline::PktLine::Data(first)) = reader.read().unwrap() else {
+            panic!("a HEAD line");
+        };
+        assert_eq!(
+            String::from_utf8_lossy(first),
+            "7217a7c7e582c46cec22a130adf4b9d7d950fba0 HEAD\0multi_ack side-band-64k ofs-delta agent=gitclaw/0.1.0\n"
+        );
+        let Some(pktline::PktLine::Data(second)) = reader.read().unwrap() else {
+            panic!("the ref line");
+        };
+        assert!(second == format!("{id} {name}\n").as_bytes());
+        assert_eq!(reader.read().unwrap(), Some(pktline::PktLine::Flush));
+        // A target that fits keeps its symref.
+        let short = "refs/heads/main";
+        let out = advertise_v0(&refs, Some((id, short)), &caps).unwrap();
+        assert!(String::from_utf8_lossy(&out).contains("symref=HEAD:refs/heads/main\n"));
+    }
+
+    #[test]
+    fn capabilities_too_long_for_a_pkt_line_are_an_error() {
+        let caps = vec!["c".repeat(70_000)];
         assert!(matches!(
-            advertise_v0(&refs, None, &[]),
+            advertise_v0(&[], None, &caps),
             Err(ProtocolError::PayloadTooLarge(_))
         ));
     }

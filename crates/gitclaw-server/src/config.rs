@@ -48,6 +48,8 @@ pub struct Config {
     pub pack_depth: u32,
     /// How long the server waits on clients.
     pub timeouts: Timeouts,
+    /// Which of git's fsck checks a pushed object must pass.
+    pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
 }
 
 /// How long the server waits on a client, and how slowly it lets one send.
@@ -133,6 +135,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "GITCLAW_SEND_TIMEOUT_SECS",
     "GITCLAW_SWEEP_INTERVAL_SECS",
     "GITCLAW_CLAIM_LEASE_SECS",
+    "GITCLAW_FSCK_OBJECTS",
     "S3_ENDPOINT",
     "S3_BUCKET",
     "S3_REGION",
@@ -404,6 +407,18 @@ impl Config {
             send_secs: bounded("GITCLAW_SEND_TIMEOUT_SECS", 1, 86400, defaults.send_secs),
             body_min_rate,
         };
+        let fsck_objects = match get("GITCLAW_FSCK_OBJECTS") {
+            None => gitclaw_pack::fsck::FsckLevel::default(),
+            Some(text) => {
+                gitclaw_pack::fsck::FsckLevel::from_name(text.trim()).unwrap_or_else(|| {
+                    errors.push(problem(
+                        "GITCLAW_FSCK_OBJECTS",
+                        format!("'{text}' is not one of 'off', 'safe', 'strict'"),
+                    ));
+                    gitclaw_pack::fsck::FsckLevel::default()
+                })
+            }
+        };
         let s3 = s3_settings(&get, &mut errors);
         match (errors.is_empty(), listen) {
             (true, Some(listen)) => Ok(Config {
@@ -425,6 +440,7 @@ impl Config {
                 pack_window,
                 pack_depth,
                 timeouts,
+                fsck_objects,
             }),
             _ => Err(errors),
         }
@@ -451,6 +467,7 @@ impl Config {
             pack_window: gitclaw_pack::writer::WriteOptions::default().window,
             pack_depth: gitclaw_pack::writer::WriteOptions::default().max_depth,
             timeouts: Timeouts::default(),
+            fsck_objects: gitclaw_pack::fsck::FsckLevel::default(),
         }
     }
 }
@@ -789,6 +806,27 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn object_checks_are_read_and_checked() {
+        use gitclaw_pack::fsck::FsckLevel;
+        assert_eq!(load(&[]).unwrap().fsck_objects, FsckLevel::Safe);
+        for (text, level) in [
+            ("off", FsckLevel::Off),
+            ("safe", FsckLevel::Safe),
+            ("strict", FsckLevel::Strict),
+        ] {
+            let cfg = load(&[("GITCLAW_FSCK_OBJECTS", text)]).unwrap();
+            assert_eq!(cfg.fsck_objects, level);
+        }
+        let errs = load(&[("GITCLAW_FSCK_OBJECTS", "paranoid")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_FSCK_OBJECTS");
+        assert!(
+            errs[0].message.contains("'off', 'safe', 'strict'"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -18,11 +18,9 @@ use gitclaw_pack::{
 };
 use gitclaw_protocol::{
     capabilities::Capabilities,
-    pktline,
     receive_pack::{
-        report_status, ParseProgress, PushRequest, PushRequestParser, RefCommand, RefStatus,
+        push_response, ParseProgress, PushRequest, PushRequestParser, RefCommand, RefStatus,
     },
-    sideband,
 };
 use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,9 +50,39 @@ pub fn capabilities() -> Vec<String> {
 /// More new objects than this go into the store as one pack; fewer as loose objects.
 pub const LOOSE_THRESHOLD: usize = 10;
 
+/// Longest ref name a push may create, in bytes (hosting services cap names
+/// near this too). It keeps every advertisement line far below a pkt-line's
+/// 65516 bytes: `<oid> <name>\0<capabilities>` and, for HEAD's target,
+/// `symref=HEAD:<name>` next to them.
+pub const MAX_REF_NAME_BYTES: usize = 1024;
+
+/// Longest component of a ref name, in bytes: the file-name limit of the
+/// file systems git clients keep refs on, so a longer one could not be
+/// fetched anyway.
+pub const MAX_REF_COMPONENT_BYTES: usize = 255;
+
 /// Why a push failed as a whole.
 #[derive(Debug)]
 struct Unpack(String);
+
+/// A command section that could not be read, with what was read of it.
+struct BadRequest {
+    reason: String,
+    /// Commands read in full before the problem.
+    commands: Vec<RefCommand>,
+    /// The client's capabilities, when the first command line was read.
+    capabilities: Option<Capabilities>,
+}
+
+impl BadRequest {
+    fn new(reason: String, parser: &PushRequestParser) -> Self {
+        BadRequest {
+            reason,
+            commands: parser.partial().commands.clone(),
+            capabilities: parser.capabilities().cloned(),
+        }
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for Unpack {
     fn from(err: E) -> Self {
@@ -78,12 +106,22 @@ pub async fn receive_pack(
     let request = match read_commands(&mut body).await {
         Ok(Some(parsed)) => parsed,
         Ok(None) => return Vec::new(),
-        Err(err) => {
-            let report = Report {
-                unpack: Err(err.0),
-                refs: Vec::new(),
-            };
-            return encode_report(&report, &Capabilities::default());
+        Err(bad) => {
+            tracing::warn!(repo = %format!("{}/{}", repo.owner, repo.name), error = %bad.reason, "invalid push request");
+            // Every command read so far is named, so the client shows each
+            // as rejected rather than as "remote failed to report status".
+            let refs: Vec<(String, RefStatus)> = bad
+                .commands
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        RefStatus::Rejected("invalid push request".into()),
+                    )
+                })
+                .collect();
+            let reason = format!("invalid push request: {}", bad.reason);
+            return push_response(Err(&reason), &refs, bad.capabilities.as_ref());
         }
     };
     let (request, leftover) = request;
@@ -111,22 +149,34 @@ pub async fn receive_pack(
 }
 
 /// Read the command list; `None` when the client sent nothing to do (a lone flush).
-async fn read_commands(body: &mut BodyReader) -> Result<Option<(PushRequest, Vec<u8>)>, Unpack> {
+async fn read_commands(
+    body: &mut BodyReader,
+) -> Result<Option<(PushRequest, Vec<u8>)>, BadRequest> {
     let mut parser = PushRequestParser::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut fed = 0usize;
     loop {
-        let n = body.read(&mut chunk).await?;
+        let n = match body.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(err) => {
+                let reason = format!("reading the request: {err}");
+                return Err(BadRequest::new(reason, &parser));
+            }
+        };
         fed += n;
         if n == 0 {
-            // An empty body is a client with nothing to push; a cut-off one is an error.
-            return if fed == 0 {
-                Ok(None)
+            // Even a client with nothing to push sends a flush.
+            let reason = if fed == 0 {
+                "empty request"
             } else {
-                Err(Unpack("unexpected end of the push request".into()))
+                "the request ends before its command list does"
             };
+            return Err(BadRequest::new(reason.into(), &parser));
         }
-        match parser.feed(&chunk[..n])? {
+        let progress = parser
+            .feed(&chunk[..n])
+            .map_err(|err| BadRequest::new(err.to_string(), &parser))?;
+        match progress {
             ParseProgress::NeedMore => {}
             ParseProgress::Complete { request, consumed } => {
                 if request.commands.is_empty() {
@@ -222,16 +272,55 @@ async fn process(
 fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>]) {
     let mut seen = std::collections::HashSet::new();
     for (command, status) in commands.iter().zip(statuses.iter_mut()) {
-        let valid = command.name.starts_with("refs/")
-            && gix_validate::reference::name(command.name.as_bytes().into()).is_ok();
-        if !valid {
-            *status = Some(RefStatus::Rejected("funny refname".into()));
+        if let Some(reason) = ref_name_problem(&command.name) {
+            *status = Some(RefStatus::Rejected(reason));
         } else if !seen.insert(command.name.clone()) {
             *status = Some(RefStatus::Rejected("duplicate ref update".into()));
         } else if command.old.is_null() && command.new.is_null() {
             *status = Some(RefStatus::Rejected("nothing to do".into()));
         }
     }
+}
+
+/// Why a push may not create or update a ref called `name`, if it may not:
+/// what `git check-ref-format` refuses (as git's receive-pack, "funny
+/// refname", with the rule broken), names outside `refs/`, and names longer
+/// than [`MAX_REF_NAME_BYTES`] or with a component longer than
+/// [`MAX_REF_COMPONENT_BYTES`].
+fn ref_name_problem(name: &str) -> Option<String> {
+    if name.len() > MAX_REF_NAME_BYTES {
+        return Some(format!(
+            "refname too long ({} bytes, at most {MAX_REF_NAME_BYTES})",
+            name.len()
+        ));
+    }
+    if let Some(part) = name.split('/').find(|p| p.len() > MAX_REF_COMPONENT_BYTES) {
+        return Some(format!(
+            "refname component too long ({} bytes, at most {MAX_REF_COMPONENT_BYTES})",
+            part.len()
+        ));
+    }
+    let funny = |why: &str| Some(format!("funny refname ({why})"));
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return funny("control character");
+    }
+    // The parser turns bytes that are not UTF-8 into U+FFFD.
+    if name.contains('\u{fffd}') {
+        return funny("not UTF-8");
+    }
+    if !name.starts_with("refs/") {
+        return funny("not under refs/");
+    }
+    if let Err(err) = gix_validate::reference::name(name.as_bytes().into()) {
+        let why = err.to_string();
+        let mut chars = why.chars();
+        let why = match chars.next() {
+            Some(first) => first.to_lowercase().chain(chars).collect(),
+            None => why,
+        };
+        return funny(&why);
+    }
+    None
 }
 
 /// A compressed push body may inflate to at most this many times the bytes
@@ -337,10 +426,14 @@ async fn store_and_commit(
     // Index and verify on a blocking thread.
     let ingested: Option<IngestedPack> = if pack_bytes > 0 {
         let (db2, spool, work) = (db.clone(), spool.to_owned(), work.to_owned());
+        let options = IngestOptions {
+            fsck: state.config.fsck_objects,
+            ..IngestOptions::default()
+        };
         tokio::task::spawn_blocking(move || -> Result<Option<IngestedPack>, Unpack> {
             let file = std::fs::File::open(&spool)?;
             let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            Ok(ingest(&mut reader, &work, &db2, &IngestOptions::default())?)
+            Ok(ingest(&mut reader, &work, &db2, &options)?)
         })
         .await??
     } else {
@@ -565,21 +658,117 @@ fn read_objects(
 
 fn encode_report(report: &Report, caps: &Capabilities) -> Vec<u8> {
     let unpack = report.unpack.as_ref().map(|_| ()).map_err(|e| e.as_str());
-    let status = report_status(unpack, &report.refs);
-    if !caps.has("report-status") && !caps.has("report-status-v2") {
-        return Vec::new();
+    push_response(unpack, &report.refs, Some(caps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(name: &str) -> String {
+        ref_name_problem(name).unwrap_or_else(|| panic!("{name:?} is accepted"))
     }
-    if caps.has("side-band-64k") || caps.has("side-band") {
-        let max = if caps.has("side-band-64k") {
-            sideband::SIDEBAND_64K_MAX
-        } else {
-            sideband::SIDEBAND_MAX
+
+    #[test]
+    fn ref_names_git_accepts_are_accepted() {
+        for name in [
+            "refs/heads/main",
+            "refs/tags/v1.0",
+            "refs/heads/feature/ünïcode",
+            "refs/pull/1/head",
+        ] {
+            assert_eq!(ref_name_problem(name), None, "{name}");
+        }
+        let longest = format!("refs/heads/{}", "a".repeat(MAX_REF_COMPONENT_BYTES));
+        assert_eq!(ref_name_problem(&longest), None);
+        let parts = vec!["b".repeat(200); 5].join("/");
+        let long = format!("refs/heads/{parts}");
+        assert!(long.len() <= MAX_REF_NAME_BYTES);
+        assert_eq!(ref_name_problem(&long), None);
+    }
+
+    #[test]
+    fn over_long_ref_names_are_refused_with_the_limit() {
+        let name = format!("refs/heads/{}", "b".repeat(65_300));
+        assert_eq!(
+            refused(&name),
+            "refname too long (65311 bytes, at most 1024)"
+        );
+        let parts = vec!["b".repeat(250); 5].join("/");
+        assert!(refused(&format!("refs/heads/{parts}")).starts_with("refname too long"));
+        let name = format!("refs/heads/{}", "c".repeat(256));
+        assert_eq!(
+            refused(&name),
+            "refname component too long (256 bytes, at most 255)"
+        );
+    }
+
+    #[test]
+    fn funny_ref_names_are_refused_with_the_rule_broken() {
+        assert_eq!(
+            refused("refs/heads/a\u{1}b"),
+            "funny refname (control character)"
+        );
+        assert_eq!(
+            refused("refs/heads/tab\there"),
+            "funny refname (control character)"
+        );
+        assert_eq!(
+            refused("refs/heads/\u{7f}"),
+            "funny refname (control character)"
+        );
+        assert_eq!(refused("refs/heads/\u{fffd}"), "funny refname (not UTF-8)");
+        assert_eq!(refused("HEAD"), "funny refname (not under refs/)");
+        assert_eq!(refused("main"), "funny refname (not under refs/)");
+        for name in [
+            "refs/heads/a..b",
+            "refs/heads/x.lock",
+            "refs/heads/sp ace",
+            "refs/heads/end/",
+            "refs/heads/a//b",
+            "refs/heads/.hidden",
+            "refs/heads/a@{1}",
+            "refs/heads/star*",
+            "refs/heads/colon:",
+            "refs/heads/back\\slash",
+            "refs/heads/dot.",
+        ] {
+            let reason = refused(name);
+            assert!(reason.starts_with("funny refname ("), "{name}: {reason}");
+        }
+        assert_eq!(
+            refused("refs/heads/a..b"),
+            "funny refname (reference name cannot contain repeated dots)"
+        );
+    }
+
+    #[test]
+    fn each_command_gets_its_own_status() {
+        let id = ObjectId::from_hex(b"7217a7c7e582c46cec22a130adf4b9d7d950fba0").unwrap();
+        let zero = ObjectId::null(gix_hash::Kind::Sha1);
+        let command = |name: &str, old: ObjectId, new: ObjectId| RefCommand {
+            old,
+            new,
+            name: name.into(),
         };
-        let mut out = Vec::with_capacity(status.len() + 64);
-        sideband::write_band(&mut out, sideband::Band::Data, &status, max);
-        out.extend_from_slice(pktline::FLUSH);
-        out
-    } else {
-        status
+        let commands = vec![
+            command("refs/heads/ok", zero, id),
+            command("refs/heads/bad\u{1}", zero, id),
+            command("refs/heads/ok", zero, id),
+            command("refs/heads/noop", zero, zero),
+        ];
+        let mut statuses = vec![None; commands.len()];
+        check_commands(&commands, &mut statuses);
+        assert_eq!(
+            statuses,
+            [
+                None,
+                Some(RefStatus::Rejected(
+                    "funny refname (control character)".into()
+                )),
+                Some(RefStatus::Rejected("duplicate ref update".into())),
+                Some(RefStatus::Rejected("nothing to do".into())),
+            ]
+        );
     }
 }
