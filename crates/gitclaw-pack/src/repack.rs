@@ -18,7 +18,7 @@ use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
 
 use crate::{
-    ingest::{ingest, IngestOptions, IngestedPack},
+    ingest::{ingest_file, IngestOptions, IngestedPack},
     odb::{DecodeState, ObjectDb},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
     writer::{write_pack, WriteOptions},
@@ -140,9 +140,7 @@ fn write_verified(
     }
     let index_dir = dir.join("indexed");
     std::fs::create_dir_all(&index_dir).map_err(PackError::io("creating the index directory"))?;
-    let file = std::fs::File::open(&merged).map_err(PackError::io("reading the merged pack"))?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
-    let result = ingest(&mut input, &index_dir, db, &IngestOptions::default());
+    let result = ingest_file(&merged, &index_dir, db, &IngestOptions::default());
     let _ = std::fs::remove_file(&merged);
     let pack = result?;
     if let Some(pack) = &pack {
