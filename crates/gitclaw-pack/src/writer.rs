@@ -159,6 +159,8 @@ struct Item {
     plan: Plan,
     /// Inflated size, where known without reading the object.
     size: Option<u64>,
+    /// A loose object above the big-object threshold: streamed, never searched.
+    big: bool,
 }
 
 impl Item {
@@ -267,10 +269,14 @@ fn write_entries(
     for obj in objects {
         let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
         // The loose index knows sizes: big loose objects stay out of the delta
-        // search and are streamed.
-        let size = match loc {
-            Location::Loose => db.loose().size(&obj.id)?,
-            Location::Packed { .. } => None,
+        // search and are streamed. (Only bigness is kept: the search order of
+        // loose objects, which keeps bases ahead of their deltas, stays as it is.)
+        let big = match loc {
+            Location::Loose => db
+                .loose()
+                .size(&obj.id)?
+                .is_some_and(|size| size > options.max_delta_object_bytes),
+            Location::Packed { .. } => false,
         };
         items.push(Item {
             id: obj.id,
@@ -278,7 +284,8 @@ fn write_entries(
             name_hash: obj.name_hash,
             loc,
             plan: Plan::Fresh,
-            size,
+            size: None,
+            big,
         });
     }
     items.sort_by_key(|item| match item.loc {
@@ -392,11 +399,7 @@ fn write_entries(
                     w.put(&deflate(delta, options.compression)?)?;
                     stats.new_deltas += 1;
                 }
-                None if item.loc == Location::Loose
-                    && item
-                        .size
-                        .is_some_and(|size| size > options.max_delta_object_bytes) =>
-                {
+                None if item.big => {
                     stream_loose(db, item, options.compression, &mut w)?;
                 }
                 None => {
@@ -559,16 +562,19 @@ fn delta_search(
         .iter()
         .filter(|item| item.needs_search())
         .filter(|item| {
-            item.size
-                .is_none_or(|size| size <= options.max_delta_object_bytes)
+            !item.big
+                && item
+                    .size
+                    .is_none_or(|size| size <= options.max_delta_object_bytes)
         })
         .map(|item| (kind_type(item.kind), item.name_hash))
         .collect();
     // Big objects are never read for the search (git's core.bigFileThreshold).
     let small = |i: usize| {
-        items[i]
-            .size
-            .is_none_or(|size| size <= options.max_delta_object_bytes)
+        !items[i].big
+            && items[i]
+                .size
+                .is_none_or(|size| size <= options.max_delta_object_bytes)
     };
     let mut order: Vec<usize> = (0..items.len())
         .filter(|&i| small(i))
