@@ -105,6 +105,33 @@ impl gix_object::Find for BaseLookup<'_> {
     }
 }
 
+/// Index, complete and verify the pack in the file at `path` (see [`ingest`]). A
+/// pack holding an object stored whole above [`crate::BIG_OBJECT_BYTES`] is
+/// indexed by streaming it, so the object is never held in memory.
+pub fn ingest_file(
+    path: &Path,
+    work_dir: &Path,
+    db: &ObjectDb,
+    options: &IngestOptions,
+) -> Result<Option<IngestedPack>> {
+    let max = options.max_object_bytes as u64;
+    if let Some(indexed) =
+        crate::stream_index::index_big_pack(path, work_dir, db, crate::BIG_OBJECT_BYTES, max)?
+    {
+        let pack = PackHandle::open(&indexed.index_path)?;
+        let objects = verify_objects(&pack, db, options)?;
+        return Ok(Some(IngestedPack {
+            pack,
+            pack_path: indexed.pack_path,
+            index_path: indexed.index_path,
+            objects,
+        }));
+    }
+    let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
+    let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
+    ingest(&mut input, work_dir, db, options)
+}
+
 /// Index, complete and verify the pack read from `input`, writing the result into `work_dir`.
 ///
 /// Returns `Ok(None)` for an empty pack (zero objects), which git sends for pushes
@@ -174,6 +201,23 @@ fn verify_objects(
     // In pack order, so delta bases are fresh in the decode cache.
     for index in pack.indices_in_pack_order() {
         let id = pack.oid_at(index);
+        // Blobs reference nothing and need no parse: their headers tell all, so a
+        // big blob is never inflated here (indexing has hashed it already).
+        let (header_kind, size) = pack.object_header(index, &mut state)?;
+        if size > options.max_object_bytes as u64 {
+            return Err(PackError::InvalidPack(format!(
+                "object {id} is larger than the limit"
+            )));
+        }
+        if header_kind == Kind::Blob {
+            objects.push(IngestedObject {
+                id,
+                kind: header_kind,
+                size,
+                already_stored: db.contains(&id),
+            });
+            continue;
+        }
         let kind = pack.decode(index, &mut buf, &mut state)?;
         if buf.len() > options.max_object_bytes {
             return Err(PackError::InvalidPack(format!(

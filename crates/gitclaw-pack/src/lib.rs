@@ -3,7 +3,8 @@
 //! - [`odb`]: a read view over one repository's objects — its stored packs (opened
 //!   from local `.pack`/`.idx` files) plus a [`odb::LooseSource`] the caller supplies.
 //! - [`ingest`]: index a pushed pack, complete it when thin, hash, parse and check
-//!   the connectivity of every object before anything is stored.
+//!   the connectivity of every object before anything is stored (packs holding
+//!   big objects are indexed by `stream_index`, which never holds them whole).
 //! - [`fsck`]: git's fsck checks on one object (tree entries a checkout must not
 //!   write, and at the strict level modes, order and commit/tag headers).
 //! - [`walk`]: the object-graph walk of upload-pack — shallow boundaries, the set of
@@ -20,10 +21,19 @@ pub mod fsck;
 pub mod ingest;
 pub mod odb;
 pub mod repack;
+mod stream_index;
 pub mod walk;
 pub mod writer;
 
 pub use gix_hash::{oid, ObjectId};
+
+/// Objects larger than this are big (git's `core.bigFileThreshold`, which git
+/// sets at 512 MiB): they are streamed wherever they are copied — served from a
+/// loose object, stored loose from a push — never held whole, and never take part
+/// in a delta search. Low enough that a request's memory does not grow with the
+/// size of the objects it moves, high enough that source files and most binaries
+/// still get deltas.
+pub const BIG_OBJECT_BYTES: u64 = 16 << 20;
 pub use gix_object::Kind;
 
 /// Errors of the pack engine, split by whose fault they are.

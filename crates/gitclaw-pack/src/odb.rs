@@ -27,8 +27,28 @@ pub trait LooseSource: Send + Sync {
     fn list(&self) -> Vec<(ObjectId, Kind)>;
     /// The inflated size of a loose object, from an index when the source has one.
     fn size(&self, id: &oid) -> Result<Option<u64>> {
-        Ok(self.read(id)?.map(|(_, data)| data.len() as u64))
+        Ok(self.header(id)?.map(|(_, size)| size))
     }
+    /// The type and inflated size of a loose object, from an index when the source has one.
+    fn header(&self, id: &oid) -> Result<Option<(Kind, u64)>> {
+        Ok(self.read(id)?.map(|(kind, data)| (kind, data.len() as u64)))
+    }
+    /// Open a loose object for streaming: for objects too big to hold whole. The
+    /// stream is verified as it ends (a mismatch is an error instead of the end).
+    fn open(&self, id: &oid) -> Result<Option<ObjectStream>> {
+        Ok(self.read(id)?.map(|(kind, data)| ObjectStream {
+            kind,
+            size: data.len() as u64,
+            content: Box::new(std::io::Cursor::new(data)),
+        }))
+    }
+}
+
+/// An object's content as a stream, with its type and size known up front.
+pub struct ObjectStream {
+    pub kind: Kind,
+    pub size: u64,
+    pub content: Box<dyn std::io::Read + Send>,
 }
 
 /// A repository with no loose objects.
@@ -249,6 +269,30 @@ impl PackHandle {
         Ok((outcome.kind, outcome.object_size))
     }
 
+    /// The content of the object at index position `index` as a stream when it is
+    /// stored whole (not as a delta): inflated as it is read, never held whole.
+    /// `None` for deltas. The stream checks the inflated length against the entry.
+    pub fn stream_whole(&self, index: u32) -> Result<Option<(Kind, u64, impl std::io::Read + '_)>> {
+        let raw = self.raw_entry(index)?;
+        let kind = match raw.header {
+            Header::Commit => Kind::Commit,
+            Header::Tree => Kind::Tree,
+            Header::Blob => Kind::Blob,
+            Header::Tag => Kind::Tag,
+            Header::OfsDelta { .. } | Header::RefDelta { .. } => return Ok(None),
+        };
+        let size = raw.decompressed_size;
+        Ok(Some((
+            kind,
+            size,
+            ExactInflate {
+                inner: flate2::read::ZlibDecoder::new(raw.compressed),
+                remaining: size,
+                size,
+            },
+        )))
+    }
+
     /// The whole pack file: header, entries and trailing checksum.
     pub fn raw_pack(&self) -> Result<&[u8]> {
         let len = self.bundle.pack.data_len() as u64;
@@ -325,6 +369,42 @@ impl PackHandle {
             compressed,
             whole,
         })
+    }
+}
+
+/// Inflates a zlib stream that must yield exactly `size` bytes.
+struct ExactInflate<R> {
+    inner: R,
+    remaining: u64,
+    size: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ExactInflate<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let invalid = |detail: String| std::io::Error::new(std::io::ErrorKind::InvalidData, detail);
+        if self.remaining == 0 {
+            let mut extra = [0u8; 1];
+            return match self.inner.read(&mut extra)? {
+                0 => Ok(0),
+                _ => Err(invalid(format!(
+                    "entry inflates to more than {} bytes",
+                    self.size
+                ))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            return Err(invalid(format!(
+                "entry inflates to {} bytes, its header says {}",
+                self.size - self.remaining,
+                self.size
+            )));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
@@ -587,6 +667,19 @@ impl ObjectReader<'_> {
         }
     }
 
+    /// The type and inflated size of an object without reading its content
+    /// (delta headers and the loose index only); `Ok(None)` when the repository
+    /// does not have it.
+    pub fn header(&mut self, id: &oid) -> Result<Option<(Kind, u64)>> {
+        match self.db.locate(id) {
+            Some(Location::Packed { pack, index }) => self.db.packs[pack]
+                .object_header(index, &mut self.state)
+                .map(Some),
+            Some(Location::Loose) => self.db.loose.header(id),
+            None => Ok(None),
+        }
+    }
+
     /// Read an object that must exist.
     pub fn read_existing(&mut self, id: &oid, buf: &mut Vec<u8>) -> Result<Kind> {
         self.read(id, buf)?
@@ -599,10 +692,14 @@ impl ObjectReader<'_> {
         let mut buf = Vec::new();
         // Bounded so a tag cycle (impossible with honest hashes) cannot spin forever.
         for _ in 0..64 {
-            let kind = self.read_existing(&current, &mut buf)?;
+            // The header first: a tag may name a big blob, which is never read whole.
+            let (kind, _) = self
+                .header(&current)?
+                .ok_or(PackError::MissingObject(current))?;
             if kind != Kind::Tag {
                 return Ok((current, kind));
             }
+            self.read_existing(&current, &mut buf)?;
             let tag = gix_object::TagRefIter::from_bytes(&buf, gix_hash::Kind::Sha1);
             current = tag.target_id().map_err(|err| PackError::MalformedObject {
                 oid: current,

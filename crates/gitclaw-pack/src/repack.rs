@@ -18,7 +18,7 @@ use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
 
 use crate::{
-    ingest::{ingest, IngestOptions, IngestedPack},
+    ingest::{ingest_file, IngestOptions, IngestedPack},
     odb::{DecodeState, ObjectDb},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
     writer::{write_pack, WriteOptions},
@@ -140,15 +140,13 @@ fn write_verified(
     }
     let index_dir = dir.join("indexed");
     std::fs::create_dir_all(&index_dir).map_err(PackError::io("creating the index directory"))?;
-    let file = std::fs::File::open(&merged).map_err(PackError::io("reading the merged pack"))?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
     // Objects already stored passed the checks of their day; refusing them
     // now would leave the repository uncompactable.
     let checks = IngestOptions {
         fsck: crate::fsck::FsckLevel::Off,
         ..IngestOptions::default()
     };
-    let result = ingest(&mut input, &index_dir, db, &checks);
+    let result = ingest_file(&merged, &index_dir, db, &checks);
     let _ = std::fs::remove_file(&merged);
     let pack = result?;
     if let Some(pack) = &pack {

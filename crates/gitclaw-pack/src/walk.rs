@@ -105,10 +105,15 @@ impl<'a> Graph<'a> {
         let mut tags = Vec::new();
         let mut current = *id;
         for _ in 0..64 {
-            let kind = self.reader.read_existing(&current, &mut self.buf)?;
+            // The header first: a want may be a big blob, which is never read whole.
+            let (kind, _) = self
+                .reader
+                .header(&current)?
+                .ok_or(PackError::MissingObject(current))?;
             if kind != Kind::Tag {
                 return Ok((current, kind, tags));
             }
+            self.reader.read_existing(&current, &mut self.buf)?;
             tags.push(current);
             let tag =
                 gix_object::TagRef::from_bytes(&self.buf, gix_hash::Kind::Sha1).map_err(|err| {
@@ -573,9 +578,11 @@ pub fn enumerate(
         for id in &walk.edges {
             tree_roots.push((graph.commit(id)?.tree, Kind::Tree, true));
         }
-        let mut buf = Vec::new();
         for id in &have_roots {
-            let kind = graph.reader.read_existing(id, &mut buf)?;
+            let (kind, _) = graph
+                .reader
+                .header(id)?
+                .ok_or(PackError::MissingObject(*id))?;
             tree_roots.push((*id, kind, true));
         }
         let none = HashSet::default();

@@ -15,7 +15,10 @@
 //!
 //! Not here: choosing the objects (see [`crate::walk`]).
 
-use std::{collections::VecDeque, io::Write};
+use std::{
+    collections::VecDeque,
+    io::{Read, Write},
+};
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
@@ -43,7 +46,8 @@ pub struct WriteOptions {
     pub window: usize,
     /// Longest chain of new deltas (git's `pack.depth`).
     pub max_depth: u32,
-    /// Objects larger than this are never delta-searched (git's `core.bigFileThreshold`).
+    /// Objects larger than this are never delta-searched, and go out from a loose
+    /// object streamed, never read whole (git's `core.bigFileThreshold`).
     pub max_delta_object_bytes: u64,
     /// The client asked for a thin pack: stored deltas against objects it has may be
     /// sent as they are (REF_DELTA to a base outside the pack).
@@ -61,7 +65,7 @@ impl Default for WriteOptions {
             compression: 6,
             window: 10,
             max_depth: 50,
-            max_delta_object_bytes: 512 << 20,
+            max_delta_object_bytes: crate::BIG_OBJECT_BYTES,
             thin: false,
             threads: usize::MAX,
             objects_per_thread: 2048,
@@ -107,11 +111,27 @@ struct HashingWriter<'a> {
 
 impl HashingWriter<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.hasher.update(bytes);
-        self.written += bytes.len() as u64;
-        self.inner
-            .write_all(bytes)
-            .map_err(PackError::io("sending pack data"))
+        // In pieces, so a big entry never sits whole in a sink's buffer.
+        for piece in bytes.chunks(256 * 1024) {
+            self.hasher.update(piece);
+            self.written += piece.len() as u64;
+            self.inner
+                .write_all(piece)
+                .map_err(PackError::io("sending pack data"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.written += buf.len() as u64;
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -139,6 +159,8 @@ struct Item {
     plan: Plan,
     /// Inflated size, where known without reading the object.
     size: Option<u64>,
+    /// A loose object above the big-object threshold: streamed, never searched.
+    big: bool,
 }
 
 impl Item {
@@ -246,6 +268,16 @@ fn write_entries(
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {
         let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
+        // The loose index knows sizes: big loose objects stay out of the delta
+        // search and are streamed. (Only bigness is kept: the search order of
+        // loose objects, which keeps bases ahead of their deltas, stays as it is.)
+        let big = match loc {
+            Location::Loose => db
+                .loose()
+                .size(&obj.id)?
+                .is_some_and(|size| size > options.max_delta_object_bytes),
+            Location::Packed { .. } => false,
+        };
         items.push(Item {
             id: obj.id,
             kind: obj.kind,
@@ -253,6 +285,7 @@ fn write_entries(
             loc,
             plan: Plan::Fresh,
             size: None,
+            big,
         });
     }
     items.sort_by_key(|item| match item.loc {
@@ -366,6 +399,9 @@ fn write_entries(
                     w.put(&deflate(delta, options.compression)?)?;
                     stats.new_deltas += 1;
                 }
+                None if item.big => {
+                    stream_loose(db, item, options.compression, &mut w)?;
+                }
                 None => {
                     let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
                     if kind != item.kind {
@@ -395,6 +431,47 @@ fn write_entries(
         .flush()
         .map_err(PackError::io("sending pack data"))?;
     Ok(stats)
+}
+
+/// Write a big loose object as a whole pack entry, inflating the loose bytes and
+/// deflating the entry in pieces: the object is never held whole. The stream is
+/// verified as it ends, so corrupt stored bytes fail the pack before its checksum.
+fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_>) -> Result<()> {
+    let mut stream = db.loose().open(&item.id)?.ok_or_else(|| {
+        PackError::Store(format!("loose object {} is indexed but missing", item.id))
+    })?;
+    if stream.kind != item.kind {
+        return Err(PackError::Corrupt(format!(
+            "object {} is a {}, expected a {}",
+            item.id, stream.kind, item.kind
+        )));
+    }
+    let mut head = Vec::with_capacity(16);
+    write_type_and_size(&mut head, kind_type(stream.kind), stream.size);
+    w.put(&head)?;
+    let mut enc = flate2::write::ZlibEncoder::new(w, flate2::Compression::new(level.min(9)));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = stream
+            .content
+            .read(&mut buf)
+            .map_err(|err| PackError::Store(format!("reading loose object {}: {err}", item.id)))?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        enc.write_all(&buf[..n])
+            .map_err(PackError::io("sending pack data"))?;
+    }
+    if copied != stream.size {
+        return Err(PackError::Store(format!(
+            "loose object {} has {copied} bytes, its header says {}",
+            item.id, stream.size
+        )));
+    }
+    enc.finish().map_err(PackError::io("sending pack data"))?;
+    Ok(())
 }
 
 fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {
@@ -484,9 +561,23 @@ fn delta_search(
     let wanted_hashes: StdHashSet<(u8, u32)> = items
         .iter()
         .filter(|item| item.needs_search())
+        .filter(|item| {
+            !item.big
+                && item
+                    .size
+                    .is_none_or(|size| size <= options.max_delta_object_bytes)
+        })
         .map(|item| (kind_type(item.kind), item.name_hash))
         .collect();
+    // Big objects are never read for the search (git's core.bigFileThreshold).
+    let small = |i: usize| {
+        !items[i].big
+            && items[i]
+                .size
+                .is_none_or(|size| size <= options.max_delta_object_bytes)
+    };
     let mut order: Vec<usize> = (0..items.len())
+        .filter(|&i| small(i))
         .filter(|&i| match items[i].plan {
             Plan::Fresh => items[i].needs_search(),
             Plan::ReuseWhole => {

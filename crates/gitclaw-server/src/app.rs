@@ -122,6 +122,7 @@ impl AppState {
             store: self.store.clone(),
             ids,
             runtime: tokio::runtime::Handle::current(),
+            scratch: self.tmp_dir.clone(),
         };
         let mut db = ObjectDb::new(handles, Arc::new(source));
         for (index, pack) in packs.iter().enumerate() {
@@ -363,6 +364,8 @@ struct StoreLoose {
     /// Loose object ids with their types and inflated sizes.
     ids: HashMap<ObjectId, (Kind, u64)>,
     runtime: tokio::runtime::Handle,
+    /// Where big loose objects of a store without local files are downloaded to be streamed.
+    scratch: PathBuf,
 }
 
 impl LooseSource for StoreLoose {
@@ -372,6 +375,56 @@ impl LooseSource for StoreLoose {
 
     fn size(&self, id: &gitclaw_pack::oid) -> Result<Option<u64>, PackError> {
         Ok(self.ids.get(id).map(|(_, size)| *size))
+    }
+
+    fn header(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, u64)>, PackError> {
+        Ok(self.ids.get(id).copied())
+    }
+
+    /// The loose bytes are read from the store's own file, or downloaded into the
+    /// scratch directory (unlinked at once: the open file keeps them until the
+    /// stream is dropped), and inflated as the stream is read.
+    fn open(
+        &self,
+        id: &gitclaw_pack::oid,
+    ) -> Result<Option<gitclaw_pack::odb::ObjectStream>, PackError> {
+        if !self.ids.contains_key(id) {
+            return Ok(None);
+        }
+        let key = ObjectKey::loose(&self.repo, id);
+        let io = |context: &str| {
+            let context = format!("{context} loose object {id}");
+            move |err: std::io::Error| PackError::Store(format!("{context}: {err}"))
+        };
+        let file = match self.store.local_path(&key) {
+            Some(path) => std::fs::File::open(path).map_err(io("opening"))?,
+            None => {
+                let download = tempfile::Builder::new()
+                    .prefix("loose-")
+                    .tempfile_in(&self.scratch)
+                    .map_err(io("making room for"))?;
+                self.runtime
+                    .block_on(self.store.get_to_file(&key, download.path()))
+                    .map_err(|err| PackError::Store(err.to_string()))?;
+                // get_to_file replaced the temp file by rename: open what is there now.
+                let file = std::fs::File::open(download.path()).map_err(io("opening"))?;
+                drop(download);
+                file
+            }
+        };
+        let reader = gitclaw_storage::LooseObjectReader::new(
+            key.as_str(),
+            id,
+            std::io::BufReader::with_capacity(256 * 1024, file),
+            gitclaw_storage::MAX_LOOSE_OBJECT_BYTES,
+        )
+        .map_err(|err| PackError::Store(err.to_string()))?;
+        let (kind, size) = (reader.kind(), reader.size());
+        Ok(Some(gitclaw_pack::odb::ObjectStream {
+            kind,
+            size,
+            content: Box::new(StreamErrors(reader)),
+        }))
     }
 
     fn list(&self) -> Vec<(ObjectId, Kind)> {
@@ -394,5 +447,16 @@ impl LooseSource for StoreLoose {
             ))
             .map(Some)
             .map_err(|err| PackError::Store(err.to_string()))
+    }
+}
+
+/// Turns a loose reader's errors into ones that name the object as corrupted.
+struct StreamErrors<R: std::io::Read>(gitclaw_storage::LooseObjectReader<R>);
+
+impl<R: std::io::Read> std::io::Read for StreamErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|err| std::io::Error::other(self.0.error(err).to_string()))
     }
 }

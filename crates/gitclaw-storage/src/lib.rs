@@ -18,7 +18,7 @@ pub use error::{Result, StorageError};
 pub use fs::FilesystemBackend;
 pub use keys::{KeyKind, KeyPrefix, ObjectKey, RepoId};
 pub use loose::{
-    decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_object,
-    MAX_LOOSE_OBJECT_BYTES,
+    decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_file,
+    put_loose_object, write_loose_file, LooseObjectReader, MAX_LOOSE_OBJECT_BYTES,
 };
 pub use s3::{backoff_delay, S3Backend, S3Settings, MULTIPART_THRESHOLD};

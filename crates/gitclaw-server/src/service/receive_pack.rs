@@ -12,7 +12,7 @@ use std::{path::Path, time::Duration};
 
 use gitclaw_metadata::{NewLoose, NewPack, PushCommit, RefResult, RefUpdate, Repo};
 use gitclaw_pack::{
-    ingest::{ingest, IngestOptions, IngestedPack},
+    ingest::{ingest_file, IngestOptions, IngestedPack},
     odb::{DecodeState, ObjectDb},
     Kind, ObjectId,
 };
@@ -431,9 +431,7 @@ async fn store_and_commit(
             ..IngestOptions::default()
         };
         tokio::task::spawn_blocking(move || -> Result<Option<IngestedPack>, Unpack> {
-            let file = std::fs::File::open(&spool)?;
-            let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            Ok(ingest(&mut reader, &work, &db2, &options)?)
+            Ok(ingest_file(&spool, &work, &db2, &options)?)
         })
         .await??
     } else {
@@ -525,24 +523,33 @@ async fn store_and_commit(
                 "objects": new.len(), "bytes": size, "storage": "pack", "pack": pack.pack.hash().to_string(),
             });
         } else if !new.is_empty() {
-            let index_path = pack.index_path.clone();
-            let ids: Vec<ObjectId> = new.iter().map(|o| o.id).collect();
+            // Each object is written in the loose format to a file, streamed (a
+            // big one is never held whole), then uploaded from the file.
+            let (index_path, ids, dir) = (
+                pack.index_path.clone(),
+                new.iter().map(|o| o.id).collect::<Vec<_>>(),
+                work.join("loose"),
+            );
             let objects =
-                tokio::task::spawn_blocking(move || read_objects(&index_path, &ids)).await??;
+                tokio::task::spawn_blocking(move || write_loose_files(&index_path, &ids, &dir))
+                    .await??;
             let mut bytes = 0u64;
-            for (id, kind, data) in objects {
-                let stored =
-                    gitclaw_storage::put_loose_object(&*state.store, &repo_id, kind, &data).await?;
-                if stored != id {
-                    return Err(Unpack(format!(
-                        "object {id} hashed to {stored} when stored"
-                    )));
-                }
-                bytes += data.len() as u64;
+            for object in objects {
+                gitclaw_storage::put_loose_file(
+                    &*state.store,
+                    &repo_id,
+                    &object.id,
+                    object.kind,
+                    object.size,
+                    &object.path,
+                )
+                .await?;
+                let _ = tokio::fs::remove_file(&object.path).await;
+                bytes += object.size;
                 loose_records.push(NewLoose {
-                    oid: id,
-                    kind: kind.to_string(),
-                    size: data.len() as u64,
+                    oid: object.id,
+                    kind: object.kind.to_string(),
+                    size: object.size,
                 });
             }
             details = serde_json::json!({ "objects": loose_records.len(), "bytes": bytes, "storage": "loose" });
@@ -613,19 +620,19 @@ fn tip_checks(
     };
     let mut state = DecodeState::default();
     let mut reader = db.reader();
-    let mut buf = Vec::new();
     let mut out = Vec::with_capacity(commands.len());
     for command in commands {
         if command.new.is_null() {
             out.push(None);
             continue;
         }
+        // Headers only: a tip may be a big blob (a tag of one).
         let kind = match pack
             .as_ref()
             .and_then(|p| p.lookup(&command.new).map(|i| (p, i)))
         {
-            Some((p, index)) => Some(p.decode(index, &mut buf, &mut state)?),
-            None => reader.read(&command.new, &mut buf)?,
+            Some((p, index)) => Some(p.object_header(index, &mut state)?.0),
+            None => reader.header(&command.new)?.map(|(kind, _)| kind),
         };
         out.push(match kind {
             None => Some(RefStatus::Rejected("missing necessary objects".into())),
@@ -638,20 +645,57 @@ fn tip_checks(
     Ok(out)
 }
 
-fn read_objects(
+/// A new object of the push, written in the loose format to a local file.
+struct LooseFile {
+    id: ObjectId,
+    kind: Kind,
+    size: u64,
+    path: std::path::PathBuf,
+}
+
+/// Write each object of the received pack named in `ids` as a loose file in `dir`.
+/// Objects stored whole in the pack are inflated from it and deflated into the
+/// file as they stream; deltas are resolved in memory (within the ingest's object
+/// size limit), as git does. Each file's content must hash to its id.
+fn write_loose_files(
     index_path: &Path,
     ids: &[ObjectId],
-) -> Result<Vec<(ObjectId, Kind, Vec<u8>)>, Unpack> {
+    dir: &Path,
+) -> Result<Vec<LooseFile>, Unpack> {
+    std::fs::create_dir_all(dir)?;
     let pack = gitclaw_pack::odb::PackHandle::open(index_path)?;
     let mut state = DecodeState::default();
     let mut out = Vec::with_capacity(ids.len());
+    let mut buf = Vec::new();
     for id in ids {
         let index = pack
             .lookup(id)
             .ok_or_else(|| Unpack(format!("object {id} vanished from the received pack")))?;
-        let mut buf = Vec::new();
-        let kind = pack.decode(index, &mut buf, &mut state)?;
-        out.push((*id, kind, buf));
+        let path = dir.join(id.to_string());
+        let (kind, size, written) = match pack.stream_whole(index)? {
+            Some((kind, size, mut content)) => {
+                let written = gitclaw_storage::write_loose_file(kind, size, &mut content, &path)?;
+                (kind, size, written)
+            }
+            None => {
+                let kind = pack.decode(index, &mut buf, &mut state)?;
+                let size = buf.len() as u64;
+                let written =
+                    gitclaw_storage::write_loose_file(kind, size, &mut buf.as_slice(), &path)?;
+                (kind, size, written)
+            }
+        };
+        if written != *id {
+            return Err(Unpack(format!(
+                "object {id} hashed to {written} when stored"
+            )));
+        }
+        out.push(LooseFile {
+            id: *id,
+            kind,
+            size,
+            path,
+        });
     }
     Ok(out)
 }

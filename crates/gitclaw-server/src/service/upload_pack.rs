@@ -77,14 +77,14 @@ pub struct PeeledRef {
 /// Peel every ref that points at a tag object. Blocking.
 pub fn peel_refs(db: &ObjectDb, refs: Vec<RefRecord>) -> Vec<PeeledRef> {
     let mut reader = db.reader();
-    let mut buf = Vec::new();
     refs.into_iter()
         .map(|r| {
             // Only tags can point at tag objects in practice; reading every branch tip
             // just to learn it is a commit would cost a read per ref.
             let peeled = if r.name.starts_with("refs/tags/") {
-                match reader.read(&r.oid, &mut buf) {
-                    Ok(Some(Kind::Tag)) => reader.peel(&r.oid).ok().map(|(id, _)| id),
+                // The header only: a tag may name a big blob.
+                match reader.header(&r.oid) {
+                    Ok(Some((Kind::Tag, _))) => reader.peel(&r.oid).ok().map(|(id, _)| id),
                     _ => None,
                 }
             } else {

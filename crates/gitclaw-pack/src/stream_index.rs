@@ -1,0 +1,543 @@
+//! Indexing of received packs that hold big objects, without holding them whole.
+//!
+//! gix-pack's indexer inflates every whole object into memory to hash it, so a
+//! pushed 512 MiB blob costs 512 MiB. A pack with an object stored whole above
+//! [`crate::BIG_OBJECT_BYTES`] is indexed here instead, the way git's index-pack
+//! does it: one streaming pass over the file finds the entries (offset, CRC-32,
+//! the pack checksum) and hashes each whole object as it inflates; deltas are
+//! then resolved from the pack file with gix-pack's decoder (their bases come
+//! from the pack, or, for a thin pack, from the repository and are appended to
+//! complete it); last a version-2 index is written. A delta's result and its
+//! base are held whole, bounded by the ingest's object size limit, as in git.
+//!
+//! Not here: parsing and connectivity checks (the ingest's verify step).
+
+use std::{
+    cell::RefCell,
+    collections::{HashMap, HashSet},
+    io::{BufRead, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use gix_hash::ObjectId;
+use gix_object::Kind;
+use gix_pack::data::decode::entry::ResolvedBase;
+use sha1::{Digest, Sha1};
+
+use crate::{
+    entry::{kind_type, write_type_and_size},
+    odb::ObjectDb,
+    PackError, Result,
+};
+
+/// How an entry is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Whole(Kind),
+    OfsDelta { base_offset: u64 },
+    RefDelta { base: ObjectId },
+}
+
+#[derive(Debug, Clone)]
+struct ScanEntry {
+    offset: u64,
+    stored: Stored,
+    /// Inflated size of the entry data (the object, or the delta instructions).
+    size: u64,
+    crc32: u32,
+    /// Known once hashed: at once for whole objects, after resolution for deltas.
+    id: Option<ObjectId>,
+}
+
+struct Scan {
+    entries: Vec<ScanEntry>,
+    /// Where the entries end (the trailer starts).
+    data_end: u64,
+    checksum: ObjectId,
+}
+
+/// Counts, hashes and CRCs every byte consumed from the pack.
+struct Tracker<R> {
+    inner: R,
+    pack_hash: Sha1,
+    crc: crc32fast::Hasher,
+    pos: u64,
+}
+
+impl<R: BufRead> BufRead for Tracker<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let used = &buf[..amt.min(buf.len())];
+            self.pack_hash.update(used);
+            self.crc.update(used);
+        }
+        self.pos += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+impl<R: BufRead> Read for Tracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> PackError {
+    PackError::InvalidPack(detail.into())
+}
+
+fn byte(r: &mut impl Read) -> Result<u8> {
+    let mut b = [0u8; 1];
+    r.read_exact(&mut b)
+        .map_err(|_| invalid("pack is truncated in an entry header"))?;
+    Ok(b[0])
+}
+
+fn object_kind(type_id: u8) -> Option<Kind> {
+    Some(match type_id {
+        1 => Kind::Commit,
+        2 => Kind::Tree,
+        3 => Kind::Blob,
+        4 => Kind::Tag,
+        _ => return None,
+    })
+}
+
+/// Read the pack at `path` entry by entry, hashing big whole objects as they
+/// inflate (the others are hashed when deltas are resolved, from the file).
+fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
+    let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
+    let mut t = Tracker {
+        inner: BufReader::with_capacity(1 << 20, file),
+        pack_hash: Sha1::new(),
+        crc: crc32fast::Hasher::new(),
+        pos: 0,
+    };
+    let mut head = [0u8; 12];
+    t.read_exact(&mut head)
+        .map_err(|_| invalid("pack is truncated in its header"))?;
+    let version = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if &head[..4] != b"PACK" || !(version == 2 || version == 3) {
+        return Err(invalid("not a version 2 pack"));
+    }
+    let count = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
+    let mut buf = vec![0u8; 256 * 1024];
+    for _ in 0..count {
+        let offset = t.pos;
+        t.crc = crc32fast::Hasher::new();
+        let mut c = byte(&mut t)?;
+        let type_id = (c >> 4) & 7;
+        let mut size = u64::from(c & 0x0f);
+        let mut shift = 4;
+        while c & 0x80 != 0 {
+            c = byte(&mut t)?;
+            if shift > 57 {
+                return Err(invalid(format!("entry at {offset} has an overlong size")));
+            }
+            size |= u64::from(c & 0x7f) << shift;
+            shift += 7;
+        }
+        let stored = match type_id {
+            6 => {
+                let mut c = byte(&mut t)?;
+                let mut distance = u64::from(c & 0x7f);
+                while c & 0x80 != 0 {
+                    c = byte(&mut t)?;
+                    distance = distance
+                        .checked_add(1)
+                        .and_then(|d| d.checked_mul(128))
+                        .map(|d| d | u64::from(c & 0x7f))
+                        .ok_or_else(|| invalid(format!("entry at {offset}: bad delta offset")))?;
+                }
+                let base_offset = offset
+                    .checked_sub(distance)
+                    .filter(|_| distance > 0)
+                    .ok_or_else(|| invalid(format!("delta at {offset} points outside the pack")))?;
+                Stored::OfsDelta { base_offset }
+            }
+            7 => {
+                let mut id = [0u8; 20];
+                t.read_exact(&mut id)
+                    .map_err(|_| invalid("pack is truncated in an entry header"))?;
+                Stored::RefDelta {
+                    base: ObjectId::from_bytes_or_panic(&id),
+                }
+            }
+            other => {
+                Stored::Whole(object_kind(other).ok_or_else(|| {
+                    invalid(format!("entry at {offset} has unknown type {other}"))
+                })?)
+            }
+        };
+        if size > max_object_bytes {
+            return Err(invalid(format!(
+                "entry at {offset} of {size} bytes is larger than the limit"
+            )));
+        }
+        let mut hasher = match stored {
+            Stored::Whole(kind) if size > big_bytes => {
+                let mut h = Sha1::new();
+                h.update(format!("{kind} {size}\0").as_bytes());
+                Some(h)
+            }
+            _ => None,
+        };
+        let mut inflater = flate2::bufread::ZlibDecoder::new(&mut t);
+        let mut got = 0u64;
+        loop {
+            let want = (buf.len() as u64).min(size + 1 - got) as usize;
+            let n = inflater
+                .read(&mut buf[..want])
+                .map_err(|err| invalid(format!("entry at {offset}: {err}")))?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+            if got > size {
+                break;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+        }
+        drop(inflater);
+        if got != size {
+            return Err(invalid(format!(
+                "entry at {offset} inflates to {got}{} bytes, its header says {size}",
+                if got > size { "+" } else { "" }
+            )));
+        }
+        entries.push(ScanEntry {
+            offset,
+            stored,
+            size,
+            crc32: t.crc.clone().finalize(),
+            id: hasher.map(|h| ObjectId::from_bytes_or_panic(&h.finalize())),
+        });
+    }
+    let data_end = t.pos;
+    let computed = ObjectId::from_bytes_or_panic(&t.pack_hash.clone().finalize());
+    let mut trailer = [0u8; 20];
+    t.inner
+        .read_exact(&mut trailer)
+        .map_err(|_| invalid("pack is truncated: no checksum"))?;
+    let checksum = ObjectId::from_bytes_or_panic(&trailer);
+    if checksum != computed {
+        return Err(invalid(format!(
+            "pack checksum is {checksum}, its content hashes to {computed}"
+        )));
+    }
+    if !t
+        .inner
+        .fill_buf()
+        .map_err(PackError::io("reading the received pack"))?
+        .is_empty()
+    {
+        return Err(invalid("data after the pack's checksum"));
+    }
+    Ok(Scan {
+        entries,
+        data_end,
+        checksum,
+    })
+}
+
+fn object_id(kind: Kind, data: &[u8]) -> ObjectId {
+    let mut h = Sha1::new();
+    h.update(format!("{kind} {}\0", data.len()).as_bytes());
+    h.update(data);
+    ObjectId::from_bytes_or_panic(&h.finalize())
+}
+
+/// The pack and index written by [`index_big_pack`].
+pub(crate) struct Indexed {
+    pub pack_path: PathBuf,
+    pub index_path: PathBuf,
+}
+
+/// Index the pack at `path` into `work_dir` when it holds an object stored whole
+/// above `big_bytes`; `Ok(None)` when it does not (or does not scan cleanly),
+/// and the ordinary indexer should take it.
+pub(crate) fn index_big_pack(
+    path: &Path,
+    work_dir: &Path,
+    db: &ObjectDb,
+    big_bytes: u64,
+    max_object_bytes: u64,
+) -> Result<Option<Indexed>> {
+    let Ok(mut scan) = scan(path, big_bytes, max_object_bytes) else {
+        // The ordinary indexer reports what is wrong with it, in its words.
+        return Ok(None);
+    };
+    let has_big = scan
+        .entries
+        .iter()
+        .any(|e| matches!(e.stored, Stored::Whole(_)) && e.size > big_bytes);
+    if !has_big {
+        return Ok(None);
+    }
+    let external = resolve_deltas(path, &mut scan, db, max_object_bytes)?;
+    let (pack_path, checksum) = if external.is_empty() {
+        let dest = work_dir.join(format!("pack-{}.pack", scan.checksum));
+        if std::fs::hard_link(path, &dest).is_err() {
+            std::fs::copy(path, &dest).map_err(PackError::io("copying the received pack"))?;
+        }
+        (dest, scan.checksum)
+    } else {
+        complete_thin(path, &mut scan, &external, db, work_dir)?
+    };
+    let index_path = pack_path.with_extension("idx");
+    write_index(&index_path, &scan.entries, &checksum)?;
+    Ok(Some(Indexed {
+        pack_path,
+        index_path,
+    }))
+}
+
+/// Hash every object not hashed yet (small whole objects and deltas, resolved
+/// from the pack file) and record its id; returns the ids
+/// of bases found only in the repository (a thin pack), in a stable order.
+fn resolve_deltas(
+    path: &Path,
+    scan: &mut Scan,
+    db: &ObjectDb,
+    max_object_bytes: u64,
+) -> Result<Vec<ObjectId>> {
+    let corrupt = |err: gix_error::Error| invalid(format!("{err}").replace('\n', " "));
+    let data = gix_pack::data::File::at(path, gix_hash::Kind::Sha1)
+        .map_err(corrupt)?
+        .with_alloc_limit_bytes(Some(
+            usize::try_from(max_object_bytes).unwrap_or(usize::MAX),
+        ));
+    let by_offset: HashMap<u64, usize> = scan
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.offset, i))
+        .collect();
+    let mut ids: HashMap<ObjectId, usize> = scan
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.id.map(|id| (id, i)))
+        .collect();
+    let external: RefCell<Vec<ObjectId>> = RefCell::new(Vec::new());
+    let seen_external: RefCell<HashSet<ObjectId>> = RefCell::new(HashSet::new());
+    let reader = RefCell::new(db.reader_with_cache_bytes(8 << 20));
+    let mut inflate = gix_zlib::Inflate::default();
+    let mut cache = gix_pack::cache::lru::MemoryCappedHashmap::new(32 << 20);
+    let mut buf = Vec::new();
+    // Whole objects first, so every in-pack base named by id is known before
+    // its deltas (and never taken from the repository instead).
+    let mut pending: Vec<usize> = (0..scan.entries.len())
+        .filter(|&i| scan.entries[i].id.is_none())
+        .collect();
+    pending.sort_by_key(|&i| !matches!(scan.entries[i].stored, Stored::Whole(_)));
+    while !pending.is_empty() {
+        let mut waiting = Vec::new();
+        let mut missing = None;
+        for &i in &pending {
+            // The chain must end at a base that is known: in the pack, or in the repository.
+            let mut at = i;
+            let mut ready = true;
+            for _ in 0..=scan.entries.len() {
+                match scan.entries[at].stored {
+                    Stored::Whole(_) => break,
+                    Stored::OfsDelta { base_offset } => match by_offset.get(&base_offset) {
+                        Some(&base) if scan.entries[base].id.is_some() => break,
+                        Some(&base) => at = base,
+                        None => {
+                            return Err(invalid(format!(
+                                "delta at {} has no entry at its base offset",
+                                scan.entries[at].offset
+                            )))
+                        }
+                    },
+                    Stored::RefDelta { base } => {
+                        if !ids.contains_key(&base) && !db.contains(&base) {
+                            ready = false;
+                            missing = Some(base);
+                        }
+                        break;
+                    }
+                }
+            }
+            if !ready {
+                waiting.push(i);
+                continue;
+            }
+            let entry = data.entry(scan.entries[i].offset).map_err(corrupt)?;
+            let resolve = |id: &gix_hash::oid,
+                           out: &mut Vec<u8>|
+             -> gix_error::Result<Option<ResolvedBase>> {
+                if let Some(&j) = ids.get(id) {
+                    return data
+                        .entry(scan.entries[j].offset)
+                        .map(|e| Some(ResolvedBase::InPack(e)));
+                }
+                match reader.borrow_mut().read(id, out) {
+                    Ok(Some(kind)) => {
+                        if seen_external.borrow_mut().insert(id.to_owned()) {
+                            external.borrow_mut().push(id.to_owned());
+                        }
+                        Ok(Some(ResolvedBase::OutOfPack {
+                            kind,
+                            end: out.len(),
+                        }))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(err) => Err(gix_error::Error::from_error(std::io::Error::other(
+                        err.to_string(),
+                    ))),
+                }
+            };
+            let outcome = data
+                .decode_entry(entry, &mut buf, &mut inflate, &resolve, &mut cache)
+                .map_err(corrupt)?;
+            let id = object_id(outcome.kind, &buf);
+            scan.entries[i].id = Some(id);
+            ids.entry(id).or_insert(i);
+        }
+        if waiting.len() == pending.len() {
+            return Err(PackError::MissingObject(
+                missing.unwrap_or_else(|| ObjectId::null(gix_hash::Kind::Sha1)),
+            ));
+        }
+        pending = waiting;
+    }
+    Ok(external.into_inner())
+}
+
+/// Append the repository's `bases` to the pack as whole objects, so it is
+/// self-contained; returns the completed pack's path and checksum.
+fn complete_thin(
+    path: &Path,
+    scan: &mut Scan,
+    bases: &[ObjectId],
+    db: &ObjectDb,
+    work_dir: &Path,
+) -> Result<(PathBuf, ObjectId)> {
+    let io = PackError::io;
+    let count = u32::try_from(scan.entries.len() + bases.len())
+        .map_err(|_| invalid("too many objects for one pack"))?;
+    let tmp = work_dir.join("completing.pack");
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&tmp).map_err(io("completing the pack"))?,
+    );
+    let mut hash = Sha1::new();
+    let mut put = |out: &mut BufWriter<std::fs::File>, bytes: &[u8]| -> Result<()> {
+        hash.update(bytes);
+        out.write_all(bytes)
+            .map_err(PackError::io("completing the pack"))
+    };
+    let mut input = BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(path).map_err(io("reading the received pack"))?,
+    );
+    let mut head = [0u8; 12];
+    input
+        .read_exact(&mut head)
+        .map_err(io("reading the received pack"))?;
+    head[8..12].copy_from_slice(&count.to_be_bytes());
+    put(&mut out, &head)?;
+    let mut left = scan.data_end - 12;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = (buf.len() as u64).min(left) as usize;
+        input
+            .read_exact(&mut buf[..want])
+            .map_err(io("reading the received pack"))?;
+        put(&mut out, &buf[..want])?;
+        left -= want as u64;
+    }
+    let mut offset = scan.data_end;
+    let mut reader = db.reader_with_cache_bytes(8 << 20);
+    let mut data = Vec::new();
+    for id in bases {
+        let kind = reader.read_existing(id, &mut data)?;
+        let mut entry = Vec::with_capacity(data.len() / 2 + 32);
+        write_type_and_size(&mut entry, kind_type(kind), data.len() as u64);
+        let mut enc = flate2::write::ZlibEncoder::new(entry, flate2::Compression::default());
+        enc.write_all(&data).map_err(io("compressing a base"))?;
+        let entry = enc.finish().map_err(io("compressing a base"))?;
+        put(&mut out, &entry)?;
+        scan.entries.push(ScanEntry {
+            offset,
+            stored: Stored::Whole(kind),
+            size: data.len() as u64,
+            crc32: crc32fast::hash(&entry),
+            id: Some(*id),
+        });
+        offset += entry.len() as u64;
+    }
+    let checksum = ObjectId::from_bytes_or_panic(&hash.finalize());
+    out.write_all(checksum.as_bytes())
+        .map_err(io("completing the pack"))?;
+    out.flush().map_err(io("completing the pack"))?;
+    drop(out);
+    let dest = work_dir.join(format!("pack-{checksum}.pack"));
+    std::fs::rename(&tmp, &dest).map_err(io("completing the pack"))?;
+    Ok((dest, checksum))
+}
+
+/// Write a version-2 pack index of `entries` (all hashed) for the pack `checksum`.
+fn write_index(path: &Path, entries: &[ScanEntry], checksum: &ObjectId) -> Result<()> {
+    let mut sorted: Vec<(ObjectId, u32, u64)> = entries
+        .iter()
+        .map(|e| {
+            e.id.map(|id| (id, e.crc32, e.offset))
+                .ok_or_else(|| invalid("an entry was left unresolved"))
+        })
+        .collect::<Result<_>>()?;
+    sorted.sort_unstable_by_key(|(id, _, _)| *id);
+    if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(invalid(format!(
+            "object {} is in the pack twice",
+            pair[0].0
+        )));
+    }
+    let io = PackError::io("writing the pack index");
+    let mut out = Vec::with_capacity(8 + 1024 + sorted.len() * 28 + 40);
+    out.extend_from_slice(b"\xfftOc");
+    out.extend_from_slice(&2u32.to_be_bytes());
+    let mut fanout = [0u32; 256];
+    for (id, _, _) in &sorted {
+        fanout[id.as_bytes()[0] as usize] += 1;
+    }
+    let mut total = 0u32;
+    for n in fanout {
+        total += n;
+        out.extend_from_slice(&total.to_be_bytes());
+    }
+    for (id, _, _) in &sorted {
+        out.extend_from_slice(id.as_bytes());
+    }
+    for (_, crc, _) in &sorted {
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut large = Vec::new();
+    for (_, _, offset) in &sorted {
+        if *offset < 0x8000_0000 {
+            out.extend_from_slice(&(*offset as u32).to_be_bytes());
+        } else {
+            out.extend_from_slice(&(0x8000_0000u32 | large.len() as u32).to_be_bytes());
+            large.push(*offset);
+        }
+    }
+    for offset in large {
+        out.extend_from_slice(&offset.to_be_bytes());
+    }
+    out.extend_from_slice(checksum.as_bytes());
+    let own = Sha1::digest(&out);
+    out.extend_from_slice(&own);
+    std::fs::write(path, out).map_err(io)
+}

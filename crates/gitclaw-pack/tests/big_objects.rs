@@ -1,0 +1,352 @@
+//! Packs holding big objects (stored whole above `BIG_OBJECT_BYTES`) are indexed
+//! by streaming them; git is the oracle for the result.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+};
+
+use gitclaw_pack::{
+    ingest::{ingest_file, IngestOptions},
+    odb::{NoLoose, ObjectDb, PackHandle},
+    BIG_OBJECT_BYTES,
+};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "A U Thor")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "C O Mitter")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// `git pack-objects` of `revs` (one per line) into `dir/name.pack`.
+fn pack_objects(repo: &Path, revs: &str, extra: &[&str], dest: &Path) -> PathBuf {
+    let mut args = vec!["pack-objects", "--revs", "--stdout"];
+    args.extend_from_slice(extra);
+    let mut child = Command::new("git")
+        .args(&args)
+        .current_dir(repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(revs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(dest, out.stdout).unwrap();
+    dest.to_owned()
+}
+
+/// A text of a few KiB, varied by `n`, so versions of it delta well.
+fn text(n: usize) -> String {
+    (0..200)
+        .map(|i| {
+            if i == n * 7 {
+                format!("line {i} changed in version {n}\n")
+            } else {
+                format!("line {i}: the quick brown fox jumps over the lazy dog\n")
+            }
+        })
+        .collect()
+}
+
+/// Two commits: small texts, then a big blob of zeros and new versions of the texts.
+fn history(dir: &Path) -> (String, String) {
+    git(dir, &["init", "-q", "-b", "main", "."]);
+    for f in ["a.txt", "b.txt"] {
+        std::fs::write(dir.join(f), format!("{f}\n{}", text(0))).unwrap();
+    }
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "one"]);
+    let first = git(dir, &["rev-parse", "HEAD"]).trim().to_string();
+    let big = std::fs::File::create(dir.join("big.bin")).unwrap();
+    big.set_len(BIG_OBJECT_BYTES + 4096).unwrap();
+    for f in ["a.txt", "b.txt"] {
+        std::fs::write(dir.join(f), format!("{f}\n{}", text(1))).unwrap();
+    }
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "two"]);
+    let second = git(dir, &["rev-parse", "HEAD"]).trim().to_string();
+    (first, second)
+}
+
+/// Object ids of the `.idx` at `path`, as git lists them.
+fn listed(dir: &Path, idx: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    let out = Command::new("git")
+        .args(["show-index"])
+        .current_dir(dir)
+        .stdin(std::fs::File::open(idx).unwrap())
+        .output()
+        .unwrap();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        ids.push(line.split_whitespace().nth(1).unwrap().to_string());
+    }
+    ids.sort();
+    ids
+}
+
+#[test]
+fn packs_with_big_objects_get_the_index_git_would_write() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let (_, second) = history(&repo);
+    // OFS_DELTA and REF_DELTA packs of the whole history.
+    for (name, extra) in [("ofs", &["--delta-base-offset"][..]), ("ref", &[][..])] {
+        let pack = pack_objects(
+            &repo,
+            &format!("{second}\n"),
+            extra,
+            &work.path().join(format!("{name}.pack")),
+        );
+        let out = work.path().join(format!("{name}-out"));
+        std::fs::create_dir(&out).unwrap();
+        let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+        let ingested = ingest_file(&pack, &out, &db, &IngestOptions::default())
+            .unwrap()
+            .expect("a pack");
+        assert_eq!(ingested.objects.len(), 9, "{name}: every object");
+        // git's own index of the same pack is byte for byte ours.
+        git(
+            work.path(),
+            &["index-pack", "-o", "git.idx", pack.to_str().unwrap()],
+        );
+        assert!(
+            std::fs::read(&ingested.index_path).unwrap()
+                == std::fs::read(work.path().join("git.idx")).unwrap(),
+            "{name}: the index equals git's"
+        );
+        std::fs::remove_file(work.path().join("git.idx")).unwrap();
+        let big = ingested
+            .objects
+            .iter()
+            .find(|o| o.size > BIG_OBJECT_BYTES)
+            .expect("the big blob");
+        assert_eq!(
+            big.id.to_string(),
+            git(&repo, &["rev-parse", "HEAD:big.bin"]).trim()
+        );
+    }
+}
+
+#[test]
+fn thin_packs_with_big_objects_are_completed_from_the_repository() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let (first, second) = history(&repo);
+    // The repository has the first commit, as one pack.
+    let base = pack_objects(
+        &repo,
+        &format!("{first}\n"),
+        &[],
+        &work.path().join("base.pack"),
+    );
+    git(work.path(), &["index-pack", base.to_str().unwrap()]);
+    let db = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&work.path().join("base.idx")).unwrap(),
+        )],
+        Arc::new(NoLoose),
+    );
+    let thin = pack_objects(
+        &repo,
+        &format!("{second}\n^{first}\n"),
+        &["--thin", "--delta-base-offset"],
+        &work.path().join("thin.pack"),
+    );
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let ingested = ingest_file(&thin, &out, &db, &IngestOptions::default())
+        .unwrap()
+        .expect("a pack");
+    // git accepts the completed pack and our index of it.
+    git(
+        work.path(),
+        &["verify-pack", ingested.index_path.to_str().unwrap()],
+    );
+    let ours = listed(work.path(), &ingested.index_path);
+    let check = work.path().join("check.idx");
+    git(
+        work.path(),
+        &[
+            "index-pack",
+            "-o",
+            check.to_str().unwrap(),
+            ingested.pack_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ours,
+        listed(work.path(), &check),
+        "git indexes the same objects"
+    );
+    assert!(
+        ingested.objects.iter().any(|o| o.already_stored),
+        "the thin pack's bases were appended"
+    );
+    assert!(ingested.objects.iter().any(|o| o.size > BIG_OBJECT_BYTES));
+}
+
+#[test]
+fn corrupt_packs_with_big_objects_are_refused_not_panicked_on() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let (_, second) = history(&repo);
+    let pack = pack_objects(
+        &repo,
+        &format!("{second}\n"),
+        &["--delta-base-offset"],
+        &work.path().join("p.pack"),
+    );
+    let bytes = std::fs::read(&pack).unwrap();
+    let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+    for (i, cut) in [bytes.len() - 1, bytes.len() / 2, 40]
+        .into_iter()
+        .enumerate()
+    {
+        let bad = work.path().join(format!("cut{i}.pack"));
+        std::fs::write(&bad, &bytes[..cut]).unwrap();
+        let out = work.path().join(format!("cut{i}"));
+        std::fs::create_dir(&out).unwrap();
+        assert!(ingest_file(&bad, &out, &db, &IngestOptions::default()).is_err());
+    }
+    for (i, at) in [bytes.len() / 2, bytes.len() - 30].into_iter().enumerate() {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        let bad = work.path().join(format!("flip{i}.pack"));
+        std::fs::write(&bad, &flipped).unwrap();
+        let out = work.path().join(format!("flip{i}"));
+        std::fs::create_dir(&out).unwrap();
+        assert!(ingest_file(&bad, &out, &db, &IngestOptions::default()).is_err());
+    }
+}
+
+/// One big loose blob that may only be streamed: reading it whole is a bug.
+struct StreamOnly {
+    id: gitclaw_pack::ObjectId,
+    content: Arc<Vec<u8>>,
+}
+
+impl gitclaw_pack::odb::LooseSource for StreamOnly {
+    fn contains(&self, id: &gitclaw_pack::oid) -> bool {
+        id == self.id
+    }
+    fn read(
+        &self,
+        _id: &gitclaw_pack::oid,
+    ) -> Result<Option<(gitclaw_pack::Kind, Vec<u8>)>, gitclaw_pack::PackError> {
+        panic!("a big loose object was read whole");
+    }
+    fn list(&self) -> Vec<(gitclaw_pack::ObjectId, gitclaw_pack::Kind)> {
+        vec![(self.id, gitclaw_pack::Kind::Blob)]
+    }
+    fn header(
+        &self,
+        id: &gitclaw_pack::oid,
+    ) -> Result<Option<(gitclaw_pack::Kind, u64)>, gitclaw_pack::PackError> {
+        Ok(self
+            .contains(id)
+            .then_some((gitclaw_pack::Kind::Blob, self.content.len() as u64)))
+    }
+    fn open(
+        &self,
+        id: &gitclaw_pack::oid,
+    ) -> Result<Option<gitclaw_pack::odb::ObjectStream>, gitclaw_pack::PackError> {
+        struct Shared(Arc<Vec<u8>>, usize);
+        impl std::io::Read for Shared {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = (&self.0[self.1..]).read(buf)?;
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        Ok(self.contains(id).then(|| gitclaw_pack::odb::ObjectStream {
+            kind: gitclaw_pack::Kind::Blob,
+            size: self.content.len() as u64,
+            content: Box::new(Shared(self.content.clone(), 0)),
+        }))
+    }
+}
+
+#[test]
+fn big_loose_objects_are_streamed_into_packs_never_read_whole() {
+    use std::io::Read;
+    let content: Vec<u8> = (0..BIG_OBJECT_BYTES as usize + 1)
+        .map(|i| (i % 253) as u8 ^ (i >> 12) as u8)
+        .collect();
+    let id = {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", content.len()).as_bytes());
+        h.update(&content);
+        gitclaw_pack::ObjectId::from_bytes_or_panic(&h.finalize())
+    };
+    let db = ObjectDb::new(
+        Vec::new(),
+        Arc::new(StreamOnly {
+            id,
+            content: Arc::new(content.clone()),
+        }),
+    );
+    let mut pack = Vec::new();
+    gitclaw_pack::writer::write_pack(
+        &db,
+        &[gitclaw_pack::walk::WalkObject::new(
+            id,
+            gitclaw_pack::Kind::Blob,
+        )],
+        None,
+        &gitclaw_pack::writer::WriteOptions::default(),
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "-q", "--bare", "."]);
+    let mut child = Command::new("git")
+        .args(["index-pack", "--stdin", "--strict"])
+        .current_dir(work.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&pack).unwrap();
+    assert!(
+        child.wait_with_output().unwrap().status.success(),
+        "git takes the pack"
+    );
+    let mut back = Command::new("git")
+        .args(["cat-file", "blob", &id.to_string()])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut data = Vec::new();
+    back.stdout.take().unwrap().read_to_end(&mut data).unwrap();
+    assert!(back.wait().unwrap().success());
+    assert!(data == content, "git reads the blob back whole");
+}
