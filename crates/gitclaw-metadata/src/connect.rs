@@ -111,6 +111,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pack_closure_tips",
         include_str!("../migrations/sqlite/0006_pack_closure_tips.sql"),
     ),
+    (
+        7,
+        "auth",
+        include_str!("../migrations/sqlite/0007_auth.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +147,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "pack_closure_tips",
         include_str!("../migrations/postgres/0006_pack_closure_tips.sql"),
+    ),
+    (
+        7,
+        "auth",
+        include_str!("../migrations/postgres/0007_auth.sql"),
     ),
 ];
 
