@@ -30,6 +30,8 @@ fn openapi_document_matches_the_real_routes() {
         ("GET", "/api/v1/repos/{owner}/{name}/stats"),
         ("GET", "/api/v1/repos/{owner}/{name}/audit"),
         ("POST", "/api/v1/tokens"),
+        ("GET", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/tokens/{id}"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -42,7 +44,10 @@ fn openapi_document_matches_the_real_routes() {
     // Every documented route is really served: a route the router lacks answers
     // 404/405 with no JSON error body.
     for (method, path) in &documented {
-        let concrete = path.replace("{owner}", "doc").replace("{name}", "repo");
+        let concrete = path
+            .replace("{owner}", "doc")
+            .replace("{name}", "repo")
+            .replace("{id}", "no-such-id");
         let (status, body) = http(
             server.addr,
             method,

@@ -112,6 +112,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_pack_closure_tips.sql"),
     ),
     (
+        7,
+        "auth",
+        include_str!("../migrations/sqlite/0007_auth.sql"),
+    ),
+    (
         8,
         "store_claims",
         include_str!("../migrations/sqlite/0008_store_claims.sql"),
@@ -147,6 +152,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "pack_closure_tips",
         include_str!("../migrations/postgres/0006_pack_closure_tips.sql"),
+    ),
+    (
+        7,
+        "auth",
+        include_str!("../migrations/postgres/0007_auth.sql"),
     ),
     (
         8,

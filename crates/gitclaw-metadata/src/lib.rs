@@ -51,8 +51,8 @@ pub use push::{
     REASON_STALE,
 };
 pub use refs::RefRecord;
-pub use repos::{ForkRepo, Repo, RepoSnapshot, DEFAULT_HEAD_REF};
-pub use tokens::{Access, Token};
+pub use repos::{ForkRepo, Readers, Repo, RepoSnapshot, DEFAULT_HEAD_REF};
+pub use tokens::{Access, NamedScope, Token, TokenSummary};
 
 use sqlx::AnyPool;
 

@@ -26,6 +26,17 @@ macro_rules! repo_columns {
     };
 }
 
+/// Whose view [`Metadata::list_readable_repos`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers<'a> {
+    /// Every repository (admins, an open server, the command line).
+    Everyone,
+    /// Public repositories only (no credentials).
+    Public,
+    /// Public repositories and those token `id` has a scope on.
+    PublicAndToken(&'a str),
+}
+
 /// A repository.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Repo {
@@ -103,12 +114,13 @@ impl Metadata {
         uuid::Uuid::new_v4().to_string()
     }
 
-    /// Creates `owner/name` (names compare case-sensitively) with HEAD at
+    /// Creates `owner/name` (unique regardless of letter case; the spelling
+    /// given here is the one stored and shown) with HEAD at
     /// `refs/heads/main` and no refs, and records `repo.create` by `actor`
     /// in the same transaction.
     ///
-    /// [`Error::AlreadyExists`] if the name is taken, also when two callers
-    /// race for it: the unique constraint decides.
+    /// [`Error::AlreadyExists`] if the name is taken in any letter case, also
+    /// when two callers race for it: the unique index decides.
     pub async fn create_repo(
         &self,
         owner: &str,
@@ -146,12 +158,13 @@ impl Metadata {
         Ok(repo)
     }
 
-    /// The repository `owner/name` (exact, case-sensitive match).
+    /// The repository `owner/name`, ignoring letter case: `Alice/Pub` finds
+    /// `alice/pub`, and the result carries the stored spelling.
     pub async fn get_repo(&self, owner: &str, name: &str) -> Result<Option<Repo>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             repo_columns!(),
-            " FROM repositories WHERE owner = $1 AND name = $2"
+            " FROM repositories WHERE lower(owner) = lower($1) AND lower(name) = lower($2)"
         ))
         .bind(owner)
         .bind(name)
@@ -173,36 +186,52 @@ impl Metadata {
         row.as_ref().map(repo_from_row).transpose()
     }
 
-    /// Up to `limit` repositories sorted by `(owner, name)` (bytewise),
-    /// starting after `after` — pass the last `(owner, name)` of the previous
-    /// page; `None` for the first page.
+    /// Up to `limit` repositories in listing order, starting after `after`
+    /// — pass the last `(owner, name)` of the previous page; `None` for the
+    /// first page. Every repository, whoever may read it: see
+    /// [`Metadata::list_readable_repos`].
     pub async fn list_repos(&self, after: Option<(&str, &str)>, limit: u32) -> Result<Vec<Repo>> {
-        let limit = i64::from(limit);
-        let rows = match after {
-            None => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    repo_columns!(),
-                    " FROM repositories ORDER BY owner, name LIMIT $1"
-                ))
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
-            Some((owner, name)) => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    repo_columns!(),
-                    " FROM repositories WHERE owner > $1 OR (owner = $1 AND name > $2) \
-                     ORDER BY owner, name LIMIT $3"
-                ))
-                .bind(owner)
-                .bind(name)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
+        self.list_readable_repos(Readers::Everyone, after, limit)
+            .await
+    }
+
+    /// Up to `limit` of the repositories `readers` may see, sorted by
+    /// `(lower(owner), lower(name))` (bytewise; unique, as names are unique
+    /// regardless of case), starting after `after` — the last `(owner, name)`
+    /// of the previous page, compared ignoring case; `None` for the first
+    /// page. The filter is part of the query, so `limit` counts, and a page
+    /// ends on, visible repositories only: however many hidden ones sit
+    /// between, a page is full unless the listing is over.
+    pub async fn list_readable_repos(
+        &self,
+        readers: Readers<'_>,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Repo>> {
+        let (everything, token_id) = match readers {
+            Readers::Everyone => (true, ""),
+            Readers::Public => (false, ""),
+            Readers::PublicAndToken(id) => (false, id),
         };
+        // Names are never empty, so `("", "")` starts before the first one.
+        let (owner, name) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            repo_columns!(),
+            " FROM repositories \
+             WHERE ($1 OR NOT private \
+                    OR id IN (SELECT repo_id FROM token_scopes WHERE token_id = $2)) \
+               AND (lower(owner) > lower($3) \
+                    OR (lower(owner) = lower($3) AND lower(name) > lower($4))) \
+             ORDER BY lower(owner), lower(name) LIMIT $5"
+        ))
+        .bind(everything)
+        .bind(token_id)
+        .bind(owner)
+        .bind(name)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(repo_from_row).collect()
     }
 

@@ -1,11 +1,21 @@
-//! Access tokens: a name, an admin flag and per-repository scopes, stored under a
-//! hash of the secret (the secret itself is shown once, by the caller, and never
-//! stored).
+//! Access tokens: a name, an admin flag, per-repository scopes and an optional
+//! expiry, stored under a hash of the secret (the secret itself is shown once,
+//! by the caller, and never stored). Revoking deletes the row, so the next
+//! lookup by any server finds nothing: nothing here is cached.
 //!
-//! Not for: generating secrets, hashing them, or deciding access (the server does).
+//! Not for: generating secrets, hashing them, or deciding access (the server
+//! does, including whether a token has expired).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use crate::util::{get_bool, get_i64, get_str, now_secs};
 use crate::{Error, Metadata, Result};
+
+/// A nullable unix-seconds column.
+fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
 
 /// What a token may touch in one repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -13,6 +23,8 @@ use crate::{Error, Metadata, Result};
 pub enum Access {
     Read,
     Write,
+    /// Write, and delete the repository.
+    Admin,
 }
 
 impl Access {
@@ -20,6 +32,7 @@ impl Access {
         match self {
             Access::Read => "read",
             Access::Write => "write",
+            Access::Admin => "admin",
         }
     }
 
@@ -27,6 +40,7 @@ impl Access {
         match text {
             "read" => Some(Access::Read),
             "write" => Some(Access::Write),
+            "admin" => Some(Access::Admin),
             _ => None,
         }
     }
@@ -40,14 +54,42 @@ pub struct Token {
     pub admin: bool,
     /// `(repo_id, access)` pairs.
     pub scopes: Vec<(String, Access)>,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds after which the token is refused; `None`: never.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of the last request that used it, as recorded by
+    /// [`Metadata::touch_token`]; `None`: never used.
+    pub last_used_at: Option<i64>,
+}
+
+/// One scope of a listed token, with the repository's current name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NamedScope {
+    pub repo_id: String,
+    pub owner: String,
+    pub name: String,
+    pub access: Access,
+}
+
+/// A token as [`Metadata::list_tokens`] shows it: never its secret or hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenSummary {
+    pub id: String,
+    pub name: String,
+    pub admin: bool,
+    pub scopes: Vec<NamedScope>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 impl Token {
-    /// The access this token has to a repository (admins have write everywhere).
+    /// The access this token has to a repository (admin tokens have admin
+    /// access everywhere).
     pub fn access_to(&self, repo_id: &str) -> Option<Access> {
         if self.admin {
-            return Some(Access::Write);
+            return Some(Access::Admin);
         }
         self.scopes
             .iter()
@@ -58,13 +100,15 @@ impl Token {
 }
 
 impl Metadata {
-    /// Store a token under `token_hash` with its scopes, in one transaction.
+    /// Store a token under `token_hash` with its scopes and expiry (unix
+    /// seconds, `None` for never), in one transaction.
     pub async fn create_token(
         &self,
         name: &str,
         token_hash: &str,
         admin: bool,
         scopes: &[(String, Access)],
+        expires_at: Option<i64>,
     ) -> Result<Token> {
         if name.is_empty() || name.len() > 200 {
             return Err(Error::InvalidInput(
@@ -77,16 +121,22 @@ impl Metadata {
             admin,
             scopes: scopes.to_vec(),
             created_at: now_secs(),
+            expires_at,
+            last_used_at: None,
         };
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO tokens (id, name, token_hash, admin, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&token.id)
-            .bind(&token.name)
-            .bind(token_hash)
-            .bind(admin)
-            .bind(token.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, name, token_hash, admin, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token_hash)
+        .bind(admin)
+        .bind(token.created_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
         for (repo_id, access) in scopes {
             sqlx::query(
                 "INSERT INTO token_scopes (token_id, repo_id, access) VALUES ($1, $2, $3) \
@@ -102,13 +152,17 @@ impl Metadata {
         Ok(token)
     }
 
-    /// The token stored under `token_hash`, with its scopes.
+    /// The token stored under `token_hash`, with its scopes, read from the
+    /// database on every call (a revoked token is gone at once, everywhere).
+    /// An expired token is returned too: the caller decides, and can say why.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<Token>> {
-        let Some(row) =
-            sqlx::query("SELECT id, name, admin, created_at FROM tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(self.pool())
-                .await?
+        let Some(row) = sqlx::query(
+            "SELECT id, name, admin, created_at, expires_at, last_used_at \
+             FROM tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?
         else {
             return Ok(None);
         };
@@ -135,6 +189,91 @@ impl Metadata {
             admin: get_bool(&row, "admin")?,
             scopes,
             created_at: get_i64(&row, "created_at")?,
+            expires_at: get_opt_i64(&row, "expires_at")?,
+            last_used_at: get_opt_i64(&row, "last_used_at")?,
         }))
+    }
+
+    /// Records that token `id` was used at `now`, unless a use later than
+    /// `now - interval` is already recorded: at most one write per token per
+    /// `interval` seconds, however busy the token.
+    pub async fn touch_token(&self, id: &str, now: i64, interval: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now.saturating_sub(interval))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every token, oldest first, with its scopes by repository name.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenSummary>> {
+        let rows = sqlx::query(
+            "SELECT id, name, admin, created_at, expires_at, last_used_at \
+             FROM tokens ORDER BY created_at, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let scope_rows = sqlx::query(
+            "SELECT s.token_id, s.repo_id, s.access, r.owner, r.name \
+             FROM token_scopes s JOIN repositories r ON r.id = s.repo_id \
+             ORDER BY lower(r.owner), lower(r.name)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut scopes: std::collections::HashMap<String, Vec<NamedScope>> =
+            std::collections::HashMap::new();
+        for r in &scope_rows {
+            let access = get_str(r, "access")?;
+            scopes
+                .entry(get_str(r, "token_id")?)
+                .or_default()
+                .push(NamedScope {
+                    repo_id: get_str(r, "repo_id")?,
+                    owner: get_str(r, "owner")?,
+                    name: get_str(r, "name")?,
+                    access: Access::parse(&access).ok_or_else(|| {
+                        Error::InvalidData(format!("token scope access {access}"))
+                    })?,
+                });
+        }
+        rows.iter()
+            .map(|row| {
+                let id = get_str(row, "id")?;
+                Ok(TokenSummary {
+                    scopes: scopes.remove(&id).unwrap_or_default(),
+                    id,
+                    name: get_str(row, "name")?,
+                    admin: get_bool(row, "admin")?,
+                    created_at: get_i64(row, "created_at")?,
+                    expires_at: get_opt_i64(row, "expires_at")?,
+                    last_used_at: get_opt_i64(row, "last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes token `id`: its row and scopes are deleted, so the next
+    /// lookup of its secret finds nothing. [`Error::NotFound`] if there is
+    /// no such token.
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("token {id}")));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

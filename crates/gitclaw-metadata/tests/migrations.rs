@@ -58,6 +58,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "pending_deletions",
             "refs",
             "repositories",
+            "store_claims",
             "token_scopes",
             "tokens"
         ]
@@ -71,7 +72,9 @@ async fn sqlite_fresh_database_and_reconnect() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true),
+            (8, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
@@ -135,4 +138,64 @@ async fn postgres_reconnect_applies_nothing_twice() {
     let url = std::env::var(common::POSTGRES_ENV).unwrap();
     let md = Metadata::connect(&url).await.expect("reconnect");
     md.ping().await.unwrap();
+}
+
+/// A database from before names were unique regardless of case, holding
+/// `Acme/tools` and `acme/Tools`: the upgrade stops with a message saying
+/// what to do, and changes nothing (both repositories keep their data).
+#[tokio::test]
+async fn sqlite_upgrade_with_names_differing_only_in_case_fails_clearly_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.as_str() < "0007" {
+            std::fs::copy(entry.path(), old.join(&file)).unwrap();
+        }
+    }
+    let path = dir.path().join("meta.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .expect("the schema before 0007");
+    for (id, owner, name) in [("r1", "Acme", "tools"), ("r2", "acme", "Tools")] {
+        sqlx::query(
+            "INSERT INTO repositories (id, owner, name, private, head_ref, state, created_at) \
+             VALUES ($1, $2, $3, 0, 'refs/heads/main', 'active', 0)",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let err = Metadata::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect_err("the upgrade must not pick one of the two");
+    assert!(
+        err.to_string().contains("differ only in letter case"),
+        "{err}"
+    );
+    let mut conn = inspect(&path).await;
+    let names: Vec<String> =
+        sqlx::query("SELECT owner || '/' || name FROM repositories ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+    assert_eq!(names, ["Acme/tools", "acme/Tools"]);
+    let versions: Vec<i64> = applied(&mut conn).await.iter().map(|v| v.0).collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "0007 is not recorded");
 }

@@ -1,4 +1,5 @@
-//! The metadata story, written once and run on every database: repositories,
+//! The metadata story, written once and run on every database: repositories
+//! (names unique regardless of case), listings filtered by reader, tokens,
 //! pushes (CAS, atomic, HEAD), stats, audit, fork and delete.
 //! SQLite always; PostgreSQL when `GITCLAW_TEST_POSTGRES_URL` is set.
 
@@ -6,8 +7,9 @@ mod common;
 
 use common::{oid, unique};
 use gitclaw_metadata::{
-    AuditEvent, Error, ForkRepo, Metadata, NewLoose, NewPack, ObjectId, PushCommit, RefRecord,
-    RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID, REASON_STALE,
+    Access, AuditEvent, Error, ForkRepo, Metadata, NamedScope, NewLoose, NewPack, ObjectId,
+    PushCommit, Readers, RefRecord, RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID,
+    REASON_STALE,
 };
 use serde_json::json;
 
@@ -66,6 +68,31 @@ async fn audit(md: &Metadata, repo_id: &str) -> Vec<AuditEvent> {
         .expect("list audit")
 }
 
+/// The names of `owner`'s repositories `readers` may see, paging `limit` at
+/// a time from just before `owner` until a page ends the owner's listing.
+async fn readable(md: &Metadata, owner: &str, readers: Readers<'_>, limit: u32) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after = (owner.to_string(), String::new());
+    loop {
+        let page = md
+            .list_readable_repos(readers, Some((&after.0, &after.1)), limit)
+            .await
+            .expect("list readable");
+        assert!(page.len() <= limit as usize);
+        seen.extend(
+            page.iter()
+                .filter(|r| r.owner == owner)
+                .map(|r| r.name.clone()),
+        );
+        match page.last() {
+            Some(last) if last.owner == owner && page.len() == limit as usize => {
+                after = (last.owner.clone(), last.name.clone());
+            }
+            _ => return seen,
+        }
+    }
+}
+
 async fn story(md: Metadata) {
     let owner = unique("owner");
     let (a, b, c, d) = (oid(0xaa), oid(0xbb), oid(0xcc), oid(0xdd));
@@ -85,12 +112,33 @@ async fn story(md: Metadata) {
         md.create_repo(&owner, "one", true, "mallory").await,
         Err(Error::AlreadyExists(_))
     ));
+    // Names are unique regardless of letter case; the stored spelling is
+    // the one lookups in any case return.
+    let owner_upper = owner.to_uppercase();
+    for (o, n) in [
+        (owner.as_str(), "ONE"),
+        (owner_upper.as_str(), "one"),
+        (owner_upper.as_str(), "One"),
+    ] {
+        assert!(
+            matches!(
+                md.create_repo(o, n, true, "mallory").await,
+                Err(Error::AlreadyExists(_))
+            ),
+            "{o}/{n} differs from {owner}/one only in letter case"
+        );
+    }
     let upper = md
-        .create_repo(&owner, "ONE", true, "alice")
+        .create_repo(&owner, "TWO", true, "alice")
         .await
-        .expect("names are case-sensitive");
+        .expect("create TWO");
     assert!(upper.private);
     assert_ne!(upper.id, repo.id);
+    assert_eq!(
+        md.get_repo(&owner_upper, "two").await.unwrap(),
+        Some(upper.clone()),
+        "found in any case, shown as stored"
+    );
     assert!(matches!(
         md.create_repo(&owner, "", false, "alice").await,
         Err(Error::InvalidInput(_))
@@ -100,7 +148,11 @@ async fn story(md: Metadata) {
         md.get_repo(&owner, "one").await.unwrap(),
         Some(repo.clone())
     );
-    assert_eq!(md.get_repo(&owner, "One").await.unwrap(), None);
+    assert_eq!(
+        md.get_repo(&owner, "One").await.unwrap(),
+        Some(repo.clone())
+    );
+    assert_eq!(md.get_repo(&owner, "three").await.unwrap(), None);
     assert_eq!(
         md.get_repo_by_id(&repo.id).await.unwrap(),
         Some(repo.clone())
@@ -123,8 +175,8 @@ async fn story(md: Metadata) {
             .expect("create page repo");
     }
     // Start just before this run's owner, so other data in a shared
-    // database does not matter; bytewise order puts "ONE" before "one" and
-    // "one" before "p-…".
+    // database does not matter; order ignores letter case ("one", "p-…",
+    // "TWO"), and so does the cursor.
     let mut seen = Vec::new();
     let mut after: Option<(String, String)> = Some((owner.clone(), String::new()));
     loop {
@@ -141,9 +193,104 @@ async fn story(md: Metadata) {
         let last = page.last().expect("non-empty page");
         after = Some((last.owner.clone(), last.name.clone()));
     }
-    assert_eq!(seen, ["ONE", "one", "p-a", "p-b", "p-c", "p-d", "p-e"]);
+    assert_eq!(seen, ["one", "p-a", "p-b", "p-c", "p-d", "p-e", "TWO"]);
     let first = md.list_repos(None, 1).await.expect("first page");
     assert_eq!(first.len(), 1);
+
+    // --- listing only what a reader may see, and tokens --------------------
+    let reader = md
+        .create_token(
+            &unique("reader"),
+            &unique("hash"),
+            false,
+            &[(upper.id.clone(), Access::Read)],
+            None,
+        )
+        .await
+        .expect("create token");
+    let public = ["one", "p-a", "p-b", "p-c", "p-d", "p-e"];
+    for limit in [1, 2, 50] {
+        assert_eq!(
+            readable(&md, &owner, Readers::Public, limit).await,
+            public,
+            "the private TWO is neither listed nor a cursor (limit {limit})"
+        );
+        assert_eq!(
+            readable(&md, &owner, Readers::PublicAndToken(&reader.id), limit).await,
+            seen,
+            "a token's scopes make TWO visible (limit {limit})"
+        );
+        assert_eq!(readable(&md, &owner, Readers::Everyone, limit).await, seen);
+    }
+    let found = md
+        .token_by_hash(&unique("hash"))
+        .await
+        .expect("unknown hash");
+    assert_eq!(found, None);
+    let stored = md
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == reader.id)
+        .expect("listed");
+    assert_eq!(
+        stored.scopes,
+        [NamedScope {
+            repo_id: upper.id.clone(),
+            owner: owner.clone(),
+            name: "TWO".into(),
+            access: Access::Read,
+        }]
+    );
+    assert_eq!((stored.expires_at, stored.last_used_at), (None, None));
+    // Last use is written at most once per interval.
+    md.touch_token(&reader.id, 1_000, 60).await.unwrap();
+    md.touch_token(&reader.id, 1_030, 60).await.unwrap();
+    let last_used = |md: &Metadata, id: String| {
+        let md = md.clone();
+        async move {
+            md.list_tokens()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|t| t.id == id)
+                .expect("listed")
+                .last_used_at
+        }
+    };
+    assert_eq!(last_used(&md, reader.id.clone()).await, Some(1_000));
+    md.touch_token(&reader.id, 1_060, 60).await.unwrap();
+    assert_eq!(last_used(&md, reader.id.clone()).await, Some(1_060));
+    // Expiry and the admin scope are stored and read back.
+    let hash = unique("hash");
+    let deleter = md
+        .create_token(
+            &unique("deleter"),
+            &hash,
+            false,
+            &[(repo.id.clone(), Access::Admin)],
+            Some(12_345),
+        )
+        .await
+        .expect("a token with the admin scope");
+    let found = md.token_by_hash(&hash).await.unwrap().expect("found");
+    assert_eq!(found.expires_at, Some(12_345));
+    assert_eq!(found.scopes, [(repo.id.clone(), Access::Admin)]);
+    assert_eq!(found.access_to(&repo.id), Some(Access::Admin));
+    // Revoking removes it at once; revoking twice is NotFound.
+    md.revoke_token(&deleter.id).await.expect("revoke");
+    assert_eq!(md.token_by_hash(&hash).await.unwrap(), None);
+    assert!(matches!(
+        md.revoke_token(&deleter.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(!md
+        .list_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.id == deleter.id));
 
     // --- first push: creates branches and a tag with a pack ---------------
     let pack1 = NewPack {

@@ -1,20 +1,26 @@
 //! Authentication and access: who is calling, and what they may do.
 //!
 //! Tokens arrive as the HTTP Basic password (any user name — what git credential
-//! helpers send) or as `Authorization: Bearer`. `GITCLAW_ADMIN_TOKEN` is the
-//! bootstrap admin; other tokens live hashed (SHA-256) in the metadata database,
-//! each an admin or scoped to repositories with read or write access. With no
-//! admin token configured the server runs open: everyone may read and write.
+//! helpers send) or as `Authorization: Bearer`; scheme names ignore letter case.
+//! `GITCLAW_ADMIN_TOKEN` is the bootstrap admin; other tokens live hashed
+//! (SHA-256) in the metadata database, each an admin or scoped to repositories
+//! with read, write or admin access, optionally until an expiry time. Every
+//! request looks its token up in the database, so a revoked or expired token is
+//! refused at once by every server sharing it. With no admin token configured
+//! the server runs open: everyone may read and write.
 //!
 //! Rules with auth on: public repositories are readable by anyone; private ones
-//! need a read (or write, or admin) token; pushes and API writes need write or
-//! admin for that repository; creating repositories, forking and minting tokens
-//! need admin. A missing or unknown token is a 401 with `WWW-Authenticate: Basic`
-//! (so git asks its credential helper); a valid token without the scope is a 403.
+//! need a read (or write, or admin) token, and to anyone else they do not exist:
+//! the routes answer exactly as for a missing repository ([`can_read`] is the
+//! test). Pushes and API writes need write or admin for that repository; deleting
+//! a repository needs admin for it; creating repositories, forking and managing
+//! tokens need an admin token. A missing, unknown or expired token is a 401 with
+//! `WWW-Authenticate: Basic` (so git asks its credential helper); a valid token
+//! without the scope is a 403.
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
-use gitclaw_metadata::{Access, Repo, Token};
+use gitclaw_metadata::{Access, Readers, Repo, Token};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
@@ -47,9 +53,18 @@ impl Caller {
         matches!(self, Caller::Open | Caller::Admin) || matches!(self, Caller::Token(t) if t.admin)
     }
 
+    /// The repositories this caller may see in a listing.
+    pub fn readers(&self) -> Readers<'_> {
+        match self {
+            _ if self.is_admin() => Readers::Everyone,
+            Caller::Token(t) => Readers::PublicAndToken(&t.id),
+            _ => Readers::Public,
+        }
+    }
+
     fn access_to(&self, repo: &Repo) -> Option<Access> {
         match self {
-            Caller::Open | Caller::Admin => Some(Access::Write),
+            Caller::Open | Caller::Admin => Some(Access::Admin),
             Caller::Anonymous => None,
             Caller::Token(t) => t.access_to(&repo.id),
         }
@@ -94,12 +109,14 @@ fn secret_from(headers: &HeaderMap) -> Result<Option<String>, Denied> {
     let value = value
         .to_str()
         .map_err(|_| Denied::Unauthenticated("malformed Authorization header".into()))?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return Ok(Some(token.trim().to_string()));
+    // Scheme names are case-insensitive (RFC 7235): `bearer` is `Bearer`.
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(rest.trim().to_string()));
     }
-    if let Some(encoded) = value.strip_prefix("Basic ") {
+    if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
+            .decode(rest.trim())
             .map_err(|_| Denied::Unauthenticated("malformed Basic credentials".into()))?;
         let text = String::from_utf8(decoded)
             .map_err(|_| Denied::Unauthenticated("malformed Basic credentials".into()))?;
@@ -110,6 +127,17 @@ fn secret_from(headers: &HeaderMap) -> Result<Option<String>, Denied> {
         "unsupported Authorization scheme: use Basic or Bearer".into(),
     ))
 }
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A token's last use is written at most this often (seconds), so a busy
+/// token costs one small update a minute, not one per request.
+const LAST_USED_INTERVAL_SECS: i64 = 60;
 
 /// Identify the caller from the request headers.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Denied> {
@@ -122,40 +150,65 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     if constant_time_eq(secret.as_bytes(), admin.as_bytes()) {
         return Ok(Caller::Admin);
     }
-    match state.meta.token_by_hash(&hash_secret(&secret)).await {
-        Ok(Some(token)) => Ok(Caller::Token(token)),
-        Ok(None) => Err(Denied::Unauthenticated("invalid token".into())),
-        Err(err) => Err(Denied::Unavailable(err.to_string())),
+    let token = match state.meta.token_by_hash(&hash_secret(&secret)).await {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(Denied::Unauthenticated("invalid token".into())),
+        Err(err) => return Err(Denied::Unavailable(err.to_string())),
+    };
+    let now = now_secs();
+    if token.expires_at.is_some_and(|at| at <= now) {
+        return Err(Denied::Unauthenticated(format!(
+            "token '{}' has expired: create a new one",
+            token.name
+        )));
     }
+    if token
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USED_INTERVAL_SECS)
+    {
+        if let Err(err) = state
+            .meta
+            .touch_token(&token.id, now, LAST_USED_INTERVAL_SECS)
+            .await
+        {
+            tracing::warn!(token = %token.id, error = %err, "cannot record the token's last use");
+        }
+    }
+    Ok(Caller::Token(token))
 }
 
-/// Read access to a repository.
-pub fn check_read(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
-    if !repo.private || caller.access_to(repo).is_some() {
-        return Ok(());
-    }
-    match caller {
-        Caller::Anonymous => Err(Denied::Unauthenticated(format!(
-            "authentication required to read {}/{}",
-            repo.owner, repo.name
-        ))),
-        _ => Err(Denied::Forbidden(format!(
-            "this token may not read {}/{}",
-            repo.owner, repo.name
-        ))),
-    }
+/// Whether the caller may read the repository. A caller who may not must be
+/// answered exactly as if it did not exist, so that private names do not leak.
+pub fn can_read(caller: &Caller, repo: &Repo) -> bool {
+    !repo.private || caller.access_to(repo).is_some()
 }
 
-/// Write access (push, delete) to a repository.
+/// Write access (push) to a repository the caller may read.
 pub fn check_write(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
     match (caller, caller.access_to(repo)) {
-        (_, Some(Access::Write)) => Ok(()),
+        (_, Some(Access::Write | Access::Admin)) => Ok(()),
         (Caller::Anonymous, _) => Err(Denied::Unauthenticated(format!(
             "authentication required to write to {}/{}",
             repo.owner, repo.name
         ))),
         _ => Err(Denied::Forbidden(format!(
             "this token may not write to {}/{}",
+            repo.owner, repo.name
+        ))),
+    }
+}
+
+/// Admin access to one repository (deleting it), for a caller who may read it:
+/// an admin token, or a token with the `admin` scope on it; `write` is not enough.
+pub fn check_repo_admin(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
+    match (caller, caller.access_to(repo)) {
+        (_, Some(Access::Admin)) => Ok(()),
+        (Caller::Anonymous, _) => Err(Denied::Unauthenticated(format!(
+            "authentication required to delete {}/{}",
+            repo.owner, repo.name
+        ))),
+        _ => Err(Denied::Forbidden(format!(
+            "deleting {}/{} needs an admin token or the admin scope on it",
             repo.owner, repo.name
         ))),
     }
@@ -197,27 +250,27 @@ mod tests {
             admin,
             scopes: scopes.iter().map(|(r, a)| (r.to_string(), *a)).collect(),
             created_at: 0,
+            expires_at: None,
+            last_used_at: None,
         })
     }
 
     #[test]
     fn access_rules() {
         let (public, private) = (repo(false), repo(true));
-        assert!(check_read(&Caller::Anonymous, &public).is_ok());
-        assert!(matches!(
-            check_read(&Caller::Anonymous, &private),
-            Err(Denied::Unauthenticated(_))
-        ));
-        assert!(matches!(
-            check_read(&token(false, &[]), &private),
-            Err(Denied::Forbidden(_))
-        ));
-        assert!(check_read(&token(false, &[("r1", Access::Read)]), &private).is_ok());
+        assert!(can_read(&Caller::Anonymous, &public));
+        assert!(!can_read(&Caller::Anonymous, &private));
+        assert!(!can_read(&token(false, &[]), &private));
+        assert!(!can_read(&token(false, &[("r2", Access::Admin)]), &private));
+        assert!(can_read(&token(false, &[("r1", Access::Read)]), &private));
+        assert!(can_read(&token(true, &[]), &private));
+        assert!(can_read(&Caller::Open, &private));
         assert!(matches!(
             check_write(&token(false, &[("r1", Access::Read)]), &public),
             Err(Denied::Forbidden(_))
         ));
         assert!(check_write(&token(false, &[("r1", Access::Write)]), &private).is_ok());
+        assert!(check_write(&token(false, &[("r1", Access::Admin)]), &private).is_ok());
         assert!(matches!(
             check_write(&token(false, &[("r2", Access::Write)]), &public),
             Err(Denied::Forbidden(_))
@@ -236,6 +289,39 @@ mod tests {
     }
 
     #[test]
+    fn deleting_a_repository_needs_admin_on_it_not_write() {
+        let public = repo(false);
+        assert!(matches!(
+            check_repo_admin(&token(false, &[("r1", Access::Write)]), &public),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_repo_admin(&token(false, &[("r2", Access::Admin)]), &public),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_repo_admin(&Caller::Anonymous, &public),
+            Err(Denied::Unauthenticated(_))
+        ));
+        assert!(check_repo_admin(&token(false, &[("r1", Access::Admin)]), &public).is_ok());
+        assert!(check_repo_admin(&token(true, &[]), &public).is_ok());
+        assert!(check_repo_admin(&Caller::Admin, &public).is_ok());
+        assert!(check_repo_admin(&Caller::Open, &public).is_ok());
+    }
+
+    #[test]
+    fn listings_show_what_the_caller_may_read() {
+        assert_eq!(Caller::Anonymous.readers(), Readers::Public);
+        assert_eq!(Caller::Admin.readers(), Readers::Everyone);
+        assert_eq!(Caller::Open.readers(), Readers::Everyone);
+        assert_eq!(token(true, &[]).readers(), Readers::Everyone);
+        assert_eq!(
+            token(false, &[("r1", Access::Read)]).readers(),
+            Readers::PublicAndToken("t")
+        );
+    }
+
+    #[test]
     fn credentials_from_headers() {
         let mut headers = HeaderMap::new();
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret");
@@ -248,6 +334,21 @@ mod tests {
         assert_eq!(secret_from(&headers).unwrap().as_deref(), Some("abc"));
         headers.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
         assert!(secret_from(&headers).is_err());
+        // Scheme names ignore letter case.
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("{scheme} abc").parse().unwrap(),
+            );
+            assert_eq!(secret_from(&headers).unwrap().as_deref(), Some("abc"));
+        }
+        for scheme in ["basic", "BASIC"] {
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("{scheme} {basic}").parse().unwrap(),
+            );
+            assert_eq!(secret_from(&headers).unwrap().as_deref(), Some("s3cret"));
+        }
         assert!(
             constant_time_eq(b"abc", b"abc")
                 && !constant_time_eq(b"abc", b"abd")

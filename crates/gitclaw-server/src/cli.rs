@@ -50,9 +50,20 @@ enum TokenCommand {
         /// The token may do anything.
         #[arg(long)]
         admin: bool,
-        /// OWNER/NAME:read or OWNER/NAME:write (repeatable).
+        /// OWNER/NAME:read, OWNER/NAME:write (push) or OWNER/NAME:admin (push and
+        /// delete the repository); repeatable.
         #[arg(long = "repo")]
         repos: Vec<String>,
+        /// The token stops working this many days from now (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens: id, name, access, created, expires and last used (never the secret).
+    List,
+    /// Revoke a token: every server refuses it from its next request on.
+    Revoke {
+        /// The token's id (see `gitclaw token list`).
+        id: String,
     },
 }
 
@@ -117,9 +128,14 @@ pub fn main() -> ExitCode {
             }
             Command::Repo(RepoCommand::List) => repo_list(config).await,
             Command::Check => check(config).await,
-            Command::Token(TokenCommand::Create { name, admin, repos }) => {
-                token_create(config, &name, admin, &repos).await
-            }
+            Command::Token(TokenCommand::Create {
+                name,
+                admin,
+                repos,
+                expires_in_days,
+            }) => token_create(config, &name, admin, &repos, expires_in_days).await,
+            Command::Token(TokenCommand::List) => token_list(config).await,
+            Command::Token(TokenCommand::Revoke { id }) => token_revoke(config, &id).await,
             Command::Gc { repo } => gc(config, repo.as_deref()).await,
         }
     });
@@ -341,24 +357,104 @@ async fn token_create(
     name: &str,
     admin: bool,
     repos: &[String],
+    expires_in_days: Option<u32>,
 ) -> anyhow::Result<()> {
     let mut scopes = Vec::with_capacity(repos.len());
     for spec in repos {
         let (repo, access) = spec.rsplit_once(':').ok_or_else(|| {
-            anyhow::anyhow!("--repo expects OWNER/NAME:read or OWNER/NAME:write, got '{spec}'")
+            anyhow::anyhow!(
+                "--repo expects OWNER/NAME:read, OWNER/NAME:write or OWNER/NAME:admin, got '{spec}'"
+            )
         })?;
         scopes.push((repo.to_string(), access.to_string()));
     }
+    let expires_at = crate::http::api::token_expiry(expires_in_days, None)
+        .map_err(|err| anyhow::anyhow!("--expires-in-days: {}", err.message))?;
     let state = AppState::open(config).await?;
-    let token = crate::http::api::mint_token(&state, name, admin, &scopes)
+    let token = crate::http::api::mint_token(&state, name, admin, &scopes, expires_at)
         .await
         .map_err(|err| anyhow::anyhow!("{}", err.message))?;
     println!(
-        "created token '{}' (id {}{})",
+        "created token '{}' (id {}{}{})",
         token.name,
         token.id,
-        if token.admin { ", admin" } else { "" }
+        if token.admin { ", admin" } else { "" },
+        match token.expires_at {
+            Some(at) => format!(", expires {}", utc(at)),
+            None => String::new(),
+        }
     );
     println!("{}", token.token);
     Ok(())
+}
+
+async fn token_list(config: Config) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let tokens = state.meta.list_tokens().await?;
+    println!("ID\tNAME\tACCESS\tCREATED\tEXPIRES\tLAST USED");
+    for token in tokens {
+        let access = if token.admin {
+            "admin".to_string()
+        } else if token.scopes.is_empty() {
+            "-".to_string()
+        } else {
+            token
+                .scopes
+                .iter()
+                .map(|s| format!("{}/{}:{}", s.owner, s.name, s.access.as_str()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            token.id,
+            token.name,
+            access,
+            utc(token.created_at),
+            token.expires_at.map_or_else(|| "never".to_string(), utc),
+            token.last_used_at.map_or_else(|| "never".to_string(), utc),
+        );
+    }
+    Ok(())
+}
+
+async fn token_revoke(config: Config, id: &str) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    crate::http::api::revoke_token(&state, id)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+    println!("revoked token {id}");
+    Ok(())
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
 }

@@ -1,6 +1,9 @@
 //! The REST API under `/api/v1` and the operational endpoints.
 //!
-//! JSON in and out; errors are `{"code", "message"}`.
+//! JSON in and out; errors are `{"code", "message"}`. A private repository the
+//! caller may not read is answered exactly like a missing one (404), so its name
+//! does not leak, and listings only ever show (and page by) what the caller may
+//! read.
 
 use axum::{
     extract::{rejection::JsonRejection, State},
@@ -206,13 +209,32 @@ async fn find_repo(state: &AppState, owner: &str, name: &str) -> Result<Repo, Ap
         .get_repo(owner, name)
         .await
         .map_err(db_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                format!("repository {owner}/{name} not found"),
-            )
-        })
+        .ok_or_else(|| repo_not_found(owner, name))
+}
+
+/// The repository an API path names if `caller` may read it; otherwise the
+/// very 404 a missing repository gets (same code, same message), so the
+/// answer does not tell a private repository from a missing one.
+async fn find_readable(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
+    let repo = find_repo(state, owner, name).await?;
+    if auth::can_read(caller, &repo) {
+        Ok(repo)
+    } else {
+        Err(repo_not_found(owner, name))
+    }
+}
+
+fn repo_not_found(owner: &str, name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("repository {owner}/{name} not found"),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,7 +247,8 @@ pub struct ListQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RepoPage {
     pub repos: Vec<RepoView>,
-    /// Pass as `after` to get the next page; absent on the last page.
+    /// Pass as `after` to get the next page; absent on the last page. Always
+    /// the `OWNER/NAME` of the last repository on this page.
     pub next: Option<String>,
 }
 
@@ -249,9 +272,11 @@ pub async fn list_repos(
         })?),
         None => None,
     };
+    // Filtered in the query: `limit` and the cursor only involve repositories
+    // this caller may read.
     let repos = state
         .meta
-        .list_repos(after, limit)
+        .list_readable_repos(caller.readers(), after, limit)
         .await
         .map_err(db_error)?;
     let next = (repos.len() == limit as usize)
@@ -260,21 +285,20 @@ pub async fn list_repos(
     Ok(Json(RepoPage {
         repos: repos
             .into_iter()
-            .filter(|r| auth::check_read(&caller, r).is_ok())
             .map(|r| RepoView::new(&state, r))
             .collect(),
         next,
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = RepoView), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path, description = "matched ignoring letter case"), ("name" = String, Path)), responses((status = 200, body = RepoView), (status = 401, body = ApiError, description = "invalid or expired token"), (status = 404, body = ApiError, description = "no such repository, or a private one the caller may not read")))]
 pub async fn get_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<RepoView>, ApiError> {
-    let repo = find_repo(&state, &owner, &name).await?;
-    auth::check_read(&caller(&state, &headers).await?, &repo).map_err(auth_error)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
     Ok(Json(RepoView::new(&state, repo)))
 }
 
@@ -299,15 +323,15 @@ fn lifecycle_error(err: LifecycleError) -> ApiError {
     }
 }
 
-#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough).", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let repo = find_repo(&state, &owner, &name).await?;
     let caller = caller(&state, &headers).await?;
-    auth::check_write(&caller, &repo).map_err(auth_error)?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    auth::check_repo_admin(&caller, &repo).map_err(auth_error)?;
     lifecycle::delete_repo(&state, &repo, &caller.actor())
         .await
         .map_err(lifecycle_error)?;
@@ -359,8 +383,8 @@ pub async fn repo_stats(
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<RepoStatsView>, ApiError> {
-    let repo = find_repo(&state, &owner, &name).await?;
-    auth::check_read(&caller(&state, &headers).await?, &repo).map_err(auth_error)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
     let recorded = state.meta.repo_stats(&repo.id).await.map_err(db_error)?;
     let store = crate::service::gc::store_usage(&state, &repo)
         .await
@@ -417,7 +441,7 @@ pub async fn repo_audit(
 pub struct TokenScope {
     /// OWNER/NAME
     pub repo: String,
-    /// `read` or `write`
+    /// `read`, `write` (push) or `admin` (push and delete the repository)
     pub access: String,
 }
 
@@ -429,6 +453,11 @@ pub struct CreateToken {
     pub admin: bool,
     #[serde(default)]
     pub repos: Vec<TokenScope>,
+    /// The token stops working this many days after its creation.
+    pub expires_in_days: Option<u32>,
+    /// The token stops working at this time (unix seconds). At most one of
+    /// `expires_in_days` and `expires_at`; neither: it never expires.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -436,8 +465,82 @@ pub struct NewToken {
     pub id: String,
     pub name: String,
     pub admin: bool,
+    /// Unix seconds; absent if it never expires.
+    pub expires_at: Option<i64>,
     /// The secret: shown this once, stored only as a hash.
     pub token: String,
+}
+
+/// The longest a token may be made to last, in days (about 100 years).
+pub const MAX_TOKEN_DAYS: u32 = 36_500;
+
+/// When a new token expires (unix seconds), from the two ways to say it.
+pub fn token_expiry(
+    expires_in_days: Option<u32>,
+    expires_at: Option<i64>,
+) -> Result<Option<i64>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m);
+    let now = auth::now_secs();
+    match (expires_in_days, expires_at) {
+        (Some(_), Some(_)) => Err(bad("give expires_in_days or expires_at, not both".into())),
+        (Some(days), None) if days == 0 || days > MAX_TOKEN_DAYS => Err(bad(format!(
+            "expires_in_days must be 1 to {MAX_TOKEN_DAYS}, not {days}"
+        ))),
+        (Some(days), None) => Ok(Some(now + i64::from(days) * 86_400)),
+        (None, Some(at)) if at <= now => Err(bad(format!(
+            "expires_at {at} is not in the future (now is {now})"
+        ))),
+        (None, at) => Ok(at),
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenScopeView {
+    /// OWNER/NAME, as stored now.
+    pub repo: String,
+    /// `read`, `write` or `admin`
+    pub access: String,
+}
+
+/// A token as listed: never its secret or its hash.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub admin: bool,
+    pub scopes: Vec<TokenScopeView>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; absent if it never expires.
+    pub expires_at: Option<i64>,
+    /// Unix seconds of its last use (recorded at most once a minute); absent if never used.
+    pub last_used_at: Option<i64>,
+}
+
+impl From<gitclaw_metadata::TokenSummary> for TokenView {
+    fn from(t: gitclaw_metadata::TokenSummary) -> Self {
+        TokenView {
+            id: t.id,
+            name: t.name,
+            admin: t.admin,
+            scopes: t
+                .scopes
+                .into_iter()
+                .map(|s| TokenScopeView {
+                    repo: format!("{}/{}", s.owner, s.name),
+                    access: s.access.as_str().to_string(),
+                })
+                .collect(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
 }
 
 /// Mint a token: the shared rule for the API and the command line.
@@ -446,6 +549,7 @@ pub async fn mint_token(
     name: &str,
     admin: bool,
     scopes: &[(String, String)],
+    expires_at: Option<i64>,
 ) -> Result<NewToken, ApiError> {
     let mut resolved = Vec::with_capacity(scopes.len());
     for (full, access) in scopes {
@@ -453,7 +557,7 @@ pub async fn mint_token(
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                format!("access must be read or write, not '{access}'"),
+                format!("access must be read, write or admin, not '{access}'"),
             )
         })?;
         let (owner, repo) = full.split_once('/').ok_or_else(|| {
@@ -469,7 +573,13 @@ pub async fn mint_token(
     let secret = auth::new_secret();
     let token = state
         .meta
-        .create_token(name, &auth::hash_secret(&secret), admin, &resolved)
+        .create_token(
+            name,
+            &auth::hash_secret(&secret),
+            admin,
+            &resolved,
+            expires_at,
+        )
         .await
         .map_err(|err| match err {
             MetadataError::InvalidInput(m) => {
@@ -481,6 +591,7 @@ pub async fn mint_token(
         id: token.id,
         name: token.name,
         admin: token.admin,
+        expires_at: token.expires_at,
         token: secret,
     })
 }
@@ -493,11 +604,47 @@ pub async fn post_token(
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     auth::check_admin(&caller(&state, &headers).await?).map_err(auth_error)?;
     let Json(req) = payload?;
+    let expires_at = token_expiry(req.expires_in_days, req.expires_at)?;
     let scopes: Vec<(String, String)> = req.repos.into_iter().map(|s| (s.repo, s.access)).collect();
     Ok((
         StatusCode::CREATED,
-        Json(mint_token(&state, &req.name, req.admin, &scopes).await?),
+        Json(mint_token(&state, &req.name, req.admin, &scopes, expires_at).await?),
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", description = "Every token, oldest first, without secrets. Admin only.", responses((status = 200, body = TokenList), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<TokenList>, ApiError> {
+    auth::check_admin(&caller(&state, &headers).await?).map_err(auth_error)?;
+    let tokens = state.meta.list_tokens().await.map_err(db_error)?;
+    Ok(Json(TokenList {
+        tokens: tokens.into_iter().map(TokenView::from).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", description = "Revoke a token: every server refuses it from the next request on. Admin only.", params(("id" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth::check_admin(&caller(&state, &headers).await?).map_err(auth_error)?;
+    revoke_token(&state, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke a token: the shared rule for the API and the command line.
+pub async fn revoke_token(state: &AppState, id: &str) -> Result<(), ApiError> {
+    state.meta.revoke_token(id).await.map_err(|err| match err {
+        MetadataError::NotFound(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("token {id} not found"),
+        ),
+        other => db_error(other),
+    })
 }
 
 /// The OpenAPI document of this API, generated from the handlers above.
@@ -515,7 +662,9 @@ pub async fn post_token(
         fork_repo,
         repo_stats,
         repo_audit,
-        post_token
+        post_token,
+        list_tokens,
+        delete_token
     ),
     components(schemas(
         ApiError,
@@ -528,7 +677,10 @@ pub async fn post_token(
         AuditPage,
         CreateToken,
         TokenScope,
-        NewToken
+        NewToken,
+        TokenList,
+        TokenView,
+        TokenScopeView
     ))
 )]
 pub struct ApiDoc;

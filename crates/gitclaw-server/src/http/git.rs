@@ -1,8 +1,10 @@
 //! Git smart-HTTP routes: `info/refs`, `git-upload-pack`, `git-receive-pack`.
 //!
 //! Failures reach git in terms it prints: HTTP 404 "repository not found" for an
-//! unknown repository, `ERR` packets for a bad upload-pack request, `unpack`/`ng`
-//! lines for a failed push.
+//! unknown repository (or a private one the caller may not read; a 401 asking
+//! for credentials instead when none were sent and authentication is on),
+//! `ERR` packets for a bad upload-pack request, `unpack`/`ng` lines for a
+//! failed push.
 
 use axum::{
     body::Body,
@@ -82,6 +84,12 @@ pub fn denied(d: Denied) -> Response {
 }
 
 /// Resolve the repository and check the caller may read (or write) it.
+///
+/// A caller who may not read a private repository gets the answer a missing
+/// one gets, so names do not leak: without credentials a 401 asking for them
+/// (git's credential helper then runs, as it must for a private repository),
+/// with credentials a 404. Only a caller who may read it can learn that a
+/// write is refused (401 without credentials, 403 with a token lacking write).
 async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -89,39 +97,38 @@ async fn authorize(
     segment: &str,
     write: bool,
 ) -> Result<(Repo, Caller), Response> {
-    let repo = resolve(state, owner, segment).await?;
-    let caller = auth::authenticate(state, headers).await.map_err(denied)?;
-    let check = if write {
-        auth::check_write(&caller, &repo)
-    } else {
-        auth::check_read(&caller, &repo)
-    };
-    check.map_err(denied)?;
-    Ok((repo, caller))
-}
-
-/// Find the repository a git URL names, or the response that says why not.
-async fn resolve(state: &AppState, owner: &str, segment: &str) -> Result<Repo, Response> {
     let name = names::strip_git_suffix(segment);
     if let Err(message) =
         names::validate_name("owner", owner).and_then(|_| names::validate_name("repository", name))
     {
         return Err(plain(StatusCode::BAD_REQUEST, message));
     }
-    match state.meta.get_repo(owner, name).await {
-        Ok(Some(repo)) => Ok(repo),
-        Ok(None) => Err(plain(
-            StatusCode::NOT_FOUND,
-            format!("repository not found: {owner}/{name}"),
-        )),
+    let caller = auth::authenticate(state, headers).await.map_err(denied)?;
+    let repo = match state.meta.get_repo(owner, name).await {
+        Ok(repo) => repo,
         Err(err) => {
             tracing::error!(error = %err, "metadata lookup failed");
-            Err(plain(
+            return Err(plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "metadata database unavailable",
-            ))
+            ));
         }
+    };
+    let Some(repo) = repo.filter(|r| auth::can_read(&caller, r)) else {
+        return Err(match caller {
+            Caller::Anonymous => denied(Denied::Unauthenticated(format!(
+                "authentication required for {owner}/{name}"
+            ))),
+            _ => plain(
+                StatusCode::NOT_FOUND,
+                format!("repository not found: {owner}/{name}"),
+            ),
+        });
+    };
+    if write {
+        auth::check_write(&caller, &repo).map_err(denied)?;
     }
+    Ok((repo, caller))
 }
 
 /// The protocol version the client asked for in `Git-Protocol` (0 when absent).

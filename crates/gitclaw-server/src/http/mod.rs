@@ -25,7 +25,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/repos/{owner}/{name}/fork", post(api::fork_repo))
         .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))
         .route("/api/v1/repos/{owner}/{name}/audit", get(api::repo_audit))
-        .route("/api/v1/tokens", post(api::post_token))
+        .route(
+            "/api/v1/tokens",
+            post(api::post_token).get(api::list_tokens),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(api::delete_token),
+        )
         .route("/api/openapi.json", get(api::openapi))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
