@@ -2,49 +2,7 @@
 
 mod common;
 
-use common::*;
-
-fn pkt(text: &str) -> Vec<u8> {
-    let mut out = format!("{:04x}", text.len() + 4).into_bytes();
-    out.extend_from_slice(text.as_bytes());
-    out
-}
-
-const ZERO: &str = "0000000000000000000000000000000000000000";
-
-fn push_request(commands: &[(&str, &str, &str)], pack: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (i, (old, new, name)) in commands.iter().enumerate() {
-        let line = if i == 0 {
-            format!("{old} {new} {name}\0report-status side-band-64k\n")
-        } else {
-            format!("{old} {new} {name}\n")
-        };
-        body.extend(pkt(&line));
-    }
-    body.extend_from_slice(b"0000");
-    body.extend_from_slice(pack);
-    body
-}
-
-/// Decode a sideband-wrapped report into its text.
-fn report_text(body: &[u8]) -> String {
-    let mut text = Vec::new();
-    let mut rest = body;
-    while rest.len() >= 4 {
-        let len = usize::from_str_radix(std::str::from_utf8(&rest[..4]).unwrap(), 16).unwrap();
-        if len == 0 {
-            rest = &rest[4..];
-            continue;
-        }
-        let payload = &rest[5..len];
-        if rest[4] == 1 {
-            text.extend_from_slice(payload);
-        }
-        rest = &rest[len..];
-    }
-    String::from_utf8_lossy(&text).into_owned()
-}
+use common::{wire::*, *};
 
 fn post_receive_pack(server: &Server, repo: &str, body: &[u8]) -> (u16, String) {
     let (status, body) = http(
@@ -88,20 +46,7 @@ fn new_commit_pack(p: &Pushed) -> (String, String, Vec<u8>) {
     git(&p.src, &["add", "-A"]);
     git(&p.src, &["commit", "-q", "-m", "new"]);
     let new = git(&p.src, &["rev-parse", "HEAD"]).trim().to_string();
-    let mut child = git_cmd(&p.src)
-        .args(["pack-objects", "--stdout", "--revs", "-q"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{new}\n^{old}\n").as_bytes())
-        .unwrap();
-    let pack = child.wait_with_output().unwrap().stdout;
+    let pack = pack_of(&p.src, &format!("{new}\n^{old}\n"));
     (old, new, pack)
 }
 
