@@ -64,10 +64,13 @@ fn start_push(server: &Server, repo: &str, old: &str) -> TcpStream {
 
 #[test]
 fn stalled_and_trickling_clients_are_cut_off_and_never_block_pushes() {
+    // Bodies may idle 8 s here: a push that had to wait for the stalled ones to be
+    // cut off would take that long.
     let server = Server::start_with(|config| {
         impatient(config);
+        config.timeouts.body_secs = 8;
         config.max_concurrent_pushes = 2;
-        config.push_wait_secs = 3;
+        config.push_wait_secs = 20;
     });
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
@@ -78,8 +81,8 @@ fn stalled_and_trickling_clients_are_cut_off_and_never_block_pushes() {
     let victim_refs = remote_refs(&src, &victim);
 
     // As many stalled pushes as there are push slots, plus two that trickle a
-    // byte every 300 ms, plus a connection that never finishes its headers and
-    // one that idles after a request.
+    // byte every 300 ms (less than 1 KiB a second), plus a connection that never
+    // finishes its headers and one that idles after a request.
     let mut stalled: Vec<TcpStream> = (0..2)
         .map(|_| start_push(&server, "sloth/victim.git", &old))
         .collect();
@@ -126,8 +129,8 @@ fn stalled_and_trickling_clients_are_cut_off_and_never_block_pushes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the push waited {:?} (for a push slot?)",
+        started.elapsed() < Duration::from_secs(6),
+        "the push waited {:?}: for the stalled pushes' slots?",
         started.elapsed()
     );
     assert_eq!(remote_refs(&src, &other), remote_refs(&src, &victim));
