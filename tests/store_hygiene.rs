@@ -265,6 +265,47 @@ fn the_sweep_deletes_old_unrecorded_keys_but_never_held_ones() {
     }
 }
 
+/// When to kill a server taking a push.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// As soon as the pack starts arriving in the scratch space.
+    Receiving,
+    /// This many milliseconds after the whole pack has arrived (its spool file
+    /// stopped growing).
+    Received(u64),
+}
+
+impl KillPoint {
+    /// Wait for the point under `tmp`; false if no spool file showed up in 60 s.
+    fn wait(self, tmp: &std::path::Path) -> bool {
+        let started = std::time::Instant::now();
+        let (mut last, mut steady) = (0u64, 0);
+        while started.elapsed() < std::time::Duration::from_secs(60) {
+            let size: u64 = files_under(tmp)
+                .iter()
+                .filter(|p| p.file_name().is_some_and(|n| n == "incoming.pack"))
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0);
+            match self {
+                KillPoint::Receiving if size > 0 => return true,
+                KillPoint::Received(after) if size > 0 && size == last => {
+                    steady += 1;
+                    if steady == 3 {
+                        std::thread::sleep(std::time::Duration::from_millis(after));
+                        return true;
+                    }
+                }
+                _ => steady = 0,
+            }
+            last = size;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+}
+
 #[test]
 fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
     let setups: Vec<(&str, Vec<(&str, String)>)> = vec![
@@ -287,10 +328,19 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
         fixture_repo(&src, 1);
         push_everything(&src, &url);
 
-        // A push of 40 MiB that does not compress, killed at several points: while
-        // the pack arrives, while it is indexed and stored, around the commit.
+        // A push of 30 MiB that does not compress, killed at several points: while
+        // the pack arrives, once it has arrived (indexing), and later (storing,
+        // committing).
         let mut x: u64 = 0x2545f4914f6cdd1d;
-        for (round, delay_ms) in [150u64, 400, 800, 1500, 3000].into_iter().enumerate() {
+        for (round, point) in [
+            KillPoint::Receiving,
+            KillPoint::Received(0),
+            KillPoint::Received(300),
+            KillPoint::Received(800),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             for f in 0..12 {
                 let mut data = vec![0u8; 40 << 20 >> 4];
                 for chunk in data.chunks_mut(8) {
@@ -308,7 +358,7 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let spooled = point.wait(&server.data.path().join("tmp"));
             server.kill_and_restart();
             let _ = push.wait();
             let mut stderr = String::new();
@@ -322,7 +372,11 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
                 .collect();
             assert!(
                 left.is_empty(),
-                "{setup}, killed after {delay_ms} ms: scratch files survived the restart: {left:?}"
+                "{setup}, killed at {point:?}: scratch files survived the restart: {left:?}"
+            );
+            assert!(
+                spooled,
+                "{setup}: the push never reached the server (killed at {point:?}): {stderr}"
             );
             // Whatever the refs say is whole.
             let clone = work.path().join(format!("clone-{setup}-{round}"));
