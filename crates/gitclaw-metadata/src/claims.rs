@@ -85,18 +85,7 @@ impl Metadata {
         }
         let expires = now.saturating_add(lease(lease_secs));
         for key in keys {
-            sqlx::query(
-                "INSERT INTO store_claims (repo_id, object_key, claim_id, purpose, expires_at) \
-                 VALUES ($1, $2, $3, 'upload', $4) \
-                 ON CONFLICT (repo_id, object_key, claim_id) \
-                 DO UPDATE SET purpose = 'upload', expires_at = $4",
-            )
-            .bind(repo_id)
-            .bind(key)
-            .bind(claim_id)
-            .bind(expires)
-            .execute(&mut *tx)
-            .await?;
+            put_claim(&mut tx, repo_id, key, claim_id, "upload", expires).await?;
             sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
                 .bind(repo_id)
                 .bind(key)
@@ -170,17 +159,14 @@ impl Metadata {
             if owned || claimed {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO store_claims (repo_id, object_key, claim_id, purpose, expires_at) \
-                 VALUES ($1, $2, $3, 'delete', $4) \
-                 ON CONFLICT (repo_id, object_key, claim_id) \
-                 DO UPDATE SET purpose = 'delete', expires_at = $4",
+            put_claim(
+                &mut tx,
+                repo_id,
+                &candidate.key,
+                claim_id,
+                "delete",
+                expires,
             )
-            .bind(repo_id)
-            .bind(&candidate.key)
-            .bind(claim_id)
-            .bind(expires)
-            .execute(&mut *tx)
             .await?;
             granted.push(candidate.key.clone());
         }
@@ -239,6 +225,30 @@ async fn lock_repo(conn: &mut sqlx::AnyConnection, repo_id: &str) -> Result<bool
         .execute(conn)
         .await?;
     Ok(locked.rows_affected() == 1)
+}
+
+/// Record (or turn into) a claim of `purpose` on one key.
+async fn put_claim(
+    conn: &mut sqlx::AnyConnection,
+    repo_id: &str,
+    key: &str,
+    claim_id: &str,
+    purpose: &str,
+    expires: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO store_claims (repo_id, object_key, claim_id, purpose, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (repo_id, object_key, claim_id) DO UPDATE SET purpose = $4, expires_at = $5",
+    )
+    .bind(repo_id)
+    .bind(key)
+    .bind(claim_id)
+    .bind(purpose)
+    .bind(expires)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Forget the leases of a repository that ran out: their holders died.

@@ -1,37 +1,20 @@
 //! Packs holding big objects (stored whole above `BIG_OBJECT_BYTES`) are indexed
 //! by streaming them; git is the oracle for the result.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::Arc,
 };
 
+use common::git;
 use gitclaw_pack::{
     ingest::{ingest_file, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
     BIG_OBJECT_BYTES,
 };
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "A U Thor")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "C O Mitter")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
 
 /// `git pack-objects` of `revs` (one per line) into `dir/name.pack`.
 fn pack_objects(repo: &Path, revs: &str, extra: &[&str], dest: &Path) -> PathBuf {

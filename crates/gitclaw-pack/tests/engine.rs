@@ -1,6 +1,8 @@
 //! The pack engine against real git: packs made by `git pack-objects` are ingested,
 //! and packs we write are checked by `git index-pack --strict`.
 
+mod common;
+
 use std::{
     collections::BTreeSet,
     io::Write,
@@ -9,6 +11,7 @@ use std::{
     sync::Arc,
 };
 
+use common::git;
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -16,24 +19,6 @@ use gitclaw_pack::{
     writer::{write_pack, Phase, WriteOptions},
     ObjectId, PackError,
 };
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "A U Thor")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "C O Mitter")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
 
 fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
     let mut child = Command::new("git")
