@@ -100,14 +100,7 @@ impl StoreClaim {
     pub async fn discard(mut self) -> usize {
         self.settled = true;
         self.renewer.abort();
-        let candidates: Vec<DeleteCandidate> = self.keys.iter().map(candidate).collect();
-        let deleted = delete_claimed(&self.state, &self.repo_id, &self.id, &candidates)
-            .await
-            .len();
-        if let Err(err) = self.state.meta.release_claim(&self.id).await {
-            tracing::warn!(repo = %self.repo_id, error = %err, "cannot release a push's claim; it lapses on its own");
-        }
-        deleted
+        discard_keys(&self.state, &self.repo_id, &self.id, &self.keys).await
     }
 }
 
@@ -122,19 +115,25 @@ impl Drop for StoreClaim {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let claim = StoreClaim {
-            state: self.state.clone(),
-            repo_id: std::mem::take(&mut self.repo_id),
-            id: std::mem::take(&mut self.id),
-            keys: std::mem::take(&mut self.keys),
-            renewer: runtime.spawn(async {}),
-            settled: false,
-        };
-        self.settled = true;
+        let state = self.state.clone();
+        let repo_id = std::mem::take(&mut self.repo_id);
+        let id = std::mem::take(&mut self.id);
+        let keys = std::mem::take(&mut self.keys);
         runtime.spawn(async move {
-            claim.discard().await;
+            discard_keys(&state, &repo_id, &id, &keys).await;
         });
     }
+}
+
+/// Delete the claimed `keys` that nothing records and nobody else holds, then
+/// release the claim; returns how many keys were deleted.
+async fn discard_keys(state: &AppState, repo_id: &str, id: &str, keys: &[ObjectKey]) -> usize {
+    let candidates: Vec<DeleteCandidate> = keys.iter().map(candidate).collect();
+    let deleted = delete_claimed(state, repo_id, id, &candidates).await.len();
+    if let Err(err) = state.meta.release_claim(id).await {
+        tracing::warn!(repo = %repo_id, error = %err, "cannot release a push's claim; it lapses on its own");
+    }
+    deleted
 }
 
 /// Claim `candidates` for deletion under `claim_id`, delete what was granted from
