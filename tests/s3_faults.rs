@@ -163,7 +163,7 @@ proptest! {
     /// later one fail (past the retries), for pushes stored as loose objects or as a pack.
     #[test]
     fn a_failed_upload_moves_no_ref(files in 1usize..20, fail_after in 0usize..6) {
-        let (proxy, _server, work, url) = upload_server();
+        let (proxy, server, work, url) = upload_server();
         let src = work.path().join("src");
         let before = remote_refs(&src, url);
         for branch in ["main", "side"] {
@@ -189,6 +189,16 @@ proptest! {
         } else {
             prop_assert!(uploads > fail_after, "failed with {} uploads, fault after {}: {}", uploads, fail_after, String::from_utf8_lossy(&out.stderr));
             prop_assert_eq!(&after, &before, "refs unchanged after a failed upload");
+            // And what did go up before the failure is deleted again (in the
+            // background, right after the push gives up).
+            let repo = server.block_on(server.state.meta.get_repo("uma", "uploads")).unwrap().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut usage = server.block_on(gitclaw_server::service::gc::store_usage(&server.state, &repo)).unwrap();
+            while usage.unrecorded_keys > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                usage = server.block_on(gitclaw_server::service::gc::store_usage(&server.state, &repo)).unwrap();
+            }
+            prop_assert_eq!(usage.unrecorded_keys, 0, "a failed push left keys in the store: {:?}", usage);
             // Reset the local branches so the next case starts from the server's state.
             git(&src, &["checkout", "-q", "--detach"]);
             for line in &before {
