@@ -64,7 +64,7 @@ fn gc_merges_everything_into_one_pack_and_deletes_after_the_grace_period() {
         // Until deletions run, the replaced keys are still there for clones in flight.
         assert!(server.stored_keys("gary", "gc").len() > 2);
         let deleted = server
-            .block_on(gitclaw_server::service::gc::run_due_deletions(
+            .block_on(gitclaw_server::service::sweep::run_due_deletions(
                 &server.state,
             ))
             .unwrap();
@@ -115,7 +115,7 @@ fn grace_period_keeps_replaced_packs_readable() {
         .unwrap();
     assert_eq!(
         server
-            .block_on(gitclaw_server::service::gc::run_due_deletions(
+            .block_on(gitclaw_server::service::sweep::run_due_deletions(
                 &server.state
             ))
             .unwrap(),

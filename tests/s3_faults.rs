@@ -193,10 +193,10 @@ proptest! {
             // background, right after the push gives up).
             let repo = server.block_on(server.state.meta.get_repo("uma", "uploads")).unwrap().unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            let mut usage = server.block_on(gitclaw_server::service::gc::store_usage(&server.state, &repo)).unwrap();
+            let mut usage = server.block_on(gitclaw_server::service::sweep::store_usage(&server.state, &repo)).unwrap();
             while usage.unrecorded_keys > 0 && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(100));
-                usage = server.block_on(gitclaw_server::service::gc::store_usage(&server.state, &repo)).unwrap();
+                usage = server.block_on(gitclaw_server::service::sweep::store_usage(&server.state, &repo)).unwrap();
             }
             prop_assert_eq!(usage.unrecorded_keys, 0, "a failed push left keys in the store: {:?}", usage);
             // Reset the local branches so the next case starts from the server's state.
@@ -304,7 +304,7 @@ fn downloaded_packs_stay_within_the_disk_bound() {
             cached_packs()
         );
     }
-    assert!(server.state.packs.downloaded_bytes() > 0);
+    assert!(server.block_on(server.state.packs.downloaded_bytes()) > 0);
 }
 
 /// A walk that goes quiet for seconds (here: every loose object read from a slow

@@ -57,6 +57,11 @@ pub enum PackError {
     /// Reading loose objects from the object store failed.
     #[error("object store: {0}")]
     Store(String),
+    /// The object store's own error, kept whole so a caller can tell an
+    /// outage (worth a retry) from a missing or corrupt object: the server
+    /// downcasts the source to its storage error type.
+    #[error("object store: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A local file could not be read or written.
     #[error("I/O error while {context}: {source}")]
     Io {
@@ -82,6 +87,7 @@ impl PackError {
             PackError::InvalidPack(_)
                 | PackError::MalformedObject { .. }
                 | PackError::MissingObject(_)
+                | PackError::Fsck(_)
         )
     }
 }

@@ -4,7 +4,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::{app::AppState, config::Config, config::LogFormat};
+use crate::{
+    app::AppState,
+    config::Config,
+    config::LogFormat,
+    service::{repos, tokens},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -188,7 +193,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store = %state.store.name(),
         "gitclaw is serving"
     );
-    crate::serve(listener, state, crate::shutdown_signal()).await
+    Ok(crate::serve(listener, state, crate::shutdown_signal()).await?)
 }
 
 fn split_name(full: &str) -> anyhow::Result<(&str, &str)> {
@@ -200,12 +205,9 @@ fn split_name(full: &str) -> anyhow::Result<(&str, &str)> {
 async fn repo_create(config: Config, full: &str, private: bool) -> anyhow::Result<()> {
     let (owner, name) = split_name(full)?;
     let state = AppState::open(config).await?;
-    let repo = crate::http::api::create_repo(&state, owner, name, private, "cli")
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
-    let view = crate::http::api::RepoView::new(&state, repo);
-    println!("created {}/{} (id {})", view.owner, view.name, view.id);
-    println!("{}", view.clone_url);
+    let repo = repos::create_repo(&state, owner, name, private, "cli").await?;
+    println!("created {}/{} (id {})", repo.owner, repo.name, repo.id);
+    println!("{}", repos::clone_url(&state.config, &repo));
     Ok(())
 }
 
@@ -291,41 +293,35 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
             );
         }
     }
-    let deleted = crate::service::gc::run_due_deletions(&state).await?;
+    let deleted = crate::service::sweep::run_due_deletions(&state).await?;
     println!("deleted {deleted} replaced keys past their grace period");
     Ok(())
 }
 
 async fn find(state: &AppState, full: &str) -> anyhow::Result<gitclaw_metadata::Repo> {
     let (owner, name) = split_name(full)?;
-    state
-        .meta
-        .get_repo(owner, name)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("repository not found: {full}"))
+    Ok(repos::find_repo(state, owner, name).await?)
 }
 
 async fn repo_delete(config: Config, full: &str) -> anyhow::Result<()> {
     let state = AppState::open(config).await?;
     let repo = find(&state, full).await?;
-    crate::service::lifecycle::delete_repo(&state, &repo, "cli").await?;
+    repos::delete_repo(&state, &repo, "cli").await?;
     println!("deleted {full}");
     Ok(())
 }
 
 async fn repo_fork(config: Config, source: &str, target: &str) -> anyhow::Result<()> {
     let (owner, name) = split_name(target)?;
-    crate::names::validate_name("owner", owner).map_err(|m| anyhow::anyhow!(m))?;
-    crate::names::validate_name("repository", name).map_err(|m| anyhow::anyhow!(m))?;
+    repos::validate(owner, name)?;
     let state = AppState::open(config).await?;
     let repo = find(&state, source).await?;
-    let fork = crate::service::lifecycle::fork_repo(&state, &repo, owner, name, "cli").await?;
-    let view = crate::http::api::RepoView::new(&state, fork);
+    let fork = repos::fork_repo(&state, &repo, owner, name, "cli").await?;
     println!(
         "forked {source} to {}/{} (id {})",
-        view.owner, view.name, view.id
+        fork.owner, fork.name, fork.id
     );
-    println!("{}", view.clone_url);
+    println!("{}", repos::clone_url(&state.config, &fork));
     Ok(())
 }
 
@@ -368,12 +364,11 @@ async fn token_create(
         })?;
         scopes.push((repo.to_string(), access.to_string()));
     }
-    let expires_at = crate::http::api::token_expiry(expires_in_days, None)
-        .map_err(|err| anyhow::anyhow!("--expires-in-days: {}", err.message))?;
+    let expires_at = tokens::token_expiry(expires_in_days, None)
+        .map_err(|err| anyhow::anyhow!("--expires-in-days: {err}"))?;
     let state = AppState::open(config).await?;
-    let token = crate::http::api::mint_token(&state, name, admin, &scopes, expires_at)
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+    let minted = tokens::mint_token(&state, name, admin, &scopes, expires_at).await?;
+    let token = &minted.token;
     println!(
         "created token '{}' (id {}{}{})",
         token.name,
@@ -384,7 +379,7 @@ async fn token_create(
             None => String::new(),
         }
     );
-    println!("{}", token.token);
+    println!("{}", minted.secret);
     Ok(())
 }
 
@@ -420,9 +415,7 @@ async fn token_list(config: Config) -> anyhow::Result<()> {
 
 async fn token_revoke(config: Config, id: &str) -> anyhow::Result<()> {
     let state = AppState::open(config).await?;
-    crate::http::api::revoke_token(&state, id)
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", err.message))?;
+    tokens::revoke_token(&state, id).await?;
     println!("revoked token {id}");
     Ok(())
 }

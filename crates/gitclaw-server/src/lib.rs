@@ -1,14 +1,23 @@
 //! The GitClaw server: configuration, HTTP routes, the push and fetch services and
 //! the `gitclaw` command line. The other crates know nothing of HTTP; this one wires
 //! them together.
+//!
+//! Data flows one way: [`http`] (extract, authorize, call a service, render)
+//! → [`service`] (orchestrates one git or API operation) → the protocol, pack,
+//! storage and metadata crates. [`cli`] calls the same services as the REST
+//! API. [`error`] holds the one error type of a git request and decides what a
+//! client is told; [`config`] holds every setting; [`app`] holds all shared
+//! state; [`connections`] is the accept loop with its timeouts.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod error;
 pub mod http;
 pub mod names;
+pub mod scratch;
 pub mod service;
 
 use std::future::Future;
@@ -16,18 +25,21 @@ use std::future::Future;
 pub use app::AppState;
 pub use config::Config;
 
-/// Serve on `listener` until `shutdown` resolves; in-flight requests finish first.
+/// Serve on `listener` until `shutdown` resolves; in-flight requests finish
+/// first, then the background tasks (deletions, sweeps, gc) are stopped and
+/// waited for.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    service::gc::spawn_deletion_loop(state.clone(), std::time::Duration::from_secs(60));
-    service::gc::spawn_sweep_loop(state.clone());
+) -> std::io::Result<()> {
+    service::sweep::spawn_deletion_loop(&state, std::time::Duration::from_secs(60));
+    service::sweep::spawn_sweep_loop(&state);
     let timeouts = state.config.timeouts.connection();
-    let router = http::router(state);
-    connections::serve(listener, router, timeouts, shutdown).await?;
-    Ok(())
+    let router = http::router(state.clone());
+    let served = connections::serve(listener, router, timeouts, shutdown).await;
+    state.stop_background().await;
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

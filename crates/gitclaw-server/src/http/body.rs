@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_util::io::StreamReader;
 
+use crate::{error::GitError, service::push::PushBody};
+
 /// The request body as a reader: the bytes as sent, or inflated when the client
 /// sent `Content-Encoding: gzip`.
 pub struct BodyReader {
@@ -31,10 +33,8 @@ pub struct BodyReader {
     wire_bytes: Option<Arc<AtomicU64>>,
 }
 
-impl BodyReader {
-    /// Bytes received on the wire so far, when the body is compressed (`None` when
-    /// it is not: then they are the bytes read).
-    pub fn compressed_bytes(&self) -> Option<u64> {
+impl PushBody for BodyReader {
+    fn compressed_bytes(&self) -> Option<u64> {
         self.wire_bytes.as_ref().map(|n| n.load(Ordering::Relaxed))
     }
 }
@@ -70,7 +70,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
 }
 
 /// The request body as a reader, inflated when the client sent `Content-Encoding: gzip`.
-pub fn body_reader(headers: &HeaderMap, body: Body) -> Result<BodyReader, String> {
+pub fn body_reader(headers: &HeaderMap, body: Body) -> Result<BodyReader, GitError> {
     let stream = body.into_data_stream().map_err(io::Error::other);
     let raw = StreamReader::new(stream);
     match headers
@@ -94,20 +94,24 @@ pub fn body_reader(headers: &HeaderMap, body: Body) -> Result<BodyReader, String
                 wire_bytes: Some(count),
             })
         }
-        Some(other) => Err(format!("unsupported Content-Encoding '{other}'")),
+        Some(other) => Err(GitError::UnsupportedEncoding(format!(
+            "unsupported Content-Encoding '{other}'"
+        ))),
     }
 }
 
 /// Read the whole body, refusing more than `limit` bytes (after inflation).
-pub async fn read_limited(reader: &mut BodyReader, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn read_limited(reader: &mut BodyReader, limit: usize) -> Result<Vec<u8>, GitError> {
     let mut buf = Vec::new();
     let mut limited = reader.take(limit as u64 + 1);
     limited
         .read_to_end(&mut buf)
         .await
-        .map_err(|err| format!("cannot read the request body: {err}"))?;
+        .map_err(|err| GitError::BadRequest(format!("cannot read the request body: {err}")))?;
     if buf.len() > limit {
-        return Err(format!("request body is larger than {limit} bytes"));
+        return Err(GitError::TooLarge(format!(
+            "request body is larger than {limit} bytes"
+        )));
     }
     Ok(buf)
 }

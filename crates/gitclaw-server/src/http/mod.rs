@@ -1,15 +1,26 @@
-//! The HTTP surface: git smart-HTTP routes, the REST API and operational endpoints.
+//! The HTTP surface: git smart-HTTP routes, the REST API and operational
+//! endpoints. Handlers extract, authorize, call one service and render its
+//! outcome; nothing here decides how a git operation is done.
 
 pub mod api;
 pub mod body;
 pub mod git;
+pub mod render;
 
 use axum::{
+    extract::Request,
+    http::HeaderValue,
+    middleware::Next,
+    response::Response,
     routing::{get, post},
     Router,
 };
+use tracing::Instrument;
 
-use crate::app::AppState;
+use crate::{app::AppState, error::RequestId};
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
@@ -41,5 +52,29 @@ pub fn router(state: AppState) -> Router {
             pace,
             body::pace_request_body,
         ))
+        .layer(axum::middleware::from_fn(with_request_id))
         .with_state(state)
+}
+
+/// Give the request an id (a sane `X-Request-Id` from the client is kept),
+/// run it inside a span carrying that id and as [`RequestId::current`], and
+/// send the id back.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = id.clone().scope(next.run(request)).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }

@@ -43,6 +43,15 @@ pub enum ClaimError {
     Metadata(#[from] gitclaw_metadata::Error),
 }
 
+impl From<ClaimError> for crate::error::GitError {
+    fn from(err: ClaimError) -> Self {
+        match err {
+            ClaimError::Metadata(err) => err.into(),
+            other => crate::error::GitError::Conflict(other.to_string()),
+        }
+    }
+}
+
 /// Keys of one repository held for an upload; see the module docs.
 pub struct StoreClaim {
     state: AppState,

@@ -1,37 +1,87 @@
-//! Repository lifecycle: delete (every key under `{repo_id}/`, with a background
-//! retry when the store fails) and fork (server-side copy of every object and pack,
-//! then the metadata in one transaction, with its audit event).
+//! Repositories: create, find, fork (server-side copy of every object and pack,
+//! then the metadata in one transaction, with its audit event) and delete (every
+//! key under `{repo_id}/`, with a background retry when the store fails). The
+//! REST API and the command line both call these.
 
 use gitclaw_metadata::{Error as MetadataError, ForkRepo, Metadata, Repo};
 use gitclaw_storage::RepoId;
 
-use crate::app::AppState;
+use crate::{app::AppState, names};
 
-/// Why a lifecycle operation failed.
+/// Why an operation on repositories failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    #[error("repository not found: {0}")]
+pub enum RepoError {
+    /// An owner or repository name the server does not allow.
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("repository {0} not found")]
     NotFound(String),
     #[error("repository {0} already exists")]
     AlreadyExists(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Metadata(#[from] MetadataError),
-    #[error("{0}")]
+    #[error(transparent)]
     Storage(#[from] gitclaw_storage::StorageError),
+}
+
+/// The URL `git clone` takes for `repo`: under `GITCLAW_PUBLIC_URL`, or the
+/// listen address when that is unset.
+pub fn clone_url(config: &crate::config::Config, repo: &Repo) -> String {
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    format!("{base}/{}/{}.git", repo.owner, repo.name)
+}
+
+/// Check an `owner/name` pair against the naming rules.
+pub fn validate(owner: &str, name: &str) -> Result<(), RepoError> {
+    names::validate_name("owner", owner)
+        .and_then(|_| names::validate_name("repository", name))
+        .map_err(RepoError::InvalidName)
+}
+
+/// Create a repository.
+pub async fn create_repo(
+    state: &AppState,
+    owner: &str,
+    name: &str,
+    private: bool,
+    actor: &str,
+) -> Result<Repo, RepoError> {
+    validate(owner, name)?;
+    state
+        .meta
+        .create_repo(owner, name, private, actor)
+        .await
+        .map_err(|err| match err {
+            MetadataError::AlreadyExists(_) => RepoError::AlreadyExists(format!("{owner}/{name}")),
+            other => other.into(),
+        })
+}
+
+/// The repository called `owner/name` (names match ignoring letter case).
+pub async fn find_repo(state: &AppState, owner: &str, name: &str) -> Result<Repo, RepoError> {
+    validate(owner, name)?;
+    state
+        .meta
+        .get_repo(owner, name)
+        .await?
+        .ok_or_else(|| RepoError::NotFound(format!("{owner}/{name}")))
 }
 
 /// Delete a repository: gone from the API and from git at once (the metadata row
 /// goes first, with its audit event), then every key under its prefix. If the
 /// store does not let go of everything after retries, the prefix is scheduled
 /// and the deletion loop finishes the job.
-pub async fn delete_repo(state: &AppState, repo: &Repo, actor: &str) -> Result<(), LifecycleError> {
+pub async fn delete_repo(state: &AppState, repo: &Repo, actor: &str) -> Result<(), RepoError> {
     state
         .meta
         .delete_repo(&repo.id, actor)
         .await
         .map_err(|err| match err {
             MetadataError::NotFound(_) => {
-                LifecycleError::NotFound(format!("{}/{}", repo.owner, repo.name))
+                RepoError::NotFound(format!("{}/{}", repo.owner, repo.name))
             }
             other => other.into(),
         })?;
@@ -75,7 +125,8 @@ pub async fn fork_repo(
     owner: &str,
     name: &str,
     actor: &str,
-) -> Result<Repo, LifecycleError> {
+) -> Result<Repo, RepoError> {
+    validate(owner, name)?;
     let snapshot = state.meta.snapshot(&source.id).await?;
     let id = Metadata::new_repo_id();
     let from = RepoId::new(&source.id)?.prefix();
@@ -100,7 +151,7 @@ pub async fn fork_repo(
             let _ = state.store.delete_prefix(&to).await;
             Err(match err {
                 MetadataError::AlreadyExists(_) => {
-                    LifecycleError::AlreadyExists(format!("{owner}/{name}"))
+                    RepoError::AlreadyExists(format!("{owner}/{name}"))
                 }
                 other => other.into(),
             })

@@ -1,0 +1,234 @@
+//! The REST API under `/api/v1` and the operational endpoints.
+//!
+//! JSON in and out; errors are `{"code", "message"}`, made from the services'
+//! typed errors in one place ([`ApiError`]'s `From` impls): a caller's mistake
+//! is explained, an outage or internal failure is logged whole and answered
+//! with a short message and the request id. A private repository the caller
+//! may not read is answered exactly like a missing one (404), so its name does
+//! not leak, and listings only ever show (and page by) what the caller may read.
+
+mod repos;
+mod tokens;
+
+pub use repos::*;
+pub use tokens::*;
+
+use axum::{
+    extract::{rejection::JsonRejection, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+use crate::{
+    app::AppState,
+    auth::{self, Caller, Denied},
+    error::{chain, RequestId},
+    service::{repos::RepoError, tokens::TokenError},
+};
+
+/// An API error as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(&self)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"GitClaw\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthenticated(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m)
+            }
+            Denied::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
+            Denied::Unavailable(m) => {
+                tracing::error!(error = %m, "authentication failed");
+                unavailable("DATABASE_ERROR", "the metadata database")
+            }
+        }
+    }
+}
+
+/// A service the request needs is down: the caller is told which, and the
+/// request id to quote; the log has the rest.
+fn unavailable(code: &'static str, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        format!(
+            "{what} is unavailable, try again later (request id {})",
+            RequestId::current()
+        ),
+    )
+}
+
+fn internal(code: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code,
+        format!(
+            "internal server error (request id {})",
+            RequestId::current()
+        ),
+    )
+}
+
+impl From<gitclaw_metadata::Error> for ApiError {
+    fn from(err: gitclaw_metadata::Error) -> Self {
+        tracing::error!(error = %chain(&err), "metadata request failed");
+        if err.is_transient() {
+            unavailable("DATABASE_ERROR", "the metadata database")
+        } else {
+            internal("DATABASE_ERROR")
+        }
+    }
+}
+
+impl From<gitclaw_storage::StorageError> for ApiError {
+    fn from(err: gitclaw_storage::StorageError) -> Self {
+        tracing::error!(error = %chain(&err), code = err.code(), "object store request failed");
+        if err.is_retryable() {
+            unavailable(err.code(), "the object store")
+        } else {
+            internal(err.code())
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::InvalidName(m) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m),
+            RepoError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
+            }
+            RepoError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.to_string())
+            }
+            RepoError::Metadata(err) => err.into(),
+            RepoError::Storage(err) => err.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            TokenError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
+            }
+            TokenError::Repo(err) => err.into(),
+            TokenError::Metadata(err) => err.into(),
+        }
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the database answers and the object store can be listed.
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.meta.ping().await.map_err(|err| {
+        tracing::error!(error = %chain(&err), "readiness: the database does not answer");
+        unavailable("DATABASE_UNAVAILABLE", "the metadata database")
+    })?;
+    let probe = gitclaw_storage::RepoId::new("readyz")?;
+    state.store.list(&probe.prefix()).await.map_err(|err| {
+        tracing::error!(error = %chain(&err), "readiness: the object store does not answer");
+        unavailable(err.code(), "the object store")
+    })?;
+    Ok("ready\n")
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    Ok(auth::authenticate(state, headers).await?)
+}
+
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        rejection.body_text(),
+    )
+}
+
+/// The OpenAPI document of this API, generated from the handlers above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GitClaw API",
+        description = "Repositories, tokens and audit of a GitClaw server."
+    ),
+    paths(
+        post_repo,
+        list_repos,
+        get_repo,
+        delete_repo,
+        fork_repo,
+        repo_stats,
+        repo_audit,
+        post_token,
+        list_tokens,
+        delete_token
+    ),
+    components(schemas(
+        ApiError,
+        RepoStatsView,
+        crate::service::sweep::StoreUsage,
+        CreateRepo,
+        RepoView,
+        RepoPage,
+        ForkRequest,
+        AuditPage,
+        CreateToken,
+        TokenScope,
+        NewToken,
+        TokenList,
+        TokenView,
+        TokenScopeView
+    ))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}

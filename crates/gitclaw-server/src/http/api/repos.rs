@@ -1,0 +1,238 @@
+//! `/api/v1/repos`: create, list, get, fork, delete, stats, audit.
+
+use axum::{
+    extract::{rejection::JsonRejection, State},
+    http::{HeaderMap, StatusCode},
+    Json,
+};
+use gitclaw_metadata::Repo;
+use serde::{Deserialize, Serialize};
+
+use super::{bad_query, caller, ApiError};
+use crate::{
+    app::AppState,
+    auth::{self, Caller},
+    service::repos::{self, RepoError},
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRepo {
+    pub owner: String,
+    pub name: String,
+    #[serde(default)]
+    pub private: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RepoView {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub private: bool,
+    pub default_branch: String,
+    pub clone_url: String,
+    pub created_at: i64,
+}
+
+impl RepoView {
+    pub fn new(state: &AppState, repo: Repo) -> Self {
+        RepoView {
+            clone_url: repos::clone_url(&state.config, &repo),
+            default_branch: repo.head_ref.trim_start_matches("refs/heads/").to_string(),
+            id: repo.id,
+            owner: repo.owner,
+            name: repo.name,
+            private: repo.private,
+            created_at: repo.created_at,
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/repos", request_body = CreateRepo, responses((status = 201, body = RepoView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn post_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Result<Json<CreateRepo>, JsonRejection>,
+) -> Result<(StatusCode, Json<RepoView>), ApiError> {
+    let caller = caller(&state, &headers).await?;
+    auth::check_admin(&caller)?;
+    let Json(req) = payload?;
+    let repo =
+        repos::create_repo(&state, &req.owner, &req.name, req.private, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(RepoView::new(&state, repo))))
+}
+
+/// The repository an API path names if `caller` may read it; otherwise the
+/// very 404 a missing repository gets (same code, same message), so the
+/// answer does not tell a private repository from a missing one.
+async fn find_readable(
+    state: &AppState,
+    caller: &Caller,
+    owner: &str,
+    name: &str,
+) -> Result<Repo, ApiError> {
+    let repo = repos::find_repo(state, owner, name).await?;
+    if auth::can_read(caller, &repo) {
+        Ok(repo)
+    } else {
+        Err(RepoError::NotFound(format!("{owner}/{name}")).into())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Continue after this `owner/name` (the `next` of the previous page).
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RepoPage {
+    pub repos: Vec<RepoView>,
+    /// Pass as `after` to get the next page; absent on the last page. Always
+    /// the `OWNER/NAME` of the last repository on this page.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos", params(("after" = Option<String>, Query, description = "continue after OWNER/NAME"), ("limit" = Option<u32>, Query)), responses((status = 200, body = RepoPage), (status = 400, body = ApiError)))]
+pub async fn list_repos(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RepoPage>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let after = match &query.after {
+        Some(text) => Some(text.split_once('/').ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "after must be OWNER/NAME",
+            )
+        })?),
+        None => None,
+    };
+    // Filtered in the query: `limit` and the cursor only involve repositories
+    // this caller may read.
+    let repos = state
+        .meta
+        .list_readable_repos(caller.readers(), after, limit)
+        .await?;
+    let next = (repos.len() == limit as usize)
+        .then(|| repos.last().map(|r| format!("{}/{}", r.owner, r.name)))
+        .flatten();
+    Ok(Json(RepoPage {
+        repos: repos
+            .into_iter()
+            .map(|r| RepoView::new(&state, r))
+            .collect(),
+        next,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}", params(("owner" = String, Path, description = "matched ignoring letter case"), ("name" = String, Path)), responses((status = 200, body = RepoView), (status = 401, body = ApiError, description = "invalid or expired token"), (status = 404, body = ApiError, description = "no such repository, or a private one the caller may not read")))]
+pub async fn get_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<RepoView>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    Ok(Json(RepoView::new(&state, repo)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough).", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn delete_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    auth::check_repo_admin(&caller, &repo)?;
+    repos::delete_repo(&state, &repo, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    pub owner: String,
+    pub name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/fork", params(("owner" = String, Path), ("name" = String, Path)), request_body = ForkRequest, responses((status = 201, body = RepoView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn fork_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    payload: Result<Json<ForkRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<RepoView>), ApiError> {
+    let caller = caller(&state, &headers).await?;
+    auth::check_admin(&caller)?;
+    let Json(req) = payload?;
+    let source = repos::find_repo(&state, &owner, &name).await?;
+    let fork = repos::fork_repo(&state, &source, &req.owner, &req.name, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(RepoView::new(&state, fork))))
+}
+
+/// A repository's statistics: what the metadata records, and what the store holds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RepoStatsView {
+    /// Packs, loose objects, objects and bytes as the metadata records them.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub recorded: gitclaw_metadata::RepoStats,
+    /// Keys and bytes under the repository's prefix in the object store.
+    pub store: crate::service::sweep::StoreUsage,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/stats", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = RepoStatsView, description = "object count, stored bytes, packs, loose objects, and what the store holds"), (status = 404, body = ApiError)))]
+pub async fn repo_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<RepoStatsView>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let recorded = state.meta.repo_stats(&repo.id).await?;
+    let store = crate::service::sweep::store_usage(&state, &repo).await?;
+    Ok(Json(RepoStatsView { recorded, store }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// Events older than this id (the `next` of the previous page).
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<gitclaw_metadata::AuditEvent>,
+    pub next: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/audit", params(("owner" = String, Path), ("name" = String, Path), ("before" = Option<i64>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, body = AuditPage), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn repo_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    auth::check_admin(&caller(&state, &headers).await?)?;
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let repo = repos::find_repo(&state, &owner, &name).await?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let events = state
+        .meta
+        .list_audit(Some(&repo.id), query.before, limit)
+        .await?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage { events, next }))
+}

@@ -1,0 +1,254 @@
+//! What a repository advertises: its refs (with what tags peel to) and the
+//! capabilities of upload-pack and receive-pack, for `info/refs` and for the
+//! v2 `ls-refs` command.
+//!
+//! Peeled values come from the database when it knows what every tag ref peels
+//! to; otherwise the objects are read once and what they peel to is recorded
+//! for every later advertisement (on any server).
+
+use gitclaw_metadata::{RefRecord, Repo};
+use gitclaw_pack::{odb::ObjectDb, Kind, ObjectId};
+use gitclaw_protocol::{capabilities::Capabilities, pktline, refs, v2};
+
+use crate::{app::AppState, error::GitError};
+
+/// Capabilities upload-pack advertises in v0/v1 (symref and agent are added per response).
+pub const UPLOAD_PACK_CAPABILITIES: &[&str] = &[
+    "multi_ack",
+    "thin-pack",
+    "side-band",
+    "side-band-64k",
+    "ofs-delta",
+    "shallow",
+    "deepen-since",
+    "deepen-not",
+    "deepen-relative",
+    "no-progress",
+    "include-tag",
+    "multi_ack_detailed",
+    "no-done",
+    "allow-tip-sha1-in-want",
+    "allow-reachable-sha1-in-want",
+    "filter",
+    "object-format=sha1",
+];
+
+/// Capabilities receive-pack advertises (besides `agent`).
+pub const RECEIVE_PACK_CAPABILITIES: &[&str] = &[
+    "report-status",
+    "report-status-v2",
+    "delete-refs",
+    "side-band-64k",
+    "quiet",
+    "atomic",
+    "ofs-delta",
+    "push-options",
+    "object-format=sha1",
+];
+
+pub fn agent() -> String {
+    format!("agent=gitclaw/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The v2 capability advertisement.
+pub fn v2_capabilities() -> Vec<String> {
+    vec![
+        agent(),
+        "ls-refs=unborn".into(),
+        "fetch=shallow wait-for-done filter".into(),
+        "server-option".into(),
+        "object-format=sha1".into(),
+    ]
+}
+
+/// The first capability the client asked for that the server did not advertise.
+pub fn unknown_capability<'a>(caps: &'a Capabilities, advertised: &[&str]) -> Option<&'a str> {
+    caps.iter().map(|(name, _)| name).find(|name| {
+        *name != "agent"
+            && *name != "session-id"
+            && !advertised
+                .iter()
+                .any(|a| a.split('=').next() == Some(*name))
+    })
+}
+
+/// The service `info/refs` was asked to advertise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    UploadPack,
+    ReceivePack,
+}
+
+/// A ref with its peeled value (for annotated tags).
+#[derive(Debug, Clone)]
+pub struct PeeledRef {
+    pub name: String,
+    pub oid: ObjectId,
+    pub peeled: Option<ObjectId>,
+}
+
+/// The body of `info/refs` for `service`, in the protocol version the client
+/// asked for (push has no version 2 and answers in version 0).
+pub async fn info_refs(
+    state: &AppState,
+    repo: &Repo,
+    service: Service,
+    version: u8,
+) -> Result<Vec<u8>, GitError> {
+    if service == Service::UploadPack && version == 2 {
+        return Ok(refs::advertise_v2_capabilities(&v2_capabilities())?);
+    }
+    let mut body = refs::http_service_header(match service {
+        Service::UploadPack => refs::Service::UploadPack,
+        Service::ReceivePack => refs::Service::ReceivePack,
+    });
+    // Version 1 is version 0 behind a "version 1" line.
+    if version == 1 {
+        body.extend(refs::version1_line());
+    }
+    let advertisement = match service {
+        Service::UploadPack => {
+            let refs = advertised_refs(state, repo).await?;
+            let mut caps: Vec<String> = UPLOAD_PACK_CAPABILITIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            caps.push(agent());
+            let head = refs
+                .iter()
+                .find(|r| r.name == repo.head_ref)
+                .map(|r| (r.oid, repo.head_ref.as_str()));
+            refs::advertise_v0(&as_advertised(&refs, true), head, &caps)
+        }
+        Service::ReceivePack => {
+            // Push needs no peeled values.
+            let refs: Vec<PeeledRef> = state
+                .meta
+                .list_refs(&repo.id)
+                .await?
+                .into_iter()
+                .map(|r| PeeledRef {
+                    name: r.name,
+                    oid: r.oid,
+                    peeled: None,
+                })
+                .collect();
+            let mut caps: Vec<String> = RECEIVE_PACK_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            caps.push(agent());
+            refs::advertise_v0(&as_advertised(&refs, false), None, &caps)
+        }
+    };
+    body.extend(advertisement?);
+    Ok(body)
+}
+
+fn as_advertised(refs: &[PeeledRef], peeled: bool) -> Vec<refs::AdvertisedRef> {
+    refs.iter()
+        .map(|r| refs::AdvertisedRef {
+            name: r.name.clone(),
+            oid: r.oid,
+            peeled: if peeled { r.peeled } else { None },
+        })
+        .collect()
+}
+
+/// The answer to a v2 `ls-refs` command.
+pub fn ls_refs(
+    repo: &Repo,
+    refs: &[PeeledRef],
+    args: &v2::LsRefsArgs,
+) -> Result<Vec<u8>, GitError> {
+    let matches = |name: &str| {
+        args.ref_prefixes.is_empty()
+            || args
+                .ref_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+    };
+    let symref = |wanted: bool| wanted.then_some(repo.head_ref.as_str());
+    let mut out = Vec::new();
+    if matches("HEAD") {
+        match refs.iter().find(|r| r.name == repo.head_ref) {
+            Some(head) => v2::write_ls_refs_line(
+                &mut out,
+                Some(&head.oid),
+                "HEAD",
+                symref(args.symrefs),
+                None,
+            )?,
+            None if args.unborn => {
+                v2::write_ls_refs_line(&mut out, None, "HEAD", symref(true), None)?
+            }
+            None => {}
+        }
+    }
+    for r in refs.iter().filter(|r| matches(&r.name)) {
+        let peeled = r.peeled.as_ref().filter(|_| args.peel);
+        v2::write_ls_refs_line(&mut out, Some(&r.oid), &r.name, None, peeled)?;
+    }
+    out.extend_from_slice(pktline::FLUSH);
+    Ok(out)
+}
+
+/// Refs with their peeled values; see the module doc.
+pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<PeeledRef>, GitError> {
+    let records = state.meta.list_refs(&repo.id).await?;
+    let known = state.meta.peeled_refs(&repo.id).await?;
+    let is_tag = |r: &RefRecord| r.name.starts_with("refs/tags/");
+    if records
+        .iter()
+        .filter(|r| is_tag(r))
+        .all(|r| known.contains_key(&r.oid))
+    {
+        return Ok(records
+            .into_iter()
+            .map(|r| {
+                let peeled = known.get(&r.oid).filter(|p| **p != r.oid).copied();
+                PeeledRef {
+                    name: r.name,
+                    oid: r.oid,
+                    peeled,
+                }
+            })
+            .collect());
+    }
+    let db = state.object_db(repo).await?;
+    let refs = tokio::task::spawn_blocking(move || peel_refs(&db, records)).await?;
+    let learned: Vec<_> = refs
+        .iter()
+        .filter(|r| r.name.starts_with("refs/tags/") && !known.contains_key(&r.oid))
+        .map(|r| (r.oid, r.peeled.unwrap_or(r.oid)))
+        .collect();
+    if let Err(err) = state.meta.record_peeled(&repo.id, &learned).await {
+        tracing::warn!(repo = %repo.id, error = %err, "cannot record peeled tags");
+    }
+    Ok(refs)
+}
+
+/// Peel every ref that points at a tag object. Blocking.
+pub fn peel_refs(db: &ObjectDb, refs: Vec<RefRecord>) -> Vec<PeeledRef> {
+    let mut reader = db.reader();
+    refs.into_iter()
+        .map(|r| {
+            // Only tags can point at tag objects in practice; reading every branch tip
+            // just to learn it is a commit would cost a read per ref.
+            let peeled = if r.name.starts_with("refs/tags/") {
+                // The header only: a tag may name a big blob.
+                match reader.header(&r.oid) {
+                    Ok(Some((Kind::Tag, _))) => reader.peel(&r.oid).ok().map(|(id, _)| id),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            PeeledRef {
+                name: r.name,
+                oid: r.oid,
+                peeled,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,353 @@
+//! upload-pack: answering clone and fetch, in protocol v0/v1 (stateless RPC, as
+//! over HTTP) and v2.
+//!
+//! [`upload_pack`] reads the request and prepares everything that needs the
+//! database; the answer is then either complete ([`Answer::Bytes`]: `ls-refs`,
+//! an empty request) or a [`Fetch`] whose [`Fetch::run`] writes the response on
+//! a blocking thread, in this order: the wants are checked (each must be
+//! reachable from a ref: CI fetches commits by SHA), the shallow boundary is
+//! planned, the haves are negotiated ([`negotiate`]), the pack's source is
+//! chosen ([`source::choose`]) and written ([`source::write`]) through the
+//! sideband channel ([`sideband`]). A failure before the pack is an `ERR`
+//! packet; after it started, a message on the error band.
+
+pub mod negotiate;
+pub mod sideband;
+pub mod source;
+
+use std::{cell::RefCell, io::Write, rc::Rc, sync::Arc};
+
+use gitclaw_metadata::Repo;
+use gitclaw_pack::{
+    odb::{ObjectDb, PackHandle},
+    walk::{plan_shallow, unreachable_wants, DeepenRequest, Graph},
+    writer::WriteOptions,
+    ObjectId,
+};
+use gitclaw_protocol::{pktline, sideband::Band, v0, v2, v2::Section};
+
+pub use source::WholePackAnswers;
+
+use crate::{
+    app::AppState,
+    error::{GitError, RequestId},
+    service::{
+        advertise::{self, PeeledRef, UPLOAD_PACK_CAPABILITIES},
+        response_cache::ResponseCache,
+    },
+};
+use sideband::{Heartbeat, PackSink, Shared};
+
+/// Upload-pack request bodies (wants and haves) larger than this are refused.
+pub const MAX_NEGOTIATION_BYTES: usize = 32 * 1024 * 1024;
+
+/// What upload-pack answers a request with.
+pub enum Answer {
+    /// The whole answer (`ls-refs`, an empty request).
+    Bytes(Vec<u8>),
+    /// A fetch, whose response [`Fetch::run`] writes.
+    Fetch(Box<Fetch>),
+}
+
+/// One upload-pack request, ready to be answered on a blocking thread.
+pub struct Fetch {
+    db: ObjectDb,
+    refs: Vec<PeeledRef>,
+    job: FetchJob,
+    repo: String,
+    request_id: RequestId,
+}
+
+/// What the shared caches and settings give every fetch.
+#[derive(Clone)]
+pub struct FetchContext {
+    /// The repository id that scopes the response cache's keys.
+    pub repo_id: String,
+    pub responses: Arc<ResponseCache>,
+    pub answers: Arc<WholePackAnswers>,
+    /// The configured delta search (window, depth); the client's capabilities
+    /// decide the rest of how the pack is written.
+    pub pack: WriteOptions,
+}
+
+/// What one upload-pack request asks for, in either protocol version.
+pub struct FetchJob {
+    pub v2: bool,
+    pub wants: Vec<ObjectId>,
+    pub haves: Vec<ObjectId>,
+    pub done: bool,
+    pub deepen: DeepenRequest,
+    pub deepen_not_refs: Vec<String>,
+    /// Partial clone filter spec, as the client sent it.
+    pub filter: Option<String>,
+    /// Largest sideband packet, or `None` for no sideband.
+    pub sideband: Option<usize>,
+    pub no_progress: bool,
+    pub ofs_delta: bool,
+    pub thin_pack: bool,
+    pub include_tag: bool,
+    pub multi_ack: bool,
+    pub multi_ack_detailed: bool,
+    pub no_done: bool,
+    pub wait_for_done: bool,
+    /// Annotated tags among the refs: what `include-tag` may add.
+    pub tag_tips: Vec<ObjectId>,
+    /// For a full clone: the newest pack recorded as the closure of some tips, and
+    /// those tips.
+    pub closure: Option<(Arc<PackHandle>, Vec<ObjectId>)>,
+    pub context: FetchContext,
+}
+
+impl FetchJob {
+    /// No haves, no depth, no filter but `blob:none`: a clone of whole history.
+    pub fn is_full_clone(&self) -> bool {
+        self.haves.is_empty()
+            && self.filter.as_deref().is_none_or(|f| f == "blob:none")
+            && !self.deepen.is_deepen()
+            && self.deepen.client_shallow.is_empty()
+            && self.deepen_not_refs.is_empty()
+    }
+
+    fn from_v2(args: v2::FetchArgs, context: FetchContext) -> FetchJob {
+        FetchJob {
+            v2: true,
+            wants: args.wants,
+            haves: args.haves,
+            done: args.done,
+            deepen: DeepenRequest {
+                client_shallow: args.shallow,
+                depth: args.deepen,
+                relative: args.deepen_relative,
+                since: args.deepen_since,
+                not: Vec::new(),
+            },
+            deepen_not_refs: args.deepen_not,
+            filter: args.filter,
+            sideband: Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX),
+            no_progress: args.no_progress,
+            ofs_delta: args.ofs_delta,
+            thin_pack: args.thin_pack,
+            include_tag: args.include_tag,
+            multi_ack: false,
+            multi_ack_detailed: false,
+            no_done: false,
+            wait_for_done: args.wait_for_done,
+            tag_tips: Vec::new(),
+            closure: None,
+            context,
+        }
+    }
+
+    fn from_v0(req: v0::UploadRequest, context: FetchContext) -> FetchJob {
+        let caps = &req.capabilities;
+        let sideband = if caps.has("side-band-64k") {
+            Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX)
+        } else if caps.has("side-band") {
+            Some(gitclaw_protocol::sideband::SIDEBAND_MAX)
+        } else {
+            None
+        };
+        FetchJob {
+            v2: false,
+            multi_ack: caps.has("multi_ack"),
+            multi_ack_detailed: caps.has("multi_ack_detailed"),
+            no_done: caps.has("no-done"),
+            no_progress: caps.has("no-progress"),
+            ofs_delta: caps.has("ofs-delta"),
+            thin_pack: caps.has("thin-pack"),
+            include_tag: caps.has("include-tag"),
+            sideband,
+            deepen: DeepenRequest {
+                client_shallow: req.shallow,
+                depth: req.deepen,
+                relative: req.deepen_relative,
+                since: req.deepen_since,
+                not: Vec::new(),
+            },
+            deepen_not_refs: req.deepen_not,
+            filter: req.filter,
+            wants: req.wants,
+            haves: req.haves,
+            done: req.done,
+            wait_for_done: false,
+            tag_tips: Vec::new(),
+            closure: None,
+            context,
+        }
+    }
+}
+
+/// Read an upload-pack request (`version` from `Git-Protocol`) and prepare its answer.
+pub async fn upload_pack(
+    state: &AppState,
+    repo: &Repo,
+    version: u8,
+    request: &[u8],
+) -> Result<Answer, GitError> {
+    let refs = advertise::advertised_refs(state, repo).await?;
+    let context = FetchContext {
+        repo_id: repo.id.clone(),
+        responses: state.responses.clone(),
+        answers: state.answers.clone(),
+        pack: state.config.write_options(),
+    };
+    let mut job = if version == 2 {
+        let Some(command) = v2::parse_command_request(request)? else {
+            return Ok(Answer::Bytes(Vec::new()));
+        };
+        match command.command.as_str() {
+            "ls-refs" => {
+                let args = v2::LsRefsArgs::parse(&command.args)?;
+                return Ok(Answer::Bytes(advertise::ls_refs(repo, &refs, &args)?));
+            }
+            "fetch" => FetchJob::from_v2(v2::FetchArgs::parse(&command.args)?, context),
+            other => return Err(GitError::BadRequest(format!("unknown command '{other}'"))),
+        }
+    } else {
+        let parsed = v0::parse_upload_request(request)?;
+        if let Some(name) =
+            advertise::unknown_capability(&parsed.capabilities, UPLOAD_PACK_CAPABILITIES)
+        {
+            return Err(GitError::BadRequest(format!("unknown capability '{name}'")));
+        }
+        FetchJob::from_v0(parsed, context)
+    };
+    job.tag_tips = refs
+        .iter()
+        .filter(|r| r.peeled.is_some())
+        .map(|r| r.oid)
+        .collect();
+    let db = state.object_db(repo).await?;
+    if job.is_full_clone() {
+        if let Some((_, pack)) = db.closure_packs().last() {
+            match state.meta.closure_tips(&repo.id, pack.hash()).await {
+                Ok(tips) => job.closure = Some((pack.clone(), tips)),
+                Err(err) => {
+                    tracing::warn!(error = %err, repo = %repo.id, "cannot read a pack's closure tips; walking instead")
+                }
+            }
+        }
+    }
+    Ok(Answer::Fetch(Box::new(Fetch {
+        db,
+        refs,
+        job,
+        repo: format!("{}/{}", repo.owner, repo.name),
+        request_id: RequestId::current(),
+    })))
+}
+
+impl Fetch {
+    /// Write the whole response to `out`. Blocking. A failure is reported to
+    /// the client in git's terms and logged.
+    pub fn run(self, out: &mut dyn Write) {
+        let request_id = self.request_id.clone();
+        request_id.scope_sync(|| {
+            let mut pack_started = false;
+            let shared = RefCell::new(out);
+            let result = self.respond(&shared, &mut pack_started);
+            let out = shared.into_inner();
+            if let Err(err) = result {
+                err.log(&format!("fetch from {}", self.repo));
+                let message = format!("upload-pack: {}", err.client_message());
+                let mut report = Vec::new();
+                if pack_started && self.job.sideband.is_some() {
+                    let mut sink = PackSink::new(out, self.job.sideband);
+                    let _ = sink.band(Band::Error, format!("{message}\n").as_bytes());
+                } else if !pack_started {
+                    pktline::write_err(&mut report, &message);
+                }
+                let _ = out.write_all(&report).and_then(|_| out.flush());
+            }
+        })
+    }
+
+    fn respond(
+        &self,
+        shared: &RefCell<&mut dyn Write>,
+        pack_started: &mut bool,
+    ) -> Result<(), GitError> {
+        let (db, job, refs) = (&self.db, &self.job, &self.refs);
+        let mut out = Shared(shared);
+        let mut send = |bytes: &[u8]| out.write_all(bytes).map_err(GitError::ClientGone);
+        for want in &job.wants {
+            if !db.contains(want) {
+                return Err(GitError::BadRequest(format!("not our ref {want}")));
+            }
+        }
+        if job.wants.is_empty() {
+            if job.v2 {
+                send(pktline::FLUSH)?;
+            }
+            return Ok(());
+        }
+        let mut graph = Graph::new(db);
+        // Once the pack phase has begun (sideband open), long walks keep the client
+        // hearing from us.
+        let heartbeat = Rc::new(Heartbeat::new(shared, job.sideband, job.no_progress));
+        {
+            let heartbeat = heartbeat.clone();
+            graph.on_progress(move |parsed| {
+                heartbeat.beat(|| format!("Counting objects: {parsed}\r"));
+            });
+        }
+        // A want need not be a ref tip, but it must be reachable from one
+        // (`allowReachableSHA1InWant`).
+        let tips: Vec<ObjectId> = refs.iter().map(|r| r.oid).collect();
+        if let Some(id) = unreachable_wants(&mut graph, &tips, &job.wants)?.first() {
+            return Err(GitError::BadRequest(format!("not our ref {id}")));
+        }
+        let mut deepen = job.deepen.clone();
+        for name in &job.deepen_not_refs {
+            let tip = refs
+                .iter()
+                .find(|r| {
+                    &r.name == name
+                        || r.name == format!("refs/heads/{name}")
+                        || r.name == format!("refs/tags/{name}")
+                })
+                .ok_or_else(|| {
+                    GitError::BadRequest(format!("git upload-pack: ambiguous deepen-not: {name}"))
+                })?;
+            deepen.not.push(tip.oid);
+        }
+        if deepen.depth.is_some() && (deepen.since.is_some() || !deepen.not.is_empty()) {
+            return Err(gitclaw_protocol::ProtocolError::ConflictingDeepen.into());
+        }
+        let plan = plan_shallow(&mut graph, &job.wants, &deepen)?;
+
+        let mut lines = Vec::new();
+        // v0 sends the shallow section before negotiation, in every request that deepens.
+        if !job.v2 && deepen.is_deepen() {
+            negotiate::shallow_lines(&mut lines, &plan);
+            lines.extend_from_slice(pktline::FLUSH);
+        }
+        let commons: Vec<ObjectId> = job
+            .haves
+            .iter()
+            .copied()
+            .filter(|h| db.contains(h))
+            .collect();
+        let send_pack = if job.v2 {
+            negotiate::negotiate_v2(&mut graph, job, &commons, &mut lines)?
+        } else {
+            negotiate::negotiate_v0(&mut graph, job, &commons, &mut lines)?
+        };
+        if send_pack && job.v2 {
+            if deepen.is_deepen() || !deepen.client_shallow.is_empty() {
+                v2::write_section(&mut lines, Section::ShallowInfo);
+                negotiate::shallow_lines(&mut lines, &plan);
+                lines.extend_from_slice(pktline::DELIM);
+            }
+            v2::write_section(&mut lines, Section::Packfile);
+        }
+        send(&lines)?;
+        if !send_pack {
+            return out.flush().map_err(GitError::ClientGone);
+        }
+        *pack_started = true;
+        heartbeat.start();
+        let source = source::choose(db, job, &mut graph, &commons, &plan)?;
+        source::write(db, job, source, &heartbeat)
+    }
+}

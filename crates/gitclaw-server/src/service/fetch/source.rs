@@ -1,0 +1,341 @@
+//! Where a fetch's pack comes from, decided once ([`choose`]) and written by
+//! one path ([`write`]).
+//!
+//! In order of preference: a stored pack that is exactly the answer (a full
+//! clone of the refs compaction saw) streamed as it is; the pack an identical
+//! earlier clone generated (the response cache); a stored pack holding the old
+//! history sent whole, followed by a walk of only what is newer (what
+//! reachability bitmaps give git); and last a walk of everything wanted.
+
+use std::{collections::HashMap, io::Write, sync::Arc, sync::Mutex};
+
+use gitclaw_pack::{
+    odb::{ObjectDb, PackHandle},
+    repack::closure_key,
+    walk::{enumerate, reaches_all, Filter, Graph, ShallowPlan, WalkObject, WalkOptions},
+    writer::{stream_pack, write_pack, write_pack_after, WriteOptions, WriteStats},
+    Kind, ObjectId,
+};
+use gitclaw_protocol::{pktline, sideband::Band};
+
+use super::{
+    sideband::{compress_progress, Heartbeat, PackSink},
+    FetchJob,
+};
+use crate::{
+    error::GitError,
+    service::response_cache::{CacheFill, CacheKey},
+};
+
+/// Commits searched, at most, for the tips a stored closure was taken of.
+const CLOSURE_SEARCH_LIMIT: usize = 100_000;
+
+/// Where the pack of one fetch comes from.
+pub enum PackSource {
+    /// A stored pack that is exactly the answer.
+    Stored(Arc<PackHandle>),
+    /// The pack an identical earlier request generated.
+    Cached { file: std::fs::File, size: u64 },
+    /// Objects to write, after `base` (a stored pack sent whole) when there is one.
+    Walked {
+        base: Option<Arc<PackHandle>>,
+        objects: Vec<WalkObject>,
+        /// Objects the client has, that deltas may be made against (thin packs).
+        client_has: gix_hashtable::HashSet<ObjectId>,
+        /// How many of the objects come from a stored pack.
+        stored: usize,
+        /// Where a copy of the pack goes for the next identical request.
+        fill: Option<CacheFill>,
+        /// The full-clone key to remember if one stored pack answers it whole.
+        answer_key: Option<ObjectId>,
+    },
+}
+
+/// Decide where the pack comes from. `commons` are the haves the server has.
+pub fn choose(
+    db: &ObjectDb,
+    job: &FetchJob,
+    graph: &mut Graph<'_>,
+    commons: &[ObjectId],
+    plan: &ShallowPlan,
+) -> Result<PackSource, GitError> {
+    let filter = match &job.filter {
+        Some(spec) => Some(Filter::parse(spec).map_err(GitError::BadRequest)?),
+        None => None,
+    };
+    let include_tags = if job.include_tag {
+        job.tag_tips.clone()
+    } else {
+        Vec::new()
+    };
+    let full = commons.is_empty() && plan.is_full();
+    let answer_key = (full && filter.is_none()).then(|| whole_pack_key(&job.wants, &include_tags));
+    if let Some(key) = &answer_key {
+        // Compaction records the pack that holds exactly the closure of the refs it
+        // saw; a full clone of those refs is that pack.
+        let stored = db.closure_pack(key).cloned();
+        let remembered = || job.context.answers.pack_for(db, key);
+        if let Some(handle) = stored.or_else(remembered) {
+            if job.ofs_delta || !handle.has_ofs_deltas()? {
+                return Ok(PackSource::Stored(handle));
+            }
+        }
+    }
+    // A clone asked for before (same commits, depth, filter) is answered from the
+    // pack the first one wrote.
+    let deepen = &job.deepen;
+    let cacheable = commons.is_empty()
+        && deepen.client_shallow.is_empty()
+        && deepen.since.is_none()
+        && deepen.not.is_empty()
+        && job.deepen_not_refs.is_empty()
+        && !deepen.relative;
+    let cache_key = cacheable.then(|| {
+        CacheKey {
+            repo_id: &job.context.repo_id,
+            wants: &job.wants,
+            depth: deepen.depth,
+            filter: job.filter.as_deref(),
+            include_tags: &include_tags,
+            ofs_delta: job.ofs_delta,
+        }
+        .digest()
+    });
+    let cache = &job.context.responses;
+    if let Some(key) = &cache_key {
+        if let Some((file, size)) = cache.get(key) {
+            return Ok(PackSource::Cached { file, size });
+        }
+    }
+    // A clone of refs that moved on since the last compaction: the pack that holds
+    // all of their old state goes out whole, and the walk covers only what is newer.
+    // Only when the wants reach every tip that pack was taken of: it must not carry
+    // anything the clone does not reach. A `blob:none` clone takes that pack's
+    // commits, trees and tags the same way.
+    let mut options = WalkOptions {
+        closed: None,
+        filter,
+        include_tags,
+    };
+    let mut base = None;
+    let mut from_base: Vec<WalkObject> = Vec::new();
+    let blob_none = matches!(options.filter, Some(Filter::BlobNone));
+    if full && (options.filter.is_none() || blob_none) {
+        let key = whole_pack_key(&job.wants, &options.include_tags);
+        let closure = match (db.closure_pack(&key), &job.closure) {
+            (Some(pack), _) => Some(pack.clone()),
+            (None, Some((pack, tips))) if !tips.is_empty() => {
+                reaches_all(graph, &job.wants, tips, CLOSURE_SEARCH_LIMIT)?.then(|| pack.clone())
+            }
+            _ => None,
+        };
+        if let Some(pack) = closure {
+            if blob_none {
+                // Wanted blobs would pass the filter: only commits and tags here.
+                let mut all_commits = true;
+                for want in &job.wants {
+                    all_commits &= graph.peel_to_commit(want)?.is_some();
+                }
+                if all_commits {
+                    from_base = pack
+                        .kinds()?
+                        .into_iter()
+                        .filter(|(_, kind)| *kind != Kind::Blob)
+                        .map(|(id, kind)| WalkObject::new(id, kind))
+                        .collect();
+                    options.closed = Some(pack);
+                }
+            } else if job.ofs_delta || !pack.has_ofs_deltas()? {
+                options.closed = Some(pack.clone());
+                base = Some(pack);
+            }
+        }
+    }
+    let mut outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    let stored = base
+        .as_ref()
+        .map_or(from_base.len(), |p| p.num_objects() as usize);
+    if !from_base.is_empty() {
+        from_base.append(&mut outcome.objects);
+        outcome.objects = from_base;
+    }
+    Ok(PackSource::Walked {
+        base,
+        objects: outcome.objects,
+        client_has: outcome.client_has,
+        stored,
+        fill: cache_key.and_then(|key| cache.fill(key)),
+        answer_key,
+    })
+}
+
+/// Write the pack from `source` on the pack band, with git's progress lines.
+pub fn write(
+    db: &ObjectDb,
+    job: &FetchJob,
+    source: PackSource,
+    heartbeat: &Heartbeat<'_, '_>,
+) -> Result<(), GitError> {
+    // The response, written through the same cell the heartbeat speaks into.
+    let mut out = super::sideband::Shared(heartbeat.shared);
+    let mut sink = PackSink::new(&mut out, job.sideband);
+    let progress = heartbeat.progress;
+    let say = |sink: &mut PackSink<'_>, line: &str| -> Result<(), GitError> {
+        if progress {
+            sink.band(Band::Progress, line.as_bytes())
+                .map_err(GitError::ClientGone)?;
+        }
+        Ok(())
+    };
+    say(&mut sink, "Enumerating objects, done.\n")?;
+    let write_options = WriteOptions {
+        ofs_delta: job.ofs_delta,
+        thin: job.thin_pack,
+        ..job.context.pack.clone()
+    };
+    let stats = match source {
+        PackSource::Stored(handle) => {
+            let line = format!(
+                "Counting objects: {}, done (answered by a stored pack).\n",
+                handle.num_objects()
+            );
+            say(&mut sink, &line)?;
+            Some(stream_pack(&handle, &mut sink, &mut |_, _, _| {})?)
+        }
+        PackSource::Cached { mut file, size } => {
+            say(
+                &mut sink,
+                &format!("Reusing a cached pack of {size} bytes, done.\n"),
+            )?;
+            std::io::copy(&mut file, &mut sink).map_err(GitError::ClientGone)?;
+            None
+        }
+        PackSource::Walked {
+            base,
+            objects,
+            client_has,
+            stored,
+            fill,
+            answer_key,
+        } => {
+            let total = objects.len() + base.as_ref().map_or(0, |p| p.num_objects() as usize);
+            let line = if stored > 0 {
+                format!("Counting objects: {total}, done ({stored} from a stored pack).\n")
+            } else {
+                format!("Counting objects: {total}, done.\n")
+            };
+            say(&mut sink, &line)?;
+            let mut tee = Tee {
+                sink: &mut sink,
+                fill,
+            };
+            let mut report = compress_progress(heartbeat);
+            let stats = match &base {
+                Some(pack) => {
+                    write_pack_after(db, pack, &objects, &write_options, &mut tee, &mut report)?
+                }
+                None => write_pack(
+                    db,
+                    &objects,
+                    Some(&client_has),
+                    &write_options,
+                    &mut tee,
+                    &mut report,
+                )?,
+            };
+            // A pack streamed from the store as it is needs no second copy.
+            if let (Some(fill), false) = (tee.fill.take(), stats.whole_pack) {
+                fill.finish();
+            }
+            if let (Some(key), Some(pack), true) = (answer_key, stats.checksum, stats.whole_pack) {
+                job.context.answers.remember(key, pack);
+            }
+            Some(stats)
+        }
+    };
+    if let Some(stats) = &stats {
+        say(&mut sink, &summary(stats))?;
+    }
+    sink.send_pending(true).map_err(GitError::ClientGone)?;
+    if job.sideband.is_some() {
+        sink.out
+            .write_all(pktline::FLUSH)
+            .map_err(GitError::ClientGone)?;
+    }
+    sink.out.flush().map_err(GitError::ClientGone)
+}
+
+fn summary(stats: &WriteStats) -> String {
+    format!(
+        "Total {} (reused {}, deltas reused {}, new deltas {}), pack {} bytes\n",
+        stats.objects, stats.reused, stats.reused_deltas, stats.new_deltas, stats.bytes
+    )
+}
+
+/// The response, and a copy of the pack data for the cache.
+struct Tee<'s, 'a> {
+    sink: &'s mut PackSink<'a>,
+    fill: Option<CacheFill>,
+}
+
+impl Write for Tee<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sink.write_all(data)?;
+        if let Some(fill) = &mut self.fill {
+            fill.copy(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+/// Full clones that one stored pack answered exactly: digest of (wants, included
+/// tags) → that pack's checksum. Commit ids and pack checksums name immutable
+/// content, so an entry is never stale and holds for every repository that has
+/// the pack; the map is bounded by starting afresh when full.
+#[derive(Default)]
+pub struct WholePackAnswers(Mutex<HashMap<ObjectId, ObjectId>>);
+
+const WHOLE_PACK_ANSWERS_MAX: usize = 4096;
+
+impl WholePackAnswers {
+    fn pack_for(&self, db: &ObjectDb, key: &ObjectId) -> Option<Arc<PackHandle>> {
+        let pack = *self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key)?;
+        db.packs().iter().find(|p| *p.hash() == pack).cloned()
+    }
+
+    fn remember(&self, key: ObjectId, pack: ObjectId) {
+        let mut answers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if answers.len() >= WHOLE_PACK_ANSWERS_MAX {
+            answers.clear();
+        }
+        answers.insert(key, pack);
+    }
+}
+
+/// The key of a full clone's answer. When every tag `include-tag` could add is
+/// wanted anyway, the answer is exactly the closure of the wants, the key
+/// compaction records its packs under.
+fn whole_pack_key(wants: &[ObjectId], include_tags: &[ObjectId]) -> ObjectId {
+    use sha1::Digest;
+    let wanted: std::collections::HashSet<&ObjectId> = wants.iter().collect();
+    if include_tags.iter().all(|t| wanted.contains(t)) {
+        return closure_key(wants);
+    }
+    let mut wants = wants.to_vec();
+    wants.sort();
+    wants.dedup();
+    let mut tags = include_tags.to_vec();
+    tags.sort();
+    let mut hasher = sha1::Sha1::new();
+    for id in &wants {
+        hasher.update(id.as_bytes());
+    }
+    hasher.update(b"tags");
+    for id in &tags {
+        hasher.update(id.as_bytes());
+    }
+    ObjectId::from_bytes_or_panic(&hasher.finalize())
+}

@@ -1,0 +1,224 @@
+//! The checks every ref update of a push passes before anything is stored: a
+//! name git would accept (and not longer than clients can keep), no duplicates,
+//! no no-ops, and a new tip that exists and, for a branch, is a commit.
+
+use std::path::Path;
+
+use gitclaw_pack::{odb::DecodeState, odb::ObjectDb, Kind, PackError};
+use gitclaw_protocol::receive_pack::{RefCommand, RefStatus};
+
+/// Longest ref name a push may create, in bytes (hosting services cap names
+/// near this too). It keeps every advertisement line far below a pkt-line's
+/// 65516 bytes: `<oid> <name>\0<capabilities>` and, for HEAD's target,
+/// `symref=HEAD:<name>` next to them.
+pub const MAX_REF_NAME_BYTES: usize = 1024;
+
+/// Longest component of a ref name, in bytes: the file-name limit of the
+/// file systems git clients keep refs on, so a longer one could not be
+/// fetched anyway.
+pub const MAX_REF_COMPONENT_BYTES: usize = 255;
+
+/// Refuse malformed commands up front: bad names, duplicates, no-ops.
+pub fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>]) {
+    let mut seen = std::collections::HashSet::new();
+    for (command, status) in commands.iter().zip(statuses.iter_mut()) {
+        if let Some(reason) = ref_name_problem(&command.name) {
+            *status = Some(RefStatus::Rejected(reason));
+        } else if !seen.insert(command.name.clone()) {
+            *status = Some(RefStatus::Rejected("duplicate ref update".into()));
+        } else if command.old.is_null() && command.new.is_null() {
+            *status = Some(RefStatus::Rejected("nothing to do".into()));
+        }
+    }
+}
+
+/// Why a push may not create or update a ref called `name`, if it may not:
+/// what `git check-ref-format` refuses (as git's receive-pack, "funny
+/// refname", with the rule broken), names outside `refs/`, and names longer
+/// than [`MAX_REF_NAME_BYTES`] or with a component longer than
+/// [`MAX_REF_COMPONENT_BYTES`].
+fn ref_name_problem(name: &str) -> Option<String> {
+    if name.len() > MAX_REF_NAME_BYTES {
+        return Some(format!(
+            "refname too long ({} bytes, at most {MAX_REF_NAME_BYTES})",
+            name.len()
+        ));
+    }
+    if let Some(part) = name.split('/').find(|p| p.len() > MAX_REF_COMPONENT_BYTES) {
+        return Some(format!(
+            "refname component too long ({} bytes, at most {MAX_REF_COMPONENT_BYTES})",
+            part.len()
+        ));
+    }
+    let funny = |why: &str| Some(format!("funny refname ({why})"));
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return funny("control character");
+    }
+    // The parser turns bytes that are not UTF-8 into U+FFFD.
+    if name.contains('\u{fffd}') {
+        return funny("not UTF-8");
+    }
+    if !name.starts_with("refs/") {
+        return funny("not under refs/");
+    }
+    if let Err(err) = gix_validate::reference::name(name.as_bytes().into()) {
+        let why = err.to_string();
+        let mut chars = why.chars();
+        let why = match chars.next() {
+            Some(first) => first.to_lowercase().chain(chars).collect(),
+            None => why,
+        };
+        return funny(&why);
+    }
+    None
+}
+
+/// Per-command result of checking the new tip, `None` when it passes.
+pub fn tip_checks(
+    commands: &[RefCommand],
+    db: &ObjectDb,
+    new_pack: Option<&Path>,
+) -> Result<Vec<Option<RefStatus>>, PackError> {
+    let pack = match new_pack {
+        Some(path) => Some(gitclaw_pack::odb::PackHandle::open(path)?),
+        None => None,
+    };
+    let mut state = DecodeState::default();
+    let mut reader = db.reader();
+    let mut out = Vec::with_capacity(commands.len());
+    for command in commands {
+        if command.new.is_null() {
+            out.push(None);
+            continue;
+        }
+        // Headers only: a tip may be a big blob (a tag of one).
+        let kind = match pack
+            .as_ref()
+            .and_then(|p| p.lookup(&command.new).map(|i| (p, i)))
+        {
+            Some((p, index)) => Some(p.object_header(index, &mut state)?.0),
+            None => reader.header(&command.new)?.map(|(kind, _)| kind),
+        };
+        out.push(match kind {
+            None => Some(RefStatus::Rejected("missing necessary objects".into())),
+            Some(kind) if command.name.starts_with("refs/heads/") && kind != Kind::Commit => Some(
+                RefStatus::Rejected("non-commit object cannot be a branch tip".into()),
+            ),
+            Some(_) => None,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitclaw_pack::ObjectId;
+
+    fn refused(name: &str) -> String {
+        ref_name_problem(name).unwrap_or_else(|| panic!("{name:?} is accepted"))
+    }
+
+    #[test]
+    fn ref_names_git_accepts_are_accepted() {
+        for name in [
+            "refs/heads/main",
+            "refs/tags/v1.0",
+            "refs/heads/feature/ünïcode",
+            "refs/pull/1/head",
+        ] {
+            assert_eq!(ref_name_problem(name), None, "{name}");
+        }
+        let longest = format!("refs/heads/{}", "a".repeat(MAX_REF_COMPONENT_BYTES));
+        assert_eq!(ref_name_problem(&longest), None);
+        let parts = vec!["b".repeat(200); 5].join("/");
+        let long = format!("refs/heads/{parts}");
+        assert!(long.len() <= MAX_REF_NAME_BYTES);
+        assert_eq!(ref_name_problem(&long), None);
+    }
+
+    #[test]
+    fn over_long_ref_names_are_refused_with_the_limit() {
+        let name = format!("refs/heads/{}", "b".repeat(65_300));
+        assert_eq!(
+            refused(&name),
+            "refname too long (65311 bytes, at most 1024)"
+        );
+        let parts = vec!["b".repeat(250); 5].join("/");
+        assert!(refused(&format!("refs/heads/{parts}")).starts_with("refname too long"));
+        let name = format!("refs/heads/{}", "c".repeat(256));
+        assert_eq!(
+            refused(&name),
+            "refname component too long (256 bytes, at most 255)"
+        );
+    }
+
+    #[test]
+    fn funny_ref_names_are_refused_with_the_rule_broken() {
+        assert_eq!(
+            refused("refs/heads/a\u{1}b"),
+            "funny refname (control character)"
+        );
+        assert_eq!(
+            refused("refs/heads/tab\there"),
+            "funny refname (control character)"
+        );
+        assert_eq!(
+            refused("refs/heads/\u{7f}"),
+            "funny refname (control character)"
+        );
+        assert_eq!(refused("refs/heads/\u{fffd}"), "funny refname (not UTF-8)");
+        assert_eq!(refused("HEAD"), "funny refname (not under refs/)");
+        assert_eq!(refused("main"), "funny refname (not under refs/)");
+        for name in [
+            "refs/heads/a..b",
+            "refs/heads/x.lock",
+            "refs/heads/sp ace",
+            "refs/heads/end/",
+            "refs/heads/a//b",
+            "refs/heads/.hidden",
+            "refs/heads/a@{1}",
+            "refs/heads/star*",
+            "refs/heads/colon:",
+            "refs/heads/back\\slash",
+            "refs/heads/dot.",
+        ] {
+            let reason = refused(name);
+            assert!(reason.starts_with("funny refname ("), "{name}: {reason}");
+        }
+        assert_eq!(
+            refused("refs/heads/a..b"),
+            "funny refname (reference name cannot contain repeated dots)"
+        );
+    }
+
+    #[test]
+    fn each_command_gets_its_own_status() {
+        let id = ObjectId::from_hex(b"7217a7c7e582c46cec22a130adf4b9d7d950fba0").unwrap();
+        let zero = ObjectId::null(gix_hash::Kind::Sha1);
+        let command = |name: &str, old: ObjectId, new: ObjectId| RefCommand {
+            old,
+            new,
+            name: name.into(),
+        };
+        let commands = vec![
+            command("refs/heads/ok", zero, id),
+            command("refs/heads/bad\u{1}", zero, id),
+            command("refs/heads/ok", zero, id),
+            command("refs/heads/noop", zero, zero),
+        ];
+        let mut statuses = vec![None; commands.len()];
+        check_commands(&commands, &mut statuses);
+        assert_eq!(
+            statuses,
+            [
+                None,
+                Some(RefStatus::Rejected(
+                    "funny refname (control character)".into()
+                )),
+                Some(RefStatus::Rejected("duplicate ref update".into())),
+                Some(RefStatus::Rejected("nothing to do".into())),
+            ]
+        );
+    }
+}

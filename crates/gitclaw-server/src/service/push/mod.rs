@@ -1,0 +1,355 @@
+//! receive-pack: the push path.
+//!
+//! Order of work, which keeps the rule that a ref never names an object that is
+//! not fully stored: read the command list → spool the pack to a size-capped
+//! temp file ([`spool`]) → take a push slot → index, complete and verify the
+//! pack (pack engine, blocking thread) → check the new tips ([`checks`]) →
+//! claim the keys and store the pack + idx or loose objects ([`store`]) → one
+//! metadata transaction that compare-and-swaps the refs, records the objects and
+//! appends the audit event → report per ref. Any failure before the transaction
+//! leaves every ref as it was, and whatever was stored for a push that applied
+//! nothing is deleted again.
+
+pub mod checks;
+pub mod spool;
+pub mod store;
+
+use std::{path::Path, time::Duration};
+
+use gitclaw_metadata::{PushCommit, RefResult, RefUpdate, Repo};
+use gitclaw_pack::ingest::{ingest_file, IngestOptions, IngestedPack};
+use gitclaw_protocol::{
+    capabilities::Capabilities,
+    receive_pack::{ParseProgress, PushRequest, PushRequestParser, RefCommand, RefStatus},
+};
+use gitclaw_storage::RepoId;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{
+    app::AppState,
+    error::GitError,
+    service::{
+        advertise::{unknown_capability, RECEIVE_PACK_CAPABILITIES},
+        claims::StoreClaim,
+    },
+};
+
+/// A push's request body as the push path reads it.
+pub trait PushBody: AsyncRead + Unpin + Send {
+    /// Bytes received on the wire so far when the body is compressed (`None`
+    /// when it is not): a body that inflates far past them is refused.
+    fn compressed_bytes(&self) -> Option<u64>;
+}
+
+/// The outcome of a push, for git's report.
+pub struct PushReport {
+    /// Whether the pack was taken; an error fails every update not rejected already.
+    pub unpack: Result<(), GitError>,
+    /// Each ref named by the client, with its outcome.
+    pub refs: Vec<(String, RefStatus)>,
+    /// The client's capabilities (which decide the report's form), when read.
+    pub capabilities: Option<Capabilities>,
+}
+
+impl PushReport {
+    /// Every command fails with `error`, named so the client shows each as
+    /// rejected rather than "remote failed to report status".
+    fn failed(
+        commands: &[RefCommand],
+        statuses: &[Option<RefStatus>],
+        reason: &str,
+        error: GitError,
+        capabilities: Option<Capabilities>,
+    ) -> PushReport {
+        let refs = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let status = statuses.get(i).cloned().flatten();
+                (
+                    c.name.clone(),
+                    status.unwrap_or_else(|| RefStatus::Rejected(reason.into())),
+                )
+            })
+            .collect();
+        PushReport {
+            unpack: Err(error),
+            refs,
+            capabilities,
+        }
+    }
+}
+
+/// Handle one receive-pack request; `None` when the client had nothing to do.
+pub async fn receive_pack(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    body: &mut dyn PushBody,
+) -> Option<PushReport> {
+    let (request, leftover) = match read_commands(body).await {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return None,
+        Err(bad) => {
+            let error = GitError::BadRequest(format!("invalid push request: {}", bad.reason));
+            return Some(PushReport::failed(
+                &bad.commands,
+                &[],
+                "invalid push request",
+                error,
+                bad.capabilities,
+            ));
+        }
+    };
+    if let Some(name) = unknown_capability(&request.capabilities, RECEIVE_PACK_CAPABILITIES) {
+        let error = GitError::BadRequest(format!("unknown capability '{name}'"));
+        return Some(PushReport::failed(
+            &request.commands,
+            &[],
+            "unknown capability",
+            error,
+            Some(request.capabilities.clone()),
+        ));
+    }
+    let mut statuses: Vec<Option<RefStatus>> = vec![None; request.commands.len()];
+    checks::check_commands(&request.commands, &mut statuses);
+    let outcome = process(state, repo, actor, &request, &mut statuses, leftover, body).await;
+    let capabilities = Some(request.capabilities.clone());
+    Some(match outcome {
+        Ok(()) => PushReport {
+            unpack: Ok(()),
+            refs: request
+                .commands
+                .iter()
+                .zip(&statuses)
+                .map(|(c, s)| (c.name.clone(), s.clone().unwrap_or(RefStatus::Ok)))
+                .collect(),
+            capabilities,
+        },
+        Err(error) => {
+            error.log(&format!("push to {}/{}", repo.owner, repo.name));
+            PushReport::failed(
+                &request.commands,
+                &statuses,
+                "unpacker error",
+                error,
+                capabilities,
+            )
+        }
+    })
+}
+
+/// A command section that could not be read, with what was read of it.
+struct BadRequest {
+    reason: String,
+    /// Commands read in full before the problem.
+    commands: Vec<RefCommand>,
+    /// The client's capabilities, when the first command line was read.
+    capabilities: Option<Capabilities>,
+}
+
+impl BadRequest {
+    fn new(reason: String, parser: &PushRequestParser) -> Self {
+        tracing::info!(error = %reason, "invalid push request");
+        BadRequest {
+            reason,
+            commands: parser.partial().commands.clone(),
+            capabilities: parser.capabilities().cloned(),
+        }
+    }
+}
+
+/// Read the command list; `None` when the client sent nothing to do (a lone flush).
+async fn read_commands(
+    body: &mut dyn PushBody,
+) -> Result<Option<(PushRequest, Vec<u8>)>, BadRequest> {
+    let mut parser = PushRequestParser::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut fed = 0usize;
+    loop {
+        let n = match body.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(err) => {
+                let reason = format!("reading the request: {err}");
+                return Err(BadRequest::new(reason, &parser));
+            }
+        };
+        fed += n;
+        if n == 0 {
+            // Even a client with nothing to push sends a flush.
+            let reason = if fed == 0 {
+                "empty request"
+            } else {
+                "the request ends before its command list does"
+            };
+            return Err(BadRequest::new(reason.into(), &parser));
+        }
+        let progress = parser
+            .feed(&chunk[..n])
+            .map_err(|err| BadRequest::new(err.to_string(), &parser))?;
+        if let ParseProgress::Complete { request, consumed } = progress {
+            if request.commands.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some((request, chunk[consumed..n].to_vec())));
+        }
+    }
+}
+
+async fn process(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    request: &PushRequest,
+    statuses: &mut [Option<RefStatus>],
+    leftover: Vec<u8>,
+    body: &mut dyn PushBody,
+) -> Result<(), GitError> {
+    let work = tempfile::Builder::new()
+        .prefix("push-")
+        .tempdir_in(&state.scratch.dir)
+        .map_err(GitError::io("creating a work directory"))?;
+    let spooled = work.path().join("incoming.pack");
+    let pack_bytes =
+        spool::spool_pack(leftover, body, &spooled, state.config.max_pack_bytes).await?;
+    // A slot is for the work below, not for waiting on the client: a pack still
+    // arriving (or never arriving) holds none.
+    let wait = Duration::from_secs(state.config.push_wait_secs);
+    let _slot = match tokio::time::timeout(wait, state.push_slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return Err(GitError::Busy(
+                "too many concurrent pushes, try again later".into(),
+            ))
+        }
+    };
+    store_and_commit(
+        state,
+        repo,
+        actor,
+        request,
+        statuses,
+        (&spooled, pack_bytes),
+        work.path(),
+    )
+    .await
+}
+
+async fn store_and_commit(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    request: &PushRequest,
+    statuses: &mut [Option<RefStatus>],
+    (spooled, pack_bytes): (&Path, u64),
+    work: &Path,
+) -> Result<(), GitError> {
+    let repo_id = RepoId::new(&repo.id)?;
+    let db = state.object_db(repo).await?;
+
+    // Index and verify on a blocking thread.
+    let ingested: Option<IngestedPack> = if pack_bytes > 0 {
+        let (db, spooled, work) = (db.clone(), spooled.to_owned(), work.to_owned());
+        let options = IngestOptions {
+            fsck: state.config.fsck_objects,
+            ..IngestOptions::default()
+        };
+        tokio::task::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options)).await??
+    } else {
+        None
+    };
+
+    // Every new tip must exist; branches must point at commits.
+    let commands = request.commands.clone();
+    let new_index = ingested.as_ref().map(|p| p.index_path.clone());
+    let tips = tokio::task::spawn_blocking(move || {
+        checks::tip_checks(&commands, &db, new_index.as_deref())
+    })
+    .await??;
+    for (status, check) in statuses.iter_mut().zip(tips) {
+        if status.is_none() {
+            *status = check;
+        }
+    }
+    let updates: Vec<(usize, RefUpdate)> = request
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| statuses[*i].is_none())
+        .map(|(i, c)| {
+            let update = RefUpdate {
+                name: c.name.clone(),
+                old: (!c.old.is_null()).then_some(c.old),
+                new: (!c.new.is_null()).then_some(c.new),
+            };
+            (i, update)
+        })
+        .collect();
+    let atomic = request.capabilities.has("atomic");
+    if atomic && statuses.iter().any(|s| s.is_some()) {
+        for status in statuses.iter_mut().filter(|s| s.is_none()) {
+            *status = Some(RefStatus::Rejected("atomic push failed".into()));
+        }
+        return Ok(());
+    }
+    if updates.is_empty() {
+        return Ok(());
+    }
+
+    // Store the objects before any ref can see them, holding their keys until the
+    // commit records them; if it records nothing, the keys are deleted again.
+    let (claim, stored) = match &ingested {
+        Some(pack) => {
+            let keys = store::keys_to_store(&repo_id, pack);
+            let claim = if keys.is_empty() {
+                None
+            } else {
+                Some(StoreClaim::upload(state, &repo.id, keys).await?)
+            };
+            (
+                claim,
+                Some(store::store_objects(state, &repo_id, pack, work).await?),
+            )
+        }
+        None => (None, None),
+    };
+    let stored = stored.unwrap_or(store::Stored {
+        pack: None,
+        loose: Vec::new(),
+        details: serde_json::json!({ "objects": 0, "bytes": 0, "storage": "none" }),
+    });
+    let results = state
+        .meta
+        .commit_push(PushCommit {
+            repo_id: repo.id.clone(),
+            updates: updates.iter().map(|(_, u)| u.clone()).collect(),
+            atomic,
+            pack: stored.pack,
+            loose: stored.loose,
+            actor: actor.to_string(),
+            details: stored.details,
+        })
+        .await?;
+    let mut any_applied = false;
+    for ((i, _), result) in updates.iter().zip(results) {
+        statuses[*i] = Some(match result {
+            RefResult::Applied => {
+                any_applied = true;
+                RefStatus::Ok
+            }
+            RefResult::Rejected(reason) => RefStatus::Rejected(reason),
+        });
+    }
+    if let Some(claim) = claim {
+        if any_applied {
+            claim.release().await;
+        } else {
+            let deleted = claim.discard().await;
+            tracing::info!(repo = %repo.id, keys = deleted, "no update applied; deleted what the push stored");
+        }
+    }
+    if any_applied {
+        crate::service::gc::maybe_auto_gc(state, repo);
+    }
+    Ok(())
+}
