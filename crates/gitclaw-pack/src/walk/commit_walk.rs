@@ -1,4 +1,4 @@
-//! The commit half of [`enumerate`](super::enumerate): which commits the wants
+//! The commit half of [`enumerate`](fn@super::enumerate): which commits the wants
 //! reach and the haves do not, found in one walk of both histories together, as
 //! git's `limit_list` does, so its cost follows the commits near the boundary
 //! rather than the whole history of the haves.
@@ -15,7 +15,7 @@ const UNINTERESTING: u8 = 2;
 const QUEUED: u8 = 4;
 const DONE: u8 = 8;
 
-/// The commit part of [`enumerate`](super::enumerate).
+/// The commit part of [`enumerate`](fn@super::enumerate).
 pub(super) struct CommitWalk {
     /// Commits to send, newest first.
     pub(super) commits: Vec<ObjectId>,
