@@ -1,7 +1,8 @@
-//! SPEC properties 10 and 11 over random histories built with `git fast-import`:
-//! a fetch pack holds everything reachable from the wants and not from the haves,
-//! nothing else the wants do not reach (and `git index-pack --strict` accepts it); a depth-N shallow fetch holds
-//! the commits up to depth N and none deeper.
+//! Two rules of fetch packs, checked over random histories built with
+//! `git fast-import`: a fetch pack holds everything reachable from the wants and
+//! not from the haves, nothing else the wants do not reach (and `git index-pack
+//! --strict` accepts it); a depth-N shallow fetch holds the commits up to depth N
+//! and none deeper.
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
@@ -211,7 +212,7 @@ fn indexed_objects(pack: &[u8], source: &Path, scratch: &Path) -> BTreeSet<Strin
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Property 10: the pack holds everything reachable from the wants and not from
+    /// The pack holds everything reachable from the wants and not from
     /// the haves, nothing the wants do not reach, and (git's edge semantics) nothing
     /// of the haves' own trees; with honest clocks its commits are exactly those.
     #[test]
@@ -254,7 +255,9 @@ proptest! {
         }
     }
 
-    /// Property 11.
+    /// A depth-N fetch holds the commits at most N deep (the want at depth 1, each
+    /// parent one deeper along the shortest path) and none deeper; those at exactly
+    /// N are announced shallow.
     #[test]
     fn depth_n_has_commits_up_to_depth_n_and_none_deeper(
         commits in history(),

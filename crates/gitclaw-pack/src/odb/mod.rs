@@ -1,0 +1,128 @@
+//! A read view over one repository's objects: its packs and its loose objects.
+//!
+//! Packs are local `.pack` + `.idx` files (mmapped by gix-pack); where they come
+//! from (the filesystem store, a disk cache of S3) is the caller's business. Loose
+//! objects come through [`LooseSource`], which the caller backs with its object
+//! store and its loose-object index. Every lookup is scoped to the packs and loose
+//! objects given here, so one repository never sees another's objects.
+//!
+//! One job per module:
+//! - `loose`: the loose objects the caller supplies ([`LooseSource`]).
+//! - `pack`: one opened pack and its index ([`PackHandle`]).
+//! - `cache`: inflated commits, trees and tags shared across requests
+//!   ([`ObjectCache`]).
+//! - `reader`: reads objects from whichever of those holds them ([`ObjectReader`]).
+//!
+//! [`ObjectDb`] itself, here, says which packs and loose objects make up the
+//! repository and where each object lives.
+
+mod cache;
+mod loose;
+mod pack;
+mod reader;
+
+use std::sync::Arc;
+
+use gix_hash::{oid, ObjectId};
+
+pub use cache::ObjectCache;
+pub use loose::{LooseSource, NoLoose, ObjectStream};
+pub use pack::{DecodeState, PackHandle, RawEntry};
+pub use reader::ObjectReader;
+
+/// Where an object of the repository lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Location {
+    /// In `packs[pack]` at index position `index`.
+    Packed {
+        pack: usize,
+        index: u32,
+    },
+    Loose,
+}
+
+/// All objects of one repository.
+#[derive(Clone)]
+pub struct ObjectDb {
+    packs: Vec<Arc<PackHandle>>,
+    loose: Arc<dyn LooseSource>,
+    cache: Option<Arc<ObjectCache>>,
+    /// Packs known to hold exactly the objects reachable from a set of tips,
+    /// by that set's [`closure_key`](crate::repack::closure_key).
+    closures: Vec<(ObjectId, Arc<PackHandle>)>,
+}
+
+impl ObjectDb {
+    pub fn new(packs: Vec<Arc<PackHandle>>, loose: Arc<dyn LooseSource>) -> Self {
+        ObjectDb {
+            packs,
+            loose,
+            cache: None,
+            closures: Vec::new(),
+        }
+    }
+
+    /// Record that the pack at `pack` (an index into [`ObjectDb::packs`]) holds
+    /// exactly the objects reachable from the tips whose closure key is `key`.
+    pub fn with_closure(mut self, pack: usize, key: ObjectId) -> Self {
+        if let Some(handle) = self.packs.get(pack) {
+            self.closures.push((key, handle.clone()));
+        }
+        self
+    }
+
+    /// The packs known to hold exactly the closure of some tips, with their keys.
+    pub fn closure_packs(&self) -> &[(ObjectId, Arc<PackHandle>)] {
+        &self.closures
+    }
+
+    /// The pack holding exactly the objects reachable from the tips with closure key `key`.
+    pub fn closure_pack(&self, key: &ObjectId) -> Option<&Arc<PackHandle>> {
+        self.closures.iter().find(|(k, _)| k == key).map(|(_, p)| p)
+    }
+
+    /// Share inflated commits, trees and tags through `cache`.
+    pub fn with_cache(mut self, cache: Arc<ObjectCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub fn packs(&self) -> &[Arc<PackHandle>] {
+        &self.packs
+    }
+
+    pub fn loose(&self) -> &Arc<dyn LooseSource> {
+        &self.loose
+    }
+
+    /// Where the object lives; packs are searched in the order given, then loose objects.
+    pub fn locate(&self, id: &oid) -> Option<Location> {
+        for (pack, handle) in self.packs.iter().enumerate() {
+            if let Some(index) = handle.lookup(id) {
+                return Some(Location::Packed { pack, index });
+            }
+        }
+        self.loose.contains(id).then_some(Location::Loose)
+    }
+
+    pub fn contains(&self, id: &oid) -> bool {
+        self.locate(id).is_some()
+    }
+
+    /// A reader with its own inflate state and delta-base cache.
+    pub fn reader(&self) -> ObjectReader<'_> {
+        ObjectReader {
+            db: self,
+            state: DecodeState::default(),
+        }
+    }
+
+    /// A reader keeping at most `bytes` of decoded delta bases (for reads in
+    /// pack order, or few reads, where a large cache only holds memory).
+    pub fn reader_with_cache_bytes(&self, bytes: usize) -> ObjectReader<'_> {
+        ObjectReader {
+            db: self,
+            state: DecodeState::with_cache_bytes(bytes),
+        }
+    }
+}

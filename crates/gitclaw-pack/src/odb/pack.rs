@@ -1,0 +1,374 @@
+//! One stored pack, opened from its local `.pack` and `.idx` files (mmapped by
+//! gix-pack): looking objects up by id, decoding them, and handing out stored
+//! entries as raw bytes so the pack writer can copy them without re-deflating.
+
+use std::{path::Path, sync::OnceLock};
+
+use gix_hash::{oid, ObjectId};
+use gix_object::Kind;
+use gix_pack::data::entry::Header;
+
+use crate::{PackError, Result};
+
+fn gix_err(context: &str) -> impl FnOnce(gix_error::Error) -> PackError + '_ {
+    move |err| PackError::Corrupt(format!("{context}: {err}"))
+}
+
+/// One opened pack with its index.
+pub struct PackHandle {
+    hash: ObjectId,
+    bundle: gix_pack::Bundle,
+    /// `(offset, index)` pairs sorted by offset, built on first need.
+    by_offset: OnceLock<Vec<(u64, u32)>>,
+}
+
+impl std::fmt::Debug for PackHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackHandle")
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// A stored pack entry as it lies in the pack file.
+pub struct RawEntry<'a> {
+    pub header: Header,
+    /// Size of the inflated entry data (the object, or the delta instructions).
+    pub decompressed_size: u64,
+    /// The zlib stream of the entry, without the entry header.
+    pub compressed: &'a [u8],
+    /// The whole entry (header included), for CRC checks.
+    pub whole: &'a [u8],
+}
+
+impl PackHandle {
+    /// Open a pack given the path of its `.idx` (the `.pack` must lie beside it).
+    pub fn open(index_path: &Path) -> Result<Self> {
+        let bundle = gix_pack::Bundle::at(index_path, gix_hash::Kind::Sha1).map_err(|err| {
+            PackError::Corrupt(format!("cannot open pack {}: {err}", index_path.display()))
+        })?;
+        let hash = bundle.index.pack_checksum().to_owned();
+        if bundle.pack.num_objects() != bundle.index.num_objects() {
+            return Err(PackError::Corrupt(format!(
+                "pack {hash} holds {} objects but its index lists {}",
+                bundle.pack.num_objects(),
+                bundle.index.num_objects()
+            )));
+        }
+        Ok(PackHandle {
+            hash,
+            bundle,
+            by_offset: OnceLock::new(),
+        })
+    }
+
+    /// The pack's checksum, which is also its name.
+    pub fn hash(&self) -> &ObjectId {
+        &self.hash
+    }
+
+    pub fn num_objects(&self) -> u32 {
+        self.bundle.index.num_objects()
+    }
+
+    /// Path of the `.idx` file this pack was opened from.
+    pub fn index_path(&self) -> &Path {
+        self.bundle.index.path()
+    }
+
+    /// Decode the object at index position `index` into `buf`, resolving deltas in this pack.
+    pub fn decode(&self, index: u32, buf: &mut Vec<u8>, state: &mut DecodeState) -> Result<Kind> {
+        let (data, _) = self
+            .bundle
+            .get_object_by_index(index, buf, &mut state.inflate, &mut state.cache)
+            .map_err(|err| {
+                PackError::Corrupt(format!(
+                    "object {} in pack {}: {err}",
+                    self.oid_at(index),
+                    self.hash
+                ))
+            })?;
+        Ok(data.kind)
+    }
+
+    /// The index position of an object in this pack.
+    pub fn lookup(&self, id: &oid) -> Option<u32> {
+        self.bundle.index.lookup(id)
+    }
+
+    pub fn oid_at(&self, index: u32) -> ObjectId {
+        self.bundle.index.oid_at_index(index).to_owned()
+    }
+
+    pub fn offset_at(&self, index: u32) -> u64 {
+        self.bundle.index.pack_offset_at_index(index)
+    }
+
+    /// Every object id of the pack, in index order.
+    pub fn oids(&self) -> impl Iterator<Item = ObjectId> + '_ {
+        (0..self.num_objects()).map(|i| self.oid_at(i))
+    }
+
+    fn sorted_offsets(&self) -> &[(u64, u32)] {
+        self.by_offset.get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = (0..self.num_objects())
+                .map(|i| (self.offset_at(i), i))
+                .collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// Index positions of the entries in the order they are stored: decoding in
+    /// this order finds delta bases fresh in the cache.
+    pub fn indices_in_pack_order(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sorted_offsets().iter().map(|(_, index)| *index)
+    }
+
+    /// Every object with its type, in pack order. Reads entry headers only: a
+    /// delta has its base's type, which an earlier entry (or, for a REF_DELTA to a
+    /// later one, a header walk down its chain) tells.
+    pub fn kinds(&self) -> Result<Vec<(ObjectId, Kind)>> {
+        let sorted = self.sorted_offsets();
+        let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
+        let mut out = Vec::with_capacity(sorted.len());
+        let mut state = DecodeState::default();
+        for (pos, &(offset, index)) in sorted.iter().enumerate() {
+            let (header, _) = self.entry_header(index)?;
+            let base_pos = match header {
+                Header::OfsDelta { base_distance } => offset
+                    .checked_sub(base_distance)
+                    .and_then(|base| sorted.binary_search_by_key(&base, |(o, _)| *o).ok()),
+                Header::RefDelta { base_id } => self.lookup(&base_id).and_then(|i| {
+                    sorted
+                        .binary_search_by_key(&self.offset_at(i), |(o, _)| *o)
+                        .ok()
+                }),
+                Header::Commit => {
+                    kinds[pos] = Some(Kind::Commit);
+                    None
+                }
+                Header::Tree => {
+                    kinds[pos] = Some(Kind::Tree);
+                    None
+                }
+                Header::Blob => {
+                    kinds[pos] = Some(Kind::Blob);
+                    None
+                }
+                Header::Tag => {
+                    kinds[pos] = Some(Kind::Tag);
+                    None
+                }
+            };
+            let kind = match (kinds[pos], base_pos.and_then(|b| kinds[b])) {
+                (Some(kind), _) | (None, Some(kind)) => kind,
+                (None, None) => self.object_header(index, &mut state)?.0,
+            };
+            kinds[pos] = Some(kind);
+            out.push((self.oid_at(index), kind));
+        }
+        Ok(out)
+    }
+
+    /// The object id of the entry starting at `offset`, if an entry starts there.
+    pub fn oid_at_offset(&self, offset: u64) -> Option<ObjectId> {
+        let sorted = self.sorted_offsets();
+        sorted
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+            .map(|pos| self.oid_at(sorted[pos].1))
+    }
+
+    /// The inflated size of the object at index position `index`, following deltas
+    /// only as far as their headers.
+    pub fn object_size(&self, index: u32, state: &mut DecodeState) -> Result<u64> {
+        self.object_header(index, state).map(|(_, size)| size)
+    }
+
+    /// The type and inflated size of the object at index position `index`.
+    pub fn object_header(&self, index: u32, state: &mut DecodeState) -> Result<(Kind, u64)> {
+        let entry = self
+            .bundle
+            .pack
+            .entry(self.offset_at(index))
+            .map_err(gix_err("reading pack entry"))?;
+        let outcome = self
+            .bundle
+            .pack
+            .decode_header(entry, &mut state.inflate, &|id| {
+                self.bundle
+                    .index
+                    .lookup(id)
+                    .map(|i| {
+                        self.bundle
+                            .pack
+                            .entry(self.offset_at(i))
+                            .map(gix_pack::data::decode::header::ResolvedBase::InPack)
+                    })
+                    .transpose()
+            })
+            .map_err(gix_err("reading an object header"))?;
+        Ok((outcome.kind, outcome.object_size))
+    }
+
+    /// The content of the object at index position `index` as a stream when it is
+    /// stored whole (not as a delta): inflated as it is read, never held whole.
+    /// `None` for deltas. The stream checks the inflated length against the entry.
+    pub fn stream_whole(&self, index: u32) -> Result<Option<(Kind, u64, impl std::io::Read + '_)>> {
+        let raw = self.raw_entry(index)?;
+        let kind = match raw.header {
+            Header::Commit => Kind::Commit,
+            Header::Tree => Kind::Tree,
+            Header::Blob => Kind::Blob,
+            Header::Tag => Kind::Tag,
+            Header::OfsDelta { .. } | Header::RefDelta { .. } => return Ok(None),
+        };
+        let size = raw.decompressed_size;
+        Ok(Some((
+            kind,
+            size,
+            ExactInflate {
+                inner: flate2::read::ZlibDecoder::new(raw.compressed),
+                remaining: size,
+                size,
+            },
+        )))
+    }
+
+    /// The whole pack file: header, entries and trailing checksum.
+    pub fn raw_pack(&self) -> Result<&[u8]> {
+        let len = self.bundle.pack.data_len() as u64;
+        self.bundle
+            .pack
+            .entry_slice(0..len)
+            .ok_or_else(|| PackError::Corrupt(format!("pack {} cannot be mapped whole", self.hash)))
+    }
+
+    /// Whether any entry of the pack is an OFS_DELTA (which needs the client's `ofs-delta`).
+    pub fn has_ofs_deltas(&self) -> Result<bool> {
+        for index in 0..self.num_objects() {
+            if matches!(self.entry_header(index)?.0, Header::OfsDelta { .. }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The header of the stored entry at index position `index`, without reading its data.
+    pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
+        let entry = self
+            .bundle
+            .pack
+            .entry(self.offset_at(index))
+            .map_err(gix_err("reading pack entry"))?;
+        Ok((entry.header, entry.decompressed_size))
+    }
+
+    /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
+    pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
+        let offset = self.offset_at(index);
+        let sorted = self.sorted_offsets();
+        let pos = sorted
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .map_err(|_| {
+                PackError::Corrupt(format!("pack {}: no entry at offset {offset}", self.hash))
+            })?;
+        let end = sorted
+            .get(pos + 1)
+            .map(|(o, _)| *o)
+            .unwrap_or(self.bundle.pack.pack_end() as u64);
+        let entry = self
+            .bundle
+            .pack
+            .entry(offset)
+            .map_err(gix_err("reading pack entry"))?;
+        let whole = self.bundle.pack.entry_slice(offset..end).ok_or_else(|| {
+            PackError::Corrupt(format!(
+                "pack {}: entry at {offset} is out of bounds",
+                self.hash
+            ))
+        })?;
+        if let Some(expected) = self.bundle.index.crc32_at_index(index) {
+            let actual = crc32fast::hash(whole);
+            if actual != expected {
+                return Err(PackError::Corrupt(format!(
+                    "pack {}: entry at offset {offset} fails its CRC check",
+                    self.hash
+                )));
+            }
+        }
+        let header_len = usize::try_from(entry.data_offset - offset)
+            .map_err(|_| PackError::Corrupt("entry header too long".into()))?;
+        let compressed = whole.get(header_len..).ok_or_else(|| {
+            PackError::Corrupt(format!(
+                "pack {}: entry at {offset} is truncated",
+                self.hash
+            ))
+        })?;
+        Ok(RawEntry {
+            header: entry.header,
+            decompressed_size: entry.decompressed_size,
+            compressed,
+            whole,
+        })
+    }
+}
+
+/// Inflates a zlib stream that must yield exactly `size` bytes.
+struct ExactInflate<R> {
+    inner: R,
+    remaining: u64,
+    size: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for ExactInflate<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let invalid = |detail: String| std::io::Error::new(std::io::ErrorKind::InvalidData, detail);
+        if self.remaining == 0 {
+            let mut extra = [0u8; 1];
+            return match self.inner.read(&mut extra)? {
+                0 => Ok(0),
+                _ => Err(invalid(format!(
+                    "entry inflates to more than {} bytes",
+                    self.size
+                ))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            return Err(invalid(format!(
+                "entry inflates to {} bytes, its header says {}",
+                self.size - self.remaining,
+                self.size
+            )));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Scratch state for decoding pack entries: an inflater and a cache of delta bases.
+pub struct DecodeState {
+    inflate: gix_zlib::Inflate,
+    cache: gix_pack::cache::lru::MemoryCappedHashmap,
+}
+
+impl Default for DecodeState {
+    fn default() -> Self {
+        DecodeState::with_cache_bytes(64 * 1024 * 1024)
+    }
+}
+
+impl DecodeState {
+    /// Keep at most `bytes` of decoded delta bases.
+    pub fn with_cache_bytes(bytes: usize) -> Self {
+        DecodeState {
+            inflate: gix_zlib::Inflate::default(),
+            cache: gix_pack::cache::lru::MemoryCappedHashmap::new(bytes),
+        }
+    }
+}

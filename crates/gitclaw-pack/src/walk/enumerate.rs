@@ -1,0 +1,194 @@
+//! The objects a fetch sends: everything reachable from the wants and not from
+//! the haves, within the shallow boundary and the filter. Like git, the trees
+//! excluded are those of the commits at the edge of what the client has, not of
+//! its whole history, so the cost follows the fetch, not the repository.
+//!
+//! [`enumerate`] puts the steps together: commits come from `commit_walk`,
+//! trees and blobs from `tree_walk`.
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashSet;
+use gix_object::Kind;
+
+use super::{
+    commit_walk::limit_commits,
+    filter::Filter,
+    graph::Graph,
+    shallow::ShallowPlan,
+    tree_walk::{walk_trees, Skip},
+};
+use crate::{PackError, Result};
+
+/// An object to send, with its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkObject {
+    pub id: ObjectId,
+    pub kind: Kind,
+    /// Git's path-name hash of where the walk met the object (0 for commits and
+    /// tags); objects at similar paths sort together for delta search.
+    pub name_hash: u32,
+}
+
+impl WalkObject {
+    pub fn new(id: ObjectId, kind: Kind) -> Self {
+        WalkObject {
+            id,
+            kind,
+            name_hash: 0,
+        }
+    }
+}
+
+/// The outcome of [`enumerate`].
+#[derive(Debug, Default)]
+pub struct WalkOutcome {
+    /// Every object to send, commits first (newest first), then tags, trees and blobs.
+    pub objects: Vec<WalkObject>,
+    pub commits: usize,
+    /// Objects the client is known to have: delta bases for a thin pack.
+    pub client_has: HashSet<ObjectId>,
+}
+
+/// What to send besides the plain wants.
+#[derive(Clone, Default)]
+pub struct WalkOptions {
+    /// Partial clone: objects the filter refuses stay out (wanted objects never do).
+    pub filter: Option<Filter>,
+    /// Annotated tags (their object ids) to add when the object they point at is sent (`include-tag`).
+    pub include_tags: Vec<ObjectId>,
+    /// A pack closed under reachability (every object it holds has everything it
+    /// reaches in it too) that goes out whole ahead of the listed objects: the walk
+    /// neither lists nor enters anything it holds.
+    pub closed: Option<std::sync::Arc<crate::odb::PackHandle>>,
+}
+
+impl std::fmt::Debug for WalkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalkOptions")
+            .field("filter", &self.filter)
+            .field("include_tags", &self.include_tags.len())
+            .field("closed", &self.closed.as_ref().map(|p| *p.hash()))
+            .finish()
+    }
+}
+
+/// List the objects reachable from `wants` and not reachable from `haves` (with
+/// edge semantics: see the module documentation).
+pub fn enumerate(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    plan: &ShallowPlan,
+    options: &WalkOptions,
+) -> Result<WalkOutcome> {
+    // 1. The client's non-commit haves, and the commits its haves name.
+    let mut have_roots: Vec<ObjectId> = Vec::new();
+    let mut have_tips: Vec<ObjectId> = Vec::new();
+    for have in haves.iter().chain(&plan.extra_edges) {
+        if !graph.db.contains(have) {
+            continue;
+        }
+        let (target, kind, tags) = graph.peel(have)?;
+        have_roots.extend(tags);
+        match kind {
+            Kind::Commit => have_tips.push(target),
+            _ => have_roots.push(target),
+        }
+    }
+    let have_root_set: HashSet<ObjectId> = have_roots.iter().copied().collect();
+
+    // 2. Commits to send.
+    let mut out = WalkOutcome::default();
+    let mut sent: HashSet<ObjectId> = HashSet::default();
+    let mut tags_out: Vec<WalkObject> = Vec::new();
+    let mut roots: Vec<(ObjectId, Kind)> = Vec::new();
+    let mut want_commits: Vec<ObjectId> = Vec::new();
+    let closed = options.closed.as_deref();
+    let in_closed = |id: &ObjectId| closed.is_some_and(|p| p.lookup(id).is_some());
+    for want in wants.iter().chain(&plan.extra_wants) {
+        if in_closed(want) {
+            continue;
+        }
+        let (target, kind, tags) = graph.peel(want)?;
+        for tag in tags {
+            if !have_root_set.contains(&tag) && !in_closed(&tag) && sent.insert(tag) {
+                tags_out.push(WalkObject::new(tag, Kind::Tag));
+            }
+        }
+        match kind {
+            Kind::Commit if in_closed(&target) => {}
+            Kind::Commit => want_commits.push(target),
+            other => roots.push((target, other)),
+        }
+    }
+    let walk = limit_commits(graph, &want_commits, &have_tips, plan, closed)?;
+    let commits = walk.commits;
+    sent.extend(commits.iter().copied());
+    out.commits = commits.len();
+
+    // 3. Trees and blobs the client has, as far as they matter: those of the commits
+    // at the edge between what it has and what it gets (git's edge semantics — an
+    // object only deeper in its history may be sent again, which costs bytes, not
+    // correctness, and spares walking every tree the client ever had).
+    let mut have_objects: HashSet<ObjectId> = HashSet::default();
+    if !commits.is_empty() || !roots.is_empty() {
+        let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
+        for id in &walk.edges {
+            tree_roots.push((graph.commit(id)?.tree, Kind::Tree, true));
+        }
+        for id in &have_roots {
+            let (kind, _) = graph
+                .reader
+                .header(id)?
+                .ok_or(PackError::MissingObject(*id))?;
+            tree_roots.push((*id, kind, true));
+        }
+        let none = HashSet::default();
+        let skip = Skip { set: &none, closed };
+        walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |_| {})?;
+    }
+    let have_commits = walk.uninteresting;
+
+    // 4. Trees and blobs to send.
+    out.objects
+        .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
+    let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
+    for id in &commits {
+        tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));
+    }
+    tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
+    let mut objects = Vec::new();
+    let skip = Skip {
+        set: &have_objects,
+        closed,
+    };
+    walk_trees(
+        graph,
+        tree_roots,
+        &mut sent,
+        &skip,
+        options.filter.as_ref(),
+        |obj| objects.push(obj),
+    )?;
+
+    // 5. include-tag: tags whose target goes out (or that peel to something that does).
+    for tag in &options.include_tags {
+        if sent.contains(tag) || have_root_set.contains(tag) || in_closed(tag) {
+            continue;
+        }
+        let (target, _, chain) = graph.peel(tag)?;
+        if sent.contains(&target) || in_closed(&target) {
+            for id in chain {
+                if !in_closed(&id) && sent.insert(id) {
+                    tags_out.push(WalkObject::new(id, Kind::Tag));
+                }
+            }
+        }
+    }
+    out.objects.extend(tags_out);
+    out.objects.extend(objects);
+    have_objects.extend(have_commits);
+    have_objects.extend(have_root_set);
+    out.client_has = have_objects;
+    Ok(out)
+}

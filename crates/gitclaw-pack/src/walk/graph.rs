@@ -1,0 +1,132 @@
+//! Commits and tags as the walk reads them: one [`Graph`] per request parses each
+//! commit once and keeps its tree, parents and time, because every part of the
+//! walk (shallow plan, commit walk, negotiation) asks about the same commits again
+//! and again.
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashMap;
+use gix_object::{CommitRef, Kind};
+
+use crate::{
+    odb::{ObjectDb, ObjectReader},
+    PackError, Result,
+};
+
+#[derive(Debug, Clone)]
+pub(super) struct CommitInfo {
+    pub(super) tree: ObjectId,
+    parents: Vec<ObjectId>,
+    time: i64,
+}
+
+/// Reads and memoizes commits during one request.
+pub struct Graph<'a> {
+    pub(super) reader: ObjectReader<'a>,
+    pub(super) db: &'a ObjectDb,
+    commits: HashMap<ObjectId, CommitInfo>,
+    buf: Vec<u8>,
+    /// Commits and trees parsed so far, and who wants to hear about it.
+    parsed: u64,
+    on_progress: Option<Box<dyn FnMut(u64) + 'a>>,
+}
+
+impl<'a> Graph<'a> {
+    pub fn new(db: &'a ObjectDb) -> Self {
+        Graph {
+            reader: db.reader(),
+            db,
+            commits: HashMap::default(),
+            buf: Vec::new(),
+            parsed: 0,
+            on_progress: None,
+        }
+    }
+
+    /// Call `f` with the number of commits and trees parsed so far, after each
+    /// one (for progress lines and keepalives; `f` decides by the clock when to speak).
+    pub fn on_progress(&mut self, f: impl FnMut(u64) + 'a) {
+        self.on_progress = Some(Box::new(f));
+    }
+
+    /// Offer the progress callback every parsed object: a single object can take
+    /// seconds (a slow store), so the callback decides by the clock, not by count.
+    pub(super) fn count_parsed(&mut self) {
+        self.parsed += 1;
+        if let Some(f) = self.on_progress.as_mut() {
+            f(self.parsed);
+        }
+    }
+
+    pub fn db(&self) -> &'a ObjectDb {
+        self.db
+    }
+
+    pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
+        if !self.commits.contains_key(id) {
+            self.count_parsed();
+            let kind = self.reader.read_existing(id, &mut self.buf)?;
+            if kind != Kind::Commit {
+                return Err(PackError::MalformedObject {
+                    oid: *id,
+                    detail: format!("expected a commit, found a {kind}"),
+                });
+            }
+            let commit = CommitRef::from_bytes(&self.buf, gix_hash::Kind::Sha1).map_err(|err| {
+                PackError::MalformedObject {
+                    oid: *id,
+                    detail: err.to_string(),
+                }
+            })?;
+            let info = CommitInfo {
+                tree: commit.tree(),
+                parents: commit.parents().collect(),
+                time: commit.time().map(|t| t.seconds).unwrap_or(0),
+            };
+            self.commits.insert(*id, info);
+        }
+        self.commits.get(id).ok_or(PackError::MissingObject(*id))
+    }
+
+    /// Peel tags; returns the final object and its kind, plus the tags passed on the way.
+    pub(super) fn peel(&mut self, id: &ObjectId) -> Result<(ObjectId, Kind, Vec<ObjectId>)> {
+        let mut tags = Vec::new();
+        let mut current = *id;
+        for _ in 0..64 {
+            // The header first: a want may be a big blob, which is never read whole.
+            let (kind, _) = self
+                .reader
+                .header(&current)?
+                .ok_or(PackError::MissingObject(current))?;
+            if kind != Kind::Tag {
+                return Ok((current, kind, tags));
+            }
+            self.reader.read_existing(&current, &mut self.buf)?;
+            tags.push(current);
+            let tag =
+                gix_object::TagRef::from_bytes(&self.buf, gix_hash::Kind::Sha1).map_err(|err| {
+                    PackError::MalformedObject {
+                        oid: current,
+                        detail: err.to_string(),
+                    }
+                })?;
+            current = tag.target();
+        }
+        Err(PackError::Corrupt(format!(
+            "tag chain from {id} is too long"
+        )))
+    }
+
+    /// The commit a want or have names, if it peels to one.
+    pub fn peel_to_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
+        let (target, kind, _) = self.peel(id)?;
+        Ok((kind == Kind::Commit).then_some(target))
+    }
+
+    pub fn commit_time(&mut self, id: &ObjectId) -> Result<i64> {
+        Ok(self.commit(id)?.time)
+    }
+
+    pub(super) fn parents(&mut self, id: &ObjectId) -> Result<Vec<ObjectId>> {
+        Ok(self.commit(id)?.parents.clone())
+    }
+}

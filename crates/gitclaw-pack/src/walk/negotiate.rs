@@ -1,0 +1,50 @@
+//! The negotiation's "ready" test: once every want reaches a commit both sides
+//! have, the server may stop asking for haves and send the pack (git's
+//! `ok_to_give_up`).
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashSet;
+
+use super::graph::Graph;
+use crate::Result;
+
+/// Whether every want reaches one of the `common` commits: git's `ok_to_give_up`,
+/// which lets the server answer `ready` and end negotiation.
+pub fn ok_to_give_up(
+    graph: &mut Graph<'_>,
+    wants: &[ObjectId],
+    common: &[ObjectId],
+) -> Result<bool> {
+    if common.is_empty() {
+        return Ok(false);
+    }
+    let common_set: HashSet<ObjectId> = common.iter().copied().collect();
+    let mut cutoff = i64::MAX;
+    for id in common {
+        if let Some(commit) = graph.peel_to_commit(id)? {
+            cutoff = cutoff.min(graph.commit_time(&commit)?);
+        }
+    }
+    for want in wants {
+        let Some(start) = graph.peel_to_commit(want)? else {
+            continue;
+        };
+        let mut seen: HashSet<ObjectId> = HashSet::default();
+        let mut stack = vec![start];
+        let mut reached = false;
+        while let Some(id) = stack.pop() {
+            if common_set.contains(&id) {
+                reached = true;
+                break;
+            }
+            if !seen.insert(id) || graph.commit_time(&id)? < cutoff {
+                continue;
+            }
+            stack.extend(graph.parents(&id)?);
+        }
+        if !reached {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,118 @@
+//! The tree half of the walk: every tree and blob under a set of roots, each once,
+//! with the path-name hash the pack writer sorts delta candidates by. Shared by
+//! enumeration (what to send, what the client has) and the reachability check of
+//! wants that are not commits.
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashSet;
+use gix_object::Kind;
+
+use super::{enumerate::WalkObject, filter::Filter, graph::Graph};
+use crate::{PackError, Result};
+
+/// Git's `pack_name_hash`: a sortable number from the last non-whitespace
+/// characters of a path, the final ones counting most (so `*.c` sort together).
+pub fn name_hash(path: &[u8]) -> u32 {
+    path.iter()
+        .filter(|c| !c.is_ascii_whitespace())
+        .fold(0u32, |hash, &c| {
+            (hash >> 2).wrapping_add(u32::from(c) << 24)
+        })
+}
+
+/// Objects a walk does not enter: a set, and optionally a closed pack.
+pub(super) struct Skip<'a> {
+    pub(super) set: &'a HashSet<ObjectId>,
+    pub(super) closed: Option<&'a crate::odb::PackHandle>,
+}
+
+impl Skip<'_> {
+    pub(super) fn has(&self, id: &ObjectId) -> bool {
+        self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some())
+    }
+}
+
+/// Depth-first walk of trees from `roots` (with whether each was asked for by
+/// name: such objects pass any filter), calling `emit` for every object not in
+/// `skip` and not yet in `seen` (which collects what was visited) that `filter`
+/// admits.
+pub(super) fn walk_trees(
+    graph: &mut Graph<'_>,
+    roots: Vec<(ObjectId, Kind, bool)>,
+    seen: &mut HashSet<ObjectId>,
+    skip: &Skip<'_>,
+    filter: Option<&Filter>,
+    mut emit: impl FnMut(WalkObject),
+) -> Result<()> {
+    // (id, kind, depth below the root tree, path relative to it, asked for by name)
+    let mut stack: Vec<(ObjectId, Kind, u64, Vec<u8>, bool)> = roots
+        .into_iter()
+        .map(|(id, kind, explicit)| (id, kind, 0, Vec::new(), explicit))
+        .collect();
+    let mut buf = Vec::new();
+    while let Some((id, kind, depth, path, explicit)) = stack.pop() {
+        if skip.has(&id) || seen.contains(&id) {
+            continue;
+        }
+        if let (Some(filter), false) = (filter, explicit) {
+            let reader = &mut graph.reader;
+            if !filter.admits(kind, depth, &mut || reader.size(&id))? {
+                // Not marked seen: the same object higher up a tree may still go out.
+                continue;
+            }
+        }
+        seen.insert(id);
+        emit(WalkObject {
+            id,
+            kind,
+            name_hash: name_hash(&path),
+        });
+        if kind != Kind::Tree {
+            continue;
+        }
+        graph.count_parsed();
+        let actual = graph.reader.read_existing(&id, &mut buf)?;
+        if actual != Kind::Tree {
+            return Err(PackError::MalformedObject {
+                oid: id,
+                detail: format!("expected a tree, found a {actual}"),
+            });
+        }
+        // Children are pushed in tree order, then that run is reversed so the
+        // stack pops them in tree order; no entry list is allocated.
+        let first_child = stack.len();
+        for entry in gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+            let entry = entry.map_err(|err| PackError::MalformedObject {
+                oid: id,
+                detail: err.to_string(),
+            })?;
+            if entry.mode.is_commit() {
+                continue;
+            }
+            let child_kind = if entry.mode.is_tree() {
+                Kind::Tree
+            } else {
+                Kind::Blob
+            };
+            // What the filter refuses at any size (blob:none, tree:<depth>) is not
+            // even queued; size-dependent refusals are decided when popped.
+            if let Some(filter) = filter {
+                if !filter.admits(child_kind, depth + 1, &mut || Ok(0))? {
+                    continue;
+                }
+            }
+            let child = entry.oid.to_owned();
+            if !skip.has(&child) && !seen.contains(&child) {
+                let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
+                if !path.is_empty() {
+                    child_path.extend_from_slice(&path);
+                    child_path.push(b'/');
+                }
+                child_path.extend_from_slice(entry.filename);
+                stack.push((child, child_kind, depth + 1, child_path, false));
+            }
+        }
+        stack[first_child..].reverse();
+    }
+    Ok(())
+}

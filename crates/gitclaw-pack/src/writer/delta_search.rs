@@ -1,0 +1,198 @@
+//! The delta search, git's way: objects with nothing to reuse are sorted by type,
+//! path-name hash and size, and each is tried against the previous `window`
+//! objects over a sliding window, on several threads. It is the costliest part of
+//! writing a pack, so it runs only for what reuse could not cover.
+
+use std::collections::VecDeque;
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+
+use super::{
+    reuse::{Item, Plan},
+    Phase, ProgressFn, WriteOptions,
+};
+use crate::{delta::BaseIndex, entry::kind_type, odb::ObjectDb, PackError, Result};
+
+/// Deltas found by the search: item → (base item, delta).
+type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
+
+struct WindowEntry {
+    item: usize,
+    data: Vec<u8>,
+    depth: u32,
+    /// Built the first time the entry serves as a base, then kept.
+    index: Option<BaseIndex>,
+}
+
+/// Find deltas for the items with nothing to reuse. Returns item → (base item, delta).
+///
+/// Bases are only objects written whole or as new deltas (never reused stored
+/// deltas), and always earlier in the search order, so no cycle can form. The
+/// search order is cut into one segment per thread, at changes of path-name hash
+/// so similar objects stay together, and the segments are searched in parallel,
+/// each with its own window and object reader.
+pub(super) fn delta_search(
+    db: &ObjectDb,
+    items: &[Item],
+    options: &WriteOptions,
+    progress: ProgressFn<'_>,
+) -> Result<NewDeltas> {
+    // Stored whole objects help as bases only near a candidate's path.
+    let wanted_hashes: StdHashSet<(u8, u32)> = items
+        .iter()
+        .filter(|item| item.needs_search())
+        .filter(|item| {
+            !item.big
+                && item
+                    .size
+                    .is_none_or(|size| size <= options.max_delta_object_bytes)
+        })
+        .map(|item| (kind_type(item.kind), item.name_hash))
+        .collect();
+    // Big objects are never read for the search (git's core.bigFileThreshold).
+    let small = |i: usize| {
+        !items[i].big
+            && items[i]
+                .size
+                .is_none_or(|size| size <= options.max_delta_object_bytes)
+    };
+    let mut order: Vec<usize> = (0..items.len())
+        .filter(|&i| small(i))
+        .filter(|&i| match items[i].plan {
+            Plan::Fresh => items[i].needs_search(),
+            Plan::ReuseWhole => {
+                wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
+            }
+            Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } | Plan::ReusePrefix { .. } => false,
+        })
+        .collect();
+    let total = order
+        .iter()
+        .filter(|&&i| items[i].plan == Plan::Fresh)
+        .count();
+    if total == 0 {
+        return Ok(StdHashMap::new());
+    }
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);
+    order.sort_by_key(|&i| (group(i), std::cmp::Reverse(items[i].size.unwrap_or(0))));
+
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(options.threads.max(1))
+        .min(order.len() / options.objects_per_thread.max(1))
+        .max(1);
+    let mut segments = Vec::with_capacity(threads);
+    let mut rest: &[usize] = &order;
+    for t in (1..=threads).rev() {
+        let mut cut = rest.len() / t;
+        while cut > 0 && cut < rest.len() && group(rest[cut]) == group(rest[cut - 1]) {
+            cut += 1;
+        }
+        let (segment, tail) = rest.split_at(cut.min(rest.len()));
+        segments.push(segment);
+        rest = tail;
+    }
+    // The search runs on worker threads; this one reports their progress, so the
+    // caller can keep its connection alive however long the search takes.
+    let done = std::sync::atomic::AtomicU32::new(0);
+    let (sender, results) = std::sync::mpsc::channel::<Result<NewDeltas>>();
+    progress(Phase::Compressing, 0, total);
+    let mut found = StdHashMap::new();
+    let mut failure = None;
+    std::thread::scope(|s| {
+        for segment in segments.into_iter().filter(|segment| !segment.is_empty()) {
+            let (sender, done) = (sender.clone(), &done);
+            s.spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    search_segment(db, items, segment, options, done)
+                }))
+                .unwrap_or_else(|_| Err(PackError::Corrupt("delta search thread failed".into())));
+                let _ = sender.send(result);
+            });
+        }
+        // Every worker holds a sender: the channel closes when the last one ends.
+        drop(sender);
+        loop {
+            match results.recv_timeout(std::time::Duration::from_millis(250)) {
+                Ok(Ok(deltas)) => found.extend(deltas),
+                Ok(Err(err)) => {
+                    failure.get_or_insert(err);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let now = done.load(std::sync::atomic::Ordering::Relaxed).min(total);
+            progress(Phase::Compressing, now, total);
+        }
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(found),
+    }
+}
+
+/// The sliding-window search over one segment of the search order.
+fn search_segment(
+    db: &ObjectDb,
+    items: &[Item],
+    order: &[usize],
+    options: &WriteOptions,
+    done: &std::sync::atomic::AtomicU32,
+) -> Result<NewDeltas> {
+    let mut reader = db.reader();
+    let mut found: NewDeltas = StdHashMap::new();
+    let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
+    let mut buf = Vec::new();
+    for &i in order {
+        let item = &items[i];
+        reader.read_at(&item.id, item.loc, &mut buf)?;
+        let size = buf.len();
+        let mut depth = 0;
+        if item.plan == Plan::Fresh && size >= 64 && size as u64 <= options.max_delta_object_bytes {
+            let mut best: Option<(usize, Vec<u8>, u32)> = None;
+            for entry in window.iter_mut().rev() {
+                if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
+                    continue;
+                }
+                let base_len = entry.data.len();
+                // Bases far smaller or larger than the target rarely pay off.
+                if base_len < size / 32 || size < base_len / 32 {
+                    continue;
+                }
+                let limit = match &best {
+                    Some((_, delta, _)) => delta.len().saturating_sub(1),
+                    None => (size / 2).saturating_sub(20),
+                };
+                if limit == 0 {
+                    break;
+                }
+                let index = entry
+                    .index
+                    .get_or_insert_with(|| BaseIndex::new(&entry.data));
+                if let Some(delta) = index.encode(&entry.data, &buf, limit) {
+                    best = Some((entry.item, delta, entry.depth + 1));
+                }
+            }
+            if let Some((base, delta, d)) = best {
+                depth = d;
+                found.insert(i, (base, delta));
+            }
+        }
+        if item.plan == Plan::Fresh {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if size as u64 <= options.max_delta_object_bytes {
+            if window.len() == options.window {
+                window.pop_front();
+            }
+            window.push_back(WindowEntry {
+                item: i,
+                data: std::mem::take(&mut buf),
+                depth,
+                index: None,
+            });
+        }
+    }
+    Ok(found)
+}

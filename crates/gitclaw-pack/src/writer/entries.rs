@@ -1,0 +1,282 @@
+//! Writing the pack itself: the header, every entry as its reuse plan or the delta
+//! search says, and the trailing checksum, hashed as it streams out so the pack
+//! is never held whole.
+
+use std::io::{Read, Write};
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashMap;
+use sha1::Digest;
+use std::collections::HashMap as StdHashMap;
+
+use super::{
+    delta_search::delta_search,
+    reuse::{classify, Item, Plan},
+    Phase, ProgressFn, WriteOptions, WriteStats,
+};
+use crate::{
+    entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
+    odb::{Location, ObjectDb, PackHandle},
+    walk::WalkObject,
+    PackError, Result,
+};
+
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: sha1::Sha1,
+    written: u64,
+}
+
+impl HashingWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        // In pieces, so a big entry never sits whole in a sink's buffer.
+        for piece in bytes.chunks(256 * 1024) {
+            self.hasher.update(piece);
+            self.written += piece.len() as u64;
+            self.inner
+                .write_all(piece)
+                .map_err(PackError::io("sending pack data"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.written += buf.len() as u64;
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub(super) fn write_entries(
+    db: &ObjectDb,
+    first: Option<&PackHandle>,
+    objects: &[WalkObject],
+    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    let packs = db.packs();
+    let mut items = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
+        // The loose index knows sizes: big loose objects stay out of the delta
+        // search and are streamed. (Only bigness is kept: the search order of
+        // loose objects, which keeps bases ahead of their deltas, stays as it is.)
+        let big = match loc {
+            Location::Loose => db
+                .loose()
+                .size(&obj.id)?
+                .is_some_and(|size| size > options.max_delta_object_bytes),
+            Location::Packed { .. } => false,
+        };
+        items.push(Item {
+            id: obj.id,
+            kind: obj.kind,
+            name_hash: obj.name_hash,
+            loc,
+            plan: Plan::Fresh,
+            size: None,
+            big,
+        });
+    }
+    items.sort_by_key(|item| match item.loc {
+        Location::Packed { pack, index } => (0u8, pack, packs[pack].offset_at(index)),
+        Location::Loose => (1u8, 0, 0),
+    });
+    let position: HashMap<ObjectId, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item.id, i))
+        .collect();
+    let prefix_count = first.map_or(0, |p| u64::from(p.num_objects()));
+    let total = u32::try_from(items.len() as u64 + prefix_count)
+        .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
+    let thin_bases = if options.thin { client_has } else { None };
+    classify(db, &mut items, &position, thin_bases, first)?;
+
+    let new_deltas = if options.window > 0 {
+        delta_search(db, &items, options, progress)?
+    } else {
+        StdHashMap::new()
+    };
+    let mut reader = db.reader();
+
+    let mut w = HashingWriter {
+        inner: out,
+        hasher: sha1::Sha1::new(),
+        written: 0,
+    };
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(b"PACK");
+    header.extend_from_slice(&2u32.to_be_bytes());
+    header.extend_from_slice(&total.to_be_bytes());
+    w.put(&header)?;
+
+    let mut stats = WriteStats {
+        objects: total,
+        ..Default::default()
+    };
+    if let Some(first) = first {
+        // Its entries keep their offsets: both packs start with a 12-byte header.
+        let raw = first.raw_pack()?;
+        let body = raw
+            .get(12..raw.len().saturating_sub(20))
+            .ok_or_else(|| PackError::Corrupt("stored pack is too short".into()))?;
+        for chunk in body.chunks(1 << 20) {
+            w.put(chunk)?;
+        }
+        stats.reused += first.num_objects();
+    }
+    let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
+    let mut buf = Vec::new();
+    let mut head = Vec::with_capacity(32);
+    for (i, item) in items.iter().enumerate() {
+        let here = w.written;
+        let delta_base = |base: usize, head: &mut Vec<u8>, size: u64| {
+            head.clear();
+            match (options.ofs_delta, written_at[base]) {
+                (true, Some(base_pos)) => {
+                    write_type_and_size(head, OBJ_OFS_DELTA, size);
+                    write_ofs_distance(head, here - base_pos);
+                }
+                _ => {
+                    write_type_and_size(head, OBJ_REF_DELTA, size);
+                    head.extend_from_slice(items[base].id.as_bytes());
+                }
+            }
+        };
+        match (item.plan, item.loc) {
+            (Plan::ReuseWhole, Location::Packed { pack, index }) => {
+                w.put(packs[pack].raw_entry(index)?.whole)?;
+                stats.reused += 1;
+            }
+            (Plan::ReuseThin { base }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                head.clear();
+                write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
+                head.extend_from_slice(base.as_bytes());
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
+            }
+            (Plan::ReusePrefix { base, offset }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                head.clear();
+                if options.ofs_delta {
+                    write_type_and_size(&mut head, OBJ_OFS_DELTA, raw.decompressed_size);
+                    write_ofs_distance(&mut head, here - offset);
+                } else {
+                    write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
+                    head.extend_from_slice(base.as_bytes());
+                }
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
+            }
+            (Plan::ReuseDelta { base }, Location::Packed { pack, index }) => {
+                let raw = packs[pack].raw_entry(index)?;
+                delta_base(base, &mut head, raw.decompressed_size);
+                w.put(&head)?;
+                w.put(raw.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += 1;
+            }
+            _ => match new_deltas.get(&i) {
+                Some((base, delta)) => {
+                    delta_base(*base, &mut head, delta.len() as u64);
+                    w.put(&head)?;
+                    w.put(&deflate(delta, options.compression)?)?;
+                    stats.new_deltas += 1;
+                }
+                None if item.big => {
+                    stream_loose(db, item, options.compression, &mut w)?;
+                }
+                None => {
+                    let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
+                    if kind != item.kind {
+                        return Err(PackError::Corrupt(format!(
+                            "object {} is a {kind}, expected a {}",
+                            item.id, item.kind
+                        )));
+                    }
+                    head.clear();
+                    write_type_and_size(&mut head, kind_type(kind), buf.len() as u64);
+                    w.put(&head)?;
+                    w.put(&deflate(&buf, options.compression)?)?;
+                }
+            },
+        }
+        written_at[i] = Some(here);
+        if i % 1024 == 0 {
+            progress(Phase::Writing, i as u32 + prefix_count as u32, total);
+        }
+    }
+    progress(Phase::Writing, total, total);
+    let checksum = ObjectId::from_bytes_or_panic(&w.hasher.clone().finalize());
+    w.put(checksum.as_bytes())?;
+    stats.bytes = w.written;
+    stats.checksum = Some(checksum);
+    w.inner
+        .flush()
+        .map_err(PackError::io("sending pack data"))?;
+    Ok(stats)
+}
+
+/// Write a big loose object as a whole pack entry, inflating the loose bytes and
+/// deflating the entry in pieces: the object is never held whole. The stream is
+/// verified as it ends, so corrupt stored bytes fail the pack before its checksum.
+fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_>) -> Result<()> {
+    let mut stream = db.loose().open(&item.id)?.ok_or_else(|| {
+        PackError::Store(format!("loose object {} is indexed but missing", item.id))
+    })?;
+    if stream.kind != item.kind {
+        return Err(PackError::Corrupt(format!(
+            "object {} is a {}, expected a {}",
+            item.id, stream.kind, item.kind
+        )));
+    }
+    let mut head = Vec::with_capacity(16);
+    write_type_and_size(&mut head, kind_type(stream.kind), stream.size);
+    w.put(&head)?;
+    let mut enc = flate2::write::ZlibEncoder::new(w, flate2::Compression::new(level.min(9)));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = stream
+            .content
+            .read(&mut buf)
+            .map_err(|err| PackError::Store(format!("reading loose object {}: {err}", item.id)))?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        enc.write_all(&buf[..n])
+            .map_err(PackError::io("sending pack data"))?;
+    }
+    if copied != stream.size {
+        return Err(PackError::Store(format!(
+            "loose object {} has {copied} bytes, its header says {}",
+            item.id, stream.size
+        )));
+    }
+    enc.finish().map_err(PackError::io("sending pack data"))?;
+    Ok(())
+}
+
+fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
+    enc.write_all(data).map_err(PackError::io("compressing"))?;
+    enc.finish().map_err(PackError::io("compressing"))
+}

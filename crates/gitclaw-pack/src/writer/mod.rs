@@ -1,0 +1,191 @@
+//! Streams a version-2 pack for a list of objects.
+//!
+//! Reuse first: stored entries are copied verbatim (CRC-checked against their
+//! index) — whole objects as they are, deltas when their base goes out in the same
+//! pack, as an OFS_DELTA when the base was already written and the client speaks
+//! `ofs-delta`, else as a REF_DELTA. Objects with nothing to reuse (loose objects,
+//! deltas whose base is not sent) go through a delta search over a sliding window,
+//! as git does it: sorted by type, path-name hash and size, each is tried against
+//! the previous `window` objects, and the smallest delta under half the object's
+//! size wins, within a maximum chain depth. What finds no delta goes out whole.
+//! Objects go out grouped by pack in offset order, so stored bases precede their
+//! deltas. A pack may also start with every entry of a stored pack closed under
+//! reachability ([`write_pack_after`]); the listed objects follow it and may keep
+//! their stored deltas against its entries.
+//!
+//! One job per module:
+//! - `reuse`: decides, object by object, whether its stored entry can be copied.
+//! - `delta_search`: finds new deltas for the objects with nothing to reuse.
+//! - `entries`: writes the pack itself — header, entries, checksum.
+//!
+//! Here: the options, the statistics, and the entry points that pick between
+//! sending a stored pack as it is and writing one entry by entry.
+//!
+//! Not here: choosing the objects (see [`crate::walk`]).
+
+mod delta_search;
+mod entries;
+mod reuse;
+
+use std::io::Write;
+
+use gix_hash::ObjectId;
+
+use crate::{
+    odb::{Location, ObjectDb, PackHandle},
+    walk::WalkObject,
+    PackError, Result,
+};
+
+/// How to write the pack.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// The client understands OFS_DELTA entries.
+    pub ofs_delta: bool,
+    /// zlib level for objects that are deflated anew.
+    pub compression: u32,
+    /// Objects each delta candidate is compared with (git's `pack.window`); 0 disables the search.
+    pub window: usize,
+    /// Longest chain of new deltas (git's `pack.depth`).
+    pub max_depth: u32,
+    /// Objects larger than this are never delta-searched, and go out from a loose
+    /// object streamed, never read whole (git's `core.bigFileThreshold`).
+    pub max_delta_object_bytes: u64,
+    /// The client asked for a thin pack: stored deltas against objects it has may be
+    /// sent as they are (REF_DELTA to a base outside the pack).
+    pub thin: bool,
+    /// Threads the delta search may use (git's `pack.threads`); capped by the cores.
+    pub threads: usize,
+    /// Fewest objects worth a search thread of their own.
+    pub objects_per_thread: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            ofs_delta: true,
+            compression: 6,
+            window: 10,
+            max_depth: 50,
+            max_delta_object_bytes: crate::BIG_OBJECT_BYTES,
+            thin: false,
+            threads: usize::MAX,
+            objects_per_thread: 2048,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct WriteStats {
+    pub objects: u32,
+    /// Entries copied verbatim from stored packs.
+    pub reused: u32,
+    /// Of those, deltas.
+    pub reused_deltas: u32,
+    /// Deltas found by the delta search.
+    pub new_deltas: u32,
+    pub bytes: u64,
+    pub checksum: Option<ObjectId>,
+    /// The pack went out as one stored pack file, untouched.
+    pub whole_pack: bool,
+}
+
+/// The phases of writing a pack that report progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The delta search: objects searched out of those that need a delta.
+    Compressing,
+    /// Entries written out of all entries of the pack.
+    Writing,
+}
+
+/// Progress of a pack being written: phase, done, total. It is offered often
+/// (during a long delta search at least every quarter second, from the calling
+/// thread); the callee decides by the clock when to speak.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Phase, u32, u32);
+
+/// When one stored pack holds exactly `objects` (a full clone of a compacted
+/// repository), copy the pack file as it is: no per-entry work at all.
+fn whole_pack(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+) -> Result<Option<usize>> {
+    let Some(first) = objects.first() else {
+        return Ok(None);
+    };
+    let Some(Location::Packed { pack, .. }) = db.locate(&first.id) else {
+        return Ok(None);
+    };
+    let handle = &db.packs()[pack];
+    if handle.num_objects() as usize != objects.len() {
+        return Ok(None);
+    }
+    // Equal counts and every object found in this pack: the sets are equal (ids are unique).
+    if !objects.iter().all(|o| handle.lookup(&o.id).is_some()) {
+        return Ok(None);
+    }
+    if !options.ofs_delta && handle.has_ofs_deltas()? {
+        return Ok(None);
+    }
+    Ok(Some(pack))
+}
+
+/// Send a stored pack file as it is (it must suit the client: see
+/// [`PackHandle::has_ofs_deltas`] for clients without `ofs-delta`).
+pub fn stream_pack(
+    handle: &PackHandle,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    let bytes = handle.raw_pack()?;
+    let count = handle.num_objects();
+    progress(Phase::Writing, 0, count);
+    for chunk in bytes.chunks(1 << 20) {
+        out.write_all(chunk)
+            .map_err(PackError::io("sending pack data"))?;
+    }
+    out.flush().map_err(PackError::io("sending pack data"))?;
+    progress(Phase::Writing, count, count);
+    Ok(WriteStats {
+        objects: count,
+        reused: count,
+        reused_deltas: 0,
+        new_deltas: 0,
+        bytes: bytes.len() as u64,
+        checksum: Some(*handle.hash()),
+        whole_pack: true,
+    })
+}
+
+/// Write a pack holding exactly `objects` to `out`. `client_has` (used when
+/// `options.thin`) names objects the client already has.
+pub fn write_pack(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    if let Some(pack) = whole_pack(db, objects, options)? {
+        return stream_pack(&db.packs()[pack], out, progress);
+    }
+    entries::write_entries(db, None, objects, client_has, options, out, progress)
+}
+
+/// Write a pack of every entry of the stored pack `first`, copied as it is, then
+/// `objects` (none of which `first` holds): the answer to a clone whose history
+/// `first` holds all of but the newest part. Deltas of `objects` may use bases in
+/// `first`. `first` must suit the client (see [`PackHandle::has_ofs_deltas`]).
+pub fn write_pack_after(
+    db: &ObjectDb,
+    first: &PackHandle,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    entries::write_entries(db, Some(first), objects, None, options, out, progress)
+}

@@ -1,0 +1,98 @@
+//! Reuse before work: for every object the writer decides whether its stored
+//! entry can be copied as it lies (a whole object, or a delta whose base the client
+//! will have), because copying costs neither inflating nor deflating.
+
+use gix_hash::ObjectId;
+use gix_hashtable::HashMap;
+use gix_object::Kind;
+use gix_pack::data::entry::Header;
+
+use crate::{
+    odb::{Location, ObjectDb, PackHandle},
+    PackError, Result,
+};
+
+/// How one object goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// Copy the stored whole object.
+    ReuseWhole,
+    /// Copy the stored delta; its base (item index) goes out too.
+    ReuseDelta { base: usize },
+    /// Copy the stored delta against a base the client has (thin pack).
+    ReuseThin { base: ObjectId },
+    /// Copy the stored delta against a base in the pack that went out first, at
+    /// this offset of the output.
+    ReusePrefix { base: ObjectId, offset: u64 },
+    /// Nothing to reuse: deflate anew (or delta, if the search finds one).
+    Fresh,
+}
+
+pub(super) struct Item {
+    pub(super) id: ObjectId,
+    pub(super) kind: Kind,
+    pub(super) name_hash: u32,
+    pub(super) loc: Location,
+    pub(super) plan: Plan,
+    /// Inflated size, where known without reading the object.
+    pub(super) size: Option<u64>,
+    /// A loose object above the big-object threshold: streamed, never searched.
+    pub(super) big: bool,
+}
+
+impl Item {
+    /// Nothing to reuse, and of a kind that deltas pay for: the delta search's work.
+    pub(super) fn needs_search(&self) -> bool {
+        self.plan == Plan::Fresh && matches!(self.kind, Kind::Blob | Kind::Tree)
+    }
+}
+
+/// Decide for every packed item whether its stored entry can be copied.
+pub(super) fn classify(
+    db: &ObjectDb,
+    items: &mut [Item],
+    position: &HashMap<ObjectId, usize>,
+    thin_bases: Option<&gix_hashtable::HashSet<ObjectId>>,
+    first: Option<&PackHandle>,
+) -> Result<()> {
+    let packs = db.packs();
+    let in_first = |id: &ObjectId| first.and_then(|p| p.lookup(id).map(|i| p.offset_at(i)));
+    for item in items.iter_mut() {
+        let Location::Packed { pack, index } = item.loc else {
+            continue;
+        };
+        let handle = &packs[pack];
+        let (header, size) = handle.entry_header(index)?;
+        let base = match header {
+            Header::OfsDelta { base_distance } => {
+                let offset = handle.offset_at(index);
+                let base_offset = offset.checked_sub(base_distance).ok_or_else(|| {
+                    PackError::Corrupt(format!("delta of {} points before the pack start", item.id))
+                })?;
+                Some(handle.oid_at_offset(base_offset).ok_or_else(|| {
+                    PackError::Corrupt(format!("delta base of {} is not an entry", item.id))
+                })?)
+            }
+            Header::RefDelta { base_id } => Some(base_id),
+            _ => None,
+        };
+        item.plan = match base {
+            None => {
+                item.size = Some(size);
+                Plan::ReuseWhole
+            }
+            Some(base_id) => match position.get(&base_id) {
+                Some(&base) => Plan::ReuseDelta { base },
+                None if in_first(&base_id).is_some() => Plan::ReusePrefix {
+                    base: base_id,
+                    offset: in_first(&base_id).unwrap_or_default(),
+                },
+                None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
+                    Plan::ReuseThin { base: base_id }
+                }
+                None => Plan::Fresh,
+            },
+        };
+    }
+    Ok(())
+}
