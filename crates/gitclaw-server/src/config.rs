@@ -31,7 +31,7 @@ pub struct Config {
     /// The S3 backend's settings; `None` selects the filesystem store under `data_dir`.
     pub s3: Option<gitclaw_storage::S3Settings>,
     /// Compaction thresholds and grace period.
-    pub gc: crate::service::gc::GcSettings,
+    pub gc: GcSettings,
     /// The bootstrap admin token; `None` runs the server open (no authentication).
     pub admin_token: Option<String>,
     /// Allow running open on a non-loopback address.
@@ -78,18 +78,31 @@ impl Default for Timeouts {
     }
 }
 
-impl Timeouts {
-    pub fn connection(&self) -> crate::connections::ConnectionTimeouts {
-        crate::connections::ConnectionTimeouts {
-            header: std::time::Duration::from_secs(self.header_secs),
-            send: std::time::Duration::from_secs(self.send_secs),
-        }
-    }
+/// Thresholds and timing of compaction and of the sweep of unrecorded keys.
+#[derive(Debug, Clone)]
+pub struct GcSettings {
+    /// Replaced keys are deleted this many seconds after the swap.
+    pub grace_secs: u64,
+    /// Compact automatically after a push once a repo has more loose objects than this (0: never).
+    pub loose_threshold: usize,
+    /// …or more packs than this (0: never).
+    pub pack_threshold: usize,
+    /// Every this many seconds, each repository's store keys that no row records
+    /// and that are older than the grace period are deleted (0: only by `gc`).
+    pub sweep_interval_secs: u64,
+    /// How long a push's hold on the keys it is writing lasts unless renewed
+    /// (a dead process's holds lapse after this).
+    pub claim_lease_secs: u64,
+}
 
-    pub fn body_pace(&self) -> crate::http::body::BodyPace {
-        crate::http::body::BodyPace {
-            idle: std::time::Duration::from_secs(self.body_secs),
-            min_rate: self.body_min_rate,
+impl Default for GcSettings {
+    fn default() -> Self {
+        GcSettings {
+            grace_secs: 3600,
+            loose_threshold: 100,
+            pack_threshold: 10,
+            sweep_interval_secs: 6 * 3600,
+            claim_lease_secs: 300,
         }
     }
 }
@@ -313,8 +326,8 @@ impl Config {
             }),
             None => default,
         };
-        let defaults = crate::service::gc::GcSettings::default();
-        let gc = crate::service::gc::GcSettings {
+        let defaults = GcSettings::default();
+        let gc = GcSettings {
             grace_secs: number("GITCLAW_GC_GRACE_SECS", defaults.grace_secs),
             loose_threshold: number(
                 "GITCLAW_GC_LOOSE_THRESHOLD",
@@ -458,7 +471,7 @@ impl Config {
             log_format: LogFormat::Text,
             public_url: None,
             s3: None,
-            gc: crate::service::gc::GcSettings::default(),
+            gc: GcSettings::default(),
             admin_token: None,
             allow_anonymous: false,
             pack_cache_bytes: DEFAULT_PACK_CACHE_BYTES,
@@ -874,10 +887,6 @@ mod tests {
                 body_min_rate: 4096,
                 send_secs: 9
             }
-        );
-        assert_eq!(
-            cfg.timeouts.connection().header,
-            std::time::Duration::from_secs(5)
         );
         assert_eq!(
             (cfg.gc.sweep_interval_secs, cfg.gc.claim_lease_secs),

@@ -24,7 +24,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     service::gc::spawn_deletion_loop(state.clone(), std::time::Duration::from_secs(60));
     service::gc::spawn_sweep_loop(state.clone());
-    let timeouts = state.config.timeouts.connection();
+    let timeouts = connections::ConnectionTimeouts::from(&state.config.timeouts);
     let router = http::router(state);
     connections::serve(listener, router, timeouts, shutdown).await?;
     Ok(())

@@ -13,7 +13,7 @@ use crate::app::AppState;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let pace = state.config.timeouts.body_pace();
+    let pace = body::BodyPace::from(&state.config.timeouts);
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
