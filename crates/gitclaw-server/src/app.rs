@@ -69,10 +69,10 @@ impl AppState {
         let tmp_dir = scratch.dir.clone();
         let cache_dir = config.data_dir.join("cache");
         let config_object_cache = config.object_cache_bytes;
-        let config_store_cache = config.store_cache_bytes;
+        let config_store_cache = config.download_cache_bytes;
         let responses = crate::service::response_cache::ResponseCache::open(
             config.data_dir.join("pack-cache"),
-            config.pack_cache_bytes,
+            config.response_cache_bytes,
         )
         .map_err(|err| anyhow::anyhow!("GITCLAW_DATA_DIR: cannot open the pack cache: {err}"))?;
         Ok(AppState {

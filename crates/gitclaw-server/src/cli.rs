@@ -106,6 +106,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
