@@ -10,7 +10,8 @@ use crate::{app::AppState, config::Config, config::LogFormat};
 #[command(
     name = "gitclaw",
     version,
-    about = "A Git smart-HTTP server that keeps objects in S3-compatible storage"
+    about = "A Git smart-HTTP server that keeps objects in S3-compatible storage",
+    after_help = "Every setting, its default and what it does: gitclaw serve --help"
 )]
 struct Cli {
     /// A TOML configuration file; environment variables override it.
@@ -23,6 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (the default).
+    #[command(after_help = crate::config::docs::help_text())]
     Serve,
     /// Manage repositories.
     #[command(subcommand)]

@@ -1,15 +1,17 @@
 //! Configuration: environment variables over an optional TOML file, validated at start.
 //!
 //! Every setting is one row of [`settings`]: its name, the values it takes, its
-//! default, its help and its former names. From those rows come the defaults and
-//! the known-key check of the file. This module reads them into a typed
-//! [`Config`]; every problem is reported as one line naming the variable, and
-//! every former name in use as a warning in [`Config::warnings`].
+//! default, its help and its former names. From those rows come the defaults, the
+//! known-key check of the file, `gitclaw serve --help` and the README's tables
+//! ([`docs`]). This module reads them into a typed [`Config`]; every problem is
+//! reported as one line naming the variable, and every former name in use as a
+//! warning in [`Config::warnings`].
 //!
 //! Not here: reaching the database or the store (see `check`), or what the rest
 //! of the server builds from these values (each consumer converts them itself:
 //! data flows from here downward, never back).
 
+pub mod docs;
 pub mod kinds;
 pub mod settings;
 mod sources;

@@ -1,9 +1,10 @@
 //! Every setting, once: its name, the values it takes, its default, what it does
-//! and the names it had before. The loader (`super`) and the known-key check of
-//! the configuration file read these rows; a default or a bound written here is
-//! written nowhere else.
+//! and the names it had before. The loader (`super`), the known-key check of the
+//! configuration file, `gitclaw serve --help` and the README's tables all read
+//! these rows; a default or a bound written here is written nowhere else.
 //!
-//! Help text is markdown on one line.
+//! Help text is markdown on one line: the README shows it as is, `--help`
+//! without the backticks.
 
 use gitclaw_pack::fsck::FsckLevel;
 
