@@ -41,6 +41,26 @@ fn configuration_errors_are_one_line_naming_the_variable() {
 }
 
 #[test]
+fn a_former_setting_name_still_works_and_is_warned_about_once_naming_the_new_one() {
+    let data = tempfile::tempdir().unwrap();
+    let out = gitclaw()
+        .env("GITCLAW_DATA_DIR", data.path())
+        .env("GITCLAW_PACK_CACHE_BYTES", "0")
+        .arg("check")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("GITCLAW_PACK_CACHE_BYTES is deprecated")
+            && warnings[0].contains("GITCLAW_RESPONSE_CACHE_BYTES"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_reaches_s3_and_postgres_and_names_each_problem() {
     let data = tempfile::tempdir().unwrap();
     let bucket = fresh_bucket();

@@ -85,7 +85,7 @@ fn repeated_clones_are_answered_from_the_cached_pack() {
 
 #[test]
 fn the_cache_can_be_turned_off() {
-    let server = Server::start_with(|c| c.pack_cache_bytes = 0);
+    let server = Server::start_with(|c| c.response_cache_bytes = 0);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 1);

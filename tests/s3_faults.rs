@@ -263,7 +263,7 @@ fn downloaded_packs_stay_within_the_disk_bound() {
     let setup = shared_setup(&proxy, 3);
     let server = Server::start_with(|c| {
         setup(c);
-        c.store_cache_bytes = 1;
+        c.download_cache_bytes = 1;
     });
     let work = tempfile::tempdir().unwrap();
     let mut urls = Vec::new();

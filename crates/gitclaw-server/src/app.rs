@@ -92,10 +92,10 @@ impl AppState {
         let tmp = config.data_dir.join("tmp");
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;
         let cache_dir = config.data_dir.join("cache");
-        let packs = PackCache::new(cache_dir.clone(), config.store_cache_bytes)
+        let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes)
             .map_err(data_dir("cannot prepare the download cache", cache_dir))?;
         let responses_dir = config.data_dir.join("pack-cache");
-        let responses = ResponseCache::open(responses_dir.clone(), config.pack_cache_bytes)
+        let responses = ResponseCache::open(responses_dir.clone(), config.response_cache_bytes)
             .map_err(data_dir("cannot open the response cache", responses_dir))?;
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
         Ok(AppState(Arc::new(App {

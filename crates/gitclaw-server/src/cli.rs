@@ -15,7 +15,8 @@ use crate::{
 #[command(
     name = "gitclaw",
     version,
-    about = "A Git smart-HTTP server that keeps objects in S3-compatible storage"
+    about = "A Git smart-HTTP server that keeps objects in S3-compatible storage",
+    after_help = "Every setting, its default and what it does: gitclaw serve --help"
 )]
 struct Cli {
     /// A TOML configuration file; environment variables override it.
@@ -28,6 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (the default).
+    #[command(after_help = crate::config::docs::help_text())]
     Serve,
     /// Manage repositories.
     #[command(subcommand)]
@@ -111,6 +113,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -30,6 +30,15 @@ pub struct ConnectionTimeouts {
     pub send: Duration,
 }
 
+impl From<&crate::config::Timeouts> for ConnectionTimeouts {
+    fn from(timeouts: &crate::config::Timeouts) -> Self {
+        ConnectionTimeouts {
+            header: Duration::from_secs(timeouts.header_secs),
+            send: Duration::from_secs(timeouts.send_secs),
+        }
+    }
+}
+
 /// Serve `router` on connections from `listener` until `shutdown` resolves; then
 /// stop accepting and wait for the requests in flight.
 pub async fn serve(

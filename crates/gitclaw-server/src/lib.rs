@@ -35,7 +35,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     service::sweep::spawn_deletion_loop(&state, std::time::Duration::from_secs(60));
     service::sweep::spawn_sweep_loop(&state);
-    let timeouts = state.config.timeouts.connection();
+    let timeouts = connections::ConnectionTimeouts::from(&state.config.timeouts);
     let router = http::router(state.clone());
     let served = connections::serve(listener, router, timeouts, shutdown).await;
     state.stop_background().await;

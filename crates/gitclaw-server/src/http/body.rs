@@ -179,6 +179,15 @@ pub struct BodyPace {
     pub min_rate: u64,
 }
 
+impl From<&crate::config::Timeouts> for BodyPace {
+    fn from(timeouts: &crate::config::Timeouts) -> Self {
+        BodyPace {
+            idle: Duration::from_secs(timeouts.body_secs),
+            min_rate: timeouts.body_min_rate,
+        }
+    }
+}
+
 /// A request body that fails once the client has sent nothing for `idle`, or less
 /// than `min_rate` bytes a second over a stretch of `idle`: a client that stalls
 /// or trickles cannot hold a connection (and what the server keeps for it) open.

@@ -24,7 +24,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let pace = state.config.timeouts.body_pace();
+    let pace = body::BodyPace::from(&state.config.timeouts);
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))

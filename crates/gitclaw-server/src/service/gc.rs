@@ -30,35 +30,6 @@ use crate::{
     },
 };
 
-/// Thresholds and timing of compaction.
-#[derive(Debug, Clone)]
-pub struct GcSettings {
-    /// Replaced keys are deleted this many seconds after the swap.
-    pub grace_secs: u64,
-    /// Compact automatically after a push once a repo has more loose objects than this (0: never).
-    pub loose_threshold: usize,
-    /// …or more packs than this (0: never).
-    pub pack_threshold: usize,
-    /// Every this many seconds, each repository's store keys that no row records
-    /// and that are older than the grace period are deleted (0: only by `gc`).
-    pub sweep_interval_secs: u64,
-    /// How long a push's hold on the keys it is writing lasts unless renewed
-    /// (a dead process's holds lapse after this).
-    pub claim_lease_secs: u64,
-}
-
-impl Default for GcSettings {
-    fn default() -> Self {
-        GcSettings {
-            grace_secs: 3600,
-            loose_threshold: 100,
-            pack_threshold: 10,
-            sweep_interval_secs: 6 * 3600,
-            claim_lease_secs: 300,
-        }
-    }
-}
-
 /// What one compaction did.
 #[derive(Debug, Clone, Default)]
 pub struct GcOutcome {

@@ -1,0 +1,696 @@
+//! Configuration: environment variables over an optional TOML file, validated at start.
+//!
+//! Every setting is one row of [`settings`]: its name, the values it takes, its
+//! default, its help and its former names. From those rows come the defaults, the
+//! known-key check of the file, `gitclaw serve --help` and the README's tables
+//! ([`docs`]). This module reads them into a typed [`Config`]; every problem is
+//! reported as one line naming the variable, and every former name in use as a
+//! warning in [`Config::warnings`].
+//!
+//! Not here: reaching the database or the store (see `check`), or what the rest
+//! of the server builds from these values (each consumer converts them itself:
+//! data flows from here downward, never back).
+
+pub mod docs;
+pub mod kinds;
+pub mod settings;
+mod sources;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use settings::*;
+use sources::Sources;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Every format by the name `GITCLAW_LOG_FORMAT` takes.
+    pub const NAMES: [(&'static str, LogFormat); 2] =
+        [("text", LogFormat::Text), ("json", LogFormat::Json)];
+}
+
+/// The validated configuration of a GitClaw process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub max_pack_bytes: u64,
+    pub max_concurrent_pushes: usize,
+    /// How long a push waits for a free slot before it is refused.
+    pub push_wait_secs: u64,
+    pub log_format: LogFormat,
+    /// Base URL used in `clone_url` answers; derived from the listen address when unset.
+    pub public_url: Option<String>,
+    /// The S3 backend's settings; `None` selects the filesystem store under `data_dir`.
+    pub s3: Option<gitclaw_storage::S3Settings>,
+    /// Compaction thresholds and grace period.
+    pub gc: GcSettings,
+    /// The bootstrap admin token; `None` runs the server open (no authentication).
+    pub admin_token: Option<String>,
+    /// Allow running open on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// Bytes of generated clone responses kept on disk for repeated identical clones (0: off).
+    pub response_cache_bytes: u64,
+    /// Bytes of inflated commits and trees kept in memory across requests (0: off).
+    pub object_cache_bytes: u64,
+    /// Disk space for packs downloaded from the object store.
+    pub download_cache_bytes: u64,
+    /// Objects each delta candidate is compared with (git's `pack.window`; 0: no search).
+    pub pack_window: usize,
+    /// Longest chain of new deltas (git's `pack.depth`).
+    pub pack_depth: u32,
+    /// How long the server waits on clients.
+    pub timeouts: Timeouts,
+    /// Which of git's fsck checks a pushed object must pass.
+    pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
+    /// What the operator should change, though the server runs as it is (a former
+    /// setting name in use); the command line logs each once at start.
+    pub warnings: Vec<String>,
+}
+
+/// How long the server waits on a client, and how slowly it lets one send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Request headers must arrive within this many seconds; an idle kept-alive
+    /// connection is closed after as long.
+    pub header_secs: u64,
+    /// Longest silence while a request body arrives, and the stretch over which
+    /// its rate is measured.
+    pub body_secs: u64,
+    /// Slowest request body accepted, in bytes a second over each stretch (0: any).
+    pub body_min_rate: u64,
+    /// A response the client takes nothing of for this many seconds is abandoned.
+    pub send_secs: u64,
+}
+
+/// Thresholds and timing of compaction and of the sweep of unrecorded keys.
+#[derive(Debug, Clone)]
+pub struct GcSettings {
+    /// Replaced keys are deleted this many seconds after the swap.
+    pub grace_secs: u64,
+    /// Compact automatically after a push once a repo has more loose objects than this (0: never).
+    pub loose_threshold: usize,
+    /// …or more packs than this (0: never).
+    pub pack_threshold: usize,
+    /// Every this many seconds, each repository's store keys that no row records
+    /// and that are older than the grace period are deleted (0: only by `gc`).
+    pub sweep_interval_secs: u64,
+    /// How long a push's hold on the keys it is writing lasts unless renewed
+    /// (a dead process's holds lapse after this).
+    pub claim_lease_secs: u64,
+}
+
+/// One configuration problem, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    /// Load from the process environment and, when given, a TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+        Config::from_sources(|name| std::env::var(name).ok(), file)
+    }
+
+    /// Load from a variable lookup (the environment in production, a map in tests)
+    /// over an optional TOML file; the lookup wins.
+    pub fn from_sources(
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let mut sources = Sources::new(&env, file);
+        let config = Config::read(&mut sources);
+        if sources.errors.is_empty() {
+            Ok(Config {
+                warnings: sources.warnings,
+                ..config
+            })
+        } else {
+            Err(sources.errors)
+        }
+    }
+
+    /// A configuration for tests and embedded use: the defaults, everything under
+    /// `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> Config {
+        let defaults = Config::from_sources(|_| None, None).expect("the listed defaults are valid");
+        Config {
+            data_dir: data_dir.to_owned(),
+            database_url: sqlite_in(data_dir),
+            ..defaults
+        }
+    }
+
+    /// Every setting from `sources`; problems are recorded there (in the order
+    /// read, which is the order they are reported).
+    fn read(sources: &mut Sources) -> Config {
+        let listen = sources.value(&LISTEN);
+        let data_dir = PathBuf::from(sources.value(&DATA_DIR));
+        let database_url = sources
+            .optional(&DATABASE_URL)
+            .unwrap_or_else(|| sqlite_in(&data_dir));
+        let max_pack_bytes = sources.value(&MAX_PACK_BYTES);
+        let max_concurrent_pushes = sources.value(&MAX_CONCURRENT_PUSHES) as usize;
+        let log_format = sources.value(&LOG_FORMAT);
+        let public_url = sources.optional(&PUBLIC_URL);
+        let gc = GcSettings {
+            grace_secs: sources.value(&GC_GRACE_SECS),
+            loose_threshold: sources.value(&GC_LOOSE_THRESHOLD) as usize,
+            pack_threshold: sources.value(&GC_PACK_THRESHOLD) as usize,
+            sweep_interval_secs: sources.value(&SWEEP_INTERVAL_SECS),
+            claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
+        };
+        let admin_token = sources.optional(&ADMIN_TOKEN);
+        let allow_anonymous = sources.value(&ALLOW_ANONYMOUS);
+        let push_wait_secs = sources.value(&PUSH_WAIT_SECS);
+        let response_cache_bytes = sources.value(&RESPONSE_CACHE_BYTES);
+        let object_cache_bytes = sources.value(&OBJECT_CACHE_BYTES);
+        let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
+        let body_min_rate = sources.value(&BODY_MIN_RATE);
+        let pack_window = sources.value(&PACK_WINDOW) as usize;
+        let pack_depth = sources.value(&PACK_DEPTH) as u32;
+        let timeouts = Timeouts {
+            header_secs: sources.value(&HEADER_TIMEOUT_SECS),
+            body_secs: sources.value(&BODY_TIMEOUT_SECS),
+            send_secs: sources.value(&SEND_TIMEOUT_SECS),
+            body_min_rate,
+        };
+        let fsck_objects = sources.value(&FSCK_OBJECTS);
+        let s3 = s3_settings(sources);
+        Config {
+            listen,
+            data_dir,
+            database_url,
+            max_pack_bytes,
+            max_concurrent_pushes,
+            push_wait_secs,
+            log_format,
+            public_url,
+            s3,
+            gc,
+            admin_token,
+            allow_anonymous,
+            response_cache_bytes,
+            object_cache_bytes,
+            download_cache_bytes,
+            pack_window,
+            pack_depth,
+            timeouts,
+            fsck_objects,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// How packs are written (clones, fetches, compaction): the configured delta
+    /// search, everything else as the pack writer's defaults.
+    pub fn write_options(&self) -> gitclaw_pack::writer::WriteOptions {
+        gitclaw_pack::writer::WriteOptions {
+            window: self.pack_window,
+            max_depth: self.pack_depth,
+            ..Default::default()
+        }
+    }
+}
+
+/// The SQLite database of the embedded setup in `data_dir`.
+fn sqlite_in(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("gitclaw.db").display())
+}
+
+/// The S3 settings when `S3_BUCKET` is set; every problem is recorded naming its variable.
+fn s3_settings(sources: &mut Sources) -> Option<gitclaw_storage::S3Settings> {
+    if !sources.is_set(S3_BUCKET.name) {
+        // S3 settings without a bucket are a half-done setup, not a choice of the filesystem.
+        let half_done = [
+            S3_ENDPOINT.name,
+            S3_REGION.name,
+            S3_ACCESS_KEY_ID.name,
+            S3_SECRET_ACCESS_KEY.name,
+        ]
+        .into_iter()
+        .find(|name| sources.is_set(name));
+        if let Some(name) = half_done {
+            sources.problem(
+                S3_BUCKET.name,
+                format!(
+                    "{name} is set but S3_BUCKET is not; set S3_BUCKET to use S3, or unset {name}"
+                ),
+            );
+        }
+        return None;
+    }
+    let before = sources.errors.len();
+    let bucket = sources.optional(&S3_BUCKET).unwrap_or_default();
+    let region = sources
+        .optional(&S3_REGION)
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| {
+            sources.problem(
+                S3_REGION.name,
+                "required when S3_BUCKET is set (e.g. us-east-1; 'garage' for Garage, 'auto' for R2)",
+            );
+            String::new()
+        });
+    let endpoint = sources.optional(&S3_ENDPOINT);
+    let credentials = match (
+        sources.optional(&S3_ACCESS_KEY_ID),
+        sources.optional(&S3_SECRET_ACCESS_KEY),
+    ) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        (Some(_), None) => {
+            sources.problem(
+                S3_SECRET_ACCESS_KEY.name,
+                "required when S3_ACCESS_KEY_ID is set",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            sources.problem(
+                S3_ACCESS_KEY_ID.name,
+                "required when S3_SECRET_ACCESS_KEY is set",
+            );
+            None
+        }
+    };
+    let path_style = sources.value(&S3_USE_PATH_STYLE);
+    let auto_create_bucket = sources.value(&S3_AUTO_CREATE_BUCKET);
+    let ca_cert = sources.optional(&S3_CA_CERT).map(PathBuf::from);
+    if let Some(path) = &ca_cert {
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => sources.problem(
+                S3_CA_CERT.name,
+                format!("{} holds no PEM certificate", path.display()),
+            ),
+            Err(err) => sources.problem(
+                S3_CA_CERT.name,
+                format!("cannot read {}: {err}", path.display()),
+            ),
+        }
+    }
+    let max_retries = sources.value(&S3_MAX_RETRIES).min(100) as u32;
+    let retry_max_backoff = Duration::from_secs(sources.value(&S3_RETRY_MAX_BACKOFF));
+    let slow_op = Duration::from_millis(sources.value(&S3_SLOW_OP_MS));
+    let connect_timeout = Duration::from_millis(sources.value(&S3_CONNECT_TIMEOUT_MS));
+    let read_timeout = Duration::from_millis(sources.value(&S3_READ_TIMEOUT_MS));
+    (sources.errors.len() == before).then_some(gitclaw_storage::S3Settings {
+        bucket,
+        region,
+        endpoint,
+        credentials,
+        path_style,
+        auto_create_bucket,
+        ca_cert,
+        max_retries,
+        retry_max_backoff,
+        slow_op,
+        connect_timeout,
+        read_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_sources(|k| map.get(k).cloned(), None)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.data_dir, PathBuf::from("./gitclaw-data"));
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert_eq!(cfg.max_pack_bytes, 2 << 30);
+        assert!(cfg.warnings.is_empty());
+        let embedded = Config::for_data_dir(Path::new("/srv/git"));
+        assert_eq!(embedded.database_url, "sqlite:///srv/git/gitclaw.db");
+        assert_eq!(embedded.response_cache_bytes, cfg.response_cache_bytes);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named() {
+        let errs = load(&[
+            ("GITCLAW_LISTEN", "nowhere"),
+            ("DATABASE_URL", "mysql://x"),
+            ("GITCLAW_MAX_PACK_BYTES", "lots"),
+            ("GITCLAW_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            named,
+            [
+                "GITCLAW_LISTEN",
+                "DATABASE_URL",
+                "GITCLAW_MAX_PACK_BYTES",
+                "GITCLAW_LOG_FORMAT"
+            ]
+        );
+    }
+
+    #[test]
+    fn file_values_apply_and_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitclaw.toml");
+        std::fs::write(
+            &path,
+            "gitclaw_listen = \"127.0.0.1:9000\"\ngitclaw_data_dir = \"/srv/git\"\n",
+        )
+        .unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "gitclaw_lisen = \"x\"\n").unwrap();
+        let errs = Config::from_sources(|_| None, Some(&bad)).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("unknown setting 'gitclaw_lisen'"),
+            "{errs:?}"
+        );
+        let cfg = Config::from_sources(
+            |k| (k == "GITCLAW_LISTEN").then(|| "127.0.0.1:9100".to_string()),
+            Some(&path),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/git"));
+    }
+
+    #[test]
+    fn s3_settings_are_read_and_checked() {
+        let cfg = load(&[
+            ("S3_BUCKET", "git-objects"),
+            ("S3_REGION", "garage"),
+            ("S3_ENDPOINT", "http://127.0.0.1:3900/"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("S3_USE_PATH_STYLE", "true"),
+            ("S3_MAX_RETRIES", "5"),
+            ("S3_RETRY_MAX_BACKOFF", "2"),
+            ("S3_SLOW_OP_MS", "250"),
+        ])
+        .unwrap();
+        let s3 = cfg.s3.expect("S3_BUCKET selects S3");
+        assert_eq!(s3.bucket, "git-objects");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(s3.credentials, Some(("GK1".into(), "s3cr3t".into())));
+        assert!(s3.path_style && !s3.auto_create_bucket);
+        assert_eq!(s3.max_retries, 5);
+        assert_eq!(s3.retry_max_backoff.as_secs(), 2);
+        assert_eq!(s3.slow_op.as_millis(), 250);
+        let defaults = load(&[("S3_BUCKET", "b-1"), ("S3_REGION", "us-east-1")])
+            .unwrap()
+            .s3
+            .unwrap();
+        assert_eq!(
+            (defaults.max_retries, defaults.retry_max_backoff.as_secs()),
+            (3, 30)
+        );
+        assert_eq!(defaults.credentials, None, "no keys: the AWS default chain");
+
+        let errs = load(&[
+            ("S3_BUCKET", "Bad_Bucket"),
+            ("S3_ENDPOINT", "ftp://x"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_CA_CERT", "/nonexistent/ca.pem"),
+            ("S3_MAX_RETRIES", "many"),
+        ])
+        .unwrap_err();
+        let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            named,
+            [
+                "S3_BUCKET",
+                "S3_REGION",
+                "S3_ENDPOINT",
+                "S3_SECRET_ACCESS_KEY",
+                "S3_CA_CERT",
+                "S3_MAX_RETRIES"
+            ],
+            "{errs:?}"
+        );
+        let half = load(&[("S3_ENDPOINT", "http://127.0.0.1:3900")]).unwrap_err();
+        assert_eq!(half[0].variable, "S3_BUCKET");
+    }
+
+    #[test]
+    fn delta_search_settings_are_read_and_checked() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!((cfg.pack_window, cfg.pack_depth), (10, 50));
+        let cfg = load(&[("GITCLAW_PACK_WINDOW", "0"), ("GITCLAW_PACK_DEPTH", "4095")]).unwrap();
+        let options = cfg.write_options();
+        assert_eq!((options.window, options.max_depth), (0, 4095));
+        let errs =
+            load(&[("GITCLAW_PACK_WINDOW", "1001"), ("GITCLAW_PACK_DEPTH", "0")]).unwrap_err();
+        let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        assert_eq!(named, ["GITCLAW_PACK_WINDOW", "GITCLAW_PACK_DEPTH"]);
+        assert!(errs[0].message.contains("from 0 to 1000"), "{}", errs[0]);
+        let errs = load(&[
+            ("GITCLAW_PACK_DEPTH", "4096"),
+            ("GITCLAW_PACK_WINDOW", "ten"),
+        ])
+        .unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn object_checks_are_read_and_checked() {
+        use gitclaw_pack::fsck::FsckLevel;
+        assert_eq!(load(&[]).unwrap().fsck_objects, FsckLevel::Safe);
+        for (text, level) in [
+            ("off", FsckLevel::Off),
+            ("safe", FsckLevel::Safe),
+            ("strict", FsckLevel::Strict),
+        ] {
+            let cfg = load(&[("GITCLAW_FSCK_OBJECTS", text)]).unwrap();
+            assert_eq!(cfg.fsck_objects, level);
+        }
+        let errs = load(&[("GITCLAW_FSCK_OBJECTS", "paranoid")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_FSCK_OBJECTS");
+        assert!(
+            errs[0].message.contains("'off', 'safe', 'strict'"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn cache_sizes_are_read_and_checked() {
+        let cfg = load(&[
+            ("GITCLAW_RESPONSE_CACHE_BYTES", "0"),
+            ("GITCLAW_OBJECT_CACHE_BYTES", "64M"),
+            ("GITCLAW_DOWNLOAD_CACHE_BYTES", "2G"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.response_cache_bytes,
+                cfg.object_cache_bytes,
+                cfg.download_cache_bytes
+            ),
+            (0, 64 << 20, 2 << 30)
+        );
+        let errs = load(&[("GITCLAW_OBJECT_CACHE_BYTES", "lots")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_OBJECT_CACHE_BYTES");
+    }
+
+    #[test]
+    fn timeouts_and_store_hygiene_are_read_and_checked() {
+        let cfg = load(&[]).unwrap();
+        assert_eq!(
+            cfg.timeouts,
+            Timeouts {
+                header_secs: 30,
+                body_secs: 60,
+                body_min_rate: 1024,
+                send_secs: 120
+            }
+        );
+        assert_eq!(
+            (cfg.gc.sweep_interval_secs, cfg.gc.claim_lease_secs),
+            (6 * 3600, 300)
+        );
+        let cfg = load(&[
+            ("GITCLAW_HEADER_TIMEOUT_SECS", "5"),
+            ("GITCLAW_BODY_TIMEOUT_SECS", "7"),
+            ("GITCLAW_BODY_MIN_RATE", "4K"),
+            ("GITCLAW_SEND_TIMEOUT_SECS", "9"),
+            ("GITCLAW_SWEEP_INTERVAL_SECS", "0"),
+            ("GITCLAW_CLAIM_LEASE_SECS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.timeouts,
+            Timeouts {
+                header_secs: 5,
+                body_secs: 7,
+                body_min_rate: 4096,
+                send_secs: 9
+            }
+        );
+        assert_eq!(
+            (cfg.gc.sweep_interval_secs, cfg.gc.claim_lease_secs),
+            (0, 30)
+        );
+        let errs = load(&[
+            ("GITCLAW_HEADER_TIMEOUT_SECS", "0"),
+            ("GITCLAW_BODY_TIMEOUT_SECS", "soon"),
+            ("GITCLAW_BODY_MIN_RATE", "fast"),
+        ])
+        .unwrap_err();
+        let mut named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+        named.sort();
+        assert_eq!(
+            named,
+            [
+                "GITCLAW_BODY_MIN_RATE",
+                "GITCLAW_BODY_TIMEOUT_SECS",
+                "GITCLAW_HEADER_TIMEOUT_SECS"
+            ]
+        );
+    }
+
+    #[test]
+    fn former_cache_names_still_work_and_warn_naming_the_new_name() {
+        let cfg = load(&[
+            ("GITCLAW_PACK_CACHE_BYTES", "5M"),
+            ("GITCLAW_STORE_CACHE_BYTES", "7M"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (cfg.response_cache_bytes, cfg.download_cache_bytes),
+            (5 << 20, 7 << 20)
+        );
+        assert_eq!(
+            cfg.warnings,
+            [
+                "GITCLAW_PACK_CACHE_BYTES is deprecated: rename it to GITCLAW_RESPONSE_CACHE_BYTES (same meaning)",
+                "GITCLAW_STORE_CACHE_BYTES is deprecated: rename it to GITCLAW_DOWNLOAD_CACHE_BYTES (same meaning)",
+            ]
+        );
+
+        // Both names set: the new one wins, and the old one is called ignored.
+        let cfg = load(&[
+            ("GITCLAW_PACK_CACHE_BYTES", "5M"),
+            ("GITCLAW_RESPONSE_CACHE_BYTES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.response_cache_bytes, 0);
+        assert_eq!(cfg.warnings.len(), 1);
+        assert!(
+            cfg.warnings[0].contains("ignored: GITCLAW_RESPONSE_CACHE_BYTES is set"),
+            "{:?}",
+            cfg.warnings
+        );
+
+        // A refused value is named by the name it was given under.
+        let errs = load(&[("GITCLAW_STORE_CACHE_BYTES", "lots")]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_STORE_CACHE_BYTES");
+
+        // The file takes former names too.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitclaw.toml");
+        std::fs::write(&path, "gitclaw_pack_cache_bytes = \"3M\"\n").unwrap();
+        let cfg = Config::from_sources(|_| None, Some(&path)).unwrap();
+        assert_eq!(cfg.response_cache_bytes, 3 << 20);
+        assert!(cfg.warnings[0].contains("GITCLAW_RESPONSE_CACHE_BYTES"));
+    }
+
+    #[test]
+    fn every_listed_setting_is_read_and_every_read_setting_is_listed() {
+        let env = |name: &str| match name {
+            "S3_BUCKET" => Some("gitclaw".to_string()),
+            "S3_REGION" => Some("garage".to_string()),
+            _ => None,
+        };
+        let mut sources = Sources::new(&env, None);
+        Config::read(&mut sources);
+        assert!(sources.errors.is_empty(), "{:?}", sources.errors);
+        let mut read = sources.read.clone();
+        read.sort();
+        let mut listed: Vec<_> = settings::all().map(|s| s.name()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn listed_defaults_agree_with_the_libraries_defaults() {
+        let cfg = load(&[("S3_BUCKET", "gitclaw"), ("S3_REGION", "garage")]).unwrap();
+        let writer = gitclaw_pack::writer::WriteOptions::default();
+        assert_eq!(
+            (cfg.pack_window, cfg.pack_depth),
+            (writer.window, writer.max_depth)
+        );
+        assert_eq!(cfg.fsck_objects, gitclaw_pack::fsck::FsckLevel::default());
+        assert_eq!(
+            cfg.s3.unwrap(),
+            gitclaw_storage::S3Settings::new("gitclaw", "garage"),
+            "the S3 defaults listed in config/settings.rs differ from gitclaw-storage's"
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_file_loads() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/gitclaw.example.toml"
+        );
+        let cfg = Config::from_sources(|_| None, Some(Path::new(path))).unwrap();
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    proptest::proptest! {
+        /// A configuration missing a required field is refused with a message
+        /// naming it; a complete one is accepted.
+        #[test]
+        fn missing_required_s3_fields_are_named(
+            region in proptest::bool::ANY,
+            key_id in proptest::bool::ANY,
+            secret in proptest::bool::ANY,
+            endpoint in proptest::bool::ANY,
+        ) {
+            let mut vars = vec![("S3_BUCKET", "gitclaw-objects")];
+            if region { vars.push(("S3_REGION", "eu-west-1")); }
+            if key_id { vars.push(("S3_ACCESS_KEY_ID", "AKIAEXAMPLE")); }
+            if secret { vars.push(("S3_SECRET_ACCESS_KEY", "secret")); }
+            if endpoint { vars.push(("S3_ENDPOINT", "https://s3.example.com")); }
+            let mut missing = Vec::new();
+            if !region { missing.push("S3_REGION"); }
+            if key_id && !secret { missing.push("S3_SECRET_ACCESS_KEY"); }
+            if secret && !key_id { missing.push("S3_ACCESS_KEY_ID"); }
+            match load(&vars) {
+                Ok(cfg) => {
+                    proptest::prop_assert!(missing.is_empty(), "accepted without {missing:?}");
+                    proptest::prop_assert!(cfg.s3.is_some());
+                }
+                Err(errs) => {
+                    let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+                    proptest::prop_assert_eq!(named, missing.clone());
+                    for err in &errs {
+                        proptest::prop_assert!(err.to_string().starts_with(err.variable));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Every setting, once: its name, the values it takes, its default, what it does
+//! and the names it had before. The loader (`super`), the known-key check of the
+//! configuration file, `gitclaw serve --help` and the README's tables all read
+//! these rows; a default or a bound written here is written nowhere else.
+//!
+//! Help text is markdown on one line: the README shows it as is, `--help`
+//! without the backticks.
+
+use gitclaw_pack::fsck::FsckLevel;
+
+use super::{
+    kinds::{
+        Address, BucketName, Choice, DatabaseUrl, Flag, HttpUrl, Kind, Number, Secret, Size, Text,
+    },
+    LogFormat,
+};
+
+/// One setting.
+pub struct Setting<K> {
+    /// The environment variable; in lower case, the configuration file's key.
+    pub name: &'static str,
+    pub kind: K,
+    pub default: Fallback,
+    /// What the setting does, in markdown on one line.
+    pub help: &'static str,
+    /// Former names, still read (with a warning) when the current name is not set.
+    pub deprecated: &'static [&'static str],
+}
+
+/// What a setting is when nothing sets it.
+pub enum Fallback {
+    /// This text, read like a value the user gave.
+    Value(&'static str),
+    /// No value: what happens instead, in markdown.
+    Absent(&'static str),
+}
+
+use Fallback::{Absent, Value};
+
+impl<K: Kind> Setting<K> {
+    /// The value of the listed default; `None` when the default is an absence.
+    ///
+    /// Panics when the listed default is not a value of the setting's kind (a test
+    /// reads every one).
+    pub fn default_value(&self) -> Option<K::Value> {
+        match self.default {
+            Value(text) => Some(self.kind.parse(text).unwrap_or_else(|err| {
+                panic!("{}: the listed default is refused: {err}", self.name)
+            })),
+            Absent(_) => None,
+        }
+    }
+}
+
+/// A setting whatever its kind: what the help and the README show of it.
+pub trait Listed {
+    fn name(&self) -> &'static str;
+    fn deprecated(&self) -> &'static [&'static str];
+    fn help(&self) -> &'static str;
+    fn default(&self) -> &Fallback;
+    /// What values are accepted, in markdown.
+    fn accepts(&self) -> String;
+}
+
+impl<K: Kind> Listed for Setting<K> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn deprecated(&self) -> &'static [&'static str] {
+        self.deprecated
+    }
+    fn help(&self) -> &'static str {
+        self.help
+    }
+    fn default(&self) -> &Fallback {
+        &self.default
+    }
+    fn accepts(&self) -> String {
+        self.kind.accepts()
+    }
+}
+
+/// Settings shown together: one table in the README, one block in `--help`.
+pub struct Section {
+    pub title: &'static str,
+    pub settings: &'static [&'static dyn Listed],
+}
+
+/// Every setting, in the order the help and the README show them.
+pub const SECTIONS: &[Section] = &[
+    Section {
+        title: "Server",
+        settings: &[
+            &LISTEN,
+            &DATA_DIR,
+            &DATABASE_URL,
+            &MAX_PACK_BYTES,
+            &MAX_CONCURRENT_PUSHES,
+            &PUSH_WAIT_SECS,
+            &PUBLIC_URL,
+            &GC_LOOSE_THRESHOLD,
+            &GC_PACK_THRESHOLD,
+            &GC_GRACE_SECS,
+            &RESPONSE_CACHE_BYTES,
+            &OBJECT_CACHE_BYTES,
+            &DOWNLOAD_CACHE_BYTES,
+            &PACK_WINDOW,
+            &PACK_DEPTH,
+            &HEADER_TIMEOUT_SECS,
+            &BODY_TIMEOUT_SECS,
+            &BODY_MIN_RATE,
+            &SEND_TIMEOUT_SECS,
+            &SWEEP_INTERVAL_SECS,
+            &CLAIM_LEASE_SECS,
+            &FSCK_OBJECTS,
+            &LOG_FORMAT,
+        ],
+    },
+    Section {
+        title: "Authentication",
+        settings: &[&ADMIN_TOKEN, &ALLOW_ANONYMOUS],
+    },
+    Section {
+        title: "Object store (S3)",
+        settings: &[
+            &S3_BUCKET,
+            &S3_REGION,
+            &S3_ENDPOINT,
+            &S3_ACCESS_KEY_ID,
+            &S3_SECRET_ACCESS_KEY,
+            &S3_USE_PATH_STYLE,
+            &S3_AUTO_CREATE_BUCKET,
+            &S3_CA_CERT,
+            &S3_MAX_RETRIES,
+            &S3_RETRY_MAX_BACKOFF,
+            &S3_SLOW_OP_MS,
+            &S3_CONNECT_TIMEOUT_MS,
+            &S3_READ_TIMEOUT_MS,
+        ],
+    },
+];
+
+/// Every setting of every section.
+pub fn all() -> impl Iterator<Item = &'static dyn Listed> {
+    SECTIONS.iter().flat_map(|s| s.settings.iter().copied())
+}
+
+/// Whether the configuration file may set `name` (upper case): a setting's name
+/// or one of its former names.
+pub fn is_known(name: &str) -> bool {
+    all().any(|s| s.name() == name || s.deprecated().contains(&name))
+}
+
+// The server.
+
+pub const LISTEN: Setting<Address> = Setting {
+    name: "GITCLAW_LISTEN",
+    kind: Address,
+    default: Value("127.0.0.1:8080"),
+    help: "address to listen on",
+    deprecated: &[],
+};
+
+pub const DATA_DIR: Setting<Text> = Setting {
+    name: "GITCLAW_DATA_DIR",
+    kind: Text { what: "path" },
+    default: Value("./gitclaw-data"),
+    help: "home of the embedded default: SQLite file, filesystem object store, scratch space",
+    deprecated: &[],
+};
+
+pub const DATABASE_URL: Setting<DatabaseUrl> = Setting {
+    name: "DATABASE_URL",
+    kind: DatabaseUrl,
+    default: Absent("`sqlite://$GITCLAW_DATA_DIR/gitclaw.db`"),
+    help: "the database: SQLite, or PostgreSQL shared by several servers",
+    deprecated: &[],
+};
+
+pub const MAX_PACK_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_MAX_PACK_BYTES",
+    kind: Size { positive: true },
+    default: Value("2G"),
+    help: "largest pack a push may send",
+    deprecated: &[],
+};
+
+pub const MAX_CONCURRENT_PUSHES: Setting<Number> = Setting {
+    name: "GITCLAW_MAX_CONCURRENT_PUSHES",
+    kind: Number::at_least(1),
+    default: Value("16"),
+    help: "pushes processed at once; others wait up to `GITCLAW_PUSH_WAIT_SECS`, then are refused with a reason",
+    deprecated: &[],
+};
+
+pub const PUSH_WAIT_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_PUSH_WAIT_SECS",
+    kind: Number::ANY,
+    default: Value("60"),
+    help: "how long a push waits for a free slot",
+    deprecated: &[],
+};
+
+pub const PUBLIC_URL: Setting<HttpUrl> = Setting {
+    name: "GITCLAW_PUBLIC_URL",
+    kind: HttpUrl {
+        example: "https://git.example.com",
+    },
+    default: Absent("`http://$GITCLAW_LISTEN`"),
+    help: "base URL used in `clone_url` answers",
+    deprecated: &[],
+};
+
+pub const GC_LOOSE_THRESHOLD: Setting<Number> = Setting {
+    name: "GITCLAW_GC_LOOSE_THRESHOLD",
+    kind: Number::ANY,
+    default: Value("100"),
+    help: "compact a repository automatically after a push once it has more loose objects than this (`0`: never)",
+    deprecated: &[],
+};
+
+pub const GC_PACK_THRESHOLD: Setting<Number> = Setting {
+    name: "GITCLAW_GC_PACK_THRESHOLD",
+    kind: Number::ANY,
+    default: Value("10"),
+    help: "… or more packs than this (`0`: never)",
+    deprecated: &[],
+};
+
+pub const GC_GRACE_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_GC_GRACE_SECS",
+    kind: Number::ANY,
+    default: Value("3600"),
+    help: "keys replaced by compaction are deleted this long after, so clones in flight finish",
+    deprecated: &[],
+};
+
+pub const RESPONSE_CACHE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_RESPONSE_CACHE_BYTES",
+    kind: Size { positive: false },
+    default: Value("1G"),
+    help: "disk space for generated clone responses, reused when the same clone (same commits, depth, filter) is asked for again — what CI does; least recently used go first (`0`: off)",
+    deprecated: &["GITCLAW_PACK_CACHE_BYTES"],
+};
+
+pub const OBJECT_CACHE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_OBJECT_CACHE_BYTES",
+    kind: Size { positive: false },
+    default: Value("256M"),
+    help: "memory for inflated commits and trees shared by all fetches, so history walks skip inflating them again (`0`: off)",
+    deprecated: &[],
+};
+
+pub const DOWNLOAD_CACHE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_DOWNLOAD_CACHE_BYTES",
+    kind: Size { positive: false },
+    default: Value("10G"),
+    help: "disk space for packs downloaded from S3 into `$GITCLAW_DATA_DIR/cache` (least recently used go first)",
+    deprecated: &["GITCLAW_STORE_CACHE_BYTES"],
+};
+
+pub const PACK_WINDOW: Setting<Number> = Setting {
+    name: "GITCLAW_PACK_WINDOW",
+    // Each entry of the window holds an object's body in memory.
+    kind: Number { min: 0, max: 1000 },
+    default: Value("10"),
+    help: "objects each delta candidate is compared with when clones, fetches and compaction search for deltas (git's `pack.window`; `0`: no search)",
+    deprecated: &[],
+};
+
+pub const PACK_DEPTH: Setting<Number> = Setting {
+    name: "GITCLAW_PACK_DEPTH",
+    // Readers (git's and ours) follow chains up to 4095 deep.
+    kind: Number { min: 1, max: 4095 },
+    default: Value("50"),
+    help: "longest chain of new deltas (git's `pack.depth`)",
+    deprecated: &[],
+};
+
+pub const HEADER_TIMEOUT_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_HEADER_TIMEOUT_SECS",
+    kind: Number { min: 1, max: 86400 },
+    default: Value("30"),
+    help: "a request's headers must arrive within this; an idle kept-alive connection is closed after as long",
+    deprecated: &[],
+};
+
+pub const BODY_TIMEOUT_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_BODY_TIMEOUT_SECS",
+    kind: Number { min: 1, max: 86400 },
+    default: Value("60"),
+    help: "longest silence while a request body arrives (the request fails, the connection closes), and the stretch over which its rate is measured",
+    deprecated: &[],
+};
+
+pub const BODY_MIN_RATE: Setting<Size> = Setting {
+    name: "GITCLAW_BODY_MIN_RATE",
+    kind: Size { positive: false },
+    default: Value("1K"),
+    help: "slowest request body accepted, bytes a second over each such stretch (`0`: any)",
+    deprecated: &[],
+};
+
+pub const SEND_TIMEOUT_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_SEND_TIMEOUT_SECS",
+    kind: Number { min: 1, max: 86400 },
+    default: Value("120"),
+    help: "a client that takes none of its response for this long is cut off",
+    deprecated: &[],
+};
+
+pub const SWEEP_INTERVAL_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_SWEEP_INTERVAL_SECS",
+    kind: Number::ANY,
+    default: Value("21600"),
+    help: "how often every repository's store keys that no row records (left by failed or killed pushes) are deleted once older than `GITCLAW_GC_GRACE_SECS` (`0`: only by `gitclaw gc`)",
+    deprecated: &[],
+};
+
+pub const CLAIM_LEASE_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_CLAIM_LEASE_SECS",
+    kind: Number::ANY,
+    default: Value("300"),
+    help: "a push holds the keys it writes until its commit under a lease of this length, renewed while it runs; a killed process's leases lapse after it",
+    deprecated: &[],
+};
+
+pub const FSCK_OBJECTS: Setting<Choice<FsckLevel>> = Setting {
+    name: "GITCLAW_FSCK_OBJECTS",
+    kind: Choice(&FsckLevel::NAMES),
+    default: Value("safe"),
+    help: "checks a pushed object must pass, named as `git fsck` names them: `safe` refuses tree entries git will not check out (`.git` in any case or disguise, `.`, `..`, empty names, names with `/`, a symlinked `.gitmodules`); `strict` adds the rest of `git fsck --strict`'s object checks (file modes, sorting and duplicates in trees, commit and tag headers); `off` only parses",
+    deprecated: &[],
+};
+
+pub const LOG_FORMAT: Setting<Choice<LogFormat>> = Setting {
+    name: "GITCLAW_LOG_FORMAT",
+    kind: Choice(&LogFormat::NAMES),
+    default: Value("text"),
+    help: "how logs are written (their filter is `RUST_LOG`)",
+    deprecated: &[],
+};
+
+// Authentication.
+
+pub const ADMIN_TOKEN: Setting<Secret> = Setting {
+    name: "GITCLAW_ADMIN_TOKEN",
+    kind: Secret { min_len: 16 },
+    default: Absent("unset: the server runs open"),
+    help: "bootstrap admin token; setting it turns authentication on",
+    deprecated: &[],
+};
+
+pub const ALLOW_ANONYMOUS: Setting<Flag> = Setting {
+    name: "GITCLAW_ALLOW_ANONYMOUS",
+    kind: Flag,
+    default: Value("false"),
+    help: "`true` lets an open server listen on a non-loopback address",
+    deprecated: &[],
+};
+
+// The object store.
+
+pub const S3_BUCKET: Setting<BucketName> = Setting {
+    name: "S3_BUCKET",
+    kind: BucketName,
+    default: Absent("unset: the filesystem"),
+    help: "bucket name; setting it selects S3",
+    deprecated: &[],
+};
+
+pub const S3_REGION: Setting<Text> = Setting {
+    name: "S3_REGION",
+    kind: Text { what: "text" },
+    default: Absent("required with S3"),
+    help: "region (`us-east-1`…; `auto` for R2, `garage` for Garage)",
+    deprecated: &[],
+};
+
+pub const S3_ENDPOINT: Setting<HttpUrl> = Setting {
+    name: "S3_ENDPOINT",
+    kind: HttpUrl {
+        example: "http://127.0.0.1:3900",
+    },
+    default: Absent("AWS"),
+    help: "endpoint URL of a non-AWS store (`http://127.0.0.1:9000`)",
+    deprecated: &[],
+};
+
+pub const S3_ACCESS_KEY_ID: Setting<Text> = Setting {
+    name: "S3_ACCESS_KEY_ID",
+    kind: Text { what: "text" },
+    default: Absent("the AWS default chain: environment, profile, web identity, instance role"),
+    help: "static key id (with `S3_SECRET_ACCESS_KEY`: both or neither)",
+    deprecated: &[],
+};
+
+pub const S3_SECRET_ACCESS_KEY: Setting<Text> = Setting {
+    name: "S3_SECRET_ACCESS_KEY",
+    kind: Text { what: "text" },
+    default: Absent("the AWS default chain"),
+    help: "static secret key (with `S3_ACCESS_KEY_ID`: both or neither)",
+    deprecated: &[],
+};
+
+pub const S3_USE_PATH_STYLE: Setting<Flag> = Setting {
+    name: "S3_USE_PATH_STYLE",
+    kind: Flag,
+    default: Value("false"),
+    help: "`true`: `endpoint/bucket/key` addressing (MinIO, Garage); else virtual-hosted `bucket.endpoint/key`",
+    deprecated: &[],
+};
+
+pub const S3_AUTO_CREATE_BUCKET: Setting<Flag> = Setting {
+    name: "S3_AUTO_CREATE_BUCKET",
+    kind: Flag,
+    default: Value("false"),
+    help: "create the bucket at start when it is missing",
+    deprecated: &[],
+};
+
+pub const S3_CA_CERT: Setting<Text> = Setting {
+    name: "S3_CA_CERT",
+    kind: Text { what: "path" },
+    default: Absent("none"),
+    help: "PEM file of an extra trusted CA (a self-signed MinIO)",
+    deprecated: &[],
+};
+
+pub const S3_MAX_RETRIES: Setting<Number> = Setting {
+    name: "S3_MAX_RETRIES",
+    // More than 100 is read as 100.
+    kind: Number::ANY,
+    default: Value("3"),
+    help: "retries of a retryable failure (500, 502, 503, 504, timeouts, refused or dropped connections)",
+    deprecated: &[],
+};
+
+pub const S3_RETRY_MAX_BACKOFF: Setting<Number> = Setting {
+    name: "S3_RETRY_MAX_BACKOFF",
+    kind: Number::at_least(1),
+    default: Value("30"),
+    help: "seconds; cap of the exponential backoff (100 ms doubling, jittered)",
+    deprecated: &[],
+};
+
+pub const S3_SLOW_OP_MS: Setting<Number> = Setting {
+    name: "S3_SLOW_OP_MS",
+    kind: Number::at_least(1),
+    default: Value("1000"),
+    help: "a call slower than this logs a warning naming the call and its duration",
+    deprecated: &[],
+};
+
+pub const S3_CONNECT_TIMEOUT_MS: Setting<Number> = Setting {
+    name: "S3_CONNECT_TIMEOUT_MS",
+    kind: Number::at_least(1),
+    default: Value("5000"),
+    help: "connect timeout",
+    deprecated: &[],
+};
+
+pub const S3_READ_TIMEOUT_MS: Setting<Number> = Setting {
+    name: "S3_READ_TIMEOUT_MS",
+    kind: Number::at_least(1),
+    default: Value("60000"),
+    help: "time allowed for an answer to start",
+    deprecated: &[],
+};
