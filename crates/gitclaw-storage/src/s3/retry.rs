@@ -101,11 +101,11 @@ impl S3Backend {
                     return Ok(value);
                 }
                 Err(failure) => {
-                    if failure.throttled {
+                    if failure.is_throttled() {
                         self.throttle.slow_down(self.settings.retry_max_backoff);
                     }
                     let request_id = failure.request_id.as_deref().unwrap_or("-");
-                    if failure.retryable && attempt < self.settings.max_retries {
+                    if failure.is_retryable() && attempt < self.settings.max_retries {
                         let delay = backoff_delay(attempt, self.settings.retry_max_backoff);
                         attempt += 1;
                         tracing::warn!(

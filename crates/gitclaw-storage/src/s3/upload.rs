@@ -185,7 +185,7 @@ impl S3Backend {
                 .await
                 .map_err(|e| classify("CreateMultipartUpload", key, e))?;
             out.upload_id().map(str::to_string).ok_or_else(|| {
-                Failure::fatal(StorageError::UploadFailed {
+                Failure::from(StorageError::UploadFailed {
                     key: key.to_string(),
                     detail: "the store returned no upload id".into(),
                 })
