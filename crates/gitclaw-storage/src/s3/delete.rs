@@ -6,7 +6,7 @@
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use super::{failure::classify, retry::backoff_delay, S3Backend};
+use super::{failure::classify, S3Backend};
 use crate::{
     error::{Result, StorageError},
     keys::KeyPrefix,
@@ -34,7 +34,7 @@ impl S3Backend {
                 if failed.is_empty() {
                     break;
                 }
-                if attempt >= self.settings.max_retries {
+                if attempt >= self.retry.max_retries() {
                     let (key, why) = &failed[0];
                     return Err(StorageError::Other(format!(
                         "{} key(s) under {} could not be deleted after {attempt} retries (first: {key}: {why})",
@@ -48,7 +48,7 @@ impl S3Backend {
                     attempt = attempt + 1,
                     "some keys were not deleted; retrying them"
                 );
-                tokio::time::sleep(backoff_delay(attempt, self.settings.retry_max_backoff)).await;
+                self.retry.back_off(attempt).await;
                 attempt += 1;
                 pending = failed.into_iter().map(|(key, _)| key).collect();
             }

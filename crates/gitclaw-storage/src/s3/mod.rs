@@ -1,24 +1,17 @@
 //! The S3 backend: any S3-compatible store (AWS S3, MinIO, R2, Garage, Ceph RGW)
 //! through aws-sdk-s3.
 //!
-//! Every call goes through [`S3Backend::call`], which owns the resilience policy:
-//! retries of retryable failures (HTTP 500/502/503/504, timeouts, refused or
-//! dropped connections, bodies cut off) with exponential backoff and jitter up to
-//! `max_retries`, capped at `retry_max_backoff`; an adaptive pause shared by all
-//! calls that grows on `503 SlowDown` and decays on success; a DEBUG line with
-//! the request id for every call, a warning for calls slower than `slow_op`, and
-//! the request id on every error. The SDK's own retries are off so this is the
-//! one policy.
-//!
-//! Uploads above [`MULTIPART_THRESHOLD`] go up in parts read from the file (or
-//! sliced from the buffer), so a pack is never held whole in memory.
+//! Every request goes through [`S3Backend::call`], so one policy decides what is
+//! retried, how long to wait, how to slow down when the store asks, and what is
+//! logged ([`retry`]). The SDK's own retries are off so this is the one policy.
 //!
 //! This file holds the backend and its single-object calls; each other job has
 //! its own module:
 //! - [`client`]: the settings and the SDK client built from them;
 //! - [`failure`]: an SDK error sorted into a [`StorageError`] the caller can act on;
-//! - [`retry`]: the retry, backoff, throttle and slow-call policy of every call;
-//! - [`upload`]: PutObject, or a multipart upload above the threshold;
+//! - [`retry`]: the retry, backoff, throttle and logging policy of every call;
+//! - [`upload`]: one PutObject, or above [`MULTIPART_THRESHOLD`] a multipart
+//!   upload read part by part, so a pack is never held whole in memory;
 //! - [`copy`]: server-side copies of a prefix;
 //! - [`delete`]: deletes of a prefix in DeleteObjects batches;
 //! - [`bucket`]: the start-up check of the bucket and the credentials.
@@ -31,7 +24,7 @@ mod failure;
 mod retry;
 mod upload;
 
-use std::{collections::BTreeMap, ops::Range, path::Path, sync::Arc};
+use std::{collections::BTreeMap, future::Future, ops::Range, path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -44,7 +37,7 @@ pub use upload::MULTIPART_THRESHOLD;
 
 use self::{
     failure::{classify, Failure},
-    retry::Throttle,
+    retry::RetryPolicy,
     upload::PartSource,
 };
 use crate::{
@@ -61,7 +54,7 @@ const CONCURRENCY: usize = 4;
 pub struct S3Backend {
     client: Client,
     settings: Arc<S3Settings>,
-    throttle: Arc<Throttle>,
+    retry: Arc<RetryPolicy>,
 }
 
 impl std::fmt::Debug for S3Backend {
@@ -78,9 +71,19 @@ impl S3Backend {
     pub async fn new(settings: S3Settings) -> Result<S3Backend> {
         Ok(S3Backend {
             client: client::build_client(&settings).await?,
+            retry: Arc::new(RetryPolicy::new(&settings)),
             settings: Arc::new(settings),
-            throttle: Arc::new(Throttle::default()),
         })
+    }
+
+    /// Run one logical S3 call, `attempt_fn` being one try of it, under the
+    /// backend's retry policy (see [`retry`]).
+    async fn call<T, F, Fut>(&self, op: &'static str, key: &str, attempt_fn: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        self.retry.run(op, key, attempt_fn).await
     }
 
     pub fn bucket(&self) -> &str {
