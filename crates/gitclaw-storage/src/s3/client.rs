@@ -17,8 +17,9 @@ use aws_sdk_s3::{
 
 use crate::error::{Result, StorageError};
 
-/// Settings of the S3 backend (SPEC §2). Validation of the text values, naming
-/// the variables, is the configuration loader's job; this is the checked result.
+/// Settings of the S3 backend (the `S3_*` variables). Validation of the text
+/// values, naming the variables, is the configuration loader's job; this is the
+/// checked result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Settings {
     pub bucket: String,

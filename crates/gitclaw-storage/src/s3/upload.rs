@@ -25,7 +25,8 @@ use crate::{
     error::{Result, StorageError},
 };
 
-/// Objects larger than this go up by multipart upload (SPEC §4).
+/// Objects larger than this go up by multipart upload; smaller ones in one
+/// PutObject. 5 MiB is the smallest part S3 accepts.
 pub const MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024;
 /// Size of each uploaded part (S3 allows at most 10,000 parts; larger objects get larger parts).
 const PART_SIZE: u64 = 16 * 1024 * 1024;
