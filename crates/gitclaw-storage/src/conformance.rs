@@ -295,11 +295,12 @@ async fn loose_objects(b: &dyn ObjectStorageBackend) {
     b.delete_prefix(&repo.prefix()).await.expect("cleanup");
 }
 
-/// SPEC property 2 for one object: stored, it reads back as the same bytes whose
-/// SHA-1 is its id; once byte `flip_at(stored length)` of its stored form is
-/// XORed with `mask`, reading it fails as `OBJECT_CORRUPTED` (or, where zlib
-/// ignores the changed bits, still gives the exact content). The object is
-/// deleted afterwards. Returns what broke, for property tests to report.
+/// Objects are content-addressed and checked on read, for one object: stored, it
+/// reads back as the same bytes whose SHA-1 is its id; once byte
+/// `flip_at(stored length)` of its stored form is XORed with `mask`, reading it
+/// fails as `OBJECT_CORRUPTED` (or, where zlib ignores the changed bits, still
+/// gives the exact content). The object is deleted afterwards. Returns what
+/// broke, for property tests to report.
 pub async fn round_trip_then_corrupt(
     b: &dyn ObjectStorageBackend,
     repo: &RepoId,

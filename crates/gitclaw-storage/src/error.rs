@@ -40,7 +40,8 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// The error code of SPEC §3 for API answers and logs.
+    /// The stable code of this kind of failure, sent as `code` in API error
+    /// answers and logged, so clients and operators can match on it.
     pub fn code(&self) -> &'static str {
         match self {
             StorageError::NotFound { .. } => "S3_OBJECT_NOT_FOUND",

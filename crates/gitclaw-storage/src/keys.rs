@@ -1,4 +1,4 @@
-//! The key layout of SPEC §4, built in one place.
+//! The key layout of the object store, built in one place.
 //!
 //! - loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`
 //! - pack: `{repo_id}/pack/pack-{hash}.pack`, its index `{repo_id}/pack/pack-{hash}.idx`
@@ -175,7 +175,8 @@ mod tests {
     }
 
     proptest! {
-        /// SPEC property 1: keys follow the layout for any repo id and object id.
+        /// Keys follow the layout for any repo id and object id, parse back to
+        /// themselves and lie under their repository's prefix.
         #[test]
         fn keys_follow_the_layout(repo in "[A-Za-z0-9_-]{1,64}", bytes in any::<[u8; 20]>()) {
             let repo = RepoId::new(&repo).unwrap();

@@ -1,6 +1,6 @@
 //! Object storage for GitClaw: the [`ObjectStorageBackend`] trait, the key layout
-//! of SPEC §4, Git's loose object format, the filesystem backend, and a
-//! conformance suite every backend runs.
+//! (every key under its repository's prefix), Git's loose object format, the
+//! filesystem and S3 backends, and a conformance suite every backend runs.
 //!
 //! Not here: Git semantics beyond keys and hashes (packs are opaque bytes), and
 //! which objects a repository has (the metadata database knows that).

@@ -1,4 +1,5 @@
-//! The filesystem backend against the shared conformance suite, and SPEC property 2.
+//! The filesystem backend against the shared conformance suite, and the
+//! round trip of any object: read back by its SHA-1, corruption caught.
 
 use std::sync::Arc;
 
@@ -38,8 +39,8 @@ fn kinds() -> impl Strategy<Value = Kind> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// SPEC property 2: a stored object reads back as the same bytes whose SHA-1
-    /// is its id; once its stored bytes change, reads fail with OBJECT_CORRUPTED.
+    /// A stored object reads back as the same bytes whose SHA-1 is its id; once
+    /// its stored bytes change, reads fail with OBJECT_CORRUPTED.
     #[test]
     fn objects_round_trip_and_corruption_is_caught(
         kind in kinds(),

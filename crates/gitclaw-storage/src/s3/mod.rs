@@ -1,0 +1,300 @@
+//! The S3 backend: any S3-compatible store (AWS S3, MinIO, R2, Garage, Ceph RGW)
+//! through aws-sdk-s3.
+//!
+//! Every request goes through [`S3Backend::call`], so one policy decides what is
+//! retried, how long to wait, how to slow down when the store asks, and what is
+//! logged ([`retry`]). The SDK's own retries are off so this is the one policy.
+//!
+//! This file holds the backend and its single-object calls; each other job has
+//! its own module:
+//! - [`client`]: the settings and the SDK client built from them;
+//! - [`failure`]: an SDK error sorted into a [`StorageError`] the caller can act on;
+//! - [`retry`]: the retry, backoff, throttle and logging policy of every call;
+//! - [`upload`]: one PutObject, or above [`MULTIPART_THRESHOLD`] a multipart
+//!   upload read part by part, so a pack is never held whole in memory;
+//! - [`copy`]: server-side copies of a prefix;
+//! - [`delete`]: deletes of a prefix in DeleteObjects batches;
+//! - [`bucket`]: the start-up check of the bucket and the credentials.
+
+mod bucket;
+mod client;
+mod copy;
+mod delete;
+mod failure;
+mod retry;
+mod upload;
+
+use std::{collections::BTreeMap, future::Future, ops::Range, path::Path, sync::Arc};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+pub use client::S3Settings;
+pub use retry::backoff_delay;
+pub use upload::MULTIPART_THRESHOLD;
+
+use self::{
+    failure::{classify, Failure},
+    retry::RetryPolicy,
+    upload::PartSource,
+};
+use crate::{
+    backend::{ObjectMeta, ObjectStorageBackend, PutOptions},
+    error::{Result, StorageError},
+    keys::{KeyPrefix, ObjectKey},
+};
+
+/// Parts or copies in flight at once.
+const CONCURRENCY: usize = 4;
+
+/// An S3-compatible object store.
+#[derive(Clone)]
+pub struct S3Backend {
+    client: Client,
+    settings: Arc<S3Settings>,
+    retry: Arc<RetryPolicy>,
+}
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Backend")
+            .field("bucket", &self.settings.bucket)
+            .field("endpoint", &self.settings.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Backend {
+    /// Build the client. Nothing is sent yet; [`S3Backend::verify`] checks the store.
+    pub async fn new(settings: S3Settings) -> Result<S3Backend> {
+        Ok(S3Backend {
+            client: client::build_client(&settings).await?,
+            retry: Arc::new(RetryPolicy::new(&settings)),
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// Run one logical S3 call, `attempt_fn` being one try of it, under the
+    /// backend's retry policy (see [`retry`]).
+    async fn call<T, F, Fut>(&self, op: &'static str, key: &str, attempt_fn: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        self.retry.run(op, key, attempt_fn).await
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.settings.bucket
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Bytes> {
+        self.get_bytes(key, None).await
+    }
+
+    /// The object's bytes, or those of an HTTP `Range` (`bytes=a-b`).
+    async fn get_bytes(&self, key: &str, range: Option<&str>) -> Result<Bytes> {
+        self.call("GetObject", key, || async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(self.bucket())
+                .key(key)
+                .set_range(range.map(str::to_string))
+                .send()
+                .await
+                .map_err(|e| classify("GetObject", key, e))?;
+            let data = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Failure::transfer(key, e))?;
+            Ok(data.into_bytes())
+        })
+        .await
+    }
+
+    async fn delete_raw(&self, key: &str) -> Result<()> {
+        self.call("DeleteObject", key, || async {
+            self.client
+                .delete_object()
+                .bucket(self.bucket())
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("DeleteObject", key, e))
+        })
+        .await
+    }
+
+    async fn head_raw(&self, key: &str) -> Result<ObjectMeta> {
+        self.call("HeadObject", key, || async {
+            let out = self
+                .client
+                .head_object()
+                .bucket(self.bucket())
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("HeadObject", key, e))?;
+            Ok(ObjectMeta {
+                key: key.to_string(),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                content_type: out.content_type().map(str::to_string),
+                metadata: out
+                    .metadata()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                last_modified: out.last_modified().and_then(to_system_time),
+            })
+        })
+        .await
+    }
+
+    /// Every key under `prefix` with its size and time, following pagination, sorted.
+    async fn list_raw(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .call("ListObjectsV2", prefix, || async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(self.bucket())
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("ListObjectsV2", prefix, e))
+                })
+                .await?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    all.push(ObjectMeta {
+                        key: key.to_string(),
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                        content_type: None,
+                        metadata: BTreeMap::new(),
+                        last_modified: object.last_modified().and_then(to_system_time),
+                    });
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl ObjectStorageBackend for S3Backend {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> Result<()> {
+        self.put_raw(key.as_str(), data, opts).await
+    }
+
+    async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()> {
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(StorageError::io(format!("reading {}", path.display())))?
+            .len();
+        self.put_source(key.as_str(), &PartSource::File(path, size), opts)
+            .await
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes> {
+        self.get_raw(key.as_str()).await
+    }
+
+    async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes> {
+        if range.start >= range.end {
+            return Ok(Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        self.get_bytes(key.as_str(), Some(&header)).await
+    }
+
+    async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64> {
+        let key = key.as_str();
+        let dir = dest.parent().unwrap_or_else(|| Path::new("."));
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+        let (tmp, size) = self
+            .call("GetObject", key, || async {
+                let out = self
+                    .client
+                    .get_object()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetObject", key, e))?;
+                let expected = out.content_length();
+                let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+                    Failure::local_io(format!("creating a file in {}", dir.display()), e)
+                })?;
+                let std_file = tmp.reopen().map_err(|e| {
+                    Failure::local_io(format!("opening {}", tmp.path().display()), e)
+                })?;
+                let mut file = tokio::fs::File::from_std(std_file);
+                let mut body = out.body.into_async_read();
+                let size = tokio::io::copy(&mut body, &mut file)
+                    .await
+                    .map_err(|e| Failure::transfer(key, e))?;
+                file.flush().await.map_err(|e| {
+                    Failure::local_io(format!("writing {}", tmp.path().display()), e)
+                })?;
+                if let Some(expected) = expected {
+                    if expected >= 0 && expected as u64 != size {
+                        return Err(Failure::transfer(
+                            key,
+                            format!("got {size} of {expected} bytes"),
+                        ));
+                    }
+                }
+                Ok((tmp, size))
+            })
+            .await?;
+        tmp.persist(dest).map_err(|err| StorageError::Io {
+            context: format!("moving the download to {}", dest.display()),
+            source: err.error,
+        })?;
+        Ok(size)
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        self.head_raw(key.as_str()).await
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        self.delete_raw(key.as_str()).await
+    }
+
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<ObjectMeta>> {
+        self.list_raw(prefix.as_str()).await
+    }
+
+    async fn delete_prefix(&self, prefix: &KeyPrefix) -> Result<u64> {
+        self.delete_all(prefix).await
+    }
+
+    async fn copy_prefix(&self, from: &KeyPrefix, to: &KeyPrefix) -> Result<u64> {
+        self.copy_all(from, to).await
+    }
+}
+
+/// An S3 timestamp as a `SystemTime` (`None` before the epoch or out of range).
+fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(t.secs()).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, t.subsec_nanos()))
+}
