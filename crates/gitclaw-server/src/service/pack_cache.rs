@@ -34,25 +34,35 @@ struct CachedPack {
     bytes: u64,
 }
 
-/// Entries are weighed in KiB (moka weighs in `u32`); an entry read in place
-/// weighs one, so the open handles stay bounded in number too.
-fn weight(bytes: u64) -> u32 {
-    u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1)
+/// The unit entries are weighed in: a byte, or for a bound past 2 GiB as many
+/// bytes as keep every weight within moka's `u32` (a pack weighing more than
+/// that is heavier than the whole bound anyway). An entry read in place weighs
+/// one unit, so the open handles stay bounded in number too.
+fn weight_unit(max_bytes: u64) -> u64 {
+    (max_bytes >> 31).max(1)
+}
+
+fn weight(bytes: u64, unit: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(unit))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 impl PackCache {
-    /// A cache downloading into `dir` (emptied first), holding at most `max_bytes` there.
+    /// A cache downloading into `dir` (emptied first), holding at most `max_bytes`
+    /// there. A pack larger than the whole bound is used and deleted at once.
     pub fn new(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
+        let unit = weight_unit(max_bytes);
         let open = Cache::builder()
             // Recency decides, as for any disk cache of downloads; the default
             // frequency-based admission could refuse a new pack outright.
             .eviction_policy(EvictionPolicy::lru())
-            .max_capacity((max_bytes / 1024).max(1))
-            .weigher(|_, entry: &Arc<CachedPack>| weight(entry.bytes))
+            .max_capacity(max_bytes / unit)
+            .weigher(move |_, entry: &Arc<CachedPack>| weight(entry.bytes, unit))
             .eviction_listener(|_, entry: Arc<CachedPack>, _| {
                 for file in &entry.files {
                     let _ = std::fs::remove_file(file);
@@ -138,5 +148,249 @@ impl PackCache {
             files,
             bytes,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        ops::Range,
+        path::Path,
+        process::Command,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
+    use bytes::Bytes;
+    use gitclaw_storage::{
+        FilesystemBackend, KeyPrefix, ObjectMeta, PutOptions, Result as StoreResult,
+    };
+
+    use super::*;
+
+    /// The filesystem store as S3 looks to the cache: no local files, so every
+    /// pack is downloaded; downloads are counted.
+    #[derive(Debug)]
+    struct Remote {
+        inner: FilesystemBackend,
+        downloads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStorageBackend for Remote {
+        fn name(&self) -> &'static str {
+            "remote"
+        }
+        async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> StoreResult<()> {
+            self.inner.put(key, data, opts).await
+        }
+        async fn put_file(
+            &self,
+            key: &ObjectKey,
+            path: &Path,
+            opts: &PutOptions,
+        ) -> StoreResult<()> {
+            self.inner.put_file(key, path, opts).await
+        }
+        async fn get(&self, key: &ObjectKey) -> StoreResult<Bytes> {
+            self.inner.get(key).await
+        }
+        async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> StoreResult<Bytes> {
+            self.inner.get_range(key, range).await
+        }
+        async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> StoreResult<u64> {
+            self.downloads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_to_file(key, dest).await
+        }
+        async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectMeta> {
+            self.inner.head(key).await
+        }
+        async fn delete(&self, key: &ObjectKey) -> StoreResult<()> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &KeyPrefix) -> StoreResult<Vec<ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+        async fn delete_prefix(&self, prefix: &KeyPrefix) -> StoreResult<u64> {
+            self.inner.delete_prefix(prefix).await
+        }
+        async fn copy_prefix(&self, from: &KeyPrefix, to: &KeyPrefix) -> StoreResult<u64> {
+            self.inner.copy_prefix(from, to).await
+        }
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A pack made by git from `files` (name, size), stored under `repo`; its hash and bytes.
+    async fn stored_pack(
+        store: &Remote,
+        repo: &RepoId,
+        files: &[(&str, usize)],
+    ) -> (ObjectId, u64) {
+        let work = tempfile::tempdir().unwrap();
+        git(work.path(), &["init", "-q"]);
+        for (i, (name, size)) in files.iter().enumerate() {
+            let content: String = (0..*size)
+                .map(|j| char::from(b'a' + ((i * 7 + j * 13) % 26) as u8))
+                .collect();
+            std::fs::write(work.path().join(name), content).unwrap();
+        }
+        git(work.path(), &["add", "."]);
+        git(work.path(), &["commit", "-qm", "files"]);
+        git(work.path(), &["repack", "-qad"]);
+        let packs = work.path().join(".git/objects/pack");
+        let index = std::fs::read_dir(&packs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "idx"))
+            .unwrap();
+        let hash = index
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("pack-");
+        let hash = ObjectId::from_hex(hash.as_bytes()).unwrap();
+        let pack = index.with_extension("pack");
+        store
+            .put_file(&ObjectKey::pack(repo, &hash), &pack, &PutOptions::pack())
+            .await
+            .unwrap();
+        store
+            .put_file(
+                &ObjectKey::pack_index(repo, &hash),
+                &index,
+                &PutOptions::pack_index(),
+            )
+            .await
+            .unwrap();
+        let bytes =
+            std::fs::metadata(&pack).unwrap().len() + std::fs::metadata(&index).unwrap().len();
+        (hash, bytes)
+    }
+
+    fn files_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_in(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+
+    #[tokio::test]
+    async fn downloads_stay_within_the_bound_least_recently_used_going_first() {
+        let root = tempfile::tempdir().unwrap();
+        let store: Arc<Remote> = Arc::new(Remote {
+            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
+            downloads: AtomicUsize::new(0),
+        });
+        let repo = RepoId::new("r1").unwrap();
+        let (a, a_bytes) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
+        let (b, b_bytes) =
+            stored_pack(&store, &repo, &[("two.txt", 5000), ("three.txt", 3000)]).await;
+        let dir = root.path().join("cache");
+        // Room for either pack, not for both.
+        let cache =
+            PackCache::new(dir.clone(), a_bytes.max(b_bytes) + a_bytes.min(b_bytes) / 2).unwrap();
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+
+        let first = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        assert_eq!(first.hash(), &a);
+        assert_eq!(cache.downloaded_bytes().await, a_bytes);
+        assert_eq!(files_in(&dir), 2, "the pack and its index");
+        cache.open(&dyn_store, &repo, &a).await.unwrap();
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            2,
+            "the second open reuses the download"
+        );
+
+        cache.open(&dyn_store, &repo, &b).await.unwrap();
+        assert_eq!(
+            cache.downloaded_bytes().await,
+            b_bytes,
+            "the older download went"
+        );
+        assert_eq!(files_in(&dir), 2, "its files went with it");
+        // A handle taken before the eviction still reads its pack.
+        assert!(first.num_objects() > 0);
+
+        cache.open(&dyn_store, &repo, &a).await.unwrap();
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            6,
+            "what went is downloaded again"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_opens_download_once() {
+        let root = tempfile::tempdir().unwrap();
+        let store: Arc<Remote> = Arc::new(Remote {
+            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
+            downloads: AtomicUsize::new(0),
+        });
+        let repo = RepoId::new("r1").unwrap();
+        let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
+        let cache = PackCache::new(root.path().join("cache"), 1 << 30).unwrap();
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a));
+        for handle in futures_util::future::join_all(opens).await {
+            assert_eq!(handle.unwrap().hash(), &a);
+        }
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            2,
+            "one pack and one index download"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pack_larger_than_the_bound_is_served_and_not_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let store: Arc<Remote> = Arc::new(Remote {
+            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
+            downloads: AtomicUsize::new(0),
+        });
+        let repo = RepoId::new("r1").unwrap();
+        let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
+        let dir = root.path().join("cache");
+        let cache = PackCache::new(dir.clone(), 100).unwrap();
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        let handle = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        assert!(handle.num_objects() > 0);
+        assert_eq!(cache.downloaded_bytes().await, 0);
+        assert_eq!(files_in(&dir), 0);
+    }
+
+    #[test]
+    fn weights_fit_moka_for_any_bound() {
+        assert_eq!(weight(0, weight_unit(10 << 30)), 1);
+        assert_eq!(weight(3000, weight_unit(3000)), 3000);
+        let unit = weight_unit(10 << 30);
+        assert!(u64::from(weight(9 << 30, unit)) <= (10u64 << 30) / unit);
+        assert!(u64::from(weight(40 << 30, unit)) > (10u64 << 30) / unit);
     }
 }
