@@ -155,7 +155,7 @@ impl Config {
 
     /// Every setting from `sources`; problems are recorded there (in the order
     /// read, which is the order they are reported).
-    fn read(sources: &mut Sources) -> Config {
+    fn read(sources: &mut Sources<'_>) -> Config {
         let listen = sources.value(&LISTEN);
         let data_dir = PathBuf::from(sources.value(&DATA_DIR));
         let database_url = sources
@@ -230,7 +230,7 @@ fn sqlite_in(data_dir: &Path) -> String {
 }
 
 /// The S3 settings when `S3_BUCKET` is set; every problem is recorded naming its variable.
-fn s3_settings(sources: &mut Sources) -> Option<gitclaw_storage::S3Settings> {
+fn s3_settings(sources: &mut Sources<'_>) -> Option<gitclaw_storage::S3Settings> {
     if !sources.is_set(S3_BUCKET.name) {
         // S3 settings without a bucket are a half-done setup, not a choice of the filesystem.
         let half_done = [
