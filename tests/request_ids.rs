@@ -28,7 +28,11 @@ fn every_answer_names_its_request_id_keeping_a_sane_one_from_the_client() {
     assert_eq!(made.len(), 16, "{made}");
     assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
     let (_, head, _) = http_full(server.addr, "GET", "/healthz", &[], b"");
-    assert_ne!(request_id(&head).unwrap(), made, "each request gets its own");
+    assert_ne!(
+        request_id(&head).unwrap(),
+        made,
+        "each request gets its own"
+    );
 
     let (_, head, _) = http_full(
         server.addr,

@@ -10,7 +10,8 @@
 //! function that decides what a client is told: a client's own fault gets the
 //! precise reason; an outage or an internal failure gets a short message and
 //! the request id to quote, while the whole error goes to the log
-//! ([`GitError::log`]). The HTTP layer then only chooses the channel: an HTTP
+//! ([`GitError::log`]). Compaction, which runs the same pack engine in the
+//! background, fails with the same type. The HTTP layer then only chooses the channel: an HTTP
 //! status, an `ERR` packet, an `unpack`/`ng` line or a sideband message.
 
 use std::fmt;

@@ -24,6 +24,7 @@ use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
 
 use crate::{
     app::AppState,
+    error::GitError,
     service::{
         claims::StoreClaim,
         sweep::{sweep_repo, SweepOutcome},
@@ -91,7 +92,7 @@ fn now_secs() -> i64 {
 /// pack already is the closure of its refs is left as it is and the fact recorded.
 /// Then sweep: delete the keys of the repository that no row records and that
 /// are older than the grace period (what failed and crashed pushes left).
-pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
+pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitError> {
     let Some(_guard) = state.gc_locks.try_lock(&repo.id) else {
         return Ok(GcOutcome::default());
     };
@@ -100,7 +101,7 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome>
     Ok(outcome)
 }
 
-async fn compact_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome> {
+async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
     let packs = state.meta.list_packs(&repo.id).await?;
     let loose = state.meta.list_loose(&repo.id).await?;
@@ -129,7 +130,8 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome
     let db = state.object_db(repo).await?;
     let work = tempfile::Builder::new()
         .prefix("gc-")
-        .tempdir_in(&state.scratch.dir)?;
+        .tempdir_in(&state.scratch.dir)
+        .map_err(GitError::io("creating a work directory"))?;
     let work_path = work.path().to_owned();
     let walked = tips.clone();
     let options = state.config.write_options();
@@ -239,12 +241,19 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> anyhow::Result<GcOutcome
     Ok(outcome)
 }
 
-async fn new_pack(pack: &IngestedPack) -> anyhow::Result<NewPack> {
+async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
+    let size = |context| GitError::io(context);
     Ok(NewPack {
         pack_hash: *pack.pack.hash(),
         object_count: pack.objects.len() as u64,
-        pack_bytes: tokio::fs::metadata(&pack.pack_path).await?.len(),
-        index_bytes: tokio::fs::metadata(&pack.index_path).await?.len(),
+        pack_bytes: tokio::fs::metadata(&pack.pack_path)
+            .await
+            .map_err(size("sizing the new pack"))?
+            .len(),
+        index_bytes: tokio::fs::metadata(&pack.index_path)
+            .await
+            .map_err(size("sizing the new pack index"))?
+            .len(),
     })
 }
 
@@ -267,10 +276,10 @@ pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
             if loose_over || packs_over {
                 gc_repo(&state, &repo).await?;
             }
-            anyhow::Ok(())
+            Ok::<(), GitError>(())
         };
         if let Err(err) = check.await {
-            tracing::warn!(repo = %repo.id, error = %format!("{err:#}"), "automatic compaction failed");
+            tracing::warn!(repo = %repo.id, error = %crate::error::chain(&err), "automatic compaction failed");
         }
     });
 }

@@ -24,6 +24,19 @@ pub enum RepoError {
     Storage(#[from] gitclaw_storage::StorageError),
 }
 
+impl From<RepoError> for crate::error::GitError {
+    fn from(err: RepoError) -> Self {
+        use crate::error::GitError;
+        match err {
+            RepoError::InvalidName(m) => GitError::BadRequest(m),
+            RepoError::NotFound(name) => GitError::RepoNotFound(name),
+            RepoError::AlreadyExists(_) => GitError::Conflict(err.to_string()),
+            RepoError::Metadata(err) => err.into(),
+            RepoError::Storage(err) => err.into(),
+        }
+    }
+}
+
 /// The URL `git clone` takes for `repo`: under `GITCLAW_PUBLIC_URL`, or the
 /// listen address when that is unset.
 pub fn clone_url(config: &crate::config::Config, repo: &Repo) -> String {

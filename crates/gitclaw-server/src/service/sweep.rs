@@ -12,7 +12,7 @@ use std::{
 
 use gitclaw_metadata::Repo;
 use gitclaw_pack::ObjectId;
-use gitclaw_storage::{KeyKind, ObjectKey, RepoId};
+use gitclaw_storage::{KeyKind, ObjectKey, RepoId, StorageError};
 
 use crate::{
     app::AppState,
@@ -37,7 +37,7 @@ pub struct SweepOutcome {
 }
 
 /// Delete the keys whose grace period is over; returns how many.
-pub async fn run_due_deletions(state: &AppState) -> anyhow::Result<usize> {
+pub async fn run_due_deletions(state: &AppState) -> Result<usize, RepoError> {
     let mut done = 0;
     loop {
         let due = state.meta.due_deletions(now_secs(), 500).await?;
@@ -50,7 +50,10 @@ pub async fn run_due_deletions(state: &AppState) -> anyhow::Result<usize> {
                 let prefix = RepoId::new(repo)?.prefix();
                 state.store.delete_prefix(&prefix).await?;
                 if !state.store.list(&prefix).await?.is_empty() {
-                    anyhow::bail!("keys remain under {}", prefix.as_str());
+                    return Err(RepoError::Storage(StorageError::Other(format!(
+                        "keys remain under {}",
+                        prefix.as_str()
+                    ))));
                 }
             } else {
                 match ObjectKey::parse(&item.key) {
@@ -82,7 +85,7 @@ pub fn spawn_deletion_loop(state: &AppState, period: std::time::Duration) {
                 result = run_due_deletions(&state) => result,
             };
             if let Err(err) = result {
-                tracing::warn!(error = %format!("{err:#}"), "deleting replaced packs failed; will retry");
+                tracing::warn!(error = %crate::error::chain(&err), "deleting replaced packs failed; will retry");
             }
         }
     });
@@ -159,7 +162,7 @@ pub async fn store_usage(state: &AppState, repo: &Repo) -> Result<StoreUsage, Re
 /// written longer than the grace period ago and that no push holds — what
 /// rejected, failed and killed pushes left. Keys a compaction replaced are left
 /// to the deletion schedule; keys whose age the store does not tell are kept.
-pub async fn sweep_repo(state: &AppState, repo: &Repo) -> anyhow::Result<SweepOutcome> {
+pub async fn sweep_repo(state: &AppState, repo: &Repo) -> Result<SweepOutcome, RepoError> {
     let (usage, unrecorded) = store_listing(state, repo).await?;
     let cutoff = SystemTime::now()
         .checked_sub(std::time::Duration::from_secs(state.config.gc.grace_secs))
@@ -217,14 +220,14 @@ pub fn spawn_sweep_loop(state: &AppState) {
                 result = sweep_all(&state) => result,
             };
             if let Err(err) = result {
-                tracing::warn!(error = %format!("{err:#}"), "sweeping unrecorded keys failed; will retry");
+                tracing::warn!(error = %crate::error::chain(&err), "sweeping unrecorded keys failed; will retry");
             }
         }
     });
 }
 
 /// Sweep every repository, one page of them at a time.
-pub async fn sweep_all(state: &AppState) -> anyhow::Result<SweepOutcome> {
+pub async fn sweep_all(state: &AppState) -> Result<SweepOutcome, RepoError> {
     let mut total = SweepOutcome::default();
     let mut after: Option<(String, String)> = None;
     loop {
