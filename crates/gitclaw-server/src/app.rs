@@ -125,6 +125,37 @@ impl AppState {
         self.tasks.spawn(work);
     }
 
+    /// Run `work` every `period`, the first time at `start`, until shutdown
+    /// (which also cuts a run short); a failure is logged as `what` and the
+    /// work tried again at the next tick.
+    pub fn spawn_periodic<E, Fut>(
+        &self,
+        start: tokio::time::Instant,
+        period: std::time::Duration,
+        what: &'static str,
+        work: impl Fn(AppState) -> Fut + Send + Sync + 'static,
+    ) where
+        E: std::error::Error,
+        Fut: Future<Output = Result<(), E>> + Send,
+    {
+        let state = self.clone();
+        self.spawn(async move {
+            let mut ticker = tokio::time::interval_at(start, period);
+            loop {
+                let result = tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    result = async {
+                        ticker.tick().await;
+                        work(state.clone()).await
+                    } => result,
+                };
+                if let Err(err) = result {
+                    tracing::warn!(error = %crate::error::chain(&err), "{what} failed; will retry");
+                }
+            }
+        });
+    }
+
     /// Cancel the background loops and wait for every tracked task to end.
     pub async fn stop_background(&self) {
         self.shutdown.cancel();

@@ -218,6 +218,16 @@ mod tests {
         }
     }
 
+    /// A scratch directory, a remote store in it, and a repository id.
+    fn remote() -> (tempfile::TempDir, Arc<Remote>, RepoId) {
+        let root = tempfile::tempdir().unwrap();
+        let store = Arc::new(Remote {
+            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
+            downloads: AtomicUsize::new(0),
+        });
+        (root, store, RepoId::new("r1").unwrap())
+    }
+
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
@@ -301,12 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn downloads_stay_within_the_bound_least_recently_used_going_first() {
-        let root = tempfile::tempdir().unwrap();
-        let store: Arc<Remote> = Arc::new(Remote {
-            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
-            downloads: AtomicUsize::new(0),
-        });
-        let repo = RepoId::new("r1").unwrap();
+        let (root, store, repo) = remote();
         let (a, a_bytes) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
         let (b, b_bytes) =
             stored_pack(&store, &repo, &[("two.txt", 5000), ("three.txt", 3000)]).await;
@@ -347,12 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_opens_download_once() {
-        let root = tempfile::tempdir().unwrap();
-        let store: Arc<Remote> = Arc::new(Remote {
-            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
-            downloads: AtomicUsize::new(0),
-        });
-        let repo = RepoId::new("r1").unwrap();
+        let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
         let cache = PackCache::new(root.path().join("cache"), 1 << 30).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
@@ -369,12 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pack_larger_than_the_bound_is_served_and_not_kept() {
-        let root = tempfile::tempdir().unwrap();
-        let store: Arc<Remote> = Arc::new(Remote {
-            inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
-            downloads: AtomicUsize::new(0),
-        });
-        let repo = RepoId::new("r1").unwrap();
+        let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
         let dir = root.path().join("cache");
         let cache = PackCache::new(dir.clone(), 100).unwrap();

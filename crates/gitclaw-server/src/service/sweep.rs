@@ -71,24 +71,13 @@ pub async fn run_due_deletions(state: &AppState) -> Result<usize, RepoError> {
 
 /// Run due deletions every `period` until the server shuts down.
 pub fn spawn_deletion_loop(state: &AppState, period: std::time::Duration) {
-    let task_state = state.clone();
-    state.spawn(async move {
-        let state = task_state;
-        let mut ticker = tokio::time::interval(period);
-        loop {
-            tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let result = tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                result = run_due_deletions(&state) => result,
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %crate::error::chain(&err), "deleting replaced packs failed; will retry");
-            }
-        }
-    });
+    let start = tokio::time::Instant::now();
+    state.spawn_periodic(
+        start,
+        period,
+        "deleting replaced packs",
+        |state| async move { run_due_deletions(&state).await.map(|_| ()) },
+    );
 }
 
 /// What the store holds under one repository's prefix, against what the
@@ -205,25 +194,14 @@ pub fn spawn_sweep_loop(state: &AppState) {
     if period == 0 {
         return;
     }
-    let task_state = state.clone();
-    state.spawn(async move {
-        let state = task_state;
-        let period = std::time::Duration::from_secs(period);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let result = tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                result = sweep_all(&state) => result,
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %crate::error::chain(&err), "sweeping unrecorded keys failed; will retry");
-            }
-        }
-    });
+    let period = std::time::Duration::from_secs(period);
+    let start = tokio::time::Instant::now() + period;
+    state.spawn_periodic(
+        start,
+        period,
+        "sweeping unrecorded keys",
+        |state| async move { sweep_all(&state).await.map(|_| ()) },
+    );
 }
 
 /// Sweep every repository, one page of them at a time.
