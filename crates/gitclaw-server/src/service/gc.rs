@@ -258,6 +258,9 @@ async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
 }
 
 /// After a push: compact in the background when the repo passed a threshold.
+/// Shutdown abandons a compaction under way: nothing is recorded before its
+/// one transaction, and the packs it had stored are deleted by its claim on
+/// drop or, failing that, swept once the claim has lapsed.
 pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
     let settings = &state.config.gc;
     if settings.loose_threshold == 0 && settings.pack_threshold == 0 {
@@ -278,7 +281,11 @@ pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
             }
             Ok::<(), GitError>(())
         };
-        if let Err(err) = check.await {
+        let result = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            result = check => result,
+        };
+        if let Err(err) = result {
             tracing::warn!(repo = %repo.id, error = %crate::error::chain(&err), "automatic compaction failed");
         }
     });
