@@ -2,7 +2,12 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod services;
 pub mod wire;
+
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use services::{postgres_url, s3_env, S3Env};
 
 use std::{
     io::{Read, Write},
@@ -47,50 +52,12 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// Run `scripts/{script}`, which starts a throw-away service for this test
-/// process and prints `export NAME=value` lines; returns those variables.
-fn start_service(script: &str) -> std::collections::HashMap<String, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(script);
-    let out = Command::new("bash")
-        .arg(path)
-        .output()
-        .unwrap_or_else(|err| panic!("scripts/{script} runs: {err}"));
-    assert!(
-        out.status.success(),
-        "scripts/{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// A PostgreSQL server for the tests: the one `scripts/test.sh` started
-/// (`GITCLAW_TEST_POSTGRES_URL`), else one started here for this test process.
-fn postgres_base_url() -> &'static str {
-    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("GITCLAW_TEST_POSTGRES_URL") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        start_service("postgres.sh")
-            .remove("GITCLAW_TEST_POSTGRES_URL")
-            .expect("the script prints the URL")
-    })
-}
-
 /// A fresh database on the test PostgreSQL server.
 pub fn postgres_database() -> String {
-    let base = postgres_base_url();
+    let base = postgres_url();
     let name = unique("gitclaw");
     let out = Command::new("psql")
-        .arg(base)
+        .arg(&base)
         .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
         .output()
         .expect("psql runs");
@@ -106,46 +73,6 @@ pub fn postgres_database() -> String {
 /// Point a configuration at a fresh PostgreSQL database.
 pub fn use_postgres(config: &mut Config) {
     config.database_url = postgres_database();
-}
-
-/// How to reach the test S3 server.
-#[derive(Debug, Clone)]
-pub struct S3Env {
-    pub endpoint: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// A bucket that exists; tests that want their own set `auto_create_bucket`.
-    pub bucket: String,
-}
-
-/// The S3 server for the tests: the one `scripts/test.sh` started
-/// (`GITCLAW_TEST_S3_*`), else a Garage started here for this test process.
-pub fn s3_env() -> &'static S3Env {
-    static ENV: std::sync::OnceLock<S3Env> = std::sync::OnceLock::new();
-    ENV.get_or_init(|| {
-        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let vars: std::collections::HashMap<String, String> =
-            if from_env("GITCLAW_TEST_S3_ENDPOINT").is_some() {
-                std::env::vars()
-                    .filter(|(k, _)| k.starts_with("GITCLAW_TEST_S3_"))
-                    .collect()
-            } else {
-                start_service("garage.sh")
-            };
-        let get = |name: &str| {
-            vars.get(name)
-                .cloned()
-                .unwrap_or_else(|| panic!("{name} is not set"))
-        };
-        S3Env {
-            endpoint: get("GITCLAW_TEST_S3_ENDPOINT"),
-            region: get("GITCLAW_TEST_S3_REGION"),
-            access_key_id: get("GITCLAW_TEST_S3_ACCESS_KEY_ID"),
-            secret_access_key: get("GITCLAW_TEST_S3_SECRET_ACCESS_KEY"),
-            bucket: get("GITCLAW_TEST_S3_BUCKET"),
-        }
-    })
 }
 
 /// A fresh, not yet created bucket name.

@@ -231,8 +231,7 @@ async fn claims_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_postgres() {
-    if let Some(md) = common::postgres("claims_postgres").await {
-        claims_story(md.clone()).await;
-        claims_race(md).await;
-    }
+    let md = common::postgres().await;
+    claims_story(md.clone()).await;
+    claims_race(md).await;
 }
