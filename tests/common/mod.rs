@@ -3,11 +3,14 @@
 
 pub mod proxy;
 pub mod services;
+pub mod wait;
 pub mod wire;
 
 // Not every test binary uses each of them.
 #[allow(unused_imports)]
 pub use services::{postgres_url, s3_env, S3Env};
+#[allow(unused_imports)]
+pub use wait::wait_until;
 
 use std::{
     io::{Read, Write},

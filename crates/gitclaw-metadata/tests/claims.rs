@@ -163,7 +163,19 @@ async fn claims_story(md: Metadata) {
     md.claim_upload(id, &f, &keys(&["k4"]), 0).await.unwrap();
     md.claim_upload(id, &g, &keys(&["k5"]), 0).await.unwrap();
     md.renew_claim(&g, LEASE).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A lease of 0 s lapses when the clock passes the second it was taken in.
+    common::wait::wait_until_async(
+        std::time::Duration::from_secs(30),
+        "the 0 s lease on k4 to lapse",
+        || async {
+            !md.live_claims(id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(k, _)| k == "k4")
+        },
+    )
+    .await;
     assert_eq!(
         md.claim_delete(id, &unique("h"), &[nothing("k4"), nothing("k5")], LEASE)
             .await

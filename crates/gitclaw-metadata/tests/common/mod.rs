@@ -7,6 +7,8 @@ use gitclaw_metadata::{Metadata, ObjectId};
 // The workspace's shared test support (std and tokio only).
 #[path = "../../../../tests/common/services.rs"]
 pub mod services;
+#[path = "../../../../tests/common/wait.rs"]
+pub mod wait;
 
 /// A deterministic object id: byte `n` repeated.
 pub fn oid(n: u8) -> ObjectId {
