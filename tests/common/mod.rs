@@ -467,7 +467,7 @@ pub struct Memory {
     pub file: u64,
 }
 
-/// A `gitclaw serve` process (the real binary) on a free port, killed on drop.
+/// A `gitclaw serve` process (the real binary) on a port it picked itself, killed on drop.
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -476,20 +476,19 @@ pub struct ServerProcess {
     env: Vec<(String, String)>,
 }
 
+/// The log filter of `gitclaw serve` processes in tests: warnings, and the
+/// line that names the address the server bound.
+pub const SERVER_LOG_FILTER: &str = "warn,gitclaw_server::cli=info";
+
 impl ServerProcess {
     /// Start the binary with an empty data dir and `env` on top of a clean environment.
     pub fn start(env: &[(&str, String)]) -> ServerProcess {
         let data = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let child = Self::spawn(&data, addr, &env);
+        let (child, addr) = Self::spawn(&data, "127.0.0.1:0", &env);
         ServerProcess {
             child,
             addr,
@@ -504,7 +503,9 @@ impl ServerProcess {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(&self.data, self.addr, &self.env);
+        let (child, addr) = Self::spawn(&self.data, &self.addr.to_string(), &self.env);
+        self.child = child;
+        assert_eq!(addr, self.addr, "the restarted server listens where it did");
     }
 
     /// Run a `gitclaw` command with the server's data directory and environment.
@@ -520,32 +521,33 @@ impl ServerProcess {
         cmd.args(args).output().expect("gitclaw runs")
     }
 
+    /// Start `gitclaw serve` on `listen`; returns once it said which address it bound.
     fn spawn(
         data: &tempfile::TempDir,
-        addr: std::net::SocketAddr,
+        listen: &str,
         env: &[(String, String)],
-    ) -> std::process::Child {
+    ) -> (std::process::Child, std::net::SocketAddr) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
         cmd.env_remove("DATABASE_URL")
             .env_remove("GITCLAW_CONFIG")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", SERVER_LOG_FILTER)
             .env("GITCLAW_DATA_DIR", data.path())
-            .env("GITCLAW_LISTEN", addr.to_string())
+            .env("GITCLAW_LISTEN", listen)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.arg("serve").spawn().expect("gitclaw starts");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gitclaw did not start listening"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut child = cmd.arg("serve").spawn().expect("gitclaw starts");
+        let mut log = ServerLog::follow(&mut child);
+        match log.listen_addr(std::time::Duration::from_secs(60)) {
+            Ok(addr) => (child, addr),
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gitclaw serve on {listen}: {err}");
+            }
         }
-        child
     }
 
     /// Create a repository through the API; returns its clone URL.
@@ -589,6 +591,94 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a `gitclaw` process writes to stderr, line by line: echoed into the
+/// test's output (shown when the test fails) and kept for the test to read.
+pub struct ServerLog {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServerLog {
+    /// Follow the stderr of `child`, which must have been spawned with it piped.
+    pub fn follow(child: &mut std::process::Child) -> ServerLog {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("gitclaw's stderr is piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Read to the end even once nobody listens, so the process never
+            // blocks on a full pipe.
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("gitclaw: {line}");
+                let _ = send.send(line);
+            }
+        });
+        ServerLog {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The address the server bound, from its `gitclaw is serving listen=ADDR`
+    /// line; an error with what it wrote if it ended, or said nothing of the
+    /// kind within `deadline`.
+    pub fn listen_addr(
+        &mut self,
+        deadline: std::time::Duration,
+    ) -> Result<std::net::SocketAddr, String> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(addr) = self.seen.iter().find_map(|line| serving_addr(line)) {
+                return Ok(addr);
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "no \"gitclaw is serving\" line within {deadline:?}; it wrote:\n{}",
+                        self.seen.join("\n")
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "it ended before it listened; it wrote:\n{}",
+                        self.seen.join("\n")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Every line, once the process has closed its stderr (it ended); panics if
+    /// that does not happen within `deadline`.
+    pub fn until_closed(&mut self, deadline: std::time::Duration) -> &[String] {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "gitclaw's stderr still open after {deadline:?}; it wrote:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// `ADDR` of a `gitclaw is serving listen=ADDR …` log line.
+fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
+    if !line.contains("gitclaw is serving") {
+        return None;
+    }
+    let (_, rest) = line.split_once("listen=")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Every file under `dir` (recursively).
