@@ -29,6 +29,7 @@ fn peak_rss_during<T>(server: &ServerProcess, f: impl FnOnce() -> T) -> (u64, T)
             let mut peak = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 peak = peak.max(rss(server));
+                // The sampling period, not a wait on anything.
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             peak

@@ -3,9 +3,8 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::*;
@@ -18,12 +17,14 @@ fn gitclaw() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A process killed when the test ends, passed or failed.
+struct KilledAtTheEnd(std::process::Child);
+
+impl Drop for KilledAtTheEnd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -188,13 +189,12 @@ fn check_reaches_s3_and_postgres_and_names_each_problem() {
 #[test]
 fn serve_create_push_clone_and_stop_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
 
-    // `repo create` works before the server runs (same data dir).
+    // `repo create` works before the server runs (same data dir), and names the
+    // repository by the address the server is configured with.
     let out = gitclaw()
         .env("GITCLAW_DATA_DIR", data.path())
-        .env("GITCLAW_LISTEN", &listen)
+        .env("GITCLAW_LISTEN", "127.0.0.1:8080")
         .args(["repo", "create", "alice/cli"])
         .output()
         .unwrap();
@@ -204,8 +204,8 @@ fn serve_create_push_clone_and_stop_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let url = stdout.lines().last().unwrap().trim().to_string();
-    assert_eq!(url, format!("http://{listen}/alice/cli.git"));
+    let printed = stdout.lines().last().unwrap().trim().to_string();
+    assert_eq!(printed, "http://127.0.0.1:8080/alice/cli.git");
 
     let dup = gitclaw()
         .env("GITCLAW_DATA_DIR", data.path())
@@ -215,30 +215,27 @@ fn serve_create_push_clone_and_stop_on_sigterm() {
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
 
-    let mut server = gitclaw()
-        .env("GITCLAW_DATA_DIR", data.path())
-        .env("GITCLAW_LISTEN", &listen)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = server.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    loop {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // On port 0 the server takes a free port and says which.
+    let mut server = KilledAtTheEnd(
+        gitclaw()
+            .env("GITCLAW_DATA_DIR", data.path())
+            .env("GITCLAW_LISTEN", "127.0.0.1:0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = ServerLog::follow(&mut server.0);
+    let addr = log
+        .listen_addr(Duration::from_secs(30))
+        .unwrap_or_else(|err| panic!("gitclaw serve: {err}"));
+    assert_ne!(addr.port(), 0, "the log names the port bound, not 0");
     let (status, body) = http(addr, "GET", "/healthz", &[], b"");
     assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let url = format!("http://{addr}/alice/cli.git");
+    let (status, body) = http(addr, "GET", "/api/v1/repos/alice/cli", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let repo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(repo["clone_url"], url, "clone URLs name the address bound");
 
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
@@ -252,22 +249,24 @@ fn serve_create_push_clone_and_stop_on_sigterm() {
     );
 
     // SIGTERM: the server stops cleanly.
-    let pid = server.id().to_string();
+    let pid = server.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    wait_until(
+        Duration::from_secs(20),
+        "the server to stop on SIGTERM",
+        || {
+            status = server.0.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let status = status.unwrap();
     assert!(status.success(), "exit status {status:?}");
-    let logs: Vec<String> = rx.try_iter().collect();
+    let logs = log.until_closed(Duration::from_secs(10));
     assert!(
         logs.iter().any(|l| l.contains("no authentication")),
         "the open server says so: {logs:?}"

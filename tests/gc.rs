@@ -153,20 +153,16 @@ fn automatic_compaction_after_pushes() {
         .block_on(server.state.meta.get_repo("hank", "auto"))
         .unwrap()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let stats = server
-            .block_on(server.state.meta.repo_stats(&repo.id))
-            .unwrap();
-        if stats.loose_objects <= 8 && stats.packs <= 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no automatic compaction: {stats:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "an automatic compaction down to at most 8 loose objects and 2 packs",
+        || {
+            let stats = server
+                .block_on(server.state.meta.repo_stats(&repo.id))
+                .unwrap();
+            stats.loose_objects <= 8 && stats.packs <= 2
+        },
+    );
     let clone = work.path().join("clone");
     git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
     git(&clone, &["fsck", "--strict"]);

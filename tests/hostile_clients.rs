@@ -92,6 +92,7 @@ fn stalled_and_trickling_clients_are_cut_off_and_never_block_pushes() {
             std::thread::spawn(move || {
                 let started = Instant::now();
                 while started.elapsed() < Duration::from_secs(30) {
+                    // The trickle is the behaviour under test, not a wait.
                     std::thread::sleep(Duration::from_millis(300));
                     if stream.write_all(b"1\r\nx\r\n").is_err() {
                         return Some(started.elapsed());
@@ -108,7 +109,26 @@ fn stalled_and_trickling_clients_are_cut_off_and_never_block_pushes() {
     let mut idle = TcpStream::connect(server.addr).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Everything in place before the push: the four pushes' packs arriving in
+    // the scratch space, and the idle connection answered (kept alive).
+    let scratch = server.data.path().join("tmp");
+    wait_until(
+        Duration::from_secs(30),
+        "the stalled and trickling pushes to reach the server",
+        || {
+            files_under(&scratch)
+                .iter()
+                .filter(|p| p.file_name().is_some_and(|n| n == "incoming.pack"))
+                .count()
+                == 4
+        },
+    );
+    idle.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer)
+        .expect("the idle connection's request is answered");
+    assert_eq!(&answer, b"HTTP/1.1 200");
 
     // Meanwhile a normal push to another repository goes straight through.
     let other = server.create_repo("busy", "bee");
@@ -194,7 +214,8 @@ fn a_client_that_stops_reading_a_clone_is_cut_off() {
     );
     stream.write_all(request.as_bytes()).unwrap();
     stream.write_all(&body).unwrap();
-    // Read nothing for longer than the send timeout…
+    // Read nothing for longer than the send timeout… (the stall is the behaviour
+    // under test, not a wait)
     std::thread::sleep(Duration::from_secs(8));
     // …then everything: the server gave up, so the answer ends early, without the
     // flush that ends a complete response.

@@ -180,6 +180,7 @@ fn sample_peak_memory(server: &ServerProcess, f: impl FnOnce()) -> Memory {
                 let now = server.memory();
                 peak.anon = peak.anon.max(now.anon);
                 peak.file = peak.file.max(now.file);
+                // The sampling period, not a wait on anything.
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             peak

@@ -276,34 +276,83 @@ enum KillPoint {
 }
 
 impl KillPoint {
-    /// Wait for the point under `tmp`; false if no spool file showed up in 60 s.
-    fn wait(self, tmp: &std::path::Path) -> bool {
-        let started = std::time::Instant::now();
-        let (mut last, mut steady) = (0u64, 0);
-        while started.elapsed() < std::time::Duration::from_secs(60) {
-            let size: u64 = files_under(tmp)
+    /// Wait for the point in `push`, read off the server's scratch space `tmp`;
+    /// false if the push ended first.
+    fn wait(self, tmp: &std::path::Path, push: &mut std::process::Child) -> bool {
+        let spooled = || -> u64 {
+            files_under(tmp)
                 .iter()
                 .filter(|p| p.file_name().is_some_and(|n| n == "incoming.pack"))
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len())
                 .max()
-                .unwrap_or(0);
-            match self {
-                KillPoint::Receiving if size > 0 => return true,
-                KillPoint::Received(after) if size > 0 && size == last => {
-                    steady += 1;
-                    if steady == 3 {
-                        std::thread::sleep(std::time::Duration::from_millis(after));
-                        return true;
-                    }
-                }
-                _ => steady = 0,
+                .unwrap_or(0)
+        };
+        let mut ended = || push.try_wait().expect("git push").is_some();
+        let deadline = std::time::Duration::from_secs(60);
+        match self {
+            KillPoint::Receiving => {
+                let mut arriving = false;
+                wait_until(
+                    deadline,
+                    "the pushed pack to arrive in the scratch space",
+                    || {
+                        arriving = spooled() > 0;
+                        arriving || ended()
+                    },
+                );
+                arriving
             }
-            last = size;
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            KillPoint::Received(after) => {
+                // Whole once its spool file has not grown for this long.
+                let steady = std::time::Duration::from_millis(60);
+                let (mut last, mut since, mut whole) = (0, std::time::Instant::now(), false);
+                wait_until(
+                    deadline,
+                    "the pushed pack to have arrived whole in the scratch space",
+                    || {
+                        let size = spooled();
+                        if size != last {
+                            (last, since) = (size, std::time::Instant::now());
+                        }
+                        whole = size > 0 && since.elapsed() >= steady;
+                        whole || ended()
+                    },
+                );
+                // Not a wait on anything: the kill lands this far into the work
+                // that follows the upload (indexing, storing, committing).
+                std::thread::sleep(std::time::Duration::from_millis(after));
+                whole
+            }
         }
-        false
     }
+}
+
+/// Wait until no store claim on `repo` is live any more, reading the database
+/// of the server at `addr`: the leases of pushes killed mid-way have lapsed.
+fn wait_for_leases_to_lapse(addr: std::net::SocketAddr, database_url: &str, repo: &str) {
+    let (status, body) = http(addr, "GET", &format!("/api/v1/repos/{repo}"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let view: serde_json::Value = serde_json::from_slice(&body).expect("a repository as JSON");
+    let id = view["id"]
+        .as_str()
+        .expect("the repository's id")
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let meta = runtime
+        .block_on(gitclaw_metadata::Metadata::connect(database_url))
+        .expect("the server's database");
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the leases of the killed pushes to lapse",
+        || {
+            runtime
+                .block_on(meta.live_claims(&id))
+                .expect("live claims")
+                .is_empty()
+        },
+    );
+    runtime.block_on(meta.close());
 }
 
 #[test]
@@ -317,11 +366,22 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
         }),
     ];
     for (setup, mut env) in setups {
+        let database_url = env
+            .iter()
+            .find(|(k, _)| *k == "DATABASE_URL")
+            .map(|(_, v)| v.clone());
         env.push(("GITCLAW_GC_GRACE_SECS", "0".into()));
         env.push(("GITCLAW_CLAIM_LEASE_SECS", "1".into()));
         env.push(("GITCLAW_GC_LOOSE_THRESHOLD", "0".into()));
         env.push(("GITCLAW_GC_PACK_THRESHOLD", "0".into()));
         let mut server = ServerProcess::start(&env);
+        // Without DATABASE_URL, the embedded default.
+        let database_url = database_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                server.data.path().join("gitclaw.db").display()
+            )
+        });
         let url = server.create_repo("crash", "test");
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
@@ -358,7 +418,7 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            let spooled = point.wait(&server.data.path().join("tmp"));
+            let spooled = point.wait(&server.data.path().join("tmp"), &mut push);
             server.kill_and_restart();
             let _ = push.wait();
             let mut stderr = String::new();
@@ -389,7 +449,7 @@ fn pushes_killed_at_any_point_leave_nothing_after_restart_and_gc() {
         }
 
         // Once the killed pushes' leases have lapsed, gc leaves only recorded keys.
-        std::thread::sleep(std::time::Duration::from_millis(2500));
+        wait_for_leases_to_lapse(server.addr, &database_url, "crash/test");
         let out = server.command(&["gc", "crash/test"]);
         assert!(
             out.status.success(),

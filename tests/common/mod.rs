@@ -2,7 +2,15 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod services;
+pub mod wait;
 pub mod wire;
+
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use services::{postgres_url, s3_env, S3Env};
+#[allow(unused_imports)]
+pub use wait::wait_until;
 
 use std::{
     io::{Read, Write},
@@ -47,50 +55,12 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// Run `scripts/{script}`, which starts a throw-away service for this test
-/// process and prints `export NAME=value` lines; returns those variables.
-fn start_service(script: &str) -> std::collections::HashMap<String, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(script);
-    let out = Command::new("bash")
-        .arg(path)
-        .output()
-        .unwrap_or_else(|err| panic!("scripts/{script} runs: {err}"));
-    assert!(
-        out.status.success(),
-        "scripts/{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// A PostgreSQL server for the tests: the one `scripts/test.sh` started
-/// (`GITCLAW_TEST_POSTGRES_URL`), else one started here for this test process.
-fn postgres_base_url() -> &'static str {
-    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("GITCLAW_TEST_POSTGRES_URL") {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        start_service("postgres.sh")
-            .remove("GITCLAW_TEST_POSTGRES_URL")
-            .expect("the script prints the URL")
-    })
-}
-
 /// A fresh database on the test PostgreSQL server.
 pub fn postgres_database() -> String {
-    let base = postgres_base_url();
+    let base = postgres_url();
     let name = unique("gitclaw");
     let out = Command::new("psql")
-        .arg(base)
+        .arg(&base)
         .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
         .output()
         .expect("psql runs");
@@ -106,46 +76,6 @@ pub fn postgres_database() -> String {
 /// Point a configuration at a fresh PostgreSQL database.
 pub fn use_postgres(config: &mut Config) {
     config.database_url = postgres_database();
-}
-
-/// How to reach the test S3 server.
-#[derive(Debug, Clone)]
-pub struct S3Env {
-    pub endpoint: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// A bucket that exists; tests that want their own set `auto_create_bucket`.
-    pub bucket: String,
-}
-
-/// The S3 server for the tests: the one `scripts/test.sh` started
-/// (`GITCLAW_TEST_S3_*`), else a Garage started here for this test process.
-pub fn s3_env() -> &'static S3Env {
-    static ENV: std::sync::OnceLock<S3Env> = std::sync::OnceLock::new();
-    ENV.get_or_init(|| {
-        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let vars: std::collections::HashMap<String, String> =
-            if from_env("GITCLAW_TEST_S3_ENDPOINT").is_some() {
-                std::env::vars()
-                    .filter(|(k, _)| k.starts_with("GITCLAW_TEST_S3_"))
-                    .collect()
-            } else {
-                start_service("garage.sh")
-            };
-        let get = |name: &str| {
-            vars.get(name)
-                .cloned()
-                .unwrap_or_else(|| panic!("{name} is not set"))
-        };
-        S3Env {
-            endpoint: get("GITCLAW_TEST_S3_ENDPOINT"),
-            region: get("GITCLAW_TEST_S3_REGION"),
-            access_key_id: get("GITCLAW_TEST_S3_ACCESS_KEY_ID"),
-            secret_access_key: get("GITCLAW_TEST_S3_SECRET_ACCESS_KEY"),
-            bucket: get("GITCLAW_TEST_S3_BUCKET"),
-        }
-    })
 }
 
 /// A fresh, not yet created bucket name.
@@ -537,7 +467,7 @@ pub struct Memory {
     pub file: u64,
 }
 
-/// A `gitclaw serve` process (the real binary) on a free port, killed on drop.
+/// A `gitclaw serve` process (the real binary) on a port it picked itself, killed on drop.
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -546,20 +476,19 @@ pub struct ServerProcess {
     env: Vec<(String, String)>,
 }
 
+/// The log filter of `gitclaw serve` processes in tests: warnings, and the
+/// line that names the address the server bound.
+pub const SERVER_LOG_FILTER: &str = "warn,gitclaw_server::cli=info";
+
 impl ServerProcess {
     /// Start the binary with an empty data dir and `env` on top of a clean environment.
     pub fn start(env: &[(&str, String)]) -> ServerProcess {
         let data = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let child = Self::spawn(&data, addr, &env);
+        let (child, addr) = Self::spawn(&data, "127.0.0.1:0", &env);
         ServerProcess {
             child,
             addr,
@@ -574,7 +503,9 @@ impl ServerProcess {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(&self.data, self.addr, &self.env);
+        let (child, addr) = Self::spawn(&self.data, &self.addr.to_string(), &self.env);
+        self.child = child;
+        assert_eq!(addr, self.addr, "the restarted server listens where it did");
     }
 
     /// Run a `gitclaw` command with the server's data directory and environment.
@@ -590,32 +521,33 @@ impl ServerProcess {
         cmd.args(args).output().expect("gitclaw runs")
     }
 
+    /// Start `gitclaw serve` on `listen`; returns once it said which address it bound.
     fn spawn(
         data: &tempfile::TempDir,
-        addr: std::net::SocketAddr,
+        listen: &str,
         env: &[(String, String)],
-    ) -> std::process::Child {
+    ) -> (std::process::Child, std::net::SocketAddr) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
         cmd.env_remove("DATABASE_URL")
             .env_remove("GITCLAW_CONFIG")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", SERVER_LOG_FILTER)
             .env("GITCLAW_DATA_DIR", data.path())
-            .env("GITCLAW_LISTEN", addr.to_string())
+            .env("GITCLAW_LISTEN", listen)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.arg("serve").spawn().expect("gitclaw starts");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gitclaw did not start listening"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut child = cmd.arg("serve").spawn().expect("gitclaw starts");
+        let mut log = ServerLog::follow(&mut child);
+        match log.listen_addr(std::time::Duration::from_secs(60)) {
+            Ok(addr) => (child, addr),
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gitclaw serve on {listen}: {err}");
+            }
         }
-        child
     }
 
     /// Create a repository through the API; returns its clone URL.
@@ -659,6 +591,94 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a `gitclaw` process writes to stderr, line by line: echoed into the
+/// test's output (shown when the test fails) and kept for the test to read.
+pub struct ServerLog {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServerLog {
+    /// Follow the stderr of `child`, which must have been spawned with it piped.
+    pub fn follow(child: &mut std::process::Child) -> ServerLog {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("gitclaw's stderr is piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Read to the end even once nobody listens, so the process never
+            // blocks on a full pipe.
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("gitclaw: {line}");
+                let _ = send.send(line);
+            }
+        });
+        ServerLog {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The address the server bound, from its `gitclaw is serving listen=ADDR`
+    /// line; an error with what it wrote if it ended, or said nothing of the
+    /// kind within `deadline`.
+    pub fn listen_addr(
+        &mut self,
+        deadline: std::time::Duration,
+    ) -> Result<std::net::SocketAddr, String> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(addr) = self.seen.iter().find_map(|line| serving_addr(line)) {
+                return Ok(addr);
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "no \"gitclaw is serving\" line within {deadline:?}; it wrote:\n{}",
+                        self.seen.join("\n")
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "it ended before it listened; it wrote:\n{}",
+                        self.seen.join("\n")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Every line, once the process has closed its stderr (it ended); panics if
+    /// that does not happen within `deadline`.
+    pub fn until_closed(&mut self, deadline: std::time::Duration) -> &[String] {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "gitclaw's stderr still open after {deadline:?}; it wrote:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// `ADDR` of a `gitclaw is serving listen=ADDR …` log line.
+fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
+    if !line.contains("gitclaw is serving") {
+        return None;
+    }
+    let (_, rest) = line.split_once("listen=")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Every file under `dir` (recursively).

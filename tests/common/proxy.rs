@@ -179,6 +179,7 @@ async fn handle(
         Some(Fault::InternalError) => return Ok(error_response(500, "InternalError")),
         Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown")),
         Some(Fault::Drop) => return Err("dropped by the test proxy".into()),
+        // The fault itself: a store that answers late.
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
     }

@@ -490,6 +490,8 @@ mod tests {
             let md = md.clone();
             async move { md.commit_push(push).await }
         });
+        // Not a wait on anything: the lock stays held this long, and the second
+        // writer must not get through meanwhile.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "second writer must wait");
         blocker.rollback().await.expect("release");

@@ -147,7 +147,5 @@ async fn compaction_sqlite() {
 
 #[tokio::test]
 async fn compaction_postgres() {
-    if let Some(md) = common::postgres("compaction_postgres").await {
-        compaction_story(md).await;
-    }
+    compaction_story(common::postgres().await).await;
 }

@@ -148,7 +148,5 @@ async fn races_sqlite_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn races_postgres() {
-    if let Some(md) = common::postgres("races_postgres").await {
-        races(md).await;
-    }
+    races(common::postgres().await).await;
 }

@@ -131,12 +131,11 @@ async fn unsupported_urls_are_refused() {
 
 #[tokio::test]
 async fn postgres_reconnect_applies_nothing_twice() {
-    let Some(md) = common::postgres("postgres_reconnect_applies_nothing_twice").await else {
-        return;
-    };
+    let md = common::postgres().await;
     md.close().await;
-    let url = std::env::var(common::POSTGRES_ENV).unwrap();
-    let md = Metadata::connect(&url).await.expect("reconnect");
+    let md = Metadata::connect(&common::services::postgres_url())
+        .await
+        .expect("reconnect");
     md.ping().await.unwrap();
 }
 

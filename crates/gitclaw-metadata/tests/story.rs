@@ -1,7 +1,7 @@
 //! The metadata story, written once and run on every database: repositories
 //! (names unique regardless of case), listings filtered by reader, tokens,
 //! pushes (CAS, atomic, HEAD), stats, audit, fork and delete.
-//! SQLite always; PostgreSQL when `GITCLAW_TEST_POSTGRES_URL` is set.
+//! On SQLite and on the PostgreSQL that `GITCLAW_TEST_POSTGRES_URL` names.
 
 mod common;
 
@@ -746,7 +746,5 @@ async fn story_sqlite_in_memory() {
 
 #[tokio::test]
 async fn story_postgres() {
-    if let Some(md) = common::postgres("story_postgres").await {
-        story(md).await;
-    }
+    story(common::postgres().await).await;
 }

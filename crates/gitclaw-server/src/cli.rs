@@ -171,7 +171,7 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     if config.admin_token.is_none() && !config.listen.ip().is_loopback() && !config.allow_anonymous
     {
         anyhow::bail!(
@@ -184,6 +184,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|err| {
             anyhow::anyhow!("GITCLAW_LISTEN: cannot listen on {}: {err}", config.listen)
         })?;
+    // Port 0 asks for any free port: from here on the address is the one bound
+    // (in clone URLs, and in the "gitclaw is serving" line that tests read).
+    config.listen = listener.local_addr()?;
     let state = AppState::open(config.clone()).await?;
     if config.admin_token.is_none() {
         tracing::warn!(

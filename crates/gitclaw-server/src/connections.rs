@@ -215,6 +215,7 @@ mod tests {
             let mut buf = [0u8; 64];
             let mut total = 0;
             while total < 1024 {
+                // The slow reading is the behaviour under test, not a wait.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 total += tokio::io::AsyncReadExt::read(&mut far, &mut buf)
                     .await

@@ -4,8 +4,11 @@
 
 use gitclaw_metadata::{Metadata, ObjectId};
 
-/// Environment variable naming a PostgreSQL database for the tests.
-pub const POSTGRES_ENV: &str = "GITCLAW_TEST_POSTGRES_URL";
+// The workspace's shared test support (std and tokio only).
+#[path = "../../../../tests/common/services.rs"]
+pub mod services;
+#[path = "../../../../tests/common/wait.rs"]
+pub mod wait;
 
 /// A deterministic object id: byte `n` repeated.
 pub fn oid(n: u8) -> ObjectId {
@@ -27,18 +30,12 @@ pub async fn sqlite() -> (Metadata, tempfile::TempDir) {
     (md, dir)
 }
 
-/// The PostgreSQL database named by `GITCLAW_TEST_POSTGRES_URL`, or `None`
-/// (with a note) when it is not set.
-pub async fn postgres(test: &str) -> Option<Metadata> {
-    match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => {
-            let md = Metadata::connect(&url).await.expect("connect postgres");
-            assert_eq!(md.backend_name(), "postgres");
-            Some(md)
-        }
-        _ => {
-            eprintln!("note: {test}: skipping PostgreSQL run, {POSTGRES_ENV} is not set");
-            None
-        }
-    }
+/// The PostgreSQL database named by `GITCLAW_TEST_POSTGRES_URL`; panics,
+/// saying how to start one, when it is not set.
+pub async fn postgres() -> Metadata {
+    let md = Metadata::connect(&services::postgres_url())
+        .await
+        .expect("connect postgres");
+    assert_eq!(md.backend_name(), "postgres");
+    md
 }
