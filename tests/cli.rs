@@ -105,7 +105,7 @@ fn check_reaches_s3_and_postgres_and_names_each_problem() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("object store: ok (s3)"));
 
-    // Property 21: a call slower than S3_SLOW_OP_MS logs a warning naming the call and its duration.
+    // A call slower than S3_SLOW_OP_MS logs a warning naming the call and its duration.
     let mut cmd = gitclaw();
     cmd.env("GITCLAW_DATA_DIR", data.path())
         .env("S3_SLOW_OP_MS", "1");

@@ -145,7 +145,7 @@ fn fork_and_delete_on(backend: Backend) {
     );
     assert_eq!(status, 201, "{fork}");
     let fork_url = fork["clone_url"].as_str().unwrap().to_string();
-    // Property 5: the fork has exactly the source's objects and refs.
+    // The fork has exactly the source's objects and refs.
     let strip = |keys: Vec<String>| -> Vec<String> {
         keys.into_iter()
             .map(|k| k.split_once('/').unwrap().1.to_string())
@@ -170,7 +170,7 @@ fn fork_and_delete_on(backend: Backend) {
     git(&src, &["push", "-q", &fork_url, "main"]);
     assert_eq!(remote_refs(&src, &url), source_refs);
 
-    // Deleting the source: gone from the API and git at once, every key gone (property 4),
+    // Deleting the source: gone from the API and git at once, every key gone,
     // and the fork stays whole.
     let origin_id = gitclaw_storage::RepoId::new(server.repo_id("mona", "origin")).unwrap();
     let (status, _) = json(&server, "DELETE", "/api/v1/repos/mona/origin", "");

@@ -1,7 +1,7 @@
-//! SPEC properties 6 and 8 through the real push path.
+//! Two storage rules, through the real push path:
 //!
-//! 6: a push of N new objects stores a pack + idx when N > 10, loose objects when N ≤ 10.
-//! 8: every stored pack has its idx, and the idx maps every object to its offset.
+//! - a push of N new objects stores a pack + idx when N > 10, loose objects when N ≤ 10;
+//! - every stored pack has its idx, and the idx maps every object to its offset.
 
 mod common;
 
@@ -81,7 +81,7 @@ proptest! {
             prop_assert_eq!(loose_after, loose_before + new_objects, "{} new objects → loose", new_objects);
         }
 
-        // Property 8 over every stored pack of the repository.
+        // Every stored pack of the repository has an idx that maps each object to its offset.
         for pack in files_under(&repo_dir, "pack", Some("pack")) {
             let idx = pack.with_extension("idx");
             prop_assert!(idx.exists(), "{} has its index", pack.display());

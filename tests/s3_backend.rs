@@ -1,6 +1,8 @@
 //! The S3 backend against a real S3 server (Garage, started by the harness):
-//! the shared conformance suite, SPEC property 2 on S3, start-up checks, and the
-//! resilience policy (property 18) with faults injected by a proxy in between.
+//! the shared conformance suite, stored objects reading back as the bytes that
+//! hash to their id, start-up checks, and the resilience policy (retryable
+//! failures retried up to the limit, then a clear error) with faults injected
+//! by a proxy in between.
 
 mod common;
 
@@ -41,7 +43,7 @@ fn s3_backend_passes_the_conformance_suite() {
         let scratch = tempfile::tempdir().unwrap();
         let store = Arc::new(backend(|_| {}).await);
         conformance::run_all(store.clone(), scratch.path()).await;
-        // The stored object is Git's loose format under the SPEC key, with its metadata.
+        // The stored object is Git's loose format under its `{repo}/objects/xx/…` key, with its metadata.
         let repo = RepoId::new("layout").unwrap();
         let id = put_loose_object(&*store, &repo, Kind::Blob, b"hello\n")
             .await
@@ -137,7 +139,7 @@ fn kinds() -> impl Strategy<Value = Kind> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// SPEC property 2 on S3: a stored object reads back as the same bytes whose
+    /// On S3, a stored object reads back as the same bytes whose
     /// SHA-1 is its id; once its stored bytes change, reads fail with OBJECT_CORRUPTED.
     #[test]
     fn s3_objects_round_trip_and_corruption_is_caught(
@@ -180,9 +182,6 @@ fn sample_key(repo: &str) -> (ObjectKey, Vec<u8>) {
     )
 }
 
-/// Timing noise tolerated between two consecutive pauses (sleep overshoot, scheduling).
-const SCHEDULING_SLACK: Duration = Duration::from_millis(60);
-
 /// Gaps between consecutive requests for the key.
 fn gaps(seen: &[Seen]) -> Vec<Duration> {
     seen.windows(2).map(|w| w[1].at - w[0].at).collect()
@@ -211,16 +210,11 @@ fn retries_grow_then_give_up_and_transient_faults_are_ridden_out() {
         4,
         "one try and S3_MAX_RETRIES=3 retries: {seen:?}"
     );
+    // The delays themselves (growth, cap, jitter) are the retry policy's unit
+    // tests, with an injected sleeper and RNG; here only that the real backend
+    // does pause, which a wall clock can show as a lower bound (a sleep never
+    // ends early) without any scheduling slack.
     let gaps = gaps(&seen);
-    // Nominal pauses never shrink (equal jitter); allow for a busy machine's
-    // scheduling noise pair by pair, and demand real growth end to end.
-    for pair in gaps.windows(2) {
-        assert!(
-            pair[1] + SCHEDULING_SLACK >= pair[0],
-            "pauses grow: {gaps:?}"
-        );
-    }
-    assert!(gaps[2] > gaps[0], "pauses grow: {gaps:?}");
     assert!(
         gaps[0] >= Duration::from_millis(50),
         "a pause before the first retry: {gaps:?}"
@@ -312,8 +306,8 @@ fn a_multipart_upload_survives_a_failed_part() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
-    /// SPEC property 18: a retryable failure is retried up to the limit with
-    /// growing delays: `failures` faults in a row succeed iff they fit in
+    /// A retryable failure is retried up to the limit: `failures` faults in a
+    /// row succeed iff they fit in
     /// `max_retries` retries, and the store sees exactly the tries made.
     #[test]
     fn retryable_failures_are_retried_up_to_the_limit(failures in 0usize..5, max_retries in 0u32..4) {
@@ -334,10 +328,6 @@ proptest! {
         } else {
             prop_assert!(matches!(got, Err(StorageError::Connection(_))));
             prop_assert_eq!(tries, max_retries as usize + 1);
-        }
-        let gaps = gaps(&proxy.seen());
-        for pair in gaps.windows(2) {
-            prop_assert!(pair[1] + SCHEDULING_SLACK >= pair[0], "pauses grow: {:?}", gaps);
         }
     }
 }

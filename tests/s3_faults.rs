@@ -1,8 +1,8 @@
 //! GitClaw on S3 + PostgreSQL with faults injected between it and the S3 server:
 //! nothing essential lives on local disk (a server with an empty data dir serves
-//! the same repositories), property 19 (store down: reads fail clearly, pushes
-//! leave refs unchanged, the server keeps serving) and property 7 (any failed
-//! upload leaves every ref as it was).
+//! the same repositories); with the store down, reads fail clearly, pushes
+//! leave refs unchanged and the server keeps serving; and any failed upload
+//! leaves every ref as it was.
 
 mod common;
 
@@ -158,7 +158,7 @@ static CASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
-    /// SPEC property 7: if any upload of a push fails, every ref is as it was; if
+    /// If any upload of a push fails, every ref is as it was; if
     /// all succeed, the refs move together. The `fail_after`-th upload and every
     /// later one fail (past the retries), for pushes stored as loose objects or as a pack.
     #[test]
