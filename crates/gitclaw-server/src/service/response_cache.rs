@@ -13,32 +13,27 @@
 //! a partial pack.
 
 use std::{
-    collections::HashMap,
     io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
 use gitclaw_pack::ObjectId;
+use moka::{policy::EvictionPolicy, sync::Cache};
 use sha1::Digest;
 
 /// The cache; shared by all requests.
 pub struct ResponseCache {
     dir: PathBuf,
     max_bytes: u64,
-    state: Mutex<State>,
+    entries: Cache<ObjectId, Arc<Entry>>,
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<ObjectId, Entry>,
-    total: u64,
-    clock: u64,
-}
-
+/// One cached pack: its own file (each fill writes a new name, so removing a
+/// replaced or evicted entry never touches a newer file of the same key).
 struct Entry {
+    path: PathBuf,
     size: u64,
-    last_used: u64,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -85,71 +80,62 @@ impl CacheKey<'_> {
     }
 }
 
+/// Weights are bytes, or for a bound past 2 GiB as many bytes as keep every
+/// weight within moka's `u32`.
+fn weight_unit(max_bytes: u64) -> u64 {
+    (max_bytes >> 31).max(1)
+}
+
 impl ResponseCache {
     /// A cache in `dir` (created), holding at most `max_bytes`; entries left by an
     /// earlier run are taken up, half-written ones removed.
     pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Arc<ResponseCache>> {
         std::fs::create_dir_all(&dir)?;
-        let mut state = State::default();
-        for entry in std::fs::read_dir(&dir)?.flatten() {
+        let unit = weight_unit(max_bytes);
+        let entries = Cache::builder()
+            .eviction_policy(EvictionPolicy::lru())
+            .max_capacity(max_bytes / unit)
+            .weigher(move |_, entry: &Arc<Entry>| {
+                u32::try_from(entry.size.div_ceil(unit)).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(|_, entry: Arc<Entry>, _| {
+                let _ = std::fs::remove_file(&entry.path);
+            })
+            .build();
+        let cache = Arc::new(ResponseCache {
+            dir,
+            max_bytes,
+            entries,
+        });
+        for entry in std::fs::read_dir(&cache.dir)?.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let key = name
                 .strip_suffix(".pack")
+                .and_then(|stem| stem.split('-').next())
                 .and_then(|hex| ObjectId::from_hex(hex.as_bytes()).ok());
             match (key, entry.metadata()) {
                 (Some(key), Ok(meta)) if meta.is_file() => {
-                    state.clock += 1;
-                    state.total += meta.len();
-                    state.entries.insert(
-                        key,
-                        Entry {
-                            size: meta.len(),
-                            last_used: state.clock,
-                        },
-                    );
+                    let size = meta.len();
+                    cache.entries.insert(key, Arc::new(Entry { path, size }));
                 }
                 _ => {
                     let _ = std::fs::remove_file(&path);
                 }
             }
         }
-        let cache = Arc::new(ResponseCache {
-            dir,
-            max_bytes,
-            state: Mutex::new(state),
-        });
-        cache.evict();
+        cache.entries.run_pending_tasks();
         Ok(cache)
-    }
-
-    fn path(&self, key: &ObjectId) -> PathBuf {
-        self.dir.join(format!("{key}.pack"))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached pack for `key`, opened, with its size.
     pub fn get(&self, key: &ObjectId) -> Option<(std::fs::File, u64)> {
-        {
-            let mut state = self.lock();
-            state.clock += 1;
-            let now = state.clock;
-            state.entries.get_mut(key)?.last_used = now;
-        }
-        match std::fs::File::open(self.path(key)) {
-            Ok(file) => {
-                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                Some((file, size))
-            }
+        let entry = self.entries.get(key)?;
+        match std::fs::File::open(&entry.path) {
+            Ok(file) => Some((file, entry.size)),
             Err(_) => {
                 // Removed behind our back: forget it.
-                let mut state = self.lock();
-                if let Some(entry) = state.entries.remove(key) {
-                    state.total -= entry.size;
-                }
+                self.entries.invalidate(key);
                 None
             }
         }
@@ -173,52 +159,16 @@ impl ResponseCache {
         })
     }
 
-    fn insert(&self, key: ObjectId, size: u64) {
-        {
-            let mut state = self.lock();
-            state.clock += 1;
-            let now = state.clock;
-            if let Some(old) = state.entries.insert(
-                key,
-                Entry {
-                    size,
-                    last_used: now,
-                },
-            ) {
-                state.total -= old.size;
-            }
-            state.total += size;
-        }
-        self.evict();
-    }
-
-    /// Drop least recently used entries until the cache fits.
-    fn evict(&self) {
-        loop {
-            let victim = {
-                let mut state = self.lock();
-                if state.total <= self.max_bytes {
-                    return;
-                }
-                let Some(key) = state
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_used)
-                    .map(|(k, _)| *k)
-                else {
-                    return;
-                };
-                let entry = state.entries.remove(&key).expect("present");
-                state.total -= entry.size;
-                key
-            };
-            let _ = std::fs::remove_file(self.path(&victim));
-        }
+    fn insert(&self, key: ObjectId, path: PathBuf, size: u64) {
+        self.entries.insert(key, Arc::new(Entry { path, size }));
+        // Evict now, so the disk bound holds once the pack is in.
+        self.entries.run_pending_tasks();
     }
 
     /// Bytes held now.
     pub fn size(&self) -> u64 {
-        self.lock().total
+        self.entries.run_pending_tasks();
+        self.entries.iter().map(|(_, entry)| entry.size).sum()
     }
 }
 
@@ -251,9 +201,10 @@ impl CacheFill {
         let Ok(file) = out.into_inner() else {
             return;
         };
-        let path = self.cache.path(&self.key);
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let path = self.cache.dir.join(format!("{}-{nonce}.pack", self.key));
         if file.persist(&path).is_ok() {
-            self.cache.insert(self.key, self.written);
+            self.cache.insert(self.key, path, self.written);
         }
     }
 }
