@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, unit, property and end-to-end tests.
 # Installs what the tests need when it is missing (git, python3 for fixtures,
-# lighttpd for the reference git http-backend, PostgreSQL, Garage) and starts a
+# lighttpd for the reference git http-backend, promtool, PostgreSQL, Garage) and starts a
 # throw-away PostgreSQL cluster and S3 server for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,8 @@ need git || apt_install git
 need python3 || apt_install python3
 # git http-backend under lighttpd is the reference server of the parity tests.
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
+# promtool (Debian's prometheus package) checks the /metrics text.
+need promtool || apt_install prometheus
 cleanup=()
 on_exit() { for c in "${cleanup[@]}"; do $c || true; done; }
 trap on_exit EXIT

@@ -17,6 +17,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::Config,
     error::GitError,
+    metrics::Metrics,
     scratch::Scratch,
     service::{
         fetch::WholePackAnswers, gc::GcLocks, pack_cache::PackCache, response_cache::ResponseCache,
@@ -40,6 +41,8 @@ pub struct App {
     pub answers: Arc<WholePackAnswers>,
     /// Inflated commits and trees, shared by all walks.
     pub objects: Arc<ObjectCache>,
+    /// Everything `/metrics` exports.
+    pub metrics: Arc<Metrics>,
     /// One permit per push allowed to do its work at once.
     pub push_slots: Semaphore,
     /// Repositories being compacted by this process.
@@ -88,15 +91,17 @@ impl AppState {
         let meta = Metadata::connect(&config.database_url)
             .await
             .map_err(StartError::Database)?;
-        let store = open_store(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let store = open_store(&config, &metrics).await?;
         let tmp = config.data_dir.join("tmp");
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;
         let cache_dir = config.data_dir.join("cache");
-        let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes)
+        let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes, &metrics)
             .map_err(data_dir("cannot prepare the download cache", cache_dir))?;
         let responses_dir = config.data_dir.join("pack-cache");
-        let responses = ResponseCache::open(responses_dir.clone(), config.response_cache_bytes)
-            .map_err(data_dir("cannot open the response cache", responses_dir))?;
+        let responses =
+            ResponseCache::open(responses_dir.clone(), config.response_cache_bytes, &metrics)
+                .map_err(data_dir("cannot open the response cache", responses_dir))?;
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
         Ok(AppState(Arc::new(App {
             push_slots: Semaphore::new(config.max_concurrent_pushes),
@@ -105,6 +110,7 @@ impl AppState {
             responses,
             answers: Default::default(),
             objects: Arc::new(ObjectCache::new(object_cache)),
+            metrics,
             config,
             meta,
             store,
@@ -164,12 +170,16 @@ impl AppState {
     }
 }
 
-/// The object store the configuration names: S3 when `S3_BUCKET` is set, else the
-/// filesystem under the data directory.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn ObjectStorageBackend>, StartError> {
+/// The object store the configuration names: S3 when `S3_BUCKET` is set (every
+/// request it sends counted in `metrics`), else the filesystem under the data
+/// directory.
+pub async fn open_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn ObjectStorageBackend>, StartError> {
     Ok(match &config.s3 {
         Some(s3) => {
-            let backend = gitclaw_storage::S3Backend::new(s3.clone())
+            let backend = gitclaw_storage::S3Backend::observed(s3.clone(), metrics.clone())
                 .await
                 .map_err(|err| StartError::Bucket(err.to_string()))?;
             backend.verify().await.map_err(|err| {

@@ -232,7 +232,7 @@ async fn check(config: Config) -> anyhow::Result<()> {
         }
         Err(err) => problems.push(format!("DATABASE_URL: {err}")),
     }
-    match crate::app::open_store(&config).await {
+    match crate::app::open_store(&config, &Default::default()).await {
         Ok(store) => println!("object store: ok ({})", store.name()),
         Err(err) => problems.push(format!("{err:#}")),
     }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod names;
 pub mod scratch;
 pub mod service;

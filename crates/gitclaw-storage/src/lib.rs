@@ -11,6 +11,7 @@ mod error;
 mod fs;
 mod keys;
 mod loose;
+mod observe;
 mod s3;
 
 pub use backend::{ObjectMeta, ObjectStorageBackend, PutOptions};
@@ -21,4 +22,5 @@ pub use loose::{
     decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_file,
     put_loose_object, write_loose_file, LooseObjectReader, MAX_LOOSE_OBJECT_BYTES,
 };
+pub use observe::StoreObserver;
 pub use s3::{backoff_delay, S3Backend, S3Settings, MULTIPART_THRESHOLD};

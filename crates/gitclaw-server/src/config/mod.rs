@@ -73,6 +73,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Which of git's fsck checks a pushed object must pass.
     pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
+    /// A git request slower than this logs a warning.
+    pub slow_request: Duration,
     /// What the operator should change, though the server runs as it is (a former
     /// setting name in use); the command line logs each once at start.
     pub warnings: Vec<String>,
@@ -188,6 +190,7 @@ impl Config {
             body_min_rate,
         };
         let fsck_objects = sources.value(&FSCK_OBJECTS);
+        let slow_request = Duration::from_millis(sources.value(&SLOW_REQUEST_MS));
         let s3 = s3_settings(sources);
         Config {
             listen,
@@ -209,6 +212,7 @@ impl Config {
             pack_depth,
             timeouts,
             fsck_objects,
+            slow_request,
             warnings: Vec::new(),
         }
     }

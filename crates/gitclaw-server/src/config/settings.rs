@@ -113,6 +113,7 @@ pub const SECTIONS: &[Section] = &[
             &SWEEP_INTERVAL_SECS,
             &CLAIM_LEASE_SECS,
             &FSCK_OBJECTS,
+            &SLOW_REQUEST_MS,
             &LOG_FORMAT,
         ],
     },
@@ -198,6 +199,14 @@ pub const PUSH_WAIT_SECS: Setting<Number> = Setting {
     kind: Number::ANY,
     default: Value("60"),
     help: "how long a push waits for a free slot",
+    deprecated: &[],
+};
+
+pub const SLOW_REQUEST_MS: Setting<Number> = Setting {
+    name: "GITCLAW_SLOW_REQUEST_MS",
+    kind: Number::at_least(1),
+    default: Value("10000"),
+    help: "a git request slower than this logs a warning naming the service, the repository, the duration and the request id",
     deprecated: &[],
 };
 

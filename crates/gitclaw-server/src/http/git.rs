@@ -22,6 +22,7 @@ use crate::{
     app::AppState,
     auth::{self, Caller, Denied},
     error::GitError,
+    metrics::GitRequestTimer,
     names,
     service::{
         advertise::{self, Service},
@@ -103,11 +104,39 @@ pub async fn info_refs(
             )))
         }
     };
-    let write = service == Service::ReceivePack;
-    let (repo, _) = authorize(&state, &headers, &owner, &segment, write).await?;
     let version = requested_version(&headers);
-    let body = advertise::info_refs(&state, &repo, service, version).await?;
+    let timer = timer(&state, "info-refs", version, &owner, &segment);
+    let answer = async {
+        let write = service == Service::ReceivePack;
+        let (repo, _) = authorize(&state, &headers, &owner, &segment, write).await?;
+        advertise::info_refs(&state, &repo, service, version).await
+    };
+    let body = finish(timer, answer.await)?;
     Ok(git_response(content_type, Body::from(body)))
+}
+
+/// Start timing a git request for the metrics (and the slow-request warning).
+fn timer(
+    state: &AppState,
+    service: &'static str,
+    version: u8,
+    owner: &str,
+    segment: &str,
+) -> GitRequestTimer {
+    let repo = format!("{owner}/{}", names::strip_git_suffix(segment));
+    GitRequestTimer::start(
+        &state.metrics,
+        service,
+        version,
+        repo,
+        state.config.slow_request,
+    )
+}
+
+/// Record how a request ended, passing its result on.
+fn finish<T>(timer: GitRequestTimer, result: Result<T, GitError>) -> Result<T, GitError> {
+    timer.finish(result.as_ref().err().map(GitError::fault));
+    result
 }
 
 pub async fn upload_pack(
@@ -116,26 +145,43 @@ pub async fn upload_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GitError> {
-    let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
-    let mut reader = body_reader(&headers, body)?;
-    let request = read_limited(&mut reader, MAX_NEGOTIATION_BYTES).await?;
     let version = match requested_version(&headers) {
         2 => 2,
         _ => 0,
     };
+    let timer = timer(&state, "upload-pack", version, &owner, &segment);
+    let request = async {
+        let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
+        let mut reader = body_reader(&headers, body)?;
+        let request = read_limited(&mut reader, MAX_NEGOTIATION_BYTES).await?;
+        Ok((repo, request))
+    };
+    let (repo, request) = finish_failed(&timer, request.await)?;
     Ok(
         match fetch::upload_pack(&state, &repo, version, &request).await {
             Ok(Answer::Bytes(bytes)) => {
+                timer.finish(None);
                 git_response("application/x-git-upload-pack-result", Body::from(bytes))
             }
             Ok(Answer::Fetch(fetch)) => {
                 let (mut writer, body) = streamed_body();
-                tokio::task::spawn_blocking(move || fetch.run(&mut writer));
+                tokio::task::spawn_blocking(move || timer.finish(fetch.run(&mut writer)));
                 git_response("application/x-git-upload-pack-result", body)
             }
-            Err(err) => err_packet(err),
+            Err(err) => {
+                timer.finish(Some(err.fault()));
+                err_packet(err)
+            }
         },
     )
+}
+
+/// Record a request that failed before its answer began; pass a success on.
+fn finish_failed<T>(timer: &GitRequestTimer, result: Result<T, GitError>) -> Result<T, GitError> {
+    if let Err(err) = &result {
+        timer.fail(err.fault());
+    }
+    result
 }
 
 pub async fn receive_pack(
@@ -144,8 +190,16 @@ pub async fn receive_pack(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GitError> {
-    let (repo, caller) = authorize(&state, &headers, &owner, &segment, true).await?;
-    let mut reader = body_reader(&headers, body)?;
+    let timer = timer(&state, "receive-pack", 0, &owner, &segment);
+    let request = async {
+        let (repo, caller) = authorize(&state, &headers, &owner, &segment, true).await?;
+        Ok((repo, caller, body_reader(&headers, body)?))
+    };
+    let (repo, caller, mut reader) = finish_failed(&timer, request.await)?;
     let report = push::receive_pack(&state, &repo, &caller.actor(), &mut reader).await;
+    let fault = report
+        .as_ref()
+        .and_then(|r| r.unpack.as_ref().err().map(GitError::fault));
+    timer.finish(fault);
     Ok(push_report(report))
 }

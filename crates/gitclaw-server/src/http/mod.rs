@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(api::delete_token),
         )
         .route("/api/openapi.json", get(api::openapi))
+        .route("/metrics", get(metrics))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
@@ -52,14 +53,39 @@ pub fn router(state: AppState) -> Router {
             pace,
             body::pace_request_body,
         ))
-        .layer(axum::middleware::from_fn(with_request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_request_id,
+        ))
         .with_state(state)
 }
 
+/// `GET /metrics`: every metric in the Prometheus text format, the caches'
+/// sizes taken at the moment of the scrape.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    state.packs.report().await;
+    state.responses.report();
+    let mut response = Response::new(axum::body::Body::from(state.metrics.render()));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 /// Give the request an id (a sane `X-Request-Id` from the client is kept),
-/// run it inside a span carrying that id and as [`RequestId::current`], and
-/// send the id back.
-async fn with_request_id(request: Request, next: Next) -> Response {
+/// run it inside a span carrying that id and as [`RequestId::current`], send
+/// the id back, and count the answer by route template and status.
+async fn with_request_id(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -76,5 +102,10 @@ async fn with_request_id(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
     response
 }

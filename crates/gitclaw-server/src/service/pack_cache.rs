@@ -18,11 +18,16 @@ use gitclaw_pack::{odb::PackHandle, ObjectId, PackError};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
 use moka::{future::Cache, policy::EvictionPolicy};
 
-use crate::error::GitError;
+use crate::{error::GitError, metrics::Metrics};
+
+/// The `cache` label of this cache's metrics.
+const CACHE_NAME: &str = "downloaded_packs";
 
 /// The opened-pack cache; see the module doc.
 pub struct PackCache {
     dir: PathBuf,
+    max_bytes: u64,
+    metrics: Arc<Metrics>,
     open: Cache<(String, ObjectId), Arc<CachedPack>>,
 }
 
@@ -51,7 +56,7 @@ fn weight(bytes: u64, unit: u64) -> u32 {
 impl PackCache {
     /// A cache downloading into `dir` (emptied first), holding at most `max_bytes`
     /// there. A pack larger than the whole bound is used and deleted at once.
-    pub fn new(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+    pub fn new(dir: PathBuf, max_bytes: u64, metrics: &Arc<Metrics>) -> std::io::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -69,7 +74,23 @@ impl PackCache {
                 }
             })
             .build();
-        Ok(PackCache { dir, open })
+        Ok(PackCache {
+            dir,
+            max_bytes,
+            metrics: metrics.clone(),
+            open,
+        })
+    }
+
+    /// Report what the cache holds and may hold to the metrics.
+    pub async fn report(&self) {
+        let held = self.downloaded_bytes().await;
+        let gauge = |g: &prometheus::IntGaugeVec, v: u64| {
+            g.with_label_values(&[CACHE_NAME])
+                .set(v.try_into().unwrap_or(i64::MAX))
+        };
+        gauge(&self.metrics.cache_bytes, held);
+        gauge(&self.metrics.cache_capacity, self.max_bytes);
     }
 
     /// Bytes of downloaded packs held in the cache directory.
@@ -92,6 +113,7 @@ impl PackCache {
             self.load(store, repo, hash).await
         };
         let entry = self.open.try_get_with(key, load).await?;
+        self.metrics.cache_lookup(CACHE_NAME, !loaded);
         if loaded {
             // Evict now rather than on some later call, so the disk bound holds
             // as soon as the download is in.
@@ -317,8 +339,12 @@ mod tests {
             stored_pack(&store, &repo, &[("two.txt", 5000), ("three.txt", 3000)]).await;
         let dir = root.path().join("cache");
         // Room for either pack, not for both.
-        let cache =
-            PackCache::new(dir.clone(), a_bytes.max(b_bytes) + a_bytes.min(b_bytes) / 2).unwrap();
+        let cache = PackCache::new(
+            dir.clone(),
+            a_bytes.max(b_bytes) + a_bytes.min(b_bytes) / 2,
+            &Default::default(),
+        )
+        .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
 
         let first = cache.open(&dyn_store, &repo, &a).await.unwrap();
@@ -354,7 +380,8 @@ mod tests {
     async fn concurrent_first_opens_download_once() {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
-        let cache = PackCache::new(root.path().join("cache"), 1 << 30).unwrap();
+        let cache =
+            PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a));
         for handle in futures_util::future::join_all(opens).await {
@@ -372,7 +399,7 @@ mod tests {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
         let dir = root.path().join("cache");
-        let cache = PackCache::new(dir.clone(), 100).unwrap();
+        let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let handle = cache.open(&dyn_store, &repo, &a).await.unwrap();
         assert!(handle.num_objects() > 0);

@@ -22,10 +22,16 @@ use gitclaw_pack::ObjectId;
 use moka::{policy::EvictionPolicy, sync::Cache};
 use sha1::Digest;
 
+use crate::metrics::Metrics;
+
+/// The `cache` label of this cache's metrics.
+const CACHE_NAME: &str = "responses";
+
 /// The cache; shared by all requests.
 pub struct ResponseCache {
     dir: PathBuf,
     max_bytes: u64,
+    metrics: Arc<Metrics>,
     entries: Cache<ObjectId, Arc<Entry>>,
 }
 
@@ -89,7 +95,11 @@ fn weight_unit(max_bytes: u64) -> u64 {
 impl ResponseCache {
     /// A cache in `dir` (created), holding at most `max_bytes`; entries left by an
     /// earlier run are taken up, half-written ones removed.
-    pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Arc<ResponseCache>> {
+    pub fn open(
+        dir: PathBuf,
+        max_bytes: u64,
+        metrics: &Arc<Metrics>,
+    ) -> std::io::Result<Arc<ResponseCache>> {
         std::fs::create_dir_all(&dir)?;
         let unit = weight_unit(max_bytes);
         let entries = Cache::builder()
@@ -105,6 +115,7 @@ impl ResponseCache {
         let cache = Arc::new(ResponseCache {
             dir,
             max_bytes,
+            metrics: metrics.clone(),
             entries,
         });
         for entry in std::fs::read_dir(&cache.dir)?.flatten() {
@@ -130,7 +141,9 @@ impl ResponseCache {
 
     /// The cached pack for `key`, opened, with its size.
     pub fn get(&self, key: &ObjectId) -> Option<(std::fs::File, u64)> {
-        let entry = self.entries.get(key)?;
+        let entry = self.entries.get(key);
+        self.metrics.cache_lookup(CACHE_NAME, entry.is_some());
+        let entry = entry?;
         match std::fs::File::open(&entry.path) {
             Ok(file) => Some((file, entry.size)),
             Err(_) => {
@@ -163,6 +176,16 @@ impl ResponseCache {
         self.entries.insert(key, Arc::new(Entry { path, size }));
         // Evict now, so the disk bound holds once the pack is in.
         self.entries.run_pending_tasks();
+    }
+
+    /// Report what the cache holds and may hold to the metrics.
+    pub fn report(&self) {
+        let gauge = |g: &prometheus::IntGaugeVec, v: u64| {
+            g.with_label_values(&[CACHE_NAME])
+                .set(v.try_into().unwrap_or(i64::MAX))
+        };
+        gauge(&self.metrics.cache_bytes, self.size());
+        gauge(&self.metrics.cache_capacity, self.max_bytes);
     }
 
     /// Bytes held now.
@@ -231,7 +254,7 @@ mod tests {
     #[test]
     fn entries_round_trip_and_the_least_recently_used_go_first() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ResponseCache::open(dir.path().join("c"), 3000).unwrap();
+        let cache = ResponseCache::open(dir.path().join("c"), 3000, &Default::default()).unwrap();
         put(&cache, key(1), 1000);
         put(&cache, key(2), 1000);
         put(&cache, key(3), 1000);
@@ -251,7 +274,7 @@ mod tests {
 
         // A restart takes up what is there.
         drop(cache);
-        let again = ResponseCache::open(dir.path().join("c"), 3000).unwrap();
+        let again = ResponseCache::open(dir.path().join("c"), 3000, &Default::default()).unwrap();
         assert_eq!(again.size(), 3000);
         assert!(again.get(&key(4)).is_some());
         let stray: Vec<_> = std::fs::read_dir(dir.path().join("c"))

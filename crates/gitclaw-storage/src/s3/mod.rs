@@ -69,9 +69,29 @@ impl std::fmt::Debug for S3Backend {
 impl S3Backend {
     /// Build the client. Nothing is sent yet; [`S3Backend::verify`] checks the store.
     pub async fn new(settings: S3Settings) -> Result<S3Backend> {
+        S3Backend::build(settings, None).await
+    }
+
+    /// A backend that reports every request it sends (each attempt, each part)
+    /// to `observer`.
+    pub async fn observed(
+        settings: S3Settings,
+        observer: Arc<dyn crate::StoreObserver>,
+    ) -> Result<S3Backend> {
+        S3Backend::build(settings, Some(observer)).await
+    }
+
+    async fn build(
+        settings: S3Settings,
+        observer: Option<Arc<dyn crate::StoreObserver>>,
+    ) -> Result<S3Backend> {
+        let mut retry = RetryPolicy::new(&settings);
+        if let Some(observer) = observer {
+            retry = retry.observed_by(observer);
+        }
         Ok(S3Backend {
             client: client::build_client(&settings).await?,
-            retry: Arc::new(RetryPolicy::new(&settings)),
+            retry: Arc::new(retry),
             settings: Arc::new(settings),
         })
     }

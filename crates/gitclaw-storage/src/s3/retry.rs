@@ -127,6 +127,8 @@ pub(super) struct RetryPolicy {
     throttle: Throttle,
     sleeper: Box<dyn Sleeper>,
     jitter: Mutex<fastrand::Rng>,
+    /// Told of every attempt and retry, when set.
+    observer: Option<std::sync::Arc<dyn crate::StoreObserver>>,
 }
 
 impl RetryPolicy {
@@ -148,7 +150,17 @@ impl RetryPolicy {
             throttle: Throttle::default(),
             sleeper,
             jitter: Mutex::new(jitter),
+            observer: None,
         }
+    }
+
+    /// Report every attempt and retry to `observer`.
+    pub(super) fn observed_by(
+        mut self,
+        observer: std::sync::Arc<dyn crate::StoreObserver>,
+    ) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub(super) fn max_retries(&self) -> u32 {
@@ -185,7 +197,12 @@ impl RetryPolicy {
             if !pause.is_zero() {
                 self.sleeper.sleep(pause).await;
             }
+            let attempt_started = Instant::now();
             let result = attempt_fn().await;
+            if let Some(observer) = &self.observer {
+                let error = result.as_ref().err().map(|failure| &failure.error);
+                observer.request(op, attempt_started.elapsed(), error);
+            }
             match result {
                 Ok(value) => {
                     self.throttle.relax();
@@ -218,6 +235,9 @@ impl RetryPolicy {
                     if failure.is_retryable() && attempt < self.max_retries {
                         let delay = self.next_delay(attempt);
                         attempt += 1;
+                        if let Some(observer) = &self.observer {
+                            observer.retry(op);
+                        }
                         tracing::warn!(
                             op,
                             key,

@@ -30,7 +30,8 @@ pub use source::WholePackAnswers;
 
 use crate::{
     app::AppState,
-    error::{GitError, RequestId},
+    error::{Fault, GitError, RequestId},
+    metrics::Metrics,
     service::{
         advertise::{self, PeeledRef, UPLOAD_PACK_CAPABILITIES},
         response_cache::ResponseCache,
@@ -68,6 +69,7 @@ pub struct FetchContext {
     /// The configured delta search (window, depth); the client's capabilities
     /// decide the rest of how the pack is written.
     pub pack: WriteOptions,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What one upload-pack request asks for, in either protocol version.
@@ -190,6 +192,7 @@ pub async fn upload_pack(
         responses: state.responses.clone(),
         answers: state.answers.clone(),
         pack: state.config.write_options(),
+        metrics: state.metrics.clone(),
     };
     let mut job = if version == 2 {
         let Some(command) = v2::parse_command_request(request)? else {
@@ -239,8 +242,8 @@ pub async fn upload_pack(
 
 impl Fetch {
     /// Write the whole response to `out`. Blocking. A failure is reported to
-    /// the client in git's terms and logged.
-    pub fn run(self, out: &mut dyn Write) {
+    /// the client in git's terms and logged; whose fault it was is returned.
+    pub fn run(self, out: &mut dyn Write) -> Option<Fault> {
         let request_id = self.request_id.clone();
         request_id.scope_sync(|| {
             let mut pack_started = false;
@@ -258,7 +261,9 @@ impl Fetch {
                     pktline::write_err(&mut report, &message);
                 }
                 let _ = out.write_all(&report).and_then(|_| out.flush());
+                return Some(err.fault());
             }
+            None
         })
     }
 
@@ -346,8 +351,30 @@ impl Fetch {
             return out.flush().map_err(GitError::ClientGone);
         }
         *pack_started = true;
+        job.context
+            .metrics
+            .fetch_shapes
+            .with_label_values(&[shape(job, refs)])
+            .inc();
         heartbeat.start();
         let source = source::choose(db, job, &mut graph, &commons, &plan)?;
         source::write(db, job, source, &heartbeat)
+    }
+}
+
+/// The `shape` label of a fetch: a want that is no ref tip first (CI fetching
+/// a commit by SHA), then a filter, a depth, haves, else a full clone.
+fn shape(job: &FetchJob, refs: &[PeeledRef]) -> &'static str {
+    let tip = |id: &ObjectId| refs.iter().any(|r| r.oid == *id);
+    if !job.wants.iter().all(tip) {
+        "by-sha"
+    } else if job.filter.is_some() {
+        "partial"
+    } else if job.deepen.is_deepen() || !job.deepen.client_shallow.is_empty() {
+        "shallow"
+    } else if !job.haves.is_empty() {
+        "incremental"
+    } else {
+        "full"
     }
 }

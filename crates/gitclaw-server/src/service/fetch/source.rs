@@ -51,6 +51,18 @@ pub enum PackSource {
     },
 }
 
+impl PackSource {
+    /// The `source` label of the metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            PackSource::Stored(_) => "stored",
+            PackSource::Cached { .. } => "response_cache",
+            PackSource::Walked { base: Some(_), .. } => "stored_and_walk",
+            PackSource::Walked { base: None, .. } => "walk",
+        }
+    }
+}
+
 /// Decide where the pack comes from. `commons` are the haves the server has.
 pub fn choose(
     db: &ObjectDb,
@@ -188,11 +200,13 @@ pub fn write(
         Ok(())
     };
     say(&mut sink, "Enumerating objects, done.\n")?;
+    let label = source.label();
     let write_options = WriteOptions {
         ofs_delta: job.ofs_delta,
         thin: job.thin_pack,
         ..job.context.pack.clone()
     };
+    let mut cached_size = 0;
     let stats = match source {
         PackSource::Stored(handle) => {
             let line = format!(
@@ -203,6 +217,7 @@ pub fn write(
             Some(stream_pack(&handle, &mut sink, &mut |_, _, _| {})?)
         }
         PackSource::Cached { mut file, size } => {
+            cached_size = size;
             say(
                 &mut sink,
                 &format!("Reusing a cached pack of {size} bytes, done.\n"),
@@ -256,6 +271,20 @@ pub fn write(
     if let Some(stats) = &stats {
         say(&mut sink, &summary(stats))?;
     }
+    let metrics = &job.context.metrics;
+    metrics.pack_sources.with_label_values(&[label]).inc();
+    let (bytes, objects) = match (&stats, cached_size) {
+        (Some(stats), _) => (stats.bytes, u64::from(stats.objects)),
+        (None, size) => (size, 0),
+    };
+    metrics
+        .pack_bytes_sent
+        .with_label_values(&[label])
+        .inc_by(bytes);
+    metrics
+        .pack_objects_sent
+        .with_label_values(&[label])
+        .inc_by(objects);
     sink.send_pending(true).map_err(GitError::ClientGone)?;
     if job.sideband.is_some() {
         sink.out

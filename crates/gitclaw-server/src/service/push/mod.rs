@@ -14,7 +14,10 @@ pub mod checks;
 pub mod spool;
 pub mod store;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use gitclaw_metadata::{PushCommit, RefResult, RefUpdate, Repo};
 use gitclaw_pack::ingest::{ingest_file, IngestOptions, IngestedPack};
@@ -28,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::{
     app::AppState,
     error::GitError,
+    metrics::Raised,
     service::{
         advertise::{unknown_capability, RECEIVE_PACK_CAPABILITIES},
         claims::StoreClaim,
@@ -214,8 +218,20 @@ async fn process(
         spool::spool_pack(leftover, body, &spooled, state.config.max_pack_bytes).await?;
     // A slot is for the work below, not for waiting on the client: a pack still
     // arriving (or never arriving) holds none.
+    let metrics = &state.metrics;
+    metrics.pack_bytes_received.inc_by(pack_bytes);
     let wait = Duration::from_secs(state.config.push_wait_secs);
-    let _slot = match tokio::time::timeout(wait, state.push_slots.acquire()).await {
+    let waited = Instant::now();
+    let acquired = {
+        let _queued = Raised::new(&metrics.push_slots_queued);
+        tokio::time::timeout(wait, state.push_slots.acquire()).await
+    };
+    let got = matches!(acquired, Ok(Ok(_)));
+    metrics
+        .push_slot_wait
+        .with_label_values(&[if got { "acquired" } else { "timed_out" }])
+        .observe(waited.elapsed().as_secs_f64());
+    let _slot = match acquired {
         Ok(Ok(permit)) => permit,
         _ => {
             return Err(GitError::Busy(
@@ -223,6 +239,7 @@ async fn process(
             ))
         }
     };
+    let _in_use = Raised::new(&metrics.push_slots_in_use);
     store_and_commit(
         state,
         repo,

@@ -1,0 +1,459 @@
+//! The server's metrics, in the Prometheus text format at `GET /metrics`.
+//!
+//! One registry per [`App`](crate::app::App) (never a global one: a test can
+//! run several servers in one process and read each one's counts). Names carry
+//! the `gitclaw_` prefix and base units; counters end in `_total`. Labels only
+//! ever take values from fixed sets (a service, an operation, a fault), never
+//! client input such as repository names or refs.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::error::Fault;
+
+/// Buckets of the object store's latency: 1 ms to 60 s.
+const STORE_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Buckets of a git request's duration: 5 ms to 1500 s (a clone of a big
+/// repository over a slow link takes many minutes).
+const GIT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1500.0,
+];
+
+/// Buckets of the wait for a push slot: 1 ms to 5 min.
+const WAIT_BUCKETS: &[f64] = &[
+    0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub git_requests: IntCounterVec,
+    pub git_duration: HistogramVec,
+    pub git_in_flight: IntGaugeVec,
+    pub fetch_shapes: IntCounterVec,
+    pub pack_sources: IntCounterVec,
+    pub pack_bytes_sent: IntCounterVec,
+    pub pack_objects_sent: IntCounterVec,
+    pub pack_bytes_received: IntCounter,
+    pub push_slots_in_use: IntGauge,
+    pub push_slots_queued: IntGauge,
+    pub push_slot_wait: HistogramVec,
+    pub store_requests: IntCounterVec,
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounterVec,
+    pub store_retries: IntCounterVec,
+    pub cache_lookups: IntCounterVec,
+    pub cache_bytes: IntGaugeVec,
+    pub cache_capacity: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let metric = HistogramVec::new(opts, labels).expect("valid histogram");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid gauge");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let build = GaugeVec::new(
+            Opts::new("gitclaw_build_info", "The running build: always 1."),
+            &["version"],
+        )
+        .expect("valid gauge");
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        r.register(Box::new(build)).expect("unique metric");
+        let start = Gauge::new(
+            "gitclaw_start_time_seconds",
+            "When the process started, in unix seconds.",
+        )
+        .expect("valid gauge");
+        start.set(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        r.register(Box::new(start)).expect("unique metric");
+        Metrics {
+            http_requests: counter(
+                &r,
+                "gitclaw_http_requests_total",
+                "HTTP requests answered, by route template and status code.",
+                &["route", "status"],
+            ),
+            git_requests: counter(
+                &r,
+                "gitclaw_git_requests_total",
+                "Git requests, by service, protocol version and outcome (ok, whose fault a failure was, or cancelled).",
+                &["service", "protocol", "outcome"],
+            ),
+            git_duration: histogram(
+                &r,
+                "gitclaw_git_request_duration_seconds",
+                "How long git requests took, to the last byte of the response.",
+                &["service"],
+                GIT_BUCKETS,
+            ),
+            git_in_flight: gauges(
+                &r,
+                "gitclaw_git_requests_in_flight",
+                "Git requests being answered now.",
+                &["service"],
+            ),
+            fetch_shapes: counter(
+                &r,
+                "gitclaw_fetches_total",
+                "Fetches by shape: full, shallow, partial, incremental, or by-sha (a want that is no ref tip).",
+                &["shape"],
+            ),
+            pack_sources: counter(
+                &r,
+                "gitclaw_fetch_pack_sources_total",
+                "Where fetch packs came from: a stored pack as it is, the response cache, a stored pack plus a walk, or a walk.",
+                &["source"],
+            ),
+            pack_bytes_sent: counter(
+                &r,
+                "gitclaw_pack_sent_bytes_total",
+                "Pack bytes sent to clients, by where the pack came from.",
+                &["source"],
+            ),
+            pack_objects_sent: counter(
+                &r,
+                "gitclaw_pack_sent_objects_total",
+                "Objects sent to clients in packs, by where the pack came from.",
+                &["source"],
+            ),
+            pack_bytes_received: {
+                let metric = IntCounter::new(
+                    "gitclaw_pack_received_bytes_total",
+                    "Pack bytes received in pushes (as spooled, after any inflation).",
+                )
+                .expect("valid counter");
+                r.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
+            push_slots_in_use: gauge(
+                &r,
+                "gitclaw_push_slots_in_use",
+                "Pushes doing their work now (at most GITCLAW_MAX_CONCURRENT_PUSHES).",
+            ),
+            push_slots_queued: gauge(
+                &r,
+                "gitclaw_push_slots_queued",
+                "Pushes whose pack has arrived, waiting for a slot.",
+            ),
+            push_slot_wait: histogram(
+                &r,
+                "gitclaw_push_slot_wait_seconds",
+                "How long pushes waited for a slot, by whether they got one.",
+                &["outcome"],
+                WAIT_BUCKETS,
+            ),
+            store_requests: counter(
+                &r,
+                "gitclaw_store_requests_total",
+                "Requests sent to the object store (each attempt and each part), by operation and status.",
+                &["operation", "status"],
+            ),
+            store_duration: histogram(
+                &r,
+                "gitclaw_store_request_duration_seconds",
+                "Latency of object-store requests, by operation.",
+                &["operation"],
+                STORE_BUCKETS,
+            ),
+            store_errors: counter(
+                &r,
+                "gitclaw_store_errors_total",
+                "Failed object-store requests, by operation and kind (throttled, connection, not_found, denied, corrupt, server, other).",
+                &["operation", "kind"],
+            ),
+            store_retries: counter(
+                &r,
+                "gitclaw_store_retries_total",
+                "Object-store requests tried again after a retryable failure, by operation.",
+                &["operation"],
+            ),
+            cache_lookups: counter(
+                &r,
+                "gitclaw_cache_lookups_total",
+                "Cache lookups, by cache and result (hit or miss).",
+                &["cache", "result"],
+            ),
+            cache_bytes: gauges(
+                &r,
+                "gitclaw_cache_bytes",
+                "Bytes a cache holds now.",
+                &["cache"],
+            ),
+            cache_capacity: gauges(
+                &r,
+                "gitclaw_cache_capacity_bytes",
+                "The most bytes a cache may hold.",
+                &["cache"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text of `GET /metrics`.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Count one cache lookup.
+    pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache_lookups.with_label_values(&[cache, result]).inc();
+    }
+}
+
+/// Times one git request and records it when it ends: its count by outcome,
+/// its duration, the in-flight gauge, and a warning when it was slower than
+/// `GITCLAW_SLOW_REQUEST_MS`. A request dropped before it finished (the client
+/// went away mid-answer) counts as `cancelled`.
+pub struct GitRequestTimer {
+    metrics: Arc<Metrics>,
+    service: &'static str,
+    protocol: &'static str,
+    repo: String,
+    started: Instant,
+    slow: Duration,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl GitRequestTimer {
+    pub fn start(
+        metrics: &Arc<Metrics>,
+        service: &'static str,
+        protocol: u8,
+        repo: String,
+        slow: Duration,
+    ) -> GitRequestTimer {
+        metrics.git_in_flight.with_label_values(&[service]).inc();
+        GitRequestTimer {
+            metrics: metrics.clone(),
+            service,
+            protocol: if protocol == 2 { "v2" } else { "v0" },
+            repo,
+            started: Instant::now(),
+            slow,
+            done: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The request ended: `fault` is `None` when it succeeded.
+    pub fn finish(mut self, fault: Option<Fault>) {
+        self.record(outcome(fault));
+    }
+
+    /// The request failed before its answer began (the timer is then spent:
+    /// dropping it records nothing more).
+    pub fn fail(&self, fault: Fault) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.count(outcome(Some(fault)));
+        }
+    }
+
+    fn record(&mut self, outcome: &'static str) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.count(outcome);
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        let elapsed = self.started.elapsed();
+        let m = &self.metrics;
+        m.git_in_flight.with_label_values(&[self.service]).dec();
+        m.git_requests
+            .with_label_values(&[self.service, self.protocol, outcome])
+            .inc();
+        m.git_duration
+            .with_label_values(&[self.service])
+            .observe(elapsed.as_secs_f64());
+        if elapsed > self.slow {
+            tracing::warn!(
+                service = self.service,
+                repo = %self.repo,
+                duration_ms = elapsed.as_millis() as u64,
+                threshold_ms = self.slow.as_millis() as u64,
+                request_id = %crate::error::RequestId::current(),
+                outcome,
+                "slow git request: {} of {} took {} ms",
+                self.service,
+                self.repo,
+                elapsed.as_millis()
+            );
+        }
+    }
+}
+
+impl Drop for GitRequestTimer {
+    fn drop(&mut self) {
+        self.record("cancelled");
+    }
+}
+
+/// Holds a gauge one higher while it lives (a push in its slot).
+pub struct Raised<'a>(&'a IntGauge);
+
+impl<'a> Raised<'a> {
+    pub fn new(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Raised(gauge)
+    }
+}
+
+impl Drop for Raised<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The `outcome` label of a git request.
+pub fn outcome(fault: Option<Fault>) -> &'static str {
+    match fault {
+        None => "ok",
+        Some(Fault::Client) => "client_error",
+        Some(Fault::Conflict) => "conflict",
+        Some(Fault::Limit) => "limit",
+        Some(Fault::Unavailable) => "unavailable",
+        Some(Fault::Internal) => "internal_error",
+    }
+}
+
+/// The `kind` label of a failed object-store request.
+pub fn store_error_kind(err: &gitclaw_storage::StorageError) -> &'static str {
+    use gitclaw_storage::StorageError as E;
+    match err {
+        E::RateLimited(_) => "throttled",
+        E::Connection(_) => "connection",
+        E::NotFound { .. } => "not_found",
+        E::AccessDenied(_) | E::BucketNotFound(_) => "denied",
+        E::Corrupted { .. } => "corrupt",
+        E::UploadFailed { .. } => "server",
+        _ => "other",
+    }
+}
+
+impl gitclaw_storage::StoreObserver for Metrics {
+    fn request(
+        &self,
+        operation: &'static str,
+        elapsed: Duration,
+        error: Option<&gitclaw_storage::StorageError>,
+    ) {
+        // A key that is not there is an answer, not a failure of the store.
+        let status = match error {
+            None => "ok",
+            Some(gitclaw_storage::StorageError::NotFound { .. }) => "not_found",
+            Some(_) => "error",
+        };
+        self.store_requests
+            .with_label_values(&[operation, status])
+            .inc();
+        self.store_duration
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
+        if let Some(err) = error {
+            self.store_errors
+                .with_label_values(&[operation, store_error_kind(err)])
+                .inc();
+        }
+    }
+
+    fn retry(&self, operation: &'static str) {
+        self.store_retries.with_label_values(&[operation]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitclaw_storage::StoreObserver;
+
+    #[test]
+    fn store_requests_are_counted_timed_and_their_failures_sorted() {
+        let metrics = Metrics::new();
+        metrics.request("GetObject", Duration::from_millis(3), None);
+        metrics.request(
+            "GetObject",
+            Duration::from_millis(40),
+            Some(&gitclaw_storage::StorageError::RateLimited(
+                "slow down".into(),
+            )),
+        );
+        metrics.retry("GetObject");
+        let text = metrics.render();
+        for line in [
+            "gitclaw_store_requests_total{operation=\"GetObject\",status=\"ok\"} 1",
+            "gitclaw_store_requests_total{operation=\"GetObject\",status=\"error\"} 1",
+            "gitclaw_store_errors_total{kind=\"throttled\",operation=\"GetObject\"} 1",
+            "gitclaw_store_retries_total{operation=\"GetObject\"} 1",
+            "gitclaw_store_request_duration_seconds_count{operation=\"GetObject\"} 2",
+            "gitclaw_store_request_duration_seconds_bucket{operation=\"GetObject\",le=\"0.005\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(text.contains("gitclaw_build_info{version=\""));
+    }
+}

@@ -1,0 +1,221 @@
+//! `GET /metrics`: what a push, a full clone and a shallow clone leave in the
+//! counters an operator scrapes; `promtool check metrics` finds no problem with
+//! the text; and on S3 the object-store requests counted are exactly the
+//! requests the store saw (each attempt and each part).
+
+mod common;
+
+use std::{collections::HashMap, process::Command, time::Duration};
+
+use common::proxy::{Fault, FaultProxy};
+use common::*;
+
+/// Samples of the exposition text: `name{labels}` → value.
+fn scrape(addr: std::net::SocketAddr) -> (String, HashMap<String, f64>) {
+    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).expect("UTF-8");
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect();
+    (text, samples)
+}
+
+/// The sum of every sample of `name` whose labels include each of `labels`.
+fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
+    samples
+        .iter()
+        .filter(|(key, _)| {
+            key.split('{').next() == Some(name) && labels.iter().all(|l| key.contains(l))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[test]
+fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
+    let pushed = Pushed::fixture("mia", "seen", 4);
+    let server = &pushed.server;
+    let work = pushed.work.path();
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            &pushed.url,
+            work.join("full").to_str().unwrap(),
+        ],
+    );
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &pushed.url,
+            work.join("shallow").to_str().unwrap(),
+        ],
+    );
+    let (text, samples) = scrape(server.addr);
+
+    // One push; git may send a probe request before a big pack, so count
+    // requests: at least one, and every one of them a success.
+    let pushes = sum(
+        &samples,
+        "gitclaw_git_requests_total",
+        &["service=\"receive-pack\""],
+    );
+    let ok_pushes = sum(
+        &samples,
+        "gitclaw_git_requests_total",
+        &["service=\"receive-pack\"", "outcome=\"ok\""],
+    );
+    assert!(ok_pushes >= 1.0, "{text}");
+    assert_eq!(ok_pushes, pushes, "{text}");
+    let fetches = |shape: &str| {
+        sum(
+            &samples,
+            "gitclaw_fetches_total",
+            &[&format!("shape=\"{shape}\"")],
+        )
+    };
+    assert_eq!(fetches("full"), 1.0, "{text}");
+    assert_eq!(fetches("shallow"), 1.0, "{text}");
+    assert_eq!(
+        sum(&samples, "gitclaw_fetch_pack_sources_total", &[]),
+        2.0,
+        "one pack source per clone: {text}"
+    );
+    assert!(sum(&samples, "gitclaw_pack_sent_bytes_total", &[]) > 0.0);
+    assert!(sum(&samples, "gitclaw_pack_received_bytes_total", &[]) > 0.0);
+    let upload_packs = sum(
+        &samples,
+        "gitclaw_git_requests_total",
+        &["service=\"upload-pack\"", "outcome=\"ok\""],
+    );
+    assert!(upload_packs >= 2.0, "{text}");
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_git_request_duration_seconds_count",
+            &["service=\"upload-pack\""]
+        ),
+        upload_packs,
+        "every request is timed once: {text}"
+    );
+    assert_eq!(
+        sum(&samples, "gitclaw_git_requests_in_flight", &[]),
+        0.0,
+        "{text}"
+    );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_http_requests_total",
+            &["route=\"/{owner}/{repo}/info/refs\"", "status=\"200\""]
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_cache_lookups_total",
+            &["cache=\"responses\""]
+        ) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(&samples, "gitclaw_push_slots_in_use", &[]),
+        0.0,
+        "{text}"
+    );
+    assert!(!text.contains("mia/seen"), "no repository names in labels");
+
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("promtool runs (scripts/test.sh installs Debian's prometheus package)");
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn store_requests_counted_are_the_requests_the_store_saw() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let mut s3 = s3_settings();
+    s3.endpoint = Some(proxy.endpoint());
+    s3.max_retries = 3;
+    s3.retry_max_backoff = Duration::from_millis(200);
+    let database_url = postgres_database();
+    let server = Server::start_with(|config| {
+        config.s3 = Some(s3);
+        config.database_url = database_url;
+    });
+    let counted =
+        |samples: &HashMap<String, f64>| sum(samples, "gitclaw_store_requests_total", &[]);
+    let before = counted(&scrape(server.addr).1);
+    let seen_before = proxy.seen().len();
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 12);
+    let url = server.create_repo("mia", "counted");
+    push_everything(&src, &url);
+    // Some requests fail once and are retried: each attempt is a request.
+    proxy.inject(Fault::InternalError, &["GET"], 0, Some(2));
+    git(
+        work.path(),
+        &["clone", "-q", &url, work.path().join("c").to_str().unwrap()],
+    );
+    proxy.clear();
+
+    let (text, samples) = scrape(server.addr);
+    let seen = proxy.seen().len() - seen_before;
+    assert!(seen > 0);
+    assert_eq!(
+        counted(&samples) - before,
+        seen as f64,
+        "requests counted vs requests the store saw: {text}"
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_store_request_duration_seconds_count",
+            &[]
+        ),
+        counted(&samples),
+        "every request is timed: {text}"
+    );
+    assert_eq!(
+        sum(&samples, "gitclaw_store_retries_total", &[]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_store_requests_total",
+            &["status=\"error\""]
+        ),
+        2.0,
+        "{text}"
+    );
+}
