@@ -111,7 +111,12 @@ fn a_store_outage_fails_reads_clearly_and_leaves_refs_unchanged() {
     assert_eq!(status, 200);
     let (status, body) = http(third.addr, "GET", "/readyz", &[], b"");
     assert_eq!(status, 503, "not ready while the store is down");
-    assert!(String::from_utf8_lossy(&body).contains("S3_CONNECTION_ERROR"));
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("object store: failing (S3_CONNECTION_ERROR)"),
+        "{body}"
+    );
+    assert!(body.contains("database: ok"), "{body}");
     let (status, _) = http(third.addr, "GET", "/api/v1/repos/olga/outage", &[], b"");
     assert_eq!(status, 200);
 

@@ -165,18 +165,48 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers and the object store can be listed.
-pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.meta.ping().await.map_err(|err| {
-        tracing::error!(error = %chain(&err), "readiness: the database does not answer");
-        unavailable("DATABASE_UNAVAILABLE", "the metadata database")
-    })?;
-    let probe = gitclaw_storage::RepoId::new("readyz")?;
-    state.store.list(&probe.prefix()).await.map_err(|err| {
-        tracing::error!(error = %chain(&err), "readiness: the object store does not answer");
-        unavailable(err.code(), "the object store")
-    })?;
-    Ok("ready\n")
+/// Ready when every dependency answers: one line per dependency (`ok`, or
+/// `failing (CODE)`), then `ready` (200) or `not ready` (503). Both are
+/// checked at once; the log has each failure whole, with the request id.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let database = async {
+        match state.meta.ping().await {
+            Ok(()) => None,
+            Err(err) => {
+                tracing::error!(error = %chain(&err), "readiness: the database does not answer");
+                Some("DATABASE_UNAVAILABLE")
+            }
+        }
+    };
+    let store = async {
+        let probe = match gitclaw_storage::RepoId::new("readyz") {
+            Ok(probe) => probe,
+            Err(err) => return Some(err.code()),
+        };
+        match state.store.list(&probe.prefix()).await {
+            Ok(_) => None,
+            Err(err) => {
+                tracing::error!(error = %chain(&err), "readiness: the object store does not answer");
+                Some(err.code())
+            }
+        }
+    };
+    let (database, store) = tokio::join!(database, store);
+    let mut body = String::new();
+    for (name, failure) in [("database", database), ("object store", store)] {
+        match failure {
+            None => body.push_str(&format!("{name}: ok\n")),
+            Some(code) => body.push_str(&format!("{name}: failing ({code})\n")),
+        }
+    }
+    let ready = database.is_none() && store.is_none();
+    body.push_str(if ready { "ready\n" } else { "not ready\n" });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
