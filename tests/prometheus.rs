@@ -85,6 +85,10 @@ impl Prometheus {
     fn value(&self, query: &str) -> Option<f64> {
         let path = format!("/api/v1/query?query={}", encode(query));
         let (status, body) = http(self.addr, "GET", &path, &[], b"");
+        if status == 503 {
+            // Still starting up.
+            return None;
+        }
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let result = answer["data"]["result"].as_array()?;
