@@ -219,3 +219,45 @@ fn store_requests_counted_are_the_requests_the_store_saw() {
         "{text}"
     );
 }
+
+#[test]
+fn a_git_request_slower_than_the_threshold_logs_one_warning_naming_it() {
+    let mut slow = ServerProcess::start(&[("GITCLAW_SLOW_REQUEST_MS", "1".to_string())]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let url = slow.create_repo("mia", "slow");
+    push_everything(&src, &url);
+    git(
+        work.path(),
+        &["clone", "-q", &url, work.path().join("c").to_str().unwrap()],
+    );
+    let warning = slow.log.wait_for(Duration::from_secs(30), |line| {
+        line.contains("WARN") && line.contains("slow git request: upload-pack of mia/slow took")
+    });
+    assert!(warning.contains("request_id="), "{warning}");
+    assert!(warning.contains("threshold_ms=1"), "{warning}");
+    let ms: u64 = warning
+        .split("took ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {warning}"));
+    assert!(ms >= 1, "{warning}");
+    let _ = slow.child.kill();
+
+    // Under the default threshold the same work says nothing.
+    let mut quiet = ServerProcess::start(&[]);
+    let url = quiet.create_repo("mia", "quiet");
+    push_everything(&src, &url);
+    git(
+        work.path(),
+        &["clone", "-q", &url, work.path().join("q").to_str().unwrap()],
+    );
+    let _ = quiet.child.kill();
+    let lines = quiet.log.until_closed(Duration::from_secs(30));
+    assert!(
+        !lines.iter().any(|l| l.contains("slow git request")),
+        "{lines:?}"
+    );
+}

@@ -473,6 +473,8 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     pub url: String,
     pub data: tempfile::TempDir,
+    /// What the process writes to stderr.
+    pub log: ServerLog,
     env: Vec<(String, String)>,
 }
 
@@ -488,12 +490,13 @@ impl ServerProcess {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let (child, addr) = Self::spawn(&data, "127.0.0.1:0", &env);
+        let (child, addr, log) = Self::spawn(&data, "127.0.0.1:0", &env);
         ServerProcess {
             child,
             addr,
             url: format!("http://{addr}"),
             data,
+            log,
             env,
         }
     }
@@ -503,8 +506,9 @@ impl ServerProcess {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, addr) = Self::spawn(&self.data, &self.addr.to_string(), &self.env);
+        let (child, addr, log) = Self::spawn(&self.data, &self.addr.to_string(), &self.env);
         self.child = child;
+        self.log = log;
         assert_eq!(addr, self.addr, "the restarted server listens where it did");
     }
 
@@ -526,7 +530,7 @@ impl ServerProcess {
         data: &tempfile::TempDir,
         listen: &str,
         env: &[(String, String)],
-    ) -> (std::process::Child, std::net::SocketAddr) {
+    ) -> (std::process::Child, std::net::SocketAddr, ServerLog) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
         cmd.env_remove("DATABASE_URL")
             .env_remove("GITCLAW_CONFIG")
@@ -541,7 +545,7 @@ impl ServerProcess {
         let mut child = cmd.arg("serve").spawn().expect("gitclaw starts");
         let mut log = ServerLog::follow(&mut child);
         match log.listen_addr(std::time::Duration::from_secs(60)) {
-            Ok(addr) => (child, addr),
+            Ok(addr) => (child, addr, log),
             Err(err) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -650,6 +654,29 @@ impl ServerLog {
                         self.seen.join("\n")
                     ))
                 }
+            }
+        }
+    }
+
+    /// The first line (seen before or arriving within `deadline`) that
+    /// `wanted` accepts; panics with everything written if none does.
+    pub fn wait_for(
+        &mut self,
+        deadline: std::time::Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+                return line.clone();
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no such line within {deadline:?}; it wrote:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
