@@ -600,7 +600,8 @@ impl Drop for ServerProcess {
 /// What a `gitclaw` process writes to stderr, line by line: echoed into the
 /// test's output (shown when the test fails) and kept for the test to read.
 pub struct ServerLog {
-    lines: std::sync::mpsc::Receiver<String>,
+    /// In a mutex only so a server process can be shared by test threads.
+    lines: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
     seen: Vec<String>,
 }
 
@@ -622,7 +623,7 @@ impl ServerLog {
             }
         });
         ServerLog {
-            lines,
+            lines: std::sync::Mutex::new(lines),
             seen: Vec::new(),
         }
     }
@@ -640,7 +641,7 @@ impl ServerLog {
                 return Ok(addr);
             }
             let left = until.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.get_mut().unwrap().recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     return Err(format!(
@@ -671,7 +672,7 @@ impl ServerLog {
                 return line.clone();
             }
             let left = until.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.get_mut().unwrap().recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
                 Err(_) => panic!(
                     "no such line within {deadline:?}; it wrote:\n{}",
@@ -687,7 +688,7 @@ impl ServerLog {
         let until = std::time::Instant::now() + deadline;
         loop {
             let left = until.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.get_mut().unwrap().recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
