@@ -135,7 +135,32 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
         0.0,
         "{text}"
     );
-    assert!(!text.contains("mia/seen"), "no repository names in labels");
+    // Repository names appear only in the per-repository sizes, which are the
+    // metadata's own figures.
+    for line in text.lines().filter(|l| l.contains("mia/seen")) {
+        assert!(line.starts_with("gitclaw_repository_"), "{line}");
+    }
+    let stats = server
+        .block_on(server.state.meta.repo_stats(&server.repo_id("mia", "seen")))
+        .unwrap();
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_repository_objects",
+            &["repository=\"mia/seen\""]
+        ),
+        stats.object_count as f64,
+        "{text}"
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_repository_stored_bytes",
+            &["repository=\"mia/seen\""]
+        ),
+        stats.stored_bytes as f64,
+        "{text}"
+    );
 
     let check = Command::new("promtool")
         .args(["check", "metrics"])
@@ -260,4 +285,26 @@ fn a_git_request_slower_than_the_threshold_logs_one_warning_naming_it() {
         !lines.iter().any(|l| l.contains("slow git request")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn only_the_largest_repositories_are_reported_one_by_one() {
+    let server = Server::start_with(|config| config.metrics_repos = 1);
+    let work = tempfile::tempdir().unwrap();
+    for (name, commits) in [("small", 1), ("large", 12)] {
+        let src = work.path().join(name);
+        fixture_repo(&src, commits);
+        let url = server.create_repo("mia", name);
+        push_everything(&src, &url);
+    }
+    let (text, samples) = scrape(server.addr);
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_repository_stored_bytes",
+            &["repository=\"mia/large\""]
+        ) > 0.0,
+        "{text}"
+    );
+    assert!(!text.contains("mia/small"), "past the cap: {text}");
 }

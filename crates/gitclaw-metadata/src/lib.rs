@@ -45,7 +45,7 @@ pub use compaction::{Compaction, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
-pub use objects::{LooseRecord, PackRecord, RepoStats, OBJECT_KINDS};
+pub use objects::{LooseRecord, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID,
     REASON_STALE,

@@ -289,4 +289,48 @@ impl Metadata {
             loose_bytes,
         })
     }
+
+    /// The `limit` repositories storing the most bytes, largest first: for
+    /// per-repository metrics, read from the database alone (never the store).
+    pub async fn largest_repos(&self, limit: u32) -> Result<Vec<RepoSize>> {
+        let rows = sqlx::query(
+            "SELECT r.owner AS owner, r.name AS name, \
+                    CAST(COALESCE(p.objects, 0) + COALESCE(l.n, 0) AS BIGINT) AS objects, \
+                    CAST(COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) AS BIGINT) AS bytes \
+             FROM repositories r \
+             LEFT JOIN (SELECT repo_id, SUM(object_count) AS objects, \
+                               SUM(pack_bytes + index_bytes) AS bytes \
+                        FROM packs GROUP BY repo_id) p ON p.repo_id = r.id \
+             LEFT JOIN (SELECT repo_id, COUNT(*) AS n, SUM(size) AS bytes \
+                        FROM loose_objects GROUP BY repo_id) l ON l.repo_id = r.id \
+             ORDER BY bytes DESC, r.owner, r.name LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RepoSize {
+                    owner: get_str(row, "owner")?,
+                    name: get_str(row, "name")?,
+                    objects: get_u64(row, "objects")?,
+                    bytes: get_u64(row, "bytes")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Connections of the pool: (open, of which idle).
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool().size(), self.pool().num_idle())
+    }
+}
+
+/// A repository's size as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSize {
+    pub owner: String,
+    pub name: String,
+    pub objects: u64,
+    pub bytes: u64,
 }

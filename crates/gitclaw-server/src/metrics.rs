@@ -57,6 +57,9 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     pub cache_bytes: IntGaugeVec,
     pub cache_capacity: IntGaugeVec,
+    pub repo_objects: IntGaugeVec,
+    pub repo_bytes: IntGaugeVec,
+    pub db_connections: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -245,6 +248,24 @@ impl Metrics {
                 "gitclaw_cache_capacity_bytes",
                 "The most bytes a cache may hold.",
                 &["cache"],
+            ),
+            repo_objects: gauges(
+                &r,
+                "gitclaw_repository_objects",
+                "Objects a repository stores, for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            repo_bytes: gauges(
+                &r,
+                "gitclaw_repository_stored_bytes",
+                "Bytes a repository stores (packs, indexes, loose objects), for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            db_connections: gauges(
+                &r,
+                "gitclaw_db_pool_connections",
+                "Connections of the metadata database pool, by state (in_use, idle).",
+                &["state"],
             ),
             registry: r,
         }

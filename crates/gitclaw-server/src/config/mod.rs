@@ -75,6 +75,8 @@ pub struct Config {
     pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
     /// A git request slower than this logs a warning.
     pub slow_request: Duration,
+    /// How many repositories `/metrics` reports sizes for (the largest).
+    pub metrics_repos: u32,
     /// What the operator should change, though the server runs as it is (a former
     /// setting name in use); the command line logs each once at start.
     pub warnings: Vec<String>,
@@ -191,6 +193,7 @@ impl Config {
         };
         let fsck_objects = sources.value(&FSCK_OBJECTS);
         let slow_request = Duration::from_millis(sources.value(&SLOW_REQUEST_MS));
+        let metrics_repos = u32::try_from(sources.value(&METRICS_REPOS)).unwrap_or(u32::MAX);
         let s3 = s3_settings(sources);
         Config {
             listen,
@@ -213,6 +216,7 @@ impl Config {
             timeouts,
             fsck_objects,
             slow_request,
+            metrics_repos,
             warnings: Vec::new(),
         }
     }

@@ -114,6 +114,7 @@ pub const SECTIONS: &[Section] = &[
             &CLAIM_LEASE_SECS,
             &FSCK_OBJECTS,
             &SLOW_REQUEST_MS,
+            &METRICS_REPOS,
             &LOG_FORMAT,
         ],
     },
@@ -207,6 +208,14 @@ pub const SLOW_REQUEST_MS: Setting<Number> = Setting {
     kind: Number::at_least(1),
     default: Value("10000"),
     help: "a git request slower than this logs a warning naming the service, the repository, the duration and the request id",
+    deprecated: &[],
+};
+
+pub const METRICS_REPOS: Setting<Number> = Setting {
+    name: "GITCLAW_METRICS_REPOS",
+    kind: Number::ANY,
+    default: Value("100"),
+    help: "how many repositories (the largest) `/metrics` reports objects and bytes for; the rest only through the stats endpoint (`0`: none)",
     deprecated: &[],
 };
 

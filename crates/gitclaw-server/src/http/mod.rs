@@ -60,11 +60,41 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format, the caches'
-/// sizes taken at the moment of the scrape.
+/// `GET /metrics`: every metric in the Prometheus text format; the caches'
+/// sizes, the database pool and the largest repositories' sizes are taken at
+/// the moment of the scrape (the sizes from the database, never the store).
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     state.packs.report().await;
     state.responses.report();
+    let m = &state.metrics;
+    let (open, idle) = state.meta.pool_connections();
+    let in_use = i64::from(open).saturating_sub(i64::try_from(idle).unwrap_or(i64::MAX));
+    m.db_connections.with_label_values(&["in_use"]).set(in_use);
+    m.db_connections
+        .with_label_values(&["idle"])
+        .set(i64::try_from(idle).unwrap_or(i64::MAX));
+    if state.config.metrics_repos > 0 {
+        match state.meta.largest_repos(state.config.metrics_repos).await {
+            Ok(repos) => {
+                // Deleted or overtaken repositories drop out of the export.
+                m.repo_objects.reset();
+                m.repo_bytes.reset();
+                for repo in repos {
+                    let name = format!("{}/{}", repo.owner, repo.name);
+                    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    m.repo_objects
+                        .with_label_values(&[&name])
+                        .set(gauge(repo.objects));
+                    m.repo_bytes
+                        .with_label_values(&[&name])
+                        .set(gauge(repo.bytes));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %crate::error::chain(&err), "metrics: cannot read repository sizes")
+            }
+        }
+    }
     let mut response = Response::new(axum::body::Body::from(state.metrics.render()));
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
