@@ -308,3 +308,30 @@ fn only_the_largest_repositories_are_reported_one_by_one() {
     );
     assert!(!text.contains("mia/small"), "past the cap: {text}");
 }
+
+#[test]
+fn with_a_metrics_token_only_a_scraper_that_sends_it_reads_the_metrics() {
+    let token = "scrape-0123456789abcdef";
+    let server = Server::start_with(|config| config.metrics_token = Some(token.to_string()));
+    let (status, head, _) = http_full(server.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    let wrong = [("Authorization", "Bearer scrape-0123456789abcdeX")];
+    assert_eq!(http(server.addr, "GET", "/metrics", &wrong, b"").0, 401);
+    let bearer = format!("Bearer {token}");
+    let (status, body) = http(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("gitclaw_build_info"));
+    // The rest of the server is not behind it.
+    assert_eq!(http(server.addr, "GET", "/healthz", &[], b"").0, 200);
+}

@@ -95,6 +95,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a request may read `/metrics`: always when no
+/// `GITCLAW_METRICS_TOKEN` is set, else only with that token (Bearer, or as
+/// the Basic password).
+pub fn may_scrape(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.config.metrics_token else {
+        return true;
+    };
+    matches!(secret_from(headers), Ok(Some(secret)) if constant_time_eq(secret.as_bytes(), token.as_bytes()))
+}
+
 /// A new token secret: 32 random bytes, hex, with a recognisable prefix.
 pub fn new_secret() -> String {
     let a = uuid::Uuid::new_v4();

@@ -57,6 +57,8 @@ pub struct Config {
     pub gc: GcSettings,
     /// The bootstrap admin token; `None` runs the server open (no authentication).
     pub admin_token: Option<String>,
+    /// The token `/metrics` asks for; `None` leaves it open.
+    pub metrics_token: Option<String>,
     /// Allow running open on a non-loopback address.
     pub allow_anonymous: bool,
     /// Bytes of generated clone responses kept on disk for repeated identical clones (0: off).
@@ -177,6 +179,7 @@ impl Config {
             claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
         };
         let admin_token = sources.optional(&ADMIN_TOKEN);
+        let metrics_token = sources.optional(&METRICS_TOKEN);
         let allow_anonymous = sources.value(&ALLOW_ANONYMOUS);
         let push_wait_secs = sources.value(&PUSH_WAIT_SECS);
         let response_cache_bytes = sources.value(&RESPONSE_CACHE_BYTES);
@@ -207,6 +210,7 @@ impl Config {
             s3,
             gc,
             admin_token,
+            metrics_token,
             allow_anonymous,
             response_cache_bytes,
             object_cache_bytes,

@@ -120,7 +120,7 @@ pub const SECTIONS: &[Section] = &[
     },
     Section {
         title: "Authentication",
-        settings: &[&ADMIN_TOKEN, &ALLOW_ANONYMOUS],
+        settings: &[&ADMIN_TOKEN, &ALLOW_ANONYMOUS, &METRICS_TOKEN],
     },
     Section {
         title: "Object store (S3)",
@@ -366,6 +366,14 @@ pub const ADMIN_TOKEN: Setting<Secret> = Setting {
     kind: Secret { min_len: 16 },
     default: Absent("unset: the server runs open"),
     help: "bootstrap admin token; setting it turns authentication on",
+    deprecated: &[],
+};
+
+pub const METRICS_TOKEN: Setting<Secret> = Setting {
+    name: "GITCLAW_METRICS_TOKEN",
+    kind: Secret { min_len: 16 },
+    default: Absent("unset: `/metrics` is open"),
+    help: "bearer token a scraper must send for `/metrics` (`Authorization: Bearer …`)",
     deprecated: &[],
 };
 

@@ -63,7 +63,21 @@ pub fn router(state: AppState) -> Router {
 /// `GET /metrics`: every metric in the Prometheus text format; the caches'
 /// sizes, the database pool and the largest repositories' sizes are taken at
 /// the moment of the scrape (the sizes from the database, never the store).
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !crate::auth::may_scrape(&state, &headers) {
+        let mut response = render::plain(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "/metrics needs the GITCLAW_METRICS_TOKEN as a bearer token",
+        );
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"GitClaw metrics\""),
+        );
+        return response;
+    }
     state.packs.report().await;
     state.responses.report();
     let m = &state.metrics;
