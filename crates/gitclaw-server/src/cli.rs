@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use crate::{
     app::AppState,
     config::Config,
-    config::LogFormat,
     service::{repos, tokens},
 };
 
@@ -112,7 +111,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    let _telemetry = crate::telemetry::init(config.log_format);
     for warning in &config.warnings {
         tracing::warn!("configuration: {warning}");
     }
@@ -155,19 +154,6 @@ pub fn main() -> ExitCode {
             eprintln!("gitclaw: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod names;
 pub mod scratch;
 pub mod service;
+pub mod telemetry;
 
 use std::future::Future;
 

@@ -138,10 +138,16 @@ async fn with_request_id(
         .unwrap_or_else(RequestId::generate);
     let span = tracing::info_span!(
         "request",
+        otel.name = %format!("{} {route}", request.method()),
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
     );
+    {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        // Continue the client's trace when it sent one.
+        let _ = span.set_parent(crate::telemetry::remote_context(request.headers()));
+    }
     let mut response = id.clone().scope(next.run(request)).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

@@ -180,6 +180,7 @@ impl RetryPolicy {
     }
 
     /// Run one logical S3 call, `attempt_fn` being one try of it, under the policy.
+    #[tracing::instrument(name = "s3", level = "info", skip_all, fields(operation = op, key = key))]
     pub(super) async fn run<T, F, Fut>(
         &self,
         op: &'static str,

@@ -57,6 +57,8 @@ pub struct Fetch {
     job: FetchJob,
     repo: String,
     request_id: RequestId,
+    /// The request's span, entered again on the blocking thread.
+    span: tracing::Span,
 }
 
 /// What the shared caches and settings give every fetch.
@@ -237,6 +239,7 @@ pub async fn upload_pack(
         job,
         repo: format!("{}/{}", repo.owner, repo.name),
         request_id: RequestId::current(),
+        span: tracing::Span::current(),
     })))
 }
 
@@ -244,26 +247,28 @@ impl Fetch {
     /// Write the whole response to `out`. Blocking. A failure is reported to
     /// the client in git's terms and logged; whose fault it was is returned.
     pub fn run(self, out: &mut dyn Write) -> Option<Fault> {
-        let request_id = self.request_id.clone();
-        request_id.scope_sync(|| {
-            let mut pack_started = false;
-            let shared = RefCell::new(out);
-            let result = self.respond(&shared, &mut pack_started);
-            let out = shared.into_inner();
-            if let Err(err) = result {
-                err.log(&format!("fetch from {}", self.repo));
-                let message = format!("upload-pack: {}", err.client_message());
-                let mut report = Vec::new();
-                if pack_started && self.job.sideband.is_some() {
-                    let mut sink = PackSink::new(out, self.job.sideband);
-                    let _ = sink.band(Band::Error, format!("{message}\n").as_bytes());
-                } else if !pack_started {
-                    pktline::write_err(&mut report, &message);
+        let (request_id, span) = (self.request_id.clone(), self.span.clone());
+        span.in_scope(|| {
+            request_id.scope_sync(|| {
+                let mut pack_started = false;
+                let shared = RefCell::new(out);
+                let result = self.respond(&shared, &mut pack_started);
+                let out = shared.into_inner();
+                if let Err(err) = result {
+                    err.log(&format!("fetch from {}", self.repo));
+                    let message = format!("upload-pack: {}", err.client_message());
+                    let mut report = Vec::new();
+                    if pack_started && self.job.sideband.is_some() {
+                        let mut sink = PackSink::new(out, self.job.sideband);
+                        let _ = sink.band(Band::Error, format!("{message}\n").as_bytes());
+                    } else if !pack_started {
+                        pktline::write_err(&mut report, &message);
+                    }
+                    let _ = out.write_all(&report).and_then(|_| out.flush());
+                    return Some(err.fault());
                 }
-                let _ = out.write_all(&report).and_then(|_| out.flush());
-                return Some(err.fault());
-            }
-            None
+                None
+            })
         })
     }
 
@@ -286,6 +291,7 @@ impl Fetch {
             }
             return Ok(());
         }
+        let negotiation = tracing::info_span!("negotiate").entered();
         let mut graph = Graph::new(db);
         // Once the pack phase has begun (sideband open), long walks keep the client
         // hearing from us.
@@ -347,6 +353,7 @@ impl Fetch {
             v2::write_section(&mut lines, Section::Packfile);
         }
         send(&lines)?;
+        drop(negotiation);
         if !send_pack {
             return out.flush().map_err(GitError::ClientGone);
         }
@@ -357,8 +364,10 @@ impl Fetch {
             .with_label_values(&[shape(job, refs)])
             .inc();
         heartbeat.start();
-        let source = source::choose(db, job, &mut graph, &commons, &plan)?;
-        source::write(db, job, source, &heartbeat)
+        let source = tracing::info_span!("choose_pack_source")
+            .in_scope(|| source::choose(db, job, &mut graph, &commons, &plan))?;
+        tracing::info_span!("write_pack", source = source.label())
+            .in_scope(|| source::write(db, job, source, &heartbeat))
     }
 }
 

@@ -53,7 +53,7 @@ pub enum PackSource {
 
 impl PackSource {
     /// The `source` label of the metrics.
-    fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             PackSource::Stored(_) => "stored",
             PackSource::Cached { .. } => "response_cache",

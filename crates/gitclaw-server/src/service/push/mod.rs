@@ -27,6 +27,7 @@ use gitclaw_protocol::{
 };
 use gitclaw_storage::RepoId;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tracing::Instrument;
 
 use crate::{
     app::AppState,
@@ -214,8 +215,9 @@ async fn process(
         .tempdir_in(&state.scratch.dir)
         .map_err(GitError::io("creating a work directory"))?;
     let spooled = work.path().join("incoming.pack");
-    let pack_bytes =
-        spool::spool_pack(leftover, body, &spooled, state.config.max_pack_bytes).await?;
+    let pack_bytes = spool::spool_pack(leftover, body, &spooled, state.config.max_pack_bytes)
+        .instrument(tracing::info_span!("spool"))
+        .await?;
     // A slot is for the work below, not for waiting on the client: a pack still
     // arriving (or never arriving) holds none.
     let metrics = &state.metrics;
@@ -271,7 +273,9 @@ async fn store_and_commit(
             fsck: state.config.fsck_objects,
             ..IngestOptions::default()
         };
-        tokio::task::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options)).await??
+        tokio::task::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
+            .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
+            .await??
     } else {
         None
     };
@@ -346,6 +350,7 @@ async fn store_and_commit(
             actor: actor.to_string(),
             details: stored.details,
         })
+        .instrument(tracing::info_span!("commit"))
         .await?;
     let mut any_applied = false;
     for ((i, _), result) in updates.iter().zip(results) {
