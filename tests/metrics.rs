@@ -335,3 +335,17 @@ fn with_a_metrics_token_only_a_scraper_that_sends_it_reads_the_metrics() {
     // The rest of the server is not behind it.
     assert_eq!(http(server.addr, "GET", "/healthz", &[], b"").0, 200);
 }
+
+#[test]
+fn a_database_statement_slower_than_the_threshold_logs_a_warning_with_its_sql() {
+    // Creating the schema of a fresh PostgreSQL database takes well over 1 ms.
+    let mut server = ServerProcess::start(&[
+        ("DATABASE_URL", postgres_database()),
+        ("GITCLAW_SLOW_DB_MS", "1".to_string()),
+    ]);
+    let warning = server.log.wait_for(Duration::from_secs(30), |line| {
+        line.contains("WARN") && line.contains("slow statement")
+    });
+    assert!(warning.contains("elapsed"), "{warning}");
+    let _ = server.child.kill();
+}

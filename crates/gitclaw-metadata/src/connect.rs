@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::any::{Any, AnyPoolOptions};
+use std::str::FromStr;
+
+use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr, Transaction};
 
@@ -63,6 +65,9 @@ pub struct ConnectOptions {
     /// SQLite only: how long a writer waits for another writer's lock before
     /// failing with `SQLITE_BUSY`. Concurrent pushes queue up within it.
     pub sqlite_busy_timeout: Duration,
+    /// A statement slower than this is logged as a warning (with its SQL and
+    /// duration, target `sqlx::query`); every statement at DEBUG.
+    pub slow_statement: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -71,6 +76,7 @@ impl Default for ConnectOptions {
             max_connections: None,
             acquire_timeout: Duration::from_secs(30),
             sqlite_busy_timeout: Duration::from_secs(10),
+            slow_statement: Duration::from_secs(1),
         }
     }
 }
@@ -258,12 +264,18 @@ impl Metadata {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let pool_options = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout);
+        let logged = |url: &str| -> Result<AnyConnectOptions> {
+            use sqlx::ConnectOptions as _;
+            Ok(AnyConnectOptions::from_str(url)?
+                .log_statements(log::LevelFilter::Debug)
+                .log_slow_statements(log::LevelFilter::Warn, options.slow_statement))
+        };
 
         let pool = match backend {
             Backend::Postgres => {
                 pool_options
                     .max_connections(options.max_connections.unwrap_or(16))
-                    .connect(url)
+                    .connect_with(logged(url)?)
                     .await?
             }
             Backend::Sqlite => {
@@ -292,7 +304,7 @@ impl Metadata {
                 } else {
                     pool_options.max_connections(options.max_connections.unwrap_or(8))
                 };
-                let pool = pool_options.connect(&target.url).await?;
+                let pool = pool_options.connect_with(logged(&target.url)?).await?;
                 if !target.memory {
                     enable_wal(&pool).await?;
                 }

@@ -88,7 +88,11 @@ impl AppState {
         };
         std::fs::create_dir_all(&config.data_dir)
             .map_err(data_dir("cannot create", config.data_dir.clone()))?;
-        let meta = Metadata::connect(&config.database_url)
+        let options = gitclaw_metadata::ConnectOptions {
+            slow_statement: config.slow_statement,
+            ..Default::default()
+        };
+        let meta = Metadata::connect_with(&config.database_url, options)
             .await
             .map_err(StartError::Database)?;
         let metrics = Arc::new(Metrics::new());

@@ -77,6 +77,8 @@ pub struct Config {
     pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
     /// A git request slower than this logs a warning.
     pub slow_request: Duration,
+    /// A database statement slower than this logs a warning.
+    pub slow_statement: Duration,
     /// How many repositories `/metrics` reports sizes for (the largest).
     pub metrics_repos: u32,
     /// What the operator should change, though the server runs as it is (a former
@@ -196,6 +198,7 @@ impl Config {
         };
         let fsck_objects = sources.value(&FSCK_OBJECTS);
         let slow_request = Duration::from_millis(sources.value(&SLOW_REQUEST_MS));
+        let slow_statement = Duration::from_millis(sources.value(&SLOW_DB_MS));
         let metrics_repos = u32::try_from(sources.value(&METRICS_REPOS)).unwrap_or(u32::MAX);
         let s3 = s3_settings(sources);
         Config {
@@ -220,6 +223,7 @@ impl Config {
             timeouts,
             fsck_objects,
             slow_request,
+            slow_statement,
             metrics_repos,
             warnings: Vec::new(),
         }

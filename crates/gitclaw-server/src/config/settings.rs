@@ -114,6 +114,7 @@ pub const SECTIONS: &[Section] = &[
             &CLAIM_LEASE_SECS,
             &FSCK_OBJECTS,
             &SLOW_REQUEST_MS,
+            &SLOW_DB_MS,
             &METRICS_REPOS,
             &LOG_FORMAT,
         ],
@@ -208,6 +209,14 @@ pub const SLOW_REQUEST_MS: Setting<Number> = Setting {
     kind: Number::at_least(1),
     default: Value("10000"),
     help: "a git request slower than this logs a warning naming the service, the repository, the duration and the request id",
+    deprecated: &[],
+};
+
+pub const SLOW_DB_MS: Setting<Number> = Setting {
+    name: "GITCLAW_SLOW_DB_MS",
+    kind: Number::at_least(1),
+    default: Value("1000"),
+    help: "a database statement slower than this logs a warning with its SQL and duration",
     deprecated: &[],
 };
 
