@@ -130,6 +130,22 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
         ) >= 2.0,
         "{text}"
     );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_cache_lookups_total",
+            &["cache=\"objects\""]
+        ) > 0.0,
+        "the walks' object cache is counted: {text}"
+    );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_response_cache_generated_bytes_total",
+            &[]
+        ) > 0.0,
+        "{text}"
+    );
     assert_eq!(
         sum(&samples, "gitclaw_push_slots_in_use", &[]),
         0.0,

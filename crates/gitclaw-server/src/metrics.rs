@@ -57,6 +57,10 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     pub cache_bytes: IntGaugeVec,
     pub cache_capacity: IntGaugeVec,
+    pub cache_evictions: IntCounterVec,
+    pub responses_generated_bytes: IntCounter,
+    /// The object cache's counts as last reported (it counts on its own).
+    object_cache_reported: std::sync::Mutex<gitclaw_pack::odb::CacheCounts>,
     pub repo_objects: IntGaugeVec,
     pub repo_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
@@ -249,6 +253,22 @@ impl Metrics {
                 "The most bytes a cache may hold.",
                 &["cache"],
             ),
+            cache_evictions: counter(
+                &r,
+                "gitclaw_cache_evictions_total",
+                "Entries a cache dropped to stay within its bound.",
+                &["cache"],
+            ),
+            responses_generated_bytes: {
+                let metric = IntCounter::new(
+                    "gitclaw_response_cache_generated_bytes_total",
+                    "Bytes of clone packs written into the response cache (compare with gitclaw_pack_sent_bytes_total{source=\"response_cache\"}, the bytes served from it).",
+                )
+                .expect("valid counter");
+                r.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
+            object_cache_reported: Default::default(),
             repo_objects: gauges(
                 &r,
                 "gitclaw_repository_objects",
@@ -279,6 +299,35 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Bring the object cache's figures (it counts by itself, in the pack
+    /// engine) into the metrics.
+    pub fn report_object_cache(&self, cache: &gitclaw_pack::odb::ObjectCache) {
+        const NAME: &str = "objects";
+        let now = cache.counts();
+        let mut last = self
+            .object_cache_reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let lookups = |result, delta: u64| {
+            self.cache_lookups
+                .with_label_values(&[NAME, result])
+                .inc_by(delta)
+        };
+        lookups("hit", now.hits.saturating_sub(last.hits));
+        lookups("miss", now.misses.saturating_sub(last.misses));
+        self.cache_evictions
+            .with_label_values(&[NAME])
+            .inc_by(now.evicted.saturating_sub(last.evicted));
+        *last = now;
+        let gauge = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.cache_bytes
+            .with_label_values(&[NAME])
+            .set(gauge(cache.size()));
+        self.cache_capacity
+            .with_label_values(&[NAME])
+            .set(gauge(cache.capacity()));
     }
 
     /// Count one cache lookup.

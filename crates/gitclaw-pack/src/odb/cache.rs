@@ -2,7 +2,10 @@
 //! reader of every repository, because fetches walk the same recent history over
 //! and over and inflating it again is most of a walk's cost.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use gix_hash::{oid, ObjectId};
 use gix_object::Kind;
@@ -18,6 +21,18 @@ use gix_object::Kind;
 pub struct ObjectCache {
     max_bytes: usize,
     inner: std::sync::Mutex<Generations>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Entries dropped with the old generation.
+    evicted: AtomicU64,
+}
+
+/// What an [`ObjectCache`] has done since it was made, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+    pub evicted: u64,
 }
 
 #[derive(Default)]
@@ -33,6 +48,9 @@ impl ObjectCache {
         ObjectCache {
             max_bytes,
             inner: Default::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 
@@ -43,9 +61,14 @@ impl ObjectCache {
     pub(super) fn get(&self, id: &oid) -> Option<(Kind, Arc<[u8]>)> {
         let mut g = self.lock();
         if let Some(hit) = g.young.get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Some(hit.clone());
         }
-        let hit = g.old.remove(id)?;
+        let Some(hit) = g.old.remove(id) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
         g.old_bytes -= hit.1.len();
         self.admit(&mut g, id.to_owned(), hit.clone());
         Some(hit)
@@ -66,9 +89,25 @@ impl ObjectCache {
         g.young_bytes += entry.1.len();
         g.young.insert(id, entry);
         if g.young_bytes > self.max_bytes / 2 {
+            self.evicted
+                .fetch_add(g.old.len() as u64, Ordering::Relaxed);
             g.old = std::mem::take(&mut g.young);
             g.old_bytes = std::mem::take(&mut g.young_bytes);
         }
+    }
+
+    /// Lookups that found their object, lookups that did not, entries evicted.
+    pub fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The most bytes it holds.
+    pub fn capacity(&self) -> usize {
+        self.max_bytes
     }
 
     /// Bytes of object data held now.

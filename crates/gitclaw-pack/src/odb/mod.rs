@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use gix_hash::{oid, ObjectId};
 
-pub use cache::ObjectCache;
+pub use cache::{CacheCounts, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use pack::{DecodeState, PackHandle, RawEntry};
 pub use reader::ObjectReader;

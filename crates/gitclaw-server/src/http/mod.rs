@@ -80,6 +80,7 @@ async fn metrics(
     }
     state.packs.report().await;
     state.responses.report();
+    state.metrics.report_object_cache(&state.objects);
     let m = &state.metrics;
     let (open, idle) = state.meta.pool_connections();
     let in_use = i64::from(open).saturating_sub(i64::try_from(idle).unwrap_or(i64::MAX));

@@ -68,9 +68,18 @@ impl PackCache {
             .eviction_policy(EvictionPolicy::lru())
             .max_capacity(max_bytes / unit)
             .weigher(move |_, entry: &Arc<CachedPack>| weight(entry.bytes, unit))
-            .eviction_listener(|_, entry: Arc<CachedPack>, _| {
-                for file in &entry.files {
-                    let _ = std::fs::remove_file(file);
+            .eviction_listener({
+                let metrics = metrics.clone();
+                move |_, entry: Arc<CachedPack>, cause: moka::notification::RemovalCause| {
+                    if cause.was_evicted() {
+                        metrics
+                            .cache_evictions
+                            .with_label_values(&[CACHE_NAME])
+                            .inc();
+                    }
+                    for file in &entry.files {
+                        let _ = std::fs::remove_file(file);
+                    }
                 }
             })
             .build();
@@ -339,10 +348,11 @@ mod tests {
             stored_pack(&store, &repo, &[("two.txt", 5000), ("three.txt", 3000)]).await;
         let dir = root.path().join("cache");
         // Room for either pack, not for both.
+        let metrics: Arc<Metrics> = Default::default();
         let cache = PackCache::new(
             dir.clone(),
             a_bytes.max(b_bytes) + a_bytes.min(b_bytes) / 2,
-            &Default::default(),
+            &metrics,
         )
         .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();

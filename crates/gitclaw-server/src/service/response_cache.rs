@@ -108,8 +108,17 @@ impl ResponseCache {
             .weigher(move |_, entry: &Arc<Entry>| {
                 u32::try_from(entry.size.div_ceil(unit)).unwrap_or(u32::MAX)
             })
-            .eviction_listener(|_, entry: Arc<Entry>, _| {
-                let _ = std::fs::remove_file(&entry.path);
+            .eviction_listener({
+                let metrics = metrics.clone();
+                move |_, entry: Arc<Entry>, cause: moka::notification::RemovalCause| {
+                    if cause.was_evicted() {
+                        metrics
+                            .cache_evictions
+                            .with_label_values(&[CACHE_NAME])
+                            .inc();
+                    }
+                    let _ = std::fs::remove_file(&entry.path);
+                }
             })
             .build();
         let cache = Arc::new(ResponseCache {
@@ -173,6 +182,7 @@ impl ResponseCache {
     }
 
     fn insert(&self, key: ObjectId, path: PathBuf, size: u64) {
+        self.metrics.responses_generated_bytes.inc_by(size);
         self.entries.insert(key, Arc::new(Entry { path, size }));
         // Evict now, so the disk bound holds once the pack is in.
         self.entries.run_pending_tasks();
