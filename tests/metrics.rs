@@ -8,6 +8,7 @@ mod common;
 use std::{collections::HashMap, process::Command, time::Duration};
 
 use common::proxy::{Fault, FaultProxy};
+use common::wait::wait_until;
 use common::*;
 
 /// Samples of the exposition text: `name{labels}` → value.
@@ -62,6 +63,15 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
             work.join("shallow").to_str().unwrap(),
         ],
     );
+    // A fetch's last bytes can reach git before the server has recorded it:
+    // wait until nothing is in flight, then count.
+    wait_until(Duration::from_secs(30), "no git request in flight", || {
+        sum(
+            &scrape(server.addr).1,
+            "gitclaw_git_requests_in_flight",
+            &[],
+        ) == 0.0
+    });
     let (text, samples) = scrape(server.addr);
 
     // One push; git may send a probe request before a big pack, so count
