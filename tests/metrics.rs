@@ -260,6 +260,33 @@ fn store_requests_counted_are_the_requests_the_store_saw() {
         2.0,
         "{text}"
     );
+    // The push (more than ten objects) stored one pack and its index: the bytes
+    // written are exactly what the metadata records for them.
+    let stats = server
+        .block_on(
+            server
+                .state
+                .meta
+                .repo_stats(&server.repo_id("mia", "counted")),
+        )
+        .unwrap();
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_store_bytes_total",
+            &["direction=\"written\""]
+        ),
+        stats.stored_bytes as f64,
+        "bytes written are the pack and index the metadata records: {text}"
+    );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_store_bytes_total",
+            &["direction=\"read\""]
+        ) > 0.0,
+        "{text}"
+    );
     assert_eq!(
         sum(
             &samples,

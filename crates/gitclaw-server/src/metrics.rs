@@ -54,6 +54,7 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     pub store_errors: IntCounterVec,
     pub store_retries: IntCounterVec,
+    pub store_bytes: IntCounterVec,
     pub cache_lookups: IntCounterVec,
     pub cache_bytes: IntGaugeVec,
     pub cache_capacity: IntGaugeVec,
@@ -234,6 +235,12 @@ impl Metrics {
                 "gitclaw_store_retries_total",
                 "Object-store requests tried again after a retryable failure, by operation.",
                 &["operation"],
+            ),
+            store_bytes: counter(
+                &r,
+                "gitclaw_store_bytes_total",
+                "Object data moved to or from the object store, by direction (read, written).",
+                &["direction"],
             ),
             cache_lookups: counter(
                 &r,
@@ -493,6 +500,16 @@ impl gitclaw_storage::StoreObserver for Metrics {
 
     fn retry(&self, operation: &'static str) {
         self.store_retries.with_label_values(&[operation]).inc();
+    }
+
+    fn transferred(&self, direction: gitclaw_storage::Transfer, bytes: u64) {
+        let direction = match direction {
+            gitclaw_storage::Transfer::Read => "read",
+            gitclaw_storage::Transfer::Written => "written",
+        };
+        self.store_bytes
+            .with_label_values(&[direction])
+            .inc_by(bytes);
     }
 }
 

@@ -16,4 +16,17 @@ pub trait StoreObserver: Send + Sync {
 
     /// A failed `operation` is about to be tried again.
     fn retry(&self, operation: &'static str);
+
+    /// A call moved `bytes` of object data to or from the store (reported
+    /// once per successful call, not per attempt).
+    fn transferred(&self, _direction: Transfer, _bytes: u64) {}
+}
+
+/// Which way object data went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// Read from the store.
+    Read,
+    /// Written to the store.
+    Written,
 }

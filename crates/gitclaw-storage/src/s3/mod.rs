@@ -44,6 +44,7 @@ use crate::{
     backend::{ObjectMeta, ObjectStorageBackend, PutOptions},
     error::{Result, StorageError},
     keys::{KeyPrefix, ObjectKey},
+    Transfer,
 };
 
 /// Parts or copies in flight at once.
@@ -116,7 +117,13 @@ impl S3Backend {
 
     /// The object's bytes, or those of an HTTP `Range` (`bytes=a-b`).
     async fn get_bytes(&self, key: &str, range: Option<&str>) -> Result<Bytes> {
-        self.call("GetObject", key, || async {
+        // A ranged read is its own operation in logs and metrics.
+        let op = if range.is_some() {
+            "GetObjectRange"
+        } else {
+            "GetObject"
+        };
+        self.call(op, key, || async {
             let out = self
                 .client
                 .get_object()
@@ -219,7 +226,10 @@ impl ObjectStorageBackend for S3Backend {
     }
 
     async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> Result<()> {
-        self.put_raw(key.as_str(), data, opts).await
+        let size = data.len() as u64;
+        self.put_raw(key.as_str(), data, opts).await?;
+        self.retry.transferred(Transfer::Written, size);
+        Ok(())
     }
 
     async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()> {
@@ -228,11 +238,15 @@ impl ObjectStorageBackend for S3Backend {
             .map_err(StorageError::io(format!("reading {}", path.display())))?
             .len();
         self.put_source(key.as_str(), &PartSource::File(path, size), opts)
-            .await
+            .await?;
+        self.retry.transferred(Transfer::Written, size);
+        Ok(())
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes> {
-        self.get_raw(key.as_str()).await
+        let data = self.get_raw(key.as_str()).await?;
+        self.retry.transferred(Transfer::Read, data.len() as u64);
+        Ok(data)
     }
 
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes> {
@@ -240,7 +254,9 @@ impl ObjectStorageBackend for S3Backend {
             return Ok(Bytes::new());
         }
         let header = format!("bytes={}-{}", range.start, range.end - 1);
-        self.get_bytes(key.as_str(), Some(&header)).await
+        let data = self.get_bytes(key.as_str(), Some(&header)).await?;
+        self.retry.transferred(Transfer::Read, data.len() as u64);
+        Ok(data)
     }
 
     async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64> {
@@ -289,6 +305,7 @@ impl ObjectStorageBackend for S3Backend {
             context: format!("moving the download to {}", dest.display()),
             source: err.error,
         })?;
+        self.retry.transferred(Transfer::Read, size);
         Ok(size)
     }
 

@@ -163,6 +163,13 @@ impl RetryPolicy {
         self
     }
 
+    /// Tell the observer, if any, that a call moved `bytes`.
+    pub(super) fn transferred(&self, direction: crate::Transfer, bytes: u64) {
+        if let Some(observer) = &self.observer {
+            observer.transferred(direction, bytes);
+        }
+    }
+
     pub(super) fn max_retries(&self) -> u32 {
         self.max_retries
     }
