@@ -65,6 +65,7 @@ pub struct Metrics {
     pub repo_objects: IntGaugeVec,
     pub repo_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
+    pub db_transactions: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -294,6 +295,13 @@ impl Metrics {
                 "Connections of the metadata database pool, by state (in_use, idle).",
                 &["state"],
             ),
+            db_transactions: histogram(
+                &r,
+                "gitclaw_db_transaction_duration_seconds",
+                "How long the metadata database's write transactions took (push, compaction, fork), by transaction and outcome.",
+                &["transaction", "outcome"],
+                STORE_BUCKETS,
+            ),
             registry: r,
         }
     }
@@ -335,6 +343,21 @@ impl Metrics {
         self.cache_capacity
             .with_label_values(&[NAME])
             .set(gauge(cache.capacity()));
+    }
+
+    /// Time one database transaction: `work` is the call that runs it.
+    pub async fn transaction<T, E>(
+        &self,
+        name: &'static str,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = work.await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.db_transactions
+            .with_label_values(&[name, outcome])
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Count one cache lookup.

@@ -339,17 +339,18 @@ async fn store_and_commit(
         loose: Vec::new(),
         details: serde_json::json!({ "objects": 0, "bytes": 0, "storage": "none" }),
     });
+    let commit = state.meta.commit_push(PushCommit {
+        repo_id: repo.id.clone(),
+        updates: updates.iter().map(|(_, u)| u.clone()).collect(),
+        atomic,
+        pack: stored.pack,
+        loose: stored.loose,
+        actor: actor.to_string(),
+        details: stored.details,
+    });
     let results = state
-        .meta
-        .commit_push(PushCommit {
-            repo_id: repo.id.clone(),
-            updates: updates.iter().map(|(_, u)| u.clone()).collect(),
-            atomic,
-            pack: stored.pack,
-            loose: stored.loose,
-            actor: actor.to_string(),
-            details: stored.details,
-        })
+        .metrics
+        .transaction("push", commit)
         .instrument(tracing::info_span!("commit"))
         .await?;
     let mut any_applied = false;
