@@ -7,7 +7,10 @@
 //! client input such as repository names or refs.
 
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -42,6 +45,7 @@ pub struct Metrics {
     pub git_requests: IntCounterVec,
     pub git_duration: HistogramVec,
     pub git_in_flight: IntGaugeVec,
+    pub git_store_requests: HistogramVec,
     pub fetch_shapes: IntCounterVec,
     pub pack_sources: IntCounterVec,
     pub pack_bytes_sent: IntCounterVec,
@@ -161,6 +165,13 @@ impl Metrics {
                 "gitclaw_git_requests_in_flight",
                 "Git requests being answered now.",
                 &["service"],
+            ),
+            git_store_requests: histogram(
+                &r,
+                "gitclaw_git_request_store_requests",
+                "Object-store requests one git request made (each attempt and part).",
+                &["service"],
+                &[0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0],
             ),
             fetch_shapes: counter(
                 &r,
@@ -367,6 +378,35 @@ impl Metrics {
     }
 }
 
+tokio::task_local! {
+    /// The object-store requests of the git request this task serves.
+    static STORE_REQUESTS: Arc<AtomicU64>;
+}
+
+/// Counts the object-store requests made on behalf of one git request: the
+/// request's work runs inside [`StoreRequests::scope`] (or `scope_sync` on a
+/// blocking thread) and every store request reported there adds one.
+#[derive(Clone, Default)]
+pub struct StoreRequests(Arc<AtomicU64>);
+
+impl StoreRequests {
+    pub async fn scope<F: std::future::Future>(&self, work: F) -> F::Output {
+        STORE_REQUESTS.scope(self.0.clone(), work).await
+    }
+
+    pub fn scope_sync<R>(&self, work: impl FnOnce() -> R) -> R {
+        STORE_REQUESTS.sync_scope(self.0.clone(), work)
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn count_store_request() {
+    let _ = STORE_REQUESTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
+}
+
 /// Times one git request and records it when it ends: its count by outcome,
 /// its duration, the in-flight gauge, and a warning when it was slower than
 /// `GITCLAW_SLOW_REQUEST_MS`. A request dropped before it finished (the client
@@ -379,6 +419,7 @@ pub struct GitRequestTimer {
     started: Instant,
     slow: Duration,
     done: std::sync::atomic::AtomicBool,
+    store_requests: StoreRequests,
 }
 
 impl GitRequestTimer {
@@ -398,7 +439,13 @@ impl GitRequestTimer {
             started: Instant::now(),
             slow,
             done: std::sync::atomic::AtomicBool::new(false),
+            store_requests: StoreRequests::default(),
         }
+    }
+
+    /// The counter the request's work should run under.
+    pub fn store_requests(&self) -> StoreRequests {
+        self.store_requests.clone()
     }
 
     /// The request ended: `fault` is `None` when it succeeded.
@@ -430,6 +477,9 @@ impl GitRequestTimer {
         m.git_duration
             .with_label_values(&[self.service])
             .observe(elapsed.as_secs_f64());
+        m.git_store_requests
+            .with_label_values(&[self.service])
+            .observe(self.store_requests.get() as f64);
         if elapsed > self.slow {
             tracing::warn!(
                 service = self.service,
@@ -502,6 +552,7 @@ impl gitclaw_storage::StoreObserver for Metrics {
         elapsed: Duration,
         error: Option<&gitclaw_storage::StorageError>,
     ) {
+        count_store_request();
         // A key that is not there is an answer, not a failure of the store.
         let status = match error {
             None => "ok",

@@ -111,7 +111,7 @@ pub async fn info_refs(
         let (repo, _) = authorize(&state, &headers, &owner, &segment, write).await?;
         advertise::info_refs(&state, &repo, service, version).await
     };
-    let body = finish(timer, answer.await)?;
+    let body = finish(timer.store_requests().scope(answer).await, timer)?;
     Ok(git_response(content_type, Body::from(body)))
 }
 
@@ -134,7 +134,7 @@ fn timer(
 }
 
 /// Record how a request ended, passing its result on.
-fn finish<T>(timer: GitRequestTimer, result: Result<T, GitError>) -> Result<T, GitError> {
+fn finish<T>(result: Result<T, GitError>, timer: GitRequestTimer) -> Result<T, GitError> {
     timer.finish(result.as_ref().err().map(GitError::fault));
     result
 }
@@ -150,6 +150,24 @@ pub async fn upload_pack(
         _ => 0,
     };
     let timer = timer(&state, "upload-pack", version, &owner, &segment);
+    let counter = timer.store_requests();
+    // Boxed: the whole request's state is large (clippy's large_futures).
+    Box::pin(counter.scope(upload_pack_counted(
+        state, owner, segment, headers, body, version, timer,
+    )))
+    .await
+}
+
+/// [`upload_pack`] with its object-store requests counted for its timer.
+async fn upload_pack_counted(
+    state: AppState,
+    owner: String,
+    segment: String,
+    headers: HeaderMap,
+    body: Body,
+    version: u8,
+    timer: GitRequestTimer,
+) -> Result<Response, GitError> {
     let request = async {
         let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
         let mut reader = body_reader(&headers, body)?;
@@ -165,7 +183,10 @@ pub async fn upload_pack(
             }
             Ok(Answer::Fetch(fetch)) => {
                 let (mut writer, body) = streamed_body();
-                tokio::task::spawn_blocking(move || timer.finish(fetch.run(&mut writer)));
+                let counter = timer.store_requests();
+                tokio::task::spawn_blocking(move || {
+                    counter.scope_sync(|| timer.finish(fetch.run(&mut writer)))
+                });
                 git_response("application/x-git-upload-pack-result", body)
             }
             Err(err) => {
@@ -191,12 +212,15 @@ pub async fn receive_pack(
     body: Body,
 ) -> Result<Response, GitError> {
     let timer = timer(&state, "receive-pack", 0, &owner, &segment);
+    let counter = timer.store_requests();
     let request = async {
         let (repo, caller) = authorize(&state, &headers, &owner, &segment, true).await?;
         Ok((repo, caller, body_reader(&headers, body)?))
     };
-    let (repo, caller, mut reader) = finish_failed(&timer, request.await)?;
-    let report = push::receive_pack(&state, &repo, &caller.actor(), &mut reader).await;
+    let (repo, caller, mut reader) = finish_failed(&timer, counter.scope(request).await)?;
+    let actor = caller.actor();
+    let push = push::receive_pack(&state, &repo, &actor, &mut reader);
+    let report = Box::pin(counter.scope(push)).await;
     let fault = report
         .as_ref()
         .and_then(|r| r.unpack.as_ref().err().map(GitError::fault));
