@@ -402,3 +402,123 @@ fn a_database_statement_slower_than_the_threshold_logs_a_warning_with_its_sql() 
     assert!(warning.contains("elapsed"), "{warning}");
     let _ = server.child.kill();
 }
+
+/// One step of a random workload against one repository.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Commit `files` new files and push (ten or fewer objects go loose).
+    Push {
+        files: usize,
+    },
+    Clone,
+    ShallowClone,
+    /// Fetch into the first clone (nothing new, or what the pushes added).
+    Fetch,
+    /// The next store request fails once with a 500 and is retried.
+    Fault,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1usize..14).prop_map(|files| Step::Push { files }),
+        Just(Step::Clone),
+        Just(Step::ShallowClone),
+        Just(Step::Fetch),
+        Just(Step::Fault),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 4, ..Default::default() })]
+
+    /// Over random pushes, clones, fetches and injected failures, the object-store
+    /// requests the metrics count are exactly the requests the store saw, each is
+    /// timed, each is attributed to the git request that made it, and the
+    /// response cache's hits are the clones it answered.
+    #[test]
+    fn metrics_count_exactly_what_the_store_saw(steps in proptest::collection::vec(step(), 1..6)) {
+        let proxy = FaultProxy::start(&s3_env().endpoint);
+        let mut s3 = s3_settings();
+        s3.endpoint = Some(proxy.endpoint());
+        s3.max_retries = 3;
+        s3.retry_max_backoff = Duration::from_millis(100);
+        let database_url = postgres_database();
+        let server = Server::start_with(|config| {
+            config.s3 = Some(s3);
+            config.database_url = database_url;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 2);
+        let url = server.create_repo("mia", "random");
+        push_everything(&src, &url);
+        let first = work.path().join("first");
+        git(work.path(), &["clone", "-q", &url, first.to_str().unwrap()]);
+        let seen_before = proxy.seen().len();
+        let before = scrape(server.addr).1;
+        let counted = |s: &HashMap<String, f64>| sum(s, "gitclaw_store_requests_total", &[]);
+        let attributed = |s: &HashMap<String, f64>| sum(s, "gitclaw_git_request_store_requests_sum", &[]);
+        for (i, step) in steps.iter().enumerate() {
+            match step {
+                Step::Push { files } => {
+                    for f in 0..*files {
+                        std::fs::write(src.join(format!("s{i}-{f}.txt")), format!("{i} {f}")).unwrap();
+                    }
+                    git(&src, &["add", "."]);
+                    git(&src, &["commit", "-qm", &format!("step {i}")]);
+                    git(&src, &["push", "-q", &url, "main"]);
+                }
+                Step::Clone | Step::ShallowClone => {
+                    let dest = work.path().join(format!("c{i}"));
+                    let mut args = vec!["clone", "-q"];
+                    if matches!(step, Step::ShallowClone) {
+                        args.extend(["--depth", "1"]);
+                    }
+                    args.extend([url.as_str(), dest.to_str().unwrap()]);
+                    git(work.path(), &args);
+                }
+                Step::Fetch => {
+                    git(&first, &["fetch", "-q", "origin"]);
+                }
+                Step::Fault => proxy.inject(Fault::InternalError, &[], 0, Some(1)),
+            }
+        }
+        proxy.clear();
+        wait_until(Duration::from_secs(30), "no git request in flight", || {
+            sum(&scrape(server.addr).1, "gitclaw_git_requests_in_flight", &[]) == 0.0
+        });
+        let (text, after) = scrape(server.addr);
+        let requests: Vec<String> = proxy.seen()[seen_before..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        let seen = requests.len() as f64;
+        proptest::prop_assert_eq!(
+            counted(&after) - counted(&before), seen,
+            "counted vs seen {:?}:\n{}", requests, text
+        );
+        proptest::prop_assert_eq!(
+            attributed(&after) - attributed(&before), seen,
+            "attributed vs seen {:?}:\n{}", requests, text
+        );
+        proptest::prop_assert_eq!(
+            sum(&after, "gitclaw_store_request_duration_seconds_count", &[]),
+            counted(&after),
+            "{}", text
+        );
+        // Each clone answered from the response cache is one hit, and no
+        // lookup happens but for a fetch that sends a pack.
+        let delta = |name: &str, labels: &[&str]| sum(&after, name, labels) - sum(&before, name, labels);
+        proptest::prop_assert_eq!(
+            delta("gitclaw_cache_lookups_total", &["cache=\"responses\"", "result=\"hit\""]),
+            delta("gitclaw_fetch_pack_sources_total", &["source=\"response_cache\""]),
+            "{}", text
+        );
+        proptest::prop_assert!(
+            delta("gitclaw_cache_lookups_total", &["cache=\"responses\""])
+                <= delta("gitclaw_fetch_pack_sources_total", &[]),
+            "{}", text
+        );
+    }
+}

@@ -398,9 +398,36 @@ impl StoreRequests {
         STORE_REQUESTS.sync_scope(self.0.clone(), work)
     }
 
+    /// The counter of the git request this task serves, if any.
+    pub fn current() -> Option<StoreRequests> {
+        STORE_REQUESTS.try_with(|n| StoreRequests(n.clone())).ok()
+    }
+
+    /// Run `work` counting into `counter` when there is one.
+    pub fn within<R>(counter: Option<&StoreRequests>, work: impl FnOnce() -> R) -> R {
+        match counter {
+            Some(counter) => counter.scope_sync(work),
+            None => work(),
+        }
+    }
+
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// `tokio::task::spawn_blocking` for work done on behalf of the current git
+/// request: the blocking thread keeps counting that request's object-store
+/// requests and stays inside its tracing span (a pack engine reading loose
+/// objects through the store does so from such a thread).
+pub fn spawn_blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> tokio::task::JoinHandle<R> {
+    let counter = StoreRequests::current();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| StoreRequests::within(counter.as_ref(), work))
+    })
 }
 
 fn count_store_request() {

@@ -216,7 +216,7 @@ pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peeled
             .collect());
     }
     let db = state.object_db(repo).await?;
-    let refs = tokio::task::spawn_blocking(move || peel_refs(&db, records)).await?;
+    let refs = crate::metrics::spawn_blocking(move || peel_refs(&db, records)).await?;
     let learned: Vec<_> = refs
         .iter()
         .filter(|r| r.name.starts_with("refs/tags/") && !known.contains_key(&r.oid))

@@ -13,7 +13,7 @@ use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
 use gix_hashtable::HashMap;
 
-use crate::{app::AppState, error::GitError};
+use crate::{app::AppState, error::GitError, metrics::StoreRequests};
 
 /// The pack-engine view of a repository's objects, from the metadata's lists.
 pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
@@ -45,6 +45,7 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
         ids,
         runtime: tokio::runtime::Handle::current(),
         scratch: state.scratch.dir.clone(),
+        requests: StoreRequests::current(),
     };
     let mut db = ObjectDb::new(handles, Arc::new(source));
     for (index, pack) in packs.iter().enumerate() {
@@ -68,6 +69,9 @@ struct StoreLoose {
     runtime: tokio::runtime::Handle,
     /// Where big loose objects of a store without local files are downloaded to be streamed.
     scratch: PathBuf,
+    /// The git request the reads are for: the pack engine reads from threads
+    /// of its own, so its store requests are counted for that request here.
+    requests: Option<StoreRequests>,
 }
 
 impl LooseSource for StoreLoose {
@@ -105,9 +109,11 @@ impl LooseSource for StoreLoose {
                     .prefix("loose-")
                     .tempfile_in(&self.scratch)
                     .map_err(io("making room for"))?;
-                self.runtime
-                    .block_on(self.store.get_to_file(&key, download.path()))
-                    .map_err(|err| PackError::Backend(Box::new(err)))?;
+                StoreRequests::within(self.requests.as_ref(), || {
+                    self.runtime
+                        .block_on(self.store.get_to_file(&key, download.path()))
+                })
+                .map_err(|err| PackError::Backend(Box::new(err)))?;
                 // get_to_file replaced the temp file by rename: open what is there now.
                 let file = std::fs::File::open(download.path()).map_err(io("opening"))?;
                 drop(download);
@@ -141,14 +147,15 @@ impl LooseSource for StoreLoose {
             return Ok(None);
         }
         // Called from blocking pack-engine threads, never from the async runtime.
-        self.runtime
-            .block_on(gitclaw_storage::get_loose_object(
+        StoreRequests::within(self.requests.as_ref(), || {
+            self.runtime.block_on(gitclaw_storage::get_loose_object(
                 &*self.store,
                 &self.repo,
                 id,
             ))
-            .map(Some)
-            .map_err(|err| PackError::Backend(Box::new(err)))
+        })
+        .map(Some)
+        .map_err(|err| PackError::Backend(Box::new(err)))
     }
 }
 

@@ -273,7 +273,7 @@ async fn store_and_commit(
             fsck: state.config.fsck_objects,
             ..IngestOptions::default()
         };
-        tokio::task::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
+        crate::metrics::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
             .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
             .await??
     } else {
@@ -283,7 +283,7 @@ async fn store_and_commit(
     // Every new tip must exist; branches must point at commits.
     let commands = request.commands.clone();
     let new_index = ingested.as_ref().map(|p| p.index_path.clone());
-    let tips = tokio::task::spawn_blocking(move || {
+    let tips = crate::metrics::spawn_blocking(move || {
         checks::tip_checks(&commands, &db, new_index.as_deref())
     })
     .await??;
