@@ -208,8 +208,9 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
     );
 }
 
-#[test]
-fn store_requests_counted_are_the_requests_the_store_saw() {
+/// A server on Garage + PostgreSQL with a fault-injecting proxy before the
+/// store (three retries, short backoff).
+fn server_behind_proxy() -> (FaultProxy, Server) {
     let proxy = FaultProxy::start(&s3_env().endpoint);
     let mut s3 = s3_settings();
     s3.endpoint = Some(proxy.endpoint());
@@ -220,6 +221,12 @@ fn store_requests_counted_are_the_requests_the_store_saw() {
         config.s3 = Some(s3);
         config.database_url = database_url;
     });
+    (proxy, server)
+}
+
+#[test]
+fn store_requests_counted_are_the_requests_the_store_saw() {
+    let (proxy, server) = server_behind_proxy();
     let counted =
         |samples: &HashMap<String, f64>| sum(samples, "gitclaw_store_requests_total", &[]);
     let before = counted(&scrape(server.addr).1);
@@ -438,16 +445,7 @@ proptest::proptest! {
     /// response cache's hits are the clones it answered.
     #[test]
     fn metrics_count_exactly_what_the_store_saw(steps in proptest::collection::vec(step(), 1..6)) {
-        let proxy = FaultProxy::start(&s3_env().endpoint);
-        let mut s3 = s3_settings();
-        s3.endpoint = Some(proxy.endpoint());
-        s3.max_retries = 3;
-        s3.retry_max_backoff = Duration::from_millis(100);
-        let database_url = postgres_database();
-        let server = Server::start_with(|config| {
-            config.s3 = Some(s3);
-            config.database_url = database_url;
-        });
+        let (proxy, server) = server_behind_proxy();
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
         fixture_repo(&src, 2);
