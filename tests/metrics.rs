@@ -104,6 +104,23 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
     );
     assert!(sum(&samples, "gitclaw_pack_sent_bytes_total", &[]) > 0.0);
     assert!(sum(&samples, "gitclaw_pack_received_bytes_total", &[]) > 0.0);
+    // The embedded store's calls are counted too: the push stored a pack.
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_store_requests_total",
+            &["operation=\"put_file\"", "status=\"ok\""]
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sum(
+            &samples,
+            "gitclaw_store_bytes_total",
+            &["direction=\"written\""]
+        ) > 0.0,
+        "{text}"
+    );
     let upload_packs = sum(
         &samples,
         "gitclaw_git_requests_total",

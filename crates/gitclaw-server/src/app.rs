@@ -176,7 +176,7 @@ impl AppState {
 
 /// The object store the configuration names: S3 when `S3_BUCKET` is set (every
 /// request it sends counted in `metrics`), else the filesystem under the data
-/// directory.
+/// directory (every call counted).
 pub async fn open_store(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -191,8 +191,9 @@ pub async fn open_store(
             })?;
             Arc::new(backend)
         }
-        None => Arc::new(
+        None => Arc::new(gitclaw_storage::Observed::new(
             FilesystemBackend::new(config.data_dir.join("objects")).map_err(StartError::Store)?,
-        ),
+            metrics.clone(),
+        )),
     })
 }

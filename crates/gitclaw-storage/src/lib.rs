@@ -22,5 +22,5 @@ pub use loose::{
     decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_file,
     put_loose_object, write_loose_file, LooseObjectReader, MAX_LOOSE_OBJECT_BYTES,
 };
-pub use observe::{StoreObserver, Transfer};
+pub use observe::{Observed, StoreObserver, Transfer};
 pub use s3::{backoff_delay, S3Backend, S3Settings, MULTIPART_THRESHOLD};
