@@ -414,6 +414,41 @@ fn with_a_metrics_token_only_a_scraper_that_sends_it_reads_the_metrics() {
 }
 
 #[test]
+fn with_a_metrics_listener_the_metrics_leave_the_git_port_for_their_own() {
+    let mut server = ServerProcess::start(&[("GITCLAW_METRICS_LISTEN", "127.0.0.1:0".into())]);
+    let line = server.log.wait_for(Duration::from_secs(30), |l| {
+        l.contains("metrics are served")
+    });
+    let metrics: std::net::SocketAddr = line
+        .split_once("listen=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert_ne!(metrics, server.addr);
+    // The git port no longer shows them; the probes stay on both.
+    assert_eq!(http(server.addr, "GET", "/metrics", &[], b"").0, 404);
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(http(server.addr, "GET", probe, &[], b"").0, 200, "{probe}");
+        assert_eq!(http(metrics, "GET", probe, &[], b"").0, 200, "{probe}");
+    }
+    // Only operational routes live there: no git, no API.
+    assert_eq!(http(metrics, "GET", "/api/v1/repos", &[], b"").0, 404);
+    // Traffic on the git port is what the metrics port reports.
+    let url = server.create_repo("mia", "watched");
+    let dir = tempfile::tempdir().expect("temp dir");
+    git(dir.path(), &["ls-remote", &url]);
+    let (_, samples) = scrape(metrics);
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_git_requests_total",
+            &["service=\"info-refs\""]
+        ),
+        1.0
+    );
+}
+
+#[test]
 fn a_database_statement_slower_than_the_threshold_logs_a_warning_with_its_sql() {
     // Creating the schema of a fresh PostgreSQL database takes well over 1 ms.
     let mut server = ServerProcess::start(&[

@@ -173,7 +173,21 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     // Port 0 asks for any free port: from here on the address is the one bound
     // (in clone URLs, and in the "gitclaw is serving" line that tests read).
     config.listen = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
+                anyhow::anyhow!("GITCLAW_METRICS_LISTEN: cannot listen on {address}: {err}")
+            })?;
+            config.metrics_listen = Some(listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
     let state = AppState::open(config.clone()).await?;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(listen = %listener.local_addr()?, "metrics are served");
+        crate::serve_metrics(listener, &state);
+    }
     if config.admin_token.is_none() {
         tracing::warn!(
             "no authentication is configured (GITCLAW_ADMIN_TOKEN is unset): anyone who can reach {} may read and push",

@@ -44,6 +44,19 @@ pub async fn serve(
     served
 }
 
+/// Serve `/metrics` and the probes on `listener` (`GITCLAW_METRICS_LISTEN`)
+/// in the background, until the server shuts down.
+pub fn serve_metrics(listener: tokio::net::TcpListener, state: &AppState) {
+    let timeouts = connections::ConnectionTimeouts::from(&state.config.timeouts);
+    let router = http::metrics_router(state.clone());
+    let stop = state.shutdown.clone().cancelled_owned();
+    state.spawn(async move {
+        if let Err(err) = connections::serve(listener, router, timeouts, stop).await {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

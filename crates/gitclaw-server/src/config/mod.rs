@@ -59,6 +59,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The token `/metrics` asks for; `None` leaves it open.
     pub metrics_token: Option<String>,
+    /// Where `/metrics` is served instead of on [`Config::listen`], if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Allow running open on a non-loopback address.
     pub allow_anonymous: bool,
     /// Bytes of generated clone responses kept on disk for repeated identical clones (0: off).
@@ -182,6 +184,7 @@ impl Config {
         };
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);
+        let metrics_listen = sources.optional(&METRICS_LISTEN);
         let allow_anonymous = sources.value(&ALLOW_ANONYMOUS);
         let push_wait_secs = sources.value(&PUSH_WAIT_SECS);
         let response_cache_bytes = sources.value(&RESPONSE_CACHE_BYTES);
@@ -214,6 +217,7 @@ impl Config {
             gc,
             admin_token,
             metrics_token,
+            metrics_listen,
             allow_anonymous,
             response_cache_bytes,
             object_cache_bytes,

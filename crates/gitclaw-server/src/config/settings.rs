@@ -116,6 +116,7 @@ pub const SECTIONS: &[Section] = &[
             &SLOW_REQUEST_MS,
             &SLOW_DB_MS,
             &METRICS_REPOS,
+            &METRICS_LISTEN,
             &LOG_FORMAT,
         ],
     },
@@ -225,6 +226,14 @@ pub const METRICS_REPOS: Setting<Number> = Setting {
     kind: Number::ANY,
     default: Value("100"),
     help: "how many repositories (the largest) `/metrics` reports objects and bytes for; the rest only through the stats endpoint (`0`: none)",
+    deprecated: &[],
+};
+
+pub const METRICS_LISTEN: Setting<Address> = Setting {
+    name: "GITCLAW_METRICS_LISTEN",
+    kind: Address,
+    default: Absent("unset: `/metrics` is served on `GITCLAW_LISTEN`"),
+    help: "a second address serving only `/metrics`, `/healthz` and `/readyz` (then `GITCLAW_LISTEN` answers 404 for `/metrics`)",
     deprecated: &[],
 };
 

@@ -22,12 +22,15 @@ use crate::{app::AppState, error::RequestId};
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Every route of the server.
+/// Every route of the server (`/metrics` too, unless it has a listener of
+/// its own: [`metrics_router`]).
 pub fn router(state: AppState) -> Router {
     let pace = body::BodyPace::from(&state.config.timeouts);
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
+    let mut routes = operational();
+    if state.config.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes
         .route("/api/v1/repos", post(api::post_repo).get(api::list_repos))
         .route(
             "/api/v1/repos/{owner}/{name}",
@@ -45,7 +48,6 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(api::delete_token),
         )
         .route("/api/openapi.json", get(api::openapi))
-        .route("/metrics", get(metrics))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
@@ -58,6 +60,25 @@ pub fn router(state: AppState) -> Router {
             with_request_id,
         ))
         .with_state(state)
+}
+
+/// The routes of `GITCLAW_METRICS_LISTEN`: `/metrics` and the probes, so a
+/// scraper and a load balancer's health checks need not reach the git port.
+pub fn metrics_router(state: AppState) -> Router {
+    operational()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_request_id,
+        ))
+        .with_state(state)
+}
+
+/// Liveness and readiness, on every listener.
+fn operational() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format; the caches'
