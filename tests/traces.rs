@@ -27,7 +27,34 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// A plain-HTTP receiver.
     fn start() -> Receiver {
+        Receiver::serve(None)
+    }
+
+    /// An HTTPS receiver with a certificate for 127.0.0.1 from a new CA;
+    /// returns it and the CA's PEM file.
+    fn start_tls(dir: &std::path::Path) -> (Receiver, std::path::PathBuf) {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let ca = make_certificates(dir);
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (Receiver::serve(Some(acceptor)), ca)
+    }
+
+    fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
         let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
         let (send, recv) = std::sync::mpsc::channel();
         let kept = spans.clone();
@@ -44,6 +71,7 @@ impl Receiver {
                         continue;
                     };
                     let kept = kept.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(
                             move |req: hyper::Request<hyper::body::Incoming>| {
@@ -65,9 +93,20 @@ impl Receiver {
                                 }
                             },
                         );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        let _ = match tls {
+                            None => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                    .await
+                            }
+                            Some(tls) => {
+                                let Ok(stream) = tls.accept(stream).await else {
+                                    return;
+                                };
+                                http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                    .await
+                            }
+                        };
                     });
                 }
             });
@@ -79,6 +118,77 @@ impl Receiver {
     fn spans(&self) -> Vec<Span> {
         self.spans.lock().unwrap().clone()
     }
+}
+
+/// With the `openssl` command: a CA (`ca.pem`) and a certificate it signed
+/// for 127.0.0.1 (`server.pem`, `server.key`) in `dir`; returns the CA's path.
+fn make_certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=GitClaw test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    dir.join("ca.pem")
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
@@ -228,4 +338,56 @@ fn a_collector_that_is_down_costs_nothing_but_the_spans() {
         git(&dest, &["rev-parse", "HEAD"]),
         git(&src, &["rev-parse", "HEAD"])
     );
+}
+
+#[test]
+fn traces_reach_a_collector_over_https_trusting_the_ca_the_environment_names() {
+    let certs = tempfile::tempdir().unwrap();
+    let (receiver, ca) = Receiver::start_tls(certs.path());
+    let server = ServerProcess::start(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("https://{}", receiver.addr),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ca.to_str().unwrap().to_string(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ]);
+    let (status, _) = http(
+        server.addr,
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "over-tls")],
+        b"",
+    );
+    assert_eq!(status, 200);
+    wait_until(
+        Duration::from_secs(30),
+        "the request's span over TLS",
+        || {
+            receiver
+                .spans()
+                .iter()
+                .any(|s| attribute(s, "request_id").as_deref() == Some("over-tls"))
+        },
+    );
+}
+
+#[test]
+fn an_otlp_protocol_gitclaw_cannot_speak_is_refused_with_a_warning_and_serving_goes_on() {
+    let receiver = Receiver::start();
+    let mut server = ServerProcess::start(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", receiver.addr),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_string()),
+    ]);
+    let warning = server.log.wait_for(Duration::from_secs(10), |l| {
+        l.contains("OpenTelemetry traces are off")
+    });
+    assert!(warning.contains("grpc"), "{warning}");
+    assert_eq!(http(server.addr, "GET", "/healthz", &[], b"").0, 200);
 }

@@ -175,9 +175,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     config.listen = listener.local_addr()?;
     let metrics_listener = match config.metrics_listen {
         Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| {
-                anyhow::anyhow!("GITCLAW_METRICS_LISTEN: cannot listen on {address}: {err}")
-            })?;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|err| {
+                    anyhow::anyhow!("GITCLAW_METRICS_LISTEN: cannot listen on {address}: {err}")
+                })?;
             config.metrics_listen = Some(listener.local_addr()?);
             Some(listener)
         }

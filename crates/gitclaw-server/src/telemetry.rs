@@ -1,6 +1,6 @@
 //! Logs on stderr and, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, OpenTelemetry traces over
-//! OTLP/HTTP (protobuf).
+//! OTLP/HTTP (protobuf), plain or over TLS.
 //!
 //! Every span the server opens at INFO or above becomes an OpenTelemetry span
 //! whatever `RUST_LOG` says (that filter is the log's alone): one trace per
@@ -11,7 +11,7 @@
 //! is down costs dropped spans, never a slower or failed request. The standard
 //! `OTEL_*` variables apply (service name — `gitclaw` unless
 //! `OTEL_SERVICE_NAME` says otherwise —, resource attributes, sampler, batch
-//! timing).
+//! timing, headers, timeout, CA certificate).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{trace::SdkTracerProvider, Resource};
@@ -32,14 +32,20 @@ impl Drop for Telemetry {
     }
 }
 
-/// Whether the environment asks for traces.
-fn traces_wanted() -> bool {
+/// An `OTEL_EXPORTER_OTLP_TRACES_*` variable, else its `OTEL_EXPORTER_OTLP_*`
+/// fallback (`suffix` is e.g. `ENDPOINT`), when set and not empty.
+fn otlp_env(suffix: &str) -> Option<String> {
     [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        format!("OTEL_EXPORTER_OTLP_TRACES_{suffix}"),
+        format!("OTEL_EXPORTER_OTLP_{suffix}"),
     ]
     .iter()
-    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+/// Whether the environment asks for traces.
+fn traces_wanted() -> bool {
+    otlp_env("ENDPOINT").is_some()
 }
 
 /// Install the process's subscriber: the log, and traces when asked for. Call
@@ -75,12 +81,19 @@ pub fn init(format: LogFormat) -> Telemetry {
     Telemetry { provider }
 }
 
-fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    use opentelemetry_otlp::WithExportConfig;
+fn tracer_provider() -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    if let Some(protocol) = otlp_env("PROTOCOL").filter(|p| p != "http/protobuf") {
+        return Err(format!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: GitClaw sends http/protobuf"
+        ));
+    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .build()?;
+        .with_http_client(exporter_client()?)
+        .build()
+        .map_err(|err| err.to_string())?;
     let mut resource = Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("gitclaw");
@@ -89,6 +102,33 @@ fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBu
         .with_batch_exporter(exporter)
         .with_resource(resource.build())
         .build())
+}
+
+/// The exporter's HTTP client: plain HTTP or HTTPS (rustls with the system's
+/// roots, plus the CA bundle `OTEL_EXPORTER_OTLP_CERTIFICATE` names), with
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s) per export.
+fn exporter_client() -> Result<reqwest::blocking::Client, String> {
+    // One process-wide TLS provider: ring, as the S3 client uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let timeout = match otlp_env("TIMEOUT") {
+        Some(ms) => ms
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("OTEL_EXPORTER_OTLP_TIMEOUT: '{ms}' is not milliseconds"))?,
+        None => std::time::Duration::from_secs(10),
+    };
+    let mut client = reqwest::blocking::Client::builder().timeout(timeout);
+    if let Some(path) = otlp_env("CERTIFICATE") {
+        let pem = std::fs::read(&path)
+            .map_err(|err| format!("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read {path}: {err}"))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+            format!("OTEL_EXPORTER_OTLP_CERTIFICATE: {path} is not a PEM bundle: {err}")
+        })?;
+        for root in roots {
+            client = client.add_root_certificate(root);
+        }
+    }
+    client.build().map_err(|err| err.to_string())
 }
 
 /// The W3C trace context a request carries (`traceparent`, `tracestate`).
