@@ -127,32 +127,35 @@ impl Metadata {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>> {
-        let before = before_id.unwrap_or(i64::MAX);
-        let limit = i64::from(limit);
-        let rows = match repo_id {
-            Some(repo_id) => {
-                sqlx::query(
-                    "SELECT id, repo_id, owner, name, action, actor, details, created_at \
-                     FROM audit_events WHERE repo_id = $1 AND id < $2 \
-                     ORDER BY id DESC LIMIT $3",
-                )
-                .bind(repo_id)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "SELECT id, repo_id, owner, name, action, actor, details, created_at \
-                     FROM audit_events WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind(before)
-                .bind(limit)
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
-        rows.iter().map(event_from_row).collect()
+        self.timed("list_audit", async {
+            let before = before_id.unwrap_or(i64::MAX);
+            let limit = i64::from(limit);
+            let rows = match repo_id {
+                Some(repo_id) => {
+                    sqlx::query(
+                        "SELECT id, repo_id, owner, name, action, actor, details, created_at \
+                         FROM audit_events WHERE repo_id = $1 AND id < $2 \
+                         ORDER BY id DESC LIMIT $3",
+                    )
+                    .bind(repo_id)
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+                }
+                None => {
+                    sqlx::query(
+                        "SELECT id, repo_id, owner, name, action, actor, details, created_at \
+                         FROM audit_events WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+                }
+            };
+            rows.iter().map(event_from_row).collect()
+        })
+        .await
     }
 }

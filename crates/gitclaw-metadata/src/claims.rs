@@ -62,38 +62,41 @@ impl Metadata {
         keys: &[String],
         lease_secs: u64,
     ) -> Result<UploadClaim> {
-        let mut tx = self.begin_write().await?;
-        if !lock_repo(&mut tx, repo_id).await? {
-            return Ok(UploadClaim::NoRepository);
-        }
-        let now = now_secs();
-        drop_lapsed(&mut tx, repo_id, now).await?;
-        for key in keys {
-            let deleting = sqlx::query(
-                "SELECT 1 AS one FROM store_claims WHERE repo_id = $1 AND object_key = $2 \
-                 AND purpose = 'delete' AND claim_id <> $3",
-            )
-            .bind(repo_id)
-            .bind(key)
-            .bind(claim_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if deleting.is_some() {
-                tx.rollback().await?;
-                return Ok(UploadClaim::DeletionUnderWay);
+        self.timed("claim_upload", async {
+            let mut tx = self.begin_write().await?;
+            if !lock_repo(&mut tx, repo_id).await? {
+                return Ok(UploadClaim::NoRepository);
             }
-        }
-        let expires = now.saturating_add(lease(lease_secs));
-        for key in keys {
-            put_claim(&mut tx, repo_id, key, claim_id, "upload", expires).await?;
-            sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
+            let now = now_secs();
+            drop_lapsed(&mut tx, repo_id, now).await?;
+            for key in keys {
+                let deleting = sqlx::query(
+                    "SELECT 1 AS one FROM store_claims WHERE repo_id = $1 AND object_key = $2 \
+                     AND purpose = 'delete' AND claim_id <> $3",
+                )
                 .bind(repo_id)
                 .bind(key)
-                .execute(&mut *tx)
+                .bind(claim_id)
+                .fetch_optional(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(UploadClaim::Taken)
+                if deleting.is_some() {
+                    tx.rollback().await?;
+                    return Ok(UploadClaim::DeletionUnderWay);
+                }
+            }
+            let expires = now.saturating_add(lease(lease_secs));
+            for key in keys {
+                put_claim(&mut tx, repo_id, key, claim_id, "upload", expires).await?;
+                sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
+                    .bind(repo_id)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(UploadClaim::Taken)
+        })
+        .await
     }
 
     /// Claim for deletion, under `claim_id`, those candidates that no row records,
@@ -107,110 +110,122 @@ impl Metadata {
         candidates: &[DeleteCandidate],
         lease_secs: u64,
     ) -> Result<Vec<String>> {
-        let mut tx = self.begin_write().await?;
-        if !lock_repo(&mut tx, repo_id).await? {
-            return Ok(Vec::new());
-        }
-        let now = now_secs();
-        drop_lapsed(&mut tx, repo_id, now).await?;
-        let expires = now.saturating_add(lease(lease_secs));
-        let mut granted = Vec::new();
-        for candidate in candidates {
-            let recorded = match candidate.recorded {
-                Recorded::Pack(hash) => {
-                    sqlx::query("SELECT 1 AS one FROM packs WHERE repo_id = $1 AND pack_hash = $2")
-                        .bind(repo_id)
-                        .bind(oid_hex(&hash))
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some()
+        self.timed("claim_delete", async {
+            let mut tx = self.begin_write().await?;
+            if !lock_repo(&mut tx, repo_id).await? {
+                return Ok(Vec::new());
+            }
+            let now = now_secs();
+            drop_lapsed(&mut tx, repo_id, now).await?;
+            let expires = now.saturating_add(lease(lease_secs));
+            let mut granted = Vec::new();
+            for candidate in candidates {
+                let recorded = match candidate.recorded {
+                    Recorded::Pack(hash) => sqlx::query(
+                        "SELECT 1 AS one FROM packs WHERE repo_id = $1 AND pack_hash = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(oid_hex(&hash))
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some(),
+                    Recorded::Loose(oid) => sqlx::query(
+                        "SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(oid_hex(&oid))
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some(),
+                    Recorded::Nothing => false,
+                };
+                if recorded {
+                    continue;
                 }
-                Recorded::Loose(oid) => sqlx::query(
-                    "SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2",
+                let owned = sqlx::query(
+                    "SELECT 1 AS one FROM pending_deletions WHERE repo_id = $1 AND object_key = $2",
                 )
                 .bind(repo_id)
-                .bind(oid_hex(&oid))
+                .bind(&candidate.key)
                 .fetch_optional(&mut *tx)
                 .await?
-                .is_some(),
-                Recorded::Nothing => false,
-            };
-            if recorded {
-                continue;
+                .is_some();
+                let claimed = sqlx::query(
+                    "SELECT 1 AS one FROM store_claims WHERE repo_id = $1 AND object_key = $2 \
+                     AND claim_id <> $3",
+                )
+                .bind(repo_id)
+                .bind(&candidate.key)
+                .bind(claim_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+                if owned || claimed {
+                    continue;
+                }
+                put_claim(
+                    &mut tx,
+                    repo_id,
+                    &candidate.key,
+                    claim_id,
+                    "delete",
+                    expires,
+                )
+                .await?;
+                granted.push(candidate.key.clone());
             }
-            let owned = sqlx::query(
-                "SELECT 1 AS one FROM pending_deletions WHERE repo_id = $1 AND object_key = $2",
-            )
-            .bind(repo_id)
-            .bind(&candidate.key)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-            let claimed = sqlx::query(
-                "SELECT 1 AS one FROM store_claims WHERE repo_id = $1 AND object_key = $2 \
-                 AND claim_id <> $3",
-            )
-            .bind(repo_id)
-            .bind(&candidate.key)
-            .bind(claim_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-            if owned || claimed {
-                continue;
-            }
-            put_claim(
-                &mut tx,
-                repo_id,
-                &candidate.key,
-                claim_id,
-                "delete",
-                expires,
-            )
-            .await?;
-            granted.push(candidate.key.clone());
-        }
-        tx.commit().await?;
-        Ok(granted)
+            tx.commit().await?;
+            Ok(granted)
+        })
+        .await
     }
 
     /// Extend every lease of `claim_id` to `lease_secs` from now.
     pub async fn renew_claim(&self, claim_id: &str, lease_secs: u64) -> Result<()> {
-        sqlx::query("UPDATE store_claims SET expires_at = $1 WHERE claim_id = $2")
-            .bind(now_secs().saturating_add(lease(lease_secs)))
-            .bind(claim_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.timed("renew_claim", async {
+            sqlx::query("UPDATE store_claims SET expires_at = $1 WHERE claim_id = $2")
+                .bind(now_secs().saturating_add(lease(lease_secs)))
+                .bind(claim_id)
+                .execute(self.pool())
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Drop every lease of `claim_id`.
     pub async fn release_claim(&self, claim_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM store_claims WHERE claim_id = $1")
-            .bind(claim_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.timed("release_claim", async {
+            sqlx::query("DELETE FROM store_claims WHERE claim_id = $1")
+                .bind(claim_id)
+                .execute(self.pool())
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Live claims on a repository's keys: `(key, purpose)`, for tests and tools.
     pub async fn live_claims(&self, repo_id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT object_key, purpose FROM store_claims WHERE repo_id = $1 AND expires_at >= $2 \
-             ORDER BY object_key, purpose",
-        )
-        .bind(repo_id)
-        .bind(now_secs())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    crate::util::get_str(row, "object_key")?,
-                    crate::util::get_str(row, "purpose")?,
-                ))
-            })
-            .collect()
+        self.timed("live_claims", async {
+            let rows = sqlx::query(
+                "SELECT object_key, purpose FROM store_claims WHERE repo_id = $1 AND expires_at >= $2 \
+                 ORDER BY object_key, purpose",
+            )
+            .bind(repo_id)
+            .bind(now_secs())
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        crate::util::get_str(row, "object_key")?,
+                        crate::util::get_str(row, "purpose")?,
+                    ))
+                })
+                .collect()
+        })
+        .await
     }
 }
 

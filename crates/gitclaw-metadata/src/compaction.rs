@@ -46,80 +46,86 @@ impl Metadata {
     /// [`Error::InvalidInput`] when something it merges is no longer listed
     /// (another compaction won the race); then nothing changes.
     pub async fn apply_compaction(&self, c: &Compaction) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        for pack in &c.removed_packs {
-            let gone = sqlx::query("DELETE FROM packs WHERE repo_id = $1 AND pack_hash = $2")
-                .bind(&c.repo_id)
-                .bind(oid_hex(pack))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let rewritten = *pack == c.new_pack.pack_hash
-                || c.cruft_pack.as_ref().is_some_and(|p| p.pack_hash == *pack);
-            if gone != 1 && !rewritten {
-                tx.rollback().await?;
-                return Err(Error::InvalidInput(format!(
-                    "pack {pack} is no longer listed"
-                )));
+        self.timed("apply_compaction", async {
+            let mut tx = self.begin_write().await?;
+            for pack in &c.removed_packs {
+                let gone = sqlx::query("DELETE FROM packs WHERE repo_id = $1 AND pack_hash = $2")
+                    .bind(&c.repo_id)
+                    .bind(oid_hex(pack))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let rewritten = *pack == c.new_pack.pack_hash
+                    || c.cruft_pack.as_ref().is_some_and(|p| p.pack_hash == *pack);
+                if gone != 1 && !rewritten {
+                    tx.rollback().await?;
+                    return Err(Error::InvalidInput(format!(
+                        "pack {pack} is no longer listed"
+                    )));
+                }
             }
-        }
-        for oid in &c.removed_loose {
-            let gone = sqlx::query("DELETE FROM loose_objects WHERE repo_id = $1 AND oid = $2")
-                .bind(&c.repo_id)
-                .bind(oid_hex(oid))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if gone != 1 {
-                tx.rollback().await?;
-                return Err(Error::InvalidInput(format!(
-                    "loose object {oid} is no longer listed"
-                )));
+            for oid in &c.removed_loose {
+                let gone = sqlx::query("DELETE FROM loose_objects WHERE repo_id = $1 AND oid = $2")
+                    .bind(&c.repo_id)
+                    .bind(oid_hex(oid))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if gone != 1 {
+                    tx.rollback().await?;
+                    return Err(Error::InvalidInput(format!(
+                        "loose object {oid} is no longer listed"
+                    )));
+                }
             }
-        }
-        let now = now_secs();
-        insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, c.closure_of)).await?;
-        if c.closure_of.is_some() {
-            insert_closure_tips(&mut tx, &c.repo_id, &c.new_pack.pack_hash, &c.closure_tips)
+            let now = now_secs();
+            insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, c.closure_of)).await?;
+            if c.closure_of.is_some() {
+                insert_closure_tips(&mut tx, &c.repo_id, &c.new_pack.pack_hash, &c.closure_tips)
+                    .await?;
+            }
+            if let Some(cruft) = &c.cruft_pack {
+                insert_pack(&mut tx, &c.repo_id, &cruft.record(now, None)).await?;
+            }
+            for key in &c.replaced_keys {
+                sqlx::query(
+                    "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&c.repo_id)
+                .bind(key)
+                .bind(c.delete_after)
+                .execute(&mut *tx)
                 .await?;
-        }
-        if let Some(cruft) = &c.cruft_pack {
-            insert_pack(&mut tx, &c.repo_id, &cruft.record(now, None)).await?;
-        }
-        for key in &c.replaced_keys {
-            sqlx::query(
-                "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&c.repo_id)
-            .bind(key)
-            .bind(c.delete_after)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Keys whose grace period ended at or before `now`, oldest first.
     pub async fn due_deletions(&self, now: i64, limit: u32) -> Result<Vec<DueDeletion>> {
-        let rows = sqlx::query(
-            "SELECT repo_id, object_key, delete_after FROM pending_deletions \
-             WHERE delete_after <= $1 ORDER BY delete_after, repo_id, object_key LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let _ = get_i64(row, "delete_after")?;
-                Ok(DueDeletion {
-                    repo_id: get_str(row, "repo_id")?,
-                    key: get_str(row, "object_key")?,
+        self.timed("due_deletions", async {
+            let rows = sqlx::query(
+                "SELECT repo_id, object_key, delete_after FROM pending_deletions \
+                 WHERE delete_after <= $1 ORDER BY delete_after, repo_id, object_key LIMIT $2",
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let _ = get_i64(row, "delete_after")?;
+                    Ok(DueDeletion {
+                        repo_id: get_str(row, "repo_id")?,
+                        key: get_str(row, "object_key")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Remember a key — or, ending in `/`, a whole prefix — to delete once
@@ -130,25 +136,31 @@ impl Metadata {
         key: &str,
         delete_after: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(key)
-        .bind(delete_after)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.timed("schedule_deletion", async {
+            sqlx::query(
+                "INSERT INTO pending_deletions (repo_id, object_key, delete_after) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(key)
+            .bind(delete_after)
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forget deletions that were carried out.
     pub async fn finish_deletion(&self, repo_id: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
-            .bind(repo_id)
-            .bind(key)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        self.timed("finish_deletion", async {
+            sqlx::query("DELETE FROM pending_deletions WHERE repo_id = $1 AND object_key = $2")
+                .bind(repo_id)
+                .bind(key)
+                .execute(self.pool())
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -314,7 +314,11 @@ impl Metadata {
 
         migrator(backend).run(&pool).await?;
         tracing::debug!(backend = backend.name(), "metadata database ready");
-        Ok(Metadata { pool, backend })
+        Ok(Metadata {
+            pool,
+            backend,
+            observer: Default::default(),
+        })
     }
 
     /// Starts a transaction that will write.

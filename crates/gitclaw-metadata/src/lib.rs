@@ -15,6 +15,9 @@
 //! migrations (`migrations/sqlite`, `migrations/postgres`) and the way a
 //! write transaction starts differ per database.
 //!
+//! Every public operation runs in a `db` tracing span and is reported, with
+//! its duration, to the [`QueryObserver`] given to [`Metadata::with_observer`].
+//!
 //! Conventions: object ids are [`ObjectId`]s, stored as 40-char lowercase hex;
 //! repository ids are UUID v4 strings made here; timestamps are `i64` unix
 //! seconds.
@@ -33,6 +36,7 @@ mod compaction;
 mod connect;
 mod error;
 mod objects;
+mod observe;
 mod push;
 mod refs;
 mod repos;
@@ -46,6 +50,7 @@ pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
 pub use objects::{LooseRecord, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
+pub use observe::QueryObserver;
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID,
     REASON_STALE,
@@ -57,11 +62,12 @@ pub use tokens::{Access, NamedScope, Token, TokenSummary};
 use sqlx::AnyPool;
 
 /// Handle to the metadata database. Cheap to clone: clones share one
-/// connection pool.
+/// connection pool, and the observer set with [`Metadata::with_observer`].
 #[derive(Clone, Debug)]
 pub struct Metadata {
     pool: AnyPool,
     backend: Backend,
+    observer: observe::ObserverSlot,
 }
 
 impl Metadata {
@@ -77,8 +83,11 @@ impl Metadata {
 
     /// Round-trips a trivial query: for readiness probes.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.timed("ping", async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Closes every pooled connection and waits for them to finish. Later

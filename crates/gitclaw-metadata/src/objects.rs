@@ -159,25 +159,28 @@ pub struct RepoStats {
 impl Metadata {
     /// The repository's packs, oldest first (ties by hash).
     pub async fn list_packs(&self, repo_id: &str) -> Result<Vec<PackRecord>> {
-        let rows = sqlx::query(
-            "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
-             FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
-        )
-        .bind(repo_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PackRecord {
-                    pack_hash: get_oid(row, "pack_hash")?,
-                    object_count: get_u64(row, "object_count")?,
-                    pack_bytes: get_u64(row, "pack_bytes")?,
-                    index_bytes: get_u64(row, "index_bytes")?,
-                    created_at: get_i64(row, "created_at")?,
-                    closure_of: get_opt_oid(row, "closure_of")?,
+        self.timed("list_packs", async {
+            let rows = sqlx::query(
+                "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
+                 FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
+            )
+            .bind(repo_id)
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(PackRecord {
+                        pack_hash: get_oid(row, "pack_hash")?,
+                        object_count: get_u64(row, "object_count")?,
+                        pack_bytes: get_u64(row, "pack_bytes")?,
+                        index_bytes: get_u64(row, "index_bytes")?,
+                        created_at: get_i64(row, "created_at")?,
+                        closure_of: get_opt_oid(row, "closure_of")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Record that `pack` holds exactly the objects reachable from `tips`, whose
@@ -189,135 +192,155 @@ impl Metadata {
         key: &ObjectId,
         tips: &[ObjectId],
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let updated =
-            sqlx::query("UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3")
-                .bind(oid_hex(key))
-                .bind(repo_id)
-                .bind(oid_hex(pack))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if updated == 1 {
-            insert_closure_tips(&mut tx, repo_id, pack, tips).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.timed("record_closure", async {
+            let mut tx = self.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3",
+            )
+            .bind(oid_hex(key))
+            .bind(repo_id)
+            .bind(oid_hex(pack))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 1 {
+                insert_closure_tips(&mut tx, repo_id, pack, tips).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The tips a pack was recorded as the closure of (empty when none were).
     pub async fn closure_tips(&self, repo_id: &str, pack: &ObjectId) -> Result<Vec<ObjectId>> {
-        let rows = sqlx::query(
-            "SELECT oid FROM pack_closure_tips WHERE repo_id = $1 AND pack_hash = $2 ORDER BY oid",
-        )
-        .bind(repo_id)
-        .bind(oid_hex(pack))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|row| get_oid(row, "oid")).collect()
+        self.timed("closure_tips", async {
+            let rows = sqlx::query(
+                "SELECT oid FROM pack_closure_tips WHERE repo_id = $1 AND pack_hash = $2 ORDER BY oid",
+            )
+            .bind(repo_id)
+            .bind(oid_hex(pack))
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter().map(|row| get_oid(row, "oid")).collect()
+        })
+        .await
     }
 
     /// The repository's loose objects, sorted by id.
     pub async fn list_loose(&self, repo_id: &str) -> Result<Vec<LooseRecord>> {
-        let rows = sqlx::query(
-            "SELECT oid, object_type, size, created_at \
-             FROM loose_objects WHERE repo_id = $1 ORDER BY oid",
-        )
-        .bind(repo_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LooseRecord {
-                    oid: get_oid(row, "oid")?,
-                    kind: get_str(row, "object_type")?,
-                    size: get_u64(row, "size")?,
-                    created_at: get_i64(row, "created_at")?,
+        self.timed("list_loose", async {
+            let rows = sqlx::query(
+                "SELECT oid, object_type, size, created_at \
+                 FROM loose_objects WHERE repo_id = $1 ORDER BY oid",
+            )
+            .bind(repo_id)
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(LooseRecord {
+                        oid: get_oid(row, "oid")?,
+                        kind: get_str(row, "object_type")?,
+                        size: get_u64(row, "size")?,
+                        created_at: get_i64(row, "created_at")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Whether the repository has `oid` as a loose object.
     pub async fn loose_exists(&self, repo_id: &str, oid: &ObjectId) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2")
-            .bind(repo_id)
-            .bind(oid_hex(oid))
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.is_some())
+        self.timed("loose_exists", async {
+            let row =
+                sqlx::query("SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2")
+                    .bind(repo_id)
+                    .bind(oid_hex(oid))
+                    .fetch_optional(self.pool())
+                    .await?;
+            Ok(row.is_some())
+        })
+        .await
     }
 
     /// Counts and sizes of what the repository stores. All zero for an
     /// unknown repository.
     pub async fn repo_stats(&self, repo_id: &str) -> Result<RepoStats> {
-        // SUM over BIGINT is NUMERIC on PostgreSQL, which `Any` cannot read:
-        // cast back to BIGINT.
-        let packs = sqlx::query(
-            "SELECT COUNT(*) AS n, \
-                    CAST(COALESCE(SUM(object_count), 0) AS BIGINT) AS objects, \
-                    CAST(COALESCE(SUM(pack_bytes), 0) AS BIGINT) AS pack_bytes, \
-                    CAST(COALESCE(SUM(index_bytes), 0) AS BIGINT) AS index_bytes \
-             FROM packs WHERE repo_id = $1",
-        )
-        .bind(repo_id)
-        .fetch_one(self.pool())
-        .await?;
-        let loose = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
-             FROM loose_objects WHERE repo_id = $1",
-        )
-        .bind(repo_id)
-        .fetch_one(self.pool())
-        .await?;
+        self.timed("repo_stats", async {
+            // SUM over BIGINT is NUMERIC on PostgreSQL, which `Any` cannot read:
+            // cast back to BIGINT.
+            let packs = sqlx::query(
+                "SELECT COUNT(*) AS n, \
+                        CAST(COALESCE(SUM(object_count), 0) AS BIGINT) AS objects, \
+                        CAST(COALESCE(SUM(pack_bytes), 0) AS BIGINT) AS pack_bytes, \
+                        CAST(COALESCE(SUM(index_bytes), 0) AS BIGINT) AS index_bytes \
+                 FROM packs WHERE repo_id = $1",
+            )
+            .bind(repo_id)
+            .fetch_one(self.pool())
+            .await?;
+            let loose = sqlx::query(
+                "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+                 FROM loose_objects WHERE repo_id = $1",
+            )
+            .bind(repo_id)
+            .fetch_one(self.pool())
+            .await?;
 
-        let packs_n = get_u64(&packs, "n")?;
-        let pack_objects = get_u64(&packs, "objects")?;
-        let pack_bytes = get_u64(&packs, "pack_bytes")?;
-        let index_bytes = get_u64(&packs, "index_bytes")?;
-        let loose_n = get_u64(&loose, "n")?;
-        let loose_bytes = get_u64(&loose, "bytes")?;
-        Ok(RepoStats {
-            packs: packs_n,
-            loose_objects: loose_n,
-            object_count: pack_objects.saturating_add(loose_n),
-            stored_bytes: pack_bytes
-                .saturating_add(index_bytes)
-                .saturating_add(loose_bytes),
-            pack_bytes,
-            index_bytes,
-            loose_bytes,
+            let packs_n = get_u64(&packs, "n")?;
+            let pack_objects = get_u64(&packs, "objects")?;
+            let pack_bytes = get_u64(&packs, "pack_bytes")?;
+            let index_bytes = get_u64(&packs, "index_bytes")?;
+            let loose_n = get_u64(&loose, "n")?;
+            let loose_bytes = get_u64(&loose, "bytes")?;
+            Ok(RepoStats {
+                packs: packs_n,
+                loose_objects: loose_n,
+                object_count: pack_objects.saturating_add(loose_n),
+                stored_bytes: pack_bytes
+                    .saturating_add(index_bytes)
+                    .saturating_add(loose_bytes),
+                pack_bytes,
+                index_bytes,
+                loose_bytes,
+            })
         })
+        .await
     }
 
     /// The `limit` repositories storing the most bytes, largest first: for
     /// per-repository metrics, read from the database alone (never the store).
     pub async fn largest_repos(&self, limit: u32) -> Result<Vec<RepoSize>> {
-        let rows = sqlx::query(
-            "SELECT r.owner AS owner, r.name AS name, \
-                    CAST(COALESCE(p.objects, 0) + COALESCE(l.n, 0) AS BIGINT) AS objects, \
-                    CAST(COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) AS BIGINT) AS bytes \
-             FROM repositories r \
-             LEFT JOIN (SELECT repo_id, SUM(object_count) AS objects, \
-                               SUM(pack_bytes + index_bytes) AS bytes \
-                        FROM packs GROUP BY repo_id) p ON p.repo_id = r.id \
-             LEFT JOIN (SELECT repo_id, COUNT(*) AS n, SUM(size) AS bytes \
-                        FROM loose_objects GROUP BY repo_id) l ON l.repo_id = r.id \
-             ORDER BY bytes DESC, r.owner, r.name LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RepoSize {
-                    owner: get_str(row, "owner")?,
-                    name: get_str(row, "name")?,
-                    objects: get_u64(row, "objects")?,
-                    bytes: get_u64(row, "bytes")?,
+        self.timed("largest_repos", async {
+            let rows = sqlx::query(
+                "SELECT r.owner AS owner, r.name AS name, \
+                        CAST(COALESCE(p.objects, 0) + COALESCE(l.n, 0) AS BIGINT) AS objects, \
+                        CAST(COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) AS BIGINT) AS bytes \
+                 FROM repositories r \
+                 LEFT JOIN (SELECT repo_id, SUM(object_count) AS objects, \
+                                   SUM(pack_bytes + index_bytes) AS bytes \
+                            FROM packs GROUP BY repo_id) p ON p.repo_id = r.id \
+                 LEFT JOIN (SELECT repo_id, COUNT(*) AS n, SUM(size) AS bytes \
+                            FROM loose_objects GROUP BY repo_id) l ON l.repo_id = r.id \
+                 ORDER BY bytes DESC, r.owner, r.name LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(RepoSize {
+                        owner: get_str(row, "owner")?,
+                        name: get_str(row, "name")?,
+                        objects: get_u64(row, "objects")?,
+                        bytes: get_u64(row, "bytes")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Connections of the pool: (open, of which idle).

@@ -125,126 +125,129 @@ impl Metadata {
     /// does not fit, [`Error::Database`] if the database fails (nothing is
     /// committed then).
     pub async fn commit_push(&self, push: PushCommit) -> Result<Vec<RefResult>> {
-        // Refuse bad input before taking any lock.
-        if let Some(pack) = &push.pack {
-            to_db_u64(pack.object_count, "pack object count")?;
-            to_db_u64(pack.pack_bytes, "pack size")?;
-            to_db_u64(pack.index_bytes, "pack index size")?;
-        }
-        for loose in &push.loose {
-            check_kind(&loose.kind)?;
-            to_db_u64(loose.size, "object size")?;
-        }
+        self.timed("commit_push", async {
+            // Refuse bad input before taking any lock.
+            if let Some(pack) = &push.pack {
+                to_db_u64(pack.object_count, "pack object count")?;
+                to_db_u64(pack.pack_bytes, "pack size")?;
+                to_db_u64(pack.index_bytes, "pack index size")?;
+            }
+            for loose in &push.loose {
+                check_kind(&loose.kind)?;
+                to_db_u64(loose.size, "object size")?;
+            }
 
-        let mut tx = self.begin_write().await?;
-        let repo = sqlx::query(
-            "UPDATE repositories SET head_ref = head_ref WHERE id = $1 \
-             RETURNING owner, name, head_ref",
-        )
-        .bind(&push.repo_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(repo) = repo else {
-            return Err(Error::NotFound(format!("repository {}", push.repo_id)));
-        };
-        let owner = get_str(&repo, "owner")?;
-        let name = get_str(&repo, "name")?;
-        let head_ref = get_str(&repo, "head_ref")?;
-        let head_existed = ref_exists(&mut tx, &push.repo_id, &head_ref).await?;
+            let mut tx = self.begin_write().await?;
+            let repo = sqlx::query(
+                "UPDATE repositories SET head_ref = head_ref WHERE id = $1 \
+                 RETURNING owner, name, head_ref",
+            )
+            .bind(&push.repo_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(repo) = repo else {
+                return Err(Error::NotFound(format!("repository {}", push.repo_id)));
+            };
+            let owner = get_str(&repo, "owner")?;
+            let name = get_str(&repo, "name")?;
+            let head_ref = get_str(&repo, "head_ref")?;
+            let head_existed = ref_exists(&mut tx, &push.repo_id, &head_ref).await?;
 
-        let mut results = Vec::with_capacity(push.updates.len());
-        for update in &push.updates {
-            let applied = apply(&mut tx, &push.repo_id, update).await?;
-            results.push(match applied {
-                Some(true) => RefResult::Applied,
-                Some(false) => RefResult::Rejected(REASON_STALE.to_owned()),
-                None => RefResult::Rejected(REASON_INVALID.to_owned()),
-            });
-        }
+            let mut results = Vec::with_capacity(push.updates.len());
+            for update in &push.updates {
+                let applied = apply(&mut tx, &push.repo_id, update).await?;
+                results.push(match applied {
+                    Some(true) => RefResult::Applied,
+                    Some(false) => RefResult::Rejected(REASON_STALE.to_owned()),
+                    None => RefResult::Rejected(REASON_INVALID.to_owned()),
+                });
+            }
 
-        let any_rejected = results.iter().any(|r| !r.is_applied());
-        if push.atomic && any_rejected {
-            tx.rollback().await?;
-            return Ok(results
-                .into_iter()
-                .map(|r| match r {
-                    RefResult::Applied => RefResult::Rejected(REASON_ATOMIC_FAILED.to_owned()),
-                    rejected => rejected,
-                })
-                .collect());
-        }
-        if !results.iter().any(RefResult::is_applied) {
-            tx.rollback().await?;
-            return Ok(results);
-        }
+            let any_rejected = results.iter().any(|r| !r.is_applied());
+            if push.atomic && any_rejected {
+                tx.rollback().await?;
+                return Ok(results
+                    .into_iter()
+                    .map(|r| match r {
+                        RefResult::Applied => RefResult::Rejected(REASON_ATOMIC_FAILED.to_owned()),
+                        rejected => rejected,
+                    })
+                    .collect());
+            }
+            if !results.iter().any(RefResult::is_applied) {
+                tx.rollback().await?;
+                return Ok(results);
+            }
 
-        let now = now_secs();
-        if let Some(pack) = &push.pack {
-            insert_pack(&mut tx, &push.repo_id, &pack.record(now, None)).await?;
-        }
-        for loose in &push.loose {
-            insert_loose(
+            let now = now_secs();
+            if let Some(pack) = &push.pack {
+                insert_pack(&mut tx, &push.repo_id, &pack.record(now, None)).await?;
+            }
+            for loose in &push.loose {
+                insert_loose(
+                    &mut tx,
+                    &push.repo_id,
+                    &loose.oid,
+                    &loose.kind,
+                    loose.size,
+                    now,
+                )
+                .await?;
+            }
+
+            let applied: Vec<&RefUpdate> = push
+                .updates
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_applied())
+                .map(|(u, _)| u)
+                .collect();
+
+            let mut new_head = None;
+            if !head_existed && !ref_exists(&mut tx, &push.repo_id, &head_ref).await? {
+                let created_branches: Vec<&str> = applied
+                    .iter()
+                    .filter(|u| u.old.is_none() && u.new.is_some())
+                    .map(|u| u.name.as_str())
+                    .filter(|n| n.starts_with("refs/heads/"))
+                    .collect();
+                new_head = if created_branches.contains(&DEFAULT_HEAD_REF) {
+                    Some(DEFAULT_HEAD_REF)
+                } else {
+                    created_branches.first().copied()
+                };
+                if let Some(new_head) = new_head {
+                    sqlx::query("UPDATE repositories SET head_ref = $1 WHERE id = $2")
+                        .bind(new_head)
+                        .bind(&push.repo_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+
+            let details = push_details(&push, &applied, new_head);
+            audit::append(
                 &mut tx,
-                &push.repo_id,
-                &loose.oid,
-                &loose.kind,
-                loose.size,
-                now,
+                NewEvent {
+                    repo_id: &push.repo_id,
+                    owner: &owner,
+                    name: &name,
+                    action: AuditAction::Push,
+                    actor: &push.actor,
+                    details: &details,
+                },
             )
             .await?;
-        }
-
-        let applied: Vec<&RefUpdate> = push
-            .updates
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_applied())
-            .map(|(u, _)| u)
-            .collect();
-
-        let mut new_head = None;
-        if !head_existed && !ref_exists(&mut tx, &push.repo_id, &head_ref).await? {
-            let created_branches: Vec<&str> = applied
-                .iter()
-                .filter(|u| u.old.is_none() && u.new.is_some())
-                .map(|u| u.name.as_str())
-                .filter(|n| n.starts_with("refs/heads/"))
-                .collect();
-            new_head = if created_branches.contains(&DEFAULT_HEAD_REF) {
-                Some(DEFAULT_HEAD_REF)
-            } else {
-                created_branches.first().copied()
-            };
-            if let Some(new_head) = new_head {
-                sqlx::query("UPDATE repositories SET head_ref = $1 WHERE id = $2")
-                    .bind(new_head)
-                    .bind(&push.repo_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-
-        let details = push_details(&push, &applied, new_head);
-        audit::append(
-            &mut tx,
-            NewEvent {
-                repo_id: &push.repo_id,
-                owner: &owner,
-                name: &name,
-                action: AuditAction::Push,
-                actor: &push.actor,
-                details: &details,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::debug!(
-            repo_id = %push.repo_id,
-            applied = applied.len(),
-            rejected = results.len() - applied.len(),
-            "push committed"
-        );
-        Ok(results)
+            tx.commit().await?;
+            tracing::debug!(
+                repo_id = %push.repo_id,
+                applied = applied.len(),
+                rejected = results.len() - applied.len(),
+                "push committed"
+            );
+            Ok(results)
+        })
+        .await
     }
 }
 

@@ -23,18 +23,21 @@ impl Metadata {
     /// Every ref of the repository, sorted bytewise by name (the order Git
     /// advertises them in). Empty for an unknown repository.
     pub async fn list_refs(&self, repo_id: &str) -> Result<Vec<RefRecord>> {
-        let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
-            .bind(repo_id)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RefRecord {
-                    name: get_str(row, "name")?,
-                    oid: get_oid(row, "oid")?,
+        self.timed("list_refs", async {
+            let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
+                .bind(repo_id)
+                .fetch_all(self.pool())
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(RefRecord {
+                        name: get_str(row, "name")?,
+                        oid: get_oid(row, "oid")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// What tag-ref objects peel to, as recorded by [`Metadata::record_peeled`]:
@@ -43,13 +46,16 @@ impl Metadata {
         &self,
         repo_id: &str,
     ) -> Result<std::collections::HashMap<ObjectId, ObjectId>> {
-        let rows = sqlx::query("SELECT oid, peeled FROM peeled_refs WHERE repo_id = $1")
-            .bind(repo_id)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| Ok((get_oid(row, "oid")?, get_oid(row, "peeled")?)))
-            .collect()
+        self.timed("peeled_refs", async {
+            let rows = sqlx::query("SELECT oid, peeled FROM peeled_refs WHERE repo_id = $1")
+                .bind(repo_id)
+                .fetch_all(self.pool())
+                .await?;
+            rows.iter()
+                .map(|row| Ok((get_oid(row, "oid")?, get_oid(row, "peeled")?)))
+                .collect()
+        })
+        .await
     }
 
     /// Remember what objects peel to. Content-addressed, so it may be recorded
@@ -59,26 +65,32 @@ impl Metadata {
         repo_id: &str,
         peeled: &[(ObjectId, ObjectId)],
     ) -> Result<()> {
-        for (oid, target) in peeled {
-            sqlx::query(
-                "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(repo_id)
-            .bind(oid.to_string())
-            .bind(target.to_string())
-            .execute(self.pool())
-            .await?;
-        }
-        Ok(())
+        self.timed("record_peeled", async {
+            for (oid, target) in peeled {
+                sqlx::query(
+                    "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(repo_id)
+                .bind(oid.to_string())
+                .bind(target.to_string())
+                .execute(self.pool())
+                .await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The object a ref points to, if the ref exists.
     pub async fn get_ref(&self, repo_id: &str, name: &str) -> Result<Option<ObjectId>> {
-        let row = sqlx::query("SELECT oid FROM refs WHERE repo_id = $1 AND name = $2")
-            .bind(repo_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|row| get_oid(&row, "oid")).transpose()
+        self.timed("get_ref", async {
+            let row = sqlx::query("SELECT oid FROM refs WHERE repo_id = $1 AND name = $2")
+                .bind(repo_id)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+            row.map(|row| get_oid(&row, "oid")).transpose()
+        })
+        .await
     }
 }

@@ -128,62 +128,71 @@ impl Metadata {
         private: bool,
         actor: &str,
     ) -> Result<Repo> {
-        check_names(owner, name)?;
-        let repo = Repo {
-            id: Self::new_repo_id(),
-            owner: owner.to_owned(),
-            name: name.to_owned(),
-            private,
-            head_ref: DEFAULT_HEAD_REF.to_owned(),
-            state: "active".to_owned(),
-            created_at: now_secs(),
-        };
-        let mut tx = self.begin_write().await?;
-        insert_repo(&mut tx, &repo).await?;
-        let details = serde_json::json!({ "id": repo.id, "private": private });
-        audit::append(
-            &mut tx,
-            NewEvent {
-                repo_id: &repo.id,
-                owner,
-                name,
-                action: AuditAction::RepoCreate,
-                actor,
-                details: &details,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::debug!(repo_id = %repo.id, %owner, %name, "repository created");
-        Ok(repo)
+        self.timed("create_repo", async {
+            check_names(owner, name)?;
+            let repo = Repo {
+                id: Self::new_repo_id(),
+                owner: owner.to_owned(),
+                name: name.to_owned(),
+                private,
+                head_ref: DEFAULT_HEAD_REF.to_owned(),
+                state: "active".to_owned(),
+                created_at: now_secs(),
+            };
+            let mut tx = self.begin_write().await?;
+            insert_repo(&mut tx, &repo).await?;
+            let details = serde_json::json!({ "id": repo.id, "private": private });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: &repo.id,
+                    owner,
+                    name,
+                    action: AuditAction::RepoCreate,
+                    actor,
+                    details: &details,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::debug!(repo_id = %repo.id, %owner, %name, "repository created");
+            Ok(repo)
+        })
+        .await
     }
 
     /// The repository `owner/name`, ignoring letter case: `Alice/Pub` finds
     /// `alice/pub`, and the result carries the stored spelling.
     pub async fn get_repo(&self, owner: &str, name: &str) -> Result<Option<Repo>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            repo_columns!(),
-            " FROM repositories WHERE lower(owner) = lower($1) AND lower(name) = lower($2)"
-        ))
-        .bind(owner)
-        .bind(name)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(repo_from_row).transpose()
+        self.timed("get_repo", async {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                repo_columns!(),
+                " FROM repositories WHERE lower(owner) = lower($1) AND lower(name) = lower($2)"
+            ))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+            row.as_ref().map(repo_from_row).transpose()
+        })
+        .await
     }
 
     /// The repository with this id.
     pub async fn get_repo_by_id(&self, id: &str) -> Result<Option<Repo>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            repo_columns!(),
-            " FROM repositories WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.as_ref().map(repo_from_row).transpose()
+        self.timed("get_repo_by_id", async {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                repo_columns!(),
+                " FROM repositories WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+            row.as_ref().map(repo_from_row).transpose()
+        })
+        .await
     }
 
     /// Up to `limit` repositories in listing order, starting after `after`
@@ -191,8 +200,11 @@ impl Metadata {
     /// first page. Every repository, whoever may read it: see
     /// [`Metadata::list_readable_repos`].
     pub async fn list_repos(&self, after: Option<(&str, &str)>, limit: u32) -> Result<Vec<Repo>> {
-        self.list_readable_repos(Readers::Everyone, after, limit)
-            .await
+        self.timed("list_repos", async {
+            self.list_readable_repos(Readers::Everyone, after, limit)
+                .await
+        })
+        .await
     }
 
     /// Up to `limit` of the repositories `readers` may see, sorted by
@@ -208,46 +220,52 @@ impl Metadata {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<Repo>> {
-        let (everything, token_id) = match readers {
-            Readers::Everyone => (true, ""),
-            Readers::Public => (false, ""),
-            Readers::PublicAndToken(id) => (false, id),
-        };
-        // Names are never empty, so `("", "")` starts before the first one.
-        let (owner, name) = after.unwrap_or(("", ""));
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            repo_columns!(),
-            " FROM repositories \
-             WHERE ($1 OR NOT private \
-                    OR id IN (SELECT repo_id FROM token_scopes WHERE token_id = $2)) \
-               AND (lower(owner) > lower($3) \
-                    OR (lower(owner) = lower($3) AND lower(name) > lower($4))) \
-             ORDER BY lower(owner), lower(name) LIMIT $5"
-        ))
-        .bind(everything)
-        .bind(token_id)
-        .bind(owner)
-        .bind(name)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(repo_from_row).collect()
+        self.timed("list_readable_repos", async {
+            let (everything, token_id) = match readers {
+                Readers::Everyone => (true, ""),
+                Readers::Public => (false, ""),
+                Readers::PublicAndToken(id) => (false, id),
+            };
+            // Names are never empty, so `("", "")` starts before the first one.
+            let (owner, name) = after.unwrap_or(("", ""));
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                repo_columns!(),
+                " FROM repositories \
+                 WHERE ($1 OR NOT private \
+                        OR id IN (SELECT repo_id FROM token_scopes WHERE token_id = $2)) \
+                   AND (lower(owner) > lower($3) \
+                        OR (lower(owner) = lower($3) AND lower(name) > lower($4))) \
+                 ORDER BY lower(owner), lower(name) LIMIT $5"
+            ))
+            .bind(everything)
+            .bind(token_id)
+            .bind(owner)
+            .bind(name)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter().map(repo_from_row).collect()
+        })
+        .await
     }
 
     /// Sets the repository's lifecycle state (e.g. `"deleting"` while its
     /// objects are removed, so a cleanup retry can find it).
     /// [`Error::NotFound`] if there is no such repository.
     pub async fn set_repo_state(&self, id: &str, state: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE repositories SET state = $1 WHERE id = $2")
-            .bind(state)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!("repository {id}")));
-        }
-        Ok(())
+        self.timed("set_repo_state", async {
+            let done = sqlx::query("UPDATE repositories SET state = $1 WHERE id = $2")
+                .bind(state)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::NotFound(format!("repository {id}")));
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes the repository row with its refs, packs and loose-object
@@ -256,82 +274,88 @@ impl Metadata {
     /// caller's to remove. [`Error::NotFound`] if there is no such
     /// repository.
     pub async fn delete_repo(&self, id: &str, actor: &str) -> Result<Repo> {
-        let mut tx = self.begin_write().await?;
-        // Lock the row first (a no-op update is portable `SELECT … FOR
-        // UPDATE`), so a concurrent push either commits before us or finds
-        // the repository gone.
-        let row = sqlx::query(concat!(
-            "UPDATE repositories SET state = state WHERE id = $1 RETURNING ",
-            repo_columns!()
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(Error::NotFound(format!("repository {id}")));
-        };
-        let repo = repo_from_row(&row)?;
-        let mut removed = [0u64; 3];
-        for (i, sql) in [
-            "DELETE FROM refs WHERE repo_id = $1",
-            "DELETE FROM packs WHERE repo_id = $1",
-            "DELETE FROM loose_objects WHERE repo_id = $1",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            removed[i] = sqlx::query(sql)
+        self.timed("delete_repo", async {
+            let mut tx = self.begin_write().await?;
+            // Lock the row first (a no-op update is portable `SELECT … FOR
+            // UPDATE`), so a concurrent push either commits before us or finds
+            // the repository gone.
+            let row = sqlx::query(concat!(
+                "UPDATE repositories SET state = state WHERE id = $1 RETURNING ",
+                repo_columns!()
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(Error::NotFound(format!("repository {id}")));
+            };
+            let repo = repo_from_row(&row)?;
+            let mut removed = [0u64; 3];
+            for (i, sql) in [
+                "DELETE FROM refs WHERE repo_id = $1",
+                "DELETE FROM packs WHERE repo_id = $1",
+                "DELETE FROM loose_objects WHERE repo_id = $1",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                removed[i] = sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            sqlx::query("DELETE FROM repositories WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+                .await?;
+            let details = serde_json::json!({
+                "id": id,
+                "refs": removed[0],
+                "packs": removed[1],
+                "loose_objects": removed[2],
+            });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: id,
+                    owner: &repo.owner,
+                    name: &repo.name,
+                    action: AuditAction::RepoDelete,
+                    actor,
+                    details: &details,
+                },
+            )
             .await?;
-        let details = serde_json::json!({
-            "id": id,
-            "refs": removed[0],
-            "packs": removed[1],
-            "loose_objects": removed[2],
-        });
-        audit::append(
-            &mut tx,
-            NewEvent {
-                repo_id: id,
-                owner: &repo.owner,
-                name: &repo.name,
-                action: AuditAction::RepoDelete,
-                actor,
-                details: &details,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::debug!(repo_id = %id, owner = %repo.owner, name = %repo.name, "repository deleted");
-        Ok(repo)
+            tx.commit().await?;
+            tracing::debug!(repo_id = %id, owner = %repo.owner, name = %repo.name, "repository deleted");
+            Ok(repo)
+        })
+        .await
     }
 
     /// The repository with its refs, packs and loose objects; the input for
     /// a fork. [`Error::NotFound`] if there is no such repository.
     pub async fn snapshot(&self, repo_id: &str) -> Result<RepoSnapshot> {
-        let repo = self
-            .get_repo_by_id(repo_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("repository {repo_id}")))?;
-        // Refs before objects: a push records objects in the same
-        // transaction as the refs, so objects read later cover every ref
-        // read earlier.
-        let refs = self.list_refs(repo_id).await?;
-        let packs = self.list_packs(repo_id).await?;
-        let loose = self.list_loose(repo_id).await?;
-        Ok(RepoSnapshot {
-            repo,
-            refs,
-            packs,
-            loose,
+        self.timed("snapshot", async {
+            let repo = self
+                .get_repo_by_id(repo_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("repository {repo_id}")))?;
+            // Refs before objects: a push records objects in the same
+            // transaction as the refs, so objects read later cover every ref
+            // read earlier.
+            let refs = self.list_refs(repo_id).await?;
+            let packs = self.list_packs(repo_id).await?;
+            let loose = self.list_loose(repo_id).await?;
+            Ok(RepoSnapshot {
+                repo,
+                refs,
+                packs,
+                loose,
+            })
         })
+        .await
     }
 
     /// Creates the fork `fork.owner/fork.name` with id `fork.id` and the
@@ -340,77 +364,80 @@ impl Metadata {
     /// stored under the new id. [`Error::AlreadyExists`] if the name (or id)
     /// is taken, [`Error::NotFound`] if the source is gone.
     pub async fn fork_repo(&self, fork: ForkRepo) -> Result<Repo> {
-        check_names(&fork.owner, &fork.name)?;
-        for loose in &fork.loose {
-            check_kind(&loose.kind)?;
-        }
-        let repo = Repo {
-            id: fork.id.clone(),
-            owner: fork.owner.clone(),
-            name: fork.name.clone(),
-            private: fork.private,
-            head_ref: fork.head_ref.clone(),
-            state: "active".to_owned(),
-            created_at: now_secs(),
-        };
-        let mut tx = self.begin_write().await?;
-        let source = sqlx::query("SELECT owner, name FROM repositories WHERE id = $1")
-            .bind(&fork.source_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(source) = source else {
-            return Err(Error::NotFound(format!("repository {}", fork.source_id)));
-        };
-        let source_name = format!(
-            "{}/{}",
-            get_str(&source, "owner")?,
-            get_str(&source, "name")?
-        );
-        insert_repo(&mut tx, &repo).await?;
-        for r in &fork.refs {
-            sqlx::query("INSERT INTO refs (repo_id, name, oid) VALUES ($1, $2, $3)")
-                .bind(&repo.id)
-                .bind(&r.name)
-                .bind(oid_hex(&r.oid))
-                .execute(&mut *tx)
+        self.timed("fork_repo", async {
+            check_names(&fork.owner, &fork.name)?;
+            for loose in &fork.loose {
+                check_kind(&loose.kind)?;
+            }
+            let repo = Repo {
+                id: fork.id.clone(),
+                owner: fork.owner.clone(),
+                name: fork.name.clone(),
+                private: fork.private,
+                head_ref: fork.head_ref.clone(),
+                state: "active".to_owned(),
+                created_at: now_secs(),
+            };
+            let mut tx = self.begin_write().await?;
+            let source = sqlx::query("SELECT owner, name FROM repositories WHERE id = $1")
+                .bind(&fork.source_id)
+                .fetch_optional(&mut *tx)
                 .await?;
-        }
-        sqlx::query(
-            "INSERT INTO peeled_refs (repo_id, oid, peeled) SELECT $1, oid, peeled FROM peeled_refs WHERE repo_id = $2",
-        )
-        .bind(&repo.id)
-        .bind(&fork.source_id)
-        .execute(&mut *tx)
-        .await?;
-        for p in &fork.packs {
-            insert_pack(&mut tx, &repo.id, p).await?;
-        }
-        for l in &fork.loose {
-            insert_loose(&mut tx, &repo.id, &l.oid, &l.kind, l.size, l.created_at).await?;
-        }
-        let details = serde_json::json!({
-            "id": repo.id,
-            "source_id": fork.source_id,
-            "source": source_name,
-            "private": repo.private,
-            "refs": fork.refs.len(),
-            "packs": fork.packs.len(),
-            "loose_objects": fork.loose.len(),
-        });
-        audit::append(
-            &mut tx,
-            NewEvent {
-                repo_id: &repo.id,
-                owner: &repo.owner,
-                name: &repo.name,
-                action: AuditAction::RepoFork,
-                actor: &fork.actor,
-                details: &details,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(repo)
+            let Some(source) = source else {
+                return Err(Error::NotFound(format!("repository {}", fork.source_id)));
+            };
+            let source_name = format!(
+                "{}/{}",
+                get_str(&source, "owner")?,
+                get_str(&source, "name")?
+            );
+            insert_repo(&mut tx, &repo).await?;
+            for r in &fork.refs {
+                sqlx::query("INSERT INTO refs (repo_id, name, oid) VALUES ($1, $2, $3)")
+                    .bind(&repo.id)
+                    .bind(&r.name)
+                    .bind(oid_hex(&r.oid))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO peeled_refs (repo_id, oid, peeled) SELECT $1, oid, peeled FROM peeled_refs WHERE repo_id = $2",
+            )
+            .bind(&repo.id)
+            .bind(&fork.source_id)
+            .execute(&mut *tx)
+            .await?;
+            for p in &fork.packs {
+                insert_pack(&mut tx, &repo.id, p).await?;
+            }
+            for l in &fork.loose {
+                insert_loose(&mut tx, &repo.id, &l.oid, &l.kind, l.size, l.created_at).await?;
+            }
+            let details = serde_json::json!({
+                "id": repo.id,
+                "source_id": fork.source_id,
+                "source": source_name,
+                "private": repo.private,
+                "refs": fork.refs.len(),
+                "packs": fork.packs.len(),
+                "loose_objects": fork.loose.len(),
+            });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: &repo.id,
+                    owner: &repo.owner,
+                    name: &repo.name,
+                    action: AuditAction::RepoFork,
+                    actor: &fork.actor,
+                    details: &details,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(repo)
+        })
+        .await
     }
 }
 

@@ -110,170 +110,186 @@ impl Metadata {
         scopes: &[(String, Access)],
         expires_at: Option<i64>,
     ) -> Result<Token> {
-        if name.is_empty() || name.len() > 200 {
-            return Err(Error::InvalidInput(
-                "token name must be 1 to 200 characters".into(),
-            ));
-        }
-        let token = Token {
-            id: Self::new_repo_id(),
-            name: name.to_owned(),
-            admin,
-            scopes: scopes.to_vec(),
-            created_at: now_secs(),
-            expires_at,
-            last_used_at: None,
-        };
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, name, token_hash, admin, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.id)
-        .bind(&token.name)
-        .bind(token_hash)
-        .bind(admin)
-        .bind(token.created_at)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        for (repo_id, access) in scopes {
+        self.timed("create_token", async {
+            if name.is_empty() || name.len() > 200 {
+                return Err(Error::InvalidInput(
+                    "token name must be 1 to 200 characters".into(),
+                ));
+            }
+            let token = Token {
+                id: Self::new_repo_id(),
+                name: name.to_owned(),
+                admin,
+                scopes: scopes.to_vec(),
+                created_at: now_secs(),
+                expires_at,
+                last_used_at: None,
+            };
+            let mut tx = self.begin_write().await?;
             sqlx::query(
-                "INSERT INTO token_scopes (token_id, repo_id, access) VALUES ($1, $2, $3) \
-                 ON CONFLICT (token_id, repo_id) DO UPDATE SET access = excluded.access",
+                "INSERT INTO tokens (id, name, token_hash, admin, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&token.id)
-            .bind(repo_id)
-            .bind(access.as_str())
+            .bind(&token.name)
+            .bind(token_hash)
+            .bind(admin)
+            .bind(token.created_at)
+            .bind(expires_at)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(token)
+            for (repo_id, access) in scopes {
+                sqlx::query(
+                    "INSERT INTO token_scopes (token_id, repo_id, access) VALUES ($1, $2, $3) \
+                     ON CONFLICT (token_id, repo_id) DO UPDATE SET access = excluded.access",
+                )
+                .bind(&token.id)
+                .bind(repo_id)
+                .bind(access.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(token)
+        })
+        .await
     }
 
     /// The token stored under `token_hash`, with its scopes, read from the
     /// database on every call (a revoked token is gone at once, everywhere).
     /// An expired token is returned too: the caller decides, and can say why.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<Token>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, name, admin, created_at, expires_at, last_used_at \
-             FROM tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let id = get_str(&row, "id")?;
-        let scopes = sqlx::query(
-            "SELECT repo_id, access FROM token_scopes WHERE token_id = $1 ORDER BY repo_id",
-        )
-        .bind(&id)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| {
-            let access = get_str(r, "access")?;
-            Ok((
-                get_str(r, "repo_id")?,
-                Access::parse(&access)
-                    .ok_or_else(|| Error::InvalidData(format!("token scope access {access}")))?,
-            ))
+        self.timed("token_by_hash", async {
+            let Some(row) = sqlx::query(
+                "SELECT id, name, admin, created_at, expires_at, last_used_at \
+                 FROM tokens WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?
+            else {
+                return Ok(None);
+            };
+            let id = get_str(&row, "id")?;
+            let scopes = sqlx::query(
+                "SELECT repo_id, access FROM token_scopes WHERE token_id = $1 ORDER BY repo_id",
+            )
+            .bind(&id)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                let access = get_str(r, "access")?;
+                Ok((
+                    get_str(r, "repo_id")?,
+                    Access::parse(&access).ok_or_else(|| {
+                        Error::InvalidData(format!("token scope access {access}"))
+                    })?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+            Ok(Some(Token {
+                id,
+                name: get_str(&row, "name")?,
+                admin: get_bool(&row, "admin")?,
+                scopes,
+                created_at: get_i64(&row, "created_at")?,
+                expires_at: get_opt_i64(&row, "expires_at")?,
+                last_used_at: get_opt_i64(&row, "last_used_at")?,
+            }))
         })
-        .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Token {
-            id,
-            name: get_str(&row, "name")?,
-            admin: get_bool(&row, "admin")?,
-            scopes,
-            created_at: get_i64(&row, "created_at")?,
-            expires_at: get_opt_i64(&row, "expires_at")?,
-            last_used_at: get_opt_i64(&row, "last_used_at")?,
-        }))
+        .await
     }
 
     /// Records that token `id` was used at `now`, unless a use later than
     /// `now - interval` is already recorded: at most one write per token per
     /// `interval` seconds, however busy the token.
     pub async fn touch_token(&self, id: &str, now: i64, interval: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE tokens SET last_used_at = $1 \
-             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(now.saturating_sub(interval))
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.timed("touch_token", async {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(now.saturating_sub(interval))
+            .execute(self.pool())
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Every token, oldest first, with its scopes by repository name.
     pub async fn list_tokens(&self) -> Result<Vec<TokenSummary>> {
-        let rows = sqlx::query(
-            "SELECT id, name, admin, created_at, expires_at, last_used_at \
-             FROM tokens ORDER BY created_at, id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let scope_rows = sqlx::query(
-            "SELECT s.token_id, s.repo_id, s.access, r.owner, r.name \
-             FROM token_scopes s JOIN repositories r ON r.id = s.repo_id \
-             ORDER BY lower(r.owner), lower(r.name)",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let mut scopes: std::collections::HashMap<String, Vec<NamedScope>> =
-            std::collections::HashMap::new();
-        for r in &scope_rows {
-            let access = get_str(r, "access")?;
-            scopes
-                .entry(get_str(r, "token_id")?)
-                .or_default()
-                .push(NamedScope {
-                    repo_id: get_str(r, "repo_id")?,
-                    owner: get_str(r, "owner")?,
-                    name: get_str(r, "name")?,
-                    access: Access::parse(&access).ok_or_else(|| {
-                        Error::InvalidData(format!("token scope access {access}"))
-                    })?,
-                });
-        }
-        rows.iter()
-            .map(|row| {
-                let id = get_str(row, "id")?;
-                Ok(TokenSummary {
-                    scopes: scopes.remove(&id).unwrap_or_default(),
-                    id,
-                    name: get_str(row, "name")?,
-                    admin: get_bool(row, "admin")?,
-                    created_at: get_i64(row, "created_at")?,
-                    expires_at: get_opt_i64(row, "expires_at")?,
-                    last_used_at: get_opt_i64(row, "last_used_at")?,
+        self.timed("list_tokens", async {
+            let rows = sqlx::query(
+                "SELECT id, name, admin, created_at, expires_at, last_used_at \
+                 FROM tokens ORDER BY created_at, id",
+            )
+            .fetch_all(self.pool())
+            .await?;
+            let scope_rows = sqlx::query(
+                "SELECT s.token_id, s.repo_id, s.access, r.owner, r.name \
+                 FROM token_scopes s JOIN repositories r ON r.id = s.repo_id \
+                 ORDER BY lower(r.owner), lower(r.name)",
+            )
+            .fetch_all(self.pool())
+            .await?;
+            let mut scopes: std::collections::HashMap<String, Vec<NamedScope>> =
+                std::collections::HashMap::new();
+            for r in &scope_rows {
+                let access = get_str(r, "access")?;
+                scopes
+                    .entry(get_str(r, "token_id")?)
+                    .or_default()
+                    .push(NamedScope {
+                        repo_id: get_str(r, "repo_id")?,
+                        owner: get_str(r, "owner")?,
+                        name: get_str(r, "name")?,
+                        access: Access::parse(&access).ok_or_else(|| {
+                            Error::InvalidData(format!("token scope access {access}"))
+                        })?,
+                    });
+            }
+            rows.iter()
+                .map(|row| {
+                    let id = get_str(row, "id")?;
+                    Ok(TokenSummary {
+                        scopes: scopes.remove(&id).unwrap_or_default(),
+                        id,
+                        name: get_str(row, "name")?,
+                        admin: get_bool(row, "admin")?,
+                        created_at: get_i64(row, "created_at")?,
+                        expires_at: get_opt_i64(row, "expires_at")?,
+                        last_used_at: get_opt_i64(row, "last_used_at")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Revokes token `id`: its row and scopes are deleted, so the next
     /// lookup of its secret finds nothing. [`Error::NotFound`] if there is
     /// no such token.
     pub async fn revoke_token(&self, id: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!("token {id}")));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.timed("revoke_token", async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::NotFound(format!("token {id}")));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }
