@@ -178,6 +178,29 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
         0.0,
         "{text}"
     );
+    // Every metadata operation is timed: the one push committed once, and each
+    // of the three ref advertisements (the push's, two clones') listed refs.
+    let db = |operation: &str, outcome: &str| {
+        sum(
+            &samples,
+            "gitclaw_db_operation_duration_seconds_count",
+            &[
+                &format!("operation=\"{operation}\""),
+                &format!("outcome=\"{outcome}\""),
+            ],
+        )
+    };
+    assert_eq!(db("commit_push", "ok"), 1.0, "{text}");
+    assert!(db("list_refs", "ok") >= 3.0, "{text}");
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_db_operation_duration_seconds_count",
+            &["outcome=\"error\""]
+        ),
+        0.0,
+        "{text}"
+    );
     // Repository names appear only in the per-repository sizes, which are the
     // metadata's own figures.
     for line in text.lines().filter(|l| l.contains("mia/seen")) {

@@ -303,6 +303,13 @@ fn a_clone_and_a_push_arrive_as_traces_with_their_phases_and_a_traceparent_is_co
         );
     }
     assert_eq!(root_of(commit).as_deref(), Some(push.name.as_str()));
+    // The database transaction is a span of its own, inside the commit phase.
+    let transaction = spans
+        .iter()
+        .find(|s| attribute(s, "operation").as_deref() == Some("commit_push"))
+        .expect("a span for the push's database transaction");
+    assert_eq!(transaction.name, "db");
+    assert_eq!(transaction.parent_span_id, commit.span_id);
 
     // The traceparent: the request joined the client's trace, under its span.
     let joined = spans

@@ -92,10 +92,11 @@ impl AppState {
             slow_statement: config.slow_statement,
             ..Default::default()
         };
+        let metrics = Arc::new(Metrics::new());
         let meta = Metadata::connect_with(&config.database_url, options)
             .await
-            .map_err(StartError::Database)?;
-        let metrics = Arc::new(Metrics::new());
+            .map_err(StartError::Database)?
+            .with_observer(metrics.clone());
         let store = open_store(&config, &metrics).await?;
         let tmp = config.data_dir.join("tmp");
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;

@@ -6,7 +6,7 @@
 //! ever take values from fixed sets (a service, an operation, a fault), never
 //! client input such as repository names or refs.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -68,7 +68,7 @@ pub struct Metrics {
     pub repo_objects: IntGaugeVec,
     pub repo_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
-    pub db_transactions: HistogramVec,
+    pub db_operations: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -305,11 +305,11 @@ impl Metrics {
                 "Connections of the metadata database pool, by state (in_use, idle).",
                 &["state"],
             ),
-            db_transactions: histogram(
+            db_operations: histogram(
                 &r,
-                "gitclaw_db_transaction_duration_seconds",
-                "How long the metadata database's write transactions took (push, compaction, fork), by transaction and outcome.",
-                &["transaction", "outcome"],
+                "gitclaw_db_operation_duration_seconds",
+                "How long each metadata database operation took (a query such as list_refs, or a transaction such as commit_push), by operation and outcome.",
+                &["operation", "outcome"],
                 STORE_BUCKETS,
             ),
             registry: r,
@@ -353,21 +353,6 @@ impl Metrics {
         self.cache_capacity
             .with_label_values(&[NAME])
             .set(gauge(cache.capacity()));
-    }
-
-    /// Time one database transaction: `work` is the call that runs it.
-    pub async fn transaction<T, E>(
-        &self,
-        name: &'static str,
-        work: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        let started = Instant::now();
-        let result = work.await;
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        self.db_transactions
-            .with_label_values(&[name, outcome])
-            .observe(started.elapsed().as_secs_f64());
-        result
     }
 
     /// Count one cache lookup.
@@ -416,6 +401,20 @@ pub fn store_error_kind(err: &gitclaw_storage::StorageError) -> &'static str {
         E::Corrupted { .. } => "corrupt",
         E::UploadFailed { .. } => "server",
         _ => "other",
+    }
+}
+
+impl gitclaw_metadata::QueryObserver for Metrics {
+    fn query(
+        &self,
+        operation: &'static str,
+        elapsed: Duration,
+        error: Option<&gitclaw_metadata::Error>,
+    ) {
+        let outcome = if error.is_none() { "ok" } else { "error" };
+        self.db_operations
+            .with_label_values(&[operation, outcome])
+            .observe(elapsed.as_secs_f64());
     }
 }
 

@@ -223,10 +223,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         replaced_keys,
         delete_after: now_secs() + state.config.gc.grace_secs as i64,
     };
-    state
-        .metrics
-        .transaction("compaction", state.meta.apply_compaction(&compaction))
-        .await?;
+    state.meta.apply_compaction(&compaction).await?;
     claim.release().await;
     outcome.new_pack = Some(new_hashes[0]);
     outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());

@@ -157,11 +157,7 @@ pub async fn fork_repo(
         loose: snapshot.loose,
         actor: actor.to_string(),
     };
-    match state
-        .metrics
-        .transaction("fork", state.meta.fork_repo(fork))
-        .await
-    {
+    match state.meta.fork_repo(fork).await {
         Ok(repo) => Ok(repo),
         Err(err) => {
             // The copy is unreachable garbage now; remove it.

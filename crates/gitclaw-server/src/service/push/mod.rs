@@ -348,11 +348,7 @@ async fn store_and_commit(
         actor: actor.to_string(),
         details: stored.details,
     });
-    let results = state
-        .metrics
-        .transaction("push", commit)
-        .instrument(tracing::info_span!("commit"))
-        .await?;
+    let results = commit.instrument(tracing::info_span!("commit")).await?;
     let mut any_applied = false;
     for ((i, _), result) in updates.iter().zip(results) {
         statuses[*i] = Some(match result {
