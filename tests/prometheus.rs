@@ -1,7 +1,9 @@
 //! A real Prometheus (Debian's `prometheus` package) scrapes a GitClaw on
 //! Garage + PostgreSQL; after a push, a full clone, a shallow clone and an
 //! injected object-store fault, PromQL through Prometheus's HTTP API gives the
-//! expected counts and a 99th percentile of object-store latency.
+//! expected counts and a 99th percentile of object-store latency; every query
+//! of the Grafana dashboard (`config/grafana-dashboard.json`) is one
+//! Prometheus accepts, over metrics the server exports.
 
 mod common;
 
@@ -181,6 +183,7 @@ fn prometheus_scrapes_what_a_push_clones_and_a_store_fault_did() {
         ),
         1.0
     );
+    the_dashboard_queries_what_is_exported(&prometheus, server.addr);
     let p99 = prometheus.settle(
         "histogram_quantile(0.99, sum by (le) (rate(gitclaw_store_request_duration_seconds_bucket[1m])))",
         f64::is_finite,
@@ -189,4 +192,50 @@ fn prometheus_scrapes_what_a_push_clones_and_a_store_fault_did() {
         p99 > 0.0 && p99 <= 60.0,
         "p99 of object-store latency: {p99}"
     );
+}
+
+/// Every PromQL query of the dashboard parses and runs in Prometheus, and each
+/// `gitclaw_…` series it reads is one `/metrics` shows (after the traffic above,
+/// which includes a fault, so the error and retry families are there too).
+fn the_dashboard_queries_what_is_exported(prometheus: &Prometheus, server: std::net::SocketAddr) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(queries.len() >= 15, "the dashboard's queries: {queries:?}");
+    let (status, body) = http(server, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let exported: std::collections::HashSet<String> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("gitclaw_"))
+        .map(|line| line.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    for query in &queries {
+        let names = query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("gitclaw_"));
+        for name in names {
+            assert!(
+                exported.contains(name),
+                "the dashboard reads {name}, which /metrics does not show (in {query})"
+            );
+        }
+        let (status, body) = http(
+            prometheus.addr,
+            "GET",
+            &format!("/api/v1/query?query={}", encode(query)),
+            &[],
+            b"",
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 200, "Prometheus refuses {query}: {body}");
+        assert!(body.contains("\"status\":\"success\""), "{query}: {body}");
+    }
 }
