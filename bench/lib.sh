@@ -1,0 +1,48 @@
+# Shared by the bench scripts: measuring one run of a git command against a
+# server process. Source it; it needs $work (a scratch directory).
+
+cpu_of() { # user+system ticks of a process and its waited-for children
+  awk '{print $14+$15+$16+$17}' "/proc/$1/stat"
+}
+settled_cpu() { # cpu_of once it stops moving: a CGI child may still be finishing
+  local last now
+  last=$(cpu_of "$1")
+  for _ in $(seq 50); do
+    sleep 0.1
+    now=$(cpu_of "$1")
+    [ "$now" = "$last" ] && break
+    last=$now
+  done
+  echo "$now"
+}
+rx_bytes() { awk '/^ *lo:/ {print $2}' /proc/net/dev; }
+hz=$(getconf CLK_TCK)
+
+# The S3 calls a GitClaw log at $work/gitclaw.err shows (0 without one).
+s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" 2>/dev/null || true; }
+
+run_once() { # run_once PID FUNCTION...: "wall cpu bytes s3-calls" of one run
+  local pid=$1; shift
+  rm -rf "$work/client"
+  local c0 b0 t0 t1 c1 b1 s0 s1
+  s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
+  t1=$(date +%s.%N); b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
+  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=3; ($c1 - $c0) / $hz" | bc) $((b1 - b0)) $((s1 - s0))"
+}
+
+summary() { # medians of the runs, then the first run: wall cpu bytes calls calls-median wall1 cpu1
+  printf '%s\n' "$@" | python3 -c '
+import sys
+runs = [[float(x) for x in line.split()] for line in sys.stdin if line.strip()]
+med = lambda k: sorted(r[k] for r in runs)[(len(runs) - 1) // 2]
+first = runs[0]
+print(med(0), med(1), med(2), first[3], med(3), first[0], first[1])'
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # wait_port PORT: until something listens there (10 s at most)
+  for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "nothing listens on port $1" >&2; return 1
+}
