@@ -127,6 +127,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "store_claims",
         include_str!("../migrations/sqlite/0008_store_claims.sql"),
     ),
+    (
+        9,
+        "migration",
+        include_str!("../migrations/sqlite/0009_migration.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -168,6 +173,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "store_claims",
         include_str!("../migrations/postgres/0008_store_claims.sql"),
+    ),
+    (
+        9,
+        "migration",
+        include_str!("../migrations/postgres/0009_migration.sql"),
     ),
 ];
 

@@ -23,6 +23,11 @@ pub enum Error {
     #[error("already exists: {0}")]
     AlreadyExists(String),
 
+    /// A migration of the repository's legacy objects is running; the
+    /// operation (deleting it) must wait for it. The string names it.
+    #[error("a migration of {0} is in progress")]
+    MigrationInProgress(String),
+
     /// The caller passed something this crate refuses before touching the
     /// database: an unsupported database URL, a number too large to store,
     /// an unknown object type.

@@ -35,6 +35,7 @@ mod claims;
 mod compaction;
 mod connect;
 mod error;
+mod migration;
 mod objects;
 mod observe;
 mod push;
@@ -49,6 +50,10 @@ pub use compaction::{Compaction, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
+pub use migration::{
+    LegacyEntry, LegacyRow, MigrationBatch, MigrationStart, MigrationState, MigrationStatus,
+    RowOutcome,
+};
 pub use objects::{LooseRecord, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
 pub use observe::QueryObserver;
 pub use push::{

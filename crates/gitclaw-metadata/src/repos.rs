@@ -290,6 +290,27 @@ impl Metadata {
                 return Err(Error::NotFound(format!("repository {id}")));
             };
             let repo = repo_from_row(&row)?;
+            let migration = sqlx::query(
+                "SELECT lease_until FROM repo_migration_status WHERE repo_id = $1 AND state = 'in_progress'",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = migration {
+                if crate::util::get_i64(&row, "lease_until")? > now_secs() {
+                    return Err(Error::MigrationInProgress(format!(
+                        "{}/{}",
+                        repo.owner, repo.name
+                    )));
+                }
+            }
+            // The legacy table (if any) has no cascade: its rows go with the repository.
+            if self.has_legacy_table().await? {
+                sqlx::query("DELETE FROM repo_objects WHERE repo_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut removed = [0u64; 3];
             for (i, sql) in [
                 "DELETE FROM refs WHERE repo_id = $1",

@@ -53,6 +53,9 @@ pub struct App {
     tasks: TaskTracker,
     /// Cancelled when the server shuts down; background loops watch it.
     pub shutdown: CancellationToken,
+    /// The database has the legacy object table (looked for at start): reads
+    /// of repositories not yet migrated fall back to it.
+    pub legacy_table: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +100,10 @@ impl AppState {
             .await
             .map_err(StartError::Database)?
             .with_observer(metrics.clone());
+        let legacy_table = meta
+            .has_legacy_table()
+            .await
+            .map_err(StartError::Database)?;
         let store = open_store(&config, &metrics).await?;
         let tmp = config.data_dir.join("tmp");
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;
@@ -122,6 +129,7 @@ impl AppState {
             scratch,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            legacy_table,
         })))
     }
 

@@ -223,7 +223,7 @@ fn metadata_fault(err: &gitclaw_metadata::Error) -> Fault {
     use gitclaw_metadata::Error;
     match err {
         _ if err.is_transient() => Fault::Unavailable,
-        Error::AlreadyExists(_) => Fault::Conflict,
+        Error::AlreadyExists(_) | Error::MigrationInProgress(_) => Fault::Conflict,
         // The repository went away while the request ran.
         Error::NotFound(_) => Fault::Conflict,
         Error::InvalidInput(_) => Fault::Client,

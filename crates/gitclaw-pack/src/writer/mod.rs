@@ -26,6 +26,9 @@
 mod delta_search;
 mod entries;
 mod reuse;
+mod whole;
+
+pub use whole::write_whole_objects;
 
 use std::io::Write;
 

@@ -62,6 +62,43 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Where the migrations stand, from the database (a migration runs in its
+/// own process, `gitclaw migrate`; what it did is known here through its rows).
+async fn report_migrations(state: &AppState) {
+    let statuses = match state.meta.list_migration_status().await {
+        Ok(statuses) => statuses,
+        Err(err) => {
+            tracing::warn!(error = %crate::error::chain(&err), "metrics: cannot read the migrations");
+            return;
+        }
+    };
+    let m = &state.metrics;
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.migration_repositories.reset();
+    let (mut total, mut copied, mut corrupt, mut batches) = (0, 0, 0, 0);
+    for status in &statuses {
+        m.migration_repositories
+            .with_label_values(&[status.state.as_str()])
+            .inc();
+        total += status.objects_total;
+        copied += status.objects_copied;
+        corrupt += status.corrupt_rows;
+        if status.is_running() {
+            batches += status.batches_in_flight;
+        }
+    }
+    m.migration_rows
+        .with_label_values(&["total"])
+        .set(gauge(total));
+    m.migration_rows
+        .with_label_values(&["copied"])
+        .set(gauge(copied));
+    m.migration_rows
+        .with_label_values(&["corrupt"])
+        .set(gauge(corrupt));
+    m.migration_batches_in_flight.set(gauge(batches));
+}
+
 /// The routes of `GITCLAW_METRICS_LISTEN`: `/metrics` and the probes, so a
 /// scraper and a load balancer's health checks need not reach the git port.
 pub fn metrics_router(state: AppState) -> Router {
@@ -130,6 +167,9 @@ async fn metrics(
                 tracing::warn!(error = %crate::error::chain(&err), "metrics: cannot read repository sizes")
             }
         }
+    }
+    if state.legacy_table {
+        report_migrations(&state).await;
     }
     let mut response = Response::new(axum::body::Body::from(state.metrics.render()));
     response.headers_mut().insert(

@@ -69,6 +69,11 @@ pub struct Metrics {
     pub repo_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub db_operations: HistogramVec,
+    pub migration_objects: IntCounterVec,
+    pub migration_bytes: IntCounter,
+    pub migration_batches_in_flight: IntGauge,
+    pub migration_repositories: IntGaugeVec,
+    pub migration_rows: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -312,8 +317,51 @@ impl Metrics {
                 &["operation", "outcome"],
                 STORE_BUCKETS,
             ),
+            migration_objects: counter(
+                &r,
+                "gitclaw_migration_objects_total",
+                "Legacy rows this process migrated, by outcome (copied, corrupt).",
+                &["outcome"],
+            ),
+            migration_bytes: {
+                let metric = IntCounter::new(
+                    "gitclaw_migration_bytes_total",
+                    "Bytes of object content this process copied out of the legacy table.",
+                )
+                .expect("valid counter");
+                r.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
+            migration_batches_in_flight: gauge(
+                &r,
+                "gitclaw_migration_batches_in_flight",
+                "Migration batches under way: this process's own, or (on a server) what the running migrations last reported.",
+            ),
+            migration_repositories: gauges(
+                &r,
+                "gitclaw_migration_repositories",
+                "Repositories a migration has touched, by state (pending, in_progress, migrated, failed), from the database.",
+                &["state"],
+            ),
+            migration_rows: gauges(
+                &r,
+                "gitclaw_migration_rows",
+                "Legacy rows of every migration, from the database: total, copied, corrupt.",
+                &["kind"],
+            ),
             registry: r,
         }
+    }
+
+    /// A migration batch finished.
+    pub fn migration_rows(&self, copied: u64, bytes: u64, corrupt: u64) {
+        self.migration_objects
+            .with_label_values(&["copied"])
+            .inc_by(copied);
+        self.migration_objects
+            .with_label_values(&["corrupt"])
+            .inc_by(corrupt);
+        self.migration_bytes.inc_by(bytes);
     }
 
     /// The text of `GET /metrics`.

@@ -96,6 +96,11 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErro
     let Some(_guard) = state.gc_locks.try_lock(&repo.id) else {
         return Ok(GcOutcome::default());
     };
+    // Compacting would pull the legacy table's objects into a pack behind the
+    // migration's back; it compacts the repository itself when done.
+    if let Some(why) = crate::service::migrate::unfinished(state, repo).await? {
+        return Err(GitError::Conflict(why));
+    }
     let mut outcome = compact_repo(state, repo).await?;
     outcome.swept = sweep_repo(state, repo).await?;
     Ok(outcome)
@@ -285,8 +290,13 @@ pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
             _ = state.shutdown.cancelled() => return,
             result = check => result,
         };
-        if let Err(err) = result {
-            tracing::warn!(repo = %repo.id, error = %crate::error::chain(&err), "automatic compaction failed");
+        match result {
+            Ok(()) => {}
+            // Not yet migrated: the migration compacts it when done.
+            Err(GitError::Conflict(why)) => tracing::debug!(repo = %repo.id, "no automatic compaction: {why}"),
+            Err(err) => {
+                tracing::warn!(repo = %repo.id, error = %crate::error::chain(&err), "automatic compaction failed")
+            }
         }
     });
 }

@@ -15,6 +15,7 @@ pub mod advertise;
 pub mod claims;
 pub mod fetch;
 pub mod gc;
+pub mod migrate;
 pub mod objects;
 pub mod pack_cache;
 pub mod push;

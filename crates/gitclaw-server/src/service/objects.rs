@@ -4,10 +4,14 @@
 //! pack-engine [`ObjectDb`] without listing the store: the hot path never does a
 //! LIST or HEAD. Packs come through the shared [`PackCache`](super::pack_cache);
 //! loose objects are read from the store when the engine asks for them.
+//!
+//! Dual read: while a repository's objects are being moved out of the legacy
+//! table (`gitclaw migrate`), what the store has is read from the store and the
+//! rest from the table, so the repository is served whole at every moment.
 
 use std::{path::PathBuf, sync::Arc};
 
-use gitclaw_metadata::Repo;
+use gitclaw_metadata::{MigrationState, Repo};
 use gitclaw_pack::odb::{LooseSource, ObjectDb};
 use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
@@ -15,8 +19,31 @@ use gix_hashtable::HashMap;
 
 use crate::{app::AppState, error::GitError, metrics::StoreRequests};
 
-/// The pack-engine view of a repository's objects, from the metadata's lists.
+/// The pack-engine view of a repository's objects: the store's, and — while
+/// the repository is not yet migrated — the legacy table's.
 pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
+    // The table's index first: a row copied after it is read is in a pack the
+    // list below already names; one copied before is left out of the index.
+    let legacy = legacy_objects(state, repo).await?;
+    let db = stored_objects(state, repo, legacy).await?;
+    Ok(if state.config.object_cache_bytes > 0 {
+        db.with_cache(state.objects.clone())
+    } else {
+        db
+    })
+}
+
+/// The store's objects of a repository alone, read afresh (no legacy table,
+/// no object cache): what verifying a migration compares the table with.
+pub async fn store_object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
+    stored_objects(state, repo, None).await
+}
+
+async fn stored_objects(
+    state: &AppState,
+    repo: &Repo,
+    legacy: Option<LegacyObjects>,
+) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
     let packs = state.meta.list_packs(&repo.id).await?;
     let mut handles = Vec::with_capacity(packs.len());
@@ -43,6 +70,7 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
         repo: repo_id,
         store: state.store.clone(),
         ids,
+        legacy,
         runtime: tokio::runtime::Handle::current(),
         scratch: state.scratch.dir.clone(),
         requests: StoreRequests::current(),
@@ -53,11 +81,69 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
             db = db.with_closure(index, key);
         }
     }
-    Ok(if state.config.object_cache_bytes > 0 {
-        db.with_cache(state.objects.clone())
-    } else {
-        db
-    })
+    Ok(db)
+}
+
+/// The legacy rows of a repository that is not yet migrated, indexed.
+async fn legacy_objects(state: &AppState, repo: &Repo) -> Result<Option<LegacyObjects>, GitError> {
+    if !state.legacy_table {
+        return Ok(None);
+    }
+    let status = state.meta.migration_status(&repo.id).await?;
+    if status.is_some_and(|s| s.state == MigrationState::Migrated) {
+        return Ok(None);
+    }
+    let entries = state.meta.legacy_index(&repo.id).await?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut ids = HashMap::default();
+    ids.reserve(entries.len());
+    for entry in entries {
+        // A row naming no type is still read (its bytes decide); say blob.
+        let kind = Kind::from_bytes(entry.object_type.as_bytes()).unwrap_or(Kind::Blob);
+        ids.insert(entry.oid, (kind, u64::try_from(entry.size).unwrap_or(0)));
+    }
+    Ok(Some(LegacyObjects {
+        meta: state.meta.clone(),
+        repo_id: repo.id.clone(),
+        ids,
+    }))
+}
+
+/// Objects still only in the legacy table: their types and sizes as the table
+/// says, their bytes read (and hashed) row by row when asked for.
+struct LegacyObjects {
+    meta: gitclaw_metadata::Metadata,
+    repo_id: String,
+    ids: HashMap<ObjectId, (Kind, u64)>,
+}
+
+impl LegacyObjects {
+    /// The object of row `id`, read right; a row no reading of which hashes to
+    /// its id is an error naming it corrupt, never served.
+    fn read(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        id: &gitclaw_pack::oid,
+    ) -> Result<Option<(Kind, Vec<u8>)>, PackError> {
+        let row = runtime
+            .block_on(self.meta.legacy_object(&self.repo_id, &id.to_owned()))
+            .map_err(|err| PackError::Backend(Box::new(err)))?;
+        let Some(row) = row else {
+            // Dropped since the index was read: the object is in the store now,
+            // but not in the packs this view was given.
+            return Err(PackError::Backend(Box::new(std::io::Error::other(
+                format!("legacy row {id} went away while being read"),
+            ))));
+        };
+        match super::migrate::decode::decode(row, 4 << 30) {
+            Ok(decoded) => Ok(Some((decoded.kind, decoded.content))),
+            Err(why) => Err(PackError::Backend(Box::new(std::io::Error::other(
+                format!("legacy row {id} is corrupt: {why}"),
+            )))),
+        }
+    }
 }
 
 /// Loose objects of one repository: the metadata's index for existence, the store for bytes.
@@ -66,6 +152,8 @@ struct StoreLoose {
     store: Arc<dyn ObjectStorageBackend>,
     /// Loose object ids with their types and inflated sizes.
     ids: HashMap<ObjectId, (Kind, u64)>,
+    /// What only the legacy table has, while the repository migrates.
+    legacy: Option<LegacyObjects>,
     runtime: tokio::runtime::Handle,
     /// Where big loose objects of a store without local files are downloaded to be streamed.
     scratch: PathBuf,
@@ -76,15 +164,15 @@ struct StoreLoose {
 
 impl LooseSource for StoreLoose {
     fn contains(&self, id: &gitclaw_pack::oid) -> bool {
-        self.ids.contains_key(id)
+        self.ids.contains_key(id) || self.legacy_entry(id).is_some()
     }
 
     fn size(&self, id: &gitclaw_pack::oid) -> Result<Option<u64>, PackError> {
-        Ok(self.ids.get(id).map(|(_, size)| *size))
+        Ok(self.header(id)?.map(|(_, size)| size))
     }
 
     fn header(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, u64)>, PackError> {
-        Ok(self.ids.get(id).copied())
+        Ok(self.ids.get(id).or_else(|| self.legacy_entry(id)).copied())
     }
 
     /// The loose bytes are read from the store's own file, or downloaded into the
@@ -95,7 +183,13 @@ impl LooseSource for StoreLoose {
         id: &gitclaw_pack::oid,
     ) -> Result<Option<gitclaw_pack::odb::ObjectStream>, PackError> {
         if !self.ids.contains_key(id) {
-            return Ok(None);
+            return Ok(self
+                .read_legacy(id)?
+                .map(|(kind, data)| gitclaw_pack::odb::ObjectStream {
+                    kind,
+                    size: data.len() as u64,
+                    content: Box::new(std::io::Cursor::new(data)),
+                }));
         }
         let key = ObjectKey::loose(&self.repo, id);
         let io = |context: &str| {
@@ -136,15 +230,17 @@ impl LooseSource for StoreLoose {
     }
 
     fn list(&self) -> Vec<(ObjectId, Kind)> {
+        let legacy = self.legacy.iter().flat_map(|l| l.ids.iter());
         self.ids
             .iter()
+            .chain(legacy)
             .map(|(id, (kind, _))| (*id, *kind))
             .collect()
     }
 
     fn read(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, Vec<u8>)>, PackError> {
         if !self.ids.contains_key(id) {
-            return Ok(None);
+            return self.read_legacy(id);
         }
         // Called from blocking pack-engine threads, never from the async runtime.
         StoreRequests::within(self.requests.as_ref(), || {
@@ -156,6 +252,21 @@ impl LooseSource for StoreLoose {
         })
         .map(Some)
         .map_err(|err| PackError::Backend(Box::new(err)))
+    }
+}
+
+impl StoreLoose {
+    /// The legacy table's type and size of an object the store does not have.
+    fn legacy_entry(&self, id: &gitclaw_pack::oid) -> Option<&(Kind, u64)> {
+        self.legacy.as_ref()?.ids.get(id)
+    }
+
+    /// An object only the legacy table has, read from it.
+    fn read_legacy(&self, id: &gitclaw_pack::oid) -> Result<Option<(Kind, Vec<u8>)>, PackError> {
+        match &self.legacy {
+            Some(legacy) if legacy.ids.contains_key(id) => legacy.read(&self.runtime, id),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub enum RepoError {
     NotFound(String),
     #[error("repository {0} already exists")]
     AlreadyExists(String),
+    /// A migration of the repository's legacy objects is running.
+    #[error("a migration of {0} is in progress; delete it once `gitclaw migrate` has finished or stopped")]
+    MigrationInProgress(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(transparent)]
@@ -30,7 +33,9 @@ impl From<RepoError> for crate::error::GitError {
         match err {
             RepoError::InvalidName(m) => GitError::BadRequest(m),
             RepoError::NotFound(name) => GitError::RepoNotFound(name),
-            RepoError::AlreadyExists(_) => GitError::Conflict(err.to_string()),
+            RepoError::AlreadyExists(_) | RepoError::MigrationInProgress(_) => {
+                GitError::Conflict(err.to_string())
+            }
             RepoError::Metadata(err) => err.into(),
             RepoError::Storage(err) => err.into(),
         }
@@ -96,6 +101,7 @@ pub async fn delete_repo(state: &AppState, repo: &Repo, actor: &str) -> Result<(
             MetadataError::NotFound(_) => {
                 RepoError::NotFound(format!("{}/{}", repo.owner, repo.name))
             }
+            MetadataError::MigrationInProgress(name) => RepoError::MigrationInProgress(name),
             other => other.into(),
         })?;
     let prefix = RepoId::new(&repo.id)?.prefix();

@@ -142,6 +142,11 @@ impl From<RepoError> for ApiError {
             RepoError::AlreadyExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.to_string())
             }
+            RepoError::MigrationInProgress(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "MIGRATION_IN_PROGRESS",
+                err.to_string(),
+            ),
             RepoError::Metadata(err) => err.into(),
             RepoError::Storage(err) => err.into(),
         }

@@ -1,5 +1,7 @@
 //! The `gitclaw` command line.
 
+mod migrate;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -44,6 +46,7 @@ enum Command {
         /// OWNER/NAME; every repository when omitted.
         repo: Option<String>,
     },
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +149,7 @@ pub fn main() -> ExitCode {
             Command::Token(TokenCommand::List) => token_list(config).await,
             Command::Token(TokenCommand::Revoke { id }) => token_revoke(config, &id).await,
             Command::Gc { repo } => gc(config, repo.as_deref()).await,
+            Command::Migrate(args) => migrate::run(config, args).await,
         }
     });
     match result {
@@ -276,7 +280,14 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         }
     };
     for repo in &repos {
-        let outcome = crate::service::gc::gc_repo(&state, repo).await?;
+        let outcome = match crate::service::gc::gc_repo(&state, repo).await {
+            Ok(outcome) => outcome,
+            Err(crate::error::GitError::Conflict(why)) => {
+                println!("{}/{}: skipped: {why}", repo.owner, repo.name);
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         let unreachable = match outcome.cruft_pack {
             Some(cruft) => format!(", unreachable objects in pack-{cruft}"),
             None => String::new(),
