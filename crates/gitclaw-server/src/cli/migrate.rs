@@ -48,6 +48,10 @@ pub struct MigrateArgs {
     /// Look again at rows found corrupt before (after repairing them).
     #[arg(long)]
     retry_corrupt: bool,
+    /// How long a run holds a repository without renewing (it renews at a
+    /// third of this): a killed run's repositories are free again after it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_secs: u64,
 }
 
 pub async fn run(config: Config, args: MigrateArgs) -> anyhow::Result<()> {
@@ -65,7 +69,7 @@ pub async fn run(config: Config, args: MigrateArgs) -> anyhow::Result<()> {
         batch_bytes: u64::from(args.batch_mb) << 20,
         concurrency: args.concurrency as usize,
         gc: !args.no_gc,
-        ..Default::default()
+        lease_secs: args.lease_secs,
     };
     let progress = Progress::new(false);
     if args.verify_only {

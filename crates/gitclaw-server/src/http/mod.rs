@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tokens/{id}",
             axum::routing::delete(api::delete_token),
         )
+        .route("/api/v1/migrations", get(api::list_migrations))
+        .route("/api/v1/migrations/{owner}/{name}", get(api::get_migration))
         .route("/api/openapi.json", get(api::openapi))
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))

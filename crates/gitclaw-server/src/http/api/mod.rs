@@ -241,6 +241,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         fork_repo,
         repo_stats,
         repo_audit,
+        list_migrations,
+        get_migration,
         post_token,
         list_tokens,
         delete_token
@@ -251,6 +253,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         crate::service::sweep::StoreUsage,
         CreateRepo,
         RepoView,
+        MigrationView,
+        RepoMigration,
         RepoPage,
         ForkRequest,
         AuditPage,

@@ -33,6 +33,64 @@ pub struct RepoView {
     pub default_branch: String,
     pub clone_url: String,
     pub created_at: i64,
+    /// Where moving its objects out of the legacy table stands, when a
+    /// migration has touched it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationView>,
+}
+
+/// A repository's migration out of the legacy object table. Times are unix seconds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MigrationView {
+    /// `pending`, `in_progress`, `migrated` or `failed`.
+    pub state: String,
+    /// A `gitclaw migrate` holds it right now.
+    pub running: bool,
+    pub objects_total: u64,
+    pub objects_copied: u64,
+    pub bytes_copied: u64,
+    pub corrupt_rows: u64,
+    pub batches_in_flight: u64,
+    /// Seconds left at the rate so far, while running.
+    pub eta_secs: Option<u64>,
+    pub started_at: Option<i64>,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    pub verified_at: Option<i64>,
+    pub source_dropped_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl From<gitclaw_metadata::MigrationStatus> for MigrationView {
+    fn from(s: gitclaw_metadata::MigrationStatus) -> Self {
+        let running = s.is_running();
+        let eta_secs = s.started_at.filter(|_| running).and_then(|started| {
+            let elapsed = u64::try_from(s.updated_at - started)
+                .ok()
+                .filter(|e| *e > 0)?;
+            let rate = s.objects_copied as f64 / elapsed as f64;
+            let left = s
+                .objects_total
+                .saturating_sub(s.objects_copied + s.corrupt_rows);
+            (rate > 0.0).then(|| (left as f64 / rate).ceil() as u64)
+        });
+        MigrationView {
+            state: s.state.as_str().to_string(),
+            running,
+            objects_total: s.objects_total,
+            objects_copied: s.objects_copied,
+            bytes_copied: s.bytes_copied,
+            corrupt_rows: s.corrupt_rows,
+            batches_in_flight: s.batches_in_flight,
+            eta_secs,
+            started_at: s.started_at,
+            updated_at: s.updated_at,
+            finished_at: s.finished_at,
+            verified_at: s.verified_at,
+            source_dropped_at: s.source_dropped_at,
+            last_error: s.last_error,
+        }
+    }
 }
 
 impl RepoView {
@@ -45,6 +103,7 @@ impl RepoView {
             name: repo.name,
             private: repo.private,
             created_at: repo.created_at,
+            migration: None,
         }
     }
 }
@@ -140,7 +199,58 @@ pub async fn get_repo(
 ) -> Result<Json<RepoView>, ApiError> {
     let caller = caller(&state, &headers).await?;
     let repo = find_readable(&state, &caller, &owner, &name).await?;
-    Ok(Json(RepoView::new(&state, repo)))
+    let migration = state.meta.migration_status(&repo.id).await?;
+    let mut view = RepoView::new(&state, repo);
+    view.migration = migration.map(MigrationView::from);
+    Ok(Json(view))
+}
+
+/// One repository's migration, as `GET /api/v1/migrations` lists them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RepoMigration {
+    /// `owner/name`.
+    pub repository: String,
+    #[serde(flatten)]
+    pub migration: MigrationView,
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations", description = "Needs an admin token (it names private repositories).", responses((status = 200, body = [RepoMigration]), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub async fn list_migrations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RepoMigration>>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    auth::check_admin(&caller)?;
+    let mut out = Vec::new();
+    for status in state.meta.list_migration_status().await? {
+        let repository = match state.meta.get_repo_by_id(&status.repo_id).await? {
+            Some(repo) => format!("{}/{}", repo.owner, repo.name),
+            None => continue,
+        };
+        out.push(RepoMigration {
+            repository,
+            migration: status.into(),
+        });
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/migrations/{owner}/{name}", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = MigrationView), (status = 404, body = ApiError, description = "no such repository, or no migration has touched it")))]
+pub async fn get_migration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<MigrationView>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    match state.meta.migration_status(&repo.id).await? {
+        Some(status) => Ok(Json(status.into())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no migration has touched {owner}/{name}"),
+        )),
+    }
 }
 
 #[utoipa::path(delete, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough).", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
@@ -187,6 +297,10 @@ pub struct RepoStatsView {
     pub recorded: gitclaw_metadata::RepoStats,
     /// Keys and bytes under the repository's prefix in the object store.
     pub store: crate::service::sweep::StoreUsage,
+    /// Objects the legacy table holds for it (0 without one).
+    pub legacy_rows: u64,
+    /// Of those, how many a migration has copied into the store.
+    pub legacy_rows_migrated: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/stats", params(("owner" = String, Path), ("name" = String, Path)), responses((status = 200, body = RepoStatsView, description = "object count, stored bytes, packs, loose objects, and what the store holds"), (status = 404, body = ApiError)))]
@@ -199,7 +313,17 @@ pub async fn repo_stats(
     let repo = find_readable(&state, &caller, &owner, &name).await?;
     let recorded = state.meta.repo_stats(&repo.id).await?;
     let store = crate::service::sweep::store_usage(&state, &repo).await?;
-    Ok(Json(RepoStatsView { recorded, store }))
+    let (legacy_rows, legacy_rows_migrated) = if state.legacy_table {
+        state.meta.legacy_counts(&repo.id).await?
+    } else {
+        (0, 0)
+    };
+    Ok(Json(RepoStatsView {
+        recorded,
+        store,
+        legacy_rows,
+        legacy_rows_migrated,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -94,10 +94,7 @@ type Packed = (Vec<(ObjectId, RowOutcome)>, Option<IngestedPack>);
 
 /// Decode every row and write the good ones as one verified pack under
 /// `dir`: each row's outcome, and the pack (none when no row was good).
-fn pack_rows(
-    rows: Vec<LegacyRow>,
-    dir: &std::path::Path,
-) -> Result<Packed, GitError> {
+fn pack_rows(rows: Vec<LegacyRow>, dir: &std::path::Path) -> Result<Packed, GitError> {
     let mut outcomes = Vec::with_capacity(rows.len());
     let mut objects: Vec<(ObjectId, Kind, Vec<u8>)> = Vec::with_capacity(rows.len());
     for row in rows {

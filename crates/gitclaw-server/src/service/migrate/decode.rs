@@ -59,11 +59,13 @@ pub fn decode(row: LegacyRow, max_bytes: u64) -> Result<Decoded, String> {
                 "neither its bytes nor their inflation hash to the oid ({why})"
             ))
         }
-        None => return Err(format!(
+        None => {
+            return Err(format!(
             "its {} bytes hash to no {} with this oid, with or without a header, and are not zlib",
             row.data.len(),
             row.object_type
-        )),
+        ))
+        }
     };
     match plain(&row.oid, &kinds, &inflated) {
         Some((kind, Encoding::Raw)) => Ok(Decoded {

@@ -358,6 +358,18 @@ pub async fn verify_repo(
     Ok(report)
 }
 
+/// Whether a read failed because the store could not be reached (as opposed
+/// to what it holds being wrong).
+fn is_outage(err: &gitclaw_pack::PackError) -> bool {
+    match err {
+        gitclaw_pack::PackError::Backend(source) => source
+            .downcast_ref::<gitclaw_storage::StorageError>()
+            .is_some_and(|e| e.is_retryable()),
+        gitclaw_pack::PackError::Io { .. } => true,
+        _ => false,
+    }
+}
+
 fn compare_rows(
     db: &gitclaw_pack::odb::ObjectDb,
     rows: Vec<gitclaw_metadata::LegacyRow>,
@@ -373,10 +385,19 @@ fn compare_rows(
             continue;
         };
         bytes += decoded.content.len() as u64;
-        match reader.read(&oid, &mut stored)? {
-            None => report.missing.push(oid),
-            Some(kind) if kind == decoded.kind && stored == decoded.content => report.matched += 1,
-            Some(_) => report.differing.push(oid),
+        match reader.read(&oid, &mut stored) {
+            Ok(None) => report.missing.push(oid),
+            Ok(Some(kind)) if kind == decoded.kind && stored == decoded.content => {
+                report.matched += 1
+            }
+            Ok(Some(_)) => report.differing.push(oid),
+            // The store's copy no longer reads as the object (a loose file
+            // whose hash is off, a damaged pack entry): it differs.
+            Err(err) if !is_outage(&err) => {
+                tracing::warn!(%oid, error = %err, "stored object does not read back");
+                report.differing.push(oid);
+            }
+            Err(err) => return Err(err.into()),
         }
     }
     Ok((report, bytes))
