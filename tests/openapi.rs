@@ -32,6 +32,8 @@ fn openapi_document_matches_the_real_routes() {
         ("POST", "/api/v1/tokens"),
         ("GET", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/{id}"),
+        ("GET", "/api/v1/migrations"),
+        ("GET", "/api/v1/migrations/{owner}/{name}"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
