@@ -615,6 +615,26 @@ fn a_repository_is_served_whole_while_it_migrates_store_first_then_the_table() {
         git(&pusher, &["rev-parse", "HEAD"])
     );
 
+    // The server's metrics know it from the database.
+    let (status, body) = http(legacy.server.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(
+        sample("gitclaw_migration_rows{kind=\"copied\"}"),
+        rows as f64
+    );
+    assert_eq!(sample("gitclaw_migration_rows{kind=\"corrupt\"}"), 0.0);
+    assert_eq!(
+        sample("gitclaw_migration_repositories{state=\"migrated\"}"),
+        1.0
+    );
+    assert_eq!(sample("gitclaw_migration_batches_in_flight"), 0.0);
+
     // Once migrated, the table is not read at all: spoiling every row changes nothing.
     legacy.sql(&format!(
         "UPDATE repo_objects SET data = 'spoiled' WHERE repo_id = '{}'",

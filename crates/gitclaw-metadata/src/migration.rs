@@ -174,21 +174,31 @@ fn status_from_row(row: &sqlx::any::AnyRow) -> Result<MigrationStatus> {
     })
 }
 
+/// Whether the legacy `repo_objects` table exists, asked on `conn` (which may
+/// be inside a transaction: a pool of one connection has no other).
+pub(crate) async fn legacy_table_exists(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+) -> Result<bool> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_name = 'repo_objects' AND table_schema = ANY (current_schemas(false))"
+        }
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'repo_objects'"
+        }
+    };
+    let row = sqlx::query(sql).fetch_one(conn).await?;
+    Ok(get_i64(&row, "n")? > 0)
+}
+
 impl Metadata {
     /// Whether the database has the legacy `repo_objects` table.
     pub async fn has_legacy_table(&self) -> Result<bool> {
         self.timed("has_legacy_table", async {
-            let sql = match self.backend() {
-                Backend::Postgres => {
-                    "SELECT COUNT(*) AS n FROM information_schema.tables \
-                     WHERE table_name = 'repo_objects' AND table_schema = ANY (current_schemas(false))"
-                }
-                Backend::Sqlite => {
-                    "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'repo_objects'"
-                }
-            };
-            let row = sqlx::query(sql).fetch_one(self.pool()).await?;
-            Ok(get_i64(&row, "n")? > 0)
+            let mut conn = self.pool().acquire().await?;
+            legacy_table_exists(&mut conn, self.backend()).await
         })
         .await
     }

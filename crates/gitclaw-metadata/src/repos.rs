@@ -305,7 +305,7 @@ impl Metadata {
                 }
             }
             // The legacy table (if any) has no cascade: its rows go with the repository.
-            if self.has_legacy_table().await? {
+            if crate::migration::legacy_table_exists(&mut tx, self.backend()).await? {
                 sqlx::query("DELETE FROM repo_objects WHERE repo_id = $1")
                     .bind(id)
                     .execute(&mut *tx)

@@ -52,11 +52,13 @@ async fn sqlite_fresh_database_and_reconnect() {
             "_sqlx_migrations",
             "audit_events",
             "loose_objects",
+            "object_migration_log",
             "pack_closure_tips",
             "packs",
             "peeled_refs",
             "pending_deletions",
             "refs",
+            "repo_migration_status",
             "repositories",
             "store_claims",
             "token_scopes",
@@ -74,7 +76,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (5, true),
             (6, true),
             (7, true),
-            (8, true)
+            (8, true),
+            (9, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
