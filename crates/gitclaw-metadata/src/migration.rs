@@ -148,6 +148,10 @@ pub enum MigrationStart {
     NoRepository,
 }
 
+/// Log rows written by one statement (five parameters each, well under
+/// PostgreSQL's and SQLite's limits).
+const LOG_ROWS_PER_STATEMENT: usize = 1000;
+
 const STATUS_COLUMNS: &str =
     "repo_id, state, objects_total, objects_copied, bytes_copied, corrupt_rows, \
      batches_in_flight, lease_until, started_at, updated_at, finished_at, verified_at, \
@@ -268,10 +272,14 @@ impl Metadata {
             };
             let after = after.map(oid_hex).unwrap_or_default();
             let limit = i64::try_from(max_rows.max(1)).unwrap_or(i64::MAX);
+            // Planned afresh for each batch, with its values: a plan cached
+            // for any values (a prepared statement's generic plan) can scan the
+            // whole log for every row while the log grows under it.
             let mut stream = sqlx::query(sql)
                 .bind(repo_id)
                 .bind(after)
                 .bind(limit)
+                .persistent(false)
                 .fetch(self.pool());
             let mut batch = Vec::new();
             let mut bytes = 0u64;
@@ -476,32 +484,53 @@ impl Metadata {
                 insert_loose(&mut tx, &batch.repo_id, &loose.oid, &loose.kind, loose.size, now).await?;
             }
             let (mut copied, mut bytes, mut corrupt) = (0i64, 0i64, 0i64);
-            for (oid, outcome) in &batch.rows {
-                let (label, size, detail) = match outcome {
-                    RowOutcome::Copied { bytes } => ("copied", to_db_u64(*bytes, "object size")?, None),
-                    RowOutcome::Corrupt { detail } => ("corrupt", 0, Some(detail.as_str())),
-                };
-                let inserted = sqlx::query(
-                    "INSERT INTO object_migration_log (repo_id, oid, outcome, bytes, pack_hash, detail, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(&batch.repo_id)
-                .bind(oid_hex(oid))
-                .bind(label)
-                .bind(size)
-                .bind(if label == "copied" { pack_hash.clone() } else { None })
-                .bind(detail)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    match outcome {
-                        RowOutcome::Copied { .. } => {
-                            copied += 1;
-                            bytes += size;
+            // Many rows a statement: a batch logs thousands of rows, and one
+            // round trip each would be most of a migration's time.
+            for chunk in batch.rows.chunks(LOG_ROWS_PER_STATEMENT) {
+                let mut sql = String::from(
+                    "INSERT INTO object_migration_log \
+                     (repo_id, oid, outcome, bytes, pack_hash, detail, created_at) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let at = 3 + i * 5;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!(
+                        "($1, ${}, ${}, ${}, ${}, ${}, $2)",
+                        at,
+                        at + 1,
+                        at + 2,
+                        at + 3,
+                        at + 4
+                    ));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING RETURNING outcome, bytes");
+                // Only placeholders are formatted into the statement.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&batch.repo_id)
+                    .bind(now);
+                for (oid, outcome) in chunk {
+                    let (label, size, detail) = match outcome {
+                        RowOutcome::Copied { bytes } => {
+                            ("copied", to_db_u64(*bytes, "object size")?, None)
                         }
-                        RowOutcome::Corrupt { .. } => corrupt += 1,
+                        RowOutcome::Corrupt { detail } => ("corrupt", 0, Some(detail.clone())),
+                    };
+                    query = query
+                        .bind(oid_hex(oid))
+                        .bind(label)
+                        .bind(size)
+                        .bind(if label == "copied" { pack_hash.clone() } else { None })
+                        .bind(detail);
+                }
+                // Rows already logged (two runs racing) are not returned, so not counted.
+                for row in query.fetch_all(&mut *tx).await? {
+                    if get_str(&row, "outcome")? == "copied" {
+                        copied += 1;
+                        bytes += get_i64(&row, "bytes")?;
+                    } else {
+                        corrupt += 1;
                     }
                 }
             }

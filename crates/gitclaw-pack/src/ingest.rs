@@ -37,11 +37,6 @@ pub struct IngestOptions {
     pub threads: usize,
     /// Which of git's fsck checks every object must pass.
     pub fsck: FsckLevel,
-    /// Every object a commit, tree or tag names must be in the pack or the
-    /// repository (a push's connectivity). Off for a pack that is one part of
-    /// objects arriving in parts (a migration batch), where links may point
-    /// into parts still to come.
-    pub check_links: bool,
 }
 
 impl Default for IngestOptions {
@@ -50,7 +45,6 @@ impl Default for IngestOptions {
             max_object_bytes: 1 << 30,
             threads: 2,
             fsck: FsckLevel::default(),
-            check_links: true,
         }
     }
 }
@@ -215,9 +209,7 @@ fn verify_objects(
                 "object {id} is larger than the limit"
             )));
         }
-        // Without links or fsck to check, nothing needs parsing either.
-        let nothing_to_check = !options.check_links && options.fsck == FsckLevel::Off;
-        if header_kind == Kind::Blob || nothing_to_check {
+        if header_kind == Kind::Blob {
             objects.push(IngestedObject {
                 id,
                 kind: header_kind,
@@ -247,7 +239,6 @@ fn verify_objects(
             }
         };
         match parsed {
-            _ if !options.check_links => {}
             ObjectRef::Commit(commit) => {
                 check(commit.tree())?;
                 for parent in commit.parents() {

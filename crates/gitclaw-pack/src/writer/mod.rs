@@ -28,7 +28,7 @@ mod entries;
 mod reuse;
 mod whole;
 
-pub use whole::write_whole_objects;
+pub use whole::{write_whole_pack, WholeObject};
 
 use std::io::Write;
 

@@ -1,21 +1,14 @@
 //! One batch of legacy rows into the store: read each row right (its SHA-1
-//! decides), write the good ones as one pack of whole objects, index and
-//! verify it as a received pack, upload it as a push would (pack + idx for
+//! decides), write the good ones as one pack of whole objects with its index,
+//! upload it as a push would (pack + idx for
 //! more than ten objects, loose objects otherwise, keys claimed until
 //! recorded), and record the stored objects and every row's outcome in one
 //! transaction. Until that transaction the batch has left no trace but keys
 //! a claim holds, which are deleted (or swept once the claim lapses) if the
 //! batch dies: redoing it copies nothing twice.
 
-use std::sync::Arc;
-
 use gitclaw_metadata::{LegacyRow, MigrationBatch, RowOutcome};
-use gitclaw_pack::{
-    fsck::FsckLevel,
-    ingest::{ingest_file, IngestOptions, IngestedPack},
-    odb::{NoLoose, ObjectDb},
-    Kind, ObjectId,
-};
+use gitclaw_pack::{ingest::IngestedPack, writer::WholeObject, Kind, ObjectId};
 use gitclaw_storage::RepoId;
 
 use super::decode::decode;
@@ -115,39 +108,16 @@ fn pack_rows(rows: Vec<LegacyRow>, dir: &std::path::Path) -> Result<Packed, GitE
     if objects.is_empty() {
         return Ok((outcomes, None));
     }
-    let path = dir.join("batch.pack");
-    let file = std::fs::File::create(&path).map_err(GitError::io("writing a batch pack"))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    gitclaw_pack::writer::write_whole_objects(
-        objects
-            .iter()
-            .map(|(_, kind, content)| (*kind, content.as_slice())),
-        1,
-        &mut out,
-    )?;
-    std::io::Write::flush(&mut out).map_err(GitError::io("writing a batch pack"))?;
-    drop(out);
-    let ids: Vec<ObjectId> = objects.iter().map(|(oid, _, _)| *oid).collect();
-    drop(objects);
-    // Indexing hashes every object again from the pack's own bytes: what is
-    // stored is what was read, whatever happened in between.
-    let empty = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
-    let options = IngestOptions {
-        max_object_bytes: usize::try_from(MAX_OBJECT_BYTES).unwrap_or(usize::MAX),
-        threads: 1,
-        // The old server accepted these objects; the migration keeps them all.
-        fsck: FsckLevel::Off,
-        // They name objects of other batches; compaction walks the whole graph.
-        check_links: false,
-    };
-    let work = dir.join("index");
-    std::fs::create_dir_all(&work).map_err(GitError::io("making room for an index"))?;
-    let ingested = ingest_file(&path, &work, &empty, &options)?
-        .ok_or_else(|| GitError::Internal("a batch pack came out empty".into()))?;
-    if let Some(missing) = ids.iter().find(|id| !ingested.contains(id)) {
-        return Err(GitError::Internal(format!(
-            "object {missing} is not in the pack written for it"
-        )));
-    }
+    let whole: Vec<WholeObject<'_>> = objects
+        .iter()
+        .map(|(id, kind, content)| WholeObject {
+            id: *id,
+            kind: *kind,
+            content,
+        })
+        .collect();
+    // Each id is the SHA-1 `decode` found the content to have: the index is
+    // written from them as the pack is, without reading it back.
+    let ingested = gitclaw_pack::writer::write_whole_pack(&whole, 1, dir)?;
     Ok((outcomes, Some(ingested)))
 }
