@@ -77,7 +77,7 @@ pub fn write_whole_pack(
     out.flush().map_err(io("writing a pack of whole objects"))?;
     drop(out);
 
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by_key(|entry| entry.0);
     if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(PackError::InvalidPack(format!(
             "object {} given twice",
