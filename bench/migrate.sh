@@ -68,7 +68,7 @@ t0=$(date +%s.%N)
 "$root/fixtures/make-legacy-repo.sh" "$repo" "$name" --encoding "$encoding" >/dev/null
 t1=$(date +%s.%N)
 rows=$(git -C "$repo" cat-file --batch-all-objects --batch-check | wc -l)
-bytes=$(git -C "$repo" cat-file --batch-all-objects --batch-check='%(objectsize)' | awk '{s+=$1} END {print s}')
+bytes=$(git -C "$repo" cat-file --batch-all-objects --batch-check='%(objectsize)' | awk '{s+=$1} END {printf "%.0f", s}')
 echo "   $rows objects, $((bytes / 1048576)) MiB inflated, loaded in $(echo "$t1 - $t0" | bc) s"
 
 echo "== gitclaw migrate --repo $name --no-gc ${extra[*]}"

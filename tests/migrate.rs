@@ -93,22 +93,21 @@ impl Legacy {
         sql(&self.database_url, query)
     }
 
+    /// A number the query gives; `{repo}` in it is the repository's id.
+    fn count(&self, query: &str) -> u64 {
+        self.sql(&query.replace("{repo}", &self.repo_id))
+            .parse()
+            .unwrap()
+    }
+
     fn rows(&self) -> u64 {
-        self.sql(&format!(
-            "SELECT count(*) FROM repo_objects WHERE repo_id = '{}'",
-            self.repo_id
-        ))
-        .parse()
-        .unwrap()
+        self.count("SELECT count(*) FROM repo_objects WHERE repo_id = '{repo}'")
     }
 
     fn copied(&self) -> u64 {
-        self.sql(&format!(
-            "SELECT count(*) FROM object_migration_log WHERE repo_id = '{}' AND outcome = 'copied'",
-            self.repo_id
-        ))
-        .parse()
-        .unwrap()
+        self.count(
+            "SELECT count(*) FROM object_migration_log WHERE repo_id = '{repo}' AND outcome = 'copied'",
+        )
     }
 
     fn state(&self) -> String {
@@ -120,13 +119,10 @@ impl Legacy {
 
     /// Objects the metadata records as stored: pack entries plus loose objects.
     fn recorded_objects(&self) -> u64 {
-        self.sql(&format!(
-            "SELECT (SELECT coalesce(sum(object_count), 0) FROM packs WHERE repo_id = '{0}') \
-             + (SELECT count(*) FROM loose_objects WHERE repo_id = '{0}')",
-            self.repo_id
-        ))
-        .parse()
-        .unwrap()
+        self.count(
+            "SELECT (SELECT coalesce(sum(object_count), 0) FROM packs WHERE repo_id = '{repo}') \
+             + (SELECT count(*) FROM loose_objects WHERE repo_id = '{repo}')",
+        )
     }
 
     /// Every object the bucket holds for the repository, as git reads it:

@@ -25,11 +25,13 @@ use crate::{
     error::{Result, StorageError},
 };
 
-/// Objects larger than this go up by multipart upload; smaller ones in one
-/// PutObject. 5 MiB is the smallest part S3 accepts.
-pub const MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024;
 /// Size of each uploaded part (S3 allows at most 10,000 parts; larger objects get larger parts).
 const PART_SIZE: u64 = 16 * 1024 * 1024;
+/// Objects larger than this go up by multipart upload; smaller ones in one
+/// PutObject, streamed from their file (a failed attempt resends at most
+/// this much; a multipart upload of a few parts is several requests where one
+/// does).
+pub const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 
 /// Where the bytes of an upload come from.
 pub(super) enum PartSource<'a> {
@@ -77,7 +79,8 @@ impl S3Backend {
         self.put_source(key, &PartSource::Memory(data), opts).await
     }
 
-    /// Upload `source` as `key`: one PutObject, or a multipart upload above 5 MiB.
+    /// Upload `source` as `key`: one PutObject, or a multipart upload above
+    /// [`MULTIPART_THRESHOLD`].
     pub(super) async fn put_source(
         &self,
         key: &str,

@@ -154,7 +154,7 @@ async fn copy_rows(
     report: &mut RepoReport,
 ) -> Result<(), GitError> {
     let mut running = tokio::task::JoinSet::new();
-    let mut after: Option<ObjectId> = None;
+    let mut rows_left = RowCursor::new(repo, options, false);
     let finished = |done: Result<Result<BatchReport, GitError>, tokio::task::JoinError>,
                     report: &mut RepoReport|
      -> Result<(), GitError> {
@@ -175,18 +175,9 @@ async fn copy_rows(
                 finished(done, report)?;
             }
         }
-        let rows = state
-            .meta
-            .legacy_batch(
-                &repo.id,
-                after.as_ref(),
-                options.batch_rows,
-                options.batch_bytes,
-                false,
-            )
-            .await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.oid);
+        let Some(rows) = rows_left.next(state).await? else {
+            break;
+        };
         let (state, repo_id, in_flight) = (state.clone(), repo.id.clone(), in_flight.clone());
         running.spawn(async move {
             in_flight.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +191,47 @@ async fn copy_rows(
         finished(done, report)?;
     }
     Ok(())
+}
+
+/// The legacy rows of a repository a batch at a time, in oid order.
+struct RowCursor {
+    repo_id: String,
+    rows: usize,
+    bytes: u64,
+    /// Rows the log records too (verification), or only those it does not.
+    logged_too: bool,
+    after: Option<ObjectId>,
+}
+
+impl RowCursor {
+    fn new(repo: &Repo, options: &MigrateOptions, logged_too: bool) -> RowCursor {
+        RowCursor {
+            repo_id: repo.id.clone(),
+            rows: options.batch_rows,
+            bytes: options.batch_bytes,
+            logged_too,
+            after: None,
+        }
+    }
+
+    /// The next batch; `None` past the last row.
+    async fn next(
+        &mut self,
+        state: &AppState,
+    ) -> Result<Option<Vec<gitclaw_metadata::LegacyRow>>, GitError> {
+        let rows = state
+            .meta
+            .legacy_batch(
+                &self.repo_id,
+                self.after.as_ref(),
+                self.rows,
+                self.bytes,
+                self.logged_too,
+            )
+            .await?;
+        self.after = rows.last().map(|row| row.oid);
+        Ok((!rows.is_empty()).then_some(rows))
+    }
 }
 
 /// Every row was dealt with: mark the repository migrated and compact it, or
@@ -322,20 +354,8 @@ pub async fn verify_repo(
     let (total, _) = state.meta.legacy_counts(&repo.id).await?;
     progress.start_repo(&format!("verify {}/{}", repo.owner, repo.name), total, 0);
     let mut report = VerifyReport::default();
-    let mut after: Option<ObjectId> = None;
-    loop {
-        let rows = state
-            .meta
-            .legacy_batch(
-                &repo.id,
-                after.as_ref(),
-                options.batch_rows,
-                options.batch_bytes,
-                true,
-            )
-            .await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.oid);
+    let mut every_row = RowCursor::new(repo, options, true);
+    while let Some(rows) = every_row.next(state).await? {
         let count = rows.len() as u64;
         let db = db.clone();
         let (checked, bytes) =
