@@ -197,6 +197,22 @@ pub(crate) async fn legacy_table_exists(
     Ok(get_i64(&row, "n")? > 0)
 }
 
+/// The condition "row `r` is not in the migration log" (with `extra` on the
+/// log row). On PostgreSQL the subquery is kept a subquery (`OFFSET 0`): one
+/// index probe of the log per row. Planned as an anti-join instead, with
+/// statistics from before the log grew, it can become a nested loop reading the
+/// whole log for every row — quadratic in the repository's size.
+fn not_logged(backend: Backend, extra: &str) -> String {
+    let fence = match backend {
+        Backend::Postgres => " OFFSET 0",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "NOT EXISTS (SELECT 1 FROM object_migration_log l \
+         WHERE l.repo_id = r.repo_id AND l.oid = r.oid {extra}{fence})"
+    )
+}
+
 impl Metadata {
     /// Whether the database has the legacy `repo_objects` table.
     pub async fn has_legacy_table(&self) -> Result<bool> {
@@ -264,18 +280,20 @@ impl Metadata {
             let sql = if logged_too {
                 "SELECT oid, object_type, size, data FROM repo_objects \
                  WHERE repo_id = $1 AND oid > $2 ORDER BY oid LIMIT $3"
+                    .to_string()
             } else {
-                "SELECT r.oid, r.object_type, r.size, r.data FROM repo_objects r \
-                 WHERE r.repo_id = $1 AND r.oid > $2 AND NOT EXISTS \
-                 (SELECT 1 FROM object_migration_log l WHERE l.repo_id = r.repo_id AND l.oid = r.oid) \
-                 ORDER BY r.oid LIMIT $3"
+                format!(
+                    "SELECT r.oid, r.object_type, r.size, r.data FROM repo_objects r \
+                     WHERE r.repo_id = $1 AND r.oid > $2 AND {} ORDER BY r.oid LIMIT $3",
+                    not_logged(self.backend(), "")
+                )
             };
             let after = after.map(oid_hex).unwrap_or_default();
             let limit = i64::try_from(max_rows.max(1)).unwrap_or(i64::MAX);
             // Planned afresh for each batch, with its values: a plan cached
             // for any values (a prepared statement's generic plan) can scan the
             // whole log for every row while the log grows under it.
-            let mut stream = sqlx::query(sql)
+            let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(repo_id)
                 .bind(after)
                 .bind(limit)
@@ -308,11 +326,11 @@ impl Metadata {
             if !self.has_legacy_table().await? {
                 return Ok(Vec::new());
             }
-            let rows = sqlx::query(
-                "SELECT r.oid, r.object_type, r.size FROM repo_objects r WHERE r.repo_id = $1 \
-                 AND NOT EXISTS (SELECT 1 FROM object_migration_log l \
-                 WHERE l.repo_id = r.repo_id AND l.oid = r.oid AND l.outcome = 'copied')",
-            )
+            let sql = format!(
+                "SELECT r.oid, r.object_type, r.size FROM repo_objects r WHERE r.repo_id = $1 AND {}",
+                not_logged(self.backend(), "AND l.outcome = 'copied'")
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(repo_id)
             .fetch_all(self.pool())
             .await?;
