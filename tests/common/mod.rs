@@ -48,9 +48,18 @@ pub const BACKENDS: [Backend; 2] = [Backend::Embedded, Backend::S3Postgres];
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
+    // The process id alone repeats across runs against a long-lived server;
+    // with the start time (in seconds) it does not.
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
     format!(
-        "{tag}_{}_{}",
+        "{tag}_{}_{}_{}",
         std::process::id(),
+        started % 1_000_000,
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
