@@ -45,6 +45,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// One permit per push allowed to do its work at once.
     pub push_slots: Semaphore,
+    /// Turns to generate packs for fetches.
+    pub generations: Arc<crate::service::fetch::limits::PackGenerations>,
     /// Repositories being compacted by this process.
     pub gc_locks: GcLocks,
     /// This process's own scratch directory.
@@ -117,6 +119,10 @@ impl AppState {
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
         Ok(AppState(Arc::new(App {
             push_slots: Semaphore::new(config.max_concurrent_pushes),
+            generations: crate::service::fetch::limits::PackGenerations::new(
+                config.pack_generations,
+                metrics.clone(),
+            ),
             gc_locks: Default::default(),
             packs,
             responses,

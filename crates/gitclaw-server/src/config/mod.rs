@@ -61,6 +61,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Where `/metrics` is served instead of on [`Config::listen`], if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// How many packs are generated at once, and how many fetches wait.
+    pub pack_generations: GenerationLimits,
     /// Allow running open on a non-loopback address.
     pub allow_anonymous: bool,
     /// Bytes of generated clone responses kept on disk for repeated identical clones (0: off).
@@ -86,6 +88,19 @@ pub struct Config {
     /// What the operator should change, though the server runs as it is (a former
     /// setting name in use); the command line logs each once at start.
     pub warnings: Vec<String>,
+}
+
+/// How many packs are generated at once (`GITCLAW_MAX_PACK_GENERATIONS…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationLimits {
+    /// On this instance.
+    pub instance: usize,
+    /// For one repository.
+    pub per_repo: usize,
+    /// Fetches that may wait for a turn (beyond them: refused at once).
+    pub queue: usize,
+    /// How long one waits.
+    pub wait: Duration,
 }
 
 /// How long the server waits on a client, and how slowly it lets one send.
@@ -185,6 +200,12 @@ impl Config {
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);
         let metrics_listen = sources.optional(&METRICS_LISTEN);
+        let pack_generations = GenerationLimits {
+            instance: sources.value(&MAX_PACK_GENERATIONS) as usize,
+            per_repo: sources.value(&MAX_PACK_GENERATIONS_PER_REPO) as usize,
+            queue: sources.value(&PACK_QUEUE) as usize,
+            wait: Duration::from_secs(sources.value(&PACK_WAIT_SECS)),
+        };
         let allow_anonymous = sources.value(&ALLOW_ANONYMOUS);
         let push_wait_secs = sources.value(&PUSH_WAIT_SECS);
         let response_cache_bytes = sources.value(&RESPONSE_CACHE_BYTES);
@@ -218,6 +239,7 @@ impl Config {
             admin_token,
             metrics_token,
             metrics_listen,
+            pack_generations,
             allow_anonymous,
             response_cache_bytes,
             object_cache_bytes,

@@ -97,6 +97,10 @@ pub const SECTIONS: &[Section] = &[
             &MAX_PACK_BYTES,
             &MAX_CONCURRENT_PUSHES,
             &PUSH_WAIT_SECS,
+            &MAX_PACK_GENERATIONS,
+            &MAX_PACK_GENERATIONS_PER_REPO,
+            &PACK_QUEUE,
+            &PACK_WAIT_SECS,
             &PUBLIC_URL,
             &GC_LOOSE_THRESHOLD,
             &GC_PACK_THRESHOLD,
@@ -226,6 +230,38 @@ pub const METRICS_REPOS: Setting<Number> = Setting {
     kind: Number::ANY,
     default: Value("100"),
     help: "how many repositories (the largest) `/metrics` reports objects and bytes for; the rest only through the stats endpoint (`0`: none)",
+    deprecated: &[],
+};
+
+pub const MAX_PACK_GENERATIONS: Setting<Number> = Setting {
+    name: "GITCLAW_MAX_PACK_GENERATIONS",
+    kind: Number::at_least(1),
+    default: Value("8"),
+    help: "packs generated at once on this instance (a fetch answered by a stored pack or the response cache needs no turn)",
+    deprecated: &[],
+};
+
+pub const MAX_PACK_GENERATIONS_PER_REPO: Setting<Number> = Setting {
+    name: "GITCLAW_MAX_PACK_GENERATIONS_PER_REPO",
+    kind: Number::at_least(1),
+    default: Value("4"),
+    help: "packs generated at once for one repository",
+    deprecated: &[],
+};
+
+pub const PACK_QUEUE: Setting<Number> = Setting {
+    name: "GITCLAW_PACK_QUEUE",
+    kind: Number::ANY,
+    default: Value("64"),
+    help: "fetches that may wait for a turn to generate a pack; past them a fetch is refused at once with a message git shows (`0`: none wait)",
+    deprecated: &[],
+};
+
+pub const PACK_WAIT_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_PACK_WAIT_SECS",
+    kind: Number::ANY,
+    default: Value("30"),
+    help: "how long a fetch waits for a turn to generate its pack before it is refused",
     deprecated: &[],
 };
 

@@ -74,6 +74,9 @@ pub struct Metrics {
     pub migration_batches_in_flight: IntGauge,
     pub migration_repositories: IntGaugeVec,
     pub migration_rows: IntGaugeVec,
+    pub pack_generations_in_use: IntGauge,
+    pub pack_generations_queued: IntGauge,
+    pub pack_generations_refused: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -348,6 +351,22 @@ impl Metrics {
                 "gitclaw_migration_rows",
                 "Legacy rows of every migration, from the database: total, copied, corrupt.",
                 &["kind"],
+            ),
+            pack_generations_in_use: gauge(
+                &r,
+                "gitclaw_pack_generations_in_use",
+                "Packs being generated now (walk, delta search, writing); stored packs and cached responses need no turn.",
+            ),
+            pack_generations_queued: gauge(
+                &r,
+                "gitclaw_pack_generations_queued",
+                "Fetches waiting for a turn to generate their pack.",
+            ),
+            pack_generations_refused: counter(
+                &r,
+                "gitclaw_pack_generations_refused_total",
+                "Fetches refused because too many packs were being generated, by the limit reached (instance, repository).",
+                &["scope"],
             ),
             registry: r,
         }

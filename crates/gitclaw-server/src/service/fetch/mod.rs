@@ -11,6 +11,7 @@
 //! sideband channel ([`sideband`]). A failure before the pack is an `ERR`
 //! packet; after it started, a message on the error band.
 
+pub mod limits;
 pub mod negotiate;
 pub mod sideband;
 pub mod source;
@@ -72,6 +73,10 @@ pub struct FetchContext {
     /// decide the rest of how the pack is written.
     pub pack: WriteOptions,
     pub metrics: Arc<Metrics>,
+    /// Turns to generate a pack; taken once no stored pack or cached response answers.
+    pub generations: Arc<limits::PackGenerations>,
+    /// For waiting for a turn from the blocking thread the fetch runs on.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// What one upload-pack request asks for, in either protocol version.
@@ -195,6 +200,8 @@ pub async fn upload_pack(
         answers: state.answers.clone(),
         pack: state.config.write_options(),
         metrics: state.metrics.clone(),
+        generations: state.generations.clone(),
+        runtime: tokio::runtime::Handle::current(),
     };
     let mut job = if version == 2 {
         let Some(command) = v2::parse_command_request(request)? else {

@@ -48,6 +48,8 @@ pub enum PackSource {
         fill: Option<CacheFill>,
         /// The full-clone key to remember if one stored pack answers it whole.
         answer_key: Option<ObjectId>,
+        /// This request's turn to generate a pack, held until it is written.
+        turn: Box<super::limits::GenerationSlot>,
     },
 }
 
@@ -119,6 +121,12 @@ pub fn choose(
             return Ok(PackSource::Cached { file, size });
         }
     }
+    // Nothing stored answers it: the pack is generated, in turn.
+    let turn = Box::new(
+        job.context
+            .generations
+            .acquire(&job.context.repo_id, &job.context.runtime)?,
+    );
     // A clone of refs that moved on since the last compaction: the pack that holds
     // all of their old state goes out whole, and the walk covers only what is newer.
     // Only when the wants reach every tip that pack was taken of: it must not carry
@@ -178,6 +186,7 @@ pub fn choose(
         stored,
         fill: cache_key.and_then(|key| cache.fill(key)),
         answer_key,
+        turn,
     })
 }
 
@@ -232,6 +241,8 @@ pub fn write(
             stored,
             fill,
             answer_key,
+            // Held to the end of the writing below.
+            turn: _turn,
         } => {
             let total = objects.len() + base.as_ref().map_or(0, |p| p.num_objects() as usize);
             let line = if stored > 0 {
