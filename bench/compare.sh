@@ -102,19 +102,8 @@ claw_port=$(free_port)
 export GITCLAW_DATA_DIR=$work/gitclaw-data GITCLAW_LISTEN=127.0.0.1:$claw_port RUST_LOG=warn
 export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0
 if [ "$use_s3" = 1 ]; then
-  if [ -z "${S3_BUCKET:-}" ]; then
-    # No store named: a throw-away Garage and PostgreSQL on loopback, as the tests use.
-    eval "$("$root/scripts/garage.sh")"
-    own_garage=$GITCLAW_TEST_GARAGE_DIR
-    export S3_ENDPOINT=$GITCLAW_TEST_S3_ENDPOINT S3_REGION=$GITCLAW_TEST_S3_REGION \
-      S3_ACCESS_KEY_ID=$GITCLAW_TEST_S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY=$GITCLAW_TEST_S3_SECRET_ACCESS_KEY \
-      S3_BUCKET=bench-$(date +%s) S3_AUTO_CREATE_BUCKET=true S3_USE_PATH_STYLE=true
-    if [ -z "${DATABASE_URL:-}" ]; then
-      eval "$("$root/scripts/postgres.sh")"
-      own_pg=$GITCLAW_TEST_PG_DIR
-      export DATABASE_URL=$GITCLAW_TEST_POSTGRES_URL
-    fi
-  fi
+  # No store named: a throw-away Garage and PostgreSQL on loopback, as the tests use.
+  services_unless_named bench
   echo "   GitClaw on S3 bucket $S3_BUCKET at ${S3_ENDPOINT:-AWS}"
   # Every S3 call is logged at DEBUG: counted per operation below.
   export RUST_LOG=warn,gitclaw_storage=debug

@@ -46,3 +46,20 @@ wait_port() { # wait_port PORT: until something listens there (10 s at most)
   for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
   echo "nothing listens on port $1" >&2; return 1
 }
+
+# services_unless_named PREFIX: when S3_BUCKET is unset, a throw-away Garage (bucket
+# PREFIX-<time>) and, when DATABASE_URL is unset too, a throw-away PostgreSQL, on
+# loopback as the tests use; sets own_garage / own_pg for the caller's cleanup.
+services_unless_named() {
+  [ -z "${S3_BUCKET:-}" ] || return 0
+  eval "$("$root/scripts/garage.sh")"
+  own_garage=$GITCLAW_TEST_GARAGE_DIR
+  export S3_ENDPOINT=$GITCLAW_TEST_S3_ENDPOINT S3_REGION=$GITCLAW_TEST_S3_REGION \
+    S3_ACCESS_KEY_ID=$GITCLAW_TEST_S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY=$GITCLAW_TEST_S3_SECRET_ACCESS_KEY \
+    S3_BUCKET=$1-$(date +%s) S3_AUTO_CREATE_BUCKET=true S3_USE_PATH_STYLE=true
+  if [ -z "${DATABASE_URL:-}" ]; then
+    eval "$("$root/scripts/postgres.sh")"
+    own_pg=$GITCLAW_TEST_PG_DIR
+    export DATABASE_URL=$GITCLAW_TEST_POSTGRES_URL
+  fi
+}

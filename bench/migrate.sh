@@ -37,23 +37,13 @@ cleanup() {
 }
 trap cleanup EXIT
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+. "$root/bench/lib.sh"
 
 echo "== building gitclaw (release)"
 cargo build --release --quiet --bin gitclaw
 gitclaw=$root/target/release/gitclaw
 
-if [ -z "${S3_BUCKET:-}" ]; then
-  eval "$("$root/scripts/garage.sh")"
-  own_garage=$GITCLAW_TEST_GARAGE_DIR
-  export S3_ENDPOINT=$GITCLAW_TEST_S3_ENDPOINT S3_REGION=$GITCLAW_TEST_S3_REGION \
-    S3_ACCESS_KEY_ID=$GITCLAW_TEST_S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY=$GITCLAW_TEST_S3_SECRET_ACCESS_KEY \
-    S3_BUCKET=migrate-$(date +%s) S3_AUTO_CREATE_BUCKET=true S3_USE_PATH_STYLE=true
-  if [ -z "${DATABASE_URL:-}" ]; then
-    eval "$("$root/scripts/postgres.sh")"
-    own_pg=$GITCLAW_TEST_PG_DIR
-    export DATABASE_URL=$GITCLAW_TEST_POSTGRES_URL
-  fi
-fi
+services_unless_named migrate
 export GITCLAW_DATA_DIR=$work/data
 
 if [ -z "$repo" ]; then
