@@ -322,6 +322,16 @@ proptest::proptest! {
         proptest::prop_assert_eq!(legacy.state(), "migrated");
         proptest::prop_assert_eq!(legacy.copied(), rows);
         proptest::prop_assert_eq!(legacy.stored_objects(), all_objects(&legacy.src));
+        // Compacted once migrated: what the refs reach in one pack (and what they
+        // do not, like the dangling blob, in a second), no loose objects left.
+        proptest::prop_assert_eq!(
+            legacy.count("SELECT count(*) FROM loose_objects WHERE repo_id = '{repo}'"),
+            0
+        );
+        proptest::prop_assert_eq!(
+            legacy.count("SELECT count(*) FROM packs WHERE repo_id = '{repo}'"),
+            2
+        );
         // And a clone is the source's history.
         let clone = tempfile::tempdir().unwrap();
         let dest = clone.path().join("c");
