@@ -232,34 +232,9 @@ fn varied_repo(dir: &Path, commits: u32, seed: u32) {
         std::fs::write(dir.join(&file), &body).unwrap();
         std::fs::write(dir.join("sub").join(&file), format!("{i}\n")).unwrap();
         git(dir, &["add", "-A"]);
-        git(
-            dir,
-            &[
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "commit",
-                "-q",
-                "-m",
-                &format!("commit {i}"),
-            ],
-        );
+        as_tester(dir, &["commit", "-q", "-m", &format!("commit {i}")]);
         if i == commits / 2 {
-            git(
-                dir,
-                &[
-                    "-c",
-                    "user.name=T",
-                    "-c",
-                    "user.email=t@example.com",
-                    "tag",
-                    "-a",
-                    "v1",
-                    "-m",
-                    "tag",
-                ],
-            );
+            as_tester(dir, &["tag", "-a", "v1", "-m", "tag"]);
             git(dir, &["branch", "side"]);
         }
     }
@@ -280,6 +255,13 @@ fn varied_repo(dir: &Path, commits: u32, seed: u32) {
         })
         .unwrap();
     assert!(out.status.success());
+}
+
+/// `git ARGS` with an author and committer set.
+fn as_tester(dir: &Path, args: &[&str]) {
+    let mut all = vec!["-c", "user.name=T", "-c", "user.email=t@example.com"];
+    all.extend_from_slice(args);
+    git(dir, &all);
 }
 
 /// A bigger history: `bench/make-large-repo.sh` with `commits` commits.

@@ -328,6 +328,7 @@ impl Metadata {
             pool,
             backend,
             observer: Default::default(),
+            legacy_table: Default::default(),
         })
     }
 

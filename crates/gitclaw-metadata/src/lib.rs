@@ -73,6 +73,9 @@ pub struct Metadata {
     pool: AnyPool,
     backend: Backend,
     observer: observe::ObserverSlot,
+    /// Whether the legacy object table exists, looked up once per pool: the
+    /// legacy queries ask on every request of a repository being migrated.
+    legacy_table: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl Metadata {

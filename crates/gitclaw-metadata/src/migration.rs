@@ -214,13 +214,17 @@ fn not_logged(backend: Backend, extra: &str) -> String {
 }
 
 impl Metadata {
-    /// Whether the database has the legacy `repo_objects` table.
+    /// Whether the database has the legacy `repo_objects` table. Asked once
+    /// per handle (and its clones): a table created later is seen by the next
+    /// process, as the server sees it at start.
     pub async fn has_legacy_table(&self) -> Result<bool> {
-        self.timed("has_legacy_table", async {
-            let mut conn = self.pool().acquire().await?;
-            legacy_table_exists(&mut conn, self.backend()).await
-        })
-        .await
+        let exists = self.legacy_table.get_or_try_init(|| {
+            self.timed("has_legacy_table", async {
+                let mut conn = self.pool().acquire().await?;
+                legacy_table_exists(&mut conn, self.backend()).await
+            })
+        });
+        Ok(*exists.await?)
     }
 
     /// Every repository with legacy rows, with how many it has (ordered by id).

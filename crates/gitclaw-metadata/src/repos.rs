@@ -305,7 +305,11 @@ impl Metadata {
                 }
             }
             // The legacy table (if any) has no cascade: its rows go with the repository.
-            if crate::migration::legacy_table_exists(&mut tx, self.backend()).await? {
+            let legacy = match self.legacy_table.get() {
+                Some(known) => *known,
+                None => crate::migration::legacy_table_exists(&mut tx, self.backend()).await?,
+            };
+            if legacy {
                 sqlx::query("DELETE FROM repo_objects WHERE repo_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
