@@ -100,6 +100,21 @@ impl Legacy {
             .unwrap()
     }
 
+    /// Until the repository's migration lease (of a killed or cut-off run)
+    /// has lapsed, so the next run may take it.
+    fn wait_for_lease_to_lapse(&self) {
+        wait_until(
+            Duration::from_secs(30),
+            "the migration lease to lapse",
+            || {
+                self.count(
+                    "SELECT count(*) FROM repo_migration_status WHERE repo_id = '{repo}' \
+                 AND state = 'in_progress' AND lease_until >= extract(epoch from now())::bigint",
+                ) == 0
+            },
+        );
+    }
+
     fn rows(&self) -> u64 {
         self.count("SELECT count(*) FROM repo_objects WHERE repo_id = '{repo}'")
     }
@@ -356,7 +371,7 @@ fn kill_after(legacy: &Legacy, mut child: std::process::Child, at_least: u64) {
     let _ = child.kill();
     let _ = child.wait();
     // Its lease lapses (the tests' runs take `--lease-secs 2`).
-    std::thread::sleep(Duration::from_millis(2500));
+    legacy.wait_for_lease_to_lapse();
 }
 
 #[test]
@@ -417,7 +432,7 @@ fn a_migration_killed_or_cut_off_anywhere_resumes_and_stores_each_object_once() 
     );
     assert!(legacy.copied() < rows || status.success());
     // Cut off, it could not give its lease back: that lapses.
-    std::thread::sleep(Duration::from_millis(2500));
+    legacy.wait_for_lease_to_lapse();
 
     // Resumed to the end: every row copied once, every object recorded once.
     let out = legacy.migrate_ok(&batch);
@@ -426,7 +441,16 @@ fn a_migration_killed_or_cut_off_anywhere_resumes_and_stores_each_object_once() 
     assert_eq!(legacy.recorded_objects(), rows, "an object recorded twice");
     // What killed batches uploaded but never recorded is swept once their
     // claims lapse; then the bucket holds each object once.
-    std::thread::sleep(Duration::from_secs(4));
+    wait_until(
+        Duration::from_secs(30),
+        "the killed batches' claims to lapse",
+        || {
+            legacy.count(
+                "SELECT count(*) FROM store_claims WHERE repo_id = '{repo}' \
+             AND expires_at >= extract(epoch from now())::bigint",
+            ) == 0
+        },
+    );
     let gc = legacy.server.command(&["gc", "old/interrupted"]);
     assert!(
         gc.status.success(),
@@ -434,6 +458,17 @@ fn a_migration_killed_or_cut_off_anywhere_resumes_and_stores_each_object_once() 
         String::from_utf8_lossy(&gc.stderr)
     );
     assert_eq!(legacy.stored_objects(), all_objects(&legacy.src));
+    // No key is left in the bucket that no row records.
+    let (status, body) = http(
+        legacy.server.addr,
+        "GET",
+        "/api/v1/repos/old/interrupted/stats",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stats["store"]["unrecorded_keys"], 0, "{stats}");
 }
 
 /// Wait for `child` to end (killing it past `deadline`).
