@@ -96,3 +96,72 @@ fn the_cache_can_be_turned_off() {
         assert!(!progress.contains("Reusing a cached pack"), "{progress}");
     }
 }
+
+/// `gitclaw_fetch_pack_sources_total` by source, from the server's `/metrics`.
+fn pack_sources(server: &Server) -> std::collections::BTreeMap<String, u64> {
+    let (status, body) = http(server.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("gitclaw_fetch_pack_sources_total{source=\""))
+        .filter_map(|rest| {
+            let (source, value) = rest.split_once("\"} ")?;
+            Some((source.to_string(), value.parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+#[test]
+fn a_storm_of_identical_shallow_clones_generates_the_pack_once() {
+    let pushed = Pushed::fixture("stan", "storm", 200);
+    let work = pushed.work.path();
+    // A commit just pushed: no cached pack or stored pack answers it yet.
+    let tip = commit_file(&pushed.src, "new.txt", "just pushed\n", "just pushed");
+    git(&pushed.src, &["push", "-q", &pushed.url, "main"]);
+    let before = pack_sources(&pushed.server);
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let clones: Vec<_> = (0..16)
+        .map(|i| {
+            let (url, dest) = (pushed.url.clone(), work.join(format!("storm{i}")));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let out = git_output(
+                    dest.parent().unwrap(),
+                    &["clone", "-q", "--depth", "1", &url, dest.to_str().unwrap()],
+                );
+                (out, dest)
+            })
+        })
+        .collect();
+    for clone in clones {
+        let (out, dest) = clone.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(git(&dest, &["rev-parse", "HEAD"]).trim(), tip);
+        git(&dest, &["fsck", "--strict"]);
+        assert_eq!(
+            git(&dest, &["rev-list", "--count", "HEAD"]).trim(),
+            "1",
+            "depth 1"
+        );
+    }
+
+    let after = pack_sources(&pushed.server);
+    let delta = |source: &str| {
+        after.get(source).copied().unwrap_or(0) - before.get(source).copied().unwrap_or(0)
+    };
+    eprintln!("pack sources after the storm: {after:?}");
+    let generated = delta("walk") + delta("stored_and_walk");
+    assert_eq!(generated, 1, "one generation for sixteen clones: {after:?}");
+    assert_eq!(
+        generated + delta("shared_generation") + delta("response_cache"),
+        16,
+        "the others shared it or read it from the cache: {after:?}"
+    );
+}

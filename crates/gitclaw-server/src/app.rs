@@ -113,9 +113,13 @@ impl AppState {
         let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes, &metrics)
             .map_err(data_dir("cannot prepare the download cache", cache_dir))?;
         let responses_dir = config.data_dir.join("pack-cache");
-        let responses =
-            ResponseCache::open(responses_dir.clone(), config.response_cache_bytes, &metrics)
-                .map_err(data_dir("cannot open the response cache", responses_dir))?;
+        let responses = ResponseCache::open_with(
+            responses_dir.clone(),
+            config.response_cache_bytes,
+            config.response_cache_min_occurrences,
+            &metrics,
+        )
+        .map_err(data_dir("cannot open the response cache", responses_dir))?;
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
         Ok(AppState(Arc::new(App {
             push_slots: Semaphore::new(config.max_concurrent_pushes),

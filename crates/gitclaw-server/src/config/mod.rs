@@ -67,6 +67,8 @@ pub struct Config {
     pub allow_anonymous: bool,
     /// Bytes of generated clone responses kept on disk for repeated identical clones (0: off).
     pub response_cache_bytes: u64,
+    /// Times a clone is asked for before its generated pack is kept.
+    pub response_cache_min_occurrences: u32,
     /// Bytes of inflated commits and trees kept in memory across requests (0: off).
     pub object_cache_bytes: u64,
     /// Disk space for packs downloaded from the object store.
@@ -209,6 +211,8 @@ impl Config {
         let allow_anonymous = sources.value(&ALLOW_ANONYMOUS);
         let push_wait_secs = sources.value(&PUSH_WAIT_SECS);
         let response_cache_bytes = sources.value(&RESPONSE_CACHE_BYTES);
+        let response_cache_min_occurrences =
+            u32::try_from(sources.value(&RESPONSE_CACHE_MIN_OCCURRENCES)).unwrap_or(u32::MAX);
         let object_cache_bytes = sources.value(&OBJECT_CACHE_BYTES);
         let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
         let body_min_rate = sources.value(&BODY_MIN_RATE);
@@ -242,6 +246,7 @@ impl Config {
             pack_generations,
             allow_anonymous,
             response_cache_bytes,
+            response_cache_min_occurrences,
             object_cache_bytes,
             download_cache_bytes,
             pack_window,

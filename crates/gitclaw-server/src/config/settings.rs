@@ -106,6 +106,7 @@ pub const SECTIONS: &[Section] = &[
             &GC_PACK_THRESHOLD,
             &GC_GRACE_SECS,
             &RESPONSE_CACHE_BYTES,
+            &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
             &DOWNLOAD_CACHE_BYTES,
             &PACK_WINDOW,
@@ -313,6 +314,14 @@ pub const RESPONSE_CACHE_BYTES: Setting<Size> = Setting {
     default: Value("1G"),
     help: "disk space for generated clone responses, reused when the same clone (same commits, depth, filter) is asked for again — what CI does; least recently used go first (`0`: off)",
     deprecated: &["GITCLAW_PACK_CACHE_BYTES"],
+};
+
+pub const RESPONSE_CACHE_MIN_OCCURRENCES: Setting<Number> = Setting {
+    name: "GITCLAW_RESPONSE_CACHE_MIN_OCCURRENCES",
+    kind: Number::at_least(1),
+    default: Value("1"),
+    help: "a generated clone response is kept once the same clone has been asked for this many times (or others shared it while it was made); `2` keeps one-off clones out of the cache",
+    deprecated: &[],
 };
 
 pub const OBJECT_CACHE_BYTES: Setting<Size> = Setting {

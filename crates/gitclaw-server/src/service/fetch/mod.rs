@@ -372,7 +372,7 @@ impl Fetch {
             .inc();
         heartbeat.start();
         let source = tracing::info_span!("choose_pack_source")
-            .in_scope(|| source::choose(db, job, &mut graph, &commons, &plan))?;
+            .in_scope(|| source::choose(db, job, &mut graph, &commons, &plan, &heartbeat))?;
         tracing::info_span!("write_pack", source = source.label())
             .in_scope(|| source::write(db, job, source, &heartbeat))
     }

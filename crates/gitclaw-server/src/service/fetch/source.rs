@@ -24,8 +24,15 @@ use super::{
 };
 use crate::{
     error::GitError,
-    service::response_cache::{CacheFill, CacheKey},
+    service::response_cache::{Awaited, CacheFill, CacheKey, Follower, Lookup},
 };
+
+/// Times a request looks again after the generation it followed failed before
+/// sending it anything, before it generates the pack on its own.
+const FOLLOW_ATTEMPTS: usize = 3;
+
+/// How often a request waiting for another's generation checks in.
+const FOLLOW_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Commits searched, at most, for the tips a stored closure was taken of.
 const CLOSURE_SEARCH_LIMIT: usize = 100_000;
@@ -36,6 +43,8 @@ pub enum PackSource {
     Stored(Arc<PackHandle>),
     /// The pack an identical earlier request generated.
     Cached { file: std::fs::File, size: u64 },
+    /// The pack an identical request is generating now.
+    Following(Follower),
     /// Objects to write, after `base` (a stored pack sent whole) when there is one.
     Walked {
         base: Option<Arc<PackHandle>>,
@@ -59,19 +68,23 @@ impl PackSource {
         match self {
             PackSource::Stored(_) => "stored",
             PackSource::Cached { .. } => "response_cache",
+            PackSource::Following(_) => "shared_generation",
             PackSource::Walked { base: Some(_), .. } => "stored_and_walk",
             PackSource::Walked { base: None, .. } => "walk",
         }
     }
 }
 
-/// Decide where the pack comes from. `commons` are the haves the server has.
+/// Decide where the pack comes from. `commons` are the haves the server has;
+/// the heartbeat keeps the client hearing from us while waiting for another
+/// request's generation.
 pub fn choose(
     db: &ObjectDb,
     job: &FetchJob,
     graph: &mut Graph<'_>,
     commons: &[ObjectId],
     plan: &ShallowPlan,
+    heartbeat: &Heartbeat<'_, '_>,
 ) -> Result<PackSource, GitError> {
     let filter = match &job.filter {
         Some(spec) => Some(Filter::parse(spec).map_err(GitError::BadRequest)?),
@@ -115,10 +128,26 @@ pub fn choose(
         }
         .digest()
     });
-    let cache = &job.context.responses;
-    if let Some(key) = &cache_key {
-        if let Some((file, size)) = cache.get(key) {
-            return Ok(PackSource::Cached { file, size });
+    // ... or from the pack an identical request is generating right now.
+    let mut fill = None;
+    if let Some(key) = cache_key {
+        for _ in 0..FOLLOW_ATTEMPTS {
+            match job.context.responses.lookup(key) {
+                Lookup::Hit { file, size } => return Ok(PackSource::Cached { file, size }),
+                Lookup::Lead(leading) => {
+                    fill = leading;
+                    break;
+                }
+                Lookup::Follow(follower) => {
+                    let mut tick =
+                        || heartbeat.beat(|| "Waiting for an identical request's pack\r".into());
+                    match follower.wait(FOLLOW_TICK, &mut tick) {
+                        Awaited::Data | Awaited::End => return Ok(PackSource::Following(follower)),
+                        // Nothing was sent: look again (and maybe lead).
+                        Awaited::Failed { .. } => continue,
+                    }
+                }
+            }
         }
     }
     // Nothing stored answers it: the pack is generated, in turn.
@@ -184,7 +213,7 @@ pub fn choose(
         objects: outcome.objects,
         client_has: outcome.client_has,
         stored,
-        fill: cache_key.and_then(|key| cache.fill(key)),
+        fill,
         answer_key,
         turn,
     })
@@ -234,6 +263,14 @@ pub fn write(
             std::io::copy(&mut file, &mut sink).map_err(GitError::ClientGone)?;
             None
         }
+        PackSource::Following(follower) => {
+            say(
+                &mut sink,
+                "Sharing the pack an identical request is generating.\n",
+            )?;
+            cached_size = follow(follower, &mut sink, heartbeat)?;
+            None
+        }
         PackSource::Walked {
             base,
             objects,
@@ -254,6 +291,7 @@ pub fn write(
             let mut tee = Tee {
                 sink: &mut sink,
                 fill,
+                sink_failed: None,
             };
             let mut report = compress_progress(heartbeat);
             let stats = match &base {
@@ -269,9 +307,13 @@ pub fn write(
                     &mut report,
                 )?,
             };
-            // A pack streamed from the store as it is needs no second copy.
-            if let (Some(fill), false) = (tee.fill.take(), stats.whole_pack) {
-                fill.finish();
+            // Followers get the rest; a pack streamed from the store as it is
+            // needs no second copy in the cache.
+            if let Some(fill) = tee.fill.take() {
+                fill.finish(!stats.whole_pack);
+            }
+            if let Some(err) = tee.sink_failed.take() {
+                return Err(GitError::ClientGone(err));
             }
             if let (Some(key), Some(pack), true) = (answer_key, stats.checksum, stats.whole_pack) {
                 job.context.answers.remember(key, pack);
@@ -312,21 +354,78 @@ fn summary(stats: &WriteStats) -> String {
     )
 }
 
-/// The response, and a copy of the pack data for the cache.
+/// Stream the pack another request is generating, as it grows; the number of
+/// bytes sent.
+fn follow(
+    mut follower: Follower,
+    sink: &mut PackSink<'_>,
+    heartbeat: &Heartbeat<'_, '_>,
+) -> Result<u64, GitError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let mut tick = || heartbeat.beat(|| "Waiting for an identical request's pack\r".into());
+        match follower.wait(FOLLOW_TICK, &mut tick) {
+            Awaited::End => return Ok(follower.position()),
+            Awaited::Failed { reason, .. } => {
+                return Err(GitError::Internal(format!(
+                    "the pack this request shared with an identical one could not be made: {reason}"
+                )))
+            }
+            Awaited::Data => loop {
+                let n = follower
+                    .read_published(&mut buf)
+                    .map_err(|err| GitError::Internal(format!("reading a shared pack: {err}")))?;
+                if n == 0 {
+                    break;
+                }
+                sink.write_all(&buf[..n]).map_err(GitError::ClientGone)?;
+            },
+        }
+    }
+}
+
+/// The response, and a copy of the pack data for the cache and for requests
+/// following this generation. If the response's client goes away while others
+/// follow, the pack is still made for them (the error is returned at the end).
 struct Tee<'s, 'a> {
     sink: &'s mut PackSink<'a>,
     fill: Option<CacheFill>,
+    sink_failed: Option<std::io::Error>,
 }
 
 impl Write for Tee<'_, '_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.sink.write_all(data)?;
+        if self.sink_failed.is_none() {
+            if let Err(err) = self.sink.write_all(data) {
+                let followed = self
+                    .fill
+                    .as_mut()
+                    .is_some_and(|fill| !fill.abandon_unless_followed());
+                if !followed {
+                    return Err(err);
+                }
+                self.sink_failed = Some(err);
+            }
+        } else if self
+            .fill
+            .as_mut()
+            .is_none_or(|fill| fill.abandon_unless_followed())
+        {
+            // The followers went away too.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            ));
+        }
         if let Some(fill) = &mut self.fill {
             fill.copy(data);
         }
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
+        if self.sink_failed.is_some() {
+            return Ok(());
+        }
         self.sink.flush()
     }
 }
@@ -378,4 +477,78 @@ fn whole_pack_key(wants: &[ObjectId], include_tags: &[ObjectId]) -> ObjectId {
         hasher.update(id.as_bytes());
     }
     ObjectId::from_bytes_or_panic(&hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::response_cache::ResponseCache;
+
+    /// A client that is gone: every write fails.
+    struct Gone;
+
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn leader(cache: &Arc<ResponseCache>, key: ObjectId) -> CacheFill {
+        match cache.lookup(key) {
+            Lookup::Lead(Some(fill)) => fill,
+            _ => panic!("expected to lead"),
+        }
+    }
+
+    #[test]
+    fn when_the_leaders_client_goes_away_the_pack_is_still_made_for_its_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache =
+            ResponseCache::open(dir.path().join("c"), 1 << 20, &Default::default()).unwrap();
+        let key = ObjectId::from_bytes_or_panic(&[1; 20]);
+        let fill = leader(&cache, key);
+        let Lookup::Follow(mut follower) = cache.lookup(key) else {
+            panic!("expected to follow");
+        };
+        let mut gone = Gone;
+        let mut sink = PackSink::new(&mut gone, None);
+        let mut tee = Tee {
+            sink: &mut sink,
+            fill: Some(fill),
+            sink_failed: None,
+        };
+        tee.write_all(b"PACK and the rest").unwrap();
+        tee.write_all(b" of it").unwrap();
+        assert!(tee.sink_failed.is_some(), "the leader's error is kept");
+        tee.fill.take().unwrap().finish(true);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Awaited::Data = follower.wait(FOLLOW_TICK, &mut || {}) {
+            let n = follower.read_published(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"PACK and the rest of it");
+    }
+
+    #[test]
+    fn when_nobody_follows_a_gone_client_stops_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache =
+            ResponseCache::open(dir.path().join("c"), 1 << 20, &Default::default()).unwrap();
+        let key = ObjectId::from_bytes_or_panic(&[2; 20]);
+        let mut gone = Gone;
+        let mut sink = PackSink::new(&mut gone, None);
+        let mut tee = Tee {
+            sink: &mut sink,
+            fill: Some(leader(&cache, key)),
+            sink_failed: None,
+        };
+        assert!(tee.write_all(b"PACK").is_err());
+        assert_eq!(cache.in_flight(), 0, "the flight is over");
+        drop(tee);
+        assert!(cache.get(&key).is_none());
+    }
 }
