@@ -132,6 +132,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "migration",
         include_str!("../migrations/sqlite/0009_migration.sql"),
     ),
+    (
+        10,
+        "cache_version",
+        include_str!("../migrations/sqlite/0010_cache_version.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -178,6 +183,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "migration",
         include_str!("../migrations/postgres/0009_migration.sql"),
+    ),
+    (
+        10,
+        "cache_version",
+        include_str!("../migrations/postgres/0010_cache_version.sql"),
     ),
 ];
 

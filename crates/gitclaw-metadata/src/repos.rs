@@ -22,7 +22,7 @@ pub const DEFAULT_HEAD_REF: &str = "refs/heads/main";
 /// The columns [`repo_from_row`] reads, for `concat!`.
 macro_rules! repo_columns {
     () => {
-        "id, owner, name, private, head_ref, state, created_at"
+        "id, owner, name, private, head_ref, state, created_at, cache_version"
     };
 }
 
@@ -53,6 +53,10 @@ pub struct Repo {
     pub state: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Bumped (by the database, in the same transaction) by every change to the
+    /// repository's refs, packs or loose objects: what a shared cache keys its
+    /// entries of this repository by.
+    pub cache_version: i64,
 }
 
 /// Everything [`Metadata::fork_repo`] needs. Build `refs`, `packs` and
@@ -95,6 +99,7 @@ pub(crate) fn repo_from_row(row: &AnyRow) -> Result<Repo> {
         head_ref: get_str(row, "head_ref")?,
         state: get_str(row, "state")?,
         created_at: get_i64(row, "created_at")?,
+        cache_version: get_i64(row, "cache_version")?,
     })
 }
 
@@ -138,6 +143,7 @@ impl Metadata {
                 head_ref: DEFAULT_HEAD_REF.to_owned(),
                 state: "active".to_owned(),
                 created_at: now_secs(),
+                cache_version: 0,
             };
             let mut tx = self.begin_write().await?;
             insert_repo(&mut tx, &repo).await?;
@@ -402,6 +408,7 @@ impl Metadata {
                 head_ref: fork.head_ref.clone(),
                 state: "active".to_owned(),
                 created_at: now_secs(),
+                cache_version: 0,
             };
             let mut tx = self.begin_write().await?;
             let source = sqlx::query("SELECT owner, name FROM repositories WHERE id = $1")

@@ -77,7 +77,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (6, true),
             (7, true),
             (8, true),
-            (9, true)
+            (9, true),
+            (10, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
