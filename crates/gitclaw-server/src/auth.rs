@@ -250,6 +250,7 @@ mod tests {
             head_ref: "refs/heads/main".into(),
             state: "active".into(),
             created_at: 0,
+            cache_version: 0,
         }
     }
 
