@@ -18,6 +18,8 @@ need git || apt_install git
 need python3 || apt_install python3
 # git http-backend under lighttpd is the reference server of the parity tests.
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
+# A real Redis for the shared metadata cache tests (they start their own servers).
+need redis-server || apt_install redis-server
 # promtool (Debian's prometheus package) checks the /metrics text.
 need promtool || apt_install prometheus
 cleanup=()

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod redis;
 pub mod services;
 pub mod wait;
 pub mod wire;
@@ -689,6 +690,14 @@ impl ServerLog {
                 ),
             }
         }
+    }
+
+    /// Every line written so far.
+    pub fn so_far(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.get_mut().unwrap().try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
     }
 
     /// Every line, once the process has closed its stderr (it ended); panics if

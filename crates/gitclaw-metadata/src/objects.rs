@@ -109,7 +109,7 @@ pub(crate) async fn insert_loose(
 }
 
 /// A stored pack: `{repo_id}/pack/pack-{pack_hash}.pack` and `.idx`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct PackRecord {
     /// The pack's own checksum (its trailer), which names its files.
     pub pack_hash: ObjectId,
@@ -124,7 +124,7 @@ pub struct PackRecord {
 }
 
 /// A stored loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct LooseRecord {
     pub oid: ObjectId,
     /// `commit`, `tree`, `blob` or `tag`.

@@ -18,7 +18,9 @@ fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
 }
 
 /// What a token may touch in one repository.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     Read,
@@ -47,7 +49,7 @@ impl Access {
 }
 
 /// A stored token (without its secret).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Token {
     pub id: String,
     pub name: String,
@@ -271,24 +273,26 @@ impl Metadata {
     }
 
     /// Revokes token `id`: its row and scopes are deleted, so the next
-    /// lookup of its secret finds nothing. [`Error::NotFound`] if there is
-    /// no such token.
-    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+    /// lookup of its secret finds nothing. Returns the hash it was stored
+    /// under (for caches keyed by it). [`Error::NotFound`] if there is no
+    /// such token.
+    pub async fn revoke_token(&self, id: &str) -> Result<String> {
         self.timed("revoke_token", async {
             let mut tx = self.begin_write().await?;
             sqlx::query("DELETE FROM token_scopes WHERE token_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            let Some(row) = sqlx::query("DELETE FROM tokens WHERE id = $1 RETURNING token_hash")
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
                 return Err(Error::NotFound(format!("token {id}")));
-            }
+            };
+            let hash = get_str(&row, "token_hash")?;
             tx.commit().await?;
-            Ok(())
+            Ok(hash)
         })
         .await
     }

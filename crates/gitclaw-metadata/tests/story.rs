@@ -279,7 +279,11 @@ async fn story(md: Metadata) {
     assert_eq!(found.scopes, [(repo.id.clone(), Access::Admin)]);
     assert_eq!(found.access_to(&repo.id), Some(Access::Admin));
     // Revoking removes it at once; revoking twice is NotFound.
-    md.revoke_token(&deleter.id).await.expect("revoke");
+    assert_eq!(
+        md.revoke_token(&deleter.id).await.expect("revoke"),
+        hash,
+        "it says what it was stored under"
+    );
     assert_eq!(md.token_by_hash(&hash).await.unwrap(), None);
     assert!(matches!(
         md.revoke_token(&deleter.id).await,

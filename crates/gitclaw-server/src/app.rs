@@ -39,6 +39,8 @@ pub struct App {
     pub responses: Arc<ResponseCache>,
     /// Full clones one stored pack answered exactly.
     pub answers: Arc<WholePackAnswers>,
+    /// The shared metadata cache (Redis), or none.
+    pub shared: crate::service::shared_cache::SharedCache,
     /// Inflated commits and trees, shared by all walks.
     pub objects: Arc<ObjectCache>,
     /// Everything `/metrics` exports.
@@ -83,6 +85,8 @@ pub enum StartError {
     Bucket(String),
     #[error("GITCLAW_DATA_DIR: {0}")]
     Store(#[source] gitclaw_storage::StorageError),
+    #[error("REDIS_URL: {0}")]
+    Redis(String),
 }
 
 impl AppState {
@@ -121,6 +125,13 @@ impl AppState {
         )
         .map_err(data_dir("cannot open the response cache", responses_dir))?;
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
+        let shared = match &config.redis {
+            Some(settings) => {
+                crate::service::shared_cache::SharedCache::open(settings.clone(), metrics.clone())
+                    .map_err(StartError::Redis)?
+            }
+            None => crate::service::shared_cache::SharedCache::off(),
+        };
         Ok(AppState(Arc::new(App {
             push_slots: Semaphore::new(config.max_concurrent_pushes),
             generations: crate::service::fetch::limits::PackGenerations::new(
@@ -131,6 +142,7 @@ impl AppState {
             packs,
             responses,
             answers: Default::default(),
+            shared,
             objects: Arc::new(ObjectCache::new(object_cache)),
             metrics,
             config,

@@ -160,10 +160,17 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
     if constant_time_eq(secret.as_bytes(), admin.as_bytes()) {
         return Ok(Caller::Admin);
     }
-    let token = match state.meta.token_by_hash(&hash_secret(&secret)).await {
-        Ok(Some(token)) => token,
-        Ok(None) => return Err(Denied::Unauthenticated("invalid token".into())),
-        Err(err) => return Err(Denied::Unavailable(err.to_string())),
+    let hash = hash_secret(&secret);
+    let token = match state.shared.token(&hash).await {
+        Some(token) => token,
+        None => match state.meta.token_by_hash(&hash).await {
+            Ok(Some(token)) => {
+                state.shared.put_token(&hash, &token);
+                token
+            }
+            Ok(None) => return Err(Denied::Unauthenticated("invalid token".into())),
+            Err(err) => return Err(Denied::Unavailable(err.to_string())),
+        },
     };
     let now = now_secs();
     if token.expires_at.is_some_and(|at| at <= now) {
@@ -176,12 +183,15 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         .last_used_at
         .is_none_or(|at| now - at >= LAST_USED_INTERVAL_SECS)
     {
-        if let Err(err) = state
+        match state
             .meta
             .touch_token(&token.id, now, LAST_USED_INTERVAL_SECS)
             .await
         {
-            tracing::warn!(token = %token.id, error = %err, "cannot record the token's last use");
+            Ok(()) => state.shared.touched(&token.id, now),
+            Err(err) => {
+                tracing::warn!(token = %token.id, error = %err, "cannot record the token's last use")
+            }
         }
     }
     Ok(Caller::Token(token))

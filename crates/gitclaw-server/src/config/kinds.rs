@@ -99,6 +99,26 @@ impl Kind for DatabaseUrl {
     }
 }
 
+/// A Redis URL: `redis://[:password@]host[:port][/db]` (a refusal never quotes
+/// it: it may hold a password).
+pub struct RedisUrl;
+
+impl Kind for RedisUrl {
+    type Value = String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        let text = text.trim();
+        let scheme_ok = text.starts_with("redis://") || text.starts_with("redis+unix://");
+        if scheme_ok && redis::IntoConnectionInfo::into_connection_info(text).is_ok() {
+            Ok(text.to_string())
+        } else {
+            Err("is not a Redis URL like redis://127.0.0.1:6379/0".to_string())
+        }
+    }
+    fn accepts(&self) -> String {
+        "`redis://[:PASSWORD@]HOST[:PORT][/DB]`".to_string()
+    }
+}
+
 /// A secret of at least `min_len` bytes; a refusal never quotes it.
 pub struct Secret {
     pub min_len: usize,

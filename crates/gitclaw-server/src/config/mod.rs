@@ -61,6 +61,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Where `/metrics` is served instead of on [`Config::listen`], if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The shared metadata cache, when `REDIS_URL` is set.
+    pub redis: Option<crate::service::shared_cache::RedisSettings>,
     /// How many packs are generated at once, and how many fetches wait.
     pub pack_generations: GenerationLimits,
     /// Allow running open on a non-loopback address.
@@ -229,6 +231,15 @@ impl Config {
         let slow_statement = Duration::from_millis(sources.value(&SLOW_DB_MS));
         let metrics_repos = u32::try_from(sources.value(&METRICS_REPOS)).unwrap_or(u32::MAX);
         let s3 = s3_settings(sources);
+        let redis =
+            sources
+                .optional(&REDIS_URL)
+                .map(|url| crate::service::shared_cache::RedisSettings {
+                    url,
+                    ttl: Duration::from_secs(sources.value(&REDIS_TTL_SECS)),
+                    token_ttl: Duration::from_secs(sources.value(&REDIS_TOKEN_TTL_SECS)),
+                    timeout: Duration::from_millis(sources.value(&REDIS_TIMEOUT_MS)),
+                });
         Config {
             listen,
             data_dir,
@@ -243,6 +254,7 @@ impl Config {
             admin_token,
             metrics_token,
             metrics_listen,
+            redis,
             pack_generations,
             allow_anonymous,
             response_cache_bytes,

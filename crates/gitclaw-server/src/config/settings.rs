@@ -10,7 +10,8 @@ use gitclaw_pack::fsck::FsckLevel;
 
 use super::{
     kinds::{
-        Address, BucketName, Choice, DatabaseUrl, Flag, HttpUrl, Kind, Number, Secret, Size, Text,
+        Address, BucketName, Choice, DatabaseUrl, Flag, HttpUrl, Kind, Number, RedisUrl, Secret,
+        Size, Text,
     },
     LogFormat,
 };
@@ -130,6 +131,15 @@ pub const SECTIONS: &[Section] = &[
         settings: &[&ADMIN_TOKEN, &ALLOW_ANONYMOUS, &METRICS_TOKEN],
     },
     Section {
+        title: "Shared metadata cache (Redis)",
+        settings: &[
+            &REDIS_URL,
+            &REDIS_TTL_SECS,
+            &REDIS_TOKEN_TTL_SECS,
+            &REDIS_TIMEOUT_MS,
+        ],
+    },
+    Section {
         title: "Object store (S3)",
         settings: &[
             &S3_BUCKET,
@@ -159,6 +169,40 @@ pub fn all() -> impl Iterator<Item = &'static dyn Listed> {
 pub fn is_known(name: &str) -> bool {
     all().any(|s| s.name() == name || s.deprecated().contains(&name))
 }
+
+// The shared metadata cache.
+
+pub const REDIS_URL: Setting<RedisUrl> = Setting {
+    name: "REDIS_URL",
+    kind: RedisUrl,
+    default: Absent("unset: no shared cache"),
+    help: "Redis shared by every instance, caching refs, pack and loose-object lists (by repository version, never stale) and token lookups; requests go on against the database whenever it does not answer",
+    deprecated: &[],
+};
+
+pub const REDIS_TTL_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_REDIS_TTL_SECS",
+    kind: Number::at_least(1),
+    default: Value("600"),
+    help: "how long a repository's cached lists live (a push makes new ones; this bounds Redis memory)",
+    deprecated: &[],
+};
+
+pub const REDIS_TOKEN_TTL_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_REDIS_TOKEN_TTL_SECS",
+    kind: Number::at_least(1),
+    default: Value("30"),
+    help: "how long a token lookup is reused; a revocation removes it at once, and only if Redis cannot be told may another instance accept the revoked token this long",
+    deprecated: &[],
+};
+
+pub const REDIS_TIMEOUT_MS: Setting<Number> = Setting {
+    name: "GITCLAW_REDIS_TIMEOUT_MS",
+    kind: Number::at_least(1),
+    default: Value("250"),
+    help: "the longest a Redis call may take before the request goes on against the database",
+    deprecated: &[],
+};
 
 // The server.
 

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub pack_generations_in_use: IntGauge,
     pub pack_generations_queued: IntGauge,
     pub pack_generations_refused: IntCounterVec,
+    pub redis_errors: IntCounterVec,
+    pub redis_up: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -367,6 +369,17 @@ impl Metrics {
                 "gitclaw_pack_generations_refused_total",
                 "Fetches refused because too many packs were being generated, by the limit reached (instance, repository).",
                 &["scope"],
+            ),
+            redis_errors: counter(
+                &r,
+                "gitclaw_redis_errors_total",
+                "Shared metadata cache (Redis) calls that failed or timed out, by operation; the request went on against the database.",
+                &["operation"],
+            ),
+            redis_up: gauge(
+                &r,
+                "gitclaw_redis_up",
+                "1 while the shared metadata cache (Redis) answers, 0 while requests go to the database without it (0 too when REDIS_URL is unset).",
             ),
             registry: r,
         }

@@ -80,7 +80,7 @@ pub enum Service {
 }
 
 /// A ref with its peeled value (for annotated tags).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PeeledRef {
     pub name: String,
     pub oid: ObjectId,
@@ -195,6 +195,16 @@ pub fn ls_refs(
 
 /// Refs with their peeled values; see the module doc.
 pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<PeeledRef>, GitError> {
+    if let Some(refs) = state.shared.repo_entry("refs", repo).await {
+        return Ok(refs);
+    }
+    let refs = read_advertised_refs(state, repo).await?;
+    state.shared.put_repo_entry("refs", repo, &refs);
+    Ok(refs)
+}
+
+/// [`advertised_refs`] from the database.
+async fn read_advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<PeeledRef>, GitError> {
     let records = state.meta.list_refs(&repo.id).await?;
     let known = state.meta.peeled_refs(&repo.id).await?;
     let is_tag = |r: &RefRecord| r.name.starts_with("refs/tags/");

@@ -21,5 +21,6 @@ pub mod pack_cache;
 pub mod push;
 pub mod repos;
 pub mod response_cache;
+pub mod shared_cache;
 pub mod sweep;
 pub mod tokens;

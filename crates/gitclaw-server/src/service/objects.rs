@@ -11,7 +11,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use gitclaw_metadata::{MigrationState, Repo};
+use gitclaw_metadata::{LooseRecord, MigrationState, PackRecord, Repo};
 use gitclaw_pack::odb::{LooseSource, ObjectDb};
 use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
@@ -25,7 +25,7 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
     // The table's index first: a row copied after it is read is in a pack the
     // list below already names; one copied before is left out of the index.
     let legacy = legacy_objects(state, repo).await?;
-    let db = stored_objects(state, repo, legacy).await?;
+    let db = stored_objects(state, repo, legacy, true).await?;
     Ok(if state.config.object_cache_bytes > 0 {
         db.with_cache(state.objects.clone())
     } else {
@@ -36,16 +36,17 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
 /// The store's objects of a repository alone, read afresh (no legacy table,
 /// no object cache): what verifying a migration compares the table with.
 pub async fn store_object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
-    stored_objects(state, repo, None).await
+    stored_objects(state, repo, None, false).await
 }
 
 async fn stored_objects(
     state: &AppState,
     repo: &Repo,
     legacy: Option<LegacyObjects>,
+    shared: bool,
 ) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
-    let packs = state.meta.list_packs(&repo.id).await?;
+    let (packs, loose) = object_lists(state, repo, shared).await?;
     let mut handles = Vec::with_capacity(packs.len());
     for pack in &packs {
         handles.push(
@@ -55,7 +56,6 @@ async fn stored_objects(
                 .await?,
         );
     }
-    let loose = state.meta.list_loose(&repo.id).await?;
     let mut ids: HashMap<ObjectId, (Kind, u64)> = HashMap::default();
     for record in loose {
         let kind = Kind::from_bytes(record.kind.as_bytes()).map_err(|_| {
@@ -82,6 +82,31 @@ async fn stored_objects(
         }
     }
     Ok(db)
+}
+
+/// The pack and loose-object lists of a repository, from the shared cache
+/// when `shared` and it has them for the repository's version.
+async fn object_lists(
+    state: &AppState,
+    repo: &Repo,
+    shared: bool,
+) -> Result<(Vec<PackRecord>, Vec<LooseRecord>), GitError> {
+    if shared && state.shared.enabled() {
+        let (packs, loose) = tokio::join!(
+            state.shared.repo_entry("packs", repo),
+            state.shared.repo_entry("loose", repo)
+        );
+        if let (Some(packs), Some(loose)) = (packs, loose) {
+            return Ok((packs, loose));
+        }
+    }
+    let packs = state.meta.list_packs(&repo.id).await?;
+    let loose = state.meta.list_loose(&repo.id).await?;
+    if shared {
+        state.shared.put_repo_entry("packs", repo, &packs);
+        state.shared.put_repo_entry("loose", repo, &loose);
+    }
+    Ok((packs, loose))
 }
 
 /// The legacy rows of a repository that is not yet migrated, indexed.

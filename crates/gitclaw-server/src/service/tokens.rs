@@ -95,8 +95,10 @@ pub async fn mint_token(
 
 /// Revoke a token: every server refuses it from the next request on.
 pub async fn revoke_token(state: &AppState, id: &str) -> Result<(), TokenError> {
-    state.meta.revoke_token(id).await.map_err(|err| match err {
+    let hash = state.meta.revoke_token(id).await.map_err(|err| match err {
         MetadataError::NotFound(_) => TokenError::NotFound(id.to_string()),
         other => other.into(),
-    })
+    })?;
+    state.shared.forget_token(&hash).await;
+    Ok(())
 }

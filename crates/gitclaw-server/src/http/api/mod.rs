@@ -171,8 +171,10 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Ready when every dependency answers: one line per dependency (`ok`, or
-/// `failing (CODE)`), then `ready` (200) or `not ready` (503). Both are
+/// `failing (CODE)`), then `ready` (200) or `not ready` (503). All are
 /// checked at once; the log has each failure whole, with the request id.
+/// The shared cache (Redis, when configured) has its line too, but does not
+/// decide readiness: without it requests go to the database.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = async {
         match state.meta.ping().await {
@@ -196,13 +198,20 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     };
-    let (database, store) = tokio::join!(database, store);
+    let (database, store, shared) = tokio::join!(database, store, state.shared.ping());
     let mut body = String::new();
     for (name, failure) in [("database", database), ("object store", store)] {
         match failure {
             None => body.push_str(&format!("{name}: ok\n")),
             Some(code) => body.push_str(&format!("{name}: failing ({code})\n")),
         }
+    }
+    match shared {
+        None => {}
+        Some(Ok(())) => body.push_str("shared cache (redis): ok\n"),
+        Some(Err(code)) => body.push_str(&format!(
+            "shared cache (redis): failing ({code}); requests go to the database\n"
+        )),
     }
     let ready = database.is_none() && store.is_none();
     body.push_str(if ready { "ready\n" } else { "not ready\n" });
