@@ -45,6 +45,13 @@ async fn stored_objects(
     legacy: Option<LegacyObjects>,
 ) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
+    // Loose objects first, packs second: the two lists are read apart, and a
+    // compaction committed between them must not hide anything. Objects only
+    // ever move from loose objects into packs and from packs into packs, never
+    // back, so packs read after the loose list hold everything it lost meanwhile
+    // (the replaced keys stay readable for the grace period). Read the other way
+    // round, a compaction in between drops its loose objects from both lists.
+    let loose = state.meta.list_loose(&repo.id).await?;
     let packs = state.meta.list_packs(&repo.id).await?;
     let mut handles = Vec::with_capacity(packs.len());
     for pack in &packs {
@@ -55,7 +62,6 @@ async fn stored_objects(
                 .await?,
         );
     }
-    let loose = state.meta.list_loose(&repo.id).await?;
     let mut ids: HashMap<ObjectId, (Kind, u64)> = HashMap::default();
     for record in loose {
         let kind = Kind::from_bytes(record.kind.as_bytes()).map_err(|_| {
