@@ -1006,6 +1006,18 @@ fn deleting_a_repository_while_another_instance_streams_it_leaves_no_key() {
         "every key of the deleted repository to go",
         || cluster.bucket_keys(&id).is_empty(),
     );
+
+    // Created again under the same name through A, it is a new, empty
+    // repository for B too: B's caches of the old one answer nothing.
+    create_repo_at(cluster.addr(0), "gone", "soon");
+    assert!(advertised(w, &cluster.url(1, repo), 2).is_empty());
+    let fresh = w.join("fresh");
+    git(w, &["init", "-q", "-b", "main", fresh.to_str().unwrap()]);
+    let reborn = commit_file(&fresh, "README", "born again\n", "again");
+    git(&fresh, &["push", "-q", &cluster.url(0, repo), "main"]);
+    let again = w.join("again");
+    clone_checked(w, &cluster.url(1, repo), &again);
+    assert_eq!(git(&again, &["rev-list", "--all"]).trim(), reborn);
 }
 
 #[test]
