@@ -103,6 +103,12 @@ impl Metadata {
     /// that no scheduled deletion owns and that no other live claim names; the
     /// claimer's own upload claims on them become delete claims. Returns the keys
     /// granted: delete them from the store, then [`Metadata::release_claim`].
+    ///
+    /// Of a repository that no longer exists every candidate is granted (and
+    /// nothing recorded): its rows and claims went with it, and as ids are never
+    /// reused no row will ever record its keys again. That is how what a push
+    /// or compaction in flight uploaded after the repository's deletion swept
+    /// its prefix still goes.
     pub async fn claim_delete(
         &self,
         repo_id: &str,
@@ -113,7 +119,7 @@ impl Metadata {
         self.timed("claim_delete", async {
             let mut tx = self.begin_write().await?;
             if !lock_repo(&mut tx, repo_id).await? {
-                return Ok(Vec::new());
+                return Ok(candidates.iter().map(|c| c.key.clone()).collect());
             }
             let now = now_secs();
             drop_lapsed(&mut tx, repo_id, now).await?;

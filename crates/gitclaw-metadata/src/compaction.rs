@@ -10,7 +10,7 @@ use gix_hash::ObjectId;
 use crate::objects::{insert_closure_tips, insert_pack};
 use crate::push::NewPack;
 use crate::util::{get_i64, get_str, now_secs, oid_hex};
-use crate::{Error, Metadata, Result};
+use crate::{Metadata, Result};
 
 /// One compaction of one repository.
 #[derive(Clone, Debug)]
@@ -33,6 +33,17 @@ pub struct Compaction {
     pub delete_after: i64,
 }
 
+/// Whether [`Metadata::apply_compaction`] recorded a compaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompactionApplied {
+    /// The new packs replace what they merged.
+    Applied,
+    /// Something the compaction merges is no longer listed: another compaction
+    /// of the repository (on this or another server) recorded first. Nothing
+    /// changed; the string names what went missing.
+    Superseded(String),
+}
+
 /// A store key whose grace period is over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueDeletion {
@@ -42,10 +53,10 @@ pub struct DueDeletion {
 
 impl Metadata {
     /// Apply a compaction in one transaction: record the new pack, drop the merged
-    /// pack and loose rows, schedule the replaced keys for deletion. Fails with
-    /// [`Error::InvalidInput`] when something it merges is no longer listed
-    /// (another compaction won the race); then nothing changes.
-    pub async fn apply_compaction(&self, c: &Compaction) -> Result<()> {
+    /// pack and loose rows, schedule the replaced keys for deletion. When
+    /// something it merges is no longer listed (another compaction won the
+    /// race) nothing changes and the answer is [`CompactionApplied::Superseded`].
+    pub async fn apply_compaction(&self, c: &Compaction) -> Result<CompactionApplied> {
         self.timed("apply_compaction", async {
             let mut tx = self.begin_write().await?;
             for pack in &c.removed_packs {
@@ -59,7 +70,7 @@ impl Metadata {
                     || c.cruft_pack.as_ref().is_some_and(|p| p.pack_hash == *pack);
                 if gone != 1 && !rewritten {
                     tx.rollback().await?;
-                    return Err(Error::InvalidInput(format!(
+                    return Ok(CompactionApplied::Superseded(format!(
                         "pack {pack} is no longer listed"
                     )));
                 }
@@ -73,7 +84,7 @@ impl Metadata {
                     .rows_affected();
                 if gone != 1 {
                     tx.rollback().await?;
-                    return Err(Error::InvalidInput(format!(
+                    return Ok(CompactionApplied::Superseded(format!(
                         "loose object {oid} is no longer listed"
                     )));
                 }
@@ -99,7 +110,7 @@ impl Metadata {
                 .await?;
             }
             tx.commit().await?;
-            Ok(())
+            Ok(CompactionApplied::Applied)
         })
         .await
     }

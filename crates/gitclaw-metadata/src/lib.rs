@@ -46,7 +46,7 @@ mod util;
 
 pub use audit::{AuditAction, AuditEvent};
 pub use claims::{DeleteCandidate, Recorded, UploadClaim};
-pub use compaction::{Compaction, DueDeletion};
+pub use compaction::{Compaction, CompactionApplied, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;

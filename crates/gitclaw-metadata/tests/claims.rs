@@ -190,6 +190,24 @@ async fn claims_story(md: Metadata) {
             .unwrap(),
         UploadClaim::NoRepository
     );
+
+    // A push still uploading when its repository is deleted: its claim goes
+    // with the repository, and what it wrote is anybody's to delete.
+    let (p, q) = (unique("p"), unique("q"));
+    assert_eq!(
+        md.claim_upload(id, &p, &keys(&["late"]), LEASE)
+            .await
+            .unwrap(),
+        UploadClaim::Taken
+    );
+    md.delete_repo(id, "t").await.unwrap();
+    assert_eq!(
+        md.claim_delete(id, &q, &[nothing("late"), nothing("other")], LEASE)
+            .await
+            .unwrap(),
+        keys(&["late", "other"]),
+        "every key of a deleted repository may be deleted"
+    );
 }
 
 /// Uploaders and deleters of one key, all at once: never an upload and a

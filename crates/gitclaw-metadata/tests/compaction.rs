@@ -4,7 +4,9 @@
 mod common;
 
 use common::{oid, unique};
-use gitclaw_metadata::{Compaction, Error, Metadata, NewLoose, NewPack, PushCommit, RefUpdate};
+use gitclaw_metadata::{
+    Compaction, CompactionApplied, Metadata, NewLoose, NewPack, PushCommit, RefUpdate,
+};
 
 fn pack(n: u8) -> NewPack {
     NewPack {
@@ -61,7 +63,10 @@ async fn compaction_story(md: Metadata) {
         ],
         delete_after: 1_000,
     };
-    md.apply_compaction(&compaction).await.unwrap();
+    assert_eq!(
+        md.apply_compaction(&compaction).await.unwrap(),
+        CompactionApplied::Applied
+    );
     let mut packs: Vec<_> = md
         .list_packs(&repo.id)
         .await
@@ -104,7 +109,7 @@ async fn compaction_story(md: Metadata) {
     };
     assert!(matches!(
         md.apply_compaction(&again).await,
-        Err(Error::InvalidInput(_))
+        Ok(CompactionApplied::Superseded(_))
     ));
     let packs: Vec<_> = md
         .list_packs(&repo.id)

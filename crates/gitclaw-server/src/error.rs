@@ -147,6 +147,20 @@ impl GitError {
         }
     }
 
+    /// A stored object that was not there: what reading a repository deleted
+    /// meanwhile fails with.
+    pub fn is_missing_stored_object(&self) -> bool {
+        let missing = |err: &StorageError| matches!(err, StorageError::NotFound { .. });
+        match self {
+            GitError::Storage(err) => missing(err),
+            GitError::Pack(PackError::Backend(source)) => {
+                source.downcast_ref::<StorageError>().is_some_and(missing)
+            }
+            GitError::Shared(err) => err.is_missing_stored_object(),
+            _ => false,
+        }
+    }
+
     /// What the client is told. Its own faults precisely; anything else in
     /// a few words, with the request id to quote (the log has the rest).
     pub fn client_message(&self) -> String {

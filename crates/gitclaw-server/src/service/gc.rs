@@ -5,8 +5,9 @@
 //!
 //! Safe while the server runs: a push landing during compaction records its own
 //! pack or loose objects, which this compaction neither lists nor removes; two
-//! compactions of one repository race in the metadata transaction and the loser
-//! changes nothing.
+//! compactions of one repository (on one server or on two) race in the metadata
+//! transaction, and the loser changes nothing, deletes the packs it uploaded
+//! and reports a conflict.
 
 use std::{
     collections::HashSet,
@@ -14,7 +15,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use gitclaw_metadata::{Compaction, NewPack, Repo};
+use gitclaw_metadata::{Compaction, CompactionApplied, NewPack, Repo};
 use gitclaw_pack::{
     ingest::IngestedPack,
     repack::{closure_key, repack},
@@ -178,58 +179,74 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
             .collect(),
     )
     .await?;
-    for pack in std::iter::once(&main).chain(cruft.as_ref()) {
-        let hash = pack.pack.hash();
-        state
-            .store
-            .put_file(
-                &ObjectKey::pack(&repo_id, hash),
-                &pack.pack_path,
-                &PutOptions::pack(),
-            )
-            .await?;
-        state
-            .store
-            .put_file(
-                &ObjectKey::pack_index(&repo_id, hash),
-                &pack.index_path,
-                &PutOptions::pack_index(),
-            )
-            .await?;
-    }
-
-    let mut replaced_keys = Vec::new();
-    for pack in packs.iter().filter(|p| !new_hashes.contains(&p.pack_hash)) {
-        replaced_keys.push(
-            ObjectKey::pack(&repo_id, &pack.pack_hash)
-                .as_str()
-                .to_string(),
-        );
-        replaced_keys.push(
-            ObjectKey::pack_index(&repo_id, &pack.pack_hash)
-                .as_str()
-                .to_string(),
-        );
-    }
-    for record in &loose {
-        replaced_keys.push(ObjectKey::loose(&repo_id, &record.oid).as_str().to_string());
-    }
-    let compaction = Compaction {
-        repo_id: repo.id.clone(),
-        removed_packs: packs.iter().map(|p| p.pack_hash).collect(),
-        removed_loose: loose.iter().map(|l| l.oid).collect(),
-        new_pack: new_pack(&main).await?,
-        closure_of,
-        closure_tips,
-        cruft_pack: match &cruft {
-            Some(pack) => Some(new_pack(pack).await?),
-            None => None,
-        },
-        replaced_keys,
-        delete_after: now_secs() + state.config.gc.grace_secs as i64,
+    let recorded = async {
+        for pack in std::iter::once(&main).chain(cruft.as_ref()) {
+            let hash = pack.pack.hash();
+            state
+                .store
+                .put_file(
+                    &ObjectKey::pack(&repo_id, hash),
+                    &pack.pack_path,
+                    &PutOptions::pack(),
+                )
+                .await?;
+            state
+                .store
+                .put_file(
+                    &ObjectKey::pack_index(&repo_id, hash),
+                    &pack.index_path,
+                    &PutOptions::pack_index(),
+                )
+                .await?;
+        }
+        let mut replaced_keys = Vec::new();
+        for pack in packs.iter().filter(|p| !new_hashes.contains(&p.pack_hash)) {
+            replaced_keys.push(
+                ObjectKey::pack(&repo_id, &pack.pack_hash)
+                    .as_str()
+                    .to_string(),
+            );
+            replaced_keys.push(
+                ObjectKey::pack_index(&repo_id, &pack.pack_hash)
+                    .as_str()
+                    .to_string(),
+            );
+        }
+        for record in &loose {
+            replaced_keys.push(ObjectKey::loose(&repo_id, &record.oid).as_str().to_string());
+        }
+        let compaction = Compaction {
+            repo_id: repo.id.clone(),
+            removed_packs: packs.iter().map(|p| p.pack_hash).collect(),
+            removed_loose: loose.iter().map(|l| l.oid).collect(),
+            new_pack: new_pack(&main).await?,
+            closure_of,
+            closure_tips,
+            cruft_pack: match &cruft {
+                Some(pack) => Some(new_pack(pack).await?),
+                None => None,
+            },
+            replaced_keys,
+            delete_after: now_secs() + state.config.gc.grace_secs as i64,
+        };
+        Ok::<_, GitError>(state.meta.apply_compaction(&compaction).await?)
     };
-    state.meta.apply_compaction(&compaction).await?;
-    claim.release().await;
+    // Whatever did not get recorded is deleted now, not left to the claim's
+    // drop: a `gitclaw gc` process ends right after it returns.
+    match recorded.await {
+        Ok(CompactionApplied::Applied) => claim.release().await,
+        Ok(CompactionApplied::Superseded(why)) => {
+            claim.discard().await;
+            tracing::info!(repo = %name, "another compaction recorded first ({why}); nothing changed");
+            return Err(GitError::Conflict(format!(
+                "another compaction of it finished first ({why})"
+            )));
+        }
+        Err(err) => {
+            claim.discard().await;
+            return Err(err);
+        }
+    }
     outcome.new_pack = Some(new_hashes[0]);
     outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());
     outcome.objects = main.objects.len() + cruft.as_ref().map_or(0, |p| p.objects.len());

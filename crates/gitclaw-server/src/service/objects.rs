@@ -85,28 +85,31 @@ async fn stored_objects(
 }
 
 /// The pack and loose-object lists of a repository, from the shared cache
-/// when `shared` and it has them for the repository's version.
+/// when `shared` and it has them for the repository's version. The two lists
+/// are one entry: they must come from the same read (see below).
 async fn object_lists(
     state: &AppState,
     repo: &Repo,
     shared: bool,
 ) -> Result<(Vec<PackRecord>, Vec<LooseRecord>), GitError> {
-    if shared && state.shared.enabled() {
-        let (packs, loose) = tokio::join!(
-            state.shared.repo_entry("packs", repo),
-            state.shared.repo_entry("loose", repo)
-        );
-        if let (Some(packs), Some(loose)) = (packs, loose) {
-            return Ok((packs, loose));
+    if shared {
+        if let Some(lists) = state.shared.repo_entry("objects", repo).await {
+            return Ok(lists);
         }
     }
-    let packs = state.meta.list_packs(&repo.id).await?;
+    // Loose objects first, packs second: the two lists are read apart, and a
+    // compaction committed between them must not hide anything. Objects only
+    // ever move from loose objects into packs and from packs into packs, never
+    // back, so packs read after the loose list hold everything it lost meanwhile
+    // (the replaced keys stay readable for the grace period). Read the other way
+    // round, a compaction in between drops its loose objects from both lists.
     let loose = state.meta.list_loose(&repo.id).await?;
+    let packs = state.meta.list_packs(&repo.id).await?;
+    let lists = (packs, loose);
     if shared {
-        state.shared.put_repo_entry("packs", repo, &packs);
-        state.shared.put_repo_entry("loose", repo, &loose);
+        state.shared.put_repo_entry("objects", repo, &lists);
     }
-    Ok((packs, loose))
+    Ok(lists)
 }
 
 /// The legacy rows of a repository that is not yet migrated, indexed.

@@ -127,7 +127,7 @@ impl SharedCache {
         self.redis.is_some()
     }
 
-    /// A repository entry (`what`: `refs`, `packs`, `loose`) of its current version.
+    /// A repository entry (`what`: `refs`, `objects`) of its current version.
     pub async fn repo_entry<T: DeserializeOwned>(
         &self,
         what: &str,

@@ -57,6 +57,9 @@ pub struct Fetch {
     refs: Vec<PeeledRef>,
     job: FetchJob,
     repo: String,
+    /// To tell, when a stored object is missing, whether the repository was
+    /// deleted while the fetch ran.
+    meta: gitclaw_metadata::Metadata,
     request_id: RequestId,
     /// The request's span, entered again on the blocking thread.
     span: tracing::Span,
@@ -245,6 +248,7 @@ pub async fn upload_pack(
         refs,
         job,
         repo: format!("{}/{}", repo.owner, repo.name),
+        meta: state.meta.clone(),
         request_id: RequestId::current(),
         span: tracing::Span::current(),
     })))
@@ -259,7 +263,9 @@ impl Fetch {
             request_id.scope_sync(|| {
                 let mut pack_started = false;
                 let shared = RefCell::new(out);
-                let result = self.respond(&shared, &mut pack_started);
+                let result = self
+                    .respond(&shared, &mut pack_started)
+                    .map_err(|err| self.deleted_meanwhile(err));
                 let out = shared.into_inner();
                 if let Err(err) = result {
                     err.log(&format!("fetch from {}", self.repo));
@@ -277,6 +283,28 @@ impl Fetch {
                 None
             })
         })
+    }
+
+    /// `err` as the client should read it: a stored object missing from a
+    /// repository that no longer exists was deleted with it, by a deletion
+    /// (through any server) while this fetch ran — not a fault of the server.
+    fn deleted_meanwhile(&self, err: GitError) -> GitError {
+        if !err.is_missing_stored_object() {
+            return err;
+        }
+        let repo_id = &self.job.context.repo_id;
+        match self
+            .job
+            .context
+            .runtime
+            .block_on(self.meta.get_repo_by_id(repo_id))
+        {
+            Ok(None) => GitError::Conflict(format!(
+                "the repository {} was deleted while this fetch ran",
+                self.repo
+            )),
+            _ => err,
+        }
     }
 
     fn respond(

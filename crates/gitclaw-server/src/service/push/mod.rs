@@ -348,7 +348,23 @@ async fn store_and_commit(
         actor: actor.to_string(),
         details: stored.details,
     });
-    let results = commit.instrument(tracing::info_span!("commit")).await?;
+    let results = match commit.instrument(tracing::info_span!("commit")).await {
+        Ok(results) => results,
+        Err(err) => {
+            // Nothing records what the push stored: delete it before answering.
+            if let Some(claim) = claim {
+                claim.discard().await;
+            }
+            return Err(match err {
+                // Deleted (through any server) since the push began.
+                gitclaw_metadata::Error::NotFound(_) => GitError::Conflict(format!(
+                    "the repository {}/{} was deleted during the push",
+                    repo.owner, repo.name
+                )),
+                other => other.into(),
+            });
+        }
+    };
     let mut any_applied = false;
     for ((i, _), result) in updates.iter().zip(results) {
         statuses[*i] = Some(match result {
