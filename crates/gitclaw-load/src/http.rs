@@ -73,10 +73,9 @@ impl GitHttp {
             let _ = url.set_username("");
             let _ = url.set_password(None);
         }
-        if url.scheme() == "https" {
-            // reqwest's rustls leaves the choice of crypto to the program.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        // reqwest's rustls leaves the choice of crypto to the program, and
+        // needs one to build any client, for http URLs too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::builder()
             .user_agent(crate::wire::AGENT)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))

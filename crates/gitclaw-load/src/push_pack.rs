@@ -135,7 +135,7 @@ mod tests {
         // The empty tree.
         assert_eq!(
             object_id(Kind::Tree, b"").to_string(),
-            "4b825dc642cb6eb9a060e54bf8d69288fbc4904b"
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
         );
     }
 

@@ -466,7 +466,7 @@ pub async fn missing_branches(
         .filter(|b| {
             !listed
                 .iter()
-                .any(|r| r.name == b.name && r.oid.to_string() == b.commit)
+                .any(|r| r.name == b.name && r.oid == b.commit.as_str())
         })
         .cloned()
         .collect())

@@ -341,8 +341,7 @@ mod tests {
         a.merge(b);
         let (lines, total) = a.report(Duration::from_secs(2));
         assert_eq!(lines.len(), 2);
-        let full = &lines[0];
-        assert_eq!(full.scenario, "full");
+        let full = lines.iter().find(|l| l.scenario == "full").unwrap();
         assert_eq!((full.runs, full.ok, full.errors), (4, 2, 2));
         assert_eq!(full.runs_per_sec, 1.0);
         assert_eq!(full.latency.max_ms, 30.0);

@@ -148,6 +148,11 @@ struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     piece: Bytes,
     done: bool,
+    /// Bytes read so far, and the last 20 of them: the reader of a pack may
+    /// read ahead of its end, so these, not what is left, tell whether the
+    /// stream ended with the trailer.
+    total: u64,
+    tail: Vec<u8>,
 }
 
 impl ChannelReader {
@@ -156,17 +161,32 @@ impl ChannelReader {
             rx,
             piece: Bytes::new(),
             done: false,
+            total: 0,
+            tail: Vec::with_capacity(40),
         }
     }
 
-    /// Bytes left once the pack has been read: what follows its trailer.
-    fn rest_len(&mut self) -> u64 {
-        let mut rest = self.piece.len() as u64;
-        self.piece = Bytes::new();
-        while let Some(piece) = self.rx.blocking_recv() {
-            rest += piece.len() as u64;
+    /// Reads the stream to its end (the sender's end of the pack section).
+    fn drain(&mut self) {
+        loop {
+            let len = match self.fill_buf() {
+                Ok(rest) if !rest.is_empty() => rest.len(),
+                _ => return,
+            };
+            self.consume(len);
         }
-        rest
+    }
+
+    fn remember(&mut self, read: &[u8]) {
+        self.total += read.len() as u64;
+        if read.len() >= 20 {
+            self.tail.clear();
+            self.tail.extend_from_slice(&read[read.len() - 20..]);
+        } else {
+            self.tail.extend_from_slice(read);
+            let excess = self.tail.len().saturating_sub(20);
+            self.tail.drain(..excess);
+        }
     }
 }
 
@@ -192,7 +212,8 @@ impl BufRead for ChannelReader {
     }
 
     fn consume(&mut self, amount: usize) {
-        let _ = self.piece.split_to(amount.min(self.piece.len()));
+        let read = self.piece.split_to(amount.min(self.piece.len()));
+        self.remember(&read);
     }
 }
 
@@ -230,19 +251,24 @@ fn check_full(
         fsck: FsckLevel::Off,
     };
     let ingested = ingest(input, work.path(), &db, &options).map_err(pack_error)?;
-    let rest = input.rest_len();
-    if rest > 0 {
-        return Err(RunError::bad_pack(format!(
-            "{rest} bytes follow the pack's trailer"
-        )));
-    }
+    input.drain();
     let Some(pack) = ingested else {
+        // An empty pack is its header and its trailer.
+        if input.total != 32 {
+            return Err(RunError::bad_pack(format!(
+                "{} bytes of an empty pack",
+                input.total
+            )));
+        }
         return Ok(PackSummary {
             present: Some(vec![false; query.look_for.len()]),
             kinds: Some(KindCounts::default()),
             ..PackSummary::default()
         });
     };
+    if input.tail.as_slice() != pack.pack.hash().as_slice() {
+        return Err(RunError::bad_pack("data follows the pack's trailer"));
+    }
     let mut kinds = KindCounts::default();
     for object in &pack.objects {
         match object.kind {
@@ -428,9 +454,8 @@ mod tests {
             ("count", &bad_count),
             ("extra", &extra),
         ] {
-            let err = rt
-                .block_on(check(Verify::Full, PackQuery::default(), pack, 512))
-                .unwrap_err();
+            let outcome = rt.block_on(check(Verify::Full, PackQuery::default(), pack, 512));
+            let err = outcome.expect_err(name);
             assert_eq!(err.kind, ErrorKind::BadPack, "{name}: {err}");
         }
         for (name, pack) in [
