@@ -3,7 +3,6 @@
 //! and the checks and clean-up after them.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -16,7 +15,7 @@ use crate::{
     error::{ErrorKind, RunError, SetupError},
     http::{GitHttp, Traffic},
     scenario::{self, Target, REF_PREFIXES},
-    stats::{PushedRef, Recorder, Report},
+    stats::{MixEntry, PushedRef, Recorder, Report},
     validate::PackQuery,
     wire::FetchArgs,
 };
@@ -113,8 +112,11 @@ pub async fn run(config: Config) -> Result<Report, SetupError> {
             .mix
             .entries()
             .iter()
-            .map(|(s, w)| (s.name().to_string(), *w))
-            .collect::<BTreeMap<_, _>>(),
+            .map(|(s, w)| MixEntry {
+                scenario: s.name().to_string(),
+                weight: *w,
+            })
+            .collect(),
         verify: match config.verify {
             Verify::Full => "full".into(),
             Verify::Light => "light".into(),

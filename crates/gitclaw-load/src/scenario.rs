@@ -486,3 +486,118 @@ pub async fn run_once(
         shape => fetch_shape(target, shape, traffic).await.map(|()| None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, validate::PackSummary};
+
+    fn target() -> Target {
+        let config = Config::new("http://127.0.0.1:9/o/r.git", "full".parse().unwrap());
+        Target::new(
+            GitHttp::new(&config).unwrap(),
+            Verify::Full,
+            None,
+            "refs/heads/main".into(),
+            "load/".into(),
+            "abc123".into(),
+            10,
+        )
+    }
+
+    fn answer(objects: u64, shallow: &[ObjectId]) -> FetchAnswer {
+        FetchAnswer {
+            shallow: shallow.to_vec(),
+            pack: PackSummary {
+                objects,
+                ..PackSummary::default()
+            },
+            pack_bytes: 0,
+        }
+    }
+
+    fn oid(byte: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[byte; 20])
+    }
+
+    #[test]
+    fn a_later_answer_with_another_object_count_is_wrong() {
+        let target = target();
+        let args = FetchArgs {
+            wants: vec![oid(1)],
+            ..FetchArgs::default()
+        };
+        target
+            .expect(Scenario::Full, &args, &answer(120, &[]))
+            .unwrap();
+        target
+            .expect(Scenario::Full, &args, &answer(120, &[]))
+            .unwrap();
+        let err = target
+            .expect(Scenario::Full, &args, &answer(119, &[]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::WrongObjectCount);
+        assert!(
+            err.message.contains("119") && err.message.contains("120"),
+            "{err}"
+        );
+        // Another request (other wants, other shape) has its own expectation.
+        let other = FetchArgs {
+            wants: vec![oid(2)],
+            ..FetchArgs::default()
+        };
+        target
+            .expect(Scenario::Full, &other, &answer(5, &[]))
+            .unwrap();
+        target
+            .expect(Scenario::BlobNone, &args, &answer(60, &[]))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_later_answer_with_another_shallow_list_is_malformed() {
+        let target = target();
+        let args = FetchArgs {
+            wants: vec![oid(1)],
+            deepen: Some(1),
+            ..FetchArgs::default()
+        };
+        target
+            .expect(Scenario::Shallow, &args, &answer(3, &[oid(1)]))
+            .unwrap();
+        let err = target
+            .expect(Scenario::Shallow, &args, &answer(3, &[]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn clones_want_branches_and_tags_but_not_the_branches_of_load_runs() {
+        let target = target();
+        let line = |name: &str, byte| RemoteRef {
+            name: name.into(),
+            oid: oid(byte),
+            peeled: None,
+            symref_target: None,
+        };
+        let refs = [
+            line("HEAD", 1),
+            line("refs/heads/main", 1),
+            line("refs/heads/topic", 2),
+            line("refs/tags/v1", 3),
+            line("refs/heads/load/abc123-w0-1", 4),
+            line("refs/heads/load/old-w1-7", 5),
+        ];
+        assert_eq!(clone_wants(&target, &refs), vec![oid(1), oid(2), oid(3)]);
+        assert_eq!(default_tip(&target, &refs).unwrap(), oid(1));
+        let shallow = fetch_args(&target, Scenario::Shallow, &refs).unwrap();
+        assert_eq!((shallow.wants, shallow.deepen), (vec![oid(1)], Some(1)));
+        // Without the commit behind the tip, incremental cannot be asked for.
+        assert_eq!(
+            fetch_args(&target, Scenario::Incremental, &refs)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Local
+        );
+    }
+}

@@ -180,8 +180,8 @@ impl ScenarioReport {
 pub struct Report {
     pub url: String,
     pub concurrency: usize,
-    /// The scenarios asked for, with their weights.
-    pub mix: BTreeMap<String, u32>,
+    /// The scenarios asked for, with their weights, in the order given.
+    pub mix: Vec<MixEntry>,
     pub verify: String,
     /// Seconds from the first run's start to the last run's end.
     pub elapsed_secs: f64,
@@ -190,6 +190,13 @@ pub struct Report {
     /// Branches the pushes created, with their commits (deleted again with `--cleanup`).
     pub pushed_refs: Vec<PushedRef>,
     pub cleaned_up: bool,
+}
+
+/// One scenario of the mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MixEntry {
+    pub scenario: String,
+    pub weight: u32,
 }
 
 /// A branch a push created.
@@ -212,7 +219,11 @@ impl Report {
     /// The report as a table, with the errors below it.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let mix: Vec<String> = self.mix.iter().map(|(s, w)| format!("{s}={w}")).collect();
+        let mix: Vec<String> = self
+            .mix
+            .iter()
+            .map(|m| format!("{}={}", m.scenario, m.weight))
+            .collect();
         let _ = writeln!(
             out,
             "{} — concurrency {}, mix {}, {:.1} s, verify {}",
