@@ -15,8 +15,10 @@
 #   --concurrency LIST   concurrencies to run (default "1 8 32")
 #   --mixes LIST         mixes to run, of: shallow, full, mixed (default all three)
 #   --verify MODE        how the harness checks packs (default full: indexes every
-#                        pack; light: header, count and checksum only, which leaves
-#                        more of the shared CPU to the servers)
+#                        pack, which for a clone costs the harness about what git
+#                        index-pack costs, often more than the server spends; light:
+#                        header, count and checksum only, which leaves the shared
+#                        CPU to the servers)
 #   --no-response-cache  GitClaw without its response cache (GITCLAW_RESPONSE_CACHE_BYTES=0);
 #                        by default it is on, and repeated identical clones, which a
 #                        load test is made of, are answered from it
@@ -118,7 +120,7 @@ results=$work/results.txt
 cell() { # cell SERVER PID URL MIX-NAME CONCURRENCY
   local server=$1 pid=$2 url=$3 mix=$4 conc=$5 c0 c1 peak json=$work/cell.json status=0
   if [ "$server" = gitclaw ]; then
-    echo 5 > "/proc/$pid/clear_refs" # resets VmHWM
+    echo 5 2>/dev/null > "/proc/$pid/clear_refs" || true # resets VmHWM (needs root or the owner)
   else
     echo 0 > "$work/peak"
     sample_peak "$pid" "$work/peak" & sampler=$!
