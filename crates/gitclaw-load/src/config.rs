@@ -66,7 +66,7 @@ impl FromStr for Scenario {
     }
 }
 
-/// Scenarios with their weights: each run picks one at random in proportion.
+/// Scenarios with their weights: each gets that share of the runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mix {
     entries: Vec<(Scenario, u32)>,
@@ -83,22 +83,34 @@ impl Mix {
         self.entries.iter().any(|(s, _)| *s == scenario)
     }
 
-    /// The scenario that `roll`, a number below the total weight, falls on.
-    pub fn pick(&self, roll: u32) -> Scenario {
-        let mut roll = roll % self.total;
-        for &(scenario, weight) in &self.entries {
-            if roll < weight {
-                return scenario;
-            }
-            roll -= weight;
-        }
-        // The weights sum to `total`, so the loop has returned.
-        self.entries[self.entries.len() - 1].0
+    /// Every scenario as many times as its weight (weights divided by their
+    /// greatest common divisor): dealt in a shuffled order, deck after deck,
+    /// it gives each scenario exactly its share, and every scenario a turn
+    /// within each deck.
+    pub fn deck(&self) -> Vec<Scenario> {
+        let divisor = self.entries.iter().fold(0, |d, (_, w)| gcd(d, *w)).max(1);
+        self.entries
+            .iter()
+            .flat_map(|&(scenario, weight)| {
+                std::iter::repeat_n(scenario, (weight / divisor) as usize)
+            })
+            .collect()
     }
 
     /// Sum of the weights.
     pub fn total(&self) -> u32 {
         self.total
+    }
+}
+
+/// Largest weight of one scenario (it bounds the deck of [`Mix::deck`]).
+const MAX_WEIGHT: u32 = 10_000;
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -125,8 +137,8 @@ impl FromStr for Mix {
             if entries.iter().any(|(s, _)| *s == scenario) {
                 return Err(format!("`{name}` appears twice in the mix"));
             }
-            if weight > 1_000_000 {
-                return Err(format!("weight of `{name}` is above 1000000"));
+            if weight > MAX_WEIGHT {
+                return Err(format!("weight of `{name}` is above {MAX_WEIGHT}"));
             }
             if weight > 0 {
                 entries.push((scenario, weight));
@@ -286,18 +298,29 @@ mod tests {
     }
 
     #[test]
-    fn picks_fall_on_each_scenario_in_proportion_to_its_weight() {
-        let mix: Mix = "shallow=3,full=1".parse().unwrap();
-        let picks: Vec<_> = (0..8).map(|roll| mix.pick(roll)).collect();
-        assert_eq!(picks.iter().filter(|s| **s == Scenario::Shallow).count(), 6);
-        assert_eq!(picks.iter().filter(|s| **s == Scenario::Full).count(), 2);
+    fn a_deck_holds_each_scenario_as_often_as_its_weight_in_lowest_terms() {
+        let mix: Mix = "shallow=6,full=2,push=4".parse().unwrap();
+        assert_eq!(
+            mix.deck(),
+            vec![
+                Scenario::Shallow,
+                Scenario::Shallow,
+                Scenario::Shallow,
+                Scenario::Full,
+                Scenario::Push,
+                Scenario::Push
+            ]
+        );
+        let mix: Mix = "by-sha=10000,ls-refs=9999".parse().unwrap();
+        assert_eq!(mix.deck().len(), 19_999);
+        assert!("full=10001".parse::<Mix>().is_err());
     }
 
     #[test]
     fn a_zero_weight_leaves_the_scenario_out() {
         let mix: Mix = "full=0,by-sha=2".parse().unwrap();
         assert_eq!(mix.entries(), &[(Scenario::BySha, 2)]);
-        assert!((0..10).all(|r| mix.pick(r) == Scenario::BySha));
+        assert_eq!(mix.deck(), vec![Scenario::BySha]);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `gitclaw-load`: a load generator for any Git smart-HTTP server (GitClaw,
 //! or C git's `git http-backend`), speaking the wire protocol itself.
 //!
-//! `--concurrency` workers run scenarios back to back, each picked at random
-//! by the weights of the mix, until `--duration` is up or `--requests` runs
-//! are done. A scenario run — what the report calls a run, and times whole —
+//! `--concurrency` workers run scenarios back to back in shuffled order, each
+//! scenario getting its share by the weights of the mix (see
+//! [`Mix::deck`](config::Mix::deck)), until `--duration` is up or
+//! `--requests` runs are done. A scenario run — what the report calls a run, and times whole —
 //! is every request a git client makes for that operation:
 //!
 //! | scenario | requests | like |

@@ -48,7 +48,7 @@ pub async fn run(config: Config) -> Result<Report, SetupError> {
     for worker in 0..config.concurrency {
         let worker_state = Worker {
             target: target.clone(),
-            mix: config.mix.clone(),
+            deck: config.mix.deck(),
             timeout: config.timeout,
             runs_left: runs_left.clone(),
             deadline,
@@ -304,7 +304,8 @@ async fn print_progress(progress: Arc<Progress>, started: Instant) {
 /// One of `--concurrency` loops running scenarios back to back.
 struct Worker {
     target: Arc<Target>,
-    mix: crate::config::Mix,
+    /// The mix's deck, dealt in a new order each time round.
+    deck: Vec<Scenario>,
     timeout: Duration,
     runs_left: Arc<AtomicU64>,
     deadline: Option<Instant>,
@@ -329,8 +330,12 @@ impl Worker {
         let mut pushed = Vec::new();
         let mut seq = 0u64;
         while self.may_start() {
+            let turn = (seq % self.deck.len() as u64) as usize;
+            if turn == 0 {
+                self.rng.shuffle(&mut self.deck);
+            }
             seq += 1;
-            let scenario = self.mix.pick(self.rng.u32(..self.mix.total()));
+            let scenario = self.deck[turn];
             let mut traffic = Traffic::default();
             let started = Instant::now();
             let run = scenario::run_once(&self.target, scenario, self.id, seq, &mut traffic);
