@@ -32,13 +32,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need lighttpd || ! need bc || ! [ -x /usr/bin/time ]; then
-  apt-get update -qq && apt-get install -y -qq lighttpd time bc >/dev/null
-fi
-backend=$(git --exec-path)/git-http-backend
-[ -x "$backend" ] || backend=/usr/lib/git-core/git-http-backend
-
 work=$(mktemp -d /tmp/gitclaw-bench.XXXXXX)
 own_garage="" own_pg=""
 pids=()
@@ -52,6 +45,7 @@ trap cleanup EXIT
 
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
 . "$root/bench/lib.sh"
+need_bench_tools
 
 echo "== building gitclaw (release)"
 cargo build --release --quiet --bin gitclaw
@@ -64,42 +58,14 @@ if [ -z "$repo" ]; then
   bash "$root/bench/make-large-repo.sh" "$repo" "$commits"
 fi
 branch=$(git -C "$repo" symbolic-ref --short HEAD)
-git clone -q --bare "$repo" "$work/served/bench.git"
-git -C "$work/served/bench.git" config http.receivepack true
-git -C "$work/served/bench.git" config uploadpack.allowFilter true
-git -C "$work/served/bench.git" config uploadpack.allowReachableSHA1InWant true
-git -C "$work/served/bench.git" repack -adq
-objects=$(git -C "$work/served/bench.git" count-objects -v | awk '/^in-pack/ {print $2}')
-packsize=$(git -C "$work/served/bench.git" count-objects -v | awk '/^size-pack/ {print $2}')
+serve_copy "$repo"
 echo "   $objects objects, pack ${packsize} KiB"
 
 # --- git http-backend under lighttpd ------------------------------------------
-ref_port=$(free_port)
-rsslog=$work/http-backend-rss.log
-cat > "$work/cgi-wrapper.sh" <<EOF
-#!/bin/sh
-exec /usr/bin/time -a -o $rsslog -f "%M" $backend
-EOF
-chmod +x "$work/cgi-wrapper.sh"
-cat > "$work/lighttpd.conf" <<EOF
-server.document-root = "$work/served"
-server.port = $ref_port
-server.bind = "127.0.0.1"
-server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
-server.errorlog = "$work/lighttpd.err"
-alias.url = ("/git/" => "$work/cgi-wrapper.sh/")
-\$HTTP["url"] =~ "^/git/" {
-  cgi.assign = ("" => "")
-  setenv.add-environment = ("GIT_PROJECT_ROOT" => "$work/served", "GIT_HTTP_EXPORT_ALL" => "1")
-}
-EOF
-lighttpd -D -f "$work/lighttpd.conf" & pids+=($!)
-ref_pid=$!
-ref_url=http://127.0.0.1:$ref_port/git/bench.git
+start_http_backend
 
 # --- GitClaw ---------------------------------------------------------------
-claw_port=$(free_port)
-export GITCLAW_DATA_DIR=$work/gitclaw-data GITCLAW_LISTEN=127.0.0.1:$claw_port RUST_LOG=warn
+export GITCLAW_DATA_DIR=$work/gitclaw-data RUST_LOG=warn
 export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0
 if [ "$use_s3" = 1 ]; then
   # No store named: a throw-away Garage and PostgreSQL on loopback, as the tests use.
@@ -108,17 +74,8 @@ if [ "$use_s3" = 1 ]; then
   # Every S3 call is logged at DEBUG: counted per operation below.
   export RUST_LOG=warn,gitclaw_storage=debug
 fi
-"$gitclaw" repo create bench/bench >/dev/null 2>>"$work/cli.err"
-"$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
-claw_pid=$!
-wait_port "$claw_port"
-claw_url=http://127.0.0.1:$claw_port/bench/bench.git
-# The default branch first: the first branch pushed to an empty repository
-# becomes its HEAD, as HEAD is in the repository git serves.
-git -C "$repo" push -q "$claw_url" "$branch"
-git -C "$repo" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
-# The comparison is with a repacked repository on both sides.
-"$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
+start_gitclaw
+push_to_gitclaw "$repo" "$branch"
 
 if [ "$hold" = 1 ]; then
   echo "== serving (Ctrl-C ends)"

@@ -63,3 +63,75 @@ services_unless_named() {
     export DATABASE_URL=$GITCLAW_TEST_POSTGRES_URL
   fi
 }
+
+# --- serving one repository from both servers (compare.sh, load.sh) ----------
+# They need $root, $work, a `pids` array (every server started is added, for the
+# caller's cleanup) and, for GitClaw, its binary in $gitclaw.
+
+need_bench_tools() { # lighttpd, bc and GNU time, from apt when missing
+  if ! command -v lighttpd >/dev/null 2>&1 || ! command -v bc >/dev/null 2>&1 || ! [ -x /usr/bin/time ]; then
+    apt-get update -qq && apt-get install -y -qq lighttpd time bc >/dev/null
+  fi
+}
+
+serve_copy() { # serve_copy SRC: a repacked bare copy of SRC at $work/served/bench.git;
+  # sets objects and packsize (KiB)
+  git clone -q --bare "$1" "$work/served/bench.git"
+  git -C "$work/served/bench.git" config http.receivepack true
+  git -C "$work/served/bench.git" config uploadpack.allowFilter true
+  git -C "$work/served/bench.git" config uploadpack.allowReachableSHA1InWant true
+  git -C "$work/served/bench.git" repack -adq
+  objects=$(git -C "$work/served/bench.git" count-objects -v | awk '/^in-pack/ {print $2}')
+  packsize=$(git -C "$work/served/bench.git" count-objects -v | awk '/^size-pack/ {print $2}')
+}
+
+start_http_backend() { # git http-backend under lighttpd on a free port, serving $work/served;
+  # sets ref_pid and ref_url; each request's peak RSS (KiB) is appended to $rsslog
+  local backend
+  backend=$(git --exec-path)/git-http-backend
+  [ -x "$backend" ] || backend=/usr/lib/git-core/git-http-backend
+  ref_port=$(free_port)
+  rsslog=$work/http-backend-rss.log
+  cat > "$work/cgi-wrapper.sh" <<WRAPPER
+#!/bin/sh
+exec /usr/bin/time -a -o $rsslog -f "%M" $backend
+WRAPPER
+  chmod +x "$work/cgi-wrapper.sh"
+  cat > "$work/lighttpd.conf" <<CONF
+server.document-root = "$work/served"
+server.port = $ref_port
+server.bind = "127.0.0.1"
+server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
+server.errorlog = "$work/lighttpd.err"
+alias.url = ("/git/" => "$work/cgi-wrapper.sh/")
+\$HTTP["url"] =~ "^/git/" {
+  cgi.assign = ("" => "")
+  setenv.add-environment = ("GIT_PROJECT_ROOT" => "$work/served", "GIT_HTTP_EXPORT_ALL" => "1")
+}
+CONF
+  lighttpd -D -f "$work/lighttpd.conf" & pids+=($!)
+  ref_pid=$!
+  ref_url=http://127.0.0.1:$ref_port/git/bench.git
+  wait_port "$ref_port"
+}
+
+start_gitclaw() { # `$gitclaw serve` on a free port with the environment as it is, and the
+  # repository bench/bench created; sets claw_pid and claw_url (its log: $work/gitclaw.err)
+  local port
+  port=$(free_port)
+  export GITCLAW_LISTEN=127.0.0.1:$port
+  "$gitclaw" repo create bench/bench >/dev/null 2>>"$work/cli.err"
+  "$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
+  claw_pid=$!
+  wait_port "$port"
+  claw_url=http://127.0.0.1:$port/bench/bench.git
+}
+
+push_to_gitclaw() { # push_to_gitclaw SRC BRANCH: every branch and tag of SRC to $claw_url, then `gitclaw gc`
+  # The default branch first: the first branch pushed to an empty repository
+  # becomes its HEAD, as HEAD is in the repository git serves.
+  git -C "$1" push -q "$claw_url" "$2"
+  git -C "$1" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
+  # The comparison is with a repacked repository on both sides.
+  "$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
+}

@@ -1,6 +1,7 @@
 //! Test support: a GitClaw server on port 0 and a `git` that ignores the user's config.
 #![allow(dead_code)]
 
+pub mod http_backend;
 pub mod proxy;
 pub mod redis;
 pub mod services;
