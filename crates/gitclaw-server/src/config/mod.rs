@@ -231,14 +231,20 @@ impl Config {
         let slow_statement = Duration::from_millis(sources.value(&SLOW_DB_MS));
         let metrics_repos = u32::try_from(sources.value(&METRICS_REPOS)).unwrap_or(u32::MAX);
         let s3 = s3_settings(sources);
+        // Read whether or not Redis is named, so each setting is checked.
+        let (redis_ttl, redis_token_ttl, redis_timeout) = (
+            Duration::from_secs(sources.value(&REDIS_TTL_SECS)),
+            Duration::from_secs(sources.value(&REDIS_TOKEN_TTL_SECS)),
+            Duration::from_millis(sources.value(&REDIS_TIMEOUT_MS)),
+        );
         let redis =
             sources
                 .optional(&REDIS_URL)
                 .map(|url| crate::service::shared_cache::RedisSettings {
                     url,
-                    ttl: Duration::from_secs(sources.value(&REDIS_TTL_SECS)),
-                    token_ttl: Duration::from_secs(sources.value(&REDIS_TOKEN_TTL_SECS)),
-                    timeout: Duration::from_millis(sources.value(&REDIS_TIMEOUT_MS)),
+                    ttl: redis_ttl,
+                    token_ttl: redis_token_ttl,
+                    timeout: redis_timeout,
                 });
         Config {
             listen,
