@@ -144,14 +144,15 @@ cell() { # cell SERVER PID URL MIX-NAME CONCURRENCY
   [ -z "$keep" ] || { mkdir -p "$keep"; cp "$json" "$keep/$mix-c$conc-$server.json"; }
   # The cell's line: mix conc server runs/s p99 errors ok cpu-s rss-kib client-cpu-s first-error
   python3 - "$json" "$mix" "$conc" "$server" "$(echo "scale=3; ($c1 - $c0) / $hz" | bc)" "$peak" \
-    "$(awk '{print $1 + $2}' "$work/client-time")" >> "$results" <<'PY'
+    "$(tail -1 "$work/client-time" | awk '{print $1 + $2}')" >> "$results" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 t = report["total"]
 first = ""
 for line in report["scenarios"]:
     for kind, example in line["error_examples"].items():
-        first = first or f'{line["scenario"]}: {kind}: {example}'.replace(" ", "_")[:120]
+        # One field: every kind of whitespace (messages may hold newlines) becomes "_".
+        first = first or "_".join(f'{line["scenario"]}: {kind}: {example}'.split())[:120]
 print(sys.argv[2], sys.argv[3], sys.argv[4], f'{t["runs_per_sec"]:.2f}', f'{t["latency"]["p99_ms"]:.1f}',
       t["errors"], t["ok"], sys.argv[5], sys.argv[6], sys.argv[7], first or "-")
 PY
