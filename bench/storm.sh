@@ -10,7 +10,7 @@
 #   --commits N    size of the generated repository (default 3000)
 #   --clients N    clones in the storm (default 16)
 #   --rounds N     storms (and single clones) per server; medians are reported (default 5)
-# Needs: lighttpd, git, python3, bc (installed from apt when missing).
+# Needs: lighttpd, git, python3, bc, GNU time (installed from apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,12 +26,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need lighttpd || ! need bc; then
-  apt-get update -qq && apt-get install -y -qq lighttpd bc >/dev/null
-fi
-backend=$(git --exec-path)/git-http-backend
-
 work=$(mktemp -d /tmp/gitclaw-storm.XXXXXX)
 pids=()
 cleanup() {
@@ -41,6 +35,7 @@ cleanup() {
 trap cleanup EXIT
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
 . "$root/bench/lib.sh"
+need_bench_tools
 
 echo "== building gitclaw (release)"
 cargo build --release --quiet --bin gitclaw
@@ -54,39 +49,13 @@ fi
 git clone -q "$repo" "$work/src-work"
 src=$work/src-work
 branch=$(git -C "$src" symbolic-ref --short HEAD)
-git clone -q --bare "$repo" "$work/served/bench.git"
-git -C "$work/served/bench.git" config http.receivepack true
-git -C "$work/served/bench.git" repack -adq
 
-# --- git http-backend under lighttpd
-ref_port=$(free_port)
-cat > "$work/lighttpd.conf" <<EOF
-server.document-root = "$work/served"
-server.port = $ref_port
-server.bind = "127.0.0.1"
-server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
-server.errorlog = "$work/lighttpd.err"
-alias.url = ("/git/" => "$backend/")
-\$HTTP["url"] =~ "^/git/" {
-  cgi.assign = ("" => "")
-  setenv.add-environment = ("GIT_PROJECT_ROOT" => "$work/served", "GIT_HTTP_EXPORT_ALL" => "1")
-}
-EOF
-lighttpd -D -f "$work/lighttpd.conf" & pids+=($!)
-ref_pid=$!
-ref_url=http://127.0.0.1:$ref_port/git/bench.git
-
-# --- GitClaw (filesystem + SQLite)
-claw_port=$(free_port)
-export GITCLAW_DATA_DIR=$work/gitclaw-data GITCLAW_LISTEN=127.0.0.1:$claw_port RUST_LOG=warn
-"$gitclaw" repo create bench/bench >/dev/null
-"$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
-claw_pid=$!
-wait_port "$claw_port"
-wait_port "$ref_port"
-claw_url=http://127.0.0.1:$claw_port/bench/bench.git
-git -C "$src" push -q "$claw_url" "$branch"
-"$gitclaw" gc bench/bench >/dev/null
+# Both servers serve the repository, GitClaw (filesystem + SQLite) after its gc.
+serve_copy "$repo"
+start_http_backend
+export GITCLAW_DATA_DIR=$work/gitclaw-data RUST_LOG=warn
+start_gitclaw
+push_to_gitclaw "$src" "$branch"
 
 n=0
 new_commit() { # a commit on top, pushed to both servers
