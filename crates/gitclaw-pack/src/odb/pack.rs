@@ -355,6 +355,7 @@ impl<R: std::io::Read> std::io::Read for ExactInflate<R> {
 pub struct DecodeState {
     inflate: gix_zlib::Inflate,
     cache: gix_pack::cache::lru::MemoryCappedHashmap,
+    cache_bytes: usize,
 }
 
 impl Default for DecodeState {
@@ -369,6 +370,12 @@ impl DecodeState {
         DecodeState {
             inflate: gix_zlib::Inflate::default(),
             cache: gix_pack::cache::lru::MemoryCappedHashmap::new(bytes),
+            cache_bytes: bytes,
         }
+    }
+
+    /// Drop the cached delta bases (the bound stays).
+    pub fn release_cache(&mut self) {
+        self.cache = gix_pack::cache::lru::MemoryCappedHashmap::new(self.cache_bytes);
     }
 }

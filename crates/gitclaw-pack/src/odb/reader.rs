@@ -15,6 +15,12 @@ pub struct ObjectReader<'a> {
 }
 
 impl ObjectReader<'_> {
+    /// Drop the delta bases this reader has cached (to hold no memory while
+    /// the request waits; reading goes on, refilling the cache).
+    pub fn release_cache(&mut self) {
+        self.state.release_cache();
+    }
+
     /// Read an object into `buf`; `Ok(None)` when the repository does not have it.
     pub fn read(&mut self, id: &oid, buf: &mut Vec<u8>) -> Result<Option<Kind>> {
         match self.db.locate(id) {

@@ -42,6 +42,14 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// Drop the scratch memory of reading (cached delta bases, the object
+    /// buffer), keeping what was learned of the commits: for a request about to
+    /// wait, so that waiting requests hold little memory.
+    pub fn release_scratch(&mut self) {
+        self.reader.release_cache();
+        self.buf = Vec::new();
+    }
+
     /// Call `f` with the number of commits and trees parsed so far, after each
     /// one (for progress lines and keepalives; `f` decides by the clock when to speak).
     pub fn on_progress(&mut self, f: impl FnMut(u64) + 'a) {

@@ -150,7 +150,10 @@ pub fn choose(
             }
         }
     }
-    // Nothing stored answers it: the pack is generated, in turn.
+    // Nothing stored answers it: the pack is generated, in turn. While this
+    // request waits for its turn it holds no cached delta bases (a queue of
+    // waiting requests would otherwise hold up to a reader's cache each).
+    graph.release_scratch();
     let turn = Box::new(
         job.context
             .generations
