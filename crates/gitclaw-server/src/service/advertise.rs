@@ -199,7 +199,10 @@ pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peeled
         return Ok(refs);
     }
     let refs = read_advertised_refs(state, repo).await?;
-    state.shared.put_repo_entry("refs", repo, &refs);
+    state
+        .shared
+        .put_repo_entry(&state.meta, "refs", repo, &refs)
+        .await;
     Ok(refs)
 }
 

@@ -107,7 +107,10 @@ async fn object_lists(
     let packs = state.meta.list_packs(&repo.id).await?;
     let lists = (packs, loose);
     if shared {
-        state.shared.put_repo_entry("objects", repo, &lists);
+        state
+            .shared
+            .put_repo_entry(&state.meta, "objects", repo, &lists)
+            .await;
     }
     Ok(lists)
 }

@@ -136,16 +136,28 @@ impl SharedCache {
         self.get(&repo_key(what, repo)).await
     }
 
-    /// Store a repository entry under the version it was read at (in the
-    /// background: the request does not wait for Redis).
-    pub fn put_repo_entry<T: Serialize>(
+    /// Store a repository entry read from the database under the version the
+    /// caller read the repository at — only if that is still the version now.
+    /// Then nothing changed the repository between the two reads of its row,
+    /// so what was read in between is exactly that version's state. (Stored
+    /// regardless, an entry read after a push committed would go under the old
+    /// version, where it could meet another entry read before it: refs naming
+    /// objects the pack list lacks.) The store itself is in the background.
+    pub async fn put_repo_entry<T: Serialize>(
         &self,
+        meta: &gitclaw_metadata::Metadata,
         what: &str,
         repo: &gitclaw_metadata::Repo,
         value: &T,
     ) {
-        if let Some(redis) = &self.redis {
-            redis.put(repo_key(what, repo), value, redis.settings.ttl);
+        let Some(redis) = &self.redis else {
+            return;
+        };
+        match meta.get_repo_by_id(&repo.id).await {
+            Ok(Some(now)) if now.cache_version == repo.cache_version => {
+                redis.put(repo_key(what, repo), value, redis.settings.ttl);
+            }
+            _ => {}
         }
     }
 
