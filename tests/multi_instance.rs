@@ -184,6 +184,29 @@ impl Cluster {
 
 /// The refs an instance advertises (`git ls-remote` in protocol `version`), as
 /// sorted `oid name` lines, without HEAD and peeled tags.
+/// Create `repo` (`owner/name`) through instance A and push a fixture of
+/// `commits` extra commits, then `loose` more commits one push each (stored as
+/// loose objects); what the tags peel to is learnt through A. Returns the source.
+fn pushed_with_loose(
+    cluster: &Cluster,
+    w: &Path,
+    repo: &str,
+    commits: u32,
+    loose: usize,
+) -> std::path::PathBuf {
+    let (owner, name) = repo.split_once('/').unwrap();
+    create_repo_at(cluster.addr(0), owner, name);
+    let src = w.join("src");
+    fixture_repo(&src, commits);
+    push_everything(&src, &cluster.url(0, repo));
+    for i in 0..loose {
+        commit_file(&src, "loose.txt", &format!("loose {i}\n"), "loose");
+        git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
+    }
+    advertised(w, &cluster.url(0, repo), 0);
+    src
+}
+
 fn advertised(dir: &Path, url: &str, version: u8) -> Vec<String> {
     let protocol = format!("protocol.version={version}");
     let mut lines: Vec<String> = git(dir, &["-c", &protocol, "ls-remote", url])
@@ -355,19 +378,9 @@ fn a_fetch_reading_the_object_lists_while_another_instance_compacts_misses_nothi
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let repo = "team/compacting";
-    create_repo_at(cluster.addr(0), "team", "compacting");
-    let src = w.join("src");
-    fixture_repo(&src, 3);
-    push_everything(&src, &cluster.url(0, repo));
-    // The newest commits are loose objects, which the compaction moves into its pack.
-    for i in 0..3 {
-        commit_file(&src, "loose.txt", &format!("loose {i}\n"), "loose");
-        git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
-    }
-
-    // What the tags peel to is learnt through A, so B reads the objects for
-    // the clone's pack only.
-    advertised(w, &cluster.url(0, repo), 0);
+    // The newest commits are loose objects, which the compaction moves into its
+    // pack; B then reads the objects for the clone's pack only.
+    let src = pushed_with_loose(&cluster, w, repo, 3, 3);
 
     // A clone through B, whose download of the stored pack takes five seconds;
     // meanwhile A compacts the repository, committing while B, which listed
@@ -1115,18 +1128,9 @@ fn a_clone_whose_repository_is_deleted_under_it_says_so_and_leaves_no_key() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let repo = "gone/mid-clone";
-    create_repo_at(cluster.addr(0), "gone", "mid-clone");
-    let id = cluster.repo_id(repo);
-    let src = w.join("src");
-    fixture_repo(&src, 2);
-    push_everything(&src, &cluster.url(0, repo));
     // Loose objects, which a clone reads one by one from the store.
-    for i in 0..4 {
-        commit_file(&src, "loose.txt", &format!("loose {i}\n"), "loose");
-        git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
-    }
-    // What the tags peel to is learnt through A.
-    advertised(w, &cluster.url(0, repo), 0);
+    pushed_with_loose(&cluster, w, repo, 2, 4);
+    let id = cluster.repo_id(repo);
 
     // A clone through B, each of whose reads from the store takes a second;
     // once it reads loose objects, A deletes the repository.
