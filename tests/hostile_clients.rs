@@ -189,14 +189,7 @@ fn a_client_that_stops_reading_a_clone_is_cut_off() {
     let src = work.path().join("src");
     fixture_repo(&src, 0);
     // 24 MiB that does not compress: more than the socket buffers hold.
-    let mut noise = vec![0u8; 24 << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for chunk in noise.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let noise = incompressible(24 << 20, 0x9e3779b97f4a7c15);
     std::fs::write(src.join("noise.bin"), &noise).unwrap();
     git(&src, &["add", "noise.bin"]);
     git(&src, &["commit", "-q", "-m", "noise"]);

@@ -930,20 +930,6 @@ impl SlowLine {
     }
 }
 
-/// `len` bytes no compression shrinks.
-fn incompressible(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut data = Vec::with_capacity(len + 8);
-    while data.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(len);
-    data
-}
-
 #[test]
 fn deleting_a_repository_while_another_instance_streams_it_leaves_no_key() {
     let cluster = Cluster::start(2, &[]);

@@ -743,3 +743,17 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `len` bytes no compression shrinks.
+pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
