@@ -1,4 +1,11 @@
-//! Accepting and serving connections, and how long the server waits on a client.
+//! Accepting and serving connections, how many at once, and how long the server
+//! waits on a client.
+//!
+//! At most `max` connections are served at once: past that the server accepts
+//! no more until one closes, and new clients wait in the listen backlog. What
+//! one connection may hold is bounded (request bodies by their limits, responses
+//! by a bounded channel), so this bounds the server's memory whatever the number
+//! of clients.
 //!
 //! Each connection is served by hyper's HTTP/1 connection with its header timer:
 //! a request's headers — and, on a kept-alive connection, the next request — must
@@ -13,28 +20,36 @@ use std::{
     future::Future,
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::{sync::Semaphore, time::Sleep};
 
-/// How long the server waits on a client's connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionTimeouts {
+/// How many connections are served at once, and how long the server waits on one.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
     /// For a request's headers, and for the next request on an idle kept-alive connection.
     pub header: Duration,
     /// For a client to take any of a response it stopped reading.
     pub send: Duration,
+    /// Connections served at once.
+    pub max: usize,
+    /// Counts the connections open, when given.
+    pub open: Option<prometheus::IntGauge>,
 }
 
-impl From<&crate::config::Timeouts> for ConnectionTimeouts {
-    fn from(timeouts: &crate::config::Timeouts) -> Self {
-        ConnectionTimeouts {
-            header: Duration::from_secs(timeouts.header_secs),
-            send: Duration::from_secs(timeouts.send_secs),
+impl ConnectionLimits {
+    /// The limits of `config`'s main listener, counted by `open`.
+    pub fn of(config: &crate::config::Config, open: prometheus::IntGauge) -> Self {
+        ConnectionLimits {
+            header: Duration::from_secs(config.timeouts.header_secs),
+            send: Duration::from_secs(config.timeouts.send_secs),
+            max: config.max_connections,
+            open: Some(open),
         }
     }
 }
@@ -44,7 +59,7 @@ impl From<&crate::config::Timeouts> for ConnectionTimeouts {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    timeouts: ConnectionTimeouts,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     // Each connection task holds a sender: once all are dropped, every connection
@@ -52,7 +67,36 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(limits.max.max(1)));
+    let mut full_since: Option<std::time::Instant> = None;
     loop {
+        // A free slot first: at the limit, nothing more is accepted until a
+        // connection closes.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if full_since.is_none() {
+                    tracing::warn!(
+                        max = limits.max,
+                        "connection limit reached (GITCLAW_MAX_CONNECTIONS): new connections wait until one closes"
+                    );
+                    full_since = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        if let Some(since) = full_since.take() {
+            tracing::info!(
+                waited_ms = since.elapsed().as_millis() as u64,
+                "below the connection limit again"
+            );
+        }
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -70,14 +114,15 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {err}");
         }
-        let io = TokioIo::new(StallGuard::new(tcp, timeouts.send));
+        let io = TokioIo::new(StallGuard::new(tcp, limits.send));
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(timeouts.header)
+            .header_read_timeout(limits.header)
             .keep_alive(true)
             .serve_connection(io, service);
         let (alive, mut stop) = (alive_tx.clone(), stop_rx.clone());
+        let open = limits.open.clone().map(Open::new);
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
@@ -90,7 +135,7 @@ pub async fn serve(
             if let Err(err) = ended {
                 tracing::debug!(peer = %peer, error = %err, "connection ended");
             }
-            drop(alive);
+            drop((alive, open, slot));
         });
     }
     drop(listener);
@@ -98,6 +143,22 @@ pub async fn serve(
     drop(alive_tx);
     let _ = alive_rx.recv().await;
     Ok(())
+}
+
+/// One open connection, counted while it lives.
+struct Open(prometheus::IntGauge);
+
+impl Open {
+    fn new(gauge: prometheus::IntGauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A connection whose writes fail once they have made no progress for `limit`.
@@ -229,5 +290,82 @@ mod tests {
             .expect("a reader taking a little every 100 ms keeps the write alive");
         drop(guarded);
         assert!(reader.await.unwrap() >= 1024);
+    }
+
+    /// A `GET /` on a new connection; its answer's first line, or `None` if none
+    /// came within `within`.
+    async fn get(
+        addr: std::net::SocketAddr,
+        within: Duration,
+    ) -> (tokio::net::TcpStream, Option<String>) {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 256];
+        let read = tokio::time::timeout(within, tokio::io::AsyncReadExt::read(&mut tcp, &mut buf));
+        let line = match read.await {
+            Ok(Ok(n)) if n > 0 => Some(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        (tcp, line)
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_a_connection_waits_until_one_closes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let open = prometheus::IntGauge::new("open", "open").unwrap();
+        let limits = ConnectionLimits {
+            header: Duration::from_secs(30),
+            send: Duration::from_secs(30),
+            max: 2,
+            open: Some(open.clone()),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        // Two kept-alive connections take both slots…
+        let (first, answer) = get(addr, Duration::from_secs(10)).await;
+        assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
+        let (_second, answer) = get(addr, Duration::from_secs(10)).await;
+        assert_eq!(answer.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert_eq!(open.get(), 2);
+        // …so a third is not answered (the wait is the behaviour under test)…
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 256];
+        let early = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::io::AsyncReadExt::read(&mut third, &mut buf),
+        )
+        .await;
+        assert!(early.is_err(), "answered past the limit");
+        // …until one closes.
+        drop(first);
+        let n = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read(&mut third, &mut buf),
+        )
+        .await
+        .expect("answered once a slot is free")
+        .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+        let _ = stop.send(());
+        drop(third);
+        drop(_second);
+        server.await.unwrap().unwrap();
+        assert_eq!(open.get(), 0);
     }
 }

@@ -37,21 +37,31 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     service::sweep::spawn_deletion_loop(&state, std::time::Duration::from_secs(60));
     service::sweep::spawn_sweep_loop(&state);
-    let timeouts = connections::ConnectionTimeouts::from(&state.config.timeouts);
+    let limits =
+        connections::ConnectionLimits::of(&state.config, state.metrics.connections_open.clone());
     let router = http::router(state.clone());
-    let served = connections::serve(listener, router, timeouts, shutdown).await;
+    let served = connections::serve(listener, router, limits, shutdown).await;
     state.stop_background().await;
     served
 }
 
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// Serve `/metrics` and the probes on `listener` (`GITCLAW_METRICS_LISTEN`)
 /// in the background, until the server shuts down.
 pub fn serve_metrics(listener: tokio::net::TcpListener, state: &AppState) {
-    let timeouts = connections::ConnectionTimeouts::from(&state.config.timeouts);
+    // Its own few connections: scrapes and probes get through when the main
+    // listener is at its limit.
+    let limits = connections::ConnectionLimits {
+        max: METRICS_CONNECTIONS,
+        open: None,
+        ..connections::ConnectionLimits::of(&state.config, state.metrics.connections_open.clone())
+    };
     let router = http::metrics_router(state.clone());
     let stop = state.shutdown.clone().cancelled_owned();
     state.spawn(async move {
-        if let Err(err) = connections::serve(listener, router, timeouts, stop).await {
+        if let Err(err) = connections::serve(listener, router, limits, stop).await {
             tracing::error!(error = %err, "the metrics listener failed");
         }
     });

@@ -81,6 +81,8 @@ pub struct Config {
     pub pack_depth: u32,
     /// How long the server waits on clients.
     pub timeouts: Timeouts,
+    /// Client connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
     /// Which of git's fsck checks a pushed object must pass.
     pub fsck_objects: gitclaw_pack::fsck::FsckLevel,
     /// A git request slower than this logs a warning.
@@ -226,6 +228,7 @@ impl Config {
             send_secs: sources.value(&SEND_TIMEOUT_SECS),
             body_min_rate,
         };
+        let max_connections = sources.value(&MAX_CONNECTIONS) as usize;
         let fsck_objects = sources.value(&FSCK_OBJECTS);
         let slow_request = Duration::from_millis(sources.value(&SLOW_REQUEST_MS));
         let slow_statement = Duration::from_millis(sources.value(&SLOW_DB_MS));
@@ -270,6 +273,7 @@ impl Config {
             pack_window,
             pack_depth,
             timeouts,
+            max_connections,
             fsck_objects,
             slow_request,
             slow_statement,

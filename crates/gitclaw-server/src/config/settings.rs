@@ -116,6 +116,7 @@ pub const SECTIONS: &[Section] = &[
             &BODY_TIMEOUT_SECS,
             &BODY_MIN_RATE,
             &SEND_TIMEOUT_SECS,
+            &MAX_CONNECTIONS,
             &SWEEP_INTERVAL_SECS,
             &CLAIM_LEASE_SECS,
             &FSCK_OBJECTS,
@@ -431,6 +432,14 @@ pub const SEND_TIMEOUT_SECS: Setting<Number> = Setting {
     kind: Number { min: 1, max: 86400 },
     default: Value("120"),
     help: "a client that takes none of its response for this long is cut off",
+    deprecated: &[],
+};
+
+pub const MAX_CONNECTIONS: Setting<Number> = Setting {
+    name: "GITCLAW_MAX_CONNECTIONS",
+    kind: Number::at_least(1),
+    default: Value("1024"),
+    help: "client connections served at once; further ones wait, unanswered, until one closes (what each may hold is bounded, so this bounds memory; `GITCLAW_METRICS_LISTEN` has its own few)",
     deprecated: &[],
 };
 

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub migration_repositories: IntGaugeVec,
     pub migration_rows: IntGaugeVec,
     pub pack_generations_in_use: IntGauge,
+    /// Client connections open on the git listener.
+    pub connections_open: IntGauge,
     pub pack_generations_queued: IntGauge,
     pub pack_generations_refused: IntCounterVec,
     pub redis_errors: IntCounterVec,
@@ -353,6 +355,11 @@ impl Metrics {
                 "gitclaw_migration_rows",
                 "Legacy rows of every migration, from the database: total, copied, corrupt.",
                 &["kind"],
+            ),
+            connections_open: gauge(
+                &r,
+                "gitclaw_connections_open",
+                "Client connections being served on the main listener (at most GITCLAW_MAX_CONNECTIONS; beyond it new ones wait to be accepted).",
             ),
             pack_generations_in_use: gauge(
                 &r,
