@@ -187,12 +187,32 @@ fn one_line(err: &dyn std::fmt::Display) -> String {
 /// Delta bases kept while verifying a pushed pack.
 const VERIFY_CACHE_BYTES: usize = 8 << 20;
 
+/// Refuse a pack holding an object twice, as `git index-pack --strict` does
+/// ("the same object appears twice in the pack"). git never writes one, and
+/// an index naming one id at two offsets is ambiguous: if one of them is a
+/// REF_DELTA against that very id, a reader that finds it first finds its base
+/// is itself — an object verified once, unreadable later.
+fn refuse_duplicates(pack: &PackHandle) -> Result<()> {
+    // The index is sorted by id: a duplicate sits next to its twin.
+    let mut previous: Option<ObjectId> = None;
+    for id in pack.oids() {
+        if previous == Some(id) {
+            return Err(PackError::InvalidPack(format!(
+                "the same object {id} appears twice in the pack"
+            )));
+        }
+        previous = Some(id);
+    }
+    Ok(())
+}
+
 /// Parse every object of the pack and check that everything it references exists.
 fn verify_objects(
     pack: &PackHandle,
     db: &ObjectDb,
     options: &IngestOptions,
 ) -> Result<Vec<IngestedObject>> {
+    refuse_duplicates(pack)?;
     // Decoding in pack order finds most bases just decoded: a small cache does.
     let mut state = DecodeState::with_cache_bytes(VERIFY_CACHE_BYTES);
     let mut buf = Vec::new();

@@ -1,0 +1,66 @@
+//! Valid-but-hostile packs (see `gitclaw_fuzz::hostile`): deltas out of range,
+//! size lies, REF_DELTA chains, cycles and missing bases, count lies,
+//! truncation. A clean pack must be accepted with every object the model
+//! resolved; anything else refused as the client's fault, and whatever is
+//! accepted reads back as the object its id names.
+#![no_main]
+use std::sync::{Arc, OnceLock};
+
+use gitclaw_fuzz::{base_repository, db_of, hostile::HostilePack, object_id, MemLoose};
+use gitclaw_pack::{
+    ingest::{ingest, IngestOptions},
+    odb::ObjectDb,
+    Kind, ObjectId,
+};
+use libfuzzer_sys::fuzz_target;
+
+type Known = std::collections::HashMap<ObjectId, (Kind, Vec<u8>)>;
+
+fn repository() -> &'static (ObjectDb, Known) {
+    static DB: OnceLock<(ObjectDb, Known)> = OnceLock::new();
+    DB.get_or_init(|| {
+        let known = base_repository().0.objects;
+        let mut loose = MemLoose::default();
+        loose.objects = known.clone();
+        (db_of(loose), known)
+    })
+}
+
+fuzz_target!(|hostile: HostilePack| {
+    let (db, known) = repository();
+    let built = hostile.build(known);
+    let work = tempfile::tempdir().expect("a scratch directory");
+    let options = IngestOptions {
+        max_object_bytes: 8 << 20,
+        threads: 1,
+        ..IngestOptions::default()
+    };
+    let mut input = built.bytes.as_slice();
+    match ingest(&mut input, work.path(), db, &options) {
+        Ok(Some(pack)) => {
+            let ids: std::collections::HashSet<ObjectId> =
+                pack.objects.iter().map(|o| o.id).collect();
+            if built.clean {
+                assert!(built.expected.is_subset(&ids), "a clean pack lost objects");
+            }
+            let read = ObjectDb::new(vec![Arc::new(pack.pack)], Arc::new(MemLoose::default()));
+            let mut reader = read.reader();
+            let mut buf = Vec::new();
+            for object in &pack.objects {
+                let kind = reader
+                    .read(&object.id, &mut buf)
+                    .expect("an accepted object reads back")
+                    .expect("an accepted object is in its pack");
+                assert_eq!(object_id(kind, &buf), object.id);
+            }
+        }
+        Ok(None) => assert!(
+            !built.clean || built.expected.is_empty(),
+            "a clean pack read as empty"
+        ),
+        Err(err) => {
+            assert!(!built.clean, "a clean pack was refused: {err}");
+            assert!(err.is_client_error(), "{err}");
+        }
+    }
+});

@@ -1,0 +1,95 @@
+//! REST API request bodies and queries through the real router, on a server
+//! with SQLite and the filesystem store: creating repositories, forks and
+//! tokens from arbitrary JSON, listing with arbitrary queries. Bad input is a
+//! 4xx with a reason, never a 5xx or a panic.
+#![no_main]
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use axum::{body::Body, http::Request};
+use gitclaw_server::{AppState, Config};
+use libfuzzer_sys::fuzz_target;
+use tower::ServiceExt;
+
+const ADMIN: &str = "fuzz-admin-token";
+
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+    _data: tempfile::TempDir,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let data = tempfile::tempdir().expect("a data directory");
+        let mut config = Config::for_data_dir(data.path());
+        config.admin_token = Some(ADMIN.to_string());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let router = runtime.block_on(async {
+            let state = AppState::open(config).await.expect("the server opens");
+            let router = gitclaw_server::http::router(state);
+            // A repository to fork and to list.
+            let seed = Request::post("/api/v1/repos")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"owner":"fuzz","name":"seed"}"#))
+                .unwrap();
+            let answer = router.clone().oneshot(seed).await.unwrap();
+            assert!(answer.status().is_success());
+            router
+        });
+        Server {
+            runtime,
+            router,
+            _data: data,
+        }
+    })
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    route: u8,
+    body: Vec<u8>,
+    query: String,
+    json_content_type: bool,
+}
+
+fuzz_target!(|input: Input| {
+    let server = server();
+    let (method, path) = match input.route % 5 {
+        0 => ("POST", "/api/v1/repos".to_string()),
+        1 => ("POST", "/api/v1/repos/fuzz/seed/fork".to_string()),
+        2 => ("POST", "/api/v1/tokens".to_string()),
+        3 => ("GET", format!("/api/v1/repos?{}", input.query)),
+        _ => (
+            "GET",
+            format!("/api/v1/repos/fuzz/seed/audit?{}", input.query),
+        ),
+    };
+    let Ok(request) = Request::builder()
+        .method(method)
+        .uri(&path)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header(
+            "content-type",
+            if input.json_content_type {
+                "application/json"
+            } else {
+                "text/plain"
+            },
+        )
+        .body(Body::from(input.body))
+    else {
+        return; // not a URI a client could send
+    };
+    let status = server
+        .runtime
+        .block_on(server.router.clone().oneshot(request))
+        .expect("the router answers")
+        .status();
+    assert!(!status.is_server_error(), "{method} {path}: {status}");
+});

@@ -1,0 +1,81 @@
+//! What the fuzz targets share: an in-memory repository for thin-pack bases and
+//! walks, object ids, and a builder of valid-but-hostile packs ([`hostile`]).
+
+pub mod hostile;
+
+use std::{collections::HashMap, sync::Arc};
+
+use gitclaw_pack::{
+    odb::{LooseSource, ObjectDb},
+    Kind, ObjectId,
+};
+use sha1::Digest;
+
+/// Loose objects held in memory.
+#[derive(Default)]
+pub struct MemLoose {
+    pub objects: HashMap<ObjectId, (Kind, Vec<u8>)>,
+}
+
+impl MemLoose {
+    /// Add an object; returns its id.
+    pub fn add(&mut self, kind: Kind, data: &[u8]) -> ObjectId {
+        let id = object_id(kind, data);
+        self.objects.insert(id, (kind, data.to_vec()));
+        id
+    }
+}
+
+impl LooseSource for MemLoose {
+    fn contains(&self, id: &gitclaw_pack::oid) -> bool {
+        self.objects.contains_key(id)
+    }
+
+    fn read(&self, id: &gitclaw_pack::oid) -> gitclaw_pack::Result<Option<(Kind, Vec<u8>)>> {
+        Ok(self.objects.get(id).cloned())
+    }
+
+    fn list(&self) -> Vec<(ObjectId, Kind)> {
+        self.objects.iter().map(|(id, (k, _))| (*id, *k)).collect()
+    }
+}
+
+/// A repository of only the loose objects in `loose`.
+pub fn db_of(loose: MemLoose) -> ObjectDb {
+    ObjectDb::new(Vec::new(), Arc::new(loose))
+}
+
+/// Git's id of an object: SHA-1 of `"<kind> <size>\0"` and the content.
+pub fn object_id(kind: Kind, data: &[u8]) -> ObjectId {
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(kind.as_bytes());
+    hasher.update(format!(" {}\0", data.len()).as_bytes());
+    hasher.update(data);
+    ObjectId::from_bytes_or_panic(&hasher.finalize())
+}
+
+/// The repository thin packs may name as bases: a blob, a tree holding it and a
+/// commit of that tree, as git writes them.
+pub fn base_repository() -> (MemLoose, Vec<ObjectId>) {
+    let mut loose = MemLoose::default();
+    let blob = loose.add(Kind::Blob, b"hello, base\nsecond line of the base blob\n");
+    let mut tree = b"100644 a.txt\0".to_vec();
+    tree.extend_from_slice(blob.as_bytes());
+    let tree = loose.add(Kind::Tree, &tree);
+    let commit = format!(
+        "tree {tree}\nauthor A U Thor <a@example.com> 1700000000 +0000\n\
+         committer A U Thor <a@example.com> 1700000000 +0000\n\nbase\n"
+    );
+    let commit = loose.add(Kind::Commit, commit.as_bytes());
+    (loose, vec![blob, tree, commit])
+}
+
+/// Cut `data` in pieces at the cut points its first byte chooses, for parsers fed
+/// in chunks: each piece is at most `1 + data[0]` bytes long.
+pub fn pieces(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let (step, rest) = match data.split_first() {
+        Some((first, rest)) => (usize::from(*first) + 1, rest),
+        None => (1, data),
+    };
+    rest.chunks(step)
+}
