@@ -6,8 +6,10 @@
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS   how long each target runs (CI's smoke: 20)
 #   TARGET    only these (default: every target, see `cargo +nightly fuzz list` in fuzz/)
-# Environment: FUZZ_JOBS (parallel jobs per target, default 1),
-#              FUZZ_RUNS  (stop a target after this many executions instead, e.g. 1000000).
+# Environment: FUZZ_RUNS   stop each target after this many executions instead (the
+#                          long run: FUZZ_RUNS=1000000)
+#              FUZZ_BUILD  release (default: optimized, for long runs) or dev (builds
+#                          in a fraction of the time, with overflow checks: CI's smoke)
 #
 # Limits, from the server's promise that no input makes it hold memory in
 # proportion to a number the client wrote: no single allocation above 256 MiB,
@@ -37,8 +39,10 @@ if [ ! -d corpus/pktline ]; then
   echo "== recording real git traffic for the seed corpora" >&2
   bash seeds.sh "$root/fuzz/corpus" >&2
 fi
-echo "== building ${#targets[@]} fuzz targets" >&2
-cargo +nightly fuzz build >&2
+profile=()
+[ "${FUZZ_BUILD:-release}" = dev ] && profile=(--dev)
+echo "== building ${#targets[@]} fuzz targets (${FUZZ_BUILD:-release})" >&2
+cargo +nightly fuzz build "${profile[@]}" >&2
 
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 -max_len=262144 -print_final_stats=1)
 if [ -n "${FUZZ_RUNS:-}" ]; then limits+=(-runs="$FUZZ_RUNS"); else limits+=(-max_total_time="$seconds"); fi
@@ -48,7 +52,7 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   log=$(mktemp /tmp/gitclaw-fuzz-"$target".XXXXXX)
   echo "== $target" >&2
-  if cargo +nightly fuzz run "$target" "corpus/$target" -j "${FUZZ_JOBS:-1}" -- \
+  if cargo +nightly fuzz run "${profile[@]}" "$target" "corpus/$target" -- \
       "${limits[@]}" -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
     status=ok
   else
