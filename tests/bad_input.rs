@@ -108,6 +108,47 @@ fn truncated_and_corrupt_packs_are_rejected_and_refs_stay() {
     assert_still_serving(&p);
 }
 
+/// Found by the `pack_hostile` fuzz target: an object twice in one pack, once as
+/// a REF_DELTA against its own id. Stored, it could later read as its own base.
+#[test]
+fn a_pack_holding_an_object_twice_is_refused_and_refs_stay() {
+    let p = pushed_repo(|_| {});
+    let before = remote_refs(&p.src, &p.url);
+    let old = git(&p.src, &["rev-parse", "main"]).trim().to_string();
+    let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let commit = format!(
+        "tree {empty_tree}\nparent {old}\nauthor A <a@example.com> 1700000000 +0000\n\
+         committer A <a@example.com> 1700000000 +0000\n\nempty\n"
+    );
+    let new = git_with_input(
+        &p.src,
+        &["hash-object", "-t", "commit", "-w", "--stdin"],
+        commit.as_bytes(),
+    );
+    let mut self_delta = entry_header(7, 2);
+    self_delta.extend_from_slice(
+        gix_hash::ObjectId::from_hex(empty_tree.as_bytes())
+            .unwrap()
+            .as_bytes(),
+    );
+    let pack = raw_pack(&[
+        (entry_header(1, commit.len()), commit.into_bytes()),
+        (entry_header(2, 0), Vec::new()),
+        // The empty tree again: an empty delta (base 0 bytes, result 0 bytes) against itself.
+        (self_delta, vec![0, 0]),
+    ]);
+    let (status, report) = post_receive_pack(
+        &p.server,
+        "mallory/target.git",
+        &push_request(&[(&old, &new, "refs/heads/main")], &pack),
+    );
+    assert_eq!(status, 200);
+    assert!(report.contains("appears twice in the pack"), "{report}");
+    assert!(report.contains("ng refs/heads/main"), "{report}");
+    assert_eq!(remote_refs(&p.src, &p.url), before, "refs unchanged");
+    assert_still_serving(&p);
+}
+
 #[test]
 fn pack_over_the_limit_is_refused() {
     // The fixture (with its 6 MiB blob) fits; a further 24 MiB of noise does not.

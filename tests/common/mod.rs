@@ -333,6 +333,25 @@ pub fn git_output(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Run git and return stdout; panics with stderr on failure.
+/// `git args` in `dir` reading `input` on its standard input; its trimmed output.
+pub fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    let mut child = git_cmd(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("input written");
+    let out = child.wait_with_output().expect("git ends");
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = git_output(dir, args);
     assert!(

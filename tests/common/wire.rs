@@ -73,3 +73,39 @@ pub fn pack_of(dir: &std::path::Path, revs: &str) -> Vec<u8> {
     assert!(out.status.success(), "git pack-objects failed");
     out.stdout
 }
+
+/// A pack of `entries` as they are given — each an entry header (type and size
+/// as the pack format encodes them, and for a REF_DELTA its base id) and the bytes
+/// deflated after it — with a correct count and trailer: for packs git would never
+/// write.
+pub fn raw_pack(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    use sha1::Digest;
+    use std::io::Write;
+    let mut bytes = b"PACK".to_vec();
+    bytes.extend_from_slice(&2u32.to_be_bytes());
+    bytes.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (header, data) in entries {
+        bytes.extend_from_slice(header);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(data).expect("deflating in memory");
+        bytes.extend_from_slice(&z.finish().expect("deflating in memory"));
+    }
+    let trailer: [u8; 20] = sha1::Sha1::digest(&bytes).into();
+    bytes.extend_from_slice(&trailer);
+    bytes
+}
+
+/// The header of a pack entry of type `code` (1 commit, 2 tree, 3 blob, 4 tag,
+/// 6 OFS_DELTA, 7 REF_DELTA) whose data inflates to `size` bytes.
+pub fn entry_header(code: u8, size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut byte = (code << 4) | (size & 0x0f) as u8;
+    let mut rest = size >> 4;
+    while rest != 0 {
+        out.push(byte | 0x80);
+        byte = (rest & 0x7f) as u8;
+        rest >>= 7;
+    }
+    out.push(byte);
+    out
+}
