@@ -22,7 +22,7 @@ fuzz_target!(|input: Input| {
         .into_iter()
         .map(|(n, v)| (names[n as usize % names.len()], v))
         .collect();
-    let dir = tempfile::tempdir().expect("a scratch directory");
+    let dir = gitclaw_fuzz::scratch_dir();
     let file = input.file.map(|text| {
         let path = dir.path().join("gitclaw.toml");
         std::fs::write(&path, text).expect("writing the file");

@@ -29,7 +29,7 @@ fn repository() -> &'static (ObjectDb, Known) {
 fuzz_target!(|hostile: HostilePack| {
     let (db, known) = repository();
     let built = hostile.build(known);
-    let work = tempfile::tempdir().expect("a scratch directory");
+    let work = gitclaw_fuzz::scratch_dir();
     let options = IngestOptions {
         max_object_bytes: 8 << 20,
         threads: 1,

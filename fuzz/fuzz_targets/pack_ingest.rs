@@ -20,7 +20,7 @@ fn repository() -> &'static ObjectDb {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let work = tempfile::tempdir().expect("a scratch directory");
+    let work = gitclaw_fuzz::scratch_dir();
     let options = IngestOptions {
         max_object_bytes: MAX_OBJECT_BYTES,
         threads: 1,

@@ -22,7 +22,7 @@ struct Server {
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let data = tempfile::tempdir().expect("a data directory");
+        let data = gitclaw_fuzz::scratch_dir();
         let mut config = Config::for_data_dir(data.path());
         config.admin_token = Some(ADMIN.to_string());
         let runtime = tokio::runtime::Builder::new_current_thread()

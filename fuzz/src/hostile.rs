@@ -5,8 +5,8 @@
 //! other deltas' results (chains and cycles), counts that lie, truncation.
 //!
 //! [`HostilePack::build`] also says whether the pack is *clean* — no lie, every
-//! delta valid and resolvable, only blobs — in which case a correct indexer must
-//! accept it and yield exactly the objects the model resolved.
+//! delta valid and resolvable, only blobs, no object twice — in which case a
+//! correct indexer must accept it and yield every object the model resolved.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -360,11 +360,13 @@ impl HostilePack {
             bytes.truncate(usize::from(at));
         }
         bytes.extend_from_slice(&self.trailing_garbage);
-        let expected = results
+        let expected: HashSet<ObjectId> = results
             .iter()
             .flatten()
             .map(|(k, d)| object_id(*k, d))
             .collect();
+        // An object twice is refused, as `git index-pack --strict` does.
+        clean &= expected.len() == n;
         Built {
             bytes,
             clean,

@@ -79,3 +79,19 @@ pub fn pieces(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     };
     rest.chunks(step)
 }
+
+/// A scratch directory in memory (`/dev/shm`) when there is one: the targets
+/// that write files (pack ingest, the server's SQLite) run many times faster
+/// without a disk under them.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("gitclaw-fuzz")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("a scratch directory")
+}
