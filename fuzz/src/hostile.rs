@@ -365,8 +365,9 @@ impl HostilePack {
             .flatten()
             .map(|(k, d)| object_id(*k, d))
             .collect();
-        // An object twice is refused, as `git index-pack --strict` does.
-        clean &= expected.len() == n;
+        // An object twice is refused, as `git index-pack --strict` does — also when
+        // thin-pack completion appends a base that a delta of the pack re-creates.
+        clean &= expected.len() == n && expected.iter().all(|id| !known.contains_key(id));
         Built {
             bytes,
             clean,
