@@ -95,23 +95,7 @@ impl Cluster {
 
     /// `psql -At -c QUERY` on the shared database, trimmed.
     fn sql(&self, query: &str) -> String {
-        let out = std::process::Command::new("psql")
-            .args([
-                &self.database_url,
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                query,
-            ])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "{query}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        psql(&self.database_url, query)
     }
 
     /// The stable id of `repo` (`owner/name`), from the API.
@@ -131,54 +115,13 @@ impl Cluster {
     /// Every key the bucket holds under a repository's prefix, listed with the
     /// S3 API (not through any instance).
     fn bucket_keys(&self, repo_id: &str) -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let mut settings = s3_settings();
-            settings.bucket = self.bucket.clone();
-            let store = gitclaw_storage::S3Backend::new(settings)
-                .await
-                .expect("S3 client");
-            let prefix = gitclaw_storage::RepoId::new(repo_id).expect("id").prefix();
-            let mut keys: Vec<String> =
-                gitclaw_storage::ObjectStorageBackend::list(&store, &prefix)
-                    .await
-                    .expect("list")
-                    .into_iter()
-                    .map(|m| m.key)
-                    .collect();
-            keys.sort();
-            keys
-        })
+        bucket_keys(&self.bucket, repo_id)
     }
 
     /// The store keys the database records for a repository (packs with their
     /// indexes, loose objects), sorted.
     fn recorded_keys(&self, repo_id: &str) -> Vec<String> {
-        let packs = self.sql(&format!(
-            "SELECT pack_hash FROM packs WHERE repo_id = '{repo_id}'"
-        ));
-        let loose = self.sql(&format!(
-            "SELECT oid FROM loose_objects WHERE repo_id = '{repo_id}'"
-        ));
-        let mut keys: Vec<String> = packs
-            .lines()
-            .flat_map(|h| {
-                [
-                    format!("{repo_id}/pack/pack-{h}.idx"),
-                    format!("{repo_id}/pack/pack-{h}.pack"),
-                ]
-            })
-            .chain(
-                loose
-                    .lines()
-                    .map(|o| format!("{repo_id}/objects/{}/{}", &o[..2], &o[2..])),
-            )
-            .collect();
-        keys.sort();
-        keys
+        recorded_keys(&self.database_url, repo_id)
     }
 }
 

@@ -119,6 +119,74 @@ pub fn s3_process_env(bucket: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `psql -At -c QUERY` on `database_url`, trimmed; panics when it fails.
+pub fn psql(database_url: &str, query: &str) -> String {
+    let out = Command::new("psql")
+        .args([database_url, "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every key `bucket` holds under a repository's prefix, sorted, listed with
+/// the S3 API (not through any server).
+pub fn bucket_keys(bucket: &str, repo_id: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut settings = s3_settings();
+        settings.bucket = bucket.to_string();
+        let store = gitclaw_storage::S3Backend::new(settings)
+            .await
+            .expect("S3 client");
+        let prefix = gitclaw_storage::RepoId::new(repo_id).expect("id").prefix();
+        let mut keys: Vec<String> = gitclaw_storage::ObjectStorageBackend::list(&store, &prefix)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        keys.sort();
+        keys
+    })
+}
+
+/// The store keys the PostgreSQL database at `database_url` records for a
+/// repository (packs with their indexes, loose objects), sorted.
+pub fn recorded_keys(database_url: &str, repo_id: &str) -> Vec<String> {
+    let packs = psql(
+        database_url,
+        &format!("SELECT pack_hash FROM packs WHERE repo_id = '{repo_id}'"),
+    );
+    let loose = psql(
+        database_url,
+        &format!("SELECT oid FROM loose_objects WHERE repo_id = '{repo_id}'"),
+    );
+    let mut keys: Vec<String> = packs
+        .lines()
+        .flat_map(|h| {
+            [
+                format!("{repo_id}/pack/pack-{h}.idx"),
+                format!("{repo_id}/pack/pack-{h}.pack"),
+            ]
+        })
+        .chain(
+            loose
+                .lines()
+                .map(|o| format!("{repo_id}/objects/{}/{}", &o[..2], &o[2..])),
+        )
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Set up a configuration for one of the backend setups.
 pub fn use_backend(config: &mut Config, backend: Backend) {
     match backend {
@@ -542,14 +610,33 @@ impl ServerProcess {
         assert_eq!(addr, self.addr, "the restarted server listens where it did");
     }
 
+    /// Start the process again (killing it first if it still runs) on the same
+    /// data directory and address, with `env` in place of its environment: how
+    /// a server that died at a crash point comes back without it.
+    pub fn restart_with_env(&mut self, env: &[(&str, String)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.kill_and_restart();
+    }
+
     /// Run a `gitclaw` command with the server's data directory and environment.
     pub fn command(&self, args: &[&str]) -> Output {
+        self.command_with_env(args, &[])
+    }
+
+    /// [`ServerProcess::command`] with `extra` on top of the server's environment.
+    pub fn command_with_env(&self, args: &[&str], extra: &[(&str, String)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
         cmd.env_remove("DATABASE_URL")
             .env_remove("GITCLAW_CONFIG")
             .env("RUST_LOG", "warn")
             .env("GITCLAW_DATA_DIR", self.data.path());
         for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
             cmd.env(k, v);
         }
         cmd.args(args).output().expect("gitclaw runs")

@@ -109,6 +109,7 @@ impl Metadata {
                 .execute(&mut *tx)
                 .await?;
             }
+            crate::crash_point("gc:in-swap");
             tx.commit().await?;
             Ok(CompactionApplied::Applied)
         })

@@ -34,6 +34,7 @@ mod audit;
 mod claims;
 mod compaction;
 mod connect;
+mod crash;
 mod error;
 mod migration;
 mod objects;
@@ -48,6 +49,7 @@ pub use audit::{AuditAction, AuditEvent};
 pub use claims::{DeleteCandidate, Recorded, UploadClaim};
 pub use compaction::{Compaction, CompactionApplied, DueDeletion};
 pub use connect::{Backend, ConnectOptions};
+pub use crash::crash_point;
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
 pub use migration::{

@@ -238,6 +238,7 @@ impl Metadata {
                 },
             )
             .await?;
+            crate::crash_point("push:in-transaction");
             tx.commit().await?;
             tracing::debug!(
                 repo_id = %push.repo_id,

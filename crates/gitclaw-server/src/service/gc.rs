@@ -229,12 +229,17 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
             replaced_keys,
             delete_after: now_secs() + state.config.gc.grace_secs as i64,
         };
+        gitclaw_metadata::crash_point("gc:written");
         Ok::<_, GitError>(state.meta.apply_compaction(&compaction).await?)
     };
     // Whatever did not get recorded is deleted now, not left to the claim's
     // drop: a `gitclaw gc` process ends right after it returns.
     match recorded.await {
-        Ok(CompactionApplied::Applied) => claim.release().await,
+        Ok(CompactionApplied::Applied) => {
+            // Swapped, with the new packs' claim still held.
+            gitclaw_metadata::crash_point("gc:swapped");
+            claim.release().await
+        }
         Ok(CompactionApplied::Superseded(why)) => {
             claim.discard().await;
             tracing::info!(repo = %name, "another compaction recorded first ({why}); nothing changed");

@@ -63,6 +63,8 @@ pub async fn run_due_deletions(state: &AppState) -> Result<usize, RepoError> {
                     }
                 }
             }
+            // Deleted from the store, still scheduled in the database.
+            gitclaw_metadata::crash_point("gc:deleting");
             state.meta.finish_deletion(&item.repo_id, &item.key).await?;
             done += 1;
         }

@@ -273,9 +273,12 @@ async fn store_and_commit(
             fsck: state.config.fsck_objects,
             ..IngestOptions::default()
         };
-        crate::metrics::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
-            .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
-            .await??
+        let ingested =
+            crate::metrics::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
+                .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
+                .await??;
+        gitclaw_metadata::crash_point("push:indexed");
+        ingested
     } else {
         None
     };
@@ -349,7 +352,11 @@ async fn store_and_commit(
         details: stored.details,
     });
     let results = match commit.instrument(tracing::info_span!("commit")).await {
-        Ok(results) => results,
+        Ok(results) => {
+            // Committed, but neither reported to the client nor the claim released.
+            gitclaw_metadata::crash_point("push:committed");
+            results
+        }
         Err(err) => {
             // Nothing records what the push stored: delete it before answering.
             if let Some(claim) = claim {

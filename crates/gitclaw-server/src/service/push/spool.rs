@@ -36,6 +36,10 @@ pub async fn spool_pack(
     file.write_all(&leftover)
         .await
         .map_err(io("spooling the pack"))?;
+    // A small pack arrives whole with the commands; a big one in the loop below.
+    if total > 0 {
+        gitclaw_metadata::crash_point("push:receiving");
+    }
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = body
@@ -61,6 +65,7 @@ pub async fn spool_pack(
         file.write_all(&buf[..n])
             .await
             .map_err(io("spooling the pack"))?;
+        gitclaw_metadata::crash_point("push:receiving");
     }
     file.flush().await.map_err(io("spooling the pack"))?;
     Ok(total)

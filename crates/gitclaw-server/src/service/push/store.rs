@@ -37,10 +37,12 @@ pub async fn store_objects(
             .store
             .put_file(&pack_key, &pack.pack_path, &PutOptions::pack())
             .await?;
+        gitclaw_metadata::crash_point("push:pack-uploaded");
         state
             .store
             .put_file(&index_key, &pack.index_path, &PutOptions::pack_index())
             .await?;
+        gitclaw_metadata::crash_point("push:index-uploaded");
         let size = file_size(&pack.pack_path)
             .await
             .map_err(io("sizing the pack"))?;
@@ -82,6 +84,8 @@ pub async fn store_objects(
                 &object.path,
             )
             .await?;
+            // Some of the push's loose objects stored, the rest not yet.
+            gitclaw_metadata::crash_point("push:loose-uploaded");
             let _ = tokio::fs::remove_file(&object.path).await;
             bytes += object.size;
             loose.push(NewLoose {
