@@ -43,7 +43,12 @@ echo "== S3 for tests: $GITCLAW_TEST_S3_ENDPOINT"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+# Every fuzz target for a short smoke (a debug build with overflow checks; the
+# long runs are `scripts/fuzz.sh` by hand, see README "Reliability").
+echo "== fuzz smoke"
+FUZZ_BUILD=dev scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
