@@ -195,15 +195,25 @@ pub fn ls_refs(
 
 /// Refs with their peeled values; see the module doc.
 pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<PeeledRef>, GitError> {
+    Ok(advertised_refs_cached(state, repo).await?.0)
+}
+
+/// [`advertised_refs`], and whether they came from the shared cache (so are of
+/// the version the request started with; from the database they may be newer,
+/// and what is read with them must be read from the database too).
+pub async fn advertised_refs_cached(
+    state: &AppState,
+    repo: &Repo,
+) -> Result<(Vec<PeeledRef>, bool), GitError> {
     if let Some(refs) = state.shared.repo_entry("refs", repo).await {
-        return Ok(refs);
+        return Ok((refs, true));
     }
     let refs = read_advertised_refs(state, repo).await?;
     state
         .shared
         .put_repo_entry(&state.meta, "refs", repo, &refs)
         .await;
-    Ok(refs)
+    Ok((refs, false))
 }
 
 /// [`advertised_refs`] from the database.
@@ -228,7 +238,8 @@ async fn read_advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peele
             })
             .collect());
     }
-    let db = state.object_db(repo).await?;
+    // Refs read from the database: the objects they name are in lists read after.
+    let db = crate::service::objects::object_db_with(state, repo, false).await?;
     let refs = crate::metrics::spawn_blocking(move || peel_refs(&db, records)).await?;
     let learned: Vec<_> = refs
         .iter()

@@ -22,10 +22,22 @@ use crate::{app::AppState, error::GitError, metrics::StoreRequests};
 /// The pack-engine view of a repository's objects: the store's, and — while
 /// the repository is not yet migrated — the legacy table's.
 pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
+    object_db_with(state, repo, true).await
+}
+
+/// [`object_db`], its pack and loose lists from the shared cache only when
+/// `shared`. A request that read refs from the database must read the lists
+/// from it too: refs newer than the version the request started with, next to
+/// lists cached for that version, could name objects the lists lack.
+pub async fn object_db_with(
+    state: &AppState,
+    repo: &Repo,
+    shared: bool,
+) -> Result<ObjectDb, GitError> {
     // The table's index first: a row copied after it is read is in a pack the
     // list below already names; one copied before is left out of the index.
     let legacy = legacy_objects(state, repo).await?;
-    let db = stored_objects(state, repo, legacy, true).await?;
+    let db = stored_objects(state, repo, legacy, shared).await?;
     Ok(if state.config.object_cache_bytes > 0 {
         db.with_cache(state.objects.clone())
     } else {

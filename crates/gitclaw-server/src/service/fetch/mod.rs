@@ -196,7 +196,7 @@ pub async fn upload_pack(
     version: u8,
     request: &[u8],
 ) -> Result<Answer, GitError> {
-    let refs = advertise::advertised_refs(state, repo).await?;
+    let (refs, refs_cached) = advertise::advertised_refs_cached(state, repo).await?;
     let context = FetchContext {
         repo_id: repo.id.clone(),
         responses: state.responses.clone(),
@@ -232,7 +232,8 @@ pub async fn upload_pack(
         .filter(|r| r.peeled.is_some())
         .map(|r| r.oid)
         .collect();
-    let db = state.object_db(repo).await?;
+    // Lists at least as new as the refs: cached ones only beside cached refs.
+    let db = crate::service::objects::object_db_with(state, repo, refs_cached).await?;
     if job.is_full_clone() {
         if let Some((_, pack)) = db.closure_packs().last() {
             match state.meta.closure_tips(&repo.id, pack.hash()).await {
