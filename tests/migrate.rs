@@ -90,7 +90,7 @@ impl Legacy {
     }
 
     fn sql(&self, query: &str) -> String {
-        sql(&self.database_url, query)
+        psql(&self.database_url, query)
     }
 
     /// A number the query gives; `{repo}` in it is the repository's id.
@@ -184,20 +184,6 @@ fn server_env(database_url: &str, bucket: &str) -> Vec<(&'static str, String)> {
     env.push(("GITCLAW_GC_LOOSE_THRESHOLD", "0".into()));
     env.push(("GITCLAW_GC_PACK_THRESHOLD", "0".into()));
     env
-}
-
-/// `psql -At -c QUERY`, trimmed.
-fn sql(database_url: &str, query: &str) -> String {
-    let out = Command::new("psql")
-        .args([database_url, "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Load `src` into the legacy table as `name`; returns the repository id.

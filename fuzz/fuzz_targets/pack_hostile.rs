@@ -4,9 +4,9 @@
 //! resolved; anything else refused as the client's fault, and whatever is
 //! accepted reads back as the object its id names.
 #![no_main]
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use gitclaw_fuzz::{base_repository, db_of, hostile::HostilePack, object_id, MemLoose};
+use gitclaw_fuzz::{assert_reads_back, base_repository, db_of, hostile::HostilePack, MemLoose};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::ObjectDb,
@@ -43,16 +43,7 @@ fuzz_target!(|hostile: HostilePack| {
             if built.clean {
                 assert!(built.expected.is_subset(&ids), "a clean pack lost objects");
             }
-            let read = ObjectDb::new(vec![Arc::new(pack.pack)], Arc::new(MemLoose::default()));
-            let mut reader = read.reader();
-            let mut buf = Vec::new();
-            for object in &pack.objects {
-                let kind = reader
-                    .read(&object.id, &mut buf)
-                    .expect("an accepted object reads back")
-                    .expect("an accepted object is in its pack");
-                assert_eq!(object_id(kind, &buf), object.id);
-            }
+            assert_reads_back(pack);
         }
         Ok(None) => assert!(
             !built.clean || built.expected.is_empty(),

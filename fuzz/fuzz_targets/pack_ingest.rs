@@ -4,7 +4,7 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use gitclaw_fuzz::{base_repository, db_of, object_id};
+use gitclaw_fuzz::{assert_reads_back, base_repository, db_of};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::ObjectDb,
@@ -30,20 +30,7 @@ fuzz_target!(|data: &[u8]| {
     match ingest(&mut input, work.path(), repository(), &options) {
         Ok(Some(pack)) => {
             // Whatever was accepted reads back as the object its id names.
-            let db = ObjectDb::new(
-                vec![std::sync::Arc::new(pack.pack)],
-                std::sync::Arc::new(gitclaw_fuzz::MemLoose::default()),
-            );
-            let mut reader = db.reader();
-            let mut buf = Vec::new();
-            for object in &pack.objects {
-                let kind = reader
-                    .read(&object.id, &mut buf)
-                    .expect("an accepted object reads back")
-                    .expect("an accepted object is in its pack");
-                assert_eq!(kind, object.kind);
-                assert_eq!(object_id(kind, &buf), object.id);
-            }
+            assert_reads_back(pack);
         }
         Ok(None) => {}
         // Refused: the fault must be the input's, never the server's.

@@ -203,6 +203,24 @@ fn encode_ops(ops: &[Op], base: Option<&[u8]>) -> (Vec<u8>, Option<Vec<u8>>) {
     (code, result)
 }
 
+/// A delta's data: base and result sizes (or the lies told instead), then the
+/// instructions.
+fn delta_data(
+    ops: &[Op],
+    base: Option<&[u8]>,
+    result: Option<&(Kind, Vec<u8>)>,
+    lies: &DeltaLies,
+) -> Vec<u8> {
+    let (code, _) = encode_ops(ops, base);
+    let mut delta = Vec::new();
+    let base_len = base.map_or(0, |d| d.len() as u64);
+    varint(&mut delta, lies.base_size.map_or(base_len, u64::from));
+    let result_len = result.map_or(0, |(_, d)| d.len() as u64);
+    varint(&mut delta, lies.result_size.map_or(result_len, u64::from));
+    delta.extend_from_slice(&code);
+    delta
+}
+
 impl HostilePack {
     pub fn build(&self, known: &HashMap<ObjectId, (Kind, Vec<u8>)>) -> Built {
         let n = self.entries.len();
@@ -292,13 +310,8 @@ impl HostilePack {
                     clean &= !lies.any()
                         && results[i].is_some()
                         && base.is_some_and(|(k, _)| *k == Kind::Blob);
-                    let (code, _) = encode_ops(ops, base.map(|(_, d)| d.as_slice()));
-                    let mut delta = Vec::new();
-                    let base_len = base.map_or(0, |(_, d)| d.len() as u64);
-                    varint(&mut delta, lies.base_size.map_or(base_len, u64::from));
-                    let result_len = results[i].as_ref().map_or(0, |(_, d)| d.len() as u64);
-                    varint(&mut delta, lies.result_size.map_or(result_len, u64::from));
-                    delta.extend_from_slice(&code);
+                    let base = base.map(|(_, d)| d.as_slice());
+                    let delta = delta_data(ops, base, results[i].as_ref(), lies);
                     entry_header(
                         &mut bytes,
                         6,
@@ -334,13 +347,8 @@ impl HostilePack {
                     clean &= !lies.any()
                         && results[i].is_some()
                         && base_data.as_ref().is_some_and(|(k, _)| *k == Kind::Blob);
-                    let (code, _) = encode_ops(ops, base_data.as_ref().map(|(_, d)| d.as_slice()));
-                    let mut delta = Vec::new();
-                    let base_len = base_data.as_ref().map_or(0, |(_, d)| d.len() as u64);
-                    varint(&mut delta, lies.base_size.map_or(base_len, u64::from));
-                    let result_len = results[i].as_ref().map_or(0, |(_, d)| d.len() as u64);
-                    varint(&mut delta, lies.result_size.map_or(result_len, u64::from));
-                    delta.extend_from_slice(&code);
+                    let base = base_data.as_ref().map(|(_, d)| d.as_slice());
+                    let delta = delta_data(ops, base, results[i].as_ref(), lies);
                     entry_header(
                         &mut bytes,
                         7,

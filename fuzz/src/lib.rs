@@ -95,3 +95,20 @@ pub fn scratch_dir() -> tempfile::TempDir {
     }
     tempfile::tempdir().expect("a scratch directory")
 }
+
+/// Every object of a pack `ingest` accepted reads back, from the pack it wrote,
+/// as the object its id names (same kind, content hashing to the id).
+pub fn assert_reads_back(pack: gitclaw_pack::ingest::IngestedPack) {
+    let objects = pack.objects;
+    let db = ObjectDb::new(vec![Arc::new(pack.pack)], Arc::new(MemLoose::default()));
+    let mut reader = db.reader();
+    let mut buf = Vec::new();
+    for object in &objects {
+        let kind = reader
+            .read(&object.id, &mut buf)
+            .expect("an accepted object reads back")
+            .expect("an accepted object is in its pack");
+        assert_eq!(kind, object.kind);
+        assert_eq!(object_id(kind, &buf), object.id);
+    }
+}
