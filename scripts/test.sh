@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
+# What the build has left on disk, so a full disk shows up as such in the log
+# (a linker killed by SIGBUS looks like a linker bug otherwise).
+disk() { echo "== disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target $(du -sh target 2>/dev/null | cut -f1)"; }
+# A run from scratch gains nothing from incremental state, which is several GiB.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 apt_install() {
   if need apt-get; then
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$@"; else sudo apt-get update -qq && sudo apt-get install -y -qq "$@"; fi
@@ -41,14 +46,18 @@ if [ -z "${GITCLAW_TEST_S3_ENDPOINT:-}" ]; then
 fi
 echo "== S3 for tests: $GITCLAW_TEST_S3_ENDPOINT"
 
+disk
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+disk
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 # Every fuzz target for a short smoke (a debug build with overflow checks; the
 # long runs are `scripts/fuzz.sh` by hand, see README "Reliability").
+disk
 echo "== fuzz smoke"
 FUZZ_BUILD=dev scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+disk
