@@ -626,7 +626,14 @@ fn gc_on_two_instances_at_once_compacts_once_while_a_third_serves_and_takes_push
     let packs_after = cluster.sql(&format!(
         "SELECT count(*) FROM packs WHERE repo_id = '{id}'"
     ));
-    assert_eq!(packs_after, "1", "one compacted pack, not two: {said:?}");
+    assert_eq!(
+        packs_after,
+        "1",
+        "one compacted pack, not two: {said:?}; packs: {}",
+        cluster.sql(&format!(
+            "SELECT pack_hash, object_count, created_at, closure_of FROM packs WHERE repo_id = '{id}'"
+        ))
+    );
 
     // Clones and pushes go on through the deletion of the replaced keys, which
     // a third gc run does once their grace period is over.

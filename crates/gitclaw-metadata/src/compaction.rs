@@ -7,10 +7,22 @@
 
 use gix_hash::ObjectId;
 
-use crate::objects::{insert_closure_tips, insert_pack};
+use crate::objects::{insert_closure_tips, insert_pack, select_loose, select_packs};
 use crate::push::NewPack;
+use crate::refs::select_refs;
 use crate::util::{get_i64, get_str, now_secs, oid_hex};
-use crate::{Metadata, Result};
+use crate::{LooseRecord, Metadata, PackRecord, RefRecord, Result};
+
+/// A repository's refs, packs and loose objects as of one moment: what a
+/// compaction works from. Read apart, a push landing between the reads would
+/// put objects in the lists that the refs read before it do not reach, and the
+/// compaction would file them as unreachable.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectSnapshot {
+    pub refs: Vec<RefRecord>,
+    pub packs: Vec<PackRecord>,
+    pub loose: Vec<LooseRecord>,
+}
 
 /// One compaction of one repository.
 #[derive(Clone, Debug)]
@@ -52,6 +64,20 @@ pub struct DueDeletion {
 }
 
 impl Metadata {
+    /// The refs, packs and loose objects of a repository, read in one
+    /// snapshot of the database.
+    pub async fn object_snapshot(&self, repo_id: &str) -> Result<ObjectSnapshot> {
+        self.timed("object_snapshot", async {
+            let mut tx = self.begin_snapshot().await?;
+            let refs = select_refs(&mut tx, repo_id).await?;
+            let packs = select_packs(&mut tx, repo_id).await?;
+            let loose = select_loose(&mut tx, repo_id).await?;
+            tx.commit().await?;
+            Ok(ObjectSnapshot { refs, packs, loose })
+        })
+        .await
+    }
+
     /// Apply a compaction in one transaction: record the new pack, drop the merged
     /// pack and loose rows, schedule the replaced keys for deletion. When
     /// something it merges is no longer listed (another compaction won the

@@ -357,6 +357,21 @@ impl Metadata {
         })
     }
 
+    /// Starts a transaction whose reads all see one moment of the database.
+    ///
+    /// SQLite (WAL): a deferred transaction reads one snapshot from its first
+    /// read to its end. PostgreSQL: REPEATABLE READ, read only.
+    pub(crate) async fn begin_snapshot(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {
         &self.pool
     }

@@ -47,7 +47,7 @@ mod util;
 
 pub use audit::{AuditAction, AuditEvent};
 pub use claims::{DeleteCandidate, Recorded, UploadClaim};
-pub use compaction::{Compaction, CompactionApplied, DueDeletion};
+pub use compaction::{Compaction, CompactionApplied, DueDeletion, ObjectSnapshot};
 pub use connect::{Backend, ConnectOptions};
 pub use crash::crash_point;
 pub use error::{Error, Result};

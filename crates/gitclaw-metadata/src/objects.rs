@@ -27,6 +27,56 @@ pub(crate) fn check_kind(kind: &str) -> Result<()> {
     }
 }
 
+/// The packs of a repository, oldest first, read on `conn`.
+pub(crate) async fn select_packs(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+) -> Result<Vec<PackRecord>> {
+    let rows = sqlx::query(
+        "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
+         FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
+    )
+    .bind(repo_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PackRecord {
+                pack_hash: get_oid(row, "pack_hash")?,
+                object_count: get_u64(row, "object_count")?,
+                pack_bytes: get_u64(row, "pack_bytes")?,
+                index_bytes: get_u64(row, "index_bytes")?,
+                created_at: get_i64(row, "created_at")?,
+                closure_of: get_opt_oid(row, "closure_of")?,
+            })
+        })
+        .collect()
+}
+
+/// The loose objects of a repository, by id, read on `conn`.
+pub(crate) async fn select_loose(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+) -> Result<Vec<LooseRecord>> {
+    let rows = sqlx::query(
+        "SELECT oid, object_type, size, created_at \
+         FROM loose_objects WHERE repo_id = $1 ORDER BY oid",
+    )
+    .bind(repo_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(LooseRecord {
+                oid: get_oid(row, "oid")?,
+                kind: get_str(row, "object_type")?,
+                size: get_u64(row, "size")?,
+                created_at: get_i64(row, "created_at")?,
+            })
+        })
+        .collect()
+}
+
 /// Records a pack on `conn` (inside the caller's transaction). Recording the
 /// same pack twice is a no-op: a retried push must not fail on it.
 pub(crate) async fn insert_pack(
@@ -160,25 +210,7 @@ impl Metadata {
     /// The repository's packs, oldest first (ties by hash).
     pub async fn list_packs(&self, repo_id: &str) -> Result<Vec<PackRecord>> {
         self.timed("list_packs", async {
-            let rows = sqlx::query(
-                "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
-                 FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
-            )
-            .bind(repo_id)
-            .fetch_all(self.pool())
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(PackRecord {
-                        pack_hash: get_oid(row, "pack_hash")?,
-                        object_count: get_u64(row, "object_count")?,
-                        pack_bytes: get_u64(row, "pack_bytes")?,
-                        index_bytes: get_u64(row, "index_bytes")?,
-                        created_at: get_i64(row, "created_at")?,
-                        closure_of: get_opt_oid(row, "closure_of")?,
-                    })
-                })
-                .collect()
+            select_packs(&mut *self.pool().acquire().await?, repo_id).await
         })
         .await
     }
@@ -230,23 +262,7 @@ impl Metadata {
     /// The repository's loose objects, sorted by id.
     pub async fn list_loose(&self, repo_id: &str) -> Result<Vec<LooseRecord>> {
         self.timed("list_loose", async {
-            let rows = sqlx::query(
-                "SELECT oid, object_type, size, created_at \
-                 FROM loose_objects WHERE repo_id = $1 ORDER BY oid",
-            )
-            .bind(repo_id)
-            .fetch_all(self.pool())
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(LooseRecord {
-                        oid: get_oid(row, "oid")?,
-                        kind: get_str(row, "object_type")?,
-                        size: get_u64(row, "size")?,
-                        created_at: get_i64(row, "created_at")?,
-                    })
-                })
-                .collect()
+            select_loose(&mut *self.pool().acquire().await?, repo_id).await
         })
         .await
     }

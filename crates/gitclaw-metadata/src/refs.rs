@@ -8,8 +8,26 @@
 
 use gix_hash::ObjectId;
 
+use sqlx::AnyConnection;
+
 use crate::util::{get_oid, get_str};
 use crate::{Metadata, Result};
+
+/// The refs of a repository, by name, read on `conn`.
+pub(crate) async fn select_refs(conn: &mut AnyConnection, repo_id: &str) -> Result<Vec<RefRecord>> {
+    let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
+        .bind(repo_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RefRecord {
+                name: get_str(row, "name")?,
+                oid: get_oid(row, "oid")?,
+            })
+        })
+        .collect()
+}
 
 /// A ref and the object it points to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -24,18 +42,7 @@ impl Metadata {
     /// advertises them in). Empty for an unknown repository.
     pub async fn list_refs(&self, repo_id: &str) -> Result<Vec<RefRecord>> {
         self.timed("list_refs", async {
-            let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
-                .bind(repo_id)
-                .fetch_all(self.pool())
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(RefRecord {
-                        name: get_str(row, "name")?,
-                        oid: get_oid(row, "oid")?,
-                    })
-                })
-                .collect()
+            select_refs(&mut *self.pool().acquire().await?, repo_id).await
         })
         .await
     }

@@ -49,6 +49,19 @@ async fn compaction_story(md: Metadata) {
             .unwrap();
         assert!(results.iter().all(|r| r.is_applied()));
     }
+    // What a compaction works from: the same rows the separate lists hold.
+    let snapshot = md.object_snapshot(&repo.id).await.unwrap();
+    assert_eq!(snapshot.refs, md.list_refs(&repo.id).await.unwrap());
+    assert_eq!(snapshot.packs, md.list_packs(&repo.id).await.unwrap());
+    assert_eq!(snapshot.loose, md.list_loose(&repo.id).await.unwrap());
+    assert_eq!(
+        (
+            snapshot.refs.len(),
+            snapshot.packs.len(),
+            snapshot.loose.len()
+        ),
+        (2, 1, 2)
+    );
     let compaction = Compaction {
         repo_id: repo.id.clone(),
         removed_packs: vec![oid(1)],

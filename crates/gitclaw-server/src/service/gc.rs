@@ -28,6 +28,7 @@ use crate::{
     error::GitError,
     service::{
         claims::StoreClaim,
+        objects::listed_object_db,
         sweep::{sweep_repo, SweepOutcome},
     },
 };
@@ -109,20 +110,17 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErro
 
 async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
-    let packs = state.meta.list_packs(&repo.id).await?;
-    let loose = state.meta.list_loose(&repo.id).await?;
+    // Refs, packs and loose objects of one moment, and the objects of exactly
+    // those lists: what is pushed meanwhile stays as it was recorded, for the
+    // next compaction, instead of being filed as unreachable from older refs.
+    let snapshot = state.meta.object_snapshot(&repo.id).await?;
+    let (packs, loose) = (snapshot.packs, snapshot.loose);
     let mut outcome = GcOutcome {
         packs_before: packs.len(),
         loose_before: loose.len(),
         ..Default::default()
     };
-    let tips: Vec<ObjectId> = state
-        .meta
-        .list_refs(&repo.id)
-        .await?
-        .into_iter()
-        .map(|r| r.oid)
-        .collect();
+    let tips: Vec<ObjectId> = snapshot.refs.into_iter().map(|r| r.oid).collect();
     let compacted = loose.is_empty()
         && if tips.is_empty() {
             packs.len() <= 1
@@ -133,7 +131,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     if compacted {
         return Ok(outcome);
     }
-    let db = state.object_db(repo).await?;
+    let db = listed_object_db(state, repo, &packs, loose.clone()).await?;
     let work = tempfile::Builder::new()
         .prefix("gc-")
         .tempdir_in(&state.scratch.dir)

@@ -37,30 +37,49 @@ pub async fn object_db_with(
     // The table's index first: a row copied after it is read is in a pack the
     // list below already names; one copied before is left out of the index.
     let legacy = legacy_objects(state, repo).await?;
-    let db = stored_objects(state, repo, legacy, shared).await?;
-    Ok(if state.config.object_cache_bytes > 0 {
+    let (packs, loose) = object_lists(state, repo, shared).await?;
+    let db = stored_objects(state, repo, legacy, &packs, loose).await?;
+    Ok(with_object_cache(state, db))
+}
+
+/// The objects of exactly these packs and loose objects (what a compaction
+/// read in its snapshot), with the object cache. No legacy table: a repository
+/// being migrated is not compacted.
+pub async fn listed_object_db(
+    state: &AppState,
+    repo: &Repo,
+    packs: &[PackRecord],
+    loose: Vec<LooseRecord>,
+) -> Result<ObjectDb, GitError> {
+    let db = stored_objects(state, repo, None, packs, loose).await?;
+    Ok(with_object_cache(state, db))
+}
+
+fn with_object_cache(state: &AppState, db: ObjectDb) -> ObjectDb {
+    if state.config.object_cache_bytes > 0 {
         db.with_cache(state.objects.clone())
     } else {
         db
-    })
+    }
 }
 
 /// The store's objects of a repository alone, read afresh (no legacy table,
 /// no object cache): what verifying a migration compares the table with.
 pub async fn store_object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
-    stored_objects(state, repo, None, false).await
+    let (packs, loose) = object_lists(state, repo, false).await?;
+    stored_objects(state, repo, None, &packs, loose).await
 }
 
 async fn stored_objects(
     state: &AppState,
     repo: &Repo,
     legacy: Option<LegacyObjects>,
-    shared: bool,
+    packs: &[PackRecord],
+    loose: Vec<LooseRecord>,
 ) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
-    let (packs, loose) = object_lists(state, repo, shared).await?;
     let mut handles = Vec::with_capacity(packs.len());
-    for pack in &packs {
+    for pack in packs {
         handles.push(
             state
                 .packs
