@@ -3,15 +3,25 @@
 //! every request is logged with its time, so tests can see retries and delays.
 
 use std::{
+    collections::VecDeque,
+    future::Future,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::{body::Incoming, service::service_fn, Request, Response};
+use hyper::{
+    body::{Body, Frame, Incoming},
+    service::service_fn,
+    Request, Response,
+};
 use hyper_util::rt::TokioIo;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the proxy does to a request instead of forwarding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +34,18 @@ pub enum Fault {
     Delay(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Forward, then send half of the answer's body and close the connection.
+    TruncatedBody,
+    /// Forward, and send the answer's body in ten pieces, this long apart.
+    SlowBody(Duration),
+}
+
+/// Faults drawn at random: each request matched with probability `rate`,
+/// then one of `kinds` with equal probability.
+struct RandomFaults {
+    rate: f64,
+    kinds: Vec<Fault>,
+    rng: fastrand::Rng,
 }
 
 #[derive(Debug, Clone)]
@@ -43,10 +65,12 @@ struct Plan {
     times: Option<usize>,
     /// Only requests with these methods match (empty = all).
     methods: Vec<String>,
+    /// Drawn when no armed fault matches.
+    random: Option<RandomFaults>,
     seen: Vec<Seen>,
 }
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// A running proxy; it stops with the test process.
 pub struct FaultProxy {
@@ -110,9 +134,24 @@ impl FaultProxy {
         })
     }
 
+    /// Fault every request with probability `rate`, with one of `kinds` drawn
+    /// at random (a generator seeded with `seed`), until cleared.
+    pub fn inject_random(&self, rate: f64, kinds: &[Fault], seed: u64) {
+        self.with(|p| {
+            p.random = Some(RandomFaults {
+                rate,
+                kinds: kinds.to_vec(),
+                rng: fastrand::Rng::with_seed(seed),
+            })
+        })
+    }
+
     /// Forward everything again.
     pub fn clear(&self) {
-        self.with(|p| p.fault = None)
+        self.with(|p| {
+            p.fault = None;
+            p.random = None;
+        })
     }
 
     /// Every request so far.
@@ -141,6 +180,11 @@ fn decide(plan: &Mutex<Plan>, method: &str, path: &str) -> Option<Fault> {
                     p.fault = None;
                 }
             }
+        }
+    }
+    if let (None, Some(random)) = (fault, p.random.as_mut()) {
+        if !random.kinds.is_empty() && random.rng.f64() < random.rate {
+            fault = Some(random.kinds[random.rng.usize(..random.kinds.len())]);
         }
     }
     p.seen.push(Seen {
@@ -181,11 +225,86 @@ async fn handle(
         Some(Fault::Drop) => return Err("dropped by the test proxy".into()),
         // The fault itself: a store that answers late.
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::TruncatedBody) => {
+            let (parts, body) = forward(req, upstream).await?.into_parts();
+            let mut body = body.collect().await?.to_bytes();
+            body.truncate(body.len() / 2);
+            let body = Scripted::new(vec![body], None, true);
+            return Ok(Response::from_parts(parts, body.boxed()));
+        }
+        Some(Fault::SlowBody(pace)) => {
+            let (parts, body) = forward(req, upstream).await?.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let piece = body.len().div_ceil(10).max(1);
+            let pieces = (0..body.len())
+                .step_by(piece)
+                .map(|at| body.slice(at..(at + piece).min(body.len())))
+                .collect();
+            let body = Scripted::new(pieces, Some(pace), false);
+            return Ok(Response::from_parts(parts, body.boxed()));
+        }
         None => {}
     }
+    Ok(forward(req, upstream)
+        .await?
+        .map(|b| b.map_err(BoxError::from).boxed()))
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    upstream: SocketAddr,
+) -> Result<Response<Incoming>, BoxError> {
     let stream = tokio::net::TcpStream::connect(upstream).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let response = sender.send_request(req).await?;
-    Ok(response.map(|b| b.boxed()))
+    Ok(sender.send_request(req).await?)
+}
+
+/// A response body sent as given pieces, `pace` apart, and ending in an
+/// error (the connection closes mid-body) when `then_fail`.
+struct Scripted {
+    pieces: VecDeque<Bytes>,
+    pace: Option<Duration>,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    then_fail: bool,
+}
+
+impl Scripted {
+    fn new(pieces: Vec<Bytes>, pace: Option<Duration>, then_fail: bool) -> Scripted {
+        Scripted {
+            pieces: pieces.into(),
+            pace,
+            wait: None,
+            then_fail,
+        }
+    }
+}
+
+impl Body for Scripted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(pace) = this.pace {
+            let wait = this
+                .wait
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(pace)));
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.wait = None;
+        }
+        match this.pieces.pop_front() {
+            Some(piece) => Poll::Ready(Some(Ok(Frame::data(piece)))),
+            None if this.then_fail => {
+                this.then_fail = false;
+                Poll::Ready(Some(Err("body cut short by the test proxy".into())))
+            }
+            None => Poll::Ready(None),
+        }
+    }
 }
