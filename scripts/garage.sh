@@ -6,6 +6,8 @@
 #                               GITCLAW_TEST_S3_ENDPOINT, _REGION, _ACCESS_KEY_ID,
 #                               _SECRET_ACCESS_KEY, _BUCKET and GITCLAW_TEST_GARAGE_DIR
 #   scripts/garage.sh stop DIR  stop it and remove its files
+#   scripts/garage.sh down DIR  stop it, keeping its files (outage tests)
+#   scripts/garage.sh up DIR    start it again where it was
 #
 # The key may create buckets, so tests can use a fresh bucket each.
 set -euo pipefail
@@ -29,8 +31,24 @@ case "${1:-start}" in
     sleep 0.2
     rm -rf "$2"
     exit 0 ;;
+  down)
+    pid=$(cat "$2/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    exit 0 ;;
+  up)
+    dir=$2
+    RUST_LOG=${GARAGE_LOG:-warn} "$garage" -c "$dir/garage.toml" server >>"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    for _ in $(seq 1 100); do
+      "$garage" -c "$dir/garage.toml" status >/dev/null 2>&1 && exit 0
+      sleep 0.1
+    done
+    echo "Garage did not start again; see $dir/server.log" >&2
+    exit 1 ;;
   start) ;;
-  *) echo "usage: $0 [install|start|stop DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 [install|start|stop DIR|down DIR|up DIR]" >&2; exit 2 ;;
 esac
 
 install

@@ -174,11 +174,6 @@ fn rev(dir: &Path, name: &str) -> String {
 }
 
 /// Clone `url` into `dir` and check every object with `git fsck --strict`.
-fn clone_checked(work: &Path, url: &str, dir: &Path) {
-    git(work, &["clone", "-q", url, dir.to_str().unwrap()]);
-    git(dir, &["fsck", "--strict", "--no-progress"]);
-}
-
 #[test]
 fn what_one_instance_takes_every_other_instance_serves_at_once() {
     let cluster = Cluster::start(3, &[]);

@@ -96,7 +96,11 @@ pub fn fresh_bucket() -> String {
 
 /// S3 settings for the test server, with a fresh bucket created at start.
 pub fn s3_settings() -> gitclaw_storage::S3Settings {
-    let env = s3_env();
+    s3_settings_on(&s3_env())
+}
+
+/// S3 settings for the S3 server `env` names, with a fresh bucket created at start.
+pub fn s3_settings_on(env: &services::S3Env) -> gitclaw_storage::S3Settings {
     let mut s3 = gitclaw_storage::S3Settings::new(fresh_bucket(), env.region.clone());
     s3.endpoint = Some(env.endpoint.clone());
     s3.credentials = Some((env.access_key_id.clone(), env.secret_access_key.clone()));
@@ -136,12 +140,17 @@ pub fn psql(database_url: &str, query: &str) -> String {
 /// Every key `bucket` holds under a repository's prefix, sorted, listed with
 /// the S3 API (not through any server).
 pub fn bucket_keys(bucket: &str, repo_id: &str) -> Vec<String> {
+    bucket_keys_on(&s3_env(), bucket, repo_id)
+}
+
+/// [`bucket_keys`] on the S3 server `env` names.
+pub fn bucket_keys_on(env: &services::S3Env, bucket: &str, repo_id: &str) -> Vec<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut settings = s3_settings();
+        let mut settings = s3_settings_on(env);
         settings.bucket = bucket.to_string();
         let store = gitclaw_storage::S3Backend::new(settings)
             .await
@@ -184,6 +193,30 @@ pub fn recorded_keys(database_url: &str, repo_id: &str) -> Vec<String> {
         )
         .collect();
     keys.sort();
+    keys
+}
+
+/// The keys a compaction replaced that the database at `database_url` has
+/// scheduled for deletion once their grace period is over, sorted.
+pub fn pending_deletion_keys(database_url: &str, repo_id: &str) -> Vec<String> {
+    let mut keys: Vec<String> = psql(
+        database_url,
+        &format!("SELECT object_key FROM pending_deletions WHERE repo_id = '{repo_id}'"),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    keys.sort();
+    keys
+}
+
+/// Every key the database at `database_url` lists for a repository: what it
+/// records and what it has scheduled for deletion, sorted.
+pub fn listed_keys(database_url: &str, repo_id: &str) -> Vec<String> {
+    let mut keys = recorded_keys(database_url, repo_id);
+    keys.extend(pending_deletion_keys(database_url, repo_id));
+    keys.sort();
+    keys.dedup();
     keys
 }
 
@@ -429,6 +462,12 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Clone `url` into `dir` (from `work`); the clone must be `git fsck --strict` clean.
+pub fn clone_checked(work: &Path, url: &str, dir: &Path) {
+    git(work, &["clone", "-q", url, dir.to_str().unwrap()]);
+    git(dir, &["fsck", "--strict", "--no-progress"]);
 }
 
 /// Build the standard fixture repository with real git.

@@ -86,6 +86,10 @@ impl Default for ConnectOptions {
 /// BOTH backends and list them here (a test checks the lists against the
 /// directories). Applied migrations must never be edited: sqlx verifies their
 /// checksums at connect.
+/// How long an operation waits for PostgreSQL to take a new connection when
+/// the pool has none open (see [`Metadata::reachable`]).
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -370,6 +374,26 @@ impl Metadata {
                     .await?
             }
         })
+    }
+
+    /// Whether [`Metadata::reachable`] has anything to check: PostgreSQL with
+    /// no connection open.
+    pub(crate) fn may_be_unreachable(&self) -> bool {
+        self.backend == Backend::Postgres && self.pool.size() == 0
+    }
+
+    /// Fails fast when PostgreSQL cannot be reached: with no connection
+    /// open, an operation must open one, and the pool would keep trying a
+    /// database that refuses connections for its whole acquire timeout, with
+    /// every request waiting as long. So with none open, an operation waits
+    /// at most [`CONNECT_WAIT`] for one; a reachable database connects well
+    /// within it. (A pool that has connections waits for a free one as
+    /// configured: that is load, not an outage.)
+    pub(crate) async fn reachable(&self) -> Result<()> {
+        match tokio::time::timeout(CONNECT_WAIT, self.pool.acquire()).await {
+            Ok(connection) => connection.map(drop).map_err(Into::into),
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+        }
     }
 
     pub(crate) fn pool(&self) -> &sqlx::AnyPool {

@@ -63,7 +63,15 @@ impl Metadata {
     ) -> Result<T> {
         let span = tracing::info_span!("db", operation, db.system = self.backend_name());
         let started = Instant::now();
-        let result = work.instrument(span).await;
+        let result = async {
+            if self.may_be_unreachable() {
+                // Rare (no connection open), and its future is large: boxed.
+                Box::pin(self.reachable()).await?;
+            }
+            work.await
+        }
+        .instrument(span)
+        .await;
         if let Some(observer) = &self.observer.0 {
             observer.query(operation, started.elapsed(), result.as_ref().err());
         }

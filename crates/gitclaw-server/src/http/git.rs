@@ -111,7 +111,8 @@ pub async fn info_refs(
         let (repo, _) = authorize(&state, &headers, &owner, &segment, write).await?;
         advertise::info_refs(&state, &repo, service, version).await
     };
-    let body = finish(timer.store_requests().scope(answer).await, timer)?;
+    // Boxed: authorizing and advertising nest many database operations.
+    let body = finish(Box::pin(timer.store_requests().scope(answer)).await, timer)?;
     Ok(git_response(content_type, Body::from(body)))
 }
 
