@@ -167,17 +167,20 @@ fn refused(stderr: &str) -> bool {
     .any(|w| stderr.contains(w))
 }
 
-/// The first line of what git said that names the problem.
+/// The first line of what git said that names the problem, without the
+/// request id (so that failures of one kind count together).
 fn gist(stderr: &str) -> String {
-    stderr
+    let line = stderr
         .lines()
         .find(|l| l.contains("error") || l.contains("fatal") || l.contains("remote:"))
         .or_else(|| stderr.lines().next())
         .unwrap_or("")
-        .trim()
-        .chars()
-        .take(160)
-        .collect()
+        .trim();
+    let line = match line.find(" (request id ") {
+        Some(at) => &line[..at],
+        None => line,
+    };
+    line.chars().take(160).collect()
 }
 
 /// The refs the server advertises, by name.
