@@ -18,7 +18,7 @@ use std::{
     os::unix::process::ExitStatusExt,
     path::PathBuf,
     process::{ExitStatus, Output},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use common::*;
@@ -248,19 +248,7 @@ impl Setup {
     /// Wait until no claim on the repository's keys is live: the leases of the
     /// process that died have lapsed.
     fn wait_for_leases_to_lapse(&self) {
-        wait_until(DEADLINE, "the dead process's leases to lapse", || {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            psql(
-                &self.database_url,
-                &format!(
-                    "SELECT count(*) FROM store_claims WHERE repo_id = '{}' AND expires_at >= {now}",
-                    self.repo_id
-                ),
-            ) == "0"
-        });
+        common::wait_for_leases_to_lapse(&self.database_url, &self.repo_id);
     }
 
     /// Once the dead process's leases lapsed, `gitclaw gc` succeeds and leaves

@@ -414,11 +414,11 @@ fn the_server_rides_out_database_and_object_store_outages_without_a_restart() {
     }
 
     // What failed pushes stored, gc deletes once their leases lapsed.
-    std::thread::sleep(Duration::from_secs(4));
     let repo_id = psql(
         &database_url,
         "SELECT id FROM repositories WHERE owner = 'out' AND name = 'age'",
     );
+    wait_for_leases_to_lapse(&database_url, &repo_id);
     // The first compacts (and deletes the strays); the second, a second
     // later, deletes what the first replaced, its grace period being over.
     let mut said = String::new();

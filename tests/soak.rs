@@ -606,7 +606,7 @@ fn pushes_and_clones_through_a_failing_object_store_lose_nothing() {
 
     // Once the leases of the pushes that failed have lapsed, gc deletes what
     // they left: the bucket then holds exactly what the database records.
-    std::thread::sleep(Duration::from_secs(6));
+    wait_for_leases_to_lapse(&database_url, &repo_id);
     let gc_env = [("GITCLAW_GC_GRACE_SECS", "0".to_string())];
     let mut swept = 0u64;
     for _ in 0..2 {

@@ -220,6 +220,27 @@ pub fn listed_keys(database_url: &str, repo_id: &str) -> Vec<String> {
     keys
 }
 
+/// Wait until no claim on a repository's store keys is live in the database
+/// at `database_url`: the leases of pushes that died or failed have lapsed.
+pub fn wait_for_leases_to_lapse(database_url: &str, repo_id: &str) {
+    wait::wait_until(
+        std::time::Duration::from_secs(60),
+        "the leases on the repository's keys to lapse",
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            psql(
+                database_url,
+                &format!(
+                    "SELECT count(*) FROM store_claims WHERE repo_id = '{repo_id}' AND expires_at >= {now}"
+                ),
+            ) == "0"
+        },
+    );
+}
+
 /// Set up a configuration for one of the backend setups.
 pub fn use_backend(config: &mut Config, backend: Backend) {
     match backend {
