@@ -15,6 +15,9 @@
 const BLOCK: usize = 16;
 /// Candidates kept per hash bucket, so repetitive bases stay cheap.
 const BUCKET_LIMIT: usize = 64;
+/// A match this long ends the look at further candidates (git's own cut-off):
+/// longer ones rarely exist, and comparing each would cost more than it saves.
+const GOOD_ENOUGH: usize = 4096;
 /// Largest size one copy instruction carries (git's own limit, for old readers).
 const MAX_COPY: usize = 0x10000;
 
@@ -74,10 +77,24 @@ fn roll(h: u32, leaving: u8, entering: u8) -> u32 {
 pub struct BaseIndex {
     /// Bits of the bucket number (taken from the top of a mixed hash).
     bits: u32,
-    /// `starts[b]..starts[b + 1]` are bucket `b`'s block offsets in `offsets`.
+    /// `starts[b]..starts[b + 1]` are bucket `b`'s blocks in `blocks`.
     starts: Vec<u32>,
-    offsets: Vec<u32>,
+    blocks: Vec<Block>,
+    /// One bit per hash value class (eight per bucket, from other bits of the
+    /// hash): set when some block of the base hashes into it. Most positions of a
+    /// target that shares little with the base are passed over on this alone,
+    /// without reading the buckets.
+    filter: Vec<u64>,
     base_len: usize,
+}
+
+/// One indexed block of the base: its whole hash, so that candidates of the same
+/// bucket with another hash are passed over without touching the base, and where
+/// it starts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Block {
+    hash: u32,
+    offset: u32,
 }
 
 impl BaseIndex {
@@ -85,14 +102,12 @@ impl BaseIndex {
         let blocks = base.len() / BLOCK;
         let size = blocks.next_power_of_two().max(2);
         let bits = size.trailing_zeros();
-        let bucket_of = |i: usize| {
-            let start = i * BLOCK;
-            bucket(block_hash(&base[start..start + BLOCK]), bits)
-        };
-        let hashes: Vec<u32> = (0..blocks).map(|i| bucket_of(i) as u32).collect();
+        let hashes: Vec<u32> = (0..blocks)
+            .map(|i| block_hash(&base[i * BLOCK..(i + 1) * BLOCK]))
+            .collect();
         let mut counts = vec![0u32; size + 1];
-        for &b in &hashes {
-            let c = &mut counts[b as usize];
+        for &h in &hashes {
+            let c = &mut counts[bucket(h, bits)];
             if (*c as usize) < BUCKET_LIMIT {
                 *c += 1;
             }
@@ -104,28 +119,45 @@ impl BaseIndex {
             total += c;
         }
         starts.push(total);
-        let mut offsets = vec![0u32; total as usize];
+        let mut filter = vec![0u64; (size * 8).div_ceil(64)];
+        for &h in &hashes {
+            let bit = filter_bit(h, bits + 3);
+            filter[bit / 64] |= 1 << (bit % 64);
+        }
+        let mut entries = vec![Block::default(); total as usize];
         let mut fill = vec![0u32; size];
         // Later blocks first, so the kept candidates favour the start of the base.
         for i in (0..blocks).rev() {
-            let b = hashes[i] as usize;
+            let hash = hashes[i];
+            let b = bucket(hash, bits);
             let have = fill[b];
             if starts[b] + have < starts[b + 1] {
-                offsets[(starts[b] + have) as usize] = (i * BLOCK) as u32;
+                entries[(starts[b] + have) as usize] = Block {
+                    hash,
+                    offset: (i * BLOCK) as u32,
+                };
                 fill[b] = have + 1;
             }
         }
         BaseIndex {
             bits,
             starts,
-            offsets,
+            blocks: entries,
+            filter,
             base_len: base.len(),
         }
     }
 
-    fn candidates(&self, hash: u32) -> &[u32] {
+    /// Whether some block of the base may have this hash (no false "no").
+    #[inline]
+    fn may_hold(&self, hash: u32) -> bool {
+        let bit = filter_bit(hash, self.bits + 3);
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn candidates(&self, hash: u32) -> &[Block] {
         let b = bucket(hash, self.bits);
-        &self.offsets[self.starts[b] as usize..self.starts[b + 1] as usize]
+        &self.blocks[self.starts[b] as usize..self.starts[b + 1] as usize]
     }
 
     /// Encode `target` against `base` (the bytes this index was built from).
@@ -150,13 +182,17 @@ impl BaseIndex {
             let mut best_len = 0usize;
             let mut best_src = 0usize;
             let mut best_back = 0usize;
-            for &src in self.candidates(hash) {
-                let src = src as usize;
-                let forward = base[src..]
-                    .iter()
-                    .zip(&target[i..])
-                    .take_while(|(a, b)| a == b)
-                    .count();
+            let candidates = if self.may_hold(hash) {
+                self.candidates(hash)
+            } else {
+                &[]
+            };
+            for block in candidates {
+                if block.hash != hash {
+                    continue;
+                }
+                let src = block.offset as usize;
+                let forward = common_prefix(&base[src..], &target[i..]);
                 if forward < BLOCK {
                     continue;
                 }
@@ -168,6 +204,9 @@ impl BaseIndex {
                     best_len = forward + back;
                     best_src = src;
                     best_back = back;
+                }
+                if forward >= GOOD_ENOUGH {
+                    break;
                 }
             }
             if best_len >= BLOCK {
@@ -188,14 +227,43 @@ impl BaseIndex {
                 }
                 i += 1;
             }
-            // Give up early once the literal run alone is past the limit.
-            if i - literal_start > max_size {
+            // Give up early once what is written and the literal run waiting to be
+            // are past the limit.
+            if out.len() + (i - literal_start) > max_size {
                 return None;
             }
         }
         emit_inserts(&mut out, &target[literal_start..]);
         (out.len() <= max_size).then_some(out)
     }
+}
+
+/// The filter bit of a block hash, of `bits` bits: from a second multiplicative
+/// mix, so it is not the bucket number again.
+#[inline]
+fn filter_bit(hash: u32, bits: u32) -> usize {
+    (hash.wrapping_mul(0x85EB_CA77) >> (32 - bits)) as usize
+}
+
+/// How many leading bytes `a` and `b` share, compared eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut i = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(x.try_into().expect("eight bytes"));
+        let y = u64::from_le_bytes(y.try_into().expect("eight bytes"));
+        let diff = x ^ y;
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Bucket number of a block hash: the top `bits` of a multiplicative mix (the low
@@ -367,6 +435,20 @@ mod tests {
         let delta = encode(&base, &target);
         assert!(delta.len() < 64, "delta of {} bytes", delta.len());
         assert_eq!(apply(&base, &delta, u64::MAX).unwrap(), target);
+    }
+
+    #[test]
+    fn common_prefix_counts_shared_leading_bytes() {
+        let a = b"0123456789abcdefXYZ";
+        for len in 0..a.len() {
+            let mut b = a[..len].to_vec();
+            b.extend_from_slice(b"!!!!!!!!!!!!!!!!!!!!");
+            assert_eq!(common_prefix(a, &b), len);
+            assert_eq!(common_prefix(&b, a), len);
+        }
+        assert_eq!(common_prefix(a, a), a.len());
+        assert_eq!(common_prefix(a, &a[..5]), 5);
+        assert_eq!(common_prefix(b"", a), 0);
     }
 
     #[test]
