@@ -21,23 +21,27 @@ hz=$(getconf CLK_TCK)
 # The S3 calls a GitClaw log at $work/gitclaw.err shows (0 without one).
 s3_calls() { grep -c -E 'S3 call|S3 key not found' "$work/gitclaw.err" 2>/dev/null || true; }
 
-run_once() { # run_once PID FUNCTION...: "wall cpu bytes s3-calls" of one run
+run_once() { # run_once PID FUNCTION...: "wall cpu bytes s3-calls client-cpu" of one run
+  # (client CPU: user+system time of the git commands the function ran)
   local pid=$1; shift
   rm -rf "$work/client"
-  local c0 b0 t0 t1 c1 b1 s0 s1
-  s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes); t0=$(date +%s.%N)
+  local c0 b0 t0 t1 c1 b1 s0 s1 k0 k1 me=$BASHPID
+  s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes)
+  k0=$(awk '{print $16+$17}' "/proc/$me/stat"); t0=$(date +%s.%N)
   "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }
-  t1=$(date +%s.%N); b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
-  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=3; ($c1 - $c0) / $hz" | bc) $((b1 - b0)) $((s1 - s0))"
+  t1=$(date +%s.%N); k1=$(awk '{print $16+$17}' "/proc/$me/stat")
+  b1=$(rx_bytes); c1=$(settled_cpu "$pid"); s1=$(s3_calls)
+  echo "$(echo "$t1 - $t0" | bc) $(echo "scale=3; ($c1 - $c0) / $hz" | bc) $((b1 - b0)) $((s1 - s0)) $(echo "scale=3; ($k1 - $k0) / $hz" | bc)"
 }
 
-summary() { # medians of the runs, then the first run: wall cpu bytes calls calls-median wall1 cpu1
+summary() { # medians of the runs, then the first run:
+  # wall cpu bytes calls1 calls-median wall1 cpu1 client-cpu client-cpu1
   printf '%s\n' "$@" | python3 -c '
 import sys
 runs = [[float(x) for x in line.split()] for line in sys.stdin if line.strip()]
 med = lambda k: sorted(r[k] for r in runs)[(len(runs) - 1) // 2]
 first = runs[0]
-print(med(0), med(1), med(2), first[3], med(3), first[0], first[1])'
+print(med(0), med(1), med(2), first[3], med(3), first[0], first[1], med(4), first[4])'
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -127,11 +131,11 @@ start_gitclaw() { # `$gitclaw serve` on a free port with the environment as it i
   claw_url=http://127.0.0.1:$port/bench/bench.git
 }
 
-push_to_gitclaw() { # push_to_gitclaw SRC BRANCH: every branch and tag of SRC to $claw_url, then `gitclaw gc`
+push_to_gitclaw() { # push_to_gitclaw SRC BRANCH [no-gc]: every branch and tag of SRC to $claw_url, then `gitclaw gc`
   # The default branch first: the first branch pushed to an empty repository
   # becomes its HEAD, as HEAD is in the repository git serves.
   git -C "$1" push -q "$claw_url" "$2"
   git -C "$1" push -q "$claw_url" 'refs/heads/*:refs/heads/*' 'refs/tags/*:refs/tags/*'
   # The comparison is with a repacked repository on both sides.
-  "$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
+  [ "${3:-}" = no-gc ] || "$gitclaw" gc bench/bench >/dev/null 2>>"$work/cli.err"
 }
