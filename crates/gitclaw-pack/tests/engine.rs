@@ -435,7 +435,7 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
         let stats = write_pack(
             &db,
             &outcome.objects,
-            Some(&outcome.client_has),
+            Some(outcome.client_has()),
             &options,
             &mut pack,
             &mut |_, _, _| {},
@@ -486,6 +486,92 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
         .map(|l| l.split(' ').nth(1).unwrap().to_string())
         .collect();
     assert!(expected.is_subset(&got), "every new object arrives");
+}
+
+#[test]
+fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
+    // The stored pack holds the newest big.txt whole (git packs the newest version
+    // whole and older ones as deltas against it); a client one commit behind has
+    // the previous version, so a thin pack sends the new one as a delta against it.
+    let f = fixture();
+    let new = oid(&git(&f.repo, &["rev-parse", "main^1"]));
+    let old = oid(&git(&f.repo, &["rev-parse", "main^1~1"]));
+    let blob = oid(&git(&f.repo, &["rev-parse", "main^1:big.txt"]));
+    let Some(gitclaw_pack::odb::Location::Packed { pack, index }) = f.db.locate(&blob) else {
+        panic!("big.txt is packed");
+    };
+    let (header, _) = f.db.packs()[pack].entry_header(index).unwrap();
+    assert!(!header.is_delta(), "the newest big.txt is stored whole");
+
+    let mut graph = Graph::new(&f.db);
+    let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
+    let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
+    assert!(outcome.objects.iter().any(|o| o.id == blob));
+    let write = |thin: bool| {
+        let mut pack = Vec::new();
+        let options = WriteOptions {
+            thin,
+            ..WriteOptions::default()
+        };
+        let stats = write_pack(
+            &f.db,
+            &outcome.objects,
+            Some(outcome.client_has()),
+            &options,
+            &mut pack,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        (pack, stats)
+    };
+    let (fat, fat_stats) = write(false);
+    let (thin_pack, stats) = write(true);
+    assert_eq!(
+        fat_stats.new_deltas, 0,
+        "without thin-pack nothing to delta against"
+    );
+    assert!(stats.new_deltas >= 1, "{stats:?}");
+    assert!(
+        thin_pack.len() * 4 < fat.len(),
+        "thin {} vs full {}",
+        thin_pack.len(),
+        fat.len()
+    );
+    // The client completes it with the objects it has, and gets every new object.
+    let repo = tempfile::tempdir_in(&f.scratch).unwrap();
+    git(repo.path(), &["init", "-q", "--bare"]);
+    std::fs::write(
+        repo.path().join("objects/info/alternates"),
+        format!("{}\n", f.repo.join(".git/objects").display()),
+    )
+    .unwrap();
+    let (ok, _, err) = git_stdin(
+        repo.path(),
+        &[
+            "index-pack",
+            "--strict",
+            "--stdin",
+            "--fix-thin",
+            "-o",
+            "t.idx",
+        ],
+        &thin_pack,
+    );
+    assert!(ok, "{err}");
+    let (ok, listing, _) = git_stdin(
+        repo.path(),
+        &["show-index"],
+        &std::fs::read(repo.path().join("t.idx")).unwrap(),
+    );
+    assert!(ok);
+    let got: BTreeSet<String> = String::from_utf8(listing)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    let expected = rev_list_objects(&f.repo, &[&new.to_string(), "--not", &old.to_string()]);
+    assert!(expected.is_subset(&got), "every new object arrives");
+    assert!(got.contains(&blob.to_string()));
 }
 
 #[test]

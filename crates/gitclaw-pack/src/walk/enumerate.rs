@@ -47,6 +47,21 @@ pub struct WalkOutcome {
     pub commits: usize,
     /// Objects the client is known to have: delta bases for a thin pack.
     pub client_has: HashSet<ObjectId>,
+    /// The trees and blobs of the commits at the edge of what the client has, with
+    /// the path-name hashes they were met at: what the delta search may try as
+    /// bases of a thin pack (the previous version of a file is the best base of
+    /// its new one, and the client has it).
+    pub edge_objects: Vec<WalkObject>,
+}
+
+impl WalkOutcome {
+    /// What a thin pack of these objects may lean on.
+    pub fn client_has(&self) -> crate::writer::ClientHas<'_> {
+        crate::writer::ClientHas {
+            ids: &self.client_has,
+            bases: &self.edge_objects,
+        }
+    }
 }
 
 /// What to send besides the plain wants.
@@ -145,7 +160,9 @@ pub fn enumerate(
         }
         let none = HashSet::default();
         let skip = Skip { set: &none, closed };
-        walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |_| {})?;
+        walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |obj| {
+            out.edge_objects.push(obj)
+        })?;
     }
     let have_commits = walk.uninteresting;
 

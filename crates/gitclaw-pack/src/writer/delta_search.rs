@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 
+use gix_object::Kind;
+
 use super::{
     reuse::{Item, Plan},
     Phase, ProgressFn, WriteOptions,
@@ -25,8 +27,9 @@ struct WindowEntry {
 
 /// Find deltas for the items with nothing to reuse. Returns item → (base item, delta).
 ///
-/// Bases are only objects written whole or as new deltas (never reused stored
-/// deltas), and always earlier in the search order, so no cycle can form. The
+/// Bases are only objects written whole, new deltas or the client's objects
+/// (never reused stored deltas), and always earlier in the search order, so no
+/// cycle can form. The
 /// search order is cut into one segment per thread, at changes of path-name hash
 /// so similar objects stay together, and the segments are searched in parallel,
 /// each with its own window and object reader.
@@ -36,18 +39,7 @@ pub(super) fn delta_search(
     options: &WriteOptions,
     progress: ProgressFn<'_>,
 ) -> Result<NewDeltas> {
-    // Stored whole objects help as bases only near a candidate's path.
-    let wanted_hashes: StdHashSet<(u8, u32)> = items
-        .iter()
-        .filter(|item| item.needs_search())
-        .filter(|item| {
-            !item.big
-                && item
-                    .size
-                    .is_none_or(|size| size <= options.max_delta_object_bytes)
-        })
-        .map(|item| (kind_type(item.kind), item.name_hash))
-        .collect();
+    let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);
     // Big objects are never read for the search (git's core.bigFileThreshold).
     let small = |i: usize| {
         !items[i].big
@@ -55,26 +47,49 @@ pub(super) fn delta_search(
                 .size
                 .is_none_or(|size| size <= options.max_delta_object_bytes)
     };
-    let mut order: Vec<usize> = (0..items.len())
-        .filter(|&i| small(i))
-        .filter(|&i| match items[i].plan {
-            Plan::Fresh => items[i].needs_search(),
-            Plan::ReuseWhole => {
-                wanted_hashes.contains(&(kind_type(items[i].kind), items[i].name_hash))
-            }
-            Plan::ReuseDelta { .. } | Plan::ReuseThin { .. } | Plan::ReusePrefix { .. } => false,
+    // What is searched for a delta: objects with nothing to reuse, and stored whole
+    // objects at a path where the client has an object (a thin pack's delta
+    // against the client's previous version beats sending the new one whole).
+    let client_groups: StdHashSet<(u8, u32)> = (0..items.len())
+        .filter(|&i| items[i].plan == Plan::ClientBase)
+        .map(group)
+        .collect();
+    let targets: Vec<bool> = (0..items.len())
+        .map(|i| {
+            small(i)
+                && (items[i].needs_search()
+                    || (items[i].plan == Plan::ReuseWhole
+                        && matches!(items[i].kind, Kind::Blob | Kind::Tree)
+                        && client_groups.contains(&group(i))))
         })
         .collect();
-    let total = order
-        .iter()
-        .filter(|&&i| items[i].plan == Plan::Fresh)
-        .count();
+    // Stored whole objects and the client's help as bases only near a target's path.
+    let wanted_hashes: StdHashSet<(u8, u32)> = (0..items.len())
+        .filter(|&i| targets[i])
+        .map(group)
+        .collect();
+    let mut order: Vec<usize> = (0..items.len())
+        .filter(|&i| {
+            targets[i]
+                || (small(i)
+                    && matches!(items[i].plan, Plan::ReuseWhole | Plan::ClientBase)
+                    && wanted_hashes.contains(&group(i)))
+        })
+        .collect();
+    let total = order.iter().filter(|&&i| targets[i]).count();
     if total == 0 {
         return Ok(StdHashMap::new());
     }
     let total = u32::try_from(total).unwrap_or(u32::MAX);
-    let group = |i: usize| (kind_type(items[i].kind), items[i].name_hash);
-    order.sort_by_key(|&i| (group(i), std::cmp::Reverse(items[i].size.unwrap_or(0))));
+    // Within a path, the client's own objects first, so every object after them
+    // may try them; then larger before smaller, as git orders.
+    order.sort_by_key(|&i| {
+        (
+            group(i),
+            items[i].plan != Plan::ClientBase,
+            std::cmp::Reverse(items[i].size.unwrap_or(0)),
+        )
+    });
 
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -102,10 +117,10 @@ pub(super) fn delta_search(
     let mut failure = None;
     std::thread::scope(|s| {
         for segment in segments.into_iter().filter(|segment| !segment.is_empty()) {
-            let (sender, done) = (sender.clone(), &done);
+            let (sender, done, targets) = (sender.clone(), &done, &targets[..]);
             s.spawn(move || {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    search_segment(db, items, segment, options, done)
+                    search_segment(db, items, targets, segment, options, done)
                 }))
                 .unwrap_or_else(|_| Err(PackError::Corrupt("delta search thread failed".into())));
                 let _ = sender.send(result);
@@ -136,6 +151,7 @@ pub(super) fn delta_search(
 fn search_segment(
     db: &ObjectDb,
     items: &[Item],
+    targets: &[bool],
     order: &[usize],
     options: &WriteOptions,
     done: &std::sync::atomic::AtomicU32,
@@ -149,7 +165,7 @@ fn search_segment(
         reader.read_at(&item.id, item.loc, &mut buf)?;
         let size = buf.len();
         let mut depth = 0;
-        if item.plan == Plan::Fresh && size >= 64 && size as u64 <= options.max_delta_object_bytes {
+        if targets[i] && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
             for entry in window.iter_mut().rev() {
                 if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
@@ -179,7 +195,7 @@ fn search_segment(
                 found.insert(i, (base, delta));
             }
         }
-        if item.plan == Plan::Fresh {
+        if targets[i] {
             done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if size as u64 <= options.max_delta_object_bytes {

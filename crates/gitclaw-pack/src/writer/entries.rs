@@ -57,7 +57,7 @@ pub(super) fn write_entries(
     db: &ObjectDb,
     first: Option<&PackHandle>,
     objects: &[WalkObject],
-    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
+    client_has: Option<super::ClientHas<'_>>,
     options: &WriteOptions,
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
@@ -98,8 +98,11 @@ pub(super) fn write_entries(
     let prefix_count = first.map_or(0, |p| u64::from(p.num_objects()));
     let total = u32::try_from(items.len() as u64 + prefix_count)
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
-    let thin_bases = if options.thin { client_has } else { None };
-    classify(db, &mut items, &position, thin_bases, first)?;
+    let thin = if options.thin { client_has } else { None };
+    classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
+    if let Some(has) = thin {
+        add_client_bases(db, &mut items, &position, has.bases, options.window);
+    }
 
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
@@ -135,9 +138,16 @@ pub(super) fn write_entries(
         stats.reused += first.num_objects();
     }
     let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
+    // The client's objects at the end are bases only: never written.
+    let sent = items.len()
+        - items
+            .iter()
+            .rev()
+            .take_while(|item| item.plan == Plan::ClientBase)
+            .count();
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items[..sent].iter().enumerate() {
         let here = w.written;
         let delta_base = |base: usize, head: &mut Vec<u8>, size: u64| {
             head.clear();
@@ -153,7 +163,9 @@ pub(super) fn write_entries(
             }
         };
         match (item.plan, item.loc) {
-            (Plan::ReuseWhole, Location::Packed { pack, index }) => {
+            (Plan::ReuseWhole, Location::Packed { pack, index })
+                if !new_deltas.contains_key(&i) =>
+            {
                 w.put(packs[pack].raw_entry(index)?.whole)?;
                 stats.reused += 1;
             }
@@ -229,6 +241,52 @@ pub(super) fn write_entries(
         .flush()
         .map_err(PackError::io("sending pack data"))?;
     Ok(stats)
+}
+
+/// Add, after the items to send, objects the client has at the paths of items
+/// a delta may be found for (nothing to reuse, or stored whole) (at most `per_path` per path-name hash), as bases the
+/// search may use: a delta against one goes out as a REF_DELTA naming it, which
+/// the client resolves against its own copy (a thin pack).
+fn add_client_bases(
+    db: &ObjectDb,
+    items: &mut Vec<Item>,
+    position: &HashMap<ObjectId, usize>,
+    bases: &[crate::walk::WalkObject],
+    per_path: usize,
+) {
+    let mut wanted: StdHashMap<(gix_object::Kind, u32), usize> = StdHashMap::new();
+    let searchable = |item: &Item| {
+        !item.big
+            && matches!(item.plan, Plan::Fresh | Plan::ReuseWhole)
+            && matches!(item.kind, gix_object::Kind::Blob | gix_object::Kind::Tree)
+    };
+    for item in items.iter().filter(|item| searchable(item)) {
+        wanted.insert((item.kind, item.name_hash), 0);
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    for base in bases {
+        let Some(taken) = wanted.get_mut(&(base.kind, base.name_hash)) else {
+            continue;
+        };
+        if *taken >= per_path || position.contains_key(&base.id) {
+            continue;
+        }
+        let Some(loc) = db.locate(&base.id) else {
+            continue;
+        };
+        *taken += 1;
+        items.push(Item {
+            id: base.id,
+            kind: base.kind,
+            name_hash: base.name_hash,
+            loc,
+            plan: Plan::ClientBase,
+            size: None,
+            big: false,
+        });
+    }
 }
 
 /// Write a big loose object as a whole pack entry, inflating the loose bytes and

@@ -94,6 +94,17 @@ pub struct WriteStats {
     pub whole_pack: bool,
 }
 
+/// What a thin pack may lean on: objects the client has.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientHas<'a> {
+    /// Every object known to be the client's: stored deltas against these go out
+    /// as they are.
+    pub ids: &'a gix_hashtable::HashSet<ObjectId>,
+    /// Trees and blobs the client has, with the path-name hashes they were met at:
+    /// bases the delta search tries for the objects at the same paths.
+    pub bases: &'a [WalkObject],
+}
+
 /// The phases of writing a pack that report progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -163,11 +174,12 @@ pub fn stream_pack(
 }
 
 /// Write a pack holding exactly `objects` to `out`. `client_has` (used when
-/// `options.thin`) names objects the client already has.
+/// `options.thin`) names objects the client already has, which deltas may use as
+/// bases without sending them.
 pub fn write_pack(
     db: &ObjectDb,
     objects: &[WalkObject],
-    client_has: Option<&gix_hashtable::HashSet<ObjectId>>,
+    client_has: Option<ClientHas<'_>>,
     options: &WriteOptions,
     out: &mut dyn Write,
     progress: ProgressFn<'_>,

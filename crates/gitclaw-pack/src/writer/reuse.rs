@@ -26,6 +26,9 @@ pub(super) enum Plan {
     ReusePrefix { base: ObjectId, offset: u64 },
     /// Nothing to reuse: deflate anew (or delta, if the search finds one).
     Fresh,
+    /// Not sent: an object the client has, that the delta search may use as a
+    /// base (thin packs).
+    ClientBase,
 }
 
 pub(super) struct Item {

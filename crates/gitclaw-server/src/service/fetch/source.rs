@@ -13,7 +13,7 @@ use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
     repack::closure_key,
     walk::{enumerate, reaches_all, Filter, Graph, ShallowPlan, WalkObject, WalkOptions},
-    writer::{stream_pack, write_pack, write_pack_after, WriteOptions, WriteStats},
+    writer::{stream_pack, write_pack, write_pack_after, ClientHas, WriteOptions, WriteStats},
     Kind, ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband::Band};
@@ -50,7 +50,7 @@ pub enum PackSource {
         base: Option<Arc<PackHandle>>,
         objects: Vec<WalkObject>,
         /// Objects the client has, that deltas may be made against (thin packs).
-        client_has: gix_hashtable::HashSet<ObjectId>,
+        client: Box<ClientObjects>,
         /// How many of the objects come from a stored pack.
         stored: usize,
         /// Where a copy of the pack goes for the next identical request.
@@ -60,6 +60,13 @@ pub enum PackSource {
         /// This request's turn to generate a pack, held until it is written.
         turn: Box<super::limits::GenerationSlot>,
     },
+}
+
+/// What the walk found the client to have.
+pub struct ClientObjects {
+    has: gix_hashtable::HashSet<ObjectId>,
+    /// Of those, the trees and blobs the delta search may try as bases.
+    edge_objects: Vec<WalkObject>,
 }
 
 impl PackSource {
@@ -214,7 +221,10 @@ pub fn choose(
     Ok(PackSource::Walked {
         base,
         objects: outcome.objects,
-        client_has: outcome.client_has,
+        client: Box::new(ClientObjects {
+            has: outcome.client_has,
+            edge_objects: outcome.edge_objects,
+        }),
         stored,
         fill,
         answer_key,
@@ -277,7 +287,7 @@ pub fn write(
         PackSource::Walked {
             base,
             objects,
-            client_has,
+            client,
             stored,
             fill,
             answer_key,
@@ -304,7 +314,10 @@ pub fn write(
                 None => write_pack(
                     db,
                     &objects,
-                    Some(&client_has),
+                    Some(ClientHas {
+                        ids: &client.has,
+                        bases: &client.edge_objects,
+                    }),
                     &write_options,
                     &mut tee,
                     &mut report,
