@@ -33,7 +33,7 @@ mod tree_walk;
 pub use enumerate::{enumerate, WalkObject, WalkOptions, WalkOutcome};
 pub use filter::Filter;
 pub use graph::Graph;
-pub use negotiate::ok_to_give_up;
+pub use negotiate::{ok_to_give_up, to_acknowledge};
 pub use reachability::{reaches_all, unreachable_wants};
 pub use shallow::{plan_shallow, DeepenRequest, ShallowPlan, INFINITE_DEPTH};
 pub use tree_walk::name_hash;

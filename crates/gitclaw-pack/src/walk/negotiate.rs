@@ -1,6 +1,6 @@
 //! The negotiation's "ready" test: once every want reaches a commit both sides
 //! have, the server may stop asking for haves and send the pack (git's
-//! `ok_to_give_up`).
+//! `ok_to_give_up`); and which common haves to acknowledge.
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
@@ -47,4 +47,25 @@ pub fn ok_to_give_up(
         }
     }
     Ok(true)
+}
+
+/// Which of the `common` haves (in the client's order) to acknowledge, as git's
+/// upload-pack decides: not one that is a parent of a commit acknowledged earlier
+/// in the same request, since the client takes an acknowledged commit's ancestors
+/// as common already. A stateless client sends every acknowledged have again in
+/// each later round, so acknowledging the whole chain it walked would grow every
+/// round's request by it.
+pub fn to_acknowledge(graph: &mut Graph<'_>, common: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    let mut they_have: HashSet<ObjectId> = HashSet::default();
+    let mut acks = Vec::new();
+    for id in common {
+        if !they_have.insert(*id) {
+            continue;
+        }
+        acks.push(*id);
+        if let Some(commit) = graph.peel_to_commit(id)? {
+            they_have.extend(graph.parents(&commit)?);
+        }
+    }
+    Ok(acks)
 }

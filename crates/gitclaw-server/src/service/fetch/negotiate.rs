@@ -5,7 +5,7 @@
 //! protocol crate's.
 
 use gitclaw_pack::{
-    walk::{ok_to_give_up, Graph, ShallowPlan},
+    walk::{ok_to_give_up, to_acknowledge, Graph, ShallowPlan},
     ObjectId,
 };
 use gitclaw_protocol::{
@@ -88,8 +88,10 @@ pub fn negotiate_v2(
     if commons.is_empty() {
         v0::write_nak(out);
     }
-    for id in commons {
-        v2::write_ack(out, id);
+    // Unlike v0/v1, where git acknowledges every common have, v2 leaves out the
+    // parents of those it acknowledged.
+    for id in to_acknowledge(graph, commons)? {
+        v2::write_ack(out, &id);
     }
     if !job.wait_for_done && ok_to_give_up(graph, &job.wants, commons)? {
         v2::write_ready(out);
