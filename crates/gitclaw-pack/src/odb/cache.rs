@@ -21,6 +21,11 @@ use gix_object::Kind;
 pub struct ObjectCache {
     max_bytes: usize,
     inner: std::sync::Mutex<Generations>,
+    /// Commits as walks use them (tree, parents, time), parsed once for every
+    /// request: a walk through thousands of commits (a want deep in the history
+    /// the client has) then costs a lookup per commit, as git's commit-graph
+    /// makes it. Bounded by count, two generations like the objects.
+    commits: std::sync::Mutex<CommitGenerations>,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Entries dropped with the old generation.
@@ -33,6 +38,24 @@ pub struct CacheCounts {
     pub hits: u64,
     pub misses: u64,
     pub evicted: u64,
+}
+
+/// What a history walk needs of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub tree: ObjectId,
+    pub parents: Box<[ObjectId]>,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// Bytes one parsed commit is counted as in the budget (entry, parents, map overhead).
+const COMMIT_ENTRY_BYTES: usize = 128;
+
+#[derive(Default)]
+struct CommitGenerations {
+    young: gix_hashtable::HashMap<ObjectId, Arc<CommitInfo>>,
+    old: gix_hashtable::HashMap<ObjectId, Arc<CommitInfo>>,
 }
 
 #[derive(Default)]
@@ -48,6 +71,7 @@ impl ObjectCache {
         ObjectCache {
             max_bytes,
             inner: Default::default(),
+            commits: Default::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
@@ -96,6 +120,43 @@ impl ObjectCache {
         }
     }
 
+    /// Most parsed commits kept: an eighth of the budget.
+    fn commit_capacity(&self) -> usize {
+        (self.max_bytes / 8 / COMMIT_ENTRY_BYTES).max(1)
+    }
+
+    /// A parsed commit, if some request parsed it before. The caller must know its
+    /// repository has the commit (as for [`ObjectCache::get`]).
+    pub(super) fn commit(&self, id: &oid) -> Option<Arc<CommitInfo>> {
+        let mut g = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = g.young.get(id) {
+            return Some(hit.clone());
+        }
+        let hit = g.old.remove(id)?;
+        self.admit_commit(&mut g, id.to_owned(), hit.clone());
+        Some(hit)
+    }
+
+    pub(super) fn insert_commit(&self, id: &oid, info: Arc<CommitInfo>) {
+        let mut g = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        if !g.young.contains_key(id) {
+            self.admit_commit(&mut g, id.to_owned(), info);
+        }
+    }
+
+    fn admit_commit(&self, g: &mut CommitGenerations, id: ObjectId, info: Arc<CommitInfo>) {
+        g.young.insert(id, info);
+        if g.young.len() > self.commit_capacity() / 2 {
+            g.old = std::mem::take(&mut g.young);
+        }
+    }
+
+    /// Parsed commits held now.
+    pub fn commits_held(&self) -> usize {
+        let g = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        g.young.len() + g.old.len()
+    }
+
     /// Lookups that found their object, lookups that did not, entries evicted.
     pub fn counts(&self) -> CacheCounts {
         CacheCounts {
@@ -110,10 +171,10 @@ impl ObjectCache {
         self.max_bytes
     }
 
-    /// Bytes of object data held now.
+    /// Bytes of object data held now, parsed commits counted at a fixed size each.
     pub fn size(&self) -> usize {
         let g = self.lock();
-        g.young_bytes + g.old_bytes
+        g.young_bytes + g.old_bytes + self.commits_held() * COMMIT_ENTRY_BYTES
     }
 }
 
@@ -148,5 +209,28 @@ mod cache_tests {
             cache.get(&id(9999)).is_none(),
             "an object too large for the budget is not kept"
         );
+    }
+    #[test]
+    fn parsed_commits_stay_within_their_share_and_keep_what_is_used() {
+        let cache = ObjectCache::new(64 * 1024);
+        let info = |n: u32| {
+            Arc::new(CommitInfo {
+                tree: id(n),
+                parents: vec![id(n + 1)].into(),
+                time: i64::from(n),
+            })
+        };
+        cache.insert_commit(&id(0), info(0));
+        for n in 1..1000 {
+            cache.insert_commit(&id(n), info(n));
+            assert_eq!(
+                cache.commit(&id(0)),
+                Some(info(0)),
+                "used all the time: kept"
+            );
+            assert!(cache.commits_held() <= cache.commit_capacity() + 1);
+        }
+        assert!(cache.commit(&id(1)).is_none(), "long unused entries went");
+        assert_eq!(cache.commit(&id(999)), Some(info(999)));
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use gix_hash::{oid, ObjectId};
 
-pub use cache::{CacheCounts, ObjectCache};
+pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use pack::{DecodeState, PackHandle, RawEntry};
 pub use reader::ObjectReader;
@@ -107,6 +107,23 @@ impl ObjectDb {
 
     pub fn contains(&self, id: &oid) -> bool {
         self.locate(id).is_some()
+    }
+
+    /// A commit some request parsed before, when this repository has it.
+    pub fn cached_commit(&self, id: &oid) -> Option<Arc<CommitInfo>> {
+        let cache = self.cache.as_ref()?;
+        // Only for this repository's objects: another's never show through.
+        if !self.contains(id) {
+            return None;
+        }
+        cache.commit(id)
+    }
+
+    /// Keep a parsed commit for later requests (with a shared cache).
+    pub fn remember_commit(&self, id: &oid, info: Arc<CommitInfo>) {
+        if let Some(cache) = &self.cache {
+            cache.insert_commit(id, info);
+        }
     }
 
     /// A reader with its own inflate state and delta-base cache.

@@ -12,18 +12,15 @@ use crate::{
     PackError, Result,
 };
 
-#[derive(Debug, Clone)]
-pub(super) struct CommitInfo {
-    pub(super) tree: ObjectId,
-    parents: Vec<ObjectId>,
-    time: i64,
-}
+use std::sync::Arc;
+
+use crate::odb::CommitInfo;
 
 /// Reads and memoizes commits during one request.
 pub struct Graph<'a> {
     pub(super) reader: ObjectReader<'a>,
     pub(super) db: &'a ObjectDb,
-    commits: HashMap<ObjectId, CommitInfo>,
+    commits: HashMap<ObjectId, Arc<CommitInfo>>,
     buf: Vec<u8>,
     /// Commits and trees parsed so far, and who wants to hear about it.
     parsed: u64,
@@ -72,6 +69,14 @@ impl<'a> Graph<'a> {
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
         if !self.commits.contains_key(id) {
             self.count_parsed();
+            if let Some(info) = self.db.cached_commit(id) {
+                self.commits.insert(*id, info);
+                return self
+                    .commits
+                    .get(id)
+                    .map(|c| &**c)
+                    .ok_or(PackError::MissingObject(*id));
+            }
             let kind = self.reader.read_existing(id, &mut self.buf)?;
             if kind != Kind::Commit {
                 return Err(PackError::MalformedObject {
@@ -85,14 +90,18 @@ impl<'a> Graph<'a> {
                     detail: err.to_string(),
                 }
             })?;
-            let info = CommitInfo {
+            let info = Arc::new(CommitInfo {
                 tree: commit.tree(),
                 parents: commit.parents().collect(),
                 time: commit.time().map(|t| t.seconds).unwrap_or(0),
-            };
+            });
+            self.db.remember_commit(id, info.clone());
             self.commits.insert(*id, info);
         }
-        self.commits.get(id).ok_or(PackError::MissingObject(*id))
+        self.commits
+            .get(id)
+            .map(|c| &**c)
+            .ok_or(PackError::MissingObject(*id))
     }
 
     /// Peel tags; returns the final object and its kind, plus the tags passed on the way.
@@ -135,6 +144,6 @@ impl<'a> Graph<'a> {
     }
 
     pub(super) fn parents(&mut self, id: &ObjectId) -> Result<Vec<ObjectId>> {
-        Ok(self.commit(id)?.parents.clone())
+        Ok(self.commit(id)?.parents.to_vec())
     }
 }

@@ -373,7 +373,7 @@ pub const OBJECT_CACHE_BYTES: Setting<Size> = Setting {
     name: "GITCLAW_OBJECT_CACHE_BYTES",
     kind: Size { positive: false },
     default: Value("256M"),
-    help: "memory for inflated commits and trees shared by all fetches, so history walks skip inflating them again (`0`: off)",
+    help: "memory for inflated commits and trees shared by all fetches, so history walks skip inflating them again, an eighth of it for commits parsed once for every walk (`0`: off)",
     deprecated: &[],
 };
 
