@@ -52,10 +52,15 @@ pub struct CommitInfo {
 /// Bytes one parsed commit is counted as in the budget (entry, parents, map overhead).
 const COMMIT_ENTRY_BYTES: usize = 128;
 
+/// A parsed commit, and the checksum of the pack it was read from (none for a
+/// loose one): a repository whose pack list holds that pack has the commit,
+/// which is cheaper to tell than looking the commit up in its indexes.
+pub(super) type CachedCommit = (Arc<CommitInfo>, Option<ObjectId>);
+
 #[derive(Default)]
 struct CommitGenerations {
-    young: gix_hashtable::HashMap<ObjectId, Arc<CommitInfo>>,
-    old: gix_hashtable::HashMap<ObjectId, Arc<CommitInfo>>,
+    young: gix_hashtable::HashMap<ObjectId, CachedCommit>,
+    old: gix_hashtable::HashMap<ObjectId, CachedCommit>,
 }
 
 #[derive(Default)]
@@ -125,9 +130,9 @@ impl ObjectCache {
         (self.max_bytes / 8 / COMMIT_ENTRY_BYTES).max(1)
     }
 
-    /// A parsed commit, if some request parsed it before. The caller must know its
+    /// A parsed commit, if some request parsed it before. The caller must check its
     /// repository has the commit (as for [`ObjectCache::get`]).
-    pub(super) fn commit(&self, id: &oid) -> Option<Arc<CommitInfo>> {
+    pub(super) fn commit(&self, id: &oid) -> Option<CachedCommit> {
         let mut g = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = g.young.get(id) {
             return Some(hit.clone());
@@ -137,14 +142,14 @@ impl ObjectCache {
         Some(hit)
     }
 
-    pub(super) fn insert_commit(&self, id: &oid, info: Arc<CommitInfo>) {
+    pub(super) fn insert_commit(&self, id: &oid, info: CachedCommit) {
         let mut g = self.commits.lock().unwrap_or_else(|p| p.into_inner());
         if !g.young.contains_key(id) {
             self.admit_commit(&mut g, id.to_owned(), info);
         }
     }
 
-    fn admit_commit(&self, g: &mut CommitGenerations, id: ObjectId, info: Arc<CommitInfo>) {
+    fn admit_commit(&self, g: &mut CommitGenerations, id: ObjectId, info: CachedCommit) {
         g.young.insert(id, info);
         if g.young.len() > self.commit_capacity() / 2 {
             g.old = std::mem::take(&mut g.young);
@@ -214,11 +219,12 @@ mod cache_tests {
     fn parsed_commits_stay_within_their_share_and_keep_what_is_used() {
         let cache = ObjectCache::new(64 * 1024);
         let info = |n: u32| {
-            Arc::new(CommitInfo {
+            let commit = CommitInfo {
                 tree: id(n),
                 parents: vec![id(n + 1)].into(),
                 time: i64::from(n),
-            })
+            };
+            (Arc::new(commit), Some(id(7)))
         };
         cache.insert_commit(&id(0), info(0));
         for n in 1..1000 {

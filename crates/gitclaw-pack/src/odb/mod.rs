@@ -111,18 +111,22 @@ impl ObjectDb {
 
     /// A commit some request parsed before, when this repository has it.
     pub fn cached_commit(&self, id: &oid) -> Option<Arc<CommitInfo>> {
-        let cache = self.cache.as_ref()?;
-        // Only for this repository's objects: another's never show through.
-        if !self.contains(id) {
-            return None;
-        }
-        cache.commit(id)
+        let (info, pack) = self.cache.as_ref()?.commit(id)?;
+        // Only for this repository's objects: another's never show through. Read
+        // from one of its packs, or else found in it.
+        let ours = pack.is_some_and(|hash| self.packs.iter().any(|p| *p.hash() == hash))
+            || self.contains(id);
+        ours.then_some(info)
     }
 
-    /// Keep a parsed commit for later requests (with a shared cache).
-    pub fn remember_commit(&self, id: &oid, info: Arc<CommitInfo>) {
+    /// Keep a commit parsed from `loc` for later requests (with a shared cache).
+    pub fn remember_commit(&self, id: &oid, loc: Location, info: Arc<CommitInfo>) {
         if let Some(cache) = &self.cache {
-            cache.insert_commit(id, info);
+            let pack = match loc {
+                Location::Packed { pack, .. } => self.packs.get(pack).map(|p| *p.hash()),
+                Location::Loose => None,
+            };
+            cache.insert_commit(id, (info, pack));
         }
     }
 

@@ -77,7 +77,8 @@ impl<'a> Graph<'a> {
                     .map(|c| &**c)
                     .ok_or(PackError::MissingObject(*id));
             }
-            let kind = self.reader.read_existing(id, &mut self.buf)?;
+            let loc = self.db.locate(id).ok_or(PackError::MissingObject(*id))?;
+            let kind = self.reader.read_at(id, loc, &mut self.buf)?;
             if kind != Kind::Commit {
                 return Err(PackError::MalformedObject {
                     oid: *id,
@@ -95,7 +96,7 @@ impl<'a> Graph<'a> {
                 parents: commit.parents().collect(),
                 time: commit.time().map(|t| t.seconds).unwrap_or(0),
             });
-            self.db.remember_commit(id, info.clone());
+            self.db.remember_commit(id, loc, info.clone());
             self.commits.insert(*id, info);
         }
         self.commits
