@@ -575,6 +575,52 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
 }
 
 #[test]
+fn v2_acknowledges_no_parent_of_an_earlier_have() {
+    // A client walks its history newest first: main, main~1, main~2… Acknowledging
+    // main tells it all of them are common; git acknowledges that one alone.
+    let f = fixture();
+    let chain: Vec<ObjectId> = (1..5)
+        .map(|n| oid(&git(&f.repo, &["rev-parse", &format!("main~{n}")])))
+        .collect();
+    let side = oid(&git(&f.repo, &["rev-parse", "side"]));
+    let mut graph = Graph::new(&f.db);
+    let acks = gitclaw_pack::walk::to_acknowledge(&mut graph, &chain).unwrap();
+    assert_eq!(acks, vec![chain[0]]);
+    // Haves that are not parents of an earlier one are acknowledged each; a
+    // parent named before its child is too (git marks as it goes).
+    let haves = [chain[2], chain[0], side, chain[1], chain[0]];
+    let acks = gitclaw_pack::walk::to_acknowledge(&mut graph, &haves).unwrap();
+    assert_eq!(acks, vec![chain[2], chain[0], side]);
+    assert!(gitclaw_pack::walk::to_acknowledge(&mut graph, &[])
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_repository_never_reads_another_ones_commits_through_the_shared_cache() {
+    let f = fixture();
+    let cache = Arc::new(gitclaw_pack::odb::ObjectCache::new(1 << 20));
+    let ours = ObjectDb::new(f.db.packs().to_vec(), Arc::new(NoLoose)).with_cache(cache.clone());
+    let main = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let mut graph = Graph::new(&ours);
+    let plan = plan_shallow(&mut graph, &[main], &DeepenRequest::default()).unwrap();
+    enumerate(&mut graph, &[main], &[], &plan, &WalkOptions::default()).unwrap();
+    assert!(
+        cache.commits_held() > 0,
+        "the walk parsed commits into the cache"
+    );
+    assert!(ours.cached_commit(&main).is_some());
+    // Another repository, with none of those objects, shares the cache.
+    let theirs = ObjectDb::new(Vec::new(), Arc::new(NoLoose)).with_cache(cache.clone());
+    assert!(theirs.cached_commit(&main).is_none());
+    let mut graph = Graph::new(&theirs);
+    assert!(
+        graph.peel_to_commit(&main).is_err(),
+        "it does not have the commit"
+    );
+}
+
+#[test]
 fn wants_must_be_reachable_from_the_tips() {
     let f = fixture();
     let main = oid(&git(&f.repo, &["rev-parse", "main"]));

@@ -50,8 +50,8 @@ pub fn ok_to_give_up(
 }
 
 /// Which of the `common` haves (in the client's order) to acknowledge, as git's
-/// upload-pack decides: not one that is a parent of a commit acknowledged earlier
-/// in the same request, since the client takes an acknowledged commit's ancestors
+/// upload-pack decides: not one that is a parent of a have named earlier in the
+/// same request, since the client takes an acknowledged commit's ancestors
 /// as common already. A stateless client sends every acknowledged have again in
 /// each later round, so acknowledging the whole chain it walked would grow every
 /// round's request by it.
@@ -59,10 +59,10 @@ pub fn to_acknowledge(graph: &mut Graph<'_>, common: &[ObjectId]) -> Result<Vec<
     let mut they_have: HashSet<ObjectId> = HashSet::default();
     let mut acks = Vec::new();
     for id in common {
-        if !they_have.insert(*id) {
-            continue;
+        if they_have.insert(*id) {
+            acks.push(*id);
         }
-        acks.push(*id);
+        // Known or not, its parents are now known to be the client's.
         if let Some(commit) = graph.peel_to_commit(id)? {
             they_have.extend(graph.parents(&commit)?);
         }
