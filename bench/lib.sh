@@ -124,7 +124,8 @@ start_gitclaw() { # `$gitclaw serve` on a free port with the environment as it i
   local port
   port=$(free_port)
   export GITCLAW_LISTEN=127.0.0.1:$port
-  "$gitclaw" repo create bench/bench >/dev/null 2>>"$work/cli.err"
+  # (Started again on the same database, the repository is there already.)
+  "$gitclaw" repo create bench/bench >/dev/null 2>>"$work/cli.err" || true
   "$gitclaw" serve 2>"$work/gitclaw.err" & pids+=($!)
   claw_pid=$!
   wait_port "$port"
