@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use gitclaw_pack::{
     delta,
     ingest::{ingest, IngestOptions},
-    odb::{LooseSource, NoLoose, ObjectDb, PackHandle},
+    odb::{LooseSource, NoLoose, ObjectCache, ObjectDb, PackHandle},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId, PackError,
@@ -55,6 +55,9 @@ struct Repo {
     tips: Vec<ObjectId>,
     /// `main~50`: where a client 50 commits behind stands.
     behind: ObjectId,
+    /// A commit far back in `behind`'s history: a ref the client lacks but whose
+    /// commit it has (an old tag), which the walk must find uninteresting.
+    deep: ObjectId,
 }
 
 fn repo() -> Repo {
@@ -98,9 +101,11 @@ fn repo() -> Repo {
             .stdout;
         ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()
     };
+    let commits: usize = commits.parse().unwrap();
     Repo {
         tips: vec![rev_parse("main")],
         behind: rev_parse("main~50"),
+        deep: rev_parse(&format!("main~{}", commits * 4 / 5)),
         _dir: dir,
         db,
     }
@@ -147,6 +152,72 @@ fn bench_phases(c: &mut Criterion) {
             enumerate(&mut graph, &r.tips, &haves, &plan, &WalkOptions::default()).unwrap()
         })
     });
+    // Wants deep in the history the client has: every commit between is walked.
+    let wants = [r.tips[0], r.deep];
+    let deep_fetch = |db: &ObjectDb| {
+        let mut graph = Graph::new(db);
+        let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
+        enumerate(
+            &mut graph,
+            &wants,
+            &[r.behind],
+            &plan,
+            &WalkOptions::default(),
+        )
+        .unwrap()
+    };
+    group.bench_function("count (fetch wanting an old commit the client has)", |b| {
+        b.iter(|| deep_fetch(&r.db))
+    });
+    let cached = ObjectDb::new(r.db.packs().to_vec(), Arc::new(NoLoose))
+        .with_cache(Arc::new(ObjectCache::new(256 << 20)));
+    deep_fetch(&cached);
+    group.bench_function(
+        "count (fetch wanting an old commit the client has, commits parsed before)",
+        |b| b.iter(|| deep_fetch(&cached)),
+    );
+    // A thin pack for a client 50 commits behind: the delta search tries the
+    // client's versions of the changed files.
+    let incremental = {
+        let mut graph = Graph::new(&r.db);
+        let plan = plan_shallow(&mut graph, &r.tips, &DeepenRequest::default()).unwrap();
+        enumerate(
+            &mut graph,
+            &r.tips,
+            &[r.behind],
+            &plan,
+            &WalkOptions::default(),
+        )
+        .unwrap()
+    };
+    for thin in [false, true] {
+        let name = if thin {
+            "write (thin fetch, 50 commits behind)"
+        } else {
+            "write (fetch, 50 commits behind)"
+        };
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                Vec::new,
+                |mut out| {
+                    let options = WriteOptions {
+                        thin,
+                        ..WriteOptions::default()
+                    };
+                    write_pack(
+                        &r.db,
+                        &incremental.objects,
+                        Some(incremental.client_has()),
+                        &options,
+                        &mut out,
+                        &mut |_, _, _| {},
+                    )
+                    .unwrap()
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     // Force the per-entry path (not the whole-pack shortcut) by leaving one object out.
     let partial = &objects[..objects.len() - 1];
     group.bench_function("write (reuse entries)", |b| {
