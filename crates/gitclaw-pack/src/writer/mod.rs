@@ -45,7 +45,10 @@ use crate::{
 pub struct WriteOptions {
     /// The client understands OFS_DELTA entries.
     pub ofs_delta: bool,
-    /// zlib level for objects that are deflated anew.
+    /// zlib level for objects that are deflated anew. The default is 7: git's is
+    /// zlib's 6, but at 6 zlib-rs takes zlib-ng's faster "medium" strategy, which
+    /// packs source files about 0.6% larger; at 7 it matches git for about the
+    /// same time.
     pub compression: u32,
     /// Objects each delta candidate is compared with (git's `pack.window`); 0 disables the search.
     pub window: usize,
@@ -67,7 +70,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             ofs_delta: true,
-            compression: 6,
+            compression: 7,
             window: 10,
             max_depth: 50,
             max_delta_object_bytes: crate::BIG_OBJECT_BYTES,
