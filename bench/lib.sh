@@ -81,6 +81,9 @@ need_bench_tools() { # lighttpd, bc and GNU time, from apt when missing
 serve_copy() { # serve_copy SRC: a repacked bare copy of SRC at $work/served/bench.git;
   # sets objects and packsize (KiB)
   git clone -q --bare "$1" "$work/served/bench.git"
+  # A copy of a partial clone's packs is marked "promisor": git would repack it
+  # apart and without bitmaps. The benchmark's repositories are complete.
+  rm -f "$work"/served/bench.git/objects/pack/*.promisor
   git -C "$work/served/bench.git" config http.receivepack true
   git -C "$work/served/bench.git" config uploadpack.allowFilter true
   git -C "$work/served/bench.git" config uploadpack.allowReachableSHA1InWant true
