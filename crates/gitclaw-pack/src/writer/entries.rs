@@ -101,7 +101,7 @@ pub(super) fn write_entries(
     let thin = if options.thin { client_has } else { None };
     classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
     if let Some(has) = thin {
-        add_client_bases(db, &mut items, &position, has.bases, options.window);
+        add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
 
     let new_deltas = if options.window > 0 {
@@ -243,17 +243,19 @@ pub(super) fn write_entries(
     Ok(stats)
 }
 
-/// Add, after the items to send, objects the client has at the paths of items
-/// a delta may be found for (nothing to reuse, or stored whole) (at most `per_path` per path-name hash), as bases the
-/// search may use: a delta against one goes out as a REF_DELTA naming it, which
-/// the client resolves against its own copy (a thin pack).
+/// Add, after the items to send, objects the client has at the paths of the
+/// items a delta may be found for (those with nothing to reuse or stored whole),
+/// at most `options.window` a path-name hash and none above the delta search's
+/// size limit, as bases the search may use: a delta against one goes out as a
+/// REF_DELTA naming it, which the client resolves against its own copy (a thin
+/// pack).
 fn add_client_bases(
     db: &ObjectDb,
     items: &mut Vec<Item>,
     position: &HashMap<ObjectId, usize>,
     bases: &[crate::walk::WalkObject],
-    per_path: usize,
-) {
+    options: &WriteOptions,
+) -> Result<()> {
     let mut wanted: StdHashMap<(gix_object::Kind, u32), usize> = StdHashMap::new();
     let searchable = |item: &Item| {
         !item.big
@@ -264,18 +266,24 @@ fn add_client_bases(
         wanted.insert((item.kind, item.name_hash), 0);
     }
     if wanted.is_empty() {
-        return;
+        return Ok(());
     }
+    let mut reader = db.reader();
     for base in bases {
         let Some(taken) = wanted.get_mut(&(base.kind, base.name_hash)) else {
             continue;
         };
-        if *taken >= per_path || position.contains_key(&base.id) {
+        if *taken >= options.window || position.contains_key(&base.id) {
             continue;
         }
         let Some(loc) = db.locate(&base.id) else {
             continue;
         };
+        // Its size from headers alone: a big one is never read for the search.
+        let size = reader.size(&base.id)?;
+        if size > options.max_delta_object_bytes {
+            continue;
+        }
         *taken += 1;
         items.push(Item {
             id: base.id,
@@ -283,10 +291,11 @@ fn add_client_bases(
             name_hash: base.name_hash,
             loc,
             plan: Plan::ClientBase,
-            size: None,
+            size: Some(size),
             big: false,
         });
     }
+    Ok(())
 }
 
 /// Write a big loose object as a whole pack entry, inflating the loose bytes and
