@@ -575,6 +575,76 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
 }
 
 #[test]
+fn thin_fetch_bases_above_the_size_limit_are_not_used() {
+    // The client has a.txt at 1,050 bytes; the new version is 882. With the delta
+    // search's size limit at 2,000 the old version is a base; at 1,000 it is left
+    // out, so nothing is deltified against it.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let line = |i: usize| format!("line {i:04} of a file that changes a little\n");
+    let old_text: String = (0..25).map(line).collect();
+    assert!(old_text.len() > 1000 && old_text.len() < 2000);
+    std::fs::write(repo.join("a.txt"), &old_text).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "old"]);
+    let new_text: String = (0..21).map(line).collect();
+    assert!(new_text.len() < 1000);
+    std::fs::write(repo.join("a.txt"), &new_text).unwrap();
+    git(&repo, &["commit", "-q", "-am", "new"]);
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    // Stored without deltas, so the new version is a whole object to search for.
+    let (ok, pack, err) = git_stdin(
+        &repo,
+        &[
+            "pack-objects",
+            "--stdout",
+            "--revs",
+            "-q",
+            "--window=0",
+            "--all",
+        ],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let ingested = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let new = oid(&git(&repo, &["rev-parse", "main"]));
+    let old = oid(&git(&repo, &["rev-parse", "main~1"]));
+    let mut graph = Graph::new(&db);
+    let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
+    let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
+    let new_deltas = |limit: u64| {
+        let options = WriteOptions {
+            thin: true,
+            max_delta_object_bytes: limit,
+            ..WriteOptions::default()
+        };
+        let mut out = Vec::new();
+        write_pack(
+            &db,
+            &outcome.objects,
+            Some(outcome.client_has()),
+            &options,
+            &mut out,
+            &mut |_, _, _| {},
+        )
+        .unwrap()
+        .new_deltas
+    };
+    assert!(
+        new_deltas(2000) >= 1,
+        "the old version is a base under the limit"
+    );
+    assert_eq!(new_deltas(1000), 0, "above the limit it is not a base");
+}
+
+#[test]
 fn v2_acknowledges_no_parent_of_an_earlier_have() {
     // A client walks its history newest first: main, main~1, main~2… Acknowledging
     // main tells it all of them are common; git acknowledges that one alone.
