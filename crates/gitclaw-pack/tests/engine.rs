@@ -426,25 +426,8 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
     let mut graph = Graph::new(&db);
     let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
     let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
-    let write = |thin: bool| {
-        let mut pack = Vec::new();
-        let options = WriteOptions {
-            thin,
-            ..WriteOptions::default()
-        };
-        let stats = write_pack(
-            &db,
-            &outcome.objects,
-            Some(outcome.client_has()),
-            &options,
-            &mut pack,
-            &mut |_, _, _| {},
-        )
-        .unwrap();
-        (pack, stats)
-    };
-    let (fat, _) = write(false);
-    let (thin_pack, stats) = write(true);
+    let (fat, _) = write_fetch_pack(&db, &outcome, false);
+    let (thin_pack, stats) = write_fetch_pack(&db, &outcome, true);
     assert!(stats.reused_deltas >= 1, "{stats:?}");
     assert!(
         thin_pack.len() * 4 < fat.len(),
@@ -453,6 +436,38 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
         fat.len()
     );
     // The client completes it with the objects it has.
+    let got = complete_thin_pack(&f, &thin_pack);
+    let expected: BTreeSet<String> = rev_list_objects(&f.repo, &["main", "--not", "main~1"]);
+    assert!(expected.is_subset(&got), "every new object arrives");
+}
+
+/// A fetch's pack of what `outcome` lists, thin (leaning on what the client
+/// has) or not.
+fn write_fetch_pack(
+    db: &ObjectDb,
+    outcome: &gitclaw_pack::walk::WalkOutcome,
+    thin: bool,
+) -> (Vec<u8>, gitclaw_pack::writer::WriteStats) {
+    let mut pack = Vec::new();
+    let options = WriteOptions {
+        thin,
+        ..WriteOptions::default()
+    };
+    let stats = write_pack(
+        db,
+        &outcome.objects,
+        Some(outcome.client_has()),
+        &options,
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    (pack, stats)
+}
+
+/// The objects of a thin pack once `git index-pack --fix-thin` completed it from
+/// the fixture repository's objects (what the client has), which it must accept.
+fn complete_thin_pack(f: &Fixture, thin_pack: &[u8]) -> BTreeSet<String> {
     let repo = tempfile::tempdir_in(&f.scratch).unwrap();
     git(repo.path(), &["init", "-q", "--bare"]);
     std::fs::write(
@@ -470,22 +485,20 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
             "-o",
             "t.idx",
         ],
-        &thin_pack,
+        thin_pack,
     );
     assert!(ok, "{err}");
-    let expected: BTreeSet<String> = rev_list_objects(&f.repo, &["main", "--not", "main~1"]);
     let (ok, listing, _) = git_stdin(
         repo.path(),
         &["show-index"],
         &std::fs::read(repo.path().join("t.idx")).unwrap(),
     );
     assert!(ok);
-    let got: BTreeSet<String> = String::from_utf8(listing)
+    String::from_utf8(listing)
         .unwrap()
         .lines()
         .map(|l| l.split(' ').nth(1).unwrap().to_string())
-        .collect();
-    assert!(expected.is_subset(&got), "every new object arrives");
+        .collect()
 }
 
 #[test]
@@ -507,25 +520,8 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
     let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
     let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
     assert!(outcome.objects.iter().any(|o| o.id == blob));
-    let write = |thin: bool| {
-        let mut pack = Vec::new();
-        let options = WriteOptions {
-            thin,
-            ..WriteOptions::default()
-        };
-        let stats = write_pack(
-            &f.db,
-            &outcome.objects,
-            Some(outcome.client_has()),
-            &options,
-            &mut pack,
-            &mut |_, _, _| {},
-        )
-        .unwrap();
-        (pack, stats)
-    };
-    let (fat, fat_stats) = write(false);
-    let (thin_pack, stats) = write(true);
+    let (fat, fat_stats) = write_fetch_pack(&f.db, &outcome, false);
+    let (thin_pack, stats) = write_fetch_pack(&f.db, &outcome, true);
     assert_eq!(
         fat_stats.new_deltas, 0,
         "without thin-pack nothing to delta against"
@@ -538,37 +534,7 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
         fat.len()
     );
     // The client completes it with the objects it has, and gets every new object.
-    let repo = tempfile::tempdir_in(&f.scratch).unwrap();
-    git(repo.path(), &["init", "-q", "--bare"]);
-    std::fs::write(
-        repo.path().join("objects/info/alternates"),
-        format!("{}\n", f.repo.join(".git/objects").display()),
-    )
-    .unwrap();
-    let (ok, _, err) = git_stdin(
-        repo.path(),
-        &[
-            "index-pack",
-            "--strict",
-            "--stdin",
-            "--fix-thin",
-            "-o",
-            "t.idx",
-        ],
-        &thin_pack,
-    );
-    assert!(ok, "{err}");
-    let (ok, listing, _) = git_stdin(
-        repo.path(),
-        &["show-index"],
-        &std::fs::read(repo.path().join("t.idx")).unwrap(),
-    );
-    assert!(ok);
-    let got: BTreeSet<String> = String::from_utf8(listing)
-        .unwrap()
-        .lines()
-        .map(|l| l.split(' ').nth(1).unwrap().to_string())
-        .collect();
+    let got = complete_thin_pack(&f, &thin_pack);
     let expected = rev_list_objects(&f.repo, &[&new.to_string(), "--not", &old.to_string()]);
     assert!(expected.is_subset(&got), "every new object arrives");
     assert!(got.contains(&blob.to_string()));
