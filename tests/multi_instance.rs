@@ -1107,3 +1107,99 @@ fn a_clone_whose_repository_is_deleted_under_it_says_so_and_leaves_no_key() {
         || cluster.bucket_keys(&id).is_empty(),
     );
 }
+
+/// A sample of an instance's `/metrics`: the value of the line starting with `series `.
+fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
+    // B has never served the repository: its download cache is empty, and it
+    // reads packs over 1 MiB by ranges.
+    let cluster = Cluster::start_with(2, &[], |i| {
+        if i == 1 {
+            vec![("GITCLAW_RANGE_READS_ABOVE_BYTES", "1M".into())]
+        } else {
+            Vec::new()
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let repo = "big/history";
+    create_repo_at(cluster.addr(0), "big", "history");
+    // History holds 12 MiB no compression shrinks; the tip holds one small file.
+    let src = w.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    const OLD_FILES: u64 = 12;
+    for i in 0..OLD_FILES {
+        std::fs::write(
+            src.join(format!("old-{i}.bin")),
+            incompressible(1 << 20, 2 * i + 101),
+        )
+        .unwrap();
+    }
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-qm", "big files"]);
+    git(&src, &["rm", "-q", "old-*.bin"]);
+    let tip = commit_file(&src, "README", "small now\n", "small tip");
+    git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
+    let gc = cluster.gc(0, repo);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+
+    let read = r#"gitclaw_store_bytes_total{direction="read"}"#;
+    let before = metric(cluster.addr(1), read);
+    let clone = w.join("shallow");
+    git(
+        w,
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &cluster.url(1, repo),
+            clone.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(rev(&clone, "HEAD"), tip);
+    assert_eq!(
+        std::fs::read_to_string(clone.join("README")).unwrap(),
+        "small now\n"
+    );
+    git(&clone, &["fsck", "--strict"]);
+    let read_bytes = metric(cluster.addr(1), read) - before;
+    eprintln!("a shallow clone read {read_bytes} bytes");
+    let history = (OLD_FILES << 20) as f64;
+    assert!(
+        read_bytes < history / 3.0,
+        "B read {read_bytes} bytes of the store for a shallow clone of a tip of a few bytes \
+         (the pack holds at least {history})"
+    );
+
+    // A full clone through B then reads the rest, and gets everything.
+    let full = w.join("full");
+    git(
+        w,
+        &["clone", "-q", &cluster.url(1, repo), full.to_str().unwrap()],
+    );
+    // fsck checks every object's hash and that the history is whole.
+    git(&full, &["fsck", "--strict", "--no-dangling"]);
+    assert_eq!(rev(&full, "HEAD"), tip);
+    assert_eq!(rev(&full, "HEAD~1^{tree}"), rev(&src, "HEAD~1^{tree}"));
+    let full_read = metric(cluster.addr(1), read) - before;
+    assert!(
+        full_read >= history,
+        "the full clone read the history ({full_read} bytes)"
+    );
+}

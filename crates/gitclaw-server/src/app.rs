@@ -115,7 +115,8 @@ impl AppState {
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;
         let cache_dir = config.data_dir.join("cache");
         let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes, &metrics)
-            .map_err(data_dir("cannot prepare the download cache", cache_dir))?;
+            .map_err(data_dir("cannot prepare the download cache", cache_dir))?
+            .with_range_reads_above(config.range_reads_above_bytes);
         let responses_dir = config.data_dir.join("pack-cache");
         let responses = ResponseCache::open_with(
             responses_dir.clone(),

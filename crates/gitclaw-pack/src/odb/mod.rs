@@ -9,6 +9,7 @@
 //! One job per module:
 //! - `loose`: the loose objects the caller supplies ([`LooseSource`]).
 //! - `pack`: one opened pack and its index ([`PackHandle`]).
+//! - `sparse`: a pack file read from the store by ranges as it is needed.
 //! - `cache`: inflated commits, trees and tags shared across requests
 //!   ([`ObjectCache`]).
 //! - `reader`: reads objects from whichever of those holds them ([`ObjectReader`]).
@@ -20,6 +21,7 @@ mod cache;
 mod loose;
 mod pack;
 mod reader;
+mod sparse;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use pack::{DecodeState, PackHandle, RawEntry};
 pub use reader::ObjectReader;
+pub use sparse::{RangeSource, BLOCK_BYTES};
 
 /// Where an object of the repository lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,7 +8,12 @@ use gix_hash::{oid, ObjectId};
 use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
+use super::sparse::{RangeSource, SparsePack};
 use crate::{PackError, Result};
+
+/// Bytes past an entry's start that hold its header and enough of its zlib
+/// stream to read a delta's sizes (see [`PackHandle::object_header`]).
+const HEADER_FILL_BYTES: u64 = 4096;
 
 fn gix_err(context: &str) -> impl FnOnce(gix_error::Error) -> PackError + '_ {
     move |err| PackError::Corrupt(format!("{context}: {err}"))
@@ -20,6 +25,8 @@ pub struct PackHandle {
     bundle: gix_pack::Bundle,
     /// `(offset, index)` pairs sorted by offset, built on first need.
     by_offset: OnceLock<Vec<(u64, u32)>>,
+    /// For a pack read by ranges: where its missing bytes come from.
+    sparse: Option<SparsePack>,
 }
 
 impl std::fmt::Debug for PackHandle {
@@ -59,7 +66,110 @@ impl PackHandle {
             hash,
             bundle,
             by_offset: OnceLock::new(),
+            sparse: None,
         })
+    }
+
+    /// Open a pack whose `.idx` is at `index_path` and whose `.pack` beside it
+    /// is `pack_len` bytes long but filled only as its bytes are needed, from
+    /// `source` (see the `sparse` module). The file is created (or truncated) here.
+    pub fn open_sparse(
+        index_path: &Path,
+        pack_len: u64,
+        source: Box<dyn RangeSource>,
+    ) -> Result<Self> {
+        let pack_path = index_path.with_extension("pack");
+        let io = |context: &'static str| {
+            move |source: std::io::Error| PackError::Io {
+                context: context.into(),
+                source,
+            }
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&pack_path)
+            .map_err(io("creating a pack file read by ranges"))?;
+        file.set_len(pack_len)
+            .map_err(io("sizing a pack file read by ranges"))?;
+        let sparse = SparsePack::new(source, file, pack_len);
+        // Opening reads the pack's header; its trailer is its checksum.
+        sparse.fill(0..12)?;
+        sparse.fill(pack_len.saturating_sub(20)..pack_len)?;
+        let mut handle = Self::open(index_path)?;
+        handle.sparse = Some(sparse);
+        Ok(handle)
+    }
+
+    /// For a pack read by ranges, the bytes read so far (`None`: the whole
+    /// pack is a local file).
+    pub fn filled_bytes(&self) -> Option<u64> {
+        self.sparse.as_ref().map(SparsePack::filled_bytes)
+    }
+
+    /// Make sure the bytes of `range` are in the local file.
+    fn fill(&self, range: std::ops::Range<u64>) -> Result<()> {
+        match &self.sparse {
+            Some(sparse) => sparse.fill(range),
+            None => Ok(()),
+        }
+    }
+
+    /// Make sure the whole pack is in the local file.
+    fn fill_all(&self) -> Result<()> {
+        match &self.sparse {
+            Some(sparse) => sparse.fill_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// Where the entry starting at `offset` ends (the next entry, or the trailer).
+    fn entry_end(&self, offset: u64) -> u64 {
+        let sorted = self.sorted_offsets();
+        let next = sorted.partition_point(|(o, _)| *o <= offset);
+        sorted
+            .get(next)
+            .map(|(o, _)| *o)
+            .unwrap_or(self.bundle.pack.pack_end() as u64)
+    }
+
+    /// Make sure the entry at index position `index` and the entries of its
+    /// delta chain in this pack are in the local file: whole, or (`whole`
+    /// false) as far as their headers and delta sizes.
+    fn fill_chain(&self, index: u32, whole: bool) -> Result<()> {
+        if self.sparse.is_none() {
+            return Ok(());
+        }
+        let mut offset = self.offset_at(index);
+        // A chain is no longer than the pack; a corrupt one looping is cut there.
+        for _ in 0..=self.num_objects() {
+            let end = self.entry_end(offset);
+            let fill_end = if whole {
+                end
+            } else {
+                end.min(offset.saturating_add(HEADER_FILL_BYTES))
+            };
+            self.fill(offset..fill_end)?;
+            let entry = self
+                .bundle
+                .pack
+                .entry(offset)
+                .map_err(gix_err("reading pack entry"))?;
+            offset = match entry.header {
+                Header::OfsDelta { base_distance } => match offset.checked_sub(base_distance) {
+                    Some(base) => base,
+                    None => return Ok(()),
+                },
+                Header::RefDelta { base_id } => match self.lookup(&base_id) {
+                    Some(base) => self.offset_at(base),
+                    None => return Ok(()),
+                },
+                _ => return Ok(()),
+            };
+        }
+        Ok(())
     }
 
     /// The pack's checksum, which is also its name.
@@ -78,6 +188,7 @@ impl PackHandle {
 
     /// Decode the object at index position `index` into `buf`, resolving deltas in this pack.
     pub fn decode(&self, index: u32, buf: &mut Vec<u8>, state: &mut DecodeState) -> Result<Kind> {
+        self.fill_chain(index, true)?;
         let (data, _) = self
             .bundle
             .get_object_by_index(index, buf, &mut state.inflate, &mut state.cache)
@@ -129,6 +240,7 @@ impl PackHandle {
     /// delta has its base's type, which an earlier entry (or, for a REF_DELTA to a
     /// later one, a header walk down its chain) tells.
     pub fn kinds(&self) -> Result<Vec<(ObjectId, Kind)>> {
+        self.fill_all()?;
         let sorted = self.sorted_offsets();
         let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
         let mut out = Vec::with_capacity(sorted.len());
@@ -188,6 +300,7 @@ impl PackHandle {
 
     /// The type and inflated size of the object at index position `index`.
     pub fn object_header(&self, index: u32, state: &mut DecodeState) -> Result<(Kind, u64)> {
+        self.fill_chain(index, false)?;
         let entry = self
             .bundle
             .pack
@@ -238,6 +351,7 @@ impl PackHandle {
 
     /// The whole pack file: header, entries and trailing checksum.
     pub fn raw_pack(&self) -> Result<&[u8]> {
+        self.fill_all()?;
         let len = self.bundle.pack.data_len() as u64;
         self.bundle
             .pack
@@ -247,6 +361,7 @@ impl PackHandle {
 
     /// Whether any entry of the pack is an OFS_DELTA (which needs the client's `ofs-delta`).
     pub fn has_ofs_deltas(&self) -> Result<bool> {
+        self.fill_all()?;
         for index in 0..self.num_objects() {
             if matches!(self.entry_header(index)?.0, Header::OfsDelta { .. }) {
                 return Ok(true);
@@ -257,6 +372,13 @@ impl PackHandle {
 
     /// The header of the stored entry at index position `index`, without reading its data.
     pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
+        let offset = self.offset_at(index);
+        self.fill(
+            offset
+                ..self
+                    .entry_end(offset)
+                    .min(offset.saturating_add(HEADER_FILL_BYTES)),
+        )?;
         let entry = self
             .bundle
             .pack
@@ -278,6 +400,7 @@ impl PackHandle {
             .get(pos + 1)
             .map(|(o, _)| *o)
             .unwrap_or(self.bundle.pack.pack_end() as u64);
+        self.fill(offset..end)?;
         let entry = self
             .bundle
             .pack

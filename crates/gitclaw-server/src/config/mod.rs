@@ -75,6 +75,8 @@ pub struct Config {
     pub object_cache_bytes: u64,
     /// Disk space for packs downloaded from the object store.
     pub download_cache_bytes: u64,
+    /// Packs in the object store larger than this are read by ranges as needed.
+    pub range_reads_above_bytes: u64,
     /// Objects each delta candidate is compared with (git's `pack.window`; 0: no search).
     pub pack_window: usize,
     /// Longest chain of new deltas (git's `pack.depth`).
@@ -219,6 +221,7 @@ impl Config {
             u32::try_from(sources.value(&RESPONSE_CACHE_MIN_OCCURRENCES)).unwrap_or(u32::MAX);
         let object_cache_bytes = sources.value(&OBJECT_CACHE_BYTES);
         let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
+        let range_reads_above_bytes = sources.value(&RANGE_READS_ABOVE_BYTES);
         let body_min_rate = sources.value(&BODY_MIN_RATE);
         let pack_window = sources.value(&PACK_WINDOW) as usize;
         let pack_depth = sources.value(&PACK_DEPTH) as u32;
@@ -270,6 +273,7 @@ impl Config {
             response_cache_min_occurrences,
             object_cache_bytes,
             download_cache_bytes,
+            range_reads_above_bytes,
             pack_window,
             pack_depth,
             timeouts,

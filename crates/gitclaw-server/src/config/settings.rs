@@ -110,6 +110,7 @@ pub const SECTIONS: &[Section] = &[
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
             &DOWNLOAD_CACHE_BYTES,
+            &RANGE_READS_ABOVE_BYTES,
             &PACK_WINDOW,
             &PACK_DEPTH,
             &HEADER_TIMEOUT_SECS,
@@ -383,6 +384,14 @@ pub const DOWNLOAD_CACHE_BYTES: Setting<Size> = Setting {
     default: Value("10G"),
     help: "disk space for packs downloaded from S3 into `$GITCLAW_DATA_DIR/cache` (least recently used go first)",
     deprecated: &["GITCLAW_STORE_CACHE_BYTES"],
+};
+
+pub const RANGE_READS_ABOVE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_RANGE_READS_ABOVE_BYTES",
+    kind: Size { positive: false },
+    default: Value("8M"),
+    help: "packs in S3 larger than this are read by ranges (1 MiB blocks) as requests need their bytes, not downloaded whole first, so a shallow clone of a big pack on a fresh instance reads only what it sends; smaller packs are downloaded whole (`0`: every pack by ranges)",
+    deprecated: &[],
 };
 
 pub const PACK_WINDOW: Setting<Number> = Setting {

@@ -8,13 +8,24 @@
 //! reading one keeps its mapping: the data outlives the file's name).
 //! Concurrent first opens of one pack wait on a single download.
 //!
+//! A pack larger than `GITCLAW_RANGE_READS_ABOVE_BYTES` is not downloaded
+//! whole: its index is, and the pack becomes a local file of its full length
+//! whose 1 MiB blocks are read by ranged GETs the first time a request needs
+//! them ([`PackHandle::open_sparse`]). A shallow clone of a multi-GB pack on a
+//! fresh instance so reads the blocks holding what it sends. Such an entry
+//! weighs the pack's full length, what its file may grow to.
+//!
 //! Each download gets file names of its own, so deleting an evicted entry can
 //! never remove the files of a newer download of the same pack; the directory
 //! is emptied at start-up, as nothing in it belongs to a live entry then.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{ops::Range, path::PathBuf, sync::Arc};
 
-use gitclaw_pack::{odb::PackHandle, ObjectId, PackError};
+use futures_util::{StreamExt, TryStreamExt};
+use gitclaw_pack::{
+    odb::{PackHandle, RangeSource},
+    ObjectId, PackError,
+};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
 use moka::{future::Cache, policy::EvictionPolicy};
 
@@ -27,6 +38,8 @@ const CACHE_NAME: &str = "downloaded_packs";
 pub struct PackCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Packs larger than this are read by ranges (see the module doc).
+    range_reads_above: u64,
     metrics: Arc<Metrics>,
     open: Cache<(String, ObjectId), Arc<CachedPack>>,
 }
@@ -86,9 +99,17 @@ impl PackCache {
         Ok(PackCache {
             dir,
             max_bytes,
+            range_reads_above: u64::MAX,
             metrics: metrics.clone(),
             open,
         })
+    }
+
+    /// Read packs larger than `bytes` by ranges instead of downloading them
+    /// whole (by default every pack is downloaded whole).
+    pub fn with_range_reads_above(mut self, bytes: u64) -> Self {
+        self.range_reads_above = bytes;
+        self
     }
 
     /// Report what the cache holds and may hold to the metrics.
@@ -139,6 +160,7 @@ impl PackCache {
     ) -> Result<Arc<CachedPack>, GitError> {
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
+        let mut ranged = None;
         let (index_path, files, bytes) =
             match (store.local_path(&pack_key), store.local_path(&index_key)) {
                 (Some(_), Some(index)) => (index, Vec::new(), 0),
@@ -150,14 +172,26 @@ impl PackCache {
                     let nonce = uuid::Uuid::new_v4().simple().to_string();
                     let pack_path = dir.join(format!("pack-{hash}-{nonce}.pack"));
                     let index_path = dir.join(format!("pack-{hash}-{nonce}.idx"));
-                    let mut bytes = 0;
-                    for (key, path) in [(&pack_key, &pack_path), (&index_key, &index_path)] {
-                        bytes += store.get_to_file(key, path).await?;
+                    let pack_len = match self.range_reads_above {
+                        u64::MAX => None,
+                        _ => Some(store.head(&pack_key).await?.size),
+                    };
+                    let mut bytes = store.get_to_file(&index_key, &index_path).await?;
+                    match pack_len {
+                        Some(len) if len > self.range_reads_above => {
+                            bytes += len;
+                            ranged = Some((len, StoreRanges::new(store, pack_key.clone())));
+                        }
+                        _ => bytes += store.get_to_file(&pack_key, &pack_path).await?,
                     }
                     (index_path.clone(), vec![pack_path, index_path], bytes)
                 }
             };
-        let handle = tokio::task::spawn_blocking(move || PackHandle::open(&index_path)).await?;
+        let handle = tokio::task::spawn_blocking(move || match ranged {
+            Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
+            None => PackHandle::open(&index_path),
+        })
+        .await?;
         let handle = match handle {
             Ok(handle) if handle.hash() == hash => handle,
             result => {
@@ -182,13 +216,53 @@ impl PackCache {
     }
 }
 
+/// Ranged reads of one stored pack, for [`PackHandle::open_sparse`]: made
+/// from the pack engine's blocking threads, on the runtime of the server.
+struct StoreRanges {
+    store: Arc<dyn ObjectStorageBackend>,
+    key: ObjectKey,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Ranged reads of one pack in flight at once when several are asked for together.
+const PARALLEL_RANGE_READS: usize = 4;
+
+impl StoreRanges {
+    fn new(store: &Arc<dyn ObjectStorageBackend>, key: ObjectKey) -> Self {
+        StoreRanges {
+            store: store.clone(),
+            key,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl RangeSource for StoreRanges {
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, PackError> {
+        Ok(self.read_ranges(std::slice::from_ref(&range))?.remove(0))
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>, PackError> {
+        let reads = futures_util::stream::iter(ranges.iter().cloned())
+            .map(|range| async move {
+                let bytes = self.store.get_range(&self.key, range).await?;
+                Ok::<_, gitclaw_storage::StorageError>(bytes.to_vec())
+            })
+            .buffered(PARALLEL_RANGE_READS)
+            .try_collect();
+        self.runtime
+            .block_on(reads)
+            .map_err(|err| PackError::Backend(Box::new(err)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
         ops::Range,
         path::Path,
         process::Command,
-        sync::atomic::{AtomicUsize, Ordering},
+        sync::atomic::{AtomicU64, AtomicUsize, Ordering},
     };
 
     use bytes::Bytes;
@@ -204,6 +278,8 @@ mod tests {
     struct Remote {
         inner: FilesystemBackend,
         downloads: AtomicUsize,
+        /// Bytes read by ranged reads.
+        ranged: AtomicU64,
     }
 
     #[async_trait::async_trait]
@@ -226,6 +302,8 @@ mod tests {
             self.inner.get(key).await
         }
         async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> StoreResult<Bytes> {
+            self.ranged
+                .fetch_add(range.end - range.start, Ordering::SeqCst);
             self.inner.get_range(key, range).await
         }
         async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> StoreResult<u64> {
@@ -255,6 +333,7 @@ mod tests {
         let store = Arc::new(Remote {
             inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
             downloads: AtomicUsize::new(0),
+            ranged: AtomicU64::new(0),
         });
         (root, store, RepoId::new("r1").unwrap())
     }
@@ -286,10 +365,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         git(work.path(), &["init", "-q"]);
         for (i, (name, size)) in files.iter().enumerate() {
-            let content: String = (0..*size)
-                .map(|j| char::from(b'a' + ((i * 7 + j * 13) % 26) as u8))
-                .collect();
-            std::fs::write(work.path().join(name), content).unwrap();
+            std::fs::write(work.path().join(name), content(i, *size)).unwrap();
         }
         git(work.path(), &["add", "."]);
         git(work.path(), &["commit", "-qm", "files"]);
@@ -323,6 +399,20 @@ mod tests {
         let bytes =
             std::fs::metadata(&pack).unwrap().len() + std::fs::metadata(&index).unwrap().len();
         (hash, bytes)
+    }
+
+    /// The content of file number `i` of a stored pack: letters that deflate
+    /// little, so a pack of them is about as large as its files.
+    fn content(i: usize, size: usize) -> Vec<u8> {
+        let mut state = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b'a' + (state % 26) as u8
+            })
+            .collect()
     }
 
     fn files_in(dir: &Path) -> usize {
@@ -415,6 +505,75 @@ mod tests {
         assert!(handle.num_objects() > 0);
         assert_eq!(cache.downloaded_bytes().await, 0);
         assert_eq!(files_in(&dir), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_big_pack_is_read_by_ranges_only_as_far_as_it_is_needed() {
+        let (root, store, repo) = remote();
+        let names: Vec<String> = (0..90).map(|i| format!("f{i:02}.txt")).collect();
+        let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 100_000)).collect();
+        let (a, bytes) = stored_pack(&store, &repo, &files).await;
+        let pack_len = store.head(&ObjectKey::pack(&repo, &a)).await.unwrap().size;
+        assert!(pack_len > 4 * gitclaw_pack::odb::BLOCK_BYTES);
+        let cache = PackCache::new(root.path().join("cache"), 1 << 30, &Default::default())
+            .unwrap()
+            .with_range_reads_above(1 << 20);
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        let handle = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            1,
+            "only the index is downloaded whole"
+        );
+        assert_eq!(
+            cache.downloaded_bytes().await,
+            bytes,
+            "weighed at full length"
+        );
+
+        // One file, read back through the pack, is the file; reading it took
+        // its block, not the pack.
+        let wanted = 45;
+        let id = gix_object::compute_hash(
+            gix_hash::Kind::Sha1,
+            gix_object::Kind::Blob,
+            &content(wanted, 100_000),
+        )
+        .unwrap();
+        let read = {
+            let handle = handle.clone();
+            tokio::task::spawn_blocking(move || {
+                let index = handle.lookup(&id).expect("the blob is in the pack");
+                let mut buf = Vec::new();
+                let mut state = gitclaw_pack::odb::DecodeState::default();
+                let kind = handle.decode(index, &mut buf, &mut state).unwrap();
+                (kind, buf)
+            })
+            .await
+            .unwrap()
+        };
+        assert_eq!(read, (gix_object::Kind::Blob, content(wanted, 100_000)));
+        let after_one = store.ranged.load(Ordering::SeqCst);
+        assert!(
+            after_one <= 4 * gitclaw_pack::odb::BLOCK_BYTES && after_one < pack_len,
+            "read {after_one} of {pack_len} bytes for one object"
+        );
+        assert_eq!(handle.filled_bytes(), Some(after_one));
+
+        // Reading every entry fills the rest, and the file is then the pack.
+        let whole = tokio::task::spawn_blocking({
+            let handle = handle.clone();
+            move || handle.raw_pack().unwrap().to_vec()
+        })
+        .await
+        .unwrap();
+        let stored = store.get(&ObjectKey::pack(&repo, &a)).await.unwrap();
+        assert_eq!(whole, stored.to_vec());
+        assert_eq!(
+            store.ranged.load(Ordering::SeqCst),
+            pack_len,
+            "each byte read once"
+        );
     }
 
     #[test]
