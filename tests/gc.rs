@@ -381,14 +381,40 @@ fn gc_records_a_single_pack_that_already_is_the_closure() {
         outcome.new_pack.is_none() && outcome.closure_recorded,
         "{outcome:?}"
     );
-    assert_eq!(
-        server.stored_keys("uma", "closed"),
-        before,
-        "nothing is rewritten"
-    );
-    let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
+    // Nothing is rewritten; the pack's commit-graph goes up beside it.
+    let pack_key = before
+        .iter()
+        .find(|k| k.ends_with(".pack"))
+        .expect("a pack")
+        .clone();
+    let graph_key = pack_key.replace(".pack", ".graph");
+    let mut expected = before.clone();
+    expected.push(graph_key.clone());
+    expected.sort();
+    let mut after = server.stored_keys("uma", "closed");
+    after.sort();
+    assert_eq!(after, expected, "nothing is rewritten");
+    let clone = work.path().join("clone");
+    let (progress, refs) = mirror_clone(&url, &clone);
     assert!(progress.contains("answered by a stored pack"), "{progress}");
     assert_eq!(refs, refs_of(&src, "refs/"));
+    // Git reads the graph as its own and finds it true to the commits.
+    let graph_file = server
+        .repo_dir("uma", "closed")
+        .join("pack")
+        .join(graph_key.rsplit('/').next().unwrap());
+    std::fs::create_dir_all(clone.join("objects/info")).unwrap();
+    std::fs::copy(&graph_file, clone.join("objects/info/commit-graph")).unwrap();
+    git(&clone, &["commit-graph", "verify"]);
+    // And it holds every commit: the last fanout entry (OIDF, the first
+    // chunk) counts them.
+    let graph = std::fs::read(&graph_file).unwrap();
+    assert_eq!(&graph[..4], b"CGPH");
+    assert_eq!(&graph[8..12], b"OIDF");
+    let oidf = u64::from_be_bytes(graph[12..20].try_into().unwrap()) as usize;
+    let count = u32::from_be_bytes(graph[oidf + 255 * 4..oidf + 256 * 4].try_into().unwrap());
+    let commits = git(&clone, &["rev-list", "--all"]).lines().count();
+    assert_eq!(count as usize, commits);
     partial_clone_from_stored_pack(&url, &src, &work.path().join("partial"));
 }
 

@@ -677,7 +677,15 @@ fn gc_on_two_instances_at_once_compacts_once_while_a_third_serves_and_takes_push
         );
     }
     let recorded = cluster.recorded_keys(&id);
-    assert_eq!(recorded.len(), 2, "one pack and its index: {recorded:?}");
+    assert_eq!(
+        recorded.len(),
+        3,
+        "one pack, its index and its commit-graph: {recorded:?}"
+    );
+    assert!(
+        recorded.iter().any(|k| k.ends_with(".graph")),
+        "{recorded:?}"
+    );
     assert_eq!(cluster.bucket_keys(&id), recorded);
 }
 

@@ -181,7 +181,8 @@ fn the_sweep_deletes_old_unrecorded_keys_but_never_held_ones() {
                 .unwrap();
             let repo_id = gitclaw_storage::RepoId::new(&repo.id).unwrap();
 
-            // What a crashed push leaves: a loose object and a pack no row records;
+            // What a crashed push leaves: a loose object and a pack (with a
+            // commit-graph) no row records;
             // and a key a push in flight holds.
             let store = &server.state.store;
             let orphan = server
@@ -196,6 +197,7 @@ fn the_sweep_deletes_old_unrecorded_keys_but_never_held_ones() {
             for key in [
                 gitclaw_storage::ObjectKey::pack(&repo_id, &pack_hash),
                 gitclaw_storage::ObjectKey::pack_index(&repo_id, &pack_hash),
+                gitclaw_storage::ObjectKey::pack_graph(&repo_id, &pack_hash),
             ] {
                 server
                     .block_on(store.put(
@@ -224,9 +226,9 @@ fn the_sweep_deletes_old_unrecorded_keys_but_never_held_ones() {
                     600,
                 ))
                 .unwrap();
-            assert_eq!(unrecorded(server.addr, "sweep/me"), 4);
+            assert_eq!(unrecorded(server.addr, "sweep/me"), 5);
             let st = stats(server.addr, "sweep/me");
-            assert!(st["store"]["keys"].as_u64().unwrap() >= recorded.len() as u64 + 4);
+            assert!(st["store"]["keys"].as_u64().unwrap() >= recorded.len() as u64 + 5);
 
             let outcome = server
                 .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
@@ -243,7 +245,7 @@ fn the_sweep_deletes_old_unrecorded_keys_but_never_held_ones() {
                 assert!(keys.contains(&orphan_key));
                 continue;
             }
-            assert_eq!(outcome.swept.deleted, 3, "{backend:?}: {outcome:?}");
+            assert_eq!(outcome.swept.deleted, 4, "{backend:?}: {outcome:?}");
             assert!(!keys.contains(&orphan_key), "{backend:?}");
             assert!(
                 keys.contains(&held_key),

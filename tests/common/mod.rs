@@ -168,11 +168,14 @@ pub fn bucket_keys_on(env: &services::S3Env, bucket: &str, repo_id: &str) -> Vec
 }
 
 /// The store keys the PostgreSQL database at `database_url` records for a
-/// repository (packs with their indexes, loose objects), sorted.
+/// repository (packs with their indexes and commit-graphs, loose objects), sorted.
 pub fn recorded_keys(database_url: &str, repo_id: &str) -> Vec<String> {
     let packs = psql(
         database_url,
-        &format!("SELECT pack_hash FROM packs WHERE repo_id = '{repo_id}'"),
+        &format!(
+            "SELECT pack_hash || CASE WHEN graph_bytes IS NULL THEN '' ELSE ' graph' END \
+             FROM packs WHERE repo_id = '{repo_id}'"
+        ),
     );
     let loose = psql(
         database_url,
@@ -180,12 +183,18 @@ pub fn recorded_keys(database_url: &str, repo_id: &str) -> Vec<String> {
     );
     let mut keys: Vec<String> = packs
         .lines()
-        .flat_map(|h| {
+        .flat_map(|line| {
+            let (h, graph) = match line.split_once(' ') {
+                Some((h, _)) => (h, true),
+                None => (line, false),
+            };
             [
-                format!("{repo_id}/pack/pack-{h}.idx"),
-                format!("{repo_id}/pack/pack-{h}.pack"),
+                Some(format!("{repo_id}/pack/pack-{h}.idx")),
+                Some(format!("{repo_id}/pack/pack-{h}.pack")),
+                graph.then(|| format!("{repo_id}/pack/pack-{h}.graph")),
             ]
         })
+        .flatten()
         .chain(
             loose
                 .lines()

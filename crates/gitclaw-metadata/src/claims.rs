@@ -28,6 +28,8 @@ use crate::{Metadata, Result};
 pub enum Recorded {
     /// A pack or its index: recorded by the pack row with this checksum.
     Pack(ObjectId),
+    /// A pack's commit-graph: recorded by that pack's row once it names the graph.
+    PackGraph(ObjectId),
     /// A loose object: recorded by the loose-object row with this id.
     Loose(ObjectId),
     /// Nothing records this key (not a key GitClaw writes).
@@ -129,6 +131,15 @@ impl Metadata {
                 let recorded = match candidate.recorded {
                     Recorded::Pack(hash) => sqlx::query(
                         "SELECT 1 AS one FROM packs WHERE repo_id = $1 AND pack_hash = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(oid_hex(&hash))
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some(),
+                    Recorded::PackGraph(hash) => sqlx::query(
+                        "SELECT 1 AS one FROM packs \
+                         WHERE repo_id = $1 AND pack_hash = $2 AND graph_bytes IS NOT NULL",
                     )
                     .bind(repo_id)
                     .bind(oid_hex(&hash))

@@ -141,6 +141,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cache_version",
         include_str!("../migrations/sqlite/0010_cache_version.sql"),
     ),
+    (
+        12,
+        "pack_graphs",
+        include_str!("../migrations/sqlite/0012_pack_graphs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -192,6 +197,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "cache_version",
         include_str!("../migrations/postgres/0010_cache_version.sql"),
+    ),
+    (
+        12,
+        "pack_graphs",
+        include_str!("../migrations/postgres/0012_pack_graphs.sql"),
     ),
 ];
 

@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::util::{get_i64, get_oid, get_opt_oid, get_str, get_u64, oid_hex, to_db_u64};
+use crate::util::{
+    get_i64, get_oid, get_opt_oid, get_opt_u64, get_str, get_u64, oid_hex, to_db_u64,
+};
 use crate::{Error, Metadata, Result};
 
 /// The object types a loose object may have, as stored in `object_type`.
@@ -33,7 +35,7 @@ pub(crate) async fn select_packs(
     repo_id: &str,
 ) -> Result<Vec<PackRecord>> {
     let rows = sqlx::query(
-        "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of \
+        "SELECT pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of, graph_bytes \
          FROM packs WHERE repo_id = $1 ORDER BY created_at, pack_hash",
     )
     .bind(repo_id)
@@ -48,6 +50,7 @@ pub(crate) async fn select_packs(
                 index_bytes: get_u64(row, "index_bytes")?,
                 created_at: get_i64(row, "created_at")?,
                 closure_of: get_opt_oid(row, "closure_of")?,
+                graph_bytes: get_opt_u64(row, "graph_bytes")?,
             })
         })
         .collect()
@@ -85,8 +88,8 @@ pub(crate) async fn insert_pack(
     pack: &PackRecord,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO packs (repo_id, pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO packs (repo_id, pack_hash, object_count, pack_bytes, index_bytes, created_at, closure_of, graph_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(repo_id)
     .bind(oid_hex(&pack.pack_hash))
@@ -95,6 +98,11 @@ pub(crate) async fn insert_pack(
     .bind(to_db_u64(pack.index_bytes, "pack index size")?)
     .bind(pack.created_at)
     .bind(pack.closure_of.as_ref().map(oid_hex))
+    .bind(
+        pack.graph_bytes
+            .map(|b| to_db_u64(b, "commit-graph size"))
+            .transpose()?,
+    )
     .execute(conn)
     .await?;
     Ok(())
@@ -171,6 +179,9 @@ pub struct PackRecord {
     /// When the pack holds exactly the objects reachable from a set of tips:
     /// that set's digest (`gitclaw_pack::repack::closure_key`).
     pub closure_of: Option<ObjectId>,
+    /// Bytes of the pack's commit-graph (`pack-{hash}.graph`), when it has one.
+    #[serde(default)]
+    pub graph_bytes: Option<u64>,
 }
 
 /// A stored loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`.
@@ -216,22 +227,29 @@ impl Metadata {
     }
 
     /// Record that `pack` holds exactly the objects reachable from `tips`, whose
-    /// [closure key](PackRecord::closure_of) is `key`.
+    /// [closure key](PackRecord::closure_of) is `key`, and (`graph_bytes`) that
+    /// its commit-graph is now stored beside it.
     pub async fn record_closure(
         &self,
         repo_id: &str,
         pack: &ObjectId,
         key: &ObjectId,
         tips: &[ObjectId],
+        graph_bytes: Option<u64>,
     ) -> Result<()> {
+        let graph_bytes = graph_bytes
+            .map(|b| to_db_u64(b, "commit-graph size"))
+            .transpose()?;
         self.timed("record_closure", async {
             let mut tx = self.begin_write().await?;
             let updated = sqlx::query(
-                "UPDATE packs SET closure_of = $1 WHERE repo_id = $2 AND pack_hash = $3",
+                "UPDATE packs SET closure_of = $1, graph_bytes = COALESCE($4, graph_bytes) \
+                 WHERE repo_id = $2 AND pack_hash = $3",
             )
             .bind(oid_hex(key))
             .bind(repo_id)
             .bind(oid_hex(pack))
+            .bind(graph_bytes)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -51,6 +51,8 @@ pub struct NewPack {
     pub object_count: u64,
     pub pack_bytes: u64,
     pub index_bytes: u64,
+    /// Bytes of its commit-graph, stored beside it, when it has one.
+    pub graph_bytes: Option<u64>,
 }
 
 impl NewPack {
@@ -63,6 +65,7 @@ impl NewPack {
             index_bytes: self.index_bytes,
             created_at,
             closure_of,
+            graph_bytes: self.graph_bytes,
         }
     }
 }

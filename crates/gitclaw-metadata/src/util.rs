@@ -56,6 +56,13 @@ pub(crate) fn get_oid(row: &AnyRow, col: &str) -> Result<ObjectId> {
     parse_oid(&get_str(row, col)?, col)
 }
 
+/// A nullable non-negative integer column.
+pub(crate) fn get_opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
+    row.try_get::<Option<i64>, _>(col)?
+        .map(|v| from_db_u64(v, col))
+        .transpose()
+}
+
 /// A nullable object id column.
 pub(crate) fn get_opt_oid(row: &AnyRow, col: &str) -> Result<Option<ObjectId>> {
     row.try_get::<Option<String>, _>(col)?

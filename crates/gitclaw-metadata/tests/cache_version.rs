@@ -14,6 +14,7 @@ fn pack(n: u8) -> NewPack {
         object_count: 20,
         pack_bytes: 1000,
         index_bytes: 100,
+        graph_bytes: None,
     }
 }
 
@@ -118,7 +119,7 @@ async fn cache_version_story(md: Metadata) {
         "a rejected push changes nothing"
     );
 
-    md.record_closure(&repo.id, &oid(1), &oid(90), &[oid(50)])
+    md.record_closure(&repo.id, &oid(1), &oid(90), &[oid(50)], None)
         .await
         .unwrap();
     bumped(

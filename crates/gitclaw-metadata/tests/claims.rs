@@ -66,6 +66,7 @@ async fn claims_story(md: Metadata) {
             object_count: 11,
             pack_bytes: 100,
             index_bytes: 10,
+            graph_bytes: None,
         }),
         loose: vec![NewLoose {
             oid: loose,

@@ -14,6 +14,7 @@ fn pack(n: u8) -> NewPack {
         object_count: 20,
         pack_bytes: 1000,
         index_bytes: 100,
+        graph_bytes: None,
     }
 }
 
@@ -100,7 +101,7 @@ async fn compaction_story(md: Metadata) {
     assert!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().is_empty());
     // A closure learnt later is recorded on the pack, with its tips.
     let many: Vec<_> = (0..=255u8).chain(0..=255).map(oid).collect();
-    md.record_closure(&repo.id, &oid(8), &oid(80), &many)
+    md.record_closure(&repo.id, &oid(8), &oid(80), &many, None)
         .await
         .unwrap();
     assert_eq!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().len(), 256);

@@ -78,7 +78,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (7, true),
             (8, true),
             (9, true),
-            (10, true)
+            (10, true),
+            (12, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")

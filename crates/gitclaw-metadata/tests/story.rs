@@ -302,6 +302,7 @@ async fn story(md: Metadata) {
         object_count: 20,
         pack_bytes: 1000,
         index_bytes: 300,
+        graph_bytes: None,
     };
     let mut first_push = push(
         &repo.id,
@@ -443,6 +444,7 @@ async fn story(md: Metadata) {
         object_count: 11,
         pack_bytes: 1,
         index_bytes: 1,
+        graph_bytes: None,
     });
     let res = md.commit_push(miss).await.unwrap();
     assert_eq!(
@@ -499,6 +501,7 @@ async fn story(md: Metadata) {
         object_count: 12,
         pack_bytes: 1,
         index_bytes: 1,
+        graph_bytes: None,
     });
     let res = md.commit_push(atomic).await.unwrap();
     assert_eq!(
@@ -614,6 +617,7 @@ async fn story(md: Metadata) {
         object_count: u64::MAX,
         pack_bytes: 1,
         index_bytes: 1,
+        graph_bytes: None,
     });
     assert!(matches!(
         md.commit_push(bad).await,

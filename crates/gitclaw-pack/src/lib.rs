@@ -15,6 +15,7 @@
 //! Not here: HTTP, SQL, object storage. Callers run this code on blocking threads
 //! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
 
+pub mod commit_graph;
 pub mod delta;
 pub mod entry;
 pub mod fsck;

@@ -55,6 +55,9 @@ pub struct Repacked {
     pub closure_tips: Vec<ObjectId>,
     /// The stored pack that already held exactly the tips' closure (nothing written).
     pub already_closed: Option<ObjectId>,
+    /// The commit-graph of the reachable pack (the new one, or the one already
+    /// closed), when its commits' parents are all in it.
+    pub commit_graph: Option<std::path::PathBuf>,
 }
 
 /// Split every object of `db` into a reachable pack and a cruft pack under `work_dir`.
@@ -67,6 +70,7 @@ pub fn repack(
     let mut reachable: Vec<WalkObject> = Vec::new();
     let mut listed: HashSet<ObjectId> = HashSet::default();
     let tips: Vec<ObjectId> = tips.iter().copied().filter(|t| db.contains(t)).collect();
+    let mut commit_graph = None;
     if !tips.is_empty() {
         let mut graph = Graph::new(db);
         let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default())?;
@@ -74,6 +78,22 @@ pub fn repack(
         for obj in outcome.objects {
             listed.insert(obj.id);
             reachable.push(obj);
+        }
+        // Every commit the tips reach, parsed by the walk: their parents are all
+        // among them, so the reachable pack gets a commit-graph.
+        let mut commits = Vec::new();
+        for obj in reachable
+            .iter()
+            .filter(|o| o.kind == gix_object::Kind::Commit)
+        {
+            commits.push((obj.id, graph.commit_info(&obj.id)?));
+        }
+        let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
+        std::fs::create_dir_all(work_dir)
+            .map_err(PackError::io("creating the repack directory"))?;
+        let path = work_dir.join("reachable.graph");
+        if crate::commit_graph::write(&borrowed, &path)? {
+            commit_graph = Some(path);
         }
     }
     let mut cruft: Vec<WalkObject> = Vec::new();
@@ -100,6 +120,7 @@ pub fn repack(
                 closure_of,
                 closure_tips: tips,
                 already_closed: Some(*pack.hash()),
+                commit_graph,
                 ..Default::default()
             });
         }
@@ -110,6 +131,7 @@ pub fn repack(
         closure_of,
         closure_tips: tips,
         already_closed: None,
+        commit_graph,
     })
 }
 

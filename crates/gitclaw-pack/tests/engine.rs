@@ -951,3 +951,99 @@ fn pack_kinds_come_from_entry_headers_and_match_git() {
         "the fixture pack has deltas, so their types were resolved"
     );
 }
+
+#[test]
+fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_commits() {
+    use gitclaw_pack::commit_graph::CommitGraph;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    make_repo(&repo);
+    // An octopus merge: a third parent goes to the graph's extra edge list.
+    for name in ["o1", "o2", "o3"] {
+        git(&repo, &["checkout", "-q", "-b", name, "main~3"]);
+        std::fs::write(repo.join(format!("{name}.txt")), name).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", name]);
+    }
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["merge", "-q", "--no-edit", "o1", "o2", "o3"]);
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let pack = pack_of(&repo, "--all\n", false);
+    let ingested = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let work = tmp.path().join("work");
+    let repacked =
+        gitclaw_pack::repack::repack(&db, &tips, &work, &WriteOptions::default()).unwrap();
+    assert!(repacked.already_closed.is_some());
+    let graph_path = repacked
+        .commit_graph
+        .expect("a commit-graph for the closed pack");
+
+    // Git itself checks it against the repository's commits.
+    let info = repo.join(".git/objects/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::copy(&graph_path, info.join("commit-graph")).unwrap();
+    git(&repo, &["commit-graph", "verify"]);
+
+    // Every commit reads back as git describes it.
+    let graph = CommitGraph::open(&graph_path).unwrap();
+    let commits = git(&repo, &["log", "--all", "--format=%H %T %ct %P"]);
+    assert_eq!(graph.num_commits() as usize, commits.lines().count());
+    for line in commits.lines() {
+        let mut fields = line.split(' ');
+        let id = oid(fields.next().unwrap());
+        let tree = oid(fields.next().unwrap());
+        let time: i64 = fields.next().unwrap().parse().unwrap();
+        let parents: Vec<ObjectId> = fields.filter(|p| !p.is_empty()).map(oid).collect();
+        let got = graph
+            .commit(&id)
+            .unwrap()
+            .expect("every commit is in the graph");
+        assert_eq!(
+            (got.tree, got.time, got.parents.to_vec()),
+            (tree, time, parents)
+        );
+    }
+
+    // A walk over the pack with its graph finds what one parsing commits finds.
+    let with_graph = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&ingested.index_path)
+                .unwrap()
+                .with_commit_graph(graph),
+        )],
+        Arc::new(NoLoose),
+    );
+    let main = oid(git(&repo, &["rev-parse", "main"]).trim());
+    let old = oid(git(&repo, &["rev-parse", "main~2"]).trim());
+    let objects = |db: &ObjectDb| {
+        let mut graph = Graph::new(db);
+        let plan = plan_shallow(&mut graph, &[main], &DeepenRequest::default()).unwrap();
+        let outcome =
+            enumerate(&mut graph, &[main], &[old], &plan, &WalkOptions::default()).unwrap();
+        let mut ids: Vec<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(objects(&with_graph), objects(&db));
+
+    // A graph whose bytes changed is refused, not read.
+    let mut bytes = std::fs::read(&graph_path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let bad = tmp.path().join("bad.graph");
+    std::fs::write(&bad, bytes).unwrap();
+    assert!(matches!(
+        CommitGraph::open(&bad),
+        Err(PackError::Corrupt(_))
+    ));
+}

@@ -37,6 +37,14 @@ impl PutOptions {
         }
     }
 
+    /// A pack's commit-graph (git's format).
+    pub fn pack_graph() -> Self {
+        PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            metadata: Vec::new(),
+        }
+    }
+
     pub fn pack_index() -> Self {
         PutOptions {
             content_type: Some("application/octet-stream".into()),

@@ -2,6 +2,8 @@
 //!
 //! - loose object: `{repo_id}/objects/{oid[0:2]}/{oid[2:]}`
 //! - pack: `{repo_id}/pack/pack-{hash}.pack`, its index `{repo_id}/pack/pack-{hash}.idx`
+//!   and, for a pack compaction wrote, the commit-graph of its commits
+//!   `{repo_id}/pack/pack-{hash}.graph`
 //!
 //! Keys can only be made by these constructors (or parsed back from one of these
 //! shapes), so no caller can address anything outside a repository's prefix.
@@ -62,9 +64,23 @@ impl KeyPrefix {
 /// What a key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
-    Loose { repo: RepoId, oid: ObjectId },
-    Pack { repo: RepoId, hash: ObjectId },
-    PackIndex { repo: RepoId, hash: ObjectId },
+    Loose {
+        repo: RepoId,
+        oid: ObjectId,
+    },
+    Pack {
+        repo: RepoId,
+        hash: ObjectId,
+    },
+    PackIndex {
+        repo: RepoId,
+        hash: ObjectId,
+    },
+    /// A pack's commit-graph: recorded when its pack is.
+    PackGraph {
+        repo: RepoId,
+        hash: ObjectId,
+    },
 }
 
 /// A key of the layout.
@@ -85,7 +101,11 @@ impl ObjectKey {
         ObjectKey(format!("{repo}/pack/pack-{}.idx", hash.to_hex()))
     }
 
-    /// Parse a key read back from a listing; only the three shapes above are keys.
+    pub fn pack_graph(repo: &RepoId, hash: &oid) -> ObjectKey {
+        ObjectKey(format!("{repo}/pack/pack-{}.graph", hash.to_hex()))
+    }
+
+    /// Parse a key read back from a listing; only the shapes above are keys.
     pub fn parse(key: &str) -> Result<ObjectKey> {
         Self::kind_of(key)?;
         Ok(ObjectKey(key.to_string()))
@@ -126,6 +146,11 @@ impl ObjectKey {
                     })
                 } else if let Some(h) = name.strip_suffix(".idx") {
                     Ok(KeyKind::PackIndex {
+                        repo,
+                        hash: hex(h).ok_or_else(bad)?,
+                    })
+                } else if let Some(h) = name.strip_suffix(".graph") {
+                    Ok(KeyKind::PackGraph {
                         repo,
                         hash: hex(h).ok_or_else(bad)?,
                     })
@@ -190,7 +215,10 @@ mod tests {
             prop_assert_eq!(pack.kind(), KeyKind::Pack { repo: repo.clone(), hash: id });
             let idx = ObjectKey::pack_index(&repo, &id);
             prop_assert_eq!(idx.as_str(), format!("{repo}/pack/pack-{hex}.idx"));
-            for key in [&loose, &pack, &idx] {
+            let graph = ObjectKey::pack_graph(&repo, &id);
+            prop_assert_eq!(graph.as_str(), format!("{repo}/pack/pack-{hex}.graph"));
+            prop_assert_eq!(graph.kind(), KeyKind::PackGraph { repo: repo.clone(), hash: id });
+            for key in [&loose, &pack, &idx, &graph] {
                 prop_assert_eq!(&ObjectKey::parse(key.as_str()).unwrap(), key);
                 prop_assert!(key.as_str().starts_with(repo.prefix().as_str()));
             }

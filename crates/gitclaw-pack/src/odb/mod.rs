@@ -108,6 +108,19 @@ impl ObjectDb {
         self.loose.contains(id).then_some(Location::Loose)
     }
 
+    /// Commit `id` as the commit-graph of a pack holding it describes it, if
+    /// one of the packs that have a graph holds it.
+    pub fn graph_commit(&self, id: &oid) -> crate::Result<Option<CommitInfo>> {
+        for pack in &self.packs {
+            if let Some(graph) = pack.commit_graph() {
+                if let Some(info) = graph.commit(id)? {
+                    return Ok(Some(info));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     pub fn contains(&self, id: &oid) -> bool {
         self.locate(id).is_some()
     }

@@ -9,7 +9,7 @@ use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
 use super::sparse::{RangeSource, SparsePack};
-use crate::{PackError, Result};
+use crate::{commit_graph::CommitGraph, PackError, Result};
 
 /// Bytes past an entry's start that hold its header and enough of its zlib
 /// stream to read a delta's sizes (see [`PackHandle::object_header`]).
@@ -27,6 +27,8 @@ pub struct PackHandle {
     by_offset: OnceLock<Vec<(u64, u32)>>,
     /// For a pack read by ranges: where its missing bytes come from.
     sparse: Option<SparsePack>,
+    /// The commit-graph of the pack's commits, when compaction wrote one.
+    commit_graph: Option<CommitGraph>,
 }
 
 impl std::fmt::Debug for PackHandle {
@@ -67,7 +69,20 @@ impl PackHandle {
             bundle,
             by_offset: OnceLock::new(),
             sparse: None,
+            commit_graph: None,
         })
+    }
+
+    /// Look the pack's commits up in `graph` (written for exactly this pack's
+    /// commits) instead of parsing them.
+    pub fn with_commit_graph(mut self, graph: CommitGraph) -> Self {
+        self.commit_graph = Some(graph);
+        self
+    }
+
+    /// The commit-graph of this pack's commits, if it has one.
+    pub fn commit_graph(&self) -> Option<&CommitGraph> {
+        self.commit_graph.as_ref()
     }
 
     /// Open a pack whose `.idx` is at `index_path` and whose `.pack` beside it
@@ -373,12 +388,10 @@ impl PackHandle {
     /// The header of the stored entry at index position `index`, without reading its data.
     pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
         let offset = self.offset_at(index);
-        self.fill(
-            offset
-                ..self
-                    .entry_end(offset)
-                    .min(offset.saturating_add(HEADER_FILL_BYTES)),
-        )?;
+        if self.sparse.is_some() {
+            let end = self.entry_end(offset);
+            self.fill(offset..end.min(offset.saturating_add(HEADER_FILL_BYTES)))?;
+        }
         let entry = self
             .bundle
             .pack

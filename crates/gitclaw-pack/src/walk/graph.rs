@@ -77,6 +77,15 @@ impl<'a> Graph<'a> {
                     .map(|c| &**c)
                     .ok_or(PackError::MissingObject(*id));
             }
+            if let Some(info) = self.db.graph_commit(id)? {
+                // A lookup in a mapped file: not kept in the shared cache.
+                self.commits.insert(*id, Arc::new(info));
+                return self
+                    .commits
+                    .get(id)
+                    .map(|c| &**c)
+                    .ok_or(PackError::MissingObject(*id));
+            }
             let loc = self.db.locate(id).ok_or(PackError::MissingObject(*id))?;
             let kind = self.reader.read_at(id, loc, &mut self.buf)?;
             if kind != Kind::Commit {
@@ -138,6 +147,15 @@ impl<'a> Graph<'a> {
     pub fn peel_to_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
         let (target, kind, _) = self.peel(id)?;
         Ok((kind == Kind::Commit).then_some(target))
+    }
+
+    /// The tree, parents and time of commit `id`.
+    pub fn commit_info(&mut self, id: &ObjectId) -> Result<Arc<CommitInfo>> {
+        self.commit(id)?;
+        self.commits
+            .get(id)
+            .cloned()
+            .ok_or(PackError::MissingObject(*id))
     }
 
     pub fn commit_time(&mut self, id: &ObjectId) -> Result<i64> {

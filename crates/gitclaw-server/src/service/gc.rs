@@ -103,7 +103,8 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErro
     if let Some(why) = crate::service::migrate::unfinished(state, repo).await? {
         return Err(GitError::Conflict(why));
     }
-    let mut outcome = compact_repo(state, repo).await?;
+    // Boxed: compaction holds claims and uploads across awaits, a large future.
+    let mut outcome = Box::pin(compact_repo(state, repo)).await?;
     outcome.swept = sweep_repo(state, repo).await?;
     Ok(outcome)
 }
@@ -144,11 +145,31 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     let name = format!("{}/{}", repo.owner, repo.name);
     // The tips the closure was taken of (those the store has).
     let closure_tips: Vec<ObjectId> = repacked.closure_tips.clone();
+    let graph = repacked.commit_graph.clone();
     if let (Some(pack), Some(key)) = (repacked.already_closed, repacked.closure_of) {
+        // The pack is recorded already; its commit-graph goes up beside it.
+        let (claim, graph_bytes) = match &graph {
+            Some(path) => {
+                let graph_key = ObjectKey::pack_graph(&repo_id, &pack);
+                let claim = StoreClaim::upload(state, &repo.id, vec![graph_key.clone()]).await?;
+                state
+                    .store
+                    .put_file(&graph_key, path, &PutOptions::pack_graph())
+                    .await?;
+                (
+                    Some(claim),
+                    Some(file_size(path, "sizing the commit-graph").await?),
+                )
+            }
+            None => (None, None),
+        };
         state
             .meta
-            .record_closure(&repo.id, &pack, &key, &closure_tips)
+            .record_closure(&repo.id, &pack, &key, &closure_tips, graph_bytes)
             .await?;
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
         tracing::info!(repo = %name, pack = %pack, "the one pack holds exactly what the refs reach");
         outcome.closure_recorded = true;
         return Ok(outcome);
@@ -174,6 +195,11 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
                     ObjectKey::pack_index(&repo_id, h),
                 ]
             })
+            .chain(
+                graph
+                    .as_ref()
+                    .map(|_| ObjectKey::pack_graph(&repo_id, &new_hashes[0])),
+            )
             .collect(),
     )
     .await?;
@@ -197,6 +223,16 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
                 )
                 .await?;
         }
+        if let Some(path) = &graph {
+            state
+                .store
+                .put_file(
+                    &ObjectKey::pack_graph(&repo_id, &new_hashes[0]),
+                    path,
+                    &PutOptions::pack_graph(),
+                )
+                .await?;
+        }
         let mut replaced_keys = Vec::new();
         for pack in packs.iter().filter(|p| !new_hashes.contains(&p.pack_hash)) {
             replaced_keys.push(
@@ -209,6 +245,13 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
                     .as_str()
                     .to_string(),
             );
+            if pack.graph_bytes.is_some() {
+                replaced_keys.push(
+                    ObjectKey::pack_graph(&repo_id, &pack.pack_hash)
+                        .as_str()
+                        .to_string(),
+                );
+            }
         }
         for record in &loose {
             replaced_keys.push(ObjectKey::loose(&repo_id, &record.oid).as_str().to_string());
@@ -217,7 +260,13 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
             repo_id: repo.id.clone(),
             removed_packs: packs.iter().map(|p| p.pack_hash).collect(),
             removed_loose: loose.iter().map(|l| l.oid).collect(),
-            new_pack: new_pack(&main).await?,
+            new_pack: NewPack {
+                graph_bytes: match &graph {
+                    Some(path) => Some(file_size(path, "sizing the commit-graph").await?),
+                    None => None,
+                },
+                ..new_pack(&main).await?
+            },
             closure_of,
             closure_tips,
             cruft_pack: match &cruft {
@@ -266,19 +315,20 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     Ok(outcome)
 }
 
+async fn file_size(path: &std::path::Path, context: &'static str) -> Result<u64, GitError> {
+    Ok(tokio::fs::metadata(path)
+        .await
+        .map_err(GitError::io(context))?
+        .len())
+}
+
 async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
-    let size = |context| GitError::io(context);
     Ok(NewPack {
         pack_hash: *pack.pack.hash(),
         object_count: pack.objects.len() as u64,
-        pack_bytes: tokio::fs::metadata(&pack.pack_path)
-            .await
-            .map_err(size("sizing the new pack"))?
-            .len(),
-        index_bytes: tokio::fs::metadata(&pack.index_path)
-            .await
-            .map_err(size("sizing the new pack index"))?
-            .len(),
+        pack_bytes: file_size(&pack.pack_path, "sizing the new pack").await?,
+        index_bytes: file_size(&pack.index_path, "sizing the new pack index").await?,
+        graph_bytes: None,
     })
 }
 

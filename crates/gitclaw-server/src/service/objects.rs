@@ -83,7 +83,12 @@ async fn stored_objects(
         handles.push(
             state
                 .packs
-                .open(&state.store, &repo_id, &pack.pack_hash)
+                .open(
+                    &state.store,
+                    &repo_id,
+                    &pack.pack_hash,
+                    pack.graph_bytes.is_some(),
+                )
                 .await?,
         );
     }

@@ -23,6 +23,7 @@ use std::{ops::Range, path::PathBuf, sync::Arc};
 
 use futures_util::{StreamExt, TryStreamExt};
 use gitclaw_pack::{
+    commit_graph::CommitGraph,
     odb::{PackHandle, RangeSource},
     ObjectId, PackError,
 };
@@ -41,7 +42,10 @@ pub struct PackCache {
     /// Packs larger than this are read by ranges (see the module doc).
     range_reads_above: u64,
     metrics: Arc<Metrics>,
-    open: Cache<(String, ObjectId), Arc<CachedPack>>,
+    /// By repository, pack and whether the pack has a commit-graph (recorded
+    /// after the pack itself when compaction finds a stored pack complete: the
+    /// handle opened before then has none).
+    open: Cache<(String, ObjectId, bool), Arc<CachedPack>>,
 }
 
 struct CachedPack {
@@ -129,18 +133,20 @@ impl PackCache {
         self.open.iter().map(|(_, entry)| entry.bytes).sum()
     }
 
-    /// The opened pack: the store's local file, or a download into the cache dir.
+    /// The opened pack: the store's local file, or a download into the cache dir;
+    /// with its commit-graph when `graph` says it has one.
     pub async fn open(
         &self,
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
+        graph: bool,
     ) -> Result<Arc<PackHandle>, GitError> {
-        let key = (repo.as_str().to_string(), *hash);
+        let key = (repo.as_str().to_string(), *hash, graph);
         let mut loaded = false;
         let load = async {
             loaded = true;
-            self.load(store, repo, hash).await
+            self.load(store, repo, hash, graph).await
         };
         let entry = self.open.try_get_with(key, load).await?;
         self.metrics.cache_lookup(CACHE_NAME, !loaded);
@@ -157,13 +163,19 @@ impl PackCache {
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
+        graph: bool,
     ) -> Result<Arc<CachedPack>, GitError> {
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
+        let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
+        let mut graph_path = None;
         let (index_path, files, bytes) =
             match (store.local_path(&pack_key), store.local_path(&index_key)) {
-                (Some(_), Some(index)) => (index, Vec::new(), 0),
+                (Some(_), Some(index)) => {
+                    graph_path = store.local_path(&graph_key).filter(|_| graph);
+                    (index, Vec::new(), 0)
+                }
                 _ => {
                     let dir = self.dir.join(repo.as_str());
                     tokio::fs::create_dir_all(&dir)
@@ -184,12 +196,30 @@ impl PackCache {
                         }
                         _ => bytes += store.get_to_file(&pack_key, &pack_path).await?,
                     }
-                    (index_path.clone(), vec![pack_path, index_path], bytes)
+                    let mut files = vec![pack_path, index_path.clone()];
+                    if graph {
+                        let path = dir.join(format!("pack-{hash}-{nonce}.graph"));
+                        bytes += store.get_to_file(&graph_key, &path).await?;
+                        files.push(path.clone());
+                        graph_path = Some(path);
+                    }
+                    (index_path, files, bytes)
                 }
             };
-        let handle = tokio::task::spawn_blocking(move || match ranged {
-            Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
-            None => PackHandle::open(&index_path),
+        let handle = tokio::task::spawn_blocking(move || {
+            let handle = match ranged {
+                Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
+                None => PackHandle::open(&index_path),
+            }?;
+            Ok::<_, PackError>(match graph_path.map(|p| (CommitGraph::open(&p), p)) {
+                Some((Ok(graph), _)) => handle.with_commit_graph(graph),
+                Some((Err(err), path)) => {
+                    // Only a shortcut: the pack is served by parsing its commits.
+                    tracing::warn!(pack = %handle.hash(), path = %path.display(), error = %err, "a pack's commit-graph is unreadable; its commits are parsed instead");
+                    handle
+                }
+                None => handle,
+            })
         })
         .await?;
         let handle = match handle {
@@ -447,18 +477,18 @@ mod tests {
         .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
 
-        let first = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        let first = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
         assert_eq!(first.hash(), &a);
         assert_eq!(cache.downloaded_bytes().await, a_bytes);
         assert_eq!(files_in(&dir), 2, "the pack and its index");
-        cache.open(&dyn_store, &repo, &a).await.unwrap();
+        cache.open(&dyn_store, &repo, &a, false).await.unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             2,
             "the second open reuses the download"
         );
 
-        cache.open(&dyn_store, &repo, &b).await.unwrap();
+        cache.open(&dyn_store, &repo, &b, false).await.unwrap();
         assert_eq!(
             cache.downloaded_bytes().await,
             b_bytes,
@@ -468,7 +498,7 @@ mod tests {
         // A handle taken before the eviction still reads its pack.
         assert!(first.num_objects() > 0);
 
-        cache.open(&dyn_store, &repo, &a).await.unwrap();
+        cache.open(&dyn_store, &repo, &a, false).await.unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             6,
@@ -483,7 +513,7 @@ mod tests {
         let cache =
             PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a));
+        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, false));
         for handle in futures_util::future::join_all(opens).await {
             assert_eq!(handle.unwrap().hash(), &a);
         }
@@ -501,7 +531,7 @@ mod tests {
         let dir = root.path().join("cache");
         let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        let handle = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
         assert!(handle.num_objects() > 0);
         assert_eq!(cache.downloaded_bytes().await, 0);
         assert_eq!(files_in(&dir), 0);
@@ -519,7 +549,7 @@ mod tests {
             .unwrap()
             .with_range_reads_above(1 << 20);
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache.open(&dyn_store, &repo, &a).await.unwrap();
+        let handle = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             1,

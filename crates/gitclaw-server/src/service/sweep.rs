@@ -102,11 +102,11 @@ async fn store_listing(
     repo: &Repo,
 ) -> Result<(StoreUsage, Vec<(ObjectKey, gitclaw_storage::ObjectMeta)>), RepoError> {
     let repo_id = RepoId::new(&repo.id)?;
-    let packs: HashSet<ObjectId> = state
-        .meta
-        .list_packs(&repo.id)
-        .await?
-        .into_iter()
+    let records = state.meta.list_packs(&repo.id).await?;
+    let packs: HashSet<ObjectId> = records.iter().map(|p| p.pack_hash).collect();
+    let graphs: HashSet<ObjectId> = records
+        .iter()
+        .filter(|p| p.graph_bytes.is_some())
         .map(|p| p.pack_hash)
         .collect();
     let loose: HashSet<ObjectId> = state
@@ -128,6 +128,7 @@ async fn store_listing(
                     KeyKind::Pack { hash, .. } | KeyKind::PackIndex { hash, .. } => {
                         packs.contains(&hash)
                     }
+                    KeyKind::PackGraph { hash, .. } => graphs.contains(&hash),
                 };
                 if !recorded {
                     unrecorded.push((key, meta.clone()));

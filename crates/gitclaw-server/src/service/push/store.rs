@@ -58,6 +58,7 @@ pub async fn store_objects(
                 object_count: u64::from(pack.pack.num_objects()),
                 pack_bytes: size,
                 index_bytes: index_size,
+                graph_bytes: None,
             }),
             loose: Vec::new(),
             details,

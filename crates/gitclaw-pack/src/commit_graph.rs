@@ -1,0 +1,282 @@
+//! Git's commit-graph file (`gitformat-commit-graph`) for the commits of one
+//! pack: each commit's tree, parents, committer time and generation number,
+//! found by binary search in a mapped file instead of by inflating and parsing
+//! the commit. Compaction writes one beside the pack it writes (whose commits'
+//! parents are all in it), so a walk through old history costs a lookup per
+//! commit from the first request after a start on, on any instance.
+//!
+//! The file is git's own (version 1, SHA-1, no base graphs, topological
+//! levels as generation numbers): `git commit-graph verify` checks one, and
+//! gix-commitgraph reads it here.
+
+use std::{io::Write, path::Path};
+
+use gix_hash::{oid, ObjectId};
+use gix_hashtable::HashMap;
+use sha1::Digest;
+
+use crate::{odb::CommitInfo, PackError, Result};
+
+/// Largest topological level the format holds (30 bits).
+const MAX_GENERATION: u32 = 0x3FFF_FFFF;
+/// Commit times the format holds: 34 bits, unsigned.
+const MAX_TIME: i64 = (1 << 34) - 1;
+const NO_PARENT: u32 = 0x7000_0000;
+const EXTRA_EDGES: u32 = 0x8000_0000;
+const HASH_LEN: usize = 20;
+
+/// Write the commit-graph of `commits` to `out`. Nothing is written (`false`)
+/// when a commit's parent is not among them, or a commit's time is one the
+/// format cannot hold exactly (before 1970, or past 2514): a reader must get
+/// from the graph exactly what parsing the commit gives.
+pub fn write(commits: &[(ObjectId, &CommitInfo)], out: &Path) -> Result<bool> {
+    let mut sorted: Vec<(ObjectId, &CommitInfo)> = commits.to_vec();
+    sorted.sort_unstable_by_key(|c| c.0);
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    let n = sorted.len();
+    if n >= NO_PARENT as usize {
+        return Ok(false);
+    }
+    let position: HashMap<ObjectId, u32> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i as u32))
+        .collect();
+    let mut parents: Vec<Vec<u32>> = Vec::with_capacity(n);
+    for (_, info) in &sorted {
+        if !(0..=MAX_TIME).contains(&info.time) {
+            return Ok(false);
+        }
+        let mut of = Vec::with_capacity(info.parents.len());
+        for parent in info.parents.iter() {
+            match position.get(parent) {
+                Some(p) => of.push(*p),
+                None => return Ok(false),
+            }
+        }
+        parents.push(of);
+    }
+    let Some(levels) = topological_levels(&parents) else {
+        return Ok(false);
+    };
+
+    let mut edges: Vec<u32> = Vec::new();
+    let mut cdat = Vec::with_capacity(n * (HASH_LEN + 16));
+    for (i, (_, info)) in sorted.iter().enumerate() {
+        cdat.extend_from_slice(info.tree.as_bytes());
+        let of = &parents[i];
+        let first = of.first().copied().unwrap_or(NO_PARENT);
+        let second = match of.len() {
+            0 | 1 => NO_PARENT,
+            2 => of[1],
+            _ => {
+                let at = EXTRA_EDGES | edges.len() as u32;
+                edges.extend_from_slice(&of[1..]);
+                if let Some(last) = edges.last_mut() {
+                    *last |= EXTRA_EDGES;
+                }
+                at
+            }
+        };
+        cdat.extend_from_slice(&first.to_be_bytes());
+        cdat.extend_from_slice(&second.to_be_bytes());
+        let time = info.time as u64;
+        let high = (levels[i].min(MAX_GENERATION) << 2) | ((time >> 32) as u32 & 0x3);
+        cdat.extend_from_slice(&high.to_be_bytes());
+        cdat.extend_from_slice(&(time as u32).to_be_bytes());
+    }
+
+    let mut fanout = Vec::with_capacity(256 * 4);
+    let mut at = 0usize;
+    for byte in 0..=255u8 {
+        while at < n && sorted[at].0.as_bytes()[0] <= byte {
+            at += 1;
+        }
+        fanout.extend_from_slice(&(at as u32).to_be_bytes());
+    }
+    let mut oids = Vec::with_capacity(n * HASH_LEN);
+    for (id, _) in &sorted {
+        oids.extend_from_slice(id.as_bytes());
+    }
+    let edge_bytes: Vec<u8> = edges.iter().flat_map(|e| e.to_be_bytes()).collect();
+    let mut chunks: Vec<(&[u8; 4], &[u8])> = vec![
+        (b"OIDF", &fanout[..]),
+        (b"OIDL", &oids[..]),
+        (b"CDAT", &cdat[..]),
+    ];
+    if !edge_bytes.is_empty() {
+        chunks.push((b"EDGE", &edge_bytes[..]));
+    }
+
+    let mut data = Vec::with_capacity(
+        8 + (chunks.len() + 1) * 12 + chunks.iter().map(|c| c.1.len()).sum::<usize>() + HASH_LEN,
+    );
+    data.extend_from_slice(b"CGPH");
+    data.extend_from_slice(&[1, 1, chunks.len() as u8, 0]);
+    let mut offset = (8 + (chunks.len() + 1) * 12) as u64;
+    for (id, bytes) in &chunks {
+        data.extend_from_slice(*id);
+        data.extend_from_slice(&offset.to_be_bytes());
+        offset += bytes.len() as u64;
+    }
+    data.extend_from_slice(&[0; 4]);
+    data.extend_from_slice(&offset.to_be_bytes());
+    for (_, bytes) in &chunks {
+        data.extend_from_slice(bytes);
+    }
+    let checksum = sha1::Sha1::digest(&data);
+    data.extend_from_slice(&checksum);
+
+    let io = |source| PackError::Io {
+        context: format!("writing the commit-graph {}", out.display()),
+        source,
+    };
+    let mut file = std::fs::File::create(out).map_err(io)?;
+    file.write_all(&data).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(true)
+}
+
+/// Each commit's topological level (1 for a root, else one more than its
+/// highest parent), without recursion; `None` if the parents form a cycle
+/// (which hashes make impossible, but the input is only a list).
+fn topological_levels(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
+    const UNSET: u32 = 0;
+    const VISITING: u32 = u32::MAX;
+    let mut level = vec![UNSET; parents.len()];
+    let mut stack: Vec<u32> = Vec::new();
+    for start in 0..parents.len() as u32 {
+        if level[start as usize] != UNSET {
+            continue;
+        }
+        stack.push(start);
+        while let Some(&at) = stack.last() {
+            let i = at as usize;
+            if level[i] == UNSET {
+                level[i] = VISITING;
+            }
+            let mut pending = false;
+            let mut highest = 0u32;
+            for &p in &parents[i] {
+                match level[p as usize] {
+                    UNSET => {
+                        stack.push(p);
+                        pending = true;
+                    }
+                    // A parent still being worked out further down the path: a cycle.
+                    VISITING => return None,
+                    l => highest = highest.max(l),
+                }
+            }
+            if !pending {
+                level[i] = highest.saturating_add(1).min(VISITING - 1);
+                stack.pop();
+            }
+        }
+    }
+    Some(level)
+}
+
+/// A commit-graph file opened for lookups.
+pub struct CommitGraph {
+    file: gix_commitgraph::File,
+}
+
+impl std::fmt::Debug for CommitGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitGraph")
+            .field("commits", &self.file.num_commits())
+            .finish()
+    }
+}
+
+impl CommitGraph {
+    /// Open the file at `path`, checking its structure and its checksum.
+    pub fn open(path: &Path) -> Result<Self> {
+        let corrupt = |err: gix_error::Error| {
+            PackError::Corrupt(format!("commit-graph {}: {err}", path.display()))
+        };
+        let file = gix_commitgraph::File::at(path).map_err(corrupt)?;
+        file.verify_checksum().map_err(corrupt)?;
+        if file.object_hash() != gix_hash::Kind::Sha1 || file.base_graph_count() != 0 {
+            return Err(PackError::Corrupt(format!(
+                "commit-graph {}: not a single SHA-1 graph",
+                path.display()
+            )));
+        }
+        Ok(CommitGraph { file })
+    }
+
+    pub fn num_commits(&self) -> u32 {
+        self.file.num_commits()
+    }
+
+    /// The tree, parents and time of `id`, if the graph has it.
+    pub fn commit(&self, id: &oid) -> Result<Option<CommitInfo>> {
+        let Some(pos) = self.file.lookup(id) else {
+            return Ok(None);
+        };
+        let commit = self.file.commit_at(pos);
+        let mut parents = Vec::with_capacity(2);
+        for parent in commit.iter_parents() {
+            let parent = parent
+                .map_err(|err| PackError::Corrupt(format!("commit-graph, commit {id}: {err}")))?;
+            if parent.0 >= self.file.num_commits() {
+                return Err(PackError::Corrupt(format!(
+                    "commit-graph, commit {id}: parent position {} out of range",
+                    parent.0
+                )));
+            }
+            parents.push(
+                self.file
+                    .id_at(gix_commitgraph::file::Position(parent.0))
+                    .to_owned(),
+            );
+        }
+        Ok(Some(CommitInfo {
+            tree: commit.root_tree_id().to_owned(),
+            parents: parents.into(),
+            time: commit.committer_timestamp() as i64,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_longest_path_to_a_root() {
+        // 0 root; 1 -> 0; 2 -> 1; 3 -> (0, 2); 4 -> (3, 1, 0)
+        let parents = vec![vec![], vec![0], vec![1], vec![0, 2], vec![3, 1, 0]];
+        assert_eq!(topological_levels(&parents), Some(vec![1, 2, 3, 4, 5]));
+    }
+
+    #[test]
+    fn a_cycle_gives_no_levels() {
+        assert_eq!(topological_levels(&[vec![1], vec![0]]), None);
+        assert_eq!(topological_levels(&[vec![0]]), None);
+    }
+
+    #[test]
+    fn no_graph_when_a_parent_is_missing_or_a_time_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("g");
+        let a = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
+        let b = ObjectId::from_hex(b"2222222222222222222222222222222222222222").unwrap();
+        let tree = ObjectId::empty_tree(gix_hash::Kind::Sha1);
+        let orphan = CommitInfo {
+            tree,
+            parents: vec![b].into(),
+            time: 5,
+        };
+        assert!(!write(&[(a, &orphan)], &out).unwrap());
+        let ancient = CommitInfo {
+            tree,
+            parents: Vec::new().into(),
+            time: -1,
+        };
+        assert!(!write(&[(a, &ancient)], &out).unwrap());
+        assert!(!out.exists());
+    }
+}
