@@ -50,7 +50,7 @@ fn bench_delta(c: &mut Criterion) {
 }
 
 struct Repo {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     db: ObjectDb,
     tips: Vec<ObjectId>,
     /// `main~50`: where a client 50 commits behind stands.
@@ -106,7 +106,7 @@ fn repo() -> Repo {
         tips: vec![rev_parse("main")],
         behind: rev_parse("main~50"),
         deep: rev_parse(&format!("main~{}", commits * 4 / 5)),
-        _dir: dir,
+        dir,
         db,
     }
 }
@@ -175,6 +175,27 @@ fn bench_phases(c: &mut Criterion) {
     group.bench_function(
         "count (fetch wanting an old commit the client has, commits parsed before)",
         |b| b.iter(|| deep_fetch(&cached)),
+    );
+    // The same walk over the pack with a commit-graph of its commits, as
+    // compaction writes one: nothing parsed before, nothing cached.
+    let graphed = {
+        let mut graph = Graph::new(&r.db);
+        let commits: Vec<(ObjectId, Arc<gitclaw_pack::odb::CommitInfo>)> = objects
+            .iter()
+            .filter(|o| o.kind == Kind::Commit)
+            .map(|o| (o.id, graph.commit_info(&o.id).unwrap()))
+            .collect();
+        let borrowed: Vec<_> = commits.iter().map(|(id, c)| (*id, &**c)).collect();
+        let path = r.dir.path().join("pack.graph");
+        assert!(gitclaw_pack::commit_graph::write(&borrowed, &path).unwrap());
+        let pack = PackHandle::open(r.db.packs()[0].index_path())
+            .unwrap()
+            .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&path).unwrap());
+        ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose))
+    };
+    group.bench_function(
+        "count (fetch wanting an old commit the client has, commit-graph)",
+        |b| b.iter(|| deep_fetch(&graphed)),
     );
     // A thin pack for a client 50 commits behind: the delta search tries the
     // client's versions of the changed files.
