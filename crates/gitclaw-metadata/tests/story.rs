@@ -658,6 +658,7 @@ async fn story(md: Metadata) {
         refs: snap.refs.clone(),
         packs: snap.packs.clone(),
         loose: snap.loose.clone(),
+        lfs: snap.lfs.clone(),
         actor: "bob".into(),
     };
     let forked = md.fork_repo(fork.clone()).await.unwrap();

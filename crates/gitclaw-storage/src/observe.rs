@@ -164,6 +164,28 @@ impl<B: crate::ObjectStorageBackend> crate::ObjectStorageBackend for Observed<B>
             .await
     }
 
+    async fn presign_get(
+        &self,
+        key: &crate::ObjectKey,
+        expires_in: std::time::Duration,
+    ) -> crate::Result<Option<crate::PresignedRequest>> {
+        self.inner.presign_get(key, expires_in).await
+    }
+
+    async fn presign_put(
+        &self,
+        key: &crate::ObjectKey,
+        sha256: &crate::LfsOid,
+        size: u64,
+        expires_in: std::time::Duration,
+    ) -> crate::Result<Option<crate::PresignedRequest>> {
+        self.inner.presign_put(key, sha256, size, expires_in).await
+    }
+
+    async fn stored_sha256(&self, key: &crate::ObjectKey) -> crate::Result<Option<crate::LfsOid>> {
+        self.call("head", self.inner.stored_sha256(key)).await
+    }
+
     fn local_path(&self, key: &crate::ObjectKey) -> Option<std::path::PathBuf> {
         self.inner.local_path(key)
     }

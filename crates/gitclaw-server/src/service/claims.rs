@@ -28,6 +28,7 @@ pub fn candidate(key: &ObjectKey) -> DeleteCandidate {
         recorded: match key.kind() {
             KeyKind::Loose { oid, .. } => Recorded::Loose(oid),
             KeyKind::Pack { hash, .. } | KeyKind::PackIndex { hash, .. } => Recorded::Pack(hash),
+            KeyKind::Lfs { oid, .. } => Recorded::Lfs(oid.to_hex()),
         },
     }
 }
