@@ -150,7 +150,7 @@ fn write_files(dir: &Path, seed: u64, sizes: &[(&str, usize)]) -> Vec<(String, V
         .iter()
         .enumerate()
         .map(|(i, (name, size))| {
-            let data = incompressible(*size, seed + i as u64);
+            let data = incompressible(*size, seed + 2 * i as u64);
             std::fs::write(dir.join(name), &data).unwrap();
             (name.to_string(), data)
         })
@@ -363,6 +363,13 @@ fn lfs_files_go_straight_to_the_bucket_on_s3() {
             "gitclaw_lfs_batch_objects_total{answer=\"presigned\",operation=\"download\"}"
         ) >= 3
     );
+    // Nor between the server and the bucket: verify compared the checksum the
+    // bucket recorded instead of reading the objects back.
+    for direction in ["read", "written"] {
+        let sample = format!("gitclaw_store_bytes_total{{direction=\"{direction}\"}}");
+        let moved = metric(&server, &sample);
+        assert!(moved < MIB as u64, "{sample} = {moved}");
+    }
     let endpoint = s3_env().endpoint.clone();
     let bucket = server.state.config.s3.as_ref().unwrap().bucket.clone();
     let wanted: Vec<(String, usize)> = files
@@ -522,6 +529,16 @@ fn verify_rehashes_content_the_store_did_not_check() {
     assert_eq!(answer["objects"][0]["error"]["code"], 404, "{answer}");
 }
 
+/// The store's refusal of a presigned request past its expiry.
+fn assert_expired(status: u16, body: &[u8]) {
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        // AWS says "Request has expired" (403), Garage "Date is too old" (400).
+        matches!(status, 400 | 403) && (text.contains("expired") || text.contains("too old")),
+        "an expired presigned URL was not refused as expired: {status} {text}"
+    );
+}
+
 #[test]
 fn presigned_urls_expire() {
     let server = s3_server(|c| c.lfs.url_expiry = std::time::Duration::from_secs(1));
@@ -539,13 +556,13 @@ fn presigned_urls_expire() {
     let upload = answer["objects"][0]["actions"]["upload"].clone();
     assert_eq!(upload["expires_in"], 1, "{upload}");
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let (status, _) = curl(
+    let (status, body) = curl(
         "PUT",
         upload["href"].as_str().unwrap(),
         &upload["header"],
         Some(&content),
     );
-    assert_eq!(status, 403, "an expired upload URL must be refused");
+    assert_expired(status, &body);
     // A fresh one works; its download URL expires as well.
     let (_, _, answer) = batch(
         &server,
@@ -574,13 +591,13 @@ fn presigned_urls_expire() {
     let (_, _, answer) = batch(&server, "acme/media", None, "download", &[(&oid, 2048)]);
     let download = answer["objects"][0]["actions"]["download"].clone();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let (status, _) = curl(
+    let (status, body) = curl(
         "GET",
         download["href"].as_str().unwrap(),
         &download["header"],
         None,
     );
-    assert_eq!(status, 403, "an expired download URL must be refused");
+    assert_expired(status, &body);
 }
 
 #[test]
@@ -589,6 +606,7 @@ fn private_repositories_need_the_token_for_batch_and_object_urls() {
     create(&server, "acme", "secret", true);
     let writer = token(&server, "writer", "acme/secret", "write");
     let reader = token(&server, "reader", "acme/secret", "read");
+    create(&server, "acme", "other", false);
     let outsider = token(&server, "outsider", "acme/other", "write");
     let content = incompressible(5000, 11);
     let oid = sha256_hex(&content);
@@ -728,7 +746,9 @@ fn an_upload_through_the_server_that_does_not_match_its_oid_is_not_kept() {
     // Over the size limit.
     let big = incompressible(MIB + 1, 2);
     let big_path = format!("/acme/media/info/lfs/objects/{}", sha256_hex(&big));
-    let (status, body) = http(server.addr, "PUT", &big_path, &[], &big);
+    // (curl: the server answers before the body is all sent.)
+    let url = format!("{}{big_path}", server.url);
+    let (status, body) = curl("PUT", &url, &Value::Null, Some(&big));
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("GITCLAW_LFS_MAX_OBJECT_BYTES"));
     // Nothing was kept, and nothing is listed.
@@ -893,6 +913,12 @@ fn locks_stop_another_clones_push_until_unlocked() {
     let b = work.path().join("b");
     clone_lfs(work.path(), &url, &b, Some(&bob));
     git_lfs(&b, &["pull"]);
+    // As git-lfs advises once it finds the locking API: without this it only
+    // warns about locked files in a push.
+    for clone in [&a, &b] {
+        let key = format!("lfs.{url}/info/lfs.locksverify");
+        git(clone, &["config", &key, "true"]);
+    }
 
     // Alice locks level.bin; both see it, as hers.
     let locked = git_lfs(&a, &["lock", "level.bin"]);
@@ -910,17 +936,21 @@ fn locks_stop_another_clones_push_until_unlocked() {
     std::fs::write(b.join("level.bin"), incompressible(2000, 42)).unwrap();
     git(&b, &["commit", "-q", "-am", "bob edits the level"]);
     let out = git_output(&b, &["push", "origin", "main"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !out.status.success(),
-        "push of a file locked by alice went through"
+        "push of a file locked by alice went through: {stderr}"
     );
     assert!(stderr.contains("level.bin"), "{stderr}");
     assert_eq!(
         git(&a, &["ls-remote", &url, "refs/heads/main"])
             .split('\t')
             .next(),
-        Some(git(&a, &["rev-parse", "HEAD"]).as_str()),
+        Some(git(&a, &["rev-parse", "HEAD"]).trim()),
         "the ref did not move"
     );
     // Bob cannot unlock it without force.
@@ -1075,4 +1105,46 @@ fn fork_copies_lfs_objects_and_delete_removes_them() {
     for (name, data) in &files {
         assert!(std::fs::read(dst.join(name)).unwrap() == *data, "{name}");
     }
+}
+
+#[test]
+fn the_sweep_removes_uploads_never_verified_and_keeps_recorded_objects() {
+    let server = Server::start_with(|c| c.gc.grace_secs = 0);
+    create_repo_at(server.addr, "acme", "media");
+    // One object uploaded and recorded through the server.
+    let kept = incompressible(3000, 8);
+    let kept_oid = sha256_hex(&kept);
+    let path = format!("/acme/media/info/lfs/objects/{kept_oid}");
+    assert_eq!(http(server.addr, "PUT", &path, &[], &kept).0, 200);
+    // One written to its key but never verified (as a client that uploaded
+    // to the bucket and never called verify leaves it).
+    let stray = incompressible(3000, 10);
+    let stray_oid = sha256_hex(&stray);
+    let repo = server
+        .block_on(server.state.meta.get_repo("acme", "media"))
+        .unwrap()
+        .unwrap();
+    let key = gitclaw_storage::ObjectKey::lfs(
+        &gitclaw_storage::RepoId::new(&repo.id).unwrap(),
+        &gitclaw_storage::LfsOid::parse(&stray_oid).unwrap(),
+    );
+    server
+        .block_on(server.state.store.put(
+            &key,
+            bytes::Bytes::from(stray),
+            &gitclaw_storage::PutOptions::default(),
+        ))
+        .unwrap();
+    let before = lfs_keys(&server.stored_keys("acme", "media"));
+    assert_eq!(before.len(), 2, "{before:?}");
+    let swept = server
+        .block_on(gitclaw_server::service::sweep::sweep_repo(
+            &server.state,
+            &repo,
+        ))
+        .unwrap();
+    assert_eq!(swept.deleted, 1, "{swept:?}");
+    let left = lfs_keys(&server.stored_keys("acme", "media"));
+    assert_eq!(left.len(), 1);
+    assert!(left[0].ends_with(&kept_oid), "{left:?}");
 }

@@ -705,7 +705,7 @@ async fn story(md: Metadata) {
     assert_eq!(events[0].name, "one");
     assert_eq!(
         events[0].details,
-        json!({"id": repo.id, "refs": 3, "packs": 1, "loose_objects": 2})
+        json!({"id": repo.id, "refs": 3, "packs": 1, "loose_objects": 2, "lfs_objects": 0})
     );
     assert!(matches!(
         md.delete_repo(&repo.id, "carol").await,
