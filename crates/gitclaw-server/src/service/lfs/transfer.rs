@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{object_key, parse_oid, size_refusal, LfsError};
-use crate::{app::AppState, error::GitError};
+use crate::{app::AppState, error::GitError, service::claims::StoreClaim};
 
 /// How much of an object the content check reads at once.
 const CHECK_CHUNK: u64 = 8 << 20;
@@ -53,16 +53,29 @@ where
         .tempfile_in(&state.scratch.dir)
         .map_err(GitError::io("creating a scratch file for an LFS upload"))?;
     let size = spool(state, tmp.path().to_path_buf(), &oid, declared, max, body).await?;
-    state
-        .store
-        .put_file(&key, tmp.path(), &put_options())
-        .await?;
-    drop(tmp);
-    state
-        .meta
-        .record_lfs_object(&repo.id, &oid.to_hex(), size)
-        .await?;
-    Ok(size)
+    let claim = hold(state, repo, &key).await?;
+    let stored = async {
+        state
+            .store
+            .put_file(&key, tmp.path(), &put_options())
+            .await?;
+        state
+            .meta
+            .record_lfs_object(&repo.id, &oid.to_hex(), size)
+            .await?;
+        Ok::<_, LfsError>(())
+    }
+    .await;
+    claim.release().await;
+    stored.map(|()| size)
+}
+
+/// Hold `key` against the sweep while it is stored and recorded (waiting if
+/// a deletion of it is under way), as a push holds the keys it writes.
+async fn hold(state: &AppState, repo: &Repo, key: &ObjectKey) -> Result<StoreClaim, LfsError> {
+    StoreClaim::upload(state, &repo.id, vec![key.clone()])
+        .await
+        .map_err(|err| LfsError::Server(err.into()))
 }
 
 /// Write the body to `path`, hashing it; fail unless it is exactly the
@@ -185,7 +198,22 @@ pub async fn verify(
         None => {}
     }
     let key = object_key(&repo.id, &oid)?;
-    let stored = match state.store.head(&key).await {
+    let claim = hold(state, repo, &key).await?;
+    let checked = check_and_record(state, repo, &oid, size, &key).await;
+    claim.release().await;
+    checked
+}
+
+/// The checks of [`verify`] on a stored object, then its row.
+async fn check_and_record(
+    state: &AppState,
+    repo: &Repo,
+    oid: &LfsOid,
+    size: u64,
+    key: &ObjectKey,
+) -> Result<(), LfsError> {
+    let hex = oid.to_hex();
+    let stored = match state.store.head(key).await {
         Ok(meta) => meta,
         Err(StorageError::NotFound { .. }) => {
             return Err(LfsError::NotFound(format!("object {hex} was not uploaded")))
@@ -193,18 +221,18 @@ pub async fn verify(
         Err(err) => return Err(err.into()),
     };
     if stored.size != size {
-        discard(state, &key).await;
+        discard(state, key).await;
         return Err(LfsError::Invalid(format!(
             "object {hex} was uploaded with {} bytes, not {size}: refused and deleted",
             stored.size
         )));
     }
-    let content = match state.store.stored_sha256(&key).await? {
+    let content = match state.store.stored_sha256(key).await? {
         Some(checksum) => checksum,
-        None => hash_stored(state, &key, size).await?,
+        None => hash_stored(state, key, size).await?,
     };
-    if content != oid {
-        discard(state, &key).await;
+    if content != *oid {
+        discard(state, key).await;
         return Err(LfsError::Invalid(format!(
             "the uploaded content's SHA-256 is {content}, not the oid {hex}: refused and deleted"
         )));
