@@ -1032,7 +1032,16 @@ fn locks_stop_another_clones_push_until_unlocked() {
 #[test]
 fn fork_copies_lfs_objects_and_delete_removes_them() {
     need_git_lfs();
-    let server = Server::start_with(|c| c.admin_token = Some(ADMIN.into()));
+    for backend in BACKENDS {
+        fork_and_delete_on(backend);
+    }
+}
+
+fn fork_and_delete_on(backend: Backend) {
+    let server = Server::start_with(|c| {
+        use_backend(c, backend);
+        c.admin_token = Some(ADMIN.into());
+    });
     create(&server, "acme", "orig", false);
     let writer = token(&server, "writer", "acme/orig", "write");
     let work = tempfile::tempdir().unwrap();
@@ -1147,4 +1156,25 @@ fn the_sweep_removes_uploads_never_verified_and_keeps_recorded_objects() {
     let left = lfs_keys(&server.stored_keys("acme", "media"));
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with(&kept_oid), "{left:?}");
+}
+
+#[test]
+fn objects_above_a_single_s3_put_are_refused_whatever_the_limit() {
+    let server = s3_server(|c| c.lfs.max_object_bytes = 10 << 30);
+    create(&server, "acme", "media", false);
+    let writer = token(&server, "writer", "acme/media", "write");
+    let oid = "b".repeat(64);
+    let sizes = [(oid.as_str(), 5 << 30), (oid.as_str(), (5 << 30) + 1)];
+    let (status, _, answer) = batch(&server, "acme/media", Some(&writer), "upload", &sizes);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["objects"][0]["actions"]["upload"].is_object(),
+        "{answer}"
+    );
+    let refused = &answer["objects"][1]["error"];
+    assert_eq!(refused["code"], 422, "{answer}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("5 GiB"),
+        "{answer}"
+    );
 }
