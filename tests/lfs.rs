@@ -244,6 +244,15 @@ fn push_and_pull(server: &Server, repo: &str, writer: &str) -> Vec<(String, Vec<
     assert_eq!(lfs_keys(&server.stored_keys(owner, name)), expected);
     assert_eq!(metric(server, "gitclaw_lfs_objects "), 3);
     assert_eq!(metric(server, "gitclaw_lfs_bytes "), total as u64);
+    let label = format!("{{repository=\"{repo}\"}}");
+    assert_eq!(
+        metric(server, &format!("gitclaw_repository_lfs_objects{label}")),
+        3
+    );
+    assert_eq!(
+        metric(server, &format!("gitclaw_repository_lfs_bytes{label}")),
+        total as u64
+    );
     files
 }
 

@@ -173,6 +173,8 @@ async fn metrics(
                 // Deleted or overtaken repositories drop out of the export.
                 m.repo_objects.reset();
                 m.repo_bytes.reset();
+                m.repo_lfs_objects.reset();
+                m.repo_lfs_bytes.reset();
                 for repo in repos {
                     let name = format!("{}/{}", repo.owner, repo.name);
                     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -182,6 +184,14 @@ async fn metrics(
                     m.repo_bytes
                         .with_label_values(&[&name])
                         .set(gauge(repo.bytes));
+                    if repo.lfs_objects > 0 {
+                        m.repo_lfs_objects
+                            .with_label_values(&[&name])
+                            .set(gauge(repo.lfs_objects));
+                        m.repo_lfs_bytes
+                            .with_label_values(&[&name])
+                            .set(gauge(repo.lfs_bytes));
+                    }
                 }
             }
             Err(err) => {

@@ -67,6 +67,8 @@ pub struct Metrics {
     object_cache_reported: std::sync::Mutex<gitclaw_pack::odb::CacheCounts>,
     pub repo_objects: IntGaugeVec,
     pub repo_bytes: IntGaugeVec,
+    pub repo_lfs_objects: IntGaugeVec,
+    pub repo_lfs_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub db_operations: HistogramVec,
     pub migration_objects: IntCounterVec,
@@ -338,6 +340,18 @@ impl Metrics {
                 &r,
                 "gitclaw_repository_stored_bytes",
                 "Bytes a repository stores (packs, indexes, loose objects), for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            repo_lfs_objects: gauges(
+                &r,
+                "gitclaw_repository_lfs_objects",
+                "Git LFS objects a repository has, for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            repo_lfs_bytes: gauges(
+                &r,
+                "gitclaw_repository_lfs_bytes",
+                "Bytes of a repository's Git LFS objects, for the GITCLAW_METRICS_REPOS largest.",
                 &["repository"],
             ),
             db_connections: gauges(
