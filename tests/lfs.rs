@@ -766,9 +766,10 @@ fn an_upload_through_the_server_that_does_not_match_its_oid_is_not_kept() {
     assert!(scratch.is_empty(), "scratch files left: {scratch:?}");
     let (_, _, answer) = batch(&server, "acme/media", None, "download", &[(&oid, 4000)]);
     assert_eq!(answer["objects"][0]["error"]["code"], 404);
-    // The right bytes are kept and served.
+    // The right bytes are kept (moved into place, no copy left behind) and served.
     let (status, _) = http(server.addr, "PUT", &path, &[], &content);
     assert_eq!(status, 200);
+    assert!(files_under(&server.state.scratch.dir).is_empty());
     let (status, body) = http(server.addr, "GET", &path, &[], b"");
     assert_eq!(status, 200);
     assert!(body == content);

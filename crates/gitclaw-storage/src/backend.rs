@@ -92,6 +92,12 @@ pub trait ObjectStorageBackend: Send + Sync + std::fmt::Debug + 'static {
     fn name(&self) -> &'static str;
     async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> Result<()>;
     async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()>;
+    /// `put_file` of a file the caller gives up: a store on the same local
+    /// disk may rename it into place instead of copying it (the path is gone
+    /// afterwards, or still there; the caller must not use it either way).
+    async fn put_owned_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()> {
+        self.put_file(key, path, opts).await
+    }
     async fn get(&self, key: &ObjectKey) -> Result<Bytes>;
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes>;
     /// Download into `dest`, written atomically (temp file + rename); returns the size.

@@ -131,6 +131,27 @@ async fn files(b: &dyn ObjectStorageBackend, scratch: &Path) {
         meta.content_type.as_deref(),
         Some("application/x-git-packfile")
     );
+    // A file given up to the store: stored the same way, whether renamed or copied.
+    let owned = scratch.join(format!("{repo}-owned"));
+    let other = pattern(1024 * 1024 + 5, 4);
+    std::fs::write(&owned, &other).expect("write scratch file");
+    let owned_key = ObjectKey::pack(&repo, &loose_object_id(Kind::Blob, &other));
+    b.put_owned_file(&owned_key, &owned, &PutOptions::pack())
+        .await
+        .expect("put_owned_file");
+    assert!(
+        b.get(&owned_key).await.expect("get") == other,
+        "put_owned_file stores the file's bytes"
+    );
+    assert_eq!(
+        b.head(&owned_key)
+            .await
+            .expect("head")
+            .content_type
+            .as_deref(),
+        Some("application/x-git-packfile")
+    );
+    let _ = std::fs::remove_file(owned);
     let _ = std::fs::remove_file(src);
     let _ = std::fs::remove_file(dest);
     b.delete_prefix(&repo.prefix()).await.expect("cleanup");

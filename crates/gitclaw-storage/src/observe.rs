@@ -108,6 +108,21 @@ impl<B: crate::ObjectStorageBackend> crate::ObjectStorageBackend for Observed<B>
         Ok(())
     }
 
+    async fn put_owned_file(
+        &self,
+        key: &crate::ObjectKey,
+        path: &std::path::Path,
+        opts: &crate::PutOptions,
+    ) -> crate::Result<()> {
+        let size = tokio::fs::metadata(path).await.map(|m| m.len()).ok();
+        self.call("put_file", self.inner.put_owned_file(key, path, opts))
+            .await?;
+        if let Some(size) = size {
+            self.moved(Transfer::Written, size);
+        }
+        Ok(())
+    }
+
     async fn get(&self, key: &crate::ObjectKey) -> crate::Result<bytes::Bytes> {
         let data = self.call("get", self.inner.get(key)).await?;
         self.moved(Transfer::Read, data.len() as u64);

@@ -3,8 +3,9 @@
 //! client wrote it straight to the store (`verify`).
 //!
 //! An upload through the server is hashed as it arrives into a scratch file
-//! and stored only when its SHA-256 and size match the oid and the length the
-//! client announced; anything else is deleted with the scratch file. Nothing
+//! and stored (renamed into place, on the filesystem) only when its SHA-256
+//! and size match the oid and the length the client announced; anything else
+//! is deleted with the scratch file. Nothing
 //! is ever held whole in memory: the body and the download stream in chunks.
 
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ where
     let stored = async {
         state
             .store
-            .put_file(&key, tmp.path(), &put_options())
+            .put_owned_file(&key, tmp.path(), &put_options())
             .await?;
         state
             .meta
