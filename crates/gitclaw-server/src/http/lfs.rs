@@ -124,26 +124,45 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 
 /// Where this repository's LFS URLs are, as the client addressed it.
 fn links(state: &AppState, headers: &HeaderMap, owner: &str, segment: &str) -> Links {
-    let origin = state.config.public_url.clone().unwrap_or_else(|| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| state.config.listen.to_string());
-        format!("http://{host}")
-    });
+    links_at(
+        state.config.public_url.as_deref(),
+        state.config.listen,
+        headers,
+        owner,
+        segment,
+    )
+}
+
+/// The links under `GITCLAW_PUBLIC_URL` when set, else under the `Host` the
+/// client sent (a sane one; else the listen address).
+fn links_at(
+    public_url: Option<&str>,
+    listen: std::net::SocketAddr,
+    headers: &HeaderMap,
+    owner: &str,
+    segment: &str,
+) -> Links {
+    let origin = match public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.len() <= 255
+                        && h.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                        })
+                })
+                .map(str::to_string)
+                .unwrap_or_else(|| listen.to_string());
+            format!("http://{host}")
+        }
+    };
     Links {
-        base: format!(
-            "{}/{owner}/{segment}/info/lfs",
-            origin.trim_end_matches('/')
-        ),
+        base: format!("{origin}/{owner}/{segment}/info/lfs"),
         authorization: headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -469,4 +488,46 @@ pub async fn unlock(
             message: None,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_follow_the_public_url_or_a_sane_host_and_carry_the_credentials() {
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_static("git.example.com:8443"),
+        );
+        let links = links_at(None, listen, &headers, "acme", "media.git");
+        assert_eq!(
+            links.base,
+            "http://git.example.com:8443/acme/media.git/info/lfs"
+        );
+        assert_eq!(links.authorization, None);
+        let public = links_at(
+            Some("https://git.example.com/"),
+            listen,
+            &headers,
+            "acme",
+            "media",
+        );
+        assert_eq!(public.base, "https://git.example.com/acme/media/info/lfs");
+        headers.insert(header::HOST, HeaderValue::from_static("evil.com/x?y"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let links = links_at(None, listen, &headers, "acme", "media");
+        assert_eq!(links.base, "http://127.0.0.1:8080/acme/media/info/lfs");
+        assert_eq!(links.authorization.as_deref(), Some("Bearer t"));
+        let oid = gitclaw_storage::LfsOid::from_digest([0xab; 32]);
+        let action = links.object(&oid);
+        assert_eq!(
+            action.href,
+            format!("http://127.0.0.1:8080/acme/media/info/lfs/objects/{oid}")
+        );
+        assert_eq!(action.header["Authorization"], "Bearer t");
+        assert!(!action.presigned);
+    }
 }

@@ -80,6 +80,9 @@ pub struct Action {
     pub expires_in: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// A request to the store itself (presigned), not to this server.
+    #[serde(skip)]
+    pub presigned: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +113,7 @@ impl Links {
             header,
             expires_in: None,
             expires_at: None,
+            presigned: false,
         }
     }
 
@@ -244,10 +248,10 @@ pub async fn answer(
             (None, None) => "present",
             (None, Some(actions)) => {
                 let action = actions.download.as_ref().or(actions.upload.as_ref());
-                if action.is_some_and(|a| a.href.starts_with(&links.base)) {
-                    "server"
-                } else {
+                if action.is_some_and(|a| a.presigned) {
                     "presigned"
+                } else {
+                    "server"
                 }
             }
         };
@@ -284,6 +288,7 @@ fn presigned_action(state: &AppState, request: gitclaw_storage::PresignedRequest
             .collect(),
         expires_in: Some(expires_in),
         expires_at: Some(expires_at),
+        presigned: true,
     }
 }
 
