@@ -20,6 +20,7 @@ apt_install() {
   fi
 }
 need git || apt_install git
+need git-lfs || apt_install git-lfs
 need python3 || apt_install python3
 # git http-backend under lighttpd is the reference server of the parity tests.
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd

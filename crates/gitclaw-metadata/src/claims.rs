@@ -24,7 +24,7 @@ use crate::util::{now_secs, oid_hex};
 use crate::{Metadata, Result};
 
 /// The row that records a store key, when one may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
     /// A pack or its index: recorded by the pack row with this checksum.
     Pack(ObjectId),
@@ -32,6 +32,9 @@ pub enum Recorded {
     PackGraph(ObjectId),
     /// A loose object: recorded by the loose-object row with this id.
     Loose(ObjectId),
+    /// A Git LFS object: recorded by the LFS-object row with this id (64
+    /// lowercase hex digits).
+    Lfs(String),
     /// Nothing records this key (not a key GitClaw writes).
     Nothing,
 }
@@ -128,12 +131,12 @@ impl Metadata {
             let expires = now.saturating_add(lease(lease_secs));
             let mut granted = Vec::new();
             for candidate in candidates {
-                let recorded = match candidate.recorded {
+                let recorded = match &candidate.recorded {
                     Recorded::Pack(hash) => sqlx::query(
                         "SELECT 1 AS one FROM packs WHERE repo_id = $1 AND pack_hash = $2",
                     )
                     .bind(repo_id)
-                    .bind(oid_hex(&hash))
+                    .bind(oid_hex(hash))
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some(),
@@ -142,7 +145,7 @@ impl Metadata {
                          WHERE repo_id = $1 AND pack_hash = $2 AND graph_bytes IS NOT NULL",
                     )
                     .bind(repo_id)
-                    .bind(oid_hex(&hash))
+                    .bind(oid_hex(hash))
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some(),
@@ -150,7 +153,15 @@ impl Metadata {
                         "SELECT 1 AS one FROM loose_objects WHERE repo_id = $1 AND oid = $2",
                     )
                     .bind(repo_id)
-                    .bind(oid_hex(&oid))
+                    .bind(oid_hex(oid))
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some(),
+                    Recorded::Lfs(oid) => sqlx::query(
+                        "SELECT 1 AS one FROM lfs_objects WHERE repo_id = $1 AND oid = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(oid)
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some(),

@@ -141,6 +141,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cache_version",
         include_str!("../migrations/sqlite/0010_cache_version.sql"),
     ),
+    (11, "lfs", include_str!("../migrations/sqlite/0011_lfs.sql")),
     (
         12,
         "pack_graphs",
@@ -197,6 +198,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "cache_version",
         include_str!("../migrations/postgres/0010_cache_version.sql"),
+    ),
+    (
+        11,
+        "lfs",
+        include_str!("../migrations/postgres/0011_lfs.sql"),
     ),
     (
         12,

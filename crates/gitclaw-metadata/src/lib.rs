@@ -36,6 +36,7 @@ mod compaction;
 mod connect;
 mod crash;
 mod error;
+mod lfs;
 mod migration;
 mod objects;
 mod observe;
@@ -52,6 +53,7 @@ pub use connect::{Backend, ConnectOptions};
 pub use crash::crash_point;
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
+pub use lfs::{LfsLock, LfsRecord, LfsUsage, LockCreated, LockFilter};
 pub use migration::{
     LegacyEntry, LegacyRow, MigrationBatch, MigrationStart, MigrationState, MigrationStatus,
     RowOutcome,

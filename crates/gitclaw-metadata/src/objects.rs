@@ -344,21 +344,27 @@ impl Metadata {
         .await
     }
 
-    /// The `limit` repositories storing the most bytes, largest first: for
-    /// per-repository metrics, read from the database alone (never the store).
+    /// The `limit` repositories storing the most bytes (Git and LFS objects),
+    /// largest first: for per-repository metrics, read from the database alone
+    /// (never the store).
     pub async fn largest_repos(&self, limit: u32) -> Result<Vec<RepoSize>> {
         self.timed("largest_repos", async {
             let rows = sqlx::query(
                 "SELECT r.owner AS owner, r.name AS name, \
                         CAST(COALESCE(p.objects, 0) + COALESCE(l.n, 0) AS BIGINT) AS objects, \
-                        CAST(COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) AS BIGINT) AS bytes \
+                        CAST(COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) AS BIGINT) AS bytes, \
+                        CAST(COALESCE(f.n, 0) AS BIGINT) AS lfs_objects, \
+                        CAST(COALESCE(f.bytes, 0) AS BIGINT) AS lfs_bytes \
                  FROM repositories r \
                  LEFT JOIN (SELECT repo_id, SUM(object_count) AS objects, \
                                    SUM(pack_bytes + index_bytes) AS bytes \
                             FROM packs GROUP BY repo_id) p ON p.repo_id = r.id \
                  LEFT JOIN (SELECT repo_id, COUNT(*) AS n, SUM(size) AS bytes \
                             FROM loose_objects GROUP BY repo_id) l ON l.repo_id = r.id \
-                 ORDER BY bytes DESC, r.owner, r.name LIMIT $1",
+                 LEFT JOIN (SELECT repo_id, COUNT(*) AS n, SUM(size) AS bytes \
+                            FROM lfs_objects GROUP BY repo_id) f ON f.repo_id = r.id \
+                 ORDER BY COALESCE(p.bytes, 0) + COALESCE(l.bytes, 0) + COALESCE(f.bytes, 0) DESC, \
+                          r.owner, r.name LIMIT $1",
             )
             .bind(i64::from(limit))
             .fetch_all(self.pool())
@@ -370,6 +376,8 @@ impl Metadata {
                         name: get_str(row, "name")?,
                         objects: get_u64(row, "objects")?,
                         bytes: get_u64(row, "bytes")?,
+                        lfs_objects: get_u64(row, "lfs_objects")?,
+                        lfs_bytes: get_u64(row, "lfs_bytes")?,
                     })
                 })
                 .collect()
@@ -390,4 +398,7 @@ pub struct RepoSize {
     pub name: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Its Git LFS objects and their bytes (not in `objects` and `bytes`).
+    pub lfs_objects: u64,
+    pub lfs_bytes: u64,
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use crate::audit::{self, AuditAction, NewEvent};
+use crate::lfs::LfsRecord;
 use crate::objects::{check_kind, insert_loose, insert_pack, LooseRecord, PackRecord};
 use crate::refs::RefRecord;
 use crate::util::{get_bool, get_i64, get_str, now_secs, oid_hex};
@@ -76,6 +77,9 @@ pub struct ForkRepo {
     pub refs: Vec<RefRecord>,
     pub packs: Vec<PackRecord>,
     pub loose: Vec<LooseRecord>,
+    /// LFS objects recorded before the copy of the prefix began (so their
+    /// content is in it).
+    pub lfs: Vec<LfsRecord>,
     pub actor: String,
 }
 
@@ -88,6 +92,8 @@ pub struct RepoSnapshot {
     pub refs: Vec<RefRecord>,
     pub packs: Vec<PackRecord>,
     pub loose: Vec<LooseRecord>,
+    /// Its LFS objects.
+    pub lfs: Vec<LfsRecord>,
 }
 
 pub(crate) fn repo_from_row(row: &AnyRow) -> Result<Repo> {
@@ -321,11 +327,13 @@ impl Metadata {
                     .execute(&mut *tx)
                     .await?;
             }
-            let mut removed = [0u64; 3];
+            let mut removed = [0u64; 5];
             for (i, sql) in [
                 "DELETE FROM refs WHERE repo_id = $1",
                 "DELETE FROM packs WHERE repo_id = $1",
                 "DELETE FROM loose_objects WHERE repo_id = $1",
+                "DELETE FROM lfs_objects WHERE repo_id = $1",
+                "DELETE FROM lfs_locks WHERE repo_id = $1",
             ]
             .into_iter()
             .enumerate()
@@ -345,6 +353,7 @@ impl Metadata {
                 "refs": removed[0],
                 "packs": removed[1],
                 "loose_objects": removed[2],
+                "lfs_objects": removed[3],
             });
             audit::append(
                 &mut tx,
@@ -379,11 +388,13 @@ impl Metadata {
             let refs = self.list_refs(repo_id).await?;
             let packs = self.list_packs(repo_id).await?;
             let loose = self.list_loose(repo_id).await?;
+            let lfs = self.list_lfs_objects(repo_id).await?;
             Ok(RepoSnapshot {
                 repo,
                 refs,
                 packs,
                 loose,
+                lfs,
             })
         })
         .await
@@ -445,6 +456,10 @@ impl Metadata {
             for l in &fork.loose {
                 insert_loose(&mut tx, &repo.id, &l.oid, &l.kind, l.size, l.created_at).await?;
             }
+            // Locks stay with the source.
+            for object in &fork.lfs {
+                crate::lfs::insert_lfs_object(&mut tx, &repo.id, object).await?;
+            }
             let details = serde_json::json!({
                 "id": repo.id,
                 "source_id": fork.source_id,
@@ -453,6 +468,7 @@ impl Metadata {
                 "refs": fork.refs.len(),
                 "packs": fork.packs.len(),
                 "loose_objects": fork.loose.len(),
+                "lfs_objects": fork.lfs.len(),
             });
             audit::append(
                 &mut tx,

@@ -51,6 +51,8 @@ async fn sqlite_fresh_database_and_reconnect() {
         [
             "_sqlx_migrations",
             "audit_events",
+            "lfs_locks",
+            "lfs_objects",
             "loose_objects",
             "object_migration_log",
             "pack_closure_tips",
@@ -79,6 +81,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             (8, true),
             (9, true),
             (10, true),
+            (11, true),
             (12, true)
         ]
     );

@@ -662,6 +662,7 @@ async fn story(md: Metadata) {
         refs: snap.refs.clone(),
         packs: snap.packs.clone(),
         loose: snap.loose.clone(),
+        lfs: snap.lfs.clone(),
         actor: "bob".into(),
     };
     let forked = md.fork_repo(fork.clone()).await.unwrap();
@@ -708,7 +709,7 @@ async fn story(md: Metadata) {
     assert_eq!(events[0].name, "one");
     assert_eq!(
         events[0].details,
-        json!({"id": repo.id, "refs": 3, "packs": 1, "loose_objects": 2})
+        json!({"id": repo.id, "refs": 3, "packs": 1, "loose_objects": 2, "lfs_objects": 0})
     );
     assert!(matches!(
         md.delete_repo(&repo.id, "carol").await,

@@ -49,6 +49,27 @@ impl Caller {
         }
     }
 
+    /// Who holds the Git LFS locks this caller creates: a token by its id
+    /// (shown by its name), the admin token, or everyone alike when there are
+    /// no credentials.
+    pub fn lock_owner(&self) -> crate::service::lfs::locks::LockOwner {
+        use crate::service::lfs::locks::LockOwner;
+        match self {
+            Caller::Token(t) => LockOwner {
+                id: format!("token:{}", t.id),
+                name: t.name.clone(),
+            },
+            Caller::Admin => LockOwner {
+                id: "admin".into(),
+                name: "admin".into(),
+            },
+            Caller::Open | Caller::Anonymous => LockOwner {
+                id: "anonymous".into(),
+                name: "anonymous".into(),
+            },
+        }
+    }
+
     fn is_admin(&self) -> bool {
         matches!(self, Caller::Open | Caller::Admin) || matches!(self, Caller::Token(t) if t.admin)
     }

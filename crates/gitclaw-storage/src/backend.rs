@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::{
     error::Result,
-    keys::{KeyPrefix, ObjectKey},
+    keys::{KeyPrefix, LfsOid, ObjectKey},
 };
 
 /// Content type and user metadata of a stored object.
@@ -64,6 +64,16 @@ pub struct ObjectMeta {
     pub last_modified: Option<std::time::SystemTime>,
 }
 
+/// A request a client may send straight to the store, signed by the backend:
+/// its method, URL and the headers the signature covers, which the client must
+/// send exactly as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
 /// An object store holding bytes under [`ObjectKey`]s.
 ///
 /// Contract, for every backend:
@@ -79,12 +89,23 @@ pub struct ObjectMeta {
 ///   `copy_prefix` copies every key under `from` to the same suffix under `to`,
 ///   with content type and metadata, server-side where the store allows.
 /// - Prefixes are [`KeyPrefix`]es, so no call can reach outside one repository.
+/// - `presign_get`/`presign_put` return `None` where clients cannot reach the
+///   store themselves (the filesystem); a presigned upload names the content's
+///   SHA-256 so that a store which checks it refuses other bytes, and
+///   `stored_sha256` tells what the store recorded for an object, where it
+///   records one (`None` says nothing about the content: hash it to know).
 #[async_trait]
 pub trait ObjectStorageBackend: Send + Sync + std::fmt::Debug + 'static {
     /// `"filesystem"`, `"s3"`.
     fn name(&self) -> &'static str;
     async fn put(&self, key: &ObjectKey, data: Bytes, opts: &PutOptions) -> Result<()>;
     async fn put_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()>;
+    /// `put_file` of a file the caller gives up: a store on the same local
+    /// disk may rename it into place instead of copying it (the path is gone
+    /// afterwards, or still there; the caller must not use it either way).
+    async fn put_owned_file(&self, key: &ObjectKey, path: &Path, opts: &PutOptions) -> Result<()> {
+        self.put_file(key, path, opts).await
+    }
     async fn get(&self, key: &ObjectKey) -> Result<Bytes>;
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes>;
     /// Download into `dest`, written atomically (temp file + rename); returns the size.
@@ -94,6 +115,33 @@ pub trait ObjectStorageBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<ObjectMeta>>;
     async fn delete_prefix(&self, prefix: &KeyPrefix) -> Result<u64>;
     async fn copy_prefix(&self, from: &KeyPrefix, to: &KeyPrefix) -> Result<u64>;
+    /// A GET of `key` that a client may send within `expires_in`.
+    async fn presign_get(
+        &self,
+        _key: &ObjectKey,
+        _expires_in: std::time::Duration,
+    ) -> Result<Option<PresignedRequest>> {
+        Ok(None)
+    }
+
+    /// A PUT of exactly `size` bytes whose SHA-256 is `sha256` to `key`, that a
+    /// client may send within `expires_in`.
+    async fn presign_put(
+        &self,
+        _key: &ObjectKey,
+        _sha256: &LfsOid,
+        _size: u64,
+        _expires_in: std::time::Duration,
+    ) -> Result<Option<PresignedRequest>> {
+        Ok(None)
+    }
+
+    /// The SHA-256 the store recorded for the object's whole content, where it
+    /// keeps one; `NotFound` for a missing key.
+    async fn stored_sha256(&self, key: &ObjectKey) -> Result<Option<LfsOid>> {
+        self.head(key).await.map(|_| None)
+    }
+
     /// Where the bytes already lie in a local file (the filesystem backend), so
     /// pack readers can map them instead of downloading.
     fn local_path(&self, _key: &ObjectKey) -> Option<PathBuf> {

@@ -10,7 +10,7 @@ use gix_object::Kind;
 use crate::{
     backend::{ObjectStorageBackend, PutOptions},
     error::StorageError,
-    keys::{ObjectKey, RepoId},
+    keys::{LfsOid, ObjectKey, RepoId},
     loose::{encode_loose, get_loose_object, loose_object_id, put_loose_object},
 };
 
@@ -43,6 +43,7 @@ pub async fn run_all(backend: Arc<dyn ObjectStorageBackend>, scratch: &Path) {
     head_and_delete(&*backend).await;
     listing_and_prefixes(&*backend).await;
     loose_objects(&*backend).await;
+    lfs_objects(&*backend).await;
 }
 
 async fn round_trips(b: &dyn ObjectStorageBackend) {
@@ -130,6 +131,27 @@ async fn files(b: &dyn ObjectStorageBackend, scratch: &Path) {
         meta.content_type.as_deref(),
         Some("application/x-git-packfile")
     );
+    // A file given up to the store: stored the same way, whether renamed or copied.
+    let owned = scratch.join(format!("{repo}-owned"));
+    let other = pattern(1024 * 1024 + 5, 4);
+    std::fs::write(&owned, &other).expect("write scratch file");
+    let owned_key = ObjectKey::pack(&repo, &loose_object_id(Kind::Blob, &other));
+    b.put_owned_file(&owned_key, &owned, &PutOptions::pack())
+        .await
+        .expect("put_owned_file");
+    assert!(
+        b.get(&owned_key).await.expect("get") == other,
+        "put_owned_file stores the file's bytes"
+    );
+    assert_eq!(
+        b.head(&owned_key)
+            .await
+            .expect("head")
+            .content_type
+            .as_deref(),
+        Some("application/x-git-packfile")
+    );
+    let _ = std::fs::remove_file(owned);
     let _ = std::fs::remove_file(src);
     let _ = std::fs::remove_file(dest);
     b.delete_prefix(&repo.prefix()).await.expect("cleanup");
@@ -161,6 +183,70 @@ async fn head_and_delete(b: &dyn ObjectStorageBackend) {
         "deleted key is gone"
     );
     b.delete(&key).await.expect("deleting a missing key is Ok");
+}
+
+/// Git LFS content under its key: listed and copied with the prefix; the
+/// SHA-256 a store reports for it, if any, is the content's; presigning is
+/// offered for both directions or for neither.
+async fn lfs_objects(b: &dyn ObjectStorageBackend) {
+    let repo = fresh_repo("lfs");
+    let oid = LfsOid::parse("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+        .expect("the SHA-256 of \"hello\\n\"");
+    let key = ObjectKey::lfs(&repo, &oid);
+    assert!(
+        matches!(
+            b.stored_sha256(&key).await,
+            Err(StorageError::NotFound { .. })
+        ),
+        "stored_sha256 of a missing key is NotFound"
+    );
+    b.put(&key, Bytes::from_static(b"hello\n"), &PutOptions::default())
+        .await
+        .expect("put");
+    let reported = b.stored_sha256(&key).await.expect("stored_sha256");
+    assert!(
+        reported.is_none_or(|sha| sha == oid),
+        "a reported SHA-256 is the content's: {reported:?}"
+    );
+    let listed: Vec<String> = b
+        .list(&repo.prefix())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(listed, [key.as_str().to_string()]);
+    let copy = fresh_repo("lfs-copy");
+    b.copy_prefix(&repo.prefix(), &copy.prefix())
+        .await
+        .expect("copy");
+    assert_eq!(
+        b.get(&ObjectKey::lfs(&copy, &oid)).await.expect("copied"),
+        &b"hello\n"[..]
+    );
+    let expiry = std::time::Duration::from_secs(60);
+    let get = b.presign_get(&key, expiry).await.expect("presign_get");
+    let put = b
+        .presign_put(&key, &oid, 6, expiry)
+        .await
+        .expect("presign_put");
+    assert_eq!(
+        get.is_some(),
+        put.is_some(),
+        "presigning both ways or neither"
+    );
+    if let Some(put) = put {
+        assert_eq!(put.method, "PUT");
+        assert!(
+            put.headers
+                .iter()
+                .any(|(_, v)| v == "WJG1tSLV3whtD/CxEPvZ0hu0/HFjrzTQgoai6Eb2vgM="),
+            "a presigned upload names the content's SHA-256: {:?}",
+            put.headers
+        );
+    }
+    b.delete_prefix(&repo.prefix()).await.expect("delete");
+    b.delete_prefix(&copy.prefix()).await.expect("delete");
 }
 
 async fn listing_and_prefixes(b: &dyn ObjectStorageBackend) {

@@ -202,6 +202,36 @@ impl ObjectStorageBackend for FilesystemBackend {
         .await
     }
 
+    async fn put_owned_file(
+        &self,
+        key: &ObjectKey,
+        source: &Path,
+        opts: &PutOptions,
+    ) -> Result<()> {
+        let path = self.path_of(key.as_str());
+        let meta = encode_meta(opts);
+        let owned = source.to_owned();
+        let moved = blocking(move || {
+            let dir = path.parent().ok_or_else(|| {
+                StorageError::InvalidKey(format!("{} has no parent", path.display()))
+            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(StorageError::io(format!("creating {}", dir.display())))?;
+            atomic_write(&FilesystemBackend::meta_path(&path), |f| {
+                f.write_all(meta.as_bytes())
+            })?;
+            // A rename within one file system replaces the key atomically.
+            Ok(std::fs::rename(&owned, &path).is_ok())
+        })
+        .await?;
+        if moved {
+            Ok(())
+        } else {
+            // Another file system (or another failure a copy will name).
+            self.put_file(key, source, opts).await
+        }
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<Bytes> {
         let path = self.path_of(key.as_str());
         let key = key.as_str().to_string();

@@ -4,6 +4,8 @@
 //! - pack: `{repo_id}/pack/pack-{hash}.pack`, its index `{repo_id}/pack/pack-{hash}.idx`
 //!   and, for a pack compaction wrote, the commit-graph of its commits
 //!   `{repo_id}/pack/pack-{hash}.graph`
+//! - Git LFS object: `{repo_id}/lfs/{oid[0:2]}/{oid[2:4]}/{oid}`, the oid being
+//!   the SHA-256 of the content in 64 lowercase hex digits
 //!
 //! Keys can only be made by these constructors (or parsed back from one of these
 //! shapes), so no caller can address anything outside a repository's prefix.
@@ -61,6 +63,53 @@ impl KeyPrefix {
     }
 }
 
+/// A Git LFS object id: the SHA-256 of the object's content. Its text form is
+/// 64 lowercase hex digits, the only form [`LfsOid::parse`] accepts.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LfsOid([u8; 32]);
+
+impl LfsOid {
+    /// The id written as 64 lowercase hex digits; anything else is `None`.
+    pub fn parse(text: &str) -> Option<LfsOid> {
+        let lower_hex = text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !lower_hex {
+            return None;
+        }
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(text, &mut raw).ok()?;
+        Some(LfsOid(raw))
+    }
+
+    /// The id of content whose SHA-256 digest is `digest`.
+    pub fn from_digest(digest: [u8; 32]) -> LfsOid {
+        LfsOid(digest)
+    }
+
+    /// The raw digest.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for LfsOid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for LfsOid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LfsOid({})", self.to_hex())
+    }
+}
+
 /// What a key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
@@ -80,6 +129,11 @@ pub enum KeyKind {
     PackGraph {
         repo: RepoId,
         hash: ObjectId,
+    },
+    /// A Git LFS object's content.
+    Lfs {
+        repo: RepoId,
+        oid: LfsOid,
     },
 }
 
@@ -103,6 +157,12 @@ impl ObjectKey {
 
     pub fn pack_graph(repo: &RepoId, hash: &oid) -> ObjectKey {
         ObjectKey(format!("{repo}/pack/pack-{}.graph", hash.to_hex()))
+    }
+
+    /// A Git LFS object's content.
+    pub fn lfs(repo: &RepoId, oid: &LfsOid) -> ObjectKey {
+        let hex = oid.to_hex();
+        ObjectKey(format!("{repo}/lfs/{}/{}/{hex}", &hex[..2], &hex[2..4]))
     }
 
     /// Parse a key read back from a listing; only the shapes above are keys.
@@ -135,6 +195,13 @@ impl ObjectKey {
                 let repo = RepoId::new(repo).map_err(|_| bad())?;
                 let oid = hex(&format!("{dir}{rest}")).ok_or_else(bad)?;
                 Ok(KeyKind::Loose { repo, oid })
+            }
+            [repo, "lfs", a, b, name]
+                if name.len() == 64 && name.get(..2) == Some(*a) && name.get(2..4) == Some(*b) =>
+            {
+                let repo = RepoId::new(repo).map_err(|_| bad())?;
+                let oid = LfsOid::parse(name).ok_or_else(bad)?;
+                Ok(KeyKind::Lfs { repo, oid })
             }
             [repo, "pack", file] => {
                 let repo = RepoId::new(repo).map_err(|_| bad())?;
@@ -194,8 +261,30 @@ mod tests {
             "a/pack/foo.pack",
             "../etc/passwd",
             "a/objects/ab/../../x",
+            "a/lfs/00/11/0011",
+            "a/lfs/00/12/0011000000000000000000000000000000000000000000000000000000000000",
+            "a/lfs/AB/CD/ABCD000000000000000000000000000000000000000000000000000000000000",
         ] {
             assert!(ObjectKey::parse(key).is_err(), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn lfs_oids_are_64_lowercase_hex_digits() {
+        let good = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393";
+        assert_eq!(
+            LfsOid::parse(good).map(|o| o.to_hex()).as_deref(),
+            Some(good)
+        );
+        for bad in [
+            "",
+            &good[..63],
+            &format!("{good}0"),
+            &good.to_uppercase(),
+            &good.replace('4', "g"),
+            &"é".repeat(32),
+        ] {
+            assert_eq!(LfsOid::parse(bad), None, "{bad:?}");
         }
     }
 
@@ -218,7 +307,15 @@ mod tests {
             let graph = ObjectKey::pack_graph(&repo, &id);
             prop_assert_eq!(graph.as_str(), format!("{repo}/pack/pack-{hex}.graph"));
             prop_assert_eq!(graph.kind(), KeyKind::PackGraph { repo: repo.clone(), hash: id });
-            for key in [&loose, &pack, &idx, &graph] {
+            let mut digest = [0u8; 32];
+            digest[..20].copy_from_slice(&bytes);
+            let lfs_oid = LfsOid::from_digest(digest);
+            let lfs_hex = lfs_oid.to_hex();
+            let lfs = ObjectKey::lfs(&repo, &lfs_oid);
+            prop_assert_eq!(lfs.as_str(), format!("{repo}/lfs/{}/{}/{lfs_hex}", &lfs_hex[..2], &lfs_hex[2..4]));
+            prop_assert_eq!(lfs.kind(), KeyKind::Lfs { repo: repo.clone(), oid: lfs_oid });
+            prop_assert_eq!(LfsOid::parse(&lfs_hex), Some(lfs_oid));
+            for key in [&loose, &pack, &idx, &graph, &lfs] {
                 prop_assert_eq!(&ObjectKey::parse(key.as_str()).unwrap(), key);
                 prop_assert!(key.as_str().starts_with(repo.prefix().as_str()));
             }

@@ -14,10 +14,10 @@ mod loose;
 mod observe;
 mod s3;
 
-pub use backend::{ObjectMeta, ObjectStorageBackend, PutOptions};
+pub use backend::{ObjectMeta, ObjectStorageBackend, PresignedRequest, PutOptions};
 pub use error::{Result, StorageError};
 pub use fs::FilesystemBackend;
-pub use keys::{KeyKind, KeyPrefix, ObjectKey, RepoId};
+pub use keys::{KeyKind, KeyPrefix, LfsOid, ObjectKey, RepoId};
 pub use loose::{
     decode_loose, encode_loose, get_loose_object, loose_object_id, put_loose_file,
     put_loose_object, write_loose_file, LooseObjectReader, MAX_LOOSE_OBJECT_BYTES,

@@ -108,6 +108,21 @@ impl<B: crate::ObjectStorageBackend> crate::ObjectStorageBackend for Observed<B>
         Ok(())
     }
 
+    async fn put_owned_file(
+        &self,
+        key: &crate::ObjectKey,
+        path: &std::path::Path,
+        opts: &crate::PutOptions,
+    ) -> crate::Result<()> {
+        let size = tokio::fs::metadata(path).await.map(|m| m.len()).ok();
+        self.call("put_file", self.inner.put_owned_file(key, path, opts))
+            .await?;
+        if let Some(size) = size {
+            self.moved(Transfer::Written, size);
+        }
+        Ok(())
+    }
+
     async fn get(&self, key: &crate::ObjectKey) -> crate::Result<bytes::Bytes> {
         let data = self.call("get", self.inner.get(key)).await?;
         self.moved(Transfer::Read, data.len() as u64);
@@ -162,6 +177,28 @@ impl<B: crate::ObjectStorageBackend> crate::ObjectStorageBackend for Observed<B>
     ) -> crate::Result<u64> {
         self.call("copy_prefix", self.inner.copy_prefix(from, to))
             .await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &crate::ObjectKey,
+        expires_in: std::time::Duration,
+    ) -> crate::Result<Option<crate::PresignedRequest>> {
+        self.inner.presign_get(key, expires_in).await
+    }
+
+    async fn presign_put(
+        &self,
+        key: &crate::ObjectKey,
+        sha256: &crate::LfsOid,
+        size: u64,
+        expires_in: std::time::Duration,
+    ) -> crate::Result<Option<crate::PresignedRequest>> {
+        self.inner.presign_put(key, sha256, size, expires_in).await
+    }
+
+    async fn stored_sha256(&self, key: &crate::ObjectKey) -> crate::Result<Option<crate::LfsOid>> {
+        self.call("head", self.inner.stored_sha256(key)).await
     }
 
     fn local_path(&self, key: &crate::ObjectKey) -> Option<std::path::PathBuf> {

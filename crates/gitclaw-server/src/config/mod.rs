@@ -45,6 +45,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub max_pack_bytes: u64,
+    /// Git LFS: the largest object accepted, and how long presigned URLs live.
+    pub lfs: LfsSettings,
     pub max_concurrent_pushes: usize,
     /// How long a push waits for a free slot before it is refused.
     pub push_wait_secs: u64,
@@ -96,6 +98,15 @@ pub struct Config {
     /// What the operator should change, though the server runs as it is (a former
     /// setting name in use); the command line logs each once at start.
     pub warnings: Vec<String>,
+}
+
+/// Git LFS limits (`GITCLAW_LFS_…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LfsSettings {
+    /// The largest object a batch accepts for upload.
+    pub max_object_bytes: u64,
+    /// How long a presigned URL stays valid.
+    pub url_expiry: Duration,
 }
 
 /// How many packs are generated at once (`GITCLAW_MAX_PACK_GENERATIONS…`).
@@ -195,6 +206,10 @@ impl Config {
             .optional(&DATABASE_URL)
             .unwrap_or_else(|| sqlite_in(&data_dir));
         let max_pack_bytes = sources.value(&MAX_PACK_BYTES);
+        let lfs = LfsSettings {
+            max_object_bytes: sources.value(&LFS_MAX_OBJECT_BYTES),
+            url_expiry: Duration::from_secs(sources.value(&LFS_URL_EXPIRY_SECS)),
+        };
         let max_concurrent_pushes = sources.value(&MAX_CONCURRENT_PUSHES) as usize;
         let log_format = sources.value(&LOG_FORMAT);
         let public_url = sources.optional(&PUBLIC_URL);
@@ -257,6 +272,7 @@ impl Config {
             data_dir,
             database_url,
             max_pack_bytes,
+            lfs,
             max_concurrent_pushes,
             push_wait_secs,
             log_format,

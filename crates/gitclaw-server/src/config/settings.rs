@@ -129,6 +129,10 @@ pub const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "Git LFS",
+        settings: &[&LFS_MAX_OBJECT_BYTES, &LFS_URL_EXPIRY_SECS],
+    },
+    Section {
         title: "Authentication",
         settings: &[&ADMIN_TOKEN, &ALLOW_ANONYMOUS, &METRICS_TOKEN],
     },
@@ -237,6 +241,22 @@ pub const MAX_PACK_BYTES: Setting<Size> = Setting {
     kind: Size { positive: true },
     default: Value("2G"),
     help: "largest pack a push may send",
+    deprecated: &[],
+};
+
+pub const LFS_MAX_OBJECT_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_LFS_MAX_OBJECT_BYTES",
+    kind: Size { positive: true },
+    default: Value("5G"),
+    help: "largest Git LFS object accepted (a batch refuses a bigger one with a per-object error 422); with S3 an object above 5 GiB, the largest single PUT, is refused whatever this says",
+    deprecated: &[],
+};
+
+pub const LFS_URL_EXPIRY_SECS: Setting<Number> = Setting {
+    name: "GITCLAW_LFS_URL_EXPIRY_SECS",
+    kind: Number::at_least(1),
+    default: Value("900"),
+    help: "how long the presigned S3 URLs of a Git LFS batch answer stay valid (seconds); a transfer must start within it",
     deprecated: &[],
 };
 

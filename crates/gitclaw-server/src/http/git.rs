@@ -43,7 +43,7 @@ pub struct InfoRefsQuery {
 /// repository); with credentials, a 404. Only a caller who may read it can
 /// learn that a write is refused (401 without credentials, 403 with a token
 /// lacking write).
-async fn authorize(
+pub(super) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     owner: &str,

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod body;
 pub mod git;
+pub mod lfs;
 pub mod render;
 
 use axum::{
@@ -53,6 +54,24 @@ pub fn router(state: AppState) -> Router {
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
+        .route("/{owner}/{repo}/info/lfs/objects/batch", post(lfs::batch))
+        .route(
+            "/{owner}/{repo}/info/lfs/objects/{oid}",
+            get(lfs::download).put(lfs::upload),
+        )
+        .route("/{owner}/{repo}/info/lfs/verify", post(lfs::verify))
+        .route(
+            "/{owner}/{repo}/info/lfs/locks",
+            get(lfs::list_locks).post(lfs::create_lock),
+        )
+        .route(
+            "/{owner}/{repo}/info/lfs/locks/verify",
+            post(lfs::verify_locks),
+        )
+        .route(
+            "/{owner}/{repo}/info/lfs/locks/{id}/unlock",
+            post(lfs::unlock),
+        )
         .layer(axum::middleware::map_request_with_state(
             pace,
             body::pace_request_body,
@@ -154,6 +173,8 @@ async fn metrics(
                 // Deleted or overtaken repositories drop out of the export.
                 m.repo_objects.reset();
                 m.repo_bytes.reset();
+                m.repo_lfs_objects.reset();
+                m.repo_lfs_bytes.reset();
                 for repo in repos {
                     let name = format!("{}/{}", repo.owner, repo.name);
                     let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -163,11 +184,29 @@ async fn metrics(
                     m.repo_bytes
                         .with_label_values(&[&name])
                         .set(gauge(repo.bytes));
+                    if repo.lfs_objects > 0 {
+                        m.repo_lfs_objects
+                            .with_label_values(&[&name])
+                            .set(gauge(repo.lfs_objects));
+                        m.repo_lfs_bytes
+                            .with_label_values(&[&name])
+                            .set(gauge(repo.lfs_bytes));
+                    }
                 }
             }
             Err(err) => {
                 tracing::warn!(error = %crate::error::chain(&err), "metrics: cannot read repository sizes")
             }
+        }
+    }
+    match state.meta.lfs_usage_total().await {
+        Ok(usage) => {
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            m.lfs_objects.set(gauge(usage.objects));
+            m.lfs_bytes.set(gauge(usage.bytes));
+        }
+        Err(err) => {
+            tracing::warn!(error = %crate::error::chain(&err), "metrics: cannot read the LFS objects' sizes")
         }
     }
     if state.legacy_table {

@@ -67,6 +67,8 @@ pub struct Metrics {
     object_cache_reported: std::sync::Mutex<gitclaw_pack::odb::CacheCounts>,
     pub repo_objects: IntGaugeVec,
     pub repo_bytes: IntGaugeVec,
+    pub repo_lfs_objects: IntGaugeVec,
+    pub repo_lfs_bytes: IntGaugeVec,
     pub db_connections: IntGaugeVec,
     pub db_operations: HistogramVec,
     pub migration_objects: IntCounterVec,
@@ -81,6 +83,13 @@ pub struct Metrics {
     pub pack_generations_refused: IntCounterVec,
     pub redis_errors: IntCounterVec,
     pub redis_up: IntGauge,
+    /// LFS objects and their bytes, all repositories (set at each scrape).
+    pub lfs_objects: IntGauge,
+    pub lfs_bytes: IntGauge,
+    /// LFS object bytes that went through the server itself, by direction.
+    pub lfs_transfer_bytes: IntCounterVec,
+    /// Objects of LFS batch requests, by operation and how each was answered.
+    pub lfs_batch_objects: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -152,6 +161,28 @@ impl Metrics {
         );
         r.register(Box::new(start)).expect("unique metric");
         Metrics {
+            lfs_objects: gauge(
+                &r,
+                "gitclaw_lfs_objects",
+                "Git LFS objects recorded, all repositories.",
+            ),
+            lfs_bytes: gauge(
+                &r,
+                "gitclaw_lfs_bytes",
+                "Bytes of the Git LFS objects recorded, all repositories.",
+            ),
+            lfs_transfer_bytes: counter(
+                &r,
+                "gitclaw_lfs_transfer_bytes_total",
+                "Git LFS object bytes that passed through the server (upload or download); with S3 they go straight to the bucket and are not counted here.",
+                &["direction"],
+            ),
+            lfs_batch_objects: counter(
+                &r,
+                "gitclaw_lfs_batch_objects_total",
+                "Objects named in Git LFS batch requests, by operation and answer (presigned: a URL of the bucket; server: a URL of this server; present: nothing to do; error: refused or missing).",
+                &["operation", "answer"],
+            ),
             http_requests: counter(
                 &r,
                 "gitclaw_http_requests_total",
@@ -309,6 +340,18 @@ impl Metrics {
                 &r,
                 "gitclaw_repository_stored_bytes",
                 "Bytes a repository stores (packs, indexes, loose objects), for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            repo_lfs_objects: gauges(
+                &r,
+                "gitclaw_repository_lfs_objects",
+                "Git LFS objects a repository has, for the GITCLAW_METRICS_REPOS largest.",
+                &["repository"],
+            ),
+            repo_lfs_bytes: gauges(
+                &r,
+                "gitclaw_repository_lfs_bytes",
+                "Bytes of a repository's Git LFS objects, for the GITCLAW_METRICS_REPOS largest.",
                 &["repository"],
             ),
             db_connections: gauges(

@@ -29,6 +29,7 @@ pub fn candidate(key: &ObjectKey) -> DeleteCandidate {
             KeyKind::Loose { oid, .. } => Recorded::Loose(oid),
             KeyKind::Pack { hash, .. } | KeyKind::PackIndex { hash, .. } => Recorded::Pack(hash),
             KeyKind::PackGraph { hash, .. } => Recorded::PackGraph(hash),
+            KeyKind::Lfs { oid, .. } => Recorded::Lfs(oid.to_hex()),
         },
     }
 }

@@ -5,6 +5,7 @@
 //! - [`advertise`]: refs and capabilities (`info/refs`, `ls-refs`).
 //! - [`fetch`]: upload-pack — negotiation, choosing the pack's source, writing it.
 //! - [`push`]: receive-pack — spooling, checking, storing, committing a push.
+//! - [`lfs`]: Git LFS — the batch API, object content, file locks.
 //! - [`repos`], [`tokens`]: repositories and access tokens (REST API and CLI).
 //! - [`gc`], [`sweep`], [`claims`]: compaction, store hygiene, and the leases
 //!   that keep a key being written from being swept.
@@ -15,6 +16,7 @@ pub mod advertise;
 pub mod claims;
 pub mod fetch;
 pub mod gc;
+pub mod lfs;
 pub mod migrate;
 pub mod objects;
 pub mod pack_cache;

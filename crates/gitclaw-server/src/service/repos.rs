@@ -146,6 +146,7 @@ pub async fn fork_repo(
     actor: &str,
 ) -> Result<Repo, RepoError> {
     validate(owner, name)?;
+    // Read before the copy: every object it lists is in the store already.
     let snapshot = state.meta.snapshot(&source.id).await?;
     let id = Metadata::new_repo_id();
     let from = RepoId::new(&source.id)?.prefix();
@@ -161,6 +162,7 @@ pub async fn fork_repo(
         refs: snapshot.refs,
         packs: snapshot.packs,
         loose: snapshot.loose,
+        lfs: snapshot.lfs,
         actor: actor.to_string(),
     };
     match state.meta.fork_repo(fork).await {

@@ -116,6 +116,13 @@ async fn store_listing(
         .into_iter()
         .map(|l| l.oid)
         .collect();
+    let lfs: HashSet<String> = state
+        .meta
+        .list_lfs_objects(&repo.id)
+        .await?
+        .into_iter()
+        .map(|o| o.oid)
+        .collect();
     let mut usage = StoreUsage::default();
     let mut unrecorded = Vec::new();
     for meta in state.store.list(&repo_id.prefix()).await? {
@@ -129,6 +136,8 @@ async fn store_listing(
                         packs.contains(&hash)
                     }
                     KeyKind::PackGraph { hash, .. } => graphs.contains(&hash),
+                    // An LFS upload never verified (or refused by verify).
+                    KeyKind::Lfs { oid, .. } => lfs.contains(&oid.to_hex()),
                 };
                 if !recorded {
                     unrecorded.push((key, meta.clone()));

@@ -21,6 +21,7 @@ mod client;
 mod copy;
 mod delete;
 mod failure;
+mod presign;
 mod retry;
 mod upload;
 
@@ -327,6 +328,32 @@ impl ObjectStorageBackend for S3Backend {
 
     async fn copy_prefix(&self, from: &KeyPrefix, to: &KeyPrefix) -> Result<u64> {
         self.copy_all(from, to).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<crate::PresignedRequest>> {
+        self.presign_get_raw(key.as_str(), expires_in)
+            .await
+            .map(Some)
+    }
+
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        sha256: &crate::LfsOid,
+        size: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<crate::PresignedRequest>> {
+        self.presign_put_raw(key.as_str(), sha256, size, expires_in)
+            .await
+            .map(Some)
+    }
+
+    async fn stored_sha256(&self, key: &ObjectKey) -> Result<Option<crate::LfsOid>> {
+        self.stored_sha256_raw(key.as_str()).await
     }
 }
 

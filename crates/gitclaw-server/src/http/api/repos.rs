@@ -295,6 +295,10 @@ pub struct RepoStatsView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub recorded: gitclaw_metadata::RepoStats,
+    /// Git LFS objects recorded for the repository.
+    pub lfs_objects: u64,
+    /// Their bytes.
+    pub lfs_bytes: u64,
     /// Keys and bytes under the repository's prefix in the object store.
     pub store: crate::service::sweep::StoreUsage,
     /// Objects the legacy table holds for it (0 without one).
@@ -312,6 +316,7 @@ pub async fn repo_stats(
     let caller = caller(&state, &headers).await?;
     let repo = find_readable(&state, &caller, &owner, &name).await?;
     let recorded = state.meta.repo_stats(&repo.id).await?;
+    let lfs = state.meta.lfs_usage(&repo.id).await?;
     let store = crate::service::sweep::store_usage(&state, &repo).await?;
     let (legacy_rows, legacy_rows_migrated) = if state.legacy_table {
         state.meta.legacy_counts(&repo.id).await?
@@ -320,6 +325,8 @@ pub async fn repo_stats(
     };
     Ok(Json(RepoStatsView {
         recorded,
+        lfs_objects: lfs.objects,
+        lfs_bytes: lfs.bytes,
         store,
         legacy_rows,
         legacy_rows_migrated,

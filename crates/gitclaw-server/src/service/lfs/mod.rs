@@ -1,0 +1,157 @@
+//! Git LFS: the batch API, the transfer of object content, and file locks —
+//! another service beside upload-pack and receive-pack, on the same auth,
+//! metadata and store.
+//!
+//! Object content lives in the store under `{repo_id}/lfs/…`
+//! ([`ObjectKey::lfs`]); a repository *has* an object only once a row records
+//! it, and a row is written only after the server made sure the store holds
+//! the content with the right size and SHA-256. Where the store can sign
+//! requests (S3), the batch answer hands out presigned URLs and the bytes go
+//! straight between the client and the bucket; the presigned upload names the
+//! SHA-256 as the S3 checksum, and [`verify`] checks the content again before
+//! recording it (not every S3-compatible store enforces the checksum). Where it
+//! cannot (the filesystem), the URLs are the server's own, and the bytes stream
+//! through it ([`transfer`]).
+//!
+//! - [`batch`]: the batch request and its answer.
+//! - [`transfer`]: receiving and serving content through the server, and
+//!   checking content a client wrote straight to the store.
+//! - [`locks`]: file locks.
+//!
+//! Not here: HTTP (routes, status codes, headers), who the caller is.
+
+pub mod batch;
+pub mod locks;
+pub mod transfer;
+
+use gitclaw_storage::{LfsOid, ObjectKey, RepoId, StorageError};
+
+use crate::error::GitError;
+
+/// The largest object a single S3 PUT can store; presigned uploads are single
+/// PUTs.
+pub const S3_MAX_PUT_BYTES: u64 = 5 << 30;
+
+/// Why an LFS request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LfsError {
+    /// The request is malformed or names something invalid (answered 422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is larger than the server accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// No such object or lock (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this to this lock (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The batch names a hash algorithm the server does not use (409).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The store, the database or the disk failed.
+    #[error(transparent)]
+    Server(#[from] GitError),
+}
+
+impl From<StorageError> for LfsError {
+    fn from(err: StorageError) -> Self {
+        LfsError::Server(err.into())
+    }
+}
+
+impl From<gitclaw_metadata::Error> for LfsError {
+    fn from(err: gitclaw_metadata::Error) -> Self {
+        LfsError::Server(err.into())
+    }
+}
+
+/// The message for an oid that is not one.
+pub fn bad_oid(oid: &str) -> String {
+    let shown: String = oid.chars().take(80).collect();
+    format!("invalid oid {shown:?}: an LFS oid is a SHA-256, 64 lowercase hex digits")
+}
+
+/// Parse an oid from a request.
+pub fn parse_oid(oid: &str) -> Result<LfsOid, LfsError> {
+    LfsOid::parse(oid).ok_or_else(|| LfsError::Invalid(bad_oid(oid)))
+}
+
+/// The store key of a repository's LFS object.
+pub fn object_key(repo_id: &str, oid: &LfsOid) -> Result<ObjectKey, LfsError> {
+    Ok(ObjectKey::lfs(&RepoId::new(repo_id)?, oid))
+}
+
+/// Whether an upload of `size` bytes is refused, and why: over the configured
+/// limit, or over what one S3 PUT can store when uploads are presigned.
+pub fn size_refusal(size: u64, max: u64, presigned: bool) -> Option<String> {
+    if size > max {
+        return Some(format!(
+            "object is {size} bytes; this server accepts LFS objects of at most {max} bytes \
+             (GITCLAW_LFS_MAX_OBJECT_BYTES)"
+        ));
+    }
+    if presigned && size > S3_MAX_PUT_BYTES {
+        return Some(format!(
+            "object is {size} bytes; objects above 5 GiB ({S3_MAX_PUT_BYTES} bytes), the \
+             largest single S3 upload, cannot be stored"
+        ));
+    }
+    None
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-12-02T10:35:00Z`), as LFS writes times.
+pub fn rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let rem = unix_secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_207_700), "2026-12-02T10:35:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn sizes_over_the_limit_or_a_single_put_are_refused() {
+        assert_eq!(size_refusal(10, 10, true), None);
+        assert!(size_refusal(11, 10, false)
+            .unwrap()
+            .contains("GITCLAW_LFS_MAX_OBJECT_BYTES"));
+        let huge = S3_MAX_PUT_BYTES + 1;
+        assert_eq!(size_refusal(huge, u64::MAX, false), None);
+        assert!(size_refusal(huge, u64::MAX, true)
+            .unwrap()
+            .contains("5 GiB"));
+    }
+
+    #[test]
+    fn oids_are_checked_and_bad_ones_named_briefly() {
+        assert!(parse_oid(&"a".repeat(64)).is_ok());
+        let err = parse_oid(&"Z".repeat(10_000)).unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
+    }
+}
