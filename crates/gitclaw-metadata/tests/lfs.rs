@@ -140,7 +140,7 @@ async fn lfs_story(md: Metadata) {
         )
         .await
         .unwrap();
-    assert_eq!(by_path, [b.clone()]);
+    assert_eq!(by_path, std::slice::from_ref(&b));
     let by_id = md
         .list_lfs_locks(
             id,
@@ -152,7 +152,7 @@ async fn lfs_story(md: Metadata) {
         )
         .await
         .unwrap();
-    assert_eq!(by_id, [a.clone()]);
+    assert_eq!(by_id, std::slice::from_ref(&a));
     assert_eq!(
         md.delete_lfs_lock(id, &a.id).await.unwrap(),
         Some(a.clone())

@@ -25,9 +25,13 @@ pub trait RangeSource: Send + Sync {
 
 /// Bytes read per block: one ranged read fetches at least this much.
 pub const BLOCK_BYTES: u64 = 1 << 20;
-/// Blocks read ahead when the block before the one asked for was read too
-/// (a sequential pass, such as a full clone copying entries in pack order).
-const READ_AHEAD_BLOCKS: u64 = 8;
+/// Reads in a row, each starting where the one before ended, after which a
+/// pass counts as sequential (a full clone copying entries in pack order) and
+/// reads ahead: one block, then twice as many each time, up to
+/// [`MAX_READ_AHEAD_BLOCKS`]. Requests touching a few neighbouring blocks
+/// (a shallow clone) read only those.
+const SEQUENTIAL_READS: u32 = 3;
+const MAX_READ_AHEAD_BLOCKS: u64 = 16;
 /// The largest single read when the whole pack is filled.
 const FILL_ALL_READ_BYTES: u64 = 16 << 20;
 
@@ -36,8 +40,32 @@ pub(crate) struct SparsePack {
     source: Box<dyn RangeSource>,
     file: std::fs::File,
     len: u64,
+    present: Mutex<Blocks>,
+}
+
+/// Which blocks are in the file, and how the last reads went.
+struct Blocks {
     /// One bit per block: set once the block is in the file.
-    present: Mutex<Vec<u64>>,
+    bits: Vec<u64>,
+    /// The block after the last read, and how many reads in a row began
+    /// where the one before ended.
+    next: u64,
+    streak: u32,
+}
+
+impl Blocks {
+    /// Blocks to read past a read starting at `start` (and note it).
+    fn read_ahead(&mut self, start: u64) -> u64 {
+        self.streak = if start == self.next {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
+        match self.streak.checked_sub(SEQUENTIAL_READS) {
+            Some(doublings) => (1u64 << doublings.min(8)).min(MAX_READ_AHEAD_BLOCKS),
+            None => 0,
+        }
+    }
 }
 
 impl SparsePack {
@@ -48,7 +76,11 @@ impl SparsePack {
             source,
             file,
             len,
-            present: Mutex::new(vec![0; usize::try_from(blocks.div_ceil(64)).unwrap_or(0)]),
+            present: Mutex::new(Blocks {
+                bits: vec![0; usize::try_from(blocks.div_ceil(64)).unwrap_or(0)],
+                next: u64::MAX,
+                streak: 0,
+            }),
         }
     }
 
@@ -60,7 +92,7 @@ impl SparsePack {
     pub(crate) fn filled_bytes(&self) -> u64 {
         let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
         (0..self.blocks())
-            .filter(|b| is_set(&present, *b))
+            .filter(|b| is_set(&present.bits, *b))
             .map(|b| self.block_range(b))
             .map(|r| r.end - r.start)
             .sum()
@@ -78,8 +110,19 @@ impl SparsePack {
         }
         let (first, last) = (range.start / BLOCK_BYTES, (end - 1) / BLOCK_BYTES);
         let runs = {
-            let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
-            missing_runs(&present, first..last + 1, self.blocks(), READ_AHEAD_BLOCKS)
+            let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+            let mut runs = missing_runs(&present.bits, first..last + 1);
+            if let Some(start) = runs.first().map(|r| r.start) {
+                let ahead = present.read_ahead(start);
+                if let Some(run) = runs.last_mut() {
+                    let limit = run.end.saturating_add(ahead).min(self.blocks());
+                    while run.end < limit && !is_set(&present.bits, run.end) {
+                        run.end += 1;
+                    }
+                    present.next = run.end;
+                }
+            }
+            runs
         };
         self.read_runs(&runs, u64::MAX)
     }
@@ -88,7 +131,7 @@ impl SparsePack {
     pub(crate) fn fill_all(&self) -> Result<()> {
         let runs = {
             let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
-            missing_runs(&present, 0..self.blocks(), self.blocks(), 0)
+            missing_runs(&present.bits, 0..self.blocks())
         };
         self.read_runs(&runs, FILL_ALL_READ_BYTES / BLOCK_BYTES)
     }
@@ -129,7 +172,7 @@ impl SparsePack {
                 })?;
             let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
             for block in blocks.clone() {
-                set(&mut present, block);
+                set(&mut present.bits, block);
             }
         }
         Ok(())
@@ -152,15 +195,8 @@ fn set(bits: &mut [u64], block: u64) {
     }
 }
 
-/// The runs of blocks in `wanted` not in `present`, each extended by up to
-/// `read_ahead` missing blocks past `wanted` when it starts right after a
-/// present block (of `total`).
-fn missing_runs(
-    present: &[u64],
-    wanted: Range<u64>,
-    total: u64,
-    read_ahead: u64,
-) -> Vec<Range<u64>> {
+/// The runs of blocks in `wanted` not in `present`.
+fn missing_runs(present: &[u64], wanted: Range<u64>) -> Vec<Range<u64>> {
     let mut runs: Vec<Range<u64>> = Vec::new();
     for block in wanted.clone() {
         if is_set(present, block) {
@@ -169,15 +205,6 @@ fn missing_runs(
         match runs.last_mut() {
             Some(run) if run.end == block => run.end += 1,
             _ => runs.push(block..block + 1),
-        }
-    }
-    if let Some(run) = runs.last_mut() {
-        let sequential = run.start > 0 && is_set(present, run.start - 1);
-        if sequential && run.end == wanted.end {
-            let limit = (run.end + read_ahead).min(total);
-            while run.end < limit && !is_set(present, run.end) {
-                run.end += 1;
-            }
         }
     }
     runs
@@ -239,14 +266,42 @@ mod tests {
     }
 
     #[test]
+    fn neighbouring_blocks_touched_apart_are_read_alone() {
+        let len = 20 * BLOCK_BYTES as usize;
+        let (source, pack, _file) = sparse(len);
+        // Header and trailer at open, then a few blocks near them.
+        pack.fill(0..12).unwrap();
+        pack.fill(len as u64 - 20..len as u64).unwrap();
+        for block in [1, 2, 7, 3] {
+            pack.fill(block * BLOCK_BYTES + 5..block * BLOCK_BYTES + 9)
+                .unwrap();
+        }
+        assert_eq!(pack.filled_bytes(), 6 * BLOCK_BYTES, "no read ahead");
+        assert_eq!(source.reads.load(Ordering::SeqCst), 6);
+    }
+
+    #[test]
     fn a_sequential_pass_reads_ahead_and_the_last_block_is_short() {
-        let len = 20 * BLOCK_BYTES as usize + 7;
+        let len = 40 * BLOCK_BYTES as usize + 7;
         let (source, pack, file) = sparse(len);
-        pack.fill(0..10).unwrap();
-        pack.fill(BLOCK_BYTES..BLOCK_BYTES + 1).unwrap();
-        // Block 1 follows block 0: it and the next READ_AHEAD_BLOCKS come in one read.
-        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
-        assert_eq!(pack.filled_bytes(), (2 + READ_AHEAD_BLOCKS) * BLOCK_BYTES);
+        // Entries copied in pack order: each read begins where the last ended.
+        let mut at = 0;
+        let mut reads = Vec::new();
+        while at < 30 * BLOCK_BYTES {
+            let before = pack.filled_bytes();
+            pack.fill(at..at + 10).unwrap();
+            let read = (pack.filled_bytes() - before) / BLOCK_BYTES;
+            if read > 0 {
+                reads.push(read);
+            }
+            at = pack.filled_bytes();
+        }
+        // One block at a time until the pass is seen to be sequential, then
+        // twice as many each time, capped.
+        assert_eq!(reads[..SEQUENTIAL_READS as usize], [1, 1, 1]);
+        assert_eq!(reads[3..7], [2, 3, 5, 9]);
+        assert!(reads[7..].iter().all(|&r| r <= 1 + MAX_READ_AHEAD_BLOCKS));
+        assert_eq!(source.reads.load(Ordering::SeqCst), reads.len() as u64);
         pack.fill_all().unwrap();
         assert_eq!(std::fs::read(file.path()).unwrap(), source.data);
         assert_eq!(source.read_bytes.load(Ordering::SeqCst), len as u64);
