@@ -126,7 +126,16 @@ pub fn repack(
         }
     }
     Ok(Repacked {
-        reachable: write_verified(db, &reachable, &work_dir.join("reachable"), options)?,
+        // The reachable pack in walk order, the tip's objects together.
+        reachable: write_verified(
+            db,
+            &reachable,
+            &work_dir.join("reachable"),
+            &WriteOptions {
+                keep_order: true,
+                ..options.clone()
+            },
+        )?,
         cruft: write_verified(db, &cruft, &work_dir.join("cruft"), options)?,
         closure_of,
         closure_tips: tips,

@@ -777,6 +777,48 @@ fn repack_merges_packs_and_loose_objects_into_one() {
         kept, everything,
         "every stored object, reachable or not, is kept"
     );
+    // What a shallow clone of the tip sends lies together, after the commits:
+    // the tip's trees and blobs (and the bases of those stored as deltas) come
+    // before anything only older commits have; every delta follows its base.
+    use gix_pack::data::entry::Header;
+    let pack = &reachable.pack;
+    let tip: BTreeSet<ObjectId> = git(&f.repo, &["rev-list", "--objects", "-n1", &new.to_string()])
+        .lines()
+        .map(|l| oid(&l[..40]))
+        .filter(|id| *id != new)
+        .collect();
+    let offset = |id: &ObjectId| pack.offset_at(pack.lookup(id).expect("in the pack"));
+    let mut needed = tip.clone();
+    for id in &tip {
+        let mut at = pack.lookup(id).unwrap();
+        while let (Header::OfsDelta { base_distance }, _) = pack.entry_header(at).unwrap() {
+            let base = pack
+                .oid_at_offset(pack.offset_at(at) - base_distance)
+                .unwrap();
+            needed.insert(base);
+            at = pack.lookup(&base).unwrap();
+        }
+    }
+    for index in 0..pack.num_objects() {
+        assert!(
+            !matches!(pack.entry_header(index).unwrap().0, Header::RefDelta { .. }),
+            "a compacted pack's deltas all follow their bases"
+        );
+    }
+    let last_tip = needed.iter().map(offset).max().unwrap();
+    let first_older = pack
+        .kinds()
+        .unwrap()
+        .into_iter()
+        .filter(|(id, kind)| *kind != gitclaw_pack::Kind::Commit && !needed.contains(id))
+        .map(|(id, _)| offset(&id))
+        .min()
+        .expect("older objects");
+    assert!(
+        last_tip < first_older,
+        "the tip's objects end at {last_tip}, older ones start at {first_older}"
+    );
+
     for pack in [&reachable, &cruft] {
         // git agrees each pack and its index are sound.
         let out = Command::new("git")

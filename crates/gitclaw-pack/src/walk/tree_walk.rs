@@ -44,9 +44,11 @@ pub(super) fn walk_trees(
     filter: Option<&Filter>,
     mut emit: impl FnMut(WalkObject),
 ) -> Result<()> {
-    // (id, kind, depth below the root tree, path relative to it, asked for by name)
+    // (id, kind, depth below the root tree, path relative to it, asked for by name);
+    // reversed so the first root (the newest commit's tree) is walked first.
     let mut stack: Vec<(ObjectId, Kind, u64, Vec<u8>, bool)> = roots
         .into_iter()
+        .rev()
         .map(|(id, kind, explicit)| (id, kind, 0, Vec::new(), explicit))
         .collect();
     let mut buf = Vec::new();

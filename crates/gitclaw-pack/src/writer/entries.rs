@@ -86,10 +86,12 @@ pub(super) fn write_entries(
             big,
         });
     }
-    items.sort_by_key(|item| match item.loc {
-        Location::Packed { pack, index } => (0u8, pack, packs[pack].offset_at(index)),
-        Location::Loose => (1u8, 0, 0),
-    });
+    if !options.keep_order {
+        items.sort_by_key(|item| match item.loc {
+            Location::Packed { pack, index } => (0u8, pack, packs[pack].offset_at(index)),
+            Location::Loose => (1u8, 0, 0),
+        });
+    }
     let position: HashMap<ObjectId, usize> = items
         .iter()
         .enumerate()
@@ -147,7 +149,13 @@ pub(super) fn write_entries(
             .count();
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
-    for (i, item) in items[..sent].iter().enumerate() {
+    let order: Vec<usize> = if options.keep_order {
+        bases_first(&items, sent, &new_deltas)
+    } else {
+        (0..sent).collect()
+    };
+    for (n, &i) in order.iter().enumerate() {
+        let item = &items[i];
         let here = w.written;
         let delta_base = |base: usize, head: &mut Vec<u8>, size: u64| {
             head.clear();
@@ -228,8 +236,8 @@ pub(super) fn write_entries(
             },
         }
         written_at[i] = Some(here);
-        if i % 1024 == 0 {
-            progress(Phase::Writing, i as u32 + prefix_count as u32, total);
+        if n % 1024 == 0 {
+            progress(Phase::Writing, n as u32 + prefix_count as u32, total);
         }
     }
     progress(Phase::Writing, total, total);
@@ -241,6 +249,42 @@ pub(super) fn write_entries(
         .flush()
         .map_err(PackError::io("sending pack data"))?;
     Ok(stats)
+}
+
+/// The first `sent` items in their order, except that each delta's base (stored
+/// or newly found) is moved just ahead of the first delta that needs it: a pack
+/// whose deltas all follow their bases (OFS_DELTA throughout, and no base a
+/// reader must look for outside what it has read).
+fn bases_first(
+    items: &[Item],
+    sent: usize,
+    new_deltas: &StdHashMap<usize, (usize, Vec<u8>)>,
+) -> Vec<usize> {
+    let base_of = |i: usize| match new_deltas.get(&i) {
+        Some((base, _)) => Some(*base),
+        None => match items[i].plan {
+            Plan::ReuseDelta { base } => Some(base),
+            _ => None,
+        },
+    };
+    let mut placed = vec![false; sent];
+    let mut order = Vec::with_capacity(sent);
+    let mut chain = Vec::new();
+    for start in 0..sent {
+        chain.clear();
+        let mut at = start;
+        // Down the chain to the first base already placed (or to a whole object).
+        while at < sent && !placed[at] {
+            placed[at] = true;
+            chain.push(at);
+            match base_of(at) {
+                Some(base) => at = base,
+                None => break,
+            }
+        }
+        order.extend(chain.iter().rev());
+    }
+    order
 }
 
 /// Add, after the items to send, objects the client has at the paths of the

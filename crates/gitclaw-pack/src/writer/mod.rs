@@ -64,6 +64,13 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Fewest objects worth a search thread of their own.
     pub objects_per_thread: usize,
+    /// Write the objects in the order given (a walk's: commits, then the
+    /// newest commit's whole tree, then what each older commit adds) rather
+    /// than grouped by stored pack in offset order. Compaction's packs are
+    /// written so: what a shallow clone of a tip sends lies together (a few
+    /// ranged reads on a fresh instance, few pages). A reused delta whose base
+    /// comes later goes out as a REF_DELTA.
+    pub keep_order: bool,
 }
 
 impl Default for WriteOptions {
@@ -77,6 +84,7 @@ impl Default for WriteOptions {
             thin: false,
             threads: usize::MAX,
             objects_per_thread: 2048,
+            keep_order: false,
         }
     }
 }
