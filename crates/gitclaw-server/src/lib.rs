@@ -21,6 +21,7 @@ pub mod names;
 pub mod scratch;
 pub mod service;
 pub mod telemetry;
+pub mod time;
 
 use std::future::Future;
 

@@ -396,7 +396,7 @@ async fn token_create(
         token.id,
         if token.admin { ", admin" } else { "" },
         match token.expires_at {
-            Some(at) => format!(", expires {}", utc(at)),
+            Some(at) => format!(", expires {}", crate::time::rfc3339(at)),
             None => String::new(),
         }
     );
@@ -426,9 +426,13 @@ async fn token_list(config: Config) -> anyhow::Result<()> {
             token.id,
             token.name,
             access,
-            utc(token.created_at),
-            token.expires_at.map_or_else(|| "never".to_string(), utc),
-            token.last_used_at.map_or_else(|| "never".to_string(), utc),
+            crate::time::rfc3339(token.created_at),
+            token
+                .expires_at
+                .map_or_else(|| "never".to_string(), crate::time::rfc3339),
+            token
+                .last_used_at
+                .map_or_else(|| "never".to_string(), crate::time::rfc3339),
         );
     }
     Ok(())
@@ -439,36 +443,4 @@ async fn token_revoke(config: Config, id: &str) -> anyhow::Result<()> {
     tokens::revoke_token(&state, id).await?;
     println!("revoked token {id}");
     Ok(())
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::utc(1_798_761_599), "2026-12-31T23:59:59Z");
-    }
 }

@@ -297,7 +297,7 @@ impl From<LfsLock> for LockView {
         LockView {
             id: lock.id,
             path: lock.path,
-            locked_at: crate::service::lfs::rfc3339(lock.locked_at),
+            locked_at: crate::time::rfc3339(lock.locked_at),
             owner: OwnerView {
                 name: lock.owner_name,
             },

@@ -273,7 +273,7 @@ pub async fn answer(
 fn expiry(state: &AppState) -> (u64, String) {
     let secs = state.config.lfs.url_expiry.as_secs();
     let at = crate::auth::now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
-    (secs, super::rfc3339(at))
+    (secs, crate::time::rfc3339(at))
 }
 
 fn presigned_action(state: &AppState, request: gitclaw_storage::PresignedRequest) -> Action {
