@@ -1116,17 +1116,6 @@ fn a_clone_whose_repository_is_deleted_under_it_says_so_and_leaves_no_key() {
     );
 }
 
-/// A sample of an instance's `/metrics`: the value of the line starting with `series `.
-fn metric(addr: SocketAddr, series: &str) -> f64 {
-    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    String::from_utf8(body)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 #[test]
 fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
     // B has never served the repository: its download cache is empty, and it

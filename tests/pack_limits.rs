@@ -12,17 +12,6 @@ use std::{
 
 use common::{wire::pkt, *};
 
-/// The value of a metric line `name` (with its labels) in `/metrics`, 0 if absent.
-fn metric(server: &Server, name: &str) -> f64 {
-    let (status, body) = http(server.addr, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    String::from_utf8(body)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn past_the_limit_a_clone_is_refused_with_a_message_git_shows_and_later_ones_succeed() {
     let server = Server::start_with(|config| {
@@ -65,7 +54,7 @@ fn past_the_limit_a_clone_is_refused_with_a_message_git_shows_and_later_ones_suc
     holder.read_exact(&mut start).unwrap();
     assert!(start.starts_with(b"HTTP/1.1 200"), "{start:?}");
     wait_until(Duration::from_secs(60), "the stalled clone's turn", || {
-        metric(&server, "gitclaw_pack_generations_in_use") == 1.0
+        metric(server.addr, "gitclaw_pack_generations_in_use") == 1.0
     });
 
     // Meanwhile a clone is refused, and git shows why.
@@ -81,7 +70,7 @@ fn past_the_limit_a_clone_is_refused_with_a_message_git_shows_and_later_ones_suc
     );
     assert_eq!(
         metric(
-            &server,
+            server.addr,
             "gitclaw_pack_generations_refused_total{scope=\"repository\"}"
         ),
         1.0
@@ -90,7 +79,7 @@ fn past_the_limit_a_clone_is_refused_with_a_message_git_shows_and_later_ones_suc
     // The stalled client goes away: its turn is given back and clones succeed.
     drop(holder);
     wait_until(Duration::from_secs(60), "the turn to be given back", || {
-        metric(&server, "gitclaw_pack_generations_in_use") == 0.0
+        metric(server.addr, "gitclaw_pack_generations_in_use") == 0.0
     });
     for (i, depth) in [Some("1"), None].into_iter().enumerate() {
         let dest = work.path().join(format!("later{i}"));

@@ -12,17 +12,6 @@ use common::{redis::RedisServer, *};
 
 const ADMIN: &str = "admin-secret-for-redis-tests";
 
-/// A sample of `/metrics`: the value of the line starting with `series `.
-fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
-    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    String::from_utf8(body)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 fn hits(addr: std::net::SocketAddr) -> f64 {
     metric(
         addr,

@@ -903,6 +903,18 @@ fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A sample of the server's `/metrics` at `addr`: the value of the line
+/// starting with `series ` (name and labels), 0 when there is none.
+pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
+    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
 /// Every file under `dir` (recursively).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
