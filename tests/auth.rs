@@ -10,19 +10,6 @@ use serde_json::Value;
 
 const ADMIN: &str = "admin-secret-0123456789";
 
-fn api(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a.as_str()));
-    }
-    let (status, bytes) = http(server.addr, method, path, &headers, body.as_bytes());
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 fn with_token(url: &str, token: &str) -> String {
     url.replacen("http://", &format!("http://ci:{token}@"), 1)
 }
@@ -31,7 +18,7 @@ fn with_token(url: &str, token: &str) -> String {
 fn scoped_tokens_guard_private_repositories_and_pushes() {
     let server = Server::start_with(|c| c.admin_token = Some(ADMIN.into()));
     // Writes need credentials; a 401 tells git to ask for them.
-    let (status, _) = api(
+    let (status, _) = api_request(
         &server,
         "POST",
         "/api/v1/repos",
@@ -39,7 +26,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         r#"{"owner":"acme","name":"open"}"#,
     );
     assert_eq!(status, 401);
-    let (status, _) = api(
+    let (status, _) = api_request(
         &server,
         "POST",
         "/api/v1/repos",
@@ -48,7 +35,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
     );
     assert_eq!(status, 401);
     assert_eq!(
-        api(
+        api_request(
             &server,
             "POST",
             "/api/v1/repos",
@@ -59,7 +46,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         201
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "POST",
             "/api/v1/repos",
@@ -69,7 +56,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         .0,
         201
     );
-    let (status, reader) = api(
+    let (status, reader) = api_request(
         &server,
         "POST",
         "/api/v1/tokens",
@@ -78,7 +65,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
     );
     assert_eq!(status, 201, "{reader}");
     let reader = reader["token"].as_str().unwrap().to_string();
-    let (_, writer) = api(
+    let (_, writer) = api_request(
         &server,
         "POST",
         "/api/v1/tokens",
@@ -87,7 +74,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
     );
     let writer = writer["token"].as_str().unwrap().to_string();
     assert_eq!(
-        api(
+        api_request(
             &server,
             "POST",
             "/api/v1/tokens",
@@ -192,7 +179,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
     );
 
     // The API hides private repositories from those who may not read them.
-    let (_, list) = api(&server, "GET", "/api/v1/repos", None, "");
+    let (_, list) = api_request(&server, "GET", "/api/v1/repos", None, "");
     let names: Vec<&str> = list["repos"]
         .as_array()
         .unwrap()
@@ -200,15 +187,15 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["open"]);
-    let (_, list) = api(&server, "GET", "/api/v1/repos", Some(&reader), "");
+    let (_, list) = api_request(&server, "GET", "/api/v1/repos", Some(&reader), "");
     assert_eq!(list["repos"].as_array().unwrap().len(), 2);
     assert_eq!(
-        api(&server, "GET", "/api/v1/repos/acme/secret", None, "").0,
+        api_request(&server, "GET", "/api/v1/repos/acme/secret", None, "").0,
         404,
         "a private repository is answered like a missing one"
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/open",
@@ -219,7 +206,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         403
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "GET",
             "/api/v1/repos/acme/open/audit",
@@ -231,7 +218,7 @@ fn scoped_tokens_guard_private_repositories_and_pushes() {
         "audit is admin only"
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "GET",
             "/api/v1/repos/acme/open/audit",
@@ -340,7 +327,7 @@ fn answer(
 }
 
 fn create_token(server: &Server, body: &str) -> Value {
-    let (status, token) = api(server, "POST", "/api/v1/tokens", Some(ADMIN), body);
+    let (status, token) = api_request(server, "POST", "/api/v1/tokens", Some(ADMIN), body);
     assert_eq!(status, 201, "{token}");
     token
 }
@@ -363,7 +350,7 @@ fn nobody_learns_the_name_of_a_private_repository_they_cannot_read() {
         let (owner, name) = full.split_once('/').unwrap();
         let body = format!(r#"{{"owner":"{owner}","name":"{name}","private":{private}}}"#);
         assert_eq!(
-            api(&server, "POST", "/api/v1/repos", Some(ADMIN), &body).0,
+            api_request(&server, "POST", "/api/v1/repos", Some(ADMIN), &body).0,
             201
         );
     }
@@ -378,7 +365,7 @@ fn nobody_learns_the_name_of_a_private_repository_they_cannot_read() {
         let (mut names, mut cursors) = (Vec::new(), Vec::new());
         let mut path = format!("/api/v1/repos?limit={limit}");
         loop {
-            let (status, page) = api(&server, "GET", &path, token, "");
+            let (status, page) = api_request(&server, "GET", &path, token, "");
             assert_eq!(status, 200, "{page}");
             for repo in page["repos"].as_array().unwrap() {
                 names.push(format!(
@@ -418,7 +405,7 @@ fn nobody_learns_the_name_of_a_private_repository_they_cannot_read() {
         let (names, _) = page_through(Some(ADMIN), limit);
         assert_eq!(names.len(), 9, "an admin sees everything");
     }
-    let (_, first) = api(&server, "GET", "/api/v1/repos?limit=1", None, "");
+    let (_, first) = api_request(&server, "GET", "/api/v1/repos?limit=1", None, "");
     assert_eq!(first["next"], "alice/a-pub", "{first}");
 
     // The API answers a private repository exactly like a missing one.
@@ -444,7 +431,7 @@ fn nobody_learns_the_name_of_a_private_repository_they_cannot_read() {
         }
     }
     assert_eq!(
-        api(
+        api_request(
             &server,
             "GET",
             "/api/v1/repos/alice/c-priv",
@@ -518,7 +505,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
         r#"{"owner":"acme","name":"lib"}"#,
     ] {
         assert_eq!(
-            api(&server, "POST", "/api/v1/repos", Some(ADMIN), body).0,
+            api_request(&server, "POST", "/api/v1/repos", Some(ADMIN), body).0,
             201
         );
     }
@@ -541,14 +528,14 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
         r#"{"name":"x","expires_at":1}"#,
     ] {
         assert_eq!(
-            api(&server, "POST", "/api/v1/tokens", Some(ADMIN), bad).0,
+            api_request(&server, "POST", "/api/v1/tokens", Some(ADMIN), bad).0,
             400,
             "{bad}"
         );
     }
 
     let listed = |server: &Server| {
-        let (status, list) = api(server, "GET", "/api/v1/tokens", Some(ADMIN), "");
+        let (status, list) = api_request(server, "GET", "/api/v1/tokens", Some(ADMIN), "");
         assert_eq!(status, 200, "{list}");
         list["tokens"].as_array().unwrap().clone()
     };
@@ -573,10 +560,13 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
         "nor its hash"
     );
     assert_eq!(
-        api(&server, "GET", "/api/v1/tokens", Some(&secret), "").0,
+        api_request(&server, "GET", "/api/v1/tokens", Some(&secret), "").0,
         403
     );
-    assert_eq!(api(&server, "GET", "/api/v1/tokens", None, "").0, 401);
+    assert_eq!(
+        api_request(&server, "GET", "/api/v1/tokens", None, "").0,
+        401
+    );
 
     // The token works, and its use is recorded.
     let work = tempfile::tempdir().unwrap();
@@ -590,7 +580,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
 
     // Revoked: the very next push and clone are refused with 401.
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             &format!("/api/v1/tokens/{id}"),
@@ -601,7 +591,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
         403
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             &format!("/api/v1/tokens/{id}"),
@@ -633,7 +623,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     assert!(!listed(&server).iter().any(|t| t["id"] == id.as_str()));
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             &format!("/api/v1/tokens/{id}"),
@@ -689,7 +679,7 @@ fn revoked_and_expired_tokens_are_refused_at_once_and_tokens_are_listed_without_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (status, body) = api(&server, "GET", "/api/v1/repos/acme/lib", Some(old), "");
+    let (status, body) = api_request(&server, "GET", "/api/v1/repos/acme/lib", Some(old), "");
     assert_eq!(status, 401);
     assert!(
         body["message"].as_str().unwrap().contains("expired"),
@@ -729,7 +719,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
         r#"{"owner":"acme","name":"hidden","private":true}"#,
     ] {
         assert_eq!(
-            api(&server, "POST", "/api/v1/repos", Some(ADMIN), body).0,
+            api_request(&server, "POST", "/api/v1/repos", Some(ADMIN), body).0,
             201
         );
     }
@@ -744,7 +734,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
     );
     let owner = owner["token"].as_str().unwrap().to_string();
 
-    let (status, body) = api(
+    let (status, body) = api_request(
         &server,
         "DELETE",
         "/api/v1/repos/acme/app",
@@ -753,7 +743,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
     );
     assert_eq!(status, 403, "a write token may not delete: {body}");
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/hidden",
@@ -764,7 +754,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
         403
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/other",
@@ -776,7 +766,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
         "admin scope is per repository"
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/hidden",
@@ -788,7 +778,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
         "and cannot even see a private one"
     );
     assert_eq!(
-        api(&server, "GET", "/api/v1/repos/acme/app", None, "").0,
+        api_request(&server, "GET", "/api/v1/repos/acme/app", None, "").0,
         200,
         "still there"
     );
@@ -808,7 +798,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
     );
 
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/app",
@@ -819,11 +809,11 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
         204
     );
     assert_eq!(
-        api(&server, "GET", "/api/v1/repos/acme/app", None, "").0,
+        api_request(&server, "GET", "/api/v1/repos/acme/app", None, "").0,
         404
     );
     assert_eq!(
-        api(
+        api_request(
             &server,
             "DELETE",
             "/api/v1/repos/acme/other",
@@ -838,7 +828,7 @@ fn deleting_a_repository_needs_an_admin_token_or_the_admin_scope_not_write() {
 #[test]
 fn owner_and_name_are_unique_regardless_of_letter_case() {
     let server = Server::start();
-    let (status, created) = api(
+    let (status, created) = api_request(
         &server,
         "POST",
         "/api/v1/repos",
@@ -851,11 +841,11 @@ fn owner_and_name_are_unique_regardless_of_letter_case() {
         r#"{"owner":"ALICE","name":"PUB"}"#,
         r#"{"owner":"alice","name":"Pub"}"#,
     ] {
-        let (status, answer) = api(&server, "POST", "/api/v1/repos", None, body);
+        let (status, answer) = api_request(&server, "POST", "/api/v1/repos", None, body);
         assert_eq!(status, 409, "{body}: {answer}");
         assert_eq!(answer["code"], "ALREADY_EXISTS");
     }
-    let (status, fork) = api(
+    let (status, fork) = api_request(
         &server,
         "POST",
         "/api/v1/repos/alice/Pub/fork",
@@ -865,14 +855,14 @@ fn owner_and_name_are_unique_regardless_of_letter_case() {
     assert_eq!(status, 409, "{fork}");
 
     // Any spelling finds it; the stored one is shown.
-    let (status, shown) = api(&server, "GET", "/api/v1/repos/ALICE/PUB", None, "");
+    let (status, shown) = api_request(&server, "GET", "/api/v1/repos/ALICE/PUB", None, "");
     assert_eq!(status, 200, "{shown}");
     assert_eq!(
         (shown["owner"].as_str(), shown["name"].as_str()),
         (Some("alice"), Some("Pub"))
     );
     assert_eq!(shown["id"], created["id"]);
-    let (_, list) = api(&server, "GET", "/api/v1/repos", None, "");
+    let (_, list) = api_request(&server, "GET", "/api/v1/repos", None, "");
     assert_eq!(list["repos"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["repos"][0]["name"], "Pub");
 
@@ -898,7 +888,7 @@ fn owner_and_name_are_unique_regardless_of_letter_case() {
             .map(|l| l.replace("refs/heads/", "refs/remotes/origin/"))
             .collect::<Vec<_>>()
     );
-    let (_, stats) = api(&server, "GET", "/api/v1/repos/aLiCe/pUb/stats", None, "");
+    let (_, stats) = api_request(&server, "GET", "/api/v1/repos/aLiCe/pUb/stats", None, "");
     assert!(stats.is_object(), "{stats}");
 }
 
@@ -906,7 +896,7 @@ fn owner_and_name_are_unique_regardless_of_letter_case() {
 fn tokens_are_listed_and_revoked_from_the_command_line_and_a_revoked_token_stops_pushing() {
     let server = Server::start_with(|c| c.admin_token = Some(ADMIN.into()));
     assert_eq!(
-        api(
+        api_request(
             &server,
             "POST",
             "/api/v1/repos",

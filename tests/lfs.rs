@@ -17,30 +17,17 @@ use sha2::{Digest, Sha256};
 const ADMIN: &str = "admin-secret-0123456789";
 const MIB: usize = 1 << 20;
 
-fn api(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a.as_str()));
-    }
-    let (status, bytes) = http(server.addr, method, path, &headers, body.as_bytes());
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 /// A token with `access` on `repo`.
 fn token(server: &Server, name: &str, repo: &str, access: &str) -> String {
     let body = json!({"name": name, "repos": [{"repo": repo, "access": access}]}).to_string();
-    let (status, answer) = api(server, "POST", "/api/v1/tokens", Some(ADMIN), &body);
+    let (status, answer) = api_request(server, "POST", "/api/v1/tokens", Some(ADMIN), &body);
     assert_eq!(status, 201, "{answer}");
     answer["token"].as_str().expect("token").to_string()
 }
 
 fn create(server: &Server, owner: &str, name: &str, private: bool) {
     let body = json!({"owner": owner, "name": name, "private": private}).to_string();
-    let (status, answer) = api(server, "POST", "/api/v1/repos", Some(ADMIN), &body);
+    let (status, answer) = api_request(server, "POST", "/api/v1/repos", Some(ADMIN), &body);
     assert_eq!(status, 201, "{answer}");
 }
 
@@ -220,7 +207,7 @@ fn push_and_pull(server: &Server, repo: &str, writer: &str) -> Vec<(String, Vec<
     }
 
     // Recorded once each, stored under the repository's lfs prefix.
-    let (status, stats) = api(
+    let (status, stats) = api_request(
         server,
         "GET",
         &format!("/api/v1/repos/{repo}/stats"),
@@ -1067,7 +1054,7 @@ fn fork_and_delete_on(backend: Backend) {
     git(&src, &["commit", "-q", "-m", "data"]);
     git(&src, &["push", "-q", "origin", "main"]);
 
-    let (status, answer) = api(
+    let (status, answer) = api_request(
         &server,
         "POST",
         "/api/v1/repos/acme/orig/fork",
@@ -1075,7 +1062,7 @@ fn fork_and_delete_on(backend: Backend) {
         r#"{"owner":"beta","name":"copy"}"#,
     );
     assert_eq!(status, 201, "{answer}");
-    let (_, stats) = api(
+    let (_, stats) = api_request(
         &server,
         "GET",
         "/api/v1/repos/beta/copy/stats",
@@ -1094,7 +1081,7 @@ fn fork_and_delete_on(backend: Backend) {
     assert_eq!(lfs_keys(&server.stored_keys("beta", "copy")), fork_keys);
 
     // Deleting the source removes its objects; the fork keeps its own.
-    let (status, _) = api(
+    let (status, _) = api_request(
         &server,
         "DELETE",
         "/api/v1/repos/acme/orig",

@@ -903,6 +903,27 @@ fn serving_addr(line: &str) -> Option<std::net::SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A REST API call to `server` (JSON body, `Bearer token` when given): the
+/// status and the JSON answer (`null` when the body is not JSON).
+pub fn api_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    let (status, bytes) = http(server.addr, method, path, &headers, body.as_bytes());
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// A sample of the server's `/metrics` at `addr`: the value of the line
 /// starting with `series ` (name and labels), 0 when there is none.
 pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {

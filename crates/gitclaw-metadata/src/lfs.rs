@@ -207,10 +207,7 @@ impl Metadata {
             .bind(repo_id)
             .fetch_one(self.pool())
             .await?;
-            Ok(LfsUsage {
-                objects: get_u64(&row, "n")?,
-                bytes: get_u64(&row, "bytes")?,
-            })
+            usage_of(&row)
         })
         .await
     }
@@ -224,10 +221,7 @@ impl Metadata {
             )
             .fetch_one(self.pool())
             .await?;
-            Ok(LfsUsage {
-                objects: get_u64(&row, "n")?,
-                bytes: get_u64(&row, "bytes")?,
-            })
+            usage_of(&row)
         })
         .await
     }
@@ -331,4 +325,12 @@ impl Metadata {
         })
         .await
     }
+}
+
+/// An [`LfsUsage`] from a row of `n` (objects) and `bytes`.
+fn usage_of(row: &sqlx::any::AnyRow) -> Result<LfsUsage> {
+    Ok(LfsUsage {
+        objects: get_u64(row, "n")?,
+        bytes: get_u64(row, "bytes")?,
+    })
 }
