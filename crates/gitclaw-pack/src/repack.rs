@@ -21,7 +21,7 @@ use crate::{
     ingest::{ingest_file, IngestOptions, IngestedPack},
     odb::{DecodeState, ObjectDb},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
-    writer::{write_pack, WriteOptions},
+    writer::{write_pack, Islands, WriteOptions},
     PackError, Result,
 };
 
@@ -61,9 +61,16 @@ pub struct Repacked {
 }
 
 /// Split every object of `db` into a reachable pack and a cruft pack under `work_dir`.
+///
+/// `island_tips` (the branch heads, the default one first; at most
+/// [`Islands::MAX_TIPS`] are used) get a delta island each in the reachable pack:
+/// every object of such a tip's tree is stored whole or as a delta against
+/// another object of that tree, so a shallow clone of a branch head is copied
+/// from stored entries, with no delta search (see [`Islands`]).
 pub fn repack(
     db: &ObjectDb,
     tips: &[ObjectId],
+    island_tips: &[ObjectId],
     work_dir: &Path,
     options: &WriteOptions,
 ) -> Result<Repacked> {
@@ -71,8 +78,10 @@ pub fn repack(
     let mut listed: HashSet<ObjectId> = HashSet::default();
     let tips: Vec<ObjectId> = tips.iter().copied().filter(|t| db.contains(t)).collect();
     let mut commit_graph = None;
+    let mut islands = Islands::default();
     if !tips.is_empty() {
         let mut graph = Graph::new(db);
+        islands = tip_islands(db, &mut graph, island_tips)?;
         let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default())?;
         let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default())?;
         for obj in outcome.objects {
@@ -133,6 +142,7 @@ pub fn repack(
             &work_dir.join("reachable"),
             &WriteOptions {
                 keep_order: true,
+                islands,
                 ..options.clone()
             },
         )?,
@@ -142,6 +152,34 @@ pub fn repack(
         already_closed: None,
         commit_graph,
     })
+}
+
+/// The delta islands of the first [`Islands::MAX_TIPS`] commits among `tips`
+/// (others are skipped): every tree and blob of each one's tree, marked with its bit.
+fn tip_islands(db: &ObjectDb, graph: &mut Graph<'_>, tips: &[ObjectId]) -> Result<Islands> {
+    let mut marks: gix_hashtable::HashMap<ObjectId, u64> = Default::default();
+    let mut commits = Vec::new();
+    let mut reader = db.reader();
+    for tip in tips.iter().filter(|tip| db.contains(tip)) {
+        let (id, kind) = reader.peel(tip)?;
+        if kind == gix_object::Kind::Commit && !commits.contains(&id) {
+            commits.push(id);
+        }
+    }
+    let tip_only = DeepenRequest {
+        depth: Some(1),
+        ..Default::default()
+    };
+    for (bit, commit) in commits.iter().take(Islands::MAX_TIPS).enumerate() {
+        let plan = plan_shallow(graph, &[*commit], &tip_only)?;
+        let outcome = enumerate(graph, &[*commit], &[], &plan, &WalkOptions::default())?;
+        for obj in outcome.objects {
+            if matches!(obj.kind, gix_object::Kind::Tree | gix_object::Kind::Blob) {
+                *marks.entry(obj.id).or_default() |= 1 << bit;
+            }
+        }
+    }
+    Ok(Islands::new(marks))
 }
 
 /// Write `objects` as one self-contained pack in `dir`, then index and verify it.

@@ -753,7 +753,7 @@ fn repack_merges_packs_and_loose_objects_into_one() {
     let work = f.scratch.join("repack-work");
     std::fs::create_dir_all(&work).unwrap();
     let repacked =
-        gitclaw_pack::repack::repack(&db, &[new], &work, &WriteOptions::default()).unwrap();
+        gitclaw_pack::repack::repack(&db, &[new], &[new], &work, &WriteOptions::default()).unwrap();
     let reachable = repacked.reachable.expect("reachable objects");
     let cruft = repacked.cruft.expect("unreachable objects");
     assert_eq!(
@@ -843,7 +843,7 @@ fn repack_leaves_a_pack_that_already_is_the_closure() {
     let work = f.scratch.join("repack-closed");
     std::fs::create_dir_all(&work).unwrap();
     let repacked =
-        gitclaw_pack::repack::repack(&f.db, &tips, &work, &WriteOptions::default()).unwrap();
+        gitclaw_pack::repack::repack(&f.db, &tips, &tips, &work, &WriteOptions::default()).unwrap();
     assert!(repacked.reachable.is_none() && repacked.cruft.is_none());
     assert_eq!(repacked.already_closed, Some(*f.db.packs()[0].hash()));
     assert_eq!(
@@ -851,8 +851,14 @@ fn repack_leaves_a_pack_that_already_is_the_closure() {
         Some(gitclaw_pack::repack::closure_key(&tips))
     );
     // A tip set that leaves objects out does not make the pack its closure.
-    let repacked =
-        gitclaw_pack::repack::repack(&f.db, &tips[..1], &work, &WriteOptions::default()).unwrap();
+    let repacked = gitclaw_pack::repack::repack(
+        &f.db,
+        &tips[..1],
+        &tips[..1],
+        &work,
+        &WriteOptions::default(),
+    )
+    .unwrap();
     assert_eq!(repacked.already_closed, None);
 }
 
@@ -1024,7 +1030,7 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
         .collect();
     let work = tmp.path().join("work");
     let repacked =
-        gitclaw_pack::repack::repack(&db, &tips, &work, &WriteOptions::default()).unwrap();
+        gitclaw_pack::repack::repack(&db, &tips, &tips, &work, &WriteOptions::default()).unwrap();
     assert!(repacked.already_closed.is_some());
     let graph_path = repacked
         .commit_graph
@@ -1088,4 +1094,120 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
         CommitGraph::open(&bad),
         Err(PackError::Corrupt(_))
     ));
+}
+
+/// Whether the stored entry of `id` is a delta, and the chain of bases below it.
+fn delta_chain(pack: &PackHandle, id: &ObjectId) -> Vec<ObjectId> {
+    use gix_pack::data::entry::Header;
+    let mut chain = Vec::new();
+    let mut at = pack.lookup(id).expect("in the pack");
+    loop {
+        let base = match pack.entry_header(at).unwrap().0 {
+            Header::OfsDelta { base_distance } => pack
+                .oid_at_offset(pack.offset_at(at) - base_distance)
+                .unwrap(),
+            Header::RefDelta { base_id } => base_id,
+            _ => return chain,
+        };
+        chain.push(base);
+        at = pack.lookup(&base).expect("base in the pack");
+    }
+}
+
+#[test]
+fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    // A file that shrinks: git stores the newer, smaller version as a delta
+    // against the older, larger one — a base a shallow clone of the tip lacks.
+    let lines: Vec<String> = (0..3000)
+        .map(|i| format!("line {i} of a shrinking file\n"))
+        .collect();
+    std::fs::write(repo.join("shrinks.txt"), lines.concat()).unwrap();
+    std::fs::write(repo.join("grows.txt"), lines[..1000].concat()).unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "old"]);
+    std::fs::write(repo.join("shrinks.txt"), lines[..2000].concat()).unwrap();
+    std::fs::write(repo.join("grows.txt"), lines[..1500].concat()).unwrap();
+    git(&repo, &["commit", "-q", "-am", "new"]);
+    let tip = oid(&git(&repo, &["rev-parse", "main"]));
+    let tip_objects: BTreeSet<ObjectId> =
+        git(&repo, &["rev-list", "--objects", "-n1", &tip.to_string()])
+            .lines()
+            .map(|l| oid(&l[..40]))
+            .filter(|id| *id != tip)
+            .collect();
+    // Two pushes: the old commit, then the tip as a thin pack against it.
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let first = ingest_bytes(&pack_of(&repo, "main~1\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let first = Arc::new(PackHandle::open(&first.index_path).unwrap());
+    let db = ObjectDb::new(vec![first.clone()], Arc::new(NoLoose));
+    let thin = pack_of(&repo, "main\n^main~1\n", true);
+    let second = ingest_bytes(&thin, &store, &db).unwrap().unwrap();
+    let second = Arc::new(PackHandle::open(&second.index_path).unwrap());
+    let shrunk = oid(&git(&repo, &["rev-parse", "main:shrinks.txt"]));
+    assert!(
+        delta_chain(&second, &shrunk)
+            .iter()
+            .any(|base| !tip_objects.contains(base)),
+        "as pushed, the tip's version of the shrinking file leans on an older one"
+    );
+    let db = ObjectDb::new(vec![first, second], Arc::new(NoLoose));
+    let work = tmp.path().join("work");
+    let repacked =
+        gitclaw_pack::repack::repack(&db, &[tip], &[tip], &work, &WriteOptions::default()).unwrap();
+    let reachable = repacked.reachable.expect("a new reachable pack");
+    assert_eq!(
+        reachable.objects.len(),
+        rev_list_objects(&repo, &["--all"]).len()
+    );
+    let pack = PackHandle::open(&reachable.index_path).unwrap();
+    for id in &tip_objects {
+        for base in delta_chain(&pack, id) {
+            assert!(
+                tip_objects.contains(&base),
+                "{id} of the tip's tree is a delta of {base}, which the tip lacks"
+            );
+        }
+    }
+    // The older, larger version may still lean on the tip's.
+    let old_grows = oid(&git(&repo, &["rev-parse", "main~1:grows.txt"]));
+    assert!(
+        !delta_chain(&pack, &old_grows).is_empty(),
+        "the older version of a growing file stays a delta"
+    );
+
+    // A `--depth 1` clone of the tip copies stored entries only: no delta search.
+    let db = ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose));
+    let mut graph = Graph::new(&db);
+    let deepen = DeepenRequest {
+        depth: Some(1),
+        ..Default::default()
+    };
+    let plan = plan_shallow(&mut graph, &[tip], &deepen).unwrap();
+    let outcome = enumerate(&mut graph, &[tip], &[], &plan, &WalkOptions::default()).unwrap();
+    let mut out = Vec::new();
+    let stats = write_pack(
+        &db,
+        &outcome.objects,
+        None,
+        &WriteOptions::default(),
+        &mut out,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(stats.new_deltas, 0);
+    assert_eq!(
+        stats.reused, stats.objects,
+        "every entry is copied as stored"
+    );
+    let mut sent = tip_objects.clone();
+    sent.insert(tip);
+    let sent: BTreeSet<String> = sent.iter().map(|id| id.to_string()).collect();
+    assert_eq!(index_with_git(&out, tmp.path(), Some(&repo)), sent);
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap as StdHashMap;
 
 use super::{
     delta_search::delta_search,
-    reuse::{classify, Item, Plan},
+    reuse::{classify, keep_islands, Item, Plan},
     Phase, ProgressFn, WriteOptions, WriteStats,
 };
 use crate::{
@@ -84,6 +84,8 @@ pub(super) fn write_entries(
             plan: Plan::Fresh,
             size: None,
             big,
+            islands: options.islands.of(&obj.id),
+            research: false,
         });
     }
     if !options.keep_order {
@@ -102,6 +104,9 @@ pub(super) fn write_entries(
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
     let thin = if options.thin { client_has } else { None };
     classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
+    if !options.islands.is_empty() {
+        keep_islands(&mut items);
+    }
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
@@ -337,6 +342,8 @@ fn add_client_bases(
             plan: Plan::ClientBase,
             size: Some(size),
             big: false,
+            islands: 0,
+            research: false,
         });
     }
     Ok(())

@@ -71,6 +71,9 @@ pub struct WriteOptions {
     /// ranged reads on a fresh instance, few pages). A reused delta whose base
     /// comes later goes out as a REF_DELTA.
     pub keep_order: bool,
+    /// Delta islands: no object is written as a delta against a base that lacks
+    /// one of its islands (see [`Islands`]). Empty when serving.
+    pub islands: Islands,
 }
 
 impl Default for WriteOptions {
@@ -85,7 +88,47 @@ impl Default for WriteOptions {
             threads: usize::MAX,
             objects_per_thread: 2048,
             keep_order: false,
+            islands: Islands::default(),
         }
+    }
+}
+
+/// Git's delta islands, one island per tip tree: object id → the set (a bit
+/// each, at most 64) of tips whose tree holds it. A delta is allowed only against
+/// a base whose set holds the target's, so every object of a tip's tree is whole
+/// or a delta against another object of that tree: a `--depth 1` clone of the tip
+/// copies stored entries and never searches for a delta, however the history
+/// stored the files' versions.
+#[derive(Clone, Default)]
+pub struct Islands(std::sync::Arc<gix_hashtable::HashMap<ObjectId, u64>>);
+
+impl Islands {
+    /// The most tips islands are kept for (one bit each).
+    pub const MAX_TIPS: usize = 64;
+
+    /// From each object's set of tips (bit `n` for the `n`th tip).
+    pub fn new(marks: gix_hashtable::HashMap<ObjectId, u64>) -> Self {
+        Islands(std::sync::Arc::new(marks))
+    }
+
+    /// The tips whose trees hold `id` (0: none, or no islands).
+    pub fn of(&self, id: &ObjectId) -> u64 {
+        self.0.get(id).copied().unwrap_or(0)
+    }
+
+    /// A delta of an object in `target` islands may use a base in `base` islands.
+    pub fn allows(base: u64, target: u64) -> bool {
+        base & target == target
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Islands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Islands({} objects)", self.0.len())
     }
 }
 

@@ -41,12 +41,42 @@ pub(super) struct Item {
     pub(super) size: Option<u64>,
     /// A loose object above the big-object threshold: streamed, never searched.
     pub(super) big: bool,
+    /// Its delta islands (see [`super::Islands`]); 0 when none.
+    pub(super) islands: u64,
+    /// A stored whole object the delta search also tries to make a delta of: it
+    /// was the base of an island object that may no longer lean on it.
+    pub(super) research: bool,
 }
 
 impl Item {
     /// Nothing to reuse, and of a kind that deltas pay for: the delta search's work.
     pub(super) fn needs_search(&self) -> bool {
-        self.plan == Plan::Fresh && matches!(self.kind, Kind::Blob | Kind::Tree)
+        (self.plan == Plan::Fresh || self.research) && matches!(self.kind, Kind::Blob | Kind::Tree)
+    }
+}
+
+/// Delta islands: an object whose stored delta leans on a base outside one of its
+/// islands is written afresh (the search then looks for a base within them). Its
+/// old base, when stored whole and no other reused delta leans on it, is searched
+/// too, so it may become a delta of the island object instead of staying whole
+/// beside it.
+pub(super) fn keep_islands(items: &mut [Item]) {
+    let mut leaned_on = vec![0u32; items.len()];
+    let mut barred = Vec::new();
+    for i in 0..items.len() {
+        if let Plan::ReuseDelta { base } = items[i].plan {
+            if super::Islands::allows(items[base].islands, items[i].islands) {
+                leaned_on[base] += 1;
+            } else {
+                items[i].plan = Plan::Fresh;
+                barred.push(base);
+            }
+        }
+    }
+    for base in barred {
+        if items[base].plan == Plan::ReuseWhole && leaned_on[base] == 0 {
+            items[base].research = true;
+        }
     }
 }
 

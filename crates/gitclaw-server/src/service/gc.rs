@@ -121,6 +121,17 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         loose_before: loose.len(),
         ..Default::default()
     };
+    // The default branch's head gets a delta island in the compacted pack: a
+    // shallow clone of it is then copied from stored entries, with no delta
+    // search. Only that one: each island stores whole what its tree does not
+    // share with the others (measured: islands for 9 branches of a generated
+    // repository doubled its pack; the default branch alone added 6%).
+    let island_tips: Vec<ObjectId> = snapshot
+        .refs
+        .iter()
+        .filter(|r| r.name == repo.head_ref)
+        .map(|r| r.oid)
+        .collect();
     let tips: Vec<ObjectId> = snapshot.refs.into_iter().map(|r| r.oid).collect();
     let compacted = loose.is_empty()
         && if tips.is_empty() {
@@ -140,8 +151,10 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     let work_path = work.path().to_owned();
     let walked = tips.clone();
     let options = state.config.write_options();
-    let repacked =
-        tokio::task::spawn_blocking(move || repack(&db, &walked, &work_path, &options)).await??;
+    let repacked = tokio::task::spawn_blocking(move || {
+        repack(&db, &walked, &island_tips, &work_path, &options)
+    })
+    .await??;
     let name = format!("{}/{}", repo.owner, repo.name);
     // The tips the closure was taken of (those the store has).
     let closure_tips: Vec<ObjectId> = repacked.closure_tips.clone();
