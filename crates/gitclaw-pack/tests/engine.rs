@@ -951,6 +951,7 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
     let stats = gitclaw_pack::writer::write_pack_after(
         &db,
         &closed,
+        false,
         &outcome.objects,
         &WriteOptions::default(),
         &mut pack,
@@ -965,6 +966,46 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         index_with_git(&pack, &f.scratch, None),
         rev_list_objects(&f.repo, &["--all"]),
         "git indexes the pack on its own, and it is the whole clone"
+    );
+
+    // A `blob:none` clone: the closed pack's entries but its blobs, copied as
+    // they lie (deltas of trees against trees, at new distances), then the rest.
+    let tree_deltas = closed
+        .kinds()
+        .unwrap()
+        .iter()
+        .filter(|(id, kind)| {
+            *kind == gitclaw_pack::Kind::Tree
+                && !matches!(
+                    closed.entry_header(closed.lookup(id).unwrap()).unwrap().0,
+                    gix_pack::data::entry::Header::Tree
+                )
+        })
+        .count();
+    assert!(tree_deltas > 0, "the closed pack stores trees as deltas");
+    let options = WalkOptions {
+        closed: Some(closed.clone()),
+        filter: Some(gitclaw_pack::walk::Filter::BlobNone),
+        ..Default::default()
+    };
+    let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
+    let mut pack = Vec::new();
+    let stats = gitclaw_pack::writer::write_pack_after(
+        &db,
+        &closed,
+        true,
+        &outcome.objects,
+        &WriteOptions::default(),
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let expected = rev_list_objects(&f.repo, &["--all", "--filter=blob:none"]);
+    assert_eq!(stats.objects as usize, expected.len());
+    assert_eq!(
+        index_with_git(&pack, &f.scratch, Some(&f.repo)),
+        expected,
+        "git indexes the blob:none pack, and it holds every commit and tree"
     );
 }
 

@@ -25,6 +25,8 @@ pub struct PackHandle {
     bundle: gix_pack::Bundle,
     /// `(offset, index)` pairs sorted by offset, built on first need.
     by_offset: OnceLock<Vec<(u64, u32)>>,
+    /// Every entry's object type, in pack order, read from headers on first need.
+    kinds: OnceLock<Vec<Kind>>,
     /// For a pack read by ranges: where its missing bytes come from.
     sparse: Option<SparsePack>,
     /// The commit-graph of the pack's commits, when compaction wrote one.
@@ -68,6 +70,7 @@ impl PackHandle {
             hash,
             bundle,
             by_offset: OnceLock::new(),
+            kinds: OnceLock::new(),
             sparse: None,
             commit_graph: None,
         })
@@ -235,7 +238,7 @@ impl PackHandle {
         (0..self.num_objects()).map(|i| self.oid_at(i))
     }
 
-    fn sorted_offsets(&self) -> &[(u64, u32)] {
+    pub(crate) fn sorted_offsets(&self) -> &[(u64, u32)] {
         self.by_offset.get_or_init(|| {
             let mut v: Vec<(u64, u32)> = (0..self.num_objects())
                 .map(|i| (self.offset_at(i), i))
@@ -255,10 +258,33 @@ impl PackHandle {
     /// delta has its base's type, which an earlier entry (or, for a REF_DELTA to a
     /// later one, a header walk down its chain) tells.
     pub fn kinds(&self) -> Result<Vec<(ObjectId, Kind)>> {
+        let kinds = self.kinds_in_pack_order()?;
+        Ok(self
+            .sorted_offsets()
+            .iter()
+            .zip(kinds)
+            .map(|(&(_, index), &kind)| (self.oid_at(index), kind))
+            .collect())
+    }
+
+    /// How many entries are not blobs (what a `blob:none` clone takes of it).
+    pub fn count_without_blobs(&self) -> Result<usize> {
+        Ok(self
+            .kinds_in_pack_order()?
+            .iter()
+            .filter(|kind| **kind != Kind::Blob)
+            .count())
+    }
+
+    /// Every entry's type, in pack order (as [`Self::kinds`]), worked out once
+    /// per opened pack: one byte an object.
+    pub(crate) fn kinds_in_pack_order(&self) -> Result<&[Kind]> {
+        if let Some(kinds) = self.kinds.get() {
+            return Ok(kinds);
+        }
         self.fill_all()?;
         let sorted = self.sorted_offsets();
         let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
-        let mut out = Vec::with_capacity(sorted.len());
         let mut state = DecodeState::default();
         for (pos, &(offset, index)) in sorted.iter().enumerate() {
             let (header, _) = self.entry_header(index)?;
@@ -293,9 +319,9 @@ impl PackHandle {
                 (None, None) => self.object_header(index, &mut state)?.0,
             };
             kinds[pos] = Some(kind);
-            out.push((self.oid_at(index), kind));
         }
-        Ok(out)
+        let kinds = kinds.into_iter().map(|k| k.unwrap_or(Kind::Blob)).collect();
+        Ok(self.kinds.get_or_init(|| kinds))
     }
 
     /// The object id of the entry starting at `offset`, if an entry starts there.
@@ -403,12 +429,21 @@ impl PackHandle {
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
         let offset = self.offset_at(index);
-        let sorted = self.sorted_offsets();
-        let pos = sorted
+        let pos = self
+            .sorted_offsets()
             .binary_search_by_key(&offset, |(o, _)| *o)
             .map_err(|_| {
                 PackError::Corrupt(format!("pack {}: no entry at offset {offset}", self.hash))
             })?;
+        self.raw_entry_at_pos(pos)
+    }
+
+    /// The stored entry at position `pos` in pack order (see [`Self::raw_entry`]).
+    pub(crate) fn raw_entry_at_pos(&self, pos: usize) -> Result<RawEntry<'_>> {
+        let sorted = self.sorted_offsets();
+        let (offset, index) = *sorted.get(pos).ok_or_else(|| {
+            PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
+        })?;
         let end = sorted
             .get(pos + 1)
             .map(|(o, _)| *o)

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
+use gix_object::Kind;
+use gix_pack::data::entry::Header;
 use sha1::Digest;
 use std::collections::HashMap as StdHashMap;
 
@@ -53,9 +55,97 @@ impl Write for HashingWriter<'_> {
     }
 }
 
+/// A stored pack whose entries go out first, all of them or all but its blobs.
+pub(super) struct Prefix<'a> {
+    pack: &'a PackHandle,
+    /// Each entry's type in pack order, when blobs stay out.
+    kinds: Option<&'a [Kind]>,
+    /// Entries that go out.
+    count: u32,
+}
+
+impl<'a> Prefix<'a> {
+    pub(super) fn new(pack: &'a PackHandle, without_blobs: bool) -> Result<Self> {
+        let kinds = if without_blobs {
+            Some(pack.kinds_in_pack_order()?)
+        } else {
+            None
+        };
+        let count = match kinds {
+            Some(kinds) => kinds.iter().filter(|k| **k != Kind::Blob).count() as u32,
+            None => pack.num_objects(),
+        };
+        Ok(Prefix { pack, kinds, count })
+    }
+
+    /// The stored offset of `id`, when it is an entry that goes out.
+    pub(super) fn offset_of(&self, id: &ObjectId) -> Option<u64> {
+        let offset = self.pack.offset_at(self.pack.lookup(id)?);
+        match self.kinds {
+            None => Some(offset),
+            Some(kinds) => {
+                let pos = self
+                    .pack
+                    .sorted_offsets()
+                    .binary_search_by_key(&offset, |(o, _)| *o)
+                    .ok()?;
+                (kinds[pos] != Kind::Blob).then_some(offset)
+            }
+        }
+    }
+
+    /// Write the entries; returns where each one (by stored offset) went, when
+    /// that differs from where it lies.
+    fn write(&self, w: &mut HashingWriter<'_>) -> Result<Option<StdHashMap<u64, u64>>> {
+        let Some(kinds) = self.kinds else {
+            // Its entries keep their offsets: both packs start with a 12-byte header.
+            let raw = self.pack.raw_pack()?;
+            let body = raw
+                .get(12..raw.len().saturating_sub(20))
+                .ok_or_else(|| PackError::Corrupt("stored pack is too short".into()))?;
+            for chunk in body.chunks(1 << 20) {
+                w.put(chunk)?;
+            }
+            return Ok(None);
+        };
+        let sorted = self.pack.sorted_offsets();
+        let mut moved = StdHashMap::with_capacity(self.count as usize);
+        let mut head = Vec::with_capacity(32);
+        for (pos, &(offset, _)) in sorted.iter().enumerate() {
+            if kinds[pos] == Kind::Blob {
+                continue;
+            }
+            let here = w.written;
+            let raw = self.pack.raw_entry_at_pos(pos)?;
+            match raw.header {
+                Header::OfsDelta { base_distance } => {
+                    // Its base is of its type, so it went out: at a new place.
+                    let base = offset
+                        .checked_sub(base_distance)
+                        .and_then(|base| moved.get(&base))
+                        .ok_or_else(|| {
+                            PackError::Corrupt(format!(
+                                "pack {}: delta at {offset} has no earlier base",
+                                self.pack.hash()
+                            ))
+                        })?;
+                    head.clear();
+                    write_type_and_size(&mut head, OBJ_OFS_DELTA, raw.decompressed_size);
+                    write_ofs_distance(&mut head, here - base);
+                    w.put(&head)?;
+                    w.put(raw.compressed)?;
+                }
+                _ => w.put(raw.whole)?,
+            }
+            moved.insert(offset, here);
+        }
+        Ok(Some(moved))
+    }
+}
+
 pub(super) fn write_entries(
     db: &ObjectDb,
-    first: Option<&PackHandle>,
+    first: Option<&Prefix<'_>>,
     objects: &[WalkObject],
     client_has: Option<super::ClientHas<'_>>,
     options: &WriteOptions,
@@ -99,7 +189,7 @@ pub(super) fn write_entries(
         .enumerate()
         .map(|(i, item)| (item.id, i))
         .collect();
-    let prefix_count = first.map_or(0, |p| u64::from(p.num_objects()));
+    let prefix_count = first.map_or(0, |p| u64::from(p.count));
     let total = u32::try_from(items.len() as u64 + prefix_count)
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
     let thin = if options.thin { client_has } else { None };
@@ -133,16 +223,10 @@ pub(super) fn write_entries(
         objects: total,
         ..Default::default()
     };
+    let mut moved = None;
     if let Some(first) = first {
-        // Its entries keep their offsets: both packs start with a 12-byte header.
-        let raw = first.raw_pack()?;
-        let body = raw
-            .get(12..raw.len().saturating_sub(20))
-            .ok_or_else(|| PackError::Corrupt("stored pack is too short".into()))?;
-        for chunk in body.chunks(1 << 20) {
-            w.put(chunk)?;
-        }
-        stats.reused += first.num_objects();
+        moved = first.write(&mut w)?;
+        stats.reused += first.count;
     }
     let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
     // The client's objects at the end are bases only: never written.
@@ -193,6 +277,12 @@ pub(super) fn write_entries(
                 stats.reused_deltas += 1;
             }
             (Plan::ReusePrefix { base, offset }, Location::Packed { pack, index }) => {
+                let offset = match &moved {
+                    Some(moved) => *moved.get(&offset).ok_or_else(|| {
+                        PackError::Corrupt(format!("delta base {base} did not go out"))
+                    })?,
+                    None => offset,
+                };
                 let raw = packs[pack].raw_entry(index)?;
                 head.clear();
                 if options.ofs_delta {

@@ -244,17 +244,24 @@ pub fn write_pack(
     entries::write_entries(db, None, objects, client_has, options, out, progress)
 }
 
-/// Write a pack of every entry of the stored pack `first`, copied as it is, then
-/// `objects` (none of which `first` holds): the answer to a clone whose history
-/// `first` holds all of but the newest part. Deltas of `objects` may use bases in
-/// `first`. `first` must suit the client (see [`PackHandle::has_ofs_deltas`]).
+/// Write a pack of every entry of the stored pack `first`, copied as it is (but
+/// for its blobs, `without_blobs`: a `blob:none` clone), then `objects` (none of
+/// which `first` holds): the answer to a clone whose history `first` holds all
+/// of but the newest part. Deltas of `objects` may use bases in `first`. `first`
+/// must suit the client (see [`PackHandle::has_ofs_deltas`]).
+///
+/// Without its blobs, `first`'s other entries are still copied as they lie: a
+/// delta's base is of its own type, so it goes out too; only the distance to it
+/// changes.
 pub fn write_pack_after(
     db: &ObjectDb,
     first: &PackHandle,
+    without_blobs: bool,
     objects: &[WalkObject],
     options: &WriteOptions,
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
-    entries::write_entries(db, Some(first), objects, None, options, out, progress)
+    let prefix = entries::Prefix::new(first, without_blobs)?;
+    entries::write_entries(db, Some(&prefix), objects, None, options, out, progress)
 }

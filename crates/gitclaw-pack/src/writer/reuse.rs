@@ -8,7 +8,7 @@ use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
 use crate::{
-    odb::{Location, ObjectDb, PackHandle},
+    odb::{Location, ObjectDb},
     PackError, Result,
 };
 
@@ -22,7 +22,7 @@ pub(super) enum Plan {
     /// Copy the stored delta against a base the client has (thin pack).
     ReuseThin { base: ObjectId },
     /// Copy the stored delta against a base in the pack that went out first, at
-    /// this offset of the output.
+    /// this offset of that stored pack.
     ReusePrefix { base: ObjectId, offset: u64 },
     /// Nothing to reuse: deflate anew (or delta, if the search finds one).
     Fresh,
@@ -86,10 +86,10 @@ pub(super) fn classify(
     items: &mut [Item],
     position: &HashMap<ObjectId, usize>,
     thin_bases: Option<&gix_hashtable::HashSet<ObjectId>>,
-    first: Option<&PackHandle>,
+    first: Option<&super::entries::Prefix<'_>>,
 ) -> Result<()> {
     let packs = db.packs();
-    let in_first = |id: &ObjectId| first.and_then(|p| p.lookup(id).map(|i| p.offset_at(i)));
+    let in_first = |id: &ObjectId| first.and_then(|p| p.offset_of(id));
     for item in items.iter_mut() {
         let Location::Packed { pack, index } = item.loc else {
             continue;

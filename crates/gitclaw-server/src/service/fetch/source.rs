@@ -14,7 +14,7 @@ use gitclaw_pack::{
     repack::closure_key,
     walk::{enumerate, reaches_all, Filter, Graph, ShallowPlan, WalkObject, WalkOptions},
     writer::{stream_pack, write_pack, write_pack_after, ClientHas, WriteOptions, WriteStats},
-    Kind, ObjectId,
+    ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband::Band};
 
@@ -45,9 +45,11 @@ pub enum PackSource {
     Cached { file: std::fs::File, size: u64 },
     /// The pack an identical request is generating now.
     Following(Follower),
-    /// Objects to write, after `base` (a stored pack sent whole) when there is one.
+    /// Objects to write, after `base` (a stored pack sent whole, or all but its
+    /// blobs when `base_without_blobs`) when there is one.
     Walked {
         base: Option<Arc<PackHandle>>,
+        base_without_blobs: bool,
         objects: Vec<WalkObject>,
         /// Objects the client has, that deltas may be made against (thin packs).
         client: Box<ClientObjects>,
@@ -177,7 +179,7 @@ pub fn choose(
         include_tags,
     };
     let mut base = None;
-    let mut from_base: Vec<WalkObject> = Vec::new();
+    let mut base_without_blobs = false;
     let blob_none = matches!(options.filter, Some(Filter::BlobNone));
     if full && (options.filter.is_none() || blob_none) {
         let key = whole_pack_key(&job.wants, &options.include_tags);
@@ -195,14 +197,10 @@ pub fn choose(
                 for want in &job.wants {
                     all_commits &= graph.peel_to_commit(want)?.is_some();
                 }
-                if all_commits {
-                    from_base = pack
-                        .kinds()?
-                        .into_iter()
-                        .filter(|(_, kind)| *kind != Kind::Blob)
-                        .map(|(id, kind)| WalkObject::new(id, kind))
-                        .collect();
-                    options.closed = Some(pack);
+                if all_commits && (job.ofs_delta || !pack.has_ofs_deltas()?) {
+                    options.closed = Some(pack.clone());
+                    base = Some(pack);
+                    base_without_blobs = true;
                 }
             } else if job.ofs_delta || !pack.has_ofs_deltas()? {
                 options.closed = Some(pack.clone());
@@ -210,16 +208,15 @@ pub fn choose(
             }
         }
     }
-    let mut outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
-    let stored = base
-        .as_ref()
-        .map_or(from_base.len(), |p| p.num_objects() as usize);
-    if !from_base.is_empty() {
-        from_base.append(&mut outcome.objects);
-        outcome.objects = from_base;
-    }
+    let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
+    let stored = match &base {
+        Some(pack) if base_without_blobs => pack.count_without_blobs()?,
+        Some(pack) => pack.num_objects() as usize,
+        None => 0,
+    };
     Ok(PackSource::Walked {
         base,
+        base_without_blobs,
         objects: outcome.objects,
         client: Box::new(ClientObjects {
             has: outcome.client_has,
@@ -286,6 +283,7 @@ pub fn write(
         }
         PackSource::Walked {
             base,
+            base_without_blobs,
             objects,
             client,
             stored,
@@ -294,7 +292,7 @@ pub fn write(
             // Held to the end of the writing below.
             turn: _turn,
         } => {
-            let total = objects.len() + base.as_ref().map_or(0, |p| p.num_objects() as usize);
+            let total = objects.len() + stored;
             let line = if stored > 0 {
                 format!("Counting objects: {total}, done ({stored} from a stored pack).\n")
             } else {
@@ -308,9 +306,15 @@ pub fn write(
             };
             let mut report = compress_progress(heartbeat);
             let stats = match &base {
-                Some(pack) => {
-                    write_pack_after(db, pack, &objects, &write_options, &mut tee, &mut report)?
-                }
+                Some(pack) => write_pack_after(
+                    db,
+                    pack,
+                    base_without_blobs,
+                    &objects,
+                    &write_options,
+                    &mut tee,
+                    &mut report,
+                )?,
                 None => write_pack(
                     db,
                     &objects,

@@ -118,7 +118,16 @@ pub async fn receive_pack(
     }
     let mut statuses: Vec<Option<RefStatus>> = vec![None; request.commands.len()];
     checks::check_commands(&request.commands, &mut statuses);
-    let outcome = process(state, repo, actor, &request, &mut statuses, leftover, body).await;
+    let outcome = Box::pin(process(
+        state,
+        repo,
+        actor,
+        &request,
+        &mut statuses,
+        leftover,
+        body,
+    ))
+    .await;
     let capabilities = Some(request.capabilities.clone());
     Some(match outcome {
         Ok(()) => PushReport {
