@@ -122,9 +122,10 @@ pub fn repack(
         }
     }
     let closure_of = (!tips.is_empty()).then(|| closure_key(&tips));
-    // One stored pack that holds the closure and nothing else needs no rewrite.
+    // One stored pack that holds the closure and nothing else needs no rewrite,
+    // unless it stores an island's object as a delta against a base outside it.
     if let ([pack], true, true) = (db.packs(), cruft.is_empty(), db.loose().list().is_empty()) {
-        if pack.num_objects() as usize == reachable.len() {
+        if pack.num_objects() as usize == reachable.len() && keeps_islands(pack, &islands)? {
             return Ok(Repacked {
                 closure_of,
                 closure_tips: tips,
@@ -152,6 +153,29 @@ pub fn repack(
         already_closed: None,
         commit_graph,
     })
+}
+
+/// Whether every delta of `pack` whose object is in an island leans on a base
+/// in all of its islands.
+fn keeps_islands(pack: &crate::odb::PackHandle, islands: &Islands) -> Result<bool> {
+    use gix_pack::data::entry::Header;
+    for (id, marks) in islands.iter() {
+        let Some(index) = pack.lookup(id) else {
+            continue;
+        };
+        let base = match pack.entry_header(index)?.0 {
+            Header::OfsDelta { base_distance } => pack
+                .offset_at(index)
+                .checked_sub(base_distance)
+                .and_then(|offset| pack.oid_at_offset(offset)),
+            Header::RefDelta { base_id } => Some(base_id),
+            _ => continue,
+        };
+        if !base.is_some_and(|base| Islands::allows(islands.of(&base), marks)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The delta islands of the first [`Islands::MAX_TIPS`] commits among `tips`

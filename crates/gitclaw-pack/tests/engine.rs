@@ -842,8 +842,10 @@ fn repack_leaves_a_pack_that_already_is_the_closure() {
         .collect();
     let work = f.scratch.join("repack-closed");
     std::fs::create_dir_all(&work).unwrap();
+    // (No delta islands: a pack that breaks one is rewritten; see
+    // compaction_keeps_a_branch_heads_tree_within_its_delta_island.)
     let repacked =
-        gitclaw_pack::repack::repack(&f.db, &tips, &tips, &work, &WriteOptions::default()).unwrap();
+        gitclaw_pack::repack::repack(&f.db, &tips, &[], &work, &WriteOptions::default()).unwrap();
     assert!(repacked.reachable.is_none() && repacked.cruft.is_none());
     assert_eq!(repacked.already_closed, Some(*f.db.packs()[0].hash()));
     assert_eq!(
@@ -851,14 +853,9 @@ fn repack_leaves_a_pack_that_already_is_the_closure() {
         Some(gitclaw_pack::repack::closure_key(&tips))
     );
     // A tip set that leaves objects out does not make the pack its closure.
-    let repacked = gitclaw_pack::repack::repack(
-        &f.db,
-        &tips[..1],
-        &tips[..1],
-        &work,
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let repacked =
+        gitclaw_pack::repack::repack(&f.db, &tips[..1], &[], &work, &WriteOptions::default())
+            .unwrap();
     assert_eq!(repacked.already_closed, None);
 }
 
@@ -1071,7 +1068,7 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
         .collect();
     let work = tmp.path().join("work");
     let repacked =
-        gitclaw_pack::repack::repack(&db, &tips, &tips, &work, &WriteOptions::default()).unwrap();
+        gitclaw_pack::repack::repack(&db, &tips, &[], &work, &WriteOptions::default()).unwrap();
     assert!(repacked.already_closed.is_some());
     let graph_path = repacked
         .commit_graph
@@ -1198,6 +1195,24 @@ fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
             .any(|base| !tip_objects.contains(base)),
         "as pushed, the tip's version of the shrinking file leans on an older one"
     );
+    // One pack as pushed that is already the closure is rewritten only when it
+    // breaks the island.
+    let single = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let single = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&single.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let work = tmp.path().join("single");
+    let kept = gitclaw_pack::repack::repack(&single, &[tip], &[], &work, &WriteOptions::default())
+        .unwrap();
+    assert!(kept.already_closed.is_some() && kept.reachable.is_none());
+    let rewritten =
+        gitclaw_pack::repack::repack(&single, &[tip], &[tip], &work, &WriteOptions::default())
+            .unwrap();
+    assert!(rewritten.already_closed.is_none() && rewritten.reachable.is_some());
+
     let db = ObjectDb::new(vec![first, second], Arc::new(NoLoose));
     let work = tmp.path().join("work");
     let repacked =
@@ -1216,12 +1231,16 @@ fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
             );
         }
     }
-    // The older, larger version may still lean on the tip's.
-    let old_grows = oid(&git(&repo, &["rev-parse", "main~1:grows.txt"]));
-    assert!(
-        !delta_chain(&pack, &old_grows).is_empty(),
-        "the older version of a growing file stays a delta"
-    );
+    // Older versions may still lean on the tip's: the growing file's as before,
+    // and the shrinking file's (the old base) becomes a delta of the new version
+    // instead of staying whole beside it.
+    for old in ["main~1:grows.txt", "main~1:shrinks.txt"] {
+        let id = oid(&git(&repo, &["rev-parse", old]));
+        assert!(
+            !delta_chain(&pack, &id).is_empty(),
+            "{old} is stored as a delta"
+        );
+    }
 
     // A `--depth 1` clone of the tip copies stored entries only: no delta search.
     let db = ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose));

@@ -172,7 +172,7 @@ fn search_segment(
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
             for entry in window.iter_mut().rev() {
                 if items[entry.item].kind != item.kind
-                    || entry.depth >= options.max_depth
+                    || entry.depth.saturating_add(item.height) >= options.max_depth
                     || !super::Islands::allows(items[entry.item].islands, item.islands)
                 {
                     continue;

@@ -176,6 +176,7 @@ pub(super) fn write_entries(
             big,
             islands: options.islands.of(&obj.id),
             research: false,
+            height: 0,
         });
     }
     if !options.keep_order {
@@ -434,6 +435,7 @@ fn add_client_bases(
             big: false,
             islands: 0,
             research: false,
+            height: 0,
         });
     }
     Ok(())

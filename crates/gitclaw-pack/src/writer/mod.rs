@@ -124,6 +124,11 @@ impl Islands {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Every object in an island, with its islands.
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjectId, u64)> + '_ {
+        self.0.iter().map(|(id, marks)| (id, *marks))
+    }
 }
 
 impl std::fmt::Debug for Islands {
@@ -238,8 +243,11 @@ pub fn write_pack(
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
-    if let Some(pack) = whole_pack(db, objects, options)? {
-        return stream_pack(&db.packs()[pack], out, progress);
+    // A pack rewritten in walk order or within islands is never the stored one as is.
+    if !options.keep_order && options.islands.is_empty() {
+        if let Some(pack) = whole_pack(db, objects, options)? {
+            return stream_pack(&db.packs()[pack], out, progress);
+        }
     }
     entries::write_entries(db, None, objects, client_has, options, out, progress)
 }

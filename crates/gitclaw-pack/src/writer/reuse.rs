@@ -46,6 +46,9 @@ pub(super) struct Item {
     /// A stored whole object the delta search also tries to make a delta of: it
     /// was the base of an island object that may no longer lean on it.
     pub(super) research: bool,
+    /// The longest chain of reused deltas leaning on it: a new delta of it may be
+    /// at most this much shallower than the depth limit.
+    pub(super) height: u32,
 }
 
 impl Item {
@@ -57,27 +60,71 @@ impl Item {
 
 /// Delta islands: an object whose stored delta leans on a base outside one of its
 /// islands is written afresh (the search then looks for a base within them). Its
-/// old base, when stored whole and no other reused delta leans on it, is searched
-/// too, so it may become a delta of the island object instead of staying whole
-/// beside it.
+/// old base, when stored whole, is searched too, so it may become a delta of the
+/// island object instead of staying whole beside it — typically the previous
+/// version of a file whose newest version is a little smaller. The reused deltas
+/// hanging off that base then lie deeper: `height` keeps its new chain short
+/// enough that they stay within the search's depth limit.
 pub(super) fn keep_islands(items: &mut [Item]) {
-    let mut leaned_on = vec![0u32; items.len()];
     let mut barred = Vec::new();
     for i in 0..items.len() {
         if let Plan::ReuseDelta { base } = items[i].plan {
-            if super::Islands::allows(items[base].islands, items[i].islands) {
-                leaned_on[base] += 1;
-            } else {
+            if !super::Islands::allows(items[base].islands, items[i].islands) {
                 items[i].plan = Plan::Fresh;
                 barred.push(base);
             }
         }
     }
+    if barred.is_empty() {
+        return;
+    }
+    let height = delta_heights(items);
     for base in barred {
-        if items[base].plan == Plan::ReuseWhole && leaned_on[base] == 0 {
+        if items[base].plan == Plan::ReuseWhole {
             items[base].research = true;
+            items[base].height = height[base];
         }
     }
+}
+
+/// For every item, the longest chain of reused deltas leaning on it (0: none).
+fn delta_heights(items: &[Item]) -> Vec<u32> {
+    let base_of = |i: usize| match items[i].plan {
+        Plan::ReuseDelta { base } => Some(base),
+        _ => None,
+    };
+    // Each item's depth below its chain's whole object, then heights from the
+    // deepest up.
+    let mut depth: Vec<Option<u32>> = vec![None; items.len()];
+    let mut chain = Vec::new();
+    for start in 0..items.len() {
+        chain.clear();
+        let mut at = start;
+        let mut known = 0;
+        while depth[at].is_none() {
+            chain.push(at);
+            match base_of(at) {
+                // A stored chain cannot loop; the bound keeps a corrupt one finite.
+                Some(base) if chain.len() <= items.len() => at = base,
+                _ => break,
+            }
+        }
+        if let Some(d) = depth[at] {
+            known = d + 1;
+        }
+        for (n, &i) in chain.iter().rev().enumerate() {
+            depth[i] = Some(known + n as u32);
+        }
+    }
+    let mut by_depth: Vec<usize> = (0..items.len()).collect();
+    by_depth.sort_unstable_by_key(|&i| std::cmp::Reverse(depth[i]));
+    let mut height = vec![0u32; items.len()];
+    for i in by_depth {
+        if let Some(base) = base_of(i) {
+            height[base] = height[base].max(height[i] + 1);
+        }
+    }
+    height
 }
 
 /// Decide for every packed item whether its stored entry can be copied.
