@@ -592,3 +592,64 @@ fn gc_keeps_new_delta_chains_within_the_configured_depth() {
         "GITCLAW_PACK_DEPTH=2 bounds the chains: {longest:?}"
     );
 }
+
+/// A `--depth 1` clone of the default branch after compaction: with the delta
+/// island (the default), every object of the tip's tree is stored whole or as a
+/// delta within it, so the clone is copied from stored entries and the server
+/// searches for no delta; without it, the tip's version of a file that shrank
+/// leans on the older version, which the clone lacks, and is searched for.
+#[test]
+fn a_shallow_clone_of_the_default_branch_after_gc_searches_for_no_delta() {
+    for island in [true, false] {
+        let server = Server::start_with(|c| {
+            c.gc.loose_threshold = 0;
+            c.gc.pack_threshold = 0;
+            c.gc.delta_island = island;
+        });
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fixture_repo(&src, 0);
+        let lines: Vec<String> = (0..3000)
+            .map(|i| format!("line {i} of a file that shrinks\n"))
+            .collect();
+        commit_file(&src, "shrinks.txt", &lines.concat(), "long");
+        let url = server.create_repo("isla", "shallow");
+        push_everything(&src, &url);
+        // The next push sends the shorter version as a delta of the longer one.
+        commit_file(&src, "shrinks.txt", &lines[..2000].concat(), "shorter");
+        push_everything(&src, &url);
+        let repo = server
+            .block_on(server.state.meta.get_repo("isla", "shallow"))
+            .unwrap()
+            .unwrap();
+        let outcome = server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .unwrap();
+        assert!(outcome.new_pack.is_some(), "{outcome:?}");
+
+        let clone = work.path().join("clone");
+        let out = git_output(
+            work.path(),
+            &[
+                "clone",
+                "--progress",
+                "--depth",
+                "1",
+                &url,
+                clone.to_str().unwrap(),
+            ],
+        );
+        let progress = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{progress}");
+        git(&clone, &["fsck", "--strict"]);
+        assert_eq!(
+            std::fs::read_to_string(clone.join("shrinks.txt")).unwrap(),
+            lines[..2000].concat()
+        );
+        assert_eq!(
+            progress.contains("Compressing objects"),
+            !island,
+            "island {island}: {progress}"
+        );
+    }
+}

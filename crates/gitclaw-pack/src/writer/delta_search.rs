@@ -84,12 +84,14 @@ pub(super) fn delta_search(
     // Within a path, the client's own objects first, so every object after them
     // may try them; then larger before smaller, as git orders.
     // Objects in more delta islands before those in fewer (git's island order), so
-    // an island's objects come first and the rest may lean on them.
+    // an island's objects come first and the rest may lean on them; right after
+    // them the old bases they no longer lean on, within reach of their window.
     order.sort_by_key(|&i| {
         (
             group(i),
             items[i].plan != Plan::ClientBase,
             std::cmp::Reverse(items[i].islands.count_ones()),
+            !items[i].research,
             std::cmp::Reverse(items[i].size.unwrap_or(0)),
         )
     });

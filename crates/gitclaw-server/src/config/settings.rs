@@ -106,6 +106,7 @@ pub const SECTIONS: &[Section] = &[
             &GC_LOOSE_THRESHOLD,
             &GC_PACK_THRESHOLD,
             &GC_GRACE_SECS,
+            &GC_DELTA_ISLAND,
             &RESPONSE_CACHE_BYTES,
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
@@ -371,6 +372,14 @@ pub const GC_GRACE_SECS: Setting<Number> = Setting {
     kind: Number::ANY,
     default: Value("3600"),
     help: "keys replaced by compaction are deleted this long after, so clones in flight finish",
+    deprecated: &[],
+};
+
+pub const GC_DELTA_ISLAND: Setting<Flag> = Setting {
+    name: "GITCLAW_GC_DELTA_ISLAND",
+    kind: Flag,
+    default: Value("true"),
+    help: "compaction keeps the default branch head's tree within a delta island, so a `--depth 1` clone of it needs no delta search (the pack grows 1–3%)",
     deprecated: &[],
 };
 

@@ -129,7 +129,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     let island_tips: Vec<ObjectId> = snapshot
         .refs
         .iter()
-        .filter(|r| r.name == repo.head_ref)
+        .filter(|r| state.config.gc.delta_island && r.name == repo.head_ref)
         .map(|r| r.oid)
         .collect();
     let tips: Vec<ObjectId> = snapshot.refs.into_iter().map(|r| r.oid).collect();
