@@ -790,14 +790,7 @@ fn repack_merges_packs_and_loose_objects_into_one() {
     let offset = |id: &ObjectId| pack.offset_at(pack.lookup(id).expect("in the pack"));
     let mut needed = tip.clone();
     for id in &tip {
-        let mut at = pack.lookup(id).unwrap();
-        while let (Header::OfsDelta { base_distance }, _) = pack.entry_header(at).unwrap() {
-            let base = pack
-                .oid_at_offset(pack.offset_at(at) - base_distance)
-                .unwrap();
-            needed.insert(base);
-            at = pack.lookup(&base).unwrap();
-        }
+        needed.extend(delta_chain(pack, id));
     }
     for index in 0..pack.num_objects() {
         assert!(
@@ -888,6 +881,27 @@ fn a_pack_holding_exactly_the_clone_is_streamed_as_is() {
     );
 }
 
+/// The pack of `closed` (without its blobs, or whole), then `objects`.
+fn write_after(
+    db: &ObjectDb,
+    closed: &PackHandle,
+    without_blobs: bool,
+    objects: &[gitclaw_pack::walk::WalkObject],
+) -> (Vec<u8>, gitclaw_pack::writer::WriteStats) {
+    let mut pack = Vec::new();
+    let stats = gitclaw_pack::writer::write_pack_after(
+        db,
+        closed,
+        without_blobs,
+        objects,
+        &WriteOptions::default(),
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    (pack, stats)
+}
+
 #[test]
 fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
     let f = fixture();
@@ -944,17 +958,7 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         rev_list_objects(&f.repo, &[&new_main.to_string(), &format!("^{old_main}")]),
         "the walk lists only what the closed pack lacks"
     );
-    let mut pack = Vec::new();
-    let stats = gitclaw_pack::writer::write_pack_after(
-        &db,
-        &closed,
-        false,
-        &outcome.objects,
-        &WriteOptions::default(),
-        &mut pack,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let (pack, stats) = write_after(&db, &closed, false, &outcome.objects);
     assert!(
         stats.reused_deltas >= 1,
         "the new blob's stored delta against the old one is reused: {stats:?}"
@@ -986,17 +990,7 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         ..Default::default()
     };
     let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
-    let mut pack = Vec::new();
-    let stats = gitclaw_pack::writer::write_pack_after(
-        &db,
-        &closed,
-        true,
-        &outcome.objects,
-        &WriteOptions::default(),
-        &mut pack,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let (pack, stats) = write_after(&db, &closed, true, &outcome.objects);
     let expected = rev_list_objects(&f.repo, &["--all", "--filter=blob:none"]);
     assert_eq!(stats.objects as usize, expected.len());
     assert_eq!(
