@@ -158,21 +158,14 @@ pub fn repack(
 /// Whether every delta of `pack` whose object is in an island leans on a base
 /// in all of its islands.
 fn keeps_islands(pack: &crate::odb::PackHandle, islands: &Islands) -> Result<bool> {
-    use gix_pack::data::entry::Header;
     for (id, marks) in islands.iter() {
         let Some(index) = pack.lookup(id) else {
             continue;
         };
-        let base = match pack.entry_header(index)?.0 {
-            Header::OfsDelta { base_distance } => pack
-                .offset_at(index)
-                .checked_sub(base_distance)
-                .and_then(|offset| pack.oid_at_offset(offset)),
-            Header::RefDelta { base_id } => Some(base_id),
-            _ => continue,
-        };
-        if !base.is_some_and(|base| Islands::allows(islands.of(&base), marks)) {
-            return Ok(false);
+        if let (_, Some(base)) = pack.entry_base(index)? {
+            if !Islands::allows(islands.of(&base), marks) {
+                return Ok(false);
+            }
         }
     }
     Ok(true)

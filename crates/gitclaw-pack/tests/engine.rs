@@ -175,12 +175,12 @@ fn write_for(
     wants: &[ObjectId],
     haves: &[ObjectId],
     deepen: &DeepenRequest,
-) -> (Vec<u8>, Vec<ObjectId>) {
+) -> (Vec<u8>, Vec<ObjectId>, gitclaw_pack::writer::WriteStats) {
     let mut graph = Graph::new(db);
     let plan = plan_shallow(&mut graph, wants, deepen).unwrap();
     let outcome = enumerate(&mut graph, wants, haves, &plan, &WalkOptions::default()).unwrap();
     let mut out = Vec::new();
-    write_pack(
+    let stats = write_pack(
         db,
         &outcome.objects,
         None,
@@ -189,14 +189,14 @@ fn write_for(
         &mut |_, _, _| {},
     )
     .unwrap();
-    (out, plan.shallow)
+    (out, plan.shallow, stats)
 }
 
 #[test]
 fn full_clone_pack_holds_exactly_the_reachable_objects() {
     let f = fixture();
     let head = oid(&git(&f.repo, &["rev-parse", "main"]));
-    let (pack, shallow) = write_for(&f.db, &[head], &[], &DeepenRequest::default());
+    let (pack, shallow, _) = write_for(&f.db, &[head], &[], &DeepenRequest::default());
     assert!(shallow.is_empty());
     let got = index_with_git(&pack, &f.scratch, None);
     assert_eq!(got, rev_list_objects(&f.repo, &["main"]));
@@ -207,7 +207,7 @@ fn incremental_pack_excludes_what_the_client_has() {
     let f = fixture();
     let head = oid(&git(&f.repo, &["rev-parse", "main"]));
     let old = oid(&git(&f.repo, &["rev-parse", "main~3"]));
-    let (pack, _) = write_for(&f.db, &[head], &[old], &DeepenRequest::default());
+    let (pack, _, _) = write_for(&f.db, &[head], &[old], &DeepenRequest::default());
     let all_new = rev_list_objects(&f.repo, &["main"]);
     let have = rev_list_objects(&f.repo, &["main~3"]);
     let expected: BTreeSet<String> = all_new.difference(&have).cloned().collect();
@@ -220,7 +220,7 @@ fn incremental_pack_excludes_what_the_client_has() {
 fn annotated_tag_want_sends_the_tag_and_its_history() {
     let f = fixture();
     let tag = oid(&git(&f.repo, &["rev-parse", "v1"]));
-    let (pack, _) = write_for(&f.db, &[tag], &[], &DeepenRequest::default());
+    let (pack, _, _) = write_for(&f.db, &[tag], &[], &DeepenRequest::default());
     let got = index_with_git(&pack, &f.scratch, None);
     let mut expected = rev_list_objects(&f.repo, &["v1^{commit}"]);
     expected.insert(tag.to_string());
@@ -235,7 +235,7 @@ fn depth_one_sends_only_the_tip_and_marks_it_shallow() {
         depth: Some(1),
         ..Default::default()
     };
-    let (pack, shallow) = write_for(&f.db, &[head], &[], &deepen);
+    let (pack, shallow, _) = write_for(&f.db, &[head], &[], &deepen);
     assert_eq!(shallow, vec![head]);
     let got = index_with_git(&pack, &f.scratch, Some(&f.repo));
     let mut expected = rev_list_objects(&f.repo, &["--no-walk", "main"]);
@@ -1128,22 +1128,15 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
     ));
 }
 
-/// Whether the stored entry of `id` is a delta, and the chain of bases below it.
+/// The chain of delta bases below the stored entry of `id` (empty: stored whole).
 fn delta_chain(pack: &PackHandle, id: &ObjectId) -> Vec<ObjectId> {
-    use gix_pack::data::entry::Header;
     let mut chain = Vec::new();
     let mut at = pack.lookup(id).expect("in the pack");
-    loop {
-        let base = match pack.entry_header(at).unwrap().0 {
-            Header::OfsDelta { base_distance } => pack
-                .oid_at_offset(pack.offset_at(at) - base_distance)
-                .unwrap(),
-            Header::RefDelta { base_id } => base_id,
-            _ => return chain,
-        };
+    while let (_, Some(base)) = pack.entry_base(at).unwrap() {
         chain.push(base);
         at = pack.lookup(&base).expect("base in the pack");
     }
+    chain
 }
 
 #[test]
@@ -1238,23 +1231,12 @@ fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
 
     // A `--depth 1` clone of the tip copies stored entries only: no delta search.
     let db = ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose));
-    let mut graph = Graph::new(&db);
     let deepen = DeepenRequest {
         depth: Some(1),
         ..Default::default()
     };
-    let plan = plan_shallow(&mut graph, &[tip], &deepen).unwrap();
-    let outcome = enumerate(&mut graph, &[tip], &[], &plan, &WalkOptions::default()).unwrap();
-    let mut out = Vec::new();
-    let stats = write_pack(
-        &db,
-        &outcome.objects,
-        None,
-        &WriteOptions::default(),
-        &mut out,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let (out, shallow, stats) = write_for(&db, &[tip], &[], &deepen);
+    assert_eq!(shallow, vec![tip]);
     assert_eq!(stats.new_deltas, 0);
     assert_eq!(
         stats.reused, stats.objects,

@@ -426,6 +426,33 @@ impl PackHandle {
         Ok((entry.header, entry.decompressed_size))
     }
 
+    /// The inflated size of the stored entry at `index` (see
+    /// [`Self::entry_header`]) and the id of its delta base (`None` for a whole
+    /// object): an OFS_DELTA's base found by its offset.
+    pub fn entry_base(&self, index: u32) -> Result<(u64, Option<ObjectId>)> {
+        let (header, size) = self.entry_header(index)?;
+        let base = match header {
+            Header::OfsDelta { base_distance } => {
+                let offset = self.offset_at(index);
+                let base_offset = offset.checked_sub(base_distance).ok_or_else(|| {
+                    PackError::Corrupt(format!(
+                        "pack {}: delta at {offset} points before the pack start",
+                        self.hash
+                    ))
+                })?;
+                Some(self.oid_at_offset(base_offset).ok_or_else(|| {
+                    PackError::Corrupt(format!(
+                        "pack {}: the base of the delta at {offset} is not an entry",
+                        self.hash
+                    ))
+                })?)
+            }
+            Header::RefDelta { base_id } => Some(base_id),
+            _ => None,
+        };
+        Ok((size, base))
+    }
+
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
         let offset = self.offset_at(index);

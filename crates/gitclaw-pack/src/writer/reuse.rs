@@ -5,11 +5,10 @@
 use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
 use gix_object::Kind;
-use gix_pack::data::entry::Header;
 
 use crate::{
     odb::{Location, ObjectDb},
-    PackError, Result,
+    Result,
 };
 
 /// How one object goes out.
@@ -142,20 +141,7 @@ pub(super) fn classify(
             continue;
         };
         let handle = &packs[pack];
-        let (header, size) = handle.entry_header(index)?;
-        let base = match header {
-            Header::OfsDelta { base_distance } => {
-                let offset = handle.offset_at(index);
-                let base_offset = offset.checked_sub(base_distance).ok_or_else(|| {
-                    PackError::Corrupt(format!("delta of {} points before the pack start", item.id))
-                })?;
-                Some(handle.oid_at_offset(base_offset).ok_or_else(|| {
-                    PackError::Corrupt(format!("delta base of {} is not an entry", item.id))
-                })?)
-            }
-            Header::RefDelta { base_id } => Some(base_id),
-            _ => None,
-        };
+        let (size, base) = handle.entry_base(index)?;
         item.plan = match base {
             None => {
                 item.size = Some(size);
