@@ -593,18 +593,18 @@ fn gc_keeps_new_delta_chains_within_the_configured_depth() {
     );
 }
 
-/// A `--depth 1` clone of the default branch after compaction: with the delta
-/// island (the default), every object of the tip's tree is stored whole or as a
-/// delta within it, so the clone is copied from stored entries and the server
-/// searches for no delta; without it, the tip's version of a file that shrank
-/// leans on the older version, which the clone lacks, and is searched for.
+/// A `--depth 1` clone of the default branch after compaction: the tip's
+/// version of a file that shrank is stored as a delta of the older version,
+/// which the clone lacks. With tip entries (the default) compaction stored what
+/// the clone sends instead, so the clone is copied from stored bytes and the
+/// server searches for no delta; without them that version is searched for.
 #[test]
 fn a_shallow_clone_of_the_default_branch_after_gc_searches_for_no_delta() {
-    for island in [true, false] {
+    for tip_entries in [true, false] {
         let server = Server::start_with(|c| {
             c.gc.loose_threshold = 0;
             c.gc.pack_threshold = 0;
-            c.gc.delta_island = island;
+            c.gc.tip_entries = tip_entries;
         });
         let work = tempfile::tempdir().unwrap();
         let src = work.path().join("src");
@@ -648,8 +648,8 @@ fn a_shallow_clone_of_the_default_branch_after_gc_searches_for_no_delta() {
         );
         assert_eq!(
             progress.contains("Compressing objects"),
-            !island,
-            "island {island}: {progress}"
+            !tip_entries,
+            "tip entries {tip_entries}: {progress}"
         );
     }
 }

@@ -187,7 +187,7 @@ fn bench_phases(c: &mut Criterion) {
             .collect();
         let borrowed: Vec<_> = commits.iter().map(|(id, c)| (*id, &**c)).collect();
         let path = r.dir.path().join("pack.graph");
-        assert!(gitclaw_pack::commit_graph::write(&borrowed, &path).unwrap());
+        assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &path).unwrap());
         let pack = PackHandle::open(r.db.packs()[0].index_path())
             .unwrap()
             .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&path).unwrap());
@@ -230,6 +230,53 @@ fn bench_phases(c: &mut Criterion) {
                         &incremental.objects,
                         Some(incremental.client_has()),
                         &options,
+                        &mut out,
+                        &mut |_, _, _| {},
+                    )
+                    .unwrap()
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    // A `--depth 1` clone of the tip, without and with the tip entries
+    // compaction stores for it (the pack is git's: the tip's files that shrank
+    // are deltas of older versions the clone lacks).
+    let tip_tree = {
+        let mut graph = Graph::new(&r.db);
+        let deepen = DeepenRequest {
+            depth: Some(1),
+            ..Default::default()
+        };
+        let plan = plan_shallow(&mut graph, &r.tips, &deepen).unwrap();
+        enumerate(&mut graph, &r.tips, &[], &plan, &WalkOptions::default())
+            .unwrap()
+            .objects
+    };
+    let with_tips = {
+        let work = r.dir.path().join("repack");
+        let repacked =
+            gitclaw_pack::repack::repack(&r.db, &r.tips, &r.tips, &work, &WriteOptions::default())
+                .unwrap();
+        let graph = repacked.commit_graph.expect("a commit-graph");
+        let pack = PackHandle::open(r.db.packs()[0].index_path())
+            .unwrap()
+            .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&graph).unwrap());
+        ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose))
+    };
+    for (name, db) in [
+        ("write (--depth 1 of the tip)", &r.db),
+        ("write (--depth 1 of the tip, tip entries)", &with_tips),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                Vec::new,
+                |mut out| {
+                    write_pack(
+                        db,
+                        &tip_tree,
+                        None,
+                        &WriteOptions::default(),
                         &mut out,
                         &mut |_, _, _| {},
                     )

@@ -7,7 +7,8 @@
 //!
 //! The file is git's own (version 1, SHA-1, no base graphs, topological
 //! levels as generation numbers): `git commit-graph verify` checks one, and
-//! gix-commitgraph reads it here.
+//! gix-commitgraph reads it here. One chunk of our own may follow git's: the
+//! pack's [`tip entries`](crate::tip_entries).
 
 use std::{io::Write, path::Path};
 
@@ -15,7 +16,11 @@ use gix_hash::{oid, ObjectId};
 use gix_hashtable::HashMap;
 use sha1::Digest;
 
-use crate::{odb::CommitInfo, PackError, Result};
+use crate::{
+    odb::CommitInfo,
+    tip_entries::{TipEntries, TipEntry},
+    PackError, Result,
+};
 
 /// Largest topological level the format holds (30 bits).
 const MAX_GENERATION: u32 = 0x3FFF_FFFF;
@@ -29,7 +34,9 @@ const HASH_LEN: usize = 20;
 /// when a commit's parent is not among them, or a commit's time is one the
 /// format cannot hold exactly (before 1970, or past 2514): a reader must get
 /// from the graph exactly what parsing the commit gives.
-pub fn write(commits: &[(ObjectId, &CommitInfo)], out: &Path) -> Result<bool> {
+///
+/// `tips` (see [`crate::tip_entries`]) go in a chunk of their own.
+pub fn write(commits: &[(ObjectId, &CommitInfo)], tips: &[TipEntry], out: &Path) -> Result<bool> {
     let mut sorted: Vec<(ObjectId, &CommitInfo)> = commits.to_vec();
     sorted.sort_unstable_by_key(|c| c.0);
     sorted.dedup_by(|a, b| a.0 == b.0);
@@ -107,6 +114,10 @@ pub fn write(commits: &[(ObjectId, &CommitInfo)], out: &Path) -> Result<bool> {
     if !edge_bytes.is_empty() {
         chunks.push((b"EDGE", &edge_bytes[..]));
     }
+    let tip_bytes = crate::tip_entries::encode(tips);
+    if !tips.is_empty() {
+        chunks.push((&crate::tip_entries::CHUNK_ID, &tip_bytes[..]));
+    }
 
     let mut data = Vec::with_capacity(
         8 + (chunks.len() + 1) * 12 + chunks.iter().map(|c| c.1.len()).sum::<usize>() + HASH_LEN,
@@ -177,9 +188,41 @@ fn topological_levels(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
     Some(level)
 }
 
+/// Where the tip-entries chunk lies in the graph file at `path`, if it has one
+/// (the rest of the layout gix-commitgraph has checked).
+fn tip_chunk(path: &Path) -> Result<Option<std::ops::Range<u64>>> {
+    use std::os::unix::fs::FileExt;
+    let io = PackError::io(format!("reading the commit-graph {}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut head = [0u8; 8];
+    let read = |buf: &mut [u8], at: u64| {
+        file.read_exact_at(buf, at).map_err(PackError::io(format!(
+            "reading the commit-graph {}",
+            path.display()
+        )))
+    };
+    read(&mut head, 0)?;
+    let count = usize::from(head[6]);
+    let mut toc = vec![0u8; (count + 1) * 12];
+    read(&mut toc, 8)?;
+    let entries: Vec<([u8; 4], u64)> = toc
+        .chunks_exact(12)
+        .map(|e| {
+            let id = [e[0], e[1], e[2], e[3]];
+            let offset = u64::from_be_bytes([e[4], e[5], e[6], e[7], e[8], e[9], e[10], e[11]]);
+            (id, offset)
+        })
+        .collect();
+    Ok(entries
+        .windows(2)
+        .find(|w| w[0].0 == crate::tip_entries::CHUNK_ID)
+        .map(|w| w[0].1..w[1].1))
+}
+
 /// A commit-graph file opened for lookups.
 pub struct CommitGraph {
     file: gix_commitgraph::File,
+    tips: Option<TipEntries>,
 }
 
 impl std::fmt::Debug for CommitGraph {
@@ -204,7 +247,16 @@ impl CommitGraph {
                 path.display()
             )));
         }
-        Ok(CommitGraph { file })
+        let tips = match tip_chunk(path)? {
+            Some(range) => Some(TipEntries::open(path, range)?),
+            None => None,
+        };
+        Ok(CommitGraph { file, tips })
+    }
+
+    /// The tip entries stored with the graph, if compaction wrote any.
+    pub fn tip_entries(&self) -> Option<&TipEntries> {
+        self.tips.as_ref()
     }
 
     pub fn num_commits(&self) -> u32 {
@@ -270,13 +322,13 @@ mod tests {
             parents: vec![b].into(),
             time: 5,
         };
-        assert!(!write(&[(a, &orphan)], &out).unwrap());
+        assert!(!write(&[(a, &orphan)], &[], &out).unwrap());
         let ancient = CommitInfo {
             tree,
             parents: Vec::new().into(),
             time: -1,
         };
-        assert!(!write(&[(a, &ancient)], &out).unwrap());
+        assert!(!write(&[(a, &ancient)], &[], &out).unwrap());
         assert!(!out.exists());
     }
 }

@@ -11,6 +11,7 @@
 //!   objects reachable from the wants and not from the haves, negotiation helpers.
 //! - [`writer`]: streams a pack for a set of objects, copying stored entries verbatim
 //!   (deltas included when their base goes out too) and deflating the rest.
+//! - [`repack`]: compaction, with its [`commit_graph`] and [`tip_entries`].
 //!
 //! Not here: HTTP, SQL, object storage. Callers run this code on blocking threads
 //! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod odb;
 pub mod repack;
 mod stream_index;
+pub mod tip_entries;
 pub mod walk;
 pub mod writer;
 

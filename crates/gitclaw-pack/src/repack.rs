@@ -8,7 +8,8 @@
 //! for git). Objects go in walk order with their path hashes (so the delta search
 //! pairs versions of one file); stored entries are reused, deltas included; only
 //! objects with nothing to reuse are delta-searched. Each result is indexed and
-//! verified exactly like a pushed pack.
+//! verified exactly like a pushed pack. The reachable pack gets a commit-graph,
+//! and in it the tip entries of the branch heads (see [`crate::tip_entries`]).
 //!
 //! Not here: uploading the result or swapping it into the pack list.
 
@@ -19,9 +20,10 @@ use gix_hashtable::HashSet;
 
 use crate::{
     ingest::{ingest_file, IngestOptions, IngestedPack},
-    odb::{DecodeState, ObjectDb},
+    odb::{DecodeState, NoLoose, ObjectDb, PackHandle},
+    tip_entries::TipEntry,
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
-    writer::{write_pack, Islands, WriteOptions},
+    writer::{write_pack, WriteOptions},
     PackError, Result,
 };
 
@@ -56,32 +58,38 @@ pub struct Repacked {
     /// The stored pack that already held exactly the tips' closure (nothing written).
     pub already_closed: Option<ObjectId>,
     /// The commit-graph of the reachable pack (the new one, or the one already
-    /// closed), when its commits' parents are all in it.
+    /// closed), when its commits' parents are all in it, with the pack's tip
+    /// entries.
     pub commit_graph: Option<std::path::PathBuf>,
+    /// How many tip entries the commit-graph holds.
+    pub tip_entries: usize,
 }
+
+/// The most bytes of [tip entries](crate::tip_entries) a compaction stores.
+pub const TIP_ENTRY_BYTES: u64 = 16 << 20;
 
 /// Split every object of `db` into a reachable pack and a cruft pack under `work_dir`.
 ///
-/// `island_tips` (the branch heads, the default one first; at most
-/// [`Islands::MAX_TIPS`] are used) get a delta island each in the reachable pack:
-/// every object of such a tip's tree is stored whole or as a delta against
-/// another object of that tree, so a shallow clone of a branch head is copied
-/// from stored entries, with no delta search (see [`Islands`]).
+/// `shallow_tips` (branch heads, the one most cloned first) get [tip
+/// entries](crate::tip_entries) in the reachable pack's commit-graph, as many
+/// as [`TIP_ENTRY_BYTES`] holds: a `--depth 1` clone of such a head then copies
+/// stored bytes only, with no delta search, however the pack stores the
+/// versions of its files.
 pub fn repack(
     db: &ObjectDb,
     tips: &[ObjectId],
-    island_tips: &[ObjectId],
+    shallow_tips: &[ObjectId],
     work_dir: &Path,
     options: &WriteOptions,
 ) -> Result<Repacked> {
     let mut reachable: Vec<WalkObject> = Vec::new();
     let mut listed: HashSet<ObjectId> = HashSet::default();
     let tips: Vec<ObjectId> = tips.iter().copied().filter(|t| db.contains(t)).collect();
-    let mut commit_graph = None;
-    let mut islands = Islands::default();
+    let mut commits = Vec::new();
+    let mut tip_trees = Vec::new();
     if !tips.is_empty() {
         let mut graph = Graph::new(db);
-        islands = tip_islands(db, &mut graph, island_tips)?;
+        tip_trees = tip_objects(db, &mut graph, shallow_tips)?;
         let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default())?;
         let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default())?;
         for obj in outcome.objects {
@@ -90,19 +98,11 @@ pub fn repack(
         }
         // Every commit the tips reach, parsed by the walk: their parents are all
         // among them, so the reachable pack gets a commit-graph.
-        let mut commits = Vec::new();
         for obj in reachable
             .iter()
             .filter(|o| o.kind == gix_object::Kind::Commit)
         {
             commits.push((obj.id, graph.commit_info(&obj.id)?));
-        }
-        let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
-        std::fs::create_dir_all(work_dir)
-            .map_err(PackError::io("creating the repack directory"))?;
-        let path = work_dir.join("reachable.graph");
-        if crate::commit_graph::write(&borrowed, &path)? {
-            commit_graph = Some(path);
         }
     }
     let mut cruft: Vec<WalkObject> = Vec::new();
@@ -122,59 +122,80 @@ pub fn repack(
         }
     }
     let closure_of = (!tips.is_empty()).then(|| closure_key(&tips));
-    // One stored pack that holds the closure and nothing else needs no rewrite,
-    // unless it stores an island's object as a delta against a base outside it.
-    if let ([pack], true, true) = (db.packs(), cruft.is_empty(), db.loose().list().is_empty()) {
-        if pack.num_objects() as usize == reachable.len() && keeps_islands(pack, &islands)? {
-            return Ok(Repacked {
-                closure_of,
-                closure_tips: tips,
-                already_closed: Some(*pack.hash()),
-                commit_graph,
-                ..Default::default()
-            });
-        }
-    }
-    Ok(Repacked {
-        // The reachable pack in walk order, the tip's objects together.
-        reachable: write_verified(
-            db,
-            &reachable,
-            &work_dir.join("reachable"),
-            &WriteOptions {
-                keep_order: true,
-                islands,
-                ..options.clone()
-            },
-        )?,
-        cruft: write_verified(db, &cruft, &work_dir.join("cruft"), options)?,
+    let mut repacked = Repacked {
         closure_of,
-        closure_tips: tips,
-        already_closed: None,
-        commit_graph,
-    })
-}
-
-/// Whether every delta of `pack` whose object is in an island leans on a base
-/// in all of its islands.
-fn keeps_islands(pack: &crate::odb::PackHandle, islands: &Islands) -> Result<bool> {
-    for (id, marks) in islands.iter() {
-        let Some(index) = pack.lookup(id) else {
-            continue;
-        };
-        if let (_, Some(base)) = pack.entry_base(index)? {
-            if !Islands::allows(islands.of(&base), marks) {
-                return Ok(false);
+        closure_tips: tips.clone(),
+        ..Default::default()
+    };
+    // One stored pack that holds the closure and nothing else needs no rewrite.
+    let closed = match (db.packs(), cruft.is_empty(), db.loose().list().is_empty()) {
+        ([pack], true, true) if pack.num_objects() as usize == reachable.len() => {
+            Some(pack.clone())
+        }
+        _ => None,
+    };
+    let closure = match closed {
+        Some(pack) => {
+            repacked.already_closed = Some(*pack.hash());
+            Some(db.clone())
+        }
+        None => {
+            // The reachable pack in walk order, the tip's objects together.
+            repacked.reachable = write_verified(
+                db,
+                &reachable,
+                &work_dir.join("reachable"),
+                &WriteOptions {
+                    keep_order: true,
+                    ..options.clone()
+                },
+            )?;
+            repacked.cruft = write_verified(db, &cruft, &work_dir.join("cruft"), options)?;
+            match &repacked.reachable {
+                Some(pack) => {
+                    let handle = std::sync::Arc::new(PackHandle::open(&pack.index_path)?);
+                    Some(ObjectDb::new(vec![handle], std::sync::Arc::new(NoLoose)))
+                }
+                None => None,
             }
         }
+    };
+    if let Some(closure) = closure {
+        let mut entries: Vec<TipEntry> = Vec::new();
+        let mut have: HashSet<ObjectId> = HashSet::default();
+        let mut budget = TIP_ENTRY_BYTES;
+        for objects in &tip_trees {
+            if budget == 0 {
+                break;
+            }
+            let found = crate::writer::tip_entries(&closure, objects, options, budget)?;
+            for entry in found {
+                if !have.insert(entry.id) {
+                    continue;
+                }
+                budget = budget.saturating_sub(entry.compressed.len() as u64 + 48);
+                entries.push(entry);
+            }
+        }
+        let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
+        std::fs::create_dir_all(work_dir)
+            .map_err(PackError::io("creating the repack directory"))?;
+        let path = work_dir.join("reachable.graph");
+        if crate::commit_graph::write(&borrowed, &entries, &path)? {
+            repacked.commit_graph = Some(path);
+            repacked.tip_entries = entries.len();
+        }
     }
-    Ok(true)
+    Ok(repacked)
 }
 
-/// The delta islands of the first [`Islands::MAX_TIPS`] commits among `tips`
-/// (others are skipped): every tree and blob of each one's tree, marked with its bit.
-fn tip_islands(db: &ObjectDb, graph: &mut Graph<'_>, tips: &[ObjectId]) -> Result<Islands> {
-    let mut marks: gix_hashtable::HashMap<ObjectId, u64> = Default::default();
+/// The trees and blobs of the first [`MAX_SHALLOW_TIPS`] commits `tips` peel
+/// to, tip by tip: what a `--depth 1` clone of each sends besides its commit.
+fn tip_objects(
+    db: &ObjectDb,
+    graph: &mut Graph<'_>,
+    tips: &[ObjectId],
+) -> Result<Vec<Vec<WalkObject>>> {
     let mut commits = Vec::new();
     let mut reader = db.reader();
     for tip in tips.iter().filter(|tip| db.contains(tip)) {
@@ -187,17 +208,23 @@ fn tip_islands(db: &ObjectDb, graph: &mut Graph<'_>, tips: &[ObjectId]) -> Resul
         depth: Some(1),
         ..Default::default()
     };
-    for (bit, commit) in commits.iter().take(Islands::MAX_TIPS).enumerate() {
+    let mut trees = Vec::new();
+    for commit in commits.iter().take(MAX_SHALLOW_TIPS) {
         let plan = plan_shallow(graph, &[*commit], &tip_only)?;
         let outcome = enumerate(graph, &[*commit], &[], &plan, &WalkOptions::default())?;
-        for obj in outcome.objects {
-            if matches!(obj.kind, gix_object::Kind::Tree | gix_object::Kind::Blob) {
-                *marks.entry(obj.id).or_default() |= 1 << bit;
-            }
-        }
+        trees.push(
+            outcome
+                .objects
+                .into_iter()
+                .filter(|o| matches!(o.kind, gix_object::Kind::Tree | gix_object::Kind::Blob))
+                .collect(),
+        );
     }
-    Ok(Islands::new(marks))
+    Ok(trees)
 }
+
+/// The most branch heads compaction works out tip entries for.
+pub const MAX_SHALLOW_TIPS: usize = 64;
 
 /// Write `objects` as one self-contained pack in `dir`, then index and verify it.
 fn write_verified(

@@ -835,8 +835,6 @@ fn repack_leaves_a_pack_that_already_is_the_closure() {
         .collect();
     let work = f.scratch.join("repack-closed");
     std::fs::create_dir_all(&work).unwrap();
-    // (No delta islands: a pack that breaks one is rewritten; see
-    // compaction_keeps_a_branch_heads_tree_within_its_delta_island.)
     let repacked =
         gitclaw_pack::repack::repack(&f.db, &tips, &[], &work, &WriteOptions::default()).unwrap();
     assert!(repacked.reachable.is_none() && repacked.cruft.is_none());
@@ -1140,7 +1138,8 @@ fn delta_chain(pack: &PackHandle, id: &ObjectId) -> Vec<ObjectId> {
 }
 
 #[test]
-fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
+fn compaction_stores_tip_entries_so_a_shallow_clone_of_a_branch_head_searches_for_no_delta() {
+    use gitclaw_pack::commit_graph::CommitGraph;
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("src");
     std::fs::create_dir_all(&repo).unwrap();
@@ -1164,6 +1163,12 @@ fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
             .map(|l| oid(&l[..40]))
             .filter(|id| *id != tip)
             .collect();
+    let shrunk = oid(&git(&repo, &["rev-parse", "main:shrinks.txt"]));
+    let leans_outside = |pack: &PackHandle| {
+        delta_chain(pack, &shrunk)
+            .iter()
+            .any(|base| !tip_objects.contains(base))
+    };
     // Two pushes: the old commit, then the tip as a thin pack against it.
     let store = tmp.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
@@ -1175,75 +1180,87 @@ fn compaction_keeps_a_branch_heads_tree_within_its_delta_island() {
     let thin = pack_of(&repo, "main\n^main~1\n", true);
     let second = ingest_bytes(&thin, &store, &db).unwrap().unwrap();
     let second = Arc::new(PackHandle::open(&second.index_path).unwrap());
-    let shrunk = oid(&git(&repo, &["rev-parse", "main:shrinks.txt"]));
     assert!(
-        delta_chain(&second, &shrunk)
-            .iter()
-            .any(|base| !tip_objects.contains(base)),
+        leans_outside(&second),
         "as pushed, the tip's version of the shrinking file leans on an older one"
     );
-    // One pack as pushed that is already the closure is rewritten only when it
-    // breaks the island.
-    let single = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
-        .unwrap()
-        .unwrap();
-    let single = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&single.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
-    let work = tmp.path().join("single");
-    let kept = gitclaw_pack::repack::repack(&single, &[tip], &[], &work, &WriteOptions::default())
-        .unwrap();
-    assert!(kept.already_closed.is_some() && kept.reachable.is_none());
-    let rewritten =
-        gitclaw_pack::repack::repack(&single, &[tip], &[tip], &work, &WriteOptions::default())
-            .unwrap();
-    assert!(rewritten.already_closed.is_none() && rewritten.reachable.is_some());
-
     let db = ObjectDb::new(vec![first, second], Arc::new(NoLoose));
-    let work = tmp.path().join("work");
-    let repacked =
-        gitclaw_pack::repack::repack(&db, &[tip], &[tip], &work, &WriteOptions::default()).unwrap();
-    let reachable = repacked.reachable.expect("a new reachable pack");
-    assert_eq!(
-        reachable.objects.len(),
-        rev_list_objects(&repo, &["--all"]).len()
-    );
-    let pack = PackHandle::open(&reachable.index_path).unwrap();
-    for id in &tip_objects {
-        for base in delta_chain(&pack, id) {
-            assert!(
-                tip_objects.contains(&base),
-                "{id} of the tip's tree is a delta of {base}, which the tip lacks"
-            );
-        }
-    }
-    // Older versions may still lean on the tip's: the growing file's as before,
-    // and the shrinking file's (the old base) becomes a delta of the new version
-    // instead of staying whole beside it.
-    for old in ["main~1:grows.txt", "main~1:shrinks.txt"] {
-        let id = oid(&git(&repo, &["rev-parse", old]));
-        assert!(
-            !delta_chain(&pack, &id).is_empty(),
-            "{old} is stored as a delta"
-        );
-    }
-
-    // A `--depth 1` clone of the tip copies stored entries only: no delta search.
-    let db = ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose));
+    let repack = |db: &ObjectDb, shallow_tips: &[ObjectId], dir: &str| {
+        let work = tmp.path().join(dir);
+        gitclaw_pack::repack::repack(db, &[tip], shallow_tips, &work, &WriteOptions::default())
+            .unwrap()
+    };
     let deepen = DeepenRequest {
         depth: Some(1),
         ..Default::default()
     };
-    let (out, shallow, stats) = write_for(&db, &[tip], &[], &deepen);
-    assert_eq!(shallow, vec![tip]);
-    assert_eq!(stats.new_deltas, 0);
-    assert_eq!(
-        stats.reused, stats.objects,
-        "every entry is copied as stored"
-    );
     let mut sent = tip_objects.clone();
     sent.insert(tip);
     let sent: BTreeSet<String> = sent.iter().map(|id| id.to_string()).collect();
-    assert_eq!(index_with_git(&out, tmp.path(), Some(&repo)), sent);
+    // A `--depth 1` clone of the tip from `pack` (with its commit-graph, when
+    // `graph`): its stats, once git has indexed it.
+    let shallow_clone = |pack: &std::path::Path, graph: Option<&std::path::Path>| {
+        let mut handle = PackHandle::open(pack).unwrap();
+        if let Some(graph) = graph {
+            handle = handle.with_commit_graph(CommitGraph::open(graph).unwrap());
+        }
+        let db = ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose));
+        let (out, shallow, stats) = write_for(&db, &[tip], &[], &deepen);
+        assert_eq!(shallow, vec![tip]);
+        assert_eq!(index_with_git(&out, tmp.path(), Some(&repo)), sent);
+        stats
+    };
+
+    let plain = repack(&db, &[], "plain");
+    let with_tips = repack(&db, &[tip], "tips");
+    let plain_pack = plain.reachable.expect("a new reachable pack");
+    let reachable = with_tips.reachable.expect("a new reachable pack");
+    // The pack a full clone gets is the same with tip entries as without.
+    assert_eq!(reachable.pack.hash(), plain_pack.pack.hash());
+    assert_eq!(
+        reachable.objects.len(),
+        rev_list_objects(&repo, &["--all"]).len()
+    );
+    assert!(leans_outside(&reachable.pack), "the pack keeps its deltas");
+    assert_eq!(plain.tip_entries, 0);
+    assert!(with_tips.tip_entries > 0);
+    let graph = with_tips.commit_graph.expect("a commit-graph");
+    // git reads the graph with the chunk it does not know.
+    let info = repo.join(".git/objects/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::copy(&graph, info.join("commit-graph")).unwrap();
+    git(&repo, &["commit-graph", "verify"]);
+
+    // Without tip entries a shallow clone of the tip searches for a delta (or
+    // deflates anew); with them it copies stored bytes only.
+    let without = shallow_clone(&reachable.index_path, plain.commit_graph.as_deref());
+    assert!(without.reused < without.objects, "{without:?}");
+    let with = shallow_clone(&reachable.index_path, Some(&graph));
+    assert_eq!(with.new_deltas, 0);
+    assert_eq!(with.reused, with.objects, "every entry is copied as stored");
+
+    // One pack as pushed that is already the closure is kept as it is; its tip
+    // entries are worked out against it, and kept by the next compaction.
+    let single = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let single_db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&single.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let kept = repack(&single_db, &[tip], "single");
+    assert!(kept.already_closed.is_some() && kept.reachable.is_none());
+    assert!(kept.tip_entries > 0);
+    let kept_graph = kept.commit_graph.expect("a commit-graph");
+    let with = shallow_clone(&single.index_path, Some(&kept_graph));
+    assert_eq!((with.new_deltas, with.reused), (0, with.objects));
+    let graphed = PackHandle::open(&single.index_path)
+        .unwrap()
+        .with_commit_graph(CommitGraph::open(&kept_graph).unwrap());
+    let again = repack(
+        &ObjectDb::new(vec![Arc::new(graphed)], Arc::new(NoLoose)),
+        &[tip],
+        "again",
+    );
+    assert_eq!(again.tip_entries, kept.tip_entries);
 }

@@ -1,6 +1,6 @@
 //! The delta search, git's way: objects with nothing to reuse are sorted by type,
 //! path-name hash and size, and each is tried against the previous `window`
-//! objects over a sliding window, on several threads, within delta islands. It is the costliest part of
+//! objects over a sliding window, on several threads. It is the costliest part of
 //! writing a pack, so it runs only for what reuse could not cover.
 
 use std::collections::VecDeque;
@@ -72,7 +72,10 @@ pub(super) fn delta_search(
         .filter(|&i| {
             targets[i]
                 || (small(i)
-                    && matches!(items[i].plan, Plan::ReuseWhole | Plan::ClientBase)
+                    && matches!(
+                        items[i].plan,
+                        Plan::ReuseWhole | Plan::ReuseTip { base: None } | Plan::ClientBase
+                    )
                     && wanted_hashes.contains(&group(i)))
         })
         .collect();
@@ -83,15 +86,10 @@ pub(super) fn delta_search(
     let total = u32::try_from(total).unwrap_or(u32::MAX);
     // Within a path, the client's own objects first, so every object after them
     // may try them; then larger before smaller, as git orders.
-    // Objects in more delta islands before those in fewer (git's island order), so
-    // an island's objects come first and the rest may lean on them; right after
-    // them the old bases they no longer lean on, within reach of their window.
     order.sort_by_key(|&i| {
         (
             group(i),
             items[i].plan != Plan::ClientBase,
-            std::cmp::Reverse(items[i].islands.count_ones()),
-            !items[i].research,
             std::cmp::Reverse(items[i].size.unwrap_or(0)),
         )
     });
@@ -173,10 +171,7 @@ fn search_segment(
         if targets[i] && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
             for entry in window.iter_mut().rev() {
-                if items[entry.item].kind != item.kind
-                    || entry.depth.saturating_add(item.height) >= options.max_depth
-                    || !super::Islands::allows(items[entry.item].islands, item.islands)
-                {
+                if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
                     continue;
                 }
                 let base_len = entry.data.len();

@@ -13,12 +13,13 @@ use std::collections::HashMap as StdHashMap;
 
 use super::{
     delta_search::delta_search,
-    reuse::{classify, keep_islands, Item, Plan},
+    reuse::{classify, reused_base, Item, Plan},
     Phase, ProgressFn, WriteOptions, WriteStats,
 };
 use crate::{
     entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
     odb::{Location, ObjectDb, PackHandle},
+    tip_entries::TipEntry,
     walk::WalkObject,
     PackError, Result,
 };
@@ -143,15 +144,22 @@ impl<'a> Prefix<'a> {
     }
 }
 
-pub(super) fn write_entries(
+/// The items of a pack to write, with how each goes out.
+struct Planned {
+    items: Vec<Item>,
+    /// Deltas the search found: item → (base item, delta).
+    new_deltas: StdHashMap<usize, (usize, Vec<u8>)>,
+}
+
+/// List, classify and delta-search the objects of a pack (see [`write_entries`]).
+fn plan(
     db: &ObjectDb,
     first: Option<&Prefix<'_>>,
     objects: &[WalkObject],
     client_has: Option<super::ClientHas<'_>>,
     options: &WriteOptions,
-    out: &mut dyn Write,
     progress: ProgressFn<'_>,
-) -> Result<WriteStats> {
+) -> Result<Planned> {
     let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
     for obj in objects {
@@ -174,9 +182,6 @@ pub(super) fn write_entries(
             plan: Plan::Fresh,
             size: None,
             big,
-            islands: options.islands.of(&obj.id),
-            research: false,
-            height: 0,
         });
     }
     if !options.keep_order {
@@ -190,23 +195,96 @@ pub(super) fn write_entries(
         .enumerate()
         .map(|(i, item)| (item.id, i))
         .collect();
-    let prefix_count = first.map_or(0, |p| u64::from(p.count));
-    let total = u32::try_from(items.len() as u64 + prefix_count)
-        .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
     let thin = if options.thin { client_has } else { None };
     classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
-    if !options.islands.is_empty() {
-        keep_islands(&mut items);
-    }
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
-
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
     } else {
         StdHashMap::new()
     };
+    Ok(Planned { items, new_deltas })
+}
+
+/// The tip entry of `item`, stored with `pack`'s commit-graph.
+fn read_tip_entry(pack: &PackHandle, item: &Item) -> Result<TipEntry> {
+    pack.commit_graph()
+        .and_then(|graph| graph.tip_entries())
+        .and_then(|tips| tips.lookup(&item.id).map(|found| tips.read(found)))
+        .ok_or_else(|| PackError::Corrupt(format!("tip entry of {} went missing", item.id)))?
+}
+
+/// What [`super::tip_entries`] says.
+pub(super) fn fresh_entries(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+    max_bytes: u64,
+) -> Result<Vec<TipEntry>> {
+    let Planned { items, new_deltas } = plan(db, None, objects, None, options, &mut |_, _, _| {})?;
+    let mut reader = db.reader();
+    let mut buf = Vec::new();
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for (i, item) in items.iter().enumerate() {
+        if total >= max_bytes {
+            break;
+        }
+        let Location::Packed { pack, .. } = item.loc else {
+            continue;
+        };
+        let entry = match (item.plan, new_deltas.get(&i)) {
+            // Worked out by an earlier compaction of the same pack: kept.
+            (Plan::ReuseTip { .. }, _) => {
+                let mut entry = read_tip_entry(&db.packs()[pack], item)?;
+                entry.kind = item.kind;
+                entry
+            }
+            // Fresh and stored: a stored delta whose base is not among the objects.
+            (plan, _) if plan != Plan::Fresh => continue,
+            (_, Some((base, delta))) => TipEntry {
+                id: item.id,
+                base: Some(items[*base].id),
+                kind: item.kind,
+                size: delta.len() as u64,
+                compressed: deflate(delta, options.compression)?,
+            },
+            (_, None) => {
+                if reader.size(&item.id)? > options.max_delta_object_bytes {
+                    continue;
+                }
+                let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
+                TipEntry {
+                    id: item.id,
+                    base: None,
+                    kind,
+                    size: buf.len() as u64,
+                    compressed: deflate(&buf, options.compression)?,
+                }
+            }
+        };
+        total += entry.compressed.len() as u64 + 48;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+pub(super) fn write_entries(
+    db: &ObjectDb,
+    first: Option<&Prefix<'_>>,
+    objects: &[WalkObject],
+    client_has: Option<super::ClientHas<'_>>,
+    options: &WriteOptions,
+    out: &mut dyn Write,
+    progress: ProgressFn<'_>,
+) -> Result<WriteStats> {
+    let packs = db.packs();
+    let prefix_count = first.map_or(0, |p| u64::from(p.count));
+    let total = u32::try_from(objects.len() as u64 + prefix_count)
+        .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
+    let Planned { items, new_deltas } = plan(db, first, objects, client_has, options, progress)?;
     let mut reader = db.reader();
 
     let mut w = HashingWriter {
@@ -298,6 +376,26 @@ pub(super) fn write_entries(
                 stats.reused += 1;
                 stats.reused_deltas += 1;
             }
+            (Plan::ReuseTip { base }, Location::Packed { pack, .. }) => {
+                let entry = read_tip_entry(&packs[pack], item)?;
+                match base {
+                    Some(base) => delta_base(base, &mut head, entry.size),
+                    None => {
+                        if entry.kind != item.kind {
+                            return Err(PackError::Corrupt(format!(
+                                "tip entry of {} is a {}, expected a {}",
+                                item.id, entry.kind, item.kind
+                            )));
+                        }
+                        head.clear();
+                        write_type_and_size(&mut head, kind_type(entry.kind), entry.size);
+                    }
+                }
+                w.put(&head)?;
+                w.put(&entry.compressed)?;
+                stats.reused += 1;
+                stats.reused_deltas += u32::from(base.is_some());
+            }
             (Plan::ReuseDelta { base }, Location::Packed { pack, index }) => {
                 let raw = packs[pack].raw_entry(index)?;
                 delta_base(base, &mut head, raw.decompressed_size);
@@ -358,10 +456,7 @@ fn bases_first(
 ) -> Vec<usize> {
     let base_of = |i: usize| match new_deltas.get(&i) {
         Some((base, _)) => Some(*base),
-        None => match items[i].plan {
-            Plan::ReuseDelta { base } => Some(base),
-            _ => None,
-        },
+        None => reused_base(&items[i]),
     };
     let mut placed = vec![false; sent];
     let mut order = Vec::with_capacity(sent);
@@ -433,9 +528,6 @@ fn add_client_bases(
             plan: Plan::ClientBase,
             size: Some(size),
             big: false,
-            islands: 0,
-            research: false,
-            height: 0,
         });
     }
     Ok(())

@@ -9,7 +9,8 @@
 //! the previous `window` objects, and the smallest delta under half the object's
 //! size wins, within a maximum chain depth. What finds no delta goes out whole.
 //! Objects go out grouped by pack in offset order, so stored bases precede their
-//! deltas. A pack may also start with every entry of a stored pack closed under
+//! deltas. A stored delta whose base is not sent may have a [tip
+//! entry](crate::tip_entries) to copy instead of a search. A pack may also start with every entry of a stored pack closed under
 //! reachability ([`write_pack_after`]); the listed objects follow it and may keep
 //! their stored deltas against its entries.
 //!
@@ -71,9 +72,6 @@ pub struct WriteOptions {
     /// ranged reads on a fresh instance, few pages). A reused delta whose base
     /// comes later goes out as a REF_DELTA.
     pub keep_order: bool,
-    /// Delta islands: no object is written as a delta against a base that lacks
-    /// one of its islands (see [`Islands`]). Empty when serving.
-    pub islands: Islands,
 }
 
 impl Default for WriteOptions {
@@ -88,52 +86,7 @@ impl Default for WriteOptions {
             threads: usize::MAX,
             objects_per_thread: 2048,
             keep_order: false,
-            islands: Islands::default(),
         }
-    }
-}
-
-/// Git's delta islands, one island per tip tree: object id → the set (a bit
-/// each, at most 64) of tips whose tree holds it. A delta is allowed only against
-/// a base whose set holds the target's, so every object of a tip's tree is whole
-/// or a delta against another object of that tree: a `--depth 1` clone of the tip
-/// copies stored entries and never searches for a delta, however the history
-/// stored the files' versions.
-#[derive(Clone, Default)]
-pub struct Islands(std::sync::Arc<gix_hashtable::HashMap<ObjectId, u64>>);
-
-impl Islands {
-    /// The most tips islands are kept for (one bit each).
-    pub const MAX_TIPS: usize = 64;
-
-    /// From each object's set of tips (bit `n` for the `n`th tip).
-    pub fn new(marks: gix_hashtable::HashMap<ObjectId, u64>) -> Self {
-        Islands(std::sync::Arc::new(marks))
-    }
-
-    /// The tips whose trees hold `id` (0: none, or no islands).
-    pub fn of(&self, id: &ObjectId) -> u64 {
-        self.0.get(id).copied().unwrap_or(0)
-    }
-
-    /// A delta of an object in `target` islands may use a base in `base` islands.
-    pub fn allows(base: u64, target: u64) -> bool {
-        base & target == target
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Every object in an island, with its islands.
-    pub fn iter(&self) -> impl Iterator<Item = (&ObjectId, u64)> + '_ {
-        self.0.iter().map(|(id, marks)| (id, *marks))
-    }
-}
-
-impl std::fmt::Debug for Islands {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Islands({} objects)", self.0.len())
     }
 }
 
@@ -243,8 +196,8 @@ pub fn write_pack(
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
-    // A pack rewritten in walk order or within islands is never the stored one as is.
-    if !options.keep_order && options.islands.is_empty() {
+    // A pack rewritten in walk order is never the stored one as is.
+    if !options.keep_order {
         if let Some(pack) = whole_pack(db, objects, options)? {
             return stream_pack(&db.packs()[pack], out, progress);
         }
@@ -272,4 +225,19 @@ pub fn write_pack_after(
 ) -> Result<WriteStats> {
     let prefix = entries::Prefix::new(first, without_blobs)?;
     entries::write_entries(db, Some(&prefix), objects, None, options, out, progress)
+}
+
+/// The [tip entries](crate::tip_entries) of the objects of one tip's tree
+/// (`objects`, what a `--depth 1` clone of it sends): for each object whose
+/// stored entry is a delta against an object not among them, the entry such a
+/// clone writes afresh — a delta the search finds against another of them, or
+/// the object whole. Objects above the delta search's size limit get none; so
+/// do all past `max_bytes` of entries.
+pub fn tip_entries(
+    db: &ObjectDb,
+    objects: &[WalkObject],
+    options: &WriteOptions,
+    max_bytes: u64,
+) -> Result<Vec<crate::tip_entries::TipEntry>> {
+    entries::fresh_entries(db, objects, options, max_bytes)
 }

@@ -23,6 +23,9 @@ pub(super) enum Plan {
     /// Copy the stored delta against a base in the pack that went out first, at
     /// this offset of that stored pack.
     ReusePrefix { base: ObjectId, offset: u64 },
+    /// Copy the object's tip entry (its stored delta's base is not sent): whole,
+    /// or a delta against the item `base`, which goes out too.
+    ReuseTip { base: Option<usize> },
     /// Nothing to reuse: deflate anew (or delta, if the search finds one).
     Fresh,
     /// Not sent: an object the client has, that the delta search may use as a
@@ -40,90 +43,13 @@ pub(super) struct Item {
     pub(super) size: Option<u64>,
     /// A loose object above the big-object threshold: streamed, never searched.
     pub(super) big: bool,
-    /// Its delta islands (see [`super::Islands`]); 0 when none.
-    pub(super) islands: u64,
-    /// A stored whole object the delta search also tries to make a delta of: it
-    /// was the base of an island object that may no longer lean on it.
-    pub(super) research: bool,
-    /// The longest chain of reused deltas leaning on it: a new delta of it may be
-    /// at most this much shallower than the depth limit.
-    pub(super) height: u32,
 }
 
 impl Item {
     /// Nothing to reuse, and of a kind that deltas pay for: the delta search's work.
     pub(super) fn needs_search(&self) -> bool {
-        (self.plan == Plan::Fresh || self.research) && matches!(self.kind, Kind::Blob | Kind::Tree)
+        self.plan == Plan::Fresh && matches!(self.kind, Kind::Blob | Kind::Tree)
     }
-}
-
-/// Delta islands: an object whose stored delta leans on a base outside one of its
-/// islands is written afresh (the search then looks for a base within them). Its
-/// old base, when stored whole, is searched too, so it may become a delta of the
-/// island object instead of staying whole beside it — typically the previous
-/// version of a file whose newest version is a little smaller. The reused deltas
-/// hanging off that base then lie deeper: `height` keeps its new chain short
-/// enough that they stay within the search's depth limit.
-pub(super) fn keep_islands(items: &mut [Item]) {
-    let mut barred = Vec::new();
-    for i in 0..items.len() {
-        if let Plan::ReuseDelta { base } = items[i].plan {
-            if !super::Islands::allows(items[base].islands, items[i].islands) {
-                items[i].plan = Plan::Fresh;
-                barred.push(base);
-            }
-        }
-    }
-    if barred.is_empty() {
-        return;
-    }
-    let height = delta_heights(items);
-    for base in barred {
-        if items[base].plan == Plan::ReuseWhole {
-            items[base].research = true;
-            items[base].height = height[base];
-        }
-    }
-}
-
-/// For every item, the longest chain of reused deltas leaning on it (0: none).
-fn delta_heights(items: &[Item]) -> Vec<u32> {
-    let base_of = |i: usize| match items[i].plan {
-        Plan::ReuseDelta { base } => Some(base),
-        _ => None,
-    };
-    // Each item's depth below its chain's whole object, then heights from the
-    // deepest up.
-    let mut depth: Vec<Option<u32>> = vec![None; items.len()];
-    let mut chain = Vec::new();
-    for start in 0..items.len() {
-        chain.clear();
-        let mut at = start;
-        let mut known = 0;
-        while depth[at].is_none() {
-            chain.push(at);
-            match base_of(at) {
-                // A stored chain cannot loop; the bound keeps a corrupt one finite.
-                Some(base) if chain.len() <= items.len() => at = base,
-                _ => break,
-            }
-        }
-        if let Some(d) = depth[at] {
-            known = d + 1;
-        }
-        for (n, &i) in chain.iter().rev().enumerate() {
-            depth[i] = Some(known + n as u32);
-        }
-    }
-    let mut by_depth: Vec<usize> = (0..items.len()).collect();
-    by_depth.sort_unstable_by_key(|&i| std::cmp::Reverse(depth[i]));
-    let mut height = vec![0u32; items.len()];
-    for i in by_depth {
-        if let Some(base) = base_of(i) {
-            height[base] = height[base].max(height[i] + 1);
-        }
-    }
-    height
 }
 
 /// Decide for every packed item whether its stored entry can be copied.
@@ -156,9 +82,110 @@ pub(super) fn classify(
                 None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
                     Plan::ReuseThin { base: base_id }
                 }
-                None => Plan::Fresh,
+                None => tip_plan(handle, &item.id, position),
             },
         };
     }
+    break_cycles(items);
     Ok(())
+}
+
+/// The plan of a stored delta whose base is not sent: its tip entry when it has
+/// one it can use (whole, or against a base that is sent), else a fresh entry.
+fn tip_plan(
+    handle: &crate::odb::PackHandle,
+    id: &ObjectId,
+    position: &HashMap<ObjectId, usize>,
+) -> Plan {
+    let found = handle
+        .commit_graph()
+        .and_then(|graph| graph.tip_entries())
+        .and_then(|tips| tips.lookup(id));
+    match found.map(|tip| tip.base) {
+        Some(None) => Plan::ReuseTip { base: None },
+        Some(Some(base)) => match position.get(&base) {
+            Some(&base) => Plan::ReuseTip { base: Some(base) },
+            None => Plan::Fresh,
+        },
+        None => Plan::Fresh,
+    }
+}
+
+/// The base item of an item copied as a delta whose base goes out too.
+pub(super) fn reused_base(item: &Item) -> Option<usize> {
+    match item.plan {
+        Plan::ReuseDelta { base } | Plan::ReuseTip { base: Some(base) } => Some(base),
+        _ => None,
+    }
+}
+
+/// A tip entry's base may itself lean, through stored deltas and other tip
+/// entries, on the object: each such entry is written afresh instead, which
+/// leaves every chain ending in a whole object. Stored deltas alone never loop
+/// (a stored pack's chains end in whole objects).
+fn break_cycles(items: &mut [Item]) {
+    for start in 0..items.len() {
+        if !matches!(items[start].plan, Plan::ReuseTip { base: Some(_) }) {
+            continue;
+        }
+        let mut at = start;
+        // Longer than every item: a loop that does not pass through `start`.
+        for _ in 0..=items.len() {
+            match reused_base(&items[at]) {
+                Some(base) if base == start => {
+                    items[start].plan = Plan::Fresh;
+                    break;
+                }
+                Some(base) => at = base,
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(plan: Plan) -> Item {
+        Item {
+            id: ObjectId::null(gix_hash::Kind::Sha1),
+            kind: Kind::Blob,
+            name_hash: 0,
+            loc: Location::Loose,
+            plan,
+            size: None,
+            big: false,
+        }
+    }
+
+    #[test]
+    fn a_tip_entry_leaning_on_its_own_delta_is_written_afresh() {
+        let mut items = vec![
+            // 0 → 1 → 2 → 0: a loop through two stored deltas.
+            item(Plan::ReuseTip { base: Some(1) }),
+            item(Plan::ReuseDelta { base: 2 }),
+            item(Plan::ReuseDelta { base: 0 }),
+            // 3 → 4, whole: no loop.
+            item(Plan::ReuseTip { base: Some(4) }),
+            item(Plan::ReuseWhole),
+            // Two tip entries leaning on each other: one is enough to break.
+            item(Plan::ReuseTip { base: Some(6) }),
+            item(Plan::ReuseTip { base: Some(5) }),
+        ];
+        break_cycles(&mut items);
+        let plans: Vec<Plan> = items.iter().map(|i| i.plan).collect();
+        assert_eq!(
+            plans,
+            vec![
+                Plan::Fresh,
+                Plan::ReuseDelta { base: 2 },
+                Plan::ReuseDelta { base: 0 },
+                Plan::ReuseTip { base: Some(4) },
+                Plan::ReuseWhole,
+                Plan::Fresh,
+                Plan::ReuseTip { base: Some(5) },
+            ]
+        );
+    }
 }

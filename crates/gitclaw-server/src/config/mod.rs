@@ -152,8 +152,8 @@ pub struct GcSettings {
     /// How long a push's hold on the keys it is writing lasts unless renewed
     /// (a dead process's holds lapse after this).
     pub claim_lease_secs: u64,
-    /// Compaction gives the default branch's head a delta island.
-    pub delta_island: bool,
+    /// Compaction stores tip entries for the branch heads.
+    pub tip_entries: bool,
 }
 
 /// One configuration problem, naming the variable.
@@ -221,7 +221,7 @@ impl Config {
             pack_threshold: sources.value(&GC_PACK_THRESHOLD) as usize,
             sweep_interval_secs: sources.value(&SWEEP_INTERVAL_SECS),
             claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
-            delta_island: sources.value(&GC_DELTA_ISLAND),
+            tip_entries: sources.value(&GC_TIP_ENTRIES),
         };
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);

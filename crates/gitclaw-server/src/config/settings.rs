@@ -106,7 +106,7 @@ pub const SECTIONS: &[Section] = &[
             &GC_LOOSE_THRESHOLD,
             &GC_PACK_THRESHOLD,
             &GC_GRACE_SECS,
-            &GC_DELTA_ISLAND,
+            &GC_TIP_ENTRIES,
             &RESPONSE_CACHE_BYTES,
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
@@ -375,11 +375,11 @@ pub const GC_GRACE_SECS: Setting<Number> = Setting {
     deprecated: &[],
 };
 
-pub const GC_DELTA_ISLAND: Setting<Flag> = Setting {
-    name: "GITCLAW_GC_DELTA_ISLAND",
+pub const GC_TIP_ENTRIES: Setting<Flag> = Setting {
+    name: "GITCLAW_GC_TIP_ENTRIES",
     kind: Flag,
     default: Value("true"),
-    help: "compaction keeps the default branch head's tree within a delta island, so a `--depth 1` clone of it needs no delta search (the pack grows 1–3%)",
+    help: "compaction stores, beside the compacted pack, the entries a `--depth 1` clone of each branch head (the default one first) sends in place of deltas against objects outside its tree, so such a clone copies stored bytes and searches for no delta; packs sent are unchanged",
     deprecated: &[],
 };
 

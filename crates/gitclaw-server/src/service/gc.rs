@@ -121,17 +121,17 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         loose_before: loose.len(),
         ..Default::default()
     };
-    // The default branch's head gets a delta island in the compacted pack: a
-    // shallow clone of it is then copied from stored entries, with no delta
-    // search. Only that one: each island stores whole what its tree does not
-    // share with the others (measured: islands for 9 branches of a generated
-    // repository doubled its pack; the default branch alone added 6%).
-    let island_tips: Vec<ObjectId> = snapshot
-        .refs
-        .iter()
-        .filter(|r| state.config.gc.delta_island && r.name == repo.head_ref)
-        .map(|r| r.oid)
-        .collect();
+    // The branch heads, the default one first, get tip entries: a shallow
+    // clone of one is then copied from stored bytes, with no delta search.
+    let mut shallow_tips: Vec<ObjectId> = Vec::new();
+    if state.config.gc.tip_entries {
+        let heads = snapshot
+            .refs
+            .iter()
+            .filter(|r| r.name.starts_with("refs/heads/"));
+        let (default, others): (Vec<_>, Vec<_>) = heads.partition(|r| r.name == repo.head_ref);
+        shallow_tips.extend(default.iter().chain(others.iter()).map(|r| r.oid));
+    }
     let tips: Vec<ObjectId> = snapshot.refs.into_iter().map(|r| r.oid).collect();
     let compacted = loose.is_empty()
         && if tips.is_empty() {
@@ -152,7 +152,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     let walked = tips.clone();
     let options = state.config.write_options();
     let repacked = tokio::task::spawn_blocking(move || {
-        repack(&db, &walked, &island_tips, &work_path, &options)
+        repack(&db, &walked, &shallow_tips, &work_path, &options)
     })
     .await??;
     let name = format!("{}/{}", repo.owner, repo.name);

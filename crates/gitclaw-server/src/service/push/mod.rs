@@ -251,7 +251,7 @@ async fn process(
         }
     };
     let _in_use = Raised::new(&metrics.push_slots_in_use);
-    store_and_commit(
+    Box::pin(store_and_commit(
         state,
         repo,
         actor,
@@ -259,7 +259,7 @@ async fn process(
         statuses,
         (&spooled, pack_bytes),
         work.path(),
-    )
+    ))
     .await
 }
 
