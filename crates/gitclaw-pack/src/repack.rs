@@ -140,13 +140,33 @@ pub fn repack(
             Some(db.clone())
         }
         None => {
-            // The reachable pack in walk order, the tip's objects together.
+            // Commits, the tip's tree, the other trees, the other blobs (see
+            // `WriteOptions::keep_order`).
+            let lead_tree: HashSet<ObjectId> = match tip_trees.first() {
+                Some(tree) => tree.iter().map(|o| o.id).collect(),
+                None => tip_objects(db, &mut Graph::new(db), &tips[..tips.len().min(1)])?
+                    .first()
+                    .map(|tree| tree.iter().map(|o| o.id).collect())
+                    .unwrap_or_default(),
+            };
+            let rank = |o: &WalkObject| match o.kind {
+                gix_object::Kind::Commit | gix_object::Kind::Tag => 0,
+                _ if lead_tree.contains(&o.id) => 1,
+                gix_object::Kind::Tree => 2,
+                gix_object::Kind::Blob => 3,
+            };
+            // A stable sort: each part keeps the walk's order.
+            reachable.sort_by_key(rank);
+            let lead = reachable.iter().take_while(|o| rank(o) <= 1).count();
             repacked.reachable = write_verified(
                 db,
                 &reachable,
                 &work_dir.join("reachable"),
                 &WriteOptions {
                     keep_order: true,
+                    lead,
+                    recompress: true,
+                    compression: 9,
                     ..options.clone()
                 },
             )?;

@@ -1264,3 +1264,94 @@ fn compaction_stores_tip_entries_so_a_shallow_clone_of_a_branch_head_searches_fo
     );
     assert_eq!(again.tip_entries, kept.tip_entries);
 }
+
+/// Compaction lays a pack out as git does past the tip's tree — each delta
+/// right after its base, in delta families — and deflates its entries again at
+/// zlib's best level: reusing the same deltas as a pack git wrote, its pack is
+/// no larger than git's (a full clone sends no more bytes than from git). The
+/// walk order alone (every delta's base just ahead of its first delta) made it
+/// 0.3% larger here; the families alone, 0.05%.
+#[test]
+fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/make-large-repo.sh"
+    );
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(&repo)
+        .arg("400")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // git's pack of everything, as git lays it out (OFS_DELTA, as a clone gets).
+    let (ok, gits, err) = git_stdin(
+        &repo,
+        &[
+            "pack-objects",
+            "--stdout",
+            "--revs",
+            "--all",
+            "-q",
+            "--delta-base-offset",
+        ],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let all = ingest_bytes(&gits, &store, &empty_db()).unwrap().unwrap();
+    // An unreachable object beside it, so compaction rewrites the pack.
+    let (_, stray, _) = git_stdin(&repo, &["hash-object", "-w", "--stdin"], b"stray\n");
+    let (ok, stray_pack, err) = git_stdin(&repo, &["pack-objects", "--stdout", "-q"], &stray);
+    assert!(ok, "{err}");
+    let stray = ingest_bytes(&stray_pack, &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![
+            Arc::new(PackHandle::open(&all.index_path).unwrap()),
+            Arc::new(PackHandle::open(&stray.index_path).unwrap()),
+        ],
+        Arc::new(NoLoose),
+    );
+    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let main = oid(&git(&repo, &["rev-parse", "main"]));
+    let repacked = gitclaw_pack::repack::repack(
+        &db,
+        &tips,
+        &[main],
+        &tmp.path().join("work"),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let reachable = repacked.reachable.expect("a rewritten reachable pack");
+    assert_eq!(reachable.objects.len(), all.objects.len());
+    let stats = |pack: &PackHandle| {
+        let (mut deltas, mut whole) = (0, 0);
+        for index in 0..pack.num_objects() {
+            match pack.entry_base(index).unwrap().1 {
+                Some(_) => deltas += 1,
+                None => whole += 1,
+            }
+        }
+        (deltas, whole)
+    };
+    assert_eq!(
+        stats(&reachable.pack),
+        stats(&all.pack),
+        "the same deltas, reused"
+    );
+    let ours = std::fs::metadata(&reachable.pack_path).unwrap().len();
+    assert!(
+        ours <= gits.len() as u64,
+        "compacted pack {ours} bytes, git's {}",
+        gits.len()
+    );
+}

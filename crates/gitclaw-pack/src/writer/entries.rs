@@ -318,7 +318,7 @@ pub(super) fn write_entries(
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
     let order: Vec<usize> = if options.keep_order {
-        bases_first(&items, sent, &new_deltas)
+        compaction_order(&items, sent, &new_deltas, options.lead)
     } else {
         (0..sent).collect()
     };
@@ -342,7 +342,16 @@ pub(super) fn write_entries(
             (Plan::ReuseWhole, Location::Packed { pack, index })
                 if !new_deltas.contains_key(&i) =>
             {
-                w.put(packs[pack].raw_entry(index)?.whole)?;
+                let raw = packs[pack].raw_entry(index)?;
+                match smaller(raw.compressed, raw.decompressed_size, options)? {
+                    None => w.put(raw.whole)?,
+                    Some(data) => {
+                        head.clear();
+                        write_type_and_size(&mut head, kind_type(item.kind), raw.decompressed_size);
+                        w.put(&head)?;
+                        w.put(&data)?;
+                    }
+                }
                 stats.reused += 1;
             }
             (Plan::ReuseThin { base }, Location::Packed { pack, index }) => {
@@ -392,7 +401,10 @@ pub(super) fn write_entries(
                     }
                 }
                 w.put(&head)?;
-                w.put(&entry.compressed)?;
+                match smaller(&entry.compressed, entry.size, options)? {
+                    None => w.put(&entry.compressed)?,
+                    Some(data) => w.put(&data)?,
+                }
                 stats.reused += 1;
                 stats.reused_deltas += u32::from(base.is_some());
             }
@@ -400,7 +412,10 @@ pub(super) fn write_entries(
                 let raw = packs[pack].raw_entry(index)?;
                 delta_base(base, &mut head, raw.decompressed_size);
                 w.put(&head)?;
-                w.put(raw.compressed)?;
+                match smaller(raw.compressed, raw.decompressed_size, options)? {
+                    None => w.put(raw.compressed)?,
+                    Some(data) => w.put(&data)?,
+                }
                 stats.reused += 1;
                 stats.reused_deltas += 1;
             }
@@ -446,26 +461,37 @@ pub(super) fn write_entries(
 }
 
 /// The first `sent` items in their order, except that each delta's base (stored
-/// or newly found) is moved just ahead of the first delta that needs it: a pack
-/// whose deltas all follow their bases (OFS_DELTA throughout, and no base a
-/// reader must look for outside what it has read).
-fn bases_first(
+/// or newly found) is moved just ahead of the first delta that needs it, and
+/// that the trees and blobs past the first `lead` items go in delta families (see
+/// [`super::WriteOptions::keep_order`]): a pack whose deltas all follow their
+/// bases (OFS_DELTA throughout, and no base a reader must look for outside what
+/// it has read).
+fn compaction_order(
     items: &[Item],
     sent: usize,
     new_deltas: &StdHashMap<usize, (usize, Vec<u8>)>,
+    lead: usize,
 ) -> Vec<usize> {
-    let base_of = |i: usize| match new_deltas.get(&i) {
-        Some((base, _)) => Some(*base),
-        None => reused_base(&items[i]),
+    let base_of = |i: usize| {
+        match new_deltas.get(&i) {
+            Some((base, _)) => Some(*base),
+            None => reused_base(&items[i]),
+        }
+        .filter(|&base| base < sent)
     };
     let mut placed = vec![false; sent];
     let mut order = Vec::with_capacity(sent);
     let mut chain = Vec::new();
-    for start in 0..sent {
+    let mut in_families = Vec::new();
+    for (start, item) in items.iter().enumerate().take(sent) {
+        if start >= lead && matches!(item.kind, Kind::Tree | Kind::Blob) {
+            in_families.push(start);
+            continue;
+        }
         chain.clear();
         let mut at = start;
         // Down the chain to the first base already placed (or to a whole object).
-        while at < sent && !placed[at] {
+        while !placed[at] {
             placed[at] = true;
             chain.push(at);
             match base_of(at) {
@@ -475,6 +501,57 @@ fn bases_first(
         }
         order.extend(chain.iter().rev());
     }
+    // Each delta's children, in item order: a first child and a next sibling
+    // each (all of them: a family may pass through the lead).
+    const NONE: usize = usize::MAX;
+    let mut first_child = vec![NONE; sent];
+    let mut next_sibling = vec![NONE; sent];
+    for i in (0..sent).rev() {
+        if let Some(base) = base_of(i) {
+            next_sibling[i] = first_child[base];
+            first_child[base] = i;
+        }
+    }
+    let mut stack = Vec::new();
+    let mut descended = vec![false; sent];
+    // The families of the lead's trees and blobs first, right after it: their
+    // other members (older versions, mostly) lie as near to them as they can.
+    let lead_families =
+        (0..lead.min(sent)).filter(|&i| matches!(items[i].kind, Kind::Tree | Kind::Blob));
+    for object in lead_families.chain(in_families.iter().copied()) {
+        // Up to the chain's whole object (chains end: see `classify`)...
+        let mut root = object;
+        for _ in 0..sent {
+            match base_of(root) {
+                Some(base) => root = base,
+                None => break,
+            }
+        }
+        if std::mem::replace(&mut descended[root], true) {
+            continue;
+        }
+        if !placed[root] {
+            placed[root] = true;
+            order.push(root);
+        }
+        // ...then down: every delta against a placed object, all of one
+        // object's deltas together, then theirs.
+        stack.push(root);
+        while let Some(at) = stack.pop() {
+            let depth_first = stack.len();
+            let mut child = first_child[at];
+            while child != NONE {
+                if !placed[child] {
+                    placed[child] = true;
+                    order.push(child);
+                }
+                stack.push(child);
+                child = next_sibling[child];
+            }
+            stack[depth_first..].reverse();
+        }
+    }
+    debug_assert_eq!(order.len(), sent, "every item is placed once");
     order
 }
 
@@ -572,6 +649,27 @@ fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_
     }
     enc.finish().map_err(PackError::io("sending pack data"))?;
     Ok(())
+}
+
+/// With `options.recompress`, the zlib stream `compressed` (of `size` bytes
+/// inflated) deflated again at the best level, when that is smaller.
+fn smaller(compressed: &[u8], size: u64, options: &WriteOptions) -> Result<Option<Vec<u8>>> {
+    if !options.recompress || size > options.max_delta_object_bytes {
+        return Ok(None);
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(size + 1)
+        .read_to_end(&mut data)
+        .map_err(|err| PackError::Corrupt(format!("inflating a stored entry: {err}")))?;
+    if data.len() as u64 != size {
+        return Err(PackError::Corrupt(format!(
+            "a stored entry inflates to {} bytes, its header says {size}",
+            data.len()
+        )));
+    }
+    let again = deflate(&data, 9)?;
+    Ok((again.len() < compressed.len()).then_some(again))
 }
 
 fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {

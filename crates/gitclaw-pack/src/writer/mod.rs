@@ -65,13 +65,23 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Fewest objects worth a search thread of their own.
     pub objects_per_thread: usize,
-    /// Write the objects in the order given (a walk's: commits, then the
-    /// newest commit's whole tree, then what each older commit adds) rather
-    /// than grouped by stored pack in offset order. Compaction's packs are
-    /// written so: what a shallow clone of a tip sends lies together (a few
-    /// ranged reads on a fresh instance, few pages). A reused delta whose base
-    /// comes later goes out as a REF_DELTA.
+    /// Write the objects in the order given rather than grouped by stored pack
+    /// in offset order, each delta's base moved just ahead of it — but for the
+    /// trees and blobs past the first `lead` objects, which go in delta
+    /// families, as git lays a pack out: each chain's whole object, then the
+    /// deltas against it, then theirs. Compaction's packs are written so, given
+    /// commits, a tip's tree (`lead` ends there), the other trees, then the
+    /// other blobs: what a shallow clone of the tip sends lies together (a few
+    /// ranged reads on a fresh instance, few pages), and every other delta lies
+    /// next to its base (one-byte offsets, as in git's packs).
     pub keep_order: bool,
+    /// See `keep_order`.
+    pub lead: usize,
+    /// Deflate every copied stored entry again at zlib's best level and keep
+    /// whichever stream is smaller (compaction: background work once, for a
+    /// pack every later clone gets smaller — git's packs use level 6). Entries
+    /// above `max_delta_object_bytes` inflated are copied as they are.
+    pub recompress: bool,
 }
 
 impl Default for WriteOptions {
@@ -86,6 +96,8 @@ impl Default for WriteOptions {
             threads: usize::MAX,
             objects_per_thread: 2048,
             keep_order: false,
+            lead: 0,
+            recompress: false,
         }
     }
 }
