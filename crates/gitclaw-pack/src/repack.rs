@@ -193,7 +193,9 @@ pub fn repack(
                 if !have.insert(entry.id) {
                     continue;
                 }
-                budget = budget.saturating_sub(entry.compressed.len() as u64 + 48);
+                budget = budget.saturating_sub(
+                    entry.compressed.len() as u64 + crate::tip_entries::TABLE_BYTES,
+                );
                 entries.push(entry);
             }
         }

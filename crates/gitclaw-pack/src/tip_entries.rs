@@ -17,12 +17,15 @@
 //! u32            N, the number of entries
 //! N × 20 bytes   object ids, ascending
 //! N × 20 bytes   each entry's delta base (all zero: the entry is whole)
+//! N × u64        each object's size
+//! N × u32        each entry's peers: the objects the search could pair it with
+//!                (of its type and path-name hash) when it was worked out
 //! (N+1) × u64    where each entry starts in the data below; the last is its length
 //! data           the entries, each as a pack holds it: type-and-size header,
 //!                then for a delta the base id (a REF_DELTA), then the zlib stream
 //! ```
 //!
-//! A reader keeps ids, bases and offsets in memory (48 bytes an entry) and
+//! A reader keeps the tables in memory (60 bytes an entry) and
 //! reads an entry's bytes from the file when a pack is written with it.
 
 use std::{fs::File, os::unix::fs::FileExt, path::Path};
@@ -38,6 +41,10 @@ use crate::{
 /// The chunk id in the commit-graph file.
 pub const CHUNK_ID: [u8; 4] = *b"GCTE";
 const HASH_LEN: usize = 20;
+/// Table bytes an entry: id, base, object size, peers, offset.
+const ENTRY_TABLE: usize = 2 * HASH_LEN + 8 + 4 + 8;
+/// What an entry weighs beside its data (the table, kept in memory).
+pub const TABLE_BYTES: u64 = ENTRY_TABLE as u64;
 
 /// One entry, as compaction works it out and a pack writer copies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +56,11 @@ pub struct TipEntry {
     pub kind: Kind,
     /// Inflated size of the entry data: the object, or the delta.
     pub size: u64,
+    /// The object's size.
+    pub object_size: u64,
+    /// The objects of its type and path-name hash the delta search could pair
+    /// it with, itself included: a request with more may find a better delta.
+    pub peers: u32,
     /// The zlib stream.
     pub compressed: Vec<u8>,
 }
@@ -73,7 +85,7 @@ pub fn encode(entries: &[TipEntry]) -> Vec<u8> {
         data.extend_from_slice(&entry.compressed);
     }
     offsets.push(data.len() as u64);
-    let mut chunk = Vec::with_capacity(4 + n * (2 * HASH_LEN + 8) + 8 + data.len());
+    let mut chunk = Vec::with_capacity(4 + n * ENTRY_TABLE + 8 + data.len());
     chunk.extend_from_slice(&(n as u32).to_be_bytes());
     for entry in &sorted {
         chunk.extend_from_slice(entry.id.as_bytes());
@@ -83,6 +95,12 @@ pub fn encode(entries: &[TipEntry]) -> Vec<u8> {
             Some(base) => chunk.extend_from_slice(base.as_bytes()),
             None => chunk.extend_from_slice(&[0; HASH_LEN]),
         }
+    }
+    for entry in &sorted {
+        chunk.extend_from_slice(&entry.object_size.to_be_bytes());
+    }
+    for entry in &sorted {
+        chunk.extend_from_slice(&entry.peers.to_be_bytes());
     }
     for offset in offsets {
         chunk.extend_from_slice(&offset.to_be_bytes());
@@ -98,6 +116,8 @@ pub struct TipEntries {
     data_start: u64,
     ids: Vec<ObjectId>,
     bases: Vec<Option<ObjectId>>,
+    object_sizes: Vec<u64>,
+    peers: Vec<u32>,
     offsets: Vec<u64>,
 }
 
@@ -113,6 +133,8 @@ impl std::fmt::Debug for TipEntries {
 pub struct TipRef {
     pos: usize,
     pub base: Option<ObjectId>,
+    pub object_size: u64,
+    pub peers: u32,
 }
 
 impl TipEntries {
@@ -138,14 +160,24 @@ impl TipEntries {
         }
         let n = u32::from_be_bytes(read(0, 4)?.try_into().unwrap_or_default()) as u64;
         let table = n
-            .checked_mul(2 * HASH_LEN as u64 + 8)
+            .checked_mul(ENTRY_TABLE as u64)
             .and_then(|t| t.checked_add(4 + 8))
             .filter(|t| *t <= len)
             .ok_or_else(|| corrupt("more entries than the chunk holds"))?;
         let n = n as usize;
         let raw = read(4, table as usize - 4)?;
         let (id_bytes, rest) = raw.split_at(n * HASH_LEN);
-        let (base_bytes, offset_bytes) = rest.split_at(n * HASH_LEN);
+        let (base_bytes, rest) = rest.split_at(n * HASH_LEN);
+        let (size_bytes, rest) = rest.split_at(n * 8);
+        let (peer_bytes, offset_bytes) = rest.split_at(n * 4);
+        let object_sizes = size_bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        let peers = peer_bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
+            .collect();
         let ids: Vec<ObjectId> = id_bytes
             .chunks_exact(HASH_LEN)
             .map(ObjectId::from_bytes_or_panic)
@@ -173,6 +205,8 @@ impl TipEntries {
             data_start: range.start + table,
             ids,
             bases,
+            object_sizes,
+            peers,
             offsets,
         })
     }
@@ -191,6 +225,8 @@ impl TipEntries {
         Some(TipRef {
             pos,
             base: self.bases[pos],
+            object_size: self.object_sizes[pos],
+            peers: self.peers[pos],
         })
     }
 
@@ -233,6 +269,8 @@ impl TipEntries {
             // A delta's own type is its base's: the caller knows it.
             kind: kind.unwrap_or(Kind::Blob),
             size,
+            object_size: found.object_size,
+            peers: found.peers,
             compressed: bytes,
         })
     }
@@ -273,6 +311,8 @@ mod tests {
                 base: Some(id(3)),
                 kind: Kind::Blob,
                 size: 300,
+                object_size: 4000,
+                peers: 3,
                 compressed: vec![1, 2, 3],
             },
             TipEntry {
@@ -280,6 +320,8 @@ mod tests {
                 base: None,
                 kind: Kind::Tree,
                 size: 70_000,
+                object_size: 70_000,
+                peers: 1,
                 compressed: vec![4; 40],
             },
         ];
@@ -295,7 +337,10 @@ mod tests {
         assert!(tips.lookup(&id(4)).is_none());
         for entry in &entries {
             let found = tips.lookup(&entry.id).unwrap();
-            assert_eq!(found.base, entry.base);
+            assert_eq!(
+                (found.base, found.object_size, found.peers),
+                (entry.base, entry.object_size, entry.peers)
+            );
             let mut read = tips.read(found).unwrap();
             if read.base.is_some() {
                 read.kind = entry.kind;
@@ -313,6 +358,8 @@ mod tests {
             base: None,
             kind: Kind::Blob,
             size: 1,
+            object_size: 1,
+            peers: 1,
             compressed: vec![7],
         }]);
         chunk[..4].copy_from_slice(&u32::MAX.to_be_bytes());

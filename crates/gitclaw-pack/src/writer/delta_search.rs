@@ -49,18 +49,40 @@ pub(super) fn delta_search(
     };
     // What is searched for a delta: objects with nothing to reuse, and stored whole
     // objects at a path where the client has an object (a thin pack's delta
-    // against the client's previous version beats sending the new one whole).
+    // against the client's previous version beats sending the new one whole) or
+    // where an object with nothing to reuse lies: as in git, the larger of two
+    // versions is the base, whichever of them was stored whole. One that reused
+    // deltas lean on may only become a delta of a whole object: their chains
+    // grow by one at most.
     let client_groups: StdHashSet<(u8, u32)> = (0..items.len())
         .filter(|&i| items[i].plan == Plan::ClientBase)
         .map(group)
         .collect();
+    // A whole tip entry is searched again where the search may pair it with
+    // more objects than when it was worked out (a request reaching past the tip).
+    let counts = group_counts(items, options);
+    let research_tip = |i: usize| {
+        items[i].plan == (Plan::ReuseTip { base: None })
+            && counts.get(&group(i)).is_some_and(|&n| n > items[i].peers)
+    };
+    let fresh_groups: StdHashSet<(u8, u32)> = (0..items.len())
+        .filter(|&i| small(i) && (items[i].needs_search() || research_tip(i)))
+        .map(group)
+        .collect();
+    let mut leaned_on = vec![false; items.len()];
+    for item in items {
+        if let Some(base) = super::reuse::reused_base(item) {
+            leaned_on[base] = true;
+        }
+    }
     let targets: Vec<bool> = (0..items.len())
         .map(|i| {
             small(i)
                 && (items[i].needs_search()
+                    || research_tip(i)
                     || (items[i].plan == Plan::ReuseWhole
                         && matches!(items[i].kind, Kind::Blob | Kind::Tree)
-                        && client_groups.contains(&group(i))))
+                        && (client_groups.contains(&group(i)) || fresh_groups.contains(&group(i)))))
         })
         .collect();
     // Stored whole objects and the client's help as bases only near a target's path.
@@ -120,10 +142,11 @@ pub(super) fn delta_search(
     let mut failure = None;
     std::thread::scope(|s| {
         for segment in segments.into_iter().filter(|segment| !segment.is_empty()) {
-            let (sender, done, targets) = (sender.clone(), &done, &targets[..]);
+            let (sender, done, targets, leaned_on) =
+                (sender.clone(), &done, &targets[..], &leaned_on[..]);
             s.spawn(move || {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    search_segment(db, items, targets, segment, options, done)
+                    search_segment(db, items, targets, leaned_on, segment, options, done)
                 }))
                 .unwrap_or_else(|_| Err(PackError::Corrupt("delta search thread failed".into())));
                 let _ = sender.send(result);
@@ -150,11 +173,35 @@ pub(super) fn delta_search(
     }
 }
 
+/// How many objects of each type and path-name hash the search may pair: those
+/// with nothing to reuse, stored whole, the client's, and whole tip entries.
+pub(super) fn group_counts(items: &[Item], options: &WriteOptions) -> StdHashMap<(u8, u32), u32> {
+    let mut counts = StdHashMap::new();
+    for item in items {
+        let pairable = matches!(item.kind, Kind::Blob | Kind::Tree)
+            && !item.big
+            && item
+                .size
+                .is_none_or(|size| size <= options.max_delta_object_bytes)
+            && matches!(
+                item.plan,
+                Plan::Fresh | Plan::ReuseWhole | Plan::ReuseTip { base: None } | Plan::ClientBase
+            );
+        if pairable {
+            *counts
+                .entry((kind_type(item.kind), item.name_hash))
+                .or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
 /// The sliding-window search over one segment of the search order.
 fn search_segment(
     db: &ObjectDb,
     items: &[Item],
     targets: &[bool],
+    leaned_on: &[bool],
     order: &[usize],
     options: &WriteOptions,
     done: &std::sync::atomic::AtomicU32,
@@ -171,7 +218,8 @@ fn search_segment(
         if targets[i] && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
             for entry in window.iter_mut().rev() {
-                if items[entry.item].kind != item.kind || entry.depth >= options.max_depth {
+                let max_depth = if leaned_on[i] { 1 } else { options.max_depth };
+                if items[entry.item].kind != item.kind || entry.depth >= max_depth {
                     continue;
                 }
                 let base_len = entry.data.len();

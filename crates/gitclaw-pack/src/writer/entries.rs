@@ -182,6 +182,7 @@ fn plan(
             plan: Plan::Fresh,
             size: None,
             big,
+            peers: 0,
         });
     }
     if !options.keep_order {
@@ -224,6 +225,13 @@ pub(super) fn fresh_entries(
     max_bytes: u64,
 ) -> Result<Vec<TipEntry>> {
     let Planned { items, new_deltas } = plan(db, None, objects, None, options, &mut |_, _, _| {})?;
+    let peers = super::delta_search::group_counts(&items, options);
+    let peers_of = |item: &Item| {
+        peers
+            .get(&(kind_type(item.kind), item.name_hash))
+            .copied()
+            .unwrap_or(1)
+    };
     let mut reader = db.reader();
     let mut buf = Vec::new();
     let mut entries = Vec::new();
@@ -249,6 +257,8 @@ pub(super) fn fresh_entries(
                 base: Some(items[*base].id),
                 kind: item.kind,
                 size: delta.len() as u64,
+                object_size: item.size.unwrap_or_default(),
+                peers: peers_of(item),
                 compressed: deflate(delta, options.compression)?,
             },
             (_, None) => {
@@ -261,11 +271,13 @@ pub(super) fn fresh_entries(
                     base: None,
                     kind,
                     size: buf.len() as u64,
+                    object_size: buf.len() as u64,
+                    peers: peers_of(item),
                     compressed: deflate(&buf, options.compression)?,
                 }
             }
         };
-        total += entry.compressed.len() as u64 + 48;
+        total += entry.compressed.len() as u64 + crate::tip_entries::TABLE_BYTES;
         entries.push(entry);
     }
     Ok(entries)
@@ -385,7 +397,9 @@ pub(super) fn write_entries(
                 stats.reused += 1;
                 stats.reused_deltas += 1;
             }
-            (Plan::ReuseTip { base }, Location::Packed { pack, .. }) => {
+            (Plan::ReuseTip { base }, Location::Packed { pack, .. })
+                if !new_deltas.contains_key(&i) =>
+            {
                 let entry = read_tip_entry(&packs[pack], item)?;
                 match base {
                     Some(base) => delta_base(base, &mut head, entry.size),
@@ -605,6 +619,7 @@ fn add_client_bases(
             plan: Plan::ClientBase,
             size: Some(size),
             big: false,
+            peers: 0,
         });
     }
     Ok(())

@@ -43,6 +43,9 @@ pub(super) struct Item {
     pub(super) size: Option<u64>,
     /// A loose object above the big-object threshold: streamed, never searched.
     pub(super) big: bool,
+    /// For a whole tip entry: the objects its search could pair it with (see
+    /// [`crate::tip_entries::TipEntry::peers`]).
+    pub(super) peers: u32,
 }
 
 impl Item {
@@ -62,6 +65,7 @@ pub(super) fn classify(
 ) -> Result<()> {
     let packs = db.packs();
     let in_first = |id: &ObjectId| first.and_then(|p| p.offset_of(id));
+    let mut state = crate::odb::DecodeState::default();
     for item in items.iter_mut() {
         let Location::Packed { pack, index } = item.loc else {
             continue;
@@ -82,9 +86,14 @@ pub(super) fn classify(
                 None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
                     Plan::ReuseThin { base: base_id }
                 }
-                None => tip_plan(handle, &item.id, position),
+                None => tip_plan(handle, item, position),
             },
         };
+        // The delta search sorts by size (larger first, the likelier bases, as
+        // git does): what a stored delta's object weighs its header tells.
+        if item.plan == Plan::Fresh {
+            item.size = Some(handle.object_header(index, &mut state)?.1);
+        }
     }
     break_cycles(items);
     Ok(())
@@ -94,21 +103,26 @@ pub(super) fn classify(
 /// one it can use (whole, or against a base that is sent), else a fresh entry.
 fn tip_plan(
     handle: &crate::odb::PackHandle,
-    id: &ObjectId,
+    item: &mut Item,
     position: &HashMap<ObjectId, usize>,
 ) -> Plan {
     let found = handle
         .commit_graph()
         .and_then(|graph| graph.tip_entries())
-        .and_then(|tips| tips.lookup(id));
-    match found.map(|tip| tip.base) {
-        Some(None) => Plan::ReuseTip { base: None },
-        Some(Some(base)) => match position.get(&base) {
-            Some(&base) => Plan::ReuseTip { base: Some(base) },
-            None => Plan::Fresh,
+        .and_then(|tips| tips.lookup(&item.id));
+    let Some(tip) = found else {
+        return Plan::Fresh;
+    };
+    let base = match tip.base {
+        None => None,
+        Some(base) => match position.get(&base) {
+            Some(&base) => Some(base),
+            None => return Plan::Fresh,
         },
-        None => Plan::Fresh,
-    }
+    };
+    item.size = Some(tip.object_size);
+    item.peers = tip.peers;
+    Plan::ReuseTip { base }
 }
 
 /// The base item of an item copied as a delta whose base goes out too.
@@ -156,6 +170,7 @@ mod tests {
             plan,
             size: None,
             big: false,
+            peers: 0,
         }
     }
 
