@@ -1263,6 +1263,36 @@ fn compaction_stores_tip_entries_so_a_shallow_clone_of_a_branch_head_searches_fo
         "again",
     );
     assert_eq!(again.tip_entries, kept.tip_entries);
+
+    // A side branch with a third version of the shrinking file, pushed after
+    // compaction. A `--depth 1` clone of both branches sends two versions of
+    // it: the tip's, whose entry was worked out alone, is searched again, and
+    // one becomes a delta of the other.
+    git(&repo, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(repo.join("shrinks.txt"), lines[..1900].concat()).unwrap();
+    git(&repo, &["commit", "-q", "-am", "side"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    let side = oid(&git(&repo, &["rev-parse", "side"]));
+    let compacted = Arc::new(
+        PackHandle::open(&reachable.index_path)
+            .unwrap()
+            .with_commit_graph(CommitGraph::open(&graph).unwrap()),
+    );
+    let before = ObjectDb::new(vec![compacted.clone()], Arc::new(NoLoose));
+    let side_pack = ingest_bytes(&pack_of(&repo, "side\n^main\n", false), &store, &before)
+        .unwrap()
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![
+            compacted,
+            Arc::new(PackHandle::open(&side_pack.index_path).unwrap()),
+        ],
+        Arc::new(NoLoose),
+    );
+    let (out, _, stats) = write_for(&db, &[tip, side], &[], &deepen);
+    assert_eq!(stats.new_deltas, 1, "{stats:?}");
+    let both = rev_list_objects(&repo, &["--no-walk", "main", "side"]);
+    assert_eq!(index_with_git(&out, tmp.path(), Some(&repo)), both);
 }
 
 /// Compaction lays a pack out as git does past the tip's tree — each delta
