@@ -166,6 +166,7 @@ pub fn repack(
                     keep_order: true,
                     lead,
                     recompress: true,
+                    search_whole: true,
                     compression: 9,
                     ..options.clone()
                 },

@@ -1385,3 +1385,81 @@ fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
         gits.len()
     );
 }
+
+/// A repository pushed in two steps: the second push is thin, and its deltas
+/// are what the client found against what it knew the server had (its
+/// completed bases stored whole). Compaction searches every stored whole
+/// object again, as `git repack -a` does, so the compacted pack is no larger
+/// than what `git repack -adb` makes of the same two pushes.
+#[test]
+fn a_repository_pushed_in_steps_compacts_to_no_more_than_git_repack_makes_of_the_same_pushes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/make-large-repo.sh"
+    );
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(&repo)
+        .arg("400")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let first = ingest_bytes(&pack_of(&repo, "main~200\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let first = Arc::new(PackHandle::open(&first.index_path).unwrap());
+    let before = ObjectDb::new(vec![first.clone()], Arc::new(NoLoose));
+    let mut revs = git(&repo, &["for-each-ref", "--format=%(objectname)"]);
+    revs.push_str("^main~200\n");
+    let thin = pack_of(&repo, &revs, true);
+    let second = ingest_bytes(&thin, &store, &before).unwrap().unwrap();
+    let db = ObjectDb::new(
+        vec![
+            first,
+            Arc::new(PackHandle::open(&second.index_path).unwrap()),
+        ],
+        Arc::new(NoLoose),
+    );
+    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let main = oid(&git(&repo, &["rev-parse", "main"]));
+    let repacked = gitclaw_pack::repack::repack(
+        &db,
+        &tips,
+        &[main],
+        &tmp.path().join("work"),
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let reachable = repacked.reachable.expect("a reachable pack");
+    assert_eq!(
+        reachable.objects.len(),
+        rev_list_objects(&repo, &["--all"]).len()
+    );
+    // C git at its best after the same two pushes: `git repack -adb`.
+    let peer = tmp.path().join("peer.git");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", peer.to_str().unwrap()],
+    );
+    let url = format!("file://{}", peer.display());
+    git(&repo, &["push", "-q", &url, "main~200:refs/heads/main"]);
+    git(&repo, &["push", "-q", &url, "--all"]);
+    git(&repo, &["push", "-q", &url, "--tags"]);
+    git(&peer, &["repack", "-adbq", "--write-bitmap-index"]);
+    let gits: u64 = std::fs::read_dir(peer.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let ours = std::fs::metadata(&reachable.pack_path).unwrap().len();
+    assert!(ours <= gits, "compacted pack {ours} bytes, git's {gits}");
+}

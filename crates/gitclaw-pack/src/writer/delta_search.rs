@@ -82,7 +82,9 @@ pub(super) fn delta_search(
                     || research_tip(i)
                     || (items[i].plan == Plan::ReuseWhole
                         && matches!(items[i].kind, Kind::Blob | Kind::Tree)
-                        && (client_groups.contains(&group(i)) || fresh_groups.contains(&group(i)))))
+                        && (options.search_whole
+                            || client_groups.contains(&group(i))
+                            || fresh_groups.contains(&group(i)))))
         })
         .collect();
     // Stored whole objects and the client's help as bases only near a target's path.

@@ -82,6 +82,10 @@ pub struct WriteOptions {
     /// pack every later clone gets smaller — git's packs use level 6). Entries
     /// above `max_delta_object_bytes` inflated are copied as they are.
     pub recompress: bool,
+    /// Search every stored whole tree and blob for a delta too, as `git
+    /// repack -a` does (compaction: what pushes stored whole, or as deltas
+    /// against a thin push's bases, may pair better across all of history).
+    pub search_whole: bool,
 }
 
 impl Default for WriteOptions {
@@ -98,6 +102,7 @@ impl Default for WriteOptions {
             keep_order: false,
             lead: 0,
             recompress: false,
+            search_whole: false,
         }
     }
 }
