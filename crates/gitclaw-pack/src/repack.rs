@@ -5,10 +5,12 @@
 //! The reachable pack holds exactly what a full clone of those tips needs, so it
 //! is recorded as their closure ([`closure_key`]) and a later clone of the same
 //! tips is answered by streaming it, without a walk (what reachability bitmaps do
-//! for git). Objects go in walk order with their path hashes (so the delta search
-//! pairs versions of one file); stored entries are reused, deltas included; only
-//! objects with nothing to reuse are delta-searched. Each result is indexed and
-//! verified exactly like a pushed pack. The reachable pack gets a commit-graph,
+//! for git). Objects go with their path hashes (so the delta search pairs
+//! versions of one file); stored deltas are reused, and every object stored
+//! whole (or with nothing to reuse) is delta-searched, as `git repack -a` does;
+//! the layout and the deflate level are the writer's (see
+//! [`WriteOptions::keep_order`](crate::writer::WriteOptions)). Each result is
+//! indexed and verified exactly like a pushed pack. The reachable pack gets a commit-graph,
 //! and in it the tip entries of the branch heads (see [`crate::tip_entries`]).
 //!
 //! Not here: uploading the result or swapping it into the pack list.
