@@ -10,9 +10,10 @@
 //! size wins, within a maximum chain depth. What finds no delta goes out whole.
 //! Objects go out grouped by pack in offset order, so stored bases precede their
 //! deltas. A stored delta whose base is not sent may have a [tip
-//! entry](crate::tip_entries) to copy instead of a search. A pack may also start with every entry of a stored pack closed under
-//! reachability ([`write_pack_after`]); the listed objects follow it and may keep
-//! their stored deltas against its entries.
+//! entry](crate::tip_entries) to copy instead of a search. A pack may also
+//! start with every entry of a stored pack closed under reachability
+//! ([`write_pack_after`]); the listed objects follow it and may keep their
+//! stored deltas against its entries.
 //!
 //! One job per module:
 //! - `reuse`: decides, object by object, whether its stored entry can be copied.
