@@ -1304,19 +1304,7 @@ fn compaction_stores_tip_entries_so_a_shallow_clone_of_a_branch_head_searches_fo
 #[test]
 fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../bench/make-large-repo.sh"
-    );
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(&repo)
-        .arg("400")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let repo = large_repo(tmp.path(), 400);
     // git's pack of everything, as git lays it out (OFS_DELTA, as a clone gets).
     let (ok, gits, err) = git_stdin(
         &repo,
@@ -1348,19 +1336,7 @@ fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
         ],
         Arc::new(NoLoose),
     );
-    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
-        .lines()
-        .map(oid)
-        .collect();
-    let main = oid(&git(&repo, &["rev-parse", "main"]));
-    let repacked = gitclaw_pack::repack::repack(
-        &db,
-        &tips,
-        &[main],
-        &tmp.path().join("work"),
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let repacked = compact_every_ref(&db, &repo, &tmp.path().join("work"));
     let reachable = repacked.reachable.expect("a rewritten reachable pack");
     assert_eq!(reachable.objects.len(), all.objects.len());
     let stats = |pack: &PackHandle| {
@@ -1394,19 +1370,7 @@ fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
 #[test]
 fn a_repository_pushed_in_steps_compacts_to_no_more_than_git_repack_makes_of_the_same_pushes() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../bench/make-large-repo.sh"
-    );
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(&repo)
-        .arg("400")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let repo = large_repo(tmp.path(), 400);
     let store = tmp.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
     let first = ingest_bytes(&pack_of(&repo, "main~200\n", false), &store, &empty_db())
@@ -1425,19 +1389,7 @@ fn a_repository_pushed_in_steps_compacts_to_no_more_than_git_repack_makes_of_the
         ],
         Arc::new(NoLoose),
     );
-    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
-        .lines()
-        .map(oid)
-        .collect();
-    let main = oid(&git(&repo, &["rev-parse", "main"]));
-    let repacked = gitclaw_pack::repack::repack(
-        &db,
-        &tips,
-        &[main],
-        &tmp.path().join("work"),
-        &WriteOptions::default(),
-    )
-    .unwrap();
+    let repacked = compact_every_ref(&db, &repo, &tmp.path().join("work"));
     let reachable = repacked.reachable.expect("a reachable pack");
     assert_eq!(
         reachable.objects.len(),
@@ -1462,4 +1414,32 @@ fn a_repository_pushed_in_steps_compacts_to_no_more_than_git_repack_makes_of_the
         .sum();
     let ours = std::fs::metadata(&reachable.pack_path).unwrap().len();
     assert!(ours <= gits, "compacted pack {ours} bytes, git's {gits}");
+}
+
+/// A repository of `commits` commits made by the benchmark's script, under `dir`.
+fn large_repo(dir: &Path, commits: usize) -> PathBuf {
+    let repo = dir.join("src");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/make-large-repo.sh"
+    );
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(&repo)
+        .arg(commits.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    repo
+}
+
+/// Compact `db` for every ref of `repo`, with tip entries for `main`.
+fn compact_every_ref(db: &ObjectDb, repo: &Path, work: &Path) -> gitclaw_pack::repack::Repacked {
+    let tips: Vec<ObjectId> = git(repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(oid)
+        .collect();
+    let main = oid(&git(repo, &["rev-parse", "main"]));
+    gitclaw_pack::repack::repack(db, &tips, &[main], work, &WriteOptions::default()).unwrap()
 }
