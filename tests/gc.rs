@@ -653,3 +653,99 @@ fn a_shallow_clone_of_the_default_branch_after_gc_searches_for_no_delta() {
         );
     }
 }
+
+#[test]
+fn a_push_of_a_whole_history_is_its_refs_closure_so_clones_need_no_walk_before_any_gc() {
+    // No automatic compaction: the repository stays as pushed.
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    commit_file(
+        &src,
+        "unique.txt",
+        &format!("{:?}\n", work.path()),
+        "unique",
+    );
+    git(&src, &["tag", "-a", "-m", "first", "v-first"]);
+    let url = server.create_repo("pia", "pushed");
+    push_everything(&src, &url);
+    let keys = server.stored_keys("pia", "pushed");
+    assert_eq!(
+        (count(&keys, ".pack"), count(&keys, ".graph")),
+        (1, 0),
+        "{keys:?}"
+    );
+
+    // A full clone of every ref is the pushed pack, streamed as it is.
+    let (progress, refs) = mirror_clone(&url, &work.path().join("clone"));
+    assert!(progress.contains("answered by a stored pack"), "{progress}");
+    assert_eq!(refs, refs_of(&src, "refs/"));
+    // A blobless clone copies its commits, trees and tags.
+    partial_clone_from_stored_pack(&url, &src, &work.path().join("partial"));
+
+    // History moves on: the next clone sends that pack whole and walks only
+    // what is newer.
+    let tip = commit_file(&src, "later.txt", "later\n", "later");
+    git(&src, &["push", "-q", &url, "main"]);
+    let (progress, refs) = mirror_clone(&url, &work.path().join("clone-2"));
+    assert!(progress.contains("from a stored pack"), "{progress}");
+    assert_eq!(refs, refs_of(&src, "refs/"));
+    assert!(refs.iter().any(|r| r.contains(&tip)), "{refs:?}");
+    assert_eq!(
+        count(&server.stored_keys("pia", "pushed"), ".graph"),
+        0,
+        "nothing was compacted"
+    );
+}
+
+#[test]
+fn a_pushed_pack_holding_an_object_no_ref_reaches_is_not_taken_for_their_closure() {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let stray = git_with_input(
+        &src,
+        &["hash-object", "-w", "--stdin"],
+        b"no ref reaches me\n",
+    )
+    .trim()
+    .to_string();
+    let main = git(&src, &["rev-parse", "main"]).trim().to_string();
+    // What git would push for main, and the stray blob beside it.
+    let pack = wire::pack_of(&src, &format!("main\n{stray}\n"));
+    server.create_repo("pia", "stray");
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/pia/stray.git/git-receive-pack",
+        &[("Content-Type", "application/x-git-receive-pack-request")],
+        &wire::push_request(&[(wire::ZERO, &main, "refs/heads/main")], &pack),
+    );
+    let report = wire::report_text(&body);
+    assert_eq!(status, 200);
+    assert!(
+        report.contains("unpack ok") && report.contains("ok refs/heads/main"),
+        "{report}"
+    );
+    // The clone of main walks: the stored pack holds more than main reaches,
+    // and none of that goes out.
+    let url = format!("http://{}/pia/stray.git", server.addr);
+    let clone = work.path().join("clone");
+    let (progress, refs) = mirror_clone(&url, &clone);
+    assert!(
+        !progress.contains("answered by a stored pack") && !progress.contains("from a stored pack"),
+        "{progress}"
+    );
+    assert_eq!(refs, vec![format!("{main} refs/heads/main")]);
+    assert!(!git_output(&clone, &["cat-file", "-e", &stray])
+        .status
+        .success());
+}

@@ -189,6 +189,7 @@ fn a_stored_over_long_ref_does_not_break_the_advertisement() {
             loose: Vec::new(),
             actor: "test".into(),
             details: serde_json::Value::Null,
+            pack_closure: None,
         }))
         .unwrap();
     assert!(results[0].is_applied());

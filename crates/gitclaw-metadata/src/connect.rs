@@ -577,6 +577,7 @@ mod tests {
             loose: Vec::new(),
             actor: "t".into(),
             details: serde_json::Value::Null,
+            pack_closure: None,
         };
         let waiting = tokio::spawn({
             let md = md.clone();

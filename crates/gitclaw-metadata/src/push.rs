@@ -21,7 +21,7 @@
 use gix_hash::ObjectId;
 
 use crate::audit::{self, AuditAction, NewEvent};
-use crate::objects::{check_kind, insert_loose, insert_pack, PackRecord};
+use crate::objects::{check_kind, insert_closure_tips, insert_loose, insert_pack, PackRecord};
 use crate::repos::DEFAULT_HEAD_REF;
 use crate::util::{get_str, now_secs, oid_hex, to_db_u64};
 use crate::{Error, Metadata, Result};
@@ -95,6 +95,11 @@ pub struct PushCommit {
     /// If it is a JSON object its fields are merged into the event's
     /// details; anything else but `null` is kept under `"details"`.
     pub details: serde_json::Value,
+    /// When the push knows `pack` to hold exactly the closure of some tips
+    /// (every object they reach and nothing else): the tips' closure key and
+    /// the tips, recorded with the pack as compaction records its own (see
+    /// [`PackRecord::closure_of`]).
+    pub pack_closure: Option<(ObjectId, Vec<ObjectId>)>,
 }
 
 /// The outcome of one [`RefUpdate`].
@@ -184,7 +189,12 @@ impl Metadata {
 
             let now = now_secs();
             if let Some(pack) = &push.pack {
-                insert_pack(&mut tx, &push.repo_id, &pack.record(now, None)).await?;
+                let closure = push.pack_closure.as_ref();
+                let record = pack.record(now, closure.map(|(key, _)| *key));
+                insert_pack(&mut tx, &push.repo_id, &record).await?;
+                if let Some((_, tips)) = closure {
+                    insert_closure_tips(&mut tx, &push.repo_id, &pack.pack_hash, tips).await?;
+                }
             }
             for loose in &push.loose {
                 insert_loose(

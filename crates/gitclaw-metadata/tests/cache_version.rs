@@ -34,6 +34,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>, pack: Option<NewPack>, loose: &[
             .collect(),
         actor: "t".into(),
         details: serde_json::Value::Null,
+        pack_closure: None,
     }
 }
 

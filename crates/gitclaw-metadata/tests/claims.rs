@@ -75,6 +75,7 @@ async fn claims_story(md: Metadata) {
         }],
         actor: "t".into(),
         details: serde_json::Value::Null,
+        pack_closure: None,
     })
     .await
     .unwrap();

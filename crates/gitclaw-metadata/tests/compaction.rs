@@ -45,6 +45,7 @@ async fn compaction_story(md: Metadata) {
                     .collect(),
                 actor: "t".into(),
                 details: serde_json::Value::Null,
+                pack_closure: None,
             })
             .await
             .unwrap();

@@ -20,6 +20,7 @@ fn one_update(repo_id: &str, update: RefUpdate, actor: String) -> PushCommit {
         loose: Vec::new(),
         actor,
         details: serde_json::Value::Null,
+        pack_closure: None,
     }
 }
 

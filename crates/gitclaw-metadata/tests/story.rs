@@ -46,6 +46,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
         loose: Vec::new(),
         actor: "tester".into(),
         details: serde_json::Value::Null,
+        pack_closure: None,
     }
 }
 

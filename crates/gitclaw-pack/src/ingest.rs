@@ -66,6 +66,12 @@ pub struct IngestedPack {
     pub pack_path: PathBuf,
     pub index_path: PathBuf,
     pub objects: Vec<IngestedObject>,
+    /// When every object the pack's objects name is in the pack itself (it is
+    /// closed under reachability): the objects no other object of the pack
+    /// names. Git's object graph has no cycles, so every object of the pack is
+    /// reachable from these, and the pack holds exactly their closure. `None`
+    /// when some object names one outside the pack.
+    pub roots: Option<Vec<ObjectId>>,
 }
 
 impl IngestedPack {
@@ -119,12 +125,13 @@ pub fn ingest_file(
         crate::stream_index::index_big_pack(path, work_dir, db, crate::BIG_OBJECT_BYTES, max)?
     {
         let pack = PackHandle::open(&indexed.index_path)?;
-        let objects = verify_objects(&pack, db, options)?;
+        let (objects, roots) = verify_objects(&pack, db, options)?;
         return Ok(Some(IngestedPack {
             pack,
             pack_path: indexed.pack_path,
             index_path: indexed.index_path,
             objects,
+            roots,
         }));
     }
     let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
@@ -171,12 +178,13 @@ pub fn ingest(
         let _ = std::fs::remove_file(keep);
     }
     let pack = PackHandle::open(&index_path)?;
-    let objects = verify_objects(&pack, db, options)?;
+    let (objects, roots) = verify_objects(&pack, db, options)?;
     Ok(Some(IngestedPack {
         pack,
         pack_path,
         index_path,
         objects,
+        roots,
     }))
 }
 
@@ -206,18 +214,22 @@ fn refuse_duplicates(pack: &PackHandle) -> Result<()> {
     Ok(())
 }
 
-/// Parse every object of the pack and check that everything it references exists.
+/// Parse every object of the pack and check that everything it references
+/// exists; with the pack's roots when it is closed (see [`IngestedPack::roots`]).
 fn verify_objects(
     pack: &PackHandle,
     db: &ObjectDb,
     options: &IngestOptions,
-) -> Result<Vec<IngestedObject>> {
+) -> Result<(Vec<IngestedObject>, Option<Vec<ObjectId>>)> {
     refuse_duplicates(pack)?;
     // Decoding in pack order finds most bases just decoded: a small cache does.
     let mut state = DecodeState::with_cache_bytes(VERIFY_CACHE_BYTES);
     let mut buf = Vec::new();
     let mut objects = Vec::with_capacity(pack.num_objects() as usize);
-    let exists = |id: &oid| pack.lookup(id).is_some() || db.contains(id);
+    // Which of the pack's objects another of them names (by index), and whether
+    // any names an object outside the pack.
+    let mut named = vec![false; pack.num_objects() as usize];
+    let mut outside = false;
     // In pack order, so delta bases are fresh in the decode cache.
     for index in pack.indices_in_pack_order() {
         let id = pack.oid_at(index);
@@ -251,12 +263,13 @@ fn verify_objects(
                 detail: one_line(&err),
             }
         })?;
-        let check = |target: ObjectId| -> Result<()> {
-            if exists(&target) {
-                Ok(())
-            } else {
-                Err(PackError::MissingObject(target))
+        let mut check = |target: ObjectId| -> Result<()> {
+            match pack.lookup(&target) {
+                Some(index) => named[index as usize] = true,
+                None if db.contains(&target) => outside = true,
+                None => return Err(PackError::MissingObject(target)),
             }
+            Ok(())
         };
         match parsed {
             ObjectRef::Commit(commit) => {
@@ -283,5 +296,11 @@ fn verify_objects(
             already_stored: db.contains(&id),
         });
     }
-    Ok(objects)
+    let roots = (!outside).then(|| {
+        (0..pack.num_objects())
+            .filter(|index| !named[*index as usize])
+            .map(|index| pack.oid_at(index))
+            .collect()
+    });
+    Ok((objects, roots))
 }

@@ -244,6 +244,54 @@ fn depth_one_sends_only_the_tip_and_marks_it_shallow() {
 }
 
 #[test]
+fn ingest_names_the_roots_of_a_pack_that_holds_everything_its_objects_name() {
+    let f = fixture();
+    let ids =
+        |roots: &[ObjectId]| -> BTreeSet<String> { roots.iter().map(|r| r.to_string()).collect() };
+    // Every ref: the roots are the tips no other tip reaches.
+    let tips: Vec<String> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: BTreeSet<String> = tips
+        .iter()
+        .filter(|t| {
+            !tips
+                .iter()
+                .filter(|other| other != t)
+                .any(|other| rev_list_objects(&f.repo, &[other]).contains(*t))
+        })
+        .cloned()
+        .collect();
+    let main = git(&f.repo, &["rev-parse", "main"]).trim().to_string();
+    assert!(
+        expected.contains(&main) && expected.len() < tips.len(),
+        "{expected:?}"
+    );
+    let store = f.scratch.join("roots");
+    std::fs::create_dir_all(&store).unwrap();
+    let all = ingest_bytes(&pack_of(&f.repo, "--all\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(all.roots.as_deref().expect("closed")), expected);
+
+    // A blob nothing names, beside main: a root of its own.
+    let stray = git_stdin(&f.repo, &["hash-object", "-w", "--stdin"], b"stray\n");
+    let stray = String::from_utf8(stray.1).unwrap().trim().to_string();
+    let pack = pack_of(&f.repo, &format!("main\n{stray}\n"), false);
+    let with_stray = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
+    assert_eq!(
+        ids(with_stray.roots.as_deref().expect("closed")),
+        BTreeSet::from([main, stray])
+    );
+
+    // A thin pack names objects outside it: no roots.
+    let thin = pack_of(&f.repo, "main\n^main~1\n", true);
+    let thin = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
+    assert!(thin.roots.is_none());
+}
+
+#[test]
 fn thin_pack_is_completed_and_connected() {
     let f = fixture();
     let store = f.scratch.join("thin");

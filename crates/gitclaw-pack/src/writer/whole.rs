@@ -103,6 +103,7 @@ pub fn write_whole_pack(
                 already_stored: false,
             })
             .collect(),
+        roots: None,
     })
 }
 

@@ -137,8 +137,13 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         && if tips.is_empty() {
             packs.len() <= 1
         } else {
+            // A pack a push recorded as the closure still wants its commit-graph
+            // (and tip entries): only one with a graph is compacted.
             let key = closure_key(&tips);
-            packs.len() <= 2 && packs.iter().any(|p| p.closure_of == Some(key))
+            packs.len() <= 2
+                && packs
+                    .iter()
+                    .any(|p| p.closure_of == Some(key) && p.graph_bytes.is_some())
         };
     if compacted {
         return Ok(outcome);

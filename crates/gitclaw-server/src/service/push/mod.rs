@@ -20,7 +20,11 @@ use std::{
 };
 
 use gitclaw_metadata::{PushCommit, RefResult, RefUpdate, Repo};
-use gitclaw_pack::ingest::{ingest_file, IngestOptions, IngestedPack};
+use gitclaw_pack::{
+    ingest::{ingest_file, IngestOptions, IngestedPack},
+    repack::closure_key,
+    ObjectId,
+};
 use gitclaw_protocol::{
     capabilities::Capabilities,
     receive_pack::{ParseProgress, PushRequest, PushRequestParser, RefCommand, RefStatus},
@@ -346,6 +350,12 @@ async fn store_and_commit(
         }
         None => (None, None),
     };
+    let pack_closure = match (&ingested, &stored) {
+        (Some(pack), Some(store::Stored { pack: Some(_), .. })) => {
+            pack_closure(pack, updates.iter().filter_map(|(_, u)| u.new))
+        }
+        _ => None,
+    };
     let stored = stored.unwrap_or(store::Stored {
         pack: None,
         loose: Vec::new(),
@@ -359,6 +369,7 @@ async fn store_and_commit(
         loose: stored.loose,
         actor: actor.to_string(),
         details: stored.details,
+        pack_closure,
     });
     let results = match commit.instrument(tracing::info_span!("commit")).await {
         Ok(results) => {
@@ -403,4 +414,23 @@ async fn store_and_commit(
         crate::service::gc::maybe_auto_gc(state, repo);
     }
     Ok(())
+}
+
+/// When the pushed pack holds exactly what the new tips reach — a repository's
+/// first push, or any push of a whole history — its closure key and those
+/// tips: recorded with the pack, a full clone of them then streams it as
+/// stored, and a later one sends it whole and walks only what is newer, with
+/// no compaction first.
+fn pack_closure(
+    pack: &IngestedPack,
+    tips: impl Iterator<Item = ObjectId>,
+) -> Option<(ObjectId, Vec<ObjectId>)> {
+    let roots = pack.roots.as_ref()?;
+    let mut tips: Vec<ObjectId> = tips.collect();
+    tips.sort();
+    tips.dedup();
+    let closed = !tips.is_empty()
+        && tips.iter().all(|tip| pack.contains(tip))
+        && roots.iter().all(|root| tips.binary_search(root).is_ok());
+    closed.then(|| (closure_key(&tips), tips))
 }
