@@ -70,6 +70,9 @@ pub async fn store_object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, 
     stored_objects(state, repo, None, &packs, loose).await
 }
 
+/// Packs of one repository opened (downloaded, on a fresh instance) at once.
+const PARALLEL_PACK_OPENS: usize = 4;
+
 async fn stored_objects(
     state: &AppState,
     repo: &Repo,
@@ -78,19 +81,19 @@ async fn stored_objects(
     loose: Vec<LooseRecord>,
 ) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
+    // Opened side by side: on a fresh instance each is a download.
     let mut handles = Vec::with_capacity(packs.len());
-    for pack in packs {
-        handles.push(
-            state
-                .packs
-                .open(
-                    &state.store,
-                    &repo_id,
-                    &pack.pack_hash,
-                    pack.graph_bytes.is_some(),
-                )
-                .await?,
-        );
+    for some in packs.chunks(PARALLEL_PACK_OPENS) {
+        let opens = some.iter().map(|pack| {
+            state.packs.open(
+                &state.store,
+                &repo_id,
+                &pack.pack_hash,
+                pack.graph_bytes.is_some(),
+                Some(pack.pack_bytes),
+            )
+        });
+        handles.extend(futures_util::future::try_join_all(opens).await?);
     }
     let mut ids: HashMap<ObjectId, (Kind, u64)> = HashMap::default();
     for record in loose {

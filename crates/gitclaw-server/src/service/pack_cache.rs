@@ -134,19 +134,22 @@ impl PackCache {
     }
 
     /// The opened pack: the store's local file, or a download into the cache dir;
-    /// with its commit-graph when `graph` says it has one.
+    /// with its commit-graph when `graph` says it has one. `size` is the pack's
+    /// length when the caller knows it (the metadata records it), which spares
+    /// asking the store.
     pub async fn open(
         &self,
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
         graph: bool,
+        size: Option<u64>,
     ) -> Result<Arc<PackHandle>, GitError> {
         let key = (repo.as_str().to_string(), *hash, graph);
         let mut loaded = false;
         let load = async {
             loaded = true;
-            self.load(store, repo, hash, graph).await
+            self.load(store, repo, hash, graph, size).await
         };
         let entry = self.open.try_get_with(key, load).await?;
         self.metrics.cache_lookup(CACHE_NAME, !loaded);
@@ -164,12 +167,13 @@ impl PackCache {
         repo: &RepoId,
         hash: &ObjectId,
         graph: bool,
+        size: Option<u64>,
     ) -> Result<Arc<CachedPack>, GitError> {
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
         let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
-        let mut graph_path = None;
+        let graph_path;
         let (index_path, files, bytes) =
             match (store.local_path(&pack_key), store.local_path(&index_key)) {
                 (Some(_), Some(index)) => {
@@ -184,26 +188,48 @@ impl PackCache {
                     let nonce = uuid::Uuid::new_v4().simple().to_string();
                     let pack_path = dir.join(format!("pack-{hash}-{nonce}.pack"));
                     let index_path = dir.join(format!("pack-{hash}-{nonce}.idx"));
-                    let pack_len = match self.range_reads_above {
-                        u64::MAX => None,
-                        _ => Some(store.head(&pack_key).await?.size),
+                    let pack_len = match (self.range_reads_above, size) {
+                        (u64::MAX, _) => None,
+                        (_, Some(size)) => Some(size),
+                        (_, None) => Some(store.head(&pack_key).await?.size),
                     };
-                    let mut bytes = store.get_to_file(&index_key, &index_path).await?;
-                    match pack_len {
-                        Some(len) if len > self.range_reads_above => {
-                            bytes += len;
-                            ranged = Some((len, StoreRanges::new(store, pack_key.clone())));
+                    let mut files = vec![pack_path.clone(), index_path.clone()];
+                    let graph_file = graph.then(|| dir.join(format!("pack-{hash}-{nonce}.graph")));
+                    files.extend(graph_file.clone());
+                    // The index, the pack (unless read by ranges) and the graph
+                    // come down side by side: on a fresh instance their round
+                    // trips, not their bytes, are most of a first request.
+                    let pack_download = async {
+                        match pack_len {
+                            Some(len) if len > self.range_reads_above => {
+                                ranged = Some((len, StoreRanges::new(store, pack_key.clone())));
+                                Ok(len)
+                            }
+                            _ => store.get_to_file(&pack_key, &pack_path).await,
                         }
-                        _ => bytes += store.get_to_file(&pack_key, &pack_path).await?,
-                    }
-                    let mut files = vec![pack_path, index_path.clone()];
-                    if graph {
-                        let path = dir.join(format!("pack-{hash}-{nonce}.graph"));
-                        bytes += store.get_to_file(&graph_key, &path).await?;
-                        files.push(path.clone());
-                        graph_path = Some(path);
-                    }
-                    (index_path, files, bytes)
+                    };
+                    let graph_download = async {
+                        match &graph_file {
+                            Some(path) => store.get_to_file(&graph_key, path).await,
+                            None => Ok(0),
+                        }
+                    };
+                    let downloads = tokio::try_join!(
+                        store.get_to_file(&index_key, &index_path),
+                        pack_download,
+                        graph_download
+                    );
+                    let (index_bytes, pack_bytes, graph_bytes) = match downloads {
+                        Ok(sizes) => sizes,
+                        Err(err) => {
+                            for file in &files {
+                                let _ = tokio::fs::remove_file(file).await;
+                            }
+                            return Err(err.into());
+                        }
+                    };
+                    graph_path = graph_file;
+                    (index_path, files, index_bytes + pack_bytes + graph_bytes)
                 }
             };
         let handle = tokio::task::spawn_blocking(move || {
@@ -310,6 +336,7 @@ mod tests {
         downloads: AtomicUsize,
         /// Bytes read by ranged reads.
         ranged: AtomicU64,
+        heads: AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -341,6 +368,7 @@ mod tests {
             self.inner.get_to_file(key, dest).await
         }
         async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectMeta> {
+            self.heads.fetch_add(1, Ordering::SeqCst);
             self.inner.head(key).await
         }
         async fn delete(&self, key: &ObjectKey) -> StoreResult<()> {
@@ -364,6 +392,7 @@ mod tests {
             inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
             downloads: AtomicUsize::new(0),
             ranged: AtomicU64::new(0),
+            heads: AtomicUsize::new(0),
         });
         (root, store, RepoId::new("r1").unwrap())
     }
@@ -477,18 +506,27 @@ mod tests {
         .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
 
-        let first = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
+        let first = cache
+            .open(&dyn_store, &repo, &a, false, None)
+            .await
+            .unwrap();
         assert_eq!(first.hash(), &a);
         assert_eq!(cache.downloaded_bytes().await, a_bytes);
         assert_eq!(files_in(&dir), 2, "the pack and its index");
-        cache.open(&dyn_store, &repo, &a, false).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &a, false, None)
+            .await
+            .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             2,
             "the second open reuses the download"
         );
 
-        cache.open(&dyn_store, &repo, &b, false).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &b, false, None)
+            .await
+            .unwrap();
         assert_eq!(
             cache.downloaded_bytes().await,
             b_bytes,
@@ -498,7 +536,10 @@ mod tests {
         // A handle taken before the eviction still reads its pack.
         assert!(first.num_objects() > 0);
 
-        cache.open(&dyn_store, &repo, &a, false).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &a, false, None)
+            .await
+            .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             6,
@@ -513,7 +554,7 @@ mod tests {
         let cache =
             PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, false));
+        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, false, None));
         for handle in futures_util::future::join_all(opens).await {
             assert_eq!(handle.unwrap().hash(), &a);
         }
@@ -531,7 +572,10 @@ mod tests {
         let dir = root.path().join("cache");
         let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
+        let handle = cache
+            .open(&dyn_store, &repo, &a, false, None)
+            .await
+            .unwrap();
         assert!(handle.num_objects() > 0);
         assert_eq!(cache.downloaded_bytes().await, 0);
         assert_eq!(files_in(&dir), 0);
@@ -549,11 +593,20 @@ mod tests {
             .unwrap()
             .with_range_reads_above(1 << 20);
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache.open(&dyn_store, &repo, &a, false).await.unwrap();
+        let heads = store.heads.load(Ordering::SeqCst);
+        let handle = cache
+            .open(&dyn_store, &repo, &a, false, Some(pack_len))
+            .await
+            .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             1,
             "only the index is downloaded whole"
+        );
+        assert_eq!(
+            store.heads.load(Ordering::SeqCst),
+            heads,
+            "the pack's recorded length spares asking the store"
         );
         assert_eq!(
             cache.downloaded_bytes().await,
