@@ -1145,9 +1145,42 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
     }
     git(&src, &["add", "."]);
     git(&src, &["commit", "-qm", "big files"]);
+    // Two branches holding two versions of 6 MiB of files: one version is
+    // stored as deltas of the other, so compaction stores its branch's tip
+    // entries whole, 6 MiB in the commit-graph.
+    const WIDE_FILES: u64 = 24;
+    git(&src, &["checkout", "-q", "-b", "older"]);
+    for i in 0..WIDE_FILES {
+        std::fs::write(
+            src.join(format!("wide-{i}.bin")),
+            incompressible(256 << 10, 2 * i + 501),
+        )
+        .unwrap();
+    }
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-qm", "wide files"]);
+    git(&src, &["checkout", "-q", "-b", "newer"]);
+    for i in 0..WIDE_FILES {
+        let path = src.join(format!("wide-{i}.bin"));
+        let mut content = std::fs::read(&path).unwrap();
+        content.extend_from_slice(b"one more line\n");
+        std::fs::write(&path, content).unwrap();
+    }
+    git(&src, &["commit", "-qam", "wide files, edited"]);
+    git(&src, &["checkout", "-q", "main"]);
     git(&src, &["rm", "-q", "old-*.bin"]);
     let tip = commit_file(&src, "README", "small now\n", "small tip");
-    git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            &cluster.url(0, repo),
+            "main",
+            "older",
+            "newer",
+        ],
+    );
     let gc = cluster.gc(0, repo);
     assert!(
         gc.status.success(),
@@ -1181,8 +1214,31 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
     assert!(
         read_bytes < history / 3.0,
         "B read {read_bytes} bytes of the store for a shallow clone of a tip of a few bytes \
-         (the pack holds at least {history})"
+         (the pack holds at least {history}, the commit-graph 6 MiB of tip entries)"
     );
+    // Shallow clones of the two branches: one sends its tip entries, read from
+    // the commit-graph by ranges, and each gets its files whole.
+    for branch in ["older", "newer"] {
+        let dir = w.join(format!("shallow-{branch}"));
+        git(
+            w,
+            &[
+                "clone",
+                "-q",
+                "--depth",
+                "1",
+                "--branch",
+                branch,
+                &cluster.url(1, repo),
+                dir.to_str().unwrap(),
+            ],
+        );
+        git(&dir, &["fsck", "--strict"]);
+        assert_eq!(
+            rev(&dir, "HEAD^{tree}"),
+            rev(&src, &format!("{branch}^{{tree}}"))
+        );
+    }
 
     // A full clone through B then reads the rest, and gets everything.
     let full = w.join("full");

@@ -241,17 +241,66 @@ impl CommitGraph {
         };
         let file = gix_commitgraph::File::at(path).map_err(corrupt)?;
         file.verify_checksum().map_err(corrupt)?;
+        Self::check_kind(&file, path)?;
+        let tips = match tip_chunk(path)? {
+            Some(range) => Some(TipEntries::open(path, range)?),
+            None => None,
+        };
+        Ok(CommitGraph { file, tips })
+    }
+
+    /// Open a stored graph read by ranges from `source` into a new local file
+    /// at `path` of its full length `len`: its commits and the index of its tip
+    /// entries are read now, an entry's bytes only when a request sends it (a
+    /// fresh instance then downloads what it serves, not up to 16 MiB of
+    /// entries). The checksum is not checked — that would read it all — as a
+    /// pack read by ranges goes unchecked: the store is trusted with its bytes.
+    pub fn open_sparse(
+        path: &Path,
+        len: u64,
+        source: Box<dyn crate::odb::RangeSource>,
+    ) -> Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let sparse = std::sync::Arc::new(crate::odb::SparseFile::create(path, len, source)?);
+        let io = || PackError::io(format!("reading the commit-graph {}", path.display()));
+        // The header, then the chunk table it sizes.
+        sparse.fill(0..8)?;
+        let file = std::fs::File::open(path).map_err(io())?;
+        let mut head = [0u8; 8];
+        file.read_exact_at(&mut head, 0).map_err(io())?;
+        sparse.fill(8..8 + (u64::from(head[6]) + 1) * 12)?;
+        let Some(chunk) = tip_chunk(path)? else {
+            sparse.fill(0..len)?;
+            return Self::open(path);
+        };
+        // Everything but the entries' data: the chunks before theirs, the
+        // entries' index, and the trailer after.
+        sparse.fill(0..chunk.start.saturating_add(4))?;
+        let mut count = [0u8; 4];
+        file.read_exact_at(&mut count, chunk.start).map_err(io())?;
+        let table = u64::from(u32::from_be_bytes(count))
+            .saturating_mul(crate::tip_entries::TABLE_BYTES)
+            .saturating_add(4 + 8);
+        sparse.fill(chunk.start..chunk.start.saturating_add(table).min(chunk.end))?;
+        sparse.fill(chunk.end..len)?;
+        let file = gix_commitgraph::File::at(path)
+            .map_err(|err| PackError::Corrupt(format!("commit-graph {}: {err}", path.display())))?;
+        Self::check_kind(&file, path)?;
+        let tips = TipEntries::open(path, chunk)?.read_by_ranges(sparse);
+        Ok(CommitGraph {
+            file,
+            tips: Some(tips),
+        })
+    }
+
+    fn check_kind(file: &gix_commitgraph::File, path: &Path) -> Result<()> {
         if file.object_hash() != gix_hash::Kind::Sha1 || file.base_graph_count() != 0 {
             return Err(PackError::Corrupt(format!(
                 "commit-graph {}: not a single SHA-1 graph",
                 path.display()
             )));
         }
-        let tips = match tip_chunk(path)? {
-            Some(range) => Some(TipEntries::open(path, range)?),
-            None => None,
-        };
-        Ok(CommitGraph { file, tips })
+        Ok(())
     }
 
     /// The tip entries stored with the graph, if compaction wrote any.
@@ -330,5 +379,101 @@ mod tests {
         };
         assert!(!write(&[(a, &ancient)], &[], &out).unwrap());
         assert!(!out.exists());
+    }
+
+    /// Serves the bytes of a file by ranges, counting what it was asked for.
+    struct Counted {
+        data: Vec<u8>,
+        read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl crate::odb::RangeSource for Counted {
+        fn read_range(&self, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+            self.read
+                .fetch_add(range.end - range.start, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.data[range.start as usize..range.end as usize].to_vec())
+        }
+    }
+
+    #[test]
+    fn a_graph_read_by_ranges_reads_its_commits_and_only_the_tip_entries_asked_for() {
+        use crate::{odb::BLOCK_BYTES, tip_entries::TipEntry};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("g");
+        let tree = ObjectId::empty_tree(gix_hash::Kind::Sha1);
+        let ids: Vec<ObjectId> = (1..=200u8)
+            .map(|b| ObjectId::from_bytes_or_panic(&[b; 20]))
+            .collect();
+        let infos: Vec<CommitInfo> = (0..ids.len())
+            .map(|i| CommitInfo {
+                tree,
+                parents: if i == 0 { Vec::new() } else { vec![ids[i - 1]] }.into(),
+                time: 1_600_000_000 + i as i64,
+            })
+            .collect();
+        let commits: Vec<(ObjectId, &CommitInfo)> = ids.iter().copied().zip(infos.iter()).collect();
+        // Entries of incompressible bytes, several blocks of them.
+        let mut state = 7u64;
+        let tips: Vec<TipEntry> = (0..12u8)
+            .map(|i| TipEntry {
+                id: ObjectId::from_bytes_or_panic(&[i.wrapping_mul(17).wrapping_add(3); 20]),
+                base: None,
+                kind: gix_object::Kind::Blob,
+                size: 700_000,
+                object_size: 700_000,
+                peers: 1,
+                compressed: (0..700_000)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect(),
+            })
+            .collect();
+        assert!(write(&commits, &tips, &out).unwrap());
+        let data = std::fs::read(&out).unwrap();
+        let whole = CommitGraph::open(&out).unwrap();
+
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let source = Counted {
+            data: data.clone(),
+            read: read.clone(),
+        };
+        let sparse_path = dir.path().join("sparse");
+        let graph =
+            CommitGraph::open_sparse(&sparse_path, data.len() as u64, Box::new(source)).unwrap();
+        let opened = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            opened <= 3 * BLOCK_BYTES && opened < data.len() as u64 / 2,
+            "opening read {opened} of {} bytes",
+            data.len()
+        );
+        // The commits read as from the whole file.
+        for id in &ids {
+            assert_eq!(graph.commit(id).unwrap(), whole.commit(id).unwrap());
+        }
+        // One entry reads as from the whole file, for a block or two more.
+        let (sparse_tips, whole_tips) =
+            (graph.tip_entries().unwrap(), whole.tip_entries().unwrap());
+        assert_eq!(sparse_tips.len(), tips.len());
+        let wanted = tips[5].id;
+        let entry = sparse_tips
+            .read(sparse_tips.lookup(&wanted).unwrap())
+            .unwrap();
+        assert_eq!(
+            entry,
+            whole_tips
+                .read(whole_tips.lookup(&wanted).unwrap())
+                .unwrap()
+        );
+        let after = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            after - opened <= 2 * BLOCK_BYTES,
+            "one entry read {} bytes",
+            after - opened
+        );
+        assert!(after < data.len() as u64 / 2);
     }
 }

@@ -112,6 +112,8 @@ pub fn encode(entries: &[TipEntry]) -> Vec<u8> {
 /// The tip entries of one commit-graph file, opened for lookups.
 pub struct TipEntries {
     file: File,
+    /// For a graph read by ranges: fills an entry's bytes before they are read.
+    sparse: Option<std::sync::Arc<crate::odb::SparseFile>>,
     /// Where the entries' data starts in the file.
     data_start: u64,
     ids: Vec<ObjectId>,
@@ -202,6 +204,7 @@ impl TipEntries {
         }
         Ok(TipEntries {
             file,
+            sparse: None,
             data_start: range.start + table,
             ids,
             bases,
@@ -209,6 +212,12 @@ impl TipEntries {
             peers,
             offsets,
         })
+    }
+
+    /// The entries' bytes are read from `sparse` as they are needed.
+    pub(crate) fn read_by_ranges(mut self, sparse: std::sync::Arc<crate::odb::SparseFile>) -> Self {
+        self.sparse = Some(sparse);
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -236,6 +245,9 @@ impl TipEntries {
         let corrupt = |what: &str| PackError::Corrupt(format!("tip entry of {id}: {what}"));
         let (start, end) = (self.offsets[found.pos], self.offsets[found.pos + 1]);
         let mut bytes = vec![0u8; (end - start) as usize];
+        if let Some(sparse) = &self.sparse {
+            sparse.fill(self.data_start + start..self.data_start + end)?;
+        }
         self.file
             .read_exact_at(&mut bytes, self.data_start + start)
             .map_err(PackError::io("reading a tip entry"))?;

@@ -31,6 +31,7 @@ pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use pack::{DecodeState, PackHandle, RawEntry};
 pub use reader::ObjectReader;
+pub(crate) use sparse::SparseFile;
 pub use sparse::{RangeSource, BLOCK_BYTES};
 
 /// Where an object of the repository lives.

@@ -8,7 +8,7 @@ use gix_hash::{oid, ObjectId};
 use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
-use super::sparse::{RangeSource, SparsePack};
+use super::sparse::{RangeSource, SparseFile};
 use crate::{commit_graph::CommitGraph, PackError, Result};
 
 /// Bytes past an entry's start that hold its header and enough of its zlib
@@ -28,7 +28,7 @@ pub struct PackHandle {
     /// Every entry's object type, in pack order, read from headers on first need.
     kinds: OnceLock<Vec<Kind>>,
     /// For a pack read by ranges: where its missing bytes come from.
-    sparse: Option<SparsePack>,
+    sparse: Option<SparseFile>,
     /// The commit-graph of the pack's commits, when compaction wrote one.
     commit_graph: Option<CommitGraph>,
 }
@@ -97,22 +97,7 @@ impl PackHandle {
         source: Box<dyn RangeSource>,
     ) -> Result<Self> {
         let pack_path = index_path.with_extension("pack");
-        let io = |context: &'static str| {
-            move |source: std::io::Error| PackError::Io {
-                context: context.into(),
-                source,
-            }
-        };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&pack_path)
-            .map_err(io("creating a pack file read by ranges"))?;
-        file.set_len(pack_len)
-            .map_err(io("sizing a pack file read by ranges"))?;
-        let sparse = SparsePack::new(source, file, pack_len);
+        let sparse = SparseFile::create(&pack_path, pack_len, source)?;
         // Opening reads the pack's header; its trailer is its checksum.
         sparse.fill(0..12)?;
         sparse.fill(pack_len.saturating_sub(20)..pack_len)?;
@@ -124,7 +109,7 @@ impl PackHandle {
     /// For a pack read by ranges, the bytes read so far (`None`: the whole
     /// pack is a local file).
     pub fn filled_bytes(&self) -> Option<u64> {
-        self.sparse.as_ref().map(SparsePack::filled_bytes)
+        self.sparse.as_ref().map(SparseFile::filled_bytes)
     }
 
     /// Make sure the bytes of `range` are in the local file.

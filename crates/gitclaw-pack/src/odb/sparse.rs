@@ -1,11 +1,14 @@
-//! A pack file filled on demand: a local file of the pack's full length whose
-//! blocks are read from the object store by range the first time anything in
-//! them is needed. A fresh instance serving a shallow clone of a big pack so
-//! reads the blocks it touches, not the whole pack.
+//! A stored file filled on demand: a local file of the stored one's full
+//! length whose blocks are read from the object store by range the first time
+//! anything in them is needed. A fresh instance serving a shallow clone of a
+//! big pack so reads the blocks it touches, not the whole pack; and of a
+//! commit-graph, its commits and the index of its tip entries, not the
+//! entries a request does not send.
 //!
-//! The file is mapped by gix-pack like any other; a block not yet read is a
-//! hole and reads as zeros, so every reader of the pack's bytes
-//! ([`PackHandle`](super::PackHandle)) asks for its range here first.
+//! The file is mapped by gix-pack (or gix-commitgraph) like any other; a block
+//! not yet read is a hole and reads as zeros, so every reader of the file's
+//! bytes ([`PackHandle`](super::PackHandle), the tip entries) asks for its
+//! range here first.
 
 use std::{ops::Range, os::unix::fs::FileExt, sync::Mutex};
 
@@ -36,7 +39,7 @@ const MAX_READ_AHEAD_BLOCKS: u64 = 16;
 const FILL_ALL_READ_BYTES: u64 = 16 << 20;
 
 /// A pack file filled on demand; see the module doc.
-pub(crate) struct SparsePack {
+pub(crate) struct SparseFile {
     source: Box<dyn RangeSource>,
     file: std::fs::File,
     len: u64,
@@ -68,11 +71,35 @@ impl Blocks {
     }
 }
 
-impl SparsePack {
+impl SparseFile {
+    /// A new local file at `path`, `len` bytes of holes, filled from `source`.
+    pub(crate) fn create(
+        path: &std::path::Path,
+        len: u64,
+        source: Box<dyn RangeSource>,
+    ) -> Result<Self> {
+        let io = |context: &'static str| {
+            move |source: std::io::Error| PackError::Io {
+                context: context.into(),
+                source,
+            }
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io("creating a file read by ranges"))?;
+        file.set_len(len)
+            .map_err(io("sizing a file read by ranges"))?;
+        Ok(SparseFile::new(source, file, len))
+    }
+
     /// Over `file`, already `len` bytes long (holes where nothing is read yet).
     pub(crate) fn new(source: Box<dyn RangeSource>, file: std::fs::File, len: u64) -> Self {
         let blocks = len.div_ceil(BLOCK_BYTES);
-        SparsePack {
+        SparseFile {
             source,
             file,
             len,
@@ -232,7 +259,7 @@ mod tests {
         }
     }
 
-    fn sparse(len: usize) -> (std::sync::Arc<Bytes>, SparsePack, tempfile::NamedTempFile) {
+    fn sparse(len: usize) -> (std::sync::Arc<Bytes>, SparseFile, tempfile::NamedTempFile) {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         let source = std::sync::Arc::new(Bytes {
             data,
@@ -241,7 +268,7 @@ mod tests {
         });
         let file = tempfile::NamedTempFile::new().unwrap();
         file.as_file().set_len(len as u64).unwrap();
-        let pack = SparsePack::new(Box::new(source.clone()), file.reopen().unwrap(), len as u64);
+        let pack = SparseFile::new(Box::new(source.clone()), file.reopen().unwrap(), len as u64);
         (source, pack, file)
     }
 
@@ -319,7 +346,7 @@ mod tests {
         }
         let file = tempfile::tempfile().unwrap();
         file.set_len(3 * BLOCK_BYTES).unwrap();
-        let pack = SparsePack::new(Box::new(Short), file, 3 * BLOCK_BYTES);
+        let pack = SparseFile::new(Box::new(Short), file, 3 * BLOCK_BYTES);
         assert!(matches!(pack.fill(0..10), Err(PackError::Corrupt(_))));
         assert_eq!(pack.filled_bytes(), 0);
     }

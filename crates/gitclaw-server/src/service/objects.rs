@@ -89,7 +89,7 @@ async fn stored_objects(
                 &state.store,
                 &repo_id,
                 &pack.pack_hash,
-                pack.graph_bytes.is_some(),
+                pack.graph_bytes,
                 Some(pack.pack_bytes),
             )
         });

@@ -134,7 +134,7 @@ impl PackCache {
     }
 
     /// The opened pack: the store's local file, or a download into the cache dir;
-    /// with its commit-graph when `graph` says it has one. `size` is the pack's
+    /// with its commit-graph when `graph` gives its length. `size` is the pack's
     /// length when the caller knows it (the metadata records it), which spares
     /// asking the store.
     pub async fn open(
@@ -142,10 +142,10 @@ impl PackCache {
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
-        graph: bool,
+        graph: Option<u64>,
         size: Option<u64>,
     ) -> Result<Arc<PackHandle>, GitError> {
-        let key = (repo.as_str().to_string(), *hash, graph);
+        let key = (repo.as_str().to_string(), *hash, graph.is_some());
         let mut loaded = false;
         let load = async {
             loaded = true;
@@ -166,18 +166,19 @@ impl PackCache {
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
-        graph: bool,
+        graph: Option<u64>,
         size: Option<u64>,
     ) -> Result<Arc<CachedPack>, GitError> {
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
         let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
+        let mut graph_ranged = None;
         let graph_path;
         let (index_path, files, bytes) =
             match (store.local_path(&pack_key), store.local_path(&index_key)) {
                 (Some(_), Some(index)) => {
-                    graph_path = store.local_path(&graph_key).filter(|_| graph);
+                    graph_path = store.local_path(&graph_key).filter(|_| graph.is_some());
                     (index, Vec::new(), 0)
                 }
                 _ => {
@@ -194,7 +195,7 @@ impl PackCache {
                         (_, None) => Some(store.head(&pack_key).await?.size),
                     };
                     let mut files = vec![pack_path.clone(), index_path.clone()];
-                    let graph_file = graph.then(|| dir.join(format!("pack-{hash}-{nonce}.graph")));
+                    let graph_file = graph.map(|_| dir.join(format!("pack-{hash}-{nonce}.graph")));
                     files.extend(graph_file.clone());
                     // The index, the pack (unless read by ranges) and the graph
                     // come down side by side: on a fresh instance their round
@@ -209,9 +210,18 @@ impl PackCache {
                         }
                     };
                     let graph_download = async {
-                        match &graph_file {
-                            Some(path) => store.get_to_file(&graph_key, path).await,
-                            None => Ok(0),
+                        match (&graph_file, graph) {
+                            // Its tip entries are read as requests send them.
+                            (Some(_), Some(len))
+                                if self.range_reads_above != u64::MAX
+                                    && len > GRAPH_RANGE_READS_ABOVE =>
+                            {
+                                graph_ranged =
+                                    Some((len, StoreRanges::new(store, graph_key.clone())));
+                                Ok(len)
+                            }
+                            (Some(path), _) => store.get_to_file(&graph_key, path).await,
+                            (None, _) => Ok(0),
                         }
                     };
                     let downloads = tokio::try_join!(
@@ -237,7 +247,11 @@ impl PackCache {
                 Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
                 None => PackHandle::open(&index_path),
             }?;
-            Ok::<_, PackError>(match graph_path.map(|p| (CommitGraph::open(&p), p)) {
+            let open_graph = |path: &std::path::Path| match graph_ranged {
+                Some((len, source)) => CommitGraph::open_sparse(path, len, Box::new(source)),
+                None => CommitGraph::open(path),
+            };
+            Ok::<_, PackError>(match graph_path.map(|p| (open_graph(&p), p)) {
                 Some((Ok(graph), _)) => handle.with_commit_graph(graph),
                 Some((Err(err), path)) => {
                     // Only a shortcut: the pack is served by parsing its commits.
@@ -279,6 +293,10 @@ struct StoreRanges {
     key: ObjectKey,
     runtime: tokio::runtime::Handle,
 }
+
+/// A commit-graph longer than this is read by ranges, as its tip entries are
+/// needed (see `CommitGraph::open_sparse`); a shorter one is downloaded whole.
+const GRAPH_RANGE_READS_ABOVE: u64 = gitclaw_pack::odb::BLOCK_BYTES;
 
 /// Ranged reads of one pack in flight at once when several are asked for together.
 const PARALLEL_RANGE_READS: usize = 4;
@@ -506,27 +524,18 @@ mod tests {
         .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
 
-        let first = cache
-            .open(&dyn_store, &repo, &a, false, None)
-            .await
-            .unwrap();
+        let first = cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
         assert_eq!(first.hash(), &a);
         assert_eq!(cache.downloaded_bytes().await, a_bytes);
         assert_eq!(files_in(&dir), 2, "the pack and its index");
-        cache
-            .open(&dyn_store, &repo, &a, false, None)
-            .await
-            .unwrap();
+        cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             2,
             "the second open reuses the download"
         );
 
-        cache
-            .open(&dyn_store, &repo, &b, false, None)
-            .await
-            .unwrap();
+        cache.open(&dyn_store, &repo, &b, None, None).await.unwrap();
         assert_eq!(
             cache.downloaded_bytes().await,
             b_bytes,
@@ -536,10 +545,7 @@ mod tests {
         // A handle taken before the eviction still reads its pack.
         assert!(first.num_objects() > 0);
 
-        cache
-            .open(&dyn_store, &repo, &a, false, None)
-            .await
-            .unwrap();
+        cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             6,
@@ -554,7 +560,7 @@ mod tests {
         let cache =
             PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, false, None));
+        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, None, None));
         for handle in futures_util::future::join_all(opens).await {
             assert_eq!(handle.unwrap().hash(), &a);
         }
@@ -572,10 +578,7 @@ mod tests {
         let dir = root.path().join("cache");
         let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache
-            .open(&dyn_store, &repo, &a, false, None)
-            .await
-            .unwrap();
+        let handle = cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
         assert!(handle.num_objects() > 0);
         assert_eq!(cache.downloaded_bytes().await, 0);
         assert_eq!(files_in(&dir), 0);
@@ -595,7 +598,7 @@ mod tests {
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let heads = store.heads.load(Ordering::SeqCst);
         let handle = cache
-            .open(&dyn_store, &repo, &a, false, Some(pack_len))
+            .open(&dyn_store, &repo, &a, None, Some(pack_len))
             .await
             .unwrap();
         assert_eq!(

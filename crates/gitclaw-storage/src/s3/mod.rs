@@ -48,6 +48,9 @@ use crate::{
     Transfer,
 };
 
+/// Bytes a download collects before each write to its file.
+const DOWNLOAD_WRITE_BYTES: usize = 1 << 20;
+
 /// Parts or copies in flight at once.
 const CONCURRENCY: usize = 4;
 
@@ -283,7 +286,12 @@ impl ObjectStorageBackend for S3Backend {
                 let std_file = tmp.reopen().map_err(|e| {
                     Failure::local_io(format!("opening {}", tmp.path().display()), e)
                 })?;
-                let mut file = tokio::fs::File::from_std(std_file);
+                // Written in large blocks: each write of a tokio file is a trip
+                // to the blocking pool, and the body comes in small chunks.
+                let mut file = tokio::io::BufWriter::with_capacity(
+                    DOWNLOAD_WRITE_BYTES,
+                    tokio::fs::File::from_std(std_file),
+                );
                 let mut body = out.body.into_async_read();
                 let size = tokio::io::copy(&mut body, &mut file)
                     .await
