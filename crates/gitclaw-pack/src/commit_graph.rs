@@ -274,7 +274,7 @@ impl CommitGraph {
             return Self::open(path);
         };
         // Everything but the entries' data: the chunks before theirs, the
-        // entries' index, and the trailer after.
+        // entries' index, and any chunk after (not the checksum, unread).
         sparse.fill(0..chunk.start.saturating_add(4))?;
         let mut count = [0u8; 4];
         file.read_exact_at(&mut count, chunk.start).map_err(io())?;
@@ -282,7 +282,7 @@ impl CommitGraph {
             .saturating_mul(crate::tip_entries::TABLE_BYTES)
             .saturating_add(4 + 8);
         sparse.fill(chunk.start..chunk.start.saturating_add(table).min(chunk.end))?;
-        sparse.fill(chunk.end..len)?;
+        sparse.fill(chunk.end..len.saturating_sub(HASH_LEN as u64))?;
         let file = gix_commitgraph::File::at(path)
             .map_err(|err| PackError::Corrupt(format!("commit-graph {}: {err}", path.display())))?;
         Self::check_kind(&file, path)?;

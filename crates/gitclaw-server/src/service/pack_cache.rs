@@ -644,7 +644,15 @@ mod tests {
             after_one <= 4 * gitclaw_pack::odb::BLOCK_BYTES && after_one < pack_len,
             "read {after_one} of {pack_len} bytes for one object"
         );
-        assert_eq!(handle.filled_bytes(), Some(after_one));
+        // The pack's short last block (its trailer, read at open) was read a
+        // block long: the bytes before it in that read count as read, not as
+        // filled, and are read again with their own block.
+        let block = gitclaw_pack::odb::BLOCK_BYTES;
+        let short_tail = match pack_len % block {
+            0 => 0,
+            last => block - last,
+        };
+        assert_eq!(handle.filled_bytes(), Some(after_one - short_tail));
 
         // Reading every entry fills the rest, and the file is then the pack.
         let whole = tokio::task::spawn_blocking({
@@ -657,8 +665,8 @@ mod tests {
         assert_eq!(whole, stored.to_vec());
         assert_eq!(
             store.ranged.load(Ordering::SeqCst),
-            pack_len,
-            "each byte read once"
+            pack_len + short_tail,
+            "each byte read once, but for those read with the short last block"
         );
     }
 
