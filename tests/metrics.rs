@@ -149,12 +149,24 @@ fn a_push_and_two_clones_show_in_the_metrics_and_promtool_accepts_them() {
         ) >= 3.0,
         "{text}"
     );
+    // The push holds exactly what main reaches, so the full clone is that
+    // pack as stored; the shallow one is generated, looked up in the response
+    // cache first.
+    assert_eq!(
+        sum(
+            &samples,
+            "gitclaw_fetch_pack_sources_total",
+            &["source=\"stored\""]
+        ),
+        1.0,
+        "{text}"
+    );
     assert!(
         sum(
             &samples,
             "gitclaw_cache_lookups_total",
             &["cache=\"responses\""]
-        ) >= 2.0,
+        ) >= 1.0,
         "{text}"
     );
     assert!(
