@@ -236,6 +236,11 @@ fn search_segment(
                 if limit == 0 {
                     break;
                 }
+                // A base this much smaller leaves at least the difference to
+                // insert, past the limit (git's own cut): not worth indexing.
+                if size.saturating_sub(base_len) >= limit {
+                    continue;
+                }
                 let index = entry
                     .index
                     .get_or_insert_with(|| BaseIndex::new(&entry.data));
