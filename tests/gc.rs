@@ -13,6 +13,25 @@ fn loose(keys: &[String]) -> usize {
     keys.iter().filter(|k| k.contains("/objects/")).count()
 }
 
+/// A server that compacts only when told to, and a fixture repository of
+/// `extra` commits and one more whose content is this run's own.
+fn manual_gc_fixture(extra: u32) -> (Server, tempfile::TempDir, std::path::PathBuf) {
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, extra);
+    commit_file(
+        &src,
+        "unique.txt",
+        &format!("{:?}\n", work.path()),
+        "unique",
+    );
+    (server, work, src)
+}
+
 #[test]
 fn gc_merges_everything_into_one_pack_and_deletes_after_the_grace_period() {
     for backend in BACKENDS {
@@ -170,19 +189,7 @@ fn automatic_compaction_after_pushes() {
 
 #[test]
 fn repeated_full_clones_of_a_compacted_repository_are_answered_by_its_pack() {
-    let server = Server::start_with(|c| {
-        c.gc.loose_threshold = 0;
-        c.gc.pack_threshold = 0;
-    });
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 2);
-    commit_file(
-        &src,
-        "unique.txt",
-        &format!("{:?}\n", work.path()),
-        "unique",
-    );
+    let (server, work, src) = manual_gc_fixture(2);
     let url = server.create_repo("wren", "whole");
     push_everything(&src, &url);
     let gc = |server: &Server| {
@@ -354,19 +361,7 @@ fn gc_keeps_unreachable_objects_apart_and_the_first_clone_streams_the_reachable_
 
 #[test]
 fn gc_records_a_single_pack_that_already_is_the_closure() {
-    let server = Server::start_with(|c| {
-        c.gc.loose_threshold = 0;
-        c.gc.pack_threshold = 0;
-    });
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 3);
-    commit_file(
-        &src,
-        "unique.txt",
-        &format!("{:?}\n", work.path()),
-        "unique",
-    );
+    let (server, work, src) = manual_gc_fixture(3);
     let url = server.create_repo("uma", "closed");
     push_everything(&src, &url);
     let before = server.stored_keys("uma", "closed");
@@ -657,19 +652,7 @@ fn a_shallow_clone_of_the_default_branch_after_gc_searches_for_no_delta() {
 #[test]
 fn a_push_of_a_whole_history_is_its_refs_closure_so_clones_need_no_walk_before_any_gc() {
     // No automatic compaction: the repository stays as pushed.
-    let server = Server::start_with(|c| {
-        c.gc.loose_threshold = 0;
-        c.gc.pack_threshold = 0;
-    });
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 3);
-    commit_file(
-        &src,
-        "unique.txt",
-        &format!("{:?}\n", work.path()),
-        "unique",
-    );
+    let (server, work, src) = manual_gc_fixture(3);
     git(&src, &["tag", "-a", "-m", "first", "v-first"]);
     let url = server.create_repo("pia", "pushed");
     push_everything(&src, &url);
@@ -704,13 +687,7 @@ fn a_push_of_a_whole_history_is_its_refs_closure_so_clones_need_no_walk_before_a
 
 #[test]
 fn a_pushed_pack_holding_an_object_no_ref_reaches_is_not_taken_for_their_closure() {
-    let server = Server::start_with(|c| {
-        c.gc.loose_threshold = 0;
-        c.gc.pack_threshold = 0;
-    });
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 3);
+    let (server, work, src) = manual_gc_fixture(3);
     let stray = git_with_input(
         &src,
         &["hash-object", "-w", "--stdin"],
