@@ -1256,3 +1256,53 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
         "the full clone read the history ({full_read} bytes)"
     );
 }
+
+/// A client asking a fresh instance for a repository's refs has it open the
+/// repository's packs (download them from the bucket) in the background, while
+/// the client makes its next requests: the fetch that follows finds them there
+/// and reads nothing more from the store.
+#[test]
+fn a_fresh_instance_opens_a_repositorys_packs_when_asked_for_its_refs() {
+    let cluster = Cluster::start(2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let repo = "warm/up";
+    create_repo_at(cluster.addr(0), "warm", "up");
+    let src = w.join("src");
+    fixture_repo(&src, 3);
+    git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
+
+    let warmed = r#"gitclaw_git_request_store_requests_count{service="warm-up"}"#;
+    let read = r#"gitclaw_store_bytes_total{direction="read"}"#;
+    assert_eq!(metric(cluster.addr(1), warmed), 0.0);
+    let nothing_read = metric(cluster.addr(1), read);
+    // `ls-remote` asks for refs and fetches nothing.
+    let listed = git(w, &["ls-remote", &cluster.url(1, repo), "refs/heads/main"]);
+    assert!(listed.starts_with(&rev(&src, "main")), "{listed}");
+    wait_until(DEADLINE, "the repository's packs opened ahead", || {
+        metric(cluster.addr(1), warmed) == 1.0
+    });
+    let downloaded = metric(cluster.addr(1), read);
+    assert!(
+        downloaded > nothing_read,
+        "the packs were read from the bucket"
+    );
+
+    let clone = w.join("clone");
+    git(
+        w,
+        &[
+            "clone",
+            "-q",
+            &cluster.url(1, repo),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(&clone, &["fsck", "--strict", "--no-dangling"]);
+    assert_eq!(rev(&clone, "HEAD"), rev(&src, "main"));
+    assert_eq!(
+        metric(cluster.addr(1), read),
+        downloaded,
+        "the clone found the packs already downloaded"
+    );
+}

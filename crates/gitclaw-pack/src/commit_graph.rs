@@ -385,6 +385,8 @@ mod tests {
     struct Counted {
         data: Vec<u8>,
         read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        /// Calls of `read_ranges`.
+        batches: std::sync::Arc<std::sync::atomic::AtomicU64>,
     }
 
     impl crate::odb::RangeSource for Counted {
@@ -392,6 +394,12 @@ mod tests {
             self.read
                 .fetch_add(range.end - range.start, std::sync::atomic::Ordering::SeqCst);
             Ok(self.data[range.start as usize..range.end as usize].to_vec())
+        }
+
+        fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Vec<u8>>> {
+            self.batches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ranges.iter().map(|r| self.read_range(r.clone())).collect()
         }
     }
 
@@ -437,9 +445,11 @@ mod tests {
         let whole = CommitGraph::open(&out).unwrap();
 
         let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let batches = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let source = Counted {
             data: data.clone(),
             read: read.clone(),
+            batches: batches.clone(),
         };
         let sparse_path = dir.path().join("sparse");
         let graph =
@@ -475,5 +485,26 @@ mod tests {
             after - opened
         );
         assert!(after < data.len() as u64 / 2);
+
+        // Entries a request is about to send are read in one batch, then
+        // read as from the whole file without reading more.
+        let soon: Vec<ObjectId> = [0, 3, 9, 11].iter().map(|&i| tips[i].id).collect();
+        let batches_before = batches.load(std::sync::atomic::Ordering::SeqCst);
+        sparse_tips
+            .prefetch(soon.iter().map(|id| sparse_tips.lookup(id).unwrap()))
+            .unwrap();
+        assert_eq!(
+            batches.load(std::sync::atomic::Ordering::SeqCst),
+            batches_before + 1
+        );
+        let prefetched = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(prefetched > after);
+        for id in &soon {
+            assert_eq!(
+                sparse_tips.read(sparse_tips.lookup(id).unwrap()).unwrap(),
+                whole_tips.read(whole_tips.lookup(id).unwrap()).unwrap()
+            );
+        }
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), prefetched);
     }
 }

@@ -106,6 +106,11 @@ impl PackHandle {
         Ok(handle)
     }
 
+    /// Whether the pack is read by ranges (see [`Self::open_sparse`]).
+    pub fn is_sparse(&self) -> bool {
+        self.sparse.is_some()
+    }
+
     /// For a pack read by ranges, the bytes read so far (`None`: the whole
     /// pack is a local file).
     pub fn filled_bytes(&self) -> Option<u64> {
@@ -118,6 +123,25 @@ impl PackHandle {
             Some(sparse) => sparse.fill(range),
             None => Ok(()),
         }
+    }
+
+    /// For a pack read by ranges, read the entries at these index positions
+    /// into the local file now, side by side, rather than one block at a time
+    /// as a writer reaches them (a no-op for a local pack): whole, or (`whole`
+    /// false) as far as their headers and delta sizes.
+    pub fn prefetch_entries(
+        &self,
+        indices: impl IntoIterator<Item = u32>,
+        whole: bool,
+    ) -> Result<()> {
+        let Some(sparse) = &self.sparse else {
+            return Ok(());
+        };
+        let ranges: Vec<_> = indices
+            .into_iter()
+            .map(|index| self.entry_range(self.offset_at(index), whole))
+            .collect();
+        sparse.prefetch(&ranges)
     }
 
     /// Make sure the whole pack is in the local file.
@@ -138,6 +162,16 @@ impl PackHandle {
             .unwrap_or(self.bundle.pack.pack_end() as u64)
     }
 
+    /// The bytes of the entry starting at `offset`: whole, or (`whole` false)
+    /// as far as its header and delta size.
+    fn entry_range(&self, offset: u64, whole: bool) -> std::ops::Range<u64> {
+        let end = self.entry_end(offset);
+        match whole {
+            true => offset..end,
+            false => offset..end.min(offset.saturating_add(HEADER_FILL_BYTES)),
+        }
+    }
+
     /// Make sure the entry at index position `index` and the entries of its
     /// delta chain in this pack are in the local file: whole, or (`whole`
     /// false) as far as their headers and delta sizes.
@@ -148,13 +182,7 @@ impl PackHandle {
         let mut offset = self.offset_at(index);
         // A chain is no longer than the pack; a corrupt one looping is cut there.
         for _ in 0..=self.num_objects() {
-            let end = self.entry_end(offset);
-            let fill_end = if whole {
-                end
-            } else {
-                end.min(offset.saturating_add(HEADER_FILL_BYTES))
-            };
-            self.fill(offset..fill_end)?;
+            self.fill(self.entry_range(offset, whole))?;
             let entry = self
                 .bundle
                 .pack
@@ -400,8 +428,7 @@ impl PackHandle {
     pub fn entry_header(&self, index: u32) -> Result<(Header, u64)> {
         let offset = self.offset_at(index);
         if self.sparse.is_some() {
-            let end = self.entry_end(offset);
-            self.fill(offset..end.min(offset.saturating_add(HEADER_FILL_BYTES)))?;
+            self.fill(self.entry_range(offset, false))?;
         }
         let entry = self
             .bundle

@@ -36,7 +36,13 @@ pub const BLOCK_BYTES: u64 = 1 << 20;
 const SEQUENTIAL_READS: u32 = 3;
 const MAX_READ_AHEAD_BLOCKS: u64 = 16;
 /// The largest single read when the whole pack is filled.
-const FILL_ALL_READ_BYTES: u64 = 16 << 20;
+const FILL_ALL_READ_BYTES: u64 = 4 << 20;
+/// The most bytes read before they are written to the file: reads are asked
+/// for in groups this large (the source may make a group's reads at once), so
+/// filling a multi-GB pack holds this much, not the pack, in memory.
+const GROUP_BYTES: u64 = 16 << 20;
+/// The longest single read when [prefetching](SparseFile::prefetch).
+const PREFETCH_READ_BLOCKS: u64 = 4;
 
 /// A pack file filled on demand; see the module doc.
 pub(crate) struct SparseFile {
@@ -163,11 +169,32 @@ impl SparseFile {
         self.read_runs(&runs, FILL_ALL_READ_BYTES / BLOCK_BYTES)
     }
 
+    /// Make sure the bytes of every range are in the file, the blocks missing
+    /// read side by side (as the source allows) rather than one after another
+    /// as readers reach them: what a request is about to copy, once it knows.
+    /// Does not count as a read for read-ahead.
+    pub(crate) fn prefetch(&self, ranges: &[Range<u64>]) -> Result<()> {
+        let runs = {
+            let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+            let mut missing = vec![0; present.bits.len()];
+            for range in ranges {
+                let end = range.end.min(self.len);
+                if range.start >= end {
+                    continue;
+                }
+                for block in range.start / BLOCK_BYTES..=(end - 1) / BLOCK_BYTES {
+                    if !is_set(&present.bits, block) {
+                        set(&mut missing, block);
+                    }
+                }
+            }
+            runs_where(0..self.blocks(), |block| is_set(&missing, block))
+        };
+        self.read_runs(&runs, PREFETCH_READ_BLOCKS)
+    }
+
     /// Read runs of blocks (each split in reads of at most `max_blocks`) into the file.
     fn read_runs(&self, runs: &[Range<u64>], max_blocks: u64) -> Result<()> {
-        if runs.is_empty() {
-            return Ok(());
-        }
         let mut reads = Vec::new();
         for run in runs {
             let mut start = run.start;
@@ -177,6 +204,26 @@ impl SparseFile {
                 start = end;
             }
         }
+        // In groups of at most GROUP_BYTES, each written before the next is read.
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        for read in reads {
+            group_bytes += (read.end - read.start) * BLOCK_BYTES;
+            group.push(read);
+            if group_bytes >= GROUP_BYTES {
+                self.read_group(&group)?;
+                group.clear();
+                group_bytes = 0;
+            }
+        }
+        if !group.is_empty() {
+            self.read_group(&group)?;
+        }
+        Ok(())
+    }
+
+    /// Make one group of reads (runs of blocks) and write them into the file.
+    fn read_group(&self, reads: &[Range<u64>]) -> Result<()> {
         // A read shorter than a block (the file's last block) starts earlier,
         // so that it is a block long: some stores answer a short range slowly
         // (Garage's small responses wait out the client's delayed ACK, 40 ms
@@ -229,11 +276,13 @@ fn set(bits: &mut [u64], block: u64) {
 
 /// The runs of blocks in `wanted` not in `present`.
 fn missing_runs(present: &[u64], wanted: Range<u64>) -> Vec<Range<u64>> {
+    runs_where(wanted, |block| !is_set(present, block))
+}
+
+/// The runs of blocks in `within` for which `pick` holds.
+fn runs_where(within: Range<u64>, pick: impl Fn(u64) -> bool) -> Vec<Range<u64>> {
     let mut runs: Vec<Range<u64>> = Vec::new();
-    for block in wanted.clone() {
-        if is_set(present, block) {
-            continue;
-        }
+    for block in within.filter(|b| pick(*b)) {
         match runs.last_mut() {
             Some(run) if run.end == block => run.end += 1,
             _ => runs.push(block..block + 1),
@@ -253,6 +302,9 @@ mod tests {
         data: Vec<u8>,
         reads: AtomicU64,
         read_bytes: AtomicU64,
+        /// Calls of `read_ranges`, and the most bytes one call asked for.
+        batches: AtomicU64,
+        largest_batch: AtomicU64,
     }
 
     impl RangeSource for std::sync::Arc<Bytes> {
@@ -262,6 +314,13 @@ mod tests {
                 .fetch_add(range.end - range.start, Ordering::SeqCst);
             Ok(self.data[range.start as usize..range.end as usize].to_vec())
         }
+
+        fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            let bytes = ranges.iter().map(|r| r.end - r.start).sum();
+            self.largest_batch.fetch_max(bytes, Ordering::SeqCst);
+            ranges.iter().map(|r| self.read_range(r.clone())).collect()
+        }
     }
 
     fn sparse(len: usize) -> (std::sync::Arc<Bytes>, SparseFile, tempfile::NamedTempFile) {
@@ -270,6 +329,8 @@ mod tests {
             data,
             reads: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
         });
         let file = tempfile::NamedTempFile::new().unwrap();
         file.as_file().set_len(len as u64).unwrap();
@@ -364,6 +425,52 @@ mod tests {
         assert_eq!(source.read_bytes.load(Ordering::SeqCst), len as u64);
         pack.fill(len as u64 - 1..len as u64 + 50).unwrap();
         assert_eq!(source.read_bytes.load(Ordering::SeqCst), len as u64);
+    }
+
+    #[test]
+    fn a_prefetch_reads_the_missing_blocks_of_every_range_in_one_batch() {
+        let len = 12 * BLOCK_BYTES as usize;
+        let (source, pack, file) = sparse(len);
+        let b = BLOCK_BYTES;
+        pack.fill(2 * b + 1..2 * b + 2).unwrap();
+        let batches = source.batches.load(Ordering::SeqCst);
+        pack.prefetch(&[
+            b + 10..b + 20,       // block 1
+            2 * b..2 * b + 5,     // block 2, already there
+            5 * b + 7..7 * b + 1, // blocks 5 to 7
+            9 * b + 3..9 * b + 4, // block 9
+            20 * b..21 * b,       // past the end: nothing
+        ])
+        .unwrap();
+        assert_eq!(
+            source.batches.load(Ordering::SeqCst),
+            batches + 1,
+            "one batch"
+        );
+        // Blocks 1, 5-7 and 9, besides block 2: each block read once.
+        assert_eq!(pack.filled_bytes(), 6 * b);
+        assert_eq!(source.read_bytes.load(Ordering::SeqCst), 6 * b);
+        let on_disk = std::fs::read(file.path()).unwrap();
+        for block in [1usize, 2, 5, 6, 7, 9] {
+            let at = block * b as usize..(block + 1) * b as usize;
+            assert_eq!(on_disk[at.clone()], source.data[at], "block {block}");
+        }
+        // Nothing more when everything asked for is there.
+        pack.prefetch(&[b..2 * b, 9 * b..10 * b]).unwrap();
+        assert_eq!(source.batches.load(Ordering::SeqCst), batches + 1);
+        // A prefetch is no step of a sequential pass: the next read reads no further.
+        pack.fill(10 * b..10 * b + 1).unwrap();
+        assert_eq!(pack.filled_bytes(), 7 * b);
+    }
+
+    #[test]
+    fn filling_a_whole_file_holds_one_group_of_reads_at_a_time() {
+        let len = 40 * BLOCK_BYTES as usize + 3;
+        let (source, pack, file) = sparse(len);
+        pack.fill_all().unwrap();
+        assert_eq!(std::fs::read(file.path()).unwrap(), source.data);
+        assert!(source.batches.load(Ordering::SeqCst) >= 3);
+        assert!(source.largest_batch.load(Ordering::SeqCst) <= GROUP_BYTES);
     }
 
     #[test]

@@ -197,16 +197,44 @@ fn plan(
         .map(|(i, item)| (item.id, i))
         .collect();
     let thin = if options.thin { client_has } else { None };
+    prefetch(db, &items, false)?;
     classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
+    prefetch(db, &items, true)?;
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
     } else {
         StdHashMap::new()
     };
     Ok(Planned { items, new_deltas })
+}
+
+/// For packs read by ranges (a fresh instance on S3): read the blocks the
+/// items are in now, side by side, not one round trip at a time as each is
+/// reached. Before classifying (`classified` false) the entries' headers;
+/// after, what each is written from: its stored entry, or its tip entry.
+fn prefetch(db: &ObjectDb, items: &[Item], classified: bool) -> Result<()> {
+    for (number, pack) in db.packs().iter().enumerate() {
+        let here = items.iter().filter_map(|item| match item.loc {
+            Location::Packed { pack, index } if pack == number => Some((item, index)),
+            _ => None,
+        });
+        let is_tip = |item: &Item| matches!(item.plan, Plan::ReuseTip { .. });
+        if pack.is_sparse() {
+            let stored = here.clone().filter(|(item, _)| !is_tip(item));
+            pack.prefetch_entries(stored.map(|(_, index)| index), classified)?;
+        }
+        // The commit-graph may be read by ranges when the pack is not.
+        if let Some(tips) = pack.commit_graph().and_then(|g| g.tip_entries()) {
+            let found = here
+                .filter(|(item, _)| is_tip(item))
+                .filter_map(|(item, _)| tips.lookup(&item.id));
+            tips.prefetch(found)?;
+        }
+    }
+    Ok(())
 }
 
 /// The tip entry of `item`, stored with `pack`'s commit-graph.

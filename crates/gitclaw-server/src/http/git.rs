@@ -109,6 +109,9 @@ pub async fn info_refs(
     let answer = async {
         let write = service == Service::ReceivePack;
         let (repo, _) = authorize(&state, &headers, &owner, &segment, write).await?;
+        if service == Service::UploadPack {
+            crate::service::objects::warm_up(&state, &repo);
+        }
         advertise::info_refs(&state, &repo, service, version).await
     };
     // Boxed: authorizing and advertising nest many database operations.

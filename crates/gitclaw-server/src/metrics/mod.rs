@@ -18,7 +18,7 @@ use crate::error::Fault;
 mod request;
 
 use request::count_store_request;
-pub use request::{spawn_blocking, GitRequestTimer, StoreRequests};
+pub use request::{background, spawn_blocking, GitRequestTimer, StoreRequests};
 
 /// Buckets of the object store's latency: 1 ms to 60 s.
 const STORE_BUCKETS: &[f64] = &[

@@ -65,6 +65,23 @@ pub fn spawn_blocking<R: Send + 'static>(
     })
 }
 
+/// Run work a git request started and left running (see
+/// `objects::warm_up`), counting its object-store requests as those of one
+/// request of `service` when it ends: every store request stays attributed.
+pub async fn background<F: std::future::Future>(
+    metrics: &Metrics,
+    service: &'static str,
+    work: F,
+) -> F::Output {
+    let counter = StoreRequests::default();
+    let output = counter.scope(work).await;
+    metrics
+        .git_store_requests
+        .with_label_values(&[service])
+        .observe(counter.get() as f64);
+    output
+}
+
 pub(super) fn count_store_request() {
     let _ = STORE_REQUESTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
 }

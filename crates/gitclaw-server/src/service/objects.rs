@@ -25,6 +25,32 @@ pub async fn object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitErr
     object_db_with(state, repo, true).await
 }
 
+/// Open a repository's packs in the background, ahead of the fetch a client
+/// asking for `info/refs` is about to make: on a fresh instance their
+/// downloads then overlap the client's next round trips (`ls-refs`, and the
+/// fetch's own reads of refs and lists) rather than follow them. A fetch
+/// arriving meanwhile waits for the same downloads (the pack cache loads each
+/// pack once). Done once a while per repository (see
+/// [`PackCache::warm_up_due`](super::pack_cache::PackCache::warm_up_due)); a
+/// failure is only logged, the fetch meets it again and answers it.
+pub fn warm_up(state: &AppState, repo: &Repo) {
+    let Ok(repo_id) = RepoId::new(&repo.id) else {
+        return;
+    };
+    if !state.packs.warm_up_due(&repo_id) {
+        return;
+    }
+    let (state, repo) = (state.clone(), repo.clone());
+    let warm = async move {
+        let opened = Box::pin(object_db(&state, &repo));
+        let opened = crate::metrics::background(&state.metrics, "warm-up", opened);
+        if let Err(err) = opened.await {
+            tracing::debug!(repo = %repo.id, error = %err, "opening a repository's packs ahead of a fetch failed");
+        }
+    };
+    tokio::spawn(tracing::Instrument::in_current_span(warm));
+}
+
 /// [`object_db`], its pack and loose lists from the shared cache only when
 /// `shared`. A request that read refs from the database must read the lists
 /// from it too: refs newer than the version the request started with, next to

@@ -46,7 +46,16 @@ pub struct PackCache {
     /// after the pack itself when compaction finds a stored pack complete: the
     /// handle opened before then has none).
     open: Cache<(String, ObjectId, bool), Arc<CachedPack>>,
+    /// Repositories whose packs were lately opened ahead of a fetch (see
+    /// [`objects::warm_up`](super::objects::warm_up)).
+    warmed: moka::sync::Cache<String, ()>,
 }
+
+/// Repositories remembered as warmed up, and for how long: after that a
+/// repository's next `info/refs` opens its packs ahead again (at no more cost
+/// than reading its pack list when they are still open).
+const WARMED_REPOS: u64 = 10_000;
+const WARMED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 struct CachedPack {
     handle: Arc<PackHandle>,
@@ -106,6 +115,10 @@ impl PackCache {
             range_reads_above: u64::MAX,
             metrics: metrics.clone(),
             open,
+            warmed: moka::sync::Cache::builder()
+                .max_capacity(WARMED_REPOS)
+                .time_to_live(WARMED_FOR)
+                .build(),
         })
     }
 
@@ -125,6 +138,15 @@ impl PackCache {
         };
         gauge(&self.metrics.cache_bytes, held);
         gauge(&self.metrics.cache_capacity, self.max_bytes);
+    }
+
+    /// Whether `repo`'s packs are to be opened ahead of a fetch now: not when
+    /// that was done lately (and it is noted as done).
+    pub fn warm_up_due(&self, repo: &RepoId) -> bool {
+        let mut due = false;
+        self.warmed
+            .get_with(repo.as_str().to_string(), || due = true);
+        due
     }
 
     /// Bytes of downloaded packs held in the cache directory.
@@ -149,7 +171,8 @@ impl PackCache {
         let mut loaded = false;
         let load = async {
             loaded = true;
-            self.load(store, repo, hash, graph, size).await
+            // Boxed: three downloads side by side make a large future.
+            Box::pin(self.load(store, repo, hash, graph, size)).await
         };
         let entry = self.open.try_get_with(key, load).await?;
         self.metrics.cache_lookup(CACHE_NAME, !loaded);
@@ -173,7 +196,7 @@ impl PackCache {
         let index_key = ObjectKey::pack_index(repo, hash);
         let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
-        let mut graph_ranged = None;
+        let mut graph_opened = None;
         let graph_path;
         let (index_path, files, bytes) =
             match (store.local_path(&pack_key), store.local_path(&index_key)) {
@@ -209,35 +232,45 @@ impl PackCache {
                             _ => store.get_to_file(&pack_key, &pack_path).await,
                         }
                     };
+                    // A graph read by ranges is opened (its first block read)
+                    // while the index and pack come down: it needs neither.
                     let graph_download = async {
                         match (&graph_file, graph) {
                             // Its tip entries are read as requests send them.
-                            (Some(_), Some(len))
+                            (Some(path), Some(len))
                                 if self.range_reads_above != u64::MAX
                                     && len > GRAPH_RANGE_READS_ABOVE =>
                             {
-                                graph_ranged =
-                                    Some((len, StoreRanges::new(store, graph_key.clone())));
-                                Ok(len)
+                                let source = StoreRanges::new(store, graph_key.clone());
+                                let path = path.clone();
+                                let open =
+                                    move || CommitGraph::open_sparse(&path, len, Box::new(source));
+                                let opened = tokio::task::spawn_blocking(open).await?;
+                                Ok::<_, GitError>((len, Some(opened)))
                             }
-                            (Some(path), _) => store.get_to_file(&graph_key, path).await,
-                            (None, _) => Ok(0),
+                            (Some(path), _) => {
+                                Ok((store.get_to_file(&graph_key, path).await?, None))
+                            }
+                            (None, _) => Ok((0, None)),
                         }
                     };
                     let downloads = tokio::try_join!(
-                        store.get_to_file(&index_key, &index_path),
-                        pack_download,
+                        async {
+                            Ok::<_, GitError>(store.get_to_file(&index_key, &index_path).await?)
+                        },
+                        async { Ok::<_, GitError>(pack_download.await?) },
                         graph_download
                     );
-                    let (index_bytes, pack_bytes, graph_bytes) = match downloads {
+                    let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
                         Ok(sizes) => sizes,
                         Err(err) => {
                             for file in &files {
                                 let _ = tokio::fs::remove_file(file).await;
                             }
-                            return Err(err.into());
+                            return Err(err);
                         }
                     };
+                    graph_opened = opened;
                     graph_path = graph_file;
                     (index_path, files, index_bytes + pack_bytes + graph_bytes)
                 }
@@ -247,8 +280,8 @@ impl PackCache {
                 Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
                 None => PackHandle::open(&index_path),
             }?;
-            let open_graph = |path: &std::path::Path| match graph_ranged {
-                Some((len, source)) => CommitGraph::open_sparse(path, len, Box::new(source)),
+            let open_graph = |path: &std::path::Path| match graph_opened {
+                Some(opened) => opened,
                 None => CommitGraph::open(path),
             };
             Ok::<_, PackError>(match graph_path.map(|p| (open_graph(&p), p)) {
