@@ -10,7 +10,7 @@ use gix_hash::ObjectId;
 
 use sqlx::AnyConnection;
 
-use crate::util::{get_oid, get_str};
+use crate::util::{get_oid, get_str, oid_hex};
 use crate::{Metadata, Result};
 
 /// The refs of a repository, by name, read on `conn`.
@@ -73,15 +73,24 @@ impl Metadata {
         peeled: &[(ObjectId, ObjectId)],
     ) -> Result<()> {
         self.timed("record_peeled", async {
-            for (oid, target) in peeled {
-                sqlx::query(
-                    "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(oid.to_string())
-                .bind(target.to_string())
-                .execute(self.pool())
-                .await?;
+            // Many rows a statement: a repository's first advertisement may
+            // learn hundreds of tags, each a round trip when inserted alone.
+            for chunk in peeled.chunks(300) {
+                let mut sql =
+                    String::from("INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                // Only placeholders are formatted into the statement.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo_id);
+                for (oid, target) in chunk {
+                    query = query.bind(oid_hex(oid)).bind(oid_hex(target));
+                }
+                query.execute(self.pool()).await?;
             }
             Ok(())
         })

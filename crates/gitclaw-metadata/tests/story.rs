@@ -739,6 +739,28 @@ async fn story(md: Metadata) {
         Err(Error::NotFound(_))
     ));
 
+    // --- peeled tags: recorded many at once, any number of times --------------
+    let tagged = md
+        .create_repo(&owner, "tagged", false, "alice")
+        .await
+        .unwrap();
+    let pair = |i: u16| {
+        let id = |salt: u8| {
+            let mut bytes = [salt; 20];
+            bytes[..2].copy_from_slice(&i.to_be_bytes());
+            ObjectId::from_bytes_or_panic(&bytes)
+        };
+        (id(1), id(2))
+    };
+    // More than one statement's worth, a few of them twice.
+    let learned: Vec<(ObjectId, ObjectId)> = (0..650).map(pair).collect();
+    md.record_peeled(&tagged.id, &learned[..400]).await.unwrap();
+    md.record_peeled(&tagged.id, &learned[390..]).await.unwrap();
+    md.record_peeled(&tagged.id, &[]).await.unwrap();
+    let known = md.peeled_refs(&tagged.id).await.unwrap();
+    assert_eq!(known, learned.iter().copied().collect());
+    assert!(md.peeled_refs(&reborn.id).await.unwrap().is_empty());
+
     md.ping().await.unwrap();
 }
 
