@@ -15,7 +15,7 @@ use super::{
 use crate::{delta::BaseIndex, entry::kind_type, odb::ObjectDb, PackError, Result};
 
 /// Deltas found by the search: item → (base item, delta).
-type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
+pub(super) type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
 
 struct WindowEntry {
     item: usize,

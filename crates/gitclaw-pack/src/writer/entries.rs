@@ -12,7 +12,7 @@ use sha1::Digest;
 use std::collections::HashMap as StdHashMap;
 
 use super::{
-    delta_search::delta_search,
+    delta_search::{delta_search, NewDeltas},
     reuse::{classify, reused_base, Item, Plan},
     Phase, ProgressFn, WriteOptions, WriteStats,
 };
@@ -148,7 +148,7 @@ impl<'a> Prefix<'a> {
 struct Planned {
     items: Vec<Item>,
     /// Deltas the search found: item → (base item, delta).
-    new_deltas: StdHashMap<usize, (usize, Vec<u8>)>,
+    new_deltas: NewDeltas,
 }
 
 /// List, classify and delta-search the objects of a pack (see [`write_entries`]).
@@ -197,40 +197,59 @@ fn plan(
         .map(|(i, item)| (item.id, i))
         .collect();
     let thin = if options.thin { client_has } else { None };
-    prefetch(db, &items, false)?;
+    prefetch_stored(db, &items, false)?;
     classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
-    prefetch(db, &items, true)?;
+    prefetch_stored(db, &items, true)?;
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
     } else {
         StdHashMap::new()
     };
+    prefetch_tips(db, &items, &new_deltas)?;
     Ok(Planned { items, new_deltas })
 }
 
-/// For packs read by ranges (a fresh instance on S3): read the blocks the
-/// items are in now, side by side, not one round trip at a time as each is
-/// reached. Before classifying (`classified` false) the entries' headers;
-/// after, what each is written from: its stored entry, or its tip entry.
-fn prefetch(db: &ObjectDb, items: &[Item], classified: bool) -> Result<()> {
-    for (number, pack) in db.packs().iter().enumerate() {
-        let here = items.iter().filter_map(|item| match item.loc {
-            Location::Packed { pack, index } if pack == number => Some((item, index)),
+/// The items in pack `number`, with their index positions there.
+fn in_pack(items: &[Item], number: usize) -> impl Iterator<Item = (usize, &Item, u32)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, item)| match item.loc {
+            Location::Packed { pack, index } if pack == number => Some((i, item, index)),
             _ => None,
-        });
-        let is_tip = |item: &Item| matches!(item.plan, Plan::ReuseTip { .. });
+        })
+}
+
+/// For packs read by ranges (a fresh instance on S3): read the blocks the
+/// items' stored entries are in now, side by side, not one round trip at a
+/// time as each is reached. Before classifying (`classified` false) as far as
+/// their headers; after, whole, but for those a tip entry replaces.
+fn prefetch_stored(db: &ObjectDb, items: &[Item], classified: bool) -> Result<()> {
+    for (number, pack) in db.packs().iter().enumerate() {
         if pack.is_sparse() {
-            let stored = here.clone().filter(|(item, _)| !is_tip(item));
-            pack.prefetch_entries(stored.map(|(_, index)| index), classified)?;
+            let stored = in_pack(items, number)
+                .filter(|(_, item, _)| !matches!(item.plan, Plan::ReuseTip { .. }))
+                .map(|(_, _, index)| index);
+            pack.prefetch_entries(stored, classified)?;
         }
-        // The commit-graph may be read by ranges when the pack is not.
+    }
+    Ok(())
+}
+
+/// For commit-graphs read by ranges (which they may be when their pack is
+/// not): read the tip entries about to be copied, side by side. After the
+/// delta search: an entry it found a delta for instead is not read.
+fn prefetch_tips(db: &ObjectDb, items: &[Item], new_deltas: &NewDeltas) -> Result<()> {
+    for (number, pack) in db.packs().iter().enumerate() {
         if let Some(tips) = pack.commit_graph().and_then(|g| g.tip_entries()) {
-            let found = here
-                .filter(|(item, _)| is_tip(item))
-                .filter_map(|(item, _)| tips.lookup(&item.id));
+            let found = in_pack(items, number)
+                .filter(|(i, item, _)| {
+                    matches!(item.plan, Plan::ReuseTip { .. }) && !new_deltas.contains_key(i)
+                })
+                .filter_map(|(_, item, _)| tips.lookup(&item.id));
             tips.prefetch(found)?;
         }
     }
