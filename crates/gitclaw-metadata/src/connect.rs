@@ -12,6 +12,9 @@ use std::time::Duration;
 use std::str::FromStr;
 
 use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
+
+/// Connections a PostgreSQL pool keeps open however idle (at most its maximum).
+pub const WARM_CONNECTIONS: u32 = 4;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr, Transaction};
 
@@ -300,6 +303,8 @@ impl Metadata {
     }
 
     /// [`Metadata::connect`] with explicit pool and timeout settings.
+    ///
+    /// A PostgreSQL pool keeps at least [`WARM_CONNECTIONS`] open.
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
@@ -313,8 +318,14 @@ impl Metadata {
 
         let pool = match backend {
             Backend::Postgres => {
+                let max = options.max_connections.unwrap_or(16);
                 pool_options
-                    .max_connections(options.max_connections.unwrap_or(16))
+                    .max_connections(max)
+                    // Kept open (and opened in the background at start): a
+                    // fresh instance's first requests, and the reads one request
+                    // makes side by side, need not each wait for a connection
+                    // to be set up.
+                    .min_connections(WARM_CONNECTIONS.min(max))
                     .connect_with(logged(url)?)
                     .await?
             }

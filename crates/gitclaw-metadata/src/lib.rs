@@ -49,7 +49,7 @@ mod util;
 pub use audit::{AuditAction, AuditEvent};
 pub use claims::{DeleteCandidate, Recorded, UploadClaim};
 pub use compaction::{Compaction, CompactionApplied, DueDeletion, ObjectSnapshot};
-pub use connect::{Backend, ConnectOptions};
+pub use connect::{Backend, ConnectOptions, WARM_CONNECTIONS};
 pub use crash::crash_point;
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;

@@ -151,3 +151,21 @@ async fn races_sqlite_file() {
 async fn races_postgres() {
     races(common::postgres().await).await;
 }
+
+/// A PostgreSQL pool opens its warm connections by itself and keeps them:
+/// requests after a quiet spell do not wait for one to be set up.
+#[tokio::test]
+async fn a_postgres_pool_keeps_its_warm_connections_open() {
+    let md = common::postgres().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while md.pool_connections().0 < gitclaw_metadata::WARM_CONNECTIONS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections open, {} expected",
+            md.pool_connections().0,
+            gitclaw_metadata::WARM_CONNECTIONS
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(md.pool_connections().0, gitclaw_metadata::WARM_CONNECTIONS);
+}
