@@ -239,6 +239,11 @@ impl TipEntries {
         })
     }
 
+    /// Whether the entries' bytes are read by ranges as they are needed.
+    pub fn is_read_by_ranges(&self) -> bool {
+        self.sparse.is_some()
+    }
+
     /// When the entries are read by ranges: read those `found` names now,
     /// side by side, rather than each when it is copied.
     pub fn prefetch(&self, found: impl IntoIterator<Item = TipRef>) -> Result<()> {
