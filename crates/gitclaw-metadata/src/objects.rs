@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::util::{
-    get_i64, get_oid, get_opt_oid, get_opt_u64, get_str, get_u64, oid_hex, to_db_u64,
+    get_i64, get_oid, get_opt_oid, get_opt_u64, get_str, get_u64, oid_hex, to_db_u64, value_rows,
 };
 use crate::{Error, Metadata, Result};
 
@@ -120,15 +120,10 @@ pub(crate) async fn insert_closure_tips(
     tips.sort();
     tips.dedup();
     for chunk in tips.chunks(300) {
-        let mut sql =
-            String::from("INSERT INTO pack_closure_tips (repo_id, pack_hash, oid) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("($1, $2, ${})", i + 3));
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING");
+        let sql = format!(
+            "INSERT INTO pack_closure_tips (repo_id, pack_hash, oid) VALUES {} ON CONFLICT DO NOTHING",
+            value_rows(chunk.len(), 2, 1)
+        );
         // Only placeholders are formatted into the statement.
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(repo_id)

@@ -10,7 +10,7 @@ use gix_hash::ObjectId;
 
 use sqlx::AnyConnection;
 
-use crate::util::{get_oid, get_str, oid_hex};
+use crate::util::{get_oid, get_str, oid_hex, value_rows};
 use crate::{Metadata, Result};
 
 /// The refs of a repository, by name, read on `conn`.
@@ -76,15 +76,10 @@ impl Metadata {
             // Many rows a statement: a repository's first advertisement may
             // learn hundreds of tags, each a round trip when inserted alone.
             for chunk in peeled.chunks(300) {
-                let mut sql =
-                    String::from("INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3));
-                }
-                sql.push_str(" ON CONFLICT DO NOTHING");
+                let sql = format!(
+                    "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES {} ON CONFLICT DO NOTHING",
+                    value_rows(chunk.len(), 1, 2)
+                );
                 // Only placeholders are formatted into the statement.
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo_id);
                 for (oid, target) in chunk {

@@ -18,6 +18,24 @@ pub(crate) fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The rows of a many-row `VALUES` clause of placeholders: each row binds the
+/// `shared` values bound first (`$1`…), then `per_row` of its own, numbered on
+/// from there — `($1, $2, $3), ($1, $2, $4)` for two rows, two shared, one own.
+pub(crate) fn value_rows(rows: usize, shared: usize, per_row: usize) -> String {
+    let mut sql = String::new();
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let own = (0..per_row).map(|k| shared + row * per_row + k + 1);
+        let all: Vec<String> = (1..=shared).chain(own).map(|n| format!("${n}")).collect();
+        sql.push('(');
+        sql.push_str(&all.join(", "));
+        sql.push(')');
+    }
+    sql
+}
+
 /// The stored form of an object id: lowercase hex.
 pub(crate) fn oid_hex(oid: &ObjectId) -> String {
     oid.to_string()
@@ -82,5 +100,21 @@ pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool> {
                 "{col} is {other}, expected a boolean"
             ))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_rows;
+
+    #[test]
+    fn value_rows_number_the_shared_values_then_each_rows_own() {
+        assert_eq!(value_rows(2, 2, 1), "($1, $2, $3), ($1, $2, $4)");
+        assert_eq!(
+            value_rows(3, 1, 2),
+            "($1, $2, $3), ($1, $4, $5), ($1, $6, $7)"
+        );
+        assert_eq!(value_rows(1, 0, 1), "($1)");
+        assert_eq!(value_rows(0, 1, 2), "");
     }
 }
