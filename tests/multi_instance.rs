@@ -1190,6 +1190,9 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
 
     let read = r#"gitclaw_store_bytes_total{direction="read"}"#;
     let before = metric(cluster.addr(1), read);
+    let requests = || family_sum(cluster.addr(1), "gitclaw_store_requests_total");
+    let attributed = || family_sum(cluster.addr(1), "gitclaw_git_request_store_requests_sum");
+    let (requests_before, attributed_before) = (requests(), attributed());
     let clone = w.join("shallow");
     git(
         w,
@@ -1255,6 +1258,29 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
         full_read >= history,
         "the full clone read the history ({full_read} bytes)"
     );
+    // Every store request B made for them — the ranged reads from blocking
+    // threads and the packs opened ahead included — is counted against the
+    // git request (or warm-up) that made it.
+    assert_eq!(
+        attributed() - attributed_before,
+        requests() - requests_before,
+        "store requests attributed to git requests vs made"
+    );
+}
+
+/// The sum of every series of one metric family on `addr`.
+fn family_sum(addr: SocketAddr, family: &str) -> f64 {
+    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A client asking a fresh instance for a repository's refs has it open the

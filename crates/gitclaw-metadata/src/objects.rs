@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::util::{
     get_i64, get_oid, get_opt_oid, get_opt_u64, get_str, get_u64, oid_hex, to_db_u64, value_rows,
+    ROWS_PER_INSERT,
 };
 use crate::{Error, Metadata, Result};
 
@@ -119,7 +120,7 @@ pub(crate) async fn insert_closure_tips(
     let mut tips: Vec<&ObjectId> = tips.iter().collect();
     tips.sort();
     tips.dedup();
-    for chunk in tips.chunks(300) {
+    for chunk in tips.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO pack_closure_tips (repo_id, pack_hash, oid) VALUES {} ON CONFLICT DO NOTHING",
             value_rows(chunk.len(), 2, 1)

@@ -10,7 +10,7 @@ use gix_hash::ObjectId;
 
 use sqlx::AnyConnection;
 
-use crate::util::{get_oid, get_str, oid_hex, value_rows};
+use crate::util::{get_oid, get_str, oid_hex, value_rows, ROWS_PER_INSERT};
 use crate::{Metadata, Result};
 
 /// The refs of a repository, by name, read on `conn`.
@@ -75,7 +75,7 @@ impl Metadata {
         self.timed("record_peeled", async {
             // Many rows a statement: a repository's first advertisement may
             // learn hundreds of tags, each a round trip when inserted alone.
-            for chunk in peeled.chunks(300) {
+            for chunk in peeled.chunks(ROWS_PER_INSERT) {
                 let sql = format!(
                     "INSERT INTO peeled_refs (repo_id, oid, peeled) VALUES {} ON CONFLICT DO NOTHING",
                     value_rows(chunk.len(), 1, 2)

@@ -18,6 +18,10 @@ pub(crate) fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Rows one many-row insert carries: a few hundred placeholders, well within
+/// every database's limit, and one round trip for most writes.
+pub(crate) const ROWS_PER_INSERT: usize = 300;
+
 /// The rows of a many-row `VALUES` clause of placeholders: each row binds the
 /// `shared` values bound first (`$1`…), then `per_row` of its own, numbered on
 /// from there — `($1, $2, $3), ($1, $2, $4)` for two rows, two shared, one own.

@@ -239,9 +239,9 @@ impl TipEntries {
         })
     }
 
-    /// Whether the entries' bytes are read by ranges as they are needed.
-    pub fn is_read_by_ranges(&self) -> bool {
-        self.sparse.is_some()
+    /// Where the entry at position `pos` lies in the file.
+    fn entry_range(&self, pos: usize) -> std::ops::Range<u64> {
+        self.data_start + self.offsets[pos]..self.data_start + self.offsets[pos + 1]
     }
 
     /// When the entries are read by ranges: read those `found` names now,
@@ -250,12 +250,7 @@ impl TipEntries {
         let Some(sparse) = &self.sparse else {
             return Ok(());
         };
-        let ranges: Vec<_> = found
-            .into_iter()
-            .map(|f| {
-                self.data_start + self.offsets[f.pos]..self.data_start + self.offsets[f.pos + 1]
-            })
-            .collect();
+        let ranges: Vec<_> = found.into_iter().map(|f| self.entry_range(f.pos)).collect();
         sparse.prefetch(&ranges)
     }
 
@@ -263,13 +258,13 @@ impl TipEntries {
     pub fn read(&self, found: TipRef) -> Result<TipEntry> {
         let id = self.ids[found.pos];
         let corrupt = |what: &str| PackError::Corrupt(format!("tip entry of {id}: {what}"));
-        let (start, end) = (self.offsets[found.pos], self.offsets[found.pos + 1]);
-        let mut bytes = vec![0u8; (end - start) as usize];
+        let range = self.entry_range(found.pos);
+        let mut bytes = vec![0u8; (range.end - range.start) as usize];
         if let Some(sparse) = &self.sparse {
-            sparse.fill(self.data_start + start..self.data_start + end)?;
+            sparse.fill(range.clone())?;
         }
         self.file
-            .read_exact_at(&mut bytes, self.data_start + start)
+            .read_exact_at(&mut bytes, range.start)
             .map_err(PackError::io("reading a tip entry"))?;
         let (type_id, size, mut at) = type_and_size(&bytes).ok_or_else(|| corrupt("bad header"))?;
         let kind = match type_id {

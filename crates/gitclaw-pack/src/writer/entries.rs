@@ -203,24 +203,14 @@ fn plan(
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
     prefetch_stored(db, &items, true)?;
-    let mut search = |items: &[Item]| match options.window {
-        0 => Ok(StdHashMap::new()),
-        _ => delta_search(db, items, options, progress),
-    };
-    let new_deltas = if tips_read_by_ranges(db) {
-        // The tip entries come down while the search works (some for
-        // nothing, where it finds a delta instead: bytes, not time).
-        std::thread::scope(|s| {
-            let tips = s.spawn(|| prefetch_tips(db, &items));
-            let found = search(&items);
-            let fetched = tips
-                .join()
-                .unwrap_or_else(|_| Err(PackError::Corrupt("reading tip entries failed".into())));
-            fetched.and(found)
-        })?
+    let new_deltas = if options.window > 0 {
+        delta_search(db, &items, options, progress)?
     } else {
-        search(&items)?
+        StdHashMap::new()
     };
+    // On this thread, which counts the request's store reads: after the
+    // search, so an entry it found a delta for instead is not read.
+    prefetch_tips(db, &items, &new_deltas)?;
     Ok(Planned { items, new_deltas })
 }
 
@@ -251,23 +241,15 @@ fn prefetch_stored(db: &ObjectDb, items: &[Item], classified: bool) -> Result<()
     Ok(())
 }
 
-/// Whether some pack's tip entries are read by ranges (see [`prefetch_tips`]).
-fn tips_read_by_ranges(db: &ObjectDb) -> bool {
-    db.packs().iter().any(|pack| {
-        pack.commit_graph()
-            .and_then(|g| g.tip_entries())
-            .is_some_and(|tips| tips.is_read_by_ranges())
-    })
-}
-
 /// For commit-graphs read by ranges (which they may be when their pack is
-/// not): read the tip entries of the items planned to be copied from them,
-/// side by side.
-fn prefetch_tips(db: &ObjectDb, items: &[Item]) -> Result<()> {
+/// not): read the tip entries about to be copied, side by side.
+fn prefetch_tips(db: &ObjectDb, items: &[Item], new_deltas: &NewDeltas) -> Result<()> {
     for (number, pack) in db.packs().iter().enumerate() {
         if let Some(tips) = pack.commit_graph().and_then(|g| g.tip_entries()) {
             let found = in_pack(items, number)
-                .filter(|(_, item, _)| matches!(item.plan, Plan::ReuseTip { .. }))
+                .filter(|(i, item, _)| {
+                    matches!(item.plan, Plan::ReuseTip { .. }) && !new_deltas.contains_key(i)
+                })
                 .filter_map(|(_, item, _)| tips.lookup(&item.id));
             tips.prefetch(found)?;
         }

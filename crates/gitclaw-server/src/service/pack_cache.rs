@@ -21,7 +21,7 @@
 
 use std::{ops::Range, path::PathBuf, sync::Arc};
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
 use gitclaw_pack::{
     commit_graph::CommitGraph,
     odb::{PackHandle, RangeSource},
@@ -245,7 +245,7 @@ impl PackCache {
                                 let path = path.clone();
                                 let open =
                                     move || CommitGraph::open_sparse(&path, len, Box::new(source));
-                                let opened = tokio::task::spawn_blocking(open).await?;
+                                let opened = crate::metrics::spawn_blocking(open).await?;
                                 Ok::<_, GitError>((len, Some(opened)))
                             }
                             (Some(path), _) => {
@@ -255,10 +255,10 @@ impl PackCache {
                         }
                     };
                     let downloads = tokio::try_join!(
-                        async {
-                            Ok::<_, GitError>(store.get_to_file(&index_key, &index_path).await?)
-                        },
-                        async { Ok::<_, GitError>(pack_download.await?) },
+                        store
+                            .get_to_file(&index_key, &index_path)
+                            .map_err(GitError::from),
+                        pack_download.map_err(GitError::from),
                         graph_download
                     );
                     let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
@@ -275,7 +275,7 @@ impl PackCache {
                     (index_path, files, index_bytes + pack_bytes + graph_bytes)
                 }
             };
-        let handle = tokio::task::spawn_blocking(move || {
+        let handle = crate::metrics::spawn_blocking(move || {
             let handle = match ranged {
                 Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
                 None => PackHandle::open(&index_path),
