@@ -18,6 +18,10 @@ const BUCKET_LIMIT: usize = 64;
 /// A match this long ends the look at further candidates (git's own cut-off):
 /// longer ones rarely exist, and comparing each would cost more than it saves.
 const GOOD_ENOUGH: usize = 4096;
+/// Filter bits per hash bucket, as a power of two (16): few enough for a base's
+/// filter to stay in the first-level cache, enough that a position the base does
+/// not hold rarely passes it.
+const FILTER_PER_BUCKET_LOG: u32 = 4;
 /// Largest size one copy instruction carries (git's own limit, for old readers).
 const MAX_COPY: usize = 0x10000;
 
@@ -59,7 +63,8 @@ const HASH_OUT: u32 = {
     p
 };
 
-/// Polynomial hash of one block; [`roll`] moves it one byte along in O(1).
+/// Polynomial hash of one block, mixed ([`mix`]); [`roll`] moves the unmixed hash
+/// one byte along in O(1).
 fn block_hash(block: &[u8]) -> u32 {
     block.iter().fold(0u32, |h, &b| {
         h.wrapping_mul(HASH_MUL).wrapping_add(u32::from(b))
@@ -72,6 +77,105 @@ fn roll(h: u32, leaving: u8, entering: u8) -> u32 {
         .wrapping_add(u32::from(entering))
 }
 
+/// The hash the index keys blocks by: the polynomial hash times an odd constant,
+/// so its top bits (the filter's) depend on every byte of the block. The low bits
+/// of a polynomial hash depend on the low bits of the bytes only.
+#[inline]
+fn mix(hash: u32) -> u32 {
+    hash.wrapping_mul(0x85EB_CA77)
+}
+
+/// The block hash of every position of a target, worked out once and scanned
+/// against each base the target is tried with (four bytes per byte of target),
+/// instead of rolled along again for each of them.
+#[derive(Debug, Default)]
+pub struct TargetHashes {
+    hashes: Vec<u32>,
+    target_len: usize,
+}
+
+impl TargetHashes {
+    /// Work out the hashes of `target`, reusing this value's memory.
+    pub fn compute(&mut self, target: &[u8]) {
+        self.hashes.clear();
+        self.target_len = target.len();
+        if target.len() < BLOCK {
+            return;
+        }
+        self.hashes.reserve(target.len() - BLOCK + 1);
+        let mut h = block_hash(&target[..BLOCK]);
+        self.hashes.push(mix(h));
+        for i in 1..=target.len() - BLOCK {
+            h = roll(h, target[i - 1], target[i + BLOCK - 1]);
+            self.hashes.push(mix(h));
+        }
+    }
+}
+
+/// Where a scan of the target finds its block hashes.
+trait Scan {
+    /// The (mixed) hash of the block at `i`.
+    fn hash_at(&mut self, i: usize) -> u32;
+    /// The first position in `from..end` whose block the base may hold, or `end`.
+    fn next_candidate(&mut self, index: &BaseIndex, from: usize, end: usize) -> usize;
+}
+
+impl Scan for &TargetHashes {
+    fn hash_at(&mut self, i: usize) -> u32 {
+        self.hashes[i]
+    }
+
+    fn next_candidate(&mut self, index: &BaseIndex, from: usize, end: usize) -> usize {
+        // The costliest loop of the delta search: most positions of a target that
+        // shares little with the base end here on one filter bit.
+        let shift = 32 - (index.bits + FILTER_PER_BUCKET_LOG);
+        self.hashes[from..end]
+            .iter()
+            .position(|&h| {
+                let bit = (h >> shift) as usize;
+                index.filter[bit / 64] & (1 << (bit % 64)) != 0
+            })
+            .map_or(end, |k| from + k)
+    }
+}
+
+/// The hashes rolled along the target as the scan goes (no memory per byte).
+struct Rolling<'a> {
+    target: &'a [u8],
+    /// The position `hash` is of (`usize::MAX` before the first).
+    at: usize,
+    hash: u32,
+}
+
+impl Rolling<'_> {
+    fn seek(&mut self, i: usize) -> u32 {
+        if i != self.at {
+            self.hash = if self.at != usize::MAX && i == self.at + 1 {
+                roll(self.hash, self.target[i - 1], self.target[i + BLOCK - 1])
+            } else {
+                block_hash(&self.target[i..i + BLOCK])
+            };
+            self.at = i;
+        }
+        mix(self.hash)
+    }
+}
+
+impl Scan for Rolling<'_> {
+    fn hash_at(&mut self, i: usize) -> u32 {
+        self.seek(i)
+    }
+
+    fn next_candidate(&mut self, index: &BaseIndex, from: usize, end: usize) -> usize {
+        (from..end)
+            .find(|&i| {
+                let h = self.seek(i);
+                index.may_hold(h)
+            })
+            .unwrap_or(end)
+    }
+}
+
 /// The index of a base's blocks, without the base itself: built once per base
 /// and used for every target tried against it.
 pub struct BaseIndex {
@@ -80,7 +184,7 @@ pub struct BaseIndex {
     /// `starts[b]..starts[b + 1]` are bucket `b`'s blocks in `blocks`.
     starts: Vec<u32>,
     blocks: Vec<Block>,
-    /// One bit per hash value class (eight per bucket, from other bits of the
+    /// One bit per hash value class (sixteen per bucket, from other bits of the
     /// hash): set when some block of the base hashes into it. Most positions of a
     /// target that shares little with the base are passed over on this alone,
     /// without reading the buckets.
@@ -103,7 +207,7 @@ impl BaseIndex {
         let size = blocks.next_power_of_two().max(2);
         let bits = size.trailing_zeros();
         let hashes: Vec<u32> = (0..blocks)
-            .map(|i| block_hash(&base[i * BLOCK..(i + 1) * BLOCK]))
+            .map(|i| mix(block_hash(&base[i * BLOCK..(i + 1) * BLOCK])))
             .collect();
         let mut counts = vec![0u32; size + 1];
         for &h in &hashes {
@@ -119,9 +223,9 @@ impl BaseIndex {
             total += c;
         }
         starts.push(total);
-        let mut filter = vec![0u64; (size * 8).div_ceil(64)];
+        let mut filter = vec![0u64; (size << FILTER_PER_BUCKET_LOG).div_ceil(64)];
         for &h in &hashes {
-            let bit = filter_bit(h, bits + 3);
+            let bit = filter_bit(h, bits + FILTER_PER_BUCKET_LOG);
             filter[bit / 64] |= 1 << (bit % 64);
         }
         let mut entries = vec![Block::default(); total as usize];
@@ -151,7 +255,7 @@ impl BaseIndex {
     /// Whether some block of the base may have this hash (no false "no").
     #[inline]
     fn may_hold(&self, hash: u32) -> bool {
-        let bit = filter_bit(hash, self.bits + 3);
+        let bit = filter_bit(hash, self.bits + FILTER_PER_BUCKET_LOG);
         self.filter[bit / 64] & (1 << (bit % 64)) != 0
     }
 
@@ -163,6 +267,39 @@ impl BaseIndex {
     /// Encode `target` against `base` (the bytes this index was built from).
     /// Returns `None` when the delta would exceed `max_size` bytes (not worth it).
     pub fn encode(&self, base: &[u8], target: &[u8], max_size: usize) -> Option<Vec<u8>> {
+        let rolling = Rolling {
+            target,
+            at: usize::MAX,
+            hash: 0,
+        };
+        self.encode_with(base, target, rolling, max_size)
+    }
+
+    /// [`BaseIndex::encode`] with the target's hashes worked out beforehand
+    /// ([`TargetHashes::compute`] of this `target`): the cheaper way to try one
+    /// target against many bases.
+    pub fn encode_hashed(
+        &self,
+        base: &[u8],
+        target: &[u8],
+        hashes: &TargetHashes,
+        max_size: usize,
+    ) -> Option<Vec<u8>> {
+        assert_eq!(
+            hashes.target_len,
+            target.len(),
+            "the hashes belong to another target"
+        );
+        self.encode_with(base, target, hashes, max_size)
+    }
+
+    fn encode_with(
+        &self,
+        base: &[u8],
+        target: &[u8],
+        mut scan: impl Scan,
+        max_size: usize,
+    ) -> Option<Vec<u8>> {
         assert_eq!(
             base.len(),
             self.base_len,
@@ -173,21 +310,28 @@ impl BaseIndex {
         write_varint(&mut out, target.len() as u64);
         let mut literal_start = 0usize;
         let mut i = 0usize;
-        let mut hash = if target.len() >= BLOCK {
-            block_hash(&target[..BLOCK])
-        } else {
-            0
-        };
-        while i + BLOCK <= target.len() {
+        // Positions a block may start at.
+        let positions = (target.len() + 1).saturating_sub(BLOCK);
+        while i < positions {
+            // Past `stop` the literal run waiting to be written alone would take
+            // the delta over the limit.
+            let stop = literal_start
+                .saturating_add(max_size)
+                .saturating_add(1)
+                .saturating_sub(out.len())
+                .min(positions);
+            i = scan.next_candidate(self, i.min(stop), stop);
+            if i == stop {
+                if stop < positions {
+                    return None;
+                }
+                break;
+            }
+            let hash = scan.hash_at(i);
             let mut best_len = 0usize;
             let mut best_src = 0usize;
             let mut best_back = 0usize;
-            let candidates = if self.may_hold(hash) {
-                self.candidates(hash)
-            } else {
-                &[]
-            };
-            for block in candidates {
+            for block in self.candidates(hash) {
                 if block.hash != hash {
                     continue;
                 }
@@ -218,13 +362,7 @@ impl BaseIndex {
                 if out.len() > max_size {
                     return None;
                 }
-                if i + BLOCK <= target.len() {
-                    hash = block_hash(&target[i..i + BLOCK]);
-                }
             } else {
-                if i + BLOCK < target.len() {
-                    hash = roll(hash, target[i], target[i + BLOCK]);
-                }
                 i += 1;
             }
             // Give up early once what is written and the literal run waiting to be
@@ -238,11 +376,11 @@ impl BaseIndex {
     }
 }
 
-/// The filter bit of a block hash, of `bits` bits: from a second multiplicative
-/// mix, so it is not the bucket number again.
+/// The filter bit of a (mixed) block hash, of `bits` bits: its top bits, where the
+/// bucket number is from a second multiplicative mix.
 #[inline]
 fn filter_bit(hash: u32, bits: u32) -> usize {
-    (hash.wrapping_mul(0x85EB_CA77) >> (32 - bits)) as usize
+    (hash >> (32 - bits)) as usize
 }
 
 /// How many leading bytes `a` and `b` share, compared eight at a time.
@@ -266,8 +404,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
-/// Bucket number of a block hash: the top `bits` of a multiplicative mix (the low
-/// bits of a polynomial hash depend on the low bits of the bytes only).
+/// Bucket number of a (mixed) block hash: the top `bits` of a second
+/// multiplicative mix, so it is not the filter bit again.
 fn bucket(hash: u32, bits: u32) -> usize {
     (hash.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
 }
@@ -514,6 +652,30 @@ mod tests {
         fn encode_apply_round_trip((base, target) in mutated(), other in proptest::collection::vec(any::<u8>(), 0..500)) {
             prop_assert_eq!(apply(&base, &encode(&base, &target), u64::MAX).unwrap(), target);
             prop_assert_eq!(apply(&base, &encode(&base, &other), u64::MAX).unwrap(), other);
+        }
+
+        /// A target's hashes worked out beforehand give the very delta the rolled
+        /// ones give, within the same limits (a delta or `None` alike), and one
+        /// `TargetHashes` serves target after target.
+        #[test]
+        fn hashes_worked_out_beforehand_give_the_same_delta(
+            (base, target) in mutated(),
+            other in proptest::collection::vec(any::<u8>(), 0..500),
+            limit in 0usize..3000,
+        ) {
+            let index = BaseIndex::new(&base);
+            let mut hashes = TargetHashes::default();
+            for t in [&target, &other] {
+                hashes.compute(t);
+                for max in [limit, usize::MAX] {
+                    let hashed = index.encode_hashed(&base, t, &hashes, max);
+                    prop_assert_eq!(&hashed, &index.encode(&base, t, max));
+                    if let Some(delta) = hashed {
+                        prop_assert!(delta.len() <= max);
+                        prop_assert_eq!(&apply(&base, &delta, u64::MAX).unwrap(), t);
+                    }
+                }
+            }
         }
 
         /// Applying arbitrary bytes never panics.

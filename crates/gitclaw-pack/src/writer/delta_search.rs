@@ -12,7 +12,17 @@ use super::{
     reuse::{Item, Plan},
     Phase, ProgressFn, WriteOptions,
 };
-use crate::{delta::BaseIndex, entry::kind_type, odb::ObjectDb, PackError, Result};
+use crate::{
+    delta::{BaseIndex, TargetHashes},
+    entry::kind_type,
+    odb::ObjectDb,
+    PackError, Result,
+};
+
+/// Targets up to this size have their block hashes worked out once for all the
+/// bases they are tried against (four bytes per byte); larger ones roll them along
+/// for each base, so the search's memory stays within its window.
+const HASHED_TARGET_BYTES: usize = 1 << 20;
 
 /// Deltas found by the search: item → (base item, delta).
 pub(super) type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
@@ -212,6 +222,7 @@ fn search_segment(
     let mut found: NewDeltas = StdHashMap::new();
     let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
     let mut buf = Vec::new();
+    let mut hashes = TargetHashes::default();
     for &i in order {
         let item = &items[i];
         reader.read_at(&item.id, item.loc, &mut buf)?;
@@ -219,6 +230,7 @@ fn search_segment(
         let mut depth = 0;
         if targets[i] && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
+            let mut hashed = false;
             for entry in window.iter_mut().rev() {
                 let max_depth = if leaned_on[i] { 1 } else { options.max_depth };
                 if items[entry.item].kind != item.kind || entry.depth >= max_depth {
@@ -244,7 +256,16 @@ fn search_segment(
                 let index = entry
                     .index
                     .get_or_insert_with(|| BaseIndex::new(&entry.data));
-                if let Some(delta) = index.encode(&entry.data, &buf, limit) {
+                let delta = if size <= HASHED_TARGET_BYTES {
+                    if !hashed {
+                        hashes.compute(&buf);
+                        hashed = true;
+                    }
+                    index.encode_hashed(&entry.data, &buf, &hashes, limit)
+                } else {
+                    index.encode(&entry.data, &buf, limit)
+                };
+                if let Some(delta) = delta {
                     best = Some((entry.item, delta, entry.depth + 1));
                 }
             }
