@@ -173,9 +173,11 @@ branch-depth1()  { git clone -q --bare --depth 1 --single-branch --branch "$othe
 blob-none()      { git clone -q --bare --filter=blob:none "$URL" "$work/client"; }
 tree0()          { git clone -q --bare --filter=tree:0 "$URL" "$work/client"; }
 by-sha()         { git init -q --bare "$work/client" && git -C "$work/client" fetch -q --depth 1 "$URL" "$by_sha"; }
-fetch-n()        { cp -r "$work/behind-$1" "$work/client" && git -C "$work/client" fetch -q "$URL" "+refs/heads/*:refs/heads/*"; }
-fetch-1()        { fetch-n 1; }
-fetch-50()       { fetch-n 50; }
+fetch-n()        { git -C "$work/client" fetch -q "$URL" "+refs/heads/*:refs/heads/*"; }
+fetch-1()        { fetch-n; }
+fetch-50()       { fetch-n; }
+setup-fetch-1()  { cp -r "$work/behind-1" "$work/client"; }
+setup-fetch-50() { cp -r "$work/behind-50" "$work/client"; }
 shallow-since()  { git clone -q --bare --shallow-since="$since" "$URL" "$work/client"; }
 push() {
   local url

@@ -25,6 +25,9 @@ run_once() { # run_once PID FUNCTION...: "wall cpu bytes s3-calls client-cpu" of
   # (client CPU: user+system time of the git commands the function ran)
   local pid=$1; shift
   rm -rf "$work/client"
+  # What the operation starts from (an existing clone, say) is set up untimed, by
+  # a function named setup-FUNCTION when there is one.
+  if declare -F "setup-$1" >/dev/null; then "setup-$1" >/dev/null 2>&1; fi
   local c0 b0 t0 t1 c1 b1 s0 s1 k0 k1 me=$BASHPID
   s0=$(s3_calls); c0=$(settled_cpu "$pid"); b0=$(rx_bytes)
   k0=$(awk '{print $16+$17}' "/proc/$me/stat"); t0=$(date +%s.%N)

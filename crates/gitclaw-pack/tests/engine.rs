@@ -588,23 +588,20 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
     assert!(got.contains(&blob.to_string()));
 }
 
-#[test]
-fn thin_fetch_bases_above_the_size_limit_are_not_used() {
-    // The client has a.txt at 1,050 bytes; the new version is 882. With the delta
-    // search's size limit at 2,000 the old version is a base; at 1,000 it is left
-    // out, so nothing is deltified against it.
+/// New deltas in a thin pack of a commit that rewrites a.txt from `old_lines`
+/// lines (about 42 bytes each) to `new_lines`, for a client that has the old one,
+/// with the delta search's size limit at `limit`. Every object is stored whole.
+fn thin_new_deltas(old_lines: usize, new_lines: usize, limit: u64) -> u32 {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("src");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
     let line = |i: usize| format!("line {i:04} of a file that changes a little\n");
-    let old_text: String = (0..25).map(line).collect();
-    assert!(old_text.len() > 1000 && old_text.len() < 2000);
+    let old_text: String = (0..old_lines).map(line).collect();
     std::fs::write(repo.join("a.txt"), &old_text).unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "old"]);
-    let new_text: String = (0..21).map(line).collect();
-    assert!(new_text.len() < 1000);
+    let new_text: String = (0..new_lines).map(line).collect();
     std::fs::write(repo.join("a.txt"), &new_text).unwrap();
     git(&repo, &["commit", "-q", "-am", "new"]);
     let store = tmp.path().join("store");
@@ -633,29 +630,55 @@ fn thin_fetch_bases_above_the_size_limit_are_not_used() {
     let mut graph = Graph::new(&db);
     let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
     let outcome = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
-    let new_deltas = |limit: u64| {
-        let options = WriteOptions {
-            thin: true,
-            max_delta_object_bytes: limit,
-            ..WriteOptions::default()
-        };
-        let mut out = Vec::new();
-        write_pack(
-            &db,
-            &outcome.objects,
-            Some(outcome.client_has()),
-            &options,
-            &mut out,
-            &mut |_, _, _| {},
-        )
-        .unwrap()
-        .new_deltas
+    let options = WriteOptions {
+        thin: true,
+        max_delta_object_bytes: limit,
+        ..WriteOptions::default()
     };
+    let mut out = Vec::new();
+    write_pack(
+        &db,
+        &outcome.objects,
+        Some(outcome.client_has()),
+        &options,
+        &mut out,
+        &mut |_, _, _| {},
+    )
+    .unwrap()
+    .new_deltas
+}
+
+#[test]
+fn thin_fetch_bases_above_the_size_limit_are_not_used() {
+    // The client has a.txt at 1,050 bytes; the new version is 882. With the delta
+    // search's size limit at 2,000 the old version is a base; at 1,000 it is left
+    // out, so nothing is deltified against it.
     assert!(
-        new_deltas(2000) >= 1,
+        thin_new_deltas(25, 21, 2000) >= 1,
         "the old version is a base under the limit"
     );
-    assert_eq!(new_deltas(1000), 0, "above the limit it is not a base");
+    assert_eq!(
+        thin_new_deltas(25, 21, 1000),
+        0,
+        "above the limit it is not a base"
+    );
+}
+
+#[test]
+fn a_new_version_stored_whole_leans_only_on_a_client_object_at_least_as_large() {
+    // As git's repack stores them: of two versions the larger is the base. A file
+    // that shrank goes out as a delta against the client's larger old version; one
+    // that grew goes out whole, as stored, so the client has no base to read and
+    // deflate again to complete the pack.
+    assert!(
+        thin_new_deltas(25, 21, 1 << 20) >= 1,
+        "shrunk: a thin delta"
+    );
+    assert_eq!(
+        thin_new_deltas(21, 25, 1 << 20),
+        0,
+        "grown: whole, as stored"
+    );
 }
 
 #[test]

@@ -24,6 +24,23 @@ use crate::{
 /// for each base, so the search's memory stays within its window.
 const HASHED_TARGET_BYTES: usize = 1 << 20;
 
+/// Whether an item is searched for a delta, and against what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    No,
+    /// Against every base in its window.
+    Any,
+    /// A stored whole object searched only because the client has objects at
+    /// its path: a delta only against one of those at least as large, as git's
+    /// repack would have stored it (of two versions the larger is the base),
+    /// else it goes out whole. Each client object a thin pack leans on costs the
+    /// client a read and a deflate to complete the pack (`index-pack
+    /// --fix-thin`); leaning on one for every changed file made an incremental
+    /// fetch's pack slower to index than git's, for bytes a fast network sends
+    /// in less time.
+    LargerClientObject,
+}
+
 /// Deltas found by the search: item → (base item, delta).
 pub(super) type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
 
@@ -85,26 +102,32 @@ pub(super) fn delta_search(
             leaned_on[base] = true;
         }
     }
-    let targets: Vec<bool> = (0..items.len())
+    let targets: Vec<Target> = (0..items.len())
         .map(|i| {
-            small(i)
-                && (items[i].needs_search()
-                    || research_tip(i)
-                    || (items[i].plan == Plan::ReuseWhole
-                        && matches!(items[i].kind, Kind::Blob | Kind::Tree)
-                        && (options.search_whole
-                            || client_groups.contains(&group(i))
-                            || fresh_groups.contains(&group(i)))))
+            let whole = items[i].plan == Plan::ReuseWhole
+                && matches!(items[i].kind, Kind::Blob | Kind::Tree);
+            if !small(i) {
+                Target::No
+            } else if items[i].needs_search()
+                || research_tip(i)
+                || (whole && (options.search_whole || fresh_groups.contains(&group(i))))
+            {
+                Target::Any
+            } else if whole && client_groups.contains(&group(i)) {
+                Target::LargerClientObject
+            } else {
+                Target::No
+            }
         })
         .collect();
     // Stored whole objects and the client's help as bases only near a target's path.
     let wanted_hashes: StdHashSet<(u8, u32)> = (0..items.len())
-        .filter(|&i| targets[i])
+        .filter(|&i| targets[i] != Target::No)
         .map(group)
         .collect();
     let mut order: Vec<usize> = (0..items.len())
         .filter(|&i| {
-            targets[i]
+            targets[i] != Target::No
                 || (small(i)
                     && matches!(
                         items[i].plan,
@@ -113,7 +136,7 @@ pub(super) fn delta_search(
                     && wanted_hashes.contains(&group(i)))
         })
         .collect();
-    let total = order.iter().filter(|&&i| targets[i]).count();
+    let total = order.iter().filter(|&&i| targets[i] != Target::No).count();
     if total == 0 {
         return Ok(StdHashMap::new());
     }
@@ -212,7 +235,7 @@ pub(super) fn group_counts(items: &[Item], options: &WriteOptions) -> StdHashMap
 fn search_segment(
     db: &ObjectDb,
     items: &[Item],
-    targets: &[bool],
+    targets: &[Target],
     leaned_on: &[bool],
     order: &[usize],
     options: &WriteOptions,
@@ -228,7 +251,7 @@ fn search_segment(
         reader.read_at(&item.id, item.loc, &mut buf)?;
         let size = buf.len();
         let mut depth = 0;
-        if targets[i] && size >= 64 && size as u64 <= options.max_delta_object_bytes {
+        if targets[i] != Target::No && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
             let mut hashed = false;
             for entry in window.iter_mut().rev() {
@@ -237,6 +260,11 @@ fn search_segment(
                     continue;
                 }
                 let base_len = entry.data.len();
+                if targets[i] == Target::LargerClientObject
+                    && (items[entry.item].plan != Plan::ClientBase || base_len < size)
+                {
+                    continue;
+                }
                 // Bases far smaller or larger than the target rarely pay off.
                 if base_len < size / 32 || size < base_len / 32 {
                     continue;
@@ -274,7 +302,7 @@ fn search_segment(
                 found.insert(i, (base, delta));
             }
         }
-        if targets[i] {
+        if targets[i] != Target::No {
             done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if size as u64 <= options.max_delta_object_bytes {

@@ -633,7 +633,10 @@ fn add_client_bases(
     let mut wanted: StdHashMap<(gix_object::Kind, u32), usize> = StdHashMap::new();
     let searchable = |item: &Item| {
         !item.big
-            && matches!(item.plan, Plan::Fresh | Plan::ReuseWhole)
+            && matches!(
+                item.plan,
+                Plan::Fresh | Plan::ReuseWhole | Plan::ReuseTip { base: None }
+            )
             && matches!(item.kind, gix_object::Kind::Blob | gix_object::Kind::Tree)
     };
     for item in items.iter().filter(|item| searchable(item)) {
