@@ -109,6 +109,22 @@ impl ObjectDb {
         self.loose.contains(id).then_some(Location::Loose)
     }
 
+    /// Whether some pack is read by ranges (a fresh instance on S3): reads of it
+    /// may be round trips to the object store.
+    pub fn has_sparse_packs(&self) -> bool {
+        self.packs.iter().any(|pack| pack.is_sparse())
+    }
+
+    /// For packs read by ranges: read these objects' stored entries and their
+    /// delta chains into the local files now, side by side
+    /// ([`PackHandle::prefetch_chains`]); objects elsewhere are passed over.
+    pub fn prefetch(&self, ids: &[ObjectId]) -> crate::Result<()> {
+        for pack in self.packs.iter().filter(|pack| pack.is_sparse()) {
+            pack.prefetch_chains(ids.iter().filter_map(|id| pack.lookup(id)))?;
+        }
+        Ok(())
+    }
+
     /// Commit `id` as the commit-graph of a pack holding it describes it, if
     /// one of the packs that have a graph holds it.
     pub fn graph_commit(&self, id: &oid) -> crate::Result<Option<CommitInfo>> {

@@ -114,11 +114,36 @@ impl<'a> Graph<'a> {
             .ok_or(PackError::MissingObject(*id))
     }
 
+    /// Whether `id` is a commit known without reading the pack: parsed before (by
+    /// this request or, in the shared cache, another) or in a commit-graph. Kept
+    /// for the walk that follows.
+    fn known_commit(&mut self, id: &ObjectId) -> Result<bool> {
+        if self.commits.contains_key(id) {
+            return Ok(true);
+        }
+        let info = match self.db.cached_commit(id) {
+            Some(info) => info,
+            None => match self.db.graph_commit(id)? {
+                Some(info) => Arc::new(info),
+                None => return Ok(false),
+            },
+        };
+        self.count_parsed();
+        self.commits.insert(*id, info);
+        Ok(true)
+    }
+
     /// Peel tags; returns the final object and its kind, plus the tags passed on the way.
     pub(super) fn peel(&mut self, id: &ObjectId) -> Result<(ObjectId, Kind, Vec<ObjectId>)> {
         let mut tags = Vec::new();
         let mut current = *id;
         for _ in 0..64 {
+            // A commit known without the pack (parsed before, or in a commit-graph)
+            // needs no read of its header: on a fresh instance that read is a
+            // round trip to the object store.
+            if self.known_commit(&current)? {
+                return Ok((current, Kind::Commit, tags));
+            }
             // The header first: a want may be a big blob, which is never read whole.
             let (kind, _) = self
                 .reader

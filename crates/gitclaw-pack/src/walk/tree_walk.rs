@@ -52,6 +52,7 @@ pub(super) fn walk_trees(
         .map(|(id, kind, explicit)| (id, kind, 0, Vec::new(), explicit))
         .collect();
     let mut buf = Vec::new();
+    let sparse = graph.db.has_sparse_packs();
     while let Some((id, kind, depth, path, explicit)) = stack.pop() {
         if skip.has(&id) || seen.contains(&id) {
             continue;
@@ -115,6 +116,18 @@ pub(super) fn walk_trees(
             }
         }
         stack[first_child..].reverse();
+        if sparse {
+            // Read by ranges: the subtrees come down in one batch now, not in a
+            // round trip each as the walk reaches them.
+            let subtrees: Vec<ObjectId> = stack[first_child..]
+                .iter()
+                .filter(|(_, kind, ..)| *kind == Kind::Tree)
+                .map(|(id, ..)| *id)
+                .collect();
+            if subtrees.len() > 1 {
+                graph.db.prefetch(&subtrees)?;
+            }
+        }
     }
     Ok(())
 }
