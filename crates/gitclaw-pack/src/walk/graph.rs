@@ -69,17 +69,18 @@ impl<'a> Graph<'a> {
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
         if !self.commits.contains_key(id) {
             self.count_parsed();
-            if let Some(info) = self.db.cached_commit(id) {
-                self.commits.insert(*id, info);
+            // The commit-graph first: a lookup in a mapped file, not kept in
+            // the shared cache (whose lookups take its lock).
+            if let Some(info) = self.db.graph_commit(id)? {
+                self.commits.insert(*id, Arc::new(info));
                 return self
                     .commits
                     .get(id)
                     .map(|c| &**c)
                     .ok_or(PackError::MissingObject(*id));
             }
-            if let Some(info) = self.db.graph_commit(id)? {
-                // A lookup in a mapped file: not kept in the shared cache.
-                self.commits.insert(*id, Arc::new(info));
+            if let Some(info) = self.db.cached_commit(id) {
+                self.commits.insert(*id, info);
                 return self
                     .commits
                     .get(id)
@@ -121,10 +122,10 @@ impl<'a> Graph<'a> {
         if self.commits.contains_key(id) {
             return Ok(true);
         }
-        let info = match self.db.cached_commit(id) {
-            Some(info) => info,
-            None => match self.db.graph_commit(id)? {
-                Some(info) => Arc::new(info),
+        let info = match self.db.graph_commit(id)? {
+            Some(info) => Arc::new(info),
+            None => match self.db.cached_commit(id) {
+                Some(info) => info,
                 None => return Ok(false),
             },
         };
@@ -187,7 +188,49 @@ impl<'a> Graph<'a> {
         Ok(self.commit(id)?.time)
     }
 
-    pub(super) fn parents(&mut self, id: &ObjectId) -> Result<Vec<ObjectId>> {
-        Ok(self.commit(id)?.parents.to_vec())
+    /// The parents of commit `id`, shared with what this walk knows of it (a
+    /// walk of many thousand commits copies no parent list).
+    pub(super) fn parents(&mut self, id: &ObjectId) -> Result<Parents> {
+        self.commit(id)?;
+        self.commits
+            .get(id)
+            .cloned()
+            .map(Parents)
+            .ok_or(PackError::MissingObject(*id))
+    }
+}
+
+/// A commit's parents: a slice, or an iterator of ids by value.
+pub(super) struct Parents(Arc<CommitInfo>);
+
+impl std::ops::Deref for Parents {
+    type Target = [ObjectId];
+
+    fn deref(&self) -> &[ObjectId] {
+        &self.0.parents
+    }
+}
+
+impl IntoIterator for Parents {
+    type Item = ObjectId;
+    type IntoIter = ParentsIter;
+
+    fn into_iter(self) -> ParentsIter {
+        ParentsIter { info: self.0, next: 0 }
+    }
+}
+
+pub(super) struct ParentsIter {
+    info: Arc<CommitInfo>,
+    next: usize,
+}
+
+impl Iterator for ParentsIter {
+    type Item = ObjectId;
+
+    fn next(&mut self) -> Option<ObjectId> {
+        let id = *self.info.parents.get(self.next)?;
+        self.next += 1;
+        Some(id)
     }
 }
