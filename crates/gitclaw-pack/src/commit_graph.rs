@@ -312,6 +312,44 @@ impl CommitGraph {
         self.file.num_commits()
     }
 
+    /// Where `id` is in the graph, if it has it: for walks by position
+    /// ([`Self::id_at`], [`Self::time_at`], [`Self::parents_at`]).
+    pub fn position(&self, id: &oid) -> Option<u32> {
+        self.file.lookup(id).map(|pos| pos.0)
+    }
+
+    /// The id of the commit at `pos` (below [`Self::num_commits`]).
+    pub fn id_at(&self, pos: u32) -> ObjectId {
+        self.file
+            .id_at(gix_commitgraph::file::Position(pos))
+            .to_owned()
+    }
+
+    /// The committer time of the commit at `pos`.
+    pub fn time_at(&self, pos: u32) -> i64 {
+        self.file
+            .commit_at(gix_commitgraph::file::Position(pos))
+            .committer_timestamp() as i64
+    }
+
+    /// The positions of the parents of the commit at `pos`, appended to `out`.
+    pub fn parents_at(&self, pos: u32, out: &mut Vec<u32>) -> Result<()> {
+        let commit = self.file.commit_at(gix_commitgraph::file::Position(pos));
+        for parent in commit.iter_parents() {
+            let parent = parent.map_err(|err| {
+                PackError::Corrupt(format!("commit-graph, commit at {pos}: {err}"))
+            })?;
+            if parent.0 >= self.file.num_commits() {
+                return Err(PackError::Corrupt(format!(
+                    "commit-graph, commit at {pos}: parent position {} out of range",
+                    parent.0
+                )));
+            }
+            out.push(parent.0);
+        }
+        Ok(())
+    }
+
     /// The tree, parents and time of `id`, if the graph has it.
     pub fn commit(&self, id: &oid) -> Result<Option<CommitInfo>> {
         let Some(pos) = self.file.lookup(id) else {

@@ -1514,3 +1514,65 @@ fn compact_every_ref(db: &ObjectDb, repo: &Path, work: &Path) -> gitclaw_pack::r
     let main = oid(&git(repo, &["rev-parse", "main"]));
     gitclaw_pack::repack::repack(db, &tips, &[main], work, &WriteOptions::default()).unwrap()
 }
+
+#[test]
+fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
+    // The same pack opened twice, once with a commit-graph of all its commits:
+    // for every want and have (and a want with two haves), the walk through
+    // the graph's positions sends, and credits the client with, exactly what
+    // the walk by ids does — the commits in the same order.
+    let f = fixture();
+    let ids: Vec<ObjectId> = git(&f.repo, &["rev-list", "--all"])
+        .lines()
+        .map(oid)
+        .collect();
+    assert!(ids.len() >= 8, "{} commits", ids.len());
+    let mut plain_graph = Graph::new(&f.db);
+    let infos: Vec<_> = ids
+        .iter()
+        .map(|id| (*id, plain_graph.commit_info(id).unwrap()))
+        .collect();
+    let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
+    let graph_path = f.scratch.join("all.graph");
+    assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
+    let index_path = f.db.packs()[0].index_path().to_path_buf();
+    let with_graph = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&index_path).unwrap().with_commit_graph(
+                gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
+            ),
+        )],
+        Arc::new(NoLoose),
+    );
+    let walk = |db: &ObjectDb, wants: &[ObjectId], haves: &[ObjectId]| {
+        let mut graph = Graph::new(db);
+        let plan = plan_shallow(&mut graph, wants, &DeepenRequest::default()).unwrap();
+        let outcome = enumerate(&mut graph, wants, haves, &plan, &WalkOptions::default()).unwrap();
+        let commits: Vec<ObjectId> = outcome
+            .objects
+            .iter()
+            .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
+            .map(|o| o.id)
+            .collect();
+        let objects: BTreeSet<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        let has: BTreeSet<ObjectId> = outcome.client_has.iter().copied().collect();
+        let edges: BTreeSet<ObjectId> = outcome.edge_objects.iter().map(|o| o.id).collect();
+        (commits, objects, has, edges)
+    };
+    let mut cases: Vec<(Vec<ObjectId>, Vec<ObjectId>)> = Vec::new();
+    for want in &ids {
+        cases.push((vec![*want], vec![]));
+        for have in &ids {
+            cases.push((vec![*want], vec![*have]));
+        }
+    }
+    cases.push((vec![ids[0]], vec![ids[ids.len() / 2], ids[ids.len() - 1]]));
+    cases.push((ids.clone(), vec![ids[1]]));
+    for (wants, haves) in &cases {
+        assert_eq!(
+            walk(&with_graph, wants, haves),
+            walk(&f.db, wants, haves),
+            "wants {wants:?}, haves {haves:?}"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use gix_hash::ObjectId;
 use gix_hashtable::{HashMap, HashSet};
 
 use super::{graph::Graph, shallow::ShallowPlan};
-use crate::Result;
+use crate::{commit_graph::CommitGraph, Result};
 
 // Flags of the commit walk.
 const SEEN: u8 = 1;
@@ -26,11 +26,117 @@ pub(super) struct CommitWalk {
     pub(super) uninteresting: HashSet<ObjectId>,
 }
 
+/// A commit of the walk: by its position in the repository's commit-graph
+/// (parents, times and flags without a lookup or an allocation), or by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Pos(u32),
+    Id(ObjectId),
+}
+
+/// Graphs with more commits than this are walked by id: a flag byte a commit
+/// would make a request's memory follow the repository's size.
+const MAX_POSITIONS: u32 = 1 << 24;
+
+/// The walk's flags, and where it finds a commit's time and parents.
+struct Nodes<'g> {
+    graph: Option<&'g CommitGraph>,
+    by_pos: Vec<u8>,
+    by_id: HashMap<ObjectId, u8>,
+    scratch: Vec<u32>,
+}
+
+impl<'g> Nodes<'g> {
+    fn new(graph: Option<&'g CommitGraph>) -> Self {
+        let graph = graph.filter(|g| g.num_commits() <= MAX_POSITIONS);
+        Nodes {
+            by_pos: vec![0; graph.map_or(0, |g| g.num_commits() as usize)],
+            graph,
+            by_id: HashMap::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn node(&self, id: &ObjectId) -> Node {
+        match self.graph.and_then(|g| g.position(id)) {
+            Some(pos) => Node::Pos(pos),
+            None => Node::Id(*id),
+        }
+    }
+
+    fn id(&self, node: Node) -> ObjectId {
+        match (node, self.graph) {
+            (Node::Pos(pos), Some(g)) => g.id_at(pos),
+            (Node::Id(id), _) => id,
+            (Node::Pos(_), None) => unreachable!("positions come from the graph"),
+        }
+    }
+
+    fn flags(&self, node: Node) -> u8 {
+        match node {
+            Node::Pos(pos) => self.by_pos[pos as usize],
+            Node::Id(id) => self.by_id.get(&id).copied().unwrap_or(0),
+        }
+    }
+
+    fn flags_mut(&mut self, node: Node) -> &mut u8 {
+        match node {
+            Node::Pos(pos) => &mut self.by_pos[pos as usize],
+            Node::Id(id) => self.by_id.entry(id).or_insert(0),
+        }
+    }
+
+    fn time(&self, graph: &mut Graph<'_>, node: Node) -> Result<i64> {
+        match (node, self.graph) {
+            (Node::Pos(pos), Some(g)) => Ok(g.time_at(pos)),
+            _ => graph.commit_time(&self.id(node)),
+        }
+    }
+
+    /// The parents of `node`, appended to `out`.
+    fn parents(&mut self, graph: &mut Graph<'_>, node: Node, out: &mut Vec<Node>) -> Result<()> {
+        match (node, self.graph) {
+            (Node::Pos(pos), Some(g)) => {
+                self.scratch.clear();
+                g.parents_at(pos, &mut self.scratch)?;
+                out.extend(self.scratch.iter().map(|&p| Node::Pos(p)));
+            }
+            _ => {
+                for parent in graph.parents(&self.id(node))? {
+                    out.push(self.node(&parent));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the walk must not follow `node`'s parents (a shallow boundary).
+    fn grafted(&self, plan: &ShallowPlan, node: Node) -> bool {
+        !plan.grafts.is_empty() && plan.grafts.contains(&self.id(node))
+    }
+
+    fn uninteresting(&self) -> HashSet<ObjectId> {
+        let by_pos = self
+            .by_pos
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f & UNINTERESTING != 0)
+            .map(|(pos, _)| self.id(Node::Pos(pos as u32)));
+        let by_id = self
+            .by_id
+            .iter()
+            .filter(|(_, f)| **f & UNINTERESTING != 0)
+            .map(|(id, _)| *id);
+        by_pos.chain(by_id).collect()
+    }
+}
+
 /// Commits reachable from `wants` and not from `haves`, found as git's `limit_list`
 /// does: one walk, newest first, of both histories together, marking what the haves
 /// reach as uninteresting and stopping once nothing interesting is left to visit
 /// (after a few more steps, for clocks that lie). Cost follows the commits near the
-/// boundary, not the whole history of the haves.
+/// boundary, not the whole history of the haves. Commits in the first commit-graph
+/// of the repository's packs are walked by their positions in it.
 pub(super) fn limit_commits(
     graph: &mut Graph<'_>,
     wants: &[ObjectId],
@@ -40,53 +146,64 @@ pub(super) fn limit_commits(
 ) -> Result<CommitWalk> {
     /// Extra steps once only uninteresting commits are queued (git's SLOP).
     const SLOP: u32 = 5;
-    let mut flags: HashMap<ObjectId, u8> = HashMap::default();
-    let mut heap: std::collections::BinaryHeap<(i64, ObjectId)> =
+    let db = graph.db();
+    let mut nodes = Nodes::new(db.packs().iter().find_map(|p| p.commit_graph()));
+    // Ordered by time, then by id, as a walk by ids orders them.
+    let mut heap: std::collections::BinaryHeap<(i64, ObjectId, Node)> =
         std::collections::BinaryHeap::new();
     // Queued commits not (yet) known to be uninteresting.
     let mut interesting_queued = 0usize;
     for id in haves {
-        let f = flags.entry(*id).or_insert(0);
+        let node = nodes.node(id);
+        let f = nodes.flags_mut(node);
         if *f & SEEN == 0 {
             *f = SEEN | UNINTERESTING | QUEUED;
-            heap.push((graph.commit_time(id)?, *id));
+            heap.push((nodes.time(graph, node)?, *id, node));
         }
     }
     for id in wants {
-        if flags.get(id).is_none_or(|f| f & SEEN == 0) {
-            flags.insert(*id, SEEN | QUEUED);
+        let node = nodes.node(id);
+        if nodes.flags(node) & SEEN == 0 {
+            *nodes.flags_mut(node) = SEEN | QUEUED;
             interesting_queued += 1;
-            heap.push((graph.commit_time(id)?, *id));
+            heap.push((nodes.time(graph, node)?, *id, node));
         }
     }
-    let mut order: Vec<ObjectId> = Vec::new();
+    let mut order: Vec<Node> = Vec::new();
     let mut slop = SLOP;
-    while let Some((_, id)) = heap.pop() {
-        let f = flags.get_mut(&id).expect("queued commits have flags");
+    let mut parents = Vec::new();
+    while let Some((_, _, node)) = heap.pop() {
+        if let Node::Pos(_) = node {
+            // Read from the graph without `Graph::commit`, which counts the
+            // commits it parses for progress and keepalives: counted here.
+            graph.count_parsed();
+        }
+        let f = nodes.flags_mut(node);
         *f = (*f & !QUEUED) | DONE;
         let uninteresting = *f & UNINTERESTING != 0;
         if !uninteresting {
             interesting_queued -= 1;
-            order.push(id);
+            order.push(node);
         }
-        if !plan.grafts.contains(&id) {
-            let parents = graph.parents(&id)?;
+        if !nodes.grafted(plan, node) {
+            parents.clear();
+            nodes.parents(graph, node, &mut parents)?;
             if uninteresting {
-                mark_uninteresting(graph, &mut flags, &parents, plan, &mut interesting_queued)?;
+                mark_uninteresting(graph, &mut nodes, &parents, plan, &mut interesting_queued)?;
             }
-            for parent in parents {
-                if !uninteresting && closed.is_some_and(|p| p.lookup(&parent).is_some()) {
+            for &parent in &parents {
+                if !uninteresting && closed.is_some_and(|p| p.lookup(&nodes.id(parent)).is_some()) {
                     // It and all it reaches go out with the closed pack.
                     continue;
                 }
-                let f = flags.entry(parent).or_insert(0);
+                let f = nodes.flags_mut(parent);
                 if *f & SEEN == 0 {
                     *f |= SEEN | QUEUED;
                     if *f & UNINTERESTING == 0 {
                         interesting_queued += 1;
                     }
-                    let time = graph.commit_time(&parent)?;
-                    heap.push((time, parent));
+                    let time = nodes.time(graph, parent)?;
+                    heap.push((time, nodes.id(parent), parent));
                 }
             }
         }
@@ -99,34 +216,31 @@ pub(super) fn limit_commits(
             slop = SLOP;
         }
     }
-    let is_uninteresting = |flags: &HashMap<ObjectId, u8>, id: &ObjectId| {
-        flags.get(id).is_some_and(|f| f & UNINTERESTING != 0)
-    };
-    let commits: Vec<ObjectId> = order
+    let commits: Vec<Node> = order
         .into_iter()
-        .filter(|id| !is_uninteresting(&flags, id))
+        .filter(|node| nodes.flags(*node) & UNINTERESTING == 0)
         .collect();
     let mut edges: Vec<ObjectId> = haves.to_vec();
     let mut edge_set: HashSet<ObjectId> = haves.iter().copied().collect();
-    for id in &commits {
-        if plan.grafts.contains(id) {
+    for &node in &commits {
+        if nodes.grafted(plan, node) {
             continue;
         }
-        for parent in graph.parents(id)? {
-            if is_uninteresting(&flags, &parent) && edge_set.insert(parent) {
-                edges.push(parent);
+        parents.clear();
+        nodes.parents(graph, node, &mut parents)?;
+        for &parent in &parents {
+            if nodes.flags(parent) & UNINTERESTING != 0 {
+                let id = nodes.id(parent);
+                if edge_set.insert(id) {
+                    edges.push(id);
+                }
             }
         }
     }
-    let uninteresting = flags
-        .iter()
-        .filter(|(_, f)| **f & UNINTERESTING != 0)
-        .map(|(id, _)| *id)
-        .collect();
     Ok(CommitWalk {
-        commits,
+        commits: commits.iter().map(|node| nodes.id(*node)).collect(),
         edges,
-        uninteresting,
+        uninteresting: nodes.uninteresting(),
     })
 }
 
@@ -134,14 +248,14 @@ pub(super) fn limit_commits(
 /// (git's `mark_parents_uninteresting`); unvisited ones are left to the walk.
 fn mark_uninteresting(
     graph: &mut Graph<'_>,
-    flags: &mut HashMap<ObjectId, u8>,
-    start: &[ObjectId],
+    nodes: &mut Nodes<'_>,
+    start: &[Node],
     plan: &ShallowPlan,
     interesting_queued: &mut usize,
 ) -> Result<()> {
-    let mut stack: Vec<ObjectId> = start.to_vec();
-    while let Some(id) = stack.pop() {
-        let f = flags.entry(id).or_insert(0);
+    let mut stack: Vec<Node> = start.to_vec();
+    while let Some(node) = stack.pop() {
+        let f = nodes.flags_mut(node);
         if *f & UNINTERESTING != 0 {
             continue;
         }
@@ -149,8 +263,8 @@ fn mark_uninteresting(
         if *f & QUEUED != 0 {
             *interesting_queued -= 1;
         }
-        if *f & DONE != 0 && !plan.grafts.contains(&id) {
-            stack.extend(graph.parents(&id)?);
+        if *f & DONE != 0 && !nodes.grafted(plan, node) {
+            nodes.parents(graph, node, &mut stack)?;
         }
     }
     Ok(())

@@ -216,7 +216,10 @@ impl IntoIterator for Parents {
     type IntoIter = ParentsIter;
 
     fn into_iter(self) -> ParentsIter {
-        ParentsIter { info: self.0, next: 0 }
+        ParentsIter {
+            info: self.0,
+            next: 0,
+        }
     }
 }
 
