@@ -34,24 +34,43 @@ enum Node {
     Id(ObjectId),
 }
 
-/// Graphs with more commits than this are walked by id: a flag byte a commit
-/// would make a request's memory follow the repository's size.
-const MAX_POSITIONS: u32 = 1 << 24;
+/// Hashes a commit-graph position for the walk's flags: a multiplicative mix,
+/// folded so that both the bucket (low bits) and the tag (high bits) vary.
+#[derive(Default)]
+struct PositionHasher(u64);
 
-/// The walk's flags, and where it finds a commit's time and parents.
+impl std::hash::Hasher for PositionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b) ^ (self.0 as u32));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        let x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The walk's flags, and where it finds a commit's time and parents. Flags are
+/// kept for the commits walked only (a map, not a byte for every commit of the
+/// graph): a request's memory follows its walk, not the repository's size.
 struct Nodes<'g> {
     graph: Option<&'g CommitGraph>,
-    by_pos: Vec<u8>,
+    by_pos: std::collections::HashMap<u32, u8, std::hash::BuildHasherDefault<PositionHasher>>,
     by_id: HashMap<ObjectId, u8>,
     scratch: Vec<u32>,
 }
 
 impl<'g> Nodes<'g> {
     fn new(graph: Option<&'g CommitGraph>) -> Self {
-        let graph = graph.filter(|g| g.num_commits() <= MAX_POSITIONS);
         Nodes {
-            by_pos: vec![0; graph.map_or(0, |g| g.num_commits() as usize)],
             graph,
+            by_pos: Default::default(),
             by_id: HashMap::default(),
             scratch: Vec::new(),
         }
@@ -74,14 +93,14 @@ impl<'g> Nodes<'g> {
 
     fn flags(&self, node: Node) -> u8 {
         match node {
-            Node::Pos(pos) => self.by_pos[pos as usize],
+            Node::Pos(pos) => self.by_pos.get(&pos).copied().unwrap_or(0),
             Node::Id(id) => self.by_id.get(&id).copied().unwrap_or(0),
         }
     }
 
     fn flags_mut(&mut self, node: Node) -> &mut u8 {
         match node {
-            Node::Pos(pos) => &mut self.by_pos[pos as usize],
+            Node::Pos(pos) => self.by_pos.entry(pos).or_insert(0),
             Node::Id(id) => self.by_id.entry(id).or_insert(0),
         }
     }
@@ -119,9 +138,8 @@ impl<'g> Nodes<'g> {
         let by_pos = self
             .by_pos
             .iter()
-            .enumerate()
             .filter(|(_, f)| **f & UNINTERESTING != 0)
-            .map(|(pos, _)| self.id(Node::Pos(pos as u32)));
+            .map(|(pos, _)| self.id(Node::Pos(*pos)));
         let by_id = self
             .by_id
             .iter()
