@@ -5,13 +5,12 @@ mod common;
 
 use std::{
     collections::BTreeSet,
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
 };
 
-use common::git;
+use common::{git, git_stdin};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -19,29 +18,6 @@ use gitclaw_pack::{
     writer::{write_pack, Phase, WriteOptions},
     ObjectId, PackError,
 };
-
-fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("git finishes");
-    (
-        out.status.success(),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A repository with a few commits on two branches, a merge, a tag, and a file that changes a lot (for deltas).
 fn make_repo(dir: &Path) {

@@ -14,7 +14,7 @@ use std::{
     },
 };
 
-use common::git;
+use common::{git, git_stdin};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
     walk::{enumerate, Graph, ShallowPlan, WalkOptions},
@@ -39,19 +39,6 @@ impl RangeSource for Counted {
             .map(|r| self.data[r.start as usize..r.end as usize].to_vec())
             .collect())
     }
-}
-
-fn git_with_input(dir: &std::path::Path, args: &[&str], input: &[u8]) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("git runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    assert!(child.wait().unwrap().success(), "git {args:?} failed");
 }
 
 /// Bytes that do not compress (so each blob takes its size in the pack).
@@ -95,7 +82,7 @@ fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
     }
     let packs = tmp.path().join("packed");
     std::fs::create_dir_all(&packs).unwrap();
-    git_with_input(
+    let (ok, _, err) = git_stdin(
         &repo,
         &[
             "pack-objects",
@@ -105,6 +92,7 @@ fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
         ],
         listing.as_bytes(),
     );
+    assert!(ok, "{err}");
     let pack_path: PathBuf = std::fs::read_dir(&packs)
         .unwrap()
         .map(|e| e.unwrap().path())

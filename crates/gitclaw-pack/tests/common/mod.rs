@@ -1,7 +1,11 @@
 //! Shared by the pack engine's tests: git, run as the oracle, with a fixed
 //! identity and no user or system configuration.
 
-use std::{path::Path, process::Command};
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Stdio},
+};
 
 /// Run git in `dir`; returns stdout, panics with stderr when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -22,4 +26,30 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Run git in `dir` with `input` on its stdin: whether it succeeded, its
+/// stdout and its stderr.
+#[allow(dead_code)] // not every test crate feeds git its input
+pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("git finishes");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
