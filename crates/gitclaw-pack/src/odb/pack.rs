@@ -149,7 +149,8 @@ impl PackHandle {
     /// batch of side-by-side reads per step down the chains, where reading them
     /// as they are reached costs a round trip each (a no-op for a local pack).
     pub fn prefetch_chains(&self, indices: impl IntoIterator<Item = u32>) -> Result<()> {
-        let Some(sparse) = &self.sparse else {
+        // Once everything is local, following the chains would be work for nothing.
+        let Some(sparse) = self.sparse.as_ref().filter(|s| !s.is_complete()) else {
             return Ok(());
         };
         let mut offsets: Vec<u64> = indices.into_iter().map(|i| self.offset_at(i)).collect();

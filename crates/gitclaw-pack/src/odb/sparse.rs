@@ -131,6 +131,12 @@ impl SparseFile {
             .sum()
     }
 
+    /// Whether every block is in the file: nothing left to read.
+    pub(crate) fn is_complete(&self) -> bool {
+        let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        (0..self.blocks()).all(|b| is_set(&present.bits, b))
+    }
+
     fn block_range(&self, block: u64) -> Range<u64> {
         block * BLOCK_BYTES..((block + 1) * BLOCK_BYTES).min(self.len)
     }
@@ -467,7 +473,10 @@ mod tests {
     fn filling_a_whole_file_holds_one_group_of_reads_at_a_time() {
         let len = 40 * BLOCK_BYTES as usize + 3;
         let (source, pack, file) = sparse(len);
+        pack.fill(len as u64 - 1..len as u64).unwrap();
+        assert!(!pack.is_complete(), "the last block alone is not the file");
         pack.fill_all().unwrap();
+        assert!(pack.is_complete());
         assert_eq!(std::fs::read(file.path()).unwrap(), source.data);
         assert!(source.batches.load(Ordering::SeqCst) >= 3);
         assert!(source.largest_batch.load(Ordering::SeqCst) <= GROUP_BYTES);
