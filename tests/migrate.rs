@@ -771,10 +771,12 @@ fn deleting_a_repository_while_it_migrates_is_refused_with_migration_in_progress
     let legacy = Legacy::new("old/busy", "raw", |dir| varied_repo(dir, 3, 1));
     let rows = legacy.rows();
     // A migration holds the repository, as a running `gitclaw migrate` does.
-    let meta = runtime()
+    // Connected on the runtime that uses it: the pool's connections belong to
+    // the runtime they were opened on, and one dropped leaves them dead.
+    let rt = runtime();
+    let meta = rt
         .block_on(gitclaw_metadata::Metadata::connect(&legacy.database_url))
         .unwrap();
-    let rt = runtime();
     let taken = rt
         .block_on(meta.start_migration(&legacy.repo_id, rows, 120))
         .unwrap();
