@@ -40,9 +40,10 @@ enum Node {
 struct PositionHasher(u64);
 
 impl std::hash::Hasher for PositionHasher {
+    /// Only positions (`u32`) are hashed; any other key folds in byte by byte.
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.write_u32(u32::from(b) ^ (self.0 as u32));
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
 

@@ -67,26 +67,8 @@ impl<'a> Graph<'a> {
     }
 
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
-        if !self.commits.contains_key(id) {
+        if !self.known_commit(id)? {
             self.count_parsed();
-            // The commit-graph first: a lookup in a mapped file, not kept in
-            // the shared cache (whose lookups take its lock).
-            if let Some(info) = self.db.graph_commit(id)? {
-                self.commits.insert(*id, Arc::new(info));
-                return self
-                    .commits
-                    .get(id)
-                    .map(|c| &**c)
-                    .ok_or(PackError::MissingObject(*id));
-            }
-            if let Some(info) = self.db.cached_commit(id) {
-                self.commits.insert(*id, info);
-                return self
-                    .commits
-                    .get(id)
-                    .map(|c| &**c)
-                    .ok_or(PackError::MissingObject(*id));
-            }
             let loc = self.db.locate(id).ok_or(PackError::MissingObject(*id))?;
             let kind = self.reader.read_at(id, loc, &mut self.buf)?;
             if kind != Kind::Commit {
@@ -117,7 +99,8 @@ impl<'a> Graph<'a> {
 
     /// Whether `id` is a commit known without reading the pack: parsed before (by
     /// this request or, in the shared cache, another) or in a commit-graph. Kept
-    /// for the walk that follows.
+    /// for the walk that follows. The commit-graph first: a lookup in a mapped
+    /// file, not kept in the shared cache (whose lookups take its lock).
     fn known_commit(&mut self, id: &ObjectId) -> Result<bool> {
         if self.commits.contains_key(id) {
             return Ok(true);
