@@ -46,10 +46,38 @@ pub(super) type NewDeltas = StdHashMap<usize, (usize, Vec<u8>)>;
 
 struct WindowEntry {
     item: usize,
-    data: Vec<u8>,
+    /// The object's size: from its header where known, else from reading it.
+    size: usize,
+    /// The object's bytes, once read: when it was searched, or the first time
+    /// it serves as a base. Most objects of a thin fetch's window (the client's
+    /// versions of the files it changed) are never tried, so never inflated.
+    data: Option<Vec<u8>>,
     depth: u32,
     /// Built the first time the entry serves as a base, then kept.
     index: Option<BaseIndex>,
+}
+
+/// Read `item` into `data` unless it is there; its length must be `size`, what
+/// its header said (a delta made against other bytes would corrupt the pack).
+fn load<'a>(
+    reader: &mut crate::odb::ObjectReader<'_>,
+    item: &Item,
+    size: usize,
+    data: &'a mut Option<Vec<u8>>,
+) -> Result<&'a [u8]> {
+    if data.is_none() {
+        let mut buf = Vec::with_capacity(size);
+        reader.read_at(&item.id, item.loc, &mut buf)?;
+        if buf.len() != size {
+            return Err(PackError::Corrupt(format!(
+                "object {} is {} bytes, its pack entry says {size}",
+                item.id,
+                buf.len()
+            )));
+        }
+        *data = Some(buf);
+    }
+    Ok(data.as_deref().unwrap_or_default())
 }
 
 /// Find deltas for the items with nothing to reuse. Returns item → (base item, delta).
@@ -244,12 +272,22 @@ fn search_segment(
     let mut reader = db.reader();
     let mut found: NewDeltas = StdHashMap::new();
     let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
-    let mut buf = Vec::new();
     let mut hashes = TargetHashes::default();
     for &i in order {
         let item = &items[i];
-        reader.read_at(&item.id, item.loc, &mut buf)?;
-        let size = buf.len();
+        // Sizes come from headers where known: an object is read only once it
+        // is tried as a target or a base.
+        let mut data = None;
+        let size = match item.size.and_then(|size| usize::try_from(size).ok()) {
+            Some(size) => size,
+            None => {
+                let mut buf = Vec::new();
+                reader.read_at(&item.id, item.loc, &mut buf)?;
+                let size = buf.len();
+                data = Some(buf);
+                size
+            }
+        };
         let mut depth = 0;
         if targets[i] != Target::No && size >= 64 && size as u64 <= options.max_delta_object_bytes {
             let mut best: Option<(usize, Vec<u8>, u32)> = None;
@@ -259,7 +297,7 @@ fn search_segment(
                 if items[entry.item].kind != item.kind || entry.depth >= max_depth {
                     continue;
                 }
-                let base_len = entry.data.len();
+                let base_len = entry.size;
                 if targets[i] == Target::LargerClientObject
                     && (items[entry.item].plan != Plan::ClientBase || base_len < size)
                 {
@@ -281,17 +319,17 @@ fn search_segment(
                 if size.saturating_sub(base_len) >= limit {
                     continue;
                 }
-                let index = entry
-                    .index
-                    .get_or_insert_with(|| BaseIndex::new(&entry.data));
+                let target = load(&mut reader, item, size, &mut data)?;
+                let base = load(&mut reader, &items[entry.item], base_len, &mut entry.data)?;
+                let index = entry.index.get_or_insert_with(|| BaseIndex::new(base));
                 let delta = if size <= HASHED_TARGET_BYTES {
                     if !hashed {
-                        hashes.compute(&buf);
+                        hashes.compute(target);
                         hashed = true;
                     }
-                    index.encode_hashed(&entry.data, &buf, &hashes, limit)
+                    index.encode_hashed(base, target, &hashes, limit)
                 } else {
-                    index.encode(&entry.data, &buf, limit)
+                    index.encode(base, target, limit)
                 };
                 if let Some(delta) = delta {
                     best = Some((entry.item, delta, entry.depth + 1));
@@ -311,7 +349,8 @@ fn search_segment(
             }
             window.push_back(WindowEntry {
                 item: i,
-                data: std::mem::take(&mut buf),
+                size,
+                data,
                 depth,
                 index: None,
             });
