@@ -568,17 +568,27 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
 /// lines (about 42 bytes each) to `new_lines`, for a client that has the old one,
 /// with the delta search's size limit at `limit`. Every object is stored whole.
 fn thin_new_deltas(old_lines: usize, new_lines: usize, limit: u64) -> u32 {
+    let line = |i: usize| format!("line {i:04} of a file that changes a little\n");
+    let old_text: String = (0..old_lines).map(line).collect();
+    let new_text: String = (0..new_lines).map(line).collect();
+    thin_new_deltas_of(&[("a.txt", &old_text, &new_text)], limit)
+}
+
+/// New deltas in the thin pack of a fetch from a client one commit behind, where
+/// that commit changed each `(path, old, new)` file: every file stored whole.
+fn thin_new_deltas_of(files: &[(&str, &str, &str)], limit: u64) -> u32 {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("src");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
-    let line = |i: usize| format!("line {i:04} of a file that changes a little\n");
-    let old_text: String = (0..old_lines).map(line).collect();
-    std::fs::write(repo.join("a.txt"), &old_text).unwrap();
+    for (path, old, _) in files {
+        std::fs::write(repo.join(path), old).unwrap();
+    }
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "old"]);
-    let new_text: String = (0..new_lines).map(line).collect();
-    std::fs::write(repo.join("a.txt"), &new_text).unwrap();
+    for (path, _, new) in files {
+        std::fs::write(repo.join(path), new).unwrap();
+    }
     git(&repo, &["commit", "-q", "-am", "new"]);
     let store = tmp.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
@@ -655,6 +665,30 @@ fn a_new_version_stored_whole_leans_only_on_a_client_object_at_least_as_large() 
         0,
         "grown: whole, as stored"
     );
+}
+
+#[test]
+fn a_new_version_stored_whole_leans_on_no_client_object_of_another_path() {
+    // The client's old a.txt is what the new b.txt now holds, near enough for a
+    // delta, and as large; but it is not a version of b.txt, which git's repack
+    // would never have stored as a delta of it: b.txt goes out whole, as stored.
+    let line = |i: usize| format!("line {i:04} of a file that moves about\n");
+    let shared: String = (0..25).map(line).collect();
+    let shrunk: String = (0..21).map(line).collect();
+    let other = |tag: &str| -> String {
+        (0..3)
+            .map(|i| format!("{tag} {i}: nothing like the other file at all\n"))
+            .collect()
+    };
+    let (new_a, old_b) = (other("new a"), other("old b"));
+    let files = [
+        ("a.txt", shared.as_str(), new_a.as_str()),
+        ("b.txt", old_b.as_str(), shrunk.as_str()),
+    ];
+    assert_eq!(thin_new_deltas_of(&files, 1 << 20), 0);
+    // The same content at its own path is a base (the control).
+    let files = [("b.txt", shared.as_str(), shrunk.as_str())];
+    assert!(thin_new_deltas_of(&files, 1 << 20) >= 1);
 }
 
 #[test]

@@ -31,7 +31,8 @@ enum Target {
     /// Against every base in its window.
     Any,
     /// A stored whole object searched only because the client has objects at
-    /// its path: a delta only against one of those at least as large, as git's
+    /// its path: a delta only against one of those (not the client's objects of
+    /// other paths the window holds) at least as large, as git's
     /// repack would have stored it (of two versions the larger is the base),
     /// else it goes out whole. Each client object a thin pack leans on costs the
     /// client a read and a deflate to complete the pack (`index-pack
@@ -298,8 +299,13 @@ fn search_segment(
                     continue;
                 }
                 let base_len = entry.size;
+                // Only the client's own versions of the file: at the same path
+                // (path-name hash) and at least as large.
+                let base_item = &items[entry.item];
                 if targets[i] == Target::LargerClientObject
-                    && (items[entry.item].plan != Plan::ClientBase || base_len < size)
+                    && (base_item.plan != Plan::ClientBase
+                        || base_item.name_hash != item.name_hash
+                        || base_len < size)
                 {
                     continue;
                 }
