@@ -7,8 +7,10 @@
 //!
 //! The file is git's own (version 1, SHA-1, no base graphs, topological
 //! levels as generation numbers): `git commit-graph verify` checks one, and
-//! gix-commitgraph reads it here. One chunk of our own may follow git's: the
-//! pack's [`tip entries`](crate::tip_entries).
+//! gix-commitgraph reads it here. Chunks of our own follow git's (git skips
+//! chunks it does not know): each commit's interval in the first-parent
+//! forest (`GCFP`, see [`CommitGraph::first_parent_ancestor`]), and the pack's
+//! [`tip entries`](crate::tip_entries).
 
 use std::{io::Write, path::Path};
 
@@ -114,6 +116,13 @@ pub fn write(commits: &[(ObjectId, &CommitInfo)], tips: &[TipEntry], out: &Path)
     if !edge_bytes.is_empty() {
         chunks.push((b"EDGE", &edge_bytes[..]));
     }
+    // Before the tip entries: a graph read by ranges reads every chunk but theirs
+    // when it is opened.
+    let intervals: Vec<u8> = first_parent_intervals(&parents)
+        .iter()
+        .flat_map(|(pre, post)| pre.to_be_bytes().into_iter().chain(post.to_be_bytes()))
+        .collect();
+    chunks.push((&FIRST_PARENT_CHUNK_ID, &intervals[..]));
     let tip_bytes = crate::tip_entries::encode(tips);
     if !tips.is_empty() {
         chunks.push((&crate::tip_entries::CHUNK_ID, &tip_bytes[..]));
@@ -188,9 +197,61 @@ fn topological_levels(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
     Some(level)
 }
 
-/// Where the tip-entries chunk lies in the graph file at `path`, if it has one
-/// (the rest of the layout gix-commitgraph has checked).
-fn tip_chunk(path: &Path) -> Result<Option<std::ops::Range<u64>>> {
+/// Our chunk of first-parent intervals: 8 bytes a commit, in graph order.
+const FIRST_PARENT_CHUNK_ID: [u8; 4] = *b"GCFP";
+
+/// Each commit's `(entry, exit)` numbers in a depth-first walk of the forest
+/// whose edges go from a commit to its first parent: `a` is a first-parent
+/// ancestor of `b` (or `b` itself) exactly when `a`'s interval holds `b`'s.
+fn first_parent_intervals(parents: &[Vec<u32>]) -> Vec<(u32, u32)> {
+    let n = parents.len();
+    // Children by first parent, as offsets into one list.
+    let mut starts = vec![0u32; n + 1];
+    for of in parents {
+        if let Some(&p) = of.first() {
+            starts[p as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        starts[i + 1] += starts[i];
+    }
+    let mut fill = starts.clone();
+    let mut children = vec![0u32; starts[n] as usize];
+    for (child, of) in parents.iter().enumerate() {
+        if let Some(&p) = of.first() {
+            children[fill[p as usize] as usize] = child as u32;
+            fill[p as usize] += 1;
+        }
+    }
+    let mut intervals = vec![(0u32, 0u32); n];
+    let mut clock = 0u32;
+    // (commit, next child to visit)
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    for root in (0..n).filter(|&i| parents[i].is_empty()) {
+        intervals[root].0 = clock;
+        clock += 1;
+        stack.push((root as u32, starts[root]));
+        while let Some(top) = stack.last_mut() {
+            let (at, next) = (top.0 as usize, top.1);
+            if next < starts[at + 1] {
+                top.1 += 1;
+                let child = children[next as usize];
+                intervals[child as usize].0 = clock;
+                clock += 1;
+                stack.push((child, starts[child as usize]));
+            } else {
+                intervals[at].1 = clock;
+                clock += 1;
+                stack.pop();
+            }
+        }
+    }
+    intervals
+}
+
+/// Where the chunk `id` lies in the graph file at `path`, if it has one (the
+/// rest of the layout gix-commitgraph has checked).
+fn chunk_range(path: &Path, id: [u8; 4]) -> Result<Option<std::ops::Range<u64>>> {
     use std::os::unix::fs::FileExt;
     let io = PackError::io(format!("reading the commit-graph {}", path.display()));
     let file = std::fs::File::open(path).map_err(io)?;
@@ -215,14 +276,57 @@ fn tip_chunk(path: &Path) -> Result<Option<std::ops::Range<u64>>> {
         .collect();
     Ok(entries
         .windows(2)
-        .find(|w| w[0].0 == crate::tip_entries::CHUNK_ID)
+        .find(|w| w[0].0 == id)
         .map(|w| w[0].1..w[1].1))
+}
+
+/// Where the tip-entries chunk lies in the graph file at `path`, if it has one.
+fn tip_chunk(path: &Path) -> Result<Option<std::ops::Range<u64>>> {
+    chunk_range(path, crate::tip_entries::CHUNK_ID)
 }
 
 /// A commit-graph file opened for lookups.
 pub struct CommitGraph {
     file: gix_commitgraph::File,
     tips: Option<TipEntries>,
+    /// The file again and where its first-parent intervals start, when it has
+    /// them: read 8 bytes a lookup, as a walk asks about a few commits only.
+    first_parent: Option<(std::fs::File, u64)>,
+}
+
+/// A commit's interval in the first-parent forest (see
+/// [`CommitGraph::first_parent_span`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstParentSpan {
+    entry: u32,
+    exit: u32,
+}
+
+impl FirstParentSpan {
+    /// Whether the commit of `other` is this one or one of its first-parent
+    /// descendants: whether this commit is reachable from that one.
+    pub fn holds(&self, other: &FirstParentSpan) -> bool {
+        self.entry <= other.entry && other.exit <= self.exit
+    }
+}
+
+/// The first-parent intervals of the graph file at `path`, if it has them.
+fn first_parent_chunk(path: &Path, commits: u32) -> Result<Option<(std::fs::File, u64)>> {
+    let Some(range) = chunk_range(path, FIRST_PARENT_CHUNK_ID)? else {
+        return Ok(None);
+    };
+    if range.end.checked_sub(range.start) != Some(u64::from(commits) * 8) {
+        return Err(PackError::Corrupt(format!(
+            "commit-graph {}: first-parent chunk of {} bytes for {commits} commits",
+            path.display(),
+            range.end.saturating_sub(range.start)
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(PackError::io(format!(
+        "reading the commit-graph {}",
+        path.display()
+    )))?;
+    Ok(Some((file, range.start)))
 }
 
 impl std::fmt::Debug for CommitGraph {
@@ -246,7 +350,12 @@ impl CommitGraph {
             Some(range) => Some(TipEntries::open(path, range)?),
             None => None,
         };
-        Ok(CommitGraph { file, tips })
+        let first_parent = first_parent_chunk(path, file.num_commits())?;
+        Ok(CommitGraph {
+            file,
+            tips,
+            first_parent,
+        })
     }
 
     /// Open a stored graph read by ranges from `source` into a new local file
@@ -286,10 +395,17 @@ impl CommitGraph {
         let file = gix_commitgraph::File::at(path)
             .map_err(|err| PackError::Corrupt(format!("commit-graph {}: {err}", path.display())))?;
         Self::check_kind(&file, path)?;
+        // Written before the tip entries, so read above; a graph laid out
+        // otherwise has them read now.
+        if let Some(range) = chunk_range(path, FIRST_PARENT_CHUNK_ID)? {
+            sparse.fill(range)?;
+        }
+        let first_parent = first_parent_chunk(path, file.num_commits())?;
         let tips = TipEntries::open(path, chunk)?.read_by_ranges(sparse);
         Ok(CommitGraph {
             file,
             tips: Some(tips),
+            first_parent,
         })
     }
 
@@ -316,6 +432,34 @@ impl CommitGraph {
     /// ([`Self::id_at`], [`Self::time_at`], [`Self::parents_at`]).
     pub fn position(&self, id: &oid) -> Option<u32> {
         self.file.lookup(id).map(|pos| pos.0)
+    }
+
+    /// The interval of the commit at `pos` in the forest of first-parent
+    /// edges, where the graph has them (compaction writes them): the commit
+    /// at `a` is reachable from the one at `b` when `a`'s span
+    /// [holds](FirstParentSpan::holds) `b`'s. A proof by first parents only —
+    /// a commit reachable only through a merge's second parent is not found
+    /// so — but it costs a read, where a walk costs every commit between:
+    /// a client 50 commits behind that lacks the old branches of a long
+    /// history is shown to have them without walking back to them.
+    pub fn first_parent_span(&self, pos: u32) -> Result<Option<FirstParentSpan>> {
+        use std::os::unix::fs::FileExt;
+        let Some((file, start)) = &self.first_parent else {
+            return Ok(None);
+        };
+        if pos >= self.file.num_commits() {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; 8];
+        file.read_exact_at(&mut bytes, start + u64::from(pos) * 8)
+            .map_err(PackError::io(
+                "reading a commit-graph's first-parent intervals",
+            ))?;
+        let [a, b, c, d, e, f, g, h] = bytes;
+        Ok(Some(FirstParentSpan {
+            entry: u32::from_be_bytes([a, b, c, d]),
+            exit: u32::from_be_bytes([e, f, g, h]),
+        }))
     }
 
     /// The id of the commit at `pos` (below [`Self::num_commits`]).
@@ -417,6 +561,77 @@ mod tests {
         };
         assert!(!write(&[(a, &ancient)], &[], &out).unwrap());
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn first_parent_spans_hold_exactly_the_first_parent_descendants() {
+        // Several roots, merges (first parent and others), long chains: commit
+        // i's parents are earlier commits, picked by a fixed generator.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % m
+        };
+        let n = 300usize;
+        let parents: Vec<Vec<usize>> = (0..n)
+            .map(|i| match i {
+                0 => Vec::new(),
+                _ if next(20) == 0 => Vec::new(),
+                _ => {
+                    let count = 1 + next(3) as usize;
+                    let mut of: Vec<usize> = (0..count).map(|_| next(i as u64) as usize).collect();
+                    of.dedup();
+                    of
+                }
+            })
+            .collect();
+        let ids: Vec<ObjectId> = (0..n)
+            .map(|i| {
+                let mut bytes = [0u8; 20];
+                bytes[..8]
+                    .copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+                ObjectId::from_bytes_or_panic(&bytes)
+            })
+            .collect();
+        let tree = ObjectId::empty_tree(gix_hash::Kind::Sha1);
+        let infos: Vec<CommitInfo> = parents
+            .iter()
+            .enumerate()
+            .map(|(i, of)| CommitInfo {
+                tree,
+                parents: of.iter().map(|&p| ids[p]).collect::<Vec<_>>().into(),
+                time: 1_600_000_000 + i as i64,
+            })
+            .collect();
+        let commits: Vec<(ObjectId, &CommitInfo)> = ids.iter().copied().zip(infos.iter()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("g");
+        assert!(write(&commits, &[], &out).unwrap());
+        let graph = CommitGraph::open(&out).unwrap();
+        let span = |i: usize| {
+            let pos = graph.position(&ids[i]).unwrap();
+            graph
+                .first_parent_span(pos)
+                .unwrap()
+                .expect("spans written")
+        };
+        let spans: Vec<FirstParentSpan> = (0..n).map(span).collect();
+        let mut pairs = 0;
+        for b in 0..n {
+            // b and its first-parent ancestors, by following first parents.
+            let mut chain = vec![b];
+            while let Some(&p) = parents[*chain.last().unwrap()].first() {
+                chain.push(p);
+            }
+            for a in 0..n {
+                let expected = chain.contains(&a);
+                pairs += usize::from(expected);
+                assert_eq!(spans[a].holds(&spans[b]), expected, "{a} of {b}");
+            }
+        }
+        assert!(pairs > 2 * n, "long chains: {pairs} ancestor pairs");
     }
 
     /// Serves the bytes of a file by ranges, counting what it was asked for.

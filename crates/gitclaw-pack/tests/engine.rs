@@ -1527,10 +1527,11 @@ fn compact_every_ref(db: &ObjectDb, repo: &Path, work: &Path) -> gitclaw_pack::r
 
 #[test]
 fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
-    // The same pack opened twice, once with a commit-graph of all its commits:
-    // for every want and have (and a want with two haves), the walk through
-    // the graph's positions sends, and credits the client with, exactly what
-    // the walk by ids does — the commits in the same order.
+    // The same pack opened with a commit-graph of all its commits, and of its
+    // older history: for every want and have (and a want with two haves), the
+    // walk through the graph's positions sends what the walk by ids does — the
+    // commits in the same order — or, where the graph proves a want the
+    // client's, less and still all the client lacks.
     let f = fixture();
     let ids: Vec<ObjectId> = git(&f.repo, &["rev-list", "--all"])
         .lines()
@@ -1567,6 +1568,7 @@ fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
         .collect();
     assert!(older.len() >= 2 && older.len() < ids.len());
     let with_older_graph = graph_db(&older, "older.graph");
+    let all_commits: BTreeSet<ObjectId> = ids.iter().copied().collect();
     let walk = |db: &ObjectDb, wants: &[ObjectId], haves: &[ObjectId]| {
         let mut graph = Graph::new(db);
         let plan = plan_shallow(&mut graph, wants, &DeepenRequest::default()).unwrap();
@@ -1578,9 +1580,25 @@ fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
             .map(|o| o.id)
             .collect();
         let objects: BTreeSet<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        // The trees and blobs credited to the client; its commits are checked
+        // below (a walk that proves a want the client's by the graph's
+        // first-parent intervals visits other commits of the client's).
         let has: BTreeSet<ObjectId> = outcome.client_has.iter().copied().collect();
+        let (has_commits, has_other): (BTreeSet<ObjectId>, BTreeSet<ObjectId>) =
+            has.into_iter().partition(|id| all_commits.contains(id));
         let edges: BTreeSet<ObjectId> = outcome.edge_objects.iter().map(|o| o.id).collect();
-        (commits, objects, has, edges)
+        ((commits, objects, has_other, edges), has_commits)
+    };
+    // Every commit a walk credits the client with is one its haves reach.
+    let reached = |haves: &[ObjectId]| -> BTreeSet<ObjectId> {
+        if haves.is_empty() {
+            return BTreeSet::new();
+        }
+        let args: Vec<String> = std::iter::once("rev-list".to_string())
+            .chain(haves.iter().map(|h| h.to_string()))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        git(&f.repo, &args).lines().map(oid).collect()
     };
     let mut cases: Vec<(Vec<ObjectId>, Vec<ObjectId>)> = Vec::new();
     for want in &ids {
@@ -1592,16 +1610,130 @@ fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
     cases.push((vec![ids[0]], vec![ids[ids.len() / 2], ids[ids.len() - 1]]));
     cases.push((ids.clone(), vec![ids[1]]));
     for (wants, haves) in &cases {
-        let by_ids = walk(&f.db, wants, haves);
-        assert_eq!(
-            walk(&with_graph, wants, haves),
-            by_ids,
-            "wants {wants:?}, haves {haves:?}"
-        );
-        assert_eq!(
-            walk(&with_older_graph, wants, haves),
-            by_ids,
-            "older graph: wants {wants:?}, haves {haves:?}"
-        );
+        let (by_ids, has_by_ids) = walk(&f.db, wants, haves);
+        let client = reached(haves);
+        assert!(has_by_ids.is_subset(&client));
+        // What the client lacks, exactly: every walk sends at least that.
+        let lacks: BTreeSet<ObjectId> = {
+            let mut args: Vec<String> = vec!["rev-list".into()];
+            args.extend(wants.iter().map(|w| w.to_string()));
+            args.extend(haves.iter().map(|h| format!("^{h}")));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            git(&f.repo, &args).lines().map(oid).collect()
+        };
+        for (db, name) in [(&with_graph, "graph"), (&with_older_graph, "older graph")] {
+            let (found, has_commits) = walk(db, wants, haves);
+            let context = format!("{name}: wants {wants:?}, haves {haves:?}");
+            let sent: BTreeSet<ObjectId> = found.0.iter().copied().collect();
+            let sent_by_ids: BTreeSet<ObjectId> = by_ids.0.iter().copied().collect();
+            assert!(
+                lacks.is_subset(&sent),
+                "{context}: sends all the client lacks"
+            );
+            // The walk by ids, like git's, may send commits the client has when
+            // commit times tie; the graph's first-parent intervals prove some of
+            // those the client's, never the reverse. Where the walk by ids was
+            // exact, both walks are the same walk.
+            assert!(sent.is_subset(&sent_by_ids), "{context}: sends no more");
+            if sent_by_ids == lacks {
+                assert_eq!(found, by_ids, "{context}");
+            }
+            assert!(
+                has_commits.is_subset(&client),
+                "{context}: credited {:?}",
+                has_commits.difference(&client).collect::<Vec<_>>()
+            );
+        }
     }
+}
+
+#[test]
+fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
+    // 300 commits in a line (one a minute), and a client at commit 250 that wants
+    // the tip and commit 20 (an old branch it lacks the name of): with the
+    // commit-graph compaction writes, the walk proves commit 20 the client's
+    // without walking the 230 commits back to it.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let mut stream = String::new();
+    for c in 1..=300 {
+        let body = format!("version {c}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{c}\ncommitter C <c@example.com> {} +0000\ndata 2\nc\n",
+            1_600_000_000 + c * 60
+        ));
+        if c > 1 {
+            stream.push_str(&format!("from :{}\n", c - 1));
+        }
+        stream.push_str(&format!(
+            "M 100644 inline f.txt\ndata {}\n{body}\n",
+            body.len()
+        ));
+    }
+    let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
+    assert!(ok, "{err}");
+    let at = |n: usize| oid(&git(&repo, &["rev-parse", &format!("main~{}", 300 - n)]));
+    let (tip, old, have) = (at(300), at(20), at(250));
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let ingested = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let plain = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let commits: Vec<ObjectId> = git(&repo, &["rev-list", "main"]).lines().map(oid).collect();
+    let mut graph = Graph::new(&plain);
+    let infos: Vec<_> = commits
+        .iter()
+        .map(|id| (*id, graph.commit_info(id).unwrap()))
+        .collect();
+    let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
+    let graph_path = tmp.path().join("pack.graph");
+    assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
+    let graphed = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&ingested.index_path)
+                .unwrap()
+                .with_commit_graph(
+                    gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
+                ),
+        )],
+        Arc::new(NoLoose),
+    );
+    // Commits and trees the walk reads, and the commits it sends.
+    let walk = |db: &ObjectDb| {
+        let parsed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        let mut graph = Graph::new(db);
+        let counter = parsed.clone();
+        graph.on_progress(move |n| counter.set(n));
+        let wants = [tip, old];
+        let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
+        let outcome =
+            enumerate(&mut graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
+        let sent = outcome
+            .objects
+            .iter()
+            .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
+            .count();
+        (sent, parsed.get())
+    };
+    let (sent_by_ids, parsed_by_ids) = walk(&plain);
+    let (sent, parsed) = walk(&graphed);
+    assert_eq!(sent, 50, "the 50 commits after the client's");
+    assert_eq!(sent_by_ids, 50);
+    assert!(
+        parsed_by_ids > 230,
+        "by ids, the walk goes back to commit 20: {parsed_by_ids}"
+    );
+    // About 50 commits, their trees and the client's tree, then a few steps
+    // past the client's commit; 387 without the intervals (the walk by
+    // position going back to commit 20).
+    assert!(
+        parsed < 200,
+        "by the graph, it stops near the client's commit: {parsed}"
+    );
 }

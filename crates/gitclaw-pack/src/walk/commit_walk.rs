@@ -7,7 +7,10 @@ use gix_hash::ObjectId;
 use gix_hashtable::{HashMap, HashSet};
 
 use super::{graph::Graph, shallow::ShallowPlan};
-use crate::{commit_graph::CommitGraph, Result};
+use crate::{
+    commit_graph::{CommitGraph, FirstParentSpan},
+    Result,
+};
 
 // Flags of the commit walk.
 const SEEN: u8 = 1;
@@ -130,6 +133,23 @@ impl<'g> Nodes<'g> {
         Ok(())
     }
 
+    /// `node`'s interval in the graph's first-parent forest, if it has one.
+    fn span(&self, node: Node) -> Result<Option<FirstParentSpan>> {
+        match (node, self.graph) {
+            (Node::Pos(pos), Some(g)) => g.first_parent_span(pos),
+            _ => Ok(None),
+        }
+    }
+
+    /// The intervals of those of `ids` that have one.
+    fn spans(&self, ids: &[ObjectId]) -> Result<Vec<FirstParentSpan>> {
+        let mut spans = Vec::new();
+        for id in ids {
+            spans.extend(self.span(self.node(id))?);
+        }
+        Ok(spans)
+    }
+
     /// Whether the walk must not follow `node`'s parents (a shallow boundary).
     fn grafted(&self, plan: &ShallowPlan, node: Node) -> bool {
         !plan.grafts.is_empty() && plan.grafts.contains(&self.id(node))
@@ -180,8 +200,28 @@ pub(super) fn limit_commits(
             heap.push((nodes.time(graph, node)?, *id, node));
         }
     }
+    // A want the graph's first-parent intervals show a have to reach is the
+    // client's already: marked so, not walked to (a client 50 commits behind
+    // that wants the old branches of a long history would otherwise have the
+    // walk go back through all of it to find them). Marked but not seen: should
+    // the walk reach it, it goes on through it as through any commit the
+    // client has, so that what lies below is known to be the client's too.
+    // Not past a shallow client's boundary: below it, what a have reaches
+    // is not the client's.
+    let have_spans = match plan.grafts.is_empty() {
+        true => nodes.spans(haves)?,
+        false => Vec::new(),
+    };
     for id in wants {
         let node = nodes.node(id);
+        if !have_spans.is_empty() && nodes.flags(node) & SEEN == 0 {
+            if let Some(span) = nodes.span(node)? {
+                if have_spans.iter().any(|have| span.holds(have)) {
+                    *nodes.flags_mut(node) |= UNINTERESTING;
+                    continue;
+                }
+            }
+        }
         if nodes.flags(node) & SEEN == 0 {
             *nodes.flags_mut(node) = SEEN | QUEUED;
             interesting_queued += 1;
