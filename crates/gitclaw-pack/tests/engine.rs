@@ -1647,82 +1647,115 @@ fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
     }
 }
 
+/// A line of `n` commits (one a minute, each changing one file), packed, and
+/// opened without and with the commit-graph compaction writes.
+struct LinearHistory {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    plain: ObjectDb,
+    graphed: ObjectDb,
+}
+
+impl LinearHistory {
+    fn new(n: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("src");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        let mut stream = String::new();
+        for c in 1..=n {
+            let body = format!("version {c}\n");
+            stream.push_str(&format!(
+                "commit refs/heads/main\nmark :{c}\ncommitter C <c@example.com> {} +0000\ndata 2\nc\n",
+                1_600_000_000 + c * 60
+            ));
+            if c > 1 {
+                stream.push_str(&format!("from :{}\n", c - 1));
+            }
+            stream.push_str(&format!(
+                "M 100644 inline f.txt\ndata {}\n{body}\n",
+                body.len()
+            ));
+        }
+        let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
+        assert!(ok, "{err}");
+        let store = tmp.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let ingested = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
+            .unwrap()
+            .unwrap();
+        let plain = ObjectDb::new(
+            vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+            Arc::new(NoLoose),
+        );
+        let commits: Vec<ObjectId> = git(&repo, &["rev-list", "main"]).lines().map(oid).collect();
+        let infos: Vec<_> = {
+            let mut graph = Graph::new(&plain);
+            commits
+                .iter()
+                .map(|id| (*id, graph.commit_info(id).unwrap()))
+                .collect()
+        };
+        let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
+        let graph_path = tmp.path().join("pack.graph");
+        assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
+        let graphed = ObjectDb::new(
+            vec![Arc::new(
+                PackHandle::open(&ingested.index_path)
+                    .unwrap()
+                    .with_commit_graph(
+                        gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
+                    ),
+            )],
+            Arc::new(NoLoose),
+        );
+        LinearHistory {
+            _tmp: tmp,
+            repo,
+            plain,
+            graphed,
+        }
+    }
+
+    /// Commit `c` (1 is the root).
+    fn at(&self, c: usize, n: usize) -> ObjectId {
+        oid(&git(&self.repo, &["rev-parse", &format!("main~{}", n - c)]))
+    }
+}
+
+/// Run `f` on a fresh graph of `db`; with the commits and trees it read.
+fn counting_reads<T>(db: &ObjectDb, f: impl FnOnce(&mut Graph<'_>) -> T) -> (T, u64) {
+    let parsed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut graph = Graph::new(db);
+    let counter = parsed.clone();
+    graph.on_progress(move |n| counter.set(n));
+    let out = f(&mut graph);
+    (out, parsed.get())
+}
+
 #[test]
 fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
-    // 300 commits in a line (one a minute), and a client at commit 250 that wants
-    // the tip and commit 20 (an old branch it lacks the name of): with the
-    // commit-graph compaction writes, the walk proves commit 20 the client's
-    // without walking the 230 commits back to it.
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    let mut stream = String::new();
-    for c in 1..=300 {
-        let body = format!("version {c}\n");
-        stream.push_str(&format!(
-            "commit refs/heads/main\nmark :{c}\ncommitter C <c@example.com> {} +0000\ndata 2\nc\n",
-            1_600_000_000 + c * 60
-        ));
-        if c > 1 {
-            stream.push_str(&format!("from :{}\n", c - 1));
-        }
-        stream.push_str(&format!(
-            "M 100644 inline f.txt\ndata {}\n{body}\n",
-            body.len()
-        ));
-    }
-    let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
-    assert!(ok, "{err}");
-    let at = |n: usize| oid(&git(&repo, &["rev-parse", &format!("main~{}", 300 - n)]));
-    let (tip, old, have) = (at(300), at(20), at(250));
-    let store = tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let ingested = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
-        .unwrap()
-        .unwrap();
-    let plain = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
-    let commits: Vec<ObjectId> = git(&repo, &["rev-list", "main"]).lines().map(oid).collect();
-    let mut graph = Graph::new(&plain);
-    let infos: Vec<_> = commits
-        .iter()
-        .map(|id| (*id, graph.commit_info(id).unwrap()))
-        .collect();
-    let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
-    let graph_path = tmp.path().join("pack.graph");
-    assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
-    let graphed = ObjectDb::new(
-        vec![Arc::new(
-            PackHandle::open(&ingested.index_path)
-                .unwrap()
-                .with_commit_graph(
-                    gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
-                ),
-        )],
-        Arc::new(NoLoose),
-    );
-    // Commits and trees the walk reads, and the commits it sends.
+    // 300 commits in a line, and a client at commit 250 that wants the tip and
+    // commit 20 (an old branch it lacks the name of): with the commit-graph
+    // compaction writes, the walk proves commit 20 the client's without walking
+    // the 230 commits back to it.
+    let h = LinearHistory::new(300);
+    let (tip, old, have) = (h.at(300, 300), h.at(20, 300), h.at(250, 300));
     let walk = |db: &ObjectDb| {
-        let parsed = std::rc::Rc::new(std::cell::Cell::new(0u64));
-        let mut graph = Graph::new(db);
-        let counter = parsed.clone();
-        graph.on_progress(move |n| counter.set(n));
-        let wants = [tip, old];
-        let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
-        let outcome =
-            enumerate(&mut graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
-        let sent = outcome
-            .objects
-            .iter()
-            .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
-            .count();
-        (sent, parsed.get())
+        counting_reads(db, |graph| {
+            let wants = [tip, old];
+            let plan = plan_shallow(graph, &wants, &DeepenRequest::default()).unwrap();
+            let outcome =
+                enumerate(graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
+            outcome
+                .objects
+                .iter()
+                .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
+                .count()
+        })
     };
-    let (sent_by_ids, parsed_by_ids) = walk(&plain);
-    let (sent, parsed) = walk(&graphed);
+    let (sent_by_ids, parsed_by_ids) = walk(&h.plain);
+    let (sent, parsed) = walk(&h.graphed);
     assert_eq!(sent, 50, "the 50 commits after the client's");
     assert_eq!(sent_by_ids, 50);
     assert!(
@@ -1736,4 +1769,41 @@ fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
         parsed < 200,
         "by the graph, it stops near the client's commit: {parsed}"
     );
+}
+
+#[test]
+fn an_old_commit_on_a_tips_first_parent_line_is_reachable_without_a_walk() {
+    // A CI checkout by SHA of commit 5 of 300: reachable from the tip, found
+    // so by the commit-graph's intervals; a commit no ref reaches is still
+    // refused, and a stored closure's old tip is found under a want too.
+    let h = LinearHistory::new(300);
+    let (tip, old) = (h.at(300, 300), h.at(5, 300));
+    let stray = {
+        let tree = git(&h.repo, &["rev-parse", "main^{tree}"]);
+        oid(&git(&h.repo, &["commit-tree", tree.trim(), "-m", "stray"]))
+    };
+    let (unreachable, parsed) = counting_reads(&h.graphed, |graph| {
+        gitclaw_pack::walk::unreachable_wants(graph, &[tip], &[old]).unwrap()
+    });
+    assert!(unreachable.is_empty());
+    assert!(parsed < 20, "no walk back to commit 5: {parsed} reads");
+    let (unreachable_by_ids, parsed_by_ids) = counting_reads(&h.plain, |graph| {
+        gitclaw_pack::walk::unreachable_wants(graph, &[tip], &[old]).unwrap()
+    });
+    assert!(unreachable_by_ids.is_empty());
+    assert!(
+        parsed_by_ids > 290,
+        "by ids, the walk: {parsed_by_ids} reads"
+    );
+    // Nothing below commit 5 reaches the tip, and no ref the stray commit.
+    let mut graph = Graph::new(&h.graphed);
+    let refused = gitclaw_pack::walk::unreachable_wants(&mut graph, &[old], &[tip, stray]);
+    let mut expected = vec![tip, stray];
+    expected.sort();
+    assert_eq!(refused.unwrap(), expected);
+    let (reaches, parsed) = counting_reads(&h.graphed, |graph| {
+        gitclaw_pack::walk::reaches_all(graph, &[tip], &[old], 1000).unwrap()
+    });
+    assert!(reaches);
+    assert!(parsed < 20, "no walk back to commit 5: {parsed} reads");
 }

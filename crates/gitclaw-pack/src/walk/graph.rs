@@ -66,6 +66,39 @@ impl<'a> Graph<'a> {
         self.db
     }
 
+    /// The first-parent intervals of those of `ids` that the first commit-graph
+    /// of the packs holds (see [`crate::commit_graph::CommitGraph::first_parent_span`]).
+    pub(super) fn first_parent_spans(
+        &self,
+        ids: &[ObjectId],
+    ) -> Result<Vec<crate::commit_graph::FirstParentSpan>> {
+        let Some(g) = self.db.packs().iter().find_map(|p| p.commit_graph()) else {
+            return Ok(Vec::new());
+        };
+        let mut spans = Vec::new();
+        for pos in ids.iter().filter_map(|id| g.position(id)) {
+            spans.extend(g.first_parent_span(pos)?);
+        }
+        Ok(spans)
+    }
+
+    /// Whether the commit-graph's first-parent intervals show `ancestor`
+    /// reachable from a commit of `from` (spans of [`Self::first_parent_spans`]);
+    /// `false` when they cannot tell.
+    pub(super) fn first_parent_reached(
+        &self,
+        ancestor: &ObjectId,
+        from: &[crate::commit_graph::FirstParentSpan],
+    ) -> Result<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .first_parent_spans(std::slice::from_ref(ancestor))?
+            .first()
+            .is_some_and(|span| from.iter().any(|f| span.holds(f))))
+    }
+
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
         if !self.known_commit(id)? {
             self.count_parsed();

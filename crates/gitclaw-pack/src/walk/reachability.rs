@@ -46,6 +46,21 @@ pub fn reaches_all(
             }
         }
     }
+    // Tips on a first-parent line below a want are found without the walk.
+    let starts: Vec<ObjectId> = heap.iter().map(|(_, id)| *id).collect();
+    let spans = graph.first_parent_spans(&starts)?;
+    let mut found = Vec::new();
+    for tip in &missing {
+        if graph.first_parent_reached(tip, &spans)? {
+            found.push(*tip);
+        }
+    }
+    for tip in found {
+        missing.remove(&tip);
+    }
+    if missing.is_empty() {
+        return Ok(true);
+    }
     while let Some((_, id)) = heap.pop() {
         if missing.remove(&id) && missing.is_empty() {
             return Ok(true);
@@ -90,6 +105,21 @@ pub fn unreachable_wants(
         if !tip_set.contains(want) {
             missing.insert(*want);
         }
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A commit on a first-parent line below a tip is found without a walk
+    // (the commit-graph's intervals): a CI checkout of an older commit by SHA.
+    let spans = graph.first_parent_spans(&starts)?;
+    let mut found = Vec::new();
+    for want in &missing {
+        if graph.first_parent_reached(want, &spans)? {
+            found.push(*want);
+        }
+    }
+    for want in found {
+        missing.remove(&want);
     }
     if missing.is_empty() {
         return Ok(Vec::new());
