@@ -170,7 +170,13 @@ pub fn enumerate(
     out.objects
         .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
     let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
-    for id in &commits {
+    // A filter that refuses root trees (`tree:0`) leaves the commits' trees
+    // unread: looking each up would be most of the walk of a long history.
+    let root_trees = match options.filter.as_ref() {
+        Some(filter) => filter.admits(Kind::Tree, 0, &mut || Ok(0))?,
+        None => true,
+    };
+    for id in commits.iter().filter(|_| root_trees) {
         tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));
     }
     tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
