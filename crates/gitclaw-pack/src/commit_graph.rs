@@ -713,10 +713,23 @@ mod tests {
             "opening read {opened} of {} bytes",
             data.len()
         );
-        // The commits read as from the whole file.
+        // The commits, and their first-parent intervals, read as from the whole file.
         for id in &ids {
             assert_eq!(graph.commit(id).unwrap(), whole.commit(id).unwrap());
+            let span = |g: &CommitGraph| g.first_parent_span(g.position(id).unwrap()).unwrap();
+            assert!(span(&whole).is_some());
+            assert_eq!(span(&graph), span(&whole));
         }
+        assert!(graph
+            .first_parent_span(graph.position(&ids[0]).unwrap())
+            .unwrap()
+            .unwrap()
+            .holds(
+                &graph
+                    .first_parent_span(graph.position(&ids[199]).unwrap())
+                    .unwrap()
+                    .unwrap()
+            ));
         // One entry reads as from the whole file, for a block or two more.
         let (sparse_tips, whole_tips) =
             (graph.tip_entries().unwrap(), whole.tip_entries().unwrap());
