@@ -1658,6 +1658,12 @@ struct LinearHistory {
 
 impl LinearHistory {
     fn new(n: usize) -> Self {
+        Self::with_side(n, None)
+    }
+
+    /// With a branch `side` of `len` commits forked from commit `at`, made after
+    /// main's (a release branch with recent fixes).
+    fn with_side(n: usize, side: Option<(usize, usize)>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("src");
         std::fs::create_dir_all(&repo).unwrap();
@@ -1677,6 +1683,22 @@ impl LinearHistory {
                 body.len()
             ));
         }
+        if let Some((at, len)) = side {
+            for c in 1..=len {
+                let body = format!("side {c}\n");
+                stream.push_str(&format!(
+                    "commit refs/heads/side\ncommitter C <c@example.com> {} +0000\ndata 2\ns\n",
+                    1_600_000_000 + (n + c) * 60 + 30
+                ));
+                if c == 1 {
+                    stream.push_str(&format!("from :{at}\n"));
+                }
+                stream.push_str(&format!(
+                    "M 100644 inline g.txt\ndata {}\n{body}\n",
+                    body.len()
+                ));
+            }
+        }
         let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
         assert!(ok, "{err}");
         let store = tmp.path().join("store");
@@ -1688,7 +1710,10 @@ impl LinearHistory {
             vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
             Arc::new(NoLoose),
         );
-        let commits: Vec<ObjectId> = git(&repo, &["rev-list", "main"]).lines().map(oid).collect();
+        let commits: Vec<ObjectId> = git(&repo, &["rev-list", "--all"])
+            .lines()
+            .map(oid)
+            .collect();
         let infos: Vec<_> = {
             let mut graph = Graph::new(&plain);
             commits
@@ -1806,4 +1831,53 @@ fn an_old_commit_on_a_tips_first_parent_line_is_reachable_without_a_walk() {
     });
     assert!(reaches);
     assert!(parsed < 20, "no walk back to commit 5: {parsed} reads");
+}
+
+#[test]
+fn a_branch_forked_long_ago_is_walked_only_to_where_it_meets_the_clients_history() {
+    // 300 commits on main, a branch of 5 recent commits forked from commit 20,
+    // and a client at commit 250 that wants main and the branch: the walk down
+    // the branch stops at commit 20, shown the client's by the intervals,
+    // instead of going on until the walk from the client's commit comes down
+    // to it (a branch whose own commits are old still gets that walk: the
+    // walk goes newest first).
+    let h = LinearHistory::with_side(300, Some((20, 5)));
+    let (tip, have) = (h.at(300, 300), h.at(250, 300));
+    let side = oid(&git(&h.repo, &["rev-parse", "side"]));
+    let walk = |db: &ObjectDb| {
+        counting_reads(db, |graph| {
+            let wants = [tip, side];
+            let plan = plan_shallow(graph, &wants, &DeepenRequest::default()).unwrap();
+            let outcome =
+                enumerate(graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
+            outcome
+                .objects
+                .iter()
+                .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
+                .map(|o| o.id)
+                .collect::<BTreeSet<ObjectId>>()
+        })
+    };
+    let lacks: BTreeSet<ObjectId> = git(
+        &h.repo,
+        &[
+            "rev-list",
+            &tip.to_string(),
+            &side.to_string(),
+            &format!("^{have}"),
+        ],
+    )
+    .lines()
+    .map(oid)
+    .collect();
+    assert_eq!(lacks.len(), 55);
+    let (sent_by_ids, parsed_by_ids) = walk(&h.plain);
+    let (sent, parsed) = walk(&h.graphed);
+    assert_eq!(sent, lacks);
+    assert_eq!(sent_by_ids, lacks);
+    assert!(
+        parsed_by_ids > 230,
+        "by ids, the walk goes back to commit 20: {parsed_by_ids}"
+    );
+    assert!(parsed < 200, "by the graph, it stops at the fork: {parsed}");
 }

@@ -255,6 +255,21 @@ pub(super) fn limit_commits(
                     // It and all it reaches go out with the closed pack.
                     continue;
                 }
+                // A commit met from the wants' side that the intervals show a
+                // have to reach is the client's: the walk stops there rather
+                // than go on until the haves' side comes down to it (a branch
+                // forked from the default branch long before the client's
+                // commit would otherwise have the walk go back to the fork).
+                if !uninteresting
+                    && !have_spans.is_empty()
+                    && nodes.flags(parent) & (SEEN | UNINTERESTING) == 0
+                {
+                    if let Some(span) = nodes.span(parent)? {
+                        if have_spans.iter().any(|have| span.holds(have)) {
+                            *nodes.flags_mut(parent) |= UNINTERESTING;
+                        }
+                    }
+                }
                 let f = nodes.flags_mut(parent);
                 if *f & SEEN == 0 {
                     *f |= SEEN | QUEUED;
