@@ -82,21 +82,31 @@ impl<'a> Graph<'a> {
         Ok(spans)
     }
 
-    /// Whether the commit-graph's first-parent intervals show `ancestor`
-    /// reachable from a commit of `from` (spans of [`Self::first_parent_spans`]);
-    /// `false` when they cannot tell.
-    pub(super) fn first_parent_reached(
+    /// Remove from `ids` the commits the commit-graph's first-parent
+    /// intervals show reachable from one of `from` (a walk finds the rest).
+    pub(super) fn remove_first_parent_reached(
         &self,
-        ancestor: &ObjectId,
-        from: &[crate::commit_graph::FirstParentSpan],
-    ) -> Result<bool> {
-        if from.is_empty() {
-            return Ok(false);
+        ids: &mut gix_hashtable::HashSet<ObjectId>,
+        from: &[ObjectId],
+    ) -> Result<()> {
+        let spans = self.first_parent_spans(from)?;
+        if spans.is_empty() {
+            return Ok(());
         }
-        Ok(self
-            .first_parent_spans(std::slice::from_ref(ancestor))?
-            .first()
-            .is_some_and(|span| from.iter().any(|f| span.holds(f))))
+        let mut reached = Vec::new();
+        for id in ids.iter() {
+            let span = self.first_parent_spans(std::slice::from_ref(id))?;
+            if span
+                .first()
+                .is_some_and(|s| spans.iter().any(|f| s.holds(f)))
+            {
+                reached.push(*id);
+            }
+        }
+        for id in reached {
+            ids.remove(&id);
+        }
+        Ok(())
     }
 
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {

@@ -48,16 +48,7 @@ pub fn reaches_all(
     }
     // Tips on a first-parent line below a want are found without the walk.
     let starts: Vec<ObjectId> = heap.iter().map(|(_, id)| *id).collect();
-    let spans = graph.first_parent_spans(&starts)?;
-    let mut found = Vec::new();
-    for tip in &missing {
-        if graph.first_parent_reached(tip, &spans)? {
-            found.push(*tip);
-        }
-    }
-    for tip in found {
-        missing.remove(&tip);
-    }
+    graph.remove_first_parent_reached(&mut missing, &starts)?;
     if missing.is_empty() {
         return Ok(true);
     }
@@ -111,16 +102,7 @@ pub fn unreachable_wants(
     }
     // A commit on a first-parent line below a tip is found without a walk
     // (the commit-graph's intervals): a CI checkout of an older commit by SHA.
-    let spans = graph.first_parent_spans(&starts)?;
-    let mut found = Vec::new();
-    for want in &missing {
-        if graph.first_parent_reached(want, &spans)? {
-            found.push(*want);
-        }
-    }
-    for want in found {
-        missing.remove(&want);
-    }
+    graph.remove_first_parent_reached(&mut missing, &starts)?;
     if missing.is_empty() {
         return Ok(Vec::new());
     }
