@@ -1758,6 +1758,25 @@ fn counting_reads<T>(db: &ObjectDb, f: impl FnOnce(&mut Graph<'_>) -> T) -> (T, 
     (out, parsed.get())
 }
 
+/// The commits a fetch of `wants` by a client with `haves` sends, with the
+/// commits and trees its walk read.
+fn sent_commits(
+    db: &ObjectDb,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+) -> (BTreeSet<ObjectId>, u64) {
+    counting_reads(db, |graph| {
+        let plan = plan_shallow(graph, wants, &DeepenRequest::default()).unwrap();
+        let outcome = enumerate(graph, wants, haves, &plan, &WalkOptions::default()).unwrap();
+        outcome
+            .objects
+            .iter()
+            .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
+            .map(|o| o.id)
+            .collect()
+    })
+}
+
 #[test]
 fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
     // 300 commits in a line, and a client at commit 250 that wants the tip and
@@ -1767,17 +1786,8 @@ fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
     let h = LinearHistory::new(300);
     let (tip, old, have) = (h.at(300, 300), h.at(20, 300), h.at(250, 300));
     let walk = |db: &ObjectDb| {
-        counting_reads(db, |graph| {
-            let wants = [tip, old];
-            let plan = plan_shallow(graph, &wants, &DeepenRequest::default()).unwrap();
-            let outcome =
-                enumerate(graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
-            outcome
-                .objects
-                .iter()
-                .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
-                .count()
-        })
+        let (sent, parsed) = sent_commits(db, &[tip, old], &[have]);
+        (sent.len(), parsed)
     };
     let (sent_by_ids, parsed_by_ids) = walk(&h.plain);
     let (sent, parsed) = walk(&h.graphed);
@@ -1844,20 +1854,7 @@ fn a_branch_forked_long_ago_is_walked_only_to_where_it_meets_the_clients_history
     let h = LinearHistory::with_side(300, Some((20, 5)));
     let (tip, have) = (h.at(300, 300), h.at(250, 300));
     let side = oid(&git(&h.repo, &["rev-parse", "side"]));
-    let walk = |db: &ObjectDb| {
-        counting_reads(db, |graph| {
-            let wants = [tip, side];
-            let plan = plan_shallow(graph, &wants, &DeepenRequest::default()).unwrap();
-            let outcome =
-                enumerate(graph, &wants, &[have], &plan, &WalkOptions::default()).unwrap();
-            outcome
-                .objects
-                .iter()
-                .filter(|o| o.kind == gitclaw_pack::Kind::Commit)
-                .map(|o| o.id)
-                .collect::<BTreeSet<ObjectId>>()
-        })
-    };
+    let walk = |db: &ObjectDb| sent_commits(db, &[tip, side], &[have]);
     let lacks: BTreeSet<ObjectId> = git(
         &h.repo,
         &[

@@ -141,6 +141,17 @@ impl<'g> Nodes<'g> {
         }
     }
 
+    /// Whether `node`'s interval shows it reachable from a commit of `haves`
+    /// (intervals of [`Self::spans`]): the client's.
+    fn held_by(&self, node: Node, haves: &[FirstParentSpan]) -> Result<bool> {
+        if haves.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .span(node)?
+            .is_some_and(|span| haves.iter().any(|have| span.holds(have))))
+    }
+
     /// The intervals of those of `ids` that have one.
     fn spans(&self, ids: &[ObjectId]) -> Result<Vec<FirstParentSpan>> {
         let mut spans = Vec::new();
@@ -214,13 +225,9 @@ pub(super) fn limit_commits(
     };
     for id in wants {
         let node = nodes.node(id);
-        if !have_spans.is_empty() && nodes.flags(node) & SEEN == 0 {
-            if let Some(span) = nodes.span(node)? {
-                if have_spans.iter().any(|have| span.holds(have)) {
-                    *nodes.flags_mut(node) |= UNINTERESTING;
-                    continue;
-                }
-            }
+        if nodes.flags(node) & SEEN == 0 && nodes.held_by(node, &have_spans)? {
+            *nodes.flags_mut(node) |= UNINTERESTING;
+            continue;
         }
         if nodes.flags(node) & SEEN == 0 {
             *nodes.flags_mut(node) = SEEN | QUEUED;
@@ -261,14 +268,10 @@ pub(super) fn limit_commits(
                 // forked from the default branch long before the client's
                 // commit would otherwise have the walk go back to the fork).
                 if !uninteresting
-                    && !have_spans.is_empty()
                     && nodes.flags(parent) & (SEEN | UNINTERESTING) == 0
+                    && nodes.held_by(parent, &have_spans)?
                 {
-                    if let Some(span) = nodes.span(parent)? {
-                        if have_spans.iter().any(|have| span.holds(have)) {
-                            *nodes.flags_mut(parent) |= UNINTERESTING;
-                        }
-                    }
+                    *nodes.flags_mut(parent) |= UNINTERESTING;
                 }
                 let f = nodes.flags_mut(parent);
                 if *f & SEEN == 0 {
