@@ -1844,6 +1844,41 @@ fn an_old_commit_on_a_tips_first_parent_line_is_reachable_without_a_walk() {
 }
 
 #[test]
+fn a_tips_tree_and_blobs_are_found_reachable_in_the_tips_tree() {
+    // A partial clone's lazy fetch wants main's root tree, then the blobs of
+    // its checkout: found in main's tree, not after a walk of the history of
+    // every tip (the old branch `side` is listed last, so the walk would go
+    // down it first).
+    let h = LinearHistory::with_side(300, Some((10, 3)));
+    let tips = [h.at(300, 300), oid(&git(&h.repo, &["rev-parse", "side"]))];
+    let tree = oid(&git(&h.repo, &["rev-parse", "main^{tree}"]));
+    let blob = oid(&git(&h.repo, &["rev-parse", "main:f.txt"]));
+    let old_blob = oid(&git(&h.repo, &["rev-parse", "main~250:f.txt"]));
+    let stray = {
+        let out = git_stdin(&h.repo, &["hash-object", "-w", "--stdin"], b"stray\n");
+        oid(String::from_utf8_lossy(&out.1).trim())
+    };
+    for db in [&h.plain, &h.graphed] {
+        let (unreachable, parsed) = counting_reads(db, |graph| {
+            gitclaw_pack::walk::unreachable_wants(graph, &tips, &[tree, blob]).unwrap()
+        });
+        assert!(unreachable.is_empty());
+        // The two tips and the tree (the blob needs no read); 300 commits and
+        // more before the tips' trees went first.
+        assert!(parsed < 10, "only main's tree is read: {parsed} reads");
+        // An older version's blob is found by the walk of the history.
+        let mut graph = Graph::new(db);
+        let unreachable =
+            gitclaw_pack::walk::unreachable_wants(&mut graph, &tips, &[blob, old_blob]);
+        assert!(unreachable.unwrap().is_empty());
+    }
+    // A want the store does not hold is refused, not an error.
+    let mut graph = Graph::new(&h.graphed);
+    let refused = gitclaw_pack::walk::unreachable_wants(&mut graph, &tips, &[tree, stray]);
+    assert_eq!(refused.unwrap(), vec![stray]);
+}
+
+#[test]
 fn a_branch_forked_long_ago_is_walked_only_to_where_it_meets_the_clients_history() {
     // 300 commits on main, a branch of 5 recent commits forked from commit 20,
     // and a client at commit 250 that wants main and the branch: the walk down

@@ -160,6 +160,19 @@ impl<'a> Graph<'a> {
         Ok(true)
     }
 
+    /// The kind of `id`: a commit known without the pack needs no read; any
+    /// other object, its entry header.
+    pub(super) fn kind(&mut self, id: &ObjectId) -> Result<Kind> {
+        if self.known_commit(id)? {
+            return Ok(Kind::Commit);
+        }
+        let (kind, _) = self
+            .reader
+            .header(id)?
+            .ok_or(PackError::MissingObject(*id))?;
+        Ok(kind)
+    }
+
     /// Peel tags; returns the final object and its kind, plus the tags passed on the way.
     pub(super) fn peel(&mut self, id: &ObjectId) -> Result<(ObjectId, Kind, Vec<ObjectId>)> {
         let mut tags = Vec::new();

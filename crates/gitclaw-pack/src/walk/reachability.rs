@@ -70,9 +70,10 @@ pub fn reaches_all(
 
 /// The wants that are not reachable from `tips` (ref tips): what
 /// `uploadpack.allowReachableSHA1InWant` refuses. Wants equal to a tip (or to
-/// what a tip peels to) pass at once; commits are found by a commit walk, other
-/// objects by walking the trees of reachable commits, stopping as soon as every
-/// want is found.
+/// what a tip peels to) pass at once, as do commits the commit-graph's
+/// first-parent intervals put below a tip; other commits are found by a commit
+/// walk, other objects by walking the trees of the tips and then of each commit
+/// the walk meets, stopping as soon as every want is found.
 pub fn unreachable_wants(
     graph: &mut Graph<'_>,
     tips: &[ObjectId],
@@ -106,41 +107,72 @@ pub fn unreachable_wants(
     if missing.is_empty() {
         return Ok(Vec::new());
     }
-    // Commits first: the common case (a CI checkout of a commit by SHA).
+    let mut objects_seen: HashSet<ObjectId> = HashSet::default();
+    let no_skip = HashSet::default();
+    let skip = Skip {
+        set: &no_skip,
+        closed: None,
+    };
+    let mut walk_tree_of = |graph: &mut Graph<'_>, missing: &mut HashSet<ObjectId>, commit| {
+        let tree = graph.commit(&commit)?.tree;
+        walk_trees(
+            graph,
+            vec![(tree, Kind::Tree, true)],
+            &mut objects_seen,
+            &skip,
+            None,
+            |o| {
+                missing.remove(&o.id);
+            },
+        )
+    };
+    // Trees and blobs under a tip first: what a partial clone's lazy fetch asks
+    // for (a tip's root tree, the blobs of its checkout). Only when some want is
+    // not a commit: a commit is found by the commit walk alone.
+    let mut trees_wanted = false;
+    for id in &missing {
+        // One the store lacks stays missing.
+        if graph.db.contains(id) && graph.kind(id)? != Kind::Commit {
+            trees_wanted = true;
+            break;
+        }
+    }
+    if trees_wanted {
+        // Newest tip first (a checkout is most often of a recent commit), and
+        // their root trees before what is under them.
+        let mut newest_first = Vec::with_capacity(starts.len());
+        for tip in &starts {
+            newest_first.push((graph.commit_time(tip)?, *tip));
+            let tree = graph.commit(tip)?.tree;
+            missing.remove(&tree);
+        }
+        newest_first.sort_by(|a, b| b.cmp(a));
+        for (_, tip) in newest_first {
+            if missing.is_empty() {
+                return Ok(Vec::new());
+            }
+            walk_tree_of(graph, &mut missing, tip)?;
+        }
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
+    // Then the history: each commit as the walk meets it, and while a tree or
+    // blob is still missing, the trees of that commit.
     let mut seen: HashSet<ObjectId> = HashSet::default();
     let mut stack = starts;
-    let mut commits = Vec::new();
     while let Some(id) = stack.pop() {
         if !seen.insert(id) {
             continue;
         }
         missing.remove(&id);
-        commits.push(id);
+        if trees_wanted {
+            walk_tree_of(graph, &mut missing, id)?;
+        }
         if missing.is_empty() {
             return Ok(Vec::new());
         }
         stack.extend(graph.parents(&id)?);
-    }
-    // Trees, blobs and tags: walk the trees of every reachable commit.
-    let mut objects_seen: HashSet<ObjectId> = HashSet::default();
-    for id in commits {
-        let tree = graph.commit(&id)?.tree;
-        walk_trees(
-            graph,
-            vec![(tree, Kind::Tree, true)],
-            &mut objects_seen,
-            &Skip {
-                set: &HashSet::default(),
-                closed: None,
-            },
-            None,
-            |o| {
-                missing.remove(&o.id);
-            },
-        )?;
-        if missing.is_empty() {
-            return Ok(Vec::new());
-        }
     }
     let mut left: Vec<ObjectId> = missing.into_iter().collect();
     left.sort();
