@@ -738,6 +738,57 @@ fn a_repository_never_reads_another_ones_commits_through_the_shared_cache() {
 }
 
 #[test]
+fn locating_many_objects_at_once_finds_what_locating_each_finds() {
+    // Two packs (the older history alone, then everything), objects of both
+    // in a scrambled order with repeats, and ids no pack holds.
+    let f = fixture();
+    let store = f.scratch.join("older");
+    std::fs::create_dir_all(&store).unwrap();
+    let older = ingest_bytes(&pack_of(&f.repo, "main~3\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![
+            Arc::new(PackHandle::open(&older.index_path).unwrap()),
+            f.db.packs()[0].clone(),
+        ],
+        Arc::new(NoLoose),
+    );
+    let mut ids: Vec<ObjectId> = db.packs().iter().flat_map(|p| p.oids()).collect();
+    for n in 0..40u8 {
+        ids.push(ObjectId::from_bytes_or_panic(&[n.wrapping_mul(37); 20]));
+    }
+    // A fixed scramble: every id three times, far apart.
+    let len = ids.len();
+    let scrambled: Vec<ObjectId> = (0..3 * len).map(|i| ids[(i * 7919) % len]).collect();
+    let one_by_one: Vec<_> = scrambled.iter().map(|id| db.locate(id)).collect();
+    assert_eq!(db.locate_many(&scrambled), one_by_one);
+    assert!(one_by_one.iter().any(|l| l.is_none()));
+    assert!(one_by_one
+        .iter()
+        .any(|l| matches!(l, Some(gitclaw_pack::odb::Location::Packed { pack: 1, .. }))));
+    assert_eq!(db.locate_many(&[]), Vec::new());
+    // Each pack's own ids, in index order, are each found where they are.
+    for (number, pack) in db.packs().iter().enumerate() {
+        let own: Vec<ObjectId> = pack.oids().collect();
+        for (index, found) in db.locate_many(&own).into_iter().enumerate() {
+            match found {
+                Some(gitclaw_pack::odb::Location::Packed { pack: p, index: i }) if p < number => {
+                    assert_eq!(db.packs()[p].oid_at(i), own[index]);
+                }
+                other => assert_eq!(
+                    other,
+                    Some(gitclaw_pack::odb::Location::Packed {
+                        pack: number,
+                        index: index as u32
+                    })
+                ),
+            }
+        }
+    }
+}
+
+#[test]
 fn wants_must_be_reachable_from_the_tips() {
     let f = fixture();
     let main = oid(&git(&f.repo, &["rev-parse", "main"]));

@@ -23,8 +23,8 @@ fn gix_err(context: &str) -> impl FnOnce(gix_error::Error) -> PackError + '_ {
 pub struct PackHandle {
     hash: ObjectId,
     bundle: gix_pack::Bundle,
-    /// `(offset, index)` pairs sorted by offset, built on first need.
-    by_offset: OnceLock<Vec<(u64, u32)>>,
+    /// The entries in pack order, built on first need.
+    by_offset: OnceLock<PackOrder>,
     /// Every entry's object type, in pack order, read from headers on first need.
     kinds: OnceLock<Vec<Kind>>,
     /// For a pack read by ranges: where its missing bytes come from.
@@ -39,6 +39,14 @@ impl std::fmt::Debug for PackHandle {
             .field("hash", &self.hash)
             .finish()
     }
+}
+
+/// A pack's entries in the order they are stored (git's `.rev`, and more).
+struct PackOrder {
+    /// `(offset, index)` pairs sorted by offset.
+    sorted: Vec<(u64, u32)>,
+    /// Each index entry's place in `sorted`.
+    positions: Vec<u32>,
 }
 
 /// A stored pack entry as it lies in the pack file.
@@ -281,6 +289,38 @@ impl PackHandle {
         self.bundle.index.lookup(id)
     }
 
+    /// [`Self::lookup`] of an id no smaller than any looked up since `from`
+    /// was returned (start at 0): the search gallops forward from there. Also
+    /// returns where the next such search starts.
+    pub fn lookup_from(&self, id: &oid, from: u32) -> (Option<u32>, u32) {
+        let index = &self.bundle.index;
+        let n = index.num_objects();
+        let below = |i: u32| index.oid_at_index(i) < id;
+        // Gallop to a bound past `id`, then search between the last two steps.
+        let (mut lo, mut step) = (from, 1u32);
+        while lo < n && below(lo) {
+            let next = lo.saturating_add(step).min(n);
+            if next == n || !below(next) {
+                // `id` lies in (lo, next]: binary search there.
+                let (mut a, mut b) = (lo + 1, next);
+                while a < b {
+                    let mid = a + (b - a) / 2;
+                    if below(mid) {
+                        a = mid + 1;
+                    } else {
+                        b = mid;
+                    }
+                }
+                lo = a;
+                break;
+            }
+            lo = next;
+            step = step.saturating_mul(2);
+        }
+        let hit = (lo < n && index.oid_at_index(lo) == id).then_some(lo);
+        (hit, lo)
+    }
+
     pub fn oid_at(&self, index: u32) -> ObjectId {
         self.bundle.index.oid_at_index(index).to_owned()
     }
@@ -294,14 +334,30 @@ impl PackHandle {
         (0..self.num_objects()).map(|i| self.oid_at(i))
     }
 
-    pub(crate) fn sorted_offsets(&self) -> &[(u64, u32)] {
+    fn order(&self) -> &PackOrder {
         self.by_offset.get_or_init(|| {
-            let mut v: Vec<(u64, u32)> = (0..self.num_objects())
+            let mut sorted: Vec<(u64, u32)> = (0..self.num_objects())
                 .map(|i| (self.offset_at(i), i))
                 .collect();
-            v.sort_unstable();
-            v
+            sorted.sort_unstable();
+            let mut positions = vec![0u32; sorted.len()];
+            for (pos, &(_, index)) in sorted.iter().enumerate() {
+                // Both fit: a pack holds at most u32::MAX entries.
+                positions[index as usize] = pos as u32;
+            }
+            PackOrder { sorted, positions }
         })
+    }
+
+    /// `(offset, index)` of every entry, in pack order.
+    pub(crate) fn sorted_offsets(&self) -> &[(u64, u32)] {
+        &self.order().sorted
+    }
+
+    /// Where the entry of index position `index` lies in pack order (its place
+    /// in [`Self::sorted_offsets`]).
+    pub(crate) fn position_of(&self, index: u32) -> usize {
+        self.order().positions[index as usize] as usize
     }
 
     /// Index positions of the entries in the order they are stored: decoding in
@@ -348,11 +404,7 @@ impl PackHandle {
                 Header::OfsDelta { base_distance } => offset
                     .checked_sub(base_distance)
                     .and_then(|base| sorted.binary_search_by_key(&base, |(o, _)| *o).ok()),
-                Header::RefDelta { base_id } => self.lookup(&base_id).and_then(|i| {
-                    sorted
-                        .binary_search_by_key(&self.offset_at(i), |(o, _)| *o)
-                        .ok()
-                }),
+                Header::RefDelta { base_id } => self.lookup(&base_id).map(|i| self.position_of(i)),
                 Header::Commit => {
                     kinds[pos] = Some(Kind::Commit);
                     None
@@ -510,14 +562,7 @@ impl PackHandle {
 
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
-        let offset = self.offset_at(index);
-        let pos = self
-            .sorted_offsets()
-            .binary_search_by_key(&offset, |(o, _)| *o)
-            .map_err(|_| {
-                PackError::Corrupt(format!("pack {}: no entry at offset {offset}", self.hash))
-            })?;
-        self.raw_entry_at_pos(pos)
+        self.raw_entry_at_pos(self.position_of(index))
     }
 
     /// The stored entry at position `pos` in pack order (see [`Self::raw_entry`]).

@@ -81,17 +81,11 @@ impl<'a> Prefix<'a> {
 
     /// The stored offset of `id`, when it is an entry that goes out.
     pub(super) fn offset_of(&self, id: &ObjectId) -> Option<u64> {
-        let offset = self.pack.offset_at(self.pack.lookup(id)?);
+        let index = self.pack.lookup(id)?;
+        let offset = self.pack.offset_at(index);
         match self.kinds {
             None => Some(offset),
-            Some(kinds) => {
-                let pos = self
-                    .pack
-                    .sorted_offsets()
-                    .binary_search_by_key(&offset, |(o, _)| *o)
-                    .ok()?;
-                (kinds[pos] != Kind::Blob).then_some(offset)
-            }
+            Some(kinds) => (kinds[self.pack.position_of(index)] != Kind::Blob).then_some(offset),
         }
     }
 
@@ -162,8 +156,9 @@ fn plan(
 ) -> Result<Planned> {
     let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
-    for obj in objects {
-        let loc = db.locate(&obj.id).ok_or(PackError::MissingObject(obj.id))?;
+    let ids: Vec<ObjectId> = objects.iter().map(|obj| obj.id).collect();
+    for (obj, loc) in objects.iter().zip(db.locate_many(&ids)) {
+        let loc = loc.ok_or(PackError::MissingObject(obj.id))?;
         // The loose index knows sizes: big loose objects stay out of the delta
         // search and are streamed. (Only bigness is kept: the search order of
         // loose objects, which keeps bases ahead of their deltas, stays as it is.)
@@ -187,7 +182,7 @@ fn plan(
     }
     if !options.keep_order {
         items.sort_by_key(|item| match item.loc {
-            Location::Packed { pack, index } => (0u8, pack, packs[pack].offset_at(index)),
+            Location::Packed { pack, index } => (0u8, pack, packs[pack].position_of(index)),
             Location::Loose => (1u8, 0, 0),
         });
     }
