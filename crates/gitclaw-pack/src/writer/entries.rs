@@ -91,7 +91,7 @@ impl<'a> Prefix<'a> {
 
     /// Write the entries; returns where each one (by stored offset) went, when
     /// that differs from where it lies.
-    fn write(&self, w: &mut HashingWriter<'_>) -> Result<Option<StdHashMap<u64, u64>>> {
+    fn write(&self, w: &mut HashingWriter<'_>) -> Result<Option<Moved>> {
         let Some(kinds) = self.kinds else {
             // Its entries keep their offsets: both packs start with a 12-byte header.
             let raw = self.pack.raw_pack()?;
@@ -104,7 +104,7 @@ impl<'a> Prefix<'a> {
             return Ok(None);
         };
         let sorted = self.pack.sorted_offsets();
-        let mut moved = StdHashMap::with_capacity(self.count as usize);
+        let mut moved = Moved(Vec::with_capacity(self.count as usize));
         let mut head = Vec::with_capacity(32);
         for (pos, &(offset, _)) in sorted.iter().enumerate() {
             if kinds[pos] == Kind::Blob {
@@ -117,7 +117,7 @@ impl<'a> Prefix<'a> {
                     // Its base is of its type, so it went out: at a new place.
                     let base = offset
                         .checked_sub(base_distance)
-                        .and_then(|base| moved.get(&base))
+                        .and_then(|base| moved.get(base))
                         .ok_or_else(|| {
                             PackError::Corrupt(format!(
                                 "pack {}: delta at {offset} has no earlier base",
@@ -132,9 +132,21 @@ impl<'a> Prefix<'a> {
                 }
                 _ => w.put(raw.whole)?,
             }
-            moved.insert(offset, here);
+            // In pack order: `moved` stays sorted by stored offset.
+            moved.0.push((offset, here));
         }
         Ok(Some(moved))
+    }
+}
+
+/// Where a prefix's entries went: `(stored offset, offset written at)`, sorted
+/// by stored offset.
+struct Moved(Vec<(u64, u64)>);
+
+impl Moved {
+    fn get(&self, stored: u64) -> Option<u64> {
+        let at = self.0.binary_search_by_key(&stored, |(o, _)| *o).ok()?;
+        Some(self.0[at].1)
     }
 }
 
@@ -421,7 +433,7 @@ pub(super) fn write_entries(
             }
             (Plan::ReusePrefix { base, offset }, Location::Packed { pack, index }) => {
                 let offset = match &moved {
-                    Some(moved) => *moved.get(&offset).ok_or_else(|| {
+                    Some(moved) => moved.get(offset).ok_or_else(|| {
                         PackError::Corrupt(format!("delta base {base} did not go out"))
                     })?,
                     None => offset,
