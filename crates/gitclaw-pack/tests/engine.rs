@@ -1752,39 +1752,7 @@ impl LinearHistory {
         }
         let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
         assert!(ok, "{err}");
-        let store = tmp.path().join("store");
-        std::fs::create_dir_all(&store).unwrap();
-        let ingested = ingest_bytes(&pack_of(&repo, "--all\n", false), &store, &empty_db())
-            .unwrap()
-            .unwrap();
-        let plain = ObjectDb::new(
-            vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-            Arc::new(NoLoose),
-        );
-        let commits: Vec<ObjectId> = git(&repo, &["rev-list", "--all"])
-            .lines()
-            .map(oid)
-            .collect();
-        let infos: Vec<_> = {
-            let mut graph = Graph::new(&plain);
-            commits
-                .iter()
-                .map(|id| (*id, graph.commit_info(id).unwrap()))
-                .collect()
-        };
-        let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
-        let graph_path = tmp.path().join("pack.graph");
-        assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
-        let graphed = ObjectDb::new(
-            vec![Arc::new(
-                PackHandle::open(&ingested.index_path)
-                    .unwrap()
-                    .with_commit_graph(
-                        gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
-                    ),
-            )],
-            Arc::new(NoLoose),
-        );
+        let (plain, graphed) = stored_with_graph(tmp.path(), &repo);
         LinearHistory {
             _tmp: tmp,
             repo,
@@ -1797,6 +1765,42 @@ impl LinearHistory {
     fn at(&self, c: usize, n: usize) -> ObjectId {
         oid(&git(&self.repo, &["rev-parse", &format!("main~{}", n - c)]))
     }
+}
+
+/// `repo`'s objects in one pack stored under `dir`: opened alone, and with a
+/// commit-graph of all its commits.
+fn stored_with_graph(dir: &Path, repo: &Path) -> (ObjectDb, ObjectDb) {
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let ingested = ingest_bytes(&pack_of(repo, "--all\n", false), &store, &empty_db())
+        .unwrap()
+        .unwrap();
+    let plain = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let commits: Vec<ObjectId> = git(repo, &["rev-list", "--all"]).lines().map(oid).collect();
+    let infos: Vec<_> = {
+        let mut graph = Graph::new(&plain);
+        commits
+            .iter()
+            .map(|id| (*id, graph.commit_info(id).unwrap()))
+            .collect()
+    };
+    let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
+    let graph_path = dir.join("pack.graph");
+    assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &graph_path).unwrap());
+    let graphed = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&ingested.index_path)
+                .unwrap()
+                .with_commit_graph(
+                    gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap(),
+                ),
+        )],
+        Arc::new(NoLoose),
+    );
+    (plain, graphed)
 }
 
 /// Run `f` on a fresh graph of `db`; with the commits and trees it read.
@@ -1927,6 +1931,53 @@ fn a_tips_tree_and_blobs_are_found_reachable_in_the_tips_tree() {
     let mut graph = Graph::new(&h.graphed);
     let refused = gitclaw_pack::walk::unreachable_wants(&mut graph, &tips, &[tree, stray]);
     assert_eq!(refused.unwrap(), vec![stray]);
+}
+
+#[test]
+fn a_walk_through_commits_of_one_second_goes_on_until_the_clients_side_has_marked_them() {
+    // Every commit of the same second; a side branch forked from main's commit
+    // 7 and merged at its tip; a client at the merge that wants the side's
+    // commit, which it has. Commits of equal times are popped by id. Through
+    // the graph, the side commit's parent is the client's by the intervals, so
+    // nothing interesting stays queued — but the merge, which marks the side
+    // commit the client's, may come only after main's commits below the fork:
+    // the walk must not stop on a tie. The messages' variants give other ids,
+    // so other orders.
+    for variant in 0..64 {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("src");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        let commit = |branch: &str, mark: usize, body: &str| {
+            format!(
+                "commit refs/heads/{branch}\nmark :{mark}\ncommitter C <c@example.com> 1600000000 +0000\ndata {}\n{body}\n",
+                body.len()
+            )
+        };
+        let mut stream = String::new();
+        for c in 1..=10 {
+            stream.push_str(&commit("main", c, &format!("{variant} main {c}")));
+            if c > 1 {
+                stream.push_str(&format!("from :{}\n", c - 1));
+            }
+            stream.push_str(&format!("M 100644 inline f.txt\ndata 3\n{c:02}\n\n"));
+        }
+        stream.push_str(&commit("side", 100, &format!("{variant} side")));
+        stream.push_str("from :7\nM 100644 inline g.txt\ndata 2\ns\n\n");
+        stream.push_str(&commit("main", 101, &format!("{variant} merge")));
+        stream.push_str("from :10\nmerge :100\n\n");
+        let (ok, _, err) = git_stdin(&repo, &["fast-import", "--quiet"], stream.as_bytes());
+        assert!(ok, "{err}");
+        let (side, merge) = (
+            oid(&git(&repo, &["rev-parse", "side"])),
+            oid(&git(&repo, &["rev-parse", "main"])),
+        );
+        let (plain, graphed) = stored_with_graph(tmp.path(), &repo);
+        for db in [&plain, &graphed] {
+            let (sent, _) = sent_commits(db, &[side], &[merge]);
+            assert!(sent.is_empty(), "variant {variant}: sends {sent:?}");
+        }
+    }
 }
 
 #[test]

@@ -238,7 +238,7 @@ pub(super) fn limit_commits(
     let mut order: Vec<Node> = Vec::new();
     let mut slop = SLOP;
     let mut parents = Vec::new();
-    while let Some((_, _, node)) = heap.pop() {
+    while let Some((time, _, node)) = heap.pop() {
         if let Node::Pos(_) = node {
             // Read from the graph without `Graph::commit`, which counts the
             // commits it parses for progress and keepalives: counted here.
@@ -284,7 +284,11 @@ pub(super) fn limit_commits(
                 }
             }
         }
-        if interesting_queued == 0 {
+        // Once only uninteresting commits are queued, a few more steps — but
+        // none counted while the next is as new as this one (git's rule): with
+        // commit times that tie, what this commit reaches is not yet all marked.
+        let tied = heap.peek().is_some_and(|(next, _, _)| *next >= time);
+        if interesting_queued == 0 && !tied {
             slop -= 1;
             if slop == 0 {
                 break;
