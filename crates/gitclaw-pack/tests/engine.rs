@@ -1862,6 +1862,42 @@ fn a_want_a_have_reaches_by_first_parents_is_not_walked_to() {
 }
 
 #[test]
+fn negotiation_is_ready_when_the_wants_the_client_lacks_reach_its_commit() {
+    // A client at commit 250 of 300 that wants the tip and commit 20 (an old
+    // branch it lacks the name of), and names its own commit first: the tip
+    // reaches it, and the intervals show commit 20 below it, so the server
+    // can say "ready" in the first round instead of asking for older haves.
+    let h = LinearHistory::new(300);
+    let (tip, old, have) = (h.at(300, 300), h.at(20, 300), h.at(250, 300));
+    let ready = |db: &ObjectDb, wants: &[ObjectId], shallow: bool| {
+        let mut graph = Graph::new(db);
+        gitclaw_pack::walk::ok_to_give_up(&mut graph, wants, &[have], shallow).unwrap()
+    };
+    assert!(ready(&h.graphed, &[tip, old], false));
+    assert!(ready(&h.graphed, &[tip], false));
+    // Without the intervals (git's test), commit 20 reaches no common commit.
+    assert!(!ready(&h.plain, &[tip, old], false));
+    assert!(ready(&h.plain, &[tip], false));
+    // Below a shallow client's boundary, what its commit reaches is not its own.
+    assert!(!ready(&h.graphed, &[tip, old], true));
+    // A want on no first-parent line below the client's commit still needs one
+    // the client has below it.
+    let h = LinearHistory::with_side(300, Some((20, 3)));
+    let side = oid(&git(&h.repo, &["rev-parse", "side"]));
+    let mut graph = Graph::new(&h.graphed);
+    assert!(
+        !gitclaw_pack::walk::ok_to_give_up(&mut graph, &[side], &[h.at(250, 300)], false).unwrap()
+    );
+    assert!(gitclaw_pack::walk::ok_to_give_up(
+        &mut graph,
+        &[side],
+        &[h.at(250, 300), h.at(20, 300)],
+        false
+    )
+    .unwrap());
+}
+
+#[test]
 fn an_old_commit_on_a_tips_first_parent_line_is_reachable_without_a_walk() {
     // A CI checkout by SHA of commit 5 of 300: reachable from the tip, found
     // so by the commit-graph's intervals; a commit no ref reaches is still

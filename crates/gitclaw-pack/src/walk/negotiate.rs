@@ -9,26 +9,40 @@ use super::graph::Graph;
 use crate::Result;
 
 /// Whether every want reaches one of the `common` commits: git's `ok_to_give_up`,
-/// which lets the server answer `ready` and end negotiation.
+/// which lets the server answer `ready` and end negotiation. A want the
+/// commit-graph's first-parent intervals put below a common commit is the
+/// client's already and needs nothing sent (a client that lacks the names of
+/// old branches of its own history wants them): it passes too, unless
+/// `shallow` (below a shallow client's boundary, what a common commit reaches
+/// is not the client's).
 pub fn ok_to_give_up(
     graph: &mut Graph<'_>,
     wants: &[ObjectId],
     common: &[ObjectId],
+    shallow: bool,
 ) -> Result<bool> {
     if common.is_empty() {
         return Ok(false);
     }
     let common_set: HashSet<ObjectId> = common.iter().copied().collect();
     let mut cutoff = i64::MAX;
+    let mut common_commits = Vec::new();
     for id in common {
         if let Some(commit) = graph.peel_to_commit(id)? {
             cutoff = cutoff.min(graph.commit_time(&commit)?);
+            common_commits.push(commit);
         }
     }
+    let mut starts: HashSet<ObjectId> = HashSet::default();
     for want in wants {
-        let Some(start) = graph.peel_to_commit(want)? else {
-            continue;
-        };
+        if let Some(start) = graph.peel_to_commit(want)? {
+            starts.insert(start);
+        }
+    }
+    if !shallow {
+        graph.remove_first_parent_reached(&mut starts, &common_commits)?;
+    }
+    for start in starts {
         let mut seen: HashSet<ObjectId> = HashSet::default();
         let mut stack = vec![start];
         let mut reached = false;
