@@ -15,6 +15,7 @@ use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    writer::Leave,
     writer::{write_pack, Phase, WriteOptions},
     ObjectId, PackError,
 };
@@ -1011,18 +1012,18 @@ fn a_pack_holding_exactly_the_clone_is_streamed_as_is() {
     );
 }
 
-/// The pack of `closed` (without its blobs, or whole), then `objects`.
+/// The pack of `closed` (but for what `leave` says), then `objects`.
 fn write_after(
     db: &ObjectDb,
     closed: &PackHandle,
-    without_blobs: bool,
+    leave: gitclaw_pack::writer::Leave,
     objects: &[gitclaw_pack::walk::WalkObject],
 ) -> (Vec<u8>, gitclaw_pack::writer::WriteStats) {
     let mut pack = Vec::new();
     let stats = gitclaw_pack::writer::write_pack_after(
         db,
         closed,
-        without_blobs,
+        leave,
         objects,
         &WriteOptions::default(),
         &mut pack,
@@ -1088,7 +1089,7 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         rev_list_objects(&f.repo, &[&new_main.to_string(), &format!("^{old_main}")]),
         "the walk lists only what the closed pack lacks"
     );
-    let (pack, stats) = write_after(&db, &closed, false, &outcome.objects);
+    let (pack, stats) = write_after(&db, &closed, Leave::Nothing, &outcome.objects);
     assert!(
         stats.reused_deltas >= 1,
         "the new blob's stored delta against the old one is reused: {stats:?}"
@@ -1120,13 +1121,34 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         ..Default::default()
     };
     let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
-    let (pack, stats) = write_after(&db, &closed, true, &outcome.objects);
+    let (pack, stats) = write_after(&db, &closed, Leave::Blobs, &outcome.objects);
     let expected = rev_list_objects(&f.repo, &["--all", "--filter=blob:none"]);
     assert_eq!(stats.objects as usize, expected.len());
     assert_eq!(
         index_with_git(&pack, &f.scratch, Some(&f.repo)),
         expected,
         "git indexes the blob:none pack, and it holds every commit and tree"
+    );
+
+    // A `tree:0` clone: the closed pack's commits and tags as they lie, then
+    // the newer commits; no tree or blob.
+    let options = WalkOptions {
+        closed: Some(closed.clone()),
+        filter: Some(gitclaw_pack::walk::Filter::TreeDepth(0)),
+        ..Default::default()
+    };
+    let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
+    let (pack, stats) = write_after(&db, &closed, Leave::TreesAndBlobs, &outcome.objects);
+    let expected = rev_list_objects(&f.repo, &["--all", "--filter=tree:0"]);
+    assert_eq!(stats.objects as usize, expected.len());
+    assert!(
+        stats.reused as usize >= closed.count_of(|k| Leave::TreesAndBlobs.keeps(k)).unwrap(),
+        "the closed pack's commits and tags are copied"
+    );
+    assert_eq!(
+        index_with_git(&pack, &f.scratch, Some(&f.repo)),
+        expected,
+        "git indexes the tree:0 pack, and it holds every commit and tag"
     );
 }
 

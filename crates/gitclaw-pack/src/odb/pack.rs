@@ -379,12 +379,12 @@ impl PackHandle {
             .collect())
     }
 
-    /// How many entries are not blobs (what a `blob:none` clone takes of it).
-    pub fn count_without_blobs(&self) -> Result<usize> {
+    /// How many entries are of the types `kept` keeps (what a partial clone takes of it).
+    pub fn count_of(&self, kept: impl Fn(Kind) -> bool) -> Result<usize> {
         Ok(self
             .kinds_in_pack_order()?
             .iter()
-            .filter(|kind| **kind != Kind::Blob)
+            .filter(|kind| kept(**kind))
             .count())
     }
 

@@ -59,24 +59,29 @@ impl Write for HashingWriter<'_> {
 /// A stored pack whose entries go out first, all of them or all but its blobs.
 pub(super) struct Prefix<'a> {
     pack: &'a PackHandle,
-    /// Each entry's type in pack order, when blobs stay out.
+    /// Each entry's type in pack order, when some types stay out.
     kinds: Option<&'a [Kind]>,
+    leave: super::Leave,
     /// Entries that go out.
     count: u32,
 }
 
 impl<'a> Prefix<'a> {
-    pub(super) fn new(pack: &'a PackHandle, without_blobs: bool) -> Result<Self> {
-        let kinds = if without_blobs {
-            Some(pack.kinds_in_pack_order()?)
-        } else {
-            None
+    pub(super) fn new(pack: &'a PackHandle, leave: super::Leave) -> Result<Self> {
+        let kinds = match leave {
+            super::Leave::Nothing => None,
+            _ => Some(pack.kinds_in_pack_order()?),
         };
         let count = match kinds {
-            Some(kinds) => kinds.iter().filter(|k| **k != Kind::Blob).count() as u32,
+            Some(kinds) => kinds.iter().filter(|k| leave.keeps(**k)).count() as u32,
             None => pack.num_objects(),
         };
-        Ok(Prefix { pack, kinds, count })
+        Ok(Prefix {
+            pack,
+            kinds,
+            leave,
+            count,
+        })
     }
 
     /// The stored offset of `id`, when it is an entry that goes out.
@@ -85,7 +90,10 @@ impl<'a> Prefix<'a> {
         let offset = self.pack.offset_at(index);
         match self.kinds {
             None => Some(offset),
-            Some(kinds) => (kinds[self.pack.position_of(index)] != Kind::Blob).then_some(offset),
+            Some(kinds) => self
+                .leave
+                .keeps(kinds[self.pack.position_of(index)])
+                .then_some(offset),
         }
     }
 
@@ -107,7 +115,7 @@ impl<'a> Prefix<'a> {
         let mut moved = Moved(Vec::with_capacity(self.count as usize));
         let mut head = Vec::with_capacity(32);
         for (pos, &(offset, _)) in sorted.iter().enumerate() {
-            if kinds[pos] == Kind::Blob {
+            if !self.leave.keeps(kinds[pos]) {
                 continue;
             }
             let here = w.written;

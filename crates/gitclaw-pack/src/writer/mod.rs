@@ -35,6 +35,7 @@ pub use whole::{write_whole_pack, WholeObject};
 use std::io::Write;
 
 use gix_hash::ObjectId;
+use gix_object::Kind;
 
 use crate::{
     odb::{Location, ObjectDb, PackHandle},
@@ -223,25 +224,46 @@ pub fn write_pack(
     entries::write_entries(db, None, objects, client_has, options, out, progress)
 }
 
+/// What of a stored pack's entries a partial clone leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leave {
+    Nothing,
+    /// `blob:none`.
+    Blobs,
+    /// `tree:0`: commits and tags only.
+    TreesAndBlobs,
+}
+
+impl Leave {
+    /// Whether an entry of this type goes out.
+    pub fn keeps(self, kind: Kind) -> bool {
+        match self {
+            Leave::Nothing => true,
+            Leave::Blobs => kind != Kind::Blob,
+            Leave::TreesAndBlobs => !matches!(kind, Kind::Tree | Kind::Blob),
+        }
+    }
+}
+
 /// Write a pack of every entry of the stored pack `first`, copied as it is (but
-/// for its blobs, `without_blobs`: a `blob:none` clone), then `objects` (none of
+/// for the types a partial clone leaves out, `leave`), then `objects` (none of
 /// which `first` holds): the answer to a clone whose history `first` holds all
 /// of but the newest part. Deltas of `objects` may use bases in `first`. `first`
 /// must suit the client (see [`PackHandle::has_ofs_deltas`]).
 ///
-/// Without its blobs, `first`'s other entries are still copied as they lie: a
+/// Without some types, `first`'s other entries are still copied as they lie: a
 /// delta's base is of its own type, so it goes out too; only the distance to it
 /// changes.
 pub fn write_pack_after(
     db: &ObjectDb,
     first: &PackHandle,
-    without_blobs: bool,
+    leave: Leave,
     objects: &[WalkObject],
     options: &WriteOptions,
     out: &mut dyn Write,
     progress: ProgressFn<'_>,
 ) -> Result<WriteStats> {
-    let prefix = entries::Prefix::new(first, without_blobs)?;
+    let prefix = entries::Prefix::new(first, leave)?;
     entries::write_entries(db, Some(&prefix), objects, None, options, out, progress)
 }
 

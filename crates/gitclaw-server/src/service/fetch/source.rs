@@ -13,7 +13,9 @@ use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
     repack::closure_key,
     walk::{enumerate, reaches_all, Filter, Graph, ShallowPlan, WalkObject, WalkOptions},
-    writer::{stream_pack, write_pack, write_pack_after, ClientHas, WriteOptions, WriteStats},
+    writer::{
+        stream_pack, write_pack, write_pack_after, ClientHas, Leave, WriteOptions, WriteStats,
+    },
     ObjectId,
 };
 use gitclaw_protocol::{pktline, sideband::Band};
@@ -45,11 +47,11 @@ pub enum PackSource {
     Cached { file: std::fs::File, size: u64 },
     /// The pack an identical request is generating now.
     Following(Follower),
-    /// Objects to write, after `base` (a stored pack sent whole, or all but its
-    /// blobs when `base_without_blobs`) when there is one.
+    /// Objects to write, after `base` (a stored pack sent whole, or but for
+    /// what `base_leaves` a partial clone) when there is one.
     Walked {
         base: Option<Arc<PackHandle>>,
-        base_without_blobs: bool,
+        base_leaves: Leave,
         objects: Vec<WalkObject>,
         /// Objects the client has, that deltas may be made against (thin packs).
         client: Box<ClientObjects>,
@@ -172,16 +174,21 @@ pub fn choose(
     // all of their old state goes out whole, and the walk covers only what is newer.
     // Only when the wants reach every tip that pack was taken of: it must not carry
     // anything the clone does not reach. A `blob:none` clone takes that pack's
-    // commits, trees and tags the same way.
+    // commits, trees and tags the same way, a `tree:0` clone its commits and tags.
     let mut options = WalkOptions {
         closed: None,
         filter,
         include_tags,
     };
     let mut base = None;
-    let mut base_without_blobs = false;
-    let blob_none = matches!(options.filter, Some(Filter::BlobNone));
-    if full && (options.filter.is_none() || blob_none) {
+    let mut base_leaves = Leave::Nothing;
+    let leave = match options.filter {
+        None => Some(Leave::Nothing),
+        Some(Filter::BlobNone) => Some(Leave::Blobs),
+        Some(Filter::TreeDepth(0)) => Some(Leave::TreesAndBlobs),
+        _ => None,
+    };
+    if let (true, Some(leave)) = (full, leave) {
         let key = whole_pack_key(&job.wants, &options.include_tags);
         let closure = match (db.closure_pack(&key), &job.closure) {
             (Some(pack), _) => Some(pack.clone()),
@@ -191,8 +198,8 @@ pub fn choose(
             _ => None,
         };
         if let Some(pack) = closure {
-            if blob_none {
-                // Wanted blobs would pass the filter: only commits and tags here.
+            if leave != Leave::Nothing {
+                // Wanted trees and blobs would pass the filter: only commits and tags here.
                 let mut all_commits = true;
                 for want in &job.wants {
                     all_commits &= graph.peel_to_commit(want)?.is_some();
@@ -200,7 +207,7 @@ pub fn choose(
                 if all_commits && (job.ofs_delta || !pack.has_ofs_deltas()?) {
                     options.closed = Some(pack.clone());
                     base = Some(pack);
-                    base_without_blobs = true;
+                    base_leaves = leave;
                 }
             } else if job.ofs_delta || !pack.has_ofs_deltas()? {
                 options.closed = Some(pack.clone());
@@ -210,13 +217,13 @@ pub fn choose(
     }
     let outcome = enumerate(graph, &job.wants, commons, plan, &options)?;
     let stored = match &base {
-        Some(pack) if base_without_blobs => pack.count_without_blobs()?,
+        Some(pack) if base_leaves != Leave::Nothing => pack.count_of(|k| base_leaves.keeps(k))?,
         Some(pack) => pack.num_objects() as usize,
         None => 0,
     };
     Ok(PackSource::Walked {
         base,
-        base_without_blobs,
+        base_leaves,
         objects: outcome.objects,
         client: Box::new(ClientObjects {
             has: outcome.client_has,
@@ -283,7 +290,7 @@ pub fn write(
         }
         PackSource::Walked {
             base,
-            base_without_blobs,
+            base_leaves,
             objects,
             client,
             stored,
@@ -309,7 +316,7 @@ pub fn write(
                 Some(pack) => write_pack_after(
                     db,
                     pack,
-                    base_without_blobs,
+                    base_leaves,
                     &objects,
                     &write_options,
                     &mut tee,
