@@ -47,8 +47,8 @@ pub enum PackSource {
     Cached { file: std::fs::File, size: u64 },
     /// The pack an identical request is generating now.
     Following(Follower),
-    /// Objects to write, after `base` (a stored pack sent whole, or but for
-    /// what `base_leaves` a partial clone) when there is one.
+    /// Objects to write, after `base` (a stored pack, sent whole or, for a
+    /// partial clone, without the types `base_leaves` names) when there is one.
     Walked {
         base: Option<Arc<PackHandle>>,
         base_leaves: Leave,
