@@ -1115,41 +1115,39 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         })
         .count();
     assert!(tree_deltas > 0, "the closed pack stores trees as deltas");
-    let options = WalkOptions {
-        closed: Some(closed.clone()),
-        filter: Some(gitclaw_pack::walk::Filter::BlobNone),
-        ..Default::default()
-    };
-    let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
-    let (pack, stats) = write_after(&db, &closed, Leave::Blobs, &outcome.objects);
-    let expected = rev_list_objects(&f.repo, &["--all", "--filter=blob:none"]);
-    assert_eq!(stats.objects as usize, expected.len());
-    assert_eq!(
-        index_with_git(&pack, &f.scratch, Some(&f.repo)),
-        expected,
-        "git indexes the blob:none pack, and it holds every commit and tree"
-    );
-
-    // A `tree:0` clone: the closed pack's commits and tags as they lie, then
-    // the newer commits; no tree or blob.
-    let options = WalkOptions {
-        closed: Some(closed.clone()),
-        filter: Some(gitclaw_pack::walk::Filter::TreeDepth(0)),
-        ..Default::default()
-    };
-    let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
-    let (pack, stats) = write_after(&db, &closed, Leave::TreesAndBlobs, &outcome.objects);
-    let expected = rev_list_objects(&f.repo, &["--all", "--filter=tree:0"]);
-    assert_eq!(stats.objects as usize, expected.len());
-    assert!(
-        stats.reused as usize >= closed.count_of(|k| Leave::TreesAndBlobs.keeps(k)).unwrap(),
-        "the closed pack's commits and tags are copied"
-    );
-    assert_eq!(
-        index_with_git(&pack, &f.scratch, Some(&f.repo)),
-        expected,
-        "git indexes the tree:0 pack, and it holds every commit and tag"
-    );
+    // A `tree:0` clone likewise: the closed pack's commits and tags as they
+    // lie, then the newer commits; no tree or blob.
+    for (filter, leave, spec) in [
+        (
+            gitclaw_pack::walk::Filter::BlobNone,
+            Leave::Blobs,
+            "blob:none",
+        ),
+        (
+            gitclaw_pack::walk::Filter::TreeDepth(0),
+            Leave::TreesAndBlobs,
+            "tree:0",
+        ),
+    ] {
+        let options = WalkOptions {
+            closed: Some(closed.clone()),
+            filter: Some(filter),
+            ..Default::default()
+        };
+        let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
+        let (pack, stats) = write_after(&db, &closed, leave, &outcome.objects);
+        let expected = rev_list_objects(&f.repo, &["--all", &format!("--filter={spec}")]);
+        assert_eq!(stats.objects as usize, expected.len(), "{spec}");
+        assert!(
+            stats.reused as usize >= closed.count_of(|k| leave.keeps(k)).unwrap(),
+            "{spec}: the closed pack's entries of the kept types are copied"
+        );
+        assert_eq!(
+            index_with_git(&pack, &f.scratch, Some(&f.repo)),
+            expected,
+            "git indexes the {spec} pack, and it holds every object the filter keeps"
+        );
+    }
 }
 
 #[test]

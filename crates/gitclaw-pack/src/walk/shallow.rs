@@ -30,6 +30,12 @@ impl DeepenRequest {
     pub fn is_deepen(&self) -> bool {
         self.depth.is_some() || self.since.is_some() || !self.not.is_empty()
     }
+
+    /// Whether the client is shallow or becomes so: what its haves reach is
+    /// then not all its own.
+    pub fn makes_shallow(&self) -> bool {
+        self.is_deepen() || !self.client_shallow.is_empty()
+    }
 }
 
 /// The shallow boundary of a fetch and what to tell the client about it.

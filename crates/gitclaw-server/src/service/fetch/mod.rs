@@ -111,6 +111,12 @@ pub struct FetchJob {
 }
 
 impl FetchJob {
+    /// The client is shallow or becomes so (a depth, a date, or refs it is
+    /// cut at): what its haves reach is then not all its own.
+    pub fn shallow(&self) -> bool {
+        self.deepen.makes_shallow() || !self.deepen_not_refs.is_empty()
+    }
+
     /// No haves, no depth, no filter but `blob:none`: a clone of whole history.
     pub fn is_full_clone(&self) -> bool {
         self.haves.is_empty()
@@ -381,7 +387,7 @@ impl Fetch {
             negotiate::negotiate_v0(&mut graph, job, &commons, &mut lines)?
         };
         if send_pack && job.v2 {
-            if deepen.is_deepen() || !deepen.client_shallow.is_empty() {
+            if deepen.makes_shallow() {
                 v2::write_section(&mut lines, Section::ShallowInfo);
                 negotiate::shallow_lines(&mut lines, &plan);
                 lines.extend_from_slice(pktline::DELIM);
@@ -415,7 +421,7 @@ fn shape(job: &FetchJob, refs: &[PeeledRef]) -> &'static str {
         "by-sha"
     } else if job.filter.is_some() {
         "partial"
-    } else if job.deepen.is_deepen() || !job.deepen.client_shallow.is_empty() {
+    } else if job.shallow() {
         "shallow"
     } else if !job.haves.is_empty() {
         "incremental"

@@ -59,7 +59,7 @@ pub fn negotiate_v0(
     }
     let ready = match last {
         Some(_) if job.multi_ack_detailed => {
-            ok_to_give_up(graph, &job.wants, commons, shallow(job))?
+            ok_to_give_up(graph, &job.wants, commons, job.shallow())?
         }
         _ => false,
     };
@@ -95,17 +95,11 @@ pub fn negotiate_v2(
     for id in to_acknowledge(graph, commons)? {
         v2::write_ack(out, &id);
     }
-    if !job.wait_for_done && ok_to_give_up(graph, &job.wants, commons, shallow(job))? {
+    if !job.wait_for_done && ok_to_give_up(graph, &job.wants, commons, job.shallow())? {
         v2::write_ready(out);
         out.extend_from_slice(pktline::DELIM);
         return Ok(true);
     }
     out.extend_from_slice(pktline::FLUSH);
     Ok(false)
-}
-
-/// Whether the client is or becomes shallow: what its haves reach is then
-/// not all its own.
-fn shallow(job: &FetchJob) -> bool {
-    job.deepen.is_deepen() || !job.deepen.client_shallow.is_empty()
 }
