@@ -9,8 +9,9 @@
 //! levels as generation numbers): `git commit-graph verify` checks one, and
 //! gix-commitgraph reads it here. Chunks of our own follow git's (git skips
 //! chunks it does not know): each commit's interval in the first-parent
-//! forest (`GCFP`, see [`CommitGraph::first_parent_ancestor`]), and the pack's
-//! [`tip entries`](crate::tip_entries).
+//! forest (`GCFP`, see [`CommitGraph::first_parent_ancestor`]), the type of
+//! every entry of the pack in pack order (`GCKD`, see
+//! [`CommitGraph::pack_kinds`]), and the pack's [`tip entries`](crate::tip_entries).
 
 use std::{io::Write, path::Path};
 
@@ -37,8 +38,15 @@ const HASH_LEN: usize = 20;
 /// format cannot hold exactly (before 1970, or past 2514): a reader must get
 /// from the graph exactly what parsing the commit gives.
 ///
-/// `tips` (see [`crate::tip_entries`]) go in a chunk of their own.
-pub fn write(commits: &[(ObjectId, &CommitInfo)], tips: &[TipEntry], out: &Path) -> Result<bool> {
+/// `tips` (see [`crate::tip_entries`]) go in a chunk of their own, and so do
+/// `kinds`, the type of each of the pack's entries in pack order (none when
+/// empty).
+pub fn write(
+    commits: &[(ObjectId, &CommitInfo)],
+    tips: &[TipEntry],
+    kinds: &[gix_object::Kind],
+    out: &Path,
+) -> Result<bool> {
     let mut sorted: Vec<(ObjectId, &CommitInfo)> = commits.to_vec();
     sorted.sort_unstable_by_key(|c| c.0);
     sorted.dedup_by(|a, b| a.0 == b.0);
@@ -123,6 +131,10 @@ pub fn write(commits: &[(ObjectId, &CommitInfo)], tips: &[TipEntry], out: &Path)
         .flat_map(|(pre, post)| pre.to_be_bytes().into_iter().chain(post.to_be_bytes()))
         .collect();
     chunks.push((&FIRST_PARENT_CHUNK_ID, &intervals[..]));
+    let kind_bytes = encode_kinds(kinds);
+    if !kinds.is_empty() {
+        chunks.push((&PACK_KINDS_CHUNK_ID, &kind_bytes[..]));
+    }
     let tip_bytes = crate::tip_entries::encode(tips);
     if !tips.is_empty() {
         chunks.push((&crate::tip_entries::CHUNK_ID, &tip_bytes[..]));
@@ -199,6 +211,63 @@ fn topological_levels(parents: &[Vec<u32>]) -> Option<Vec<u32>> {
 
 /// Our chunk of first-parent intervals: 8 bytes a commit, in graph order.
 const FIRST_PARENT_CHUNK_ID: [u8; 4] = *b"GCFP";
+
+/// Our chunk of the pack's entry types: the entry count (4 bytes), then two
+/// bits an entry in pack order, four entries a byte, the first in the low bits.
+const PACK_KINDS_CHUNK_ID: [u8; 4] = *b"GCKD";
+
+fn encode_kinds(kinds: &[gix_object::Kind]) -> Vec<u8> {
+    use gix_object::Kind;
+    let mut out = Vec::with_capacity(4 + kinds.len().div_ceil(4));
+    out.extend_from_slice(&(kinds.len() as u32).to_be_bytes());
+    for four in kinds.chunks(4) {
+        let mut byte = 0u8;
+        for (i, kind) in four.iter().enumerate() {
+            let bits = match kind {
+                Kind::Commit => 0,
+                Kind::Tree => 1,
+                Kind::Blob => 2,
+                Kind::Tag => 3,
+            };
+            byte |= bits << (2 * i);
+        }
+        out.push(byte);
+    }
+    out
+}
+
+/// The entry types of a [`PACK_KINDS_CHUNK_ID`] chunk, `None` if its length
+/// does not fit its count.
+fn decode_kinds(bytes: &[u8]) -> Option<Vec<gix_object::Kind>> {
+    use gix_object::Kind;
+    let (count, packed) = bytes.split_first_chunk::<4>()?;
+    let count = u32::from_be_bytes(*count) as usize;
+    if packed.len() != count.div_ceil(4) {
+        return None;
+    }
+    let kinds = (0..count)
+        .map(|i| match (packed[i / 4] >> (2 * (i % 4))) & 3 {
+            0 => Kind::Commit,
+            1 => Kind::Tree,
+            2 => Kind::Blob,
+            _ => Kind::Tag,
+        })
+        .collect();
+    Some(kinds)
+}
+
+/// The graph file at `path`, held open, and where its entry types lie, if it
+/// has them. Their length is checked when they are read.
+fn pack_kinds_chunk(path: &Path) -> Result<Option<(std::fs::File, std::ops::Range<u64>)>> {
+    let Some(range) = chunk_range(path, PACK_KINDS_CHUNK_ID)? else {
+        return Ok(None);
+    };
+    let file = std::fs::File::open(path).map_err(PackError::io(format!(
+        "reading the commit-graph {}",
+        path.display()
+    )))?;
+    Ok(Some((file, range)))
+}
 
 /// Each commit's `(entry, exit)` numbers in a depth-first walk of the forest
 /// whose edges go from a commit to its first parent: `a` is a first-parent
@@ -292,6 +361,10 @@ pub struct CommitGraph {
     /// The file again and where its first-parent intervals start, when it has
     /// them: read 8 bytes a lookup, as a walk asks about a few commits only.
     first_parent: Option<(std::fs::File, u64)>,
+    /// Where the pack's entry types lie in the file, when it has them: read
+    /// only when asked for (see [`Self::pack_kinds`]). The file is held open:
+    /// a cached download's name may go while a request still reads it.
+    pack_kinds: Option<(std::fs::File, std::ops::Range<u64>)>,
 }
 
 /// A commit's interval in the first-parent forest (see
@@ -355,6 +428,7 @@ impl CommitGraph {
             file,
             tips,
             first_parent,
+            pack_kinds: pack_kinds_chunk(path)?,
         })
     }
 
@@ -401,11 +475,17 @@ impl CommitGraph {
             sparse.fill(range)?;
         }
         let first_parent = first_parent_chunk(path, file.num_commits())?;
+        // Likewise written before the tip entries.
+        if let Some(range) = chunk_range(path, PACK_KINDS_CHUNK_ID)? {
+            sparse.fill(range)?;
+        }
+        let pack_kinds = pack_kinds_chunk(path)?;
         let tips = TipEntries::open(path, chunk)?.read_by_ranges(sparse);
         Ok(CommitGraph {
             file,
             tips: Some(tips),
             first_parent,
+            pack_kinds,
         })
     }
 
@@ -460,6 +540,28 @@ impl CommitGraph {
             entry: u32::from_be_bytes([a, b, c, d]),
             exit: u32::from_be_bytes([e, f, g, h]),
         }))
+    }
+
+    /// The type of every entry of the graph's pack, in pack order, when
+    /// compaction recorded them: what a partial clone taking that pack as its
+    /// base needs to leave out, and otherwise reads from every entry's header —
+    /// the whole pack, for one read by ranges. An error if the chunk is
+    /// malformed.
+    pub fn pack_kinds(&self) -> Result<Option<Vec<gix_object::Kind>>> {
+        use std::os::unix::fs::FileExt;
+        let Some((file, range)) = &self.pack_kinds else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; (range.end - range.start) as usize];
+        file.read_exact_at(&mut bytes, range.start)
+            .map_err(PackError::io("reading a commit-graph's entry types"))?;
+        match decode_kinds(&bytes) {
+            Some(kinds) => Ok(Some(kinds)),
+            None => Err(PackError::Corrupt(format!(
+                "commit-graph: an entry-type chunk of {} bytes does not fit its count",
+                bytes.len()
+            ))),
+        }
     }
 
     /// The id of the commit at `pos` (below [`Self::num_commits`]).
@@ -553,13 +655,13 @@ mod tests {
             parents: vec![b].into(),
             time: 5,
         };
-        assert!(!write(&[(a, &orphan)], &[], &out).unwrap());
+        assert!(!write(&[(a, &orphan)], &[], &[], &out).unwrap());
         let ancient = CommitInfo {
             tree,
             parents: Vec::new().into(),
             time: -1,
         };
-        assert!(!write(&[(a, &ancient)], &[], &out).unwrap());
+        assert!(!write(&[(a, &ancient)], &[], &[], &out).unwrap());
         assert!(!out.exists());
     }
 
@@ -608,7 +710,7 @@ mod tests {
         let commits: Vec<(ObjectId, &CommitInfo)> = ids.iter().copied().zip(infos.iter()).collect();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("g");
-        assert!(write(&commits, &[], &out).unwrap());
+        assert!(write(&commits, &[], &[], &out).unwrap());
         let graph = CommitGraph::open(&out).unwrap();
         let span = |i: usize| {
             let pos = graph.position(&ids[i]).unwrap();
@@ -693,7 +795,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        assert!(write(&commits, &tips, &out).unwrap());
+        assert!(write(&commits, &tips, &[], &out).unwrap());
         let data = std::fs::read(&out).unwrap();
         let whole = CommitGraph::open(&out).unwrap();
 

@@ -206,7 +206,13 @@ pub fn repack(
         std::fs::create_dir_all(work_dir)
             .map_err(PackError::io("creating the repack directory"))?;
         let path = work_dir.join("reachable.graph");
-        if crate::commit_graph::write(&borrowed, &entries, &path)? {
+        // Read from the local pack's headers; a pack read by ranges would
+        // have to come down whole for them, so it goes without.
+        let kinds = match closure.packs() {
+            [pack] if !pack.is_sparse() => pack.kinds_in_pack_order()?.to_vec(),
+            _ => Vec::new(),
+        };
+        if crate::commit_graph::write(&borrowed, &entries, &kinds, &path)? {
             repacked.commit_graph = Some(path);
             repacked.tip_entries = entries.len();
         }

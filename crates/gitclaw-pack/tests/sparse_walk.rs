@@ -150,3 +150,102 @@ fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
         blocks_with_trees.len()
     );
 }
+
+#[test]
+fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_entries() {
+    // Commits each changing a 400 KB file that does not compress, and an
+    // annotated tag: a pack of several blocks whose trees and blobs lie after
+    // its commits.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    for i in 0..8u64 {
+        std::fs::write(repo.join("big.bin"), noise(400_000, i + 1)).unwrap();
+        std::fs::write(repo.join("small.txt"), format!("version {i}\n")).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", &format!("version {i}")]);
+    }
+    git(&repo, &["tag", "-a", "v1", "-m", "the first release"]);
+    // A commit no ref keeps, packed with the rest: compaction writes a new pack.
+    git(&repo, &["checkout", "-q", "-b", "gone"]);
+    git(
+        &repo,
+        &["commit", "-q", "--allow-empty", "-m", "soon unreachable"],
+    );
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["gc", "-q"]);
+    git(&repo, &["branch", "-q", "-D", "gone"]);
+    let pack_dir = repo.join(".git/objects/pack");
+    let index = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&index).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(|l| ObjectId::from_hex(l.trim().as_bytes()).unwrap())
+        .collect();
+    let work = tmp.path().join("work");
+    let repacked = gitclaw_pack::repack::repack(
+        &db,
+        &tips,
+        &[],
+        &work,
+        &gitclaw_pack::writer::WriteOptions::default(),
+    )
+    .unwrap();
+    let closure = repacked.reachable.expect("a compacted pack");
+    let graph_path = repacked.commit_graph.expect("a commit-graph beside it");
+    let local = PackHandle::open(&closure.index_path).unwrap();
+    let from_headers = local.kinds().unwrap();
+    let count =
+        |kinds: &[(ObjectId, Kind)], kind: Kind| kinds.iter().filter(|k| k.1 == kind).count();
+    assert_eq!(
+        (
+            count(&from_headers, Kind::Commit),
+            count(&from_headers, Kind::Tag)
+        ),
+        (8, 1)
+    );
+    let data = std::fs::read(closure.index_path.with_extension("pack")).unwrap();
+    assert!(data.len() as u64 > 3 * BLOCK_BYTES, "{} bytes", data.len());
+
+    let sparse = |dir: &str, with_graph: bool| {
+        let dir = tmp.path().join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let index = dir.join(closure.index_path.file_name().unwrap());
+        std::fs::copy(&closure.index_path, &index).unwrap();
+        let batches = Arc::new(AtomicU64::new(0));
+        let source = Counted {
+            data: data.clone(),
+            batches: batches.clone(),
+        };
+        let mut handle =
+            PackHandle::open_sparse(&index, data.len() as u64, Box::new(source)).unwrap();
+        if with_graph {
+            let graph = gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap();
+            handle = handle.with_commit_graph(graph);
+        }
+        (handle, batches)
+    };
+    // With the graph compaction wrote: the types it recorded, and no read of
+    // the pack past opening it.
+    let (handle, batches) = sparse("with-graph", true);
+    assert_eq!(handle.kinds().unwrap(), from_headers);
+    assert_eq!(
+        handle
+            .count_of(|k| matches!(k, Kind::Commit | Kind::Tag))
+            .unwrap(),
+        9
+    );
+    assert_eq!(batches.load(Ordering::SeqCst), 1, "only the opening batch");
+    // Without it, the same types from every entry's header: the whole pack.
+    let (handle, batches) = sparse("without-graph", false);
+    assert_eq!(handle.kinds().unwrap(), from_headers);
+    assert!(batches.load(Ordering::SeqCst) > 1);
+}

@@ -394,6 +394,15 @@ impl PackHandle {
         if let Some(kinds) = self.kinds.get() {
             return Ok(kinds);
         }
+        // Recorded by compaction beside the pack's commits: for a pack read by
+        // ranges, the header scan below would read all of it.
+        let recorded = match &self.commit_graph {
+            Some(graph) => graph.pack_kinds()?,
+            None => None,
+        };
+        if let Some(kinds) = recorded.filter(|k| k.len() == self.num_objects() as usize) {
+            return Ok(self.kinds.get_or_init(|| kinds));
+        }
         self.fill_all()?;
         let sorted = self.sorted_offsets();
         let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
