@@ -1219,6 +1219,34 @@ fn a_fresh_instance_reads_of_a_big_pack_only_what_a_shallow_clone_sends() {
         "B read {read_bytes} bytes of the store for a shallow clone of a tip of a few bytes \
          (the pack holds at least {history}, the commit-graph 6 MiB of tip entries)"
     );
+    // A `tree:0` clone starts from the compacted pack, leaving out its trees
+    // and blobs: the entry types compaction recorded say which they are, so B
+    // reads the blocks of the commits, not every entry's header (all of it).
+    let before_tree0 = metric(cluster.addr(1), read);
+    let tree0 = w.join("tree0");
+    git(
+        w,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--filter=tree:0",
+            &cluster.url(1, repo),
+            tree0.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        git(&tree0, &["rev-list", "--all", "--count"]).trim(),
+        git(&src, &["rev-list", "--all", "--count"]).trim(),
+        "the tree:0 clone has every commit"
+    );
+    let tree0_read = metric(cluster.addr(1), read) - before_tree0;
+    eprintln!("a tree:0 clone read {tree0_read} bytes");
+    assert!(
+        tree0_read < history / 3.0,
+        "B read {tree0_read} bytes of the store for a tree:0 clone of 4 commits"
+    );
+
     // Shallow clones of the two branches: one sends its tip entries, read from
     // the commit-graph by ranges, and each gets its files whole.
     for branch in ["older", "newer"] {

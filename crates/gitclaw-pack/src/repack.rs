@@ -206,10 +206,11 @@ pub fn repack(
         std::fs::create_dir_all(work_dir)
             .map_err(PackError::io("creating the repack directory"))?;
         let path = work_dir.join("reachable.graph");
-        // Read from the local pack's headers; a pack read by ranges would
-        // have to come down whole for them, so it goes without.
+        // From the pack's entry headers. A stored pack that already was the
+        // closure, read by ranges, comes down whole for them: once, here in the
+        // background, rather than on each fresh instance's first partial clone.
         let kinds = match closure.packs() {
-            [pack] if !pack.is_sparse() => pack.kinds_in_pack_order()?.to_vec(),
+            [pack] => pack.kinds_in_pack_order()?.to_vec(),
             _ => Vec::new(),
         };
         if crate::commit_graph::write(&borrowed, &entries, &kinds, &path)? {
