@@ -759,6 +759,28 @@ mod tests {
     }
 
     #[test]
+    fn entry_types_read_back_as_written_and_a_chunk_of_the_wrong_length_is_refused() {
+        use gix_object::Kind;
+        let all = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
+        // Every length modulo four, every type at every place in a byte.
+        for len in 0..13usize {
+            let kinds: Vec<Kind> = (0..len).map(|i| all[(i * 7 + i / 4) % 4]).collect();
+            let bytes = encode_kinds(&kinds);
+            assert_eq!(bytes.len(), 4 + len.div_ceil(4));
+            assert_eq!(decode_kinds(&bytes), Some(kinds.clone()));
+            let mut long = bytes.clone();
+            long.push(0);
+            assert_eq!(decode_kinds(&long), None, "{len} types and a byte more");
+            if len > 0 {
+                assert_eq!(decode_kinds(&bytes[..bytes.len() - 1]), None);
+            }
+        }
+        // A count far past the bytes there (a damaged file) asks for nothing.
+        assert_eq!(decode_kinds(&[0xff, 0xff, 0xff, 0xff, 0]), None);
+        assert_eq!(decode_kinds(&[0, 0]), None);
+    }
+
+    #[test]
     fn a_graph_read_by_ranges_reads_its_commits_and_only_the_tip_entries_asked_for() {
         use crate::{odb::BLOCK_BYTES, tip_entries::TipEntry};
         let dir = tempfile::tempdir().unwrap();
