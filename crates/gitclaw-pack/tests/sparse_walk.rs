@@ -7,7 +7,7 @@ mod common;
 use std::{
     collections::BTreeSet,
     ops::Range,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -17,7 +17,7 @@ use std::{
 use common::{git, git_stdin};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
-    walk::{enumerate, Graph, ShallowPlan, WalkOptions},
+    walk::{enumerate, ok_to_give_up, unreachable_wants, Graph, ShallowPlan, WalkOptions},
     Kind, ObjectId, PackError,
 };
 
@@ -51,6 +51,59 @@ fn noise(len: usize, mut state: u64) -> Vec<u8> {
             state as u8
         })
         .collect()
+}
+
+/// The compacted pack (and its commit-graph) `gitclaw gc` would write for the
+/// repository at `repo` (every ref a tip), written under `work`: the paths of
+/// its index and of its graph.
+fn compact(repo: &Path, work: &Path) -> (PathBuf, PathBuf) {
+    let pack_dir = repo.join(".git/objects/pack");
+    let index = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&index).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let tips: Vec<ObjectId> = git(repo, &["for-each-ref", "--format=%(objectname)"])
+        .lines()
+        .map(|l| ObjectId::from_hex(l.trim().as_bytes()).unwrap())
+        .collect();
+    let repacked = gitclaw_pack::repack::repack(
+        &db,
+        &tips,
+        &[],
+        work,
+        &gitclaw_pack::writer::WriteOptions::default(),
+    )
+    .unwrap();
+    let closure = repacked.reachable.expect("a compacted pack");
+    let graph = repacked.commit_graph.expect("a commit-graph beside it");
+    (closure.index_path, graph)
+}
+
+/// The pack of `index` as a fresh instance opens it: its index copied into
+/// `dir`, the pack read by ranges (each batch of reads counted), with the
+/// commit-graph at `graph` if given.
+fn sparse_copy(dir: &Path, index: &Path, graph: Option<&Path>) -> (PackHandle, Arc<AtomicU64>) {
+    let data = std::fs::read(index.with_extension("pack")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let copy = dir.join(index.file_name().unwrap());
+    std::fs::copy(index, &copy).unwrap();
+    let batches = Arc::new(AtomicU64::new(0));
+    let len = data.len() as u64;
+    let source = Counted {
+        data,
+        batches: batches.clone(),
+    };
+    let mut handle = PackHandle::open_sparse(&copy, len, Box::new(source)).unwrap();
+    if let Some(graph) = graph {
+        handle =
+            handle.with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(graph).unwrap());
+    }
+    (handle, batches)
 }
 
 #[test]
@@ -98,7 +151,6 @@ fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "pack"))
         .unwrap();
-    let data = std::fs::read(&pack_path).unwrap();
     let blocks_with_trees: BTreeSet<u64> =
         git(&repo, &["verify-pack", "-v", pack_path.to_str().unwrap()])
             .lines()
@@ -114,16 +166,11 @@ fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
     );
 
     // The index is local (downloaded whole); the pack is read by ranges.
-    let sparse_dir = tmp.path().join("sparse");
-    std::fs::create_dir_all(&sparse_dir).unwrap();
-    let index = sparse_dir.join(pack_path.with_extension("idx").file_name().unwrap());
-    std::fs::copy(pack_path.with_extension("idx"), &index).unwrap();
-    let batches = Arc::new(AtomicU64::new(0));
-    let source = Counted {
-        data: data.clone(),
-        batches: batches.clone(),
-    };
-    let handle = PackHandle::open_sparse(&index, data.len() as u64, Box::new(source)).unwrap();
+    let (handle, batches) = sparse_copy(
+        &tmp.path().join("sparse"),
+        &pack_path.with_extension("idx"),
+        None,
+    );
     assert_eq!(batches.load(Ordering::SeqCst), 1, "opening is one batch");
     let db = ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose));
 
@@ -176,32 +223,8 @@ fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_ent
     git(&repo, &["checkout", "-q", "main"]);
     git(&repo, &["gc", "-q"]);
     git(&repo, &["branch", "-q", "-D", "gone"]);
-    let pack_dir = repo.join(".git/objects/pack");
-    let index = std::fs::read_dir(&pack_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "idx"))
-        .unwrap();
-    let db = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&index).unwrap())],
-        Arc::new(NoLoose),
-    );
-    let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
-        .lines()
-        .map(|l| ObjectId::from_hex(l.trim().as_bytes()).unwrap())
-        .collect();
-    let work = tmp.path().join("work");
-    let repacked = gitclaw_pack::repack::repack(
-        &db,
-        &tips,
-        &[],
-        &work,
-        &gitclaw_pack::writer::WriteOptions::default(),
-    )
-    .unwrap();
-    let closure = repacked.reachable.expect("a compacted pack");
-    let graph_path = repacked.commit_graph.expect("a commit-graph beside it");
-    let local = PackHandle::open(&closure.index_path).unwrap();
+    let (closure_index, graph_path) = compact(&repo, &tmp.path().join("work"));
+    let local = PackHandle::open(&closure_index).unwrap();
     let from_headers = local.kinds().unwrap();
     let count =
         |kinds: &[(ObjectId, Kind)], kind: Kind| kinds.iter().filter(|k| k.1 == kind).count();
@@ -212,26 +235,11 @@ fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_ent
         ),
         (8, 1)
     );
-    let data = std::fs::read(closure.index_path.with_extension("pack")).unwrap();
+    let data = std::fs::read(closure_index.with_extension("pack")).unwrap();
     assert!(data.len() as u64 > 3 * BLOCK_BYTES, "{} bytes", data.len());
-
     let sparse = |dir: &str, with_graph: bool| {
-        let dir = tmp.path().join(dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let index = dir.join(closure.index_path.file_name().unwrap());
-        std::fs::copy(&closure.index_path, &index).unwrap();
-        let batches = Arc::new(AtomicU64::new(0));
-        let source = Counted {
-            data: data.clone(),
-            batches: batches.clone(),
-        };
-        let mut handle =
-            PackHandle::open_sparse(&index, data.len() as u64, Box::new(source)).unwrap();
-        if with_graph {
-            let graph = gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap();
-            handle = handle.with_commit_graph(graph);
-        }
-        (handle, batches)
+        let graph = with_graph.then_some(graph_path.as_path());
+        sparse_copy(&tmp.path().join(dir), &closure_index, graph)
     };
     // With the graph compaction wrote: the types it recorded, and no read of
     // the pack past opening it.
@@ -248,4 +256,157 @@ fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_ent
     let (handle, batches) = sparse("without-graph", false);
     assert_eq!(handle.kinds().unwrap(), from_headers);
     assert!(batches.load(Ordering::SeqCst) > 1);
+}
+
+#[test]
+fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_chain() {
+    // Four commits with long messages (1.6 MB of commits) ahead of the tags
+    // in the compacted pack, and a 1.2 MB file after them: reading a tag is a
+    // read past what opening reads.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("big.bin"), noise(1_200_000, 99)).unwrap();
+    for i in 0..4u64 {
+        std::fs::write(repo.join("file.txt"), format!("version {i}\n")).unwrap();
+        let message: String = noise(400_000, i + 1)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        std::fs::write(
+            tmp.path().join("message"),
+            format!("version {i}\n\n{message}\n"),
+        )
+        .unwrap();
+        git(&repo, &["add", "-A"]);
+        let message = tmp.path().join("message");
+        git(&repo, &["commit", "-q", "-F", message.to_str().unwrap()]);
+    }
+    git(
+        &repo,
+        &["tag", "-a", "old", "main~3", "-m", "an old release"],
+    );
+    git(
+        &repo,
+        &["tag", "-a", "new", "main", "-m", "the newest release"],
+    );
+    // A tag of a tag: its chain holds `new`.
+    git(
+        &repo,
+        &[
+            "-c",
+            "advice.nestedTag=false",
+            "tag",
+            "-a",
+            "outer",
+            "new",
+            "-m",
+            "nested",
+        ],
+    );
+    // A commit no ref keeps, packed with the rest: compaction writes a new pack.
+    git(&repo, &["checkout", "-q", "-b", "gone"]);
+    git(
+        &repo,
+        &["commit", "-q", "--allow-empty", "-m", "soon unreachable"],
+    );
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["gc", "-q"]);
+    git(&repo, &["branch", "-q", "-D", "gone"]);
+    let id =
+        |rev: &str| ObjectId::from_hex(git(&repo, &["rev-parse", rev]).trim().as_bytes()).unwrap();
+    let (tip, parent, first) = (id("main"), id("main~1"), id("main~3"));
+    let (old, new, outer) = (id("old"), id("new"), id("outer"));
+    let (index, graph_path) = compact(&repo, &tmp.path().join("work"));
+    let layout = git(
+        &repo,
+        &[
+            "verify-pack",
+            "-v",
+            index.with_extension("pack").to_str().unwrap(),
+        ],
+    );
+    let pack_len = std::fs::metadata(index.with_extension("pack"))
+        .unwrap()
+        .len();
+    for line in layout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("tag"))
+    {
+        let offset: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert!(
+            offset >= BLOCK_BYTES && offset / BLOCK_BYTES != (pack_len - 1) / BLOCK_BYTES,
+            "the fixture's tags lie where opening does not read: {line}"
+        );
+    }
+    // What the refs say the tags peel to, as the server has them.
+    let peeled = [(old, first), (new, tip), (outer, tip)];
+    let tips = [tip, old, new, outer];
+    let open = |dir: &str| {
+        let (handle, batches) = sparse_copy(&tmp.path().join(dir), &index, Some(&graph_path));
+        (
+            ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose)),
+            batches,
+        )
+    };
+
+    // A fetch's negotiation wanting the tags whose commits the client has:
+    // ready at once, reading no tag.
+    let (db, batches) = open("negotiation");
+    let mut graph = Graph::new(&db);
+    graph.know_peeled_tags(peeled);
+    assert!(ok_to_give_up(&mut graph, &[old, new, outer], &[tip], false).unwrap());
+    assert!(
+        unreachable_wants(&mut graph, &tips, &[old, new, outer, tip, parent])
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(batches.load(Ordering::SeqCst), 1, "only the opening batch");
+    // Without the refs' word each tag is read.
+    let (db, batches) = open("negotiation-unpeeled");
+    let mut graph = Graph::new(&db);
+    assert!(ok_to_give_up(&mut graph, &[old, new, outer], &[tip], false).unwrap());
+    assert!(batches.load(Ordering::SeqCst) > 1);
+
+    // A want inside a chain is found there: `new` is reachable from `outer`
+    // alone, though no ref's peeled id names it.
+    let (db, _) = open("chain");
+    let mut graph = Graph::new(&db);
+    graph.know_peeled_tags(peeled);
+    assert!(unreachable_wants(&mut graph, &[outer], &[new])
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        unreachable_wants(&mut graph, &[old], &[new]).unwrap(),
+        vec![new],
+        "a tag no tip's chain holds stays unreachable"
+    );
+
+    // include-tag on a fetch of the newest commit: the tags naming it go out
+    // (both of the nested chain), the old one stays behind, as without the
+    // refs' word.
+    let fetched = |peeled: &[(ObjectId, ObjectId)], dir: &str| {
+        let (db, _) = open(dir);
+        let mut graph = Graph::new(&db);
+        graph.know_peeled_tags(peeled.iter().copied());
+        let options = WalkOptions {
+            include_tags: vec![old, new, outer],
+            ..WalkOptions::default()
+        };
+        let outcome = enumerate(
+            &mut graph,
+            &[tip],
+            &[parent],
+            &ShallowPlan::default(),
+            &options,
+        )
+        .unwrap();
+        let mut ids: Vec<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        ids.sort();
+        ids
+    };
+    let with_word = fetched(&peeled, "include-tag");
+    assert!(with_word.contains(&new) && with_word.contains(&outer) && !with_word.contains(&old));
+    assert_eq!(with_word, fetched(&[], "include-tag-unpeeled"));
 }

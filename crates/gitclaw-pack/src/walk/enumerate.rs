@@ -199,6 +199,12 @@ pub fn enumerate(
         if sent.contains(tag) || have_root_set.contains(tag) || in_closed(tag) {
             continue;
         }
+        // A tag whose peeled object is known and stays behind is not read.
+        if let Some(target) = graph.peeled_tag(tag) {
+            if !sent.contains(&target) && !in_closed(&target) {
+                continue;
+            }
+        }
         let (target, _, chain) = graph.peel(tag)?;
         if sent.contains(&target) || in_closed(&target) {
             for id in chain {

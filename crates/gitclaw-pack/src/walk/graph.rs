@@ -25,6 +25,8 @@ pub struct Graph<'a> {
     /// Commits and trees parsed so far, and who wants to hear about it.
     parsed: u64,
     on_progress: Option<Box<dyn FnMut(u64) + 'a>>,
+    /// What the refs' tag objects finally peel to, as the caller knows it.
+    peeled_tags: HashMap<ObjectId, ObjectId>,
 }
 
 impl<'a> Graph<'a> {
@@ -36,7 +38,23 @@ impl<'a> Graph<'a> {
             buf: Vec::new(),
             parsed: 0,
             on_progress: None,
+            peeled_tags: HashMap::default(),
         }
+    }
+
+    /// Tell the walk what tag objects finally peel to (the refs' peeled ids,
+    /// learned when they were first advertised): a tag whose peeled commit
+    /// decides nothing is then not read. On a fresh instance reading a tag is a
+    /// round trip to the object store. The pairs must be true: each names a tag
+    /// and the object at the end of its chain.
+    pub fn know_peeled_tags(&mut self, pairs: impl IntoIterator<Item = (ObjectId, ObjectId)>) {
+        self.peeled_tags.extend(pairs);
+    }
+
+    /// What tag `id` finally peels to, if the caller said so (see
+    /// [`Self::know_peeled_tags`]); the tags between are not known.
+    pub(super) fn peeled_tag(&self, id: &ObjectId) -> Option<ObjectId> {
+        self.peeled_tags.get(id).copied()
     }
 
     /// Drop the scratch memory of reading (cached delta bases, the object
@@ -144,7 +162,7 @@ impl<'a> Graph<'a> {
     /// this request or, in the shared cache, another) or in a commit-graph. Kept
     /// for the walk that follows. The commit-graph first: a lookup in a mapped
     /// file, not kept in the shared cache (whose lookups take its lock).
-    fn known_commit(&mut self, id: &ObjectId) -> Result<bool> {
+    pub(super) fn known_commit(&mut self, id: &ObjectId) -> Result<bool> {
         if self.commits.contains_key(id) {
             return Ok(true);
         }
@@ -210,6 +228,12 @@ impl<'a> Graph<'a> {
 
     /// The commit a want or have names, if it peels to one.
     pub fn peel_to_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
+        // The tags on the way do not matter here.
+        if let Some(target) = self.peeled_tag(id) {
+            if self.known_commit(&target)? {
+                return Ok(Some(target));
+            }
+        }
         let (target, kind, _) = self.peel(id)?;
         Ok((kind == Kind::Commit).then_some(target))
     }

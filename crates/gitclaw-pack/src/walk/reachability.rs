@@ -79,12 +79,31 @@ pub fn unreachable_wants(
     tips: &[ObjectId],
     wants: &[ObjectId],
 ) -> Result<Vec<ObjectId>> {
-    let mut missing: HashSet<ObjectId> = HashSet::default();
+    // A tip, or what a tag tip peels to by the caller's word, needs no read.
     let mut tip_set: HashSet<ObjectId> = tips.iter().copied().collect();
+    tip_set.extend(tips.iter().filter_map(|tip| graph.peeled_tag(tip)));
+    let mut missing: HashSet<ObjectId> = wants
+        .iter()
+        .filter(|want| !tip_set.contains(*want))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut starts = Vec::new();
+    // Tag tips peeled by the caller's word: the tags between are read only if
+    // some want is still missing after the cheap checks.
+    let mut chains_unread = Vec::new();
     for tip in tips {
         if !graph.db.contains(tip) {
             continue;
+        }
+        if let Some(target) = graph.peeled_tag(tip) {
+            if graph.known_commit(&target)? {
+                starts.push(target);
+                chains_unread.push(*tip);
+                continue;
+            }
         }
         let (target, kind, chain) = graph.peel(tip)?;
         tip_set.insert(target);
@@ -93,17 +112,20 @@ pub fn unreachable_wants(
             starts.push(target);
         }
     }
-    for want in wants {
-        if !tip_set.contains(want) {
-            missing.insert(*want);
-        }
-    }
-    if missing.is_empty() {
-        return Ok(Vec::new());
-    }
+    missing.retain(|want| !tip_set.contains(want));
     // A commit on a first-parent line below a tip is found without a walk
     // (the commit-graph's intervals): a CI checkout of an older commit by SHA.
     graph.remove_first_parent_reached(&mut missing, &starts)?;
+    for tip in chains_unread {
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A want may be a tag inside a tip's chain of tags.
+        let (_, _, chain) = graph.peel(&tip)?;
+        for tag in chain {
+            missing.remove(&tag);
+        }
+    }
     if missing.is_empty() {
         return Ok(Vec::new());
     }

@@ -335,6 +335,7 @@ impl Fetch {
         }
         let negotiation = tracing::info_span!("negotiate").entered();
         let mut graph = Graph::new(db);
+        graph.know_peeled_tags(refs.iter().filter_map(|r| Some((r.oid, r.peeled?))));
         // Once the pack phase has begun (sideband open), long walks keep the client
         // hearing from us.
         let heartbeat = Rc::new(Heartbeat::new(shared, job.sideband, job.no_progress));
