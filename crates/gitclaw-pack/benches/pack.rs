@@ -286,6 +286,19 @@ fn bench_phases(c: &mut Criterion) {
             )
         });
     }
+    // A pack's entries in pack order, as the first request of a newly opened
+    // pack builds them (every read by ranges needs where an entry ends).
+    group.throughput(Throughput::Elements(u64::from(
+        r.db.packs()[0].num_objects(),
+    )));
+    group.bench_function("pack order (first use of an opened pack)", |b| {
+        b.iter_batched(
+            || PackHandle::open(r.db.packs()[0].index_path()).unwrap(),
+            |pack| pack.indices_in_pack_order().next(),
+            BatchSize::LargeInput,
+        )
+    });
+    group.throughput(Throughput::Elements(objects.len() as u64));
     // Force the per-entry path (not the whole-pack shortcut) by leaving one object out.
     let partial = &objects[..objects.len() - 1];
     group.bench_function("write (reuse entries)", |b| {

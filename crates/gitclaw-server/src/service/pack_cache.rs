@@ -24,7 +24,7 @@ use std::{ops::Range, path::PathBuf, sync::Arc};
 use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
 use gitclaw_pack::{
     commit_graph::CommitGraph,
-    odb::{PackHandle, RangeSource},
+    odb::{PackHandle, RangeSource, RangedPackFile},
     ObjectId, PackError,
 };
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
@@ -223,13 +223,20 @@ impl PackCache {
                     // The index, the pack (unless read by ranges) and the graph
                     // come down side by side: on a fresh instance their round
                     // trips, not their bytes, are most of a first request.
+                    // A pack read by ranges reads what opening it reads (its
+                    // first and last blocks) meanwhile.
                     let pack_download = async {
                         match pack_len {
                             Some(len) if len > self.range_reads_above => {
-                                ranged = Some((len, StoreRanges::new(store, pack_key.clone())));
+                                let source = StoreRanges::new(store, pack_key.clone());
+                                let path = pack_path.clone();
+                                let file =
+                                    move || RangedPackFile::create(&path, len, Box::new(source));
+                                let file = crate::metrics::spawn_blocking(file).await??;
+                                ranged = Some(file);
                                 Ok(len)
                             }
-                            _ => store.get_to_file(&pack_key, &pack_path).await,
+                            _ => Ok(store.get_to_file(&pack_key, &pack_path).await?),
                         }
                     };
                     // A graph read by ranges is opened (its first block read)
@@ -258,7 +265,7 @@ impl PackCache {
                         store
                             .get_to_file(&index_key, &index_path)
                             .map_err(GitError::from),
-                        pack_download.map_err(GitError::from),
+                        pack_download,
                         graph_download
                     );
                     let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
@@ -277,7 +284,7 @@ impl PackCache {
             };
         let handle = crate::metrics::spawn_blocking(move || {
             let handle = match ranged {
-                Some((len, source)) => PackHandle::open_sparse(&index_path, len, Box::new(source)),
+                Some(file) => PackHandle::open_ranged(&index_path, file),
                 None => PackHandle::open(&index_path),
             }?;
             let open_graph = |path: &std::path::Path| match graph_opened {
