@@ -270,6 +270,12 @@ fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_
     std::fs::write(repo.join("big.bin"), noise(1_200_000, 99)).unwrap();
     for i in 0..4u64 {
         std::fs::write(repo.join("file.txt"), format!("version {i}\n")).unwrap();
+        // A file only the first commit has: stored last, after the trees.
+        match i {
+            0 => std::fs::write(repo.join("old.bin"), noise(1_200_000, 98)).unwrap(),
+            1 => std::fs::remove_file(repo.join("old.bin")).unwrap(),
+            _ => {}
+        }
         let message: String = noise(400_000, i + 1)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -406,6 +412,35 @@ fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_
         ids.sort();
         ids
     };
+    // A fetch wanting the newest commit and its tags, from a client holding
+    // the one before: the tags to send and the root trees of both commits
+    // come down in one batch of reads, as the walk starts.
+    let fetch_tags = |peeled: &[(ObjectId, ObjectId)], dir: &str| {
+        let (db, batches) = open(dir);
+        let mut graph = Graph::new(&db);
+        graph.know_peeled_tags(peeled.iter().copied());
+        let wants = [tip, new, outer];
+        let outcome = enumerate(
+            &mut graph,
+            &wants,
+            &[parent],
+            &ShallowPlan::default(),
+            &WalkOptions::default(),
+        )
+        .unwrap();
+        let mut ids: Vec<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        ids.sort();
+        (ids, batches.load(Ordering::SeqCst) - 1)
+    };
+    let (sent, batches) = fetch_tags(&peeled, "fetch-tags");
+    assert!(sent.contains(&new) && sent.contains(&outer) && sent.contains(&tip));
+    assert_eq!(batches, 1, "one batch of reads after opening");
+    // Read as the walk reached them: the tags, then the trees (the fixture
+    // keeps them in different blocks); the same objects either way.
+    let (unpeeled, batches) = fetch_tags(&[], "fetch-tags-unpeeled");
+    assert_eq!(unpeeled, sent);
+    assert!(batches > 1, "{batches}");
+
     let with_word = fetched(&peeled, "include-tag");
     assert!(with_word.contains(&new) && with_word.contains(&outer) && !with_word.contains(&old));
     assert_eq!(with_word, fetched(&[], "include-tag-unpeeled"));

@@ -64,6 +64,10 @@ impl WalkOutcome {
     }
 }
 
+/// Root trees of the edge, and of the commits to send, read in the walk's
+/// first batch on a pack read by ranges (each side; a fetch has a few).
+const FIRST_TREES: usize = 64;
+
 /// What to send besides the plain wants.
 #[derive(Clone, Default)]
 pub struct WalkOptions {
@@ -120,9 +124,21 @@ pub fn enumerate(
     let mut want_commits: Vec<ObjectId> = Vec::new();
     let closed = options.closed.as_deref();
     let in_closed = |id: &ObjectId| closed.is_some_and(|p| p.lookup(id).is_some());
+    // Wanted tags the refs peel to a known commit: their chains are read after
+    // the commit walk, with the first trees (see below).
+    let mut tags_unread: Vec<ObjectId> = Vec::new();
     for want in wants.iter().chain(&plan.extra_wants) {
         if in_closed(want) {
             continue;
+        }
+        if let Some(target) = graph.peeled_tag(want) {
+            if graph.known_commit(&target)? {
+                tags_unread.push(*want);
+                if !in_closed(&target) {
+                    want_commits.push(target);
+                }
+                continue;
+            }
         }
         let (target, kind, tags) = graph.peel(want)?;
         for tag in tags {
@@ -140,6 +156,36 @@ pub fn enumerate(
     let commits = walk.commits;
     sent.extend(commits.iter().copied());
     out.commits = commits.len();
+    // A filter that refuses root trees (`tree:0`) leaves the commits' trees
+    // unread: looking each up would be most of the walk of a long history.
+    let root_trees = match options.filter.as_ref() {
+        Some(filter) => filter.admits(Kind::Tree, 0, &mut || Ok(0))?,
+        None => true,
+    };
+    // On a pack read by ranges, what the walk reads first comes down in one
+    // batch of reads: those tags, and the root trees of the commits at the
+    // edge of what the client has and of the first commits to send. Read as
+    // the walk reaches them, each is a round trip to the store.
+    if graph.db.has_sparse_packs() {
+        let mut first = tags_unread.clone();
+        let edges = walk.edges.iter().take(FIRST_TREES);
+        let sending = commits.iter().filter(|_| root_trees).take(FIRST_TREES);
+        for id in edges.chain(sending) {
+            let tree = graph.commit(id)?.tree;
+            if !in_closed(&tree) {
+                first.push(tree);
+            }
+        }
+        graph.db.prefetch(&first)?;
+    }
+    for want in tags_unread {
+        let (_, _, tags) = graph.peel(&want)?;
+        for tag in tags {
+            if !have_root_set.contains(&tag) && !in_closed(&tag) && sent.insert(tag) {
+                tags_out.push(WalkObject::new(tag, Kind::Tag));
+            }
+        }
+    }
 
     // 3. Trees and blobs the client has, as far as they matter: those of the commits
     // at the edge between what it has and what it gets (git's edge semantics — an
@@ -170,12 +216,6 @@ pub fn enumerate(
     out.objects
         .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
     let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
-    // A filter that refuses root trees (`tree:0`) leaves the commits' trees
-    // unread: looking each up would be most of the walk of a long history.
-    let root_trees = match options.filter.as_ref() {
-        Some(filter) => filter.admits(Kind::Tree, 0, &mut || Ok(0))?,
-        None => true,
-    };
     for id in commits.iter().filter(|_| root_trees) {
         tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));
     }
