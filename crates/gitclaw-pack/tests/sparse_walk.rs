@@ -53,6 +53,29 @@ fn noise(len: usize, mut state: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A new repository (branch `main`) in a temporary directory: the directory
+/// (kept while it lives) and the repository's path.
+fn new_repo() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    (tmp, repo)
+}
+
+/// `git gc` with a commit no ref keeps packed among the rest, so that
+/// compaction ([`compact`]) writes a new pack rather than keep this one.
+fn gc_with_an_unreachable_commit(repo: &Path) {
+    git(repo, &["checkout", "-q", "-b", "gone"]);
+    git(
+        repo,
+        &["commit", "-q", "--allow-empty", "-m", "soon unreachable"],
+    );
+    git(repo, &["checkout", "-q", "main"]);
+    git(repo, &["gc", "-q"]);
+    git(repo, &["branch", "-q", "-D", "gone"]);
+}
+
 /// The compacted pack (and its commit-graph) `gitclaw gc` would write for the
 /// repository at `repo` (every ref a tip), written under `work`: the paths of
 /// its index and of its graph.
@@ -109,10 +132,7 @@ fn sparse_copy(dir: &Path, index: &Path, graph: Option<&Path>) -> (PackHandle, A
 #[test]
 fn a_walk_over_a_pack_read_by_ranges_reads_a_trees_subtrees_in_one_batch() {
     // 24 directories, each a tree and a 300 KB blob that does not compress.
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let (tmp, repo) = new_repo();
     for d in 0..24u64 {
         let dir = repo.join(format!("d{d:02}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -203,10 +223,7 @@ fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_ent
     // Commits each changing a 400 KB file that does not compress, and an
     // annotated tag: a pack of several blocks whose trees and blobs lie after
     // its commits.
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let (tmp, repo) = new_repo();
     for i in 0..8u64 {
         std::fs::write(repo.join("big.bin"), noise(400_000, i + 1)).unwrap();
         std::fs::write(repo.join("small.txt"), format!("version {i}\n")).unwrap();
@@ -214,15 +231,7 @@ fn a_compacted_pack_read_by_ranges_tells_its_entry_types_without_reading_its_ent
         git(&repo, &["commit", "-q", "-m", &format!("version {i}")]);
     }
     git(&repo, &["tag", "-a", "v1", "-m", "the first release"]);
-    // A commit no ref keeps, packed with the rest: compaction writes a new pack.
-    git(&repo, &["checkout", "-q", "-b", "gone"]);
-    git(
-        &repo,
-        &["commit", "-q", "--allow-empty", "-m", "soon unreachable"],
-    );
-    git(&repo, &["checkout", "-q", "main"]);
-    git(&repo, &["gc", "-q"]);
-    git(&repo, &["branch", "-q", "-D", "gone"]);
+    gc_with_an_unreachable_commit(&repo);
     let (closure_index, graph_path) = compact(&repo, &tmp.path().join("work"));
     let local = PackHandle::open(&closure_index).unwrap();
     let from_headers = local.kinds().unwrap();
@@ -263,10 +272,7 @@ fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_
     // Four commits with long messages (1.6 MB of commits) ahead of the tags
     // in the compacted pack, and a 1.2 MB file after them: reading a tag is a
     // read past what opening reads.
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let (tmp, repo) = new_repo();
     std::fs::write(repo.join("big.bin"), noise(1_200_000, 99)).unwrap();
     for i in 0..4u64 {
         std::fs::write(repo.join("file.txt"), format!("version {i}\n")).unwrap();
@@ -311,15 +317,7 @@ fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_
             "nested",
         ],
     );
-    // A commit no ref keeps, packed with the rest: compaction writes a new pack.
-    git(&repo, &["checkout", "-q", "-b", "gone"]);
-    git(
-        &repo,
-        &["commit", "-q", "--allow-empty", "-m", "soon unreachable"],
-    );
-    git(&repo, &["checkout", "-q", "main"]);
-    git(&repo, &["gc", "-q"]);
-    git(&repo, &["branch", "-q", "-D", "gone"]);
+    gc_with_an_unreachable_commit(&repo);
     let id =
         |rev: &str| ObjectId::from_hex(git(&repo, &["rev-parse", rev]).trim().as_bytes()).unwrap();
     let (tip, parent, first) = (id("main"), id("main~1"), id("main~3"));
