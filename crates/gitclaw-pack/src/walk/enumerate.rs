@@ -68,6 +68,20 @@ impl WalkOutcome {
 /// first batch on a pack read by ranges (each side; a fetch has a few).
 const FIRST_TREES: usize = 64;
 
+/// Queue the tags of a wanted tag's chain to be sent, once each, but those `skip` names.
+fn queue_tags(
+    tags: Vec<ObjectId>,
+    skip: impl Fn(&ObjectId) -> bool,
+    sent: &mut HashSet<ObjectId>,
+    out: &mut Vec<WalkObject>,
+) {
+    for tag in tags {
+        if !skip(&tag) && sent.insert(tag) {
+            out.push(WalkObject::new(tag, Kind::Tag));
+        }
+    }
+}
+
 /// What to send besides the plain wants.
 #[derive(Clone, Default)]
 pub struct WalkOptions {
@@ -131,21 +145,16 @@ pub fn enumerate(
         if in_closed(want) {
             continue;
         }
-        if let Some(target) = graph.peeled_tag(want) {
-            if graph.known_commit(&target)? {
-                tags_unread.push(*want);
-                if !in_closed(&target) {
-                    want_commits.push(target);
-                }
-                continue;
+        if let Some(target) = graph.peeled_commit(want)? {
+            tags_unread.push(*want);
+            if !in_closed(&target) {
+                want_commits.push(target);
             }
+            continue;
         }
         let (target, kind, tags) = graph.peel(want)?;
-        for tag in tags {
-            if !have_root_set.contains(&tag) && !in_closed(&tag) && sent.insert(tag) {
-                tags_out.push(WalkObject::new(tag, Kind::Tag));
-            }
-        }
+        let skip = |tag: &ObjectId| have_root_set.contains(tag) || in_closed(tag);
+        queue_tags(tags, skip, &mut sent, &mut tags_out);
         match kind {
             Kind::Commit if in_closed(&target) => {}
             Kind::Commit => want_commits.push(target),
@@ -179,12 +188,8 @@ pub fn enumerate(
         graph.db.prefetch(&first)?;
     }
     for want in tags_unread {
-        let (_, _, tags) = graph.peel(&want)?;
-        for tag in tags {
-            if !have_root_set.contains(&tag) && !in_closed(&tag) && sent.insert(tag) {
-                tags_out.push(WalkObject::new(tag, Kind::Tag));
-            }
-        }
+        let skip = |tag: &ObjectId| have_root_set.contains(tag) || in_closed(tag);
+        queue_tags(graph.peel(&want)?.2, skip, &mut sent, &mut tags_out);
     }
 
     // 3. Trees and blobs the client has, as far as they matter: those of the commits

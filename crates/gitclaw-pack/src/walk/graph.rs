@@ -57,6 +57,15 @@ impl<'a> Graph<'a> {
         self.peeled_tags.get(id).copied()
     }
 
+    /// The commit tag `id` finally peels to by the caller's word, when that
+    /// commit is known without reading the pack: nothing of the tag is read.
+    pub(super) fn peeled_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
+        match self.peeled_tag(id) {
+            Some(target) if self.known_commit(&target)? => Ok(Some(target)),
+            _ => Ok(None),
+        }
+    }
+
     /// Drop the scratch memory of reading (cached delta bases, the object
     /// buffer), keeping what was learned of the commits: for a request about to
     /// wait, so that waiting requests hold little memory.
@@ -229,10 +238,8 @@ impl<'a> Graph<'a> {
     /// The commit a want or have names, if it peels to one.
     pub fn peel_to_commit(&mut self, id: &ObjectId) -> Result<Option<ObjectId>> {
         // The tags on the way do not matter here.
-        if let Some(target) = self.peeled_tag(id) {
-            if self.known_commit(&target)? {
-                return Ok(Some(target));
-            }
+        if let Some(target) = self.peeled_commit(id)? {
+            return Ok(Some(target));
         }
         let (target, kind, _) = self.peel(id)?;
         Ok((kind == Kind::Commit).then_some(target))

@@ -98,12 +98,10 @@ pub fn unreachable_wants(
         if !graph.db.contains(tip) {
             continue;
         }
-        if let Some(target) = graph.peeled_tag(tip) {
-            if graph.known_commit(&target)? {
-                starts.push(target);
-                chains_unread.push(*tip);
-                continue;
-            }
+        if let Some(target) = graph.peeled_commit(tip)? {
+            starts.push(target);
+            chains_unread.push(*tip);
+            continue;
         }
         let (target, kind, chain) = graph.peel(tip)?;
         tip_set.insert(target);
