@@ -167,7 +167,7 @@ impl Legacy {
                 };
                 std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
                 let key = gitclaw_storage::ObjectKey::parse(&meta.key).unwrap();
-                store.get_to_file(&key, &dest).await.unwrap();
+                store.get_to_file(&key, &dest, None).await.unwrap();
             }
         });
         all_objects(&repo)

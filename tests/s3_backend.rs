@@ -284,14 +284,46 @@ fn a_multipart_upload_survives_a_failed_part() {
         "104 MiB goes up in 16 MiB parts, one retried: {parts}"
     );
     let dest = scratch.path().join("back.pack");
+    let len = data.len() as u64;
+    let gets = |proxy: &FaultProxy| proxy.seen().iter().filter(|s| s.method == "GET").count();
+    proxy.forget();
     assert_eq!(
-        rt.block_on(store.get_to_file(&key, &dest)).unwrap(),
-        data.len() as u64
+        rt.block_on(store.get_to_file(&key, &dest, None)).unwrap(),
+        len
     );
     assert!(
         std::fs::read(&dest).unwrap() == data,
         "the bytes are the same"
     );
+    assert_eq!(gets(&proxy), 1, "not told its length: one GET");
+    // Told its length, it comes down in parts side by side.
+    proxy.forget();
+    std::fs::remove_file(&dest).unwrap();
+    assert_eq!(
+        rt.block_on(store.get_to_file(&key, &dest, Some(len)))
+            .unwrap(),
+        len
+    );
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "the same bytes in parts"
+    );
+    let in_parts = gets(&proxy);
+    assert!(in_parts >= 4, "104 MiB in parts: {in_parts} GETs");
+    // A part cut off half-way is asked for again, and only that part.
+    proxy.forget();
+    proxy.inject(Fault::TruncatedBody, &["GET"], 2, Some(1));
+    assert_eq!(
+        rt.block_on(store.get_to_file(&key, &dest, Some(len)))
+            .unwrap(),
+        len
+    );
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "the same bytes with a part retried"
+    );
+    assert_eq!(gets(&proxy), in_parts + 1, "one part asked for twice");
+    proxy.clear();
     let meta = rt.block_on(store.head(&key)).unwrap();
     assert_eq!(
         meta.content_type.as_deref(),

@@ -109,7 +109,10 @@ pub trait ObjectStorageBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn get(&self, key: &ObjectKey) -> Result<Bytes>;
     async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes>;
     /// Download into `dest`, written atomically (temp file + rename); returns the size.
-    async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64>;
+    /// `len` is the object's length when the caller knows it (the metadata
+    /// records packs' lengths): a store may then fetch a large object in parts
+    /// side by side. A `len` that is not the object's costs time, never bytes.
+    async fn get_to_file(&self, key: &ObjectKey, dest: &Path, len: Option<u64>) -> Result<u64>;
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta>;
     async fn delete(&self, key: &ObjectKey) -> Result<()>;
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<ObjectMeta>>;

@@ -119,12 +119,23 @@ async fn files(b: &dyn ObjectStorageBackend, scratch: &Path) {
         .await
         .expect("put_file");
     let dest = scratch.join(format!("{repo}-download"));
-    let n = b.get_to_file(&key, &dest).await.expect("get_to_file");
-    assert_eq!(n, data.len() as u64, "get_to_file reports the size");
-    assert!(
-        std::fs::read(&dest).expect("read download") == data,
-        "get_to_file writes the same bytes"
-    );
+    // Told its length or not, and told a wrong one (a record out of step with
+    // the store): the same bytes come down, over what was there before.
+    let len = data.len() as u64;
+    for told in [
+        None,
+        Some(len),
+        Some(len - 1000),
+        Some(len + 1),
+        Some(3 * len),
+    ] {
+        let n = b.get_to_file(&key, &dest, told).await.expect("get_to_file");
+        assert_eq!(n, len, "get_to_file reports the size ({told:?})");
+        assert!(
+            std::fs::read(&dest).expect("read download") == data,
+            "get_to_file writes the same bytes ({told:?})"
+        );
+    }
     let meta = b.head(&key).await.expect("head");
     assert_eq!(meta.size, data.len() as u64);
     assert_eq!(
@@ -143,6 +154,13 @@ async fn files(b: &dyn ObjectStorageBackend, scratch: &Path) {
         b.get(&owned_key).await.expect("get") == other,
         "put_owned_file stores the file's bytes"
     );
+    // An object over one part that another object's download replaces.
+    let n = b
+        .get_to_file(&owned_key, &dest, Some(other.len() as u64))
+        .await
+        .expect("get_to_file");
+    assert_eq!(n, other.len() as u64);
+    assert!(std::fs::read(&dest).expect("read download") == other);
     assert_eq!(
         b.head(&owned_key)
             .await

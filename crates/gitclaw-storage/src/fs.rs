@@ -270,7 +270,7 @@ impl ObjectStorageBackend for FilesystemBackend {
         .await
     }
 
-    async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64> {
+    async fn get_to_file(&self, key: &ObjectKey, dest: &Path, _len: Option<u64>) -> Result<u64> {
         let path = self.path_of(key.as_str());
         let key = key.as_str().to_string();
         let dest = dest.to_owned();

@@ -145,9 +145,10 @@ impl<B: crate::ObjectStorageBackend> crate::ObjectStorageBackend for Observed<B>
         &self,
         key: &crate::ObjectKey,
         dest: &std::path::Path,
+        len: Option<u64>,
     ) -> crate::Result<u64> {
         let size = self
-            .call("get_to_file", self.inner.get_to_file(key, dest))
+            .call("get_to_file", self.inner.get_to_file(key, dest, len))
             .await?;
         self.moved(Transfer::Read, size);
         Ok(size)

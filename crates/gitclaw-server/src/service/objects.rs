@@ -111,13 +111,9 @@ async fn stored_objects(
     let mut handles = Vec::with_capacity(packs.len());
     for some in packs.chunks(PARALLEL_PACK_OPENS) {
         let opens = some.iter().map(|pack| {
-            state.packs.open(
-                &state.store,
-                &repo_id,
-                &pack.pack_hash,
-                pack.graph_bytes,
-                Some(pack.pack_bytes),
-            )
+            state
+                .packs
+                .open(&state.store, &repo_id, &pack.pack_hash, pack.into())
         });
         handles.extend(futures_util::future::try_join_all(opens).await?);
     }
@@ -301,7 +297,7 @@ impl LooseSource for StoreLoose {
                     .map_err(io("making room for"))?;
                 StoreRequests::within(self.requests.as_ref(), || {
                     self.runtime
-                        .block_on(self.store.get_to_file(&key, download.path()))
+                        .block_on(self.store.get_to_file(&key, download.path(), None))
                 })
                 .map_err(|err| PackError::Backend(Box::new(err)))?;
                 // get_to_file replaced the temp file by rename: open what is there now.

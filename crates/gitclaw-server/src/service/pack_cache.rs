@@ -22,6 +22,7 @@
 use std::{ops::Range, path::PathBuf, sync::Arc};
 
 use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
+use gitclaw_metadata::PackRecord;
 use gitclaw_pack::{
     commit_graph::CommitGraph,
     odb::{PackHandle, RangeSource, RangedPackFile},
@@ -156,23 +157,20 @@ impl PackCache {
     }
 
     /// The opened pack: the store's local file, or a download into the cache dir;
-    /// with its commit-graph when `graph` gives its length. `size` is the pack's
-    /// length when the caller knows it (the metadata records it), which spares
-    /// asking the store.
+    /// with its commit-graph when `lengths` gives its length.
     pub async fn open(
         &self,
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
-        graph: Option<u64>,
-        size: Option<u64>,
+        lengths: StoredLengths,
     ) -> Result<Arc<PackHandle>, GitError> {
-        let key = (repo.as_str().to_string(), *hash, graph.is_some());
+        let key = (repo.as_str().to_string(), *hash, lengths.graph.is_some());
         let mut loaded = false;
         let load = async {
             loaded = true;
             // Boxed: three downloads side by side make a large future.
-            Box::pin(self.load(store, repo, hash, graph, size)).await
+            Box::pin(self.load(store, repo, hash, lengths)).await
         };
         let entry = self.open.try_get_with(key, load).await?;
         self.metrics.cache_lookup(CACHE_NAME, !loaded);
@@ -189,9 +187,9 @@ impl PackCache {
         store: &Arc<dyn ObjectStorageBackend>,
         repo: &RepoId,
         hash: &ObjectId,
-        graph: Option<u64>,
-        size: Option<u64>,
+        lengths: StoredLengths,
     ) -> Result<Arc<CachedPack>, GitError> {
+        let StoredLengths { pack, index, graph } = lengths;
         let pack_key = ObjectKey::pack(repo, hash);
         let index_key = ObjectKey::pack_index(repo, hash);
         let graph_key = ObjectKey::pack_graph(repo, hash);
@@ -212,9 +210,10 @@ impl PackCache {
                     let nonce = uuid::Uuid::new_v4().simple().to_string();
                     let pack_path = dir.join(format!("pack-{hash}-{nonce}.pack"));
                     let index_path = dir.join(format!("pack-{hash}-{nonce}.idx"));
-                    let pack_len = match (self.range_reads_above, size) {
-                        (u64::MAX, _) => None,
-                        (_, Some(size)) => Some(size),
+                    // Asked of the store only when it decides how the pack is read.
+                    let pack_len = match (self.range_reads_above, pack) {
+                        (_, Some(len)) => Some(len),
+                        (u64::MAX, None) => None,
                         (_, None) => Some(store.head(&pack_key).await?.size),
                     };
                     let mut files = vec![pack_path.clone(), index_path.clone()];
@@ -236,7 +235,7 @@ impl PackCache {
                                 ranged = Some(file);
                                 Ok(len)
                             }
-                            _ => Ok(store.get_to_file(&pack_key, &pack_path).await?),
+                            _ => Ok(store.get_to_file(&pack_key, &pack_path, pack_len).await?),
                         }
                     };
                     // A graph read by ranges is opened (its first block read)
@@ -256,14 +255,14 @@ impl PackCache {
                                 Ok::<_, GitError>((len, Some(opened)))
                             }
                             (Some(path), _) => {
-                                Ok((store.get_to_file(&graph_key, path).await?, None))
+                                Ok((store.get_to_file(&graph_key, path, graph).await?, None))
                             }
                             (None, _) => Ok((0, None)),
                         }
                     };
                     let downloads = tokio::try_join!(
                         store
-                            .get_to_file(&index_key, &index_path)
+                            .get_to_file(&index_key, &index_path, index)
                             .map_err(GitError::from),
                         pack_download,
                         graph_download
@@ -323,6 +322,26 @@ impl PackCache {
             files,
             bytes,
         }))
+    }
+}
+
+/// The lengths of a stored pack's files as its record gives them: each spares
+/// asking the store, and a download of a known length may come down in parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredLengths {
+    pub pack: Option<u64>,
+    pub index: Option<u64>,
+    /// The commit-graph's; `None` when the pack has none.
+    pub graph: Option<u64>,
+}
+
+impl From<&PackRecord> for StoredLengths {
+    fn from(record: &PackRecord) -> StoredLengths {
+        StoredLengths {
+            pack: Some(record.pack_bytes),
+            index: Some(record.index_bytes),
+            graph: record.graph_bytes,
+        }
     }
 }
 
@@ -421,9 +440,14 @@ mod tests {
                 .fetch_add(range.end - range.start, Ordering::SeqCst);
             self.inner.get_range(key, range).await
         }
-        async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> StoreResult<u64> {
+        async fn get_to_file(
+            &self,
+            key: &ObjectKey,
+            dest: &Path,
+            len: Option<u64>,
+        ) -> StoreResult<u64> {
             self.downloads.fetch_add(1, Ordering::SeqCst);
-            self.inner.get_to_file(key, dest).await
+            self.inner.get_to_file(key, dest, len).await
         }
         async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectMeta> {
             self.heads.fetch_add(1, Ordering::SeqCst);
@@ -564,18 +588,27 @@ mod tests {
         .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
 
-        let first = cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
+        let first = cache
+            .open(&dyn_store, &repo, &a, StoredLengths::default())
+            .await
+            .unwrap();
         assert_eq!(first.hash(), &a);
         assert_eq!(cache.downloaded_bytes().await, a_bytes);
         assert_eq!(files_in(&dir), 2, "the pack and its index");
-        cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &a, StoredLengths::default())
+            .await
+            .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             2,
             "the second open reuses the download"
         );
 
-        cache.open(&dyn_store, &repo, &b, None, None).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &b, StoredLengths::default())
+            .await
+            .unwrap();
         assert_eq!(
             cache.downloaded_bytes().await,
             b_bytes,
@@ -585,7 +618,10 @@ mod tests {
         // A handle taken before the eviction still reads its pack.
         assert!(first.num_objects() > 0);
 
-        cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
+        cache
+            .open(&dyn_store, &repo, &a, StoredLengths::default())
+            .await
+            .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
             6,
@@ -600,7 +636,7 @@ mod tests {
         let cache =
             PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, None, None));
+        let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, StoredLengths::default()));
         for handle in futures_util::future::join_all(opens).await {
             assert_eq!(handle.unwrap().hash(), &a);
         }
@@ -618,7 +654,10 @@ mod tests {
         let dir = root.path().join("cache");
         let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
-        let handle = cache.open(&dyn_store, &repo, &a, None, None).await.unwrap();
+        let handle = cache
+            .open(&dyn_store, &repo, &a, StoredLengths::default())
+            .await
+            .unwrap();
         assert!(handle.num_objects() > 0);
         assert_eq!(cache.downloaded_bytes().await, 0);
         assert_eq!(files_in(&dir), 0);
@@ -638,7 +677,15 @@ mod tests {
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let heads = store.heads.load(Ordering::SeqCst);
         let handle = cache
-            .open(&dyn_store, &repo, &a, None, Some(pack_len))
+            .open(
+                &dyn_store,
+                &repo,
+                &a,
+                StoredLengths {
+                    pack: Some(pack_len),
+                    ..StoredLengths::default()
+                },
+            )
             .await
             .unwrap();
         assert_eq!(

@@ -12,6 +12,8 @@
 //! - [`retry`]: the retry, backoff, throttle and logging policy of every call;
 //! - [`upload`]: one PutObject, or above [`MULTIPART_THRESHOLD`] a multipart
 //!   upload read part by part, so a pack is never held whole in memory;
+//! - [`download`]: a whole object into a file, in parts side by side when its
+//!   length is known and above one part;
 //! - [`copy`]: server-side copies of a prefix;
 //! - [`delete`]: deletes of a prefix in DeleteObjects batches;
 //! - [`bucket`]: the start-up check of the bucket and the credentials.
@@ -20,6 +22,7 @@ mod bucket;
 mod client;
 mod copy;
 mod delete;
+mod download;
 mod failure;
 mod presign;
 mod retry;
@@ -30,7 +33,6 @@ use std::{collections::BTreeMap, future::Future, ops::Range, path::Path, sync::A
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
 pub use client::S3Settings;
 pub use retry::backoff_delay;
@@ -47,9 +49,6 @@ use crate::{
     keys::{KeyPrefix, ObjectKey},
     Transfer,
 };
-
-/// Bytes a download collects before each write to its file.
-const DOWNLOAD_WRITE_BYTES: usize = 1 << 20;
 
 /// Parts or copies in flight at once.
 const CONCURRENCY: usize = 4;
@@ -263,57 +262,8 @@ impl ObjectStorageBackend for S3Backend {
         Ok(data)
     }
 
-    async fn get_to_file(&self, key: &ObjectKey, dest: &Path) -> Result<u64> {
-        let key = key.as_str();
-        let dir = dest.parent().unwrap_or_else(|| Path::new("."));
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(StorageError::io(format!("creating {}", dir.display())))?;
-        let (tmp, size) = self
-            .call("GetObject", key, || async {
-                let out = self
-                    .client
-                    .get_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetObject", key, e))?;
-                let expected = out.content_length();
-                let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-                    Failure::local_io(format!("creating a file in {}", dir.display()), e)
-                })?;
-                let std_file = tmp.reopen().map_err(|e| {
-                    Failure::local_io(format!("opening {}", tmp.path().display()), e)
-                })?;
-                // Written in large blocks: each write of a tokio file is a trip
-                // to the blocking pool, and the body comes in small chunks.
-                let mut file = tokio::io::BufWriter::with_capacity(
-                    DOWNLOAD_WRITE_BYTES,
-                    tokio::fs::File::from_std(std_file),
-                );
-                let mut body = out.body.into_async_read();
-                let size = tokio::io::copy(&mut body, &mut file)
-                    .await
-                    .map_err(|e| Failure::transfer(key, e))?;
-                file.flush().await.map_err(|e| {
-                    Failure::local_io(format!("writing {}", tmp.path().display()), e)
-                })?;
-                if let Some(expected) = expected {
-                    if expected >= 0 && expected as u64 != size {
-                        return Err(Failure::transfer(
-                            key,
-                            format!("got {size} of {expected} bytes"),
-                        ));
-                    }
-                }
-                Ok((tmp, size))
-            })
-            .await?;
-        tmp.persist(dest).map_err(|err| StorageError::Io {
-            context: format!("moving the download to {}", dest.display()),
-            source: err.error,
-        })?;
+    async fn get_to_file(&self, key: &ObjectKey, dest: &Path, len: Option<u64>) -> Result<u64> {
+        let size = self.download(key.as_str(), dest, len).await?;
         self.retry.transferred(Transfer::Read, size);
         Ok(size)
     }
