@@ -174,6 +174,12 @@ impl S3Backend {
                 len: out.content_range().and_then(object_len),
                 etag: out.e_tag().map(str::to_string),
             };
+            if answer.len != Some(len) {
+                // Not the object the record describes (or a store that
+                // ignores ranges): nothing of it is written; the caller
+                // downloads it whole.
+                return Ok(answer);
+            }
             let file = open_at(path, range.start, false).await?;
             let mut file = tokio::io::BufWriter::with_capacity(PART_WRITE_BYTES, file);
             let mut body = out.body.into_async_read();
@@ -184,9 +190,7 @@ impl S3Backend {
                 .await
                 .map_err(|e| Failure::local_io(format!("writing {}", path.display()), e))?;
             let wanted = range.end - range.start;
-            // A short part of an object of the length asked for is a cut-off
-            // transfer; of another length, the caller downloads it whole.
-            if size != wanted && answer.len == Some(len) {
+            if size != wanted {
                 return Err(Failure::transfer(
                     key,
                     format!("got {size} of {wanted} bytes"),
