@@ -104,17 +104,7 @@ impl S3Backend {
                 .await
                 .map_err(|e| classify("GetObject", key, e))?;
             let expected = out.content_length();
-            let file = open_at(path, 0, true).await?;
-            // Written in large blocks: each write of a tokio file is a trip
-            // to the blocking pool, and the body comes in small chunks.
-            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BYTES, file);
-            let mut body = out.body.into_async_read();
-            let size = tokio::io::copy(&mut body, &mut file)
-                .await
-                .map_err(|e| Failure::transfer(key, e))?;
-            file.flush()
-                .await
-                .map_err(|e| Failure::local_io(format!("writing {}", path.display()), e))?;
+            let size = write_body(key, out.body, path, 0..u64::MAX, WRITE_BYTES).await?;
             match expected {
                 Some(expected) if expected >= 0 && expected as u64 != size => Err(
                     Failure::transfer(key, format!("got {size} of {expected} bytes")),
@@ -180,15 +170,7 @@ impl S3Backend {
                 // downloads it whole.
                 return Ok(answer);
             }
-            let file = open_at(path, range.start, false).await?;
-            let mut file = tokio::io::BufWriter::with_capacity(PART_WRITE_BYTES, file);
-            let mut body = out.body.into_async_read();
-            let size = tokio::io::copy(&mut body, &mut file)
-                .await
-                .map_err(|e| Failure::transfer(key, e))?;
-            file.flush()
-                .await
-                .map_err(|e| Failure::local_io(format!("writing {}", path.display()), e))?;
+            let size = write_body(key, out.body, path, range.clone(), PART_WRITE_BYTES).await?;
             let wanted = range.end - range.start;
             if size != wanted {
                 return Err(Failure::transfer(
@@ -202,25 +184,35 @@ impl S3Backend {
     }
 }
 
-/// `path` opened for writing at `offset` (emptied first when `truncate`).
-async fn open_at(
+/// `body` written into `path` from `at.start`; the file is emptied first when
+/// the body is the whole object (`at` running to `u64::MAX`). Written through
+/// a buffer of `buffer` bytes: each write of a tokio file is a trip to the
+/// blocking pool, and a body comes in small chunks. Returns the bytes written.
+async fn write_body(
+    key: &str,
+    body: aws_sdk_s3::primitives::ByteStream,
     path: &Path,
-    offset: u64,
-    truncate: bool,
-) -> std::result::Result<tokio::fs::File, Failure> {
+    at: Range<u64>,
+    buffer: usize,
+) -> std::result::Result<u64, Failure> {
     let io = |e| Failure::local_io(format!("writing {}", path.display()), e);
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
-        .truncate(truncate)
+        .truncate(at.end == u64::MAX)
         .open(path)
         .await
         .map_err(io)?;
-    if offset > 0 {
-        file.seek(std::io::SeekFrom::Start(offset))
+    if at.start > 0 {
+        file.seek(std::io::SeekFrom::Start(at.start))
             .await
             .map_err(io)?;
     }
-    Ok(file)
+    let mut file = tokio::io::BufWriter::with_capacity(buffer, file);
+    let size = tokio::io::copy(&mut body.into_async_read(), &mut file)
+        .await
+        .map_err(|e| Failure::transfer(key, e))?;
+    file.flush().await.map_err(io)?;
+    Ok(size)
 }
 
 /// The object's length in a `Content-Range` answer (`bytes 0-99/1234`).
