@@ -158,10 +158,12 @@ fresh_gitclaw() { # a new GitClaw process with empty local caches, same store an
 prep_behind() { # prep_behind N: a bare clone N commits behind on the default branch, at $work/behind-N
   local dir=$work/behind-$1
   rm -rf "$dir"
-  git clone -q --bare "$repo" "$dir"
-  # Only the default branch, N commits back: another branch or tag may hold the new commits.
-  git -C "$dir" for-each-ref --format='delete %(refname)' | grep -vxF "delete refs/heads/$branch" |
-    git -C "$dir" update-ref --stdin
+  # Not a local clone: that would hardlink every object of $repo and keep a partial
+  # clone's "promisor" packs, which gc never prunes, so the client would already
+  # hold the commits it is meant to fetch.
+  git clone -q --bare --no-local --no-tags --single-branch --branch "$branch" "$repo" "$dir"
+  # Only the default branch (no tags: another branch or tag may hold the new
+  # commits), N commits back.
   git -C "$dir" update-ref "refs/heads/$branch" "$(git -C "$repo" rev-parse "$branch~$1")"
   git -C "$dir" gc -q --prune=now
 }
