@@ -187,7 +187,9 @@ fn bench_phases(c: &mut Criterion) {
             .collect();
         let borrowed: Vec<_> = commits.iter().map(|(id, c)| (*id, &**c)).collect();
         let path = r.dir.path().join("pack.graph");
-        assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &[], &path).unwrap());
+        assert!(
+            gitclaw_pack::commit_graph::write(&borrowed, &[], &Default::default(), &path).unwrap()
+        );
         let pack = PackHandle::open(r.db.packs()[0].index_path())
             .unwrap()
             .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&path).unwrap());

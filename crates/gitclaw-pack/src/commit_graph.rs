@@ -11,7 +11,9 @@
 //! chunks it does not know): each commit's interval in the first-parent
 //! forest (`GCFP`, see [`CommitGraph::first_parent_ancestor`]), the type of
 //! every entry of the pack in pack order (`GCKD`, see
-//! [`CommitGraph::pack_kinds`]), and the pack's [`tip entries`](crate::tip_entries).
+//! [`CommitGraph::pack_kinds`]), where each entry's delta base lies (`GCDB`,
+//! see [`CommitGraph::delta_base`]), and the pack's
+//! [`tip entries`](crate::tip_entries).
 
 use std::{io::Write, path::Path};
 
@@ -33,18 +35,31 @@ const NO_PARENT: u32 = 0x7000_0000;
 const EXTRA_EDGES: u32 = 0x8000_0000;
 const HASH_LEN: usize = 20;
 
+/// What a graph records of its pack's entries beside the commits, each list
+/// in pack order (an empty list: not recorded).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackEntries<'a> {
+    /// Each entry's object type.
+    pub kinds: &'a [gix_object::Kind],
+    /// Each entry's delta base, as its place in pack order ([`NO_BASE`]: the
+    /// entry is stored whole).
+    pub delta_bases: &'a [u32],
+}
+
+/// In [`PackEntries::delta_bases`]: the entry is not a delta.
+pub const NO_BASE: u32 = u32::MAX;
+
 /// Write the commit-graph of `commits` to `out`. Nothing is written (`false`)
 /// when a commit's parent is not among them, or a commit's time is one the
 /// format cannot hold exactly (before 1970, or past 2514): a reader must get
 /// from the graph exactly what parsing the commit gives.
 ///
-/// `tips` (see [`crate::tip_entries`]) go in a chunk of their own, and so do
-/// `kinds`, the type of each of the pack's entries in pack order (none when
-/// empty).
+/// `tips` (see [`crate::tip_entries`]) go in a chunk of their own, and so
+/// does each list of `entries`.
 pub fn write(
     commits: &[(ObjectId, &CommitInfo)],
     tips: &[TipEntry],
-    kinds: &[gix_object::Kind],
+    entries: &PackEntries<'_>,
     out: &Path,
 ) -> Result<bool> {
     let mut sorted: Vec<(ObjectId, &CommitInfo)> = commits.to_vec();
@@ -131,9 +146,13 @@ pub fn write(
         .flat_map(|(pre, post)| pre.to_be_bytes().into_iter().chain(post.to_be_bytes()))
         .collect();
     chunks.push((&FIRST_PARENT_CHUNK_ID, &intervals[..]));
-    let kind_bytes = encode_kinds(kinds);
-    if !kinds.is_empty() {
+    let kind_bytes = encode_kinds(entries.kinds);
+    if !entries.kinds.is_empty() {
         chunks.push((&PACK_KINDS_CHUNK_ID, &kind_bytes[..]));
+    }
+    let base_bytes = encode_bases(entries.delta_bases);
+    if !entries.delta_bases.is_empty() {
+        chunks.push((&DELTA_BASES_CHUNK_ID, &base_bytes[..]));
     }
     let tip_bytes = crate::tip_entries::encode(tips);
     if !tips.is_empty() {
@@ -256,10 +275,26 @@ fn decode_kinds(bytes: &[u8]) -> Option<Vec<gix_object::Kind>> {
     Some(kinds)
 }
 
-/// The graph file at `path`, held open, and where its entry types lie, if it
-/// has them. Their length is checked when they are read.
-fn pack_kinds_chunk(path: &Path) -> Result<Option<(std::fs::File, std::ops::Range<u64>)>> {
-    let Some(range) = chunk_range(path, PACK_KINDS_CHUNK_ID)? else {
+/// Our chunk of where each entry's delta base lies: the entry count (4
+/// bytes), then for each entry in pack order its base's place in pack order
+/// (4 bytes, [`NO_BASE`] for an entry stored whole). A reader of a pack read by
+/// ranges learns a delta chain's entries from it without reading each
+/// entry's header first, so the whole chain comes down in one batch of reads.
+const DELTA_BASES_CHUNK_ID: [u8; 4] = *b"GCDB";
+
+fn encode_bases(bases: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 4 * bases.len());
+    out.extend_from_slice(&(bases.len() as u32).to_be_bytes());
+    for base in bases {
+        out.extend_from_slice(&base.to_be_bytes());
+    }
+    out
+}
+
+/// The graph file at `path`, held open, and where the chunk `id` lies, if it
+/// has one.
+fn open_chunk(path: &Path, id: [u8; 4]) -> Result<Option<(std::fs::File, std::ops::Range<u64>)>> {
+    let Some(range) = chunk_range(path, id)? else {
         return Ok(None);
     };
     let file = std::fs::File::open(path).map_err(PackError::io(format!(
@@ -267,6 +302,46 @@ fn pack_kinds_chunk(path: &Path) -> Result<Option<(std::fs::File, std::ops::Rang
         path.display()
     )))?;
     Ok(Some((file, range)))
+}
+
+/// The graph file at `path`, held open, and where its entry types lie, if it
+/// has them. Their length is checked when they are read.
+fn pack_kinds_chunk(path: &Path) -> Result<Option<(std::fs::File, std::ops::Range<u64>)>> {
+    open_chunk(path, PACK_KINDS_CHUNK_ID)
+}
+
+/// The graph file at `path`, held open, where its delta-base table lies and
+/// how many entries it has, if it has one of a length that fits its count.
+fn delta_bases_chunk(path: &Path) -> Result<Option<DeltaBases>> {
+    use std::os::unix::fs::FileExt;
+    let Some((file, range)) = open_chunk(path, DELTA_BASES_CHUNK_ID)? else {
+        return Ok(None);
+    };
+    let mut count = [0u8; 4];
+    file.read_exact_at(&mut count, range.start)
+        .map_err(PackError::io("reading a commit-graph's delta bases"))?;
+    let count = u32::from_be_bytes(count);
+    if range.end - range.start != 4 + 4 * u64::from(count) {
+        return Err(PackError::Corrupt(format!(
+            "commit-graph {}: a delta-base chunk of {} bytes for {count} entries",
+            path.display(),
+            range.end - range.start
+        )));
+    }
+    Ok(Some(DeltaBases {
+        file,
+        start: range.start + 4,
+        count,
+    }))
+}
+
+/// A graph's delta-base table (see [`DELTA_BASES_CHUNK_ID`]), read 4 bytes a
+/// lookup from the file held open.
+struct DeltaBases {
+    file: std::fs::File,
+    /// Where the first entry's base lies in the file.
+    start: u64,
+    count: u32,
 }
 
 /// Each commit's `(entry, exit)` numbers in a depth-first walk of the forest
@@ -365,6 +440,8 @@ pub struct CommitGraph {
     /// only when asked for (see [`Self::pack_kinds`]). The file is held open:
     /// a cached download's name may go while a request still reads it.
     pack_kinds: Option<(std::fs::File, std::ops::Range<u64>)>,
+    /// Where the pack's entries' delta bases lie, when compaction recorded them.
+    delta_bases: Option<DeltaBases>,
 }
 
 /// A commit's interval in the first-parent forest (see
@@ -429,6 +506,7 @@ impl CommitGraph {
             tips,
             first_parent,
             pack_kinds: pack_kinds_chunk(path)?,
+            delta_bases: delta_bases_chunk(path)?,
         })
     }
 
@@ -476,16 +554,20 @@ impl CommitGraph {
         }
         let first_parent = first_parent_chunk(path, file.num_commits())?;
         // Likewise written before the tip entries.
-        if let Some(range) = chunk_range(path, PACK_KINDS_CHUNK_ID)? {
-            sparse.fill(range)?;
+        for id in [PACK_KINDS_CHUNK_ID, DELTA_BASES_CHUNK_ID] {
+            if let Some(range) = chunk_range(path, id)? {
+                sparse.fill(range)?;
+            }
         }
         let pack_kinds = pack_kinds_chunk(path)?;
+        let delta_bases = delta_bases_chunk(path)?;
         let tips = TipEntries::open(path, chunk)?.read_by_ranges(sparse);
         Ok(CommitGraph {
             file,
             tips: Some(tips),
             first_parent,
             pack_kinds,
+            delta_bases,
         })
     }
 
@@ -562,6 +644,30 @@ impl CommitGraph {
                 bytes.len()
             ))),
         }
+    }
+
+    /// How many entries the graph's delta-base table has, when compaction
+    /// recorded one (see [`Self::delta_base`]).
+    pub fn delta_base_count(&self) -> Option<u32> {
+        self.delta_bases.as_ref().map(|bases| bases.count)
+    }
+
+    /// Where the delta base of the pack's entry at `pos` (its place in pack
+    /// order) lies in pack order, as compaction recorded it: `None` for an
+    /// entry stored whole, or a place past the table (the caller follows
+    /// the entries' own headers, and uses this only to read ahead).
+    pub fn delta_base(&self, pos: u32) -> Result<Option<u32>> {
+        use std::os::unix::fs::FileExt;
+        let Some(bases) = self.delta_bases.as_ref().filter(|b| pos < b.count) else {
+            return Ok(None);
+        };
+        let mut bytes = [0u8; 4];
+        bases
+            .file
+            .read_exact_at(&mut bytes, bases.start + u64::from(pos) * 4)
+            .map_err(PackError::io("reading a commit-graph's delta bases"))?;
+        let base = u32::from_be_bytes(bytes);
+        Ok((base < bases.count).then_some(base))
     }
 
     /// The id of the commit at `pos` (below [`Self::num_commits`]).
@@ -655,13 +761,13 @@ mod tests {
             parents: vec![b].into(),
             time: 5,
         };
-        assert!(!write(&[(a, &orphan)], &[], &[], &out).unwrap());
+        assert!(!write(&[(a, &orphan)], &[], &Default::default(), &out).unwrap());
         let ancient = CommitInfo {
             tree,
             parents: Vec::new().into(),
             time: -1,
         };
-        assert!(!write(&[(a, &ancient)], &[], &[], &out).unwrap());
+        assert!(!write(&[(a, &ancient)], &[], &Default::default(), &out).unwrap());
         assert!(!out.exists());
     }
 
@@ -710,7 +816,7 @@ mod tests {
         let commits: Vec<(ObjectId, &CommitInfo)> = ids.iter().copied().zip(infos.iter()).collect();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("g");
-        assert!(write(&commits, &[], &[], &out).unwrap());
+        assert!(write(&commits, &[], &Default::default(), &out).unwrap());
         let graph = CommitGraph::open(&out).unwrap();
         let span = |i: usize| {
             let pos = graph.position(&ids[i]).unwrap();
@@ -781,6 +887,39 @@ mod tests {
     }
 
     #[test]
+    fn delta_bases_read_back_as_written_and_a_base_past_the_table_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = ObjectId::empty_tree(gix_hash::Kind::Sha1);
+        let info = CommitInfo {
+            tree,
+            parents: Vec::new().into(),
+            time: 1_600_000_000,
+        };
+        let commit = ObjectId::from_bytes_or_panic(&[7; 20]);
+        let kinds = [gix_object::Kind::Commit; 5];
+        let bases = [NO_BASE, 0, 1, NO_BASE, 7];
+        let entries = PackEntries {
+            kinds: &kinds,
+            delta_bases: &bases,
+        };
+        let out = dir.path().join("with");
+        assert!(write(&[(commit, &info)], &[], &entries, &out).unwrap());
+        let graph = CommitGraph::open(&out).unwrap();
+        assert_eq!(graph.delta_base_count(), Some(5));
+        let read: Vec<Option<u32>> = (0..6).map(|pos| graph.delta_base(pos).unwrap()).collect();
+        // Entry 4's base lies past the table (a damaged record): none; so is
+        // anything asked past the table's end.
+        assert_eq!(read, [None, Some(0), Some(1), None, None, None]);
+        assert_eq!(graph.pack_kinds().unwrap(), Some(kinds.to_vec()));
+
+        let out = dir.path().join("without");
+        assert!(write(&[(commit, &info)], &[], &Default::default(), &out).unwrap());
+        let graph = CommitGraph::open(&out).unwrap();
+        assert_eq!(graph.delta_base_count(), None);
+        assert_eq!(graph.delta_base(0).unwrap(), None);
+    }
+
+    #[test]
     fn a_graph_read_by_ranges_reads_its_commits_and_only_the_tip_entries_asked_for() {
         use crate::{odb::BLOCK_BYTES, tip_entries::TipEntry};
         let dir = tempfile::tempdir().unwrap();
@@ -817,7 +956,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        assert!(write(&commits, &tips, &[], &out).unwrap());
+        assert!(write(&commits, &tips, &Default::default(), &out).unwrap());
         let data = std::fs::read(&out).unwrap();
         let whole = CommitGraph::open(&out).unwrap();
 

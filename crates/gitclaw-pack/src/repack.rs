@@ -209,11 +209,20 @@ pub fn repack(
         // From the pack's entry headers. A stored pack that already was the
         // closure, read by ranges, comes down whole for them: once, here in the
         // background, rather than on each fresh instance's first partial clone.
-        let kinds = match closure.packs() {
-            [pack] => pack.kinds_in_pack_order()?.to_vec(),
-            _ => Vec::new(),
+        // Where each entry's delta base lies, likewise: a fresh instance then
+        // reads a chain in one batch instead of an entry at a time.
+        let (kinds, delta_bases) = match closure.packs() {
+            [pack] => (
+                pack.kinds_in_pack_order()?.to_vec(),
+                pack.delta_bases_in_pack_order()?,
+            ),
+            _ => (Vec::new(), Vec::new()),
         };
-        if crate::commit_graph::write(&borrowed, &entries, &kinds, &path)? {
+        let recorded = crate::commit_graph::PackEntries {
+            kinds: &kinds,
+            delta_bases: &delta_bases,
+        };
+        if crate::commit_graph::write(&borrowed, &entries, &recorded, &path)? {
             repacked.commit_graph = Some(path);
             repacked.tip_entries = entries.len();
         }

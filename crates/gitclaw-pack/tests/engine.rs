@@ -1619,7 +1619,13 @@ fn a_walk_by_commit_graph_positions_finds_what_a_walk_by_ids_finds() {
             .collect();
         let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
         let graph_path = f.scratch.join(name);
-        assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &[], &graph_path).unwrap());
+        assert!(gitclaw_pack::commit_graph::write(
+            &borrowed,
+            &[],
+            &Default::default(),
+            &graph_path
+        )
+        .unwrap());
         ObjectDb::new(
             vec![Arc::new(
                 PackHandle::open(&index_path).unwrap().with_commit_graph(
@@ -1809,7 +1815,10 @@ fn stored_with_graph(dir: &Path, repo: &Path) -> (ObjectDb, ObjectDb) {
     };
     let borrowed: Vec<_> = infos.iter().map(|(id, info)| (*id, &**info)).collect();
     let graph_path = dir.join("pack.graph");
-    assert!(gitclaw_pack::commit_graph::write(&borrowed, &[], &[], &graph_path).unwrap());
+    assert!(
+        gitclaw_pack::commit_graph::write(&borrowed, &[], &Default::default(), &graph_path)
+            .unwrap()
+    );
     let graphed = ObjectDb::new(
         vec![Arc::new(
             PackHandle::open(&ingested.index_path)

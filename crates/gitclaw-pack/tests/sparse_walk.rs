@@ -443,3 +443,100 @@ fn tags_peeled_by_the_refs_are_read_only_when_they_go_out_or_a_want_is_inside_a_
     assert!(with_word.contains(&new) && with_word.contains(&outer) && !with_word.contains(&old));
     assert_eq!(with_word, fetched(&[], "include-tag-unpeeled"));
 }
+
+#[test]
+fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction_records() {
+    // A file of 16 parts of 200 KB that do not compress, of which each commit
+    // rewrites one more: each version is nearest the next, so the versions are
+    // stored as chains, each delta holding a new part, and a chain's deltas
+    // run over several blocks of the pack.
+    let (tmp, repo) = new_repo();
+    let mut parts: Vec<Vec<u8>> = (0..16).map(|at| noise(200_000, at + 1)).collect();
+    let mut versions = Vec::new();
+    for version in 1..=14u64 {
+        parts[version as usize] = noise(200_000, 1000 + version);
+        let content = parts.concat();
+        std::fs::write(repo.join("data.bin"), &content).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(
+            &repo,
+            &["commit", "-q", "-m", &format!("version {version}")],
+        );
+        let id = git(&repo, &["rev-parse", "main:data.bin"]);
+        versions.push((ObjectId::from_hex(id.trim().as_bytes()).unwrap(), content));
+    }
+    gc_with_an_unreachable_commit(&repo);
+    let (closure_index, graph_path) = compact(&repo, &tmp.path().join("work"));
+
+    // The fixture's premise: some version's chain, as the entries' headers
+    // tell it, runs through several blocks of the pack. The one through the
+    // most is read below.
+    let local = PackHandle::open(&closure_index).unwrap();
+    let chain_blocks = |start: ObjectId| {
+        let mut blocks = BTreeSet::new();
+        let mut at = Some(start);
+        while let Some(id) = at {
+            let index = local.lookup(&id).unwrap();
+            blocks.insert(local.offset_at(index) / BLOCK_BYTES);
+            at = local.entry_base(index).unwrap().1;
+        }
+        blocks
+    };
+    let (wanted, content, blocks) = versions
+        .iter()
+        .map(|(id, content)| (*id, content, chain_blocks(*id)))
+        .max_by_key(|(_, _, blocks)| blocks.len())
+        .unwrap();
+    assert!(
+        blocks.len() >= 3,
+        "the longest chain lies in blocks {blocks:?}"
+    );
+    // What compaction recorded is what the entries' headers say.
+    let graph = gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap();
+    let in_pack_order: Vec<u32> = local.indices_in_pack_order().collect();
+    for (pos, &index) in in_pack_order.iter().enumerate() {
+        let recorded = graph.delta_base(pos as u32).unwrap();
+        let recorded = recorded.map(|base| local.oid_at(in_pack_order[base as usize]));
+        assert_eq!(recorded, local.entry_base(index).unwrap().1, "entry {pos}");
+    }
+
+    let decode = |dir: &str, graph: Option<&Path>| {
+        let (handle, batches) = sparse_copy(&tmp.path().join(dir), &closure_index, graph);
+        let opened = batches.load(Ordering::SeqCst);
+        let mut buf = Vec::new();
+        let mut state = gitclaw_pack::odb::DecodeState::default();
+        let index = handle.lookup(&wanted).unwrap();
+        assert_eq!(
+            handle.decode(index, &mut buf, &mut state).unwrap(),
+            Kind::Blob
+        );
+        assert!(&buf == content, "the version as committed");
+        batches.load(Ordering::SeqCst) - opened
+    };
+    // Without the record, each entry's header names the next: a batch a block
+    // not read yet.
+    let by_headers = decode("by-headers", None);
+    assert!(
+        by_headers >= 2,
+        "read entry by entry: {by_headers} batches for blocks {blocks:?}"
+    );
+    // With the graph compaction wrote, the whole chain at once.
+    assert_eq!(decode("recorded", Some(&graph_path)), 1);
+
+    // A walk's read-ahead of the same object ([`ObjectDb::prefetch`]) is one
+    // batch too, and reading it after that reads nothing more.
+    let (handle, batches) = sparse_copy(
+        &tmp.path().join("prefetch"),
+        &closure_index,
+        Some(&graph_path),
+    );
+    let db = ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose));
+    let opened = batches.load(Ordering::SeqCst);
+    db.prefetch(&[wanted]).unwrap();
+    assert_eq!(batches.load(Ordering::SeqCst) - opened, 1);
+    let mut data = Vec::new();
+    let kind = db.reader().read(&wanted, &mut data).unwrap();
+    assert_eq!(kind, Some(Kind::Blob));
+    assert!(&data == content, "the version as committed");
+    assert_eq!(batches.load(Ordering::SeqCst) - opened, 1);
+}

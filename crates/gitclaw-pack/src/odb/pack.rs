@@ -9,11 +9,19 @@ use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
 use super::sparse::{RangeSource, SparseFile};
-use crate::{commit_graph::CommitGraph, PackError, Result};
+use crate::{
+    commit_graph::{CommitGraph, NO_BASE},
+    PackError, Result,
+};
 
 /// Bytes past an entry's start that hold its header and enough of its zlib
 /// stream to read a delta's sizes (see [`PackHandle::object_header`]).
 const HEADER_FILL_BYTES: u64 = 4096;
+
+/// The most entries of one delta chain read ahead from a recorded delta-base
+/// table (see [`PackHandle::recorded_chain`]): git writes chains at most 4095
+/// deep; a longer one (or a damaged table's loop) is followed entry by entry.
+const MAX_RECORDED_CHAIN: usize = 4096;
 
 fn gix_err(context: &str) -> impl FnOnce(gix_error::Error) -> PackError + '_ {
     move |err| PackError::Corrupt(format!("{context}: {err}"))
@@ -180,6 +188,19 @@ impl PackHandle {
         let Some(sparse) = self.sparse.as_ref().filter(|s| !s.is_complete()) else {
             return Ok(());
         };
+        if self.has_recorded_chains() {
+            // Every chain's entries known at once: one batch for all of them.
+            let mut seen = std::collections::HashSet::new();
+            let mut ranges = Vec::new();
+            for index in indices {
+                for pos in self.recorded_chain(self.position_of(index))? {
+                    if seen.insert(pos) {
+                        ranges.push(self.range_at_pos(pos, true));
+                    }
+                }
+            }
+            return sparse.prefetch(&ranges);
+        }
         let mut offsets: Vec<u64> = indices.into_iter().map(|i| self.offset_at(i)).collect();
         let mut visited = std::collections::HashSet::new();
         // A chain is no longer than the pack; a corrupt one looping is cut there.
@@ -232,6 +253,49 @@ impl PackHandle {
             .unwrap_or(self.bundle.pack.pack_end() as u64)
     }
 
+    /// Whether the pack's commit-graph records where each entry's delta base
+    /// lies (see [`CommitGraph::delta_base`]).
+    fn has_recorded_chains(&self) -> bool {
+        self.commit_graph
+            .as_ref()
+            .and_then(CommitGraph::delta_base_count)
+            == Some(self.num_objects())
+    }
+
+    /// The places in pack order of the entry at place `pos` and of the
+    /// entries of its delta chain, as the commit-graph records them, without
+    /// reading the entries (just `pos` without a record). Only for reading
+    /// ahead: a reader still follows each entry's own header.
+    fn recorded_chain(&self, mut pos: usize) -> Result<Vec<usize>> {
+        let mut chain = vec![pos];
+        let Some(graph) = self
+            .commit_graph
+            .as_ref()
+            .filter(|_| self.has_recorded_chains())
+        else {
+            return Ok(chain);
+        };
+        while chain.len() < MAX_RECORDED_CHAIN {
+            // Both fit: a pack holds at most u32::MAX entries.
+            match graph.delta_base(pos as u32)? {
+                Some(base) if base as usize != pos => {
+                    pos = base as usize;
+                    chain.push(pos);
+                }
+                _ => break,
+            }
+        }
+        Ok(chain)
+    }
+
+    /// The bytes of the entry at place `pos` in pack order (see [`Self::entry_range`]).
+    fn range_at_pos(&self, pos: usize, whole: bool) -> std::ops::Range<u64> {
+        match self.sorted_offsets().get(pos) {
+            Some(&(offset, _)) => self.entry_range(offset, whole),
+            None => 0..0,
+        }
+    }
+
     /// The bytes of the entry starting at `offset`: whole, or (`whole` false)
     /// as far as its header and delta size.
     fn entry_range(&self, offset: u64, whole: bool) -> std::ops::Range<u64> {
@@ -246,13 +310,30 @@ impl PackHandle {
     /// delta chain in this pack are in the local file: whole, or (`whole`
     /// false) as far as their headers and delta sizes.
     fn fill_chain(&self, index: u32, whole: bool) -> Result<()> {
-        if self.sparse.is_none() {
+        let Some(sparse) = &self.sparse else {
             return Ok(());
-        }
+        };
         let mut offset = self.offset_at(index);
+        let mut read_ahead = self.has_recorded_chains();
         // A chain is no longer than the pack; a corrupt one looping is cut there.
         for _ in 0..=self.num_objects() {
-            self.fill(self.entry_range(offset, whole))?;
+            let range = self.entry_range(offset, whole);
+            // At the first entry not read yet, the rest of the chain, when it
+            // is recorded, comes down in one batch; the steps after it find
+            // their entries local.
+            if read_ahead && !sparse.holds(range.clone()) {
+                read_ahead = false;
+                let sorted = self.sorted_offsets();
+                if let Ok(pos) = sorted.binary_search_by_key(&offset, |(o, _)| *o) {
+                    let ranges: Vec<_> = self
+                        .recorded_chain(pos)?
+                        .into_iter()
+                        .map(|pos| self.range_at_pos(pos, whole))
+                        .collect();
+                    sparse.prefetch(&ranges)?;
+                }
+            }
+            self.fill(range)?;
             let entry = self
                 .bundle
                 .pack
@@ -429,36 +510,61 @@ impl PackHandle {
         let mut state = DecodeState::default();
         for (pos, &(offset, index)) in sorted.iter().enumerate() {
             let (header, _) = self.entry_header(index)?;
-            let base_pos = match header {
-                Header::OfsDelta { base_distance } => offset
-                    .checked_sub(base_distance)
-                    .and_then(|base| sorted.binary_search_by_key(&base, |(o, _)| *o).ok()),
-                Header::RefDelta { base_id } => self.lookup(&base_id).map(|i| self.position_of(i)),
-                Header::Commit => {
-                    kinds[pos] = Some(Kind::Commit);
-                    None
-                }
-                Header::Tree => {
-                    kinds[pos] = Some(Kind::Tree);
-                    None
-                }
-                Header::Blob => {
-                    kinds[pos] = Some(Kind::Blob);
-                    None
-                }
-                Header::Tag => {
-                    kinds[pos] = Some(Kind::Tag);
-                    None
-                }
+            let stored = match header {
+                Header::Commit => Some(Kind::Commit),
+                Header::Tree => Some(Kind::Tree),
+                Header::Blob => Some(Kind::Blob),
+                Header::Tag => Some(Kind::Tag),
+                Header::OfsDelta { .. } | Header::RefDelta { .. } => None,
             };
-            let kind = match (kinds[pos], base_pos.and_then(|b| kinds[b])) {
-                (Some(kind), _) | (None, Some(kind)) => kind,
-                (None, None) => self.object_header(index, &mut state)?.0,
+            let base_kind = || {
+                self.base_position(offset, &header)
+                    .and_then(|base| kinds.get(base).copied().flatten())
+            };
+            let kind = match stored.or_else(base_kind) {
+                Some(kind) => kind,
+                None => self.object_header(index, &mut state)?.0,
             };
             kinds[pos] = Some(kind);
         }
         let kinds = kinds.into_iter().map(|k| k.unwrap_or(Kind::Blob)).collect();
         Ok(self.kinds.get_or_init(|| kinds))
+    }
+
+    /// Where each entry's delta base lies in pack order, for every entry in
+    /// pack order ([`NO_BASE`] for one stored whole): what compaction records
+    /// in the pack's commit-graph, so that a fresh instance reading the pack
+    /// by ranges learns a chain's entries without reading them one by one.
+    /// Reads every entry's header.
+    pub fn delta_bases_in_pack_order(&self) -> Result<Vec<u32>> {
+        self.fill_all()?;
+        self.sorted_offsets()
+            .iter()
+            .map(|&(offset, index)| {
+                let (header, _) = self.entry_header(index)?;
+                // Both fit: a pack holds at most u32::MAX entries.
+                Ok(self
+                    .base_position(offset, &header)
+                    .map_or(NO_BASE, |base| base as u32))
+            })
+            .collect()
+    }
+
+    /// Where the delta base of the entry at `offset`, with `header`, lies in
+    /// pack order: `None` for an entry stored whole, or whose base is not an
+    /// entry of this pack.
+    fn base_position(&self, offset: u64, header: &Header) -> Option<usize> {
+        match *header {
+            Header::OfsDelta { base_distance } => {
+                offset.checked_sub(base_distance).and_then(|base| {
+                    self.sorted_offsets()
+                        .binary_search_by_key(&base, |(o, _)| *o)
+                        .ok()
+                })
+            }
+            Header::RefDelta { base_id } => self.lookup(&base_id).map(|i| self.position_of(i)),
+            _ => None,
+        }
     }
 
     /// The object id of the entry starting at `offset`, if an entry starts there.

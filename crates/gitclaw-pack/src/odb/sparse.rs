@@ -137,6 +137,16 @@ impl SparseFile {
         (0..self.blocks()).all(|b| is_set(&present.bits, b))
     }
 
+    /// Whether every byte of `range` (clamped to the file) is in the file already.
+    pub(crate) fn holds(&self, range: Range<u64>) -> bool {
+        let end = range.end.min(self.len);
+        if range.start >= end {
+            return true;
+        }
+        let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        (range.start / BLOCK_BYTES..=(end - 1) / BLOCK_BYTES).all(|b| is_set(&present.bits, b))
+    }
+
     fn block_range(&self, block: u64) -> Range<u64> {
         block * BLOCK_BYTES..((block + 1) * BLOCK_BYTES).min(self.len)
     }
