@@ -44,9 +44,13 @@ pub struct PackEntries<'a> {
     /// Each entry's delta base, as its place in pack order ([`NO_BASE`]: the
     /// entry is stored whole).
     pub delta_bases: &'a [u32],
+    /// For each entry, a commit whose tree holds its object, as its place in
+    /// the graph (ids in order; [`NO_BASE`]: none, as for a commit or a tag).
+    pub introduced_by: &'a [u32],
 }
 
-/// In [`PackEntries::delta_bases`]: the entry is not a delta.
+/// In [`PackEntries::delta_bases`]: the entry is not a delta (and in
+/// [`PackEntries::introduced_by`]: no commit recorded).
 pub const NO_BASE: u32 = u32::MAX;
 
 /// Write the commit-graph of `commits` to `out`. Nothing is written (`false`)
@@ -150,9 +154,13 @@ pub fn write(
     if !entries.kinds.is_empty() {
         chunks.push((&PACK_KINDS_CHUNK_ID, &kind_bytes[..]));
     }
-    let base_bytes = encode_bases(entries.delta_bases);
+    let base_bytes = encode_table(entries.delta_bases);
     if !entries.delta_bases.is_empty() {
         chunks.push((&DELTA_BASES_CHUNK_ID, &base_bytes[..]));
+    }
+    let introduced_bytes = encode_table(entries.introduced_by);
+    if !entries.introduced_by.is_empty() {
+        chunks.push((&INTRODUCED_BY_CHUNK_ID, &introduced_bytes[..]));
     }
     let tip_bytes = crate::tip_entries::encode(tips);
     if !tips.is_empty() {
@@ -282,11 +290,23 @@ fn decode_kinds(bytes: &[u8]) -> Option<Vec<gix_object::Kind>> {
 /// entry's header first, so the whole chain comes down in one batch of reads.
 const DELTA_BASES_CHUNK_ID: [u8; 4] = *b"GCDB";
 
-fn encode_bases(bases: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + 4 * bases.len());
-    out.extend_from_slice(&(bases.len() as u32).to_be_bytes());
-    for base in bases {
-        out.extend_from_slice(&base.to_be_bytes());
+/// Our chunk of which commit brought each entry's object into history, laid
+/// out as [`DELTA_BASES_CHUNK_ID`]: for each entry in pack order, the place in
+/// the graph of a commit whose tree holds the object ([`NO_BASE`] for a commit,
+/// a tag or an object no commit's tree holds), found as early in history as
+/// compaction's diffs find it (see `repack`). A client that has a first-parent
+/// descendant of that commit, with its whole history, has the object: what
+/// git learns from its reachability bitmaps, so a fetch neither sends again
+/// what the client's older history holds nor searches a delta for an object
+/// whose stored base is there.
+const INTRODUCED_BY_CHUNK_ID: [u8; 4] = *b"GCIN";
+
+/// A table of our chunks: its length (4 bytes), then 4 bytes an entry.
+fn encode_table(values: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 4 * values.len());
+    out.extend_from_slice(&(values.len() as u32).to_be_bytes());
+    for value in values {
+        out.extend_from_slice(&value.to_be_bytes());
     }
     out
 }
@@ -310,38 +330,56 @@ fn pack_kinds_chunk(path: &Path) -> Result<Option<(std::fs::File, std::ops::Rang
     open_chunk(path, PACK_KINDS_CHUNK_ID)
 }
 
-/// The graph file at `path`, held open, where its delta-base table lies and
-/// how many entries it has, if it has one of a length that fits its count.
-fn delta_bases_chunk(path: &Path) -> Result<Option<DeltaBases>> {
+/// The graph file at `path`, held open, where its table `id` lies and how
+/// many entries it has, if it has one of a length that fits its count.
+fn table_chunk(path: &Path, id: [u8; 4]) -> Result<Option<Table>> {
     use std::os::unix::fs::FileExt;
-    let Some((file, range)) = open_chunk(path, DELTA_BASES_CHUNK_ID)? else {
+    let Some((file, range)) = open_chunk(path, id)? else {
         return Ok(None);
     };
+    let what = String::from_utf8_lossy(&id).into_owned();
     let mut count = [0u8; 4];
     file.read_exact_at(&mut count, range.start)
-        .map_err(PackError::io("reading a commit-graph's delta bases"))?;
+        .map_err(PackError::io(format!(
+            "reading a commit-graph's {what} chunk"
+        )))?;
     let count = u32::from_be_bytes(count);
     if range.end - range.start != 4 + 4 * u64::from(count) {
         return Err(PackError::Corrupt(format!(
-            "commit-graph {}: a delta-base chunk of {} bytes for {count} entries",
+            "commit-graph {}: a {what} chunk of {} bytes for {count} entries",
             path.display(),
             range.end - range.start
         )));
     }
-    Ok(Some(DeltaBases {
+    Ok(Some(Table {
         file,
         start: range.start + 4,
         count,
     }))
 }
 
-/// A graph's delta-base table (see [`DELTA_BASES_CHUNK_ID`]), read 4 bytes a
-/// lookup from the file held open.
-struct DeltaBases {
+/// One of our tables of 4 bytes an entry (see [`encode_table`]), read an
+/// entry at a time from the file held open.
+struct Table {
     file: std::fs::File,
-    /// Where the first entry's base lies in the file.
+    /// Where the first entry lies in the file.
     start: u64,
     count: u32,
+}
+
+impl Table {
+    /// The entry at `pos`, if the table has one there and it is not [`NO_BASE`].
+    fn at(&self, pos: u32) -> Result<Option<u32>> {
+        use std::os::unix::fs::FileExt;
+        if pos >= self.count {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; 4];
+        self.file
+            .read_exact_at(&mut bytes, self.start + u64::from(pos) * 4)
+            .map_err(PackError::io("reading a commit-graph's table"))?;
+        Ok(Some(u32::from_be_bytes(bytes)).filter(|v| *v != NO_BASE))
+    }
 }
 
 /// Each commit's `(entry, exit)` numbers in a depth-first walk of the forest
@@ -441,7 +479,9 @@ pub struct CommitGraph {
     /// a cached download's name may go while a request still reads it.
     pack_kinds: Option<(std::fs::File, std::ops::Range<u64>)>,
     /// Where the pack's entries' delta bases lie, when compaction recorded them.
-    delta_bases: Option<DeltaBases>,
+    delta_bases: Option<Table>,
+    /// Which commit brought each entry's object, when compaction recorded it.
+    introduced_by: Option<Table>,
 }
 
 /// A commit's interval in the first-parent forest (see
@@ -506,7 +546,8 @@ impl CommitGraph {
             tips,
             first_parent,
             pack_kinds: pack_kinds_chunk(path)?,
-            delta_bases: delta_bases_chunk(path)?,
+            delta_bases: table_chunk(path, DELTA_BASES_CHUNK_ID)?,
+            introduced_by: table_chunk(path, INTRODUCED_BY_CHUNK_ID)?,
         })
     }
 
@@ -554,13 +595,18 @@ impl CommitGraph {
         }
         let first_parent = first_parent_chunk(path, file.num_commits())?;
         // Likewise written before the tip entries.
-        for id in [PACK_KINDS_CHUNK_ID, DELTA_BASES_CHUNK_ID] {
+        for id in [
+            PACK_KINDS_CHUNK_ID,
+            DELTA_BASES_CHUNK_ID,
+            INTRODUCED_BY_CHUNK_ID,
+        ] {
             if let Some(range) = chunk_range(path, id)? {
                 sparse.fill(range)?;
             }
         }
         let pack_kinds = pack_kinds_chunk(path)?;
-        let delta_bases = delta_bases_chunk(path)?;
+        let delta_bases = table_chunk(path, DELTA_BASES_CHUNK_ID)?;
+        let introduced_by = table_chunk(path, INTRODUCED_BY_CHUNK_ID)?;
         let tips = TipEntries::open(path, chunk)?.read_by_ranges(sparse);
         Ok(CommitGraph {
             file,
@@ -568,6 +614,7 @@ impl CommitGraph {
             first_parent,
             pack_kinds,
             delta_bases,
+            introduced_by,
         })
     }
 
@@ -657,17 +704,26 @@ impl CommitGraph {
     /// entry stored whole, or a place past the table (the caller follows
     /// the entries' own headers, and uses this only to read ahead).
     pub fn delta_base(&self, pos: u32) -> Result<Option<u32>> {
-        use std::os::unix::fs::FileExt;
-        let Some(bases) = self.delta_bases.as_ref().filter(|b| pos < b.count) else {
+        let Some(bases) = &self.delta_bases else {
             return Ok(None);
         };
-        let mut bytes = [0u8; 4];
-        bases
-            .file
-            .read_exact_at(&mut bytes, bases.start + u64::from(pos) * 4)
-            .map_err(PackError::io("reading a commit-graph's delta bases"))?;
-        let base = u32::from_be_bytes(bytes);
-        Ok((base < bases.count).then_some(base))
+        Ok(bases.at(pos)?.filter(|base| *base < bases.count))
+    }
+
+    /// How many entries the graph's table of introducing commits has, when
+    /// compaction recorded one (see [`Self::introduced_by`]).
+    pub fn introduced_count(&self) -> Option<u32> {
+        self.introduced_by.as_ref().map(|table| table.count)
+    }
+
+    /// The place in the graph of a commit whose tree holds the object of the
+    /// pack's entry at `pos` (its place in pack order), as compaction recorded
+    /// it: `None` without a record, or for a place past the graph's commits.
+    pub fn introduced_by(&self, pos: u32) -> Result<Option<u32>> {
+        let Some(table) = &self.introduced_by else {
+            return Ok(None);
+        };
+        Ok(table.at(pos)?.filter(|c| *c < self.file.num_commits()))
     }
 
     /// The id of the commit at `pos` (below [`Self::num_commits`]).
@@ -887,7 +943,7 @@ mod tests {
     }
 
     #[test]
-    fn delta_bases_read_back_as_written_and_a_base_past_the_table_is_none() {
+    fn entry_tables_read_back_as_written_and_a_place_past_them_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let tree = ObjectId::empty_tree(gix_hash::Kind::Sha1);
         let info = CommitInfo {
@@ -898,9 +954,12 @@ mod tests {
         let commit = ObjectId::from_bytes_or_panic(&[7; 20]);
         let kinds = [gix_object::Kind::Commit; 5];
         let bases = [NO_BASE, 0, 1, NO_BASE, 7];
+        // One commit: a commit past it (3) is no record.
+        let introduced = [NO_BASE, 0, 0, 3, 0];
         let entries = PackEntries {
             kinds: &kinds,
             delta_bases: &bases,
+            introduced_by: &introduced,
         };
         let out = dir.path().join("with");
         assert!(write(&[(commit, &info)], &[], &entries, &out).unwrap());
@@ -911,12 +970,18 @@ mod tests {
         // anything asked past the table's end.
         assert_eq!(read, [None, Some(0), Some(1), None, None, None]);
         assert_eq!(graph.pack_kinds().unwrap(), Some(kinds.to_vec()));
+        assert_eq!(graph.introduced_count(), Some(5));
+        let read: Vec<Option<u32>> = (0..6)
+            .map(|pos| graph.introduced_by(pos).unwrap())
+            .collect();
+        assert_eq!(read, [None, Some(0), Some(0), None, Some(0), None]);
 
         let out = dir.path().join("without");
         assert!(write(&[(commit, &info)], &[], &Default::default(), &out).unwrap());
         let graph = CommitGraph::open(&out).unwrap();
         assert_eq!(graph.delta_base_count(), None);
         assert_eq!(graph.delta_base(0).unwrap(), None);
+        assert_eq!(graph.introduced_by(0).unwrap(), None);
     }
 
     #[test]

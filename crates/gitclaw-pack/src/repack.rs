@@ -210,17 +210,27 @@ pub fn repack(
         // closure, read by ranges, comes down whole for them: once, here in the
         // background, rather than on each fresh instance's first partial clone.
         // Where each entry's delta base lies, likewise: a fresh instance then
-        // reads a chain in one batch instead of an entry at a time.
-        let (kinds, delta_bases) = match closure.packs() {
-            [pack] => (
-                pack.kinds_in_pack_order()?.to_vec(),
-                pack.delta_bases_in_pack_order()?,
-            ),
-            _ => (Vec::new(), Vec::new()),
+        // reads a chain in one batch instead of an entry at a time. And which
+        // commit brought each object: a fetch then knows what the client's
+        // older history holds (see `walk::history`).
+        let (kinds, delta_bases, introduced_by) = match closure.packs() {
+            [pack] => {
+                let lead = shallow_tips
+                    .iter()
+                    .find(|tip| borrowed.iter().any(|(id, _)| id == *tip))
+                    .copied();
+                (
+                    pack.kinds_in_pack_order()?.to_vec(),
+                    pack.delta_bases_in_pack_order()?,
+                    crate::walk::introducing_commits(&closure, pack, &borrowed, lead)?,
+                )
+            }
+            _ => (Vec::new(), Vec::new(), Vec::new()),
         };
         let recorded = crate::commit_graph::PackEntries {
             kinds: &kinds,
             delta_bases: &delta_bases,
+            introduced_by: &introduced_by,
         };
         if crate::commit_graph::write(&borrowed, &entries, &recorded, &path)? {
             repacked.commit_graph = Some(path);

@@ -1,6 +1,8 @@
 //! Walks over a pack read by ranges, as a fresh instance on S3 reads its packs:
 //! each read that misses the local file is a round trip to the object store, so
-//! what a walk costs is counted in batches of reads.
+//! what a walk costs is counted in batches of reads. And walks over what
+//! compaction records beside a pack: entry types, delta bases, and the commits
+//! that brought its objects.
 
 mod common;
 
@@ -80,6 +82,12 @@ fn gc_with_an_unreachable_commit(repo: &Path) {
 /// repository at `repo` (every ref a tip), written under `work`: the paths of
 /// its index and of its graph.
 fn compact(repo: &Path, work: &Path) -> (PathBuf, PathBuf) {
+    compact_for(repo, work, &[])
+}
+
+/// [`compact`] with `shallow_tips` (the branch heads most cloned, the default
+/// branch first, as `gitclaw gc` passes them).
+fn compact_for(repo: &Path, work: &Path, shallow_tips: &[ObjectId]) -> (PathBuf, PathBuf) {
     let pack_dir = repo.join(".git/objects/pack");
     let index = std::fs::read_dir(&pack_dir)
         .unwrap()
@@ -97,7 +105,7 @@ fn compact(repo: &Path, work: &Path) -> (PathBuf, PathBuf) {
     let repacked = gitclaw_pack::repack::repack(
         &db,
         &tips,
-        &[],
+        shallow_tips,
         work,
         &gitclaw_pack::writer::WriteOptions::default(),
     )
@@ -539,4 +547,131 @@ fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction
     assert_eq!(kind, Some(Kind::Blob));
     assert!(&data == content, "the version as committed");
     assert_eq!(batches.load(Ordering::SeqCst) - opened, 1);
+}
+
+#[test]
+fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_does() {
+    // `main`: 30 commits, each rewriting one of five files. `side`, branched
+    // at main's commit 5, then takes main's trees of commits 10 to 12 (as a
+    // copy of those changes would) and adds a file of its own. A client with
+    // main's whole history that fetches `side` lacks side's commits and that
+    // file; the walk's edge is commit 5, whose tree is not those trees.
+    let (tmp, repo) = new_repo();
+    for i in 0..30usize {
+        let text = format!("main {i}\n{}", "line\n".repeat(i));
+        std::fs::write(repo.join(format!("f{}.txt", i % 5)), text).unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", &format!("main {i}")]);
+    }
+    git(&repo, &["checkout", "-q", "-b", "side", "main~24"]);
+    for i in [10usize, 11, 12] {
+        let commit = format!("main~{}", 29 - i);
+        git(&repo, &["read-tree", "-u", "--reset", &commit]);
+        git(
+            &repo,
+            &["commit", "-q", "-m", &format!("side copy of main {i}")],
+        );
+    }
+    std::fs::write(repo.join("side.txt"), "only on side\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "side's own"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    gc_with_an_unreachable_commit(&repo);
+    let at = |spec: &str| {
+        ObjectId::from_hex(git(&repo, &["rev-parse", spec]).trim().as_bytes()).unwrap()
+    };
+    let (main, side) = (at("main"), at("side"));
+    let (index, graph_path) = compact_for(&repo, &tmp.path().join("work"), &[main]);
+    let objects = |args: &[&str]| -> BTreeSet<ObjectId> {
+        let mut all = vec!["rev-list", "--objects"];
+        all.extend_from_slice(args);
+        git(&repo, &all)
+            .lines()
+            .map(|l| ObjectId::from_hex(l.split(' ').next().unwrap().as_bytes()).unwrap())
+            .collect()
+    };
+    // Exactly what the client lacks: side's objects not in main's history.
+    let lacking: BTreeSet<ObjectId> = objects(&["side"])
+        .difference(&objects(&["main"]))
+        .copied()
+        .collect();
+
+    let handle = PackHandle::open(&index)
+        .unwrap()
+        .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap());
+    let db = ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose));
+    let fetch = |history_complete: bool| {
+        let mut graph = Graph::new(&db);
+        let plan =
+            gitclaw_pack::walk::plan_shallow(&mut graph, &[side], &Default::default()).unwrap();
+        let options = WalkOptions {
+            history_complete,
+            ..Default::default()
+        };
+        enumerate(&mut graph, &[side], &[main], &plan, &options).unwrap()
+    };
+    let ids = |outcome: &gitclaw_pack::walk::WalkOutcome| -> BTreeSet<ObjectId> {
+        outcome.objects.iter().map(|o| o.id).collect()
+    };
+    // By the edge alone (git's walk without bitmaps), main's trees of commits
+    // 10 to 12 and what they hold go out again.
+    let by_edge = ids(&fetch(false));
+    assert!(
+        by_edge.is_superset(&lacking) && by_edge.len() >= lacking.len() + 6,
+        "{} sent by the edge, {} lacking",
+        by_edge.len(),
+        lacking.len()
+    );
+    // With the commits compaction recorded, exactly what the client lacks.
+    let outcome = fetch(true);
+    assert_eq!(ids(&outcome), lacking);
+
+    // The thin pack of that fetch completes against a copy of the client's
+    // repository (main's history only), and side is then whole there.
+    let client = tmp.path().join("client.git");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--no-local",
+            "--single-branch",
+            "--branch",
+            "main",
+            repo.to_str().unwrap(),
+            client.to_str().unwrap(),
+        ],
+    );
+    let mut pack = Vec::new();
+    let options = gitclaw_pack::writer::WriteOptions {
+        thin: true,
+        ..Default::default()
+    };
+    gitclaw_pack::writer::write_pack(
+        &db,
+        &outcome.objects,
+        Some(outcome.client_has()),
+        &options,
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let (ok, _, err) = git_stdin(
+        &client,
+        &["index-pack", "--strict", "--stdin", "--fix-thin"],
+        &pack,
+    );
+    assert!(ok, "{err}");
+    git(
+        &client,
+        &["update-ref", "refs/heads/side", &side.to_string()],
+    );
+    git(&client, &["fsck", "--connectivity-only", "--no-dangling"]);
+    assert_eq!(
+        git(&client, &["rev-list", "--objects", "side"])
+            .lines()
+            .count(),
+        objects(&["side"]).len()
+    );
 }

@@ -14,6 +14,7 @@ use super::{
     commit_walk::limit_commits,
     filter::Filter,
     graph::Graph,
+    history::ClientHistory,
     shallow::ShallowPlan,
     tree_walk::{walk_trees, Skip},
 };
@@ -52,6 +53,9 @@ pub struct WalkOutcome {
     /// bases of a thin pack (the previous version of a file is the best base of
     /// its new one, and the client has it).
     pub edge_objects: Vec<WalkObject>,
+    /// What the client's older history holds, where compaction's records tell
+    /// (see [`WalkOptions::history_complete`]).
+    pub client_history: Option<ClientHistory>,
 }
 
 impl WalkOutcome {
@@ -60,6 +64,7 @@ impl WalkOutcome {
         crate::writer::ClientHas {
             ids: &self.client_has,
             bases: &self.edge_objects,
+            history: self.client_history.as_ref(),
         }
     }
 }
@@ -93,6 +98,11 @@ pub struct WalkOptions {
     /// reaches in it too) that goes out whole ahead of the listed objects: the walk
     /// neither lists nor enters anything it holds.
     pub closed: Option<std::sync::Arc<crate::odb::PackHandle>>,
+    /// The client has the whole history of its haves (it is not shallow and
+    /// does not become so): an object that history holds, as compaction's
+    /// records prove it (see [`ClientHistory`]), is neither sent nor walked
+    /// into, and a stored delta against one goes out as it is.
+    pub history_complete: bool,
 }
 
 impl std::fmt::Debug for WalkOptions {
@@ -101,6 +111,7 @@ impl std::fmt::Debug for WalkOptions {
             .field("filter", &self.filter)
             .field("include_tags", &self.include_tags.len())
             .field("closed", &self.closed.as_ref().map(|p| *p.hash()))
+            .field("history_complete", &self.history_complete)
             .finish()
     }
 }
@@ -210,7 +221,11 @@ pub fn enumerate(
             tree_roots.push((*id, kind, true));
         }
         let none = HashSet::default();
-        let skip = Skip { set: &none, closed };
+        let skip = Skip {
+            set: &none,
+            closed,
+            history: None,
+        };
         walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |obj| {
             out.edge_objects.push(obj)
         })?;
@@ -226,9 +241,20 @@ pub fn enumerate(
     }
     tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
     let mut objects = Vec::new();
+    // Only for a client with its haves' whole history: a shallow one's haves
+    // reach commits it does not have.
+    let db = graph.db;
+    let history = match options.history_complete && plan.is_full() {
+        true => {
+            let client: Vec<ObjectId> = have_tips.iter().chain(&walk.edges).copied().collect();
+            Some(ClientHistory::new(graph, &client)?).filter(|h| !h.is_empty())
+        }
+        false => None,
+    };
     let skip = Skip {
         set: &have_objects,
         closed,
+        history: history.as_ref().map(|h| (h, db)),
     };
     walk_trees(
         graph,
@@ -264,5 +290,6 @@ pub fn enumerate(
     have_objects.extend(have_commits);
     have_objects.extend(have_root_set);
     out.client_has = have_objects;
+    out.client_history = history;
     Ok(out)
 }

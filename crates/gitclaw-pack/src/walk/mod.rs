@@ -15,6 +15,8 @@
 //! - `filter`: partial-clone filters ([`Filter`]).
 //! - `enumerate`: the objects a fetch sends ([`enumerate`](fn@enumerate)), from
 //!   the commit walk of `commit_walk` and the tree walk of `tree_walk`.
+//! - `history`: what the client's history holds beyond the walk's edge, from
+//!   the commits compaction records as bringing each object ([`ClientHistory`]).
 //! - `negotiate`: the "ready" test of negotiation ([`ok_to_give_up`]).
 //! - `reachability`: whether wants are reachable from ref tips, and tips from
 //!   wants ([`unreachable_wants`], [`reaches_all`]).
@@ -25,6 +27,7 @@ mod commit_walk;
 mod enumerate;
 mod filter;
 mod graph;
+mod history;
 mod negotiate;
 mod reachability;
 mod shallow;
@@ -33,6 +36,7 @@ mod tree_walk;
 pub use enumerate::{enumerate, WalkObject, WalkOptions, WalkOutcome};
 pub use filter::Filter;
 pub use graph::Graph;
+pub use history::{introducing_commits, ClientHistory};
 pub use negotiate::{ok_to_give_up, to_acknowledge};
 pub use reachability::{reaches_all, unreachable_wants};
 pub use shallow::{plan_shallow, DeepenRequest, ShallowPlan, INFINITE_DEPTH};

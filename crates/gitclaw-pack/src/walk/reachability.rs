@@ -132,6 +132,7 @@ pub fn unreachable_wants(
     let skip = Skip {
         set: &no_skip,
         closed: None,
+        history: None,
     };
     let mut walk_tree_of = |graph: &mut Graph<'_>, missing: &mut HashSet<ObjectId>, commit| {
         let tree = graph.commit(&commit)?.tree;

@@ -7,7 +7,7 @@ use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
 use gix_object::Kind;
 
-use super::{enumerate::WalkObject, filter::Filter, graph::Graph};
+use super::{enumerate::WalkObject, filter::Filter, graph::Graph, history::ClientHistory};
 use crate::{PackError, Result};
 
 /// Git's `pack_name_hash`: a sortable number from the last non-whitespace
@@ -20,15 +20,23 @@ pub fn name_hash(path: &[u8]) -> u32 {
         })
 }
 
-/// Objects a walk does not enter: a set, and optionally a closed pack.
+/// Objects a walk does not enter: a set, optionally a closed pack, and
+/// optionally what the client's history holds.
 pub(super) struct Skip<'a> {
     pub(super) set: &'a HashSet<ObjectId>,
     pub(super) closed: Option<&'a crate::odb::PackHandle>,
+    pub(super) history: Option<(&'a ClientHistory, &'a crate::odb::ObjectDb)>,
 }
 
 impl Skip<'_> {
-    pub(super) fn has(&self, id: &ObjectId) -> bool {
-        self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some())
+    pub(super) fn has(&self, id: &ObjectId) -> Result<bool> {
+        if self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some()) {
+            return Ok(true);
+        }
+        match self.history {
+            Some((history, db)) => history.has(db, id),
+            None => Ok(false),
+        }
     }
 }
 
@@ -54,7 +62,7 @@ pub(super) fn walk_trees(
     let mut buf = Vec::new();
     let sparse = graph.db.has_sparse_packs();
     while let Some((id, kind, depth, path, explicit)) = stack.pop() {
-        if skip.has(&id) || seen.contains(&id) {
+        if seen.contains(&id) || skip.has(&id)? {
             continue;
         }
         if let (Some(filter), false) = (filter, explicit) {
@@ -105,7 +113,7 @@ pub(super) fn walk_trees(
                 }
             }
             let child = entry.oid.to_owned();
-            if !skip.has(&child) && !seen.contains(&child) {
+            if !seen.contains(&child) && !skip.has(&child)? {
                 let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
                 if !path.is_empty() {
                     child_path.extend_from_slice(&path);

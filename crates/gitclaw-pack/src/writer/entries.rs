@@ -213,7 +213,7 @@ fn plan(
         .collect();
     let thin = if options.thin { client_has } else { None };
     prefetch_stored(db, &items, false)?;
-    classify(db, &mut items, &position, thin.map(|has| has.ids), first)?;
+    classify(db, &mut items, &position, thin, first)?;
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }

@@ -134,6 +134,9 @@ pub struct ClientHas<'a> {
     /// Trees and blobs the client has, with the path-name hashes they were met at:
     /// bases the delta search tries for the objects at the same paths.
     pub bases: &'a [WalkObject],
+    /// What the client's older history holds, where compaction recorded it:
+    /// stored deltas against those go out as they are too.
+    pub history: Option<&'a crate::walk::ClientHistory>,
 }
 
 /// The phases of writing a pack that report progress.

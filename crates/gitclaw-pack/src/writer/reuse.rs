@@ -60,9 +60,23 @@ pub(super) fn classify(
     db: &ObjectDb,
     items: &mut [Item],
     position: &HashMap<ObjectId, usize>,
-    thin_bases: Option<&gix_hashtable::HashSet<ObjectId>>,
+    thin: Option<super::ClientHas<'_>>,
     first: Option<&super::entries::Prefix<'_>>,
 ) -> Result<()> {
+    // A base the client has: one the walk met, or one its older history
+    // holds (as compaction's records prove).
+    let client_has = |id: &ObjectId| -> Result<bool> {
+        let Some(has) = thin else {
+            return Ok(false);
+        };
+        if has.ids.contains(id) {
+            return Ok(true);
+        }
+        match has.history {
+            Some(history) => history.has(db, id),
+            None => Ok(false),
+        }
+    };
     let packs = db.packs();
     let in_first = |id: &ObjectId| first.and_then(|p| p.offset_of(id));
     let mut state = crate::odb::DecodeState::default();
@@ -83,9 +97,7 @@ pub(super) fn classify(
                     base: base_id,
                     offset: in_first(&base_id).unwrap_or_default(),
                 },
-                None if thin_bases.is_some_and(|has| has.contains(&base_id)) => {
-                    Plan::ReuseThin { base: base_id }
-                }
+                None if client_has(&base_id)? => Plan::ReuseThin { base: base_id },
                 None => tip_plan(handle, item, position),
             },
         };

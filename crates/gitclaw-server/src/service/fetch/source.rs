@@ -12,7 +12,9 @@ use std::{collections::HashMap, io::Write, sync::Arc, sync::Mutex};
 use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
     repack::closure_key,
-    walk::{enumerate, reaches_all, Filter, Graph, ShallowPlan, WalkObject, WalkOptions},
+    walk::{
+        enumerate, reaches_all, ClientHistory, Filter, Graph, ShallowPlan, WalkObject, WalkOptions,
+    },
     writer::{
         stream_pack, write_pack, write_pack_after, ClientHas, Leave, WriteOptions, WriteStats,
     },
@@ -71,6 +73,8 @@ pub struct ClientObjects {
     has: gix_hashtable::HashSet<ObjectId>,
     /// Of those, the trees and blobs the delta search may try as bases.
     edge_objects: Vec<WalkObject>,
+    /// What its older history holds, where compaction recorded it.
+    history: Option<ClientHistory>,
 }
 
 impl PackSource {
@@ -179,6 +183,8 @@ pub fn choose(
         closed: None,
         filter,
         include_tags,
+        // A shallow client's haves reach commits it does not have.
+        history_complete: !job.shallow(),
     };
     let mut base = None;
     let mut base_leaves = Leave::Nothing;
@@ -228,6 +234,7 @@ pub fn choose(
         client: Box::new(ClientObjects {
             has: outcome.client_has,
             edge_objects: outcome.edge_objects,
+            history: outcome.client_history,
         }),
         stored,
         fill,
@@ -328,6 +335,7 @@ pub fn write(
                     Some(ClientHas {
                         ids: &client.has,
                         bases: &client.edge_objects,
+                        history: client.history.as_ref(),
                     }),
                     &write_options,
                     &mut tee,
