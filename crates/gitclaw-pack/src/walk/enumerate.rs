@@ -2,6 +2,9 @@
 //! the haves, within the shallow boundary and the filter. Like git, the trees
 //! excluded are those of the commits at the edge of what the client has, not of
 //! its whole history, so the cost follows the fetch, not the repository.
+//! Where compaction recorded the commit that brought each object (see
+//! `history`), an object the client's older history holds is left out too, as
+//! git's reachability bitmaps leave it out.
 //!
 //! [`enumerate`] puts the steps together: commits come from `commit_walk`,
 //! trees and blobs from `tree_walk`.
@@ -206,7 +209,8 @@ pub fn enumerate(
     // 3. Trees and blobs the client has, as far as they matter: those of the commits
     // at the edge between what it has and what it gets (git's edge semantics — an
     // object only deeper in its history may be sent again, which costs bytes, not
-    // correctness, and spares walking every tree the client ever had).
+    // correctness, and spares walking every tree the client ever had; step 4
+    // leaves out what compaction's records prove that history holds).
     let mut have_objects: HashSet<ObjectId> = HashSet::default();
     if !commits.is_empty() || !roots.is_empty() {
         let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();

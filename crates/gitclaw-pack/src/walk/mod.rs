@@ -6,8 +6,9 @@
 //! from the wants and not from the haves, honouring that boundary and the client's
 //! own shallow commits. Like git, it excludes the trees of the commits at the edge
 //! of what the client has rather than of its whole history, so its cost follows
-//! the fetch, not the repository (an object found only deeper in the client's
-//! history may go out again). [`ok_to_give_up`] is the negotiation's "ready" test.
+//! the fetch, not the repository; an object found only deeper in the client's
+//! history goes out again unless compaction recorded the commit that brought
+//! it ([`ClientHistory`]). [`ok_to_give_up`] is the negotiation's "ready" test.
 //!
 //! One job per module:
 //! - `graph`: reads and memoizes commits, peels tags ([`Graph`]).
