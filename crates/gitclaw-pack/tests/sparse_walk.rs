@@ -625,6 +625,22 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
     // With the commits compaction recorded, exactly what the client lacks.
     let outcome = fetch(true);
     assert_eq!(ids(&outcome), lacking);
+    // An object of the client's history asked for by name (a partial clone's
+    // lazy fetch of a blob it never received) still goes out.
+    let old_blob = at("main~20:f0.txt");
+    let mut graph = Graph::new(&db);
+    let asked = enumerate(
+        &mut graph,
+        &[old_blob],
+        &[main],
+        &ShallowPlan::default(),
+        &WalkOptions {
+            history_complete: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ids(&asked), BTreeSet::from([old_blob]));
 
     // The thin pack of that fetch completes against a copy of the client's
     // repository (main's history only), and side is then whole there.

@@ -29,13 +29,16 @@ pub(super) struct Skip<'a> {
 }
 
 impl Skip<'_> {
-    pub(super) fn has(&self, id: &ObjectId) -> Result<bool> {
+    /// Whether the walk passes `id` over. What the client's history holds is
+    /// passed over only when it was not asked for by name: a partial clone
+    /// asks for objects of its own history it never received.
+    pub(super) fn has(&self, id: &ObjectId, explicit: bool) -> Result<bool> {
         if self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some()) {
             return Ok(true);
         }
         match self.history {
-            Some((history, db)) => history.has(db, id),
-            None => Ok(false),
+            Some((history, db)) if !explicit => history.has(db, id),
+            _ => Ok(false),
         }
     }
 }
@@ -62,7 +65,7 @@ pub(super) fn walk_trees(
     let mut buf = Vec::new();
     let sparse = graph.db.has_sparse_packs();
     while let Some((id, kind, depth, path, explicit)) = stack.pop() {
-        if seen.contains(&id) || skip.has(&id)? {
+        if seen.contains(&id) || skip.has(&id, explicit)? {
             continue;
         }
         if let (Some(filter), false) = (filter, explicit) {
@@ -113,7 +116,7 @@ pub(super) fn walk_trees(
                 }
             }
             let child = entry.oid.to_owned();
-            if !seen.contains(&child) && !skip.has(&child)? {
+            if !seen.contains(&child) && !skip.has(&child, false)? {
                 let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
                 if !path.is_empty() {
                     child_path.extend_from_slice(&path);
