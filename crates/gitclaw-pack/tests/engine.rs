@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use common::{git, git_stdin};
+use common::{git, git_stdin, write_fetch_pack};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -464,30 +464,6 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
     let got = complete_thin_pack(&f, &thin_pack);
     let expected: BTreeSet<String> = rev_list_objects(&f.repo, &["main", "--not", "main~1"]);
     assert!(expected.is_subset(&got), "every new object arrives");
-}
-
-/// A fetch's pack of what `outcome` lists, thin (leaning on what the client
-/// has) or not.
-fn write_fetch_pack(
-    db: &ObjectDb,
-    outcome: &gitclaw_pack::walk::WalkOutcome,
-    thin: bool,
-) -> (Vec<u8>, gitclaw_pack::writer::WriteStats) {
-    let mut pack = Vec::new();
-    let options = WriteOptions {
-        thin,
-        ..WriteOptions::default()
-    };
-    let stats = write_pack(
-        db,
-        &outcome.objects,
-        Some(outcome.client_has()),
-        &options,
-        &mut pack,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    (pack, stats)
 }
 
 /// The objects of a thin pack once `git index-pack --fix-thin` completed it from

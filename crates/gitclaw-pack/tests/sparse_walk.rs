@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use common::{git, git_stdin};
+use common::{git, git_stdin, write_fetch_pack};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
     walk::{enumerate, ok_to_give_up, unreachable_wants, Graph, ShallowPlan, WalkOptions},
@@ -659,20 +659,7 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
             client.to_str().unwrap(),
         ],
     );
-    let mut pack = Vec::new();
-    let options = gitclaw_pack::writer::WriteOptions {
-        thin: true,
-        ..Default::default()
-    };
-    gitclaw_pack::writer::write_pack(
-        &db,
-        &outcome.objects,
-        Some(outcome.client_has()),
-        &options,
-        &mut pack,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let (pack, _) = write_fetch_pack(&db, &outcome, true);
     let (ok, _, err) = git_stdin(
         &client,
         &["index-pack", "--strict", "--stdin", "--fix-thin"],

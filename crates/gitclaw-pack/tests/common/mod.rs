@@ -53,3 +53,28 @@ pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, Str
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A fetch's pack of what `outcome` lists, thin (leaning on what the client
+/// has) or not.
+#[allow(dead_code)] // not every test crate writes fetch packs
+pub fn write_fetch_pack(
+    db: &gitclaw_pack::odb::ObjectDb,
+    outcome: &gitclaw_pack::walk::WalkOutcome,
+    thin: bool,
+) -> (Vec<u8>, gitclaw_pack::writer::WriteStats) {
+    let mut pack = Vec::new();
+    let options = gitclaw_pack::writer::WriteOptions {
+        thin,
+        ..Default::default()
+    };
+    let stats = gitclaw_pack::writer::write_pack(
+        db,
+        &outcome.objects,
+        Some(outcome.client_has()),
+        &options,
+        &mut pack,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    (pack, stats)
+}
