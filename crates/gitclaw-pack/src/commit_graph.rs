@@ -502,7 +502,7 @@ impl FirstParentSpan {
 
 /// The first-parent intervals of the graph file at `path`, if it has them.
 fn first_parent_chunk(path: &Path, commits: u32) -> Result<Option<(std::fs::File, u64)>> {
-    let Some(range) = chunk_range(path, FIRST_PARENT_CHUNK_ID)? else {
+    let Some((file, range)) = open_chunk(path, FIRST_PARENT_CHUNK_ID)? else {
         return Ok(None);
     };
     if range.end.checked_sub(range.start) != Some(u64::from(commits) * 8) {
@@ -512,10 +512,6 @@ fn first_parent_chunk(path: &Path, commits: u32) -> Result<Option<(std::fs::File
             range.end.saturating_sub(range.start)
         )));
     }
-    let file = std::fs::File::open(path).map_err(PackError::io(format!(
-        "reading the commit-graph {}",
-        path.display()
-    )))?;
     Ok(Some((file, range.start)))
 }
 

@@ -65,7 +65,10 @@ pub(super) fn walk_trees(
     let mut buf = Vec::new();
     let sparse = graph.db.has_sparse_packs();
     while let Some((id, kind, depth, path, explicit)) = stack.pop() {
-        if seen.contains(&id) || skip.has(&id, explicit)? {
+        // A child was checked against `skip` when it was queued (the skip
+        // does not change during the walk): only a root is checked here, so
+        // what the client's history holds is asked once an object.
+        if seen.contains(&id) || (depth == 0 && skip.has(&id, explicit)?) {
             continue;
         }
         if let (Some(filter), false) = (filter, explicit) {
