@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Generate a benchmark repository with real git: COMMITS commits over a tree of
-# ~300 source-like files in nested directories, each commit editing a few files
-# (so history has realistic deltas), a branch every 500 commits and a tag every 250.
-# Usage: bench/make-large-repo.sh DIR [COMMITS]
+# FILES (default 300) source-like files in nested directories, each commit editing
+# a few files (so history has realistic deltas), a branch every 500 commits and a
+# tag every 250.
+# Usage: bench/make-large-repo.sh DIR [COMMITS [FILES]]
 set -euo pipefail
-dir=${1:?usage: make-large-repo.sh DIR [COMMITS]}
+dir=${1:?usage: make-large-repo.sh DIR [COMMITS [FILES]]}
 commits=${2:-3000}
+files=${3:-300}
 mkdir -p "$dir"
 git -C "$dir" init -q -b main
-python3 - "$commits" <<'PY' | git -C "$dir" fast-import --quiet
+python3 - "$commits" "$files" <<'PY' | git -C "$dir" fast-import --quiet
 import random, sys
-commits = int(sys.argv[1])
+commits, nfiles = int(sys.argv[1]), int(sys.argv[2])
 rng = random.Random(7)
 words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
 files = {}
-for i in range(300):
+for i in range(nfiles):
     path = f"src/{words[i % 19]}/{words[(i // 19) % 19]}/mod_{i}.rs"
     lines = [f"fn f_{i}_{j}() -> u32 {{ {rng.randrange(1000)} }} // {' '.join(rng.choices(words, k=6))}" for j in range(rng.randrange(20, 200))]
     files[path] = lines

@@ -2,7 +2,8 @@
 //! (count = the object walk, compress = delta search over loose objects, write =
 //! streaming a pack of reused entries) on a repository generated with real git.
 //!
-//! `cargo bench -p gitclaw-pack` (set GITCLAW_BENCH_COMMITS to change the size).
+//! `cargo bench -p gitclaw-pack` (set GITCLAW_BENCH_COMMITS to change the
+//! length of history, GITCLAW_BENCH_FILES the number of files in its tree).
 
 use std::{process::Command, sync::Arc};
 
@@ -55,6 +56,8 @@ struct Repo {
     tips: Vec<ObjectId>,
     /// `main~50`: where a client 50 commits behind stands.
     behind: ObjectId,
+    /// `main~1`: a client one commit behind.
+    behind_one: ObjectId,
     /// A commit far back in `behind`'s history: a ref the client lacks but whose
     /// commit it has (an old tag), which the walk must find uninteresting.
     deep: ObjectId,
@@ -62,6 +65,7 @@ struct Repo {
 
 fn repo() -> Repo {
     let commits = std::env::var("GITCLAW_BENCH_COMMITS").unwrap_or_else(|_| "1000".into());
+    let files = std::env::var("GITCLAW_BENCH_FILES").unwrap_or_else(|_| "300".into());
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     let script = concat!(
@@ -72,6 +76,7 @@ fn repo() -> Repo {
         .arg(script)
         .arg(&src)
         .arg(&commits)
+        .arg(&files)
         .status()
         .unwrap()
         .success());
@@ -105,6 +110,7 @@ fn repo() -> Repo {
     Repo {
         tips: vec![rev_parse("main")],
         behind: rev_parse("main~50"),
+        behind_one: rev_parse("main~1"),
         deep: rev_parse(&format!("main~{}", commits * 4 / 5)),
         dir,
         db,
@@ -142,6 +148,15 @@ fn bench_phases(c: &mut Criterion) {
             let mut graph = Graph::new(&r.db);
             let plan = plan_shallow(&mut graph, &r.tips, &DeepenRequest::default()).unwrap();
             enumerate(&mut graph, &r.tips, &[], &plan, &WalkOptions::default()).unwrap()
+        })
+    });
+    // The client's tree is read only where the fetched commit changed it.
+    group.bench_function("count (incremental fetch, 1 commit behind)", |b| {
+        b.iter(|| {
+            let mut graph = Graph::new(&r.db);
+            let plan = plan_shallow(&mut graph, &r.tips, &DeepenRequest::default()).unwrap();
+            let haves = [r.behind_one];
+            enumerate(&mut graph, &r.tips, &haves, &plan, &WalkOptions::default()).unwrap()
         })
     });
     group.bench_function("count (incremental fetch, 50 commits behind)", |b| {

@@ -2056,3 +2056,99 @@ fn a_branch_forked_long_ago_is_walked_only_to_where_it_meets_the_clients_history
     );
     assert!(parsed < 200, "by the graph, it stops at the fork: {parsed}");
 }
+
+#[test]
+fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them() {
+    // 20 directories of 5 subdirectories of 2 files, and a new commit that
+    // edits one file three levels down (a big file, a small edit). A client
+    // with the old commit has all of those trees; the walk reads them only
+    // along the changed path (as git's sparse walk does), and the thin pack
+    // still leans on the client's old version of the file.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let line = |i: usize| format!("line {i:05} of a file that changes a little\n");
+    let big: String = (0..2000).map(line).collect();
+    for d in 0..20 {
+        for e in 0..5 {
+            let dir = repo.join(format!("d{d:02}/e{e}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("big.txt"), format!("{d} {e}\n{big}")).unwrap();
+            std::fs::write(dir.join("small.txt"), format!("{d} {e}\n")).unwrap();
+        }
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "old"]);
+    let edited = repo.join("d07/e3/big.txt");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, text.replace("line 01000", "LINE 01000")).unwrap();
+    git(&repo, &["commit", "-q", "-am", "new"]);
+    let (new, old) = (
+        oid(&git(&repo, &["rev-parse", "main"])),
+        oid(&git(&repo, &["rev-parse", "main~1"])),
+    );
+    let edge_trees = git(&repo, &["ls-tree", "-r", "-t", "main~1"])
+        .lines()
+        .filter(|l| l.contains(" tree "))
+        .count()
+        + 1;
+    assert_eq!(edge_trees, 121);
+
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let pack = pack_of(&repo, "--all\n", false);
+    let ingested = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let (outcome, parsed) = counting_reads(&db, |graph| {
+        let plan = plan_shallow(graph, &[new], &DeepenRequest::default()).unwrap();
+        enumerate(graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap()
+    });
+    // Exactly what git lists as new.
+    let sent: BTreeSet<String> = outcome.objects.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(
+        sent,
+        rev_list_objects(&repo, &[&new.to_string(), "--not", &old.to_string()])
+    );
+    assert_eq!(sent.len(), 5, "the commit, three trees, the file");
+    // The changed path's three trees on each side, and the two commits; a
+    // walk of the client's whole tree reads 121 trees.
+    assert!(parsed <= 3 * 2 + 2, "{parsed} commits and trees read");
+
+    // The thin pack sends the file (and the trees) as deltas against the
+    // client's versions at their paths, and completes in a copy of the client.
+    let (thin, stats) = write_fetch_pack(&db, &outcome, true);
+    assert!(stats.new_deltas >= 1, "{stats:?}");
+    assert!(thin.len() < big.len() / 20, "{} bytes", thin.len());
+    let client = tmp.path().join("client.git");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--no-local",
+            repo.to_str().unwrap(),
+            client.to_str().unwrap(),
+        ],
+    );
+    git(
+        &client,
+        &["update-ref", "refs/heads/main", &old.to_string()],
+    );
+    git(&client, &["gc", "-q", "--prune=now"]);
+    let (ok, _, err) = git_stdin(
+        &client,
+        &["index-pack", "--strict", "--stdin", "--fix-thin"],
+        &thin,
+    );
+    assert!(ok, "{err}");
+    git(
+        &client,
+        &["update-ref", "refs/heads/main", &new.to_string()],
+    );
+    git(&client, &["fsck", "--connectivity-only", "--no-dangling"]);
+}

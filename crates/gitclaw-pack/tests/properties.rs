@@ -214,7 +214,9 @@ proptest! {
 
     /// The pack holds everything reachable from the wants and not from
     /// the haves, nothing the wants do not reach, and (git's edge semantics) nothing
-    /// of the haves' own trees; with honest clocks its commits are exactly those.
+    /// of the haves' own trees (each file here stays at its path: git's sparse walk,
+    /// and ours, may send again an object the client has only at another path);
+    /// with honest clocks its commits are exactly those.
     #[test]
     fn fetch_pack_holds_wants_minus_haves(
         commits in history(),

@@ -1,13 +1,15 @@
 //! The objects a fetch sends: everything reachable from the wants and not from
 //! the haves, within the shallow boundary and the filter. Like git, the trees
 //! excluded are those of the commits at the edge of what the client has, not of
-//! its whole history, so the cost follows the fetch, not the repository.
+//! its whole history, so the cost follows the fetch, not the repository; and
+//! those trees are read only where the commits to send changed them (`edge`).
 //! Where compaction recorded the commit that brought each object (see
 //! `history`), an object the client's older history holds is left out too, as
 //! git's reachability bitmaps leave it out.
 //!
 //! [`enumerate`] puts the steps together: commits come from `commit_walk`,
-//! trees and blobs from `tree_walk`.
+//! what the client has at the edge from `edge`, trees and blobs to send from
+//! `tree_walk`.
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
@@ -15,6 +17,7 @@ use gix_object::Kind;
 
 use super::{
     commit_walk::limit_commits,
+    edge::Edge,
     filter::Filter,
     graph::Graph,
     history::ClientHistory,
@@ -51,8 +54,9 @@ pub struct WalkOutcome {
     pub commits: usize,
     /// Objects the client is known to have: delta bases for a thin pack.
     pub client_has: HashSet<ObjectId>,
-    /// The trees and blobs of the commits at the edge of what the client has, with
-    /// the path-name hashes they were met at: what the delta search may try as
+    /// The trees and blobs of the commits at the edge of what the client has
+    /// (in the directories the commits to send changed), with the path-name
+    /// hashes they were met at: what the delta search may try as
     /// bases of a thin pack (the previous version of a file is the best base of
     /// its new one, and the client has it).
     pub edge_objects: Vec<WalkObject>,
@@ -210,13 +214,13 @@ pub fn enumerate(
     // at the edge between what it has and what it gets (git's edge semantics — an
     // object only deeper in its history may be sent again, which costs bytes, not
     // correctness, and spares walking every tree the client ever had; step 4
-    // leaves out what compaction's records prove that history holds).
+    // leaves out what compaction's records prove that history holds). Trees
+    // and blobs it named as haves (rare) are walked whole now; the edge's trees
+    // are read in step 4, only under the names where it sends other trees
+    // (`edge`).
     let mut have_objects: HashSet<ObjectId> = HashSet::default();
-    if !commits.is_empty() || !roots.is_empty() {
+    if !have_roots.is_empty() && (!commits.is_empty() || !roots.is_empty()) {
         let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
-        for id in &walk.edges {
-            tree_roots.push((graph.commit(id)?.tree, Kind::Tree, true));
-        }
         for id in &have_roots {
             let (kind, _) = graph
                 .reader
@@ -230,10 +234,21 @@ pub fn enumerate(
             closed,
             history: None,
         };
-        walk_trees(graph, tree_roots, &mut have_objects, &skip, None, |obj| {
-            out.edge_objects.push(obj)
-        })?;
+        walk_trees(
+            graph,
+            tree_roots,
+            &mut have_objects,
+            &skip,
+            None,
+            None,
+            |obj| out.edge_objects.push(obj),
+        )?;
     }
+    let mut edge_trees = Vec::with_capacity(walk.edges.len());
+    for id in &walk.edges {
+        edge_trees.push(graph.commit(id)?.tree);
+    }
+    let mut edge = Edge::new(edge_trees, have_objects);
     let have_commits = walk.uninteresting;
 
     // 4. Trees and blobs to send.
@@ -255,8 +270,9 @@ pub fn enumerate(
         }
         false => None,
     };
+    let none = HashSet::default();
     let skip = Skip {
-        set: &have_objects,
+        set: &none,
         closed,
         history: history.as_ref().map(|h| (h, db)),
     };
@@ -266,8 +282,11 @@ pub fn enumerate(
         &mut sent,
         &skip,
         options.filter.as_ref(),
+        Some(&mut edge),
         |obj| objects.push(obj),
     )?;
+    out.edge_objects.append(&mut edge.bases);
+    let mut have_objects = edge.have;
 
     // 5. include-tag: tags whose target goes out (or that peel to something that does).
     for tag in &options.include_tags {

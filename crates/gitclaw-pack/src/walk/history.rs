@@ -15,7 +15,7 @@ use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
 use gix_object::Kind;
 
-use super::graph::Graph;
+use super::{graph::Graph, tree_walk::entries};
 use crate::{
     commit_graph::{FirstParentSpan, NO_BASE},
     odb::{CommitInfo, ObjectDb, ObjectReader, PackHandle},
@@ -119,14 +119,14 @@ impl TreeDiff {
             let before: std::collections::HashMap<&[u8], (ObjectId, bool)> = match old {
                 Some(old) => {
                     read_tree(reader, &old, &mut self.old)?;
-                    entries(&old, &self.old)?
-                        .into_iter()
-                        .map(|(name, id, tree)| (name, (id, tree)))
-                        .collect()
+                    entries(old, &self.old)
+                        .map(|entry| entry.map(|(name, id, tree)| (name, (id, tree))))
+                        .collect::<Result<_>>()?
                 }
                 None => std::collections::HashMap::new(),
             };
-            for (name, id, is_tree) in entries(&new, &self.new)? {
+            for entry in entries(new, &self.new) {
+                let (name, id, is_tree) = entry?;
                 let was = before.get(name).copied();
                 if was.map(|(old_id, _)| old_id) == Some(id) {
                     continue;
@@ -151,27 +151,6 @@ fn read_tree(reader: &mut ObjectReader<'_>, id: &ObjectId, buf: &mut Vec<u8>) ->
             detail: format!("expected a tree, found a {other}"),
         }),
     }
-}
-
-/// A tree's entries: name, id, and whether the entry is a tree (submodules
-/// left out: their commits are not in this repository).
-fn entries<'a>(id: &ObjectId, data: &'a [u8]) -> Result<Vec<(&'a [u8], ObjectId, bool)>> {
-    let mut out = Vec::new();
-    for entry in gix_object::TreeRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
-        let entry = entry.map_err(|err| PackError::MalformedObject {
-            oid: *id,
-            detail: err.to_string(),
-        })?;
-        if entry.mode.is_commit() {
-            continue;
-        }
-        out.push((
-            entry.filename.as_ref(),
-            entry.oid.to_owned(),
-            entry.mode.is_tree(),
-        ));
-    }
-    Ok(out)
 }
 
 /// The most client commits whose first-parent lines are checked: a client

@@ -15,7 +15,8 @@
 //! - `shallow`: the shallow boundary of a fetch ([`plan_shallow`]).
 //! - `filter`: partial-clone filters ([`Filter`]).
 //! - `enumerate`: the objects a fetch sends ([`enumerate`](fn@enumerate)), from
-//!   the commit walk of `commit_walk` and the tree walk of `tree_walk`.
+//!   the commit walk of `commit_walk` and the tree walk of `tree_walk`, past
+//!   what the client has at the edge (`edge`).
 //! - `history`: what the client's history holds beyond the walk's edge, from
 //!   the commits compaction records as bringing each object ([`ClientHistory`]).
 //! - `negotiate`: the "ready" test of negotiation ([`ok_to_give_up`]).
@@ -25,6 +26,7 @@
 //! Not here: parsing requests or writing packs.
 
 mod commit_walk;
+mod edge;
 mod enumerate;
 mod filter;
 mod graph;

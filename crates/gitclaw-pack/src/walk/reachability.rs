@@ -142,6 +142,7 @@ pub fn unreachable_wants(
             &mut objects_seen,
             &skip,
             None,
+            None,
             |o| {
                 missing.remove(&o.id);
             },

@@ -7,17 +7,46 @@ use gix_hash::ObjectId;
 use gix_hashtable::HashSet;
 use gix_object::Kind;
 
-use super::{enumerate::WalkObject, filter::Filter, graph::Graph, history::ClientHistory};
+use super::{
+    edge::Edge, enumerate::WalkObject, filter::Filter, graph::Graph, history::ClientHistory,
+};
 use crate::{PackError, Result};
 
 /// Git's `pack_name_hash`: a sortable number from the last non-whitespace
 /// characters of a path, the final ones counting most (so `*.c` sort together).
 pub fn name_hash(path: &[u8]) -> u32 {
-    path.iter()
+    name_hash_after(0, path)
+}
+
+/// [`name_hash`] of a path whose first part hashed to `hash`, given the rest.
+pub(super) fn name_hash_after(hash: u32, rest: &[u8]) -> u32 {
+    rest.iter()
         .filter(|c| !c.is_ascii_whitespace())
-        .fold(0u32, |hash, &c| {
+        .fold(hash, |hash, &c| {
             (hash >> 2).wrapping_add(u32::from(c) << 24)
         })
+}
+
+/// Tree `id`'s entries in `data` (submodules left out: their commits are not
+/// in this repository): name, id, whether a tree.
+pub(super) fn entries(
+    id: ObjectId,
+    data: &[u8],
+) -> impl Iterator<Item = Result<(&[u8], ObjectId, bool)>> {
+    gix_object::TreeRefIter::from_bytes(data, gix_hash::Kind::Sha1).filter_map(move |entry| {
+        match entry {
+            Ok(entry) if entry.mode.is_commit() => None,
+            Ok(entry) => Some(Ok((
+                entry.filename.as_ref(),
+                entry.oid.to_owned(),
+                entry.mode.is_tree(),
+            ))),
+            Err(err) => Some(Err(PackError::MalformedObject {
+                oid: id,
+                detail: err.to_string(),
+            })),
+        }
+    })
 }
 
 /// Objects a walk does not enter: a set, optionally a closed pack, and
@@ -43,32 +72,66 @@ impl Skip<'_> {
     }
 }
 
+/// A tree or blob the walk is to visit.
+struct Queued {
+    id: ObjectId,
+    kind: Kind,
+    /// Depth below the root tree, and the path relative to it.
+    depth: u64,
+    path: Vec<u8>,
+    /// Asked for by name: passes any filter.
+    explicit: bool,
+    /// The client's trees under the same name (see [`Edge`]); a root tree
+    /// pairs with the edge's roots.
+    edge: Vec<ObjectId>,
+}
+
 /// Depth-first walk of trees from `roots` (with whether each was asked for by
 /// name: such objects pass any filter), calling `emit` for every object not in
 /// `skip` and not yet in `seen` (which collects what was visited) that `filter`
-/// admits.
+/// admits. With `edge`, the client's trees under the same names are read
+/// before each tree's entries are looked at, and what they hold is passed over
+/// too.
 pub(super) fn walk_trees(
     graph: &mut Graph<'_>,
     roots: Vec<(ObjectId, Kind, bool)>,
     seen: &mut HashSet<ObjectId>,
     skip: &Skip<'_>,
     filter: Option<&Filter>,
+    mut edge: Option<&mut Edge>,
     mut emit: impl FnMut(WalkObject),
 ) -> Result<()> {
-    // (id, kind, depth below the root tree, path relative to it, asked for by name);
-    // reversed so the first root (the newest commit's tree) is walked first.
-    let mut stack: Vec<(ObjectId, Kind, u64, Vec<u8>, bool)> = roots
+    // Reversed so the first root (the newest commit's tree) is walked first.
+    let mut stack: Vec<Queued> = roots
         .into_iter()
         .rev()
-        .map(|(id, kind, explicit)| (id, kind, 0, Vec::new(), explicit))
+        .map(|(id, kind, explicit)| Queued {
+            id,
+            kind,
+            depth: 0,
+            path: Vec::new(),
+            explicit,
+            edge: Vec::new(),
+        })
         .collect();
     let mut buf = Vec::new();
     let sparse = graph.db.has_sparse_packs();
-    while let Some((id, kind, depth, path, explicit)) = stack.pop() {
+    while let Some(queued) = stack.pop() {
+        let Queued {
+            id,
+            kind,
+            depth,
+            path,
+            explicit,
+            edge: mut paired,
+        } = queued;
         // A child was checked against `skip` when it was queued (the skip
         // does not change during the walk): only a root is checked here, so
         // what the client's history holds is asked once an object.
-        if seen.contains(&id) || (depth == 0 && skip.has(&id, explicit)?) {
+        let had = |edge: &Option<&mut Edge>, id: &ObjectId| {
+            edge.as_ref().is_some_and(|edge| edge.have.contains(id))
+        };
+        if seen.contains(&id) || (depth == 0 && (had(&edge, &id) || skip.has(&id, explicit)?)) {
             continue;
         }
         if let (Some(filter), false) = (filter, explicit) {
@@ -87,30 +150,20 @@ pub(super) fn walk_trees(
         if kind != Kind::Tree {
             continue;
         }
-        graph.count_parsed();
-        let actual = graph.reader.read_existing(&id, &mut buf)?;
-        if actual != Kind::Tree {
-            return Err(PackError::MalformedObject {
-                oid: id,
-                detail: format!("expected a tree, found a {actual}"),
-            });
+        // What the client has here first: its entries are then passed over.
+        if let Some(edge) = edge.as_deref_mut() {
+            if depth == 0 {
+                paired.clone_from(&edge.roots);
+            }
+            edge.read(graph, &paired, &path)?;
         }
+        graph.read_tree(&id, &mut buf)?;
         // Children are pushed in tree order, then that run is reversed so the
         // stack pops them in tree order; no entry list is allocated.
         let first_child = stack.len();
-        for entry in gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
-            let entry = entry.map_err(|err| PackError::MalformedObject {
-                oid: id,
-                detail: err.to_string(),
-            })?;
-            if entry.mode.is_commit() {
-                continue;
-            }
-            let child_kind = if entry.mode.is_tree() {
-                Kind::Tree
-            } else {
-                Kind::Blob
-            };
+        for entry in entries(id, &buf) {
+            let (name, child, is_tree) = entry?;
+            let child_kind = if is_tree { Kind::Tree } else { Kind::Blob };
             // What the filter refuses at any size (blob:none, tree:<depth>) is not
             // even queued; size-dependent refusals are decided when popped.
             if let Some(filter) = filter {
@@ -118,26 +171,40 @@ pub(super) fn walk_trees(
                     continue;
                 }
             }
-            let child = entry.oid.to_owned();
-            if !seen.contains(&child) && !skip.has(&child, false)? {
-                let mut child_path = Vec::with_capacity(path.len() + entry.filename.len() + 1);
-                if !path.is_empty() {
-                    child_path.extend_from_slice(&path);
-                    child_path.push(b'/');
-                }
-                child_path.extend_from_slice(entry.filename);
-                stack.push((child, child_kind, depth + 1, child_path, false));
+            if seen.contains(&child) || had(&edge, &child) || skip.has(&child, false)? {
+                continue;
             }
+            let mut child_path = Vec::with_capacity(path.len() + name.len() + 1);
+            if !path.is_empty() {
+                child_path.extend_from_slice(&path);
+                child_path.push(b'/');
+            }
+            child_path.extend_from_slice(name);
+            let child_edge = match (&edge, is_tree) {
+                (Some(edge), true) => edge.below(&paired, name),
+                _ => Vec::new(),
+            };
+            stack.push(Queued {
+                id: child,
+                kind: child_kind,
+                depth: depth + 1,
+                path: child_path,
+                explicit: false,
+                edge: child_edge,
+            });
         }
         stack[first_child..].reverse();
         if sparse {
-            // Read by ranges: the subtrees come down in one batch now, not in a
-            // round trip each as the walk reaches them.
-            let subtrees: Vec<ObjectId> = stack[first_child..]
-                .iter()
-                .filter(|(_, kind, ..)| *kind == Kind::Tree)
-                .map(|(id, ..)| *id)
-                .collect();
+            // Read by ranges: the subtrees, and the client's trees under the
+            // same names, come down in one batch now, not in a round trip each
+            // as the walk reaches them.
+            let mut subtrees: Vec<ObjectId> = Vec::new();
+            for queued in stack[first_child..].iter().filter(|q| q.kind == Kind::Tree) {
+                subtrees.push(queued.id);
+                if let Some(edge) = edge.as_ref() {
+                    subtrees.extend(edge.unread(&queued.edge));
+                }
+            }
             if subtrees.len() > 1 {
                 graph.db.prefetch(&subtrees)?;
             }

@@ -1,0 +1,138 @@
+//! What the client has at the edge of a fetch, read only where it matters.
+//!
+//! The commits at the edge of what the client has hold trees the client has
+//! whole. Reading every one of them costs a walk of the repository's whole
+//! checkout for each fetch, however small. Like git's sparse walk
+//! (`pack.useSparse`), the walk of what to send reads them in step with the
+//! trees it sends, name by name from the roots ([`Edge`]): before it looks at
+//! the entries of a tree to send, it reads the client's trees under the same
+//! name, and marks what they hold as had. A directory both sides hold alike is
+//! then passed over by its id, unread; the client's side of it is never read
+//! either. What this leaves unmarked is an object the client has only deeper in
+//! a directory the commits to send did not change, or moved between
+//! directories; it goes out again (bytes, never correctness) unless
+//! compaction's records prove the client's history holds it (see `history`).
+
+use gix_hash::ObjectId;
+use gix_hashtable::{HashMap, HashSet};
+use gix_object::Kind;
+
+use super::{
+    enumerate::WalkObject,
+    graph::Graph,
+    tree_walk::{entries, name_hash_after},
+};
+use crate::Result;
+
+/// The client's trees at the edge, read as the walk of what to send reaches
+/// their names.
+pub(super) struct Edge {
+    /// The root trees of the commits at the edge: what a root tree to send is
+    /// paired with.
+    pub(super) roots: Vec<ObjectId>,
+    /// What the client has: the edge's roots and everything in its trees read
+    /// so far.
+    pub(super) have: HashSet<ObjectId>,
+    /// The same objects with the path-name hashes they were met at: bases a
+    /// thin pack's delta search may try for the objects sent at those paths.
+    pub(super) bases: Vec<WalkObject>,
+    /// For each tree of the edge read: its subtrees, by [`name_key`], sorted.
+    subtrees: HashMap<ObjectId, Vec<(u64, ObjectId)>>,
+    buf: Vec<u8>,
+}
+
+impl Edge {
+    /// The edge of `roots` (the root trees of the commits at the edge), the
+    /// client having `have` besides (objects it named).
+    pub(super) fn new(roots: Vec<ObjectId>, mut have: HashSet<ObjectId>) -> Self {
+        let mut bases = Vec::with_capacity(roots.len());
+        for root in &roots {
+            if have.insert(*root) {
+                bases.push(WalkObject::new(*root, Kind::Tree));
+            }
+        }
+        Edge {
+            roots,
+            have,
+            bases,
+            subtrees: HashMap::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Read the trees of `edge` (the client's trees at `path`, where the walk
+    /// is about to look at a tree to send) not read yet: mark what they hold.
+    pub(super) fn read(
+        &mut self,
+        graph: &mut Graph<'_>,
+        edge: &[ObjectId],
+        path: &[u8],
+    ) -> Result<()> {
+        let prefix = match path.is_empty() {
+            true => 0,
+            false => name_hash_after(name_hash_after(0, path), b"/"),
+        };
+        for tree in edge {
+            if self.subtrees.contains_key(tree) {
+                continue;
+            }
+            graph.read_tree(tree, &mut self.buf)?;
+            let mut below = Vec::new();
+            for entry in entries(*tree, &self.buf) {
+                let (name, id, is_tree) = entry?;
+                if self.have.insert(id) {
+                    let kind = if is_tree { Kind::Tree } else { Kind::Blob };
+                    self.bases.push(WalkObject {
+                        id,
+                        kind,
+                        name_hash: name_hash_after(prefix, name),
+                    });
+                }
+                if is_tree {
+                    below.push((name_key(name), id));
+                }
+            }
+            below.sort_unstable();
+            self.subtrees.insert(*tree, below);
+        }
+        Ok(())
+    }
+
+    /// The client's subtrees named `name` in `edge` (trees [`Self::read`] read).
+    pub(super) fn below(&self, edge: &[ObjectId], name: &[u8]) -> Vec<ObjectId> {
+        let key = name_key(name);
+        let mut out = Vec::new();
+        for tree in edge {
+            let Some(below) = self.subtrees.get(tree) else {
+                continue;
+            };
+            let start = below.partition_point(|(k, _)| *k < key);
+            out.extend(
+                below[start..]
+                    .iter()
+                    .take_while(|(k, _)| *k == key)
+                    .map(|(_, id)| *id),
+            );
+        }
+        out
+    }
+
+    /// Those of `edge` not read yet: what a pack read by ranges should bring
+    /// in with the trees to send.
+    pub(super) fn unread<'a>(
+        &'a self,
+        edge: &'a [ObjectId],
+    ) -> impl Iterator<Item = ObjectId> + 'a {
+        edge.iter()
+            .filter(|id| !self.subtrees.contains_key(*id))
+            .copied()
+    }
+}
+
+/// A name's key among its siblings (FNV-1a). Two names of one key would only
+/// pair more of the client's trees than needed.
+fn name_key(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
