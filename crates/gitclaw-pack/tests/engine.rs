@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use common::{git, git_stdin, write_fetch_pack};
+use common::{fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -2064,10 +2064,7 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
     // with the old commit has all of those trees; the walk reads them only
     // along the changed path (as git's sparse walk does), and the thin pack
     // still leans on the client's old version of the file.
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let (tmp, repo) = new_repo();
     let line = |i: usize| format!("line {i:05} of a file that changes a little\n");
     let big: String = (0..2000).map(line).collect();
     for d in 0..20 {
@@ -2140,15 +2137,5 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
         &["update-ref", "refs/heads/main", &old.to_string()],
     );
     git(&client, &["gc", "-q", "--prune=now"]);
-    let (ok, _, err) = git_stdin(
-        &client,
-        &["index-pack", "--strict", "--stdin", "--fix-thin"],
-        &thin,
-    );
-    assert!(ok, "{err}");
-    git(
-        &client,
-        &["update-ref", "refs/heads/main", &new.to_string()],
-    );
-    git(&client, &["fsck", "--connectivity-only", "--no-dangling"]);
+    fix_thin_and_check(&client, &thin, "main", &new.to_string());
 }

@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use common::{git, git_stdin, write_fetch_pack};
+use common::{fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
     walk::{enumerate, ok_to_give_up, unreachable_wants, Graph, ShallowPlan, WalkOptions},
@@ -53,16 +53,6 @@ fn noise(len: usize, mut state: u64) -> Vec<u8> {
             state as u8
         })
         .collect()
-}
-
-/// A new repository (branch `main`) in a temporary directory: the directory
-/// (kept while it lives) and the repository's path.
-fn new_repo() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("src");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    (tmp, repo)
 }
 
 /// `git gc` with a commit no ref keeps packed among the rest, so that
@@ -660,17 +650,7 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
         ],
     );
     let (pack, _) = write_fetch_pack(&db, &outcome, true);
-    let (ok, _, err) = git_stdin(
-        &client,
-        &["index-pack", "--strict", "--stdin", "--fix-thin"],
-        &pack,
-    );
-    assert!(ok, "{err}");
-    git(
-        &client,
-        &["update-ref", "refs/heads/side", &side.to_string()],
-    );
-    git(&client, &["fsck", "--connectivity-only", "--no-dangling"]);
+    fix_thin_and_check(&client, &pack, "side", &side.to_string());
     assert_eq!(
         git(&client, &["rev-list", "--objects", "side"])
             .lines()

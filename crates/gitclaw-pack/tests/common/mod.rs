@@ -3,7 +3,7 @@
 
 use std::{
     io::Write,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -77,4 +77,33 @@ pub fn write_fetch_pack(
     )
     .unwrap();
     (pack, stats)
+}
+
+/// A new repository (branch `main`) in a temporary directory: the directory
+/// (kept while it lives) and the repository's path.
+#[allow(dead_code)] // not every test crate makes repositories this way
+pub fn new_repo() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("src");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    (tmp, repo)
+}
+
+/// Complete thin `pack` in the client repository `client` as `git fetch`
+/// does (`index-pack --fix-thin`, strict), point `branch` at `tip`, and check
+/// that everything the client's refs reach is there.
+#[allow(dead_code)] // not every test crate completes thin packs
+pub fn fix_thin_and_check(client: &Path, pack: &[u8], branch: &str, tip: &str) {
+    let (ok, _, err) = git_stdin(
+        client,
+        &["index-pack", "--strict", "--stdin", "--fix-thin"],
+        pack,
+    );
+    assert!(ok, "{err}");
+    git(
+        client,
+        &["update-ref", &format!("refs/heads/{branch}"), tip],
+    );
+    git(client, &["fsck", "--connectivity-only", "--no-dangling"]);
 }
