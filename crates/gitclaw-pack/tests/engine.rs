@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use common::{fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
+use common::{client_copy, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -110,6 +110,17 @@ fn index_with_git(pack: &[u8], scratch: &Path, objects_from: Option<&Path>) -> B
         .lines()
         .map(|l| l.split(' ').nth(1).unwrap().to_string())
         .collect()
+}
+
+/// Every object of `repo` as one pack git writes, ingested into `store`.
+fn stored_as_packed(repo: &Path, store: &Path) -> ObjectDb {
+    std::fs::create_dir_all(store).unwrap();
+    let pack = pack_of(repo, "--all\n", false);
+    let ingested = ingest_bytes(&pack, store, &empty_db()).unwrap().unwrap();
+    ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    )
 }
 
 struct Fixture {
@@ -1174,14 +1185,7 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
     }
     git(&repo, &["checkout", "-q", "main"]);
     git(&repo, &["merge", "-q", "--no-edit", "o1", "o2", "o3"]);
-    let store = tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let pack = pack_of(&repo, "--all\n", false);
-    let ingested = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
-    let db = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
+    let db = stored_as_packed(&repo, &tmp.path().join("store"));
     let tips: Vec<ObjectId> = git(&repo, &["for-each-ref", "--format=%(objectname)"])
         .lines()
         .map(oid)
@@ -1223,7 +1227,7 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
     // A walk over the pack with its graph finds what one parsing commits finds.
     let with_graph = ObjectDb::new(
         vec![Arc::new(
-            PackHandle::open(&ingested.index_path)
+            PackHandle::open(db.packs()[0].index_path())
                 .unwrap()
                 .with_commit_graph(graph),
         )],
@@ -2092,14 +2096,7 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
         + 1;
     assert_eq!(edge_trees, 121);
 
-    let store = tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let pack = pack_of(&repo, "--all\n", false);
-    let ingested = ingest_bytes(&pack, &store, &empty_db()).unwrap().unwrap();
-    let db = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
+    let db = stored_as_packed(&repo, &tmp.path().join("store"));
     let (outcome, parsed) = counting_reads(&db, |graph| {
         let plan = plan_shallow(graph, &[new], &DeepenRequest::default()).unwrap();
         enumerate(graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap()
@@ -2121,17 +2118,7 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
     assert!(stats.new_deltas >= 1, "{stats:?}");
     assert!(thin.len() < big.len() / 20, "{} bytes", thin.len());
     let client = tmp.path().join("client.git");
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            "--no-local",
-            repo.to_str().unwrap(),
-            client.to_str().unwrap(),
-        ],
-    );
+    client_copy(&repo, &client, None);
     git(
         &client,
         &["update-ref", "refs/heads/main", &old.to_string()],

@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use common::{fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
+use common::{client_copy, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
     walk::{enumerate, ok_to_give_up, unreachable_wants, Graph, ShallowPlan, WalkOptions},
@@ -635,20 +635,7 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
     // The thin pack of that fetch completes against a copy of the client's
     // repository (main's history only), and side is then whole there.
     let client = tmp.path().join("client.git");
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            "--no-local",
-            "--single-branch",
-            "--branch",
-            "main",
-            repo.to_str().unwrap(),
-            client.to_str().unwrap(),
-        ],
-    );
+    client_copy(&repo, &client, Some("main"));
     let (pack, _) = write_fetch_pack(&db, &outcome, true);
     fix_thin_and_check(&client, &pack, "side", &side.to_string());
     assert_eq!(

@@ -107,3 +107,15 @@ pub fn fix_thin_and_check(client: &Path, pack: &[u8], branch: &str, tip: &str) {
     );
     git(client, &["fsck", "--connectivity-only", "--no-dangling"]);
 }
+
+/// A bare copy of `repo` at `client` made as `git clone` over a network makes
+/// it (no hardlinks), of `branch` only when given: a client to fetch into.
+#[allow(dead_code)] // not every test crate makes clients
+pub fn client_copy(repo: &Path, client: &Path, branch: Option<&str>) {
+    let mut args = vec!["clone", "-q", "--bare", "--no-local"];
+    if let Some(branch) = branch {
+        args.extend(["--single-branch", "--branch", branch]);
+    }
+    args.extend([repo.to_str().unwrap(), client.to_str().unwrap()]);
+    git(client.parent().unwrap(), &args);
+}
