@@ -29,12 +29,16 @@ use crate::Result;
 pub(super) struct Edge {
     /// The root trees of the commits at the edge: what a root tree to send is
     /// paired with.
-    pub(super) roots: Vec<ObjectId>,
-    /// What the client has: the edge's roots and everything in its trees read
-    /// so far.
+    roots: Vec<ObjectId>,
+    /// The subtrees of all of them by [`name_key`], sorted, once read: a
+    /// fetch of many commits pairs each one's root tree with the same roots.
+    root_subtrees: Option<Vec<(u64, ObjectId)>>,
+    /// What the client has: what it named, the edge's roots and everything in
+    /// the edge's trees read so far.
     pub(super) have: HashSet<ObjectId>,
-    /// The same objects with the path-name hashes they were met at: bases a
-    /// thin pack's delta search may try for the objects sent at those paths.
+    /// The edge's roots and what its trees read so far hold, with the
+    /// path-name hashes they were met at: bases a thin pack's delta search may
+    /// try for the objects sent at those paths.
     pub(super) bases: Vec<WalkObject>,
     /// For each tree of the edge read: its subtrees, by [`name_key`], sorted.
     subtrees: HashMap<ObjectId, Vec<(u64, ObjectId)>>,
@@ -53,6 +57,7 @@ impl Edge {
         }
         Edge {
             roots,
+            root_subtrees: None,
             have,
             bases,
             subtrees: HashMap::default(),
@@ -98,21 +103,48 @@ impl Edge {
         Ok(())
     }
 
+    /// [`Self::read`] the edge's roots, once: what a root tree to send pairs with.
+    pub(super) fn read_roots(&mut self, graph: &mut Graph<'_>) -> Result<()> {
+        if self.root_subtrees.is_some() {
+            return Ok(());
+        }
+        let roots = std::mem::take(&mut self.roots);
+        self.read(graph, &roots, b"")?;
+        let mut all: Vec<(u64, ObjectId)> = roots
+            .iter()
+            .filter_map(|root| self.subtrees.get(root))
+            .flatten()
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        self.root_subtrees = Some(all);
+        self.roots = roots;
+        Ok(())
+    }
+
+    /// The client's subtrees named `name` in the edge's roots (once
+    /// [`Self::read_roots`] read them).
+    pub(super) fn below_roots(&self, name: &[u8]) -> Vec<ObjectId> {
+        let mut out = Vec::new();
+        if let Some(all) = &self.root_subtrees {
+            named(all, name_key(name), &mut out);
+        }
+        out
+    }
+
     /// The client's subtrees named `name` in `edge` (trees [`Self::read`] read).
     pub(super) fn below(&self, edge: &[ObjectId], name: &[u8]) -> Vec<ObjectId> {
         let key = name_key(name);
         let mut out = Vec::new();
         for tree in edge {
-            let Some(below) = self.subtrees.get(tree) else {
-                continue;
-            };
-            let start = below.partition_point(|(k, _)| *k < key);
-            out.extend(
-                below[start..]
-                    .iter()
-                    .take_while(|(k, _)| *k == key)
-                    .map(|(_, id)| *id),
-            );
+            if let Some(below) = self.subtrees.get(tree) {
+                named(below, key, &mut out);
+            }
+        }
+        if edge.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
         }
         out
     }
@@ -127,6 +159,17 @@ impl Edge {
             .filter(|id| !self.subtrees.contains_key(*id))
             .copied()
     }
+}
+
+/// Add to `out` the ids of `key` in `sorted` (sorted by key).
+fn named(sorted: &[(u64, ObjectId)], key: u64, out: &mut Vec<ObjectId>) {
+    let start = sorted.partition_point(|(k, _)| *k < key);
+    out.extend(
+        sorted[start..]
+            .iter()
+            .take_while(|(k, _)| *k == key)
+            .map(|(_, id)| *id),
+    );
 }
 
 /// A name's key among its siblings (FNV-1a). Two names of one key would only

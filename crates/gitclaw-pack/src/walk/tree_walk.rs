@@ -123,7 +123,7 @@ pub(super) fn walk_trees(
             depth,
             path,
             explicit,
-            edge: mut paired,
+            edge: paired,
         } = queued;
         // A child was checked against `skip` when it was queued (the skip
         // does not change during the walk): only a root is checked here, so
@@ -152,10 +152,10 @@ pub(super) fn walk_trees(
         }
         // What the client has here first: its entries are then passed over.
         if let Some(edge) = edge.as_deref_mut() {
-            if depth == 0 {
-                paired.clone_from(&edge.roots);
+            match depth {
+                0 => edge.read_roots(graph)?,
+                _ => edge.read(graph, &paired, &path)?,
             }
-            edge.read(graph, &paired, &path)?;
         }
         graph.read_tree(&id, &mut buf)?;
         // Children are pushed in tree order, then that run is reversed so the
@@ -181,6 +181,7 @@ pub(super) fn walk_trees(
             }
             child_path.extend_from_slice(name);
             let child_edge = match (&edge, is_tree) {
+                (Some(edge), true) if depth == 0 => edge.below_roots(name),
                 (Some(edge), true) => edge.below(&paired, name),
                 _ => Vec::new(),
             };
