@@ -125,9 +125,10 @@ pub(super) fn walk_trees(
             explicit,
             edge: paired,
         } = queued;
-        // A child was checked against `skip` when it was queued (the skip
-        // does not change during the walk): only a root is checked here, so
-        // what the client's history holds is asked once an object.
+        // A child was checked against `skip` and the edge when it was queued
+        // (`skip` does not change during the walk; what the edge marks later
+        // could only spare bytes): only a root is checked here, so what the
+        // client's history holds is asked once an object.
         let had = |edge: &Option<&mut Edge>, id: &ObjectId| {
             edge.as_ref().is_some_and(|edge| edge.have.contains(id))
         };
