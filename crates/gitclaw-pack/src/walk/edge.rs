@@ -20,7 +20,7 @@ use gix_object::Kind;
 use super::{
     enumerate::WalkObject,
     graph::Graph,
-    tree_walk::{entries, name_hash_after},
+    tree_walk::{entries, name_hash_after, parse_tree},
 };
 use crate::Result;
 
@@ -81,7 +81,7 @@ impl Edge {
             if self.subtrees.contains_key(tree) {
                 continue;
             }
-            graph.read_tree(tree, &mut self.buf)?;
+            parse_tree(graph, tree, &mut self.buf)?;
             let mut below = Vec::new();
             for entry in entries(*tree, &self.buf) {
                 let (name, id, is_tree) = entry?;

@@ -74,18 +74,6 @@ impl<'a> Graph<'a> {
         self.buf = Vec::new();
     }
 
-    /// Read tree `id` into `buf` (counted as parsed).
-    pub(super) fn read_tree(&mut self, id: &ObjectId, buf: &mut Vec<u8>) -> Result<()> {
-        self.count_parsed();
-        match self.reader.read_existing(id, buf)? {
-            Kind::Tree => Ok(()),
-            actual => Err(PackError::MalformedObject {
-                oid: *id,
-                detail: format!("expected a tree, found a {actual}"),
-            }),
-        }
-    }
-
     /// Call `f` with the number of commits and trees parsed so far, after each
     /// one (for progress lines and keepalives; `f` decides by the clock when to speak).
     pub fn on_progress(&mut self, f: impl FnMut(u64) + 'a) {

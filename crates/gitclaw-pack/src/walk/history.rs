@@ -13,13 +13,15 @@
 
 use gix_hash::ObjectId;
 use gix_hashtable::HashMap;
-use gix_object::Kind;
 
-use super::{graph::Graph, tree_walk::entries};
+use super::{
+    graph::Graph,
+    tree_walk::{entries, read_tree},
+};
 use crate::{
     commit_graph::{FirstParentSpan, NO_BASE},
     odb::{CommitInfo, ObjectDb, ObjectReader, PackHandle},
-    PackError, Result,
+    Result,
 };
 
 /// For each entry of `pack` in pack order, the place among `commits` sorted by
@@ -140,16 +142,6 @@ impl TreeDiff {
             }
         }
         Ok(())
-    }
-}
-
-fn read_tree(reader: &mut ObjectReader<'_>, id: &ObjectId, buf: &mut Vec<u8>) -> Result<()> {
-    match reader.read_existing(id, buf)? {
-        Kind::Tree => Ok(()),
-        other => Err(PackError::MalformedObject {
-            oid: *id,
-            detail: format!("expected a tree, found a {other}"),
-        }),
     }
 }
 

@@ -10,7 +10,7 @@ use gix_object::Kind;
 use super::{
     edge::Edge, enumerate::WalkObject, filter::Filter, graph::Graph, history::ClientHistory,
 };
-use crate::{PackError, Result};
+use crate::{odb::ObjectReader, PackError, Result};
 
 /// Git's `pack_name_hash`: a sortable number from the last non-whitespace
 /// characters of a path, the final ones counting most (so `*.c` sort together).
@@ -25,6 +25,27 @@ pub(super) fn name_hash_after(hash: u32, rest: &[u8]) -> u32 {
         .fold(hash, |hash, &c| {
             (hash >> 2).wrapping_add(u32::from(c) << 24)
         })
+}
+
+/// Read tree `id` into `buf`; anything else is an error naming what it is.
+pub(super) fn read_tree(
+    reader: &mut ObjectReader<'_>,
+    id: &ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    match reader.read_existing(id, buf)? {
+        Kind::Tree => Ok(()),
+        other => Err(PackError::MalformedObject {
+            oid: *id,
+            detail: format!("expected a tree, found a {other}"),
+        }),
+    }
+}
+
+/// [`read_tree`] for a walk, counted as parsed (its progress).
+pub(super) fn parse_tree(graph: &mut Graph<'_>, id: &ObjectId, buf: &mut Vec<u8>) -> Result<()> {
+    graph.count_parsed();
+    read_tree(&mut graph.reader, id, buf)
 }
 
 /// Tree `id`'s entries in `data` (submodules left out: their commits are not
@@ -116,6 +137,9 @@ pub(super) fn walk_trees(
         .collect();
     let mut buf = Vec::new();
     let sparse = graph.db.has_sparse_packs();
+    let had = |edge: &Option<&mut Edge>, id: &ObjectId| {
+        edge.as_ref().is_some_and(|edge| edge.have.contains(id))
+    };
     while let Some(queued) = stack.pop() {
         let Queued {
             id,
@@ -129,9 +153,6 @@ pub(super) fn walk_trees(
         // (`skip` does not change during the walk; what the edge marks later
         // could only spare bytes): only a root is checked here, so what the
         // client's history holds is asked once an object.
-        let had = |edge: &Option<&mut Edge>, id: &ObjectId| {
-            edge.as_ref().is_some_and(|edge| edge.have.contains(id))
-        };
         if seen.contains(&id) || (depth == 0 && (had(&edge, &id) || skip.has(&id, explicit)?)) {
             continue;
         }
@@ -158,7 +179,7 @@ pub(super) fn walk_trees(
                 _ => edge.read(graph, &paired, &path)?,
             }
         }
-        graph.read_tree(&id, &mut buf)?;
+        parse_tree(graph, &id, &mut buf)?;
         // Children are pushed in tree order, then that run is reversed so the
         // stack pops them in tree order; no entry list is allocated.
         let first_child = stack.len();
