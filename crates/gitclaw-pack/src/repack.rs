@@ -142,24 +142,41 @@ pub fn repack(
             Some(db.clone())
         }
         None => {
-            // Commits, the tip's tree, the other trees, the other blobs (see
-            // `WriteOptions::keep_order`).
+            // Commits, the tip's trees, the tip's blobs, the trees its recent
+            // history brought, the other trees, the other blobs (see
+            // `WriteOptions::keep_order`): what a shallow clone of the tip
+            // sends lies together, and what a fetch of a few commits reads of
+            // trees in two runs at most.
+            let lead_tip: Vec<ObjectId> = (shallow_tips.iter().chain(&tips))
+                .find(|tip| db.contains(tip))
+                .into_iter()
+                .copied()
+                .collect();
             let lead_tree: HashSet<ObjectId> = match tip_trees.first() {
                 Some(tree) => tree.iter().map(|o| o.id).collect(),
-                None => tip_objects(db, &mut Graph::new(db), &tips[..tips.len().min(1)])?
+                None => tip_objects(db, &mut Graph::new(db), &lead_tip)?
                     .first()
                     .map(|tree| tree.iter().map(|o| o.id).collect())
                     .unwrap_or_default(),
             };
+            let recent = recent_trees(db, &lead_tip, &lead_tree)?;
             let rank = |o: &WalkObject| match o.kind {
                 gix_object::Kind::Commit | gix_object::Kind::Tag => 0,
-                _ if lead_tree.contains(&o.id) => 1,
-                gix_object::Kind::Tree => 2,
-                gix_object::Kind::Blob => 3,
+                gix_object::Kind::Tree if lead_tree.contains(&o.id) => 1,
+                gix_object::Kind::Blob if lead_tree.contains(&o.id) => 2,
+                gix_object::Kind::Tree if recent.contains(&o.id) => 3,
+                gix_object::Kind::Tree => 4,
+                gix_object::Kind::Blob => 5,
             };
-            // A stable sort: each part keeps the walk's order.
-            reachable.sort_by_key(rank);
-            let lead = reachable.iter().take_while(|o| rank(o) <= 1).count();
+            // A stable sort: each part keeps the walk's order — but for the
+            // recent trees, which go by path (their name hash), each path's
+            // versions newest first: one version's delta against the next then
+            // lies right after it (one-byte offsets), and all of them together.
+            reachable.sort_by_key(|o| {
+                let rank = rank(o);
+                (rank, if rank == 3 { o.name_hash } else { 0 })
+            });
+            let lead = reachable.iter().take_while(|o| rank(o) <= 3).count();
             repacked.reachable = write_verified(
                 db,
                 &reachable,
@@ -238,6 +255,42 @@ pub fn repack(
         }
     }
     Ok(repacked)
+}
+
+/// How many commits of the lead tip's history [`recent_trees`] covers: a fetch
+/// of up to about this many commits of the default branch reads, of the
+/// client's side, only trees that lie together right after the lead.
+const RECENT_COMMITS: u32 = 64;
+
+/// The trees that the commits of `tip`'s (if any) last [`RECENT_COMMITS`] generations
+/// hold and the tip's own tree (`lead`) does not: the older versions of the
+/// directories those commits changed — what a fetch of a few commits reads of
+/// what the client has (see `walk::edge`).
+fn recent_trees(
+    db: &ObjectDb,
+    tip: &[ObjectId],
+    lead: &HashSet<ObjectId>,
+) -> Result<HashSet<ObjectId>> {
+    let mut graph = Graph::new(db);
+    let Some(tip) = tip.first() else {
+        return Ok(HashSet::default());
+    };
+    let (tip, kind) = db.reader().peel(tip)?;
+    if kind != gix_object::Kind::Commit {
+        return Ok(HashSet::default());
+    }
+    let recent = DeepenRequest {
+        depth: Some(RECENT_COMMITS + 1),
+        ..Default::default()
+    };
+    let plan = plan_shallow(&mut graph, &[tip], &recent)?;
+    let outcome = enumerate(&mut graph, &[tip], &[], &plan, &WalkOptions::default())?;
+    Ok(outcome
+        .objects
+        .into_iter()
+        .filter(|o| o.kind == gix_object::Kind::Tree && !lead.contains(&o.id))
+        .map(|o| o.id)
+        .collect())
 }
 
 /// The trees and blobs of the first [`MAX_SHALLOW_TIPS`] commits `tips` peel

@@ -645,3 +645,146 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
         objects(&["side"]).len()
     );
 }
+
+#[test]
+fn a_fetch_of_recent_commits_reads_the_clients_trees_from_one_run_of_the_compacted_pack() {
+    // 16 directories three levels down, each with a file of four 60 KB parts
+    // that do not compress; each of 24 commits rewrites one part of one
+    // directory's file and appends to its notes. Every version of a file is
+    // a 60 KB delta against the next: history's blobs fill blocks of the pack,
+    // and the older versions of the directories' trees are small.
+    let (tmp, repo) = new_repo();
+    let leaves: Vec<String> = (0..16)
+        .map(|n| format!("a{}/b{}/c{}", n / 8, (n / 4) % 2, n % 4))
+        .collect();
+    let mut parts: Vec<Vec<Vec<u8>>> = (0..16u64)
+        .map(|n| (0..4u64).map(|p| noise(60_000, n * 4 + p + 1)).collect())
+        .collect();
+    let write = |leaf: &str, parts: &[Vec<u8>], note: &str| {
+        let dir = repo.join(leaf);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.bin"), parts.concat()).unwrap();
+        let notes = dir.join("notes.txt");
+        let mut text = std::fs::read_to_string(&notes).unwrap_or_default();
+        text.push_str(note);
+        std::fs::write(notes, text).unwrap();
+    };
+    for (n, leaf) in leaves.iter().enumerate() {
+        write(leaf, &parts[n], &format!("{leaf} begins\n"));
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "sixteen directories"]);
+    for c in 0..24u64 {
+        let n = (c as usize * 5) % 16;
+        parts[n][c as usize % 4] = noise(60_000, 1000 + c);
+        write(&leaves[n], &parts[n], &format!("change {c}\n"));
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", &format!("change {c}")]);
+    }
+    gc_with_an_unreachable_commit(&repo);
+    let at = |spec: &str| {
+        ObjectId::from_hex(git(&repo, &["rev-parse", spec]).trim().as_bytes()).unwrap()
+    };
+    let main = at("main");
+    let (index, graph_path) = compact_for(&repo, &tmp.path().join("work"), &[main]);
+    let local = PackHandle::open(&index).unwrap();
+    assert!(
+        std::fs::metadata(index.with_extension("pack"))
+            .unwrap()
+            .len()
+            > 4 * BLOCK_BYTES,
+        "the fixture's pack spans many blocks"
+    );
+
+    // The trees of the last commits that the tip's tree does not hold: the
+    // client's side of a fetch of a few commits. They lie in one run of the
+    // pack, trees only, within a block.
+    let listed = |args: &[&str]| -> BTreeSet<ObjectId> {
+        let mut all = vec!["rev-list", "--objects"];
+        all.extend_from_slice(args);
+        git(&repo, &all)
+            .lines()
+            .map(|l| ObjectId::from_hex(l.split(' ').next().unwrap().as_bytes()).unwrap())
+            .collect()
+    };
+    let kinds = local.kinds().unwrap();
+    let kind_of: std::collections::HashMap<ObjectId, Kind> = kinds.iter().copied().collect();
+    let tip_objects = listed(&["--no-walk", "main"]);
+    let older_trees: BTreeSet<ObjectId> = listed(&["main~24..main"])
+        .difference(&tip_objects)
+        .copied()
+        .filter(|id| kind_of[id] == Kind::Tree)
+        .collect();
+    assert!(
+        older_trees.len() >= 24 * 3,
+        "{} older trees",
+        older_trees.len()
+    );
+    let offsets: BTreeSet<u64> = older_trees
+        .iter()
+        .map(|id| local.offset_at(local.lookup(id).unwrap()))
+        .collect();
+    let (first, last) = (*offsets.first().unwrap(), *offsets.last().unwrap());
+    let between: Vec<Kind> = kinds
+        .into_iter()
+        .filter(|(id, _)| (first..=last).contains(&local.offset_at(local.lookup(id).unwrap())))
+        .map(|(_, kind)| kind)
+        .collect();
+    assert!(
+        between.iter().all(|kind| *kind == Kind::Tree),
+        "only trees between the first and the last of them"
+    );
+    assert!(
+        last - first < BLOCK_BYTES / 4,
+        "they span {} bytes",
+        last - first
+    );
+
+    // A fresh instance's fetch for a client one and eight commits behind:
+    // the walk finds exactly what the client lacks in two batches of reads at
+    // most (the block of the commits and the tip's trees, that run's) — not a
+    // batch for each level of directories (4 for the client eight behind,
+    // when the older trees lay among the blobs' delta families).
+    for behind in [1usize, 8] {
+        let have = at(&format!("main~{behind}"));
+        let (handle, batches) = sparse_copy(
+            &tmp.path().join(format!("fresh-{behind}")),
+            &index,
+            Some(&graph_path),
+        );
+        let db = ObjectDb::new(vec![Arc::new(handle)], Arc::new(NoLoose));
+        let opened = batches.load(Ordering::SeqCst);
+        let mut graph = Graph::new(&db);
+        let plan =
+            gitclaw_pack::walk::plan_shallow(&mut graph, &[main], &Default::default()).unwrap();
+        let options = WalkOptions {
+            history_complete: true,
+            ..Default::default()
+        };
+        let outcome = enumerate(&mut graph, &[main], &[have], &plan, &options).unwrap();
+        let sent: BTreeSet<ObjectId> = outcome.objects.iter().map(|o| o.id).collect();
+        assert_eq!(
+            sent,
+            listed(&["main", &format!("^{have}")]),
+            "{behind} behind"
+        );
+        let walked = batches.load(Ordering::SeqCst) - opened;
+        assert!(walked <= 2, "{behind} behind: {walked} batches of reads");
+        // Writing the thin pack reads what it sends and the client's objects
+        // at the same paths (its delta bases) in one batch more at most (2,
+        // for the client eight behind, when the bases were read as the
+        // search's size checks reached them).
+        let (pack, _) = write_fetch_pack(&db, &outcome, true);
+        let written = batches.load(Ordering::SeqCst) - opened - walked;
+        assert!(written <= 1, "{behind} behind: {written} batches to write");
+        // And the client completes it and has main.
+        let client = tmp.path().join(format!("client-{behind}.git"));
+        client_copy(&repo, &client, None);
+        git(
+            &client,
+            &["update-ref", "refs/heads/main", &have.to_string()],
+        );
+        git(&client, &["gc", "-q", "--prune=now"]);
+        fix_thin_and_check(&client, &pack, "main", &main.to_string());
+    }
+}

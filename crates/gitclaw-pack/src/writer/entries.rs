@@ -212,12 +212,22 @@ fn plan(
         .map(|(i, item)| (item.id, i))
         .collect();
     let thin = if options.thin { client_has } else { None };
-    prefetch_stored(db, &items, false)?;
+    // Before classifying, every item may be searched: the client's objects at
+    // their paths are read as far as their sizes in the same batch as the
+    // items' headers.
+    let bases: Vec<Location> = match thin {
+        Some(has) => client_base_candidates(db, &items, &position, has.bases, options)
+            .into_iter()
+            .map(|(_, loc)| loc)
+            .collect(),
+        None => Vec::new(),
+    };
+    prefetch_stored(db, &items, &bases, false)?;
     classify(db, &mut items, &position, thin, first)?;
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
-    prefetch_stored(db, &items, true)?;
+    prefetch_stored(db, &items, &[], true)?;
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
     } else {
@@ -241,16 +251,26 @@ fn in_pack(items: &[Item], number: usize) -> impl Iterator<Item = (usize, &Item,
 }
 
 /// For packs read by ranges (a fresh instance on S3): read the blocks the
-/// items' stored entries are in now, side by side, not one round trip at a
-/// time as each is reached. Before classifying (`classified` false) as far as
-/// their headers; after, whole, but for those a tip entry replaces.
-fn prefetch_stored(db: &ObjectDb, items: &[Item], classified: bool) -> Result<()> {
+/// items' stored entries (and the `others`) are in now, side by side, not one
+/// round trip at a time as each is reached. Before classifying (`classified`
+/// false) as far as their headers; after, whole, but for those a tip entry
+/// replaces.
+fn prefetch_stored(
+    db: &ObjectDb,
+    items: &[Item],
+    others: &[Location],
+    classified: bool,
+) -> Result<()> {
     for (number, pack) in db.packs().iter().enumerate() {
         if pack.is_sparse() {
             let stored = in_pack(items, number)
                 .filter(|(_, item, _)| !matches!(item.plan, Plan::ReuseTip { .. }))
                 .map(|(_, _, index)| index);
-            pack.prefetch_entries(stored, classified)?;
+            let others = others.iter().filter_map(|loc| match *loc {
+                Location::Packed { pack, index } if pack == number => Some(index),
+                _ => None,
+            });
+            pack.prefetch_entries(stored.chain(others), classified)?;
         }
     }
     Ok(())
@@ -591,11 +611,25 @@ fn compaction_order(
     }
     let mut stack = Vec::new();
     let mut descended = vec![false; sent];
-    // The families of the lead's trees and blobs first, right after it: their
-    // other members (older versions, mostly) lie as near to them as they can.
-    let lead_families =
-        (0..lead.min(sent)).filter(|&i| matches!(items[i].kind, Kind::Tree | Kind::Blob));
-    for object in lead_families.chain(in_families.iter().copied()) {
+    // The families of the lead's trees first, right after it, then the other
+    // trees', then the same for blobs: the other members (older versions,
+    // mostly) of what the lead holds lie as near to it as they can, and every
+    // tree before every blob (a walk reads trees: those it reads of history
+    // lie together).
+    let lead_items = 0..lead.min(sent);
+    let of_kind = |kind: Kind| {
+        let in_families = &in_families;
+        lead_items
+            .clone()
+            .filter(move |&i| items[i].kind == kind)
+            .chain(
+                in_families
+                    .iter()
+                    .copied()
+                    .filter(move |&i| items[i].kind == kind),
+            )
+    };
+    for object in of_kind(Kind::Tree).chain(of_kind(Kind::Blob)) {
         // Up to the chain's whole object (chains end: see `classify`)...
         let mut root = object;
         for _ in 0..sent {
@@ -632,20 +666,17 @@ fn compaction_order(
     order
 }
 
-/// Add, after the items to send, objects the client has at the paths of the
-/// items a delta may be found for (those with nothing to reuse or stored whole),
-/// at most `options.window` a path-name hash and none above the delta search's
-/// size limit, as bases the search may use: a delta against one goes out as a
-/// REF_DELTA naming it, which the client resolves against its own copy (a thin
-/// pack).
-fn add_client_bases(
+/// The client's objects at the paths of the items a delta may be found for
+/// (those with nothing to reuse or stored whole), at most `options.window` a
+/// path-name hash (one too large for the search among them, too), with where
+/// they are stored.
+fn client_base_candidates<'a>(
     db: &ObjectDb,
-    items: &mut Vec<Item>,
+    items: &[Item],
     position: &HashMap<ObjectId, usize>,
-    bases: &[crate::walk::WalkObject],
+    bases: &'a [crate::walk::WalkObject],
     options: &WriteOptions,
-) -> Result<()> {
-    let mut wanted: StdHashMap<(gix_object::Kind, u32), usize> = StdHashMap::new();
+) -> Vec<(&'a crate::walk::WalkObject, Location)> {
     let searchable = |item: &Item| {
         !item.big
             && matches!(
@@ -654,13 +685,14 @@ fn add_client_bases(
             )
             && matches!(item.kind, gix_object::Kind::Blob | gix_object::Kind::Tree)
     };
+    let mut wanted: StdHashMap<(gix_object::Kind, u32), usize> = StdHashMap::new();
     for item in items.iter().filter(|item| searchable(item)) {
         wanted.insert((item.kind, item.name_hash), 0);
     }
+    let mut found = Vec::new();
     if wanted.is_empty() {
-        return Ok(());
+        return found;
     }
-    let mut reader = db.reader();
     for base in bases {
         let Some(taken) = wanted.get_mut(&(base.kind, base.name_hash)) else {
             continue;
@@ -668,15 +700,34 @@ fn add_client_bases(
         if *taken >= options.window || position.contains_key(&base.id) {
             continue;
         }
-        let Some(loc) = db.locate(&base.id) else {
-            continue;
-        };
+        if let Some(loc) = db.locate(&base.id) {
+            *taken += 1;
+            found.push((base, loc));
+        }
+    }
+    found
+}
+
+/// Add, after the items to send, the client's objects at the paths of the
+/// items a delta may be found for ([`client_base_candidates`]), none above the
+/// delta search's size limit, as bases the search may use: a delta against one
+/// goes out as a REF_DELTA naming it, which the client resolves against its own
+/// copy (a thin pack).
+fn add_client_bases(
+    db: &ObjectDb,
+    items: &mut Vec<Item>,
+    position: &HashMap<ObjectId, usize>,
+    bases: &[crate::walk::WalkObject],
+    options: &WriteOptions,
+) -> Result<()> {
+    let candidates = client_base_candidates(db, items, position, bases, options);
+    let mut reader = db.reader();
+    for (base, loc) in candidates {
         // Its size from headers alone: a big one is never read for the search.
         let size = reader.size(&base.id)?;
         if size > options.max_delta_object_bytes {
             continue;
         }
-        *taken += 1;
         items.push(Item {
             id: base.id,
             kind: base.kind,

@@ -71,11 +71,14 @@ pub struct WriteOptions {
     /// in offset order, each delta's base moved just ahead of it — but for the
     /// trees and blobs past the first `lead` objects, which go in delta
     /// families, as git lays a pack out: each chain's whole object, then the
-    /// deltas against it, then theirs. Compaction's packs are written so, given
-    /// commits, a tip's tree (`lead` ends there), the other trees, then the
-    /// other blobs: what a shallow clone of the tip sends lies together (a few
-    /// ranged reads on a fresh instance, few pages), and every other delta lies
-    /// next to its base (one-byte offsets, as in git's packs).
+    /// deltas against it, then theirs; every tree's family before any blob's,
+    /// the lead's first. Compaction's packs are written so, given commits, a
+    /// tip's trees and blobs, the trees of its last commits (`lead` ends
+    /// there), the other trees, then the other blobs: what a shallow clone of
+    /// the tip sends lies together (a few ranged reads on a fresh instance, few
+    /// pages), so do the trees a fetch of a few commits reads of the client's
+    /// side, and every other delta lies next to its base (one-byte offsets, as
+    /// in git's packs).
     pub keep_order: bool,
     /// See `keep_order`.
     pub lead: usize,
