@@ -212,15 +212,17 @@ fn plan(
         .map(|(i, item)| (item.id, i))
         .collect();
     let thin = if options.thin { client_has } else { None };
-    // Before classifying, every item may be searched: the client's objects at
-    // their paths are read as far as their sizes in the same batch as the
-    // items' headers.
+    // Before classifying, every item may be searched: from packs read by
+    // ranges, the client's objects at their paths are read as far as their
+    // sizes in the same batch as the items' headers.
     let bases: Vec<Location> = match thin {
-        Some(has) => client_base_candidates(db, &items, &position, has.bases, options)
-            .into_iter()
-            .map(|(_, loc)| loc)
-            .collect(),
-        None => Vec::new(),
+        Some(has) if db.packs().iter().any(|pack| pack.is_sparse()) => {
+            client_base_candidates(db, &items, &position, has.bases, options)
+                .into_iter()
+                .map(|(_, loc)| loc)
+                .collect()
+        }
+        _ => Vec::new(),
     };
     prefetch_stored(db, &items, &bases, false)?;
     classify(db, &mut items, &position, thin, first)?;
