@@ -10,7 +10,7 @@ use std::{
     sync::Arc,
 };
 
-use common::{client_copy, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
+use common::{client_at, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -2118,11 +2118,6 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
     assert!(stats.new_deltas >= 1, "{stats:?}");
     assert!(thin.len() < big.len() / 20, "{} bytes", thin.len());
     let client = tmp.path().join("client.git");
-    client_copy(&repo, &client, None);
-    git(
-        &client,
-        &["update-ref", "refs/heads/main", &old.to_string()],
-    );
-    git(&client, &["gc", "-q", "--prune=now"]);
+    client_at(&repo, &client, &old.to_string());
     fix_thin_and_check(&client, &thin, "main", &new.to_string());
 }

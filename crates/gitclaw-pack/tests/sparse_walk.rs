@@ -16,7 +16,9 @@ use std::{
     },
 };
 
-use common::{client_copy, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
+use common::{
+    client_at, client_copy, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack,
+};
 use gitclaw_pack::{
     odb::{NoLoose, ObjectDb, PackHandle, RangeSource, BLOCK_BYTES},
     walk::{enumerate, ok_to_give_up, unreachable_wants, Graph, ShallowPlan, WalkOptions},
@@ -103,6 +105,16 @@ fn compact_for(repo: &Path, work: &Path, shallow_tips: &[ObjectId]) -> (PathBuf,
     let closure = repacked.reachable.expect("a compacted pack");
     let graph = repacked.commit_graph.expect("a commit-graph beside it");
     (closure.index_path, graph)
+}
+
+/// What `git rev-list --objects ARGS` lists in `repo`.
+fn rev_list_objects(repo: &Path, args: &[&str]) -> BTreeSet<ObjectId> {
+    let mut all = vec!["rev-list", "--objects"];
+    all.extend_from_slice(args);
+    git(repo, &all)
+        .lines()
+        .map(|l| ObjectId::from_hex(l.split(' ').next().unwrap().as_bytes()).unwrap())
+        .collect()
 }
 
 /// The pack of `index` as a fresh instance opens it: its index copied into
@@ -572,14 +584,7 @@ fn a_fetch_leaves_out_what_the_clients_older_history_holds_as_git_with_bitmaps_d
     };
     let (main, side) = (at("main"), at("side"));
     let (index, graph_path) = compact_for(&repo, &tmp.path().join("work"), &[main]);
-    let objects = |args: &[&str]| -> BTreeSet<ObjectId> {
-        let mut all = vec!["rev-list", "--objects"];
-        all.extend_from_slice(args);
-        git(&repo, &all)
-            .lines()
-            .map(|l| ObjectId::from_hex(l.split(' ').next().unwrap().as_bytes()).unwrap())
-            .collect()
-    };
+    let objects = |args: &[&str]| rev_list_objects(&repo, args);
     // Exactly what the client lacks: side's objects not in main's history.
     let lacking: BTreeSet<ObjectId> = objects(&["side"])
         .difference(&objects(&["main"]))
@@ -699,14 +704,7 @@ fn a_fetch_of_recent_commits_reads_the_clients_trees_from_one_run_of_the_compact
     // The trees of the last commits that the tip's tree does not hold: the
     // client's side of a fetch of a few commits. They lie in one run of the
     // pack, trees only, within a block.
-    let listed = |args: &[&str]| -> BTreeSet<ObjectId> {
-        let mut all = vec!["rev-list", "--objects"];
-        all.extend_from_slice(args);
-        git(&repo, &all)
-            .lines()
-            .map(|l| ObjectId::from_hex(l.split(' ').next().unwrap().as_bytes()).unwrap())
-            .collect()
-    };
+    let listed = |args: &[&str]| rev_list_objects(&repo, args);
     let kinds = local.kinds().unwrap();
     let kind_of: std::collections::HashMap<ObjectId, Kind> = kinds.iter().copied().collect();
     let tip_objects = listed(&["--no-walk", "main"]);
@@ -779,12 +777,7 @@ fn a_fetch_of_recent_commits_reads_the_clients_trees_from_one_run_of_the_compact
         assert!(written <= 1, "{behind} behind: {written} batches to write");
         // And the client completes it and has main.
         let client = tmp.path().join(format!("client-{behind}.git"));
-        client_copy(&repo, &client, None);
-        git(
-            &client,
-            &["update-ref", "refs/heads/main", &have.to_string()],
-        );
-        git(&client, &["gc", "-q", "--prune=now"]);
+        client_at(&repo, &client, &have.to_string());
         fix_thin_and_check(&client, &pack, "main", &main.to_string());
     }
 }

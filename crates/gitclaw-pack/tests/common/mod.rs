@@ -119,3 +119,12 @@ pub fn client_copy(repo: &Path, client: &Path, branch: Option<&str>) {
     args.extend([repo.to_str().unwrap(), client.to_str().unwrap()]);
     git(client.parent().unwrap(), &args);
 }
+
+/// A [`client_copy`] of `repo` with `main` set back to `commit` and what only
+/// later commits held pruned: a client that fetched `main` when it was there.
+#[allow(dead_code)] // not every test crate makes clients
+pub fn client_at(repo: &Path, client: &Path, commit: &str) {
+    client_copy(repo, client, None);
+    git(client, &["update-ref", "refs/heads/main", commit]);
+    git(client, &["gc", "-q", "--prune=now"]);
+}
