@@ -147,19 +147,17 @@ pub fn repack(
             // `WriteOptions::keep_order`): what a shallow clone of the tip
             // sends lies together, and what a fetch of a few commits reads of
             // trees in two runs at most.
-            let lead_tip: Vec<ObjectId> = (shallow_tips.iter().chain(&tips))
+            let lead_tip = (shallow_tips.iter().chain(&tips))
                 .find(|tip| db.contains(tip))
-                .into_iter()
-                .copied()
-                .collect();
+                .copied();
             let lead_tree: HashSet<ObjectId> = match tip_trees.first() {
                 Some(tree) => tree.iter().map(|o| o.id).collect(),
-                None => tip_objects(db, &mut Graph::new(db), &lead_tip)?
+                None => tip_objects(db, &mut Graph::new(db), lead_tip.as_slice())?
                     .first()
                     .map(|tree| tree.iter().map(|o| o.id).collect())
                     .unwrap_or_default(),
             };
-            let recent = recent_trees(db, &lead_tip, &lead_tree)?;
+            let recent = recent_trees(db, lead_tip, &lead_tree)?;
             let rank = |o: &WalkObject| match o.kind {
                 gix_object::Kind::Commit | gix_object::Kind::Tag => 0,
                 gix_object::Kind::Tree if lead_tree.contains(&o.id) => 1,
@@ -262,20 +260,19 @@ pub fn repack(
 /// client's side, only trees that lie together right after the lead.
 const RECENT_COMMITS: u32 = 64;
 
-/// The trees that the commits of `tip`'s (if any) last [`RECENT_COMMITS`] generations
+/// The trees that the commits of `tip`'s last [`RECENT_COMMITS`] generations
 /// hold and the tip's own tree (`lead`) does not: the older versions of the
 /// directories those commits changed — what a fetch of a few commits reads of
-/// what the client has (see `walk::edge`).
+/// what the client has (see `walk::edge`). None without a tip commit.
 fn recent_trees(
     db: &ObjectDb,
-    tip: &[ObjectId],
+    tip: Option<ObjectId>,
     lead: &HashSet<ObjectId>,
 ) -> Result<HashSet<ObjectId>> {
-    let mut graph = Graph::new(db);
-    let Some(tip) = tip.first() else {
+    let Some(tip) = tip else {
         return Ok(HashSet::default());
     };
-    let (tip, kind) = db.reader().peel(tip)?;
+    let (tip, kind) = db.reader().peel(&tip)?;
     if kind != gix_object::Kind::Commit {
         return Ok(HashSet::default());
     }
@@ -283,6 +280,7 @@ fn recent_trees(
         depth: Some(RECENT_COMMITS + 1),
         ..Default::default()
     };
+    let mut graph = Graph::new(db);
     let plan = plan_shallow(&mut graph, &[tip], &recent)?;
     let outcome = enumerate(&mut graph, &[tip], &[], &plan, &WalkOptions::default())?;
     Ok(outcome
