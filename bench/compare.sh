@@ -34,10 +34,9 @@
 #                    measuring other operations by hand against the same repository
 # Server CPU is user+system time of the server process and the children it waited
 # for (lighttpd: every http-backend and upload-pack); client CPU is that of the git
-# command and its children (index-pack resolving the pack is most of it). "Client
-# alone" is `git index-pack` of the pack a clone received from git, run again by
-# itself after the timed run: the client's share of git's wall, below which no
-# server's ratio can go while sending that pack.
+# command and its children (index-pack resolving the pack is most of it). "Instant
+# server" is the same command against git's answers recorded once and replayed at
+# once (bench/replay.py): the client's own wall, below which no server's can go.
 # Needs: lighttpd, git, python3, /usr/bin/time (installed from apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,6 +114,22 @@ echo "   $objects objects, pack ${packsize} KiB; C git serves it after $peer"
 
 # --- git http-backend under lighttpd ------------------------------------------
 start_http_backend
+
+# --- git's answers, recorded and replayed at once (see op) ---------------------
+start_replay() { # start_replay NAME MODE ARGS...: `replay.py MODE <free port> ARGS...`,
+  # its pid and port in NAME_pid and NAME_port
+  local port
+  port=$(free_port)
+  python3 "$root/bench/replay.py" "$2" "$port" "${@:3}" >/dev/null 2>>"$work/replay.err" &
+  pids+=($!)
+  printf -v "$1_pid" %s "$!"
+  printf -v "$1_port" %s "$port"
+  wait_port "$port"
+}
+start_replay record record "http://127.0.0.1:$ref_port" "$work/replay"
+start_replay replay serve "$work/replay"
+record_url=http://127.0.0.1:$record_port/git/bench.git
+replay_url=http://127.0.0.1:$replay_port/git/bench.git
 
 # --- GitClaw ---------------------------------------------------------------
 export GITCLAW_DATA_DIR=$work/gitclaw-data RUST_LOG=warn
@@ -214,62 +229,56 @@ describe() {
   esac
 }
 
-client_alone() { # client_alone SHAPE: wall seconds of the client's own work on the pack
-  # the last clone received: `git index-pack` of it, alone, into an empty repository.
-  # No server can bring a clone's wall below this (given that pack); 0 for the
-  # fetches (their pack was thin, completed in place) and push.
-  case "$1" in fetch-*|push) echo 0; return ;; esac
-  local packs=("$work"/client/objects/pack/*.pack) dir=$work/alone t0 t1
-  if [ "${#packs[@]}" != 1 ] || [ ! -f "${packs[0]}" ]; then echo 0; return; fi
-  rm -rf "$dir"; git init -q --bare "$dir"
-  t0=$(date +%s.%N)
-  git -C "$dir" index-pack --stdin < "${packs[0]}" >/dev/null 2>&1 || { echo 0; return; }
-  t1=$(date +%s.%N)
-  rm -rf "$dir"
-  echo "$t1 - $t0" | bc
-}
-
 op() { # op SHAPE
   # The servers take turns, and which one goes first alternates, so a drift of
   # the machine (caches, clock, other load) weighs on both alike.
-  # After each of git's runs, untimed: the client's work alone on the pack git sent.
-  local ref_runs=() claw_runs=() alone_runs=() ref claw i
+  # Once, untimed, git's answers are recorded; each round then also runs the
+  # command against their instant replay (not for push, which changes the
+  # repository): the client's own time, below which no server's can go.
+  local ref_runs=() claw_runs=() floor_runs=() ref claw floor="" i
+  if [ "$1" != push ]; then
+    URL=$record_url run_once "$record_pid" "$1" >/dev/null || true
+  fi
+  instant() { [ "$1" = push ] || URL=$replay_url run_once "$replay_pid" "$1" || true; }
   for i in $(seq "$runs"); do
     if [ $((i % 2)) = 1 ]; then
       ref_runs+=("$(URL=$ref_url run_once "$ref_pid" "$1")")
-      alone_runs+=("$(client_alone "$1")")
+      floor_runs+=("$(instant "$1")")
       [ "$fresh" = 0 ] || fresh_gitclaw
       claw_runs+=("$(URL=$claw_url run_once "$claw_pid" "$1")")
     else
       [ "$fresh" = 0 ] || fresh_gitclaw
       claw_runs+=("$(URL=$claw_url run_once "$claw_pid" "$1")")
       ref_runs+=("$(URL=$ref_url run_once "$ref_pid" "$1")")
-      alone_runs+=("$(client_alone "$1")")
+      floor_runs+=("$(instant "$1")")
     fi
   done
   ref=$(summary "${ref_runs[@]}")
   claw=$(summary "${claw_runs[@]}")
-  alone=$(printf '%s\n' "${alone_runs[@]}" | sort -g | sed -n "$(( (${#alone_runs[@]} + 1) / 2 ))p")
-  python3 - "$1" "$(describe "$1")" "$ref" "$claw" "$json" "$alone" <<'PY'
+  # Every instant run must have worked for the column to mean anything.
+  if [ "$(printf '%s\n' "${floor_runs[@]}" | grep -c .)" = "$runs" ]; then
+    floor=$(summary "${floor_runs[@]}" | cut -d' ' -f1)
+  fi
+  python3 - "$1" "$(describe "$1")" "$ref" "$claw" "$json" "$floor" <<'PY'
 import json, sys
 shape, label, json_file = sys.argv[1], sys.argv[2], sys.argv[5]
-alone = float(sys.argv[6] or 0)
+instant = float(sys.argv[6] or 0)
 keys = ["wall", "server_cpu", "bytes", "s3_calls_first", "s3_calls", "wall_first", "server_cpu_first", "client_cpu", "client_cpu_first"]
 r = dict(zip(keys, map(float, sys.argv[3].split())))
 c = dict(zip(keys, map(float, sys.argv[4].split())))
 def ratio(k): return f"{c[k] / r[k]:.2f}x" if r[k] else "-"
-# The client's own work on git's pack, and what it is of git's wall: the lowest
-# wall ratio any server could reach sending that pack.
-alone_cell = f"{alone:.3f} s ({alone / r['wall']:.2f}x)" if alone and r["wall"] else "-"
+# The command against git's answers replayed at once, and what that is of git's
+# wall: the lowest wall ratio any server sending those answers could reach.
+instant_cell = f"{instant:.3f} s ({instant / r['wall']:.2f}x)" if instant and r["wall"] else "-"
 s3 = f" | S3 requests {int(c['s3_calls_first'])} first, {int(c['s3_calls'])} median" if c["s3_calls_first"] or c["s3_calls"] else ""
 print(f"| {label} | {r['wall']:.3f} / {c['wall']:.3f} s ({ratio('wall')}) | {r['wall_first']:.3f} / {c['wall_first']:.3f} s ({ratio('wall_first')})"
       f" | {r['server_cpu']:.2f} / {c['server_cpu']:.2f} s ({ratio('server_cpu')}) | {r['server_cpu_first']:.2f} / {c['server_cpu_first']:.2f} s ({ratio('server_cpu_first')})"
       f" | {r['client_cpu']:.2f} / {c['client_cpu']:.2f} s ({ratio('client_cpu')})"
-      f" | {alone_cell}"
+      f" | {instant_cell}"
       f" | {int(r['bytes'])} / {int(c['bytes'])} ({ratio('bytes')}){s3} |", flush=True)
 if json_file:
     with open(json_file, "a") as f:
-        f.write(json.dumps({"shape": shape, "git_http_backend": r, "gitclaw": c, "client_alone": alone}) + "\n")
+        f.write(json.dumps({"shape": shape, "git_http_backend": r, "gitclaw": c, "instant_server_wall": instant}) + "\n")
 PY
 }
 
@@ -290,7 +299,7 @@ case "$cold$fresh" in
   10) echo "   (GitClaw's response cache is off: every run is cold)" ;;
   *) echo "   (a fresh GitClaw instance with empty local caches for every run)" ;;
 esac
-echo "| operation | wall, median | wall, first run | server CPU, median | server CPU, first run | client CPU, median | client alone (x git's wall) | bytes |"
+echo "| operation | wall, median | wall, first run | server CPU, median | server CPU, first run | client CPU, median | instant server, median (x git's wall) | bytes |"
 echo "|---|---|---|---|---|---|---|---|"
 for s in $shapes; do
   if [ "$s" = branch-depth1 ] && [ -z "$other_branch" ]; then
