@@ -629,6 +629,12 @@ impl CommitGraph {
         self.tips.as_ref()
     }
 
+    /// Bytes of memory the graph holds: the index of its tip entries (the rest
+    /// is read from the mapped file).
+    pub fn heap_bytes(&self) -> u64 {
+        self.tips.as_ref().map_or(0, TipEntries::heap_bytes)
+    }
+
     pub fn num_commits(&self) -> u32 {
         self.file.num_commits()
     }

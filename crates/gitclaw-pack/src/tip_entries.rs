@@ -228,6 +228,16 @@ impl TipEntries {
         self.ids.is_empty()
     }
 
+    /// Bytes of memory the index of the entries takes (the entries' data is
+    /// read from the file as sent).
+    pub fn heap_bytes(&self) -> u64 {
+        let per_entry = std::mem::size_of::<ObjectId>()
+            + std::mem::size_of::<Option<ObjectId>>()
+            + std::mem::size_of::<u64>() * 2
+            + std::mem::size_of::<u32>();
+        (self.ids.len() * per_entry) as u64
+    }
+
     /// The entry of `id`, if there is one.
     pub fn lookup(&self, id: &oid) -> Option<TipRef> {
         let pos = self.ids.binary_search_by(|x| x.as_ref().cmp(id)).ok()?;

@@ -114,9 +114,14 @@ impl AppState {
         let tmp = config.data_dir.join("tmp");
         let scratch = Scratch::open(&tmp).map_err(data_dir("cannot prepare scratch space", tmp))?;
         let cache_dir = config.data_dir.join("cache");
-        let packs = PackCache::new(cache_dir.clone(), config.download_cache_bytes, &metrics)
-            .map_err(data_dir("cannot prepare the download cache", cache_dir))?
-            .with_range_reads_above(config.range_reads_above_bytes);
+        let packs = PackCache::new(
+            cache_dir.clone(),
+            config.download_cache_bytes,
+            config.open_pack_cache_bytes,
+            &metrics,
+        )
+        .map_err(data_dir("cannot prepare the download cache", cache_dir))?
+        .with_range_reads_above(config.range_reads_above_bytes);
         let responses_dir = config.data_dir.join("pack-cache");
         let responses = ResponseCache::open_with(
             responses_dir.clone(),

@@ -141,6 +141,25 @@ impl PackHandle {
         Ok(handle)
     }
 
+    /// The most memory this handle comes to hold, in bytes: its pack order and
+    /// entry types once a request builds them (21 bytes an object), its
+    /// commit-graph's tables, and for a pack read by ranges a bit a block. The
+    /// index and pack themselves are mapped files, not counted.
+    pub fn heap_bytes_at_most(&self) -> u64 {
+        let per_object = std::mem::size_of::<(u64, u32)>()
+            + std::mem::size_of::<u32>()
+            + std::mem::size_of::<Kind>();
+        let graph = self
+            .commit_graph
+            .as_ref()
+            .map_or(0, CommitGraph::heap_bytes);
+        let blocks = self
+            .sparse
+            .as_ref()
+            .map_or(0, |sparse| sparse.blocks().div_ceil(8));
+        u64::from(self.num_objects()) * per_object as u64 + graph + blocks
+    }
+
     /// Whether the pack is read by ranges (see [`Self::open_sparse`]).
     pub fn is_sparse(&self) -> bool {
         self.sparse.is_some()

@@ -117,7 +117,7 @@ impl SparseFile {
         }
     }
 
-    fn blocks(&self) -> u64 {
+    pub(crate) fn blocks(&self) -> u64 {
         self.len.div_ceil(BLOCK_BYTES)
     }
 

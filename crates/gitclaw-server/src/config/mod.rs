@@ -77,6 +77,8 @@ pub struct Config {
     pub object_cache_bytes: u64,
     /// Disk space for packs downloaded from the object store.
     pub download_cache_bytes: u64,
+    /// Memory for the tables of packs kept open between requests.
+    pub open_pack_cache_bytes: u64,
     /// Packs in the object store larger than this are read by ranges as needed.
     pub range_reads_above_bytes: u64,
     /// Objects each delta candidate is compared with (git's `pack.window`; 0: no search).
@@ -239,6 +241,7 @@ impl Config {
             u32::try_from(sources.value(&RESPONSE_CACHE_MIN_OCCURRENCES)).unwrap_or(u32::MAX);
         let object_cache_bytes = sources.value(&OBJECT_CACHE_BYTES);
         let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
+        let open_pack_cache_bytes = sources.value(&OPEN_PACK_CACHE_BYTES);
         let range_reads_above_bytes = sources.value(&RANGE_READS_ABOVE_BYTES);
         let body_min_rate = sources.value(&BODY_MIN_RATE);
         let pack_window = sources.value(&PACK_WINDOW) as usize;
@@ -292,6 +295,7 @@ impl Config {
             response_cache_min_occurrences,
             object_cache_bytes,
             download_cache_bytes,
+            open_pack_cache_bytes,
             range_reads_above_bytes,
             pack_window,
             pack_depth,
@@ -592,16 +596,19 @@ mod tests {
             ("GITCLAW_RESPONSE_CACHE_BYTES", "0"),
             ("GITCLAW_OBJECT_CACHE_BYTES", "64M"),
             ("GITCLAW_DOWNLOAD_CACHE_BYTES", "2G"),
+            ("GITCLAW_OPEN_PACK_CACHE_BYTES", "32M"),
         ])
         .unwrap();
         assert_eq!(
             (
                 cfg.response_cache_bytes,
                 cfg.object_cache_bytes,
-                cfg.download_cache_bytes
+                cfg.download_cache_bytes,
+                cfg.open_pack_cache_bytes
             ),
-            (0, 64 << 20, 2 << 30)
+            (0, 64 << 20, 2 << 30, 32 << 20)
         );
+        assert_eq!(load(&[]).unwrap().open_pack_cache_bytes, 256 << 20);
         let errs = load(&[("GITCLAW_OBJECT_CACHE_BYTES", "lots")]).unwrap_err();
         assert_eq!(errs[0].variable, "GITCLAW_OBJECT_CACHE_BYTES");
     }

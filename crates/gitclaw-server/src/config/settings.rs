@@ -111,6 +111,7 @@ pub const SECTIONS: &[Section] = &[
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
             &DOWNLOAD_CACHE_BYTES,
+            &OPEN_PACK_CACHE_BYTES,
             &RANGE_READS_ABOVE_BYTES,
             &PACK_WINDOW,
             &PACK_DEPTH,
@@ -413,6 +414,14 @@ pub const DOWNLOAD_CACHE_BYTES: Setting<Size> = Setting {
     default: Value("10G"),
     help: "disk space for packs downloaded from S3 into `$GITCLAW_DATA_DIR/cache` (least recently used go first)",
     deprecated: &["GITCLAW_STORE_CACHE_BYTES"],
+};
+
+pub const OPEN_PACK_CACHE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_OPEN_PACK_CACHE_BYTES",
+    kind: Size { positive: false },
+    default: Value("256M"),
+    help: "memory for the tables of packs kept open between requests (each entry's place in the pack and its type, 21 bytes an object, and a compacted pack's tip entries); the least recently used pack is closed first, and a pack whose tables need more than this is opened for each request",
+    deprecated: &[],
 };
 
 pub const RANGE_READS_ABOVE_BYTES: Setting<Size> = Setting {

@@ -6,7 +6,10 @@
 //! which holds at most `GITCLAW_DOWNLOAD_CACHE_BYTES`: past that the least
 //! used downloads are forgotten and their files deleted (a request still
 //! reading one keeps its mapping: the data outlives the file's name).
-//! Concurrent first opens of one pack wait on a single download.
+//! Concurrent first opens of one pack wait on a single download. Open packs
+//! (downloaded or read in place) also hold tables in memory as requests build
+//! them, bounded by `GITCLAW_OPEN_PACK_CACHE_BYTES` the same way: each entry
+//! is weighed against both bounds at once (see [`weight`]).
 //!
 //! A pack larger than `GITCLAW_RANGE_READS_ABOVE_BYTES` is not downloaded
 //! whole: its index is, and the pack becomes a local file of its full length
@@ -35,11 +38,13 @@ use crate::{error::GitError, metrics::Metrics};
 
 /// The `cache` label of this cache's metrics.
 const CACHE_NAME: &str = "downloaded_packs";
+/// The memory gauges' name for the opened packs' tables.
+const OPEN_PACKS_NAME: &str = "open_packs";
 
 /// The opened-pack cache; see the module doc.
 pub struct PackCache {
     dir: PathBuf,
-    max_bytes: u64,
+    bounds: Bounds,
     /// Packs larger than this are read by ranges (see the module doc).
     range_reads_above: u64,
     metrics: Arc<Metrics>,
@@ -64,37 +69,60 @@ struct CachedPack {
     files: Vec<PathBuf>,
     /// Bytes of those files.
     bytes: u64,
+    /// Bytes of memory the handle may come to hold.
+    memory: u64,
 }
 
-/// The unit entries are weighed in: a byte, or for a bound past 2 GiB as many
-/// bytes as keep every weight within moka's `u32` (a pack weighing more than
-/// that is heavier than the whole bound anyway). An entry read in place weighs
-/// one unit, so the open handles stay bounded in number too.
-fn weight_unit(max_bytes: u64) -> u64 {
-    (max_bytes >> 31).max(1)
+/// What the cache may hold: disk space for downloaded files, and memory for
+/// the opened packs' tables (their pack order, entry types, tip entries).
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    disk: u64,
+    memory: u64,
 }
 
-fn weight(bytes: u64, unit: u64) -> u32 {
-    u32::try_from(bytes.div_ceil(unit))
-        .unwrap_or(u32::MAX)
-        .max(1)
+/// The cache's capacity in weight units: an entry weighs the larger of its
+/// shares of the two bounds, counted in `CAPACITY`ths of a bound, so entries
+/// whose weights add up to at most this fit each bound. An entry over either
+/// bound by itself weighs more than the whole capacity and is not kept; every
+/// entry weighs at least one unit.
+const CAPACITY: u64 = 1 << 31;
+
+fn weight(disk: u64, memory: u64, bounds: Bounds) -> u32 {
+    let share = |bytes: u64, bound: u64| {
+        (u128::from(bytes) * u128::from(CAPACITY)).div_ceil(u128::from(bound.max(1)))
+    };
+    let units = share(disk, bounds.disk)
+        .max(share(memory, bounds.memory))
+        .max(1);
+    u32::try_from(units).unwrap_or(u32::MAX)
 }
 
 impl PackCache {
     /// A cache downloading into `dir` (emptied first), holding at most `max_bytes`
-    /// there. A pack larger than the whole bound is used and deleted at once.
-    pub fn new(dir: PathBuf, max_bytes: u64, metrics: &Arc<Metrics>) -> std::io::Result<Self> {
+    /// there, and opened packs whose tables take at most `max_memory` bytes
+    /// (see [`PackHandle::heap_bytes_at_most`]). A pack over either bound by
+    /// itself is used and let go (its download deleted) at once.
+    pub fn new(
+        dir: PathBuf,
+        max_bytes: u64,
+        max_memory: u64,
+        metrics: &Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir_all(&dir)?;
-        let unit = weight_unit(max_bytes);
+        let bounds = Bounds {
+            disk: max_bytes,
+            memory: max_memory,
+        };
         let open = Cache::builder()
             // Recency decides, as for any disk cache of downloads; the default
             // frequency-based admission could refuse a new pack outright.
             .eviction_policy(EvictionPolicy::lru())
-            .max_capacity(max_bytes / unit)
-            .weigher(move |_, entry: &Arc<CachedPack>| weight(entry.bytes, unit))
+            .max_capacity(CAPACITY)
+            .weigher(move |_, entry: &Arc<CachedPack>| weight(entry.bytes, entry.memory, bounds))
             .eviction_listener({
                 let metrics = metrics.clone();
                 move |_, entry: Arc<CachedPack>, cause: moka::notification::RemovalCause| {
@@ -112,7 +140,7 @@ impl PackCache {
             .build();
         Ok(PackCache {
             dir,
-            max_bytes,
+            bounds,
             range_reads_above: u64::MAX,
             metrics: metrics.clone(),
             open,
@@ -130,15 +158,29 @@ impl PackCache {
         self
     }
 
-    /// Report what the cache holds and may hold to the metrics.
+    /// Bytes of memory the opened packs in the cache may come to hold.
+    pub async fn open_pack_bytes(&self) -> u64 {
+        self.open.run_pending_tasks().await;
+        self.open.iter().map(|(_, entry)| entry.memory).sum()
+    }
+
+    /// Report what the cache holds and may hold to the metrics: downloaded
+    /// bytes, and the memory of the opened packs' tables.
     pub async fn report(&self) {
         let held = self.downloaded_bytes().await;
-        let gauge = |g: &prometheus::IntGaugeVec, v: u64| {
-            g.with_label_values(&[CACHE_NAME])
+        let memory = self.open_pack_bytes().await;
+        let gauge = |g: &prometheus::IntGaugeVec, name: &str, v: u64| {
+            g.with_label_values(&[name])
                 .set(v.try_into().unwrap_or(i64::MAX))
         };
-        gauge(&self.metrics.cache_bytes, held);
-        gauge(&self.metrics.cache_capacity, self.max_bytes);
+        gauge(&self.metrics.cache_bytes, CACHE_NAME, held);
+        gauge(&self.metrics.cache_capacity, CACHE_NAME, self.bounds.disk);
+        gauge(&self.metrics.cache_bytes, OPEN_PACKS_NAME, memory);
+        gauge(
+            &self.metrics.cache_capacity,
+            OPEN_PACKS_NAME,
+            self.bounds.memory,
+        );
     }
 
     /// Whether `repo`'s packs are to be opened ahead of a fetch now: not when
@@ -318,6 +360,7 @@ impl PackCache {
             }
         };
         Ok(Arc::new(CachedPack {
+            memory: handle.heap_bytes_at_most(),
             handle: Arc::new(handle),
             files,
             bytes,
@@ -583,6 +626,7 @@ mod tests {
         let cache = PackCache::new(
             dir.clone(),
             a_bytes.max(b_bytes) + a_bytes.min(b_bytes) / 2,
+            1 << 30,
             &metrics,
         )
         .unwrap();
@@ -630,11 +674,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn opened_packs_stay_within_the_memory_bound_least_recently_used_going_first() {
+        let (root, store, repo) = remote();
+        let (a, _) = stored_pack(&store, &repo, &[("one.txt", 100), ("two.txt", 100)]).await;
+        let (b, _) = stored_pack(&store, &repo, &[("three.txt", 100)]).await;
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        async fn open_in(
+            cache: &PackCache,
+            store: &Arc<dyn ObjectStorageBackend>,
+            repo: &RepoId,
+            hash: ObjectId,
+        ) -> Arc<PackHandle> {
+            let lengths = StoredLengths::default();
+            cache.open(store, repo, &hash, lengths).await.unwrap()
+        }
+        let open = |cache, hash| open_in(cache, &dyn_store, &repo, hash);
+        // What each handle may hold, from a cache with room for everything.
+        let roomy = PackCache::new(
+            root.path().join("roomy"),
+            1 << 40,
+            1 << 40,
+            &Default::default(),
+        )
+        .unwrap();
+        let a_memory = open(&roomy, a).await.heap_bytes_at_most();
+        let b_memory = open(&roomy, b).await.heap_bytes_at_most();
+        assert!(a_memory > b_memory && b_memory > 0, "{a_memory} {b_memory}");
+
+        // Disk for everything; memory for either pack's tables, not for both.
+        let cache = PackCache::new(
+            root.path().join("cache"),
+            1 << 40,
+            a_memory + b_memory / 2,
+            &Default::default(),
+        )
+        .unwrap();
+        let first = open(&cache, a).await;
+        assert_eq!(cache.open_pack_bytes().await, a_memory);
+        assert!(
+            Arc::ptr_eq(&first, &open(&cache, a).await),
+            "the second open reuses the handle"
+        );
+        open(&cache, b).await;
+        assert_eq!(
+            cache.open_pack_bytes().await,
+            b_memory,
+            "the older handle went"
+        );
+        let reopened = open(&cache, a).await;
+        assert!(!Arc::ptr_eq(&first, &reopened), "what went is opened anew");
+        // A handle taken before it went still reads its pack.
+        assert_eq!(first.num_objects(), reopened.num_objects());
+    }
+
+    #[tokio::test]
     async fn concurrent_first_opens_download_once() {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
-        let cache =
-            PackCache::new(root.path().join("cache"), 1 << 30, &Default::default()).unwrap();
+        let cache = PackCache::new(
+            root.path().join("cache"),
+            1 << 30,
+            1 << 30,
+            &Default::default(),
+        )
+        .unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, StoredLengths::default()));
         for handle in futures_util::future::join_all(opens).await {
@@ -652,7 +755,7 @@ mod tests {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
         let dir = root.path().join("cache");
-        let cache = PackCache::new(dir.clone(), 100, &Default::default()).unwrap();
+        let cache = PackCache::new(dir.clone(), 100, 1 << 30, &Default::default()).unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let handle = cache
             .open(&dyn_store, &repo, &a, StoredLengths::default())
@@ -671,9 +774,14 @@ mod tests {
         let (a, bytes) = stored_pack(&store, &repo, &files).await;
         let pack_len = store.head(&ObjectKey::pack(&repo, &a)).await.unwrap().size;
         assert!(pack_len > 4 * gitclaw_pack::odb::BLOCK_BYTES);
-        let cache = PackCache::new(root.path().join("cache"), 1 << 30, &Default::default())
-            .unwrap()
-            .with_range_reads_above(1 << 20);
+        let cache = PackCache::new(
+            root.path().join("cache"),
+            1 << 30,
+            1 << 30,
+            &Default::default(),
+        )
+        .unwrap()
+        .with_range_reads_above(1 << 20);
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let heads = store.heads.load(Ordering::SeqCst);
         let handle = cache
@@ -757,12 +865,44 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Entries whose weights fit the capacity fit each bound, whatever the
+        /// bounds (the test walks entries in, as the cache admits them); one over
+        /// either bound by itself never fits.
+        #[test]
+        fn weights_within_the_capacity_keep_both_bounds(
+            disk_bound in 0u64..(64 << 30),
+            memory_bound in 0u64..(4 << 30),
+            entries in proptest::collection::vec((0u64..(8 << 30), 0u64..(1 << 30)), 1..40),
+        ) {
+            let bounds = Bounds { disk: disk_bound, memory: memory_bound };
+            let (mut units, mut disk, mut memory) = (0u64, 0u64, 0u64);
+            for (d, m) in entries {
+                let w = u64::from(weight(d, m, bounds));
+                proptest::prop_assert!(w >= 1);
+                if d > disk_bound || m > memory_bound {
+                    proptest::prop_assert!(w > CAPACITY, "{d} {m} weighs {w}");
+                }
+                if units + w <= CAPACITY {
+                    units += w;
+                    disk += d;
+                    memory += m;
+                }
+            }
+            proptest::prop_assert!(disk <= disk_bound && memory <= memory_bound);
+        }
+    }
+
     #[test]
-    fn weights_fit_moka_for_any_bound() {
-        assert_eq!(weight(0, weight_unit(10 << 30)), 1);
-        assert_eq!(weight(3000, weight_unit(3000)), 3000);
-        let unit = weight_unit(10 << 30);
-        assert!(u64::from(weight(9 << 30, unit)) <= (10u64 << 30) / unit);
-        assert!(u64::from(weight(40 << 30, unit)) > (10u64 << 30) / unit);
+    fn weights_at_the_edges() {
+        let bounds = Bounds {
+            disk: 10 << 30,
+            memory: 256 << 20,
+        };
+        assert_eq!(weight(0, 0, bounds), 1);
+        assert_eq!(u64::from(weight(10 << 30, 0, bounds)), CAPACITY);
+        assert_eq!(u64::from(weight(0, 256 << 20, bounds)), CAPACITY);
+        assert_eq!(u64::from(weight(5 << 30, 64 << 20, bounds)), CAPACITY / 2);
+        assert!(u64::from(weight(u64::MAX, 0, bounds)) > CAPACITY);
     }
 }
