@@ -7,9 +7,10 @@
 //! used downloads are forgotten and their files deleted (a request still
 //! reading one keeps its mapping: the data outlives the file's name).
 //! Concurrent first opens of one pack wait on a single download. Open packs
-//! (downloaded or read in place) also hold tables in memory as requests build
-//! them, bounded by `GITCLAW_OPEN_PACK_CACHE_BYTES` the same way: each entry
-//! is weighed against both bounds at once (see [`weight`]).
+//! also hold tables in memory as requests build them (21 bytes an object):
+//! those read in place are bounded by `GITCLAW_OPEN_PACK_CACHE_BYTES` the same
+//! way, least recently used closed first (each entry is weighed against both
+//! bounds, see [`weight`]); a download's through its bytes, which are far more.
 //!
 //! A pack larger than `GITCLAW_RANGE_READS_ABOVE_BYTES` is not downloaded
 //! whole: its index is, and the pack becomes a local file of its full length
@@ -69,7 +70,8 @@ struct CachedPack {
     files: Vec<PathBuf>,
     /// Bytes of those files.
     bytes: u64,
-    /// Bytes of memory the handle may come to hold.
+    /// Bytes of memory the handle may come to hold, weighed against the memory
+    /// bound (packs read in place only; see `load`).
     memory: u64,
 }
 
@@ -360,7 +362,16 @@ impl PackCache {
             }
         };
         Ok(Arc::new(CachedPack {
-            memory: handle.heap_bytes_at_most(),
+            // A download's tables are bounded through its bytes (a pack takes
+            // far more disk than its tables take memory); counting them against
+            // the memory bound too would delete a very large pack's download
+            // whenever its tables alone passed that bound, to fetch it again for
+            // the next request. A pack read in place costs only a reopen.
+            memory: if files.is_empty() {
+                handle.heap_bytes_at_most()
+            } else {
+                0
+            },
             handle: Arc::new(handle),
             files,
             bytes,
@@ -674,11 +685,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn opened_packs_stay_within_the_memory_bound_least_recently_used_going_first() {
+    async fn packs_read_in_place_stay_within_the_memory_bound_least_recently_used_going_first() {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 100), ("two.txt", 100)]).await;
         let (b, _) = stored_pack(&store, &repo, &[("three.txt", 100)]).await;
-        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        // The same files, as the filesystem store serves them: read in place.
+        let in_place = FilesystemBackend::new(root.path().join("store")).unwrap();
+        let dyn_store: Arc<dyn ObjectStorageBackend> = Arc::new(in_place);
         async fn open_in(
             cache: &PackCache,
             store: &Arc<dyn ObjectStorageBackend>,
@@ -725,6 +738,32 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &reopened), "what went is opened anew");
         // A handle taken before it went still reads its pack.
         assert_eq!(first.num_objects(), reopened.num_objects());
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            0,
+            "all read in place"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_is_kept_by_its_bytes_whatever_its_tables_take() {
+        let (root, store, repo) = remote();
+        let (a, _) = stored_pack(&store, &repo, &[("one.txt", 100)]).await;
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        // No memory at all for tables: a pack read in place would be reopened
+        // for each request, but a download stays, and is not fetched again.
+        let cache =
+            PackCache::new(root.path().join("cache"), 1 << 30, 0, &Default::default()).unwrap();
+        let lengths = StoredLengths::default();
+        let first = cache.open(&dyn_store, &repo, &a, lengths).await.unwrap();
+        let again = cache.open(&dyn_store, &repo, &a, lengths).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(
+            store.downloads.load(Ordering::SeqCst),
+            2,
+            "pack and index, once"
+        );
+        assert_eq!(cache.open_pack_bytes().await, 0);
     }
 
     #[tokio::test]
