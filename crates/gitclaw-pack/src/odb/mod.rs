@@ -29,7 +29,7 @@ use gix_hash::{oid, ObjectId};
 
 pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
-pub use pack::{DecodeState, PackHandle, RangedPackFile, RawEntry};
+pub use pack::{DecodeState, EarlyOrder, PackHandle, RangedPackFile, RawEntry};
 pub use reader::ObjectReader;
 pub(crate) use sparse::SparseFile;
 pub use sparse::{RangeSource, BLOCK_BYTES};
