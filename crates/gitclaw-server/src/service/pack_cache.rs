@@ -241,115 +241,98 @@ impl PackCache {
         let mut early_order = None;
         let mut graph_opened = None;
         let graph_path;
-        let (index_path, files, bytes) = match (
-            store.local_path(&pack_key),
-            store.local_path(&index_key),
-        ) {
-            (Some(_), Some(index)) => {
-                graph_path = store.local_path(&graph_key).filter(|_| graph.is_some());
-                (index, Vec::new(), 0)
-            }
-            _ => {
-                let dir = self.dir.join(repo.as_str());
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(GitError::io("making room for a downloaded pack"))?;
-                let nonce = uuid::Uuid::new_v4().simple().to_string();
-                let pack_path = dir.join(format!("pack-{hash}-{nonce}.pack"));
-                let index_path = dir.join(format!("pack-{hash}-{nonce}.idx"));
-                // Asked of the store only when it decides how the pack is read.
-                let pack_len = match (self.range_reads_above, pack) {
-                    (_, Some(len)) => Some(len),
-                    (u64::MAX, None) => None,
-                    (_, None) => Some(store.head(&pack_key).await?.size),
-                };
-                let mut files = vec![pack_path.clone(), index_path.clone()];
-                let graph_file = graph.map(|_| dir.join(format!("pack-{hash}-{nonce}.graph")));
-                files.extend(graph_file.clone());
-                // The index, the pack (unless read by ranges) and the graph
-                // come down side by side: on a fresh instance their round
-                // trips, not their bytes, are most of a first request.
-                // A pack read by ranges reads what opening it reads (its
-                // first and last blocks) meanwhile.
-                let pack_download = async {
-                    match pack_len {
-                        Some(len) if len > self.range_reads_above => {
-                            let source = StoreRanges::new(store, pack_key.clone());
-                            let path = pack_path.clone();
-                            let file = move || RangedPackFile::create(&path, len, Box::new(source));
-                            let file = crate::metrics::spawn_blocking(file).await??;
-                            ranged = Some(file);
-                            Ok(len)
-                        }
-                        _ => Ok(store.get_to_file(&pack_key, &pack_path, pack_len).await?),
-                    }
-                };
-                // A graph read by ranges is opened (its first block read)
-                // while the index and pack come down: it needs neither.
-                let graph_download = async {
-                    match (&graph_file, graph) {
-                        // Its tip entries are read as requests send them.
-                        (Some(path), Some(len))
-                            if self.range_reads_above != u64::MAX
-                                && len > GRAPH_RANGE_READS_ABOVE =>
-                        {
-                            let source = StoreRanges::new(store, graph_key.clone());
-                            let path = path.clone();
-                            let open =
-                                move || CommitGraph::open_sparse(&path, len, Box::new(source));
-                            let opened = crate::metrics::spawn_blocking(open).await?;
-                            Ok::<_, GitError>((len, Some(opened)))
-                        }
-                        (Some(path), _) => {
-                            Ok((store.get_to_file(&graph_key, path, graph).await?, None))
-                        }
-                        (None, _) => Ok((0, None)),
-                    }
-                };
-                // A pack read by ranges has its order built from its
-                // index's offset table, read by range, while the rest of
-                // the index comes down (only a shortcut: a failure leaves
-                // the order to be built from the index when first needed).
-                let order_ahead = async {
-                    let len = pack_len.filter(|len| *len > self.range_reads_above)?;
-                    let range = EarlyOrder::offsets_range(len, index?)?;
-                    let table = match store.get_range(&index_key, range).await {
-                        Ok(table) => table,
-                        Err(err) => {
-                            tracing::debug!(pack = %hash, error = %err, "reading a pack index's offsets ahead failed");
-                            return None;
+        let (index_path, files, bytes) =
+            match (store.local_path(&pack_key), store.local_path(&index_key)) {
+                (Some(_), Some(index)) => {
+                    graph_path = store.local_path(&graph_key).filter(|_| graph.is_some());
+                    (index, Vec::new(), 0)
+                }
+                _ => {
+                    let dir = self.dir.join(repo.as_str());
+                    tokio::fs::create_dir_all(&dir)
+                        .await
+                        .map_err(GitError::io("making room for a downloaded pack"))?;
+                    let nonce = uuid::Uuid::new_v4().simple().to_string();
+                    let pack_path = dir.join(format!("pack-{hash}-{nonce}.pack"));
+                    let index_path = dir.join(format!("pack-{hash}-{nonce}.idx"));
+                    // Asked of the store only when it decides how the pack is read.
+                    let pack_len = match (self.range_reads_above, pack) {
+                        (_, Some(len)) => Some(len),
+                        (u64::MAX, None) => None,
+                        (_, None) => Some(store.head(&pack_key).await?.size),
+                    };
+                    let mut files = vec![pack_path.clone(), index_path.clone()];
+                    let graph_file = graph.map(|_| dir.join(format!("pack-{hash}-{nonce}.graph")));
+                    files.extend(graph_file.clone());
+                    // The index, the pack (unless read by ranges) and the graph
+                    // come down side by side: on a fresh instance their round
+                    // trips, not their bytes, are most of a first request.
+                    // A pack read by ranges reads what opening it reads (its
+                    // first and last blocks) meanwhile.
+                    let pack_download = async {
+                        match pack_len {
+                            Some(len) if len > self.range_reads_above => {
+                                let source = StoreRanges::new(store, pack_key.clone());
+                                let path = pack_path.clone();
+                                let file =
+                                    move || RangedPackFile::create(&path, len, Box::new(source));
+                                let file = crate::metrics::spawn_blocking(file).await??;
+                                ranged = Some(file);
+                                Ok(len)
+                            }
+                            _ => Ok(store.get_to_file(&pack_key, &pack_path, pack_len).await?),
                         }
                     };
-                    let build = move || EarlyOrder::build(&table);
-                    crate::metrics::spawn_blocking(build).await.ok()?.ok()
-                };
-                let (downloads, ahead) = tokio::join!(
-                    async {
-                        tokio::try_join!(
-                            store
-                                .get_to_file(&index_key, &index_path, index)
-                                .map_err(GitError::from),
-                            pack_download,
-                            graph_download
-                        )
-                    },
-                    order_ahead
-                );
-                early_order = ahead;
-                let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
-                    Ok(sizes) => sizes,
-                    Err(err) => {
-                        for file in &files {
-                            let _ = tokio::fs::remove_file(file).await;
+                    // A graph read by ranges is opened (its first block read)
+                    // while the index and pack come down: it needs neither.
+                    let graph_download = async {
+                        match (&graph_file, graph) {
+                            // Its tip entries are read as requests send them.
+                            (Some(path), Some(len))
+                                if self.range_reads_above != u64::MAX
+                                    && len > GRAPH_RANGE_READS_ABOVE =>
+                            {
+                                let source = StoreRanges::new(store, graph_key.clone());
+                                let path = path.clone();
+                                let open =
+                                    move || CommitGraph::open_sparse(&path, len, Box::new(source));
+                                let opened = crate::metrics::spawn_blocking(open).await?;
+                                Ok::<_, GitError>((len, Some(opened)))
+                            }
+                            (Some(path), _) => {
+                                Ok((store.get_to_file(&graph_key, path, graph).await?, None))
+                            }
+                            (None, _) => Ok((0, None)),
                         }
-                        return Err(err);
-                    }
-                };
-                graph_opened = opened;
-                graph_path = graph_file;
-                (index_path, files, index_bytes + pack_bytes + graph_bytes)
-            }
-        };
+                    };
+                    let order_ahead = order_ahead(store, &index_key, pack_len, index, self);
+                    let (downloads, ahead) = tokio::join!(
+                        async {
+                            tokio::try_join!(
+                                store
+                                    .get_to_file(&index_key, &index_path, index)
+                                    .map_err(GitError::from),
+                                pack_download,
+                                graph_download
+                            )
+                        },
+                        order_ahead
+                    );
+                    early_order = ahead;
+                    let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
+                        Ok(sizes) => sizes,
+                        Err(err) => {
+                            for file in &files {
+                                let _ = tokio::fs::remove_file(file).await;
+                            }
+                            return Err(err);
+                        }
+                    };
+                    graph_opened = opened;
+                    graph_path = graph_file;
+                    (index_path, files, index_bytes + pack_bytes + graph_bytes)
+                }
+            };
         let handle = crate::metrics::spawn_blocking(move || {
             let handle = match ranged {
                 Some(file) => PackHandle::open_ranged(&index_path, file),
@@ -406,6 +389,30 @@ impl PackCache {
             bytes,
         }))
     }
+}
+
+/// For a pack that `cache` reads by ranges, its entry order built from its
+/// index's offset table, read by range while the rest of the index comes down
+/// (see [`EarlyOrder`]). Only a shortcut: `None` leaves the order to be built
+/// from the index when first needed.
+async fn order_ahead(
+    store: &Arc<dyn ObjectStorageBackend>,
+    index_key: &ObjectKey,
+    pack_len: Option<u64>,
+    index_len: Option<u64>,
+    cache: &PackCache,
+) -> Option<EarlyOrder> {
+    let len = pack_len.filter(|len| *len > cache.range_reads_above)?;
+    let range = EarlyOrder::offsets_range(len, index_len?)?;
+    let table = match store.get_range(index_key, range).await {
+        Ok(table) => table,
+        Err(err) => {
+            tracing::debug!(key = %index_key, error = %err, "reading a pack index's offsets ahead failed");
+            return None;
+        }
+    };
+    let build = move || EarlyOrder::build(&table);
+    crate::metrics::spawn_blocking(build).await.ok()?.ok()
 }
 
 /// The lengths of a stored pack's files as its record gives them: each spares
