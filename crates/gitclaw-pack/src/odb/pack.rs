@@ -947,47 +947,31 @@ fn sort_by_offset(mut pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{sort_by_offset, EarlyOrder, PackHandle};
+    use super::{sort_by_offset, EarlyOrder, Kind, PackHandle};
 
     #[test]
     fn an_order_built_from_the_index_offset_table_is_the_packs_own() {
+        use crate::writer::{write_whole_pack, WholeObject};
+        let contents: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| {
+                format!("object {i}\n")
+                    .repeat(i as usize % 9 + 1)
+                    .into_bytes()
+            })
+            .collect();
+        let objects: Vec<WholeObject<'_>> = contents
+            .iter()
+            .map(|content| WholeObject {
+                id: gix_object::compute_hash(gix_hash::Kind::Sha1, Kind::Blob, content).unwrap(),
+                kind: Kind::Blob,
+                content,
+            })
+            .collect();
         let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        git(&["init", "-q"]);
-        for i in 0..40 {
-            std::fs::write(
-                dir.path().join(format!("f{}", i % 7)),
-                format!("{i}\n").repeat(i + 1),
-            )
-            .unwrap();
-            git(&["add", "."]);
-            git(&["commit", "-qm", &format!("c{i}")]);
-        }
-        git(&["repack", "-qad"]);
-        let index_path = std::fs::read_dir(dir.path().join(".git/objects/pack"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "idx"))
-            .unwrap();
+        let written = write_whole_pack(&objects, 1, dir.path()).unwrap();
+        let index_path = written.index_path.clone();
         let index = std::fs::read(&index_path).unwrap();
-        let pack_len = std::fs::metadata(index_path.with_extension("pack"))
-            .unwrap()
-            .len();
+        let pack_len = std::fs::metadata(&written.pack_path).unwrap().len();
 
         let range = EarlyOrder::offsets_range(pack_len, index.len() as u64).unwrap();
         let early = EarlyOrder::build(&index[range.start as usize..range.end as usize]).unwrap();
@@ -997,7 +981,7 @@ mod tests {
             handle.by_offset.get().is_some(),
             "the early order was taken"
         );
-        assert!(own.num_objects() > 100);
+        assert_eq!(own.num_objects(), 200);
         assert_eq!(handle.sorted_offsets(), own.sorted_offsets());
         for index in 0..own.num_objects() {
             assert_eq!(handle.position_of(index), own.position_of(index));
