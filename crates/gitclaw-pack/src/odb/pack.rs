@@ -524,7 +524,8 @@ impl PackHandle {
     }
 
     /// Take the pack order built ahead from this pack's index ([`EarlyOrder`]),
-    /// unless it is not this pack's (another number of entries).
+    /// unless it is not this pack's: another number of entries, or one of 64
+    /// entries spread over the index placed elsewhere.
     pub fn with_order(self, order: EarlyOrder) -> Self {
         let n = self.num_objects();
         let order = order.0;
