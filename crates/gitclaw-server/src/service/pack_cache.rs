@@ -162,15 +162,22 @@ impl PackCache {
 
     /// Bytes of memory the opened packs in the cache may come to hold.
     pub async fn open_pack_bytes(&self) -> u64 {
+        self.held().await.1
+    }
+
+    /// What the cache holds, in one pass over it once pending evictions are
+    /// done: downloaded bytes, and the memory weighed against the memory bound.
+    async fn held(&self) -> (u64, u64) {
         self.open.run_pending_tasks().await;
-        self.open.iter().map(|(_, entry)| entry.memory).sum()
+        self.open.iter().fold((0, 0), |(disk, memory), (_, entry)| {
+            (disk + entry.bytes, memory + entry.memory)
+        })
     }
 
     /// Report what the cache holds and may hold to the metrics: downloaded
     /// bytes, and the memory of the opened packs' tables.
     pub async fn report(&self) {
-        let held = self.downloaded_bytes().await;
-        let memory = self.open_pack_bytes().await;
+        let (held, memory) = self.held().await;
         let gauge = |g: &prometheus::IntGaugeVec, name: &str, v: u64| {
             g.with_label_values(&[name])
                 .set(v.try_into().unwrap_or(i64::MAX))
@@ -196,8 +203,7 @@ impl PackCache {
 
     /// Bytes of downloaded packs held in the cache directory.
     pub async fn downloaded_bytes(&self) -> u64 {
-        self.open.run_pending_tasks().await;
-        self.open.iter().map(|(_, entry)| entry.bytes).sum()
+        self.held().await.0
     }
 
     /// The opened pack: the store's local file, or a download into the cache dir;
