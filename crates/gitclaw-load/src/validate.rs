@@ -285,7 +285,14 @@ fn check_full(
     Ok(PackSummary {
         objects: pack.objects.len() as u64,
         kinds: Some(kinds),
-        present: Some(query.look_for.iter().map(|id| pack.contains(id)).collect()),
+        present: Some(
+            query
+                .look_for
+                .iter()
+                .map(|id| pack.contains(id))
+                .collect::<Result<_, _>>()
+                .map_err(pack_error)?,
+        ),
         walked_to,
     })
 }
@@ -301,7 +308,7 @@ fn first_parent_walk(
     let mut buf = Vec::new();
     let mut at = start;
     for _ in 0..steps {
-        let Some(index) = pack.pack.lookup(&at) else {
+        let Some(index) = pack.pack.lookup(&at).map_err(pack_error)? else {
             return Ok(None);
         };
         let kind = pack

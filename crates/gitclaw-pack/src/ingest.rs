@@ -80,8 +80,8 @@ impl IngestedPack {
         self.objects.iter().filter(|o| !o.already_stored)
     }
 
-    pub fn contains(&self, id: &oid) -> bool {
-        self.pack.lookup(id).is_some()
+    pub fn contains(&self, id: &oid) -> Result<bool> {
+        Ok(self.pack.lookup(id)?.is_some())
     }
 }
 
@@ -203,7 +203,7 @@ const VERIFY_CACHE_BYTES: usize = 8 << 20;
 fn refuse_duplicates(pack: &PackHandle) -> Result<()> {
     // The index is sorted by id: a duplicate sits next to its twin.
     let mut previous: Option<ObjectId> = None;
-    for id in pack.oids() {
+    for id in pack.oids()? {
         if previous == Some(id) {
             return Err(PackError::InvalidPack(format!(
                 "the same object {id} appears twice in the pack"
@@ -232,7 +232,7 @@ fn verify_objects(
     let mut outside = false;
     // In pack order, so delta bases are fresh in the decode cache.
     for index in pack.indices_in_pack_order() {
-        let id = pack.oid_at(index);
+        let id = pack.oid_at(index)?;
         // Blobs reference nothing and need no parse: their headers tell all, so a
         // big blob is never inflated here (indexing has hashed it already).
         let (header_kind, size) = pack.object_header(index, &mut state)?;
@@ -246,7 +246,7 @@ fn verify_objects(
                 id,
                 kind: header_kind,
                 size,
-                already_stored: db.contains(&id),
+                already_stored: db.contains(&id)?,
             });
             continue;
         }
@@ -264,9 +264,9 @@ fn verify_objects(
             }
         })?;
         let mut check = |target: ObjectId| -> Result<()> {
-            match pack.lookup(&target) {
+            match pack.lookup(&target)? {
                 Some(index) => named[index as usize] = true,
-                None if db.contains(&target) => outside = true,
+                None if db.contains(&target)? => outside = true,
                 None => return Err(PackError::MissingObject(target)),
             }
             Ok(())
@@ -293,14 +293,17 @@ fn verify_objects(
             id,
             kind,
             size: buf.len() as u64,
-            already_stored: db.contains(&id),
+            already_stored: db.contains(&id)?,
         });
     }
-    let roots = (!outside).then(|| {
-        (0..pack.num_objects())
-            .filter(|index| !named[*index as usize])
-            .map(|index| pack.oid_at(index))
-            .collect()
-    });
+    let roots = match outside {
+        true => None,
+        false => Some(
+            (0..pack.num_objects())
+                .filter(|index| !named[*index as usize])
+                .map(|index| pack.oid_at(index))
+                .collect::<Result<_>>()?,
+        ),
+    };
     Ok((objects, roots))
 }

@@ -86,7 +86,13 @@ pub fn repack(
 ) -> Result<Repacked> {
     let mut reachable: Vec<WalkObject> = Vec::new();
     let mut listed: HashSet<ObjectId> = HashSet::default();
-    let tips: Vec<ObjectId> = tips.iter().copied().filter(|t| db.contains(t)).collect();
+    let mut present = Vec::with_capacity(tips.len());
+    for tip in tips {
+        if db.contains(tip)? {
+            present.push(*tip);
+        }
+    }
+    let tips = present;
     let mut commits = Vec::new();
     let mut tip_trees = Vec::new();
     if !tips.is_empty() {
@@ -111,7 +117,7 @@ pub fn repack(
     let mut state = DecodeState::default();
     for pack in db.packs() {
         for index in 0..pack.num_objects() {
-            let id = pack.oid_at(index);
+            let id = pack.oid_at(index)?;
             if listed.insert(id) {
                 let (kind, _) = pack.object_header(index, &mut state)?;
                 cruft.push(WalkObject::new(id, kind));
@@ -147,9 +153,13 @@ pub fn repack(
             // `WriteOptions::keep_order`): what a shallow clone of the tip
             // sends lies together, and what a fetch of a few commits reads of
             // trees in two runs at most.
-            let lead_tip = (shallow_tips.iter().chain(&tips))
-                .find(|tip| db.contains(tip))
-                .copied();
+            let mut lead_tip = None;
+            for tip in shallow_tips.iter().chain(&tips) {
+                if db.contains(tip)? {
+                    lead_tip = Some(*tip);
+                    break;
+                }
+            }
             let lead_tree: HashSet<ObjectId> = match tip_trees.first() {
                 Some(tree) => tree.iter().map(|o| o.id).collect(),
                 None => tip_objects(db, &mut Graph::new(db), lead_tip.as_slice())?
@@ -300,7 +310,10 @@ fn tip_objects(
 ) -> Result<Vec<Vec<WalkObject>>> {
     let mut commits = Vec::new();
     let mut reader = db.reader();
-    for tip in tips.iter().filter(|tip| db.contains(tip)) {
+    for tip in tips {
+        if !db.contains(tip)? {
+            continue;
+        }
         let (id, kind) = reader.peel(tip)?;
         if kind == gix_object::Kind::Commit && !commits.contains(&id) {
             commits.push(id);

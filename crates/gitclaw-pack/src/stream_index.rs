@@ -362,7 +362,7 @@ fn resolve_deltas(
                         }
                     },
                     Stored::RefDelta { base } => {
-                        if !ids.contains_key(&base) && !db.contains(&base) {
+                        if !ids.contains_key(&base) && !db.contains(&base)? {
                             ready = false;
                             missing = Some(base);
                         }

@@ -363,7 +363,7 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
     let mut loose = std::collections::HashMap::new();
     let mut reader = f.db.reader();
     let mut buf = Vec::new();
-    for id in f.db.packs()[0].oids() {
+    for id in f.db.packs()[0].oids().unwrap() {
         let kind = reader.read_existing(&id, &mut buf).unwrap();
         loose.insert(id, (kind, buf.clone()));
     }
@@ -522,7 +522,8 @@ fn thin_fetch_deltas_new_versions_against_the_clients_old_ones() {
     let new = oid(&git(&f.repo, &["rev-parse", "main^1"]));
     let old = oid(&git(&f.repo, &["rev-parse", "main^1~1"]));
     let blob = oid(&git(&f.repo, &["rev-parse", "main^1:big.txt"]));
-    let Some(gitclaw_pack::odb::Location::Packed { pack, index }) = f.db.locate(&blob) else {
+    let Some(gitclaw_pack::odb::Location::Packed { pack, index }) = f.db.locate(&blob).unwrap()
+    else {
         panic!("big.txt is packed");
     };
     let (header, _) = f.db.packs()[pack].entry_header(index).unwrap();
@@ -742,27 +743,27 @@ fn locating_many_objects_at_once_finds_what_locating_each_finds() {
         ],
         Arc::new(NoLoose),
     );
-    let mut ids: Vec<ObjectId> = db.packs().iter().flat_map(|p| p.oids()).collect();
+    let mut ids: Vec<ObjectId> = db.packs().iter().flat_map(|p| p.oids().unwrap()).collect();
     for n in 0..40u8 {
         ids.push(ObjectId::from_bytes_or_panic(&[n.wrapping_mul(37); 20]));
     }
     // A fixed scramble: every id three times, far apart.
     let len = ids.len();
     let scrambled: Vec<ObjectId> = (0..3 * len).map(|i| ids[(i * 7919) % len]).collect();
-    let one_by_one: Vec<_> = scrambled.iter().map(|id| db.locate(id)).collect();
-    assert_eq!(db.locate_many(&scrambled), one_by_one);
+    let one_by_one: Vec<_> = scrambled.iter().map(|id| db.locate(id).unwrap()).collect();
+    assert_eq!(db.locate_many(&scrambled).unwrap(), one_by_one);
     assert!(one_by_one.iter().any(|l| l.is_none()));
     assert!(one_by_one
         .iter()
         .any(|l| matches!(l, Some(gitclaw_pack::odb::Location::Packed { pack: 1, .. }))));
-    assert_eq!(db.locate_many(&[]), Vec::new());
+    assert_eq!(db.locate_many(&[]).unwrap(), Vec::new());
     // Each pack's own ids, in index order, are each found where they are.
     for (number, pack) in db.packs().iter().enumerate() {
-        let own: Vec<ObjectId> = pack.oids().collect();
-        for (index, found) in db.locate_many(&own).into_iter().enumerate() {
+        let own: Vec<ObjectId> = pack.oids().unwrap().collect();
+        for (index, found) in db.locate_many(&own).unwrap().into_iter().enumerate() {
             match found {
                 Some(gitclaw_pack::odb::Location::Packed { pack: p, index: i }) if p < number => {
-                    assert_eq!(db.packs()[p].oid_at(i), own[index]);
+                    assert_eq!(db.packs()[p].oid_at(i).unwrap(), own[index]);
                 }
                 other => assert_eq!(
                     other,
@@ -907,7 +908,7 @@ fn repack_merges_packs_and_loose_objects_into_one() {
         .map(|l| oid(&l[..40]))
         .filter(|id| *id != new)
         .collect();
-    let offset = |id: &ObjectId| pack.offset_at(pack.lookup(id).expect("in the pack"));
+    let offset = |id: &ObjectId| pack.offset_at(pack.lookup(id).unwrap().expect("in the pack"));
     let mut needed = tip.clone();
     for id in &tip {
         needed.extend(delta_chain(pack, id));
@@ -1096,7 +1097,10 @@ fn a_clone_past_a_closed_pack_sends_it_whole_then_only_what_is_new() {
         .filter(|(id, kind)| {
             *kind == gitclaw_pack::Kind::Tree
                 && !matches!(
-                    closed.entry_header(closed.lookup(id).unwrap()).unwrap().0,
+                    closed
+                        .entry_header(closed.lookup(id).unwrap().unwrap())
+                        .unwrap()
+                        .0,
                     gix_pack::data::entry::Header::Tree
                 )
         })
@@ -1261,10 +1265,10 @@ fn compaction_writes_a_commit_graph_git_verifies_and_walks_read_it_instead_of_co
 /// The chain of delta bases below the stored entry of `id` (empty: stored whole).
 fn delta_chain(pack: &PackHandle, id: &ObjectId) -> Vec<ObjectId> {
     let mut chain = Vec::new();
-    let mut at = pack.lookup(id).expect("in the pack");
+    let mut at = pack.lookup(id).unwrap().expect("in the pack");
     while let (_, Some(base)) = pack.entry_base(at).unwrap() {
         chain.push(base);
-        at = pack.lookup(&base).expect("base in the pack");
+        at = pack.lookup(&base).unwrap().expect("base in the pack");
     }
     chain
 }

@@ -486,7 +486,7 @@ fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction
         let mut blocks = BTreeSet::new();
         let mut at = Some(start);
         while let Some(id) = at {
-            let index = local.lookup(&id).unwrap();
+            let index = local.lookup(&id).unwrap().unwrap();
             blocks.insert(local.offset_at(index) / BLOCK_BYTES);
             at = local.entry_base(index).unwrap().1;
         }
@@ -506,7 +506,7 @@ fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction
     let in_pack_order: Vec<u32> = local.indices_in_pack_order().collect();
     for (pos, &index) in in_pack_order.iter().enumerate() {
         let recorded = graph.delta_base(pos as u32).unwrap();
-        let recorded = recorded.map(|base| local.oid_at(in_pack_order[base as usize]));
+        let recorded = recorded.map(|base| local.oid_at(in_pack_order[base as usize]).unwrap());
         assert_eq!(recorded, local.entry_base(index).unwrap().1, "entry {pos}");
     }
 
@@ -515,7 +515,7 @@ fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction
         let opened = batches.load(Ordering::SeqCst);
         let mut buf = Vec::new();
         let mut state = gitclaw_pack::odb::DecodeState::default();
-        let index = handle.lookup(&wanted).unwrap();
+        let index = handle.lookup(&wanted).unwrap().unwrap();
         assert_eq!(
             handle.decode(index, &mut buf, &mut state).unwrap(),
             Kind::Blob
@@ -720,12 +720,14 @@ fn a_fetch_of_recent_commits_reads_the_clients_trees_from_one_run_of_the_compact
     );
     let offsets: BTreeSet<u64> = older_trees
         .iter()
-        .map(|id| local.offset_at(local.lookup(id).unwrap()))
+        .map(|id| local.offset_at(local.lookup(id).unwrap().unwrap()))
         .collect();
     let (first, last) = (*offsets.first().unwrap(), *offsets.last().unwrap());
     let between: Vec<Kind> = kinds
         .into_iter()
-        .filter(|(id, _)| (first..=last).contains(&local.offset_at(local.lookup(id).unwrap())))
+        .filter(|(id, _)| {
+            (first..=last).contains(&local.offset_at(local.lookup(id).unwrap().unwrap()))
+        })
         .map(|(_, kind)| kind)
         .collect();
     assert!(

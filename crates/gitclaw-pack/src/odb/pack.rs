@@ -37,6 +37,8 @@ pub struct PackHandle {
     kinds: OnceLock<Vec<Kind>>,
     /// For a pack read by ranges: where its missing bytes come from.
     sparse: Option<SparseFile>,
+    /// For an index read by ranges: where its missing ids come from.
+    sparse_index: Option<RangedIndexFile>,
     /// The commit-graph of the pack's commits, when compaction wrote one.
     commit_graph: Option<CommitGraph>,
 }
@@ -70,50 +72,86 @@ impl PackOrder {
     }
 }
 
-/// A pack's entry order built before its index is in: from the index's table
-/// of offsets alone, read by range while the rest of the index downloads. On a
-/// fresh instance the first request's first pack read then does not wait for
-/// the order to be built after the download (a few ms at 200k objects; a
-/// second or so at tens of millions). See [`PackHandle::with_order`].
-pub struct EarlyOrder(PackOrder);
+/// Bytes a block of an index read by ranges ([`RangedIndexFile`]).
+const INDEX_BLOCK_BYTES: u64 = 64 << 10;
+/// A version 2 index's signature and version, then its fanout table.
+const INDEX_V2_START: [u8; 8] = [0xff, b't', b'O', b'c', 0, 0, 0, 2];
+const INDEX_HEADER_BYTES: u64 = 8 + 256 * 4;
+/// Bytes an object in a version 2 index: its id, CRC and 32-bit offset.
+const INDEX_ENTRY_BYTES: u64 = 20 + 4 + 4;
+/// The checksums closing an index: the pack's, then its own.
+const INDEX_TRAILER_BYTES: u64 = 40;
 
-impl EarlyOrder {
-    /// Where the offsets lie in the (version 2) index of a pack under 2 GiB
-    /// whose index is `index_len` bytes long: such an index is a header and
-    /// fanout (1,032 bytes), 28 bytes an entry (id, CRC, offset) and two
-    /// checksums (40), with no large offsets. `None` for any other length.
-    pub fn offsets_range(pack_len: u64, index_len: u64) -> Option<std::ops::Range<u64>> {
-        const FIXED: u64 = 8 + 256 * 4 + 40;
-        if pack_len >= 1 << 31 {
-            return None;
-        }
-        let entries = index_len.checked_sub(FIXED)?;
-        if !entries.is_multiple_of(28) {
-            return None;
-        }
-        let n = entries / 28;
-        let start = 8 + 256 * 4 + 24 * n;
-        Some(start..start + 4 * n)
-    }
+/// Where the ids of index positions `positions` lie in a version 2 index.
+fn id_bytes(positions: std::ops::Range<u32>) -> std::ops::Range<u64> {
+    INDEX_HEADER_BYTES + 20 * u64::from(positions.start)
+        ..INDEX_HEADER_BYTES + 20 * u64::from(positions.end)
+}
 
-    /// The order from the bytes of [`Self::offsets_range`].
-    pub fn build(offsets: &[u8]) -> Result<Self> {
-        let corrupt = || PackError::Corrupt("a pack index's offset table is malformed".into());
-        if !offsets.len().is_multiple_of(4) || offsets.len() / 4 > u32::MAX as usize {
-            return Err(corrupt());
+/// A pack's index read by ranges, beside a pack read by ranges on a fresh
+/// instance: opening reads its header and fanout and every table after the
+/// object ids (CRCs, offsets, trailer: 8 of its 28 bytes an object), and a
+/// lookup reads the ids of one fanout bucket (a 256th of them). A fetch of a
+/// few new commits so waits for a fraction of the index, not all of it (280 MB
+/// at 10M objects); the rest can come down behind it
+/// ([`PackHandle::fill_index`]). See [`PackHandle::open_ranged_index`].
+pub struct RangedIndexFile {
+    file: SparseFile,
+    path: std::path::PathBuf,
+    /// Where each fanout bucket ends, in index positions (`None`: not a
+    /// version 2 index, read whole when opened).
+    fan: Option<Box<[u32; 256]>>,
+}
+
+impl RangedIndexFile {
+    /// Create (or truncate) `index_path`, `index_len` bytes long, to be filled
+    /// from `source`, and read all of it but the object ids.
+    pub fn create(index_path: &Path, index_len: u64, source: Box<dyn RangeSource>) -> Result<Self> {
+        let file =
+            SparseFile::create_with_blocks(index_path, index_len, INDEX_BLOCK_BYTES, source)?;
+        // The number of objects as the length tells it when there are no large
+        // offsets (a pack under 2 GiB): the header and the tables after the ids
+        // then come down in one batch, and otherwise the tables in a second.
+        let guess = index_len
+            .checked_sub(INDEX_HEADER_BYTES + INDEX_TRAILER_BYTES)
+            .filter(|bytes| bytes % INDEX_ENTRY_BYTES == 0)
+            .map(|bytes| bytes / INDEX_ENTRY_BYTES);
+        let mut first = vec![
+            0..INDEX_HEADER_BYTES,
+            index_len.saturating_sub(INDEX_TRAILER_BYTES)..index_len,
+        ];
+        first.extend(guess.map(|n| INDEX_HEADER_BYTES + 20 * n..index_len));
+        file.prefetch(&first)?;
+        let header = file.read(0..INDEX_HEADER_BYTES)?;
+        let fan = match header.split_at_checked(INDEX_V2_START.len()) {
+            Some((start, fan)) if start == INDEX_V2_START && fan.len() == 256 * 4 => {
+                let mut table = Box::new([0u32; 256]);
+                for (slot, bytes) in table.iter_mut().zip(fan.chunks_exact(4)) {
+                    *slot = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                }
+                table
+            }
+            // Another version, or too short: read whole, for gix-pack to judge.
+            _ => {
+                file.fill_all()?;
+                return Ok(RangedIndexFile {
+                    file,
+                    path: index_path.to_owned(),
+                    fan: None,
+                });
+            }
+        };
+        let n = u64::from(fan[255]);
+        if guess != Some(n) {
+            file.prefetch(std::slice::from_ref(
+                &(INDEX_HEADER_BYTES + 20 * n..index_len),
+            ))?;
         }
-        let pairs = offsets
-            .chunks_exact(4)
-            .zip(0u32..)
-            .map(|(bytes, index)| {
-                let offset = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                // A large offset's place in the other table: no pack under 2 GiB has one.
-                (offset & 0x8000_0000 == 0)
-                    .then_some((u64::from(offset), index))
-                    .ok_or_else(corrupt)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(EarlyOrder(PackOrder::new(pairs)))
+        Ok(RangedIndexFile {
+            file,
+            path: index_path.to_owned(),
+            fan: Some(fan),
+        })
     }
 }
 
@@ -164,6 +202,7 @@ impl PackHandle {
             by_offset: OnceLock::new(),
             kinds: OnceLock::new(),
             sparse: None,
+            sparse_index: None,
             commit_graph: None,
         })
     }
@@ -201,6 +240,47 @@ impl PackHandle {
         Ok(handle)
     }
 
+    /// [`Self::open_ranged`] with the index read by ranges too: a request
+    /// reads the ids it looks up, not the whole index (see [`RangedIndexFile`]).
+    pub fn open_ranged_index(index: RangedIndexFile, file: RangedPackFile) -> Result<Self> {
+        let mut handle = Self::open_ranged(&index.path, file)?;
+        handle.sparse_index = Some(index);
+        Ok(handle)
+    }
+
+    /// For an index read by ranges, read the rest of it (a no-op otherwise):
+    /// what a fresh instance does behind its first request, so later ones find
+    /// every id local.
+    pub fn fill_index(&self) -> Result<()> {
+        match &self.sparse_index {
+            Some(index) => index.file.fill_all(),
+            None => Ok(()),
+        }
+    }
+
+    /// For an index read by ranges, its bytes read so far (`None`: the whole
+    /// index is a local file).
+    pub fn index_filled_bytes(&self) -> Option<u64> {
+        self.sparse_index.as_ref().map(|i| i.file.filled_bytes())
+    }
+
+    /// Make sure the ids of index positions `positions` are in the index file.
+    fn fill_ids(&self, positions: std::ops::Range<u32>) -> Result<()> {
+        match &self.sparse_index {
+            Some(index) if positions.start < positions.end => index.file.fill(id_bytes(positions)),
+            _ => Ok(()),
+        }
+    }
+
+    /// For an index read by ranges, the index positions of the ids that begin
+    /// with `id`'s first byte (its fanout bucket).
+    fn bucket(&self, id: &oid) -> Option<std::ops::Range<u32>> {
+        let fan = self.sparse_index.as_ref()?.fan.as_ref()?;
+        let first = usize::from(id.first_byte());
+        let start = first.checked_sub(1).map_or(0, |before| fan[before]);
+        Some(start..fan[first].max(start))
+    }
+
     /// The most memory this handle comes to hold, in bytes: its pack order and
     /// entry types once a request builds them (21 bytes an object), its
     /// commit-graph's tables, and for a pack read by ranges a bit a block. The
@@ -215,8 +295,11 @@ impl PackHandle {
             .map_or(0, CommitGraph::heap_bytes);
         let blocks = self
             .sparse
-            .as_ref()
-            .map_or(0, |sparse| sparse.blocks().div_ceil(8));
+            .iter()
+            .chain(self.sparse_index.as_ref().map(|index| &index.file))
+            .map(|sparse| sparse.blocks().div_ceil(8))
+            .sum::<u64>()
+            + self.sparse_index.as_ref().map_or(0, |_| 256 * 4);
         u64::from(self.num_objects()) * per_object as u64 + graph + blocks
     }
 
@@ -303,7 +386,7 @@ impl PackHandle {
                 let base = match entry.header {
                     Header::OfsDelta { base_distance } => offset.checked_sub(base_distance),
                     Header::RefDelta { base_id } => {
-                        self.lookup(&base_id).map(|base| self.offset_at(base))
+                        self.lookup(&base_id)?.map(|base| self.offset_at(base))
                     }
                     _ => None,
                 };
@@ -423,7 +506,7 @@ impl PackHandle {
                     Some(base) => base,
                     None => return Ok(()),
                 },
-                Header::RefDelta { base_id } => match self.lookup(&base_id) {
+                Header::RefDelta { base_id } => match self.lookup(&base_id)? {
                     Some(base) => self.offset_at(base),
                     None => return Ok(()),
                 },
@@ -454,32 +537,45 @@ impl PackHandle {
             .bundle
             .get_object_by_index(index, buf, &mut state.inflate, &mut state.cache)
             .map_err(|err| {
-                PackError::Corrupt(format!(
-                    "object {} in pack {}: {err}",
-                    self.oid_at(index),
-                    self.hash
-                ))
+                let object = match self.oid_at(index) {
+                    Ok(id) => id.to_string(),
+                    Err(_) => format!("at index position {index}"),
+                };
+                PackError::Corrupt(format!("object {object} in pack {}: {err}", self.hash))
             })?;
         Ok(data.kind)
     }
 
-    /// The index position of an object in this pack.
-    pub fn lookup(&self, id: &oid) -> Option<u32> {
-        self.bundle.index.lookup(id)
+    /// The index position of an object in this pack (an error only when an
+    /// index read by ranges cannot be read).
+    pub fn lookup(&self, id: &oid) -> Result<Option<u32>> {
+        if let Some(bucket) = self.bucket(id) {
+            self.fill_ids(bucket)?;
+        }
+        Ok(self.bundle.index.lookup(id))
     }
 
     /// [`Self::lookup`] of an id no smaller than any looked up since `from`
     /// was returned (start at 0): the search gallops forward from there. Also
     /// returns where the next such search starts.
-    pub fn lookup_from(&self, id: &oid, from: u32) -> (Option<u32>, u32) {
+    pub fn lookup_from(&self, id: &oid, from: u32) -> Result<(Option<u32>, u32)> {
         let index = &self.bundle.index;
-        let n = index.num_objects();
+        // Ids before `id`'s fanout bucket are smaller, those after it larger:
+        // read by ranges, only the bucket's are read and compared.
+        let (start, end) = match self.bucket(id) {
+            Some(bucket) => {
+                let start = from.max(bucket.start);
+                (start, bucket.end.max(start))
+            }
+            None => (from, index.num_objects()),
+        };
+        self.fill_ids(start..end)?;
         let below = |i: u32| index.oid_at_index(i) < id;
         // Gallop to a bound past `id`, then search between the last two steps.
-        let (mut lo, mut step) = (from, 1u32);
-        while lo < n && below(lo) {
-            let next = lo.saturating_add(step).min(n);
-            if next == n || !below(next) {
+        let (mut lo, mut step) = (start, 1u32);
+        while lo < end && below(lo) {
+            let next = lo.saturating_add(step).min(end);
+            if next == end || !below(next) {
                 // `id` lies in (lo, next]: binary search there.
                 let (mut a, mut b) = (lo + 1, next);
                 while a < b {
@@ -496,12 +592,14 @@ impl PackHandle {
             lo = next;
             step = step.saturating_mul(2);
         }
-        let hit = (lo < n && index.oid_at_index(lo) == id).then_some(lo);
-        (hit, lo)
+        let hit = (lo < end && index.oid_at_index(lo) == id).then_some(lo);
+        Ok((hit, lo))
     }
 
-    pub fn oid_at(&self, index: u32) -> ObjectId {
-        self.bundle.index.oid_at_index(index).to_owned()
+    /// The id of the object at index position `index`.
+    pub fn oid_at(&self, index: u32) -> Result<ObjectId> {
+        self.fill_ids(index..index.saturating_add(1))?;
+        Ok(self.bundle.index.oid_at_index(index).to_owned())
     }
 
     pub fn offset_at(&self, index: u32) -> u64 {
@@ -509,8 +607,10 @@ impl PackHandle {
     }
 
     /// Every object id of the pack, in index order.
-    pub fn oids(&self) -> impl Iterator<Item = ObjectId> + '_ {
-        (0..self.num_objects()).map(|i| self.oid_at(i))
+    pub fn oids(&self) -> Result<impl Iterator<Item = ObjectId> + '_> {
+        self.fill_index()?;
+        let index = &self.bundle.index;
+        Ok((0..self.num_objects()).map(|i| index.oid_at_index(i).to_owned()))
     }
 
     fn order(&self) -> &PackOrder {
@@ -521,26 +621,6 @@ impl PackHandle {
                     .collect(),
             )
         })
-    }
-
-    /// Take the pack order built ahead from this pack's index ([`EarlyOrder`]),
-    /// unless it is not this pack's: another number of entries, or one of 64
-    /// entries spread over the index placed elsewhere.
-    pub fn with_order(self, order: EarlyOrder) -> Self {
-        let n = self.num_objects();
-        let order = order.0;
-        // A few entries checked against the index: a table read from the wrong
-        // place would disagree.
-        let agrees = order.positions.len() == n as usize
-            && (0..n).step_by((n as usize / 64).max(1)).all(|index| {
-                let pos = order.positions[index as usize] as usize;
-                order.sorted.get(pos) == Some(&(self.offset_at(index), index))
-            });
-        if agrees {
-            // Only just opened: nothing has built the order yet.
-            let _ = self.by_offset.set(order);
-        }
-        self
     }
 
     /// `(offset, index)` of every entry, in pack order.
@@ -565,12 +645,12 @@ impl PackHandle {
     /// later one, a header walk down its chain) tells.
     pub fn kinds(&self) -> Result<Vec<(ObjectId, Kind)>> {
         let kinds = self.kinds_in_pack_order()?;
-        Ok(self
-            .sorted_offsets()
+        self.fill_index()?;
+        self.sorted_offsets()
             .iter()
             .zip(kinds)
-            .map(|(&(_, index), &kind)| (self.oid_at(index), kind))
-            .collect())
+            .map(|(&(_, index), &kind)| Ok((self.oid_at(index)?, kind)))
+            .collect()
     }
 
     /// How many entries are of the types `kept` keeps (what a partial clone takes of it).
@@ -610,11 +690,13 @@ impl PackHandle {
                 Header::Tag => Some(Kind::Tag),
                 Header::OfsDelta { .. } | Header::RefDelta { .. } => None,
             };
-            let base_kind = || {
-                self.base_position(offset, &header)
-                    .and_then(|base| kinds.get(base).copied().flatten())
+            let base_kind = match stored {
+                Some(_) => None,
+                None => self
+                    .base_position(offset, &header)?
+                    .and_then(|base| kinds.get(base).copied().flatten()),
             };
-            let kind = match stored.or_else(base_kind) {
+            let kind = match stored.or(base_kind) {
                 Some(kind) => kind,
                 None => self.object_header(index, &mut state)?.0,
             };
@@ -637,7 +719,7 @@ impl PackHandle {
                 let (header, _) = self.entry_header(index)?;
                 // Both fit: a pack holds at most u32::MAX entries.
                 Ok(self
-                    .base_position(offset, &header)
+                    .base_position(offset, &header)?
                     .map_or(NO_BASE, |base| base as u32))
             })
             .collect()
@@ -646,8 +728,8 @@ impl PackHandle {
     /// Where the delta base of the entry at `offset`, with `header`, lies in
     /// pack order: `None` for an entry stored whole, or whose base is not an
     /// entry of this pack.
-    fn base_position(&self, offset: u64, header: &Header) -> Option<usize> {
-        match *header {
+    fn base_position(&self, offset: u64, header: &Header) -> Result<Option<usize>> {
+        Ok(match *header {
             Header::OfsDelta { base_distance } => {
                 offset.checked_sub(base_distance).and_then(|base| {
                     self.sorted_offsets()
@@ -655,18 +737,19 @@ impl PackHandle {
                         .ok()
                 })
             }
-            Header::RefDelta { base_id } => self.lookup(&base_id).map(|i| self.position_of(i)),
+            Header::RefDelta { base_id } => self.lookup(&base_id)?.map(|i| self.position_of(i)),
             _ => None,
-        }
+        })
     }
 
     /// The object id of the entry starting at `offset`, if an entry starts there.
-    pub fn oid_at_offset(&self, offset: u64) -> Option<ObjectId> {
+    pub fn oid_at_offset(&self, offset: u64) -> Result<Option<ObjectId>> {
         let sorted = self.sorted_offsets();
         sorted
             .binary_search_by_key(&offset, |(o, _)| *o)
             .ok()
             .map(|pos| self.oid_at(sorted[pos].1))
+            .transpose()
     }
 
     /// The inflated size of the object at index position `index`, following deltas
@@ -687,9 +770,11 @@ impl PackHandle {
             .bundle
             .pack
             .decode_header(entry, &mut state.inflate, &|id| {
-                self.bundle
-                    .index
-                    .lookup(id)
+                // The chain's REF_DELTA bases were looked up (their ids read)
+                // by `fill_chain`; one that cannot be is not found.
+                self.lookup(id)
+                    .ok()
+                    .flatten()
                     .map(|i| {
                         self.bundle
                             .pack
@@ -775,7 +860,7 @@ impl PackHandle {
                         self.hash
                     ))
                 })?;
-                Some(self.oid_at_offset(base_offset).ok_or_else(|| {
+                Some(self.oid_at_offset(base_offset)?.ok_or_else(|| {
                     PackError::Corrupt(format!(
                         "pack {}: the base of the delta at {offset} is not an entry",
                         self.hash
@@ -948,15 +1033,44 @@ fn sort_by_offset(mut pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{sort_by_offset, EarlyOrder, Kind, PackHandle};
+    use std::sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    };
 
-    #[test]
-    fn an_order_built_from_the_index_offset_table_is_the_packs_own() {
+    use gix_hash::ObjectId;
+
+    use super::{
+        sort_by_offset, DecodeState, Kind, PackError, PackHandle, RangeSource, RangedIndexFile,
+        RangedPackFile, INDEX_BLOCK_BYTES,
+    };
+
+    /// A stored file served by ranges, counting the bytes read; it fails every
+    /// read while `down` is set.
+    struct Stored {
+        data: Vec<u8>,
+        read: Arc<AtomicU64>,
+        down: Arc<AtomicBool>,
+    }
+
+    impl RangeSource for Stored {
+        fn read_range(&self, range: std::ops::Range<u64>) -> crate::Result<Vec<u8>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(PackError::Corrupt("the store is down".into()));
+            }
+            self.read
+                .fetch_add(range.end - range.start, Ordering::SeqCst);
+            Ok(self.data[range.start as usize..range.end as usize].to_vec())
+        }
+    }
+
+    /// A pack of `n` small distinct blobs, written whole into `dir`.
+    fn blobs_pack(n: u32, dir: &std::path::Path) -> crate::ingest::IngestedPack {
         use crate::writer::{write_whole_pack, WholeObject};
-        let contents: Vec<Vec<u8>> = (0..200u32)
+        let contents: Vec<Vec<u8>> = (0..n)
             .map(|i| {
                 format!("object {i}\n")
-                    .repeat(i as usize % 9 + 1)
+                    .repeat(i as usize % 5 + 1)
                     .into_bytes()
             })
             .collect();
@@ -968,45 +1082,134 @@ mod tests {
                 content,
             })
             .collect();
+        write_whole_pack(&objects, 1, dir).unwrap()
+    }
+
+    /// The pack at `index_path` as a fresh instance opens it from the store:
+    /// pack and index read by ranges into `dir`; the index's reads counted.
+    fn ranged_copy(
+        index_path: &std::path::Path,
+        dir: &std::path::Path,
+        read: &Arc<AtomicU64>,
+        down: &Arc<AtomicBool>,
+    ) -> PackHandle {
+        let stored = |path: &std::path::Path, read: &Arc<AtomicU64>| {
+            Box::new(Stored {
+                data: std::fs::read(path).unwrap(),
+                read: read.clone(),
+                down: down.clone(),
+            })
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let copy = dir.join(index_path.file_name().unwrap());
+        let index_len = std::fs::metadata(index_path).unwrap().len();
+        let index = RangedIndexFile::create(&copy, index_len, stored(index_path, read)).unwrap();
+        let pack_path = index_path.with_extension("pack");
+        let pack_len = std::fs::metadata(&pack_path).unwrap().len();
+        let pack = RangedPackFile::create(
+            &copy.with_extension("pack"),
+            pack_len,
+            stored(&pack_path, &Arc::default()),
+        )
+        .unwrap();
+        PackHandle::open_ranged_index(index, pack).unwrap()
+    }
+
+    #[test]
+    fn an_index_read_by_ranges_answers_as_the_whole_one_reading_a_bucket_a_lookup() {
         let dir = tempfile::tempdir().unwrap();
-        let written = write_whole_pack(&objects, 1, dir.path()).unwrap();
-        let index_path = written.index_path.clone();
-        let index = std::fs::read(&index_path).unwrap();
-        let pack_len = std::fs::metadata(&written.pack_path).unwrap().len();
-
-        let range = EarlyOrder::offsets_range(pack_len, index.len() as u64).unwrap();
-        let early = EarlyOrder::build(&index[range.start as usize..range.end as usize]).unwrap();
-        let handle = PackHandle::open(&index_path).unwrap().with_order(early);
-        let own = PackHandle::open(&index_path).unwrap();
-        assert!(
-            handle.by_offset.get().is_some(),
-            "the early order was taken"
+        let n = 20_000u32;
+        let written = blobs_pack(n, dir.path());
+        let whole = PackHandle::open(&written.index_path).unwrap();
+        let index = std::fs::read(&written.index_path).unwrap();
+        let (read, down) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
         );
-        assert_eq!(own.num_objects(), 200);
-        assert_eq!(handle.sorted_offsets(), own.sorted_offsets());
-        for index in 0..own.num_objects() {
-            assert_eq!(handle.position_of(index), own.position_of(index));
+        let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
+
+        // Opening read the header, the tables after the ids and the trailer,
+        // each block-rounded: most ids not.
+        let opened = read.load(Ordering::SeqCst);
+        let after_ids = 8 * u64::from(n) + 40;
+        assert!(
+            opened <= after_ids + 3 * INDEX_BLOCK_BYTES && opened < index.len() as u64 / 2,
+            "opening read {opened} of {} bytes",
+            index.len()
+        );
+        assert_eq!(handle.num_objects(), n);
+        assert_eq!(handle.hash(), whole.hash());
+        assert_eq!(handle.sorted_offsets(), whole.sorted_offsets());
+
+        // A few lookups far apart read a block or two each, not the index.
+        for i in [n / 8, n / 2, n - n / 8] {
+            let before = read.load(Ordering::SeqCst);
+            assert_eq!(handle.lookup(&whole.oid_at(i).unwrap()).unwrap(), Some(i));
+            assert!(
+                read.load(Ordering::SeqCst) - before <= 2 * INDEX_BLOCK_BYTES,
+                "a lookup reads the blocks of its bucket"
+            );
         }
-
-        // The table of another shape of index is refused, or not taken.
-        assert_eq!(EarlyOrder::offsets_range(1 << 31, index.len() as u64), None);
-        assert_eq!(
-            EarlyOrder::offsets_range(pack_len, index.len() as u64 + 8),
-            None
-        );
-        assert!(EarlyOrder::build(&[0, 0, 0]).is_err());
-        assert!(EarlyOrder::build(&[0x80, 0, 0, 0]).is_err());
-        let shifted = &index[range.start as usize - 4..range.end as usize - 4];
-        let wrong = PackHandle::open(&index_path).unwrap().with_order(
-            EarlyOrder::build(shifted).unwrap_or_else(|_| {
-                EarlyOrder::build(&vec![0; (range.end - range.start) as usize]).unwrap()
-            }),
-        );
+        let partly = handle.index_filled_bytes().unwrap();
         assert!(
-            wrong.by_offset.get().is_none(),
-            "a table from the wrong place is not taken"
+            partly < index.len() as u64,
+            "{partly} bytes of the index read"
         );
-        assert_eq!(wrong.sorted_offsets(), own.sorted_offsets());
+
+        let mut state = DecodeState::default();
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for i in (0..n).step_by(997) {
+            let id = whole.oid_at(i).unwrap();
+            assert_eq!(handle.lookup(&id).unwrap(), Some(i));
+            assert_eq!(handle.oid_at(i).unwrap(), id);
+            assert_eq!(handle.lookup_from(&id, 0).unwrap(), (Some(i), i));
+            assert_eq!(handle.lookup_from(&id, i).unwrap(), (Some(i), i));
+            assert_eq!(handle.offset_at(i), whole.offset_at(i));
+            handle.decode(i, &mut got, &mut state).unwrap();
+            whole.decode(i, &mut want, &mut state).unwrap();
+            assert_eq!(got, want);
+        }
+        let absent = ObjectId::from_bytes_or_panic(&[0x5a; 20]);
+        assert_eq!(handle.lookup(&absent).unwrap(), None);
+        assert_eq!(
+            handle.lookup_from(&absent, 0).unwrap(),
+            whole.lookup_from(&absent, 0).unwrap()
+        );
+        // The rest comes down on demand; the file is then the index.
+        handle.fill_index().unwrap();
+        assert_eq!(handle.index_filled_bytes(), Some(index.len() as u64));
+        assert_eq!(std::fs::read(handle.index_path()).unwrap(), index);
+        assert!(handle.oids().unwrap().eq(whole.oids().unwrap()));
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_read_is_an_error_not_an_absent_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 20_000u32;
+        let written = blobs_pack(n, dir.path());
+        let whole = PackHandle::open(&written.index_path).unwrap();
+        let (read, down) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
+        let middle = n / 2;
+        let id = whole.oid_at(middle).unwrap();
+
+        down.store(true, Ordering::SeqCst);
+        assert!(handle.lookup(&id).is_err());
+        assert!(handle.lookup_from(&id, 0).is_err());
+        assert!(handle.oid_at(middle).is_err());
+        assert!(handle.oids().is_err());
+        let db =
+            super::super::ObjectDb::new(vec![Arc::new(handle)], Arc::new(super::super::NoLoose));
+        assert!(db.contains(&id).is_err());
+        assert!(db.locate_many(&[id]).is_err());
+
+        // Nothing sticks: once the store answers, so does the pack.
+        down.store(false, Ordering::SeqCst);
+        assert!(db.contains(&id).unwrap());
+        assert_eq!(db.packs()[0].lookup(&id).unwrap(), Some(middle));
     }
 
     proptest! {

@@ -23,7 +23,7 @@ impl ObjectReader<'_> {
 
     /// Read an object into `buf`; `Ok(None)` when the repository does not have it.
     pub fn read(&mut self, id: &oid, buf: &mut Vec<u8>) -> Result<Option<Kind>> {
-        match self.db.locate(id) {
+        match self.db.locate(id)? {
             Some(loc) => self.read_at(id, loc, buf).map(Some),
             None => Ok(None),
         }
@@ -71,7 +71,7 @@ impl ObjectReader<'_> {
 
     /// The inflated size of an object that must exist.
     pub fn size(&mut self, id: &oid) -> Result<u64> {
-        match self.db.locate(id) {
+        match self.db.locate(id)? {
             Some(Location::Packed { pack, index }) => {
                 self.db.packs[pack].object_size(index, &mut self.state)
             }
@@ -88,7 +88,7 @@ impl ObjectReader<'_> {
     /// (delta headers and the loose index only); `Ok(None)` when the repository
     /// does not have it.
     pub fn header(&mut self, id: &oid) -> Result<Option<(Kind, u64)>> {
-        match self.db.locate(id) {
+        match self.db.locate(id)? {
             Some(Location::Packed { pack, index }) => self.db.packs[pack]
                 .object_header(index, &mut self.state)
                 .map(Some),

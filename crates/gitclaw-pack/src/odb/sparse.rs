@@ -42,13 +42,15 @@ const FILL_ALL_READ_BYTES: u64 = 4 << 20;
 /// filling a multi-GB pack holds this much, not the pack, in memory.
 const GROUP_BYTES: u64 = 16 << 20;
 /// The longest single read when [prefetching](SparseFile::prefetch).
-const PREFETCH_READ_BLOCKS: u64 = 4;
+const PREFETCH_READ_BYTES: u64 = 4 << 20;
 
 /// A pack file filled on demand; see the module doc.
 pub(crate) struct SparseFile {
     source: Box<dyn RangeSource>,
     file: std::fs::File,
     len: u64,
+    /// Bytes a block: [`BLOCK_BYTES`] unless made with another size.
+    block: u64,
     present: Mutex<Blocks>,
 }
 
@@ -84,6 +86,17 @@ impl SparseFile {
         len: u64,
         source: Box<dyn RangeSource>,
     ) -> Result<Self> {
+        Self::create_with_blocks(path, len, BLOCK_BYTES, source)
+    }
+
+    /// [`Self::create`] with blocks of `block` bytes (a power of two): smaller
+    /// for a file read at many scattered places a little at a time.
+    pub(crate) fn create_with_blocks(
+        path: &std::path::Path,
+        len: u64,
+        block: u64,
+        source: Box<dyn RangeSource>,
+    ) -> Result<Self> {
         let io = |context: &'static str| {
             move |source: std::io::Error| PackError::Io {
                 context: context.into(),
@@ -99,26 +112,38 @@ impl SparseFile {
             .map_err(io("creating a file read by ranges"))?;
         file.set_len(len)
             .map_err(io("sizing a file read by ranges"))?;
-        Ok(SparseFile::new(source, file, len))
+        Ok(SparseFile::new(source, file, len).with_blocks(block))
     }
 
     /// Over `file`, already `len` bytes long (holes where nothing is read yet).
     pub(crate) fn new(source: Box<dyn RangeSource>, file: std::fs::File, len: u64) -> Self {
-        let blocks = len.div_ceil(BLOCK_BYTES);
         SparseFile {
             source,
             file,
             len,
+            block: BLOCK_BYTES,
             present: Mutex::new(Blocks {
-                bits: vec![0; usize::try_from(blocks.div_ceil(64)).unwrap_or(0)],
+                bits: Vec::new(),
                 next: u64::MAX,
                 streak: 0,
             }),
         }
+        .with_blocks(BLOCK_BYTES)
+    }
+
+    /// The same file in blocks of `block` bytes, nothing read yet.
+    fn with_blocks(mut self, block: u64) -> Self {
+        self.block = block.max(1);
+        let words = self.blocks().div_ceil(64);
+        self.present
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .bits = vec![0; usize::try_from(words).unwrap_or(0)];
+        self
     }
 
     pub(crate) fn blocks(&self) -> u64 {
-        self.len.div_ceil(BLOCK_BYTES)
+        self.len.div_ceil(self.block)
     }
 
     /// Bytes of the pack read into the file so far.
@@ -144,11 +169,11 @@ impl SparseFile {
             return true;
         }
         let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
-        (range.start / BLOCK_BYTES..=(end - 1) / BLOCK_BYTES).all(|b| is_set(&present.bits, b))
+        (range.start / self.block..=(end - 1) / self.block).all(|b| is_set(&present.bits, b))
     }
 
     fn block_range(&self, block: u64) -> Range<u64> {
-        block * BLOCK_BYTES..((block + 1) * BLOCK_BYTES).min(self.len)
+        block * self.block..((block + 1) * self.block).min(self.len)
     }
 
     /// Make sure the bytes of `range` (clamped to the pack) are in the file.
@@ -157,7 +182,7 @@ impl SparseFile {
         if range.start >= end {
             return Ok(());
         }
-        let (first, last) = (range.start / BLOCK_BYTES, (end - 1) / BLOCK_BYTES);
+        let (first, last) = (range.start / self.block, (end - 1) / self.block);
         let runs = {
             let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
             let mut runs = missing_runs(&present.bits, first..last + 1);
@@ -176,13 +201,28 @@ impl SparseFile {
         self.read_runs(&runs, u64::MAX)
     }
 
+    /// The bytes of `range` (clamped to the file), read from the store first
+    /// where they are not in the file yet.
+    pub(crate) fn read(&self, range: Range<u64>) -> Result<Vec<u8>> {
+        self.fill(range.clone())?;
+        let end = range.end.min(self.len);
+        let mut buf = vec![0; usize::try_from(end.saturating_sub(range.start)).unwrap_or(0)];
+        self.file
+            .read_exact_at(&mut buf, range.start)
+            .map_err(|source| PackError::Io {
+                context: "reading a file read by ranges".into(),
+                source,
+            })?;
+        Ok(buf)
+    }
+
     /// Make sure the whole pack is in the file (for readers of every entry).
     pub(crate) fn fill_all(&self) -> Result<()> {
         let runs = {
             let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
             missing_runs(&present.bits, 0..self.blocks())
         };
-        self.read_runs(&runs, FILL_ALL_READ_BYTES / BLOCK_BYTES)
+        self.read_runs(&runs, (FILL_ALL_READ_BYTES / self.block).max(1))
     }
 
     /// Make sure the bytes of every range are in the file, the blocks missing
@@ -198,7 +238,7 @@ impl SparseFile {
                 if range.start >= end {
                     continue;
                 }
-                for block in range.start / BLOCK_BYTES..=(end - 1) / BLOCK_BYTES {
+                for block in range.start / self.block..=(end - 1) / self.block {
                     if !is_set(&present.bits, block) {
                         set(&mut missing, block);
                     }
@@ -206,7 +246,7 @@ impl SparseFile {
             }
             runs_where(0..self.blocks(), |block| is_set(&missing, block))
         };
-        self.read_runs(&runs, PREFETCH_READ_BLOCKS)
+        self.read_runs(&runs, (PREFETCH_READ_BYTES / self.block).max(1))
     }
 
     /// Read runs of blocks (each split in reads of at most `max_blocks`) into the file.
@@ -224,7 +264,7 @@ impl SparseFile {
         let mut group = Vec::new();
         let mut group_bytes = 0;
         for read in reads {
-            group_bytes += (read.end - read.start) * BLOCK_BYTES;
+            group_bytes += (read.end - read.start) * self.block;
             group.push(read);
             if group_bytes >= GROUP_BYTES {
                 self.read_group(&group)?;
@@ -247,7 +287,7 @@ impl SparseFile {
         let byte_ranges: Vec<Range<u64>> = reads
             .iter()
             .map(|r| self.block_range(r.start).start..self.block_range(r.end - 1).end)
-            .map(|r| r.end.saturating_sub(BLOCK_BYTES).min(r.start)..r.end)
+            .map(|r| r.end.saturating_sub(self.block).min(r.start)..r.end)
             .collect();
         let data = self.source.read_ranges(&byte_ranges)?;
         for ((blocks, bytes), range) in reads.iter().zip(&data).zip(&byte_ranges) {

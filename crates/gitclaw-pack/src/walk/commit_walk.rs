@@ -258,7 +258,11 @@ pub(super) fn limit_commits(
                 mark_uninteresting(graph, &mut nodes, &parents, plan, &mut interesting_queued)?;
             }
             for &parent in &parents {
-                if !uninteresting && closed.is_some_and(|p| p.lookup(&nodes.id(parent)).is_some()) {
+                let in_closed = match closed {
+                    Some(pack) if !uninteresting => pack.lookup(&nodes.id(parent))?.is_some(),
+                    _ => false,
+                };
+                if in_closed {
                     // It and all it reaches go out with the closed pack.
                     continue;
                 }

@@ -83,15 +83,16 @@ const FIRST_TREES: usize = 64;
 /// Queue the tags of a wanted tag's chain to be sent, once each, but those `skip` names.
 fn queue_tags(
     tags: Vec<ObjectId>,
-    skip: impl Fn(&ObjectId) -> bool,
+    skip: impl Fn(&ObjectId) -> Result<bool>,
     sent: &mut HashSet<ObjectId>,
     out: &mut Vec<WalkObject>,
-) {
+) -> Result<()> {
     for tag in tags {
-        if !skip(&tag) && sent.insert(tag) {
+        if !skip(&tag)? && sent.insert(tag) {
             out.push(WalkObject::new(tag, Kind::Tag));
         }
     }
+    Ok(())
 }
 
 /// What to send besides the plain wants.
@@ -136,7 +137,7 @@ pub fn enumerate(
     let mut have_roots: Vec<ObjectId> = Vec::new();
     let mut have_tips: Vec<ObjectId> = Vec::new();
     for have in haves.iter().chain(&plan.extra_edges) {
-        if !graph.db.contains(have) {
+        if !graph.db.contains(have)? {
             continue;
         }
         let (target, kind, tags) = graph.peel(have)?;
@@ -155,26 +156,31 @@ pub fn enumerate(
     let mut roots: Vec<(ObjectId, Kind)> = Vec::new();
     let mut want_commits: Vec<ObjectId> = Vec::new();
     let closed = options.closed.as_deref();
-    let in_closed = |id: &ObjectId| closed.is_some_and(|p| p.lookup(id).is_some());
+    let in_closed = |id: &ObjectId| -> Result<bool> {
+        Ok(match closed {
+            Some(pack) => pack.lookup(id)?.is_some(),
+            None => false,
+        })
+    };
     // Wanted tags the refs peel to a known commit: their chains are read after
     // the commit walk, with the first trees (see below).
     let mut tags_unread: Vec<ObjectId> = Vec::new();
     for want in wants.iter().chain(&plan.extra_wants) {
-        if in_closed(want) {
+        if in_closed(want)? {
             continue;
         }
         if let Some(target) = graph.peeled_commit(want)? {
             tags_unread.push(*want);
-            if !in_closed(&target) {
+            if !in_closed(&target)? {
                 want_commits.push(target);
             }
             continue;
         }
         let (target, kind, tags) = graph.peel(want)?;
-        let skip = |tag: &ObjectId| have_root_set.contains(tag) || in_closed(tag);
-        queue_tags(tags, skip, &mut sent, &mut tags_out);
+        let skip = |tag: &ObjectId| Ok(have_root_set.contains(tag) || in_closed(tag)?);
+        queue_tags(tags, skip, &mut sent, &mut tags_out)?;
         match kind {
-            Kind::Commit if in_closed(&target) => {}
+            Kind::Commit if in_closed(&target)? => {}
             Kind::Commit => want_commits.push(target),
             other => roots.push((target, other)),
         }
@@ -199,15 +205,15 @@ pub fn enumerate(
         let sending = commits.iter().filter(|_| root_trees).take(FIRST_TREES);
         for id in edges.chain(sending) {
             let tree = graph.commit(id)?.tree;
-            if !in_closed(&tree) {
+            if !in_closed(&tree)? {
                 first.push(tree);
             }
         }
         graph.db.prefetch(&first)?;
     }
     for want in tags_unread {
-        let skip = |tag: &ObjectId| have_root_set.contains(tag) || in_closed(tag);
-        queue_tags(graph.peel(&want)?.2, skip, &mut sent, &mut tags_out);
+        let skip = |tag: &ObjectId| Ok(have_root_set.contains(tag) || in_closed(tag)?);
+        queue_tags(graph.peel(&want)?.2, skip, &mut sent, &mut tags_out)?;
     }
 
     // 3. Trees and blobs the client has, as far as they matter: those of the commits
@@ -290,19 +296,19 @@ pub fn enumerate(
 
     // 5. include-tag: tags whose target goes out (or that peel to something that does).
     for tag in &options.include_tags {
-        if sent.contains(tag) || have_root_set.contains(tag) || in_closed(tag) {
+        if sent.contains(tag) || have_root_set.contains(tag) || in_closed(tag)? {
             continue;
         }
         // A tag whose peeled object is known and stays behind is not read.
         if let Some(target) = graph.peeled_tag(tag) {
-            if !sent.contains(&target) && !in_closed(&target) {
+            if !sent.contains(&target) && !in_closed(&target)? {
                 continue;
             }
         }
         let (target, _, chain) = graph.peel(tag)?;
-        if sent.contains(&target) || in_closed(&target) {
+        if sent.contains(&target) || in_closed(&target)? {
             for id in chain {
-                if !in_closed(&id) && sent.insert(id) {
+                if !in_closed(&id)? && sent.insert(id) {
                     tags_out.push(WalkObject::new(id, Kind::Tag));
                 }
             }

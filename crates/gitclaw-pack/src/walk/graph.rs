@@ -139,7 +139,7 @@ impl<'a> Graph<'a> {
     pub(super) fn commit(&mut self, id: &ObjectId) -> Result<&CommitInfo> {
         if !self.known_commit(id)? {
             self.count_parsed();
-            let loc = self.db.locate(id).ok_or(PackError::MissingObject(*id))?;
+            let loc = self.db.locate(id)?.ok_or(PackError::MissingObject(*id))?;
             let kind = self.reader.read_at(id, loc, &mut self.buf)?;
             if kind != Kind::Commit {
                 return Err(PackError::MalformedObject {

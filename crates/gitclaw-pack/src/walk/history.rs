@@ -81,13 +81,14 @@ pub fn introducing_commits(
             .and_then(|p| info.get(p))
             .map(|parent| parent.tree);
         diff.new_objects(&mut reader, parent_tree, commit.tree, |object| {
-            if let Some(index) = pack.lookup(&object) {
+            if let Some(index) = pack.lookup(&object)? {
                 let slot = &mut introduced[pack.position_of(index)];
                 if *slot == NO_BASE {
                     // Both fit: a graph holds fewer than 2^31 commits.
                     *slot = place as u32;
                 }
             }
+            Ok(())
         })?;
     }
     Ok(introduced)
@@ -108,14 +109,14 @@ impl TreeDiff {
         reader: &mut ObjectReader<'_>,
         old: Option<ObjectId>,
         new: ObjectId,
-        mut emit: impl FnMut(ObjectId),
+        mut emit: impl FnMut(ObjectId) -> Result<()>,
     ) -> Result<()> {
         let mut stack = vec![(old, new)];
         while let Some((old, new)) = stack.pop() {
             if old == Some(new) {
                 continue;
             }
-            emit(new);
+            emit(new)?;
             read_tree(reader, &new, &mut self.new)?;
             // By name (gix's tables hash object ids only).
             let before: std::collections::HashMap<&[u8], (ObjectId, bool)> = match old {
@@ -137,7 +138,7 @@ impl TreeDiff {
                     let old_tree = was.filter(|(_, tree)| *tree).map(|(old_id, _)| old_id);
                     stack.push((old_tree, id));
                 } else {
-                    emit(id);
+                    emit(id)?;
                 }
             }
         }
@@ -193,7 +194,7 @@ impl ClientHistory {
             let Some(pack) = db.packs().get(*at) else {
                 continue;
             };
-            let (Some(index), Some(graph)) = (pack.lookup(id), pack.commit_graph()) else {
+            let (Some(index), Some(graph)) = (pack.lookup(id)?, pack.commit_graph()) else {
                 continue;
             };
             let Some(commit) = graph.introduced_by(pack.position_of(index) as u32)? else {

@@ -95,7 +95,7 @@ pub fn unreachable_wants(
     // some want is still missing after the cheap checks.
     let mut chains_unread = Vec::new();
     for tip in tips {
-        if !graph.db.contains(tip) {
+        if !graph.db.contains(tip)? {
             continue;
         }
         if let Some(target) = graph.peeled_commit(tip)? {
@@ -154,7 +154,7 @@ pub fn unreachable_wants(
     let mut trees_wanted = false;
     for id in &missing {
         // One the store lacks stays missing.
-        if graph.db.contains(id) && graph.kind(id)? != Kind::Commit {
+        if graph.db.contains(id)? && graph.kind(id)? != Kind::Commit {
             trees_wanted = true;
             break;
         }

@@ -73,7 +73,7 @@ pub fn plan_shallow(
     let mut client_shallow = Vec::new();
     for id in &request.client_shallow {
         // Unknown shallow commits are ignored, as git does.
-        if graph.db.contains(id) && graph.peel_to_commit(id)? == Some(*id) {
+        if graph.db.contains(id)? && graph.peel_to_commit(id)? == Some(*id) {
             client_shallow.push(*id);
         }
     }

@@ -83,7 +83,11 @@ impl Skip<'_> {
     /// passed over only when it was not asked for by name: a partial clone
     /// asks for objects of its own history it never received.
     pub(super) fn has(&self, id: &ObjectId, explicit: bool) -> Result<bool> {
-        if self.set.contains(id) || self.closed.is_some_and(|p| p.lookup(id).is_some()) {
+        let in_closed = match self.closed {
+            Some(pack) => pack.lookup(id)?.is_some(),
+            None => false,
+        };
+        if self.set.contains(id) || in_closed {
             return Ok(true);
         }
         match self.history {

@@ -85,16 +85,18 @@ impl<'a> Prefix<'a> {
     }
 
     /// The stored offset of `id`, when it is an entry that goes out.
-    pub(super) fn offset_of(&self, id: &ObjectId) -> Option<u64> {
-        let index = self.pack.lookup(id)?;
+    pub(super) fn offset_of(&self, id: &ObjectId) -> Result<Option<u64>> {
+        let Some(index) = self.pack.lookup(id)? else {
+            return Ok(None);
+        };
         let offset = self.pack.offset_at(index);
-        match self.kinds {
+        Ok(match self.kinds {
             None => Some(offset),
             Some(kinds) => self
                 .leave
                 .keeps(kinds[self.pack.position_of(index)])
                 .then_some(offset),
-        }
+        })
     }
 
     /// Write the entries; returns where each one (by stored offset) went, when
@@ -177,7 +179,7 @@ fn plan(
     let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
     let ids: Vec<ObjectId> = objects.iter().map(|obj| obj.id).collect();
-    for (obj, loc) in objects.iter().zip(db.locate_many(&ids)) {
+    for (obj, loc) in objects.iter().zip(db.locate_many(&ids)?) {
         let loc = loc.ok_or(PackError::MissingObject(obj.id))?;
         // The loose index knows sizes: big loose objects stay out of the delta
         // search and are streamed. (Only bigness is kept: the search order of
@@ -702,7 +704,8 @@ fn client_base_candidates<'a>(
         if *taken >= options.window || position.contains_key(&base.id) {
             continue;
         }
-        if let Some(loc) = db.locate(&base.id) {
+        // One that cannot be looked up now is only a base not offered.
+        if let Ok(Some(loc)) = db.locate(&base.id) {
             *taken += 1;
             found.push((base, loc));
         }

@@ -166,7 +166,7 @@ fn whole_pack(
     let Some(first) = objects.first() else {
         return Ok(None);
     };
-    let Some(Location::Packed { pack, .. }) = db.locate(&first.id) else {
+    let Some(Location::Packed { pack, .. }) = db.locate(&first.id)? else {
         return Ok(None);
     };
     let handle = &db.packs()[pack];
@@ -174,8 +174,10 @@ fn whole_pack(
         return Ok(None);
     }
     // Equal counts and every object found in this pack: the sets are equal (ids are unique).
-    if !objects.iter().all(|o| handle.lookup(&o.id).is_some()) {
-        return Ok(None);
+    for object in objects {
+        if handle.lookup(&object.id)?.is_none() {
+            return Ok(None);
+        }
     }
     if !options.ofs_delta && handle.has_ofs_deltas()? {
         return Ok(None);

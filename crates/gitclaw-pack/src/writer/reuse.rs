@@ -78,7 +78,12 @@ pub(super) fn classify(
         }
     };
     let packs = db.packs();
-    let in_first = |id: &ObjectId| first.and_then(|p| p.offset_of(id));
+    let in_first = |id: &ObjectId| -> Result<Option<u64>> {
+        match first {
+            Some(prefix) => prefix.offset_of(id),
+            None => Ok(None),
+        }
+    };
     let mut state = crate::odb::DecodeState::default();
     for item in items.iter_mut() {
         let Location::Packed { pack, index } = item.loc else {
@@ -93,12 +98,14 @@ pub(super) fn classify(
             }
             Some(base_id) => match position.get(&base_id) {
                 Some(&base) => Plan::ReuseDelta { base },
-                None if in_first(&base_id).is_some() => Plan::ReusePrefix {
-                    base: base_id,
-                    offset: in_first(&base_id).unwrap_or_default(),
+                None => match in_first(&base_id)? {
+                    Some(offset) => Plan::ReusePrefix {
+                        base: base_id,
+                        offset,
+                    },
+                    None if client_has(&base_id)? => Plan::ReuseThin { base: base_id },
+                    None => tip_plan(handle, item, position),
                 },
-                None if client_has(&base_id)? => Plan::ReuseThin { base: base_id },
-                None => tip_plan(handle, item, position),
             },
         };
         // The delta search sorts by size (larger first, the likelier bases, as

@@ -203,7 +203,7 @@ mod tests {
         let written = write_whole_pack(&objects, 1, dir.path()).unwrap();
         assert_eq!(written.pack.num_objects() as usize, objects.len());
         for object in &objects {
-            let index = written.pack.lookup(&object.id).expect("indexed");
+            let index = written.pack.lookup(&object.id).unwrap().expect("indexed");
             let mut buf = Vec::new();
             let mut state = crate::odb::DecodeState::default();
             let kind = written.pack.decode(index, &mut buf, &mut state).unwrap();

@@ -13,11 +13,14 @@
 //! bounds, see [`weight`]); a download's through its bytes, which are far more.
 //!
 //! A pack larger than `GITCLAW_RANGE_READS_ABOVE_BYTES` is not downloaded
-//! whole: its index is, and the pack becomes a local file of its full length
-//! whose 1 MiB blocks are read by ranged GETs the first time a request needs
-//! them ([`PackHandle::open_sparse`]). A shallow clone of a multi-GB pack on a
-//! fresh instance so reads the blocks holding what it sends. Such an entry
-//! weighs the pack's full length, what its file may grow to.
+//! whole: the pack becomes a local file of its full length whose 1 MiB blocks
+//! are read by ranged GETs the first time a request needs them
+//! ([`PackHandle::open_sparse`]), and its index likewise, but for the tables
+//! after its object ids, read when it is opened ([`RangedIndexFile`]); the rest
+//! of the index comes down behind the request that opened it. A shallow clone
+//! of a multi-GB pack on a fresh instance so reads the blocks holding what it
+//! sends, and a fetch of a few commits the ids it looks up. Such an entry
+//! weighs the full lengths, what its files may grow to.
 //!
 //! Each download gets file names of its own, so deleting an evicted entry can
 //! never remove the files of a newer download of the same pack; the directory
@@ -25,11 +28,11 @@
 
 use std::{ops::Range, path::PathBuf, sync::Arc};
 
-use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use gitclaw_metadata::PackRecord;
 use gitclaw_pack::{
     commit_graph::CommitGraph,
-    odb::{EarlyOrder, PackHandle, RangeSource, RangedPackFile},
+    odb::{PackHandle, RangeSource, RangedIndexFile, RangedPackFile},
     ObjectId, PackError,
 };
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
@@ -228,6 +231,15 @@ impl PackCache {
             // Evict now rather than on some later call, so the disk bound holds
             // as soon as the download is in.
             self.open.run_pending_tasks().await;
+            // An index read by ranges comes down whole behind the request that
+            // opened it: later requests then find every id local.
+            let handle = entry.handle.clone();
+            let pack = *hash;
+            drop(crate::metrics::spawn_blocking(move || {
+                if let Err(err) = handle.fill_index() {
+                    tracing::debug!(%pack, error = %err, "reading the rest of a pack index failed; its ids are read as lookups need them");
+                }
+            }));
         }
         Ok(entry.handle.clone())
     }
@@ -244,7 +256,7 @@ impl PackCache {
         let index_key = ObjectKey::pack_index(repo, hash);
         let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
-        let mut early_order = None;
+        let mut ranged_index = None;
         let mut graph_opened = None;
         let graph_path;
         let (index_path, files, bytes) =
@@ -274,7 +286,27 @@ impl PackCache {
                     // come down side by side: on a fresh instance their round
                     // trips, not their bytes, are most of a first request.
                     // A pack read by ranges reads what opening it reads (its
-                    // first and last blocks) meanwhile.
+                    // first and last blocks) meanwhile, and its index all but
+                    // its object ids (see `RangedIndexFile`): the rest comes
+                    // down behind the first request (see `open`).
+                    let index_download = async {
+                        match pack_len {
+                            Some(len) if len > self.range_reads_above => {
+                                let index_len = match index {
+                                    Some(index_len) => index_len,
+                                    None => store.head(&index_key).await?.size,
+                                };
+                                let source = StoreRanges::new(store, index_key.clone());
+                                let path = index_path.clone();
+                                let file = move || {
+                                    RangedIndexFile::create(&path, index_len, Box::new(source))
+                                };
+                                ranged_index = Some(crate::metrics::spawn_blocking(file).await??);
+                                Ok(index_len)
+                            }
+                            _ => Ok(store.get_to_file(&index_key, &index_path, index).await?),
+                        }
+                    };
                     let pack_download = async {
                         match pack_len {
                             Some(len) if len > self.range_reads_above => {
@@ -311,20 +343,7 @@ impl PackCache {
                             (None, _) => Ok((0, None)),
                         }
                     };
-                    let order_ahead = order_ahead(store, &index_key, pack_len, index, self);
-                    let (downloads, ahead) = tokio::join!(
-                        async {
-                            tokio::try_join!(
-                                store
-                                    .get_to_file(&index_key, &index_path, index)
-                                    .map_err(GitError::from),
-                                pack_download,
-                                graph_download
-                            )
-                        },
-                        order_ahead
-                    );
-                    early_order = ahead;
+                    let downloads = tokio::try_join!(index_download, pack_download, graph_download);
                     let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
                         Ok(sizes) => sizes,
                         Err(err) => {
@@ -340,14 +359,11 @@ impl PackCache {
                 }
             };
         let handle = crate::metrics::spawn_blocking(move || {
-            let handle = match ranged {
-                Some(file) => PackHandle::open_ranged(&index_path, file),
-                None => PackHandle::open(&index_path),
+            let handle = match (ranged, ranged_index) {
+                (Some(file), Some(index)) => PackHandle::open_ranged_index(index, file),
+                (Some(file), None) => PackHandle::open_ranged(&index_path, file),
+                (None, _) => PackHandle::open(&index_path),
             }?;
-            let handle = match early_order {
-                Some(order) => handle.with_order(order),
-                None => handle,
-            };
             let open_graph = |path: &std::path::Path| match graph_opened {
                 Some(opened) => opened,
                 None => CommitGraph::open(path),
@@ -395,30 +411,6 @@ impl PackCache {
             bytes,
         }))
     }
-}
-
-/// For a pack that `cache` reads by ranges, its entry order built from its
-/// index's offset table, read by range while the rest of the index comes down
-/// (see [`EarlyOrder`]). Only a shortcut: `None` leaves the order to be built
-/// from the index when first needed.
-async fn order_ahead(
-    store: &Arc<dyn ObjectStorageBackend>,
-    index_key: &ObjectKey,
-    pack_len: Option<u64>,
-    index_len: Option<u64>,
-    cache: &PackCache,
-) -> Option<EarlyOrder> {
-    let len = pack_len.filter(|len| *len > cache.range_reads_above)?;
-    let range = EarlyOrder::offsets_range(len, index_len?)?;
-    let table = match store.get_range(index_key, range).await {
-        Ok(table) => table,
-        Err(err) => {
-            tracing::debug!(key = %index_key, error = %err, "reading a pack index's offsets ahead failed");
-            return None;
-        }
-    };
-    let build = move || EarlyOrder::build(&table);
-    crate::metrics::spawn_blocking(build).await.ok()?.ok()
 }
 
 /// The lengths of a stored pack's files as its record gives them: each spares
@@ -507,8 +499,9 @@ mod tests {
     struct Remote {
         inner: FilesystemBackend,
         downloads: AtomicUsize,
-        /// Bytes read by ranged reads.
+        /// Bytes read by ranged reads of packs, and of indexes.
         ranged: AtomicU64,
+        ranged_index: AtomicU64,
         heads: AtomicUsize,
     }
 
@@ -532,8 +525,11 @@ mod tests {
             self.inner.get(key).await
         }
         async fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> StoreResult<Bytes> {
-            self.ranged
-                .fetch_add(range.end - range.start, Ordering::SeqCst);
+            let counter = match key.as_str().ends_with(".idx") {
+                true => &self.ranged_index,
+                false => &self.ranged,
+            };
+            counter.fetch_add(range.end - range.start, Ordering::SeqCst);
             self.inner.get_range(key, range).await
         }
         async fn get_to_file(
@@ -570,6 +566,7 @@ mod tests {
             inner: FilesystemBackend::new(root.path().join("store")).unwrap(),
             downloads: AtomicUsize::new(0),
             ranged: AtomicU64::new(0),
+            ranged_index: AtomicU64::new(0),
             heads: AtomicUsize::new(0),
         });
         (root, store, RepoId::new("r1").unwrap())
@@ -809,24 +806,19 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_pack_read_by_ranges_has_its_order_built_from_its_index_offsets_read_ahead() {
+    async fn a_pack_read_by_ranges_has_its_index_read_by_ranges_and_whole_behind_the_first_request()
+    {
         let (root, store, repo) = remote();
         let names: Vec<String> = (0..30).map(|i| format!("f{i:02}.txt")).collect();
         let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 100_000)).collect();
         let (a, _) = stored_pack(&store, &repo, &files).await;
         let pack = store.head(&ObjectKey::pack(&repo, &a)).await.unwrap().size;
-        let index = store
-            .head(&ObjectKey::pack_index(&repo, &a))
-            .await
-            .unwrap()
-            .size;
-        let table = EarlyOrder::offsets_range(pack, index).unwrap();
+        let index_key = ObjectKey::pack_index(&repo, &a);
+        let index = store.get(&index_key).await.unwrap();
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let mut orders = Vec::new();
-        let mut ranged = Vec::new();
-        // Without the index's length the offsets cannot be found ahead: the
-        // order is built from the index when first needed, as before.
-        for (i, index) in [None, Some(index)].into_iter().enumerate() {
+        // With the index's length recorded, and without (asked of the store).
+        for (i, index_len) in [Some(index.len() as u64), None].into_iter().enumerate() {
             let cache = PackCache::new(
                 root.path().join(format!("cache{i}")),
                 1 << 30,
@@ -835,21 +827,40 @@ mod tests {
             )
             .unwrap()
             .with_range_reads_above(1 << 20);
-            let before = store.ranged.load(Ordering::SeqCst);
+            let (downloads, heads) = (
+                store.downloads.load(Ordering::SeqCst),
+                store.heads.load(Ordering::SeqCst),
+            );
             let lengths = StoredLengths {
                 pack: Some(pack),
-                index,
+                index: index_len,
                 graph: None,
             };
             let handle = cache.open(&dyn_store, &repo, &a, lengths).await.unwrap();
-            ranged.push(store.ranged.load(Ordering::SeqCst) - before);
+            assert_eq!(
+                store.downloads.load(Ordering::SeqCst),
+                downloads,
+                "neither the pack nor its index is downloaded whole"
+            );
+            assert_eq!(
+                store.heads.load(Ordering::SeqCst) - heads,
+                usize::from(index_len.is_none()),
+                "the index's length asked of the store only when not recorded"
+            );
+            assert!(handle.index_filled_bytes().is_some(), "read by ranges");
+            // The rest of the index comes down behind the open.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while handle.index_filled_bytes() != Some(index.len() as u64) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the index never filled"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let local = tokio::fs::read(handle.index_path()).await.unwrap();
+            assert_eq!(local, index.to_vec(), "the local index is the stored one");
             orders.push(handle.indices_in_pack_order().collect::<Vec<_>>());
         }
-        assert_eq!(
-            ranged[1] - ranged[0],
-            table.end - table.start,
-            "the offset table is read ahead, by itself"
-        );
         assert_eq!(orders[0], orders[1], "the same order either way");
         assert_eq!(orders[0].len(), 32, "30 files, their tree and commit");
     }
@@ -900,6 +911,11 @@ mod tests {
         let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 100_000)).collect();
         let (a, bytes) = stored_pack(&store, &repo, &files).await;
         let pack_len = store.head(&ObjectKey::pack(&repo, &a)).await.unwrap().size;
+        let index_len = store
+            .head(&ObjectKey::pack_index(&repo, &a))
+            .await
+            .unwrap()
+            .size;
         assert!(pack_len > 4 * gitclaw_pack::odb::BLOCK_BYTES);
         let cache = PackCache::new(
             root.path().join("cache"),
@@ -918,20 +934,21 @@ mod tests {
                 &a,
                 StoredLengths {
                     pack: Some(pack_len),
-                    ..StoredLengths::default()
+                    index: Some(index_len),
+                    graph: None,
                 },
             )
             .await
             .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
-            1,
-            "only the index is downloaded whole"
+            0,
+            "nothing is downloaded whole"
         );
         assert_eq!(
             store.heads.load(Ordering::SeqCst),
             heads,
-            "the pack's recorded length spares asking the store"
+            "the recorded lengths spare asking the store"
         );
         assert_eq!(
             cache.downloaded_bytes().await,
@@ -951,7 +968,10 @@ mod tests {
         let read = {
             let handle = handle.clone();
             tokio::task::spawn_blocking(move || {
-                let index = handle.lookup(&id).expect("the blob is in the pack");
+                let index = handle
+                    .lookup(&id)
+                    .unwrap()
+                    .expect("the blob is in the pack");
                 let mut buf = Vec::new();
                 let mut state = gitclaw_pack::odb::DecodeState::default();
                 let kind = handle.decode(index, &mut buf, &mut state).unwrap();

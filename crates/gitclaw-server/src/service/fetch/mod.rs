@@ -323,7 +323,7 @@ impl Fetch {
         let mut out = Shared(shared);
         let mut send = |bytes: &[u8]| out.write_all(bytes).map_err(GitError::ClientGone);
         for want in &job.wants {
-            if !db.contains(want) {
+            if !db.contains(want)? {
                 return Err(GitError::BadRequest(format!("not our ref {want}")));
             }
         }
@@ -376,12 +376,12 @@ impl Fetch {
             negotiate::shallow_lines(&mut lines, &plan);
             lines.extend_from_slice(pktline::FLUSH);
         }
-        let commons: Vec<ObjectId> = job
-            .haves
-            .iter()
-            .copied()
-            .filter(|h| db.contains(h))
-            .collect();
+        let mut commons: Vec<ObjectId> = Vec::new();
+        for have in &job.haves {
+            if db.contains(have)? {
+                commons.push(*have);
+            }
+        }
         let send_pack = if job.v2 {
             negotiate::negotiate_v2(&mut graph, job, &commons, &mut lines)?
         } else {

@@ -92,10 +92,11 @@ pub fn tip_checks(
             continue;
         }
         // Headers only: a tip may be a big blob (a tag of one).
-        let kind = match pack
-            .as_ref()
-            .and_then(|p| p.lookup(&command.new).map(|i| (p, i)))
-        {
+        let found = match &pack {
+            Some(p) => p.lookup(&command.new)?.map(|i| (p, i)),
+            None => None,
+        };
+        let kind = match found {
             Some((p, index)) => Some(p.object_header(index, &mut state)?.0),
             None => reader.header(&command.new)?.map(|(kind, _)| kind),
         };

@@ -430,7 +430,9 @@ fn pack_closure(
     tips.sort();
     tips.dedup();
     let closed = !tips.is_empty()
-        && tips.iter().all(|tip| pack.contains(tip))
+        // The pushed pack is a local file: a lookup cannot fail (and one that
+        // did would only leave the pack without a closure key).
+        && tips.iter().all(|tip| matches!(pack.contains(tip), Ok(true)))
         && roots.iter().all(|root| tips.binary_search(root).is_ok());
     closed.then(|| (closure_key(&tips), tips))
 }

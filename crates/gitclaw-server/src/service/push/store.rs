@@ -151,7 +151,7 @@ fn write_loose_files(
     let mut out = Vec::with_capacity(ids.len());
     let mut buf = Vec::new();
     for id in ids {
-        let index = pack.lookup(id).ok_or_else(|| {
+        let index = pack.lookup(id)?.ok_or_else(|| {
             GitError::Internal(format!("object {id} vanished from the received pack"))
         })?;
         let path = dir.join(id.to_string());
