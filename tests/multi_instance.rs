@@ -1360,3 +1360,75 @@ fn a_fresh_instance_opens_a_repositorys_packs_when_asked_for_its_refs() {
         "the clone found the packs already downloaded"
     );
 }
+
+#[test]
+fn fresh_instances_reading_pack_indexes_by_ranges_serve_fetches_and_take_pushes() {
+    // Instances 1 to 3 read every pack, and its index, by ranges: each is used
+    // fresh, so its first request looks objects up in an index whose ids are
+    // not local yet (they come down behind it).
+    let ranged = |i: usize| match i {
+        0 => Vec::new(),
+        _ => vec![
+            ("GITCLAW_RANGE_READS_ABOVE_BYTES", "0".into()),
+            ("GITCLAW_INDEX_RANGE_READS_ABOVE_BYTES", "0".into()),
+        ],
+    };
+    let cluster = Cluster::start_with(4, &[], ranged);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let repo = "ranged/index";
+    create_repo_at(cluster.addr(0), "ranged", "index");
+    let src = w.join("src");
+    fixture_repo(&src, 60);
+    push_everything(&src, &cluster.url(0, repo));
+    let gc = cluster.gc(0, repo);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let old_tip = rev(&src, "main");
+    // A clone taken before the next push, through A (which downloads whole).
+    let behind = w.join("behind");
+    clone_checked(w, &cluster.url(0, repo), &behind);
+
+    // A new commit through A; a fresh B fetches it into the clone behind.
+    let new_tip = commit_file(&src, "new.txt", "one more file\n", "one more commit");
+    git(&src, &["push", "-q", &cluster.url(0, repo), "main"]);
+    git(&behind, &["fetch", "-q", &cluster.url(1, repo), "main"]);
+    assert_eq!(rev(&behind, "FETCH_HEAD"), new_tip);
+    git(&behind, &["fsck", "--strict", "--no-progress"]);
+
+    // A fresh C serves a full clone, and a shallow fetch of an older commit
+    // by its id.
+    let full = w.join("full");
+    clone_checked(w, &cluster.url(2, repo), &full);
+    let branches: Vec<String> = refs_of(&full, "refs/remotes/origin/")
+        .into_iter()
+        .filter(|line| !line.ends_with("/HEAD"))
+        .map(|line| line.replace("refs/remotes/origin/", "refs/heads/"))
+        .collect();
+    assert_eq!(branches, refs_of(&src, "refs/heads/"));
+    let by_id = w.join("by-id");
+    git(w, &["init", "-q", by_id.to_str().unwrap()]);
+    git(
+        &by_id,
+        &[
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            &cluster.url(2, repo),
+            &old_tip,
+        ],
+    );
+    assert_eq!(rev(&by_id, "FETCH_HEAD"), old_tip);
+
+    // A fresh D takes a push on top (its checks look the old objects up).
+    let pushed_tip = commit_file(&full, "pushed.txt", "through D\n", "pushed through D");
+    git(&full, &["push", "-q", &cluster.url(3, repo), "HEAD:main"]);
+    let after = w.join("after");
+    clone_checked(w, &cluster.url(0, repo), &after);
+    assert_eq!(rev(&after, "main"), pushed_tip);
+    assert_eq!(rev(&after, "main~1"), new_tip);
+}

@@ -121,7 +121,8 @@ impl AppState {
             &metrics,
         )
         .map_err(data_dir("cannot prepare the download cache", cache_dir))?
-        .with_range_reads_above(config.range_reads_above_bytes);
+        .with_range_reads_above(config.range_reads_above_bytes)
+        .with_index_range_reads_above(config.index_range_reads_above_bytes);
         let responses_dir = config.data_dir.join("pack-cache");
         let responses = ResponseCache::open_with(
             responses_dir.clone(),

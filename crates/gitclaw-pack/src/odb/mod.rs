@@ -29,7 +29,7 @@ use gix_hash::{oid, ObjectId};
 
 pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
-pub use pack::{DecodeState, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
+pub use pack::{DecodeState, EarlyOrder, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
 pub use reader::ObjectReader;
 pub(crate) use sparse::SparseFile;
 pub use sparse::{RangeSource, BLOCK_BYTES};
@@ -160,6 +160,15 @@ impl ObjectDb {
                 found.extend(pack.lookup(id)?);
             }
             pack.prefetch_chains(found)?;
+        }
+        Ok(())
+    }
+
+    /// For indexes read by ranges: read where these ids would be into the
+    /// local files now, side by side ([`PackHandle::prefetch_lookups`]).
+    pub fn prefetch_lookups(&self, ids: &[ObjectId]) -> crate::Result<()> {
+        for pack in &self.packs {
+            pack.prefetch_lookups(ids)?;
         }
         Ok(())
     }

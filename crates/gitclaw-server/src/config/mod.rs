@@ -81,6 +81,8 @@ pub struct Config {
     pub open_pack_cache_bytes: u64,
     /// Packs in the object store larger than this are read by ranges as needed.
     pub range_reads_above_bytes: u64,
+    /// The indexes of such packs larger than this are read by ranges too.
+    pub index_range_reads_above_bytes: u64,
     /// Objects each delta candidate is compared with (git's `pack.window`; 0: no search).
     pub pack_window: usize,
     /// Longest chain of new deltas (git's `pack.depth`).
@@ -243,6 +245,7 @@ impl Config {
         let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
         let open_pack_cache_bytes = sources.value(&OPEN_PACK_CACHE_BYTES);
         let range_reads_above_bytes = sources.value(&RANGE_READS_ABOVE_BYTES);
+        let index_range_reads_above_bytes = sources.value(&INDEX_RANGE_READS_ABOVE_BYTES);
         let body_min_rate = sources.value(&BODY_MIN_RATE);
         let pack_window = sources.value(&PACK_WINDOW) as usize;
         let pack_depth = sources.value(&PACK_DEPTH) as u32;
@@ -297,6 +300,7 @@ impl Config {
             download_cache_bytes,
             open_pack_cache_bytes,
             range_reads_above_bytes,
+            index_range_reads_above_bytes,
             pack_window,
             pack_depth,
             timeouts,

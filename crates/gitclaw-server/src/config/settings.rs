@@ -113,6 +113,7 @@ pub const SECTIONS: &[Section] = &[
             &DOWNLOAD_CACHE_BYTES,
             &OPEN_PACK_CACHE_BYTES,
             &RANGE_READS_ABOVE_BYTES,
+            &INDEX_RANGE_READS_ABOVE_BYTES,
             &PACK_WINDOW,
             &PACK_DEPTH,
             &HEADER_TIMEOUT_SECS,
@@ -429,6 +430,14 @@ pub const RANGE_READS_ABOVE_BYTES: Setting<Size> = Setting {
     kind: Size { positive: false },
     default: Value("8M"),
     help: "packs in S3 larger than this are read by ranges (1 MiB blocks) as requests need their bytes, not downloaded whole first, so a shallow clone of a big pack on a fresh instance reads only what it sends; smaller packs are downloaded whole (`0`: every pack by ranges)",
+    deprecated: &[],
+};
+
+pub const INDEX_RANGE_READS_ABOVE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_INDEX_RANGE_READS_ABOVE_BYTES",
+    kind: Size { positive: false },
+    default: Value("64M"),
+    help: "the index of a pack read by ranges is read by ranges too when larger than this: opening it reads all but its object ids (8 of its 28 bytes an object), a lookup the ids of one of its 256 fanout buckets, and the rest comes down behind the request that opened it; a smaller index is downloaded whole first, which costs less than the round trips of a request's lookups until the index is tens of MB (`0`: every such index by ranges)",
     deprecated: &[],
 };
 

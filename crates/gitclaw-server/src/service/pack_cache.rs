@@ -15,12 +15,13 @@
 //! A pack larger than `GITCLAW_RANGE_READS_ABOVE_BYTES` is not downloaded
 //! whole: the pack becomes a local file of its full length whose 1 MiB blocks
 //! are read by ranged GETs the first time a request needs them
-//! ([`PackHandle::open_sparse`]), and its index likewise, but for the tables
-//! after its object ids, read when it is opened ([`RangedIndexFile`]); the rest
-//! of the index comes down behind the request that opened it. A shallow clone
-//! of a multi-GB pack on a fresh instance so reads the blocks holding what it
-//! sends, and a fetch of a few commits the ids it looks up. Such an entry
-//! weighs the full lengths, what its files may grow to.
+//! ([`PackHandle::open_sparse`]); its index too when larger than
+//! `GITCLAW_INDEX_RANGE_READS_ABOVE_BYTES`, but for the tables after its object ids, read when it is opened
+//! ([`RangedIndexFile`]), and the rest of it comes down behind the request
+//! that opened it. A shallow clone of a multi-GB pack on a fresh instance so
+//! reads the blocks holding what it sends, and a fetch of a few commits the
+//! ids it looks up. Such an entry weighs the full lengths, what its files may
+//! grow to.
 //!
 //! Each download gets file names of its own, so deleting an evicted entry can
 //! never remove the files of a newer download of the same pack; the directory
@@ -32,7 +33,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use gitclaw_metadata::PackRecord;
 use gitclaw_pack::{
     commit_graph::CommitGraph,
-    odb::{PackHandle, RangeSource, RangedIndexFile, RangedPackFile},
+    odb::{EarlyOrder, PackHandle, RangeSource, RangedIndexFile, RangedPackFile},
     ObjectId, PackError,
 };
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
@@ -51,6 +52,8 @@ pub struct PackCache {
     bounds: Bounds,
     /// Packs larger than this are read by ranges (see the module doc).
     range_reads_above: u64,
+    /// Indexes of those packs larger than this are read by ranges too.
+    index_range_reads_above: u64,
     metrics: Arc<Metrics>,
     /// By repository, pack and whether the pack has a commit-graph (recorded
     /// after the pack itself when compaction finds a stored pack complete: the
@@ -147,6 +150,7 @@ impl PackCache {
             dir,
             bounds,
             range_reads_above: u64::MAX,
+            index_range_reads_above: u64::MAX,
             metrics: metrics.clone(),
             open,
             warmed: moka::sync::Cache::builder()
@@ -160,6 +164,14 @@ impl PackCache {
     /// whole (by default every pack is downloaded whole).
     pub fn with_range_reads_above(mut self, bytes: u64) -> Self {
         self.range_reads_above = bytes;
+        self
+    }
+
+    /// Read the index of a pack read by ranges by ranges too when it is larger
+    /// than `bytes` (see [`RangedIndexFile`]; by default every index is
+    /// downloaded whole).
+    pub fn with_index_range_reads_above(mut self, bytes: u64) -> Self {
+        self.index_range_reads_above = bytes;
         self
     }
 
@@ -257,6 +269,7 @@ impl PackCache {
         let graph_key = ObjectKey::pack_graph(repo, hash);
         let mut ranged = None;
         let mut ranged_index = None;
+        let mut early_order = None;
         let mut graph_opened = None;
         let graph_path;
         let (index_path, files, bytes) =
@@ -286,16 +299,21 @@ impl PackCache {
                     // come down side by side: on a fresh instance their round
                     // trips, not their bytes, are most of a first request.
                     // A pack read by ranges reads what opening it reads (its
-                    // first and last blocks) meanwhile, and its index all but
-                    // its object ids (see `RangedIndexFile`): the rest comes
-                    // down behind the first request (see `open`).
+                    // first and last blocks) meanwhile, and an index over its
+                    // own bound all but its object ids (see `RangedIndexFile`):
+                    // the rest comes down behind the first request (see `open`).
                     let index_download = async {
-                        match pack_len {
-                            Some(len) if len > self.range_reads_above => {
-                                let index_len = match index {
-                                    Some(index_len) => index_len,
-                                    None => store.head(&index_key).await?.size,
-                                };
+                        let index_len = match (pack_len, index) {
+                            (Some(len), Some(index_len)) if len > self.range_reads_above => {
+                                Some(index_len)
+                            }
+                            (Some(len), None) if len > self.range_reads_above => {
+                                Some(store.head(&index_key).await?.size)
+                            }
+                            _ => None,
+                        };
+                        match index_len {
+                            Some(index_len) if index_len > self.index_range_reads_above => {
                                 let source = StoreRanges::new(store, index_key.clone());
                                 let path = index_path.clone();
                                 let file = move || {
@@ -304,7 +322,9 @@ impl PackCache {
                                 ranged_index = Some(crate::metrics::spawn_blocking(file).await??);
                                 Ok(index_len)
                             }
-                            _ => Ok(store.get_to_file(&index_key, &index_path, index).await?),
+                            _ => Ok(store
+                                .get_to_file(&index_key, &index_path, index_len.or(index))
+                                .await?),
                         }
                     };
                     let pack_download = async {
@@ -343,7 +363,12 @@ impl PackCache {
                             (None, _) => Ok((0, None)),
                         }
                     };
-                    let downloads = tokio::try_join!(index_download, pack_download, graph_download);
+                    let order_ahead = order_ahead(store, &index_key, pack_len, index, self);
+                    let (downloads, ahead) = tokio::join!(
+                        async { tokio::try_join!(index_download, pack_download, graph_download) },
+                        order_ahead
+                    );
+                    early_order = ahead;
                     let (index_bytes, pack_bytes, (graph_bytes, opened)) = match downloads {
                         Ok(sizes) => sizes,
                         Err(err) => {
@@ -364,6 +389,10 @@ impl PackCache {
                 (Some(file), None) => PackHandle::open_ranged(&index_path, file),
                 (None, _) => PackHandle::open(&index_path),
             }?;
+            let handle = match early_order {
+                Some(order) => handle.with_order(order),
+                None => handle,
+            };
             let open_graph = |path: &std::path::Path| match graph_opened {
                 Some(opened) => opened,
                 None => CommitGraph::open(path),
@@ -411,6 +440,32 @@ impl PackCache {
             bytes,
         }))
     }
+}
+
+/// For a pack that `cache` reads by ranges and whose index it downloads whole
+/// (one read by ranges builds the order itself), its entry order built from
+/// its index's offset table, read by range while the rest of the index comes
+/// down (see [`EarlyOrder`]). Only a shortcut: `None` leaves the order to be
+/// built from the index when first needed.
+async fn order_ahead(
+    store: &Arc<dyn ObjectStorageBackend>,
+    index_key: &ObjectKey,
+    pack_len: Option<u64>,
+    index_len: Option<u64>,
+    cache: &PackCache,
+) -> Option<EarlyOrder> {
+    let len = pack_len.filter(|len| *len > cache.range_reads_above)?;
+    let index_len = index_len.filter(|len| *len <= cache.index_range_reads_above)?;
+    let range = EarlyOrder::offsets_range(len, index_len)?;
+    let table = match store.get_range(index_key, range).await {
+        Ok(table) => table,
+        Err(err) => {
+            tracing::debug!(key = %index_key, error = %err, "reading a pack index's offsets ahead failed");
+            return None;
+        }
+    };
+    let build = move || EarlyOrder::build(&table);
+    crate::metrics::spawn_blocking(build).await.ok()?.ok()
 }
 
 /// The lengths of a stored pack's files as its record gives them: each spares
@@ -826,7 +881,8 @@ mod tests {
                 &Default::default(),
             )
             .unwrap()
-            .with_range_reads_above(1 << 20);
+            .with_range_reads_above(1 << 20)
+            .with_index_range_reads_above(1 << 10);
             let (downloads, heads) = (
                 store.downloads.load(Ordering::SeqCst),
                 store.heads.load(Ordering::SeqCst),
@@ -861,6 +917,52 @@ mod tests {
             assert_eq!(local, index.to_vec(), "the local index is the stored one");
             orders.push(handle.indices_in_pack_order().collect::<Vec<_>>());
         }
+        assert_eq!(orders[0], orders[1], "the same order either way");
+        assert_eq!(orders[0].len(), 32, "30 files, their tree and commit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pack_read_by_ranges_has_its_order_built_from_its_index_offsets_read_ahead() {
+        let (root, store, repo) = remote();
+        let names: Vec<String> = (0..30).map(|i| format!("f{i:02}.txt")).collect();
+        let files: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 100_000)).collect();
+        let (a, _) = stored_pack(&store, &repo, &files).await;
+        let pack = store.head(&ObjectKey::pack(&repo, &a)).await.unwrap().size;
+        let index = store
+            .head(&ObjectKey::pack_index(&repo, &a))
+            .await
+            .unwrap()
+            .size;
+        let table = EarlyOrder::offsets_range(pack, index).unwrap();
+        let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
+        let mut orders = Vec::new();
+        let mut ranged = Vec::new();
+        // Without the index's length the offsets cannot be found ahead: the
+        // order is built from the index when first needed, as before.
+        for (i, index) in [None, Some(index)].into_iter().enumerate() {
+            let cache = PackCache::new(
+                root.path().join(format!("cache{i}")),
+                1 << 30,
+                1 << 30,
+                &Default::default(),
+            )
+            .unwrap()
+            .with_range_reads_above(1 << 20);
+            let before = store.ranged_index.load(Ordering::SeqCst);
+            let lengths = StoredLengths {
+                pack: Some(pack),
+                index,
+                graph: None,
+            };
+            let handle = cache.open(&dyn_store, &repo, &a, lengths).await.unwrap();
+            ranged.push(store.ranged_index.load(Ordering::SeqCst) - before);
+            orders.push(handle.indices_in_pack_order().collect::<Vec<_>>());
+        }
+        assert_eq!(
+            ranged[1] - ranged[0],
+            table.end - table.start,
+            "the offset table is read ahead, by itself"
+        );
         assert_eq!(orders[0], orders[1], "the same order either way");
         assert_eq!(orders[0].len(), 32, "30 files, their tree and commit");
     }
@@ -942,8 +1044,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             store.downloads.load(Ordering::SeqCst),
-            0,
-            "nothing is downloaded whole"
+            1,
+            "only the index, under the bound, is downloaded whole"
         );
         assert_eq!(
             store.heads.load(Ordering::SeqCst),

@@ -322,6 +322,12 @@ impl Fetch {
         let (db, job, refs) = (&self.db, &self.job, &self.refs);
         let mut out = Shared(shared);
         let mut send = |bytes: &[u8]| out.write_all(bytes).map_err(GitError::ClientGone);
+        // Looked up one by one below: on a fresh instance reading an index by
+        // ranges, where they lie comes down in one batch first.
+        if db.has_sparse_packs() {
+            let ids: Vec<ObjectId> = job.wants.iter().chain(&job.haves).copied().collect();
+            db.prefetch_lookups(&ids)?;
+        }
         for want in &job.wants {
             if !db.contains(want)? {
                 return Err(GitError::BadRequest(format!("not our ref {want}")));
