@@ -1319,24 +1319,8 @@ mod tests {
 
     #[test]
     fn an_order_built_from_the_index_offset_table_is_the_packs_own() {
-        use crate::writer::{write_whole_pack, WholeObject};
-        let contents: Vec<Vec<u8>> = (0..200u32)
-            .map(|i| {
-                format!("object {i}\n")
-                    .repeat(i as usize % 9 + 1)
-                    .into_bytes()
-            })
-            .collect();
-        let objects: Vec<WholeObject<'_>> = contents
-            .iter()
-            .map(|content| WholeObject {
-                id: gix_object::compute_hash(gix_hash::Kind::Sha1, Kind::Blob, content).unwrap(),
-                kind: Kind::Blob,
-                content,
-            })
-            .collect();
         let dir = tempfile::tempdir().unwrap();
-        let written = write_whole_pack(&objects, 1, dir.path()).unwrap();
+        let written = blobs_pack(200, dir.path());
         let index_path = written.index_path.clone();
         let index = std::fs::read(&index_path).unwrap();
         let pack_len = std::fs::metadata(&written.pack_path).unwrap().len();

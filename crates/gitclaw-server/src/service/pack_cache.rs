@@ -307,7 +307,10 @@ impl PackCache {
                             (Some(len), Some(index_len)) if len > self.range_reads_above => {
                                 Some(index_len)
                             }
-                            (Some(len), None) if len > self.range_reads_above => {
+                            (Some(len), None)
+                                if len > self.range_reads_above
+                                    && self.index_range_reads_above != u64::MAX =>
+                            {
                                 Some(store.head(&index_key).await?.size)
                             }
                             _ => None,
