@@ -617,6 +617,11 @@ mod tests {
         }
     }
 
+    /// A cache downloading into `dir`, with room (1 GiB each) for every test's packs.
+    fn roomy_cache(dir: PathBuf) -> PackCache {
+        PackCache::new(dir, 1 << 30, 1 << 30, &Default::default()).unwrap()
+    }
+
     /// A scratch directory, a remote store in it, and a repository id.
     fn remote() -> (tempfile::TempDir, Arc<Remote>, RepoId) {
         let root = tempfile::tempdir().unwrap();
@@ -877,15 +882,9 @@ mod tests {
         let mut orders = Vec::new();
         // With the index's length recorded, and without (asked of the store).
         for (i, index_len) in [Some(index.len() as u64), None].into_iter().enumerate() {
-            let cache = PackCache::new(
-                root.path().join(format!("cache{i}")),
-                1 << 30,
-                1 << 30,
-                &Default::default(),
-            )
-            .unwrap()
-            .with_range_reads_above(1 << 20)
-            .with_index_range_reads_above(1 << 10);
+            let cache = roomy_cache(root.path().join(format!("cache{i}")))
+                .with_range_reads_above(1 << 20)
+                .with_index_range_reads_above(1 << 10);
             let (downloads, heads) = (
                 store.downloads.load(Ordering::SeqCst),
                 store.heads.load(Ordering::SeqCst),
@@ -943,14 +942,8 @@ mod tests {
         // Without the index's length the offsets cannot be found ahead: the
         // order is built from the index when first needed, as before.
         for (i, index) in [None, Some(index)].into_iter().enumerate() {
-            let cache = PackCache::new(
-                root.path().join(format!("cache{i}")),
-                1 << 30,
-                1 << 30,
-                &Default::default(),
-            )
-            .unwrap()
-            .with_range_reads_above(1 << 20);
+            let cache =
+                roomy_cache(root.path().join(format!("cache{i}"))).with_range_reads_above(1 << 20);
             let before = store.ranged_index.load(Ordering::SeqCst);
             let lengths = StoredLengths {
                 pack: Some(pack),
@@ -974,13 +967,7 @@ mod tests {
     async fn concurrent_first_opens_download_once() {
         let (root, store, repo) = remote();
         let (a, _) = stored_pack(&store, &repo, &[("one.txt", 4000)]).await;
-        let cache = PackCache::new(
-            root.path().join("cache"),
-            1 << 30,
-            1 << 30,
-            &Default::default(),
-        )
-        .unwrap();
+        let cache = roomy_cache(root.path().join("cache"));
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let opens = (0..8).map(|_| cache.open(&dyn_store, &repo, &a, StoredLengths::default()));
         for handle in futures_util::future::join_all(opens).await {
@@ -1022,14 +1009,7 @@ mod tests {
             .unwrap()
             .size;
         assert!(pack_len > 4 * gitclaw_pack::odb::BLOCK_BYTES);
-        let cache = PackCache::new(
-            root.path().join("cache"),
-            1 << 30,
-            1 << 30,
-            &Default::default(),
-        )
-        .unwrap()
-        .with_range_reads_above(1 << 20);
+        let cache = roomy_cache(root.path().join("cache")).with_range_reads_above(1 << 20);
         let dyn_store: Arc<dyn ObjectStorageBackend> = store.clone();
         let heads = store.heads.load(Ordering::SeqCst);
         let handle = cache
