@@ -62,6 +62,8 @@ pub struct PackCache {
     /// Repositories whose packs were lately opened ahead of a fetch (see
     /// [`objects::warm_up`](super::objects::warm_up)).
     warmed: moka::sync::Cache<String, ()>,
+    /// Indexes read by ranges coming down whole behind their first request.
+    index_fills: tokio_util::task::TaskTracker,
 }
 
 /// Repositories remembered as warmed up, and for how long: after that a
@@ -153,6 +155,7 @@ impl PackCache {
             index_range_reads_above: u64::MAX,
             metrics: metrics.clone(),
             open,
+            index_fills: tokio_util::task::TaskTracker::new(),
             warmed: moka::sync::Cache::builder()
                 .max_capacity(WARMED_REPOS)
                 .time_to_live(WARMED_FOR)
@@ -173,6 +176,14 @@ impl PackCache {
     pub fn with_index_range_reads_above(mut self, bytes: u64) -> Self {
         self.index_range_reads_above = bytes;
         self
+    }
+
+    /// Wait until the indexes read by ranges that are coming down whole behind
+    /// their first request are in.
+    pub async fn index_fills_done(&self) {
+        self.index_fills.close();
+        self.index_fills.wait().await;
+        self.index_fills.reopen();
     }
 
     /// Bytes of memory the opened packs in the cache may come to hold.
@@ -245,13 +256,15 @@ impl PackCache {
             self.open.run_pending_tasks().await;
             // An index read by ranges comes down whole behind the request that
             // opened it: later requests then find every id local.
-            let handle = entry.handle.clone();
-            let pack = *hash;
-            drop(crate::metrics::spawn_blocking(move || {
-                if let Err(err) = handle.fill_index() {
-                    tracing::debug!(%pack, error = %err, "reading the rest of a pack index failed; its ids are read as lookups need them");
-                }
-            }));
+            if entry.handle.index_filled_bytes().is_some() {
+                let handle = entry.handle.clone();
+                let pack = *hash;
+                self.index_fills.spawn(crate::metrics::spawn_blocking(move || {
+                    if let Err(err) = handle.fill_index() {
+                        tracing::debug!(%pack, error = %err, "reading the rest of a pack index failed; its ids are read as lookups need them");
+                    }
+                }));
+            }
         }
         Ok(entry.handle.clone())
     }
@@ -907,14 +920,8 @@ mod tests {
             );
             assert!(handle.index_filled_bytes().is_some(), "read by ranges");
             // The rest of the index comes down behind the open.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            while handle.index_filled_bytes() != Some(index.len() as u64) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the index never filled"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            cache.index_fills_done().await;
+            assert_eq!(handle.index_filled_bytes(), Some(index.len() as u64));
             let local = tokio::fs::read(handle.index_path()).await.unwrap();
             assert_eq!(local, index.to_vec(), "the local index is the stored one");
             orders.push(handle.indices_in_pack_order().collect::<Vec<_>>());
