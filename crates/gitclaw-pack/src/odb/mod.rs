@@ -126,6 +126,8 @@ impl ObjectDb {
         order.sort_unstable();
         let mut found: Vec<Option<Location>> = vec![None; ids.len()];
         for (pack, handle) in self.packs.iter().enumerate() {
+            // An index read by ranges: every bucket the batch needs in one go.
+            handle.prefetch_lookups(ids)?;
             let mut from = 0;
             for &(_, id, i) in &order {
                 let slot = &mut found[i];
@@ -155,6 +157,8 @@ impl ObjectDb {
     /// ([`PackHandle::prefetch_chains`]); objects elsewhere are passed over.
     pub fn prefetch(&self, ids: &[ObjectId]) -> crate::Result<()> {
         for pack in self.packs.iter().filter(|pack| pack.is_sparse()) {
+            // Their ids first, side by side, where the index is read by ranges.
+            pack.prefetch_lookups(ids)?;
             let mut found = Vec::with_capacity(ids.len());
             for id in ids {
                 found.extend(pack.lookup(id)?);

@@ -1140,11 +1140,18 @@ mod tests {
         RangedIndexFile, RangedPackFile, INDEX_BLOCK_BYTES,
     };
 
-    /// A stored file served by ranges, counting the bytes read; it fails every
-    /// read while `down` is set.
+    /// What a store was asked for: bytes, and batches of ranges.
+    #[derive(Default)]
+    struct Asked {
+        bytes: AtomicU64,
+        batches: AtomicU64,
+    }
+
+    /// A stored file served by ranges, counting what it is asked for; it fails
+    /// every read while `down` is set.
     struct Stored {
         data: Vec<u8>,
-        read: Arc<AtomicU64>,
+        read: Arc<Asked>,
         down: Arc<AtomicBool>,
     }
 
@@ -1154,8 +1161,14 @@ mod tests {
                 return Err(PackError::Corrupt("the store is down".into()));
             }
             self.read
+                .bytes
                 .fetch_add(range.end - range.start, Ordering::SeqCst);
             Ok(self.data[range.start as usize..range.end as usize].to_vec())
+        }
+
+        fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> crate::Result<Vec<Vec<u8>>> {
+            self.read.batches.fetch_add(1, Ordering::SeqCst);
+            ranges.iter().map(|r| self.read_range(r.clone())).collect()
         }
     }
 
@@ -1185,10 +1198,10 @@ mod tests {
     fn ranged_copy(
         index_path: &std::path::Path,
         dir: &std::path::Path,
-        read: &Arc<AtomicU64>,
+        read: &Arc<Asked>,
         down: &Arc<AtomicBool>,
     ) -> PackHandle {
-        let stored = |path: &std::path::Path, read: &Arc<AtomicU64>| {
+        let stored = |path: &std::path::Path, read: &Arc<Asked>| {
             Box::new(Stored {
                 data: std::fs::read(path).unwrap(),
                 read: read.clone(),
@@ -1217,15 +1230,12 @@ mod tests {
         let written = blobs_pack(n, dir.path());
         let whole = PackHandle::open(&written.index_path).unwrap();
         let index = std::fs::read(&written.index_path).unwrap();
-        let (read, down) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (read, down) = (Arc::<Asked>::default(), Arc::new(AtomicBool::new(false)));
         let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
 
         // Opening read the header, the tables after the ids and the trailer,
         // each block-rounded: most ids not.
-        let opened = read.load(Ordering::SeqCst);
+        let opened = read.bytes.load(Ordering::SeqCst);
         let after_ids = 8 * u64::from(n) + 40;
         assert!(
             opened <= after_ids + 3 * INDEX_BLOCK_BYTES && opened < index.len() as u64 / 2,
@@ -1239,10 +1249,10 @@ mod tests {
 
         // A few lookups far apart read a block or two each, not the index.
         for i in [n / 8, n / 2, n - n / 8] {
-            let before = read.load(Ordering::SeqCst);
+            let before = read.bytes.load(Ordering::SeqCst);
             assert_eq!(handle.lookup(&whole.oid_at(i).unwrap()).unwrap(), Some(i));
             assert!(
-                read.load(Ordering::SeqCst) - before <= 2 * INDEX_BLOCK_BYTES,
+                read.bytes.load(Ordering::SeqCst) - before <= 2 * INDEX_BLOCK_BYTES,
                 "a lookup reads the blocks of its bucket"
             );
         }
@@ -1255,11 +1265,15 @@ mod tests {
         let soon = [n / 4, n / 3, 3 * n / 4];
         let ids: Vec<ObjectId> = soon.iter().map(|&i| whole.oid_at(i).unwrap()).collect();
         handle.prefetch_lookups(&ids).unwrap();
-        let prefetched = read.load(Ordering::SeqCst);
+        let prefetched = read.bytes.load(Ordering::SeqCst);
         for (id, i) in ids.iter().zip(soon) {
             assert_eq!(handle.lookup(id).unwrap(), Some(i));
         }
-        assert_eq!(read.load(Ordering::SeqCst), prefetched, "nothing more read");
+        assert_eq!(
+            read.bytes.load(Ordering::SeqCst),
+            prefetched,
+            "nothing more read"
+        );
 
         let mut state = DecodeState::default();
         let (mut got, mut want) = (Vec::new(), Vec::new());
@@ -1288,15 +1302,49 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_lookups_reads_the_buckets_it_needs_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 20_000u32;
+        let written = blobs_pack(n, dir.path());
+        let whole = PackHandle::open(&written.index_path).unwrap();
+        let far_apart = [n / 9, n / 3, n / 2, 4 * n / 5];
+        let ids: Vec<ObjectId> = far_apart
+            .iter()
+            .map(|&i| whole.oid_at(i).unwrap())
+            .collect();
+        let down = Arc::new(AtomicBool::new(false));
+        for (name, prefetch) in [("locate_many", false), ("prefetch", true)] {
+            let read = Arc::<Asked>::default();
+            let handle = ranged_copy(&written.index_path, &dir.path().join(name), &read, &down);
+            let db = super::super::ObjectDb::new(
+                vec![Arc::new(handle)],
+                Arc::new(super::super::NoLoose),
+            );
+            let opened = read.batches.load(Ordering::SeqCst);
+            // What a tree walk does with a tree's subtrees, and a pack writer
+            // with what it sends: ids in four buckets, one batch of reads.
+            let found = if prefetch {
+                db.prefetch(&ids).unwrap();
+                ids.iter().map(|id| db.locate(id).unwrap()).collect()
+            } else {
+                db.locate_many(&ids).unwrap()
+            };
+            assert_eq!(read.batches.load(Ordering::SeqCst), opened + 1, "{name}");
+            let want: Vec<_> = far_apart
+                .iter()
+                .map(|&index| Some(super::super::Location::Packed { pack: 0, index }))
+                .collect();
+            assert_eq!(found, want, "{name}");
+        }
+    }
+
+    #[test]
     fn an_id_that_cannot_be_read_is_an_error_not_an_absent_object() {
         let dir = tempfile::tempdir().unwrap();
         let n = 20_000u32;
         let written = blobs_pack(n, dir.path());
         let whole = PackHandle::open(&written.index_path).unwrap();
-        let (read, down) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (read, down) = (Arc::<Asked>::default(), Arc::new(AtomicBool::new(false)));
         let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
         let middle = n / 2;
         let id = whole.oid_at(middle).unwrap();
