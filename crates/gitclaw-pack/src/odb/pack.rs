@@ -104,17 +104,17 @@ impl EarlyOrder {
         if !offsets.len().is_multiple_of(4) || offsets.len() / 4 > u32::MAX as usize {
             return Err(corrupt());
         }
-        let pairs = offsets
-            .chunks_exact(4)
-            .zip(0u32..)
-            .map(|(bytes, index)| {
-                let offset = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                // A large offset's place in the other table: no pack under 2 GiB has one.
-                (offset & 0x8000_0000 == 0)
-                    .then_some((u64::from(offset), index))
-                    .ok_or_else(corrupt)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Sized up front: collected through a `Result`, the list would grow by
+        // copies (tens of MB at millions of objects).
+        let mut pairs = Vec::with_capacity(offsets.len() / 4);
+        for (bytes, index) in offsets.chunks_exact(4).zip(0u32..) {
+            let offset = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            // A large offset's place in the other table: no pack under 2 GiB has one.
+            if offset & 0x8000_0000 != 0 {
+                return Err(corrupt());
+            }
+            pairs.push((u64::from(offset), index));
+        }
         Ok(EarlyOrder(PackOrder::new(pairs)))
     }
 }

@@ -538,7 +538,8 @@ impl RangeSource for StoreRanges {
         let reads = futures_util::stream::iter(ranges.iter().cloned())
             .map(|range| async move {
                 let bytes = self.store.get_range(&self.key, range).await?;
-                Ok::<_, gitclaw_storage::StorageError>(bytes.to_vec())
+                // The read's own buffer, not a copy of it.
+                Ok::<_, gitclaw_storage::StorageError>(Vec::from(bytes))
             })
             .buffered(PARALLEL_RANGE_READS)
             .try_collect();
