@@ -473,7 +473,7 @@ async fn order_ahead(
     let len = pack_len.filter(|len| *len > cache.range_reads_above)?;
     let index_len = index_len.filter(|len| *len <= cache.index_range_reads_above)?;
     let range = EarlyOrder::offsets_range(len, index_len)?;
-    let table = match store.get_range(index_key, range).await {
+    let table = match get_range_in_parts(store, index_key, range).await {
         Ok(table) => table,
         Err(err) => {
             tracing::debug!(key = %index_key, error = %err, "reading a pack index's offsets ahead failed");
@@ -482,6 +482,49 @@ async fn order_ahead(
     };
     let build = move || EarlyOrder::build(&table);
     crate::metrics::spawn_blocking(build).await.ok()?.ok()
+}
+
+/// Longest part of [`get_range_in_parts`].
+const RANGE_PART_BYTES: u64 = 4 << 20;
+
+/// The bytes of `range` of a stored file, read in parts of at most
+/// [`RANGE_PART_BYTES`], [`PARALLEL_RANGE_READS`] at once: the offset table
+/// of an index of millions of objects is tens of MB, and one GET of it took
+/// longer than the download of the whole index beside it.
+async fn get_range_in_parts(
+    store: &Arc<dyn ObjectStorageBackend>,
+    key: &ObjectKey,
+    range: Range<u64>,
+) -> gitclaw_storage::Result<Vec<u8>> {
+    let parts: Vec<Range<u64>> = (range.start..range.end)
+        .step_by(RANGE_PART_BYTES as usize)
+        .map(|start| start..start.saturating_add(RANGE_PART_BYTES).min(range.end))
+        .collect();
+    let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    let mut reads = futures_util::stream::iter(parts)
+        .map(|part| async move {
+            Ok::<_, gitclaw_storage::StorageError>((
+                part.clone(),
+                store.get_range(key, part).await?,
+            ))
+        })
+        .buffered(PARALLEL_RANGE_READS);
+    while let Some((part, bytes)) = reads.try_next().await? {
+        // A short answer would shift every later offset: the caller gets none.
+        if bytes.len() as u64 != part.end - part.start {
+            return Err(gitclaw_storage::StorageError::Corrupted {
+                key: key.to_string(),
+                detail: format!(
+                    "a read of bytes {}..{} returned {}",
+                    part.start,
+                    part.end,
+                    bytes.len()
+                ),
+            });
+        }
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
 }
 
 /// The lengths of a stored pack's files as its record gives them: each spares
@@ -647,6 +690,30 @@ mod tests {
             heads: AtomicUsize::new(0),
         });
         (root, store, RepoId::new("r1").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_range_read_in_parts_is_the_stored_bytes_and_a_short_part_is_an_error() {
+        let (_root, store, repo) = remote();
+        let key = ObjectKey::pack_index(&repo, &ObjectId::from_bytes_or_panic(&[7; 20]));
+        let data: Vec<u8> = (0..(2 * RANGE_PART_BYTES + 12_345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        store
+            .put(&key, Bytes::from(data.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        let store: Arc<dyn ObjectStorageBackend> = store;
+        // Across three parts, starting and ending inside one.
+        let range = 1_000..data.len() as u64 - 7;
+        let read = get_range_in_parts(&store, &key, range.clone())
+            .await
+            .unwrap();
+        assert_eq!(read, &data[range.start as usize..range.end as usize]);
+        // A range running past the end gets a short last part: refused, not
+        // passed on with every later byte out of place.
+        let past = 1_000..data.len() as u64 + 100;
+        assert!(get_range_in_parts(&store, &key, past).await.is_err());
     }
 
     fn git(dir: &Path, args: &[&str]) -> String {
