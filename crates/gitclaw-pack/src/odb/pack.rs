@@ -53,22 +53,101 @@ impl std::fmt::Debug for PackHandle {
 
 /// A pack's entries in the order they are stored (git's `.rev`, and more).
 struct PackOrder {
-    /// `(offset, index)` pairs sorted by offset.
-    sorted: Vec<(u64, u32)>,
+    /// `(offset, index)` of every entry, sorted by offset.
+    sorted: SortedOffsets,
     /// Each index entry's place in `sorted`.
     positions: Vec<u32>,
 }
 
 impl PackOrder {
-    /// The order of `(offset, index)` pairs, one for each index position.
-    fn new(pairs: Vec<(u64, u32)>) -> Self {
-        let sorted = sort_by_offset(pairs);
+    /// The order of `n` entries, `offset_of` giving the offset of each index
+    /// position.
+    fn new(n: u32, offset_of: impl Fn(u32) -> u64) -> Self {
+        let max = (0..n).map(&offset_of).max().unwrap_or(0);
+        let sorted = match u32::try_from(max) {
+            // Every pack under 4 GiB: one 8-byte key an entry, sorted and kept
+            // as it is (half the memory of a pair, and half the bytes each
+            // pass of the sort moves).
+            Ok(_) => SortedOffsets::Packed(radix_sort(
+                (0..n)
+                    .map(|index| (offset_of(index) << 32) | u64::from(index))
+                    .collect(),
+                |key| key >> 32,
+                max,
+            )),
+            Err(_) => SortedOffsets::Wide(radix_sort(
+                (0..n).map(|index| (offset_of(index), index)).collect(),
+                |(offset, _)| offset,
+                max,
+            )),
+        };
         let mut positions = vec![0u32; sorted.len()];
-        for (pos, &(_, index)) in sorted.iter().enumerate() {
+        for (pos, (_, index)) in sorted.iter().enumerate() {
             // Both fit: a pack holds at most u32::MAX entries.
             positions[index as usize] = pos as u32;
         }
         PackOrder { sorted, positions }
+    }
+
+    /// Bytes an entry of a pack whose offsets reach `pack_len` takes in the
+    /// order's tables.
+    fn bytes_an_entry(pack_len: u64) -> usize {
+        let pair = match u32::try_from(pack_len) {
+            Ok(_) => std::mem::size_of::<u64>(),
+            Err(_) => std::mem::size_of::<(u64, u32)>(),
+        };
+        pair + std::mem::size_of::<u32>()
+    }
+}
+
+/// `(offset, index)` of every entry of a pack, sorted by offset (offsets are
+/// distinct: each is an entry's start).
+#[derive(Debug)]
+pub(crate) enum SortedOffsets {
+    /// Offsets under 4 GiB: `offset << 32 | index`, one number an entry.
+    Packed(Vec<u64>),
+    Wide(Vec<(u64, u32)>),
+}
+
+impl SortedOffsets {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            SortedOffsets::Packed(keys) => keys.len(),
+            SortedOffsets::Wide(pairs) => pairs.len(),
+        }
+    }
+
+    /// `(offset, index)` of the entry at place `pos`.
+    pub(crate) fn get(&self, pos: usize) -> Option<(u64, u32)> {
+        match self {
+            SortedOffsets::Packed(keys) => keys.get(pos).map(|&key| (key >> 32, key as u32)),
+            SortedOffsets::Wide(pairs) => pairs.get(pos).copied(),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        (0..self.len()).filter_map(|pos| self.get(pos))
+    }
+
+    /// How many entries start at or before `offset`.
+    fn starting_by(&self, offset: u64) -> usize {
+        match self {
+            SortedOffsets::Packed(keys) => keys.partition_point(|key| key >> 32 <= offset),
+            SortedOffsets::Wide(pairs) => pairs.partition_point(|(o, _)| *o <= offset),
+        }
+    }
+
+    /// The place of the entry starting at `offset`, if one does.
+    pub(crate) fn find(&self, offset: u64) -> Option<usize> {
+        let after = self.starting_by(offset);
+        let pos = after.checked_sub(1)?;
+        (self.get(pos)?.0 == offset).then_some(pos)
+    }
+}
+
+impl PartialEq for SortedOffsets {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -104,18 +183,16 @@ impl EarlyOrder {
         if !offsets.len().is_multiple_of(4) || offsets.len() / 4 > u32::MAX as usize {
             return Err(corrupt());
         }
-        // Sized up front: collected through a `Result`, the list would grow by
-        // copies (tens of MB at millions of objects).
-        let mut pairs = Vec::with_capacity(offsets.len() / 4);
-        for (bytes, index) in offsets.chunks_exact(4).zip(0u32..) {
-            let offset = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            // A large offset's place in the other table: no pack under 2 GiB has one.
-            if offset & 0x8000_0000 != 0 {
-                return Err(corrupt());
-            }
-            pairs.push((u64::from(offset), index));
+        let at = |index: u32| {
+            let i = index as usize * 4;
+            u32::from_be_bytes([offsets[i], offsets[i + 1], offsets[i + 2], offsets[i + 3]])
+        };
+        let n = (offsets.len() / 4) as u32;
+        // A large offset's place in the other table: no pack under 2 GiB has one.
+        if (0..n).any(|index| at(index) & 0x8000_0000 != 0) {
+            return Err(corrupt());
         }
-        Ok(EarlyOrder(PackOrder::new(pairs)))
+        Ok(EarlyOrder(PackOrder::new(n, |index| u64::from(at(index)))))
     }
 }
 
@@ -357,13 +434,13 @@ impl PackHandle {
     }
 
     /// The most memory this handle comes to hold, in bytes: its pack order and
-    /// entry types once a request builds them (21 bytes an object), its
+    /// entry types once a request builds them (13 bytes an object in a pack
+    /// under 4 GiB, 21 in a larger one), its
     /// commit-graph's tables, and for a pack read by ranges a bit a block. The
     /// index and pack themselves are mapped files, not counted.
     pub fn heap_bytes_at_most(&self) -> u64 {
-        let per_object = std::mem::size_of::<(u64, u32)>()
-            + std::mem::size_of::<u32>()
-            + std::mem::size_of::<Kind>();
+        let pack_len = self.bundle.pack.pack_end() as u64;
+        let per_object = PackOrder::bytes_an_entry(pack_len) + std::mem::size_of::<Kind>();
         let graph = self
             .commit_graph
             .as_ref()
@@ -483,10 +560,9 @@ impl PackHandle {
     /// Where the entry starting at `offset` ends (the next entry, or the trailer).
     fn entry_end(&self, offset: u64) -> u64 {
         let sorted = self.sorted_offsets();
-        let next = sorted.partition_point(|(o, _)| *o <= offset);
         sorted
-            .get(next)
-            .map(|(o, _)| *o)
+            .get(sorted.starting_by(offset))
+            .map(|(o, _)| o)
             .unwrap_or(self.bundle.pack.pack_end() as u64)
     }
 
@@ -528,7 +604,7 @@ impl PackHandle {
     /// The bytes of the entry at place `pos` in pack order (see [`Self::entry_range`]).
     fn range_at_pos(&self, pos: usize, whole: bool) -> std::ops::Range<u64> {
         match self.sorted_offsets().get(pos) {
-            Some(&(offset, _)) => self.entry_range(offset, whole),
+            Some((offset, _)) => self.entry_range(offset, whole),
             None => 0..0,
         }
     }
@@ -560,8 +636,7 @@ impl PackHandle {
             // their entries local.
             if read_ahead && !sparse.holds(range.clone()) {
                 read_ahead = false;
-                let sorted = self.sorted_offsets();
-                if let Ok(pos) = sorted.binary_search_by_key(&offset, |(o, _)| *o) {
+                if let Some(pos) = self.sorted_offsets().find(offset) {
                     let ranges: Vec<_> = self
                         .recorded_chain(pos)?
                         .into_iter()
@@ -689,13 +764,8 @@ impl PackHandle {
     }
 
     fn order(&self) -> &PackOrder {
-        self.by_offset.get_or_init(|| {
-            PackOrder::new(
-                (0..self.num_objects())
-                    .map(|i| (self.offset_at(i), i))
-                    .collect(),
-            )
-        })
+        self.by_offset
+            .get_or_init(|| PackOrder::new(self.num_objects(), |i| self.offset_at(i)))
     }
 
     /// Take the pack order built ahead from this pack's index ([`EarlyOrder`]),
@@ -709,7 +779,7 @@ impl PackHandle {
         let agrees = order.positions.len() == n as usize
             && (0..n).step_by((n as usize / 64).max(1)).all(|index| {
                 let pos = order.positions[index as usize] as usize;
-                order.sorted.get(pos) == Some(&(self.offset_at(index), index))
+                order.sorted.get(pos) == Some((self.offset_at(index), index))
             });
         if agrees {
             // Only just opened: nothing has built the order yet.
@@ -719,7 +789,7 @@ impl PackHandle {
     }
 
     /// `(offset, index)` of every entry, in pack order.
-    pub(crate) fn sorted_offsets(&self) -> &[(u64, u32)] {
+    pub(crate) fn sorted_offsets(&self) -> &SortedOffsets {
         &self.order().sorted
     }
 
@@ -732,7 +802,7 @@ impl PackHandle {
     /// Index positions of the entries in the order they are stored: decoding in
     /// this order finds delta bases fresh in the cache.
     pub fn indices_in_pack_order(&self) -> impl Iterator<Item = u32> + '_ {
-        self.sorted_offsets().iter().map(|(_, index)| *index)
+        self.sorted_offsets().iter().map(|(_, index)| index)
     }
 
     /// Every object with its type, in pack order. Reads entry headers only: a
@@ -744,7 +814,7 @@ impl PackHandle {
         self.sorted_offsets()
             .iter()
             .zip(kinds)
-            .map(|(&(_, index), &kind)| Ok((self.oid_at(index)?, kind)))
+            .map(|((_, index), &kind)| Ok((self.oid_at(index)?, kind)))
             .collect()
     }
 
@@ -776,7 +846,7 @@ impl PackHandle {
         let sorted = self.sorted_offsets();
         let mut kinds: Vec<Option<Kind>> = vec![None; sorted.len()];
         let mut state = DecodeState::default();
-        for (pos, &(offset, index)) in sorted.iter().enumerate() {
+        for (pos, (offset, index)) in sorted.iter().enumerate() {
             let (header, _) = self.entry_header(index)?;
             let stored = match header {
                 Header::Commit => Some(Kind::Commit),
@@ -810,7 +880,7 @@ impl PackHandle {
         self.fill_all()?;
         self.sorted_offsets()
             .iter()
-            .map(|&(offset, index)| {
+            .map(|(offset, index)| {
                 let (header, _) = self.entry_header(index)?;
                 // Both fit: a pack holds at most u32::MAX entries.
                 Ok(self
@@ -825,13 +895,9 @@ impl PackHandle {
     /// entry of this pack.
     fn base_position(&self, offset: u64, header: &Header) -> Result<Option<usize>> {
         Ok(match *header {
-            Header::OfsDelta { base_distance } => {
-                offset.checked_sub(base_distance).and_then(|base| {
-                    self.sorted_offsets()
-                        .binary_search_by_key(&base, |(o, _)| *o)
-                        .ok()
-                })
-            }
+            Header::OfsDelta { base_distance } => offset
+                .checked_sub(base_distance)
+                .and_then(|base| self.sorted_offsets().find(base)),
             Header::RefDelta { base_id } => self.lookup(&base_id)?.map(|i| self.position_of(i)),
             _ => None,
         })
@@ -841,9 +907,9 @@ impl PackHandle {
     pub fn oid_at_offset(&self, offset: u64) -> Result<Option<ObjectId>> {
         let sorted = self.sorted_offsets();
         sorted
-            .binary_search_by_key(&offset, |(o, _)| *o)
-            .ok()
-            .map(|pos| self.oid_at(sorted[pos].1))
+            .find(offset)
+            .and_then(|pos| sorted.get(pos))
+            .map(|(_, index)| self.oid_at(index))
             .transpose()
     }
 
@@ -976,12 +1042,12 @@ impl PackHandle {
     /// The stored entry at position `pos` in pack order (see [`Self::raw_entry`]).
     pub(crate) fn raw_entry_at_pos(&self, pos: usize) -> Result<RawEntry<'_>> {
         let sorted = self.sorted_offsets();
-        let (offset, index) = *sorted.get(pos).ok_or_else(|| {
+        let (offset, index) = sorted.get(pos).ok_or_else(|| {
             PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
         })?;
         let end = sorted
             .get(pos + 1)
-            .map(|(o, _)| *o)
+            .map(|(o, _)| o)
             .unwrap_or(self.bundle.pack.pack_end() as u64);
         self.fill(offset..end)?;
         let entry = self
@@ -1086,27 +1152,30 @@ impl DecodeState {
     }
 }
 
-/// `(offset, index)` pairs sorted by offset (offsets are distinct: each is
-/// an entry's start). A least-significant-digit radix sort, a byte a pass over
-/// as many bytes as the largest offset has: every first request of a pack
-/// builds its pack order, and at 200k entries a comparison sort took about
-/// 10 ms of it where this takes a few.
-fn sort_by_offset(mut pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+/// `items` sorted by `key` (distinct keys: each an entry's offset), at most
+/// `max`. A least-significant-digit radix sort, a byte a pass over as many
+/// bytes as `max` has: every first request of a pack builds its pack order,
+/// and at 200k entries a comparison sort took about 10 ms of it where this
+/// takes a few.
+fn radix_sort<T: Copy + Default + Ord>(
+    mut items: Vec<T>,
+    key: impl Fn(T) -> u64,
+    max: u64,
+) -> Vec<T> {
     // Below this, the passes' counting costs more than a comparison sort.
     const RADIX_ABOVE: usize = 2048;
-    if pairs.len() <= RADIX_ABOVE {
-        pairs.sort_unstable();
-        return pairs;
+    if items.len() <= RADIX_ABOVE {
+        items.sort_unstable_by_key(|item| key(*item));
+        return items;
     }
-    let max = pairs.iter().map(|(offset, _)| *offset).max().unwrap_or(0);
     let bytes = (u64::BITS - max.leading_zeros()).div_ceil(8);
-    let mut other = vec![(0u64, 0u32); pairs.len()];
+    let mut other = vec![T::default(); items.len()];
     for byte in 0..bytes {
         let shift = byte * 8;
-        let digit = |offset: u64| ((offset >> shift) & 0xff) as usize;
+        let digit = |item: T| ((key(item) >> shift) & 0xff) as usize;
         let mut starts = [0usize; 256];
-        for (offset, _) in &pairs {
-            starts[digit(*offset)] += 1;
+        for &item in &items {
+            starts[digit(item)] += 1;
         }
         let mut next = 0;
         for start in starts.iter_mut() {
@@ -1114,14 +1183,14 @@ fn sort_by_offset(mut pairs: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
             *start = next;
             next += count;
         }
-        for &pair in &pairs {
-            let slot = &mut starts[digit(pair.0)];
-            other[*slot] = pair;
+        for &item in &items {
+            let slot = &mut starts[digit(item)];
+            other[*slot] = item;
             *slot += 1;
         }
-        std::mem::swap(&mut pairs, &mut other);
+        std::mem::swap(&mut items, &mut other);
     }
-    pairs
+    items
 }
 
 #[cfg(test)]
@@ -1136,8 +1205,8 @@ mod tests {
     use gix_hash::ObjectId;
 
     use super::{
-        sort_by_offset, DecodeState, EarlyOrder, Kind, PackError, PackHandle, RangeSource,
-        RangedIndexFile, RangedPackFile, INDEX_BLOCK_BYTES,
+        DecodeState, EarlyOrder, Kind, PackError, PackHandle, PackOrder, RangeSource,
+        RangedIndexFile, RangedPackFile, SortedOffsets, INDEX_BLOCK_BYTES,
     };
 
     /// What a store was asked for: bytes, and batches of ranges.
@@ -1421,17 +1490,30 @@ mod tests {
             let distinct: std::collections::BTreeSet<u64> =
                 offsets.into_iter().map(|o| o & mask).collect();
             // In index order, which is not pack order: shuffled by the set's hash.
-            let pairs: Vec<(u64, u32)> = distinct
+            let shuffled: Vec<u64> = distinct
                 .iter()
                 .copied()
                 .collect::<std::collections::HashSet<_>>()
                 .into_iter()
-                .enumerate()
-                .map(|(i, o)| (o, i as u32))
                 .collect();
-            let mut expected = pairs.clone();
+            let mut expected: Vec<(u64, u32)> =
+                shuffled.iter().zip(0u32..).map(|(&o, i)| (o, i)).collect();
             expected.sort_unstable();
-            prop_assert_eq!(sort_by_offset(pairs), expected);
+            // Offsets over 4 GiB are kept as pairs, the rest as packed keys:
+            // both read back the same.
+            let order = PackOrder::new(shuffled.len() as u32, |i| shuffled[i as usize]);
+            let packed = matches!(order.sorted, SortedOffsets::Packed(_));
+            prop_assert_eq!(packed, shuffled.iter().all(|&o| o <= u64::from(u32::MAX)));
+            prop_assert_eq!(order.sorted.iter().collect::<Vec<_>>(), expected.clone());
+            for (pos, &(offset, index)) in expected.iter().enumerate() {
+                prop_assert_eq!(order.positions[index as usize] as usize, pos);
+                prop_assert_eq!(order.sorted.find(offset), Some(pos));
+            }
+            if let Some(&(first, _)) = expected.first() {
+                if first > 0 {
+                    prop_assert_eq!(order.sorted.find(first - 1), None);
+                }
+            }
         }
     }
 }

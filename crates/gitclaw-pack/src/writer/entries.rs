@@ -116,7 +116,7 @@ impl<'a> Prefix<'a> {
         let sorted = self.pack.sorted_offsets();
         let mut moved = Moved(Vec::with_capacity(self.count as usize));
         let mut head = Vec::with_capacity(32);
-        for (pos, &(offset, _)) in sorted.iter().enumerate() {
+        for (pos, (offset, _)) in sorted.iter().enumerate() {
             if !self.leave.keeps(kinds[pos]) {
                 continue;
             }
