@@ -1262,6 +1262,16 @@ mod tests {
         write_whole_pack(&objects, 1, dir).unwrap()
     }
 
+    /// [`blobs_pack`], and the pack opened from its local files.
+    fn opened_blobs_pack(
+        n: u32,
+        dir: &std::path::Path,
+    ) -> (crate::ingest::IngestedPack, PackHandle) {
+        let written = blobs_pack(n, dir);
+        let whole = PackHandle::open(&written.index_path).unwrap();
+        (written, whole)
+    }
+
     /// The pack at `index_path` as a fresh instance opens it from the store:
     /// pack and index read by ranges into `dir`; the index's reads counted.
     fn ranged_copy(
@@ -1296,8 +1306,7 @@ mod tests {
     fn an_index_read_by_ranges_answers_as_the_whole_one_reading_a_bucket_a_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let n = 20_000u32;
-        let written = blobs_pack(n, dir.path());
-        let whole = PackHandle::open(&written.index_path).unwrap();
+        let (written, whole) = opened_blobs_pack(n, dir.path());
         let index = std::fs::read(&written.index_path).unwrap();
         let (read, down) = (Arc::<Asked>::default(), Arc::new(AtomicBool::new(false)));
         let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
@@ -1374,8 +1383,7 @@ mod tests {
     fn a_batch_of_lookups_reads_the_buckets_it_needs_in_one_go() {
         let dir = tempfile::tempdir().unwrap();
         let n = 20_000u32;
-        let written = blobs_pack(n, dir.path());
-        let whole = PackHandle::open(&written.index_path).unwrap();
+        let (written, whole) = opened_blobs_pack(n, dir.path());
         let far_apart = [n / 9, n / 3, n / 2, 4 * n / 5];
         let ids: Vec<ObjectId> = far_apart
             .iter()
@@ -1411,8 +1419,7 @@ mod tests {
     fn an_id_that_cannot_be_read_is_an_error_not_an_absent_object() {
         let dir = tempfile::tempdir().unwrap();
         let n = 20_000u32;
-        let written = blobs_pack(n, dir.path());
-        let whole = PackHandle::open(&written.index_path).unwrap();
+        let (written, whole) = opened_blobs_pack(n, dir.path());
         let (read, down) = (Arc::<Asked>::default(), Arc::new(AtomicBool::new(false)));
         let handle = ranged_copy(&written.index_path, &dir.path().join("a"), &read, &down);
         let middle = n / 2;
