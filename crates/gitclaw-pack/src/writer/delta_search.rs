@@ -172,7 +172,7 @@ pub(super) fn delta_search(
     let total = u32::try_from(total).unwrap_or(u32::MAX);
     // Within a path, the client's own objects first, so every object after them
     // may try them; then larger before smaller, as git orders.
-    order.sort_by_key(|&i| {
+    order.sort_by_cached_key(|&i| {
         (
             group(i),
             items[i].plan != Plan::ClientBase,

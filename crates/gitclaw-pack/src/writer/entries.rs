@@ -203,7 +203,10 @@ fn plan(
         });
     }
     if !options.keep_order {
-        items.sort_by_key(|item| match item.loc {
+        // Each key once: computed in every comparison, a place looked up in
+        // the pack order at random, the sort took a quarter of a 400k-object
+        // clone's server CPU.
+        items.sort_by_cached_key(|item| match item.loc {
             Location::Packed { pack, index } => (0u8, pack, packs[pack].position_of(index)),
             Location::Loose => (1u8, 0, 0),
         });
