@@ -1157,11 +1157,7 @@ impl DecodeState {
 /// bytes as `max` has: every first request of a pack builds its pack order,
 /// and at 200k entries a comparison sort took about 10 ms of it where this
 /// takes a few.
-fn radix_sort<T: Copy + Default + Ord>(
-    mut items: Vec<T>,
-    key: impl Fn(T) -> u64,
-    max: u64,
-) -> Vec<T> {
+fn radix_sort<T: Copy + Default>(mut items: Vec<T>, key: impl Fn(T) -> u64, max: u64) -> Vec<T> {
     // Below this, the passes' counting costs more than a comparison sort.
     const RADIX_ABOVE: usize = 2048;
     if items.len() <= RADIX_ABOVE {

@@ -501,30 +501,40 @@ async fn get_range_in_parts(
         .map(|start| start..start.saturating_add(RANGE_PART_BYTES).min(range.end))
         .collect();
     let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
-    let mut reads = futures_util::stream::iter(parts)
-        .map(|part| async move {
-            Ok::<_, gitclaw_storage::StorageError>((
-                part.clone(),
-                store.get_range(key, part).await?,
-            ))
-        })
-        .buffered(PARALLEL_RANGE_READS);
-    while let Some((part, bytes)) = reads.try_next().await? {
-        // A short answer would shift every later offset: the caller gets none.
-        if bytes.len() as u64 != part.end - part.start {
-            return Err(gitclaw_storage::StorageError::Corrupted {
-                key: key.to_string(),
-                detail: format!(
-                    "a read of bytes {}..{} returned {}",
-                    part.start,
-                    part.end,
-                    bytes.len()
-                ),
-            });
-        }
-        out.extend_from_slice(&bytes);
+    for part in get_ranges(store, key, &parts).await? {
+        out.extend_from_slice(&part);
     }
     Ok(out)
+}
+
+/// The bytes of each of `ranges` of a stored file, in order, read
+/// [`PARALLEL_RANGE_READS`] at once; a short answer is an error (whatever
+/// follows it would be out of place).
+async fn get_ranges(
+    store: &Arc<dyn ObjectStorageBackend>,
+    key: &ObjectKey,
+    ranges: &[Range<u64>],
+) -> gitclaw_storage::Result<Vec<Vec<u8>>> {
+    futures_util::stream::iter(ranges.iter().cloned())
+        .map(|range| async move {
+            let bytes = store.get_range(key, range.clone()).await?;
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(gitclaw_storage::StorageError::Corrupted {
+                    key: key.to_string(),
+                    detail: format!(
+                        "a read of bytes {}..{} returned {}",
+                        range.start,
+                        range.end,
+                        bytes.len()
+                    ),
+                });
+            }
+            // The read's own buffer, not a copy of it.
+            Ok(Vec::from(bytes))
+        })
+        .buffered(PARALLEL_RANGE_READS)
+        .try_collect()
+        .await
 }
 
 /// The lengths of a stored pack's files as its record gives them: each spares
@@ -578,16 +588,8 @@ impl RangeSource for StoreRanges {
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>, PackError> {
-        let reads = futures_util::stream::iter(ranges.iter().cloned())
-            .map(|range| async move {
-                let bytes = self.store.get_range(&self.key, range).await?;
-                // The read's own buffer, not a copy of it.
-                Ok::<_, gitclaw_storage::StorageError>(Vec::from(bytes))
-            })
-            .buffered(PARALLEL_RANGE_READS)
-            .try_collect();
         self.runtime
-            .block_on(reads)
+            .block_on(get_ranges(&self.store, &self.key, ranges))
             .map_err(|err| PackError::Backend(Box::new(err)))
     }
 }
