@@ -237,8 +237,9 @@ pub fn repack(
         // Where each entry's delta base lies, likewise: a fresh instance then
         // reads a chain in one batch instead of an entry at a time. And which
         // commit brought each object: a fetch then knows what the client's
-        // older history holds (see `walk::history`).
-        let (kinds, delta_bases, introduced_by) = match closure.packs() {
+        // older history holds (see `walk::history`). And the pack order, which
+        // opening the pack then takes instead of sorting its offsets.
+        let (kinds, delta_bases, introduced_by, places) = match closure.packs() {
             [pack] => {
                 let lead = shallow_tips
                     .iter()
@@ -248,14 +249,18 @@ pub fn repack(
                     pack.kinds_in_pack_order()?.to_vec(),
                     pack.delta_bases_in_pack_order()?,
                     crate::walk::introducing_commits(&closure, pack, &borrowed, lead)?,
+                    (0..pack.num_objects())
+                        .map(|index| pack.position_of(index) as u32)
+                        .collect(),
                 )
             }
-            _ => (Vec::new(), Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
         };
         let recorded = crate::commit_graph::PackEntries {
             kinds: &kinds,
             delta_bases: &delta_bases,
             introduced_by: &introduced_by,
+            places: &places,
         };
         if crate::commit_graph::write(&borrowed, &entries, &recorded, &path)? {
             repacked.commit_graph = Some(path);

@@ -509,6 +509,19 @@ fn a_delta_chain_across_blocks_comes_down_in_one_batch_with_the_bases_compaction
         let recorded = recorded.map(|base| local.oid_at(in_pack_order[base as usize]).unwrap());
         assert_eq!(recorded, local.entry_base(index).unwrap().1, "entry {pos}");
     }
+    // And the pack order it recorded is the one sorting the index gives, which
+    // a pack opened with its graph then takes.
+    let mut places = vec![0u32; in_pack_order.len()];
+    for (pos, &index) in in_pack_order.iter().enumerate() {
+        places[index as usize] = pos as u32;
+    }
+    assert_eq!(graph.pack_places().unwrap(), Some(places));
+    let with_graph = PackHandle::open(&closure_index)
+        .unwrap()
+        .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&graph_path).unwrap());
+    assert!(with_graph
+        .indices_in_pack_order()
+        .eq(in_pack_order.iter().copied()));
 
     let decode = |dir: &str, graph: Option<&Path>| {
         let (handle, batches) = sparse_copy(&tmp.path().join(dir), &closure_index, graph);

@@ -81,12 +81,57 @@ impl PackOrder {
                 max,
             )),
         };
+        Self::with_positions(sorted)
+    }
+
+    fn with_positions(sorted: SortedOffsets) -> Self {
         let mut positions = vec![0u32; sorted.len()];
         for (pos, (_, index)) in sorted.iter().enumerate() {
             // Both fit: a pack holds at most u32::MAX entries.
             positions[index as usize] = pos as u32;
         }
         PackOrder { sorted, positions }
+    }
+
+    /// The order of `n` entries as recorded: `places` holds each index
+    /// position's place in pack order, `offset_of` gives each index position's
+    /// offset. No sort: each offset, read in index order, is put in its place.
+    /// `None` unless the record is an order of these entries: `n` places, the
+    /// offsets in them strictly rising (so every place is filled once).
+    fn recorded(n: u32, places: Vec<u32>, offset_of: impl Fn(u32) -> u64) -> Option<Self> {
+        if places.len() != n as usize || places.iter().any(|&pos| pos >= n) {
+            return None;
+        }
+        // Every pack under 4 GiB: the packed form. A place never filled keeps
+        // offset 0, where no entry starts (the pack's header lies there).
+        let max = (0..n).map(&offset_of).max().unwrap_or(0);
+        let sorted = match u32::try_from(max) {
+            Ok(_) => {
+                let mut keys = vec![0u64; n as usize];
+                for (index, &pos) in (0..n).zip(&places) {
+                    keys[pos as usize] = (offset_of(index) << 32) | u64::from(index);
+                }
+                SortedOffsets::Packed(keys)
+            }
+            Err(_) => {
+                let mut pairs = vec![(0u64, 0u32); n as usize];
+                for (index, &pos) in (0..n).zip(&places) {
+                    pairs[pos as usize] = (offset_of(index), index);
+                }
+                SortedOffsets::Wide(pairs)
+            }
+        };
+        let mut previous = 0;
+        for (offset, _) in sorted.iter() {
+            if offset <= previous {
+                return None;
+            }
+            previous = offset;
+        }
+        Some(PackOrder {
+            sorted,
+            positions: places,
+        })
     }
 
     /// Bytes an entry of a pack whose offsets reach `pack_len` takes in the
@@ -764,8 +809,29 @@ impl PackHandle {
     }
 
     fn order(&self) -> &PackOrder {
-        self.by_offset
-            .get_or_init(|| PackOrder::new(self.num_objects(), |i| self.offset_at(i)))
+        self.by_offset.get_or_init(|| {
+            let n = self.num_objects();
+            self.recorded_order()
+                .unwrap_or_else(|| PackOrder::new(n, |i| self.offset_at(i)))
+        })
+    }
+
+    /// The pack order compaction recorded in the pack's commit-graph, if it
+    /// did and it is this pack's. Only a shortcut: without it (or when it
+    /// cannot be read) the order is built from the index.
+    fn recorded_order(&self) -> Option<PackOrder> {
+        let places = match self.commit_graph.as_ref()?.pack_places() {
+            Ok(places) => places?,
+            Err(err) => {
+                tracing::warn!(pack = %self.hash, %err, "the recorded pack order cannot be read; sorting the index's offsets");
+                return None;
+            }
+        };
+        let built = PackOrder::recorded(self.num_objects(), places, |i| self.offset_at(i));
+        if built.is_none() {
+            tracing::warn!(pack = %self.hash, "the recorded pack order is not this pack's; sorting the index's offsets");
+        }
+        built
     }
 
     /// Take the pack order built ahead from this pack's index ([`EarlyOrder`]),
@@ -1516,6 +1582,48 @@ mod tests {
                 if first > 0 {
                     prop_assert_eq!(order.sorted.find(first - 1), None);
                 }
+            }
+        }
+
+        /// A recorded order is taken when it is the entries' order, giving
+        /// what the sort gives, and refused when it is not: two places
+        /// swapped, one repeated, one left out or one past the pack.
+        #[test]
+        fn a_recorded_order_is_taken_only_when_it_is_the_entries_order(
+            offsets in proptest::collection::hash_set(1..u64::MAX, 2..2000),
+            wide in any::<bool>(),
+            damage in any::<proptest::sample::Index>(),
+        ) {
+            let mask = if wide { u64::MAX } else { u64::from(u32::MAX) };
+            let shuffled: Vec<u64> = offsets
+                .into_iter()
+                .map(|o| (o & mask).max(1))
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            let n = shuffled.len() as u32;
+            let offset_of = |i: u32| shuffled[i as usize];
+            let sorted = PackOrder::new(n, offset_of);
+            let record = sorted.positions.clone();
+            let taken = PackOrder::recorded(n, record.clone(), offset_of);
+            prop_assert!(taken.is_some());
+            let taken = taken.unwrap();
+            prop_assert_eq!(&taken.sorted, &sorted.sorted);
+            prop_assert_eq!(&taken.positions, &sorted.positions);
+
+            if n < 2 {
+                return Ok(());
+            }
+            let at = damage.index(record.len() - 1);
+            let mut swapped = record.clone();
+            swapped.swap(at, at + 1);
+            let mut repeated = record.clone();
+            repeated[at + 1] = repeated[at];
+            let short = record[..record.len() - 1].to_vec();
+            let mut past = record.clone();
+            past[at] = n;
+            for damaged in [swapped, repeated, short, past] {
+                prop_assert!(PackOrder::recorded(n, damaged, offset_of).is_none());
             }
         }
     }
