@@ -97,19 +97,30 @@ impl PackOrder {
     /// position's place in pack order, `offset_of` gives each index position's
     /// offset. No sort: each offset, read in index order, is put in its place.
     /// `None` unless the record is an order of these entries: `n` places, the
-    /// offsets in them strictly rising (so every place is filled once).
-    fn recorded(n: u32, places: Vec<u32>, offset_of: impl Fn(u32) -> u64) -> Option<Self> {
+    /// offsets in them strictly rising (so every place is filled once). The
+    /// pack's length (`pack_len`) picks the form, without a pass over the
+    /// offsets for their largest.
+    fn recorded(
+        n: u32,
+        places: Vec<u32>,
+        pack_len: u64,
+        offset_of: impl Fn(u32) -> u64,
+    ) -> Option<Self> {
         if places.len() != n as usize || places.iter().any(|&pos| pos >= n) {
             return None;
         }
         // Every pack under 4 GiB: the packed form. A place never filled keeps
         // offset 0, where no entry starts (the pack's header lies there).
-        let max = (0..n).map(&offset_of).max().unwrap_or(0);
-        let sorted = match u32::try_from(max) {
+        let sorted = match u32::try_from(pack_len) {
             Ok(_) => {
                 let mut keys = vec![0u64; n as usize];
                 for (index, &pos) in (0..n).zip(&places) {
-                    keys[pos as usize] = (offset_of(index) << 32) | u64::from(index);
+                    let offset = offset_of(index);
+                    // An index at odds with its pack: sorted, it is refused later.
+                    if offset > u64::from(u32::MAX) {
+                        return None;
+                    }
+                    keys[pos as usize] = (offset << 32) | u64::from(index);
                 }
                 SortedOffsets::Packed(keys)
             }
@@ -827,7 +838,9 @@ impl PackHandle {
                 return None;
             }
         };
-        let built = PackOrder::recorded(self.num_objects(), places, |i| self.offset_at(i));
+        let pack_len = self.bundle.pack.pack_end() as u64;
+        let built =
+            PackOrder::recorded(self.num_objects(), places, pack_len, |i| self.offset_at(i));
         if built.is_none() {
             tracing::warn!(pack = %self.hash, "the recorded pack order is not this pack's; sorting the index's offsets");
         }
@@ -1605,7 +1618,8 @@ mod tests {
             let offset_of = |i: u32| shuffled[i as usize];
             let sorted = PackOrder::new(n, offset_of);
             let record = sorted.positions.clone();
-            let taken = PackOrder::recorded(n, record.clone(), offset_of);
+            let pack_len = shuffled.iter().max().unwrap() + 1;
+            let taken = PackOrder::recorded(n, record.clone(), pack_len, offset_of);
             prop_assert!(taken.is_some());
             let taken = taken.unwrap();
             prop_assert_eq!(&taken.sorted, &sorted.sorted);
@@ -1623,7 +1637,7 @@ mod tests {
             let mut past = record.clone();
             past[at] = n;
             for damaged in [swapped, repeated, short, past] {
-                prop_assert!(PackOrder::recorded(n, damaged, offset_of).is_none());
+                prop_assert!(PackOrder::recorded(n, damaged, pack_len, offset_of).is_none());
             }
         }
     }
