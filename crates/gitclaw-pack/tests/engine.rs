@@ -2125,3 +2125,70 @@ fn a_fetch_reads_the_clients_trees_only_where_the_commits_it_gets_changed_them()
     client_at(&repo, &client, &old.to_string());
     fix_thin_and_check(&client, &thin, "main", &new.to_string());
 }
+
+#[test]
+fn every_object_sent_or_met_at_the_edge_carries_the_name_hash_of_its_path() {
+    // Nested directories, names with spaces, and a new commit that changes a
+    // file three levels down, so a fetch also reads the client's trees there.
+    let (tmp, repo) = new_repo();
+    for (i, path) in [
+        "top.txt",
+        "a/one.c",
+        "a/b c/two words.h",
+        "a/b c/d/deep file.rs",
+        "e/f/g/h/i/leaf",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, format!("content {i} of {path}\n")).unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let old = oid(&git(&repo, &["rev-parse", "main"]));
+    std::fs::write(repo.join("a/b c/d/deep file.rs"), "changed\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "second"]);
+    let new = oid(&git(&repo, &["rev-parse", "main"]));
+    let db = stored_as_packed(&repo, &tmp.path().join("store"));
+
+    // Each object's path as git lists it (every content is distinct, so each
+    // object has one path); commits have none.
+    let paths = |args: &[&str]| -> std::collections::HashMap<ObjectId, String> {
+        let mut all = vec!["rev-list", "--objects"];
+        all.extend_from_slice(args);
+        git(&repo, &all)
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(id, path)| (oid(id), path.to_owned()))
+            .collect()
+    };
+    let check = |objects: &[gitclaw_pack::walk::WalkObject],
+                 paths: &std::collections::HashMap<ObjectId, String>| {
+        let mut named = 0;
+        for object in objects {
+            let path = paths.get(&object.id).map_or("", String::as_str);
+            named += usize::from(!path.is_empty());
+            assert_eq!(
+                object.name_hash,
+                gitclaw_pack::walk::name_hash(path.as_bytes()),
+                "{} at {path:?}",
+                object.id
+            );
+        }
+        named
+    };
+
+    let mut graph = Graph::new(&db);
+    let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
+    let clone = enumerate(&mut graph, &[new], &[], &plan, &WalkOptions::default()).unwrap();
+    assert!(check(&clone.objects, &paths(&["main"])) >= 10);
+
+    let mut graph = Graph::new(&db);
+    let fetch = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
+    // Sent: the new file and the trees above it.
+    assert!(check(&fetch.objects, &paths(&["main", "--not", "main~1"])) >= 4);
+    // Met in the client's trees along the way: named as in its commit.
+    assert!(check(&fetch.edge_objects, &paths(&["main~1"])) >= 4);
+}

@@ -65,17 +65,19 @@ impl Edge {
         }
     }
 
-    /// Read the trees of `edge` (the client's trees at `path`, where the walk
-    /// is about to look at a tree to send) not read yet: mark what they hold.
+    /// Read the trees of `edge` (the client's trees at the path whose
+    /// [`name_hash`](super::tree_walk::name_hash) is `path`, `None` for the
+    /// root, where the walk is about to look at a tree to send) not read yet:
+    /// mark what they hold.
     pub(super) fn read(
         &mut self,
         graph: &mut Graph<'_>,
         edge: &[ObjectId],
-        path: &[u8],
+        path: Option<u32>,
     ) -> Result<()> {
-        let prefix = match path.is_empty() {
-            true => 0,
-            false => name_hash_after(name_hash_after(0, path), b"/"),
+        let prefix = match path {
+            None => 0,
+            Some(hash) => name_hash_after(hash, b"/"),
         };
         for tree in edge {
             if self.subtrees.contains_key(tree) {
@@ -109,7 +111,7 @@ impl Edge {
             return Ok(());
         }
         let roots = std::mem::take(&mut self.roots);
-        self.read(graph, &roots, b"")?;
+        self.read(graph, &roots, None)?;
         let mut all: Vec<(u64, ObjectId)> = roots
             .iter()
             .filter_map(|root| self.subtrees.get(root))

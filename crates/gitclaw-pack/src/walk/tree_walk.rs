@@ -101,9 +101,11 @@ impl Skip<'_> {
 struct Queued {
     id: ObjectId,
     kind: Kind,
-    /// Depth below the root tree, and the path relative to it.
+    /// Depth below the root tree, and the [`name_hash`] of the path relative
+    /// to it (`None`: the empty path), hashed as the walk goes down: no path
+    /// is kept.
     depth: u64,
-    path: Vec<u8>,
+    path: Option<u32>,
     /// Asked for by name: passes any filter.
     explicit: bool,
     /// The client's trees under the same name (see [`Edge`]); a root tree
@@ -134,7 +136,7 @@ pub(super) fn walk_trees(
             id,
             kind,
             depth: 0,
-            path: Vec::new(),
+            path: None,
             explicit,
             edge: Vec::new(),
         })
@@ -171,7 +173,7 @@ pub(super) fn walk_trees(
         emit(WalkObject {
             id,
             kind,
-            name_hash: name_hash(&path),
+            name_hash: path.unwrap_or(0),
         });
         if kind != Kind::Tree {
             continue;
@@ -180,7 +182,7 @@ pub(super) fn walk_trees(
         if let Some(edge) = edge.as_deref_mut() {
             match depth {
                 0 => edge.read_roots(graph)?,
-                _ => edge.read(graph, &paired, &path)?,
+                _ => edge.read(graph, &paired, path)?,
             }
         }
         parse_tree(graph, &id, &mut buf)?;
@@ -200,12 +202,11 @@ pub(super) fn walk_trees(
             if seen.contains(&child) || had(&edge, &child) || skip.has(&child, false)? {
                 continue;
             }
-            let mut child_path = Vec::with_capacity(path.len() + name.len() + 1);
-            if !path.is_empty() {
-                child_path.extend_from_slice(&path);
-                child_path.push(b'/');
-            }
-            child_path.extend_from_slice(name);
+            let child_path = match path {
+                Some(hash) => Some(name_hash_after(name_hash_after(hash, b"/"), name)),
+                None if name.is_empty() => None,
+                None => Some(name_hash(name)),
+            };
             let child_edge = match (&edge, is_tree) {
                 (Some(edge), true) if depth == 0 => edge.below_roots(name),
                 (Some(edge), true) => edge.below(&paired, name),
