@@ -7,7 +7,7 @@ use gix_hashtable::HashMap;
 use gix_object::Kind;
 
 use crate::{
-    odb::{Location, ObjectDb},
+    odb::{EntryPlace, Location, ObjectDb},
     Result,
 };
 
@@ -46,6 +46,9 @@ pub(super) struct Item {
     /// For a whole tip entry: the objects its search could pair it with (see
     /// [`crate::tip_entries::TipEntry::peers`]).
     pub(super) peers: u32,
+    /// For a packed item, where its entry lies in its pack, once the plan
+    /// looked (see [`crate::odb::PackHandle::places_of`]).
+    pub(super) place: Option<EntryPlace>,
 }
 
 impl Item {
@@ -190,6 +193,7 @@ mod tests {
             size: None,
             big: false,
             peers: 0,
+            place: None,
         }
     }
 
