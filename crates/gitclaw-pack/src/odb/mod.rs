@@ -29,8 +29,8 @@ use gix_hash::{oid, ObjectId};
 
 pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
-pub(crate) use pack::EntryPlace;
 pub use pack::{DecodeState, EarlyOrder, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
+pub(crate) use pack::{EntryPlace, StoredBase};
 pub use reader::ObjectReader;
 pub(crate) use sparse::SparseFile;
 pub use sparse::{RangeSource, BLOCK_BYTES};

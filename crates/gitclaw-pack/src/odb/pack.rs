@@ -193,6 +193,39 @@ impl SortedOffsets {
         }
     }
 
+    /// [`Self::starting_by`] among the places `within`.
+    fn starting_by_within(&self, offset: u64, within: std::ops::Range<usize>) -> usize {
+        let start = within.start;
+        match self {
+            SortedOffsets::Packed(keys) => keys
+                .get(within)
+                .map_or(0, |keys| keys.partition_point(|key| key >> 32 <= offset)),
+            SortedOffsets::Wide(pairs) => pairs
+                .get(within)
+                .map_or(0, |pairs| pairs.partition_point(|(o, _)| *o <= offset)),
+        }
+        .saturating_add(start)
+    }
+
+    /// The place of the entry starting at `offset`, if one does before place
+    /// `before`: searched back from there, galloping — a delta's base mostly
+    /// lies a little before it, and a search over the whole pack touches
+    /// memory far from both.
+    pub(crate) fn find_before(&self, offset: u64, before: usize) -> Option<usize> {
+        let mut end = before.min(self.len());
+        let mut step = 1;
+        let start = loop {
+            let start = end.saturating_sub(step);
+            if start == 0 || self.get(start)?.0 <= offset {
+                break start;
+            }
+            end = start;
+            step = step.saturating_mul(2);
+        };
+        let pos = self.starting_by_within(offset, start..end).checked_sub(1)?;
+        (pos >= start && self.get(pos)?.0 == offset).then_some(pos)
+    }
+
     /// The place of the entry starting at `offset`, if one does.
     pub(crate) fn find(&self, offset: u64) -> Option<usize> {
         let after = self.starting_by(offset);
@@ -366,6 +399,15 @@ impl RangedPackFile {
 pub(crate) struct EntryPlace {
     pub(crate) pos: u32,
     pub(crate) crc: Option<u32>,
+}
+
+/// Where a stored delta's base lies, as its entry's header tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredBase {
+    /// An OFS_DELTA's: the base's place in pack order.
+    Place(usize),
+    /// A REF_DELTA's: the base's id.
+    Id(ObjectId),
 }
 
 /// A stored pack entry as it lies in the pack file.
@@ -1121,6 +1163,53 @@ impl PackHandle {
         Ok((size, base))
     }
 
+    /// [`Self::entry_base`] of the entry at `place` (see [`Self::places_of`]),
+    /// an OFS_DELTA's base given as its place in pack order, found by
+    /// searching back from the entry ([`SortedOffsets::find_before`]).
+    pub(crate) fn entry_base_at(&self, place: EntryPlace) -> Result<(u64, Option<StoredBase>)> {
+        let pos = place.pos as usize;
+        let sorted = self.sorted_offsets();
+        let (offset, _) = sorted.get(pos).ok_or_else(|| {
+            PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
+        })?;
+        if self.sparse.is_some() {
+            self.fill(self.range_at_pos(pos, false))?;
+        }
+        let entry = self
+            .bundle
+            .pack
+            .entry(offset)
+            .map_err(gix_err("reading pack entry"))?;
+        let base = match entry.header {
+            Header::OfsDelta { base_distance } => {
+                let base = offset
+                    .checked_sub(base_distance)
+                    .and_then(|base| sorted.find_before(base, pos))
+                    .ok_or_else(|| {
+                        PackError::Corrupt(format!(
+                            "pack {}: the base of the delta at {offset} is not an entry before it",
+                            self.hash
+                        ))
+                    })?;
+                Some(StoredBase::Place(base))
+            }
+            Header::RefDelta { base_id } => Some(StoredBase::Id(base_id)),
+            _ => None,
+        };
+        Ok((entry.decompressed_size, base))
+    }
+
+    /// The object id of the entry at place `pos` in pack order.
+    pub(crate) fn oid_at_pos(&self, pos: usize) -> Result<ObjectId> {
+        match self.sorted_offsets().get(pos) {
+            Some((_, index)) => self.oid_at(index),
+            None => Err(PackError::Corrupt(format!(
+                "pack {}: no entry at position {pos}",
+                self.hash
+            ))),
+        }
+    }
+
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
         self.raw_entry_at_pos(self.position_of(index))
@@ -1675,6 +1764,16 @@ mod tests {
             for (pos, &(offset, index)) in expected.iter().enumerate() {
                 prop_assert_eq!(order.positions[index as usize] as usize, pos);
                 prop_assert_eq!(order.sorted.find(offset), Some(pos));
+                // Searched back from any later place: found; from its own or
+                // an earlier one: not.
+                prop_assert_eq!(order.sorted.find_before(offset, pos + 1), Some(pos));
+                prop_assert_eq!(order.sorted.find_before(offset, expected.len()), Some(pos));
+                prop_assert_eq!(order.sorted.find_before(offset, pos), None);
+                let between = pos + (expected.len() - pos) / 3 + 1;
+                prop_assert_eq!(order.sorted.find_before(offset, between), Some(pos));
+                if offset > 0 && (pos == 0 || expected[pos - 1].0 != offset - 1) {
+                    prop_assert_eq!(order.sorted.find_before(offset - 1, expected.len()), None);
+                }
             }
             if let Some(&(first, _)) = expected.first() {
                 if first > 0 {

@@ -7,7 +7,7 @@ use gix_hashtable::HashMap;
 use gix_object::Kind;
 
 use crate::{
-    odb::{EntryPlace, Location, ObjectDb},
+    odb::{EntryPlace, Location, ObjectDb, StoredBase},
     Result,
 };
 
@@ -88,27 +88,44 @@ pub(super) fn classify(
         }
     };
     let mut state = crate::odb::DecodeState::default();
-    for item in items.iter_mut() {
-        let Location::Packed { pack, index } = item.loc else {
+    for i in 0..items.len() {
+        let Location::Packed { pack, index } = items[i].loc else {
             continue;
         };
         let handle = &packs[pack];
-        let (size, base) = handle.entry_base(index)?;
+        let (size, base) = match items[i].place {
+            Some(place) => handle.entry_base_at(place)?,
+            None => {
+                let (size, base) = handle.entry_base(index)?;
+                (size, base.map(StoredBase::Id))
+            }
+        };
+        // The base's item when it goes out, else its id.
+        let base = match base {
+            None => None,
+            Some(StoredBase::Id(id)) => Some(position.get(&id).copied().ok_or(id)),
+            Some(StoredBase::Place(at)) => Some(match item_at(items, i, pack, at) {
+                Some(base) => Ok(base),
+                None => {
+                    let id = handle.oid_at_pos(at)?;
+                    position.get(&id).copied().ok_or(id)
+                }
+            }),
+        };
+        let item = &mut items[i];
         item.plan = match base {
             None => {
                 item.size = Some(size);
                 Plan::ReuseWhole
             }
-            Some(base_id) => match position.get(&base_id) {
-                Some(&base) => Plan::ReuseDelta { base },
-                None => match in_first(&base_id)? {
-                    Some(offset) => Plan::ReusePrefix {
-                        base: base_id,
-                        offset,
-                    },
-                    None if client_has(&base_id)? => Plan::ReuseThin { base: base_id },
-                    None => tip_plan(handle, item, position),
+            Some(Ok(base)) => Plan::ReuseDelta { base },
+            Some(Err(base_id)) => match in_first(&base_id)? {
+                Some(offset) => Plan::ReusePrefix {
+                    base: base_id,
+                    offset,
                 },
+                None if client_has(&base_id)? => Plan::ReuseThin { base: base_id },
+                None => tip_plan(handle, item, position),
             },
         };
         // The delta search sorts by size (larger first, the likelier bases, as
@@ -119,6 +136,32 @@ pub(super) fn classify(
     }
     break_cycles(items);
     Ok(())
+}
+
+/// The item before `before` whose entry lies at place `at` of pack `pack`, if
+/// one is found searching back from there: items in pack order (as the plan
+/// puts them, unless told to keep the walk's order) find a delta's base where
+/// it lies, without looking its id up. `None` when not found so, which the
+/// caller answers by id.
+fn item_at(items: &[Item], before: usize, pack: usize, at: usize) -> Option<usize> {
+    // Loose items (after the packed ones) sort last.
+    let key = |item: &Item| match (item.loc, item.place) {
+        (Location::Packed { pack, .. }, Some(place)) => (pack, place.pos as usize),
+        _ => (usize::MAX, usize::MAX),
+    };
+    let wanted = (pack, at);
+    // Gallop back to an item at or before the base, then search between.
+    let (mut end, mut step) = (before.min(items.len()), 1);
+    let start = loop {
+        let start = end.saturating_sub(step);
+        if start == 0 || key(&items[start]) <= wanted {
+            break start;
+        }
+        end = start;
+        step *= 2;
+    };
+    let found = start + items[start..end].partition_point(|item| key(item) < wanted);
+    (found < end && key(&items[found]) == wanted).then_some(found)
 }
 
 /// The plan of a stored delta whose base is not sent: its tip entry when it has
@@ -194,6 +237,37 @@ mod tests {
             big: false,
             peers: 0,
             place: None,
+        }
+    }
+
+    #[test]
+    fn a_base_is_found_among_items_in_pack_order_by_its_place_and_never_wrongly() {
+        let packed = |pack: usize, pos: u32| Item {
+            loc: Location::Packed { pack, index: 0 },
+            place: Some(EntryPlace { pos, crc: None }),
+            ..item(Plan::Fresh)
+        };
+        // Two packs, then a loose object: the plan's order.
+        let places = [(0, 3), (0, 9), (0, 10), (0, 400), (1, 2), (1, 9)];
+        let mut items: Vec<Item> = places.iter().map(|&(p, pos)| packed(p, pos)).collect();
+        items.push(item(Plan::Fresh));
+        for (i, &(pack, pos)) in places.iter().enumerate() {
+            for before in i + 1..=items.len() {
+                assert_eq!(item_at(&items, before, pack, pos as usize), Some(i));
+            }
+            assert_eq!(item_at(&items, i, pack, pos as usize), None);
+        }
+        assert_eq!(item_at(&items, items.len(), 0, 4), None);
+        assert_eq!(item_at(&items, items.len(), 1, 3), None);
+        // Out of order (kept as the walk gave them): found or not, never another.
+        items.swap(0, 3);
+        for before in 0..=items.len() {
+            for &(pack, pos) in &places {
+                if let Some(found) = item_at(&items, before, pack, pos as usize) {
+                    assert_eq!(items[found].loc, Location::Packed { pack, index: 0 });
+                    assert_eq!(items[found].place.map(|p| p.pos), Some(pos));
+                }
+            }
         }
     }
 
