@@ -636,11 +636,7 @@ impl PackHandle {
             sparse.prefetch(&ranges)?;
             let mut bases = Vec::new();
             for &offset in &offsets {
-                let entry = self
-                    .bundle
-                    .pack
-                    .entry(offset)
-                    .map_err(gix_err("reading pack entry"))?;
+                let entry = self.entry_at(offset)?;
                 let base = match entry.header {
                     Header::OfsDelta { base_distance } => offset.checked_sub(base_distance),
                     Header::RefDelta { base_id } => {
@@ -752,11 +748,7 @@ impl PackHandle {
                 }
             }
             self.fill(range)?;
-            let entry = self
-                .bundle
-                .pack
-                .entry(offset)
-                .map_err(gix_err("reading pack entry"))?;
+            let entry = self.entry_at(offset)?;
             offset = match entry.header {
                 Header::OfsDelta { base_distance } => match offset.checked_sub(base_distance) {
                     Some(base) => base,
@@ -1051,11 +1043,7 @@ impl PackHandle {
     /// The type and inflated size of the object at index position `index`.
     pub fn object_header(&self, index: u32, state: &mut DecodeState) -> Result<(Kind, u64)> {
         self.fill_chain(index, false)?;
-        let entry = self
-            .bundle
-            .pack
-            .entry(self.offset_at(index))
-            .map_err(gix_err("reading pack entry"))?;
+        let entry = self.entry_at(self.offset_at(index))?;
         let outcome = self
             .bundle
             .pack
@@ -1128,11 +1116,7 @@ impl PackHandle {
         if self.sparse.is_some() {
             self.fill(self.entry_range(offset, false))?;
         }
-        let entry = self
-            .bundle
-            .pack
-            .entry(self.offset_at(index))
-            .map_err(gix_err("reading pack entry"))?;
+        let entry = self.entry_at(self.offset_at(index))?;
         Ok((entry.header, entry.decompressed_size))
     }
 
@@ -1163,23 +1147,32 @@ impl PackHandle {
         Ok((size, base))
     }
 
+    /// The entry starting at `offset`, its header read.
+    fn entry_at(&self, offset: u64) -> Result<gix_pack::data::Entry> {
+        self.bundle
+            .pack
+            .entry(offset)
+            .map_err(gix_err("reading pack entry"))
+    }
+
+    /// `(offset, index)` of the entry at place `pos` in pack order.
+    fn at_pos(&self, pos: usize) -> Result<(u64, u32)> {
+        self.sorted_offsets().get(pos).ok_or_else(|| {
+            PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
+        })
+    }
+
     /// [`Self::entry_base`] of the entry at `place` (see [`Self::places_of`]),
     /// an OFS_DELTA's base given as its place in pack order, found by
     /// searching back from the entry ([`SortedOffsets::find_before`]).
     pub(crate) fn entry_base_at(&self, place: EntryPlace) -> Result<(u64, Option<StoredBase>)> {
         let pos = place.pos as usize;
         let sorted = self.sorted_offsets();
-        let (offset, _) = sorted.get(pos).ok_or_else(|| {
-            PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
-        })?;
+        let (offset, _) = self.at_pos(pos)?;
         if self.sparse.is_some() {
             self.fill(self.range_at_pos(pos, false))?;
         }
-        let entry = self
-            .bundle
-            .pack
-            .entry(offset)
-            .map_err(gix_err("reading pack entry"))?;
+        let entry = self.entry_at(offset)?;
         let base = match entry.header {
             Header::OfsDelta { base_distance } => {
                 let base = offset
@@ -1201,13 +1194,7 @@ impl PackHandle {
 
     /// The object id of the entry at place `pos` in pack order.
     pub(crate) fn oid_at_pos(&self, pos: usize) -> Result<ObjectId> {
-        match self.sorted_offsets().get(pos) {
-            Some((_, index)) => self.oid_at(index),
-            None => Err(PackError::Corrupt(format!(
-                "pack {}: no entry at position {pos}",
-                self.hash
-            ))),
-        }
+        self.oid_at(self.at_pos(pos)?.1)
     }
 
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
@@ -1253,19 +1240,13 @@ impl PackHandle {
     pub(crate) fn raw_entry_at(&self, place: EntryPlace) -> Result<RawEntry<'_>> {
         let pos = place.pos as usize;
         let sorted = self.sorted_offsets();
-        let (offset, _) = sorted.get(pos).ok_or_else(|| {
-            PackError::Corrupt(format!("pack {}: no entry at position {pos}", self.hash))
-        })?;
+        let (offset, _) = self.at_pos(pos)?;
         let end = sorted
             .get(pos + 1)
             .map(|(o, _)| o)
             .unwrap_or(self.bundle.pack.pack_end() as u64);
         self.fill(offset..end)?;
-        let entry = self
-            .bundle
-            .pack
-            .entry(offset)
-            .map_err(gix_err("reading pack entry"))?;
+        let entry = self.entry_at(offset)?;
         let whole = self.bundle.pack.entry_slice(offset..end).ok_or_else(|| {
             PackError::Corrupt(format!(
                 "pack {}: entry at {offset} is out of bounds",
