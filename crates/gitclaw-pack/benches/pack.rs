@@ -266,12 +266,18 @@ fn bench_phases(c: &mut Criterion) {
             .unwrap()
             .objects
     };
+    let work = r.dir.path().join("repack");
+    let repacked =
+        gitclaw_pack::repack::repack(&r.db, &r.tips, &r.tips, &work, &WriteOptions::default())
+            .unwrap();
+    let graph = repacked.commit_graph.clone().expect("a commit-graph");
+    // The pack the graph was written for: a new one, or the stored one when
+    // that already held exactly what the tips reach.
+    let compacted = repacked.reachable.as_ref().map_or_else(
+        || r.db.packs()[0].index_path().to_owned(),
+        |pack| pack.index_path.clone(),
+    );
     let with_tips = {
-        let work = r.dir.path().join("repack");
-        let repacked =
-            gitclaw_pack::repack::repack(&r.db, &r.tips, &r.tips, &work, &WriteOptions::default())
-                .unwrap();
-        let graph = repacked.commit_graph.expect("a commit-graph");
         let pack = PackHandle::open(r.db.packs()[0].index_path())
             .unwrap()
             .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&graph).unwrap());
@@ -311,6 +317,23 @@ fn bench_phases(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same for a compacted pack, whose commit-graph records its order.
+    let compacted_objects = PackHandle::open(&compacted).unwrap().num_objects();
+    group.throughput(Throughput::Elements(u64::from(compacted_objects)));
+    group.bench_function(
+        "pack order (first use of an opened pack, recorded by compaction)",
+        |b| {
+            b.iter_batched(
+                || {
+                    PackHandle::open(&compacted).unwrap().with_commit_graph(
+                        gitclaw_pack::commit_graph::CommitGraph::open(&graph).unwrap(),
+                    )
+                },
+                |pack| pack.indices_in_pack_order().next(),
+                BatchSize::LargeInput,
+            )
+        },
+    );
     group.throughput(Throughput::Elements(objects.len() as u64));
     // Force the per-entry path (not the whole-pack shortcut) by leaving one object out.
     let partial = &objects[..objects.len() - 1];
