@@ -116,7 +116,8 @@ impl PackOrder {
                 let mut keys = vec![0u64; n as usize];
                 for (index, &pos) in (0..n).zip(&places) {
                     let offset = offset_of(index);
-                    // An index at odds with its pack: sorted, it is refused later.
+                    // Past the pack's end: an index at odds with its pack,
+                    // left to the sort (and to the reads that then fail).
                     if offset > u64::from(u32::MAX) {
                         return None;
                     }
