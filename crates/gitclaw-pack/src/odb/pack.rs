@@ -1345,11 +1345,11 @@ impl DecodeState {
     }
 }
 
-/// `items` sorted by `key` (distinct keys: each an entry's offset), at most
-/// `max`. A least-significant-digit radix sort, a byte a pass over as many
-/// bytes as `max` has: every first request of a pack builds its pack order,
-/// and at 200k entries a comparison sort took about 10 ms of it where this
-/// takes a few.
+/// `items` sorted by `key`, at most `max` (equal keys in no promised order).
+/// A least-significant-digit radix sort, a byte
+/// a pass over as many bytes as `max` has: every first request of a pack
+/// builds its pack order, and at 200k entries a comparison sort took about
+/// 10 ms of it where this takes a few.
 fn radix_sort<T: Copy + Default>(mut items: Vec<T>, key: impl Fn(T) -> u64, max: u64) -> Vec<T> {
     // Below this, the passes' counting costs more than a comparison sort.
     const RADIX_ABOVE: usize = 2048;
