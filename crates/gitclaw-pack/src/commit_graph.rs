@@ -404,22 +404,15 @@ impl Table {
 
     /// Every entry (whatever its value), read 64 KiB at a time.
     fn all(&self) -> Result<Vec<u32>> {
-        use std::os::unix::fs::FileExt;
         let mut values = Vec::with_capacity(self.count as usize);
-        let mut bytes = vec![0u8; 64 << 10];
         let end = self.start + u64::from(self.count) * 4;
-        let mut at = self.start;
-        while at < end {
-            let part = &mut bytes[..(end - at).min(64 << 10) as usize];
-            self.file
-                .read_exact_at(part, at)
-                .map_err(PackError::io("reading a commit-graph's table"))?;
+        read_in_parts(&self.file, self.start..end, 64 << 10, |part| {
             values.extend(
                 part.chunks_exact(4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
             );
-            at += part.len() as u64;
-        }
+        })
+        .map_err(PackError::io("reading a commit-graph's table"))?;
         Ok(values)
     }
 }
@@ -504,6 +497,31 @@ fn chunk_range(path: &Path, id: [u8; 4]) -> Result<Option<std::ops::Range<u64>>>
         .map(|w| w[0].1..w[1].1))
 }
 
+/// Read `range` of `file` in parts of at most `part` bytes, each handed to
+/// `each` in order: a large table or file without holding it whole, and
+/// without mapping it.
+fn read_in_parts(
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    part: usize,
+    mut each: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf =
+        vec![0u8; part.min(usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(part))];
+    let mut at = range.start;
+    while at < range.end {
+        let len = buf
+            .len()
+            .min(usize::try_from(range.end - at).unwrap_or(usize::MAX));
+        let bytes = &mut buf[..len];
+        file.read_exact_at(bytes, at)?;
+        each(bytes);
+        at += len as u64;
+    }
+    Ok(())
+}
+
 /// Check the graph file at `path` against its trailing checksum, reading it
 /// in parts (not through a mapping: at millions of objects the file is tens of
 /// MB, which would stay counted in the process's resident memory) with a plain
@@ -521,14 +539,7 @@ fn verify_checksum(path: &Path) -> Result<()> {
         )));
     };
     let mut hasher = sha1::Sha1::new();
-    let mut buf = vec![0u8; (1 << 20).min(body as usize).max(HASH_LEN)];
-    let mut at = 0;
-    while at < body {
-        let part = &mut buf[..(body - at).min(1 << 20) as usize];
-        file.read_exact_at(part, at).map_err(io())?;
-        hasher.update(&*part);
-        at += part.len() as u64;
-    }
+    read_in_parts(&file, 0..body, 1 << 20, |part| hasher.update(part)).map_err(io())?;
     let mut recorded = [0u8; HASH_LEN];
     file.read_exact_at(&mut recorded, body).map_err(io())?;
     if hasher.finalize()[..] != recorded {
