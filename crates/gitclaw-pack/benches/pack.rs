@@ -334,6 +334,25 @@ fn bench_phases(c: &mut Criterion) {
             )
         },
     );
+    // Every id of the pack looked up, in a scattered order (each a search of
+    // the index: an interpolation search from the fanout bucket).
+    let pack = &r.db.packs()[0];
+    let n = pack.num_objects();
+    let scattered: Vec<ObjectId> = (0..n)
+        .map(|i| {
+            pack.oid_at((u64::from(i) * 7919 % u64::from(n)) as u32)
+                .unwrap()
+        })
+        .collect();
+    group.throughput(Throughput::Elements(u64::from(n)));
+    group.bench_function("lookup (every id of the pack, scattered)", |b| {
+        b.iter(|| {
+            scattered
+                .iter()
+                .filter(|id| pack.lookup(id).unwrap().is_some())
+                .count()
+        })
+    });
     group.throughput(Throughput::Elements(objects.len() as u64));
     // Force the per-entry path (not the whole-pack shortcut) by leaving one object out.
     let partial = &objects[..objects.len() - 1];

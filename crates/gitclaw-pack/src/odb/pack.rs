@@ -39,6 +39,9 @@ pub struct PackHandle {
     sparse: Option<SparseFile>,
     /// For an index read by ranges: where its missing ids come from.
     sparse_index: Option<RangedIndexFile>,
+    /// The index's fanout table (`None`: not a version 2 index, searched by
+    /// gix-pack).
+    fan: Option<Fanout>,
     /// The commit-graph of the pack's commits, when compaction wrote one.
     commit_graph: Option<CommitGraph>,
 }
@@ -302,6 +305,130 @@ fn id_bytes(positions: std::ops::Range<u32>) -> std::ops::Range<u64> {
         ..INDEX_HEADER_BYTES + 20 * u64::from(positions.end)
 }
 
+/// A version 2 index's fanout table: where the ids of each first byte end, in
+/// index positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fanout(Box<[u32; 256]>);
+
+impl Fanout {
+    /// The table of an index starting with `header` (its first
+    /// [`INDEX_HEADER_BYTES`]), if it is a version 2 index whose counts rise.
+    fn parse(header: &[u8]) -> Option<Self> {
+        let (start, fan) = header.split_at_checked(INDEX_V2_START.len())?;
+        if start != INDEX_V2_START || fan.len() != 256 * 4 {
+            return None;
+        }
+        let mut table = Box::new([0u32; 256]);
+        for (slot, bytes) in table.iter_mut().zip(fan.chunks_exact(4)) {
+            *slot = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        table
+            .windows(2)
+            .all(|pair| pair[0] <= pair[1])
+            .then_some(Fanout(table))
+    }
+
+    /// The table of the index file at `path`, read from its start.
+    fn read(path: &Path) -> Option<Self> {
+        use std::io::Read;
+        let mut header = [0u8; INDEX_HEADER_BYTES as usize];
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_exact(&mut header))
+            .ok()?;
+        Self::parse(&header)
+    }
+
+    /// How many ids the index holds.
+    fn total(&self) -> u32 {
+        self.0[255]
+    }
+
+    /// The index positions of the ids that begin with `id`'s first byte.
+    fn bucket(&self, id: &oid) -> std::ops::Range<u32> {
+        let first = usize::from(id.first_byte());
+        let start = first.checked_sub(1).map_or(0, |before| self.0[before]);
+        start..self.0[first].max(start)
+    }
+}
+
+/// An id's first 8 bytes as a number: ids sort as their keys do, but for ids
+/// whose first 8 bytes are the same.
+fn id_key(id: &oid) -> u64 {
+    u64::from_be_bytes(id.as_bytes().first_chunk().copied().unwrap_or_default())
+}
+
+/// `a` against `b`, their keys first: most pairs differ there, and the full
+/// comparison (a call to `memcmp`) is left for the few that do not.
+fn compare_ids(a: &oid, b: &oid) -> std::cmp::Ordering {
+    id_key(a).cmp(&id_key(b)).then_with(|| a.cmp(b))
+}
+
+/// Guesses of where an id lies before a search falls back to halving: with
+/// ids spread evenly (they are hashes), two or three guesses come within a few
+/// entries of it; ids made to cluster cost at most these.
+const INTERPOLATION_GUESSES: usize = 4;
+/// A range this short is halved rather than guessed in.
+const INTERPOLATION_MIN_LEN: u32 = 16;
+
+/// Where `id` lies among the ids `id_at` gives for positions `range`, which
+/// rise and all lie within `keys` (of [`id_key`]): its position if it is one of
+/// them, and the first position whose id is not below it.
+///
+/// An interpolation search: an index's ids are hashes, spread evenly, so the
+/// position `id`'s key takes between the keys at the range's ends is a close
+/// guess of where it lies. Each guess narrows the range (and the keys at its
+/// ends) like a halving step; after a few the range is halved. At millions of
+/// objects a halving search touches ~14 places of a table far larger than the
+/// CPU's caches, and the guesses 2–4.
+fn interpolation_search<'a>(
+    id: &oid,
+    range: std::ops::Range<u32>,
+    keys: std::ops::RangeInclusive<u64>,
+    id_at: impl Fn(u32) -> &'a oid,
+) -> (Option<u32>, u32) {
+    use std::cmp::Ordering;
+    let key = id_key(id);
+    let (mut lo, mut hi) = (range.start, range.end.max(range.start));
+    let (mut lo_key, mut hi_key) = keys.into_inner();
+    for _ in 0..INTERPOLATION_GUESSES {
+        let len = hi - lo;
+        if len < INTERPOLATION_MIN_LEN {
+            break;
+        }
+        let guess = if key <= lo_key {
+            lo
+        } else if key >= hi_key {
+            hi - 1
+        } else {
+            // Below `len`: `key - lo_key` is below `hi_key - lo_key + 1`.
+            let share =
+                u128::from(key - lo_key) * u128::from(len) / (u128::from(hi_key - lo_key) + 1);
+            lo + share as u32
+        };
+        let at = id_at(guess);
+        match compare_ids(at, id) {
+            Ordering::Equal => return (Some(guess), guess),
+            Ordering::Less => (lo, lo_key) = (guess + 1, id_key(at)),
+            Ordering::Greater => (hi, hi_key) = (guess, id_key(at)),
+        }
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match compare_ids(id_at(mid), id) {
+            Ordering::Equal => return (Some(mid), mid),
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+        }
+    }
+    (None, lo)
+}
+
+/// The keys of ids beginning with `first`.
+fn keys_of_first_byte(first: u8) -> std::ops::RangeInclusive<u64> {
+    let start = u64::from(first) << 56;
+    start..=start | ((1 << 56) - 1)
+}
+
 /// A pack's index read by ranges, beside a pack read by ranges on a fresh
 /// instance: opening reads its header and fanout and every table after the
 /// object ids (CRCs, offsets, trailer: 8 of its 28 bytes an object), and a
@@ -312,9 +439,6 @@ fn id_bytes(positions: std::ops::Range<u32>) -> std::ops::Range<u64> {
 pub struct RangedIndexFile {
     file: SparseFile,
     path: std::path::PathBuf,
-    /// Where each fanout bucket ends, in index positions (`None`: not a
-    /// version 2 index, read whole when opened).
-    fan: Option<Box<[u32; 256]>>,
     /// The pack's entry order, built from the offsets read (`None`: a pack of
     /// 2 GiB or more, whose order is built when first needed).
     order: Option<EarlyOrder>,
@@ -339,27 +463,16 @@ impl RangedIndexFile {
         ];
         first.extend(guess.map(|n| INDEX_HEADER_BYTES + 20 * n..index_len));
         file.prefetch(&first)?;
-        let header = file.read(0..INDEX_HEADER_BYTES)?;
-        let fan = match header.split_at_checked(INDEX_V2_START.len()) {
-            Some((start, fan)) if start == INDEX_V2_START && fan.len() == 256 * 4 => {
-                let mut table = Box::new([0u32; 256]);
-                for (slot, bytes) in table.iter_mut().zip(fan.chunks_exact(4)) {
-                    *slot = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                }
-                table
-            }
+        let Some(fan) = Fanout::parse(&file.read(0..INDEX_HEADER_BYTES)?) else {
             // Another version, or too short: read whole, for gix-pack to judge.
-            _ => {
-                file.fill_all()?;
-                return Ok(RangedIndexFile {
-                    file,
-                    path: index_path.to_owned(),
-                    fan: None,
-                    order: None,
-                });
-            }
+            file.fill_all()?;
+            return Ok(RangedIndexFile {
+                file,
+                path: index_path.to_owned(),
+                order: None,
+            });
         };
-        let n = u64::from(fan[255]);
+        let n = u64::from(fan.total());
         if guess != Some(n) {
             file.prefetch(std::slice::from_ref(
                 &(INDEX_HEADER_BYTES + 20 * n..index_len),
@@ -372,7 +485,6 @@ impl RangedIndexFile {
         Ok(RangedIndexFile {
             file,
             path: index_path.to_owned(),
-            fan: Some(fan),
             order,
         })
     }
@@ -436,6 +548,9 @@ impl PackHandle {
                 bundle.index.num_objects()
             )));
         }
+        // The table gix-pack read too, read again here (it keeps its own
+        // private): searches start from it.
+        let fan = Fanout::read(index_path).filter(|fan| fan.total() == bundle.index.num_objects());
         Ok(PackHandle {
             hash,
             bundle,
@@ -443,6 +558,7 @@ impl PackHandle {
             kinds: OnceLock::new(),
             sparse: None,
             sparse_index: None,
+            fan,
             commit_graph: None,
         })
     }
@@ -531,13 +647,10 @@ impl PackHandle {
         }
     }
 
-    /// For an index read by ranges, the index positions of the ids that begin
-    /// with `id`'s first byte (its fanout bucket).
+    /// The index positions of the ids that begin with `id`'s first byte (its
+    /// fanout bucket).
     fn bucket(&self, id: &oid) -> Option<std::ops::Range<u32>> {
-        let fan = self.sparse_index.as_ref()?.fan.as_ref()?;
-        let first = usize::from(id.first_byte());
-        let start = first.checked_sub(1).map_or(0, |before| fan[before]);
-        Some(start..fan[first].max(start))
+        self.fan.as_ref().map(|fan| fan.bucket(id))
     }
 
     /// The most memory this handle comes to hold, in bytes: its pack order and
@@ -798,14 +911,17 @@ impl PackHandle {
     /// The index position of an object in this pack (an error only when an
     /// index read by ranges cannot be read).
     pub fn lookup(&self, id: &oid) -> Result<Option<u32>> {
-        if let Some(bucket) = self.bucket(id) {
-            self.fill_ids(bucket)?;
-        }
-        Ok(self.bundle.index.lookup(id))
+        let Some(bucket) = self.bucket(id) else {
+            return Ok(self.bundle.index.lookup(id));
+        };
+        self.fill_ids(bucket.clone())?;
+        let index = &self.bundle.index;
+        let keys = keys_of_first_byte(id.first_byte());
+        Ok(interpolation_search(id, bucket, keys, |i| index.oid_at_index(i)).0)
     }
 
     /// [`Self::lookup`] of an id no smaller than any looked up since `from`
-    /// was returned (start at 0): the search gallops forward from there. Also
+    /// was returned (start at 0): the search goes on from there. Also
     /// returns where the next such search starts.
     pub fn lookup_from(&self, id: &oid, from: u32) -> Result<(Option<u32>, u32)> {
         let index = &self.bundle.index;
@@ -819,30 +935,20 @@ impl PackHandle {
             None => (from, index.num_objects()),
         };
         self.fill_ids(start..end)?;
-        let below = |i: u32| index.oid_at_index(i) < id;
-        // Gallop to a bound past `id`, then search between the last two steps.
-        let (mut lo, mut step) = (start, 1u32);
-        while lo < end && below(lo) {
-            let next = lo.saturating_add(step).min(end);
-            if next == end || !below(next) {
-                // `id` lies in (lo, next]: binary search there.
-                let (mut a, mut b) = (lo + 1, next);
-                while a < b {
-                    let mid = a + (b - a) / 2;
-                    if below(mid) {
-                        a = mid + 1;
-                    } else {
-                        b = mid;
-                    }
-                }
-                lo = a;
-                break;
+        let id_at = |i: u32| index.oid_at_index(i);
+        // The keys of the ids searched: no smaller than the one before them,
+        // and within those of `id`'s first byte when the bucket is known.
+        let after = start
+            .checked_sub(1)
+            .map_or(0, |before| id_key(id_at(before)));
+        let keys = match self.bucket(id) {
+            Some(_) => {
+                let (low, high) = keys_of_first_byte(id.first_byte()).into_inner();
+                low.max(after)..=high
             }
-            lo = next;
-            step = step.saturating_mul(2);
-        }
-        let hit = (lo < end && index.oid_at_index(lo) == id).then_some(lo);
-        Ok((hit, lo))
+            None => after..=u64::MAX,
+        };
+        Ok(interpolation_search(id, start..end, keys, id_at))
     }
 
     /// The id of the object at index position `index`.
@@ -1394,8 +1500,9 @@ mod tests {
     use gix_hash::ObjectId;
 
     use super::{
-        DecodeState, EarlyOrder, Kind, PackError, PackHandle, PackOrder, RangeSource,
-        RangedIndexFile, RangedPackFile, SortedOffsets, INDEX_BLOCK_BYTES,
+        interpolation_search, keys_of_first_byte, DecodeState, EarlyOrder, Kind, PackError,
+        PackHandle, PackOrder, RangeSource, RangedIndexFile, RangedPackFile, SortedOffsets,
+        INDEX_BLOCK_BYTES,
     };
 
     /// What a store was asked for: bytes, and batches of ranges.
@@ -1501,6 +1608,141 @@ mod tests {
             .expect("a CRC failure");
         assert!(err.to_string().contains("CRC"), "{err}");
         assert!(changed.raw_entry_at(places[101]).is_ok());
+    }
+
+    #[test]
+    fn every_id_of_a_pack_is_found_where_gix_finds_it_and_an_absent_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 5000u32;
+        let (_, pack) = opened_blobs_pack(n, dir.path());
+        assert!(pack.fan.is_some(), "a version 2 index's fanout is read");
+        let gix = &pack.bundle.index;
+        let mut from = 0;
+        for i in 0..n {
+            let id = pack.oid_at(i).unwrap();
+            assert_eq!(pack.lookup(&id).unwrap(), Some(i));
+            // One after another in id order, as a batch looks them up.
+            let (found, next) = pack.lookup_from(&id, from).unwrap();
+            assert_eq!((found, next), (Some(i), i));
+            from = next;
+            // An id just past this one (its last byte one more) is absent,
+            // unless it is the next id; where it would go is after this one.
+            let mut bytes = id.as_bytes().to_vec();
+            if bytes[19] == 0xff {
+                continue;
+            }
+            bytes[19] += 1;
+            let near = ObjectId::from_bytes_or_panic(&bytes);
+            assert_eq!(pack.lookup(&near).unwrap(), gix.lookup(near));
+            let expected = gix.lookup(near).unwrap_or(i + 1);
+            assert_eq!(pack.lookup_from(&near, i).unwrap().1, expected);
+        }
+        for byte in [0u8, 0x5a, 0xff] {
+            let absent = ObjectId::from_bytes_or_panic(&[byte; 20]);
+            assert_eq!(pack.lookup(&absent).unwrap(), None);
+            let (found, at) = pack.lookup_from(&absent, 0).unwrap();
+            assert_eq!(found, None);
+            assert!((0..at).all(|i| gix.oid_at_index(i) < absent.as_ref()));
+            assert!((at..n).all(|i| gix.oid_at_index(i) > absent.as_ref()));
+        }
+    }
+
+    /// Ids spread evenly, as hashes are: `n` of them from a seeded generator
+    /// (splitmix64), sorted.
+    fn even_ids(n: usize, seed: u64) -> Vec<ObjectId> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut ids: Vec<ObjectId> = (0..n)
+            .map(|_| {
+                let mut bytes = [0u8; 24];
+                for chunk in bytes.chunks_mut(8) {
+                    chunk.copy_from_slice(&next().to_be_bytes());
+                }
+                ObjectId::from_bytes_or_panic(&bytes[..20])
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn guesses_find_an_id_among_evenly_spread_ids_in_a_few_reads() {
+        // One fanout bucket of an index of ~16M objects.
+        let first = 0x42u8;
+        let ids: Vec<ObjectId> = even_ids(65_536, 7)
+            .into_iter()
+            .map(|id| {
+                let mut bytes = id.as_bytes().to_vec();
+                bytes[0] = first;
+                ObjectId::from_bytes_or_panic(&bytes)
+            })
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        let reads = std::cell::Cell::new(0u64);
+        let id_at = |i: u32| {
+            reads.set(reads.get() + 1);
+            sorted[i as usize].as_ref()
+        };
+        let all = 0..sorted.len() as u32;
+        for (i, id) in sorted.iter().enumerate().step_by(7) {
+            let found = interpolation_search(id, all.clone(), keys_of_first_byte(first), id_at);
+            assert_eq!(found, (Some(i as u32), i as u32));
+        }
+        let lookups = sorted.len().div_ceil(7) as u64;
+        // Halving takes 16 reads here; the guesses come within a few ids.
+        let mean = reads.get() as f64 / lookups as f64;
+        assert!(mean < 6.0, "{mean} reads a lookup");
+    }
+
+    proptest! {
+        /// Whatever the ids (spread evenly, or sharing long prefixes as few
+        /// hashes do), the range and the keys said to bound it (right or
+        /// wrong), the search answers as a halving search of the range does.
+        #[test]
+        fn an_interpolation_search_answers_as_a_halving_one(
+            count in 0usize..3000,
+            seed in any::<u64>(),
+            shared in 0usize..=20,
+            clustered in 0usize..3000,
+            probe in any::<proptest::sample::Index>(),
+            present in any::<bool>(),
+            cut in (any::<proptest::sample::Index>(), any::<proptest::sample::Index>()),
+            keys in (any::<u64>(), any::<u64>()),
+        ) {
+            // Some ids forced to share their first `shared` bytes.
+            let mut ids = even_ids(count, seed);
+            let lead = ids.first().map(|id| id.as_bytes()[..shared].to_vec());
+            for id in ids.iter_mut().take(clustered) {
+                let mut bytes = id.as_bytes().to_vec();
+                bytes[..shared].copy_from_slice(lead.as_deref().unwrap_or_default());
+                *id = ObjectId::from_bytes_or_panic(&bytes);
+            }
+            ids.sort();
+            ids.dedup();
+            let absent = even_ids(1, !seed)[0];
+            let id = match (present, ids.is_empty()) {
+                (true, false) => ids[probe.index(ids.len())],
+                _ => absent,
+            };
+            let (a, b) = (cut.0.index(ids.len() + 1), cut.1.index(ids.len() + 1));
+            let (start, end) = (a.min(b), a.max(b));
+            let keys = keys.0.min(keys.1)..=keys.0.max(keys.1);
+            let got = interpolation_search(&id, start as u32..end as u32, keys, |i| {
+                ids[i as usize].as_ref()
+            });
+            let expected = match ids[start..end].binary_search(&id) {
+                Ok(i) => (Some((start + i) as u32), (start + i) as u32),
+                Err(i) => (None, (start + i) as u32),
+            };
+            prop_assert_eq!(got, expected);
+        }
     }
 
     /// The pack at `index_path` as a fresh instance opens it from the store:
