@@ -399,6 +399,7 @@ impl PackCache {
                     (index_path, files, index_bytes + pack_bytes + graph_bytes)
                 }
             };
+        let downloaded = !files.is_empty();
         let handle = crate::metrics::spawn_blocking(move || {
             let handle = match (ranged, ranged_index) {
                 (Some(file), Some(index)) => PackHandle::open_ranged_index(index, file),
@@ -409,9 +410,13 @@ impl PackCache {
                 Some(order) => handle.with_order(order),
                 None => handle,
             };
+            // A graph downloaded whole is checked against its checksum; one
+            // opened where the filesystem store keeps it is trusted as the
+            // pack and index beside it are (see `CommitGraph::open_trusted`).
             let open_graph = |path: &std::path::Path| match graph_opened {
                 Some(opened) => opened,
-                None => CommitGraph::open(path),
+                None if downloaded => CommitGraph::open(path),
+                None => CommitGraph::open_trusted(path),
             };
             Ok::<_, PackError>(match graph_path.map(|p| (open_graph(&p), p)) {
                 Some((Ok(graph), _)) => handle.with_commit_graph(graph),
@@ -742,6 +747,17 @@ mod tests {
         repo: &RepoId,
         files: &[(&str, usize)],
     ) -> (ObjectId, u64) {
+        let (hash, bytes, _) = stored_pack_and_graph(store, repo, files).await;
+        (hash, bytes)
+    }
+
+    /// [`stored_pack`], with the commit-graph git writes for the pack's
+    /// commit (not stored): the format compaction writes, without its chunks.
+    async fn stored_pack_and_graph(
+        store: &Remote,
+        repo: &RepoId,
+        files: &[(&str, usize)],
+    ) -> (ObjectId, u64, Vec<u8>) {
         let work = tempfile::tempdir().unwrap();
         git(work.path(), &["init", "-q"]);
         for (i, (name, size)) in files.iter().enumerate() {
@@ -778,7 +794,9 @@ mod tests {
             .unwrap();
         let bytes =
             std::fs::metadata(&pack).unwrap().len() + std::fs::metadata(&index).unwrap().len();
-        (hash, bytes)
+        git(work.path(), &["commit-graph", "write", "--reachable"]);
+        let graph = std::fs::read(work.path().join(".git/objects/info/commit-graph")).unwrap();
+        (hash, bytes, graph)
     }
 
     /// The content of file number `i` of a stored pack: letters that deflate
@@ -928,6 +946,43 @@ mod tests {
             0,
             "all read in place"
         );
+    }
+
+    #[tokio::test]
+    async fn a_downloaded_graph_is_checked_against_its_checksum_and_one_read_in_place_is_not() {
+        let (root, store, repo) = remote();
+        let (hash, _, graph) = stored_pack_and_graph(&store, &repo, &[("one.txt", 100)]).await;
+        // One byte of the commit's data (its tree's id) changed: the layout
+        // still reads, the checksum no longer matches.
+        let chunk = graph[8..]
+            .chunks_exact(12)
+            .find(|entry| &entry[..4] == b"CDAT")
+            .map(|entry| u64::from_be_bytes(entry[4..12].try_into().unwrap()))
+            .expect("a commit data chunk") as usize;
+        let mut changed = graph.clone();
+        changed[chunk] ^= 0x01;
+        let key = ObjectKey::pack_graph(&repo, &hash);
+        let in_place: Arc<dyn ObjectStorageBackend> =
+            Arc::new(FilesystemBackend::new(root.path().join("store")).unwrap());
+        let remote: Arc<dyn ObjectStorageBackend> = store.clone();
+        for (i, bytes) in [&graph, &changed].into_iter().enumerate() {
+            store
+                .put(&key, Bytes::from(bytes.clone()), &PutOptions::pack_graph())
+                .await
+                .unwrap();
+            let lengths = StoredLengths {
+                graph: Some(bytes.len() as u64),
+                ..Default::default()
+            };
+            let cache = |name: &str| roomy_cache(root.path().join(format!("{name}{i}")));
+            let downloaded = cache("down").open(&remote, &repo, &hash, lengths).await;
+            let read_in_place = cache("here").open(&in_place, &repo, &hash, lengths).await;
+            let intact = bytes == &graph;
+            // Downloaded: refused once changed (its commits are then parsed).
+            assert_eq!(downloaded.unwrap().commit_graph().is_some(), intact);
+            // Where compaction stored it: trusted as the pack beside it is.
+            assert!(read_in_place.unwrap().commit_graph().is_some());
+        }
     }
 
     #[tokio::test]
