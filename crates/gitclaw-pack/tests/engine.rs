@@ -1161,6 +1161,22 @@ fn pack_kinds_come_from_entry_headers_and_match_git() {
         .collect();
     let got: Vec<String> = kinds.iter().map(|(_, kind)| kind.to_string()).collect();
     assert_eq!(got, expected);
+    // The counts a partial clone takes, for every set of types (asked twice:
+    // the second answer comes from the counts kept).
+    for set in 0u8..16 {
+        let keeps = |kind: gitclaw_pack::Kind| {
+            let bit = match kind {
+                gitclaw_pack::Kind::Commit => 1,
+                gitclaw_pack::Kind::Tree => 2,
+                gitclaw_pack::Kind::Blob => 4,
+                gitclaw_pack::Kind::Tag => 8,
+            };
+            set & bit != 0
+        };
+        let counted = kinds.iter().filter(|(_, kind)| keeps(*kind)).count();
+        assert_eq!(pack.count_of(keeps).unwrap(), counted, "types {set:04b}");
+        assert_eq!(pack.count_of(keeps).unwrap(), counted, "types {set:04b}");
+    }
     assert!(
         (0..pack.num_objects()).any(|i| !matches!(
             pack.entry_header(i).unwrap().0,

@@ -35,6 +35,8 @@ pub struct PackHandle {
     by_offset: OnceLock<PackOrder>,
     /// Every entry's object type, in pack order, read from headers on first need.
     kinds: OnceLock<Vec<Kind>>,
+    /// How many entries are of each type (see [`kind_slot`]), counted on first need.
+    kind_counts: OnceLock<[usize; 4]>,
     /// For a pack read by ranges: where its missing bytes come from.
     sparse: Option<SparseFile>,
     /// For an index read by ranges: where its missing ids come from.
@@ -506,6 +508,18 @@ impl RangedPackFile {
     }
 }
 
+/// The object types, each with its place in [`PackHandle`]'s counts.
+const ALL_KINDS: [Kind; 4] = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
+
+fn kind_slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Commit => 0,
+        Kind::Tree => 1,
+        Kind::Blob => 2,
+        Kind::Tag => 3,
+    }
+}
+
 /// Where an entry lies in its pack's order, and the CRC its index records
 /// for it (see [`PackHandle::places_of`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -556,6 +570,7 @@ impl PackHandle {
             bundle,
             by_offset: OnceLock::new(),
             kinds: OnceLock::new(),
+            kind_counts: OnceLock::new(),
             sparse: None,
             sparse_index: None,
             fan,
@@ -1046,13 +1061,26 @@ impl PackHandle {
             .collect()
     }
 
-    /// How many entries are of the types `kept` keeps (what a partial clone takes of it).
+    /// How many entries are of the types `kept` keeps (what a partial clone
+    /// takes of it): from the count of each type, made once per opened pack
+    /// (each partial clone answered from the pack would otherwise go through
+    /// every entry's type for it).
     pub fn count_of(&self, kept: impl Fn(Kind) -> bool) -> Result<usize> {
-        Ok(self
-            .kinds_in_pack_order()?
+        let counts = match self.kind_counts.get() {
+            Some(counts) => counts,
+            None => {
+                let mut counts = [0usize; 4];
+                for kind in self.kinds_in_pack_order()? {
+                    counts[kind_slot(*kind)] += 1;
+                }
+                self.kind_counts.get_or_init(|| counts)
+            }
+        };
+        Ok(ALL_KINDS
             .iter()
             .filter(|kind| kept(**kind))
-            .count())
+            .map(|kind| counts[kind_slot(*kind)])
+            .sum())
     }
 
     /// Every entry's type, in pack order (as [`Self::kinds`]), worked out once

@@ -73,7 +73,8 @@ impl<'a> Prefix<'a> {
             _ => Some(pack.kinds_in_pack_order()?),
         };
         let count = match kinds {
-            Some(kinds) => kinds.iter().filter(|k| leave.keeps(**k)).count() as u32,
+            // At most the pack's count of entries: a u32.
+            Some(_) => pack.count_of(|kind| leave.keeps(kind))? as u32,
             None => pack.num_objects(),
         };
         Ok(Prefix {
@@ -116,10 +117,24 @@ impl<'a> Prefix<'a> {
         let sorted = self.pack.sorted_offsets();
         let mut moved = Moved(Vec::with_capacity(self.count as usize));
         let mut head = Vec::with_capacity(32);
-        for (pos, (offset, _)) in sorted.iter().enumerate() {
-            if !self.leave.keeps(kinds[pos]) {
+        // The types alone are gone through, and only until every entry that
+        // goes out has: a compacted pack holds its commits and tags first, so
+        // a `tree:0` clone reads a few hundred entries' types, not millions.
+        let mut left = self.count;
+        for (pos, kind) in kinds.iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            if !self.leave.keeps(*kind) {
                 continue;
             }
+            left -= 1;
+            let (offset, _) = sorted.get(pos).ok_or_else(|| {
+                PackError::Corrupt(format!(
+                    "pack {}: an entry's type past its last entry",
+                    self.pack.hash()
+                ))
+            })?;
             let here = w.written;
             let raw = self.pack.raw_entry_at_pos(pos)?;
             match raw.header {
