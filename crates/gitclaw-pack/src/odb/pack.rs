@@ -389,7 +389,6 @@ fn interpolation_search<'a>(
     id_at: impl Fn(u32) -> &'a oid,
 ) -> (Option<u32>, u32) {
     use std::cmp::Ordering;
-    let key = id_key(id);
     let (mut lo, mut hi) = (range.start, range.end.max(range.start));
     let (mut lo_key, mut hi_key) = keys.into_inner();
     for _ in 0..INTERPOLATION_GUESSES {
@@ -397,16 +396,9 @@ fn interpolation_search<'a>(
         if len < INTERPOLATION_MIN_LEN {
             break;
         }
-        let guess = if key <= lo_key {
-            lo
-        } else if key >= hi_key {
-            hi - 1
-        } else {
-            // Below `len`: `key - lo_key` is below `hi_key - lo_key + 1`.
-            let share =
-                u128::from(key - lo_key) * u128::from(len) / (u128::from(hi_key - lo_key) + 1);
-            lo + share as u32
-        };
+        // Within the range: a key past its end guesses its last entry.
+        let ahead = expected_distance(id, &(lo..hi), &(lo_key..=hi_key));
+        let guess = lo + ahead.min(u64::from(len - 1)) as u32;
         let at = id_at(guess);
         match compare_ids(at, id) {
             Ordering::Equal => return (Some(guess), guess),
