@@ -239,7 +239,7 @@ pub fn repack(
         // commit brought each object: a fetch then knows what the client's
         // older history holds (see `walk::history`). And the pack order, which
         // opening the pack then takes instead of sorting its offsets.
-        let (kinds, delta_bases, introduced_by, places) = match closure.packs() {
+        let (kinds, delta_bases, introduced_by, places, order) = match closure.packs() {
             [pack] => {
                 let lead = shallow_tips
                     .iter()
@@ -250,17 +250,19 @@ pub fn repack(
                     pack.delta_bases_in_pack_order()?,
                     crate::walk::introducing_commits(&closure, pack, &borrowed, lead)?,
                     (0..pack.num_objects())
-                        .map(|index| pack.position_of(index) as u32)
-                        .collect(),
+                        .map(|index| Ok(pack.position_of(index)? as u32))
+                        .collect::<Result<_>>()?,
+                    pack.order_keys().map(|keys| (*pack.hash(), keys)),
                 )
             }
-            _ => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None),
         };
         let recorded = crate::commit_graph::PackEntries {
             kinds: &kinds,
             delta_bases: &delta_bases,
             introduced_by: &introduced_by,
             places: &places,
+            order: order.as_ref().map(|(pack, keys)| (*pack, &keys[..])),
         };
         if crate::commit_graph::write(&borrowed, &entries, &recorded, &path)? {
             repacked.commit_graph = Some(path);

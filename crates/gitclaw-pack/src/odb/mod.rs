@@ -21,6 +21,7 @@ mod cache;
 mod loose;
 mod pack;
 mod reader;
+mod recorded;
 mod sparse;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use pack::{DecodeState, EarlyOrder, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
 pub(crate) use pack::{EntryPlace, StoredBase};
 pub use reader::ObjectReader;
+pub(crate) use recorded::{BlockTable, RecordedTables};
 pub(crate) use sparse::SparseFile;
 pub use sparse::{RangeSource, BLOCK_BYTES};
 

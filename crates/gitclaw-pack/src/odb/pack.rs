@@ -2,13 +2,19 @@
 //! gix-pack): looking objects up by id, decoding them, and handing out stored
 //! entries as raw bytes so the pack writer can copy them without re-deflating.
 
-use std::{path::Path, sync::OnceLock};
+use std::{
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use gix_hash::{oid, ObjectId};
 use gix_object::Kind;
 use gix_pack::data::entry::Header;
 
-use super::sparse::{RangeSource, SparseFile};
+use super::{
+    recorded::RecordedOrder,
+    sparse::{RangeSource, SparseFile},
+};
 use crate::{
     commit_graph::{CommitGraph, NO_BASE},
     PackError, Result,
@@ -57,17 +63,24 @@ impl std::fmt::Debug for PackHandle {
 }
 
 /// A pack's entries in the order they are stored (git's `.rev`, and more).
-struct PackOrder {
+pub(super) struct PackOrder {
     /// `(offset, index)` of every entry, sorted by offset.
     sorted: SortedOffsets,
     /// Each index entry's place in `sorted`.
-    positions: Vec<u32>,
+    positions: Positions,
+}
+
+/// Each index entry's place in pack order.
+enum Positions {
+    Built(Vec<u32>),
+    /// Read in place from the record compaction wrote.
+    Recorded(Arc<RecordedOrder>),
 }
 
 impl PackOrder {
     /// The order of `n` entries, `offset_of` giving the offset of each index
     /// position.
-    fn new(n: u32, offset_of: impl Fn(u32) -> u64) -> Self {
+    pub(super) fn new(n: u32, offset_of: impl Fn(u32) -> u64) -> Self {
         let max = (0..n).map(&offset_of).max().unwrap_or(0);
         let sorted = match u32::try_from(max) {
             // Every pack under 4 GiB: one 8-byte key an entry, sorted and kept
@@ -95,7 +108,39 @@ impl PackOrder {
             // Both fit: a pack holds at most u32::MAX entries.
             positions[index as usize] = pos as u32;
         }
-        PackOrder { sorted, positions }
+        PackOrder {
+            sorted,
+            positions: Positions::Built(positions),
+        }
+    }
+
+    /// The order compaction recorded, read in place (see [`RecordedOrder`]).
+    fn in_place(recorded: RecordedOrder) -> Self {
+        let recorded = Arc::new(recorded);
+        PackOrder {
+            sorted: SortedOffsets::Recorded(recorded.clone()),
+            positions: Positions::Recorded(recorded),
+        }
+    }
+
+    /// The place in pack order of the entry at index position `index`.
+    pub(super) fn place(&self, index: u32) -> Option<u32> {
+        match &self.positions {
+            Positions::Built(places) => places.get(index as usize).copied(),
+            Positions::Recorded(recorded) => recorded.place(index),
+        }
+    }
+
+    pub(super) fn get(&self, pos: usize) -> Option<(u64, u32)> {
+        self.sorted.get(pos)
+    }
+
+    /// Every index position's place, in index order.
+    #[cfg(test)]
+    fn places(&self) -> Vec<u32> {
+        (0..self.sorted.len() as u32)
+            .map(|index| self.place(index).unwrap_or(u32::MAX))
+            .collect()
     }
 
     /// The order of `n` entries as recorded: `places` holds each index
@@ -147,7 +192,7 @@ impl PackOrder {
         }
         Some(PackOrder {
             sorted,
-            positions: places,
+            positions: Positions::Built(places),
         })
     }
 
@@ -164,11 +209,18 @@ impl PackOrder {
 
 /// `(offset, index)` of every entry of a pack, sorted by offset (offsets are
 /// distinct: each is an entry's start).
-#[derive(Debug)]
 pub(crate) enum SortedOffsets {
     /// Offsets under 4 GiB: `offset << 32 | index`, one number an entry.
     Packed(Vec<u64>),
     Wide(Vec<(u64, u32)>),
+    /// Read in place from the record compaction wrote.
+    Recorded(Arc<RecordedOrder>),
+}
+
+impl std::fmt::Debug for SortedOffsets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl SortedOffsets {
@@ -176,6 +228,7 @@ impl SortedOffsets {
         match self {
             SortedOffsets::Packed(keys) => keys.len(),
             SortedOffsets::Wide(pairs) => pairs.len(),
+            SortedOffsets::Recorded(recorded) => recorded.len(),
         }
     }
 
@@ -184,6 +237,7 @@ impl SortedOffsets {
         match self {
             SortedOffsets::Packed(keys) => keys.get(pos).map(|&key| (key >> 32, key as u32)),
             SortedOffsets::Wide(pairs) => pairs.get(pos).copied(),
+            SortedOffsets::Recorded(recorded) => recorded.get(pos),
         }
     }
 
@@ -193,10 +247,7 @@ impl SortedOffsets {
 
     /// How many entries start at or before `offset`.
     fn starting_by(&self, offset: u64) -> usize {
-        match self {
-            SortedOffsets::Packed(keys) => keys.partition_point(|key| key >> 32 <= offset),
-            SortedOffsets::Wide(pairs) => pairs.partition_point(|(o, _)| *o <= offset),
-        }
+        self.starting_by_within(offset, 0..self.len())
     }
 
     /// [`Self::starting_by`] among the places `within`.
@@ -209,6 +260,19 @@ impl SortedOffsets {
             SortedOffsets::Wide(pairs) => pairs
                 .get(within)
                 .map_or(0, |pairs| pairs.partition_point(|(o, _)| *o <= offset)),
+            SortedOffsets::Recorded(recorded) => {
+                // Halving, as `partition_point` does, each step a read of the
+                // record (a place it cannot read counts as past `offset`).
+                let (mut low, mut high) = (start, within.end.min(recorded.len()));
+                while low < high {
+                    let mid = low + (high - low) / 2;
+                    match recorded.get(mid) {
+                        Some((o, _)) if o <= offset => low = mid + 1,
+                        _ => high = mid,
+                    }
+                }
+                return low;
+            }
         }
         .saturating_add(start)
     }
@@ -789,7 +853,7 @@ impl PackHandle {
             let mut seen = std::collections::HashSet::new();
             let mut ranges = Vec::new();
             for index in indices {
-                for pos in self.recorded_chain(self.position_of(index))? {
+                for pos in self.recorded_chain(self.position_of(index)?)? {
                     if seen.insert(pos) {
                         ranges.push(self.range_at_pos(pos, true));
                     }
@@ -1038,9 +1102,33 @@ impl PackHandle {
     fn order(&self) -> &PackOrder {
         self.by_offset.get_or_init(|| {
             let n = self.num_objects();
-            self.recorded_order()
+            self.order_in_place()
+                .or_else(|| self.recorded_order())
                 .unwrap_or_else(|| PackOrder::new(n, |i| self.offset_at(i)))
         })
+    }
+
+    /// The pack order compaction recorded in the pack's commit-graph, read in
+    /// place (see [`RecordedOrder`]), if the graph has it for this pack: its
+    /// record names the pack and holds each of its entries.
+    fn order_in_place(&self) -> Option<PackOrder> {
+        let graph = self.commit_graph.as_ref()?;
+        let tables = match graph.pack_order() {
+            Ok(tables) => tables?,
+            Err(err) => {
+                tracing::warn!(pack = %self.hash, %err, "the recorded pack order cannot be read in place");
+                return None;
+            }
+        };
+        let index_path = self.bundle.index.path().to_owned();
+        let pack = tables.pack;
+        match RecordedOrder::new(self.num_objects(), tables.keys, tables.places, index_path) {
+            Some(recorded) if pack == self.hash => Some(PackOrder::in_place(recorded)),
+            _ => {
+                tracing::warn!(pack = %self.hash, "the pack order recorded to be read in place is not this pack's");
+                None
+            }
+        }
     }
 
     /// The pack order compaction recorded in the pack's commit-graph, if it
@@ -1071,10 +1159,10 @@ impl PackHandle {
         let order = order.0;
         // A few entries checked against the index: a table read from the wrong
         // place would disagree.
-        let agrees = order.positions.len() == n as usize
+        let agrees = order.sorted.len() == n as usize
             && (0..n).step_by((n as usize / 64).max(1)).all(|index| {
-                let pos = order.positions[index as usize] as usize;
-                order.sorted.get(pos) == Some((self.offset_at(index), index))
+                order.place(index).and_then(|pos| order.get(pos as usize))
+                    == Some((self.offset_at(index), index))
             });
         if agrees {
             // Only just opened: nothing has built the order yet.
@@ -1090,8 +1178,26 @@ impl PackHandle {
 
     /// Where the entry of index position `index` lies in pack order (its place
     /// in [`Self::sorted_offsets`]).
-    pub(crate) fn position_of(&self, index: u32) -> usize {
-        self.order().positions[index as usize] as usize
+    pub(crate) fn position_of(&self, index: u32) -> Result<usize> {
+        match self.order().place(index) {
+            Some(pos) => Ok(pos as usize),
+            None => Err(PackError::Corrupt(format!(
+                "pack {}: index position {index} has no place in pack order",
+                self.hash
+            ))),
+        }
+    }
+
+    /// Each entry in pack order as `offset << 32 | index position`, for a pack
+    /// under 4 GiB (what compaction records, see `commit_graph::PackEntries`).
+    pub(crate) fn order_keys(&self) -> Option<Vec<u64>> {
+        u32::try_from(self.bundle.pack.pack_end()).ok()?;
+        Some(
+            self.sorted_offsets()
+                .iter()
+                .map(|(offset, index)| (offset << 32) | u64::from(index))
+                .collect(),
+        )
     }
 
     /// Index positions of the entries in the order they are stored: decoding in
@@ -1206,7 +1312,10 @@ impl PackHandle {
             Header::OfsDelta { base_distance } => offset
                 .checked_sub(base_distance)
                 .and_then(|base| self.sorted_offsets().find(base)),
-            Header::RefDelta { base_id } => self.lookup(&base_id)?.map(|i| self.position_of(i)),
+            Header::RefDelta { base_id } => match self.lookup(&base_id)? {
+                Some(i) => Some(self.position_of(i)?),
+                None => None,
+            },
             _ => None,
         })
     }
@@ -1386,7 +1495,7 @@ impl PackHandle {
 
     /// The stored entry at `offset`, with its compressed bytes, CRC-checked against the index.
     pub fn raw_entry(&self, index: u32) -> Result<RawEntry<'_>> {
-        self.raw_entry_at_pos(self.position_of(index))
+        self.raw_entry_at_pos(self.position_of(index)?)
     }
 
     /// The stored entry at position `pos` in pack order (see [`Self::raw_entry`]).
@@ -1404,7 +1513,7 @@ impl PackHandle {
     /// order, whatever the order asked: both tables are in index order, and a
     /// request's objects, visited as they come, cost a cache miss each in
     /// both (a fifth of the server CPU of a 400k-object clone).
-    pub(crate) fn places_of(&self, indices: &[u32]) -> Vec<EntryPlace> {
+    pub(crate) fn places_of(&self, indices: &[u32]) -> Result<Vec<EntryPlace>> {
         let asked: Vec<(u32, u32)> = indices.iter().copied().zip(0u32..).collect();
         let by_index = radix_sort(
             asked,
@@ -1415,11 +1524,11 @@ impl PackHandle {
         for (index, at) in by_index {
             places[at as usize] = EntryPlace {
                 // Fits: a pack holds at most u32::MAX entries.
-                pos: self.position_of(index) as u32,
+                pos: self.position_of(index)? as u32,
                 crc: self.bundle.index.crc32_at_index(index),
             };
         }
-        places
+        Ok(places)
     }
 
     /// The stored entry at `place` (see [`Self::places_of`]), checked against
@@ -1657,10 +1766,10 @@ mod tests {
             .map(|i| (i * 7919) % 3000)
             .chain([5, 5])
             .collect();
-        let places = pack.places_of(&asked);
+        let places = pack.places_of(&asked).unwrap();
         assert_eq!(places.len(), asked.len());
         for (&index, place) in asked.iter().zip(&places) {
-            assert_eq!(place.pos as usize, pack.position_of(index));
+            assert_eq!(place.pos as usize, pack.position_of(index).unwrap());
             assert!(place.crc.is_some());
             let (one, batch) = (
                 pack.raw_entry(index).unwrap(),
@@ -2016,7 +2125,10 @@ mod tests {
         assert_eq!(own.num_objects(), 200);
         assert_eq!(handle.sorted_offsets(), own.sorted_offsets());
         for index in 0..own.num_objects() {
-            assert_eq!(handle.position_of(index), own.position_of(index));
+            assert_eq!(
+                handle.position_of(index).unwrap(),
+                own.position_of(index).unwrap()
+            );
         }
 
         // The table of another shape of index is refused, or not taken.
@@ -2038,6 +2150,137 @@ mod tests {
             "a table from the wrong place is not taken"
         );
         assert_eq!(wrong.sorted_offsets(), own.sorted_offsets());
+    }
+
+    /// A pack's order as compaction records it in a graph (keys in pack
+    /// order, then each index position's place, as the two chunks hold them),
+    /// written to `path` big-endian; returns where the places begin.
+    fn write_order(own: &PackHandle, path: &std::path::Path) -> u64 {
+        let keys = own.order_keys().unwrap();
+        let mut bytes: Vec<u8> = keys.iter().flat_map(|key| key.to_be_bytes()).collect();
+        let places_at = bytes.len() as u64;
+        for index in 0..own.num_objects() {
+            bytes.extend_from_slice(&(own.position_of(index).unwrap() as u32).to_be_bytes());
+        }
+        std::fs::write(path, bytes).unwrap();
+        places_at
+    }
+
+    /// The recorded order, read in place in blocks of 256 entries.
+    fn read_in_place(
+        own: &PackHandle,
+        path: &std::path::Path,
+        places_at: u64,
+        index_path: &std::path::Path,
+    ) -> PackOrder {
+        use super::{super::recorded::BlockTable, RecordedOrder};
+        let n = own.num_objects();
+        let open = || std::fs::File::open(path).unwrap();
+        let keys = BlockTable::with_blocks_of(open(), 0, n, 256);
+        let places = BlockTable::with_blocks_of(open(), places_at, n, 256);
+        PackOrder::in_place(RecordedOrder::new(n, keys, places, index_path.to_owned()).unwrap())
+    }
+
+    #[test]
+    fn an_order_read_in_place_answers_as_the_sort_and_a_damaged_block_from_the_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let (written, own) = opened_blobs_pack(3000, dir.path());
+        let n = own.num_objects();
+        let record = dir.path().join("order");
+        let places_at = write_order(&own, &record);
+        let agrees = |order: &PackOrder| {
+            assert_eq!(&order.sorted, own.sorted_offsets());
+            for index in 0..n {
+                assert_eq!(
+                    order.place(index),
+                    Some(own.position_of(index).unwrap() as u32)
+                );
+            }
+            assert_eq!(order.place(n), None);
+            assert_eq!(order.get(n as usize), None);
+            for pos in [0, 1, 700, 2999] {
+                let (offset, _) = own.sorted_offsets().get(pos).unwrap();
+                assert_eq!(order.sorted.find(offset), Some(pos));
+                assert_eq!(
+                    order.sorted.find(offset + 1),
+                    own.sorted_offsets().find(offset + 1)
+                );
+                assert_eq!(order.sorted.find_before(offset, pos + 1), Some(pos));
+                assert_eq!(order.sorted.find_before(offset, pos), None);
+            }
+        };
+        let order = read_in_place(&own, &record, places_at, &written.index_path);
+        assert!(matches!(order.sorted, SortedOffsets::Recorded(_)));
+        agrees(&order);
+        // Only the blocks asked for are read.
+        let order = read_in_place(&own, &record, places_at, &written.index_path);
+        assert_eq!(order.get(5), own.sorted_offsets().get(5));
+        let SortedOffsets::Recorded(recorded) = &order.sorted else {
+            unreachable!()
+        };
+        assert_eq!(recorded.blocks_read(), (1, 0));
+
+        // Two keys swapped in one block, a place past the pack in another: the
+        // blocks fail their checks and are answered from the index's sort.
+        let mut bytes = std::fs::read(&record).unwrap();
+        bytes[8 * 600..8 * 602].rotate_left(8);
+        let past = places_at as usize + 4 * 2100;
+        bytes[past..past + 4].copy_from_slice(&n.to_be_bytes());
+        std::fs::write(&record, &bytes).unwrap();
+        agrees(&read_in_place(
+            &own,
+            &record,
+            places_at,
+            &written.index_path,
+        ));
+
+        // Without an index to sort, a damaged block answers nothing (never a
+        // wrong place); the others as recorded.
+        let order = read_in_place(&own, &record, places_at, &dir.path().join("gone.idx"));
+        assert_eq!(order.get(600), None);
+        assert_eq!(order.place(2100), None);
+        assert_eq!(order.get(0), own.sorted_offsets().get(0));
+        assert_eq!(order.get(2999), own.sorted_offsets().get(2999));
+        assert_eq!(order.place(0), Some(own.position_of(0).unwrap() as u32));
+    }
+
+    #[test]
+    fn a_pack_takes_the_order_its_graph_records_in_place_only_when_it_names_the_pack() {
+        use crate::commit_graph::{write, CommitGraph, PackEntries};
+        let dir = tempfile::tempdir().unwrap();
+        let (written, own) = opened_blobs_pack(500, dir.path());
+        let keys = own.order_keys().unwrap();
+        let places: Vec<u32> = (0..own.num_objects())
+            .map(|index| own.position_of(index).unwrap() as u32)
+            .collect();
+        let info = crate::odb::CommitInfo {
+            tree: ObjectId::empty_tree(gix_hash::Kind::Sha1),
+            parents: Vec::new().into(),
+            time: 1_600_000_000,
+        };
+        let commit = ObjectId::from_bytes_or_panic(&[7; 20]);
+        let opened_with = |pack: ObjectId| {
+            let graph = dir.path().join(pack.to_string());
+            let entries = PackEntries {
+                places: &places,
+                order: Some((pack, &keys)),
+                ..Default::default()
+            };
+            assert!(write(&[(commit, &info)], &[], &entries, &graph).unwrap());
+            PackHandle::open(&written.index_path)
+                .unwrap()
+                .with_commit_graph(CommitGraph::open(&graph).unwrap())
+        };
+        let handle = opened_with(*own.hash());
+        assert!(matches!(
+            handle.sorted_offsets(),
+            SortedOffsets::Recorded(_)
+        ));
+        assert_eq!(handle.sorted_offsets(), own.sorted_offsets());
+        // Another pack's record: the places are checked as taken instead.
+        let handle = opened_with(ObjectId::from_bytes_or_panic(&[1; 20]));
+        assert!(matches!(handle.sorted_offsets(), SortedOffsets::Packed(_)));
+        assert_eq!(handle.sorted_offsets(), own.sorted_offsets());
     }
 
     proptest! {
@@ -2069,7 +2312,7 @@ mod tests {
             prop_assert_eq!(packed, shuffled.iter().all(|&o| o <= u64::from(u32::MAX)));
             prop_assert_eq!(order.sorted.iter().collect::<Vec<_>>(), expected.clone());
             for (pos, &(offset, index)) in expected.iter().enumerate() {
-                prop_assert_eq!(order.positions[index as usize] as usize, pos);
+                prop_assert_eq!(order.place(index), Some(pos as u32));
                 prop_assert_eq!(order.sorted.find(offset), Some(pos));
                 // Searched back from any later place: found; from its own or
                 // an earlier one: not.
@@ -2108,13 +2351,13 @@ mod tests {
             let n = shuffled.len() as u32;
             let offset_of = |i: u32| shuffled[i as usize];
             let sorted = PackOrder::new(n, offset_of);
-            let record = sorted.positions.clone();
+            let record = sorted.places();
             let pack_len = shuffled.iter().max().unwrap() + 1;
             let taken = PackOrder::recorded(n, record.clone(), pack_len, offset_of);
             prop_assert!(taken.is_some());
             let taken = taken.unwrap();
             prop_assert_eq!(&taken.sorted, &sorted.sorted);
-            prop_assert_eq!(&taken.positions, &sorted.positions);
+            prop_assert_eq!(taken.places(), sorted.places());
 
             if n < 2 {
                 return Ok(());

@@ -82,7 +82,7 @@ pub fn introducing_commits(
             .map(|parent| parent.tree);
         diff.new_objects(&mut reader, parent_tree, commit.tree, |object| {
             if let Some(index) = pack.lookup(&object)? {
-                let slot = &mut introduced[pack.position_of(index)];
+                let slot = &mut introduced[pack.position_of(index)?];
                 if *slot == NO_BASE {
                     // Both fit: a graph holds fewer than 2^31 commits.
                     *slot = place as u32;
@@ -197,7 +197,7 @@ impl ClientHistory {
             let (Some(index), Some(graph)) = (pack.lookup(id)?, pack.commit_graph()) else {
                 continue;
             };
-            let Some(commit) = graph.introduced_by(pack.position_of(index) as u32)? else {
+            let Some(commit) = graph.introduced_by(pack.position_of(index)? as u32)? else {
                 continue;
             };
             if let Some(span) = graph.first_parent_span(commit)? {

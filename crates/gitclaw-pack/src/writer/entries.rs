@@ -95,7 +95,7 @@ impl<'a> Prefix<'a> {
             None => Some(offset),
             Some(kinds) => self
                 .leave
-                .keeps(kinds[self.pack.position_of(index)])
+                .keeps(kinds[self.pack.position_of(index)?])
                 .then_some(offset),
         })
     }
@@ -218,7 +218,7 @@ fn plan(
             place: None,
         });
     }
-    locate_in_packs(packs, &mut items);
+    locate_in_packs(packs, &mut items)?;
     if !options.keep_order {
         // Keys and places sorted, then the items moved once: a stable sort of
         // the items themselves moves each of them some twenty times.
@@ -782,7 +782,7 @@ fn stored_entry(
 
 /// Note where each packed item's entry lies in its pack, and its CRC (see
 /// [`PackHandle::places_of`]): one batch a pack.
-fn locate_in_packs(packs: &[std::sync::Arc<PackHandle>], items: &mut [Item]) {
+fn locate_in_packs(packs: &[std::sync::Arc<PackHandle>], items: &mut [Item]) -> Result<()> {
     for (number, pack) in packs.iter().enumerate() {
         let (at, indices): (Vec<usize>, Vec<u32>) = items
             .iter()
@@ -795,10 +795,11 @@ fn locate_in_packs(packs: &[std::sync::Arc<PackHandle>], items: &mut [Item]) {
         if at.is_empty() {
             continue;
         }
-        for (i, place) in at.into_iter().zip(pack.places_of(&indices)) {
+        for (i, place) in at.into_iter().zip(pack.places_of(&indices)?) {
             items[i].place = Some(place);
         }
     }
+    Ok(())
 }
 
 /// Write a big loose object as a whole pack entry, inflating the loose bytes and
