@@ -726,3 +726,96 @@ fn a_pushed_pack_holding_an_object_no_ref_reaches_is_not_taken_for_their_closure
         .status
         .success());
 }
+
+#[test]
+fn a_whole_history_pushed_at_once_gets_its_graph_in_the_background_and_no_more() {
+    // No compaction by thresholds: only the record of a large first push.
+    let server = Server::start_with(|c| {
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+        c.gc.closure_threshold = 20;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let objects = git(&src, &["rev-list", "--objects", "--all"])
+        .lines()
+        .count();
+    assert!(objects > 20, "the fixture holds {objects} objects");
+    let url = server.create_repo("ida", "import");
+    push_everything(&src, &url);
+    let pushed = server.stored_keys("ida", "import");
+    assert_eq!(count(&pushed, ".pack"), 1, "{pushed:?}");
+
+    // The pushed pack's commit-graph goes up beside it, nothing rewritten.
+    let pack_key = pushed.iter().find(|k| k.ends_with(".pack")).unwrap();
+    let graph_key = pack_key.replace(".pack", ".graph");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut keys = server.stored_keys("ida", "import");
+    while !keys.contains(&graph_key) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit-graph after a minute: {keys:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        keys = server.stored_keys("ida", "import");
+    }
+    let mut expected = pushed.clone();
+    expected.push(graph_key.clone());
+    expected.sort();
+    keys.sort();
+    assert_eq!(keys, expected, "only the graph is added");
+    let repo = server
+        .block_on(server.state.meta.get_repo("ida", "import"))
+        .unwrap()
+        .unwrap();
+    let packs = server
+        .block_on(server.state.meta.list_packs(&repo.id))
+        .unwrap();
+    assert!(
+        packs.len() == 1 && packs[0].graph_bytes.is_some() && packs[0].closure_of.is_some(),
+        "{packs:?}"
+    );
+    // Git takes the graph as true to the commits, and clones are whole.
+    let clone = work.path().join("clone");
+    let (_, refs) = mirror_clone(&url, &clone);
+    assert_eq!(refs, refs_of(&src, "refs/"));
+    let graph_file = server
+        .repo_dir("ida", "import")
+        .join("pack")
+        .join(graph_key.rsplit('/').next().unwrap());
+    std::fs::create_dir_all(clone.join("objects/info")).unwrap();
+    std::fs::copy(&graph_file, clone.join("objects/info/commit-graph")).unwrap();
+    git(&clone, &["commit-graph", "verify"]);
+    let shallow = work.path().join("shallow");
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            &url,
+            shallow.to_str().unwrap(),
+        ],
+    );
+    git(&shallow, &["fsck"]);
+    assert_eq!(
+        git(&shallow, &["rev-parse", "HEAD"]),
+        git(&src, &["rev-parse", "main"])
+    );
+
+    // A later push is stored beside it (loose, being small) and leaves
+    // compaction to the thresholds, here none: nothing is rewritten.
+    commit_file(&src, "later.txt", "later\n", "later");
+    git(&src, &["push", "-q", &url, "main"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let keys = server.stored_keys("ida", "import");
+    assert!(
+        keys.contains(pack_key)
+            && keys.contains(&graph_key)
+            && count(&keys, ".graph") == 1
+            && loose(&keys) == 3,
+        "{keys:?}"
+    );
+}

@@ -150,6 +150,9 @@ pub struct GcSettings {
     pub loose_threshold: usize,
     /// …or more packs than this (0: never).
     pub pack_threshold: usize,
+    /// After a push that leaves a repo as one pack of more objects than this,
+    /// record what compaction records of it (0: never).
+    pub closure_threshold: u64,
     /// Every this many seconds, each repository's store keys that no row records
     /// and that are older than the grace period are deleted (0: only by `gc`).
     pub sweep_interval_secs: u64,
@@ -223,6 +226,7 @@ impl Config {
             grace_secs: sources.value(&GC_GRACE_SECS),
             loose_threshold: sources.value(&GC_LOOSE_THRESHOLD) as usize,
             pack_threshold: sources.value(&GC_PACK_THRESHOLD) as usize,
+            closure_threshold: sources.value(&GC_CLOSURE_THRESHOLD),
             sweep_interval_secs: sources.value(&SWEEP_INTERVAL_SECS),
             claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
             tip_entries: sources.value(&GC_TIP_ENTRIES),

@@ -105,6 +105,7 @@ pub const SECTIONS: &[Section] = &[
             &PUBLIC_URL,
             &GC_LOOSE_THRESHOLD,
             &GC_PACK_THRESHOLD,
+            &GC_CLOSURE_THRESHOLD,
             &GC_GRACE_SECS,
             &GC_TIP_ENTRIES,
             &RESPONSE_CACHE_BYTES,
@@ -366,6 +367,14 @@ pub const GC_PACK_THRESHOLD: Setting<Number> = Setting {
     kind: Number::ANY,
     default: Value("10"),
     help: "… or more packs than this (`0`: never)",
+    deprecated: &[],
+};
+
+pub const GC_CLOSURE_THRESHOLD: Setting<Number> = Setting {
+    name: "GITCLAW_GC_CLOSURE_THRESHOLD",
+    kind: Number::ANY,
+    default: Value("10000"),
+    help: "after a push that leaves a repository as one pack of more objects than this, holding what its refs reach (a whole history pushed at once), record its commit-graph, tip entries and pack order in the background, as compaction would (`0`: never)",
     deprecated: &[],
 };
 

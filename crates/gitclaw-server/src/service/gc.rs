@@ -350,13 +350,20 @@ async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
     })
 }
 
-/// After a push: compact in the background when the repo passed a threshold.
+/// After a push: compact in the background when the repo passed a threshold,
+/// or record what compaction records of a large pack that holds the whole
+/// history (pushed at once: an import), which would otherwise wait for the
+/// thresholds — never, for a repository pushed once — and serve every first
+/// request without its commit-graph, tip entries or pack order.
 /// Shutdown abandons a compaction under way: nothing is recorded before its
 /// one transaction, and the packs it had stored are deleted by its claim on
 /// drop or, failing that, swept once the claim has lapsed.
 pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
     let settings = &state.config.gc;
-    if settings.loose_threshold == 0 && settings.pack_threshold == 0 {
+    if settings.loose_threshold == 0
+        && settings.pack_threshold == 0
+        && settings.closure_threshold == 0
+    {
         return;
     }
     let (task_state, repo) = (state.clone(), repo.clone());
@@ -369,7 +376,20 @@ pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
                 && stats.loose_objects as usize > settings.loose_threshold;
             let packs_over =
                 settings.pack_threshold > 0 && stats.packs as usize > settings.pack_threshold;
-            if loose_over || packs_over {
+            // One pack and nothing loose: a first push of a whole history
+            // (a later push adds a pack). Compaction finds it the closure and
+            // writes only its graph, unless it has one.
+            let closure_unrecorded = settings.closure_threshold > 0
+                && stats.packs == 1
+                && stats.loose_objects == 0
+                && stats.object_count > settings.closure_threshold
+                && state
+                    .meta
+                    .list_packs(&repo.id)
+                    .await?
+                    .iter()
+                    .all(|pack| pack.graph_bytes.is_none());
+            if loose_over || packs_over || closure_unrecorded {
                 gc_repo(&state, &repo).await?;
             }
             Ok::<(), GitError>(())
