@@ -133,7 +133,8 @@ replay_url=http://127.0.0.1:$replay_port/git/bench.git
 
 # --- GitClaw ---------------------------------------------------------------
 export GITCLAW_DATA_DIR=$work/gitclaw-data RUST_LOG=warn
-export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0
+# Compaction only when the script runs it: `--as-pushed` is as pushed.
+export GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0 GITCLAW_GC_CLOSURE_THRESHOLD=0
 [ "$cold" = 0 ] || export GITCLAW_RESPONSE_CACHE_BYTES=0
 if [ "$use_s3" = 1 ]; then
   # No store named: a throw-away Garage and PostgreSQL on loopback, as the tests use.

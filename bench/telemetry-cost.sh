@@ -68,10 +68,10 @@ start_server() { # start_server NAME BIN [ENV=VALUE…]: prints "PID PORT"
   local name=$1 bin=$2; shift 2
   local port; port=$(free_port)
   env GITCLAW_DATA_DIR="$work/$name" GITCLAW_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-    GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0 GITCLAW_RESPONSE_CACHE_BYTES=0 \
+    GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0 GITCLAW_GC_CLOSURE_THRESHOLD=0 GITCLAW_RESPONSE_CACHE_BYTES=0 \
     "$@" "$bin" repo create bench/bench >/dev/null
   env GITCLAW_DATA_DIR="$work/$name" GITCLAW_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-    GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0 GITCLAW_RESPONSE_CACHE_BYTES=0 \
+    GITCLAW_GC_LOOSE_THRESHOLD=0 GITCLAW_GC_PACK_THRESHOLD=0 GITCLAW_GC_CLOSURE_THRESHOLD=0 GITCLAW_RESPONSE_CACHE_BYTES=0 \
     "$@" "$bin" serve >/dev/null 2>"$work/$name.err" &
   local pid=$!
   wait_port "$port"
