@@ -781,7 +781,9 @@ impl PackHandle {
 
     /// The most memory this handle comes to hold, in bytes: its pack order and
     /// entry types once a request builds them (13 bytes an object in a pack
-    /// under 4 GiB, 21 in a larger one), its
+    /// under 4 GiB, 21 in a larger one; a recorded order read in place holds
+    /// the blocks read, as much at most, and twice that only when a damaged
+    /// record is answered from the sort too), its
     /// commit-graph's tables, and for a pack read by ranges a bit a block. The
     /// index and pack themselves are mapped files, not counted.
     pub fn heap_bytes_at_most(&self) -> u64 {
