@@ -317,23 +317,44 @@ fn bench_phases(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    // The same for a compacted pack, whose commit-graph records its order.
+    // The same for a compacted pack, whose commit-graph records its order: the
+    // first entry (one block of the record read), then every entry (all of
+    // it, as a first shallow clone reads it) against the order sorted from
+    // the same pack's index.
     let compacted_objects = PackHandle::open(&compacted).unwrap().num_objects();
     group.throughput(Throughput::Elements(u64::from(compacted_objects)));
+    let with_graph = || {
+        PackHandle::open(&compacted)
+            .unwrap()
+            .with_commit_graph(gitclaw_pack::commit_graph::CommitGraph::open(&graph).unwrap())
+    };
     group.bench_function(
         "pack order (first use of an opened pack, recorded by compaction)",
         |b| {
             b.iter_batched(
-                || {
-                    PackHandle::open(&compacted).unwrap().with_commit_graph(
-                        gitclaw_pack::commit_graph::CommitGraph::open(&graph).unwrap(),
-                    )
-                },
+                with_graph,
                 |pack| pack.indices_in_pack_order().next(),
                 BatchSize::LargeInput,
             )
         },
     );
+    group.bench_function(
+        "pack order (every entry, recorded by compaction, read in place)",
+        |b| {
+            b.iter_batched(
+                with_graph,
+                |pack| pack.indices_in_pack_order().count(),
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.bench_function("pack order (every entry, sorted from the index)", |b| {
+        b.iter_batched(
+            || PackHandle::open(&compacted).unwrap(),
+            |pack| pack.indices_in_pack_order().count(),
+            BatchSize::LargeInput,
+        )
+    });
     // Every id of the pack looked up, in a scattered order (each a search of
     // the index: an interpolation search from the fanout bucket).
     let pack = &r.db.packs()[0];

@@ -23,6 +23,7 @@ use gix_hashtable::HashMap;
 use sha1::Digest;
 
 use crate::{
+    kinds::PackedKinds,
     odb::{BlockTable, CommitInfo, RecordedTables},
     tip_entries::{TipEntries, TipEntry},
     PackError, Result,
@@ -270,43 +271,18 @@ const FIRST_PARENT_CHUNK_ID: [u8; 4] = *b"GCFP";
 const PACK_KINDS_CHUNK_ID: [u8; 4] = *b"GCKD";
 
 fn encode_kinds(kinds: &[gix_object::Kind]) -> Vec<u8> {
-    use gix_object::Kind;
-    let mut out = Vec::with_capacity(4 + kinds.len().div_ceil(4));
+    let packed = PackedKinds::from_kinds(kinds.iter().copied());
+    let mut out = Vec::with_capacity(4 + packed.as_bytes().len());
     out.extend_from_slice(&(kinds.len() as u32).to_be_bytes());
-    for four in kinds.chunks(4) {
-        let mut byte = 0u8;
-        for (i, kind) in four.iter().enumerate() {
-            let bits = match kind {
-                Kind::Commit => 0,
-                Kind::Tree => 1,
-                Kind::Blob => 2,
-                Kind::Tag => 3,
-            };
-            byte |= bits << (2 * i);
-        }
-        out.push(byte);
-    }
+    out.extend_from_slice(packed.as_bytes());
     out
 }
 
 /// The entry types of a [`PACK_KINDS_CHUNK_ID`] chunk, `None` if its length
 /// does not fit its count.
-fn decode_kinds(bytes: &[u8]) -> Option<Vec<gix_object::Kind>> {
-    use gix_object::Kind;
+fn decode_kinds(bytes: &[u8]) -> Option<PackedKinds> {
     let (count, packed) = bytes.split_first_chunk::<4>()?;
-    let count = u32::from_be_bytes(*count) as usize;
-    if packed.len() != count.div_ceil(4) {
-        return None;
-    }
-    let kinds = (0..count)
-        .map(|i| match (packed[i / 4] >> (2 * (i % 4))) & 3 {
-            0 => Kind::Commit,
-            1 => Kind::Tree,
-            2 => Kind::Blob,
-            _ => Kind::Tag,
-        })
-        .collect();
-    Some(kinds)
+    PackedKinds::from_bytes(packed.to_vec(), u32::from_be_bytes(*count) as usize)
 }
 
 /// Our chunk of where each entry's delta base lies: the entry count (4
@@ -828,7 +804,7 @@ impl CommitGraph {
     /// base needs to leave out, and otherwise reads from every entry's header —
     /// the whole pack, for one read by ranges. An error if the chunk is
     /// malformed.
-    pub fn pack_kinds(&self) -> Result<Option<Vec<gix_object::Kind>>> {
+    pub(crate) fn pack_kinds(&self) -> Result<Option<PackedKinds>> {
         use std::os::unix::fs::FileExt;
         let Some((file, range)) = &self.pack_kinds else {
             return Ok(None);
@@ -1125,7 +1101,10 @@ mod tests {
             let kinds: Vec<Kind> = (0..len).map(|i| all[(i * 7 + i / 4) % 4]).collect();
             let bytes = encode_kinds(&kinds);
             assert_eq!(bytes.len(), 4 + len.div_ceil(4));
-            assert_eq!(decode_kinds(&bytes), Some(kinds.clone()));
+            assert_eq!(
+                decode_kinds(&bytes).map(|k| k.iter().collect::<Vec<_>>()),
+                Some(kinds.clone())
+            );
             let mut long = bytes.clone();
             long.push(0);
             assert_eq!(decode_kinds(&long), None, "{len} types and a byte more");
@@ -1172,7 +1151,8 @@ mod tests {
         // Entry 4's base lies past the table (a damaged record): none; so is
         // anything asked past the table's end.
         assert_eq!(read, [None, Some(0), Some(1), None, None, None]);
-        assert_eq!(graph.pack_kinds().unwrap(), Some(kinds.to_vec()));
+        let read = graph.pack_kinds().unwrap().unwrap();
+        assert_eq!(read.iter().collect::<Vec<_>>(), kinds.to_vec());
         assert_eq!(graph.introduced_count(), Some(5));
         let read: Vec<Option<u32>> = (0..6)
             .map(|pos| graph.introduced_by(pos).unwrap())

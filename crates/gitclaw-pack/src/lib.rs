@@ -21,6 +21,7 @@ pub mod delta;
 pub mod entry;
 pub mod fsck;
 pub mod ingest;
+mod kinds;
 pub mod odb;
 pub mod repack;
 mod stream_index;

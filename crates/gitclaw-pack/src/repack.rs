@@ -246,7 +246,7 @@ pub fn repack(
                     .find(|tip| borrowed.iter().any(|(id, _)| id == *tip))
                     .copied();
                 (
-                    pack.kinds_in_pack_order()?.to_vec(),
+                    pack.kinds_in_pack_order()?.iter().collect(),
                     pack.delta_bases_in_pack_order()?,
                     crate::walk::introducing_commits(&closure, pack, &borrowed, lead)?,
                     (0..pack.num_objects())

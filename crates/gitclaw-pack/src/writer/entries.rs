@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     entry::{kind_type, write_ofs_distance, write_type_and_size, OBJ_OFS_DELTA, OBJ_REF_DELTA},
+    kinds::PackedKinds,
     odb::{EntryPlace, Location, ObjectDb, PackHandle},
     tip_entries::TipEntry,
     walk::WalkObject,
@@ -60,7 +61,7 @@ impl Write for HashingWriter<'_> {
 pub(super) struct Prefix<'a> {
     pack: &'a PackHandle,
     /// Each entry's type in pack order, when some types stay out.
-    kinds: Option<&'a [Kind]>,
+    kinds: Option<&'a PackedKinds>,
     leave: super::Leave,
     /// Entries that go out.
     count: u32,
@@ -93,10 +94,16 @@ impl<'a> Prefix<'a> {
         let offset = self.pack.offset_at(index);
         Ok(match self.kinds {
             None => Some(offset),
-            Some(kinds) => self
-                .leave
-                .keeps(kinds[self.pack.position_of(index)?])
-                .then_some(offset),
+            Some(kinds) => {
+                let pos = self.pack.position_of(index)?;
+                let kind = kinds.get(pos).ok_or_else(|| {
+                    PackError::Corrupt(format!(
+                        "pack {}: no type for the entry at place {pos}",
+                        self.pack.hash()
+                    ))
+                })?;
+                self.leave.keeps(kind).then_some(offset)
+            }
         })
     }
 
@@ -125,7 +132,7 @@ impl<'a> Prefix<'a> {
             if left == 0 {
                 break;
             }
-            if !self.leave.keeps(*kind) {
+            if !self.leave.keeps(kind) {
                 continue;
             }
             left -= 1;

@@ -430,7 +430,7 @@ pub const OPEN_PACK_CACHE_BYTES: Setting<Size> = Setting {
     name: "GITCLAW_OPEN_PACK_CACHE_BYTES",
     kind: Size { positive: false },
     default: Value("256M"),
-    help: "memory for the tables of packs read in place (the filesystem store) kept open between requests: each entry's place in the pack and its type, 13 bytes an object (21 in a pack over 4 GiB), and a compacted pack's tip entries; the least recently used pack is closed first, and one whose tables need more than this is opened for each request (a downloaded pack's tables, under half its index's size, three quarters for a pack over 4 GiB, count against the download cache instead)",
+    help: "memory for the tables of packs read in place (the filesystem store) kept open between requests: each entry's place in the pack and its type, 12¼ bytes an object (20¼ in a pack over 4 GiB), and a compacted pack's tip entries; the least recently used pack is closed first, and one whose tables need more than this is opened for each request (a downloaded pack's tables, under half its index's size, three quarters for a pack over 4 GiB, count against the download cache instead)",
     deprecated: &[],
 };
 

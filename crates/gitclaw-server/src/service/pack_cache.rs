@@ -7,7 +7,7 @@
 //! used downloads are forgotten and their files deleted (a request still
 //! reading one keeps its mapping: the data outlives the file's name).
 //! Concurrent first opens of one pack wait on a single download. Open packs
-//! also hold tables in memory as requests build them (13 bytes an object):
+//! also hold tables in memory as requests build them (12¼ bytes an object):
 //! those read in place are bounded by `GITCLAW_OPEN_PACK_CACHE_BYTES` the same
 //! way, least recently used closed first (each entry is weighed against both
 //! bounds, see [`weight`]); a download's through its bytes, which are far more.
