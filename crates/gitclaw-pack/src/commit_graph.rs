@@ -9,9 +9,9 @@
 //! levels as generation numbers): `git commit-graph verify` checks one, and
 //! gix-commitgraph reads it here. Chunks of our own follow git's (git skips
 //! chunks it does not know): each commit's interval in the first-parent
-//! forest (`GCFP`, see [`CommitGraph::first_parent_ancestor`]), the type of
+//! forest (`GCFP`, see [`CommitGraph::first_parent_span`]), the type of
 //! every entry of the pack in pack order (`GCKD`, see
-//! [`CommitGraph::pack_kinds`]), where each entry's delta base lies (`GCDB`,
+//! `CommitGraph::pack_kinds`), where each entry's delta base lies (`GCDB`,
 //! see [`CommitGraph::delta_base`]), which commit brought each object
 //! (`GCIN`), the pack order (`GCPP`, and `GCPO` read in place, see
 //! `odb::recorded`) and the pack's [`tip entries`](crate::tip_entries).
@@ -56,7 +56,7 @@ pub struct PackEntries<'a> {
     pub places: &'a [u32],
     /// The pack order itself, for a pack under 4 GiB: its entries in pack
     /// order, each as `offset << 32 | index position`, with the pack's id
-    /// (see [`PACK_ORDER_CHUNK_ID`]).
+    /// (see `PACK_ORDER_CHUNK_ID`).
     pub order: Option<(ObjectId, &'a [u64])>,
 }
 
@@ -855,7 +855,7 @@ impl CommitGraph {
     }
 
     /// The place in pack order of every entry of the graph's pack, in index
-    /// order, when compaction recorded them (see [`PACK_PLACES_CHUNK_ID`]).
+    /// order, when compaction recorded them (see `PACK_PLACES_CHUNK_ID`).
     /// Read whole; the caller checks it against the pack's index.
     pub fn pack_places(&self) -> Result<Option<Vec<u32>>> {
         self.pack_places.as_ref().map(Table::all).transpose()

@@ -19,6 +19,7 @@
 
 mod cache;
 mod loose;
+mod order;
 mod pack;
 mod reader;
 mod recorded;
@@ -30,7 +31,8 @@ use gix_hash::{oid, ObjectId};
 
 pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
-pub use pack::{DecodeState, EarlyOrder, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
+pub use order::EarlyOrder;
+pub use pack::{DecodeState, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
 pub(crate) use pack::{EntryPlace, StoredBase};
 pub use reader::ObjectReader;
 pub(crate) use recorded::{BlockTable, RecordedTables};

@@ -8,7 +8,7 @@
 
 use std::{os::unix::fs::FileExt, path::PathBuf, sync::OnceLock};
 
-use super::pack::PackOrder;
+use super::order::PackOrder;
 
 /// Entries a block of a table: 512 KiB of keys, 256 KiB of places.
 const BLOCK_ENTRIES: usize = 1 << 16;
