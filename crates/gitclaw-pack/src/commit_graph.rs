@@ -194,31 +194,33 @@ pub fn write(
         chunks.push((&PACK_ORDER_CHUNK_ID, &order_bytes[..]));
     }
 
-    let mut data = Vec::with_capacity(
-        8 + (chunks.len() + 1) * 12 + chunks.iter().map(|c| c.1.len()).sum::<usize>() + HASH_LEN,
-    );
-    data.extend_from_slice(b"CGPH");
-    data.extend_from_slice(&[1, 1, chunks.len() as u8, 0]);
+    // The header and table of chunks, then each chunk, written as they are
+    // (not first copied into one buffer: the whole file, tens of MB at
+    // millions of objects, held a second time), hashed on the way.
+    let mut head = Vec::with_capacity(8 + (chunks.len() + 1) * 12);
+    head.extend_from_slice(b"CGPH");
+    head.extend_from_slice(&[1, 1, chunks.len() as u8, 0]);
     let mut offset = (8 + (chunks.len() + 1) * 12) as u64;
     for (id, bytes) in &chunks {
-        data.extend_from_slice(*id);
-        data.extend_from_slice(&offset.to_be_bytes());
+        head.extend_from_slice(*id);
+        head.extend_from_slice(&offset.to_be_bytes());
         offset += bytes.len() as u64;
     }
-    data.extend_from_slice(&[0; 4]);
-    data.extend_from_slice(&offset.to_be_bytes());
-    for (_, bytes) in &chunks {
-        data.extend_from_slice(bytes);
-    }
-    let checksum = sha1::Sha1::digest(&data);
-    data.extend_from_slice(&checksum);
+    head.extend_from_slice(&[0; 4]);
+    head.extend_from_slice(&offset.to_be_bytes());
 
     let io = |source| PackError::Io {
         context: format!("writing the commit-graph {}", out.display()),
         source,
     };
-    let mut file = std::fs::File::create(out).map_err(io)?;
-    file.write_all(&data).map_err(io)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    let mut hasher = sha1::Sha1::new();
+    for part in std::iter::once(&head[..]).chain(chunks.iter().map(|(_, bytes)| *bytes)) {
+        hasher.update(part);
+        file.write_all(part).map_err(io)?;
+    }
+    file.write_all(&hasher.finalize()).map_err(io)?;
+    let file = file.into_inner().map_err(|err| io(err.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(true)
 }
