@@ -217,13 +217,17 @@ pub fn repack(
                 break;
             }
             let found = crate::writer::tip_entries(&closure, objects, options, budget)?;
-            for entry in found {
+            for mut entry in found {
                 if !have.insert(entry.id) {
                     continue;
                 }
                 budget = budget.saturating_sub(
                     entry.compressed.len() as u64 + crate::tip_entries::TABLE_BYTES,
                 );
+                // Kept until the graph is written: without the room deflating
+                // left (up to half the object again), the entries held
+                // weighed twice their bytes.
+                entry.compressed.shrink_to_fit();
                 entries.push(entry);
             }
         }
