@@ -374,7 +374,7 @@ pub const GC_CLOSURE_THRESHOLD: Setting<Number> = Setting {
     name: "GITCLAW_GC_CLOSURE_THRESHOLD",
     kind: Number::ANY,
     default: Value("0"),
-    help: "after a push that leaves a repository as one pack of more objects than this, holding what its refs reach (a whole history pushed at once), record its commit-graph, tip entries and pack order in the background, as compaction would — with a compaction's working memory, about 220 MB at 200k objects (`0`: never, the default; `gitclaw gc` records it too)",
+    help: "after a push that leaves a repository as one pack of more objects than this, holding what its refs reach (a whole history pushed at once), record its commit-graph, tip entries and pack order in the background, as compaction would — with a compaction's working memory, about 160 MB at 200k objects (`0`: never, the default; `gitclaw gc` records it too)",
     deprecated: &[],
 };
 

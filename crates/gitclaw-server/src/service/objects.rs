@@ -12,7 +12,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use gitclaw_metadata::{LooseRecord, MigrationState, PackRecord, Repo};
-use gitclaw_pack::odb::{LooseSource, ObjectDb};
+use gitclaw_pack::odb::{LooseSource, ObjectCache, ObjectDb};
 use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_storage::{ObjectKey, ObjectStorageBackend, RepoId};
 use gix_hashtable::HashMap;
@@ -69,8 +69,12 @@ pub async fn object_db_with(
 }
 
 /// The objects of exactly these packs and loose objects (what a compaction
-/// read in its snapshot), with the object cache. No legacy table: a repository
-/// being migrated is not compacted.
+/// read in its snapshot), with an object cache of their own of
+/// [`COMPACTION_CACHE_BYTES`]: a compaction reads every tree of the history
+/// once and diffs each commit's against its parent's, so a small cache keeps
+/// what it reads again, where the shared one (256 MiB by default) would fill
+/// with trees no request asks for and evict what requests cached. No legacy
+/// table: a repository being migrated is not compacted.
 pub async fn listed_object_db(
     state: &AppState,
     repo: &Repo,
@@ -78,8 +82,14 @@ pub async fn listed_object_db(
     loose: Vec<LooseRecord>,
 ) -> Result<ObjectDb, GitError> {
     let db = stored_objects(state, repo, None, packs, loose).await?;
-    Ok(with_object_cache(state, db))
+    Ok(db.with_cache(Arc::new(ObjectCache::new(COMPACTION_CACHE_BYTES))))
 }
+
+/// The object cache of one compaction (see [`listed_object_db`]): recording
+/// a 200k-object closure peaked at 147 MB of RSS without a cache, 160 MB with
+/// 8 MiB, 190 MB with 32 MiB and 216 MB with the shared 256 MiB one, in
+/// 4.2, 4.4, 4.4 and 4.0 s.
+pub const COMPACTION_CACHE_BYTES: usize = 8 << 20;
 
 fn with_object_cache(state: &AppState, db: ObjectDb) -> ObjectDb {
     if state.config.object_cache_bytes > 0 {
