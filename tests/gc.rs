@@ -806,10 +806,16 @@ fn a_whole_history_pushed_at_once_gets_its_graph_in_the_background_and_no_more()
     );
 
     // A later push is stored beside it (loose, being small) and leaves
-    // compaction to the thresholds, here none: nothing is rewritten.
+    // compaction to the thresholds, here none: no compaction is due, and
+    // nothing is rewritten.
     commit_file(&src, "later.txt", "later\n", "later");
     git(&src, &["push", "-q", &url, "main"]);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!server
+        .block_on(gitclaw_server::service::gc::auto_gc_due(
+            &server.state,
+            &repo
+        ))
+        .unwrap());
     let keys = server.stored_keys("ida", "import");
     assert!(
         keys.contains(pack_key)

@@ -19,6 +19,9 @@ impl std::fmt::Debug for PackedKinds {
     }
 }
 
+/// Every object type, in the order of their bits ([`bits_of`]).
+pub(crate) const ALL_KINDS: [Kind; 4] = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
+
 /// Each type's two bits; also its slot in [`PackedKinds::counts`].
 pub(crate) fn bits_of(kind: Kind) -> u8 {
     match kind {
@@ -114,8 +117,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [Kind; 4] = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
-
     proptest! {
         /// Every type reads back as packed, at every length (whole bytes and
         /// not), and the counts are the types counted one by one.
@@ -123,7 +124,7 @@ mod tests {
         fn types_read_back_and_count_as_packed(
             picks in proptest::collection::vec(0usize..4, 0..200),
         ) {
-            let kinds: Vec<Kind> = picks.iter().map(|&i| ALL[i]).collect();
+            let kinds: Vec<Kind> = picks.iter().map(|&i| ALL_KINDS[i]).collect();
             let packed = PackedKinds::from_kinds(kinds.iter().copied());
             prop_assert_eq!(packed.len(), kinds.len());
             prop_assert_eq!(packed.iter().collect::<Vec<_>>(), kinds.clone());

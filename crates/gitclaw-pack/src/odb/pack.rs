@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     commit_graph::{CommitGraph, NO_BASE},
-    kinds::{bits_of, PackedKinds},
+    kinds::{bits_of, PackedKinds, ALL_KINDS},
     PackError, Result,
 };
 
@@ -40,7 +40,7 @@ pub struct PackHandle {
     by_offset: OnceLock<PackOrder>,
     /// Every entry's object type, in pack order, read from headers on first need.
     kinds: OnceLock<PackedKinds>,
-    /// How many entries are of each type (see [`kind_slot`]), counted on first need.
+    /// How many entries are of each type (see [`bits_of`]), counted on first need.
     kind_counts: OnceLock<[usize; 4]>,
     /// For a pack read by ranges: where its missing bytes come from.
     sparse: Option<SparseFile>,
@@ -323,13 +323,6 @@ impl RangedPackFile {
         sparse.prefetch(&[0..12, pack_len.saturating_sub(20)..pack_len])?;
         Ok(RangedPackFile(sparse))
     }
-}
-
-/// The object types, each with its place in [`PackHandle`]'s counts.
-const ALL_KINDS: [Kind; 4] = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
-
-fn kind_slot(kind: Kind) -> usize {
-    usize::from(bits_of(kind))
 }
 
 /// Where an entry lies in its pack's order, and the CRC its index records
@@ -938,7 +931,7 @@ impl PackHandle {
         Ok(ALL_KINDS
             .iter()
             .filter(|kind| kept(**kind))
-            .map(|kind| counts[kind_slot(*kind)])
+            .map(|kind| counts[usize::from(bits_of(*kind))])
             .sum())
     }
 

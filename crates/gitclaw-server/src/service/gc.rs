@@ -350,11 +350,37 @@ async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
     })
 }
 
-/// After a push: compact in the background when the repo passed a threshold,
-/// or record what compaction records of a large pack that holds the whole
-/// history (pushed at once: an import), which would otherwise wait for the
-/// thresholds — never, for a repository pushed once — and serve every first
-/// request without its commit-graph, tip entries or pack order.
+/// Whether `repo`, as it stands, is to be compacted after a push: it passed a
+/// threshold, or it is one pack of more than the closure threshold's objects
+/// and nothing loose (a first push of a whole history: a later push adds a
+/// pack or loose objects) without a commit-graph — compaction then finds it
+/// the closure and writes only its graph.
+pub async fn auto_gc_due(state: &AppState, repo: &Repo) -> Result<bool, GitError> {
+    let settings = &state.config.gc;
+    let stats = state.meta.repo_stats(&repo.id).await?;
+    let loose_over =
+        settings.loose_threshold > 0 && stats.loose_objects as usize > settings.loose_threshold;
+    let packs_over = settings.pack_threshold > 0 && stats.packs as usize > settings.pack_threshold;
+    if loose_over || packs_over {
+        return Ok(true);
+    }
+    Ok(settings.closure_threshold > 0
+        && stats.packs == 1
+        && stats.loose_objects == 0
+        && stats.object_count > settings.closure_threshold
+        && state
+            .meta
+            .list_packs(&repo.id)
+            .await?
+            .iter()
+            .all(|pack| pack.graph_bytes.is_none()))
+}
+
+/// After a push: compact in the background when [`auto_gc_due`] says so —
+/// which includes recording a large pack holding the whole history (pushed at
+/// once: an import), which would otherwise wait for the thresholds (never,
+/// for a repository pushed once) and serve every first request without its
+/// commit-graph, tip entries or pack order.
 /// Shutdown abandons a compaction under way: nothing is recorded before its
 /// one transaction, and the packs it had stored are deleted by its claim on
 /// drop or, failing that, swept once the claim has lapsed.
@@ -370,26 +396,7 @@ pub fn maybe_auto_gc(state: &AppState, repo: &Repo) {
     state.spawn(async move {
         let state = task_state;
         let check = async {
-            let stats = state.meta.repo_stats(&repo.id).await?;
-            let settings = &state.config.gc;
-            let loose_over = settings.loose_threshold > 0
-                && stats.loose_objects as usize > settings.loose_threshold;
-            let packs_over =
-                settings.pack_threshold > 0 && stats.packs as usize > settings.pack_threshold;
-            // One pack and nothing loose: a first push of a whole history
-            // (a later push adds a pack). Compaction finds it the closure and
-            // writes only its graph, unless it has one.
-            let closure_unrecorded = settings.closure_threshold > 0
-                && stats.packs == 1
-                && stats.loose_objects == 0
-                && stats.object_count > settings.closure_threshold
-                && state
-                    .meta
-                    .list_packs(&repo.id)
-                    .await?
-                    .iter()
-                    .all(|pack| pack.graph_bytes.is_none());
-            if loose_over || packs_over || closure_unrecorded {
+            if auto_gc_due(&state, &repo).await? {
                 gc_repo(&state, &repo).await?;
             }
             Ok::<(), GitError>(())
