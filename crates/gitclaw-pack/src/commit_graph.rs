@@ -146,13 +146,14 @@ pub fn write(
         oids.extend_from_slice(id.as_bytes());
     }
     let edge_bytes: Vec<u8> = edges.iter().flat_map(|e| e.to_be_bytes()).collect();
-    let mut chunks: Vec<(&[u8; 4], &[u8])> = vec![
-        (b"OIDF", &fanout[..]),
-        (b"OIDL", &oids[..]),
-        (b"CDAT", &cdat[..]),
+    // Each chunk as the pieces it is kept in.
+    let mut chunks: Vec<(&[u8; 4], Vec<&[u8]>)> = vec![
+        (b"OIDF", vec![&fanout[..]]),
+        (b"OIDL", vec![&oids[..]]),
+        (b"CDAT", vec![&cdat[..]]),
     ];
     if !edge_bytes.is_empty() {
-        chunks.push((b"EDGE", &edge_bytes[..]));
+        chunks.push((b"EDGE", vec![&edge_bytes[..]]));
     }
     // Before the tip entries: a graph read by ranges reads every chunk but theirs
     // when it is opened.
@@ -160,28 +161,28 @@ pub fn write(
         .iter()
         .flat_map(|(pre, post)| pre.to_be_bytes().into_iter().chain(post.to_be_bytes()))
         .collect();
-    chunks.push((&FIRST_PARENT_CHUNK_ID, &intervals[..]));
+    chunks.push((&FIRST_PARENT_CHUNK_ID, vec![&intervals[..]]));
     let kind_bytes = encode_kinds(entries.kinds);
     if !entries.kinds.is_empty() {
-        chunks.push((&PACK_KINDS_CHUNK_ID, &kind_bytes[..]));
+        chunks.push((&PACK_KINDS_CHUNK_ID, vec![&kind_bytes[..]]));
     }
     let base_bytes = encode_table(entries.delta_bases);
     if !entries.delta_bases.is_empty() {
-        chunks.push((&DELTA_BASES_CHUNK_ID, &base_bytes[..]));
+        chunks.push((&DELTA_BASES_CHUNK_ID, vec![&base_bytes[..]]));
     }
     let introduced_bytes = encode_table(entries.introduced_by);
     if !entries.introduced_by.is_empty() {
-        chunks.push((&INTRODUCED_BY_CHUNK_ID, &introduced_bytes[..]));
+        chunks.push((&INTRODUCED_BY_CHUNK_ID, vec![&introduced_bytes[..]]));
     }
-    let tip_bytes = crate::tip_entries::encode(tips);
-    if !tips.is_empty() {
-        chunks.push((&crate::tip_entries::CHUNK_ID, &tip_bytes[..]));
+    let tip_chunk = crate::tip_entries::encode(tips);
+    if !tip_chunk.is_empty() {
+        chunks.push((&crate::tip_entries::CHUNK_ID, tip_chunk.parts().collect()));
     }
     // Last: a graph read by ranges reads every chunk but this one and the
     // tip entries' data when it is opened.
     let places_bytes = encode_table(entries.places);
     if !entries.places.is_empty() {
-        chunks.push((&PACK_PLACES_CHUNK_ID, &places_bytes[..]));
+        chunks.push((&PACK_PLACES_CHUNK_ID, vec![&places_bytes[..]]));
     }
     let mut order_bytes = Vec::new();
     if let Some((pack, keys)) = entries.order {
@@ -191,7 +192,7 @@ pub fn write(
         for key in keys {
             order_bytes.extend_from_slice(&key.to_be_bytes());
         }
-        chunks.push((&PACK_ORDER_CHUNK_ID, &order_bytes[..]));
+        chunks.push((&PACK_ORDER_CHUNK_ID, vec![&order_bytes[..]]));
     }
 
     // The header and table of chunks, then each chunk, written as they are
@@ -201,10 +202,10 @@ pub fn write(
     head.extend_from_slice(b"CGPH");
     head.extend_from_slice(&[1, 1, chunks.len() as u8, 0]);
     let mut offset = (8 + (chunks.len() + 1) * 12) as u64;
-    for (id, bytes) in &chunks {
+    for (id, parts) in &chunks {
         head.extend_from_slice(*id);
         head.extend_from_slice(&offset.to_be_bytes());
-        offset += bytes.len() as u64;
+        offset += parts.iter().map(|part| part.len() as u64).sum::<u64>();
     }
     head.extend_from_slice(&[0; 4]);
     head.extend_from_slice(&offset.to_be_bytes());
@@ -215,7 +216,8 @@ pub fn write(
     };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
     let mut hasher = sha1::Sha1::new();
-    for part in std::iter::once(&head[..]).chain(chunks.iter().map(|(_, bytes)| *bytes)) {
+    let parts = chunks.iter().flat_map(|(_, parts)| parts.iter().copied());
+    for part in std::iter::once(&head[..]).chain(parts) {
         hasher.update(part);
         file.write_all(part).map_err(io)?;
     }

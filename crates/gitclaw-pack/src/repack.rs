@@ -114,7 +114,7 @@ pub fn repack(
         }
     }
     let mut cruft: Vec<WalkObject> = Vec::new();
-    let mut state = DecodeState::default();
+    let mut state = DecodeState::with_cache_bytes(db.delta_cache_bytes());
     for pack in db.packs() {
         for index in 0..pack.num_objects() {
             let id = pack.oid_at(index)?;
@@ -202,35 +202,19 @@ pub fn repack(
             match &repacked.reachable {
                 Some(pack) => {
                     let handle = std::sync::Arc::new(PackHandle::open(&pack.index_path)?);
-                    Some(ObjectDb::new(vec![handle], std::sync::Arc::new(NoLoose)))
+                    Some(
+                        ObjectDb::new(vec![handle], std::sync::Arc::new(NoLoose))
+                            .with_delta_cache_bytes(db.delta_cache_bytes()),
+                    )
                 }
                 None => None,
             }
         }
     };
+    // Written: the lists of what went where (some 60 bytes an object) are not
+    // held beside the tip entries and the graph's tables.
+    drop((reachable, listed, cruft));
     if let Some(closure) = closure {
-        let mut entries: Vec<TipEntry> = Vec::new();
-        let mut have: HashSet<ObjectId> = HashSet::default();
-        let mut budget = TIP_ENTRY_BYTES;
-        for objects in &tip_trees {
-            if budget == 0 {
-                break;
-            }
-            let found = crate::writer::tip_entries(&closure, objects, options, budget)?;
-            for mut entry in found {
-                if !have.insert(entry.id) {
-                    continue;
-                }
-                budget = budget.saturating_sub(
-                    entry.compressed.len() as u64 + crate::tip_entries::TABLE_BYTES,
-                );
-                // Kept until the graph is written: without the room deflating
-                // left (up to half the object again), the entries held
-                // weighed twice their bytes.
-                entry.compressed.shrink_to_fit();
-                entries.push(entry);
-            }
-        }
         let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
         std::fs::create_dir_all(work_dir)
             .map_err(PackError::io("creating the repack directory"))?;
@@ -261,6 +245,30 @@ pub fn repack(
             }
             _ => (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None),
         };
+        // The tip entries after the tables: the walk above (its delta
+        // bases) and the entries (up to TIP_ENTRY_BYTES) are not held at once.
+        let mut entries: Vec<TipEntry> = Vec::new();
+        let mut have: HashSet<ObjectId> = HashSet::default();
+        let mut budget = TIP_ENTRY_BYTES;
+        for objects in &tip_trees {
+            if budget == 0 {
+                break;
+            }
+            let found = crate::writer::tip_entries(&closure, objects, options, budget)?;
+            for mut entry in found {
+                if !have.insert(entry.id) {
+                    continue;
+                }
+                budget = budget.saturating_sub(
+                    entry.compressed.len() as u64 + crate::tip_entries::TABLE_BYTES,
+                );
+                // Kept until the graph is written: without the room deflating
+                // left (up to half the object again), the entries held
+                // weighed twice their bytes.
+                entry.compressed.shrink_to_fit();
+                entries.push(entry);
+            }
+        }
         let recorded = crate::commit_graph::PackEntries {
             kinds: &kinds,
             delta_bases: &delta_bases,

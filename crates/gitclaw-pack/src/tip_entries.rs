@@ -65,16 +65,55 @@ pub struct TipEntry {
     pub compressed: Vec<u8>,
 }
 
-/// The `GCTE` chunk holding `entries` (any order; each id once).
-pub fn encode(entries: &[TipEntry]) -> Vec<u8> {
+/// The `GCTE` chunk holding some tip entries, laid out to be written piece
+/// by piece (see [`encode`]).
+pub struct EncodedTips<'a> {
+    /// The count and the tables, up to the data.
+    table: Vec<u8>,
+    /// Each entry's header and its stored bytes, in id order.
+    data: Vec<(Vec<u8>, &'a [u8])>,
+}
+
+impl EncodedTips<'_> {
+    /// The chunk's length.
+    pub fn len(&self) -> u64 {
+        let data: usize = self
+            .data
+            .iter()
+            .map(|(head, bytes)| head.len() + bytes.len())
+            .sum();
+        (self.table.len() + data) as u64
+    }
+
+    /// Whether the chunk holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The chunk's bytes, in the pieces they are kept in.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.table[..]).chain(
+            self.data
+                .iter()
+                .flat_map(|(head, bytes)| [&head[..], *bytes]),
+        )
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u8> {
+        self.parts().flatten().copied().collect()
+    }
+}
+
+/// The `GCTE` chunk holding `entries` (any order; each id once). The entries'
+/// bytes are not copied: the chunk is written from them (up to 16 MiB, which
+/// one buffer would hold a second time beside them).
+pub fn encode(entries: &[TipEntry]) -> EncodedTips<'_> {
     let mut sorted: Vec<&TipEntry> = entries.iter().collect();
     sorted.sort_unstable_by_key(|e| e.id);
     sorted.dedup_by_key(|e| e.id);
     let n = sorted.len();
-    // Each entry's header first, so the chunk is sized once and its data
-    // written straight into it (not gathered apart and copied: the entries,
-    // up to 16 MiB, held a third time).
-    let heads: Vec<Vec<u8>> = sorted
+    let data: Vec<(Vec<u8>, &[u8])> = sorted
         .iter()
         .map(|entry| {
             let mut head = Vec::with_capacity(10 + HASH_LEN);
@@ -87,42 +126,33 @@ pub fn encode(entries: &[TipEntry]) -> Vec<u8> {
                     write_type_and_size(&mut head, crate::entry::kind_type(entry.kind), entry.size)
                 }
             }
-            head
+            (head, &entry.compressed[..])
         })
         .collect();
-    let mut offsets = Vec::with_capacity(n + 1);
-    let mut at = 0u64;
-    for (entry, head) in sorted.iter().zip(&heads) {
-        offsets.push(at);
-        at += (head.len() + entry.compressed.len()) as u64;
-    }
-    offsets.push(at);
-    let data_len = usize::try_from(at).unwrap_or(0);
-    let mut chunk = Vec::with_capacity(4 + n * ENTRY_TABLE + 8 + data_len);
-    chunk.extend_from_slice(&(n as u32).to_be_bytes());
+    let mut table = Vec::with_capacity(4 + n * ENTRY_TABLE + 8);
+    table.extend_from_slice(&(n as u32).to_be_bytes());
     for entry in &sorted {
-        chunk.extend_from_slice(entry.id.as_bytes());
+        table.extend_from_slice(entry.id.as_bytes());
     }
     for entry in &sorted {
         match entry.base {
-            Some(base) => chunk.extend_from_slice(base.as_bytes()),
-            None => chunk.extend_from_slice(&[0; HASH_LEN]),
+            Some(base) => table.extend_from_slice(base.as_bytes()),
+            None => table.extend_from_slice(&[0; HASH_LEN]),
         }
     }
     for entry in &sorted {
-        chunk.extend_from_slice(&entry.object_size.to_be_bytes());
+        table.extend_from_slice(&entry.object_size.to_be_bytes());
     }
     for entry in &sorted {
-        chunk.extend_from_slice(&entry.peers.to_be_bytes());
+        table.extend_from_slice(&entry.peers.to_be_bytes());
     }
-    for offset in offsets {
-        chunk.extend_from_slice(&offset.to_be_bytes());
+    let mut at = 0u64;
+    for (head, bytes) in &data {
+        table.extend_from_slice(&at.to_be_bytes());
+        at += (head.len() + bytes.len()) as u64;
     }
-    for (entry, head) in sorted.iter().zip(&heads) {
-        chunk.extend_from_slice(head);
-        chunk.extend_from_slice(&entry.compressed);
-    }
-    chunk
+    table.extend_from_slice(&at.to_be_bytes());
+    EncodedTips { table, data }
 }
 
 /// The tip entries of one commit-graph file, opened for lookups.
@@ -381,7 +411,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chunk");
         let mut file = b"lead".to_vec();
-        file.extend(encode(&entries));
+        file.extend(encode(&entries).to_vec());
         let end = file.len() as u64;
         file.extend_from_slice(b"trail");
         std::fs::write(&path, &file).unwrap();
@@ -414,12 +444,13 @@ mod tests {
             object_size: 1,
             peers: 1,
             compressed: vec![7],
-        }]);
+        }])
+        .to_vec();
         chunk[..4].copy_from_slice(&u32::MAX.to_be_bytes());
         std::fs::write(&path, &chunk).unwrap();
         assert!(TipEntries::open(&path, 0..chunk.len() as u64).is_err());
         // Offsets past the chunk.
-        let mut chunk = encode(&[]);
+        let mut chunk = encode(&[]).to_vec();
         let len = chunk.len();
         chunk[len - 8..].copy_from_slice(&9u64.to_be_bytes());
         std::fs::write(&path, &chunk).unwrap();

@@ -59,7 +59,13 @@ pub struct ObjectDb {
     /// Packs known to hold exactly the objects reachable from a set of tips,
     /// by that set's [`closure_key`](crate::repack::closure_key).
     closures: Vec<(ObjectId, Arc<PackHandle>)>,
+    /// The most bytes of decoded delta bases each [`reader`](Self::reader) keeps.
+    delta_cache_bytes: usize,
 }
+
+/// What a reader keeps of decoded delta bases unless told otherwise (see
+/// [`ObjectDb::with_delta_cache_bytes`]).
+pub const DELTA_CACHE_BYTES: usize = 64 << 20;
 
 impl ObjectDb {
     pub fn new(packs: Vec<Arc<PackHandle>>, loose: Arc<dyn LooseSource>) -> Self {
@@ -68,6 +74,7 @@ impl ObjectDb {
             loose,
             cache: None,
             closures: Vec::new(),
+            delta_cache_bytes: DELTA_CACHE_BYTES,
         }
     }
 
@@ -94,6 +101,19 @@ impl ObjectDb {
     pub fn with_cache(mut self, cache: Arc<ObjectCache>) -> Self {
         self.cache = Some(cache);
         self
+    }
+
+    /// Let each reader keep at most `bytes` of decoded delta bases (a reader
+    /// per request, or per thread of a compaction): what a walk through
+    /// history holds beside its own lists.
+    pub fn with_delta_cache_bytes(mut self, bytes: usize) -> Self {
+        self.delta_cache_bytes = bytes;
+        self
+    }
+
+    /// The bound each reader keeps its delta bases under.
+    pub fn delta_cache_bytes(&self) -> usize {
+        self.delta_cache_bytes
     }
 
     pub fn packs(&self) -> &[Arc<PackHandle>] {
@@ -223,12 +243,10 @@ impl ObjectDb {
         }
     }
 
-    /// A reader with its own inflate state and delta-base cache.
+    /// A reader with its own inflate state and delta-base cache (of
+    /// [`delta_cache_bytes`](Self::delta_cache_bytes)).
     pub fn reader(&self) -> ObjectReader<'_> {
-        ObjectReader {
-            db: self,
-            state: DecodeState::default(),
-        }
+        self.reader_with_cache_bytes(self.delta_cache_bytes)
     }
 
     /// A reader keeping at most `bytes` of decoded delta bases (for reads in

@@ -1314,7 +1314,7 @@ pub struct DecodeState {
 
 impl Default for DecodeState {
     fn default() -> Self {
-        DecodeState::with_cache_bytes(64 * 1024 * 1024)
+        DecodeState::with_cache_bytes(super::DELTA_CACHE_BYTES)
     }
 }
 
@@ -1412,6 +1412,29 @@ mod tests {
         let written = blobs_pack(n, dir);
         let whole = PackHandle::open(&written.index_path).unwrap();
         (written, whole)
+    }
+
+    #[test]
+    fn each_reader_keeps_its_delta_bases_under_the_bound_its_object_db_was_given() {
+        use crate::odb::{NoLoose, ObjectDb, DELTA_CACHE_BYTES};
+        let dir = tempfile::tempdir().unwrap();
+        let (written, pack) = opened_blobs_pack(10, dir.path());
+        let db = ObjectDb::new(vec![Arc::new(pack)], Arc::new(NoLoose));
+        assert_eq!(db.reader().state.cache_bytes, DELTA_CACHE_BYTES);
+        let small = db.clone().with_delta_cache_bytes(1 << 20);
+        // Kept by clones (a compaction's walks each clone the db they are given).
+        for db in [&small, &small.clone()] {
+            let mut reader = db.reader();
+            assert_eq!(reader.state.cache_bytes, 1 << 20);
+            reader.release_cache();
+            assert_eq!(reader.state.cache_bytes, 1 << 20);
+            let mut buf = Vec::new();
+            assert!(reader
+                .read(&written.objects[0].id, &mut buf)
+                .unwrap()
+                .is_some());
+        }
+        assert_eq!(db.reader().state.cache_bytes, DELTA_CACHE_BYTES);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub(super) fn classify(
             None => Ok(None),
         }
     };
-    let mut state = crate::odb::DecodeState::default();
+    let mut state = crate::odb::DecodeState::with_cache_bytes(db.delta_cache_bytes());
     for i in 0..items.len() {
         let Location::Packed { pack, index } = items[i].loc else {
             continue;

@@ -82,7 +82,9 @@ pub async fn listed_object_db(
     loose: Vec<LooseRecord>,
 ) -> Result<ObjectDb, GitError> {
     let db = stored_objects(state, repo, None, packs, loose).await?;
-    Ok(db.with_cache(Arc::new(ObjectCache::new(COMPACTION_CACHE_BYTES))))
+    Ok(db
+        .with_cache(Arc::new(ObjectCache::new(COMPACTION_CACHE_BYTES)))
+        .with_delta_cache_bytes(COMPACTION_DELTA_CACHE_BYTES))
 }
 
 /// The object cache of one compaction (see [`listed_object_db`]): recording
@@ -90,6 +92,12 @@ pub async fn listed_object_db(
 /// 8 MiB, 190 MB with 32 MiB and 216 MB with the shared 256 MiB one, in
 /// 4.2, 4.4, 4.4 and 4.0 s.
 pub const COMPACTION_CACHE_BYTES: usize = 8 << 20;
+
+/// The delta bases each reader of a compaction keeps (a request's keep
+/// [`DELTA_CACHE_BYTES`](gitclaw_pack::odb::DELTA_CACHE_BYTES)): a compaction
+/// walks every tree of the history once, in history order, so the bases worth
+/// keeping are the few versions just read.
+pub const COMPACTION_DELTA_CACHE_BYTES: usize = 16 << 20;
 
 fn with_object_cache(state: &AppState, db: ObjectDb) -> ObjectDb {
     if state.config.object_cache_bytes > 0 {
