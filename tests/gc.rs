@@ -825,3 +825,76 @@ fn a_whole_history_pushed_at_once_gets_its_graph_in_the_background_and_no_more()
         "{keys:?}"
     );
 }
+
+#[test]
+fn automatic_compactions_take_turns_within_the_configured_number() {
+    let server = Server::start_with(|c| {
+        // Each first push of a whole history is recorded in the background.
+        c.gc.loose_threshold = 0;
+        c.gc.pack_threshold = 0;
+        c.gc.closure_threshold = 20;
+        c.gc.max_concurrent = 1;
+    });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let names = ["first", "second"];
+    let recorded = |name: &str| {
+        let repo = server
+            .block_on(server.state.meta.get_repo("turns", name))
+            .unwrap()
+            .unwrap();
+        let packs = server
+            .block_on(server.state.meta.list_packs(&repo.id))
+            .unwrap();
+        assert_eq!(packs.len(), 1, "{packs:?}");
+        packs[0].graph_bytes.is_some()
+    };
+    let metrics = &server.state.metrics;
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not after a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+
+    // The one turn is taken: both pushes' compactions wait for it.
+    let turn = server
+        .block_on(server.state.compaction_slots.acquire())
+        .unwrap();
+    for name in names {
+        let url = server.create_repo("turns", name);
+        push_everything(&src, &url);
+    }
+    wait_until("both compactions waiting", &|| {
+        metrics.compactions_waiting.get() == 2
+    });
+    assert_eq!(metrics.compactions_running.get(), 0);
+    for name in names {
+        assert!(!recorded(name), "{name} recorded without a turn");
+    }
+
+    // Given back, the turn goes to one, then the other.
+    drop(turn);
+    let most_running = std::cell::Cell::new(0);
+    let sample = || most_running.set(most_running.get().max(metrics.compactions_running.get()));
+    wait_until("both recorded", &|| {
+        sample();
+        names.iter().all(|name| recorded(name))
+    });
+    wait_until("no compaction left", &|| {
+        sample();
+        metrics.compactions_running.get() == 0 && metrics.compactions_waiting.get() == 0
+    });
+    let most_running = most_running.get();
+    assert!(most_running <= 1, "{most_running} compactions ran at once");
+    for name in names {
+        let clone = work.path().join(name);
+        let (_, refs) = mirror_clone(&format!("{}/turns/{name}.git", server.url), &clone);
+        assert_eq!(refs, refs_of(&src, "refs/"));
+    }
+}

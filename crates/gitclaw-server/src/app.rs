@@ -51,6 +51,9 @@ pub struct App {
     pub generations: Arc<crate::service::fetch::limits::PackGenerations>,
     /// Repositories being compacted by this process.
     pub gc_locks: GcLocks,
+    /// One permit per compaction allowed to run at once: each holds memory in
+    /// proportion to its repository, so how many run is what bounds it.
+    pub compaction_slots: Semaphore,
     /// This process's own scratch directory.
     pub scratch: Scratch,
     /// Background tasks, waited for at shutdown.
@@ -146,6 +149,7 @@ impl AppState {
                 metrics.clone(),
             ),
             gc_locks: Default::default(),
+            compaction_slots: Semaphore::new(config.gc.max_concurrent),
             packs,
             responses,
             answers: Default::default(),

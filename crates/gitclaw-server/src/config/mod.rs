@@ -153,6 +153,8 @@ pub struct GcSettings {
     /// After a push that leaves a repo as one pack of more objects than this,
     /// record what compaction records of it (0: never).
     pub closure_threshold: u64,
+    /// Compactions run at once by this process; others wait their turn.
+    pub max_concurrent: usize,
     /// Every this many seconds, each repository's store keys that no row records
     /// and that are older than the grace period are deleted (0: only by `gc`).
     pub sweep_interval_secs: u64,
@@ -227,6 +229,7 @@ impl Config {
             loose_threshold: sources.value(&GC_LOOSE_THRESHOLD) as usize,
             pack_threshold: sources.value(&GC_PACK_THRESHOLD) as usize,
             closure_threshold: sources.value(&GC_CLOSURE_THRESHOLD),
+            max_concurrent: sources.value(&MAX_CONCURRENT_COMPACTIONS) as usize,
             sweep_interval_secs: sources.value(&SWEEP_INTERVAL_SECS),
             claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
             tip_entries: sources.value(&GC_TIP_ENTRIES),

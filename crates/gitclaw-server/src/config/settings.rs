@@ -106,6 +106,7 @@ pub const SECTIONS: &[Section] = &[
             &GC_LOOSE_THRESHOLD,
             &GC_PACK_THRESHOLD,
             &GC_CLOSURE_THRESHOLD,
+            &MAX_CONCURRENT_COMPACTIONS,
             &GC_GRACE_SECS,
             &GC_TIP_ENTRIES,
             &RESPONSE_CACHE_BYTES,
@@ -373,8 +374,16 @@ pub const GC_PACK_THRESHOLD: Setting<Number> = Setting {
 pub const GC_CLOSURE_THRESHOLD: Setting<Number> = Setting {
     name: "GITCLAW_GC_CLOSURE_THRESHOLD",
     kind: Number::ANY,
-    default: Value("0"),
-    help: "after a push that leaves a repository as one pack of more objects than this, holding what its refs reach (a whole history pushed at once), record its commit-graph, tip entries and pack order in the background, as compaction would — with a compaction's working memory, about 160 MB at 200k objects (`0`: never, the default; `gitclaw gc` records it too)",
+    default: Value("10000"),
+    help: "after a push that leaves a repository as one pack of more objects than this, holding what its refs reach (a whole history pushed at once), record its commit-graph, tip entries and pack order in the background, as compaction would (`0`: never; `gitclaw gc` records it too)",
+    deprecated: &[],
+};
+
+pub const MAX_CONCURRENT_COMPACTIONS: Setting<Number> = Setting {
+    name: "GITCLAW_MAX_CONCURRENT_COMPACTIONS",
+    kind: Number::at_least(1),
+    default: Value("1"),
+    help: "compactions this process runs at once (the automatic ones after pushes, the record of a whole history pushed at once, a migration's); others wait their turn. Each holds up to about 1 KB an object of its repository while it runs",
     deprecated: &[],
 };
 

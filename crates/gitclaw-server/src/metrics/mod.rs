@@ -52,6 +52,8 @@ pub struct Metrics {
     pub pack_bytes_received: IntCounter,
     pub push_slots_in_use: IntGauge,
     pub push_slots_queued: IntGauge,
+    pub compactions_running: IntGauge,
+    pub compactions_waiting: IntGauge,
     pub push_slot_wait: HistogramVec,
     pub store_requests: IntCounterVec,
     pub store_duration: HistogramVec,
@@ -257,6 +259,16 @@ impl Metrics {
                 &r,
                 "gitclaw_push_slots_queued",
                 "Pushes whose pack has arrived, waiting for a slot.",
+            ),
+            compactions_running: gauge(
+                &r,
+                "gitclaw_compactions_running",
+                "Compactions running now (at most GITCLAW_MAX_CONCURRENT_COMPACTIONS).",
+            ),
+            compactions_waiting: gauge(
+                &r,
+                "gitclaw_compactions_waiting",
+                "Compactions waiting for their turn.",
             ),
             push_slot_wait: histogram(
                 &r,

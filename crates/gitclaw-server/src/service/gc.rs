@@ -26,6 +26,7 @@ use gitclaw_storage::{ObjectKey, PutOptions, RepoId};
 use crate::{
     app::AppState,
     error::GitError,
+    metrics::Raised,
     service::{
         claims::StoreClaim,
         objects::listed_object_db,
@@ -103,6 +104,18 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErro
     if let Some(why) = crate::service::migrate::unfinished(state, repo).await? {
         return Err(GitError::Conflict(why));
     }
+    // Each compaction holds memory in proportion to its repository: how many
+    // run at once is what bounds it.
+    let _turn = {
+        let _waiting = Raised::new(&state.metrics.compactions_waiting);
+        state
+            .compaction_slots
+            .acquire()
+            .await
+            // Never closed: only a bug could fail this.
+            .map_err(|_| GitError::Busy("no compaction can start now".into()))?
+    };
+    let _running = Raised::new(&state.metrics.compactions_running);
     // Boxed: compaction holds claims and uploads across awaits, a large future.
     let mut outcome = Box::pin(compact_repo(state, repo)).await?;
     outcome.swept = sweep_repo(state, repo).await?;
