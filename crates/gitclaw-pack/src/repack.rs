@@ -100,10 +100,10 @@ pub fn repack(
         tip_trees = tip_objects(db, &mut graph, shallow_tips)?;
         let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default())?;
         let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default())?;
-        for obj in outcome.objects {
-            listed.insert(obj.id);
-            reachable.push(obj);
-        }
+        // The walk's list itself, not a copy beside it.
+        reachable = outcome.objects;
+        listed.reserve(reachable.len());
+        listed.extend(reachable.iter().map(|o| o.id));
         // Every commit the tips reach, parsed by the walk: their parents are all
         // among them, so the reachable pack gets a commit-graph.
         for obj in reachable
