@@ -85,7 +85,6 @@ pub fn repack(
     options: &WriteOptions,
 ) -> Result<Repacked> {
     let mut reachable: Vec<WalkObject> = Vec::new();
-    let mut listed: HashSet<ObjectId> = HashSet::default();
     let mut present = Vec::with_capacity(tips.len());
     for tip in tips {
         if db.contains(tip)? {
@@ -99,11 +98,15 @@ pub fn repack(
         let mut graph = Graph::new(db);
         tip_trees = tip_objects(db, &mut graph, shallow_tips)?;
         let plan = plan_shallow(&mut graph, &tips, &DeepenRequest::default())?;
-        let outcome = enumerate(&mut graph, &tips, &[], &plan, &WalkOptions::default())?;
+        // The list made as large as the repository at once, not grown by
+        // doubling (up to twice what it holds).
+        let walk = WalkOptions {
+            expected_objects: stored_objects(db),
+            ..WalkOptions::default()
+        };
+        let outcome = enumerate(&mut graph, &tips, &[], &plan, &walk)?;
         // The walk's list itself, not a copy beside it.
         reachable = outcome.objects;
-        listed.reserve(reachable.len());
-        listed.extend(reachable.iter().map(|o| o.id));
         // Every commit the tips reach, parsed by the walk: their parents are all
         // among them, so the reachable pack gets a commit-graph.
         for obj in reachable
@@ -113,20 +116,33 @@ pub fn repack(
             commits.push((obj.id, graph.commit_info(&obj.id)?));
         }
     }
+    // What no tip reaches. Nothing, without looking, when the repository is
+    // one pack of as many objects as the walk listed (each once, all from
+    // that pack): the record of a history pushed whole, where a set of every
+    // id (some 35 bytes an object) would be the largest thing held.
     let mut cruft: Vec<WalkObject> = Vec::new();
-    let mut state = DecodeState::with_cache_bytes(db.delta_cache_bytes());
-    for pack in db.packs() {
-        for index in 0..pack.num_objects() {
-            let id = pack.oid_at(index)?;
-            if listed.insert(id) {
-                let (kind, _) = pack.object_header(index, &mut state)?;
-                cruft.push(WalkObject::new(id, kind));
+    let one_closed_pack = match db.packs() {
+        [pack] => pack.num_objects() as usize == reachable.len() && db.loose().list().is_empty(),
+        _ => false,
+    };
+    if !one_closed_pack {
+        let mut listed: HashSet<ObjectId> = HashSet::default();
+        listed.reserve(stored_objects(db));
+        listed.extend(reachable.iter().map(|o| o.id));
+        let mut state = DecodeState::with_cache_bytes(db.delta_cache_bytes());
+        for pack in db.packs() {
+            for index in 0..pack.num_objects() {
+                let id = pack.oid_at(index)?;
+                if listed.insert(id) {
+                    let (kind, _) = pack.object_header(index, &mut state)?;
+                    cruft.push(WalkObject::new(id, kind));
+                }
             }
         }
-    }
-    for (id, kind) in db.loose().list() {
-        if listed.insert(id) {
-            cruft.push(WalkObject::new(id, kind));
+        for (id, kind) in db.loose().list() {
+            if listed.insert(id) {
+                cruft.push(WalkObject::new(id, kind));
+            }
         }
     }
     let closure_of = (!tips.is_empty()).then(|| closure_key(&tips));
@@ -213,7 +229,7 @@ pub fn repack(
     };
     // Written: the lists of what went where (some 60 bytes an object) are not
     // held beside the tip entries and the graph's tables.
-    drop((reachable, listed, cruft));
+    drop((reachable, cruft));
     if let Some(closure) = closure {
         let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
         std::fs::create_dir_all(work_dir)
@@ -282,6 +298,13 @@ pub fn repack(
         }
     }
     Ok(repacked)
+}
+
+/// Objects the repository stores: in every pack, and loose (one stored
+/// twice counts twice).
+fn stored_objects(db: &ObjectDb) -> usize {
+    let packed: usize = db.packs().iter().map(|p| p.num_objects() as usize).sum();
+    packed + db.loose().list().len()
 }
 
 /// How many commits of the lead tip's history [`recent_trees`] covers: a fetch

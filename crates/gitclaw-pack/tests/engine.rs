@@ -948,6 +948,39 @@ fn repack_merges_packs_and_loose_objects_into_one() {
 }
 
 #[test]
+fn repack_of_one_pack_splits_off_what_the_tips_do_not_reach() {
+    // One pack, nothing loose, but more in it than `main` reaches: not the
+    // closure, so every object is looked at and the rest goes to the cruft pack.
+    let f = fixture();
+    let main = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let reached = rev_list_objects(&f.repo, &[&main.to_string()]);
+    let everything = rev_list_objects(&f.repo, &["--all"]);
+    assert!(
+        reached.len() < everything.len(),
+        "the fixture has more than main"
+    );
+    let work = f.scratch.join("repack-one-pack");
+    std::fs::create_dir_all(&work).unwrap();
+    let repacked =
+        gitclaw_pack::repack::repack(&f.db, &[main], &[main], &work, &WriteOptions::default())
+            .unwrap();
+    assert_eq!(repacked.already_closed, None);
+    let ids = |pack: &gitclaw_pack::ingest::IngestedPack| -> BTreeSet<String> {
+        pack.objects.iter().map(|o| o.id.to_string()).collect()
+    };
+    let reachable = ids(&repacked.reachable.expect("reachable objects"));
+    let cruft = ids(&repacked.cruft.expect("unreachable objects"));
+    assert_eq!(reachable, reached);
+    assert_eq!(
+        cruft,
+        everything
+            .difference(&reached)
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    );
+}
+
+#[test]
 fn repack_leaves_a_pack_that_already_is_the_closure() {
     let f = fixture();
     let tips: Vec<ObjectId> = git(&f.repo, &["for-each-ref", "--format=%(objectname)"])

@@ -111,6 +111,11 @@ pub struct WalkOptions {
     /// records prove it (see [`ClientHistory`]), is neither sent nor walked
     /// into, and a stored delta against one goes out as it is.
     pub history_complete: bool,
+    /// About how many trees and blobs the walk will list, when the caller
+    /// knows (compaction: every object of the repository): the list is made
+    /// that large at once rather than grown by doubling, which leaves up to as
+    /// much again unused (47 MB at 2.5 million objects). 0: not known.
+    pub expected_objects: usize,
 }
 
 impl std::fmt::Debug for WalkOptions {
@@ -120,6 +125,7 @@ impl std::fmt::Debug for WalkOptions {
             .field("include_tags", &self.include_tags.len())
             .field("closed", &self.closed.as_ref().map(|p| *p.hash()))
             .field("history_complete", &self.history_complete)
+            .field("expected_objects", &self.expected_objects)
             .finish()
     }
 }
@@ -265,7 +271,7 @@ pub fn enumerate(
         tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));
     }
     tree_roots.extend(roots.into_iter().map(|(id, kind)| (id, kind, true)));
-    let mut objects = Vec::new();
+    let mut objects = Vec::with_capacity(options.expected_objects);
     // Only for a client with its haves' whole history: a shallow one's haves
     // reach commits it does not have.
     let db = graph.db;

@@ -185,6 +185,7 @@ pub fn choose(
         include_tags,
         // A shallow client's haves reach commits it does not have.
         history_complete: !job.shallow(),
+        expected_objects: 0,
     };
     let mut base = None;
     let mut base_leaves = Leave::Nothing;
