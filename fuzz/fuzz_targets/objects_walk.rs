@@ -147,6 +147,7 @@ fuzz_target!(|input: Input| {
         // No pack here records the commits that brought its objects: the
         // walk asks and is told nothing.
         history_complete: true,
+        expected_objects: 0,
     };
     let _ = enumerate(&mut graph, &wants, &haves, &plan, &options);
 });
