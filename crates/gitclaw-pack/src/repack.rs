@@ -85,6 +85,14 @@ pub fn repack(
     options: &WriteOptions,
 ) -> Result<Repacked> {
     let mut reachable: Vec<WalkObject> = Vec::new();
+    let loose = db.loose().list();
+    // Objects stored, in every pack and loose (one stored twice counts twice).
+    let stored: usize = db
+        .packs()
+        .iter()
+        .map(|p| p.num_objects() as usize)
+        .sum::<usize>()
+        + loose.len();
     let mut present = Vec::with_capacity(tips.len());
     for tip in tips {
         if db.contains(tip)? {
@@ -101,7 +109,7 @@ pub fn repack(
         // The list made as large as the repository at once, not grown by
         // doubling (up to twice what it holds).
         let walk = WalkOptions {
-            expected_objects: stored_objects(db),
+            expected_objects: stored,
             ..WalkOptions::default()
         };
         let outcome = enumerate(&mut graph, &tips, &[], &plan, &walk)?;
@@ -116,18 +124,21 @@ pub fn repack(
             commits.push((obj.id, graph.commit_info(&obj.id)?));
         }
     }
-    // What no tip reaches. Nothing, without looking, when the repository is
-    // one pack of as many objects as the walk listed (each once, all from
-    // that pack): the record of a history pushed whole, where a set of every
-    // id (some 35 bytes an object) would be the largest thing held.
-    let mut cruft: Vec<WalkObject> = Vec::new();
-    let one_closed_pack = match db.packs() {
-        [pack] => pack.num_objects() as usize == reachable.len() && db.loose().list().is_empty(),
-        _ => false,
+    // One stored pack of as many objects as the walk listed (each once, all
+    // from that pack), nothing loose: it holds the closure and nothing else,
+    // and needs no rewrite — the record of a history pushed whole.
+    let closed = match db.packs() {
+        [pack] if loose.is_empty() && pack.num_objects() as usize == reachable.len() => {
+            Some(pack.clone())
+        }
+        _ => None,
     };
-    if !one_closed_pack {
+    // What no tip reaches; nothing, without looking, in a closed pack (where a
+    // set of every id, some 35 bytes an object, would be the largest thing held).
+    let mut cruft: Vec<WalkObject> = Vec::new();
+    if closed.is_none() {
         let mut listed: HashSet<ObjectId> = HashSet::default();
-        listed.reserve(stored_objects(db));
+        listed.reserve(stored);
         listed.extend(reachable.iter().map(|o| o.id));
         let mut state = DecodeState::with_cache_bytes(db.delta_cache_bytes());
         for pack in db.packs() {
@@ -139,7 +150,7 @@ pub fn repack(
                 }
             }
         }
-        for (id, kind) in db.loose().list() {
+        for &(id, kind) in &loose {
             if listed.insert(id) {
                 cruft.push(WalkObject::new(id, kind));
             }
@@ -150,13 +161,6 @@ pub fn repack(
         closure_of,
         closure_tips: tips.clone(),
         ..Default::default()
-    };
-    // One stored pack that holds the closure and nothing else needs no rewrite.
-    let closed = match (db.packs(), cruft.is_empty(), db.loose().list().is_empty()) {
-        ([pack], true, true) if pack.num_objects() as usize == reachable.len() => {
-            Some(pack.clone())
-        }
-        _ => None,
     };
     let closure = match closed {
         Some(pack) => {
@@ -229,7 +233,7 @@ pub fn repack(
     };
     // Written: the lists of what went where (some 60 bytes an object) are not
     // held beside the tip entries and the graph's tables.
-    drop((reachable, cruft));
+    drop((reachable, cruft, loose));
     if let Some(closure) = closure {
         let borrowed: Vec<_> = commits.iter().map(|(id, info)| (*id, &**info)).collect();
         std::fs::create_dir_all(work_dir)
@@ -298,13 +302,6 @@ pub fn repack(
         }
     }
     Ok(repacked)
-}
-
-/// Objects the repository stores: in every pack, and loose (one stored
-/// twice counts twice).
-fn stored_objects(db: &ObjectDb) -> usize {
-    let packed: usize = db.packs().iter().map(|p| p.num_objects() as usize).sum();
-    packed + db.loose().list().len()
 }
 
 /// How many commits of the lead tip's history [`recent_trees`] covers: a fetch
