@@ -68,7 +68,7 @@ fn load<'a>(
 ) -> Result<&'a [u8]> {
     if data.is_none() {
         let mut buf = Vec::with_capacity(size);
-        reader.read_at(&item.id, item.loc, &mut buf)?;
+        reader.read_at(&item.id, item.loc(), &mut buf)?;
         if buf.len() != size {
             return Err(PackError::Corrupt(format!(
                 "object {} is {} bytes, its pack entry says {size}",
@@ -100,7 +100,7 @@ pub(super) fn delta_search(
     let small = |i: usize| {
         !items[i].big
             && items[i]
-                .size
+                .size()
                 .is_none_or(|size| size <= options.max_delta_object_bytes)
     };
     // What is searched for a delta: objects with nothing to reuse, and stored whole
@@ -176,7 +176,7 @@ pub(super) fn delta_search(
         (
             group(i),
             items[i].plan != Plan::ClientBase,
-            std::cmp::Reverse(items[i].size.unwrap_or(0)),
+            std::cmp::Reverse(items[i].size().unwrap_or(0)),
         )
     });
 
@@ -245,7 +245,7 @@ pub(super) fn group_counts(items: &[Item], options: &WriteOptions) -> StdHashMap
         let pairable = matches!(item.kind, Kind::Blob | Kind::Tree)
             && !item.big
             && item
-                .size
+                .size()
                 .is_none_or(|size| size <= options.max_delta_object_bytes)
             && matches!(
                 item.plan,
@@ -279,11 +279,11 @@ fn search_segment(
         // Sizes come from headers where known: an object is read only once it
         // is tried as a target or a base.
         let mut data = None;
-        let size = match item.size.and_then(|size| usize::try_from(size).ok()) {
+        let size = match item.size().and_then(|size| usize::try_from(size).ok()) {
             Some(size) => size,
             None => {
                 let mut buf = Vec::new();
-                reader.read_at(&item.id, item.loc, &mut buf)?;
+                reader.read_at(&item.id, item.loc(), &mut buf)?;
                 let size = buf.len();
                 data = Some(buf);
                 size

@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 
 use gix_hash::ObjectId;
-use gix_hashtable::HashMap;
 use gix_object::Kind;
 use gix_pack::data::entry::Header;
 use sha1::Digest;
@@ -13,7 +12,7 @@ use std::collections::HashMap as StdHashMap;
 
 use super::{
     delta_search::{delta_search, NewDeltas},
-    reuse::{classify, reused_base, Item, Plan},
+    reuse::{classify, reused_base, Item, Outside, Plan, Positions},
     Phase, ProgressFn, WriteOptions, WriteStats,
 };
 use crate::{
@@ -187,7 +186,14 @@ struct Planned {
     items: Vec<Item>,
     /// Deltas the search found: item → (base item, delta).
     new_deltas: NewDeltas,
+    /// Bases of stored deltas that are not items (see [`Outside`]).
+    outside: Vec<Outside>,
 }
+
+/// Objects located, and their places in their packs looked up, at a time: the
+/// lookups' own lists (some 60 bytes an object) then stay this long, not as
+/// long as the plan.
+const PLAN_BATCH: usize = 1 << 16;
 
 /// List, classify and delta-search the objects of a pack (see [`write_entries`]).
 fn plan(
@@ -200,45 +206,37 @@ fn plan(
 ) -> Result<Planned> {
     let packs = db.packs();
     let mut items = Vec::with_capacity(objects.len());
-    let ids: Vec<ObjectId> = objects.iter().map(|obj| obj.id).collect();
-    for (obj, loc) in objects.iter().zip(db.locate_many(&ids)?) {
-        let loc = loc.ok_or(PackError::MissingObject(obj.id))?;
-        // The loose index knows sizes: big loose objects stay out of the delta
-        // search and are streamed. (Only bigness is kept: the search order of
-        // loose objects, which keeps bases ahead of their deltas, stays as it is.)
-        let big = match loc {
-            Location::Loose => db
-                .loose()
-                .size(&obj.id)?
-                .is_some_and(|size| size > options.max_delta_object_bytes),
-            Location::Packed { .. } => false,
-        };
-        items.push(Item {
-            id: obj.id,
-            kind: obj.kind,
-            name_hash: obj.name_hash,
-            loc,
-            plan: Plan::Fresh,
-            size: None,
-            big,
-            peers: 0,
-            place: None,
-        });
+    let mut ids: Vec<ObjectId> = Vec::with_capacity(objects.len().min(PLAN_BATCH));
+    for batch in objects.chunks(PLAN_BATCH) {
+        ids.clear();
+        ids.extend(batch.iter().map(|obj| obj.id));
+        for (obj, loc) in batch.iter().zip(db.locate_many(&ids)?) {
+            let loc = loc.ok_or(PackError::MissingObject(obj.id))?;
+            let mut item = Item::new(obj.id, obj.kind, obj.name_hash, loc, Plan::Fresh)?;
+            // The loose index knows sizes: big loose objects stay out of the delta
+            // search and are streamed. (Only bigness is kept: the search order of
+            // loose objects, which keeps bases ahead of their deltas, stays as it is.)
+            item.big = match loc {
+                Location::Loose => db
+                    .loose()
+                    .size(&obj.id)?
+                    .is_some_and(|size| size > options.max_delta_object_bytes),
+                Location::Packed { .. } => false,
+            };
+            items.push(item);
+        }
     }
+    drop(ids);
     locate_in_packs(packs, &mut items)?;
     if !options.keep_order {
         // Keys and places sorted, then the items moved once: a stable sort of
         // the items themselves moves each of them some twenty times.
-        items.sort_by_cached_key(|item| match item.loc {
+        items.sort_by_cached_key(|item| match item.loc() {
             Location::Packed { pack, .. } => (0u8, pack, item.place.map_or(0, |p| p.pos)),
             Location::Loose => (1u8, 0, 0),
         });
     }
-    let position: HashMap<ObjectId, usize> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| (item.id, i))
-        .collect();
+    let position = Positions::new(&items)?;
     let thin = if options.thin { client_has } else { None };
     // Before classifying, every item may be searched: from packs read by
     // ranges, the client's objects at their paths are read as far as their
@@ -253,10 +251,11 @@ fn plan(
         _ => Vec::new(),
     };
     prefetch_stored(db, &items, &bases, false)?;
-    classify(db, &mut items, &position, thin, first)?;
+    let outside = classify(db, &mut items, &position, thin, first)?;
     if let Some(has) = thin {
         add_client_bases(db, &mut items, &position, has.bases, options)?;
     }
+    drop(position);
     prefetch_stored(db, &items, &[], true)?;
     let new_deltas = if options.window > 0 {
         delta_search(db, &items, options, progress)?
@@ -266,7 +265,11 @@ fn plan(
     // On this thread, which counts the request's store reads: after the
     // search, so an entry it found a delta for instead is not read.
     prefetch_tips(db, &items, &new_deltas)?;
-    Ok(Planned { items, new_deltas })
+    Ok(Planned {
+        items,
+        new_deltas,
+        outside,
+    })
 }
 
 /// The items in pack `number`, with their index positions there.
@@ -274,7 +277,7 @@ fn in_pack(items: &[Item], number: usize) -> impl Iterator<Item = (usize, &Item,
     items
         .iter()
         .enumerate()
-        .filter_map(move |(i, item)| match item.loc {
+        .filter_map(move |(i, item)| match item.loc() {
             Location::Packed { pack, index } if pack == number => Some((i, item, index)),
             _ => None,
         })
@@ -337,7 +340,9 @@ pub(super) fn fresh_entries(
     options: &WriteOptions,
     max_bytes: u64,
 ) -> Result<Vec<TipEntry>> {
-    let Planned { items, new_deltas } = plan(db, None, objects, None, options, &mut |_, _, _| {})?;
+    let Planned {
+        items, new_deltas, ..
+    } = plan(db, None, objects, None, options, &mut |_, _, _| {})?;
     let peers = super::delta_search::group_counts(&items, options);
     let peers_of = |item: &Item| {
         peers
@@ -346,6 +351,7 @@ pub(super) fn fresh_entries(
             .unwrap_or(1)
     };
     let mut reader = db.reader();
+    let mut zlib = Zlib::new(options.compression);
     let mut buf = Vec::new();
     let mut entries = Vec::new();
     let mut total = 0u64;
@@ -353,7 +359,7 @@ pub(super) fn fresh_entries(
         if total >= max_bytes {
             break;
         }
-        let Location::Packed { pack, .. } = item.loc else {
+        let Location::Packed { pack, .. } = item.loc() else {
             continue;
         };
         let entry = match (item.plan, new_deltas.get(&i)) {
@@ -370,15 +376,15 @@ pub(super) fn fresh_entries(
                 base: Some(items[*base].id),
                 kind: item.kind,
                 size: delta.len() as u64,
-                object_size: item.size.unwrap_or_default(),
+                object_size: item.size().unwrap_or_default(),
                 peers: peers_of(item),
-                compressed: deflate(delta, options.compression)?,
+                compressed: zlib.deflate(delta)?,
             },
             (_, None) => {
                 if reader.size(&item.id)? > options.max_delta_object_bytes {
                     continue;
                 }
-                let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
+                let kind = reader.read_at(&item.id, item.loc(), &mut buf)?;
                 TipEntry {
                     id: item.id,
                     base: None,
@@ -386,7 +392,7 @@ pub(super) fn fresh_entries(
                     size: buf.len() as u64,
                     object_size: buf.len() as u64,
                     peers: peers_of(item),
-                    compressed: deflate(&buf, options.compression)?,
+                    compressed: zlib.deflate(&buf)?,
                 }
             }
         };
@@ -409,7 +415,11 @@ pub(super) fn write_entries(
     let prefix_count = first.map_or(0, |p| u64::from(p.count));
     let total = u32::try_from(objects.len() as u64 + prefix_count)
         .map_err(|_| PackError::InvalidPack("too many objects for one pack".into()))?;
-    let Planned { items, new_deltas } = plan(db, first, objects, client_has, options, progress)?;
+    let Planned {
+        items,
+        new_deltas,
+        outside,
+    } = plan(db, first, objects, client_has, options, progress)?;
     let mut reader = db.reader();
 
     let mut w = HashingWriter {
@@ -427,6 +437,7 @@ pub(super) fn write_entries(
         objects: total,
         ..Default::default()
     };
+    let mut zlib = Zlib::new(options.compression);
     let mut moved = None;
     if let Some(first) = first {
         moved = first.write(&mut w)?;
@@ -463,33 +474,35 @@ pub(super) fn write_entries(
                 }
             }
         };
-        match (item.plan, item.loc) {
+        match (item.plan, item.loc()) {
             (Plan::ReuseWhole, Location::Packed { pack, index })
                 if !new_deltas.contains_key(&i) =>
             {
                 let raw = stored_entry(&packs[pack], index, item.place)?;
-                match smaller(raw.compressed, raw.decompressed_size, options)? {
+                match zlib.smaller(raw.compressed, raw.decompressed_size, options)? {
                     None => w.put(raw.whole)?,
                     Some(data) => {
                         head.clear();
                         write_type_and_size(&mut head, kind_type(item.kind), raw.decompressed_size);
                         w.put(&head)?;
-                        w.put(&data)?;
+                        w.put(data)?;
                     }
                 }
                 stats.reused += 1;
             }
             (Plan::ReuseThin { base }, Location::Packed { pack, index }) => {
+                let base = outside_base(&outside, base)?;
                 let raw = stored_entry(&packs[pack], index, item.place)?;
                 head.clear();
                 write_type_and_size(&mut head, OBJ_REF_DELTA, raw.decompressed_size);
-                head.extend_from_slice(base.as_bytes());
+                head.extend_from_slice(base.id.as_bytes());
                 w.put(&head)?;
                 w.put(raw.compressed)?;
                 stats.reused += 1;
                 stats.reused_deltas += 1;
             }
-            (Plan::ReusePrefix { base, offset }, Location::Packed { pack, index }) => {
+            (Plan::ReusePrefix { base }, Location::Packed { pack, index }) => {
+                let Outside { id: base, offset } = outside_base(&outside, base)?;
                 let offset = match &moved {
                     Some(moved) => moved.get(offset).ok_or_else(|| {
                         PackError::Corrupt(format!("delta base {base} did not go out"))
@@ -515,7 +528,7 @@ pub(super) fn write_entries(
             {
                 let entry = read_tip_entry(&packs[pack], item)?;
                 match base {
-                    Some(base) => delta_base(base, &mut head, entry.size),
+                    Some(base) => delta_base(base as usize, &mut head, entry.size),
                     None => {
                         if entry.kind != item.kind {
                             return Err(PackError::Corrupt(format!(
@@ -528,20 +541,20 @@ pub(super) fn write_entries(
                     }
                 }
                 w.put(&head)?;
-                match smaller(&entry.compressed, entry.size, options)? {
+                match zlib.smaller(&entry.compressed, entry.size, options)? {
                     None => w.put(&entry.compressed)?,
-                    Some(data) => w.put(&data)?,
+                    Some(data) => w.put(data)?,
                 }
                 stats.reused += 1;
                 stats.reused_deltas += u32::from(base.is_some());
             }
             (Plan::ReuseDelta { base }, Location::Packed { pack, index }) => {
                 let raw = stored_entry(&packs[pack], index, item.place)?;
-                delta_base(base, &mut head, raw.decompressed_size);
+                delta_base(base as usize, &mut head, raw.decompressed_size);
                 w.put(&head)?;
-                match smaller(raw.compressed, raw.decompressed_size, options)? {
+                match zlib.smaller(raw.compressed, raw.decompressed_size, options)? {
                     None => w.put(raw.compressed)?,
-                    Some(data) => w.put(&data)?,
+                    Some(data) => w.put(data)?,
                 }
                 stats.reused += 1;
                 stats.reused_deltas += 1;
@@ -550,14 +563,14 @@ pub(super) fn write_entries(
                 Some((base, delta)) => {
                     delta_base(*base, &mut head, delta.len() as u64);
                     w.put(&head)?;
-                    w.put(&deflate(delta, options.compression)?)?;
+                    w.put(&zlib.deflate(delta)?)?;
                     stats.new_deltas += 1;
                 }
                 None if item.big => {
                     stream_loose(db, item, options.compression, &mut w)?;
                 }
                 None => {
-                    let kind = reader.read_at(&item.id, item.loc, &mut buf)?;
+                    let kind = reader.read_at(&item.id, item.loc(), &mut buf)?;
                     if kind != item.kind {
                         return Err(PackError::Corrupt(format!(
                             "object {} is a {kind}, expected a {}",
@@ -567,7 +580,7 @@ pub(super) fn write_entries(
                     head.clear();
                     write_type_and_size(&mut head, kind_type(kind), buf.len() as u64);
                     w.put(&head)?;
-                    w.put(&deflate(&buf, options.compression)?)?;
+                    w.put(&zlib.deflate(&buf)?)?;
                 }
             },
         }
@@ -703,7 +716,7 @@ fn compaction_order(
 fn client_base_candidates<'a>(
     db: &ObjectDb,
     items: &[Item],
-    position: &HashMap<ObjectId, usize>,
+    position: &Positions,
     bases: &'a [crate::walk::WalkObject],
     options: &WriteOptions,
 ) -> Vec<(&'a crate::walk::WalkObject, Location)> {
@@ -727,7 +740,7 @@ fn client_base_candidates<'a>(
         let Some(taken) = wanted.get_mut(&(base.kind, base.name_hash)) else {
             continue;
         };
-        if *taken >= options.window || position.contains_key(&base.id) {
+        if *taken >= options.window || position.contains(items, &base.id) {
             continue;
         }
         // One that cannot be looked up now is only a base not offered.
@@ -747,7 +760,7 @@ fn client_base_candidates<'a>(
 fn add_client_bases(
     db: &ObjectDb,
     items: &mut Vec<Item>,
-    position: &HashMap<ObjectId, usize>,
+    position: &Positions,
     bases: &[crate::walk::WalkObject],
     options: &WriteOptions,
 ) -> Result<()> {
@@ -759,17 +772,9 @@ fn add_client_bases(
         if size > options.max_delta_object_bytes {
             continue;
         }
-        items.push(Item {
-            id: base.id,
-            kind: base.kind,
-            name_hash: base.name_hash,
-            loc,
-            plan: Plan::ClientBase,
-            size: Some(size),
-            big: false,
-            peers: 0,
-            place: None,
-        });
+        let mut item = Item::new(base.id, base.kind, base.name_hash, loc, Plan::ClientBase)?;
+        item.set_size(size);
+        items.push(item);
     }
     Ok(())
 }
@@ -788,25 +793,38 @@ fn stored_entry(
 }
 
 /// Note where each packed item's entry lies in its pack, and its CRC (see
-/// [`PackHandle::places_of`]): one batch a pack.
+/// [`PackHandle::places_of`]): one batch a pack for each [`PLAN_BATCH`] items.
 fn locate_in_packs(packs: &[std::sync::Arc<PackHandle>], items: &mut [Item]) -> Result<()> {
-    for (number, pack) in packs.iter().enumerate() {
-        let (at, indices): (Vec<usize>, Vec<u32>) = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| match item.loc {
-                Location::Packed { pack, index } if pack == number => Some((i, index)),
-                _ => None,
-            })
-            .unzip();
-        if at.is_empty() {
-            continue;
-        }
-        for (i, place) in at.into_iter().zip(pack.places_of(&indices)?) {
-            items[i].place = Some(place);
+    let (mut at, mut indices) = (Vec::new(), Vec::new());
+    for some in items.chunks_mut(PLAN_BATCH) {
+        for (number, pack) in packs.iter().enumerate() {
+            at.clear();
+            indices.clear();
+            for (i, item) in some.iter().enumerate() {
+                if let Location::Packed { pack, index } = item.loc() {
+                    if pack == number {
+                        at.push(i);
+                        indices.push(index);
+                    }
+                }
+            }
+            if at.is_empty() {
+                continue;
+            }
+            for (&i, place) in at.iter().zip(pack.places_of(&indices)?) {
+                some[i].place = Some(place);
+            }
         }
     }
     Ok(())
+}
+
+/// The base `number` of the plan's [`Outside`] bases.
+fn outside_base(outside: &[Outside], number: u32) -> Result<Outside> {
+    outside
+        .get(number as usize)
+        .copied()
+        .ok_or_else(|| PackError::Corrupt(format!("the plan has no outside base {number}")))
 }
 
 /// Write a big loose object as a whole pack entry, inflating the loose bytes and
@@ -850,32 +868,205 @@ fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_
     Ok(())
 }
 
-/// With `options.recompress`, the zlib stream `compressed` (of `size` bytes
-/// inflated) deflated again at the best level, when that is smaller.
-fn smaller(compressed: &[u8], size: u64, options: &WriteOptions) -> Result<Option<Vec<u8>>> {
-    if !options.recompress || size > options.max_delta_object_bytes {
-        return Ok(None);
-    }
-    let mut data = Vec::with_capacity(size as usize);
-    flate2::read::ZlibDecoder::new(compressed)
-        .take(size + 1)
-        .read_to_end(&mut data)
-        .map_err(|err| PackError::Corrupt(format!("inflating a stored entry: {err}")))?;
-    if data.len() as u64 != size {
-        return Err(PackError::Corrupt(format!(
-            "a stored entry inflates to {} bytes, its header says {size}",
-            data.len()
-        )));
-    }
-    let again = deflate(&data, 9)?;
-    Ok((again.len() < compressed.len()).then_some(again))
+/// The zlib streams of one pack being written: one compressor and one
+/// decompressor for all its entries. Setting one up per entry (its window and
+/// hash tables allocated and zeroed) cost more than compressing a small object,
+/// and compaction compresses every entry again: at 2.5M objects a compressor
+/// an entry took 3–23M page faults of freshly zeroed tables and up to 26 s of
+/// system time, as the allocator returned their pages between entries.
+pub(super) struct Zlib {
+    /// At the pack's level ([`WriteOptions::compression`]), for entries made anew.
+    fresh: flate2::Compress,
+    /// At zlib's best, for stored entries compressed again (made when first needed).
+    best: Option<flate2::Compress>,
+    inflate: flate2::Decompress,
+    /// A stored entry inflated, and compressed again.
+    data: Vec<u8>,
+    again: Vec<u8>,
 }
 
-fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>> {
-    let mut enc = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(level.min(9)),
-    );
-    enc.write_all(data).map_err(PackError::io("compressing"))?;
-    enc.finish().map_err(PackError::io("compressing"))
+/// What [`Zlib`] keeps of its buffers between entries; a larger entry's are
+/// let go once it is written.
+const ZLIB_KEPT_BYTES: usize = 1 << 20;
+
+impl Zlib {
+    pub(super) fn new(level: u32) -> Zlib {
+        Zlib {
+            fresh: flate2::Compress::new(flate2::Compression::new(level.min(9)), true),
+            best: None,
+            inflate: flate2::Decompress::new(true),
+            data: Vec::new(),
+            again: Vec::new(),
+        }
+    }
+
+    /// The zlib stream of `data` at the pack's level.
+    pub(super) fn deflate(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        super::whole::deflate_into(&mut self.fresh, data, &mut out)?;
+        Ok(out)
+    }
+
+    /// A stored entry's stream (`compressed`, inflating to `size` bytes)
+    /// compressed again at zlib's best, when that is smaller and the pack is
+    /// written so ([`WriteOptions::recompress`]); `None` to copy it as it is.
+    pub(super) fn smaller(
+        &mut self,
+        compressed: &[u8],
+        size: u64,
+        options: &WriteOptions,
+    ) -> Result<Option<&[u8]>> {
+        if !options.recompress || size > options.max_delta_object_bytes {
+            return Ok(None);
+        }
+        self.release();
+        let size = usize::try_from(size)
+            .map_err(|_| PackError::Corrupt(format!("a stored entry of {size} bytes")))?;
+        inflate_exactly(&mut self.inflate, compressed, size, &mut self.data)?;
+        let best = self
+            .best
+            .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::best(), true));
+        self.again.clear();
+        super::whole::deflate_into(best, &self.data, &mut self.again)?;
+        Ok((self.again.len() < compressed.len()).then_some(self.again.as_slice()))
+    }
+
+    /// Let go of buffers a large entry grew.
+    fn release(&mut self) {
+        for buf in [&mut self.data, &mut self.again] {
+            if buf.capacity() > ZLIB_KEPT_BYTES {
+                *buf = Vec::new();
+            }
+        }
+    }
+}
+
+/// Inflate the zlib stream `compressed` into `out` (emptied first), which
+/// must come to exactly `size` bytes: a stream that ends sooner, goes on
+/// longer or stops short is a corrupt entry.
+fn inflate_exactly(
+    inflate: &mut flate2::Decompress,
+    compressed: &[u8],
+    size: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let corrupt = |what: String| PackError::Corrupt(format!("inflating a stored entry: {what}"));
+    inflate.reset(true);
+    out.clear();
+    // One byte more than promised: a stream that fills it is too long.
+    out.reserve_exact(size + 1);
+    loop {
+        let consumed = inflate.total_in() as usize;
+        let before = out.len();
+        let status = inflate
+            .decompress_vec(
+                &compressed[consumed..],
+                out,
+                flate2::FlushDecompress::Finish,
+            )
+            .map_err(|err| corrupt(err.to_string()))?;
+        if out.len() > size {
+            return Err(corrupt(format!(
+                "it inflates past the {size} bytes its header says"
+            )));
+        }
+        match status {
+            flate2::Status::StreamEnd if out.len() == size => return Ok(()),
+            flate2::Status::StreamEnd => {
+                return Err(corrupt(format!(
+                    "it inflates to {} bytes, its header says {size}",
+                    out.len()
+                )))
+            }
+            // Room is left (one byte past the size), so no progress means the
+            // stream stopped short.
+            _ if out.len() == before && inflate.total_in() as usize == consumed => {
+                return Err(corrupt("the stream ends before its end".into()))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zlib_stream(data: &[u8], level: u32) -> Vec<u8> {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn inflated(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(stream)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn one_set_of_streams_compresses_entry_after_entry_each_as_its_own() {
+        let recompress = WriteOptions {
+            recompress: true,
+            ..WriteOptions::default()
+        };
+        let mut zlib = Zlib::new(1);
+        // Large ones first: what they leave in the streams and buffers must not
+        // leak into the next; one past the kept buffers' size too.
+        let texts: Vec<Vec<u8>> = [3 << 20, 200_000, 5000, 17, 0, 64 << 10]
+            .iter()
+            .enumerate()
+            .map(|(n, &len)| {
+                (0..len)
+                    .map(|i| b"abcdefgh "[(i * (n + 3) / 7 + i / 1000) % 9])
+                    .collect()
+            })
+            .collect();
+        for text in &texts {
+            let fresh = zlib.deflate(text).unwrap();
+            assert_eq!(&inflated(&fresh), text);
+            // Stored at level 1: at zlib's best it is smaller (but for the
+            // tiniest), and inflates to the same bytes.
+            let stored = zlib_stream(text, 1);
+            match zlib
+                .smaller(&stored, text.len() as u64, &recompress)
+                .unwrap()
+            {
+                Some(again) => {
+                    assert!(again.len() < stored.len());
+                    assert_eq!(&inflated(again), text);
+                }
+                None => assert!(zlib_stream(text, 9).len() >= stored.len()),
+            }
+            // Without `recompress`, never.
+            let copy = zlib.smaller(&stored, text.len() as u64, &WriteOptions::default());
+            assert_eq!(copy.unwrap(), None);
+        }
+        assert!(zlib.data.capacity() <= ZLIB_KEPT_BYTES.max(64 << 10) + 1);
+    }
+
+    #[test]
+    fn a_stored_stream_must_inflate_to_exactly_what_its_header_says() {
+        let text = b"tree 1234\0some bytes of an object, some bytes of an object".repeat(50);
+        let stream = zlib_stream(&text, 6);
+        let mut inflate = flate2::Decompress::new(true);
+        let mut out = Vec::new();
+        inflate_exactly(&mut inflate, &stream, text.len(), &mut out).unwrap();
+        assert_eq!(out, text);
+        // The header says more, or less, than the stream holds.
+        for size in [text.len() + 1, text.len() - 1, 0] {
+            let err = inflate_exactly(&mut inflate, &stream, size, &mut out).unwrap_err();
+            assert!(matches!(err, PackError::Corrupt(_)), "{err}");
+        }
+        // A stream cut short, or not zlib at all.
+        let cut = &stream[..stream.len() / 2];
+        assert!(inflate_exactly(&mut inflate, cut, text.len(), &mut out).is_err());
+        assert!(inflate_exactly(&mut inflate, b"not zlib", text.len(), &mut out).is_err());
+        assert!(inflate_exactly(&mut inflate, b"", text.len(), &mut out).is_err());
+        // And the same decompressor still inflates a good one afterwards.
+        inflate_exactly(&mut inflate, &stream, text.len(), &mut out).unwrap();
+        assert_eq!(out, text);
+    }
 }

@@ -108,7 +108,11 @@ pub fn write_whole_pack(
 }
 
 /// Append the zlib stream of `content` to `out`, with `deflate` reset first.
-fn deflate_into(deflate: &mut flate2::Compress, content: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub(super) fn deflate_into(
+    deflate: &mut flate2::Compress,
+    content: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     deflate.reset();
     out.reserve(content.len() / 2 + 64);
     loop {
