@@ -916,7 +916,10 @@ impl Zlib {
         size: u64,
         options: &WriteOptions,
     ) -> Result<Option<&[u8]>> {
-        if !options.recompress || size > options.max_delta_object_bytes {
+        if !options.recompress
+            || size > options.max_delta_object_bytes
+            || at_best_already(compressed)
+        {
             return Ok(None);
         }
         self.release();
@@ -939,6 +942,16 @@ impl Zlib {
             }
         }
     }
+}
+
+/// Whether a zlib stream says it was compressed at zlib's best levels (7 to
+/// 9: `FLEVEL` 3 in its header, as zlib writes it), as a compaction's entries
+/// were: compressed again at 9 it would come out the same or next to it, and
+/// a compaction after pushes then copies what the last one wrote instead of
+/// inflating and compressing nearly every entry again. (`FLEVEL` only informs;
+/// a stream that says so wrongly is copied as it is, still whole and valid.)
+fn at_best_already(compressed: &[u8]) -> bool {
+    compressed.get(1).is_some_and(|flags| flags >> 6 == 3)
 }
 
 /// Inflate the zlib stream `compressed` into `out` (emptied first), which
@@ -1045,6 +1058,28 @@ mod tests {
             assert_eq!(copy.unwrap(), None);
         }
         assert!(zlib.data.capacity() <= ZLIB_KEPT_BYTES.max(64 << 10) + 1);
+    }
+
+    #[test]
+    fn a_stream_compressed_at_the_best_levels_is_copied_not_compressed_again() {
+        let recompress = WriteOptions {
+            recompress: true,
+            ..WriteOptions::default()
+        };
+        let text = b"blob 1234\0the same words again and again, and again".repeat(200);
+        let mut zlib = Zlib::new(7);
+        for level in 0..=9 {
+            let stored = zlib_stream(&text, level);
+            let again = zlib
+                .smaller(&stored, text.len() as u64, &recompress)
+                .unwrap();
+            // What git writes (6), and anything below, is compressed again and
+            // comes out smaller; 7 to 9 are left as they are.
+            assert_eq!(at_best_already(&stored), level >= 7, "level {level}");
+            assert_eq!(again.is_some(), level < 7, "level {level}");
+        }
+        // The writer's own fresh entries (level 7 by default) say so too.
+        assert!(at_best_already(&zlib.deflate(&text).unwrap()));
     }
 
     #[test]
