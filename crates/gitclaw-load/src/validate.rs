@@ -249,6 +249,7 @@ fn check_full(
         max_object_bytes: 1 << 30,
         threads: 1,
         fsck: FsckLevel::Off,
+        list_objects: true,
     };
     let ingested = ingest(input, work.path(), &db, &options).map_err(pack_error)?;
     input.drain();

@@ -146,6 +146,30 @@ fn fixture() -> Fixture {
     let all = rev_list_objects(&repo, &["--all"]);
     let got: BTreeSet<String> = ingested.objects.iter().map(|o| o.id.to_string()).collect();
     assert_eq!(got, all, "ingest lists every object of the pack");
+    // Not listed when not asked (a compaction), but counted and all there.
+    let unlisted = tmp.path().join("unlisted");
+    std::fs::create_dir_all(&unlisted).unwrap();
+    let options = IngestOptions {
+        list_objects: false,
+        ..IngestOptions::default()
+    };
+    let quiet = ingest(
+        &mut std::io::BufReader::new(&pack[..]),
+        &unlisted,
+        &empty_db(),
+        &options,
+    )
+    .unwrap()
+    .expect("non-empty pack");
+    assert!(quiet.objects.is_empty());
+    assert_eq!(quiet.object_count(), all.len());
+    let ids: BTreeSet<String> = quiet
+        .ids()
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(ids, all);
     let db = ObjectDb::new(
         vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
         Arc::new(NoLoose),
@@ -882,7 +906,11 @@ fn repack_merges_packs_and_loose_objects_into_one() {
         Some(gitclaw_pack::repack::closure_key(&[new, new]))
     );
     let ids = |pack: &gitclaw_pack::ingest::IngestedPack| -> BTreeSet<String> {
-        pack.objects.iter().map(|o| o.id.to_string()).collect()
+        pack.ids()
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
     };
     assert_eq!(
         ids(&reachable),
@@ -966,7 +994,11 @@ fn repack_of_one_pack_splits_off_what_the_tips_do_not_reach() {
             .unwrap();
     assert_eq!(repacked.already_closed, None);
     let ids = |pack: &gitclaw_pack::ingest::IngestedPack| -> BTreeSet<String> {
-        pack.objects.iter().map(|o| o.id.to_string()).collect()
+        pack.ids()
+            .unwrap()
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
     };
     let reachable = ids(&repacked.reachable.expect("reachable objects"));
     let cruft = ids(&repacked.cruft.expect("unreachable objects"));
@@ -1403,7 +1435,7 @@ fn compaction_stores_tip_entries_so_a_shallow_clone_of_a_branch_head_searches_fo
     // The pack a full clone gets is the same with tip entries as without.
     assert_eq!(reachable.pack.hash(), plain_pack.pack.hash());
     assert_eq!(
-        reachable.objects.len(),
+        reachable.object_count(),
         rev_list_objects(&repo, &["--all"]).len()
     );
     assert!(leans_outside(&reachable.pack), "the pack keeps its deltas");
@@ -1523,7 +1555,7 @@ fn a_compacted_pack_is_no_larger_than_gits_with_the_same_deltas() {
     );
     let repacked = compact_every_ref(&db, &repo, &tmp.path().join("work"));
     let reachable = repacked.reachable.expect("a rewritten reachable pack");
-    assert_eq!(reachable.objects.len(), all.objects.len());
+    assert_eq!(reachable.object_count(), all.objects.len());
     let stats = |pack: &PackHandle| {
         let (mut deltas, mut whole) = (0, 0);
         for index in 0..pack.num_objects() {
@@ -1577,7 +1609,7 @@ fn a_repository_pushed_in_steps_compacts_to_no_more_than_git_repack_makes_of_the
     let repacked = compact_every_ref(&db, &repo, &tmp.path().join("work"));
     let reachable = repacked.reachable.expect("a reachable pack");
     assert_eq!(
-        reachable.objects.len(),
+        reachable.object_count(),
         rev_list_objects(&repo, &["--all"]).len()
     );
     // C git at its best after the same two pushes: `git repack -adb`.

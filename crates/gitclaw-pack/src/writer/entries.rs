@@ -443,7 +443,10 @@ pub(super) fn write_entries(
         moved = first.write(&mut w)?;
         stats.reused += first.count;
     }
-    let mut written_at: Vec<Option<u64>> = vec![None; items.len()];
+    // Where each item went, `NOT_WRITTEN` before (no entry starts there: the
+    // pack's header does): 8 bytes an item, where an `Option` took 16.
+    const NOT_WRITTEN: u64 = 0;
+    let mut written_at: Vec<u64> = vec![NOT_WRITTEN; items.len()];
     // The client's objects at the end are bases only: never written.
     let sent = items.len()
         - items
@@ -453,18 +456,18 @@ pub(super) fn write_entries(
             .count();
     let mut buf = Vec::new();
     let mut head = Vec::with_capacity(32);
-    let order: Vec<usize> = if options.keep_order {
+    let order: Vec<u32> = if options.keep_order {
         compaction_order(&items, sent, &new_deltas, options.lead)
     } else {
-        (0..sent).collect()
+        (0..sent as u32).collect()
     };
-    for (n, &i) in order.iter().enumerate() {
+    for (n, i) in order.iter().map(|&i| i as usize).enumerate() {
         let item = &items[i];
         let here = w.written;
         let delta_base = |base: usize, head: &mut Vec<u8>, size: u64| {
             head.clear();
             match (options.ofs_delta, written_at[base]) {
-                (true, Some(base_pos)) => {
+                (true, base_pos) if base_pos != NOT_WRITTEN => {
                     write_type_and_size(head, OBJ_OFS_DELTA, size);
                     write_ofs_distance(head, here - base_pos);
                 }
@@ -584,7 +587,7 @@ pub(super) fn write_entries(
                 }
             },
         }
-        written_at[i] = Some(here);
+        written_at[i] = here;
         if n % 1024 == 0 {
             progress(Phase::Writing, n as u32 + prefix_count as u32, total);
         }
@@ -611,7 +614,7 @@ fn compaction_order(
     sent: usize,
     new_deltas: &StdHashMap<usize, (usize, Vec<u8>)>,
     lead: usize,
-) -> Vec<usize> {
+) -> Vec<u32> {
     let base_of = |i: usize| {
         match new_deltas.get(&i) {
             Some((base, _)) => Some(*base),
@@ -620,12 +623,14 @@ fn compaction_order(
         .filter(|&base| base < sent)
     };
     let mut placed = vec![false; sent];
-    let mut order = Vec::with_capacity(sent);
+    // Item numbers in 32 bits (a pack's entry count is): these lists are
+    // as long as the pack.
+    let mut order: Vec<u32> = Vec::with_capacity(sent);
     let mut chain = Vec::new();
-    let mut in_families = Vec::new();
+    let mut in_families: Vec<u32> = Vec::new();
     for (start, item) in items.iter().enumerate().take(sent) {
         if start >= lead && matches!(item.kind, Kind::Tree | Kind::Blob) {
-            in_families.push(start);
+            in_families.push(start as u32);
             continue;
         }
         chain.clear();
@@ -639,17 +644,17 @@ fn compaction_order(
                 None => break,
             }
         }
-        order.extend(chain.iter().rev());
+        order.extend(chain.iter().rev().map(|&i| i as u32));
     }
     // Each delta's children, in item order: a first child and a next sibling
     // each (all of them: a family may pass through the lead).
-    const NONE: usize = usize::MAX;
+    const NONE: u32 = u32::MAX;
     let mut first_child = vec![NONE; sent];
     let mut next_sibling = vec![NONE; sent];
     for i in (0..sent).rev() {
         if let Some(base) = base_of(i) {
             next_sibling[i] = first_child[base];
-            first_child[base] = i;
+            first_child[base] = i as u32;
         }
     }
     let mut stack = Vec::new();
@@ -668,7 +673,7 @@ fn compaction_order(
             .chain(
                 in_families
                     .iter()
-                    .copied()
+                    .map(|&i| i as usize)
                     .filter(move |&i| items[i].kind == kind),
             )
     };
@@ -686,7 +691,7 @@ fn compaction_order(
         }
         if !placed[root] {
             placed[root] = true;
-            order.push(root);
+            order.push(root as u32);
         }
         // ...then down: every delta against a placed object, all of one
         // object's deltas together, then theirs.
@@ -695,12 +700,13 @@ fn compaction_order(
             let depth_first = stack.len();
             let mut child = first_child[at];
             while child != NONE {
-                if !placed[child] {
-                    placed[child] = true;
+                let at = child as usize;
+                if !placed[at] {
+                    placed[at] = true;
                     order.push(child);
                 }
-                stack.push(child);
-                child = next_sibling[child];
+                stack.push(at);
+                child = next_sibling[at];
             }
             stack[depth_first..].reverse();
         }

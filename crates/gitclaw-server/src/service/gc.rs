@@ -332,7 +332,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     }
     outcome.new_pack = Some(new_hashes[0]);
     outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());
-    outcome.objects = main.objects.len() + cruft.as_ref().map_or(0, |p| p.objects.len());
+    outcome.objects = main.object_count() + cruft.as_ref().map_or(0, |p| p.object_count());
     outcome.closure_recorded = closure_of.is_some();
     tracing::info!(
         repo = %name,
@@ -340,7 +340,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         loose_before = outcome.loose_before,
         objects = outcome.objects,
         pack = %new_hashes[0],
-        unreachable = cruft.as_ref().map_or(0, |p| p.objects.len()),
+        unreachable = cruft.as_ref().map_or(0, |p| p.object_count()),
         "compacted"
     );
     Ok(outcome)
@@ -356,7 +356,7 @@ async fn file_size(path: &std::path::Path, context: &'static str) -> Result<u64,
 async fn new_pack(pack: &IngestedPack) -> Result<NewPack, GitError> {
     Ok(NewPack {
         pack_hash: *pack.pack.hash(),
-        object_count: pack.objects.len() as u64,
+        object_count: pack.object_count() as u64,
         pack_bytes: file_size(&pack.pack_path, "sizing the new pack").await?,
         index_bytes: file_size(&pack.index_path, "sizing the new pack index").await?,
         graph_bytes: None,
