@@ -20,6 +20,7 @@ pub mod commit_graph;
 pub mod delta;
 pub mod entry;
 pub mod fsck;
+mod id_table;
 pub mod ingest;
 mod kinds;
 pub mod odb;
