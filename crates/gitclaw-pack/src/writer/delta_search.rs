@@ -154,7 +154,9 @@ pub(super) fn delta_search(
         .filter(|&i| targets[i] != Target::No)
         .map(group)
         .collect();
-    let mut order: Vec<usize> = (0..items.len())
+    // Item numbers in 32 bits (a pack's entry count is): a compaction searches
+    // most of a repository's objects.
+    let mut order: Vec<u32> = (0..items.len())
         .filter(|&i| {
             targets[i] != Target::No
                 || (small(i)
@@ -164,21 +166,20 @@ pub(super) fn delta_search(
                     )
                     && wanted_hashes.contains(&group(i)))
         })
+        .map(|i| i as u32)
         .collect();
-    let total = order.iter().filter(|&&i| targets[i] != Target::No).count();
+    drop(wanted_hashes);
+    let total = order
+        .iter()
+        .filter(|&&i| targets[i as usize] != Target::No)
+        .count();
     if total == 0 {
         return Ok(StdHashMap::new());
     }
     let total = u32::try_from(total).unwrap_or(u32::MAX);
     // Within a path, the client's own objects first, so every object after them
     // may try them; then larger before smaller, as git orders.
-    order.sort_by_cached_key(|&i| {
-        (
-            group(i),
-            items[i].plan != Plan::ClientBase,
-            std::cmp::Reverse(items[i].size().unwrap_or(0)),
-        )
-    });
+    order.sort_by_cached_key(|&i| search_key(&items[i as usize]));
 
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -187,10 +188,13 @@ pub(super) fn delta_search(
         .min(order.len() / options.objects_per_thread.max(1))
         .max(1);
     let mut segments = Vec::with_capacity(threads);
-    let mut rest: &[usize] = &order;
+    let mut rest: &[u32] = &order;
     for t in (1..=threads).rev() {
         let mut cut = rest.len() / t;
-        while cut > 0 && cut < rest.len() && group(rest[cut]) == group(rest[cut - 1]) {
+        while cut > 0
+            && cut < rest.len()
+            && group(rest[cut] as usize) == group(rest[cut - 1] as usize)
+        {
             cut += 1;
         }
         let (segment, tail) = rest.split_at(cut.min(rest.len()));
@@ -239,6 +243,23 @@ pub(super) fn delta_search(
 
 /// How many objects of each type and path-name hash the search may pair: those
 /// with nothing to reuse, stored whole, the client's, and whole tip entries.
+/// Bits of [`search_key`] for an object's size: sizes from 256 MiB up (never
+/// searched at the default limit, `WriteOptions::max_delta_object_bytes`) tie.
+const SIZE_BITS: u32 = 28;
+
+/// Where an item goes in the search order, as one number: its type, then its
+/// path's hash, the client's objects before the others, then the larger
+/// before the smaller. Sorting by it orders as by that tuple would, with a
+/// key of 8 bytes where the tuple took 24.
+fn search_key(item: &Item) -> u64 {
+    let size_max = (1u64 << SIZE_BITS) - 1;
+    let smaller_later = size_max - item.size().unwrap_or(0).min(size_max);
+    (u64::from(kind_type(item.kind)) << 61)
+        | (u64::from(item.name_hash) << 29)
+        | (u64::from(item.plan != Plan::ClientBase) << SIZE_BITS)
+        | smaller_later
+}
+
 pub(super) fn group_counts(items: &[Item], options: &WriteOptions) -> StdHashMap<(u8, u32), u32> {
     let mut counts = StdHashMap::new();
     for item in items {
@@ -266,7 +287,7 @@ fn search_segment(
     items: &[Item],
     targets: &[Target],
     leaned_on: &[bool],
-    order: &[usize],
+    order: &[u32],
     options: &WriteOptions,
     done: &std::sync::atomic::AtomicU32,
 ) -> Result<NewDeltas> {
@@ -274,7 +295,7 @@ fn search_segment(
     let mut found: NewDeltas = StdHashMap::new();
     let mut window: VecDeque<WindowEntry> = VecDeque::with_capacity(options.window + 1);
     let mut hashes = TargetHashes::default();
-    for &i in order {
+    for i in order.iter().map(|&i| i as usize) {
         let item = &items[i];
         // Sizes come from headers where known: an object is read only once it
         // is tried as a target or a base.
@@ -363,4 +384,56 @@ fn search_segment(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odb::Location;
+    use proptest::prelude::*;
+
+    fn item(kind: Kind, name_hash: u32, client: bool, size: Option<u64>) -> Item {
+        let plan = if client {
+            Plan::ClientBase
+        } else {
+            Plan::Fresh
+        };
+        let id = gix_hash::ObjectId::null(gix_hash::Kind::Sha1);
+        let mut item = Item::new(id, kind, name_hash, Location::Loose, plan).unwrap();
+        if let Some(size) = size {
+            item.set_size(size);
+        }
+        item
+    }
+
+    fn kinds() -> impl Strategy<Value = Kind> {
+        prop_oneof![
+            Just(Kind::Commit),
+            Just(Kind::Tree),
+            Just(Kind::Blob),
+            Just(Kind::Tag)
+        ]
+    }
+
+    proptest! {
+        /// The one-number key orders items as the tuple it stands for
+        /// (type, path hash, the client's first, larger first), for every
+        /// size below 256 MiB.
+        #[test]
+        fn the_search_key_orders_as_its_tuple(
+            a in (kinds(), any::<u32>(), any::<bool>(), proptest::option::of(0u64..(1 << SIZE_BITS))),
+            b in (kinds(), any::<u32>(), any::<bool>(), proptest::option::of(0u64..(1 << SIZE_BITS))),
+            same_path in any::<bool>(),
+        ) {
+            let mut b = b;
+            if same_path {
+                (b.0, b.1) = (a.0, a.1);
+            }
+            let tuple = |(kind, hash, client, size): (Kind, u32, bool, Option<u64>)| {
+                ((kind_type(kind), hash), !client, std::cmp::Reverse(size.unwrap_or(0)))
+            };
+            let (x, y) = (item(a.0, a.1, a.2, a.3), item(b.0, b.1, b.2, b.3));
+            prop_assert_eq!(search_key(&x).cmp(&search_key(&y)), tuple(a).cmp(&tuple(b)));
+        }
+    }
 }
