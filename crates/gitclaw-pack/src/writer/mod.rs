@@ -19,6 +19,7 @@
 //! - `reuse`: decides, object by object, whether its stored entry can be copied.
 //! - `delta_search`: finds new deltas for the objects with nothing to reuse.
 //! - `entries`: writes the pack itself — header, entries, checksum.
+//! - `zlib`: the compressor and decompressor a pack's entries share.
 //!
 //! Here: the options, the statistics, and the entry points that pick between
 //! sending a stored pack as it is and writing one entry by entry.
@@ -29,6 +30,7 @@ mod delta_search;
 mod entries;
 mod reuse;
 mod whole;
+mod zlib;
 
 pub use whole::{write_whole_pack, WholeObject};
 

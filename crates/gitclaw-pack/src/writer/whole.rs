@@ -12,6 +12,7 @@ use gix_hash::ObjectId;
 use gix_object::Kind;
 use sha1::Digest;
 
+use super::zlib::deflate_into;
 use crate::{
     entry::{kind_type, write_type_and_size},
     ingest::{IngestedObject, IngestedPack},
@@ -105,28 +106,6 @@ pub fn write_whole_pack(
             .collect(),
         roots: None,
     })
-}
-
-/// Append the zlib stream of `content` to `out`, with `deflate` reset first.
-pub(super) fn deflate_into(
-    deflate: &mut flate2::Compress,
-    content: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    deflate.reset();
-    out.reserve(content.len() / 2 + 64);
-    loop {
-        let consumed = deflate.total_in() as usize;
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(64));
-        }
-        let status = deflate
-            .compress_vec(&content[consumed..], out, flate2::FlushCompress::Finish)
-            .map_err(|e| PackError::io("compressing an object")(std::io::Error::other(e)))?;
-        if status == flate2::Status::StreamEnd {
-            return Ok(());
-        }
-    }
 }
 
 /// A version-2 pack index of `entries` (sorted by id) to `path`.
