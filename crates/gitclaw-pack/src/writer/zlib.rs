@@ -44,6 +44,14 @@ pub(super) struct Zlib {
     again: Vec<u8>,
 }
 
+/// The shortest stored stream [`Zlib::smaller`] compresses again. Shorter
+/// ones come out of zlib's best level as they went in, or a byte or two
+/// smaller, and they are most of a pack's entries: in a compaction of 200k
+/// objects, the 196k streams under 256 bytes took 1.5 s (of 1.7 s compressing
+/// again, of 6.9 s in all) to save 9 bytes in all; the 660 streams of 1 KiB
+/// and more saved 12.8 KB.
+const RECOMPRESS_MIN_BYTES: usize = 1 << 10;
+
 /// What [`Zlib`] keeps of its buffers between entries; a larger entry's are
 /// let go once it is written.
 const ZLIB_KEPT_BYTES: usize = 1 << 20;
@@ -76,6 +84,7 @@ impl Zlib {
         options: &WriteOptions,
     ) -> Result<Option<&[u8]>> {
         if !options.recompress
+            || compressed.len() < RECOMPRESS_MIN_BYTES
             || size > options.max_delta_object_bytes
             || at_best_already(compressed)
         {
@@ -179,6 +188,23 @@ mod tests {
         out
     }
 
+    /// `len` bytes of words picked by a simple generator: text zlib's levels
+    /// compress differently, and too varied to shrink to a few bytes.
+    fn words(len: usize) -> Vec<u8> {
+        const WORDS: [&str; 12] = [
+            "pack ", "index ", "delta ", "base ", "tree ", "blob ", "commit ", "tag ", "offset ",
+            "window ", "chain ", "stream ",
+        ];
+        let mut state = 0x2545_f491_u32;
+        let mut text = Vec::with_capacity(len + 8);
+        while text.len() < len {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            text.extend_from_slice(WORDS[(state >> 16) as usize % WORDS.len()].as_bytes());
+        }
+        text.truncate(len);
+        text
+    }
+
     #[test]
     fn one_set_of_streams_compresses_entry_after_entry_each_as_its_own() {
         let recompress = WriteOptions {
@@ -211,7 +237,10 @@ mod tests {
                     assert!(again.len() < stored.len());
                     assert_eq!(&inflated(again), text);
                 }
-                None => assert!(zlib_stream(text, 9).len() >= stored.len()),
+                None => assert!(
+                    stored.len() < RECOMPRESS_MIN_BYTES
+                        || zlib_stream(text, 9).len() >= stored.len()
+                ),
             }
             // Without `recompress`, never.
             let copy = zlib.smaller(&stored, text.len() as u64, &WriteOptions::default());
@@ -226,7 +255,7 @@ mod tests {
             recompress: true,
             ..WriteOptions::default()
         };
-        let text = b"blob 1234\0the same words again and again, and again".repeat(200);
+        let text = words(20_000);
         let mut zlib = Zlib::new(7);
         for level in 0..=9 {
             let stored = zlib_stream(&text, level);
@@ -240,6 +269,30 @@ mod tests {
         }
         // The writer's own fresh entries (level 7 by default) say so too.
         assert!(at_best_already(&zlib.deflate(&text).unwrap()));
+    }
+
+    #[test]
+    fn a_short_stream_is_copied_however_it_was_compressed() {
+        let recompress = WriteOptions {
+            recompress: true,
+            ..WriteOptions::default()
+        };
+        let mut zlib = Zlib::new(7);
+        let text = words(1500);
+        let stored = zlib_stream(&text, 1);
+        // A stream zlib's best would shorten, were it long enough.
+        assert!(stored.len() < RECOMPRESS_MIN_BYTES, "{}", stored.len());
+        assert!(zlib_stream(&text, 9).len() < stored.len());
+        let again = zlib.smaller(&stored, text.len() as u64, &recompress);
+        assert_eq!(again.unwrap(), None);
+        // Such text over more bytes, level 1 again: compressed anew.
+        let text = words(20_000);
+        let stored = zlib_stream(&text, 1);
+        assert!(stored.len() >= RECOMPRESS_MIN_BYTES, "{}", stored.len());
+        let again = zlib.smaller(&stored, text.len() as u64, &recompress);
+        let again = again.unwrap().expect("compressed again");
+        assert!(again.len() < stored.len());
+        assert_eq!(inflated(again), text);
     }
 
     #[test]
