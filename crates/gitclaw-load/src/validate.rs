@@ -250,6 +250,7 @@ fn check_full(
         threads: 1,
         fsck: FsckLevel::Off,
         list_objects: true,
+        largest_whole: None,
     };
     let ingested = ingest(input, work.path(), &db, &options).map_err(pack_error)?;
     input.drain();

@@ -43,6 +43,13 @@ pub struct IngestOptions {
     /// is 32 bytes an object (80 MB at 2.5M objects) and the asking a lookup
     /// an object in every stored pack.
     pub list_objects: bool,
+    /// The largest object the pack holds whole (inflated), when the caller
+    /// wrote the pack and knows it. A pack of none above
+    /// [`crate::BIG_OBJECT_BYTES`] then goes to the indexer straight away: a
+    /// pack of unknown make is first read through once to learn whether it
+    /// holds a big one (every entry inflated: 1.5 s of a compaction at 2.5M
+    /// objects).
+    pub largest_whole: Option<u64>,
 }
 
 impl Default for IngestOptions {
@@ -52,6 +59,7 @@ impl Default for IngestOptions {
             threads: 2,
             fsck: FsckLevel::default(),
             list_objects: true,
+            largest_whole: None,
         }
     }
 }
@@ -142,9 +150,13 @@ pub fn ingest_file(
     options: &IngestOptions,
 ) -> Result<Option<IngestedPack>> {
     let max = options.max_object_bytes as u64;
-    if let Some(indexed) =
-        crate::stream_index::index_big_pack(path, work_dir, db, crate::BIG_OBJECT_BYTES, max)?
-    {
+    let big = crate::BIG_OBJECT_BYTES;
+    let may_hold_big = options.largest_whole.is_none_or(|size| size > big);
+    let indexed = match may_hold_big {
+        true => crate::stream_index::index_big_pack(path, work_dir, db, big, max)?,
+        false => None,
+    };
+    if let Some(indexed) = indexed {
         let pack = PackHandle::open(&indexed.index_path)?;
         let (objects, roots) = verify_objects(&pack, db, options)?;
         return Ok(Some(IngestedPack {

@@ -418,7 +418,7 @@ fn write_verified(
     }
     std::fs::create_dir_all(dir).map_err(PackError::io("creating the repack directory"))?;
     let merged = dir.join("merged.pack");
-    {
+    let largest_whole = {
         let file =
             std::fs::File::create(&merged).map_err(PackError::io("creating the merged pack"))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -427,10 +427,11 @@ fn write_verified(
             ofs_delta: true,
             ..options.clone()
         };
-        write_pack(db, &objects, None, &options, &mut out, &mut |_, _, _| {})?;
+        let stats = write_pack(db, &objects, None, &options, &mut out, &mut |_, _, _| {})?;
         out.flush()
             .map_err(PackError::io("writing the merged pack"))?;
-    }
+        stats.largest_whole
+    };
     // Written: the list (some 28 bytes an object) is not held beside the
     // indexer's tables.
     let expected = objects.len();
@@ -443,6 +444,7 @@ fn write_verified(
     let checks = IngestOptions {
         fsck: crate::fsck::FsckLevel::Off,
         list_objects: false,
+        largest_whole,
         ..IngestOptions::default()
     };
     let result = ingest_file(&merged, &index_dir, db, &checks);

@@ -215,6 +215,37 @@ fn full_clone_pack_holds_exactly_the_reachable_objects() {
 }
 
 #[test]
+fn a_written_pack_reports_the_largest_object_it_holds_whole_as_git_reads_it() {
+    let f = fixture();
+    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let (pack, _, stats) = write_for(&f.db, &[head], &[], &DeepenRequest::default());
+    let repo = tempfile::tempdir_in(&f.scratch).unwrap().keep();
+    git(&repo, &["init", "-q", "--bare"]);
+    std::fs::write(repo.join("p.pack"), &pack).unwrap();
+    git(&repo, &["index-pack", "p.pack"]);
+    // `verify-pack -v`: id, type, size, size in pack, offset, and for a delta
+    // its depth and base.
+    let listing = git(&repo, &["verify-pack", "-v", "p.idx"]);
+    let whole: Vec<u64> = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() == 5 && fields[0].len() == 40)
+        .map(|fields| fields[2].parse().unwrap())
+        .collect();
+    let deltas = listing
+        .lines()
+        .filter(|line| line.split_whitespace().count() == 7)
+        .count();
+    assert!(
+        deltas > 0,
+        "the fixture's pack holds deltas too:\n{listing}"
+    );
+    // Whole objects of a few bytes and of the long file's tens of KB.
+    assert!(whole.iter().max().unwrap() > &40_000, "{whole:?}");
+    assert_eq!(stats.largest_whole, whole.iter().max().copied());
+}
+
+#[test]
 fn incremental_pack_excludes_what_the_client_has() {
     let f = fixture();
     let head = oid(&git(&f.repo, &["rev-parse", "main"]));

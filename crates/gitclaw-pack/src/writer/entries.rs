@@ -438,6 +438,7 @@ pub(super) fn write_entries(
         objects: total,
         ..Default::default()
     };
+    let mut largest_whole = 0u64;
     let mut zlib = Zlib::new(options.compression);
     let mut moved = None;
     if let Some(first) = first {
@@ -483,6 +484,7 @@ pub(super) fn write_entries(
                 if !new_deltas.contains_key(&i) =>
             {
                 let raw = stored_entry(&packs[pack], index, item.place)?;
+                largest_whole = largest_whole.max(raw.decompressed_size);
                 match zlib.smaller(raw.compressed, raw.decompressed_size, options)? {
                     None => w.put(raw.whole)?,
                     Some(data) => {
@@ -542,6 +544,7 @@ pub(super) fn write_entries(
                         }
                         head.clear();
                         write_type_and_size(&mut head, kind_type(entry.kind), entry.size);
+                        largest_whole = largest_whole.max(entry.size);
                     }
                 }
                 w.put(&head)?;
@@ -571,7 +574,8 @@ pub(super) fn write_entries(
                     stats.new_deltas += 1;
                 }
                 None if item.big => {
-                    stream_loose(db, item, options.compression, &mut w)?;
+                    let size = stream_loose(db, item, options.compression, &mut w)?;
+                    largest_whole = largest_whole.max(size);
                 }
                 None => {
                     let kind = reader.read_at(&item.id, item.loc(), &mut buf)?;
@@ -583,6 +587,7 @@ pub(super) fn write_entries(
                     }
                     head.clear();
                     write_type_and_size(&mut head, kind_type(kind), buf.len() as u64);
+                    largest_whole = largest_whole.max(buf.len() as u64);
                     w.put(&head)?;
                     w.put(&zlib.deflate(&buf)?)?;
                 }
@@ -598,6 +603,8 @@ pub(super) fn write_entries(
     w.put(checksum.as_bytes())?;
     stats.bytes = w.written;
     stats.checksum = Some(checksum);
+    // A stored pack's entries copied ahead were not read one by one.
+    stats.largest_whole = first.is_none().then_some(largest_whole);
     w.inner
         .flush()
         .map_err(PackError::io("sending pack data"))?;
@@ -837,7 +844,8 @@ fn outside_base(outside: &[Outside], number: u32) -> Result<Outside> {
 /// Write a big loose object as a whole pack entry, inflating the loose bytes and
 /// deflating the entry in pieces: the object is never held whole. The stream is
 /// verified as it ends, so corrupt stored bytes fail the pack before its checksum.
-fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_>) -> Result<()> {
+/// Returns the object's size.
+fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_>) -> Result<u64> {
     let mut stream = db.loose().open(&item.id)?.ok_or_else(|| {
         PackError::Store(format!("loose object {} is indexed but missing", item.id))
     })?;
@@ -872,5 +880,5 @@ fn stream_loose(db: &ObjectDb, item: &Item, level: u32, w: &mut HashingWriter<'_
         )));
     }
     enc.finish().map_err(PackError::io("sending pack data"))?;
-    Ok(())
+    Ok(copied)
 }

@@ -128,6 +128,10 @@ pub struct WriteStats {
     pub checksum: Option<ObjectId>,
     /// The pack went out as one stored pack file, untouched.
     pub whole_pack: bool,
+    /// The largest object written whole (its inflated size; 0 for none), when
+    /// the writer read every entry it wrote — not for a stored pack sent as
+    /// it is, nor one with a stored pack's entries copied ahead of the others.
+    pub largest_whole: Option<u64>,
 }
 
 /// What a thin pack may lean on: objects the client has.
@@ -211,6 +215,7 @@ pub fn stream_pack(
         bytes: bytes.len() as u64,
         checksum: Some(*handle.hash()),
         whole_pack: true,
+        largest_whole: None,
     })
 }
 
