@@ -42,8 +42,6 @@ enum Stored {
 struct ScanEntry {
     offset: u64,
     stored: Stored,
-    /// Inflated size of the entry data (the object, or the delta instructions).
-    size: u64,
     crc32: u32,
     /// Known once hashed: at once for whole objects, after resolution for deltas.
     id: Option<ObjectId>,
@@ -56,12 +54,28 @@ struct Scan {
     checksum: ObjectId,
 }
 
-/// Counts, hashes and CRCs every byte consumed from the pack.
+/// Counts every byte consumed from the pack, and when `hashing`, hashes and
+/// CRCs it too.
 struct Tracker<R> {
     inner: R,
+    hashing: bool,
     pack_hash: Sha1,
     crc: crc32fast::Hasher,
     pos: u64,
+}
+
+impl Tracker<BufReader<std::fs::File>> {
+    /// The pack file at `path`, read from its start.
+    fn open(path: &Path, hashing: bool) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
+        Ok(Tracker {
+            inner: BufReader::with_capacity(1 << 20, file),
+            hashing,
+            pack_hash: Sha1::new(),
+            crc: crc32fast::Hasher::new(),
+            pos: 0,
+        })
+    }
 }
 
 impl<R: BufRead> BufRead for Tracker<R> {
@@ -69,10 +83,12 @@ impl<R: BufRead> BufRead for Tracker<R> {
         self.inner.fill_buf()
     }
     fn consume(&mut self, amt: usize) {
-        if let Ok(buf) = self.inner.fill_buf() {
-            let used = &buf[..amt.min(buf.len())];
-            self.pack_hash.update(used);
-            self.crc.update(used);
+        if self.hashing {
+            if let Ok(buf) = self.inner.fill_buf() {
+                let used = &buf[..amt.min(buf.len())];
+                self.pack_hash.update(used);
+                self.crc.update(used);
+            }
         }
         self.pos += amt as u64;
         self.inner.consume(amt);
@@ -110,73 +126,146 @@ fn object_kind(type_id: u8) -> Option<Kind> {
     })
 }
 
-/// Read the pack at `path` entry by entry, hashing big whole objects as they
-/// inflate (the others are hashed when deltas are resolved, from the file).
-fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
-    let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
-    let mut t = Tracker {
-        inner: BufReader::with_capacity(1 << 20, file),
-        pack_hash: Sha1::new(),
-        crc: crc32fast::Hasher::new(),
-        pos: 0,
+/// Read the header of the entry at `offset` (where `r` stands): how it is
+/// stored and its inflated size.
+fn entry_header(r: &mut impl Read, offset: u64) -> Result<(Stored, u64)> {
+    let mut c = byte(r)?;
+    let type_id = (c >> 4) & 7;
+    let mut size = u64::from(c & 0x0f);
+    let mut shift = 4;
+    while c & 0x80 != 0 {
+        c = byte(r)?;
+        if shift > 57 {
+            return Err(invalid(format!("entry at {offset} has an overlong size")));
+        }
+        size |= u64::from(c & 0x7f) << shift;
+        shift += 7;
+    }
+    let stored = match type_id {
+        6 => {
+            let mut c = byte(r)?;
+            let mut distance = u64::from(c & 0x7f);
+            while c & 0x80 != 0 {
+                c = byte(r)?;
+                distance = distance
+                    .checked_add(1)
+                    .and_then(|d| d.checked_mul(128))
+                    .map(|d| d | u64::from(c & 0x7f))
+                    .ok_or_else(|| invalid(format!("entry at {offset}: bad delta offset")))?;
+            }
+            let base_offset = offset
+                .checked_sub(distance)
+                .filter(|_| distance > 0)
+                .ok_or_else(|| invalid(format!("delta at {offset} points outside the pack")))?;
+            Stored::OfsDelta { base_offset }
+        }
+        7 => {
+            let mut id = [0u8; 20];
+            r.read_exact(&mut id)
+                .map_err(|_| invalid("pack is truncated in an entry header"))?;
+            Stored::RefDelta {
+                base: ObjectId::from_bytes_or_panic(&id),
+            }
+        }
+        other => Stored::Whole(
+            object_kind(other)
+                .ok_or_else(|| invalid(format!("entry at {offset} has unknown type {other}")))?,
+        ),
     };
+    Ok((stored, size))
+}
+
+/// Read a pack's header (from its start): its entry count.
+fn pack_header(r: &mut impl Read) -> Result<u32> {
     let mut head = [0u8; 12];
-    t.read_exact(&mut head)
+    r.read_exact(&mut head)
         .map_err(|_| invalid("pack is truncated in its header"))?;
     let version = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if &head[..4] != b"PACK" || !(version == 2 || version == 3) {
         return Err(invalid("not a version 2 pack"));
     }
-    let count = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    Ok(u32::from_be_bytes([head[8], head[9], head[10], head[11]]))
+}
+
+/// Inflate the data of the entry at `offset` (where `r` stands, past its
+/// header), whose header said `size` bytes, handing it to `each` a piece at a
+/// time through `buf`: it must come to exactly `size` (a stream that goes on
+/// is not inflated past one byte more).
+fn inflate_entry(
+    r: &mut impl BufRead,
+    offset: u64,
+    size: u64,
+    buf: &mut [u8],
+    mut each: impl FnMut(&[u8]),
+) -> Result<()> {
+    let mut inflater = flate2::bufread::ZlibDecoder::new(r);
+    let mut got = 0u64;
+    loop {
+        let want = (buf.len() as u64).min(size + 1 - got) as usize;
+        let n = inflater
+            .read(&mut buf[..want])
+            .map_err(|err| invalid(format!("entry at {offset}: {err}")))?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+        if got > size {
+            break;
+        }
+        each(&buf[..n]);
+    }
+    if got != size {
+        return Err(invalid(format!(
+            "entry at {offset} inflates to {got}{} bytes, its header says {size}",
+            if got > size { "+" } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the pack at `path` holds an object stored whole above
+/// `big_bytes`: its entries' headers read in turn (each entry inflated, to
+/// find the next) up to the first such object, and nothing kept. The scan
+/// that indexes such a pack holds some 80 bytes an entry (200 MB for a push
+/// of 2.5M objects) and hashes every byte; a pack without one, nearly every
+/// pack, needs neither. `false` for a pack that does not read cleanly or
+/// holds an entry above `max_object_bytes`: the ordinary indexer refuses it in
+/// its words.
+fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<bool> {
+    let mut t = Tracker::open(path, false)?;
+    let Ok(count) = pack_header(&mut t) else {
+        return Ok(false);
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    for _ in 0..count {
+        let offset = t.pos;
+        let Ok((stored, size)) = entry_header(&mut t, offset) else {
+            return Ok(false);
+        };
+        if size > max_object_bytes {
+            return Ok(false);
+        }
+        if matches!(stored, Stored::Whole(_)) && size > big_bytes {
+            return Ok(true);
+        }
+        if inflate_entry(&mut t, offset, size, &mut buf, |_| {}).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+/// Read the pack at `path` entry by entry, hashing big whole objects as they
+/// inflate (the others are hashed when deltas are resolved, from the file).
+fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
+    let mut t = Tracker::open(path, true)?;
+    let count = pack_header(&mut t)?;
     let mut entries = Vec::with_capacity(count.min(1 << 16) as usize);
     let mut buf = vec![0u8; 256 * 1024];
     for _ in 0..count {
         let offset = t.pos;
         t.crc = crc32fast::Hasher::new();
-        let mut c = byte(&mut t)?;
-        let type_id = (c >> 4) & 7;
-        let mut size = u64::from(c & 0x0f);
-        let mut shift = 4;
-        while c & 0x80 != 0 {
-            c = byte(&mut t)?;
-            if shift > 57 {
-                return Err(invalid(format!("entry at {offset} has an overlong size")));
-            }
-            size |= u64::from(c & 0x7f) << shift;
-            shift += 7;
-        }
-        let stored = match type_id {
-            6 => {
-                let mut c = byte(&mut t)?;
-                let mut distance = u64::from(c & 0x7f);
-                while c & 0x80 != 0 {
-                    c = byte(&mut t)?;
-                    distance = distance
-                        .checked_add(1)
-                        .and_then(|d| d.checked_mul(128))
-                        .map(|d| d | u64::from(c & 0x7f))
-                        .ok_or_else(|| invalid(format!("entry at {offset}: bad delta offset")))?;
-                }
-                let base_offset = offset
-                    .checked_sub(distance)
-                    .filter(|_| distance > 0)
-                    .ok_or_else(|| invalid(format!("delta at {offset} points outside the pack")))?;
-                Stored::OfsDelta { base_offset }
-            }
-            7 => {
-                let mut id = [0u8; 20];
-                t.read_exact(&mut id)
-                    .map_err(|_| invalid("pack is truncated in an entry header"))?;
-                Stored::RefDelta {
-                    base: ObjectId::from_bytes_or_panic(&id),
-                }
-            }
-            other => {
-                Stored::Whole(object_kind(other).ok_or_else(|| {
-                    invalid(format!("entry at {offset} has unknown type {other}"))
-                })?)
-            }
-        };
+        let (stored, size) = entry_header(&mut t, offset)?;
         if size > max_object_bytes {
             return Err(invalid(format!(
                 "entry at {offset} of {size} bytes is larger than the limit"
@@ -190,35 +279,14 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
             }
             _ => None,
         };
-        let mut inflater = flate2::bufread::ZlibDecoder::new(&mut t);
-        let mut got = 0u64;
-        loop {
-            let want = (buf.len() as u64).min(size + 1 - got) as usize;
-            let n = inflater
-                .read(&mut buf[..want])
-                .map_err(|err| invalid(format!("entry at {offset}: {err}")))?;
-            if n == 0 {
-                break;
-            }
-            got += n as u64;
-            if got > size {
-                break;
-            }
+        inflate_entry(&mut t, offset, size, &mut buf, |piece| {
             if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..n]);
+                h.update(piece);
             }
-        }
-        drop(inflater);
-        if got != size {
-            return Err(invalid(format!(
-                "entry at {offset} inflates to {got}{} bytes, its header says {size}",
-                if got > size { "+" } else { "" }
-            )));
-        }
+        })?;
         entries.push(ScanEntry {
             offset,
             stored,
-            size,
             crc32: t.crc.clone().finalize(),
             id: hasher.map(|h| ObjectId::from_bytes_or_panic(&h.finalize())),
         });
@@ -273,17 +341,13 @@ pub(crate) fn index_big_pack(
     big_bytes: u64,
     max_object_bytes: u64,
 ) -> Result<Option<Indexed>> {
+    if !holds_big_whole(path, big_bytes, max_object_bytes)? {
+        return Ok(None);
+    }
     let Ok(mut scan) = scan(path, big_bytes, max_object_bytes) else {
         // The ordinary indexer reports what is wrong with it, in its words.
         return Ok(None);
     };
-    let has_big = scan
-        .entries
-        .iter()
-        .any(|e| matches!(e.stored, Stored::Whole(_)) && e.size > big_bytes);
-    if !has_big {
-        return Ok(None);
-    }
     let external = resolve_deltas(path, &mut scan, db, max_object_bytes)?;
     let (pack_path, checksum) = if external.is_empty() {
         let dest = work_dir.join(format!("pack-{}.pack", scan.checksum));
@@ -473,7 +537,6 @@ fn complete_thin(
         scan.entries.push(ScanEntry {
             offset,
             stored: Stored::Whole(kind),
-            size: data.len() as u64,
             crc32: crc32fast::hash(&entry),
             id: Some(*id),
         });
@@ -540,4 +603,83 @@ fn write_index(path: &Path, entries: &[ScanEntry], checksum: &ObjectId) -> Resul
     let own = Sha1::digest(&out);
     out.extend_from_slice(&own);
     std::fs::write(path, out).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pack file in `dir` of entries given as (type, size in the header, the
+    /// bytes after the header before the data, the data inflated).
+    fn pack_file(dir: &Path, entries: &[(u8, u64, &[u8], Vec<u8>)]) -> PathBuf {
+        let mut out = b"PACK".to_vec();
+        out.extend_from_slice(&2u32.to_be_bytes());
+        out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        for (type_id, size, extra, data) in entries {
+            write_type_and_size(&mut out, *type_id, *size);
+            out.extend_from_slice(extra);
+            let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(data).unwrap();
+            out.extend_from_slice(&enc.finish().unwrap());
+        }
+        let checksum = Sha1::digest(&out);
+        out.extend_from_slice(&checksum);
+        let path = dir.join("test.pack");
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_an_object_stored_whole_above_the_size_makes_a_pack_hold_a_big_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blob, ofs_delta) = (3u8, 6u8);
+        let small = vec![b'a'; 50];
+        let large = vec![b'b'; 200];
+        let holds = |entries: &[(u8, u64, &[u8], Vec<u8>)], max: u64| {
+            holds_big_whole(&pack_file(dir.path(), entries), 100, max).unwrap()
+        };
+        // A blob of 200 bytes, after a small one: big at 100.
+        let two_blobs = [
+            (blob, 50, &[][..], small.clone()),
+            (blob, 200, &[][..], large.clone()),
+        ];
+        assert!(holds(&two_blobs, 1 << 20));
+        // Small blobs only.
+        let small_blobs = [
+            (blob, 50, &[][..], small.clone()),
+            (blob, 50, &[][..], small.clone()),
+        ];
+        assert!(!holds(&small_blobs, 1 << 20));
+        // A delta's 200 bytes (its instructions) are not an object stored
+        // whole (its base one byte back: only headers are read here).
+        let delta_header = [1u8];
+        let with_delta = [
+            (blob, 50, &[][..], small.clone()),
+            (ofs_delta, 200, &delta_header[..], large.clone()),
+        ];
+        assert!(!holds(&with_delta, 1 << 20));
+        // An entry above the largest object allowed: left to the indexer, which
+        // refuses it, as is a stream that inflates to other than its header says.
+        assert!(!holds(&two_blobs, 150));
+        let short = [
+            (blob, 50, &[][..], small.clone()),
+            (blob, 300, &[][..], large.clone()),
+        ];
+        assert!(
+            holds(&short, 1 << 20),
+            "the big header is seen before its data"
+        );
+        let lying = [
+            (blob, 60, &[][..], small.clone()),
+            (blob, 200, &[][..], large.clone()),
+        ];
+        assert!(!holds(&lying, 1 << 20));
+        // Not a pack, or cut short before the big entry.
+        std::fs::write(dir.path().join("junk.pack"), b"not a pack at all").unwrap();
+        assert!(!holds_big_whole(&dir.path().join("junk.pack"), 100, 1 << 20).unwrap());
+        let path = pack_file(dir.path(), &two_blobs);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..20]).unwrap();
+        assert!(!holds_big_whole(&path, 100, 1 << 20).unwrap());
+    }
 }
