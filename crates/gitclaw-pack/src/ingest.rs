@@ -225,6 +225,10 @@ fn one_line(err: &dyn std::fmt::Display) -> String {
     err.to_string().replace('\n', " ")
 }
 
+/// Ids named by a pack's objects that [`verify_objects`] gathers before
+/// looking them up (20 bytes each).
+const CHECK_BATCH: usize = 64 << 10;
+
 /// Delta bases kept while verifying a pushed pack.
 const VERIFY_CACHE_BYTES: usize = 8 << 20;
 
@@ -280,6 +284,26 @@ fn verify_objects(
     // any names an object outside the pack.
     let mut named = vec![false; pack.num_objects() as usize];
     let mut outside = false;
+    // The ids named, looked up a sorted batch at a time: the index is then read
+    // in order, each search starting where the last ended, where one search
+    // an id read some four places of it far apart (~6% of a compaction of
+    // 2.5M objects).
+    let mut pending: Vec<ObjectId> = Vec::new();
+    let mut check_pending = |pending: &mut Vec<ObjectId>| -> Result<()> {
+        pending.sort_unstable();
+        pending.dedup();
+        let mut from = 0;
+        for target in pending.drain(..) {
+            let (found, next) = pack.lookup_from(&target, from)?;
+            from = next;
+            match found {
+                Some(index) => named[index as usize] = true,
+                None if db.contains(&target)? => outside = true,
+                None => return Err(PackError::MissingObject(target)),
+            }
+        }
+        Ok(())
+    };
     // In pack order, so delta bases are fresh in the decode cache.
     for index in pack.indices_in_pack_order() {
         let id = pack.oid_at(index)?;
@@ -308,34 +332,25 @@ fn verify_objects(
                 detail: one_line(&err),
             }
         })?;
-        let mut check = |target: ObjectId| -> Result<()> {
-            match pack.lookup(&target)? {
-                Some(index) => named[index as usize] = true,
-                None if db.contains(&target)? => outside = true,
-                None => return Err(PackError::MissingObject(target)),
-            }
-            Ok(())
-        };
         match parsed {
             ObjectRef::Commit(commit) => {
-                check(commit.tree())?;
-                for parent in commit.parents() {
-                    check(parent)?;
-                }
+                pending.push(commit.tree());
+                pending.extend(commit.parents());
             }
             ObjectRef::Tree(tree) => {
-                for entry in &tree.entries {
-                    // Gitlinks name commits of another repository.
-                    if !entry.mode.is_commit() {
-                        check(entry.oid.to_owned())?;
-                    }
-                }
+                // Gitlinks name commits of another repository.
+                let named = tree.entries.iter().filter(|entry| !entry.mode.is_commit());
+                pending.extend(named.map(|entry| entry.oid.to_owned()));
             }
-            ObjectRef::Tag(tag) => check(tag.target())?,
+            ObjectRef::Tag(tag) => pending.push(tag.target()),
             ObjectRef::Blob(_) => {}
+        }
+        if pending.len() >= CHECK_BATCH {
+            check_pending(&mut pending)?;
         }
         list(id, kind, buf.len() as u64)?;
     }
+    check_pending(&mut pending)?;
     let roots = match outside {
         true => None,
         false => Some(
