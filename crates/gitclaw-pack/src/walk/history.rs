@@ -68,6 +68,25 @@ pub fn introducing_commits(
     rest.sort_unstable();
 
     let mut introduced = vec![NO_BASE; pack.num_objects() as usize];
+    // The objects the diffs show, with the place of the commit that showed
+    // them, looked up a sorted batch at a time (the index read in order);
+    // sorted stably, so of one object shown twice the first shown comes first.
+    let mut shown: Vec<(ObjectId, u32)> = Vec::new();
+    let mut settle = |shown: &mut Vec<(ObjectId, u32)>| -> Result<()> {
+        shown.sort_by_key(|a| a.0);
+        let mut from = 0;
+        for (object, place) in shown.drain(..) {
+            let (found, next) = pack.lookup_from(&object, from)?;
+            from = next;
+            if let Some(index) = found {
+                let slot = &mut introduced[pack.position_of(index)?];
+                if *slot == NO_BASE {
+                    *slot = place;
+                }
+            }
+        }
+        Ok(())
+    };
     let mut reader = db.reader();
     let mut diff = TreeDiff::default();
     for id in main_line.iter().chain(rest.iter().map(|(_, id)| id)) {
@@ -81,18 +100,21 @@ pub fn introducing_commits(
             .and_then(|p| info.get(p))
             .map(|parent| parent.tree);
         diff.new_objects(&mut reader, parent_tree, commit.tree, |object| {
-            if let Some(index) = pack.lookup(&object)? {
-                let slot = &mut introduced[pack.position_of(index)?];
-                if *slot == NO_BASE {
-                    // Both fit: a graph holds fewer than 2^31 commits.
-                    *slot = place as u32;
-                }
-            }
+            // Fits: a graph holds fewer than 2^31 commits.
+            shown.push((object, place as u32));
             Ok(())
         })?;
+        if shown.len() >= SHOWN_BATCH {
+            settle(&mut shown)?;
+        }
     }
+    settle(&mut shown)?;
     Ok(introduced)
 }
+
+/// Objects [`introducing_commits`] gathers before looking them up (24 bytes
+/// each).
+const SHOWN_BATCH: usize = 64 << 10;
 
 /// Scratch space for diffing trees.
 #[derive(Default)]
