@@ -188,6 +188,14 @@ mod tests {
         out
     }
 
+    /// Options of a pack whose stored streams are compressed again.
+    fn recompressing() -> WriteOptions {
+        WriteOptions {
+            recompress: true,
+            ..WriteOptions::default()
+        }
+    }
+
     /// `len` bytes of words picked by a simple generator: text zlib's levels
     /// compress differently, and too varied to shrink to a few bytes.
     fn words(len: usize) -> Vec<u8> {
@@ -207,10 +215,7 @@ mod tests {
 
     #[test]
     fn one_set_of_streams_compresses_entry_after_entry_each_as_its_own() {
-        let recompress = WriteOptions {
-            recompress: true,
-            ..WriteOptions::default()
-        };
+        let recompress = recompressing();
         let mut zlib = Zlib::new(1);
         // Large ones first: what they leave in the streams and buffers must not
         // leak into the next; one past the kept buffers' size too.
@@ -251,10 +256,7 @@ mod tests {
 
     #[test]
     fn a_stream_compressed_at_the_best_levels_is_copied_not_compressed_again() {
-        let recompress = WriteOptions {
-            recompress: true,
-            ..WriteOptions::default()
-        };
+        let recompress = recompressing();
         let text = words(20_000);
         let mut zlib = Zlib::new(7);
         for level in 0..=9 {
@@ -273,10 +275,7 @@ mod tests {
 
     #[test]
     fn a_short_stream_is_copied_however_it_was_compressed() {
-        let recompress = WriteOptions {
-            recompress: true,
-            ..WriteOptions::default()
-        };
+        let recompress = recompressing();
         let mut zlib = Zlib::new(7);
         let text = words(1500);
         let stored = zlib_stream(&text, 1);
