@@ -241,8 +241,6 @@ pub(super) fn delta_search(
     }
 }
 
-/// How many objects of each type and path-name hash the search may pair: those
-/// with nothing to reuse, stored whole, the client's, and whole tip entries.
 /// Bits of [`search_key`] for an object's size: sizes from 256 MiB up (never
 /// searched at the default limit, `WriteOptions::max_delta_object_bytes`) tie.
 const SIZE_BITS: u32 = 28;
@@ -255,11 +253,13 @@ fn search_key(item: &Item) -> u64 {
     let size_max = (1u64 << SIZE_BITS) - 1;
     let smaller_later = size_max - item.size().unwrap_or(0).min(size_max);
     (u64::from(kind_type(item.kind)) << 61)
-        | (u64::from(item.name_hash) << 29)
+        | (u64::from(item.name_hash) << (SIZE_BITS + 1))
         | (u64::from(item.plan != Plan::ClientBase) << SIZE_BITS)
         | smaller_later
 }
 
+/// How many objects of each type and path-name hash the search may pair: those
+/// with nothing to reuse, stored whole, the client's, and whole tip entries.
 pub(super) fn group_counts(items: &[Item], options: &WriteOptions) -> StdHashMap<(u8, u32), u32> {
     let mut counts = StdHashMap::new();
     for item in items {
