@@ -1,8 +1,8 @@
-//! The shared metadata cache (Redis) with a real `redis-server`: repeated reads
-//! come from it, a push is seen at once on every instance, a revoked token is
-//! refused at once everywhere, and with Redis killed or stalled every request
-//! still succeeds against the database (one warning), Redis being used again
-//! once it is back.
+//! The metadata cache: Redis (a real `redis-server`) and each instance's own
+//! memory in front of it. Repeated reads come from either, a push is seen at
+//! once on every instance, a revoked token is refused at once everywhere, and
+//! with Redis killed or stalled every request still succeeds against the
+//! database (one warning), Redis being used again once it is back.
 
 mod common;
 
@@ -13,9 +13,14 @@ use common::{redis::RedisServer, *};
 const ADMIN: &str = "admin-secret-for-redis-tests";
 
 fn hits(addr: std::net::SocketAddr) -> f64 {
+    hits_of(addr, "metadata")
+}
+
+/// Hits of the cache `label`: `metadata` (Redis) or `metadata_local` (memory).
+fn hits_of(addr: std::net::SocketAddr, label: &str) -> f64 {
     metric(
         addr,
-        "gitclaw_cache_lookups_total{cache=\"metadata\",result=\"hit\"}",
+        &format!("gitclaw_cache_lookups_total{{cache=\"{label}\",result=\"hit\"}}"),
     )
 }
 
@@ -30,7 +35,30 @@ fn tip(url: &str, work: &std::path::Path) -> String {
 #[test]
 fn repeated_reads_come_from_redis_and_a_push_is_seen_at_once() {
     let redis = RedisServer::start();
-    let server = ServerProcess::start(&[("REDIS_URL", redis.url())]);
+    // Redis alone: the instance's own layer would answer the repeated reads.
+    let server = ServerProcess::start(&[
+        ("REDIS_URL", redis.url()),
+        ("GITCLAW_METADATA_CACHE_BYTES", "0".into()),
+    ]);
+    reads_are_cached_and_pushes_seen(&server, "metadata");
+    assert!(
+        !redis.keys("gitclaw:v1:refs:*").is_empty()
+            && !redis.keys("gitclaw:v1:objects:*").is_empty(),
+        "refs, pack and loose lists are in Redis: {:?}",
+        redis.keys("gitclaw:v1:*")
+    );
+}
+
+#[test]
+fn repeated_reads_come_from_the_instances_memory_and_a_push_is_seen_at_once() {
+    // The default: no Redis, the instance's own layer on.
+    let server = ServerProcess::start(&[]);
+    reads_are_cached_and_pushes_seen(&server, "metadata_local");
+}
+
+/// Repeated reads of a repository hit the cache `label`; every kind of push
+/// (new commit, force push, new and deleted branch) is seen by the next read.
+fn reads_are_cached_and_pushes_seen(server: &ServerProcess, label: &str) {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 3);
@@ -39,20 +67,17 @@ fn repeated_reads_come_from_redis_and_a_push_is_seen_at_once() {
 
     let head = git(&src, &["rev-parse", "HEAD"]).trim().to_string();
     assert_eq!(tip(&url, work.path()), head);
-    let before = hits(server.addr);
+    let before = hits_of(server.addr, label);
     for _ in 0..3 {
         assert_eq!(tip(&url, work.path()), head);
     }
-    assert!(hits(server.addr) >= before + 3.0, "ls-remote reads Redis");
+    assert!(
+        hits_of(server.addr, label) >= before + 3.0,
+        "ls-remote reads the {label} cache"
+    );
     let clone = work.path().join("clone");
     git(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
     git(&clone, &["fsck", "--strict"]);
-    assert!(
-        !redis.keys("gitclaw:v1:refs:*").is_empty()
-            && !redis.keys("gitclaw:v1:objects:*").is_empty(),
-        "refs, pack and loose lists are in Redis: {:?}",
-        redis.keys("gitclaw:v1:*")
-    );
 
     // Pushes (new commit, force push, branch deletion) are seen by the very next read.
     for round in 0..3 {
@@ -78,8 +103,10 @@ fn repeated_reads_come_from_redis_and_a_push_is_seen_at_once() {
 #[test]
 fn with_redis_killed_or_stalled_requests_go_on_and_it_is_used_again_when_back() {
     let mut redis = RedisServer::start();
+    // Redis alone: repeated reads must reach it to show it is used again.
     let mut server = ServerProcess::start(&[
         ("REDIS_URL", redis.url()),
+        ("GITCLAW_METADATA_CACHE_BYTES", "0".into()),
         ("GITCLAW_REDIS_TIMEOUT_MS", "200".into()),
         (
             "RUST_LOG",

@@ -136,11 +136,16 @@ impl AppState {
         .map_err(data_dir("cannot open the response cache", responses_dir))?;
         let object_cache = usize::try_from(config.object_cache_bytes).unwrap_or(usize::MAX);
         let shared = match &config.redis {
-            Some(settings) => {
-                crate::service::shared_cache::SharedCache::open(settings.clone(), metrics.clone())
-                    .map_err(StartError::Redis)?
-            }
-            None => crate::service::shared_cache::SharedCache::off(),
+            Some(settings) => crate::service::shared_cache::SharedCache::open(
+                settings.clone(),
+                config.metadata_cache_bytes,
+                metrics.clone(),
+            )
+            .map_err(StartError::Redis)?,
+            None => crate::service::shared_cache::SharedCache::off(
+                config.metadata_cache_bytes,
+                metrics.clone(),
+            ),
         };
         Ok(AppState(Arc::new(App {
             push_slots: Semaphore::new(config.max_concurrent_pushes),

@@ -75,6 +75,8 @@ pub struct Config {
     pub response_cache_min_occurrences: u32,
     /// Bytes of inflated commits and trees kept in memory across requests (0: off).
     pub object_cache_bytes: u64,
+    /// Bytes of refs and object lists kept in memory by repository version (0: off).
+    pub metadata_cache_bytes: u64,
     /// Disk space for packs downloaded from the object store.
     pub download_cache_bytes: u64,
     /// Memory for the tables of packs kept open between requests.
@@ -249,6 +251,7 @@ impl Config {
         let response_cache_min_occurrences =
             u32::try_from(sources.value(&RESPONSE_CACHE_MIN_OCCURRENCES)).unwrap_or(u32::MAX);
         let object_cache_bytes = sources.value(&OBJECT_CACHE_BYTES);
+        let metadata_cache_bytes = sources.value(&METADATA_CACHE_BYTES);
         let download_cache_bytes = sources.value(&DOWNLOAD_CACHE_BYTES);
         let open_pack_cache_bytes = sources.value(&OPEN_PACK_CACHE_BYTES);
         let range_reads_above_bytes = sources.value(&RANGE_READS_ABOVE_BYTES);
@@ -304,6 +307,7 @@ impl Config {
             response_cache_bytes,
             response_cache_min_occurrences,
             object_cache_bytes,
+            metadata_cache_bytes,
             download_cache_bytes,
             open_pack_cache_bytes,
             range_reads_above_bytes,

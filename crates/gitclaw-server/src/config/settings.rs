@@ -112,6 +112,7 @@ pub const SECTIONS: &[Section] = &[
             &RESPONSE_CACHE_BYTES,
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
+            &METADATA_CACHE_BYTES,
             &DOWNLOAD_CACHE_BYTES,
             &OPEN_PACK_CACHE_BYTES,
             &RANGE_READS_ABOVE_BYTES,
@@ -424,6 +425,14 @@ pub const OBJECT_CACHE_BYTES: Setting<Size> = Setting {
     kind: Size { positive: false },
     default: Value("256M"),
     help: "memory for inflated commits and trees shared by all fetches, so history walks skip inflating them again, an eighth of it for commits parsed once for every walk (`0`: off)",
+    deprecated: &[],
+};
+
+pub const METADATA_CACHE_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_METADATA_CACHE_BYTES",
+    kind: Size { positive: false },
+    default: Value("16M"),
+    help: "memory for repositories' refs and pack and loose-object lists, kept by the version of the repository they were read at (bumped with every change to them), so a repository's requests read them from the database once per change, not each time (`0`: off)",
     deprecated: &[],
 };
 

@@ -87,6 +87,14 @@ pub struct PeeledRef {
     pub peeled: Option<ObjectId>,
 }
 
+impl crate::service::shared_cache::Weigh for Vec<PeeledRef> {
+    fn weigh(&self) -> usize {
+        self.iter()
+            .map(|r| std::mem::size_of::<PeeledRef>() + r.name.len())
+            .sum()
+    }
+}
+
 /// The body of `info/refs` for `service`, in the protocol version the client
 /// asked for (push has no version 2 and answers in version 0).
 pub async fn info_refs(
@@ -198,9 +206,10 @@ pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peeled
     Ok(advertised_refs_cached(state, repo).await?.0)
 }
 
-/// [`advertised_refs`], and whether they came from the shared cache (so are of
-/// the version the request started with; from the database they may be newer,
-/// and what is read with them must be read from the database too).
+/// [`advertised_refs`], and whether they came from the metadata cache (this
+/// instance's memory or Redis; either way of the version the request started
+/// with: from the database they may be newer, and what is read with them must
+/// be read from the database too).
 pub async fn advertised_refs_cached(
     state: &AppState,
     repo: &Repo,

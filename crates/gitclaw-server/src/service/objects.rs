@@ -163,6 +163,17 @@ async fn stored_objects(
     Ok(db)
 }
 
+impl crate::service::shared_cache::Weigh for (Vec<PackRecord>, Vec<LooseRecord>) {
+    fn weigh(&self) -> usize {
+        let (packs, loose) = self;
+        packs.len() * std::mem::size_of::<PackRecord>()
+            + loose
+                .iter()
+                .map(|l| std::mem::size_of::<LooseRecord>() + l.kind.len())
+                .sum::<usize>()
+    }
+}
+
 /// The pack and loose-object lists of a repository, from the shared cache
 /// when `shared` and it has them for the repository's version. The two lists
 /// are one entry: they must come from the same read (see below).

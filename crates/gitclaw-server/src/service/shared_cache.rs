@@ -23,8 +23,17 @@
 //! failure makes the instance go on without Redis (one warning), trying it
 //! again after a second, and say so once when it answers again. No request
 //! fails because of Redis.
+//!
+//! In front of Redis, and without it, each instance keeps the repository
+//! entries it read or stored in its own memory (`GITCLAW_METADATA_CACHE_BYTES`),
+//! by the same keys: a repository's requests then read its refs and lists from
+//! the database once per change to them, not two or three times a fetch (the
+//! advertisement, each negotiation round and the pack request each want them).
+//! Keyed by version, these cannot go stale either: a push on any instance bumps
+//! the version every later request reads with the repository row.
 
 use std::{
+    any::Any,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -39,6 +48,9 @@ use crate::metrics::Metrics;
 
 /// The `cache` label of this cache's lookups.
 const CACHE_NAME: &str = "metadata";
+
+/// The `cache` label of the lookups in an instance's own memory.
+const LOCAL_NAME: &str = "metadata_local";
 
 /// Key prefix; the number changes with the format of the values.
 const PREFIX: &str = "gitclaw:v1:";
@@ -59,12 +71,89 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
-/// The cache; `SharedCache::off()` when no Redis is configured.
+/// The cache: Redis when configured, and the entries this instance read in its
+/// own memory unless that is given no bytes.
 pub struct SharedCache {
     redis: Option<Redis>,
+    local: Option<Local>,
     /// When this instance last recorded each token's use (so a cached token's
     /// old `last_used_at` does not make every request write to the database).
     touched: moka::sync::Cache<String, i64>,
+}
+
+/// Repository entries in this instance's memory, by the keys Redis has them
+/// under (so by version).
+struct Local {
+    entries: moka::sync::Cache<String, LocalEntry>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Clone)]
+struct LocalEntry {
+    value: Arc<dyn Any + Send + Sync>,
+    bytes: u32,
+}
+
+/// About how many bytes of memory a cached value takes: what bounds the
+/// instance's own layer.
+pub trait Weigh {
+    fn weigh(&self) -> usize;
+}
+
+impl Local {
+    fn new(bytes: u64, metrics: Arc<Metrics>) -> Option<Local> {
+        if bytes == 0 {
+            return None;
+        }
+        metrics
+            .cache_capacity
+            .with_label_values(&[LOCAL_NAME])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        let entries = moka::sync::Cache::builder()
+            // Recency decides: the default frequency-based admission could refuse
+            // the entries of a repository's new version, read once so far.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .max_capacity(bytes)
+            .weigher(|_, entry: &LocalEntry| entry.bytes)
+            .eviction_listener({
+                let metrics = metrics.clone();
+                move |_, _, cause: moka::notification::RemovalCause| {
+                    if cause.was_evicted() {
+                        metrics
+                            .cache_evictions
+                            .with_label_values(&[LOCAL_NAME])
+                            .inc();
+                    }
+                }
+            })
+            .build();
+        Some(Local { entries, metrics })
+    }
+
+    fn get<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
+        let value = self
+            .entries
+            .get(key)
+            .and_then(|entry| entry.value.downcast_ref::<T>().cloned());
+        self.metrics.cache_lookup(LOCAL_NAME, value.is_some());
+        value
+    }
+
+    fn put<T: Weigh + Clone + Send + Sync + 'static>(&self, key: String, value: &T) {
+        let bytes = u32::try_from(key.len() + value.weigh()).unwrap_or(u32::MAX);
+        self.entries.insert(
+            key,
+            LocalEntry {
+                value: Arc::new(value.clone()),
+                bytes,
+            },
+        );
+        self.entries.run_pending_tasks();
+        self.metrics
+            .cache_bytes
+            .with_label_values(&[LOCAL_NAME])
+            .set(i64::try_from(self.entries.weighted_size()).unwrap_or(i64::MAX));
+    }
 }
 
 struct Redis {
@@ -97,20 +186,28 @@ fn token_key(token_hash: &str) -> String {
 }
 
 impl SharedCache {
-    /// No shared cache: every lookup misses, nothing is stored.
-    pub fn off() -> SharedCache {
+    /// No Redis; `local_bytes` of this instance's memory for repository entries
+    /// (`0`: every lookup misses, nothing is stored).
+    pub fn off(local_bytes: u64, metrics: Arc<Metrics>) -> SharedCache {
         SharedCache {
             redis: None,
+            local: Local::new(local_bytes, metrics),
             touched: moka::sync::Cache::new(10_000),
         }
     }
 
-    /// A cache on the Redis `settings` name. The URL is checked now; the server
-    /// connects on first use (Redis need not be up when GitClaw starts).
-    pub fn open(settings: RedisSettings, metrics: Arc<Metrics>) -> Result<SharedCache, String> {
+    /// A cache on the Redis `settings` name, in front of it `local_bytes` of
+    /// this instance's memory. The URL is checked now; the server connects on
+    /// first use (Redis need not be up when GitClaw starts).
+    pub fn open(
+        settings: RedisSettings,
+        local_bytes: u64,
+        metrics: Arc<Metrics>,
+    ) -> Result<SharedCache, String> {
         let client = redis::Client::open(settings.url.as_str()).map_err(|err| err.to_string())?;
         metrics.redis_up.set(1);
         Ok(SharedCache {
+            local: Local::new(local_bytes, metrics.clone()),
             redis: Some(Redis {
                 client,
                 settings,
@@ -127,13 +224,21 @@ impl SharedCache {
         self.redis.is_some()
     }
 
-    /// A repository entry (`what`: `refs`, `objects`) of its current version.
-    pub async fn repo_entry<T: DeserializeOwned>(
-        &self,
-        what: &str,
-        repo: &gitclaw_metadata::Repo,
-    ) -> Option<T> {
-        self.get(&repo_key(what, repo)).await
+    /// A repository entry (`what`: `refs`, `objects`) of its current version:
+    /// from this instance's memory, else from Redis (and then kept in memory).
+    pub async fn repo_entry<T>(&self, what: &str, repo: &gitclaw_metadata::Repo) -> Option<T>
+    where
+        T: DeserializeOwned + Weigh + Clone + Send + Sync + 'static,
+    {
+        let key = repo_key(what, repo);
+        if let Some(value) = self.local.as_ref().and_then(|local| local.get(&key)) {
+            return Some(value);
+        }
+        let value: T = self.get(&key).await?;
+        if let Some(local) = &self.local {
+            local.put(key, &value);
+        }
+        Some(value)
     }
 
     /// Store a repository entry read from the database under the version the
@@ -142,20 +247,28 @@ impl SharedCache {
     /// so what was read in between is exactly that version's state. (Stored
     /// regardless, an entry read after a push committed would go under the old
     /// version, where it could meet another entry read before it: refs naming
-    /// objects the pack list lacks.) The store itself is in the background.
-    pub async fn put_repo_entry<T: Serialize>(
+    /// objects the pack list lacks.) Redis's store is in the background.
+    pub async fn put_repo_entry<T>(
         &self,
         meta: &gitclaw_metadata::Metadata,
         what: &str,
         repo: &gitclaw_metadata::Repo,
         value: &T,
-    ) {
-        let Some(redis) = &self.redis else {
+    ) where
+        T: Serialize + Weigh + Clone + Send + Sync + 'static,
+    {
+        if self.redis.is_none() && self.local.is_none() {
             return;
-        };
+        }
         match meta.get_repo_by_id(&repo.id).await {
             Ok(Some(now)) if now.cache_version == repo.cache_version => {
-                redis.put(repo_key(what, repo), value, redis.settings.ttl);
+                let key = repo_key(what, repo);
+                if let Some(local) = &self.local {
+                    local.put(key.clone(), value);
+                }
+                if let Some(redis) = &self.redis {
+                    redis.put(key, value, redis.settings.ttl);
+                }
             }
             _ => {}
         }
@@ -337,5 +450,121 @@ impl Redis {
                 errors.inc();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitclaw_metadata::{Metadata, PushCommit, RefUpdate, Repo};
+    use gitclaw_pack::ObjectId;
+
+    /// Refs as a test stores them: names.
+    #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Names(Vec<String>);
+
+    impl Weigh for Names {
+        fn weigh(&self) -> usize {
+            self.0.iter().map(|n| 24 + n.len()).sum()
+        }
+    }
+
+    async fn repository(dir: &std::path::Path) -> (Metadata, Repo) {
+        let url = format!("sqlite://{}", dir.join("meta.db").display());
+        let meta = Metadata::connect(&url).await.unwrap();
+        let repo = meta
+            .create_repo("ada", "lists", false, "test")
+            .await
+            .unwrap();
+        (meta, repo)
+    }
+
+    /// Set `refs/heads/main` to an id made of `n`: a change of the refs, which
+    /// bumps the repository's version.
+    async fn push(meta: &Metadata, repo: &Repo, old: Option<u8>, new: u8) {
+        let id = |n: u8| ObjectId::from_bytes_or_panic(&[n; 20]);
+        let results = meta
+            .commit_push(PushCommit {
+                repo_id: repo.id.clone(),
+                updates: vec![RefUpdate {
+                    name: "refs/heads/main".into(),
+                    old: old.map(id),
+                    new: Some(id(new)),
+                }],
+                atomic: true,
+                pack: None,
+                loose: Vec::new(),
+                actor: "test".into(),
+                details: serde_json::Value::Null,
+                pack_closure: None,
+            })
+            .await
+            .unwrap();
+        assert!(results.iter().all(|r| r.is_applied()), "{results:?}");
+    }
+
+    #[tokio::test]
+    async fn an_instance_keeps_what_it_read_for_that_version_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, repo) = repository(dir.path()).await;
+        let metrics = Arc::new(Metrics::new());
+        let cache = SharedCache::off(1 << 20, metrics);
+        let names = Names(vec!["refs/heads/main".into()]);
+
+        assert_eq!(cache.repo_entry::<Names>("refs", &repo).await, None);
+        cache.put_repo_entry(&meta, "refs", &repo, &names).await;
+        assert_eq!(
+            cache.repo_entry::<Names>("refs", &repo).await,
+            Some(names.clone()),
+            "read again without the database"
+        );
+        assert_eq!(
+            cache.repo_entry::<Names>("objects", &repo).await,
+            None,
+            "another entry of the repository"
+        );
+
+        // A change: requests read the row with the new version and find nothing.
+        push(&meta, &repo, None, 1).await;
+        let now = meta.get_repo_by_id(&repo.id).await.unwrap().unwrap();
+        assert_ne!(now.cache_version, repo.cache_version);
+        assert_eq!(cache.repo_entry::<Names>("refs", &now).await, None);
+
+        // Read at a version a change committed after: not kept under it (what
+        // was read may be the newer version's), nor under the newer one.
+        push(&meta, &repo, Some(1), 2).await;
+        let newer = meta.get_repo_by_id(&repo.id).await.unwrap().unwrap();
+        cache.put_repo_entry(&meta, "refs", &now, &names).await;
+        assert_eq!(cache.repo_entry::<Names>("refs", &now).await, None);
+        assert_eq!(cache.repo_entry::<Names>("refs", &newer).await, None);
+    }
+
+    #[tokio::test]
+    async fn the_instance_layer_holds_no_more_than_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (meta, repo) = repository(dir.path()).await;
+        let big = Names((0..1000).map(|n| format!("refs/tags/v{n}")).collect());
+        let small = Names(vec!["refs/heads/main".into()]);
+
+        let cache = SharedCache::off(4096, Arc::new(Metrics::new()));
+        cache.put_repo_entry(&meta, "refs", &repo, &big).await;
+        cache.put_repo_entry(&meta, "objects", &repo, &small).await;
+        assert_eq!(
+            cache.repo_entry::<Names>("refs", &repo).await,
+            None,
+            "an entry larger than the whole budget is not kept"
+        );
+        assert_eq!(
+            cache.repo_entry::<Names>("objects", &repo).await,
+            Some(small.clone())
+        );
+
+        let off = SharedCache::off(0, Arc::new(Metrics::new()));
+        off.put_repo_entry(&meta, "objects", &repo, &small).await;
+        assert_eq!(
+            off.repo_entry::<Names>("objects", &repo).await,
+            None,
+            "0: off"
+        );
     }
 }
