@@ -292,11 +292,9 @@ fn verify_objects(
     let mut check_pending = |pending: &mut Vec<ObjectId>| -> Result<()> {
         pending.sort_unstable();
         pending.dedup();
-        let mut from = 0;
+        let mut lookups = pack.sorted_lookups();
         for target in pending.drain(..) {
-            let (found, next) = pack.lookup_from(&target, from)?;
-            from = next;
-            match found {
+            match lookups.lookup(&target)? {
                 Some(index) => named[index as usize] = true,
                 None if db.contains(&target)? => outside = true,
                 None => return Err(PackError::MissingObject(target)),

@@ -32,7 +32,7 @@ use gix_hash::{oid, ObjectId};
 pub use cache::{CacheCounts, CommitInfo, ObjectCache};
 pub use loose::{LooseSource, NoLoose, ObjectStream};
 pub use order::EarlyOrder;
-pub use pack::{DecodeState, PackHandle, RangedIndexFile, RangedPackFile, RawEntry};
+pub use pack::{DecodeState, PackHandle, RangedIndexFile, RangedPackFile, RawEntry, SortedLookups};
 pub(crate) use pack::{EntryPlace, StoredBase};
 pub use reader::ObjectReader;
 pub(crate) use recorded::{BlockTable, RecordedTables};
@@ -153,13 +153,13 @@ impl ObjectDb {
         for (pack, handle) in self.packs.iter().enumerate() {
             // An index read by ranges: every bucket the batch needs in one go.
             handle.prefetch_lookups(ids)?;
-            let mut from = 0;
+            let mut lookups = handle.sorted_lookups();
             for &(_, id, i) in &order {
                 let slot = &mut found[i];
                 if slot.is_none() {
-                    let (index, next) = handle.lookup_from(id, from)?;
-                    from = next;
-                    *slot = index.map(|index| Location::Packed { pack, index });
+                    *slot = lookups
+                        .lookup(id)?
+                        .map(|index| Location::Packed { pack, index });
                 }
             }
         }

@@ -74,11 +74,9 @@ pub fn introducing_commits(
     let mut shown: Vec<(ObjectId, u32)> = Vec::new();
     let mut settle = |shown: &mut Vec<(ObjectId, u32)>| -> Result<()> {
         shown.sort_by_key(|a| a.0);
-        let mut from = 0;
+        let mut lookups = pack.sorted_lookups();
         for (object, place) in shown.drain(..) {
-            let (found, next) = pack.lookup_from(&object, from)?;
-            from = next;
-            if let Some(index) = found {
+            if let Some(index) = lookups.lookup(&object)? {
                 let slot = &mut introduced[pack.position_of(index)?];
                 if *slot == NO_BASE {
                     *slot = place;
