@@ -592,3 +592,33 @@ fn pack_window_zero_turns_the_delta_search_off() {
         git(&src, &["rev-parse", "main"])
     );
 }
+
+/// The tags a push brings are peeled when it commits (a tag of a tag down to
+/// its commit): the next advertisement shows them peeled without reading them.
+#[test]
+fn a_pushed_tag_is_peeled_at_push_and_advertised_without_reading_it() {
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    git(&src, &["tag", "-a", "-m", "one", "t1"]);
+    git(&src, &["tag", "-a", "-m", "outer", "t1-outer", "t1"]);
+    let head = git(&src, &["rev-parse", "main"]).trim().to_string();
+    let url = server.create_repo("tess", "tags");
+    let recorded = || {
+        metric(
+            server.addr,
+            "gitclaw_db_operation_duration_seconds_count{operation=\"record_peeled\",outcome=\"ok\"}",
+        )
+    };
+    git(&src, &["push", "-q", &url, "main", "t1", "t1-outer"]);
+    assert_eq!(recorded(), 1.0, "the push recorded what its tags peel to");
+    let listed = git(work.path(), &["ls-remote", &url, "refs/tags/*"]);
+    for tag in ["t1", "t1-outer"] {
+        assert!(
+            listed.contains(&format!("{head}\trefs/tags/{tag}^{{}}\n")),
+            "{tag} peeled to {head}: {listed}"
+        );
+    }
+    assert_eq!(recorded(), 1.0, "the advertisement found every tag peeled");
+}

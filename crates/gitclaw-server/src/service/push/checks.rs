@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use gitclaw_pack::{odb::DecodeState, odb::ObjectDb, Kind, PackError};
+use gitclaw_pack::{odb::DecodeState, odb::ObjectDb, Kind, ObjectId, PackError};
 use gitclaw_protocol::receive_pack::{RefCommand, RefStatus};
 
 /// Longest ref name a push may create, in bytes (hosting services cap names
@@ -73,42 +73,110 @@ fn ref_name_problem(name: &str) -> Option<String> {
     None
 }
 
-/// Per-command result of checking the new tip, `None` when it passes.
+/// What checking the new tips found: per command, `None` when it passes; and
+/// what each new tag tip under `refs/tags/` peels to, as the advertisement
+/// shows it (recorded with the push, so no advertisement reads the tags).
+pub struct TipChecks {
+    pub statuses: Vec<Option<RefStatus>>,
+    pub peeled: Vec<(ObjectId, ObjectId)>,
+}
+
+/// Check every new tip: it must exist (in the pushed pack or the repository),
+/// and a branch must point at a commit.
 pub fn tip_checks(
     commands: &[RefCommand],
     db: &ObjectDb,
     new_pack: Option<&Path>,
-) -> Result<Vec<Option<RefStatus>>, PackError> {
+) -> Result<TipChecks, PackError> {
     let pack = match new_pack {
         Some(path) => Some(gitclaw_pack::odb::PackHandle::open(path)?),
         None => None,
     };
-    let mut state = DecodeState::default();
-    let mut reader = db.reader();
-    let mut out = Vec::with_capacity(commands.len());
+    let mut objects = PushedObjects {
+        pack: pack.as_ref(),
+        state: DecodeState::default(),
+        reader: db.reader(),
+    };
+    let mut out = TipChecks {
+        statuses: Vec::with_capacity(commands.len()),
+        peeled: Vec::new(),
+    };
     for command in commands {
         if command.new.is_null() {
-            out.push(None);
+            out.statuses.push(None);
             continue;
         }
-        // Headers only: a tip may be a big blob (a tag of one).
-        let found = match &pack {
-            Some(p) => p.lookup(&command.new)?.map(|i| (p, i)),
-            None => None,
-        };
-        let kind = match found {
-            Some((p, index)) => Some(p.object_header(index, &mut state)?.0),
-            None => reader.header(&command.new)?.map(|(kind, _)| kind),
-        };
-        out.push(match kind {
+        let kind = objects.kind(&command.new)?;
+        out.statuses.push(match kind {
             None => Some(RefStatus::Rejected("missing necessary objects".into())),
             Some(kind) if command.name.starts_with("refs/heads/") && kind != Kind::Commit => Some(
                 RefStatus::Rejected("non-commit object cannot be a branch tip".into()),
             ),
             Some(_) => None,
         });
+        if kind == Some(Kind::Tag) && command.name.starts_with("refs/tags/") {
+            // A tag whose chain cannot be followed is left to the advertisement.
+            if let Some(peeled) = objects.peel(command.new)? {
+                out.peeled.push((command.new, peeled));
+            }
+        }
     }
     Ok(out)
+}
+
+/// The objects a push may name: the pushed pack's, then the repository's.
+struct PushedObjects<'a> {
+    pack: Option<&'a gitclaw_pack::odb::PackHandle>,
+    state: DecodeState,
+    reader: gitclaw_pack::odb::ObjectReader<'a>,
+}
+
+impl PushedObjects<'_> {
+    /// The object's type, from its header only (a tip may be a big blob).
+    fn kind(&mut self, id: &ObjectId) -> Result<Option<Kind>, PackError> {
+        if let Some(pack) = self.pack {
+            if let Some(index) = pack.lookup(id)? {
+                return Ok(Some(pack.object_header(index, &mut self.state)?.0));
+            }
+        }
+        Ok(self.reader.header(id)?.map(|(kind, _)| kind))
+    }
+
+    /// What the tag `id` peels to: the first object of its chain that is not a
+    /// tag. `None` when an object of the chain is missing or the chain is
+    /// longer than 64.
+    fn peel(&mut self, id: ObjectId) -> Result<Option<ObjectId>, PackError> {
+        let mut current = id;
+        let mut buf = Vec::new();
+        for _ in 0..64 {
+            match self.kind(&current)? {
+                Some(Kind::Tag) => {}
+                Some(_) => return Ok(Some(current)),
+                None => return Ok(None),
+            }
+            buf.clear();
+            let in_pack = match self.pack {
+                Some(pack) => pack.lookup(&current)?.map(|index| (pack, index)),
+                None => None,
+            };
+            let found = match in_pack {
+                Some((pack, index)) => {
+                    pack.decode(index, &mut buf, &mut self.state)?;
+                    true
+                }
+                None => self.reader.read(&current, &mut buf)?.is_some(),
+            };
+            if !found {
+                return Ok(None);
+            }
+            let tag = gix_object::TagRefIter::from_bytes(&buf, gix_hash::Kind::Sha1);
+            current = tag.target_id().map_err(|err| PackError::MalformedObject {
+                oid: current,
+                detail: err.to_string(),
+            })?;
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -303,7 +303,7 @@ async fn store_and_commit(
         checks::tip_checks(&commands, &db, new_index.as_deref())
     })
     .await??;
-    for (status, check) in statuses.iter_mut().zip(tips) {
+    for (status, check) in statuses.iter_mut().zip(tips.statuses) {
         if status.is_none() {
             *status = check;
         }
@@ -411,6 +411,13 @@ async fn store_and_commit(
         }
     }
     if any_applied {
+        // What the new tags peel to, so no advertisement reads them (content
+        // addressed: recorded whether or not their refs were applied).
+        if !tips.peeled.is_empty() {
+            if let Err(err) = state.meta.record_peeled(&repo.id, &tips.peeled).await {
+                tracing::warn!(repo = %repo.id, error = %err, "cannot record peeled tags");
+            }
+        }
         crate::service::gc::maybe_auto_gc(state, repo);
     }
     Ok(())
