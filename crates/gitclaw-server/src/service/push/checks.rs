@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use gitclaw_pack::{odb::DecodeState, odb::ObjectDb, Kind, ObjectId, PackError};
+use gitclaw_pack::odb::{DecodeState, ObjectDb, ObjectReader, PackHandle};
+use gitclaw_pack::{Kind, ObjectId, PackError};
 use gitclaw_protocol::receive_pack::{RefCommand, RefStatus};
 
 /// Longest ref name a push may create, in bytes (hosting services cap names
@@ -89,7 +90,7 @@ pub fn tip_checks(
     new_pack: Option<&Path>,
 ) -> Result<TipChecks, PackError> {
     let pack = match new_pack {
-        Some(path) => Some(gitclaw_pack::odb::PackHandle::open(path)?),
+        Some(path) => Some(PackHandle::open(path)?),
         None => None,
     };
     let mut objects = PushedObjects {
@@ -126,20 +127,26 @@ pub fn tip_checks(
 
 /// The objects a push may name: the pushed pack's, then the repository's.
 struct PushedObjects<'a> {
-    pack: Option<&'a gitclaw_pack::odb::PackHandle>,
+    pack: Option<&'a PackHandle>,
     state: DecodeState,
-    reader: gitclaw_pack::odb::ObjectReader<'a>,
+    reader: ObjectReader<'a>,
 }
 
-impl PushedObjects<'_> {
+impl<'a> PushedObjects<'a> {
+    /// Where the object lies in the pushed pack, if it does.
+    fn in_pack(&self, id: &ObjectId) -> Result<Option<(&'a PackHandle, u32)>, PackError> {
+        match self.pack {
+            Some(pack) => Ok(pack.lookup(id)?.map(|index| (pack, index))),
+            None => Ok(None),
+        }
+    }
+
     /// The object's type, from its header only (a tip may be a big blob).
     fn kind(&mut self, id: &ObjectId) -> Result<Option<Kind>, PackError> {
-        if let Some(pack) = self.pack {
-            if let Some(index) = pack.lookup(id)? {
-                return Ok(Some(pack.object_header(index, &mut self.state)?.0));
-            }
+        match self.in_pack(id)? {
+            Some((pack, index)) => Ok(Some(pack.object_header(index, &mut self.state)?.0)),
+            None => Ok(self.reader.header(id)?.map(|(kind, _)| kind)),
         }
-        Ok(self.reader.header(id)?.map(|(kind, _)| kind))
     }
 
     /// What the tag `id` peels to: the first object of its chain that is not a
@@ -155,11 +162,7 @@ impl PushedObjects<'_> {
                 None => return Ok(None),
             }
             buf.clear();
-            let in_pack = match self.pack {
-                Some(pack) => pack.lookup(&current)?.map(|index| (pack, index)),
-                None => None,
-            };
-            let found = match in_pack {
+            let found = match self.in_pack(&current)? {
                 Some((pack, index)) => {
                     pack.decode(index, &mut buf, &mut self.state)?;
                     true
