@@ -10,7 +10,7 @@ use std::{process::Command, sync::Arc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gitclaw_pack::{
     delta,
-    ingest::{ingest, IngestOptions},
+    ingest::{ingest, ingest_file, IngestOptions},
     odb::{LooseSource, NoLoose, ObjectCache, ObjectDb, PackHandle},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
     writer::{write_pack, WriteOptions},
@@ -61,6 +61,8 @@ struct Repo {
     /// A commit far back in `behind`'s history: a ref the client lacks but whose
     /// commit it has (an old tag), which the walk must find uninteresting.
     deep: ObjectId,
+    /// git's pack of the whole history, as a push of it arrives.
+    pushed: std::path::PathBuf,
 }
 
 fn repo() -> Repo {
@@ -87,6 +89,8 @@ fn repo() -> Repo {
         .output()
         .unwrap()
         .stdout;
+    let pushed = dir.path().join("pushed.pack");
+    std::fs::write(&pushed, &pack).unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
     let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
@@ -112,6 +116,7 @@ fn repo() -> Repo {
         behind: rev_parse("main~50"),
         behind_one: rev_parse("main~1"),
         deep: rev_parse(&format!("main~{}", commits * 4 / 5)),
+        pushed,
         dir,
         db,
     }
@@ -426,5 +431,28 @@ fn bench_phases(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_delta, bench_phases);
+/// A push of the whole history into an empty repository: indexed, hashed,
+/// every object parsed and checked (what a push's `index_pack` step does).
+fn bench_ingest(c: &mut Criterion) {
+    let r = repo();
+    let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
+    let objects = r.db.packs()[0].num_objects();
+    let mut group = c.benchmark_group("ingest");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(u64::from(objects)));
+    group.bench_function("push of the whole history (a received pack file)", |b| {
+        b.iter_batched(
+            || tempfile::tempdir_in(r.dir.path()).unwrap(),
+            |out| {
+                ingest_file(&r.pushed, out.path(), &empty, &IngestOptions::default())
+                    .unwrap()
+                    .unwrap()
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_delta, bench_phases, bench_ingest);
 criterion_main!(benches);

@@ -143,6 +143,13 @@ impl gix_object::Find for BaseLookup<'_> {
 /// Index, complete and verify the pack in the file at `path` (see [`ingest`]). A
 /// pack holding an object stored whole above [`crate::BIG_OBJECT_BYTES`] is
 /// indexed by streaming it, so the object is never held in memory.
+///
+/// Whether a pack of unknown make holds one takes a pass inflating every
+/// entry; a pack file no larger than that bound skips it: it goes to the
+/// indexer at once with objects above the bound refused (an entry's
+/// compressed bytes, which the indexer holds, are within the file, so within
+/// the bound), and only when that fails is it looked through and indexed
+/// again as any other. Nearly every push is such a pack.
 pub fn ingest_file(
     path: &Path,
     work_dir: &Path,
@@ -151,25 +158,35 @@ pub fn ingest_file(
 ) -> Result<Option<IngestedPack>> {
     let max = options.max_object_bytes as u64;
     let big = crate::BIG_OBJECT_BYTES;
-    let may_hold_big = options.largest_whole.is_none_or(|size| size > big);
+    let open = || -> Result<_> {
+        let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
+        Ok(std::io::BufReader::with_capacity(256 * 1024, file))
+    };
+    let may_hold_big = match options.largest_whole {
+        Some(size) => size > big,
+        // Nothing above the bound may be stored at all.
+        None if max <= big => false,
+        None => {
+            let len = std::fs::metadata(path)
+                .map_err(PackError::io("reading the received pack"))?
+                .len();
+            if len <= big {
+                let limit = usize::try_from(big).unwrap_or(usize::MAX);
+                if let Ok(indexed) = index(&mut open()?, work_dir, db, options, limit) {
+                    return verified(indexed, db, options);
+                }
+            }
+            true
+        }
+    };
     let indexed = match may_hold_big {
         true => crate::stream_index::index_big_pack(path, work_dir, db, big, max)?,
         false => None,
     };
     if let Some(indexed) = indexed {
-        let pack = PackHandle::open(&indexed.index_path)?;
-        let (objects, roots) = verify_objects(&pack, db, options)?;
-        return Ok(Some(IngestedPack {
-            pack,
-            pack_path: indexed.pack_path,
-            index_path: indexed.index_path,
-            objects,
-            roots,
-        }));
+        return verified(Some((indexed.pack_path, indexed.index_path)), db, options);
     }
-    let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
-    let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
-    ingest(&mut input, work_dir, db, options)
+    ingest(&mut open()?, work_dir, db, options)
 }
 
 /// Index, complete and verify the pack read from `input`, writing the result into `work_dir`.
@@ -182,6 +199,21 @@ pub fn ingest(
     db: &ObjectDb,
     options: &IngestOptions,
 ) -> Result<Option<IngestedPack>> {
+    let indexed = index(input, work_dir, db, options, options.max_object_bytes)?;
+    verified(indexed, db, options)
+}
+
+/// Index (and complete) the pack read from `input` into a pack and index in
+/// `work_dir`, allocating no object (or delta base) above `alloc_limit`; `None`
+/// for an empty pack. Nothing is left in `work_dir` when it fails: the indexer
+/// writes temporary files and names them only once the index is complete.
+fn index(
+    input: &mut dyn BufRead,
+    work_dir: &Path,
+    db: &ObjectDb,
+    options: &IngestOptions,
+    alloc_limit: usize,
+) -> Result<Option<(PathBuf, PathBuf)>> {
     let interrupt = AtomicBool::new(false);
     let lookup = BaseLookup {
         reader: RefCell::new(db.reader_with_cache_bytes(VERIFY_CACHE_BYTES)),
@@ -197,7 +229,7 @@ pub fn ingest(
             thread_limit: Some(options.threads.max(1)),
             iteration_mode: gix_pack::data::input::Mode::Verify,
             index_version: gix_pack::index::Version::V2,
-            alloc_limit_bytes: Some(options.max_object_bytes),
+            alloc_limit_bytes: Some(alloc_limit),
             compression: gix_zlib::Compression::DEFAULT,
         },
     )
@@ -210,6 +242,18 @@ pub fn ingest(
         // The keep file guards against a concurrent `git gc`; we have none here.
         let _ = std::fs::remove_file(keep);
     }
+    Ok(Some((pack_path, index_path)))
+}
+
+/// The indexed pack (`None`: an empty one) with every object verified.
+fn verified(
+    indexed: Option<(PathBuf, PathBuf)>,
+    db: &ObjectDb,
+    options: &IngestOptions,
+) -> Result<Option<IngestedPack>> {
+    let Some((pack_path, index_path)) = indexed else {
+        return Ok(None);
+    };
     let pack = PackHandle::open(&index_path)?;
     let (objects, roots) = verify_objects(&pack, db, options)?;
     Ok(Some(IngestedPack {

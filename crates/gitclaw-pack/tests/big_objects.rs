@@ -121,6 +121,11 @@ fn packs_with_big_objects_get_the_index_git_would_write() {
             "{name}: the index equals git's"
         );
         std::fs::remove_file(work.path().join("git.idx")).unwrap();
+        // The pack file is small (the big blob is zeros): it went to the
+        // indexer at once, which refused the big blob, and was indexed again
+        // by streaming, leaving nothing of the first attempt behind.
+        assert!(std::fs::metadata(&pack).unwrap().len() < BIG_OBJECT_BYTES);
+        assert_eq!(files(&out), 2, "{name}: the pack and its index only");
         let big = ingested
             .objects
             .iter()
@@ -190,6 +195,76 @@ fn thin_packs_with_big_objects_are_completed_from_the_repository() {
         "the thin pack's bases were appended"
     );
     assert!(ingested.objects.iter().any(|o| o.size > BIG_OBJECT_BYTES));
+}
+
+/// Files in `dir`.
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[test]
+fn a_thin_pack_changing_a_big_object_a_little_is_completed_from_the_repository() {
+    // A big file whose new version is a small delta of the stored one: no
+    // object of the pack is stored whole above the bound, but its base and
+    // its result are above it.
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main", "."]);
+    let mut content: Vec<u8> = (0..BIG_OBJECT_BYTES + 4096)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    std::fs::write(repo.join("big.bin"), &content).unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    content[1000..1010].copy_from_slice(b"changed!!!");
+    std::fs::write(repo.join("big.bin"), &content).unwrap();
+    git(&repo, &["commit", "-q", "-am", "two"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let base = pack_objects(
+        &repo,
+        &format!("{first}\n"),
+        &[],
+        &work.path().join("base.pack"),
+    );
+    git(work.path(), &["index-pack", base.to_str().unwrap()]);
+    let db = ObjectDb::new(
+        vec![Arc::new(
+            PackHandle::open(&work.path().join("base.idx")).unwrap(),
+        )],
+        Arc::new(NoLoose),
+    );
+    let thin = pack_objects(
+        &repo,
+        &format!("{second}\n^{first}\n"),
+        &["--thin", "--delta-base-offset"],
+        &work.path().join("thin.pack"),
+    );
+    assert!(
+        std::fs::metadata(&thin).unwrap().len() < 64 << 10,
+        "a delta"
+    );
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let ingested = ingest_file(&thin, &out, &db, &IngestOptions::default())
+        .unwrap()
+        .expect("a pack");
+    assert_eq!(files(&out), 2, "the pack and its index only");
+    git(
+        work.path(),
+        &["verify-pack", ingested.index_path.to_str().unwrap()],
+    );
+    let new_blob = git(&repo, &["rev-parse", "HEAD:big.bin"])
+        .trim()
+        .to_string();
+    let blob = ingested
+        .objects
+        .iter()
+        .find(|o| o.id.to_string() == new_blob)
+        .expect("the new version");
+    assert_eq!(blob.size, content.len() as u64);
+    assert!(!blob.already_stored);
 }
 
 #[test]
