@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of, hostile::HostilePack, MemLoose};
 use gitclaw_pack::{
-    ingest::{ingest, IngestOptions},
+    ingest::{ingest_file, IngestOptions},
     odb::ObjectDb,
     Kind, ObjectId,
 };
@@ -31,12 +31,12 @@ fuzz_target!(|hostile: HostilePack| {
     let built = hostile.build(known);
     let work = gitclaw_fuzz::scratch_dir();
     let options = IngestOptions {
-        max_object_bytes: 8 << 20,
+        max_object_bytes: gitclaw_fuzz::MAX_OBJECT_BYTES,
         threads: 1,
         ..IngestOptions::default()
     };
-    let mut input = built.bytes.as_slice();
-    match ingest(&mut input, work.path(), db, &options) {
+    let (received, out) = gitclaw_fuzz::received_pack(&work, &built.bytes);
+    match ingest_file(&received, &out, db, &options) {
         Ok(Some(pack)) => {
             let ids: std::collections::HashSet<ObjectId> =
                 pack.objects.iter().map(|o| o.id).collect();

@@ -6,13 +6,10 @@ use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of};
 use gitclaw_pack::{
-    ingest::{ingest, IngestOptions},
+    ingest::{ingest_file, IngestOptions},
     odb::ObjectDb,
 };
 use libfuzzer_sys::fuzz_target;
-
-/// Room for what any one object may become: as a server limits pushed objects.
-const MAX_OBJECT_BYTES: usize = 8 << 20;
 
 fn repository() -> &'static ObjectDb {
     static DB: OnceLock<ObjectDb> = OnceLock::new();
@@ -22,12 +19,12 @@ fn repository() -> &'static ObjectDb {
 fuzz_target!(|data: &[u8]| {
     let work = gitclaw_fuzz::scratch_dir();
     let options = IngestOptions {
-        max_object_bytes: MAX_OBJECT_BYTES,
+        max_object_bytes: gitclaw_fuzz::MAX_OBJECT_BYTES,
         threads: 1,
         ..IngestOptions::default()
     };
-    let mut input = data;
-    match ingest(&mut input, work.path(), repository(), &options) {
+    let (received, out) = gitclaw_fuzz::received_pack(&work, &data);
+    match ingest_file(&received, &out, repository(), &options) {
         Ok(Some(pack)) => {
             // Whatever was accepted reads back as the object its id names.
             assert_reads_back(pack);

@@ -96,6 +96,25 @@ pub fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a scratch directory")
 }
 
+/// The largest object an ingest may hold, as a server limits pushed objects:
+/// above [`gitclaw_pack::BIG_OBJECT_BYTES`], so a received pack takes every
+/// path a push's does (indexed at once with big objects refused, looked
+/// through, indexed by streaming).
+pub const MAX_OBJECT_BYTES: usize = 2 * gitclaw_pack::BIG_OBJECT_BYTES as usize;
+
+/// `bytes` as a push leaves them, a spooled file in `work`, and an empty
+/// directory beside it for the ingest's output.
+pub fn received_pack(
+    work: &tempfile::TempDir,
+    bytes: &[u8],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let received = work.path().join("received.pack");
+    std::fs::write(&received, bytes).expect("writing the received pack");
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).expect("an output directory");
+    (received, out)
+}
+
 /// Every object of a pack `ingest` accepted reads back, from the pack it wrote,
 /// as the object its id names (same kind, content hashing to the id).
 pub fn assert_reads_back(pack: gitclaw_pack::ingest::IngestedPack) {
