@@ -6,6 +6,8 @@
 //! to; otherwise the objects are read once and what they peel to is recorded
 //! for every later advertisement (on any server).
 
+use std::sync::Arc;
+
 use gitclaw_metadata::{RefRecord, Repo};
 use gitclaw_pack::{odb::ObjectDb, Kind, ObjectId};
 use gitclaw_protocol::{capabilities::Capabilities, pktline, refs, v2};
@@ -202,7 +204,10 @@ pub fn ls_refs(
 }
 
 /// Refs with their peeled values; see the module doc.
-pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<PeeledRef>, GitError> {
+pub async fn advertised_refs(
+    state: &AppState,
+    repo: &Repo,
+) -> Result<Arc<Vec<PeeledRef>>, GitError> {
     Ok(advertised_refs_cached(state, repo).await?.0)
 }
 
@@ -213,11 +218,11 @@ pub async fn advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peeled
 pub async fn advertised_refs_cached(
     state: &AppState,
     repo: &Repo,
-) -> Result<(Vec<PeeledRef>, bool), GitError> {
+) -> Result<(Arc<Vec<PeeledRef>>, bool), GitError> {
     if let Some(refs) = state.shared.repo_entry("refs", repo).await {
         return Ok((refs, true));
     }
-    let refs = read_advertised_refs(state, repo).await?;
+    let refs = Arc::new(read_advertised_refs(state, repo).await?);
     state
         .shared
         .put_repo_entry(&state.meta, "refs", repo, &refs)

@@ -63,8 +63,9 @@ pub async fn object_db_with(
     // The table's index first: a row copied after it is read is in a pack the
     // list below already names; one copied before is left out of the index.
     let legacy = legacy_objects(state, repo).await?;
-    let (packs, loose) = object_lists(state, repo, shared).await?;
-    let db = stored_objects(state, repo, legacy, &packs, loose).await?;
+    let lists = object_lists(state, repo, shared).await?;
+    let (packs, loose) = &*lists;
+    let db = stored_objects(state, repo, legacy, packs, loose).await?;
     Ok(with_object_cache(state, db))
 }
 
@@ -81,7 +82,7 @@ pub async fn listed_object_db(
     packs: &[PackRecord],
     loose: Vec<LooseRecord>,
 ) -> Result<ObjectDb, GitError> {
-    let db = stored_objects(state, repo, None, packs, loose).await?;
+    let db = stored_objects(state, repo, None, packs, &loose).await?;
     Ok(db
         .with_cache(Arc::new(ObjectCache::new(COMPACTION_CACHE_BYTES)))
         .with_delta_cache_bytes(COMPACTION_DELTA_CACHE_BYTES))
@@ -110,8 +111,9 @@ fn with_object_cache(state: &AppState, db: ObjectDb) -> ObjectDb {
 /// The store's objects of a repository alone, read afresh (no legacy table,
 /// no object cache): what verifying a migration compares the table with.
 pub async fn store_object_db(state: &AppState, repo: &Repo) -> Result<ObjectDb, GitError> {
-    let (packs, loose) = object_lists(state, repo, false).await?;
-    stored_objects(state, repo, None, &packs, loose).await
+    let lists = object_lists(state, repo, false).await?;
+    let (packs, loose) = &*lists;
+    stored_objects(state, repo, None, packs, loose).await
 }
 
 /// Packs of one repository opened (downloaded, on a fresh instance) at once.
@@ -122,7 +124,7 @@ async fn stored_objects(
     repo: &Repo,
     legacy: Option<LegacyObjects>,
     packs: &[PackRecord],
-    loose: Vec<LooseRecord>,
+    loose: &[LooseRecord],
 ) -> Result<ObjectDb, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
     // Opened side by side: on a fresh instance each is a download.
@@ -163,7 +165,7 @@ async fn stored_objects(
     Ok(db)
 }
 
-impl crate::service::shared_cache::Weigh for (Vec<PackRecord>, Vec<LooseRecord>) {
+impl crate::service::shared_cache::Weigh for ObjectLists {
     fn weigh(&self) -> usize {
         let (packs, loose) = self;
         packs.len() * std::mem::size_of::<PackRecord>()
@@ -174,6 +176,9 @@ impl crate::service::shared_cache::Weigh for (Vec<PackRecord>, Vec<LooseRecord>)
     }
 }
 
+/// A repository's packs and loose objects, as one read of the database found them.
+type ObjectLists = (Vec<PackRecord>, Vec<LooseRecord>);
+
 /// The pack and loose-object lists of a repository, from the shared cache
 /// when `shared` and it has them for the repository's version. The two lists
 /// are one entry: they must come from the same read (see below).
@@ -181,7 +186,7 @@ async fn object_lists(
     state: &AppState,
     repo: &Repo,
     shared: bool,
-) -> Result<(Vec<PackRecord>, Vec<LooseRecord>), GitError> {
+) -> Result<Arc<ObjectLists>, GitError> {
     if shared {
         if let Some(lists) = state.shared.repo_entry("objects", repo).await {
             return Ok(lists);
@@ -195,7 +200,7 @@ async fn object_lists(
     // round, a compaction in between drops its loose objects from both lists.
     let loose = state.meta.list_loose(&repo.id).await?;
     let packs = state.meta.list_packs(&repo.id).await?;
-    let lists = (packs, loose);
+    let lists = Arc::new((packs, loose));
     if shared {
         state
             .shared

@@ -130,24 +130,20 @@ impl Local {
         Some(Local { entries, metrics })
     }
 
-    fn get<T: Clone + Send + Sync + 'static>(&self, key: &str) -> Option<T> {
+    /// The entry, shared with every request reading it (a repository's refs
+    /// may be 100k names: no request copies them).
+    fn get<T: Send + Sync + 'static>(&self, key: &str) -> Option<Arc<T>> {
         let value = self
             .entries
             .get(key)
-            .and_then(|entry| entry.value.downcast_ref::<T>().cloned());
+            .and_then(|entry| entry.value.downcast::<T>().ok());
         self.metrics.cache_lookup(LOCAL_NAME, value.is_some());
         value
     }
 
-    fn put<T: Weigh + Clone + Send + Sync + 'static>(&self, key: String, value: &T) {
+    fn put<T: Weigh + Send + Sync + 'static>(&self, key: String, value: Arc<T>) {
         let bytes = u32::try_from(key.len() + value.weigh()).unwrap_or(u32::MAX);
-        self.entries.insert(
-            key,
-            LocalEntry {
-                value: Arc::new(value.clone()),
-                bytes,
-            },
-        );
+        self.entries.insert(key, LocalEntry { value, bytes });
         self.entries.run_pending_tasks();
         self.metrics
             .cache_bytes
@@ -226,17 +222,17 @@ impl SharedCache {
 
     /// A repository entry (`what`: `refs`, `objects`) of its current version:
     /// from this instance's memory, else from Redis (and then kept in memory).
-    pub async fn repo_entry<T>(&self, what: &str, repo: &gitclaw_metadata::Repo) -> Option<T>
+    pub async fn repo_entry<T>(&self, what: &str, repo: &gitclaw_metadata::Repo) -> Option<Arc<T>>
     where
-        T: DeserializeOwned + Weigh + Clone + Send + Sync + 'static,
+        T: DeserializeOwned + Weigh + Send + Sync + 'static,
     {
         let key = repo_key(what, repo);
         if let Some(value) = self.local.as_ref().and_then(|local| local.get(&key)) {
             return Some(value);
         }
-        let value: T = self.get(&key).await?;
+        let value: Arc<T> = Arc::new(self.get(&key).await?);
         if let Some(local) = &self.local {
-            local.put(key, &value);
+            local.put(key, value.clone());
         }
         Some(value)
     }
@@ -253,9 +249,9 @@ impl SharedCache {
         meta: &gitclaw_metadata::Metadata,
         what: &str,
         repo: &gitclaw_metadata::Repo,
-        value: &T,
+        value: &Arc<T>,
     ) where
-        T: Serialize + Weigh + Clone + Send + Sync + 'static,
+        T: Serialize + Weigh + Send + Sync + 'static,
     {
         if self.redis.is_none() && self.local.is_none() {
             return;
@@ -264,10 +260,10 @@ impl SharedCache {
             Ok(Some(now)) if now.cache_version == repo.cache_version => {
                 let key = repo_key(what, repo);
                 if let Some(local) = &self.local {
-                    local.put(key.clone(), value);
+                    local.put(key.clone(), value.clone());
                 }
                 if let Some(redis) = &self.redis {
-                    redis.put(key, value, redis.settings.ttl);
+                    redis.put(key, &**value, redis.settings.ttl);
                 }
             }
             _ => {}
@@ -509,14 +505,19 @@ mod tests {
         let (meta, repo) = repository(dir.path()).await;
         let metrics = Arc::new(Metrics::new());
         let cache = SharedCache::off(1 << 20, metrics);
-        let names = Names(vec!["refs/heads/main".into()]);
+        let names = Arc::new(Names(vec!["refs/heads/main".into()]));
 
         assert_eq!(cache.repo_entry::<Names>("refs", &repo).await, None);
         cache.put_repo_entry(&meta, "refs", &repo, &names).await;
+        let found = cache.repo_entry::<Names>("refs", &repo).await;
         assert_eq!(
-            cache.repo_entry::<Names>("refs", &repo).await,
+            found,
             Some(names.clone()),
             "read again without the database"
+        );
+        assert!(
+            Arc::ptr_eq(&found.unwrap(), &names),
+            "requests share the entry, not copies of it"
         );
         assert_eq!(
             cache.repo_entry::<Names>("objects", &repo).await,
@@ -543,8 +544,10 @@ mod tests {
     async fn the_instance_layer_holds_no_more_than_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let (meta, repo) = repository(dir.path()).await;
-        let big = Names((0..1000).map(|n| format!("refs/tags/v{n}")).collect());
-        let small = Names(vec!["refs/heads/main".into()]);
+        let big = Arc::new(Names(
+            (0..1000).map(|n| format!("refs/tags/v{n}")).collect(),
+        ));
+        let small = Arc::new(Names(vec!["refs/heads/main".into()]));
 
         let cache = SharedCache::off(4096, Arc::new(Metrics::new()));
         cache.put_repo_entry(&meta, "refs", &repo, &big).await;

@@ -54,7 +54,7 @@ pub enum Answer {
 /// One upload-pack request, ready to be answered on a blocking thread.
 pub struct Fetch {
     db: ObjectDb,
-    refs: Vec<PeeledRef>,
+    refs: Arc<Vec<PeeledRef>>,
     job: FetchJob,
     repo: String,
     /// To tell, when a stored object is missing, whether the repository was
