@@ -138,32 +138,31 @@ fn packs_with_big_objects_get_the_index_git_would_write() {
     }
 }
 
+/// A repository holding `first` (one pack, indexed by git, in `work`), and
+/// the thin pack a push of `second` to it sends.
+fn thin_push(work: &Path, repo: &Path, first: &str, second: &str) -> (ObjectDb, PathBuf) {
+    let base = pack_objects(repo, &format!("{first}\n"), &[], &work.join("base.pack"));
+    git(work, &["index-pack", base.to_str().unwrap()]);
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&work.join("base.idx")).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let thin = pack_objects(
+        repo,
+        &format!("{second}\n^{first}\n"),
+        &["--thin", "--delta-base-offset"],
+        &work.join("thin.pack"),
+    );
+    (db, thin)
+}
+
 #[test]
 fn thin_packs_with_big_objects_are_completed_from_the_repository() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
     let (first, second) = history(&repo);
-    // The repository has the first commit, as one pack.
-    let base = pack_objects(
-        &repo,
-        &format!("{first}\n"),
-        &[],
-        &work.path().join("base.pack"),
-    );
-    git(work.path(), &["index-pack", base.to_str().unwrap()]);
-    let db = ObjectDb::new(
-        vec![Arc::new(
-            PackHandle::open(&work.path().join("base.idx")).unwrap(),
-        )],
-        Arc::new(NoLoose),
-    );
-    let thin = pack_objects(
-        &repo,
-        &format!("{second}\n^{first}\n"),
-        &["--thin", "--delta-base-offset"],
-        &work.path().join("thin.pack"),
-    );
+    let (db, thin) = thin_push(work.path(), &repo, &first, &second);
     let out = work.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let ingested = ingest_file(&thin, &out, &db, &IngestOptions::default())
@@ -222,25 +221,7 @@ fn a_thin_pack_changing_a_big_object_a_little_is_completed_from_the_repository()
     std::fs::write(repo.join("big.bin"), &content).unwrap();
     git(&repo, &["commit", "-q", "-am", "two"]);
     let second = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    let base = pack_objects(
-        &repo,
-        &format!("{first}\n"),
-        &[],
-        &work.path().join("base.pack"),
-    );
-    git(work.path(), &["index-pack", base.to_str().unwrap()]);
-    let db = ObjectDb::new(
-        vec![Arc::new(
-            PackHandle::open(&work.path().join("base.idx")).unwrap(),
-        )],
-        Arc::new(NoLoose),
-    );
-    let thin = pack_objects(
-        &repo,
-        &format!("{second}\n^{first}\n"),
-        &["--thin", "--delta-base-offset"],
-        &work.path().join("thin.pack"),
-    );
+    let (db, thin) = thin_push(work.path(), &repo, &first, &second);
     assert!(
         std::fs::metadata(&thin).unwrap().len() < 64 << 10,
         "a delta"
