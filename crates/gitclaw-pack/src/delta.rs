@@ -557,6 +557,158 @@ pub fn apply(base: &[u8], delta: &[u8], max_result: u64) -> Result<Vec<u8>, Delt
     Ok(out)
 }
 
+/// A delta's instructions checked as its bytes arrive, piece by piece, with
+/// no base at hand: they must make exactly the result its header claims, each
+/// copy within the base its header claims (as [`apply`] requires). What a
+/// reader allocates for a delta's result before applying it is then what the
+/// delta makes, not a number a client wrote.
+pub(crate) struct DeltaSizes {
+    state: Step,
+    base_size: u64,
+    result_size: u64,
+    /// Bytes the instructions so far make, and bytes of the delta seen.
+    made: u64,
+    seen: usize,
+    /// Where the instruction being read began.
+    op_at: usize,
+    error: Option<DeltaError>,
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    /// Reading the header's base size, then its result size (value, shift).
+    BaseSize(u64, u32),
+    ResultSize(u64, u32),
+    /// At the next instruction.
+    Op,
+    /// Reading a copy's argument bytes: the bits of `op` still to read.
+    Copy {
+        bits: u8,
+        offset: u64,
+        size: u64,
+    },
+    /// Inside an insert's literal bytes: how many remain.
+    Insert(u64),
+}
+
+impl DeltaSizes {
+    pub(crate) fn new() -> Self {
+        DeltaSizes {
+            state: Step::BaseSize(0, 0),
+            base_size: 0,
+            result_size: 0,
+            made: 0,
+            seen: 0,
+            op_at: 0,
+            error: None,
+        }
+    }
+
+    /// The next bytes of the delta.
+    pub(crate) fn feed(&mut self, mut piece: &[u8]) {
+        while self.error.is_none() && !piece.is_empty() {
+            if let Step::Insert(left) = self.state {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(piece.len());
+                piece = &piece[n..];
+                self.seen += n;
+                let left = left - n as u64;
+                self.state = if left == 0 {
+                    Step::Op
+                } else {
+                    Step::Insert(left)
+                };
+                continue;
+            }
+            let byte = piece[0];
+            piece = &piece[1..];
+            self.step(byte);
+            self.seen += 1;
+        }
+    }
+
+    fn step(&mut self, byte: u8) {
+        let varint = |value: u64, shift: u32| -> Option<(u64, bool)> {
+            let value = value | u64::from(byte & 0x7f).checked_shl(shift)?;
+            (shift < 64).then_some((value, byte & 0x80 == 0))
+        };
+        self.state = match self.state {
+            Step::BaseSize(value, shift) => match varint(value, shift) {
+                Some((value, true)) => {
+                    self.base_size = value;
+                    Step::ResultSize(0, 0)
+                }
+                Some((value, false)) => Step::BaseSize(value, shift + 7),
+                None => return self.error = Some(DeltaError::Header),
+            },
+            Step::ResultSize(value, shift) => match varint(value, shift) {
+                Some((value, true)) => {
+                    self.result_size = value;
+                    Step::Op
+                }
+                Some((value, false)) => Step::ResultSize(value, shift + 7),
+                None => return self.error = Some(DeltaError::Header),
+            },
+            Step::Op => {
+                self.op_at = self.seen;
+                match byte {
+                    0 => return self.error = Some(DeltaError::Instruction(self.seen)),
+                    op if op & 0x80 != 0 => self.copy(op & 0x7f, 0, 0),
+                    n => {
+                        self.make(u64::from(n));
+                        Step::Insert(u64::from(n))
+                    }
+                }
+            }
+            Step::Copy { bits, offset, size } => {
+                // The lowest bit still set names what this byte is.
+                let bit = bits.trailing_zeros();
+                let (offset, size) = match bit {
+                    0..=3 => (offset | u64::from(byte) << (8 * bit), size),
+                    _ => (offset, size | u64::from(byte) << (8 * (bit - 4))),
+                };
+                self.copy(bits & (bits - 1), offset, size)
+            }
+            Step::Insert(_) => unreachable!("inserts are skipped in `feed`"),
+        };
+    }
+
+    /// A copy with `bits` of its arguments still to read.
+    fn copy(&mut self, bits: u8, offset: u64, size: u64) -> Step {
+        if bits != 0 {
+            return Step::Copy { bits, offset, size };
+        }
+        let size = if size == 0 { MAX_COPY as u64 } else { size };
+        if offset + size > self.base_size {
+            self.error = Some(DeltaError::Instruction(self.op_at));
+        }
+        self.make(size);
+        Step::Op
+    }
+
+    fn make(&mut self, bytes: u64) {
+        self.made = self.made.saturating_add(bytes);
+        if self.made > self.result_size && self.error.is_none() {
+            self.error = Some(DeltaError::Instruction(self.op_at));
+        }
+    }
+
+    /// The delta's base and result sizes, once all of it is seen.
+    pub(crate) fn finish(self) -> Result<(u64, u64), DeltaError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        match self.state {
+            Step::Op if self.made == self.result_size => Ok((self.base_size, self.result_size)),
+            Step::Op => Err(DeltaError::ResultSize {
+                expected: self.result_size,
+                actual: usize::try_from(self.made).unwrap_or(usize::MAX),
+            }),
+            Step::BaseSize(..) | Step::ResultSize(..) => Err(DeltaError::Header),
+            Step::Copy { .. } | Step::Insert(_) => Err(DeltaError::Instruction(self.op_at)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,5 +835,79 @@ mod tests {
         fn apply_never_panics(base in proptest::collection::vec(any::<u8>(), 0..100), delta in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = apply(&base, &delta, 1 << 20);
         }
+
+        /// Checked piece by piece with no base, a delta is accepted exactly
+        /// when applying it to a base of the size it claims succeeds: for
+        /// deltas the encoder writes, and for arbitrary bytes (some of them
+        /// well-formed headers before anything).
+        #[test]
+        fn sizes_checked_in_pieces_agree_with_applying(
+            (base, target) in mutated(),
+            noise in proptest::collection::vec(any::<u8>(), 0..200),
+            header in (0u64..300, 0u64..300),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let in_pieces = |delta: &[u8]| {
+                let mut sizes = DeltaSizes::new();
+                let (mut rest, mut cut) = (delta, cuts.iter().cycle());
+                while !rest.is_empty() {
+                    let n = (*cut.next().unwrap()).min(rest.len());
+                    sizes.feed(&rest[..n]);
+                    rest = &rest[n..];
+                }
+                sizes.finish()
+            };
+            let encoded = encode(&base, &target);
+            prop_assert_eq!(
+                in_pieces(&encoded).unwrap(),
+                (base.len() as u64, target.len() as u64)
+            );
+            let mut headed = Vec::new();
+            write_varint(&mut headed, header.0);
+            write_varint(&mut headed, header.1);
+            headed.extend_from_slice(&noise);
+            for delta in [&noise, &headed] {
+                let mut pos = 0;
+                let claimed = read_varint(delta, &mut pos);
+                if let Some(base_size) = claimed.filter(|size| *size <= 4096) {
+                    let base = vec![7u8; base_size as usize];
+                    prop_assert_eq!(
+                        apply(&base, delta, 1 << 20).is_ok(),
+                        in_pieces(delta).is_ok(),
+                        "{:?}", delta
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_delta_claiming_more_than_its_instructions_make_is_refused() {
+        let check = |delta: &[u8]| {
+            let mut sizes = DeltaSizes::new();
+            sizes.feed(delta);
+            sizes.finish()
+        };
+        // A base of 5 bytes, a result of 900 MB, no instructions.
+        let mut lying = Vec::new();
+        write_varint(&mut lying, 5);
+        write_varint(&mut lying, 900_000_000);
+        assert!(matches!(
+            check(&lying),
+            Err(DeltaError::ResultSize {
+                expected: 900_000_000,
+                actual: 0
+            })
+        ));
+        // A copy past the base it claims, and one making more than claimed.
+        assert!(
+            check(&[5, 10, 0x90, 10]).is_err(),
+            "copies 10 of a 5-byte base"
+        );
+        assert!(
+            check(&[5, 3, 0x90, 5]).is_err(),
+            "makes 5 where 3 are claimed"
+        );
+        assert_eq!(check(&[5, 7, 0x90, 5, 2, b'x', b'y']).unwrap(), (5, 7));
     }
 }

@@ -25,6 +25,7 @@ use gix_pack::data::decode::entry::ResolvedBase;
 use sha1::{Digest, Sha1};
 
 use crate::{
+    delta::DeltaSizes,
     entry::{kind_type, write_type_and_size},
     odb::ObjectDb,
     PackError, Result,
@@ -248,11 +249,28 @@ fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result
         if matches!(stored, Stored::Whole(_)) && size > big_bytes {
             return Ok(true);
         }
-        if inflate_entry(&mut t, offset, size, &mut buf, |_| {}).is_err() {
+        let mut delta = (!matches!(stored, Stored::Whole(_))).then(DeltaSizes::new);
+        let inflated = inflate_entry(&mut t, offset, size, &mut buf, |piece| {
+            if let Some(delta) = delta.as_mut() {
+                delta.feed(piece);
+            }
+        });
+        if inflated.is_err() {
             return Ok(false);
         }
+        check_delta(delta, offset)?;
     }
     Ok(false)
+}
+
+/// Refuse a delta whose instructions do not make the result its header
+/// claims (within the base it claims): the indexer would allocate the claimed
+/// result, up to the object limit, before applying it.
+fn check_delta(delta: Option<DeltaSizes>, offset: u64) -> Result<()> {
+    match delta.map(DeltaSizes::finish) {
+        Some(Err(err)) => Err(invalid(format!("delta at {offset}: {err}"))),
+        _ => Ok(()),
+    }
 }
 
 /// Read the pack at `path` entry by entry, hashing big whole objects as they
@@ -279,11 +297,16 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
             }
             _ => None,
         };
+        let mut delta = (!matches!(stored, Stored::Whole(_))).then(DeltaSizes::new);
         inflate_entry(&mut t, offset, size, &mut buf, |piece| {
             if let Some(h) = hasher.as_mut() {
                 h.update(piece);
             }
+            if let Some(delta) = delta.as_mut() {
+                delta.feed(piece);
+            }
         })?;
+        check_delta(delta, offset)?;
         entries.push(ScanEntry {
             offset,
             stored,
@@ -650,14 +673,33 @@ mod tests {
             (blob, 50, &[][..], small.clone()),
         ];
         assert!(!holds(&small_blobs, 1 << 20));
-        // A delta's 200 bytes (its instructions) are not an object stored
-        // whole (its base one byte back: only headers are read here).
-        let delta_header = [1u8];
+        // A delta making 200 bytes is not an object stored whole (its base
+        // offset is not followed: only headers and sizes are read here).
+        let delta = crate::delta::encode(&small, &large);
+        let delta_header = [13u8];
         let with_delta = [
             (blob, 50, &[][..], small.clone()),
-            (ofs_delta, 200, &delta_header[..], large.clone()),
+            (
+                ofs_delta,
+                delta.len() as u64,
+                &delta_header[..],
+                delta.clone(),
+            ),
         ];
         assert!(!holds(&with_delta, 1 << 20));
+        // A delta whose instructions make other than its header claims is
+        // refused here, before an indexer allocates what it claims.
+        let mut lying = delta.clone();
+        lying[1] ^= 0x01;
+        let with_lie = [
+            (blob, 50, &[][..], small.clone()),
+            (ofs_delta, lying.len() as u64, &delta_header[..], lying),
+        ];
+        let refused = holds_big_whole(&pack_file(dir.path(), &with_lie), 100, 1 << 20);
+        assert!(
+            matches!(&refused, Err(PackError::InvalidPack(why)) if why.starts_with("delta at ")),
+            "{refused:?}"
+        );
         // An entry above the largest object allowed: left to the indexer, which
         // refuses it, as is a stream that inflates to other than its header says.
         assert!(!holds(&two_blobs, 150));

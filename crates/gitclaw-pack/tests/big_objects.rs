@@ -249,6 +249,51 @@ fn a_thin_pack_changing_a_big_object_a_little_is_completed_from_the_repository()
 }
 
 #[test]
+fn a_delta_claiming_a_result_its_instructions_do_not_make_is_refused_before_it_is_allocated() {
+    // A blob of 5 bytes, then a delta of it claiming a 900 MB result and
+    // making nothing: a pack of some 50 bytes. The indexer would allocate the
+    // claimed result before applying the delta; the look-through refuses it.
+    use sha1::Digest;
+    use std::io::Write;
+    let deflate = |data: &[u8]| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(data).unwrap();
+        z.finish().unwrap()
+    };
+    let mut bytes = b"PACK".to_vec();
+    bytes.extend_from_slice(&2u32.to_be_bytes());
+    bytes.extend_from_slice(&2u32.to_be_bytes());
+    bytes.push(0x35); // a blob of 5 bytes
+    bytes.extend_from_slice(&deflate(b"hello"));
+    let delta_at = bytes.len();
+    let delta = [5u8, 0x80, 0xd2, 0x93, 0xad, 0x03]; // base 5, result 900,000,000
+    bytes.push(0x60 | delta.len() as u8); // an OFS_DELTA
+    bytes.push((delta_at - 12) as u8); // its base, the blob
+    bytes.extend_from_slice(&deflate(&delta));
+    let trailer: [u8; 20] = sha1::Sha1::digest(&bytes).into();
+    bytes.extend_from_slice(&trailer);
+
+    let work = tempfile::tempdir().unwrap();
+    let pack = work.path().join("lying.pack");
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+    let err = match ingest_file(&pack, &out, &db, &IngestOptions::default()) {
+        Ok(_) => panic!("a lying delta was accepted"),
+        Err(err) => err,
+    };
+    assert!(err.is_client_error(), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "delta at {delta_at}: delta produced 0 bytes, its header says 900000000"
+        )),
+        "{err}"
+    );
+    assert_eq!(files(&out), 0, "nothing left behind");
+}
+
+#[test]
 fn corrupt_packs_with_big_objects_are_refused_not_panicked_on() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
