@@ -231,7 +231,8 @@ fn inflate_entry(
 /// of 2.5M objects) and hashes every byte; a pack without one, nearly every
 /// pack, needs neither. `false` for a pack that does not read cleanly or
 /// holds an entry above `max_object_bytes`: the ordinary indexer refuses it in
-/// its words.
+/// its words. An error for a delta before the first big object whose
+/// instructions do not make what its header claims (see [`check_delta`]).
 fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<bool> {
     let mut t = Tracker::open(path, false)?;
     let Ok(count) = pack_header(&mut t) else {
