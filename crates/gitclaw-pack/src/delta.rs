@@ -621,40 +621,45 @@ impl DeltaSizes {
             }
             let byte = piece[0];
             piece = &piece[1..];
-            self.step(byte);
+            match self.step(byte) {
+                Ok(next) => self.state = next,
+                Err(error) => self.error = Some(error),
+            }
             self.seen += 1;
         }
     }
 
-    fn step(&mut self, byte: u8) {
-        let varint = |value: u64, shift: u32| -> Option<(u64, bool)> {
-            let value = value | u64::from(byte & 0x7f).checked_shl(shift)?;
-            (shift < 64).then_some((value, byte & 0x80 == 0))
+    /// The state after one more byte.
+    fn step(&mut self, byte: u8) -> Result<Step, DeltaError> {
+        let varint = |value: u64, shift: u32| -> Result<(u64, bool), DeltaError> {
+            let value = value
+                | u64::from(byte & 0x7f)
+                    .checked_shl(shift)
+                    .ok_or(DeltaError::Header)?;
+            Ok((value, byte & 0x80 == 0))
         };
-        self.state = match self.state {
-            Step::BaseSize(value, shift) => match varint(value, shift) {
-                Some((value, true)) => {
+        Ok(match self.state {
+            Step::BaseSize(value, shift) => match varint(value, shift)? {
+                (value, true) => {
                     self.base_size = value;
                     Step::ResultSize(0, 0)
                 }
-                Some((value, false)) => Step::BaseSize(value, shift + 7),
-                None => return self.error = Some(DeltaError::Header),
+                (value, false) => Step::BaseSize(value, shift + 7),
             },
-            Step::ResultSize(value, shift) => match varint(value, shift) {
-                Some((value, true)) => {
+            Step::ResultSize(value, shift) => match varint(value, shift)? {
+                (value, true) => {
                     self.result_size = value;
                     Step::Op
                 }
-                Some((value, false)) => Step::ResultSize(value, shift + 7),
-                None => return self.error = Some(DeltaError::Header),
+                (value, false) => Step::ResultSize(value, shift + 7),
             },
             Step::Op => {
                 self.op_at = self.seen;
                 match byte {
-                    0 => return self.error = Some(DeltaError::Instruction(self.seen)),
-                    op if op & 0x80 != 0 => self.copy(op & 0x7f, 0, 0),
+                    0 => return Err(DeltaError::Instruction(self.seen)),
+                    op if op & 0x80 != 0 => self.copy(op & 0x7f, 0, 0)?,
                     n => {
-                        self.make(u64::from(n));
+                        self.make(u64::from(n))?;
                         Step::Insert(u64::from(n))
                     }
                 }
@@ -666,29 +671,32 @@ impl DeltaSizes {
                     0..=3 => (offset | u64::from(byte) << (8 * bit), size),
                     _ => (offset, size | u64::from(byte) << (8 * (bit - 4))),
                 };
-                self.copy(bits & (bits - 1), offset, size)
+                self.copy(bits & (bits - 1), offset, size)?
             }
-            Step::Insert(_) => unreachable!("inserts are skipped in `feed`"),
-        };
+            // One literal byte (`feed` skips runs of them at once).
+            Step::Insert(0 | 1) => Step::Op,
+            Step::Insert(left) => Step::Insert(left - 1),
+        })
     }
 
     /// A copy with `bits` of its arguments still to read.
-    fn copy(&mut self, bits: u8, offset: u64, size: u64) -> Step {
+    fn copy(&mut self, bits: u8, offset: u64, size: u64) -> Result<Step, DeltaError> {
         if bits != 0 {
-            return Step::Copy { bits, offset, size };
+            return Ok(Step::Copy { bits, offset, size });
         }
         let size = if size == 0 { MAX_COPY as u64 } else { size };
         if offset + size > self.base_size {
-            self.error = Some(DeltaError::Instruction(self.op_at));
+            return Err(DeltaError::Instruction(self.op_at));
         }
-        self.make(size);
-        Step::Op
+        self.make(size)?;
+        Ok(Step::Op)
     }
 
-    fn make(&mut self, bytes: u64) {
+    fn make(&mut self, bytes: u64) -> Result<(), DeltaError> {
         self.made = self.made.saturating_add(bytes);
-        if self.made > self.result_size && self.error.is_none() {
-            self.error = Some(DeltaError::Instruction(self.op_at));
+        match self.made > self.result_size {
+            true => Err(DeltaError::Instruction(self.op_at)),
+            false => Ok(()),
         }
     }
 
