@@ -236,13 +236,12 @@ fn a_thin_pack_changing_a_big_object_a_little_is_completed_from_the_repository()
         work.path(),
         &["verify-pack", ingested.index_path.to_str().unwrap()],
     );
-    let new_blob = git(&repo, &["rev-parse", "HEAD:big.bin"])
-        .trim()
-        .to_string();
+    let new_blob = git(&repo, &["rev-parse", "HEAD:big.bin"]);
+    let new_blob = gitclaw_pack::ObjectId::from_hex(new_blob.trim().as_bytes()).unwrap();
     let blob = ingested
         .objects
         .iter()
-        .find(|o| o.id.to_string() == new_blob)
+        .find(|o| o.id == new_blob)
         .expect("the new version");
     assert_eq!(blob.size, content.len() as u64);
     assert!(!blob.already_stored);
