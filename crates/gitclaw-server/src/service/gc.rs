@@ -161,7 +161,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     if compacted {
         return Ok(outcome);
     }
-    let db = listed_object_db(state, repo, &packs, loose.clone()).await?;
+    let db = listed_object_db(state, repo, &packs, &loose).await?;
     let work = tempfile::Builder::new()
         .prefix("gc-")
         .tempdir_in(&state.scratch.dir)

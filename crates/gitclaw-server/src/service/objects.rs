@@ -80,9 +80,9 @@ pub async fn listed_object_db(
     state: &AppState,
     repo: &Repo,
     packs: &[PackRecord],
-    loose: Vec<LooseRecord>,
+    loose: &[LooseRecord],
 ) -> Result<ObjectDb, GitError> {
-    let db = stored_objects(state, repo, None, packs, &loose).await?;
+    let db = stored_objects(state, repo, None, packs, loose).await?;
     Ok(db
         .with_cache(Arc::new(ObjectCache::new(COMPACTION_CACHE_BYTES)))
         .with_delta_cache_bytes(COMPACTION_DELTA_CACHE_BYTES))
@@ -165,6 +165,9 @@ async fn stored_objects(
     Ok(db)
 }
 
+/// A repository's packs and loose objects, as one read of the database found them.
+type ObjectLists = (Vec<PackRecord>, Vec<LooseRecord>);
+
 impl crate::service::shared_cache::Weigh for ObjectLists {
     fn weigh(&self) -> usize {
         let (packs, loose) = self;
@@ -175,9 +178,6 @@ impl crate::service::shared_cache::Weigh for ObjectLists {
                 .sum::<usize>()
     }
 }
-
-/// A repository's packs and loose objects, as one read of the database found them.
-type ObjectLists = (Vec<PackRecord>, Vec<LooseRecord>);
 
 /// The pack and loose-object lists of a repository, from the shared cache
 /// when `shared` and it has them for the repository's version. The two lists
