@@ -700,6 +700,14 @@ impl DeltaSizes {
         }
     }
 
+    /// The result size the delta's header claims, once the header is read.
+    pub(crate) fn claimed_result(&self) -> Option<u64> {
+        match self.state {
+            Step::BaseSize(..) | Step::ResultSize(..) => None,
+            _ => Some(self.result_size),
+        }
+    }
+
     /// The delta's base and result sizes, once all of it is seen.
     pub(crate) fn finish(self) -> Result<(u64, u64), DeltaError> {
         if let Some(error) = self.error {

@@ -31,7 +31,11 @@ use crate::{
 /// Limits that keep ingest bounded whatever the client sends.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// The largest single object (or delta result) the ingest may allocate.
+    /// The largest object (whole, or a delta's result) a pack may hold: a
+    /// bigger one is refused with [`PackError::ObjectTooLarge`] by its size,
+    /// before it is inflated. Objects stored whole above
+    /// [`crate::BIG_OBJECT_BYTES`] are streamed, never held; a delta's base
+    /// and result are held while it is resolved, so this bounds them.
     pub max_object_bytes: usize,
     /// Threads used to resolve deltas.
     pub threads: usize,
@@ -144,12 +148,17 @@ impl gix_object::Find for BaseLookup<'_> {
 /// pack holding an object stored whole above [`crate::BIG_OBJECT_BYTES`] is
 /// indexed by streaming it, so the object is never held in memory.
 ///
-/// Whether a pack of unknown make holds one takes a pass inflating every
-/// entry; a pack file no larger than that bound skips it: it goes to the
+/// Whether a pack of unknown make holds one takes a look-through inflating
+/// every entry. A pack file no larger than that bound skips it: it goes to the
 /// indexer at once with objects above the bound refused (an entry's
 /// compressed bytes, which the indexer holds, are within the file, so within
-/// the bound), and only when that fails is it looked through and indexed
-/// again as any other. Nearly every push is such a pack.
+/// the bound), and is looked through only when that fails. Nearly every push
+/// is such a pack. With `max_object_bytes` at most the bound, every pack is.
+///
+/// The look-through also refuses, before any indexer allocates it, an entry
+/// making an object above `max_object_bytes`
+/// ([`PackError::ObjectTooLarge`]) and a delta whose instructions do not make
+/// what it claims: after a failed first attempt, it names why it failed.
 pub fn ingest_file(
     path: &Path,
     work_dir: &Path,
@@ -162,28 +171,33 @@ pub fn ingest_file(
         let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
         Ok(std::io::BufReader::with_capacity(256 * 1024, file))
     };
-    let may_hold_big = match options.largest_whole {
+    let look_through = || crate::stream_index::holds_big_whole(path, big, max);
+    let holds_big = match options.largest_whole {
         Some(size) => size > big,
-        // Nothing above the bound may be stored at all.
-        None if max <= big => false,
         None => {
             let len = std::fs::metadata(path)
                 .map_err(PackError::io("reading the received pack"))?
                 .len();
-            if len <= big {
-                let limit = usize::try_from(big).unwrap_or(usize::MAX);
-                if let Ok(indexed) = index(&mut open()?, work_dir, db, options, limit) {
-                    return verified(indexed, db, options);
+            if len <= big || max <= big {
+                let limit = usize::try_from(big.min(max)).unwrap_or(usize::MAX);
+                let first = match index(&mut open()?, work_dir, db, options, limit) {
+                    Ok(indexed) => return verified(indexed, db, options),
+                    Err(first) => first,
+                };
+                let holds_big = look_through()?;
+                if max <= big {
+                    // Nothing above the bound may be stored: there is no
+                    // other way to index it.
+                    return Err(first);
                 }
+                holds_big
+            } else {
+                look_through()?
             }
-            true
         }
     };
-    let indexed = match may_hold_big {
-        true => crate::stream_index::index_big_pack(path, work_dir, db, big, max)?,
-        false => None,
-    };
-    if let Some(indexed) = indexed {
+    if holds_big {
+        let indexed = crate::stream_index::index_big_pack(path, work_dir, db, big, max)?;
         return verified(Some((indexed.pack_path, indexed.index_path)), db, options);
     }
     ingest(&mut open()?, work_dir, db, options)

@@ -53,6 +53,14 @@ pub enum PackError {
     /// An object fails one of git's fsck checks (see [`fsck`]).
     #[error(transparent)]
     Fsck(#[from] fsck::FsckError),
+    /// An entry of the pack makes an object (whole, or as a delta's result)
+    /// larger than the caller accepts; found before anything of its size is
+    /// allocated.
+    #[error(
+        "the pack's entry at byte {offset} is an object of {size} bytes; \
+         this server accepts objects of at most {limit} bytes"
+    )]
+    ObjectTooLarge { offset: u64, size: u64, limit: u64 },
     /// An object needed to complete the history is neither sent nor stored.
     #[error("missing necessary object {0}")]
     MissingObject(ObjectId),

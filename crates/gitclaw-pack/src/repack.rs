@@ -438,10 +438,11 @@ fn write_verified(
     drop(objects);
     let index_dir = dir.join("indexed");
     std::fs::create_dir_all(&index_dir).map_err(PackError::io("creating the index directory"))?;
-    // Objects already stored passed the checks of their day; refusing them
-    // now would leave the repository uncompactable. All are the repository's:
-    // only their count is wanted.
+    // Objects already stored passed the checks of their day (and the size
+    // limit of their day); refusing them now would leave the repository
+    // uncompactable. All are the repository's: only their count is wanted.
     let checks = IngestOptions {
+        max_object_bytes: usize::MAX,
         fsck: crate::fsck::FsckLevel::Off,
         list_objects: false,
         largest_whole,

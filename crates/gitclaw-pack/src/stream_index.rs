@@ -229,11 +229,13 @@ fn inflate_entry(
 /// find the next) up to the first such object, and nothing kept. The scan
 /// that indexes such a pack holds some 80 bytes an entry (200 MB for a push
 /// of 2.5M objects) and hashes every byte; a pack without one, nearly every
-/// pack, needs neither. `false` for a pack that does not read cleanly or
-/// holds an entry above `max_object_bytes`: the ordinary indexer refuses it in
-/// its words. An error for a delta before the first big object whose
-/// instructions do not make what its header claims (see [`check_delta`]).
-fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<bool> {
+/// pack, needs neither. `false` for a pack that does not read cleanly: the
+/// ordinary indexer refuses it in its words. An error, before the first big
+/// object, for an entry making an
+/// object above `max_object_bytes` (whole, or as a delta's claimed result), and
+/// for a delta whose instructions do not make what its header claims (see
+/// [`check_delta`]).
+pub(crate) fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<bool> {
     let mut t = Tracker::open(path, false)?;
     let Ok(count) = pack_header(&mut t) else {
         return Ok(false);
@@ -245,7 +247,7 @@ fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result
             return Ok(false);
         };
         if size > max_object_bytes {
-            return Ok(false);
+            return Err(too_large(offset, size, max_object_bytes));
         }
         if matches!(stored, Stored::Whole(_)) && size > big_bytes {
             return Ok(true);
@@ -259,18 +261,36 @@ fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result
         if inflated.is_err() {
             return Ok(false);
         }
-        check_delta(delta, offset)?;
+        check_delta(delta, offset, max_object_bytes)?;
     }
     Ok(false)
 }
 
-/// Refuse a delta whose instructions do not make the result its header
-/// claims (within the base it claims): the indexer would allocate the claimed
-/// result, up to the object limit, before applying it.
-fn check_delta(delta: Option<DeltaSizes>, offset: u64) -> Result<()> {
-    match delta.map(DeltaSizes::finish) {
-        Some(Err(err)) => Err(invalid(format!("delta at {offset}: {err}"))),
-        _ => Ok(()),
+/// Refuse a delta claiming a result above `max_object_bytes`, or whose
+/// instructions do not make the result its header claims (within the base it
+/// claims): the indexer would allocate the claimed result, up to the object
+/// limit, before applying it.
+fn check_delta(delta: Option<DeltaSizes>, offset: u64, max_object_bytes: u64) -> Result<()> {
+    let Some(delta) = delta else {
+        return Ok(());
+    };
+    if let Some(size) = delta
+        .claimed_result()
+        .filter(|&size| size > max_object_bytes)
+    {
+        return Err(too_large(offset, size, max_object_bytes));
+    }
+    match delta.finish() {
+        Err(err) => Err(invalid(format!("delta at {offset}: {err}"))),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn too_large(offset: u64, size: u64, limit: u64) -> PackError {
+    PackError::ObjectTooLarge {
+        offset,
+        size,
+        limit,
     }
 }
 
@@ -286,9 +306,7 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
         t.crc = crc32fast::Hasher::new();
         let (stored, size) = entry_header(&mut t, offset)?;
         if size > max_object_bytes {
-            return Err(invalid(format!(
-                "entry at {offset} of {size} bytes is larger than the limit"
-            )));
+            return Err(too_large(offset, size, max_object_bytes));
         }
         let mut hasher = match stored {
             Stored::Whole(kind) if size > big_bytes => {
@@ -307,7 +325,7 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
                 delta.feed(piece);
             }
         })?;
-        check_delta(delta, offset)?;
+        check_delta(delta, offset, max_object_bytes)?;
         entries.push(ScanEntry {
             offset,
             stored,
@@ -355,23 +373,19 @@ pub(crate) struct Indexed {
     pub index_path: PathBuf,
 }
 
-/// Index the pack at `path` into `work_dir` when it holds an object stored whole
-/// above `big_bytes`; `Ok(None)` when it does not (or does not scan cleanly),
-/// and the ordinary indexer should take it.
+/// Index the pack at `path`, which holds an object stored whole above
+/// `big_bytes` (see [`holds_big_whole`]), into `work_dir`, holding no object
+/// stored whole above that bound in memory. A pack that does not read cleanly
+/// is refused here: handing it to the ordinary indexer would let a lying
+/// delta after the big object make it allocate what the delta claims.
 pub(crate) fn index_big_pack(
     path: &Path,
     work_dir: &Path,
     db: &ObjectDb,
     big_bytes: u64,
     max_object_bytes: u64,
-) -> Result<Option<Indexed>> {
-    if !holds_big_whole(path, big_bytes, max_object_bytes)? {
-        return Ok(None);
-    }
-    let Ok(mut scan) = scan(path, big_bytes, max_object_bytes) else {
-        // The ordinary indexer reports what is wrong with it, in its words.
-        return Ok(None);
-    };
+) -> Result<Indexed> {
+    let mut scan = scan(path, big_bytes, max_object_bytes)?;
     let external = resolve_deltas(path, &mut scan, db, max_object_bytes)?;
     let (pack_path, checksum) = if external.is_empty() {
         let dest = work_dir.join(format!("pack-{}.pack", scan.checksum));
@@ -384,10 +398,10 @@ pub(crate) fn index_big_pack(
     };
     let index_path = pack_path.with_extension("idx");
     write_index(&index_path, &scan.entries, &checksum)?;
-    Ok(Some(Indexed {
+    Ok(Indexed {
         pack_path,
         index_path,
-    }))
+    })
 }
 
 /// Hash every object not hashed yet (small whole objects and deltas, resolved
@@ -701,9 +715,47 @@ mod tests {
             matches!(&refused, Err(PackError::InvalidPack(why)) if why.starts_with("delta at ")),
             "{refused:?}"
         );
-        // An entry above the largest object allowed: left to the indexer, which
-        // refuses it, as is a stream that inflates to other than its header says.
-        assert!(!holds(&two_blobs, 150));
+        // An entry above the largest object allowed is refused by its size; a
+        // delta claiming a result above it likewise, before its instructions
+        // are followed.
+        let refused = holds_big_whole(&pack_file(dir.path(), &two_blobs), 100, 150);
+        assert!(
+            matches!(
+                refused,
+                Err(PackError::ObjectTooLarge {
+                    size: 200,
+                    limit: 150,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let half = vec![b'b'; 100];
+        let copying = crate::delta::encode(&half, &large);
+        assert!(copying.len() < 20, "a delta of copies");
+        let with_small_delta = [
+            (blob, 100, &[][..], half.clone()),
+            (
+                ofs_delta,
+                copying.len() as u64,
+                &delta_header[..],
+                copying.clone(),
+            ),
+        ];
+        let refused = holds_big_whole(&pack_file(dir.path(), &with_small_delta), 1000, 150);
+        assert!(
+            matches!(
+                refused,
+                Err(PackError::ObjectTooLarge {
+                    size: 200,
+                    limit: 150,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        // A stream that inflates to other than its header says is left to the
+        // indexer, which refuses it in its words.
         let short = [
             (blob, 50, &[][..], small.clone()),
             (blob, 300, &[][..], large.clone()),

@@ -247,49 +247,185 @@ fn a_thin_pack_changing_a_big_object_a_little_is_completed_from_the_repository()
     assert!(!blob.already_stored);
 }
 
-#[test]
-fn a_delta_claiming_a_result_its_instructions_do_not_make_is_refused_before_it_is_allocated() {
-    // A blob of 5 bytes, then a delta of it claiming a 900 MB result and
-    // making nothing: a pack of some 50 bytes. The indexer would allocate the
-    // claimed result before applying the delta; the look-through refuses it.
+/// Entry types of a pack a test writes by hand.
+const BLOB: u8 = 3;
+/// A delta of the entry before it.
+const OFS_DELTA: u8 = 6;
+
+/// A pack of `entries` (type, and the bytes the entry inflates to, its
+/// header claiming their length), as a client could write it; with the
+/// offset of each entry.
+fn raw_pack(entries: &[(u8, &[u8])]) -> (Vec<u8>, Vec<u64>) {
     use sha1::Digest;
     use std::io::Write;
-    let deflate = |data: &[u8]| {
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        z.write_all(data).unwrap();
-        z.finish().unwrap()
-    };
     let mut bytes = b"PACK".to_vec();
     bytes.extend_from_slice(&2u32.to_be_bytes());
-    bytes.extend_from_slice(&2u32.to_be_bytes());
-    bytes.push(0x35); // a blob of 5 bytes
-    bytes.extend_from_slice(&deflate(b"hello"));
-    let delta_at = bytes.len();
-    let delta = [5u8, 0x80, 0xd2, 0x93, 0xad, 0x03]; // base 5, result 900,000,000
-    bytes.push(0x60 | delta.len() as u8); // an OFS_DELTA
-    bytes.push((delta_at - 12) as u8); // its base, the blob
-    bytes.extend_from_slice(&deflate(&delta));
+    bytes.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    let mut offsets: Vec<u64> = Vec::new();
+    for &(kind, data) in entries {
+        let at = bytes.len() as u64;
+        let mut size = data.len() as u64;
+        let mut c = (kind << 4) | (size & 0x0f) as u8;
+        size >>= 4;
+        while size > 0 {
+            bytes.push(c | 0x80);
+            c = (size & 0x7f) as u8;
+            size >>= 7;
+        }
+        bytes.push(c);
+        if kind == OFS_DELTA {
+            let mut back = at - offsets.last().expect("a delta follows its base");
+            let mut encoded = vec![(back & 0x7f) as u8];
+            back >>= 7;
+            while back > 0 {
+                back -= 1;
+                encoded.insert(0, 0x80 | (back & 0x7f) as u8);
+                back >>= 7;
+            }
+            bytes.extend_from_slice(&encoded);
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(data).unwrap();
+        bytes.extend_from_slice(&z.finish().unwrap());
+        offsets.push(at);
+    }
     let trailer: [u8; 20] = sha1::Sha1::digest(&bytes).into();
     bytes.extend_from_slice(&trailer);
+    (bytes, offsets)
+}
 
+/// `ingest_file` of `bytes` written to a file, with objects up to `max` bytes;
+/// the error, and how many files were left in the output directory.
+fn refused(bytes: &[u8], max: u64) -> (gitclaw_pack::PackError, usize) {
     let work = tempfile::tempdir().unwrap();
-    let pack = work.path().join("lying.pack");
-    std::fs::write(&pack, &bytes).unwrap();
+    let pack = work.path().join("sent.pack");
+    std::fs::write(&pack, bytes).unwrap();
     let out = work.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
-    let err = match ingest_file(&pack, &out, &db, &IngestOptions::default()) {
-        Ok(_) => panic!("a lying delta was accepted"),
-        Err(err) => err,
+    let options = IngestOptions {
+        max_object_bytes: max as usize,
+        ..IngestOptions::default()
     };
+    match ingest_file(&pack, &out, &db, &options) {
+        Ok(_) => panic!("the pack was accepted"),
+        Err(err) => (err, files(&out)),
+    }
+}
+
+/// A delta of a 5-byte base claiming a 900 MB result and making nothing.
+const LYING_DELTA: [u8; 6] = [5, 0x80, 0xd2, 0x93, 0xad, 0x03];
+
+#[test]
+fn a_delta_claiming_a_result_its_instructions_do_not_make_is_refused_before_it_is_allocated() {
+    // A blob of 5 bytes, then the lying delta of it: a pack of some 50 bytes.
+    // The indexer would allocate the claimed result before applying the
+    // delta; the look-through refuses it.
+    let (bytes, at) = raw_pack(&[(BLOB, b"hello"), (OFS_DELTA, &LYING_DELTA)]);
+    let (err, left) = refused(&bytes, 1 << 30);
     assert!(err.is_client_error(), "{err}");
     assert!(
         err.to_string().contains(&format!(
-            "delta at {delta_at}: delta produced 0 bytes, its header says 900000000"
+            "delta at {}: delta produced 0 bytes, its header says 900000000",
+            at[1]
         )),
         "{err}"
     );
-    assert_eq!(files(&out), 0, "nothing left behind");
+    assert_eq!(left, 0, "nothing left behind");
+}
+
+#[test]
+fn a_lying_delta_after_a_big_object_is_refused_by_the_streaming_indexer() {
+    // The look-through stops at the big object (the pack is then indexed by
+    // streaming); the streaming indexer's own read refuses the lie rather than
+    // hand the pack to an indexer that would allocate the claimed 900 MB.
+    let zeros = vec![0u8; (BIG_OBJECT_BYTES + 4096) as usize];
+    let (bytes, at) = raw_pack(&[(BLOB, &zeros), (BLOB, b"hello"), (OFS_DELTA, &LYING_DELTA)]);
+    let (err, left) = refused(&bytes, 1 << 30);
+    assert!(
+        err.to_string().contains(&format!(
+            "delta at {}: delta produced 0 bytes, its header says 900000000",
+            at[2]
+        )),
+        "{err}"
+    );
+    assert_eq!(left, 0, "nothing left behind");
+}
+
+#[test]
+fn objects_above_the_limit_are_refused_by_their_size_on_every_path() {
+    use gitclaw_pack::PackError::ObjectTooLarge;
+    let too_large = |bytes: &[u8], max: u64| match refused(bytes, max) {
+        (
+            ObjectTooLarge {
+                offset,
+                size,
+                limit,
+            },
+            0,
+        ) => (offset, size, limit),
+        (err, left) => panic!("{err:?}, {left} files left"),
+    };
+    // A limit below the big-object bound: a blob above it, and a delta
+    // claiming a result above it (its base within it).
+    let base = text(0);
+    let result = format!("{base}{base}");
+    let delta = gitclaw_pack::delta::encode(base.as_bytes(), result.as_bytes());
+    let limit = base.len() as u64 + 10;
+    let (bytes, at) = raw_pack(&[(BLOB, result.as_bytes())]);
+    assert_eq!(
+        too_large(&bytes, limit),
+        (at[0], result.len() as u64, limit)
+    );
+    let (bytes, at) = raw_pack(&[(BLOB, base.as_bytes()), (OFS_DELTA, &delta)]);
+    assert_eq!(
+        too_large(&bytes, limit),
+        (at[1], result.len() as u64, limit)
+    );
+    // The message names both sizes.
+    let message = refused(&bytes, limit).0.to_string();
+    assert!(
+        message.contains(&format!("is an object of {} bytes", result.len()))
+            && message.contains(&format!("at most {limit} bytes")),
+        "{message}"
+    );
+
+    // A limit above the bound: a big object within it is indexed (streamed),
+    // one above it refused; in a small pack file (the first attempt fails,
+    // the look-through names it) and behind a big object in a pack file
+    // above the bound (the streaming indexer's read names it).
+    let limit = BIG_OBJECT_BYTES + (4 << 20);
+    let within = vec![0u8; (BIG_OBJECT_BYTES + 4096) as usize];
+    let above = vec![0u8; limit as usize + 1];
+    let (bytes, at) = raw_pack(&[(BLOB, b"small"), (BLOB, &above)]);
+    assert_eq!(too_large(&bytes, limit), (at[1], limit + 1, limit));
+    let mut noise = vec![0u8; (BIG_OBJECT_BYTES + 4096) as usize];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for chunk in noise.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let (bytes, at) = raw_pack(&[(BLOB, &noise), (BLOB, &above)]);
+    assert!(
+        bytes.len() as u64 > BIG_OBJECT_BYTES,
+        "a pack file above the bound"
+    );
+    assert_eq!(too_large(&bytes, limit), (at[1], limit + 1, limit));
+    let (bytes, _) = raw_pack(&[(BLOB, &noise), (BLOB, &within)]);
+    let work = tempfile::tempdir().unwrap();
+    let pack = work.path().join("within.pack");
+    std::fs::write(&pack, &bytes).unwrap();
+    let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+    let options = IngestOptions {
+        max_object_bytes: limit as usize,
+        ..IngestOptions::default()
+    };
+    let ingested = ingest_file(&pack, work.path(), &db, &options)
+        .unwrap()
+        .expect("a pack");
+    assert_eq!(ingested.objects.len(), 2);
 }
 
 #[test]
