@@ -176,6 +176,45 @@ fn pack_over_the_limit_is_refused() {
 }
 
 #[test]
+fn an_object_over_the_limit_is_refused_by_its_size_whole_or_as_a_delta() {
+    // The fixture (with its 6 MiB blob) fits under 8 MiB; a 9 MiB file does
+    // not, sent whole or as a delta of a stored 7 MiB version of it.
+    let limit: u64 = 8 << 20;
+    let p = pushed_repo(|c| c.max_object_bytes = limit);
+    let refused = |p: &Pushed, size: u64| {
+        let before = remote_refs(&p.src, &p.url);
+        let out = git_output(&p.src, &["push", &p.url, "main"]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("is an object of {size} bytes"))
+                && stderr.contains(&format!(
+                    "accepts objects of at most {limit} bytes (GITCLAW_MAX_OBJECT_BYTES)"
+                )),
+            "{stderr}"
+        );
+        assert_eq!(remote_refs(&p.src, &p.url), before, "no ref moved");
+    };
+    let noise = incompressible(9 << 20, 11);
+    std::fs::write(p.src.join("noise.bin"), &noise).unwrap();
+    git(&p.src, &["add", "-A"]);
+    git(&p.src, &["commit", "-q", "-m", "too big"]);
+    refused(&p, 9 << 20);
+
+    // Within the limit, then grown past it: git sends the new version as a
+    // delta of the stored one (a few bytes making 9 MiB).
+    git(&p.src, &["reset", "-q", "--hard", "HEAD~1"]);
+    std::fs::write(p.src.join("noise.bin"), &noise[..7 << 20]).unwrap();
+    git(&p.src, &["add", "-A"]);
+    git(&p.src, &["commit", "-q", "-m", "within"]);
+    git(&p.src, &["push", "-q", &p.url, "main"]);
+    std::fs::write(p.src.join("noise.bin"), &noise).unwrap();
+    git(&p.src, &["commit", "-q", "-am", "grown"]);
+    refused(&p, 9 << 20);
+    assert_still_serving(&p);
+}
+
+#[test]
 fn bad_ref_names_and_missing_objects_are_refused() {
     let p = pushed_repo(|_| {});
     let before = remote_refs(&p.src, &p.url);

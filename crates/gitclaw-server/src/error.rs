@@ -207,6 +207,7 @@ fn pack_fault(err: &PackError) -> Fault {
         _ if err.is_client_error() => Fault::Client,
         // The client hung up: nobody is left to tell.
         PackError::Cancelled => Fault::Client,
+        PackError::ObjectTooLarge { .. } => Fault::Limit,
         PackError::Io { source, .. } if is_hang_up(source) => Fault::Client,
         PackError::Backend(source) => match source.downcast_ref::<StorageError>() {
             Some(err) => storage_fault(err),
@@ -329,6 +330,14 @@ mod tests {
         assert_eq!(err.client_message(), "deepen must be positive");
         let err = GitError::Pack(PackError::InvalidPack("truncated".into()));
         assert_eq!(err.client_message(), "invalid pack: truncated");
+        // Over a configured limit: told precisely too.
+        let err = GitError::Pack(PackError::ObjectTooLarge {
+            offset: 12,
+            size: 300,
+            limit: 200,
+        });
+        assert_eq!(err.fault(), Fault::Limit);
+        assert!(err.client_message().contains("object of 300 bytes"));
     }
 
     #[test]

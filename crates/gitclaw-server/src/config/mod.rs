@@ -45,6 +45,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub max_pack_bytes: u64,
+    /// The largest object (inflated) a push may hold.
+    pub max_object_bytes: u64,
     /// Git LFS: the largest object accepted, and how long presigned URLs live.
     pub lfs: LfsSettings,
     pub max_concurrent_pushes: usize,
@@ -219,6 +221,7 @@ impl Config {
             .optional(&DATABASE_URL)
             .unwrap_or_else(|| sqlite_in(&data_dir));
         let max_pack_bytes = sources.value(&MAX_PACK_BYTES);
+        let max_object_bytes = sources.value(&MAX_OBJECT_BYTES);
         let lfs = LfsSettings {
             max_object_bytes: sources.value(&LFS_MAX_OBJECT_BYTES),
             url_expiry: Duration::from_secs(sources.value(&LFS_URL_EXPIRY_SECS)),
@@ -291,6 +294,7 @@ impl Config {
             data_dir,
             database_url,
             max_pack_bytes,
+            max_object_bytes,
             lfs,
             max_concurrent_pushes,
             push_wait_secs,
@@ -453,6 +457,7 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("./gitclaw-data"));
         assert!(cfg.database_url.starts_with("sqlite://"));
         assert_eq!(cfg.max_pack_bytes, 2 << 30);
+        assert_eq!(cfg.max_object_bytes, 1 << 30);
         assert!(cfg.warnings.is_empty());
         let embedded = Config::for_data_dir(Path::new("/srv/git"));
         assert_eq!(embedded.database_url, "sqlite:///srv/git/gitclaw.db");

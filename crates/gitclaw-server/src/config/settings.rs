@@ -96,6 +96,7 @@ pub const SECTIONS: &[Section] = &[
             &DATA_DIR,
             &DATABASE_URL,
             &MAX_PACK_BYTES,
+            &MAX_OBJECT_BYTES,
             &MAX_CONCURRENT_PUSHES,
             &PUSH_WAIT_SECS,
             &MAX_PACK_GENERATIONS,
@@ -247,6 +248,14 @@ pub const MAX_PACK_BYTES: Setting<Size> = Setting {
     kind: Size { positive: true },
     default: Value("2G"),
     help: "largest pack a push may send",
+    deprecated: &[],
+};
+
+pub const MAX_OBJECT_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_MAX_OBJECT_BYTES",
+    kind: Size { positive: true },
+    default: Value("1G"),
+    help: "largest object a push may hold, by its inflated size (a file's content, or what a delta makes); a push holding a bigger one is refused, by the size its pack states, before it is inflated, and changes no ref. An object above 16 MiB stored whole is indexed without being held in memory; a delta's base and result are held while it is resolved (see Memory)",
     deprecated: &[],
 };
 

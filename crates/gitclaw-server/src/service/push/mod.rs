@@ -23,7 +23,7 @@ use gitclaw_metadata::{PushCommit, RefResult, RefUpdate, Repo};
 use gitclaw_pack::{
     ingest::{ingest_file, IngestOptions, IngestedPack},
     repack::closure_key,
-    ObjectId,
+    ObjectId, PackError,
 };
 use gitclaw_protocol::{
     capabilities::Capabilities,
@@ -267,6 +267,16 @@ async fn process(
     .await
 }
 
+/// An ingest error, an object above the limit naming the setting that sets it.
+fn naming_the_object_limit(err: PackError) -> GitError {
+    match err {
+        PackError::ObjectTooLarge { .. } => {
+            GitError::TooLarge(format!("{err} (GITCLAW_MAX_OBJECT_BYTES)"))
+        }
+        err => err.into(),
+    }
+}
+
 async fn store_and_commit(
     state: &AppState,
     repo: &Repo,
@@ -283,13 +293,15 @@ async fn store_and_commit(
     let ingested: Option<IngestedPack> = if pack_bytes > 0 {
         let (db, spooled, work) = (db.clone(), spooled.to_owned(), work.to_owned());
         let options = IngestOptions {
+            max_object_bytes: usize::try_from(state.config.max_object_bytes).unwrap_or(usize::MAX),
             fsck: state.config.fsck_objects,
             ..IngestOptions::default()
         };
         let ingested =
             crate::metrics::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
                 .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
-                .await??;
+                .await?
+                .map_err(naming_the_object_limit)?;
         gitclaw_metadata::crash_point("push:indexed");
         ingested
     } else {
