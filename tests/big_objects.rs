@@ -231,3 +231,60 @@ fn a_delta_claiming_a_huge_result_is_refused_without_the_server_allocating_it() 
     assert!(report.contains("ng refs/heads/main"), "{report}");
     assert_eq!(remote_refs(&src, &url), before, "refs unchanged");
 }
+
+/// A blob of 5 bytes whose zlib stream is padded to 200 MB with empty blocks
+/// (valid zlib, which git's index-pack streams through): the push is refused
+/// by the padding, refs stay, and the server never holds the padding (an
+/// indexer keeping an entry's compressed bytes would).
+#[test]
+fn an_entry_padded_with_empty_blocks_is_refused_without_the_server_holding_it() {
+    use common::wire::*;
+    let server = ServerProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 1);
+    let url = server.create_repo("bo", "padded");
+    git(&src, &["push", "-q", &url, "refs/heads/*:refs/heads/*"]);
+    let before = remote_refs(&src, &url);
+    let old = git(&src, &["rev-parse", "main"]).trim().to_string();
+    let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let commit = format!(
+        "tree {empty_tree}\nparent {old}\nauthor A <a@example.com> 1700000000 +0000\n\
+         committer A <a@example.com> 1700000000 +0000\n\npadded\n"
+    );
+    let new = git_with_input(
+        &src,
+        &["hash-object", "-t", "commit", "--stdin"],
+        commit.as_bytes(),
+    );
+    let empty_blocks = 40 << 20; // 200 MiB of padding
+    let pack = raw_pack_deflated(&[
+        (
+            entry_header(1, commit.len()),
+            padded_zlib(commit.as_bytes(), 0),
+        ),
+        (entry_header(2, 0), padded_zlib(b"", 0)),
+        (entry_header(3, 5), padded_zlib(b"hello", empty_blocks)),
+    ]);
+
+    let peak_before = server.peak_rss();
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/bo/padded.git/git-receive-pack",
+        &[("Content-Type", "application/x-git-receive-pack-request")],
+        &push_request(&[(&old, new.trim(), "refs/heads/main")], &pack),
+    );
+    drop(pack);
+    let report = report_text(&body);
+    let grown = server.peak_rss().saturating_sub(peak_before);
+    assert_eq!(status, 200);
+    assert!(
+        grown < BUDGET,
+        "the padded entry raised the server's peak memory by {} MiB",
+        mib(grown)
+    );
+    assert!(report.contains("compressed bytes"), "{report}");
+    assert!(report.contains("ng refs/heads/main"), "{report}");
+    assert_eq!(remote_refs(&src, &url), before, "refs unchanged");
+}

@@ -79,20 +79,50 @@ pub fn pack_of(dir: &std::path::Path, revs: &str) -> Vec<u8> {
 /// deflated after it — with a correct count and trailer: for packs git would never
 /// write.
 pub fn raw_pack(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    use sha1::Digest;
     use std::io::Write;
+    let deflated: Vec<(Vec<u8>, Vec<u8>)> = entries
+        .iter()
+        .map(|(header, data)| {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            z.write_all(data).expect("deflating in memory");
+            (header.clone(), z.finish().expect("deflating in memory"))
+        })
+        .collect();
+    raw_pack_deflated(&deflated)
+}
+
+/// A pack of entries given as header and zlib stream, as the client made them.
+pub fn raw_pack_deflated(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    use sha1::Digest;
     let mut bytes = b"PACK".to_vec();
     bytes.extend_from_slice(&2u32.to_be_bytes());
     bytes.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    for (header, data) in entries {
+    for (header, stream) in entries {
         bytes.extend_from_slice(header);
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        z.write_all(data).expect("deflating in memory");
-        bytes.extend_from_slice(&z.finish().expect("deflating in memory"));
+        bytes.extend_from_slice(stream);
     }
     let trailer: [u8; 20] = sha1::Sha1::digest(&bytes).into();
     bytes.extend_from_slice(&trailer);
     bytes
+}
+
+/// A valid zlib stream of `data` led by `empty_blocks` empty stored blocks
+/// (5 bytes each, inflating to nothing): any number of compressed bytes for
+/// the same inflated ones.
+pub fn padded_zlib(data: &[u8], empty_blocks: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(data).expect("deflating in memory");
+    let stream = z.finish().expect("deflating in memory");
+    // After the 2-byte header the blocks start on a byte boundary, and an
+    // empty stored block (not final) ends on one.
+    let mut out = Vec::with_capacity(stream.len() + 5 * empty_blocks);
+    out.extend_from_slice(&stream[..2]);
+    for _ in 0..empty_blocks {
+        out.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
+    }
+    out.extend_from_slice(&stream[2..]);
+    out
 }
 
 /// The header of a pack entry of type `code` (1 commit, 2 tree, 3 blob, 4 tag,

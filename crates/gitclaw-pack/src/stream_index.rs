@@ -253,6 +253,7 @@ pub(crate) fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64
             return Ok(true);
         }
         let mut delta = (!matches!(stored, Stored::Whole(_))).then(DeltaSizes::new);
+        let data_at = t.pos;
         let inflated = inflate_entry(&mut t, offset, size, &mut buf, |piece| {
             if let Some(delta) = delta.as_mut() {
                 delta.feed(piece);
@@ -261,6 +262,7 @@ pub(crate) fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64
         if inflated.is_err() {
             return Ok(false);
         }
+        check_compressed(offset, t.pos - data_at, size)?;
         check_delta(delta, offset, max_object_bytes)?;
     }
     Ok(false)
@@ -283,6 +285,27 @@ fn check_delta(delta: Option<DeltaSizes>, offset: u64, max_object_bytes: u64) ->
     match delta.finish() {
         Err(err) => Err(invalid(format!("delta at {offset}: {err}"))),
         Ok(_) => Ok(()),
+    }
+}
+
+/// The most compressed bytes an entry inflating to `size` bytes may take. A
+/// zlib stream can be padded with empty blocks to any length without changing
+/// what it inflates to, and an indexer holding an entry's compressed bytes (as
+/// gix's does, for a thin pack) would hold all of it: up to the pack's size
+/// for a few inflated bytes. No encoder git clients use comes near this:
+/// zlib's worst case, stored blocks, adds 5 bytes in 64 KiB.
+fn most_compressed(size: u64) -> u64 {
+    size.saturating_mul(2).saturating_add(64 << 10)
+}
+
+/// Refuse an entry whose `compressed` bytes are more than [`most_compressed`].
+fn check_compressed(offset: u64, compressed: u64, size: u64) -> Result<()> {
+    match compressed > most_compressed(size) {
+        true => Err(invalid(format!(
+            "entry at {offset} takes {compressed} compressed bytes for {size} inflated \
+             (a zlib stream padded past twice its data and 64 KiB)"
+        ))),
+        false => Ok(()),
     }
 }
 
@@ -317,6 +340,7 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
             _ => None,
         };
         let mut delta = (!matches!(stored, Stored::Whole(_))).then(DeltaSizes::new);
+        let data_at = t.pos;
         inflate_entry(&mut t, offset, size, &mut buf, |piece| {
             if let Some(h) = hasher.as_mut() {
                 h.update(piece);
@@ -325,6 +349,7 @@ fn scan(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<Scan> {
                 delta.feed(piece);
             }
         })?;
+        check_compressed(offset, t.pos - data_at, size)?;
         check_delta(delta, offset, max_object_bytes)?;
         entries.push(ScanEntry {
             offset,
@@ -650,15 +675,32 @@ mod tests {
     /// A pack file in `dir` of entries given as (type, size in the header, the
     /// bytes after the header before the data, the data inflated).
     fn pack_file(dir: &Path, entries: &[(u8, u64, &[u8], Vec<u8>)]) -> PathBuf {
+        padded_pack_file(dir, entries, 0)
+    }
+
+    /// [`pack_file`] with the last entry's zlib stream led by `empty_blocks`
+    /// empty stored blocks (valid zlib inflating to the same bytes).
+    fn padded_pack_file(
+        dir: &Path,
+        entries: &[(u8, u64, &[u8], Vec<u8>)],
+        empty_blocks: usize,
+    ) -> PathBuf {
         let mut out = b"PACK".to_vec();
         out.extend_from_slice(&2u32.to_be_bytes());
         out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-        for (type_id, size, extra, data) in entries {
+        for (i, (type_id, size, extra, data)) in entries.iter().enumerate() {
             write_type_and_size(&mut out, *type_id, *size);
             out.extend_from_slice(extra);
             let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
             enc.write_all(data).unwrap();
-            out.extend_from_slice(&enc.finish().unwrap());
+            let stream = enc.finish().unwrap();
+            out.extend_from_slice(&stream[..2]);
+            if i + 1 == entries.len() {
+                for _ in 0..empty_blocks {
+                    out.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
+                }
+            }
+            out.extend_from_slice(&stream[2..]);
         }
         let checksum = Sha1::digest(&out);
         out.extend_from_slice(&checksum);
@@ -776,5 +818,38 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..20]).unwrap();
         assert!(!holds_big_whole(&path, 100, 1 << 20).unwrap());
+    }
+
+    #[test]
+    fn an_entry_padded_past_twice_its_data_is_refused_by_both_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = 3u8;
+        let data = vec![b'a'; 1000];
+        let one = [(blob, 1000, &[][..], data.clone())];
+        // Padding within the bound is valid zlib and passes.
+        let within = (most_compressed(1000) as usize - 100) / 5;
+        let path = padded_pack_file(dir.path(), &one, within);
+        assert!(!holds_big_whole(&path, 100_000, 1 << 20).unwrap());
+        // Past it, the look-through refuses it; so does the streaming
+        // indexer's read, which the look-through hands a pack with a big
+        // object (here, above 500 bytes) before it.
+        let past = (most_compressed(1000) as usize + 100) / 5;
+        let path = padded_pack_file(dir.path(), &one, past);
+        let refused = holds_big_whole(&path, 100_000, 1 << 20);
+        assert!(
+            matches!(&refused, Err(PackError::InvalidPack(why)) if why.contains("compressed bytes for 1000 inflated")),
+            "{refused:?}"
+        );
+        let two = [
+            (blob, 1000, &[][..], data.clone()),
+            (blob, 1000, &[][..], data.clone()),
+        ];
+        let path = padded_pack_file(dir.path(), &two, past);
+        assert!(holds_big_whole(&path, 500, 1 << 20).unwrap());
+        let refused = scan(&path, 500, 1 << 20).map(|_| ());
+        assert!(
+            matches!(&refused, Err(PackError::InvalidPack(why)) if why.contains("compressed bytes for 1000 inflated")),
+            "{refused:?}"
+        );
     }
 }
