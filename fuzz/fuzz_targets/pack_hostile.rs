@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of, hostile::HostilePack, MemLoose};
 use gitclaw_pack::{
-    ingest::{ingest_file, IngestOptions},
+    ingest::ingest_file,
     odb::ObjectDb,
     Kind, ObjectId,
 };
@@ -30,11 +30,7 @@ fuzz_target!(|hostile: HostilePack| {
     let (db, known) = repository();
     let built = hostile.build(known);
     let work = gitclaw_fuzz::scratch_dir();
-    let options = IngestOptions {
-        max_object_bytes: gitclaw_fuzz::MAX_OBJECT_BYTES,
-        threads: 1,
-        ..IngestOptions::default()
-    };
+    let options = gitclaw_fuzz::ingest_options();
     let (received, out) = gitclaw_fuzz::received_pack(&work, &built.bytes);
     match ingest_file(&received, &out, db, &options) {
         Ok(Some(pack)) => {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of};
 use gitclaw_pack::{
-    ingest::{ingest_file, IngestOptions},
+    ingest::ingest_file,
     odb::ObjectDb,
 };
 use libfuzzer_sys::fuzz_target;
@@ -18,11 +18,7 @@ fn repository() -> &'static ObjectDb {
 
 fuzz_target!(|data: &[u8]| {
     let work = gitclaw_fuzz::scratch_dir();
-    let options = IngestOptions {
-        max_object_bytes: gitclaw_fuzz::MAX_OBJECT_BYTES,
-        threads: 1,
-        ..IngestOptions::default()
-    };
+    let options = gitclaw_fuzz::ingest_options();
     let (received, out) = gitclaw_fuzz::received_pack(&work, &data);
     match ingest_file(&received, &out, repository(), &options) {
         Ok(Some(pack)) => {

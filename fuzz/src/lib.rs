@@ -97,10 +97,26 @@ pub fn scratch_dir() -> tempfile::TempDir {
 }
 
 /// The largest object an ingest may hold, as a server limits pushed objects:
-/// above [`gitclaw_pack::BIG_OBJECT_BYTES`], so a received pack takes every
-/// path a push's does (indexed at once with big objects refused, looked
-/// through, indexed by streaming).
+/// above [`BIG_OBJECT_BYTES`] and [`gitclaw_pack::BIG_OBJECT_BYTES`].
 pub const MAX_OBJECT_BYTES: usize = 2 * gitclaw_pack::BIG_OBJECT_BYTES as usize;
+
+/// The size above which an object stored whole is streamed, lowered from the
+/// server's 16 MiB so that the small packs a fuzzer makes take every path a
+/// push's does: a pack file within it indexed at once with big objects
+/// refused, a bigger one looked through beside the indexer, one holding a
+/// big object indexed by streaming.
+pub const BIG_OBJECT_BYTES: u64 = 512;
+
+/// How the pack targets ingest a received pack (one thread: a fuzzer runs
+/// one input at a time).
+pub fn ingest_options() -> gitclaw_pack::ingest::IngestOptions {
+    gitclaw_pack::ingest::IngestOptions {
+        max_object_bytes: MAX_OBJECT_BYTES,
+        big_object_bytes: BIG_OBJECT_BYTES,
+        threads: 1,
+        ..Default::default()
+    }
+}
 
 /// `bytes` as a push leaves them, a spooled file in `work`, and an empty
 /// directory beside it for the ingest's output.

@@ -246,11 +246,9 @@ fn check_full(
     };
     let db = ObjectDb::new(Vec::new(), loose);
     let options = IngestOptions {
-        max_object_bytes: 1 << 30,
         threads: 1,
         fsck: FsckLevel::Off,
-        list_objects: true,
-        largest_whole: None,
+        ..IngestOptions::default()
     };
     let ingested = ingest(input, work.path(), &db, &options).map_err(pack_error)?;
     input.drain();

@@ -451,6 +451,45 @@ fn bench_ingest(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // A pack file above BIG_OBJECT_BYTES of many small objects: looked
+    // through for big objects (on a second thread, beside the indexer).
+    let many = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/make-many-objects-repo.sh"
+    );
+    let src = many.path().join("src");
+    assert!(Command::new("bash")
+        .args([script, src.to_str().unwrap(), "35", "10000", "4"])
+        .status()
+        .unwrap()
+        .success());
+    let pack = Command::new("git")
+        .args(["pack-objects", "--stdout", "--revs", "--all", "-q"])
+        .current_dir(&src)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(pack.len() as u64 > gitclaw_pack::BIG_OBJECT_BYTES);
+    let pushed = many.path().join("pushed.pack");
+    std::fs::write(&pushed, &pack).unwrap();
+    let count = u32::from_be_bytes(pack[8..12].try_into().unwrap());
+    group.throughput(Throughput::Elements(u64::from(count)));
+    group.bench_function(
+        "push of 350k small objects (a pack file above 16 MiB)",
+        |b| {
+            b.iter_batched(
+                || tempfile::tempdir_in(many.path()).unwrap(),
+                |out| {
+                    ingest_file(&pushed, out.path(), &empty, &IngestOptions::default())
+                        .unwrap()
+                        .unwrap()
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
     group.finish();
 }
 

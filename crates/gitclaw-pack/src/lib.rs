@@ -20,6 +20,7 @@ pub mod commit_graph;
 pub mod delta;
 pub mod entry;
 pub mod fsck;
+mod gate;
 mod id_table;
 pub mod ingest;
 mod kinds;
@@ -101,6 +102,7 @@ impl PackError {
                 | PackError::MalformedObject { .. }
                 | PackError::MissingObject(_)
                 | PackError::Fsck(_)
+                | PackError::ObjectTooLarge { .. }
         )
     }
 }

@@ -224,33 +224,52 @@ fn inflate_entry(
     Ok(())
 }
 
-/// Whether the pack at `path` holds an object stored whole above
+/// What a look-through of a pack found.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// An object stored whole above the bound; the entries after it unread.
+    Big,
+    /// Every entry read and checked; none stored whole above the bound.
+    NoBig,
+    /// An entry that does not read cleanly (why), the ones before it checked.
+    Unreadable(PackError),
+}
+
+/// Look through the pack at `path` for an object stored whole above
 /// `big_bytes`: its entries' headers read in turn (each entry inflated, to
 /// find the next) up to the first such object, and nothing kept. The scan
 /// that indexes such a pack holds some 80 bytes an entry (200 MB for a push
 /// of 2.5M objects) and hashes every byte; a pack without one, nearly every
-/// pack, needs neither. `false` for a pack that does not read cleanly: the
-/// ordinary indexer refuses it in its words. An error, before the first big
-/// object, for an entry making an
-/// object above `max_object_bytes` (whole, or as a delta's claimed result), and
-/// for a delta whose instructions do not make what its header claims (see
-/// [`check_delta`]).
-pub(crate) fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64) -> Result<bool> {
+/// pack, needs neither. Every entry before the first big object is checked:
+/// an error for one making an object above `max_object_bytes` (whole, or as
+/// a delta's claimed result), for a zlib stream padded past
+/// [`most_compressed`] and for a delta whose instructions do not make what
+/// its header claims (see [`check_delta`]). `checked` is told the offset up
+/// to which the pack has been checked, after its header and after each entry.
+pub(crate) fn look_through(
+    path: &Path,
+    big_bytes: u64,
+    max_object_bytes: u64,
+    checked: &dyn Fn(u64),
+) -> Result<Found> {
     let mut t = Tracker::open(path, false)?;
-    let Ok(count) = pack_header(&mut t) else {
-        return Ok(false);
+    let count = match pack_header(&mut t) {
+        Ok(count) => count,
+        Err(why) => return Ok(Found::Unreadable(why)),
     };
+    checked(t.pos);
     let mut buf = vec![0u8; 256 * 1024];
     for _ in 0..count {
         let offset = t.pos;
-        let Ok((stored, size)) = entry_header(&mut t, offset) else {
-            return Ok(false);
+        let (stored, size) = match entry_header(&mut t, offset) {
+            Ok(header) => header,
+            Err(why) => return Ok(Found::Unreadable(why)),
         };
         if size > max_object_bytes {
             return Err(too_large(offset, size, max_object_bytes));
         }
         if matches!(stored, Stored::Whole(_)) && size > big_bytes {
-            return Ok(true);
+            return Ok(Found::Big);
         }
         let mut delta = (!matches!(stored, Stored::Whole(_))).then(DeltaSizes::new);
         let data_at = t.pos;
@@ -259,13 +278,14 @@ pub(crate) fn holds_big_whole(path: &Path, big_bytes: u64, max_object_bytes: u64
                 delta.feed(piece);
             }
         });
-        if inflated.is_err() {
-            return Ok(false);
+        if let Err(why) = inflated {
+            return Ok(Found::Unreadable(why));
         }
         check_compressed(offset, t.pos - data_at, size)?;
         check_delta(delta, offset, max_object_bytes)?;
+        checked(t.pos);
     }
-    Ok(false)
+    Ok(Found::NoBig)
 }
 
 /// Refuse a delta claiming a result above `max_object_bytes`, or whose
@@ -399,7 +419,7 @@ pub(crate) struct Indexed {
 }
 
 /// Index the pack at `path`, which holds an object stored whole above
-/// `big_bytes` (see [`holds_big_whole`]), into `work_dir`, holding no object
+/// `big_bytes` (see [`look_through`]), into `work_dir`, holding no object
 /// stored whole above that bound in memory. A pack that does not read cleanly
 /// is refused here: handing it to the ordinary indexer would let a lying
 /// delta after the big object make it allocate what the delta claims.
@@ -716,7 +736,8 @@ mod tests {
         let small = vec![b'a'; 50];
         let large = vec![b'b'; 200];
         let holds = |entries: &[(u8, u64, &[u8], Vec<u8>)], max: u64| {
-            holds_big_whole(&pack_file(dir.path(), entries), 100, max).unwrap()
+            let found = look_through(&pack_file(dir.path(), entries), 100, max, &|_| {});
+            matches!(found.unwrap(), Found::Big)
         };
         // A blob of 200 bytes, after a small one: big at 100.
         let two_blobs = [
@@ -752,7 +773,7 @@ mod tests {
             (blob, 50, &[][..], small.clone()),
             (ofs_delta, lying.len() as u64, &delta_header[..], lying),
         ];
-        let refused = holds_big_whole(&pack_file(dir.path(), &with_lie), 100, 1 << 20);
+        let refused = look_through(&pack_file(dir.path(), &with_lie), 100, 1 << 20, &|_| {});
         assert!(
             matches!(&refused, Err(PackError::InvalidPack(why)) if why.starts_with("delta at ")),
             "{refused:?}"
@@ -760,7 +781,7 @@ mod tests {
         // An entry above the largest object allowed is refused by its size; a
         // delta claiming a result above it likewise, before its instructions
         // are followed.
-        let refused = holds_big_whole(&pack_file(dir.path(), &two_blobs), 100, 150);
+        let refused = look_through(&pack_file(dir.path(), &two_blobs), 100, 150, &|_| {});
         assert!(
             matches!(
                 refused,
@@ -784,7 +805,12 @@ mod tests {
                 copying.clone(),
             ),
         ];
-        let refused = holds_big_whole(&pack_file(dir.path(), &with_small_delta), 1000, 150);
+        let refused = look_through(
+            &pack_file(dir.path(), &with_small_delta),
+            1000,
+            150,
+            &|_| {},
+        );
         assert!(
             matches!(
                 refused,
@@ -810,14 +836,20 @@ mod tests {
             (blob, 60, &[][..], small.clone()),
             (blob, 200, &[][..], large.clone()),
         ];
-        assert!(!holds(&lying, 1 << 20));
+        let unreadable = |entries: &[(u8, u64, &[u8], Vec<u8>)]| {
+            let found = look_through(&pack_file(dir.path(), entries), 100, 1 << 20, &|_| {});
+            matches!(found.unwrap(), Found::Unreadable(_))
+        };
+        assert!(unreadable(&lying));
         // Not a pack, or cut short before the big entry.
         std::fs::write(dir.path().join("junk.pack"), b"not a pack at all").unwrap();
-        assert!(!holds_big_whole(&dir.path().join("junk.pack"), 100, 1 << 20).unwrap());
+        let junk = look_through(&dir.path().join("junk.pack"), 100, 1 << 20, &|_| {});
+        assert!(matches!(junk.unwrap(), Found::Unreadable(_)));
         let path = pack_file(dir.path(), &two_blobs);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..20]).unwrap();
-        assert!(!holds_big_whole(&path, 100, 1 << 20).unwrap());
+        let cut = look_through(&path, 100, 1 << 20, &|_| {});
+        assert!(matches!(cut.unwrap(), Found::Unreadable(_)));
     }
 
     #[test]
@@ -829,13 +861,14 @@ mod tests {
         // Padding within the bound is valid zlib and passes.
         let within = (most_compressed(1000) as usize - 100) / 5;
         let path = padded_pack_file(dir.path(), &one, within);
-        assert!(!holds_big_whole(&path, 100_000, 1 << 20).unwrap());
+        let found = look_through(&path, 100_000, 1 << 20, &|_| {}).unwrap();
+        assert!(matches!(found, Found::NoBig), "{found:?}");
         // Past it, the look-through refuses it; so does the streaming
         // indexer's read, which the look-through hands a pack with a big
         // object (here, above 500 bytes) before it.
         let past = (most_compressed(1000) as usize + 100) / 5;
         let path = padded_pack_file(dir.path(), &one, past);
-        let refused = holds_big_whole(&path, 100_000, 1 << 20);
+        let refused = look_through(&path, 100_000, 1 << 20, &|_| {});
         assert!(
             matches!(&refused, Err(PackError::InvalidPack(why)) if why.contains("compressed bytes for 1000 inflated")),
             "{refused:?}"
@@ -845,7 +878,8 @@ mod tests {
             (blob, 1000, &[][..], data.clone()),
         ];
         let path = padded_pack_file(dir.path(), &two, past);
-        assert!(holds_big_whole(&path, 500, 1 << 20).unwrap());
+        let found = look_through(&path, 500, 1 << 20, &|_| {}).unwrap();
+        assert!(matches!(found, Found::Big), "{found:?}");
         let refused = scan(&path, 500, 1 << 20).map(|_| ());
         assert!(
             matches!(&refused, Err(PackError::InvalidPack(why)) if why.contains("compressed bytes for 1000 inflated")),

@@ -352,6 +352,50 @@ fn a_lying_delta_after_a_big_object_is_refused_by_the_streaming_indexer() {
     assert_eq!(left, 0, "nothing left behind");
 }
 
+/// `len` bytes no compression shrinks.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut x = seed | 1;
+    for chunk in out.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn a_pack_file_above_the_bound_without_big_objects_gets_the_index_git_would_write() {
+    // Indexed by gix behind the look-through, on two threads: the result is
+    // git's index byte for byte.
+    let (first, second) = (noise(10 << 20, 3), noise(9 << 20, 5));
+    let mut grown = first.clone();
+    grown.extend_from_slice(b"and a little more");
+    let delta = gitclaw_pack::delta::encode(&first, &grown);
+    let (bytes, _) = raw_pack(&[(BLOB, &second), (BLOB, &first), (OFS_DELTA, &delta)]);
+    assert!(bytes.len() as u64 > BIG_OBJECT_BYTES);
+    let work = tempfile::tempdir().unwrap();
+    let pack = work.path().join("sent.pack");
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let db = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+    let ingested = ingest_file(&pack, &out, &db, &IngestOptions::default())
+        .unwrap()
+        .expect("a pack");
+    assert_eq!(ingested.objects.len(), 3);
+    git(
+        work.path(),
+        &["index-pack", "-o", "git.idx", pack.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::read(&ingested.index_path).unwrap()
+            == std::fs::read(work.path().join("git.idx")).unwrap(),
+        "git's index differs"
+    );
+}
+
 #[test]
 fn objects_above_the_limit_are_refused_by_their_size_on_every_path() {
     use gitclaw_pack::PackError::ObjectTooLarge;
@@ -399,14 +443,7 @@ fn objects_above_the_limit_are_refused_by_their_size_on_every_path() {
     let above = vec![0u8; limit as usize + 1];
     let (bytes, at) = raw_pack(&[(BLOB, b"small"), (BLOB, &above)]);
     assert_eq!(too_large(&bytes, limit), (at[1], limit + 1, limit));
-    let mut noise = vec![0u8; (BIG_OBJECT_BYTES + 4096) as usize];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for chunk in noise.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let noise = noise((BIG_OBJECT_BYTES + 4096) as usize, 7);
     let (bytes, at) = raw_pack(&[(BLOB, &noise), (BLOB, &above)]);
     assert!(
         bytes.len() as u64 > BIG_OBJECT_BYTES,

@@ -204,10 +204,10 @@ impl GitError {
 
 fn pack_fault(err: &PackError) -> Fault {
     match err {
+        PackError::ObjectTooLarge { .. } => Fault::Limit,
         _ if err.is_client_error() => Fault::Client,
         // The client hung up: nobody is left to tell.
         PackError::Cancelled => Fault::Client,
-        PackError::ObjectTooLarge { .. } => Fault::Limit,
         PackError::Io { source, .. } if is_hang_up(source) => Fault::Client,
         PackError::Backend(source) => match source.downcast_ref::<StorageError>() {
             Some(err) => storage_fault(err),
