@@ -168,110 +168,43 @@ fn a_512_mib_blob_is_pushed_and_cloned_in_bounded_memory_on_s3_and_postgres() {
     big_blob_round_trip(&server, "s3+postgres");
 }
 
-/// A delta in a 200-byte push claims a 900 MB result and makes nothing: the
-/// push is refused naming the lie, refs stay, and the server never allocates
-/// what the delta claimed (git's index-pack, and an indexer allocating the
-/// claimed result before applying the delta, would).
-#[test]
-fn a_delta_claiming_a_huge_result_is_refused_without_the_server_allocating_it() {
+/// Push to a repository holding the fixture a commit on the empty tree, its
+/// parent `main`, in the pack `pack_with` makes of the commit's text (and
+/// what else it adds): the push must be refused with `reason`, refs must
+/// stay, and the server's peak memory must grow by less than [`BUDGET`]
+/// (what it does not allocate is the point: `what` names it).
+fn hostile_push_refused_in_bounded_memory(
+    name: &str,
+    pack_with: impl FnOnce(&[u8]) -> Vec<u8>,
+    reason: &str,
+    what: &str,
+) {
     use common::wire::*;
     let server = ServerProcess::start(&[]);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 1);
-    let url = server.create_repo("bo", "lies");
+    let url = server.create_repo("bo", name);
     git(&src, &["push", "-q", &url, "refs/heads/*:refs/heads/*"]);
     let before = remote_refs(&src, &url);
     let old = git(&src, &["rev-parse", "main"]).trim().to_string();
     let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
     let commit = format!(
         "tree {empty_tree}\nparent {old}\nauthor A <a@example.com> 1700000000 +0000\n\
-         committer A <a@example.com> 1700000000 +0000\n\nlies\n"
-    );
-    let new = git_with_input(
-        &src,
-        &["hash-object", "-t", "commit", "-w", "--stdin"],
-        commit.as_bytes(),
-    );
-    let hello = git_with_input(&src, &["hash-object", "--stdin"], b"hello");
-    let delta = vec![5u8, 0x80, 0xd2, 0x93, 0xad, 0x03]; // base 5 bytes, result 900,000,000
-    let mut lie = entry_header(7, delta.len());
-    lie.extend_from_slice(
-        gix_hash::ObjectId::from_hex(hello.trim().as_bytes())
-            .unwrap()
-            .as_bytes(),
-    );
-    let pack = raw_pack(&[
-        (entry_header(1, commit.len()), commit.into_bytes()),
-        (entry_header(2, 0), Vec::new()),
-        (entry_header(3, 5), b"hello".to_vec()),
-        (lie, delta),
-    ]);
-
-    let peak_before = server.peak_rss();
-    let (status, body) = http(
-        server.addr,
-        "POST",
-        "/bo/lies.git/git-receive-pack",
-        &[("Content-Type", "application/x-git-receive-pack-request")],
-        &push_request(&[(&old, new.trim(), "refs/heads/main")], &pack),
-    );
-    let report = report_text(&body);
-    let grown = server.peak_rss().saturating_sub(peak_before);
-    assert_eq!(status, 200);
-    assert!(
-        grown < BUDGET,
-        "refusing the delta raised the server's peak memory by {} MiB",
-        mib(grown)
-    );
-    assert!(
-        report.contains("delta produced 0 bytes, its header says 900000000"),
-        "{report}"
-    );
-    assert!(report.contains("ng refs/heads/main"), "{report}");
-    assert_eq!(remote_refs(&src, &url), before, "refs unchanged");
-}
-
-/// A blob of 5 bytes whose zlib stream is padded to 200 MB with empty blocks
-/// (valid zlib, which git's index-pack streams through): the push is refused
-/// by the padding, refs stay, and the server never holds the padding (an
-/// indexer keeping an entry's compressed bytes would).
-#[test]
-fn an_entry_padded_with_empty_blocks_is_refused_without_the_server_holding_it() {
-    use common::wire::*;
-    let server = ServerProcess::start(&[]);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 1);
-    let url = server.create_repo("bo", "padded");
-    git(&src, &["push", "-q", &url, "refs/heads/*:refs/heads/*"]);
-    let before = remote_refs(&src, &url);
-    let old = git(&src, &["rev-parse", "main"]).trim().to_string();
-    let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-    let commit = format!(
-        "tree {empty_tree}\nparent {old}\nauthor A <a@example.com> 1700000000 +0000\n\
-         committer A <a@example.com> 1700000000 +0000\n\npadded\n"
+         committer A <a@example.com> 1700000000 +0000\n\n{name}\n"
     );
     let new = git_with_input(
         &src,
         &["hash-object", "-t", "commit", "--stdin"],
         commit.as_bytes(),
     );
-    let empty_blocks = 40 << 20; // 200 MiB of padding
-    let pack = raw_pack_deflated(&[
-        (
-            entry_header(1, commit.len()),
-            padded_zlib(commit.as_bytes(), 0),
-        ),
-        (entry_header(2, 0), padded_zlib(b"", 0)),
-        (entry_header(3, 5), padded_zlib(b"hello", empty_blocks)),
-    ]);
+    let pack = pack_with(commit.as_bytes());
 
     let peak_before = server.peak_rss();
     let (status, body) = http(
         server.addr,
         "POST",
-        "/bo/padded.git/git-receive-pack",
+        &format!("/bo/{name}.git/git-receive-pack"),
         &[("Content-Type", "application/x-git-receive-pack-request")],
         &push_request(&[(&old, new.trim(), "refs/heads/main")], &pack),
     );
@@ -281,10 +214,59 @@ fn an_entry_padded_with_empty_blocks_is_refused_without_the_server_holding_it() 
     assert_eq!(status, 200);
     assert!(
         grown < BUDGET,
-        "the padded entry raised the server's peak memory by {} MiB",
+        "{what} raised the server's peak memory by {} MiB",
         mib(grown)
     );
-    assert!(report.contains("compressed bytes"), "{report}");
+    assert!(report.contains(reason), "{report}");
     assert!(report.contains("ng refs/heads/main"), "{report}");
     assert_eq!(remote_refs(&src, &url), before, "refs unchanged");
+}
+
+/// A delta in a 200-byte push claims a 900 MB result and makes nothing: the
+/// push is refused naming the lie, refs stay, and the server never allocates
+/// what the delta claimed (git's index-pack, and an indexer allocating the
+/// claimed result before applying the delta, would).
+#[test]
+fn a_delta_claiming_a_huge_result_is_refused_without_the_server_allocating_it() {
+    use common::wire::*;
+    use sha1::Digest;
+    let hello: [u8; 20] = sha1::Sha1::digest(b"blob 5\0hello").into();
+    let delta = vec![5u8, 0x80, 0xd2, 0x93, 0xad, 0x03]; // base 5 bytes, result 900,000,000
+    let mut lie = entry_header(7, delta.len());
+    lie.extend_from_slice(&hello);
+    hostile_push_refused_in_bounded_memory(
+        "lies",
+        |commit| {
+            raw_pack(&[
+                (entry_header(1, commit.len()), commit.to_vec()),
+                (entry_header(2, 0), Vec::new()),
+                (entry_header(3, 5), b"hello".to_vec()),
+                (lie, delta),
+            ])
+        },
+        "delta produced 0 bytes, its header says 900000000",
+        "refusing the delta",
+    );
+}
+
+/// A blob of 5 bytes whose zlib stream is padded to 200 MB with empty blocks
+/// (valid zlib, which git's index-pack streams through): the push is refused
+/// by the padding, refs stay, and the server never holds the padding (an
+/// indexer keeping an entry's compressed bytes would).
+#[test]
+fn an_entry_padded_with_empty_blocks_is_refused_without_the_server_holding_it() {
+    use common::wire::*;
+    let empty_blocks = 40 << 20; // 200 MiB of padding
+    hostile_push_refused_in_bounded_memory(
+        "padded",
+        |commit| {
+            raw_pack_deflated(&[
+                (entry_header(1, commit.len()), padded_zlib(commit, 0)),
+                (entry_header(2, 0), padded_zlib(b"", 0)),
+                (entry_header(3, 5), padded_zlib(b"hello", empty_blocks)),
+            ])
+        },
+        "5 inflated (a zlib stream padded past twice its data and 64 KiB)",
+        "the padded entry",
+    );
 }

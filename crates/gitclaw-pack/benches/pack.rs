@@ -65,6 +65,17 @@ struct Repo {
     pushed: std::path::PathBuf,
 }
 
+/// git's pack of every object `src`'s refs reach, as a push of it arrives.
+fn pack_of_all(src: &std::path::Path) -> Vec<u8> {
+    Command::new("git")
+        .args(["pack-objects", "--stdout", "--revs", "--all", "-q"])
+        .current_dir(src)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .stdout
+}
+
 fn repo() -> Repo {
     let commits = std::env::var("GITCLAW_BENCH_COMMITS").unwrap_or_else(|_| "1000".into());
     let files = std::env::var("GITCLAW_BENCH_FILES").unwrap_or_else(|_| "300".into());
@@ -82,13 +93,7 @@ fn repo() -> Repo {
         .status()
         .unwrap()
         .success());
-    let pack = Command::new("git")
-        .args(["pack-objects", "--stdout", "--revs", "--all", "-q"])
-        .current_dir(&src)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-        .stdout;
+    let pack = pack_of_all(&src);
     let pushed = dir.path().join("pushed.pack");
     std::fs::write(&pushed, &pack).unwrap();
     let store = dir.path().join("store");
@@ -464,13 +469,7 @@ fn bench_ingest(c: &mut Criterion) {
         .status()
         .unwrap()
         .success());
-    let pack = Command::new("git")
-        .args(["pack-objects", "--stdout", "--revs", "--all", "-q"])
-        .current_dir(&src)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-        .stdout;
+    let pack = pack_of_all(&src);
     assert!(pack.len() as u64 > gitclaw_pack::BIG_OBJECT_BYTES);
     let pushed = many.path().join("pushed.pack");
     std::fs::write(&pushed, &pack).unwrap();

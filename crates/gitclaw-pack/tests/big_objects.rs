@@ -11,6 +11,7 @@ use std::{
 
 use common::git;
 use gitclaw_pack::{
+    entry::{write_ofs_distance, write_type_and_size},
     ingest::{ingest_file, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
     BIG_OBJECT_BYTES,
@@ -89,6 +90,21 @@ fn listed(dir: &Path, idx: &Path) -> Vec<String> {
     ids
 }
 
+/// git's own index of `pack` (written in `dir`) is byte for byte `ours`.
+fn assert_index_is_gits(dir: &Path, pack: &Path, ours: &Path) {
+    let theirs = dir.join("git.idx");
+    git(
+        dir,
+        &["index-pack", "-o", "git.idx", pack.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::read(ours).unwrap() == std::fs::read(&theirs).unwrap(),
+        "{}: the index differs from git's",
+        pack.display()
+    );
+    std::fs::remove_file(theirs).unwrap();
+}
+
 #[test]
 fn packs_with_big_objects_get_the_index_git_would_write() {
     let work = tempfile::tempdir().unwrap();
@@ -110,17 +126,7 @@ fn packs_with_big_objects_get_the_index_git_would_write() {
             .unwrap()
             .expect("a pack");
         assert_eq!(ingested.objects.len(), 9, "{name}: every object");
-        // git's own index of the same pack is byte for byte ours.
-        git(
-            work.path(),
-            &["index-pack", "-o", "git.idx", pack.to_str().unwrap()],
-        );
-        assert!(
-            std::fs::read(&ingested.index_path).unwrap()
-                == std::fs::read(work.path().join("git.idx")).unwrap(),
-            "{name}: the index equals git's"
-        );
-        std::fs::remove_file(work.path().join("git.idx")).unwrap();
+        assert_index_is_gits(work.path(), &pack, &ingested.index_path);
         // The pack file is small (the big blob is zeros): it went to the
         // indexer at once, which refused the big blob, and was indexed again
         // by streaming, leaving nothing of the first attempt behind.
@@ -264,25 +270,10 @@ fn raw_pack(entries: &[(u8, &[u8])]) -> (Vec<u8>, Vec<u64>) {
     let mut offsets: Vec<u64> = Vec::new();
     for &(kind, data) in entries {
         let at = bytes.len() as u64;
-        let mut size = data.len() as u64;
-        let mut c = (kind << 4) | (size & 0x0f) as u8;
-        size >>= 4;
-        while size > 0 {
-            bytes.push(c | 0x80);
-            c = (size & 0x7f) as u8;
-            size >>= 7;
-        }
-        bytes.push(c);
+        write_type_and_size(&mut bytes, kind, data.len() as u64);
         if kind == OFS_DELTA {
-            let mut back = at - offsets.last().expect("a delta follows its base");
-            let mut encoded = vec![(back & 0x7f) as u8];
-            back >>= 7;
-            while back > 0 {
-                back -= 1;
-                encoded.insert(0, 0x80 | (back & 0x7f) as u8);
-                back >>= 7;
-            }
-            bytes.extend_from_slice(&encoded);
+            let back = at - offsets.last().expect("a delta follows its base");
+            write_ofs_distance(&mut bytes, back);
         }
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(data).unwrap();
@@ -385,15 +376,7 @@ fn a_pack_file_above_the_bound_without_big_objects_gets_the_index_git_would_writ
         .unwrap()
         .expect("a pack");
     assert_eq!(ingested.objects.len(), 3);
-    git(
-        work.path(),
-        &["index-pack", "-o", "git.idx", pack.to_str().unwrap()],
-    );
-    assert!(
-        std::fs::read(&ingested.index_path).unwrap()
-            == std::fs::read(work.path().join("git.idx")).unwrap(),
-        "git's index differs"
-    );
+    assert_index_is_gits(work.path(), &pack, &ingested.index_path);
 }
 
 #[test]
