@@ -7,11 +7,7 @@
 use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of, hostile::HostilePack, MemLoose};
-use gitclaw_pack::{
-    ingest::ingest_file,
-    odb::ObjectDb,
-    Kind, ObjectId,
-};
+use gitclaw_pack::{ingest::ingest_file, odb::ObjectDb, Kind, ObjectId};
 use libfuzzer_sys::fuzz_target;
 
 type Known = std::collections::HashMap<ObjectId, (Kind, Vec<u8>)>;

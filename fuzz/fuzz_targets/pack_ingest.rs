@@ -5,10 +5,7 @@
 use std::sync::OnceLock;
 
 use gitclaw_fuzz::{assert_reads_back, base_repository, db_of};
-use gitclaw_pack::{
-    ingest::ingest_file,
-    odb::ObjectDb,
-};
+use gitclaw_pack::{ingest::ingest_file, odb::ObjectDb};
 use libfuzzer_sys::fuzz_target;
 
 fn repository() -> &'static ObjectDb {
