@@ -125,8 +125,16 @@ impl IngestedPack {
 }
 
 /// Bridges the repository's objects to gix-pack's thin-pack base lookup.
-struct BaseLookup<'a> {
+pub(crate) struct BaseLookup<'a> {
     reader: RefCell<ObjectReader<'a>>,
+}
+
+impl<'a> BaseLookup<'a> {
+    pub(crate) fn new(db: &'a ObjectDb) -> Self {
+        BaseLookup {
+            reader: RefCell::new(db.reader_with_cache_bytes(VERIFY_CACHE_BYTES)),
+        }
+    }
 }
 
 impl gix_object::Find for BaseLookup<'_> {
@@ -188,8 +196,15 @@ pub fn ingest_file(
                 .len();
             if len <= big || max <= big {
                 let limit = usize::try_from(big.min(max)).unwrap_or(usize::MAX);
-                let first = match index(&mut open()?, work_dir, db, options, limit) {
-                    Ok(indexed) => return verified(indexed, db, options),
+                let first = match index_verified(&mut open()?, work_dir, db, options, limit) {
+                    Ok(ingested) => return Ok(ingested),
+                    // An object refused for what it is, not for its size.
+                    Err(
+                        refused @ (PackError::Fsck(_)
+                        | PackError::MalformedObject { .. }
+                        | PackError::MissingObject(_)
+                        | PackError::ObjectTooLarge { .. }),
+                    ) => return Err(refused),
                     Err(first) => first,
                 };
                 // Why it failed: a refusal of the look-through's, a big
@@ -207,7 +222,7 @@ pub fn ingest_file(
                 }
             } else {
                 match indexed_behind_look_through(path, work_dir, db, options)? {
-                    Some(indexed) => return verified(indexed, db, options),
+                    Some(ingested) => return Ok(ingested),
                     None => true,
                 }
             }
@@ -235,7 +250,7 @@ fn indexed_behind_look_through(
     work_dir: &Path,
     db: &ObjectDb,
     options: &IngestOptions,
-) -> Result<Option<Option<(PathBuf, PathBuf)>>> {
+) -> Result<Option<Option<IngestedPack>>> {
     use crate::gate::{Gate, GatedFile, Keeper};
     let (big, max) = (options.big_object_bytes, options.max_object_bytes as u64);
     let file = std::fs::File::open(path).map_err(PackError::io("reading the received pack"))?;
@@ -256,7 +271,7 @@ fn indexed_behind_look_through(
             })
             .map_err(PackError::io("starting the pack's look-through"))?;
         let mut input = std::io::BufReader::with_capacity(256 * 1024, GatedFile::new(file, &gate));
-        let indexed = index(&mut input, work_dir, db, options, options.max_object_bytes);
+        let indexed = index_verified(&mut input, work_dir, db, options, options.max_object_bytes);
         let found = look
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -279,8 +294,31 @@ pub fn ingest(
     db: &ObjectDb,
     options: &IngestOptions,
 ) -> Result<Option<IngestedPack>> {
-    let indexed = index(input, work_dir, db, options, options.max_object_bytes)?;
-    verified(indexed, db, options)
+    index_verified(input, work_dir, db, options, options.max_object_bytes)
+}
+
+/// Index, complete and verify the pack read from `input` into `work_dir`,
+/// allocating no object (or delta base) above `alloc_limit`: in one traversal
+/// of its deltas ([`crate::resolve`]), or, for a pack naming bases of its own
+/// by id, indexed by gix and then verified.
+fn index_verified(
+    input: &mut dyn BufRead,
+    work_dir: &Path,
+    db: &ObjectDb,
+    options: &IngestOptions,
+    alloc_limit: usize,
+) -> Result<Option<IngestedPack>> {
+    use crate::resolve::{index_and_verify, Resolved};
+    match index_and_verify(input, work_dir, db, options, alloc_limit)? {
+        Resolved::Done(ingested) => Ok(ingested.map(|pack| *pack)),
+        Resolved::NamesBasesById(completed) => {
+            let file =
+                std::fs::File::open(&completed).map_err(PackError::io("reading the pack"))?;
+            let mut input = std::io::BufReader::with_capacity(256 * 1024, file);
+            let indexed = index(&mut input, work_dir, db, options, alloc_limit)?;
+            verified(indexed, db, options)
+        }
+    }
 }
 
 /// Index (and complete) the pack read from `input` into a pack and index in
@@ -295,9 +333,7 @@ fn index(
     alloc_limit: usize,
 ) -> Result<Option<(PathBuf, PathBuf)>> {
     let interrupt = AtomicBool::new(false);
-    let lookup = BaseLookup {
-        reader: RefCell::new(db.reader_with_cache_bytes(VERIFY_CACHE_BYTES)),
-    };
+    let lookup = BaseLookup::new(db);
     let outcome = gix_pack::Bundle::write_to_directory(
         input,
         Some(work_dir),

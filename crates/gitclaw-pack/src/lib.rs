@@ -26,6 +26,7 @@ pub mod ingest;
 mod kinds;
 pub mod odb;
 pub mod repack;
+mod resolve;
 mod stream_index;
 pub mod tip_entries;
 pub mod walk;

@@ -442,7 +442,7 @@ pub(crate) fn index_big_pack(
         complete_thin(path, &mut scan, &external, db, work_dir)?
     };
     let index_path = pack_path.with_extension("idx");
-    write_index(&index_path, &scan.entries, &checksum)?;
+    write_scanned_index(&index_path, &scan.entries, &checksum)?;
     Ok(Indexed {
         pack_path,
         index_path,
@@ -636,18 +636,29 @@ fn complete_thin(
 }
 
 /// Write a version-2 pack index of `entries` (all hashed) for the pack `checksum`.
-fn write_index(path: &Path, entries: &[ScanEntry], checksum: &ObjectId) -> Result<()> {
-    let mut sorted: Vec<(ObjectId, u32, u64)> = entries
+fn write_scanned_index(path: &Path, entries: &[ScanEntry], checksum: &ObjectId) -> Result<()> {
+    let objects = entries
         .iter()
         .map(|e| {
             e.id.map(|id| (id, e.crc32, e.offset))
                 .ok_or_else(|| invalid("an entry was left unresolved"))
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?;
+    write_index(path, objects, checksum)
+}
+
+/// Write a version-2 pack index of `objects` (id, CRC-32 of the entry, its
+/// offset) for the pack `checksum`; refused when an id is there twice.
+pub(crate) fn write_index(
+    path: &Path,
+    objects: impl IntoIterator<Item = (ObjectId, u32, u64)>,
+    checksum: &ObjectId,
+) -> Result<()> {
+    let mut sorted: Vec<(ObjectId, u32, u64)> = objects.into_iter().collect();
     sorted.sort_unstable_by_key(|(id, _, _)| *id);
     if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(invalid(format!(
-            "object {} is in the pack twice",
+            "the same object {} appears twice in the pack",
             pair[0].0
         )));
     }

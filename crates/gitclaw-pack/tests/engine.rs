@@ -361,6 +361,92 @@ fn thin_pack_is_completed_and_connected() {
     assert!(ok, "stored pack does not stand alone: {err}");
 }
 
+/// A pack whose deltas name their in-pack bases by offset is indexed and
+/// verified in one traversal of its deltas; one naming them by id (git's
+/// `pack-objects` without `--delta-base-offset`), the two-pass way. Both
+/// must come to what git makes of the same objects: its index of the stored
+/// pack byte for byte, every object listed as git lists it, and the same
+/// roots — for a whole history and for a thin pack.
+#[test]
+fn packs_with_offset_deltas_and_with_id_deltas_are_ingested_alike() {
+    let f = fixture();
+    std::fs::write(f.repo.join("big.txt"), "rewritten\n".repeat(3000)).unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "more"]);
+    for (revs, thin) in [("--all\n", false), ("main\n^main~1\n", true)] {
+        let mut ways = Vec::new();
+        for by_offset in [true, false] {
+            let mut args = vec!["pack-objects", "--stdout", "--revs", "-q"];
+            args.extend(thin.then_some("--thin"));
+            args.extend(by_offset.then_some("--delta-base-offset"));
+            args.extend((revs == "--all\n").then_some("--all"));
+            let input = if thin { revs } else { "" };
+            let (ok, pack, err) = git_stdin(&f.repo, &args, input.as_bytes());
+            assert!(ok, "pack-objects: {err}");
+            let store = f.scratch.join(format!("alike-{thin}-{by_offset}"));
+            std::fs::create_dir_all(&store).unwrap();
+            let db = if thin { &f.db } else { &empty_db() };
+            let ingested = ingest_bytes(&pack, &store, db).unwrap().expect("objects");
+            // git's index of the pack as stored: ours, byte for byte.
+            let check = tempfile::tempdir_in(&f.scratch).unwrap();
+            git(check.path(), &["init", "-q", "--bare"]);
+            std::fs::copy(&ingested.pack_path, check.path().join("git.pack")).unwrap();
+            // A thin pack, completed, still names the client's history: its
+            // connectivity is not the pack's alone.
+            let mut args = vec!["index-pack"];
+            args.extend((!thin).then_some("--strict"));
+            args.push("git.pack");
+            let (ok, _, err) = git_stdin(check.path(), &args, b"");
+            assert!(
+                ok,
+                "thin {thin}, by offset {by_offset}: git refuses the pack: {err}"
+            );
+            assert!(
+                std::fs::read(check.path().join("git.idx")).unwrap()
+                    == std::fs::read(&ingested.index_path).unwrap(),
+                "thin {thin}, by offset {by_offset}: the index differs from git's"
+            );
+            for file in ["git.pack", "git.idx"] {
+                let to = check.path().join("objects/pack").join(file);
+                std::fs::rename(check.path().join(file), to).unwrap();
+            }
+            let listing = git(
+                check.path(),
+                &[
+                    "cat-file",
+                    "--batch-all-objects",
+                    "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                ],
+            );
+            let gits: BTreeSet<(String, String, u64)> = listing
+                .lines()
+                .map(|line| {
+                    let fields: Vec<&str> = line.split(' ').collect();
+                    (
+                        fields[0].into(),
+                        fields[1].into(),
+                        fields[2].parse().unwrap(),
+                    )
+                })
+                .collect();
+            let ours: BTreeSet<(String, String, u64)> = ingested
+                .objects
+                .iter()
+                .map(|o| (o.id.to_string(), o.kind.to_string(), o.size))
+                .collect();
+            assert_eq!(ours, gits, "thin {thin}, by offset {by_offset}");
+            let new: BTreeSet<String> = ingested.new_objects().map(|o| o.id.to_string()).collect();
+            let roots = ingested.roots.clone();
+            ways.push((new, roots));
+        }
+        assert_eq!(ways[0], ways[1], "thin {thin}: the two ways differ");
+        let expected = match thin {
+            true => rev_list_objects(&f.repo, &["main", "--not", "main~1"]),
+            false => rev_list_objects(&f.repo, &["--all"]),
+        };
+        assert_eq!(ways[0].0, expected, "thin {thin}");
+    }
+}
+
 #[test]
 fn truncated_pack_is_refused() {
     let f = fixture();
