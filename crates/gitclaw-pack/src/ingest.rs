@@ -1,14 +1,15 @@
 //! Ingest of a pushed pack: index it, complete it when thin, verify every object.
 //!
-//! The pack arrives as a local spool file (the caller caps its size). gix-pack
-//! indexes it into a `.pack` + `.idx` pair in a work directory, hashing every
-//! object (ids are computed, never taken from the client) and appending the bases
-//! of a thin pack from the repository's objects. Then every object is parsed as its
-//! type says, and every object it references must be in the pack or already in the
-//! repository, and every object passes git's fsck checks at the chosen
-//! [`FsckLevel`]. Because every stored object passed this check when it was stored,
-//! the closure of every stored object is stored too: a ref may then point at any
-//! object of the repository without a deep connectivity walk.
+//! The pack arrives as a local spool file (the caller caps its size). It is
+//! written into a `.pack` + `.idx` pair in a work directory, the bases of a
+//! thin pack appended from the repository's objects, and every object is
+//! hashed (ids are computed, never taken from the client), parsed as its type
+//! says and checked by git's fsck checks at the chosen [`FsckLevel`] — in one
+//! traversal of the pack's deltas (`resolve.rs`). Every object it references
+//! must be in the pack or already in the repository. Because every stored
+//! object passed this check when it was stored, the closure of every stored
+//! object is stored too: a ref may then point at any object of the repository
+//! without a deep connectivity walk.
 //!
 //! Not here: deciding pack-versus-loose storage or uploading (the caller's job).
 
@@ -411,6 +412,38 @@ fn refuse_duplicates(pack: &PackHandle) -> Result<()> {
     Ok(())
 }
 
+/// Run git's fsck checks on the commit, tree or tag `id` of `kind` and parse
+/// it, adding the ids it names to `named` (not a tree's gitlinks: those name
+/// commits of another repository).
+pub(crate) fn check_and_name(
+    id: &ObjectId,
+    kind: Kind,
+    data: &[u8],
+    level: FsckLevel,
+    named: &mut Vec<ObjectId>,
+) -> Result<()> {
+    fsck::check_object(id, kind, data, level)?;
+    let parsed = ObjectRef::from_bytes(data, kind, gix_hash::Kind::Sha1).map_err(|err| {
+        PackError::MalformedObject {
+            oid: *id,
+            detail: one_line(&err),
+        }
+    })?;
+    match parsed {
+        ObjectRef::Commit(commit) => {
+            named.push(commit.tree());
+            named.extend(commit.parents());
+        }
+        ObjectRef::Tree(tree) => {
+            let names = tree.entries.iter().filter(|entry| !entry.mode.is_commit());
+            named.extend(names.map(|entry| entry.oid.to_owned()));
+        }
+        ObjectRef::Tag(tag) => named.push(tag.target()),
+        ObjectRef::Blob(_) => {}
+    }
+    Ok(())
+}
+
 /// Parse every object of the pack and check that everything it references
 /// exists; with the pack's roots when it is closed (see [`IngestedPack::roots`]).
 fn verify_objects(
@@ -483,26 +516,7 @@ fn verify_objects(
                 "object {id} is larger than the limit"
             )));
         }
-        fsck::check_object(&id, kind, &buf, options.fsck)?;
-        let parsed = ObjectRef::from_bytes(&buf, kind, gix_hash::Kind::Sha1).map_err(|err| {
-            PackError::MalformedObject {
-                oid: id,
-                detail: one_line(&err),
-            }
-        })?;
-        match parsed {
-            ObjectRef::Commit(commit) => {
-                pending.push(commit.tree());
-                pending.extend(commit.parents());
-            }
-            ObjectRef::Tree(tree) => {
-                // Gitlinks name commits of another repository.
-                let named = tree.entries.iter().filter(|entry| !entry.mode.is_commit());
-                pending.extend(named.map(|entry| entry.oid.to_owned()));
-            }
-            ObjectRef::Tag(tag) => pending.push(tag.target()),
-            ObjectRef::Blob(_) => {}
-        }
+        check_and_name(&id, kind, &buf, options.fsck, &mut pending)?;
         if pending.len() >= CHECK_BATCH {
             check_pending(&mut pending)?;
         }

@@ -3,8 +3,9 @@
 //! - [`odb`]: a read view over one repository's objects — its stored packs (opened
 //!   from local `.pack`/`.idx` files) plus a [`odb::LooseSource`] the caller supplies.
 //! - [`ingest`]: index a pushed pack, complete it when thin, hash, parse and check
-//!   the connectivity of every object before anything is stored (packs holding
-//!   big objects are indexed by `stream_index`, which never holds them whole).
+//!   the connectivity of every object before anything is stored (in one
+//!   traversal of its deltas, `resolve`; packs holding big objects are indexed
+//!   by `stream_index`, which never holds them whole).
 //! - [`fsck`]: git's fsck checks on one object (tree entries a checkout must not
 //!   write, and at the strict level modes, order and commit/tag headers).
 //! - [`walk`]: the object-graph walk of upload-pack — shallow boundaries, the set of

@@ -22,12 +22,11 @@ use std::{
 };
 
 use gix_hash::ObjectId;
-use gix_object::{Kind, ObjectRef};
+use gix_object::Kind;
 use gix_pack::{cache::delta, data};
 
 use crate::{
-    fsck,
-    ingest::{BaseLookup, IngestOptions, IngestedObject, IngestedPack},
+    ingest::{check_and_name, BaseLookup, IngestOptions, IngestedObject, IngestedPack},
     odb::{DecodeState, ObjectDb, PackHandle},
     PackError, Result,
 };
@@ -142,26 +141,7 @@ impl Gatherer<'_> {
         if kind == Kind::Blob {
             return Ok(());
         }
-        fsck::check_object(&id, kind, bytes, options.fsck)?;
-        let parsed = ObjectRef::from_bytes(bytes, kind, gix_hash::Kind::Sha1).map_err(|err| {
-            PackError::MalformedObject {
-                oid: id,
-                detail: one_line(&err),
-            }
-        })?;
-        match parsed {
-            ObjectRef::Commit(commit) => {
-                self.batch.push(commit.tree());
-                self.batch.extend(commit.parents());
-            }
-            ObjectRef::Tree(tree) => {
-                // Gitlinks name commits of another repository.
-                let named = tree.entries.iter().filter(|entry| !entry.mode.is_commit());
-                self.batch.extend(named.map(|entry| entry.oid.to_owned()));
-            }
-            ObjectRef::Tag(tag) => self.batch.push(tag.target()),
-            ObjectRef::Blob(_) => {}
-        }
+        check_and_name(&id, kind, bytes, options.fsck, &mut self.batch)?;
         if self.batch.len() >= BATCH {
             self.hand_over();
         }
