@@ -382,7 +382,8 @@ fn verified(
     }))
 }
 
-fn one_line(err: &dyn std::fmt::Display) -> String {
+/// An error's words on one line (gix's span several).
+pub(crate) fn one_line(err: &dyn std::fmt::Display) -> String {
     err.to_string().replace('\n', " ")
 }
 

@@ -26,7 +26,7 @@ use gix_object::Kind;
 use gix_pack::{cache::delta, data};
 
 use crate::{
-    ingest::{check_and_name, BaseLookup, IngestOptions, IngestedObject, IngestedPack},
+    ingest::{check_and_name, one_line, BaseLookup, IngestOptions, IngestedObject, IngestedPack},
     odb::{DecodeState, ObjectDb, PackHandle},
     PackError, Result,
 };
@@ -179,10 +179,6 @@ impl Seek for Spool<'_> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.0.seek(pos)
     }
-}
-
-fn one_line(err: &dyn std::fmt::Display) -> String {
-    err.to_string().replace('\n', " ")
 }
 
 fn invalid(err: gix_error::Error) -> PackError {
