@@ -60,6 +60,11 @@ pub struct IngestOptions {
     /// holds a big one (every entry inflated: 2.7 s of a compaction at 2.5M
     /// objects).
     pub largest_whole: Option<u64>,
+    /// Objects of the pack that a REF_DELTA of it may name as its base,
+    /// sorted: completing the pack as thin does not look them up in the
+    /// repository (which would add a second copy when it holds them too).
+    /// [`ingest_file`] fills it in when a first attempt made such copies.
+    pub bases_in_pack: Vec<ObjectId>,
 }
 
 impl Default for IngestOptions {
@@ -71,6 +76,7 @@ impl Default for IngestOptions {
             list_objects: true,
             big_object_bytes: crate::BIG_OBJECT_BYTES,
             largest_whole: None,
+            bases_in_pack: Vec::new(),
         }
     }
 }
@@ -128,12 +134,15 @@ impl IngestedPack {
 /// Bridges the repository's objects to gix-pack's thin-pack base lookup.
 pub(crate) struct BaseLookup<'a> {
     reader: RefCell<ObjectReader<'a>>,
+    /// Ids not looked up: the pack's own (sorted).
+    in_pack: &'a [ObjectId],
 }
 
 impl<'a> BaseLookup<'a> {
-    pub(crate) fn new(db: &'a ObjectDb) -> Self {
+    pub(crate) fn new(db: &'a ObjectDb, options: &'a IngestOptions) -> Self {
         BaseLookup {
             reader: RefCell::new(db.reader_with_cache_bytes(VERIFY_CACHE_BYTES)),
+            in_pack: &options.bases_in_pack,
         }
     }
 }
@@ -144,6 +153,13 @@ impl gix_object::Find for BaseLookup<'_> {
         id: &oid,
         buffer: &'b mut Vec<u8>,
     ) -> gix_error::Result<Option<gix_object::Data<'b>>> {
+        if self
+            .in_pack
+            .binary_search_by(|x| x.as_ref().cmp(id))
+            .is_ok()
+        {
+            return Ok(None);
+        }
         let mut reader = self.reader.borrow_mut();
         match reader.read(id, buffer) {
             Ok(Some(kind)) => Ok(Some(gix_object::Data::new(
@@ -177,7 +193,34 @@ impl gix_object::Find for BaseLookup<'_> {
 /// making an object above `max_object_bytes`
 /// ([`PackError::ObjectTooLarge`]) and a delta whose instructions do not make
 /// what it claims: after a failed first attempt, it names why it failed.
+///
+/// A REF_DELTA may name as its base an object of the pack itself, which the
+/// repository may hold too (a client that does not write offsets resending
+/// what it thinks the server lacks). Completing the pack as thin then adds
+/// that object a second time, from the repository, and the index would name it
+/// twice: the pack is ingested once more without looking those objects up.
+/// What the client's pack itself holds twice is refused again.
 pub fn ingest_file(
+    path: &Path,
+    work_dir: &Path,
+    db: &ObjectDb,
+    options: &IngestOptions,
+) -> Result<Option<IngestedPack>> {
+    match ingest_file_once(path, work_dir, db, options) {
+        Err(PackError::DuplicateObjects(mut twice)) if options.bases_in_pack.is_empty() => {
+            twice.sort_unstable();
+            let options = IngestOptions {
+                bases_in_pack: twice,
+                ..options.clone()
+            };
+            ingest_file_once(path, work_dir, db, &options)
+        }
+        ingested => ingested,
+    }
+}
+
+/// [`ingest_file`]'s one attempt.
+fn ingest_file_once(
     path: &Path,
     work_dir: &Path,
     db: &ObjectDb,
@@ -202,6 +245,7 @@ pub fn ingest_file(
                     // An object refused for what it is, not for its size.
                     Err(
                         refused @ (PackError::Fsck(_)
+                        | PackError::DuplicateObjects(_)
                         | PackError::MalformedObject { .. }
                         | PackError::MissingObject(_)
                         | PackError::ObjectTooLarge { .. }),
@@ -334,7 +378,7 @@ fn index(
     alloc_limit: usize,
 ) -> Result<Option<(PathBuf, PathBuf)>> {
     let interrupt = AtomicBool::new(false);
-    let lookup = BaseLookup::new(db);
+    let lookup = BaseLookup::new(db, options);
     let outcome = gix_pack::Bundle::write_to_directory(
         input,
         Some(work_dir),
@@ -402,15 +446,17 @@ const VERIFY_CACHE_BYTES: usize = 8 << 20;
 fn refuse_duplicates(pack: &PackHandle) -> Result<()> {
     // The index is sorted by id: a duplicate sits next to its twin.
     let mut previous: Option<ObjectId> = None;
+    let mut twice = Vec::new();
     for id in pack.oids()? {
-        if previous == Some(id) {
-            return Err(PackError::InvalidPack(format!(
-                "the same object {id} appears twice in the pack"
-            )));
+        if previous == Some(id) && twice.last() != Some(&id) {
+            twice.push(id);
         }
         previous = Some(id);
     }
-    Ok(())
+    match twice.is_empty() {
+        true => Ok(()),
+        false => Err(PackError::DuplicateObjects(twice)),
+    }
 }
 
 /// Run git's fsck checks on the commit, tree or tag `id` of `kind` and parse

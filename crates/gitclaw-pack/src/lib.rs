@@ -50,6 +50,11 @@ pub enum PackError {
     /// The client sent a pack that is malformed, truncated or inconsistent.
     #[error("invalid pack: {0}")]
     InvalidPack(String),
+    /// The pack holds each of these objects more than once, as `git
+    /// index-pack --strict` refuses too: an index naming one id at two
+    /// offsets is ambiguous. Never empty.
+    #[error("invalid pack: the same object {} appears twice in the pack", first_of(.0))]
+    DuplicateObjects(Vec<ObjectId>),
     /// An object in the pack does not parse as its type says.
     #[error("object {oid} is malformed: {detail}")]
     MalformedObject { oid: ObjectId, detail: String },
@@ -101,6 +106,7 @@ impl PackError {
         matches!(
             self,
             PackError::InvalidPack(_)
+                | PackError::DuplicateObjects(_)
                 | PackError::MalformedObject { .. }
                 | PackError::MissingObject(_)
                 | PackError::Fsck(_)
@@ -110,3 +116,8 @@ impl PackError {
 }
 
 pub type Result<T, E = PackError> = std::result::Result<T, E>;
+
+/// The first of `ids`, as text (for [`PackError::DuplicateObjects`]).
+fn first_of(ids: &[ObjectId]) -> String {
+    ids.first().map(ToString::to_string).unwrap_or_default()
+}

@@ -199,7 +199,7 @@ pub(crate) fn index_and_verify(
     let spool = tempfile::NamedTempFile::new_in(work_dir).map_err(io("writing the pack"))?;
     let (file, spool_path) = spool.into_parts();
     let mut out = BufWriter::with_capacity(256 * 1024, file);
-    let lookup = BaseLookup::new(db);
+    let lookup = BaseLookup::new(db, options);
     let entries = data::input::BytesToEntriesIter::new_from_header(
         input,
         data::input::Mode::Verify,

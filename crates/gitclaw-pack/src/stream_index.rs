@@ -656,11 +656,14 @@ pub(crate) fn write_index(
 ) -> Result<()> {
     let mut sorted: Vec<(ObjectId, u32, u64)> = objects.into_iter().collect();
     sorted.sort_unstable_by_key(|(id, _, _)| *id);
-    if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(invalid(format!(
-            "the same object {} appears twice in the pack",
-            pair[0].0
-        )));
+    let mut twice: Vec<ObjectId> = sorted
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
+        .collect();
+    if !twice.is_empty() {
+        twice.dedup();
+        return Err(PackError::DuplicateObjects(twice));
     }
     let io = PackError::io("writing the pack index");
     let mut out = Vec::with_capacity(8 + 1024 + sorted.len() * 28 + 40);

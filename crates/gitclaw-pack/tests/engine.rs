@@ -14,7 +14,7 @@ use common::{client_at, fix_thin_and_check, git, git_stdin, new_repo, write_fetc
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
-    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
     writer::Leave,
     writer::{write_pack, Phase, WriteOptions},
     ObjectId, PackError,
@@ -578,6 +578,86 @@ fn loose_objects_are_delta_compressed_and_git_accepts_the_pack() {
         );
         let got = index_with_git(&pack, &f.scratch, None);
         assert_eq!(got, rev_list_objects(&f.repo, &["main"]), "{label}");
+    }
+}
+
+#[test]
+fn every_delta_of_a_written_pack_follows_its_base() {
+    // Two versions of one file stored whole, the smaller first. The search
+    // (by size, larger first) makes the smaller a delta of the larger, which
+    // comes later in the stored order: it must go out ahead of its delta, not
+    // be named by id further on.
+    let (_tmp, repo) = new_repo();
+    let small: String = (0..40).map(|i| format!("line {i} of the file\n")).collect();
+    let large = small.clone() + &(40..400).map(|i| format!("line {i}\n")).collect::<String>();
+    let mut objects = Vec::new();
+    for text in [&small, &large] {
+        let (ok, out, _) = git_stdin(&repo, &["hash-object", "-w", "--stdin"], text.as_bytes());
+        assert!(ok);
+        let mut object = WalkObject::new(
+            oid(String::from_utf8(out).unwrap().trim()),
+            gitclaw_pack::Kind::Blob,
+        );
+        object.name_hash = gitclaw_pack::walk::name_hash(b"file.txt");
+        objects.push(object);
+    }
+    // And one object not written: the stored pack is not sent as it is.
+    let (_, other, _) = git_stdin(&repo, &["hash-object", "-w", "--stdin"], b"another file\n");
+    let listed: String = objects
+        .iter()
+        .map(|o| format!("{}\n", o.id))
+        .collect::<String>()
+        + &String::from_utf8(other).unwrap();
+    let stored_dir = repo.join("stored");
+    std::fs::create_dir_all(&stored_dir).unwrap();
+    let (ok, out, err) = git_stdin(
+        &repo,
+        &["pack-objects", "-q", "--window=0", "stored/pack"],
+        listed.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    let index = stored_dir.join(format!(
+        "pack-{}.idx",
+        String::from_utf8(out).unwrap().trim()
+    ));
+    let stored = Arc::new(PackHandle::open(&index).unwrap());
+    let offset_of = |pack: &PackHandle, id: &ObjectId| {
+        pack.offset_at(pack.lookup(id).unwrap().expect("in the pack"))
+    };
+    assert!(
+        offset_of(&stored, &objects[0].id) < offset_of(&stored, &objects[1].id),
+        "git stored the smaller version first"
+    );
+    let db = ObjectDb::new(vec![stored], Arc::new(NoLoose));
+    for ofs_delta in [true, false] {
+        let mut pack = Vec::new();
+        let options = WriteOptions {
+            ofs_delta,
+            search_whole: true,
+            ..WriteOptions::default()
+        };
+        let stats =
+            write_pack(&db, &objects, None, &options, &mut pack, &mut |_, _, _| {}).unwrap();
+        assert_eq!(
+            stats.new_deltas, 1,
+            "the smaller version is a delta of the larger: {stats:?}"
+        );
+        // Stored where both objects already are (as compaction stores a pack):
+        // no delta names an object the reader has not met yet, which it would
+        // take for a thin pack's outside base and add a second time.
+        let work = repo.join(format!("ofs-{ofs_delta}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let received = work.join("received.pack");
+        std::fs::write(&received, &pack).unwrap();
+        let written =
+            gitclaw_pack::ingest::ingest_file(&received, &work, &db, &IngestOptions::default())
+                .unwrap()
+                .expect("a pack of two objects");
+        assert_eq!(written.pack.num_objects(), 2, "ofs_delta {ofs_delta}");
+        assert!(
+            offset_of(&written.pack, &objects[1].id) < offset_of(&written.pack, &objects[0].id),
+            "ofs_delta {ofs_delta}: the base goes out first"
+        );
     }
 }
 

@@ -461,7 +461,7 @@ pub(super) fn write_entries(
     let order: Vec<u32> = if options.keep_order {
         compaction_order(&items, sent, &new_deltas, options.lead)
     } else {
-        (0..sent as u32).collect()
+        bases_first(&items, sent, &new_deltas)
     };
     for (n, i) in order.iter().map(|&i| i as usize).enumerate() {
         let item = &items[i];
@@ -611,25 +611,64 @@ pub(super) fn write_entries(
     Ok(stats)
 }
 
+/// The base item of item `i`'s delta (stored or newly found), when the base
+/// goes out in the pack.
+fn base_sent(items: &[Item], sent: usize, new_deltas: &NewDeltas, i: usize) -> Option<usize> {
+    match new_deltas.get(&i) {
+        Some((base, _)) => Some(*base),
+        None => reused_base(&items[i]),
+    }
+    .filter(|&base| base < sent)
+}
+
+/// Place `start` (unless placed already) in `order`, after those of the bases
+/// down its chain that are not placed yet, deepest first.
+fn place_after_bases(
+    start: usize,
+    base_of: &impl Fn(usize) -> Option<usize>,
+    placed: &mut [bool],
+    chain: &mut Vec<usize>,
+    order: &mut Vec<u32>,
+) {
+    chain.clear();
+    let mut at = start;
+    // Down the chain to the first base already placed (or to a whole object).
+    while !placed[at] {
+        placed[at] = true;
+        chain.push(at);
+        match base_of(at) {
+            Some(base) => at = base,
+            None => break,
+        }
+    }
+    order.extend(chain.iter().rev().map(|&i| i as u32));
+}
+
+/// The first `sent` items in their order, but for each delta's base (stored or
+/// newly found), moved just ahead of the first delta that needs it: every delta
+/// follows its base, as git writes a pack. A delta the search found against a
+/// later item would otherwise go out as a REF_DELTA naming an object further
+/// on, which a reader completing a thin pack takes for one it must add (and
+/// then holds twice).
+fn bases_first(items: &[Item], sent: usize, new_deltas: &NewDeltas) -> Vec<u32> {
+    let base_of = |i: usize| base_sent(items, sent, new_deltas, i);
+    let mut placed = vec![false; sent];
+    let mut order: Vec<u32> = Vec::with_capacity(sent);
+    let mut chain = Vec::new();
+    for start in 0..sent {
+        place_after_bases(start, &base_of, &mut placed, &mut chain, &mut order);
+    }
+    order
+}
+
 /// The first `sent` items in their order, except that each delta's base (stored
 /// or newly found) is moved just ahead of the first delta that needs it, and
 /// that the trees and blobs past the first `lead` items go in delta families (see
 /// [`super::WriteOptions::keep_order`]): a pack whose deltas all follow their
 /// bases (OFS_DELTA throughout, and no base a reader must look for outside what
 /// it has read).
-fn compaction_order(
-    items: &[Item],
-    sent: usize,
-    new_deltas: &StdHashMap<usize, (usize, Vec<u8>)>,
-    lead: usize,
-) -> Vec<u32> {
-    let base_of = |i: usize| {
-        match new_deltas.get(&i) {
-            Some((base, _)) => Some(*base),
-            None => reused_base(&items[i]),
-        }
-        .filter(|&base| base < sent)
-    };
+fn compaction_order(items: &[Item], sent: usize, new_deltas: &NewDeltas, lead: usize) -> Vec<u32> {
+    let base_of = |i: usize| base_sent(items, sent, new_deltas, i);
     let mut placed = vec![false; sent];
     // Item numbers in 32 bits (a pack's entry count is): these lists are
     // as long as the pack.
@@ -641,18 +680,7 @@ fn compaction_order(
             in_families.push(start as u32);
             continue;
         }
-        chain.clear();
-        let mut at = start;
-        // Down the chain to the first base already placed (or to a whole object).
-        while !placed[at] {
-            placed[at] = true;
-            chain.push(at);
-            match base_of(at) {
-                Some(base) => at = base,
-                None => break,
-            }
-        }
-        order.extend(chain.iter().rev().map(|&i| i as u32));
+        place_after_bases(start, &base_of, &mut placed, &mut chain, &mut order);
     }
     // Each delta's children, in item order: a first child and a next sibling
     // each (all of them: a family may pass through the lead).
