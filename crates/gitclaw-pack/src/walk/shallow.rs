@@ -21,6 +21,10 @@ pub struct DeepenRequest {
     pub client_shallow: Vec<ObjectId>,
     pub depth: Option<u32>,
     pub relative: bool,
+    /// The client's shallow commits that no ref reaches (the caller's
+    /// answer): `deepen-relative` deepens from the others only, as git's
+    /// upload-pack does — after a force-push, a client's old boundary stays.
+    pub unreachable_shallow: Vec<ObjectId>,
     pub since: Option<i64>,
     /// Tips (already resolved from ref names) whose history is excluded.
     pub not: Vec<ObjectId>,
@@ -104,7 +108,12 @@ pub fn plan_shallow(
             not_shallow.extend(client_shallow.iter().copied());
         } else {
             let (heads, depth) = if request.relative {
-                (client_shallow.clone(), depth.saturating_add(1))
+                let heads = client_shallow
+                    .iter()
+                    .filter(|id| !request.unreachable_shallow.contains(id))
+                    .copied()
+                    .collect();
+                (heads, depth.saturating_add(1))
             } else {
                 (want_commits.clone(), depth)
             };

@@ -138,6 +138,7 @@ impl FetchJob {
                 relative: args.deepen_relative,
                 since: args.deepen_since,
                 not: Vec::new(),
+                unreachable_shallow: Vec::new(),
             },
             deepen_not_refs: args.deepen_not,
             filter: args.filter,
@@ -181,6 +182,7 @@ impl FetchJob {
                 relative: req.deepen_relative,
                 since: req.deepen_since,
                 not: Vec::new(),
+                unreachable_shallow: Vec::new(),
             },
             deepen_not_refs: req.deepen_not,
             filter: req.filter,
@@ -358,6 +360,10 @@ impl Fetch {
             return Err(GitError::BadRequest(format!("not our ref {id}")));
         }
         let mut deepen = job.deepen.clone();
+        if deepen.relative && deepen.depth.is_some() {
+            deepen.unreachable_shallow =
+                unreachable_wants(&mut graph, &tips, &deepen.client_shallow)?;
+        }
         for name in &job.deepen_not_refs {
             let tip = refs
                 .iter()
