@@ -492,21 +492,49 @@ impl History {
 /// What a client ends up with (after `git fsck --strict` found nothing wrong),
 /// a line each, sorted: its refs, shallow boundary, the objects its refs reach
 /// (missing ones, in a partial clone, marked) and the commits `FETCH_HEAD`
-/// names.
-fn client_state(dir: &Path) -> Vec<String> {
+/// names. Of a partial clone, whether it holds an object its filter leaves out
+/// is not compared: a client fetches such an object on demand when a delta
+/// it receives leans on it, which depends on the deltas each server chose.
+fn client_state(dir: &Path, history: &History) -> Vec<String> {
     git(dir, &["fsck", "--strict", "--no-dangling", "--no-progress"]);
-    let mut lines: Vec<String> = git(dir, &["for-each-ref", "--format=%(objectname) %(refname)"])
-        .lines()
-        .map(|l| format!("ref {l}"))
-        .collect();
+    let refs = git(dir, &["for-each-ref", "--format=%(objectname) %(refname)"]);
+    let mut lines: Vec<String> = refs.lines().map(|l| format!("ref {l}")).collect();
     let shallow = std::fs::read_to_string(dir.join(".git/shallow")).unwrap_or_default();
     lines.extend(shallow.lines().map(|l| format!("shallow {l}")));
+    let filter = git_output(dir, &["config", "remote.origin.partialclonefilter"]);
+    let left_out: std::collections::HashSet<String> = match filter.status.success() {
+        true => {
+            let spec = String::from_utf8_lossy(&filter.stdout).trim().to_string();
+            let mut args = vec![
+                "rev-list".to_string(),
+                "--objects".into(),
+                format!("--filter={spec}"),
+                "--filter-print-omitted".into(),
+            ];
+            args.extend(
+                refs.lines()
+                    .map(|l| l.split(' ').next().unwrap().to_string()),
+            );
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            git(&history.dir, &args)
+                .lines()
+                .filter_map(|l| l.strip_prefix('~'))
+                .map(str::to_string)
+                .collect()
+        }
+        false => Default::default(),
+    };
     let objects = git(dir, &["rev-list", "--objects", "--all", "--missing=print"]);
-    lines.extend(
-        objects
-            .lines()
-            .map(|l| format!("object {}", l.split(' ').next().unwrap())),
-    );
+    lines.extend(objects.lines().map(|l| {
+        let id = l.split(' ').next().unwrap();
+        match left_out.contains(id.trim_start_matches('?')) {
+            true => format!(
+                "object left out by the filter {}",
+                id.trim_start_matches('?')
+            ),
+            false => format!("object {id}"),
+        }
+    }));
     let fetched = std::fs::read_to_string(dir.join(".git/FETCH_HEAD")).unwrap_or_default();
     lines.extend(
         fetched
@@ -590,7 +618,10 @@ impl Pair {
             String::from_utf8_lossy(&outputs[1].stderr),
         );
         if self.dirs.iter().all(|d| d.join(".git").exists()) {
-            let states = [client_state(&self.dirs[0]), client_state(&self.dirs[1])];
+            let states = [
+                client_state(&self.dirs[0], history),
+                client_state(&self.dirs[1], history),
+            ];
             if states[0] != states[1] {
                 panic!(
                     "{what} ({args:?}, v{}): the clients disagree\n{}",
@@ -600,6 +631,12 @@ impl Pair {
             }
         }
         Some(ok[0])
+    }
+
+    /// GitClaw's client asks `url` from now on.
+    fn point_at(&mut self, url: &str) {
+        git(&self.dirs[1], &["remote", "set-url", "origin", url]);
+        self.urls[1] = url.to_string();
     }
 
     fn shallow(&self) -> bool {
@@ -685,18 +722,41 @@ fn fetch_args(action: &Action, pair: &Pair, history: &History, n: usize) -> Vec<
     args
 }
 
+/// Where GitClaw keeps the history, and which instance serves the clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// The embedded default (filesystem store, SQLite), one instance.
+    Embedded,
+    /// S3 and PostgreSQL: pushes and compactions through one instance, every
+    /// stage's requests to a new one with empty caches that reads every pack
+    /// and index by ranges.
+    FreshInstancesOnS3,
+}
+
 /// Both servers, serving the history as it is pushed.
 struct Servers {
     claw: Server,
     claw_url: String,
+    /// The instance the clients ask, when not `claw`.
+    reader: Option<Server>,
+    read_url: String,
+    /// The database and bucket every instance shares (on S3).
+    shared: Option<(String, gitclaw_storage::S3Settings)>,
     _git: HttpBackend,
     git_url: String,
     git_repo: PathBuf,
 }
 
 impl Servers {
-    fn start(work: &Path, name: &str) -> Servers {
-        let claw = Server::start();
+    fn start(work: &Path, name: &str, setup: Setup) -> Servers {
+        let shared =
+            (setup == Setup::FreshInstancesOnS3).then(|| (postgres_database(), s3_settings()));
+        let claw = Server::start_with(|config| {
+            if let Some((database, s3)) = &shared {
+                config.database_url = database.clone();
+                config.s3 = Some(s3.clone());
+            }
+        });
         let claw_url = claw.create_repo("diff", name);
         let served = work.join("served");
         let git_repo = served.join(format!("{name}.git"));
@@ -712,11 +772,31 @@ impl Servers {
         let git_url = format!("http://127.0.0.1:{}/git/{name}.git", git.port);
         Servers {
             claw,
+            read_url: claw_url.clone(),
             claw_url,
+            reader: None,
+            shared,
             _git: git,
             git_url,
             git_repo,
         }
+    }
+
+    /// On S3, a new instance for the clients, its caches empty.
+    fn fresh_reader(&mut self, name: &str) {
+        let Some((database, s3)) = &self.shared else {
+            return;
+        };
+        // The one before stops first.
+        self.reader = None;
+        let reader = Server::start_with(|config| {
+            config.database_url = database.clone();
+            config.s3 = Some(s3.clone());
+            config.range_reads_above_bytes = 0;
+            config.index_range_reads_above_bytes = 0;
+        });
+        self.read_url = format!("{}/diff/{name}.git", reader.url);
+        self.reader = Some(reader);
     }
 
     /// Push the history to both, every ref as it is (created, moved back, deleted).
@@ -753,13 +833,13 @@ impl Servers {
                 work.join(format!("{label}-git")),
                 work.join(format!("{label}-claw")),
             ],
-            urls: [self.git_url.clone(), self.claw_url.clone()],
+            urls: [self.git_url.clone(), self.read_url.clone()],
             v2,
         }
     }
 }
 
-fn run_plan(plan: &Plan) {
+fn run_plan(plan: &Plan, setup: Setup) {
     let mut work = tempfile::tempdir().unwrap();
     // `GITCLAW_DIFF_KEEP=1`: the histories and clients stay, to look into.
     if std::env::var_os("GITCLAW_DIFF_KEEP").is_some() {
@@ -767,7 +847,7 @@ fn run_plan(plan: &Plan) {
         eprintln!("histories and clients in {}", work.path().display());
     }
     let name = "history";
-    let servers = Servers::start(work.path(), name);
+    let mut servers = Servers::start(work.path(), name, setup);
     let mut history = History::new(work.path().join("src"));
     let mut clients: Vec<Option<Pair>> = Vec::new();
     for (at, stage) in plan.stages.iter().enumerate() {
@@ -776,6 +856,7 @@ fn run_plan(plan: &Plan) {
         if stage.gc {
             servers.gc(name);
         }
+        servers.fresh_reader(name);
         if at == 0 {
             for (i, (shape, v2)) in plan.clients.iter().enumerate() {
                 let pair = servers.pair(work.path(), &format!("client{i}"), *v2);
@@ -790,6 +871,9 @@ fn run_plan(plan: &Plan) {
         } else {
             for (i, client) in clients.iter_mut().enumerate() {
                 let Some(pair) = client else { continue };
+                if pair.urls[1] != servers.read_url {
+                    pair.point_at(&servers.read_url);
+                }
                 let action = &stage.actions[i % stage.actions.len()];
                 let fetched = pair.run(
                     &format!("stage {at}: client {i} {action:?}"),
@@ -834,7 +918,7 @@ fn deepening_a_boundary_a_force_push_left_behind_keeps_it_as_git_does() {
     // a ref still reaches, none here: git keeps the old boundary, and so must
     // GitClaw.
     for v2 in [false, true] {
-        run_plan(&Plan {
+        let plan = Plan {
             clients: vec![(Shape::Depth(1), v2)],
             stages: vec![
                 stage(
@@ -850,7 +934,8 @@ fn deepening_a_boundary_a_force_push_left_behind_keeps_it_as_git_does() {
                     vec![Action::Deepen(2)],
                 ),
             ],
-        });
+        };
+        run_plan(&plan, Setup::Embedded);
     }
 }
 
@@ -863,6 +948,19 @@ proptest! {
 
     #[test]
     fn random_histories_fetch_alike_from_gitclaw_and_git(plan in plan()) {
-        run_plan(&plan);
+        run_plan(&plan, Setup::Embedded);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 4,
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_histories_fetch_alike_from_fresh_instances_on_s3(plan in plan()) {
+        run_plan(&plan, Setup::FreshInstancesOnS3);
     }
 }

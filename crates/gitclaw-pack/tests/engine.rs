@@ -698,6 +698,87 @@ fn thin_fetch_reuses_deltas_against_what_the_client_has() {
     assert!(expected.is_subset(&got), "every new object arrives");
 }
 
+#[test]
+fn a_partial_clones_thin_pack_leans_on_no_object_its_filter_left_out() {
+    let f = fixture();
+    // big.txt shrinks below the client's `blob:limit`: its old version is
+    // above it, so the client never got it, and the stored pack holds the
+    // new version as a delta against that old one.
+    let store = f.scratch.join("thin-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let old = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let old_size = std::fs::metadata(f.repo.join("big.txt")).unwrap().len();
+    let shrunk: String = (0..1500)
+        .map(|i| format!("line {i} of a long file\n"))
+        .collect();
+    std::fs::write(f.repo.join("big.txt"), &shrunk).unwrap();
+    git(&f.repo, &["commit", "-q", "-am", "shrink big.txt"]);
+    let new = oid(&git(&f.repo, &["rev-parse", "main"]));
+    let thin = pack_of(&f.repo, &format!("{new}\n^{old}\n"), true);
+    let ingested = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
+    let mut packs = f.db.packs().to_vec();
+    packs.push(Arc::new(PackHandle::open(&ingested.index_path).unwrap()));
+    let db = ObjectDb::new(packs, Arc::new(NoLoose));
+
+    let limit = (shrunk.len() as u64 + old_size) / 2;
+    let mut graph = Graph::new(&db);
+    let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
+    let unfiltered = enumerate(&mut graph, &[new], &[old], &plan, &WalkOptions::default()).unwrap();
+    let (_, stats) = write_fetch_pack(&db, &unfiltered, true);
+    assert!(
+        stats.reused_deltas >= 1,
+        "without a filter the stored delta goes out: {stats:?}"
+    );
+    let options = WalkOptions {
+        filter: Some(gitclaw_pack::walk::Filter::BlobLimit(limit)),
+        ..WalkOptions::default()
+    };
+    let outcome = enumerate(&mut graph, &[new], &[old], &plan, &options).unwrap();
+    let (thin_pack, _) = write_fetch_pack(&db, &outcome, true);
+
+    // The client: the old history as a `blob:limit` clone holds it, and no
+    // promisor to fetch a missing base from.
+    let client = tempfile::tempdir_in(&f.scratch).unwrap();
+    git(client.path(), &["init", "-q", "--bare"]);
+    let listed = git(
+        &f.repo,
+        &[
+            "rev-list",
+            "--objects",
+            &format!("--filter=blob:limit={limit}"),
+            &old.to_string(),
+        ],
+    );
+    let ids: String = listed.lines().map(|l| format!("{}\n", &l[..40])).collect();
+    let (ok, own, err) = git_stdin(&f.repo, &["pack-objects", "--stdout", "-q"], ids.as_bytes());
+    assert!(ok, "{err}");
+    let (ok, _, err) = git_stdin(
+        client.path(),
+        &["index-pack", "--stdin", "-o", "own.idx"],
+        &own,
+    );
+    assert!(ok, "{err}");
+    std::fs::rename(
+        client.path().join("own.idx"),
+        client.path().join("objects/pack/pack-own.idx"),
+    )
+    .unwrap();
+    std::fs::write(client.path().join("objects/pack/pack-own.pack"), &own).unwrap();
+    let (ok, _, err) = git_stdin(
+        client.path(),
+        &[
+            "index-pack",
+            "--strict",
+            "--stdin",
+            "--fix-thin",
+            "-o",
+            "t.idx",
+        ],
+        &thin_pack,
+    );
+    assert!(ok, "the client resolves the pack with what it holds: {err}");
+}
+
 /// The objects of a thin pack once `git index-pack --fix-thin` completed it from
 /// the fixture repository's objects (what the client has), which it must accept.
 fn complete_thin_pack(f: &Fixture, thin_pack: &[u8]) -> BTreeSet<String> {

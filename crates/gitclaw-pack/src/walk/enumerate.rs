@@ -63,6 +63,8 @@ pub struct WalkOutcome {
     /// What the client's older history holds, where compaction's records tell
     /// (see [`WalkOptions::history_complete`]).
     pub client_history: Option<ClientHistory>,
+    /// The partial-clone filter the walk applied (see [`crate::writer::ClientHas::filter`]).
+    pub filter: Option<Filter>,
 }
 
 impl WalkOutcome {
@@ -72,6 +74,7 @@ impl WalkOutcome {
             ids: &self.client_has,
             bases: &self.edge_objects,
             history: self.client_history.as_ref(),
+            filter: self.filter.as_ref(),
         }
     }
 }
@@ -156,7 +159,10 @@ pub fn enumerate(
     let have_root_set: HashSet<ObjectId> = have_roots.iter().copied().collect();
 
     // 2. Commits to send.
-    let mut out = WalkOutcome::default();
+    let mut out = WalkOutcome {
+        filter: options.filter.clone(),
+        ..WalkOutcome::default()
+    };
     let mut sent: HashSet<ObjectId> = HashSet::default();
     let mut tags_out: Vec<WalkObject> = Vec::new();
     let mut roots: Vec<(ObjectId, Kind)> = Vec::new();

@@ -59,6 +59,19 @@ impl Filter {
         Err(format!("unsupported filter-spec '{spec}'"))
     }
 
+    /// Whether a partial clone made with this filter holds every object of
+    /// `kind` that its commits reach: git leaves out what the filter refuses,
+    /// so a fetch's thin pack may lean only on kinds it keeps whole (a delta
+    /// against a left-out object makes the client fetch that base on its
+    /// own, a request each, before it can read the pack).
+    pub fn keeps_every(&self, kind: Kind) -> bool {
+        match self {
+            Filter::BlobNone | Filter::BlobLimit(_) => kind != Kind::Blob,
+            Filter::TreeDepth(_) => !matches!(kind, Kind::Tree | Kind::Blob),
+            Filter::Combine(all) => all.iter().all(|filter| filter.keeps_every(kind)),
+        }
+    }
+
     /// Whether an object of `kind` at `depth` below its root tree goes out;
     /// `size` is asked for only by size filters.
     pub(super) fn admits(

@@ -239,12 +239,26 @@ fn plan(
     }
     let position = Positions::new(&items)?;
     let thin = if options.thin { client_has } else { None };
+    // The client's objects the delta search may try: none of a kind its
+    // filter may have left out.
+    let filtered: Option<Vec<WalkObject>> = thin.filter(|has| has.filter.is_some()).map(|has| {
+        has.bases
+            .iter()
+            .filter(|base| has.holds_every(base.kind))
+            .copied()
+            .collect()
+    });
+    let client_bases: &[WalkObject] = match (&filtered, thin) {
+        (Some(bases), _) => bases,
+        (None, Some(has)) => has.bases,
+        (None, None) => &[],
+    };
     // Before classifying, every item may be searched: from packs read by
     // ranges, the client's objects at their paths are read as far as their
     // sizes in the same batch as the items' headers.
     let bases: Vec<Location> = match thin {
-        Some(has) if db.packs().iter().any(|pack| pack.is_sparse()) => {
-            client_base_candidates(db, &items, &position, has.bases, options)
+        Some(_) if db.packs().iter().any(|pack| pack.is_sparse()) => {
+            client_base_candidates(db, &items, &position, client_bases, options)
                 .into_iter()
                 .map(|(_, loc)| loc)
                 .collect()
@@ -253,8 +267,8 @@ fn plan(
     };
     prefetch_stored(db, &items, &bases, false)?;
     let outside = classify(db, &mut items, &position, thin, first)?;
-    if let Some(has) = thin {
-        add_client_bases(db, &mut items, &position, has.bases, options)?;
+    if thin.is_some() {
+        add_client_bases(db, &mut items, &position, client_bases, options)?;
     }
     drop(position);
     prefetch_stored(db, &items, &[], true)?;

@@ -146,6 +146,16 @@ pub struct ClientHas<'a> {
     /// What the client's older history holds, where compaction recorded it:
     /// stored deltas against those go out as they are too.
     pub history: Option<&'a crate::walk::ClientHistory>,
+    /// The client's partial-clone filter: no delta leans on a kind of object
+    /// it may have left out ([`crate::walk::Filter::keeps_every`]).
+    pub filter: Option<&'a crate::walk::Filter>,
+}
+
+impl ClientHas<'_> {
+    /// Whether a delta may lean on the client's objects of `kind`.
+    pub(crate) fn holds_every(&self, kind: Kind) -> bool {
+        self.filter.is_none_or(|filter| filter.keeps_every(kind))
+    }
 }
 
 /// The phases of writing a pack that report progress.

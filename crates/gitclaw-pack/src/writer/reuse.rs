@@ -238,9 +238,13 @@ pub(super) fn classify(
                 Some(offset) => Plan::ReusePrefix {
                     base: outside_base(base_id, offset),
                 },
-                None if client_has(&base_id)? => Plan::ReuseThin {
-                    base: outside_base(base_id, 0),
-                },
+                None if thin.is_some_and(|has| has.holds_every(items[i].kind))
+                    && client_has(&base_id)? =>
+                {
+                    Plan::ReuseThin {
+                        base: outside_base(base_id, 0),
+                    }
+                }
                 None => tip_plan(handle, items, i, position),
             },
         };

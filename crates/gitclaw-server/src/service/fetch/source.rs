@@ -75,6 +75,8 @@ pub struct ClientObjects {
     edge_objects: Vec<WalkObject>,
     /// What its older history holds, where compaction recorded it.
     history: Option<ClientHistory>,
+    /// Its partial-clone filter: what it may lack of what it has.
+    filter: Option<Filter>,
 }
 
 impl PackSource {
@@ -236,6 +238,7 @@ pub fn choose(
             has: outcome.client_has,
             edge_objects: outcome.edge_objects,
             history: outcome.client_history,
+            filter: outcome.filter,
         }),
         stored,
         fill,
@@ -337,6 +340,7 @@ pub fn write(
                         ids: &client.has,
                         bases: &client.edge_objects,
                         history: client.history.as_ref(),
+                        filter: client.filter.as_ref(),
                     }),
                     &write_options,
                     &mut tee,
