@@ -661,24 +661,31 @@ fn every_delta_of_a_written_pack_follows_its_base() {
     }
 }
 
-#[test]
-fn thin_fetch_reuses_deltas_against_what_the_client_has() {
-    let f = fixture();
-    // Push a new version of big.txt as a thin pack so the stored pack holds a delta
-    // against the previous version, which a client at main~0 already has.
+/// Commit `big` as big.txt's new version and store it as a thin push does:
+/// the stored pack holds it as a delta against the previous version. The
+/// commits before and after, and the repository with both packs.
+fn push_new_big_txt(f: &Fixture, big: &str) -> (ObjectId, ObjectId, ObjectDb) {
     let store = f.scratch.join("thin-store");
     std::fs::create_dir_all(&store).unwrap();
     let old = oid(&git(&f.repo, &["rev-parse", "main"]));
-    let mut big = std::fs::read_to_string(f.repo.join("big.txt")).unwrap();
-    big.push_str("one more line\n");
     std::fs::write(f.repo.join("big.txt"), big).unwrap();
-    git(&f.repo, &["commit", "-q", "-am", "grow big.txt"]);
+    git(&f.repo, &["commit", "-q", "-am", "a new big.txt"]);
     let new = oid(&git(&f.repo, &["rev-parse", "main"]));
     let thin = pack_of(&f.repo, &format!("{new}\n^{old}\n"), true);
     let ingested = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
     let mut packs = f.db.packs().to_vec();
     packs.push(Arc::new(PackHandle::open(&ingested.index_path).unwrap()));
-    let db = ObjectDb::new(packs, Arc::new(NoLoose));
+    (old, new, ObjectDb::new(packs, Arc::new(NoLoose)))
+}
+
+#[test]
+fn thin_fetch_reuses_deltas_against_what_the_client_has() {
+    let f = fixture();
+    // A new version of big.txt, stored as a delta against the previous
+    // version, which a client at main~0 already has.
+    let mut big = std::fs::read_to_string(f.repo.join("big.txt")).unwrap();
+    big.push_str("one more line\n");
+    let (old, new, db) = push_new_big_txt(&f, &big);
 
     let mut graph = Graph::new(&db);
     let plan = plan_shallow(&mut graph, &[new], &DeepenRequest::default()).unwrap();
@@ -704,21 +711,11 @@ fn a_partial_clones_thin_pack_leans_on_no_object_its_filter_left_out() {
     // big.txt shrinks below the client's `blob:limit`: its old version is
     // above it, so the client never got it, and the stored pack holds the
     // new version as a delta against that old one.
-    let store = f.scratch.join("thin-store");
-    std::fs::create_dir_all(&store).unwrap();
-    let old = oid(&git(&f.repo, &["rev-parse", "main"]));
     let old_size = std::fs::metadata(f.repo.join("big.txt")).unwrap().len();
     let shrunk: String = (0..1500)
         .map(|i| format!("line {i} of a long file\n"))
         .collect();
-    std::fs::write(f.repo.join("big.txt"), &shrunk).unwrap();
-    git(&f.repo, &["commit", "-q", "-am", "shrink big.txt"]);
-    let new = oid(&git(&f.repo, &["rev-parse", "main"]));
-    let thin = pack_of(&f.repo, &format!("{new}\n^{old}\n"), true);
-    let ingested = ingest_bytes(&thin, &store, &f.db).unwrap().unwrap();
-    let mut packs = f.db.packs().to_vec();
-    packs.push(Arc::new(PackHandle::open(&ingested.index_path).unwrap()));
-    let db = ObjectDb::new(packs, Arc::new(NoLoose));
+    let (old, new, db) = push_new_big_txt(&f, &shrunk);
 
     let limit = (shrunk.len() as u64 + old_size) / 2;
     let mut graph = Graph::new(&db);
