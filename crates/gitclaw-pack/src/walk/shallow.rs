@@ -108,9 +108,11 @@ pub fn plan_shallow(
             not_shallow.extend(client_shallow.iter().copied());
         } else {
             let (heads, depth) = if request.relative {
+                let unreachable: HashSet<ObjectId> =
+                    request.unreachable_shallow.iter().copied().collect();
                 let heads = client_shallow
                     .iter()
-                    .filter(|id| !request.unreachable_shallow.contains(id))
+                    .filter(|id| !unreachable.contains(*id))
                     .copied()
                     .collect();
                 (heads, depth.saturating_add(1))

@@ -8,9 +8,10 @@
 //! as git does it: sorted by type, path-name hash and size, each is tried against
 //! the previous `window` objects, and the smallest delta under half the object's
 //! size wins, within a maximum chain depth. What finds no delta goes out whole.
-//! Objects go out grouped by pack in offset order, so stored bases precede their
-//! deltas. A stored delta whose base is not sent may have a [tip
-//! entry](crate::tip_entries) to copy instead of a search. A pack may also
+//! Objects go out grouped by pack in offset order, each delta's base (stored
+//! or found by the search) moved ahead of it. A stored delta whose base is not
+//! sent may have a [tip entry](crate::tip_entries) to copy instead of a search.
+//! A pack may also
 //! start with every entry of a stored pack closed under reachability
 //! ([`write_pack_after`]); the listed objects follow it and may keep their
 //! stored deltas against its entries.
