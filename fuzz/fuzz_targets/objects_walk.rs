@@ -129,6 +129,7 @@ fuzz_target!(|input: Input| {
         relative: false,
         since: input.since.filter(|_| input.depth.is_none()),
         not: input.not.iter().take(4).map(|n| pick(&ids, *n)).collect(),
+        unreachable_shallow: Vec::new(),
     };
     let Ok(plan) = plan_shallow(&mut graph, &wants, &request) else {
         return;
