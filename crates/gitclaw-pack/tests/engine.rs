@@ -761,19 +761,23 @@ fn a_partial_clones_thin_pack_leans_on_no_object_its_filter_left_out() {
     )
     .unwrap();
     std::fs::write(client.path().join("objects/pack/pack-own.pack"), &own).unwrap();
-    let (ok, _, err) = git_stdin(
-        client.path(),
-        &[
-            "index-pack",
-            "--strict",
-            "--stdin",
-            "--fix-thin",
-            "-o",
-            "t.idx",
-        ],
-        &thin_pack,
-    );
+    let (ok, err) = fix_thin(client.path(), &thin_pack);
     assert!(ok, "the client resolves the pack with what it holds: {err}");
+}
+
+/// `git index-pack --strict --fix-thin` of `thin_pack` in the repository
+/// `repo` (into `t.idx` there): whether it took it, and what it said.
+fn fix_thin(repo: &Path, thin_pack: &[u8]) -> (bool, String) {
+    let args = [
+        "index-pack",
+        "--strict",
+        "--stdin",
+        "--fix-thin",
+        "-o",
+        "t.idx",
+    ];
+    let (ok, _, err) = git_stdin(repo, &args, thin_pack);
+    (ok, err)
 }
 
 /// The objects of a thin pack once `git index-pack --fix-thin` completed it from
@@ -786,18 +790,7 @@ fn complete_thin_pack(f: &Fixture, thin_pack: &[u8]) -> BTreeSet<String> {
         format!("{}\n", f.repo.join(".git/objects").display()),
     )
     .unwrap();
-    let (ok, _, err) = git_stdin(
-        repo.path(),
-        &[
-            "index-pack",
-            "--strict",
-            "--stdin",
-            "--fix-thin",
-            "-o",
-            "t.idx",
-        ],
-        thin_pack,
-    );
+    let (ok, err) = fix_thin(repo.path(), thin_pack);
     assert!(ok, "{err}");
     let (ok, listing, _) = git_stdin(
         repo.path(),
