@@ -61,8 +61,8 @@ pub use migration::{
 pub use objects::{LooseRecord, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
 pub use observe::QueryObserver;
 pub use push::{
-    NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID,
-    REASON_STALE,
+    NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED,
+    REASON_CURRENT_BRANCH, REASON_STALE,
 };
 pub use refs::RefRecord;
 pub use repos::{ForkRepo, Readers, Repo, RepoSnapshot, DEFAULT_HEAD_REF};

@@ -17,6 +17,18 @@
 //! first locks the repository row, serialising pushes to one repository
 //! (and pushes against deletion); on SQLite `BEGIN IMMEDIATE` serialises all
 //! writers anyway.
+//!
+//! Names: as in git, no ref may sit where another ref's name continues
+//! (`refs/heads/a` beside `refs/heads/a/b`): a git client keeps refs as files
+//! and directories and cannot fetch such a pair. A push that would make one
+//! is refused for that ref, with git's words. Without `atomic` each update
+//! is checked against the refs as the earlier updates of the push left them
+//! (git runs them one at a time, in order); with `atomic`, against the refs
+//! before the push and every other name in it, as git's ref transaction does.
+//!
+//! As git's receive-pack does by default, a push may not delete the branch
+//! HEAD names, and deleting with no old value a ref that is not there is no
+//! change, reported as done.
 
 use gix_hash::ObjectId;
 
@@ -30,8 +42,9 @@ use crate::{Error, Metadata, Result};
 pub const REASON_STALE: &str = "stale info";
 /// Reason given, in an atomic push, to the updates that would have applied.
 pub const REASON_ATOMIC_FAILED: &str = "atomic push failed";
-/// Reason for an update with neither old nor new value.
-pub const REASON_INVALID: &str = "invalid ref update: neither old nor new value";
+/// Reason for deleting the branch HEAD names (git's receive-pack refuses it
+/// too: a clone would then find no branch to check out).
+pub const REASON_CURRENT_BRANCH: &str = "deletion of the current branch prohibited";
 
 /// One ref command of a push.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,14 +119,25 @@ pub struct PushCommit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefResult {
     Applied,
+    /// A deletion, with no old value, of a ref that was not there: nothing
+    /// changed, and the ref is gone as asked (git reports it `ok`, warning
+    /// "deleting a non-existent ref"). One with an old value is stale.
+    Absent,
     /// Not applied, with the reason to show in the `ng` line:
-    /// [`REASON_STALE`], [`REASON_ATOMIC_FAILED`] or [`REASON_INVALID`].
+    /// [`REASON_STALE`], [`REASON_ATOMIC_FAILED`], [`REASON_CURRENT_BRANCH`], or
+    /// git's words for a name another ref's name continues or is continued
+    /// by (`'refs/heads/a' exists; cannot create 'refs/heads/a/b'`).
     Rejected(String),
 }
 
 impl RefResult {
+    /// Whether the update changed a ref.
     pub fn is_applied(&self) -> bool {
         matches!(self, RefResult::Applied)
+    }
+
+    fn is_rejected(&self) -> bool {
+        matches!(self, RefResult::Rejected(_))
     }
 }
 
@@ -161,24 +185,48 @@ impl Metadata {
             let head_ref = get_str(&repo, "head_ref")?;
             let head_existed = ref_exists(&mut tx, &push.repo_id, &head_ref).await?;
 
+            // With `atomic`, names are checked against the refs before any
+            // update applies; without, each just before it applies.
+            let mut clashes = if push.atomic {
+                let mut clashes = clashes_within(&push.updates);
+                for (update, clash) in push.updates.iter().zip(clashes.iter_mut()) {
+                    if update.creates() {
+                        if let Some(taken) =
+                            ref_in_the_way(&mut tx, &push.repo_id, &update.name).await?
+                        {
+                            *clash = Some(cannot("create", &taken, &update.name));
+                        }
+                    }
+                }
+                clashes
+            } else {
+                vec![None; push.updates.len()]
+            };
             let mut results = Vec::with_capacity(push.updates.len());
-            for update in &push.updates {
-                let applied = apply(&mut tx, &push.repo_id, update).await?;
-                results.push(match applied {
-                    Some(true) => RefResult::Applied,
-                    Some(false) => RefResult::Rejected(REASON_STALE.to_owned()),
-                    None => RefResult::Rejected(REASON_INVALID.to_owned()),
-                });
+            for (update, clash) in push.updates.iter().zip(clashes.iter_mut()) {
+                if !push.atomic && update.creates() {
+                    *clash = ref_in_the_way(&mut tx, &push.repo_id, &update.name)
+                        .await?
+                        .map(|taken| cannot("create", &taken, &update.name));
+                }
+                if let Some(clash) = clash.take() {
+                    results.push(RefResult::Rejected(clash));
+                    continue;
+                }
+                if update.new.is_none() && update.name == head_ref {
+                    results.push(RefResult::Rejected(REASON_CURRENT_BRANCH.to_owned()));
+                    continue;
+                }
+                results.push(apply(&mut tx, &push.repo_id, update).await?);
             }
 
-            let any_rejected = results.iter().any(|r| !r.is_applied());
-            if push.atomic && any_rejected {
+            if push.atomic && results.iter().any(RefResult::is_rejected) {
                 tx.rollback().await?;
                 return Ok(results
                     .into_iter()
                     .map(|r| match r {
-                        RefResult::Applied => RefResult::Rejected(REASON_ATOMIC_FAILED.to_owned()),
-                        rejected => rejected,
+                        RefResult::Rejected(_) => r,
+                        _ => RefResult::Rejected(REASON_ATOMIC_FAILED.to_owned()),
                     })
                     .collect());
             }
@@ -265,15 +313,93 @@ impl Metadata {
     }
 }
 
-/// Applies one update as a compare-and-swap. `Some(applied)`, or `None` for
-/// an update with neither old nor new value.
+impl RefUpdate {
+    /// Whether the update makes a ref that is not there (an update of an
+    /// existing ref cannot clash with another's name: that one exists too).
+    fn creates(&self) -> bool {
+        self.old.is_none() && self.new.is_some()
+    }
+}
+
+/// The names `name` lies under: `refs/heads/a` for `refs/heads/a/b`, and so
+/// on up to `refs`.
+fn parents(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/').map(|(at, _)| &name[..at])
+}
+
+/// For each update, git's refusal when another name of the same push lies
+/// under it or over it: an atomic push's one transaction cannot hold both,
+/// whatever each does.
+fn clashes_within(updates: &[RefUpdate]) -> Vec<Option<String>> {
+    let names: std::collections::HashSet<&str> = updates.iter().map(|u| u.name.as_str()).collect();
+    let mut clashes = vec![None; updates.len()];
+    for (i, update) in updates.iter().enumerate() {
+        if let Some(parent) = parents(&update.name).find(|p| names.contains(p)) {
+            let why = format!(
+                "cannot process '{parent}' and '{}' at the same time",
+                update.name
+            );
+            for (j, other) in updates.iter().enumerate() {
+                if j == i || other.name == parent {
+                    clashes[j].get_or_insert_with(|| why.clone());
+                }
+            }
+        }
+    }
+    clashes
+}
+
+/// Git's refusal to `verb` a ref where `existing` is in the way.
+fn cannot(verb: &str, existing: &str, name: &str) -> String {
+    format!("'{existing}' exists; cannot {verb} '{name}'")
+}
+
+/// A ref the repository has that lies under `name` or over it, as the
+/// transaction sees the refs now.
+async fn ref_in_the_way(
+    conn: &mut sqlx::AnyConnection,
+    repo_id: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let parents: Vec<&str> = parents(name).collect();
+    // Refs under `name` are those from `name/` up to `name0` ('0' follows '/'):
+    // names compare bytewise (COLLATE "C" on PostgreSQL, BINARY on SQLite).
+    let mut sql =
+        String::from("SELECT name FROM refs WHERE repo_id = $1 AND ((name >= $2 AND name < $3)");
+    for i in 0..parents.len() {
+        sql.push_str(&format!(" OR name = ${}", i + 4));
+    }
+    sql.push_str(") LIMIT 1");
+    // Only placeholders are added to the text; every name is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(repo_id)
+        .bind(format!("{name}/"))
+        .bind(format!("{name}0"));
+    for parent in &parents {
+        query = query.bind(*parent);
+    }
+    match query.fetch_optional(conn).await? {
+        Some(row) => Ok(Some(get_str(&row, "name")?)),
+        None => Ok(None),
+    }
+}
+
+/// Applies one update as a compare-and-swap: [`RefResult::Applied`], a stale
+/// [`RefResult::Rejected`], or [`RefResult::Absent`] for a deletion with no
+/// old value of a ref that is not there — unless a ref lies under its name or
+/// over it, which git refuses too (it cannot lock the name).
 async fn apply(
     conn: &mut sqlx::AnyConnection,
     repo_id: &str,
     update: &RefUpdate,
-) -> Result<Option<bool>> {
+) -> Result<RefResult> {
     let done = match (&update.old, &update.new) {
-        (None, None) => return Ok(None),
+        (None, None) => {
+            return Ok(match ref_exists(conn, repo_id, &update.name).await? {
+                true => RefResult::Rejected(REASON_STALE.to_owned()),
+                false => absent(conn, repo_id, &update.name).await?,
+            })
+        }
         (None, Some(new)) => {
             sqlx::query(
                 "INSERT INTO refs (repo_id, name, oid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -302,7 +428,19 @@ async fn apply(
                 .await?
         }
     };
-    Ok(Some(done.rows_affected() == 1))
+    Ok(if done.rows_affected() == 1 {
+        RefResult::Applied
+    } else {
+        RefResult::Rejected(REASON_STALE.to_owned())
+    })
+}
+
+/// The result of deleting `name`, which is not there.
+async fn absent(conn: &mut sqlx::AnyConnection, repo_id: &str, name: &str) -> Result<RefResult> {
+    Ok(match ref_in_the_way(conn, repo_id, name).await? {
+        Some(existing) => RefResult::Rejected(cannot("delete", &existing, name)),
+        None => RefResult::Absent,
+    })
 }
 
 async fn ref_exists(conn: &mut sqlx::AnyConnection, repo_id: &str, name: &str) -> Result<bool> {

@@ -70,7 +70,7 @@ async fn cache_version_story(md: Metadata) {
     let r = md
         .commit_push(push(
             &repo.id,
-            vec![set("refs/heads/a", None, Some(50))],
+            vec![set("refs/tags/a", None, Some(50))],
             Some(pack(1)),
             &[],
         ))
@@ -81,7 +81,7 @@ async fn cache_version_story(md: Metadata) {
 
     md.commit_push(push(
         &repo.id,
-        vec![set("refs/heads/a", Some(50), Some(51))],
+        vec![set("refs/tags/a", Some(50), Some(51))],
         None,
         &[11, 12],
     ))
@@ -94,7 +94,7 @@ async fn cache_version_story(md: Metadata) {
 
     md.commit_push(push(
         &repo.id,
-        vec![set("refs/heads/a", Some(51), Some(52))],
+        vec![set("refs/tags/a", Some(51), Some(52))],
         None,
         &[],
     ))
@@ -107,7 +107,7 @@ async fn cache_version_story(md: Metadata) {
     let r = md
         .commit_push(push(
             &repo.id,
-            vec![set("refs/heads/a", Some(50), Some(53))],
+            vec![set("refs/tags/a", Some(50), Some(53))],
             None,
             &[],
         ))
@@ -145,7 +145,7 @@ async fn cache_version_story(md: Metadata) {
 
     md.commit_push(push(
         &repo.id,
-        vec![set("refs/heads/a", Some(52), None)],
+        vec![set("refs/tags/a", Some(52), None)],
         None,
         &[],
     ))

@@ -56,12 +56,12 @@ async fn races(md: Metadata) {
     let owner = unique("race");
     let repo = md.create_repo(&owner, "r", false, "t").await.unwrap();
 
-    // Everyone creates refs/heads/main (must not exist).
+    // Everyone creates refs/tags/contested (must not exist).
     let winners = race(&md, |i| {
         one_update(
             &repo.id,
             RefUpdate {
-                name: "refs/heads/main".into(),
+                name: "refs/tags/contested".into(),
                 old: None,
                 new: Some(oid(i + 1)),
             },
@@ -72,16 +72,16 @@ async fn races(md: Metadata) {
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     let first = oid(winners[0] + 1);
     assert_eq!(
-        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        md.get_ref(&repo.id, "refs/tags/contested").await.unwrap(),
         Some(first)
     );
 
-    // Everyone moves main from the same old value.
+    // Everyone moves it from the same old value.
     let winners = race(&md, |i| {
         one_update(
             &repo.id,
             RefUpdate {
-                name: "refs/heads/main".into(),
+                name: "refs/tags/contested".into(),
                 old: Some(first),
                 new: Some(oid(100 + i)),
             },
@@ -92,16 +92,16 @@ async fn races(md: Metadata) {
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     let second = oid(100 + winners[0]);
     assert_eq!(
-        md.get_ref(&repo.id, "refs/heads/main").await.unwrap(),
+        md.get_ref(&repo.id, "refs/tags/contested").await.unwrap(),
         Some(second)
     );
 
-    // Everyone deletes main from the same old value.
+    // Everyone deletes it from the same old value.
     let winners = race(&md, |i| {
         one_update(
             &repo.id,
             RefUpdate {
-                name: "refs/heads/main".into(),
+                name: "refs/tags/contested".into(),
                 old: Some(second),
                 new: None,
             },
@@ -110,7 +110,10 @@ async fn races(md: Metadata) {
     })
     .await;
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    assert_eq!(md.get_ref(&repo.id, "refs/heads/main").await.unwrap(), None);
+    assert_eq!(
+        md.get_ref(&repo.id, "refs/tags/contested").await.unwrap(),
+        None
+    );
 
     // Exactly one audit event per winning push, by the winner.
     let events = md.list_audit(Some(&repo.id), None, 1000).await.unwrap();

@@ -8,8 +8,8 @@ mod common;
 use common::{oid, unique};
 use gitclaw_metadata::{
     Access, AuditEvent, Error, ForkRepo, Metadata, NamedScope, NewLoose, NewPack, ObjectId,
-    PushCommit, Readers, RefRecord, RefResult, RefUpdate, REASON_ATOMIC_FAILED, REASON_INVALID,
-    REASON_STALE,
+    PushCommit, Readers, RefRecord, RefResult, RefUpdate, REASON_ATOMIC_FAILED,
+    REASON_CURRENT_BRANCH, REASON_STALE,
 };
 use serde_json::json;
 
@@ -410,7 +410,14 @@ async fn story(md: Metadata) {
         ))
         .await
         .unwrap();
-    assert_eq!(res, vec![RefResult::Applied; 2]);
+    // The branch HEAD names cannot be deleted, as in git.
+    assert_eq!(
+        res,
+        vec![
+            RefResult::Rejected(REASON_CURRENT_BRANCH.into()),
+            RefResult::Applied
+        ]
+    );
     let head = md
         .get_repo_by_id(&other.id)
         .await
@@ -455,7 +462,8 @@ async fn story(md: Metadata) {
             stale(),
             stale(),
             stale(),
-            RefResult::Rejected(REASON_INVALID.into())
+            // Deleting a ref that is not there changes nothing, as in git.
+            RefResult::Absent,
         ]
     );
     assert_eq!(
@@ -762,6 +770,132 @@ async fn story(md: Metadata) {
     assert!(md.peeled_refs(&reborn.id).await.unwrap().is_empty());
 
     md.ping().await.unwrap();
+}
+
+/// No push leaves a ref where another ref's name continues (`a` beside
+/// `a/b`): git clients keep refs as files and could not fetch both. Checked
+/// against the outcomes git's own receive-pack gives for the same commands.
+async fn names_that_clash(md: Metadata) {
+    let owner = unique("clash");
+    let repo = md.create_repo(&owner, "r", false, "alice").await.unwrap();
+    let (a, b) = (oid(0xaa), oid(0xbb));
+    let taken = |existing: &str, new: &str| {
+        RefResult::Rejected(format!("'{existing}' exists; cannot create '{new}'"))
+    };
+    let commit = |updates: Vec<RefUpdate>, atomic: bool| {
+        let mut p = push(&repo.id, updates);
+        p.atomic = atomic;
+        md.commit_push(p)
+    };
+
+    let results = commit(
+        vec![
+            create("refs/heads/main", a),
+            create("refs/heads/a", a),
+            create("refs/heads/x/y", a),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(results, vec![RefResult::Applied; 3]);
+
+    // Under an existing ref, over one, and both in one push: each clashing
+    // creation is refused on its own; unrelated names with the same start
+    // (`a-1`, `x.y`) are not clashes.
+    let results = commit(
+        vec![
+            create("refs/heads/a/b", a),
+            create("refs/heads/x", a),
+            create("refs/heads/a-1", a),
+            create("refs/heads/x.y", a),
+            create("refs/heads/q", a),
+            create("refs/heads/q/r/s", a),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        results,
+        [
+            taken("refs/heads/a", "refs/heads/a/b"),
+            taken("refs/heads/x/y", "refs/heads/x"),
+            RefResult::Applied,
+            RefResult::Applied,
+            RefResult::Applied,
+            taken("refs/heads/q", "refs/heads/q/r/s"),
+        ]
+    );
+
+    // Without `atomic`, updates run in order: deleting `a` first frees its
+    // name for `a/b`; creating `x/y/z` before deleting `x/y` does not.
+    let results = commit(
+        vec![
+            delete("refs/heads/a", a),
+            create("refs/heads/a/b", b),
+            create("refs/heads/x/y/z", b),
+            delete("refs/heads/x/y", a),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        results,
+        [
+            RefResult::Applied,
+            RefResult::Applied,
+            taken("refs/heads/x/y", "refs/heads/x/y/z"),
+            RefResult::Applied,
+        ]
+    );
+
+    // With `atomic`, names are checked against the refs before the push
+    // (a deletion in the same push frees nothing) and against each other,
+    // whatever each update does.
+    let results = commit(
+        vec![delete("refs/heads/a/b", b), create("refs/heads/a", b)],
+        true,
+    )
+    .await
+    .unwrap();
+    let both = RefResult::Rejected(
+        "cannot process 'refs/heads/a' and 'refs/heads/a/b' at the same time".into(),
+    );
+    assert_eq!(results, [both, taken("refs/heads/a/b", "refs/heads/a")]);
+    let together = RefResult::Rejected(
+        "cannot process 'refs/heads/n' and 'refs/heads/n/m' at the same time".into(),
+    );
+    let results = commit(
+        vec![create("refs/heads/n", b), create("refs/heads/n/m", b)],
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(results, [together.clone(), together]);
+
+    assert_eq!(
+        md.list_refs(&repo.id).await.unwrap(),
+        refs(&[
+            ("refs/heads/a-1", a),
+            ("refs/heads/a/b", b),
+            ("refs/heads/main", a),
+            ("refs/heads/q", a),
+            ("refs/heads/x.y", a),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn names_that_clash_sqlite() {
+    let (md, _dir) = common::sqlite().await;
+    names_that_clash(md).await;
+}
+
+#[tokio::test]
+async fn names_that_clash_postgres() {
+    names_that_clash(common::postgres().await).await;
 }
 
 #[tokio::test]

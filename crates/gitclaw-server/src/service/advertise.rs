@@ -254,7 +254,11 @@ async fn read_advertised_refs(state: &AppState, repo: &Repo) -> Result<Vec<Peele
     }
     // Refs read from the database: the objects they name are in lists read after.
     let db = crate::service::objects::object_db_with(state, repo, false).await?;
-    let refs = crate::metrics::spawn_blocking(move || peel_refs(&db, records)).await?;
+    let mut refs = crate::metrics::spawn_blocking(move || peel_refs(&db, records)).await?;
+    // Other refs that name tag objects were peeled when they were pushed.
+    for r in refs.iter_mut().filter(|r| r.peeled.is_none()) {
+        r.peeled = known.get(&r.oid).filter(|p| **p != r.oid).copied();
+    }
     let learned: Vec<_> = refs
         .iter()
         .filter(|r| r.name.starts_with("refs/tags/") && !known.contains_key(&r.oid))
@@ -271,8 +275,9 @@ pub fn peel_refs(db: &ObjectDb, refs: Vec<RefRecord>) -> Vec<PeeledRef> {
     let mut reader = db.reader();
     refs.into_iter()
         .map(|r| {
-            // Only tags can point at tag objects in practice; reading every branch tip
-            // just to learn it is a commit would cost a read per ref.
+            // Tags under other names were peeled as they were pushed (the caller
+            // adds those); reading every branch tip just to learn it is a commit
+            // would cost a read per ref.
             let peeled = if r.name.starts_with("refs/tags/") {
                 // The header only: a tag may name a big blob.
                 match reader.header(&r.oid) {

@@ -1,6 +1,6 @@
 //! The checks every ref update of a push passes before anything is stored: a
 //! name git would accept (and not longer than clients can keep), no duplicates,
-//! no no-ops, and a new tip that exists and, for a branch, is a commit.
+//! and a new tip that exists and, for a branch, is a commit.
 
 use std::path::Path;
 
@@ -19,7 +19,8 @@ pub const MAX_REF_NAME_BYTES: usize = 1024;
 /// fetched anyway.
 pub const MAX_REF_COMPONENT_BYTES: usize = 255;
 
-/// Refuse malformed commands up front: bad names, duplicates, no-ops.
+/// Refuse malformed commands up front: bad names and duplicates. (A command
+/// with neither old nor new value deletes a ref that is not there, as in git.)
 pub fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>]) {
     let mut seen = std::collections::HashSet::new();
     for (command, status) in commands.iter().zip(statuses.iter_mut()) {
@@ -27,8 +28,6 @@ pub fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>
             *status = Some(RefStatus::Rejected(reason));
         } else if !seen.insert(command.name.clone()) {
             *status = Some(RefStatus::Rejected("duplicate ref update".into()));
-        } else if command.old.is_null() && command.new.is_null() {
-            *status = Some(RefStatus::Rejected("nothing to do".into()));
         }
     }
 }
@@ -75,8 +74,9 @@ fn ref_name_problem(name: &str) -> Option<String> {
 }
 
 /// What checking the new tips found: per command, `None` when it passes; and
-/// what each new tag tip under `refs/tags/` peels to, as the advertisement
-/// shows it (recorded with the push, so no advertisement reads the tags).
+/// what each new tip that is a tag object peels to, as the advertisement
+/// shows it (recorded with the push, so no advertisement reads the tags; git
+/// peels a tag object under any ref name, `refs/notes/…` as `refs/tags/…`).
 pub struct TipChecks {
     pub statuses: Vec<Option<RefStatus>>,
     pub peeled: Vec<(ObjectId, ObjectId)>,
@@ -115,7 +115,7 @@ pub fn tip_checks(
             ),
             Some(_) => None,
         });
-        if kind == Some(Kind::Tag) && command.name.starts_with("refs/tags/") {
+        if kind == Some(Kind::Tag) {
             // A tag whose chain cannot be followed is left to the advertisement.
             if let Some(peeled) = objects.peel(command.new)? {
                 out.peeled.push((command.new, peeled));
@@ -290,7 +290,7 @@ mod tests {
                     "funny refname (control character)".into()
                 )),
                 Some(RefStatus::Rejected("duplicate ref update".into())),
-                Some(RefStatus::Rejected("nothing to do".into())),
+                None,
             ]
         );
     }

@@ -411,6 +411,8 @@ async fn store_and_commit(
                 any_applied = true;
                 RefStatus::Ok
             }
+            // Nothing changed, and the ref is gone as the client asked.
+            RefResult::Absent => RefStatus::Ok,
             RefResult::Rejected(reason) => RefStatus::Rejected(reason),
         });
     }
