@@ -14,8 +14,8 @@
 //! --strict` finding nothing wrong and every pack checked as it arrived. What
 //! is right is what C git does; nothing is expected that C git did not do.
 //!
-//! `PROPTEST_CASES` sets how many histories each test tries (`scripts/differential.sh`
-//! runs many).
+//! `PROPTEST_CASES` sets how many histories each test tries (e.g.
+//! `PROPTEST_CASES=500 cargo test --release --test differential`).
 
 mod common;
 
