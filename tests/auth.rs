@@ -985,3 +985,44 @@ fn tokens_are_listed_and_revoked_from_the_command_line_and_a_revoked_token_stops
     let listing = String::from_utf8(run(&["token", "list"]).stdout).unwrap();
     assert!(!listing.contains(&id), "{listing}");
 }
+
+#[test]
+fn changing_the_default_branch_needs_the_admin_scope_not_write() {
+    let server = Server::start_with(|c| c.admin_token = Some(ADMIN.into()));
+    let (status, _) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(ADMIN),
+        r#"{"owner":"acme","name":"app"}"#,
+    );
+    assert_eq!(status, 201);
+    let token = |access: &str| {
+        let body =
+            format!(r#"{{"name":"{access}","repos":[{{"repo":"acme/app","access":"{access}"}}]}}"#);
+        create_token(&server, &body)["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (writer, owner) = (token("write"), token("admin"));
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    commit_file(&src, "a.txt", "one\n", "one");
+    let url = format!("http://x:{ADMIN}@{}/acme/app.git", server.addr);
+    git(&src, &["push", "-q", &url, "main", "main:next"]);
+
+    let patch = r#"{"default_branch":"next"}"#;
+    let path = "/api/v1/repos/acme/app";
+    assert_eq!(api_request(&server, "PATCH", path, None, patch).0, 401);
+    let (status, body) = api_request(&server, "PATCH", path, Some(&writer), patch);
+    assert_eq!(status, 403, "a write token may not change it: {body}");
+    let (status, body) = api_request(&server, "PATCH", path, Some(&owner), patch);
+    assert_eq!(
+        (status, body["default_branch"].as_str()),
+        (200, Some("next")),
+        "{body}"
+    );
+}

@@ -221,3 +221,99 @@ fn fork_and_delete_on(backend: Backend) {
         assert!(all.contains(&action), "{action} is audited: {all:?}");
     }
 }
+
+/// Renaming a default branch, as a user does it: the branch HEAD names cannot
+/// be deleted by a push (as in git), so the new one is pushed, made the
+/// default over the API, and then the old one deleted; a clone then checks
+/// out the new one.
+#[test]
+fn the_default_branch_is_changed_over_the_api_and_only_then_deleted() {
+    let server = Server::start();
+    let url = server.create_repo("ren", "app");
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "master"]);
+    let tip = commit_file(&src, "a.txt", "one\n", "one");
+    git(&src, &["push", "-q", &url, "master"]);
+    git(&src, &["push", "-q", &url, "master:main"]);
+    let head = |url: &str| git(&src, &["ls-remote", "--symref", url, "HEAD"]);
+    assert!(
+        head(&url).starts_with("ref: refs/heads/master\tHEAD"),
+        "{}",
+        head(&url)
+    );
+
+    let out = git_output(&src, &["push", &url, "--delete", "master"]);
+    assert!(!out.status.success(), "deleting HEAD's branch is refused");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("deletion of the current branch prohibited"),
+        "{said}"
+    );
+    assert!(remote_refs(&src, &url).contains(&format!("{tip} refs/heads/master")));
+
+    for (body, code) in [
+        (r#"{"default_branch":"nope"}"#, "NO_SUCH_BRANCH"),
+        (r#"{"default_branch":"refs/tags/v1"}"#, "NO_SUCH_BRANCH"),
+    ] {
+        let (status, answer) = json(&server, "PATCH", "/api/v1/repos/ren/app", body);
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, answer) = json(&server, "PATCH", "/api/v1/repos/ren/app", r#"{"head":"x"}"#);
+    assert!(
+        (400..500).contains(&status),
+        "unknown field: {status} {answer}"
+    );
+    let (status, _) = json(
+        &server,
+        "PATCH",
+        "/api/v1/repos/ren/none",
+        r#"{"default_branch":"main"}"#,
+    );
+    assert_eq!(status, 404);
+    assert!(
+        head(&url).starts_with("ref: refs/heads/master\tHEAD"),
+        "refusals change nothing"
+    );
+
+    let (status, answer) = json(
+        &server,
+        "PATCH",
+        "/api/v1/repos/ren/app",
+        r#"{"default_branch":"main"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["default_branch"], "main");
+    assert!(
+        head(&url).starts_with("ref: refs/heads/main\tHEAD"),
+        "{}",
+        head(&url)
+    );
+
+    git(&src, &["push", "-q", &url, "--delete", "master"]);
+    assert_eq!(
+        remote_refs(&src, &url),
+        vec![format!("{tip} refs/heads/main")]
+    );
+    let clone = work.path().join("clone");
+    clone_checked(work.path(), &url, &clone);
+    assert_eq!(
+        git(&clone, &["symbolic-ref", "HEAD"]).trim(),
+        "refs/heads/main"
+    );
+
+    let (_, audit) = json(&server, "GET", "/api/v1/repos/ren/app/audit", "");
+    let update = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "repo.update")
+        .expect("the change is audited");
+    assert_eq!(update["details"]["head"]["old"], "refs/heads/master");
+    assert_eq!(update["details"]["head"]["new"], "refs/heads/main");
+}

@@ -25,6 +25,7 @@ fn openapi_document_matches_the_real_routes() {
         ("POST", "/api/v1/repos"),
         ("GET", "/api/v1/repos"),
         ("GET", "/api/v1/repos/{owner}/{name}"),
+        ("PATCH", "/api/v1/repos/{owner}/{name}"),
         ("DELETE", "/api/v1/repos/{owner}/{name}"),
         ("POST", "/api/v1/repos/{owner}/{name}/fork"),
         ("GET", "/api/v1/repos/{owner}/{name}/stats"),

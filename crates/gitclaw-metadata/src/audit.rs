@@ -25,6 +25,8 @@ pub enum AuditAction {
     RepoFork,
     /// `push`
     Push,
+    /// `repo.update` (its default branch changed)
+    RepoUpdate,
 }
 
 impl AuditAction {
@@ -35,6 +37,7 @@ impl AuditAction {
             AuditAction::RepoDelete => "repo.delete",
             AuditAction::RepoFork => "repo.fork",
             AuditAction::Push => "push",
+            AuditAction::RepoUpdate => "repo.update",
         }
     }
 }

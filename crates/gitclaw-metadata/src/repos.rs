@@ -374,6 +374,73 @@ impl Metadata {
         .await
     }
 
+    /// Point the repository's HEAD at `head_ref`, a branch it has, with a
+    /// `repo.update` audit event; returns the repository as it now is. The
+    /// branch is looked up under the repository's lock, as pushes take it, so
+    /// no push deletes it in between (and a push cannot delete the branch HEAD
+    /// names).
+    ///
+    /// Errors: [`Error::NotFound`] if the repository does not exist,
+    /// [`Error::InvalidInput`] if `head_ref` is not a branch it has.
+    pub async fn set_head(&self, id: &str, head_ref: &str, actor: &str) -> Result<Repo> {
+        self.timed("set_head", async {
+            let mut tx = self.begin_write().await?;
+            let row = sqlx::query(concat!(
+                "UPDATE repositories SET head_ref = head_ref WHERE id = $1 RETURNING ",
+                repo_columns!()
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(Error::NotFound(format!("repository {id}")));
+            };
+            let before = repo_from_row(&row)?;
+            let exists = head_ref.starts_with("refs/heads/")
+                && sqlx::query("SELECT 1 AS one FROM refs WHERE repo_id = $1 AND name = $2")
+                    .bind(id)
+                    .bind(head_ref)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+            if !exists {
+                return Err(Error::InvalidInput(format!(
+                    "{}/{} has no branch {head_ref}",
+                    before.owner, before.name
+                )));
+            }
+            // A cached advertisement names HEAD's target: the version moves.
+            let row = sqlx::query(concat!(
+                "UPDATE repositories SET head_ref = $1, cache_version = cache_version + 1 \
+                 WHERE id = $2 RETURNING ",
+                repo_columns!()
+            ))
+            .bind(head_ref)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let after = repo_from_row(&row)?;
+            let details = serde_json::json!({
+                "head": { "old": before.head_ref, "new": head_ref },
+            });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: id,
+                    owner: &after.owner,
+                    name: &after.name,
+                    action: AuditAction::RepoUpdate,
+                    actor,
+                    details: &details,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
     /// The repository with its refs, packs and loose objects; the input for
     /// a fork. [`Error::NotFound`] if there is no such repository.
     pub async fn snapshot(&self, repo_id: &str) -> Result<RepoSnapshot> {

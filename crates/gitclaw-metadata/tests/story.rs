@@ -885,6 +885,40 @@ async fn names_that_clash(md: Metadata) {
             ("refs/heads/x.y", a),
         ])
     );
+
+    // HEAD moves only to a branch the repository has; then the old one may go
+    // and the new one may not.
+    for missing in ["refs/heads/none", "refs/tags/v1", "refs/heads/a"] {
+        assert!(
+            matches!(
+                md.set_head(&repo.id, missing, "alice").await,
+                Err(Error::InvalidInput(_))
+            ),
+            "{missing}"
+        );
+    }
+    let moved = md
+        .set_head(&repo.id, "refs/heads/q", "alice")
+        .await
+        .unwrap();
+    assert_eq!(moved.head_ref, "refs/heads/q");
+    assert!(moved.cache_version > repo.cache_version);
+    let results = commit(
+        vec![delete("refs/heads/main", a), delete("refs/heads/q", a)],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        results,
+        [
+            RefResult::Applied,
+            RefResult::Rejected(REASON_CURRENT_BRANCH.into())
+        ]
+    );
+    let events = audit(&md, &repo.id).await;
+    let update = events.iter().find(|e| e.action == "repo.update").unwrap();
+    assert_eq!(update.details["head"]["new"], "refs/heads/q");
 }
 
 #[tokio::test]

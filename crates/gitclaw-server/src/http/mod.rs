@@ -35,7 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/repos", post(api::post_repo).get(api::list_repos))
         .route(
             "/api/v1/repos/{owner}/{name}",
-            get(api::get_repo).delete(api::delete_repo),
+            get(api::get_repo)
+                .patch(api::update_repo)
+                .delete(api::delete_repo),
         )
         .route("/api/v1/repos/{owner}/{name}/fork", post(api::fork_repo))
         .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))

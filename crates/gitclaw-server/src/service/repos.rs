@@ -18,6 +18,9 @@ pub enum RepoError {
     NotFound(String),
     #[error("repository {0} already exists")]
     AlreadyExists(String),
+    /// A default branch the repository does not have.
+    #[error("{0}")]
+    NoSuchBranch(String),
     /// A migration of the repository's legacy objects is running.
     #[error("a migration of {0} is in progress; delete it once `gitclaw migrate` has finished or stopped")]
     MigrationInProgress(String),
@@ -31,7 +34,7 @@ impl From<RepoError> for crate::error::GitError {
     fn from(err: RepoError) -> Self {
         use crate::error::GitError;
         match err {
-            RepoError::InvalidName(m) => GitError::BadRequest(m),
+            RepoError::InvalidName(m) | RepoError::NoSuchBranch(m) => GitError::BadRequest(m),
             RepoError::NotFound(name) => GitError::RepoNotFound(name),
             RepoError::AlreadyExists(_) | RepoError::MigrationInProgress(_) => {
                 GitError::Conflict(err.to_string())
@@ -86,6 +89,33 @@ pub async fn find_repo(state: &AppState, owner: &str, name: &str) -> Result<Repo
         .get_repo(owner, name)
         .await?
         .ok_or_else(|| RepoError::NotFound(format!("{owner}/{name}")))
+}
+
+/// Make `branch` (`main` or `refs/heads/main`), which the repository must
+/// have, its default branch: what `HEAD` names, what a clone checks out, and
+/// the branch no push may delete.
+pub async fn set_default_branch(
+    state: &AppState,
+    repo: &Repo,
+    branch: &str,
+    actor: &str,
+) -> Result<Repo, RepoError> {
+    let head_ref = if branch.starts_with("refs/heads/") {
+        branch.to_string()
+    } else {
+        format!("refs/heads/{branch}")
+    };
+    state
+        .meta
+        .set_head(&repo.id, &head_ref, actor)
+        .await
+        .map_err(|err| match err {
+            MetadataError::NotFound(_) => {
+                RepoError::NotFound(format!("{}/{}", repo.owner, repo.name))
+            }
+            MetadataError::InvalidInput(why) => RepoError::NoSuchBranch(why),
+            other => other.into(),
+        })
 }
 
 /// Delete a repository: gone from the API and from git at once (the metadata row

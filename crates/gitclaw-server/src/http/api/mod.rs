@@ -136,6 +136,9 @@ impl From<RepoError> for ApiError {
     fn from(err: RepoError) -> Self {
         match err {
             RepoError::InvalidName(m) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NAME", m),
+            RepoError::NoSuchBranch(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "NO_SUCH_BRANCH", m)
+            }
             RepoError::NotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
             }
@@ -246,6 +249,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         post_repo,
         list_repos,
         get_repo,
+        update_repo,
         delete_repo,
         fork_repo,
         repo_stats,
@@ -261,6 +265,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         RepoStatsView,
         crate::service::sweep::StoreUsage,
         CreateRepo,
+        UpdateRepo,
         RepoView,
         MigrationView,
         RepoMigration,

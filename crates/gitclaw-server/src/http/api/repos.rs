@@ -1,4 +1,4 @@
-//! `/api/v1/repos`: create, list, get, fork, delete, stats, audit.
+//! `/api/v1/repos`: create, list, get, update, fork, delete, stats, audit.
 
 use axum::{
     extract::{rejection::JsonRejection, State},
@@ -264,6 +264,33 @@ pub async fn delete_repo(
     auth::check_repo_admin(&caller, &repo)?;
     repos::delete_repo(&state, &repo, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `PATCH /api/v1/repos/{owner}/{name}` changes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRepo {
+    /// The branch HEAD names (`main` or `refs/heads/main`); the repository
+    /// must have it. Pushes may not delete the default branch, so renaming
+    /// one is: push the new branch, make it the default, delete the old one.
+    pub default_branch: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough).", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRepo, responses((status = 200, body = RepoView), (status = 400, body = ApiError, description = "NO_SUCH_BRANCH: the repository has no such branch"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn update_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    payload: Result<Json<UpdateRepo>, JsonRejection>,
+) -> Result<Json<RepoView>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let Json(req) = payload?;
+    let mut repo = find_readable(&state, &caller, &owner, &name).await?;
+    auth::check_repo_admin(&caller, &repo)?;
+    if let Some(branch) = &req.default_branch {
+        repo = repos::set_default_branch(&state, &repo, branch, &caller.actor()).await?;
+    }
+    Ok(Json(RepoView::new(&state, repo)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
