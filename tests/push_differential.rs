@@ -34,7 +34,7 @@ mod common;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
 use common::{wire::pkt, wire::ZERO, *};
@@ -267,11 +267,8 @@ impl Servers {
     }
 
     fn send(&self, body: &[u8]) -> [Vec<String>; 2] {
-        let mut child = Command::new("git")
-            .args(["receive-pack", "--stateless-rpc"])
-            .arg(&self.git_repo)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        let mut child = git_cmd(&self.git_repo)
+            .args(["receive-pack", "--stateless-rpc", "."])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -34,9 +34,9 @@ use gix_hash::ObjectId;
 
 use crate::audit::{self, AuditAction, NewEvent};
 use crate::objects::{check_kind, insert_closure_tips, insert_loose, insert_pack, PackRecord};
-use crate::repos::DEFAULT_HEAD_REF;
+use crate::repos::{lock_repo, DEFAULT_HEAD_REF};
 use crate::util::{get_str, now_secs, oid_hex, to_db_u64};
-use crate::{Error, Metadata, Result};
+use crate::{Metadata, Result};
 
 /// Reason for an update whose expected old value did not match.
 pub const REASON_STALE: &str = "stale info";
@@ -152,9 +152,9 @@ impl Metadata {
     /// If none applies (or `atomic` and any fails), nothing at all is
     /// written.
     ///
-    /// Errors: [`Error::NotFound`] if the repository does not exist,
-    /// [`Error::InvalidInput`] for a bad loose-object type or a size that
-    /// does not fit, [`Error::Database`] if the database fails (nothing is
+    /// Errors: [`crate::Error::NotFound`] if the repository does not exist,
+    /// [`crate::Error::InvalidInput`] for a bad loose-object type or a size that
+    /// does not fit, [`crate::Error::Database`] if the database fails (nothing is
     /// committed then).
     pub async fn commit_push(&self, push: PushCommit) -> Result<Vec<RefResult>> {
         self.timed("commit_push", async {
@@ -170,19 +170,12 @@ impl Metadata {
             }
 
             let mut tx = self.begin_write().await?;
-            let repo = sqlx::query(
-                "UPDATE repositories SET head_ref = head_ref WHERE id = $1 \
-                 RETURNING owner, name, head_ref",
-            )
-            .bind(&push.repo_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(repo) = repo else {
-                return Err(Error::NotFound(format!("repository {}", push.repo_id)));
-            };
-            let owner = get_str(&repo, "owner")?;
-            let name = get_str(&repo, "name")?;
-            let head_ref = get_str(&repo, "head_ref")?;
+            let crate::Repo {
+                owner,
+                name,
+                head_ref,
+                ..
+            } = lock_repo(&mut tx, &push.repo_id).await?;
             let head_existed = ref_exists(&mut tx, &push.repo_id, &head_ref).await?;
 
             // With `atomic`, names are checked against the refs before any

@@ -96,6 +96,24 @@ pub struct RepoSnapshot {
     pub lfs: Vec<LfsRecord>,
 }
 
+/// Lock the repository's row for the rest of the transaction and read it: a
+/// no-op update is a portable `SELECT … FOR UPDATE`. Pushes, deletions and
+/// default-branch changes of one repository take turns this way.
+/// [`Error::NotFound`] if there is no such repository.
+pub(crate) async fn lock_repo(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Repo> {
+    let row = sqlx::query(concat!(
+        "UPDATE repositories SET state = state WHERE id = $1 RETURNING ",
+        repo_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(row) => repo_from_row(&row),
+        None => Err(Error::NotFound(format!("repository {id}"))),
+    }
+}
+
 pub(crate) fn repo_from_row(row: &AnyRow) -> Result<Repo> {
     Ok(Repo {
         id: get_str(row, "id")?,
@@ -288,20 +306,9 @@ impl Metadata {
     pub async fn delete_repo(&self, id: &str, actor: &str) -> Result<Repo> {
         self.timed("delete_repo", async {
             let mut tx = self.begin_write().await?;
-            // Lock the row first (a no-op update is portable `SELECT … FOR
-            // UPDATE`), so a concurrent push either commits before us or finds
-            // the repository gone.
-            let row = sqlx::query(concat!(
-                "UPDATE repositories SET state = state WHERE id = $1 RETURNING ",
-                repo_columns!()
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(Error::NotFound(format!("repository {id}")));
-            };
-            let repo = repo_from_row(&row)?;
+            // Locked first, so a concurrent push either commits before us or
+            // finds the repository gone.
+            let repo = lock_repo(&mut tx, id).await?;
             let migration = sqlx::query(
                 "SELECT lease_until FROM repo_migration_status WHERE repo_id = $1 AND state = 'in_progress'",
             )
@@ -385,17 +392,7 @@ impl Metadata {
     pub async fn set_head(&self, id: &str, head_ref: &str, actor: &str) -> Result<Repo> {
         self.timed("set_head", async {
             let mut tx = self.begin_write().await?;
-            let row = sqlx::query(concat!(
-                "UPDATE repositories SET head_ref = head_ref WHERE id = $1 RETURNING ",
-                repo_columns!()
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(Error::NotFound(format!("repository {id}")));
-            };
-            let before = repo_from_row(&row)?;
+            let before = lock_repo(&mut tx, id).await?;
             let exists = head_ref.starts_with("refs/heads/")
                 && sqlx::query("SELECT 1 AS one FROM refs WHERE repo_id = $1 AND name = $2")
                     .bind(id)
