@@ -26,6 +26,7 @@
 //! command too, as an "inconsistent aliased update"). GitClaw's HEAD is checked to name a ref
 //! it has whenever it advertises one.
 //!
+//! The random cases run on the embedded default and, fewer, on PostgreSQL.
 //! `PROPTEST_CASES` sets how many cases run (e.g. `PROPTEST_CASES=300 cargo
 //! test --release --test push_differential`).
 
@@ -192,8 +193,13 @@ struct Servers {
 }
 
 impl Servers {
-    fn start(work: &Path, objects: &Objects) -> Servers {
-        let claw = Server::start();
+    /// GitClaw on the embedded default, or on PostgreSQL when `postgres`.
+    fn start(work: &Path, objects: &Objects, postgres: bool) -> Servers {
+        let claw = Server::start_with(|config| {
+            if postgres {
+                use_postgres(config);
+            }
+        });
         let claw_url = claw.create_repo("pushdiff", "r");
         let git_repo = work.join("git.git");
         git(work, &["init", "-q", "--bare", "-b", "main", "git.git"]);
@@ -347,9 +353,13 @@ fn request(
 }
 
 fn run(pushes: &[Push]) {
+    run_on(pushes, false)
+}
+
+fn run_on(pushes: &[Push], postgres: bool) {
     let work = tempfile::tempdir().unwrap();
     let objects = Objects::build(&work.path().join("source"));
-    let servers = Servers::start(work.path(), &objects);
+    let servers = Servers::start(work.path(), &objects, postgres);
     let mut refs = servers.refs(&objects);
     for (n, push) in pushes.iter().enumerate() {
         let (body, shown) = request(push, &objects, &refs, |id| servers.git_has(id));
@@ -467,5 +477,22 @@ proptest! {
         pushes in prop::collection::vec(push(), 1..7)
     ) {
         run(&pushes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        max_shrink_iters: 32,
+        ..ProptestConfig::default()
+    })]
+
+    /// The same on PostgreSQL, where the refs' names compare by the column's
+    /// `COLLATE "C"` and updates wait on each other's row locks.
+    #[test]
+    fn random_pushes_on_postgres_are_answered_and_applied_as_git_does(
+        pushes in prop::collection::vec(push(), 1..7)
+    ) {
+        run_on(&pushes, true);
     }
 }
