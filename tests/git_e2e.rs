@@ -622,3 +622,34 @@ fn a_pushed_tag_is_peeled_at_push_and_advertised_without_reading_it() {
     }
     assert_eq!(recorded(), 1.0, "the advertisement found every tag peeled");
 }
+
+/// A shallow clone (what CI checkouts make) pushes a new commit back: accepted
+/// where the repository has the history below the clone's boundary, refused
+/// with the reason where it has not (another repository), changing no ref.
+#[test]
+fn a_push_from_a_shallow_clone_is_taken_where_the_history_is_and_explained_where_not() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 4);
+    let url = server.create_repo("ci", "app");
+    git(&src, &["push", "-q", &url, "main"]);
+    let clone = work.path().join("clone");
+    git(
+        work.path(),
+        &["clone", "-q", "--depth", "1", &url, clone.to_str().unwrap()],
+    );
+    let new = commit_file(&clone, "ci.txt", "built\n", "from CI");
+    git(&clone, &["push", "-q", &url, "HEAD:refs/heads/ci"]);
+    assert!(remote_refs(&clone, &url).contains(&format!("{new} refs/heads/ci")));
+
+    let other = server.create_repo("ci", "empty");
+    let out = git_output(&clone, &["push", &other, "HEAD:main"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("shallow update not allowed") && said.contains("--unshallow"),
+        "{said}"
+    );
+    assert!(remote_refs(&clone, &other).is_empty());
+}

@@ -267,12 +267,20 @@ async fn process(
     .await
 }
 
-/// An ingest error, an object above the limit naming the setting that sets it.
-fn naming_the_object_limit(err: PackError) -> GitError {
+/// An ingest error, said so the pusher knows what to do: an object above the
+/// limit names the setting that sets it; an object missing from a push that
+/// comes from a shallow clone (`shallow` lines) is the history below its
+/// boundary, which git refuses too ("shallow update not allowed").
+fn explained(err: PackError, from_shallow_clone: bool) -> GitError {
     match err {
         PackError::ObjectTooLarge { .. } => {
             GitError::TooLarge(format!("{err} (GITCLAW_MAX_OBJECT_BYTES)"))
         }
+        PackError::MissingObject(_) if from_shallow_clone => GitError::BadRequest(format!(
+            "{err}: shallow update not allowed (the push comes from a shallow clone, and \
+             this repository lacks the history below its boundary; push from a full clone, \
+             or run `git fetch --unshallow` first)"
+        )),
         err => err.into(),
     }
 }
@@ -301,7 +309,7 @@ async fn store_and_commit(
             crate::metrics::spawn_blocking(move || ingest_file(&spooled, &work, &db, &options))
                 .instrument(tracing::info_span!("index_pack", bytes = pack_bytes))
                 .await?
-                .map_err(naming_the_object_limit)?;
+                .map_err(|err| explained(err, !request.shallow.is_empty()))?;
         gitclaw_metadata::crash_point("push:indexed");
         ingested
     } else {
