@@ -34,6 +34,7 @@ use gix_hash::ObjectId;
 
 use crate::audit::{self, AuditAction, NewEvent};
 use crate::objects::{check_kind, insert_closure_tips, insert_loose, insert_pack, PackRecord};
+use crate::refs::ref_exists;
 use crate::repos::{lock_repo, DEFAULT_HEAD_REF};
 use crate::util::{get_str, now_secs, oid_hex, to_db_u64};
 use crate::{Metadata, Result};
@@ -434,17 +435,6 @@ async fn absent(conn: &mut sqlx::AnyConnection, repo_id: &str, name: &str) -> Re
         Some(existing) => RefResult::Rejected(cannot("delete", &existing, name)),
         None => RefResult::Absent,
     })
-}
-
-async fn ref_exists(conn: &mut sqlx::AnyConnection, repo_id: &str, name: &str) -> Result<bool> {
-    Ok(
-        sqlx::query("SELECT 1 AS one FROM refs WHERE repo_id = $1 AND name = $2")
-            .bind(repo_id)
-            .bind(name)
-            .fetch_optional(conn)
-            .await?
-            .is_some(),
-    )
 }
 
 fn push_details(

@@ -13,6 +13,22 @@ use sqlx::AnyConnection;
 use crate::util::{get_oid, get_str, oid_hex, value_rows, ROWS_PER_INSERT};
 use crate::{Metadata, Result};
 
+/// Whether the repository has the ref `name`, as `conn` sees the refs.
+pub(crate) async fn ref_exists(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    name: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS one FROM refs WHERE repo_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(name)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
+}
+
 /// The refs of a repository, by name, read on `conn`.
 pub(crate) async fn select_refs(conn: &mut AnyConnection, repo_id: &str) -> Result<Vec<RefRecord>> {
     let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")

@@ -394,12 +394,7 @@ impl Metadata {
             let mut tx = self.begin_write().await?;
             let before = lock_repo(&mut tx, id).await?;
             let exists = head_ref.starts_with("refs/heads/")
-                && sqlx::query("SELECT 1 AS one FROM refs WHERE repo_id = $1 AND name = $2")
-                    .bind(id)
-                    .bind(head_ref)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
+                && crate::refs::ref_exists(&mut tx, id, head_ref).await?;
             if !exists {
                 return Err(Error::InvalidInput(format!(
                     "{}/{} has no branch {head_ref}",
