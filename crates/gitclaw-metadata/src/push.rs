@@ -355,20 +355,35 @@ async fn ref_in_the_way(
     repo_id: &str,
     name: &str,
 ) -> Result<Option<String>> {
-    let parents: Vec<&str> = parents(name).collect();
     // Refs under `name` are those from `name/` up to `name0` ('0' follows '/'):
-    // names compare bytewise (COLLATE "C" on PostgreSQL, BINARY on SQLite).
-    let mut sql =
-        String::from("SELECT name FROM refs WHERE repo_id = $1 AND ((name >= $2 AND name < $3)");
-    for i in 0..parents.len() {
-        sql.push_str(&format!(" OR name = ${}", i + 4));
+    // names compare bytewise (COLLATE "C" on PostgreSQL, BINARY on SQLite), so
+    // that is one range of the primary key.
+    let under = sqlx::query(
+        "SELECT name FROM refs WHERE repo_id = $1 AND name >= $2 AND name < $3 \
+         ORDER BY name LIMIT 1",
+    )
+    .bind(repo_id)
+    .bind(format!("{name}/"))
+    .bind(format!("{name}0"))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = under {
+        return Ok(Some(get_str(&row, "name")?));
     }
-    sql.push_str(") LIMIT 1");
+    // The names over it are a few exact keys. (One query with both, joined
+    // by OR, is not planned as key lookups: it scanned every ref of the
+    // repository, so a push of thousands of new refs took seconds.)
+    let parents: Vec<&str> = parents(name).collect();
+    if parents.is_empty() {
+        return Ok(None);
+    }
+    let placeholders: Vec<String> = (0..parents.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT name FROM refs WHERE repo_id = $1 AND name IN ({}) LIMIT 1",
+        placeholders.join(", ")
+    );
     // Only placeholders are added to the text; every name is bound.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(repo_id)
-        .bind(format!("{name}/"))
-        .bind(format!("{name}0"));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo_id);
     for parent in &parents {
         query = query.bind(*parent);
     }
