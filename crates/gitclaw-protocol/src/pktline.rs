@@ -26,7 +26,7 @@ pub const MAX_PKT_LEN: usize = 65520;
 pub const MAX_PKT_DATA: usize = MAX_PKT_LEN - 4;
 
 /// Size of the length header of every packet.
-const HEADER_LEN: usize = 4;
+pub(crate) const HEADER_LEN: usize = 4;
 
 /// One packet, borrowing its payload from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -240,13 +240,26 @@ pub fn write_nak(out: &mut Vec<u8>) {
 }
 
 /// Appends `shallow <oid>` (a commit whose parents are not sent).
+///
+/// Like `unshallow`, and unlike the other lines of a fetch response, it ends
+/// without a newline, as git's upload-pack writes it: libgit2 takes the rest
+/// of the packet for the id and refuses a shallow clone whose lines carry one
+/// ("invalid packet line").
 pub fn write_shallow(out: &mut Vec<u8>, oid: &ObjectId) {
-    pktline::write_line_lossy(out, &format!("shallow {oid}"));
+    write_id_line(out, "shallow", oid);
 }
 
-/// Appends `unshallow <oid>` (a client-shallow commit whose parents are now sent).
+/// Appends `unshallow <oid>` (a client-shallow commit whose parents are now
+/// sent), with no newline (see [`write_shallow`]).
 pub fn write_unshallow(out: &mut Vec<u8>, oid: &ObjectId) {
-    pktline::write_line_lossy(out, &format!("unshallow {oid}"));
+    write_id_line(out, "unshallow", oid);
+}
+
+/// Appends `<keyword> <oid>` as one packet, with no newline.
+fn write_id_line(out: &mut Vec<u8>, keyword: &str, oid: &ObjectId) {
+    let line = format!("{keyword} {oid}");
+    pktline::write_header(out, line.len() + pktline::HEADER_LEN);
+    out.extend_from_slice(line.as_bytes());
 }
 
 #[cfg(test)]
@@ -510,8 +523,9 @@ mod tests {
         let mut out = Vec::new();
         write_shallow(&mut out, &oid(A));
         write_unshallow(&mut out, &oid(B));
-        let expected: &[u8] = b"0035shallow 74730d410fcb6603ace96f1dc55ea6196122532d\n\
-0037unshallow 7d1665144a3a975c05f1f43902ddaf084e784dbe\n";
+        // No newlines, byte for byte what git's upload-pack writes.
+        let expected: &[u8] = b"0034shallow 74730d410fcb6603ace96f1dc55ea6196122532d\
+0036unshallow 7d1665144a3a975c05f1f43902ddaf084e784dbe";
         assert_eq!(out, expected);
     }
 }
