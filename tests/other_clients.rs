@@ -1,0 +1,426 @@
+//! Git clients other than C git, against GitClaw and against C git's `git
+//! http-backend` serving the same repository: libgit2 (through pygit2; the
+//! library behind git2-rs, rugged, most IDEs and many CI runners) on protocol
+//! v1, and dulwich (pure Python) on protocol v0 and v2.
+//!
+//! Each client does what its users do, in turn on both servers: clones (full,
+//! `--depth 1`, depth 2 of another branch), fetches after new commits
+//! (keeping, deepening and dropping the shallow boundary), and pushes that
+//! create, update, force and delete refs, plus two that git refuses (deleting
+//! the branch `HEAD` names; `a/b` beside `a`). After every step both servers'
+//! clients must agree: the same outcome (each pushed ref's `ok` or reason),
+//! the same refs, shallow boundary and objects in the client's repository,
+//! `git fsck --strict` clean, and the same refs on the server. What is right is
+//! what the client does with C git.
+//!
+//! The clients live in a Python virtual environment that `scripts/clients.sh`
+//! installs from PyPI (pinned versions); `scripts/test.sh` runs it and passes
+//! its interpreter in `GITCLAW_TEST_CLIENTS_PYTHON`.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::{http_backend::HttpBackend, *};
+
+/// The Python with pygit2 and dulwich.
+fn python() -> PathBuf {
+    let path = match std::env::var_os("GITCLAW_TEST_CLIENTS_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/gitclaw-tools/clients-py/bin/python"),
+    };
+    assert!(
+        path.exists(),
+        "no Python with the other Git clients at {}: run `eval \"$(scripts/clients.sh)\"` \
+         (scripts/test.sh does) or set GITCLAW_TEST_CLIENTS_PYTHON",
+        path.display()
+    );
+    path
+}
+
+/// A client's result of one step, as `tests/clients/drive.py` prints it.
+type Outcome = serde_json::Value;
+
+/// Run one step with `client`; gives up (failing the test) after two minutes,
+/// which only a client waiting on a server that stopped answering takes.
+fn drive(client: &str, args: &[&str]) -> Outcome {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/drive.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .arg(client)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("GIT_PROTOCOL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let started = Instant::now();
+    while child.try_wait().expect("python runs").is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{client} {args:?} did not finish in two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("python ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "{client} {args:?} printed no result:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// One server, as a client sees it.
+struct Side {
+    name: &'static str,
+    url: String,
+    /// Where this side's client repositories go.
+    work: PathBuf,
+}
+
+impl Side {
+    fn dir(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    /// `outcome` with this side's URL written `URL` (it shows in messages).
+    fn neutral(&self, outcome: Outcome) -> Outcome {
+        let text = outcome.to_string().replace(&self.url, "URL");
+        serde_json::from_str(&text).expect("JSON stays JSON")
+    }
+}
+
+/// What a client's repository holds after a step: its refs, shallow
+/// boundary and every object it has.
+fn state(dir: &Path) -> String {
+    let fsck = git_output(dir, &["fsck", "--strict", "--no-progress"]);
+    assert!(
+        fsck.status.success(),
+        "git fsck --strict in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let mut shallow: Vec<String> = std::fs::read_to_string(dir.join(".git/shallow"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    shallow.sort();
+    let mut objects: Vec<String> = git(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype)",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    objects.sort();
+    objects.dedup();
+    format!(
+        "refs:\n{}\nshallow:\n{}\nobjects ({}):\n{}",
+        refs_of(dir, "refs/").join("\n"),
+        shallow.join("\n"),
+        objects.len(),
+        objects.join("\n")
+    )
+}
+
+/// A commit on `branch` of the client repository `dir` made with C git, the
+/// same on both sides (fixed dates).
+fn commit_on(dir: &Path, branch: &str, start: &str, file: &str, n: u32) -> String {
+    git(dir, &["checkout", "-q", "-B", branch, start]);
+    std::fs::write(dir.join(file), format!("{file} {n}\n")).unwrap();
+    git(dir, &["add", file]);
+    let date = format!("@{} +0000", 1_800_000_000 + n * 60);
+    let out = git_cmd(dir)
+        .args(["commit", "-q", "-m", &format!("{file} {n}")])
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// Both servers with the fixture repository, one for each side.
+struct Servers {
+    _gitclaw: Server,
+    _backend: HttpBackend,
+    src: PathBuf,
+    sides: [Side; 2],
+    _work: tempfile::TempDir,
+}
+
+fn servers() -> Servers {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 12);
+    let gitclaw = Server::start();
+    let url = gitclaw.create_repo("clients", "repo");
+    push_everything(&src, &url);
+    let served = work.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let bare = served.join("repo.git");
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            src.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["config", "http.receivepack", "true"]);
+    let backend = HttpBackend::start(&served);
+    let backend_url = format!("http://127.0.0.1:{}/git/repo.git", backend.port);
+    assert_eq!(
+        remote_refs(work.path(), &url),
+        remote_refs(work.path(), &backend_url),
+        "both servers start from the same refs"
+    );
+    let side = |name: &'static str, url: String| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Side {
+            name,
+            url,
+            work: dir,
+        }
+    };
+    Servers {
+        sides: [side("gitclaw", url), side("git", backend_url)],
+        _gitclaw: gitclaw,
+        _backend: backend,
+        src,
+        _work: work,
+    }
+}
+
+/// `outcome` with each refused ref's reason replaced by `refused`: git gives
+/// some refusals a generic reason ("failed to update ref", the details on
+/// the side band) where GitClaw names the cause, in git's own words for it.
+fn verdicts(outcome: &Outcome) -> Outcome {
+    let mut outcome = outcome.clone();
+    if let Some(refs) = outcome.get_mut("refs").and_then(|r| r.as_object_mut()) {
+        for result in refs.values_mut() {
+            if !result.is_null() {
+                *result = "refused".into();
+            }
+        }
+    }
+    outcome
+}
+
+/// Run `step` on both sides; the outcomes (and whatever `look` makes of each
+/// side afterwards) must be the same. Returns C git's side's outcome.
+fn same(
+    what: &str,
+    servers: &Servers,
+    step: impl Fn(&Side) -> Outcome,
+    look: impl Fn(&Side) -> String,
+) -> Outcome {
+    let [ours, theirs] = &servers.sides;
+    let got = ours.neutral(step(ours));
+    let want = theirs.neutral(step(theirs));
+    assert!(
+        verdicts(&got) == verdicts(&want),
+        "{what}: GitClaw's outcome\n{got}\ndiffers from git http-backend's\n{want}"
+    );
+    let (got_state, want_state) = (look(ours), look(theirs));
+    assert!(
+        got_state == want_state,
+        "{what}: after it, GitClaw's side:\n{got_state}\n\ngit http-backend's side:\n{want_state}"
+    );
+    want
+}
+
+/// The refs a server holds, by C git's `ls-remote`, with HEAD's target.
+fn server_refs(side: &Side) -> String {
+    let head = git(&side.work, &["ls-remote", "--symref", &side.url, "HEAD"]);
+    let head = head.lines().next().unwrap_or_default().to_string();
+    format!("{head}\n{}", remote_refs(&side.work, &side.url).join("\n"))
+}
+
+fn assert_ok(what: &str, outcome: &Outcome) {
+    assert_eq!(
+        outcome["ok"], true,
+        "{what} failed with git http-backend too: {outcome}"
+    );
+}
+
+/// The whole round for one client.
+fn round(client: &str) {
+    let servers = servers();
+    let clone = |name: &'static str, depth: &'static str, branch: &'static str| {
+        let what = format!("{client} clone {name} (depth {depth}, branch {branch})");
+        let outcome = same(
+            &what,
+            &servers,
+            |side| {
+                let dest = side.dir(name);
+                drive(
+                    client,
+                    &["clone", &side.url, dest.to_str().unwrap(), depth, branch],
+                )
+            },
+            |side| state(&side.dir(name)),
+        );
+        assert_ok(&what, &outcome);
+    };
+    let fetch = |name: &'static str, depth: &'static str| {
+        let what = format!("{client} fetch into {name} (depth {depth})");
+        let outcome = same(
+            &what,
+            &servers,
+            |side| drive(client, &["fetch", side.dir(name).to_str().unwrap(), depth]),
+            |side| state(&side.dir(name)),
+        );
+        assert_ok(&what, &outcome);
+    };
+    let push = |what: &str, specs: &[&str]| -> Outcome {
+        let what = format!("{client} push {what}");
+        let outcome = same(
+            &what,
+            &servers,
+            |side| {
+                let full = side.dir("full");
+                let mut args = vec!["push", full.to_str().unwrap(), side.url.as_str()];
+                args.extend_from_slice(specs);
+                drive(client, &args)
+            },
+            server_refs,
+        );
+        assert_ok(&what, &outcome);
+        outcome
+    };
+
+    clone("full", "0", "-");
+    clone("shallow", "1", "-");
+    clone("topic", "2", "topic");
+
+    // New history on the servers, pushed by C git: two commits and a tag.
+    let base = git(&servers.src, &["rev-parse", "main"]).trim().to_string();
+    commit_on(&servers.src, "main", &base, "new.txt", 1);
+    commit_on(&servers.src, "main", "main", "new.txt", 2);
+    git(&servers.src, &["tag", "-a", "-m", "new", "v2.0", "main"]);
+    for side in &servers.sides {
+        push_everything(&servers.src, &side.url);
+    }
+    fetch("full", "0");
+    fetch("shallow", "0");
+    fetch("shallow", "3");
+    fetch("topic", "-1");
+
+    // Pushes from the full clone: a fast-forward of main, a new branch and
+    // a branch forced back.
+    let side_commit = |n: u32| {
+        let mut made = Vec::new();
+        for side in &servers.sides {
+            let dir = side.dir("full");
+            made.push(commit_on(
+                &dir,
+                "work",
+                "refs/remotes/origin/main",
+                "pushed.txt",
+                n,
+            ));
+        }
+        assert_eq!(made[0], made[1], "both sides made the same commit");
+        made.remove(0)
+    };
+    side_commit(10);
+    let pushed = push(
+        "a fast-forward and a new branch",
+        &[
+            "refs/heads/work:refs/heads/main",
+            "refs/heads/work:refs/heads/c-new",
+        ],
+    );
+    assert!(
+        pushed["refs"]
+            .as_object()
+            .is_some_and(|refs| refs.values().all(|r| r.is_null())),
+        "both refs accepted: {pushed}"
+    );
+    for side in &servers.sides {
+        git(
+            &side.dir("full"),
+            &["branch", "-f", "older", "refs/remotes/origin/main~3"],
+        );
+    }
+    push("a forced rewind", &["+refs/heads/older:refs/heads/topic"]);
+
+    // What git refuses, GitClaw refuses with the same words.
+    let refused = push("deleting the current branch", &[":refs/heads/main"]);
+    assert_ne!(
+        refused["refs"]["refs/heads/main"],
+        serde_json::Value::Null,
+        "git refused: {refused}"
+    );
+    let refused = push(
+        "a ref under an existing one",
+        &["refs/heads/work:refs/heads/c-new/x"],
+    );
+    assert_ne!(
+        refused["refs"]["refs/heads/c-new/x"],
+        serde_json::Value::Null,
+        "git refused: {refused}"
+    );
+
+    push("a deletion", &[":refs/heads/c-new"]);
+    push("a tag", &["refs/tags/v2.0:refs/tags/v2.0-copy"]);
+
+    // And every C git client can still clone what the other clients left.
+    for side in &servers.sides {
+        let mirror = side.work.join("mirror");
+        git(
+            &side.work,
+            &[
+                "clone",
+                "-q",
+                "--mirror",
+                &side.url,
+                mirror.to_str().unwrap(),
+            ],
+        );
+        git(&mirror, &["fsck", "--strict", "--no-progress"]);
+    }
+    let [ours, theirs] = &servers.sides;
+    assert_eq!(
+        refs_of(&ours.work.join("mirror"), "refs/"),
+        refs_of(&theirs.work.join("mirror"), "refs/")
+    );
+    assert_eq!(ours.name, "gitclaw");
+}
+
+#[test]
+fn libgit2() {
+    round("libgit2");
+}
+
+#[test]
+fn dulwich_protocol_v0() {
+    round("dulwich-v0");
+}
+
+#[test]
+fn dulwich_protocol_v2() {
+    round("dulwich-v2");
+}
