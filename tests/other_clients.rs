@@ -158,6 +158,29 @@ fn commit_on(dir: &Path, branch: &str, start: &str, file: &str, n: u32) -> Strin
     git(dir, &["rev-parse", "HEAD"]).trim().to_string()
 }
 
+/// `n` commits on a new branch `local` of the client repository `dir`, off
+/// its `HEAD`, newer than anything else, that no server has: a fetch then
+/// negotiates through rounds of `have`s the server does not know. The same on
+/// both sides.
+fn local_history(dir: &Path, n: u32) {
+    let mut script = String::new();
+    for i in 0..n {
+        let body = format!("local {i}\n");
+        script.push_str(&format!(
+            "commit refs/heads/local\ncommitter C <c@example.com> {} +0000\ndata 8\nlocal {i:02}\n",
+            1_900_000_000 + i
+        ));
+        if i == 0 {
+            script.push_str("from HEAD\n");
+        }
+        script.push_str(&format!(
+            "M 644 inline local.txt\ndata {}\n{body}\n",
+            body.len()
+        ));
+    }
+    git_with_input(dir, &["fast-import", "--quiet"], script.as_bytes());
+}
+
 /// Both servers with the fixture repository, one for each side.
 struct Servers {
     _gitclaw: Server,
@@ -322,6 +345,9 @@ fn round(client: &str) {
     git(&servers.src, &["tag", "-a", "-m", "new", "v2.0", "main"]);
     for side in &servers.sides {
         push_everything(&servers.src, &side.url);
+    }
+    for side in &servers.sides {
+        local_history(&side.dir("full"), 90);
     }
     fetch("full", "0");
     fetch("shallow", "0");
