@@ -49,8 +49,18 @@ type Outcome = serde_json::Value;
 /// Run one step with `client`; gives up (failing the test) after two minutes,
 /// which only a client waiting on a server that stopped answering takes.
 fn drive(client: &str, args: &[&str]) -> Outcome {
+    drive_as(client, None, args)
+}
+
+/// [`drive`], the client answering a `401` with `token` when there is one.
+fn drive_as(client: &str, token: Option<&str>, args: &[&str]) -> Outcome {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/drive.py");
-    let mut child = Command::new(python())
+    let mut command = Command::new(python());
+    match token {
+        Some(token) => command.env("DRIVE_TOKEN", token),
+        None => command.env_remove("DRIVE_TOKEN"),
+    };
+    let mut child = command
         .arg(script)
         .arg(client)
         .args(args)
@@ -434,6 +444,107 @@ fn round(client: &str) {
         refs_of(&theirs.work.join("mirror"), "refs/")
     );
     assert_eq!(ours.name, "gitclaw");
+}
+
+const ADMIN: &str = "admin-secret-0123456789";
+
+/// A private repository: no credentials, no clone; a read token clones but
+/// cannot push; a write token pushes. The same for each client.
+#[test]
+fn private_repositories_take_a_token() {
+    let server = Server::start_with(|c| c.admin_token = Some(ADMIN.into()));
+    let (status, _) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(ADMIN),
+        r#"{"owner":"acme","name":"secret","private":true}"#,
+    );
+    assert_eq!(status, 201);
+    let token = |access: &str| {
+        let body = format!(
+            r#"{{"name":"{access}","repos":[{{"repo":"acme/secret","access":"{access}"}}]}}"#
+        );
+        let (status, made) = api_request(&server, "POST", "/api/v1/tokens", Some(ADMIN), &body);
+        assert_eq!(status, 201, "{made}");
+        made["token"].as_str().unwrap().to_string()
+    };
+    let (reader, writer) = (token("read"), token("write"));
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    let url = format!("{}/acme/secret.git", server.url);
+    let with = |token: &str| url.replacen("http://", &format!("http://token:{token}@"), 1);
+    push_everything(&src, &with(&writer));
+    for client in ["libgit2", "dulwich-v0", "dulwich-v2"] {
+        // What is there now (an earlier client pushed a branch).
+        let expected = remote_refs(work.path(), &with(&reader));
+        let dir = |name: &str| work.path().join(format!("{client}-{name}"));
+        let refused = drive(
+            client,
+            &["clone", &url, dir("anonymous").to_str().unwrap(), "0", "-"],
+        );
+        assert_eq!(
+            refused["ok"], false,
+            "{client} cloned without credentials: {refused}"
+        );
+        let cloned = dir("reader");
+        let outcome = drive_as(
+            client,
+            Some(&reader),
+            &["clone", &url, cloned.to_str().unwrap(), "0", "-"],
+        );
+        assert_eq!(
+            outcome["ok"], true,
+            "{client} clone with a read token: {outcome}"
+        );
+        git(&cloned, &["fsck", "--strict", "--no-progress"]);
+        let mut tips: Vec<String> = refs_of(&cloned, "refs/remotes/origin/")
+            .iter()
+            .filter(|r| !r.ends_with("/HEAD"))
+            .map(|r| r.replace("refs/remotes/origin/", "refs/heads/"))
+            .collect();
+        tips.extend(refs_of(&cloned, "refs/tags/"));
+        tips.sort();
+        let mut heads_and_tags: Vec<String> = expected
+            .iter()
+            .filter(|r| !r.ends_with("^{}"))
+            .cloned()
+            .collect();
+        heads_and_tags.sort();
+        assert_eq!(tips, heads_and_tags, "{client} cloned every branch and tag");
+
+        let branch = format!("refs/heads/{client}");
+        let spec = format!("refs/remotes/origin/main:{branch}");
+        let denied = drive_as(
+            client,
+            Some(&reader),
+            &["push", cloned.to_str().unwrap(), &url, &spec],
+        );
+        let landed = denied["ok"] == true && denied["refs"][&branch].is_null();
+        assert!(!landed, "{client} pushed with a read token: {denied}");
+        assert!(
+            !remote_refs(work.path(), &with(&reader))
+                .iter()
+                .any(|r| r.ends_with(&branch)),
+            "{client}'s push with a read token changed nothing ({denied})"
+        );
+        let pushed = drive_as(
+            client,
+            Some(&writer),
+            &["push", cloned.to_str().unwrap(), &url, &spec],
+        );
+        assert_eq!(
+            pushed["ok"], true,
+            "{client} push with a write token: {pushed}"
+        );
+        assert!(pushed["refs"][&branch].is_null(), "{client}: {pushed}");
+        let main = git(&cloned, &["rev-parse", "refs/remotes/origin/main"]);
+        assert!(
+            remote_refs(work.path(), &with(&reader)).contains(&format!("{} {branch}", main.trim())),
+            "{client}'s push landed"
+        );
+    }
 }
 
 #[test]

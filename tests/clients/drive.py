@@ -13,16 +13,34 @@ protocol version 0 or 2). OP is one of
 It prints one JSON object: {"ok": true, ...} with what the client reported
 (the refs a fetch saw, each pushed ref's result: null for ok, else the
 server's reason), or {"ok": false, "error": "..."} when the client raised.
-Local work (commits, inspecting the result) is left to C git.
+Local work (commits, inspecting the result) is left to C git. With
+`DRIVE_TOKEN` set, the client answers the server's `401` with it as the
+HTTP Basic password.
 """
 
 import io
 import json
+import os
 import sys
+
+TOKEN = os.environ.get("DRIVE_TOKEN")
 
 
 def libgit2(op, args):
     import pygit2
+
+    class Callbacks(pygit2.RemoteCallbacks):
+        def __init__(self):
+            super().__init__()
+            self.results = {}
+
+        def credentials(self, url, username_from_url, allowed_types):
+            if TOKEN is None:
+                raise pygit2.GitError("the server asks for credentials")
+            return pygit2.UserPass("token", TOKEN)
+
+        def push_update_reference(self, refname, message):
+            self.results[refname] = message
 
     if op == "clone":
         url, dest, depth, branch = args
@@ -31,6 +49,7 @@ def libgit2(op, args):
             dest,
             depth=int(depth),
             checkout_branch=None if branch == "-" else branch,
+            callbacks=Callbacks(),
         )
         return {}
     if op == "fetch":
@@ -38,20 +57,17 @@ def libgit2(op, args):
         depth = int(depth)
         remote = pygit2.Repository(repo).remotes["origin"]
         # GIT_FETCH_DEPTH_UNSHALLOW
-        stats = remote.fetch(depth=2147483647 if depth < 0 else depth)
+        stats = remote.fetch(
+            depth=2147483647 if depth < 0 else depth, callbacks=Callbacks()
+        )
         return {"received": stats.received_objects > 0}
     if op == "push":
         repo, url, *specs = args
-        results = {}
-
-        class Report(pygit2.RemoteCallbacks):
-            def push_update_reference(self, refname, message):
-                results[refname] = message
-
+        callbacks = Callbacks()
         pygit2.Repository(repo).remotes.create_anonymous(url).push(
-            specs, callbacks=Report()
+            specs, callbacks=callbacks
         )
-        return {"refs": results}
+        return {"refs": callbacks.results}
     raise SystemExit(f"unknown operation {op}")
 
 
@@ -61,6 +77,7 @@ def dulwich(version, op, args):
     from dulwich.repo import Repo
 
     quiet = io.BytesIO()
+    auth = {} if TOKEN is None else {"username": "token", "password": TOKEN}
     if op == "clone":
         url, dest, depth, branch = args
         porcelain.clone(
@@ -70,6 +87,7 @@ def dulwich(version, op, args):
             branch=None if branch == "-" else branch,
             protocol_version=version,
             errstream=quiet,
+            **auth,
         ).close()
         return {}
     if op == "fetch":
@@ -77,7 +95,7 @@ def dulwich(version, op, args):
         depth = int(depth)
         with Repo(path) as repo:
             url = repo.get_config().get((b"remote", b"origin"), b"url").decode()
-            client, remote_path = get_transport_and_path(url)
+            client, remote_path = get_transport_and_path(url, **auth)
             kwargs = {"protocol_version": version}
             if depth > 0:
                 kwargs["depth"] = depth
@@ -107,7 +125,12 @@ def dulwich(version, op, args):
     if op == "push":
         path, url, *specs = args
         result = porcelain.push(
-            path, url, [s.encode() for s in specs], errstream=quiet, outstream=quiet
+            path,
+            url,
+            [s.encode() for s in specs],
+            errstream=quiet,
+            outstream=quiet,
+            **auth,
         )
         return {
             "refs": {
