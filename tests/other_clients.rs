@@ -4,7 +4,8 @@
 //! v1, and dulwich (pure Python) on protocol v0 and v2.
 //!
 //! Each client does what its users do, in turn on both servers: clones (full,
-//! `--depth 1`, depth 2 of another branch), fetches after new commits
+//! `--depth 1`, depth 2 of another branch), a fetch of a commit by id (as
+//! Cargo fetches a git dependency's `rev`), fetches after new commits
 //! (keeping, deepening and dropping the shallow boundary), and pushes that
 //! create, update, force and delete refs, plus two that git refuses (deleting
 //! the branch `HEAD` names; `a/b` beside `a`). After every step both servers'
@@ -119,7 +120,11 @@ fn state(dir: &Path) -> String {
         dir.display(),
         String::from_utf8_lossy(&fsck.stderr)
     );
-    let mut shallow: Vec<String> = std::fs::read_to_string(dir.join(".git/shallow"))
+    let git_dir = match dir.join(".git").exists() {
+        true => dir.join(".git"),
+        false => dir.to_path_buf(),
+    };
+    let mut shallow: Vec<String> = std::fs::read_to_string(git_dir.join("shallow"))
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -221,6 +226,11 @@ fn servers() -> Servers {
         ],
     );
     git(&bare, &["config", "http.receivepack", "true"]);
+    // GitClaw serves any reachable commit by id, as GitHub does.
+    git(
+        &bare,
+        &["config", "uploadpack.allowReachableSHA1InWant", "true"],
+    );
     let backend = HttpBackend::start(&served);
     let backend_url = format!("http://127.0.0.1:{}/git/repo.git", backend.port);
     assert_eq!(
@@ -347,6 +357,29 @@ fn round(client: &str) {
     clone("full", "0", "-");
     clone("shallow", "1", "-");
     clone("topic", "2", "topic");
+
+    // A commit that no ref names, by id (CI checkouts, Cargo's git `rev`).
+    let old = git(&servers.src, &["rev-parse", "main~4"])
+        .trim()
+        .to_string();
+    for (name, depth) in [("by-sha", "0"), ("by-sha-shallow", "1")] {
+        let what = format!("{client} fetch of {old} by id, depth {depth}");
+        let outcome = same(
+            &what,
+            &servers,
+            |side| {
+                let dest = side.dir(name);
+                drive(
+                    client,
+                    &["fetch-sha", dest.to_str().unwrap(), &side.url, &old, depth],
+                )
+            },
+            |side| state(&side.dir(name)),
+        );
+        assert_ok(&what, &outcome);
+        let dir = servers.sides[0].dir(name);
+        git(&dir, &["cat-file", "-e", &format!("{old}^{{tree}}")]);
+    }
 
     // New history on the servers, pushed by C git: two commits and a tag.
     let base = git(&servers.src, &["rev-parse", "main"]).trim().to_string();

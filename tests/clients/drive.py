@@ -9,6 +9,9 @@ protocol version 0 or 2). OP is one of
     fetch REPO DEPTH              from the clone's origin; DEPTH 0 keeps the
                                   shallow boundary, -1 unshallows
     push REPO URL REFSPEC...      `src:dst`, `:dst` deletes, `+src:dst` forces
+    fetch-sha DEST URL SHA DEPTH  a new bare repository fetching one commit by
+                                  its id into `refs/commit/SHA`, as Cargo
+                                  fetches a git dependency's `rev`
 
 It prints one JSON object: {"ok": true, ...} with what the client reported
 (the refs a fetch saw, each pushed ref's result: null for ok, else the
@@ -68,6 +71,11 @@ def libgit2(op, args):
             specs, callbacks=callbacks
         )
         return {"refs": callbacks.results}
+    if op == "fetch-sha":
+        dest, url, sha, depth = args
+        remote = pygit2.init_repository(dest, bare=True).remotes.create_anonymous(url)
+        remote.fetch([f"+{sha}:refs/commit/{sha}"], depth=int(depth), callbacks=Callbacks())
+        return {}
     raise SystemExit(f"unknown operation {op}")
 
 
@@ -138,6 +146,19 @@ def dulwich(version, op, args):
                 for name, error in (result.ref_status or {}).items()
             }
         }
+    if op == "fetch-sha":
+        dest, url, sha, depth = args
+        with Repo.init_bare(dest, mkdir=True) as repo:
+            client, remote_path = get_transport_and_path(url, **auth)
+            client.fetch(
+                remote_path.encode(),
+                repo,
+                determine_wants=lambda refs, depth=None: [sha.encode()],
+                depth=int(depth) or None,
+                protocol_version=version,
+            )
+            repo.refs[f"refs/commit/{sha}".encode()] = sha.encode()
+        return {}
     raise SystemExit(f"unknown operation {op}")
 
 
