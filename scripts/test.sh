@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: formatting, lints, unit, property and end-to-end tests.
 # Installs what the tests need when it is missing (git, python3 for fixtures,
-# lighttpd for the reference git http-backend, promtool, libgit2 and dulwich
-# for the other-clients test, PostgreSQL, Garage) and starts a
+# lighttpd for the reference git http-backend, promtool, libgit2, dulwich and
+# go-git for the other-clients test, PostgreSQL, Garage) and starts a
 # throw-away PostgreSQL cluster and S3 server for the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +29,12 @@ need python3 || apt_install python3
 need redis-server || apt_install redis-server
 # promtool (Debian's prometheus package) checks the /metrics text.
 need promtool || apt_install prometheus
-# Git clients other than C git (libgit2 through pygit2, dulwich), from PyPI
-# into a virtual environment cached in ~/.cache/gitclaw-tools.
+# Git clients other than C git: libgit2 through pygit2 and dulwich from PyPI
+# into a virtual environment cached in ~/.cache/gitclaw-tools; go-git from
+# Debian, built with Debian's Go.
 python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+{ need go && [ -d /usr/share/gocode/src/github.com/go-git/go-git ]; } ||
+  apt_install golang-go golang-github-go-git-go-git-dev
 eval "$(scripts/clients.sh)"
 cleanup=()
 on_exit() { for c in "${cleanup[@]}"; do $c || true; done; }
