@@ -5,9 +5,11 @@
 //! library of Argo CD, Flux and Gitea) on protocol v1.
 //!
 //! Each client does what its users do, in turn on both servers: clones (full,
-//! `--depth 1`, depth 2 of another branch), a fetch of a commit by id (as
-//! Cargo fetches a git dependency's `rev`), fetches after new commits
-//! (keeping, deepening and dropping the shallow boundary), and pushes that
+//! `--depth 1`, depth 2 of another branch, and with dulwich on v2 `blob:none`),
+//! a fetch of a commit by id (as Cargo fetches a git dependency's `rev`),
+//! fetches after new commits (keeping, deepening and dropping the shallow
+//! boundary; go-git 5.4 can do none of these three, with either server), and
+//! pushes that
 //! create, update, force and delete refs, plus two that git refuses (deleting
 //! the branch `HEAD` names; `a/b` beside `a`). After every step both servers'
 //! clients must agree: the same outcome (each pushed ref's `ok` or reason),
@@ -164,6 +166,31 @@ fn state(dir: &Path) -> String {
     )
 }
 
+/// What a bare partial clone holds: refs and objects (`git fsck` would take
+/// the objects left out for missing: dulwich does not mark its packs as a
+/// promisor's).
+fn partial_state(dir: &Path) -> String {
+    let mut objects: Vec<String> = git(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype)",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    objects.sort();
+    objects.dedup();
+    format!(
+        "refs:\n{}\nobjects ({}):\n{}",
+        refs_of(dir, "refs/").join("\n"),
+        objects.len(),
+        objects.join("\n")
+    )
+}
+
 /// A commit on `branch` of the client repository `dir` made with C git, the
 /// same on both sides (fixed dates).
 fn commit_on(dir: &Path, branch: &str, start: &str, file: &str, n: u32) -> String {
@@ -238,6 +265,7 @@ fn servers() -> Servers {
         ],
     );
     git(&bare, &["config", "http.receivepack", "true"]);
+    git(&bare, &["config", "uploadpack.allowFilter", "true"]);
     // GitClaw serves any reachable commit by id, as GitHub does.
     git(
         &bare,
@@ -369,6 +397,39 @@ fn round(client: &str) {
     clone("full", "0", "-");
     clone("shallow", "1", "-");
     clone("topic", "2", "topic");
+    // dulwich sends a filter on protocol v2 only.
+    if client == "dulwich-v2" {
+        let what = format!("{client} partial clone (blob:none)");
+        let outcome = same(
+            &what,
+            &servers,
+            |side| {
+                let dest = side.dir("partial");
+                drive(
+                    client,
+                    &[
+                        "clone",
+                        &side.url,
+                        dest.to_str().unwrap(),
+                        "0",
+                        "-",
+                        "blob:none",
+                    ],
+                )
+            },
+            |side| partial_state(&side.dir("partial")),
+        );
+        assert_ok(&what, &outcome);
+        let state = partial_state(&servers.sides[0].dir("partial"));
+        assert!(
+            state.contains(" commit") && state.contains(" tree"),
+            "{state}"
+        );
+        assert!(
+            !state.contains(" blob"),
+            "blob:none left out every blob: {state}"
+        );
+    }
 
     // A commit that no ref names, by id (CI checkouts, Cargo's git `rev`).
     let old = git(&servers.src, &["rev-parse", "main~4"])

@@ -5,7 +5,10 @@
 CLIENT is `libgit2` (through pygit2) or `dulwich-v0` / `dulwich-v2` (dulwich on
 protocol version 0 or 2). OP is one of
 
-    clone URL DEST DEPTH BRANCH   DEPTH 0 for all history, BRANCH `-` for the default
+    clone URL DEST DEPTH BRANCH [FILTER]
+                                  DEPTH 0 for all history, BRANCH `-` for the
+                                  default; with FILTER (dulwich only) a bare
+                                  partial clone
     fetch REPO DEPTH              from the clone's origin; DEPTH 0 keeps the
                                   shallow boundary, -1 unshallows
     push REPO URL REFSPEC...      `src:dst`, `:dst` deletes, `+src:dst` forces
@@ -87,12 +90,14 @@ def dulwich(version, op, args):
     quiet = io.BytesIO()
     auth = {} if TOKEN is None else {"username": "token", "password": TOKEN}
     if op == "clone":
-        url, dest, depth, branch = args
+        url, dest, depth, branch, *spec = args
         porcelain.clone(
             url,
             dest,
+            bare=bool(spec),
             depth=int(depth) or None,
             branch=None if branch == "-" else branch,
+            filter_spec=spec[0] if spec else None,
             protocol_version=version,
             errstream=quiet,
             **auth,
