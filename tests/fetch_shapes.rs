@@ -66,6 +66,85 @@ fn partial_clones_and_lazy_fetches() {
     }
 }
 
+/// A filter GitClaw does not serve is refused before anything else is
+/// answered: git then says "remote error:" and why, as it does when C git's
+/// upload-pack does not allow a filter, instead of reporting a broken pack.
+#[test]
+fn a_filter_not_served_is_a_remote_error() {
+    let s = setup("unknown-filter");
+    for v in ["0", "2"] {
+        for spec in ["object:type=commit", "sparse:oid=main:README.md"] {
+            let dir = s.work.path().join(format!("clone-{v}-{}", spec.len()));
+            let out = git_output(
+                s.work.path(),
+                &[
+                    "-c",
+                    &format!("protocol.version={v}"),
+                    "clone",
+                    "-q",
+                    "--bare",
+                    &format!("--filter={spec}"),
+                    &s.url,
+                    dir.to_str().unwrap(),
+                ],
+            );
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{spec} v{v}: {said}");
+            assert!(
+                said.contains(&format!(
+                    "fatal: remote error: upload-pack: unsupported filter-spec '{spec}'"
+                )),
+                "{spec} v{v}: {said}"
+            );
+            for broken in ["early EOF", "index-pack", "bad pack header"] {
+                assert!(!said.contains(broken), "{spec} v{v}: {said}");
+            }
+        }
+    }
+    // The refusal changed nothing: the same clone without the filter works.
+    clone_checked(s.work.path(), &s.url, &s.work.path().join("whole"));
+}
+
+/// A shallow boundary that cuts every commit, or at a ref that does not
+/// exist, is refused with git's words, on both protocol versions.
+#[test]
+fn a_shallow_boundary_that_selects_nothing_is_a_remote_error() {
+    let s = setup("empty-boundary");
+    for v in ["0", "2"] {
+        for (arg, why) in [
+            (
+                "--shallow-since=@4000000000",
+                "no commits selected for shallow requests",
+            ),
+            (
+                "--shallow-exclude=no-such-ref",
+                "ambiguous deepen-not: no-such-ref",
+            ),
+        ] {
+            let dir = s.work.path().join(format!("clone-{v}-{}", arg.len()));
+            let out = git_output(
+                s.work.path(),
+                &[
+                    "-c",
+                    &format!("protocol.version={v}"),
+                    "clone",
+                    "-q",
+                    "--bare",
+                    arg,
+                    &s.url,
+                    dir.to_str().unwrap(),
+                ],
+            );
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{arg} v{v}: {said}");
+            assert!(
+                said.contains(&format!("fatal: remote error: upload-pack: {why}\n")),
+                "{arg} v{v}: {said}"
+            );
+        }
+    }
+}
+
 #[test]
 fn fetch_of_a_reachable_commit_by_sha() {
     let s = setup("by-sha");

@@ -50,6 +50,10 @@ pub enum PackError {
     /// The client sent a pack that is malformed, truncated or inconsistent.
     #[error("invalid pack: {0}")]
     InvalidPack(String),
+    /// A fetch asks for what cannot be answered (e.g. a shallow boundary
+    /// that selects no commit); the words are git's.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The pack holds each of these objects more than once, as `git
     /// index-pack --strict` refuses too: an index naming one id at two
     /// offsets is ambiguous. Never empty.
@@ -106,6 +110,7 @@ impl PackError {
         matches!(
             self,
             PackError::InvalidPack(_)
+                | PackError::InvalidRequest(_)
                 | PackError::DuplicateObjects(_)
                 | PackError::MalformedObject { .. }
                 | PackError::MissingObject(_)

@@ -99,7 +99,7 @@ pub fn plan_shallow(
     if request.since.is_some() || !request.not.is_empty() {
         boundary = shallow_by_rev_list(graph, &want_commits, request, &mut not_shallow)?;
         if boundary.is_empty() && not_shallow.is_empty() {
-            return Err(PackError::InvalidPack(
+            return Err(PackError::InvalidRequest(
                 "no commits selected for shallow requests".into(),
             ));
         }

@@ -21,7 +21,7 @@ use std::{cell::RefCell, io::Write, rc::Rc, sync::Arc};
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
     odb::{ObjectDb, PackHandle},
-    walk::{plan_shallow, unreachable_wants, DeepenRequest, Graph},
+    walk::{plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph},
     writer::WriteOptions,
     ObjectId,
 };
@@ -90,8 +90,8 @@ pub struct FetchJob {
     pub done: bool,
     pub deepen: DeepenRequest,
     pub deepen_not_refs: Vec<String>,
-    /// Partial clone filter spec, as the client sent it.
-    pub filter: Option<String>,
+    /// Partial clone filter.
+    pub filter: Option<ClientFilter>,
     /// Largest sideband packet, or `None` for no sideband.
     pub sideband: Option<usize>,
     pub no_progress: bool,
@@ -110,6 +110,25 @@ pub struct FetchJob {
     pub context: FetchContext,
 }
 
+/// A partial clone's filter: the spec as the client wrote it (it keys cached
+/// answers) and what it means.
+pub struct ClientFilter {
+    pub spec: String,
+    pub filter: Filter,
+}
+
+impl ClientFilter {
+    /// Parsed as the request is read, so that a spec GitClaw does not know is
+    /// refused with an `ERR` before any answer, as git refuses one it does not
+    /// allow ("remote error: …"), not on the error band once the pack began,
+    /// which git clients report as a broken pack.
+    fn parse(spec: Option<String>) -> Result<Option<ClientFilter>, GitError> {
+        let Some(spec) = spec else { return Ok(None) };
+        let filter = Filter::parse(&spec).map_err(GitError::BadRequest)?;
+        Ok(Some(ClientFilter { spec, filter }))
+    }
+}
+
 impl FetchJob {
     /// The client is shallow or becomes so (a depth, a date, or refs it is
     /// cut at): what its haves reach is then not all its own.
@@ -120,14 +139,14 @@ impl FetchJob {
     /// No haves, no depth, no filter but `blob:none`: a clone of whole history.
     pub fn is_full_clone(&self) -> bool {
         self.haves.is_empty()
-            && self.filter.as_deref().is_none_or(|f| f == "blob:none")
+            && self.filter.as_ref().is_none_or(|f| f.spec == "blob:none")
             && !self.deepen.is_deepen()
             && self.deepen.client_shallow.is_empty()
             && self.deepen_not_refs.is_empty()
     }
 
-    fn from_v2(args: v2::FetchArgs, context: FetchContext) -> FetchJob {
-        FetchJob {
+    fn from_v2(args: v2::FetchArgs, context: FetchContext) -> Result<FetchJob, GitError> {
+        Ok(FetchJob {
             v2: true,
             wants: args.wants,
             haves: args.haves,
@@ -141,7 +160,7 @@ impl FetchJob {
                 unreachable_shallow: Vec::new(),
             },
             deepen_not_refs: args.deepen_not,
-            filter: args.filter,
+            filter: ClientFilter::parse(args.filter)?,
             sideband: Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX),
             no_progress: args.no_progress,
             ofs_delta: args.ofs_delta,
@@ -154,10 +173,10 @@ impl FetchJob {
             tag_tips: Vec::new(),
             closure: None,
             context,
-        }
+        })
     }
 
-    fn from_v0(req: v0::UploadRequest, context: FetchContext) -> FetchJob {
+    fn from_v0(req: v0::UploadRequest, context: FetchContext) -> Result<FetchJob, GitError> {
         let caps = &req.capabilities;
         let sideband = if caps.has("side-band-64k") {
             Some(gitclaw_protocol::sideband::SIDEBAND_64K_MAX)
@@ -166,7 +185,7 @@ impl FetchJob {
         } else {
             None
         };
-        FetchJob {
+        Ok(FetchJob {
             v2: false,
             multi_ack: caps.has("multi_ack"),
             multi_ack_detailed: caps.has("multi_ack_detailed"),
@@ -185,7 +204,7 @@ impl FetchJob {
                 unreachable_shallow: Vec::new(),
             },
             deepen_not_refs: req.deepen_not,
-            filter: req.filter,
+            filter: ClientFilter::parse(req.filter)?,
             wants: req.wants,
             haves: req.haves,
             done: req.done,
@@ -193,7 +212,7 @@ impl FetchJob {
             tag_tips: Vec::new(),
             closure: None,
             context,
-        }
+        })
     }
 }
 
@@ -223,7 +242,7 @@ pub async fn upload_pack(
                 let args = v2::LsRefsArgs::parse(&command.args)?;
                 return Ok(Answer::Bytes(advertise::ls_refs(repo, &refs, &args)?));
             }
-            "fetch" => FetchJob::from_v2(v2::FetchArgs::parse(&command.args)?, context),
+            "fetch" => FetchJob::from_v2(v2::FetchArgs::parse(&command.args)?, context)?,
             other => return Err(GitError::BadRequest(format!("unknown command '{other}'"))),
         }
     } else {
@@ -233,7 +252,7 @@ pub async fn upload_pack(
         {
             return Err(GitError::BadRequest(format!("unknown capability '{name}'")));
         }
-        FetchJob::from_v0(parsed, context)
+        FetchJob::from_v0(parsed, context)?
     };
     job.tag_tips = refs
         .iter()
@@ -372,9 +391,7 @@ impl Fetch {
                         || r.name == format!("refs/heads/{name}")
                         || r.name == format!("refs/tags/{name}")
                 })
-                .ok_or_else(|| {
-                    GitError::BadRequest(format!("git upload-pack: ambiguous deepen-not: {name}"))
-                })?;
+                .ok_or_else(|| GitError::BadRequest(format!("ambiguous deepen-not: {name}")))?;
             deepen.not.push(tip.oid);
         }
         if deepen.depth.is_some() && (deepen.since.is_some() || !deepen.not.is_empty()) {

@@ -103,10 +103,7 @@ pub fn choose(
     plan: &ShallowPlan,
     heartbeat: &Heartbeat<'_, '_>,
 ) -> Result<PackSource, GitError> {
-    let filter = match &job.filter {
-        Some(spec) => Some(Filter::parse(spec).map_err(GitError::BadRequest)?),
-        None => None,
-    };
+    let filter = job.filter.as_ref().map(|f| f.filter.clone());
     let include_tags = if job.include_tag {
         job.tag_tips.clone()
     } else {
@@ -139,7 +136,7 @@ pub fn choose(
             repo_id: &job.context.repo_id,
             wants: &job.wants,
             depth: deepen.depth,
-            filter: job.filter.as_deref(),
+            filter: job.filter.as_ref().map(|f| f.spec.as_str()),
             include_tags: &include_tags,
             ofs_delta: job.ofs_delta,
         }
