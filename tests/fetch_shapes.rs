@@ -145,6 +145,52 @@ fn a_shallow_boundary_that_selects_nothing_is_a_remote_error() {
     }
 }
 
+/// `git fetch --negotiate-only`, which `git push` runs with
+/// `push.negotiate`: a v2 fetch with haves, no wants and `wait-for-done`
+/// is answered with the acknowledgments alone.
+#[test]
+fn negotiation_without_a_fetch() {
+    let s = setup("negotiate-only");
+    let dir = s.work.path().join("clone");
+    clone_checked(s.work.path(), &s.url, &dir);
+    let base = git(&dir, &["rev-parse", "HEAD"]).trim().to_string();
+    commit_file(&dir, "local.txt", "only here\n", "local");
+    let out = git_output(
+        &dir,
+        &[
+            "-c",
+            "protocol.version=2",
+            "fetch",
+            "--negotiate-only",
+            "--negotiation-tip=HEAD",
+            "origin",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // The server has the clone's base, not its new commit.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), base, "{said}");
+
+    let out = git_output(
+        &dir,
+        &[
+            "-c",
+            "push.negotiate=true",
+            "push",
+            "origin",
+            "HEAD:refs/heads/negotiated",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("negotiation failed"), "{said}");
+    let head = git(&dir, &["rev-parse", "HEAD"]).trim().to_string();
+    assert!(
+        remote_refs(&dir, &s.url).contains(&format!("{head} refs/heads/negotiated")),
+        "the push landed"
+    );
+}
+
 #[test]
 fn fetch_of_a_reachable_commit_by_sha() {
     let s = setup("by-sha");

@@ -354,7 +354,12 @@ impl Fetch {
                 return Err(GitError::BadRequest(format!("not our ref {want}")));
             }
         }
-        if job.wants.is_empty() {
+        // A v2 request with haves but no wants that waits for `done` only
+        // negotiates: `git fetch --negotiate-only` (what `push.negotiate`
+        // runs) asks which of its commits the server has, and gets the
+        // acknowledgments alone.
+        let negotiate_only = job.v2 && job.wait_for_done && !job.done && !job.haves.is_empty();
+        if job.wants.is_empty() && !negotiate_only {
             if job.v2 {
                 send(pktline::FLUSH)?;
             }
