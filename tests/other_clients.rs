@@ -4,17 +4,17 @@
 //! protocol v1, dulwich (pure Python) on protocol v0 and v2, and go-git (the
 //! library of Argo CD, Flux and Gitea) on protocol v1.
 //!
-//! Each client does what its users do, in turn on both servers: clones (full,
-//! `--depth 1`, depth 2 of another branch, and with dulwich on v2 `blob:none`),
-//! a fetch of a commit by id (as Cargo fetches a git dependency's `rev`),
-//! fetches after new commits (keeping, deepening and dropping the shallow
-//! boundary; go-git 5.4 can do none of these three, with either server), and
-//! pushes that
-//! create, update, force and delete refs, plus two that git refuses (deleting
-//! the branch `HEAD` names; `a/b` beside `a`). After every step both servers'
-//! clients must agree: the same outcome (each pushed ref's `ok` or reason),
-//! the same refs, shallow boundary and objects in the client's repository,
-//! `git fsck --strict` clean, and the same refs on the server. What is right is
+//! Each client does what its users do, in turn on both servers: clones (an
+//! empty repository, then its first push; full, `--depth 1`, depth 2 of
+//! another branch, and with dulwich on v2 `blob:none`), a fetch of a commit by
+//! id (as Cargo fetches a git dependency's `rev`), fetches after new commits
+//! (keeping, deepening and dropping the shallow boundary; go-git 5.4 can do
+//! none of these three, with either server), and pushes that create, update,
+//! force and delete refs, plus two that git refuses (deleting the branch
+//! `HEAD` names; `a/b` beside `a`). After every step both servers' clients
+//! must agree: the same outcome (each pushed ref accepted or refused), the
+//! same refs, shallow boundary and objects in the client's repository, `git
+//! fsck --strict` clean, and the same refs on the server. What is right is
 //! what the client does with C git.
 //!
 //! `scripts/clients.sh` installs the clients (pygit2 and dulwich from PyPI,
@@ -108,6 +108,8 @@ fn drive_as(client: &str, token: Option<&str>, args: &[&str]) -> Outcome {
 struct Side {
     name: &'static str,
     url: String,
+    /// A repository with no commits yet.
+    empty_url: String,
     /// Where this side's client repositories go.
     work: PathBuf,
 }
@@ -271,24 +273,45 @@ fn servers() -> Servers {
         &bare,
         &["config", "uploadpack.allowReachableSHA1InWant", "true"],
     );
+    let empty = served.join("empty.git");
+    git(
+        work.path(),
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            empty.to_str().unwrap(),
+        ],
+    );
+    git(&empty, &["config", "http.receivepack", "true"]);
     let backend = HttpBackend::start(&served);
     let backend_url = format!("http://127.0.0.1:{}/git/repo.git", backend.port);
+    let empty_urls = [
+        gitclaw.create_repo("clients", "empty"),
+        format!("http://127.0.0.1:{}/git/empty.git", backend.port),
+    ];
     assert_eq!(
         remote_refs(work.path(), &url),
         remote_refs(work.path(), &backend_url),
         "both servers start from the same refs"
     );
-    let side = |name: &'static str, url: String| {
+    let side = |name: &'static str, url: String, empty_url: &String| {
         let dir = work.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         Side {
             name,
             url,
+            empty_url: empty_url.clone(),
             work: dir,
         }
     };
     Servers {
-        sides: [side("gitclaw", url), side("git", backend_url)],
+        sides: [
+            side("gitclaw", url, &empty_urls[0]),
+            side("git", backend_url, &empty_urls[1]),
+        ],
         _gitclaw: gitclaw,
         _backend: backend,
         src,
@@ -393,6 +416,67 @@ fn round(client: &str) {
         assert_ok(&what, &outcome);
         outcome
     };
+
+    // A repository just created: cloned empty, then given its first branch.
+    let what = format!("{client} clone of an empty repository");
+    let cloned = same(
+        &what,
+        &servers,
+        |side| {
+            let dest = side.dir("empty");
+            drive(
+                client,
+                &["clone", &side.empty_url, dest.to_str().unwrap(), "0", "-"],
+            )
+        },
+        |side| match side.dir("empty").exists() {
+            true => state(&side.dir("empty")),
+            false => String::new(),
+        },
+    );
+    // dulwich on v0 and go-git 5.4 cannot clone an empty repository, from
+    // either server ("neither origin_head nor branch", "reference not found").
+    if cloned["ok"] == true {
+        for side in &servers.sides {
+            let dir = side.dir("empty");
+            git(&dir, &["checkout", "-q", "-B", "main"]);
+            std::fs::write(dir.join("first.txt"), "first\n").unwrap();
+            git(&dir, &["add", "first.txt"]);
+            let out = git_cmd(&dir)
+                .args(["commit", "-q", "-m", "first"])
+                .env("GIT_AUTHOR_DATE", "@1800000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1800000000 +0000")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let what = format!("{client} push of an empty repository's first branch");
+        let pushed = same(
+            &what,
+            &servers,
+            |side| {
+                let dir = side.dir("empty");
+                drive(
+                    client,
+                    &[
+                        "push",
+                        dir.to_str().unwrap(),
+                        &side.empty_url,
+                        "refs/heads/main:refs/heads/main",
+                    ],
+                )
+            },
+            |side| {
+                let head = git(&side.work, &["ls-remote", "--symref", &side.empty_url]);
+                head.lines().map(|l| format!("{l}\n")).collect()
+            },
+        );
+        assert_ok(&what, &pushed);
+    }
 
     clone("full", "0", "-");
     clone("shallow", "1", "-");
