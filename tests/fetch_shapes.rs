@@ -66,6 +66,28 @@ fn partial_clones_and_lazy_fetches() {
     }
 }
 
+/// What git says on its standard error when `git clone --bare ARG` over
+/// protocol `v` fails (it must fail).
+fn refused_clone(s: &Pushed, v: &str, arg: &str) -> String {
+    let dir = s.work.path().join(format!("refused-{v}-{}", arg.len()));
+    let out = git_output(
+        s.work.path(),
+        &[
+            "-c",
+            &format!("protocol.version={v}"),
+            "clone",
+            "-q",
+            "--bare",
+            arg,
+            &s.url,
+            dir.to_str().unwrap(),
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{arg} v{v}: {said}");
+    said
+}
+
 /// A filter GitClaw does not serve is refused before anything else is
 /// answered: git then says "remote error:" and why, as it does when C git's
 /// upload-pack does not allow a filter, instead of reporting a broken pack.
@@ -74,22 +96,7 @@ fn a_filter_not_served_is_a_remote_error() {
     let s = setup("unknown-filter");
     for v in ["0", "2"] {
         for spec in ["object:type=commit", "sparse:oid=main:README.md"] {
-            let dir = s.work.path().join(format!("clone-{v}-{}", spec.len()));
-            let out = git_output(
-                s.work.path(),
-                &[
-                    "-c",
-                    &format!("protocol.version={v}"),
-                    "clone",
-                    "-q",
-                    "--bare",
-                    &format!("--filter={spec}"),
-                    &s.url,
-                    dir.to_str().unwrap(),
-                ],
-            );
-            let said = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{spec} v{v}: {said}");
+            let said = refused_clone(&s, v, &format!("--filter={spec}"));
             assert!(
                 said.contains(&format!(
                     "fatal: remote error: upload-pack: unsupported filter-spec '{spec}'"
@@ -121,22 +128,7 @@ fn a_shallow_boundary_that_selects_nothing_is_a_remote_error() {
                 "ambiguous deepen-not: no-such-ref",
             ),
         ] {
-            let dir = s.work.path().join(format!("clone-{v}-{}", arg.len()));
-            let out = git_output(
-                s.work.path(),
-                &[
-                    "-c",
-                    &format!("protocol.version={v}"),
-                    "clone",
-                    "-q",
-                    "--bare",
-                    arg,
-                    &s.url,
-                    dir.to_str().unwrap(),
-                ],
-            );
-            let said = String::from_utf8_lossy(&out.stderr);
-            assert!(!out.status.success(), "{arg} v{v}: {said}");
+            let said = refused_clone(&s, v, arg);
             assert!(
                 said.contains(&format!("fatal: remote error: upload-pack: {why}\n")),
                 "{arg} v{v}: {said}"

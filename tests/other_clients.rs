@@ -146,32 +146,18 @@ fn state(dir: &Path) -> String {
         .map(str::to_string)
         .collect();
     shallow.sort();
-    let mut objects: Vec<String> = git(
-        dir,
-        &[
-            "cat-file",
-            "--batch-all-objects",
-            "--batch-check=%(objectname) %(objecttype)",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    objects.sort();
-    objects.dedup();
-    format!(
-        "refs:\n{}\nshallow:\n{}\nobjects ({}):\n{}",
-        refs_of(dir, "refs/").join("\n"),
-        shallow.join("\n"),
-        objects.len(),
-        objects.join("\n")
-    )
+    format!("shallow:\n{}\n{}", shallow.join("\n"), contents(dir))
 }
 
 /// What a bare partial clone holds: refs and objects (`git fsck` would take
 /// the objects left out for missing: dulwich does not mark its packs as a
 /// promisor's).
 fn partial_state(dir: &Path) -> String {
+    contents(dir)
+}
+
+/// The refs of the repository `dir` and every object it has, with its type.
+fn contents(dir: &Path) -> String {
     let mut objects: Vec<String> = git(
         dir,
         &[
@@ -194,9 +180,12 @@ fn partial_state(dir: &Path) -> String {
 }
 
 /// A commit on `branch` of the client repository `dir` made with C git, the
-/// same on both sides (fixed dates).
-fn commit_on(dir: &Path, branch: &str, start: &str, file: &str, n: u32) -> String {
-    git(dir, &["checkout", "-q", "-B", branch, start]);
+/// same on both sides (fixed dates); `branch` starts at `start`, or is the
+/// first of a repository without commits.
+fn commit_on(dir: &Path, branch: &str, start: Option<&str>, file: &str, n: u32) -> String {
+    let mut checkout = vec!["checkout", "-q", "-B", branch];
+    checkout.extend(start);
+    git(dir, &checkout);
     std::fs::write(dir.join(file), format!("{file} {n}\n")).unwrap();
     git(dir, &["add", file]);
     let date = format!("@{} +0000", 1_800_000_000 + n * 60);
@@ -438,21 +427,7 @@ fn round(client: &str) {
     // either server ("neither origin_head nor branch", "reference not found").
     if cloned["ok"] == true {
         for side in &servers.sides {
-            let dir = side.dir("empty");
-            git(&dir, &["checkout", "-q", "-B", "main"]);
-            std::fs::write(dir.join("first.txt"), "first\n").unwrap();
-            git(&dir, &["add", "first.txt"]);
-            let out = git_cmd(&dir)
-                .args(["commit", "-q", "-m", "first"])
-                .env("GIT_AUTHOR_DATE", "@1800000000 +0000")
-                .env("GIT_COMMITTER_DATE", "@1800000000 +0000")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            commit_on(&side.dir("empty"), "main", None, "first.txt", 0);
         }
         let what = format!("{client} push of an empty repository's first branch");
         let pushed = same(
@@ -540,8 +515,8 @@ fn round(client: &str) {
 
     // New history on the servers, pushed by C git: two commits and a tag.
     let base = git(&servers.src, &["rev-parse", "main"]).trim().to_string();
-    commit_on(&servers.src, "main", &base, "new.txt", 1);
-    commit_on(&servers.src, "main", "main", "new.txt", 2);
+    commit_on(&servers.src, "main", Some(&base), "new.txt", 1);
+    commit_on(&servers.src, "main", Some("main"), "new.txt", 2);
     git(&servers.src, &["tag", "-a", "-m", "new", "v2.0", "main"]);
     for side in &servers.sides {
         push_everything(&servers.src, &side.url);
@@ -568,7 +543,7 @@ fn round(client: &str) {
             made.push(commit_on(
                 &dir,
                 "work",
-                "refs/remotes/origin/main",
+                Some("refs/remotes/origin/main"),
                 "pushed.txt",
                 n,
             ));
