@@ -360,34 +360,57 @@ fn assert_ok(what: &str, outcome: &Outcome) {
     );
 }
 
+/// `client` runs the step `args` makes for each side (where `{dir}` stands
+/// for the side's repository `name`, and `{url}` for its URL); it must
+/// succeed with C git's server and end the same with both (see [`same`]),
+/// comparing the repository `name` with `look`.
+fn step(
+    what: &str,
+    servers: &Servers,
+    client: &str,
+    name: &str,
+    args: &[&str],
+    look: fn(&Path) -> String,
+) -> Outcome {
+    let outcome = same(
+        what,
+        servers,
+        |side| {
+            let dir = side.dir(name);
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    a.replace("{dir}", dir.to_str().unwrap())
+                        .replace("{url}", &side.url)
+                })
+                .collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            drive(client, &args)
+        },
+        |side| look(&side.dir(name)),
+    );
+    assert_ok(what, &outcome);
+    outcome
+}
+
 /// The whole round for one client.
 fn round(client: &str) {
     let servers = servers();
     let clone = |name: &'static str, depth: &'static str, branch: &'static str| {
         let what = format!("{client} clone {name} (depth {depth}, branch {branch})");
-        let outcome = same(
-            &what,
-            &servers,
-            |side| {
-                let dest = side.dir(name);
-                drive(
-                    client,
-                    &["clone", &side.url, dest.to_str().unwrap(), depth, branch],
-                )
-            },
-            |side| state(&side.dir(name)),
-        );
-        assert_ok(&what, &outcome);
+        let args = ["clone", "{url}", "{dir}", depth, branch];
+        step(&what, &servers, client, name, &args, state);
     };
     let fetch = |name: &'static str, depth: &'static str| {
         let what = format!("{client} fetch into {name} (depth {depth})");
-        let outcome = same(
+        step(
             &what,
             &servers,
-            |side| drive(client, &["fetch", side.dir(name).to_str().unwrap(), depth]),
-            |side| state(&side.dir(name)),
+            client,
+            name,
+            &["fetch", "{dir}", depth],
+            state,
         );
-        assert_ok(&what, &outcome);
     };
     let push = |what: &str, specs: &[&str]| -> Outcome {
         let what = format!("{client} push {what}");
@@ -459,26 +482,8 @@ fn round(client: &str) {
     // dulwich sends a filter on protocol v2 only.
     if client == "dulwich-v2" {
         let what = format!("{client} partial clone (blob:none)");
-        let outcome = same(
-            &what,
-            &servers,
-            |side| {
-                let dest = side.dir("partial");
-                drive(
-                    client,
-                    &[
-                        "clone",
-                        &side.url,
-                        dest.to_str().unwrap(),
-                        "0",
-                        "-",
-                        "blob:none",
-                    ],
-                )
-            },
-            |side| partial_state(&side.dir("partial")),
-        );
-        assert_ok(&what, &outcome);
+        let args = ["clone", "{url}", "{dir}", "0", "-", "blob:none"];
+        step(&what, &servers, client, "partial", &args, partial_state);
         let state = partial_state(&servers.sides[0].dir("partial"));
         assert!(
             state.contains(" commit") && state.contains(" tree"),
@@ -496,19 +501,8 @@ fn round(client: &str) {
         .to_string();
     for (name, depth) in [("by-sha", "0"), ("by-sha-shallow", "1")] {
         let what = format!("{client} fetch of {old} by id, depth {depth}");
-        let outcome = same(
-            &what,
-            &servers,
-            |side| {
-                let dest = side.dir(name);
-                drive(
-                    client,
-                    &["fetch-sha", dest.to_str().unwrap(), &side.url, &old, depth],
-                )
-            },
-            |side| state(&side.dir(name)),
-        );
-        assert_ok(&what, &outcome);
+        let args = ["fetch-sha", "{dir}", "{url}", &old, depth];
+        step(&what, &servers, client, name, &args, state);
         let dir = servers.sides[0].dir(name);
         git(&dir, &["cat-file", "-e", &format!("{old}^{{tree}}")]);
     }
