@@ -7,7 +7,8 @@
 //! Each client does what its users do, in turn on both servers: clones (an
 //! empty repository, then its first push; full, `--depth 1`, depth 2 of
 //! another branch, and with dulwich on v2 `blob:none`), a fetch of a commit by
-//! id (as Cargo fetches a git dependency's `rev`), fetches after new commits
+//! id (as Cargo fetches a git dependency's `rev`), clones again once GitClaw
+//! compacted its copy (`gitclaw gc`), fetches after new commits
 //! (keeping, deepening and dropping the shallow boundary; go-git 5.4 can do
 //! none of these three, with either server), and pushes that create, update,
 //! force and delete refs, plus two that git refuses (deleting the branch
@@ -112,6 +113,21 @@ struct Side {
     empty_url: String,
     /// Where this side's client repositories go.
     work: PathBuf,
+}
+
+impl Servers {
+    /// Compact GitClaw's copy of the repository (`gitclaw gc`): what it
+    /// serves next comes from the compacted pack and its records.
+    fn compact(&self) {
+        let server = &self.gitclaw;
+        let repo = server
+            .block_on(server.state.meta.get_repo("clients", "repo"))
+            .unwrap()
+            .expect("the repository exists");
+        server
+            .block_on(gitclaw_server::service::gc::gc_repo(&server.state, &repo))
+            .expect("compaction succeeds");
+    }
 }
 
 impl Side {
@@ -228,7 +244,7 @@ fn local_history(dir: &Path, n: u32) {
 
 /// Both servers with the fixture repository, one for each side.
 struct Servers {
-    _gitclaw: Server,
+    gitclaw: Server,
     _backend: HttpBackend,
     src: PathBuf,
     sides: [Side; 2],
@@ -301,7 +317,7 @@ fn servers() -> Servers {
             side("gitclaw", url, &empty_urls[0]),
             side("git", backend_url, &empty_urls[1]),
         ],
-        _gitclaw: gitclaw,
+        gitclaw,
         _backend: backend,
         src,
         _work: work,
@@ -518,6 +534,10 @@ fn round(client: &str) {
     for side in &servers.sides {
         local_history(&side.dir("full"), 90);
     }
+    // From here on GitClaw serves its compacted pack.
+    servers.compact();
+    clone("compacted", "0", "-");
+    clone("compacted-shallow", "1", "-");
     fetch("full", "0");
     // go-git 5.4 cannot fetch into a shallow clone, at a depth or not ("object
     // not found"), nor deepen one (it wants only tips it lacks: "empty
