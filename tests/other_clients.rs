@@ -12,7 +12,8 @@
 //! (keeping, deepening and dropping the shallow boundary; go-git 5.4 can do
 //! none of these three, with either server), and pushes that create, update,
 //! force and delete refs, plus two that git refuses (deleting the branch
-//! `HEAD` names; `a/b` beside `a`). After every step both servers' clients
+//! `HEAD` names; `a/b` beside `a`), and with dulwich atomic pushes with a push
+//! option, one of them refused whole. After every step both servers' clients
 //! must agree: the same outcome (each pushed ref accepted or refused), the
 //! same refs, shallow boundary and objects in the client's repository, `git
 //! fsck --strict` clean, and the same refs on the server. What is right is
@@ -604,6 +605,31 @@ fn round(client: &str) {
         "git refused: {refused}"
     );
 
+    if client.starts_with("dulwich") {
+        // Atomic: the refusal of one takes the other with it.
+        let refused = push(
+            "atomic, one ref refused",
+            &[
+                "--atomic",
+                "--push-option=ci.skip",
+                "refs/heads/work:refs/heads/atomic",
+                "refs/heads/work:refs/heads/c-new/x",
+            ],
+        );
+        assert_ne!(
+            refused["refs"]["refs/heads/atomic"],
+            serde_json::Value::Null,
+            "{refused}"
+        );
+        push(
+            "atomic",
+            &[
+                "--atomic",
+                "--push-option=ci.skip",
+                "refs/heads/work:refs/heads/atomic",
+            ],
+        );
+    }
     push("a deletion", &[":refs/heads/c-new"]);
     push("a tag", &["refs/tags/v2.0:refs/tags/v2.0-copy"]);
 

@@ -11,7 +11,9 @@ protocol version 0 or 2). OP is one of
                                   partial clone
     fetch REPO DEPTH              from the clone's origin; DEPTH 0 keeps the
                                   shallow boundary, -1 unshallows
-    push REPO URL REFSPEC...      `src:dst`, `:dst` deletes, `+src:dst` forces
+    push REPO URL REFSPEC...      `src:dst`, `:dst` deletes, `+src:dst` forces;
+                                  dulwich takes `--atomic` and `--push-option=X`
+                                  among them
     fetch-sha DEST URL SHA DEPTH  a new bare repository fetching one commit by
                                   its id into `refs/commit/SHA`, as Cargo
                                   fetches a git dependency's `rev`
@@ -137,12 +139,15 @@ def dulwich(version, op, args):
         return {"refs": seen}
     if op == "push":
         path, url, *specs = args
+        options = [s[len("--push-option=") :] for s in specs if s.startswith("--push-option=")]
         result = porcelain.push(
             path,
             url,
-            [s.encode() for s in specs],
+            [s.encode() for s in specs if not s.startswith("--")],
             errstream=quiet,
             outstream=quiet,
+            atomic="--atomic" in specs,
+            push_options=options or None,
             **auth,
         )
         return {
