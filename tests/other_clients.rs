@@ -175,19 +175,7 @@ fn partial_state(dir: &Path) -> String {
 
 /// The refs of the repository `dir` and every object it has, with its type.
 fn contents(dir: &Path) -> String {
-    let mut objects: Vec<String> = git(
-        dir,
-        &[
-            "cat-file",
-            "--batch-all-objects",
-            "--batch-check=%(objectname) %(objecttype)",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    objects.sort();
-    objects.dedup();
+    let objects = all_objects(dir);
     format!(
         "refs:\n{}\nobjects ({}):\n{}",
         refs_of(dir, "refs/").join("\n"),

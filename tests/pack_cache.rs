@@ -23,22 +23,6 @@ fn clone(work: &Path, name: &str, url: &str, extra: &[&str]) -> (String, std::pa
     (String::from_utf8_lossy(&out.stderr).into_owned(), dir)
 }
 
-fn objects(dir: &Path) -> Vec<String> {
-    let mut all: Vec<String> = git(
-        dir,
-        &[
-            "cat-file",
-            "--batch-all-objects",
-            "--batch-check=%(objectname) %(objecttype)",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    all.sort();
-    all
-}
-
 #[test]
 fn repeated_clones_are_answered_from_the_cached_pack() {
     let Pushed {
@@ -65,8 +49,8 @@ fn repeated_clones_are_answered_from_the_cached_pack() {
             "{shape:?}: the second is answered from the cache: {second_progress}"
         );
         assert_eq!(
-            objects(&first),
-            objects(&second),
+            all_objects(&first),
+            all_objects(&second),
             "{shape:?}: the same objects"
         );
         assert_eq!(refs_of(&first, "refs/"), refs_of(&second, "refs/"));

@@ -518,6 +518,24 @@ pub fn fixture_repo(dir: &Path, extra_commits: u32) {
     );
 }
 
+/// `objectname objecttype` of every object the repository `dir` holds, sorted.
+pub fn all_objects(dir: &Path) -> Vec<String> {
+    let mut all: Vec<String> = git(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype)",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// `objectname refname` lines of every ref under `prefix`, sorted.
 pub fn refs_of(dir: &Path, prefix: &str) -> Vec<String> {
     let mut lines: Vec<String> = git(
