@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Start a throw-away PostgreSQL cluster on a free loopback port and print the
-# environment the tests read (GITCLAW_TEST_POSTGRES_URL, GITCLAW_TEST_PG_DIR).
+# environment the tests read (GITCLAW_TEST_POSTGRES_URL, GITCLAW_TEST_PG_DIR,
+# GITCLAW_TEST_PG_TLS_CA). It serves TLS with a throw-away CA's certificate
+# (scripts/test-certs.sh): to every client that asks for it, and as the only way
+# in for the role gitclaw_tls.
 # Stop it with: scripts/postgres.sh stop DIR
 # Take it down and bring it back on the same data and port (outage tests):
 # scripts/postgres.sh down DIR; scripts/postgres.sh up DIR
@@ -37,6 +40,18 @@ chmod 755 "$dir"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 echo "$port" >"$dir/port"
 as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1
+"$(dirname "${BASH_SOURCE[0]}")/test-certs.sh" "$dir/tls"
+[ "$(id -u)" = 0 ] && chown -R postgres "$dir/tls"
+cat >>"$dir/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$dir/tls/server.pem'
+ssl_key_file = '$dir/tls/server.key'
+CONF
+hba=$dir/data/pg_hba.conf
+{ echo "hostnossl all gitclaw_tls all reject"; cat "$hba"; } >"$hba.new"
+cat "$hba.new" >"$hba" && rm "$hba.new"
 start "$dir" "$port"
+psql -h "$dir" -p "$port" -U postgres -d postgres -qc "CREATE ROLE gitclaw_tls LOGIN"
 echo "export GITCLAW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres"
 echo "export GITCLAW_TEST_PG_DIR=$dir"
+echo "export GITCLAW_TEST_PG_TLS_CA=$dir/tls/ca.pem"

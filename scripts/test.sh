@@ -27,6 +27,8 @@ need python3 || apt_install python3
 [ -x /usr/sbin/lighttpd ] || [ -x /usr/bin/lighttpd ] || apt_install lighttpd
 # A real Redis for the shared metadata cache tests (they start their own servers).
 need redis-server || apt_install redis-server
+# openssl makes the throw-away CA of the TLS tests (scripts/test-certs.sh).
+need openssl || apt_install openssl
 # promtool (Debian's prometheus package) checks the /metrics text.
 need promtool || apt_install prometheus
 # Git clients other than C git: libgit2 through pygit2 and dulwich from PyPI

@@ -32,26 +32,9 @@ impl Receiver {
         Receiver::serve(None)
     }
 
-    /// An HTTPS receiver with a certificate for 127.0.0.1 from a new CA;
-    /// returns it and the CA's PEM file.
-    fn start_tls(dir: &std::path::Path) -> (Receiver, std::path::PathBuf) {
-        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-        let ca = make_certificates(dir);
-        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        (Receiver::serve(Some(acceptor)), ca)
+    /// An HTTPS receiver with the server certificate of `certs`.
+    fn start_tls(certs: &common::tls::Certs) -> Receiver {
+        Receiver::serve(Some(certs.acceptor()))
     }
 
     fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
@@ -118,77 +101,6 @@ impl Receiver {
     fn spans(&self) -> Vec<Span> {
         self.spans.lock().unwrap().clone()
     }
-}
-
-/// With the `openssl` command: a CA (`ca.pem`) and a certificate it signed
-/// for 127.0.0.1 (`server.pem`, `server.key`) in `dir`; returns the CA's path.
-fn make_certificates(dir: &std::path::Path) -> std::path::PathBuf {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=GitClaw test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-    dir.join("ca.pem")
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
@@ -349,8 +261,9 @@ fn a_collector_that_is_down_costs_nothing_but_the_spans() {
 
 #[test]
 fn traces_reach_a_collector_over_https_trusting_the_ca_the_environment_names() {
-    let certs = tempfile::tempdir().unwrap();
-    let (receiver, ca) = Receiver::start_tls(certs.path());
+    let certs = common::tls::Certs::new();
+    let receiver = Receiver::start_tls(&certs);
+    let ca = certs.ca();
     let server = ServerProcess::start(&[
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -5,12 +5,13 @@ pub mod http_backend;
 pub mod proxy;
 pub mod redis;
 pub mod services;
+pub mod tls;
 pub mod wait;
 pub mod wire;
 
 // Not every test binary uses each of them.
 #[allow(unused_imports)]
-pub use services::{postgres_url, s3_env, S3Env};
+pub use services::{postgres_tls_ca, postgres_url, s3_env, S3Env};
 #[allow(unused_imports)]
 pub use wait::wait_until;
 
@@ -68,11 +69,17 @@ fn unique(tag: &str) -> String {
 
 /// A fresh database on the test PostgreSQL server.
 pub fn postgres_database() -> String {
+    postgres_database_owned_by("postgres")
+}
+
+/// A fresh database on the test PostgreSQL server, owned by the role `owner`
+/// (the URL names the server's superuser).
+pub fn postgres_database_owned_by(owner: &str) -> String {
     let base = postgres_url();
     let name = unique("gitclaw");
     let out = Command::new("psql")
         .arg(&base)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .args(["-q", "-c", &format!("CREATE DATABASE {name} OWNER {owner}")])
         .output()
         .expect("psql runs");
     assert!(

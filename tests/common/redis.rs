@@ -1,18 +1,32 @@
 //! A real `redis-server` on a free loopback port, for the shared-cache tests:
 //! killed and started again on the same port to test outages.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use super::tls::Certs;
 
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Served over TLS only, with this certificate.
+    tls: Option<Certs>,
 }
 
 impl RedisServer {
     /// Start one (no persistence: a restart comes back empty).
     pub fn start() -> RedisServer {
+        RedisServer::start_with(None)
+    }
+
+    /// One that speaks only TLS, with a certificate from `certs`.
+    pub fn start_tls(certs: Certs) -> RedisServer {
+        RedisServer::start_with(Some(certs))
+    }
+
+    fn start_with(tls: Option<Certs>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -21,22 +35,50 @@ impl RedisServer {
             child: None,
             port,
             dir: tempfile::tempdir().expect("temp dir"),
+            tls,
         };
         server.restart();
         server
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// How it listens: `--port P`, or TLS alone on P.
+    fn listen_args(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        let Some(certs) = &self.tls else {
+            return vec!["--port".into(), port];
+        };
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            path(certs.cert()),
+            "--tls-key-file".into(),
+            path(certs.key()),
+            "--tls-ca-cert-file".into(),
+            path(certs.ca()),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
     }
 
     /// Start it (again) on its port; returns once it answers PING.
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
+            .args(self.listen_args())
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -69,11 +111,12 @@ impl RedisServer {
 
     /// `redis-cli` against it; its standard output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-p", &self.port.to_string()]);
+        if let Some(certs) = &self.tls {
+            cli.arg("--tls").arg("--cacert").arg(certs.ca());
+        }
+        let out = cli.args(args).output().expect("redis-cli runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -18,6 +18,17 @@ pub fn postgres_url() -> String {
     )
 }
 
+/// The CA whose certificate the test PostgreSQL server presents for TLS
+/// (`GITCLAW_TEST_PG_TLS_CA`); the role `gitclaw_tls` may connect only over TLS.
+pub fn postgres_tls_ca() -> String {
+    required(
+        "GITCLAW_TEST_PG_TLS_CA",
+        "PostgreSQL",
+        "eval \"$(scripts/postgres.sh)\"",
+        "scripts/postgres.sh stop $GITCLAW_TEST_PG_DIR",
+    )
+}
+
 /// How to reach the test S3 server.
 #[derive(Debug, Clone)]
 pub struct S3Env {

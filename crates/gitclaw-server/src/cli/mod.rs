@@ -2,7 +2,7 @@
 
 mod migrate;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -155,10 +155,28 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("gitclaw: {err:#}");
+            eprintln!("gitclaw: {}", causes(err.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `err` and its causes on one line, each said once: many errors quote their
+/// cause in their own message already.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        next = cause.source();
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
@@ -240,7 +258,14 @@ async fn check(config: Config) -> anyhow::Result<()> {
     }
     match crate::app::open_store(&config, &Default::default()).await {
         Ok(store) => println!("object store: ok ({})", store.name()),
-        Err(err) => problems.push(format!("{err:#}")),
+        Err(err) => problems.push(causes(&err)),
+    }
+    if let Some(redis) = &config.redis {
+        // The server goes on without Redis; a check says why it would.
+        match redis.reach(Duration::from_secs(5)).await {
+            Ok(()) => println!("shared cache: ok (Redis)"),
+            Err(err) => problems.push(format!("REDIS_URL: {err}")),
+        }
     }
     if problems.is_empty() {
         println!("configuration ok");
@@ -443,4 +468,21 @@ async fn token_revoke(config: Config, id: &str) -> anyhow::Result<()> {
     tokens::revoke_token(&state, id).await?;
     println!("revoked token {id}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("DATABASE_URL: {0}")]
+        struct Quoting(#[source] std::io::Error);
+        let err =
+            anyhow::Error::new(Quoting(std::io::Error::other("TLS required"))).context("starting");
+        assert_eq!(causes(err.as_ref()), "starting: DATABASE_URL: TLS required");
+        let err = anyhow::Error::new(std::io::Error::other("refused")).context("reading");
+        assert_eq!(causes(err.as_ref()), "reading: refused");
+    }
 }

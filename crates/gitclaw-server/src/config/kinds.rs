@@ -99,15 +99,17 @@ impl Kind for DatabaseUrl {
     }
 }
 
-/// A Redis URL: `redis://[:password@]host[:port][/db]` (a refusal never quotes
-/// it: it may hold a password).
+/// A Redis URL: `redis://[:password@]host[:port][/db]`, `rediss://` for TLS
+/// (a refusal never quotes it: it may hold a password).
 pub struct RedisUrl;
 
 impl Kind for RedisUrl {
     type Value = String;
     fn parse(&self, text: &str) -> Result<String, String> {
         let text = text.trim();
-        let scheme_ok = text.starts_with("redis://") || text.starts_with("redis+unix://");
+        let scheme_ok = ["redis://", "rediss://", "redis+unix://"]
+            .iter()
+            .any(|scheme| text.starts_with(scheme));
         if scheme_ok && redis::IntoConnectionInfo::into_connection_info(text).is_ok() {
             Ok(text.to_string())
         } else {
@@ -115,7 +117,7 @@ impl Kind for RedisUrl {
         }
     }
     fn accepts(&self) -> String {
-        "`redis://[:PASSWORD@]HOST[:PORT][/DB]`".to_string()
+        "`redis://[:PASSWORD@]HOST[:PORT][/DB]`, or `rediss://…` for TLS".to_string()
     }
 }
 

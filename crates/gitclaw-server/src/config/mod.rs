@@ -280,15 +280,25 @@ impl Config {
             Duration::from_secs(sources.value(&REDIS_TOKEN_TTL_SECS)),
             Duration::from_millis(sources.value(&REDIS_TIMEOUT_MS)),
         );
-        let redis =
-            sources
-                .optional(&REDIS_URL)
-                .map(|url| crate::service::shared_cache::RedisSettings {
-                    url,
-                    ttl: redis_ttl,
-                    token_ttl: redis_token_ttl,
-                    timeout: redis_timeout,
-                });
+        let redis_ca_cert = pem_file(sources, &REDIS_CA_CERT);
+        let redis_url = sources.optional(&REDIS_URL);
+        if redis_ca_cert.is_some()
+            && !redis_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("rediss://"))
+        {
+            sources.problem(
+                REDIS_CA_CERT.name,
+                "is only for a TLS connection: REDIS_URL must start with rediss://",
+            );
+        }
+        let redis = redis_url.map(|url| crate::service::shared_cache::RedisSettings {
+            url,
+            ttl: redis_ttl,
+            token_ttl: redis_token_ttl,
+            timeout: redis_timeout,
+            ca_cert: redis_ca_cert,
+        });
         Config {
             listen,
             data_dir,
@@ -402,20 +412,7 @@ fn s3_settings(sources: &mut Sources<'_>) -> Option<gitclaw_storage::S3Settings>
     };
     let path_style = sources.value(&S3_USE_PATH_STYLE);
     let auto_create_bucket = sources.value(&S3_AUTO_CREATE_BUCKET);
-    let ca_cert = sources.optional(&S3_CA_CERT).map(PathBuf::from);
-    if let Some(path) = &ca_cert {
-        match std::fs::read_to_string(path) {
-            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
-            Ok(_) => sources.problem(
-                S3_CA_CERT.name,
-                format!("{} holds no PEM certificate", path.display()),
-            ),
-            Err(err) => sources.problem(
-                S3_CA_CERT.name,
-                format!("cannot read {}: {err}", path.display()),
-            ),
-        }
-    }
+    let ca_cert = pem_file(sources, &S3_CA_CERT);
     let max_retries = sources.value(&S3_MAX_RETRIES).min(100) as u32;
     let retry_max_backoff = Duration::from_secs(sources.value(&S3_RETRY_MAX_BACKOFF));
     let slow_op = Duration::from_millis(sources.value(&S3_SLOW_OP_MS));
@@ -435,6 +432,24 @@ fn s3_settings(sources: &mut Sources<'_>) -> Option<gitclaw_storage::S3Settings>
         connect_timeout,
         read_timeout,
     })
+}
+
+/// The PEM file `setting` names, if it does; a problem when it cannot be read
+/// or holds no certificate.
+fn pem_file(sources: &mut Sources<'_>, setting: &Setting<kinds::Text>) -> Option<PathBuf> {
+    let path = PathBuf::from(sources.optional(setting)?);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+        Ok(_) => sources.problem(
+            setting.name,
+            format!("{} holds no PEM certificate", path.display()),
+        ),
+        Err(err) => sources.problem(
+            setting.name,
+            format!("cannot read {}: {err}", path.display()),
+        ),
+    }
+    Some(path)
 }
 
 #[cfg(test)]
@@ -567,6 +582,36 @@ mod tests {
         );
         let half = load(&[("S3_ENDPOINT", "http://127.0.0.1:3900")]).unwrap_err();
         assert_eq!(half[0].variable, "S3_BUCKET");
+    }
+
+    #[test]
+    fn redis_tls_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = ca.to_str().unwrap();
+        let cfg = load(&[
+            ("REDIS_URL", "rediss://:pw@cache.example.com:6380/0"),
+            ("GITCLAW_REDIS_CA_CERT", ca),
+        ])
+        .unwrap();
+        let redis = cfg.redis.expect("Redis configured");
+        assert_eq!(redis.ca_cert.as_deref(), Some(Path::new(ca)));
+        // Without TLS the CA would be silently unused; a missing file is named.
+        for (url, cert) in [
+            ("redis://cache.example.com:6379/0", ca),
+            ("rediss://cache.example.com:6380/0", "/nonexistent/ca.pem"),
+        ] {
+            let errs = load(&[("REDIS_URL", url), ("GITCLAW_REDIS_CA_CERT", cert)]).unwrap_err();
+            let named: Vec<_> = errs.iter().map(|e| e.variable).collect();
+            assert_eq!(named, ["GITCLAW_REDIS_CA_CERT"], "{url} {cert}");
+        }
+        let errs = load(&[("GITCLAW_REDIS_CA_CERT", ca)]).unwrap_err();
+        assert_eq!(errs[0].variable, "GITCLAW_REDIS_CA_CERT");
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub const SECTIONS: &[Section] = &[
             &REDIS_TTL_SECS,
             &REDIS_TOKEN_TTL_SECS,
             &REDIS_TIMEOUT_MS,
+            &REDIS_CA_CERT,
         ],
     },
     Section {
@@ -214,6 +215,14 @@ pub const REDIS_TIMEOUT_MS: Setting<Number> = Setting {
     kind: Number::at_least(1),
     default: Value("250"),
     help: "the longest a Redis call may take before the request goes on against the database",
+    deprecated: &[],
+};
+
+pub const REDIS_CA_CERT: Setting<Text> = Setting {
+    name: "GITCLAW_REDIS_CA_CERT",
+    kind: Text { what: "path" },
+    default: Absent("the system's CAs"),
+    help: "for a `rediss://` URL, PEM file of the CA the server's certificate must chain to (trusted instead of the system's)",
     deprecated: &[],
 };
 

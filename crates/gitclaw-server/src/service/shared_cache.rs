@@ -34,6 +34,7 @@
 
 use std::{
     any::Any,
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -58,6 +59,19 @@ const PREFIX: &str = "gitclaw:v1:";
 /// After a failure, Redis is left alone this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// A connection whose setup and each answer take at most `timeout`.
+async fn connect(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// How the shared cache is reached.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
@@ -69,6 +83,41 @@ pub struct RedisSettings {
     pub token_ttl: Duration,
     /// The longest any call may take before the request goes on without it.
     pub timeout: Duration,
+    /// For a `rediss://` URL: PEM of the CA the server's certificate must
+    /// chain to, trusted instead of the system's.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl RedisSettings {
+    /// The client; nothing is sent yet.
+    fn client(&self) -> Result<redis::Client, String> {
+        let client = match &self.ca_cert {
+            None => redis::Client::open(self.url.as_str()),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(self.url.as_str(), certificates)
+            }
+        };
+        client.map_err(|err| err.to_string())
+    }
+
+    /// Connect and `PING`, waiting at least `at_least` (for `gitclaw check`:
+    /// the error says why Redis cannot be used).
+    pub async fn reach(&self, at_least: Duration) -> Result<(), String> {
+        let mut conn = connect(&self.client()?, self.timeout.max(at_least))
+            .await
+            .map_err(|err| err.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|err| err.to_string())
+    }
 }
 
 /// The cache: Redis when configured, and the entries this instance read in its
@@ -200,7 +249,7 @@ impl SharedCache {
         local_bytes: u64,
         metrics: Arc<Metrics>,
     ) -> Result<SharedCache, String> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(|err| err.to_string())?;
+        let client = settings.client()?;
         metrics.redis_up.set(1);
         Ok(SharedCache {
             local: Local::new(local_bytes, metrics.clone()),
@@ -397,13 +446,7 @@ impl Redis {
         if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(conn);
         }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.timeout))
-            .set_response_timeout(Some(self.settings.timeout));
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let conn = connect(&self.client, self.settings.timeout).await?;
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
         Ok(conn)
     }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make a throw-away certificate authority and a server certificate it signed,
+# for the tests of GitClaw's TLS connections (PostgreSQL, Redis, S3, OTLP):
+#   scripts/test-certs.sh DIR
+# writes DIR/ca.pem (the CA's certificate, what a client is told to trust),
+# DIR/server.pem and DIR/server.key (for 127.0.0.1 and localhost). Needs the
+# `openssl` command. The certificates are valid for two days.
+set -euo pipefail
+dir=${1:?usage: scripts/test-certs.sh DIR}
+mkdir -p "$dir"
+cd "$dir"
+key() { openssl req "$@" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes 2>/dev/null; }
+key -x509 -keyout ca.key -out ca.pem -days 2 -subj "/CN=GitClaw test CA"
+key -keyout server.key -out server.csr -subj "/CN=localhost"
+printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+  "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out server.pem -days 2 -extfile server.ext 2>/dev/null
+rm -f server.csr server.ext ca.srl
+chmod 600 server.key ca.key
