@@ -102,6 +102,7 @@ impl AppState {
             .map_err(data_dir("cannot create", config.data_dir.clone()))?;
         let options = gitclaw_metadata::ConnectOptions {
             slow_statement: config.slow_statement,
+            max_connections: config.db_max_connections,
             ..Default::default()
         };
         let metrics = Arc::new(Metrics::new());

@@ -44,6 +44,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// The database pool's size; `None`: the metadata crate's default.
+    pub db_max_connections: Option<u32>,
     pub max_pack_bytes: u64,
     /// The largest object (inflated) a push may hold.
     pub max_object_bytes: u64,
@@ -220,6 +222,9 @@ impl Config {
         let database_url = sources
             .optional(&DATABASE_URL)
             .unwrap_or_else(|| sqlite_in(&data_dir));
+        let db_max_connections = sources
+            .optional(&DB_MAX_CONNECTIONS)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         let max_pack_bytes = sources.value(&MAX_PACK_BYTES);
         let max_object_bytes = sources.value(&MAX_OBJECT_BYTES);
         let lfs = LfsSettings {
@@ -303,6 +308,7 @@ impl Config {
             listen,
             data_dir,
             database_url,
+            db_max_connections,
             max_pack_bytes,
             max_object_bytes,
             lfs,

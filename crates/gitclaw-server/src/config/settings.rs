@@ -95,6 +95,7 @@ pub const SECTIONS: &[Section] = &[
             &LISTEN,
             &DATA_DIR,
             &DATABASE_URL,
+            &DB_MAX_CONNECTIONS,
             &MAX_PACK_BYTES,
             &MAX_OBJECT_BYTES,
             &MAX_CONCURRENT_PUSHES,
@@ -249,6 +250,14 @@ pub const DATABASE_URL: Setting<DatabaseUrl> = Setting {
     kind: DatabaseUrl,
     default: Absent("`sqlite://$GITCLAW_DATA_DIR/gitclaw.db`"),
     help: "the database: SQLite, or PostgreSQL shared by several servers",
+    deprecated: &[],
+};
+
+pub const DB_MAX_CONNECTIONS: Setting<Number> = Setting {
+    name: "GITCLAW_DB_MAX_CONNECTIONS",
+    kind: Number { min: 1, max: 10000 },
+    default: Absent("16 for PostgreSQL (4 of them kept open), 8 for an SQLite file"),
+    help: "database connections this process holds at most (every instance's count together must stay under PostgreSQL's `max_connections`)",
     deprecated: &[],
 };
 
