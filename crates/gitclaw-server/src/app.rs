@@ -60,6 +60,8 @@ pub struct App {
     tasks: TaskTracker,
     /// Cancelled when the server shuts down; background loops watch it.
     pub shutdown: CancellationToken,
+    /// HTTPS on the main listener, when `GITCLAW_TLS_CERT` is set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// The database has the legacy object table (looked for at start): reads
     /// of repositories not yet migrated fall back to it.
     pub legacy_table: bool,
@@ -90,6 +92,8 @@ pub enum StartError {
     Store(#[source] gitclaw_storage::StorageError),
     #[error("REDIS_URL: {0}")]
     Redis(String),
+    #[error("GITCLAW_TLS_CERT: {0}")]
+    Tls(String),
 }
 
 impl AppState {
@@ -148,7 +152,14 @@ impl AppState {
                 metrics.clone(),
             ),
         };
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|files| files.acceptor())
+            .transpose()
+            .map_err(StartError::Tls)?;
         Ok(AppState(Arc::new(App {
+            tls,
             push_slots: Semaphore::new(config.max_concurrent_pushes),
             generations: crate::service::fetch::limits::PackGenerations::new(
                 config.pack_generations,

@@ -14,6 +14,9 @@
 //! off, which also ends the blocking work feeding that response. Request bodies
 //! are paced by the router (`http::body::Paced`).
 //!
+//! With TLS (`crate::tls`), the handshake comes first and must end within the
+//! header time too; a client that fails it is dropped and logged at DEBUG.
+//!
 //! Not for: routing or anything a request means (the `http` module).
 
 use std::{
@@ -54,12 +57,13 @@ impl ConnectionLimits {
     }
 }
 
-/// Serve `router` on connections from `listener` until `shutdown` resolves; then
-/// stop accepting and wait for the requests in flight.
+/// Serve `router` on connections from `listener` (over TLS with `tls`) until
+/// `shutdown` resolves; then stop accepting and wait for the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     // Each connection task holds a sender: once all are dropped, every connection
@@ -114,23 +118,25 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {err}");
         }
-        let io = TokioIo::new(StallGuard::new(tcp, limits.send));
+        let guarded = StallGuard::new(tcp, limits.send);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header)
-            .keep_alive(true)
-            .serve_connection(io, service);
-        let (alive, mut stop) = (alive_tx.clone(), stop_rx.clone());
+        let (alive, stop) = (alive_tx.clone(), stop_rx.clone());
         let open = limits.open.clone().map(Open::new);
+        let (header, tls) = (limits.header, tls.clone());
         tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let ended = match tls {
+                None => serve_connection(guarded, service, header, stop).await,
+                Some(tls) => match tokio::time::timeout(header, tls.accept(guarded)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, service, header, stop).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "no TLS handshake within the header time");
+                        Ok(())
+                    }
+                },
             };
             if let Err(err) = ended {
                 tracing::debug!(peer = %peer, error = %err, "connection ended");
@@ -143,6 +149,37 @@ pub async fn serve(
     drop(alive_tx);
     let _ = alive_rx.recv().await;
     Ok(())
+}
+
+/// HTTP/1.1 on `io` until the client closes, or `stop` asks to finish the
+/// request in flight and close.
+async fn serve_connection<IO, S>(
+    io: IO,
+    service: S,
+    header: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as http_body::Body>::Data: Send,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
 }
 
 /// One open connection, counted while it lives.
@@ -330,7 +367,7 @@ mod tests {
             open: Some(open.clone()),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, async {
+        let server = tokio::spawn(serve(listener, router, limits, None, async {
             let _ = stopped.await;
         }));
         // Two kept-alive connections take both slots…

@@ -22,6 +22,7 @@ pub mod scratch;
 pub mod service;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 use std::future::Future;
 
@@ -41,7 +42,7 @@ pub async fn serve(
     let limits =
         connections::ConnectionLimits::of(&state.config, state.metrics.connections_open.clone());
     let router = http::router(state.clone());
-    let served = connections::serve(listener, router, limits, shutdown).await;
+    let served = connections::serve(listener, router, limits, state.tls.clone(), shutdown).await;
     state.stop_background().await;
     served
 }
@@ -62,7 +63,7 @@ pub fn serve_metrics(listener: tokio::net::TcpListener, state: &AppState) {
     let router = http::metrics_router(state.clone());
     let stop = state.shutdown.clone().cancelled_owned();
     state.spawn(async move {
-        if let Err(err) = connections::serve(listener, router, limits, stop).await {
+        if let Err(err) = connections::serve(listener, router, limits, None, stop).await {
             tracing::error!(error = %err, "the metrics listener failed");
         }
     });

@@ -220,6 +220,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(
         listen = %listener.local_addr()?,
+        scheme = state.config.scheme(),
         data_dir = %config.data_dir.display(),
         database = %state.meta.backend_name(),
         store = %state.store.name(),

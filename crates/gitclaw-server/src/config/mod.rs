@@ -42,6 +42,8 @@ impl LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// HTTPS on `listen` with this certificate and key.
+    pub tls: Option<crate::tls::TlsFiles>,
     pub data_dir: PathBuf,
     pub database_url: String,
     /// The database pool's size; `None`: the metadata crate's default.
@@ -180,6 +182,15 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// How clients reach `listen`: `https` when the server serves TLS itself.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Load from the process environment and, when given, a TOML file.
     pub fn load(file: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
         Config::from_sources(|name| std::env::var(name).ok(), file)
@@ -218,6 +229,7 @@ impl Config {
     /// read, which is the order they are reported).
     fn read(sources: &mut Sources<'_>) -> Config {
         let listen = sources.value(&LISTEN);
+        let tls = tls_files(sources);
         let data_dir = PathBuf::from(sources.value(&DATA_DIR));
         let database_url = sources
             .optional(&DATABASE_URL)
@@ -306,6 +318,7 @@ impl Config {
         });
         Config {
             listen,
+            tls,
             data_dir,
             database_url,
             db_max_connections,
@@ -438,6 +451,35 @@ fn s3_settings(sources: &mut Sources<'_>) -> Option<gitclaw_storage::S3Settings>
         connect_timeout,
         read_timeout,
     })
+}
+
+/// The certificate and key to serve HTTPS with: both or neither, and they
+/// must load.
+fn tls_files(sources: &mut Sources<'_>) -> Option<crate::tls::TlsFiles> {
+    match (sources.optional(&TLS_CERT), sources.optional(&TLS_KEY)) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            };
+            match files.load() {
+                Ok(_) => Some(files),
+                Err(err) => {
+                    sources.problem(TLS_CERT.name, err);
+                    None
+                }
+            }
+        }
+        (Some(_), None) => {
+            sources.problem(TLS_KEY.name, "is needed with GITCLAW_TLS_CERT");
+            None
+        }
+        (None, Some(_)) => {
+            sources.problem(TLS_CERT.name, "is needed with GITCLAW_TLS_KEY");
+            None
+        }
+    }
 }
 
 /// The PEM file `setting` names, if it does; a problem when it cannot be read

@@ -93,6 +93,8 @@ pub const SECTIONS: &[Section] = &[
         title: "Server",
         settings: &[
             &LISTEN,
+            &TLS_CERT,
+            &TLS_KEY,
             &DATA_DIR,
             &DATABASE_URL,
             &DB_MAX_CONNECTIONS,
@@ -234,6 +236,22 @@ pub const LISTEN: Setting<Address> = Setting {
     kind: Address,
     default: Value("127.0.0.1:8080"),
     help: "address to listen on",
+    deprecated: &[],
+};
+
+pub const TLS_CERT: Setting<Text> = Setting {
+    name: "GITCLAW_TLS_CERT",
+    kind: Text { what: "path" },
+    default: Absent("unset: plain HTTP (TLS left to a proxy in front)"),
+    help: "PEM file of the certificate chain (the server's first) to serve HTTPS with on `GITCLAW_LISTEN`; read again when it changes",
+    deprecated: &[],
+};
+
+pub const TLS_KEY: Setting<Text> = Setting {
+    name: "GITCLAW_TLS_KEY",
+    kind: Text { what: "path" },
+    default: Absent("none"),
+    help: "PEM file of the private key of `GITCLAW_TLS_CERT`; read again when it changes",
     deprecated: &[],
 };
 

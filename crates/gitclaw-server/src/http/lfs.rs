@@ -126,6 +126,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 fn links(state: &AppState, headers: &HeaderMap, owner: &str, segment: &str) -> Links {
     links_at(
         state.config.public_url.as_deref(),
+        state.config.scheme(),
         state.config.listen,
         headers,
         owner,
@@ -137,6 +138,7 @@ fn links(state: &AppState, headers: &HeaderMap, owner: &str, segment: &str) -> L
 /// client sent (a sane one; else the listen address).
 fn links_at(
     public_url: Option<&str>,
+    scheme: &str,
     listen: std::net::SocketAddr,
     headers: &HeaderMap,
     owner: &str,
@@ -158,7 +160,7 @@ fn links_at(
                 })
                 .map(str::to_string)
                 .unwrap_or_else(|| listen.to_string());
-            format!("http://{host}")
+            format!("{scheme}://{host}")
         }
     };
     Links {
@@ -502,7 +504,7 @@ mod tests {
             header::HOST,
             HeaderValue::from_static("git.example.com:8443"),
         );
-        let links = links_at(None, listen, &headers, "acme", "media.git");
+        let links = links_at(None, "http", listen, &headers, "acme", "media.git");
         assert_eq!(
             links.base,
             "http://git.example.com:8443/acme/media.git/info/lfs"
@@ -510,6 +512,7 @@ mod tests {
         assert_eq!(links.authorization, None);
         let public = links_at(
             Some("https://git.example.com/"),
+            "http",
             listen,
             &headers,
             "acme",
@@ -518,7 +521,7 @@ mod tests {
         assert_eq!(public.base, "https://git.example.com/acme/media/info/lfs");
         headers.insert(header::HOST, HeaderValue::from_static("evil.com/x?y"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        let links = links_at(None, listen, &headers, "acme", "media");
+        let links = links_at(None, "http", listen, &headers, "acme", "media");
         assert_eq!(links.base, "http://127.0.0.1:8080/acme/media/info/lfs");
         assert_eq!(links.authorization.as_deref(), Some("Bearer t"));
         let oid = gitclaw_storage::LfsOid::from_digest([0xab; 32]);

@@ -51,7 +51,7 @@ pub fn clone_url(config: &crate::config::Config, repo: &Repo) -> String {
     let base = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
+        .unwrap_or_else(|| format!("{}://{}", config.scheme(), config.listen));
     format!("{base}/{}/{}.git", repo.owner, repo.name)
 }
 

@@ -1,0 +1,141 @@
+//! HTTPS on the server's own listener (`GITCLAW_TLS_CERT`, `GITCLAW_TLS_KEY`).
+//!
+//! The certificate chain and its key are read at start, and read again when
+//! either file changes: a renewal (certbot, cert-manager swapping a mounted
+//! secret) needs no restart. The files are looked at, at most once a
+//! [`CHECK_EVERY`], by the handshake that comes after it. A change that does
+//! not load (a half-written file, a key that does not match) is logged and
+//! the pair in use kept until the files change again.
+//!
+//! Not for: anything after the handshake (`connections` serves the stream).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+
+/// How often the files are looked at for a change.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the certificate chain and its private key are (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsFiles {
+    /// The chain and key, checked to belong together; the error names the file
+    /// at fault.
+    pub fn load(&self) -> Result<CertifiedKey, String> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+        };
+        let cert_pem = read(&self.cert)?;
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("{}: {err}", self.cert.display()))?;
+        if chain.is_empty() {
+            return Err(format!("{} holds no PEM certificate", self.cert.display()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read(&self.key)?)
+            .map_err(|err| format!("{} holds no PEM private key: {err}", self.key.display()))?;
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|err| {
+            format!(
+                "{} and {} do not make a certificate and its key: {err}",
+                self.cert.display(),
+                self.key.display()
+            )
+        })
+    }
+
+    /// What changes when either file is replaced or rewritten.
+    fn stamp(&self) -> Option<[(SystemTime, u64); 2]> {
+        let of = |path: &Path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        };
+        Some([of(&self.cert)?, of(&self.key)?])
+    }
+
+    /// The acceptor for the listener: the files are read now (an error says
+    /// why they cannot be used) and again whenever they change.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let resolver = Reloading {
+            current: Mutex::new(Current {
+                stamp: self.stamp(),
+                key: Arc::new(self.load()?),
+                checked: Instant::now(),
+            }),
+            files: self.clone(),
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|err| err.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        // The server speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// The pair in use, and what the files looked like when it was read.
+struct Current {
+    stamp: Option<[(SystemTime, u64); 2]>,
+    key: Arc<CertifiedKey>,
+    checked: Instant,
+}
+
+#[derive(Debug)]
+struct Reloading {
+    files: TlsFiles,
+    current: Mutex<Current>,
+}
+
+impl std::fmt::Debug for Current {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Current")
+            .field("stamp", &self.stamp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.checked.elapsed() >= CHECK_EVERY {
+            current.checked = Instant::now();
+            let stamp = self.files.stamp();
+            if stamp != current.stamp {
+                current.stamp = stamp;
+                match self.files.load() {
+                    Ok(key) => {
+                        current.key = Arc::new(key);
+                        tracing::info!(
+                            cert = %self.files.cert.display(),
+                            "the TLS certificate changed on disk and is now in use"
+                        );
+                    }
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "the TLS certificate files changed but cannot be used; the previous certificate stays in use"
+                    ),
+                }
+            }
+        }
+        Some(current.key.clone())
+    }
+}
