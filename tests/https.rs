@@ -141,32 +141,24 @@ fn git_clones_and_pushes_over_https_and_a_renewed_certificate_is_served_without_
 fn a_certificate_without_its_key_or_a_mismatched_pair_is_refused_at_start() {
     let certs = Certs::new();
     let other = Certs::new();
-    let data = tempfile::tempdir().unwrap();
-    let check = |vars: &[(&str, &Path)]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gitclaw"));
-        cmd.env_remove("DATABASE_URL")
-            .env_remove("GITCLAW_CONFIG")
-            .env("GITCLAW_DATA_DIR", data.path());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let out = cmd.arg("check").output().expect("gitclaw runs");
+    let check = |vars: &[(&str, std::path::PathBuf)]| {
+        let out = gitclaw_check(vars);
         assert_eq!(out.status.code(), Some(2), "a configuration error");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let err = check(&[("GITCLAW_TLS_CERT", &certs.cert())]);
+    let err = check(&[("GITCLAW_TLS_CERT", certs.cert())]);
     assert!(err.contains("GITCLAW_TLS_KEY: is needed"), "{err}");
     let err = check(&[
-        ("GITCLAW_TLS_CERT", &certs.cert()),
-        ("GITCLAW_TLS_KEY", &other.key()),
+        ("GITCLAW_TLS_CERT", certs.cert()),
+        ("GITCLAW_TLS_KEY", other.key()),
     ]);
     assert!(
         err.contains("GITCLAW_TLS_CERT:") && err.contains("do not make a certificate and its key"),
         "{err}"
     );
     let err = check(&[
-        ("GITCLAW_TLS_CERT", &certs.key()),
-        ("GITCLAW_TLS_KEY", &certs.key()),
+        ("GITCLAW_TLS_CERT", certs.key()),
+        ("GITCLAW_TLS_KEY", certs.key()),
     ]);
     assert!(err.contains("holds no PEM certificate"), "{err}");
 }

@@ -127,17 +127,7 @@ fn redis_over_tls_is_used_with_the_ca_named_and_check_says_why_not_without_it() 
     assert_checked(&server.command(&["check"]), "shared cache: ok (Redis)");
 
     // The same server checked without the CA: the system's do not know it.
-    let data = tempfile::tempdir().unwrap();
-    let check = |redis_url: String| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gitclaw"))
-            .env_remove("DATABASE_URL")
-            .env_remove("GITCLAW_CONFIG")
-            .env("GITCLAW_DATA_DIR", data.path())
-            .env("REDIS_URL", redis_url)
-            .arg("check")
-            .output()
-            .expect("gitclaw runs")
-    };
+    let check = |redis_url: String| gitclaw_check(&[("REDIS_URL", redis_url)]);
     assert_refused(&check(redis.url()), "REDIS_URL", &["certificate"]);
     // Plain `redis://` to a Redis that speaks only TLS.
     let plain = redis.url().replace("rediss://", "redis://");
@@ -186,17 +176,8 @@ fn s3_over_https_is_used_with_the_ca_named_and_check_says_why_not_without_it() {
     assert_checked(&server.command(&["check"]), "object store: ok (s3)");
 
     // Without the CA the store cannot be reached, and check says why.
-    let data = tempfile::tempdir().unwrap();
-    let mut check = std::process::Command::new(env!("CARGO_BIN_EXE_gitclaw"));
-    check
-        .env_remove("DATABASE_URL")
-        .env_remove("GITCLAW_CONFIG")
-        .env("GITCLAW_DATA_DIR", data.path())
-        .env("S3_MAX_RETRIES", "0");
-    for (k, v) in &env {
-        check.env(k, v);
-    }
-    let out = check.arg("check").output().expect("gitclaw runs");
+    env.push(("S3_MAX_RETRIES", "0".into()));
+    let out = gitclaw_check(&env);
     assert!(!out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).to_lowercase().contains("certificate"),

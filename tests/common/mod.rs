@@ -449,6 +449,21 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `gitclaw check` in a fresh data directory with `env` as its only settings.
+pub fn gitclaw_check<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    env: &[(K, V)],
+) -> Output {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gitclaw"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("GITCLAW_CONFIG")
+        .env("GITCLAW_DATA_DIR", data.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("check").output().expect("gitclaw runs")
+}
+
 /// `git` with a clean environment: no user or system config, no prompts.
 pub fn git_cmd(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
