@@ -167,12 +167,27 @@ fn a_certificate_without_its_key_or_a_mismatched_pair_is_refused_at_start() {
         ("GITCLAW_TLS_KEY", other.key()),
     ]);
     assert!(
-        err.contains("GITCLAW_TLS_CERT:") && err.contains("do not make a certificate and its key"),
+        err.contains("GITCLAW_TLS_KEY:") && err.contains("is not the key of the certificate"),
         "{err}"
     );
     let err = check(&[
         ("GITCLAW_TLS_CERT", certs.key()),
         ("GITCLAW_TLS_KEY", certs.key()),
     ]);
-    assert!(err.contains("holds no PEM certificate"), "{err}");
+    assert!(
+        err.contains("GITCLAW_TLS_CERT:") && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
+    // A key file that cannot be read names the key's setting.
+    let err = check(&[
+        ("GITCLAW_TLS_CERT", certs.cert()),
+        (
+            "GITCLAW_TLS_KEY",
+            certs.cert().with_file_name("missing.key"),
+        ),
+    ]);
+    assert!(
+        err.contains("GITCLAW_TLS_KEY: cannot read") && err.contains("missing.key"),
+        "{err}"
+    );
 }

@@ -92,8 +92,8 @@ pub enum StartError {
     Store(#[source] gitclaw_storage::StorageError),
     #[error("REDIS_URL: {0}")]
     Redis(String),
-    #[error("GITCLAW_TLS_CERT: {0}")]
-    Tls(String),
+    #[error("{variable}: {0}", variable = .0.variable())]
+    Tls(crate::tls::TlsError),
 }
 
 impl AppState {

@@ -36,28 +36,57 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why the certificate files cannot be used, by the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file (`GITCLAW_TLS_CERT`).
+    #[error("{0}")]
+    Cert(String),
+    /// The key file (`GITCLAW_TLS_KEY`), or a key that is not the certificate's.
+    #[error("{0}")]
+    Key(String),
+}
+
+impl TlsError {
+    /// The setting at fault.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            TlsError::Cert(_) => "GITCLAW_TLS_CERT",
+            TlsError::Key(_) => "GITCLAW_TLS_KEY",
+        }
+    }
+}
+
 impl TlsFiles {
     /// The chain and key, checked to belong together; the error names the file
     /// at fault.
-    pub fn load(&self) -> Result<CertifiedKey, String> {
+    pub fn load(&self) -> Result<CertifiedKey, TlsError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
         };
-        let cert_pem = read(&self.cert)?;
+        let cert_pem = read(&self.cert).map_err(TlsError::Cert)?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| format!("{}: {err}", self.cert.display()))?;
+            .map_err(|err| TlsError::Cert(format!("{}: {err}", self.cert.display())))?;
         if chain.is_empty() {
-            return Err(format!("{} holds no PEM certificate", self.cert.display()));
+            return Err(TlsError::Cert(format!(
+                "{} holds no PEM certificate",
+                self.cert.display()
+            )));
         }
-        let key = PrivateKeyDer::from_pem_slice(&read(&self.key)?)
-            .map_err(|err| format!("{} holds no PEM private key: {err}", self.key.display()))?;
-        CertifiedKey::from_der(chain, key, &provider()).map_err(|err| {
-            format!(
-                "{} and {} do not make a certificate and its key: {err}",
-                self.cert.display(),
+        let key_pem = read(&self.key).map_err(TlsError::Key)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
+            TlsError::Key(format!(
+                "{} holds no PEM private key: {err}",
                 self.key.display()
-            )
+            ))
+        })?;
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|err| {
+            TlsError::Key(format!(
+                "{} is not the key of the certificate in {}: {err}",
+                self.key.display(),
+                self.cert.display()
+            ))
         })
     }
 
@@ -72,7 +101,7 @@ impl TlsFiles {
 
     /// The acceptor for the listener: the files are read now (an error says
     /// why they cannot be used) and again whenever they change.
-    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
         let resolver = Reloading {
             current: Mutex::new(Current {
                 stamp: self.stamp(),
@@ -83,7 +112,7 @@ impl TlsFiles {
         };
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|err| err.to_string())?
+            .map_err(|err| TlsError::Cert(err.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
         // The server speaks HTTP/1.1 only.

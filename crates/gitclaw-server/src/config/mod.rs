@@ -466,7 +466,7 @@ fn tls_files(sources: &mut Sources<'_>) -> Option<crate::tls::TlsFiles> {
             match files.load() {
                 Ok(_) => Some(files),
                 Err(err) => {
-                    sources.problem(TLS_CERT.name, err);
+                    sources.problem(err.variable(), err.to_string());
                     None
                 }
             }
