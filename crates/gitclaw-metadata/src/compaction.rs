@@ -7,7 +7,7 @@
 
 use gix_hash::ObjectId;
 
-use crate::objects::{insert_closure_tips, insert_pack, select_loose, select_packs};
+use crate::objects::{insert_closure, insert_pack, select_loose, select_packs, PackClosure};
 use crate::push::NewPack;
 use crate::refs::select_refs;
 use crate::util::{get_i64, get_str, now_secs, oid_hex};
@@ -33,11 +33,8 @@ pub struct Compaction {
     /// Loose objects merged into `new_pack` (they must all still be listed).
     pub removed_loose: Vec<ObjectId>,
     pub new_pack: NewPack,
-    /// When `new_pack` holds exactly the objects reachable from a set of tips:
-    /// that set's closure key.
-    pub closure_of: Option<ObjectId>,
-    /// …and those tips.
-    pub closure_tips: Vec<ObjectId>,
+    /// When `new_pack` holds exactly the objects reachable from a set of tips.
+    pub closure: Option<PackClosure>,
     /// The objects no ref reaches, kept in a pack of their own.
     pub cruft_pack: Option<NewPack>,
     /// Store keys of what was merged, deleted once `delete_after` (unix seconds) has passed.
@@ -116,10 +113,10 @@ impl Metadata {
                 }
             }
             let now = now_secs();
-            insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, c.closure_of)).await?;
-            if c.closure_of.is_some() {
-                insert_closure_tips(&mut tx, &c.repo_id, &c.new_pack.pack_hash, &c.closure_tips)
-                    .await?;
+            let closure_of = c.closure.as_ref().map(|closure| closure.key);
+            insert_pack(&mut tx, &c.repo_id, &c.new_pack.record(now, closure_of)).await?;
+            if let Some(closure) = &c.closure {
+                insert_closure(&mut tx, &c.repo_id, &c.new_pack.pack_hash, closure).await?;
             }
             if let Some(cruft) = &c.cruft_pack {
                 insert_pack(&mut tx, &c.repo_id, &cruft.record(now, None)).await?;

@@ -150,6 +150,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pack_graphs",
         include_str!("../migrations/sqlite/0012_pack_graphs.sql"),
     ),
+    (
+        13,
+        "pack_closure_refs",
+        include_str!("../migrations/sqlite/0013_pack_closure_refs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -211,6 +216,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "pack_graphs",
         include_str!("../migrations/postgres/0012_pack_graphs.sql"),
+    ),
+    (
+        13,
+        "pack_closure_refs",
+        include_str!("../migrations/postgres/0013_pack_closure_refs.sql"),
     ),
 ];
 

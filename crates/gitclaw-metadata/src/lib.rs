@@ -58,7 +58,7 @@ pub use migration::{
     LegacyEntry, LegacyRow, MigrationBatch, MigrationStart, MigrationState, MigrationStatus,
     RowOutcome,
 };
-pub use objects::{LooseRecord, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
+pub use objects::{LooseRecord, PackClosure, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
 pub use observe::QueryObserver;
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED,

@@ -15,7 +15,7 @@ use crate::util::{
     get_i64, get_oid, get_opt_oid, get_opt_u64, get_str, get_u64, oid_hex, to_db_u64, value_rows,
     ROWS_PER_INSERT,
 };
-use crate::{Error, Metadata, Result};
+use crate::{Error, Metadata, RefRecord, Result};
 
 /// The object types a loose object may have, as stored in `object_type`.
 pub const OBJECT_KINDS: [&str; 4] = ["commit", "tree", "blob", "tag"];
@@ -109,9 +109,54 @@ pub(crate) async fn insert_pack(
     Ok(())
 }
 
+/// What a pack is recorded as holding: exactly the objects some tips reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackClosure {
+    /// The tips' closure key ([`PackRecord::closure_of`]).
+    pub key: ObjectId,
+    /// The tips: every object they reach is in the pack, and nothing else.
+    pub tips: Vec<ObjectId>,
+    /// The refs that pointed at those tips then, by name: a bundle of the pack
+    /// lists them in its header (see [`Metadata::closure_refs`]).
+    pub refs: Vec<RefRecord>,
+}
+
 /// Records the tips a pack is the closure of, in batches (a repository may have
 /// many thousands of refs).
-pub(crate) async fn insert_closure_tips(
+pub(crate) async fn insert_closure(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    pack: &ObjectId,
+    closure: &PackClosure,
+) -> Result<()> {
+    insert_closure_tips(conn, repo_id, pack, &closure.tips).await?;
+    insert_closure_refs(conn, repo_id, pack, &closure.refs).await
+}
+
+async fn insert_closure_refs(
+    conn: &mut AnyConnection,
+    repo_id: &str,
+    pack: &ObjectId,
+    refs: &[RefRecord],
+) -> Result<()> {
+    for chunk in refs.chunks(ROWS_PER_INSERT / 2) {
+        let sql = format!(
+            "INSERT INTO pack_closure_refs (repo_id, pack_hash, name, oid) VALUES {} ON CONFLICT DO NOTHING",
+            value_rows(chunk.len(), 2, 2)
+        );
+        // Only placeholders are formatted into the statement.
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(repo_id)
+            .bind(oid_hex(pack));
+        for r in chunk {
+            query = query.bind(r.name.as_str()).bind(oid_hex(&r.oid));
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_closure_tips(
     conn: &mut AnyConnection,
     repo_id: &str,
     pack: &ObjectId,
@@ -222,15 +267,14 @@ impl Metadata {
         .await
     }
 
-    /// Record that `pack` holds exactly the objects reachable from `tips`, whose
-    /// [closure key](PackRecord::closure_of) is `key`, and (`graph_bytes`) that
-    /// its commit-graph is now stored beside it.
+    /// Record that `pack` holds exactly the objects reachable from the
+    /// closure's tips, and (`graph_bytes`) that its commit-graph is now stored
+    /// beside it.
     pub async fn record_closure(
         &self,
         repo_id: &str,
         pack: &ObjectId,
-        key: &ObjectId,
-        tips: &[ObjectId],
+        closure: &PackClosure,
         graph_bytes: Option<u64>,
     ) -> Result<()> {
         let graph_bytes = graph_bytes
@@ -242,7 +286,7 @@ impl Metadata {
                 "UPDATE packs SET closure_of = $1, graph_bytes = COALESCE($4, graph_bytes) \
                  WHERE repo_id = $2 AND pack_hash = $3",
             )
-            .bind(oid_hex(key))
+            .bind(oid_hex(&closure.key))
             .bind(repo_id)
             .bind(oid_hex(pack))
             .bind(graph_bytes)
@@ -250,7 +294,7 @@ impl Metadata {
             .await?
             .rows_affected();
             if updated == 1 {
-                insert_closure_tips(&mut tx, repo_id, pack, tips).await?;
+                insert_closure(&mut tx, repo_id, pack, closure).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -269,6 +313,29 @@ impl Metadata {
             .fetch_all(self.pool())
             .await?;
             rows.iter().map(|row| get_oid(row, "oid")).collect()
+        })
+        .await
+    }
+
+    /// The refs a pack was recorded as the closure of, by name, sorted by name
+    /// (empty when none were, as for packs recorded before names were kept).
+    pub async fn closure_refs(&self, repo_id: &str, pack: &ObjectId) -> Result<Vec<RefRecord>> {
+        self.timed("closure_refs", async {
+            let rows = sqlx::query(
+                "SELECT name, oid FROM pack_closure_refs WHERE repo_id = $1 AND pack_hash = $2 ORDER BY name",
+            )
+            .bind(repo_id)
+            .bind(oid_hex(pack))
+            .fetch_all(self.pool())
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(RefRecord {
+                        name: get_str(row, "name")?,
+                        oid: get_oid(row, "oid")?,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -33,7 +33,9 @@
 use gix_hash::ObjectId;
 
 use crate::audit::{self, AuditAction, NewEvent};
-use crate::objects::{check_kind, insert_closure_tips, insert_loose, insert_pack, PackRecord};
+use crate::objects::{
+    check_kind, insert_closure, insert_loose, insert_pack, PackClosure, PackRecord,
+};
 use crate::refs::ref_exists;
 use crate::repos::{lock_repo, DEFAULT_HEAD_REF};
 use crate::util::{get_str, now_secs, oid_hex, to_db_u64};
@@ -110,10 +112,9 @@ pub struct PushCommit {
     /// details; anything else but `null` is kept under `"details"`.
     pub details: serde_json::Value,
     /// When the push knows `pack` to hold exactly the closure of some tips
-    /// (every object they reach and nothing else): the tips' closure key and
-    /// the tips, recorded with the pack as compaction records its own (see
-    /// [`PackRecord::closure_of`]).
-    pub pack_closure: Option<(ObjectId, Vec<ObjectId>)>,
+    /// (every object they reach and nothing else): recorded with the pack as
+    /// compaction records its own (see [`PackRecord::closure_of`]).
+    pub pack_closure: Option<PackClosure>,
 }
 
 /// The outcome of one [`RefUpdate`].
@@ -232,10 +233,10 @@ impl Metadata {
             let now = now_secs();
             if let Some(pack) = &push.pack {
                 let closure = push.pack_closure.as_ref();
-                let record = pack.record(now, closure.map(|(key, _)| *key));
+                let record = pack.record(now, closure.map(|c| c.key));
                 insert_pack(&mut tx, &push.repo_id, &record).await?;
-                if let Some((_, tips)) = closure {
-                    insert_closure_tips(&mut tx, &push.repo_id, &pack.pack_hash, tips).await?;
+                if let Some(closure) = closure {
+                    insert_closure(&mut tx, &push.repo_id, &pack.pack_hash, closure).await?;
                 }
             }
             for loose in &push.loose {

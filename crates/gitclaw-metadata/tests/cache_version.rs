@@ -6,7 +6,9 @@
 mod common;
 
 use common::{oid, unique};
-use gitclaw_metadata::{Compaction, Metadata, NewLoose, NewPack, PushCommit, RefUpdate};
+use gitclaw_metadata::{
+    Compaction, Metadata, NewLoose, NewPack, PackClosure, PushCommit, RefUpdate,
+};
 
 fn pack(n: u8) -> NewPack {
     NewPack {
@@ -120,7 +122,12 @@ async fn cache_version_story(md: Metadata) {
         "a rejected push changes nothing"
     );
 
-    md.record_closure(&repo.id, &oid(1), &oid(90), &[oid(50)], None)
+    let closure = PackClosure {
+        key: oid(90),
+        tips: vec![oid(50)],
+        refs: vec![],
+    };
+    md.record_closure(&repo.id, &oid(1), &closure, None)
         .await
         .unwrap();
     bumped(
@@ -133,8 +140,7 @@ async fn cache_version_story(md: Metadata) {
         removed_packs: vec![oid(1)],
         removed_loose: vec![oid(11), oid(12)],
         new_pack: pack(9),
-        closure_of: None,
-        closure_tips: vec![],
+        closure: None,
         cruft_pack: None,
         replaced_keys: vec![],
         delete_after: 1_000,

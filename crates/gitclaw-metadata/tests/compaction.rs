@@ -5,7 +5,8 @@ mod common;
 
 use common::{oid, unique};
 use gitclaw_metadata::{
-    Compaction, CompactionApplied, Metadata, NewLoose, NewPack, PushCommit, RefUpdate,
+    Compaction, CompactionApplied, Metadata, NewLoose, NewPack, PackClosure, PushCommit, RefRecord,
+    RefUpdate,
 };
 
 fn pack(n: u8) -> NewPack {
@@ -69,8 +70,11 @@ async fn compaction_story(md: Metadata) {
         removed_packs: vec![oid(1)],
         removed_loose: vec![oid(11), oid(12)],
         new_pack: pack(9),
-        closure_of: Some(oid(90)),
-        closure_tips: vec![oid(50), oid(51), oid(50)],
+        closure: Some(PackClosure {
+            key: oid(90),
+            tips: vec![oid(50), oid(51), oid(50)],
+            refs: vec![named("refs/heads/main", 50), named("refs/tags/v1", 51)],
+        }),
         cruft_pack: Some(pack(8)),
         replaced_keys: vec![
             format!("{}/pack/pack-a.pack", repo.id),
@@ -99,13 +103,29 @@ async fn compaction_story(md: Metadata) {
         md.closure_tips(&repo.id, &oid(9)).await.unwrap(),
         vec![oid(50), oid(51)]
     );
+    assert_eq!(
+        md.closure_refs(&repo.id, &oid(9)).await.unwrap(),
+        vec![named("refs/heads/main", 50), named("refs/tags/v1", 51)],
+        "the refs by name, for the pack's bundle"
+    );
     assert!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().is_empty());
-    // A closure learnt later is recorded on the pack, with its tips.
+    assert!(md.closure_refs(&repo.id, &oid(8)).await.unwrap().is_empty());
+    // A closure learnt later is recorded on the pack, with its tips and refs
+    // (more than one insert's worth of each).
     let many: Vec<_> = (0..=255u8).chain(0..=255).map(oid).collect();
-    md.record_closure(&repo.id, &oid(8), &oid(80), &many, None)
+    let refs: Vec<_> = (0..=255u8)
+        .map(|n| named(&format!("refs/heads/b{n:03}"), n))
+        .collect();
+    let closure = PackClosure {
+        key: oid(80),
+        tips: many,
+        refs: refs.clone(),
+    };
+    md.record_closure(&repo.id, &oid(8), &closure, None)
         .await
         .unwrap();
     assert_eq!(md.closure_tips(&repo.id, &oid(8)).await.unwrap().len(), 256);
+    assert_eq!(md.closure_refs(&repo.id, &oid(8)).await.unwrap(), refs);
     let cruft = md.list_packs(&repo.id).await.unwrap();
     assert!(cruft
         .iter()
@@ -168,4 +188,11 @@ async fn compaction_sqlite() {
 #[tokio::test]
 async fn compaction_postgres() {
     compaction_story(common::postgres().await).await;
+}
+
+fn named(name: &str, n: u8) -> RefRecord {
+    RefRecord {
+        name: name.to_string(),
+        oid: oid(n),
+    }
 }

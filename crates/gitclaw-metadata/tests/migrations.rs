@@ -55,6 +55,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "lfs_objects",
             "loose_objects",
             "object_migration_log",
+            "pack_closure_refs",
             "pack_closure_tips",
             "packs",
             "peeled_refs",
@@ -82,7 +83,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (9, true),
             (10, true),
             (11, true),
-            (12, true)
+            (12, true),
+            (13, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")

@@ -63,6 +63,8 @@ pub struct Config {
     pub s3: Option<gitclaw_storage::S3Settings>,
     /// Compaction thresholds and grace period.
     pub gc: GcSettings,
+    /// Bundles offered to cloning clients.
+    pub bundles: BundleSettings,
     /// The bootstrap admin token; `None` runs the server open (no authentication).
     pub admin_token: Option<String>,
     /// The token `/metrics` asks for; `None` leaves it open.
@@ -173,6 +175,15 @@ pub struct GcSettings {
     pub tip_entries: bool,
 }
 
+/// What bundles the server offers cloning clients (protocol v2 `bundle-uri`).
+#[derive(Debug, Clone)]
+pub struct BundleSettings {
+    /// Offer them at all.
+    pub offer: bool,
+    /// The smallest pack offered as one.
+    pub min_bytes: u64,
+}
+
 /// One configuration problem, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -256,6 +267,10 @@ impl Config {
             claim_lease_secs: sources.value(&CLAIM_LEASE_SECS),
             tip_entries: sources.value(&GC_TIP_ENTRIES),
         };
+        let bundles = BundleSettings {
+            offer: sources.value(&BUNDLE_URIS),
+            min_bytes: sources.value(&BUNDLE_MIN_BYTES),
+        };
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);
         let metrics_listen = sources.optional(&METRICS_LISTEN);
@@ -331,6 +346,7 @@ impl Config {
             public_url,
             s3,
             gc,
+            bundles,
             admin_token,
             metrics_token,
             metrics_listen,

@@ -113,6 +113,8 @@ pub const SECTIONS: &[Section] = &[
             &MAX_CONCURRENT_COMPACTIONS,
             &GC_GRACE_SECS,
             &GC_TIP_ENTRIES,
+            &BUNDLE_URIS,
+            &BUNDLE_MIN_BYTES,
             &RESPONSE_CACHE_BYTES,
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
@@ -446,6 +448,22 @@ pub const GC_TIP_ENTRIES: Setting<Flag> = Setting {
     kind: Flag,
     default: Value("true"),
     help: "compaction stores, beside the compacted pack, the entries a `--depth 1` clone of each branch head (the default one first) sends in place of deltas against objects outside its tree, so such a clone copies stored bytes and searches for no delta; packs sent are unchanged",
+    deprecated: &[],
+};
+
+pub const BUNDLE_URIS: Setting<Flag> = Setting {
+    name: "GITCLAW_BUNDLE_URIS",
+    kind: Flag,
+    default: Value("true"),
+    help: "offer git clients that ask for one (`git -c transfer.bundleURI=true clone`, protocol v2 `bundle-uri`) the repository's compacted pack as a bundle to download first, served by this server from the store as it lies; the clone then fetches only what is newer",
+    deprecated: &[],
+};
+
+pub const BUNDLE_MIN_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_BUNDLE_MIN_BYTES",
+    kind: Size { positive: false },
+    default: Value("1M"),
+    help: "a compacted pack smaller than this is not offered as a bundle: cloning it costs less than the bundle's extra download",
     deprecated: &[],
 };
 

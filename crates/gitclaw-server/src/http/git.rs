@@ -1,4 +1,5 @@
-//! Git smart-HTTP routes: `info/refs`, `git-upload-pack`, `git-receive-pack`.
+//! Git smart-HTTP routes: `info/refs`, `git-upload-pack`, `git-receive-pack`,
+//! and the bundles `bundle-uri` offers (`info/bundles/pack-{hash}.bundle`).
 //!
 //! Each handler extracts what the request says, authorizes it, calls one
 //! service (`service::advertise`, `service::fetch`, `service::push`) and
@@ -8,15 +9,16 @@
 use axum::{
     body::Body,
     extract::{Path, Query, State},
-    http::HeaderMap,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::Response,
 };
+use futures_util::TryStreamExt;
 use gitclaw_metadata::Repo;
 use serde::Deserialize;
 
 use super::{
     body::{body_reader, read_limited, streamed_body},
-    render::{err_packet, git_response, push_report},
+    render::{err_packet, git_response, plain, push_report},
 };
 use crate::{
     app::AppState,
@@ -26,6 +28,7 @@ use crate::{
     names,
     service::{
         advertise::{self, Service},
+        bundles,
         fetch::{self, Answer, MAX_NEGOTIATION_BYTES},
         push,
     },
@@ -117,6 +120,48 @@ pub async fn info_refs(
     // Boxed: authorizing and advertising nest many database operations.
     let body = finish(Box::pin(timer.store_requests().scope(answer)).await, timer)?;
     Ok(git_response(content_type, Body::from(body)))
+}
+
+/// `GET /{owner}/{repo}/info/bundles/pack-{hash}.bundle`: a bundle the
+/// repository offers (see [`bundles`]), read like a fetch. Its bytes never
+/// change, so the pack's name is its entity tag; a store failure part-way
+/// ends the connection short of `Content-Length`, which the client takes for
+/// a failed download (and clones without the bundle).
+pub async fn bundle(
+    State(state): State<AppState>,
+    Path((owner, segment, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, GitError> {
+    let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
+    let found = match bundles::pack_of(&file) {
+        Some(pack) => bundles::find(&state, &repo, &pack).await?,
+        None => None,
+    };
+    let Some(bundle) = found else {
+        return Ok(plain(StatusCode::NOT_FOUND, format!("no bundle {file}")));
+    };
+    state.metrics.bundle_downloads.inc();
+    let name = format!("{owner}/{segment}");
+    let content = bundles::content(&state, &repo, &bundle)?.inspect_err(move |err| {
+        tracing::warn!(repo = %name, error = %err, "a bundle download ended early");
+    });
+    let mut response = Response::new(Body::from_stream(content));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-git-bundle"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bundle.byte_len()));
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", bundle.pack.pack_hash)) {
+        headers.insert(header::ETAG, tag);
+    }
+    let cache = if repo.private {
+        "private, max-age=86400, immutable"
+    } else {
+        "public, max-age=86400, immutable"
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(response)
 }
 
 /// Start timing a git request for the metrics (and the slow-request warning).

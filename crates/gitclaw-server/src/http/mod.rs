@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/{owner}/{repo}/info/refs", get(git::info_refs))
         .route("/{owner}/{repo}/git-upload-pack", post(git::upload_pack))
         .route("/{owner}/{repo}/git-receive-pack", post(git::receive_pack))
+        .route("/{owner}/{repo}/info/bundles/{file}", get(git::bundle))
         .route("/{owner}/{repo}/info/lfs/objects/batch", post(lfs::batch))
         .route(
             "/{owner}/{repo}/info/lfs/objects/{oid}",

@@ -92,6 +92,9 @@ pub struct Metrics {
     pub lfs_transfer_bytes: IntCounterVec,
     /// Objects of LFS batch requests, by operation and how each was answered.
     pub lfs_batch_objects: IntCounterVec,
+    /// Bundle downloads started, and the bytes sent of them.
+    pub bundle_downloads: IntCounter,
+    pub bundle_bytes: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -119,6 +122,14 @@ fn histogram(
 
 fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid counter");
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric");
@@ -178,6 +189,16 @@ impl Metrics {
                 "gitclaw_lfs_transfer_bytes_total",
                 "Git LFS object bytes that passed through the server (upload or download); with S3 they go straight to the bucket and are not counted here.",
                 &["direction"],
+            ),
+            bundle_downloads: plain_counter(
+                &r,
+                "gitclaw_bundle_downloads_total",
+                "Bundle downloads started (protocol v2 bundle-uri: a clone's download of a compacted pack before it fetches the rest).",
+            ),
+            bundle_bytes: plain_counter(
+                &r,
+                "gitclaw_bundle_bytes_total",
+                "Bytes of bundles sent to clients.",
             ),
             lfs_batch_objects: counter(
                 &r,

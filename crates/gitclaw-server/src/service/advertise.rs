@@ -52,15 +52,20 @@ pub fn agent() -> String {
     format!("agent=gitclaw/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The v2 capability advertisement.
-pub fn v2_capabilities() -> Vec<String> {
-    vec![
+/// The v2 capability advertisement; `bundle-uri` when the server offers
+/// bundles (`GITCLAW_BUNDLE_URIS`).
+pub fn v2_capabilities(bundle_uri: bool) -> Vec<String> {
+    let mut caps = vec![
         agent(),
         "ls-refs=unborn".into(),
         "fetch=shallow wait-for-done filter".into(),
         "server-option".into(),
         "object-format=sha1".into(),
-    ]
+    ];
+    if bundle_uri {
+        caps.push("bundle-uri".into());
+    }
+    caps
 }
 
 /// The first capability the client asked for that the server did not advertise.
@@ -106,7 +111,8 @@ pub async fn info_refs(
     version: u8,
 ) -> Result<Vec<u8>, GitError> {
     if service == Service::UploadPack && version == 2 {
-        return Ok(refs::advertise_v2_capabilities(&v2_capabilities())?);
+        let caps = v2_capabilities(state.config.bundles.offer);
+        return Ok(refs::advertise_v2_capabilities(&caps)?);
     }
     let mut body = refs::http_service_header(match service {
         Service::UploadPack => refs::Service::UploadPack,

@@ -15,7 +15,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use gitclaw_metadata::{Compaction, CompactionApplied, NewPack, Repo};
+use gitclaw_metadata::{Compaction, CompactionApplied, NewPack, PackClosure, Repo};
 use gitclaw_pack::{
     ingest::IngestedPack,
     repack::{closure_key, repack},
@@ -145,7 +145,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         let (default, others): (Vec<_>, Vec<_>) = heads.partition(|r| r.name == repo.head_ref);
         shallow_tips.extend(default.iter().chain(others.iter()).map(|r| r.oid));
     }
-    let tips: Vec<ObjectId> = snapshot.refs.into_iter().map(|r| r.oid).collect();
+    let tips: Vec<ObjectId> = snapshot.refs.iter().map(|r| r.oid).collect();
     let compacted = loose.is_empty()
         && if tips.is_empty() {
             packs.len() <= 1
@@ -174,10 +174,20 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     })
     .await??;
     let name = format!("{}/{}", repo.owner, repo.name);
-    // The tips the closure was taken of (those the store has).
-    let closure_tips: Vec<ObjectId> = repacked.closure_tips.clone();
+    // The tips the closure was taken of (those the store has), and the refs
+    // that pointed at them.
+    let closure = repacked.closure_of.map(|key| {
+        let tips = repacked.closure_tips.clone();
+        let refs = snapshot
+            .refs
+            .iter()
+            .filter(|r| tips.contains(&r.oid))
+            .cloned()
+            .collect();
+        PackClosure { key, tips, refs }
+    });
     let graph = repacked.commit_graph.clone();
-    if let (Some(pack), Some(key)) = (repacked.already_closed, repacked.closure_of) {
+    if let (Some(pack), Some(closure)) = (repacked.already_closed, &closure) {
         // The pack is recorded already; its commit-graph goes up beside it.
         let (claim, graph_bytes) = match &graph {
             Some(path) => {
@@ -196,7 +206,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         };
         state
             .meta
-            .record_closure(&repo.id, &pack, &key, &closure_tips, graph_bytes)
+            .record_closure(&repo.id, &pack, closure, graph_bytes)
             .await?;
         if let Some(claim) = claim {
             claim.release().await;
@@ -205,11 +215,12 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
         outcome.closure_recorded = true;
         return Ok(outcome);
     }
-    let (main, closure_of, cruft) = match (repacked.reachable, repacked.cruft) {
-        (Some(reachable), cruft) => (reachable, repacked.closure_of, cruft),
+    let (main, closure, cruft) = match (repacked.reachable, repacked.cruft) {
+        (Some(reachable), cruft) => (reachable, closure, cruft),
         (None, Some(cruft)) => (cruft, None, None),
         (None, None) => return Ok(outcome),
     };
+    let closure_recorded = closure.is_some();
     let new_hashes: Vec<ObjectId> = std::iter::once(&main)
         .chain(cruft.as_ref())
         .map(|p| *p.pack.hash())
@@ -298,8 +309,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
                 },
                 ..new_pack(&main).await?
             },
-            closure_of,
-            closure_tips,
+            closure,
             cruft_pack: match &cruft {
                 Some(pack) => Some(new_pack(pack).await?),
                 None => None,
@@ -333,7 +343,7 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     outcome.new_pack = Some(new_hashes[0]);
     outcome.cruft_pack = cruft.as_ref().map(|p| *p.pack.hash());
     outcome.objects = main.object_count() + cruft.as_ref().map_or(0, |p| p.object_count());
-    outcome.closure_recorded = closure_of.is_some();
+    outcome.closure_recorded = closure_recorded;
     tracing::info!(
         repo = %name,
         packs_before = outcome.packs_before,

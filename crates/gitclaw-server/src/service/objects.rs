@@ -210,6 +210,11 @@ async fn object_lists(
     Ok(lists)
 }
 
+/// The repository's pack list, from the shared cache when it holds it.
+pub async fn pack_list(state: &AppState, repo: &Repo) -> Result<Vec<PackRecord>, GitError> {
+    Ok(object_lists(state, repo, true).await?.0.clone())
+}
+
 /// The legacy rows of a repository that is not yet migrated, indexed.
 async fn legacy_objects(state: &AppState, repo: &Repo) -> Result<Option<LegacyObjects>, GitError> {
     if !state.legacy_table {

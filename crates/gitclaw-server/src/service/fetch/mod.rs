@@ -35,6 +35,7 @@ use crate::{
     metrics::Metrics,
     service::{
         advertise::{self, PeeledRef, UPLOAD_PACK_CAPABILITIES},
+        bundles,
         response_cache::ResponseCache,
     },
 };
@@ -243,6 +244,10 @@ pub async fn upload_pack(
                 return Ok(Answer::Bytes(advertise::ls_refs(repo, &refs, &args)?));
             }
             "fetch" => FetchJob::from_v2(v2::FetchArgs::parse(&command.args)?, context)?,
+            "bundle-uri" if state.config.bundles.offer => {
+                let bundle = bundles::offered(state, repo).await?;
+                return Ok(Answer::Bytes(bundles::bundle_list(bundle.as_ref())?));
+            }
             other => return Err(GitError::BadRequest(format!("unknown command '{other}'"))),
         }
     } else {

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gitclaw_metadata::{PushCommit, RefResult, RefUpdate, Repo};
+use gitclaw_metadata::{PackClosure, PushCommit, RefRecord, RefResult, RefUpdate, Repo};
 use gitclaw_pack::{
     ingest::{ingest_file, IngestOptions, IngestedPack},
     repack::closure_key,
@@ -371,9 +371,15 @@ async fn store_and_commit(
         None => (None, None),
     };
     let pack_closure = match (&ingested, &stored) {
-        (Some(pack), Some(store::Stored { pack: Some(_), .. })) => {
-            pack_closure(pack, updates.iter().filter_map(|(_, u)| u.new))
-        }
+        (Some(pack), Some(store::Stored { pack: Some(_), .. })) => pack_closure(
+            pack,
+            updates.iter().filter_map(|(_, u)| {
+                u.new.map(|oid| RefRecord {
+                    name: u.name.clone(),
+                    oid,
+                })
+            }),
+        ),
         _ => None,
     };
     let stored = stored.unwrap_or(store::Stored {
@@ -450,12 +456,10 @@ async fn store_and_commit(
 /// tips: recorded with the pack, a full clone of them then streams it as
 /// stored, and a later one sends it whole and walks only what is newer, with
 /// no compaction first.
-fn pack_closure(
-    pack: &IngestedPack,
-    tips: impl Iterator<Item = ObjectId>,
-) -> Option<(ObjectId, Vec<ObjectId>)> {
+fn pack_closure(pack: &IngestedPack, refs: impl Iterator<Item = RefRecord>) -> Option<PackClosure> {
     let roots = pack.roots.as_ref()?;
-    let mut tips: Vec<ObjectId> = tips.collect();
+    let refs: Vec<RefRecord> = refs.collect();
+    let mut tips: Vec<ObjectId> = refs.iter().map(|r| r.oid).collect();
     tips.sort();
     tips.dedup();
     let closed = !tips.is_empty()
@@ -463,5 +467,9 @@ fn pack_closure(
         // did would only leave the pack without a closure key).
         && tips.iter().all(|tip| matches!(pack.contains(tip), Ok(true)))
         && roots.iter().all(|root| tips.binary_search(root).is_ok());
-    closed.then(|| (closure_key(&tips), tips))
+    closed.then(|| PackClosure {
+        key: closure_key(&tips),
+        tips,
+        refs,
+    })
 }

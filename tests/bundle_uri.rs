@@ -1,0 +1,308 @@
+//! Bundle URIs (protocol v2 `bundle-uri`): a git clone that asks
+//! (`transfer.bundleURI=true`) downloads the repository's compacted pack as a
+//! bundle, then fetches only what was pushed after it.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The sum of every series of `name` in the server's metrics.
+fn metric_sum(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let (status, body) = http(addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// Objects `git rev-list --objects` lists in `dir` for `args`.
+fn count_objects(dir: &Path, args: &[&str]) -> usize {
+    let mut all = vec!["rev-list", "--objects"];
+    all.extend_from_slice(args);
+    git(dir, &all).lines().count()
+}
+
+fn compact(s: &Pushed, owner: &str, name: &str) {
+    let repo = s
+        .server
+        .block_on(s.server.state.meta.get_repo(owner, name))
+        .unwrap()
+        .unwrap();
+    let outcome = s
+        .server
+        .block_on(gitclaw_server::service::gc::gc_repo(&s.server.state, &repo))
+        .unwrap();
+    assert!(outcome.closure_recorded, "the compacted pack is a closure");
+}
+
+fn bundle_clone(work: &Path, url: &str, dir: &Path) -> std::process::Output {
+    git_output(
+        work,
+        &[
+            "-c",
+            "transfer.bundleURI=true",
+            "clone",
+            "-q",
+            url,
+            dir.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn a_clone_that_asks_downloads_the_bundle_then_fetches_only_what_is_newer() {
+    let s = Pushed::fixture_with(|config| config.bundles.min_bytes = 0, "bundles", "seed", 30);
+    compact(&s, "bundles", "seed");
+    let heads_at_gc = refs_of(&s.src, "refs/heads");
+    let all_at_gc: Vec<String> = refs_of(&s.src, "refs/")
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    // Pushed after the compaction: in no bundle.
+    for n in 0..3 {
+        commit_file(&s.src, "after.txt", &format!("after {n}\n"), "after gc");
+    }
+    git(&s.src, &["push", "-q", &s.url, "main"]);
+
+    // What the bundle is: the refs as compacted, a pack git accepts.
+    let (list_status, list) = http(
+        s.server.addr,
+        "POST",
+        "/bundles/seed.git/git-upload-pack",
+        &[
+            ("Git-Protocol", "version=2"),
+            ("Content-Type", "application/x-git-upload-pack-request"),
+        ],
+        b"0017command=bundle-uri\n00010000",
+    );
+    assert_eq!(list_status, 200);
+    let list = String::from_utf8(list).unwrap();
+    let uri = list
+        .split(".uri=")
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("a bundle is offered: {list}"))
+        .to_string();
+    assert!(uri.starts_with("info/bundles/pack-"), "{uri}");
+    let (status, head, bundle) = http_full(
+        s.server.addr,
+        "GET",
+        &format!("/bundles/seed.git/{uri}"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{head}\n{}", String::from_utf8_lossy(&bundle));
+    let file = s.work.path().join("seed.bundle");
+    std::fs::write(&file, &bundle).unwrap();
+    let listed_heads: Vec<String> = {
+        let mut lines: Vec<String> = git(&s.src, &["bundle", "list-heads", file.to_str().unwrap()])
+            .lines()
+            .filter(|l| l.contains(" refs/heads/"))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        listed_heads, heads_at_gc,
+        "the bundle names the heads as compacted"
+    );
+    let empty = s.work.path().join("empty");
+    git(
+        s.work.path(),
+        &["init", "-q", "--bare", empty.to_str().unwrap()],
+    );
+    git(&empty, &["bundle", "verify", "-q", file.to_str().unwrap()]);
+    git(&empty, &["bundle", "unbundle", file.to_str().unwrap()]);
+    git(&empty, &["fsck", "--no-progress", "--no-dangling"]);
+    let (_, again_head, again) = http_full(
+        s.server.addr,
+        "GET",
+        &format!("/bundles/seed.git/{uri}"),
+        &[],
+        b"",
+    );
+    assert_eq!(again, bundle, "a bundle's bytes never change");
+    assert!(again_head.to_ascii_lowercase().contains("immutable"));
+
+    // The clone: the bundle first, then a fetch of what is newer.
+    let downloads = metric_sum(s.server.addr, "gitclaw_bundle_downloads_total");
+    let sent_before = metric_sum(s.server.addr, "gitclaw_pack_sent_objects_total");
+    let dir = s.work.path().join("clone");
+    let out = bundle_clone(s.work.path(), &s.url, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
+        downloads + 1.0,
+        "the clone downloaded the bundle"
+    );
+    let unbundled: Vec<String> = refs_of(&dir, "refs/bundles/")
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    let head_oids: Vec<String> = heads_at_gc
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert!(
+        head_oids.iter().all(|oid| unbundled.contains(oid)),
+        "the clone kept the bundle's heads: {unbundled:?}"
+    );
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&s.src, &["rev-parse", "main"])
+    );
+    assert_eq!(refs_of(&dir, "refs/tags"), refs_of(&s.src, "refs/tags"));
+    git(&dir, &["fsck", "--strict", "--no-progress"]);
+    // The fetch after the bundle sent what is newer than it: at least what no
+    // ref of the bundle reaches, at most what its heads do not reach (git
+    // before 2.50 keeps only the heads of a bundle as refs to negotiate with).
+    let sent =
+        (metric_sum(s.server.addr, "gitclaw_pack_sent_objects_total") - sent_before) as usize;
+    let mut not_all = vec!["--all", "--not"];
+    not_all.extend(all_at_gc.iter().map(String::as_str));
+    let mut not_heads = vec!["--all", "--not"];
+    not_heads.extend(head_oids.iter().map(String::as_str));
+    let (least, most) = (
+        count_objects(&s.src, &not_all),
+        count_objects(&s.src, &not_heads),
+    );
+    let total = count_objects(&s.src, &["--all"]);
+    assert!(least > 0 && most < total / 4, "{least} {most} {total}");
+    assert!(
+        (least..=most).contains(&sent),
+        "the fetch sent {sent} objects; expected {least} to {most} of {total}"
+    );
+}
+
+#[test]
+fn no_bundle_is_offered_when_turned_off_too_small_or_before_compaction() {
+    // Pushed as loose objects and then a pack that leans on them: no pack is
+    // the closure of refs, so the list is empty (a flush) and the clone goes
+    // on without a bundle.
+    let server = Server::start_with(|config| config.bundles.min_bytes = 0);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 5);
+    let url = server.create_repo("bundles", "fresh");
+    let root = git(&src, &["rev-list", "--max-parents=0", "main"]);
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            &url,
+            &format!("{}:refs/heads/main", root.trim()),
+        ],
+    );
+    push_everything(&src, &url);
+    let s = Pushed {
+        server,
+        work,
+        src,
+        url,
+    };
+    let ask = |s: &Pushed, repo: &str| {
+        http(
+            s.server.addr,
+            "POST",
+            &format!("/bundles/{repo}.git/git-upload-pack"),
+            &[("Git-Protocol", "version=2")],
+            b"0017command=bundle-uri\n00010000",
+        )
+    };
+    let before = ask(&s, "fresh");
+    assert_eq!(before, (200, b"0000".to_vec()));
+    let dir = s.work.path().join("clone");
+    let out = bundle_clone(s.work.path(), &s.url, &dir);
+    assert!(out.status.success());
+    assert!(refs_of(&dir, "refs/bundles/").is_empty());
+    compact(&s, "bundles", "fresh");
+    assert_ne!(
+        ask(&s, "fresh").1,
+        b"0000".to_vec(),
+        "offered once compacted"
+    );
+    // A name that is no bundle of the repository.
+    let (status, _) = http(
+        s.server.addr,
+        "GET",
+        &format!(
+            "/bundles/fresh.git/info/bundles/pack-{}.bundle",
+            "0".repeat(40)
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        s.server.addr,
+        "GET",
+        "/bundles/fresh.git/info/bundles/..%2Fpack.bundle",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 404);
+
+    // Smaller than GITCLAW_BUNDLE_MIN_BYTES: not offered.
+    let small = Pushed::fixture_with(
+        |config| config.bundles.min_bytes = 1 << 30,
+        "bundles",
+        "small",
+        5,
+    );
+    compact(&small, "bundles", "small");
+    assert_eq!(ask(&small, "small"), (200, b"0000".to_vec()));
+
+    // Turned off: not advertised, the command refused, no download served.
+    let off = Pushed::fixture_with(
+        |config| {
+            config.bundles.offer = false;
+            config.bundles.min_bytes = 0;
+        },
+        "bundles",
+        "off",
+        5,
+    );
+    compact(&off, "bundles", "off");
+    let (_, caps) = http(
+        off.server.addr,
+        "GET",
+        "/bundles/off.git/info/refs?service=git-upload-pack",
+        &[("Git-Protocol", "version=2")],
+        b"",
+    );
+    assert!(!String::from_utf8_lossy(&caps).contains("bundle-uri"));
+    let (_, on_caps) = http(
+        s.server.addr,
+        "GET",
+        "/bundles/fresh.git/info/refs?service=git-upload-pack",
+        &[("Git-Protocol", "version=2")],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&on_caps).contains("bundle-uri"));
+    let (_, refused) = ask(&off, "off");
+    let refused = String::from_utf8_lossy(&refused);
+    assert!(
+        refused.contains("ERR") && refused.contains("unknown command 'bundle-uri'"),
+        "{refused}"
+    );
+    let dir = off.work.path().join("clone");
+    let out = bundle_clone(off.work.path(), &off.url, &dir);
+    assert!(out.status.success());
+    assert!(refs_of(&dir, "refs/bundles/").is_empty());
+    assert_eq!(
+        metric_sum(off.server.addr, "gitclaw_bundle_downloads_total"),
+        0.0
+    );
+}
