@@ -27,7 +27,7 @@
 #                    traffic with the store and the database
 #   --fresh          (with --s3) a fresh GitClaw instance for every run: restarted with
 #                    empty local caches (downloaded packs, responses, objects in memory)
-#   --shapes LIST    the operations to run (default all): full depth1 branch-depth1
+#   --shapes LIST    the operations to run (default all): full full-bundle depth1 branch-depth1
 #                    blob-none tree0 by-sha fetch-1 fetch-50 shallow-since push
 #   --json FILE      also write one JSON object per operation to FILE
 #   --hold           set both servers up, print their URLs and wait (Ctrl-C ends), for
@@ -42,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-all_shapes="full depth1 branch-depth1 blob-none tree0 by-sha fetch-1 fetch-50 shallow-since push"
+all_shapes="full full-bundle depth1 branch-depth1 blob-none tree0 by-sha fetch-1 fetch-50 shallow-since push"
 repo="" commits=3000 runs=5 use_s3=0 hold=0 peer_gc=0 cold=0 as_pushed=0 fresh=0
 shapes=$all_shapes json=""
 while [ $# -gt 0 ]; do
@@ -189,6 +189,9 @@ prep_behind() { # prep_behind N: a bare clone N commits behind on the default br
 
 # The operations, as functions of $URL (and of the server kind, for push).
 full()           { git clone -q --bare "$URL" "$work/client"; }
+# A client that asks for a bundle first (GitClaw offers its compacted pack; git
+# http-backend, as configured here, none, so it is a full clone there).
+full-bundle()    { git -c transfer.bundleURI=true clone -q --bare "$URL" "$work/client"; }
 depth1()         { git clone -q --bare --depth 1 "$URL" "$work/client"; }
 branch-depth1()  { git clone -q --bare --depth 1 --single-branch --branch "$other_branch" "$URL" "$work/client"; }
 blob-none()      { git clone -q --bare --filter=blob:none "$URL" "$work/client"; }
@@ -218,6 +221,7 @@ push() {
 describe() {
   case "$1" in
     full) echo "full clone" ;;
+    full-bundle) echo "full clone, transfer.bundleURI=true" ;;
     depth1) echo "--depth 1 clone" ;;
     branch-depth1) echo "--depth 1 --single-branch $other_branch" ;;
     blob-none) echo "--filter=blob:none clone" ;;

@@ -57,7 +57,23 @@ fn bundle_clone(work: &Path, url: &str, dir: &Path) -> std::process::Output {
 
 #[test]
 fn a_clone_that_asks_downloads_the_bundle_then_fetches_only_what_is_newer() {
-    let s = Pushed::fixture_with(|config| config.bundles.min_bytes = 0, "bundles", "seed", 30);
+    for backend in BACKENDS {
+        clone_through_a_bundle(backend);
+    }
+}
+
+/// On the filesystem store the bundle's pack is read from its file; on S3, by
+/// ranged reads.
+fn clone_through_a_bundle(backend: Backend) {
+    let s = Pushed::fixture_with(
+        |config| {
+            use_backend(config, backend);
+            config.bundles.min_bytes = 0;
+        },
+        "bundles",
+        "seed",
+        30,
+    );
     compact(&s, "bundles", "seed");
     let heads_at_gc = refs_of(&s.src, "refs/heads");
     let all_at_gc: Vec<String> = refs_of(&s.src, "refs/")
@@ -304,5 +320,83 @@ fn no_bundle_is_offered_when_turned_off_too_small_or_before_compaction() {
     assert_eq!(
         metric_sum(off.server.addr, "gitclaw_bundle_downloads_total"),
         0.0
+    );
+}
+
+#[test]
+fn a_private_repository_s_bundle_needs_the_credentials_its_clone_has() {
+    const ADMIN: &str = "bundle-admin-token";
+    let server = Server::start_with(|config| {
+        config.admin_token = Some(ADMIN.into());
+        config.bundles.min_bytes = 0;
+    });
+    let (status, _) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(ADMIN),
+        r#"{"owner":"bundles","name":"secret","private":true}"#,
+    );
+    assert_eq!(status, 201);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 5);
+    let url = format!("http://x:{ADMIN}@{}/bundles/secret.git", server.addr);
+    push_everything(&src, &url);
+    let s = Pushed {
+        server,
+        work,
+        src,
+        url,
+    };
+    compact(&s, "bundles", "secret");
+    let bearer = format!("Bearer {ADMIN}");
+    let (_, list) = http(
+        s.server.addr,
+        "POST",
+        "/bundles/secret.git/git-upload-pack",
+        &[("Git-Protocol", "version=2"), ("Authorization", &bearer)],
+        b"0017command=bundle-uri\n00010000",
+    );
+    let list = String::from_utf8(list).unwrap();
+    let uri = list
+        .split(".uri=")
+        .nth(1)
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("a bundle is offered: {list}"))
+        .to_string();
+    let path = format!("/bundles/secret.git/{uri}");
+    let (status, head, _) = http_full(s.server.addr, "GET", &path, &[], b"");
+    assert_eq!(status, 401, "no credentials, no bundle");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("www-authenticate: basic"));
+    let (status, head, _) = http_full(
+        s.server.addr,
+        "GET",
+        &path,
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(head.contains("private"), "not for shared caches: {head}");
+
+    // git carries the clone's credentials over to the bundle's URL.
+    let dir = s.work.path().join("clone");
+    let out = bundle_clone(s.work.path(), &s.url, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
+        2.0,
+        "the clone downloaded the bundle"
+    );
+    assert!(!refs_of(&dir, "refs/bundles/").is_empty());
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&s.src, &["rev-parse", "main"])
     );
 }
