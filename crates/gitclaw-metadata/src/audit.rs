@@ -27,6 +27,8 @@ pub enum AuditAction {
     Push,
     /// `repo.update` (its default branch changed)
     RepoUpdate,
+    /// `repo.rename` (its owner or name changed)
+    RepoRename,
 }
 
 impl AuditAction {
@@ -38,6 +40,7 @@ impl AuditAction {
             AuditAction::RepoFork => "repo.fork",
             AuditAction::Push => "push",
             AuditAction::RepoUpdate => "repo.update",
+            AuditAction::RepoRename => "repo.rename",
         }
     }
 }

@@ -155,6 +155,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pack_closure_refs",
         include_str!("../migrations/sqlite/0013_pack_closure_refs.sql"),
     ),
+    (
+        14,
+        "repo_redirects",
+        include_str!("../migrations/sqlite/0014_repo_redirects.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -221,6 +226,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "pack_closure_refs",
         include_str!("../migrations/postgres/0013_pack_closure_refs.sql"),
+    ),
+    (
+        14,
+        "repo_redirects",
+        include_str!("../migrations/postgres/0014_repo_redirects.sql"),
     ),
 ];
 

@@ -171,6 +171,7 @@ impl Metadata {
             };
             let mut tx = self.begin_write().await?;
             insert_repo(&mut tx, &repo).await?;
+            delete_redirect(&mut tx, owner, name).await?;
             let details = serde_json::json!({ "id": repo.id, "private": private });
             audit::append(
                 &mut tx,
@@ -205,6 +206,130 @@ impl Metadata {
             .fetch_optional(self.pool())
             .await?;
             row.as_ref().map(repo_from_row).transpose()
+        })
+        .await
+    }
+
+    /// The repository `owner/name` ([`Metadata::get_repo`]), or else the one
+    /// that was called so before it was renamed ([`Metadata::rename_repo`]),
+    /// with its name of now.
+    pub async fn find_repo(&self, owner: &str, name: &str) -> Result<Option<Repo>> {
+        if let Some(repo) = self.get_repo(owner, name).await? {
+            return Ok(Some(repo));
+        }
+        let moved = self
+            .timed("find_moved_repo", async {
+                let row = sqlx::query(
+                    "SELECT repo_id FROM repo_redirects \
+                     WHERE lower(owner) = lower($1) AND lower(name) = lower($2)",
+                )
+                .bind(owner)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+                row.as_ref().map(|row| get_str(row, "repo_id")).transpose()
+            })
+            .await?;
+        match moved {
+            Some(id) => self.get_repo_by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Renames the repository `id` to `owner/name` (a new owner moves it), and
+    /// records `repo.rename` by `actor` in the same transaction. Its id, and so
+    /// its objects, refs and tokens' access, stay as they are. The old name
+    /// keeps leading to it ([`Metadata::find_repo`]) until a repository is
+    /// created under it. Renaming to the name it has changes nothing.
+    ///
+    /// Errors: [`Error::NotFound`] if there is no such repository,
+    /// [`Error::AlreadyExists`] if another repository has the name in any
+    /// letter case, [`Error::InvalidInput`] for an empty name or a repository
+    /// being deleted.
+    pub async fn rename_repo(
+        &self,
+        id: &str,
+        owner: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<Repo> {
+        self.timed("rename_repo", async {
+            check_names(owner, name)?;
+            let mut tx = self.begin_write().await?;
+            let before = lock_repo(&mut tx, id).await?;
+            if before.owner == owner && before.name == name {
+                return Ok(before);
+            }
+            if before.state != "active" {
+                return Err(Error::InvalidInput(format!(
+                    "{}/{} is being deleted",
+                    before.owner, before.name
+                )));
+            }
+            let taken = sqlx::query(
+                "SELECT id FROM repositories \
+                 WHERE lower(owner) = lower($1) AND lower(name) = lower($2) AND id <> $3",
+            )
+            .bind(owner)
+            .bind(name)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let already = || Error::AlreadyExists(format!("repository {owner}/{name}"));
+            if taken.is_some() {
+                return Err(already());
+            }
+            // Cached answers name the repository (its clone URL): the version moves.
+            let row = sqlx::query(concat!(
+                "UPDATE repositories SET owner = $1, name = $2, cache_version = cache_version + 1 \
+                 WHERE id = $3 RETURNING ",
+                repo_columns!()
+            ))
+            .bind(owner)
+            .bind(name)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|err| match err {
+                // Created by another transaction since the check above.
+                sqlx::Error::Database(db) if db.is_unique_violation() => already(),
+                other => other.into(),
+            })?;
+            let after = repo_from_row(&row)?;
+            delete_redirect(&mut tx, owner, name).await?;
+            let same_name = before.owner.to_lowercase() == owner.to_lowercase()
+                && before.name.to_lowercase() == name.to_lowercase();
+            if !same_name {
+                sqlx::query(
+                    "INSERT INTO repo_redirects (owner, name, repo_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(&before.owner)
+                .bind(&before.name)
+                .bind(id)
+                .bind(now_secs())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let details = serde_json::json!({
+                "old": format!("{}/{}", before.owner, before.name),
+                "new": format!("{owner}/{name}"),
+            });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: id,
+                    owner,
+                    name,
+                    action: AuditAction::RepoRename,
+                    actor,
+                    details: &details,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::debug!(repo_id = %id, old = %format!("{}/{}", before.owner, before.name), new = %format!("{owner}/{name}"), "repository renamed");
+            Ok(after)
         })
         .await
     }
@@ -494,6 +619,7 @@ impl Metadata {
                 get_str(&source, "name")?
             );
             insert_repo(&mut tx, &repo).await?;
+            delete_redirect(&mut tx, &repo.owner, &repo.name).await?;
             for r in &fork.refs {
                 sqlx::query("INSERT INTO refs (repo_id, name, oid) VALUES ($1, $2, $3)")
                     .bind(&repo.id)
@@ -546,6 +672,19 @@ impl Metadata {
         })
         .await
     }
+}
+
+/// A repository now has the name `owner/name`: an old name of another one
+/// that it was no longer leads there.
+async fn delete_redirect(conn: &mut sqlx::AnyConnection, owner: &str, name: &str) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM repo_redirects WHERE lower(owner) = lower($1) AND lower(name) = lower($2)",
+    )
+    .bind(owner)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Inserts the row; [`Error::AlreadyExists`] when the name or id is taken.

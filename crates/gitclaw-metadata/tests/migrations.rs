@@ -62,6 +62,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "pending_deletions",
             "refs",
             "repo_migration_status",
+            "repo_redirects",
             "repositories",
             "store_claims",
             "token_scopes",
@@ -84,7 +85,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (10, true),
             (11, true),
             (12, true),
-            (13, true)
+            (13, true),
+            (14, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")

@@ -58,7 +58,8 @@ pub(super) async fn authorize(
         .and_then(|_| names::validate_name("repository", name))
         .map_err(GitError::BadRequest)?;
     let caller = auth::authenticate(state, headers).await?;
-    let repo = state.meta.get_repo(owner, name).await?;
+    // Also under a name it had before a rename.
+    let repo = state.meta.find_repo(owner, name).await?;
     let Some(repo) = repo.filter(|r| auth::can_read(&caller, r)) else {
         return Err(match caller {
             Caller::Anonymous => GitError::Denied(Denied::Unauthenticated(format!(

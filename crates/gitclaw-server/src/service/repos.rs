@@ -91,6 +91,31 @@ pub async fn find_repo(state: &AppState, owner: &str, name: &str) -> Result<Repo
         .ok_or_else(|| RepoError::NotFound(format!("{owner}/{name}")))
 }
 
+/// Rename `repo` to `owner/name` (a new owner moves it). It keeps its id, so
+/// its objects, refs, tokens and audit log; git URLs with its old name keep
+/// leading to it until a repository is created under that name.
+pub async fn rename_repo(
+    state: &AppState,
+    repo: &Repo,
+    owner: &str,
+    name: &str,
+    actor: &str,
+) -> Result<Repo, RepoError> {
+    validate(owner, name)?;
+    state
+        .meta
+        .rename_repo(&repo.id, owner, name, actor)
+        .await
+        .map_err(|err| match err {
+            MetadataError::NotFound(_) => {
+                RepoError::NotFound(format!("{}/{}", repo.owner, repo.name))
+            }
+            MetadataError::AlreadyExists(_) => RepoError::AlreadyExists(format!("{owner}/{name}")),
+            MetadataError::InvalidInput(why) => RepoError::InvalidName(why),
+            other => other.into(),
+        })
+}
+
 /// Make `branch` (`main` or `refs/heads/main`), which the repository must
 /// have, its default branch: what `HEAD` names, what a clone checks out, and
 /// the branch no push may delete.

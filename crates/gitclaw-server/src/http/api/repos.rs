@@ -274,9 +274,15 @@ pub struct UpdateRepo {
     /// must have it. Pushes may not delete the default branch, so renaming
     /// one is: push the new branch, make it the default, delete the old one.
     pub default_branch: Option<String>,
+    /// A new owner: moves the repository (admin token only).
+    pub owner: Option<String>,
+    /// A new name: renames the repository (admin token only). Git URLs with
+    /// the old owner and name keep leading to it until a repository is
+    /// created under them; the API answers only to the new ones.
+    pub name: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough).", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRepo, responses((status = 200, body = RepoView), (status = 400, body = ApiError, description = "NO_SUCH_BRANCH: the repository has no such branch"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+#[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough); a new owner or name needs an admin token.", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRepo, responses((status = 200, body = RepoView), (status = 400, body = ApiError, description = "NO_SUCH_BRANCH: the repository has no such branch; INVALID_NAME: a name the server does not allow"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError, description = "ALREADY_EXISTS: another repository has the new name")))]
 pub async fn update_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -287,8 +293,29 @@ pub async fn update_repo(
     let Json(req) = payload?;
     let mut repo = find_readable(&state, &caller, &owner, &name).await?;
     auth::check_repo_admin(&caller, &repo)?;
+    let rename = req.owner.is_some() || req.name.is_some();
+    if rename {
+        // A name is the server's to give, as creating a repository is.
+        auth::check_admin(&caller)?;
+        let (owner, name) = (
+            req.owner.as_deref().unwrap_or(&repo.owner),
+            req.name.as_deref().unwrap_or(&repo.name),
+        );
+        repos::validate(owner, name)?;
+        // Refused before anything changes (the rename checks again).
+        if let Some(taken) = state.meta.get_repo(owner, name).await? {
+            if taken.id != repo.id {
+                return Err(RepoError::AlreadyExists(format!("{owner}/{name}")).into());
+            }
+        }
+    }
     if let Some(branch) = &req.default_branch {
         repo = repos::set_default_branch(&state, &repo, branch, &caller.actor()).await?;
+    }
+    if rename {
+        let owner = req.owner.clone().unwrap_or_else(|| repo.owner.clone());
+        let name = req.name.clone().unwrap_or_else(|| repo.name.clone());
+        repo = repos::rename_repo(&state, &repo, &owner, &name, &caller.actor()).await?;
     }
     Ok(Json(RepoView::new(&state, repo)))
 }
