@@ -3,7 +3,8 @@
 # environment the tests read (GITCLAW_TEST_POSTGRES_URL, GITCLAW_TEST_PG_DIR,
 # GITCLAW_TEST_PG_TLS_CA). It serves TLS with a throw-away CA's certificate
 # (scripts/test-certs.sh): to every client that asks for it, and as the only way
-# in for the role gitclaw_tls.
+# in for the role gitclaw_tls; the role gitclaw_cert logs in only with that CA's
+# client certificate (GITCLAW_TEST_PG_TLS_CLIENT_CERT and _KEY).
 # Stop it with: scripts/postgres.sh stop DIR
 # Take it down and bring it back on the same data and port (outage tests):
 # scripts/postgres.sh down DIR; scripts/postgres.sh up DIR
@@ -46,12 +47,19 @@ cat >>"$dir/data/postgresql.conf" <<CONF
 ssl = on
 ssl_cert_file = '$dir/tls/server.pem'
 ssl_key_file = '$dir/tls/server.key'
+ssl_ca_file = '$dir/tls/ca.pem'
 CONF
 hba=$dir/data/pg_hba.conf
-{ echo "hostnossl all gitclaw_tls all reject"; cat "$hba"; } >"$hba.new"
+{ echo "hostnossl all gitclaw_tls all reject"; echo "hostnossl all gitclaw_cert all reject"
+  echo "hostssl all gitclaw_cert all cert"; cat "$hba"; } >"$hba.new"
 cat "$hba.new" >"$hba" && rm "$hba.new"
 start "$dir" "$port"
 psql -h "$dir" -p "$port" -U postgres -d postgres -qc "CREATE ROLE gitclaw_tls LOGIN"
+psql -h "$dir" -p "$port" -U postgres -d postgres -qc "CREATE ROLE gitclaw_cert LOGIN"
 echo "export GITCLAW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres"
 echo "export GITCLAW_TEST_PG_DIR=$dir"
 echo "export GITCLAW_TEST_PG_TLS_CA=$dir/tls/ca.pem"
+# A copy the tests' user may read (the server's own is the postgres user's).
+cp "$dir/tls/client.pem" "$dir/tls/client.key" "$dir/"
+echo "export GITCLAW_TEST_PG_TLS_CLIENT_CERT=$dir/client.pem"
+echo "export GITCLAW_TEST_PG_TLS_CLIENT_KEY=$dir/client.key"

@@ -3,8 +3,11 @@
 # for the tests of GitClaw's TLS connections (PostgreSQL, Redis, S3, OTLP):
 #   scripts/test-certs.sh DIR
 # writes DIR/ca.pem (the CA's certificate, what a client is told to trust),
-# DIR/server.pem and DIR/server.key (for 127.0.0.1 and localhost). Needs the
-# `openssl` command. The certificates are valid for two days.
+# DIR/server.pem and DIR/server.key (for 127.0.0.1 and localhost), and
+# DIR/client.pem and DIR/client.key, a client certificate for the name
+# gitclaw_cert (what a server that asks for client certificates is shown; the
+# PostgreSQL role of that name logs in with it). Needs the `openssl` command.
+# The certificates are valid for two days.
 set -euo pipefail
 dir=${1:?usage: scripts/test-certs.sh DIR}
 mkdir -p "$dir"
@@ -16,5 +19,10 @@ printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:F
   "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" > server.ext
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
   -out server.pem -days 2 -extfile server.ext 2>/dev/null
-rm -f server.csr server.ext ca.srl
-chmod 600 server.key ca.key
+key -keyout client.key -out client.csr -subj "/CN=gitclaw_cert"
+printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature" \
+  "extendedKeyUsage=clientAuth" > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out client.pem -days 2 -extfile client.ext 2>/dev/null
+rm -f server.csr server.ext client.csr client.ext ca.srl
+chmod 600 server.key client.key ca.key

@@ -1,7 +1,9 @@
 //! TLS to the services behind GitClaw, as managed offerings demand it:
-//! PostgreSQL (`sslmode` and `sslrootcert` in `DATABASE_URL`), Redis
-//! (`rediss://` and `GITCLAW_REDIS_CA_CERT`) and S3 (an `https://` endpoint and
-//! `S3_CA_CERT`), each presenting a certificate from a throw-away CA. Pushes
+//! PostgreSQL (`sslmode` and `sslrootcert` in `DATABASE_URL`, and `sslcert`
+//! and `sslkey` where it asks for a client certificate), Redis (`rediss://`,
+//! `GITCLAW_REDIS_CA_CERT`, and `GITCLAW_REDIS_CLIENT_CERT` and `_KEY`) and S3
+//! (an `https://` endpoint and `S3_CA_CERT`), each presenting a certificate
+//! from a throw-away CA. Pushes
 //! and clones work over the verified connection; without the CA, or without
 //! TLS where the service demands it, `gitclaw check` refuses and says why.
 
@@ -137,6 +139,101 @@ fn redis_over_tls_is_used_with_the_ca_named_and_check_says_why_not_without_it() 
         stderr(&out).contains("gitclaw: REDIS_URL:"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn postgres_that_demands_a_client_certificate_is_reached_with_sslcert_and_sslkey() {
+    // The role `gitclaw_cert` logs in with the CA's client certificate only.
+    let database = postgres_database_owned_by("gitclaw_cert");
+    let (_, at) = database.split_once('@').expect("user@host in the URL");
+    let (cert, key) = postgres_tls_client();
+    let without = format!(
+        "postgres://gitclaw_cert@{at}?sslmode=verify-full&sslrootcert={}",
+        postgres_tls_ca()
+    );
+    let url = format!("{without}&sslcert={cert}&sslkey={key}");
+    let server = ServerProcess::start(&[("DATABASE_URL", url)]);
+    push_and_clone(&server, "with-cert");
+    assert_checked(&server.command(&["check"]), "database: ok (postgres)");
+    // Without it, PostgreSQL refuses the role.
+    let out = server.command_with_env(&["check"], &[("DATABASE_URL", without)]);
+    assert_refused(&out, "DATABASE_URL", &["certificate"]);
+}
+
+#[test]
+fn redis_that_demands_a_client_certificate_is_used_with_the_one_named() {
+    let certs = Certs::new();
+    let (ca, cert, key) = (
+        certs.ca().to_string_lossy().into_owned(),
+        certs.client_cert().to_string_lossy().into_owned(),
+        certs.client_key().to_string_lossy().into_owned(),
+    );
+    let redis = RedisServer::start_mtls(certs);
+    let server = ServerProcess::start(&[
+        ("REDIS_URL", redis.url()),
+        ("GITCLAW_REDIS_CA_CERT", ca.clone()),
+        ("GITCLAW_REDIS_CLIENT_CERT", cert.clone()),
+        ("GITCLAW_REDIS_CLIENT_KEY", key.clone()),
+        ("GITCLAW_METADATA_CACHE_BYTES", "0".into()),
+    ]);
+    push_and_clone(&server, "mutual");
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("{}/tls/mutual.git", server.url);
+    clone_checked(work.path(), &url, &work.path().join("again"));
+    assert!(
+        !redis.keys("gitclaw:v1:refs:*").is_empty(),
+        "refs are cached in Redis"
+    );
+    assert_eq!(metric(server.addr, "gitclaw_redis_up"), 1.0);
+    assert_checked(&server.command(&["check"]), "shared cache: ok (Redis)");
+
+    // Without a client certificate Redis ends the handshake.
+    let out = gitclaw_check(&[
+        ("REDIS_URL", redis.url()),
+        ("GITCLAW_REDIS_CA_CERT", ca.clone()),
+    ]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gitclaw: REDIS_URL:"),
+        "{}",
+        stderr(&out)
+    );
+    // A certificate without its key, a key file as certificate, and a client
+    // certificate for a plain connection are configuration errors.
+    let out = gitclaw_check(&[
+        ("REDIS_URL", redis.url()),
+        ("GITCLAW_REDIS_CLIENT_CERT", cert.clone()),
+    ]);
+    assert_misconfigured(
+        &out,
+        "GITCLAW_REDIS_CLIENT_KEY: is needed with GITCLAW_REDIS_CLIENT_CERT",
+    );
+    let out = gitclaw_check(&[
+        ("REDIS_URL", redis.url()),
+        ("GITCLAW_REDIS_CLIENT_CERT", key.clone()),
+        ("GITCLAW_REDIS_CLIENT_KEY", key.clone()),
+    ]);
+    assert_misconfigured(&out, "GITCLAW_REDIS_CLIENT_CERT: ");
+    assert!(stderr(&out).contains("holds no PEM certificate"));
+    let plain = redis.url().replace("rediss://", "redis://");
+    let out = gitclaw_check(&[
+        ("REDIS_URL", plain),
+        ("GITCLAW_REDIS_CLIENT_CERT", cert),
+        ("GITCLAW_REDIS_CLIENT_KEY", key),
+    ]);
+    assert_misconfigured(
+        &out,
+        "GITCLAW_REDIS_CLIENT_CERT: is only for a TLS connection",
+    );
+}
+
+/// `gitclaw check` refused its configuration, saying `what`.
+fn assert_misconfigured(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success() && err.contains("configuration error") && err.contains(what),
+        "expected a configuration error saying {what:?}, got: {err}"
     );
 }
 

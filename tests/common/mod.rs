@@ -11,7 +11,7 @@ pub mod wire;
 
 // Not every test binary uses each of them.
 #[allow(unused_imports)]
-pub use services::{postgres_tls_ca, postgres_url, s3_env, S3Env};
+pub use services::{postgres_tls_ca, postgres_tls_client, postgres_url, s3_env, S3Env};
 #[allow(unused_imports)]
 pub use wait::wait_until;
 

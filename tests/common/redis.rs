@@ -13,20 +13,28 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Served over TLS only, with this certificate.
     tls: Option<Certs>,
+    /// Clients must present a certificate from the same CA.
+    client_auth: bool,
 }
 
 impl RedisServer {
     /// Start one (no persistence: a restart comes back empty).
     pub fn start() -> RedisServer {
-        RedisServer::start_with(None)
+        RedisServer::start_with(None, false)
     }
 
     /// One that speaks only TLS, with a certificate from `certs`.
     pub fn start_tls(certs: Certs) -> RedisServer {
-        RedisServer::start_with(Some(certs))
+        RedisServer::start_with(Some(certs), false)
     }
 
-    fn start_with(tls: Option<Certs>) -> RedisServer {
+    /// One that speaks only TLS and admits only clients that present a
+    /// certificate from `certs`' CA (`tls-auth-clients yes`).
+    pub fn start_mtls(certs: Certs) -> RedisServer {
+        RedisServer::start_with(Some(certs), true)
+    }
+
+    fn start_with(tls: Option<Certs>, client_auth: bool) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -36,6 +44,7 @@ impl RedisServer {
             port,
             dir: tempfile::tempdir().expect("temp dir"),
             tls,
+            client_auth,
         };
         server.restart();
         server
@@ -69,7 +78,7 @@ impl RedisServer {
             "--tls-ca-cert-file".into(),
             path(certs.ca()),
             "--tls-auth-clients".into(),
-            "no".into(),
+            if self.client_auth { "yes" } else { "no" }.into(),
         ]
     }
 
@@ -115,6 +124,8 @@ impl RedisServer {
         cli.args(["-p", &self.port.to_string()]);
         if let Some(certs) = &self.tls {
             cli.arg("--tls").arg("--cacert").arg(certs.ca());
+            cli.arg("--cert").arg(certs.client_cert());
+            cli.arg("--key").arg(certs.client_key());
         }
         let out = cli.args(args).output().expect("redis-cli runs");
         String::from_utf8_lossy(&out.stdout).into_owned()

@@ -29,6 +29,24 @@ pub fn postgres_tls_ca() -> String {
     )
 }
 
+/// The client certificate and key the test PostgreSQL server's role
+/// `gitclaw_cert` logs in with (and cannot without):
+/// `GITCLAW_TEST_PG_TLS_CLIENT_CERT` and `_KEY`.
+pub fn postgres_tls_client() -> (String, String) {
+    let var = |name| {
+        required(
+            name,
+            "PostgreSQL",
+            "eval \"$(scripts/postgres.sh)\"",
+            "scripts/postgres.sh stop $GITCLAW_TEST_PG_DIR",
+        )
+    };
+    (
+        var("GITCLAW_TEST_PG_TLS_CLIENT_CERT"),
+        var("GITCLAW_TEST_PG_TLS_CLIENT_KEY"),
+    )
+}
+
 /// How to reach the test S3 server.
 #[derive(Debug, Clone)]
 pub struct S3Env {

@@ -45,6 +45,15 @@ impl Certs {
         self.dir.path().join("server.key")
     }
 
+    /// A client certificate the CA signed (for the name `gitclaw_cert`).
+    pub fn client_cert(&self) -> PathBuf {
+        self.dir.path().join("client.pem")
+    }
+
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client.key")
+    }
+
     /// A TLS acceptor presenting the server certificate.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};

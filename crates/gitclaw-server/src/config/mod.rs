@@ -312,24 +312,46 @@ impl Config {
             Duration::from_secs(sources.value(&REDIS_TOKEN_TTL_SECS)),
             Duration::from_millis(sources.value(&REDIS_TIMEOUT_MS)),
         );
-        let redis_ca_cert = pem_file(sources, &REDIS_CA_CERT);
+        let redis_ca_cert = pem_file(sources, &REDIS_CA_CERT, "CERTIFICATE");
+        let redis_client_cert = pem_file(sources, &REDIS_CLIENT_CERT, "CERTIFICATE");
+        let redis_client_key = pem_file(sources, &REDIS_CLIENT_KEY, "PRIVATE KEY");
         let redis_url = sources.optional(&REDIS_URL);
-        if redis_ca_cert.is_some()
-            && !redis_url
-                .as_deref()
-                .is_some_and(|url| url.starts_with("rediss://"))
-        {
-            sources.problem(
-                REDIS_CA_CERT.name,
-                "is only for a TLS connection: REDIS_URL must start with rediss://",
-            );
+        let redis_tls = redis_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("rediss://"));
+        for (set, name) in [
+            (redis_ca_cert.is_some(), REDIS_CA_CERT.name),
+            (redis_client_cert.is_some(), REDIS_CLIENT_CERT.name),
+            (redis_client_key.is_some(), REDIS_CLIENT_KEY.name),
+        ] {
+            if set && !redis_tls {
+                sources.problem(
+                    name,
+                    "is only for a TLS connection: REDIS_URL must start with rediss://",
+                );
+            }
         }
+        let redis_client = match (redis_client_cert, redis_client_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                let why = format!("is needed with {}", REDIS_CLIENT_CERT.name);
+                sources.problem(REDIS_CLIENT_KEY.name, why);
+                None
+            }
+            (None, Some(_)) => {
+                let why = format!("is needed with {}", REDIS_CLIENT_KEY.name);
+                sources.problem(REDIS_CLIENT_CERT.name, why);
+                None
+            }
+        };
         let redis = redis_url.map(|url| crate::service::shared_cache::RedisSettings {
             url,
             ttl: redis_ttl,
             token_ttl: redis_token_ttl,
             timeout: redis_timeout,
             ca_cert: redis_ca_cert,
+            client_cert: redis_client,
         });
         Config {
             listen,
@@ -447,7 +469,7 @@ fn s3_settings(sources: &mut Sources<'_>) -> Option<gitclaw_storage::S3Settings>
     };
     let path_style = sources.value(&S3_USE_PATH_STYLE);
     let auto_create_bucket = sources.value(&S3_AUTO_CREATE_BUCKET);
-    let ca_cert = pem_file(sources, &S3_CA_CERT);
+    let ca_cert = pem_file(sources, &S3_CA_CERT, "CERTIFICATE");
     let max_retries = sources.value(&S3_MAX_RETRIES).min(100) as u32;
     let retry_max_backoff = Duration::from_secs(sources.value(&S3_RETRY_MAX_BACKOFF));
     let slow_op = Duration::from_millis(sources.value(&S3_SLOW_OP_MS));
@@ -500,13 +522,26 @@ fn tls_files(sources: &mut Sources<'_>) -> Option<crate::tls::TlsFiles> {
 
 /// The PEM file `setting` names, if it does; a problem when it cannot be read
 /// or holds no certificate.
-fn pem_file(sources: &mut Sources<'_>, setting: &Setting<kinds::Text>) -> Option<PathBuf> {
+/// The path a setting names, checked to be a PEM file holding a block whose
+/// label ends with `label` (`CERTIFICATE`, `PRIVATE KEY`).
+fn pem_file(
+    sources: &mut Sources<'_>,
+    setting: &Setting<kinds::Text>,
+    label: &str,
+) -> Option<PathBuf> {
     let path = PathBuf::from(sources.optional(setting)?);
+    let holds = |text: &str| {
+        text.lines().any(|line| {
+            line.strip_prefix("-----BEGIN ")
+                .and_then(|rest| rest.strip_suffix("-----"))
+                .is_some_and(|found| found.ends_with(label))
+        })
+    };
     match std::fs::read_to_string(&path) {
-        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+        Ok(text) if holds(&text) => {}
         Ok(_) => sources.problem(
             setting.name,
-            format!("{} holds no PEM certificate", path.display()),
+            format!("{} holds no PEM {}", path.display(), label.to_lowercase()),
         ),
         Err(err) => sources.problem(
             setting.name,

@@ -156,6 +156,8 @@ pub const SECTIONS: &[Section] = &[
             &REDIS_TOKEN_TTL_SECS,
             &REDIS_TIMEOUT_MS,
             &REDIS_CA_CERT,
+            &REDIS_CLIENT_CERT,
+            &REDIS_CLIENT_KEY,
         ],
     },
     Section {
@@ -228,6 +230,22 @@ pub const REDIS_CA_CERT: Setting<Text> = Setting {
     kind: Text { what: "path" },
     default: Absent("the system's CAs"),
     help: "for a `rediss://` URL, PEM file of the CA the server's certificate must chain to (trusted instead of the system's)",
+    deprecated: &[],
+};
+
+pub const REDIS_CLIENT_CERT: Setting<Text> = Setting {
+    name: "GITCLAW_REDIS_CLIENT_CERT",
+    kind: Text { what: "path" },
+    default: Absent("none"),
+    help: "for a `rediss://` URL to a server that asks for client certificates (`tls-auth-clients yes`), PEM file of the certificate to present, with `GITCLAW_REDIS_CLIENT_KEY`",
+    deprecated: &[],
+};
+
+pub const REDIS_CLIENT_KEY: Setting<Text> = Setting {
+    name: "GITCLAW_REDIS_CLIENT_KEY",
+    kind: Text { what: "path" },
+    default: Absent("none"),
+    help: "PEM file of the private key of `GITCLAW_REDIS_CLIENT_CERT`",
     deprecated: &[],
 };
 

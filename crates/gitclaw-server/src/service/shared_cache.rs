@@ -86,19 +86,30 @@ pub struct RedisSettings {
     /// For a `rediss://` URL: PEM of the CA the server's certificate must
     /// chain to, trusted instead of the system's.
     pub ca_cert: Option<PathBuf>,
+    /// For a `rediss://` URL: PEM files of the certificate and key to present
+    /// to a server that asks for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisSettings {
     /// The client; nothing is sent yet.
     fn client(&self) -> Result<redis::Client, String> {
-        let client = match &self.ca_cert {
-            None => redis::Client::open(self.url.as_str()),
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+        };
+        let client = match (&self.ca_cert, &self.client_cert) {
+            (None, None) => redis::Client::open(self.url.as_str()),
+            (ca, client) => {
+                let client_tls = match client {
+                    Some((cert, key)) => Some(redis::ClientTlsConfig {
+                        client_cert: read(cert)?,
+                        client_key: read(key)?,
+                    }),
+                    None => None,
+                };
                 let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
+                    client_tls,
+                    root_cert: ca.as_ref().map(read).transpose()?,
                 };
                 redis::Client::build_with_tls(self.url.as_str(), certificates)
             }
