@@ -146,6 +146,41 @@ fn clone_through_a_bundle(backend: Backend) {
     );
     assert_eq!(again, bundle, "a bundle's bytes never change");
     assert!(again_head.to_ascii_lowercase().contains("immutable"));
+    let etag = again_head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("an ETag: {again_head}"))
+        .to_string();
+    let downloads = metric_sum(s.server.addr, "gitclaw_bundle_downloads_total");
+    let (status, _, body) = http_full(
+        s.server.addr,
+        "GET",
+        &format!("/bundles/seed.git/{uri}"),
+        &[("If-None-Match", &etag)],
+        b"",
+    );
+    assert_eq!(
+        (status, body.len()),
+        (304, 0),
+        "a cached copy is still good"
+    );
+    let (status, head, body) = http_full(
+        s.server.addr,
+        "HEAD",
+        &format!("/bundles/seed.git/{uri}"),
+        &[],
+        b"",
+    );
+    assert_eq!((status, body.len()), (200, 0));
+    assert!(
+        head.contains(&format!("content-length: {}", bundle.len())),
+        "{head}"
+    );
+    assert_eq!(
+        metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
+        downloads,
+        "neither is a download"
+    );
 
     // The clone: the bundle first, then a fetch of what is newer.
     let downloads = metric_sum(s.server.addr, "gitclaw_bundle_downloads_total");

@@ -9,7 +9,7 @@
 use axum::{
     body::Body,
     extract::{Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::Response,
 };
 use futures_util::TryStreamExt;
@@ -125,12 +125,14 @@ pub async fn info_refs(
 
 /// `GET /{owner}/{repo}/info/bundles/pack-{hash}.bundle`: a bundle the
 /// repository offers (see [`bundles`]), read like a fetch. Its bytes never
-/// change, so the pack's name is its entity tag; a store failure part-way
+/// change, so the pack's name is its entity tag (`If-None-Match` with it is
+/// answered 304, `HEAD` with the headers alone); a store failure part-way
 /// ends the connection short of `Content-Length`, which the client takes for
 /// a failed download (and clones without the bundle).
 pub async fn bundle(
     State(state): State<AppState>,
     Path((owner, segment, file)): Path<(String, String, String)>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, GitError> {
     let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
@@ -141,19 +143,27 @@ pub async fn bundle(
     let Some(bundle) = found else {
         return Ok(plain(StatusCode::NOT_FOUND, format!("no bundle {file}")));
     };
-    state.metrics.bundle_downloads.inc();
-    let name = format!("{owner}/{segment}");
-    let content = bundles::content(&state, &repo, &bundle)?.inspect_err(move |err| {
-        tracing::warn!(repo = %name, error = %err, "a bundle download ended early");
-    });
-    let mut response = Response::new(Body::from_stream(content));
+    let tag = format!("\"{}\"", bundle.pack.pack_hash);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let (status, body) = if unchanged {
+        (StatusCode::NOT_MODIFIED, Body::empty())
+    } else if method == Method::HEAD {
+        (StatusCode::OK, Body::empty())
+    } else {
+        state.metrics.bundle_downloads.inc();
+        let name = format!("{owner}/{segment}");
+        let content = bundles::content(&state, &repo, &bundle)?.inspect_err(move |err| {
+            tracing::warn!(repo = %name, error = %err, "a bundle download ended early");
+        });
+        (StatusCode::OK, Body::from_stream(content))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-git-bundle"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bundle.byte_len()));
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", bundle.pack.pack_hash)) {
+    if let Ok(tag) = HeaderValue::from_str(&tag) {
         headers.insert(header::ETAG, tag);
     }
     let cache = if repo.private {
@@ -162,6 +172,13 @@ pub async fn bundle(
         "public, max-age=86400, immutable"
     };
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if status == StatusCode::OK {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-git-bundle"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bundle.byte_len()));
+    }
     Ok(response)
 }
 
