@@ -328,14 +328,7 @@ impl Metadata {
             .bind(oid_hex(pack))
             .fetch_all(self.pool())
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(RefRecord {
-                        name: get_str(row, "name")?,
-                        oid: get_oid(row, "oid")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(crate::refs::ref_from_row).collect()
         })
         .await
     }

@@ -29,20 +29,21 @@ pub(crate) async fn ref_exists(
     )
 }
 
+/// A row of `name` and `oid`.
+pub(crate) fn ref_from_row(row: &sqlx::any::AnyRow) -> Result<RefRecord> {
+    Ok(RefRecord {
+        name: get_str(row, "name")?,
+        oid: get_oid(row, "oid")?,
+    })
+}
+
 /// The refs of a repository, by name, read on `conn`.
 pub(crate) async fn select_refs(conn: &mut AnyConnection, repo_id: &str) -> Result<Vec<RefRecord>> {
     let rows = sqlx::query("SELECT name, oid FROM refs WHERE repo_id = $1 ORDER BY name")
         .bind(repo_id)
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(RefRecord {
-                name: get_str(row, "name")?,
-                oid: get_oid(row, "oid")?,
-            })
-        })
-        .collect()
+    rows.iter().map(ref_from_row).collect()
 }
 
 /// A ref and the object it points to.
