@@ -406,3 +406,38 @@ fn a_private_repository_s_bundle_needs_the_credentials_its_clone_has() {
         git(&s.src, &["rev-parse", "main"])
     );
 }
+
+#[test]
+fn a_pack_compacted_before_names_were_kept_is_offered_after_the_next_gc() {
+    let s = Pushed::fixture_with(
+        |config| {
+            use_backend(config, Backend::Postgres);
+            config.bundles.min_bytes = 0;
+        },
+        "bundles",
+        "older",
+        5,
+    );
+    compact(&s, "bundles", "older");
+    // What a database written before the refs' names were recorded holds.
+    let id = s.server.repo_id("bundles", "older");
+    psql(
+        &s.server.state.config.database_url,
+        &format!("DELETE FROM pack_closure_refs WHERE repo_id = '{id}'"),
+    );
+    assert_eq!(
+        bundle_list(&s.server, "bundles/older", &[]),
+        (200, "0000".to_string()),
+        "no names, no bundle"
+    );
+    // The repository is compacted already: gc records the names alone.
+    compact(&s, "bundles", "older");
+    offered_uri(&s.server, "bundles/older", &[]);
+    let dir = s.work.path().join("clone");
+    bundle_clone(s.work.path(), &s.url, &dir);
+    assert!(!refs_of(&dir, "refs/bundles/").is_empty());
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&s.src, &["rev-parse", "main"])
+    );
+}

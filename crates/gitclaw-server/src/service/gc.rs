@@ -122,6 +122,29 @@ pub async fn gc_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErro
     Ok(outcome)
 }
 
+/// A closure pack recorded before the names of its refs were kept has them
+/// recorded now (the refs of now are the ones it was taken of: their closure
+/// key is its), so it can be offered as a bundle. Whether it had to be.
+async fn record_closure_refs(
+    state: &AppState,
+    repo: &Repo,
+    pack: ObjectId,
+    key: ObjectId,
+    tips: Vec<ObjectId>,
+    refs: Vec<gitclaw_metadata::RefRecord>,
+) -> Result<bool, GitError> {
+    if !state.meta.closure_refs(&repo.id, &pack).await?.is_empty() {
+        return Ok(false);
+    }
+    let closure = PackClosure { key, tips, refs };
+    state
+        .meta
+        .record_closure(&repo.id, &pack, &closure, None)
+        .await?;
+    tracing::info!(repo = %repo.id, pack = %pack, "recorded the names of the refs a compacted pack holds");
+    Ok(true)
+}
+
 async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
     // Refs, packs and loose objects of one moment, and the objects of exactly
@@ -159,6 +182,14 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
                     .any(|p| p.closure_of == Some(key) && p.graph_bytes.is_some())
         };
     if compacted {
+        if !tips.is_empty() {
+            let key = closure_key(&tips);
+            if let Some(pack) = packs.iter().find(|p| p.closure_of == Some(key)) {
+                outcome.closure_recorded =
+                    record_closure_refs(state, repo, pack.pack_hash, key, tips, snapshot.refs)
+                        .await?;
+            }
+        }
         return Ok(outcome);
     }
     let db = listed_object_db(state, repo, &packs, &loose).await?;
