@@ -99,9 +99,25 @@ fn git_clones_and_pushes_over_https_and_a_renewed_certificate_is_served_without_
     );
     assert!(!plain.status.success());
 
+    // When the certificate in use expires is exported.
+    let expiry = |ca: &Path| -> i64 {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(ca)
+            .arg(format!("https://{}/metrics", server.addr))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("gitclaw_tls_certificate_expiry_timestamp_seconds "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(expiry(&first.ca()), first.server_not_after());
+
     // Renewal: new files in place; handshakes after the next look at them
     // present the new certificate, and the old CA no longer verifies it.
-    let renewed = Certs::new();
+    let renewed = Certs::valid_for(90);
     install(&renewed, &cert, &key);
     wait_until(
         Duration::from_secs(20),
@@ -116,6 +132,11 @@ fn git_clones_and_pushes_over_https_and_a_renewed_certificate_is_served_without_
         !git_trusting(&first.ca(), work.path(), &["ls-remote", &url])
             .status
             .success()
+    );
+    assert_eq!(
+        expiry(&renewed.ca()),
+        renewed.server_not_after(),
+        "the renewed certificate's expiry, 90 days out"
     );
 
     // A broken replacement (a key that is not the certificate's): handshakes

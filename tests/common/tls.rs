@@ -17,9 +17,15 @@ pub struct Certs {
 
 impl Certs {
     pub fn new() -> Certs {
+        Certs::valid_for(2)
+    }
+
+    /// Certificates that expire `days` from now.
+    pub fn valid_for(days: u32) -> Certs {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-certs.sh");
         let out = Command::new(&script)
+            .env("CERT_DAYS", days.to_string())
             .arg(dir.path())
             .output()
             .expect("scripts/test-certs.sh runs (it needs openssl)");
@@ -43,6 +49,25 @@ impl Certs {
 
     pub fn key(&self) -> PathBuf {
         self.dir.path().join("server.key")
+    }
+
+    /// When the server certificate expires, in unix seconds, as openssl reads it.
+    pub fn server_not_after(&self) -> i64 {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-enddate", "-in"])
+            .arg(self.cert())
+            .output()
+            .expect("openssl runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let date = text.trim().strip_prefix("notAfter=").expect("notAfter=");
+        let out = Command::new("date")
+            .args(["-u", "-d", date, "+%s"])
+            .output()
+            .expect("date runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("seconds")
     }
 
     /// A client certificate the CA signed (for the name `gitclaw_cert`).

@@ -155,7 +155,7 @@ impl AppState {
         let tls = config
             .tls
             .as_ref()
-            .map(|files| files.acceptor())
+            .map(|files| files.acceptor(metrics.tls_certificate_expiry.clone()))
             .transpose()
             .map_err(StartError::Tls)?;
         Ok(AppState(Arc::new(App {

@@ -5,7 +5,9 @@
 //! secret) needs no restart. The files are looked at, at most once a
 //! [`CHECK_EVERY`], by the handshake that comes after it. A change that does
 //! not load (a half-written file, a key that does not match) is logged and
-//! the pair in use kept until the files change again.
+//! the pair in use kept until the files change again. When the certificate
+//! in use expires is exported (`gitclaw_tls_certificate_expiry_timestamp_seconds`)
+//! so a renewal that never happened can be alerted on.
 //!
 //! Not for: anything after the handshake (`connections` serves the stream).
 
@@ -100,15 +102,22 @@ impl TlsFiles {
     }
 
     /// The acceptor for the listener: the files are read now (an error says
-    /// why they cannot be used) and again whenever they change.
-    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    /// why they cannot be used) and again whenever they change; `expiry` is
+    /// set to when the certificate in use expires (unix seconds).
+    pub fn acceptor(
+        &self,
+        expiry: prometheus::IntGauge,
+    ) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+        let key = Arc::new(self.load()?);
+        expiry.set(not_after(&key).unwrap_or(0));
         let resolver = Reloading {
             current: Mutex::new(Current {
                 stamp: self.stamp(),
-                key: Arc::new(self.load()?),
+                key,
                 checked: Instant::now(),
             }),
             files: self.clone(),
+            expiry,
         };
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -132,6 +141,15 @@ struct Current {
 struct Reloading {
     files: TlsFiles,
     current: Mutex<Current>,
+    expiry: prometheus::IntGauge,
+}
+
+/// When the end-entity certificate of `key` expires, in unix seconds.
+fn not_after(key: &CertifiedKey) -> Option<i64> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(key.end_entity_cert().ok()?).ok()?;
+    let at = cert.tbs_certificate.validity.not_after.to_unix_duration();
+    i64::try_from(at.as_secs()).ok()
 }
 
 impl std::fmt::Debug for Current {
@@ -152,6 +170,7 @@ impl ResolvesServerCert for Reloading {
                 current.stamp = stamp;
                 match self.files.load() {
                     Ok(key) => {
+                        self.expiry.set(not_after(&key).unwrap_or(0));
                         current.key = Arc::new(key);
                         tracing::info!(
                             cert = %self.files.cert.display(),

@@ -92,6 +92,9 @@ pub struct Metrics {
     pub lfs_transfer_bytes: IntCounterVec,
     /// Objects of LFS batch requests, by operation and how each was answered.
     pub lfs_batch_objects: IntCounterVec,
+    /// When the certificate served on the main listener expires (unix
+    /// seconds; 0 without HTTPS).
+    pub tls_certificate_expiry: IntGauge,
     /// Bundle downloads started, and the bytes sent of them.
     pub bundle_downloads: IntCounter,
     pub bundle_bytes: IntCounter,
@@ -189,6 +192,11 @@ impl Metrics {
                 "gitclaw_lfs_transfer_bytes_total",
                 "Git LFS object bytes that passed through the server (upload or download); with S3 they go straight to the bucket and are not counted here.",
                 &["direction"],
+            ),
+            tls_certificate_expiry: gauge(
+                &r,
+                "gitclaw_tls_certificate_expiry_timestamp_seconds",
+                "When the certificate served on GITCLAW_LISTEN (GITCLAW_TLS_CERT) expires, in unix seconds; 0 without HTTPS. Updated when a renewed certificate is taken into use.",
             ),
             bundle_downloads: plain_counter(
                 &r,
