@@ -212,3 +212,65 @@ fn a_certificate_without_its_key_or_a_mismatched_pair_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn the_metrics_listener_serves_https_with_the_same_certificate_when_asked() {
+    let certs = Certs::new();
+    let tls = [
+        (
+            "GITCLAW_TLS_CERT",
+            certs.cert().to_string_lossy().into_owned(),
+        ),
+        (
+            "GITCLAW_TLS_KEY",
+            certs.key().to_string_lossy().into_owned(),
+        ),
+    ];
+    let mut server = ServerProcess::start(
+        &[
+            tls.to_vec(),
+            vec![
+                ("GITCLAW_METRICS_LISTEN", "127.0.0.1:0".into()),
+                ("GITCLAW_METRICS_TLS", "true".into()),
+            ],
+        ]
+        .concat(),
+    );
+    let line = server.log.wait_for(Duration::from_secs(30), |l| {
+        l.contains("metrics are served")
+    });
+    assert!(line.contains("https"), "{line}");
+    let metrics = line
+        .split_once("listen=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let curl = |url: String| {
+        std::process::Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(certs.ca())
+            .arg(url)
+            .output()
+            .expect("curl runs")
+    };
+    let scraped = curl(format!("https://{metrics}/metrics"));
+    assert!(
+        String::from_utf8_lossy(&scraped.stdout).contains("gitclaw_build_info"),
+        "{}",
+        String::from_utf8_lossy(&scraped.stderr)
+    );
+    assert!(curl(format!("https://{metrics}/healthz")).status.success());
+    assert!(
+        !curl(format!("http://{metrics}/metrics")).status.success(),
+        "no plain HTTP there"
+    );
+
+    // Without a metrics listener, or without a certificate, it is an error.
+    let out = gitclaw_check(&[tls.to_vec(), vec![("GITCLAW_METRICS_TLS", "true".into())]].concat());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GITCLAW_METRICS_TLS: needs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,8 +62,9 @@ pub fn serve_metrics(listener: tokio::net::TcpListener, state: &AppState) {
     };
     let router = http::metrics_router(state.clone());
     let stop = state.shutdown.clone().cancelled_owned();
+    let tls = state.tls.clone().filter(|_| state.config.metrics_tls);
     state.spawn(async move {
-        if let Err(err) = connections::serve(listener, router, limits, None, stop).await {
+        if let Err(err) = connections::serve(listener, router, limits, tls, stop).await {
             tracing::error!(error = %err, "the metrics listener failed");
         }
     });

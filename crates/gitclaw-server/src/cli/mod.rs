@@ -209,7 +209,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
     let state = AppState::open(config.clone()).await?;
     if let Some(listener) = metrics_listener {
-        tracing::info!(listen = %listener.local_addr()?, "metrics are served");
+        let scheme = if config.metrics_tls { "https" } else { "http" };
+        tracing::info!(listen = %listener.local_addr()?, scheme, "metrics are served");
         crate::serve_metrics(listener, &state);
     }
     if config.admin_token.is_none() {

@@ -71,6 +71,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Where `/metrics` is served instead of on [`Config::listen`], if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// That listener serves HTTPS with the main listener's certificate.
+    pub metrics_tls: bool,
     /// The shared metadata cache, when `REDIS_URL` is set.
     pub redis: Option<crate::service::shared_cache::RedisSettings>,
     /// How many packs are generated at once, and how many fetches wait.
@@ -274,6 +276,13 @@ impl Config {
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);
         let metrics_listen = sources.optional(&METRICS_LISTEN);
+        let metrics_tls = sources.value(&METRICS_TLS);
+        if metrics_tls && (metrics_listen.is_none() || tls.is_none()) {
+            sources.problem(
+                METRICS_TLS.name,
+                "needs GITCLAW_METRICS_LISTEN and GITCLAW_TLS_CERT: it serves the metrics listener with the main listener's certificate",
+            );
+        }
         let pack_generations = GenerationLimits {
             instance: sources.value(&MAX_PACK_GENERATIONS) as usize,
             per_repo: sources.value(&MAX_PACK_GENERATIONS_PER_REPO) as usize,
@@ -372,6 +381,7 @@ impl Config {
             admin_token,
             metrics_token,
             metrics_listen,
+            metrics_tls,
             redis,
             pack_generations,
             allow_anonymous,

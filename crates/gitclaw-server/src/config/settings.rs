@@ -137,6 +137,7 @@ pub const SECTIONS: &[Section] = &[
             &SLOW_DB_MS,
             &METRICS_REPOS,
             &METRICS_LISTEN,
+            &METRICS_TLS,
             &LOG_FORMAT,
         ],
     },
@@ -408,6 +409,14 @@ pub const METRICS_LISTEN: Setting<Address> = Setting {
     kind: Address,
     default: Absent("unset: `/metrics` is served on `GITCLAW_LISTEN`"),
     help: "a second address serving only `/metrics`, `/healthz` and `/readyz` (then `GITCLAW_LISTEN` answers 404 for `/metrics`)",
+    deprecated: &[],
+};
+
+pub const METRICS_TLS: Setting<Flag> = Setting {
+    name: "GITCLAW_METRICS_TLS",
+    kind: Flag,
+    default: Value("false"),
+    help: "serve `GITCLAW_METRICS_LISTEN` over HTTPS too, with the certificate of `GITCLAW_TLS_CERT` (renewed with it); needs both",
     deprecated: &[],
 };
 
