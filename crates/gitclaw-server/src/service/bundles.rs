@@ -38,32 +38,44 @@ const READS_IN_FLIGHT: usize = 2;
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub pack: PackRecord,
-    /// The refs its header lists, sorted by name.
-    pub refs: Vec<RefRecord>,
+    /// The header, made once from the refs (sorted by name) it lists.
+    header: Bytes,
 }
 
 impl Bundle {
+    pub fn new(pack: PackRecord, refs: &[RefRecord]) -> Bundle {
+        Bundle {
+            pack,
+            header: header(refs).into(),
+        }
+    }
+
     /// The file name the bundle is served under:
     /// `/{owner}/{repo}/info/bundles/{file_name}`.
     pub fn file_name(&self) -> String {
         file_name(&self.pack.pack_hash)
     }
 
-    /// The bundle's header: signature, one line a ref, and the blank line
-    /// before the pack. No prerequisites: the pack is self-contained.
-    pub fn header(&self) -> Vec<u8> {
-        let mut out = SIGNATURE.as_bytes().to_vec();
-        for r in &self.refs {
-            out.extend_from_slice(format!("{} {}\n", r.oid, r.name).as_bytes());
-        }
-        out.push(b'\n');
-        out
+    /// The bundle's header.
+    pub fn header(&self) -> &Bytes {
+        &self.header
     }
 
     /// The whole bundle's length: header and pack.
     pub fn byte_len(&self) -> u64 {
-        self.header().len() as u64 + self.pack.pack_bytes
+        self.header.len() as u64 + self.pack.pack_bytes
     }
+}
+
+/// A bundle's header: signature, one line a ref, and the blank line before
+/// the pack. No prerequisites: the pack is self-contained.
+fn header(refs: &[RefRecord]) -> Vec<u8> {
+    let mut out = SIGNATURE.as_bytes().to_vec();
+    for r in refs {
+        out.extend_from_slice(format!("{} {}\n", r.oid, r.name).as_bytes());
+    }
+    out.push(b'\n');
+    out
 }
 
 /// The bundle file name of a pack.
@@ -96,10 +108,7 @@ pub async fn offered(state: &AppState, repo: &Repo) -> Result<Option<Bundle>, Gi
     for pack in closures {
         let refs = state.meta.closure_refs(&repo.id, &pack.pack_hash).await?;
         if !refs.is_empty() {
-            return Ok(Some(Bundle {
-                pack: pack.clone(),
-                refs,
-            }));
+            return Ok(Some(Bundle::new(pack.clone(), &refs)));
         }
     }
     Ok(None)
@@ -124,10 +133,7 @@ pub async fn find(
         return Ok(None);
     };
     let refs = state.meta.closure_refs(&repo.id, pack).await?;
-    Ok((!refs.is_empty()).then(|| Bundle {
-        pack: record.clone(),
-        refs,
-    }))
+    Ok((!refs.is_empty()).then(|| Bundle::new(record.clone(), &refs)))
 }
 
 /// The answer to `command=bundle-uri`: the `bundle.*` keys of a bundle list
@@ -160,7 +166,7 @@ pub fn content(
 ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, GitError> {
     let repo_id = RepoId::new(&repo.id)?;
     let key = ObjectKey::pack(&repo_id, &bundle.pack.pack_hash);
-    let header = stream::once(std::future::ready(Ok(Bytes::from(bundle.header()))));
+    let header = stream::once(std::future::ready(Ok(bundle.header().clone())));
     let pack = match state.store.local_path(&key) {
         Some(path) => local_pack(path).boxed(),
         None => ranged_pack(state.store.clone(), key, bundle.pack.pack_bytes).boxed(),
@@ -216,8 +222,8 @@ mod tests {
     }
 
     fn bundle() -> Bundle {
-        Bundle {
-            pack: PackRecord {
+        Bundle::new(
+            PackRecord {
                 pack_hash: oid(9),
                 object_count: 3,
                 pack_bytes: 100,
@@ -226,7 +232,7 @@ mod tests {
                 closure_of: Some(oid(8)),
                 graph_bytes: None,
             },
-            refs: vec![
+            &[
                 RefRecord {
                     name: "refs/heads/main".into(),
                     oid: oid(1),
@@ -236,7 +242,7 @@ mod tests {
                     oid: oid(2),
                 },
             ],
-        }
+        )
     }
 
     #[test]
@@ -247,7 +253,7 @@ mod tests {
             oid(1),
             oid(2)
         );
-        assert_eq!(String::from_utf8(b.header()).unwrap(), expected);
+        assert_eq!(String::from_utf8(b.header().to_vec()).unwrap(), expected);
         assert_eq!(b.byte_len(), expected.len() as u64 + 100);
     }
 

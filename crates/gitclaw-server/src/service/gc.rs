@@ -209,10 +209,11 @@ async fn compact_repo(state: &AppState, repo: &Repo) -> Result<GcOutcome, GitErr
     // that pointed at them.
     let closure = repacked.closure_of.map(|key| {
         let tips = repacked.closure_tips.clone();
+        let taken: HashSet<&ObjectId> = tips.iter().collect();
         let refs = snapshot
             .refs
             .iter()
-            .filter(|r| tips.contains(&r.oid))
+            .filter(|r| taken.contains(&r.oid))
             .cloned()
             .collect();
         PackClosure { key, tips, refs }
