@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::*;
+use common::{proxy::*, *};
 
 /// The sum of every series of `name` in the server's metrics.
 fn metric_sum(addr: std::net::SocketAddr, name: &str) -> f64 {
@@ -440,4 +440,66 @@ fn a_pack_compacted_before_names_were_kept_is_offered_after_the_next_gc() {
         git(&dir, &["rev-parse", "HEAD"]),
         git(&s.src, &["rev-parse", "main"])
     );
+}
+
+#[test]
+fn a_bundle_download_that_fails_part_way_leaves_an_ordinary_clone() {
+    let proxy = FaultProxy::start(&s3_env().endpoint);
+    let mut s3 = s3_settings();
+    s3.endpoint = Some(proxy.endpoint());
+    // A failed read is not retried: the download fails where the fault hits.
+    s3.max_retries = 0;
+    let s = Pushed::fixture_with(
+        |config| {
+            config.s3 = Some(s3);
+            config.bundles.min_bytes = 0;
+        },
+        "bundles",
+        "faulty",
+        5,
+    );
+    compact(&s, "bundles", "faulty");
+    // An ordinary clone first: the pack is then in the server's download
+    // cache, and the bundle's ranged reads are the only reads of the store.
+    clone_checked(s.work.path(), &s.url, &s.work.path().join("warm"));
+    let ranges = s.server.block_on(
+        s.server
+            .state
+            .meta
+            .list_packs(&s.server.repo_id("bundles", "faulty")),
+    );
+    let pack_bytes = ranges.unwrap().iter().map(|p| p.pack_bytes).max().unwrap();
+    assert!(
+        pack_bytes > 3 << 20,
+        "the pack takes several 1 MiB reads: {pack_bytes}"
+    );
+    // The third read of the store fails.
+    proxy.inject(Fault::InternalError, &["GET"], 2, Some(1));
+    let dir = s.work.path().join("clone");
+    bundle_clone(s.work.path(), &s.url, &dir);
+    assert_eq!(
+        metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
+        1.0,
+        "the clone tried the bundle"
+    );
+    let failed: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.fault.is_some())
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        failed.len() == 1 && failed[0].contains(".pack?"),
+        "a read of the bundle's pack failed: {failed:?}"
+    );
+    assert!(
+        refs_of(&dir, "refs/bundles/").is_empty(),
+        "nothing of the broken bundle was kept"
+    );
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&s.src, &["rev-parse", "main"])
+    );
+    assert_eq!(refs_of(&dir, "refs/tags"), refs_of(&s.src, "refs/tags"));
+    git(&dir, &["fsck", "--strict", "--no-progress"]);
 }
