@@ -49,6 +49,10 @@ pub enum GitError {
     /// The caller may not do this (or must authenticate first).
     #[error("{}", denied_text(.0))]
     Denied(Denied),
+    /// Something the repository does not have, that a request named (a
+    /// bundle). Holds what it is.
+    #[error("not found: {0}")]
+    NotFound(String),
     /// A request the server refuses, with the reason in the client's terms.
     #[error("{0}")]
     BadRequest(String),
@@ -130,6 +134,7 @@ impl GitError {
     pub fn fault(&self) -> Fault {
         match self {
             GitError::RepoNotFound(_)
+            | GitError::NotFound(_)
             | GitError::BadRequest(_)
             | GitError::UnsupportedEncoding(_)
             | GitError::Protocol(_) => Fault::Client,

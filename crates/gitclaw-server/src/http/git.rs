@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::{
     body::{body_reader, read_limited, streamed_body},
-    render::{err_packet, git_response, plain, push_report},
+    render::{err_packet, git_response, push_report},
 };
 use crate::{
     app::AppState,
@@ -136,13 +136,7 @@ pub async fn bundle(
     headers: HeaderMap,
 ) -> Result<Response, GitError> {
     let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
-    let found = match bundles::pack_of(&file) {
-        Some(pack) => bundles::find(&state, &repo, &pack).await?,
-        None => None,
-    };
-    let Some(bundle) = found else {
-        return Ok(plain(StatusCode::NOT_FOUND, format!("no bundle {file}")));
-    };
+    let bundle = bundles::find(&state, &repo, &file).await?;
     let tag = format!("\"{}\"", bundle.pack.pack_hash);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)

@@ -58,7 +58,7 @@ pub fn git_response(content_type: &'static str, body: Body) -> Response {
 /// The HTTP status a failure is answered with before the git conversation starts.
 pub fn status(err: &GitError) -> StatusCode {
     match err {
-        GitError::RepoNotFound(_) => StatusCode::NOT_FOUND,
+        GitError::RepoNotFound(_) | GitError::NotFound(_) => StatusCode::NOT_FOUND,
         GitError::Denied(Denied::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
         GitError::Denied(Denied::Forbidden(_)) => StatusCode::FORBIDDEN,
         GitError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

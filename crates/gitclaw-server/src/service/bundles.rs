@@ -84,7 +84,7 @@ pub fn file_name(pack: &ObjectId) -> String {
 }
 
 /// The pack a bundle file name names, if it is one.
-pub fn pack_of(file: &str) -> Option<ObjectId> {
+fn pack_of(file: &str) -> Option<ObjectId> {
     let hex = file.strip_prefix("pack-")?.strip_suffix(".bundle")?;
     if hex.len() != 40 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
@@ -114,26 +114,27 @@ pub async fn offered(state: &AppState, repo: &Repo) -> Result<Option<Bundle>, Gi
     Ok(None)
 }
 
-/// The bundle of `pack` if the repository offers it, or did so lately enough
-/// that a client may still be on its way to download it (any closure pack of
-/// the repository with recorded refs, whatever its size).
-pub async fn find(
-    state: &AppState,
-    repo: &Repo,
-    pack: &ObjectId,
-) -> Result<Option<Bundle>, GitError> {
-    if !state.config.bundles.offer {
-        return Ok(None);
-    }
+/// The bundle served as `file` (`pack-{hash}.bundle`) if the repository
+/// offers it, or did so lately enough that a client may still be on its way
+/// to download it (any closure pack of the repository with recorded refs,
+/// whatever its size); [`GitError::NotFound`] otherwise.
+pub async fn find(state: &AppState, repo: &Repo, file: &str) -> Result<Bundle, GitError> {
+    let missing = || GitError::NotFound(format!("bundle {file}"));
+    let Some(pack) = pack_of(file).filter(|_| state.config.bundles.offer) else {
+        return Err(missing());
+    };
     let packs = crate::service::objects::pack_list(state, repo).await?;
     let Some(record) = packs
         .iter()
-        .find(|p| p.pack_hash == *pack && p.closure_of.is_some())
+        .find(|p| p.pack_hash == pack && p.closure_of.is_some())
     else {
-        return Ok(None);
+        return Err(missing());
     };
-    let refs = state.meta.closure_refs(&repo.id, pack).await?;
-    Ok((!refs.is_empty()).then(|| Bundle::new(record.clone(), &refs)))
+    let refs = state.meta.closure_refs(&repo.id, &pack).await?;
+    if refs.is_empty() {
+        return Err(missing());
+    }
+    Ok(Bundle::new(record.clone(), &refs))
 }
 
 /// The answer to `command=bundle-uri`: the `bundle.*` keys of a bundle list
