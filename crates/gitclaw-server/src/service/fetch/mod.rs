@@ -224,7 +224,6 @@ pub async fn upload_pack(
     version: u8,
     request: &[u8],
 ) -> Result<Answer, GitError> {
-    let (refs, refs_cached) = advertise::advertised_refs_cached(state, repo).await?;
     let context = FetchContext {
         repo_id: repo.id.clone(),
         responses: state.responses.clone(),
@@ -241,6 +240,7 @@ pub async fn upload_pack(
         match command.command.as_str() {
             "ls-refs" => {
                 let args = v2::LsRefsArgs::parse(&command.args)?;
+                let refs = advertise::advertised_refs(state, repo).await?;
                 return Ok(Answer::Bytes(advertise::ls_refs(repo, &refs, &args)?));
             }
             "fetch" => FetchJob::from_v2(v2::FetchArgs::parse(&command.args)?, context)?,
@@ -259,6 +259,8 @@ pub async fn upload_pack(
         }
         FetchJob::from_v0(parsed, context)?
     };
+    // Read once the request is known to be a fetch (and well-formed).
+    let (refs, refs_cached) = advertise::advertised_refs_cached(state, repo).await?;
     job.tag_tips = refs
         .iter()
         .filter(|r| r.peeled.is_some())
