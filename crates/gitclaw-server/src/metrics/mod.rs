@@ -270,15 +270,7 @@ impl Metrics {
                 "Objects sent to clients in packs, by where the pack came from.",
                 &["source"],
             ),
-            pack_bytes_received: {
-                let metric = IntCounter::new(
-                    "gitclaw_pack_received_bytes_total",
-                    "Pack bytes received in pushes (as spooled, after any inflation).",
-                )
-                .expect("valid counter");
-                r.register(Box::new(metric.clone())).expect("unique metric");
-                metric
-            },
+            pack_bytes_received: plain_counter(&r, "gitclaw_pack_received_bytes_total", "Pack bytes received in pushes (as spooled, after any inflation)."),
             push_slots_in_use: gauge(
                 &r,
                 "gitclaw_push_slots_in_use",
@@ -361,15 +353,7 @@ impl Metrics {
                 "Entries a cache dropped to stay within its bound.",
                 &["cache"],
             ),
-            responses_generated_bytes: {
-                let metric = IntCounter::new(
-                    "gitclaw_response_cache_generated_bytes_total",
-                    "Bytes of clone packs written into the response cache (compare with gitclaw_pack_sent_bytes_total{source=\"response_cache\"}, the bytes served from it).",
-                )
-                .expect("valid counter");
-                r.register(Box::new(metric.clone())).expect("unique metric");
-                metric
-            },
+            responses_generated_bytes: plain_counter(&r, "gitclaw_response_cache_generated_bytes_total", "Bytes of clone packs written into the response cache (compare with gitclaw_pack_sent_bytes_total{source=\"response_cache\"}, the bytes served from it)."),
             object_cache_reported: Default::default(),
             repo_objects: gauges(
                 &r,
@@ -414,15 +398,7 @@ impl Metrics {
                 "Legacy rows this process migrated, by outcome (copied, corrupt).",
                 &["outcome"],
             ),
-            migration_bytes: {
-                let metric = IntCounter::new(
-                    "gitclaw_migration_bytes_total",
-                    "Bytes of object content this process copied out of the legacy table.",
-                )
-                .expect("valid counter");
-                r.register(Box::new(metric.clone())).expect("unique metric");
-                metric
-            },
+            migration_bytes: plain_counter(&r, "gitclaw_migration_bytes_total", "Bytes of object content this process copied out of the legacy table."),
             migration_batches_in_flight: gauge(
                 &r,
                 "gitclaw_migration_batches_in_flight",
