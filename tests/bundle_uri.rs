@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{proxy::*, *};
 
@@ -41,19 +41,30 @@ fn compact(s: &Pushed, owner: &str, name: &str) {
     assert!(outcome.closure_recorded, "the compacted pack is a closure");
 }
 
-/// `git clone` of `url` into `dir`, asking for bundles; it must succeed.
-fn bundle_clone(work: &Path, url: &str, dir: &Path) {
+/// `git clone` of `s` into `name` beside its source, asking for bundles. The
+/// clone must succeed and be whole: the source's `main` and tags, `git fsck
+/// --strict` clean. Returns where it is and whether it kept a bundle's refs.
+fn bundle_clone(s: &Pushed, name: &str) -> (PathBuf, bool) {
+    let dir = s.work.path().join(name);
     git(
-        work,
+        s.work.path(),
         &[
             "-c",
             "transfer.bundleURI=true",
             "clone",
             "-q",
-            url,
+            &s.url,
             dir.to_str().unwrap(),
         ],
     );
+    assert_eq!(
+        git(&dir, &["rev-parse", "HEAD"]),
+        git(&s.src, &["rev-parse", "main"])
+    );
+    assert_eq!(refs_of(&dir, "refs/tags"), refs_of(&s.src, "refs/tags"));
+    git(&dir, &["fsck", "--strict", "--no-progress"]);
+    let unbundled = !refs_of(&dir, "refs/bundles/").is_empty();
+    (dir, unbundled)
 }
 
 /// The answer of `owner/name` (at `server`) to `command=bundle-uri`.
@@ -194,8 +205,7 @@ fn clone_through_a_bundle(backend: Backend) {
     // The clone: the bundle first, then a fetch of what is newer.
     let downloads = metric_sum(s.server.addr, "gitclaw_bundle_downloads_total");
     let sent_before = metric_sum(s.server.addr, "gitclaw_pack_sent_objects_total");
-    let dir = s.work.path().join("clone");
-    bundle_clone(s.work.path(), &s.url, &dir);
+    let (dir, _) = bundle_clone(&s, "clone");
     assert_eq!(
         metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
         downloads + 1.0,
@@ -213,12 +223,6 @@ fn clone_through_a_bundle(backend: Backend) {
         head_oids.iter().all(|oid| unbundled.contains(oid)),
         "the clone kept the bundle's heads: {unbundled:?}"
     );
-    assert_eq!(
-        git(&dir, &["rev-parse", "HEAD"]),
-        git(&s.src, &["rev-parse", "main"])
-    );
-    assert_eq!(refs_of(&dir, "refs/tags"), refs_of(&s.src, "refs/tags"));
-    git(&dir, &["fsck", "--strict", "--no-progress"]);
     // The fetch after the bundle sent what is newer than it: at least what no
     // ref of the bundle reaches, at most what its heads do not reach (git
     // before 2.50 keeps only the heads of a bundle as refs to negotiate with).
@@ -270,9 +274,7 @@ fn no_bundle_is_offered_when_turned_off_too_small_or_before_compaction() {
     let ask = |s: &Pushed, repo: &str| bundle_list(&s.server, &format!("bundles/{repo}"), &[]);
     let before = ask(&s, "fresh");
     assert_eq!(before, (200, "0000".to_string()));
-    let dir = s.work.path().join("clone");
-    bundle_clone(s.work.path(), &s.url, &dir);
-    assert!(refs_of(&dir, "refs/bundles/").is_empty());
+    assert!(!bundle_clone(&s, "clone").1, "no bundle to keep");
     compact(&s, "bundles", "fresh");
     assert_ne!(ask(&s, "fresh").1, "0000", "offered once compacted");
     // A name that is no bundle of the repository.
@@ -338,9 +340,7 @@ fn no_bundle_is_offered_when_turned_off_too_small_or_before_compaction() {
         refused.contains("ERR") && refused.contains("unknown command 'bundle-uri'"),
         "{refused}"
     );
-    let dir = off.work.path().join("clone");
-    bundle_clone(off.work.path(), &off.url, &dir);
-    assert!(refs_of(&dir, "refs/bundles/").is_empty());
+    assert!(!bundle_clone(&off, "clone").1, "no bundle to keep");
     assert_eq!(
         metric_sum(off.server.addr, "gitclaw_bundle_downloads_total"),
         0.0
@@ -393,17 +393,14 @@ fn a_private_repository_s_bundle_needs_the_credentials_its_clone_has() {
     assert!(head.contains("private"), "not for shared caches: {head}");
 
     // git carries the clone's credentials over to the bundle's URL.
-    let dir = s.work.path().join("clone");
-    bundle_clone(s.work.path(), &s.url, &dir);
+    assert!(
+        bundle_clone(&s, "clone").1,
+        "the clone kept the bundle's refs"
+    );
     assert_eq!(
         metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
         2.0,
         "the clone downloaded the bundle"
-    );
-    assert!(!refs_of(&dir, "refs/bundles/").is_empty());
-    assert_eq!(
-        git(&dir, &["rev-parse", "HEAD"]),
-        git(&s.src, &["rev-parse", "main"])
     );
 }
 
@@ -433,12 +430,9 @@ fn a_pack_compacted_before_names_were_kept_is_offered_after_the_next_gc() {
     // The repository is compacted already: gc records the names alone.
     compact(&s, "bundles", "older");
     offered_uri(&s.server, "bundles/older", &[]);
-    let dir = s.work.path().join("clone");
-    bundle_clone(s.work.path(), &s.url, &dir);
-    assert!(!refs_of(&dir, "refs/bundles/").is_empty());
-    assert_eq!(
-        git(&dir, &["rev-parse", "HEAD"]),
-        git(&s.src, &["rev-parse", "main"])
+    assert!(
+        bundle_clone(&s, "clone").1,
+        "the clone kept the bundle's refs"
     );
 }
 
@@ -462,21 +456,23 @@ fn a_bundle_download_that_fails_part_way_leaves_an_ordinary_clone() {
     // An ordinary clone first: the pack is then in the server's download
     // cache, and the bundle's ranged reads are the only reads of the store.
     clone_checked(s.work.path(), &s.url, &s.work.path().join("warm"));
-    let ranges = s.server.block_on(
-        s.server
-            .state
-            .meta
-            .list_packs(&s.server.repo_id("bundles", "faulty")),
-    );
-    let pack_bytes = ranges.unwrap().iter().map(|p| p.pack_bytes).max().unwrap();
+    let packs = s
+        .server
+        .block_on(
+            s.server
+                .state
+                .meta
+                .list_packs(&s.server.repo_id("bundles", "faulty")),
+        )
+        .unwrap();
+    let pack_bytes = packs.iter().map(|p| p.pack_bytes).max().unwrap();
     assert!(
         pack_bytes > 3 << 20,
         "the pack takes several 1 MiB reads: {pack_bytes}"
     );
     // The third read of the store fails.
     proxy.inject(Fault::InternalError, &["GET"], 2, Some(1));
-    let dir = s.work.path().join("clone");
-    bundle_clone(s.work.path(), &s.url, &dir);
+    let (_, unbundled) = bundle_clone(&s, "clone");
     assert_eq!(
         metric_sum(s.server.addr, "gitclaw_bundle_downloads_total"),
         1.0,
@@ -492,14 +488,5 @@ fn a_bundle_download_that_fails_part_way_leaves_an_ordinary_clone() {
         failed.len() == 1 && failed[0].contains(".pack?"),
         "a read of the bundle's pack failed: {failed:?}"
     );
-    assert!(
-        refs_of(&dir, "refs/bundles/").is_empty(),
-        "nothing of the broken bundle was kept"
-    );
-    assert_eq!(
-        git(&dir, &["rev-parse", "HEAD"]),
-        git(&s.src, &["rev-parse", "main"])
-    );
-    assert_eq!(refs_of(&dir, "refs/tags"), refs_of(&s.src, "refs/tags"));
-    git(&dir, &["fsck", "--strict", "--no-progress"]);
+    assert!(!unbundled, "nothing of the broken bundle was kept");
 }
