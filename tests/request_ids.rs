@@ -61,7 +61,7 @@ fn every_answer_names_its_request_id_keeping_a_sane_one_from_the_client() {
 fn a_server_side_failure_reaches_git_with_the_request_id_and_without_its_detail() {
     let pushed = Pushed::fixture("ivy", "broken", 3);
     let server = &pushed.server;
-    let head = git(&pushed.src, &["rev-parse", "HEAD"]);
+    let head = git(&pushed.src, &["rev-parse", "HEAD"]).trim().to_string();
     // Damage the stored pack index: the server can no longer read the repository.
     let store_dir = server.repo_dir("ivy", "broken");
     let indexes: Vec<_> = files_under(&store_dir)
