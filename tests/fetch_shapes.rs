@@ -95,14 +95,17 @@ fn refused_clone(s: &Pushed, v: &str, arg: &str) -> String {
 fn a_filter_not_served_is_a_remote_error() {
     let s = setup("unknown-filter");
     for v in ["0", "2"] {
-        for spec in ["object:type=commit", "sparse:oid=main:README.md"] {
-            let said = refused_clone(&s, v, &format!("--filter={spec}"));
+        // Alone, and inside a combination (refused by the part GitClaw does not know).
+        let sparse = "sparse:oid=main:README.md";
+        for arg in [sparse.to_string(), format!("combine:blob:none+{sparse}")] {
+            let said = refused_clone(&s, v, &format!("--filter={arg}"));
             assert!(
                 said.contains(&format!(
-                    "fatal: remote error: upload-pack: unsupported filter-spec '{spec}'"
+                    "fatal: remote error: upload-pack: unsupported filter-spec '{sparse}'"
                 )),
-                "{spec} v{v}: {said}"
+                "{arg} v{v}: {said}"
             );
+            let spec = &arg;
             for broken in ["early EOF", "index-pack", "bad pack header"] {
                 assert!(!said.contains(broken), "{spec} v{v}: {said}");
             }

@@ -96,6 +96,22 @@ fn fetch_shapes_match_git_http_backend() {
             vec!["clone", "--bare", "--filter=combine:blob:limit=2k+tree:3"],
         ),
         (
+            "object:type=blob".into(),
+            vec!["clone", "--bare", "--filter=object:type=blob"],
+        ),
+        (
+            "object:type=commit".into(),
+            vec!["clone", "--bare", "--filter=object:type=commit"],
+        ),
+        (
+            "object:type=tree, combined".into(),
+            vec![
+                "clone",
+                "--bare",
+                "--filter=combine:object:type=tree+tree:2",
+            ],
+        ),
+        (
             // git asks for ofs-delta only when it would write offsets itself.
             "no ofs-delta".into(),
             vec!["-c", "repack.useDeltaBaseOffset=false", "clone", "--bare"],

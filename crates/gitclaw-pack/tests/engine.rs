@@ -131,10 +131,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_of(make_repo)
+}
+
+/// A repository made by `make`, packed by git and ingested.
+fn fixture_of(make: impl FnOnce(&Path)) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("src");
     std::fs::create_dir_all(&repo).unwrap();
-    make_repo(&repo);
+    make(&repo);
     let scratch = tmp.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     let store = tmp.path().join("store");
@@ -1100,37 +1105,95 @@ fn wants_must_be_reachable_from_the_tips() {
     );
 }
 
+/// Nested directories, the same tree under several names at different
+/// depths (`a/b/T` and `z/T`, and `a/b` is `z`), a file moved deeper, and a tag.
+fn make_nested_repo(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    let write = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    for i in 0..4 {
+        for top in ["a/b", "z"] {
+            write(&format!("{top}/T/U/f"), &format!("f {i}\n"));
+            write(&format!("{top}/T/g"), "g\n");
+        }
+        write("top.txt", &"x".repeat(300 * (i + 1)));
+        write(&format!("d{i}/e/f{i}.txt"), &format!("file {i}\n"));
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", &format!("commit {i}")]);
+    }
+    git(dir, &["mv", "top.txt", "d0/e/top.txt"]);
+    git(dir, &["commit", "-q", "-m", "deeper"]);
+    git(dir, &["tag", "-a", "-m", "v1", "v1", "HEAD~2"]);
+}
+
 #[test]
 fn partial_clone_filters_match_git_rev_list() {
-    let f = fixture();
-    let head = oid(&git(&f.repo, &["rev-parse", "main"]));
-    for spec in [
+    let flat = fixture();
+    let nested = fixture_of(make_nested_repo);
+    let specs = [
         "blob:none",
         "blob:limit=1k",
         "blob:limit=100",
         "tree:0",
         "tree:1",
         "tree:2",
+        "tree:3",
+        "tree:4",
+        "tree:5",
+        "object:type=blob",
+        "object:type=tree",
+        "object:type=commit",
+        "object:type=tag",
         "combine:blob:limit=1k+tree:2",
         "combine:tree%3A3+blob:none",
-    ] {
-        let filter = gitclaw_pack::walk::Filter::parse(spec).unwrap();
-        let mut graph = Graph::new(&f.db);
-        let plan = plan_shallow(&mut graph, &[head], &DeepenRequest::default()).unwrap();
-        let options = WalkOptions {
-            filter: Some(filter),
-            ..WalkOptions::default()
-        };
-        let outcome = enumerate(&mut graph, &[head], &[], &plan, &options).unwrap();
-        let got: BTreeSet<String> = outcome.objects.iter().map(|o| o.id.to_string()).collect();
-        let expected = rev_list_objects(&f.repo, &[&format!("--filter={spec}"), "main"]);
-        assert_eq!(got, expected, "{spec}");
+        "combine:object%3Atype%3Dblob+blob:limit=500",
+        "combine:object%3Atype%3Dtree+tree:3",
+        "combine:object%3Atype%3Dblob+tree:4",
+    ];
+    for f in [&flat, &nested] {
+        let head = oid(&git(&f.repo, &["rev-parse", "main"]));
+        let tag = oid(&git(&f.repo, &["rev-parse", "v1"]));
+        // A want of a branch, and a want of a branch and an annotated tag:
+        // what is named goes out whatever the filter.
+        for (wants, revs) in [
+            (vec![head], vec!["main"]),
+            (vec![head, tag], vec!["main", "v1"]),
+        ] {
+            for spec in specs {
+                let filter = gitclaw_pack::walk::Filter::parse(spec).unwrap();
+                let mut graph = Graph::new(&f.db);
+                let plan = plan_shallow(&mut graph, &wants, &DeepenRequest::default()).unwrap();
+                let options = WalkOptions {
+                    filter: Some(filter),
+                    ..WalkOptions::default()
+                };
+                let outcome = enumerate(&mut graph, &wants, &[], &plan, &options).unwrap();
+                let got: BTreeSet<String> =
+                    outcome.objects.iter().map(|o| o.id.to_string()).collect();
+                assert_eq!(got.len(), outcome.objects.len(), "{spec}: listed twice");
+                let filter_arg = format!("--filter={spec}");
+                let mut args = vec![filter_arg.as_str()];
+                args.extend(&revs);
+                let expected = rev_list_objects(&f.repo, &args);
+                assert!(
+                    got == expected,
+                    "{spec} of {revs:?}: only GitClaw sends {:?}, only git {:?}",
+                    got.difference(&expected).collect::<Vec<_>>(),
+                    expected.difference(&got).collect::<Vec<_>>()
+                );
+            }
+        }
     }
     for bad in [
         "blob:some",
         "blob:limit=x",
         "tree:-1",
         "sparse:oid=abc",
+        "object:type=",
+        "object:type=blobs",
         "combine:",
         "combine:combine:blob:none",
     ] {

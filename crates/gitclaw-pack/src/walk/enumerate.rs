@@ -177,7 +177,10 @@ pub fn enumerate(
     // Wanted tags the refs peel to a known commit: their chains are read after
     // the commit walk, with the first trees (see below).
     let mut tags_unread: Vec<ObjectId> = Vec::new();
-    for want in wants.iter().chain(&plan.extra_wants) {
+    // The commits the client named (or named tags of): they go out whatever
+    // the filter, as git sends what it is asked for by name.
+    let mut named: HashSet<ObjectId> = HashSet::default();
+    for (i, want) in wants.iter().chain(&plan.extra_wants).enumerate() {
         if in_closed(want)? {
             continue;
         }
@@ -185,6 +188,9 @@ pub fn enumerate(
             tags_unread.push(*want);
             if !in_closed(&target)? {
                 want_commits.push(target);
+                if i < wants.len() {
+                    named.insert(target);
+                }
             }
             continue;
         }
@@ -193,18 +199,31 @@ pub fn enumerate(
         queue_tags(tags, skip, &mut sent, &mut tags_out)?;
         match kind {
             Kind::Commit if in_closed(&target)? => {}
-            Kind::Commit => want_commits.push(target),
+            Kind::Commit => {
+                want_commits.push(target);
+                if i < wants.len() {
+                    named.insert(target);
+                }
+            }
             other => roots.push((target, other)),
         }
     }
     let walk = limit_commits(graph, &want_commits, &have_tips, plan, closed)?;
     let commits = walk.commits;
-    sent.extend(commits.iter().copied());
-    out.commits = commits.len();
-    // A filter that refuses root trees (`tree:0`) leaves the commits' trees
-    // unread: looking each up would be most of the walk of a long history.
+    // A filter that refuses commits (`object:type=blob`) still walks them for
+    // what it sends below them, but sends only those named.
+    let sends_commits = match options.filter.as_ref() {
+        Some(filter) => filter.admits(Kind::Commit, 0, &mut || Ok(0))?,
+        None => true,
+    };
+    let commit_goes_out = |id: &&ObjectId| sends_commits || named.contains(*id);
+    sent.extend(commits.iter().filter(commit_goes_out).copied());
+    out.commits = commits.iter().filter(commit_goes_out).count();
+    // A filter that neither sends nor walks into root trees (`tree:0`,
+    // `object:type=commit`) leaves the commits' trees unread: looking each up
+    // would be most of the walk of a long history.
     let root_trees = match options.filter.as_ref() {
-        Some(filter) => filter.admits(Kind::Tree, 0, &mut || Ok(0))?,
+        Some(filter) => filter.enters(0) || filter.admits(Kind::Tree, 0, &mut || Ok(0))?,
         None => true,
     };
     // On a pack read by ranges, what the walk reads first comes down in one
@@ -270,8 +289,12 @@ pub fn enumerate(
     let have_commits = walk.uninteresting;
 
     // 4. Trees and blobs to send.
-    out.objects
-        .extend(commits.iter().map(|id| WalkObject::new(*id, Kind::Commit)));
+    out.objects.extend(
+        commits
+            .iter()
+            .filter(commit_goes_out)
+            .map(|id| WalkObject::new(*id, Kind::Commit)),
+    );
     let mut tree_roots: Vec<(ObjectId, Kind, bool)> = Vec::new();
     for id in commits.iter().filter(|_| root_trees) {
         tree_roots.push((graph.commit(id)?.tree, Kind::Tree, false));

@@ -15,6 +15,9 @@ pub enum Filter {
     BlobLimit(u64),
     /// `tree:<depth>`: no trees or blobs at `depth` or deeper below a root tree.
     TreeDepth(u64),
+    /// `object:type=<kind>`: only objects of that kind (but those asked for
+    /// by name; trees are still walked for the blobs under them).
+    ObjectType(Kind),
     /// `combine:<a>+<b>…`: an object goes out only if every filter lets it.
     Combine(Vec<Filter>),
 }
@@ -34,6 +37,11 @@ impl Filter {
             return depth
                 .parse::<u64>()
                 .map(Filter::TreeDepth)
+                .map_err(|_| format!("invalid filter-spec '{spec}'"));
+        }
+        if let Some(kind) = spec.strip_prefix("object:type=") {
+            return Kind::from_bytes(kind.as_bytes())
+                .map(Filter::ObjectType)
                 .map_err(|_| format!("invalid filter-spec '{spec}'"));
         }
         if let Some(list) = spec.strip_prefix("combine:") {
@@ -68,8 +76,55 @@ impl Filter {
         match self {
             Filter::BlobNone | Filter::BlobLimit(_) => kind != Kind::Blob,
             Filter::TreeDepth(_) => !matches!(kind, Kind::Tree | Kind::Blob),
+            Filter::ObjectType(only) => kind == *only,
             Filter::Combine(all) => all.iter().all(|filter| filter.keeps_every(kind)),
         }
+    }
+
+    /// Whether the walk goes into a tree met at `depth` below its root tree
+    /// (whether or not the tree itself goes out): not where every entry below
+    /// would be refused anyway; see [`Filter::first_meeting_decides`] for a
+    /// combination.
+    pub(super) fn enters(&self, depth: u64) -> bool {
+        match self {
+            Filter::BlobNone | Filter::BlobLimit(_) => true,
+            Filter::TreeDepth(max) => depth.saturating_add(1) < *max,
+            Filter::ObjectType(only) => matches!(only, Kind::Tree | Kind::Blob),
+            Filter::Combine(all) if self.first_meeting_decides() => {
+                all.iter().any(|filter| filter.enters(depth))
+            }
+            Filter::Combine(all) => all.iter().all(|filter| filter.enters(depth)),
+        }
+    }
+
+    /// Whether what goes out below a tree depends on the depth it is met at
+    /// (`tree:<depth>`): a tree met again higher up is then walked again.
+    pub(super) fn depth_matters(&self) -> bool {
+        match self {
+            Filter::TreeDepth(_) => true,
+            Filter::Combine(all) => {
+                !self.first_meeting_decides() && all.iter().any(Filter::depth_matters)
+            }
+            _ => false,
+        }
+    }
+
+    /// A combination of `tree:<depth>` with a filter that keeps some trees
+    /// whole (`blob:…`, `object:type=tree|blob`), as git applies it: each
+    /// filter remembers what it looked at, so an object is sent or not where
+    /// the walk first meets it, and a tree is walked into if any of the
+    /// filters walks into it. A tree first met too deep is not sent even
+    /// where it recurs higher up.
+    pub(super) fn first_meeting_decides(&self) -> bool {
+        let Filter::Combine(all) = self else {
+            return false;
+        };
+        let keeps_trees = |filter: &Filter| match filter {
+            Filter::BlobNone | Filter::BlobLimit(_) => true,
+            Filter::ObjectType(only) => matches!(only, Kind::Tree | Kind::Blob),
+            _ => false,
+        };
+        all.iter().any(Filter::depth_matters) && all.iter().any(keeps_trees)
     }
 
     /// Whether an object of `kind` at `depth` below its root tree goes out;
@@ -84,6 +139,7 @@ impl Filter {
             Filter::BlobNone => kind != Kind::Blob,
             Filter::BlobLimit(limit) => kind != Kind::Blob || size()? < *limit,
             Filter::TreeDepth(max) => !matches!(kind, Kind::Tree | Kind::Blob) || depth < *max,
+            Filter::ObjectType(only) => kind == *only,
             Filter::Combine(all) => {
                 for filter in all {
                     if !filter.admits(kind, depth, size)? {

@@ -4,7 +4,7 @@
 //! wants that are not commits.
 
 use gix_hash::ObjectId;
-use gix_hashtable::HashSet;
+use gix_hashtable::{HashMap, HashSet};
 use gix_object::Kind;
 
 use super::{
@@ -115,10 +115,13 @@ struct Queued {
 
 /// Depth-first walk of trees from `roots` (with whether each was asked for by
 /// name: such objects pass any filter), calling `emit` for every object not in
-/// `skip` and not yet in `seen` (which collects what was visited) that `filter`
-/// admits. With `edge`, the client's trees under the same names are read
-/// before each tree's entries are looked at, and what they hold is passed over
-/// too.
+/// `skip` and not yet in `seen` (which collects what was emitted) that `filter`
+/// admits. A tree goes out and is walked into as the filter says, each on its
+/// own (`object:type=blob` walks trees it does not send); one met again
+/// higher up than it was walked is walked again when the filter counts depth
+/// (`tree:<depth>`), as git does. With `edge`, the client's trees under the
+/// same names are read before each tree's entries are looked at, and what they
+/// hold is passed over too.
 pub(super) fn walk_trees(
     graph: &mut Graph<'_>,
     roots: Vec<(ObjectId, Kind, bool)>,
@@ -146,6 +149,20 @@ pub(super) fn walk_trees(
     let had = |edge: &Option<&mut Edge>, id: &ObjectId| {
         edge.as_ref().is_some_and(|edge| edge.have.contains(id))
     };
+    // Under a filter, the trees walked into and the least depth each was
+    // walked at (without one, a tree is walked where it is emitted: `seen`).
+    let mut walked: HashMap<ObjectId, u64> = HashMap::default();
+    let depth_matters = filter.is_some_and(Filter::depth_matters);
+    let first_decides = filter.is_some_and(Filter::first_meeting_decides);
+    // Whether `id` at `depth` was visited before, so it is passed over: emitted
+    // or walked into, and not now higher up than it was walked.
+    let visited =
+        |seen: &HashSet<ObjectId>, walked: &HashMap<ObjectId, u64>, id: &ObjectId, depth: u64| {
+            let higher = walked
+                .get(id)
+                .is_some_and(|&at| depth_matters && depth < at);
+            (seen.contains(id) || walked.contains_key(id)) && !higher
+        };
     while let Some(queued) = stack.pop() {
         let Queued {
             id,
@@ -159,23 +176,37 @@ pub(super) fn walk_trees(
         // (`skip` does not change during the walk; what the edge marks later
         // could only spare bytes): only a root is checked here, so what the
         // client's history holds is asked once an object.
-        if seen.contains(&id) || (depth == 0 && (had(&edge, &id) || skip.has(&id, explicit)?)) {
+        if visited(seen, &walked, &id, depth)
+            || (depth == 0 && (had(&edge, &id) || skip.has(&id, explicit)?))
+        {
             continue;
         }
-        if let (Some(filter), false) = (filter, explicit) {
-            let reader = &mut graph.reader;
-            if !filter.admits(kind, depth, &mut || reader.size(&id))? {
-                // Not marked seen: the same object higher up a tree may still go out.
-                continue;
+        let (sends, enters) = match (filter, explicit) {
+            (Some(filter), false) => {
+                let sends = !seen.contains(&id) && {
+                    let reader = &mut graph.reader;
+                    filter.admits(kind, depth, &mut || reader.size(&id))?
+                };
+                (sends, kind == Kind::Tree && filter.enters(depth))
             }
+            _ => (!seen.contains(&id), kind == Kind::Tree),
+        };
+        if sends {
+            seen.insert(id);
+            emit(WalkObject {
+                id,
+                kind,
+                name_hash: path.unwrap_or(0),
+            });
         }
-        seen.insert(id);
-        emit(WalkObject {
-            id,
-            kind,
-            name_hash: path.unwrap_or(0),
-        });
-        if kind != Kind::Tree {
+        // A tree sent or walked into is marked with its depth (one sent at
+        // the filter's last depth is not entered, but higher up it would be);
+        // what is neither is not marked: the same object higher up a tree
+        // may still go out.
+        if filter.is_some() && (first_decides || (kind == Kind::Tree && (sends || enters))) {
+            walked.insert(id, depth);
+        }
+        if !enters {
             continue;
         }
         // What the client has here first: its entries are then passed over.
@@ -192,14 +223,22 @@ pub(super) fn walk_trees(
         for entry in entries(id, &buf) {
             let (name, child, is_tree) = entry?;
             let child_kind = if is_tree { Kind::Tree } else { Kind::Blob };
-            // What the filter refuses at any size (blob:none, tree:<depth>) is not
-            // even queued; size-dependent refusals are decided when popped.
+            // What the filter refuses at any size (blob:none, tree:<depth>) and
+            // does not walk into is not even queued; size-dependent refusals
+            // are decided when popped.
             if let Some(filter) = filter {
-                if !filter.admits(child_kind, depth + 1, &mut || Ok(0))? {
+                let walks = is_tree && filter.enters(depth + 1);
+                if !walks && !filter.admits(child_kind, depth + 1, &mut || Ok(0))? {
+                    if first_decides {
+                        walked.insert(child, depth + 1);
+                    }
                     continue;
                 }
             }
-            if seen.contains(&child) || had(&edge, &child) || skip.has(&child, false)? {
+            if visited(seen, &walked, &child, depth + 1)
+                || had(&edge, &child)
+                || skip.has(&child, false)?
+            {
                 continue;
             }
             let child_path = match path {
