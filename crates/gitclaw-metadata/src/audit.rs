@@ -29,6 +29,8 @@ pub enum AuditAction {
     RepoUpdate,
     /// `repo.rename` (its owner or name changed)
     RepoRename,
+    HookCreate,
+    HookDelete,
 }
 
 impl AuditAction {
@@ -41,6 +43,8 @@ impl AuditAction {
             AuditAction::Push => "push",
             AuditAction::RepoUpdate => "repo.update",
             AuditAction::RepoRename => "repo.rename",
+            AuditAction::HookCreate => "hook.create",
+            AuditAction::HookDelete => "hook.delete",
         }
     }
 }

@@ -160,6 +160,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "repo_redirects",
         include_str!("../migrations/sqlite/0014_repo_redirects.sql"),
     ),
+    (
+        15,
+        "webhooks",
+        include_str!("../migrations/sqlite/0015_webhooks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -231,6 +236,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "repo_redirects",
         include_str!("../migrations/postgres/0014_repo_redirects.sql"),
+    ),
+    (
+        15,
+        "webhooks",
+        include_str!("../migrations/postgres/0015_webhooks.sql"),
     ),
 ];
 

@@ -36,6 +36,7 @@ mod compaction;
 mod connect;
 mod crash;
 mod error;
+mod hooks;
 mod lfs;
 mod migration;
 mod objects;
@@ -53,6 +54,9 @@ pub use connect::{Backend, ConnectOptions, WARM_CONNECTIONS};
 pub use crash::crash_point;
 pub use error::{Error, Result};
 pub use gix_hash::ObjectId;
+pub use hooks::{
+    Delivery, DeliveryOutcome, DueDelivery, NewWebhook, Webhook, PING_EVENT, WEBHOOK_EVENTS,
+};
 pub use lfs::{LfsLock, LfsRecord, LfsUsage, LockCreated, LockFilter};
 pub use migration::{
     LegacyEntry, LegacyRow, MigrationBatch, MigrationStart, MigrationState, MigrationStatus,

@@ -294,6 +294,8 @@ impl Metadata {
                 },
             )
             .await?;
+            let event = push_event(&push, &owner, &name, &applied, now);
+            crate::hooks::enqueue(&mut tx, &push.repo_id, "push", &event).await?;
             crate::crash_point("push:in-transaction");
             tx.commit().await?;
             tracing::debug!(
@@ -306,6 +308,29 @@ impl Metadata {
         })
         .await
     }
+}
+
+/// What a `push` webhook is told: the repository, who pushed, and each ref
+/// that moved, from what to what (40 zeros for none), in the push's order.
+fn push_event(
+    push: &PushCommit,
+    owner: &str,
+    name: &str,
+    applied: &[&RefUpdate],
+    now: i64,
+) -> serde_json::Value {
+    let hex = |oid: Option<ObjectId>| oid.map_or_else(|| "0".repeat(40), |oid| oid_hex(&oid));
+    let refs: Vec<serde_json::Value> = applied
+        .iter()
+        .map(|u| serde_json::json!({ "ref": u.name, "before": hex(u.old), "after": hex(u.new) }))
+        .collect();
+    serde_json::json!({
+        "event": "push",
+        "repository": { "id": push.repo_id, "owner": owner, "name": name },
+        "pusher": push.actor,
+        "refs": refs,
+        "pushed_at": now,
+    })
 }
 
 impl RefUpdate {

@@ -66,7 +66,9 @@ async fn sqlite_fresh_database_and_reconnect() {
             "repositories",
             "store_claims",
             "token_scopes",
-            "tokens"
+            "tokens",
+            "webhook_deliveries",
+            "webhooks"
         ]
     );
     let first = applied(&mut conn).await;
@@ -86,7 +88,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (11, true),
             (12, true),
             (13, true),
-            (14, true)
+            (14, true),
+            (15, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")
