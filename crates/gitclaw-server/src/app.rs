@@ -56,6 +56,8 @@ pub struct App {
     pub compaction_slots: Semaphore,
     /// This process's own scratch directory.
     pub scratch: Scratch,
+    /// Wakes this instance's webhook deliverer.
+    pub hooks: crate::service::hooks::Deliveries,
     /// Background tasks, waited for at shutdown.
     tasks: TaskTracker,
     /// Cancelled when the server shuts down; background loops watch it.
@@ -177,6 +179,7 @@ impl AppState {
             meta,
             store,
             scratch,
+            hooks: Default::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             legacy_table,

@@ -239,17 +239,19 @@ pub fn check_write(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
     }
 }
 
-/// Admin access to one repository (deleting it), for a caller who may read it:
-/// an admin token, or a token with the `admin` scope on it; `write` is not enough.
-pub fn check_repo_admin(caller: &Caller, repo: &Repo) -> Result<(), Denied> {
+/// Admin access to one repository (deleting it, changing it, its webhooks),
+/// for a caller who may read it: an admin token, or a token with the `admin`
+/// scope on it; `write` is not enough. `doing` says what, for the refusal
+/// (`"deleting"`).
+pub fn check_repo_admin(caller: &Caller, repo: &Repo, doing: &str) -> Result<(), Denied> {
     match (caller, caller.access_to(repo)) {
         (_, Some(Access::Admin)) => Ok(()),
         (Caller::Anonymous, _) => Err(Denied::Unauthenticated(format!(
-            "authentication required to delete {}/{}",
+            "authentication required for {doing} {}/{}",
             repo.owner, repo.name
         ))),
         _ => Err(Denied::Forbidden(format!(
-            "deleting {}/{} needs an admin token or the admin scope on it",
+            "{doing} {}/{} needs an admin token or the admin scope on it",
             repo.owner, repo.name
         ))),
     }
@@ -334,21 +336,23 @@ mod tests {
     fn deleting_a_repository_needs_admin_on_it_not_write() {
         let public = repo(false);
         assert!(matches!(
-            check_repo_admin(&token(false, &[("r1", Access::Write)]), &public),
+            check_repo_admin(&token(false, &[("r1", Access::Write)]), &public, "deleting"),
             Err(Denied::Forbidden(_))
         ));
         assert!(matches!(
-            check_repo_admin(&token(false, &[("r2", Access::Admin)]), &public),
+            check_repo_admin(&token(false, &[("r2", Access::Admin)]), &public, "deleting"),
             Err(Denied::Forbidden(_))
         ));
         assert!(matches!(
-            check_repo_admin(&Caller::Anonymous, &public),
+            check_repo_admin(&Caller::Anonymous, &public, "deleting"),
             Err(Denied::Unauthenticated(_))
         ));
-        assert!(check_repo_admin(&token(false, &[("r1", Access::Admin)]), &public).is_ok());
-        assert!(check_repo_admin(&token(true, &[]), &public).is_ok());
-        assert!(check_repo_admin(&Caller::Admin, &public).is_ok());
-        assert!(check_repo_admin(&Caller::Open, &public).is_ok());
+        assert!(
+            check_repo_admin(&token(false, &[("r1", Access::Admin)]), &public, "deleting").is_ok()
+        );
+        assert!(check_repo_admin(&token(true, &[]), &public, "deleting").is_ok());
+        assert!(check_repo_admin(&Caller::Admin, &public, "deleting").is_ok());
+        assert!(check_repo_admin(&Caller::Open, &public, "deleting").is_ok());
     }
 
     #[test]

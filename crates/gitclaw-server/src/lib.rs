@@ -30,8 +30,8 @@ pub use app::AppState;
 pub use config::Config;
 
 /// Serve on `listener` until `shutdown` resolves; in-flight requests finish
-/// first, then the background tasks (deletions, sweeps, gc) are stopped and
-/// waited for.
+/// first, then the background tasks (deletions, sweeps, gc, webhook
+/// deliveries) are stopped and waited for.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -39,6 +39,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     service::sweep::spawn_deletion_loop(&state, std::time::Duration::from_secs(60));
     service::sweep::spawn_sweep_loop(&state);
+    service::hooks::spawn_deliverer(&state);
     let limits =
         connections::ConnectionLimits::of(&state.config, state.metrics.connections_open.clone());
     let router = http::router(state.clone());

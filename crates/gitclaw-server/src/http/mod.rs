@@ -43,6 +43,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))
         .route("/api/v1/repos/{owner}/{name}/audit", get(api::repo_audit))
         .route(
+            "/api/v1/repos/{owner}/{name}/hooks",
+            post(api::create_hook).get(api::list_hooks),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/hooks/{id}",
+            axum::routing::delete(api::delete_hook),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries",
+            get(api::list_deliveries),
+        )
+        .route(
             "/api/v1/tokens",
             post(api::post_token).get(api::list_tokens),
         )

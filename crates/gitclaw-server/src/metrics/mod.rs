@@ -98,6 +98,8 @@ pub struct Metrics {
     /// Bundle downloads started, and the bytes sent of them.
     pub bundle_downloads: IntCounter,
     pub bundle_bytes: IntCounter,
+    /// Webhook delivery attempts, by outcome.
+    pub webhook_deliveries: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -207,6 +209,12 @@ impl Metrics {
                 &r,
                 "gitclaw_bundle_bytes_total",
                 "Bytes of bundles sent to clients.",
+            ),
+            webhook_deliveries: counter(
+                &r,
+                "gitclaw_webhook_deliveries_total",
+                "Webhook delivery attempts made by this instance, by outcome (delivered: the receiver answered 2xx; retry: it failed and will be tried again; failed: it failed for the last time).",
+                &["outcome"],
             ),
             lfs_batch_objects: counter(
                 &r,

@@ -17,6 +17,7 @@ pub mod bundles;
 pub mod claims;
 pub mod fetch;
 pub mod gc;
+pub mod hooks;
 pub mod lfs;
 pub mod migrate;
 pub mod objects;

@@ -7,9 +7,11 @@
 //! may not read is answered exactly like a missing one (404), so its name does
 //! not leak, and listings only ever show (and page by) what the caller may read.
 
+mod hooks;
 mod repos;
 mod tokens;
 
+pub use hooks::*;
 pub use repos::*;
 pub use tokens::*;
 
@@ -243,7 +245,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 #[openapi(
     info(
         title = "GitClaw API",
-        description = "Repositories, tokens and audit of a GitClaw server."
+        description = "Repositories, tokens, webhooks and audit of a GitClaw server."
     ),
     paths(
         post_repo,
@@ -254,6 +256,10 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         fork_repo,
         repo_stats,
         repo_audit,
+        create_hook,
+        list_hooks,
+        delete_hook,
+        list_deliveries,
         list_migrations,
         get_migration,
         post_token,
@@ -272,6 +278,11 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         RepoPage,
         ForkRequest,
         AuditPage,
+        CreateHook,
+        HookView,
+        HookList,
+        DeliveryView,
+        DeliveryList,
         CreateToken,
         TokenScope,
         NewToken,

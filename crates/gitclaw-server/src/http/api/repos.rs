@@ -125,7 +125,7 @@ pub async fn post_repo(
 /// The repository an API path names if `caller` may read it; otherwise the
 /// very 404 a missing repository gets (same code, same message), so the
 /// answer does not tell a private repository from a missing one.
-async fn find_readable(
+pub(super) async fn find_readable(
     state: &AppState,
     caller: &Caller,
     owner: &str,
@@ -261,7 +261,7 @@ pub async fn delete_repo(
 ) -> Result<StatusCode, ApiError> {
     let caller = caller(&state, &headers).await?;
     let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo)?;
+    auth::check_repo_admin(&caller, &repo, "deleting")?;
     repos::delete_repo(&state, &repo, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -292,7 +292,7 @@ pub async fn update_repo(
     let caller = caller(&state, &headers).await?;
     let Json(req) = payload?;
     let mut repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo)?;
+    auth::check_repo_admin(&caller, &repo, "changing")?;
     let rename = req.owner.is_some() || req.name.is_some();
     if rename {
         // A name is the server's to give, as creating a repository is.

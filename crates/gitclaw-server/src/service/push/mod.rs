@@ -430,6 +430,10 @@ async fn store_and_commit(
             RefResult::Rejected(reason) => RefStatus::Rejected(reason),
         });
     }
+    if any_applied {
+        // Its webhook deliveries, if it has any, go out now.
+        state.hooks.wake();
+    }
     if let Some(claim) = claim {
         if any_applied {
             claim.release().await;
