@@ -256,6 +256,7 @@ fn webhook_story(backend: Backend) {
             ("refs/tags/v1.0", zero.clone(), tag),
         ])
     );
+    assert_eq!(event["ref_count"], 2);
     assert_eq!(event["repository"]["owner"], "acme");
     assert_eq!(event["pusher"], "admin");
 

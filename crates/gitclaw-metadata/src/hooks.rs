@@ -388,6 +388,18 @@ impl Metadata {
                 Backend::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
                 Backend::Sqlite => claim!(""),
             };
+            // Looked for first without a write transaction: deliverers ask
+            // every few seconds, and mostly nothing is due.
+            let any = sqlx::query(
+                "SELECT id FROM webhook_deliveries WHERE status = 'pending' \
+                 AND next_attempt_at <= $1 LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+            if any.is_none() {
+                return Ok(Vec::new());
+            }
             let mut tx = self.begin_write().await?;
             let rows = sqlx::query(sql)
                 .bind(lease_until)

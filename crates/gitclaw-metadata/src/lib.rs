@@ -66,7 +66,7 @@ pub use objects::{LooseRecord, PackClosure, PackRecord, RepoSize, RepoStats, OBJ
 pub use observe::QueryObserver;
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED,
-    REASON_CURRENT_BRANCH, REASON_STALE,
+    REASON_CURRENT_BRANCH, REASON_STALE, WEBHOOK_MAX_REFS,
 };
 pub use refs::RefRecord;
 pub use repos::{ForkRepo, Readers, Repo, RepoSnapshot, DEFAULT_HEAD_REF};

@@ -310,8 +310,13 @@ impl Metadata {
     }
 }
 
+/// The most refs a `push` webhook delivery names: its payload, kept for every
+/// webhook and sent several at once, stays small whatever the push.
+pub const WEBHOOK_MAX_REFS: usize = 1000;
+
 /// What a `push` webhook is told: the repository, who pushed, and each ref
-/// that moved, from what to what (40 zeros for none), in the push's order.
+/// that moved, from what to what (40 zeros for none), in the push's order: the
+/// first [`WEBHOOK_MAX_REFS`], and how many moved.
 fn push_event(
     push: &PushCommit,
     owner: &str,
@@ -322,6 +327,7 @@ fn push_event(
     let hex = |oid: Option<ObjectId>| oid.map_or_else(|| "0".repeat(40), |oid| oid_hex(&oid));
     let refs: Vec<serde_json::Value> = applied
         .iter()
+        .take(WEBHOOK_MAX_REFS)
         .map(|u| serde_json::json!({ "ref": u.name, "before": hex(u.old), "after": hex(u.new) }))
         .collect();
     serde_json::json!({
@@ -329,6 +335,7 @@ fn push_event(
         "repository": { "id": push.repo_id, "owner": owner, "name": name },
         "pusher": push.actor,
         "refs": refs,
+        "ref_count": applied.len(),
         "pushed_at": now,
     })
 }

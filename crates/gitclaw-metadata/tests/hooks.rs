@@ -314,6 +314,25 @@ async fn webhook_story(md: Metadata) {
     );
     assert_eq!(actions.iter().filter(|a| *a == "hook.delete").count(), 1);
 
+    // A push of more refs than a delivery names: the first ones, and the count.
+    let many = gitclaw_metadata::WEBHOOK_MAX_REFS + 2;
+    let updates: Vec<RefUpdate> = (0..many)
+        .map(|n| RefUpdate {
+            name: format!("refs/tags/t{n:05}"),
+            old: None,
+            new: Some(oid(4)),
+        })
+        .collect();
+    md.commit_push(push(&repo.id, updates)).await.unwrap();
+    let due = claim_all(&md, retry_at + 10_000).await;
+    let big: Vec<_> = due.iter().filter(|d| d.hook_id == hook.id).collect();
+    assert_eq!(big.len(), 1);
+    let payload: serde_json::Value = serde_json::from_str(&big[0].payload).unwrap();
+    let named = payload["refs"].as_array().unwrap();
+    assert_eq!(named.len(), gitclaw_metadata::WEBHOOK_MAX_REFS);
+    assert_eq!(named[0]["ref"], "refs/tags/t00000");
+    assert_eq!(payload["ref_count"], many);
+
     // Deleting the repository takes its webhooks.
     md.delete_repo(&repo.id, "admin").await.unwrap();
     assert!(md.list_webhooks(&repo.id).await.unwrap().is_empty());

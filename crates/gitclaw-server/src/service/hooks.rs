@@ -283,7 +283,13 @@ pub fn spawn_deliverer(state: &AppState) {
     task.spawn(async move {
         let mut pruned = tokio::time::Instant::now();
         loop {
-            if let Err(err) = deliver_due(&state, &client).await {
+            // Cut short at shutdown: what was claimed and not finished is
+            // taken up again once its lease runs out.
+            let delivered = tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                delivered = deliver_due(&state, &client) => delivered,
+            };
+            if let Err(err) = delivered {
                 tracing::warn!(error = %crate::error::chain(&err), "webhook deliveries failed; will retry");
             }
             if pruned.elapsed() >= PRUNE_EVERY {
