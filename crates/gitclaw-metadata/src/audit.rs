@@ -31,6 +31,8 @@ pub enum AuditAction {
     RepoRename,
     HookCreate,
     HookDelete,
+    ProtectionCreate,
+    ProtectionDelete,
 }
 
 impl AuditAction {
@@ -45,6 +47,8 @@ impl AuditAction {
             AuditAction::RepoRename => "repo.rename",
             AuditAction::HookCreate => "hook.create",
             AuditAction::HookDelete => "hook.delete",
+            AuditAction::ProtectionCreate => "protection.create",
+            AuditAction::ProtectionDelete => "protection.delete",
         }
     }
 }

@@ -165,6 +165,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/sqlite/0015_webhooks.sql"),
     ),
+    (
+        16,
+        "protected_refs",
+        include_str!("../migrations/sqlite/0016_protected_refs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -241,6 +246,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "webhooks",
         include_str!("../migrations/postgres/0015_webhooks.sql"),
+    ),
+    (
+        16,
+        "protected_refs",
+        include_str!("../migrations/postgres/0016_protected_refs.sql"),
     ),
 ];
 

@@ -276,12 +276,12 @@ impl Metadata {
         .await
     }
 
-    /// The repository's webhooks, oldest first.
+    /// The repository's webhooks, by creation time (to the second), then URL.
     pub async fn list_webhooks(&self, repo_id: &str) -> Result<Vec<Webhook>> {
         self.timed("list_webhooks", async {
             let rows = sqlx::query(
                 "SELECT id, repo_id, url, secret, events, created_at FROM webhooks \
-                 WHERE repo_id = $1 ORDER BY created_at, id",
+                 WHERE repo_id = $1 ORDER BY created_at, url, id",
             )
             .bind(repo_id)
             .fetch_all(self.pool())

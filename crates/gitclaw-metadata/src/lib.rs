@@ -41,6 +41,7 @@ mod lfs;
 mod migration;
 mod objects;
 mod observe;
+mod protected;
 mod push;
 mod refs;
 mod repos;
@@ -64,6 +65,7 @@ pub use migration::{
 };
 pub use objects::{LooseRecord, PackClosure, PackRecord, RepoSize, RepoStats, OBJECT_KINDS};
 pub use observe::QueryObserver;
+pub use protected::{pattern_problem, ProtectedRef, MAX_PATTERN_BYTES};
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED,
     REASON_CURRENT_BRANCH, REASON_STALE, WEBHOOK_MAX_REFS,

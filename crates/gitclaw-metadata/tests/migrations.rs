@@ -60,6 +60,7 @@ async fn sqlite_fresh_database_and_reconnect() {
             "packs",
             "peeled_refs",
             "pending_deletions",
+            "protected_refs",
             "refs",
             "repo_migration_status",
             "repo_redirects",
@@ -89,7 +90,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (12, true),
             (13, true),
             (14, true),
-            (15, true)
+            (15, true),
+            (16, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")

@@ -55,6 +55,14 @@ pub fn router(state: AppState) -> Router {
             get(api::list_deliveries),
         )
         .route(
+            "/api/v1/repos/{owner}/{name}/protected-refs",
+            post(api::create_protected_ref).get(api::list_protected_refs),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/protected-refs/{id}",
+            axum::routing::delete(api::delete_protected_ref),
+        )
+        .route(
             "/api/v1/tokens",
             post(api::post_token).get(api::list_tokens),
         )

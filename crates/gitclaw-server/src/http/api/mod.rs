@@ -8,10 +8,12 @@
 //! not leak, and listings only ever show (and page by) what the caller may read.
 
 mod hooks;
+mod protected;
 mod repos;
 mod tokens;
 
 pub use hooks::*;
+pub use protected::*;
 pub use repos::*;
 pub use tokens::*;
 
@@ -245,7 +247,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 #[openapi(
     info(
         title = "GitClaw API",
-        description = "Repositories, tokens, webhooks and audit of a GitClaw server."
+        description = "Repositories, tokens, webhooks, protected refs and audit of a GitClaw server."
     ),
     paths(
         post_repo,
@@ -260,6 +262,9 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         list_hooks,
         delete_hook,
         list_deliveries,
+        create_protected_ref,
+        list_protected_refs,
+        delete_protected_ref,
         list_migrations,
         get_migration,
         post_token,
@@ -283,6 +288,9 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         HookList,
         DeliveryView,
         DeliveryList,
+        CreateProtectedRef,
+        ProtectedRefView,
+        ProtectedRefList,
         CreateToken,
         TokenScope,
         NewToken,

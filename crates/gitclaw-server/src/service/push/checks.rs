@@ -125,6 +125,77 @@ pub fn tip_checks(
     Ok(out)
 }
 
+/// What the repository's protected-ref rules refuse of `commands` (those with
+/// no status yet): deleting a ref a rule protects from deletion, and moving one
+/// a rule protects from force-pushes other than from a commit to a commit that
+/// has it in its history. Moving a tag (under `refs/tags/`) is always forced,
+/// as git's client has it, and so is a move from or to anything but a commit.
+/// A refusal names the rule.
+pub fn protection_checks(
+    rules: &[gitclaw_metadata::ProtectedRef],
+    commands: &[RefCommand],
+    statuses: &[Option<RefStatus>],
+    db: &ObjectDb,
+    new_pack: Option<&Path>,
+) -> Result<Vec<Option<RefStatus>>, PackError> {
+    let mut out = vec![None; commands.len()];
+    let mut graph_db = None;
+    for ((command, status), refusal) in commands.iter().zip(statuses).zip(out.iter_mut()) {
+        if status.is_some() || command.old.is_null() {
+            continue;
+        }
+        let matching = || rules.iter().filter(|rule| rule.matches(&command.name));
+        if command.new.is_null() {
+            if let Some(rule) = matching().find(|rule| !rule.allow_deletion) {
+                *refusal = Some(RefStatus::Rejected(format!(
+                    "protected by rule '{}': may not be deleted",
+                    rule.pattern
+                )));
+            }
+            continue;
+        }
+        let Some(rule) = matching().find(|rule| !rule.allow_force_push) else {
+            continue;
+        };
+        // The pushed pack and the repository, opened once for every check.
+        let full = match &mut graph_db {
+            Some(full) => full,
+            None => {
+                let mut packs = Vec::with_capacity(db.packs().len() + 1);
+                if let Some(path) = new_pack {
+                    packs.push(std::sync::Arc::new(PackHandle::open(path)?));
+                }
+                packs.extend(db.packs().iter().cloned());
+                graph_db.insert(ObjectDb::new(packs, db.loose().clone()))
+            }
+        };
+        let tag = command.name.starts_with("refs/tags/");
+        if tag || !is_fast_forward(full, command.old, command.new)? {
+            *refusal = Some(RefStatus::Rejected(format!(
+                "protected by rule '{}': not a fast-forward (force-push not allowed)",
+                rule.pattern
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `old` and `new` are commits and `new` has `old` in its history.
+/// An `old` the repository does not hold passes: the client's idea of the ref
+/// is stale, which the commit refuses as such.
+fn is_fast_forward(db: &ObjectDb, old: ObjectId, new: ObjectId) -> Result<bool, PackError> {
+    if !db.contains(&old)? {
+        return Ok(true);
+    }
+    let mut graph = gitclaw_pack::walk::Graph::new(db);
+    for id in [old, new] {
+        if graph.peel_to_commit(&id)? != Some(id) {
+            return Ok(false);
+        }
+    }
+    Ok(gitclaw_pack::walk::unreachable_wants(&mut graph, &[new], &[old])?.is_empty())
+}
+
 /// The objects a push may name: the pushed pack's, then the repository's.
 struct PushedObjects<'a> {
     pack: Option<&'a PackHandle>,

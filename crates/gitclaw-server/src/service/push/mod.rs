@@ -319,13 +319,29 @@ async fn store_and_commit(
     // Every new tip must exist; branches must point at commits.
     let commands = request.commands.clone();
     let new_index = ingested.as_ref().map(|p| p.index_path.clone());
+    let tip_db = db.clone();
     let tips = crate::metrics::spawn_blocking(move || {
-        checks::tip_checks(&commands, &db, new_index.as_deref())
+        checks::tip_checks(&commands, &tip_db, new_index.as_deref())
     })
     .await??;
     for (status, check) in statuses.iter_mut().zip(tips.statuses) {
         if status.is_none() {
             *status = check;
+        }
+    }
+    // The repository's protected refs (most have none: one query finds so).
+    let rules = state.meta.list_protected_refs(&repo.id).await?;
+    if !rules.is_empty() {
+        let (commands, so_far) = (request.commands.clone(), statuses.to_vec());
+        let new_index = ingested.as_ref().map(|p| p.index_path.clone());
+        let refusals = crate::metrics::spawn_blocking(move || {
+            checks::protection_checks(&rules, &commands, &so_far, &db, new_index.as_deref())
+        })
+        .await??;
+        for (status, refusal) in statuses.iter_mut().zip(refusals) {
+            if status.is_none() {
+                *status = refusal;
+            }
         }
     }
     let updates: Vec<(usize, RefUpdate)> = request
