@@ -112,6 +112,28 @@ pub(crate) async fn append(conn: &mut AnyConnection, event: NewEvent<'_>) -> Res
     get_i64(&row, "id")
 }
 
+/// [`append`] an event about `repo` (its id and its names as they are now).
+pub(crate) async fn append_for(
+    conn: &mut AnyConnection,
+    repo: &crate::Repo,
+    action: AuditAction,
+    actor: &str,
+    details: &serde_json::Value,
+) -> Result<i64> {
+    append(
+        conn,
+        NewEvent {
+            repo_id: &repo.id,
+            owner: &repo.owner,
+            name: &repo.name,
+            action,
+            actor,
+            details,
+        },
+    )
+    .await
+}
+
 fn event_from_row(row: &AnyRow) -> Result<AuditEvent> {
     let details = get_str(row, "details")?;
     let details = serde_json::from_str(&details).map_err(|e| {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::audit::{self, AuditAction, NewEvent};
+use crate::audit::{self, AuditAction};
 use crate::repos::lock_repo;
 use crate::util::{get_i64, get_str, get_u64, now_secs};
 use crate::{Backend, Error, Metadata, Result};
@@ -258,18 +258,7 @@ impl Metadata {
             insert_delivery(&mut tx, &hook.id, PING_EVENT, &ping).await?;
             let details =
                 serde_json::json!({ "hook": hook.id, "url": hook.url, "events": hook.events });
-            audit::append(
-                &mut tx,
-                NewEvent {
-                    repo_id: &repo.id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::HookCreate,
-                    actor: new.actor,
-                    details: &details,
-                },
-            )
-            .await?;
+            audit::append_for(&mut tx, &repo, AuditAction::HookCreate, new.actor, &details).await?;
             tx.commit().await?;
             Ok(hook)
         })
@@ -308,18 +297,7 @@ impl Metadata {
                 return Ok(false);
             }
             let details = serde_json::json!({ "hook": id });
-            audit::append(
-                &mut tx,
-                NewEvent {
-                    repo_id: &repo.id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::HookDelete,
-                    actor,
-                    details: &details,
-                },
-            )
-            .await?;
+            audit::append_for(&mut tx, &repo, AuditAction::HookDelete, actor, &details).await?;
             tx.commit().await?;
             Ok(true)
         })

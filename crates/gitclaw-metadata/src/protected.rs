@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use crate::audit::{self, AuditAction, NewEvent};
+use crate::audit::{self, AuditAction};
 use crate::repos::lock_repo;
 use crate::util::{get_bool, get_i64, get_str, now_secs};
 use crate::{Error, Metadata, Result};
@@ -197,16 +197,12 @@ impl Metadata {
                 "allow_force_push": allow_force_push,
                 "allow_deletion": allow_deletion,
             });
-            audit::append(
+            audit::append_for(
                 &mut tx,
-                NewEvent {
-                    repo_id: &repo.id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::ProtectionCreate,
-                    actor,
-                    details: &details,
-                },
+                &repo,
+                AuditAction::ProtectionCreate,
+                actor,
+                &details,
             )
             .await?;
             tx.commit().await?;
@@ -247,16 +243,12 @@ impl Metadata {
                 return Ok(false);
             };
             let details = serde_json::json!({ "rule": id, "pattern": get_str(&row, "pattern")? });
-            audit::append(
+            audit::append_for(
                 &mut tx,
-                NewEvent {
-                    repo_id: &repo.id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::ProtectionDelete,
-                    actor,
-                    details: &details,
-                },
+                &repo,
+                AuditAction::ProtectionDelete,
+                actor,
+                &details,
             )
             .await?;
             tx.commit().await?;

@@ -655,17 +655,7 @@ impl Metadata {
                 "loose_objects": fork.loose.len(),
                 "lfs_objects": fork.lfs.len(),
             });
-            audit::append(
-                &mut tx,
-                NewEvent {
-                    repo_id: &repo.id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::RepoFork,
-                    actor: &fork.actor,
-                    details: &details,
-                },
-            )
+            audit::append_for(&mut tx, &repo, AuditAction::RepoFork, &fork.actor, &details)
             .await?;
             tx.commit().await?;
             Ok(repo)

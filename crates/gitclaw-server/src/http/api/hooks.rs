@@ -10,10 +10,9 @@ use axum::{
 use gitclaw_metadata::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 
-use super::{bad_query, caller, find_readable, ApiError};
+use super::{admin_repo, bad_query, ApiError};
 use crate::{
     app::AppState,
-    auth::{self},
     service::hooks::{self, HookError},
 };
 
@@ -128,9 +127,7 @@ pub async fn create_hook(
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
     payload: Result<Json<CreateHook>, JsonRejection>,
 ) -> Result<(StatusCode, Json<HookView>), ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let Json(req) = payload?;
     let events = req.events.unwrap_or_else(|| vec!["push".to_string()]);
     let hook = hooks::create(
@@ -151,9 +148,7 @@ pub async fn list_hooks(
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<HookList>, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (_, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let hooks = state.meta.list_webhooks(&repo.id).await?;
     Ok(Json(HookList {
         hooks: hooks.into_iter().map(HookView::from).collect(),
@@ -166,9 +161,7 @@ pub async fn delete_hook(
     headers: HeaderMap,
     axum::extract::Path((owner, name, id)): axum::extract::Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     hooks::delete(&state, &repo, &id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,9 +173,7 @@ pub async fn list_deliveries(
     axum::extract::Path((owner, name, id)): axum::extract::Path<(String, String, String)>,
     query: Result<axum::extract::Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (_, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let axum::extract::Query(query) = query.map_err(bad_query)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let deliveries = hooks::deliveries(&state, &repo, &id, limit).await?;

@@ -10,8 +10,8 @@ use axum::{
 use gitclaw_metadata::{Error as MetadataError, ProtectedRef};
 use serde::{Deserialize, Serialize};
 
-use super::{caller, find_readable, ApiError};
-use crate::{app::AppState, auth};
+use super::{admin_repo, ApiError};
+use crate::app::AppState;
 
 const DOING: &str = "managing the protected refs of";
 
@@ -82,9 +82,7 @@ pub async fn create_protected_ref(
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
     payload: Result<Json<CreateProtectedRef>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ProtectedRefView>), ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let Json(req) = payload?;
     let rule = state
         .meta
@@ -107,9 +105,7 @@ pub async fn list_protected_refs(
     headers: HeaderMap,
     axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
 ) -> Result<Json<ProtectedRefList>, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (_, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let rules = state.meta.list_protected_refs(&repo.id).await?;
     Ok(Json(ProtectedRefList {
         rules: rules.into_iter().map(ProtectedRefView::from).collect(),
@@ -122,9 +118,7 @@ pub async fn delete_protected_ref(
     headers: HeaderMap,
     axum::extract::Path((owner, name, id)): axum::extract::Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let repo = find_readable(&state, &caller, &owner, &name).await?;
-    auth::check_repo_admin(&caller, &repo, DOING)?;
+    let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     match state
         .meta
         .delete_protected_ref(&repo.id, &id, &caller.actor())

@@ -139,6 +139,20 @@ pub(super) async fn find_readable(
     }
 }
 
+/// The repository an API path names, for a caller with admin access to it
+/// (see [`auth::check_repo_admin`]; `doing` says what, for the refusal).
+pub(super) async fn admin_repo(
+    state: &AppState,
+    headers: &HeaderMap,
+    (owner, name): (&str, &str),
+    doing: &str,
+) -> Result<(Caller, Repo), ApiError> {
+    let caller = caller(state, headers).await?;
+    let repo = find_readable(state, &caller, owner, name).await?;
+    auth::check_repo_admin(&caller, &repo, doing)?;
+    Ok((caller, repo))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     /// Continue after this `owner/name` (the `next` of the previous page).
