@@ -34,6 +34,10 @@ fn openapi_document_matches_the_real_routes() {
         ("GET", "/api/v1/repos/{owner}/{name}/hooks"),
         ("DELETE", "/api/v1/repos/{owner}/{name}/hooks/{id}"),
         ("GET", "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries"),
+        (
+            "POST",
+            "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries/{delivery}/redeliver",
+        ),
         ("POST", "/api/v1/repos/{owner}/{name}/protected-refs"),
         ("GET", "/api/v1/repos/{owner}/{name}/protected-refs"),
         ("DELETE", "/api/v1/repos/{owner}/{name}/protected-refs/{id}"),
@@ -57,7 +61,8 @@ fn openapi_document_matches_the_real_routes() {
         let concrete = path
             .replace("{owner}", "doc")
             .replace("{name}", "repo")
-            .replace("{id}", "no-such-id");
+            .replace("{id}", "no-such-id")
+            .replace("{delivery}", "1");
         let (status, body) = http(
             server.addr,
             method,

@@ -322,6 +322,29 @@ fn webhook_story(backend: Backend) {
     let (status, _) = api_request(&server, "GET", &path, Some(&writer), "");
     assert_eq!(status, 403);
 
+    // A delivery sent again by hand: a new delivery of the same body.
+    let ping_id = shown["deliveries"][3]["id"].as_i64().unwrap();
+    let redeliver = format!("{path}/{ping_id}/redeliver");
+    let (status, _) = api_request(&server, "POST", &redeliver, Some(&writer), "");
+    assert_eq!(status, 403);
+    let (status, _) = api_request(
+        &server,
+        "POST",
+        &format!("{path}/999999/redeliver"),
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, again) = api_request(&server, "POST", &redeliver, Some(ADMIN), "");
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["event"], "ping");
+    let resent = receiver.nth("/ci", 6);
+    assert_eq!(resent.body, ping.body);
+    assert_eq!(
+        resent.header("X-GitClaw-Delivery"),
+        Some(again["id"].to_string().as_str())
+    );
+
     // A second webhook, unsigned; the first deleted: pushes go to the second only.
     let (status, second_hook) = create_hook(
         &server,

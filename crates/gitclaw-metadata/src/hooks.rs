@@ -446,6 +446,38 @@ impl Metadata {
         .await
     }
 
+    /// Queue delivery `id` of a webhook of the repository again: a new
+    /// delivery of the same event and payload, due now (after a receiver's
+    /// outage outlasted the retries, say). `None` if there is no such
+    /// delivery.
+    pub async fn redeliver(
+        &self,
+        repo_id: &str,
+        hook_id: &str,
+        id: i64,
+    ) -> Result<Option<Delivery>> {
+        self.timed("redeliver", async {
+            let now = now_secs();
+            let row = sqlx::query(
+                "INSERT INTO webhook_deliveries \
+                 (hook_id, event, payload, status, attempts, next_attempt_at, created_at) \
+                 SELECT d.hook_id, d.event, d.payload, 'pending', 0, $1, $1 \
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.hook_id \
+                 WHERE d.id = $2 AND d.hook_id = $3 AND w.repo_id = $4 \
+                 RETURNING id, hook_id, event, status, attempts, next_attempt_at, last_status, \
+                 last_error, created_at, finished_at",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(hook_id)
+            .bind(repo_id)
+            .fetch_optional(self.pool())
+            .await?;
+            row.as_ref().map(delivery_from_row).transpose()
+        })
+        .await
+    }
+
     /// Delete delivered and failed deliveries that finished before `before`.
     /// How many went.
     pub async fn prune_deliveries(&self, before: i64) -> Result<u64> {

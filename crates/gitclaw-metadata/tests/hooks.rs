@@ -221,6 +221,36 @@ async fn webhook_story(md: Metadata) {
         ]
     );
     assert_eq!(shown[0].last_error.as_deref(), Some("connection refused"));
+
+    // The failed one queued again by hand: a new delivery of the same payload.
+    assert_eq!(
+        md.redeliver(&other.id, &hook.id, shown[0].id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        md.redeliver(&repo.id, &hook.id, i64::MAX).await.unwrap(),
+        None
+    );
+    let again = md
+        .redeliver(&repo.id, &hook.id, shown[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.id > shown[0].id);
+    assert_eq!(
+        (again.event.as_str(), again.status.as_str(), again.attempts),
+        ("push", "pending", 0)
+    );
+    let due = claim_all(&md, now() + 1).await;
+    let redone: Vec<_> = due.iter().filter(|d| d.hook_id == hook.id).collect();
+    assert_eq!(redone.len(), 1);
+    assert_eq!(redone[0].id, again.id);
+    assert_eq!(redone[0].payload, pushed[0].payload);
+    md.finish_delivery(again.id, &DeliveryOutcome::Delivered { status: 200 }, now())
+        .await
+        .unwrap();
     assert_eq!(
         md.list_deliveries(&other.id, &hook.id, 10).await.unwrap(),
         None

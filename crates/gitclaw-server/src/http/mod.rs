@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
             get(api::list_deliveries),
         )
         .route(
+            "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries/{delivery}/redeliver",
+            post(api::redeliver),
+        )
+        .route(
             "/api/v1/repos/{owner}/{name}/protected-refs",
             post(api::create_protected_ref).get(api::list_protected_refs),
         )

@@ -159,6 +159,25 @@ pub async fn deliveries(
         .ok_or_else(|| HookError::NotFound(id.to_owned()))
 }
 
+/// Queue delivery `delivery` of webhook `id` of `repo` again (see the
+/// metadata's `redeliver`); it goes out at once.
+pub async fn redeliver(
+    state: &AppState,
+    repo: &Repo,
+    id: &str,
+    delivery: &str,
+) -> Result<Delivery, HookError> {
+    let missing = || HookError::NotFound(format!("{id}, delivery {delivery}"));
+    let number: i64 = delivery.parse().map_err(|_| missing())?;
+    let again = state
+        .meta
+        .redeliver(&repo.id, id, number)
+        .await?
+        .ok_or_else(missing)?;
+    state.hooks.wake();
+    Ok(again)
+}
+
 /// When attempt `attempts + 1` is due after attempt `attempts` failed at
 /// `now`: 2 s, 8 s, 32 s, … (×4 each time), at most an hour apart.
 fn retry_at(now: i64, attempts: u64) -> i64 {

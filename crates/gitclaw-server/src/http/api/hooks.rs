@@ -166,6 +166,22 @@ pub async fn delete_hook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries/{delivery}/redeliver", description = "Needs an admin token, or a token with the admin scope on this repository. Queues a new delivery of the same event and payload, due now.", params(("owner" = String, Path), ("name" = String, Path), ("id" = String, Path), ("delivery" = i64, Path)), responses((status = 201, body = DeliveryView), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name, id, delivery)): axum::extract::Path<(
+        String,
+        String,
+        String,
+        String,
+    )>,
+) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
+    let (_, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
+    let again = hooks::redeliver(&state, &repo, &id, &delivery).await?;
+    Ok((StatusCode::CREATED, Json(again.into())))
+}
+
 #[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/hooks/{id}/deliveries", description = "Needs an admin token, or a token with the admin scope on this repository. Delivered and failed deliveries are kept for 7 days.", params(("owner" = String, Path), ("name" = String, Path), ("id" = String, Path), ("limit" = Option<u32>, Query)), responses((status = 200, body = DeliveryList), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,

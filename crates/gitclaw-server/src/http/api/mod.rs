@@ -262,6 +262,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         list_hooks,
         delete_hook,
         list_deliveries,
+        redeliver,
         create_protected_ref,
         list_protected_refs,
         delete_protected_ref,
