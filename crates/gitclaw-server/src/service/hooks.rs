@@ -288,6 +288,13 @@ fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// How long the deliverer waits before it looks again, after `failures`
+/// failed rounds in a row: [`POLL`], doubled for each, at most a minute.
+fn poll_after(failures: u32) -> Duration {
+    POLL.saturating_mul(1 << failures.min(5))
+        .min(Duration::from_secs(60))
+}
+
 /// Run this instance's deliverer until shutdown.
 pub fn spawn_deliverer(state: &AppState) {
     let client = match client() {
@@ -301,6 +308,9 @@ pub fn spawn_deliverer(state: &AppState) {
     let task = state.clone();
     task.spawn(async move {
         let mut pruned = tokio::time::Instant::now();
+        // Rounds failed in a row (the database is down): the next look waits
+        // longer each time, so an outage is not logged every poll.
+        let mut failures = 0u32;
         loop {
             // Cut short at shutdown: what was claimed and not finished is
             // taken up again once its lease runs out.
@@ -308,8 +318,12 @@ pub fn spawn_deliverer(state: &AppState) {
                 _ = state.shutdown.cancelled() => return,
                 delivered = deliver_due(&state, &client) => delivered,
             };
-            if let Err(err) = delivered {
-                tracing::warn!(error = %crate::error::chain(&err), "webhook deliveries failed; will retry");
+            match delivered {
+                Ok(()) => failures = 0,
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %crate::error::chain(&err), "webhook deliveries failed; will retry");
+                }
             }
             if pruned.elapsed() >= PRUNE_EVERY {
                 pruned = tokio::time::Instant::now();
@@ -319,8 +333,8 @@ pub fn spawn_deliverer(state: &AppState) {
             }
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
-                _ = state.hooks.wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = state.hooks.wake.notified(), if failures == 0 => {}
+                _ = tokio::time::sleep(poll_after(failures)) => {}
             }
         }
     });
@@ -329,6 +343,15 @@ pub fn spawn_deliverer(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_deliverer_looks_again_less_often() {
+        let waits: Vec<u64> = [0, 1, 2, 4, 5, 99]
+            .into_iter()
+            .map(|n| poll_after(n).as_secs())
+            .collect();
+        assert_eq!(waits, vec![2, 4, 8, 32, 60, 60]);
+    }
 
     #[test]
     fn retries_wait_longer_each_time_up_to_an_hour() {
