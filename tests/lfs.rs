@@ -537,7 +537,10 @@ fn assert_expired(status: u16, body: &[u8]) {
 
 #[test]
 fn presigned_urls_expire() {
-    let server = s3_server(|c| c.lfs.url_expiry = std::time::Duration::from_secs(1));
+    const EXPIRY_SECS: u64 = 5;
+    // Long enough that a fresh URL is used in time on a loaded machine (at 1 s,
+    // a busy CI run once took longer between the batch and the PUT).
+    let server = s3_server(|c| c.lfs.url_expiry = std::time::Duration::from_secs(EXPIRY_SECS));
     create(&server, "acme", "media", false);
     let writer = token(&server, "writer", "acme/media", "write");
     let content = incompressible(2048, 3);
@@ -550,8 +553,8 @@ fn presigned_urls_expire() {
         &[(&oid, 2048)],
     );
     let upload = answer["objects"][0]["actions"]["upload"].clone();
-    assert_eq!(upload["expires_in"], 1, "{upload}");
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(upload["expires_in"], EXPIRY_SECS, "{upload}");
+    std::thread::sleep(std::time::Duration::from_secs(EXPIRY_SECS + 2));
     let (status, body) = curl(
         "PUT",
         upload["href"].as_str().unwrap(),
@@ -568,13 +571,13 @@ fn presigned_urls_expire() {
         &[(&oid, 2048)],
     );
     let upload = answer["objects"][0]["actions"]["upload"].clone();
-    let (status, _) = curl(
+    let (status, body) = curl(
         "PUT",
         upload["href"].as_str().unwrap(),
         &upload["header"],
         Some(&content),
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let body = json!({"oid": oid, "size": 2048}).to_string();
     let (status, _, _) = lfs(
         &server,
@@ -586,7 +589,7 @@ fn presigned_urls_expire() {
     assert_eq!(status, 200);
     let (_, _, answer) = batch(&server, "acme/media", None, "download", &[(&oid, 2048)]);
     let download = answer["objects"][0]["actions"]["download"].clone();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(std::time::Duration::from_secs(EXPIRY_SECS + 2));
     let (status, body) = curl(
         "GET",
         download["href"].as_str().unwrap(),
