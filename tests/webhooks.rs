@@ -401,6 +401,41 @@ fn webhook_story(backend: Backend) {
     );
 }
 
+/// With `GITCLAW_WEBHOOK_PRIVATE_TARGETS=false`, a webhook to an address that
+/// is not public is refused when made.
+#[test]
+fn private_targets_can_be_refused() {
+    let server = Server::start_with(|c| {
+        c.admin_token = Some(ADMIN.into());
+        c.webhook_private_targets = false;
+    });
+    let (status, _) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(ADMIN),
+        r#"{"owner":"acme","name":"app"}"#,
+    );
+    assert_eq!(status, 201);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]/",
+        "http://169.254.169.254/",
+    ] {
+        let (status, body) = create_hook(&server, ADMIN, &format!(r#"{{"url":"{url}"}}"#));
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("GITCLAW_WEBHOOK_PRIVATE_TARGETS=false"),
+            "{body}"
+        );
+    }
+    let (status, body) = create_hook(&server, ADMIN, r#"{"url":"https://ci.example/hook"}"#);
+    assert_eq!(status, 201, "{body}");
+}
+
 #[test]
 fn webhooks_are_told_of_pushes() {
     webhook_story(Backend::Embedded);

@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
+            Command::Serve => Box::pin(serve(config)).await,
             Command::Repo(RepoCommand::Create { name, private }) => {
                 repo_create(config, &name, private).await
             }

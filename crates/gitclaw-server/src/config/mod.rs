@@ -65,6 +65,8 @@ pub struct Config {
     pub gc: GcSettings,
     /// Bundles offered to cloning clients.
     pub bundles: BundleSettings,
+    /// Webhooks may target non-public addresses.
+    pub webhook_private_targets: bool,
     /// The bootstrap admin token; `None` runs the server open (no authentication).
     pub admin_token: Option<String>,
     /// The token `/metrics` asks for; `None` leaves it open.
@@ -273,6 +275,7 @@ impl Config {
             offer: sources.value(&BUNDLE_URIS),
             min_bytes: sources.value(&BUNDLE_MIN_BYTES),
         };
+        let webhook_private_targets = sources.value(&WEBHOOK_PRIVATE_TARGETS);
         let admin_token = sources.optional(&ADMIN_TOKEN);
         let metrics_token = sources.optional(&METRICS_TOKEN);
         let metrics_listen = sources.optional(&METRICS_LISTEN);
@@ -378,6 +381,7 @@ impl Config {
             s3,
             gc,
             bundles,
+            webhook_private_targets,
             admin_token,
             metrics_token,
             metrics_listen,

@@ -115,6 +115,7 @@ pub const SECTIONS: &[Section] = &[
             &GC_TIP_ENTRIES,
             &BUNDLE_URIS,
             &BUNDLE_MIN_BYTES,
+            &WEBHOOK_PRIVATE_TARGETS,
             &RESPONSE_CACHE_BYTES,
             &RESPONSE_CACHE_MIN_OCCURRENCES,
             &OBJECT_CACHE_BYTES,
@@ -491,6 +492,14 @@ pub const BUNDLE_MIN_BYTES: Setting<Size> = Setting {
     kind: Size { positive: false },
     default: Value("1M"),
     help: "a compacted pack smaller than this is not offered as a bundle: cloning it costs less than the bundle's extra download",
+    deprecated: &[],
+};
+
+pub const WEBHOOK_PRIVATE_TARGETS: Setting<Flag> = Setting {
+    name: "GITCLAW_WEBHOOK_PRIVATE_TARGETS",
+    kind: Flag,
+    default: Value("true"),
+    help: "webhooks may be sent to loopback, private, link-local and other non-public addresses (a CI server on the internal network); `false` refuses such a URL when a webhook is created, and a host name that resolves only to such addresses when a delivery is sent",
     deprecated: &[],
 };
 

@@ -82,8 +82,74 @@ impl From<MetadataError> for HookError {
     }
 }
 
-/// Check a webhook's URL: absolute `http` or `https` with a host.
-fn check_url(url: &str) -> Result<(), HookError> {
+/// Whether `ip` is a public address: not loopback, private, shared (CGNAT),
+/// link-local, unique-local, unspecified, multicast or broadcast (an
+/// IPv4-mapped IPv6 address is judged by its IPv4 one).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// The address a URL's host names, when it is an address.
+fn literal_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
+    let host = url.host_str()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+const NOT_PUBLIC: &str =
+    "is not a public address, and webhooks may not target those here (GITCLAW_WEBHOOK_PRIVATE_TARGETS=false)";
+
+/// Resolves host names to their public addresses only: with
+/// `GITCLAW_WEBHOOK_PRIVATE_TARGETS=false`, a name that resolves to nothing
+/// else fails the attempt. Checked where the connection is made, so a name
+/// cannot resolve to a public address when checked and a private one when used.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = all.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(
+                    format!("{host} resolves to no public address: it {NOT_PUBLIC}").into(),
+                );
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Check a webhook's URL: absolute `http` or `https` with a host, and, unless
+/// `private` targets are allowed, not an address that is not public.
+fn check_url(url: &str, private: bool) -> Result<(), HookError> {
     if url.len() > MAX_URL_BYTES {
         return Err(HookError::Invalid(format!(
             "a webhook URL may be at most {MAX_URL_BYTES} bytes"
@@ -96,7 +162,12 @@ fn check_url(url: &str) -> Result<(), HookError> {
             "a webhook URL is http:// or https:// with a host, not '{url}'"
         )));
     }
-    Ok(())
+    match literal_ip(&parsed) {
+        Some(ip) if !private && !is_public(ip) => {
+            Err(HookError::Invalid(format!("{ip} {NOT_PUBLIC}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Create a webhook of `repo`; its `ping` goes out at once.
@@ -108,7 +179,7 @@ pub async fn create(
     events: &[String],
     actor: &str,
 ) -> Result<Webhook, HookError> {
-    check_url(url)?;
+    check_url(url, state.config.webhook_private_targets)?;
     if secret.len() > MAX_SECRET_BYTES {
         return Err(HookError::Invalid(format!(
             "a webhook secret may be at most {MAX_SECRET_BYTES} bytes"
@@ -193,8 +264,20 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Send one delivery; how it ended.
-async fn attempt(client: &reqwest::Client, due: &DueDelivery) -> DeliveryOutcome {
+/// Send one delivery; how it ended. Unless `private` targets are allowed,
+/// an address that is not public is refused (the setting may have changed
+/// since the webhook was made; names are checked by [`PublicOnly`]).
+async fn attempt(client: &reqwest::Client, due: &DueDelivery, private: bool) -> DeliveryOutcome {
+    let literal = reqwest::Url::parse(&due.url)
+        .ok()
+        .as_ref()
+        .and_then(literal_ip);
+    if let Some(ip) = literal.filter(|ip| !private && !is_public(*ip)) {
+        return DeliveryOutcome::Failed {
+            status: None,
+            error: format!("{ip} {NOT_PUBLIC}"),
+        };
+    }
     let mut request = client
         .post(&due.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -242,7 +325,7 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<(), M
             return Ok(());
         }
         let attempts = due.iter().map(|due| async move {
-            let outcome = attempt(client, due).await;
+            let outcome = attempt(client, due, state.config.webhook_private_targets).await;
             let label = match &outcome {
                 DeliveryOutcome::Delivered { .. } => "delivered",
                 DeliveryOutcome::Retry { .. } => "retry",
@@ -276,16 +359,22 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<(), M
     }
 }
 
-/// The client deliveries go out with.
-fn client() -> Result<reqwest::Client, reqwest::Error> {
+/// The client deliveries go out with: to public addresses only, resolved
+/// here and reached directly (no proxy, which would resolve them itself),
+/// unless `private` targets are allowed; then through the proxy the
+/// environment names (`HTTPS_PROXY`, …), if any.
+fn client(private: bool) -> Result<reqwest::Client, reqwest::Error> {
     // One process-wide TLS provider: ring, as the S3 client uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .connect_timeout(ATTEMPT_TIMEOUT / 2)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("GitClaw-Hookshot/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("GitClaw-Hookshot/", env!("CARGO_PKG_VERSION")));
+    match private {
+        true => builder.build(),
+        false => builder.no_proxy().dns_resolver(PublicOnly).build(),
+    }
 }
 
 /// How long the deliverer waits before it looks again, after `failures`
@@ -297,7 +386,7 @@ fn poll_after(failures: u32) -> Duration {
 
 /// Run this instance's deliverer until shutdown.
 pub fn spawn_deliverer(state: &AppState) {
-    let client = match client() {
+    let client = match client(state.config.webhook_private_targets) {
         Ok(client) => client,
         Err(err) => {
             tracing::error!(error = %crate::error::chain(&err), "webhooks will not be delivered by this instance: no HTTP client");
@@ -365,7 +454,7 @@ mod tests {
     #[test]
     fn urls_must_be_http_with_a_host() {
         for good in ["http://ci.example/hook", "https://10.0.0.1:8443/x?y=1"] {
-            assert!(check_url(good).is_ok(), "{good}");
+            assert!(check_url(good, true).is_ok(), "{good}");
         }
         let long = format!("http://h/{}", "a".repeat(MAX_URL_BYTES));
         for bad in [
@@ -376,7 +465,7 @@ mod tests {
             long.as_str(),
         ] {
             assert!(
-                matches!(check_url(bad), Err(HookError::Invalid(_))),
+                matches!(check_url(bad, true), Err(HookError::Invalid(_))),
                 "{bad}"
             );
         }
@@ -388,7 +477,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         drop(listener);
-        let client = client().unwrap();
+        let client = client(true).unwrap();
         let due = |attempts| DueDelivery {
             id: 1,
             hook_id: "h".into(),
@@ -399,7 +488,7 @@ mod tests {
             attempts,
         };
         let before = now_secs();
-        match attempt(&client, &due(1)).await {
+        match attempt(&client, &due(1), true).await {
             DeliveryOutcome::Retry { status, at, .. } => {
                 assert_eq!(status, None);
                 assert!((before + 2..=now_secs() + 2).contains(&at), "{at}");
@@ -407,9 +496,84 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            attempt(&client, &due(MAX_ATTEMPTS)).await,
+            attempt(&client, &due(MAX_ATTEMPTS), true).await,
             DeliveryOutcome::Failed { status: None, .. }
         ));
+    }
+
+    #[test]
+    fn only_public_addresses_pass_when_private_targets_are_refused() {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]/hook",
+            "http://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(check_url(url, true).is_ok(), "{url}");
+            assert!(
+                matches!(check_url(url, false), Err(HookError::Invalid(m)) if m.contains("GITCLAW_WEBHOOK_PRIVATE_TARGETS")),
+                "{url}"
+            );
+        }
+        assert!(check_url("http://ci.example/hook", false).is_ok());
+    }
+
+    /// A host name that resolves only to loopback is refused where the
+    /// connection is made; an address refused before any connection.
+    #[tokio::test]
+    async fn deliveries_to_private_targets_fail_when_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = client(false).unwrap();
+        let due = |url: String| DueDelivery {
+            id: 1,
+            hook_id: "h".into(),
+            url,
+            secret: String::new(),
+            event: "push".into(),
+            payload: "{}".into(),
+            attempts: 1,
+        };
+        match attempt(&client, &due(format!("http://localhost:{port}/")), false).await {
+            DeliveryOutcome::Retry {
+                status: None,
+                error,
+                ..
+            } => {
+                assert!(error.contains("resolves to no public address"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match attempt(&client, &due(format!("http://127.0.0.1:{port}/")), false).await {
+            DeliveryOutcome::Failed {
+                status: None,
+                error,
+            } => {
+                assert!(error.contains("not a public address"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(listener);
     }
 
     #[test]
