@@ -22,6 +22,7 @@ pub mod lfs;
 pub mod migrate;
 pub mod objects;
 pub mod pack_cache;
+pub mod protected;
 pub mod push;
 pub mod repos;
 pub mod response_cache;

@@ -11,24 +11,9 @@ use gitclaw_metadata::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 
 use super::{admin_repo, bad_query, ApiError};
-use crate::{
-    app::AppState,
-    service::hooks::{self, HookError},
-};
+use crate::{app::AppState, service::hooks};
 
 const DOING: &str = "managing the webhooks of";
-
-impl From<HookError> for ApiError {
-    fn from(err: HookError) -> Self {
-        match err {
-            HookError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
-            HookError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
-            }
-            HookError::Metadata(err) => err.into(),
-        }
-    }
-}
 
 /// A webhook to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

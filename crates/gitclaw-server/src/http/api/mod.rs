@@ -29,7 +29,7 @@ use crate::{
     app::AppState,
     auth::{self, Caller, Denied},
     error::{chain, RequestId},
-    service::{repos::RepoError, tokens::TokenError},
+    service::{hooks::HookError, protected::ProtectedError, repos::RepoError, tokens::TokenError},
 };
 
 /// An API error as JSON.
@@ -156,6 +156,33 @@ impl From<RepoError> for ApiError {
             ),
             RepoError::Metadata(err) => err.into(),
             RepoError::Storage(err) => err.into(),
+        }
+    }
+}
+
+impl From<HookError> for ApiError {
+    fn from(err: HookError) -> Self {
+        match err {
+            HookError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            HookError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
+            }
+            HookError::Metadata(err) => err.into(),
+        }
+    }
+}
+
+impl From<ProtectedError> for ApiError {
+    fn from(err: ProtectedError) -> Self {
+        match err {
+            ProtectedError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            ProtectedError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ALREADY_EXISTS", err.to_string())
+            }
+            ProtectedError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", err.to_string())
+            }
+            ProtectedError::Metadata(err) => err.into(),
         }
     }
 }

@@ -7,16 +7,13 @@ use axum::{
     http::{HeaderMap, StatusCode},
     Json,
 };
-use gitclaw_metadata::{Error as MetadataError, ProtectedRef};
+use gitclaw_metadata::ProtectedRef;
 use serde::{Deserialize, Serialize};
 
 use super::{admin_repo, ApiError};
-use crate::app::AppState;
+use crate::{app::AppState, service::protected};
 
 const DOING: &str = "managing the protected refs of";
-
-/// Protected-ref rules one repository may have.
-pub const MAX_RULES_PER_REPO: usize = 50;
 
 /// A rule to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -61,20 +58,6 @@ pub struct ProtectedRefList {
     pub rules: Vec<ProtectedRefView>,
 }
 
-/// A refusal of the request as the caller's mistake, else the database's failure.
-fn refused(err: MetadataError) -> ApiError {
-    match err {
-        MetadataError::InvalidInput(m) => ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
-        MetadataError::AlreadyExists(m) => ApiError::new(
-            StatusCode::CONFLICT,
-            "ALREADY_EXISTS",
-            format!("{m} already exists"),
-        ),
-        MetadataError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
-        other => other.into(),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/protected-refs", description = "Needs an admin token, or a token with the admin scope on this repository. From then on a push may neither force-push nor delete a ref the pattern names, unless the rule allows it; the refusal names the rule.", params(("owner" = String, Path), ("name" = String, Path)), request_body = CreateProtectedRef, responses((status = 201, body = ProtectedRefView), (status = 400, body = ApiError, description = "a bad pattern, or as many rules as a repository may have"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError, description = "ALREADY_EXISTS: a rule with this pattern")))]
 pub async fn create_protected_ref(
     State(state): State<AppState>,
@@ -84,18 +67,8 @@ pub async fn create_protected_ref(
 ) -> Result<(StatusCode, Json<ProtectedRefView>), ApiError> {
     let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
     let Json(req) = payload?;
-    let rule = state
-        .meta
-        .create_protected_ref(
-            &repo.id,
-            &req.pattern,
-            req.allow_force_push,
-            req.allow_deletion,
-            &caller.actor(),
-            MAX_RULES_PER_REPO,
-        )
-        .await
-        .map_err(refused)?;
+    let allow = (req.allow_force_push, req.allow_deletion);
+    let rule = protected::create(&state, &repo, &req.pattern, allow, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
 
@@ -119,16 +92,6 @@ pub async fn delete_protected_ref(
     axum::extract::Path((owner, name, id)): axum::extract::Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (caller, repo) = admin_repo(&state, &headers, (&owner, &name), DOING).await?;
-    match state
-        .meta
-        .delete_protected_ref(&repo.id, &id, &caller.actor())
-        .await?
-    {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("protected-ref rule {id} not found"),
-        )),
-    }
+    protected::delete(&state, &repo, &id, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
