@@ -12,10 +12,6 @@ use common::*;
 const ADMIN: &str = "protect-admin-0123456789";
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
-fn with_token(url: &str, token: &str) -> String {
-    url.replacen("http://", &format!("http://ci:{token}@"), 1)
-}
-
 fn protect(server: &Server, token: &str, body: &str) -> (u16, serde_json::Value) {
     api_request(
         server,
@@ -46,19 +42,7 @@ fn refused_push(dir: &Path, args: &[&str]) -> String {
 }
 
 fn protected_refs_story(backend: Backend) {
-    let server = Server::start_with(|c| {
-        c.admin_token = Some(ADMIN.into());
-        use_backend(c, backend);
-    });
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/repos",
-        Some(ADMIN),
-        r#"{"owner":"acme","name":"app"}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let url = with_token(&format!("{}/acme/app.git", server.url), ADMIN);
+    let (server, url) = server_with_repo(ADMIN, backend);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     fixture_repo(&src, 3);
@@ -67,15 +51,7 @@ fn protected_refs_story(backend: Backend) {
     push_everything(&src, &url);
 
     // Only the repository's admins set rules; bad patterns and duplicates are refused.
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/tokens",
-        Some(ADMIN),
-        r#"{"name":"w","repos":[{"repo":"acme/app","access":"write"}]}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let writer = body["token"].as_str().unwrap().to_string();
+    let writer = scoped_token(&server, ADMIN, "acme/app", "write");
     let (status, _) = protect(&server, &writer, r#"{"pattern":"refs/heads/main"}"#);
     assert_eq!(status, 403);
     for bad in ["main", "refs/heads/**x", "refs//a"] {
@@ -183,12 +159,7 @@ fn protected_refs_story(backend: Backend) {
         "",
     );
     assert_eq!(status, 200);
-    let patterns: Vec<&str> = listed["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["pattern"].as_str().unwrap())
-        .collect();
+    let patterns = strings(&listed["rules"], "pattern");
     assert_eq!(
         patterns,
         ["refs/heads/main", "refs/heads/release/*", "refs/tags/**"]
@@ -214,12 +185,7 @@ fn protected_refs_story(backend: Backend) {
         Some(ADMIN),
         "",
     );
-    let actions: Vec<&str> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = strings(&audit["events"], "action");
     assert_eq!(
         actions
             .iter()

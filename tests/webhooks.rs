@@ -143,10 +143,6 @@ fn openssl_signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex.split_whitespace().next().unwrap())
 }
 
-fn with_token(url: &str, token: &str) -> String {
-    url.replacen("http://", &format!("http://ci:{token}@"), 1)
-}
-
 fn create_hook(server: &Server, token: &str, body: &str) -> (u16, serde_json::Value) {
     api_request(
         server,
@@ -168,31 +164,11 @@ fn moved(refs: &[(&str, String, String)]) -> serde_json::Value {
 }
 
 fn webhook_story(backend: Backend) {
-    let server = Server::start_with(|c| {
-        c.admin_token = Some(ADMIN.into());
-        use_backend(c, backend);
-    });
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/repos",
-        Some(ADMIN),
-        r#"{"owner":"acme","name":"app"}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let url = with_token(&format!("{}/acme/app.git", server.url), ADMIN);
+    let (server, url) = server_with_repo(ADMIN, backend);
     let receiver = Receiver::start();
 
     // Only the repository's admins manage its webhooks; bad URLs are refused.
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/tokens",
-        Some(ADMIN),
-        r#"{"name":"w","repos":[{"repo":"acme/app","access":"write"}]}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let writer = body["token"].as_str().unwrap().to_string();
+    let writer = scoped_token(&server, ADMIN, "acme/app", "write");
     let hook_body = format!(r#"{{"url":"{}","secret":"{SECRET}"}}"#, receiver.url("/ci"));
     let (status, body) = create_hook(&server, &writer, &hook_body);
     assert_eq!(status, 403, "{body}");
@@ -374,12 +350,7 @@ fn webhook_story(backend: Backend) {
         Some(ADMIN),
         "",
     );
-    let ids: Vec<&str> = listed["hooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap())
-        .collect();
+    let ids = strings(&listed["hooks"], "id");
     assert_eq!(ids, vec![second_hook["id"].as_str().unwrap()]);
     let before = receiver.count("/ci");
     git(&src, &["commit", "-q", "--allow-empty", "-m", "later"]);

@@ -964,6 +964,60 @@ pub fn api_request(
     )
 }
 
+/// A server with authentication on (`admin` is its admin token) on `backend`,
+/// and a repository `acme/app` made through the API; with the repository's
+/// git URL carrying `admin` as its credentials.
+pub fn server_with_repo(admin: &str, backend: Backend) -> (Server, String) {
+    let server = Server::start_with(|c| {
+        c.admin_token = Some(admin.into());
+        use_backend(c, backend);
+    });
+    let (status, body) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(admin),
+        r#"{"owner":"acme","name":"app"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let url = format!("{}/acme/app.git", server.url).replacen(
+        "http://",
+        &format!("http://ci:{admin}@"),
+        1,
+    );
+    (server, url)
+}
+
+/// A new token with `access` (`read`, `write`, `admin`) on `repo`, made with
+/// the admin token `admin`.
+pub fn scoped_token(server: &Server, admin: &str, repo: &str, access: &str) -> String {
+    let (status, body) = api_request(
+        server,
+        "POST",
+        "/api/v1/tokens",
+        Some(admin),
+        &format!(
+            r#"{{"name":"{access}-{repo}","repos":[{{"repo":"{repo}","access":"{access}"}}]}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// The string `field` of each element of the JSON array `array`.
+pub fn strings<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|item| {
+            item[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} in {item}"))
+        })
+        .collect()
+}
+
 /// A sample of the server's `/metrics` at `addr`: the value of the line
 /// starting with `series ` (name and labels), 0 when there is none.
 pub fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
