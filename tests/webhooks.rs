@@ -233,6 +233,8 @@ fn webhook_story(backend: Backend) {
         ])
     );
     assert_eq!(event["ref_count"], 2);
+    assert_eq!(event["push_options"], serde_json::json!([]));
+    assert_eq!(event["push_option_count"], 0);
     assert_eq!(event["repository"]["owner"], "acme");
     assert_eq!(event["pusher"], "admin");
 
@@ -245,7 +247,20 @@ fn webhook_story(backend: Backend) {
         &["commit", "-q", "--allow-empty", "-m", "elsewhere"],
     );
     git(&src, &["commit", "-q", "--allow-empty", "-m", "here"]);
-    git(&src, &["push", "-q", &url, "main"]);
+    // With push options (`git push -o`), which CI reads from the payload.
+    git(
+        &src,
+        &[
+            "push",
+            "-q",
+            "-o",
+            "ci.skip",
+            "-o",
+            "merge_request.title=A b",
+            &url,
+            "main",
+        ],
+    );
     let here = git(&src, &["rev-parse", "main"]).trim().to_string();
     let refused = git_output(&other, &["push", "-q", &url, "main"]);
     assert!(!refused.status.success(), "not a fast-forward");
@@ -254,6 +269,11 @@ fn webhook_story(backend: Backend) {
         next.json()["refs"],
         moved(&[("refs/heads/main", main.clone(), here.clone())])
     );
+    assert_eq!(
+        next.json()["push_options"],
+        serde_json::json!(["ci.skip", "merge_request.title=A b"])
+    );
+    assert_eq!(next.json()["push_option_count"], 2);
     git(&src, &["push", "-q", &url, "--delete", "v1.0"]);
     let deleted = receiver.nth("/ci", 5);
     assert_eq!(

@@ -629,6 +629,7 @@ mod tests {
             actor: "t".into(),
             details: serde_json::Value::Null,
             pack_closure: None,
+            push_options: Vec::new(),
         };
         let waiting = tokio::spawn({
             let md = md.clone();

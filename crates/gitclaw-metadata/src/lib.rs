@@ -68,7 +68,8 @@ pub use observe::QueryObserver;
 pub use protected::{pattern_problem, ProtectedRef, MAX_PATTERN_BYTES};
 pub use push::{
     NewLoose, NewPack, PushCommit, RefResult, RefUpdate, REASON_ATOMIC_FAILED,
-    REASON_CURRENT_BRANCH, REASON_STALE, WEBHOOK_MAX_REFS,
+    REASON_CURRENT_BRANCH, REASON_STALE, WEBHOOK_MAX_PUSH_OPTIONS, WEBHOOK_MAX_PUSH_OPTION_BYTES,
+    WEBHOOK_MAX_REFS,
 };
 pub use refs::RefRecord;
 pub use repos::{ForkRepo, Readers, Repo, RepoSnapshot, DEFAULT_HEAD_REF};

@@ -115,6 +115,9 @@ pub struct PushCommit {
     /// (every object they reach and nothing else): recorded with the pack as
     /// compaction records its own (see [`PackRecord::closure_of`]).
     pub pack_closure: Option<PackClosure>,
+    /// The push options the client sent (`git push -o`), for the `push`
+    /// webhook's payload: see [`WEBHOOK_MAX_PUSH_OPTIONS`].
+    pub push_options: Vec<String>,
 }
 
 /// The outcome of one [`RefUpdate`].
@@ -314,9 +317,17 @@ impl Metadata {
 /// webhook and sent several at once, stays small whatever the push.
 pub const WEBHOOK_MAX_REFS: usize = 1000;
 
+/// The most push options a `push` webhook delivery names, and the most bytes
+/// they take together (a client may send up to 16 MiB of them).
+pub const WEBHOOK_MAX_PUSH_OPTIONS: usize = 100;
+/// See [`WEBHOOK_MAX_PUSH_OPTIONS`].
+pub const WEBHOOK_MAX_PUSH_OPTION_BYTES: usize = 16 << 10;
+
 /// What a `push` webhook is told: the repository, who pushed, and each ref
 /// that moved, from what to what (40 zeros for none), in the push's order: the
-/// first [`WEBHOOK_MAX_REFS`], and how many moved.
+/// first [`WEBHOOK_MAX_REFS`], and how many moved; and the push options, as
+/// many of the first ones as [`WEBHOOK_MAX_PUSH_OPTIONS`] and
+/// [`WEBHOOK_MAX_PUSH_OPTION_BYTES`] allow, and how many were sent.
 fn push_event(
     push: &PushCommit,
     owner: &str,
@@ -330,12 +341,25 @@ fn push_event(
         .take(WEBHOOK_MAX_REFS)
         .map(|u| serde_json::json!({ "ref": u.name, "before": hex(u.old), "after": hex(u.new) }))
         .collect();
+    let mut option_bytes = 0;
+    let options: Vec<&str> = push
+        .push_options
+        .iter()
+        .take(WEBHOOK_MAX_PUSH_OPTIONS)
+        .take_while(|option| {
+            option_bytes += option.len();
+            option_bytes <= WEBHOOK_MAX_PUSH_OPTION_BYTES
+        })
+        .map(String::as_str)
+        .collect();
     serde_json::json!({
         "event": "push",
         "repository": { "id": push.repo_id, "owner": owner, "name": name },
         "pusher": push.actor,
         "refs": refs,
         "ref_count": applied.len(),
+        "push_options": options,
+        "push_option_count": push.push_options.len(),
         "pushed_at": now,
     })
 }

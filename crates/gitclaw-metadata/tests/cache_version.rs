@@ -37,6 +37,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>, pack: Option<NewPack>, loose: &[
         actor: "t".into(),
         details: serde_json::Value::Null,
         pack_closure: None,
+        push_options: Vec::new(),
     }
 }
 

@@ -76,6 +76,7 @@ async fn claims_story(md: Metadata) {
         actor: "t".into(),
         details: serde_json::Value::Null,
         pack_closure: None,
+        push_options: Vec::new(),
     })
     .await
     .unwrap();

@@ -47,6 +47,7 @@ async fn compaction_story(md: Metadata) {
                 actor: "t".into(),
                 details: serde_json::Value::Null,
                 pack_closure: None,
+                push_options: Vec::new(),
             })
             .await
             .unwrap();

@@ -21,6 +21,7 @@ fn one_update(repo_id: &str, update: RefUpdate, actor: String) -> PushCommit {
         actor,
         details: serde_json::Value::Null,
         pack_closure: None,
+        push_options: Vec::new(),
     }
 }
 

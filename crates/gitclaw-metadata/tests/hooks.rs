@@ -19,6 +19,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
         actor: "token:ci".into(),
         details: serde_json::Value::Null,
         pack_closure: None,
+        push_options: Vec::new(),
     }
 }
 
@@ -362,6 +363,66 @@ async fn webhook_story(md: Metadata) {
     assert_eq!(named.len(), gitclaw_metadata::WEBHOOK_MAX_REFS);
     assert_eq!(named[0]["ref"], "refs/tags/t00000");
     assert_eq!(payload["ref_count"], many);
+    assert_eq!(payload["push_options"], serde_json::json!([]));
+
+    // Push options: the first ones, as many as fit both caps, and the count.
+    let option = |n: usize, len: usize| format!("o{n}={}", "x".repeat(len));
+    for (options, named) in [
+        // Few and short: all of them.
+        (vec![option(0, 1), option(1, 1)], 2),
+        // More than the count cap.
+        (
+            (0..gitclaw_metadata::WEBHOOK_MAX_PUSH_OPTIONS + 5)
+                .map(|n| option(n, 1))
+                .collect(),
+            gitclaw_metadata::WEBHOOK_MAX_PUSH_OPTIONS,
+        ),
+        // Long ones: those whose bytes together fit.
+        (
+            (0..8)
+                .map(|n| option(n, gitclaw_metadata::WEBHOOK_MAX_PUSH_OPTION_BYTES / 3))
+                .collect(),
+            2,
+        ),
+    ] {
+        let mut with_options = push(
+            &repo.id,
+            vec![RefUpdate {
+                name: "refs/heads/options".into(),
+                old: None,
+                new: Some(oid(5)),
+            }],
+        );
+        with_options.push_options = options.clone();
+        md.commit_push(with_options).await.unwrap();
+        md.commit_push(push(
+            &repo.id,
+            vec![RefUpdate {
+                name: "refs/heads/options".into(),
+                old: Some(oid(5)),
+                new: None,
+            }],
+        ))
+        .await
+        .unwrap();
+        let due = claim_all(&md, retry_at + 10_000).await;
+        let payloads: Vec<serde_json::Value> = due
+            .iter()
+            .filter(|d| d.hook_id == hook.id)
+            .map(|d| serde_json::from_str(&d.payload).unwrap())
+            .collect();
+        let sent = payloads
+            .iter()
+            .find(|p| p["refs"][0]["after"] == serde_json::json!(oid(5).to_string()))
+            .expect("the push's delivery");
+        assert_eq!(
+            sent["push_options"],
+            serde_json::json!(options[..named]),
+            "{} options",
+            options.len()
+        );
+        assert_eq!(sent["push_option_count"], options.len());
+    }
 
     // Deleting the repository takes its webhooks.
     md.delete_repo(&repo.id, "admin").await.unwrap();

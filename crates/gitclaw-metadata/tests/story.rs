@@ -47,6 +47,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
         actor: "tester".into(),
         details: serde_json::Value::Null,
         pack_closure: None,
+        push_options: Vec::new(),
     }
 }
 

@@ -547,6 +547,7 @@ mod tests {
                 actor: "test".into(),
                 details: serde_json::Value::Null,
                 pack_closure: None,
+                push_options: Vec::new(),
             })
             .await
             .unwrap();

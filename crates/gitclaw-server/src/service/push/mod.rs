@@ -412,6 +412,7 @@ async fn store_and_commit(
         actor: actor.to_string(),
         details: stored.details,
         pack_closure,
+        push_options: request.push_options.clone(),
     });
     let results = match commit.instrument(tracing::info_span!("commit")).await {
         Ok(results) => {
