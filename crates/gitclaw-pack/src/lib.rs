@@ -17,6 +17,7 @@
 //! Not here: HTTP, SQL, object storage. Callers run this code on blocking threads
 //! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
 
+pub mod archive;
 pub mod commit_graph;
 pub mod delta;
 pub mod entry;

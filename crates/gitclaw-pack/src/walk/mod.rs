@@ -44,3 +44,4 @@ pub use negotiate::{ok_to_give_up, to_acknowledge};
 pub use reachability::{reaches_all, unreachable_wants};
 pub use shallow::{plan_shallow, DeepenRequest, ShallowPlan, INFINITE_DEPTH};
 pub use tree_walk::name_hash;
+pub(crate) use tree_walk::read_tree;

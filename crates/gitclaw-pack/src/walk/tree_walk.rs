@@ -28,7 +28,7 @@ pub(super) fn name_hash_after(hash: u32, rest: &[u8]) -> u32 {
 }
 
 /// Read tree `id` into `buf`; anything else is an error naming what it is.
-pub(super) fn read_tree(
+pub(crate) fn read_tree(
     reader: &mut ObjectReader<'_>,
     id: &ObjectId,
     buf: &mut Vec<u8>,

@@ -1,0 +1,273 @@
+//! Archives of a tree: `git archive --format=tar` is the oracle, byte for byte.
+
+mod common;
+
+use std::{path::Path, process::Command, sync::Arc};
+
+use common::git;
+use gitclaw_pack::{
+    archive::{commit_source, write_tar, TarOptions, TarSummary, STREAM_ABOVE},
+    ingest::{ingest_file, IngestOptions},
+    odb::{NoLoose, ObjectDb, PackHandle},
+    ObjectId,
+};
+
+/// `git` in `dir` with the environment given, its stdout as bytes.
+fn git_bytes(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let out = Command::new("git")
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Every object of `repo`, packed by git and ingested.
+fn db_of(repo: &Path, work: &Path) -> ObjectDb {
+    let pack = work.join("all.pack");
+    let bytes = git_bytes(repo, &["pack-objects", "--all", "--stdout", "-q"], &[]);
+    std::fs::write(&pack, bytes).unwrap();
+    let out = work.join("ingested");
+    std::fs::create_dir(&out).unwrap();
+    let empty = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
+    let ingested = ingest_file(&pack, &out, &empty, &IngestOptions::default())
+        .unwrap()
+        .expect("a pack");
+    ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    )
+}
+
+/// Ours for `commit` with `prefix`, and git's.
+fn both(db: &ObjectDb, repo: &Path, commit: &str, prefix: &str) -> (Vec<u8>, Vec<u8>, TarSummary) {
+    let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+    let (tree, mtime) = commit_source(db, &id).unwrap();
+    let options = TarOptions {
+        prefix: prefix.as_bytes().to_vec(),
+        commit: Some(id),
+        mtime,
+    };
+    let mut ours = Vec::new();
+    let summary = write_tar(db, tree, &options, &mut ours).unwrap();
+    let theirs = git_bytes(
+        repo,
+        &[
+            "archive",
+            "--format=tar",
+            &format!("--prefix={prefix}"),
+            commit,
+        ],
+        &[],
+    );
+    (ours, theirs, summary)
+}
+
+/// Where two archives first differ, for the failure message.
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let record = at / 512 * 512;
+    let show = |t: &[u8]| {
+        String::from_utf8_lossy(&t[record.min(t.len())..(record + 512).min(t.len())]).into_owned()
+    };
+    format!(
+        "lengths {} and {}, first difference at byte {at} (record at {record}):\nours:  {:?}\ngit's: {:?}",
+        a.len(),
+        b.len(),
+        show(a),
+        show(b)
+    )
+}
+
+fn assert_same(db: &ObjectDb, repo: &Path, commit: &str, prefix: &str) -> TarSummary {
+    let (ours, theirs, summary) = both(db, repo, commit, prefix);
+    assert!(
+        ours == theirs,
+        "prefix {prefix:?}: {}",
+        first_difference(&ours, &theirs)
+    );
+    assert_eq!(summary.bytes, ours.len() as u64);
+    summary
+}
+
+/// A commit of `tree` made at `date`.
+fn commit_at(repo: &Path, tree: &str, date: &str) -> String {
+    let env = [("GIT_COMMITTER_DATE", date), ("GIT_AUTHOR_DATE", date)];
+    let out = git_bytes(repo, &["commit-tree", "-m", "archived", tree], &env);
+    String::from_utf8(out).unwrap().trim().to_string()
+}
+
+#[test]
+fn archives_are_git_archive_s_bytes() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let write = |path: &str, data: &[u8]| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    // History, so some blobs are stored as deltas.
+    for i in 0..3 {
+        let text: String = (0..200)
+            .map(|n| format!("line {n} of version {i}\n"))
+            .collect();
+        write("src/lib.rs", text.as_bytes());
+        write("README.md", format!("readme {i}\n").as_bytes());
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", &format!("v{i}")]);
+    }
+    write("empty", b"");
+    write("bin/run.sh", b"#!/bin/sh\necho hi\n");
+    git(&repo, &["update-index", "--add", "bin/run.sh"]);
+    write("a/b/c/deep.txt", b"deep\n");
+    // A path over 100 bytes that splits into ustar's prefix and name...
+    let split = format!("{}/{}/file.txt", "d".repeat(60), "e".repeat(60));
+    write(&split, b"split\n");
+    // ...one whose last component alone is over 100 (a pax path)...
+    let long_name = format!("long/{}.txt", "n".repeat(120));
+    write(&long_name, b"long name\n");
+    // ...and a directory whose own entry is over 100 bytes.
+    let long_dir = format!("{}/x", "D".repeat(130));
+    write(&long_dir, b"in a long directory\n");
+    // Not UTF-8.
+    write("caf\u{e9}/na\u{ef}ve", b"accents\n");
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::write(
+            repo.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9.txt")),
+            b"latin1\n",
+        )
+        .unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["update-index", "--chmod=+x", "bin/run.sh"]);
+    // Symbolic links: a short target and one over 100 bytes.
+    let long_target = format!("../{}", "t".repeat(150));
+    git(&repo, &["config", "core.symlinks", "true"]);
+    std::os::unix::fs::symlink("README.md", repo.join("link")).unwrap();
+    std::os::unix::fs::symlink(&long_target, repo.join("long-link")).unwrap();
+    git(&repo, &["add", "link", "long-link"]);
+    // A submodule: an empty directory in the archive.
+    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    git(
+        &repo,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{head},vendor/lib"),
+        ],
+    );
+    git(&repo, &["commit", "-q", "-m", "everything"]);
+    let tree = git(&repo, &["rev-parse", "HEAD^{tree}"]).trim().to_string();
+
+    // A subdirectory holding only an empty tree: no entry, in git's archive.
+    let empty_tree = git(&repo, &["hash-object", "-t", "tree", "-w", "/dev/null"])
+        .trim()
+        .to_string();
+    let hollow = {
+        let listing = format!(
+            "040000 tree {empty_tree}\thollow\n100644 blob {}\tz\n",
+            git(&repo, &["rev-parse", "HEAD:README.md"]).trim()
+        );
+        let out = Command::new("git")
+            .args(["mktree"])
+            .current_dir(&repo)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(listing.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let hollow_commit = commit_at(&repo, &hollow, "@1700000000 +0000");
+    // A commit whose time ustar's 11 digits cannot hold (the year 2300).
+    let late = commit_at(&repo, &tree, "@10413792000 +0000");
+    let early = commit_at(&repo, &tree, "@0 +0000");
+    git(&repo, &["branch", "hollow", &hollow_commit]);
+    git(&repo, &["branch", "late", &late]);
+    git(&repo, &["branch", "early", &early]);
+
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    let files = git(&repo, &["ls-tree", "-r", "main"])
+        .lines()
+        .filter(|l| !l.starts_with("160000"))
+        .count() as u64;
+    for prefix in [
+        "",
+        "app/",
+        "app//",
+        "app-",
+        &format!("{}/", "p".repeat(120)),
+    ] {
+        let summary = assert_same(&db, &repo, &main, prefix);
+        assert_eq!(summary.files, files, "every file and link, once");
+    }
+    assert_same(&db, &repo, &hollow_commit, "h/");
+    assert_same(&db, &repo, &late, "");
+    assert_same(&db, &repo, &early, "x/");
+    for commit in [&main, &late] {
+        let (ours, _, _) = both(&db, &repo, commit, "check/");
+        // tar itself reads it back: every file, with its content.
+        let out = work.path().join(format!("extract-{commit}"));
+        std::fs::create_dir(&out).unwrap();
+        let mut tar = Command::new("tar")
+            .args(["-x", "-C", out.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            tar.stdin.take().unwrap().write_all(&ours).unwrap();
+        }
+        assert!(tar.wait().unwrap().success());
+        assert_eq!(
+            std::fs::read(out.join("check").join(&long_name)).unwrap(),
+            b"long name\n"
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("check/long-link"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            long_target
+        );
+    }
+}
+
+/// A blob above [`STREAM_ABOVE`] stored whole is streamed into the archive.
+#[test]
+fn big_files_are_streamed_and_match_git() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
+        .map(|n| (n % 251) as u8)
+        .collect();
+    std::fs::write(repo.join("big.bin"), &big).unwrap();
+    std::fs::write(repo.join("small"), b"small\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    let summary = assert_same(&db, &repo, &main, "big/");
+    assert_eq!(summary.files, 2);
+}
