@@ -30,6 +30,7 @@ fn openapi_document_matches_the_real_routes() {
         ("POST", "/api/v1/repos/{owner}/{name}/fork"),
         ("GET", "/api/v1/repos/{owner}/{name}/stats"),
         ("GET", "/api/v1/repos/{owner}/{name}/audit"),
+        ("GET", "/api/v1/repos/{owner}/{name}/archive/{file}"),
         ("POST", "/api/v1/repos/{owner}/{name}/hooks"),
         ("GET", "/api/v1/repos/{owner}/{name}/hooks"),
         ("DELETE", "/api/v1/repos/{owner}/{name}/hooks/{id}"),
@@ -62,7 +63,8 @@ fn openapi_document_matches_the_real_routes() {
             .replace("{owner}", "doc")
             .replace("{name}", "repo")
             .replace("{id}", "no-such-id")
-            .replace("{delivery}", "1");
+            .replace("{delivery}", "1")
+            .replace("{file}", "main.tar.gz");
         let (status, body) = http(
             server.addr,
             method,

@@ -377,7 +377,7 @@ pub const MAX_PACK_GENERATIONS: Setting<Number> = Setting {
     name: "GITCLAW_MAX_PACK_GENERATIONS",
     kind: Number::at_least(1),
     default: Value("8"),
-    help: "packs generated at once on this instance (a fetch answered by a stored pack or the response cache needs no turn)",
+    help: "packs (and archives) generated at once on this instance (a fetch answered by a stored pack or the response cache needs no turn)",
     deprecated: &[],
 };
 
@@ -385,7 +385,7 @@ pub const MAX_PACK_GENERATIONS_PER_REPO: Setting<Number> = Setting {
     name: "GITCLAW_MAX_PACK_GENERATIONS_PER_REPO",
     kind: Number::at_least(1),
     default: Value("4"),
-    help: "packs generated at once for one repository",
+    help: "packs (and archives) generated at once for one repository",
     deprecated: &[],
 };
 

@@ -137,6 +137,18 @@ impl ChannelWriter {
     }
 }
 
+impl ChannelWriter {
+    /// End the response as broken: what is buffered is dropped and the body
+    /// fails, so the client sees a cut-off transfer, never a short one that
+    /// looks whole.
+    pub fn fail(mut self, why: &str) {
+        self.buf.clear();
+        let _ = self
+            .tx
+            .blocking_send(Err(io::Error::other(why.to_string())));
+    }
+}
+
 impl io::Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);

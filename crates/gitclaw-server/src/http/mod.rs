@@ -43,6 +43,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/repos/{owner}/{name}/stats", get(api::repo_stats))
         .route("/api/v1/repos/{owner}/{name}/audit", get(api::repo_audit))
         .route(
+            "/api/v1/repos/{owner}/{name}/archive/{*file}",
+            get(api::repo_archive),
+        )
+        .route(
             "/api/v1/repos/{owner}/{name}/hooks",
             post(api::create_hook).get(api::list_hooks),
         )

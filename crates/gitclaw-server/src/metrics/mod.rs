@@ -100,6 +100,8 @@ pub struct Metrics {
     pub bundle_bytes: IntCounter,
     /// Webhook delivery attempts, by outcome.
     pub webhook_deliveries: IntCounterVec,
+    /// Archives asked for, by format and outcome.
+    pub archives: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -215,6 +217,12 @@ impl Metrics {
                 "gitclaw_webhook_deliveries_total",
                 "Webhook delivery attempts made by this instance, by outcome (delivered: the receiver answered 2xx; retry: it failed and will be tried again; failed: it failed for the last time).",
                 &["outcome"],
+            ),
+            archives: counter(
+                &r,
+                "gitclaw_archives_total",
+                "Archive downloads (the API's archive route), by format (tar, tar.gz) and outcome (sent; failed: cut off by an error after it began; refused: no pack-generation turn).",
+                &["format", "outcome"],
             ),
             lfs_batch_objects: counter(
                 &r,

@@ -13,6 +13,7 @@
 //!   for the pack engine, opened packs, and generated clone packs.
 
 pub mod advertise;
+pub mod archive;
 pub mod bundles;
 pub mod claims;
 pub mod fetch;

@@ -7,11 +7,13 @@
 //! may not read is answered exactly like a missing one (404), so its name does
 //! not leak, and listings only ever show (and page by) what the caller may read.
 
+mod archive;
 mod hooks;
 mod protected;
 mod repos;
 mod tokens;
 
+pub use archive::*;
 pub use hooks::*;
 pub use protected::*;
 pub use repos::*;
@@ -28,7 +30,7 @@ use serde::Serialize;
 use crate::{
     app::AppState,
     auth::{self, Caller, Denied},
-    error::{chain, RequestId},
+    error::{chain, GitError, RequestId},
     service::{hooks::HookError, protected::ProtectedError, repos::RepoError, tokens::TokenError},
 };
 
@@ -187,6 +189,26 @@ impl From<ProtectedError> for ApiError {
     }
 }
 
+/// A failure of the git services (archives): the status a git client would get,
+/// and the same message.
+impl From<GitError> for ApiError {
+    fn from(err: GitError) -> Self {
+        err.log("API request");
+        let status = crate::http::render::status(&err);
+        let code = match status {
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::BAD_REQUEST => "BAD_REQUEST",
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            StatusCode::FORBIDDEN => "FORBIDDEN",
+            StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
+            StatusCode::CONFLICT => "CONFLICT",
+            StatusCode::PAYLOAD_TOO_LARGE => "TOO_LARGE",
+            _ => "INTERNAL",
+        };
+        ApiError::new(status, code, err.client_message())
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         match err {
@@ -274,7 +296,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 #[openapi(
     info(
         title = "GitClaw API",
-        description = "Repositories, tokens, webhooks, protected refs and audit of a GitClaw server."
+        description = "Repositories, archives, tokens, webhooks, protected refs and audit of a GitClaw server."
     ),
     paths(
         post_repo,
@@ -285,6 +307,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         fork_repo,
         repo_stats,
         repo_audit,
+        repo_archive,
         create_hook,
         list_hooks,
         delete_hook,

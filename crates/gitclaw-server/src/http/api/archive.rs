@@ -1,0 +1,107 @@
+//! `/api/v1/repos/{owner}/{name}/archive/{REVISION}.tar.gz`: a revision's
+//! files as `git archive` makes them, for whoever may read the repository.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{bad_query, caller, find_readable, ApiError};
+use crate::{
+    app::AppState,
+    http::body::streamed_body,
+    service::archive::{self, Format},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveQuery {
+    /// Put before every path instead of `NAME-REVISION/`; empty for none.
+    pub prefix: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/archive/{file}", description = "The files of a revision as `git archive --format=tar` makes them, byte for byte (gzipped for `.tar.gz` and `.tgz`): every path under `NAME-REVISION/` unless `prefix` says otherwise, each file's time the commit's. The revision is a branch, tag or other ref name (as git resolves a short name: `refs/tags/` before `refs/heads/`), `HEAD`, or a full commit id that a ref reaches. `.gitattributes` is not applied. Answers `ETag`, and `304` to a matching `If-None-Match`. An archive takes a pack-generation turn: `503` when too many wait.", params(("owner" = String, Path), ("name" = String, Path), ("file" = String, Path, description = "REVISION.tar.gz, REVISION.tgz or REVISION.tar; the revision may hold slashes"), ("prefix" = Option<String>, Query, description = "a relative path put before every path (end it with `/` for a directory); empty for none")), responses((status = 200, content_type = "application/gzip", description = "the archive, streamed"), (status = 304, description = "the archive the If-None-Match names"), (status = 400, body = ApiError, description = "not an archive name, or a bad revision or prefix"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository or revision"), (status = 503, body = ApiError, description = "too many packs and archives are being made")))]
+pub async fn repo_archive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name, file)): axum::extract::Path<(String, String, String)>,
+    query: Result<axum::extract::Query<ArchiveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let Some((revision, format)) = Format::split(&file) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("'{file}' is not REVISION.tar.gz, REVISION.tgz or REVISION.tar"),
+        ));
+    };
+    let made = archive::prepare(&state, &repo, revision, format, query.prefix.as_deref()).await?;
+    let etag = made.etag();
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let made = made_turn(&state, made).await?;
+        let disposition = format!(
+            "attachment; filename=\"{}\"",
+            made.file_name.replace('"', "_")
+        );
+        let (mut writer, body) = streamed_body();
+        let metrics = state.metrics.clone();
+        let label = format.label();
+        crate::metrics::spawn_blocking(move || {
+            let outcome = match made.write(&mut writer) {
+                Ok(summary) => {
+                    tracing::info!(files = summary.files, bytes = summary.bytes, "archive sent");
+                    "sent"
+                }
+                Err(err) => {
+                    err.log("archive");
+                    writer.fail("the archive could not be completed");
+                    "failed"
+                }
+            };
+            metrics.archives.with_label_values(&[label, outcome]).inc();
+        });
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        response
+    };
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(response)
+}
+
+/// The archive with its turn; a refusal counted as such.
+async fn made_turn(state: &AppState, made: archive::Archive) -> Result<archive::Archive, ApiError> {
+    let label = made.format.label();
+    made.take_turn(state).await.map_err(|err| {
+        state
+            .metrics
+            .archives
+            .with_label_values(&[label, "refused"])
+            .inc();
+        ApiError::from(err)
+    })
+}

@@ -1,0 +1,223 @@
+//! Archive downloads: `curl` gets what `git archive` makes of the same
+//! revision in the pusher's repository, byte for byte, by branch, tag, `HEAD`
+//! or reachable commit id; what may not be read or does not exist is refused.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const ADMIN: &str = "archive-admin-token";
+
+/// `curl` of `path` on the server: status, response head, body.
+fn curl(server: &Server, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let work = tempfile::tempdir().unwrap();
+    let (head, body) = (work.path().join("head"), work.path().join("body"));
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            head.to_str().unwrap(),
+            "-o",
+            body.to_str().unwrap(),
+        ])
+        .args(["-w", "%{http_code}"])
+        .args(extra)
+        .arg(format!("{}{path}", server.url))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    (
+        status,
+        std::fs::read_to_string(head).unwrap(),
+        std::fs::read(body).unwrap_or_default(),
+    )
+}
+
+/// `git archive --format=tar` of `revision` in `repo` with `prefix`.
+fn git_archive(repo: &Path, revision: &str, prefix: &str) -> Vec<u8> {
+    let out = git_cmd(repo)
+        .args([
+            "archive",
+            "--format=tar",
+            &format!("--prefix={prefix}"),
+            revision,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("a whole gzip stream");
+    out
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn error_code(body: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    json["code"].as_str().unwrap_or_default().to_string()
+}
+
+fn archive_story(backend: Backend) {
+    let (server, url) = server_with_repo(ADMIN, backend);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    git(&src, &["checkout", "-q", "-b", "work/x"]);
+    commit_file(&src, "feature.txt", "on the feature\n", "feature");
+    git(&src, &["checkout", "-q", "main"]);
+    git(&src, &["tag", "-a", "-m", "release", "r1", "main~1"]);
+    // A tag and a branch of one name: git takes the tag.
+    git(&src, &["branch", "same", "main~2"]);
+    git(&src, &["tag", "same", "main"]);
+    push_everything(&src, &url);
+
+    let base = "/api/v1/repos/acme/app/archive";
+    let cases = [
+        ("main.tar", "main", "app-main/", false),
+        ("main.tar.gz", "main", "app-main/", true),
+        ("r1.tgz", "r1", "app-r1/", true),
+        ("work/x.tar", "work/x", "app-work-x/", false),
+        (
+            "refs/heads/work/x.tar",
+            "work/x",
+            "app-refs-heads-work-x/",
+            false,
+        ),
+        ("HEAD.tar", "main", "app-HEAD/", false),
+        ("same.tar", "refs/tags/same", "app-same/", false),
+    ];
+    for (file, revision, prefix, gzipped) in cases {
+        let (status, head, body) = curl(&server, &format!("{base}/{file}"), &[]);
+        assert_eq!(status, 200, "{file}: {}", String::from_utf8_lossy(&body));
+        let tar = if gzipped { gunzip(&body) } else { body };
+        assert!(
+            tar == git_archive(&src, revision, prefix),
+            "{file}: git archive's bytes"
+        );
+        // git reads the commit's id back out of the pax global header.
+        let id = git_with_input(&src, &["get-tar-commit-id"], &tar[..1024]);
+        assert_eq!(
+            id.trim(),
+            git(&src, &["rev-parse", &format!("{revision}^{{commit}}")]).trim()
+        );
+        let content_type = if gzipped {
+            "application/gzip"
+        } else {
+            "application/x-tar"
+        };
+        assert_eq!(header(&head, "content-type"), Some(content_type), "{file}");
+        let stem = file.split_once(".t").unwrap().0.replace('/', "-");
+        let extension = if gzipped { "tar.gz" } else { "tar" };
+        assert_eq!(
+            header(&head, "content-disposition"),
+            Some(format!("attachment; filename=\"app-{stem}.{extension}\"").as_str()),
+        );
+    }
+
+    // A commit id some ref reaches, with a prefix of the caller's, or none.
+    let older = git(&src, &["rev-parse", "main~2"]).trim().to_string();
+    let (status, _, body) = curl(&server, &format!("{base}/{older}.tar?prefix=src/"), &[]);
+    assert_eq!(status, 200);
+    assert!(body == git_archive(&src, &older, "src/"));
+    let (status, _, body) = curl(&server, &format!("{base}/{older}.tar?prefix="), &[]);
+    assert_eq!(status, 200);
+    assert!(body == git_archive(&src, &older, ""));
+
+    // The ETag names the bytes: asked again with it, nothing is sent.
+    let (_, head, _) = curl(&server, &format!("{base}/main.tar"), &[]);
+    let etag = header(&head, "etag").expect("an ETag").to_string();
+    let (status, _, body) = curl(
+        &server,
+        &format!("{base}/main.tar"),
+        &["-H", &format!("If-None-Match: {etag}")],
+    );
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    let (_, head, _) = curl(&server, &format!("{base}/main.tar?prefix=other/"), &[]);
+    assert_ne!(header(&head, "etag"), Some(etag.as_str()), "another prefix");
+
+    // A commit no ref reaches any more (force-pushed away) is not served.
+    git(&src, &["checkout", "-q", "work/x"]);
+    let gone = git(&src, &["rev-parse", "HEAD"]).trim().to_string();
+    git(&src, &["reset", "-q", "--hard", "main"]);
+    git(&src, &["push", "-q", "-f", &url, "work/x"]);
+    let (status, _, body) = curl(&server, &format!("{base}/{gone}.tar"), &[]);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(error_code(&body), "NOT_FOUND");
+
+    // Bad names and prefixes, and what is not there.
+    for (path, status) in [
+        (format!("{base}/main.zip"), 400),
+        (format!("{base}/main.tar?prefix=../up/"), 400),
+        (format!("{base}/main.tar?prefix=/abs/"), 400),
+        (format!("{base}/a..b.tar"), 400),
+        (format!("{base}/no-such-branch.tar"), 404),
+        (format!("{base}/{}.tar", "0".repeat(40)), 404),
+        (
+            "/api/v1/repos/acme/nothing/archive/main.tar".to_string(),
+            404,
+        ),
+    ] {
+        let (got, _, body) = curl(&server, &path, &[]);
+        assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(!error_code(&body).is_empty(), "{path}: a JSON error");
+    }
+
+    // A private repository: as missing to a stranger, served to a reader.
+    let (status, body) = api_request(
+        &server,
+        "POST",
+        "/api/v1/repos",
+        Some(ADMIN),
+        r#"{"owner":"acme","name":"secret","private":true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let secret = url.replace("/acme/app.git", "/acme/secret.git");
+    git(&src, &["push", "-q", &secret, "main"]);
+    let path = "/api/v1/repos/acme/secret/archive/main.tar.gz";
+    let (status, _, _) = curl(&server, path, &[]);
+    assert_eq!(status, 404);
+    let reader = scoped_token(&server, ADMIN, "acme/secret", "read");
+    let (status, _, body) = curl(
+        &server,
+        path,
+        &["-H", &format!("Authorization: Bearer {reader}")],
+    );
+    assert_eq!(status, 200);
+    assert!(gunzip(&body) == git_archive(&src, "main", "secret-main/"));
+
+    let sent = metric(
+        server.addr,
+        r#"gitclaw_archives_total{format="tar",outcome="sent"}"#,
+    );
+    assert!(sent >= 7.0, "{sent}");
+}
+
+#[test]
+fn archives_are_git_archive_s() {
+    archive_story(Backend::Embedded);
+}
+
+#[test]
+fn archives_are_git_archive_s_on_s3() {
+    archive_story(Backend::S3Postgres);
+}
