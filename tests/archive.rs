@@ -221,3 +221,82 @@ fn archives_are_git_archive_s() {
 fn archives_are_git_archive_s_on_s3() {
     archive_story(Backend::S3Postgres);
 }
+
+/// A file that cannot be read once the archive is under way cuts the
+/// transfer off: the client sees a broken download, never a short archive
+/// that looks whole.
+#[test]
+fn a_failure_midway_cuts_the_download_off() {
+    let (server, url) = server_with_repo(ADMIN, Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    // Files that do not compress: the archive is well past its first chunk
+    // before the last file.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for n in 0..8 {
+        let data: Vec<u8> = (0..200_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        std::fs::write(src.join(format!("f{n}.bin")), data).unwrap();
+    }
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-q", "-m", "random"]);
+    git(&src, &["push", "-q", &url, "main"]);
+    let (status, _, whole) = curl(&server, "/api/v1/repos/acme/app/archive/main.tar", &[]);
+    assert_eq!(status, 200);
+    assert!(whole == git_archive(&src, "main", "app-main/"));
+
+    // Damage the last file's stored object (a small push is stored as loose
+    // objects).
+    let last = git(&src, &["rev-parse", "main:f7.bin"]).trim().to_string();
+    let key = format!("objects/{}/{}", &last[..2], &last[2..]);
+    let path = server.repo_dir("acme", "app").join(&key);
+    let mut stored = std::fs::read(&path).unwrap_or_else(|err| {
+        panic!(
+            "{key}: {err}; the store has {:?}",
+            server.stored_keys("acme", "app")
+        )
+    });
+    let middle = stored.len() / 2;
+    stored[middle..middle + 64].fill(0xa5);
+    std::fs::write(&path, &stored).unwrap();
+
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ])
+        .arg(format!(
+            "{}/api/v1/repos/acme/app/archive/main.tar",
+            server.url
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success(),
+        "curl must see a broken transfer, got {said} and {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, size) = said.split_once(' ').unwrap();
+    assert_eq!(status, "200", "it had begun");
+    let size: usize = size.parse().unwrap();
+    assert!(size > 0 && size < whole.len(), "{size} of {}", whole.len());
+    assert_eq!(
+        metric(
+            server.addr,
+            r#"gitclaw_archives_total{format="tar",outcome="failed"}"#
+        ),
+        1.0
+    );
+}
