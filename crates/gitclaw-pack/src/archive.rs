@@ -7,9 +7,13 @@
 //! padding at the end.
 //!
 //! Blobs are read one at a time; one above [`STREAM_ABOVE`] stored whole (in
-//! a pack or loose) is streamed, never held. `.gitattributes` is not applied:
-//! every file is archived as committed (no `export-ignore`, `export-subst` or
-//! end-of-line conversion).
+//! a pack or loose) is streamed, never held.
+//!
+//! The tree's own `.gitattributes` files decide `export-ignore`, as in git:
+//! a file or directory they give it is left out (a directory with all it
+//! holds; a directory whose every file is left out still has its entry, as
+//! git writes it on meeting the first). `export-subst` and end-of-line conversion are not applied: files
+//! are archived as committed.
 
 use std::io::{Read, Write};
 
@@ -93,6 +97,7 @@ pub fn write_tar(
         path: prefix.clone(),
         pending: Vec::new(),
         buf: Vec::new(),
+        attributes: ExportAttributes::new(prefix.len()),
     };
     walk.tree(&mut tar, tree)?;
     tar.trailer()?;
@@ -145,6 +150,7 @@ struct Walk<'a> {
     /// `path` up to each one's name's end, and its tree.
     pending: Vec<(usize, ObjectId)>,
     buf: Vec<u8>,
+    attributes: ExportAttributes,
 }
 
 impl Walk<'_> {
@@ -167,9 +173,26 @@ impl Walk<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         let base = self.path.len();
+        let attributes_file = entries
+            .iter()
+            .find(|(name, _, mode)| {
+                name == b".gitattributes" && matches!(mode, Mode::File | Mode::Executable)
+            })
+            .map(|&(_, oid, _)| oid);
+        let added = match attributes_file {
+            Some(oid) => {
+                let mut data = Vec::new();
+                self.reader.read_existing(&oid, &mut data)?;
+                self.attributes.enter(&self.path, &data)
+            }
+            None => false,
+        };
         for (name, oid, mode) in entries {
             self.path.truncate(base);
             self.path.extend_from_slice(&name);
+            if mode == Mode::Dir && self.attributes.ignores(&self.path, true) {
+                continue;
+            }
             if mode == Mode::Dir {
                 let end = self.path.len();
                 self.pending.push((end, oid));
@@ -181,10 +204,15 @@ impl Walk<'_> {
                 }
                 continue;
             }
+            // As git does, the directories above go out before the entry's
+            // own attributes are looked at.
             for (end, dir) in std::mem::take(&mut self.pending) {
                 let mut path = self.path[..end].to_vec();
                 path.push(b'/');
                 tar.entry(&dir, &path, Mode::Dir, None)?;
+            }
+            if self.attributes.ignores(&self.path, mode == Mode::Submodule) {
+                continue;
             }
             match mode {
                 Mode::Submodule => {
@@ -195,6 +223,9 @@ impl Walk<'_> {
             }
         }
         self.path.truncate(base);
+        if added {
+            self.attributes.leave();
+        }
         Ok(())
     }
 
@@ -238,6 +269,95 @@ impl Walk<'_> {
                 .map(|stream| stream.content as Box<dyn Read>),
             None => None,
         })
+    }
+}
+
+/// `export-ignore` as the archived tree's `.gitattributes` files give it:
+/// each directory's file applies to the paths under it, a deeper one's lines
+/// before a shallower one's, later lines before earlier ones; macros only in
+/// the top-level file (git's rules, by `gix-attributes`).
+struct ExportAttributes {
+    search: gix_attributes::Search,
+    collection: gix_attributes::search::MetadataCollection,
+    outcome: gix_attributes::search::Outcome,
+    /// How many bytes of a walk path are the archive's prefix.
+    prefix_len: usize,
+    /// Whether any `.gitattributes` file is in force.
+    files: usize,
+}
+
+/// git skips `.gitattributes` lines longer than this.
+const MAX_ATTRIBUTE_LINE: usize = 2048;
+
+impl ExportAttributes {
+    fn new(prefix_len: usize) -> Self {
+        let mut collection = Default::default();
+        let search = gix_attributes::Search::new_globals(
+            std::iter::empty::<std::path::PathBuf>(),
+            &mut Vec::new(),
+            &mut collection,
+        )
+        .unwrap_or_default();
+        ExportAttributes {
+            search,
+            collection,
+            outcome: Default::default(),
+            prefix_len,
+            files: 0,
+        }
+    }
+
+    /// The `.gitattributes` of the directory at `dir` (a walk path, ending in
+    /// `/` unless it is the prefix alone) holds `data`. Returns whether it was
+    /// taken (and must be [`Self::leave`]n with the directory).
+    fn enter(&mut self, dir: &[u8], data: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let relative = &dir[self.prefix_len..];
+        let lines: Vec<&[u8]> = data
+            .split(|&b| b == b'\n')
+            .filter(|line| line.len() <= MAX_ATTRIBUTE_LINE)
+            .collect();
+        let mut source = relative.to_vec();
+        source.extend_from_slice(b".gitattributes");
+        let source = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&source));
+        let added = self.search.add_patterns_buffer(
+            &lines.join(&b'\n'),
+            source,
+            Some(std::path::Path::new("")),
+            &mut self.collection,
+            relative.is_empty(),
+        );
+        if added.is_err() {
+            return false;
+        }
+        self.outcome
+            .initialize_with_selection(&self.collection, ["export-ignore"]);
+        self.files += 1;
+        true
+    }
+
+    fn leave(&mut self) {
+        self.search.pop_pattern_list();
+        self.files -= 1;
+    }
+
+    /// Whether the entry at walk path `path` is left out.
+    fn ignores(&mut self, path: &[u8], is_dir: bool) -> bool {
+        if self.files == 0 {
+            return false;
+        }
+        let relative = &path[self.prefix_len..];
+        self.outcome.reset();
+        self.search.pattern_matching_relative_path(
+            relative.into(),
+            gix_attributes::glob::pattern::Case::Sensitive,
+            Some(is_dir),
+            &mut self.outcome,
+        );
+        self.outcome
+            .iter_selected()
+            .next()
+            .is_some_and(|found| matches!(found.assignment.state, gix_attributes::StateRef::Set))
     }
 }
 

@@ -271,3 +271,134 @@ fn big_files_are_streamed_and_match_git() {
     let summary = assert_same(&db, &repo, &main, "big/");
     assert_eq!(summary.files, 2);
 }
+
+/// `export-ignore` from the archived tree's `.gitattributes` files, at every
+/// depth, with macros, unsetting and git's order of precedence.
+#[test]
+fn export_ignore_follows_the_tree_s_gitattributes() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let write = |path: &str, data: &str| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    // A line longer than git reads: main.c stays.
+    let long_line = format!("main.c{}export-ignore\n", " ".repeat(2100));
+    write(
+        ".gitattributes",
+        &format!(
+            "[attr]dist-skip export-ignore\n\
+             *.md export-ignore\n\
+             keep.md -export-ignore\n\
+             /build export-ignore\n\
+             docs/ export-ignore\n\
+             *.tmp dist-skip\n\
+             sub/deep/x.c export-ignore\n\
+             vendor export-ignore\n\
+             .gitattributes export-ignore\n\
+             {long_line}\
+             *.bin binary\n"
+        ),
+    );
+    for file in [
+        "README.md",
+        "keep.md",
+        "main.c",
+        "build/out.o",
+        "src/build/kept.c",
+        "docs/guide.txt",
+        "src/docs/also.txt",
+        "scratch.tmp",
+        "data.bin",
+        "sub/deep/x.c",
+        "sub/deep/y.c",
+        "sub/notes.txt",
+        "sub/important.md",
+        "sub/more/readme.txt",
+        "only-ignored/a.md",
+        "only-ignored/b.tmp",
+    ] {
+        write(file, &format!("{file}\n"));
+    }
+    // A deeper file: its lines come before the top-level file's.
+    write(
+        "sub/.gitattributes",
+        "*.txt export-ignore\nimportant.md !export-ignore\nmore/ -export-ignore\n",
+    );
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "attributes"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    git(
+        &repo,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{commit},vendor"),
+        ],
+    );
+    git(&repo, &["commit", "-q", "-m", "vendor"]);
+
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    for prefix in ["", "p/", "pre-"] {
+        assert_same(&db, &repo, &main, prefix);
+    }
+    // What git left out, so the test shows the rules were in play: a
+    // directory ignored with all it holds, anchored and unanchored patterns,
+    // a macro, a deeper file's lines first, `!` and `-`, a submodule.
+    let listing = git_bytes(&repo, &["archive", "--format=tar", "main"], &[]);
+    let names = tar_names(&listing);
+    for gone in [
+        "README.md",
+        "build/",
+        "docs/",
+        "src/docs/",
+        "scratch.tmp",
+        "sub/deep/x.c",
+        "vendor/",
+        "sub/notes.txt",
+        "sub/more/readme.txt",
+        "only-ignored/a.md",
+        ".gitattributes",
+        "sub/.gitattributes",
+    ] {
+        assert!(!names.iter().any(|n| n == gone), "{gone} in {names:?}");
+    }
+    for kept in [
+        "main.c",
+        "keep.md",
+        "src/build/kept.c",
+        "sub/important.md",
+        "sub/deep/y.c",
+        "data.bin",
+        // Directories whose files are all left out, written on meeting them.
+        "sub/more/",
+        "only-ignored/",
+    ] {
+        assert!(names.iter().any(|n| n == kept), "{kept} not in {names:?}");
+    }
+}
+
+/// The names in a tar (ustar name fields only: the test's names are short).
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let header = &tar[at..at + 512];
+        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        names.push(String::from_utf8_lossy(&header[..name_end]).into_owned());
+        let size = u64::from_str_radix(
+            std::str::from_utf8(&header[124..135])
+                .unwrap()
+                .trim_end_matches('\0'),
+            8,
+        )
+        .unwrap();
+        at += 512 + (size as usize).div_ceil(512) * 512;
+    }
+    names
+}
