@@ -31,6 +31,8 @@ fn openapi_document_matches_the_real_routes() {
         ("GET", "/api/v1/repos/{owner}/{name}/stats"),
         ("GET", "/api/v1/repos/{owner}/{name}/audit"),
         ("GET", "/api/v1/repos/{owner}/{name}/archive/{file}"),
+        ("GET", "/api/v1/repos/{owner}/{name}/raw/{path}"),
+        ("GET", "/api/v1/repos/{owner}/{name}/refs"),
         ("POST", "/api/v1/repos/{owner}/{name}/hooks"),
         ("GET", "/api/v1/repos/{owner}/{name}/hooks"),
         ("DELETE", "/api/v1/repos/{owner}/{name}/hooks/{id}"),
@@ -64,7 +66,8 @@ fn openapi_document_matches_the_real_routes() {
             .replace("{name}", "repo")
             .replace("{id}", "no-such-id")
             .replace("{delivery}", "1")
-            .replace("{file}", "main.tar.gz");
+            .replace("{file}", "main.tar.gz")
+            .replace("{path}", "README.md");
         let (status, body) = http(
             server.addr,
             method,

@@ -15,19 +15,19 @@
 //! git writes it on meeting the first). `export-subst` and end-of-line conversion are not applied: files
 //! are archived as committed.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use gix_hash::ObjectId;
-use gix_object::{tree::EntryKind, Kind};
+use gix_object::tree::EntryKind;
 
 use crate::{
-    odb::{Location, ObjectDb, ObjectReader},
+    files::{copy_stream, open_blob, BlobContent},
+    odb::{ObjectDb, ObjectReader},
     walk::read_tree,
     PackError, Result,
 };
 
-/// Blobs larger than this that are stored whole are streamed into the archive.
-pub const STREAM_ABOVE: u64 = 16 << 20;
+pub use crate::files::STREAM_ABOVE;
 
 /// One tar record; every entry and its content are padded to a whole one.
 const RECORD: usize = 512;
@@ -231,44 +231,19 @@ impl Walk<'_> {
 
     /// A file or symbolic link at `self.path`.
     fn blob(&mut self, tar: &mut Tar<'_>, id: ObjectId, mode: Mode) -> Result<()> {
-        let (kind, size) = self
-            .reader
-            .header(&id)?
-            .ok_or(PackError::MissingObject(id))?;
-        if kind != Kind::Blob {
-            return Err(PackError::MalformedObject {
-                oid: id,
-                detail: format!("a file's entry names a {kind}"),
-            });
-        }
-        if mode != Mode::Link && size > STREAM_ABOVE {
-            if let Some(mut stream) = self.stream(&id)? {
-                return tar.entry(
-                    &id,
-                    &self.path,
-                    mode,
-                    Some(Content::Stream(size, &mut *stream)),
-                );
+        let content = match open_blob(self.db, &mut self.reader, &id)? {
+            // A link's target goes in its header, whatever its size.
+            BlobContent::Stream(size, mut stream) if mode == Mode::Link => {
+                let mut target = Vec::new();
+                copy_stream(&id, size, &mut stream, |data| {
+                    target.extend_from_slice(data);
+                    Ok(())
+                })?;
+                BlobContent::Whole(target)
             }
-        }
-        let mut data = Vec::new();
-        self.reader.read_existing(&id, &mut data)?;
-        tar.entry(&id, &self.path, mode, Some(Content::Bytes(&data)))
-    }
-
-    /// Blob `id`'s content as a stream, if it is stored whole.
-    fn stream(&self, id: &ObjectId) -> Result<Option<Box<dyn Read + '_>>> {
-        Ok(match self.db.locate(id)? {
-            Some(Location::Packed { pack, index }) => self.db.packs()[pack]
-                .stream_whole(index)?
-                .map(|(_, _, stream)| Box::new(stream) as Box<dyn Read>),
-            Some(Location::Loose) => self
-                .db
-                .loose()
-                .open(id)?
-                .map(|stream| stream.content as Box<dyn Read>),
-            None => None,
-        })
+            content => content,
+        };
+        tar.entry(&id, &self.path, mode, Some(content))
     }
 }
 
@@ -361,21 +336,6 @@ impl ExportAttributes {
     }
 }
 
-/// A file's content.
-enum Content<'a> {
-    Bytes(&'a [u8]),
-    Stream(u64, &'a mut dyn Read),
-}
-
-impl Content<'_> {
-    fn len(&self) -> u64 {
-        match self {
-            Content::Bytes(data) => data.len() as u64,
-            Content::Stream(size, _) => *size,
-        }
-    }
-}
-
 /// The archive being written.
 struct Tar<'a> {
     out: &'a mut dyn Write,
@@ -431,7 +391,7 @@ impl Tar<'_> {
         id: &ObjectId,
         path: &[u8],
         mode: Mode,
-        content: Option<Content<'_>>,
+        content: Option<BlobContent<'_>>,
     ) -> Result<()> {
         let (perm, flag) = mode.header();
         let mut records = Vec::new();
@@ -451,7 +411,7 @@ impl Tar<'_> {
         let mut link = Vec::new();
         let mut size = 0;
         match (&content, mode) {
-            (Some(Content::Bytes(target)), Mode::Link) => {
+            (Some(BlobContent::Whole(target)), Mode::Link) => {
                 if target.len() > 100 {
                     link = format!("see {}.paxheader", id.to_hex()).into_bytes();
                     pax_record(&mut records, "linkpath", target);
@@ -483,38 +443,18 @@ impl Tar<'_> {
         self.put(&header)?;
         match content {
             None => {}
-            Some(Content::Bytes(data)) => {
+            Some(BlobContent::Whole(data)) => {
                 self.files += 1;
                 if mode != Mode::Link {
-                    self.put(data)?;
+                    self.put(&data)?;
                     self.pad()?;
                 }
             }
-            Some(Content::Stream(size, stream)) => {
+            Some(BlobContent::Stream(size, mut stream)) => {
                 self.files += 1;
-                self.copy(id, size, stream)?;
+                copy_stream(id, size, &mut stream, |data| self.put(data))?;
                 self.pad()?;
             }
-        }
-        Ok(())
-    }
-
-    /// Exactly `size` bytes of `stream`.
-    fn copy(&mut self, id: &ObjectId, size: u64, stream: &mut dyn Read) -> Result<()> {
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut left = size;
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = stream
-                .read(&mut buf[..want])
-                .map_err(|err| PackError::Corrupt(format!("reading blob {id}: {err}")))?;
-            if n == 0 {
-                return Err(PackError::Corrupt(format!(
-                    "blob {id} ends {left} bytes short of its size"
-                )));
-            }
-            self.put(&buf[..n])?;
-            left -= n as u64;
         }
         Ok(())
     }

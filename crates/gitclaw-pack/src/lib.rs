@@ -21,6 +21,7 @@ pub mod archive;
 pub mod commit_graph;
 pub mod delta;
 pub mod entry;
+pub mod files;
 pub mod fsck;
 mod gate;
 mod id_table;

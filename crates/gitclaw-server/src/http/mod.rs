@@ -47,6 +47,11 @@ pub fn router(state: AppState) -> Router {
             get(api::repo_archive),
         )
         .route(
+            "/api/v1/repos/{owner}/{name}/raw/{*path}",
+            get(api::repo_raw),
+        )
+        .route("/api/v1/repos/{owner}/{name}/refs", get(api::repo_refs))
+        .route(
             "/api/v1/repos/{owner}/{name}/hooks",
             post(api::create_hook).get(api::list_hooks),
         )

@@ -1,10 +1,7 @@
 //! A revision's files as a tar or tar.gz archive (the API's `archive`
 //! route): what `git archive` makes of it, which git cannot fetch over HTTP.
 //!
-//! The revision is resolved as git resolves a name (`HEAD`, a full ref name,
-//! then `refs/`, `refs/tags/`, `refs/heads/`, `refs/remotes/` before it), or
-//! is a full commit id, which must be reachable from a ref (as a fetch by id
-//! must: a commit a force-push left behind is not served). Making one takes a
+//! The revision is resolved by [`revision::resolve`]. Making one takes a
 //! pack-generation turn (see `fetch::limits`), so archives count against the
 //! same limits as the packs they are as costly as.
 
@@ -14,15 +11,15 @@ use gitclaw_metadata::Repo;
 use gitclaw_pack::{
     archive::{commit_source, write_tar, TarOptions, TarSummary},
     odb::ObjectDb,
-    walk::{unreachable_wants, Graph},
-    Kind, ObjectId,
+    ObjectId,
 };
 
 use crate::{
     app::AppState,
     error::GitError,
     service::{
-        advertise::advertised_refs_cached, fetch::limits::GenerationSlot, objects::object_db_with,
+        fetch::limits::GenerationSlot,
+        revision::{self, Resolved},
     },
 };
 
@@ -95,7 +92,6 @@ pub async fn prepare(
     format: Format,
     prefix: Option<&str>,
 ) -> Result<Archive, GitError> {
-    check_revision(revision)?;
     let prefix = match prefix {
         Some(prefix) => {
             check_prefix(prefix)?;
@@ -103,18 +99,10 @@ pub async fn prepare(
         }
         None => format!("{}-{}/", repo.name, revision.replace('/', "-")),
     };
-    let (refs, cached) = advertised_refs_cached(state, repo).await?;
-    let db = object_db_with(state, repo, cached).await?;
-    let named = resolve_name(repo, &refs, revision);
-    let tips: Vec<(ObjectId, Option<ObjectId>)> = refs.iter().map(|r| (r.oid, r.peeled)).collect();
-    let revision_owned = revision.to_string();
-    let (db, commit, tree, mtime) = crate::metrics::spawn_blocking(move || {
-        let commit = match named {
-            Some(id) => peel_to_commit(&db, id, &revision_owned)?,
-            None => reachable_commit(&db, &tips, &revision_owned)?,
-        };
+    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let (db, tree, mtime) = crate::metrics::spawn_blocking(move || {
         let (tree, mtime) = commit_source(&db, &commit)?;
-        Ok::<_, GitError>((db, commit, tree, mtime))
+        Ok::<_, GitError>((db, tree, mtime))
     })
     .await??;
     Ok(Archive {
@@ -175,25 +163,6 @@ impl Archive {
     }
 }
 
-/// A revision must be a name git could give a ref (or an id): no empty
-/// component, no `..`, no control characters.
-fn check_revision(revision: &str) -> Result<(), GitError> {
-    let bad = revision.is_empty()
-        || revision.len() > 1024
-        || revision.starts_with('/')
-        || revision.ends_with('/')
-        || revision.contains("//")
-        || revision.contains("..")
-        || revision.chars().any(|c| c.is_control());
-    if bad {
-        return Err(GitError::BadRequest(format!(
-            "'{}' is not a revision name",
-            revision.escape_default()
-        )));
-    }
-    Ok(())
-}
-
 /// A prefix may not lead out of the directory it is extracted in.
 fn check_prefix(prefix: &str) -> Result<(), GitError> {
     let bad = prefix.len() > MAX_PREFIX_BYTES
@@ -207,67 +176,6 @@ fn check_prefix(prefix: &str) -> Result<(), GitError> {
         )));
     }
     Ok(())
-}
-
-/// The object a ref name resolves to, in git's order of names; `None` when
-/// `revision` is no ref's name (it may be an id).
-fn resolve_name(
-    repo: &Repo,
-    refs: &[crate::service::advertise::PeeledRef],
-    revision: &str,
-) -> Option<ObjectId> {
-    let find = |name: &str| refs.iter().find(|r| r.name == name).map(|r| r.oid);
-    if revision == "HEAD" {
-        return find(&repo.head_ref);
-    }
-    let candidates = [
-        revision.to_string(),
-        format!("refs/{revision}"),
-        format!("refs/tags/{revision}"),
-        format!("refs/heads/{revision}"),
-        format!("refs/remotes/{revision}"),
-        format!("refs/remotes/{revision}/HEAD"),
-    ];
-    candidates
-        .iter()
-        .filter(|name| name.starts_with("refs/"))
-        .find_map(|name| find(name))
-}
-
-/// The commit a ref's object peels to.
-fn peel_to_commit(db: &ObjectDb, id: ObjectId, revision: &str) -> Result<ObjectId, GitError> {
-    let (target, kind) = db.reader().peel(&id)?;
-    if kind != Kind::Commit {
-        return Err(GitError::NotFound(format!(
-            "revision '{revision}' names a {kind}, not a commit"
-        )));
-    }
-    Ok(target)
-}
-
-/// A full commit id that some ref reaches.
-fn reachable_commit(
-    db: &ObjectDb,
-    tips: &[(ObjectId, Option<ObjectId>)],
-    revision: &str,
-) -> Result<ObjectId, GitError> {
-    let unknown = || GitError::NotFound(format!("no branch, tag or reachable commit '{revision}'"));
-    let Ok(id) = ObjectId::from_hex(revision.as_bytes()) else {
-        return Err(unknown());
-    };
-    let mut graph = Graph::new(db);
-    graph.know_peeled_tags(
-        tips.iter()
-            .filter_map(|&(oid, peeled)| peeled.map(|p| (oid, p))),
-    );
-    if graph.peel_to_commit(&id).ok().flatten() != Some(id) {
-        return Err(unknown());
-    }
-    let tips: Vec<ObjectId> = tips.iter().map(|&(oid, _)| oid).collect();
-    if !unreachable_wants(&mut graph, &tips, &[id])?.is_empty() {
-        return Err(unknown());
-    }
-    Ok(id)
 }
 
 #[cfg(test)]
@@ -287,13 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn revisions_and_prefixes_that_could_mislead_are_refused() {
-        for bad in ["", "/main", "main/", "a//b", "a/../b", "..", "a\nb"] {
-            assert!(check_revision(bad).is_err(), "{bad:?}");
-        }
-        for good in ["main", "feature/x", "v1.0", "refs/heads/main", "HEAD"] {
-            assert!(check_revision(good).is_ok(), "{good:?}");
-        }
+    fn prefixes_that_could_mislead_are_refused() {
         for bad in ["/abs/", "../up/", "a/../../b/", "a\0b"] {
             assert!(check_prefix(bad).is_err(), "{bad:?}");
         }

@@ -8,12 +8,14 @@
 //! not leak, and listings only ever show (and page by) what the caller may read.
 
 mod archive;
+mod files;
 mod hooks;
 mod protected;
 mod repos;
 mod tokens;
 
 pub use archive::*;
+pub use files::*;
 pub use hooks::*;
 pub use protected::*;
 pub use repos::*;
@@ -296,7 +298,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 #[openapi(
     info(
         title = "GitClaw API",
-        description = "Repositories, archives, tokens, webhooks, protected refs and audit of a GitClaw server."
+        description = "Repositories, refs, files and archives, tokens, webhooks, protected refs and audit of a GitClaw server."
     ),
     paths(
         post_repo,
@@ -308,6 +310,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         repo_stats,
         repo_audit,
         repo_archive,
+        repo_raw,
+        repo_refs,
         create_hook,
         list_hooks,
         delete_hook,
@@ -334,6 +338,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         RepoPage,
         ForkRequest,
         AuditPage,
+        RefView,
+        RefPage,
         CreateHook,
         HookView,
         HookList,

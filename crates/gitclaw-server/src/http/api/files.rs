@@ -1,0 +1,168 @@
+//! A repository's refs and a revision's files without a clone:
+//! `/api/v1/repos/{owner}/{name}/refs` and `/raw/{path}`, for whoever may
+//! read the repository.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{bad_query, caller, find_readable, ApiError};
+use crate::{
+    app::AppState,
+    http::body::streamed_body,
+    service::{advertise::advertised_refs, files},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    /// The revision: a branch, tag or other ref name, `HEAD` (the default),
+    /// or a full commit id a ref reaches.
+    #[serde(rename = "ref")]
+    pub revision: Option<String>,
+}
+
+/// How much of a file decides whether it is sent as text (git's own
+/// heuristic: a NUL in the first 8000 bytes makes it binary).
+const TEXT_PROBE: usize = 8000;
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/raw/{path}", description = "One file of a revision, byte for byte what `git show REVISION:PATH` prints (a symbolic link's target, for a link). `text/plain; charset=utf-8` when its first 8000 bytes hold no NUL, else `application/octet-stream`, with `Content-Length`, `ETag` (the blob id; `304` to a matching `If-None-Match`) and `X-GitClaw-Commit`. Reading one takes a pack-generation turn: `503` when too many wait.", params(("owner" = String, Path), ("name" = String, Path), ("path" = String, Path, description = "the file's path in the tree, `/`-separated"), ("ref" = Option<String>, Query, description = "a branch, tag or other ref name (resolved as git resolves a short name), `HEAD` (the default), or a full commit id a ref reaches")), responses((status = 200, content_type = "application/octet-stream", description = "the file, streamed"), (status = 304, description = "the file the If-None-Match names"), (status = 400, body = ApiError, description = "a bad path or revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository, revision or file, or the path is a directory or submodule"), (status = 503, body = ApiError, description = "too many packs, archives and files are being read")))]
+pub async fn repo_raw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name, path)): axum::extract::Path<(String, String, String)>,
+    query: Result<axum::extract::Query<RawQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let revision = query.revision.as_deref().unwrap_or("HEAD");
+    let file = files::find(&state, &repo, revision, &path).await?;
+    let etag = file.etag();
+    let commit = file.commit.to_string();
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let file = file.take_turn(&state).await?;
+        let size = file.size;
+        let (loaded, binary) = crate::metrics::spawn_blocking(move || file.load(TEXT_PROBE))
+            .await
+            .map_err(crate::error::GitError::from)??;
+        let content_type = if binary {
+            "application/octet-stream"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        let (mut writer, body) = streamed_body();
+        crate::metrics::spawn_blocking(move || {
+            if let Err(err) = loaded.write(&mut writer) {
+                err.log("raw file");
+                writer.fail("the file could not be sent whole");
+            }
+        });
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&commit) {
+        headers.insert("x-gitclaw-commit", value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefsQuery {
+    /// Only refs whose names start with this (`refs/heads/`, `refs/tags/`).
+    pub prefix: Option<String>,
+    /// Continue after this ref name (the `next` of the previous page).
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefView {
+    pub name: String,
+    /// The object the ref names.
+    pub id: String,
+    /// For a tag object, the object its chain ends at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peeled: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefPage {
+    /// The ref `HEAD` points at (it may not exist yet).
+    pub head: String,
+    /// Sorted by name.
+    pub refs: Vec<RefView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/refs", description = "The repository's refs, as `git ls-remote` shows them, sorted by name, a page at a time.", params(("owner" = String, Path), ("name" = String, Path), ("prefix" = Option<String>, Query, description = "only refs whose names start with this, e.g. `refs/heads/`"), ("after" = Option<String>, Query, description = "continue after this ref name"), ("limit" = Option<u32>, Query, description = "at most this many (default 1000, at most 10000)")), responses((status = 200, body = RefPage), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn repo_refs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    query: Result<axum::extract::Query<RefsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RefPage>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000) as usize;
+    let refs = advertised_refs(&state, &repo).await?;
+    let prefix = query.prefix.as_deref().unwrap_or("");
+    let mut sorted: Vec<_> = refs
+        .iter()
+        .filter(|r| r.name.starts_with(prefix))
+        .filter(|r| {
+            query
+                .after
+                .as_deref()
+                .is_none_or(|after| r.name.as_str() > after)
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let more = sorted.len() > limit;
+    sorted.truncate(limit);
+    let next = more
+        .then(|| sorted.last().map(|r| r.name.clone()))
+        .flatten();
+    Ok(Json(RefPage {
+        head: repo.head_ref.clone(),
+        refs: sorted
+            .into_iter()
+            .map(|r| RefView {
+                name: r.name.clone(),
+                id: r.oid.to_string(),
+                peeled: r.peeled.map(|p| p.to_string()),
+            })
+            .collect(),
+        next,
+    }))
+}
