@@ -51,6 +51,8 @@ pub struct Config {
     pub max_pack_bytes: u64,
     /// The largest object (inflated) a push may hold.
     pub max_object_bytes: u64,
+    /// The most a repository's objects may take in the store (0: no limit).
+    pub max_repo_bytes: u64,
     /// Git LFS: the largest object accepted, and how long presigned URLs live.
     pub lfs: LfsSettings,
     pub max_concurrent_pushes: usize,
@@ -254,6 +256,7 @@ impl Config {
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         let max_pack_bytes = sources.value(&MAX_PACK_BYTES);
         let max_object_bytes = sources.value(&MAX_OBJECT_BYTES);
+        let max_repo_bytes = sources.value(&MAX_REPO_BYTES);
         let lfs = LfsSettings {
             max_object_bytes: sources.value(&LFS_MAX_OBJECT_BYTES),
             url_expiry: Duration::from_secs(sources.value(&LFS_URL_EXPIRY_SECS)),
@@ -373,6 +376,7 @@ impl Config {
             db_max_connections,
             max_pack_bytes,
             max_object_bytes,
+            max_repo_bytes,
             lfs,
             max_concurrent_pushes,
             push_wait_secs,

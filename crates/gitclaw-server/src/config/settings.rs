@@ -100,6 +100,7 @@ pub const SECTIONS: &[Section] = &[
             &DB_MAX_CONNECTIONS,
             &MAX_PACK_BYTES,
             &MAX_OBJECT_BYTES,
+            &MAX_REPO_BYTES,
             &MAX_CONCURRENT_PUSHES,
             &PUSH_WAIT_SECS,
             &MAX_PACK_GENERATIONS,
@@ -314,6 +315,14 @@ pub const MAX_OBJECT_BYTES: Setting<Size> = Setting {
     kind: Size { positive: true },
     default: Value("1G"),
     help: "largest object a push may hold, by its inflated size (a file's content, or what a delta makes); a push holding a bigger one is refused, by the size its pack states, before it is inflated, and changes no ref. An object above 16 MiB stored whole is indexed without being held in memory; a delta's base and result are held while it is resolved (see Memory)",
+    deprecated: &[],
+};
+
+pub const MAX_REPO_BYTES: Setting<Size> = Setting {
+    name: "GITCLAW_MAX_REPO_BYTES",
+    kind: Size { positive: false },
+    default: Value("0"),
+    help: "most bytes a repository's objects may take in the store (packs, their indexes and loose objects as recorded; LFS objects not counted): a push that brings objects to a repository at or past it, or that would take it past it, is refused whole, before it is indexed; pushes that add no objects (deletions, refs moved to commits it has) still go through, so a repository can be cut down and compacted (`0`: no limit)",
     deprecated: &[],
 };
 

@@ -285,6 +285,56 @@ fn explained(err: PackError, from_shallow_clone: bool) -> GitError {
     }
 }
 
+/// Why a push that brings objects is refused under `GITCLAW_MAX_REPO_BYTES`:
+/// the repository's objects would take more than the limit. Checked before
+/// the pack is indexed; a pack of no objects (a push that only moves refs)
+/// always passes. Concurrent pushes may each pass and together go past it by
+/// their own sizes.
+async fn over_size_limit(
+    state: &AppState,
+    repo: &Repo,
+    spooled: &Path,
+    pack_bytes: u64,
+) -> Result<Option<String>, GitError> {
+    let limit = state.config.max_repo_bytes;
+    if limit == 0 || pack_bytes == 0 || pack_objects(spooled).await? == 0 {
+        return Ok(None);
+    }
+    let stored = state.meta.repo_stats(&repo.id).await?.stored_bytes;
+    if stored.saturating_add(pack_bytes) <= limit {
+        return Ok(None);
+    }
+    let human = crate::service::migrate::progress::human_bytes;
+    Ok(Some(format!(
+        "repository size limit: {}/{} stores {} of the {} allowed, and this push adds {} \
+         (delete what is not needed and compact, or ask for a larger limit)",
+        repo.owner,
+        repo.name,
+        human(stored),
+        human(limit),
+        human(pack_bytes)
+    )))
+}
+
+/// The number of objects a spooled pack's header states (0 for a pack too
+/// short to have one: indexing refuses it later).
+async fn pack_objects(spooled: &Path) -> Result<u32, GitError> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 12];
+    let mut file = tokio::fs::File::open(spooled)
+        .await
+        .map_err(|source| GitError::Io {
+            context: "reading the pushed pack",
+            source,
+        })?;
+    if file.read_exact(&mut header).await.is_err() || &header[..4] != b"PACK" {
+        return Ok(0);
+    }
+    Ok(u32::from_be_bytes([
+        header[8], header[9], header[10], header[11],
+    ]))
+}
+
 async fn store_and_commit(
     state: &AppState,
     repo: &Repo,
@@ -295,6 +345,12 @@ async fn store_and_commit(
     work: &Path,
 ) -> Result<(), GitError> {
     let repo_id = RepoId::new(&repo.id)?;
+    if let Some(refusal) = over_size_limit(state, repo, spooled, pack_bytes).await? {
+        for status in statuses.iter_mut().filter(|s| s.is_none()) {
+            *status = Some(RefStatus::Rejected(refusal.clone()));
+        }
+        return Ok(());
+    }
     let db = state.object_db(repo).await?;
 
     // Index and verify on a blocking thread.
