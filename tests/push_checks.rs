@@ -191,6 +191,7 @@ fn a_stored_over_long_ref_does_not_break_the_advertisement() {
             details: serde_json::Value::Null,
             pack_closure: None,
             push_options: Vec::new(),
+            ref_details: Default::default(),
         }))
         .unwrap();
     assert!(results[0].is_applied());

@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -153,12 +154,45 @@ fn create_hook(server: &Server, token: &str, body: &str) -> (u16, serde_json::Va
     )
 }
 
-/// The `refs` a push delivery should carry: each ref with its value before
-/// and after, in `git rev-parse`'s words.
-fn moved(refs: &[(&str, String, String)]) -> serde_json::Value {
+/// The `refs` a push delivery should carry, in `git`'s words (asked in `src`):
+/// each ref with its value before and after (40 zeros for none), whether it was
+/// created, deleted or (moved to a commit that does not have the old one in
+/// its history) forced, and the commit it now names: its id, raw message,
+/// author and committer.
+fn moved(src: &Path, refs: &[(&str, String, String)]) -> serde_json::Value {
+    let zero = "0".repeat(40);
     refs.iter()
         .map(|(name, before, after)| {
-            serde_json::json!({ "ref": name, "before": before, "after": after })
+            let mut entry = serde_json::json!({
+                "ref": name,
+                "before": before,
+                "after": after,
+                "created": *before == zero,
+                "deleted": *after == zero,
+            });
+            if *before != zero && *after != zero {
+                let ancestor = git_output(src, &["merge-base", "--is-ancestor", before, after]);
+                entry["forced"] = (!ancestor.status.success()).into();
+            }
+            if *after != zero {
+                let commit = git(src, &["rev-parse", &format!("{after}^{{commit}}")])
+                    .trim()
+                    .to_string();
+                let raw = git(src, &["cat-file", "commit", &commit]);
+                let message = raw.split_once("\n\n").map_or("", |(_, m)| m);
+                let person = |format: &str| {
+                    let out = git(src, &["log", "-1", &format!("--format={format}"), &commit]);
+                    let fields: Vec<&str> = out.trim_end_matches('\n').split('\x01').collect();
+                    serde_json::json!({ "name": fields[0], "email": fields[1], "date": fields[2] })
+                };
+                entry["head_commit"] = serde_json::json!({
+                    "id": commit,
+                    "message": message,
+                    "author": person("%an%x01%ae%x01%aI"),
+                    "committer": person("%cn%x01%ce%x01%cI"),
+                });
+            }
+            entry
         })
         .collect()
 }
@@ -227,10 +261,13 @@ fn webhook_story(backend: Backend) {
     let event = second.json();
     assert_eq!(
         event["refs"],
-        moved(&[
-            ("refs/heads/main", zero.clone(), main.clone()),
-            ("refs/tags/v1.0", zero.clone(), tag),
-        ])
+        moved(
+            &src,
+            &[
+                ("refs/heads/main", zero.clone(), main.clone()),
+                ("refs/tags/v1.0", zero.clone(), tag),
+            ]
+        )
     );
     assert_eq!(event["ref_count"], 2);
     assert_eq!(event["push_options"], serde_json::json!([]));
@@ -267,7 +304,7 @@ fn webhook_story(backend: Backend) {
     let next = receiver.nth("/ci", 4);
     assert_eq!(
         next.json()["refs"],
-        moved(&[("refs/heads/main", main.clone(), here.clone())])
+        moved(&src, &[("refs/heads/main", main.clone(), here.clone())])
     );
     assert_eq!(
         next.json()["push_options"],
@@ -278,11 +315,14 @@ fn webhook_story(backend: Backend) {
     let deleted = receiver.nth("/ci", 5);
     assert_eq!(
         deleted.json()["refs"],
-        moved(&[(
-            "refs/tags/v1.0",
-            git(&src, &["rev-parse", "v1.0"]).trim().to_string(),
-            zero
-        )])
+        moved(
+            &src,
+            &[(
+                "refs/tags/v1.0",
+                git(&src, &["rev-parse", "v1.0"]).trim().to_string(),
+                zero
+            )]
+        )
     );
 
     // The deliveries as the API shows them, newest first.
@@ -379,17 +419,34 @@ fn webhook_story(backend: Backend) {
     assert_eq!(pushed.header("X-GitClaw-Signature-256"), None);
     assert_eq!(
         pushed.json()["refs"],
-        moved(&[(
-            "refs/heads/main",
-            here,
-            git(&src, &["rev-parse", "main"]).trim().to_string()
-        )])
+        moved(
+            &src,
+            &[(
+                "refs/heads/main",
+                here,
+                git(&src, &["rev-parse", "main"]).trim().to_string()
+            )]
+        )
     );
     assert_eq!(
         receiver.count("/ci"),
         before,
         "nothing to the deleted webhook"
     );
+
+    // A force-push says so.
+    let tip = git(&src, &["rev-parse", "main"]).trim().to_string();
+    let back = git(&src, &["rev-parse", "main~2"]).trim().to_string();
+    git(
+        &src,
+        &["push", "-q", "-f", &url, &format!("{back}:refs/heads/main")],
+    );
+    let forced = receiver.nth("/other", 3);
+    assert_eq!(
+        forced.json()["refs"],
+        moved(&src, &[("refs/heads/main", tip, back)])
+    );
+    assert_eq!(forced.json()["refs"][0]["forced"], true);
 }
 
 /// With `GITCLAW_WEBHOOK_PRIVATE_TARGETS=false`, a webhook to an address that

@@ -630,6 +630,7 @@ mod tests {
             details: serde_json::Value::Null,
             pack_closure: None,
             push_options: Vec::new(),
+            ref_details: Default::default(),
         };
         let waiting = tokio::spawn({
             let md = md.clone();

@@ -118,6 +118,10 @@ pub struct PushCommit {
     /// The push options the client sent (`git push -o`), for the `push`
     /// webhook's payload: see [`WEBHOOK_MAX_PUSH_OPTIONS`].
     pub push_options: Vec<String>,
+    /// More for the `push` webhook's payload about some refs, by ref name:
+    /// fields added to the ref's entry (the server's reading of the objects,
+    /// such as the commit it now names).
+    pub ref_details: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// The outcome of one [`RefUpdate`].
@@ -339,7 +343,21 @@ fn push_event(
     let refs: Vec<serde_json::Value> = applied
         .iter()
         .take(WEBHOOK_MAX_REFS)
-        .map(|u| serde_json::json!({ "ref": u.name, "before": hex(u.old), "after": hex(u.new) }))
+        .map(|u| {
+            let mut entry = serde_json::json!({
+                "ref": u.name,
+                "before": hex(u.old),
+                "after": hex(u.new),
+                "created": u.old.is_none(),
+                "deleted": u.new.is_none(),
+            });
+            if let (Some(serde_json::Value::Object(more)), Some(entry)) =
+                (push.ref_details.get(&u.name), entry.as_object_mut())
+            {
+                entry.extend(more.clone());
+            }
+            entry
+        })
         .collect();
     let mut option_bytes = 0;
     let options: Vec<&str> = push

@@ -38,6 +38,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>, pack: Option<NewPack>, loose: &[
         details: serde_json::Value::Null,
         pack_closure: None,
         push_options: Vec::new(),
+        ref_details: Default::default(),
     }
 }
 

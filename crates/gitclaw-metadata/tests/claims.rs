@@ -77,6 +77,7 @@ async fn claims_story(md: Metadata) {
         details: serde_json::Value::Null,
         pack_closure: None,
         push_options: Vec::new(),
+        ref_details: Default::default(),
     })
     .await
     .unwrap();

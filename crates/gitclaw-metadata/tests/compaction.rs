@@ -48,6 +48,7 @@ async fn compaction_story(md: Metadata) {
                 details: serde_json::Value::Null,
                 pack_closure: None,
                 push_options: Vec::new(),
+                ref_details: Default::default(),
             })
             .await
             .unwrap();

@@ -22,6 +22,7 @@ fn one_update(repo_id: &str, update: RefUpdate, actor: String) -> PushCommit {
         details: serde_json::Value::Null,
         pack_closure: None,
         push_options: Vec::new(),
+        ref_details: Default::default(),
     }
 }
 

@@ -20,6 +20,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
         details: serde_json::Value::Null,
         pack_closure: None,
         push_options: Vec::new(),
+        ref_details: Default::default(),
     }
 }
 
@@ -125,25 +126,28 @@ async fn webhook_story(md: Metadata) {
     .await
     .unwrap();
 
-    // A push that moves a ref queues its delivery; the payload names what moved.
-    let results = md
-        .commit_push(push(
-            &repo.id,
-            vec![
-                RefUpdate {
-                    name: "refs/heads/main".into(),
-                    old: None,
-                    new: Some(oid(1)),
-                },
-                RefUpdate {
-                    name: "refs/heads/stale".into(),
-                    old: Some(oid(9)),
-                    new: Some(oid(2)),
-                },
-            ],
-        ))
-        .await
-        .unwrap();
+    // A push that moves a ref queues its delivery; the payload names what moved,
+    // with what the caller adds about each ref.
+    let mut moving = push(
+        &repo.id,
+        vec![
+            RefUpdate {
+                name: "refs/heads/main".into(),
+                old: None,
+                new: Some(oid(1)),
+            },
+            RefUpdate {
+                name: "refs/heads/stale".into(),
+                old: Some(oid(9)),
+                new: Some(oid(2)),
+            },
+        ],
+    );
+    moving.ref_details.insert(
+        "refs/heads/main".into(),
+        serde_json::json!({ "head_commit": { "id": oid(1).to_string() } }),
+    );
+    let results = md.commit_push(moving).await.unwrap();
     assert!(results[0].is_applied() && !results[1].is_applied());
     let due = claim_all(&md, t + 62).await;
     let pushed: Vec<_> = due.iter().filter(|d| d.hook_id == hook.id).collect();
@@ -159,6 +163,9 @@ async fn webhook_story(md: Metadata) {
             "ref": "refs/heads/main",
             "before": "0".repeat(40),
             "after": oid(1).to_string(),
+            "created": true,
+            "deleted": false,
+            "head_commit": { "id": oid(1).to_string() },
         }]),
         "only the ref that moved"
     );

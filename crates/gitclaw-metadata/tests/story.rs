@@ -48,6 +48,7 @@ fn push(repo_id: &str, updates: Vec<RefUpdate>) -> PushCommit {
         details: serde_json::Value::Null,
         pack_closure: None,
         push_options: Vec::new(),
+        ref_details: Default::default(),
     }
 }
 

@@ -3,6 +3,29 @@
 /// Unix seconds as RFC 3339 UTC (`2026-12-02T10:35:00Z`), as LFS answers
 /// and the command line write times.
 pub fn rfc3339(unix_secs: i64) -> String {
+    format!("{}Z", civil(unix_secs))
+}
+
+/// Unix seconds as RFC 3339 in the time zone `offset_secs` east of UTC
+/// (`2026-12-02T11:35:00+01:00`, `Z` for UTC), as a commit's author wrote
+/// it: what `git log --format=%aI` prints.
+pub fn rfc3339_at_offset(unix_secs: i64, offset_secs: i32) -> String {
+    if offset_secs == 0 {
+        return rfc3339(unix_secs);
+    }
+    let offset = i64::from(offset_secs);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let minutes = offset.abs() / 60;
+    format!(
+        "{}{sign}{:02}:{:02}",
+        civil(unix_secs.saturating_add(offset)),
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of unix seconds.
+fn civil(unix_secs: i64) -> String {
     let days = unix_secs.div_euclid(86_400);
     let rem = unix_secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
@@ -16,7 +39,7 @@ pub fn rfc3339(unix_secs: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -26,6 +49,16 @@ pub fn rfc3339(unix_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_their_own_zone() {
+        assert_eq!(rfc3339_at_offset(0, 3600), "1970-01-01T01:00:00+01:00");
+        assert_eq!(
+            rfc3339_at_offset(0, -(5 * 3600 + 30 * 60)),
+            "1969-12-31T18:30:00-05:30"
+        );
+        assert_eq!(rfc3339_at_offset(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+    }
 
     #[test]
     fn times_are_written_as_rfc3339_utc() {

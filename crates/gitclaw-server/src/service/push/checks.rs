@@ -160,14 +160,7 @@ pub fn protection_checks(
         // The pushed pack and the repository, opened once for every check.
         let full = match &mut graph_db {
             Some(full) => full,
-            None => {
-                let mut packs = Vec::with_capacity(db.packs().len() + 1);
-                if let Some(path) = new_pack {
-                    packs.push(std::sync::Arc::new(PackHandle::open(path)?));
-                }
-                packs.extend(db.packs().iter().cloned());
-                graph_db.insert(ObjectDb::new(packs, db.loose().clone()))
-            }
+            None => graph_db.insert(with_pushed_pack(db, new_pack)?),
         };
         let tag = command.name.starts_with("refs/tags/");
         if tag || !is_fast_forward(full, command.old, command.new)? {
@@ -180,10 +173,21 @@ pub fn protection_checks(
     Ok(out)
 }
 
+/// The repository's objects with the pushed pack's (at `new_pack`) in front:
+/// what a push's refs will name once it is committed.
+pub fn with_pushed_pack(db: &ObjectDb, new_pack: Option<&Path>) -> Result<ObjectDb, PackError> {
+    let mut packs = Vec::with_capacity(db.packs().len() + 1);
+    if let Some(path) = new_pack {
+        packs.push(std::sync::Arc::new(PackHandle::open(path)?));
+    }
+    packs.extend(db.packs().iter().cloned());
+    Ok(ObjectDb::new(packs, db.loose().clone()))
+}
+
 /// Whether `old` and `new` are commits and `new` has `old` in its history.
 /// An `old` the repository does not hold passes: the client's idea of the ref
 /// is stale, which the commit refuses as such.
-fn is_fast_forward(db: &ObjectDb, old: ObjectId, new: ObjectId) -> Result<bool, PackError> {
+pub fn is_fast_forward(db: &ObjectDb, old: ObjectId, new: ObjectId) -> Result<bool, PackError> {
     if !db.contains(&old)? {
         return Ok(true);
     }

@@ -11,6 +11,7 @@
 //! nothing is deleted again.
 
 pub mod checks;
+pub mod event;
 pub mod spool;
 pub mod store;
 
@@ -390,6 +391,7 @@ async fn store_and_commit(
     if !rules.is_empty() {
         let (commands, so_far) = (request.commands.clone(), statuses.to_vec());
         let new_index = ingested.as_ref().map(|p| p.index_path.clone());
+        let db = db.clone();
         let refusals = crate::metrics::spawn_blocking(move || {
             checks::protection_checks(&rules, &commands, &so_far, &db, new_index.as_deref())
         })
@@ -424,6 +426,18 @@ async fn store_and_commit(
     if updates.is_empty() {
         return Ok(());
     }
+
+    // What the webhooks will be told of each ref, if there are any.
+    let ref_details = if state.meta.list_webhooks(&repo.id).await?.is_empty() {
+        Default::default()
+    } else {
+        let moved: Vec<RefUpdate> = updates.iter().map(|(_, u)| u.clone()).collect();
+        let new_index = ingested.as_ref().map(|p| p.index_path.clone());
+        crate::metrics::spawn_blocking(move || {
+            event::ref_details(&moved, &db, new_index.as_deref())
+        })
+        .await??
+    };
 
     // Store the objects before any ref can see them, holding their keys until the
     // commit records them; if it records nothing, the keys are deleted again.
@@ -469,6 +483,7 @@ async fn store_and_commit(
         details: stored.details,
         pack_closure,
         push_options: request.push_options.clone(),
+        ref_details,
     });
     let results = match commit.instrument(tracing::info_span!("commit")).await {
         Ok(results) => {
