@@ -64,6 +64,26 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A zip's entries as Python's `zipfile` lists them: name, CRC, size,
+/// external attributes, one line each.
+fn zip_entries(zip: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), zip).unwrap();
+    let script = "import sys, zipfile\n\
+        for i in zipfile.ZipFile(sys.argv[1]).infolist():\n\
+        \x20   print(i.filename, i.CRC, i.file_size, i.external_attr, i.date_time)";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, file.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
@@ -133,6 +153,20 @@ fn archive_story(backend: Backend) {
         );
     }
 
+    // A zip: what git's holds (names, CRCs, sizes, attributes; see the
+    // engine's tests for the rest), and the commit as its comment.
+    let (status, head, body) = curl(&server, &format!("{base}/main.zip"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "content-type"), Some("application/zip"));
+    let theirs = git_cmd(&src)
+        .env("TZ", "UTC")
+        .args(["archive", "--format=zip", "--prefix=app-main/", "main"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(zip_entries(&body), zip_entries(&theirs));
+    assert!(body.ends_with(git(&src, &["rev-parse", "main"]).trim().as_bytes()));
+
     // A commit id some ref reaches, with a prefix of the caller's, or none.
     let older = git(&src, &["rev-parse", "main~2"]).trim().to_string();
     let (status, _, body) = curl(&server, &format!("{base}/{older}.tar?prefix=src/"), &[]);
@@ -166,7 +200,7 @@ fn archive_story(backend: Backend) {
 
     // Bad names and prefixes, and what is not there.
     for (path, status) in [
-        (format!("{base}/main.zip"), 400),
+        (format!("{base}/main.7z"), 400),
         (format!("{base}/main.tar?prefix=../up/"), 400),
         (format!("{base}/main.tar?prefix=/abs/"), 400),
         (format!("{base}/a..b.tar"), 400),

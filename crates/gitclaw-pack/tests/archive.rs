@@ -6,7 +6,9 @@ use std::{path::Path, process::Command, sync::Arc};
 
 use common::git;
 use gitclaw_pack::{
-    archive::{commit_source, write_tar, TarOptions, TarSummary, STREAM_ABOVE},
+    archive::{
+        commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveSummary, STREAM_ABOVE,
+    },
     ingest::{ingest_file, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
     ObjectId,
@@ -46,16 +48,21 @@ fn db_of(repo: &Path, work: &Path) -> ObjectDb {
 }
 
 /// Ours for `commit` with `prefix`, and git's.
-fn both(db: &ObjectDb, repo: &Path, commit: &str, prefix: &str) -> (Vec<u8>, Vec<u8>, TarSummary) {
+fn both(
+    db: &ObjectDb,
+    repo: &Path,
+    commit: &str,
+    prefix: &str,
+) -> (Vec<u8>, Vec<u8>, ArchiveSummary) {
     let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
     let (tree, mtime) = commit_source(db, &id).unwrap();
-    let options = TarOptions {
+    let options = ArchiveOptions {
         prefix: prefix.as_bytes().to_vec(),
         commit: Some(id),
         mtime,
     };
     let mut ours = Vec::new();
-    let summary = write_tar(db, tree, &options, &mut ours).unwrap();
+    let summary = write_archive(db, tree, &options, ArchiveFormat::Tar, &mut ours).unwrap();
     let theirs = git_bytes(
         repo,
         &[
@@ -89,7 +96,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     )
 }
 
-fn assert_same(db: &ObjectDb, repo: &Path, commit: &str, prefix: &str) -> TarSummary {
+fn assert_same(db: &ObjectDb, repo: &Path, commit: &str, prefix: &str) -> ArchiveSummary {
     let (ours, theirs, summary) = both(db, repo, commit, prefix);
     assert!(
         ours == theirs,
@@ -401,4 +408,173 @@ fn tar_names(tar: &[u8]) -> Vec<String> {
         at += 512 + (size as usize).div_ceil(512) * 512;
     }
     names
+}
+
+/// What Python's `zipfile` reads of a zip, as JSON: the comment, and per
+/// entry everything but where its bytes sit and how many they are once
+/// deflated (zlib implementations differ there): name, time, method, flags
+/// (`streamed` apart), versions, attributes, CRC, size, extra fields and a
+/// hash of the content.
+fn zip_listing(zip: &[u8], work: &Path, name: &str) -> serde_json::Value {
+    let path = work.join(name);
+    std::fs::write(&path, zip).unwrap();
+    let script = r#"
+import hashlib, json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+out = {"comment": z.comment.decode("latin-1"), "entries": []}
+for i in z.infolist():
+    out["entries"].append({
+        "name": i.orig_filename, "date_time": list(i.date_time),
+        "method": i.compress_type, "flags": i.flag_bits & ~8, "streamed": bool(i.flag_bits & 8),
+        "create_system": i.create_system, "create_version": i.create_version,
+        "extract_version": i.extract_version, "internal_attr": i.internal_attr,
+        "external_attr": i.external_attr, "crc": i.CRC, "size": i.file_size,
+        "extra": i.extra.hex(), "sha1": hashlib.sha1(z.read(i)).hexdigest(),
+    })
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 zipfile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Ours and git's zip of `commit` with `prefix`, as [`zip_listing`] reads them.
+fn zips(
+    db: &ObjectDb,
+    repo: &Path,
+    work: &Path,
+    commit: &str,
+    prefix: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+    let (tree, mtime) = commit_source(db, &id).unwrap();
+    let options = ArchiveOptions {
+        prefix: prefix.as_bytes().to_vec(),
+        commit: Some(id),
+        mtime,
+    };
+    let mut ours = Vec::new();
+    let summary = write_archive(db, tree, &options, ArchiveFormat::Zip, &mut ours).unwrap();
+    assert_eq!(summary.bytes, ours.len() as u64);
+    let theirs = git_bytes(
+        repo,
+        &[
+            "archive",
+            "--format=zip",
+            &format!("--prefix={prefix}"),
+            commit,
+        ],
+        &[("TZ", "UTC")],
+    );
+    (
+        zip_listing(&ours, work, "ours.zip"),
+        zip_listing(&theirs, work, "theirs.zip"),
+    )
+}
+
+/// Zips hold what git's hold: the same entries, in the same order, with the
+/// same names, times, modes, flags, text bits, CRCs, sizes, extra fields and
+/// content, and the commit's id as the comment.
+#[test]
+fn zip_archives_are_git_archive_s() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let write = |path: &str, data: &[u8]| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    let text: String = (0..300).map(|n| format!("line {n}\n")).collect();
+    write("README.md", text.as_bytes());
+    write("tiny", b"x");
+    write("empty", b"");
+    write("data.bin", &[0u8, 1, 2, 3, 0, 0, 7]);
+    write("looks-binary.txt", b"text\0with a nul");
+    write("marked.dat", b"plain text, but marked binary\n");
+    write(".gitattributes", b"*.dat binary\n*.skip export-ignore\n");
+    write("gone.skip", b"left out\n");
+    write("caf\u{e9}/r\u{e9}sum\u{e9}.txt", b"utf-8 names\n");
+    write("bin/run.sh", b"#!/bin/sh\necho hi\n");
+    write(&format!("{}/deep.txt", "d".repeat(120)), b"long path\n");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["update-index", "--chmod=+x", "bin/run.sh"]);
+    std::os::unix::fs::symlink("README.md", repo.join("link")).unwrap();
+    git(&repo, &["add", "link"]);
+    git(&repo, &["commit", "-q", "-m", "zip"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    git(
+        &repo,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{head},vendor/lib"),
+        ],
+    );
+    git(&repo, &["commit", "-q", "-m", "submodule"]);
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    for prefix in ["", "app/"] {
+        let (ours, theirs) = zips(&db, &repo, work.path(), &main, prefix);
+        assert_eq!(ours, theirs, "prefix {prefix:?}");
+        assert_eq!(ours["comment"], main.as_str());
+    }
+    // What git decided, so the test shows each rule in play.
+    let (listing, _) = zips(&db, &repo, work.path(), &main, "");
+    let entry = |name: &str| {
+        listing["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {listing}"))
+            .clone()
+    };
+    assert_eq!(entry("README.md")["method"], 8, "deflated");
+    assert_eq!(entry("README.md")["internal_attr"], 1, "text");
+    assert_eq!(entry("data.bin")["internal_attr"], 0, "binary");
+    assert_eq!(
+        entry("marked.dat")["internal_attr"],
+        0,
+        "binary by attribute"
+    );
+    assert_eq!(entry("link")["external_attr"], 0o120777u64 << 16);
+    assert_eq!(entry("bin/run.sh")["external_attr"], 0o100755u64 << 16);
+    assert_eq!(entry("vendor/lib/")["external_attr"], 16);
+    assert!(!listing.to_string().contains("gone.skip"));
+}
+
+/// A file above [`STREAM_ABOVE`] is streamed into the zip with a data
+/// descriptor; what it unpacks to is git's.
+#[test]
+fn big_files_stream_into_zips() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
+        .map(|n| (n % 251) as u8)
+        .collect();
+    std::fs::write(repo.join("big.bin"), &big).unwrap();
+    std::fs::write(repo.join("small.txt"), b"small\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    let (mut ours, theirs) = zips(&db, &repo, work.path(), &main, "");
+    // git streams only above its core.bigFileThreshold (512 MiB).
+    assert_eq!(ours["entries"][0]["name"], "big.bin");
+    assert_eq!(ours["entries"][0]["streamed"], true);
+    assert_eq!(theirs["entries"][0]["streamed"], false);
+    ours["entries"][0]["streamed"] = false.into();
+    assert_eq!(ours, theirs);
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
-    archive::{commit_source, write_tar, TarOptions, TarSummary},
+    archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveSummary},
     odb::ObjectDb,
     ObjectId,
 };
@@ -31,6 +31,7 @@ pub const MAX_PREFIX_BYTES: usize = 256;
 pub enum Format {
     Tar,
     TarGz,
+    Zip,
 }
 
 impl Format {
@@ -40,6 +41,7 @@ impl Format {
             (".tar.gz", Format::TarGz),
             (".tgz", Format::TarGz),
             (".tar", Format::Tar),
+            (".zip", Format::Zip),
         ]
         .into_iter()
         .find_map(|(ext, format)| file.strip_suffix(ext).map(|rest| (rest, format)))
@@ -50,6 +52,7 @@ impl Format {
         match self {
             Format::Tar => "tar",
             Format::TarGz => "tar.gz",
+            Format::Zip => "zip",
         }
     }
 
@@ -57,6 +60,7 @@ impl Format {
         match self {
             Format::Tar => "application/x-tar",
             Format::TarGz => "application/gzip",
+            Format::Zip => "application/zip",
         }
     }
 
@@ -64,6 +68,7 @@ impl Format {
         match self {
             Format::Tar => "tar",
             Format::TarGz => "tar.gz",
+            Format::Zip => "zip",
         }
     }
 }
@@ -78,7 +83,7 @@ pub struct Archive {
     pub file_name: String,
     db: ObjectDb,
     tree: ObjectId,
-    options: TarOptions,
+    options: ArchiveOptions,
     repo_id: String,
     turn: Option<GenerationSlot>,
 }
@@ -116,7 +121,7 @@ pub async fn prepare(
         ),
         db,
         tree,
-        options: TarOptions {
+        options: ArchiveOptions {
             prefix: prefix.into_bytes(),
             commit: Some(commit),
             mtime,
@@ -147,12 +152,31 @@ impl Archive {
     }
 
     /// Write the archive to `out`. Blocking.
-    pub fn write(self, out: &mut dyn Write) -> Result<TarSummary, GitError> {
+    pub fn write(self, out: &mut dyn Write) -> Result<ArchiveSummary, GitError> {
         match self.format {
-            Format::Tar => Ok(write_tar(&self.db, self.tree, &self.options, out)?),
+            Format::Tar => Ok(write_archive(
+                &self.db,
+                self.tree,
+                &self.options,
+                ArchiveFormat::Tar,
+                out,
+            )?),
+            Format::Zip => Ok(write_archive(
+                &self.db,
+                self.tree,
+                &self.options,
+                ArchiveFormat::Zip,
+                out,
+            )?),
             Format::TarGz => {
                 let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-                let summary = write_tar(&self.db, self.tree, &self.options, &mut gz)?;
+                let summary = write_archive(
+                    &self.db,
+                    self.tree,
+                    &self.options,
+                    ArchiveFormat::Tar,
+                    &mut gz,
+                )?;
                 gz.finish().map_err(|source| GitError::Io {
                     context: "writing the archive",
                     source,
@@ -191,7 +215,8 @@ mod tests {
             Some(("feature/x", Format::Tar))
         );
         assert_eq!(Format::split(".tar"), None);
-        assert_eq!(Format::split("main.zip"), None);
+        assert_eq!(Format::split("main.zip"), Some(("main", Format::Zip)));
+        assert_eq!(Format::split("main.7z"), None);
     }
 
     #[test]
