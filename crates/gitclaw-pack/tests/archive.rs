@@ -32,13 +32,18 @@ fn git_bytes(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
 
 /// Every object of `repo`, packed by git and ingested.
 fn db_of(repo: &Path, work: &Path) -> ObjectDb {
+    db_of_with(repo, work, &IngestOptions::default())
+}
+
+/// [`db_of`], ingested with `options`.
+fn db_of_with(repo: &Path, work: &Path, options: &IngestOptions) -> ObjectDb {
     let pack = work.join("all.pack");
     let bytes = git_bytes(repo, &["pack-objects", "--all", "--stdout", "-q"], &[]);
     std::fs::write(&pack, bytes).unwrap();
     let out = work.join("ingested");
     std::fs::create_dir(&out).unwrap();
     let empty = ObjectDb::new(Vec::new(), Arc::new(NoLoose));
-    let ingested = ingest_file(&pack, &out, &empty, &IngestOptions::default())
+    let ingested = ingest_file(&pack, &out, &empty, options)
         .unwrap()
         .expect("a pack");
     ObjectDb::new(
@@ -629,4 +634,64 @@ fn zips_of_more_than_65535_entries_have_git_s_zip64_end() {
     write_archive(&db, tree, &options, ArchiveFormat::Zip, &mut bytes).unwrap();
     let git_zip = git_bytes(&repo, &["archive", "--format=zip", &main], &[("TZ", "UTC")]);
     assert!(bytes == git_zip, "{}", first_difference(&bytes, &git_zip));
+}
+
+/// A tree whose entry names lead out of the archive's directory (pushed
+/// with fsck off) is refused, not archived.
+#[test]
+fn entries_named_to_escape_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    for bad in ["..", "a/b", "."] {
+        let blob_id = ObjectId::from_hex(
+            String::from_utf8(git_bytes(&repo, &["hash-object", "-w", "/dev/null"], &[]))
+                .unwrap()
+                .trim()
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut tree = format!("100644 {bad}\0").into_bytes();
+        tree.extend_from_slice(blob_id.as_bytes());
+        let path = work.path().join("tree");
+        std::fs::write(&path, &tree).unwrap();
+        let tree_id = String::from_utf8(git_bytes(
+            &repo,
+            &[
+                "hash-object",
+                "-t",
+                "tree",
+                "-w",
+                "--literally",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        ))
+        .unwrap();
+        let commit = commit_at(&repo, tree_id.trim(), "@1700000000 +0000");
+        git(&repo, &["update-ref", "refs/heads/main", &commit]);
+        let scratch = tempfile::tempdir().unwrap();
+        // As a server with GITCLAW_FSCK_OBJECTS=off took it.
+        let unchecked = IngestOptions {
+            fsck: gitclaw_pack::fsck::FsckLevel::Off,
+            ..IngestOptions::default()
+        };
+        let db = db_of_with(&repo, scratch.path(), &unchecked);
+        let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+        let (tree, mtime) = commit_source(&db, &id).unwrap();
+        let options = ArchiveOptions {
+            prefix: b"p/".to_vec(),
+            commit: Some(id),
+            mtime,
+        };
+        for format in [ArchiveFormat::Tar, ArchiveFormat::Zip] {
+            let err =
+                write_archive(&db, tree, &options, format, &mut Vec::new()).expect_err("refused");
+            assert!(
+                err.to_string().contains("cannot be archived"),
+                "{bad}: {err}"
+            );
+        }
+    }
 }

@@ -192,6 +192,17 @@ impl Walk<'_> {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
+        // A name that would lead out of the archive's directory (possible only
+        // in a tree pushed with GITCLAW_FSCK_OBJECTS=off) fails the archive.
+        if let Some((name, _, _)) = entries.iter().find(|(name, _, _)| escapes(name)) {
+            return Err(PackError::MalformedObject {
+                oid: id,
+                detail: format!(
+                    "a tree entry named {:?} cannot be archived",
+                    String::from_utf8_lossy(name)
+                ),
+            });
+        }
         let base = self.path.len();
         let attributes_file = entries
             .iter()
@@ -280,6 +291,11 @@ struct ExportAttributes {
     prefix_len: usize,
     /// Whether any `.gitattributes` file is in force.
     files: usize,
+}
+
+/// Whether a tree entry's name could not be a path component of its own.
+fn escapes(name: &[u8]) -> bool {
+    name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
 }
 
 /// What the attributes say of one entry.
