@@ -153,6 +153,31 @@ fn archive_story(backend: Backend) {
         );
     }
 
+    // Asked again (as release tarballs are), an archive comes from the
+    // response cache: the same bytes, with their length up front.
+    let path = format!("{base}/main.tar.gz");
+    let (_, _, first) = curl(&server, &path, &[]);
+    let mut cached_head = None;
+    for _ in 0..3 {
+        let (status, head, body) = curl(&server, &path, &[]);
+        assert_eq!(status, 200);
+        assert!(body == first, "the same bytes every time");
+        if header(&head, "content-length").is_some() {
+            cached_head = Some(head);
+        }
+    }
+    let cached_head = cached_head.expect("a cached answer, with its length");
+    assert_eq!(
+        header(&cached_head, "content-length"),
+        Some(first.len().to_string().as_str())
+    );
+    assert!(
+        metric(
+            server.addr,
+            r#"gitclaw_archives_total{format="tar.gz",outcome="cached"}"#
+        ) >= 1.0
+    );
+
     // A zip: what git's holds (names, CRCs, sizes, attributes; see the
     // engine's tests for the rest), and the commit as its comment.
     let (status, head, body) = curl(&server, &format!("{base}/main.zip"), &[]);
@@ -302,35 +327,39 @@ fn a_failure_midway_cuts_the_download_off() {
     stored[middle..middle + 64].fill(0xa5);
     std::fs::write(&path, &stored).unwrap();
 
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-        ])
-        .arg(format!(
-            "{}/api/v1/repos/acme/app/archive/main.tar",
-            server.url
-        ))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        !out.status.success(),
-        "curl must see a broken transfer, got {said} and {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (status, size) = said.split_once(' ').unwrap();
-    assert_eq!(status, "200", "it had begun");
-    let size: usize = size.parse().unwrap();
-    assert!(size > 0 && size < whole.len(), "{size} of {}", whole.len());
+    // (Another prefix: the archive made before the damage is in the cache.)
+    // Twice: what failed is not cached either.
+    for _ in 0..2 {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_download}",
+            ])
+            .arg(format!(
+                "{}/api/v1/repos/acme/app/archive/main.tar?prefix=again/",
+                server.url
+            ))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            !out.status.success(),
+            "curl must see a broken transfer, got {said} and {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (status, size) = said.split_once(' ').unwrap();
+        assert_eq!(status, "200", "it had begun");
+        let size: usize = size.parse().unwrap();
+        assert!(size > 0 && size < whole.len(), "{size} of {}", whole.len());
+    }
     assert_eq!(
         metric(
             server.addr,
             r#"gitclaw_archives_total{format="tar",outcome="failed"}"#
         ),
-        1.0
+        2.0
     );
 }

@@ -221,7 +221,7 @@ impl Metrics {
             archives: counter(
                 &r,
                 "gitclaw_archives_total",
-                "Archive downloads (the API's archive route), by format (tar, tar.gz, zip) and outcome (sent; failed: cut off by an error after it began; refused: no pack-generation turn).",
+                "Archive downloads (the API's archive route), by format (tar, tar.gz, zip) and outcome (sent: made and sent; cached: sent from the response cache; failed: cut off by an error after it began; refused: no pack-generation turn).",
                 &["format", "outcome"],
             ),
             lfs_batch_objects: counter(

@@ -19,6 +19,7 @@ use crate::{
     error::GitError,
     service::{
         fetch::limits::GenerationSlot,
+        response_cache::{CacheFill, Lookup},
         revision::{self, Resolved},
     },
 };
@@ -142,6 +143,37 @@ impl Archive {
         Ok(self)
     }
 
+    /// Where the archive's bytes come from: the response cache, when an
+    /// identical request made them earlier (no turn, no object read), or this
+    /// request, in its turn, keeping a copy in the cache as it goes. (While an
+    /// identical archive is being made, this one is made too, uncached.)
+    pub async fn source(self, state: &AppState) -> Result<Source, GitError> {
+        let key = self.cache_key();
+        let fill = match state.responses.lookup(key) {
+            Lookup::Hit { file, size } => return Ok(Source::Cached { file, size }),
+            Lookup::Follow(_) => None,
+            Lookup::Lead(fill) => fill,
+        };
+        Ok(Source::Made {
+            archive: Box::new(self.take_turn(state).await?),
+            fill,
+        })
+    }
+
+    /// The response cache's key of the archive's bytes.
+    fn cache_key(&self) -> ObjectId {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(b"gitclaw archive v1\0");
+        h.update(self.repo_id.as_bytes());
+        h.update(b"\0");
+        h.update(self.commit.as_bytes());
+        h.update(self.format.label().as_bytes());
+        h.update(b"\0");
+        h.update(&self.options.prefix);
+        ObjectId::from_bytes_or_panic(&h.finalize())
+    }
+
     /// A strong validator of the archive's bytes: its commit, format and
     /// prefix decide them.
     pub fn etag(&self) -> String {
@@ -152,7 +184,7 @@ impl Archive {
     }
 
     /// Write the archive to `out`. Blocking.
-    pub fn write(self, out: &mut dyn Write) -> Result<ArchiveSummary, GitError> {
+    fn write(self, out: &mut dyn Write) -> Result<ArchiveSummary, GitError> {
         match self.format {
             Format::Tar => Ok(write_archive(
                 &self.db,
@@ -184,6 +216,71 @@ impl Archive {
                 Ok(summary)
             }
         }
+    }
+}
+
+/// An archive's bytes, cached or to be made.
+pub enum Source {
+    Cached {
+        file: std::fs::File,
+        size: u64,
+    },
+    Made {
+        archive: Box<Archive>,
+        fill: Option<CacheFill>,
+    },
+}
+
+impl Source {
+    /// The archive's length, when it is known before it is sent.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Source::Cached { size, .. } => Some(*size),
+            Source::Made { .. } => None,
+        }
+    }
+
+    /// Send the archive to `out`: what was made (`None` for a cached one).
+    /// Blocking.
+    pub fn write(self, out: &mut dyn Write) -> Result<Option<ArchiveSummary>, GitError> {
+        let io = |source| GitError::Io {
+            context: "sending the archive",
+            source,
+        };
+        match self {
+            Source::Cached { mut file, .. } => {
+                std::io::copy(&mut file, out).map_err(io)?;
+                Ok(None)
+            }
+            Source::Made { archive, fill } => {
+                let mut tee = Tee { out, fill };
+                let summary = archive.write(&mut tee)?;
+                if let Some(fill) = tee.fill {
+                    fill.finish(true);
+                }
+                Ok(Some(summary))
+            }
+        }
+    }
+}
+
+/// The response, and a copy for the cache.
+struct Tee<'a> {
+    out: &'a mut dyn Write,
+    fill: Option<CacheFill>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.out.write_all(data)?;
+        if let Some(fill) = &mut self.fill {
+            fill.copy(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

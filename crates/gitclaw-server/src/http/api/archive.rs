@@ -50,20 +50,22 @@ pub async fn repo_archive(
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let made = made_turn(&state, made).await?;
         let disposition = format!(
             "attachment; filename=\"{}\"",
             made.file_name.replace('"', "_")
         );
+        let source = source_of(&state, made).await?;
+        let size = source.size();
         let (mut writer, body) = streamed_body();
         let metrics = state.metrics.clone();
         let label = format.label();
         crate::metrics::spawn_blocking(move || {
-            let outcome = match made.write(&mut writer) {
-                Ok(summary) => {
+            let outcome = match source.write(&mut writer) {
+                Ok(Some(summary)) => {
                     tracing::info!(files = summary.files, bytes = summary.bytes, "archive sent");
                     "sent"
                 }
+                Ok(None) => "cached",
                 Err(err) => {
                     err.log("archive");
                     writer.fail("the archive could not be completed");
@@ -81,6 +83,9 @@ pub async fn repo_archive(
         if let Ok(value) = HeaderValue::from_str(&disposition) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
+        if let Some(size) = size {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
         response
     };
     if let Ok(value) = HeaderValue::from_str(&etag) {
@@ -93,15 +98,17 @@ pub async fn repo_archive(
     Ok(response)
 }
 
-/// The archive with its turn; a refusal counted as such.
-async fn made_turn(state: &AppState, made: archive::Archive) -> Result<archive::Archive, ApiError> {
+/// Where the archive comes from; a refusal of a turn counted as such.
+async fn source_of(state: &AppState, made: archive::Archive) -> Result<archive::Source, ApiError> {
     let label = made.format.label();
-    made.take_turn(state).await.map_err(|err| {
-        state
-            .metrics
-            .archives
-            .with_label_values(&[label, "refused"])
-            .inc();
+    made.source(state).await.map_err(|err| {
+        if matches!(err, crate::error::GitError::Busy(_)) {
+            state
+                .metrics
+                .archives
+                .with_label_values(&[label, "refused"])
+                .inc();
+        }
         ApiError::from(err)
     })
 }
