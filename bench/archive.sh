@@ -6,19 +6,26 @@
 # repository (what a host that shells out to git would do, without the HTTP).
 # Interleaved runs; reports the median and first-run wall time, GitClaw's server
 # CPU against git archive's own CPU, the bytes of each, and the ratios. Both
-# produce the same tar bytes (the tests check it); gzip output may differ.
+# produce the same tar bytes (the tests check it); gzip and zip output may
+# differ in their deflated bytes.
 #
-# Usage: bench/archive.sh [--repo PATH] [--commits N] [--runs N]
+# GitClaw keeps an archive it made in its response cache, so every run after
+# the first of a format is a cached one; the first-run column is the archive
+# made. With --cold the cache is off and every run makes it.
+#
+# Usage: bench/archive.sh [--repo PATH] [--commits N] [--runs N] [--cold]
 #   --repo PATH    an existing repository (default: bench/make-large-repo.sh's)
 #   --commits N    size of the generated repository (default 3000)
 #   --runs N       runs of each (default 7)
+#   --cold         GitClaw without its response cache: every run makes the archive
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-repo="" commits=3000 runs=7
+repo="" commits=3000 runs=7 cold=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --cold) cold=1; shift ;;
     --repo) repo=$2; shift 2 ;;
     --commits) commits=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
@@ -50,6 +57,7 @@ branch=$(git -C "$bare" symbolic-ref --short HEAD)
 
 export GITCLAW_DATA_DIR=$work/gitclaw-data
 unset DATABASE_URL S3_BUCKET
+[ "$cold" = 0 ] || export GITCLAW_RESPONSE_CACHE_BYTES=0
 start_gitclaw
 push_to_gitclaw "$repo" "$branch"
 api=${claw_url%/bench/bench.git}/api/v1/repos/bench/bench/archive
@@ -85,7 +93,7 @@ print(med(0), med(1), int(med(2)), runs[0][0])'
 }
 
 printf '\n| format | wall, git archive / GitClaw (median) | first run | CPU, git / GitClaw server | bytes, git / GitClaw |\n|---|---|---|---|---|\n'
-for format in tar tar.gz; do
+for format in tar tar.gz zip; do
   gits=() claws=()
   for _ in $(seq "$runs"); do
     gits+=("$(time_git "$format")")
