@@ -2,11 +2,15 @@
 //! structured objects linking to each other (missing targets, wrong kinds,
 //! odd modes and names, tags of tags) — through the fsck checks a push applies
 //! and then the whole fetch walk: reachability of wants, the shallow plan
-//! (depth, since, not) and enumeration with each filter.
+//! (depth, since, not) and enumeration with each filter; then archives (tar
+//! and zip, `.gitattributes` files included) of the commits' trees, and a
+//! path looked up in them.
 #![no_main]
 use arbitrary::Arbitrary;
 use gitclaw_fuzz::{db_of, MemLoose};
 use gitclaw_pack::{
+    archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions},
+    files::find_path,
     fsck::{check_object, FsckLevel},
     walk::{enumerate, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph, WalkOptions},
     Kind, ObjectId,
@@ -86,7 +90,13 @@ fuzz_target!(|input: Input| {
                 for (mode, name, target) in entries.iter().take(16) {
                     data.extend_from_slice(MODES[*mode as usize % MODES.len()].as_bytes());
                     data.push(b' ');
-                    data.extend_from_slice(name);
+                    // A name of one 0xff byte stands for `.gitattributes`, so
+                    // archives meet attribute files (another entry's blob).
+                    if name.as_slice() == [0xff] {
+                        data.extend_from_slice(b".gitattributes");
+                    } else {
+                        data.extend_from_slice(name);
+                    }
                     data.push(0);
                     data.extend_from_slice(pick(&ids, *target).as_bytes());
                 }
@@ -151,4 +161,18 @@ fuzz_target!(|input: Input| {
         expected_objects: 0,
     };
     let _ = enumerate(&mut graph, &wants, &haves, &plan, &options);
+    for id in ids.iter().take(4) {
+        let Ok((tree, mtime)) = commit_source(&db, id) else {
+            continue;
+        };
+        let options = ArchiveOptions {
+            prefix: b"p/".to_vec(),
+            commit: Some(*id),
+            mtime,
+        };
+        for format in [ArchiveFormat::Tar, ArchiveFormat::Zip] {
+            let _ = write_archive(&db, tree, &options, format, &mut std::io::sink());
+        }
+        let _ = find_path(&mut db.reader(), tree, b"a/b");
+    }
 });
