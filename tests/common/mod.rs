@@ -1059,3 +1059,41 @@ pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
     data.truncate(len);
     data
 }
+
+/// `curl` of `path` on the server: status, response head, body.
+pub fn curl(server: &Server, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let work = tempfile::tempdir().unwrap();
+    let (head, body) = (work.path().join("head"), work.path().join("body"));
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            head.to_str().unwrap(),
+            "-o",
+            body.to_str().unwrap(),
+        ])
+        .args(["-w", "%{http_code}"])
+        .args(extra)
+        .arg(format!("{}{path}", server.url))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    (
+        status,
+        std::fs::read_to_string(head).unwrap(),
+        std::fs::read(body).unwrap_or_default(),
+    )
+}
+
+/// The value of header `name` in a response head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}

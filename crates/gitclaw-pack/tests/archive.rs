@@ -30,6 +30,22 @@ fn git_bytes(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
     out.stdout
 }
 
+/// A new repository under `work`, its branch `main`.
+fn new_repo(work: &Path) -> std::path::PathBuf {
+    let repo = work.join("src");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    repo
+}
+
+/// Commit a submodule at `path` (a gitlink to the current commit).
+fn commit_submodule(repo: &Path, path: &str, message: &str) {
+    let head = git(repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let entry = format!("160000,{head},{path}");
+    git(repo, &["update-index", "--add", "--cacheinfo", &entry]);
+    git(repo, &["commit", "-q", "-m", message]);
+}
+
 /// Every object of `repo`, packed by git and ingested.
 fn db_of(repo: &Path, work: &Path) -> ObjectDb {
     db_of_with(repo, work, &IngestOptions::default())
@@ -122,9 +138,7 @@ fn commit_at(repo: &Path, tree: &str, date: &str) -> String {
 #[test]
 fn archives_are_git_archive_s_bytes() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let write = |path: &str, data: &[u8]| {
         let path = repo.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -172,17 +186,7 @@ fn archives_are_git_archive_s_bytes() {
     std::os::unix::fs::symlink(&long_target, repo.join("long-link")).unwrap();
     git(&repo, &["add", "link", "long-link"]);
     // A submodule: an empty directory in the archive.
-    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    git(
-        &repo,
-        &[
-            "update-index",
-            "--add",
-            "--cacheinfo",
-            &format!("160000,{head},vendor/lib"),
-        ],
-    );
-    git(&repo, &["commit", "-q", "-m", "everything"]);
+    commit_submodule(&repo, "vendor/lib", "everything");
     let tree = git(&repo, &["rev-parse", "HEAD^{tree}"]).trim().to_string();
 
     // A subdirectory holding only an empty tree: no entry, in git's archive.
@@ -268,9 +272,7 @@ fn archives_are_git_archive_s_bytes() {
 #[test]
 fn big_files_are_streamed_and_match_git() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
         .map(|n| (n % 251) as u8)
         .collect();
@@ -289,9 +291,7 @@ fn big_files_are_streamed_and_match_git() {
 #[test]
 fn export_ignore_follows_the_tree_s_gitattributes() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let write = |path: &str, data: &str| {
         let path = repo.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -342,17 +342,7 @@ fn export_ignore_follows_the_tree_s_gitattributes() {
     );
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "attributes"]);
-    let commit = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    git(
-        &repo,
-        &[
-            "update-index",
-            "--add",
-            "--cacheinfo",
-            &format!("160000,{commit},vendor"),
-        ],
-    );
-    git(&repo, &["commit", "-q", "-m", "vendor"]);
+    commit_submodule(&repo, "vendor", "vendor");
 
     let db = db_of(&repo, work.path());
     let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
@@ -490,9 +480,7 @@ fn zips(
 #[test]
 fn zip_archives_are_git_archive_s() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let write = |path: &str, data: &[u8]| {
         let path = repo.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -515,17 +503,7 @@ fn zip_archives_are_git_archive_s() {
     std::os::unix::fs::symlink("README.md", repo.join("link")).unwrap();
     git(&repo, &["add", "link"]);
     git(&repo, &["commit", "-q", "-m", "zip"]);
-    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    git(
-        &repo,
-        &[
-            "update-index",
-            "--add",
-            "--cacheinfo",
-            &format!("160000,{head},vendor/lib"),
-        ],
-    );
-    git(&repo, &["commit", "-q", "-m", "submodule"]);
+    commit_submodule(&repo, "vendor/lib", "submodule");
     let db = db_of(&repo, work.path());
     let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
     for prefix in ["", "app/"] {
@@ -563,9 +541,7 @@ fn zip_archives_are_git_archive_s() {
 #[test]
 fn big_files_stream_into_zips() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
         .map(|n| (n % 251) as u8)
         .collect();
@@ -588,9 +564,7 @@ fn big_files_stream_into_zips() {
 #[test]
 fn zips_of_more_than_65535_entries_have_git_s_zip64_end() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     let mut script = String::from(
         "blob\nmark :1\ndata 6\nsmall\n\
          commit refs/heads/main\ncommitter A <a@example.com> 1700000000 +0000\ndata 4\nmany\n",
@@ -641,9 +615,7 @@ fn zips_of_more_than_65535_entries_have_git_s_zip64_end() {
 #[test]
 fn entries_named_to_escape_are_refused() {
     let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("src");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = new_repo(work.path());
     for bad in ["..", "a/b", "."] {
         let blob_id = ObjectId::from_hex(
             String::from_utf8(git_bytes(&repo, &["hash-object", "-w", "/dev/null"], &[]))

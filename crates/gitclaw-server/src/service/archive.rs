@@ -135,11 +135,7 @@ pub async fn prepare(
 impl Archive {
     /// Wait for a pack-generation turn (refused when too many wait).
     pub async fn take_turn(mut self, state: &AppState) -> Result<Archive, GitError> {
-        let (generations, runtime) = (state.generations.clone(), tokio::runtime::Handle::current());
-        let repo_id = self.repo_id.clone();
-        let turn = crate::metrics::spawn_blocking(move || generations.acquire(&repo_id, &runtime))
-            .await??;
-        self.turn = Some(turn);
+        self.turn = Some(state.generations.acquire_async(&self.repo_id).await?);
         Ok(self)
     }
 

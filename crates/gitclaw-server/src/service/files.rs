@@ -97,11 +97,7 @@ pub async fn find(
 impl RawFile {
     /// Wait for a pack-generation turn (refused when too many wait).
     pub async fn take_turn(mut self, state: &AppState) -> Result<RawFile, GitError> {
-        let (generations, runtime) = (state.generations.clone(), tokio::runtime::Handle::current());
-        let repo_id = self.repo_id.clone();
-        let turn = crate::metrics::spawn_blocking(move || generations.acquire(&repo_id, &runtime))
-            .await??;
-        self.turn = Some(turn);
+        self.turn = Some(state.generations.acquire_async(&self.repo_id).await?);
         Ok(self)
     }
 

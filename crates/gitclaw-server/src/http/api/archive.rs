@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{bad_query, caller, find_readable, ApiError};
+use super::{bad_query, caller, find_readable, if_none_match, ApiError};
 use crate::{
     app::AppState,
     http::body::streamed_body,
@@ -41,12 +41,7 @@ pub async fn repo_archive(
     };
     let made = archive::prepare(&state, &repo, revision, format, query.prefix.as_deref()).await?;
     let etag = made.etag();
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let matches = if_none_match(&headers, &etag);
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

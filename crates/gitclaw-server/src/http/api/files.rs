@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{bad_query, caller, find_readable, ApiError};
+use super::{bad_query, caller, find_readable, if_none_match, ApiError};
 use crate::{
     app::AppState,
     http::body::streamed_body,
@@ -44,12 +44,7 @@ pub async fn repo_raw(
     let file = files::find(&state, &repo, revision, &path).await?;
     let etag = file.etag();
     let commit = file.commit.to_string();
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let matches = if_none_match(&headers, &etag);
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

@@ -285,6 +285,16 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
     Ok(auth::authenticate(state, headers).await?)
 }
 
+/// Whether the request's `If-None-Match` names `etag` (or `*`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(axum::http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*")
+}
+
 fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,

@@ -46,6 +46,19 @@ impl PackGenerations {
         })
     }
 
+    /// [`PackGenerations::acquire`] from async code (on a blocking thread).
+    pub async fn acquire_async(
+        self: &Arc<Self>,
+        repo_id: &str,
+    ) -> Result<GenerationSlot, GitError> {
+        let (this, runtime, repo_id) = (
+            self.clone(),
+            tokio::runtime::Handle::current(),
+            repo_id.to_string(),
+        );
+        crate::metrics::spawn_blocking(move || this.acquire(&repo_id, &runtime)).await?
+    }
+
     /// A turn for repository `repo_id`, waiting for one if the queue has room.
     /// Blocking: call from a blocking thread, with the runtime's handle.
     pub fn acquire(
