@@ -192,6 +192,10 @@ fn archive_story(backend: Backend) {
         (format!("{base}/main.tar?prefix=../up/"), 400),
         (format!("{base}/main.tar?prefix=/abs/"), 400),
         (format!("{base}/a..b.tar"), 400),
+        (format!("{base}/{}.tar", "r".repeat(2000)), 400),
+        (format!("{base}/main.tar?prefix={}/", "p".repeat(300)), 400),
+        (format!("{base}/main.tar?prefix=a%00b/"), 400),
+        (format!("{base}/main.tar?unknown=1"), 400),
         (format!("{base}/no-such-branch.tar"), 404),
         (format!("{base}/{}.tar", "0".repeat(40)), 404),
         (

@@ -116,6 +116,9 @@ fn files_story(backend: Backend) {
         (format!("{base}/docs//deep/guide.md"), 400),
         (format!("{base}/docs/../README.md"), 400),
         (format!("{base}/README.md?ref=a..b"), 400),
+        (format!("{base}/{}", "x/".repeat(3000)), 400),
+        (format!("{base}/README.md%00"), 404),
+        (format!("{base}/README.md?ref={}", "r".repeat(2000)), 400),
     ] {
         let (got, _, body) = curl(&server, &path, &["--path-as-is"]);
         assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
