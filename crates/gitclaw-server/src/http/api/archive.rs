@@ -45,10 +45,7 @@ pub async fn repo_archive(
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let disposition = format!(
-            "attachment; filename=\"{}\"",
-            made.file_name.replace('"', "_")
-        );
+        let disposition = content_disposition(&made.file_name);
         let source = source_of(&state, made).await?;
         let size = source.size();
         let (mut writer, body) = streamed_body();
@@ -106,4 +103,54 @@ async fn source_of(state: &AppState, made: archive::Archive) -> Result<archive::
         }
         ApiError::from(err)
     })
+}
+
+/// `attachment` with `name`: as it is when it is plain ASCII, else an ASCII
+/// stand-in (`_` for each other character) and the UTF-8 name (RFC 6266).
+fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if plain == name {
+        return format!("attachment; filename=\"{name}\"");
+    }
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_that_are_not_ascii_are_given_twice() {
+        assert_eq!(
+            content_disposition("app-v1.0.tar.gz"),
+            "attachment; filename=\"app-v1.0.tar.gz\""
+        );
+        assert_eq!(
+            content_disposition("app-caf\u{e9}.zip"),
+            "attachment; filename=\"app-caf_.zip\"; filename*=UTF-8''app-caf%C3%A9.zip"
+        );
+        assert_eq!(
+            content_disposition("a\"b.tar"),
+            "attachment; filename=\"a_b.tar\"; filename*=UTF-8''a%22b.tar"
+        );
+    }
 }
