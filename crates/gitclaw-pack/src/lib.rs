@@ -18,6 +18,7 @@
 //! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
 
 pub mod archive;
+pub mod civil;
 pub mod commit_graph;
 pub mod delta;
 pub mod entry;

@@ -367,21 +367,9 @@ fn le(out: &mut Vec<u8>, bytes: usize, value: u64) {
 /// The DOS date and time (UTC) of unix seconds, as git computes them (a year
 /// before 1980 wraps as it does in git).
 fn dos_date_time(unix_secs: u64) -> (u16, u16) {
-    let secs = i64::try_from(unix_secs).unwrap_or(i64::MAX);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = day + month * 32 + (year - 1980) * 512;
-    let time = (rem % 60) / 2 + (rem % 3600 / 60) * 32 + (rem / 3600) * 2048;
+    let t = crate::civil::civil(i64::try_from(unix_secs).unwrap_or(i64::MAX));
+    let date = t.day + t.month * 32 + (t.year - 1980) * 512;
+    let time = t.second / 2 + t.minute * 32 + t.hour * 2048;
     (date as u16, time as u16)
 }
 
