@@ -209,16 +209,7 @@ fn archive_story(backend: Backend) {
     }
 
     // A private repository: as missing to a stranger, served to a reader.
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/repos",
-        Some(ADMIN),
-        r#"{"owner":"acme","name":"secret","private":true}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let secret = url.replace("/acme/app.git", "/acme/secret.git");
-    git(&src, &["push", "-q", &secret, "main"]);
+    private_copy(&server, ADMIN, &url, &src);
     let path = "/api/v1/repos/acme/secret/archive/main.tar.gz";
     let (status, _, _) = curl(&server, path, &[]);
     assert_eq!(status, 404);

@@ -196,23 +196,7 @@ fn files_story(backend: Backend) {
     assert_eq!(names, want);
 
     // A private repository's files and refs: missing to a stranger.
-    let (status, body) = api_request(
-        &server,
-        "POST",
-        "/api/v1/repos",
-        Some(ADMIN),
-        r#"{"owner":"acme","name":"secret","private":true}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    git(
-        &src,
-        &[
-            "push",
-            "-q",
-            &url.replace("/app.git", "/secret.git"),
-            "main",
-        ],
-    );
+    private_copy(&server, ADMIN, &url, &src);
     let (status, _, _) = curl(&server, "/api/v1/repos/acme/secret/raw/README.md", &[]);
     assert_eq!(status, 404);
     let (status, _) = api_request(&server, "GET", "/api/v1/repos/acme/secret/refs", None, "");

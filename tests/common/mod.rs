@@ -1097,3 +1097,20 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         key.eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
+
+/// A private repository `acme/secret` made with the admin token `admin`, and
+/// `src`'s `main` pushed to it through `url` (a URL of `acme/app` with
+/// credentials); its URL.
+pub fn private_copy(server: &Server, admin: &str, url: &str, src: &Path) -> String {
+    let (status, body) = api_request(
+        server,
+        "POST",
+        "/api/v1/repos",
+        Some(admin),
+        r#"{"owner":"acme","name":"secret","private":true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let secret = url.replace("/acme/app.git", "/acme/secret.git");
+    git(src, &["push", "-q", &secret, "main"]);
+    secret
+}

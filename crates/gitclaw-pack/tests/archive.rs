@@ -46,6 +46,22 @@ fn commit_submodule(repo: &Path, path: &str, message: &str) {
     git(repo, &["commit", "-q", "-m", message]);
 }
 
+/// A repository of one commit holding `big.bin`, above [`STREAM_ABOVE`] (its
+/// bytes do not delta), and `small.txt`; its objects, and the commit's id.
+fn big_file_repo(work: &Path) -> (std::path::PathBuf, ObjectDb, String) {
+    let repo = new_repo(work);
+    let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
+        .map(|n| (n % 251) as u8)
+        .collect();
+    std::fs::write(repo.join("big.bin"), &big).unwrap();
+    std::fs::write(repo.join("small.txt"), b"small\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
+    let db = db_of(&repo, work);
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    (repo, db, main)
+}
+
 /// Every object of `repo`, packed by git and ingested.
 fn db_of(repo: &Path, work: &Path) -> ObjectDb {
     db_of_with(repo, work, &IngestOptions::default())
@@ -272,16 +288,7 @@ fn archives_are_git_archive_s_bytes() {
 #[test]
 fn big_files_are_streamed_and_match_git() {
     let work = tempfile::tempdir().unwrap();
-    let repo = new_repo(work.path());
-    let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
-        .map(|n| (n % 251) as u8)
-        .collect();
-    std::fs::write(repo.join("big.bin"), &big).unwrap();
-    std::fs::write(repo.join("small"), b"small\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "big"]);
-    let db = db_of(&repo, work.path());
-    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    let (repo, db, main) = big_file_repo(work.path());
     let summary = assert_same(&db, &repo, &main, "big/");
     assert_eq!(summary.files, 2);
 }
@@ -541,16 +548,7 @@ fn zip_archives_are_git_archive_s() {
 #[test]
 fn big_files_stream_into_zips() {
     let work = tempfile::tempdir().unwrap();
-    let repo = new_repo(work.path());
-    let big: Vec<u8> = (0..STREAM_ABOVE as usize + 1000)
-        .map(|n| (n % 251) as u8)
-        .collect();
-    std::fs::write(repo.join("big.bin"), &big).unwrap();
-    std::fs::write(repo.join("small.txt"), b"small\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "big"]);
-    let db = db_of(&repo, work.path());
-    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    let (repo, db, main) = big_file_repo(work.path());
     let (mut ours, theirs) = zips(&db, &repo, work.path(), &main, "");
     // git streams only above its core.bigFileThreshold (512 MiB).
     assert_eq!(ours["entries"][0]["name"], "big.bin");

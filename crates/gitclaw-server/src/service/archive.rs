@@ -144,8 +144,10 @@ impl Archive {
     /// request, in its turn, keeping a copy in the cache as it goes. (While an
     /// identical archive is being made, this one is made too, uncached.)
     pub async fn source(self, state: &AppState) -> Result<Source, GitError> {
-        let key = self.cache_key();
-        let fill = match state.responses.lookup(key) {
+        let (key, responses) = (self.cache_key(), state.responses.clone());
+        // The lookup opens a cached file or makes a fill file: off the runtime.
+        let found = crate::metrics::spawn_blocking(move || responses.lookup(key)).await?;
+        let fill = match found {
             Lookup::Hit { file, size } => return Ok(Source::Cached { file, size }),
             Lookup::Follow(_) => None,
             Lookup::Lead(fill) => fill,
