@@ -111,8 +111,8 @@ fn files_story(backend: Backend) {
         (format!("{base}/README.md/x"), 404),
         (format!("{base}/no-such-file"), 404),
         (format!("{base}/README.md?ref=no-such-branch"), 404),
-        // Revision syntax is not a name: not guessed at.
-        (format!("{base}/README.md?ref=main~1"), 404),
+        // Past the first commit.
+        (format!("{base}/README.md?ref=main~1000"), 404),
         (format!("{base}/docs//deep/guide.md"), 400),
         (format!("{base}/docs/../README.md"), 400),
         (format!("{base}/README.md?ref=a..b"), 400),
@@ -125,6 +125,8 @@ fn files_story(backend: Backend) {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(json["code"].is_string(), "{path}: {json}");
     }
+
+    revisions_are_git_s(&server, &src);
 
     // A file above 16 MiB streams.
     let big: Vec<u8> = (0..(17u32 << 20)).map(|n| (n % 251) as u8).collect();
@@ -211,6 +213,134 @@ fn files_story(backend: Backend) {
     assert_eq!(body, git_show(&src, "main", "README.md"));
 }
 
+/// `revision` as a query value.
+fn query(revision: &str) -> String {
+    revision
+        .replace('^', "%5E")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
+        .replace('@', "%40")
+}
+
+/// What `git rev-parse` resolves a revision to, as a commit; `None` when git
+/// cannot.
+fn git_commit_of(repo: &Path, revision: &str) -> Option<String> {
+    let out = git_cmd(repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("{revision}^{{commit}}"),
+        ])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+/// Revision syntax: the commit a file is read from is the one git resolves.
+fn revisions_are_git_s(server: &Server, src: &Path) {
+    let merge = git(src, &["rev-list", "--merges", "-1", "main"])
+        .trim()
+        .to_string();
+    let tip = git(src, &["rev-parse", "main"]).trim().to_string();
+    let short = |id: &str, n: usize| id[..n].to_string();
+    let mut found = vec![
+        "main~1".to_string(),
+        "main^".into(),
+        "main~".into(),
+        "HEAD~2".into(),
+        "@".into(),
+        "@~1".into(),
+        "main^0".into(),
+        "v1.0^{}".into(),
+        "v1.0-signed-off^{}".into(),
+        "v1.0-signed-off^{tag}~1".into(),
+        "v1.0^{commit}^0".into(),
+        "v1.0^{object}".into(),
+        "light~~".into(),
+        "topic^{commit}".into(),
+        format!("{}^2", short(&merge, 7)),
+        format!("{}^1", short(&merge, 4)),
+        format!("{}^2~1", short(&merge, 12)),
+        format!("{}~1", merge),
+        short(&tip, 7).to_uppercase(),
+    ];
+    found.dedup();
+    for revision in &found {
+        let expected = git_commit_of(src, revision).unwrap_or_else(|| panic!("git: {revision}"));
+        let path = format!(
+            "/api/v1/repos/acme/app/raw/README.md?ref={}",
+            query(revision)
+        );
+        let (status, head, body) = curl(server, &path, &[]);
+        assert_eq!(
+            status,
+            200,
+            "{revision}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(
+            header(&head, "x-gitclaw-commit"),
+            Some(expected.as_str()),
+            "{revision}"
+        );
+        assert_eq!(body, git_show(src, &expected, "README.md"), "{revision}");
+    }
+    // Past what the history has, or not a commit: git cannot either.
+    for revision in [
+        format!("{}^3", short(&merge, 7)),
+        "main~1000".into(),
+        "main^{tree}".into(),
+        "light^{tag}".into(),
+        "00000000".into(),
+    ] {
+        assert_eq!(git_commit_of(src, &revision), None, "{revision}");
+        let path = format!(
+            "/api/v1/repos/acme/app/raw/README.md?ref={}",
+            query(&revision)
+        );
+        let (status, _, body) = curl(server, &path, &[]);
+        assert_eq!(
+            status,
+            404,
+            "{revision}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // Revision syntax these routes do not take: refused, not guessed at.
+    for revision in ["main@{1}", "main^{/gitlink}", "main~x", "abc"] {
+        let path = format!(
+            "/api/v1/repos/acme/app/raw/README.md?ref={}",
+            query(revision)
+        );
+        let (status, _, body) = curl(server, &path, &[]);
+        let expected = if revision == "abc" { 404 } else { 400 };
+        assert_eq!(
+            status,
+            expected,
+            "{revision}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // An archive of revision syntax is git's archive of that commit.
+    let revision = format!("{}^2", short(&merge, 7));
+    let commit = git_commit_of(src, &revision).unwrap();
+    let path = format!(
+        "/api/v1/repos/acme/app/archive/{}.tar?prefix=x/",
+        query(&revision)
+    );
+    let (status, _, body) = curl(server, &path, &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let out = git_cmd(src)
+        .args(["archive", "--format=tar", "--prefix=x/", &commit])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(body == out.stdout, "the archive of {revision}");
+}
+
 #[test]
 fn files_and_refs_are_git_s() {
     files_story(Backend::Embedded);
@@ -219,4 +349,77 @@ fn files_and_refs_are_git_s() {
 #[test]
 fn files_and_refs_are_git_s_on_s3() {
     files_story(Backend::S3Postgres);
+}
+
+/// An abbreviated id two reachable commits share is refused as ambiguous; once
+/// one of them is no longer reachable, it names the other (an object no ref
+/// reaches is never told of).
+#[test]
+fn abbreviated_ids_count_reachable_commits_only() {
+    let (server, url) = server_with_repo(ADMIN, Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 0);
+    let tree = git(&src, &["rev-parse", "main^{tree}"]).trim().to_string();
+    // Commits off main until two ids share their first four digits.
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let (a, b) = (0..20_000)
+        .find_map(|n| {
+            let out = git_cmd(&src)
+                .args([
+                    "commit-tree",
+                    &tree,
+                    "-p",
+                    "main",
+                    "-m",
+                    &format!("try {n}"),
+                ])
+                .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
+                .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+            seen.insert(id[..4].to_string(), id.clone())
+                .map(|other| (other, id))
+        })
+        .expect("two commits sharing four digits");
+    git(&src, &["branch", "a", &a]);
+    git(&src, &["branch", "b", &b]);
+    git(&src, &["push", "-q", &url, "main", "a", "b"]);
+    let raw = |revision: &str| {
+        curl(
+            &server,
+            &format!("/api/v1/repos/acme/app/raw/README.md?ref={revision}"),
+            &[],
+        )
+    };
+    let (status, _, body) = raw(&a[..4]);
+    let message = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        message.contains("ambiguous") && message.contains(&a) && message.contains(&b),
+        "{message}"
+    );
+    // Enough digits to tell them apart.
+    let digits = (4..40).find(|&n| a[..n] != b[..n]).unwrap() + 1;
+    for id in [&a, &b] {
+        let (status, head, _) = raw(&id[..digits]);
+        assert_eq!(status, 200);
+        assert_eq!(header(&head, "x-gitclaw-commit"), Some(id.as_str()));
+    }
+    // `b` deleted: its objects stay stored, but no ref reaches it.
+    git(&src, &["push", "-q", &url, ":b"]);
+    let (status, head, _) = raw(&a[..4]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "x-gitclaw-commit"), Some(a.as_str()));
+    for revision in [&b[..digits], b.as_str()] {
+        let (status, _, body) = raw(revision);
+        assert_eq!(
+            status,
+            404,
+            "{revision}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }

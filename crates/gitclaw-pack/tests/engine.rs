@@ -2604,3 +2604,48 @@ fn every_object_sent_or_met_at_the_edge_carries_the_name_hash_of_its_path() {
     // Met in the client's trees along the way: named as in its commit.
     assert!(check(&fetch.edge_objects, &paths(&["main~1"])) >= 4);
 }
+
+#[test]
+fn abbreviated_ids_find_every_object_they_start_once() {
+    let f = fixture();
+    let packed: Vec<ObjectId> = f.db.packs()[0].oids().unwrap().collect();
+    // Every third object also loose, and one object loose only.
+    let mut loose = std::collections::HashMap::new();
+    let mut reader = f.db.reader();
+    let mut buf = Vec::new();
+    for id in packed.iter().step_by(3) {
+        let kind = reader.read_existing(id, &mut buf).unwrap();
+        loose.insert(*id, (kind, buf.clone()));
+    }
+    let only_loose =
+        gix_object::compute_hash(gix_hash::Kind::Sha1, gix_object::Kind::Blob, b"x").unwrap();
+    loose.insert(only_loose, (gitclaw_pack::Kind::Blob, b"x".to_vec()));
+    drop(reader);
+    let db = ObjectDb::new(f.db.packs().to_vec(), Arc::new(MemLoose(loose)));
+    let mut all: Vec<ObjectId> = packed.clone();
+    all.push(only_loose);
+    all.sort();
+    all.dedup();
+    let mut prefixes: Vec<String> = ["0000", "ffff", "8000"].map(String::from).to_vec();
+    for id in all.iter().step_by(7) {
+        let hex = id.to_string();
+        prefixes.extend([4, 5, 9, 40].map(|n| hex[..n].to_string()));
+    }
+    prefixes.push(only_loose.to_string()[..6].to_string());
+    for hex in &prefixes {
+        let prefix = gix_hash::Prefix::from_hex(hex).unwrap();
+        let expected: Vec<ObjectId> = all
+            .iter()
+            .filter(|id| id.to_string().starts_with(hex.as_str()))
+            .copied()
+            .collect();
+        assert_eq!(db.ids_with_prefix(&prefix, 256).unwrap(), expected, "{hex}");
+        // At most the limit.
+        let one = db.ids_with_prefix(&prefix, 1).unwrap();
+        assert_eq!(
+            one,
+            expected.iter().take(1).copied().collect::<Vec<_>>(),
+            "{hex}"
+        );
+    }
+}

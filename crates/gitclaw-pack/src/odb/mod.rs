@@ -171,6 +171,28 @@ impl ObjectDb {
         Ok(found)
     }
 
+    /// The repository's objects whose ids start with `prefix` (an abbreviated
+    /// id), each once, in id order: at most `limit`, so a short prefix in a big
+    /// repository costs no more than that.
+    pub fn ids_with_prefix(
+        &self,
+        prefix: &gix_hash::Prefix,
+        limit: usize,
+    ) -> crate::Result<Vec<ObjectId>> {
+        let mut found = std::collections::BTreeSet::new();
+        for pack in &self.packs {
+            found.extend(pack.ids_with_prefix(prefix, limit)?);
+        }
+        found.extend(
+            self.loose
+                .list()
+                .into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| prefix.cmp_oid(id).is_eq()),
+        );
+        Ok(found.into_iter().take(limit).collect())
+    }
+
     /// Whether some pack is read by ranges (a fresh instance on S3): reads of it
     /// may be round trips to the object store.
     pub fn has_sparse_packs(&self) -> bool {

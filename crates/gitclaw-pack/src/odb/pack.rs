@@ -804,6 +804,40 @@ impl PackHandle {
         }
     }
 
+    /// The ids of this pack that start with `prefix`, in id order, at most
+    /// `limit` of them (a binary search, then the run of matches).
+    pub fn ids_with_prefix(
+        &self,
+        prefix: &gix_hash::Prefix,
+        limit: usize,
+    ) -> Result<Vec<ObjectId>> {
+        // Within the prefix's fanout bucket where it is known (read by ranges,
+        // only that bucket's ids are read): the first id no smaller than the
+        // prefix padded with zeros.
+        let bucket = self
+            .bucket(prefix.as_oid())
+            .unwrap_or(0..self.num_objects());
+        self.fill_ids(bucket.clone())?;
+        let (mut low, mut high) = (bucket.start, bucket.end);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.oid_at(middle)?.as_ref() < prefix.as_oid() {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let mut found = Vec::new();
+        for index in low..bucket.end {
+            let id = self.oid_at(index)?;
+            if found.len() == limit || prefix.cmp_oid(&id) != std::cmp::Ordering::Equal {
+                break;
+            }
+            found.push(id);
+        }
+        Ok(found)
+    }
+
     /// The id of the object at index position `index`.
     pub fn oid_at(&self, index: u32) -> Result<ObjectId> {
         self.fill_ids(index..index.saturating_add(1))?;
@@ -1760,6 +1794,22 @@ mod tests {
             handle.decode(i, &mut got, &mut state).unwrap();
             whole.decode(i, &mut want, &mut state).unwrap();
             assert_eq!(got, want);
+        }
+        // Abbreviated ids: the same answers, reading a bucket's blocks at most.
+        for i in [n / 5, n / 2 + 7, n - 3] {
+            let hex = whole.oid_at(i).unwrap().to_string();
+            for len in [4, 6, 40] {
+                let prefix = gix_hash::Prefix::from_hex(&hex[..len]).unwrap();
+                let before = read.bytes.load(Ordering::SeqCst);
+                let got = handle.ids_with_prefix(&prefix, 64).unwrap();
+                assert!(
+                    read.bytes.load(Ordering::SeqCst) - before <= 2 * INDEX_BLOCK_BYTES,
+                    "a prefix reads the blocks of its bucket"
+                );
+                assert_eq!(got, whole.ids_with_prefix(&prefix, 64).unwrap());
+                assert!(got.iter().all(|id| id.to_string().starts_with(&hex[..len])));
+                assert!(got.contains(&whole.oid_at(i).unwrap()));
+            }
         }
         let absent = ObjectId::from_bytes_or_panic(&[0x5a; 20]);
         assert_eq!(handle.lookup(&absent).unwrap(), None);
