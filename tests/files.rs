@@ -213,32 +213,6 @@ fn files_story(backend: Backend) {
     assert_eq!(body, git_show(&src, "main", "README.md"));
 }
 
-/// `revision` as a query value.
-fn query(revision: &str) -> String {
-    revision
-        .replace('^', "%5E")
-        .replace('{', "%7B")
-        .replace('}', "%7D")
-        .replace('@', "%40")
-}
-
-/// What `git rev-parse` resolves a revision to, as a commit; `None` when git
-/// cannot.
-fn git_commit_of(repo: &Path, revision: &str) -> Option<String> {
-    let out = git_cmd(repo)
-        .args([
-            "rev-parse",
-            "--verify",
-            "-q",
-            &format!("{revision}^{{commit}}"),
-        ])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
-}
-
 /// Revision syntax: the commit a file is read from is the one git resolves.
 fn revisions_are_git_s(server: &Server, src: &Path) {
     let merge = git(src, &["rev-list", "--merges", "-1", "main"])

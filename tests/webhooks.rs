@@ -157,8 +157,8 @@ fn create_hook(server: &Server, token: &str, body: &str) -> (u16, serde_json::Va
 /// The `refs` a push delivery should carry, in `git`'s words (asked in `src`):
 /// each ref with its value before and after (40 zeros for none), whether it was
 /// created, deleted or (moved to a commit that does not have the old one in
-/// its history) forced, and the commit it now names: its id, raw message,
-/// author and committer.
+/// its history) forced, and the commit it now names: its id, tree, parents,
+/// raw message, author and committer.
 fn moved(src: &Path, refs: &[(&str, String, String)]) -> serde_json::Value {
     let zero = "0".repeat(40);
     refs.iter()
@@ -178,19 +178,7 @@ fn moved(src: &Path, refs: &[(&str, String, String)]) -> serde_json::Value {
                 let commit = git(src, &["rev-parse", &format!("{after}^{{commit}}")])
                     .trim()
                     .to_string();
-                let raw = git(src, &["cat-file", "commit", &commit]);
-                let message = raw.split_once("\n\n").map_or("", |(_, m)| m);
-                let person = |format: &str| {
-                    let out = git(src, &["log", "-1", &format!("--format={format}"), &commit]);
-                    let fields: Vec<&str> = out.trim_end_matches('\n').split('\x01').collect();
-                    serde_json::json!({ "name": fields[0], "email": fields[1], "date": fields[2] })
-                };
-                entry["head_commit"] = serde_json::json!({
-                    "id": commit,
-                    "message": message,
-                    "author": person("%an%x01%ae%x01%aI"),
-                    "committer": person("%cn%x01%ce%x01%cI"),
-                });
+                entry["head_commit"] = commit_as_git_shows_it(src, &commit);
             }
             entry
         })

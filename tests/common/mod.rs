@@ -1114,3 +1114,56 @@ pub fn private_copy(server: &Server, admin: &str, url: &str, src: &Path) -> Stri
     git(src, &["push", "-q", &secret, "main"]);
     secret
 }
+
+/// A commit as the API and webhooks describe it, every field from git: id,
+/// tree, parents, the raw message (`cat-file`), author and committer with
+/// `%aI`/`%cI` dates.
+pub fn commit_as_git_shows_it(src: &Path, commit: &str) -> serde_json::Value {
+    let raw = git(src, &["cat-file", "commit", commit]);
+    let message = raw.split_once("\n\n").map_or("", |(_, m)| m);
+    let field = |format: &str| {
+        git(src, &["log", "-1", &format!("--format={format}"), commit])
+            .trim_end_matches('\n')
+            .to_string()
+    };
+    let person = |format: &str| {
+        let out = field(format);
+        let fields: Vec<&str> = out.split('\x01').collect();
+        serde_json::json!({ "name": fields[0], "email": fields[1], "date": fields[2] })
+    };
+    let parents: Vec<String> = field("%P").split_whitespace().map(String::from).collect();
+    serde_json::json!({
+        "id": commit,
+        "tree": field("%T"),
+        "parents": parents,
+        "message": message,
+        "author": person("%an%x01%ae%x01%aI"),
+        "committer": person("%cn%x01%ce%x01%cI"),
+    })
+}
+
+/// `revision` as a query value.
+pub fn query(revision: &str) -> String {
+    revision
+        .replace('^', "%5E")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
+        .replace('@', "%40")
+}
+
+/// What `git rev-parse` resolves a revision to, as a commit; `None` when git
+/// cannot.
+pub fn git_commit_of(repo: &Path, revision: &str) -> Option<String> {
+    let out = git_cmd(repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("{revision}^{{commit}}"),
+        ])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+}

@@ -15,7 +15,7 @@ use std::{
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
-    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    walk::{enumerate, log, plan_shallow, DeepenRequest, Graph, LogRequest, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId,
 };
@@ -80,20 +80,26 @@ fn history() -> impl Strategy<Value = Vec<CommitSpec>> {
 /// Build the history in a fresh repository; commit i is at refs/heads/c{i}.
 /// Commit times grow with i, or are random when `skewed` (clocks that lie).
 fn build(dir: &Path, commits: &[CommitSpec], skewed: bool) -> Vec<ObjectId> {
+    build_timed(dir, commits, &|i, c| {
+        if skewed {
+            1_700_000_000 + usize::from(c.skewed_time)
+        } else {
+            1_700_000_000 + i * 100
+        }
+    })
+}
+
+/// [`build`], commit `i` dated `time(i, spec)`.
+fn build_timed(
+    dir: &Path,
+    commits: &[CommitSpec],
+    time: &dyn Fn(usize, &CommitSpec) -> usize,
+) -> Vec<ObjectId> {
     run(dir, &["init", "-q", "--bare"], b"");
     let mut stream = Vec::new();
     for (i, c) in commits.iter().enumerate() {
         writeln!(stream, "commit refs/heads/c{i}\nmark :{}", i + 1).unwrap();
-        writeln!(
-            stream,
-            "committer C <c@example.com> {} +0000",
-            if skewed {
-                1_700_000_000 + usize::from(c.skewed_time)
-            } else {
-                1_700_000_000 + i * 100
-            }
-        )
-        .unwrap();
+        writeln!(stream, "committer C <c@example.com> {} +0000", time(i, c)).unwrap();
         let msg = format!("commit {i}");
         write!(stream, "data {}\n{msg}\n", msg.len()).unwrap();
         if let Some(first) = c.parents.first() {
@@ -298,5 +304,46 @@ proptest! {
         let mut pack = Vec::new();
         write_pack(&db, &outcome.objects, None, &WriteOptions::default(), &mut pack, &mut |_, _, _| {}).unwrap();
         indexed_objects(&pack, &repo, tmp.path());
+    }
+
+    /// The log of a commit, whole or of a path, a page at a time, is what
+    /// `git log` lists: its order (by date, ties first come first), and git's
+    /// history simplification for a path. Dates are honest, skewed, or
+    /// mostly equal.
+    #[test]
+    fn log_pages_are_git_log_s(
+        commits in history(),
+        start in any::<prop::sample::Index>(),
+        path in proptest::option::of(prop::sample::select(vec!["dir0", "dir1", "dir0/f2.txt", "dir1/f3.txt", "dir1/f5.txt", "none"])),
+        clock in 0u8..3,
+        skip in 0usize..4,
+        limit in 1usize..6,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ids = build_timed(&repo, &commits, &|i, c| match clock {
+            0 => 1_700_000_000 + i * 100,
+            1 => 1_700_000_000 + usize::from(c.skewed_time),
+            _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
+        });
+        let db = open_db(&repo, tmp.path());
+        let start = ids[start.index(ids.len())];
+        let mut args = vec!["log".to_string(), "--format=%H".into(), start.to_string()];
+        if let Some(path) = path {
+            args.extend(["--".to_string(), path.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let listed: Vec<ObjectId> = String::from_utf8(run(&repo, &args, b""))
+            .unwrap()
+            .lines()
+            .map(|l| ObjectId::from_hex(l.as_bytes()).unwrap())
+            .collect();
+        let request = LogRequest { path: path.map(str::as_bytes), skip, limit, max_walked: 1000 };
+        let page = log(&mut Graph::new(&db), start, &request).unwrap();
+        let expected: Vec<ObjectId> = listed.iter().skip(skip).take(limit).copied().collect();
+        prop_assert_eq!(page.commits, expected, "{:?}", args);
+        prop_assert_eq!(page.more, listed.len() > skip + limit);
+        prop_assert!(!page.cut_short);
     }
 }

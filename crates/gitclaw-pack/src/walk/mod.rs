@@ -19,6 +19,7 @@
 //!   what the client has at the edge (`edge`).
 //! - `history`: what the client's history holds beyond the walk's edge, from
 //!   the commits compaction records as bringing each object ([`ClientHistory`]).
+//! - `log`: the commits `git log` lists, for the API ([`log`](fn@log)).
 //! - `negotiate`: the "ready" test of negotiation ([`ok_to_give_up`]).
 //! - `reachability`: whether wants are reachable from ref tips, and tips from
 //!   wants ([`unreachable_wants`], [`reaches_all`]).
@@ -31,6 +32,7 @@ mod enumerate;
 mod filter;
 mod graph;
 mod history;
+mod log;
 mod negotiate;
 mod reachability;
 mod shallow;
@@ -40,6 +42,7 @@ pub use enumerate::{enumerate, WalkObject, WalkOptions, WalkOutcome};
 pub use filter::Filter;
 pub use graph::Graph;
 pub use history::{introducing_commits, ClientHistory};
+pub use log::{log, LogPage, LogRequest};
 pub use negotiate::{ok_to_give_up, to_acknowledge};
 pub use reachability::{reaches_all, unreachable_wants};
 pub use shallow::{plan_shallow, DeepenRequest, ShallowPlan, INFINITE_DEPTH};

@@ -52,6 +52,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/repos/{owner}/{name}/refs", get(api::repo_refs))
         .route(
+            "/api/v1/repos/{owner}/{name}/commits",
+            get(api::repo_commits),
+        )
+        .route(
+            "/api/v1/repos/{owner}/{name}/commits/{*revision}",
+            get(api::repo_commit),
+        )
+        .route(
             "/api/v1/repos/{owner}/{name}/hooks",
             post(api::create_hook).get(api::list_hooks),
         )

@@ -169,7 +169,7 @@ impl Loaded {
 
 /// A path names a file under the top of the tree: no empty, `.` or `..`
 /// component.
-fn check_path(path: &str) -> Result<(), GitError> {
+pub fn check_path(path: &str) -> Result<(), GitError> {
     let bad = path.is_empty()
         || path.len() > MAX_PATH_BYTES
         || path

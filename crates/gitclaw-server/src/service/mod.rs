@@ -16,6 +16,7 @@ pub mod advertise;
 pub mod archive;
 pub mod bundles;
 pub mod claims;
+pub mod commits;
 pub mod fetch;
 pub mod files;
 pub mod gc;

@@ -8,6 +8,7 @@
 //! not leak, and listings only ever show (and page by) what the caller may read.
 
 mod archive;
+mod commits;
 mod files;
 mod hooks;
 mod protected;
@@ -15,6 +16,7 @@ mod repos;
 mod tokens;
 
 pub use archive::*;
+pub use commits::*;
 pub use files::*;
 pub use hooks::*;
 pub use protected::*;
@@ -308,7 +310,7 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
 #[openapi(
     info(
         title = "GitClaw API",
-        description = "Repositories, refs, files and archives, tokens, webhooks, protected refs and audit of a GitClaw server."
+        description = "Repositories, refs, commits, files and archives, tokens, webhooks, protected refs and audit of a GitClaw server."
     ),
     paths(
         post_repo,
@@ -322,6 +324,8 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         repo_archive,
         repo_raw,
         repo_refs,
+        repo_commits,
+        repo_commit,
         create_hook,
         list_hooks,
         delete_hook,
@@ -350,6 +354,9 @@ fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
         AuditPage,
         RefView,
         RefPage,
+        crate::service::commits::CommitView,
+        crate::service::commits::Person,
+        crate::service::commits::LogPage,
         CreateHook,
         HookView,
         HookList,
