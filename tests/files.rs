@@ -127,6 +127,7 @@ fn files_story(backend: Backend) {
     }
 
     revisions_are_git_s(&server, &src);
+    trees_are_git_s(&server, &src);
 
     // A file above 16 MiB streams.
     let big: Vec<u8> = (0..(17u32 << 20)).map(|n| (n % 251) as u8).collect();
@@ -211,6 +212,93 @@ fn files_story(backend: Backend) {
     );
     assert_eq!(status, 200);
     assert_eq!(body, git_show(&src, "main", "README.md"));
+}
+
+/// `git ls-tree -l [-r] REVISION [PATH/]` as the API lists entries.
+fn git_ls_tree(
+    src: &Path,
+    revision: &str,
+    path: Option<&str>,
+    recursive: bool,
+) -> serde_json::Value {
+    let mut args = vec!["ls-tree", "-z", "-l"];
+    if recursive {
+        args.push("-r");
+    }
+    args.push(revision);
+    let dir = path.map(|p| format!("{p}/"));
+    args.extend(dir.as_deref());
+    let out = git(src, &args);
+    out.split_terminator('\0')
+        .map(|line| {
+            let (meta, path) = line.split_once('\t').unwrap();
+            let fields: Vec<&str> = meta.split_whitespace().collect();
+            let mut entry = serde_json::json!({
+                "path": path, "mode": fields[0], "type": fields[1], "id": fields[2],
+            });
+            if fields[3] != "-" {
+                entry["size"] = fields[3].parse::<u64>().unwrap().into();
+            }
+            entry
+        })
+        .collect()
+}
+
+/// Percent-encoded, but for `/` and unreserved characters.
+fn encoded(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Directory listings: what `git ls-tree -l` (and `-r`) lists.
+fn trees_are_git_s(server: &Server, src: &Path) {
+    for (revision, path, recursive) in [
+        ("main", None, false),
+        ("main", None, true),
+        ("main", Some("docs"), false),
+        ("main", Some("docs"), true),
+        ("v1.0", Some("src"), false),
+        ("main~1", Some("日本語"), false),
+    ] {
+        let route = match path {
+            Some(path) => format!("/api/v1/repos/acme/app/tree/{}", encoded(path)),
+            None => "/api/v1/repos/acme/app/tree".to_string(),
+        };
+        let url = format!("{route}?ref={}&recursive={recursive}", query(revision));
+        let (status, got) = api_request(server, "GET", &url, None, "");
+        assert_eq!(status, 200, "{url}: {got}");
+        assert_eq!(
+            got["entries"],
+            git_ls_tree(src, revision, path, recursive),
+            "{url}"
+        );
+        assert_eq!(
+            got["commit"],
+            git_commit_of(src, revision).unwrap().as_str()
+        );
+        let tree = format!("{revision}:{}", path.unwrap_or(""));
+        assert_eq!(got["id"], git(src, &["rev-parse", &tree]).trim());
+        assert!(got.get("truncated").is_none());
+    }
+    for (url, status) in [
+        ("/api/v1/repos/acme/app/tree/README.md", 404),
+        ("/api/v1/repos/acme/app/tree/vendor/lib", 404),
+        ("/api/v1/repos/acme/app/tree/no-such-dir", 404),
+        ("/api/v1/repos/acme/app/tree?ref=no-such-branch", 404),
+        ("/api/v1/repos/acme/app/tree/docs//deep", 400),
+        ("/api/v1/repos/acme/app/tree/docs/..", 400),
+        ("/api/v1/repos/acme/app/tree?recursive=maybe", 400),
+    ] {
+        let (got, body) = api_request(server, "GET", url, None, "");
+        assert_eq!(got, status, "{url}: {body}");
+        assert!(body["code"].is_string(), "{url}: {body}");
+    }
 }
 
 /// Revision syntax: the commit a file is read from is the one git resolves.

@@ -52,6 +52,119 @@ pub fn find_path(
     Ok(Some(current))
 }
 
+/// One entry of a tree listing, as `git ls-tree -l` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeItem {
+    /// From the top of the repository's tree.
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    pub id: ObjectId,
+    /// A blob's size; none for a tree or a submodule.
+    pub size: Option<u64>,
+}
+
+impl TreeItem {
+    /// The mode git prints for the entry (`100644`, `040000`, …).
+    pub fn mode(&self) -> &'static str {
+        match self.kind {
+            EntryKind::Tree => "040000",
+            EntryKind::Blob => "100644",
+            EntryKind::BlobExecutable => "100755",
+            EntryKind::Link => "120000",
+            EntryKind::Commit => "160000",
+        }
+    }
+
+    /// The type git prints for the entry.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::Tree => "tree",
+            EntryKind::Commit => "commit",
+            _ => "blob",
+        }
+    }
+}
+
+/// What [`list_tree`] lists, and whether it stopped at its limit.
+#[derive(Debug, Default)]
+pub struct TreeListing {
+    pub items: Vec<TreeItem>,
+    pub truncated: bool,
+}
+
+/// The entries of tree `tree`, found at `base` (empty for the top; paths are
+/// `base/name`), as `git ls-tree -l` lists them: in the tree's order; with
+/// `recursive`, as `git ls-tree -r -l` does, each subtree's files in place of
+/// the subtree. At most `max_items`: beyond them the listing says it is
+/// truncated.
+pub fn list_tree(
+    reader: &mut ObjectReader<'_>,
+    tree: ObjectId,
+    base: &[u8],
+    recursive: bool,
+    max_items: usize,
+) -> Result<TreeListing> {
+    let mut listing = TreeListing::default();
+    // The trees being listed, innermost last: each one's path, its entries
+    // and how many of them are done.
+    let mut open = vec![(base.to_vec(), tree_entries(reader, tree)?, 0usize)];
+    while let Some((path, entries, done)) = open.last_mut() {
+        let Some((name, kind, id)) = entries.get(*done) else {
+            open.pop();
+            continue;
+        };
+        *done += 1;
+        let (kind, id) = (*kind, *id);
+        let mut full = path.clone();
+        if !full.is_empty() {
+            full.push(b'/');
+        }
+        full.extend_from_slice(name);
+        if recursive && kind == EntryKind::Tree {
+            let entries = tree_entries(reader, id)?;
+            open.push((full, entries, 0));
+            continue;
+        }
+        if listing.items.len() == max_items {
+            listing.truncated = true;
+            break;
+        }
+        let size = match kind {
+            EntryKind::Tree | EntryKind::Commit => None,
+            _ => Some(reader.header(&id)?.ok_or(PackError::MissingObject(id))?.1),
+        };
+        listing.items.push(TreeItem {
+            path: full,
+            kind,
+            id,
+            size,
+        });
+    }
+    Ok(listing)
+}
+
+/// Tree `id`'s entries, in its order: name, kind, id.
+fn tree_entries(
+    reader: &mut ObjectReader<'_>,
+    id: ObjectId,
+) -> Result<Vec<(Vec<u8>, EntryKind, ObjectId)>> {
+    let mut buf = Vec::new();
+    read_tree(reader, &id, &mut buf)?;
+    gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1)
+        .map(|entry| {
+            let entry = entry.map_err(|err| PackError::MalformedObject {
+                oid: id,
+                detail: err.to_string(),
+            })?;
+            Ok((
+                entry.filename.to_vec(),
+                entry.mode.kind(),
+                entry.oid.to_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// A blob's content.
 pub enum BlobContent<'a> {
     Whole(Vec<u8>),

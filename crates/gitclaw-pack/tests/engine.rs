@@ -2649,3 +2649,45 @@ fn abbreviated_ids_find_every_object_they_start_once() {
         );
     }
 }
+
+#[test]
+fn tree_listings_are_ls_tree_s_and_stop_at_their_limit() {
+    let f = fixture();
+    let tree = oid(&git(&f.repo, &["rev-parse", "main^{tree}"]));
+    let mut reader = f.db.reader();
+    for recursive in [false, true] {
+        let mut args = vec!["ls-tree", "-z", "-l"];
+        if recursive {
+            args.push("-r");
+        }
+        args.push("main");
+        let listed = git(&f.repo, &args);
+        let expected: Vec<(String, String)> = listed
+            .split_terminator('\0')
+            .map(|line| {
+                let (meta, path) = line.split_once('\t').unwrap();
+                let fields: Vec<&str> = meta.split_whitespace().collect();
+                (
+                    path.to_string(),
+                    format!("{} {} {} {}", fields[0], fields[1], fields[2], fields[3]),
+                )
+            })
+            .collect();
+        let whole =
+            gitclaw_pack::files::list_tree(&mut reader, tree, b"", recursive, usize::MAX).unwrap();
+        assert!(!whole.truncated);
+        let got: Vec<(String, String)> = whole
+            .items
+            .iter()
+            .map(|item| {
+                let size = item.size.map_or("-".to_string(), |s| s.to_string());
+                let line = format!("{} {} {} {size}", item.mode(), item.kind_name(), item.id);
+                (String::from_utf8(item.path.clone()).unwrap(), line)
+            })
+            .collect();
+        assert_eq!(got, expected, "recursive: {recursive}");
+        let cut = gitclaw_pack::files::list_tree(&mut reader, tree, b"", recursive, 3).unwrap();
+        assert!(cut.truncated);
+        assert_eq!(cut.items, whole.items[..3]);
+    }
+}

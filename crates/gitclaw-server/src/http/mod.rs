@@ -51,6 +51,11 @@ pub fn router(state: AppState) -> Router {
             get(api::repo_raw),
         )
         .route("/api/v1/repos/{owner}/{name}/refs", get(api::repo_refs))
+        .route("/api/v1/repos/{owner}/{name}/tree", get(api::repo_tree))
+        .route(
+            "/api/v1/repos/{owner}/{name}/tree/{*path}",
+            get(api::repo_tree_path),
+        )
         .route(
             "/api/v1/repos/{owner}/{name}/commits",
             get(api::repo_commits),

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
     archive::commit_source,
-    files::{copy_stream, find_path, open_blob, BlobContent},
+    files::{copy_stream, find_path, list_tree, open_blob, BlobContent},
     odb::ObjectDb,
     ObjectId,
 };
@@ -165,6 +165,104 @@ impl Loaded {
         }
         Ok(())
     }
+}
+
+/// The most entries one tree listing holds.
+pub const MAX_TREE_ITEMS: usize = 100_000;
+
+/// One entry of a tree listing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TreeEntryView {
+    /// From the top of the repository (not UTF-8 bytes replaced).
+    pub path: String,
+    /// As git prints it: `100644`, `100755`, `120000`, `040000`, `160000`.
+    pub mode: String,
+    /// `blob`, `tree` or `commit` (a submodule).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    /// A blob's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// A directory of a revision, as `git ls-tree -l` lists it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TreeView {
+    /// The commit the revision resolved to.
+    pub commit: String,
+    /// The directory listed (empty for the top).
+    pub path: String,
+    /// Its tree.
+    pub id: String,
+    pub entries: Vec<TreeEntryView>,
+    /// Set when the listing stopped at its limit (100,000 entries).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The directory at `path` (the top when `None`) of `revision` in `repo`;
+/// with `recursive`, every file under it, as `git ls-tree -r` lists them.
+pub async fn tree(
+    state: &AppState,
+    repo: &Repo,
+    revision: &str,
+    path: Option<&str>,
+    recursive: bool,
+) -> Result<TreeView, GitError> {
+    if let Some(path) = path {
+        check_path(path)?;
+    }
+    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let _turn = state.generations.acquire_async(&repo.id).await?;
+    let (path, revision) = (path.unwrap_or("").to_string(), revision.to_string());
+    crate::metrics::spawn_blocking(move || {
+        let (top, _) = commit_source(&db, &commit)?;
+        let mut reader = db.reader();
+        let tree = if path.is_empty() {
+            top
+        } else {
+            match find_path(&mut reader, top, path.as_bytes())? {
+                Some((id, EntryKind::Tree)) => id,
+                Some(_) => {
+                    return Err(GitError::NotFound(format!(
+                        "'{path}' is not a directory in '{revision}'"
+                    )))
+                }
+                None => {
+                    return Err(GitError::NotFound(format!(
+                        "no directory '{path}' in '{revision}'"
+                    )))
+                }
+            }
+        };
+        let listing = list_tree(
+            &mut reader,
+            tree,
+            path.as_bytes(),
+            recursive,
+            MAX_TREE_ITEMS,
+        )?;
+        let entries = listing
+            .items
+            .iter()
+            .map(|item| TreeEntryView {
+                path: String::from_utf8_lossy(&item.path).into_owned(),
+                mode: item.mode().to_string(),
+                kind: item.kind_name().to_string(),
+                id: item.id.to_string(),
+                size: item.size,
+            })
+            .collect();
+        Ok(TreeView {
+            commit: commit.to_string(),
+            path,
+            id: tree.to_string(),
+            entries,
+            truncated: listing.truncated,
+        })
+    })
+    .await?
 }
 
 /// A path names a file under the top of the tree: no empty, `.` or `..`

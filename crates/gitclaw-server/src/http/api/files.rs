@@ -1,6 +1,6 @@
 //! A repository's refs and a revision's files without a clone:
-//! `/api/v1/repos/{owner}/{name}/refs` and `/raw/{path}`, for whoever may
-//! read the repository.
+//! `/api/v1/repos/{owner}/{name}/refs`, `/raw/{path}` and `/tree/{path}`, for
+//! whoever may read the repository.
 
 use axum::{
     extract::State,
@@ -14,7 +14,10 @@ use super::{bad_query, caller, find_readable, if_none_match, ApiError};
 use crate::{
     app::AppState,
     http::body::streamed_body,
-    service::{advertise::advertised_refs, files},
+    service::{
+        advertise::advertised_refs,
+        files::{self, TreeView},
+    },
 };
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +90,54 @@ pub async fn repo_raw(
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeQuery {
+    /// The revision (`HEAD` when left out).
+    #[serde(rename = "ref")]
+    pub revision: Option<String>,
+    /// Every file under the directory, as `git ls-tree -r` lists them.
+    pub recursive: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/tree", description = "The top directory of a revision, as `git ls-tree -l` lists it (with `recursive=true`, every file, as `git ls-tree -r -l` does), at most 100,000 entries (`truncated` beyond). Listing takes a pack-generation turn.", params(("owner" = String, Path), ("name" = String, Path), ("ref" = Option<String>, Query, description = "a ref name, `HEAD` (the default), or a commit id a ref reaches, with git's `~N`, `^N`, `^{…}` after it"), ("recursive" = Option<bool>, Query, description = "every file under it")), responses((status = 200, body = TreeView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository or revision"), (status = 503, body = ApiError)))]
+pub async fn repo_tree(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    query: Result<axum::extract::Query<TreeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TreeView>, ApiError> {
+    list_directory(state, headers, owner, name, None, query).await
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/tree/{path}", description = "A directory of a revision, as `git ls-tree -l REVISION PATH/` lists it (with `recursive=true`, every file under it), at most 100,000 entries (`truncated` beyond). Listing takes a pack-generation turn.", params(("owner" = String, Path), ("name" = String, Path), ("path" = String, Path, description = "the directory, `/`-separated"), ("ref" = Option<String>, Query, description = "a ref name, `HEAD` (the default), or a commit id a ref reaches, with git's `~N`, `^N`, `^{…}` after it"), ("recursive" = Option<bool>, Query, description = "every file under it")), responses((status = 200, body = TreeView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository, revision or directory"), (status = 503, body = ApiError)))]
+pub async fn repo_tree_path(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name, path)): axum::extract::Path<(String, String, String)>,
+    query: Result<axum::extract::Query<TreeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TreeView>, ApiError> {
+    let path = path.strip_suffix('/').unwrap_or(&path).to_string();
+    list_directory(state, headers, owner, name, Some(path), query).await
+}
+
+async fn list_directory(
+    state: AppState,
+    headers: HeaderMap,
+    owner: String,
+    name: String,
+    path: Option<String>,
+    query: Result<axum::extract::Query<TreeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TreeView>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let revision = query.revision.as_deref().unwrap_or("HEAD");
+    let recursive = query.recursive.unwrap_or(false);
+    let listing = files::tree(&state, &repo, revision, path.as_deref(), recursive).await?;
+    Ok(Json(listing))
 }
 
 #[derive(Debug, Deserialize)]
