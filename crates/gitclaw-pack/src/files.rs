@@ -66,13 +66,7 @@ pub struct TreeItem {
 impl TreeItem {
     /// The mode git prints for the entry (`100644`, `040000`, …).
     pub fn mode(&self) -> &'static str {
-        match self.kind {
-            EntryKind::Tree => "040000",
-            EntryKind::Blob => "100644",
-            EntryKind::BlobExecutable => "100755",
-            EntryKind::Link => "120000",
-            EntryKind::Commit => "160000",
-        }
+        mode_of(self.kind)
     }
 
     /// The type git prints for the entry.
@@ -143,11 +137,186 @@ pub fn list_tree(
     Ok(listing)
 }
 
-/// Tree `id`'s entries, in its order: name, kind, id.
-fn tree_entries(
+/// How an entry changed between two trees, as `git diff --name-status`
+/// says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Deleted,
+    /// Another content or mode, the same type.
+    Modified,
+    /// Another type: a file, a symbolic link, a submodule.
+    TypeChanged,
+}
+
+impl ChangeKind {
+    /// The letter git shows for it.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::Modified => 'M',
+            ChangeKind::TypeChanged => 'T',
+        }
+    }
+}
+
+/// A file (or link, or submodule) that differs between two trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: Vec<u8>,
+    pub kind: ChangeKind,
+    /// Before and after: none where the path is absent.
+    pub old: Option<(EntryKind, ObjectId)>,
+    pub new: Option<(EntryKind, ObjectId)>,
+}
+
+/// What [`diff_trees`] found, and whether it stopped at its limit.
+#[derive(Debug, Default)]
+pub struct TreeDiff {
+    pub changes: Vec<Change>,
+    pub truncated: bool,
+}
+
+/// The mode git prints for an entry kind (`100644`, `040000`, …).
+pub fn mode_of(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Tree => "040000",
+        EntryKind::Blob => "100644",
+        EntryKind::BlobExecutable => "100755",
+        EntryKind::Link => "120000",
+        EntryKind::Commit => "160000",
+    }
+}
+
+type Entries = Vec<(Vec<u8>, EntryKind, ObjectId)>;
+
+/// The files that differ between trees `old` and `new`, as `git diff
+/// --no-renames OLD NEW` lists them: in the trees' order, a directory's
+/// changes in its place; a file replaced by a directory (or the other way) is
+/// the one deleted and what the other holds added. At most `max_changes`.
+pub fn diff_trees(
     reader: &mut ObjectReader<'_>,
-    id: ObjectId,
-) -> Result<Vec<(Vec<u8>, EntryKind, ObjectId)>> {
+    old: ObjectId,
+    new: ObjectId,
+    max_changes: usize,
+) -> Result<TreeDiff> {
+    let mut diff = TreeDiff::default();
+    if old == new {
+        return Ok(diff);
+    }
+    // The pairs of trees being compared, innermost last: their path, entries
+    // and how far each is done.
+    let mut open: Vec<(Vec<u8>, Entries, Entries, usize, usize)> = vec![(
+        Vec::new(),
+        tree_entries(reader, old)?,
+        tree_entries(reader, new)?,
+        0,
+        0,
+    )];
+    while let Some((path, olds, news, i, j)) = open.last_mut() {
+        let order = match (olds.get(*i), news.get(*j)) {
+            (None, None) => {
+                open.pop();
+                continue;
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => tree_order(&a.0, a.1, &b.0, b.1),
+        };
+        let (a, b) = match order {
+            std::cmp::Ordering::Less => {
+                *i += 1;
+                (Some(olds[*i - 1].clone()), None)
+            }
+            std::cmp::Ordering::Greater => {
+                *j += 1;
+                (None, Some(news[*j - 1].clone()))
+            }
+            std::cmp::Ordering::Equal => {
+                *i += 1;
+                *j += 1;
+                (Some(olds[*i - 1].clone()), Some(news[*j - 1].clone()))
+            }
+        };
+        let name = a
+            .as_ref()
+            .or(b.as_ref())
+            .map(|e| e.0.clone())
+            .unwrap_or_default();
+        let mut full = path.clone();
+        if !full.is_empty() {
+            full.push(b'/');
+        }
+        full.extend_from_slice(&name);
+        let is_tree = |e: &Option<(Vec<u8>, EntryKind, ObjectId)>| {
+            e.as_ref().is_some_and(|e| e.1 == EntryKind::Tree)
+        };
+        if is_tree(&a) || is_tree(&b) {
+            // Equal names are both trees here (a file sorts apart from a
+            // directory of its name).
+            let (a_id, b_id) = (a.as_ref().map(|e| e.2), b.as_ref().map(|e| e.2));
+            if a_id == b_id {
+                continue;
+            }
+            let olds = match a_id {
+                Some(id) => tree_entries(reader, id)?,
+                None => Vec::new(),
+            };
+            let news = match b_id {
+                Some(id) => tree_entries(reader, id)?,
+                None => Vec::new(),
+            };
+            open.push((full, olds, news, 0, 0));
+            continue;
+        }
+        let kind = match (&a, &b) {
+            (Some(a), Some(b)) if a.1 == b.1 && a.2 == b.2 => continue,
+            (Some(a), Some(b)) if file_type(a.1) != file_type(b.1) => ChangeKind::TypeChanged,
+            (Some(_), Some(_)) => ChangeKind::Modified,
+            (Some(_), None) => ChangeKind::Deleted,
+            _ => ChangeKind::Added,
+        };
+        if diff.changes.len() == max_changes {
+            diff.truncated = true;
+            break;
+        }
+        diff.changes.push(Change {
+            path: full,
+            kind,
+            old: a.map(|e| (e.1, e.2)),
+            new: b.map(|e| (e.1, e.2)),
+        });
+    }
+    Ok(diff)
+}
+
+/// Git's order of tree entries: by name, a directory's name as if it ended
+/// in `/`.
+fn tree_order(a: &[u8], a_kind: EntryKind, b: &[u8], b_kind: EntryKind) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    a[..common].cmp(&b[..common]).then_with(|| {
+        let next = |name: &[u8], kind: EntryKind| {
+            name.get(common)
+                .copied()
+                .unwrap_or(if kind == EntryKind::Tree { b'/' } else { 0 })
+        };
+        next(a, a_kind).cmp(&next(b, b_kind))
+    })
+}
+
+/// The type part of a mode: a file (either mode), a link or a submodule.
+fn file_type(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Blob | EntryKind::BlobExecutable => 0,
+        EntryKind::Link => 1,
+        EntryKind::Commit => 2,
+        EntryKind::Tree => 3,
+    }
+}
+
+/// Tree `id`'s entries, in its order: name, kind, id.
+fn tree_entries(reader: &mut ObjectReader<'_>, id: ObjectId) -> Result<Entries> {
     let mut buf = Vec::new();
     read_tree(reader, &id, &mut buf)?;
     gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1)

@@ -2691,3 +2691,100 @@ fn tree_listings_are_ls_tree_s_and_stop_at_their_limit() {
         assert_eq!(cut.items, whole.items[..3]);
     }
 }
+
+#[test]
+fn tree_diffs_are_git_diff_s() {
+    let f = fixture_of(|dir| {
+        make_repo(dir);
+        git(dir, &["checkout", "-q", "main"]);
+        let write = |path: &str, text: &str| {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        // Names that sort differently as files and as directories.
+        for path in ["a-b", "a/c", "a.b", "ab/x/y", "x", "d", "run.sh"] {
+            write(path, &format!("{path}\n"));
+        }
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "before"]);
+        git(dir, &["tag", "before"]);
+        // A file made a directory and a directory made a file; a file made a
+        // link; a mode change; a submodule; edits deep down; a deletion.
+        std::fs::remove_file(dir.join("d")).unwrap();
+        write("d/inner", "now a directory\n");
+        std::fs::remove_dir_all(dir.join("a")).unwrap();
+        write("a", "now a file\n");
+        std::fs::remove_file(dir.join("x")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("x")).unwrap();
+        std::fs::set_permissions(
+            dir.join("run.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        write("ab/x/y", "edited\n");
+        write("ab/x/z", "new\n");
+        std::fs::remove_file(dir.join("a.b")).unwrap();
+        git(dir, &["add", "-A"]);
+        let head = git(dir, &["rev-parse", "HEAD"]);
+        git(
+            dir,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{},sub", head.trim()),
+            ],
+        );
+        git(dir, &["commit", "-q", "-m", "after"]);
+    });
+    let revisions = ["before", "main", "main~3", "side", "main~6"];
+    let mut reader = f.db.reader();
+    for old in revisions {
+        for new in revisions {
+            let listed = git(
+                &f.repo,
+                &[
+                    "diff",
+                    "--raw",
+                    "--no-abbrev",
+                    "-z",
+                    "--no-renames",
+                    old,
+                    new,
+                ],
+            );
+            let fields: Vec<&str> = listed.split_terminator('\0').collect();
+            let expected: Vec<String> = fields
+                .chunks(2)
+                .map(|pair| format!("{} {}", pair[0].trim_start_matches(':'), pair[1]))
+                .collect();
+            let tree = |rev: &str| oid(&git(&f.repo, &["rev-parse", &format!("{rev}^{{tree}}")]));
+            let diff =
+                gitclaw_pack::files::diff_trees(&mut reader, tree(old), tree(new), usize::MAX)
+                    .unwrap();
+            assert!(!diff.truncated);
+            let null = ObjectId::null(gix_hash::Kind::Sha1);
+            let got: Vec<String> = diff
+                .changes
+                .iter()
+                .map(|c| {
+                    let side = |e: Option<(gix_object::tree::EntryKind, ObjectId)>| match e {
+                        Some((kind, id)) => (gitclaw_pack::files::mode_of(kind), id),
+                        None => ("000000", null),
+                    };
+                    let ((om, oi), (nm, ni)) = (side(c.old), side(c.new));
+                    let path = String::from_utf8(c.path.clone()).unwrap();
+                    format!("{om} {nm} {oi} {ni} {} {path}", c.kind.letter())
+                })
+                .collect();
+            assert_eq!(got, expected, "{old} {new}");
+            if expected.len() > 1 {
+                let cut =
+                    gitclaw_pack::files::diff_trees(&mut reader, tree(old), tree(new), 1).unwrap();
+                assert!(cut.truncated);
+                assert_eq!(cut.changes[..], diff.changes[..1]);
+            }
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::{
 use gitclaw_pack::{
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
-    walk::{enumerate, log, plan_shallow, DeepenRequest, Graph, LogRequest, WalkOptions},
+    walk::{enumerate, log, plan_shallow, range, DeepenRequest, Graph, LogRequest, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId,
 };
@@ -345,5 +345,35 @@ proptest! {
         prop_assert_eq!(page.commits, expected, "{:?}", args);
         prop_assert_eq!(page.more, listed.len() > skip + limit);
         prop_assert!(!page.cut_short);
+    }
+
+    /// `EXCLUDE..INCLUDE` lists what `git log EXCLUDE..INCLUDE` lists, in its
+    /// order, even where dates lie (git's walk, slop and all).
+    #[test]
+    fn ranges_are_git_log_s(
+        commits in history(),
+        include in any::<prop::sample::Index>(),
+        exclude in any::<prop::sample::Index>(),
+        clock in 0u8..3,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ids = build_timed(&repo, &commits, &|i, c| match clock {
+            0 => 1_700_000_000 + i * 100,
+            1 => 1_700_000_000 + usize::from(c.skewed_time),
+            _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
+        });
+        let db = open_db(&repo, tmp.path());
+        let (include, exclude) = (ids[include.index(ids.len())], ids[exclude.index(ids.len())]);
+        let spec = format!("{exclude}..{include}");
+        let listed: Vec<ObjectId> = String::from_utf8(run(&repo, &["log", "--format=%H", &spec], b""))
+            .unwrap()
+            .lines()
+            .map(|l| ObjectId::from_hex(l.as_bytes()).unwrap())
+            .collect();
+        let got = range(&mut Graph::new(&db), include, exclude, 1000).unwrap();
+        prop_assert_eq!(got.commits, listed, "{}", spec);
+        prop_assert!(!got.cut_short);
     }
 }

@@ -20,6 +20,7 @@
 //! - `history`: what the client's history holds beyond the walk's edge, from
 //!   the commits compaction records as bringing each object ([`ClientHistory`]).
 //! - `log`: the commits `git log` lists, for the API ([`log`](fn@log)).
+//! - `range`: the commits `git log A..B` lists, for compares ([`range`](fn@range)).
 //! - `negotiate`: the "ready" test of negotiation ([`ok_to_give_up`]).
 //! - `reachability`: whether wants are reachable from ref tips, and tips from
 //!   wants ([`unreachable_wants`], [`reaches_all`]).
@@ -34,6 +35,7 @@ mod graph;
 mod history;
 mod log;
 mod negotiate;
+mod range;
 mod reachability;
 mod shallow;
 mod tree_walk;
@@ -44,6 +46,7 @@ pub use graph::Graph;
 pub use history::{introducing_commits, ClientHistory};
 pub use log::{log, LogPage, LogRequest};
 pub use negotiate::{ok_to_give_up, to_acknowledge};
+pub use range::{range, Range};
 pub use reachability::{reaches_all, unreachable_wants};
 pub use shallow::{plan_shallow, DeepenRequest, ShallowPlan, INFINITE_DEPTH};
 pub use tree_walk::name_hash;
