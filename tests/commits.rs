@@ -33,6 +33,24 @@ fn commits_story(backend: Backend) {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // A criss-cross merge (two merge bases) and a history of its own.
+    let commit_tree = |tree: &str, parents: &[&str], message: &str| {
+        let mut args = vec!["commit-tree".to_string(), tree.to_string()];
+        for parent in parents {
+            args.extend(["-p".to_string(), parent.to_string()]);
+        }
+        args.extend(["-m".to_string(), message.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        git(&src, &args).trim().to_string()
+    };
+    let p1 = commit_tree("main~1^{tree}", &["main"], "p1");
+    let q1 = commit_tree("main~2^{tree}", &["main"], "q1");
+    let m1 = commit_tree("main~3^{tree}", &[&p1, &q1], "m1");
+    let m2 = commit_tree("main~4^{tree}", &[&q1, &p1], "m2");
+    let lonely = commit_tree("v1.0^{tree}", &[], "lonely");
+    git(&src, &["branch", "cc1", &m1]);
+    git(&src, &["branch", "cc2", &m2]);
+    git(&src, &["branch", "lonely", &lonely]);
     push_everything(&src, &url);
 
     // One commit: every field git shows.
@@ -111,6 +129,8 @@ fn commits_story(backend: Backend) {
         }
         assert_eq!(got, expected, "{revision} -- {path:?}");
     }
+    compares_are_git_s(&server, &src);
+
     // HEAD by default, 50 at most by default.
     let (status, page) = api_request(&server, "GET", "/api/v1/repos/acme/app/commits", None, "");
     assert_eq!(status, 200);
@@ -164,6 +184,137 @@ fn commits_story(backend: Backend) {
     assert_eq!(status, 200, "{got}");
     let main = git(&src, &["rev-parse", "main"]).trim().to_string();
     assert_eq!(got, commit_as_git_shows_it(&src, &main));
+}
+
+/// `git diff --raw --no-abbrev --no-renames FROM TO` as the API lists files.
+fn git_diff(src: &Path, from: &str, to: &str) -> serde_json::Value {
+    let out = git(
+        src,
+        &[
+            "diff",
+            "--raw",
+            "--no-abbrev",
+            "-z",
+            "--no-renames",
+            from,
+            to,
+        ],
+    );
+    let fields: Vec<&str> = out.split_terminator('\0').collect();
+    fields
+        .chunks(2)
+        .map(|pair| {
+            let meta: Vec<&str> = pair[0].trim_start_matches(':').split(' ').collect();
+            serde_json::json!({
+                "path": pair[1],
+                "status": meta[4],
+                "old_mode": meta[0],
+                "new_mode": meta[1],
+                "old_id": meta[2],
+                "new_id": meta[3],
+            })
+        })
+        .collect()
+}
+
+fn count(src: &Path, range: &str) -> u64 {
+    git(src, &["rev-list", "--count", range])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Compares: counts, commits, merge bases and files as git gives them.
+fn compares_are_git_s(server: &Server, src: &Path) {
+    for (base, head) in [
+        ("main", "topic"),
+        ("topic", "main"),
+        ("v1.0", "main"),
+        ("main", "v1.0"),
+        ("main~2", "main"),
+        ("main", "main"),
+        ("cc1", "cc2"),
+        ("main", "lonely"),
+        ("light", "feature"),
+    ] {
+        let path = format!("/api/v1/repos/acme/app/compare/{base}...{head}");
+        let (status, got) = api_request(server, "GET", &path, None, "");
+        assert_eq!(status, 200, "{path}: {got}");
+        let (b, h) = (
+            git_commit_of(src, base).unwrap(),
+            git_commit_of(src, head).unwrap(),
+        );
+        assert_eq!(
+            (got["base"].as_str(), got["head"].as_str()),
+            (Some(b.as_str()), Some(h.as_str()))
+        );
+        assert_eq!(
+            got["ahead_by"],
+            count(src, &format!("{base}..{head}")),
+            "{path}"
+        );
+        assert_eq!(
+            got["behind_by"],
+            count(src, &format!("{head}..{base}")),
+            "{path}"
+        );
+        let log = git(src, &["log", "--format=%H", &format!("{base}..{head}")]);
+        let commits: Vec<&str> = log.lines().take(250).collect();
+        assert_eq!(strings(&got["commits"], "id"), commits, "{path}");
+        if let Some(first) = got["commits"].as_array().unwrap().first() {
+            assert_eq!(first, &commit_as_git_shows_it(src, commits[0]));
+        }
+        let out = git_output(src, &["merge-base", "--all", base, head]);
+        let mut bases: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        bases.sort();
+        let mut got_bases: Vec<String> = got["merge_bases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_str().unwrap().to_string())
+            .collect();
+        got_bases.sort();
+        assert_eq!(got_bases, bases, "{path}");
+        let from = if bases.len() == 1 {
+            bases[0].clone()
+        } else {
+            b.clone()
+        };
+        assert_eq!(got["files_from"], from.as_str(), "{path}");
+        assert_eq!(got["files"], git_diff(src, &from, &h), "{path}");
+        assert!(got.get("files_truncated").is_none());
+    }
+    // The criss-cross has two merge bases; the orphan none.
+    let (_, got) = api_request(
+        server,
+        "GET",
+        "/api/v1/repos/acme/app/compare/cc1...cc2",
+        None,
+        "",
+    );
+    assert_eq!(got["merge_bases"].as_array().unwrap().len(), 2);
+    let (_, got) = api_request(
+        server,
+        "GET",
+        "/api/v1/repos/acme/app/compare/main...lonely",
+        None,
+        "",
+    );
+    assert_eq!(got["merge_bases"].as_array().unwrap().len(), 0);
+    for (spec, status) in [
+        ("main..topic", 400),
+        ("main", 400),
+        ("main...nope", 404),
+        ("...main", 400),
+    ] {
+        let path = format!("/api/v1/repos/acme/app/compare/{spec}");
+        let (got, body) = api_request(server, "GET", &path, None, "");
+        assert_eq!(got, status, "{spec}: {body}");
+    }
 }
 
 #[test]

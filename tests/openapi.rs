@@ -37,6 +37,7 @@ fn openapi_document_matches_the_real_routes() {
         ("GET", "/api/v1/repos/{owner}/{name}/tree/{path}"),
         ("GET", "/api/v1/repos/{owner}/{name}/commits"),
         ("GET", "/api/v1/repos/{owner}/{name}/commits/{revision}"),
+        ("GET", "/api/v1/repos/{owner}/{name}/compare/{spec}"),
         ("POST", "/api/v1/repos/{owner}/{name}/hooks"),
         ("GET", "/api/v1/repos/{owner}/{name}/hooks"),
         ("DELETE", "/api/v1/repos/{owner}/{name}/hooks/{id}"),

@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             get(api::repo_commit),
         )
         .route(
+            "/api/v1/repos/{owner}/{name}/compare/{*spec}",
+            get(api::repo_compare),
+        )
+        .route(
             "/api/v1/repos/{owner}/{name}/hooks",
             post(api::create_hook).get(api::list_hooks),
         )

@@ -17,6 +17,7 @@ pub mod archive;
 pub mod bundles;
 pub mod claims;
 pub mod commits;
+pub mod compare;
 pub mod fetch;
 pub mod files;
 pub mod gc;

@@ -52,3 +52,23 @@ pub async fn repo_commit(
     let repo = find_readable(&state, &caller, &owner, &name).await?;
     Ok(Json(commits::show(&state, &repo, &revision).await?))
 }
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/compare/{spec}", description = "Two revisions compared: `ahead_by` and `behind_by` as `git rev-list --left-right --count BASE...HEAD` counts them, the first 250 commits of `git log BASE..HEAD`, the merge bases (`git merge-base --all`), and the files that differ (at most 3000), as `git diff --raw --no-renames` lists them from the merge base when there is exactly one, else from BASE (`files_from` says which). Comparing takes a pack-generation turn.", params(("owner" = String, Path), ("name" = String, Path), ("spec" = String, Path, description = "`BASE...HEAD`: two revisions (ref names, `HEAD`, commit ids a ref reaches, with git's `~N`, `^N`, `^{…}` after them)")), responses((status = 200, body = crate::service::compare::Comparison), (status = 400, body = ApiError, description = "not `BASE...HEAD`, or a bad revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository or revision"), (status = 413, body = ApiError, description = "the two are more than 250,000 commits apart"), (status = 503, body = ApiError)))]
+pub async fn repo_compare(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name, spec)): axum::extract::Path<(String, String, String)>,
+) -> Result<Json<crate::service::compare::Comparison>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    let Some((base, head)) = spec.split_once("...") else {
+        return Err(crate::error::GitError::BadRequest(format!(
+            "'{}' is not BASE...HEAD",
+            spec.escape_default()
+        ))
+        .into());
+    };
+    Ok(Json(
+        crate::service::compare::compare(&state, &repo, base, head).await?,
+    ))
+}
