@@ -33,6 +33,7 @@ fn openapi_document_matches_the_real_routes() {
         ("GET", "/api/v1/repos/{owner}/{name}/archive/{file}"),
         ("GET", "/api/v1/repos/{owner}/{name}/raw/{path}"),
         ("GET", "/api/v1/repos/{owner}/{name}/refs"),
+        ("POST", "/api/v1/repos/{owner}/{name}/refs"),
         ("GET", "/api/v1/repos/{owner}/{name}/tree"),
         ("GET", "/api/v1/repos/{owner}/{name}/tree/{path}"),
         ("GET", "/api/v1/repos/{owner}/{name}/commits"),

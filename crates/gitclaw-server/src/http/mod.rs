@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/repos/{owner}/{name}/raw/{*path}",
             get(api::repo_raw),
         )
-        .route("/api/v1/repos/{owner}/{name}/refs", get(api::repo_refs))
+        .route(
+            "/api/v1/repos/{owner}/{name}/refs",
+            get(api::repo_refs).post(api::update_refs),
+        )
         .route("/api/v1/repos/{owner}/{name}/tree", get(api::repo_tree))
         .route(
             "/api/v1/repos/{owner}/{name}/tree/{*path}",

@@ -1,6 +1,7 @@
 //! A repository's refs and a revision's files without a clone:
 //! `/api/v1/repos/{owner}/{name}/refs`, `/raw/{path}` and `/tree/{path}`, for
-//! whoever may read the repository.
+//! whoever may read the repository; and ref updates without a push, for
+//! whoever may push.
 
 use axum::{
     extract::State,
@@ -11,12 +12,17 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{bad_query, caller, find_readable, if_none_match, ApiError};
+use gitclaw_pack::ObjectId;
+use gitclaw_protocol::receive_pack::{RefCommand, RefStatus};
+
 use crate::{
     app::AppState,
+    error::GitError,
     http::body::streamed_body,
     service::{
         advertise::advertised_refs,
         files::{self, TreeView},
+        push, revision,
     },
 };
 
@@ -211,4 +217,122 @@ pub async fn repo_refs(
             .collect(),
         next,
     }))
+}
+
+/// The most ref updates one request may make.
+pub const MAX_REF_UPDATES: usize = 1000;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefUpdateRequest {
+    /// The full ref name, e.g. `refs/tags/v1.2.0`.
+    pub name: String,
+    /// The id the ref has now (compare-and-swap); absent or null to create it.
+    pub old: Option<String>,
+    /// The id to set, or a revision resolving to a commit a ref reaches (e.g.
+    /// `main`, `main~1`); absent or null to delete the ref.
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRefs {
+    pub updates: Vec<RefUpdateRequest>,
+    /// All or none (as `git push --atomic`).
+    #[serde(default)]
+    pub atomic: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefUpdateResult {
+    pub name: String,
+    pub ok: bool,
+    /// Why it was not made, in git's words (`stale info`, `protected by …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefUpdateResults {
+    /// `REF_UPDATE_REJECTED` when some update was not made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub results: Vec<RefUpdateResult>,
+}
+
+#[utoipa::path(post, path = "/api/v1/repos/{owner}/{name}/refs", description = "Create, move or delete refs without a push (a tag at a commit, a branch reset), each a compare-and-swap on its old value: checked, protected, audited and announced to webhooks exactly as `git push` of those refs would be. Needs write access. `200` when every update was made; `409` with the same `results` when some were not (none, with `atomic`).", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRefs, responses((status = 200, body = RefUpdateResults), (status = 400, body = ApiError, description = "a bad id, revision or body"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError, description = "no such repository, or a revision that resolves to nothing"), (status = 409, body = RefUpdateResults, description = "some updates were not made"), (status = 503, body = ApiError, description = "too many pushes at once")))]
+pub async fn update_refs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, name)): axum::extract::Path<(String, String)>,
+    body: Result<Json<UpdateRefs>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let repo = find_readable(&state, &caller, &owner, &name).await?;
+    crate::auth::check_write(&caller, &repo)?;
+    let Json(request) = body?;
+    if request.updates.is_empty() || request.updates.len() > MAX_REF_UPDATES {
+        return Err(GitError::BadRequest(format!("give 1 to {MAX_REF_UPDATES} updates")).into());
+    }
+    let mut commands = Vec::with_capacity(request.updates.len());
+    for update in &request.updates {
+        let id = |value: &Option<String>, what: &str| match value.as_deref() {
+            None => Ok(ObjectId::null(gix_hash::Kind::Sha1)),
+            Some(hex) => ObjectId::from_hex(hex.as_bytes()).map_err(|_| {
+                GitError::BadRequest(format!(
+                    "{what} of {} is not a full object id: '{}'",
+                    update.name,
+                    hex.escape_default()
+                ))
+            }),
+        };
+        let old = id(&update.old, "old")?;
+        let new = match update.new.as_deref() {
+            Some(revision) if ObjectId::from_hex(revision.as_bytes()).is_err() => {
+                revision::resolve(&state, &repo, revision).await?.commit
+            }
+            _ => id(&update.new, "new")?,
+        };
+        commands.push(RefCommand {
+            old,
+            new,
+            name: update.name.clone(),
+        });
+    }
+    let outcome =
+        push::update_refs(&state, &repo, &caller.actor(), commands, request.atomic).await?;
+    let results: Vec<RefUpdateResult> = outcome
+        .into_iter()
+        .map(|(name, status)| match status {
+            RefStatus::Ok => RefUpdateResult {
+                name,
+                ok: true,
+                reason: None,
+            },
+            RefStatus::Rejected(reason) => RefUpdateResult {
+                name,
+                ok: false,
+                reason: Some(reason),
+            },
+        })
+        .collect();
+    let refused = results.iter().find(|r| !r.ok).map(|r| {
+        format!(
+            "{} was not updated: {}",
+            r.name,
+            r.reason.as_deref().unwrap_or("")
+        )
+    });
+    let status = match refused {
+        Some(_) => StatusCode::CONFLICT,
+        None => StatusCode::OK,
+    };
+    let body = RefUpdateResults {
+        code: refused.is_some().then_some("REF_UPDATE_REJECTED"),
+        message: refused,
+        results,
+    };
+    Ok((status, Json(body)).into_response())
 }

@@ -234,8 +234,26 @@ async fn process(
         .await?;
     // A slot is for the work below, not for waiting on the client: a pack still
     // arriving (or never arriving) holds none.
+    state.metrics.pack_bytes_received.inc_by(pack_bytes);
+    let _slot = push_slot(state).await?;
+    Box::pin(store_and_commit(
+        state,
+        repo,
+        actor,
+        request,
+        statuses,
+        (&spooled, pack_bytes),
+        work.path(),
+    ))
+    .await
+}
+
+/// A push slot (`GITCLAW_MAX_CONCURRENT_PUSHES`), waited for at most
+/// `GITCLAW_PUSH_WAIT_SECS`; held, it counts as in use.
+async fn push_slot(
+    state: &AppState,
+) -> Result<(tokio::sync::SemaphorePermit<'_>, Raised<'_>), GitError> {
     let metrics = &state.metrics;
-    metrics.pack_bytes_received.inc_by(pack_bytes);
     let wait = Duration::from_secs(state.config.push_wait_secs);
     let waited = Instant::now();
     let acquired = {
@@ -247,25 +265,56 @@ async fn process(
         .push_slot_wait
         .with_label_values(&[if got { "acquired" } else { "timed_out" }])
         .observe(waited.elapsed().as_secs_f64());
-    let _slot = match acquired {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            return Err(GitError::Busy(
-                "too many concurrent pushes, try again later".into(),
-            ))
-        }
+    match acquired {
+        Ok(Ok(permit)) => Ok((permit, Raised::new(&metrics.push_slots_in_use))),
+        _ => Err(GitError::Busy(
+            "too many concurrent pushes, try again later".into(),
+        )),
+    }
+}
+
+/// Ref updates that bring no objects, for the API: checked (names, tips,
+/// protected refs), committed, audited and announced to webhooks exactly as
+/// a push of them would be, under a push slot. Each update's outcome, in
+/// order; with `atomic`, all or none.
+pub async fn update_refs(
+    state: &AppState,
+    repo: &Repo,
+    actor: &str,
+    commands: Vec<RefCommand>,
+    atomic: bool,
+) -> Result<Vec<(String, RefStatus)>, GitError> {
+    let capabilities = if atomic { &b"atomic"[..] } else { &b""[..] };
+    let request = PushRequest {
+        commands,
+        capabilities: Capabilities::parse(capabilities)?,
+        push_options: Vec::new(),
+        shallow: Vec::new(),
     };
-    let _in_use = Raised::new(&metrics.push_slots_in_use);
+    let mut statuses: Vec<Option<RefStatus>> = vec![None; request.commands.len()];
+    checks::check_commands(&request.commands, &mut statuses);
+    let work = tempfile::Builder::new()
+        .prefix("refs-")
+        .tempdir_in(&state.scratch.dir)
+        .map_err(GitError::io("creating a work directory"))?;
+    let _slot = push_slot(state).await?;
+    let no_pack = work.path().join("none.pack");
     Box::pin(store_and_commit(
         state,
         repo,
         actor,
-        request,
-        statuses,
-        (&spooled, pack_bytes),
+        &request,
+        &mut statuses,
+        (&no_pack, 0),
         work.path(),
     ))
-    .await
+    .await?;
+    Ok(request
+        .commands
+        .iter()
+        .zip(statuses)
+        .map(|(c, s)| (c.name.clone(), s.unwrap_or(RefStatus::Ok)))
+        .collect())
 }
 
 /// An ingest error, said so the pusher knows what to do: an object above the
