@@ -128,6 +128,30 @@ fn build_timed(
         .collect()
 }
 
+/// The history in a fresh repository (`r.git` in the directory returned),
+/// dated by `clock`: 0 honest, 1 skewed at random, 2 mostly equal dates.
+fn clocked_repo(commits: &[CommitSpec], clock: u8) -> (tempfile::TempDir, Vec<ObjectId>, ObjectDb) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    let ids = build_timed(&repo, commits, &|i, c| match clock {
+        0 => 1_700_000_000 + i * 100,
+        1 => 1_700_000_000 + usize::from(c.skewed_time),
+        _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
+    });
+    let db = open_db(&repo, tmp.path());
+    (tmp, ids, db)
+}
+
+/// The commit ids a git command prints, one a line.
+fn listed_ids(repo: &Path, args: &[&str]) -> Vec<ObjectId> {
+    String::from_utf8(run(repo, args, b""))
+        .unwrap()
+        .lines()
+        .map(|l| ObjectId::from_hex(l.as_bytes()).unwrap())
+        .collect()
+}
+
 fn objects_of(dir: &Path, tips: &[ObjectId]) -> BTreeSet<String> {
     if tips.is_empty() {
         return BTreeSet::new();
@@ -319,26 +343,15 @@ proptest! {
         skip in 0usize..4,
         limit in 1usize..6,
     ) {
-        let tmp = tempfile::tempdir().unwrap();
+        let (tmp, ids, db) = clocked_repo(&commits, clock);
         let repo = tmp.path().join("r.git");
-        std::fs::create_dir_all(&repo).unwrap();
-        let ids = build_timed(&repo, &commits, &|i, c| match clock {
-            0 => 1_700_000_000 + i * 100,
-            1 => 1_700_000_000 + usize::from(c.skewed_time),
-            _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
-        });
-        let db = open_db(&repo, tmp.path());
         let start = ids[start.index(ids.len())];
         let mut args = vec!["log".to_string(), "--format=%H".into(), start.to_string()];
         if let Some(path) = path {
             args.extend(["--".to_string(), path.to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let listed: Vec<ObjectId> = String::from_utf8(run(&repo, &args, b""))
-            .unwrap()
-            .lines()
-            .map(|l| ObjectId::from_hex(l.as_bytes()).unwrap())
-            .collect();
+        let listed = listed_ids(&repo, &args);
         let request = LogRequest { path: path.map(str::as_bytes), skip, limit, max_walked: 1000 };
         let page = log(&mut Graph::new(&db), start, &request).unwrap();
         let expected: Vec<ObjectId> = listed.iter().skip(skip).take(limit).copied().collect();
@@ -356,22 +369,11 @@ proptest! {
         exclude in any::<prop::sample::Index>(),
         clock in 0u8..3,
     ) {
-        let tmp = tempfile::tempdir().unwrap();
+        let (tmp, ids, db) = clocked_repo(&commits, clock);
         let repo = tmp.path().join("r.git");
-        std::fs::create_dir_all(&repo).unwrap();
-        let ids = build_timed(&repo, &commits, &|i, c| match clock {
-            0 => 1_700_000_000 + i * 100,
-            1 => 1_700_000_000 + usize::from(c.skewed_time),
-            _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
-        });
-        let db = open_db(&repo, tmp.path());
         let (include, exclude) = (ids[include.index(ids.len())], ids[exclude.index(ids.len())]);
         let spec = format!("{exclude}..{include}");
-        let listed: Vec<ObjectId> = String::from_utf8(run(&repo, &["log", "--format=%H", &spec], b""))
-            .unwrap()
-            .lines()
-            .map(|l| ObjectId::from_hex(l.as_bytes()).unwrap())
-            .collect();
+        let listed = listed_ids(&repo, &["log", "--format=%H", &spec]);
         let got = range(&mut Graph::new(&db), include, exclude, 1000).unwrap();
         prop_assert_eq!(got.commits, listed, "{}", spec);
         prop_assert!(!got.cut_short);
