@@ -11,7 +11,7 @@ use common::*;
 const ADMIN: &str = "ref-updates-admin-token";
 
 /// The refs `git ls-remote` shows, by name.
-fn remote_refs(work: &Path, url: &str) -> std::collections::BTreeMap<String, String> {
+fn refs_by_name(work: &Path, url: &str) -> std::collections::BTreeMap<String, String> {
     git(work, &["ls-remote", url])
         .lines()
         .map(|line| {
@@ -39,7 +39,7 @@ fn ref_updates_story(backend: Backend) {
         )
     };
     let rev = |revision: &str| git_commit_of(&src, revision).unwrap();
-    let before = remote_refs(work.path(), &url);
+    let before = refs_by_name(work.path(), &url);
 
     // Who may push may update refs; a reader or a stranger may not.
     let tag = serde_json::json!({"updates": [{"name": "refs/tags/api-v1", "new": "main~1"}]});
@@ -47,7 +47,7 @@ fn ref_updates_story(backend: Backend) {
     assert_eq!(status, 403);
     let (status, _) = update(None, tag.clone());
     assert_eq!(status, 401);
-    assert_eq!(remote_refs(work.path(), &url), before, "nothing changed");
+    assert_eq!(refs_by_name(work.path(), &url), before, "nothing changed");
 
     // A tag at a revision.
     let (status, got) = update(Some(&writer), tag);
@@ -58,7 +58,7 @@ fn ref_updates_story(backend: Backend) {
     );
     let mut expected = before.clone();
     expected.insert("refs/tags/api-v1".into(), rev("main~1"));
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // A stale old value moves nothing.
     let topic = rev("topic");
@@ -69,7 +69,7 @@ fn ref_updates_story(backend: Backend) {
     assert_eq!(status, 409, "{got}");
     assert_eq!(got["code"], "REF_UPDATE_REJECTED");
     assert_eq!(got["results"][0]["reason"], "stale info");
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // The right old value moves it, and a clone sees it.
     let (status, got) = update(
@@ -78,7 +78,7 @@ fn ref_updates_story(backend: Backend) {
     );
     assert_eq!(status, 200, "{got}");
     expected.insert("refs/heads/topic".into(), rev("main~2"));
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
     let clone = work.path().join("clone");
     git(
         work.path(),
@@ -101,7 +101,7 @@ fn ref_updates_story(backend: Backend) {
     assert_eq!(status, 409, "{got}");
     assert_eq!(got["results"][0]["ok"], false);
     assert_eq!(got["results"][1]["reason"], "stale info");
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
     // Not atomic: the good one is made, the stale one not.
     let (status, got) = update(
         Some(&writer),
@@ -116,7 +116,7 @@ fn ref_updates_story(backend: Backend) {
         serde_json::json!({"name": "refs/heads/new-branch", "ok": true})
     );
     expected.insert("refs/heads/new-branch".into(), rev("main"));
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // A deletion.
     let (status, got) = update(
@@ -125,7 +125,7 @@ fn ref_updates_story(backend: Backend) {
     );
     assert_eq!(status, 200, "{got}");
     expected.remove("refs/heads/new-branch");
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // What a push could not do either: a name git refuses, an object the
     // repository lacks, a tree as a branch.
@@ -143,7 +143,7 @@ fn ref_updates_story(backend: Backend) {
         assert_eq!(status, 409, "{name}: {got}");
         assert_eq!(got["results"][0]["ok"], false, "{name}: {got}");
     }
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
     // Bad requests.
     for (body, status) in [
         (serde_json::json!({"updates": []}), 400),
@@ -163,7 +163,7 @@ fn ref_updates_story(backend: Backend) {
         let (got, answer) = update(Some(&writer), body.clone());
         assert_eq!(got, status, "{body}: {answer}");
     }
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // Protected refs bind these updates as they bind pushes.
     let (status, _) = api_request(
@@ -181,7 +181,7 @@ fn ref_updates_story(backend: Backend) {
     assert_eq!(status, 409, "{got}");
     let reason = got["results"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("protected"), "{reason}");
-    assert_eq!(remote_refs(work.path(), &url), expected);
+    assert_eq!(refs_by_name(work.path(), &url), expected);
 
     // Audited as pushes, with the token's name.
     let events = server

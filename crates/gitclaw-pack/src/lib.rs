@@ -13,6 +13,9 @@
 //! - [`writer`]: streams a pack for a set of objects, copying stored entries verbatim
 //!   (deltas included when their base goes out too) and deflating the rest.
 //! - [`repack`]: compaction, with its [`commit_graph`] and [`tip_entries`].
+//! - [`verify`]: a repository's stored objects checked whole, as `git fsck` does.
+//! - [`archive`] and [`files`]: a revision's files (tar and zip archives, one
+//!   file, tree listings and diffs).
 //!
 //! Not here: HTTP, SQL, object storage. Callers run this code on blocking threads
 //! (`spawn_blocking`) and hand it local files and a `std::io::Write` sink.
@@ -33,6 +36,7 @@ pub mod repack;
 mod resolve;
 mod stream_index;
 pub mod tip_entries;
+pub mod verify;
 pub mod walk;
 pub mod writer;
 

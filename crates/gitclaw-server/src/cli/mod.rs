@@ -46,6 +46,14 @@ enum Command {
         /// OWNER/NAME; every repository when omitted.
         repo: Option<String>,
     },
+    /// Check repositories' stored objects whole, as `git fsck` checks a
+    /// repository: every object of every pack and every loose object read and
+    /// hashed against its id, and everything the refs reach found. Exits
+    /// non-zero when anything is wrong.
+    Fsck {
+        /// OWNER/NAME; every repository when omitted.
+        repo: Option<String>,
+    },
     Migrate(migrate::MigrateArgs),
 }
 
@@ -149,6 +157,7 @@ pub fn main() -> ExitCode {
             Command::Token(TokenCommand::List) => token_list(config).await,
             Command::Token(TokenCommand::Revoke { id }) => token_revoke(config, &id).await,
             Command::Gc { repo } => gc(config, repo.as_deref()).await,
+            Command::Fsck { repo } => fsck(config, repo.as_deref()).await,
             Command::Migrate(args) => migrate::run(config, args).await,
         }
     });
@@ -280,9 +289,12 @@ async fn check(config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
-    let state = AppState::open(config).await?;
-    let repos = match only {
+/// The repository `only` names, or every repository.
+async fn repos_named(
+    state: &AppState,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<gitclaw_metadata::Repo>> {
+    Ok(match only {
         Some(full) => {
             let (owner, name) = split_name(full)?;
             vec![state
@@ -305,7 +317,12 @@ async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
             }
             all
         }
-    };
+    })
+}
+
+async fn gc(config: Config, only: Option<&str>) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let repos = repos_named(&state, only).await?;
     for repo in &repos {
         let outcome = match crate::service::gc::gc_repo(&state, repo).await {
             Ok(outcome) => outcome,
@@ -469,6 +486,42 @@ async fn token_revoke(config: Config, id: &str) -> anyhow::Result<()> {
     let state = AppState::open(config).await?;
     tokens::revoke_token(&state, id).await?;
     println!("revoked token {id}");
+    Ok(())
+}
+
+async fn fsck(config: Config, only: Option<&str>) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    let repos = repos_named(&state, only).await?;
+    let mut broken = 0usize;
+    for repo in &repos {
+        let db = state.object_db(repo).await?;
+        let refs = crate::service::advertise::advertised_refs(&state, repo).await?;
+        let tips: Vec<gitclaw_pack::ObjectId> = refs.iter().map(|r| r.oid).collect();
+        let packs = db.packs().len();
+        let (findings, reached) = crate::metrics::spawn_blocking(move || {
+            gitclaw_pack::verify::verify_repository(&db, &tips)
+        })
+        .await??;
+        let name = format!("{}/{}", repo.owner, repo.name);
+        if findings.is_clean() {
+            println!(
+                "{name}: ok: {} objects in {packs} packs and loose, each hashed; the {reached} objects the refs reach are all there",
+                findings.objects
+            );
+            continue;
+        }
+        broken += 1;
+        for problem in &findings.problems {
+            println!("{name}: {problem}");
+        }
+        let unlisted = findings.problem_count - findings.problems.len() as u64;
+        if unlisted > 0 {
+            println!("{name}: … and {unlisted} more problems");
+        }
+    }
+    if broken > 0 {
+        anyhow::bail!("{broken} of {} repositories have problems", repos.len());
+    }
     Ok(())
 }
 

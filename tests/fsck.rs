@@ -1,0 +1,170 @@
+//! `gitclaw fsck`: a repository's stored objects checked whole. A clean
+//! repository passes; a damaged or missing object, loose or packed, is named
+//! and the command fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Every file under `dir` whose path ends with `tail`.
+fn files_ending(dir: &Path, tail: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(tail) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Run `gitclaw fsck ARGS`: whether it passed, and what it printed.
+fn fsck(server: &ServerProcess, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["fsck"];
+    all.extend(args);
+    let out = server.command(&all);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+/// Overwrite 64 bytes in the middle of `path`; returns what it held.
+fn damage(path: &Path) -> Vec<u8> {
+    let stored = std::fs::read(path).unwrap();
+    let mut damaged = stored.clone();
+    let middle = damaged.len() / 2;
+    let end = (middle + 64).min(damaged.len());
+    damaged[middle..end].iter_mut().for_each(|b| *b ^= 0xa5);
+    std::fs::write(path, &damaged).unwrap();
+    stored
+}
+
+#[test]
+fn fsck_passes_whole_repositories_and_names_what_is_damaged_or_missing() {
+    let server = ServerProcess::start(&[]);
+    let url = server.create_repo("acme", "app");
+    server.create_repo("acme", "empty");
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    push_everything(&src, &url);
+    // A small push after it: stored as loose objects.
+    std::fs::write(src.join("small.txt"), "a small file, stored loose\n").unwrap();
+    git(&src, &["add", "small.txt"]);
+    git(&src, &["commit", "-q", "-m", "small"]);
+    git(&src, &["push", "-q", &url, "main"]);
+
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok, "{said}");
+    let reached = git(&src, &["rev-list", "--objects", "--all"])
+        .lines()
+        .count();
+    assert!(
+        said.contains("acme/app: ok: ")
+            && said.contains(&format!(
+                "the {reached} objects the refs reach are all there"
+            )),
+        "{said}"
+    );
+    let (ok, said) = fsck(&server, &[]);
+    assert!(ok && said.contains("acme/empty: ok"), "{said}");
+
+    // A damaged loose object.
+    let blob = git(&src, &["rev-parse", "main:small.txt"])
+        .trim()
+        .to_string();
+    let loose = files_ending(
+        server.data.path(),
+        &format!("objects/{}/{}", &blob[..2], &blob[2..]),
+    );
+    assert_eq!(loose.len(), 1, "the loose object's file");
+    let kept = damage(&loose[0]);
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!("acme/app: loose object {blob}")),
+        "{said}"
+    );
+    assert!(said.contains("1 of 1 repositories have problems"), "{said}");
+    // Missing: what the refs reach is not all there.
+    std::fs::remove_file(&loose[0]).unwrap();
+    let (ok, said) = fsck(&server, &[]);
+    assert!(!ok, "{said}");
+    assert!(said.contains(&blob), "{said}");
+    assert!(said.contains("acme/empty: ok"), "{said}");
+    std::fs::write(&loose[0], &kept).unwrap();
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok, "restored: {said}");
+
+    // A damaged pack: its objects do not come out as their ids.
+    let packs = files_ending(server.data.path(), ".pack");
+    assert!(!packs.is_empty(), "the first push is stored as a pack");
+    damage(&packs[0]);
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    let pack = packs[0].file_stem().unwrap().to_string_lossy().to_string();
+    let hash = pack.trim_start_matches("pack-");
+    assert!(said.contains(&format!("in pack {hash}")), "{said}");
+}
+
+/// On S3 and PostgreSQL: a clean repository passes; a loose object whose
+/// stored bytes were replaced is named.
+#[test]
+fn fsck_reads_every_object_from_s3() {
+    let bucket = fresh_bucket();
+    let mut env = s3_process_env(&bucket);
+    env.push(("DATABASE_URL", postgres_database()));
+    let server = ServerProcess::start(&env);
+    let url = server.create_repo("acme", "app");
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    push_everything(&src, &url);
+    std::fs::write(src.join("small.txt"), "a small file, stored loose\n").unwrap();
+    git(&src, &["add", "small.txt"]);
+    git(&src, &["commit", "-q", "-m", "small"]);
+    git(&src, &["push", "-q", &url, "main"]);
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok && said.contains("acme/app: ok: "), "{said}");
+
+    let (status, body) = http(server.addr, "GET", "/api/v1/repos/acme/app", &[], b"");
+    assert_eq!(status, 200);
+    let repo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let repo_id = gitclaw_storage::RepoId::new(repo["id"].as_str().unwrap()).unwrap();
+    let blob = git(&src, &["rev-parse", "main:small.txt"])
+        .trim()
+        .to_string();
+    let key = gitclaw_storage::ObjectKey::loose(
+        &repo_id,
+        &gitclaw_pack::ObjectId::from_hex(blob.as_bytes()).unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut settings = s3_settings();
+        settings.bucket = bucket.clone();
+        let store = gitclaw_storage::S3Backend::new(settings).await.unwrap();
+        use gitclaw_storage::ObjectStorageBackend;
+        let stored = store.get(&key).await.expect("the loose object is stored");
+        let mut damaged = stored.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        let options = gitclaw_storage::PutOptions::default();
+        store.put(&key, damaged.into(), &options).await.unwrap();
+    });
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!("acme/app: loose object {blob}")),
+        "{said}"
+    );
+}
