@@ -277,6 +277,57 @@ fn lfs_files_push_and_pull_through_the_server_on_the_filesystem() {
         href,
         format!("{}/acme/media.git/info/lfs/objects/{oid}", server.url)
     );
+    raw_files_resolve_lfs_pointers(&server, "acme/media", &files, false);
+}
+
+/// The raw file API on LFS files: the pointer as committed, and with
+/// `lfs=true` the content it names — streamed by the server, or (`presigned`,
+/// on S3) at a URL of the bucket the answer redirects to.
+fn raw_files_resolve_lfs_pointers(
+    server: &Server,
+    repo: &str,
+    files: &[(String, Vec<u8>)],
+    presigned: bool,
+) {
+    for (name, data) in files {
+        let oid = sha256_hex(data);
+        let path = format!("/api/v1/repos/{repo}/raw/{name}");
+        let (status, _, pointer) = common::curl(server, &path, &[]);
+        assert_eq!(status, 200);
+        let pointer = String::from_utf8(pointer).unwrap();
+        assert_eq!(
+            pointer,
+            format!(
+                "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {}\n",
+                data.len()
+            )
+        );
+        let (status, head, body) = common::curl(server, &format!("{path}?lfs=true"), &[]);
+        if presigned {
+            assert_eq!(status, 302, "{name}: {head}");
+            let location = header(&head, "location").expect("a redirect").to_string();
+            assert!(location.contains(&oid), "{location}");
+            if data.len() < 10 * MIB {
+                let (status, body) = curl("GET", &location, &json!({}), None);
+                assert_eq!(status, 200, "{name}");
+                assert!(body == *data, "{name}: the bucket's content");
+            }
+        } else {
+            assert_eq!(status, 200, "{name}: {head}");
+            assert_eq!(
+                header(&head, "content-length"),
+                Some(data.len().to_string().as_str())
+            );
+            assert!(body == *data, "{name}: the LFS content");
+        }
+        // Validators differ from the pointer's: one answer is never taken for the other.
+        let etag = header(&head, "etag").unwrap().to_string();
+        assert!(etag.ends_with("-lfs\""), "{etag}");
+    }
+    // A file that is no pointer is itself, with or without `lfs`.
+    let path = format!("/api/v1/repos/{repo}/raw/README.md?lfs=true");
+    let (status, _, body) = common::curl(server, &path, &[]);
+    assert_eq!((status, body), (200, b"media\n".to_vec()));
 }
 
 fn need_git_lfs() {
@@ -395,6 +446,7 @@ fn lfs_files_go_straight_to_the_bucket_on_s3() {
             assert!(body == *data);
         }
     }
+    raw_files_resolve_lfs_pointers(&server, "acme/media", &files, true);
 }
 
 #[test]

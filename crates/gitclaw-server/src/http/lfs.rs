@@ -199,7 +199,17 @@ pub async fn download(
 ) -> Result<Response, LfsError> {
     let (repo, _) = authorize(&state, &headers, &owner, &segment, false).await?;
     let (path, size) = transfer::local_object(&state, &repo, &oid).await?;
-    let file = match tokio::fs::File::open(&path).await {
+    stream_object(&state, &path, size).await
+}
+
+/// An object's content streamed from the store's local file `path` of
+/// `size` bytes, counted as downloaded.
+pub(crate) async fn stream_object(
+    state: &AppState,
+    path: &std::path::Path,
+    size: u64,
+) -> Result<Response, LfsError> {
+    let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Err(LfsError::NotFound("object not found".into()))

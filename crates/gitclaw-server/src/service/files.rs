@@ -140,6 +140,16 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The file's bytes, when it was read whole (it does not stream).
+    pub fn whole(&self) -> Option<&[u8]> {
+        self.whole.as_deref()
+    }
+
+    /// Whether the file is a symbolic link.
+    pub fn is_link(&self) -> bool {
+        self.file.is_link
+    }
+
     /// Write the file's content to `out`. Blocking.
     pub fn write(self, out: &mut dyn Write) -> Result<(), GitError> {
         let io = |source| GitError::Io {

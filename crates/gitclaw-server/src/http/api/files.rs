@@ -12,6 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{bad_query, caller, find_readable, if_none_match, ApiError};
+use gitclaw_metadata::Repo;
 use gitclaw_pack::ObjectId;
 use gitclaw_protocol::receive_pack::{RefCommand, RefStatus};
 
@@ -33,13 +34,15 @@ pub struct RawQuery {
     /// or a full commit id a ref reaches.
     #[serde(rename = "ref")]
     pub revision: Option<String>,
+    /// An LFS pointer file is answered with the content it points at.
+    pub lfs: Option<bool>,
 }
 
 /// How much of a file decides whether it is sent as text (git's own
 /// heuristic: a NUL in the first 8000 bytes makes it binary).
 const TEXT_PROBE: usize = 8000;
 
-#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/raw/{path}", description = "One file of a revision, byte for byte what `git show REVISION:PATH` prints (a symbolic link's target, for a link). `text/plain; charset=utf-8` when its first 8000 bytes hold no NUL, else `application/octet-stream`, with `Content-Length`, `ETag` (the blob id; `304` to a matching `If-None-Match`) and `X-GitClaw-Commit`. Reading one takes a pack-generation turn: `503` when too many wait.", params(("owner" = String, Path), ("name" = String, Path), ("path" = String, Path, description = "the file's path in the tree, `/`-separated"), ("ref" = Option<String>, Query, description = "a branch, tag or other ref name (resolved as git resolves a short name), `HEAD` (the default), or a full commit id a ref reaches")), responses((status = 200, content_type = "application/octet-stream", description = "the file, streamed"), (status = 304, description = "the file the If-None-Match names"), (status = 400, body = ApiError, description = "a bad path or revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository, revision or file, or the path is a directory or submodule"), (status = 503, body = ApiError, description = "too many packs, archives and files are being read")))]
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/raw/{path}", description = "One file of a revision, byte for byte what `git show REVISION:PATH` prints (a symbolic link's target, for a link). `text/plain; charset=utf-8` when its first 8000 bytes hold no NUL, else `application/octet-stream`, with `Content-Length`, `ETag` (the blob id; `304` to a matching `If-None-Match`) and `X-GitClaw-Commit`. Reading one takes a pack-generation turn: `503` when too many wait.", params(("owner" = String, Path), ("name" = String, Path), ("path" = String, Path, description = "the file's path in the tree, `/`-separated"), ("ref" = Option<String>, Query, description = "a branch, tag or other ref name (resolved as git resolves a short name), `HEAD` (the default), or a commit id (full or abbreviated) a ref reaches, with git's `~N`, `^N`, `^{…}` after it"), ("lfs" = Option<bool>, Query, description = "answer a Git LFS pointer file with the content it points at")), responses((status = 200, content_type = "application/octet-stream", description = "the file, streamed"), (status = 302, description = "with `lfs=true` on S3: the LFS content, at a presigned URL of the bucket"), (status = 304, description = "the file the If-None-Match names"), (status = 400, body = ApiError, description = "a bad path or revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository, revision or file, or the path is a directory or submodule"), (status = 503, body = ApiError, description = "too many packs, archives and files are being read")))]
 pub async fn repo_raw(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -51,7 +54,12 @@ pub async fn repo_raw(
     let repo = find_readable(&state, &caller, &owner, &name).await?;
     let revision = query.revision.as_deref().unwrap_or("HEAD");
     let file = files::find(&state, &repo, revision, &path).await?;
-    let etag = file.etag();
+    let lfs = query.lfs.unwrap_or(false);
+    // With `lfs`, another representation: the blob decides it all the same.
+    let etag = match lfs {
+        true => format!("\"{}-lfs\"", file.id),
+        false => file.etag(),
+    };
     let commit = file.commit.to_string();
     let matches = if_none_match(&headers, &etag);
     let mut response = if matches {
@@ -62,6 +70,25 @@ pub async fn repo_raw(
         let (loaded, binary) = crate::metrics::spawn_blocking(move || file.load(TEXT_PROBE))
             .await
             .map_err(crate::error::GitError::from)??;
+        let pointer = loaded
+            .whole()
+            .filter(|_| lfs && !loaded.is_link())
+            .and_then(crate::service::lfs::pointer);
+        if let Some((oid, _)) = pointer {
+            let mut response = lfs_content(&state, &repo, &oid).await?;
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&commit) {
+                headers.insert("x-gitclaw-commit", value);
+            }
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            return Ok(response);
+        }
         let content_type = if binary {
             "application/octet-stream"
         } else {
@@ -96,6 +123,41 @@ pub async fn repo_raw(
         HeaderValue::from_static("private, no-cache"),
     );
     Ok(response)
+}
+
+/// The content an LFS pointer names: streamed from the store's file, or a
+/// redirect to a presigned URL of it (S3); `404` when the repository does not
+/// have the object.
+async fn lfs_content(state: &AppState, repo: &Repo, oid: &str) -> Result<Response, ApiError> {
+    use crate::service::lfs::{transfer, LfsError};
+    let explained = |err: LfsError| -> ApiError {
+        match err {
+            LfsError::NotFound(_) => GitError::NotFound(format!(
+                "the LFS object sha256:{oid} this pointer names is not stored here"
+            ))
+            .into(),
+            LfsError::Server(err) => err.into(),
+            other => GitError::BadRequest(other.to_string()).into(),
+        }
+    };
+    match transfer::content(state, repo, oid)
+        .await
+        .map_err(explained)?
+    {
+        transfer::Content::Local(path, size) => crate::http::lfs::stream_object(state, &path, size)
+            .await
+            .map_err(explained),
+        transfer::Content::Presigned(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let location = HeaderValue::from_str(&url)
+                .map_err(|_| GitError::Internal("a presigned URL is not a header value".into()))?;
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

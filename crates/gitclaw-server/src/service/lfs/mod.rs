@@ -67,6 +67,46 @@ impl From<gitclaw_metadata::Error> for LfsError {
     }
 }
 
+/// The most bytes an LFS pointer file takes (git-lfs's own bound).
+pub const MAX_POINTER_BYTES: u64 = 1024;
+
+/// The object an LFS pointer file names (its SHA-256, lowercase hex) and the
+/// size it gives; `None` when `text` is not a pointer file
+/// (<https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md>).
+pub fn pointer(text: &[u8]) -> Option<(String, u64)> {
+    if text.len() as u64 > MAX_POINTER_BYTES || !text.ends_with(b"\n") {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    let mut lines = text.lines();
+    let version = lines.next()?.strip_prefix("version ")?;
+    let known = [
+        "https://git-lfs.github.com/spec/v1",
+        "https://hawser.github.com/spec/v1",
+    ];
+    if !known.contains(&version) {
+        return None;
+    }
+    let (mut oid, mut size) = (None, None);
+    for line in lines {
+        let (key, value) = line.split_once(' ')?;
+        match key {
+            "oid" => {
+                let hex = value.strip_prefix("sha256:")?;
+                let valid = hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                oid = valid.then(|| hex.to_string());
+            }
+            "size" => size = value.parse::<u64>().ok(),
+            _ if key.starts_with("ext-") => {}
+            _ => return None,
+        }
+    }
+    Some((oid?, size?))
+}
+
 /// The message for an oid that is not one.
 pub fn bad_oid(oid: &str) -> String {
     let shown: String = oid.chars().take(80).collect();
@@ -123,5 +163,31 @@ mod tests {
         assert!(parse_oid(&"a".repeat(64)).is_ok());
         let err = parse_oid(&"Z".repeat(10_000)).unwrap_err().to_string();
         assert!(err.len() < 200, "{err}");
+    }
+
+    #[test]
+    fn pointer_files_are_read_as_git_lfs_writes_them() {
+        let oid = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393";
+        let plain =
+            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize 12345\n");
+        assert_eq!(pointer(plain.as_bytes()), Some((oid.to_string(), 12345)));
+        let with_ext = format!(
+            "version https://git-lfs.github.com/spec/v1\next-0-foo sha256:{oid}\noid sha256:{oid}\nsize 0\n"
+        );
+        assert_eq!(pointer(with_ext.as_bytes()), Some((oid.to_string(), 0)));
+        for not in [
+            plain.trim_end().to_string(),
+            plain.replace("v1", "v2"),
+            plain.replace("sha256:", "sha1:"),
+            plain.replace("size 12345", "size x"),
+            plain.replace(oid, &oid.to_uppercase()),
+            plain.replace("size 12345\n", ""),
+            format!("{plain}extra line\n"),
+            "hello\n".to_string(),
+        ] {
+            assert_eq!(pointer(not.as_bytes()), None, "{not:?}");
+        }
+        let long = format!("{plain}{}", "x".repeat(1024));
+        assert_eq!(pointer(long.as_bytes()), None);
     }
 }

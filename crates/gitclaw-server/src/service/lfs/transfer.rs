@@ -142,6 +142,43 @@ where
     Ok(size)
 }
 
+/// Where a recorded object's content is read from.
+pub enum Content {
+    /// The store's local file, and the size.
+    Local(PathBuf, u64),
+    /// A presigned GET a client may send to the store itself.
+    Presigned(String),
+}
+
+/// Where the content of `oid` (hex), recorded for `repo`, is read from:
+/// the store's file, or a presigned URL of it. `NotFound` unless the
+/// repository has the object.
+pub async fn content(state: &AppState, repo: &Repo, oid: &str) -> Result<Content, LfsError> {
+    let parsed = parse_oid(oid)?;
+    let key = object_key(&repo.id, &parsed)?;
+    if state.store.local_path(&key).is_some() {
+        let (path, size) = local_object(state, repo, oid).await?;
+        return Ok(Content::Local(path, size));
+    }
+    let recorded = state
+        .meta
+        .lfs_objects(&repo.id, std::slice::from_ref(&parsed.to_hex()))
+        .await?;
+    if recorded.is_empty() {
+        return Err(LfsError::NotFound("object not found".into()));
+    }
+    match state
+        .store
+        .presign_get(&key, state.config.lfs.url_expiry)
+        .await?
+    {
+        Some(request) => Ok(Content::Presigned(request.url)),
+        None => Err(LfsError::NotFound(
+            "object not found on this server: ask the batch API for its URL".into(),
+        )),
+    }
+}
+
 /// The local file of a recorded object, with its size, for the server to
 /// serve. `NotFound` unless the repository has the object.
 pub async fn local_object(
