@@ -85,6 +85,19 @@ fn commits_story(backend: Backend) {
     assert!(message.len() <= 64 << 10 && message.len() > (64 << 10) - 2);
     assert!(long.starts_with(message));
     assert_eq!(got["message_truncated"], true);
+    // In a page of the log, at 8 KiB.
+    let (status, page) = api_request(
+        &server,
+        "GET",
+        "/api/v1/repos/acme/app/commits?ref=main~1&limit=1",
+        None,
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    let message = page["commits"][0]["message"].as_str().unwrap();
+    assert!(message.len() <= 8 << 10 && message.len() > (8 << 10) - 2);
+    assert!(long.starts_with(message));
+    assert_eq!(page["commits"][0]["message_truncated"], true);
 
     // The log, whole and of paths, page by page: git's list.
     for (revision, path) in [

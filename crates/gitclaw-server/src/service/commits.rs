@@ -28,6 +28,10 @@ use crate::{
 /// character's end, and said so).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
 
+/// The longest commit message a page of the log returns for each commit, in
+/// bytes: a page of the most commits then holds at most 8 MiB of messages.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 8 << 10;
+
 /// The most commits one page lists.
 pub const MAX_LIMIT: usize = 1000;
 
@@ -35,7 +39,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub const MAX_SKIP: usize = 100_000;
 
 /// The most commits one page's walk reads.
-pub const MAX_WALKED: usize = 250_000;
+pub const MAX_WALKED: usize = 100_000;
 
 /// Someone who wrote or committed a commit, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -168,7 +172,7 @@ pub async fn log(
         let commits = page
             .commits
             .iter()
-            .map(|id| describe(&db, *id, MAX_MESSAGE_BYTES))
+            .map(|id| describe(&db, *id, MAX_LOG_MESSAGE_BYTES))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LogPage {
             start: commit.to_string(),

@@ -21,13 +21,13 @@ use crate::{
     app::AppState,
     error::GitError,
     service::{
-        commits::{describe, CommitView, MAX_MESSAGE_BYTES},
+        commits::{describe, CommitView, MAX_LOG_MESSAGE_BYTES},
         revision::{self, Resolved},
     },
 };
 
 /// The most commits one side's walk reads.
-pub const MAX_WALKED: usize = 250_000;
+pub const MAX_WALKED: usize = 100_000;
 
 /// The most commits a compare lists (it counts them all).
 pub const MAX_COMMITS: usize = 250;
@@ -134,7 +134,7 @@ fn compare_commits(db: &ObjectDb, base: ObjectId, head: ObjectId) -> Result<Comp
         .commits
         .iter()
         .take(MAX_COMMITS)
-        .map(|id| describe(db, *id, MAX_MESSAGE_BYTES))
+        .map(|id| describe(db, *id, MAX_LOG_MESSAGE_BYTES))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Comparison {
         base: base.to_string(),
