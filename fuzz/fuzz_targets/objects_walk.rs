@@ -3,16 +3,21 @@
 //! odd modes and names, tags of tags) — through the fsck checks a push applies
 //! and then the whole fetch walk: reachability of wants, the shallow plan
 //! (depth, since, not) and enumeration with each filter; then archives (tar
-//! and zip, `.gitattributes` files included) of the commits' trees, and a
-//! path looked up in them.
+//! and zip, `.gitattributes` files included) of the commits' trees, a path
+//! looked up in them, their listings and their diffs; the log of a commit
+//! (whole and of a path), a range of two, and the fsck's reachability check.
 #![no_main]
 use arbitrary::Arbitrary;
 use gitclaw_fuzz::{db_of, MemLoose};
 use gitclaw_pack::{
     archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions},
-    files::find_path,
+    files::{diff_trees, find_path, list_tree},
     fsck::{check_object, FsckLevel},
-    walk::{enumerate, plan_shallow, unreachable_wants, DeepenRequest, Filter, Graph, WalkOptions},
+    verify::verify_reachable,
+    walk::{
+        enumerate, log, plan_shallow, range, unreachable_wants, DeepenRequest, Filter, Graph,
+        LogRequest, WalkOptions,
+    },
     Kind, ObjectId,
 };
 use libfuzzer_sys::fuzz_target;
@@ -173,6 +178,27 @@ fuzz_target!(|input: Input| {
         for format in [ArchiveFormat::Tar, ArchiveFormat::Zip] {
             let _ = write_archive(&db, tree, &options, format, &mut std::io::sink());
         }
-        let _ = find_path(&mut db.reader(), tree, b"a/b");
+        let mut reader = db.reader();
+        let _ = find_path(&mut reader, tree, b"a/b");
+        let _ = list_tree(&mut reader, tree, b"", true, 1000);
+        if let Ok((other, _)) = commit_source(&db, &pick(&ids, input.depth.unwrap_or(0))) {
+            let _ = diff_trees(&mut reader, other, tree, 1000);
+        }
+        for path in [None, Some(&b"a"[..]), Some(&b"a/b"[..])] {
+            let request = LogRequest {
+                path,
+                skip: usize::from(input.filter % 3),
+                limit: 5,
+                max_walked: 1000,
+            };
+            let _ = log(&mut Graph::new(&db), *id, &request);
+        }
+        let _ = range(
+            &mut Graph::new(&db),
+            *id,
+            pick(&ids, input.filter_arg as u8),
+            1000,
+        );
     }
+    let _ = verify_reachable(&db, &tips);
 });
