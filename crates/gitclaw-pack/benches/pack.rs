@@ -1,6 +1,8 @@
 //! Pack engine benchmarks: delta encoding, and the phases of pack generation
 //! (count = the object walk, compress = delta search over loose objects, write =
-//! streaming a pack of reused entries) on a repository generated with real git.
+//! streaming a pack of reused entries) on a repository generated with real git;
+//! and what the API's reads cost there (a page of the log, of a path's log, a
+//! compare's range and diff, a tree listing, an abbreviated id).
 //!
 //! `cargo bench -p gitclaw-pack` (set GITCLAW_BENCH_COMMITS to change the
 //! length of history, GITCLAW_BENCH_FILES the number of files in its tree).
@@ -10,9 +12,10 @@ use std::{process::Command, sync::Arc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gitclaw_pack::{
     delta,
+    files::{diff_trees, list_tree},
     ingest::{ingest, ingest_file, IngestOptions},
     odb::{LooseSource, NoLoose, ObjectCache, ObjectDb, PackHandle},
-    walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
+    walk::{enumerate, log, plan_shallow, range, DeepenRequest, Graph, LogRequest, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId, PackError,
 };
@@ -492,5 +495,40 @@ fn bench_ingest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_delta, bench_phases, bench_ingest);
+/// The API's reads, each as one request makes it (a graph of its own).
+fn bench_api(c: &mut Criterion) {
+    let r = repo();
+    let (main, behind) = (r.tips[0], r.behind);
+    let tree_of = |commit: &ObjectId| Graph::new(&r.db).commit_info(commit).unwrap().tree;
+    let (main_tree, behind_tree) = (tree_of(&main), tree_of(&behind));
+    let mut group = c.benchmark_group("api");
+    let page = |path: Option<&'static [u8]>| LogRequest {
+        path,
+        skip: 0,
+        limit: 50,
+        max_walked: 100_000,
+    };
+    group.bench_function("log page of 50", |b| {
+        b.iter(|| log(&mut Graph::new(&r.db), main, &page(None)).unwrap())
+    });
+    group.bench_function("log page of 50 of a directory", |b| {
+        b.iter(|| log(&mut Graph::new(&r.db), main, &page(Some(b"src/alpha"))).unwrap())
+    });
+    group.bench_function("range main~50..main", |b| {
+        b.iter(|| range(&mut Graph::new(&r.db), main, behind, 100_000).unwrap())
+    });
+    group.bench_function("diff main~50 main", |b| {
+        b.iter(|| diff_trees(&mut r.db.reader(), behind_tree, main_tree, 3000).unwrap())
+    });
+    group.bench_function("ls-tree -r main", |b| {
+        b.iter(|| list_tree(&mut r.db.reader(), main_tree, b"", true, 100_000).unwrap())
+    });
+    let prefix = gix_hash::Prefix::from_hex(&main.to_string()[..7]).unwrap();
+    group.bench_function("abbreviated id", |b| {
+        b.iter(|| r.db.ids_with_prefix(&prefix, 256).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_delta, bench_phases, bench_ingest, bench_api);
 criterion_main!(benches);
