@@ -1,7 +1,8 @@
 //! REST API request bodies and queries through the real router, on a server
-//! with SQLite and the filesystem store: creating repositories, forks and
-//! tokens from arbitrary JSON, listing with arbitrary queries. Bad input is a
-//! 4xx with a reason, never a 5xx or a panic.
+//! with SQLite and the filesystem store: creating repositories, forks, tokens
+//! and ref updates from arbitrary JSON, listing with arbitrary queries, and
+//! arbitrary revisions, paths and compares. Bad input is a 4xx with a reason,
+//! never a 5xx or a panic.
 #![no_main]
 use std::sync::OnceLock;
 
@@ -60,15 +61,19 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let server = server();
-    let (method, path) = match input.route % 5 {
+    let seed = "/api/v1/repos/fuzz/seed";
+    let (method, path) = match input.route % 11 {
         0 => ("POST", "/api/v1/repos".to_string()),
-        1 => ("POST", "/api/v1/repos/fuzz/seed/fork".to_string()),
+        1 => ("POST", format!("{seed}/fork")),
         2 => ("POST", "/api/v1/tokens".to_string()),
         3 => ("GET", format!("/api/v1/repos?{}", input.query)),
-        _ => (
-            "GET",
-            format!("/api/v1/repos/fuzz/seed/audit?{}", input.query),
-        ),
+        4 => ("GET", format!("{seed}/audit?{}", input.query)),
+        5 => ("POST", format!("{seed}/refs")),
+        6 => ("GET", format!("{seed}/commits?{}", input.query)),
+        7 => ("GET", format!("{seed}/commits/{}", input.query)),
+        8 => ("GET", format!("{seed}/compare/{}", input.query)),
+        9 => ("GET", format!("{seed}/tree/{}", input.query)),
+        _ => ("GET", format!("{seed}/raw/README.md?{}", input.query)),
     };
     let Ok(request) = Request::builder()
         .method(method)
