@@ -25,6 +25,20 @@ fn files_ending(dir: &Path, tail: &str) -> Vec<PathBuf> {
     found
 }
 
+/// The fixture history pushed to `url` (stored as a pack), then a small
+/// commit (stored as loose objects): its work directory and repository.
+fn pushed_with_a_loose_file(url: &str) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    push_everything(&src, url);
+    std::fs::write(src.join("small.txt"), "a small file, stored loose\n").unwrap();
+    git(&src, &["add", "small.txt"]);
+    git(&src, &["commit", "-q", "-m", "small"]);
+    git(&src, &["push", "-q", url, "main"]);
+    (work, src)
+}
+
 /// Run `gitclaw fsck ARGS`: whether it passed, and what it printed.
 fn fsck(server: &ServerProcess, args: &[&str]) -> (bool, String) {
     let mut all = vec!["fsck"];
@@ -51,15 +65,7 @@ fn fsck_passes_whole_repositories_and_names_what_is_damaged_or_missing() {
     let server = ServerProcess::start(&[]);
     let url = server.create_repo("acme", "app");
     server.create_repo("acme", "empty");
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 2);
-    push_everything(&src, &url);
-    // A small push after it: stored as loose objects.
-    std::fs::write(src.join("small.txt"), "a small file, stored loose\n").unwrap();
-    git(&src, &["add", "small.txt"]);
-    git(&src, &["commit", "-q", "-m", "small"]);
-    git(&src, &["push", "-q", &url, "main"]);
+    let (_work, src) = pushed_with_a_loose_file(&url);
 
     let (ok, said) = fsck(&server, &["acme/app"]);
     assert!(ok, "{said}");
@@ -123,14 +129,7 @@ fn fsck_reads_every_object_from_s3() {
     env.push(("DATABASE_URL", postgres_database()));
     let server = ServerProcess::start(&env);
     let url = server.create_repo("acme", "app");
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    fixture_repo(&src, 2);
-    push_everything(&src, &url);
-    std::fs::write(src.join("small.txt"), "a small file, stored loose\n").unwrap();
-    git(&src, &["add", "small.txt"]);
-    git(&src, &["commit", "-q", "-m", "small"]);
-    git(&src, &["push", "-q", &url, "main"]);
+    let (_work, src) = pushed_with_a_loose_file(&url);
     let (ok, said) = fsck(&server, &["acme/app"]);
     assert!(ok && said.contains("acme/app: ok: "), "{said}");
 

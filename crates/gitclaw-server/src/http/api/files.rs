@@ -74,54 +74,43 @@ pub async fn repo_raw(
             .whole()
             .filter(|_| lfs && !loaded.is_link())
             .and_then(crate::service::lfs::pointer);
-        if let Some((oid, _)) = pointer {
-            let mut response = lfs_content(&state, &repo, &oid).await?;
-            let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(&etag) {
-                headers.insert(header::ETAG, value);
+        match pointer {
+            Some((oid, _)) => lfs_content(&state, &repo, &oid).await?,
+            None => {
+                let content_type = if binary {
+                    "application/octet-stream"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
+                let (mut writer, body) = streamed_body();
+                crate::metrics::spawn_blocking(move || {
+                    if let Err(err) = loaded.write(&mut writer) {
+                        err.log("raw file");
+                        writer.fail("the file could not be sent whole");
+                    }
+                });
+                let mut response = Response::new(body);
+                let headers = response.headers_mut();
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                response
             }
-            if let Ok(value) = HeaderValue::from_str(&commit) {
-                headers.insert("x-gitclaw-commit", value);
-            }
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            return Ok(response);
         }
-        let content_type = if binary {
-            "application/octet-stream"
-        } else {
-            "text/plain; charset=utf-8"
-        };
-        let (mut writer, body) = streamed_body();
-        crate::metrics::spawn_blocking(move || {
-            if let Err(err) = loaded.write(&mut writer) {
-                err.log("raw file");
-                writer.fail("the file could not be sent whole");
-            }
-        });
-        let mut response = Response::new(body);
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        response
     };
     let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }
     if let Ok(value) = HeaderValue::from_str(&commit) {
         headers.insert("x-gitclaw-commit", value);
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("private, no-cache"));
     Ok(response)
 }
 
