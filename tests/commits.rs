@@ -103,6 +103,7 @@ fn commits_story(backend: Backend) {
     for (revision, path) in [
         ("main", None),
         ("main", Some("docs")),
+        ("main", Some("docs/")),
         ("main", Some("src/lib.rs")),
         ("main", Some("growing.txt")),
         ("topic", None),

@@ -149,9 +149,13 @@ pub async fn log(
     state: &AppState,
     repo: &Repo,
     revision: &str,
-    query: LogQuery,
+    mut query: LogQuery,
 ) -> Result<LogPage, GitError> {
-    if let Some(path) = &query.path {
+    if let Some(path) = &mut query.path {
+        // `docs/` is `docs`, as git takes it.
+        if path.len() > 1 && path.ends_with('/') {
+            path.pop();
+        }
         check_path(path)?;
     }
     if query.skip > MAX_SKIP || query.limit == 0 || query.limit > MAX_LIMIT {
