@@ -108,3 +108,82 @@ fn pushes_past_the_size_limit_are_refused_and_change_nothing() {
         "{refs:?}"
     );
 }
+
+const ADMIN: &str = "size-limit-admin-token";
+
+/// A repository's own limit (`PATCH … {"max_bytes"}`, admin token only) is
+/// kept over the server's, 0 lifts it, `null` gives the server's back.
+fn own_limit_story(backend: Backend) {
+    let (server, url) = server_with_repo(ADMIN, backend);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 2);
+    push_everything(&src, &url);
+    let patch = |token: &str, body: &str| {
+        api_request(
+            &server,
+            "PATCH",
+            "/api/v1/repos/acme/app",
+            Some(token),
+            body,
+        )
+    };
+    // A quota is the operator's: the repository's own admins may not set it.
+    let repo_admin = scoped_token(&server, ADMIN, "acme/app", "admin");
+    let (status, _) = patch(&repo_admin, r#"{"max_bytes":1048576}"#);
+    assert_eq!(status, 403);
+    let (status, view) = patch(ADMIN, r#"{"max_bytes":10485760}"#);
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["max_bytes"], 10485760);
+    let (_, view) = api_request(&server, "GET", "/api/v1/repos/acme/app", Some(ADMIN), "");
+    assert_eq!(view["max_bytes"], 10485760);
+
+    // The server has no limit; the repository's refuses 8 MiB more.
+    random_file(&src.join("big.bin"), 8 << 20, 11);
+    git(&src, &["add", "big.bin"]);
+    git(&src, &["commit", "-q", "-m", "big"]);
+    let before = remote_refs(work.path(), &url);
+    let out = git_output(&src, &["push", "--porcelain", &url, "main"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.contains("[remote rejected] (repository size limit: acme/app stores")
+            && said.contains("of the 10.0 MiB allowed"),
+        "{said}"
+    );
+    assert_eq!(remote_refs(work.path(), &url), before);
+
+    // 0: none.
+    let (status, view) = patch(ADMIN, r#"{"max_bytes":0}"#);
+    assert_eq!((status, &view["max_bytes"]), (200, &serde_json::json!(0)));
+    git(&src, &["push", "-q", &url, "main"]);
+    // null: the server's again (none here).
+    let (status, view) = patch(ADMIN, r#"{"max_bytes":null}"#);
+    assert_eq!(status, 200);
+    assert!(view.get("max_bytes").is_none(), "{view}");
+    // Audited.
+    let (_, audit) = api_request(
+        &server,
+        "GET",
+        "/api/v1/repos/acme/app/audit",
+        Some(ADMIN),
+        "",
+    );
+    let updates = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "repo.update" && e["details"]["max_bytes"].is_object())
+        .count();
+    assert_eq!(updates, 3, "{audit}");
+}
+
+#[test]
+fn a_repository_s_own_limit_is_kept_over_the_server_s() {
+    own_limit_story(Backend::Embedded);
+}
+
+#[test]
+fn a_repository_s_own_limit_is_kept_over_the_server_s_on_postgres() {
+    own_limit_story(Backend::S3Postgres);
+}

@@ -170,6 +170,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "protected_refs",
         include_str!("../migrations/sqlite/0016_protected_refs.sql"),
     ),
+    (
+        17,
+        "repo_size_limit",
+        include_str!("../migrations/sqlite/0017_repo_size_limit.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -251,6 +256,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "protected_refs",
         include_str!("../migrations/postgres/0016_protected_refs.sql"),
+    ),
+    (
+        17,
+        "repo_size_limit",
+        include_str!("../migrations/postgres/0017_repo_size_limit.sql"),
     ),
 ];
 

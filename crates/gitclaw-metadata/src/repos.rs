@@ -14,7 +14,7 @@ use crate::audit::{self, AuditAction, NewEvent};
 use crate::lfs::LfsRecord;
 use crate::objects::{check_kind, insert_loose, insert_pack, LooseRecord, PackRecord};
 use crate::refs::RefRecord;
-use crate::util::{get_bool, get_i64, get_str, now_secs, oid_hex};
+use crate::util::{get_bool, get_i64, get_opt_u64, get_str, now_secs, oid_hex};
 use crate::{Error, Metadata, Result};
 
 /// HEAD of a new repository.
@@ -23,7 +23,7 @@ pub const DEFAULT_HEAD_REF: &str = "refs/heads/main";
 /// The columns [`repo_from_row`] reads, for `concat!`.
 macro_rules! repo_columns {
     () => {
-        "id, owner, name, private, head_ref, state, created_at, cache_version"
+        "id, owner, name, private, head_ref, state, created_at, cache_version, max_bytes"
     };
 }
 
@@ -58,6 +58,9 @@ pub struct Repo {
     /// repository's refs, packs or loose objects: what a shared cache keys its
     /// entries of this repository by.
     pub cache_version: i64,
+    /// Its own size limit in bytes, over the server's (`None`: the server's;
+    /// 0: none).
+    pub max_bytes: Option<u64>,
 }
 
 /// Everything [`Metadata::fork_repo`] needs. Build `refs`, `packs` and
@@ -124,6 +127,7 @@ pub(crate) fn repo_from_row(row: &AnyRow) -> Result<Repo> {
         state: get_str(row, "state")?,
         created_at: get_i64(row, "created_at")?,
         cache_version: get_i64(row, "cache_version")?,
+        max_bytes: get_opt_u64(row, "max_bytes")?,
     })
 }
 
@@ -168,6 +172,7 @@ impl Metadata {
                 state: "active".to_owned(),
                 created_at: now_secs(),
                 cache_version: 0,
+                max_bytes: None,
             };
             let mut tx = self.begin_write().await?;
             insert_repo(&mut tx, &repo).await?;
@@ -514,6 +519,49 @@ impl Metadata {
     ///
     /// Errors: [`Error::NotFound`] if the repository does not exist,
     /// [`Error::InvalidInput`] if `head_ref` is not a branch it has.
+    /// Set the repository's own size limit (`None`: the server's again),
+    /// audited as `repo.update` by `actor`.
+    pub async fn set_repo_max_bytes(
+        &self,
+        id: &str,
+        max_bytes: Option<u64>,
+        actor: &str,
+    ) -> Result<Repo> {
+        self.timed("set_repo_max_bytes", async {
+            let mut tx = self.begin_write().await?;
+            let before = lock_repo(&mut tx, id).await?;
+            let stored = max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+            let row = sqlx::query(concat!(
+                "UPDATE repositories SET max_bytes = $1, cache_version = cache_version + 1 \
+                 WHERE id = $2 RETURNING ",
+                repo_columns!()
+            ))
+            .bind(stored)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let repo = repo_from_row(&row)?;
+            let details = serde_json::json!({
+                "max_bytes": { "from": before.max_bytes, "to": repo.max_bytes },
+            });
+            audit::append(
+                &mut tx,
+                NewEvent {
+                    repo_id: id,
+                    owner: &repo.owner,
+                    name: &repo.name,
+                    action: AuditAction::RepoUpdate,
+                    actor,
+                    details: &details,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(repo)
+        })
+        .await
+    }
+
     pub async fn set_head(&self, id: &str, head_ref: &str, actor: &str) -> Result<Repo> {
         self.timed("set_head", async {
             let mut tx = self.begin_write().await?;
@@ -604,6 +652,7 @@ impl Metadata {
                 state: "active".to_owned(),
                 created_at: now_secs(),
                 cache_version: 0,
+                max_bytes: None,
             };
             let mut tx = self.begin_write().await?;
             let source = sqlx::query("SELECT owner, name FROM repositories WHERE id = $1")

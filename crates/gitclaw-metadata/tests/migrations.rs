@@ -91,7 +91,8 @@ async fn sqlite_fresh_database_and_reconnect() {
             (13, true),
             (14, true),
             (15, true),
-            (16, true)
+            (16, true),
+            (17, true)
         ]
     );
     let mode: String = sqlx::query("PRAGMA journal_mode")

@@ -284,6 +284,7 @@ mod tests {
             state: "active".into(),
             created_at: 0,
             cache_version: 0,
+            max_bytes: None,
         }
     }
 

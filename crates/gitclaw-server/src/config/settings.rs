@@ -322,7 +322,7 @@ pub const MAX_REPO_BYTES: Setting<Size> = Setting {
     name: "GITCLAW_MAX_REPO_BYTES",
     kind: Size { positive: false },
     default: Value("0"),
-    help: "most bytes a repository's objects may take in the store (packs, their indexes and loose objects as recorded; LFS objects not counted): a push that brings objects to a repository at or past it, or that would take it past it, is refused whole, before it is indexed; pushes that add no objects (deletions, refs moved to commits it has) still go through, so a repository can be cut down and compacted (`0`: no limit)",
+    help: "most bytes a repository's objects may take in the store (packs, their indexes and loose objects as recorded; LFS objects not counted): a push that brings objects to a repository at or past it, or that would take it past it, is refused whole, before it is indexed; pushes that add no objects (deletions, refs moved to commits it has) still go through, so a repository can be cut down and compacted (`0`: no limit). A repository's own limit, set by an admin (`PATCH /api/v1/repos/OWNER/NAME {\"max_bytes\": N}`), is kept instead",
     deprecated: &[],
 };
 

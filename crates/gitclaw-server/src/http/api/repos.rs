@@ -33,6 +33,10 @@ pub struct RepoView {
     pub default_branch: String,
     pub clone_url: String,
     pub created_at: i64,
+    /// Its own size limit in bytes, over the server's
+    /// `GITCLAW_MAX_REPO_BYTES` (0: none); absent when it has none of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
     /// Where moving its objects out of the legacy table stands, when a
     /// migration has touched it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +107,7 @@ impl RepoView {
             name: repo.name,
             private: repo.private,
             created_at: repo.created_at,
+            max_bytes: repo.max_bytes,
             migration: None,
         }
     }
@@ -294,9 +299,20 @@ pub struct UpdateRepo {
     /// the old owner and name keep leading to it until a repository is
     /// created under them; the API answers only to the new ones.
     pub name: Option<String>,
+    /// Its own size limit in bytes (0: none), over the server's
+    /// `GITCLAW_MAX_REPO_BYTES`; `null` to take the server's again (admin
+    /// token only).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub max_bytes: Option<Option<u64>>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough); a new owner or name needs an admin token.", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRepo, responses((status = 200, body = RepoView), (status = 400, body = ApiError, description = "NO_SUCH_BRANCH: the repository has no such branch; INVALID_NAME: a name the server does not allow"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError, description = "ALREADY_EXISTS: another repository has the new name")))]
+/// A field that may be `null`: `Some(None)` then, `None` when left out.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(patch, path = "/api/v1/repos/{owner}/{name}", description = "Needs an admin token, or a token with the admin scope on this repository (write is not enough); a new owner or name, or a size limit, needs an admin token.", params(("owner" = String, Path), ("name" = String, Path)), request_body = UpdateRepo, responses((status = 200, body = RepoView), (status = 400, body = ApiError, description = "NO_SUCH_BRANCH: the repository has no such branch; INVALID_NAME: a name the server does not allow"), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError, description = "ALREADY_EXISTS: another repository has the new name")))]
 pub async fn update_repo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -308,6 +324,10 @@ pub async fn update_repo(
     let mut repo = find_readable(&state, &caller, &owner, &name).await?;
     auth::check_repo_admin(&caller, &repo, "changing")?;
     let rename = req.owner.is_some() || req.name.is_some();
+    if req.max_bytes.is_some() {
+        // A quota is the operator's to give.
+        auth::check_admin(&caller)?;
+    }
     if rename {
         // A name is the server's to give, as creating a repository is.
         auth::check_admin(&caller)?;
@@ -325,6 +345,13 @@ pub async fn update_repo(
     }
     if let Some(branch) = &req.default_branch {
         repo = repos::set_default_branch(&state, &repo, branch, &caller.actor()).await?;
+    }
+    if let Some(max_bytes) = req.max_bytes {
+        repo = state
+            .meta
+            .set_repo_max_bytes(&repo.id, max_bytes, &caller.actor())
+            .await
+            .map_err(crate::error::GitError::from)?;
     }
     if rename {
         let owner = req.owner.clone().unwrap_or_else(|| repo.owner.clone());

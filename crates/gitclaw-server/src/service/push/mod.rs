@@ -335,7 +335,8 @@ fn explained(err: PackError, from_shallow_clone: bool) -> GitError {
     }
 }
 
-/// Why a push that brings objects is refused under `GITCLAW_MAX_REPO_BYTES`:
+/// Why a push that brings objects is refused under the repository's size
+/// limit (its own, else `GITCLAW_MAX_REPO_BYTES`):
 /// the repository's objects would take more than the limit. Checked before
 /// the pack is indexed; a pack of no objects (a push that only moves refs)
 /// always passes. Concurrent pushes may each pass and together go past it by
@@ -346,7 +347,8 @@ async fn over_size_limit(
     spooled: &Path,
     pack_bytes: u64,
 ) -> Result<Option<String>, GitError> {
-    let limit = state.config.max_repo_bytes;
+    // The repository's own limit, else the server's.
+    let limit = repo.max_bytes.unwrap_or(state.config.max_repo_bytes);
     if limit == 0 || pack_bytes == 0 || pack_objects(spooled).await? == 0 {
         return Ok(None);
     }
