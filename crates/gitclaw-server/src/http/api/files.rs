@@ -119,23 +119,18 @@ pub async fn repo_raw(
 /// have the object.
 async fn lfs_content(state: &AppState, repo: &Repo, oid: &str) -> Result<Response, ApiError> {
     use crate::service::lfs::{transfer, LfsError};
-    let explained = |err: LfsError| -> ApiError {
-        match err {
-            LfsError::NotFound(_) => GitError::NotFound(format!(
-                "the LFS object sha256:{oid} this pointer names is not stored here"
-            ))
-            .into(),
-            LfsError::Server(err) => err.into(),
-            other => GitError::BadRequest(other.to_string()).into(),
-        }
+    let named = |err: LfsError| match err {
+        LfsError::NotFound(_) => LfsError::NotFound(format!(
+            "the LFS object sha256:{oid} this pointer names is not stored here"
+        )),
+        other => other,
     };
-    match transfer::content(state, repo, oid)
-        .await
-        .map_err(explained)?
-    {
-        transfer::Content::Local(path, size) => crate::http::lfs::stream_object(state, &path, size)
-            .await
-            .map_err(explained),
+    match transfer::content(state, repo, oid).await.map_err(named)? {
+        transfer::Content::Local(path, size) => {
+            Ok(crate::http::lfs::stream_object(state, &path, size)
+                .await
+                .map_err(named)?)
+        }
         transfer::Content::Presigned(url) => {
             let mut response = StatusCode::FOUND.into_response();
             let location = HeaderValue::from_str(&url)

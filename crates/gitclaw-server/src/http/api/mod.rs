@@ -193,6 +193,22 @@ impl From<ProtectedError> for ApiError {
     }
 }
 
+/// An LFS failure met outside the LFS API (a raw file's LFS content).
+impl From<crate::service::lfs::LfsError> for ApiError {
+    fn from(err: crate::service::lfs::LfsError) -> Self {
+        use crate::service::lfs::LfsError;
+        match err {
+            LfsError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
+            LfsError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
+            LfsError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE", m),
+            LfsError::Invalid(m) | LfsError::Unsupported(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", m)
+            }
+            LfsError::Server(err) => err.into(),
+        }
+    }
+}
+
 /// A failure of the git services (archives): the status a git client would get,
 /// and the same message.
 impl From<GitError> for ApiError {
