@@ -511,14 +511,6 @@ impl Metadata {
         .await
     }
 
-    /// Point the repository's HEAD at `head_ref`, a branch it has, with a
-    /// `repo.update` audit event; returns the repository as it now is. The
-    /// branch is looked up under the repository's lock, as pushes take it, so
-    /// no push deletes it in between (and a push cannot delete the branch HEAD
-    /// names).
-    ///
-    /// Errors: [`Error::NotFound`] if the repository does not exist,
-    /// [`Error::InvalidInput`] if `head_ref` is not a branch it has.
     /// Set the repository's own size limit (`None`: the server's again),
     /// audited as `repo.update` by `actor`.
     pub async fn set_repo_max_bytes(
@@ -542,26 +534,23 @@ impl Metadata {
             .await?;
             let repo = repo_from_row(&row)?;
             let details = serde_json::json!({
-                "max_bytes": { "from": before.max_bytes, "to": repo.max_bytes },
+                "max_bytes": { "old": before.max_bytes, "new": repo.max_bytes },
             });
-            audit::append(
-                &mut tx,
-                NewEvent {
-                    repo_id: id,
-                    owner: &repo.owner,
-                    name: &repo.name,
-                    action: AuditAction::RepoUpdate,
-                    actor,
-                    details: &details,
-                },
-            )
-            .await?;
+            audit::append_for(&mut tx, &repo, AuditAction::RepoUpdate, actor, &details).await?;
             tx.commit().await?;
             Ok(repo)
         })
         .await
     }
 
+    /// Point the repository's HEAD at `head_ref`, a branch it has, with a
+    /// `repo.update` audit event; returns the repository as it now is. The
+    /// branch is looked up under the repository's lock, as pushes take it, so
+    /// no push deletes it in between (and a push cannot delete the branch HEAD
+    /// names).
+    ///
+    /// Errors: [`Error::NotFound`] if the repository does not exist,
+    /// [`Error::InvalidInput`] if `head_ref` is not a branch it has.
     pub async fn set_head(&self, id: &str, head_ref: &str, actor: &str) -> Result<Repo> {
         self.timed("set_head", async {
             let mut tx = self.begin_write().await?;
@@ -588,18 +577,7 @@ impl Metadata {
             let details = serde_json::json!({
                 "head": { "old": before.head_ref, "new": head_ref },
             });
-            audit::append(
-                &mut tx,
-                NewEvent {
-                    repo_id: id,
-                    owner: &after.owner,
-                    name: &after.name,
-                    action: AuditAction::RepoUpdate,
-                    actor,
-                    details: &details,
-                },
-            )
-            .await?;
+            audit::append_for(&mut tx, &after, AuditAction::RepoUpdate, actor, &details).await?;
             tx.commit().await?;
             Ok(after)
         })
