@@ -51,6 +51,28 @@ fn commits_story(backend: Backend) {
     git(&src, &["branch", "cc1", &m1]);
     git(&src, &["branch", "cc2", &m2]);
     git(&src, &["branch", "lonely", &lonely]);
+    // Renames of each kind git finds: exact (a file, a link, an empty file,
+    // an executable), by file name (edited), and by content (edited).
+    git(&src, &["checkout", "-q", "-b", "moves", "main"]);
+    std::fs::create_dir_all(src.join("scripts")).unwrap();
+    for (from, to) in [
+        ("src/lib.rs", "src/core.rs"),
+        ("link-to-main", "link-moved"),
+        ("empty.txt", "void.txt"),
+        ("run.sh", "scripts/run.sh"),
+        ("growing.txt", "docs/growing.txt"),
+        ("history.txt", "chronicle.txt"),
+    ] {
+        git(&src, &["mv", from, to]);
+    }
+    for edited in ["docs/growing.txt", "chronicle.txt"] {
+        let mut text = std::fs::read(src.join(edited)).unwrap();
+        text.extend_from_slice(b"one more line\n");
+        std::fs::write(src.join(edited), text).unwrap();
+    }
+    git(&src, &["add", "docs/growing.txt", "chronicle.txt"]);
+    git(&src, &["commit", "-q", "-m", "moves"]);
+    git(&src, &["checkout", "-q", "main"]);
     push_everything(&src, &url);
 
     // One commit: every field git shows.
@@ -200,35 +222,34 @@ fn commits_story(backend: Backend) {
     assert_eq!(got, commit_as_git_shows_it(&src, &main));
 }
 
-/// `git diff --raw --no-abbrev --no-renames FROM TO` as the API lists files.
-fn git_diff(src: &Path, from: &str, to: &str) -> serde_json::Value {
+/// `git diff --raw --no-abbrev FROM TO` with renames (`-M`) or without
+/// (`--no-renames`), as the API lists files.
+fn git_diff(src: &Path, from: &str, to: &str, renames: bool) -> serde_json::Value {
+    let option = if renames { "-M" } else { "--no-renames" };
     let out = git(
         src,
-        &[
-            "diff",
-            "--raw",
-            "--no-abbrev",
-            "-z",
-            "--no-renames",
-            from,
-            to,
-        ],
+        &["diff", "--raw", "--no-abbrev", "-z", option, from, to],
     );
-    let fields: Vec<&str> = out.split_terminator('\0').collect();
-    fields
-        .chunks(2)
-        .map(|pair| {
-            let meta: Vec<&str> = pair[0].trim_start_matches(':').split(' ').collect();
-            serde_json::json!({
-                "path": pair[1],
-                "status": meta[4],
-                "old_mode": meta[0],
-                "new_mode": meta[1],
-                "old_id": meta[2],
-                "new_id": meta[3],
-            })
-        })
-        .collect()
+    let mut fields = out.split_terminator('\0');
+    let mut files = Vec::new();
+    while let Some(meta) = fields.next() {
+        let meta: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        let mut file = serde_json::json!({
+            "status": meta[4],
+            "old_mode": meta[0],
+            "new_mode": meta[1],
+            "old_id": meta[2],
+            "new_id": meta[3],
+        });
+        if let Some(similarity) = meta[4].strip_prefix('R') {
+            file["status"] = "R".into();
+            file["similarity"] = similarity.parse::<u32>().unwrap().into();
+            file["previous_path"] = fields.next().unwrap().into();
+        }
+        file["path"] = fields.next().unwrap().into();
+        files.push(file);
+    }
+    files.into()
 }
 
 fn count(src: &Path, range: &str) -> u64 {
@@ -250,6 +271,8 @@ fn compares_are_git_s(server: &Server, src: &Path) {
         ("cc1", "cc2"),
         ("main", "lonely"),
         ("light", "feature"),
+        ("main", "moves"),
+        ("moves", "main"),
     ] {
         let path = format!("/api/v1/repos/acme/app/compare/{base}...{head}");
         let (status, got) = api_request(server, "GET", &path, None, "");
@@ -299,9 +322,50 @@ fn compares_are_git_s(server: &Server, src: &Path) {
             b.clone()
         };
         assert_eq!(got["files_from"], from.as_str(), "{path}");
-        assert_eq!(got["files"], git_diff(src, &from, &h), "{path}");
+        assert_eq!(got["files"], git_diff(src, &from, &h, true), "{path}");
         assert!(got.get("files_truncated").is_none());
+        assert!(got.get("renames_incomplete").is_none());
+        let (status, unrenamed) =
+            api_request(server, "GET", &format!("{path}?renames=false"), None, "");
+        assert_eq!(status, 200, "{path}: {unrenamed}");
+        assert_eq!(
+            unrenamed["files"],
+            git_diff(src, &from, &h, false),
+            "{path}"
+        );
     }
+    // The moves are found as renames, each kind of them.
+    let (_, got) = api_request(
+        server,
+        "GET",
+        "/api/v1/repos/acme/app/compare/main...moves",
+        None,
+        "",
+    );
+    let renamed: Vec<(&str, &str, u64)> = got["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["status"].as_str().unwrap(),
+                f["path"].as_str().unwrap(),
+                f["similarity"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(renamed.len(), 6, "{renamed:?}");
+    assert!(
+        renamed.iter().all(|(status, _, _)| *status == "R"),
+        "{renamed:?}"
+    );
+    assert_eq!(
+        renamed
+            .iter()
+            .filter(|(_, _, similarity)| *similarity == 100)
+            .count(),
+        4
+    );
     // The criss-cross has two merge bases; the orphan none.
     let (_, got) = api_request(
         server,
@@ -324,6 +388,8 @@ fn compares_are_git_s(server: &Server, src: &Path) {
         ("main", 400),
         ("main...nope", 404),
         ("...main", 400),
+        ("main...moves?renames=maybe", 400),
+        ("main...moves?unknown=1", 400),
     ] {
         let path = format!("/api/v1/repos/acme/app/compare/{spec}");
         let (got, body) = api_request(server, "GET", &path, None, "");

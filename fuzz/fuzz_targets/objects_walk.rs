@@ -13,6 +13,7 @@ use gitclaw_pack::{
     archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions},
     files::{diff_trees, find_path, list_tree},
     fsck::{check_object, FsckLevel},
+    renames::{detect_renames, RenameLimits},
     verify::verify_reachable,
     walk::{
         enumerate, log, plan_shallow, range, unreachable_wants, DeepenRequest, Filter, Graph,
@@ -182,7 +183,9 @@ fuzz_target!(|input: Input| {
         let _ = find_path(&mut reader, tree, b"a/b");
         let _ = list_tree(&mut reader, tree, b"", true, 1000);
         if let Ok((other, _)) = commit_source(&db, &pick(&ids, input.depth.unwrap_or(0))) {
-            let _ = diff_trees(&mut reader, other, tree, 1000);
+            if let Ok(diff) = diff_trees(&mut reader, other, tree, 1000) {
+                let _ = detect_renames(&db, &mut reader, diff.changes, &RenameLimits::default());
+            }
         }
         for path in [None, Some(&b"a"[..]), Some(&b"a/b"[..])] {
             let request = LogRequest {

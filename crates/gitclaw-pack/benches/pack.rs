@@ -2,7 +2,8 @@
 //! (count = the object walk, compress = delta search over loose objects, write =
 //! streaming a pack of reused entries) on a repository generated with real git;
 //! and what the API's reads cost there (a page of the log, of a path's log, a
-//! compare's range and diff, a tree listing, an abbreviated id).
+//! compare's range and diff, its rename search, a tree listing, an
+//! abbreviated id).
 //!
 //! `cargo bench -p gitclaw-pack` (set GITCLAW_BENCH_COMMITS to change the
 //! length of history, GITCLAW_BENCH_FILES the number of files in its tree).
@@ -15,6 +16,7 @@ use gitclaw_pack::{
     files::{diff_trees, list_tree},
     ingest::{ingest, ingest_file, IngestOptions},
     odb::{LooseSource, NoLoose, ObjectCache, ObjectDb, PackHandle},
+    renames::{detect_renames, RenameLimits},
     walk::{enumerate, log, plan_shallow, range, DeepenRequest, Graph, LogRequest, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId, PackError,
@@ -495,6 +497,103 @@ fn bench_ingest(c: &mut Criterion) {
     group.finish();
 }
 
+/// Two trees of a repository at `dir/r.git` (`refs/heads/before` and
+/// `after`) that differ by renames of every kind.
+struct RenamedTrees {
+    _dir: tempfile::TempDir,
+    db: ObjectDb,
+    before: ObjectId,
+    after: ObjectId,
+}
+
+/// 600 files of 40–240 lines; then 150 moved as they are, 150 moved and
+/// edited under new names, 100 moved and edited to other directories
+/// under their names, 100 deleted, 100 added: 700 changed paths, a
+/// 350 × 350 pairwise step. With GITCLAW_BENCH_KEEP_RENAMES=DIR the
+/// repository is copied to DIR, where `git diff -M --raw before after` does
+/// the same search.
+fn renamed_trees() -> RenamedTrees {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("r.git");
+    let git = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q", "--bare"], b"");
+    let content = |i: usize| source_like(40 + i % 200, i as u64);
+    let mut stream = Vec::new();
+    let file = |stream: &mut Vec<u8>, path: &str, data: &[u8]| {
+        write!(stream, "M 100644 inline {path}\ndata {}\n", data.len()).unwrap();
+        stream.extend_from_slice(data);
+        stream.push(b'\n');
+    };
+    stream.extend_from_slice(
+        b"commit refs/heads/before\ncommitter C <c@example.com> 1700000000 +0000\ndata 0\n",
+    );
+    for i in 0..600 {
+        file(&mut stream, &format!("d{}/f{i}.rs", i % 10), &content(i));
+    }
+    stream.extend_from_slice(b"commit refs/heads/after\ncommitter C <c@example.com> 1700000000 +0000\ndata 0\ndeleteall\n");
+    for i in 0..600 {
+        let edited = || {
+            let mut data = content(i);
+            data.extend_from_slice(format!("// edited {i}\n").as_bytes());
+            data
+        };
+        match i {
+            0..150 => file(&mut stream, &format!("moved/f{i}.rs"), &content(i)),
+            150..300 => file(&mut stream, &format!("renamed/g{i}.rs"), &edited()),
+            300..400 => file(&mut stream, &format!("other/f{i}.rs"), &edited()),
+            400..500 => {}
+            _ => file(&mut stream, &format!("d{}/f{i}.rs", i % 10), &content(i)),
+        }
+    }
+    for i in 0..100 {
+        file(&mut stream, &format!("new/n{i}.rs"), &content(10_000 + i));
+    }
+    git(&["fast-import", "--quiet"], &stream);
+    let pack = pack_of_all(&repo);
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
+    let ingested = ingest(&mut &pack[..], &store, &empty, &IngestOptions::default())
+        .unwrap()
+        .unwrap();
+    let db = ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    );
+    let tree = |rev: &str| {
+        let out = git(&["rev-parse", &format!("{rev}^{{tree}}")], b"");
+        ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()
+    };
+    let (before, after) = (tree("before"), tree("after"));
+    if let Ok(keep) = std::env::var("GITCLAW_BENCH_KEEP_RENAMES") {
+        let _ = Command::new("cp")
+            .args(["-r"])
+            .arg(&repo)
+            .arg(keep)
+            .status();
+    }
+    RenamedTrees {
+        _dir: dir,
+        db,
+        before,
+        after,
+    }
+}
+
 /// The API's reads, each as one request makes it (a graph of its own).
 fn bench_api(c: &mut Criterion) {
     let r = repo();
@@ -522,6 +621,20 @@ fn bench_api(c: &mut Criterion) {
     });
     group.bench_function("ls-tree -r main", |b| {
         b.iter(|| list_tree(&mut r.db.reader(), main_tree, b"", true, 100_000).unwrap())
+    });
+    let moves = renamed_trees();
+    group.bench_function("renames among 700 changed files", |b| {
+        b.iter(|| {
+            let mut reader = moves.db.reader();
+            let diff = diff_trees(&mut reader, moves.before, moves.after, 100_000).unwrap();
+            detect_renames(
+                &moves.db,
+                &mut reader,
+                diff.changes,
+                &RenameLimits::default(),
+            )
+            .unwrap()
+        })
     });
     let prefix = gix_hash::Prefix::from_hex(&main.to_string()[..7]).unwrap();
     group.bench_function("abbreviated id", |b| {

@@ -147,6 +147,9 @@ pub enum ChangeKind {
     Modified,
     /// Another type: a file, a symbolic link, a submodule.
     TypeChanged,
+    /// Added where another path was deleted with the same or similar content
+    /// (see [`crate::renames`]).
+    Renamed,
 }
 
 impl ChangeKind {
@@ -157,6 +160,7 @@ impl ChangeKind {
             ChangeKind::Deleted => 'D',
             ChangeKind::Modified => 'M',
             ChangeKind::TypeChanged => 'T',
+            ChangeKind::Renamed => 'R',
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct Change {
     /// Before and after: none where the path is absent.
     pub old: Option<(EntryKind, ObjectId)>,
     pub new: Option<(EntryKind, ObjectId)>,
+    /// For a rename: the path `old` was at, and how similar the two are.
+    pub renamed_from: Option<crate::renames::Renamed>,
 }
 
 /// What [`diff_trees`] found, and whether it stopped at its limit.
@@ -286,6 +292,7 @@ pub fn diff_trees(
             kind,
             old: a.map(|e| (e.1, e.2)),
             new: b.map(|e| (e.1, e.2)),
+            renamed_from: None,
         });
     }
     Ok(diff)

@@ -32,6 +32,7 @@ mod id_table;
 pub mod ingest;
 mod kinds;
 pub mod odb;
+pub mod renames;
 pub mod repack;
 mod resolve;
 mod stream_index;

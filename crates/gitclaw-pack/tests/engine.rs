@@ -12,8 +12,10 @@ use std::{
 
 use common::{client_at, fix_thin_and_check, git, git_stdin, new_repo, write_fetch_pack};
 use gitclaw_pack::{
+    files::diff_trees,
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
+    renames::{detect_renames, Detection, RenameLimits},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkObject, WalkOptions},
     writer::Leave,
     writer::{write_pack, Phase, WriteOptions},
@@ -2754,30 +2756,13 @@ fn tree_diffs_are_git_diff_s() {
                     new,
                 ],
             );
-            let fields: Vec<&str> = listed.split_terminator('\0').collect();
-            let expected: Vec<String> = fields
-                .chunks(2)
-                .map(|pair| format!("{} {}", pair[0].trim_start_matches(':'), pair[1]))
-                .collect();
+            let expected = common::git_raw_lines(listed.as_bytes());
             let tree = |rev: &str| oid(&git(&f.repo, &["rev-parse", &format!("{rev}^{{tree}}")]));
             let diff =
                 gitclaw_pack::files::diff_trees(&mut reader, tree(old), tree(new), usize::MAX)
                     .unwrap();
             assert!(!diff.truncated);
-            let null = ObjectId::null(gix_hash::Kind::Sha1);
-            let got: Vec<String> = diff
-                .changes
-                .iter()
-                .map(|c| {
-                    let side = |e: Option<(gix_object::tree::EntryKind, ObjectId)>| match e {
-                        Some((kind, id)) => (gitclaw_pack::files::mode_of(kind), id),
-                        None => ("000000", null),
-                    };
-                    let ((om, oi), (nm, ni)) = (side(c.old), side(c.new));
-                    let path = String::from_utf8(c.path.clone()).unwrap();
-                    format!("{om} {nm} {oi} {ni} {} {path}", c.kind.letter())
-                })
-                .collect();
+            let got = common::raw_lines(&diff.changes);
             assert_eq!(got, expected, "{old} {new}");
             if expected.len() > 1 {
                 let cut =
@@ -2787,4 +2772,148 @@ fn tree_diffs_are_git_diff_s() {
             }
         }
     }
+}
+
+/// A repository whose `refs/heads/before` and `refs/heads/after` hold
+/// exactly these files (path, content).
+fn two_trees(before: &[(String, String)], after: &[(String, String)]) -> Fixture {
+    fixture_of(|dir| {
+        git(dir, &["init", "-q", "--bare"]);
+        let mut stream = String::new();
+        for (name, files) in [("before", before), ("after", after)] {
+            stream.push_str(&format!(
+                "commit refs/heads/{name}\ncommitter C <c@example.com> 1700000000 +0000\ndata 0\ndeleteall\n"
+            ));
+            for (path, content) in files {
+                stream.push_str(&format!(
+                    "M 100644 inline {path}\ndata {}\n{content}\n",
+                    content.len()
+                ));
+            }
+        }
+        let (ok, _, err) = git_stdin(dir, &["fast-import", "--quiet"], stream.as_bytes());
+        assert!(ok, "{err}");
+    })
+}
+
+/// `before` and `after` of [`two_trees`] diffed with renames under `limits`,
+/// as raw lines.
+fn renamed(f: &Fixture, limits: &RenameLimits) -> (Vec<String>, Detection) {
+    let tree = |rev: &str| oid(&git(&f.repo, &["rev-parse", &format!("{rev}^{{tree}}")]));
+    let mut reader = f.db.reader();
+    let diff = diff_trees(&mut reader, tree("before"), tree("after"), usize::MAX).unwrap();
+    let (changes, detection) = detect_renames(&f.db, &mut reader, diff.changes, limits).unwrap();
+    (common::raw_lines(&changes), detection)
+}
+
+fn git_renamed(f: &Fixture, options: &[&str]) -> Vec<String> {
+    let mut args = vec!["diff", "--raw", "-z", "--no-abbrev"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["before", "after"]);
+    common::git_raw_lines(git(&f.repo, &args).as_bytes())
+}
+
+fn lines(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix} line {i}\n")).collect()
+}
+
+#[test]
+fn equally_similar_sources_are_git_s_first_four() {
+    // Six deleted files, each as similar to the added one: git keeps the
+    // first four candidates met and takes the first.
+    let common_part = lines("shared", 20);
+    let before: Vec<(String, String)> = (1..=6)
+        .map(|i| (format!("a{i}.txt"), format!("{common_part}unique {i}\n")))
+        .collect();
+    let after = vec![("b.txt".to_string(), format!("{common_part}other\n"))];
+    let f = two_trees(&before, &after);
+    let (got, detection) = renamed(&f, &RenameLimits::default());
+    assert_eq!(detection, Detection::Complete);
+    let expected = git_renamed(&f, &["-M"]);
+    assert!(expected.iter().any(|l| l.contains(" R0")), "{expected:?}");
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn past_git_s_rename_limit_only_exact_and_same_name_renames_are_found() {
+    // 1,003 deleted and 1,003 added files, each added one an edit of a
+    // deleted one; one exact rename and one by file name leave 1,002 × 1,002
+    // pairs, more than 1,000 × 1,000: git compares none of them.
+    let n = 1003;
+    let mut before: Vec<(String, String)> = (0..n - 1)
+        .map(|i| (format!("old/f{i}.txt"), lines(&format!("file {i}"), 8)))
+        .collect();
+    let mut after: Vec<(String, String)> = (0..n - 1)
+        .map(|i| {
+            let content = if i == 0 {
+                before[0].1.clone()
+            } else {
+                format!("{}edited\n", lines(&format!("file {i}"), 8))
+            };
+            (format!("new/g{i}.txt"), content)
+        })
+        .collect();
+    before.push(("old/h.txt".into(), lines("same name", 10)));
+    after.push((
+        "new/sub/h.txt".into(),
+        format!("{}more\n", lines("same name", 10)),
+    ));
+    let f = two_trees(&before, &after);
+    let (got, detection) = renamed(&f, &RenameLimits::default());
+    assert_eq!(detection, Detection::OverRenameLimit);
+    let expected = git_renamed(&f, &["-M"]);
+    assert_eq!(expected.iter().filter(|l| l.contains(" R")).count(), 2);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn renames_past_the_budget_stop_where_git_s_options_would() {
+    // An exact rename, one by file name (small files), and two pairs of big
+    // similar files only the pairwise step finds.
+    let before = vec![
+        ("same.txt".to_string(), lines("exact", 5)),
+        ("d/h.txt".to_string(), lines("by name", 10)),
+        ("big-old.txt".to_string(), lines("big", 500)),
+        ("large-old.txt".to_string(), lines("large", 500)),
+    ];
+    let after = vec![
+        ("moved.txt".to_string(), lines("exact", 5)),
+        (
+            "e/h.txt".to_string(),
+            format!("{}more\n", lines("by name", 10)),
+        ),
+        (
+            "big-new.txt".to_string(),
+            format!("{}more\n", lines("big", 500)),
+        ),
+        (
+            "large-new.txt".to_string(),
+            format!("{}more\n", lines("large", 500)),
+        ),
+    ];
+    let f = two_trees(&before, &after);
+    let (all, detection) = renamed(&f, &RenameLimits::default());
+    assert_eq!(detection, Detection::Complete);
+    assert_eq!(all, git_renamed(&f, &["-M"]));
+    assert_eq!(all.iter().filter(|l| l.contains(" R")).count(), 4);
+    // Nothing may be read: exact renames only, as `-M100%` finds them.
+    let none = RenameLimits {
+        max_bytes: 0,
+        ..RenameLimits::default()
+    };
+    let (got, detection) = renamed(&f, &none);
+    assert_eq!(detection, Detection::OverBudget);
+    assert_eq!(got, git_renamed(&f, &["-M100%"]));
+    // Enough for the small files, not the big: exact renames and the one by
+    // file name, as git finds them with no pairwise step (`-l1`: 2 × 2 pairs
+    // are left, more than 1 × 1).
+    let small = RenameLimits {
+        max_bytes: 1000,
+        ..RenameLimits::default()
+    };
+    let (got, detection) = renamed(&f, &small);
+    assert_eq!(detection, Detection::OverBudget);
+    let expected = git_renamed(&f, &["-M", "-l1"]);
+    assert_eq!(expected.iter().filter(|l| l.contains(" R")).count(), 2);
+    assert_eq!(got, expected);
 }

@@ -13,13 +13,18 @@ use std::{
 };
 
 use gitclaw_pack::{
+    files::diff_trees,
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
+    renames::{detect_renames, Detection, RenameLimits},
     walk::{enumerate, log, plan_shallow, range, DeepenRequest, Graph, LogRequest, WalkOptions},
     writer::{write_pack, WriteOptions},
     Kind, ObjectId,
 };
 use proptest::prelude::*;
+
+mod common;
+use common::{git_raw_lines, raw_lines};
 
 fn run(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
     let mut child = Command::new("git")
@@ -377,5 +382,148 @@ proptest! {
         let got = range(&mut Graph::new(&db), include, exclude, 1000).unwrap();
         prop_assert_eq!(got.commits, listed, "{}", spec);
         prop_assert!(!got.cut_short);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Renames between two trees are what `git diff` (its default `-M`)
+    /// finds: exact ones (ties among equal contents included), those by file
+    /// name at 75%, the pairwise best at 50%, with git's similarity; links
+    /// only exactly; CRLF text, binary and empty files.
+    #[test]
+    fn renames_are_git_diff_s(
+        before in proptest::collection::btree_map(0usize..RENAME_PATHS.len(), file_spec(), 0..10),
+        after in proptest::collection::btree_map(
+            0usize..RENAME_PATHS.len(),
+            (proptest::option::weighted(0.7, (any::<prop::sample::Index>(), 0u8..5)), file_spec()),
+            0..10,
+        ),
+    ) {
+        // Most added files are a deleted one's content, the same or edited.
+        let olds: Vec<&FileSpec> = before.values().collect();
+        let after: std::collections::BTreeMap<usize, FileSpec> = after
+            .into_iter()
+            .map(|(path, (from, fresh))| {
+                let spec = match from {
+                    Some((k, variant)) if !olds.is_empty() => {
+                        FileSpec { variant, ..olds[k.index(olds.len())].clone() }
+                    }
+                    _ => fresh,
+                };
+                (path, spec)
+            })
+            .collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        run(&repo, &["init", "-q", "--bare"], b"");
+        let mut stream = Vec::new();
+        for (i, tree) in [&before, &after].into_iter().enumerate() {
+            writeln!(stream, "commit refs/heads/t{i}\ncommitter C <c@example.com> 1700000000 +0000\ndata 0\ndeleteall").unwrap();
+            for (path, spec) in tree {
+                let content = spec.content();
+                write!(stream, "M {} inline {}\ndata {}\n", spec.mode(), RENAME_PATHS[*path], content.len()).unwrap();
+                stream.extend_from_slice(&content);
+                stream.push(b'\n');
+            }
+        }
+        run(&repo, &["fast-import", "--quiet"], &stream);
+        let db = open_db(&repo, tmp.path());
+        let tree = |name: &str| {
+            let out = run(&repo, &["rev-parse", &format!("{name}^{{tree}}")], b"");
+            ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()
+        };
+        let mut reader = db.reader();
+        let diff = diff_trees(&mut reader, tree("t0"), tree("t1"), usize::MAX).unwrap();
+        let (changes, detection) =
+            detect_renames(&db, &mut reader, diff.changes, &RenameLimits::default()).unwrap();
+        prop_assert_eq!(detection, Detection::Complete);
+        let listed = run(&repo, &["diff", "--raw", "-z", "--no-abbrev", "-M", "t0", "t1"], b"");
+        prop_assert_eq!(raw_lines(&changes), git_raw_lines(&listed));
+    }
+}
+
+/// Paths of the rename property: file names that recur in directories, and
+/// names of their own.
+const RENAME_PATHS: [&str; 14] = [
+    "x.txt",
+    "y.txt",
+    "z.c",
+    "a/x.txt",
+    "a/y.txt",
+    "a/w",
+    "a/b/x.txt",
+    "a/b/z.c",
+    "c/x.txt",
+    "c/v.md",
+    "c/w",
+    "d/e/y.txt",
+    "d/u",
+    "t",
+];
+
+/// A file of the rename property: lines of a family, a variant's edits, a
+/// length; CRLF, binary (a NUL first), executable or a link.
+#[derive(Debug, Clone)]
+struct FileSpec {
+    family: u8,
+    variant: u8,
+    lines: u8,
+    crlf: bool,
+    binary: bool,
+    kind: u8,
+}
+
+fn file_spec() -> impl Strategy<Value = FileSpec> {
+    let lines = prop::sample::select(vec![0u8, 1, 2, 5, 12, 30]);
+    (0u8..3, 0u8..5, lines, any::<bool>(), 0u8..8, 0u8..8).prop_map(
+        |(family, variant, lines, crlf, binary, kind)| FileSpec {
+            family,
+            variant,
+            lines,
+            crlf,
+            binary: binary == 0,
+            // Mostly plain files; some executable, some links.
+            kind: match kind {
+                0 => 1,
+                1 => 2,
+                _ => 0,
+            },
+        },
+    )
+}
+
+impl FileSpec {
+    fn mode(&self) -> &'static str {
+        match self.kind {
+            1 => "100755",
+            2 => "120000",
+            _ => "100644",
+        }
+    }
+
+    fn content(&self) -> Vec<u8> {
+        // A link's target is made like a file's content (no NUL), so a link
+        // and a file may name one object.
+        let mut out = Vec::new();
+        if self.binary && self.kind != 2 {
+            out.push(0);
+        }
+        let end = if self.crlf { "\r\n" } else { "\n" };
+        for i in 0..usize::from(self.lines) {
+            let step = usize::from(self.variant) + 1;
+            if self.variant > 0 && i % step == 0 {
+                out.extend_from_slice(
+                    format!("changed {} {} {i}{end}", self.family, self.variant).as_bytes(),
+                );
+            } else {
+                out.extend_from_slice(
+                    format!("line of family {} number {i}{end}", self.family).as_bytes(),
+                );
+            }
+        }
+        out
     }
 }

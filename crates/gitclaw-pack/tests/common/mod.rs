@@ -128,3 +128,47 @@ pub fn client_at(repo: &Path, client: &Path, commit: &str) {
     git(client, &["update-ref", "refs/heads/main", commit]);
     git(client, &["gc", "-q", "--prune=now"]);
 }
+
+/// `git diff --raw -z --no-abbrev` output, a line per change.
+#[allow(dead_code)] // not every test crate diffs trees
+pub fn git_raw_lines(listed: &[u8]) -> Vec<String> {
+    let text = String::from_utf8(listed.to_vec()).unwrap();
+    let mut fields = text.split_terminator('\0');
+    let mut lines = Vec::new();
+    while let Some(meta) = fields.next() {
+        let meta = meta.trim_start_matches(':');
+        let status = meta.split(' ').nth(4).unwrap();
+        let mut line = format!("{meta} {}", fields.next().unwrap());
+        if status.starts_with('R') || status.starts_with('C') {
+            line.push(' ');
+            line.push_str(fields.next().unwrap());
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// Changes as [`git_raw_lines`] shows them.
+#[allow(dead_code)] // not every test crate diffs trees
+pub fn raw_lines(changes: &[gitclaw_pack::files::Change]) -> Vec<String> {
+    let null = gix_hash::ObjectId::null(gix_hash::Kind::Sha1);
+    changes
+        .iter()
+        .map(|c| {
+            let side = |e: Option<(gix_object::tree::EntryKind, gix_hash::ObjectId)>| match e {
+                Some((kind, id)) => (gitclaw_pack::files::mode_of(kind), id),
+                None => ("000000", null),
+            };
+            let ((om, oi), (nm, ni)) = (side(c.old), side(c.new));
+            let path = String::from_utf8(c.path.clone()).unwrap();
+            match &c.renamed_from {
+                Some(from) => format!(
+                    "{om} {nm} {oi} {ni} R{:03} {} {path}",
+                    from.similarity(),
+                    String::from_utf8(from.path.clone()).unwrap()
+                ),
+                None => format!("{om} {nm} {oi} {ni} {} {path}", c.kind.letter()),
+            }
+        })
+        .collect()
+}

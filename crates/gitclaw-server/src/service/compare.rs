@@ -1,8 +1,9 @@
 //! Two revisions compared, as a CI job or a reviewer asks: how far apart they
 //! are (`git rev-list --left-right --count BASE...HEAD`), the commits HEAD has
 //! that BASE does not (`git log BASE..HEAD`), their merge bases (`git
-//! merge-base --all`), and the files that differ (`git diff --no-renames`
-//! from the merge base, when there is exactly one, else from BASE).
+//! merge-base --all`), and the files that differ (`git diff`, renames
+//! found as it finds them unless asked not to, from the merge base when
+//! there is exactly one, else from BASE).
 //!
 //! Each side's walk is git's own ([`walk::range`]) and reads at most
 //! [`MAX_WALKED`] commits; comparing takes a pack-generation turn.
@@ -12,6 +13,7 @@ use gitclaw_pack::{
     archive::commit_source,
     files::{diff_trees, mode_of},
     odb::ObjectDb,
+    renames::{detect_renames, Detection, RenameLimits},
     walk::{range, unreachable_wants, Graph},
     ObjectId,
 };
@@ -35,6 +37,10 @@ pub const MAX_COMMITS: usize = 250;
 /// The most changed files a compare lists.
 pub const MAX_FILES: usize = 3000;
 
+/// The most changes a compare looks through for renames (some 15 MB); past
+/// them it lists the first [`MAX_FILES`] without renames.
+pub const MAX_RENAME_CHANGES: usize = 100_000;
+
 /// The most merge-base candidates weighed against each other.
 const MAX_CANDIDATES: usize = 64;
 
@@ -43,9 +49,17 @@ const MAX_CANDIDATES: usize = 64;
 pub struct FileChange {
     /// From the top of the repository (not UTF-8 bytes replaced).
     pub path: String,
-    /// As `git diff --name-status` shows it: `A`, `D`, `M` or `T` (another
-    /// type: file, symbolic link, submodule).
+    /// As `git diff --name-status` shows it: `A`, `D`, `M`, `T` (another
+    /// type: file, symbolic link, submodule) or `R` (renamed from
+    /// `previous_path`).
     pub status: String,
+    /// Where a renamed file was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_path: Option<String>,
+    /// How similar a renamed file is to what it was, in percent, as git
+    /// shows it (`R086`: 86).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<u32>,
     /// Mode and id before and after, as `git diff --raw` shows them
     /// (`000000` and forty zeros where the path is absent).
     pub old_mode: String,
@@ -74,6 +88,12 @@ pub struct Comparison {
     /// Set when more files differ than are listed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub files_truncated: bool,
+    /// Set when renames were looked for but not all the way git looks: more
+    /// than 1000 × 1000 deleted and added files were left to pair (git skips
+    /// them too), comparing contents went past its bounds
+    /// ([`RenameLimits::default`]), or more than 100,000 files differ.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub renames_incomplete: bool,
 }
 
 /// Compare `base` with `head` in `repo` (see the module doc).
@@ -82,14 +102,20 @@ pub async fn compare(
     repo: &Repo,
     base: &str,
     head: &str,
+    renames: bool,
 ) -> Result<Comparison, GitError> {
     let Resolved { db, commit: base } = revision::resolve(state, repo, base).await?;
     let head = revision::resolve(state, repo, head).await?.commit;
     let _turn = state.generations.acquire_async(&repo.id).await?;
-    crate::metrics::spawn_blocking(move || compare_commits(&db, base, head)).await?
+    crate::metrics::spawn_blocking(move || compare_commits(&db, base, head, renames)).await?
 }
 
-fn compare_commits(db: &ObjectDb, base: ObjectId, head: ObjectId) -> Result<Comparison, GitError> {
+fn compare_commits(
+    db: &ObjectDb,
+    base: ObjectId,
+    head: ObjectId,
+    renames: bool,
+) -> Result<Comparison, GitError> {
     let mut graph = Graph::new(db);
     let too_far = || {
         GitError::TooLarge(format!(
@@ -110,19 +136,36 @@ fn compare_commits(db: &ObjectDb, base: ObjectId, head: ObjectId) -> Result<Comp
     let mut reader = db.reader();
     let (old_tree, _) = commit_source(db, &files_from)?;
     let (new_tree, _) = commit_source(db, &head)?;
-    let diff = diff_trees(&mut reader, old_tree, new_tree, MAX_FILES)?;
+    let limit = if renames {
+        MAX_RENAME_CHANGES
+    } else {
+        MAX_FILES
+    };
+    let diff = diff_trees(&mut reader, old_tree, new_tree, limit)?;
+    let (mut changes, mut renames_incomplete) = (diff.changes, false);
+    if renames && diff.truncated {
+        renames_incomplete = true;
+    } else if renames {
+        let detection;
+        (changes, detection) = detect_renames(db, &mut reader, changes, &RenameLimits::default())?;
+        renames_incomplete = detection != Detection::Complete;
+    }
+    let files_truncated = diff.truncated || changes.len() > MAX_FILES;
+    changes.truncate(MAX_FILES);
     let side = |entry: Option<(gix_object::tree::EntryKind, ObjectId)>| match entry {
         Some((kind, id)) => (mode_of(kind).to_string(), id.to_string()),
         None => ("000000".to_string(), "0".repeat(40)),
     };
-    let files = diff
-        .changes
+    let files = changes
         .iter()
         .map(|change| {
             let ((old_mode, old_id), (new_mode, new_id)) = (side(change.old), side(change.new));
+            let from = change.renamed_from.as_ref();
             FileChange {
                 path: String::from_utf8_lossy(&change.path).into_owned(),
                 status: change.kind.letter().to_string(),
+                previous_path: from.map(|r| String::from_utf8_lossy(&r.path).into_owned()),
+                similarity: from.map(|r| r.similarity()),
                 old_mode,
                 new_mode,
                 old_id,
@@ -145,7 +188,8 @@ fn compare_commits(db: &ObjectDb, base: ObjectId, head: ObjectId) -> Result<Comp
         commits,
         files_from: files_from.to_string(),
         files,
-        files_truncated: diff.truncated,
+        files_truncated,
+        renames_incomplete,
     })
 }
 

@@ -53,12 +53,21 @@ pub async fn repo_commit(
     Ok(Json(commits::show(&state, &repo, &revision).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/compare/{spec}", description = "Two revisions compared: `ahead_by` and `behind_by` as `git rev-list --left-right --count BASE...HEAD` counts them, the first 250 commits of `git log BASE..HEAD`, the merge bases (`git merge-base --all`), and the files that differ (at most 3000), as `git diff --raw --no-renames` lists them from the merge base when there is exactly one, else from BASE (`files_from` says which). Comparing takes a pack-generation turn.", params(("owner" = String, Path), ("name" = String, Path), ("spec" = String, Path, description = "`BASE...HEAD`: two revisions (ref names, `HEAD`, commit ids a ref reaches, with git's `~N`, `^N`, `^{…}` after them)")), responses((status = 200, body = crate::service::compare::Comparison), (status = 400, body = ApiError, description = "not `BASE...HEAD`, or a bad revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository or revision"), (status = 413, body = ApiError, description = "the two are more than 100,000 commits apart"), (status = 503, body = ApiError)))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    /// Whether renames are looked for (the default), as `git diff` does.
+    pub renames: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/repos/{owner}/{name}/compare/{spec}", description = "Two revisions compared: `ahead_by` and `behind_by` as `git rev-list --left-right --count BASE...HEAD` counts them, the first 250 commits of `git log BASE..HEAD`, the merge bases (`git merge-base --all`), and the files that differ (at most 3000), as `git diff --raw` lists them from the merge base when there is exactly one, else from BASE (`files_from` says which): renames found as git finds them by default (`R`, with `previous_path` and `similarity`), or none with `renames=false` (`--no-renames`). Comparing takes a pack-generation turn.", params(("owner" = String, Path), ("name" = String, Path), ("spec" = String, Path, description = "`BASE...HEAD`: two revisions (ref names, `HEAD`, commit ids a ref reaches, with git's `~N`, `^N`, `^{…}` after them)"), ("renames" = Option<bool>, Query, description = "look for renames (default true)")), responses((status = 200, body = crate::service::compare::Comparison), (status = 400, body = ApiError, description = "not `BASE...HEAD`, or a bad revision"), (status = 401, body = ApiError), (status = 404, body = ApiError, description = "no such repository or revision"), (status = 413, body = ApiError, description = "the two are more than 100,000 commits apart"), (status = 503, body = ApiError)))]
 pub async fn repo_compare(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path((owner, name, spec)): axum::extract::Path<(String, String, String)>,
+    query: Result<axum::extract::Query<CompareQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<crate::service::compare::Comparison>, ApiError> {
+    let axum::extract::Query(query) = query.map_err(bad_query)?;
     let caller = caller(&state, &headers).await?;
     let repo = find_readable(&state, &caller, &owner, &name).await?;
     let Some((base, head)) = spec.split_once("...") else {
@@ -69,6 +78,7 @@ pub async fn repo_compare(
         .into());
     };
     Ok(Json(
-        crate::service::compare::compare(&state, &repo, base, head).await?,
+        crate::service::compare::compare(&state, &repo, base, head, query.renames.unwrap_or(true))
+            .await?,
     ))
 }
