@@ -167,3 +167,63 @@ fn fsck_reads_every_object_from_s3() {
         "{said}"
     );
 }
+
+/// Refs written behind the server's back (in the database): a ref that
+/// clashes with a branch, and a branch at a tree, are named with what to do;
+/// deleted through the API as the message says, fsck passes again.
+#[test]
+fn fsck_names_stored_refs_no_client_could_fetch() {
+    let bucket = fresh_bucket();
+    let mut env = s3_process_env(&bucket);
+    let database = postgres_database();
+    env.push(("DATABASE_URL", database.clone()));
+    let server = ServerProcess::start(&env);
+    let url = server.create_repo("acme", "app");
+    let (_work, src) = pushed_with_a_loose_file(&url);
+    let (status, body) = http(server.addr, "GET", "/api/v1/repos/acme/app", &[], b"");
+    assert_eq!(status, 200);
+    let repo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let repo_id = repo["id"].as_str().unwrap();
+    let main = git(&src, &["rev-parse", "main"]).trim().to_string();
+    let tree = git(&src, &["rev-parse", "main^{tree}"]).trim().to_string();
+    psql(
+        &database,
+        &format!(
+            "INSERT INTO refs (repo_id, name, oid) VALUES \
+             ('{repo_id}', 'refs/heads/main/x', '{main}'), ('{repo_id}', 'refs/heads/tree', '{tree}')"
+        ),
+    );
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("acme/app: refs refs/heads/main and refs/heads/main/x clash"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "acme/app: branch refs/heads/tree names {tree}, a tree, not a commit"
+        )),
+        "{said}"
+    );
+    // The objects themselves are fine: only the two refs are named.
+    assert_eq!(
+        said.lines().filter(|l| l.starts_with("acme/app: ")).count(),
+        2,
+        "{said}"
+    );
+
+    let updates = serde_json::json!({"updates": [
+        {"name": "refs/heads/main/x", "old": main, "new": null},
+        {"name": "refs/heads/tree", "old": tree, "new": null},
+    ]});
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/api/v1/repos/acme/app/refs",
+        &[("Content-Type", "application/json")],
+        updates.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok && said.contains("acme/app: ok: "), "{said}");
+}

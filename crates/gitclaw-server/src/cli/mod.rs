@@ -48,8 +48,9 @@ enum Command {
     },
     /// Check repositories' stored objects whole, as `git fsck` checks a
     /// repository: every object of every pack and every loose object read and
-    /// hashed against its id, and everything the refs reach found. Exits
-    /// non-zero when anything is wrong.
+    /// hashed against its id, and everything the refs reach found; and the
+    /// refs: names git refuses, names that clash (`a` beside `a/b`), branches
+    /// naming no commit. Exits non-zero when anything is wrong.
     Fsck {
         /// OWNER/NAME; every repository when omitted.
         repo: Option<String>,
@@ -495,23 +496,34 @@ async fn fsck(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let mut broken = 0usize;
     for repo in &repos {
         let db = state.object_db(repo).await?;
-        let refs = crate::service::advertise::advertised_refs(&state, repo).await?;
-        let tips: Vec<gitclaw_pack::ObjectId> = refs.iter().map(|r| r.oid).collect();
+        let refs: Vec<(String, gitclaw_pack::ObjectId)> = state
+            .meta
+            .list_refs(&repo.id)
+            .await?
+            .into_iter()
+            .map(|r| (r.name, r.oid))
+            .collect();
         let packs = db.packs().len();
-        let (findings, reached) = crate::metrics::spawn_blocking(move || {
-            gitclaw_pack::verify::verify_repository(&db, &tips)
+        let (findings, reached, ref_problems) = crate::metrics::spawn_blocking(move || {
+            let tips: Vec<gitclaw_pack::ObjectId> = refs.iter().map(|r| r.1).collect();
+            let (findings, reached) = gitclaw_pack::verify::verify_repository(&db, &tips)?;
+            let mut reader = db.reader();
+            let ref_problems = crate::service::push::checks::stored_ref_problems(&refs, |id| {
+                Ok(reader.header(id)?.map(|(kind, _)| kind))
+            })?;
+            Ok::<_, gitclaw_pack::PackError>((findings, reached, ref_problems))
         })
         .await??;
         let name = format!("{}/{}", repo.owner, repo.name);
-        if findings.is_clean() {
+        if findings.is_clean() && ref_problems.is_empty() {
             println!(
-                "{name}: ok: {} objects in {packs} packs and loose, each hashed; the {reached} objects the refs reach are all there",
+                "{name}: ok: {} objects in {packs} packs and loose, each hashed; the {reached} objects the refs reach are all there; the refs' names are sound",
                 findings.objects
             );
             continue;
         }
         broken += 1;
-        for problem in &findings.problems {
+        for problem in findings.problems.iter().chain(&ref_problems) {
             println!("{name}: {problem}");
         }
         let unlisted = findings.problem_count - findings.problems.len() as u64;

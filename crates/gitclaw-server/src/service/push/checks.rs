@@ -37,7 +37,7 @@ pub fn check_commands(commands: &[RefCommand], statuses: &mut [Option<RefStatus>
 /// refname", with the rule broken), names outside `refs/`, and names longer
 /// than [`MAX_REF_NAME_BYTES`] or with a component longer than
 /// [`MAX_REF_COMPONENT_BYTES`].
-fn ref_name_problem(name: &str) -> Option<String> {
+pub fn ref_name_problem(name: &str) -> Option<String> {
     if name.len() > MAX_REF_NAME_BYTES {
         return Some(format!(
             "refname too long ({} bytes, at most {MAX_REF_NAME_BYTES})",
@@ -71,6 +71,43 @@ fn ref_name_problem(name: &str) -> Option<String> {
         return funny(&why);
     }
     None
+}
+
+/// What is wrong with refs as stored, for `gitclaw fsck`: names a push
+/// would refuse, two names that clash (`refs/heads/a` beside
+/// `refs/heads/a/b`: no git client can hold both, and fetching them fails),
+/// and a branch that names no commit (`kind_of` gives a stored object's
+/// kind). Stored before the push checks refused them, or written behind the
+/// server's back; each is said with what to do.
+pub fn stored_ref_problems(
+    refs: &[(String, ObjectId)],
+    mut kind_of: impl FnMut(&ObjectId) -> Result<Option<Kind>, PackError>,
+) -> Result<Vec<String>, PackError> {
+    let names: std::collections::HashSet<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
+    let mut problems = Vec::new();
+    for (name, id) in refs {
+        if let Some(why) = ref_name_problem(name) {
+            problems.push(format!("ref {name}: {why}; delete it"));
+        }
+        // Each directory the name is under, as a ref of its own.
+        for (at, _) in name.match_indices('/') {
+            let above = &name[..at];
+            if names.contains(above) {
+                problems.push(format!(
+                    "refs {above} and {name} clash: a git client cannot hold both, and fetching them fails; delete one"
+                ));
+            }
+        }
+        if name.starts_with("refs/heads/") {
+            match kind_of(id)? {
+                Some(Kind::Commit) | None => {}
+                Some(kind) => problems.push(format!(
+                    "branch {name} names {id}, a {kind}, not a commit; move or delete it"
+                )),
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// What checking the new tips found: per command, `None` when it passes; and
@@ -261,6 +298,59 @@ impl<'a> PushedObjects<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_refs_that_clash_are_funny_or_branch_to_no_commit_are_named() {
+        let id = |n: u8| ObjectId::from_bytes_or_panic(&[n; 20]);
+        let refs: Vec<(String, ObjectId)> = [
+            ("refs/heads/a", 1),
+            ("refs/heads/a-b", 1),
+            ("refs/heads/a/b", 1),
+            ("refs/heads/a/b/c", 1),
+            ("refs/heads/tree", 2),
+            ("refs/tags/tree", 2),
+            ("refs/heads/gone", 3),
+            ("refs/heads/bad..name", 1),
+        ]
+        .iter()
+        .map(|(n, i)| (n.to_string(), id(*i)))
+        .collect();
+        let kinds = |oid: &ObjectId| {
+            Ok(match oid.as_bytes()[0] {
+                1 => Some(Kind::Commit),
+                2 => Some(Kind::Tree),
+                _ => None,
+            })
+        };
+        let problems = stored_ref_problems(&refs, kinds).unwrap();
+        let clash = |a: &str, b: &str| {
+            format!("refs {a} and {b} clash: a git client cannot hold both, and fetching them fails; delete one")
+        };
+        assert_eq!(
+            problems,
+            vec![
+                clash("refs/heads/a", "refs/heads/a/b"),
+                clash("refs/heads/a", "refs/heads/a/b/c"),
+                clash("refs/heads/a/b", "refs/heads/a/b/c"),
+                format!(
+                    "branch refs/heads/tree names {}, a tree, not a commit; move or delete it",
+                    id(2)
+                ),
+                format!(
+                    "ref refs/heads/bad..name: {}; delete it",
+                    ref_name_problem("refs/heads/bad..name").unwrap()
+                ),
+            ]
+        );
+        let clean: Vec<(String, ObjectId)> = refs
+            .iter()
+            .filter(|(n, _)| {
+                ["refs/heads/a-b", "refs/heads/a/b/c", "refs/tags/tree"].contains(&n.as_str())
+            })
+            .cloned()
+            .collect();
+        assert!(stored_ref_problems(&clean, kinds).unwrap().is_empty());
+    }
     use gitclaw_pack::ObjectId;
 
     fn refused(name: &str) -> String {
