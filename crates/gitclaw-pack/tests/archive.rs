@@ -665,3 +665,111 @@ fn entries_named_to_escape_are_refused() {
         }
     }
 }
+
+/// `ident`, `text`, `eol` and the older `crlf` attribute convert files as
+/// `git archive` converts them: CRLF line ends where asked (for `auto` only
+/// in text with no CR yet), `$Id$` expanded, links and unasked files left
+/// alone; a streamed file (above 16 MiB) too. Tar and zip.
+#[test]
+fn line_ends_and_idents_are_converted_as_git_archive_converts_them() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = new_repo(work.path());
+    let write = |path: &str, data: &[u8]| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    write(
+        ".gitattributes",
+        b"*.crlf text eol=crlf\n*.auto text=auto eol=crlf\n*.eolonly eol=crlf\n*.lf text eol=lf\n\
+          *.bin -text eol=crlf\n*.old crlf=input eol=crlf\n*.nocrlf -crlf eol=crlf\n*.text text\n\
+          *.id ident\n*.both ident eol=crlf\n*.sh eol=crlf\n",
+    );
+    write("sub/.gitattributes", b"*.txt eol=crlf\n");
+    // Long enough to deflate (tiny files may be stored by one zip and
+    // deflated by the other: their compressors differ).
+    write(
+        "mixed.crlf",
+        format!("{}last", "one\ntwo\r\nthree\n\n".repeat(4)).as_bytes(),
+    );
+    write("empty.crlf", b"");
+    write("plain.auto", b"one\ntwo\n");
+    write("has-crlf.auto", b"one\r\ntwo\n");
+    write("has-cr.auto", b"one\rtwo\n");
+    write("nul.auto", b"one\0two\n");
+    write("controls.auto", &[1, 2, 3, 4, 5, b'\n', 6, 7]);
+    write("eof.auto", b"one\ntwo\x1a");
+    write("only.eolonly", b"a\nb\n");
+    write("kept.lf", b"a\nb\r\n");
+    write("kept.bin", b"a\nb\n");
+    write("legacy.old", b"a\nb\n");
+    write("legacy.nocrlf", b"a\nb\n");
+    write("plain.text", b"a\nb\n");
+    write("unasked.txt", b"a\nb\n");
+    write("sub/nested.txt", b"a\nb\n");
+    write(
+        "ids.id",
+        b"$Id$\n$Id: old $\n$Id: with spaces $\n$Id:\n$ line\n$Id:x$ $Id\n$Id: a b $\n$$Id$ $Id",
+    );
+    write("both.both", b"$Id$\nline\n");
+    write("run.sh", b"#!/bin/sh\necho hi\n");
+    let big: String = (0..1_700_000).map(|n| format!("line {n}\n")).collect();
+    assert!(big.len() as u64 > STREAM_ABOVE);
+    write("big.crlf", big.as_bytes());
+    // Committed as written (`git add` would normalize line ends by the
+    // same attributes).
+    let files = git(&repo, &["ls-files", "-o"]);
+    for path in files.lines() {
+        let id = git(&repo, &["hash-object", "-w", "--no-filters", path]);
+        let entry = format!("100644,{},{path}", id.trim());
+        git(&repo, &["update-index", "--add", "--cacheinfo", &entry]);
+    }
+    git(&repo, &["update-index", "--chmod=+x", "run.sh"]);
+    std::os::unix::fs::symlink("target\nwith lines", repo.join("link.crlf")).unwrap();
+    git(&repo, &["add", "link.crlf"]);
+    git(&repo, &["commit", "-q", "-m", "conversions"]);
+    let db = db_of(&repo, work.path());
+    let main = git(&repo, &["rev-parse", "main"]).trim().to_string();
+    for prefix in ["", "app/"] {
+        assert_same(&db, &repo, &main, prefix);
+        let (mut ours, theirs) = zips(&db, &repo, work.path(), &main, prefix);
+        // git streams only above its core.bigFileThreshold (512 MiB).
+        let big = ours["entries"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e["name"].as_str().unwrap().ends_with("big.crlf"))
+            .unwrap();
+        assert_eq!(big["streamed"], true);
+        big["streamed"] = false.into();
+        assert_eq!(ours, theirs, "prefix {prefix:?}");
+    }
+    // What git did, so the test shows each rule in play: some files
+    // converted, some not.
+    let tar = git_bytes(&repo, &["archive", "--format=tar", &main], &[]);
+    let unpacked = work.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let mut child = Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(&unpacked)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(child.wait().unwrap().success());
+    let read = |path: &str| std::fs::read(unpacked.join(path)).unwrap();
+    assert_eq!(read("plain.auto"), b"one\r\ntwo\r\n");
+    assert_eq!(read("has-crlf.auto"), b"one\r\ntwo\n");
+    assert_eq!(read("mixed.crlf")[..13], *b"one\r\ntwo\r\nthr");
+    assert_eq!(read("kept.bin"), b"a\nb\n");
+    assert_eq!(read("sub/nested.txt"), b"a\r\nb\r\n");
+    let blob = git(&repo, &["rev-parse", "main:both.both"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        read("both.both"),
+        format!("$Id: {blob} $\r\nline\r\n").into_bytes()
+    );
+    assert!(read("big.crlf").starts_with(b"line 0\r\nline 1\r\n"));
+}

@@ -14,9 +14,11 @@
 //! file or directory they give it is left out (a directory with all it holds;
 //! a directory whose every file is left out still has its entry, as git
 //! writes it on meeting the first); and `-diff` (e.g. the `binary` macro)
-//! marks a file binary in a zip's directory. `export-subst` and end-of-line
-//! conversion are not applied: files are archived as committed.
+//! marks a file binary in a zip's directory; `ident`, `text`, `eol` and
+//! `crlf` convert a file's content as git converts it ([`convert`]).
+//! `export-subst` and `working-tree-encoding` are not applied.
 
+mod convert;
 mod tar;
 mod zip;
 
@@ -251,7 +253,7 @@ impl Walk<'_> {
                     self.path.push(b'/');
                     sink.entry(&oid, &self.path, mode, None, false)?;
                 }
-                _ => self.blob(sink, oid, mode, attributes.binary)?,
+                _ => self.blob(sink, oid, mode, attributes)?,
             }
         }
         self.path.truncate(base);
@@ -262,7 +264,17 @@ impl Walk<'_> {
     }
 
     /// A file or symbolic link at `self.path`.
-    fn blob(&mut self, sink: &mut dyn Sink, id: ObjectId, mode: Mode, binary: bool) -> Result<()> {
+    fn blob(
+        &mut self,
+        sink: &mut dyn Sink,
+        id: ObjectId,
+        mode: Mode,
+        attributes: Attributes,
+    ) -> Result<()> {
+        let conversion = match mode {
+            Mode::Link => convert::Conversion::default(),
+            _ => attributes.conversion,
+        };
         let content = match open_blob(self.db, &mut self.reader, &id)? {
             // A link's target goes in its header, whatever its size.
             BlobContent::Stream(size, mut stream) if mode == Mode::Link => {
@@ -273,9 +285,50 @@ impl Walk<'_> {
                 })?;
                 BlobContent::Whole(target)
             }
-            content => content,
+            content if conversion.is_none() || content.len() > convert::BIG_FILE_THRESHOLD => {
+                content
+            }
+            BlobContent::Whole(data) => BlobContent::Whole(convert::convert(data, &id, conversion)),
+            // Streamed: its line ends (counted first, for the size), not `$Id$`.
+            BlobContent::Stream(size, stream) => {
+                drop(stream);
+                match self.counted_crs(&id, size, conversion.crlf)? {
+                    Some(added) => match open_blob(self.db, &mut self.reader, &id)? {
+                        BlobContent::Stream(_, stream) => BlobContent::Stream(
+                            size + added,
+                            Box::new(convert::CrlfReader::new(stream)),
+                        ),
+                        BlobContent::Whole(data) => {
+                            BlobContent::Whole(convert::convert(data, &id, conversion))
+                        }
+                    },
+                    None => open_blob(self.db, &mut self.reader, &id)?,
+                }
+            }
         };
-        sink.entry(&id, &self.path, mode, Some(content), binary)
+        sink.entry(&id, &self.path, mode, Some(content), attributes.binary)
+    }
+
+    /// The CRs `crlf` adds to streamed blob `id` of `size` bytes, if any: a
+    /// pass over it.
+    fn counted_crs(
+        &mut self,
+        id: &ObjectId,
+        size: u64,
+        crlf: convert::Crlf,
+    ) -> Result<Option<u64>> {
+        if crlf == convert::Crlf::Keep {
+            return Ok(None);
+        }
+        let mut stats = convert::Stats::default();
+        match open_blob(self.db, &mut self.reader, id)? {
+            BlobContent::Stream(_, mut stream) => copy_stream(id, size, &mut stream, |data| {
+                stats.feed(data);
+                Ok(())
+            })?,
+            BlobContent::Whole(data) => stats.feed(&data),
+        }
+        Ok(stats.finish().added_crs(crlf))
     }
 }
 
@@ -305,7 +358,12 @@ struct Attributes {
     ignored: bool,
     /// `-diff` (as the `binary` macro sets): binary, whatever its bytes.
     binary: bool,
+    /// `ident`, `text`, `eol`, `crlf`: what is done to its content.
+    conversion: convert::Conversion,
 }
+
+/// The attributes an archive reads.
+const ATTRIBUTES: [&str; 6] = ["export-ignore", "diff", "crlf", "text", "eol", "ident"];
 
 /// git skips `.gitattributes` lines longer than this.
 const MAX_ATTRIBUTE_LINE: usize = 2048;
@@ -352,7 +410,7 @@ impl ExportAttributes {
             return false;
         }
         self.outcome
-            .initialize_with_selection(&self.collection, ["export-ignore", "diff"]);
+            .initialize_with_selection(&self.collection, ATTRIBUTES);
         self.files += 1;
         true
     }
@@ -376,13 +434,28 @@ impl ExportAttributes {
             &mut self.outcome,
         );
         let mut found = Attributes::default();
+        let (mut crlf, mut text, mut eol, mut ident) = Default::default();
         for matched in self.outcome.iter_selected() {
-            match (matched.assignment.name.as_str(), matched.assignment.state) {
-                ("export-ignore", gix_attributes::StateRef::Set) => found.ignored = true,
-                ("diff", gix_attributes::StateRef::Unset) => found.binary = true,
+            use gix_attributes::StateRef;
+            let value = match matched.assignment.state {
+                StateRef::Set => convert::Value::Set,
+                StateRef::Unset => convert::Value::Unset,
+                StateRef::Value(v) => {
+                    convert::Value::Text(std::str::from_utf8(v.as_bstr()).unwrap_or(""))
+                }
+                StateRef::Unspecified => convert::Value::Unspecified,
+            };
+            match matched.assignment.name.as_str() {
+                "export-ignore" => found.ignored = value == convert::Value::Set,
+                "diff" => found.binary = value == convert::Value::Unset,
+                "crlf" => crlf = value,
+                "text" => text = value,
+                "eol" => eol = value,
+                "ident" => ident = value,
                 _ => {}
             }
         }
+        found.conversion = convert::Conversion::of(crlf, text, eol, ident);
         found
     }
 }

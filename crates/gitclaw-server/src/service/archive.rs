@@ -24,6 +24,11 @@ use crate::{
     },
 };
 
+/// How archives are made, in their cache key and entity tag: another value
+/// when the same commit's archive would have other bytes (v2: files are
+/// converted as their `ident`, `text`, `eol` and `crlf` attributes ask).
+const ARCHIVE_VERSION: &str = "gitclaw archive v2";
+
 /// The longest prefix a caller may ask for.
 pub const MAX_PREFIX_BYTES: usize = 256;
 
@@ -162,7 +167,9 @@ impl Archive {
     fn cache_key(&self) -> ObjectId {
         use sha1::Digest;
         let mut h = sha1::Sha1::new();
-        h.update(b"gitclaw archive v1\0");
+        // v2: files converted as their attributes ask (line ends, `$Id$`).
+        h.update(ARCHIVE_VERSION.as_bytes());
+        h.update(b"\0");
         h.update(self.repo_id.as_bytes());
         h.update(b"\0");
         h.update(self.commit.as_bytes());
@@ -173,12 +180,18 @@ impl Archive {
     }
 
     /// A strong validator of the archive's bytes: its commit, format and
-    /// prefix decide them.
+    /// prefix decide them, and how this server makes archives
+    /// ([`ARCHIVE_VERSION`]).
     pub fn etag(&self) -> String {
         use sha2::Digest;
         let prefix = sha2::Sha256::digest(&self.options.prefix);
         let prefix: String = prefix[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("\"{}-{}-{prefix}\"", self.commit, self.format.label())
+        let version = ARCHIVE_VERSION.rsplit(' ').next().unwrap_or_default();
+        format!(
+            "\"{}-{}-{prefix}-{version}\"",
+            self.commit,
+            self.format.label()
+        )
     }
 
     /// Write the archive to `out`. Blocking.
