@@ -24,7 +24,7 @@ use crate::{
     error::GitError,
     service::{
         commits::{describe, CommitView, MAX_LOG_MESSAGE_BYTES},
-        revision::{self, Resolved},
+        revision,
     },
 };
 
@@ -104,8 +104,8 @@ pub async fn compare(
     head: &str,
     renames: bool,
 ) -> Result<Comparison, GitError> {
-    let Resolved { db, commit: base } = revision::resolve(state, repo, base).await?;
-    let head = revision::resolve(state, repo, head).await?.commit;
+    let (db, commits) = revision::resolve_all(state, repo, &[base, head]).await?;
+    let (base, head) = (commits[0], commits[1]);
     let _turn = state.generations.acquire_async(&repo.id).await?;
     crate::metrics::spawn_blocking(move || compare_commits(&db, base, head, renames)).await?
 }

@@ -39,32 +39,54 @@ pub struct Resolved {
 
 /// Resolve `revision` in `repo` (see the module doc).
 pub async fn resolve(state: &AppState, repo: &Repo, revision: &str) -> Result<Resolved, GitError> {
-    check_revision(revision)?;
-    let spec = Spec::parse(revision)?;
+    let (db, commits) = resolve_all(state, repo, &[revision]).await?;
+    Ok(Resolved {
+        db,
+        commit: commits[0],
+    })
+}
+
+/// Resolve each of `revisions` in `repo` against one reading of its refs,
+/// with the objects those refs name: a push between two resolutions could
+/// otherwise name a commit the other's objects lack.
+pub async fn resolve_all(
+    state: &AppState,
+    repo: &Repo,
+    revisions: &[&str],
+) -> Result<(ObjectDb, Vec<ObjectId>), GitError> {
+    let mut specs = Vec::with_capacity(revisions.len());
+    for revision in revisions {
+        check_revision(revision)?;
+        let spec = Spec::parse(revision)?;
+        specs.push((revision.to_string(), spec.base.to_string(), spec.steps));
+    }
     let (refs, cached) = advertised_refs_cached(state, repo).await?;
     let db = object_db_with(state, repo, cached).await?;
-    let named = resolve_name(repo, &refs, spec.base);
+    let named: Vec<Option<ObjectId>> = specs
+        .iter()
+        .map(|(_, base, _)| resolve_name(repo, &refs, base))
+        .collect();
     let tips: Vec<(ObjectId, Option<ObjectId>)> = refs.iter().map(|r| (r.oid, r.peeled)).collect();
-    let base = spec.base.to_string();
-    let steps = spec.steps;
-    let revision = revision.to_string();
     crate::metrics::spawn_blocking(move || {
         let mut graph = Graph::new(&db);
         graph.know_peeled_tags(
             tips.iter()
                 .filter_map(|&(oid, peeled)| peeled.map(|p| (oid, p))),
         );
-        let start = match named {
-            Some(id) => id,
-            None => reachable_commit(&mut graph, &tips, &base)?,
-        };
-        let mut walk = Steps {
-            graph: &mut graph,
-            revision: &revision,
-        };
-        let commit = walk.apply(start, &steps)?;
+        let mut commits = Vec::with_capacity(specs.len());
+        for ((revision, base, steps), named) in specs.iter().zip(named) {
+            let start = match named {
+                Some(id) => id,
+                None => reachable_commit(&mut graph, &tips, base)?,
+            };
+            let mut walk = Steps {
+                graph: &mut graph,
+                revision,
+            };
+            commits.push(walk.apply(start, steps)?);
+        }
         drop(graph);
-        Ok(Resolved { db, commit })
+        Ok((db, commits))
     })
     .await?
 }
