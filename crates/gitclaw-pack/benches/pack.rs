@@ -70,6 +70,19 @@ struct Repo {
     pushed: std::path::PathBuf,
 }
 
+/// The objects of `pack`, ingested into `store` (made here).
+fn db_of_pack(pack: &[u8], store: &std::path::Path) -> ObjectDb {
+    std::fs::create_dir_all(store).unwrap();
+    let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
+    let ingested = ingest(&mut &pack[..], store, &empty, &IngestOptions::default())
+        .unwrap()
+        .unwrap();
+    ObjectDb::new(
+        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
+        Arc::new(NoLoose),
+    )
+}
+
 /// git's pack of every object `src`'s refs reach, as a push of it arrives.
 fn pack_of_all(src: &std::path::Path) -> Vec<u8> {
     Command::new("git")
@@ -101,16 +114,7 @@ fn repo() -> Repo {
     let pack = pack_of_all(&src);
     let pushed = dir.path().join("pushed.pack");
     std::fs::write(&pushed, &pack).unwrap();
-    let store = dir.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
-    let ingested = ingest(&mut &pack[..], &store, &empty, &IngestOptions::default())
-        .unwrap()
-        .unwrap();
-    let db = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
+    let db = db_of_pack(&pack, &dir.path().join("store"));
     let rev_parse = |rev: &str| {
         let out = Command::new("git")
             .args(["rev-parse", rev])
@@ -564,16 +568,7 @@ fn renamed_trees() -> RenamedTrees {
     }
     git(&["fast-import", "--quiet"], &stream);
     let pack = pack_of_all(&repo);
-    let store = dir.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let empty = ObjectDb::new(vec![], Arc::new(NoLoose));
-    let ingested = ingest(&mut &pack[..], &store, &empty, &IngestOptions::default())
-        .unwrap()
-        .unwrap();
-    let db = ObjectDb::new(
-        vec![Arc::new(PackHandle::open(&ingested.index_path).unwrap())],
-        Arc::new(NoLoose),
-    );
+    let db = db_of_pack(&pack, &dir.path().join("store"));
     let tree = |rev: &str| {
         let out = git(&["rev-parse", &format!("{rev}^{{tree}}")], b"");
         ObjectId::from_hex(String::from_utf8(out).unwrap().trim().as_bytes()).unwrap()

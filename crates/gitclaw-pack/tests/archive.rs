@@ -30,6 +30,13 @@ fn git_bytes(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
     out.stdout
 }
 
+/// Write `data` at `path` in the work tree of `repo`, making directories.
+fn write_file(repo: &Path, path: &str, data: &[u8]) {
+    let path = repo.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
 /// A new repository under `work`, its branch `main`.
 fn new_repo(work: &Path) -> std::path::PathBuf {
     let repo = work.join("src");
@@ -155,11 +162,7 @@ fn commit_at(repo: &Path, tree: &str, date: &str) -> String {
 fn archives_are_git_archive_s_bytes() {
     let work = tempfile::tempdir().unwrap();
     let repo = new_repo(work.path());
-    let write = |path: &str, data: &[u8]| {
-        let path = repo.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, data).unwrap();
-    };
+    let write = |path: &str, data: &[u8]| write_file(&repo, path, data);
     // History, so some blobs are stored as deltas.
     for i in 0..3 {
         let text: String = (0..200)
@@ -488,11 +491,7 @@ fn zips(
 fn zip_archives_are_git_archive_s() {
     let work = tempfile::tempdir().unwrap();
     let repo = new_repo(work.path());
-    let write = |path: &str, data: &[u8]| {
-        let path = repo.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, data).unwrap();
-    };
+    let write = |path: &str, data: &[u8]| write_file(&repo, path, data);
     let text: String = (0..300).map(|n| format!("line {n}\n")).collect();
     write("README.md", text.as_bytes());
     write("tiny", b"x");
@@ -674,11 +673,7 @@ fn entries_named_to_escape_are_refused() {
 fn line_ends_and_idents_are_converted_as_git_archive_converts_them() {
     let work = tempfile::tempdir().unwrap();
     let repo = new_repo(work.path());
-    let write = |path: &str, data: &[u8]| {
-        let path = repo.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, data).unwrap();
-    };
+    let write = |path: &str, data: &[u8]| write_file(&repo, path, data);
     write(
         ".gitattributes",
         b"*.crlf text eol=crlf\n*.auto text=auto eol=crlf\n*.eolonly eol=crlf\n*.lf text eol=lf\n\
