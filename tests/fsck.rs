@@ -227,3 +227,60 @@ fn fsck_names_stored_refs_no_client_could_fetch() {
     let (ok, said) = fsck(&server, &["acme/app"]);
     assert!(ok && said.contains("acme/app: ok: "), "{said}");
 }
+
+/// The offset of chunk `id` in the commit-graph `file`, from its chunk table.
+fn graph_chunk(file: &[u8], id: &[u8; 4]) -> usize {
+    assert_eq!(&file[..4], b"CGPH");
+    let chunks = usize::from(file[6]);
+    (0..chunks)
+        .map(|i| &file[8 + 12 * i..8 + 12 * (i + 1)])
+        .find(|entry| &entry[..4] == id)
+        .map(|entry| u64::from_be_bytes(entry[4..12].try_into().unwrap()) as usize)
+        .expect("the chunk")
+}
+
+/// The commit-graph compaction writes beside its pack is checked too: a
+/// commit's time changed in it (what walks read instead of the commit) is
+/// named, from the commit's own, and the stored file fails its checksum; a
+/// graph cut short is named, not a crash.
+#[test]
+fn fsck_checks_the_commit_graph_compaction_wrote() {
+    let server = ServerProcess::start(&[]);
+    let url = server.create_repo("acme", "app");
+    let (_work, _src) = pushed_with_a_loose_file(&url);
+    let out = server.command(&["gc", "acme/app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graphs = files_ending(server.data.path(), ".graph");
+    assert_eq!(graphs.len(), 1, "compaction wrote a commit-graph");
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok && said.contains("acme/app: ok: "), "{said}");
+
+    let stored = std::fs::read(&graphs[0]).unwrap();
+    let mut changed = stored.clone();
+    // The first commit's data: tree (20), parents (8), then generation and
+    // time in 8 bytes, the time's lowest byte last.
+    let time_end = graph_chunk(&stored, b"CDAT") + 36;
+    changed[time_end - 1] ^= 1;
+    std::fs::write(&graphs[0], &changed).unwrap();
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("commit-graph: commit "), "{said}");
+    assert!(said.contains(" in the graph; "), "{said}");
+    assert!(said.contains("checksum does not match"), "{said}");
+
+    std::fs::write(&graphs[0], &stored[..stored.len() / 2]).unwrap();
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("acme/app: pack-") && said.contains(".graph: the checksum does not match"),
+        "{said}"
+    );
+
+    std::fs::write(&graphs[0], &stored).unwrap();
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok, "restored: {said}");
+}

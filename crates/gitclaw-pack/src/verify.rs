@@ -1,6 +1,7 @@
 //! A repository's stored objects checked whole, as `git fsck` checks a
 //! repository: every object of every pack and every loose object read and
-//! hashed against its id, and everything the refs reach found.
+//! hashed against its id (and against its pack's commit-graph), and
+//! everything the refs reach found.
 //!
 //! What is wrong is reported, not returned as the first error: an operator
 //! wants the whole list. Errors of the checking itself (a file that cannot be
@@ -9,6 +10,7 @@
 use gix_hash::ObjectId;
 
 use crate::{
+    commit_graph::CommitGraph,
     odb::{DecodeState, ObjectDb, PackHandle},
     walk::{enumerate, plan_shallow, DeepenRequest, Graph, WalkOptions},
     Result,
@@ -50,11 +52,15 @@ impl Findings {
 }
 
 /// Every object of `pack` decoded (deltas resolved) and hashed against the id
-/// its index gives it.
+/// its index gives it; with a commit-graph, each commit as the graph gives it
+/// (tree, parents, committer time: what walks read from it instead of the
+/// commit), and every commit of the pack in it.
 pub fn verify_pack(pack: &PackHandle) -> Result<Findings> {
     let mut findings = Findings::default();
     let mut state = DecodeState::default();
     let mut buf = Vec::new();
+    let graph = pack.commit_graph();
+    let mut commits = 0u64;
     for index in pack.indices_in_pack_order() {
         let id = pack.oid_at(index)?;
         findings.objects += 1;
@@ -67,13 +73,50 @@ pub fn verify_pack(pack: &PackHandle) -> Result<Findings> {
                         "pack-{}: object {id} holds content that hashes to {actual}",
                         pack.hash()
                     ));
+                } else if let (Some(graph), gix_object::Kind::Commit) = (graph, kind) {
+                    commits += 1;
+                    if let Some(problem) = graph_disagrees(graph, &id, &buf) {
+                        findings.problem(format!("pack-{}: commit-graph: {problem}", pack.hash()));
+                    }
                 }
             }
             // The error names the object and its pack.
             Err(err) => findings.problem(err.to_string()),
         }
     }
+    if let Some(graph) = graph {
+        if u64::from(graph.num_commits()) != commits {
+            findings.problem(format!(
+                "pack-{}: commit-graph: lists {} commits, the pack holds {commits}",
+                pack.hash(),
+                graph.num_commits()
+            ));
+        }
+    }
     Ok(findings)
+}
+
+/// What the commit-graph says of commit `id` (content `data`) that the
+/// commit does not, if anything.
+fn graph_disagrees(graph: &CommitGraph, id: &ObjectId, data: &[u8]) -> Option<String> {
+    let commit = match gix_object::CommitRef::from_bytes(data, gix_hash::Kind::Sha1) {
+        Ok(commit) => commit,
+        Err(err) => return Some(format!("commit {id} does not parse: {err}")),
+    };
+    let listed = match graph.commit(id) {
+        Ok(Some(listed)) => listed,
+        Ok(None) => return Some(format!("commit {id} is not in it")),
+        Err(err) => return Some(err.to_string()),
+    };
+    let parents: Vec<ObjectId> = commit.parents().collect();
+    let time = commit.time().map(|t| t.seconds).unwrap_or(0);
+    if listed.tree != commit.tree() || *listed.parents != parents[..] || listed.time != time {
+        return Some(format!(
+            "commit {id}: tree {}, parents {:?}, time {} in the graph; tree {}, parents {parents:?}, time {time} in the commit",
+            listed.tree, listed.parents, listed.time, commit.tree()
+        ));
+    }
+    None
 }
 
 /// Every loose object read (the source verifies what it reads) and hashed

@@ -48,7 +48,8 @@ enum Command {
     },
     /// Check repositories' stored objects whole, as `git fsck` checks a
     /// repository: every object of every pack and every loose object read and
-    /// hashed against its id, and everything the refs reach found; and the
+    /// hashed against its id, and everything the refs reach found; each
+    /// pack's commit-graph against its checksum and its commits; and the
     /// refs: names git refuses, names that clash (`a` beside `a/b`), branches
     /// naming no commit. Exits non-zero when anything is wrong.
     Fsck {
@@ -495,7 +496,16 @@ async fn fsck(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     let repos = repos_named(&state, only).await?;
     let mut broken = 0usize;
     for repo in &repos {
-        let db = state.object_db(repo).await?;
+        let name = format!("{}/{}", repo.owner, repo.name);
+        let db = match state.object_db(repo).await {
+            Ok(db) => db,
+            Err(err) => {
+                broken += 1;
+                println!("{name}: its objects cannot be opened: {err}");
+                continue;
+            }
+        };
+        let graph_problems = stored_graph_problems(&state, repo).await?;
         let refs: Vec<(String, gitclaw_pack::ObjectId)> = state
             .meta
             .list_refs(&repo.id)
@@ -514,7 +524,7 @@ async fn fsck(config: Config, only: Option<&str>) -> anyhow::Result<()> {
             Ok::<_, gitclaw_pack::PackError>((findings, reached, ref_problems))
         })
         .await??;
-        let name = format!("{}/{}", repo.owner, repo.name);
+        let ref_problems = [graph_problems, ref_problems].concat();
         if findings.is_clean() && ref_problems.is_empty() {
             println!(
                 "{name}: ok: {} objects in {packs} packs and loose, each hashed; the {reached} objects the refs reach are all there; the refs' names are sound",
@@ -535,6 +545,40 @@ async fn fsck(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         anyhow::bail!("{broken} of {} repositories have problems", repos.len());
     }
     Ok(())
+}
+
+/// Each stored commit-graph of `repo`'s packs downloaded whole and checked
+/// against its checksum and structure (a request reads only the parts it
+/// needs, so damage elsewhere would otherwise go unseen until read).
+async fn stored_graph_problems(
+    state: &AppState,
+    repo: &gitclaw_metadata::Repo,
+) -> anyhow::Result<Vec<String>> {
+    let repo_id = gitclaw_storage::RepoId::new(&repo.id)?;
+    let mut problems = Vec::new();
+    for pack in state.meta.list_packs(&repo.id).await? {
+        let Some(len) = pack.graph_bytes else {
+            continue;
+        };
+        let work = tempfile::tempdir_in(&state.scratch.dir)?;
+        let path = work.path().join("pack.graph");
+        let key = gitclaw_storage::ObjectKey::pack_graph(&repo_id, &pack.pack_hash);
+        if let Err(err) = state.store.get_to_file(&key, &path, Some(len)).await {
+            problems.push(format!("pack-{}: commit-graph: {err}", pack.pack_hash));
+            continue;
+        }
+        let local = path.display().to_string();
+        let opened = crate::metrics::spawn_blocking(move || {
+            gitclaw_pack::commit_graph::CommitGraph::open(&path).map(|_| ())
+        })
+        .await?;
+        if let Err(err) = opened {
+            // Named by its key in the store, not the copy's path.
+            let said = err.to_string().replace(&local, key.as_str());
+            problems.push(format!("pack-{}: {said}", pack.pack_hash));
+        }
+    }
+    Ok(problems)
 }
 
 #[cfg(test)]
