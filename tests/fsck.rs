@@ -226,6 +226,22 @@ fn fsck_names_stored_refs_no_client_could_fetch() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let (ok, said) = fsck(&server, &["acme/app"]);
     assert!(ok && said.contains("acme/app: ok: "), "{said}");
+
+    // Compacted, the repository's commit-graph is in the bucket, read by
+    // ranges on S3 and downloaded whole by fsck: no false alarm.
+    let out = server.command(&["gc", "acme/app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let graphs = psql(
+        &database,
+        &format!("SELECT count(*) FROM packs WHERE repo_id = '{repo_id}' AND graph_bytes > 0"),
+    );
+    assert_eq!(graphs.trim(), "1", "compaction recorded a commit-graph");
+    let (ok, said) = fsck(&server, &["acme/app"]);
+    assert!(ok && said.contains("acme/app: ok: "), "{said}");
 }
 
 /// The offset of chunk `id` in the commit-graph `file`, from its chunk table.
