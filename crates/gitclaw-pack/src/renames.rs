@@ -20,15 +20,14 @@
 //! past a bound the detection stops short and says so.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use gix_hash::ObjectId;
 use gix_object::tree::EntryKind;
 
 use crate::{
-    files::{open_blob, BlobContent, Change, ChangeKind},
+    files::{copy_stream, open_blob, BlobContent, Change, ChangeKind},
     odb::{ObjectDb, ObjectReader},
-    PackError, Result,
+    Result,
 };
 
 /// A similarity score's scale: git's `MAX_SCORE`.
@@ -525,18 +524,10 @@ impl<'a, 'r, 'db> Estimates<'a, 'r, 'db> {
         let mut hasher = SpanHasher::default();
         match open_blob(self.db, self.reader, id)? {
             BlobContent::Whole(data) => hasher.feed(&data),
-            BlobContent::Stream(_, mut stream) => {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = stream
-                        .read(&mut buf)
-                        .map_err(|err| PackError::Corrupt(format!("reading blob {id}: {err}")))?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.feed(&buf[..n]);
-                }
-            }
+            BlobContent::Stream(size, mut stream) => copy_stream(id, size, &mut stream, |data| {
+                hasher.feed(data);
+                Ok(())
+            })?,
         }
         let spans = hasher.finish();
         self.entries_held += spans.len();

@@ -2917,3 +2917,18 @@ fn renames_past_the_budget_stop_where_git_s_options_would() {
     assert_eq!(expected.iter().filter(|l| l.contains(" R")).count(), 2);
     assert_eq!(got, expected);
 }
+
+#[test]
+fn big_files_read_as_streams_are_compared_as_git_compares_them() {
+    // Above 16 MiB: a blob stored whole is read as a stream, in pieces.
+    let big: String = (0..1_700_000).map(|i| format!("line {i}\r\n")).collect();
+    assert!(big.len() as u64 > gitclaw_pack::files::STREAM_ABOVE);
+    let before = vec![("data/big.txt".to_string(), big.clone())];
+    let after = vec![("moved/big.txt".to_string(), format!("{big}one more\r\n"))];
+    let f = two_trees(&before, &after);
+    let (got, detection) = renamed(&f, &RenameLimits::default());
+    assert_eq!(detection, Detection::Complete);
+    let expected = git_renamed(&f, &["-M"]);
+    assert!(expected.iter().any(|l| l.contains(" R0")), "{expected:?}");
+    assert_eq!(got, expected);
+}
