@@ -142,14 +142,16 @@ fn compare_commits(
         MAX_FILES
     };
     let diff = diff_trees(&mut reader, old_tree, new_tree, limit)?;
-    let (mut changes, mut renames_incomplete) = (diff.changes, false);
-    if renames && diff.truncated {
-        renames_incomplete = true;
-    } else if renames {
-        let detection;
-        (changes, detection) = detect_renames(db, &mut reader, changes, &RenameLimits::default())?;
-        renames_incomplete = detection != Detection::Complete;
-    }
+    let (mut changes, renames_incomplete) = match renames {
+        false => (diff.changes, false),
+        // Past the changes looked through: none paired.
+        true if diff.truncated => (diff.changes, true),
+        true => {
+            let limits = RenameLimits::default();
+            let (changes, detection) = detect_renames(db, &mut reader, diff.changes, &limits)?;
+            (changes, detection != Detection::Complete)
+        }
+    };
     let files_truncated = diff.truncated || changes.len() > MAX_FILES;
     changes.truncate(MAX_FILES);
     let side = |entry: Option<(gix_object::tree::EntryKind, ObjectId)>| match entry {
