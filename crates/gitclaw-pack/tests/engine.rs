@@ -2813,6 +2813,16 @@ fn git_renamed(f: &Fixture, options: &[&str]) -> Vec<String> {
     common::git_raw_lines(git(&f.repo, &args).as_bytes())
 }
 
+/// All the way git goes, [`renamed`] finds what `git diff -M` does, an
+/// inexact rename among it.
+fn assert_inexact_renames_are_git_s(f: &Fixture) {
+    let (got, detection) = renamed(f, &RenameLimits::default());
+    assert_eq!(detection, Detection::Complete);
+    let expected = git_renamed(f, &["-M"]);
+    assert!(expected.iter().any(|l| l.contains(" R0")), "{expected:?}");
+    assert_eq!(got, expected);
+}
+
 fn lines(prefix: &str, n: usize) -> String {
     (0..n).map(|i| format!("{prefix} line {i}\n")).collect()
 }
@@ -2826,12 +2836,7 @@ fn equally_similar_sources_are_git_s_first_four() {
         .map(|i| (format!("a{i}.txt"), format!("{common_part}unique {i}\n")))
         .collect();
     let after = vec![("b.txt".to_string(), format!("{common_part}other\n"))];
-    let f = two_trees(&before, &after);
-    let (got, detection) = renamed(&f, &RenameLimits::default());
-    assert_eq!(detection, Detection::Complete);
-    let expected = git_renamed(&f, &["-M"]);
-    assert!(expected.iter().any(|l| l.contains(" R0")), "{expected:?}");
-    assert_eq!(got, expected);
+    assert_inexact_renames_are_git_s(&two_trees(&before, &after));
 }
 
 #[test]
@@ -2925,10 +2930,5 @@ fn big_files_read_as_streams_are_compared_as_git_compares_them() {
     assert!(big.len() as u64 > gitclaw_pack::files::STREAM_ABOVE);
     let before = vec![("data/big.txt".to_string(), big.clone())];
     let after = vec![("moved/big.txt".to_string(), format!("{big}one more\r\n"))];
-    let f = two_trees(&before, &after);
-    let (got, detection) = renamed(&f, &RenameLimits::default());
-    assert_eq!(detection, Detection::Complete);
-    let expected = git_renamed(&f, &["-M"]);
-    assert!(expected.iter().any(|l| l.contains(" R0")), "{expected:?}");
-    assert_eq!(got, expected);
+    assert_inexact_renames_are_git_s(&two_trees(&before, &after));
 }
