@@ -289,46 +289,32 @@ impl Walk<'_> {
                 content
             }
             BlobContent::Whole(data) => BlobContent::Whole(convert::convert(data, &id, conversion)),
-            // Streamed: its line ends (counted first, for the size), not `$Id$`.
-            BlobContent::Stream(size, stream) => {
+            // Streamed: its line ends, not `$Id$`. The stream opened is read
+            // to count them (the size goes first), a second one is sent.
+            BlobContent::Stream(size, stream) if conversion.crlf == convert::Crlf::Keep => {
+                BlobContent::Stream(size, stream)
+            }
+            BlobContent::Stream(size, mut stream) => {
+                let mut stats = convert::Stats::default();
+                copy_stream(&id, size, &mut stream, |data| {
+                    stats.feed(data);
+                    Ok(())
+                })?;
                 drop(stream);
-                match self.counted_crs(&id, size, conversion.crlf)? {
-                    Some(added) => match open_blob(self.db, &mut self.reader, &id)? {
-                        BlobContent::Stream(_, stream) => BlobContent::Stream(
-                            size + added,
-                            Box::new(convert::CrlfReader::new(stream)),
-                        ),
-                        BlobContent::Whole(data) => {
-                            BlobContent::Whole(convert::convert(data, &id, conversion))
-                        }
-                    },
-                    None => open_blob(self.db, &mut self.reader, &id)?,
+                let added = stats.finish().added_crs(conversion.crlf);
+                match (added, open_blob(self.db, &mut self.reader, &id)?) {
+                    (Some(added), BlobContent::Stream(_, stream)) => BlobContent::Stream(
+                        size + added,
+                        Box::new(convert::CrlfReader::new(stream)),
+                    ),
+                    (Some(_), BlobContent::Whole(data)) => {
+                        BlobContent::Whole(convert::convert(data, &id, conversion))
+                    }
+                    (None, content) => content,
                 }
             }
         };
         sink.entry(&id, &self.path, mode, Some(content), attributes.binary)
-    }
-
-    /// The CRs `crlf` adds to streamed blob `id` of `size` bytes, if any: a
-    /// pass over it.
-    fn counted_crs(
-        &mut self,
-        id: &ObjectId,
-        size: u64,
-        crlf: convert::Crlf,
-    ) -> Result<Option<u64>> {
-        if crlf == convert::Crlf::Keep {
-            return Ok(None);
-        }
-        let mut stats = convert::Stats::default();
-        match open_blob(self.db, &mut self.reader, id)? {
-            BlobContent::Stream(_, mut stream) => copy_stream(id, size, &mut stream, |data| {
-                stats.feed(data);
-                Ok(())
-            })?,
-            BlobContent::Whole(data) => stats.feed(&data),
-        }
-        Ok(stats.finish().added_crs(crlf))
     }
 }
 
