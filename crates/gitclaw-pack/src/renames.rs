@@ -119,26 +119,23 @@ pub fn detect_renames(
     changes: Vec<Change>,
     limits: &RenameLimits,
 ) -> Result<(Vec<Change>, Detection)> {
-    let side = |c: &Change, old: bool| {
-        let (kind, id) = if old { c.old } else { c.new }.expect("the side is present");
-        Side {
-            path: c.path.clone(),
-            kind,
-            id,
-        }
+    let side = |c: &Change, (kind, id): (EntryKind, ObjectId)| Side {
+        path: c.path.clone(),
+        kind,
+        id,
     };
     let mut srcs = Vec::new();
     let mut src_of = Vec::new();
     let mut dsts = Vec::new();
     let mut dst_of = Vec::new();
     for (i, change) in changes.iter().enumerate() {
-        match change.kind {
-            ChangeKind::Deleted => {
-                srcs.push(side(change, true));
+        match (change.kind, change.old, change.new) {
+            (ChangeKind::Deleted, Some(old), None) => {
+                srcs.push(side(change, old));
                 src_of.push(i);
             }
-            ChangeKind::Added => {
-                dsts.push(side(change, false));
+            (ChangeKind::Added, None, Some(new)) => {
+                dsts.push(side(change, new));
                 dst_of.push(i);
             }
             _ => {}
