@@ -321,3 +321,70 @@ fn a_failure_midway_cuts_the_download_off() {
         2.0
     );
 }
+
+/// A setuptools-scm `.git_archival.txt` (`export-subst`) in an archive is
+/// what `git archive` writes, and follows the refs: a new tag of the commit
+/// changes the archive (not the cached one sent again, nor a 304 to the old
+/// validator), while a push of another branch leaves it cached.
+#[test]
+fn export_subst_archives_follow_the_tags() {
+    let (server, url) = server_with_repo(ADMIN, Backend::Embedded);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fixture_repo(&src, 3);
+    std::fs::write(
+        src.join(".gitattributes"),
+        ".git_archival.txt export-subst\n",
+    )
+    .unwrap();
+    commit_file(
+        &src,
+        ".git_archival.txt",
+        "node: $Format:%H$\nnode-date: $Format:%cI$\n\
+         describe-name: $Format:%(describe:tags=true,match=*[0-9]*)$\nref-names: $Format:%D$\n",
+        "archival",
+    );
+    git(&src, &["add", ".gitattributes"]);
+    git(&src, &["commit", "-q", "-m", "export-subst"]);
+    git(&src, &["tag", "-a", "-m", "release", "v1.2.0", "main~1"]);
+    push_everything(&src, &url);
+
+    let path = "/api/v1/repos/acme/app/archive/main.tar";
+    let fetch = || {
+        let (status, head, body) = curl(&server, path, &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        (head, body)
+    };
+    let described = |tar: &[u8]| {
+        let describe = git(&src, &["describe", "--tags", "--match=*[0-9]*", "main"]);
+        String::from_utf8_lossy(tar).contains(&format!("describe-name: {}\n", describe.trim()))
+    };
+    let (head, first) = fetch();
+    assert!(first == git_archive(&src, "main", "app-main/"));
+    assert!(described(&first), "the tag named as git describes it");
+    let etag = header(&head, "etag").unwrap().to_string();
+    let (head, again) = fetch();
+    assert!(again == first);
+    assert!(header(&head, "content-length").is_some(), "cached");
+
+    // Another branch pushed: the archive of main is the one cached.
+    git(&src, &["checkout", "-q", "-b", "elsewhere"]);
+    commit_file(&src, "else.txt", "elsewhere\n", "elsewhere");
+    git(&src, &["checkout", "-q", "main"]);
+    push_everything(&src, &url);
+    let (head, body) = fetch();
+    assert!(body == first);
+    assert!(header(&head, "content-length").is_some(), "still cached");
+
+    // A release tag of main itself: new bytes, git's, and a new validator.
+    git(&src, &["tag", "-a", "-m", "release", "v1.3.0", "main"]);
+    push_everything(&src, &url);
+    let (status, _, _) = curl(&server, path, &["-H", &format!("If-None-Match: {etag}")]);
+    assert_eq!(status, 200, "the old validator no longer matches");
+    let (head, second) = fetch();
+    assert!(second != first);
+    assert!(second == git_archive(&src, "main", "app-main/"));
+    assert!(described(&second));
+    assert!(String::from_utf8_lossy(&second).contains("tag: v1.3.0"));
+    assert_ne!(header(&head, "etag"), Some(etag.as_str()));
+}

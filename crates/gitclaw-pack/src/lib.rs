@@ -24,6 +24,7 @@ pub mod archive;
 pub mod civil;
 pub mod commit_graph;
 pub mod delta;
+pub mod describe;
 pub mod entry;
 pub mod files;
 pub mod fsck;

@@ -7,7 +7,8 @@ use std::{path::Path, process::Command, sync::Arc};
 use common::git;
 use gitclaw_pack::{
     archive::{
-        commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveSummary, STREAM_ABOVE,
+        commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs, ArchiveSummary,
+        STREAM_ABOVE,
     },
     ingest::{ingest_file, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -91,6 +92,23 @@ fn db_of_with(repo: &Path, work: &Path, options: &IngestOptions) -> ObjectDb {
     )
 }
 
+/// The refs of `repo` as an archive's `export-subst` reads them.
+fn refs_of(repo: &Path) -> ArchiveRefs {
+    let listed = git(repo, &["for-each-ref", "--format=%(refname) %(objectname)"]);
+    let refs = listed
+        .lines()
+        .map(|line| {
+            let (name, id) = line.split_once(' ').unwrap();
+            (name.to_string(), ObjectId::from_hex(id.as_bytes()).unwrap())
+        })
+        .collect();
+    let head = git(repo, &["symbolic-ref", "HEAD"]).trim().to_string();
+    ArchiveRefs {
+        refs,
+        head: Some(head),
+    }
+}
+
 /// Ours for `commit` with `prefix`, and git's.
 fn both(
     db: &ObjectDb,
@@ -104,6 +122,7 @@ fn both(
         prefix: prefix.as_bytes().to_vec(),
         commit: Some(id),
         mtime,
+        refs: refs_of(repo),
     };
     let mut ours = Vec::new();
     let summary = write_archive(db, tree, &options, ArchiveFormat::Tar, &mut ours).unwrap();
@@ -464,6 +483,7 @@ fn zips(
         prefix: prefix.as_bytes().to_vec(),
         commit: Some(id),
         mtime,
+        refs: refs_of(repo),
     };
     let mut ours = Vec::new();
     let summary = write_archive(db, tree, &options, ArchiveFormat::Zip, &mut ours).unwrap();
@@ -600,6 +620,7 @@ fn zips_of_more_than_65535_entries_have_git_s_zip64_end() {
         prefix: Vec::new(),
         commit: Some(id),
         mtime,
+        refs: refs_of(&repo),
     };
     let mut bytes = Vec::new();
     write_archive(&db, tree, &options, ArchiveFormat::Zip, &mut bytes).unwrap();
@@ -653,6 +674,7 @@ fn entries_named_to_escape_are_refused() {
             prefix: b"p/".to_vec(),
             commit: Some(id),
             mtime,
+            ..Default::default()
         };
         for format in [ArchiveFormat::Tar, ArchiveFormat::Zip] {
             let err =
@@ -767,4 +789,161 @@ fn line_ends_and_idents_are_converted_as_git_archive_converts_them() {
         format!("$Id: {blob} $\r\nline\r\n").into_bytes()
     );
     assert!(read("big.crlf").starts_with(b"line 0\r\nline 1\r\n"));
+}
+
+/// A commit of `tree` with `parents`, `message` and both dates `date`.
+fn commit_with(repo: &Path, tree: &str, parents: &[&str], message: &str, date: &str) -> String {
+    let mut args = vec!["commit-tree", tree, "-m", message];
+    for parent in parents {
+        args.extend(["-p", parent]);
+    }
+    let env = [
+        ("GIT_COMMITTER_DATE", date),
+        ("GIT_AUTHOR_DATE", date),
+        ("GIT_AUTHOR_NAME", "A. U. Thor"),
+        ("GIT_AUTHOR_EMAIL", "author.name@example.com"),
+        ("GIT_COMMITTER_NAME", "C O Mitter"),
+        ("GIT_COMMITTER_EMAIL", "<committer>"),
+    ];
+    let out = git_bytes(repo, &args, &env);
+    String::from_utf8(out).unwrap().trim().to_string()
+}
+
+/// The index's tree after writing `files` into the work tree.
+fn tree_with(repo: &Path, files: &[(&str, &str)]) -> String {
+    for (path, data) in files {
+        write_file(repo, path, data.as_bytes());
+    }
+    git(repo, &["add", "-A"]);
+    git(repo, &["write-tree"]).trim().to_string()
+}
+
+/// `export-subst` files get `$Format:…$` replaced as `git archive` replaces
+/// it: hashes, people, dates in their own zones, subjects and bodies,
+/// decorations (branches, `HEAD -> main`, tags, tags of tags, other refs),
+/// `%(describe)` with each option over a history with merges, skewed dates,
+/// annotated, lightweight and misnamed tags (once per archive: a second is
+/// left as written), the `%+`/`%-`/`% ` prefixes and placeholders git leaves
+/// as written. Files without the attribute keep their text.
+#[test]
+fn export_subst_is_git_archive_s() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = new_repo(work.path());
+    let every = "$Format:%H %h %T %t [%P] [%p]$\n\
+        $Format:%an|%ae|%al|%ad|%aD|%ai|%aI|%at|%as|%aN|%aE|%aL$\n\
+        $Format:%cn|%ce|%cl|%cd|%cD|%ci|%cI|%ct|%cs$\n\
+        $Format:%s|%f|%e$\nbody:$Format:%b$\nraw:$Format:%B$\n\
+        $Format:%d|%D|%(decorate:prefix=[,suffix=],separator=%x3b,tag=T:,pointer=%x3e)|%(decorate)$\n\
+        $Format:%m|%n|%%|%x41|%xZZ|%Cred%C(auto)%Cgreen%Creset%C(bold)|%Cx|%gd%gs$\n\
+        line\n\n$Format:%-qa%+sb% sc%-d%+q%n%-d$\n\
+        $Format:%N %S %q %(nothing) %(describe:tags)%(describe)$ tail %\n\
+        $Format:%$ $Format:unterminated %H";
+    let attributes = "*.subst export-subst\n*.crlf export-subst eol=crlf\n";
+    let files = |describe: &str| {
+        vec![
+            (".gitattributes", attributes.to_string()),
+            ("every.subst", every.to_string()),
+            ("plain.txt", "$Format:%H$ stays\n".to_string()),
+            ("lines.crlf", "$Format:%s%n%H$\nend\n".to_string()),
+            ("describe.subst", describe.to_string()),
+        ]
+    };
+    let tree = |describe: &str| {
+        let files = files(describe);
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, d)| (*p, d.as_str())).collect();
+        tree_with(&repo, &files)
+    };
+    let base = tree("$Format:%(describe)$");
+    // Main line in several zones, a side branch dated after it, a merge.
+    let message =
+        "Subject:  with... punctuation!\nsecond subject line  \n\n\nBody para one.\n\nBody two\n";
+    let c1 = commit_with(&repo, &base, &[], message, "1700000000 +0530");
+    let c2 = commit_with(&repo, &base, &[&c1], "two", "1700000100 -0800");
+    let c3 = commit_with(&repo, &base, &[&c2], "three", "1700000200 +0000");
+    let s1 = commit_with(&repo, &base, &[&c2], "side one", "1700009000 +0100");
+    let s2 = commit_with(&repo, &base, &[&s1], "side two", "1700009100 +0100");
+    let c4 = commit_with(&repo, &base, &[&c3], "four", "1700000300 +0000");
+    let m = commit_with(&repo, &base, &[&c4, &s2], "merge", "1700010000 +0000");
+    let c5 = commit_with(&repo, &base, &[&m], "five", "1700010100 +0000");
+    let c6 = commit_with(&repo, &base, &[&c5], "six", "1700010200 -0330");
+    let tag = |name: &str, target: &str, date: &str| {
+        let env = [
+            ("GIT_COMMITTER_DATE", date),
+            ("GIT_COMMITTER_NAME", "T"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+        ];
+        git_bytes(&repo, &["tag", "-a", name, "-m", name, target], &env);
+    };
+    tag("v0.1", &c1, "1700000001 +0000");
+    git(&repo, &["tag", "light1", &c3]);
+    tag("v1.0-rc", &c4, "1700000301 +0000");
+    tag("v1.0", &c4, "1700000302 +0000");
+    tag("side-1.0", &s2, "1700009101 +0000");
+    git(&repo, &["tag", "nomatch", &c5]);
+    // A tag object whose own name is not its ref's, and a tag of a tag.
+    let mktag = format!(
+        "object {c5}\ntype commit\ntag original\ntagger T <t@example.com> 1700010150 +0000\n\nmisnamed\n"
+    );
+    let (ok, out, err) = common::git_stdin(&repo, &["mktag"], mktag.as_bytes());
+    assert!(ok, "{err}");
+    let misnamed = String::from_utf8(out).unwrap().trim().to_string();
+    git(&repo, &["update-ref", "refs/tags/renamed", &misnamed]);
+    git(&repo, &["tag", "-a", "outer", "-m", "outer", "v1.0"]);
+    git(&repo, &["update-ref", "refs/heads/main", &c6]);
+    git(&repo, &["update-ref", "refs/heads/other", &c6]);
+    git(&repo, &["update-ref", "refs/remotes/origin/main", &c6]);
+    git(&repo, &["update-ref", "refs/heads/side", &s2]);
+    // One commit per `%(describe)` form on each commit of the history.
+    let forms = [
+        "%(describe)",
+        "%(describe:tags)",
+        "%(describe:tags=true,match=*[0-9]*)",
+        "%(describe:abbrev=0)",
+        "%(describe:abbrev=12)",
+        "%(describe:abbrev=1)",
+        "%(describe:match=side*)",
+        "%(describe:exclude=v1*,tags=yes)",
+        "%(describe:match=v0*,match=side*)",
+        "%(describe:tags=no)",
+        "%(describe:bad)",
+        "%(describe:abbrev=)",
+    ];
+    let history = [&c1, &c2, &c3, &s1, &s2, &c4, &m, &c5, &c6];
+    let mut archived: Vec<String> = history.iter().map(|c| c.to_string()).collect();
+    for (n, form) in forms.iter().enumerate() {
+        let tree = tree(&format!("$Format:{form}$ and $Format:{form}$\n"));
+        for (k, parent) in history.iter().enumerate() {
+            let date = format!("{} +0000", 1700020000 + n * 100 + k);
+            let commit = commit_with(&repo, &tree, &[parent], "described", &date);
+            // Kept by a ref (every object is packed), decorating it.
+            git(
+                &repo,
+                &["update-ref", &format!("refs/keep/{n}/{k}"), &commit],
+            );
+            archived.push(commit);
+        }
+    }
+    let db = db_of(&repo, work.path());
+    for commit in &archived {
+        let (ours, theirs, _) = both(&db, &repo, commit, "p/");
+        assert!(
+            ours == theirs,
+            "commit {commit}: {}",
+            first_difference(&ours, &theirs)
+        );
+    }
+    // What the files say, to see the substitution is not vacuous.
+    let out = git_bytes(&repo, &["archive", "--format=tar", &c6, "every.subst"], &[]);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains(&format!("{c6} {}", &c6[..7])), "{text}");
+    assert!(
+        text.contains(" (HEAD -> main, origin/main, other)|"),
+        "{text}"
+    );
+    let out = git_bytes(
+        &repo,
+        &["archive", "--format=tar", &c5, "describe.subst"],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out).contains("original-0-g"));
 }

@@ -15,10 +15,12 @@
 //! a directory whose every file is left out still has its entry, as git
 //! writes it on meeting the first); and `-diff` (e.g. the `binary` macro)
 //! marks a file binary in a zip's directory; `ident`, `text`, `eol` and
-//! `crlf` convert a file's content as git converts it ([`convert`]).
-//! `export-subst` and `working-tree-encoding` are not applied.
+//! `crlf` convert a file's content as git converts it ([`convert`]);
+//! `export-subst` replaces `$Format:…$` in an archived commit's files as git
+//! does ([`subst`]). `working-tree-encoding` is not applied.
 
 mod convert;
+mod subst;
 mod tar;
 mod zip;
 
@@ -35,6 +37,7 @@ use crate::{
 };
 
 pub use crate::files::STREAM_ABOVE;
+pub use subst::{head_has_mailmap, substitute, ArchiveRefs};
 
 /// git's default `tar.umask`.
 const UMASK: u32 = 0o002;
@@ -58,6 +61,9 @@ pub struct ArchiveOptions {
     /// Every entry's modification time, seconds since the epoch (git uses
     /// the commit's committer time). A zip's DOS times are in UTC.
     pub mtime: u64,
+    /// The repository's refs, for `export-subst` files' decorations and
+    /// `%(describe)`.
+    pub refs: ArchiveRefs,
 }
 
 /// What an archive holds.
@@ -135,6 +141,9 @@ fn walk_into(
         pending: Vec::new(),
         buf: Vec::new(),
         attributes: ExportAttributes::new(prefix.len()),
+        subst: options
+            .commit
+            .map(|commit| subst::Subst::new(db, &options.refs, commit)),
     };
     walk.tree(sink, tree)
 }
@@ -173,6 +182,9 @@ struct Walk<'a> {
     pending: Vec<(usize, ObjectId)>,
     buf: Vec<u8>,
     attributes: ExportAttributes,
+    /// `export-subst`, when a commit is archived (git substitutes nothing in
+    /// an archive of a tree).
+    subst: Option<subst::Subst<'a>>,
 }
 
 impl Walk<'_> {
@@ -271,10 +283,11 @@ impl Walk<'_> {
         mode: Mode,
         attributes: Attributes,
     ) -> Result<()> {
-        let conversion = match mode {
-            Mode::Link => convert::Conversion::default(),
-            _ => attributes.conversion,
+        let (conversion, substitute) = match mode {
+            Mode::Link => (convert::Conversion::default(), false),
+            _ => (attributes.conversion, attributes.subst),
         };
+        let subst = self.subst.as_mut().filter(|_| substitute);
         let content = match open_blob(self.db, &mut self.reader, &id)? {
             // A link's target goes in its header, whatever its size.
             BlobContent::Stream(size, mut stream) if mode == Mode::Link => {
@@ -285,11 +298,20 @@ impl Walk<'_> {
                 })?;
                 BlobContent::Whole(target)
             }
-            content if conversion.is_none() || content.len() > convert::BIG_FILE_THRESHOLD => {
+            content
+                if (conversion.is_none() && subst.is_none())
+                    || content.len() > convert::BIG_FILE_THRESHOLD =>
+            {
                 content
             }
-            BlobContent::Whole(data) => BlobContent::Whole(convert::convert(data, &id, conversion)),
-            // Streamed: its line ends, not `$Id$`. The stream opened is read
+            BlobContent::Whole(data) => {
+                let data = convert::convert(data, &id, conversion);
+                BlobContent::Whole(match subst {
+                    Some(subst) => subst.expand(data)?,
+                    None => data,
+                })
+            }
+            // Streamed: its line ends, not `$Id$` or `$Format:`. The stream opened is read
             // to count them (the size goes first), a second one is sent.
             BlobContent::Stream(size, stream) if conversion.crlf == convert::Crlf::Keep => {
                 BlobContent::Stream(size, stream)
@@ -346,10 +368,20 @@ struct Attributes {
     binary: bool,
     /// `ident`, `text`, `eol`, `crlf`: what is done to its content.
     conversion: convert::Conversion,
+    /// `export-subst`: `$Format:…$` replaced.
+    subst: bool,
 }
 
 /// The attributes an archive reads.
-const ATTRIBUTES: [&str; 6] = ["export-ignore", "diff", "crlf", "text", "eol", "ident"];
+const ATTRIBUTES: [&str; 7] = [
+    "export-ignore",
+    "diff",
+    "crlf",
+    "text",
+    "eol",
+    "ident",
+    "export-subst",
+];
 
 /// git skips `.gitattributes` lines longer than this.
 const MAX_ATTRIBUTE_LINE: usize = 2048;
@@ -438,6 +470,7 @@ impl ExportAttributes {
                 "text" => text = value,
                 "eol" => eol = value,
                 "ident" => ident = value,
+                "export-subst" => found.subst = value == convert::Value::Set,
                 _ => {}
             }
         }

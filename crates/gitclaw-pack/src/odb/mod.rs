@@ -193,6 +193,38 @@ impl ObjectDb {
         Ok(found.into_iter().take(limit).collect())
     }
 
+    /// `id` abbreviated as git abbreviates it (`find_unique_abbrev`): to `len`
+    /// hex digits (at least 4), or, with none given, to git's automatic length
+    /// for this many packed objects (half the bits of their count, rounded
+    /// up, in hex digits, at least 7); then longer until no other object of
+    /// the repository starts the same.
+    pub fn abbreviate(&self, id: &ObjectId, len: Option<usize>) -> crate::Result<String> {
+        let hex = id.to_hex().to_string();
+        let mut len = match len {
+            Some(len) => len.max(4),
+            None => self.auto_abbrev_len(),
+        };
+        while len < hex.len() {
+            let prefix = gix_hash::Prefix::new(id, len).map_err(|err| {
+                crate::PackError::Corrupt(format!("abbreviating {id} to {len}: {err}"))
+            })?;
+            if self.ids_with_prefix(&prefix, 2)?.len() < 2 {
+                break;
+            }
+            len += 1;
+        }
+        Ok(hex[..len.min(hex.len())].to_string())
+    }
+
+    /// git's automatic abbreviation length (`core.abbrev` unset) for this
+    /// many packed objects: `msb(count) + 1` bits, halved and rounded up, in
+    /// hex digits, at least 7.
+    pub fn auto_abbrev_len(&self) -> usize {
+        let count: u64 = self.packs.iter().map(|p| u64::from(p.num_objects())).sum();
+        let bits = (u64::BITS - count.leading_zeros()).max(1) as usize;
+        bits.div_ceil(2).max(7)
+    }
+
     /// Whether some pack is read by ranges (a fresh instance on S3): reads of it
     /// may be round trips to the object store.
     pub fn has_sparse_packs(&self) -> bool {

@@ -9,7 +9,10 @@ use std::io::Write;
 
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
-    archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveSummary},
+    archive::{
+        commit_source, head_has_mailmap, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs,
+        ArchiveSummary,
+    },
     odb::ObjectDb,
     ObjectId,
 };
@@ -18,6 +21,7 @@ use crate::{
     app::AppState,
     error::GitError,
     service::{
+        advertise::PeeledRef,
         fetch::limits::GenerationSlot,
         response_cache::{CacheFill, Lookup},
         revision::{self, Resolved},
@@ -26,8 +30,9 @@ use crate::{
 
 /// How archives are made, in their cache key and entity tag: another value
 /// when the same commit's archive would have other bytes (v2: files are
-/// converted as their `ident`, `text`, `eol` and `crlf` attributes ask).
-const ARCHIVE_VERSION: &str = "gitclaw archive v2";
+/// converted as their `ident`, `text`, `eol` and `crlf` attributes ask; v3:
+/// `export-subst` files get `$Format:…$` replaced).
+const ARCHIVE_VERSION: &str = "gitclaw archive v3";
 
 /// The longest prefix a caller may ask for.
 pub const MAX_PREFIX_BYTES: usize = 256;
@@ -91,6 +96,8 @@ pub struct Archive {
     tree: ObjectId,
     options: ArchiveOptions,
     repo_id: String,
+    /// What `export-subst` reads besides the commit (see [`subst_key`]).
+    subst_key: ObjectId,
     turn: Option<GenerationSlot>,
 }
 
@@ -110,10 +117,20 @@ pub async fn prepare(
         }
         None => format!("{}-{}/", repo.name, revision.replace('/', "-")),
     };
-    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
-    let (db, tree, mtime) = crate::metrics::spawn_blocking(move || {
+    let Resolved { db, commit, refs } = revision::resolve(state, repo, revision).await?;
+    let mut names: Vec<(String, ObjectId)> = refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
+    // git lists refs in byte order (a database may collate otherwise).
+    names.sort_unstable();
+    let archive_refs = ArchiveRefs {
+        refs: names,
+        head: Some(repo.head_ref.clone()),
+    };
+    let (db, tree, mtime, archive_refs, subst_key) = crate::metrics::spawn_blocking(move || {
         let (tree, mtime) = commit_source(&db, &commit)?;
-        Ok::<_, GitError>((db, tree, mtime))
+        let mailmap = head_has_mailmap(&db, &archive_refs)?;
+        let head = archive_refs.head.as_deref().unwrap_or_default();
+        let key = subst_key(&refs, head, &commit, db.auto_abbrev_len(), mailmap);
+        Ok::<_, GitError>((db, tree, mtime, archive_refs, key))
     })
     .await??;
     Ok(Archive {
@@ -131,8 +148,10 @@ pub async fn prepare(
             prefix: prefix.into_bytes(),
             commit: Some(commit),
             mtime,
+            refs: archive_refs,
         },
         repo_id: repo.id.clone(),
+        subst_key,
         turn: None,
     })
 }
@@ -176,19 +195,26 @@ impl Archive {
         h.update(self.format.label().as_bytes());
         h.update(b"\0");
         h.update(&self.options.prefix);
+        h.update(self.subst_key.as_bytes());
         ObjectId::from_bytes_or_panic(&h.finalize())
     }
 
     /// A strong validator of the archive's bytes: its commit, format and
-    /// prefix decide them, and how this server makes archives
+    /// prefix decide them, with what `export-subst` reads of the refs
+    /// ([`subst_key`]) and how this server makes archives
     /// ([`ARCHIVE_VERSION`]).
     pub fn etag(&self) -> String {
         use sha2::Digest;
-        let prefix = sha2::Sha256::digest(&self.options.prefix);
-        let prefix: String = prefix[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mut h = sha2::Sha256::new();
+        h.update(&self.options.prefix);
+        h.update(self.subst_key.as_bytes());
+        let inputs: String = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let version = ARCHIVE_VERSION.rsplit(' ').next().unwrap_or_default();
         format!(
-            "\"{}-{}-{prefix}-{version}\"",
+            "\"{}-{}-{inputs}-{version}\"",
             self.commit,
             self.format.label()
         )
@@ -293,6 +319,39 @@ impl Write for Tee<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// A digest of what an archive's `export-subst` files may read besides the
+/// commit and its history, so a cached archive or a validator is not reused
+/// once it changed: the tags (`%(describe)`), the refs that name the commit
+/// directly or through tags, HEAD's branch (decorations), git's automatic
+/// abbreviation length (`%h`; an abbreviation lengthened because a later
+/// object shares its first digits is not seen) and whether HEAD has a
+/// `.mailmap` (`%aN`). Pushes of other branches leave it as it was.
+fn subst_key(
+    refs: &[PeeledRef],
+    head: &str,
+    commit: &ObjectId,
+    abbrev_len: usize,
+    mailmap: bool,
+) -> ObjectId {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    let replace = format!("refs/replace/{commit}");
+    for r in refs {
+        let tag = r.name.starts_with("refs/tags/");
+        let at = r.oid == *commit || r.peeled == Some(*commit) || r.name == replace;
+        if tag || at {
+            h.update(r.name.as_bytes());
+            h.update(b"\0");
+            h.update(r.oid.as_bytes());
+        }
+    }
+    h.update(head.as_bytes());
+    h.update(b"\0");
+    h.update((abbrev_len as u64).to_be_bytes());
+    h.update([u8::from(mailmap)]);
+    ObjectId::from_bytes_or_panic(&h.finalize())
 }
 
 /// A prefix may not lead out of the directory it is extracted in.

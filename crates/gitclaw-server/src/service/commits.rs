@@ -116,7 +116,7 @@ pub fn truncated(text: &str, max: usize) -> &str {
 
 /// The commit `revision` names in `repo`.
 pub async fn show(state: &AppState, repo: &Repo, revision: &str) -> Result<CommitView, GitError> {
-    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let Resolved { db, commit, .. } = revision::resolve(state, repo, revision).await?;
     crate::metrics::spawn_blocking(move || Ok(describe(&db, commit, MAX_MESSAGE_BYTES)?)).await?
 }
 
@@ -163,7 +163,7 @@ pub async fn log(
             "a page lists 1 to {MAX_LIMIT} commits, after at most {MAX_SKIP} skipped"
         )));
     }
-    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let Resolved { db, commit, .. } = revision::resolve(state, repo, revision).await?;
     let _turn = state.generations.acquire_async(&repo.id).await?;
     crate::metrics::spawn_blocking(move || {
         let request = LogRequest {

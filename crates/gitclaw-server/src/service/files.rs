@@ -52,7 +52,7 @@ pub async fn find(
     path: &str,
 ) -> Result<RawFile, GitError> {
     check_path(path)?;
-    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let Resolved { db, commit, .. } = revision::resolve(state, repo, revision).await?;
     let (path, revision) = (path.to_string(), revision.to_string());
     let (db, id, kind, size) = crate::metrics::spawn_blocking(move || {
         let (tree, _) = commit_source(&db, &commit)?;
@@ -223,7 +223,7 @@ pub async fn tree(
     if let Some(path) = path {
         check_path(path)?;
     }
-    let Resolved { db, commit } = revision::resolve(state, repo, revision).await?;
+    let Resolved { db, commit, .. } = revision::resolve(state, repo, revision).await?;
     let _turn = state.generations.acquire_async(&repo.id).await?;
     let (path, revision) = (path.unwrap_or("").to_string(), revision.to_string());
     crate::metrics::spawn_blocking(move || {

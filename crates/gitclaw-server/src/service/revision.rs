@@ -15,6 +15,8 @@
 //! What the whole resolves to must peel to a commit. Reflogs (`@{1}`), searches
 //! (`^{/text}`, `:/text`) and paths (`REV:path`) are not revisions here.
 
+use std::sync::Arc;
+
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
     odb::ObjectDb,
@@ -35,14 +37,17 @@ use crate::{
 pub struct Resolved {
     pub db: ObjectDb,
     pub commit: ObjectId,
+    /// The refs it was resolved against.
+    pub refs: Arc<Vec<PeeledRef>>,
 }
 
 /// Resolve `revision` in `repo` (see the module doc).
 pub async fn resolve(state: &AppState, repo: &Repo, revision: &str) -> Result<Resolved, GitError> {
-    let (db, commits) = resolve_all(state, repo, &[revision]).await?;
+    let (db, commits, refs) = resolve_with_refs(state, repo, &[revision]).await?;
     Ok(Resolved {
         db,
         commit: commits[0],
+        refs,
     })
 }
 
@@ -54,6 +59,16 @@ pub async fn resolve_all(
     repo: &Repo,
     revisions: &[&str],
 ) -> Result<(ObjectDb, Vec<ObjectId>), GitError> {
+    let (db, commits, _) = resolve_with_refs(state, repo, revisions).await?;
+    Ok((db, commits))
+}
+
+/// [`resolve_all`], with the refs read.
+async fn resolve_with_refs(
+    state: &AppState,
+    repo: &Repo,
+    revisions: &[&str],
+) -> Result<(ObjectDb, Vec<ObjectId>, Arc<Vec<PeeledRef>>), GitError> {
     let mut specs = Vec::with_capacity(revisions.len());
     for revision in revisions {
         check_revision(revision)?;
@@ -67,7 +82,7 @@ pub async fn resolve_all(
         .map(|(_, base, _)| resolve_name(repo, &refs, base))
         .collect();
     let tips: Vec<(ObjectId, Option<ObjectId>)> = refs.iter().map(|r| (r.oid, r.peeled)).collect();
-    crate::metrics::spawn_blocking(move || {
+    let (db, commits) = crate::metrics::spawn_blocking(move || {
         let mut graph = Graph::new(&db);
         graph.know_peeled_tags(
             tips.iter()
@@ -86,9 +101,10 @@ pub async fn resolve_all(
             commits.push(walk.apply(start, steps)?);
         }
         drop(graph);
-        Ok((db, commits))
+        Ok::<_, GitError>((db, commits))
     })
-    .await?
+    .await??;
+    Ok((db, commits, refs))
 }
 
 /// A revision must be a name git could give a ref (or an id, with revision
