@@ -13,6 +13,7 @@ use std::{
 };
 
 use gitclaw_pack::{
+    describe::{describe, DescribeOptions},
     files::diff_trees,
     ingest::{ingest, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -382,6 +383,189 @@ proptest! {
         let got = range(&mut Graph::new(&db), include, exclude, 1000).unwrap();
         prop_assert_eq!(got.commits, listed, "{}", spec);
         prop_assert!(!got.cut_short);
+    }
+}
+
+/// `describe` of `target` with these options, `git describe`'s (none when it
+/// fails), and git's arguments.
+fn describes(
+    repo: &Path,
+    db: &ObjectDb,
+    target: ObjectId,
+    lightweight: bool,
+    abbrev: Option<usize>,
+    pattern: Option<(&str, &str)>,
+) -> (Option<String>, Option<String>, Vec<String>) {
+    let mut args = vec!["describe".to_string()];
+    let mut options = DescribeOptions {
+        tags: lightweight,
+        abbrev,
+        ..Default::default()
+    };
+    if lightweight {
+        args.push("--tags".into());
+    }
+    if let Some(n) = abbrev {
+        args.push(format!("--abbrev={n}"));
+    }
+    if let Some((kind, glob)) = pattern {
+        args.push(format!("--{kind}={glob}"));
+        match kind {
+            "match" => options.matches.push(glob.as_bytes().to_vec()),
+            _ => options.excludes.push(glob.as_bytes().to_vec()),
+        }
+    }
+    args.push(target.to_string());
+    let out = Command::new("git")
+        .args(&args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    let theirs = out
+        .status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string());
+    let listed = run(
+        repo,
+        &["for-each-ref", "--format=%(refname) %(objectname)"],
+        b"",
+    );
+    let refs: Vec<(String, ObjectId)> = String::from_utf8(listed)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, id) = line.split_once(' ').unwrap();
+            (name.to_string(), ObjectId::from_hex(id.as_bytes()).unwrap())
+        })
+        .collect();
+    let ours = describe(db, &refs, target, &options).unwrap();
+    (ours, theirs, args)
+}
+
+/// Tag `commit` in `repo` as `name`, annotated or not, tagged at `date`.
+fn tag_at(repo: &Path, name: &str, commit: &ObjectId, annotated: bool, date: u32) {
+    let commit = commit.to_string();
+    let mut cmd = Command::new("git");
+    cmd.current_dir(repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_DATE", format!("{date} +0000"));
+    if annotated {
+        cmd.args(["tag", "-f", "-a", "-m", name, name, &commit]);
+    } else {
+        cmd.args(["tag", "-f", name, &commit]);
+    }
+    assert!(cmd.output().unwrap().status.success());
+}
+
+/// More than ten candidate tags: git gives up the search at the eleventh and
+/// finishes the best one's depth by walking on through the commits it does
+/// not reach (here an untagged side of a merge, dated older).
+#[test]
+fn describes_past_ten_candidates_are_git_describe_s() {
+    let commit = |parents: Vec<usize>| CommitSpec {
+        parents,
+        edits: vec![(0, 1)],
+        skewed_time: 0,
+    };
+    // 0 the root; 1..=11 a tagged line; 12..=14 an untagged side; 15 the merge.
+    let mut specs = vec![commit(vec![])];
+    specs.extend((1..=11).map(|i| commit(vec![i - 1])));
+    specs.push(commit(vec![0]));
+    specs.push(commit(vec![12]));
+    specs.push(commit(vec![13]));
+    specs.push(commit(vec![11, 14]));
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("r.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    let ids = build_timed(&repo, &specs, &|i, _| match i {
+        0 => 1_700_000_000,
+        1..=11 => 1_700_001_000 + i * 10,
+        12..=14 => 1_700_000_500 + i,
+        _ => 1_700_002_000,
+    });
+    for (i, id) in ids.iter().enumerate().take(12).skip(1) {
+        tag_at(&repo, &format!("t{i}"), id, i % 4 != 0, 1_600_000_000);
+    }
+    let db = open_db(&repo, tmp.path());
+    let mut finished = false;
+    for target in [ids[15], ids[14], ids[11], ids[5]] {
+        for lightweight in [false, true] {
+            let (ours, theirs, args) = describes(&repo, &db, target, lightweight, None, None);
+            assert_eq!(ours, theirs, "{args:?}");
+            // The merge's description counts the side's commits.
+            finished |=
+                target == ids[15] && theirs.as_deref().is_some_and(|d| d.starts_with("t11-4-g"));
+        }
+    }
+    assert!(finished, "the depth was finished past the candidates");
+}
+
+/// A tag of the property below: the commit, annotated or not, its tagger
+/// date, and its name.
+#[derive(Debug, Clone)]
+struct TagSpec {
+    commit: prop::sample::Index,
+    annotated: bool,
+    date: u8,
+    name: &'static str,
+}
+
+fn tag_spec() -> impl Strategy<Value = TagSpec> {
+    (
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+        0u8..4,
+        prop::sample::select(vec![
+            "v1.0", "v1.1", "v2", "rc-1", "rel/x", "zz9", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
+            "v10", "v11", "w1", "w2", "w3",
+        ]),
+    )
+        .prop_map(|(commit, annotated, date, name)| TagSpec {
+            commit,
+            annotated,
+            date,
+            name,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// `describe` says what `git describe` says (or fails where it fails):
+    /// random histories with honest, skewed or mostly equal dates, annotated
+    /// and lightweight tags (several on one commit, tagger dates that tie),
+    /// `--tags`, `--abbrev`, `--match` and `--exclude`.
+    #[test]
+    fn describes_are_git_describe_s(
+        commits in history(),
+        tags in proptest::collection::vec(tag_spec(), 0..18),
+        target in any::<prop::sample::Index>(),
+        clock in 0u8..3,
+        lightweight in any::<bool>(),
+        abbrev in prop::sample::select(vec![None, Some(0usize), Some(4), Some(12)]),
+        pattern in prop::sample::select(vec![None, Some(("match", "v*")), Some(("match", "*[0-9]*")), Some(("exclude", "v1*")), Some(("exclude", "r*"))]),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r.git");
+        std::fs::create_dir_all(&repo).unwrap();
+        let ids = build_timed(&repo, &commits, &|i, c| match clock {
+            0 => 1_700_000_000 + i * 100,
+            1 => 1_700_000_000 + usize::from(c.skewed_time),
+            _ => 1_700_000_000 + usize::from(c.skewed_time % 3) * 100,
+        });
+        for tag in &tags {
+            let commit = ids[tag.commit.index(ids.len())];
+            tag_at(&repo, tag.name, &commit, tag.annotated, 1_600_000_000 + u32::from(tag.date));
+        }
+        let db = open_db(&repo, tmp.path());
+        let target = ids[target.index(ids.len())];
+        let (ours, theirs, args) = describes(&repo, &db, target, lightweight, abbrev, pattern);
+        prop_assert_eq!(ours, theirs, "{:?}", args);
     }
 }
 
