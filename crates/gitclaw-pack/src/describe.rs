@@ -66,6 +66,52 @@ struct Candidate {
 
 const SEEN: u32 = 1;
 
+/// The commits walked: each one's flags (seen, and which candidates reach
+/// it) and those waiting.
+struct Walk<'a> {
+    graph: Graph<'a>,
+    flags: HashMap<ObjectId, u32>,
+    queue: BinaryHeap<Queued>,
+    /// How many were queued.
+    order: u64,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, id: ObjectId) -> Result<()> {
+        self.order += 1;
+        self.queue.push(Queued {
+            time: self.graph.commit_time(&id)?,
+            order: std::cmp::Reverse(self.order),
+            id,
+        });
+        Ok(())
+    }
+
+    fn flags_of(&self, id: &ObjectId) -> u32 {
+        self.flags.get(id).copied().unwrap_or(0)
+    }
+
+    /// How many commits were taken off the queue, roughly (git's
+    /// `seen_commits`): queued less waiting.
+    fn walked(&self) -> usize {
+        self.order as usize - self.queue.len()
+    }
+
+    /// The parents of `id` get its flags, and are queued when first seen.
+    fn pass_to_parents(&mut self, id: &ObjectId, own: u32) -> Result<()> {
+        let info = self.graph.commit_info(id)?;
+        for parent in info.parents.iter() {
+            let flag = self.flags.entry(*parent).or_insert(0);
+            let seen = *flag & SEEN != 0;
+            *flag |= own;
+            if !seen {
+                self.push(*parent)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `git describe COMMIT` with `options` over `refs` (every ref of the
 /// repository, sorted by name): `None` where git finds no tag (and fails).
 pub fn describe(
@@ -160,31 +206,22 @@ pub fn describe(
     }
 
     let commit_names: HashMap<ObjectId, usize> = peeled_commits.into_iter().collect();
-    let mut graph = Graph::new(db);
-    let mut flags: HashMap<ObjectId, u32> = HashMap::new();
-    let mut queue = BinaryHeap::new();
-    let mut order = 0u64;
-    let mut push = |queue: &mut BinaryHeap<Queued>, graph: &mut Graph<'_>, id: ObjectId| {
-        order += 1;
-        queue.push(Queued {
-            time: graph.commit_time(&id)?,
-            order: std::cmp::Reverse(order),
-            id,
-        });
-        Ok::<_, crate::PackError>(())
+    let mut walk = Walk {
+        graph: Graph::new(db),
+        flags: HashMap::new(),
+        queue: BinaryHeap::new(),
+        order: 0,
     };
-    flags.insert(commit, SEEN);
-    push(&mut queue, &mut graph, commit)?;
+    walk.flags.insert(commit, SEEN);
+    walk.push(commit)?;
     let mut matches: Vec<Candidate> = Vec::new();
     let mut annotated = 0usize;
-    let mut seen_commits = 0u64;
     let mut gave_up_on = None;
-    while let Some(Queued { id, .. }) = queue.pop() {
-        seen_commits += 1;
-        if seen_commits as usize > MAX_DESCRIBE_COMMITS {
+    while let Some(Queued { id, .. }) = walk.queue.pop() {
+        if walk.walked() > MAX_DESCRIBE_COMMITS {
             return Ok(None);
         }
-        let mut own = flags.get(&id).copied().unwrap_or(0);
+        let mut own = walk.flags_of(&id);
         if let Some(&at) = commit_names.get(&id) {
             if !options.tags && names[at].prio < 2 {
                 // git counts these only for its error message.
@@ -192,12 +229,12 @@ pub fn describe(
                 let flag = 1u32 << (matches.len() + 1);
                 matches.push(Candidate {
                     name: at,
-                    depth: seen_commits - 1,
+                    depth: walk.walked() as u64 - 1,
                     found_order: matches.len() + 1,
                     flag,
                 });
                 own |= flag;
-                flags.insert(id, own);
+                walk.flags.insert(id, own);
                 if names[at].prio == 2 {
                     annotated += 1;
                 }
@@ -212,7 +249,7 @@ pub fn describe(
             }
         }
         // Stop once the last path left is covered by the best candidates.
-        if annotated > 0 && queue.is_empty() {
+        if annotated > 0 && walk.queue.is_empty() {
             let best = matches.iter().map(|c| c.depth).min().unwrap_or(0);
             let within = matches
                 .iter()
@@ -222,51 +259,36 @@ pub fn describe(
                 break;
             }
         }
-        let info = graph.commit_info(&id)?;
-        for parent in info.parents.iter() {
-            let flag = flags.entry(*parent).or_insert(0);
-            let seen = *flag & SEEN != 0;
-            *flag |= own;
-            if !seen {
-                push(&mut queue, &mut graph, *parent)?;
-            }
-        }
+        walk.pass_to_parents(&id, own)?;
     }
     if matches.is_empty() {
         return Ok(None);
     }
     matches.sort_by_key(|c| (c.depth, c.found_order));
     if let Some(id) = gave_up_on {
-        push(&mut queue, &mut graph, id)?;
+        walk.push(id)?;
     }
-    // git's finish_depth_computation for the best candidate.
+    // git's finish_depth_computation for the best candidate: on until every
+    // commit left is one it reaches.
     let best_flag = matches[0].flag;
     let mut extra = 0;
-    while let Some(Queued { id, .. }) = queue.pop() {
-        let own = flags.get(&id).copied().unwrap_or(0);
+    while let Some(Queued { id, .. }) = walk.queue.pop() {
+        if walk.walked() > MAX_DESCRIBE_COMMITS {
+            return Ok(None);
+        }
+        let own = walk.flags_of(&id);
         if own & best_flag != 0 {
-            let all_within = queue
+            if walk
+                .queue
                 .iter()
-                .all(|q| flags.get(&q.id).copied().unwrap_or(0) & best_flag != 0);
-            if all_within {
+                .all(|q| walk.flags_of(&q.id) & best_flag != 0)
+            {
                 break;
             }
         } else {
             extra += 1;
         }
-        let info = graph.commit_info(&id)?;
-        for parent in info.parents.iter() {
-            let flag = flags.entry(*parent).or_insert(0);
-            let seen = *flag & SEEN != 0;
-            *flag |= own;
-            if !seen {
-                push(&mut queue, &mut graph, *parent)?;
-            }
-        }
-        seen_commits += 1;
-        if seen_commits as usize > MAX_DESCRIBE_COMMITS {
-            return Ok(None);
-        }
+        walk.pass_to_parents(&id, own)?;
     }
     let best = &matches[0];
     let (mut out, misnamed, _) = append_name(best.name, &mut reader)?;
