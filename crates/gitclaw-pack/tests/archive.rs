@@ -8,7 +8,7 @@ use common::git;
 use gitclaw_pack::{
     archive::{
         commit_source, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs, ArchiveSummary,
-        STREAM_ABOVE,
+        MAX_SUBSTITUTED_BYTES, STREAM_ABOVE,
     },
     ingest::{ingest_file, IngestOptions},
     odb::{NoLoose, ObjectDb, PackHandle},
@@ -946,4 +946,55 @@ fn export_subst_is_git_archive_s() {
         &[],
     );
     assert!(String::from_utf8_lossy(&out).contains("original-0-g"));
+}
+
+/// A file whose placeholders would expand past [`MAX_SUBSTITUTED_BYTES`] (a
+/// long message repeated) fails the archive, naming the file's blob, rather
+/// than being held in memory whole.
+#[test]
+fn export_subst_expansion_is_bounded() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = new_repo(work.path());
+    let file = "$Format:%B$".repeat(1000);
+    let tree = tree_with(
+        &repo,
+        &[
+            (".gitattributes", "*.subst export-subst\n"),
+            ("big.subst", &file),
+        ],
+    );
+    let message = "m".repeat(MAX_SUBSTITUTED_BYTES / 1000 + 1);
+    let commit = commit_with(&repo, &tree, &[], &message, "1700000000 +0000");
+    git(&repo, &["update-ref", "refs/heads/main", &commit]);
+    let db = db_of(&repo, work.path());
+    let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+    let (tree, mtime) = commit_source(&db, &id).unwrap();
+    let options = ArchiveOptions {
+        commit: Some(id),
+        mtime,
+        refs: refs_of(&repo),
+        ..Default::default()
+    };
+    let blob = git(&repo, &["rev-parse", "main:big.subst"]);
+    let err = write_archive(
+        &db,
+        tree,
+        &options,
+        ArchiveFormat::Tar,
+        &mut std::io::sink(),
+    )
+    .expect_err("too big to expand");
+    let text = err.to_string();
+    assert!(
+        text.contains(blob.trim()) && text.contains("export-subst"),
+        "{text}"
+    );
+    // Just under the bound, it is git's.
+    let message = "m".repeat(MAX_SUBSTITUTED_BYTES / 1000 - 100);
+    let commit = commit_with(&repo, &tree.to_string(), &[], &message, "1700000000 +0000");
+    git(&repo, &["update-ref", "refs/heads/main", &commit]);
+    let again = work.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let db = db_of(&repo, &again);
+    assert_same(&db, &repo, &commit, "");
 }

@@ -37,7 +37,7 @@ use crate::{
 };
 
 pub use crate::files::STREAM_ABOVE;
-pub use subst::{head_has_mailmap, substitute, ArchiveRefs};
+pub use subst::{head_has_mailmap, substitute, ArchiveRefs, MAX_SUBSTITUTED_BYTES};
 
 /// git's default `tar.umask`.
 const UMASK: u32 = 0o002;
@@ -307,7 +307,7 @@ impl Walk<'_> {
             BlobContent::Whole(data) => {
                 let data = convert::convert(data, &id, conversion);
                 BlobContent::Whole(match subst {
-                    Some(subst) => subst.expand(data)?,
+                    Some(subst) => subst.expand(&id, data)?,
                     None => data,
                 })
             }

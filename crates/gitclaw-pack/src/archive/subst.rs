@@ -32,15 +32,21 @@ pub struct ArchiveRefs {
     pub head: Option<String>,
 }
 
-/// `data` as an `export-subst` file in an archive of `commit` reads.
+/// `data` (blob `blob`) as an `export-subst` file in an archive of `commit`
+/// reads.
 pub fn substitute(
     db: &ObjectDb,
     refs: &ArchiveRefs,
     commit: ObjectId,
+    blob: &ObjectId,
     data: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    Subst::new(db, refs, commit).expand(data)
+    Subst::new(db, refs, commit).expand(blob, data)
 }
+
+/// The most bytes one file's substitution may make: a file of a few MiB of
+/// `$Format:%B$` would otherwise hold its commit's message a million times.
+pub const MAX_SUBSTITUTED_BYTES: usize = 64 << 20;
 
 /// Whether the tree `HEAD` names has a `.mailmap` file, which git (in a bare
 /// repository, as `mailmap.blob`) reads for `%aN`, `%aE` and `%aL`.
@@ -65,6 +71,16 @@ pub fn head_has_mailmap(db: &ObjectDb, refs: &ArchiveRefs) -> Result<bool> {
             .filter_map(|entry| entry.ok())
             .any(|entry| entry.filename == ".mailmap" && entry.mode.is_blob_or_symlink()),
     )
+}
+
+fn too_big(blob: &ObjectId) -> crate::PackError {
+    crate::PackError::MalformedObject {
+        oid: *blob,
+        detail: format!(
+            "its export-subst placeholders expand past {} MiB",
+            MAX_SUBSTITUTED_BYTES >> 20
+        ),
+    }
 }
 
 /// git's decoration types, as far as the text shows them.
@@ -118,8 +134,9 @@ impl<'a> Subst<'a> {
         }
     }
 
-    /// `data` with every `$Format:…$` replaced.
-    pub fn expand(&mut self, data: Vec<u8>) -> Result<Vec<u8>> {
+    /// `data` (blob `id`) with every `$Format:…$` replaced; an error past
+    /// [`MAX_SUBSTITUTED_BYTES`].
+    pub fn expand(&mut self, id: &ObjectId, data: Vec<u8>) -> Result<Vec<u8>> {
         const OPEN: &[u8] = b"$Format:";
         let Some(first) = find(&data, OPEN) else {
             return Ok(data);
@@ -136,7 +153,8 @@ impl<'a> Subst<'a> {
             // git reads the format as a C string.
             let format = &inner[..end];
             let format = &format[..format.iter().position(|&b| b == 0).unwrap_or(end)];
-            self.format(format, &mut out)?;
+            self.format(format, &mut out)
+                .map_err(|err| err.unwrap_or_else(|| too_big(id)))?;
             rest = &inner[end + 1..];
             at = find(rest, OPEN);
         }
@@ -145,8 +163,13 @@ impl<'a> Subst<'a> {
     }
 
     /// git's `repo_format_commit_message`, appending to `out` (which holds
-    /// the file up to here: `%-` may take line ends off it).
-    fn format(&mut self, format: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    /// the file up to here: `%-` may take line ends off it). `Err(None)`:
+    /// past [`MAX_SUBSTITUTED_BYTES`].
+    fn format(
+        &mut self,
+        format: &[u8],
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), Option<crate::PackError>> {
         let mut at = 0;
         while at < format.len() {
             let Some(percent) = format[at..].iter().position(|&b| b == b'%') else {
@@ -163,6 +186,9 @@ impl<'a> Subst<'a> {
             match self.item(&format[at..], out)? {
                 0 => out.push(b'%'),
                 used => at += used,
+            }
+            if out.len() > MAX_SUBSTITUTED_BYTES {
+                return Err(None);
             }
         }
         Ok(())
