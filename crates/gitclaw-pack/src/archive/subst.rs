@@ -104,6 +104,8 @@ pub(super) struct Subst<'a> {
     describes_left: u32,
     /// Whether `HEAD:.mailmap` is a file (git reads it for `%aN` and such).
     mailmap: Option<bool>,
+    /// Ids abbreviated so far (each a lookup among all objects).
+    abbreviations: std::collections::HashMap<ObjectId, String>,
 }
 
 /// The commit as `format_commit_message` reads it.
@@ -131,6 +133,7 @@ impl<'a> Subst<'a> {
             decorations: None,
             describes_left: 1,
             mailmap: None,
+            abbreviations: Default::default(),
         }
     }
 
@@ -250,7 +253,8 @@ impl<'a> Subst<'a> {
                 return Ok(1);
             }
             b'h' => {
-                let abbreviated = self.db.abbreviate(&self.commit, None)?;
+                let commit = self.commit;
+                let abbreviated = self.abbreviate(&commit)?;
                 out.extend_from_slice(abbreviated.as_bytes());
                 return Ok(1);
             }
@@ -258,7 +262,7 @@ impl<'a> Subst<'a> {
                 let tree = self.parsed()?.tree;
                 let text = match first {
                     b'T' => tree.to_hex().to_string(),
-                    _ => self.db.abbreviate(&tree, None)?,
+                    _ => self.abbreviate(&tree)?,
                 };
                 out.extend_from_slice(text.as_bytes());
                 return Ok(1);
@@ -271,7 +275,7 @@ impl<'a> Subst<'a> {
                     }
                     let text = match first {
                         b'P' => parent.to_hex().to_string(),
-                        _ => self.db.abbreviate(parent, None)?,
+                        _ => self.abbreviate(parent)?,
                     };
                     out.extend_from_slice(text.as_bytes());
                 }
@@ -360,6 +364,16 @@ impl<'a> Subst<'a> {
             }
             _ => Ok(0),
         }
+    }
+
+    /// `id` abbreviated as git's `%h` does, once per id.
+    fn abbreviate(&mut self, id: &ObjectId) -> Result<String> {
+        if let Some(known) = self.abbreviations.get(id) {
+            return Ok(known.clone());
+        }
+        let abbreviated = self.db.abbreviate(id, None)?;
+        self.abbreviations.insert(*id, abbreviated.clone());
+        Ok(abbreviated)
     }
 
     fn head_has_mailmap(&mut self) -> Result<bool> {
