@@ -338,14 +338,21 @@ fn subst_key(
     use sha1::Digest;
     let mut h = sha1::Sha1::new();
     let replace = format!("refs/replace/{commit}");
-    for r in refs {
-        let tag = r.name.starts_with("refs/tags/");
-        let at = r.oid == *commit || r.peeled == Some(*commit) || r.name == replace;
-        if tag || at {
-            h.update(r.name.as_bytes());
-            h.update(b"\0");
-            h.update(r.oid.as_bytes());
-        }
+    let mut read: Vec<&PeeledRef> = refs
+        .iter()
+        .filter(|r| {
+            r.name.starts_with("refs/tags/")
+                || r.oid == *commit
+                || r.peeled == Some(*commit)
+                || r.name == replace
+        })
+        .collect();
+    // The same digest whatever order the database listed them in.
+    read.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for r in read {
+        h.update(r.name.as_bytes());
+        h.update(b"\0");
+        h.update(r.oid.as_bytes());
     }
     h.update(head.as_bytes());
     h.update(b"\0");
