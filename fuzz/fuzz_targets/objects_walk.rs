@@ -3,14 +3,17 @@
 //! odd modes and names, tags of tags) — through the fsck checks a push applies
 //! and then the whole fetch walk: reachability of wants, the shallow plan
 //! (depth, since, not) and enumeration with each filter; then archives (tar
-//! and zip, `.gitattributes` files included) of the commits' trees, a path
+//! and zip, `.gitattributes` files included) of the commits' trees and a fuzzed
+//! `export-subst` format expanded for them, a path
 //! looked up in them, their listings and their diffs; the log of a commit
 //! (whole and of a path), a range of two, and the fsck's reachability check.
 #![no_main]
 use arbitrary::Arbitrary;
 use gitclaw_fuzz::{db_of, MemLoose};
 use gitclaw_pack::{
-    archive::{commit_source, write_archive, ArchiveFormat, ArchiveOptions},
+    archive::{
+        commit_source, substitute, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs,
+    },
     files::{diff_trees, find_path, list_tree},
     fsck::{check_object, FsckLevel},
     renames::{detect_renames, RenameLimits},
@@ -55,6 +58,8 @@ struct Input {
     not: Vec<u8>,
     filter: u8,
     filter_arg: u16,
+    /// An `export-subst` format, expanded for the commits archived.
+    format: Vec<u8>,
 }
 
 const KINDS: [Kind; 4] = [Kind::Commit, Kind::Tree, Kind::Blob, Kind::Tag];
@@ -167,7 +172,34 @@ fuzz_target!(|input: Input| {
         expected_objects: 0,
     };
     let _ = enumerate(&mut graph, &wants, &haves, &plan, &options);
+    // Tags and branches at the first objects, for decorations and
+    // `%(describe)`.
+    let mut refs: Vec<(String, ObjectId)> = ids
+        .iter()
+        .take(8)
+        .enumerate()
+        .map(|(n, id)| {
+            let name = match n % 3 {
+                0 => format!("refs/tags/v{n}"),
+                1 => format!("refs/heads/b{n}"),
+                _ => format!("refs/tags/t{n}"),
+            };
+            (name, *id)
+        })
+        .collect();
+    refs.sort();
+    let refs = ArchiveRefs {
+        refs,
+        head: Some("refs/heads/b1".to_string()),
+    };
     for id in ids.iter().take(4) {
+        let data = [
+            &b"$Format:"[..],
+            &input.format,
+            b"$ $Format:%(describe:tags)%d$",
+        ]
+        .concat();
+        let _ = substitute(&db, &refs, *id, id, data);
         let Ok((tree, mtime)) = commit_source(&db, id) else {
             continue;
         };
@@ -175,6 +207,7 @@ fuzz_target!(|input: Input| {
             prefix: b"p/".to_vec(),
             commit: Some(*id),
             mtime,
+            refs: refs.clone(),
         };
         for format in [ArchiveFormat::Tar, ArchiveFormat::Zip] {
             let _ = write_archive(&db, tree, &options, format, &mut std::io::sink());
