@@ -801,7 +801,7 @@ fn commit_with(repo: &Path, tree: &str, parents: &[&str], message: &str, date: &
         ("GIT_COMMITTER_DATE", date),
         ("GIT_AUTHOR_DATE", date),
         ("GIT_AUTHOR_NAME", "A. U. Thor"),
-        ("GIT_AUTHOR_EMAIL", "author.name@example.com"),
+        ("GIT_AUTHOR_EMAIL", "Author.Name@example.com"),
         ("GIT_COMMITTER_NAME", "C O Mitter"),
         ("GIT_COMMITTER_EMAIL", "<committer>"),
     ];
@@ -831,7 +831,7 @@ fn export_subst_is_git_archive_s() {
     let repo = new_repo(work.path());
     let every = "$Format:%H %h %T %t [%P] [%p]$\n\
         $Format:%an|%ae|%al|%ad|%aD|%ai|%aI|%at|%as|%aN|%aE|%aL$\n\
-        $Format:%cn|%ce|%cl|%cd|%cD|%ci|%cI|%ct|%cs$\n\
+        $Format:%cn|%ce|%cl|%cd|%cD|%ci|%cI|%ct|%cs|%cN|%cE|%cL$\n\
         $Format:%s|%f|%e$\nbody:$Format:%b$\nraw:$Format:%B$\n\
         $Format:%d|%D|%(decorate:prefix=[,suffix=],separator=%x3b,tag=T:,pointer=%x3e)|%(decorate)$\n\
         $Format:%m|%n|%%|%x41|%xZZ|%Cred%C(auto)%Cgreen%Creset%C(bold)|%Cx|%gd%gs$\n\
@@ -839,6 +839,11 @@ fn export_subst_is_git_archive_s() {
         $Format:%N %S %q %(nothing) %(describe:tags)%(describe)$ tail %\n\
         $Format:%$ $Format:unterminated %H";
     let attributes = "*.subst export-subst\n*.crlf export-subst eol=crlf\n";
+    // HEAD's `.mailmap` (git reads the work tree's here, the same file).
+    let mailmap = "Proper Author <proper@example.com> <AUTHOR.NAME@example.com>\n\
+        # a comment <x@example.com>\n\
+        Right Committer <right@example.com> c o mitter <committer>\n\
+        Other Name <committer>\n";
     let files = |describe: &str| {
         vec![
             (".gitattributes", attributes.to_string()),
@@ -846,6 +851,7 @@ fn export_subst_is_git_archive_s() {
             ("plain.txt", "$Format:%H$ stays\n".to_string()),
             ("lines.crlf", "$Format:%s%n%H$\nend\n".to_string()),
             ("describe.subst", describe.to_string()),
+            (".mailmap", mailmap.to_string()),
         ]
     };
     let tree = |describe: &str| {
@@ -940,6 +946,32 @@ fn export_subst_is_git_archive_s() {
         text.contains(" (HEAD -> main, origin/main, other)|"),
         "{text}"
     );
+    assert!(
+        text.contains("|Proper Author|proper@example.com|proper\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("|Right Committer|right@example.com|right\n"),
+        "{text}"
+    );
+    // And as a bare repository reads it: from HEAD's tree.
+    let bare = work.path().join("bare.git");
+    let bare_arg = bare.to_str().unwrap();
+    git(&repo, &["clone", "-q", "--bare", ".", bare_arg]);
+    for commit in [&c1, &c6] {
+        let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+        let (tree, mtime) = commit_source(&db, &id).unwrap();
+        let options = ArchiveOptions {
+            commit: Some(id),
+            mtime,
+            refs: refs_of(&bare),
+            ..Default::default()
+        };
+        let mut ours = Vec::new();
+        write_archive(&db, tree, &options, ArchiveFormat::Tar, &mut ours).unwrap();
+        let theirs = git_bytes(&bare, &["archive", "--format=tar", commit], &[]);
+        assert!(ours == theirs, "{}", first_difference(&ours, &theirs));
+    }
     let out = git_bytes(
         &repo,
         &["archive", "--format=tar", &c5, "describe.subst"],

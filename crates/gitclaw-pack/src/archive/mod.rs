@@ -20,6 +20,7 @@
 //! does ([`subst`]). `working-tree-encoding` is not applied.
 
 mod convert;
+mod mailmap;
 mod subst;
 mod tar;
 mod zip;
@@ -37,7 +38,7 @@ use crate::{
 };
 
 pub use crate::files::STREAM_ABOVE;
-pub use subst::{head_has_mailmap, substitute, ArchiveRefs, MAX_SUBSTITUTED_BYTES};
+pub use subst::{head_mailmap, substitute, ArchiveRefs, MAX_SUBSTITUTED_BYTES};
 
 /// git's default `tar.umask`.
 const UMASK: u32 = 0o002;

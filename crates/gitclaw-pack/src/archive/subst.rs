@@ -8,15 +8,16 @@
 //! `%T`, `%t`, `%P`, `%p`; `%an`, `%ae`, `%al`, `%ad`, `%aD`, `%ai`, `%aI`,
 //! `%at`, `%as` and the same of `%c`; `%s`, `%f`, `%b`, `%B`, `%e`; `%d`,
 //! `%D`, `%(decorate[:options])`; `%(describe[:options])`; `%m`; colours
-//! (`%Cred`, `%C(...)`, which a archive never shows); the `%+`, `%-` and
-//! `% ` prefixes. Left as written (what git does with a placeholder it does
-//! not know): mailmapped names (`%aN`, `%aE`, `%aL`, which git reads from
-//! `HEAD:.mailmap` when there is one), relative and human dates (`%ar`,
+//! (`%Cred`, `%C(...)`, which an archive never shows); the `%+`, `%-` and
+//! `% ` prefixes; `%aN`, `%aE`, `%aL` (and `%c…`) through `HEAD:.mailmap`, as
+//! git reads it in a bare repository. Left as written (what git does with a
+//! placeholder it does not know): relative and human dates (`%ar`,
 //! `%ah`), signatures (`%G…`), trailers, notes, padding and wrapping. Commits
 //! in an encoding other than UTF-8 are not re-encoded.
 
 use gix_hash::ObjectId;
 
+use super::mailmap::Mailmap;
 use crate::{
     describe::{describe, DescribeOptions},
     odb::ObjectDb,
@@ -48,20 +49,21 @@ pub fn substitute(
 /// `$Format:%B$` would otherwise hold its commit's message a million times.
 pub const MAX_SUBSTITUTED_BYTES: usize = 64 << 20;
 
-/// Whether the tree `HEAD` names has a `.mailmap` file, which git (in a bare
-/// repository, as `mailmap.blob`) reads for `%aN`, `%aE` and `%aL`.
-pub fn head_has_mailmap(db: &ObjectDb, refs: &ArchiveRefs) -> Result<bool> {
+/// The `.mailmap` file of the tree `HEAD` names (a blob, or a link's), which
+/// git (in a bare repository, as `mailmap.blob`) reads for `%aN`, `%aE` and
+/// `%aL`.
+pub fn head_mailmap(db: &ObjectDb, refs: &ArchiveRefs) -> Result<Option<ObjectId>> {
     let head = refs.head.as_ref().and_then(|head| {
         let (_, oid) = refs.refs.iter().find(|(name, _)| name == head)?;
         Some(*oid)
     });
     let Some(head) = head else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut reader = db.reader();
     let (commit, kind) = reader.peel(&head)?;
     if kind != Kind::Commit {
-        return Ok(false);
+        return Ok(None);
     }
     let tree = crate::walk::Graph::new(db).commit_info(&commit)?.tree;
     let mut buf = Vec::new();
@@ -69,7 +71,8 @@ pub fn head_has_mailmap(db: &ObjectDb, refs: &ArchiveRefs) -> Result<bool> {
     Ok(
         gix_object::TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1)
             .filter_map(|entry| entry.ok())
-            .any(|entry| entry.filename == ".mailmap" && entry.mode.is_blob_or_symlink()),
+            .find(|entry| entry.filename == ".mailmap" && entry.mode.is_blob_or_symlink())
+            .map(|entry| entry.oid.to_owned()),
     )
 }
 
@@ -102,8 +105,8 @@ pub(super) struct Subst<'a> {
     decorations: Option<Vec<(Decoration, String)>>,
     /// git runs `%(describe)` once per archive.
     describes_left: u32,
-    /// Whether `HEAD:.mailmap` is a file (git reads it for `%aN` and such).
-    mailmap: Option<bool>,
+    /// `HEAD:.mailmap`, read when `%aN` and such first need it.
+    mailmap: Option<Mailmap>,
     /// Ids abbreviated so far (each a lookup among all objects).
     abbreviations: std::collections::HashMap<ObjectId, String>,
 }
@@ -316,21 +319,20 @@ impl<'a> Subst<'a> {
         }
         match first {
             b'a' | b'c' => {
-                let mut part = placeholder.get(1).copied().unwrap_or(0);
+                let part = placeholder.get(1).copied().unwrap_or(0);
                 if matches!(part, b'N' | b'E' | b'L') {
-                    // Without a mailmap, the names and addresses as written.
-                    if self.head_has_mailmap()? {
-                        return Ok(0);
-                    }
-                    part = part.to_ascii_lowercase();
+                    self.load_mailmap()?;
                 }
-                let parsed = self.parsed()?;
+                self.parsed()?;
+                let (Some(parsed), mailmap) = (&self.parsed, &self.mailmap) else {
+                    return Ok(0);
+                };
                 let ident = match first {
                     b'a' => parsed.author,
                     _ => parsed.committer,
                 };
                 let ident = ident.map_or(&[][..], |(start, end)| &parsed.raw[start..end]);
-                Ok(person_part(ident, part, out))
+                Ok(person_part(ident, part, mailmap.as_ref(), out))
             }
             b'e' => {
                 let parsed = self.parsed()?;
@@ -376,11 +378,23 @@ impl<'a> Subst<'a> {
         Ok(abbreviated)
     }
 
-    fn head_has_mailmap(&mut self) -> Result<bool> {
-        if self.mailmap.is_none() {
-            self.mailmap = Some(head_has_mailmap(self.db, self.refs)?);
+    /// Read `HEAD:.mailmap` (none: an empty map), once. One too big to be
+    /// read whole (above 16 MiB) is taken as none.
+    fn load_mailmap(&mut self) -> Result<()> {
+        if self.mailmap.is_some() {
+            return Ok(());
         }
-        Ok(self.mailmap == Some(true))
+        let mut map = Mailmap::default();
+        if let Some(blob) = head_mailmap(self.db, self.refs)? {
+            let mut reader = self.db.reader();
+            if reader.size(&blob)? <= crate::files::STREAM_ABOVE {
+                let mut data = Vec::new();
+                reader.read_existing(&blob, &mut data)?;
+                map = Mailmap::parse(&data);
+            }
+        }
+        self.mailmap = Some(map);
+        Ok(())
     }
 
     fn parsed(&mut self) -> Result<&Parsed> {
@@ -753,7 +767,7 @@ fn line_end(raw: &[u8], at: usize) -> usize {
 }
 
 /// git's `isspace`: space, tab, LF and CR (not form feed or vertical tab).
-fn is_space(b: u8) -> bool {
+pub(super) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
@@ -838,8 +852,9 @@ fn sanitized_subject(line: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// git's `format_person_part` of an author or committer line's value.
-fn person_part(ident: &[u8], part: u8, out: &mut Vec<u8>) -> usize {
+/// git's `format_person_part` of an author or committer line's value
+/// (`N`, `E` and `L` through `mailmap`).
+fn person_part(ident: &[u8], part: u8, mailmap: Option<&Mailmap>, out: &mut Vec<u8>) -> usize {
     let skip = |part: u8| match part {
         b'n' | b'e' | b't' | b'd' | b'D' | b'r' | b'i' => 2,
         _ => 0,
@@ -847,17 +862,23 @@ fn person_part(ident: &[u8], part: u8, out: &mut Vec<u8>) -> usize {
     let Some(split) = split_ident(ident) else {
         return skip(part);
     };
+    let (mut name, mut mail) = (&ident[..split.name_end], &ident[split.mail.clone()]);
+    if matches!(part, b'N' | b'E' | b'L') {
+        if let Some((proper_name, proper_mail)) = mailmap.and_then(|m| m.map(mail, name)) {
+            name = proper_name.unwrap_or(name);
+            mail = proper_mail.unwrap_or(mail);
+        }
+    }
     match part {
-        b'n' => {
-            out.extend_from_slice(&ident[..split.name_end]);
+        b'n' | b'N' => {
+            out.extend_from_slice(name);
             return 2;
         }
-        b'e' => {
-            out.extend_from_slice(&ident[split.mail.clone()]);
+        b'e' | b'E' => {
+            out.extend_from_slice(mail);
             return 2;
         }
-        b'l' => {
-            let mail = &ident[split.mail.clone()];
+        b'l' | b'L' => {
             let local = mail.iter().position(|&b| b == b'@').unwrap_or(mail.len());
             out.extend_from_slice(&mail[..local]);
             return 2;

@@ -10,7 +10,7 @@ use std::io::Write;
 use gitclaw_metadata::Repo;
 use gitclaw_pack::{
     archive::{
-        commit_source, head_has_mailmap, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs,
+        commit_source, head_mailmap, write_archive, ArchiveFormat, ArchiveOptions, ArchiveRefs,
         ArchiveSummary,
     },
     odb::ObjectDb,
@@ -127,7 +127,7 @@ pub async fn prepare(
     };
     let (db, tree, mtime, archive_refs, subst_key) = crate::metrics::spawn_blocking(move || {
         let (tree, mtime) = commit_source(&db, &commit)?;
-        let mailmap = head_has_mailmap(&db, &archive_refs)?;
+        let mailmap = head_mailmap(&db, &archive_refs)?;
         let head = archive_refs.head.as_deref().unwrap_or_default();
         let key = subst_key(&refs, head, &commit, db.auto_abbrev_len(), mailmap);
         Ok::<_, GitError>((db, tree, mtime, archive_refs, key))
@@ -326,14 +326,14 @@ impl Write for Tee<'_> {
 /// once it changed: the tags (`%(describe)`), the refs that name the commit
 /// directly or through tags, HEAD's branch (decorations), git's automatic
 /// abbreviation length (`%h`; an abbreviation lengthened because a later
-/// object shares its first digits is not seen) and whether HEAD has a
-/// `.mailmap` (`%aN`). Pushes of other branches leave it as it was.
+/// object shares its first digits is not seen) and HEAD's `.mailmap` (`%aN`).
+/// Pushes of other branches leave it as it was.
 fn subst_key(
     refs: &[PeeledRef],
     head: &str,
     commit: &ObjectId,
     abbrev_len: usize,
-    mailmap: bool,
+    mailmap: Option<ObjectId>,
 ) -> ObjectId {
     use sha1::Digest;
     let mut h = sha1::Sha1::new();
@@ -357,7 +357,9 @@ fn subst_key(
     h.update(head.as_bytes());
     h.update(b"\0");
     h.update((abbrev_len as u64).to_be_bytes());
-    h.update([u8::from(mailmap)]);
+    if let Some(mailmap) = mailmap {
+        h.update(mailmap.as_bytes());
+    }
     ObjectId::from_bytes_or_panic(&h.finalize())
 }
 
