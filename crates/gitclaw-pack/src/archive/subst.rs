@@ -10,10 +10,12 @@
 //! `%D`, `%(decorate[:options])`; `%(describe[:options])`; `%m`; colours
 //! (`%Cred`, `%C(...)`, which an archive never shows); the `%+`, `%-` and
 //! `% ` prefixes; `%aN`, `%aE`, `%aL` (and `%c…`) through `HEAD:.mailmap`, as
-//! git reads it in a bare repository. Left as written (what git does with a
-//! placeholder it does not know): relative and human dates (`%ar`,
-//! `%ah`), signatures (`%G…`), trailers, notes, padding and wrapping. Commits
-//! in an encoding other than UTF-8 are not re-encoded.
+//! git reads it in a bare repository. Placeholders git does not know, and
+//! `%N` and `%S` (nothing to show in an archive), are left as written, as git
+//! leaves them. Not done, so left as written where git would expand them:
+//! relative and human dates (`%ar`, `%ah`), signatures (`%G…`), trailers,
+//! padding and wrapping; commits in an encoding other than UTF-8 are not
+//! re-encoded.
 
 use gix_hash::ObjectId;
 
